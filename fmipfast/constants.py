@@ -1,0 +1,177 @@
+"""Wire vocabulary: every codepoint, flag and size fmipfast uses, as IntEnums and named ints.
+
+Sources: DESIGN.md §2 (the project's default codepoint profile for the draft's TBD types), the draft
+(draft-koodli-mobileip-fastv6-02) §5-§7 for layouts, RFC 4443 / RFC 4861 / RFC 6275 / RFC 8200 for the
+surrounding protocols.  The compiled core mirrors the plain ints it needs in ``includes/consts.pxi``; a
+test checks the two agree (STYLE.md rule 23).
+
+Imports nothing from fmipfast.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, IntFlag
+
+__all__ = [
+    "EtherType",
+    "IpProto",
+    "Icmp6Type",
+    "FmipCode",
+    "SubOptType",
+    "AddressKind",
+    "HandoverStatus",
+    "NdOptType",
+    "NdFmipSubtype",
+    "MhType",
+    "HrdFlag",
+    "HiFlag",
+    "HandoverControlFlag",
+    "DEFAULT_FMIP_TYPE",
+    "IP6_HDR_LEN",
+    "ETH_HDR_LEN",
+    "ICMP6_HDR_LEN",
+    "SUBOPT_HDR_LEN",
+    "SUBOPT_MAX_LEN",
+    "LKB_FRAGMENT_MAX",
+    "EUI64_LEN",
+    "MAC48_LEN",
+    "ADDR_LEN",
+    "MAC_VALUE_LEN",
+    "ND_HOP_LIMIT",
+]
+
+
+class EtherType(IntEnum):
+    IPV6 = 0x86DD
+    VLAN = 0x8100
+    QINQ = 0x88A8
+
+
+class IpProto(IntEnum):
+    """IPv6 next-header values (IANA protocol numbers) that fmipfast walks or emits."""
+
+    HOPOPTS = 0
+    TCP = 6
+    UDP = 17
+    IPV6 = 41  # IPv6-in-IPv6, RFC 2473
+    ROUTING = 43
+    FRAGMENT = 44
+    ESP = 50
+    AH = 51  # RFC 4302
+    ICMPV6 = 58
+    NONE = 59
+    DSTOPTS = 60
+    MH = 135  # Mobility Header, RFC 6275
+
+
+class Icmp6Type(IntEnum):
+    DEST_UNREACH = 1
+    PACKET_TOO_BIG = 2
+    TIME_EXCEEDED = 3
+    PARAM_PROBLEM = 4
+    ECHO_REQUEST = 128
+    ECHO_REPLY = 129
+    ROUTER_SOLICITATION = 133
+    ROUTER_ADVERTISEMENT = 134
+    NEIGHBOR_SOLICITATION = 135
+    NEIGHBOR_ADVERTISEMENT = 136
+    REDIRECT = 137
+    FMIP = 200  # DESIGN.md §2 default: RFC 4443 private experimentation, informational range
+
+
+DEFAULT_FMIP_TYPE = int(Icmp6Type.FMIP)
+
+
+class FmipCode(IntEnum):
+    """DESIGN.md §2: the Code octet tells the seven fmipfast messages apart (default profile)."""
+
+    HANDOVER_REDIRECT = 1  # HRD, draft §5, PAR -> MN
+    HANDOVER_REDIRECT_ACK = 2  # HRA, draft §6.1, MN -> PAR
+    HANDOVER = 3  # HI, draft §6, PAR -> NAR, under AH
+    AUTHENTICATED_MN = 4  # AMN, draft §6.1, NAR -> MN
+    ATTACH = 5  # draft Fig. 4 message 5 (project-defined), MN -> NAR
+    HANDOVER_ERROR = 6  # HE, draft §7, NAR -> PAR, under AH
+    FORWARDING_DISABLE = 7  # draft App. A (project-defined), MN -> PAR
+
+
+class SubOptType(IntEnum):
+    """DESIGN.md §2 sub-options: 1-octet type, 1-octet length in octets including the header."""
+
+    PRINCIPAL = 1  # draft §5.1 Kerberos principal name / realm
+    LKB = 2  # draft §6.1 light-weight Kerberos message (fragmented over 253 octets)
+    HANDOVER_CONTROL = 3  # flags (U), max buffered packets, lifetime in ms
+    ADDRESS = 4  # kind + reserved + 128-bit address
+    ENCAPSULATED = 5  # a whole IPv6 packet (the Binding Update)
+    IDENTIFIER = 6  # 2-octet handover identifier + 2 reserved
+    MAC = 7  # 16-octet HMAC-SHA-256-128
+    STATUS = 8  # 1-octet reason (HandoverStatus)
+    LINK_LAYER_ADDRESS = 9  # 8-octet EUI-64
+
+
+class AddressKind(IntEnum):
+    PCOA = 1
+    NCOA = 2
+    NAR = 3
+
+
+class HandoverStatus(IntEnum):
+    """Handover Error reasons (DESIGN.md §2, values after RFC 5568 HAck codes)."""
+
+    NCOA_IN_USE = 1
+    UNSPECIFIED = 128
+    ADMINISTRATIVELY_PROHIBITED = 129
+    INSUFFICIENT_RESOURCES = 130
+    AUTHENTICATION_FAILED = 131
+
+
+class NdOptType(IntEnum):
+    """RFC 4861 §4.6 ND options (length in units of 8 octets) plus the project's experiment type."""
+
+    SOURCE_LL_ADDR = 1
+    TARGET_LL_ADDR = 2
+    PREFIX_INFORMATION = 3
+    REDIRECTED_HEADER = 4
+    MTU = 5
+    FMIP = 253  # RFC 4727 experiment codepoint, DESIGN.md §2 RS/RA options
+
+
+class NdFmipSubtype(IntEnum):
+    ADJACENT_REALMS_REQUEST = 1  # in an RS, draft §6.1.1
+    ADJACENT_REALMS = 2  # in an RA, draft §6.1.1
+
+
+class MhType(IntEnum):
+    BINDING_REFRESH_REQUEST = 0
+    BINDING_UPDATE = 5  # RFC 6275 §6.1.7
+    BINDING_ACK = 6
+
+
+class HrdFlag(IntFlag):
+    """Flags octet of the Handover Redirect (draft §5), the octet after Prefix Size."""
+
+    M = 0x80  # NAR MAC address field present
+    C = 0x40  # New Care-of Address field present
+    S = 0x20  # Kerberos principal/realm sub-option present
+
+
+class HiFlag(IntFlag):
+    """Flags octet of the ICMP Handover (draft §6)."""
+
+    M = 0x80  # Mobile Node MAC address field present
+
+
+class HandoverControlFlag(IntFlag):
+    U = 0x80  # buffer packets for the MN at the NAR
+
+
+ETH_HDR_LEN = 14
+IP6_HDR_LEN = 40
+ICMP6_HDR_LEN = 4
+SUBOPT_HDR_LEN = 2
+SUBOPT_MAX_LEN = 255
+LKB_FRAGMENT_MAX = SUBOPT_MAX_LEN - SUBOPT_HDR_LEN  # 253 value octets per type-2 sub-option
+ADDR_LEN = 16
+EUI64_LEN = 8
+MAC48_LEN = 6
+MAC_VALUE_LEN = 16  # HMAC-SHA-256-128
+ND_HOP_LIMIT = 255  # RFC 4861: link-local-only messages are sent and checked with hop limit 255

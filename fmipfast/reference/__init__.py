@@ -1,0 +1,38 @@
+"""The pure-Python reference of every ``_core`` kernel: readable, slow, and the oracle the compiled core
+is tested against (STYLE.md rule 30).  Must never import ``fmipfast._core``."""
+
+from fmipfast.reference.cksum import (
+    icmp6_checksum,
+    icmp6_checksum_fill,
+    icmp6_checksum_ok,
+    internet_checksum,
+    upper_layer_checksum,
+)
+from fmipfast.reference.derive import (
+    eui64_from_address,
+    eui64_from_iid,
+    eui64_from_mac48,
+    iid_from_eui64,
+    link_local_from_mac48,
+    mac48_from_address,
+    mac48_from_eui64,
+    nar_link_local,
+    ncoa_from_prefix,
+)
+
+__all__ = [
+    "internet_checksum",
+    "upper_layer_checksum",
+    "icmp6_checksum",
+    "icmp6_checksum_ok",
+    "icmp6_checksum_fill",
+    "ncoa_from_prefix",
+    "nar_link_local",
+    "link_local_from_mac48",
+    "eui64_from_mac48",
+    "mac48_from_eui64",
+    "iid_from_eui64",
+    "eui64_from_iid",
+    "eui64_from_address",
+    "mac48_from_address",
+]
