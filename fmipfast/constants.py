@@ -175,3 +175,79 @@ EUI64_LEN = 8
 MAC48_LEN = 6
 MAC_VALUE_LEN = 16  # HMAC-SHA-256-128
 ND_HOP_LIMIT = 255  # RFC 4861: link-local-only messages are sent and checked with hop limit 255
+
+
+# --- The codepoint profile -------------------------------------------------------------------------
+
+#: Message keys in the order of DESIGN.md §2's table; ``Codepoints`` has one field per key.
+MESSAGE_KEYS = (
+    "handover_redirect",
+    "handover_redirect_ack",
+    "handover",
+    "authenticated_mn",
+    "attach",
+    "handover_error",
+    "forwarding_disable",
+)
+
+
+class Codepoints:
+    """The ICMPv6 type and the seven Codes fmipfast messages use (DESIGN.md §2; configurable).
+
+    Immutable and hashable.  ``Codepoints()`` is the default profile (type 200, codes 1-7).  Validation:
+    the type must be informational (128-255, RFC 4443 §2.1) and not a type ND or echo already uses
+    (128-137); codes must be 0-255 and pairwise distinct.  Violations raise ``ValueError`` naming the field.
+    """
+
+    __slots__ = ("type", "_codes", "_by_code")
+
+    def __init__(self, type: int = DEFAULT_FMIP_TYPE, **codes: int) -> None:  # noqa: A002 - draft name
+        unknown = set(codes) - set(MESSAGE_KEYS)
+        if unknown:
+            raise ValueError(f"unknown message key(s) {sorted(unknown)}; known: {', '.join(MESSAGE_KEYS)}")
+        if not isinstance(type, int) or isinstance(type, bool) or not 128 <= type <= 255:
+            raise ValueError(f"type: {type!r} is not an informational ICMPv6 type (128-255)")
+        if 128 <= type <= 137:
+            raise ValueError(f"type: {type} is already used by echo/ND (128-137)")
+        merged = {k: int(FmipCode[k.upper()]) for k in MESSAGE_KEYS}
+        for key, code in codes.items():
+            if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+                raise ValueError(f"{key}: code {code!r} is not an integer 0-255")
+            merged[key] = code
+        by_code: dict[int, str] = {}
+        for key, code in merged.items():
+            if code in by_code:
+                raise ValueError(f"{key}: code {code} is also used by {by_code[code]}")
+            by_code[code] = key
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "_codes", merged)
+        object.__setattr__(self, "_by_code", by_code)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Codepoints is immutable")
+
+    def code(self, key: str) -> int:
+        """The Code of message ``key`` (one of MESSAGE_KEYS)."""
+        return self._codes[key]
+
+    def key(self, code: int) -> str | None:
+        """The message key for ``code``, or None if this profile has no such code."""
+        return self._by_code.get(code)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"type": self.type, **self._codes}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Codepoints) and self.as_dict() == other.as_dict()
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.as_dict().items())))
+
+    def __repr__(self) -> str:
+        changed = {k: v for k, v in self._codes.items() if v != int(FmipCode[k.upper()])}
+        args = [f"type={self.type}"] + [f"{k}={v}" for k, v in changed.items()]
+        return f"Codepoints({', '.join(args)})"
+
+
+DEFAULT_CODEPOINTS = Codepoints()
+__all__ += ["MESSAGE_KEYS", "Codepoints", "DEFAULT_CODEPOINTS"]
