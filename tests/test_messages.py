@@ -1,0 +1,396 @@
+"""The message codec against golden bytes (the scapy quartet: default build, valued build, default parse,
+valued parse), its error paths (each names the field and the offset), and its hypothesis properties."""
+
+from __future__ import annotations
+
+import re
+import struct
+from ipaddress import IPv6Address
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fmipfast import errors
+from fmipfast.constants import AddressKind, Codepoints, HandoverStatus, HrdFlag
+from fmipfast.messages import (
+    MESSAGE_CLASSES,
+    AddressOption,
+    AdjacentRealms,
+    AdjacentRealmsRequest,
+    Attach,
+    AuthenticatedMN,
+    BindingUpdate,
+    EncapsulatedPacket,
+    ForwardingDisable,
+    HandoverControl,
+    HandoverError,
+    HandoverRedirect,
+    HandoverRedirectAck,
+    IcmpHandover,
+    Identifier,
+    LinkLayerAddress,
+    LkbMessage,
+    MessageAuthCode,
+    Mtu,
+    PrefixInformation,
+    Principal,
+    RouterAdvertisement,
+    RouterSolicitation,
+    SourceLinkLayerAddress,
+    Status,
+    TargetLinkLayerAddress,
+    UnknownNdOption,
+    UnknownSubOption,
+    decode,
+    encode,
+    mac_value_offset,
+)
+from tests.golden.messages import VECTORS
+
+NCOA = "2001:db8:2:0:21b:63ff:fe84:45e6"
+PCOA = "2001:db8:1:0:21b:63ff:fe84:45e6"
+MN_EUI64 = bytes.fromhex("001b63fffe8445e6")
+
+EXPECTED = {
+    "hrd_default": HandoverRedirect(64, "2001:db8:2::1"),
+    "hrd_values": HandoverRedirect(64, "2001:db8:2::1", bytes.fromhex("02005efffe100002"), NCOA,
+                                   (Principal("nar1", "B.EXAMPLE"), Identifier(0x1234))),
+    "hra_default": HandoverRedirectAck(),
+    "hra_values": HandoverRedirectAck((LkbMessage(bytes(range(1, 9))), Identifier(0x1234))),
+    "hi_default": IcmpHandover(64, NCOA),
+    "hi_values": IcmpHandover(64, NCOA, MN_EUI64, (LkbMessage(bytes.fromhex("deadbeef")),
+                                                   HandoverControl(True, 32, 2000),
+                                                   AddressOption(AddressKind.PCOA, PCOA), Identifier(0x1234))),
+    "amn_values": AuthenticatedMN((LkbMessage(bytes.fromhex("a1a2a3")), MessageAuthCode(b"\xaa" * 16))),
+    "attach_values": Attach((LinkLayerAddress(MN_EUI64), MessageAuthCode())),
+    "he_values": HandoverError(NCOA, (Status(HandoverStatus.NCOA_IN_USE), Identifier(0x1234))),
+    "fd_values": ForwardingDisable((Identifier(0x1234),)),
+    "rs_realms": RouterSolicitation((AdjacentRealmsRequest(),)),
+    "ra_realms": RouterAdvertisement(64, 0, 1800, 0, 0, (AdjacentRealms(("A.EX", "C.EX")),)),
+}
+
+
+def golden(name: str) -> tuple[str, str, bytes]:
+    src, dst, text = VECTORS[name]
+    return src, dst, bytes.fromhex(re.sub(r"\s+", "", text))
+
+
+def test_every_message_class_has_golden_vectors():
+    covered = {type(m) for m in EXPECTED.values()}
+    assert set(MESSAGE_CLASSES.values()) | {RouterSolicitation, RouterAdvertisement} <= covered
+    assert set(EXPECTED) == set(VECTORS)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_build_matches_golden(name):
+    src, dst, wire = golden(name)
+    assert encode(EXPECTED[name], src, dst) == wire
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_parse_golden(name):
+    src, dst, wire = golden(name)
+    msg = decode(wire, src, dst)
+    assert msg == EXPECTED[name]
+    assert msg.checksum == struct.unpack_from("!H", wire, 2)[0]
+
+
+def test_default_build_fields():
+    """The defaults of a Handover Redirect are what the draft's layout implies: no flags, no options."""
+    m = HandoverRedirect(64, "2001:db8:2::1")
+    assert m.flags == HrdFlag(0) and m.options == () and m.checksum is None
+    hv = decode(golden("hrd_values")[2])
+    assert hv.flags == HrdFlag.M | HrdFlag.C | HrdFlag.S
+    assert hv.principal == Principal("nar1", "B.EXAMPLE") and hv.identifier == 0x1234
+
+
+def test_lkb_fragmentation_over_253_octets():
+    pdu = bytes(i % 251 for i in range(600))
+    msg = HandoverRedirectAck((LkbMessage(pdu), Identifier(1)))
+    wire = encode(msg, "fe80::1", "fe80::2")
+    # 600 = 253 + 253 + 94: three consecutive type-2 sub-options, then the identifier
+    assert wire[10:12] == b"\x02\xff" and wire[265:267] == b"\x02\xff" and wire[520:522] == bytes((2, 96))
+    assert wire[520 + 96:520 + 98] == b"\x06\x06"
+    assert decode(wire, "fe80::1", "fe80::2").lkb == pdu
+
+
+def test_lkb_of_exactly_253_is_one_suboption():
+    wire = encode(HandoverRedirectAck((LkbMessage(b"x" * 253),)), "fe80::1", "fe80::2")
+    assert len(wire) == 10 + 255 and decode(wire).lkb == b"x" * 253
+
+
+def _hra(options: bytes) -> bytes:
+    return bytes((200, 2, 0, 0, 0, 0, 0, 0)) + struct.pack("!H", 10 + len(options)) + options
+
+
+@pytest.mark.parametrize("options, field, offset, exc", [
+    (b"\x02\x05abc\x02\x04xy", "lkb", 15, errors.BadOption),  # short fragment followed by another
+    (b"\x02\x04ab\x06\x06\x00\x01\x00\x00\x02\x03z", "lkb", 20, errors.BadOption),  # a second LKB PDU
+    (b"\x02\x02", "lkb", 10, errors.BadOption),  # empty fragment
+    (b"\x06\x01", "options.length", 11, errors.BadOption),  # length below the header
+    (b"\x06\x00", "options.length", 11, errors.BadOption),  # zero length
+    (b"\x06\x08\x00\x01", "options.length", 11, errors.BadOption),  # past the end
+    (b"\x06\x07\x00\x01\x00\x00\x00", "identifier", 10, errors.BadOption),  # wrong size for the type
+    (b"\x08\x04\x01\x00", "status", 10, errors.BadOption),
+    (b"\x01\x03\x05", "principal.name_length", 12, errors.BadOption),  # name runs past the sub-option
+    (b"\x01\x05\x01\xff\xfe", "principal", 12, errors.BadOption),  # not UTF-8
+    (b"\x05\x04\x60\x00", "encapsulated_packet", 10, errors.BadOption),  # not an IPv6 packet
+    (b"\x06", "options", 10, errors.Truncated),  # half a header
+])
+def test_bad_suboptions_name_field_and_offset(options, field, offset, exc):
+    with pytest.raises(exc) as info:
+        decode(_hra(options))
+    assert info.value.field == field and info.value.offset == offset
+    assert field in str(info.value) and f"offset {offset}" in str(info.value)
+
+
+def test_unknown_suboption_is_skipped_and_kept():
+    msg = decode(_hra(b"\x63\x04hi\x06\x06\x00\x05\x00\x00"))
+    assert msg.options == (UnknownSubOption(0x63, b"hi"), Identifier(5))
+    assert msg.identifier == 5
+
+
+def test_bad_checksum_names_both_values():
+    src, dst, wire = golden("hi_values")
+    bad = bytearray(wire)
+    bad[2] ^= 0x01
+    with pytest.raises(errors.BadChecksum) as info:
+        decode(bytes(bad), src, dst)
+    assert info.value.found == struct.unpack_from("!H", bad, 2)[0]
+    assert info.value.expected == struct.unpack_from("!H", wire, 2)[0]
+    assert info.value.field == "checksum" and info.value.offset == 2
+    # Without the pseudo-header addresses the checksum cannot be checked, and decoding succeeds.
+    assert decode(bytes(bad)) == EXPECTED["hi_values"]
+
+
+def test_unknown_code_and_type():
+    wire = bytearray(golden("fd_values")[2])
+    wire[1] = 99
+    with pytest.raises(errors.UnsupportedType) as info:
+        decode(bytes(wire))
+    assert (info.value.field, info.value.offset) == ("code", 1)
+    wire[0] = 201
+    with pytest.raises(errors.UnsupportedType) as info:
+        decode(bytes(wire))
+    assert (info.value.field, info.value.offset) == ("type", 0)
+
+
+@pytest.mark.parametrize("mutate, field, offset", [
+    (lambda w: w.__setitem__(5, w[5] & ~0x20), "flags.S", 5),  # S clear, principal present
+    (lambda w: w.__setitem__(4, 129), "prefix_size", 4),
+])
+def test_flags_and_fields_inconsistent(mutate, field, offset):
+    wire = bytearray(golden("hrd_values")[2])
+    mutate(wire)
+    with pytest.raises(errors.InvalidField) as info:
+        decode(bytes(wire))
+    assert (info.value.field, info.value.offset) == (field, offset)
+
+
+def test_s_flag_without_principal():
+    wire = bytearray(golden("hrd_default")[2])
+    wire[5] = 0x20
+    with pytest.raises(errors.InvalidField, match="S flag set but the principal sub-option is absent"):
+        decode(bytes(wire))
+
+
+def test_m_flag_without_room_is_truncated():
+    wire = bytearray(golden("hrd_default")[2])
+    wire[5] = 0x80  # M set: 8 more octets promised, none there
+    with pytest.raises(errors.Truncated) as info:
+        decode(bytes(wire))
+    assert (info.value.field, info.value.offset) == ("nar_mac", 24)
+
+
+def test_length_field_must_match():
+    wire = bytearray(golden("hra_values")[2])
+    wire[9] += 1
+    with pytest.raises(errors.InvalidField) as info:
+        decode(bytes(wire))
+    assert (info.value.field, info.value.offset) == ("length", 8)
+
+
+@pytest.mark.parametrize("name", sorted(VECTORS))
+def test_truncated_at_every_offset_raises_documented_errors(name):
+    wire = golden(name)[2]
+    for cut in range(len(wire)):
+        try:
+            decode(wire[:cut])
+        except errors.MalformedPacket as exc:
+            assert exc.offset is None or 0 <= exc.offset <= len(wire)
+        else:
+            # a cut at a sub-option boundary of a message without a Length field is a shorter valid message
+            assert name.startswith(("hrd", "hi", "he", "ra", "rs")), (name, cut)
+
+
+def test_nd_option_rules():
+    rs = bytes((133, 0, 0, 0, 0, 0, 0, 0))
+    with pytest.raises(errors.BadOption, match="length 0"):
+        decode(rs + b"\x01\x00" + bytes(6))
+    with pytest.raises(errors.BadOption, match="runs past the end"):
+        decode(rs + b"\x01\x02" + bytes(6))
+    with pytest.raises(errors.BadOption, match="padding"):
+        decode(rs + b"\xfd\x01\x01\x00\x00\x00\x00\x01")
+    with pytest.raises(errors.InvalidField, match="code"):
+        decode(bytes((133, 1)) + rs[2:])
+    ra = RouterAdvertisement(options=(SourceLinkLayerAddress(bytes(range(6))), Mtu(1400),
+                                      PrefixInformation(64, "2001:db8:2::"),
+                                      UnknownNdOption(24, bytes(14)), AdjacentRealms(("x",))))
+    assert decode(encode(ra, "fe80::1", "ff02::1")) == ra
+
+
+def test_mac_value_offset():
+    src, dst, wire = golden("amn_values")
+    assert mac_value_offset(wire) == 10 + 5 + 2
+    assert wire[17:33] == b"\xaa" * 16
+    assert mac_value_offset(golden("hra_values")[2]) is None
+
+
+def test_codepoint_profile_remaps_type_and_codes():
+    profile = Codepoints(type=230, attach=42)
+    msg = Attach((Identifier(9),))
+    wire = encode(msg, "fe80::1", "fe80::2", codepoints=profile)
+    assert wire[:2] == bytes((230, 42))
+    assert decode(wire, "fe80::1", "fe80::2", codepoints=profile) == msg
+    with pytest.raises(errors.UnsupportedType):
+        decode(wire)  # the default profile does not know type 230
+    with pytest.raises(ValueError, match="also used"):
+        Codepoints(attach=1)
+    with pytest.raises(ValueError, match="type"):
+        Codepoints(type=135)
+
+
+def test_binding_update_packet():
+    bu = BindingUpdate(sequence=7, lifetime_units=60)
+    pkt = bu.packet(NCOA, "2001:db8:ff::1")
+    assert BindingUpdate.decode_packet(pkt) == bu
+    att = Attach((EncapsulatedPacket(pkt),))
+    assert decode(encode(att, NCOA, "fe80::2")) == att
+
+
+@pytest.mark.parametrize("build", [
+    lambda: HandoverRedirect(129, "::1"),
+    lambda: HandoverRedirect(64, "::1", nar_mac=b"\x00" * 6),
+    lambda: HandoverRedirect(64, "not-an-address"),
+    lambda: IcmpHandover(64, "::1", options=(LkbMessage(b"a"), LkbMessage(b"b"))),
+    lambda: Identifier(70000),
+    lambda: LkbMessage(b""),
+    lambda: Principal("", "R"),
+    lambda: HandoverControl(True, -1, 0),
+    lambda: EncapsulatedPacket(b"\x60" + bytes(300)),
+    lambda: UnknownSubOption(6, b""),
+    lambda: AdjacentRealms(("",)),
+])
+def test_construction_rejects_unencodable_values(build):
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_encode_without_addresses_needs_a_checksum():
+    with pytest.raises(ValueError, match="src/dst"):
+        encode(HandoverRedirectAck())
+    crafted = encode(HandoverRedirectAck(checksum=0xBEEF))
+    assert crafted[2:4] == b"\xbe\xef"
+
+
+# ------------------------------------------------------------------------------------------------
+# hypothesis
+# ------------------------------------------------------------------------------------------------
+
+addresses = st.binary(min_size=16, max_size=16).map(IPv6Address)
+eui64s = st.binary(min_size=8, max_size=8)
+u16 = st.integers(0, 0xFFFF)
+small_text = st.text(min_size=1, max_size=40).filter(lambda s: len(s.encode()) <= 100)
+
+suboptions = st.one_of(
+    st.builds(Principal, small_text, small_text),
+    st.builds(HandoverControl, st.booleans(), u16, st.integers(0, 2**32 - 1)),
+    st.builds(AddressOption, st.integers(0, 255), addresses),
+    st.builds(Identifier, u16),
+    st.builds(MessageAuthCode, st.binary(min_size=16, max_size=16)),
+    st.builds(Status, st.integers(0, 255)),
+    st.builds(LinkLayerAddress, eui64s),
+    st.builds(EncapsulatedPacket, st.binary(min_size=0, max_size=200).map(lambda b: b"\x60" + bytes(39) + b)),
+    st.builds(UnknownSubOption, st.integers(10, 255), st.binary(max_size=60)),
+)
+
+
+@st.composite
+def option_lists(draw, allow_lkb=True):
+    opts = draw(st.lists(suboptions, max_size=6))
+    if allow_lkb and draw(st.booleans()):
+        pos = draw(st.integers(0, len(opts)))
+        opts.insert(pos, LkbMessage(draw(st.binary(min_size=1, max_size=800))))
+    return tuple(opts)
+
+
+def _hrd_options(opts):
+    return opts
+
+
+fmip_messages = st.one_of(
+    st.builds(HandoverRedirect, st.integers(0, 128), addresses, st.none() | eui64s, st.none() | addresses,
+              option_lists()),
+    st.builds(IcmpHandover, st.integers(0, 128), addresses, st.none() | eui64s, option_lists()),
+    st.builds(HandoverError, addresses, option_lists()),
+    *[st.builds(cls, option_lists()) for cls in (HandoverRedirectAck, AuthenticatedMN, Attach, ForwardingDisable)],
+)
+
+nd_options = st.one_of(
+    st.builds(SourceLinkLayerAddress, st.binary(min_size=6, max_size=6)),
+    st.builds(TargetLinkLayerAddress, st.binary(min_size=6, max_size=6)),
+    st.builds(PrefixInformation, st.integers(0, 128), addresses, st.integers(0, 255), st.integers(0, 2**32 - 1),
+              st.integers(0, 2**32 - 1)),
+    st.builds(Mtu, st.integers(0, 2**32 - 1)),
+    st.just(AdjacentRealmsRequest()),
+    st.builds(AdjacentRealms, st.lists(small_text, max_size=5).map(tuple)),
+    st.builds(UnknownNdOption, st.integers(6, 252), st.integers(0, 3).map(lambda n: bytes(6 + 8 * n))),
+)
+nd_messages = st.one_of(
+    st.builds(RouterSolicitation, st.lists(nd_options, max_size=4).map(tuple)),
+    st.builds(RouterAdvertisement, st.integers(0, 255), st.integers(0, 255), u16, st.integers(0, 2**32 - 1),
+              st.integers(0, 2**32 - 1), st.lists(nd_options, max_size=4).map(tuple)),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(msg=st.one_of(fmip_messages, nd_messages), src=addresses, dst=addresses)
+def test_decode_inverts_encode(msg, src, dst):
+    wire = encode(msg, src, dst)
+    back = decode(wire, src, dst)
+    assert back == msg
+    assert back.checksum == struct.unpack_from("!H", wire, 2)[0]
+    assert encode(back, src, dst) == wire
+
+
+@settings(max_examples=400)
+@given(data=st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_documented_errors(data):
+    try:
+        decode(data)
+    except errors.MalformedPacket:
+        pass
+
+
+@settings(max_examples=300)
+@given(data=st.binary(min_size=4, max_size=300), code=st.integers(1, 7))
+def test_arbitrary_fmip_bodies_raise_only_documented_errors(data, code):
+    raw = bytes((200, code)) + data[2:]
+    try:
+        msg = decode(raw)
+    except errors.MalformedPacket as exc:
+        # the offset names the field's first octet, which for a truncated field may lie past the end
+        assert exc.offset is None or 0 <= exc.offset <= max(len(raw), 48)
+    else:
+        assert decode(encode(msg, "::1", "::2")) == msg
+
+
+@settings(max_examples=200)
+@given(msg=fmip_messages, data=st.data())
+def test_bit_flips_raise_only_documented_errors(msg, data):
+    wire = bytearray(encode(msg, "fe80::1", "fe80::2"))
+    i = data.draw(st.integers(0, len(wire) - 1))
+    wire[i] ^= 1 << data.draw(st.integers(0, 7))
+    with pytest.raises(errors.MalformedPacket):
+        decode(bytes(wire), "fe80::1", "fe80::2")  # at the least the checksum no longer verifies
