@@ -1,0 +1,5 @@
+import sys
+
+from fmipfast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,163 @@
+"""The ``fmipfast`` command.
+
+Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
+``version``.  Later issues add ``demo``, ``lab``, ``router``, ``mn``, ``kdc`` and ``ctl``.
+
+Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
+2 usage error or unreadable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from typing import Any, Iterator, Sequence
+
+from fmipfast import __version__, config
+from fmipfast.backend import IMPLEMENTATION
+from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
+from fmipfast.errors import ConfigError, PcapError
+
+__all__ = ["main"]
+
+_LINKS = {"auto": None, "eth": 1, "ipv6": 101, "icmp": -58}
+
+
+def _hex_frames(text: str) -> Iterator[tuple[int, bytes]]:
+    """One frame per line; '#' starts a comment; spaces, colons and a 0x prefix are ignored."""
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        digits = re.sub(r"0x|[\s:.-]", "", line)
+        try:
+            yield lineno, bytes.fromhex(digits)
+        except ValueError:
+            raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
+
+
+def _records(source: str, link: str, codepoints: Codepoints):
+    from fmipfast.dissect import guess_linktype
+    from fmipfast.pcap import PcapReader, PcapRecord
+
+    if source == "-":
+        raw = sys.stdin.buffer.read()
+    else:
+        with open(source, "rb") as fh:
+            raw = fh.read()
+    magic = raw[:4]
+    if magic in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                 b"\x0a\x0d\x0d\x0a"):
+        import io
+
+        with PcapReader(io.BytesIO(raw)) as reader:
+            for rec in reader:
+                if _LINKS[link] is not None:
+                    rec = PcapRecord(rec.ts_ns, rec.data, _LINKS[link], rec.orig_len, rec.interface)
+                yield rec
+        return
+    try:
+        text = raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise PcapError(f"{source}: neither a pcap/pcapng capture (magic {magic.hex()}) nor hex text") from None
+    for _lineno, frame in _hex_frames(text):
+        lt = _LINKS[link] if _LINKS[link] is not None else guess_linktype(frame, codepoints)
+        yield PcapRecord(0, frame, lt, len(frame))
+
+
+def _cmd_decode(args: argparse.Namespace) -> int:
+    from fmipfast.dissect import dissect_records, format_text, is_bad, summarize
+
+    codepoints = DEFAULT_CODEPOINTS
+    if args.config:
+        codepoints = config.load(args.config).codepoints.profile()
+    infos: list[dict[str, Any]] = []
+    out = sys.stdout
+    status = 0
+    try:
+        for info in dissect_records(_records(args.file, args.link, codepoints), codepoints=codepoints):
+            infos.append(info)
+            if args.json:
+                out.write(json.dumps(info, sort_keys=False) + "\n")
+            elif not args.only_fmipfast or info.get("type") is not None:
+                out.write(format_text(info) + "\n")
+    except PcapError as exc:
+        print(f"fmipfast decode: {exc} (after {len(infos)} frames)", file=sys.stderr)
+        status = 2
+    except OSError as exc:
+        print(f"fmipfast decode: {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if not args.json:
+        counts = summarize(infos)
+        out.write("\n" + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + "\n")
+    if status == 0 and args.strict and any(is_bad(i) for i in infos):
+        status = 1
+    return status
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    if args.defaults:
+        sys.stdout.write(config.DEFAULTS_TOML)
+        return 0
+    if not args.file:
+        print("fmipfast check-config: a FILE or --defaults is required", file=sys.stderr)
+        return 2
+    try:
+        cfg = config.load(args.file)
+    except ConfigError as exc:
+        print(f"fmipfast check-config: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok (codepoints {cfg.codepoints.profile()!r})")
+    return 0
+
+
+def _cmd_version(args: argparse.Namespace) -> int:
+    print(f"fmipfast {__version__} ({IMPLEMENTATION} kernels)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmipfast", description="Fast Handovers in Mobile IPv6 "
+                                     "(draft-koodli-mobileip-fastv6-02) with light-weight Kerberos.")
+    parser.add_argument("--version", action="version", version=f"fmipfast {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("decode", help="print the fmipfast messages in a capture, field by field",
+                       description="Dissect a pcap/pcapng capture (or hex frames, one per line, on stdin or "
+                       "in a file) and print every fmipfast message and RS/RA field by field, flagging bad "
+                       "checksums, wrong hop limits and missing AH.")
+    p.add_argument("file", nargs="?", default="-", help="capture file, or - for stdin (default)")
+    p.add_argument("--json", action="store_true", help="one JSON object per frame")
+    p.add_argument("--link", choices=sorted(_LINKS), default="auto",
+                   help="what each frame starts with (default: from the capture, or guessed for hex)")
+    p.add_argument("--config", help="TOML configuration with a [codepoints] section")
+    p.add_argument("--only-fmipfast", action="store_true", help="hide frames that are not ICMPv6 of interest")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 if any fmipfast message is malformed, has a bad checksum, hop limit or no AH")
+    p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("check-config", help="validate a TOML configuration file")
+    p.add_argument("file", nargs="?")
+    p.add_argument("--defaults", action="store_true", help="print the default configuration")
+    p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("version", help="print the version and which kernels are in use")
+    p.set_defaults(func=_cmd_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"fmipfast: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `fmipfast decode x.pcap | head`
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Dissection of captured frames for ``fmipfast decode``: one dict per frame, and its text rendering.
+
+A frame is walked with :func:`fmipfast.frames.parse_frame`; an ICMPv6 payload of the fmipfast type (or an
+RS/RA) is decoded with :func:`fmipfast.messages.decode`.  The checksum is verified separately so that a
+message with a bad checksum is still shown field by field, flagged ``checksum_ok: false``.  Nothing here
+raises on bad bytes: problems become an ``error`` entry naming the exception, field and offset.
+
+May import: frames, messages, pcap, errors, constants.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Iterable, Iterator
+
+from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, Icmp6Type, IpProto
+from fmipfast.errors import MalformedPacket
+from fmipfast.frames import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV6,
+    LINKTYPE_RAW,
+    describe_upper_layer,
+    parse_frame,
+    requires_hop_limit_255,
+)
+from fmipfast.messages import FmipMessage, Message, decode
+from fmipfast.pcap import PcapRecord
+
+__all__ = ["LINKTYPE_ICMP6", "dissect", "dissect_records", "format_text", "summarize", "guess_linktype"]
+
+#: Pseudo link type for a bare ICMPv6 message (hex input without IPv6 header; no checksum check possible).
+LINKTYPE_ICMP6 = -58
+
+
+def guess_linktype(data: bytes, codepoints: Codepoints = DEFAULT_CODEPOINTS) -> int:
+    """Guess what a hex frame starts with: IPv6 header, Ethernet header or a bare ICMPv6 message."""
+    if len(data) >= 40 and data[0] >> 4 == 6 and struct.unpack_from("!H", data, 4)[0] + 40 <= len(data):
+        return LINKTYPE_RAW
+    if len(data) >= 14 and data[12:14] in (b"\x86\xdd", b"\x81\x00", b"\x88\xa8", b"\x08\x00", b"\x08\x06"):
+        return LINKTYPE_ETHERNET
+    if data and data[0] in (codepoints.type, Icmp6Type.ROUTER_SOLICITATION, Icmp6Type.ROUTER_ADVERTISEMENT):
+        return LINKTYPE_ICMP6
+    return LINKTYPE_ETHERNET
+
+
+def _error(exc: Exception) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": type(exc).__name__, "detail": str(exc)}
+    if isinstance(exc, MalformedPacket):
+        out["field"], out["offset"] = exc.field, exc.offset
+    return out
+
+
+def _message_fields(msg: Message) -> dict[str, Any]:
+    fields = msg.to_json()
+    fields.pop("message", None)
+    return fields
+
+
+def dissect(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
+            number: int = 1, ts_ns: int = 0) -> dict[str, Any]:
+    """Everything ``fmipfast decode`` says about one frame, as a JSON-ready dict.
+
+    Keys always present: ``frame``, ``time``, ``length``, ``message`` (class name or None), ``code``,
+    ``checksum_ok`` (None when there is no fmipfast/ND checksum to check) and ``error`` (None or a dict
+    with ``kind``, ``detail``, ``field``, ``offset``).  Decoded messages add the draft's field names
+    (``prefix_size``, ``nar_address``, ``ncoa``, ...) and ``options``.
+    """
+    out: dict[str, Any] = {"frame": number, "time": ts_ns / 1e9, "length": len(data), "message": None,
+                           "type": None, "code": None, "checksum": None, "checksum_ok": None, "error": None}
+    parsed = None
+    if linktype == LINKTYPE_ICMP6:
+        payload = data
+        out.update(src=None, dst=None, hop_limit=None)
+    else:
+        try:
+            parsed = parse_frame(data, linktype)
+        except (MalformedPacket, ValueError) as exc:
+            out["error"] = _error(exc)
+            return out
+        if parsed.src is None:
+            out["ethertype"] = parsed.ethertype
+            return out
+        out.update(src=str(parsed.src), dst=str(parsed.dst), hop_limit=parsed.hop_limit,
+                   headers=[int(h) for h in parsed.headers], ah=parsed.has_ah)
+        if parsed.upper_layer != IpProto.ICMPV6:
+            out["upper_layer"] = describe_upper_layer(parsed)
+            return out
+        payload = parsed.payload
+    if len(payload) < 4:
+        out["error"] = {"kind": "Truncated", "detail": f"ICMPv6 header needs 4 octets, have {len(payload)}",
+                        "field": "icmpv6", "offset": 0}
+        return out
+    icmp_type, code = payload[0], payload[1]
+    out["type"], out["code"] = icmp_type, code
+    out["checksum"] = struct.unpack_from("!H", payload, 2)[0]
+    is_ours = icmp_type == codepoints.type or icmp_type in (Icmp6Type.ROUTER_SOLICITATION,
+                                                            Icmp6Type.ROUTER_ADVERTISEMENT)
+    if not is_ours:
+        if parsed is not None:
+            out["upper_layer"] = describe_upper_layer(parsed)
+        return out
+    if parsed is not None:
+        out["checksum_ok"] = parsed.icmp6_checksum_ok()
+    try:
+        msg = decode(payload, codepoints=codepoints)
+    except MalformedPacket as exc:
+        out["error"] = _error(exc)
+        return out
+    out["message"] = msg.NAME
+    out.update(_message_fields(msg))
+    if out["hop_limit"] is not None:
+        out["hop_limit_ok"] = out["hop_limit"] == 255 if requires_hop_limit_255(msg) else True
+    if isinstance(msg, FmipMessage) and msg.KEY in ("handover", "handover_error") and linktype != LINKTYPE_ICMP6:
+        out["ah_ok"] = bool(out.get("ah"))  # DESIGN.md §4: router-to-router messages travel under AH
+    return out
+
+
+def dissect_records(records: Iterable[PcapRecord], *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
+                    ) -> Iterator[dict[str, Any]]:
+    for number, rec in enumerate(records, 1):
+        if rec.linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_IPV6, LINKTYPE_ICMP6):
+            yield {"frame": number, "time": rec.ts_ns / 1e9, "length": len(rec.data), "message": None,
+                   "code": None, "checksum_ok": None,
+                   "error": {"kind": "UnsupportedLinkType", "detail": f"link type {rec.linktype}",
+                             "field": None, "offset": None}}
+            continue
+        yield dissect(rec.data, rec.linktype, codepoints=codepoints, number=number, ts_ns=rec.ts_ns)
+
+
+def is_bad(info: dict[str, Any]) -> bool:
+    """A frame ``--strict`` counts against the exit status: a malformed or unverifiable fmipfast message."""
+    if info.get("checksum_ok") is False or info.get("hop_limit_ok") is False or info.get("ah_ok") is False:
+        return True
+    return info.get("error") is not None and info.get("type") is not None
+
+
+def summarize(infos: Iterable[dict[str, Any]]) -> dict[str, int]:
+    counts = {"frames": 0, "fmipfast": 0, "nd": 0, "bad_checksum": 0, "malformed": 0, "other": 0}
+    for info in infos:
+        counts["frames"] += 1
+        if info.get("checksum_ok") is False:
+            counts["bad_checksum"] += 1
+        if info.get("error") is not None:
+            counts["malformed"] += 1
+        elif info.get("message") in ("RouterSolicitation", "RouterAdvertisement"):
+            counts["nd"] += 1
+        elif info.get("message"):
+            counts["fmipfast"] += 1
+        else:
+            counts["other"] += 1
+    return counts
+
+
+_SKIP = {"frame", "time", "length", "message", "type", "code", "checksum", "checksum_ok", "error", "src", "dst",
+         "hop_limit", "headers", "ah", "upper_layer", "options", "hop_limit_ok", "ah_ok", "ethertype"}
+
+
+def _fmt_option(opt: dict[str, Any]) -> str:
+    kind = opt.get("type")
+    rest = " ".join(f"{k}={_fmt_value(v)}" for k, v in opt.items() if k != "type")
+    return f"{kind}: {rest}" if rest else str(kind)
+
+
+def _fmt_value(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_fmt_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, str) and len(value) > 64:
+        return value[:64] + f"... ({len(value) // 2} octets)"
+    return str(value)
+
+
+def format_text(info: dict[str, Any]) -> str:
+    """Render one dissected frame for people: a header line, then the message field by field."""
+    head = f"frame {info['frame']}  t={info['time']:.6f}  {info['length']} octets"
+    lines = []
+    if info.get("src") is not None:
+        chain = ""
+        if info.get("ah"):
+            chain = "  [AH]"
+        head += f"  {info['src']} -> {info['dst']}  hlim {info['hop_limit']}{chain}"
+    elif "ethertype" in info:
+        head += f"  ethertype 0x{info['ethertype']:04x} (not IPv6)"
+    lines.append(head)
+    upper = info.get("upper_layer")
+    if info.get("message") is None and info.get("error") is None:
+        if upper is not None:
+            desc = {IpProto.UDP: "UDP", IpProto.TCP: "TCP", IpProto.ICMPV6: "ICMPv6", IpProto.IPV6: "IPv6-in-IPv6",
+                    IpProto.MH: "Mobility Header", IpProto.ESP: "ESP"}.get(upper["next_header"],
+                                                                          f"next header {upper['next_header']}")
+            extra = ""
+            if "sport" in upper:
+                extra = f" {upper['sport']} -> {upper['dport']}"
+            elif "icmp_type" in upper:
+                extra = f" type {upper['icmp_type']} code {upper['icmp_code']}"
+                if upper.get("icmp_name"):
+                    extra += f" ({upper['icmp_name']})"
+            lines.append(f"  {desc}{extra}  (not an fmipfast message)")
+        return "\n".join(lines)
+    if info.get("type") is not None:
+        ck = info.get("checksum")
+        status = {True: "ok", False: "BAD", None: "not checked"}[info.get("checksum_ok")]
+        name = info.get("message") or "?"
+        lines.append(f"  {name}  (type {info['type']} code {info['code']})  checksum 0x{ck:04x} {status}")
+    if info.get("hop_limit_ok") is False:
+        lines.append(f"  ! hop limit {info['hop_limit']}: this message must arrive with 255 (DESIGN.md §2)")
+    if info.get("ah_ok") is False:
+        lines.append("  ! no AH header: router-to-router messages are sent under AH (DESIGN.md §4)")
+    err = info.get("error")
+    if err is not None:
+        where = ""
+        if err.get("field") is not None or err.get("offset") is not None:
+            where = f" [field {err.get('field')}, offset {err.get('offset')}]"
+        lines.append(f"  ! MALFORMED {err['kind']}: {err['detail']}{where}")
+        return "\n".join(lines)
+    width = max((len(k) for k in info if k not in _SKIP), default=0)
+    for key, value in info.items():
+        if key in _SKIP:
+            continue
+        lines.append(f"    {key:<{width}}  {_fmt_value(value) if value is not None else '-'}")
+    for opt in info.get("options", []):
+        lines.append(f"    + {_fmt_option(opt)}")
+    return "\n".join(lines)

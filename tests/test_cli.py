@@ -1,0 +1,140 @@
+"""``fmipfast decode`` and ``fmipfast check-config`` as a user runs them."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fmipfast import frames
+from fmipfast.cli import main
+from fmipfast.pcap import PcapWriter
+from tests.test_messages import EXPECTED, golden
+
+MAC_A, MAC_B = bytes.fromhex("02005e100001"), bytes.fromhex("02005e100002")
+
+
+def _capture(path, corrupt=False, hop_limit=None):
+    with PcapWriter(path) as w:
+        for i, name in enumerate(sorted(EXPECTED)):
+            src, dst, _ = golden(name)
+            frame = bytearray(frames.icmp6_frame(EXPECTED[name], src, dst, MAC_A, MAC_B, hop_limit))
+            if corrupt and name == "hrd_values":
+                frame[-1] ^= 0xFF
+            w.write(bytes(frame), ts_ns=i * 1000)
+        udp = frames.build_ipv6("2001:db8::1", "2001:db8::2", 17, b"\x13\x88\x13\x88\x00\x0c\x00\x00abcd")
+        w.write(frames.build_ethernet(MAC_A, MAC_B, udp), ts_ns=99_000)
+        w.write(frames.build_ethernet(MAC_A, MAC_B, b"\x60" + bytes(10)), ts_ns=100_000)  # truncated IPv6
+    return path
+
+
+def _run(capsys, *argv, stdin=None, monkeypatch=None):
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_decode_json_has_the_documented_keys(tmp_path, capsys):
+    cap = _capture(tmp_path / "c.pcap")
+    code, out, _ = _run(capsys, "decode", "--json", str(cap))
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert len(rows) == len(EXPECTED) + 2
+    by_name = {r["message"]: r for r in rows if r["message"]}
+    hrd = by_name["HandoverRedirect"]
+    assert hrd["code"] == 1 and hrd["checksum_ok"] is True and hrd["prefix_size"] == 64
+    assert hrd["ncoa"] == "2001:db8:2:0:21b:63ff:fe84:45e6" and hrd["flags"] == "MCS"
+    assert hrd["options"][0] == {"type": "principal", "name": "nar1", "realm": "B.EXAMPLE"}
+    hi = by_name["IcmpHandover"]
+    assert hi["ncoa"] == "2001:db8:2:0:21b:63ff:fe84:45e6" and hi["mn_mac"] == "00:1b:63:ff:fe:84:45:e6"
+    assert hi["ah_ok"] is False  # the golden HI here travels without AH: flagged
+    assert by_name["HandoverError"]["options"][0]["reason_name"] == "ncoa_in_use"
+    for row in rows:
+        assert {"message", "code", "checksum_ok", "error"} <= set(row)
+    assert rows[-2]["message"] is None and rows[-2]["upper_layer"]["dport"] == 5000
+    assert rows[-1]["error"]["kind"] == "Truncated"
+
+
+def test_decode_text_flags_bad_checksum_and_strict_exit(tmp_path, capsys):
+    cap = _capture(tmp_path / "bad.pcap", corrupt=True)
+    code, out, _ = _run(capsys, "decode", str(cap))
+    assert code == 0
+    assert "HandoverRedirect  (type 200 code 1)  checksum" in out and " BAD" in out
+    assert "nar_address" in out and "+ principal: name=nar1 realm=B.EXAMPLE" in out
+    assert "1 bad checksum" in out
+    code, _, _ = _run(capsys, "decode", "--strict", str(cap))
+    assert code == 1
+
+
+def test_decode_flags_wrong_hop_limit(tmp_path, capsys):
+    cap = _capture(tmp_path / "hl.pcap", hop_limit=64)
+    code, out, _ = _run(capsys, "decode", str(cap))
+    assert "hop limit 64: this message must arrive with 255" in out
+
+
+def test_decode_hex_on_stdin(capsys, monkeypatch):
+    src, dst, wire = golden("he_values")
+    pkt = frames.build_ipv6(src, dst, 58, wire)
+    text = f"# a Handover Error as raw IPv6\n{pkt.hex()}\n{wire.hex(' ')}\n".encode()
+    code, out, _ = _run(capsys, "decode", "--json", stdin=text, monkeypatch=monkeypatch)
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and [r["message"] for r in rows] == ["HandoverError", "HandoverError"]
+    assert rows[0]["checksum_ok"] is True and rows[1]["checksum_ok"] is None  # bare ICMPv6: no pseudo-header
+
+
+def test_decode_errors(tmp_path, capsys, monkeypatch):
+    code, _, err = _run(capsys, "decode", str(tmp_path / "missing.pcap"))
+    assert code == 2 and "missing.pcap" in err
+    code, _, err = _run(capsys, "decode", stdin=b"zz not hex\n", monkeypatch=monkeypatch)
+    assert code == 2 and "not hexadecimal" in err
+    good = _capture(tmp_path / "t.pcap").read_bytes()
+    (tmp_path / "cut.pcap").write_bytes(good[:-5])
+    code, out, err = _run(capsys, "decode", str(tmp_path / "cut.pcap"))
+    assert code == 2 and "after" in err and "frame 1 " in out
+
+
+def test_decode_with_remapped_codepoints(tmp_path, capsys):
+    from fmipfast.constants import Codepoints
+    from fmipfast.messages import Attach, Identifier
+    cfg = tmp_path / "cp.toml"
+    cfg.write_text("[codepoints]\ntype = 240\nattach = 40\n")
+    with PcapWriter(tmp_path / "r.pcap") as w:
+        w.write(frames.icmp6_frame(Attach((Identifier(1),)), "fe80::1", "fe80::2", MAC_A, MAC_B,
+                                   codepoints=Codepoints(type=240, attach=40)))
+    code, out, _ = _run(capsys, "decode", "--json", "--config", str(cfg), str(tmp_path / "r.pcap"))
+    row = json.loads(out)
+    assert code == 0 and row["message"] == "Attach" and row["code"] == 40 and row["checksum_ok"]
+
+
+def test_check_config(tmp_path, capsys):
+    good = tmp_path / "good.toml"
+    good.write_text("[codepoints]\ntype = 201\n")
+    assert _run(capsys, "check-config", str(good))[0] == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[codepoints]\nattach = 999\n")
+    code, _, err = _run(capsys, "check-config", str(bad))
+    assert code == 1 and "codepoints.attach: 999 is out of range 0-255" in err
+    code, out, _ = _run(capsys, "check-config", "--defaults")
+    assert code == 0 and "[codepoints]" in out
+
+
+def test_console_entry_point_runs(tmp_path):
+    cap = _capture(tmp_path / "e.pcap")
+    proc = subprocess.run([sys.executable, "-m", "fmipfast", "decode", "--only-fmipfast", str(cap)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "IcmpHandover" in proc.stdout and "UDP" not in proc.stdout
+
+
+@pytest.mark.parametrize("argv", [["version"], ["--version"]])
+def test_version(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's --version exits
+        code = exc.code
+    assert code == 0 and "fmipfast" in capsys.readouterr().out

@@ -1,0 +1,89 @@
+"""The import rules of STYLE.md ("Layout and who owns what"), enforced by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "fmipfast"
+
+# module (or package prefix) -> fmipfast modules it may import.  Anything not listed is forbidden.
+VOCAB = {"errors", "constants"}
+ALLOWED: dict[str, set[str]] = {
+    "errors": set(),
+    "constants": set(),
+    "_version": set(),
+    "reference": VOCAB | {"reference"},
+    "backend": VOCAB | {"_core", "reference"},
+    "messages": VOCAB | {"backend"},
+    "frames": VOCAB | {"backend", "messages"},
+    "pcap": VOCAB,
+    "dissect": VOCAB | {"frames", "messages", "pcap"},
+    "config": VOCAB,
+    "security": VOCAB | {"security"},
+    "ar": VOCAB | {"messages", "config", "security"},
+    "mn": VOCAB | {"messages", "config", "security"},
+    "rings": VOCAB | {"backend", "config"},
+    "engine": VOCAB | {"rings", "backend", "messages", "ar", "config", "security", "frames"},
+    "mnagent": VOCAB | {"mn", "messages", "config", "security", "frames"},
+    "control": VOCAB | {"engine", "config"},
+    "metrics": VOCAB | {"engine", "config"},
+    "__init__": {"_version", "backend"},
+    "__main__": {"cli"},
+    "cli": None,  # anything
+    "lab": None,
+}
+
+
+def _owner(path: Path) -> str:
+    rel = path.relative_to(PKG).with_suffix("")
+    return rel.parts[0]
+
+
+def _fmipfast_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("fmipfast."):
+                    found.add(alias.name.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "fmipfast":
+                found.update(alias.name for alias in node.names)
+            elif node.module.startswith("fmipfast."):
+                found.add(node.module.split(".")[1])
+    return found
+
+
+def test_every_module_follows_the_import_rules():
+    violations = []
+    modules = sorted(PKG.rglob("*.py"))
+    assert len(modules) > 10
+    for path in modules:
+        owner = _owner(path)
+        assert owner in ALLOWED, f"{path}: a new module needs a row in ALLOWED (and in STYLE/docs)"
+        allowed = ALLOWED[owner]
+        if allowed is None:
+            continue
+        bad = _fmipfast_imports(path) - allowed - {owner}
+        if bad:
+            violations.append(f"{path.relative_to(PKG.parent)} imports {sorted(bad)}")
+    assert not violations, "\n".join(violations)
+
+
+def test_reference_never_imports_core_and_security_stays_in_its_room():
+    for path in (PKG / "reference").rglob("*.py"):
+        assert "_core" not in _fmipfast_imports(path), path
+    for path in PKG.rglob("*.py"):
+        if _owner(path) == "security":
+            continue
+        text = path.read_text()
+        assert "import cryptography" not in text and "from cryptography" not in text, (
+            f"{path}: crypto belongs in fmipfast/security (STYLE.md rule 26)")
+        assert "import hmac" not in text and "import hashlib" not in text, path
+
+
+def test_core_pyx_cimports_only_includes():
+    text = (PKG / "_core.pyx").read_text()
+    assert "cryptography" not in text and "import messages" not in text
