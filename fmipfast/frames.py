@@ -6,7 +6,7 @@ first fragment has an upper-layer header) and AH (RFC 4302 §2.2, length in 32-b
 skipped; ESP, No Next Header or any other header ends the walk.  This is the readable, per-frame path used
 by ``fmipfast decode`` and by tests; the batch classifier of the engine lives in ``_core``.
 
-May import: backend, messages, errors, constants (docs/dev/imports.md).
+May import: backend, messages, errors, constants (tests/test_imports.py holds the rules).
 """
 
 from __future__ import annotations
@@ -254,6 +254,10 @@ def describe_upper_layer(parsed: ParsedFrame) -> dict[str, Any]:
             out["icmp_name"] = None
     elif parsed.upper_layer in (IpProto.UDP, IpProto.TCP) and len(payload) >= 4:
         out["sport"], out["dport"] = struct.unpack_from("!HH", payload)
+    elif parsed.upper_layer == IpProto.IPV6 and len(payload) >= IP6_HDR_LEN and payload[0] >> 4 == 6:
+        out["inner_src"] = str(IPv6Address(payload[8:24]))
+        out["inner_dst"] = str(IPv6Address(payload[24:40]))
+        out["inner_next_header"] = payload[6]
     return out
 
 

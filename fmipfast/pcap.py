@@ -22,7 +22,8 @@ Layouts (every field in the byte order of the file or section)::
     PB body (obsolete)         interface_id:16 drops_count:16 ts_high:32 ts_low:32 caplen:32 orig_len:32 data
 
 Untrusted input: every length is checked before anything is read for it, and no single read asks for
-more than ``max_record`` octets (or a fixed header of at most 24), so a damaged file cannot make the reader allocate gigabytes.  Damage
+more than ``max_record`` octets (or a fixed header of at most 24), so a damaged file cannot make the
+reader allocate gigabytes.  Damage
 raises :class:`fmipfast.errors.PcapError` with the file offset (octets from where reading started);
 records before the damage have been yielded by then.
 

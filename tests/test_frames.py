@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import UDP
-from scapy.layers.ipsec import AH
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
+from scapy.layers.ipsec import AH
 from scapy.layers.l2 import Dot1Q, Ether
 
 from fmipfast import errors, frames
@@ -38,7 +38,8 @@ def test_parse_frame_walks_extension_headers_and_ah():
     inner = bytes(UDP(sport=1, dport=2) / b"data")
     pkt = (Ether(dst="02:00:00:00:00:02", src="02:00:00:00:00:01") / Dot1Q(vlan=42)
            / IPv6(src="2001:db8::1", dst="2001:db8::2", hlim=9) / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt()
-           / IPv6ExtHdrRouting() / AH(nh=17, payloadlen=5, spi=7, seq=1, icv=b"\x00" * 16) / UDP(sport=1, dport=2) / b"data")
+           / IPv6ExtHdrRouting() / AH(nh=17, payloadlen=5, spi=7, seq=1, icv=b"\x00" * 16)
+           / UDP(sport=1, dport=2) / b"data")
     p = frames.parse_frame(bytes(pkt))
     assert p.vlan == 42 and p.hop_limit == 9 and p.src == IPv6Address("2001:db8::1")
     assert p.headers == (0, 60, 43, 51, 17) and p.has_ah and p.upper_layer == 17

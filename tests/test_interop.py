@@ -76,7 +76,8 @@ def test_we_decode_scapy_built_rs_and_ra():
     assert isinstance(msg, RouterAdvertisement) and msg.router_lifetime == 600
     assert msg.options[0] == SourceLinkLayerAddress(MAC_A) and msg.options[1] == Mtu(1280)
     assert msg.options[2].prefix_length == 64 and str(msg.options[2].prefix) == "2001:db8:7::"
-    rs = bytes(IPv6(src="fe80::9", dst="ff02::2", hlim=255) / ICMPv6ND_RS() / ICMPv6NDOptSrcLLAddr(lladdr="02:00:5e:10:00:02"))
+    rs = bytes(IPv6(src="fe80::9", dst="ff02::2", hlim=255) / ICMPv6ND_RS()
+               / ICMPv6NDOptSrcLLAddr(lladdr="02:00:5e:10:00:02"))
     assert decode(rs[40:], "fe80::9", "ff02::2") == RouterSolicitation((SourceLinkLayerAddress(MAC_B),))
 
 
