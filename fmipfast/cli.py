@@ -1,7 +1,7 @@
 """The ``fmipfast`` command.
 
 Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
-``version``.  Later issues add ``demo``, ``lab``, ``router``, ``mn``, ``kdc`` and ``ctl``.
+``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues add ``demo``, ``lab``, ``router``, ``mn``, ``kdc`` and ``ctl``.
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input.
@@ -52,10 +52,11 @@ def _records(source: str, link: str, codepoints: Codepoints):
                  b"\x0a\x0d\x0d\x0a"):
         import io
 
+        forced = _LINKS[link]
         with PcapReader(io.BytesIO(raw)) as reader:
             for rec in reader:
-                if _LINKS[link] is not None:
-                    rec = PcapRecord(rec.ts_ns, rec.data, _LINKS[link], rec.orig_len, rec.interface)
+                if forced is not None:
+                    rec = PcapRecord(rec.ts_ns, rec.data, forced, rec.orig_len, rec.interface)
                 yield rec
         return
     try:
@@ -63,7 +64,8 @@ def _records(source: str, link: str, codepoints: Codepoints):
     except UnicodeDecodeError:
         raise PcapError(f"{source}: neither a pcap/pcapng capture (magic {magic.hex()}) nor hex text") from None
     for _lineno, frame in _hex_frames(text):
-        lt = _LINKS[link] if _LINKS[link] is not None else guess_linktype(frame, codepoints)
+        forced = _LINKS[link]
+        lt = forced if forced is not None else guess_linktype(frame, codepoints)
         yield PcapRecord(0, frame, lt, len(frame))
 
 
@@ -113,6 +115,12 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_kdc(args: argparse.Namespace) -> int:
+    from fmipfast.security import kdc
+
+    return int(kdc.main(["--config", args.config]))
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"fmipfast {__version__} ({IMPLEMENTATION} kernels)")
     return 0
@@ -142,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.add_argument("--defaults", action="store_true", help="print the default configuration")
     p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("kdc", help="run a light-weight Kerberos KDC (UDP) for one realm",
+                       description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "
+                       "'READY host port' once bound; SIGINT/SIGTERM stop it.")
+    p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
+    p.set_defaults(func=_cmd_kdc)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")
     p.set_defaults(func=_cmd_version)

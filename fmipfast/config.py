@@ -96,7 +96,7 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
 
 
-_SECTIONS: dict[str, type] = {"codepoints": CodepointsConfig, "logging": LoggingConfig}
+_SECTIONS: dict[str, Any] = {"codepoints": CodepointsConfig, "logging": LoggingConfig}
 
 
 def from_mapping(data: Mapping[str, Any], *, source: str | None = None) -> Config:

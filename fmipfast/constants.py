@@ -200,6 +200,9 @@ class Codepoints:
     """
 
     __slots__ = ("type", "_codes", "_by_code")
+    type: int
+    _codes: dict[str, int]
+    _by_code: dict[int, str]
 
     def __init__(self, type: int = DEFAULT_FMIP_TYPE, **codes: int) -> None:  # noqa: A002 - draft name
         unknown = set(codes) - set(MESSAGE_KEYS)

@@ -191,7 +191,8 @@ def format_text(info: dict[str, Any]) -> str:
             if "sport" in upper:
                 extra = f" {upper['sport']} -> {upper['dport']}"
             elif "inner_src" in upper:
-                extra = f" (inner {upper['inner_src']} -> {upper['inner_dst']}, next header {upper['inner_next_header']})"
+                extra = (f" (inner {upper['inner_src']} -> {upper['inner_dst']}, "
+                         f"next header {upper['inner_next_header']})")
             elif "icmp_type" in upper:
                 extra = f" type {upper['icmp_type']} code {upper['icmp_code']}"
                 if upper.get("icmp_name"):

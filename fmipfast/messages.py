@@ -713,8 +713,9 @@ class HandoverRedirect(FmipMessage):
                 "ncoa": None if self.ncoa is None else str(self.ncoa)}
 
 
-def _flag_names(flags: int) -> str:
-    return "".join(f.name or "" for f in type(flags) if flags & f) if flags else ""  # type: ignore[arg-type]
+def _flag_names(flags: HrdFlag | HiFlag) -> str:
+    """"MCS"-style rendering of a flags octet, most significant flag first."""
+    return "".join(f.name or "" for f in type(flags) if flags & f)
 
 
 class _OptionsOnly(FmipMessage):
@@ -1240,8 +1241,8 @@ class RouterAdvertisement(Message):
     @classmethod
     def _parse(cls, data: bytes) -> "RouterAdvertisement":
         _need(data, 4, 12, "router_advertisement")
-        fields = struct.unpack_from("!BBHII", data, 4)
-        return cls(*fields, options=_decode_nd_options(data, 16))
+        hop, flags, lifetime, reachable, retrans = struct.unpack_from("!BBHII", data, 4)
+        return cls(hop, flags, lifetime, reachable, retrans, _decode_nd_options(data, 16))
 
     def to_json(self) -> dict[str, Any]:
         return {"message": self.NAME, "cur_hop_limit": self.cur_hop_limit, "flags": self.flags,

@@ -138,3 +138,28 @@ def test_version(argv, capsys):
     except SystemExit as exc:  # argparse's --version exits
         code = exc.code
     assert code == 0 and "fmipfast" in capsys.readouterr().out
+
+
+def test_kdc_subcommand_serves_and_stops_on_sigterm(tmp_path):
+    import signal
+
+    cfg = tmp_path / "kdc.toml"
+    cfg.write_text('realm = "A.EXAMPLE"\nlisten = "127.0.0.1:0"\n'
+                   '[[keys]]\nprincipal = "krbtgt/A.EXAMPLE@A.EXAMPLE"\nkey = "' + "11" * 32 + '"\n'
+                   '[[keys]]\nprincipal = "access/A.EXAMPLE@A.EXAMPLE"\nkey = "' + "22" * 32 + '"\n')
+    proc = subprocess.Popen([sys.executable, "-m", "fmipfast", "kdc", "--config", str(cfg)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("READY 127.0.0.1 "), (line, proc.stderr.read() if proc.poll() is not None else "")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('realm = 5\n')
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "kdc", "--config", str(bad)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "realm" in done.stderr

@@ -1,0 +1,748 @@
+"""The light-weight Kerberos KDC: a real asyncio UDP service (DESIGN.md §4), and the client helper routers
+and mobile nodes use to talk to it.
+
+One KDC per realm.  It answers:
+
+* **AS-REQ** (RFC 4120 §3.1) — initial tickets, usually the TGT ``krbtgt/R@R``; pre-authentication with
+  PA-ENC-TIMESTAMP is required unless ``require_preauth = false``;
+* **TGS-REQ** (§3.3) — service tickets for principals of this realm; for another realm, a cross-realm TGT
+  ``krbtgt/NEXT@R`` for the next realm on the configured realm graph (a referral the client follows), with
+  the transited realms recorded as authorization TLVs;
+* **OPEN-REQ** — the draft's key cases 2 and 3: a router of this realm (authenticated with its own key,
+  and listed in ``routers``) asks the KDC to open a ticket sealed under ``access/R@R``; for
+  ``access/H@H`` of another realm the KDC forwards the request along the realm graph, authenticated with
+  the inter-realm key ``krbtgt/NEXT@R``, and reseals the answer under the requesting router's key.
+
+Limits: a token bucket per source address (``rate``/``burst``), a bounded table of buckets
+(``max_sources``; a new source when the table is full evicts only a refilled, idle bucket, else it is
+refused), a bounded replay cache, a bounded reply cache (a retransmitted request gets the same reply,
+RFC 4120 §3.3.3.1).  Every refusal is counted in :attr:`KdcServer.counters`.
+
+Run it as ``python -m fmipfast.security.kdc --config FILE.toml`` (prints ``READY <host> <port>`` once
+bound) or in-process with :func:`start_kdc`.  The TOML keys are documented in docs/security.md.
+
+Ownership/threading: a :class:`Kdc` belongs to one asyncio loop; its tables are mutated without locks.
+Imports only ``fmipfast.errors``, the standard library, ``cryptography`` and its sibling
+:mod:`.lwkerb` (STYLE.md import rules).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import time
+import tomllib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fmipfast.errors import ConfigError
+from fmipfast.security.lwkerb import (
+    AUTHZ_TRANSITED,
+    DEFAULT_SKEW,
+    ApReq,
+    AsReq,
+    Authenticator,
+    AuthenticatorIntegrity,
+    ClientMismatch,
+    ClockSkew,
+    Credentials,
+    EncKdcRepPart,
+    EncTicketPart,
+    ErrorCode,
+    KdcRep,
+    KdcUnreachable,
+    Key,
+    Keytab,
+    KrbError,
+    LkbError,
+    LkbMalformed,
+    MsgType,
+    NoKey,
+    OpenRep,
+    OpenReq,
+    Principal,
+    ReplayCache,
+    ReplayCacheFull,
+    ReplayDetected,
+    TgsReq,
+    Ticket,
+    TicketExpired,
+    TicketFlag,
+    TicketIntegrity,
+    TicketNotYetValid,
+    UnknownRealm,
+    Usage,
+    WrongKeyVersion,
+    access_principal,
+    ap_req_binding_for_request,
+    build_as_req,
+    build_tgs_req,
+    error_from_krb,
+    krbtgt,
+    read_kdc_rep,
+    seal,
+    unseal,
+)
+
+__all__ = [
+    "KDC_COUNTERS",
+    "Kdc",
+    "KdcClient",
+    "KdcConfig",
+    "KdcServer",
+    "TokenBucketTable",
+    "config_from_mapping",
+    "get_service_ticket",
+    "load_config",
+    "main",
+    "start_kdc",
+]
+
+_US = 1_000_000
+
+#: Exception -> KRB-ERROR code the KDC answers with (one table, STYLE.md rule 28).
+_EXC_CODE: dict[type, ErrorCode] = {
+    LkbMalformed: ErrorCode.MALFORMED,
+    WrongKeyVersion: ErrorCode.BADKEYVER,
+    TicketIntegrity: ErrorCode.BAD_INTEGRITY,
+    AuthenticatorIntegrity: ErrorCode.BAD_INTEGRITY,
+    ClientMismatch: ErrorCode.BADMATCH,
+    ClockSkew: ErrorCode.SKEW,
+    TicketExpired: ErrorCode.TKT_EXPIRED,
+    TicketNotYetValid: ErrorCode.TKT_NYV,
+    ReplayDetected: ErrorCode.REPEAT,
+    ReplayCacheFull: ErrorCode.REPEAT,
+    UnknownRealm: ErrorCode.UNKNOWN_REALM,
+    NoKey: ErrorCode.S_PRINCIPAL_UNKNOWN,
+    KdcUnreachable: ErrorCode.SVC_UNAVAILABLE,
+}
+
+
+class _Refuse(LkbError):
+    """Internal: answer with this KRB-ERROR code."""
+
+    def __init__(self, code: ErrorCode, text: str) -> None:
+        super().__init__(text)
+        self.error_code = code
+        self.code = code.name.lower()
+
+
+def _code_for(exc: LkbError) -> ErrorCode:
+    if isinstance(exc, _Refuse):
+        return exc.error_code
+    if hasattr(exc, "error_code") and exc.error_code:  # relayed from a peer KDC
+        try:
+            return ErrorCode(exc.error_code)
+        except ValueError:
+            return ErrorCode.GENERIC
+    for cls in type(exc).__mro__:
+        if cls in _EXC_CODE:
+            return _EXC_CODE[cls]
+    return ErrorCode.GENERIC
+
+
+# ============================================================================================ config
+
+
+@dataclass
+class KdcConfig:
+    """A KDC's configuration (docs/security.md "KDC configuration" has the TOML form).
+
+    ``keytab`` holds every key the KDC knows: its clients and routers, ``krbtgt/R@R``, ``access/R@R``,
+    and the inter-realm keys ``krbtgt/X@R`` (issued here, used by X) and ``krbtgt/R@X`` (issued by X,
+    accepted here).  ``routes`` maps a realm to the next realm towards it (a direct neighbour maps to
+    itself implicitly); ``peers`` maps a neighbour realm to its KDC's ``(host, port)``.
+    """
+
+    realm: str
+    keytab: Keytab
+    routers: frozenset[str] = frozenset()  # principal names of this realm allowed to send OPEN-REQ
+    routes: dict[str, str] = field(default_factory=dict)
+    peers: dict[str, tuple[str, int]] = field(default_factory=dict)
+    listen: tuple[str, int] = ("127.0.0.1", 0)
+    ticket_lifetime: int = 36000
+    skew: float = DEFAULT_SKEW
+    require_preauth: bool = True
+    rate: float = 200.0  # requests per second per source
+    burst: int = 50
+    max_sources: int = 4096
+    replay_capacity: int = 65536
+    reply_cache: int = 1024
+    forward_timeout: float = 1.0
+    forward_retries: int = 1
+
+    def next_hop(self, realm: str) -> str:
+        """The neighbour realm towards ``realm``; :class:`UnknownRealm` if the graph has no way."""
+        hop = self.routes.get(realm, realm)
+        if hop == self.realm or krbtgt(hop, self.realm) not in self.keytab:
+            raise UnknownRealm(f"realm {realm}: no route from {self.realm}")
+        return hop
+
+
+def _addr(s: str, key: str) -> tuple[str, int]:
+    host, sep, port = s.rpartition(":")
+    try:
+        if not sep or not host or not 0 <= int(port) <= 65535:
+            raise ValueError
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ConfigError(key, f"{s!r} is not HOST:PORT") from None
+
+
+_TOP_KEYS = {"realm", "listen", "routers", "ticket_lifetime", "skew", "require_preauth", "replay_capacity",
+             "reply_cache", "forward_timeout", "forward_retries", "rate", "keys", "peers", "routes"}
+_RATE_KEYS = {"rate", "burst", "max_sources"}
+
+
+def config_from_mapping(m: dict, source: str | None = None) -> KdcConfig:
+    """Build a :class:`KdcConfig` from parsed TOML; :class:`ConfigError` names the key and the problem."""
+
+    def err(key: str, problem: str) -> ConfigError:
+        return ConfigError(key, problem, source=source)
+
+    def get(d: dict, k: str, typ: type, where: str = "", default=None, *, required: bool = False,
+            minimum: float | None = None):
+        if k not in d:
+            if required:
+                raise err(f"{where}{k}", "missing")
+            return default
+        v = d[k]
+        ok = isinstance(v, typ) and not (typ is not bool and isinstance(v, bool))
+        if typ is float and isinstance(v, int) and not isinstance(v, bool):
+            v, ok = float(v), True
+        if not ok:
+            raise err(f"{where}{k}", f"must be {typ.__name__}, got {type(v).__name__}")
+        if minimum is not None and v < minimum:
+            raise err(f"{where}{k}", f"must be >= {minimum}")
+        return v
+
+    if not isinstance(m, dict):
+        raise err(None, "not a table")  # type: ignore[arg-type]
+    for k in m:
+        if k not in _TOP_KEYS:
+            raise err(k, "unknown key")
+    realm = get(m, "realm", str, required=True)
+    if not realm or "@" in realm:
+        raise err("realm", "must be a non-empty realm name without '@'")
+    scalars = dict(
+        listen=_addr(get(m, "listen", str, default="127.0.0.1:0"), "listen"),
+        ticket_lifetime=get(m, "ticket_lifetime", int, default=36000, minimum=1),
+        skew=get(m, "skew", float, default=DEFAULT_SKEW, minimum=0),
+        require_preauth=get(m, "require_preauth", bool, default=True),
+        replay_capacity=get(m, "replay_capacity", int, default=65536, minimum=1),
+        reply_cache=get(m, "reply_cache", int, default=1024, minimum=0),
+        forward_timeout=get(m, "forward_timeout", float, default=1.0, minimum=0.001),
+        forward_retries=get(m, "forward_retries", int, default=1, minimum=0),
+    )
+    rate = get(m, "rate", dict, default={})
+    for k in rate:
+        if k not in _RATE_KEYS:
+            raise err(f"rate.{k}", "unknown key")
+    scalars.update(
+        rate=get(rate, "rate", float, "rate.", 200.0, minimum=0),
+        burst=get(rate, "burst", int, "rate.", 50, minimum=1),
+        max_sources=get(rate, "max_sources", int, "rate.", 4096, minimum=1),
+    )
+    kt = Keytab()
+    for i, ent in enumerate(get(m, "keys", list, default=[])):
+        w = f"keys[{i}]."
+        if not isinstance(ent, dict):
+            raise err(f"keys[{i}]", "must be a table")
+        for k in ent:
+            if k not in ("principal", "kvno", "key", "password"):
+                raise err(w + k, "unknown key")
+        try:
+            p = Principal.parse(get(ent, "principal", str, w, required=True))
+        except ValueError as exc:
+            raise err(w + "principal", str(exc)) from None
+        kvno = get(ent, "kvno", int, w, 1)
+        if not 0 <= kvno <= 255:
+            raise err(w + "kvno", "must be 0..255")
+        if "key" in ent:
+            try:
+                raw = bytes.fromhex(get(ent, "key", str, w))
+                kt.add(p, Key(kvno, raw))
+            except ValueError:
+                raise err(w + "key", "must be 64 hexadecimal digits (a 32-octet key)") from None
+        elif "password" in ent:
+            kt.add(p, Key.from_password(get(ent, "password", str, w), p, kvno))
+        else:
+            raise err(w + "key", "one of key (hex) or password is required")
+    for req in (krbtgt(realm), access_principal(realm)):
+        if req not in kt:
+            raise err("keys", f"the KDC needs a key for {req}")
+    peers = {str(r): _addr(a if isinstance(a, str) else "", f"peers.{r}")
+             for r, a in get(m, "peers", dict, default={}).items()}
+    routes = get(m, "routes", dict, default={})
+    for r, hop in routes.items():
+        if not isinstance(hop, str):
+            raise err(f"routes.{r}", "must be a realm name")
+    routers = get(m, "routers", list, default=[])
+    if not all(isinstance(x, str) for x in routers):
+        raise err("routers", "must be a list of principal names")
+    return KdcConfig(realm=realm, keytab=kt, routers=frozenset(routers), routes=dict(routes), peers=peers,
+                     **scalars)
+
+
+def load_config(path: str) -> KdcConfig:
+    try:
+        with open(path, "rb") as f:
+            m = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(None, str(exc), source=path) from None
+    return config_from_mapping(m, source=path)
+
+
+# ============================================================================================ rate limiting
+
+
+class TokenBucketTable:
+    """Per-source token buckets, at most ``max_sources`` of them (LRU order).  When the table is full a new
+    source may take the slot of the least recently seen source only if that bucket has refilled (it carries
+    no state worth keeping); otherwise the new source is refused."""
+
+    def __init__(self, rate: float, burst: int, max_sources: int, clock: Callable[[], float]) -> None:
+        self.rate, self.burst, self.max_sources, self.clock = rate, float(burst), max_sources, clock
+        self._b: OrderedDict[str, tuple[float, float]] = OrderedDict()  # src -> (tokens, last)
+
+    def __len__(self) -> int:
+        return len(self._b)
+
+    def allow(self, src: str) -> str | None:
+        """None if allowed, else the counter name of the refusal (``rate_limited``/``sources_full``)."""
+        now = self.clock()
+        ent = self._b.get(src)
+        if ent is None:
+            if len(self._b) >= self.max_sources:
+                old_src, (tok, last) = next(iter(self._b.items()))
+                if tok + (now - last) * self.rate < self.burst:
+                    return "sources_full"
+                del self._b[old_src]
+            tokens = self.burst
+        else:
+            tokens = min(self.burst, ent[0] + (now - ent[1]) * self.rate)
+            self._b.move_to_end(src)
+        if tokens < 1.0:
+            self._b[src] = (tokens, now)
+            return "rate_limited"
+        self._b[src] = (tokens - 1.0, now)
+        return None
+
+
+# ============================================================================================ the KDC
+
+
+KDC_COUNTERS = ("as_ok", "tgs_ok", "tgs_referral", "open_ok", "open_forwarded", "errors", "malformed",
+                "rate_limited", "sources_full", "reply_cache_hits", "dropped")
+
+
+class Kdc:
+    """The protocol logic of one realm's KDC, without sockets: ``await handle(datagram, source)`` returns
+    the reply datagram (or None to stay silent)."""
+
+    def __init__(self, cfg: KdcConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.replay = ReplayCache(cfg.replay_capacity, cfg.skew)
+        self.buckets = TokenBucketTable(cfg.rate, cfg.burst, cfg.max_sources, clock)
+        self._replies: OrderedDict[bytes, bytes] = OrderedDict()
+        self.counters: dict[str, int] = dict.fromkeys(KDC_COUNTERS, 0)
+        self._peer_clients: dict[str, KdcClient] = {}
+
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # -- entry point
+    async def handle(self, data: bytes, source: str = "local") -> bytes | None:
+        refused = self.buckets.allow(source)
+        if refused is not None:
+            self._count(refused)
+            return None
+        cache_key = bytes(data)  # the request itself is the reply-cache key (bounded: reply_cache entries)
+        cached = self._replies.get(cache_key)
+        if cached is not None:
+            self._count("reply_cache_hits")
+            return cached
+        nonce = 0
+        try:
+            if not data:
+                raise LkbMalformed("empty datagram")
+            t = data[0]
+            if t == MsgType.AS_REQ:
+                req = AsReq.decode(data)
+                nonce = req.nonce
+                reply = self._as(req)
+            elif t == MsgType.TGS_REQ:
+                treq = TgsReq.decode(data)
+                nonce = treq.nonce
+                reply = self._tgs(treq)
+            elif t == MsgType.OPEN_REQ:
+                oreq = OpenReq.decode(data)
+                nonce = oreq.nonce
+                reply = await self._open(oreq)
+            else:
+                raise LkbMalformed(f"message type {t} is not a KDC request")
+        except LkbError as exc:
+            self._count("malformed" if isinstance(exc, LkbMalformed) else "errors")
+            self._count("err_" + _code_for(exc).name.lower())
+            reply = KrbError(_code_for(exc), int(self.clock()), nonce, str(exc)[:200]).encode()
+        self._replies[cache_key] = reply
+        if len(self._replies) > self.cfg.reply_cache:
+            self._replies.popitem(last=False)
+        return reply
+
+    # -- helpers
+    def _now(self) -> float:
+        return self.clock()
+
+    def _times(self, till: int, cap: int | None = None) -> tuple[int, int, int]:
+        now = int(self._now())
+        end = min(till, now + self.cfg.ticket_lifetime)
+        if cap is not None:
+            end = min(end, cap)
+        if end <= now:
+            raise _Refuse(ErrorCode.POLICY, "requested lifetime ends in the past")
+        return now, now, end
+
+    def _issue(self, client: Principal, server: Principal, flags: int, authtime: int, start: int, end: int,
+               transited: tuple[str, ...]) -> tuple[Ticket, bytes]:
+        key = self.cfg.keytab.get(server)
+        skey = os.urandom(32)
+        authz = tuple((AUTHZ_TRANSITED, r.encode("utf-8")) for r in transited)
+        part = EncTicketPart(flags, authtime, start, end, skey, client, authz)
+        return Ticket.issue(server, key, part), skey
+
+    # -- AS (RFC 4120 §3.1)
+    def _as(self, req: AsReq) -> bytes:
+        kt = self.cfg.keytab
+        if req.client.realm != self.cfg.realm or req.client not in kt:
+            raise _Refuse(ErrorCode.C_PRINCIPAL_UNKNOWN, f"unknown client {req.client}")
+        if req.server.realm != self.cfg.realm or req.server not in kt:
+            raise _Refuse(ErrorCode.S_PRINCIPAL_UNKNOWN, f"unknown server {req.server}")
+        flags = TicketFlag.INITIAL
+        if req.pa_enc_timestamp is not None:
+            ckey = kt.get(req.client, req.pa_kvno)
+            try:
+                raw = unseal(ckey, Usage.PA_ENC_TIMESTAMP, req.client.encode(), req.pa_enc_timestamp,
+                             AuthenticatorIntegrity, "PA-ENC-TIMESTAMP")
+            except AuthenticatorIntegrity:
+                raise _Refuse(ErrorCode.PREAUTH_FAILED, "pre-authentication failed") from None
+            if len(raw) != 8 or abs(int(self._now() * _US) - int.from_bytes(raw, "big")) > self.cfg.skew * _US:
+                raise _Refuse(ErrorCode.PREAUTH_FAILED, "pre-authentication timestamp outside the skew window")
+            flags |= TicketFlag.PRE_AUTHENT
+        elif self.cfg.require_preauth:
+            raise _Refuse(ErrorCode.PREAUTH_REQUIRED, "pre-authentication required")
+        else:
+            ckey = kt.get(req.client)
+        authtime, start, end = self._times(req.till)
+        ticket, skey = self._issue(req.client, req.server, flags, authtime, start, end, ())
+        part = EncKdcRepPart(skey, req.nonce, int(flags), authtime, start, end, req.server)
+        enc = seal(ckey, Usage.AS_REP, req.client.encode(), part.encode())
+        self._count("as_ok")
+        return KdcRep(MsgType.AS_REP, req.client, ticket, enc, ckey.kvno).encode()
+
+    # -- TGS (RFC 4120 §3.3)
+    def _check_ap(self, ap: ApReq, binding: bytes, usage: Usage) -> tuple[EncTicketPart, Authenticator, Key]:
+        key = self.cfg.keytab.get(ap.ticket.server, ap.ticket.kvno)
+        part = ap.ticket.open(key)
+        skey = Key(0, part.session_key)
+        auth = Authenticator.decode(unseal(skey, usage, b"", ap.authenticator, AuthenticatorIntegrity,
+                                           "authenticator"))
+        if auth.client != part.client:
+            raise ClientMismatch("authenticator and ticket name different clients")
+        if auth.binding != binding:
+            raise _Refuse(ErrorCode.MODIFIED, "authenticator is not bound to this request body")
+        now = self._now()
+        now_us = int(round(now * _US))
+        if abs(now_us - auth.ctime_us) > self.cfg.skew * _US:
+            raise ClockSkew("authenticator outside the skew window")
+        if part.starttime > now + self.cfg.skew:
+            raise TicketNotYetValid("TGT not yet valid")
+        if now > part.endtime + self.cfg.skew:
+            raise TicketExpired("TGT expired")
+        self.replay.check_and_add((ap.ticket.server, auth.client, auth.ctime_us, auth.nonce), auth.ctime_us, now_us)
+        return part, auth, skey
+
+    def _tgs(self, req: TgsReq) -> bytes:
+        realm = self.cfg.realm
+        tsrv = req.ap_req.ticket.server
+        if tsrv.name != f"krbtgt/{realm}":
+            raise _Refuse(ErrorCode.POLICY, f"{tsrv} is not a TGT for {realm}")
+        part, _auth, skey = self._check_ap(req.ap_req, ap_req_binding_for_request(req.body()),
+                                           Usage.TGS_AUTHENTICATOR)
+        transited = part.transited
+        if tsrv.realm != realm and tsrv.realm != part.client.realm:
+            transited += (tsrv.realm,)  # a cross-realm TGT issued by an intermediate realm
+        if req.server.realm != realm:
+            hop = self.cfg.next_hop(req.server.realm)
+            server = krbtgt(hop, realm)
+            self._count("tgs_referral")
+        else:
+            server = req.server
+            if server not in self.cfg.keytab:
+                raise _Refuse(ErrorCode.S_PRINCIPAL_UNKNOWN, f"unknown server {server}")
+            self._count("tgs_ok")
+        _, start, end = self._times(req.till, part.endtime)
+        ticket, new_key = self._issue(part.client, server, part.flags & ~TicketFlag.INITIAL, part.authtime,
+                                      start, end, transited)
+        rep = EncKdcRepPart(new_key, req.nonce, part.flags & ~TicketFlag.INITIAL, part.authtime, start, end, server)
+        enc = seal(skey, Usage.TGS_REP, part.client.encode(), rep.encode())
+        return KdcRep(MsgType.TGS_REP, part.client, ticket, enc, 0).encode()
+
+    # -- OPEN (cases 2 and 3)
+    async def _open(self, req: OpenReq) -> bytes:
+        realm = self.cfg.realm
+        p = req.requester
+        is_peer = p.realm != realm and p.name == f"krbtgt/{realm}"
+        if not is_peer and not (p.realm == realm and p.name in self.cfg.routers):
+            raise _Refuse(ErrorCode.POLICY, f"{p} may not open tickets here")
+        rkey = self.cfg.keytab.get(p, req.kvno)
+        try:
+            ctime = req.ctime_us(rkey)
+        except LkbError:
+            raise _Refuse(ErrorCode.MODIFIED, "OPEN-REQ does not verify under the requester's key") from None
+        if abs(int(round(self._now() * _US)) - ctime) > self.cfg.skew * _US:
+            raise ClockSkew("OPEN-REQ outside the skew window")
+        tsrv = req.ticket.server
+        if tsrv == access_principal(realm):
+            part = req.ticket.open(self.cfg.keytab.get(tsrv, req.ticket.kvno))
+            self._count("open_ok")
+        elif tsrv == access_principal(tsrv.realm):
+            hop = self.cfg.next_hop(tsrv.realm)
+            part = await self._forward(hop, req.ticket)
+            self._count("open_forwarded")
+        else:
+            raise _Refuse(ErrorCode.NOKEY, f"{tsrv} is not an access ticket this KDC can open")
+        return OpenRep.build(rkey, req.nonce, part).encode()
+
+    async def _forward(self, hop: str, ticket: Ticket) -> EncTicketPart:
+        addr = self.cfg.peers.get(hop)
+        if addr is None:
+            raise UnknownRealm(f"no KDC address for neighbour realm {hop}")
+        cli = self._peer_clients.get(hop)
+        if cli is None:
+            me = krbtgt(hop, self.cfg.realm)
+            cli = KdcClient(addr, principal=me, key=self.cfg.keytab.get(me), clock=self.clock,
+                            timeout=self.cfg.forward_timeout, retries=self.cfg.forward_retries)
+            self._peer_clients[hop] = cli
+        return await cli.open_ticket(ticket)
+
+
+# ============================================================================================ UDP server
+
+
+class _Proto(asyncio.DatagramProtocol):
+    def __init__(self, kdc: Kdc) -> None:
+        self.kdc = kdc
+        self.transport: asyncio.DatagramTransport | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        t = asyncio.ensure_future(self._serve(data, addr))
+        self.tasks.add(t)
+        t.add_done_callback(self.tasks.discard)
+
+    async def _serve(self, data: bytes, addr) -> None:
+        try:
+            reply = await self.kdc.handle(data, addr[0])
+        except Exception:  # never let one datagram kill the server; count it
+            self.kdc._count("dropped")
+            return
+        if reply is not None and self.transport is not None:
+            self.transport.sendto(reply, addr)
+
+
+class KdcServer:
+    """A running in-process KDC: ``.address`` (host, port), ``.kdc`` (counters), ``.close()``."""
+
+    def __init__(self, kdc: Kdc, transport: asyncio.DatagramTransport, proto: _Proto) -> None:
+        self.kdc = kdc
+        self._transport = transport
+        self._proto = proto
+        self.address: tuple[str, int] = transport.get_extra_info("sockname")[:2]
+
+    @property
+    def counters(self) -> dict[str, int]:
+        return self.kdc.counters
+
+    def close(self) -> None:
+        for t in list(self._proto.tasks):
+            t.cancel()
+        self._transport.close()
+
+
+async def start_kdc(cfg: KdcConfig, *, clock: Callable[[], float] = time.time,
+                    host: str | None = None, port: int | None = None) -> KdcServer:
+    """Bind the KDC's UDP socket on the running loop and serve; returns a :class:`KdcServer`."""
+    kdc = Kdc(cfg, clock=clock)
+    loop = asyncio.get_running_loop()
+    h, p = cfg.listen
+    transport, proto = await loop.create_datagram_endpoint(lambda: _Proto(kdc),
+                                                           local_addr=(host or h, p if port is None else port))
+    return KdcServer(kdc, transport, proto)
+
+
+# ============================================================================================ client
+
+
+class _ClientProto(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr) -> None:
+        self.queue.put_nowait(data)
+
+
+def _reply_nonce(data: bytes) -> int | None:
+    """The nonce a reply echoes in clear (KRB-ERROR, OPEN-REP), or None for AS/TGS-REP (nonce sealed)."""
+    try:
+        if data[:1] == bytes((MsgType.ERROR,)):
+            return KrbError.decode(data).nonce
+        if data[:1] == bytes((MsgType.OPEN_REP,)):
+            return OpenRep.decode(data).nonce
+    except LkbMalformed:
+        return -1
+    return None
+
+
+class KdcClient:
+    """Talks to one KDC over UDP with a per-attempt ``timeout`` and ``retries`` retransmissions of the same
+    datagram (the KDC's reply cache answers a retransmission with the same reply).
+
+    With ``principal`` and ``key`` (a router's, or a KDC's inter-realm key) it is also the
+    :class:`~fmipfast.security.lwkerb.TicketOpener` an :class:`~fmipfast.security.lwkerb.ApVerifier` uses
+    for cases 2 and 3.
+    """
+
+    def __init__(self, address: tuple[str, int], *, principal: Principal | None = None, key: Key | None = None,
+                 clock: Callable[[], float] = time.time, timeout: float = 1.0, retries: int = 2) -> None:
+        self.address = (address[0], int(address[1]))
+        self.principal = principal
+        self.key = key
+        self.clock = clock
+        self.timeout = timeout
+        self.retries = retries
+        self.counters: dict[str, int] = {"requests": 0, "retransmits": 0, "timeouts": 0, "stray": 0}
+
+    def __repr__(self) -> str:
+        return f"KdcClient({self.address}, principal={self.principal})"
+
+    async def request(self, data: bytes, nonce: int) -> bytes:
+        """Send ``data``; return the first reply that is not a stray (a clear nonce other than ``nonce``)."""
+        loop = asyncio.get_running_loop()
+        try:
+            transport, proto = await loop.create_datagram_endpoint(_ClientProto, remote_addr=self.address)
+        except OSError as exc:
+            self.counters["timeouts"] += 1
+            raise KdcUnreachable(f"KDC {self.address[0]}:{self.address[1]}: {exc.strerror or exc}") from None
+        self.counters["requests"] += 1
+        try:
+            for attempt in range(self.retries + 1):
+                if attempt:
+                    self.counters["retransmits"] += 1
+                transport.sendto(data)
+                deadline = loop.time() + self.timeout
+                while True:
+                    left = deadline - loop.time()
+                    if left <= 0:
+                        break
+                    try:
+                        reply = await asyncio.wait_for(proto.queue.get(), left)
+                    except asyncio.TimeoutError:
+                        break
+                    n = _reply_nonce(reply)
+                    if n is None or n == nonce or (n == 0 and reply[:1] == bytes((MsgType.ERROR,))):
+                        return reply
+                    self.counters["stray"] += 1
+            self.counters["timeouts"] += 1
+            raise KdcUnreachable(f"no reply from KDC {self.address[0]}:{self.address[1]} after "
+                                 f"{self.retries + 1} attempts")
+        finally:
+            transport.close()
+
+    # -- exchanges
+    async def as_exchange(self, client: Principal, client_key: Key, server: Principal | None = None,
+                          *, lifetime: int = 36000) -> Credentials:
+        req = build_as_req(client, server or krbtgt(client.realm), client_key, now=self.clock(), lifetime=lifetime)
+        return read_kdc_rep(await self.request(req.encode(), req.nonce), client_key, req.nonce)
+
+    async def tgs_exchange(self, tgt: Credentials, server: Principal, *, lifetime: int = 36000) -> Credentials:
+        req = build_tgs_req(tgt, server, now=self.clock(), lifetime=lifetime)
+        return read_kdc_rep(await self.request(req.encode(), req.nonce), tgt.session_key, req.nonce)
+
+    async def open_ticket(self, ticket: Ticket) -> EncTicketPart:
+        if self.principal is None or self.key is None:
+            raise NoKey("this KDC client has no principal/key to authenticate OPEN-REQ")
+        nonce = int.from_bytes(os.urandom(8), "big") or 1
+        req = OpenReq.build(self.principal, self.key, ticket, nonce, self.clock())
+        reply = await self.request(req.encode(), nonce)
+        if reply[:1] == bytes((MsgType.ERROR,)):
+            raise error_from_krb(KrbError.decode(reply))
+        rep = OpenRep.decode(reply)
+        if rep.nonce != nonce:
+            raise LkbMalformed("OPEN-REP nonce does not match")
+        return rep.open(self.key)
+
+
+async def get_service_ticket(tgt: Credentials, server: Principal, kdcs: dict[str, tuple[str, int]], *,
+                             clock: Callable[[], float] = time.time, timeout: float = 1.0, retries: int = 2,
+                             max_hops: int = 8) -> Credentials:
+    """Follow cross-realm referrals to ``server`` (RFC 4120 §3.3.1): a TGT ``krbtgt/R@X`` is presented to
+    R's KDC (``kdcs`` maps a realm to its KDC address); an answer for ``krbtgt/NEXT@R`` is a referral
+    taken to NEXT's KDC, until the service ticket comes back.  Raises :class:`UnknownRealm` for a realm
+    without an address, or after ``max_hops`` referrals."""
+    creds = tgt
+    for _ in range(max_hops):
+        if not creds.server.name.startswith("krbtgt/"):
+            raise LkbMalformed(f"{creds.server} is not a ticket-granting ticket")
+        realm = creds.server.name.removeprefix("krbtgt/")
+        addr = kdcs.get(realm)
+        if addr is None:
+            raise UnknownRealm(f"no KDC address for realm {realm}")
+        got = await KdcClient(addr, clock=clock, timeout=timeout, retries=retries).tgs_exchange(creds, server)
+        if got.server == server:
+            return got
+        if not got.server.name.startswith("krbtgt/"):
+            raise LkbMalformed(f"KDC answered with a ticket for {got.server}, asked for {server}")
+        creds = got
+    raise UnknownRealm(f"more than {max_hops} referrals towards {server.realm}")
+
+
+# ============================================================================================ process entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fmipfast.security.kdc --config FILE.toml``: serve until SIGTERM/SIGINT."""
+    ap = argparse.ArgumentParser(prog="fmipfast-kdc", description="fmipfast light-weight Kerberos KDC")
+    ap.add_argument("--config", required=True, help="TOML file (keys in docs/security.md)")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fmipfast-kdc: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        server = await start_kdc(cfg)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        host, port = server.address
+        print(f"READY {host} {port}", flush=True)
+        await stop.wait()
+        server.close()
+
+    asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
