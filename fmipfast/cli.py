@@ -1,7 +1,8 @@
 """The ``fmipfast`` command.
 
 Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
-``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues add ``demo``, ``lab``, ``router``, ``mn``, ``kdc`` and ``ctl``.
+``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues add ``demo``, ``lab``, ``router``,
+``mn`` and ``ctl``.
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input.

@@ -1,0 +1,230 @@
+"""Address, interface-identifier and MAC derivation: the readable oracle of ``_kernels/derive.pxi``.
+
+Implements DESIGN.md §3 on top of draft-koodli-mobileip-fastv6-02 §5 (Handover Redirect, M and C bits
+clear) and §6 (Handover, M bit clear):
+
+  * new care-of address: the first *prefix size* bits of the NAR address, then the low bits of the
+    mobile node's current care-of address (draft §5, "If the `C' bit is not set");
+  * NAR link-local address: FE80::/64 followed by the NAR address's interface identifier (draft §5; only
+    prefix size 64, DESIGN.md §3);
+  * the draft's 64-bit MAC fields carry the EUI-64 of the link-layer address: a 48-bit MAC maps to it by
+    inserting FF-FE between octets 2 and 3 (IEEE EUI-64, RFC 4291 Appendix A);
+  * modified EUI-64 interface identifiers (RFC 4291 §2.5.1, Appendix A) are EUI-64s with the
+    universal/local bit (0x02 of octet 0) inverted;
+  * MAC from an address without M: IID -> EUI-64 -> 48-bit MAC, failing clearly when the IID is not
+    FF-FE based (privacy or stable IIDs, RFC 8981 / RFC 7217): the sender must then set M.
+
+Every input accepts any bytes-like object; every output is ``bytes``.
+"""
+
+from __future__ import annotations
+
+from fmipfast.errors import DerivationError
+from fmipfast.reference.cksum import _index, _need, _octets
+
+__all__ = [
+    "eui64_from_address",
+    "eui64_from_iid",
+    "eui64_from_mac48",
+    "iid_from_eui64",
+    "link_local_from_mac48",
+    "mac48_from_address",
+    "mac48_from_eui64",
+    "nar_link_local",
+    "ncoa_from_prefix",
+]
+
+_ADDR_LEN = 16  # constants.ADDR_LEN
+_EUI64_LEN = 8  # constants.EUI64_LEN
+_MAC48_LEN = 6  # constants.MAC48_LEN
+_IID_BITS = 64  # RFC 4291 §2.5.1: interface identifiers of unicast addresses are 64 bits
+_LINK_LOCAL_PREFIX = bytes.fromhex("fe80000000000000")  # RFC 4291 §2.5.6: FE80::/64
+_UL_BIT = 0x02  # RFC 4291 Appendix A: universal/local bit, octet 0 of an EUI-64
+_FFFE = b"\xff\xfe"  # IEEE: the two octets a 48-bit MAC gets in the middle of its EUI-64
+
+
+def _arg(view: memoryview, name: str, size: int) -> bytes:
+    _need(view, name, size)
+    return bytes(view)
+
+
+def _prefix_len(prefix_len) -> int:
+    return _index(prefix_len, "prefix_len", 0, 128)
+
+
+def _flip_ul(eui: bytes) -> bytes:
+    return bytes([eui[0] ^ _UL_BIT]) + eui[1:]
+
+
+def _eui64_to_mac48(eui: bytes) -> bytes | None:
+    """The 48-bit MAC inside an FF-FE based EUI-64 (octets 3-4 are FF FE), else ``None``."""
+    if eui[3:5] != _FFFE:
+        return None
+    return eui[:3] + eui[5:]
+
+
+def ncoa_from_prefix(nar_address, prefix_len, coa) -> bytes:
+    """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
+
+    Draft §5: "If the `C' bit is not set, then the mobile node may determine its new care-of address by
+    applying the value in the Prefix Size to select the routing prefix from the address in the Access
+    Router IPv6 Address field.  This routing prefix may then be prepended to the lower-order bits of the
+    mobile node's current care-of address."  (DESIGN.md §3.)
+
+    Parameters
+    ----------
+    nar_address : bytes-like, 16 octets
+    prefix_len : int, 0..128
+    coa : bytes-like, 16 octets
+        The mobile node's current care-of address.
+
+    Returns
+    -------
+    bytes
+        16 octets.
+
+    Raises
+    ------
+    ValueError
+        Wrong lengths or ``prefix_len`` outside 0..128.
+    """
+    # Both buffers are converted before any check (the compiled core's argument order), then checked.
+    nar_view, coa_view = _octets(nar_address), _octets(coa)
+    nar = _arg(nar_view, "nar_address", _ADDR_LEN)
+    plen = _prefix_len(prefix_len)
+    care_of = _arg(coa_view, "coa", _ADDR_LEN)
+    nar_bits = int.from_bytes(nar, "big")
+    coa_bits = int.from_bytes(care_of, "big")
+    prefix_mask = ((1 << plen) - 1) << (128 - plen)  # the top prefix_len bits
+    low_mask = (1 << (128 - plen)) - 1
+    return ((nar_bits & prefix_mask) | (coa_bits & low_mask)).to_bytes(_ADDR_LEN, "big")
+
+
+def nar_link_local(nar_address, prefix_len) -> bytes:
+    """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
+
+    Draft §5 replaces the routing prefix with FE80::; DESIGN.md §3 allows that only for prefix size 64,
+    where the replaced bits are exactly the link-local /64.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64.
+    """
+    nar = _arg(_octets(nar_address), "nar_address", _ADDR_LEN)
+    plen = _prefix_len(prefix_len)
+    if plen != _IID_BITS:
+        raise DerivationError(f"link-local derivation needs prefix size 64, got {plen}")
+    return _LINK_LOCAL_PREFIX + nar[8:]
+
+
+def link_local_from_mac48(mac6) -> bytes:
+    """FE80::/64 + the modified EUI-64 interface identifier of a 48-bit MAC (RFC 4291 Appendix A).
+
+    Example: 00:1b:63:84:45:e6 -> fe80::21b:63ff:fe84:45e6.
+
+    Raises
+    ------
+    ValueError
+        ``mac6`` is not 6 octets.
+    """
+    return _LINK_LOCAL_PREFIX + iid_from_eui64(eui64_from_mac48(mac6))
+
+
+def eui64_from_mac48(mac6) -> bytes:
+    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (DESIGN.md §3).
+
+    Raises
+    ------
+    ValueError
+        ``mac6`` is not 6 octets.
+    """
+    mac = _arg(_octets(mac6), "mac6", _MAC48_LEN)
+    return mac[:3] + _FFFE + mac[3:]
+
+
+def mac48_from_eui64(eui8) -> bytes:
+    """The 48-bit MAC inside an EUI-64 whose octets 3-4 are FF FE (inverse of :func:`eui64_from_mac48`).
+
+    Raises
+    ------
+    ValueError
+        ``eui8`` is not 8 octets.
+    DerivationError
+        Octets 3-4 are not FF FE, so the EUI-64 is not built from a 48-bit MAC.
+    """
+    eui = _arg(_octets(eui8), "eui8", _EUI64_LEN)
+    mac = _eui64_to_mac48(eui)
+    if mac is None:
+        raise DerivationError(f"eui8: octets 3-4 are {eui[3]:02X}-{eui[4]:02X}, not FF-FE: not built from a 48-bit MAC")
+    return mac
+
+
+def iid_from_eui64(eui8) -> bytes:
+    """Modified EUI-64 interface identifier of an EUI-64: the U/L bit (0x02 of octet 0) inverted.
+
+    Raises
+    ------
+    ValueError
+        ``eui8`` is not 8 octets.
+    """
+    return _flip_ul(_arg(_octets(eui8), "eui8", _EUI64_LEN))
+
+
+def eui64_from_iid(iid8) -> bytes:
+    """The EUI-64 behind a modified EUI-64 interface identifier: the U/L bit inverted back.
+
+    Raises
+    ------
+    ValueError
+        ``iid8`` is not 8 octets.
+    """
+    return _flip_ul(_arg(_octets(iid8), "iid8", _EUI64_LEN))
+
+
+def eui64_from_address(address16, prefix_len) -> bytes:
+    """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
+
+    Draft §5/§6 without M: the MAC is found by masking off the routing prefix; DESIGN.md §3 reads the
+    remaining bits as a modified EUI-64 interface identifier.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64.
+    """
+    address = _arg(_octets(address16), "address16", _ADDR_LEN)
+    plen = _prefix_len(prefix_len)
+    if plen > _IID_BITS:
+        raise DerivationError(
+            f"prefix size {plen} leaves a {128 - plen}-bit interface identifier, shorter than an EUI-64"
+        )
+    return _flip_ul(address[8:])
+
+
+def mac48_from_address(address16, prefix_len) -> bytes:
+    """The 48-bit MAC behind an address's FF-FE based interface identifier (DESIGN.md §3, draft §5/§6).
+
+    Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64, or the interface identifier is not FF-FE based (a privacy or stable IID,
+        RFC 8981 / RFC 7217): the MAC cannot be derived and the sender must set M.
+    """
+    eui = eui64_from_address(address16, prefix_len)
+    mac = _eui64_to_mac48(eui)
+    if mac is None:
+        raise DerivationError(
+            f"address16: interface identifier {_flip_ul(eui).hex()} is not EUI-64 based (octets 3-4 are "
+            f"{eui[3]:02X}-{eui[4]:02X}, not FF-FE; e.g. a privacy or stable IID, RFC 8981/7217): "
+            "the MAC cannot be derived, the sender must set M"
+        )
+    return mac
