@@ -1,5 +1,6 @@
 # C-level interface of fmipfast._core for Cython code that cimports it (STYLE.md rule 3): the kernel
-# status codes and the `noexcept nogil` kernels behind the def wrappers.  No cdef classes yet.
+# status codes, the `noexcept nogil` kernels behind the def wrappers, and (from the included
+# _kernels/*.pxd.pxi) the cdef classes of the batch core.
 #
 # Kernels take raw pointers; fixed-size arguments must hold the documented number of octets
 # (addresses 16, EUI-64 / interface identifiers 8, MACs 6) and outputs must have room for theirs.
@@ -42,3 +43,9 @@ cdef int derive_link_local_from_mac48(const uint8_t* mac6, uint8_t* out16) noexc
 cdef int derive_mac48_from_eui64(const uint8_t* eui8, uint8_t* out6) noexcept nogil
 cdef int derive_eui64_from_address(const uint8_t* address16, int prefix_len, uint8_t* out8) noexcept nogil
 cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uint8_t* out6) noexcept nogil
+
+# The batch core (issue #3): one declaration fragment per kernel fragment.
+include "_kernels/parse.pxd.pxi"
+include "_kernels/ncache.pxd.pxi"
+include "_kernels/bufq.pxd.pxi"
+include "_kernels/rewrite.pxd.pxi"

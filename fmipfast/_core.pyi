@@ -350,3 +350,17 @@ def _struct_sizes() -> dict[str, int]:
 
 def _consts() -> dict[str, int]:
     """Every enum constant of includes/consts.pxi and includes/wire.pxd, by name, as compiled."""
+
+# ---- The batch core (issue #3). Each room adds its stubs in its own section. ----
+
+# [parse] classify and Batch
+
+# (keep this line: it separates the sections for clean merges)
+
+# [ncache] NeighborCache and batch derivations
+
+# (keep this line: it separates the sections for clean merges)
+
+# [bufq+rewrite] PacketBuffer and the rewrite kernels
+
+# (end of the batch-core sections)

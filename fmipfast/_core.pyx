@@ -43,10 +43,6 @@ from operator import index as _index
 
 from fmipfast.errors import DerivationError
 
-include "includes/consts.pxi"
-include "_kernels/cksum.pxi"
-include "_kernels/derive.pxi"
-
 __all__ = [
     "internet_checksum",
     "upper_layer_checksum",
@@ -63,6 +59,18 @@ __all__ = [
     "eui64_from_address",
     "mac48_from_address",
 ]
+
+include "includes/consts.pxi"
+include "_kernels/cksum.pxi"
+include "_kernels/derive.pxi"
+# Issue #3, the batch core: each fragment holds its kernels AND its def wrappers / cdef classes, appends
+# its public names to __all__, and declares its cdef classes in the matching _kernels/*.pxd.pxi that
+# _core.pxd includes.  One fragment per room, so work on one never touches another.
+include "_kernels/parse.pxi"
+include "_kernels/ncache.pxi"
+include "_kernels/bufq.pxi"
+include "_kernels/rewrite.pxi"
+
 
 # Stands in for the data pointer of an empty buffer (never read: the kernels read n = 0 octets), so no
 # kernel sees NULL and `&view[0]` is never taken on an empty view.

@@ -254,3 +254,94 @@ class Codepoints:
 
 DEFAULT_CODEPOINTS = Codepoints()
 __all__ += ["MESSAGE_KEYS", "Codepoints", "DEFAULT_CODEPOINTS"]
+
+
+# --- The batch core (DESIGN.md §5, §7) ----------------------------------------------------------------
+
+
+class Verdict(IntEnum):
+    """Next stage of a frame after ``classify`` (and the lookup stage). One uint8 per frame (STYLE rule 12)."""
+
+    DROP = 0  # counted under a DropReason
+    FORWARD = 1  # rewrite L2 from the neighbor cache, decrement the hop limit
+    TUNNEL = 2  # PAR: encapsulate to the NAR (RFC 2473)
+    DECAP = 3  # NAR: IPv6-in-IPv6 from a peer router; deliver or buffer the inner packet
+    BUFFER = 4  # destination is a PROXY entry / an MN mid-handover
+    CONTROL = 5  # ND, fmipfast messages, AH, traffic for the router itself: handed to Python
+    RESOLVE = 6  # no usable neighbor entry: bounded unresolved queue + a Neighbor Solicitation
+
+
+class Severity(IntEnum):
+    INFO = 0  # expected on a healthy network (e.g. not IPv6)
+    WARNING = 1  # a peer or the path is misbehaving
+    ERROR = 2  # resource exhaustion or a bug
+
+
+class DropReason(IntEnum):
+    """Why a frame was dropped; each has a description and a severity, and a counter in the engine.
+
+    Values are stable (they are stored in uint8 arrays and exported as metrics): append, never renumber.
+    """
+
+    description: str
+    severity: Severity
+
+    def __new__(cls, value: int, description: str, severity: Severity) -> "DropReason":
+        obj = int.__new__(cls, value)
+        obj._value_ = value
+        obj.description = description
+        obj.severity = severity
+        return obj
+
+    NONE = 0, "not dropped", Severity.INFO
+    ETH_TRUNCATED = 1, "frame shorter than an Ethernet header (or its VLAN tags)", Severity.WARNING
+    NOT_IPV6 = 2, "EtherType is not IPv6 (ARP, IPv4, ...): this is an IPv6-only data plane", Severity.INFO
+    TOO_MANY_VLANS = 3, "more than two VLAN tags", Severity.WARNING
+    IP6_TRUNCATED = 4, "shorter than the 40-octet IPv6 header", Severity.WARNING
+    IP6_BAD_VERSION = 5, "IP version field is not 6", Severity.WARNING
+    IP6_BAD_PAYLOAD_LENGTH = 6, "IPv6 payload length runs past the end of the frame", Severity.WARNING
+    IP6_BAD_SOURCE = 7, "source address is multicast or loopback (RFC 4291 §2.5.3, §2.7)", Severity.WARNING
+    IP6_BAD_DESTINATION = 8, "destination address is unspecified or loopback (RFC 4291 §2.5.2-3)", Severity.WARNING
+    EXT_TRUNCATED = 9, "an extension header runs past the IPv6 payload", Severity.WARNING
+    EXT_CHAIN_TOO_LONG = 10, "more extension headers than the engine walks", Severity.WARNING
+    HBH_NOT_FIRST = 11, "hop-by-hop options header not directly after the IPv6 header (RFC 8200 §4.3)", \
+        Severity.WARNING
+    ICMP6_TRUNCATED = 12, "ICMPv6 message shorter than the minimum for its type and code", Severity.WARNING
+    ICMP6_BAD_CHECKSUM = 13, "ICMPv6 checksum does not verify (RFC 4443 §2.3)", Severity.WARNING
+    ICMP6_BAD_HOP_LIMIT = 14, "link-only ICMPv6 message (ND, fmipfast to/from an MN) with hop limit != 255", \
+        Severity.WARNING
+    ICMP6_BAD_CODE = 15, "ICMPv6 code not valid for its type (ND code != 0, unknown fmipfast code)", Severity.WARNING
+    ND_BAD_OPTION = 16, "ND option of length 0 or past the end of the message (RFC 4861 §4.6)", Severity.WARNING
+    ND_INVALID = 17, "Neighbor Discovery message fails an RFC 4861 validity check", Severity.WARNING
+    FMIP_BAD_SUBOPTION = 18, "fmipfast sub-option of length < 2 or past the end (DESIGN.md §2)", Severity.WARNING
+    FMIP_BAD_LENGTH = 19, "fmipfast flags or Length field disagree with the message length", Severity.WARNING
+    FMIP_NO_AH = 20, "router-to-router fmipfast message (HI, HE) without AH (DESIGN.md §4)", Severity.WARNING
+    HOP_LIMIT_EXCEEDED = 21, "hop limit would reach 0 when forwarded: ICMPv6 Time Exceeded is due", Severity.INFO
+    NEIGHBOR_TABLE_FULL = 22, "neighbor cache full: no entry could be created", Severity.ERROR
+    BUFFER_FULL = 23, "buffer cap reached: oldest packet dropped (RFC 4861 §7.2.2)", Severity.WARNING
+    BUFFER_EXPIRED = 24, "buffered packet outlived the buffer lifetime", Severity.INFO
+    FRAME_TOO_BIG = 25, "frame larger than a buffer slot or the link MTU", Severity.WARNING
+
+
+class NeighborState(IntEnum):
+    """RFC 4861 §7.3.2 reachability states (0 = no entry)."""
+
+    NONE = 0
+    INCOMPLETE = 1
+    REACHABLE = 2
+    STALE = 3
+    DELAY = 4
+    PROBE = 5
+
+
+class NeighborFlag(IntFlag):
+    """Flags of a neighbor-cache entry beside its RFC 4861 state."""
+
+    ROUTER = 0x01  # IsRouter (RFC 4861 §7.3.2)
+    PROXY = 0x02  # the NAR proxies this NCoA for an MN mid-handover: answer NS, buffer traffic
+    LOCAL = 0x04  # an address of the router itself: deliver to the control path
+    TUNNEL = 0x08  # the PAR tunnels this PCoA's traffic to the NAR of a live handover
+    STATIC = 0x10  # configured; never expires
+
+
+__all__ += ["Verdict", "Severity", "DropReason", "NeighborState", "NeighborFlag"]

@@ -36,3 +36,17 @@ __all__ = [
     "eui64_from_address",
     "mac48_from_address",
 ]
+
+# ---- The batch core (issue #3). Each room adds its import and __all__ entries in its own section. ----
+
+# [parse] classify: fmipfast/reference/wire.py
+
+# (keep this line: it separates the sections for clean merges)
+
+# [ncache] NeighborCache and batch derivations: fmipfast/reference/ncache.py
+
+# (keep this line: it separates the sections for clean merges)
+
+# [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
+
+# (end of the batch-core sections)

@@ -1,0 +1,1 @@
+# parse: batch-core fragment (issue #3), included by _core.pyx. Empty until its kernels land.
