@@ -1,0 +1,163 @@
+"""The mobile node's credential cache, with background precaching of cross-realm TGTs (draft §3).
+
+The draft: "The list of adjacent realms can be used by the MN to precache crossrealm lightweight TGT's
+targeted at adjacent realms (as a background task).  This performance optimization allows subsequent
+authentications for adjacent realms to skip exchanges with the remote user's KDC. Instead, a local KDC
+will be used."  :class:`TicketCache` holds the MN's home TGT (AS exchange, RFC 4120 §3.1), cross-realm TGTs
+``krbtgt/R@HOME`` and service tickets; :meth:`TicketCache.get` starts from the best TGT it holds, so after
+:meth:`TicketCache.precache` a ticket for a service in an adjacent realm costs one TGS exchange at that
+realm's KDC and none at home.
+
+Bounded: at most ``capacity`` credentials; expired ones go first, then the one that expires soonest (never
+the home TGT).  A credential is used only while ``endtime - renew_margin`` is in the future.  Every outcome
+is counted in :attr:`TicketCache.counters`; background precaching never raises (failures are counted and
+kept in :attr:`TicketCache.last_errors`).
+
+Ownership: one asyncio event loop (the MN agent's); no locking.  Keys are never shown in reprs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+from fmipfast.security.kdc import KdcClient, get_service_ticket
+from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal, UnknownRealm, krbtgt
+
+__all__ = ["TicketCache"]
+
+COUNTERS = ("hits", "misses", "as_exchanges", "fetched", "fetch_failed", "precached", "precache_failed",
+            "evicted")
+
+
+class TicketCache:
+    """Credentials of one client principal, fetched from the KDCs of ``kdcs`` (realm -> (host, port))."""
+
+    def __init__(self, client: Principal, key: Key, kdcs: dict[str, tuple[str, int]], *,
+                 clock: Callable[[], float] = time.time, capacity: int = 64, renew_margin: float = 60.0,
+                 timeout: float = 1.0, retries: int = 2) -> None:
+        if capacity < 2:
+            raise ValueError("capacity must hold at least the home TGT and one ticket")
+        if client.realm not in kdcs:
+            raise UnknownRealm(f"no KDC address for the home realm {client.realm}")
+        self.client = client
+        self._key = key
+        self.kdcs = dict(kdcs)
+        self.clock = clock
+        self.capacity = capacity
+        self.renew_margin = renew_margin
+        self.timeout = timeout
+        self.retries = retries
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.last_errors: dict[str, str] = {}
+        self._creds: dict[Principal, Credentials] = {}
+        self._inflight: dict[Principal, asyncio.Future[Credentials]] = {}
+
+    def __repr__(self) -> str:
+        return f"TicketCache({self.client}, {len(self._creds)} credentials)"
+
+    def __len__(self) -> int:
+        return len(self._creds)
+
+    @property
+    def home_tgt_principal(self) -> Principal:
+        return krbtgt(self.client.realm)
+
+    def cached(self, server: Principal) -> Credentials | None:
+        """A usable cached credential for ``server`` (not counted as a hit or miss), or None."""
+        creds = self._creds.get(server)
+        if creds is not None and creds.endtime - self.renew_margin > self.clock():
+            return creds
+        return None
+
+    def _store(self, creds: Credentials) -> None:
+        if creds.server not in self._creds and len(self._creds) >= self.capacity:
+            now = self.clock()
+            victims = [c for c in self._creds.values() if c.server != self.home_tgt_principal]
+            victims.sort(key=lambda c: (c.endtime - self.renew_margin > now, c.endtime))
+            del self._creds[victims[0].server]
+            self.counters["evicted"] += 1
+        self._creds[creds.server] = creds
+
+    async def _once(self, server: Principal, fetch: Callable[[], Awaitable[Credentials]]) -> Credentials:
+        """Coalesce concurrent fetches of the same credential into one exchange."""
+        pending = self._inflight.get(server)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        task: asyncio.Future[Credentials] = asyncio.ensure_future(fetch())
+        self._inflight[server] = task
+        try:
+            creds = await task
+        finally:
+            self._inflight.pop(server, None)
+        self._store(creds)
+        return creds
+
+    async def home_tgt(self) -> Credentials:
+        """The home TGT ``krbtgt/HOME@HOME``, from the AS exchange when not cached."""
+        creds = self.cached(self.home_tgt_principal)
+        if creds is not None:
+            return creds
+
+        async def fetch() -> Credentials:
+            self.counters["as_exchanges"] += 1
+            client = KdcClient(self.kdcs[self.client.realm], clock=self.clock, timeout=self.timeout,
+                               retries=self.retries)
+            return await client.as_exchange(self.client, self._key)
+
+        return await self._once(self.home_tgt_principal, fetch)
+
+    def _start_for(self, server: Principal) -> Credentials | None:
+        """The most specific cached TGT to start a fetch for ``server`` from: one issued for the server's
+        own realm (precached), else None (start from the home TGT)."""
+        if server.realm == self.client.realm:
+            return None
+        return self.cached(krbtgt(server.realm, self.client.realm))
+
+    async def get(self, server: Principal) -> Credentials:
+        """A valid credential for ``server``: cached, or fetched along the realm graph (counted)."""
+        creds = self.cached(server)
+        if creds is not None:
+            self.counters["hits"] += 1
+            return creds
+        self.counters["misses"] += 1
+
+        async def fetch() -> Credentials:
+            start = self._start_for(server) or await self.home_tgt()
+            try:
+                got = await get_service_ticket(start, server, self.kdcs, clock=self.clock, timeout=self.timeout,
+                                               retries=self.retries)
+            except LkbError:
+                self.counters["fetch_failed"] += 1
+                raise
+            self.counters["fetched"] += 1
+            return got
+
+        return await self._once(server, fetch)
+
+    async def precache(self, realms: Iterable[str]) -> dict[str, bool]:
+        """Fetch a cross-realm TGT ``krbtgt/R@HOME`` for every adjacent realm R (the RA's list) that has
+        none yet; returns realm -> success.  Failures are counted and recorded, never raised."""
+        results: dict[str, bool] = {}
+        wanted = [r for r in dict.fromkeys(realms) if r != self.client.realm]
+        for realm in wanted:
+            principal = krbtgt(realm, self.client.realm)
+            if self.cached(principal) is not None:
+                results[realm] = True
+                continue
+            try:
+                await self.get(principal)
+            except (LkbError, OSError) as exc:
+                self.counters["precache_failed"] += 1
+                self.last_errors[realm] = f"{type(exc).__name__}: {exc}"
+                results[realm] = False
+            else:
+                self.counters["precached"] += 1
+                self.last_errors.pop(realm, None)
+                results[realm] = True
+        return results
+
+    def precache_in_background(self, realms: Iterable[str]) -> asyncio.Task[dict[str, bool]]:
+        """Run :meth:`precache` as a background task of the running loop (the draft's "background task")."""
+        return asyncio.get_running_loop().create_task(self.precache(list(realms)), name="fmipfast-precache")

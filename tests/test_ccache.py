@@ -1,0 +1,154 @@
+"""The MN's ticket cache and precaching of cross-realm TGTs (draft §3), against real in-process KDCs: after
+precaching, a ticket for the adjacent realm costs one exchange at that realm's KDC and none at home."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tomllib
+
+import pytest
+
+from fmipfast.security import kdc as K
+from fmipfast.security import lwkerb as L
+from fmipfast.security.ccache import TicketCache
+
+A, B, C = "REALM-A", "REALM-B", "REALM-C"
+MN = L.Principal("mn1", A)
+PASSWORD = "precache me"
+
+
+def _hex() -> str:
+    return os.urandom(32).hex()
+
+
+def _toml(realm: str, keys: dict[str, str], extra: str = "") -> str:
+    body = f'realm = "{realm}"\nlisten = "127.0.0.1:0"\n{extra}\n'
+    for principal, key in keys.items():
+        if principal.startswith("mn1@"):
+            body += f'[[keys]]\nprincipal = "{principal}"\npassword = "{key}"\n'
+        else:
+            body += f'[[keys]]\nprincipal = "{principal}"\nkey = "{key}"\n'
+    return body
+
+
+async def _world(clock=None):
+    """KDC-A (home) and KDC-B (adjacent, inter-realm keys with A); realm C has a KDC address but no
+    inter-realm key with A, so precaching it fails."""
+    a2b, b2a = _hex(), _hex()
+    cfg_a = K.config_from_mapping(tomllib.loads(_toml(A, {
+        f"krbtgt/{A}@{A}": _hex(), f"access/{A}@{A}": _hex(), f"mn1@{A}": PASSWORD,
+        f"krbtgt/{B}@{A}": a2b, f"krbtgt/{A}@{B}": b2a})))
+    cfg_b = K.config_from_mapping(tomllib.loads(_toml(B, {
+        f"krbtgt/{B}@{B}": _hex(), f"access/{B}@{B}": _hex(), f"krbtgt/{B}@{A}": a2b, f"krbtgt/{A}@{B}": b2a})))
+    cfg_c = K.config_from_mapping(tomllib.loads(_toml(C, {f"krbtgt/{C}@{C}": _hex(), f"access/{C}@{C}": _hex()})))
+    kw = {} if clock is None else {"clock": clock}
+    servers = [await K.start_kdc(cfg, **kw) for cfg in (cfg_a, cfg_b, cfg_c)]
+    return servers, {A: servers[0].address, B: servers[1].address, C: servers[2].address}
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_precache_makes_the_adjacent_realm_local():
+    async def scenario():
+        servers, addrs = await _world()
+        kdc_a, kdc_b, _ = servers
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), addrs)
+            assert await cache.precache([B, B, A]) == {B: True}  # duplicates and the home realm skipped
+            assert cache.counters["precached"] == 1 and cache.counters["as_exchanges"] == 1
+            home_before = dict(kdc_a.counters)
+            creds = await cache.get(L.access_principal(B))
+            assert creds.server == L.access_principal(B) and creds.client == MN
+            assert kdc_a.counters == home_before, "the home KDC was asked again after precaching"
+            assert kdc_b.counters["tgs_ok"] == 1
+            again = await cache.get(L.access_principal(B))
+            assert again is creds and cache.counters["hits"] == 1
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())
+
+
+def test_without_precache_the_home_kdc_gives_a_referral():
+    async def scenario():
+        servers, addrs = await _world()
+        kdc_a, kdc_b, _ = servers
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), addrs)
+            creds = await cache.get(L.access_principal(B))
+            assert creds.server == L.access_principal(B)
+            assert kdc_a.counters["as_ok"] == 1 and kdc_a.counters["tgs_referral"] + kdc_a.counters["tgs_ok"] == 1
+            assert kdc_b.counters["tgs_ok"] == 1
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())
+
+
+def test_precache_failure_is_counted_not_raised():
+    async def scenario():
+        servers, addrs = await _world()
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), {**addrs, "REALM-NOWHERE": ("127.0.0.1", 9)},
+                                timeout=0.2, retries=0)
+            task = cache.precache_in_background([C, B])
+            result = await task
+            assert result == {C: False, B: True}
+            assert cache.counters["precache_failed"] == 1 and "REALM-C" in cache.last_errors
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())
+
+
+def test_expiry_renewal_and_bounded_capacity():
+    now = [1_800_000_000.0]
+
+    async def scenario():
+        servers, addrs = await _world(clock=lambda: now[0])
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), addrs, clock=lambda: now[0], capacity=3,
+                                renew_margin=60)
+            first = await cache.get(L.access_principal(A))
+            now[0] = first.endtime - 59  # inside the renew margin: fetched anew
+            second = await cache.get(L.access_principal(A))
+            assert second is not first and cache.counters["fetched"] == 2
+            await cache.precache([B])
+            await cache.get(L.access_principal(B))  # home TGT + access/A + krbtgt/B@A + access/B > 3
+            assert len(cache) == 3 and cache.counters["evicted"] >= 1
+            assert cache.cached(cache.home_tgt_principal) is not None, "the home TGT is never evicted"
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())
+
+
+def test_concurrent_gets_share_one_exchange():
+    async def scenario():
+        servers, addrs = await _world()
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), addrs)
+            got = await asyncio.gather(*(cache.get(L.access_principal(A)) for _ in range(5)))
+            assert all(c is got[0] for c in got)
+            assert servers[0].counters["as_ok"] == 1 and cache.counters["fetched"] == 1
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())
+
+
+def test_bad_arguments_and_key_hygiene():
+    key = L.Key.from_password(PASSWORD, MN)
+    with pytest.raises(L.UnknownRealm):
+        TicketCache(MN, key, {B: ("127.0.0.1", 1)})
+    with pytest.raises(ValueError):
+        TicketCache(MN, key, {A: ("127.0.0.1", 1)}, capacity=1)
+    assert key.value.hex() not in repr(TicketCache(MN, key, {A: ("127.0.0.1", 1)}))
