@@ -3,7 +3,7 @@
 Generated from the compiled module's docstrings; keep the two in step when a signature changes.
 """
 
-from typing import SupportsIndex
+from typing import Any, SupportsIndex
 
 from typing_extensions import Buffer
 
@@ -364,3 +364,55 @@ def _consts() -> dict[str, int]:
 # [bufq+rewrite] PacketBuffer and the rewrite kernels
 
 # (end of the batch-core sections)
+
+# [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4)
+
+RING_WALK_ERRORS: tuple[str, ...]
+
+def ring_walk_block(
+    ring: Buffer, block_offset: int, block_size: int, *, max_frames: SupportsIndex | None = None
+) -> dict[str, Any]:
+    """Walk one TPACKET_V3 RX block that user space owns.
+
+    Parameters
+    ----------
+    ring : uint8 buffer
+        The whole RX ring mapping (or any buffer holding a block).
+    block_offset, block_size : int
+        Where the block starts in ``ring`` and its size (``tp_block_size``).
+    max_frames : int, optional
+        Upper bound of frames reported (default: every frame the block announces).
+
+    Returns
+    -------
+    dict
+        ``offsets`` int64 (frame starts, relative to ``ring``), ``lengths`` uint32 (captured lengths),
+        ``status`` uint32 (``tp_status``: TP_STATUS_CSUMNOTREADY and friends), ``ts_ns`` int64,
+        ``vlan_tci`` uint32 (0xFFFFFFFF when no tag was stripped), ``announced`` (num_pkts),
+        ``dropped`` (announced frames not reported), ``error`` (index into RING_WALK_ERRORS).
+
+    Reference: fmipfast.reference.ring.ring_walk_block
+    """
+
+def ring_block_status(ring: Buffer, block_offset: int) -> int:
+    """``block_status`` of the block at ``block_offset``, read with acquire ordering (so the frames it
+    covers are visible once TP_STATUS_USER is seen).  Reference: fmipfast.reference.ring.ring_block_status
+    """
+
+def ring_release_block(ring: Buffer, block_offset: int) -> None:
+    """Hand the block back to the kernel (TP_STATUS_KERNEL, release ordering: every read of its frames
+    happens before).  Reference: fmipfast.reference.ring.ring_release_block
+    """
+
+def ring_tx_fill(
+    tx: Buffer, frame_size: int, head: int, arena: Buffer, offsets: Buffer, lengths: Buffer
+) -> tuple[int, int, int, int]:
+    """Copy frames into free slots of a TPACKET_V3 TX ring, starting at slot ``head``.
+
+    Stops at the first slot the kernel still owns (ring full).  Returns ``(consumed, sent, new_head,
+    too_big)``: how many of the given frames were dealt with (the rest must be offered again), how many
+    were queued (TP_STATUS_SEND_REQUEST), the next slot to use, and how many were skipped because they do
+    not fit a slot (``frame_size`` minus the 48-octet header).  The caller then calls ``send()`` once.
+
+    Reference: fmipfast.reference.ring.ring_tx_fill
+    """

@@ -32,6 +32,10 @@ KERNELS = (
     "eui64_from_iid",
     "eui64_from_address",
     "mac48_from_address",
+    "ring_walk_block",
+    "ring_block_status",
+    "ring_release_block",
+    "ring_tx_fill",
 )
 
 
@@ -71,5 +75,10 @@ iid_from_eui64 = impl.iid_from_eui64
 eui64_from_iid = impl.eui64_from_iid
 eui64_from_address = impl.eui64_from_address
 mac48_from_address = impl.mac48_from_address
+ring_walk_block = impl.ring_walk_block
+ring_block_status = impl.ring_block_status
+ring_release_block = impl.ring_release_block
+ring_tx_fill = impl.ring_tx_fill
+RING_WALK_ERRORS = impl.RING_WALK_ERRORS
 
 __all__ += list(KERNELS)

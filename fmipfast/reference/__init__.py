@@ -50,3 +50,14 @@ __all__ = [
 # [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
 
 # (end of the batch-core sections)
+
+# [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4): fmipfast/reference/ring.py
+from fmipfast.reference.ring import (  # noqa: E402
+    RING_WALK_ERRORS,  # noqa: F401 - a constant, not a kernel: reachable as an attribute
+    ring_block_status,
+    ring_release_block,
+    ring_tx_fill,
+    ring_walk_block,
+)
+
+__all__ += ["ring_block_status", "ring_release_block", "ring_tx_fill", "ring_walk_block"]

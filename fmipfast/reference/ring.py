@@ -1,0 +1,159 @@
+"""Pure-Python oracle of ``_kernels/ring.pxi``: the TPACKET_V3 RX block walk and TX ring fill.
+
+Layouts (<linux/if_packet.h>, native byte order):
+
+    struct tpacket_block_desc     version:u32 offset_to_priv:u32 then tpacket_hdr_v1:
+        block_status:u32 (@8) num_pkts:u32 (@12) offset_to_first_pkt:u32 (@16) blk_len:u32 (@20)
+        seq_num:u64 (@24) ts_first_pkt (@32) ts_last_pkt (@40)                    48 octets
+    struct tpacket3_hdr           tp_next_offset:u32 tp_sec:u32 tp_nsec:u32 tp_snaplen:u32 tp_len:u32
+        tp_status:u32 tp_mac:u16 tp_net:u16 hv1{tp_rxhash:u32 tp_vlan_tci:u32 tp_vlan_tpid:u16 pad:u16}
+        tp_padding[8]                                                              48 octets
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+__all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
+
+RING_WALK_ERRORS = ("ok", "bad_first_offset", "bad_blk_len", "bad_next_offset", "bad_frame")
+BLOCK_DESC_LEN = 48
+TPACKET3_HDR_LEN = 48
+TX_DATA_OFF = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+TPACKET_ALIGNMENT = 16
+V3_ALIGNMENT = 8  # net/packet/af_packet.c: frames in a V3 block are 8-aligned (tp_next_offset)
+TP_STATUS_KERNEL = 0
+TP_STATUS_AVAILABLE = 0
+TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_VLAN_VALID = 1 << 4
+
+_DESC = struct.Struct("=IIIIII")  # version, offset_to_priv, block_status, num_pkts, offset_to_first, blk_len
+_HDR = struct.Struct("=IIIIIIHHII")  # next, sec, nsec, snaplen, len, status, mac, net, rxhash, vlan_tci
+
+
+def _as_u8(buf: Any) -> np.ndarray:
+    arr = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
+    if arr.dtype != np.uint8 or arr.ndim != 1:
+        raise ValueError("ring: need a 1-D uint8 buffer")
+    return arr
+
+
+def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames: int | None = None) -> dict:
+    """See ``fmipfast._core.ring_walk_block``."""
+    arr = _as_u8(ring)
+    if block_offset < 0 or block_size < 0 or block_offset + block_size > arr.shape[0]:
+        raise ValueError(f"block [{block_offset}, {block_offset + block_size}) is outside the "
+                         f"{arr.shape[0]}-octet ring")
+    limit = block_size // 16 + 1
+    if max_frames is not None:
+        limit = min(limit, int(max_frames))
+        if limit < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+    block = arr[block_offset:block_offset + block_size].tobytes()
+    offsets: list[int] = []
+    lengths: list[int] = []
+    status: list[int] = []
+    ts: list[int] = []
+    vlan: list[int] = []
+    error = 0
+    announced = 0
+
+    def result() -> dict:
+        return {"offsets": np.array(offsets, dtype=np.int64), "lengths": np.array(lengths, dtype=np.uint32),
+                "status": np.array(status, dtype=np.uint32), "ts_ns": np.array(ts, dtype=np.int64),
+                "vlan_tci": np.array(vlan, dtype=np.uint32), "announced": announced,
+                "dropped": max(announced - len(offsets), 0), "error": error}
+
+    if limit <= 0:
+        return result()
+    if block_size < BLOCK_DESC_LEN:
+        error = 2
+        return result()
+    _v, _p, _bs, num, pos, blk_len = _DESC.unpack_from(block, 0)
+    announced = num
+    if blk_len > block_size or blk_len < BLOCK_DESC_LEN:
+        error = 2
+        return result()
+    if num == 0:
+        return result()
+    if pos < BLOCK_DESC_LEN or pos > blk_len:
+        error = 1
+        return result()
+    while len(offsets) < num and len(offsets) < limit:
+        if pos + TPACKET3_HDR_LEN > blk_len:
+            error = 4
+            return result()
+        nxt, sec, nsec, snaplen, _len, st, mac, _net, _hash, tci = _HDR.unpack_from(block, pos)
+        if mac < TPACKET3_HDR_LEN or pos + mac + snaplen > blk_len:
+            error = 4
+            return result()
+        offsets.append(block_offset + pos + mac)
+        lengths.append(snaplen)
+        status.append(st)
+        ts.append(sec * 1_000_000_000 + nsec)
+        vlan.append(tci if st & TP_STATUS_VLAN_VALID else 0xFFFFFFFF)
+        if len(offsets) == num:
+            break
+        if nxt == 0 or nxt % V3_ALIGNMENT or pos + nxt >= blk_len:
+            error = 3
+            return result()
+        pos += nxt
+    return result()
+
+
+def ring_block_status(ring: Any, block_offset: int) -> int:
+    arr = _as_u8(ring)
+    if block_offset < 0 or block_offset + BLOCK_DESC_LEN > arr.shape[0]:
+        raise ValueError(f"block offset {block_offset} is outside the ring")
+    return int(struct.unpack_from("=I", arr.data, block_offset + 8)[0])
+
+
+def ring_release_block(ring: Any, block_offset: int) -> None:
+    arr = _as_u8(ring)
+    if block_offset < 0 or block_offset + BLOCK_DESC_LEN > arr.shape[0]:
+        raise ValueError(f"block offset {block_offset} is outside the ring")
+    struct.pack_into("=I", arr.data, block_offset + 8, TP_STATUS_KERNEL)
+
+
+def ring_tx_fill(tx: Any, frame_size: int, head: int, arena: Any, offsets: Any, lengths: Any
+                 ) -> tuple[int, int, int, int]:
+    """See ``fmipfast._core.ring_tx_fill``."""
+    ring = _as_u8(tx)
+    src = _as_u8(arena)
+    if frame_size <= TX_DATA_OFF or frame_size % TPACKET_ALIGNMENT or ring.shape[0] % frame_size:
+        raise ValueError(f"frame_size {frame_size} must be a multiple of {TPACKET_ALIGNMENT} above "
+                         f"{TX_DATA_OFF} dividing the {ring.shape[0]}-octet ring")
+    slots = ring.shape[0] // frame_size
+    offs = np.asarray(offsets, dtype=np.int64)
+    lens = np.asarray(lengths, dtype=np.uint32)
+    if lens.shape[0] != offs.shape[0]:
+        raise ValueError(f"offsets and lengths differ in length ({offs.shape[0]} and {lens.shape[0]})")
+    if head < 0 or head >= slots:
+        raise ValueError(f"head {head} is not a slot of a {slots}-slot ring")
+    for i in range(offs.shape[0]):
+        if offs[i] < 0 or offs[i] + lens[i] > src.shape[0]:
+            raise ValueError(f"frame {i}: [{offs[i]}, {offs[i] + lens[i]}) is outside the arena")
+    room = frame_size - TX_DATA_OFF
+    view = ring.data
+    consumed = sent = too_big = 0
+    for i in range(offs.shape[0]):
+        n = int(lens[i])
+        if n > room:
+            too_big += 1
+            consumed += 1
+            continue
+        base = head * frame_size
+        if struct.unpack_from("=I", view, base + 20)[0] != TP_STATUS_AVAILABLE:
+            break
+        ring[base + TX_DATA_OFF:base + TX_DATA_OFF + n] = src[offs[i]:offs[i] + n]
+        struct.pack_into("=I", view, base + 16, n)  # tp_len
+        struct.pack_into("=I", view, base + 12, n)  # tp_snaplen
+        struct.pack_into("=I", view, base, 0)  # tp_next_offset
+        struct.pack_into("=I", view, base + 20, TP_STATUS_SEND_REQUEST)
+        sent += 1
+        consumed += 1
+        head = (head + 1) % slots
+    return consumed, sent, head, too_big
