@@ -1,0 +1,259 @@
+"""The engine's interfaces ("ports"): one interface, three implementations that run the same engine code.
+
+* :class:`RingPort` — a real link, owned through an AF_PACKET socket with TPACKET_V3 rings (:mod:`rings`).
+* :class:`PcapPort` — frames replayed from a capture file; what the engine sends is written to another
+  (a VPP-style pcap-in / pcap-out harness that needs no root).
+* :class:`MemoryPort` on a :class:`MemoryLink` — an in-memory wire for tests and ``fmipfast demo``: every
+  frame sent on a link reaches every other port attached to it (a hub), a port can be moved between links
+  (the layer-2 handover), and a detached port's frames are counted as lost.
+
+Every port yields :class:`FrameBatch` objects — a uint8 ``arena`` with int64 ``offsets`` and uint32
+``lengths`` (exactly what ``classify`` takes), the per-frame ``status`` (TP_STATUS_* bits; 0 off the rings)
+and ``ts_ns`` — and the engine calls :meth:`FrameBatch.release` when it is done with the frames.
+
+Ownership: a port belongs to the engine's thread; MemoryLink delivery is synchronous and single-threaded.
+
+May import: rings, pcap, errors (tests/test_imports.py holds the rules).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fmipfast.errors import FmipError
+from fmipfast.pcap import LINKTYPE_ETHERNET, PcapReader, PcapWriter
+
+__all__ = ["FrameBatch", "Port", "RingPort", "PcapPort", "MemoryLink", "MemoryPort", "pack_frames"]
+
+
+def pack_frames(frames: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pack frames into one arena: ``(arena uint8, offsets int64, lengths uint32)``."""
+    items = [bytes(f) for f in frames]
+    lengths = np.fromiter((len(f) for f in items), dtype=np.uint32, count=len(items))
+    offsets = np.zeros(len(items), dtype=np.int64)
+    if len(items) > 1:
+        np.cumsum(lengths[:-1], out=offsets[1:])
+    arena = np.frombuffer(b"".join(items), dtype=np.uint8) if items else np.zeros(0, dtype=np.uint8)
+    return arena, offsets, lengths
+
+
+@dataclass
+class FrameBatch:
+    """Frames received on one port, in place (ring mapping) or packed (memory, pcap)."""
+
+    port: "Port"
+    arena: np.ndarray
+    offsets: np.ndarray
+    lengths: np.ndarray
+    status: np.ndarray
+    ts_ns: np.ndarray
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return int(self.offsets.shape[0])
+
+    def frame(self, i: int) -> bytes:
+        o, n = int(self.offsets[i]), int(self.lengths[i])
+        return self.arena[o:o + n].tobytes()
+
+    def frames(self) -> list[bytes]:
+        return [self.frame(i) for i in range(len(self))]
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+
+class Port:
+    """One interface the engine owns."""
+
+    name: str
+    mac: bytes
+
+    def fileno(self) -> int | None:
+        """A file descriptor to wait on (``loop.add_reader``), or None when frames are pulled on demand."""
+        return None
+
+    def receive(self) -> Iterator[FrameBatch]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+    def send_frames(self, frames: Iterable[bytes]) -> int:
+        return self.send(*pack_frames(frames))
+
+    def statistics(self) -> dict[str, int]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+class RingPort(Port):
+    """A real interface through :class:`fmipfast.rings.PacketRing` (root)."""
+
+    def __init__(self, ifname: str, **ring_options: object) -> None:
+        from fmipfast.rings import PacketRing
+
+        self.name = ifname
+        self.ring = PacketRing(ifname, **ring_options)  # type: ignore[arg-type]
+        # getsockname() of a bound packet socket carries the interface's hardware address; unlike /sys it
+        # answers for the network namespace the socket was opened in.
+        self.mac = bytes(self.ring.sock.getsockname()[4])
+        if len(self.mac) != 6:
+            self.ring.close()
+            raise FmipError(f"interface {ifname!r} is not Ethernet (hardware address {self.mac.hex()})")
+
+    def fileno(self) -> int | None:
+        return self.ring.fileno()
+
+    def receive(self) -> Iterator[FrameBatch]:
+        for block in self.ring.blocks():
+            yield FrameBatch(self, block.arena, block.offsets, block.lengths, block.status, block.ts_ns,
+                             block.release)
+
+    def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
+        return self.ring.send(arena, offsets, lengths)
+
+    def statistics(self) -> dict[str, int]:
+        return {**{f"kernel_{k}": v for k, v in self.ring.statistics().items()}, **self.ring.counters}
+
+    def close(self) -> None:
+        self.ring.close()
+
+
+class PcapPort(Port):
+    """Replays ``source`` (a capture path, or None for no input) in batches of ``batch_size`` frames, and
+    writes every frame sent to ``sink`` (a capture path, or None to keep them in :attr:`sent`)."""
+
+    def __init__(self, name: str, mac: bytes, source: str | os.PathLike[str] | None = None,
+                 sink: str | os.PathLike[str] | None = None, *, batch_size: int = 256,
+                 clock: Callable[[], int] | None = None) -> None:
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        self.name, self.mac = name, bytes(mac)
+        self.batch_size = batch_size
+        self.clock = clock or (lambda: 0)
+        self._reader = iter(PcapReader(source)) if source is not None else iter(())
+        self._writer = PcapWriter(sink, linktype=LINKTYPE_ETHERNET) if sink is not None else None
+        self.sent: list[bytes] = []
+        self.counters = {"rx_frames": 0, "tx_frames": 0, "rx_skipped_linktype": 0}
+
+    def receive(self) -> Iterator[FrameBatch]:
+        while True:
+            frames: list[bytes] = []
+            stamps: list[int] = []
+            for rec in self._reader:
+                if rec.linktype != LINKTYPE_ETHERNET:
+                    self.counters["rx_skipped_linktype"] += 1
+                    continue
+                frames.append(rec.data)
+                stamps.append(rec.ts_ns)
+                if len(frames) == self.batch_size:
+                    break
+            if not frames:
+                return
+            arena, offsets, lengths = pack_frames(frames)
+            self.counters["rx_frames"] += len(frames)
+            yield FrameBatch(self, arena, offsets, lengths, np.zeros(len(frames), dtype=np.uint32),
+                             np.array(stamps, dtype=np.int64))
+
+    def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
+        now = self.clock()
+        for o, n in zip(offsets, lengths):
+            frame = np.asarray(arena[int(o):int(o) + int(n)]).tobytes()
+            if self._writer is not None:
+                self._writer.write(frame, ts_ns=now)
+            else:
+                self.sent.append(frame)
+        self.counters["tx_frames"] += int(offsets.shape[0])
+        return int(offsets.shape[0])
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.counters)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+
+class MemoryLink:
+    """A broadcast segment in memory (a hub): a frame sent by one attached port is queued at every other."""
+
+    def __init__(self, name: str, *, queue_limit: int = 65536) -> None:
+        self.name = name
+        self.queue_limit = queue_limit
+        self.ports: list[MemoryPort] = []
+        self.taps: list[Callable[[int, bytes, str], None]] = []  # e.g. a pcap writer for --capture
+        self.counters = {"frames": 0, "delivered": 0, "queue_full": 0}
+
+    def _carry(self, sender: "MemoryPort", frame: bytes, now: int) -> None:
+        self.counters["frames"] += 1
+        for tap in self.taps:
+            tap(now, frame, self.name)
+        for port in self.ports:
+            if port is sender:
+                continue
+            if len(port._queue) >= self.queue_limit:
+                self.counters["queue_full"] += 1
+                port.counters["rx_dropped_queue_full"] += 1
+                continue
+            port._queue.append((now, frame))
+            self.counters["delivered"] += 1
+
+
+class MemoryPort(Port):
+    """An interface on the in-memory wire.  :meth:`attach` moves it to another link (or None: down)."""
+
+    def __init__(self, name: str, mac: bytes, link: MemoryLink | None = None, *, batch_size: int = 256,
+                 clock: Callable[[], int] | None = None) -> None:
+        self.name, self.mac = name, bytes(mac)
+        self.batch_size = batch_size
+        self.clock = clock or (lambda: 0)
+        self.link: MemoryLink | None = None
+        self._queue: deque[tuple[int, bytes]] = deque()
+        self.counters = {"rx_frames": 0, "tx_frames": 0, "tx_lost_link_down": 0, "rx_dropped_queue_full": 0,
+                         "rx_flushed_on_move": 0}
+        self.attach(link)
+
+    def attach(self, link: MemoryLink | None) -> None:
+        """Move to ``link`` (None = link down).  Frames queued on the old link are lost, as on a real move."""
+        if self.link is not None:
+            self.link.ports.remove(self)
+        self.counters["rx_flushed_on_move"] += len(self._queue)
+        self._queue.clear()
+        self.link = link
+        if link is not None:
+            link.ports.append(self)
+
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def receive(self) -> Iterator[FrameBatch]:
+        while self._queue:
+            take = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            arena, offsets, lengths = pack_frames(f for _, f in take)
+            self.counters["rx_frames"] += len(take)
+            yield FrameBatch(self, arena, offsets, lengths, np.zeros(len(take), dtype=np.uint32),
+                             np.array([t for t, _ in take], dtype=np.int64))
+
+    def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
+        now = self.clock()
+        n = int(offsets.shape[0])
+        if self.link is None:
+            self.counters["tx_lost_link_down"] += n
+            return 0
+        for o, ln in zip(offsets, lengths):
+            self.link._carry(self, np.asarray(arena[int(o):int(o) + int(ln)]).tobytes(), now)
+        self.counters["tx_frames"] += n
+        return n
+
+    def statistics(self) -> dict[str, int]:
+        return dict(self.counters)
