@@ -28,7 +28,16 @@ from fmipfast.constants import (
     IpProto,
 )
 from fmipfast.errors import InvalidField, Truncated
-from fmipfast.messages import AddressLike, FmipMessage, Message, RouterAdvertisement, RouterSolicitation, encode
+from fmipfast.messages import (
+    AddressLike,
+    FmipMessage,
+    Message,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    RouterAdvertisement,
+    RouterSolicitation,
+    encode,
+)
 
 __all__ = [
     "LINKTYPE_ETHERNET",
@@ -215,7 +224,7 @@ def multicast_mac(address: AddressLike) -> bytes:
 
 def requires_hop_limit_255(message: Message) -> bool:
     """True for messages that only travel on one link and are checked at hop limit 255 (DESIGN.md §2)."""
-    if isinstance(message, (RouterSolicitation, RouterAdvertisement)):
+    if isinstance(message, (RouterSolicitation, RouterAdvertisement, NeighborSolicitation, NeighborAdvertisement)):
         return True
     return isinstance(message, FmipMessage) and message.KEY in _HOP255_KEYS
 

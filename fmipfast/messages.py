@@ -88,8 +88,15 @@ __all__ = [
     "AdjacentRealmsRequest",
     "AdjacentRealms",
     "UnknownNdOption",
+    "PlainIcmp",
     "RouterSolicitation",
     "RouterAdvertisement",
+    "NeighborSolicitation",
+    "NeighborAdvertisement",
+    "EchoRequest",
+    "EchoReply",
+    "IcmpError",
+    "ICMP_ERROR_MAX_INVOKING",
     # Mobility header
     "BindingUpdate",
     # functions
@@ -1185,8 +1192,22 @@ def _check_nd_options(options: Any, name: str) -> tuple[NdOption, ...]:
     return opts
 
 
+class PlainIcmp(Message):
+    """Base of the non-fmipfast ICMPv6 messages the engine speaks (ND, echo, errors): fixed type."""
+
+    __slots__ = ()
+    TYPE: ClassVar[int]
+    checksum: int | None
+
+    def wire_code(self) -> int:
+        return 0
+
+    def _body(self) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 @dataclass(frozen=True, slots=True)
-class RouterSolicitation(Message):
+class RouterSolicitation(PlainIcmp):
     """RFC 4861 §4.1 Router Solicitation: Reserved (4), ND options (e.g. the adjacent-realms request)."""
 
     NAME: ClassVar[str] = "RouterSolicitation"
@@ -1211,7 +1232,7 @@ class RouterSolicitation(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class RouterAdvertisement(Message):
+class RouterAdvertisement(PlainIcmp):
     """RFC 4861 §4.2 Router Advertisement: Cur Hop Limit, flags (M 0x80, O 0x40, ...), Router Lifetime,
     Reachable Time, Retrans Timer, ND options (e.g. the adjacent-realms list)."""
 
@@ -1248,6 +1269,173 @@ class RouterAdvertisement(Message):
         return {"message": self.NAME, "cur_hop_limit": self.cur_hop_limit, "flags": self.flags,
                 "router_lifetime": self.router_lifetime, "reachable_time": self.reachable_time,
                 "retrans_timer": self.retrans_timer, "options": [o.to_json() for o in self.options]}
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborSolicitation(PlainIcmp):
+    """RFC 4861 §4.3 Neighbor Solicitation: Reserved (4), Target Address (16), ND options (SLLA)."""
+
+    NAME: ClassVar[str] = "NeighborSolicitation"
+    TYPE: ClassVar[int] = Icmp6Type.NEIGHBOR_SOLICITATION
+    target: IPv6Address
+    options: tuple[NdOption, ...] = ()
+    checksum: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "target", _addr(self.target, "target"))
+        _set(self, "options", _check_nd_options(self.options, "neighbor_solicitation"))
+        _set(self, "checksum", _check_checksum(self.checksum))
+
+    def _body(self) -> bytes:
+        return bytes(4) + self.target.packed + b"".join(o.encode() for o in self.options)
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "NeighborSolicitation":
+        _need(data, 4, 4, "reserved")
+        _need(data, 8, ADDR_LEN, "target")
+        return cls(IPv6Address(data[8:24]), _decode_nd_options(data, 24))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.NAME, "target": str(self.target), "options": [o.to_json() for o in self.options]}
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborAdvertisement(PlainIcmp):
+    """RFC 4861 §4.4 Neighbor Advertisement: flags R (router), S (solicited), O (override), Target, options."""
+
+    NAME: ClassVar[str] = "NeighborAdvertisement"
+    TYPE: ClassVar[int] = Icmp6Type.NEIGHBOR_ADVERTISEMENT
+    target: IPv6Address
+    router: bool = False
+    solicited: bool = False
+    override: bool = True
+    options: tuple[NdOption, ...] = ()
+    checksum: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _set(self, "target", _addr(self.target, "target"))
+        for name in ("router", "solicited", "override"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"neighbor_advertisement.{name}: must be a bool")
+        _set(self, "options", _check_nd_options(self.options, "neighbor_advertisement"))
+        _set(self, "checksum", _check_checksum(self.checksum))
+
+    def _body(self) -> bytes:
+        flags = (0x80 if self.router else 0) | (0x40 if self.solicited else 0) | (0x20 if self.override else 0)
+        return bytes((flags, 0, 0, 0)) + self.target.packed + b"".join(o.encode() for o in self.options)
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "NeighborAdvertisement":
+        _need(data, 4, 4, "flags")
+        _need(data, 8, ADDR_LEN, "target")
+        flags = data[4]
+        return cls(IPv6Address(data[8:24]), bool(flags & 0x80), bool(flags & 0x40), bool(flags & 0x20),
+                   _decode_nd_options(data, 24))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.NAME, "target": str(self.target), "router": self.router,
+                "solicited": self.solicited, "override": self.override,
+                "options": [o.to_json() for o in self.options]}
+
+
+@dataclass(frozen=True, slots=True)
+class _Echo(PlainIcmp):
+    identifier: int = 0
+    sequence: int = 0
+    data: bytes = b""
+    checksum: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        _uint(self.identifier, 16, "identifier")
+        _uint(self.sequence, 16, "sequence")
+        _set(self, "data", _octets(self.data, "data"))
+        _set(self, "checksum", _check_checksum(self.checksum))
+
+    def _body(self) -> bytes:
+        return struct.pack("!HH", self.identifier, self.sequence) + self.data
+
+    @classmethod
+    def _parse(cls, data: bytes) -> "_Echo":
+        _need(data, 4, 4, "identifier")
+        ident, seq = struct.unpack_from("!HH", data, 4)
+        return cls(ident, seq, data[8:])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.NAME, "identifier": self.identifier, "sequence": self.sequence,
+                "data_length": len(self.data)}
+
+
+@dataclass(frozen=True, slots=True)
+class EchoRequest(_Echo):
+    """RFC 4443 §4.1 Echo Request."""
+
+    NAME: ClassVar[str] = "EchoRequest"
+    TYPE: ClassVar[int] = Icmp6Type.ECHO_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class EchoReply(_Echo):
+    """RFC 4443 §4.2 Echo Reply."""
+
+    NAME: ClassVar[str] = "EchoReply"
+    TYPE: ClassVar[int] = Icmp6Type.ECHO_REPLY
+
+
+#: RFC 4443 §2.4(c): an error message carries as much of the invoking packet as fits in the minimum MTU.
+ICMP_ERROR_MAX_INVOKING = 1280 - IP6_HDR_LEN - 8
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpError(PlainIcmp):
+    """RFC 4443 §3 error messages: Destination Unreachable (1), Packet Too Big (2, ``value`` = MTU), Time
+    Exceeded (3), Parameter Problem (4, ``value`` = pointer); ``invoking`` is the start of the offending
+    packet, cut to what fits the minimum MTU (§2.4(c)) when encoded."""
+
+    NAME: ClassVar[str] = "IcmpError"
+    TYPE: ClassVar[int] = 0  # per instance: see ``kind``
+    kind: int
+    code: int = 0
+    value: int = 0
+    invoking: bytes = b""
+    checksum: int | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in (Icmp6Type.DEST_UNREACH, Icmp6Type.PACKET_TOO_BIG, Icmp6Type.TIME_EXCEEDED,
+                             Icmp6Type.PARAM_PROBLEM):
+            raise ValueError(f"icmp_error.kind: {self.kind!r} is not an ICMPv6 error type (1-4)")
+        _set(self, "kind", Icmp6Type(self.kind))
+        _uint(self.code, 8, "icmp_error.code")
+        _uint(self.value, 32, "icmp_error.value")
+        _set(self, "invoking", _octets(self.invoking, "icmp_error.invoking")[:ICMP_ERROR_MAX_INVOKING])
+        _set(self, "checksum", _check_checksum(self.checksum))
+
+    def wire_type(self) -> int:
+        return int(self.kind)
+
+    def wire_code(self) -> int:
+        return self.code
+
+    def _body(self) -> bytes:
+        return struct.pack("!I", self.value) + self.invoking
+
+    @classmethod
+    def _parse_error(cls, data: bytes) -> "IcmpError":
+        _need(data, 4, 4, "value")
+        return cls(data[0], data[1], struct.unpack_from("!I", data, 4)[0], data[8:])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"message": self.NAME, "kind": self.kind.name.lower(), "code": self.code, "value": self.value,
+                "invoking_length": len(self.invoking)}
+
+
+_PLAIN_CLASSES: dict[int, Any] = {
+    Icmp6Type.ROUTER_SOLICITATION: RouterSolicitation,
+    Icmp6Type.ROUTER_ADVERTISEMENT: RouterAdvertisement,
+    Icmp6Type.NEIGHBOR_SOLICITATION: NeighborSolicitation,
+    Icmp6Type.NEIGHBOR_ADVERTISEMENT: NeighborAdvertisement,
+    Icmp6Type.ECHO_REQUEST: EchoRequest,
+    Icmp6Type.ECHO_REPLY: EchoReply,
+}
 
 
 # ================================================================================================
@@ -1328,8 +1516,10 @@ def encode(message: Message, src: AddressLike | None = None, dst: AddressLike | 
     """
     if isinstance(message, FmipMessage):
         head = bytes((codepoints.type, codepoints.code(message.KEY), 0, 0))
-    elif isinstance(message, (RouterSolicitation, RouterAdvertisement)):
-        head = bytes((message.TYPE, 0, 0, 0))
+    elif isinstance(message, IcmpError):
+        head = bytes((message.wire_type(), message.wire_code(), 0, 0))
+    elif isinstance(message, PlainIcmp):
+        head = bytes((message.TYPE, message.wire_code(), 0, 0))
     else:
         raise ValueError(f"not an fmipfast message: {message!r}")
     buf = bytearray(head + message._body())
@@ -1372,10 +1562,15 @@ def decode(data: bytes | bytearray | memoryview, src: AddressLike | None = None,
             raise UnsupportedType(f"code {code} is not an fmipfast message in this profile "
                                   f"(type {codepoints.type})", field="code", offset=1)
         cls = MESSAGE_CLASSES[key]
-    elif icmp_type in (Icmp6Type.ROUTER_SOLICITATION, Icmp6Type.ROUTER_ADVERTISEMENT):
+    elif icmp_type in _PLAIN_CLASSES:
         if code != 0:
-            raise InvalidField(f"code {code}; RFC 4861 §6.1 requires 0", field="code", offset=1)
-        cls = RouterSolicitation if icmp_type == Icmp6Type.ROUTER_SOLICITATION else RouterAdvertisement
+            raise InvalidField(f"code {code}; RFC 4861 §6.1 / RFC 4443 §4 require 0", field="code", offset=1)
+        cls = _PLAIN_CLASSES[icmp_type]
+    elif icmp_type in (Icmp6Type.DEST_UNREACH, Icmp6Type.PACKET_TOO_BIG, Icmp6Type.TIME_EXCEEDED,
+                       Icmp6Type.PARAM_PROBLEM):
+        message = IcmpError._parse_error(raw)
+        _set(message, "checksum", found)
+        return message
     else:
         raise UnsupportedType(f"ICMPv6 type {icmp_type} is not an fmipfast message (type {codepoints.type})",
                               field="type", offset=0)
