@@ -1424,7 +1424,7 @@ class IcmpError(PlainIcmp):
         return cls(data[0], data[1], struct.unpack_from("!I", data, 4)[0], data[8:])
 
     def to_json(self) -> dict[str, Any]:
-        return {"message": self.NAME, "kind": self.kind.name.lower(), "code": self.code, "value": self.value,
+        return {"message": self.NAME, "kind": Icmp6Type(self.kind).name.lower(), "code": self.code, "value": self.value,
                 "invoking_length": len(self.invoking)}
 
 
