@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from fmipfast.constants import MESSAGE_KEYS, Codepoints, FmipCode
 from fmipfast.errors import ConfigError
 
-__all__ = ["Config", "CodepointsConfig", "LoggingConfig", "load", "loads", "from_mapping", "DEFAULTS_TOML"]
+__all__ = ["Config", "CodepointsConfig", "LoggingConfig", "RouterConfig", "InterfaceConfig", "RouteConfig",
+           "NeighborConfig", "RingConfig", "load", "loads", "from_mapping", "DEFAULTS_TOML"]
 
 
 def _int(key: str, value: Any, lo: int, hi: int) -> int:
@@ -88,15 +89,244 @@ class LoggingConfig:
         return cls(**values)
 
 
+# --- [router]: the access-router engine (issue #4) ------------------------------------------------------
+
+
+class _Table:
+    """Typed reads from one TOML table with dotted-path errors, and a check that no unknown key is left."""
+
+    def __init__(self, table: Any, path: str) -> None:
+        if not isinstance(table, Mapping):
+            raise ConfigError(path, f"expected a table, got {type(table).__name__}")
+        self.table, self.path = table, path
+        self.used: set[str] = set()
+
+    def _get(self, key: str, default: Any) -> Any:
+        self.used.add(key)
+        return self.table.get(key, default)
+
+    def get_int(self, key: str, default: int, lo: int, hi: int) -> int:
+        return _int(f"{self.path}.{key}", self._get(key, default), lo, hi)
+
+    def get_str(self, key: str, default: str | None = None) -> str:
+        value = self._get(key, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.path}.{key}", "missing" if value is None else
+                              f"expected a non-empty string, got {value!r}")
+        return value
+
+    def get_choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        return _choice(f"{self.path}.{key}", self._get(key, default), choices)
+
+    def get_bool(self, key: str, default: bool) -> bool:
+        value = self._get(key, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.path}.{key}", f"expected true or false, got {value!r}")
+        return value
+
+    def get_list(self, key: str) -> list[Any]:
+        value = self._get(key, [])
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.path}.{key}", f"expected an array, got {type(value).__name__}")
+        return value
+
+    def done(self) -> None:
+        for key in self.table:
+            if key not in self.used:
+                raise ConfigError(f"{self.path}.{key}", f"unknown key; known keys: {', '.join(sorted(self.used))}")
+
+
+def _prefix(path: str, value: Any, *, host: bool) -> tuple[str, int]:
+    """"2001:db8::1/64" -> ("2001:db8::1", 64); the address part is kept as written (an interface address
+    is a host address inside its prefix, ``host=True``; a route prefix has no host bits, ``host=False``)."""
+    import ipaddress
+
+    if not isinstance(value, str) or "/" not in value:
+        raise ConfigError(path, f"expected an IPv6 prefix like '2001:db8::1/64', got {value!r}")
+    try:
+        iface = ipaddress.IPv6Interface(value)
+    except ValueError as exc:
+        raise ConfigError(path, str(exc)) from None
+    if not host and iface.ip != iface.network.network_address:
+        raise ConfigError(path, f"host bits set in a route prefix (did you mean {iface.network}?)")
+    return str(iface.ip), iface.network.prefixlen
+
+
+def _address(path: str, value: Any) -> str:
+    import ipaddress
+
+    try:
+        return str(ipaddress.IPv6Address(value))
+    except (ValueError, TypeError):
+        raise ConfigError(path, f"expected an IPv6 address, got {value!r}") from None
+
+
+def _mac(path: str, value: Any) -> bytes:
+    import re
+
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", value):
+        raise ConfigError(path, f"expected a MAC address like '02:00:5e:10:00:01', got {value!r}")
+    return bytes.fromhex(value.replace(":", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceConfig:
+    """``[[router.interfaces]]``: an interface the engine owns.  ``access`` links get Router
+    Advertisements (RFC 4861 §6.2) and serve mobile nodes; ``upstream`` links lead to the core."""
+
+    name: str
+    role: str = "access"
+    addresses: tuple[tuple[str, int], ...] = ()
+    mtu: int = 1500
+    ra_min_interval_ms: int = 3000
+    ra_max_interval_ms: int = 10000
+    ra_lifetime_s: int = 1800
+    adjacent_realms: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "InterfaceConfig":
+        t = _Table(table, path)
+        name = t.get_str("name")
+        role = t.get_choice("role", "access", ("access", "upstream"))
+        addresses = tuple(_prefix(f"{path}.addresses[{i}]", a, host=True)
+                          for i, a in enumerate(t.get_list("addresses")))
+        mtu = t.get_int("mtu", 1500, 1280, 65535)
+        # RFC 6275 §7.5 lets a mobility-serving router advertise as often as every 30-70 ms.
+        ra_min = t.get_int("ra_min_interval_ms", 3000, 30, 1_800_000)
+        ra_max = t.get_int("ra_max_interval_ms", 10000, 70, 1_800_000)
+        if ra_max < ra_min:
+            raise ConfigError(f"{path}.ra_max_interval_ms", f"{ra_max} is below ra_min_interval_ms {ra_min}")
+        lifetime = t.get_int("ra_lifetime_s", 1800, 0, 9000)
+        realms = t.get_list("adjacent_realms")
+        for i, realm in enumerate(realms):
+            if not isinstance(realm, str) or not realm or len(realm.encode()) > 255:
+                raise ConfigError(f"{path}.adjacent_realms[{i}]", f"a realm is a string of 1-255 octets, got {realm!r}")
+        t.done()
+        return cls(name, role, addresses, mtu, ra_min, ra_max, lifetime, tuple(realms))
+
+
+@dataclass(frozen=True, slots=True)
+class RouteConfig:
+    """``[[router.routes]]``: a static route; the longest matching prefix wins."""
+
+    prefix: tuple[str, int]
+    via: str
+    interface: str
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "RouteConfig":
+        t = _Table(table, path)
+        made = cls(_prefix(f"{path}.prefix", t._get("prefix", None), host=False),
+                   _address(f"{path}.via", t._get("via", None)), t.get_str("interface"))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborConfig:
+    """``[[router.neighbors]]``: a static neighbor entry (a next hop that never needs resolving)."""
+
+    address: str
+    mac: bytes
+    interface: str
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "NeighborConfig":
+        t = _Table(table, path)
+        made = cls(_address(f"{path}.address", t._get("address", None)), _mac(f"{path}.mac", t._get("mac", None)),
+                   t.get_str("interface"))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class RingConfig:
+    """``[router.ring]``: AF_PACKET TPACKET_V3 geometry (see fmipfast.rings)."""
+
+    block_size: int = 1 << 18
+    block_count: int = 16
+    timeout_ms: int = 10
+    tx_frames: int = 512
+    fanout_group: int = 0  # 0 = no PACKET_FANOUT
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "RingConfig":
+        t = _Table(table, path)
+        block = t.get_int("block_size", 1 << 18, 4096, 1 << 26)
+        if block % 4096:
+            raise ConfigError(f"{path}.block_size", f"{block} is not a multiple of the 4096-octet page")
+        made = cls(block, t.get_int("block_count", 16, 1, 4096), t.get_int("timeout_ms", 10, 1, 10000),
+                   t.get_int("tx_frames", 512, 1, 1 << 16), t.get_int("fanout_group", 0, 0, 0xFFFF))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """``[router]``: the engine's tables and bounds (every capacity named, STYLE.md rule 17)."""
+
+    name: str = "router"
+    interfaces: tuple[InterfaceConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    neighbors: tuple[NeighborConfig, ...] = ()
+    ring: RingConfig = field(default_factory=RingConfig)
+    batch_size: int = 256
+    ncache_capacity: int = 4096
+    buffer_slots: int = 4096
+    buffer_slot_size: int = 2048
+    buffer_per_mn_packets: int = 64
+    buffer_per_mn_bytes: int = 131072
+    buffer_lifetime_ms: int = 3000
+    resolve_queue_packets: int = 3  # RFC 4861 §7.2.2 per-destination queue (Linux unres_qlen)
+    resolve_retries: int = 3  # MAX_MULTICAST_SOLICIT, RFC 4861 §10
+    resolve_interval_ms: int = 1000  # RETRANS_TIMER
+    reachable_time_ms: int = 30000  # REACHABLE_TIME
+    icmp_error_rate: int = 100  # RFC 4443 §2.4(f) token bucket: errors per second
+    icmp_error_burst: int = 10
+
+    @classmethod
+    def parse(cls, table: Mapping[str, Any], prefix: str) -> "RouterConfig":
+        t = _Table(table, prefix)
+        interfaces = tuple(InterfaceConfig.parse(x, f"{prefix}.interfaces[{i}]")
+                           for i, x in enumerate(t.get_list("interfaces")))
+        names = [i.name for i in interfaces]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise ConfigError(f"{prefix}.interfaces[{i}].name", f"interface {name!r} is listed twice")
+        routes = tuple(RouteConfig.parse(x, f"{prefix}.routes[{i}]") for i, x in enumerate(t.get_list("routes")))
+        neighbors = tuple(NeighborConfig.parse(x, f"{prefix}.neighbors[{i}]")
+                          for i, x in enumerate(t.get_list("neighbors")))
+        pairs: tuple[tuple[str, tuple[RouteConfig | NeighborConfig, ...]], ...] = (("routes", routes),
+                                                                                  ("neighbors", neighbors))
+        for kind, items in pairs:
+            for i, item in enumerate(items):
+                if item.interface not in names:
+                    raise ConfigError(f"{prefix}.{kind}[{i}].interface",
+                                      f"{item.interface!r} is not one of the router's interfaces {names}")
+        ring = RingConfig.parse(t._get("ring", {}), f"{prefix}.ring")
+        made = cls(
+            t.get_str("name", "router"), interfaces, routes, neighbors, ring,
+            t.get_int("batch_size", 256, 1, 65536), t.get_int("ncache_capacity", 4096, 16, 1 << 24),
+            t.get_int("buffer_slots", 4096, 1, 1 << 22), t.get_int("buffer_slot_size", 2048, 1280 + 18, 65536 + 18),
+            t.get_int("buffer_per_mn_packets", 64, 1, 1 << 20), t.get_int("buffer_per_mn_bytes", 131072, 1500, 1 << 30),
+            t.get_int("buffer_lifetime_ms", 3000, 1, 3_600_000), t.get_int("resolve_queue_packets", 3, 0, 1024),
+            t.get_int("resolve_retries", 3, 1, 100), t.get_int("resolve_interval_ms", 1000, 10, 60000),
+            t.get_int("reachable_time_ms", 30000, 100, 3_600_000), t.get_int("icmp_error_rate", 100, 0, 1_000_000),
+            t.get_int("icmp_error_burst", 10, 1, 1_000_000))
+        t.done()
+        return made
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; every section has defaults, so an empty file is valid."""
 
     codepoints: CodepointsConfig = field(default_factory=CodepointsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    router: RouterConfig = field(default_factory=RouterConfig)
 
 
-_SECTIONS: dict[str, Any] = {"codepoints": CodepointsConfig, "logging": LoggingConfig}
+_SECTIONS: dict[str, Any] = {"codepoints": CodepointsConfig, "logging": LoggingConfig, "router": RouterConfig}
 
 
 def from_mapping(data: Mapping[str, Any], *, source: str | None = None) -> Config:
@@ -162,4 +392,47 @@ forwarding_disable = 7
 [logging]
 level = "info"          # debug | info | warning | error
 format = "text"         # text | json
+
+[router]                # `fmipfast router`: the access-router engine
+name = "router"
+batch_size = 256                # frames per classify call
+ncache_capacity = 4096          # neighbor cache entries; a full table refuses and counts
+buffer_slots = 4096             # handover buffer: frames held across all mobile nodes
+buffer_slot_size = 2048         # largest frame a slot holds
+buffer_per_mn_packets = 64      # per mobile node; the oldest is dropped beyond (RFC 4861 §7.2.2)
+buffer_per_mn_bytes = 131072
+buffer_lifetime_ms = 3000       # a buffered frame older than this is dropped
+resolve_queue_packets = 3       # frames held per unresolved next hop (RFC 4861 §7.2.2)
+resolve_retries = 3             # Neighbor Solicitations before giving up (MAX_MULTICAST_SOLICIT)
+resolve_interval_ms = 1000      # between them (RETRANS_TIMER)
+reachable_time_ms = 30000       # REACHABLE_TIME
+icmp_error_rate = 100           # ICMPv6 errors per second (RFC 4443 §2.4(f))
+icmp_error_burst = 10
+
+[router.ring]                   # AF_PACKET TPACKET_V3 geometry
+block_size = 262144             # multiple of 4096
+block_count = 16
+timeout_ms = 10                 # a partly filled block is handed over after this
+tx_frames = 512
+fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers)
+
+# [[router.interfaces]]         # one table per interface the engine owns
+# name = "eth1"
+# role = "access"               # access (Router Advertisements, mobile nodes) | upstream
+# addresses = ["2001:db8:1::1/64"]
+# mtu = 1500
+# ra_min_interval_ms = 3000     # RFC 6275 §7.5 allows 30 ms on mobility links
+# ra_max_interval_ms = 10000
+# ra_lifetime_s = 1800
+# adjacent_realms = ["B.EXAMPLE"]   # the draft §6.1.1 list in RAs
+#
+# [[router.routes]]
+# prefix = "::/0"
+# via = "2001:db8:ff::1"
+# interface = "eth0"
+#
+# [[router.neighbors]]          # static next hops
+# address = "2001:db8:ff::1"
+# mac = "02:00:5e:10:00:ff"
+# interface = "eth0"
 """

@@ -62,3 +62,61 @@ def test_config_is_frozen():
         cfg.codepoints = None  # type: ignore[misc]
     with pytest.raises(AttributeError):
         DEFAULT_CODEPOINTS.type = 1  # type: ignore[misc]
+
+
+ROUTER = """
+[router]
+name = "par"
+ncache_capacity = 1024
+[router.ring]
+block_size = 65536
+[[router.interfaces]]
+name = "par-a"
+addresses = ["2001:db8:1::1/64"]
+ra_min_interval_ms = 30
+ra_max_interval_ms = 70
+adjacent_realms = ["B.EXAMPLE"]
+[[router.interfaces]]
+name = "par-up"
+role = "upstream"
+addresses = ["2001:db8:100::1/64"]
+[[router.routes]]
+prefix = "::/0"
+via = "2001:db8:100::ff"
+interface = "par-up"
+[[router.neighbors]]
+address = "2001:db8:100::ff"
+mac = "02:00:5e:10:00:ff"
+interface = "par-up"
+"""
+
+
+def test_router_section():
+    r = config.loads(ROUTER).router
+    assert r.name == "par" and r.ncache_capacity == 1024 and r.ring.block_size == 65536
+    assert [i.name for i in r.interfaces] == ["par-a", "par-up"] and r.interfaces[1].role == "upstream"
+    assert r.interfaces[0].addresses == (("2001:db8:1::1", 64),) and r.interfaces[0].adjacent_realms == ("B.EXAMPLE",)
+    assert r.routes[0].prefix == ("::", 0) and r.neighbors[0].mac == bytes.fromhex("02005e1000ff")
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (("ncache_capacity = 1024", "ncache_capacity = 3"), "router.ncache_capacity", "out of range"),
+    (('role = "upstream"', 'role = "core"'), "router.interfaces[1].role", "not one of"),
+    (('["2001:db8:1::1/64"]', '["2001:db8:1::1"]'), "router.interfaces[0].addresses[0]", "expected an IPv6 prefix"),
+    (('prefix = "::/0"', 'prefix = "2001:db8::1/64"'), "router.routes[0].prefix", "host bits set"),
+    (('interface = "par-up"\n[[router.neighbors]]', 'interface = "eth9"\n[[router.neighbors]]'),
+     "router.routes[0].interface", "not one of the router's interfaces"),
+    (('mac = "02:00:5e:10:00:ff"', 'mac = "02:00:5e"'), "router.neighbors[0].mac", "expected a MAC"),
+    (("block_size = 65536", "block_size = 65537"), "router.ring.block_size", "not a multiple of the 4096"),
+    (("ra_max_interval_ms = 70", "ra_max_interval_ms = 20"), "router.interfaces[0].ra_max_interval_ms",
+     "out of range"),
+    (('name = "par"', 'name = "par"\ncolour = "red"'), "router.colour", "unknown key"),
+    (('adjacent_realms = ["B.EXAMPLE"]', "adjacent_realms = [5]"), "router.interfaces[0].adjacent_realms[0]",
+     "a realm is a string"),
+])
+def test_router_errors_name_the_key_path(edit, key, problem):
+    old, new = edit
+    assert old in ROUTER
+    with pytest.raises(ConfigError) as info:
+        config.loads(ROUTER.replace(old, new, 1))
+    assert info.value.key == key and problem in info.value.problem
