@@ -359,6 +359,114 @@ def _consts() -> dict[str, int]:
 
 # [ncache] NeighborCache and batch derivations
 
+import numpy as _np  # noqa: E402  (kept inside the [ncache] section for clean merges)
+import numpy.typing as _npt  # noqa: E402
+
+__all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]
+
+def ncoa_batch(
+    nar_addresses: _npt.ArrayLike, prefix_len: SupportsIndex, coas: _npt.ArrayLike
+) -> _npt.NDArray[_np.uint8]:
+    """New care-of addresses for many mobile nodes: row i = ``ncoa_from_prefix(nar[i], prefix_len, coas[i])``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (16,) (one NAR for every row) or (n, 16)
+    prefix_len : int, 0..128
+    coas : numpy uint8 array, shape (n, 16)
+        The mobile nodes' current care-of addresses.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        An array is not uint8 (the message names it), or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape, a row count that differs from ``coas``'s, or ``prefix_len`` outside 0..128.
+
+    Reference: fmipfast.reference.derive.ncoa_batch
+    """
+
+def nar_link_local_batch(nar_addresses: _npt.ArrayLike, prefix_len: SupportsIndex) -> _npt.NDArray[_np.uint8]:
+    """NAR link-local addresses: row i = ``nar_link_local(nar_addresses[i], prefix_len)``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        ``nar_addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64 (also for an empty batch, as the scalar function).
+
+    Reference: fmipfast.reference.derive.nar_link_local_batch
+    """
+
+def mac48_from_address_batch(
+    addresses: _npt.ArrayLike, prefix_len: SupportsIndex
+) -> tuple[_npt.NDArray[_np.uint8], _npt.NDArray[_np.bool_]]:
+    """48-bit MACs behind many addresses' FF-FE based interface identifiers, without one exception per row.
+
+    Parameters
+    ----------
+    addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``macs`` uint8 (n, 6) and ``ok`` bool (n,): where ``ok`` is False the interface identifier is
+        not FF-FE based (a privacy or stable IID: the sender must set M) and the row is zero; where it
+        is True the row equals ``mac48_from_address(addresses[i], prefix_len)``.
+
+    Raises
+    ------
+    TypeError
+        ``addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64 (for every row alike).
+
+    Reference: fmipfast.reference.derive.mac48_from_address_batch
+    """
+
+def eui64_from_mac48_batch(macs: _npt.ArrayLike) -> _npt.NDArray[_np.uint8]:
+    """EUI-64s of many 48-bit MACs: row i = ``eui64_from_mac48(macs[i])``.
+
+    Parameters
+    ----------
+    macs : numpy uint8 array, shape (n, 6)
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 8).
+
+    Raises
+    ------
+    TypeError
+        ``macs`` is not uint8.
+    ValueError
+        A wrong shape.
+
+    Reference: fmipfast.reference.derive.eui64_from_mac48_batch
+    """
+
 # (keep this line: it separates the sections for clean merges)
 
 # [bufq+rewrite] PacketBuffer and the rewrite kernels
