@@ -469,11 +469,14 @@ def eui64_from_mac48_batch(macs: _npt.ArrayLike) -> _npt.NDArray[_np.uint8]:
     """
 
 class NeighborCache:
-    """Bounded neighbor cache keyed by 128-bit IPv6 addresses (DESIGN.md §5, §7; RFC 4861 §5.1).
+    """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    Single writer: only the engine thread calls the methods of a table (STYLE.md rule 20).  Open
-    addressing over a SipHash-2-4 keyed hash with a random 128-bit seed; fixed capacity; a full table
-    refuses new keys (index -1, counted) and never evicts.  Storage: read-only numpy arrays of
+    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods of a table,
+    lookup/get included (they count); other threads may only read the exported arrays.  Each call
+    releases the GIL around its whole batch.  DESIGN.md §5, §7; RFC 4861 §5.1.
+
+    Open addressing over a SipHash-2-4 keyed hash with a random 128-bit seed; fixed capacity; a full
+    table refuses new keys (index -1, counted) and never evicts.  Storage: read-only numpy arrays of
     ``capacity`` rows, indexed by what insert/lookup return.
 
     Reference: fmipfast.reference.ncache.NeighborCache

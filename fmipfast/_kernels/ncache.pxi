@@ -338,10 +338,11 @@ _NC_ARRAYS = ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use")
 
 
 cdef class NeighborCache:
-    """Bounded neighbor cache keyed by 128-bit IPv6 addresses (DESIGN.md §5, §7; RFC 4861 §5.1).
+    """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    Single writer: only the engine thread calls the methods of a table (STYLE.md rule 20); see the
-    module comment of _kernels/ncache.pxi.
+    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods of a table,
+    lookup/get included (they count); other threads may only read the exported arrays.  Each call
+    releases the GIL around its whole batch.  DESIGN.md §5, §7; RFC 4861 §5.1.
 
     Parameters
     ----------

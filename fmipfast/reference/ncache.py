@@ -1,7 +1,7 @@
 """Neighbor cache: the readable oracle of ``_kernels/ncache.pxi`` (DESIGN.md §5, §7; issue #3).
 
-Ownership and threading: a NeighborCache has one writer, the engine thread (STYLE.md rule 20); nothing
-here locks.  Other threads may read the exported arrays (read-only views), never call the methods.
+Ownership and threading (STYLE.md rules 20, 41): a NeighborCache has one writer, the engine thread;
+nothing here locks.  Other threads may read the exported arrays (read-only views), never call the methods.
 
 The same API and the same observable behaviour as ``fmipfast._core.NeighborCache``, with a ``dict``
 keyed by the 16-octet address as ``bytes`` in place of the compiled open-addressing table:
@@ -129,9 +129,11 @@ def _check_fields(n: int, macs, states, flags, ifindex, expiry):
 
 
 class NeighborCache:
-    """Bounded neighbor cache keyed by 128-bit IPv6 addresses (DESIGN.md §5, §7; RFC 4861 §5.1).
+    """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    See ``fmipfast._core.NeighborCache`` for the full contract; this class is its oracle.
+    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods, lookup/get
+    included (they count); other threads may only read the exported arrays.  DESIGN.md §5, §7; RFC 4861
+    §5.1.  See ``fmipfast._core.NeighborCache`` for the full contract; this class is its oracle.
     """
 
     def __init__(self, capacity, *, seed=None) -> None:
