@@ -359,6 +359,316 @@ def _consts() -> dict[str, int]:
 
 # [ncache] NeighborCache and batch derivations
 
+import numpy as _np  # noqa: E402  (kept inside the [ncache] section for clean merges)
+import numpy.typing as _npt  # noqa: E402
+
+__all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]
+__all__ += ["NeighborCache"]
+
+def ncoa_batch(
+    nar_addresses: _npt.ArrayLike, prefix_len: SupportsIndex, coas: _npt.ArrayLike
+) -> _npt.NDArray[_np.uint8]:
+    """New care-of addresses for many mobile nodes: row i = ``ncoa_from_prefix(nar[i], prefix_len, coas[i])``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (16,) (one NAR for every row) or (n, 16)
+    prefix_len : int, 0..128
+    coas : numpy uint8 array, shape (n, 16)
+        The mobile nodes' current care-of addresses.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        An array is not uint8 (the message names it), or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape, a row count that differs from ``coas``'s, or ``prefix_len`` outside 0..128.
+
+    Reference: fmipfast.reference.derive.ncoa_batch
+    """
+
+def nar_link_local_batch(nar_addresses: _npt.ArrayLike, prefix_len: SupportsIndex) -> _npt.NDArray[_np.uint8]:
+    """NAR link-local addresses: row i = ``nar_link_local(nar_addresses[i], prefix_len)``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        ``nar_addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64 (also for an empty batch, as the scalar function).
+
+    Reference: fmipfast.reference.derive.nar_link_local_batch
+    """
+
+def mac48_from_address_batch(
+    addresses: _npt.ArrayLike, prefix_len: SupportsIndex
+) -> tuple[_npt.NDArray[_np.uint8], _npt.NDArray[_np.bool_]]:
+    """48-bit MACs behind many addresses' FF-FE based interface identifiers, without one exception per row.
+
+    Parameters
+    ----------
+    addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``macs`` uint8 (n, 6) and ``ok`` bool (n,): where ``ok`` is False the interface identifier is
+        not FF-FE based (a privacy or stable IID: the sender must set M) and the row is zero; where it
+        is True the row equals ``mac48_from_address(addresses[i], prefix_len)``.
+
+    Raises
+    ------
+    TypeError
+        ``addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64 (for every row alike).
+
+    Reference: fmipfast.reference.derive.mac48_from_address_batch
+    """
+
+def eui64_from_mac48_batch(macs: _npt.ArrayLike) -> _npt.NDArray[_np.uint8]:
+    """EUI-64s of many 48-bit MACs: row i = ``eui64_from_mac48(macs[i])``.
+
+    Parameters
+    ----------
+    macs : numpy uint8 array, shape (n, 6)
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 8).
+
+    Raises
+    ------
+    TypeError
+        ``macs`` is not uint8.
+    ValueError
+        A wrong shape.
+
+    Reference: fmipfast.reference.derive.eui64_from_mac48_batch
+    """
+
+class NeighborCache:
+    """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
+
+    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods of a table,
+    lookup/get included (they count); other threads may only read the exported arrays.  Each call
+    releases the GIL around its whole batch.  DESIGN.md §5, §7; RFC 4861 §5.1.
+
+    Open addressing over a SipHash-2-4 keyed hash with a random 128-bit seed; fixed capacity; a full
+    table refuses new keys (index -1, counted) and never evicts.  Storage: read-only numpy arrays of
+    ``capacity`` rows, indexed by what insert/lookup return.
+
+    Reference: fmipfast.reference.ncache.NeighborCache
+    """
+
+    def __init__(self, capacity: SupportsIndex, *, seed: Buffer | None = None) -> None: ...
+    def __len__(self) -> int: ...
+    @property
+    def capacity(self) -> int:
+        """Number of entries (fixed)."""
+    @property
+    def keys(self) -> _npt.NDArray[_np.uint8]:
+        """uint8 (capacity, 16), read-only: the address of each entry (zeros where free)."""
+    @property
+    def macs(self) -> _npt.NDArray[_np.uint8]:
+        """uint8 (capacity, 6), read-only: the link-layer address of each entry."""
+    @property
+    def states(self) -> _npt.NDArray[_np.uint8]:
+        """uint8 (capacity,), read-only: NeighborState of each entry (0 = NONE where free)."""
+    @property
+    def flags(self) -> _npt.NDArray[_np.uint8]:
+        """uint8 (capacity,), read-only: NeighborFlag bits of each entry."""
+    @property
+    def ifindex(self) -> _npt.NDArray[_np.uint32]:
+        """uint32 (capacity,), read-only: interface index of each entry."""
+    @property
+    def expiry(self) -> _npt.NDArray[_np.int64]:
+        """int64 (capacity,), read-only: expiry time in ns (0 = never) of each entry."""
+    @property
+    def in_use(self) -> _npt.NDArray[_np.bool_]:
+        """bool (capacity,), read-only: True where the entry holds a key."""
+    @property
+    def counters(self) -> dict[str, int]:
+        """dict: inserted, updated, refused_full, lookups, hits, misses, deleted, expired, max_probe."""
+    def insert(
+        self,
+        keys: _npt.ArrayLike,
+        macs: _npt.ArrayLike,
+        states: _npt.ArrayLike,
+        *,
+        flags: _npt.ArrayLike | None = None,
+        ifindex: _npt.ArrayLike | None = None,
+        expiry: _npt.ArrayLike | None = None,
+    ) -> _npt.NDArray[_np.int64]:
+        """Insert or update (upsert) one entry per key; return int64 entry indices, -1 where refused.
+
+        Rows are processed in order.  A key already in the table (or earlier in the same batch) is
+        updated in place: same index, ``updated`` counted, the last write wins.  A new key takes the
+        next free index (initially ascending, freed indices reused last-in first-out) and counts
+        ``inserted``; when every entry is in use it is refused: index -1, ``refused_full`` counted,
+        nothing evicted.  ``flags`` / ``ifindex`` / ``expiry`` left as None keep an updated entry's
+        values and give a new entry 0 (no flags, ifindex 0, never expires).
+
+        Parameters
+        ----------
+        keys : numpy uint8 (n, 16)
+        macs : numpy uint8 (n, 6)
+        states : numpy uint8 (n,), NeighborState 1..5
+        flags : numpy uint8 (n,), NeighborFlag bits, optional
+        ifindex : numpy uint32 (n,), optional
+        expiry : numpy int64 (n,), ns, 0 = never, >= 0, optional
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 (n,).
+
+        Raises
+        ------
+        TypeError
+            An argument is not an array of its dtype (the message names it).
+        ValueError
+            A wrong shape, a row count other than n, or a value outside its range (all checked before
+            anything is written).
+
+        Reference: fmipfast.reference.ncache.NeighborCache.insert
+        """
+    def lookup(self, keys: _npt.ArrayLike) -> _npt.NDArray[_np.int64]:
+        """Entry index of each key, -1 where absent; counts lookups, hits and misses.
+
+        Parameters
+        ----------
+        keys : numpy uint8 (n, 16)
+
+        Returns
+        -------
+        numpy.ndarray
+            int64 (n,).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``keys`` is not a uint8 (n, 16) array.
+
+        Reference: fmipfast.reference.ncache.NeighborCache.lookup
+        """
+    def get(self, key: Buffer) -> int:
+        """Entry index of one key (scalar lookup, counted like lookup); KeyError when absent.
+
+        Parameters
+        ----------
+        key : bytes-like, 16 octets
+
+        Raises
+        ------
+        KeyError
+            ``key`` is not in the table (the argument is the key as bytes).
+        ValueError
+            ``key`` is not 16 octets.
+
+        Reference: fmipfast.reference.ncache.NeighborCache.get
+        """
+    def update(
+        self,
+        indices: _npt.ArrayLike,
+        *,
+        macs: _npt.ArrayLike | None = None,
+        states: _npt.ArrayLike | None = None,
+        flags: _npt.ArrayLike | None = None,
+        ifindex: _npt.ArrayLike | None = None,
+        expiry: _npt.ArrayLike | None = None,
+    ) -> None:
+        """Overwrite the given fields of the entries at ``indices`` (as returned by insert/lookup).
+
+        Rows are applied in order (a repeated index: the last write wins); ``updated`` counts every row.
+        Fields left as None are not touched.
+
+        Parameters
+        ----------
+        indices : numpy int64 (n,), each an entry in use
+        macs, states, flags, ifindex, expiry : as for :meth:`insert`, n rows each, optional
+
+        Raises
+        ------
+        TypeError
+            An argument is not an array of its dtype.
+        ValueError
+            A wrong shape, an index out of range or not in use, or a value outside its range (all
+            checked before anything is written).
+
+        Reference: fmipfast.reference.ncache.NeighborCache.update
+        """
+    def delete(self, keys: _npt.ArrayLike) -> _npt.NDArray[_np.bool_]:
+        """Remove each key; bool (n,), True where an entry was removed (a repeated key: only its first).
+
+        Freed indices are reused last-in first-out; ``deleted`` counts the removals.
+
+        Reference: fmipfast.reference.ncache.NeighborCache.delete
+        """
+    def expire(self, now_ns: SupportsIndex) -> int:
+        """Remove the entries with ``0 < expiry <= now_ns`` that are not STATIC; return how many.
+
+        Entries are removed in ascending index order (their indices are reused last-in first-out).  A
+        PROXY entry whose expiry lies in the future survives (DESIGN.md §1: a handover's proxy entry
+        lives until its lifetime ends).  Kernels never read a clock: the caller passes ``now_ns``
+        (STYLE.md rule 19).
+
+        Raises
+        ------
+        TypeError
+            ``now_ns`` is not an integer.
+        ValueError
+            ``now_ns`` outside 0..2**63-1.
+
+        Reference: fmipfast.reference.ncache.NeighborCache.expire
+        """
+    # Test hooks
+    @property
+    def _nslots(self) -> int:
+        """Size of the slot table (a power of two >= 2 * capacity)."""
+    def _home_slot(self, key: Buffer) -> int:
+        """Slot the key hashes to (before probing): SipHash-2-4(key) & (nslots - 1).
+        """
+    def _slot_of(self, key: Buffer) -> int:
+        """Slot holding the key, or -1; touches no counter.
+        """
+    def _probe_lengths(self) -> _npt.NDArray[_np.int64]:
+        """int64 (capacity,): slots a successful lookup of each entry examines (0 where free).
+        """
+    def _check_invariants(self) -> bool:
+        """Raise AssertionError unless slots, free stack and arrays agree (tests only).
+        """
+
+def _siphash24(data: Buffer, seed: Buffer) -> int:
+    """SipHash-2-4 of ``data`` (any length) under the 16-octet ``seed``, as the table computes it.
+
+    Reference: fmipfast.reference.ncache._siphash24
+    """
+
+def _ncache_consts() -> dict[str, int]:
+    """The NeighborState / NeighborFlag values the compiled table uses (tests compare with constants.py)."""
+
 # (keep this line: it separates the sections for clean merges)
 
 # [bufq+rewrite] PacketBuffer and the rewrite kernels

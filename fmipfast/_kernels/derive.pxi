@@ -101,3 +101,263 @@ cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uin
     if not _is_fffe(eui):
         return ST_IID_NOT_EUI64  # DESIGN.md §3: privacy / stable IID (RFC 8981/7217): sender must set M
     return derive_mac48_from_eui64(eui, out6)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Batch derivations (issue #3): NCoA, NAR link-local and MAC for many mobile nodes in one call.
+#
+# The kernels loop the scalar kernels above over rows of C-contiguous uint8 [n, width] arrays; the def
+# wrappers check shapes and dtypes with _rows (TypeError for a wrong dtype, ValueError for a wrong shape,
+# both naming the argument), allocate numpy outputs and run the loop under one `with nogil:`.
+# Results equal looping the scalar functions row by row (tests/test_derive_batch.py checks it).
+
+import numpy as np
+
+
+def _rows(obj, str name, Py_ssize_t width, bint allow_single=False):
+    """``obj`` as a C-contiguous uint8 array of shape (n, width) (or (width,) when ``allow_single``).
+
+    TypeError names the argument when it is not a uint8 array (no silent casting); ValueError names it
+    when the shape is wrong.  A non-contiguous array is copied.  Reference: fmipfast.reference.derive._rows
+    """
+    if obj is None:
+        raise TypeError(f"{name}: need a numpy uint8 array, got None")
+    arr = np.asarray(obj)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name}: need dtype uint8, got {arr.dtype}")
+    if allow_single and arr.ndim == 1 and arr.shape[0] == width:
+        return np.ascontiguousarray(arr)
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"{name}: need shape (n, {width}), got {tuple(arr.shape)}")
+    return np.ascontiguousarray(arr)
+
+
+cdef inline int _same_rows(Py_ssize_t found, str name, Py_ssize_t n) except -1:
+    if found != n:
+        raise ValueError(f"{name}: need {n} rows (one per entry), got {found}")
+    return 0
+
+
+@cython.boundscheck(False)  # SAFETY: nar/coa/out hold n rows of ADDR_LEN octets (nar_step 0: one row)
+cdef int derive_ncoa_batch(const uint8_t* nar, Py_ssize_t nar_step, int prefix_len, const uint8_t* coa,
+                           Py_ssize_t n, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int status
+    for i in range(n):
+        status = derive_ncoa(nar + i * nar_step, prefix_len, coa + i * ADDR_LEN, out + i * ADDR_LEN)
+        if status != ST_OK:
+            return status
+    return ST_OK
+
+
+@cython.boundscheck(False)  # SAFETY: nar and out hold n rows of ADDR_LEN octets
+cdef int derive_nar_link_local_batch(const uint8_t* nar, Py_ssize_t n, int prefix_len,
+                                     uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    cdef int status
+    for i in range(n):
+        status = derive_nar_link_local(nar + i * ADDR_LEN, prefix_len, out + i * ADDR_LEN)
+        if status != ST_OK:
+            return status
+    return ST_OK
+
+
+@cython.boundscheck(False)  # SAFETY: addresses n x ADDR_LEN, out n x MAC48_LEN, ok n octets
+cdef int derive_mac48_from_address_batch(const uint8_t* addresses, Py_ssize_t n, int prefix_len, uint8_t* out,
+                                         uint8_t* ok) noexcept nogil:
+    """ok[i] = 1 and out row i = the MAC, or ok[i] = 0 and a zero row where the IID is not FF-FE based."""
+    cdef Py_ssize_t i
+    cdef int status
+    if prefix_len < 0 or prefix_len > 128:
+        return ST_BAD_PREFIX_LEN
+    if prefix_len > _IID_BITS:
+        return ST_IID_TOO_SHORT
+    for i in range(n):
+        status = derive_mac48_from_address(addresses + i * ADDR_LEN, prefix_len, out + i * MAC48_LEN)
+        ok[i] = status == ST_OK
+        if status != ST_OK:
+            memset(out + i * MAC48_LEN, 0, MAC48_LEN)
+    return ST_OK
+
+
+@cython.boundscheck(False)  # SAFETY: macs n x MAC48_LEN, out n x EUI64_LEN
+cdef int derive_eui64_from_mac48_batch(const uint8_t* macs, Py_ssize_t n, uint8_t* out) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        derive_eui64_from_mac48(macs + i * MAC48_LEN, out + i * EUI64_LEN)
+    return ST_OK
+
+
+cdef inline const uint8_t* _rows_data(const uint8_t[:, ::1] view) noexcept:
+    if view.shape[0] == 0:
+        return _EMPTY
+    return &view[0, 0]
+
+
+def ncoa_batch(nar_addresses, prefix_len, coas):
+    """New care-of addresses for many mobile nodes: row i = ``ncoa_from_prefix(nar[i], prefix_len, coas[i])``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (16,) (one NAR for every row) or (n, 16)
+    prefix_len : int, 0..128
+    coas : numpy uint8 array, shape (n, 16)
+        The mobile nodes' current care-of addresses.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        An array is not uint8 (the message names it), or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape, a row count that differs from ``coas``'s, or ``prefix_len`` outside 0..128.
+
+    Reference: fmipfast.reference.derive.ncoa_batch
+    """
+    nar_arr = _rows(nar_addresses, "nar_addresses", ADDR_LEN, True)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    coa_arr = _rows(coas, "coas", ADDR_LEN)
+    cdef Py_ssize_t n = coa_arr.shape[0]
+    cdef Py_ssize_t step = 0
+    if nar_arr.ndim == 2:
+        _same_rows(nar_arr.shape[0], "nar_addresses", n)
+        step = ADDR_LEN
+    out = np.zeros((n, ADDR_LEN), dtype=np.uint8)
+    if n == 0:
+        return out
+    cdef const uint8_t[::1] nar_flat = nar_arr.reshape(-1)
+    cdef const uint8_t[:, ::1] coa_v = coa_arr
+    cdef uint8_t[:, ::1] out_v = out
+    cdef int status
+    with nogil:
+        status = derive_ncoa_batch(&nar_flat[0], step, plen, &coa_v[0, 0], n, &out_v[0, 0])
+    if status < 0:
+        _raise_for_status(status, None, plen)
+    return out
+
+
+def nar_link_local_batch(nar_addresses, prefix_len):
+    """NAR link-local addresses: row i = ``nar_link_local(nar_addresses[i], prefix_len)``.
+
+    Parameters
+    ----------
+    nar_addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 16).
+
+    Raises
+    ------
+    TypeError
+        ``nar_addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64 (also for an empty batch, as the scalar function).
+
+    Reference: fmipfast.reference.derive.nar_link_local_batch
+    """
+    arr = _rows(nar_addresses, "nar_addresses", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    if plen != _IID_BITS:
+        _raise_for_status(ST_LL_PREFIX_NOT_64, None, plen)
+    cdef Py_ssize_t n = arr.shape[0]
+    out = np.zeros((n, ADDR_LEN), dtype=np.uint8)
+    cdef const uint8_t[:, ::1] in_v = arr
+    cdef uint8_t[:, ::1] out_v = out
+    cdef const uint8_t* src = _rows_data(in_v)
+    cdef uint8_t* dst = <uint8_t*>_rows_data(out_v)
+    cdef int status
+    with nogil:
+        status = derive_nar_link_local_batch(src, n, plen, dst)
+    if status < 0:
+        _raise_for_status(status, None, plen)
+    return out
+
+
+def mac48_from_address_batch(addresses, prefix_len):
+    """48-bit MACs behind many addresses' FF-FE based interface identifiers, without one exception per row.
+
+    Parameters
+    ----------
+    addresses : numpy uint8 array, shape (n, 16)
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        ``macs`` uint8 (n, 6) and ``ok`` bool (n,): where ``ok`` is False the interface identifier is
+        not FF-FE based (a privacy or stable IID: the sender must set M) and the row is zero; where it
+        is True the row equals ``mac48_from_address(addresses[i], prefix_len)``.
+
+    Raises
+    ------
+    TypeError
+        ``addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64 (for every row alike).
+
+    Reference: fmipfast.reference.derive.mac48_from_address_batch
+    """
+    arr = _rows(addresses, "addresses", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    cdef Py_ssize_t n = arr.shape[0]
+    macs = np.zeros((n, MAC48_LEN), dtype=np.uint8)
+    ok = np.zeros(n, dtype=np.bool_)
+    cdef const uint8_t[:, ::1] in_v = arr
+    cdef uint8_t[:, ::1] out_v = macs
+    cdef uint8_t[::1] ok_v = ok.view(np.uint8)
+    cdef const uint8_t* src = _rows_data(in_v)
+    cdef uint8_t* dst = <uint8_t*>_rows_data(out_v)
+    cdef uint8_t* okp = <uint8_t*>_data(ok_v)
+    cdef int status
+    with nogil:
+        status = derive_mac48_from_address_batch(src, n, plen, dst, okp)
+    if status < 0:
+        _raise_for_status(status, "addresses", plen)
+    return macs, ok
+
+
+def eui64_from_mac48_batch(macs):
+    """EUI-64s of many 48-bit MACs: row i = ``eui64_from_mac48(macs[i])``.
+
+    Parameters
+    ----------
+    macs : numpy uint8 array, shape (n, 6)
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8, shape (n, 8).
+
+    Raises
+    ------
+    TypeError
+        ``macs`` is not uint8.
+    ValueError
+        A wrong shape.
+
+    Reference: fmipfast.reference.derive.eui64_from_mac48_batch
+    """
+    arr = _rows(macs, "macs", MAC48_LEN)
+    cdef Py_ssize_t n = arr.shape[0]
+    out = np.zeros((n, EUI64_LEN), dtype=np.uint8)
+    cdef const uint8_t[:, ::1] in_v = arr
+    cdef uint8_t[:, ::1] out_v = out
+    cdef const uint8_t* src = _rows_data(in_v)
+    cdef uint8_t* dst = <uint8_t*>_rows_data(out_v)
+    with nogil:
+        derive_eui64_from_mac48_batch(src, n, dst)
+    return out
+
+
+__all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]

@@ -44,6 +44,16 @@ __all__ = [
 # (keep this line: it separates the sections for clean merges)
 
 # [ncache] NeighborCache and batch derivations: fmipfast/reference/ncache.py
+from fmipfast.reference.derive import (  # noqa: E402
+    eui64_from_mac48_batch,
+    mac48_from_address_batch,
+    nar_link_local_batch,
+    ncoa_batch,
+)
+from fmipfast.reference.ncache import NeighborCache, _siphash24  # noqa: E402, F401
+
+__all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]
+__all__ += ["NeighborCache"]
 
 # (keep this line: it separates the sections for clean merges)
 

@@ -228,3 +228,133 @@ def mac48_from_address(address16, prefix_len) -> bytes:
             "the MAC cannot be derived, the sender must set M"
         )
     return mac
+
+
+# --------------------------------------------------------------------------------------------------
+# Batch derivations (issue #3): the oracle is simply the scalar functions above, looped over the rows.
+
+import numpy as np  # noqa: E402  (kept with the batch section it serves)
+
+__all__ += ["eui64_from_mac48_batch", "mac48_from_address_batch", "nar_link_local_batch", "ncoa_batch"]
+
+
+def _rows(obj, name: str, width: int, allow_single: bool = False) -> np.ndarray:
+    """``obj`` as a C-contiguous uint8 array of shape (n, width) (or (width,) when ``allow_single``).
+
+    TypeError names the argument when it is not a uint8 array (no silent casting); ValueError names it
+    when the shape is wrong.  A non-contiguous array is copied.
+    """
+    if obj is None:
+        raise TypeError(f"{name}: need a numpy uint8 array, got None")
+    arr = np.asarray(obj)
+    if arr.dtype != np.uint8:
+        raise TypeError(f"{name}: need dtype uint8, got {arr.dtype}")
+    if allow_single and arr.ndim == 1 and arr.shape[0] == width:
+        return np.ascontiguousarray(arr)
+    if arr.ndim != 2 or arr.shape[1] != width:
+        raise ValueError(f"{name}: need shape (n, {width}), got {tuple(arr.shape)}")
+    return np.ascontiguousarray(arr)
+
+
+def _same_rows(found: int, name: str, n: int) -> None:
+    if found != n:
+        raise ValueError(f"{name}: need {n} rows (one per entry), got {found}")
+
+
+def ncoa_batch(nar_addresses, prefix_len, coas) -> np.ndarray:
+    """New care-of addresses for many mobile nodes: row i = ``ncoa_from_prefix(nar[i], prefix_len, coas[i])``.
+
+    ``nar_addresses`` is one NAR address, shape (16,), used for every row, or shape (n, 16); ``coas`` has
+    shape (n, 16).  Returns uint8 (n, 16).
+
+    Raises
+    ------
+    TypeError
+        An array is not uint8 (the message names it), or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape, a row count that differs from ``coas``'s, or ``prefix_len`` outside 0..128.
+    """
+    nar = _rows(nar_addresses, "nar_addresses", _ADDR_LEN, True)
+    plen = _prefix_len(prefix_len)
+    coa = _rows(coas, "coas", _ADDR_LEN)
+    n = coa.shape[0]
+    if nar.ndim == 2:
+        _same_rows(nar.shape[0], "nar_addresses", n)
+    out = np.zeros((n, _ADDR_LEN), dtype=np.uint8)
+    for i in range(n):
+        row = nar if nar.ndim == 1 else nar[i]
+        out[i] = np.frombuffer(ncoa_from_prefix(row.tobytes(), plen, coa[i].tobytes()), dtype=np.uint8)
+    return out
+
+
+def nar_link_local_batch(nar_addresses, prefix_len) -> np.ndarray:
+    """NAR link-local addresses: row i = ``nar_link_local(nar_addresses[i], prefix_len)``; uint8 (n, 16).
+
+    Raises
+    ------
+    TypeError
+        ``nar_addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64 (also for an empty batch, as the scalar function).
+    """
+    nar = _rows(nar_addresses, "nar_addresses", _ADDR_LEN)
+    plen = _prefix_len(prefix_len)
+    if plen != _IID_BITS:
+        raise DerivationError(f"link-local derivation needs prefix size 64, got {plen}")
+    out = np.zeros((nar.shape[0], _ADDR_LEN), dtype=np.uint8)
+    for i in range(nar.shape[0]):
+        out[i] = np.frombuffer(nar_link_local(nar[i].tobytes(), plen), dtype=np.uint8)
+    return out
+
+
+def mac48_from_address_batch(addresses, prefix_len) -> tuple[np.ndarray, np.ndarray]:
+    """48-bit MACs behind many addresses' FF-FE based interface identifiers, without one exception per row.
+
+    Returns ``(macs, ok)``: uint8 (n, 6) and bool (n,).  Where ``ok`` is False the interface identifier
+    is not FF-FE based (a privacy or stable IID: the sender must set M) and the row is zero.
+
+    Raises
+    ------
+    TypeError
+        ``addresses`` is not uint8, or ``prefix_len`` is not an integer.
+    ValueError
+        A wrong shape or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64 (for every row alike).
+    """
+    addr = _rows(addresses, "addresses", _ADDR_LEN)
+    plen = _prefix_len(prefix_len)
+    if plen > _IID_BITS:
+        raise DerivationError(
+            f"prefix size {plen} leaves a {128 - plen}-bit interface identifier, shorter than an EUI-64"
+        )
+    n = addr.shape[0]
+    macs = np.zeros((n, _MAC48_LEN), dtype=np.uint8)
+    ok = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        try:
+            mac = mac48_from_address(addr[i].tobytes(), plen)
+        except DerivationError:
+            continue  # not FF-FE based: ok stays False, the row stays zero
+        macs[i] = np.frombuffer(mac, dtype=np.uint8)
+        ok[i] = True
+    return macs, ok
+
+
+def eui64_from_mac48_batch(macs) -> np.ndarray:
+    """EUI-64s of many 48-bit MACs: row i = ``eui64_from_mac48(macs[i])``; uint8 (n, 8).
+
+    Raises
+    ------
+    TypeError
+        ``macs`` is not uint8.
+    ValueError
+        A wrong shape.
+    """
+    arr = _rows(macs, "macs", _MAC48_LEN)
+    out = np.zeros((arr.shape[0], _EUI64_LEN), dtype=np.uint8)
+    for i in range(arr.shape[0]):
+        out[i] = np.frombuffer(eui64_from_mac48(arr[i].tobytes()), dtype=np.uint8)
+    return out
