@@ -128,9 +128,8 @@ cdef inline bint _is_loopback(const uint8_t* a) noexcept nogil:
 
 cdef inline bint _is_solicited_node(const uint8_t* a) noexcept nogil:
     """RFC 4291 §2.7.1: ff02::1:ff00:0/104."""
-    cdef uint64_t x
-    memcpy(&x, a, 8)
-    return x == htonl(0xFF020000) and load_be32(a + 8) == 1 and a[12] == 0xFF
+    return (load_be32(a) == 0xFF020000U and load_be32(a + 4) == 0 and load_be32(a + 8) == 1
+            and a[12] == 0xFF)
 
 
 cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i) noexcept nogil:

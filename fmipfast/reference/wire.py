@@ -262,7 +262,7 @@ def _is_multicast(addr: bytes) -> bool:
 
 _UNSPECIFIED = bytes(16)
 _LOOPBACK = bytes(15) + b"\x01"
-_SOLICITED_NODE_PREFIX = bytes.fromhex("ff020000000000000000000001ff")  # RFC 4291 §2.7.1, ff02::1:ff00:0/104
+_SOLICITED_NODE_PREFIX = bytes.fromhex("ff0200000000000000000001ff")  # RFC 4291 §2.7.1, ff02::1:ff00:0/104
 
 
 def _is_link_scope_multicast(addr: bytes) -> bool:
