@@ -654,6 +654,15 @@ if HAVE_CORE:
         for frame in GOLDEN + [DROPS[R.EXT_CHAIN_TOO_LONG], HI, HE]:
             _both([frame[:k] for k in range(len(frame) + 1)])
 
+    def test_every_truncation_alone_in_an_exact_size_arena():
+        # Each prefix gets its own allocation of exactly its size, so a read past the frame is a read past
+        # the arena, which the ASan build (FMIPFAST_DEBUG=1) reports.
+        for frame in GOLDEN + list(DROPS.values()):
+            for k in range(len(frame) + 1):
+                arena = np.array(bytearray(frame[:k]), dtype=np.uint8)
+                offsets, lengths = np.zeros(1, np.int64), np.array([k], np.uint32)
+                assert_same(_core.classify(arena, offsets, lengths), reference.classify(arena, offsets, lengths))
+
     def test_agree_on_every_payload_length():
         for frame in (NS, HRD, HRA, TUNNEL):
             variants = []
