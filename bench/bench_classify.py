@@ -8,6 +8,10 @@ Rows, all on the identical corpus in the same run, timed per frame (one call cla
                            through ctypes (its verdict and drop-reason arrays are checked against
                            ``_core`` once before timing);
 * ``reference``            fmipfast.reference.wire.classify (pure Python);
+* ``_core x2 threads``     STYLE.md rule 38, the GIL check: two threads each classifying the arena into
+                           their own Batch, against ``_core x2 serial`` (the same calls one after the
+                           other); with the loop under ``nogil`` the threaded row approaches twice the
+                           serial rate on two idle cores;
 * ``dpkt``                 dpkt.ethernet.Ethernet -> IP6 -> ICMP6 parse and a pseudo-header checksum
                            verify with dpkt's helpers, one frame at a time (parsing only, no validation).
 
@@ -30,6 +34,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from ipaddress import IPv6Address
@@ -234,6 +239,30 @@ def dpkt_call() -> Callable[[], None] | None:
 
 # ---- Runner ------------------------------------------------------------------------------------------
 
+def _pair(threaded: bool) -> Callable[[int], float]:
+    """Two classify streams of ``loops`` calls each, in two threads or one after the other."""
+    outs = [_core.Batch(N_FRAMES), _core.Batch(N_FRAMES)]
+
+    def stream(out: Any, loops: int) -> None:
+        for _ in range(loops):
+            _core.classify(ARENA, OFFSETS, LENGTHS, out=out)
+
+    def time_func(loops: int) -> float:
+        start = time.perf_counter()
+        if threaded:
+            workers = [threading.Thread(target=stream, args=(out, loops)) for out in outs]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        else:
+            for out in outs:
+                stream(out, loops)
+        return time.perf_counter() - start
+
+    return time_func
+
+
 def _time(call: Callable[[], Any]) -> Callable[[int], float]:
     def time_func(loops: int) -> float:
         start = time.perf_counter()
@@ -267,6 +296,9 @@ def main() -> None:
     if dpkt_row is not None:
         rows.append(("dpkt (parse + cksum)", dpkt_row))
     results = {name: runner.bench_time_func(name, _time(call), inner_loops=N_FRAMES) for name, call in rows}
+    if _core is not None:
+        for name, threaded in (("_core x2 serial", False), ("_core x2 threads", True)):
+            results[name] = runner.bench_time_func(name, _pair(threaded), inner_loops=2 * N_FRAMES)
     if runner.args.worker or any(bench is None or not bench.get_values() for bench in results.values()):
         return  # a worker process: no table
     rates = {name: 1.0 / bench.median() for name, bench in results.items() if bench is not None}

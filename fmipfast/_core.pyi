@@ -439,6 +439,9 @@ def classify(
 def _parse_consts() -> dict[str, int]:
     """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
+def _py_classify_frame(frame: Buffer, codepoints: Codepoints = ...) -> tuple[int, int]:
+    """Test hook (STYLE.md rule 34): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
+
 # (keep this line: it separates the sections for clean merges)
 
 # [ncache] NeighborCache and batch derivations

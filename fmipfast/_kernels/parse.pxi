@@ -561,6 +561,9 @@ cdef class Batch:
         """uint64[len(DropReason)]: the frames of this batch dropped under each reason."""
         return self._drop_counts
 
+    def __dir__(self):
+        return sorted(set(object.__dir__(self)) | set(self._store))
+
     def __len__(self):
         return self.n
 
@@ -585,6 +588,15 @@ cdef bytes _profile_bytes(object codepoints):
         if len(_profiles) < 64:
             _profiles[codepoints] = cached
     return cached
+
+
+cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
+    """Fill ``prof`` (a copy: the caller's stack, so concurrent calls never share it) from ``codepoints``."""
+    cdef bytes profile = _profile_bytes(codepoints)
+    cdef const uint8_t* table = profile
+    prof.fmip_type = table[0]
+    memcpy(prof.code_map, table + 1, 256)
+    return 0
 
 
 @cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0] (checked by the caller)
@@ -663,10 +675,7 @@ def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not N
     elif n > out.capacity:
         raise ValueError(f"out: batch of {n} frames exceeds its capacity of {out.capacity}")
     cdef classify_profile prof
-    cdef bytes profile = _profile_bytes(codepoints)
-    cdef const uint8_t* table = profile
-    prof.fmip_type = table[0]
-    memcpy(prof.code_map, table + 1, 256)
+    _load_profile(codepoints, &prof)
     cdef const uint8_t* base = _data(arena)
     cdef uint64_t* cum = NULL
     if counters is not None:
@@ -678,3 +687,18 @@ def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not N
             for k in range(_N_REASONS):
                 cum[k] += out._out.drop_counts[k]
     return out
+
+
+def _py_classify_frame(const uint8_t[::1] frame not None, codepoints=_DEFAULT_CODEPOINTS):
+    """Test hook (STYLE.md rule 34): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
+    if not isinstance(codepoints, _Codepoints):
+        raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
+    cdef Batch out = Batch(1)
+    cdef classify_profile prof
+    _load_profile(codepoints, &prof)
+    cdef const uint8_t* p = _data(frame)
+    cdef int r
+    with nogil:
+        out._reset(1)
+        r = classify_frame(p, frame.shape[0], &prof, &out._out, 0)
+    return r & 0xFF, r >> 8

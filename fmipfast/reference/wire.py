@@ -130,6 +130,9 @@ class Batch:
         """uint64[len(DropReason)]: the frames of this batch dropped under each reason."""
         return self._drop_counts
 
+    def __dir__(self) -> list[str]:
+        return sorted(set(object.__dir__(self)) | set(self._store))
+
     def __len__(self) -> int:
         return self.n
 
