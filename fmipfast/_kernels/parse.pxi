@@ -29,9 +29,6 @@ __all__ += ["classify", "Batch"]
 cdef enum:
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
-    _KIND_OTHER = 0         # values of _ICMP_KIND / classify_profile-derived kinds
-    _KIND_ND = 1
-    _KIND_FMIP = 2
 
 # Number of DropReason members (the length of drop_counts and counters), taken from the IntEnum.
 cdef Py_ssize_t _N_REASONS = len(_DropReason)
@@ -271,7 +268,9 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
     return VERDICT_CONTROL
 
 
-@cython.boundscheck(False)  # SAFETY: raw pointers only; every read of f[k] is behind a `length`/`end` guard
+# SAFETY: no memoryview here (nothing for boundscheck to check): f is read through a raw pointer, and every
+# read of f[k] sits behind a guard on `length` (Ethernet, IPv6 header) or `end` (<= length: the payload,
+# extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
 cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
                         classify_out* o, Py_ssize_t i) noexcept nogil:
     """Classify one Ethernet frame; fill row ``i`` of ``o``; return verdict | drop_reason << 8.
@@ -285,6 +284,8 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     cdef const uint8_t* src
     cdef const uint8_t* dst
     cdef const uint8_t* msg
+    if FMIPFAST_DEBUG:
+        FMIPFAST_ASSERT(length >= 0)
 
     # 1. Ethernet (IEEE 802.3), up to two IEEE 802.1Q (0x8100) / 802.1ad (0x88A8) tags.
     if length < ETH_HDR_LEN:
