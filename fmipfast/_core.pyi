@@ -5,7 +5,11 @@ Generated from the compiled module's docstrings; keep the two in step when a sig
 
 from typing import Any, SupportsIndex
 
+import numpy as np
+import numpy.typing as npt
 from typing_extensions import Buffer
+
+from fmipfast.constants import Codepoints
 
 __all__ = [
     "internet_checksum",
@@ -354,6 +358,89 @@ def _consts() -> dict[str, int]:
 # ---- The batch core (issue #3). Each room adds its stubs in its own section. ----
 
 # [parse] classify and Batch
+
+__all__ += ["classify", "Batch"]
+
+class Batch:
+    """Per-frame results of :func:`classify`: numpy arrays of ``n`` rows over ``capacity``-row storage.
+
+    Reference: fmipfast.reference.wire.Batch
+    """
+
+    capacity: int
+    n: int
+    verdict: npt.NDArray[np.uint8]
+    drop_reason: npt.NDArray[np.uint8]
+    checksum_ok: npt.NDArray[np.bool_]
+    icmp_type: npt.NDArray[np.uint8]
+    icmp_code: npt.NDArray[np.uint8]
+    fmip_code: npt.NDArray[np.uint8]
+    next_header: npt.NDArray[np.uint8]
+    hop_limit: npt.NDArray[np.uint8]
+    has_ah: npt.NDArray[np.bool_]
+    l3_offset: npt.NDArray[np.uint32]
+    l4_offset: npt.NDArray[np.uint32]
+    l4_length: npt.NDArray[np.uint32]
+    src: npt.NDArray[np.uint8]
+    dst: npt.NDArray[np.uint8]
+    ncoa: npt.NDArray[np.uint8]
+    target: npt.NDArray[np.uint8]
+    eth_src: npt.NDArray[np.uint8]
+    eth_dst: npt.NDArray[np.uint8]
+    lladdr: npt.NDArray[np.uint8]
+    has_lladdr: npt.NDArray[np.bool_]
+    identifier: npt.NDArray[np.int32]
+    drop_counts: npt.NDArray[np.uint64]
+    def __init__(self, capacity: SupportsIndex) -> None: ...
+    def __len__(self) -> int: ...
+
+def classify(
+    arena: Buffer,
+    offsets: Buffer,
+    lengths: Buffer,
+    *,
+    codepoints: Codepoints = ...,
+    out: Batch | None = None,
+    counters: Buffer | None = None,
+) -> Batch:
+    """Classify a batch of Ethernet frames held in one arena; one verdict and one parsed row per frame.
+
+    Parameters
+    ----------
+    arena : 1-D C-contiguous uint8 buffer
+        The frames (e.g. one TPACKET_V3 block).
+    offsets : int64[n]
+        Where each frame starts in ``arena``; ``0 <= offsets[i]``.
+    lengths : uint32[n]
+        Each frame's length; ``offsets[i] + lengths[i] <= len(arena)``.
+    codepoints : Codepoints
+        The fmipfast ICMPv6 type and codes (DESIGN.md §2); ``fmip_code`` reports canonical codes 1-7.
+    out : Batch, optional
+        Storage to reuse (``n <= out.capacity``); None allocates a Batch of capacity ``n``.
+    counters : uint64[len(DropReason)], optional
+        Cumulative drop counters; this batch's ``drop_counts`` are added to it.
+
+    Returns
+    -------
+    Batch
+        ``out`` (or a new Batch) holding ``n`` rows.
+
+    Raises
+    ------
+    ValueError
+        Wrong dtypes, dimensions or lengths; a frame outside the arena (the message names its index);
+        ``n`` above ``out.capacity``; ``counters`` of the wrong size or read-only.
+    TypeError
+        An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
+
+    Reference: fmipfast.reference.wire.classify
+    """
+
+def _parse_consts() -> dict[str, int]:
+    """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
+
+def _py_classify_frame(frame: Buffer, codepoints: Codepoints = ...) -> tuple[int, int]:
+    """Test hook (STYLE.md rule 34): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
 
 # (keep this line: it separates the sections for clean merges)
 

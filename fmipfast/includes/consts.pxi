@@ -131,3 +131,42 @@ cdef enum:
 cdef enum:
     DEFAULT_FMIP_TYPE = 200  # DESIGN.md §2: RFC 4443 private experimentation, informational
     ND_HOP_LIMIT = 255       # RFC 4861: link-local-only messages are sent/checked with 255
+
+# constants.Verdict: next stage of a frame after classify (DESIGN.md §5)
+cdef enum:
+    VERDICT_DROP = 0
+    VERDICT_FORWARD = 1
+    VERDICT_TUNNEL = 2
+    VERDICT_DECAP = 3
+    VERDICT_BUFFER = 4
+    VERDICT_CONTROL = 5
+    VERDICT_RESOLVE = 6
+
+# constants.DropReason: why a frame was dropped (append-only, like the IntEnum)
+cdef enum:
+    DROP_NONE = 0
+    DROP_ETH_TRUNCATED = 1
+    DROP_NOT_IPV6 = 2
+    DROP_TOO_MANY_VLANS = 3
+    DROP_IP6_TRUNCATED = 4
+    DROP_IP6_BAD_VERSION = 5
+    DROP_IP6_BAD_PAYLOAD_LENGTH = 6
+    DROP_IP6_BAD_SOURCE = 7
+    DROP_IP6_BAD_DESTINATION = 8
+    DROP_EXT_TRUNCATED = 9
+    DROP_EXT_CHAIN_TOO_LONG = 10
+    DROP_HBH_NOT_FIRST = 11
+    DROP_ICMP6_TRUNCATED = 12
+    DROP_ICMP6_BAD_CHECKSUM = 13
+    DROP_ICMP6_BAD_HOP_LIMIT = 14
+    DROP_ICMP6_BAD_CODE = 15
+    DROP_ND_BAD_OPTION = 16
+    DROP_ND_INVALID = 17
+    DROP_FMIP_BAD_SUBOPTION = 18
+    DROP_FMIP_BAD_LENGTH = 19
+    DROP_FMIP_NO_AH = 20
+    DROP_HOP_LIMIT_EXCEEDED = 21
+    DROP_NEIGHBOR_TABLE_FULL = 22
+    DROP_BUFFER_FULL = 23
+    DROP_BUFFER_EXPIRED = 24
+    DROP_FRAME_TOO_BIG = 25

@@ -40,6 +40,9 @@ __all__ = [
 # ---- The batch core (issue #3). Each room adds its import and __all__ entries in its own section. ----
 
 # [parse] classify: fmipfast/reference/wire.py
+from fmipfast.reference.wire import Batch, classify  # noqa: E402
+
+__all__ += ["classify", "Batch"]
 
 # (keep this line: it separates the sections for clean merges)
 
