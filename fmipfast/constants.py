@@ -321,6 +321,15 @@ class DropReason(IntEnum):
     BUFFER_FULL = 23, "buffer cap reached: oldest packet dropped (RFC 4861 §7.2.2)", Severity.WARNING
     BUFFER_EXPIRED = 24, "buffered packet outlived the buffer lifetime", Severity.INFO
     FRAME_TOO_BIG = 25, "frame larger than a buffer slot or the link MTU", Severity.WARNING
+    NO_ROUTE = 26, "no route to the destination: ICMPv6 Destination Unreachable is due", Severity.INFO
+    TX_RING_FULL = 27, "the output interface's TX ring was full", Severity.ERROR
+    RESOLVE_FAILED = 28, "the next hop did not answer Neighbor Solicitations (RFC 4861 §7.2.2)", Severity.INFO
+    DECAP_NOT_FROM_PEER = 29, "IPv6-in-IPv6 from a router that is not a configured peer (DESIGN.md §1)", \
+        Severity.WARNING
+    KERNEL_RING_DROP = 30, "the kernel dropped the frame: the RX ring was full (PACKET_STATISTICS)", Severity.ERROR
+    RING_WALK_ERROR = 31, "malformed TPACKET_V3 block: frames after the damage were not read", Severity.ERROR
+    CONTROL_REJECTED = 32, "the control path rejected the frame (AH, MAC, state) after the data plane", \
+        Severity.WARNING
 
 
 class NeighborState(IntEnum):
