@@ -32,13 +32,14 @@ __all__ = ["FrameBatch", "Port", "RingPort", "PcapPort", "MemoryLink", "MemoryPo
 
 
 def pack_frames(frames: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pack frames into one arena: ``(arena uint8, offsets int64, lengths uint32)``."""
+    """Pack frames into one writable arena: ``(arena uint8, offsets int64, lengths uint32)``."""
     items = [bytes(f) for f in frames]
     lengths = np.fromiter((len(f) for f in items), dtype=np.uint32, count=len(items))
     offsets = np.zeros(len(items), dtype=np.int64)
     if len(items) > 1:
         np.cumsum(lengths[:-1], out=offsets[1:])
-    arena = np.frombuffer(b"".join(items), dtype=np.uint8) if items else np.zeros(0, dtype=np.uint8)
+    # writable: the engine rewrites forwarded frames in place (forward_rewrite)
+    arena = np.frombuffer(bytearray(b"".join(items)), dtype=np.uint8) if items else np.zeros(0, dtype=np.uint8)
     return arena, offsets, lengths
 
 

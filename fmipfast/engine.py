@@ -1,0 +1,875 @@
+"""The router engine: a user-space IPv6 access router over ports (DESIGN.md §5).
+
+Per block of frames from a port the engine runs the batch core — ``classify`` in one ``nogil`` call, then a
+vectorised lookup stage (own addresses, handover entries, longest-prefix routes, the neighbor cache) — and
+executes verdicts in groups: FORWARD (``forward_rewrite`` in place, then the output port's TX), TUNNEL
+(``encapsulate`` to the NAR, RFC 2473), DECAP (``decapsulate`` tunnel frames from peer routers, then the
+inner packets go round again), BUFFER (the PacketBuffer of the MN mid-handover), RESOLVE (a bounded
+per-next-hop queue and Neighbor Solicitations, RFC 4861 §7.2.2), CONTROL (Python: ND for our and proxied
+addresses, Router Advertisements, echo, fmipfast messages handed to a protocol hook) and DROP by reason.
+
+Conservation (checked by tests): every frame received gets exactly one disposition when processed::
+
+    received = forwarded + tunnelled + decapsulated + buffered + queued_resolve + delivered + dropped
+
+``dropped`` is the sum of ``drops`` by DropReason (kernel ring drops and malformed ring blocks included);
+frames later leaving a queue are counted apart (``flushed``, ``resolved_sent``, queue drops).  Frames the
+engine originates (ND, RA, ICMPv6 errors, echo replies) are counted as ``originated``.
+
+Ownership: one thread (the asyncio loop of ``run``) drives an Engine; the tables have a single writer.
+Kernels take ``now_ns`` from the engine's clock; nothing else reads a clock.
+
+May import: rings, ports, backend, messages, frames, ar, config, errors, constants, security.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv6Address
+
+import numpy as np
+
+from fmipfast import backend, frames
+from fmipfast.config import InterfaceConfig, RouterConfig
+from fmipfast.constants import (
+    DEFAULT_CODEPOINTS,
+    Codepoints,
+    DropReason,
+    Icmp6Type,
+    IpProto,
+    NeighborFlag,
+    NeighborState,
+    Verdict,
+)
+from fmipfast.errors import MalformedPacket
+from fmipfast.messages import (
+    AdjacentRealms,
+    AdjacentRealmsRequest,
+    EchoReply,
+    EchoRequest,
+    IcmpError,
+    Message,
+    Mtu,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    PrefixInformation,
+    RouterAdvertisement,
+    RouterSolicitation,
+    SourceLinkLayerAddress,
+    TargetLinkLayerAddress,
+    decode,
+)
+from fmipfast.ports import FrameBatch, Port, pack_frames
+
+__all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY"]
+
+log = logging.getLogger("fmipfast.engine")
+
+TP_STATUS_CSUMNOTREADY = 1 << 3
+ALL_NODES = IPv6Address("ff02::1")
+ALL_ROUTERS = IPv6Address("ff02::2")
+_NEVER = 0
+_MASK64 = (1 << 64) - 1
+
+
+def solicited_node(address: IPv6Address) -> IPv6Address:
+    """RFC 4291 §2.7.1: ff02::1:ffXX:XXXX from the low 24 bits."""
+    return IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + address.packed[13:])
+
+
+@dataclass
+class Interface:
+    """An interface the engine owns: its port, addresses and Router Advertisement state."""
+
+    index: int
+    cfg: InterfaceConfig
+    port: Port
+    mac: bytes
+    link_local: IPv6Address
+    addresses: list[tuple[IPv6Address, int]]
+    next_ra_ns: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def source(self) -> IPv6Address:
+        """The address this router speaks from on the link: the first global one, else link-local."""
+        return self.addresses[0][0] if self.addresses else self.link_local
+
+
+@dataclass
+class ControlFrame:
+    """A frame the data plane handed to the control path, with what classify found."""
+
+    iface: Interface
+    frame: bytes
+    src: IPv6Address
+    dst: IPv6Address
+    hop_limit: int
+    has_ah: bool
+    l3_offset: int
+    l4_offset: int
+    icmp_type: int
+    icmp_code: int
+    fmip_code: int
+    now_ns: int
+
+
+@dataclass
+class _Route:
+    hi: int
+    lo: int
+    mask_hi: int
+    mask_lo: int
+    plen: int
+    iface: int
+    via: IPv6Address | None  # None: on-link
+
+
+@dataclass
+class _Resolving:
+    next_hop: IPv6Address
+    iface: int
+    attempts: int
+    next_ns: int
+
+
+@dataclass
+class _TokenBucket:
+    rate: float
+    burst: float
+    tokens: float
+    last_ns: int = 0
+
+    def take(self, now_ns: int) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now_ns - self.last_ns) / 1e9 * self.rate)
+        self.last_ns = now_ns
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
+COUNTERS = ("received", "forwarded", "tunnelled", "decapsulated", "buffered", "queued_resolve", "delivered",
+            "dropped", "originated", "flushed", "resolved_sent", "csum_completed", "icmp_errors_sent",
+            "icmp_errors_limited", "ns_sent", "na_sent", "ra_sent", "echo_replies", "control_unhandled",
+            "received_inner")
+
+
+class Engine:
+    """A user-space IPv6 access router over ``ports`` (interface name -> Port) configured by ``cfg``.
+
+    ``control`` receives the fmipfast messages (a callable taking a :class:`ControlFrame`), the protocol
+    layer of ``fmipfast.ar``; without it they are counted as ``control_unhandled``.  ``peers`` are the
+    addresses of routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1 step 4).
+    """
+
+    def __init__(self, cfg: RouterConfig, ports: Mapping[str, Port], *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
+                 clock: Callable[[], int] = time.monotonic_ns, control: Callable[[ControlFrame], None] | None = None,
+                 peers: Iterable[str] = (), seed: bytes | None = None) -> None:
+        self.cfg = cfg
+        self.codepoints = codepoints
+        self.clock = clock
+        self.control = control
+        self.peers = {IPv6Address(p) for p in peers}
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.drops = np.zeros(len(DropReason), dtype=np.uint64)
+        # Second passes of queued frames (see _reinject): what became of them, booked apart.
+        self.requeue_counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.requeue_drops = np.zeros(len(DropReason), dtype=np.uint64)
+        self._kernel_seen: dict[int, tuple[int, int]] = {}
+        self.ncache = backend.impl.NeighborCache(cfg.ncache_capacity, seed=seed)
+        self.buffer = backend.impl.PacketBuffer(
+            slots=cfg.buffer_slots, slot_size=cfg.buffer_slot_size, max_keys=1024,
+            per_key_packets=cfg.buffer_per_mn_packets, per_key_bytes=cfg.buffer_per_mn_bytes,
+            lifetime_ns=cfg.buffer_lifetime_ms * 1_000_000)
+        self.unresolved = backend.impl.PacketBuffer(
+            slots=max(16, cfg.resolve_queue_packets * 256), slot_size=cfg.buffer_slot_size,
+            max_keys=cfg.ncache_capacity, per_key_packets=max(1, cfg.resolve_queue_packets),
+            per_key_bytes=max(1, cfg.resolve_queue_packets) * cfg.buffer_slot_size,
+            lifetime_ns=cfg.resolve_retries * cfg.resolve_interval_ms * 1_000_000 * 2)
+        self._batch = backend.impl.Batch(cfg.batch_size)
+        self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
+        self._resolving: dict[int, _Resolving] = {}
+        self._proxy_key: dict[int, int] = {}  # ncache index of a PROXY entry -> buffer key
+        self._tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
+        self.interfaces: list[Interface] = []
+        by_name = {i.name: i for i in cfg.interfaces}
+        for name, port in ports.items():
+            icfg = by_name.get(name) or InterfaceConfig(name)
+            mac = bytes(port.mac)
+            ll = IPv6Address(backend.link_local_from_mac48(mac))
+            addrs = [(IPv6Address(a), plen) for a, plen in icfg.addresses]
+            self.interfaces.append(Interface(len(self.interfaces), icfg, port, mac, ll, addrs))
+        self._iface_by_name = {i.name: i for i in self.interfaces}
+        self._routes: list[_Route] = []
+        for iface in self.interfaces:
+            self._add_local(iface.link_local, iface)
+            for addr, plen in iface.addresses:
+                self._add_local(addr, iface)
+                self._add_route(ipaddress.IPv6Network((addr, plen), strict=False), iface.index, None)
+        for route in cfg.routes:
+            self._add_route(ipaddress.IPv6Network(route.prefix), self._iface_by_name[route.interface].index,
+                            IPv6Address(route.via))
+        for nb in cfg.neighbors:
+            self._set_neighbor(IPv6Address(nb.address), nb.mac, self._iface_by_name[nb.interface].index,
+                               NeighborState.REACHABLE, NeighborFlag.STATIC | NeighborFlag.ROUTER)
+        self._routes.sort(key=lambda r: -r.plen)
+
+    # ------------------------------------------------------------------ tables
+    def _key(self, address: IPv6Address) -> np.ndarray:
+        return np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16)
+
+    def _add_local(self, address: IPv6Address, iface: Interface) -> None:
+        self._set_neighbor(address, iface.mac, iface.index, NeighborState.REACHABLE,
+                           NeighborFlag.LOCAL | NeighborFlag.STATIC)
+
+    def _set_neighbor(self, address: IPv6Address, mac: bytes, iface: int, state: int, flags: int,
+                      expiry: int = 0) -> int:
+        idx = int(self.ncache.insert(self._key(address), np.frombuffer(mac, dtype=np.uint8).reshape(1, 6),
+                                     np.array([state], dtype=np.uint8), flags=np.array([flags], dtype=np.uint8),
+                                     ifindex=np.array([iface], dtype=np.uint32),
+                                     expiry=np.array([expiry], dtype=np.int64))[0])
+        return idx
+
+    def _add_route(self, net: ipaddress.IPv6Network, iface: int, via: IPv6Address | None) -> None:
+        value = int(net.network_address)
+        mask = int(net.netmask)
+        self._routes.append(_Route(value >> 64, value & _MASK64, mask >> 64, mask & _MASK64, net.prefixlen, iface,
+                                   via))
+
+    def lookup_route(self, dst: IPv6Address) -> tuple[int, IPv6Address] | None:
+        """(output interface index, next hop) for ``dst``, or None."""
+        value = int(dst)
+        hi, lo = value >> 64, value & _MASK64
+        for r in self._routes:
+            if hi & r.mask_hi == r.hi and lo & r.mask_lo == r.lo:
+                return r.iface, (r.via if r.via is not None else dst)
+        return None
+
+    def _route_batch(self, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Vectorised longest-prefix match: output interface (-1 = no route) and next hop [n,16]."""
+        n = dst.shape[0]
+        hi = dst[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
+        lo = dst[:, 8:].copy().view(">u8").reshape(n).astype(np.uint64)
+        out_if = np.full(n, -1, dtype=np.int64)
+        next_hop = dst.copy()
+        todo = np.ones(n, dtype=bool)
+        for r in self._routes:
+            if not todo.any():
+                break
+            m = todo & ((hi & np.uint64(r.mask_hi)) == np.uint64(r.hi))
+            m &= (lo & np.uint64(r.mask_lo)) == np.uint64(r.lo)
+            if m.any():
+                out_if[m] = r.iface
+                if r.via is not None:
+                    next_hop[m] = np.frombuffer(r.via.packed, dtype=np.uint8)
+                todo &= ~m
+        return out_if, next_hop
+
+    # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
+    def proxy_add(self, address: str | IPv6Address, key: int, lifetime_ms: int, iface: str | None = None) -> int:
+        """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``."""
+        a = IPv6Address(address)
+        ifc = self._iface_by_name[iface] if iface else self._access_iface()
+        idx = self._set_neighbor(a, bytes(6), ifc.index, NeighborState.INCOMPLETE, NeighborFlag.PROXY,
+                                 self.clock() + lifetime_ms * 1_000_000)
+        if idx >= 0:
+            self._proxy_key[idx] = key
+        return idx
+
+    def proxy_complete(self, address: str | IPv6Address, mac: bytes) -> int:
+        """NAR, on Attach: the PROXY entry becomes REACHABLE; returns the frames flushed in order."""
+        a = IPv6Address(address)
+        idx = int(self.ncache.lookup(self._key(a))[0])
+        if idx < 0:
+            return 0
+        key = self._proxy_key.pop(idx, None)
+        iface = int(self.ncache.ifindex[idx])
+        self._set_neighbor(a, mac, iface, NeighborState.REACHABLE, 0,
+                           self.clock() + self.cfg.reachable_time_ms * 1_000_000)
+        if key is None:
+            return 0
+        return self.flush_buffer(key)
+
+    def flush_buffer(self, key: int) -> int:
+        arena, offsets, lengths = self.buffer.flush(key, self.clock())
+        if offsets.shape[0] == 0:
+            return 0
+        arena = np.array(arena, dtype=np.uint8)  # writable copy: frames are re-run through the pipeline
+        self.counters["flushed"] += int(offsets.shape[0])
+        self._reinject(self.interfaces[0], arena, offsets, lengths, count_as="flushed")
+        return int(offsets.shape[0])
+
+    def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
+        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (DESIGN.md §1 step 4)."""
+        a = IPv6Address(pcoa)
+        idx = int(self.ncache.lookup(self._key(a))[0])
+        if idx < 0:
+            ifc = self._access_iface()
+            idx = self._set_neighbor(a, bytes(6), ifc.index, NeighborState.STALE, NeighborFlag.TUNNEL)
+        else:
+            self.ncache.update(np.array([idx], dtype=np.int64),
+                               flags=np.array([int(self.ncache.flags[idx]) | NeighborFlag.TUNNEL], dtype=np.uint8))
+        if idx >= 0:
+            self._tunnel_peer[idx] = IPv6Address(nar)
+        return idx
+
+    def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
+        idx = int(self.ncache.lookup(self._key(IPv6Address(pcoa)))[0])
+        if idx >= 0 and idx in self._tunnel_peer:
+            del self._tunnel_peer[idx]
+            self.ncache.update(np.array([idx], dtype=np.int64),
+                               flags=np.array([int(self.ncache.flags[idx]) & ~NeighborFlag.TUNNEL], dtype=np.uint8))
+
+    def _access_iface(self) -> Interface:
+        for i in self.interfaces:
+            if i.cfg.role == "access":
+                return i
+        return self.interfaces[0]
+
+    # ------------------------------------------------------------------ counters
+    def _drop(self, reason: DropReason, n: int = 1) -> None:
+        if n:
+            self.drops[int(reason)] += n
+            self.counters["dropped"] += n
+
+    def conservation(self) -> dict[str, int]:
+        """The terms of the conservation equation, and whether it holds."""
+        c = self.counters
+        dispositions = (c["forwarded"] + c["tunnelled"] + c["decapsulated"] + c["buffered"] + c["queued_resolve"]
+                        + c["delivered"] + int(self.drops.sum()))
+        return {"received": c["received"], "dispositions": dispositions, "holds": c["received"] == dispositions,
+                "dropped": int(self.drops.sum())}
+
+    def drop_counts(self) -> dict[str, int]:
+        return {r.name.lower(): int(self.drops[r]) for r in DropReason if self.drops[r]}
+
+    # ------------------------------------------------------------------ the pipeline
+    def poll(self) -> int:
+        """Process everything the ports have now, then run due timers; returns frames received."""
+        total = 0
+        for iface in self.interfaces:
+            for fb in iface.port.receive():
+                try:
+                    total += self.process(iface, fb)
+                finally:
+                    fb.release()
+            self._account_kernel_drops(iface)
+        self.tick()
+        return total
+
+    def _account_kernel_drops(self, iface: Interface) -> None:
+        """Frames the kernel dropped (ring full) or a damaged block hid count as received and dropped."""
+        ring = getattr(iface.port, "ring", None)
+        if ring is None:
+            return
+        drops = ring.statistics()["drops"]  # the one reader of PACKET_STATISTICS (it resets on read)
+        walk = ring.counters.get("rx_walk_dropped", 0)
+        seen_drops, seen_walk = self._kernel_seen.get(iface.index, (0, 0))
+        self._kernel_seen[iface.index] = (drops, walk)
+        for new, reason in ((drops - seen_drops, DropReason.KERNEL_RING_DROP),
+                            (walk - seen_walk, DropReason.RING_WALK_ERROR)):
+            if new > 0:
+                self.counters["received"] += new
+                self._drop(reason, new)
+
+    def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False) -> int:
+        """Run one block of frames received on ``iface`` through the pipeline."""
+        n_total = len(fb)
+        for start in range(0, n_total, self.cfg.batch_size):
+            stop = min(n_total, start + self.cfg.batch_size)
+            self._process_chunk(iface, fb, start, stop, inner)
+        return n_total
+
+    def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool) -> None:
+        now = self.clock()
+        arena = fb.arena
+        offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
+        lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
+        status = fb.status[start:stop]
+        n = int(offsets.shape[0])
+        self.counters["received"] += n
+        if inner:
+            self.counters["received_inner"] += n
+        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints, out=self._batch)
+        verdict = np.array(b.verdict, dtype=np.uint8)
+        reasons = np.array(b.drop_reason, dtype=np.uint8)
+        dst = np.array(b.dst)
+        src = np.array(b.src)
+        l3 = np.array(b.l3_offset, dtype=np.uint32)
+        l4 = np.array(b.l4_offset, dtype=np.uint32)
+        hop = np.array(b.hop_limit)
+        nh = np.array(b.next_header)
+        # classify's drops
+        dropped = verdict == Verdict.DROP
+        if dropped.any():
+            counts = np.bincount(reasons[dropped], minlength=len(DropReason))
+            self.drops += counts.astype(np.uint64)
+            self.counters["dropped"] += int(dropped.sum())
+        # checksums the sending kernel left to the device (DESIGN.md §5, TP_STATUS_CSUMNOTREADY)
+        if status.shape[0] and (status & TP_STATUS_CSUMNOTREADY).any():
+            self._complete_checksums(arena, offsets, lengths, l3, l4, nh, src, dst,
+                                     np.flatnonzero((status & TP_STATUS_CSUMNOTREADY) != 0))
+        # lookup stage: own addresses, handover entries
+        cand = np.flatnonzero((verdict == Verdict.FORWARD) | (verdict == Verdict.DECAP))
+        if cand.size:
+            idx = self.ncache.lookup(np.ascontiguousarray(dst[cand]))
+            hit = idx >= 0
+            flags = np.zeros(cand.size, dtype=np.uint8)
+            flags[hit] = self.ncache.flags[idx[hit]]
+            local = (flags & NeighborFlag.LOCAL) != 0
+            decap = verdict[cand] == Verdict.DECAP
+            verdict[cand[local & ~decap]] = Verdict.CONTROL
+            verdict[cand[~local & decap]] = Verdict.FORWARD  # transit tunnel traffic is just forwarded
+            fwd = ~local
+            verdict[cand[fwd & ((flags & NeighborFlag.TUNNEL) != 0)]] = Verdict.TUNNEL
+            verdict[cand[fwd & ((flags & NeighborFlag.PROXY) != 0)]] = Verdict.BUFFER
+            entry = np.full(n, -1, dtype=np.int64)
+            entry[cand] = idx
+        else:
+            entry = np.full(n, -1, dtype=np.int64)
+        # execute, verdict by verdict
+        sel = np.flatnonzero(verdict == Verdict.CONTROL)
+        for i in sel:
+            self._control(iface, arena, offsets, lengths, b, int(i), now)
+        self.counters["delivered"] += int(sel.size)
+        sel = np.flatnonzero(verdict == Verdict.BUFFER)
+        if sel.size:
+            self._buffer(arena, offsets, lengths, sel, entry, now)
+        sel = np.flatnonzero(verdict == Verdict.TUNNEL)
+        if sel.size:
+            self._tunnel(arena, offsets, lengths, l3, sel, entry, hop, src, now)
+        sel = np.flatnonzero(verdict == Verdict.DECAP)
+        if sel.size:
+            self._decap(iface, arena, offsets, lengths, l3, l4, src, sel)
+        sel = np.flatnonzero(verdict == Verdict.FORWARD)
+        if sel.size:
+            self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now)
+
+    def _complete_checksums(self, arena, offsets, lengths, l3, l4, nh, src, dst, sel) -> None:
+        for i in sel:
+            proto = int(nh[i])
+            field_at = {IpProto.UDP: 6, IpProto.TCP: 16, IpProto.ICMPV6: 2}.get(proto)
+            if field_at is None or l4[i] == 0:
+                continue
+            start = int(offsets[i]) + int(l4[i])
+            plen = struct.unpack_from("!H", arena, int(offsets[i]) + int(l3[i]) + 4)[0]
+            end = int(offsets[i]) + int(l3[i]) + 40 + plen
+            payload = arena[start:end]
+            if payload.shape[0] < field_at + 2:
+                continue
+            value = backend.upper_layer_checksum(bytes(src[i]), bytes(dst[i]), proto, payload.tobytes(), field_at)
+            arena[start + field_at:start + field_at + 2] = np.frombuffer(value.to_bytes(2, "big"), dtype=np.uint8)
+            self.counters["csum_completed"] += 1
+
+    # ------------------------------------------------------------------ FORWARD and RESOLVE
+    def _forward(self, iface, arena, offsets, lengths, l3, sel, dst, hop, src, now) -> None:
+        out_if, next_hop = self._route_batch(np.ascontiguousarray(dst[sel]))
+        noroute = out_if < 0
+        if noroute.any():
+            for i in sel[noroute]:
+                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
+            self._drop(DropReason.NO_ROUTE, int(noroute.sum()))
+        keep = ~noroute
+        sel, out_if, next_hop = sel[keep], out_if[keep], next_hop[keep]
+        if not sel.size:
+            return
+        # hop limit: a packet that would leave with 0 is answered with Time Exceeded (RFC 4443 §3.3)
+        expired = hop[sel] <= 1
+        if expired.any():
+            for i in sel[expired]:
+                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
+            self._drop(DropReason.HOP_LIMIT_EXCEEDED, int(expired.sum()))
+            sel, out_if, next_hop = sel[~expired], out_if[~expired], next_hop[~expired]
+        if not sel.size:
+            return
+        idx = self.ncache.lookup(np.ascontiguousarray(next_hop))
+        states = np.zeros(sel.size, dtype=np.uint8)
+        hit = idx >= 0
+        states[hit] = self.ncache.states[idx[hit]]
+        usable = hit & (states != NeighborState.INCOMPLETE)
+        unres = ~usable
+        if unres.any():
+            self._resolve(arena, offsets, lengths, sel[unres], out_if[unres], next_hop[unres], now)
+        sel, out_if, idx = sel[usable], out_if[usable], idx[usable]
+        for k in np.unique(out_if):
+            grp = out_if == k
+            gsel = sel[grp]
+            out = self.interfaces[int(k)]
+            macs = np.ascontiguousarray(self.ncache.macs[idx[grp]])
+            st = backend.impl.forward_rewrite(arena, offsets, l3, gsel, macs,
+                                              np.frombuffer(out.mac, dtype=np.uint8))
+            ok = st == 0
+            self._transmit(out, arena, offsets[gsel[ok]], lengths[gsel[ok]], "forwarded")
+
+    def _transmit(self, out: Interface, arena, offsets, lengths, counter: str) -> None:
+        if not offsets.shape[0]:
+            return
+        sent = out.port.send(arena, offsets, lengths)
+        self.counters[counter] += sent
+        lost = int(offsets.shape[0]) - sent
+        if lost:
+            self._drop(DropReason.TX_RING_FULL, lost)
+
+    def _resolve(self, arena, offsets, lengths, sel, out_if, next_hop, now) -> None:
+        keys = np.empty(sel.size, dtype=np.int32)
+        ok = np.ones(sel.size, dtype=bool)
+        for j in range(sel.size):
+            hop_addr = IPv6Address(bytes(next_hop[j]))
+            idx = int(self.ncache.lookup(next_hop[j:j + 1])[0])
+            if idx < 0:
+                idx = self._set_neighbor(hop_addr, bytes(6), int(out_if[j]), NeighborState.INCOMPLETE, 0)
+                if idx < 0:
+                    ok[j] = False
+                    continue
+            keys[j] = idx
+            if idx not in self._resolving:
+                self._resolving[idx] = _Resolving(hop_addr, int(out_if[j]), 0, now)
+                self._solicit(idx, now)
+        if (~ok).any():
+            self._drop(DropReason.NEIGHBOR_TABLE_FULL, int((~ok).sum()))
+        if ok.any():
+            st = self.unresolved.push(keys[ok], arena, offsets[sel[ok]], lengths[sel[ok]], now)
+            queued = int((st == 0).sum())
+            self.counters["queued_resolve"] += queued
+            for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
+                self._drop(DropReason(int(reason)), int(count))
+
+    def _solicit(self, idx: int, now: int) -> None:
+        r = self._resolving[idx]
+        iface = self.interfaces[r.iface]
+        target = r.next_hop
+        ns = NeighborSolicitation(target, (SourceLinkLayerAddress(iface.mac),))
+        dst = solicited_node(target)
+        self._send_control(iface, ns, iface.source, dst, frames.multicast_mac(dst))
+        self.counters["ns_sent"] += 1
+        r.attempts += 1
+        r.next_ns = now + self.cfg.resolve_interval_ms * 1_000_000
+
+    def _resolved(self, idx: int) -> None:
+        """The next hop answered: send what waited for it."""
+        if self._resolving.pop(idx, None) is None:
+            return
+        arena, offsets, lengths = self.unresolved.flush(idx, self.clock())
+        if offsets.shape[0]:
+            arena = np.array(arena, dtype=np.uint8)
+            self.counters["resolved_sent"] += int(offsets.shape[0])
+            self._reinject(self.interfaces[int(self.ncache.ifindex[idx])], arena, offsets, lengths,
+                           count_as="resolved_sent")
+
+    def _reinject(self, iface: Interface, arena, offsets, lengths, *, count_as: str) -> None:
+        """Frames leaving a queue (a flushed handover buffer, a resolved next hop) go through the pipeline
+        again.  They got their disposition when they were queued, so this second pass is booked in a
+        separate ledger (:attr:`requeue_counters`, :attr:`requeue_drops`), keeping the main equation exact."""
+        fb = FrameBatch(iface.port, arena, offsets, lengths, np.zeros(offsets.shape[0], dtype=np.uint32),
+                        np.zeros(offsets.shape[0], dtype=np.int64))
+        main = self.counters, self.drops
+        self.counters, self.drops = self.requeue_counters, self.requeue_drops
+        try:
+            self.process(iface, fb)
+        finally:
+            self.requeue_counters, self.requeue_drops = self.counters, self.drops
+            self.counters, self.drops = main
+
+    # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
+    def _buffer(self, arena, offsets, lengths, sel, entry, now) -> None:
+        keys = np.array([self._proxy_key.get(int(entry[i]), -1) for i in sel], dtype=np.int32)
+        known = keys >= 0
+        if (~known).any():
+            self._drop(DropReason.NO_ROUTE, int((~known).sum()))
+        if known.any():
+            st = self.buffer.push(keys[known], arena, offsets[sel[known]], lengths[sel[known]], now)
+            self.counters["buffered"] += int((st == 0).sum())
+            for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
+                self._drop(DropReason(int(reason)), int(count))
+
+    def _tunnel(self, arena, offsets, lengths, l3, sel, entry, hop, src, now) -> None:
+        for peer in {self._tunnel_peer.get(int(entry[i])) for i in sel}:
+            group = np.array([i for i in sel if self._tunnel_peer.get(int(entry[i])) == peer], dtype=np.int64)
+            if peer is None:
+                self._drop(DropReason.NO_ROUTE, int(group.size))
+                continue
+            route = self.lookup_route(peer)
+            if route is None:
+                self._drop(DropReason.NO_ROUTE, int(group.size))
+                continue
+            out = self.interfaces[route[0]]
+            out_arena, out_off, out_len, st = backend.impl.encapsulate(
+                arena, offsets, lengths, l3, group, np.frombuffer(out.source.packed, dtype=np.uint8),
+                np.frombuffer(peer.packed, dtype=np.uint8), np.zeros(6, dtype=np.uint8),
+                np.frombuffer(out.mac, dtype=np.uint8), hop_limit=64, mtu=out.cfg.mtu)
+            ok = st == 0
+            for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
+                self._drop(DropReason(int(reason)), int(count))
+            if ok.any():
+                self.counters["tunnelled"] += int(ok.sum())
+                self._originate_frames(out, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok], peer)
+
+    def _originate_frames(self, out: Interface, arena, offsets, lengths, dst: IPv6Address) -> None:
+        """Frames this router builds (tunnel packets): fill the L2 destination of the next hop and send,
+        without a hop-limit decrement; an unresolved next hop queues them like forwarded traffic."""
+        route = self.lookup_route(dst)
+        if route is None:
+            self._drop(DropReason.NO_ROUTE, int(offsets.shape[0]))
+            return
+        idx = int(self.ncache.lookup(np.frombuffer(route[1].packed, dtype=np.uint8).reshape(1, 16))[0])
+        if idx < 0 or self.ncache.states[idx] == NeighborState.INCOMPLETE:
+            n = int(offsets.shape[0])
+            self.counters["tunnelled"] -= n  # counted on leaving the resolve queue instead
+            self._resolve(arena, offsets, lengths, np.arange(n, dtype=np.int64),
+                          np.full(n, route[0], dtype=np.int64),
+                          np.tile(np.frombuffer(route[1].packed, dtype=np.uint8), (n, 1)), self.clock())
+            return
+        mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8)
+        for o in offsets:
+            arena[int(o):int(o) + 6] = mac
+        sent = out.port.send(arena, offsets, lengths)
+        if sent < offsets.shape[0]:
+            self._drop(DropReason.TX_RING_FULL, int(offsets.shape[0]) - sent)
+            self.counters["tunnelled"] -= int(offsets.shape[0]) - sent
+
+    def _decap(self, iface, arena, offsets, lengths, l3, l4, src, sel) -> None:
+        from_peer = np.array([IPv6Address(bytes(src[i])) in self.peers for i in sel], dtype=bool)
+        if (~from_peer).any():
+            self._drop(DropReason.DECAP_NOT_FROM_PEER, int((~from_peer).sum()))
+        sel = sel[from_peer]
+        if not sel.size:
+            return
+        out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
+        ok = st == 0
+        for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
+            self._drop(DropReason(int(reason)), int(count))
+        self.counters["decapsulated"] += int(ok.sum())
+        if ok.any():
+            inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],
+                               np.zeros(int(ok.sum()), dtype=np.uint32), np.zeros(int(ok.sum()), dtype=np.int64))
+            self.process(iface, inner, inner=True)
+
+    # ------------------------------------------------------------------ CONTROL
+    def _control(self, iface: Interface, arena, offsets, lengths, b, i: int, now: int) -> None:
+        o, n = int(offsets[i]), int(lengths[i])
+        frame = np.asarray(arena[o:o + n]).tobytes()
+        cf = ControlFrame(iface, frame, IPv6Address(bytes(b.src[i])), IPv6Address(bytes(b.dst[i])),
+                          int(b.hop_limit[i]), bool(b.has_ah[i]), int(b.l3_offset[i]), int(b.l4_offset[i]),
+                          int(b.icmp_type[i]), int(b.icmp_code[i]), int(b.fmip_code[i]), now)
+        if cf.fmip_code:
+            if self.control is not None:
+                self.control(cf)
+            else:
+                self.counters["control_unhandled"] += 1
+            return
+        if int(b.next_header[i]) != IpProto.ICMPV6:
+            self.counters["control_unhandled"] += 1
+            return
+        try:
+            msg = decode(frame[cf.l4_offset:cf.l3_offset + 40 + struct.unpack_from("!H", frame, cf.l3_offset + 4)[0]],
+                         codepoints=self.codepoints)
+        except MalformedPacket:
+            self.counters["control_unhandled"] += 1
+            return
+        if isinstance(msg, NeighborSolicitation):
+            self._on_ns(cf, msg)
+        elif isinstance(msg, NeighborAdvertisement):
+            self._on_na(cf, msg)
+        elif isinstance(msg, RouterSolicitation):
+            self._on_rs(cf, msg)
+        elif isinstance(msg, EchoRequest):
+            self._send_control(iface, EchoReply(msg.identifier, msg.sequence, msg.data), cf.dst, cf.src,
+                               frame[6:12])
+            self.counters["echo_replies"] += 1
+        else:
+            self.counters["control_unhandled"] += 1
+
+    def _answers_for(self, target: IPv6Address) -> tuple[int, int] | None:
+        idx = int(self.ncache.lookup(self._key(target))[0])
+        if idx < 0:
+            return None
+        flags = int(self.ncache.flags[idx])
+        if flags & (NeighborFlag.LOCAL | NeighborFlag.PROXY):
+            return idx, flags
+        return None
+
+    def _learn(self, iface: Interface, address: IPv6Address, mac: bytes, *, solicited: bool) -> None:
+        if address.is_unspecified or address.is_multicast:
+            return
+        idx = int(self.ncache.lookup(self._key(address))[0])
+        if idx >= 0 and int(self.ncache.flags[idx]) & (NeighborFlag.LOCAL | NeighborFlag.PROXY | NeighborFlag.STATIC):
+            return
+        state = NeighborState.REACHABLE if solicited else NeighborState.STALE
+        new = self._set_neighbor(address, mac, iface.index, state, 0,
+                                 self.clock() + self.cfg.reachable_time_ms * 1_000_000)
+        if new >= 0 and new in self._resolving:
+            self._resolved(new)
+
+    def _on_ns(self, cf: ControlFrame, ns: NeighborSolicitation) -> None:
+        slla = next((o.address for o in ns.options if isinstance(o, SourceLinkLayerAddress)), None)
+        if slla is not None and not cf.src.is_unspecified and len(slla) == 6:
+            self._learn(cf.iface, cf.src, slla, solicited=False)  # RFC 4861 §7.2.3
+        found = self._answers_for(ns.target)
+        if found is None:
+            return
+        _idx, flags = found
+        proxy = bool(flags & NeighborFlag.PROXY)
+        if cf.src.is_unspecified:  # DAD: answer to all-nodes, S=0 (RFC 4861 §7.2.4)
+            dst, dst_mac, solicited = ALL_NODES, frames.multicast_mac(ALL_NODES), False
+        else:
+            dst, dst_mac, solicited = cf.src, slla or cf.frame[6:12], True
+        na = NeighborAdvertisement(ns.target, router=True, solicited=solicited, override=not proxy,
+                                   options=(TargetLinkLayerAddress(cf.iface.mac),))
+        self._send_control(cf.iface, na, ns.target if not proxy else cf.iface.link_local, dst, dst_mac)
+        self.counters["na_sent"] += 1
+
+    def _on_na(self, cf: ControlFrame, na: NeighborAdvertisement) -> None:
+        tlla = next((o.address for o in na.options if isinstance(o, TargetLinkLayerAddress)), None)
+        idx = int(self.ncache.lookup(self._key(na.target))[0])
+        if idx < 0 or tlla is None or len(tlla) != 6:
+            return
+        if int(self.ncache.flags[idx]) & (NeighborFlag.LOCAL | NeighborFlag.PROXY):
+            return  # someone else claims our address or a proxied NCoA: the protocol layer decides
+        self._set_neighbor(na.target, tlla, int(self.ncache.ifindex[idx]),
+                           NeighborState.REACHABLE if na.solicited else NeighborState.STALE,
+                           (int(self.ncache.flags[idx]) & NeighborFlag.TUNNEL)
+                           | (NeighborFlag.ROUTER if na.router else 0),
+                           self.clock() + self.cfg.reachable_time_ms * 1_000_000)
+        self._resolved(idx)
+
+    def router_advertisement(self, iface: Interface, *, with_realms: bool = True) -> RouterAdvertisement:
+        opts: list = [SourceLinkLayerAddress(iface.mac), Mtu(iface.cfg.mtu)]
+        for addr, plen in iface.addresses:
+            net = ipaddress.IPv6Network((addr, plen), strict=False)
+            opts.append(PrefixInformation(plen, net.network_address, 0xC0, 2592000, 604800))
+        if with_realms and iface.cfg.adjacent_realms:
+            opts.append(AdjacentRealms(iface.cfg.adjacent_realms))
+        return RouterAdvertisement(64, 0, iface.cfg.ra_lifetime_s, 0, 0, tuple(opts))
+
+    def _on_rs(self, cf: ControlFrame, rs: RouterSolicitation) -> None:
+        if cf.iface.cfg.role != "access":
+            return
+        slla = next((o.address for o in rs.options if isinstance(o, SourceLinkLayerAddress)), None)
+        if slla is not None and len(slla) == 6 and not cf.src.is_unspecified:
+            self._learn(cf.iface, cf.src, slla, solicited=False)
+        wants_realms = any(isinstance(o, AdjacentRealmsRequest) for o in rs.options)
+        ra = self.router_advertisement(cf.iface, with_realms=wants_realms)
+        if cf.src.is_unspecified or slla is None:
+            dst, mac = ALL_NODES, frames.multicast_mac(ALL_NODES)
+        else:
+            dst, mac = cf.src, slla
+        self._send_control(cf.iface, ra, cf.iface.link_local, dst, mac)
+        self.counters["ra_sent"] += 1
+
+    def _icmp_error(self, iface: Interface, arena, offsets, lengths, i: int, kind: int, code: int, value: int,
+                    now: int) -> None:
+        """RFC 4443 §2.4: never about an error, a multicast or an unspecified source; rate-limited."""
+        o, n = int(offsets[i]), int(lengths[i])
+        frame = np.asarray(arena[o:o + n]).tobytes()
+        l3 = 14
+        if len(frame) < l3 + 40:
+            return
+        src = IPv6Address(frame[l3 + 8:l3 + 24])
+        if src.is_multicast or src.is_unspecified or IPv6Address(frame[l3 + 24:l3 + 40]).is_multicast:
+            return
+        if frame[l3 + 6] == IpProto.ICMPV6 and len(frame) > l3 + 40 and frame[l3 + 40] < 128:
+            return
+        if not self._icmp_bucket.take(now):
+            self.counters["icmp_errors_limited"] += 1
+            return
+        plen = struct.unpack_from("!H", frame, l3 + 4)[0]
+        err = IcmpError(kind, code, value, frame[l3:l3 + 40 + plen])
+        self._send_control(iface, err, iface.source, src, frame[6:12])
+        self.counters["icmp_errors_sent"] += 1
+
+    def _send_control(self, iface: Interface, msg: Message, src: IPv6Address, dst: IPv6Address,
+                      dst_mac: bytes) -> None:
+        frame = frames.icmp6_frame(msg, src, dst, iface.mac, bytes(dst_mac), codepoints=self.codepoints)
+        iface.port.send(*pack_frames([frame]))
+        self.counters["originated"] += 1
+
+    def send_packet(self, packet: bytes, *, iface: str | None = None) -> bool:
+        """Originate an IPv6 packet built by the control path (e.g. an fmipfast message): route it, fill the
+        Ethernet header from the neighbor cache (link-local/multicast destinations need ``iface``)."""
+        dst = IPv6Address(packet[24:40])
+        if dst.is_multicast or dst.is_link_local:
+            out = self._iface_by_name[iface] if iface else self._access_iface()
+            if dst.is_multicast:
+                mac = frames.multicast_mac(dst)
+            else:
+                idx = int(self.ncache.lookup(self._key(dst))[0])
+                if idx < 0:
+                    return False
+                mac = bytes(self.ncache.macs[idx])
+            out.port.send_frames([frames.build_ethernet(mac, out.mac, packet)])
+            self.counters["originated"] += 1
+            return True
+        route = self.lookup_route(dst)
+        if route is None:
+            return False
+        out = self.interfaces[route[0]]
+        idx = int(self.ncache.lookup(self._key(route[1]))[0])
+        if idx < 0 or self.ncache.states[idx] == NeighborState.INCOMPLETE:
+            return False
+        out.port.send_frames([frames.build_ethernet(bytes(self.ncache.macs[idx]), out.mac, packet)])
+        self.counters["originated"] += 1
+        return True
+
+    # ------------------------------------------------------------------ timers
+    def tick(self) -> None:
+        """Periodic work: Router Advertisements, NS retransmissions, expiry of buffers and entries."""
+        now = self.clock()
+        for iface in self.interfaces:
+            if iface.cfg.role == "access" and now >= iface.next_ra_ns:
+                self._send_control(iface, self.router_advertisement(iface), iface.link_local, ALL_NODES,
+                                   frames.multicast_mac(ALL_NODES))
+                self.counters["ra_sent"] += 1
+                span = iface.cfg.ra_max_interval_ms - iface.cfg.ra_min_interval_ms
+                jitter = (now // 7919) % (span + 1) if span else 0
+                iface.next_ra_ns = now + (iface.cfg.ra_min_interval_ms + jitter) * 1_000_000
+        for idx, r in list(self._resolving.items()):
+            if now < r.next_ns:
+                continue
+            if r.attempts >= self.cfg.resolve_retries:
+                del self._resolving[idx]
+                lost = self.unresolved.drop(idx)
+                self.ncache.delete(self._key(r.next_hop))
+                self.counters["resolve_failed_frames"] = self.counters.get("resolve_failed_frames", 0) + int(lost)
+            else:
+                self._solicit(idx, now)
+        self.buffer.expire(now)
+        self.unresolved.expire(now)
+        expired = self.ncache.expire(now)
+        if expired:
+            live = set(np.flatnonzero(np.asarray(self.ncache.in_use)).tolist())
+            for table in (self._proxy_key, self._tunnel_peer):
+                for idx in [k for k in table if k not in live]:
+                    key = table.pop(idx)
+                    if table is self._proxy_key:
+                        self.buffer.drop(int(key))  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event, *, tick_s: float = 0.01) -> None:
+        """Serve until ``stop`` is set: readers on ring ports, a periodic tick for timers and pull ports."""
+        loop = asyncio.get_running_loop()
+        fds = []
+        for iface in self.interfaces:
+            fd = iface.port.fileno()
+            if fd is not None:
+                loop.add_reader(fd, self.poll)
+                fds.append(fd)
+        try:
+            while not stop.is_set():
+                self.poll()
+                try:
+                    await asyncio.wait_for(stop.wait(), tick_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
