@@ -18,7 +18,8 @@ from fmipfast.includes.wire cimport ETH_HDR_LEN, IP6_HDR_LEN
 
 import numpy as _np
 
-__all__ += ["PacketBuffer"]
+# PacketBuffer is public but stays out of __all__, which lists the kernel functions (backend.KERNELS);
+# backend.CLASSES lists the classes.
 
 _BQ_COUNTERS = ("pushed", "queued", "queued_bytes", "flushed", "dropped_oldest", "refused_global",
                 "dropped_too_big", "dropped_expired", "dropped_by_drop")
@@ -242,11 +243,14 @@ cdef inline const uint8_t* _bq_u8(const uint8_t[::1] view) noexcept:
 
 # ---- the cdef class ---------------------------------------------------------------------------------------
 
+@cython.embedsignature(False)  # the docstring carries the CPython text signature itself (inspect.signature)
 cdef class PacketBuffer:
-    """Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+    """PacketBuffer(*, slots=4096, slot_size=2048, max_keys=1024, per_key_packets=64, per_key_bytes=65536, lifetime_ns=3000000000)
+--
 
-    ``PacketBuffer(*, slots=4096, slot_size=2048, max_keys=1024, per_key_packets=64, per_key_bytes=65536,
-    lifetime_ns=3_000_000_000)``.  Keys are ``0 .. max_keys - 1`` (one per MN mid-handover).
+    Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+
+    Keys are ``0 .. max_keys - 1`` (one per MN mid-handover); all parameters are keyword-only.
 
     Bounds, each counted: a frame longer than ``slot_size`` (or ``per_key_bytes``) is refused
     (FRAME_TOO_BIG, ``dropped_too_big``); a key at its packet or byte cap drops its OLDEST frame and queues

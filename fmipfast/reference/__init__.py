@@ -49,9 +49,9 @@ __all__ = [
 
 # [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
 
-from fmipfast.reference.bufq import PacketBuffer  # noqa: E402
+from fmipfast.reference.bufq import PacketBuffer  # noqa: E402, F401 (backend.CLASSES)
 from fmipfast.reference.rewrite import decapsulate, encapsulate, forward_rewrite  # noqa: E402
 
-__all__ += ["PacketBuffer", "forward_rewrite", "encapsulate", "decapsulate"]
+__all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: see backend.CLASSES
 
 # (end of the batch-core sections)

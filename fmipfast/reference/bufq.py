@@ -72,7 +72,9 @@ def as_array(obj, name: str, dtype, ndim: int | None = 1, *, writable: bool = Fa
         try:
             arr = np.frombuffer(obj, dtype=np.uint8)
         except (TypeError, ValueError):
-            raise TypeError(f"{name}: need a bytes-like object or a numpy uint8 array, got {type(obj).__name__}") from None
+            raise TypeError(
+                f"{name}: need a bytes-like object or a numpy uint8 array, got {type(obj).__name__}"
+            ) from None
     else:
         arr = np.asarray(obj)
     if arr.dtype != want:
