@@ -32,6 +32,10 @@ KERNELS = (
     "eui64_from_iid",
     "eui64_from_address",
     "mac48_from_address",
+    # issue #3 [bufq+rewrite]
+    "forward_rewrite",
+    "encapsulate",
+    "decapsulate",
 )
 
 
@@ -71,5 +75,14 @@ iid_from_eui64 = impl.iid_from_eui64
 eui64_from_iid = impl.eui64_from_iid
 eui64_from_address = impl.eui64_from_address
 mac48_from_address = impl.mac48_from_address
+forward_rewrite = impl.forward_rewrite
+encapsulate = impl.encapsulate
+decapsulate = impl.decapsulate
 
 __all__ += list(KERNELS)
+
+#: The classes every implementation exports (KERNELS lists functions: the tests compare their signatures
+#: and stub docstrings, which a cdef class does not have in the same form).
+CLASSES = ("PacketBuffer",)
+PacketBuffer = impl.PacketBuffer
+__all__ += ["CLASSES", *CLASSES]
