@@ -103,13 +103,24 @@ cdef void rw_decap_write(const uint8_t* inner, Py_ssize_t inner_len, uint8_t* ou
 
 # ---- wrappers --------------------------------------------------------------------------------------------
 
+cdef Py_ssize_t _rw_bad_sel(const int64_t* sel, Py_ssize_t m, Py_ssize_t n) noexcept nogil:
+    """Index j of the first sel[j] outside 0..n-1, or -1."""
+    cdef Py_ssize_t j
+    for j in range(m):
+        if sel[j] < 0 or sel[j] >= n:
+            return j
+    return -1
+
+
 cdef object _rw_sel(object sel, Py_ssize_t n):
     sel_a = _bq_array(sel, "sel", _np.int64)
     cdef const int64_t[::1] s = sel_a
-    cdef Py_ssize_t j
-    for j in range(s.shape[0]):
-        if not 0 <= s[j] < n:
-            raise ValueError(f"sel[{j}]: frame index {s[j]} outside 0..{n - 1}")
+    cdef Py_ssize_t m = s.shape[0], bad = -1
+    if m:
+        with nogil:  # selections can be long: check them without the GIL
+            bad = _rw_bad_sel(&s[0], m, n)
+    if bad >= 0:
+        raise ValueError(f"sel[{bad}]: frame index {s[bad]} outside 0..{n - 1}")
     return sel_a
 
 
