@@ -193,6 +193,8 @@ def test_defaults_and_properties(impl):
         4096, 2048, 1024, 64, 65536, 3_000_000_000)
     assert set(buf.counters) >= {"pushed", "queued", "flushed", *DROPS}
     assert "PacketBuffer(" in repr(buf)
+    with pytest.raises(AttributeError):
+        buf.slots = 1  # the arena is sized once
 
 
 # --------------------------------------------------------------------------------------------------

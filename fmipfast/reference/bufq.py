@@ -159,12 +159,12 @@ class PacketBuffer:
         per_key_bytes: int = 65536,
         lifetime_ns: int = 3_000_000_000,
     ) -> None:
-        self.slots = int_arg(slots, "slots", 1, _I32_MAX)
-        self.slot_size = int_arg(slot_size, "slot_size", 1, _U32_MAX)
-        self.max_keys = int_arg(max_keys, "max_keys", 1, _I32_MAX)
-        self.per_key_packets = int_arg(per_key_packets, "per_key_packets", 1, _I32_MAX)
-        self.per_key_bytes = int_arg(per_key_bytes, "per_key_bytes", 1, _I64_MAX)
-        self.lifetime_ns = int_arg(lifetime_ns, "lifetime_ns", 0, _I64_MAX)
+        self._slots = int_arg(slots, "slots", 1, _I32_MAX)
+        self._slot_size = int_arg(slot_size, "slot_size", 1, _U32_MAX)
+        self._max_keys = int_arg(max_keys, "max_keys", 1, _I32_MAX)
+        self._per_key_packets = int_arg(per_key_packets, "per_key_packets", 1, _I32_MAX)
+        self._per_key_bytes = int_arg(per_key_bytes, "per_key_bytes", 1, _I64_MAX)
+        self._lifetime_ns = int_arg(lifetime_ns, "lifetime_ns", 0, _I64_MAX)
         self._queues: list[deque[_Frame]] = [deque() for _ in range(self.max_keys)]
         self._bytes = [0] * self.max_keys
         self._held = 0
@@ -172,7 +172,31 @@ class PacketBuffer:
         self._seq = 0
         self._c = dict.fromkeys(COUNTERS, 0)
 
-    # ---- queries ---------------------------------------------------------------------------------------
+    # ---- queries (the bounds are read-only: the arena is sized once, STYLE.md rule 18) ---------------
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    @property
+    def slot_size(self) -> int:
+        return self._slot_size
+
+    @property
+    def max_keys(self) -> int:
+        return self._max_keys
+
+    @property
+    def per_key_packets(self) -> int:
+        return self._per_key_packets
+
+    @property
+    def per_key_bytes(self) -> int:
+        return self._per_key_bytes
+
+    @property
+    def lifetime_ns(self) -> int:
+        return self._lifetime_ns
 
     def _key(self, key) -> int:
         key = operator.index(key)
