@@ -760,6 +760,210 @@ def _ncache_consts() -> dict[str, int]:
 
 # [bufq+rewrite] PacketBuffer and the rewrite kernels
 
+from numpy.typing import ArrayLike, NDArray  # noqa: E402
+
+class PacketBuffer:
+    """Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+
+    Keys are ``0 .. max_keys - 1`` (one per MN mid-handover); all parameters are keyword-only.
+
+    Bounds, each counted: a frame longer than ``slot_size`` (or ``per_key_bytes``) is refused
+    (FRAME_TOO_BIG, ``dropped_too_big``); a key at its packet or byte cap drops its OLDEST frame and queues
+    the new one (RFC 4861 §7.2.2; ``dropped_oldest``, reason BUFFER_FULL); with no free slot the key's own
+    oldest frame makes room, or, if the key holds none, the new frame is refused (BUFFER_FULL,
+    ``refused_global``); frames older than ``lifetime_ns`` are dropped at ``flush``/``expire``
+    (BUFFER_EXPIRED, ``dropped_expired``); ``drop(key)`` counts ``dropped_by_drop``.  Conservation:
+    ``pushed == queued + flushed + dropped_oldest + refused_global + dropped_too_big + dropped_expired +
+    dropped_by_drop``.
+
+    Single writer: one thread per PacketBuffer.  Each call runs its kernel without the GIL.
+
+    Reference: fmipfast.reference.bufq.PacketBuffer
+    """
+
+    def __init__(
+        self,
+        *,
+        slots: SupportsIndex = 4096,
+        slot_size: SupportsIndex = 2048,
+        max_keys: SupportsIndex = 1024,
+        per_key_packets: SupportsIndex = 64,
+        per_key_bytes: SupportsIndex = 65536,
+        lifetime_ns: SupportsIndex = 3_000_000_000,
+    ) -> None: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def slot_size(self) -> int: ...
+    @property
+    def max_keys(self) -> int: ...
+    @property
+    def per_key_packets(self) -> int: ...
+    @property
+    def per_key_bytes(self) -> int: ...
+    @property
+    def lifetime_ns(self) -> int: ...
+    @property
+    def counters(self) -> dict[str, int]:
+        """Counters since creation (``queued``, ``queued_bytes``: held now); see the class docstring."""
+    def __len__(self) -> int: ...
+    def queued(self, key: SupportsIndex) -> int:
+        """Frames held for ``key``."""
+    def queued_bytes(self, key: SupportsIndex) -> int:
+        """Octets held for ``key``."""
+    def push(
+        self, keys: ArrayLike, arena: Buffer, offsets: ArrayLike, lengths: ArrayLike, now_ns: SupportsIndex
+    ) -> NDArray[np.uint8]:
+        """Queue frame ``i`` (``arena[offsets[i]:offsets[i] + lengths[i]]``) under ``keys[i]``, in order.
+
+        Parameters
+        ----------
+        keys : int32[n], each in 0..max_keys-1
+        arena : uint8 (any bytes-like), offsets : int64[n], lengths : uint32[n]
+        now_ns : int >= 0, the arrival time stamped on the queued frames
+
+        Returns
+        -------
+        uint8[n]
+            0 if the frame is held when push returns, else its DropReason: FRAME_TOO_BIG, or BUFFER_FULL
+            (refused for want of a slot, or queued and then evicted by a later frame of this call).
+
+        Raises
+        ------
+        TypeError, ValueError
+            Wrong dtype / shape (naming the argument), a frame outside the arena or a key out of range
+            (naming the index); nothing is queued then.
+
+        Reference: fmipfast.reference.bufq.PacketBuffer.push
+        """
+    def flush(
+        self, key: SupportsIndex, now_ns: SupportsIndex
+    ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint32]]:
+        """Empty ``key``'s queue: its unexpired frames as a packed batch in arrival order.
+
+        Returns
+        -------
+        (arena uint8[m], offsets int64[k], lengths uint32[k])
+            A copy; frames older than lifetime_ns are dropped (BUFFER_EXPIRED) instead of returned.
+
+        Reference: fmipfast.reference.bufq.PacketBuffer.flush
+        """
+    def drop(self, key: SupportsIndex) -> int:
+        """Discard ``key``'s queue (handover failed or ended); returns the frames dropped (``dropped_by_drop``).
+
+        Reference: fmipfast.reference.bufq.PacketBuffer.drop
+        """
+    def expire(self, now_ns: SupportsIndex) -> int:
+        """Drop every frame, of every key, older than lifetime_ns at ``now_ns``; returns how many.
+
+        Reference: fmipfast.reference.bufq.PacketBuffer.expire
+        """
+
+def forward_rewrite(
+    arena: Buffer, offsets: ArrayLike, l3_offsets: ArrayLike, sel: ArrayLike, dst_macs: ArrayLike, src_mac: ArrayLike
+) -> NDArray[np.uint8]:
+    """Forward the selected frames IN PLACE: new Ethernet destination and source, hop limit - 1.
+
+    Parameters
+    ----------
+    arena : writable uint8[size]
+    offsets : int64[n]
+    l3_offsets : uint32[n]
+        IPv6 header offset inside each frame (>= 14: the Ethernet addresses come first).
+    sel : int64[m]
+        Frames to rewrite; an index may repeat (each occurrence is applied in order).
+    dst_macs : uint8[m, 6] (or [6] for all)
+    src_mac : uint8[6] (or [m, 6])
+
+    Returns
+    -------
+    uint8[m]
+        0 = rewritten; HOP_LIMIT_EXCEEDED = hop limit <= 1 (RFC 8200 §3, RFC 4443 §3.3), frame untouched.
+
+    Raises
+    ------
+    TypeError
+        Wrong dtype, or a read-only arena.
+    ValueError
+        Wrong shapes, a ``sel`` index outside the batch, or a selected frame whose Ethernet + IPv6 headers
+        are not inside the arena; nothing is written then.
+
+    Reference: fmipfast.reference.rewrite.forward_rewrite
+    """
+
+def encapsulate(
+    arena: Buffer,
+    offsets: ArrayLike,
+    lengths: ArrayLike,
+    l3_offsets: ArrayLike,
+    sel: ArrayLike,
+    outer_src: ArrayLike,
+    outer_dst: ArrayLike,
+    dst_mac: ArrayLike,
+    src_mac: ArrayLike,
+    *,
+    hop_limit: SupportsIndex = 64,
+    mtu: SupportsIndex = 1500,
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint8]]:
+    """Tunnel the selected frames' IPv6 packets in IPv6 (RFC 2473 §3-§5) into a fresh packed batch.
+
+    The inner packet (``l3_offset`` to the end of its IPv6 payload; Ethernet padding and VLAN tags are left
+    behind) is first forwarded (its hop limit decremented in the copy, RFC 2473 §3.1), then wrapped:
+    Ethernet (``dst_mac``, ``src_mac``, 0x86DD) + outer IPv6 (version 6, traffic class copied from the
+    inner packet, flow label 0, payload length = inner length, next header 41, ``hop_limit``,
+    ``outer_src``, ``outer_dst``) + the inner packet.  No tunnel encapsulation limit option is added.
+
+    Parameters
+    ----------
+    arena, offsets, lengths : the batch (uint8, int64[n], uint32[n]); the input is not modified
+    l3_offsets : uint32[n]
+    sel : int64[m]
+    outer_src, outer_dst : uint8[16] (or [m, 16])
+    dst_mac, src_mac : uint8[6] (or [m, 6])
+    hop_limit : int, 1..255, outer hop limit
+    mtu : int, 1280..65535, the tunnel MTU: largest outer IPv6 packet (without Ethernet)
+
+    Returns
+    -------
+    (out_arena uint8, out_offsets int64[m], out_lengths uint32[m], status uint8[m])
+        Entry ``j`` is the tunnel frame of ``sel[j]``, zero-length when ``status[j]`` != 0:
+        IP6_TRUNCATED / IP6_BAD_VERSION / IP6_BAD_PAYLOAD_LENGTH (inner packet malformed),
+        HOP_LIMIT_EXCEEDED (inner hop limit <= 1: Time Exceeded is due), FRAME_TOO_BIG (40 + inner length
+        > mtu: Packet Too Big is due, RFC 2473 §7).
+
+    Reference: fmipfast.reference.rewrite.encapsulate
+    """
+
+def decapsulate(
+    arena: Buffer, offsets: ArrayLike, lengths: ArrayLike, l3_offsets: ArrayLike, l4_offsets: ArrayLike, sel: ArrayLike
+) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint8]]:
+    """Strip the outer IPv6 header of the selected tunnel frames (RFC 2473 §3.2) into a fresh packed batch.
+
+    The inner packet starts at ``l4_offsets[i]`` (where next header 41's payload begins, after any outer
+    extension headers) and ends where its own payload length says; it must lie inside the outer packet.
+    Each output frame is an Ethernet header with zero MACs and EtherType 0x86DD followed by the inner packet
+    (hop limit unchanged), ready to be classified again.
+
+    Returns
+    -------
+    (out_arena uint8, out_offsets int64[m], out_lengths uint32[m], status uint8[m])
+        Zero-length entries where ``status[j]`` != 0: IP6_TRUNCATED (outer header, or fewer than 40 octets
+        of inner packet), IP6_BAD_PAYLOAD_LENGTH (outer or inner payload length runs past the frame / the
+        outer packet), IP6_BAD_VERSION (inner version is not 6).
+
+    Raises
+    ------
+    ValueError
+        Besides the batch checks: ``l4_offsets[i] < l3_offsets[i] + 40`` for a selected frame (the inner
+        packet cannot start inside the outer header; the classifier never reports that).
+
+    Reference: fmipfast.reference.rewrite.decapsulate
+    """
+
+def _bufq_reasons() -> dict[str, int]:
+    """The DropReason values the bufq/rewrite kernels use, by name, as compiled (tests check them)."""
+
+
 # (end of the batch-core sections)
 
 # [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4)

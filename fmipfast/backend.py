@@ -5,24 +5,28 @@
 * ``FMIPFAST_REQUIRE_EXTENSIONS=1`` turns a missing or broken extension into an ImportError instead of a
   silent fallback (CI runs the compiled suite with it, so a broken build cannot pass as pure Python).
 
-Both implementations export exactly the names in :data:`KERNELS`; tests check that.
+Both implementations export exactly the names in :data:`KERNELS` (functions: same signatures, same
+errors) and :data:`CLASSES`; tests check that.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from fmipfast import reference as _reference
 
-__all__ = ["IMPLEMENTATION", "KERNELS", "load", "impl"]
+__all__ = ["IMPLEMENTATION", "KERNELS", "CLASSES", "load", "impl"]
 
-#: The public kernel names every implementation exports (same signatures, same errors).
+#: The public kernel functions every implementation exports.
 KERNELS = (
+    # checksums (issue #2)
     "internet_checksum",
     "upper_layer_checksum",
     "icmp6_checksum",
     "icmp6_checksum_ok",
     "icmp6_checksum_fill",
+    # derivations (issue #2) and their batch forms (issue #3)
     "ncoa_from_prefix",
     "nar_link_local",
     "link_local_from_mac48",
@@ -32,18 +36,32 @@ KERNELS = (
     "eui64_from_iid",
     "eui64_from_address",
     "mac48_from_address",
+    "ncoa_batch",
+    "nar_link_local_batch",
+    "mac48_from_address_batch",
+    "eui64_from_mac48_batch",
+    # the batch pipeline (issue #3)
+    "classify",
+    "forward_rewrite",
+    "encapsulate",
+    "decapsulate",
+    # AF_PACKET rings (issue #4)
     "ring_walk_block",
     "ring_block_status",
     "ring_release_block",
     "ring_tx_fill",
 )
 
+#: The classes every implementation exports (not in KERNELS: the tests compare function signatures and
+#: stub docstrings, which a cdef class does not have in the same form).
+CLASSES = ("Batch", "NeighborCache", "PacketBuffer")
+
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "") not in ("", "0")
 
 
-def load():
+def load() -> tuple[Any, str]:
     """Return ``(module, name)`` of the implementation the environment selects."""
     if _flag("FMIPFAST_PUREPYTHON"):
         return _reference, "reference"
@@ -75,10 +93,21 @@ iid_from_eui64 = impl.iid_from_eui64
 eui64_from_iid = impl.eui64_from_iid
 eui64_from_address = impl.eui64_from_address
 mac48_from_address = impl.mac48_from_address
+ncoa_batch = impl.ncoa_batch
+nar_link_local_batch = impl.nar_link_local_batch
+mac48_from_address_batch = impl.mac48_from_address_batch
+eui64_from_mac48_batch = impl.eui64_from_mac48_batch
+classify = impl.classify
+forward_rewrite = impl.forward_rewrite
+encapsulate = impl.encapsulate
+decapsulate = impl.decapsulate
 ring_walk_block = impl.ring_walk_block
 ring_block_status = impl.ring_block_status
 ring_release_block = impl.ring_release_block
 ring_tx_fill = impl.ring_tx_fill
 RING_WALK_ERRORS = impl.RING_WALK_ERRORS
+Batch = impl.Batch
+NeighborCache = impl.NeighborCache
+PacketBuffer = impl.PacketBuffer
 
-__all__ += list(KERNELS)
+__all__ += [*KERNELS, *CLASSES, "RING_WALK_ERRORS"]

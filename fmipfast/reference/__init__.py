@@ -62,6 +62,11 @@ __all__ += ["NeighborCache"]
 
 # [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
 
+from fmipfast.reference.bufq import PacketBuffer  # noqa: E402, F401 (backend.CLASSES)
+from fmipfast.reference.rewrite import decapsulate, encapsulate, forward_rewrite  # noqa: E402
+
+__all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: see backend.CLASSES
+
 # (end of the batch-core sections)
 
 # [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4): fmipfast/reference/ring.py
