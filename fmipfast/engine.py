@@ -74,8 +74,9 @@ log = logging.getLogger("fmipfast.engine")
 TP_STATUS_CSUMNOTREADY = 1 << 3
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
-_NEVER = 0
 _MASK64 = (1 << 64) - 1
+#: Offset of the checksum field in the upper-layer header, by protocol.
+_CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 
 
 def solicited_node(address: IPv6Address) -> IPv6Address:
@@ -337,7 +338,7 @@ class Engine:
         return self.interfaces[0]
 
     # ------------------------------------------------------------------ counters
-    def _drop(self, reason: DropReason, n: int = 1) -> None:
+    def _drop(self, reason: int, n: int = 1) -> None:
         if n:
             self.drops[int(reason)] += n
             self.counters["dropped"] += n
@@ -458,7 +459,7 @@ class Engine:
     def _complete_checksums(self, arena, offsets, lengths, l3, l4, nh, src, dst, sel) -> None:
         for i in sel:
             proto = int(nh[i])
-            field_at = {IpProto.UDP: 6, IpProto.TCP: 16, IpProto.ICMPV6: 2}.get(proto)
+            field_at = _CHECKSUM_FIELD.get(proto)
             if field_at is None or l4[i] == 0:
                 continue
             start = int(offsets[i]) + int(l4[i])
@@ -542,7 +543,7 @@ class Engine:
             queued = int((st == 0).sum())
             self.counters["queued_resolve"] += queued
             for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
-                self._drop(DropReason(int(reason)), int(count))
+                self._drop(int(reason), int(count))
 
     def _solicit(self, idx: int, now: int) -> None:
         r = self._resolving[idx]
@@ -590,7 +591,7 @@ class Engine:
             st = self.buffer.push(keys[known], arena, offsets[sel[known]], lengths[sel[known]], now)
             self.counters["buffered"] += int((st == 0).sum())
             for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
-                self._drop(DropReason(int(reason)), int(count))
+                self._drop(int(reason), int(count))
 
     def _tunnel(self, arena, offsets, lengths, l3, sel, entry, hop, src, now) -> None:
         for peer in {self._tunnel_peer.get(int(entry[i])) for i in sel}:
@@ -609,7 +610,7 @@ class Engine:
                 np.frombuffer(out.mac, dtype=np.uint8), hop_limit=64, mtu=out.cfg.mtu)
             ok = st == 0
             for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-                self._drop(DropReason(int(reason)), int(count))
+                self._drop(int(reason), int(count))
             if ok.any():
                 self.counters["tunnelled"] += int(ok.sum())
                 self._originate_frames(out, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok], peer)
@@ -647,7 +648,7 @@ class Engine:
         out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
         ok = st == 0
         for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-            self._drop(DropReason(int(reason)), int(count))
+            self._drop(int(reason), int(count))
         self.counters["decapsulated"] += int(ok.sum())
         if ok.any():
             inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],

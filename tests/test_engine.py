@@ -1,0 +1,344 @@
+"""The router engine on the in-memory wire and the pcap harness: forwarding with ND resolution, ICMPv6
+errors, answering ND/RS/echo, handover buffering and tunnelling, decapsulation, malformed input — and the
+conservation equation after every scenario."""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+
+import numpy as np
+import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import (
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptSrcLLAddr,
+    ICMPv6DestUnreach,
+    ICMPv6TimeExceeded,
+    IPv6,
+)
+from scapy.layers.l2 import Ether
+
+from fmipfast import config
+from fmipfast.constants import DropReason
+from fmipfast.engine import Engine, solicited_node
+from fmipfast.messages import AdjacentRealms, AdjacentRealmsRequest, RouterSolicitation, SourceLinkLayerAddress
+from fmipfast import frames
+from fmipfast.pcap import PcapWriter, read_pcap
+from fmipfast.ports import MemoryLink, MemoryPort, PcapPort
+
+R_ACC, R_UP = "02:00:5e:00:01:01", "02:00:5e:00:01:02"
+H1_MAC, CORE_MAC, H2_MAC = "02:00:5e:00:00:0a", "02:00:5e:00:00:ff", "02:00:5e:00:00:0b"
+H1, H2, CN, CORE, NAR = "2001:db8:1::a", "2001:db8:1::b", "2001:db8:ff::10", "2001:db8:100::ff", "2001:db8:2::1"
+ROUTER_ACC, ROUTER_UP = "2001:db8:1::1", "2001:db8:100::1"
+
+TOML = f"""
+[router]
+name = "par"
+resolve_retries = 2
+resolve_interval_ms = 100
+[[router.interfaces]]
+name = "acc0"
+addresses = ["{ROUTER_ACC}/64"]
+ra_min_interval_ms = 1000
+ra_max_interval_ms = 1000
+adjacent_realms = ["B.EXAMPLE", "C.EXAMPLE"]
+[[router.interfaces]]
+name = "up0"
+role = "upstream"
+addresses = ["{ROUTER_UP}/64"]
+[[router.routes]]
+prefix = "2001:db8:ff::/48"
+via = "{CORE}"
+interface = "up0"
+[[router.routes]]
+prefix = "2001:db8:2::/48"
+via = "{CORE}"
+interface = "up0"
+[[router.neighbors]]
+address = "{CORE}"
+mac = "{CORE_MAC}"
+interface = "up0"
+"""
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+class Net:
+    """A router between an access link (h1, h2) and an upstream link (core), on the in-memory wire."""
+
+    def __init__(self, toml: str = TOML, peers=(NAR,)) -> None:
+        self.now = 1_000_000_000
+        clock = lambda: self.now  # noqa: E731
+        self.link_a, self.link_u = MemoryLink("A"), MemoryLink("U")
+        ports = {"acc0": MemoryPort("acc0", mac(R_ACC), self.link_a, clock=clock),
+                 "up0": MemoryPort("up0", mac(R_UP), self.link_u, clock=clock)}
+        self.h1 = MemoryPort("h1", mac(H1_MAC), self.link_a)
+        self.h2 = MemoryPort("h2", mac(H2_MAC), self.link_a)
+        self.core = MemoryPort("core", mac(CORE_MAC), self.link_u)
+        self.engine = Engine(config.loads(toml).router, ports, clock=clock, peers=peers, seed=bytes(16))
+        self.engine.poll()  # first tick: the initial Router Advertisement
+        self.drain()
+
+    def drain(self, port=None) -> list[Ether]:
+        """What the router sent to ``port`` (or to every host), in order; the hosts' own frames on the
+        shared link are left out."""
+        ports = [port] if port else [self.h1, self.h2, self.core]
+        out = []
+        for p in ports:
+            out += [Ether(f) for b in p.receive() for f in b.frames() if f[6:12] in (mac(R_ACC), mac(R_UP))]
+        return out
+
+    def send(self, port: MemoryPort, pkt) -> None:
+        port.send_frames([bytes(pkt)])
+        self.engine.poll()
+
+    def check_conservation(self) -> None:
+        c = self.engine.conservation()
+        assert c["holds"], c
+
+
+def udp(src=CN, dst=H1, hlim=64, payload=b"data", eth_src=CORE_MAC, eth_dst=R_UP):
+    return Ether(src=eth_src, dst=eth_dst) / IPv6(src=src, dst=dst, hlim=hlim) / UDP(sport=1000, dport=2000) / payload
+
+
+def answer_ns(net: Net, frame: Ether, port: MemoryPort, address: str, hw: str) -> None:
+    assert frame.haslayer(ICMPv6ND_NS) and frame[ICMPv6ND_NS].tgt == address
+    na = (Ether(src=hw, dst=frame.src) / IPv6(src=address, dst=frame[IPv6].src, hlim=255)
+          / ICMPv6ND_NA(tgt=address, S=1, O=1) / ICMPv6NDOptSrcLLAddr(lladdr=hw))
+    na[ICMPv6ND_NA].remove_payload()
+    from scapy.layers.inet6 import ICMPv6NDOptDstLLAddr
+    net.send(port, na / ICMPv6NDOptDstLLAddr(lladdr=hw))
+
+
+def test_forward_resolves_the_next_hop_then_forwards_in_order():
+    net = Net()
+    for i in range(3):
+        net.send(net.core, udp(payload=bytes([i]) * 8))
+    ns = net.drain(net.h1)
+    assert len(ns) == 1 and ns[0][IPv6].dst == str(solicited_node(IPv6Address(H1)))
+    assert ns[0][IPv6].hlim == 255 and ns[0].src == R_ACC
+    assert net.engine.counters["queued_resolve"] == 3
+    answer_ns(net, ns[0], net.h1, H1, H1_MAC)
+    got = net.drain(net.h1)
+    assert [bytes(f[UDP].payload) for f in got] == [bytes([i]) * 8 for i in range(3)]
+    for f in got:
+        assert f.src == R_ACC and f.dst == H1_MAC and f[IPv6].hlim == 63
+    assert net.engine.requeue_counters["forwarded"] == 3 and net.engine.counters["resolved_sent"] == 3
+    # now resolved: straight through, counted as forwarded
+    net.send(net.core, udp(payload=b"late"))
+    assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"late"]
+    assert net.engine.counters["forwarded"] == 1
+    net.check_conservation()
+
+
+def test_unanswered_resolution_gives_up():
+    net = Net()
+    net.send(net.core, udp(dst=H2))
+    for _ in range(3):
+        net.now += 150_000_000
+        net.engine.poll()
+    ns = [f for f in net.drain(net.h2) if f.haslayer(ICMPv6ND_NS)]
+    assert len(ns) == 2  # resolve_retries
+    assert net.engine.counters.get("resolve_failed_frames") == 1
+    assert net.engine.unresolved.counters["dropped_by_drop"] == 1
+    net.check_conservation()
+
+
+def test_learning_from_ns_and_hop_limit_and_no_route():
+    net = Net()
+    ns = (Ether(src=H1_MAC, dst="33:33:ff:00:00:01") / IPv6(src=H1, dst=str(solicited_node(IPv6Address(ROUTER_ACC))),
+                                                            hlim=255)
+          / ICMPv6ND_NS(tgt=ROUTER_ACC) / ICMPv6NDOptSrcLLAddr(lladdr=H1_MAC))
+    net.send(net.h1, ns)
+    na = net.drain(net.h1)
+    assert len(na) == 1 and na[0][ICMPv6ND_NA].tgt == ROUTER_ACC and na[0][ICMPv6ND_NA].S == 1
+    assert na[0][ICMPv6ND_NA].R == 1 and na[0][IPv6].dst == H1
+    net.send(net.core, udp(payload=b"known"))  # H1 learnt from its NS: no resolution needed
+    assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"known"]
+    net.send(net.core, udp(hlim=1))
+    err = net.drain(net.core)
+    assert len(err) == 1 and err[0].haslayer(ICMPv6TimeExceeded) and err[0][IPv6].dst == CN
+    assert net.engine.drops[DropReason.HOP_LIMIT_EXCEEDED] == 1
+    net.send(net.core, udp(dst="2001:db8:99::1"))
+    err = net.drain(net.core)
+    assert len(err) == 1 and err[0].haslayer(ICMPv6DestUnreach)
+    assert net.engine.drops[DropReason.NO_ROUTE] == 1
+    net.check_conservation()
+
+
+def test_icmp_errors_are_rate_limited():
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nicmp_error_rate = 1\nicmp_error_burst = 2'))
+    for _ in range(5):
+        net.send(net.core, udp(hlim=1))
+    assert len(net.drain(net.core)) == 2
+    assert net.engine.counters["icmp_errors_limited"] == 3
+    net.check_conservation()
+
+
+def test_router_solicitation_gets_adjacent_realms_and_echo_is_answered():
+    net = Net()
+    rs = frames.icmp6_frame(RouterSolicitation((SourceLinkLayerAddress(mac(H1_MAC)), AdjacentRealmsRequest())),
+                            "fe80::a", "ff02::2", mac(H1_MAC))
+    net.h1.send_frames([rs])
+    net.engine.poll()
+    ra = net.drain(net.h1)
+    assert len(ra) == 1 and ra[0].haslayer(ICMPv6ND_RA) and ra[0][IPv6].dst == "fe80::a"
+    from fmipfast.messages import decode
+    msg = decode(bytes(ra[0][IPv6].payload), ra[0][IPv6].src, ra[0][IPv6].dst)
+    assert AdjacentRealms(("B.EXAMPLE", "C.EXAMPLE")) in msg.options
+    assert ra[0][IPv6].src == "fe80::5eff:fe00:101"  # the router's link-local from its MAC
+    ping = (Ether(src=H1_MAC, dst=R_ACC) / IPv6(src=H1, dst=ROUTER_ACC) / ICMPv6EchoRequest(id=5, seq=6, data=b"hi"))
+    net.send(net.h1, ping)
+    rep = net.drain(net.h1)
+    assert len(rep) == 1 and rep[0][ICMPv6EchoReply].id == 5 and rep[0].dst == H1_MAC
+    net.check_conservation()
+
+
+def test_periodic_router_advertisements():
+    net = Net()
+    net.now += 1_000_000_000
+    net.engine.poll()
+    ras = [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_RA)]
+    assert len(ras) == 1 and ras[0][IPv6].dst == "ff02::1" and ras[0][IPv6].hlim == 255
+    assert not [f for f in net.drain(net.core) if f.haslayer(ICMPv6ND_RA)]  # upstream gets none
+
+
+def test_proxy_answers_dad_buffers_and_flushes_in_order():
+    """NAR behaviour (DESIGN.md §1 steps 5-6): proxy the NCoA, buffer its traffic, flush on attach."""
+    net = Net()
+    ncoa = "2001:db8:1::77"
+    net.engine.proxy_add(ncoa, key=3, lifetime_ms=2000)
+    dad = (Ether(src=H2_MAC, dst="33:33:ff:00:00:77") / IPv6(src="::", dst=str(solicited_node(IPv6Address(ncoa))),
+                                                             hlim=255) / ICMPv6ND_NS(tgt=ncoa))
+    net.send(net.h2, dad)
+    na = net.drain(net.h2)
+    assert len(na) == 1 and na[0][ICMPv6ND_NA].tgt == ncoa and na[0][IPv6].dst == "ff02::1"
+    assert na[0][ICMPv6ND_NA].S == 0 and na[0][ICMPv6ND_NA].O == 0  # a proxy does not override
+    assert len(net.drain(net.h1)) == 1  # the all-nodes NA reaches every host on the link
+    for i in range(5):
+        net.send(net.core, udp(dst=ncoa, payload=bytes([i]) * 4))
+    assert net.drain(net.h1) == [] and net.engine.counters["buffered"] == 5
+    assert net.engine.proxy_complete(ncoa, mac(H1_MAC)) == 5
+    got = net.drain(net.h1)
+    assert [bytes(f[UDP].payload) for f in got] == [bytes([i]) * 4 for i in range(5)]
+    assert all(f.dst == H1_MAC and f[IPv6].hlim == 63 for f in got)
+    net.check_conservation()
+
+
+def test_buffer_overflow_drops_the_oldest():
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nbuffer_per_mn_packets = 3'))
+    net.engine.proxy_add("2001:db8:1::77", key=0, lifetime_ms=2000)
+    for i in range(6):
+        net.send(net.core, udp(dst="2001:db8:1::77", payload=bytes([i])))
+    net.engine.proxy_complete("2001:db8:1::77", mac(H1_MAC))
+    assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"\x03", b"\x04", b"\x05"]
+    assert net.engine.buffer.counters["dropped_oldest"] == 3
+    net.check_conservation()
+
+
+def test_proxy_lifetime_expiry_frees_the_buffer():
+    net = Net()
+    net.engine.proxy_add("2001:db8:1::77", key=1, lifetime_ms=500)
+    net.send(net.core, udp(dst="2001:db8:1::77"))
+    net.now += 3_600_000_000
+    net.engine.poll()
+    assert net.engine.buffer.queued(1) == 0 and not net.engine._proxy_key
+    net.check_conservation()
+
+
+def test_tunnel_to_the_nar_and_decapsulation_from_a_peer():
+    """PAR tunnels the PCoA's traffic to the NAR (RFC 2473); a NAR decapsulates only from peers."""
+    net = Net()
+    net.engine.tunnel_add(H1, NAR)
+    net.send(net.core, udp(payload=b"to-nar"))
+    out = net.drain(net.core)
+    assert len(out) == 1
+    outer = out[0][IPv6]
+    assert outer.src == ROUTER_UP and outer.dst == NAR and outer.nh == 41 and out[0].dst == CORE_MAC
+    inner = IPv6(bytes(outer.payload))
+    assert inner.dst == H1 and inner.hlim == 63 and bytes(inner[UDP].payload) == b"to-nar"
+    assert net.engine.counters["tunnelled"] == 1
+    net.engine.tunnel_remove(H1)
+    # decapsulation: a tunnel packet from the peer NAR to this router carries a packet for H2
+    net.engine.proxy_add(H2, key=2, lifetime_ms=2000)
+    tun = Ether(src=CORE_MAC, dst=R_UP) / IPv6(src=NAR, dst=ROUTER_UP, nh=41) / IPv6(src=CN, dst=H2) / UDP() / b"x"
+    net.send(net.core, tun)
+    assert net.engine.counters["decapsulated"] == 1 and net.engine.buffer.queued(2) == 1
+    stranger = Ether(src=CORE_MAC, dst=R_UP) / IPv6(src=CORE, dst=ROUTER_UP, nh=41) / IPv6(src=CN, dst=H2) / UDP()
+    net.send(net.core, stranger)
+    assert net.engine.drops[DropReason.DECAP_NOT_FROM_PEER] == 1
+    net.check_conservation()
+
+
+def test_malformed_frames_are_counted_while_good_traffic_flows():
+    net = Net()
+    rng = np.random.default_rng(7)
+    good = bytes(udp(payload=b"ok"))
+    junk = [rng.integers(0, 256, int(rng.integers(1, 120)), dtype=np.uint8).tobytes() for _ in range(200)]
+    junk += [good[:k] for k in range(1, len(good))]
+    net.engine.proxy_add(H1, key=0, lifetime_ms=10_000)  # so the good frames have somewhere to go
+    net.core.send_frames(junk + [good] * 10)
+    net.engine.poll()
+    assert net.engine.counters["buffered"] == 10
+    assert net.engine.counters["dropped"] > 0
+    net.check_conservation()
+
+
+def test_pcap_in_pcap_out_harness(tmp_path):
+    """A capture replayed through the engine gives the expected output capture (no root needed)."""
+    src = tmp_path / "in.pcap"
+    with PcapWriter(src) as w:
+        for i in range(4):
+            w.write(bytes(udp(dst="2001:db8:2::99", payload=bytes([i]) * 3)), ts_ns=i)
+        w.write(bytes(udp(hlim=1)), ts_ns=9)
+    cfg = config.loads(TOML).router
+    ports = {"acc0": PcapPort("acc0", mac(R_ACC), sink=tmp_path / "acc0.pcap"),
+             "up0": PcapPort("up0", mac(R_UP), source=src, sink=tmp_path / "up0.pcap")}
+    engine = Engine(cfg, ports, clock=lambda: 5)
+    engine.poll()
+    for p in ports.values():
+        p.close()
+    out = [Ether(r.data) for r in read_pcap(tmp_path / "up0.pcap")]
+    forwarded = [f for f in out if f.haslayer(UDP)]
+    errors = [f for f in out if f.haslayer(ICMPv6TimeExceeded)]
+    assert [bytes(f[UDP].payload) for f in forwarded] == [bytes([i]) * 3 for i in range(4)]
+    assert all(f.dst == CORE_MAC and f.src == R_UP and f[IPv6].hlim == 63 for f in forwarded)
+    assert len(errors) == 1
+    assert [Ether(r.data).haslayer(ICMPv6ND_RA) for r in read_pcap(tmp_path / "acc0.pcap")] == [True]
+    assert engine.conservation()["holds"]
+
+
+def test_dad_ns_for_unknown_target_is_ignored():
+    net = Net()
+    dad = (Ether(src=H2_MAC, dst="33:33:ff:00:00:99") / IPv6(src="::", dst="ff02::1:ff00:99", hlim=255)
+           / ICMPv6ND_NS(tgt="2001:db8:1::99"))
+    net.send(net.h2, dad)
+    assert net.drain() == []
+    net.check_conservation()
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 255, 256, 257, 600])
+def test_batch_sizes(count):
+    net = Net()
+    net.engine.proxy_add(H1, key=0, lifetime_ms=10_000)
+    net.core.send_frames([bytes(udp(payload=i.to_bytes(2, "big"))) for i in range(count)])
+    net.engine.poll()
+    assert net.engine.buffer.queued(0) == min(count, 64)  # per-MN cap: the oldest are dropped
+    assert net.engine.buffer.counters["pushed"] == count
+    net.check_conservation()
+
+
+def test_rs_rs_flood_and_unsolicited_rs_from_unspecified():
+    net = Net()
+    rs = Ether(src=H1_MAC, dst="33:33:00:00:00:02") / IPv6(src="::", dst="ff02::2", hlim=255) / ICMPv6ND_RS()
+    net.send(net.h1, rs)
+    ra = net.drain(net.h1)
+    assert len(ra) == 1 and ra[0][IPv6].dst == "ff02::1"
+    net.check_conservation()
