@@ -1,8 +1,8 @@
 """The ``fmipfast`` command.
 
 Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
-``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues add ``demo``, ``lab``, ``router``,
-``mn`` and ``ctl``.
+``router`` (the access-router engine), ``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues
+add ``demo``, ``lab``, ``mn`` and ``ctl``.
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input.
@@ -116,6 +116,54 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_router(args: argparse.Namespace) -> int:
+    """Run the access-router engine on the configured interfaces until SIGTERM/SIGINT."""
+    import asyncio
+    import logging
+    import signal
+
+    from fmipfast.engine import Engine
+    from fmipfast.errors import FmipError
+    from fmipfast.ports import RingPort
+
+    cfg = config.load(args.config)
+    r = cfg.router
+    if not r.interfaces:
+        print(f"fmipfast router: {args.config}: router.interfaces: at least one interface is required",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.logging.level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    ports = {}
+    try:
+        for iface in r.interfaces:
+            ports[iface.name] = RingPort(iface.name, rx_block_size=r.ring.block_size, rx_block_nr=r.ring.block_count,
+                                         rx_timeout_ms=r.ring.timeout_ms, tx_frame_nr=r.ring.tx_frames,
+                                         fanout=(r.ring.fanout_group, "hash") if r.ring.fanout_group else None)
+    except (FmipError, OSError) as exc:
+        for port in ports.values():
+            port.close()
+        print(f"fmipfast router: {exc}", file=sys.stderr)
+        return 2
+    engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"READY {r.name} " + " ".join(ports), flush=True)
+        await engine.run(stop)
+
+    try:
+        asyncio.run(serve())
+    finally:
+        for port in ports.values():
+            port.close()
+    summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
+    print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
 def _cmd_kdc(args: argparse.Namespace) -> int:
     from fmipfast.security import kdc
 
@@ -151,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", nargs="?")
     p.add_argument("--defaults", action="store_true", help="print the default configuration")
     p.set_defaults(func=_cmd_check_config)
+
+    p = sub.add_parser("router", help="run the access-router engine on real interfaces (root)",
+                       description="Own the [router] interfaces of FILE through AF_PACKET rings and route IPv6 "
+                       "between them until SIGTERM/SIGINT; prints 'READY' once serving and a JSON summary of the "
+                       "counters on exit.")
+    p.add_argument("--config", required=True, help="TOML file with a [router] section")
+    p.set_defaults(func=_cmd_router)
 
     p = sub.add_parser("kdc", help="run a light-weight Kerberos KDC (UDP) for one realm",
                        description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "

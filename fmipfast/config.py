@@ -283,6 +283,7 @@ class RouterConfig:
     reachable_time_ms: int = 30000  # REACHABLE_TIME
     icmp_error_rate: int = 100  # RFC 4443 §2.4(f) token bucket: errors per second
     icmp_error_burst: int = 10
+    peers: tuple[str, ...] = ()  # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
 
     @classmethod
     def parse(cls, table: Mapping[str, Any], prefix: str) -> "RouterConfig":
@@ -312,7 +313,8 @@ class RouterConfig:
             t.get_int("buffer_lifetime_ms", 3000, 1, 3_600_000), t.get_int("resolve_queue_packets", 3, 0, 1024),
             t.get_int("resolve_retries", 3, 1, 100), t.get_int("resolve_interval_ms", 1000, 10, 60000),
             t.get_int("reachable_time_ms", 30000, 100, 3_600_000), t.get_int("icmp_error_rate", 100, 0, 1_000_000),
-            t.get_int("icmp_error_burst", 10, 1, 1_000_000))
+            t.get_int("icmp_error_burst", 10, 1, 1_000_000),
+            tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))))
         t.done()
         return made
 
@@ -408,6 +410,7 @@ resolve_interval_ms = 1000      # between them (RETRANS_TIMER)
 reachable_time_ms = 30000       # REACHABLE_TIME
 icmp_error_rate = 100           # ICMPv6 errors per second (RFC 4443 §2.4(f))
 icmp_error_burst = 10
+peers = []                      # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
 
 [router.ring]                   # AF_PACKET TPACKET_V3 geometry
 block_size = 262144             # multiple of 4096

@@ -180,7 +180,7 @@ class Engine:
         self.codepoints = codepoints
         self.clock = clock
         self.control = control
-        self.peers = {IPv6Address(p) for p in peers}
+        self.peers = {IPv6Address(p) for p in (*cfg.peers, *peers)}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.drops = np.zeros(len(DropReason), dtype=np.uint64)
         # Second passes of queued frames (see _reinject): what became of them, booked apart.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scapy.layers.inet import UDP
 from scapy.layers.inet6 import (
+    ICMPv6DestUnreach,
     ICMPv6EchoReply,
     ICMPv6EchoRequest,
     ICMPv6ND_NA,
@@ -17,17 +18,15 @@ from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6ND_RS,
     ICMPv6NDOptSrcLLAddr,
-    ICMPv6DestUnreach,
     ICMPv6TimeExceeded,
     IPv6,
 )
 from scapy.layers.l2 import Ether
 
-from fmipfast import config
+from fmipfast import config, frames
 from fmipfast.constants import DropReason
 from fmipfast.engine import Engine, solicited_node
 from fmipfast.messages import AdjacentRealms, AdjacentRealmsRequest, RouterSolicitation, SourceLinkLayerAddress
-from fmipfast import frames
 from fmipfast.pcap import PcapWriter, read_pcap
 from fmipfast.ports import MemoryLink, MemoryPort, PcapPort
 

@@ -170,3 +170,49 @@ def test_udp_stream_with_checksum_offload_and_malformed_frames(topo):
     c = topo.engine.conservation()
     assert c["holds"], c
     assert not topo.errors
+
+
+def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
+    """`fmipfast router --config` in the router namespace: ping passes, SIGTERM exits 0 with a summary."""
+    import json
+    import signal
+
+    tag = f"d{os.getpid()}"
+    rt, h1, h2 = Netns(f"rt-{tag}"), Netns(f"h1-{tag}"), Netns(f"h2-{tag}")
+    proc = None
+    try:
+        rt.veth("ra", "h1e", peer_ns=h1)
+        rt.veth("rb", "h2e", peer_ns=h2)
+        for ns, dev, addr, gw in ((h1, "h1e", "2001:db8:1::a/64", "2001:db8:1::1"),
+                                  (h2, "h2e", "2001:db8:2::b/64", "2001:db8:2::1")):
+            ns.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 0)
+            ns.sysctl(f"net.ipv6.conf.{dev}.accept_ra", 0)
+            ns.ip("-6", "addr", "add", addr, "dev", dev, "nodad")
+            ns.ip("-6", "route", "add", "default", "via", gw, "dev", dev)
+        cfg = tmp_path / "router.toml"
+        cfg.write_text(TOML)
+        proc = subprocess.Popen(["ip", "netns", "exec", rt.name, sys.executable, "-m", "fmipfast", "router",
+                                 "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = proc.stdout.readline()
+        assert line.startswith("READY rt ra rb"), (line, proc.stderr.read() if proc.poll() is not None else "")
+        out = h1.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:2::b", check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=30)
+        assert proc.returncode == 0, stderr
+        summary = json.loads(stdout.strip().splitlines()[-1])
+        assert summary["conservation"]["holds"] and summary["counters"]["forwarded"] >= 3
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for ns in (rt, h1, h2):
+            ns.delete()
+
+
+def test_router_daemon_rejects_a_missing_interface(tmp_path):
+    cfg = tmp_path / "router.toml"
+    cfg.write_text('[[router.interfaces]]\nname = "fmipfast-nope0"\n')
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "router", "--config", str(cfg)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and "fmipfast-nope0" in done.stderr
