@@ -88,6 +88,7 @@ class Topology:
             self.close()
             raise
         self._stop = threading.Event()
+        self.paused = threading.Event()
         self.errors: list[BaseException] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -96,6 +97,9 @@ class Topology:
         rings = [i.port.ring for i in self.engine.interfaces]  # type: ignore[attr-defined]
         try:
             while not self._stop.is_set():
+                if self.paused.is_set():
+                    time.sleep(0.01)
+                    continue
                 rings[0].wait(0.005)
                 self.engine.poll()
         except BaseException as exc:  # surfaced by the test
@@ -167,6 +171,42 @@ def test_udp_stream_with_checksum_offload_and_malformed_frames(topo):
     assert topo.engine.drops[DropReason.NOT_IPV6] + topo.engine.drops[DropReason.ETH_TRUNCATED] > 0
     assert topo.engine.drops[DropReason.IP6_TRUNCATED] > 0
     time.sleep(0.05)
+    c = topo.engine.conservation()
+    assert c["holds"], c
+    assert not topo.errors
+
+
+BURST = r"""
+import socket, struct, sys
+mac_dst = bytes.fromhex(sys.argv[1].replace(":", ""))
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("h1e", 0))
+src = socket.inet_pton(socket.AF_INET6, "2001:db8:1::a")
+dst = socket.inet_pton(socket.AF_INET6, "2001:db8:2::b")
+body = bytes.fromhex("1388138900100000") + b"burst..."
+ip6 = struct.pack("!IHBB", 6 << 28, len(body), 17, 64) + src + dst + body
+frame = mac_dst + s.getsockname()[4] + bytes.fromhex("86dd") + ip6
+for _ in range(int(sys.argv[2])):
+    s.send(frame)
+"""
+
+
+def test_overload_burst_is_counted_and_does_not_stall(topo):
+    """A burst larger than the RX ring while the engine is busy: counted kernel drops, never a stall."""
+    ra_mac = topo.engine.interfaces[0].mac.hex(":")
+    topo.paused.set()
+    try:
+        time.sleep(0.05)
+        out = topo.h1.run(sys.executable, "-c", BURST, ra_mac, "20000", check=False)
+        assert out.returncode == 0, out.stderr
+    finally:
+        topo.paused.clear()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and topo.engine.drops[DropReason.KERNEL_RING_DROP] == 0:
+        time.sleep(0.05)
+    assert topo.engine.drops[DropReason.KERNEL_RING_DROP] > 0, "an 8-block ring should have overflowed"
+    out = topo.h1.run("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:2::b", check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
     c = topo.engine.conservation()
     assert c["holds"], c
     assert not topo.errors
