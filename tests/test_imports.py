@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "mnagent": VOCAB | {"mn", "messages", "config", "security", "frames"},
     "control": VOCAB | {"engine", "config"},
     "metrics": VOCAB | {"engine", "config"},
-    "__init__": {"_version", "backend"},
+    "__init__": {"_version", "backend"},  # re-exports the batch API (DESIGN.md §7)
     "__main__": {"cli"},
     "cli": None,  # anything
     "lab": None,
