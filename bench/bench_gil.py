@@ -84,11 +84,38 @@ def encapsulate_work() -> Callable[[], object]:
     return lambda: _core.encapsulate(arena, offsets, lengths, l3, sel, addr, addr, MAC_B, MAC_A)
 
 
-#: (name, make_work).  The lead adds classify and NeighborCache.lookup rows here after the merge.
+def classify_work() -> Callable[[], object]:
+    """classify of 4096 UDP frames (each thread its own arena and Batch)."""
+    import struct
+
+    frame = bytearray(b"\x02" * 12 + b"\x86\xdd" + struct.pack("!IHBB", 6 << 28, 16, 17, 64) + bytes(16)
+                      + bytes(15) + b"\x02" + b"\x13\x88\x13\x89\x00\x10\x00\x00" + b"payload!")
+    frame[22] = 0x20  # source 2001::..
+    arena = np.frombuffer(bytes(frame) * FRAMES, dtype=np.uint8)
+    offsets = np.arange(FRAMES, dtype=np.int64) * len(frame)
+    lengths = np.full(FRAMES, len(frame), dtype=np.uint32)
+    out = _core.Batch(FRAMES)
+    return lambda: _core.classify(arena, offsets, lengths, out=out)
+
+
+def ncache_work() -> Callable[[], object]:
+    """NeighborCache.lookup of 4096 keys in a 65536-entry table (90% hits)."""
+    rng = np.random.default_rng(1)
+    nc = _core.NeighborCache(65536, seed=bytes(16))
+    keys = rng.integers(0, 256, (60000, 16), dtype=np.uint8)
+    nc.insert(keys, np.zeros((60000, 6), dtype=np.uint8), np.full(60000, 2, dtype=np.uint8))
+    probe = np.ascontiguousarray(np.concatenate([keys[rng.integers(0, 60000, 3686)],
+                                                 rng.integers(0, 256, (410, 16), dtype=np.uint8)]))
+    return lambda: nc.lookup(probe)
+
+
+#: (name, make_work).
 WORK: list[tuple[str, Callable[[], Callable[[], object]]]] = [
     ("PacketBuffer push+flush", push_flush_work),
     ("forward_rewrite", forward_work),
     ("encapsulate", encapsulate_work),
+    ("classify", classify_work),
+    ("NeighborCache.lookup", ncache_work),
 ]
 
 THREADS = 2
