@@ -172,8 +172,8 @@ class PacketRing:
             group, mode = fanout
             if mode not in FANOUT_MODES:
                 raise ValueError(f"fanout mode {mode!r} is not one of {', '.join(FANOUT_MODES)}")
-            s.setsockopt(SOL_PACKET, PACKET_FANOUT, (group & 0xFFFF) | ((FANOUT_MODES[mode]
-                                                                        | PACKET_FANOUT_FLAG_DEFRAG) << 16))
+            arg = (group & 0xFFFF) | ((FANOUT_MODES[mode] | PACKET_FANOUT_FLAG_DEFRAG) << 16)
+            s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", arg))  # > INT_MAX: pass as bytes
         s.setblocking(False)
 
     def _attach_bpf(self, program: list[tuple[int, int, int, int]]) -> None:

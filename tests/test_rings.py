@@ -257,3 +257,42 @@ def test_bad_interface_is_a_clear_error():
 
     with pytest.raises(RingError, match="nope0"):
         PacketRing("nope0")
+
+
+@needs_root
+def test_classic_bpf_filter_and_fanout_group(veth):
+    """A classic-BPF program (what ``tcpdump -dd ip6`` prints) keeps only IPv6; two rings in one
+    PACKET_FANOUT hash group share the flows between them, each frame delivered to exactly one."""
+    ip6_only = [(0x28, 0, 0, 12), (0x15, 0, 1, 0x86DD), (0x6, 0, 0, 0x40000), (0x6, 0, 0, 0)]
+    with veth.enter():
+        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5, bpf=ip6_only) as ring:
+            tx = _raw("vb")
+            ipv6 = b"\x02\x00\x00\x00\x00\x0a\x02\x00\x00\x00\x00\x0b\x86\xdd" + bytes(60)
+            other = _frame(1)
+            for _ in range(5):
+                tx.send(ipv6)
+                tx.send(other)
+            tx.close()
+            got = _collect(ring, 5, timeout=2.0)
+            assert got.count(ipv6) == 5 and other not in got
+        group = os.getpid() & 0xFFFF
+        rings = [PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5, fanout=(group, "hash"))
+                 for _ in range(2)]
+        try:
+            tx = _raw("vb")
+            flows = []
+            for i in range(64):  # 64 UDP flows (the kernel's flow hash reads addresses and ports)
+                udp = struct.pack("!HHHH", 1000 + i, 2000, 16, 0) + bytes(8)
+                ip6 = (struct.pack("!IHBB", 6 << 28, len(udp), 17, 64) + bytes.fromhex("20010db8" + "00" * 11 + "01")
+                       + bytes.fromhex("20010db8" + "00" * 11 + "02") + udp)
+                f = bytes([2, 0, 0, 0, 0, 0x0a]) + bytes([2, 0, 0, 0, 0, 0x0b]) + b"\x86\xdd" + ip6
+                flows.append(f)
+                tx.send(f)
+            tx.close()
+            time.sleep(0.2)
+            shares = [[g for g in _collect(r, 64, timeout=0.5) if g in flows] for r in rings]
+            assert sorted(shares[0] + shares[1]) == sorted(flows)
+            assert shares[0] and shares[1], "hash fanout put every flow on one ring"
+        finally:
+            for r in rings:
+                r.close()
