@@ -1,8 +1,8 @@
 """The ``fmipfast`` command.
 
 Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
-``router`` (the access-router engine), ``kdc`` (the light-weight Kerberos KDC), ``version``.  Later issues
-add ``demo``, ``lab``, ``mn`` and ``ctl``.
+``router`` (the access-router engine), ``ctl`` (its control socket), ``kdc`` (the light-weight Kerberos KDC),
+``version``.  Later issues add ``demo``, ``lab`` and ``mn``.
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input.
@@ -147,12 +147,22 @@ def _cmd_router(args: argparse.Namespace) -> int:
     engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
 
     async def serve() -> None:
+        from fmipfast.control import ControlServer, RouterControl
+
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        server = None
+        if args.control:
+            server = ControlServer(RouterControl(engine), args.control)
+            await server.start()
         print(f"READY {r.name} " + " ".join(ports), flush=True)
-        await engine.run(stop)
+        try:
+            await engine.run(stop)
+        finally:
+            if server is not None:
+                await server.close()
 
     try:
         asyncio.run(serve())
@@ -161,6 +171,29 @@ def _cmd_router(args: argparse.Namespace) -> int:
             port.close()
     summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
     print(json.dumps(summary, sort_keys=True), flush=True)
+    return 0
+
+
+def _cmd_ctl(args: argparse.Namespace) -> int:
+    """Send one command to a running daemon's control socket and print the JSON result."""
+    from fmipfast.control import ControlClient, ControlError
+
+    kwargs: dict[str, Any] = {}
+    for item in args.arg:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"fmipfast ctl: --arg {item!r}: expected KEY=VALUE", file=sys.stderr)
+            return 2
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
+    try:
+        result = ControlClient(args.socket, timeout=args.timeout).call(args.command, **kwargs)
+    except ControlError as exc:
+        print(f"fmipfast ctl: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
 
 
@@ -205,7 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
                        "between them until SIGTERM/SIGINT; prints 'READY' once serving and a JSON summary of the "
                        "counters on exit.")
     p.add_argument("--config", required=True, help="TOML file with a [router] section")
+    p.add_argument("--control", metavar="PATH", help="serve the JSON control API on this Unix socket")
     p.set_defaults(func=_cmd_router)
+
+    p = sub.add_parser("ctl", help="query or command a running daemon through its control socket",
+                       description="Commands: ping, counters, neighbors, interfaces, handover, handovers, "
+                       "mobile-nodes.  Example: fmipfast ctl --socket /run/fmipfast.sock handover "
+                       "--arg pcoa=2001:db8:1::a --arg nar=2001:db8:2::1")
+    p.add_argument("--socket", required=True, help="the daemon's --control path")
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="a command argument (VALUE parsed as JSON when it is, else a string)")
+    p.add_argument("command")
+    p.set_defaults(func=_cmd_ctl)
 
     p = sub.add_parser("kdc", help="run a light-weight Kerberos KDC (UDP) for one realm",
                        description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "

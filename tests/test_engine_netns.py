@@ -231,12 +231,18 @@ def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
             ns.ip("-6", "route", "add", "default", "via", gw, "dev", dev)
         cfg = tmp_path / "router.toml"
         cfg.write_text(TOML)
+        sock = str(tmp_path / "ctl.sock")
         proc = subprocess.Popen(["ip", "netns", "exec", rt.name, sys.executable, "-m", "fmipfast", "router",
-                                 "--config", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 "--config", str(cfg), "--control", sock],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         assert line.startswith("READY rt ra rb"), (line, proc.stderr.read() if proc.poll() is not None else "")
         out = h1.run("ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", "2001:db8:2::b", check=False)
         assert out.returncode == 0, out.stdout + out.stderr
+        from fmipfast.control import ControlClient
+
+        live = ControlClient(sock).call("counters")  # the control API of the running daemon
+        assert live["conservation"]["holds"] and live["counters"]["received"] >= 6
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 0, stderr

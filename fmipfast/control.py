@@ -1,0 +1,256 @@
+"""The control API other daemons use: a Python API over a running engine, and a Unix-socket JSON protocol
+with a small client (DESIGN.md §7).
+
+Protocol: one JSON object per line.  Request ``{"id": 7, "cmd": "counters", "args": {}}``; response
+``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``.  Commands:
+
+* ``counters`` — the engine's counters, drops by reason and the conservation check;
+* ``neighbors`` — the neighbor cache (address, MAC, state, flags, interface, expiry);
+* ``interfaces`` — the interfaces with their addresses and port statistics;
+* ``handover`` — trigger a handover (``pcoa``, ``nar``, optional ``nar_principal``, ``prefix_size``,
+  ``lifetime_ms``): handed to the protocol layer attached with :meth:`RouterControl.attach_protocol`;
+* ``handovers`` / ``mobile-nodes`` — what the attached protocol layer reports;
+* ``ping`` — liveness.
+
+Bounds (bad input gets a clear error and loses nothing): a request line longer than ``max_request``
+octets, invalid JSON, an unknown command or bad arguments produce an error response and the connection
+stays usable; at most ``max_clients`` connections at once (a further one is refused with an error line);
+an idle connection is closed after ``idle_timeout`` seconds.
+
+Ownership: the server runs on the engine's asyncio loop and reads the engine between batches; commands
+that change state go through the protocol layer, never straight into the tables.
+
+May import: engine (read-only views), config, errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from fmipfast.engine import Engine
+from fmipfast.errors import FmipError
+
+__all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "COMMANDS"]
+
+COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes")
+_STATE_NAMES = {0: "none", 1: "incomplete", 2: "reachable", 3: "stale", 4: "delay", 5: "probe"}
+_FLAG_NAMES = ((0x01, "router"), (0x02, "proxy"), (0x04, "local"), (0x08, "tunnel"), (0x10, "static"))
+
+
+class ControlError(FmipError):
+    """A control request failed: the server's error message, or a transport problem."""
+
+
+class RouterControl:
+    """The Python API over one engine.  ``attach_protocol`` plugs in the handover layer (fmipfast.ar):
+    ``trigger(args) -> dict``, ``handovers() -> list``, ``mobile_nodes() -> list``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._trigger: Callable[[dict[str, Any]], Any] | None = None
+        self._handovers: Callable[[], Any] | None = None
+        self._mobile_nodes: Callable[[], Any] | None = None
+
+    def attach_protocol(self, trigger: Callable[[dict[str, Any]], Any], handovers: Callable[[], Any],
+                        mobile_nodes: Callable[[], Any]) -> None:
+        self._trigger, self._handovers, self._mobile_nodes = trigger, handovers, mobile_nodes
+
+    def counters(self) -> dict[str, Any]:
+        e = self.engine
+        return {"counters": dict(e.counters), "drops": e.drop_counts(), "conservation": e.conservation(),
+                "requeue": {k: v for k, v in e.requeue_counters.items() if v}}
+
+    def neighbors(self) -> list[dict[str, Any]]:
+        nc = self.engine.ncache
+        used = np.flatnonzero(np.asarray(nc.in_use))
+        out = []
+        from ipaddress import IPv6Address
+
+        for i in used:
+            flags = int(nc.flags[i])
+            out.append({"address": str(IPv6Address(bytes(nc.keys[i]))),
+                        "mac": bytes(nc.macs[i]).hex(":"),
+                        "state": _STATE_NAMES.get(int(nc.states[i]), str(int(nc.states[i]))),
+                        "flags": [name for bit, name in _FLAG_NAMES if flags & bit],
+                        "interface": self.engine.interfaces[int(nc.ifindex[i])].name
+                        if int(nc.ifindex[i]) < len(self.engine.interfaces) else int(nc.ifindex[i]),
+                        "expiry_ns": int(nc.expiry[i])})
+        return out
+
+    def interfaces(self) -> list[dict[str, Any]]:
+        return [{"name": i.name, "role": i.cfg.role, "mac": i.mac.hex(":"), "link_local": str(i.link_local),
+                 "addresses": [f"{a}/{p}" for a, p in i.addresses], "statistics": i.port.statistics()}
+                for i in self.engine.interfaces]
+
+    def handover(self, args: dict[str, Any]) -> Any:
+        if self._trigger is None:
+            raise ControlError("no handover protocol is attached to this engine")
+        for key in ("pcoa", "nar"):
+            if not isinstance(args.get(key), str):
+                raise ControlError(f"handover: '{key}' (an IPv6 address string) is required")
+        return self._trigger(args)
+
+    def handovers(self) -> Any:
+        return [] if self._handovers is None else self._handovers()
+
+    def mobile_nodes(self) -> Any:
+        return [] if self._mobile_nodes is None else self._mobile_nodes()
+
+    def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+        if cmd == "ping":
+            return "pong"
+        if cmd == "counters":
+            return self.counters()
+        if cmd == "neighbors":
+            return self.neighbors()
+        if cmd == "interfaces":
+            return self.interfaces()
+        if cmd == "handover":
+            return self.handover(args)
+        if cmd == "handovers":
+            return self.handovers()
+        if cmd == "mobile-nodes":
+            return self.mobile_nodes()
+        raise ControlError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, FmipError) else f"{type(exc).__name__}: {exc}"
+
+
+class ControlServer:
+    """The Unix-socket JSON server for one :class:`RouterControl` (start/close on the running loop)."""
+
+    def __init__(self, control: RouterControl, path: str, *, max_request: int = 65536, max_clients: int = 16,
+                 idle_timeout: float = 300.0) -> None:
+        self.control = control
+        self.path = path
+        self.max_request = max_request
+        self.max_clients = max_clients
+        self.idle_timeout = idle_timeout
+        self.counters = dict.fromkeys(("connections", "refused", "requests", "errors", "too_long"), 0)
+        self._clients = 0
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.exists(self.path) and not _is_listening(self.path):
+                os.unlink(self.path)  # a stale socket from a crash
+        self._server = await asyncio.start_unix_server(self._serve, path=self.path, limit=self.max_request)
+        os.chmod(self.path, 0o660)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._clients >= self.max_clients:
+            self.counters["refused"] += 1
+            writer.write(json.dumps({"id": None, "ok": False, "error": "too many control clients"}).encode() + b"\n")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        self._clients += 1
+        self.counters["connections"] += 1
+        try:
+            while True:
+                try:
+                    line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    break
+                except (asyncio.LimitOverrunError, ValueError):
+                    self.counters["too_long"] += 1
+                    await self._reply(writer, {"id": None, "ok": False,
+                                               "error": f"request longer than {self.max_request} octets"})
+                    break  # the stream position is unknown after an overrun: close this connection
+                if not line:
+                    break
+                await self._reply(writer, self._handle(line))
+        except ConnectionError:
+            pass
+        finally:
+            self._clients -= 1
+            writer.close()
+
+    def _handle(self, line: bytes) -> dict[str, Any]:
+        self.counters["requests"] += 1
+        rid = None
+        try:
+            req = json.loads(line)
+            if not isinstance(req, dict):
+                raise ControlError("a request is a JSON object")
+            rid = req.get("id")
+            cmd = req.get("cmd")
+            args = req.get("args", {})
+            if not isinstance(cmd, str) or not isinstance(args, dict):
+                raise ControlError("a request needs 'cmd' (string) and optional 'args' (object)")
+            return {"id": rid, "ok": True, "result": self.control.dispatch(cmd, args)}
+        except json.JSONDecodeError as exc:
+            self.counters["errors"] += 1
+            return {"id": rid, "ok": False, "error": f"invalid JSON: {exc.msg} at column {exc.colno}"}
+        except Exception as exc:  # every failure becomes an error response; the server keeps serving
+            self.counters["errors"] += 1
+            return {"id": rid, "ok": False, "error": _error_text(exc)}
+
+    async def _reply(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
+        writer.write(json.dumps(obj, default=str).encode() + b"\n")
+        await writer.drain()
+
+
+def _is_listening(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+class ControlClient:
+    """A blocking client: ``ControlClient(path).call("counters")``."""
+
+    def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._next = 1
+
+    def call(self, cmd: str, **args: Any) -> Any:
+        rid = self._next
+        self._next += 1
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        try:
+            try:
+                s.connect(self.path)
+            except OSError as exc:
+                raise ControlError(f"cannot reach the control socket {self.path}: {exc.strerror or exc}") from None
+            s.sendall(json.dumps({"id": rid, "cmd": cmd, "args": args}).encode() + b"\n")
+            buf = b""
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ControlError("the control server closed the connection")
+                buf += chunk
+        except socket.timeout:
+            raise ControlError(f"no answer from {self.path} within {self.timeout} s") from None
+        finally:
+            s.close()
+        reply = json.loads(buf)
+        if not reply.get("ok"):
+            raise ControlError(reply.get("error", "unknown error"))
+        return reply.get("result")
