@@ -66,7 +66,9 @@ class RouterControl:
     def counters(self) -> dict[str, Any]:
         e = self.engine
         return {"counters": dict(e.counters), "drops": e.drop_counts(), "conservation": e.conservation(),
-                "requeue": {k: v for k, v in e.requeue_counters.items() if v}}
+                "requeue": {k: v for k, v in e.requeue_counters.items() if v},
+                "buffer": dict(e.buffer.counters), "resolve_queue": dict(e.unresolved.counters),
+                "neighbor_cache": dict(e.ncache.counters)}
 
     def neighbors(self) -> list[dict[str, Any]]:
         nc = self.engine.ncache
