@@ -13,7 +13,7 @@ Ownership: driven by the simulator's single thread.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv6Address
 
 from fmipfast import backend, frames
@@ -36,7 +36,7 @@ IcmpHandler = Callable[[bytes, IPv6Address, IPv6Address, int], None]
 
 
 class Host:
-    def __init__(self, sim: Sim, name: str, port: SimPort, addresses: list[str | IPv6Address] = (), *,
+    def __init__(self, sim: Sim, name: str, port: SimPort, addresses: Iterable[str | IPv6Address] = (), *,
                  codepoints: Codepoints = DEFAULT_CODEPOINTS) -> None:
         self.sim, self.name, self.port = sim, name, port
         self.codepoints = codepoints

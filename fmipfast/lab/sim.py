@@ -86,7 +86,10 @@ class SimLink:
             tap(self.sim.now, self.name, frame)
         for port in list(self.ports):
             if port is not sender:
-                self.sim.after(self.delay_ns, lambda p=port: self._arrive(p, frame))
+                self.sim.after(self.delay_ns, self._arrival(port, frame))
+
+    def _arrival(self, port: "SimPort", frame: bytes) -> Callable[[], None]:
+        return lambda: self._arrive(port, frame)
 
     def _arrive(self, port: "SimPort", frame: bytes) -> None:
         if port.link is not self:  # it moved away while the frame was in flight
