@@ -330,6 +330,7 @@ class DropReason(IntEnum):
     RING_WALK_ERROR = 31, "malformed TPACKET_V3 block: frames after the damage were not read", Severity.ERROR
     CONTROL_REJECTED = 32, "the control path rejected the frame (AH, MAC, state) after the data plane", \
         Severity.WARNING
+    OTHER_HOST = 33, "Ethernet destination is another station's unicast address (PACKET_OTHERHOST)", Severity.INFO
 
 
 class NeighborState(IntEnum):

@@ -383,15 +383,17 @@ class Engine:
                 self.counters["received"] += new
                 self._drop(reason, new)
 
-    def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False) -> int:
-        """Run one block of frames received on ``iface`` through the pipeline."""
+    def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
+        """Run one block of frames received on ``iface`` through the pipeline.  ``from_wire`` False for
+        frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter."""
         n_total = len(fb)
         for start in range(0, n_total, self.cfg.batch_size):
             stop = min(n_total, start + self.cfg.batch_size)
-            self._process_chunk(iface, fb, start, stop, inner)
+            self._process_chunk(iface, fb, start, stop, inner, from_wire)
         return n_total
 
-    def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool) -> None:
+    def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool,
+                       from_wire: bool) -> None:
         now = self.clock()
         arena = fb.arena
         offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
@@ -410,7 +412,16 @@ class Engine:
         l4 = np.array(b.l4_offset, dtype=np.uint32)
         hop = np.array(b.hop_limit)
         nh = np.array(b.next_header)
-        # classify's drops
+        # a frame for another station's unicast MAC is not ours to route (what the NIC filter or
+        # PACKET_OTHERHOST does for a kernel; a hub, a bridge or promiscuous mode shows us such frames)
+        if from_wire:
+            eth_dst = np.asarray(b.eth_dst)
+            other = (verdict != Verdict.DROP) & ((eth_dst[:, 0] & 1) == 0) & np.any(
+                eth_dst != np.frombuffer(iface.mac, dtype=np.uint8), axis=1)
+            if other.any():
+                verdict[other] = Verdict.DROP
+                reasons[other] = DropReason.OTHER_HOST
+        # classify's drops (and the L2 filter's)
         dropped = verdict == Verdict.DROP
         if dropped.any():
             counts = np.bincount(reasons[dropped], minlength=len(DropReason))
@@ -576,7 +587,7 @@ class Engine:
         main = self.counters, self.drops
         self.counters, self.drops = self.requeue_counters, self.requeue_drops
         try:
-            self.process(iface, fb)
+            self.process(iface, fb, from_wire=False)
         finally:
             self.requeue_counters, self.requeue_drops = self.counters, self.drops
             self.counters, self.drops = main
@@ -653,7 +664,7 @@ class Engine:
         if ok.any():
             inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],
                                np.zeros(int(ok.sum()), dtype=np.uint32), np.zeros(int(ok.sum()), dtype=np.int64))
-            self.process(iface, inner, inner=True)
+            self.process(iface, inner, inner=True, from_wire=False)
 
     # ------------------------------------------------------------------ CONTROL
     def _control(self, iface: Interface, arena, offsets, lengths, b, i: int, now: int) -> None:

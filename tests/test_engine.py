@@ -341,3 +341,12 @@ def test_rs_rs_flood_and_unsolicited_rs_from_unspecified():
     ra = net.drain(net.h1)
     assert len(ra) == 1 and ra[0][IPv6].dst == "ff02::1"
     net.check_conservation()
+
+
+def test_frames_for_another_station_are_not_routed():
+    """On a shared segment the engine sees unicast frames for other hosts; routing them would loop."""
+    net = Net()
+    stray = udp(src=H1, dst=CN, eth_src=H1_MAC, eth_dst=H2_MAC)
+    net.send(net.h1, stray)
+    assert net.drain(net.core) == [] and net.engine.drops[DropReason.OTHER_HOST] == 1
+    net.check_conservation()

@@ -44,6 +44,7 @@ class Host:
         self.addresses: set[IPv6Address] = {self.link_local, *(IPv6Address(a) for a in addresses)}
         self.neighbors: dict[IPv6Address, bytes] = {}
         self.default_router: IPv6Address | None = None
+        self.routes: list[tuple[object, IPv6Address]] = []  # (IPv6Network, router address), longest first
         self.on_udp: UdpHandler | None = None
         self.on_fmip: IcmpHandler | None = None
         self.on_ra: Callable[[RouterAdvertisement, IPv6Address, int], None] | None = None
@@ -64,6 +65,12 @@ class Host:
 
     def set_default_router(self, address: str | IPv6Address) -> None:
         self.default_router = IPv6Address(address)
+
+    def add_route(self, prefix: str, router: str | IPv6Address) -> None:
+        from ipaddress import IPv6Network
+
+        self.routes.append((IPv6Network(prefix), IPv6Address(router)))
+        self.routes.sort(key=lambda r: -r[0].prefixlen)  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------------- receive
     def poll(self) -> None:
@@ -142,9 +149,14 @@ class Host:
         if dst.is_multicast:
             return frames.multicast_mac(dst)
         mac = self.neighbors.get(dst)
-        if mac is None and self.default_router is not None:
-            mac = self.neighbors.get(self.default_router)
-        return mac
+        if mac is not None:
+            return mac
+        for net, router in self.routes:
+            if dst in net:  # type: ignore[operator]
+                return self.neighbors.get(router)
+        if self.default_router is not None:
+            return self.neighbors.get(self.default_router)
+        return None
 
     def send_packet(self, packet: bytes) -> bool:
         """Send an IPv6 packet; False (counted) when no link-layer address is known for it."""
