@@ -108,7 +108,7 @@ class SimPort(Port):
         self.name = name
         self.mac = bytes(mac)
         self.link: SimLink | None = None
-        self.on_receive: Callable[[], None] | None = None
+        self.on_receive: Callable[[], object] | None = None
         self._queue: deque[tuple[int, bytes]] = deque()
         self._wake_scheduled = False
         self.counters = {"rx_frames": 0, "tx_frames": 0, "tx_lost_link_down": 0}
