@@ -1,0 +1,313 @@
+"""The secure fast handover on the demo's simulated topology: the protocol machines of ``fmipfast.ar`` and
+``fmipfast.mn`` wired to the two router engines and the mobile node's host.
+
+What the drivers do with the machines' actions (DESIGN.md §1, §4):
+
+* routers: ``Send`` → an IPv6 packet (under AH between the routers: RFC 4302 with the configured SAs)
+  originated by the engine; ``ProxyAdd``/``ProxyComplete``/``ProxyRemove``/``BufferDrop``/``TunnelAdd``/
+  ``TunnelRemove``/``ForwardPacket`` → the engine's handover hooks; ``Verify`` → a real light-weight
+  Kerberos ``ApVerifier`` (case 1: the NAR's own key; case 2: it asks its realm's KDC to open an
+  ``access/B`` ticket; case 3: that KDC asks the MN's home KDC), answered after the round trips the case
+  costs on the simulated links; fmipfast messages the engine hands up (with AH verified by the driver) →
+  ``Received``;
+* the MN: ``Send`` → its host stack; ``ConfigureAddress``/``PreloadNeighbor``/``SetDefaultRoute``/
+  ``RemoveAddress`` → its host; ``GetTicket`` → credentials for the case (from its ticket cache, with
+  cross-realm TGTs precached from the RA's adjacent realms); ``ReadyToSwitch`` → the layer-2 move after
+  ``l2_delay_ms`` with the ``gap_ms`` link gap, then ``LinkUp``.
+
+Ownership: single-threaded, driven by the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from ipaddress import IPv6Address
+from typing import Any
+
+from fmipfast import frames
+from fmipfast.ar import AccessRouter
+from fmipfast.constants import IpProto, NeighborFlag
+from fmipfast.engine import ControlFrame, Engine
+from fmipfast.lab.demo import World
+from fmipfast.lab.sim import MS
+from fmipfast.mn import MobileNode
+from fmipfast.protocol import (
+    BufferDrop,
+    ConfigureAddress,
+    ForwardPacket,
+    GetTicket,
+    LinkUp,
+    Note,
+    PreloadNeighbor,
+    ProxyAdd,
+    ProxyComplete,
+    ProxyRemove,
+    ReadyToSwitch,
+    Received,
+    RemoveAddress,
+    Send,
+    SetDefaultRoute,
+    Start,
+    Tick,
+    TicketReady,
+    Trigger,
+    TunnelAdd,
+    TunnelRemove,
+    Verified,
+    Verify,
+)
+from fmipfast.security import ah
+from fmipfast.security import lwkerb as L
+
+__all__ = ["install_fast_handover", "EPOCH_S"]
+
+#: POSIX time of the simulation's t=0 (Kerberos times are POSIX seconds).
+EPOCH_S = 1_800_000_000
+HOME, REALM_A, REALM_B = "HOME.EXAMPLE", "A.EXAMPLE", "B.EXAMPLE"
+MN_PRINCIPAL = L.Principal("mn1", HOME)
+PAR_PRINCIPAL = L.Principal("host/par", REALM_A)
+NAR_PRINCIPAL = L.Principal("host/nar", REALM_B)
+SPI_PAR_TO_NAR, SPI_NAR_TO_PAR = 0x1001, 0x1002
+
+
+def _key(seed: int, kvno: int = 1) -> L.Key:
+    return L.Key(kvno, bytes((seed * 31 + i * 7) & 0xFF for i in range(32)))
+
+
+class _Realms:
+    """The key material of the three realms and the tickets the MN holds (built with lwkerb primitives;
+    the KDCs of cases 2 and 3 run in-process and open tickets for real)."""
+
+    def __init__(self) -> None:
+        self.keys = {PAR_PRINCIPAL: _key(1, 3), NAR_PRINCIPAL: _key(2, 4), L.access_principal(REALM_B): _key(3),
+                     L.access_principal(HOME): _key(4)}
+        self.now = EPOCH_S
+
+    def ticket(self, server: L.Principal) -> L.Credentials:
+        key = self.keys[server]
+        skey = L.Key(0, bytes((hash(server.name) + i) & 0xFF for i in range(32)))
+        part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, self.now - 60, self.now - 60, self.now + 36000,
+                               skey.value, MN_PRINCIPAL)
+        return L.Credentials(MN_PRINCIPAL, server, L.Ticket.issue(server, key, part), skey, part.flags,
+                             self.now - 60, self.now - 60, self.now + 36000)
+
+
+class _LocalOpener:
+    """A realm KDC's ticket-opening service, run in-process (the message exchange is the real OPEN, answered
+    by opening the ticket with the KDC-only key; the round trip is charged on the simulated clock)."""
+
+    def __init__(self, realms: _Realms, accepted: L.Principal) -> None:
+        self.realms, self.accepted = realms, accepted
+
+    async def open_ticket(self, ticket: L.Ticket) -> L.EncTicketPart:
+        if ticket.server != self.accepted:
+            raise L.UnknownRealm(f"this KDC opens only {self.accepted} tickets")
+        return ticket.open(self.realms.keys[ticket.server])
+
+
+class RouterDriver:
+    def __init__(self, w: World, name: str, engine: Engine, principal: L.Principal, keytab: L.Keytab,
+                 peer: IPv6Address, sa_out: ah.SecurityAssociation, sad: ah.SADatabase,
+                 opener: Any = None, verify_delay_ms: float = 0.05) -> None:
+        self.w, self.name, self.engine = w, name, engine
+        acc = engine.interfaces[0]
+        self.iface = acc.name
+        self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
+                               is_address_in_use=self._in_use, iface=acc.name)
+        self.principal = principal
+        self.verifier = L.ApVerifier(principal.realm, keytab, opener=opener,
+                                     clock=lambda: EPOCH_S + w.sim.now / 1e9)
+        self.verify_delay_ns = int(verify_delay_ms * MS)
+        self.peer, self.sa_out, self.sad = peer, sa_out, sad
+        self.ah_counters: dict[str, int] = {}
+        self._tick_at: int | None = None
+        engine.control = self.on_control
+
+    def _in_use(self, address: IPv6Address) -> bool:
+        import numpy as np
+
+        idx = int(self.engine.ncache.lookup(np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16))[0])
+        return idx >= 0 and not int(self.engine.ncache.flags[idx]) & NeighborFlag.PROXY
+
+    def handle(self, event: object) -> None:
+        for action in self.ar.handle(event, self.w.sim.now):  # type: ignore[arg-type]
+            self.execute(action)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        deadline = self.ar.next_deadline()
+        if deadline is not None and deadline != self._tick_at:
+            self._tick_at = deadline
+            self.w.sim.at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_at = None
+        self.handle(Tick())
+
+    def on_control(self, cf: ControlFrame) -> None:
+        frame = cf.frame
+        plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
+        packet = frame[cf.l3_offset:cf.l3_offset + 40 + plen]
+        verified = False
+        if cf.has_ah:
+            try:
+                packet = ah.verify(packet, self.sad, self.ah_counters)
+                verified = True
+            except ah.AhError:
+                return  # counted by ah.verify; the machine never sees it
+        parsed = frames.parse_frame(packet, frames.LINKTYPE_RAW)
+        if parsed.upper_layer != IpProto.ICMPV6:
+            return
+        self.handle(Received(parsed.payload, cf.src, cf.dst, cf.hop_limit, cf.iface.name, verified))
+
+    def execute(self, a: object) -> None:
+        e, w = self.engine, self.w
+        if isinstance(a, Send):
+            packet = frames.build_ipv6(a.src, a.dst, IpProto.ICMPV6, a.icmp, a.hop_limit)
+            if a.ah:
+                packet = ah.protect(packet, self.sa_out, self.ah_counters)
+            e.send_packet(packet, iface=a.iface or self.iface)
+            w.note(_message_name(a.icmp, e), self.name, _who(w, a.dst), len(packet))
+        elif isinstance(a, Verify):
+            async def verify() -> Verified:
+                try:
+                    ctx = await self.verifier.verify(a.ap_req, a.binding)
+                except L.LkbError as exc:
+                    return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")
+                return Verified(a.request_id, ctx)
+
+            result = asyncio.run(verify())
+            w.mark(f"{self.name}_verify_start")
+            w.sim.after(self.verify_delay_ns, lambda: (w.mark(f"{self.name}_verified"), self.handle(result)))
+        elif isinstance(a, ProxyAdd):
+            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface)
+            w.mark("proxy_installed")
+        elif isinstance(a, ProxyComplete):
+            flushed = e.proxy_complete(a.ncoa, a.mac)
+            w.mark("flushed")
+            w.note(f"proxy entry REACHABLE, {flushed} buffered packets flushed in order", self.name, "mn")
+        elif isinstance(a, ProxyRemove):
+            import numpy as np
+
+            e.ncache.delete(np.frombuffer(a.ncoa.packed, dtype=np.uint8).reshape(1, 16))
+        elif isinstance(a, BufferDrop):
+            e.buffer.drop(a.key)
+        elif isinstance(a, TunnelAdd):
+            e.tunnel_add(a.pcoa, a.nar)
+            w.mark("tunnel_start")
+            w.note("PAR starts tunnelling the PCoA's traffic to the NAR (RFC 2473)", self.name, "nar")
+        elif isinstance(a, TunnelRemove):
+            e.tunnel_remove(a.pcoa)
+            w.mark("tunnel_end")
+        elif isinstance(a, ForwardPacket):
+            e.send_packet(a.packet)
+            w.mark("bu_forwarded")
+            w.note("Binding Update forwarded", self.name, "cn", len(a.packet))
+        elif isinstance(a, Note):
+            pass  # the messages themselves are on the timeline
+
+
+class MnDriver:
+    def __init__(self, w: World, realms: _Realms, case: int) -> None:
+        self.w, self.realms, self.case = w, realms, case
+        p = w.sc.plan
+        self.mn = MobileNode(p.mn_mac, home_agent=p.cn_address, codepoints=w.mn.codepoints,
+                             epoch_ns=EPOCH_S * 1_000_000_000)
+        self._tick_at: int | None = None
+        w.mn.on_fmip = self.on_fmip
+
+    def handle(self, event: object) -> None:
+        for action in self.mn.handle(event, self.w.sim.now):  # type: ignore[arg-type]
+            self.execute(action)
+        deadline = self.mn.next_deadline()
+        if deadline is not None and deadline != self._tick_at:
+            self._tick_at = deadline
+            self.w.sim.at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_at = None
+        self.handle(Tick())
+
+    def on_fmip(self, icmp: bytes, src: IPv6Address, dst: IPv6Address, hop_limit: int) -> None:
+        self.handle(Received(icmp, src, dst, hop_limit, "mn0", False))
+
+    def execute(self, a: object) -> None:
+        w, host = self.w, self.w.mn
+        if isinstance(a, Send):
+            host.send_icmp(a.icmp, a.src, a.dst, a.hop_limit)
+            w.note(_message_name(a.icmp, None), "mn", _who(w, a.dst), 40 + len(a.icmp))
+        elif isinstance(a, GetTicket):
+            server = a.server
+            if server == NAR_PRINCIPAL:
+                server = {1: NAR_PRINCIPAL, 2: L.access_principal(REALM_B), 3: L.access_principal(HOME)}[self.case]
+            creds = self.realms.ticket(server)
+            w.sim.after(0, lambda: self.handle(TicketReady(a.request_id, creds)))
+        elif isinstance(a, ConfigureAddress):
+            host.add_address(a.address)
+        elif isinstance(a, PreloadNeighbor):
+            host.set_neighbor(a.address, a.mac)
+        elif isinstance(a, SetDefaultRoute):
+            host.set_default_router(a.via)
+        elif isinstance(a, RemoveAddress):
+            host.remove_address(a.address)
+            w.mark("pcoa_released")
+        elif isinstance(a, ReadyToSwitch):
+            w.mark("ready_to_switch")
+            sc = w.sc
+            w.move(w.sim.now + int(sc.l2_delay_ms * MS), int(sc.gap_ms * MS),
+                   on_up=lambda: self.handle(LinkUp("B")))
+
+
+def _message_name(icmp: bytes, engine: Engine | None) -> str:
+    from fmipfast.constants import DEFAULT_CODEPOINTS
+
+    key = DEFAULT_CODEPOINTS.key(icmp[1]) if icmp[0] == DEFAULT_CODEPOINTS.type else None
+    return {"handover_redirect": "1. Handover Redirect", "handover_redirect_ack": "2. Handover Redirect Ack",
+            "handover": "3. ICMP Handover (under AH)", "authenticated_mn": "4. Authenticated-MN",
+            "attach": "5. Attach (with the BU)", "handover_error": "Handover Error",
+            "forwarding_disable": "Forwarding Disable"}.get(key or "", f"ICMPv6 {icmp[0]}/{icmp[1]}")
+
+
+def _who(w: World, address: IPv6Address) -> str:
+    p = w.sc.plan
+    if address in (p.par_address, p.par_up) or address.packed[8:] == p.par_address.packed[8:]:
+        return "par"
+    if address in (p.nar_address, p.nar_up) or address.packed[8:] == p.nar_address.packed[8:]:
+        return "nar"
+    return "mn"
+
+
+def install_fast_handover(w: World) -> None:
+    """Wire the machines into ``w`` and schedule the initial attach and the handover trigger."""
+    sc, p = w.sc, w.sc.plan
+    realms = _Realms()
+    k_pn, k_np = bytes(range(32)), bytes(range(32, 64))
+    sad_par, sad_nar = ah.SADatabase(), ah.SADatabase()
+    sad_nar.add_inbound(ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.par_up)))
+    sad_par.add_inbound(ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.nar_up)))
+    kt_par, kt_nar = L.Keytab(), L.Keytab()
+    kt_par.add(PAR_PRINCIPAL, realms.keys[PAR_PRINCIPAL])
+    kt_nar.add(NAR_PRINCIPAL, realms.keys[NAR_PRINCIPAL])
+    core_rtt = 2 * p.core_delay_ms
+    opener, delay = None, 0.05
+    if sc.case == 2:
+        opener, delay = _LocalOpener(realms, L.access_principal(REALM_B)), core_rtt + 0.1
+    elif sc.case == 3:
+        opener, delay = _LocalOpener(realms, L.access_principal(HOME)), 2 * core_rtt + 20.0 + 0.2
+    par = RouterDriver(w, "par", w.par, PAR_PRINCIPAL, kt_par, p.nar_up,
+                       ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.nar_up)), sad_par)
+    nar = RouterDriver(w, "nar", w.nar, NAR_PRINCIPAL, kt_nar, p.par_up,
+                       ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.par_up)), sad_nar, opener, delay)
+    w.drivers = (par, nar)  # type: ignore[attr-defined]
+    mn = MnDriver(w, realms, sc.case)
+    w.mn_driver = mn  # type: ignore[attr-defined]
+    # the MN was attached to the PAR before the scenario: the PAR knows its link-layer address
+    w.par._set_neighbor(p.pcoa, p.mn_mac, 0, 2, 0)
+    w.sim.at(50 * MS, lambda: mn.handle(Start(p.par_address, PAR_PRINCIPAL, p.pcoa, "A")))
+
+    def trigger() -> None:
+        w.mark("trigger")
+        w.note("handover trigger from the control API", "network", "par")
+        par.handle(Trigger(p.pcoa, p.nar_address, NAR_PRINCIPAL, 64, buffer=sc.buffer))
+
+    w.sim.at(int(sc.trigger_ms * MS), trigger)
