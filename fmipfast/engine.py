@@ -201,6 +201,7 @@ class Engine:
         self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
         self._resolving: dict[int, _Resolving] = {}
         self._proxy_key: dict[int, int] = {}  # ncache index of a PROXY entry -> buffer key
+        self._proxy_aliases: dict[IPv6Address, tuple[IPv6Address, ...]] = {}  # NCoA -> also-proxied (PCoA)
         self._tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
         self.interfaces: list[Interface] = []
         by_name = {i.name: i for i in cfg.interfaces}
@@ -277,29 +278,49 @@ class Engine:
         return out_if, next_hop
 
     # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
-    def proxy_add(self, address: str | IPv6Address, key: int, lifetime_ms: int, iface: str | None = None) -> int:
-        """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``."""
-        a = IPv6Address(address)
+    def proxy_add(self, address: str | IPv6Address, key: int, lifetime_ms: int, iface: str | None = None, *,
+                  also: Iterable[str | IPv6Address] = ()) -> int:
+        """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``.
+        ``also`` (the PCoA) is buffered under the same key: the PAR tunnels the PCoA's packets here, and
+        after decapsulation they wait for the MN with the rest (DESIGN.md §1 step 5)."""
         ifc = self._iface_by_name[iface] if iface else self._access_iface()
-        idx = self._set_neighbor(a, bytes(6), ifc.index, NeighborState.INCOMPLETE, NeighborFlag.PROXY,
-                                 self.clock() + lifetime_ms * 1_000_000)
-        if idx >= 0:
-            self._proxy_key[idx] = key
-        return idx
+        expiry = self.clock() + lifetime_ms * 1_000_000
+        first = -1
+        for n, addr in enumerate((address, *also)):
+            idx = self._set_neighbor(IPv6Address(addr), bytes(6), ifc.index, NeighborState.INCOMPLETE,
+                                     NeighborFlag.PROXY, expiry)
+            if idx >= 0:
+                self._proxy_key[idx] = key
+            if n == 0:
+                first = idx
+        self._proxy_aliases[IPv6Address(address)] = tuple(IPv6Address(a) for a in also)
+        return first
 
     def proxy_complete(self, address: str | IPv6Address, mac: bytes) -> int:
-        """NAR, on Attach: the PROXY entry becomes REACHABLE; returns the frames flushed in order."""
+        """NAR, on Attach: the PROXY entries (the NCoA and its aliases) become REACHABLE with ``mac``;
+        returns the number of buffered frames flushed, in arrival order."""
         a = IPv6Address(address)
-        idx = int(self.ncache.lookup(self._key(a))[0])
-        if idx < 0:
-            return 0
-        key = self._proxy_key.pop(idx, None)
-        iface = int(self.ncache.ifindex[idx])
-        self._set_neighbor(a, mac, iface, NeighborState.REACHABLE, 0,
-                           self.clock() + self.cfg.reachable_time_ms * 1_000_000)
-        if key is None:
-            return 0
-        return self.flush_buffer(key)
+        keys = []
+        for addr in (a, *self._proxy_aliases.pop(a, ())):
+            idx = int(self.ncache.lookup(self._key(addr))[0])
+            if idx < 0:
+                continue
+            keys.append(self._proxy_key.pop(idx, None))
+            self._set_neighbor(addr, mac, int(self.ncache.ifindex[idx]), NeighborState.REACHABLE, 0,
+                               self.clock() + self.cfg.reachable_time_ms * 1_000_000)
+        key = next((k for k in keys if k is not None), None)
+        return 0 if key is None else self.flush_buffer(key)
+
+    def proxy_remove(self, address: str | IPv6Address) -> None:
+        """NAR: the handover ended without the MN: remove the PROXY entries and drop their buffer."""
+        a = IPv6Address(address)
+        for addr in (a, *self._proxy_aliases.pop(a, ())):
+            idx = int(self.ncache.lookup(self._key(addr))[0])
+            if idx >= 0 and idx in self._proxy_key:
+                key = self._proxy_key.pop(idx)
+                self.ncache.delete(self._key(addr))
+                if key not in self._proxy_key.values():
+                    self.buffer.drop(key)
 
     def flush_buffer(self, key: int) -> int:
         arena, offsets, lengths = self.buffer.flush(key, self.clock())
@@ -465,7 +486,7 @@ class Engine:
             self._decap(iface, arena, offsets, lengths, l3, l4, src, sel)
         sel = np.flatnonzero(verdict == Verdict.FORWARD)
         if sel.size:
-            self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now)
+            self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry)
 
     def _complete_checksums(self, arena, offsets, lengths, l3, l4, nh, src, dst, sel) -> None:
         for i in sel:
@@ -484,8 +505,19 @@ class Engine:
             self.counters["csum_completed"] += 1
 
     # ------------------------------------------------------------------ FORWARD and RESOLVE
-    def _forward(self, iface, arena, offsets, lengths, l3, sel, dst, hop, src, now) -> None:
+    def _forward(self, iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry=None) -> None:
         out_if, next_hop = self._route_batch(np.ascontiguousarray(dst[sel]))
+        if entry is not None:
+            # a destination with a usable neighbor entry is on a link of ours (ND put it there, or the
+            # handover layer did for an MN that kept its previous address): deliver to it directly
+            e = entry[sel]
+            direct = e >= 0
+            if direct.any():
+                st = np.zeros(sel.size, dtype=np.uint8)
+                st[direct] = self.ncache.states[e[direct]]
+                direct &= st != NeighborState.INCOMPLETE
+                out_if[direct] = np.asarray(self.ncache.ifindex)[e[direct]].astype(np.int64)
+                next_hop[direct] = dst[sel[direct]]
         noroute = out_if < 0
         if noroute.any():
             for i in sel[noroute]:

@@ -178,18 +178,22 @@ class RouterDriver:
 
             result = asyncio.run(verify())
             w.mark(f"{self.name}_verify_start")
-            w.sim.after(self.verify_delay_ns, lambda: (w.mark(f"{self.name}_verified"), self.handle(result)))
+
+            def answer() -> None:
+                w.mark(f"{self.name}_verified")
+                self.handle(result)
+
+            w.sim.after(self.verify_delay_ns, answer)
         elif isinstance(a, ProxyAdd):
-            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface)
+            pcoa = getattr(a, "pcoa", None)
+            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(pcoa,) if pcoa else ())
             w.mark("proxy_installed")
         elif isinstance(a, ProxyComplete):
             flushed = e.proxy_complete(a.ncoa, a.mac)
             w.mark("flushed")
             w.note(f"proxy entry REACHABLE, {flushed} buffered packets flushed in order", self.name, "mn")
         elif isinstance(a, ProxyRemove):
-            import numpy as np
-
-            e.ncache.delete(np.frombuffer(a.ncoa.packed, dtype=np.uint8).reshape(1, 16))
+            e.proxy_remove(a.ncoa)
         elif isinstance(a, BufferDrop):
             e.buffer.drop(a.key)
         elif isinstance(a, TunnelAdd):
@@ -283,8 +287,9 @@ def install_fast_handover(w: World) -> None:
     realms = _Realms()
     k_pn, k_np = bytes(range(32)), bytes(range(32, 64))
     sad_par, sad_nar = ah.SADatabase(), ah.SADatabase()
-    sad_nar.add_inbound(ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.par_up)))
-    sad_par.add_inbound(ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.nar_up)))
+    # the SAs name the routers by the addresses their protocol machines speak from (the access addresses)
+    sad_nar.add_inbound(ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.par_address)))
+    sad_par.add_inbound(ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.nar_address)))
     kt_par, kt_nar = L.Keytab(), L.Keytab()
     kt_par.add(PAR_PRINCIPAL, realms.keys[PAR_PRINCIPAL])
     kt_nar.add(NAR_PRINCIPAL, realms.keys[NAR_PRINCIPAL])
@@ -294,10 +299,11 @@ def install_fast_handover(w: World) -> None:
         opener, delay = _LocalOpener(realms, L.access_principal(REALM_B)), core_rtt + 0.1
     elif sc.case == 3:
         opener, delay = _LocalOpener(realms, L.access_principal(HOME)), 2 * core_rtt + 20.0 + 0.2
-    par = RouterDriver(w, "par", w.par, PAR_PRINCIPAL, kt_par, p.nar_up,
-                       ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.nar_up)), sad_par)
-    nar = RouterDriver(w, "nar", w.nar, NAR_PRINCIPAL, kt_nar, p.par_up,
-                       ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.par_up)), sad_nar, opener, delay)
+    par = RouterDriver(w, "par", w.par, PAR_PRINCIPAL, kt_par, p.nar_address,
+                       ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.nar_address)), sad_par)
+    nar = RouterDriver(w, "nar", w.nar, NAR_PRINCIPAL, kt_nar, p.par_address,
+                       ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.par_address)), sad_nar, opener,
+                       delay)
     w.drivers = (par, nar)  # type: ignore[attr-defined]
     mn = MnDriver(w, realms, sc.case)
     w.mn_driver = mn  # type: ignore[attr-defined]
