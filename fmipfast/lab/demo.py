@@ -256,12 +256,14 @@ class World:
         if packet[6] != IpProto.MH or len(packet) < 52 or packet[42] != MhType.BINDING_UPDATE:
             return
         try:
-            BindingUpdate.decode_packet(packet)
+            bu = BindingUpdate.decode_packet(packet)
         except ValueError:
             return
         self.binding = IPv6Address(packet[8:24])  # the BU's source: the new care-of address
         self.mark("bu_at_cn")
         self.note("Binding Update received", "mn", "cn", len(packet), coa=str(self.binding))
+        if bu.flags & 0x8000:  # A: acknowledge (RFC 6275 §9.5.4)
+            self.cn.send_packet(binding_ack(IPv6Address(self.sc.plan.cn_address), self.binding, bu.sequence))
 
     def _mn_udp(self, src: IPv6Address, dst: IPv6Address, sport: int, dport: int, data: bytes, now: int) -> None:
         seq = struct.unpack_from("!I", data)[0]
@@ -308,6 +310,19 @@ class World:
         return Result(sc.mode, len(self.sent), len(unique), len(self.sent) - len(unique), len(seqs) - len(unique),
                       reordered, interruption, first_b, int(self.nar.counters["buffered"]),
                       int(self.nar.counters["flushed"]), steps, self.timeline, counters)
+
+
+def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
+    """An RFC 6275 §6.1.8 Binding Acknowledgement (MH type 6) in an IPv6 packet: status, K flag, sequence,
+    lifetime, padded to 16 octets, with the Mobility Header checksum."""
+    body = struct.pack("!BBHH", status, 0, sequence, 60) + b"\x01\x02\x00\x00"  # PadN: 12 -> 16 octets
+    mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, (6 + len(body)) // 8 - 1, MhType.BINDING_ACK, 0, 0) + body)
+    struct.pack_into("!H", mh, 4, backend.upper_layer_checksum(src.packed, dst.packed, IpProto.MH, bytes(mh), 4))
+    return frames.build_ipv6(src, dst, IpProto.MH, bytes(mh))
+
+
+def is_binding_ack(packet: bytes) -> bool:
+    return len(packet) >= 48 and packet[6] == IpProto.MH and packet[42] == MhType.BINDING_ACK
 
 
 # ==================================================================== plain Mobile IPv6 (the baseline)

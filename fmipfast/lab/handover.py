@@ -218,7 +218,20 @@ class MnDriver:
         self.mn = MobileNode(p.mn_mac, home_agent=p.cn_address, codepoints=w.mn.codepoints,
                              epoch_ns=EPOCH_S * 1_000_000_000)
         self._tick_at: int | None = None
+        self._release_pending: list[IPv6Address] = []
         w.mn.on_fmip = self.on_fmip
+        w.mn.on_packet = self.on_packet
+
+    def on_packet(self, packet: bytes, now: int) -> None:
+        """The MN keeps its PCoA until its Binding Update completes (DESIGN.md §1): the Binding Ack."""
+        from fmipfast.lab.demo import is_binding_ack
+
+        if is_binding_ack(packet) and self._release_pending:
+            for address in self._release_pending:
+                self.w.mn.remove_address(address)
+            self._release_pending.clear()
+            self.w.mark("pcoa_released")
+            self.w.note("Binding Ack: the PCoA is released", "cn", "mn", len(packet))
 
     def handle(self, event: object) -> None:
         for action in self.mn.handle(event, self.w.sim.now):  # type: ignore[arg-type]
@@ -253,8 +266,7 @@ class MnDriver:
         elif isinstance(a, SetDefaultRoute):
             host.set_default_router(a.via)
         elif isinstance(a, RemoveAddress):
-            host.remove_address(a.address)
-            w.mark("pcoa_released")
+            self._release_pending.append(a.address)  # done when the Binding Ack arrives (on_packet)
         elif isinstance(a, ReadyToSwitch):
             w.mark("ready_to_switch")
             sc = w.sc
