@@ -28,6 +28,7 @@ Ownership: single-threaded; all time is the simulator's.
 from __future__ import annotations
 
 import dataclasses
+import random
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address, IPv6Network
@@ -175,6 +176,10 @@ class World:
         self.sc = sc
         p = sc.plan
         self.sim = Sim(0)
+        # the seed moves the handover decision within a stream period and a few ms (the timing of the
+        # trigger relative to the stream and to the NAR's Router Advertisements)
+        rng = random.Random(sc.seed)
+        self.trigger_ns = int((sc.trigger_ms + rng.uniform(0.0, 10.0)) * MS)
         air, core = int(p.air_delay_ms * MS), int(p.core_delay_ms * MS)
         self.core = SimLink(self.sim, "core", core)
         self.link_a = SimLink(self.sim, "A", air)
@@ -301,7 +306,7 @@ class World:
         interruption = (min(on_b) - max(on_a)) / MS if on_a and on_b else None
         up = self.marks.get("link_up")
         first_b = (min(on_b) - up) / MS if on_b and up is not None else None
-        t0 = self.marks.get("trigger", int(sc.trigger_ms * MS))
+        t0 = self.marks.get("trigger", self.trigger_ns)
         steps = {name: round((t - t0) / MS, 3) for name, t in sorted(self.marks.items(), key=lambda kv: kv[1])}
         counters = {"par": self.par.counters, "nar": self.nar.counters,
                     "par_drops": self.par.drop_counts(), "nar_drops": self.nar.drop_counts(),
@@ -364,8 +369,8 @@ def _baseline(w: World) -> None:
         w.mark("trigger")
         w.note("handover decision (no network assistance)", "network", "mn")
 
-    w.sim.at(int(sc.trigger_ms * MS), trigger)
-    w.move(int(sc.trigger_ms * MS), int(sc.gap_ms * MS))
+    w.sim.at(w.trigger_ns, trigger)
+    w.move(w.trigger_ns, int(sc.gap_ms * MS))
 
 
 def run_scenario(sc: Scenario, *, capture: bool = False) -> tuple[Result, World]:
@@ -384,3 +389,86 @@ def run_scenario(sc: Scenario, *, capture: bool = False) -> tuple[Result, World]
         raise ValueError(f"mode must be 'fast' or 'baseline', got {sc.mode!r}")
     w.sim.run(int(sc.end_ms * MS))
     return w.result(), w
+
+
+# ==================================================================== reporting
+
+
+def format_report(results: dict[str, Result], sc: Scenario) -> str:
+    """The human report: the fast handover's timeline, then the summary side by side."""
+    p = sc.plan
+    lines = [f"fmipfast demo: secure fast handover (draft-koodli-mobileip-fastv6-02), Kerberos key case {sc.case}, "
+             f"seed {sc.seed}",
+             f"topology: CN --core {p.core_delay_ms:g} ms-- PAR, NAR --air {p.air_delay_ms:g} ms-- MN; the CN streams "
+             f"{sc.rate_pps} UDP datagrams/s to the MN; layer-2 gap {sc.gap_ms:g} ms", ""]
+    for mode, r in results.items():
+        title = "fast handover" if mode == "fast" else "plain Mobile IPv6 (baseline)"
+        t0 = r.steps.get("trigger", 0.0)
+        lines.append(f"timeline of the {title} (ms from the handover trigger)")
+        trig = next((e["t_ms"] for e in r.timeline if "trigger" in e["what"] or "decision" in e["what"]), 0.0)
+        for e in r.timeline:
+            size = f"{e['size']:>5} B" if e["size"] else ""
+            lines.append(f"  {e['t_ms'] - trig:>9.2f}  {e['from']:>7} -> {e['to']:<7} {e['what']:<62} {size}")
+        del t0
+        lines.append("")
+    rows = [("sent", "sent"), ("received", "received"), ("lost", "lost"), ("duplicated", "duplicated"),
+            ("reordered", "reordered"), ("layer-3 interruption", "interruption_ms"),
+            ("link-up to first packet", "link_up_to_first_packet_ms"), ("buffered at the NAR", "buffered"),
+            ("flushed in order", "flushed")]
+    modes = list(results)
+    head = "".join(f"{('fast handover' if m == 'fast' else 'plain MIPv6'):>18}" for m in modes)
+    lines.append(f"{'summary':<28}{head}")
+    for label, key in rows:
+        cells = ""
+        for m in modes:
+            v = getattr(results[m], key)
+            cells += f"{'-' if v is None else (f'{v:.1f} ms' if key.endswith('_ms') else str(v)):>18}"
+        lines.append(f"  {label:<26}{cells}")
+    if "fast" in results and "baseline" in results:
+        f, b = results["fast"].interruption_ms, results["baseline"].interruption_ms
+        if f and b:
+            lines.append(f"  the fast handover's layer-3 interruption is {b / f:.0f}x shorter")
+    for m in modes:
+        steps = ", ".join(f"{k} {v:g}" for k, v in results[m].steps.items() if v >= 0)
+        lines.append(f"steps of the {'fast handover' if m == 'fast' else 'baseline'} (ms after the trigger): {steps}")
+    return "\n".join(lines)
+
+
+def write_capture(path: str, world: World) -> int:
+    """Every frame on every link, in time order, as a pcap (tshark reads it)."""
+    from fmipfast.pcap import PcapWriter
+
+    frames_ = sorted(world.capture or [], key=lambda x: x[0])
+    with PcapWriter(path) as w:
+        for t, _link, frame in frames_:
+            w.write(frame, ts_ns=EPOCH_NS + t)
+    return len(frames_)
+
+
+#: The capture's timestamps start at this POSIX time (ns), so they look like a real capture.
+EPOCH_NS = 1_800_000_000 * 1_000_000_000
+
+
+def plot(results: dict[str, Result], path: str) -> None:
+    """The measured timelines drawn like the draft's Figures 2 and 3 (needs matplotlib: the plot extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 1, figsize=(10, 2.6 * len(results)), squeeze=False)
+    for ax, (mode, r) in zip(axes[:, 0], results.items()):
+        ax.set_title("secure fast handover (draft Figure 3)" if mode == "fast"
+                     else "plain Mobile IPv6 (draft Figure 2)", fontsize=10)
+        ax.axhline(0, color="black", linewidth=1)
+        for i, (name, t) in enumerate((k, v) for k, v in r.steps.items() if v >= 0):
+            ax.plot([t, t], [0, 1], color="tab:blue" if mode == "fast" else "tab:red", linewidth=1)
+            ax.annotate(name, (t, 1.0 - 0.18 * (i % 5)), fontsize=7, rotation=0, ha="left", va="top")
+        if r.interruption_ms:
+            ax.axvspan(r.steps.get("link_down", 0), r.steps.get("link_down", 0) + r.interruption_ms, color="grey",
+                       alpha=0.2, label=f"layer-3 interruption {r.interruption_ms:.0f} ms")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_yticks([])
+        ax.set_xlabel("ms after the handover trigger")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

@@ -328,4 +328,4 @@ def install_fast_handover(w: World) -> None:
         w.note("handover trigger from the control API", "network", "par")
         par.handle(Trigger(p.pcoa, p.nar_address, NAR_PRINCIPAL, 64, buffer=sc.buffer))
 
-    w.sim.at(int(sc.trigger_ms * MS), trigger)
+    w.sim.at(w.trigger_ns, trigger)
