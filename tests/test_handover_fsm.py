@@ -839,3 +839,11 @@ def test_any_few_losses_still_complete_the_handover(losses):
     assert net.verifiers["B"].counters["ok"] == 1 and net.verifiers["B"].counters["replay"] == 0
     assert net.routers["B"].counters["attached"] == 1
     assert [s for s in net.steps() if s.startswith("B:Proxy")] == ["B:ProxyAdd", "B:ProxyComplete"]
+
+
+def test_docs_print_every_transition():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    for table in (PAR_TRANSITIONS, NAR_TRANSITIONS, MN_TRANSITIONS):
+        for (state, kind), handler in table.items():
+            assert f"| `{state.value}` | `{kind.value}` | `{handler}` |" in text, (state, kind, handler)
