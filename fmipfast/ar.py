@@ -364,13 +364,14 @@ class AccessRouter:
             nar_eui = None
             if t.nar_mac is not None:
                 nar_eui = eui64_from_mac48(t.nar_mac) if len(t.nar_mac) == 6 else bytes(t.nar_mac)
-            hrd = HandoverRedirect(t.nar_prefix_size, t.nar_address, nar_eui, t.ncoa, ())
+            principal = PrincipalOption(t.nar_principal.name, t.nar_principal.realm)
+            hrd = HandoverRedirect(t.nar_prefix_size, t.nar_address, nar_eui, t.ncoa, (principal,))
         except ValueError as exc:
             self._drop("trigger_invalid", pcoa=str(pcoa), error=str(exc))
             return
         ident = self._alloc_identifier()
-        opts = (PrincipalOption(t.nar_principal.name, t.nar_principal.realm), Identifier(ident), MessageAuthCode())
-        hrd = HandoverRedirect(hrd.prefix_size, hrd.nar_address, hrd.nar_mac, hrd.ncoa, opts)
+        hrd = HandoverRedirect(hrd.prefix_size, hrd.nar_address, hrd.nar_mac, hrd.ncoa,
+                               (principal, Identifier(ident), MessageAuthCode()))
         raw = sign(hrd, sess.mac_key, self.address, pcoa, self.codepoints)
         h = ParHandover(ident, t, sess, ParState.HRD_SENT)
         self.par[pcoa] = h
@@ -617,7 +618,7 @@ class AccessRouter:
         self._count("proxy_expired")
         self._out.append(ProxyRemove(h.ncoa))
         self._out.append(BufferDrop(h.key))
-        self._nar_state(h, NarState.REFUSED)
+        self._note("state", role="nar", identifier=h.identifier, ncoa=str(h.ncoa), old=h.state.value, new="expired")
         self._nar_forget(h)
 
     def _on_attach(self, msg: FmipMessage, ev: Received) -> None:

@@ -387,8 +387,8 @@ def sign(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address,
         raise ValueError(f"{msg.NAME}: no MAC sub-option to fill")
     value = _mac.message_mac(key, src.packed, dst.packed, draft, offset)
     options = tuple(MessageAuthCode(value) if isinstance(o, MessageAuthCode) else o for o in msg.options)
-    return encode(dataclasses.replace(msg, options=options), src, dst,  # type: ignore[type-var]
-                  codepoints=codepoints)
+    signed = dataclasses.replace(msg, options=options, checksum=None)  # type: ignore[type-var]
+    return encode(signed, src, dst, codepoints=codepoints)
 
 
 def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,

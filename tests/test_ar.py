@@ -230,6 +230,9 @@ def test_trigger_validation_and_redirect_flags():
     a = net.routers["A"]
     out = real(a.handle(Trigger(PCOA_A, AR_B, P_B, nar_mac=b"\x01\x02"), net.now))
     assert out == [] and a.counters["trigger_invalid"] == 1
+    long_principal = L.Principal("n" * 200, "R" * 100)  # valid for Kerberos, too long for sub-option 1
+    assert real(a.handle(Trigger(PCOA_A, AR_B, long_principal), net.now)) == []
+    assert a.counters["trigger_invalid"] == 2 and not a.par
     out = real(a.handle(Trigger(PCOA_A, AR_B, P_B, nar_mac=bytes.fromhex("02005e100002"),
                                 ncoa=IPv6Address("2001:db8:b::77")), net.now))
     (send,) = out

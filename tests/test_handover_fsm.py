@@ -847,3 +847,18 @@ def test_docs_print_every_transition():
     for table in (PAR_TRANSITIONS, NAR_TRANSITIONS, MN_TRANSITIONS):
         for (state, kind), handler in table.items():
             assert f"| `{state.value}` | `{kind.value}` | `{handler}` |" in text, (state, kind, handler)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 7), st.binary(max_size=120), st.booleans(), st.sampled_from([64, 255]))
+def test_arbitrary_messages_never_raise(code, body, ah, hop):
+    """Any octets after a valid fmipfast header, with a correct checksum: both machines drop or act, never raise."""
+    net = attached_net()
+    net.trigger()
+    raw = bytearray(bytes((200, code, 0, 0)) + body)
+    for src, dst, who in ((PCOA_A, AR_A, "A"), (AR_A, AR_B, "B"), (AR_A, PCOA_A, "MN")):
+        buf = bytearray(raw)
+        backend.icmp6_checksum_fill(src.packed, dst.packed, buf)
+        before = sum(net.machine(who).counters.values())
+        net.machine(who).handle(Received(bytes(buf), src, dst, hop, "x", ah), net.now)
+        assert sum(net.machine(who).counters.values()) > before  # at least "received" moved
