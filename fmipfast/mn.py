@@ -96,7 +96,7 @@ MN_COUNTERS = (
     "received", "sent", "retransmitted",
     "bad_checksum", "malformed", "not_fmip", "bad_hop_limit", "missing_ah", "bad_mac", "unknown_router",
     "unknown_identifier", "no_identifier", "duplicate", "duplicate_hrd", "unexpected", "stale_ticket",
-    "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed",
+    "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
     "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
 )
 
@@ -431,7 +431,13 @@ class MobileNode:
         x = self.exchange
         assert x is not None
         if msg.identifier != x.identifier:
-            self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier)
+            # An authenticated Redirect with a new identifier from our router: the PAR runs one handover per MN,
+            # so it has given up the old one (e.g. our HRAs were all lost).  Follow the new one.
+            self._count("superseded")
+            self._note("fail", role="mn", identifier=x.identifier, reason=f"superseded by {msg.identifier}")
+            self.exchange = None
+            self._set_state(MnState.ATTACHED)
+            self._hrd(msg)
             return
         self._drop("duplicate_hrd", identifier=x.identifier, state=self.state.value)
         if self.state == MnState.HO_READY and x.pending is not None:

@@ -492,6 +492,19 @@ def test_hrd_retransmission_exhaustion_fails_and_cleans_up():
     assert a.par[PCOA_A].state == ParState.FORWARDING
 
 
+def test_all_hras_lost_then_a_new_trigger_is_followed():
+    net = attached_net()
+    net.drop("HANDOVER_REDIRECT_ACK", times=4)
+    net.trigger()
+    net.advance(2250)
+    assert not net.routers["A"].par and net.routers["A"].counters["handovers_failed"] == 1
+    assert net.mn.state == MnState.HO_READY  # the MN cannot know
+    m = net.mark()
+    net.trigger()
+    assert net.steps(m) == HAPPY_PREPARE
+    assert net.mn.counters["superseded"] == 1 and net.mn.exchange.identifier == 0x101
+
+
 def test_hi_retransmission_exhaustion_removes_the_tunnel():
     net = attached_net()
     net.drop("HANDOVER", times=10)

@@ -174,15 +174,19 @@ def test_ticket_failure_for_the_nar_abandons_the_handover():
     assert mn.state == MnState.ATTACHED and mn.counters["ticket_failed"] == 1 and mn.exchange is None
 
 
-def test_second_redirect_with_another_identifier_mid_handover_is_stale():
+def test_redirect_retransmission_resends_the_hra_and_a_new_identifier_supersedes():
     net, mn = attached()
     (gt,) = real(mn.handle(hrd(mn), net.now))
     mn.handle(TicketReady(gt.request_id, net.tickets[P_B]), net.now)
-    assert real(mn.handle(hrd(mn, ident=0x43), net.now)) == []
-    assert mn.counters["unknown_identifier"] == 1 and mn.state == MnState.HO_READY
     # the same identifier: our HRA is re-sent
     (again,) = real(mn.handle(hrd(mn), net.now))
     assert isinstance(again, Send) and mn.counters["duplicate_hrd"] == 1
+    # a new identifier: the PAR gave the old handover up; follow the new one
+    (gt2,) = real(mn.handle(hrd(mn, ident=0x43), net.now))
+    assert isinstance(gt2, GetTicket) and mn.counters["superseded"] == 1
+    assert mn.state == MnState.HO_TICKET and mn.exchange is not None and mn.exchange.identifier == 0x43
+    assert real(mn.handle(TicketReady(gt.request_id, net.tickets[P_B]), net.now)) == []  # the old request
+    assert mn.counters["stale_ticket"] == 1
 
 
 def test_duplicate_redirect_while_waiting_for_the_ticket_is_dropped():
