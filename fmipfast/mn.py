@@ -1,0 +1,504 @@
+"""The mobile-node protocol machine (DESIGN.md §1, draft §2, §3, §5, §6.1, App. A).
+
+I/O-free (STYLE.md rule 25): :meth:`MobileNode.handle` takes one event from ``fmipfast.protocol`` and the
+driver's time in nanoseconds and returns actions; :meth:`MobileNode.next_deadline` says when to feed a
+``Tick``.  The MN agent (``mnagent``) turns the actions into raw-socket sends, netlink calls and ticket-cache
+requests.
+
+* **Initial attach**: ``Start`` -> ``GetTicket`` -> Attach with the AP-REQ (retransmitted) ->
+  Authenticated-MN (MAC + AP-REP checked) -> ATTACHED with a session key for the router.
+* **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (DESIGN.md §3) ->
+  ``GetTicket`` for the NAR -> HRA with the AP-REQ bound to (NCoA, PCoA, NAR, identifier) ->
+  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``ConfigureAddress``, ``PreloadNeighbor``,
+  ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
+* **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
+  Forwarding Disable to the PAR.
+
+The (state, event kind) pairs are in :data:`MN_TRANSITIONS`; anything else is dropped and counted.
+
+Time: ``now_ns`` is the driver's clock for timers.  The AP-REQ authenticator needs POSIX time; it is
+``(now_ns + epoch_ns) / 1e9`` with the constructor's ``epoch_ns`` (0 when the driver passes
+``time.time_ns()``; ``time.time_ns() - time.monotonic_ns()`` when it passes the monotonic clock).
+
+Ownership: one driver thread calls ``handle``; not thread-safe, never blocks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from ipaddress import IPv6Address
+
+from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
+from fmipfast.errors import DerivationError, MalformedPacket
+from fmipfast.messages import (
+    Attach,
+    AuthenticatedMN,
+    BindingUpdate,
+    EncapsulatedPacket,
+    FmipMessage,
+    ForwardingDisable,
+    HandoverRedirect,
+    HandoverRedirectAck,
+    Identifier,
+    LinkLayerAddress,
+    LkbMessage,
+    MessageAuthCode,
+    SubOption,
+    encode,
+)
+from fmipfast.protocol import (
+    DEFAULT_BACKOFF,
+    Action,
+    AdjacentRealms,
+    Backoff,
+    ConfigureAddress,
+    Event,
+    GetTicket,
+    Kind,
+    LinkDown,
+    LinkUp,
+    Note,
+    Precache,
+    PreloadNeighbor,
+    ReadyToSwitch,
+    Received,
+    RemoveAddress,
+    Send,
+    SetDefaultRoute,
+    Start,
+    Tick,
+    TicketReady,
+    eui64_from_mac48,
+    mac48_from_address,
+    mac48_from_eui64,
+    mac_ok,
+    nar_link_local,
+    ncoa_from_prefix,
+    parse_received,
+    sign,
+)
+from fmipfast.security.lwkerb import (
+    LABEL_MAC,
+    Authenticator,
+    Credentials,
+    HandoverBinding,
+    LkbError,
+    Principal,
+    build_ap_req,
+    check_ap_rep,
+    derive_key,
+)
+
+__all__ = ["MobileNode", "MnState", "RouterSession", "MN_TRANSITIONS", "MN_COUNTERS"]
+
+MN_COUNTERS = (
+    "received", "sent", "retransmitted",
+    "bad_checksum", "malformed", "not_fmip", "bad_hop_limit", "missing_ah", "bad_mac", "unknown_router",
+    "unknown_identifier", "no_identifier", "duplicate", "duplicate_hrd", "unexpected", "stale_ticket",
+    "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
+    "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
+)
+
+
+class MnState(str, Enum):
+    IDLE = "idle"  # no authenticated router
+    ATTACH_TICKET = "attach_ticket"  # initial attach: waiting for the ticket for the router
+    ATTACHING = "attaching"  # initial attach: Attach sent, waiting for Authenticated-MN (retransmitting)
+    ATTACHED = "attached"  # a session key with the current router
+    HO_TICKET = "ho_ticket"  # Redirect accepted, waiting for the ticket for the NAR
+    HO_READY = "ho_ready"  # HRA sent, ReadyToSwitch given, waiting for the link to come up
+    HO_ATTACHING = "ho_attaching"  # on the NAR's link, Attach sent, waiting for Authenticated-MN
+
+
+#: (state, event kind) -> handler method name.  ``AdjacentRealms`` is stateless (always -> Precache).
+MN_TRANSITIONS: dict[tuple[MnState, Kind], str] = {
+    (MnState.IDLE, Kind.START): "_start",
+    (MnState.ATTACHED, Kind.START): "_start",
+    (MnState.ATTACH_TICKET, Kind.TICKET): "_attach_ticket",
+    (MnState.ATTACHING, Kind.AMN): "_attach_amn",
+    (MnState.ATTACHING, Kind.TIMEOUT): "_timeout",
+    (MnState.ATTACHED, Kind.HRD): "_hrd",
+    (MnState.ATTACHED, Kind.AMN): "_amn_duplicate",
+    (MnState.ATTACHED, Kind.LINK_UP): "_link_note",
+    (MnState.ATTACHED, Kind.LINK_DOWN): "_link_note",
+    (MnState.HO_TICKET, Kind.HRD): "_hrd_duplicate",
+    (MnState.HO_TICKET, Kind.TICKET): "_ho_ticket",
+    (MnState.HO_READY, Kind.HRD): "_hrd_duplicate",
+    (MnState.HO_READY, Kind.LINK_UP): "_ho_link_up",
+    (MnState.HO_READY, Kind.LINK_DOWN): "_link_note",
+    (MnState.HO_ATTACHING, Kind.AMN): "_ho_amn",
+    (MnState.HO_ATTACHING, Kind.TIMEOUT): "_timeout",
+    (MnState.HO_ATTACHING, Kind.LINK_UP): "_ho_link_up",
+    (MnState.HO_ATTACHING, Kind.LINK_DOWN): "_link_note",
+}
+
+
+@dataclass
+class RouterSession:
+    """The router the MN is attached to: its address, Kerberos principal, the link, our CoA there, the key."""
+
+    address: IPv6Address
+    link: str
+    coa: IPv6Address
+    mac_key: bytes
+
+
+@dataclass
+class _Exchange:
+    """One initial attach or one handover in progress."""
+
+    identifier: int
+    router: IPv6Address  # the router we attach to (initial) / the NAR (handover)
+    principal: Principal
+    coa: IPv6Address  # our address at that router (the NCoA for a handover)
+    link: str = ""
+    pcoa: IPv6Address | None = None
+    nar_ll: IPv6Address | None = None
+    nar_mac: bytes | None = None
+    request_id: int = -1
+    creds: Credentials | None = None
+    authenticator: Authenticator | None = None
+    mac_key: bytes = b""
+    pending: Send | None = None  # the message being retransmitted (Attach) or re-sent on duplicates (HRA)
+    tries: int = 0
+    deadline: int | None = None
+
+
+class MobileNode:
+    """The protocol of one mobile node with the 48-bit link-layer address ``mac``.
+
+    Parameters
+    ----------
+    mac : the MN's 6-octet MAC (its EUI-64 goes into the Attach's link-layer address sub-option).
+    home_agent : where Binding Updates go; None sends no BU (the Attach then has no sub-option 5).
+    backoff : the Attach retransmission policy.
+    epoch_ns : added to ``now_ns`` to get POSIX time for authenticators (see the module docstring).
+    bu_lifetime_units : BU lifetime in 4-second units (RFC 6275 §6.1.7).
+    """
+
+    def __init__(self, mac: bytes, *, home_agent: IPv6Address | str | None = None,
+                 codepoints: Codepoints = DEFAULT_CODEPOINTS, backoff: Backoff = DEFAULT_BACKOFF, epoch_ns: int = 0,
+                 bu_lifetime_units: int = 60, first_identifier: int = 1, first_sequence: int = 1) -> None:
+        self.mac = bytes(mac)
+        self.eui64 = eui64_from_mac48(self.mac)
+        self.home_agent = IPv6Address(home_agent) if home_agent is not None else None
+        self.codepoints = codepoints
+        self.backoff = backoff
+        self.epoch_ns = epoch_ns
+        self.bu_lifetime_units = bu_lifetime_units
+        self.counters: dict[str, int] = dict.fromkeys(MN_COUNTERS, 0)
+        self.state = MnState.IDLE
+        self.router: RouterSession | None = None
+        self.exchange: _Exchange | None = None
+        self._last_identifier: int | None = None
+        self._next_identifier = first_identifier & 0xFFFF
+        self._sequence = first_sequence & 0xFFFF
+        self._next_request = 1
+        self._now = 0
+        self._out: list[Action] = []
+
+    # ------------------------------------------------------------------ the interface
+    def handle(self, event: Event, now_ns: int) -> list[Action]:
+        self._now = now_ns
+        self._out = []
+        if isinstance(event, Received):
+            self._on_received(event)
+        elif isinstance(event, Tick):
+            x = self.exchange
+            if x is not None and x.deadline is not None and x.deadline <= now_ns:
+                self._dispatch(Kind.TIMEOUT)
+        elif isinstance(event, Start):
+            self._dispatch(Kind.START, event)
+        elif isinstance(event, TicketReady):
+            if self.exchange is None or event.request_id != self.exchange.request_id:
+                self._drop("stale_ticket", request_id=event.request_id)
+            else:
+                self._dispatch(Kind.TICKET, event)
+        elif isinstance(event, LinkUp):
+            self._dispatch(Kind.LINK_UP, event)
+        elif isinstance(event, LinkDown):
+            self._dispatch(Kind.LINK_DOWN, event)
+        elif isinstance(event, AdjacentRealms):
+            self._count("precache_requests")
+            self._out.append(Precache(tuple(event.realms)))
+        else:
+            self._count("unexpected")
+        out, self._out = self._out, []
+        return out
+
+    def next_deadline(self) -> int | None:
+        return self.exchange.deadline if self.exchange is not None else None
+
+    # ------------------------------------------------------------------ plumbing
+    def _count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    def _note(self, name: str, **fields: object) -> None:
+        self._out.append(Note(name, dict(fields)))
+
+    def _drop(self, reason: str, **fields: object) -> None:
+        self._count(reason)
+        self._note("drop", role="mn", reason=reason, **fields)
+
+    def _set_state(self, state: MnState) -> None:
+        self._note("state", role="mn", old=self.state.value, new=state.value,
+                   identifier=self.exchange.identifier if self.exchange else None)
+        self.state = state
+
+    def _dispatch(self, kind: Kind, *args: object) -> None:
+        name = MN_TRANSITIONS.get((self.state, kind))
+        if name is None:
+            self._drop("unexpected", state=self.state.value, kind=kind.value)
+            return
+        getattr(self, name)(*args)
+
+    def _send(self, send: Send, message: str, identifier: int, *, again: bool = False) -> None:
+        self._out.append(send)
+        self._count("retransmitted" if again else "sent")
+        self._note("send", role="mn", message=message, src=str(send.src), dst=str(send.dst), identifier=identifier,
+                   retransmission=again)
+
+    def _wall(self) -> float:
+        return (self._now + self.epoch_ns) / 1e9
+
+    def _get_ticket(self, x: _Exchange) -> None:
+        x.request_id = self._next_request
+        self._next_request += 1
+        self._out.append(GetTicket(x.request_id, x.principal))
+
+    def _bu(self, coa: IPv6Address) -> tuple[SubOption, ...]:
+        if self.home_agent is None:
+            return ()
+        seq = self._sequence
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        return (EncapsulatedPacket(BindingUpdate(seq, self.bu_lifetime_units).packet(coa, self.home_agent)),)
+
+    def _arm(self, x: _Exchange, send: Send, message: str) -> None:
+        x.pending = send
+        x.tries = 1
+        x.deadline = self._now + self.backoff.wait_ns(1)
+        self._send(send, message, x.identifier)
+
+    # ------------------------------------------------------------------ receive
+    def _on_received(self, ev: Received) -> None:
+        self._count("received")
+        msg = parse_received(ev, self.codepoints, self.counters)
+        if msg is None:
+            self._note("drop", role="mn", reason="rejected on receipt", src=str(ev.src))
+            return
+        self._note("recv", role="mn", message=msg.NAME, src=str(ev.src), dst=str(ev.dst), identifier=msg.identifier)
+        if msg.identifier is None:
+            self._drop("no_identifier", message=msg.NAME)
+            return
+        if isinstance(msg, HandoverRedirect):
+            # An MN ignores a Redirect that is not from its router or not authenticated by it (DESIGN.md §1).
+            if self.router is None or ev.src != self.router.address:
+                self._drop("unknown_router", message=msg.NAME, src=str(ev.src))
+                return
+            if not mac_ok(ev.icmp, self.router.mac_key, ev.src, ev.dst, self.codepoints):
+                self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+                return
+            self._dispatch(Kind.HRD, msg)
+        elif isinstance(msg, AuthenticatedMN):
+            x = self.exchange
+            if x is not None and msg.identifier == x.identifier:
+                if ev.src not in (x.router, x.nar_ll):
+                    self._drop("unknown_router", message=msg.NAME, src=str(ev.src))
+                    return
+                self._dispatch(Kind.AMN, msg, ev)
+            elif x is None and msg.identifier == self._last_identifier:
+                self._dispatch(Kind.AMN, msg, ev)
+            else:
+                self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier)
+        else:
+            self._drop("unexpected", message=msg.NAME)
+
+    # ------------------------------------------------------------------ initial attach
+    def _start(self, ev: Start) -> None:
+        ident = self._next_identifier
+        self._next_identifier = (self._next_identifier + 1) & 0xFFFF
+        self.exchange = _Exchange(ident, IPv6Address(ev.router_address), ev.router_principal, IPv6Address(ev.coa),
+                                  link=ev.link)
+        self._get_ticket(self.exchange)
+        self._set_state(MnState.ATTACH_TICKET)
+
+    def _attach_ticket(self, ev: TicketReady) -> None:
+        x = self.exchange
+        assert x is not None
+        if ev.creds is None:
+            self._count("ticket_failed")
+            self._note("fail", role="mn", identifier=x.identifier, reason=f"no ticket: {ev.error}")
+            self._set_state(MnState.IDLE)
+            self.exchange = None
+            return
+        binding = HandoverBinding(str(x.coa), str(x.coa), str(x.router), x.identifier)
+        req, auth = build_ap_req(ev.creds, binding, now=self._wall())
+        x.creds, x.authenticator = ev.creds, auth
+        x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
+        att = Attach((LinkLayerAddress(self.eui64), LkbMessage(req.encode()), *self._bu(x.coa),
+                      Identifier(x.identifier)))
+        send = Send(encode(att, x.coa, x.router, codepoints=self.codepoints), x.coa, x.router, ND_HOP_LIMIT, False,
+                    x.link)
+        self._set_state(MnState.ATTACHING)
+        self._arm(x, send, "Attach")
+
+    def _authenticated(self, msg: FmipMessage, ev: Received) -> bool:
+        """Authenticated-MN checks: MAC under the new session key, then the AP-REP (mutual authentication)."""
+        x = self.exchange
+        assert x is not None and x.creds is not None and x.authenticator is not None
+        if not mac_ok(ev.icmp, x.mac_key, ev.src, ev.dst, self.codepoints):
+            self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+            return False
+        rep = msg.lkb
+        try:
+            if rep is None:
+                raise LkbError("no AP-REP")
+            check_ap_rep(rep, x.creds.session_key, x.authenticator)
+        except (LkbError, MalformedPacket) as exc:
+            self._drop("bad_ap_rep", message=msg.NAME, error=str(exc))
+            return False
+        return True
+
+    def _attach_amn(self, msg: FmipMessage, ev: Received) -> None:
+        x = self.exchange
+        assert x is not None
+        if not self._authenticated(msg, ev):
+            return
+        self.router = RouterSession(x.router, x.link, x.coa, x.mac_key)
+        self._count("initial_attached")
+        self._finish()
+
+    def _finish(self) -> None:
+        x = self.exchange
+        assert x is not None
+        self._last_identifier = x.identifier
+        self._set_state(MnState.ATTACHED)
+        self.exchange = None
+
+    def _amn_duplicate(self, msg: FmipMessage, ev: Received) -> None:
+        self._drop("duplicate", message=msg.NAME, identifier=msg.identifier)
+
+    def _timeout(self) -> None:
+        x = self.exchange
+        assert x is not None and x.pending is not None
+        if x.tries >= self.backoff.max_tries:
+            self._count("attach_failed")
+            self._note("fail", role="mn", identifier=x.identifier, router=str(x.router),
+                       reason=f"no Authenticated-MN after {x.tries} Attach tries")
+            if self.state == MnState.HO_ATTACHING:
+                # Unauthenticated on the NAR's link: nothing is left to use.  The driver may Start an initial
+                # attach at the NAR, or move back (a LinkUp on the old link no longer reverses: the PAR has
+                # forgotten nothing, but we have no proof it still forwards).
+                self.router = None
+            self._set_state(MnState.IDLE)
+            self.exchange = None
+            return
+        x.tries += 1
+        x.deadline = self._now + self.backoff.wait_ns(x.tries)
+        self._send(x.pending, "Attach", x.identifier, again=True)
+
+    def _link_note(self, ev: LinkUp | LinkDown) -> None:
+        self._note("link", role="mn", up=isinstance(ev, LinkUp), link=getattr(ev, "link", None),
+                   state=self.state.value)
+
+    # ------------------------------------------------------------------ fast handover
+    def _hrd(self, msg: HandoverRedirect) -> None:
+        r = self.router
+        assert r is not None and msg.identifier is not None
+        principal = msg.principal
+        if principal is None:
+            self._drop("no_principal", identifier=msg.identifier)
+            self._note("fail", role="mn", identifier=msg.identifier, reason="Redirect names no NAR principal (S)")
+            return
+        nar = msg.nar_address
+        try:
+            ncoa = msg.ncoa if msg.ncoa is not None else ncoa_from_prefix(nar, msg.prefix_size, r.coa)
+            nar_ll = nar_link_local(nar, msg.prefix_size)
+            nar_mac = mac48_from_eui64(msg.nar_mac) if msg.nar_mac is not None else \
+                mac48_from_address(nar, msg.prefix_size)
+        except DerivationError as exc:
+            self._drop("derivation_failed", identifier=msg.identifier)
+            self._note("fail", role="mn", identifier=msg.identifier, reason=str(exc))
+            return
+        self.exchange = _Exchange(msg.identifier, nar, Principal(principal.name, principal.realm), ncoa,
+                                  pcoa=r.coa, nar_ll=nar_ll, nar_mac=nar_mac)
+        self._count("handovers_started")
+        self._get_ticket(self.exchange)
+        self._set_state(MnState.HO_TICKET)
+
+    def _hrd_duplicate(self, msg: HandoverRedirect) -> None:
+        x = self.exchange
+        assert x is not None
+        if msg.identifier != x.identifier:
+            # An authenticated Redirect with a new identifier from our router: the PAR runs one handover per MN,
+            # so it has given up the old one (e.g. our HRAs were all lost).  Follow the new one.
+            self._count("superseded")
+            self._note("fail", role="mn", identifier=x.identifier, reason=f"superseded by {msg.identifier}")
+            self.exchange = None
+            self._set_state(MnState.ATTACHED)
+            self._hrd(msg)
+            return
+        self._drop("duplicate_hrd", identifier=x.identifier, state=self.state.value)
+        if self.state == MnState.HO_READY and x.pending is not None:
+            self._send(x.pending, "HandoverRedirectAck", x.identifier, again=True)  # our HRA was lost
+
+    def _ho_ticket(self, ev: TicketReady) -> None:
+        x, r = self.exchange, self.router
+        assert x is not None and r is not None and x.pcoa is not None
+        if ev.creds is None:
+            self._count("ticket_failed")
+            self._note("fail", role="mn", identifier=x.identifier, reason=f"no ticket for {x.principal}: {ev.error}")
+            self._set_state(MnState.ATTACHED)
+            self.exchange = None
+            return
+        binding = HandoverBinding(str(x.coa), str(x.pcoa), str(x.router), x.identifier)
+        req, auth = build_ap_req(ev.creds, binding, now=self._wall())
+        x.creds, x.authenticator = ev.creds, auth
+        x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
+        hra = HandoverRedirectAck((LkbMessage(req.encode()), Identifier(x.identifier), MessageAuthCode()))
+        send = Send(sign(hra, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
+                    False, r.link)
+        x.pending = send  # kept to answer a retransmitted Redirect (our HRA was lost)
+        self._send(send, "HandoverRedirectAck", x.identifier)
+        self._out.append(ReadyToSwitch(x.router))
+        self._set_state(MnState.HO_READY)
+
+    def _ho_link_up(self, ev: LinkUp) -> None:
+        x, r = self.exchange, self.router
+        assert x is not None and r is not None and x.pcoa is not None
+        if ev.link == r.link:
+            # Link reversal (draft App. A): back on the PAR's link before the NAR took us: stop its forwarding.
+            if self.state == MnState.HO_ATTACHING:
+                self._out.append(RemoveAddress(x.coa))
+            fd = ForwardingDisable((Identifier(x.identifier), MessageAuthCode()))
+            send = Send(sign(fd, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
+                        False, r.link)
+            self._count("link_reversals")
+            self._send(send, "ForwardingDisable", x.identifier)
+            self._set_state(MnState.ATTACHED)
+            self.exchange = None
+            return
+        if self.state == MnState.HO_ATTACHING:
+            self._link_note(ev)
+            return
+        assert x.nar_ll is not None and x.nar_mac is not None
+        x.link = ev.link
+        self._out.append(ConfigureAddress(x.coa, ev.link))
+        self._out.append(PreloadNeighbor(x.nar_ll, x.nar_mac, ev.link))
+        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
+        att = Attach((LinkLayerAddress(self.eui64), *self._bu(x.coa), Identifier(x.identifier), MessageAuthCode()))
+        send = Send(sign(att, x.mac_key, x.coa, x.nar_ll, self.codepoints), x.coa, x.nar_ll, ND_HOP_LIMIT, False,
+                    ev.link)
+        self._set_state(MnState.HO_ATTACHING)
+        self._arm(x, send, "Attach")
+
+    def _ho_amn(self, msg: FmipMessage, ev: Received) -> None:
+        x = self.exchange
+        assert x is not None and x.pcoa is not None
+        if not self._authenticated(msg, ev):
+            return
+        self._out.append(RemoveAddress(x.pcoa))
+        self.router = RouterSession(x.router, x.link, x.coa, x.mac_key)
+        self._count("handovers_completed")
+        self._finish()

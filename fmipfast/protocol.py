@@ -1,0 +1,453 @@
+"""The vocabulary shared by the I/O-free protocol machines (``fmipfast.ar``, ``fmipfast.mn``) and their drivers.
+
+Implements the event/action interface of the handover state machines (DESIGN.md §1, draft §2-§7, App. A):
+drivers feed :class:`Event` objects with the current time in nanoseconds into ``handle(event, now_ns)`` and
+carry out the :class:`Action` objects it returns; ``next_deadline()`` says when to feed a :class:`Tick`.
+The machines never read a clock, a socket or netlink (STYLE.md rule 25).
+
+Also here: the retransmission policy (:class:`Backoff`), the common receive checks (:func:`parse_received`:
+checksum, hop limit, AH), the MAC sub-option helpers (:func:`sign`, :func:`mac_ok`) and small pure address
+helpers (DESIGN.md §3) — ``ar``/``mn`` may not import ``backend``, so the derivations are re-stated here with
+``ipaddress`` arithmetic; ``tests/test_handover_fsm.py`` checks them against ``fmipfast.backend``.
+
+Ownership: plain values only; no state.  Imports messages, constants, errors, config, security.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import Enum
+from ipaddress import IPv6Address
+from typing import Any, Union
+
+from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
+from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
+from fmipfast.messages import FmipMessage, MessageAuthCode, decode, encode, mac_value_offset
+from fmipfast.security import mac as _mac
+from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Principal
+
+__all__ = [
+    # events
+    "Event", "Received", "Tick", "Trigger", "Verified", "LinkUp", "LinkDown", "TicketReady", "Start",
+    "AdjacentRealms",
+    # actions
+    "Action", "Send", "Verify", "ProxyAdd", "ProxyComplete", "ProxyRemove", "BufferDrop", "TunnelAdd",
+    "TunnelRemove", "ForwardPacket", "GetTicket", "ConfigureAddress", "PreloadNeighbor", "SetDefaultRoute",
+    "RemoveAddress", "ReadyToSwitch", "Precache", "Note",
+    # policy and helpers
+    "Backoff", "DEFAULT_BACKOFF", "Kind", "STATUS_ACCEPTED", "LINK_MESSAGES", "ROUTER_MESSAGES", "DEFAULT_LIFETIME_MS",
+    "ROUTER_HOP_LIMIT", "parse_received", "sign", "mac_ok", "eui64_from_mac48", "mac48_from_eui64",
+    "ncoa_from_prefix", "nar_link_local", "mac48_from_address", "Counters",
+]
+
+#: Status value of a Handover Error that *accepts* the HI (RFC 5568 HAck code 0, "Handover Accepted"):
+#: the project's HE doubles as the HI acknowledgement (docs/protocol.md §3).
+STATUS_ACCEPTED = 0
+#: Default proxy / forwarding lifetime of a handover (ms) when the Trigger or the HI gives none.
+DEFAULT_LIFETIME_MS = 3000
+#: Hop limit of router-to-router messages (HI, HE); any value is valid for them (DESIGN.md §2).
+ROUTER_HOP_LIMIT = 64
+#: Messages that travel over one link only and must arrive with hop limit 255 (DESIGN.md §2, RFC 4861 §6.1).
+LINK_MESSAGES = frozenset({"handover_redirect", "handover_redirect_ack", "authenticated_mn", "attach",
+                           "forwarding_disable"})
+#: Router-to-router messages: accepted only when the driver verified AH on them (DESIGN.md §4).
+ROUTER_MESSAGES = frozenset({"handover", "handover_error"})
+
+Counters = dict[str, int]
+
+
+# ============================================================================================ events
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One fmipfast ICMPv6 message as received: the raw octets from the Type octet; the machine decodes and
+    checks it (checksum over ``src``/``dst``, hop limit, MAC).  ``ah_verified`` only if the driver verified AH."""
+
+    icmp: bytes
+    src: IPv6Address
+    dst: IPv6Address
+    hop_limit: int = ND_HOP_LIMIT
+    iface: str = ""
+    ah_verified: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """The deadline from ``next_deadline()`` passed (feeding it early is harmless)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """AR only, DESIGN.md §1 step 1: move the MN at ``pcoa`` to the NAR at ``nar_address``.
+
+    ``nar_mac`` (6-octet MAC or 8-octet EUI-64) sets M in the Redirect, ``ncoa`` sets C; ``buffer`` is the
+    U flag of the HI's handover control; ``lifetime_ms`` bounds the NAR's proxy entry and the PAR's tunnel."""
+
+    pcoa: IPv6Address
+    nar_address: IPv6Address
+    nar_principal: Principal
+    nar_prefix_size: int = 64
+    nar_mac: bytes | None = None
+    ncoa: IPv6Address | None = None
+    buffer: bool = True
+    lifetime_ms: int = DEFAULT_LIFETIME_MS
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """AR only: the result of a :class:`Verify` — an :class:`ApContext` or an error text."""
+
+    request_id: int
+    context: ApContext | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LinkUp:
+    """MN only: layer 2 is up on ``link`` (a name the driver chooses; the same name means the same link)."""
+
+    link: str
+
+
+@dataclass(frozen=True, slots=True)
+class LinkDown:
+    """MN only: layer 2 is down."""
+
+
+@dataclass(frozen=True, slots=True)
+class TicketReady:
+    """MN only: the answer to a :class:`GetTicket` — credentials or an error text."""
+
+    request_id: int
+    creds: Credentials | None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    """MN only: attach to the router at ``router_address`` (initial attach, DESIGN.md §1): the MN is on
+    ``link`` with the care-of address ``coa`` (already configured)."""
+
+    router_address: IPv6Address
+    router_principal: Principal
+    coa: IPv6Address
+    link: str = "link0"
+
+
+@dataclass(frozen=True, slots=True)
+class AdjacentRealms:
+    """MN only: a Router Advertisement listed adjacent realms (draft §6.1.1)."""
+
+    realms: tuple[str, ...]
+
+
+Event = Union[Received, Tick, Trigger, Verified, LinkUp, LinkDown, TicketReady, Start, AdjacentRealms]
+
+
+# ============================================================================================ actions
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A fully encoded ICMPv6 message (checksum over src/dst, MAC filled); the driver wraps it in IPv6
+    with ``hop_limit`` (and AH when ``ah``) and sends it (on ``iface`` when given)."""
+
+    icmp: bytes
+    src: IPv6Address
+    dst: IPv6Address
+    hop_limit: int
+    ah: bool = False
+    iface: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Verify:
+    """AR: verify ``ap_req`` bound to ``binding`` (``ApVerifier.verify``), answer with :class:`Verified`."""
+
+    request_id: int
+    ap_req: bytes
+    binding: HandoverBinding
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyAdd:
+    """NAR: proxy ``ncoa`` (answer NS for it) and buffer its traffic under ``key`` (engine ``proxy_add``)."""
+
+    ncoa: IPv6Address
+    key: int
+    lifetime_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyComplete:
+    """NAR: the MN attached; the entry becomes REACHABLE with ``mac`` (48-bit) and the buffer is flushed."""
+
+    ncoa: IPv6Address
+    mac: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyRemove:
+    """NAR: the handover expired; remove the proxy entry for ``ncoa``."""
+
+    ncoa: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class BufferDrop:
+    """NAR: drop (and count) the packets buffered under ``key``."""
+
+    key: int
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelAdd:
+    """PAR: tunnel packets for ``pcoa`` to ``nar`` (RFC 2473; engine ``tunnel_add``)."""
+
+    pcoa: IPv6Address
+    nar: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelRemove:
+    """PAR: stop tunnelling ``pcoa``; normal delivery again (engine ``tunnel_remove``)."""
+
+    pcoa: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardPacket:
+    """NAR: send this IPv6 packet on unchanged (the Binding Update from an Attach; engine ``send_packet``)."""
+
+    packet: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class GetTicket:
+    """MN: obtain credentials for ``server`` (ticket cache / KDC), answer with :class:`TicketReady`."""
+
+    request_id: int
+    server: Principal
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigureAddress:
+    """MN: configure ``address`` on ``iface`` without DAD (the NCoA; the NAR proxies it)."""
+
+    address: IPv6Address
+    iface: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreloadNeighbor:
+    """MN: a neighbor entry ``address`` -> ``mac`` (48-bit) on ``iface`` (the NAR, from the Redirect)."""
+
+    address: IPv6Address
+    mac: bytes
+    iface: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetDefaultRoute:
+    """MN: default route via ``via`` (the NAR's link-local address) on ``iface``."""
+
+    via: IPv6Address
+    iface: str
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAddress:
+    """MN: remove ``address`` (the PCoA, once the NAR authenticated the MN and forwarded the BU)."""
+
+    address: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyToSwitch:
+    """MN: the HRA is sent; the lower layer may move to the NAR now."""
+
+    nar_address: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
+class Precache:
+    """MN: fetch cross-realm TGTs for ``realms`` in the background (``TicketCache.precache``)."""
+
+    realms: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A timeline entry (message sent/received, state change, failure) for the demo and metrics."""
+
+    name: str
+    fields: dict[str, Any] = field(default_factory=dict, compare=True)
+
+
+Action = Union[Send, Verify, ProxyAdd, ProxyComplete, ProxyRemove, BufferDrop, TunnelAdd, TunnelRemove,
+               ForwardPacket, GetTicket, ConfigureAddress, PreloadNeighbor, SetDefaultRoute, RemoveAddress,
+               ReadyToSwitch, Precache, Note]
+
+
+class Kind(str, Enum):
+    """What happened to one handover/attach record: the column of the transition tables."""
+
+    TRIGGER = "trigger"
+    START = "start"
+    HRD = "hrd"
+    HRA = "hra"
+    HI = "hi"
+    HE = "he"
+    ATTACH = "attach"
+    AMN = "amn"
+    FD = "fd"
+    VERIFIED = "verified"
+    TICKET = "ticket"
+    LINK_UP = "link_up"
+    LINK_DOWN = "link_down"
+    TIMEOUT = "timeout"  # a retransmission timer fired
+    LIFETIME = "lifetime"  # a lifetime ran out
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ============================================================================================ retransmission
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Bounded exponential backoff: try 1 at once, try *n* after ``initial_ms * factor**(n-2)`` more;
+    after ``max_tries`` tries and one more wait without an answer the exchange fails.
+
+    Defaults (docs/protocol.md §4): 150 ms, ×2, 4 tries — the first answer wait (150 ms) is well above
+    an access-link round trip plus a case-2 KDC round trip, and the whole exchange gives up after
+    150+300+600+1200 = 2.25 s, inside the default 3 s handover lifetime."""
+
+    initial_ms: int = 150
+    factor: int = 2
+    max_tries: int = 4
+
+    def __post_init__(self) -> None:
+        if self.initial_ms < 1 or self.factor < 1 or self.max_tries < 1:
+            raise ValueError("backoff: initial_ms, factor and max_tries must be >= 1")
+
+    def wait_ns(self, tries: int) -> int:
+        """How long to wait for an answer after the ``tries``-th transmission (1-based)."""
+        return self.initial_ms * self.factor ** (tries - 1) * 1_000_000
+
+    def total_ms(self) -> int:
+        return sum(self.wait_ns(n) for n in range(1, self.max_tries + 1)) // 1_000_000
+
+
+#: The default retransmission policy (a module-level singleton so constructors can default to it).
+DEFAULT_BACKOFF = Backoff()
+
+
+# ============================================================================================ receive checks
+
+
+def parse_received(ev: Received, codepoints: Codepoints, counters: Counters) -> FmipMessage | None:
+    """Decode ``ev`` and apply the checks every receiver makes (DESIGN.md §2, §4), in this order: checksum
+    (RFC 4443 §2.3), well-formedness, hop limit 255 for link messages (RFC 4861 §6.1 style), AH for
+    router-to-router messages.  Returns the message, or None after bumping the counter of the reason."""
+    try:
+        msg = decode(ev.icmp, ev.src, ev.dst, codepoints=codepoints)
+    except BadChecksum:
+        _count(counters, "bad_checksum")
+        return None
+    except MalformedPacket:
+        _count(counters, "malformed")
+        return None
+    if not isinstance(msg, FmipMessage):
+        _count(counters, "not_fmip")
+        return None
+    if msg.KEY in LINK_MESSAGES and ev.hop_limit != ND_HOP_LIMIT:
+        _count(counters, "bad_hop_limit")
+        return None
+    if msg.KEY in ROUTER_MESSAGES and not ev.ah_verified:
+        _count(counters, "missing_ah")
+        return None
+    return msg
+
+
+def _count(counters: Counters, name: str, n: int = 1) -> None:
+    counters[name] = counters.get(name, 0) + n
+
+
+def sign(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address,
+         codepoints: Codepoints = DEFAULT_CODEPOINTS) -> bytes:
+    """Encode ``msg`` (which carries a zero :class:`MessageAuthCode`) with the MAC value filled in, then the
+    checksum (security/mac.py: MAC first, checksum last)."""
+    draft = encode(msg, src, dst, codepoints=codepoints)
+    offset = mac_value_offset(draft, codepoints=codepoints)
+    if offset is None:
+        raise ValueError(f"{msg.NAME}: no MAC sub-option to fill")
+    value = _mac.message_mac(key, src.packed, dst.packed, draft, offset)
+    options = tuple(MessageAuthCode(value) if isinstance(o, MessageAuthCode) else o for o in msg.options)
+    signed = dataclasses.replace(msg, options=options, checksum=None)  # type: ignore[type-var]
+    return encode(signed, src, dst, codepoints=codepoints)
+
+
+def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,
+           codepoints: Codepoints = DEFAULT_CODEPOINTS) -> bool:
+    """True if ``icmp`` carries a MAC sub-option that verifies under ``key`` (no sub-option: False)."""
+    try:
+        offset = mac_value_offset(icmp, codepoints=codepoints)
+    except MalformedPacket:
+        return False
+    if offset is None:
+        return False
+    return _mac.verify_message_mac(key, src.packed, dst.packed, icmp, offset)
+
+
+# ============================================================================================ addresses (DESIGN §3)
+
+_UL = 0x02
+
+
+def eui64_from_mac48(mac: bytes) -> bytes:
+    """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (DESIGN.md §3)."""
+    if len(mac) != 6:
+        raise ValueError(f"a 48-bit MAC is 6 octets, got {len(mac)}")
+    return bytes(mac[:3]) + b"\xff\xfe" + bytes(mac[3:])
+
+
+def mac48_from_eui64(eui: bytes) -> bytes:
+    """The 48-bit MAC inside an FF-FE based EUI-64; :class:`DerivationError` otherwise."""
+    if len(eui) != 8:
+        raise ValueError(f"an EUI-64 is 8 octets, got {len(eui)}")
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"EUI-64 {eui.hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)")
+    return bytes(eui[:3]) + bytes(eui[5:])
+
+
+def ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IPv6Address:
+    """NCoA without C: the first ``prefix_size`` bits of the NAR address, the rest of ``coa`` (draft §5)."""
+    if not 0 <= prefix_size <= 128:
+        raise ValueError(f"prefix size {prefix_size} outside 0..128")
+    low = (1 << (128 - prefix_size)) - 1
+    return IPv6Address((int(nar) & ~low & ((1 << 128) - 1)) | (int(coa) & low))
+
+
+def nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
+    """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (DESIGN.md §3)."""
+    if prefix_size != 64:
+        raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}")
+    return IPv6Address(b"\xfe\x80" + bytes(6) + nar.packed[8:])
+
+
+def mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
+    """The 48-bit MAC behind an address's modified EUI-64 interface identifier (M not set, DESIGN.md §3).
+    :class:`DerivationError` when the prefix is longer than 64 or the IID is not FF-FE based (privacy or
+    stable IIDs, RFC 8981 / RFC 7217): the sender must set M."""
+    if prefix_size > 64:
+        raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier")
+    iid = address.packed[8:]
+    eui = bytes((iid[0] ^ _UL,)) + iid[1:]
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"interface identifier {iid.hex()} of {address} is not EUI-64 based: the NAR's "
+                              "MAC cannot be derived, the Redirect must carry it (M)")
+    return eui[:3] + eui[5:]

@@ -1,0 +1,303 @@
+"""fmipfast.ar alone: the access router's PAR and NAR transitions one message at a time, each failure path and
+counter.  Whole handovers with a real MN are in test_handover_fsm.py (whose world this module reuses)."""
+
+from __future__ import annotations
+
+import dataclasses
+from ipaddress import IPv6Address
+
+import pytest
+
+from fmipfast.ar import AR_COUNTERS, AccessRouter, NarState, ParState
+from fmipfast.constants import AddressKind, HandoverStatus
+from fmipfast.messages import (
+    AddressOption,
+    Attach,
+    AuthenticatedMN,
+    EchoRequest,
+    ForwardingDisable,
+    HandoverControl,
+    HandoverError,
+    HandoverRedirect,
+    IcmpHandover,
+    Identifier,
+    LinkLayerAddress,
+    LkbMessage,
+    MessageAuthCode,
+    Status,
+    decode,
+    encode,
+)
+from fmipfast.protocol import (
+    BufferDrop,
+    LinkUp,
+    Note,
+    ProxyAdd,
+    ProxyRemove,
+    Received,
+    Send,
+    Tick,
+    Trigger,
+    TunnelRemove,
+    Verified,
+    Verify,
+    sign,
+)
+from fmipfast.security import lwkerb as L
+from tests.test_handover_fsm import AR_A, AR_B, MS, NCOA_B, P_B, PCOA_A, T0, Net, attached_net
+
+PAR2 = IPv6Address("2001:db8:c::1")
+
+
+def real(actions):
+    return [a for a in actions if not isinstance(a, Note)]
+
+
+def names(actions):
+    return [type(a).__name__ for a in real(actions)]
+
+
+def hi_bytes(ident=7, *, ncoa=NCOA_B, pcoa=PCOA_A, lkb=b"\x0e\x01junk", mn_mac=None, src=PAR2, dst=AR_B,
+             lifetime=1000):
+    opts = []
+    if lkb is not None:
+        opts.append(LkbMessage(lkb))
+    opts.append(HandoverControl(True, 8, lifetime))
+    if pcoa is not None:
+        opts.append(AddressOption(AddressKind.PCOA, pcoa))
+    if ident is not None:
+        opts.append(Identifier(ident))
+    return encode(IcmpHandover(64, ncoa, mn_mac, tuple(opts)), src, dst)
+
+
+def rx(raw, src=PAR2, dst=AR_B, hop=64, ah=True):
+    return Received(raw, src, dst, hop, "core", ah)
+
+
+def he_status(send: Send) -> int:
+    msg = decode(send.icmp, send.src, send.dst)
+    assert isinstance(msg, HandoverError)
+    return int(msg.status)
+
+
+def test_constructor_defaults_and_validation():
+    ar = AccessRouter("2001:db8:b::5eff:fe10:2")
+    assert ar.link_local == IPv6Address("fe80::5eff:fe10:2")
+    assert set(ar.counters) == set(AR_COUNTERS) and not any(ar.counters.values())
+    assert ar.next_deadline() is None
+    with pytest.raises(ValueError):
+        AccessRouter(AR_B, max_handovers=0)
+
+
+def test_receive_checks_count_every_reason():
+    ar = AccessRouter(AR_B)
+    ar.handle(Received(b"\xc8", PAR2, AR_B), T0)
+    ar.handle(Received(encode(EchoRequest(1, 1), PAR2, AR_B), PAR2, AR_B), T0)
+    bad = bytearray(hi_bytes())
+    bad[3] ^= 1
+    ar.handle(rx(bytes(bad)), T0)
+    ar.handle(rx(hi_bytes(), ah=False), T0)
+    ar.handle(rx(hi_bytes(ident=None)), T0)
+    hrd = encode(HandoverRedirect(64, AR_A, options=(Identifier(1),)), PAR2, AR_B)
+    ar.handle(rx(hrd, hop=255), T0)
+    amn = encode(AuthenticatedMN((Identifier(1),)), PAR2, AR_B)
+    ar.handle(rx(amn, hop=64), T0)
+    c = ar.counters
+    assert (c["malformed"], c["not_fmip"], c["bad_checksum"], c["missing_ah"], c["no_identifier"],
+            c["unexpected"], c["bad_hop_limit"]) == (1, 1, 1, 1, 1, 1, 1)
+    assert c["received"] == 7 and not ar.nar
+
+
+def test_hi_without_pcoa_is_refused_unspecified():
+    ar = AccessRouter(AR_B)
+    out = real(ar.handle(rx(hi_bytes(pcoa=None)), T0))
+    assert len(out) == 1 and he_status(out[0]) == HandoverStatus.UNSPECIFIED and out[0].ah
+    assert ar.counters["refused_unspecified"] == 1
+
+
+def test_hi_without_ap_req_is_refused_authentication_failed():
+    ar = AccessRouter(AR_B)
+    out = real(ar.handle(rx(hi_bytes(lkb=None)), T0))
+    assert he_status(out[0]) == HandoverStatus.AUTHENTICATION_FAILED
+    assert ar.counters["no_ap_req"] == 1 and ar.counters["refused_authentication_failed"] == 1
+
+
+def test_hi_verify_binding_and_duplicate_while_verifying():
+    ar = AccessRouter(AR_B)
+    (v,) = real(ar.handle(rx(hi_bytes()), T0))
+    assert isinstance(v, Verify)
+    assert v.binding == L.HandoverBinding(str(NCOA_B), str(PCOA_A), str(AR_B), 7)
+    assert v.ap_req == b"\x0e\x01junk"
+    assert real(ar.handle(rx(hi_bytes()), T0 + MS)) == []  # no answer yet: nothing to re-send
+    assert ar.counters["duplicate_hi"] == 1
+    (h,) = ar.nar.values()
+    assert h.state == NarState.VERIFYING
+
+
+def test_verification_that_never_finishes_is_freed_by_lifetime():
+    ar = AccessRouter(AR_B)
+    (v,) = real(ar.handle(rx(hi_bytes(lifetime=1000)), T0))
+    assert ar.next_deadline() == T0 + 1000 * MS
+    assert real(ar.handle(Tick(), T0 + 1000 * MS)) == []
+    assert ar.counters["verify_timeout"] == 1 and not ar.nar and ar.next_deadline() is None
+    assert real(ar.handle(Verified(v.request_id, None, "late"), T0 + 1001 * MS)) == []
+    assert ar.counters["stale_verified"] == 1
+
+
+def test_ncoa_of_another_live_handover_is_in_use():
+    ar = AccessRouter(AR_B)
+    ar.handle(rx(hi_bytes(ident=1)), T0)
+    out = real(ar.handle(rx(hi_bytes(ident=2, pcoa=IPv6Address("2001:db8:c::9"))), T0))
+    assert he_status(out[0]) == HandoverStatus.NCOA_IN_USE
+    assert ar.counters["refused_ncoa_in_use"] == 1
+
+
+def test_refused_record_answers_duplicates_then_is_forgotten():
+    ar = AccessRouter(AR_B, is_address_in_use=lambda a: True, answer_cache_ms=100)
+    (he,) = real(ar.handle(rx(hi_bytes()), T0))
+    (again,) = real(ar.handle(rx(hi_bytes()), T0 + MS))
+    assert again == he and ar.counters["retransmitted"] == 1
+    ar.handle(Tick(), T0 + 100 * MS)
+    assert not ar.nar and ar.next_deadline() is None
+
+
+def test_proxy_lifetime_expiry_frees_and_counts():
+    ar = AccessRouter(AR_B)
+    (v,) = real(ar.handle(rx(hi_bytes(lifetime=500)), T0))
+    ctx = object.__new__(L.ApContext)  # the AR only stores it until an Attach arrives
+    out = real(ar.handle(Verified(v.request_id, ctx), T0 + MS))  # type: ignore[arg-type]
+    assert [type(a) for a in out] == [ProxyAdd, Send]
+    key = out[0].key
+    assert he_status(out[1]) == 0 and out[0] == ProxyAdd(NCOA_B, key, 500)
+    assert ar.next_deadline() == T0 + 501 * MS
+    out = real(ar.handle(Tick(), T0 + 501 * MS))
+    assert out == [ProxyRemove(NCOA_B), BufferDrop(key)]
+    assert ar.counters["proxy_expired"] == 1 and not ar.nar
+
+
+def test_attach_before_verification_is_dropped():
+    net = attached_net()
+    net.hold_verify = True
+    net.trigger()
+    net.move("B")
+    assert net.routers["B"].counters["attach_before_verified"] == 1
+    (who, v) = net.held[0]
+    net.hold_verify = False
+    net.feed(who, net.verified(who, v))  # case 2/3: the KDC answers late
+    net.advance(150)  # the MN's retransmitted Attach now completes
+    assert net.mn.counters["handovers_completed"] == 1
+
+
+def test_attach_without_link_layer_address_or_eui64_mac():
+    net = attached_net()
+    net.trigger()
+    b = net.routers["B"]
+    h = next(iter(b.nar.values()))
+    h.mn_eui64 = None  # as if the HI had no M
+    key = h.context.mac_key
+    att = sign(Attach((Identifier(h.identifier), MessageAuthCode())), key, NCOA_B, b.link_local)
+    assert real(b.handle(Received(att, NCOA_B, b.link_local, 255, "B"), net.now)) == []
+    assert b.counters["no_link_layer_address"] == 1
+    att = sign(Attach((LinkLayerAddress(b"\x02\x00\x00\x01\x02\x03\x04\x05"), Identifier(h.identifier),
+                       MessageAuthCode())), key, NCOA_B, b.link_local)
+    assert real(b.handle(Received(att, NCOA_B, b.link_local, 255, "B"), net.now)) == []
+    assert b.counters["no_link_layer_address"] == 2
+    att = sign(Attach((Identifier(h.identifier + 1), MessageAuthCode())), key, NCOA_B, b.link_local)
+    b.handle(Received(att, NCOA_B, b.link_local, 255, "B"), net.now)
+    assert b.counters["unknown_identifier"] == 1
+
+
+def test_attach_from_a_stranger_without_ap_req():
+    ar = AccessRouter(AR_B)
+    att = encode(Attach((Identifier(3),)), NCOA_B, AR_B)
+    assert real(ar.handle(Received(att, NCOA_B, AR_B, 255, "B"), T0)) == []
+    assert ar.counters["unknown_mn"] == 1
+
+
+def test_initial_attach_refused_then_duplicates_dropped():
+    net = Net()
+    net.verify_override = lambda v: Verified(v.request_id, None, "expired: ticket expired")
+    net.attach()
+    a = net.routers["A"]
+    assert a.counters["initial_refused"] == 1 and not a.sessions
+    assert net.steps() == ["MN:GetTicket", "MN:Send ATTACH", "A:Verify"]
+    net.advance(150)  # the MN retransmits; the refused record drops it
+    assert a.counters["duplicate_attach"] == 1 and a.counters["auth_failed"] == 1
+
+
+def test_trigger_validation_and_redirect_flags():
+    net = attached_net()
+    a = net.routers["A"]
+    out = real(a.handle(Trigger(PCOA_A, AR_B, P_B, nar_mac=b"\x01\x02"), net.now))
+    assert out == [] and a.counters["trigger_invalid"] == 1
+    long_principal = L.Principal("n" * 200, "R" * 100)  # valid for Kerberos, too long for sub-option 1
+    assert real(a.handle(Trigger(PCOA_A, AR_B, long_principal), net.now)) == []
+    assert a.counters["trigger_invalid"] == 2 and not a.par
+    out = real(a.handle(Trigger(PCOA_A, AR_B, P_B, nar_mac=bytes.fromhex("02005e100002"),
+                                ncoa=IPv6Address("2001:db8:b::77")), net.now))
+    (send,) = out
+    hrd = decode(send.icmp, send.src, send.dst)
+    assert isinstance(hrd, HandoverRedirect)
+    assert hrd.nar_mac == bytes.fromhex("02005eFFFE100002") and hrd.ncoa == IPv6Address("2001:db8:b::77")
+    assert hrd.principal is not None and (hrd.principal.name, hrd.principal.realm) == (P_B.name, P_B.realm)
+    assert str(hrd.flags) != "" and send.hop_limit == 255 and not send.ah and send.src == AR_A
+    assert a.par[PCOA_A].state == ParState.HRD_SENT and hrd.identifier == 0x100
+
+
+def test_late_handover_error_after_acceptance_stops_forwarding():
+    net = attached_net()
+    net.trigger()
+    a = net.routers["A"]
+    raw = encode(HandoverError(NCOA_B, (Status(HandoverStatus.ADMINISTRATIVELY_PROHIBITED), Identifier(0x100))),
+                 AR_B, AR_A)
+    out = real(a.handle(Received(raw, AR_B, AR_A, 64, "core", True), net.now))
+    assert out == [TunnelRemove(PCOA_A)] and not a.par and a.counters["handovers_refused"] == 1
+
+
+def test_handover_error_from_the_wrong_router_is_stale():
+    net = attached_net()
+    net.hold_verify = True
+    net.trigger()
+    a = net.routers["A"]
+    raw = encode(HandoverError(NCOA_B, (Status(0), Identifier(0x100))), PAR2, AR_A)
+    assert real(a.handle(Received(raw, PAR2, AR_A, 64, "core", True), net.now)) == []
+    assert a.counters["unknown_identifier"] == 1 and a.par[PCOA_A].state == ParState.HI_SENT
+
+
+def test_forwarding_disable_before_the_hra_ends_without_tunnel_removal():
+    net = attached_net()
+    net.drop("HANDOVER_REDIRECT_ACK", times=9)
+    net.trigger()
+    a = net.routers["A"]
+    m = net.mark()
+    net.feed("MN", LinkUp("A"))  # link reversal while the PAR still waits for the HRA
+    assert net.steps(m) == ["MN:Send FORWARDING_DISABLE"]
+    assert not a.par and a.counters["forwarding_disabled"] == 1
+
+
+def test_forwarding_disable_with_a_stale_identifier():
+    net = attached_net()
+    net.trigger()
+    a = net.routers["A"]
+    raw = sign(ForwardingDisable((Identifier(0x999), MessageAuthCode())), a.sessions[PCOA_A].mac_key, PCOA_A, AR_A)
+    assert real(a.handle(Received(raw, PCOA_A, AR_A, 255, "A"), net.now)) == []
+    assert a.counters["unknown_identifier"] == 1 and a.par[PCOA_A].state == ParState.FORWARDING
+
+
+def test_every_drop_has_a_note():
+    ar = AccessRouter(AR_B)
+    out = ar.handle(rx(hi_bytes(), ah=False), T0)
+    assert [n.name for n in out if isinstance(n, Note)] == ["drop"]
+
+
+def test_insufficient_resources_under_many_handovers():
+    ar = AccessRouter(AR_B, max_handovers=3)
+    outs = []
+    for i in range(5):
+        outs.append(real(ar.handle(rx(hi_bytes(ident=i, ncoa=IPv6Address(f"2001:db8:b::{i + 1}"))), T0)))
+    assert [type(o[0]).__name__ for o in outs] == ["Verify", "Verify", "Verify", "Send", "Send"]
+    assert all(he_status(o[0]) == HandoverStatus.INSUFFICIENT_RESOURCES for o in outs[3:])
+    assert ar.counters["refused_insufficient_resources"] == 2
+    # refused records do not hold capacity
+    assert sum(1 for h in ar.nar.values() if h.state == NarState.VERIFYING) == 3
+    assert dataclasses.is_dataclass(next(iter(ar.nar.values())))
