@@ -152,6 +152,7 @@ class NarHandover:
     answer: Send | None = None  # HE (accepted or refused) or AMN: re-sent to duplicates
     bu: bytes | None = None  # initial attach: the encapsulated packet to forward once verified
     reply_src: IPv6Address | None = None
+    buffer: bool = True  # the HI's U flag
 
 
 #: PAR role: (state, event kind) -> handler method name.
@@ -506,7 +507,8 @@ class AccessRouter:
         hc = msg.find(HandoverControl)
         lifetime = hc.lifetime_ms if isinstance(hc, HandoverControl) and hc.lifetime_ms else DEFAULT_LIFETIME_MS
         h = NarHandover(ev.src, msg.identifier, msg.ncoa, pcoa or IPv6Address(0), NarState.VERIFYING,
-                        lifetime_ms=lifetime, mn_eui64=msg.mn_mac)
+                        lifetime_ms=lifetime, mn_eui64=msg.mn_mac,
+                        buffer=hc.buffer if isinstance(hc, HandoverControl) else True)
         self.nar[key] = h
         self._note("state", role="nar", identifier=h.identifier, ncoa=str(h.ncoa), old="idle", new="verifying")
         returning = self.par.get(msg.ncoa)
@@ -541,6 +543,12 @@ class AccessRouter:
         self._verifying[h.request_id] = h
         self._nar_by_ncoa[h.ncoa] = h
         h.deadline = self._now + h.lifetime_ms * 1_000_000
+        if not h.initial:
+            # Proxy and buffer from now on, while the AP-REQ is verified (draft §3: packets destined to the
+            # MN may be buffered before it authenticates; the PAR is already tunnelling them here).
+            h.key = self._next_key
+            self._next_key += 1
+            self._out.append(ProxyAdd(h.ncoa, h.key, h.lifetime_ms, h.pcoa, h.buffer))
         binding = HandoverBinding(str(h.ncoa), str(h.pcoa), str(self.address), h.identifier)
         self._out.append(Verify(h.request_id, ap_req, binding))
 
@@ -589,16 +597,15 @@ class AccessRouter:
                 h.deadline = self._now + self.answer_cache_ms * 1_000_000
                 self._note("fail", role="attach", identifier=h.identifier, address=str(h.ncoa), reason=ev.error)
             else:
+                self._out.append(ProxyRemove(h.ncoa))  # what was buffered during verification goes too
+                self._out.append(BufferDrop(h.key))
                 self._nar_refuse(h, HandoverStatus.AUTHENTICATION_FAILED)
             return
         h.context = ev.context
         if h.initial:
             self._nar_complete(h, h.bu)
             return
-        h.key = self._next_key
-        self._next_key += 1
         self._count("hi_admitted")
-        self._out.append(ProxyAdd(h.ncoa, h.key, h.lifetime_ms))
         he = HandoverError(h.ncoa, (Status(STATUS_ACCEPTED), Identifier(h.identifier)))
         send = Send(encode(he, self.address, h.peer, codepoints=self.codepoints), self.address, h.peer,
                     ROUTER_HOP_LIMIT, True, None)
@@ -609,6 +616,9 @@ class AccessRouter:
 
     def _nar_verify_timeout(self, h: NarHandover) -> None:
         self._count("verify_timeout")
+        if not h.initial:
+            self._out.append(ProxyRemove(h.ncoa))
+            self._out.append(BufferDrop(h.key))
         self._note("fail", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=str(h.ncoa),
                    reason="verification did not finish within the lifetime")
         self._nar_forget(h)

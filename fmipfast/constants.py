@@ -331,6 +331,7 @@ class DropReason(IntEnum):
     CONTROL_REJECTED = 32, "the control path rejected the frame (AH, MAC, state) after the data plane", \
         Severity.WARNING
     OTHER_HOST = 33, "Ethernet destination is another station's unicast address (PACKET_OTHERHOST)", Severity.INFO
+    NOT_BUFFERED = 34, "for an MN mid-handover whose handover asked for no buffering (U clear)", Severity.INFO
 
 
 class NeighborState(IntEnum):

@@ -279,10 +279,12 @@ class Engine:
 
     # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
     def proxy_add(self, address: str | IPv6Address, key: int, lifetime_ms: int, iface: str | None = None, *,
-                  also: Iterable[str | IPv6Address] = ()) -> int:
+                  also: Iterable[str | IPv6Address] = (), buffer: bool = True) -> int:
         """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``.
         ``also`` (the PCoA) is buffered under the same key: the PAR tunnels the PCoA's packets here, and
-        after decapsulation they wait for the MN with the rest (DESIGN.md §1 step 5)."""
+        after decapsulation they wait for the MN with the rest (DESIGN.md §1 step 5).  ``buffer`` False (the
+        HI's U flag clear): the entries answer Neighbor Solicitations but traffic before the Attach is dropped
+        and counted (NOT_BUFFERED)."""
         ifc = self._iface_by_name[iface] if iface else self._access_iface()
         expiry = self.clock() + lifetime_ms * 1_000_000
         first = -1
@@ -290,7 +292,7 @@ class Engine:
             idx = self._set_neighbor(IPv6Address(addr), bytes(6), ifc.index, NeighborState.INCOMPLETE,
                                      NeighborFlag.PROXY, expiry)
             if idx >= 0:
-                self._proxy_key[idx] = key
+                self._proxy_key[idx] = key if buffer else -1
             if n == 0:
                 first = idx
         self._proxy_aliases[IPv6Address(address)] = tuple(IPv6Address(a) for a in also)
@@ -308,7 +310,7 @@ class Engine:
             keys.append(self._proxy_key.pop(idx, None))
             self._set_neighbor(addr, mac, int(self.ncache.ifindex[idx]), NeighborState.REACHABLE, 0,
                                self.clock() + self.cfg.reachable_time_ms * 1_000_000)
-        key = next((k for k in keys if k is not None), None)
+        key = next((k for k in keys if k is not None and k >= 0), None)
         return 0 if key is None else self.flush_buffer(key)
 
     def proxy_remove(self, address: str | IPv6Address) -> None:
@@ -319,7 +321,7 @@ class Engine:
             if idx >= 0 and idx in self._proxy_key:
                 key = self._proxy_key.pop(idx)
                 self.ncache.delete(self._key(addr))
-                if key not in self._proxy_key.values():
+                if key >= 0 and key not in self._proxy_key.values():
                     self.buffer.drop(key)
 
     def flush_buffer(self, key: int) -> int:
@@ -629,7 +631,7 @@ class Engine:
         keys = np.array([self._proxy_key.get(int(entry[i]), -1) for i in sel], dtype=np.int32)
         known = keys >= 0
         if (~known).any():
-            self._drop(DropReason.NO_ROUTE, int((~known).sum()))
+            self._drop(DropReason.NOT_BUFFERED, int((~known).sum()))
         if known.any():
             st = self.buffer.push(keys[known], arena, offsets[sel[known]], lengths[sel[known]], now)
             self.counters["buffered"] += int((st == 0).sum())

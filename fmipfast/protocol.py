@@ -173,11 +173,17 @@ class Verify:
 
 @dataclass(frozen=True, slots=True)
 class ProxyAdd:
-    """NAR: proxy ``ncoa`` (answer NS for it) and buffer its traffic under ``key`` (engine ``proxy_add``)."""
+    """NAR: proxy ``ncoa`` (answer NS for it) and buffer its traffic under ``key`` (engine ``proxy_add``).
+
+    Emitted when an AH-verified HI is admitted, before the AP-REQ is verified: the draft (§3) lets the NAR
+    buffer packets destined to the MN before it authenticates, and the PAR already tunnels.  ``pcoa`` is
+    buffered under the same key (the PAR tunnels the PCoA's packets); ``buffer`` is the HI's U flag."""
 
     ncoa: IPv6Address
     key: int
     lifetime_ms: int
+    pcoa: IPv6Address | None = None
+    buffer: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,7 +124,9 @@ def test_hi_without_ap_req_is_refused_authentication_failed():
 
 def test_hi_verify_binding_and_duplicate_while_verifying():
     ar = AccessRouter(AR_B)
-    (v,) = real(ar.handle(rx(hi_bytes()), T0))
+    padd, v = real(ar.handle(rx(hi_bytes()), T0))
+    # buffering starts at admission, before the AP-REQ is verified (draft §3)
+    assert padd == ProxyAdd(NCOA_B, padd.key, padd.lifetime_ms, PCOA_A, True)
     assert isinstance(v, Verify)
     assert v.binding == L.HandoverBinding(str(NCOA_B), str(PCOA_A), str(AR_B), 7)
     assert v.ap_req == b"\x0e\x01junk"
@@ -136,9 +138,9 @@ def test_hi_verify_binding_and_duplicate_while_verifying():
 
 def test_verification_that_never_finishes_is_freed_by_lifetime():
     ar = AccessRouter(AR_B)
-    (v,) = real(ar.handle(rx(hi_bytes(lifetime=1000)), T0))
+    padd, v = real(ar.handle(rx(hi_bytes(lifetime=1000)), T0))
     assert ar.next_deadline() == T0 + 1000 * MS
-    assert real(ar.handle(Tick(), T0 + 1000 * MS)) == []
+    assert real(ar.handle(Tick(), T0 + 1000 * MS)) == [ProxyRemove(NCOA_B), BufferDrop(padd.key)]
     assert ar.counters["verify_timeout"] == 1 and not ar.nar and ar.next_deadline() is None
     assert real(ar.handle(Verified(v.request_id, None, "late"), T0 + 1001 * MS)) == []
     assert ar.counters["stale_verified"] == 1
@@ -163,12 +165,13 @@ def test_refused_record_answers_duplicates_then_is_forgotten():
 
 def test_proxy_lifetime_expiry_frees_and_counts():
     ar = AccessRouter(AR_B)
-    (v,) = real(ar.handle(rx(hi_bytes(lifetime=500)), T0))
+    padd, v = real(ar.handle(rx(hi_bytes(lifetime=500)), T0))
+    key = padd.key
+    assert padd == ProxyAdd(NCOA_B, key, 500, PCOA_A, True)
     ctx = object.__new__(L.ApContext)  # the AR only stores it until an Attach arrives
     out = real(ar.handle(Verified(v.request_id, ctx), T0 + MS))  # type: ignore[arg-type]
-    assert [type(a) for a in out] == [ProxyAdd, Send]
-    key = out[0].key
-    assert he_status(out[1]) == 0 and out[0] == ProxyAdd(NCOA_B, key, 500)
+    assert [type(a) for a in out] == [Send]
+    assert he_status(out[0]) == 0
     assert ar.next_deadline() == T0 + 501 * MS
     out = real(ar.handle(Tick(), T0 + 501 * MS))
     assert out == [ProxyRemove(NCOA_B), BufferDrop(key)]
@@ -295,7 +298,7 @@ def test_insufficient_resources_under_many_handovers():
     outs = []
     for i in range(5):
         outs.append(real(ar.handle(rx(hi_bytes(ident=i, ncoa=IPv6Address(f"2001:db8:b::{i + 1}"))), T0)))
-    assert [type(o[0]).__name__ for o in outs] == ["Verify", "Verify", "Verify", "Send", "Send"]
+    assert [type(o[0]).__name__ for o in outs] == ["ProxyAdd", "ProxyAdd", "ProxyAdd", "Send", "Send"]
     assert all(he_status(o[0]) == HandoverStatus.INSUFFICIENT_RESOURCES for o in outs[3:])
     assert ar.counters["refused_insufficient_resources"] == 2
     # refused records do not hold capacity

@@ -245,7 +245,7 @@ def attached_net(**kw) -> Net:
 
 HAPPY_PREPARE = [
     "A:Send HANDOVER_REDIRECT", "MN:GetTicket", "MN:Send HANDOVER_REDIRECT_ACK", "MN:ReadyToSwitch",
-    "A:Send HANDOVER AH", "A:TunnelAdd", "B:Verify", "B:ProxyAdd", "B:Send HANDOVER_ERROR AH",
+    "A:Send HANDOVER AH", "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:Send HANDOVER_ERROR AH",
 ]
 HAPPY_ATTACH = [
     "MN:ConfigureAddress", "MN:PreloadNeighbor", "MN:SetDefaultRoute", "MN:Send ATTACH",
@@ -310,7 +310,7 @@ def test_happy_handover_exact_actions_and_states():
     assert nh.state == NarState.PROXYING and nh.ncoa == NCOA_B and nh.pcoa == PCOA_A
     assert net.mn.state == MnState.HO_READY
     proxy = net.actions("B", object, m)
-    assert [type(x).__name__ for x in proxy if not isinstance(x, Note)] == ["Verify", "ProxyAdd", "Send"]
+    assert [type(x).__name__ for x in proxy if not isinstance(x, Note)] == ["ProxyAdd", "Verify", "Send"]
     padd = next(x for x in proxy if type(x).__name__ == "ProxyAdd")
     assert (padd.ncoa, padd.lifetime_ms) == (NCOA_B, 3000)
     tun = next(x for w, x in net.log[m:] if type(x).__name__ == "TunnelAdd")
@@ -370,7 +370,7 @@ def test_two_handovers_in_a_row_a_to_b_to_a():
     net.trigger(router="B", pcoa=NCOA_B, nar=AR_A, principal=P_A)
     assert net.steps(m) == [
         "B:Send HANDOVER_REDIRECT", "MN:GetTicket", "MN:Send HANDOVER_REDIRECT_ACK", "MN:ReadyToSwitch",
-        "B:Send HANDOVER AH", "B:TunnelAdd", "A:TunnelRemove", "A:Verify", "A:ProxyAdd", "A:Send HANDOVER_ERROR AH"]
+        "B:Send HANDOVER AH", "B:TunnelAdd", "A:TunnelRemove", "A:ProxyAdd", "A:Verify", "A:Send HANDOVER_ERROR AH"]
     a, b = net.routers["A"], net.routers["B"]
     assert a.counters["mn_returned"] == 1
     m = net.mark()
@@ -428,7 +428,7 @@ def test_lost_hra_answered_again_on_the_retransmitted_redirect():
     m = net.mark()
     net.advance(150)
     assert net.steps(m) == ["A:Send HANDOVER_REDIRECT", "MN:Send HANDOVER_REDIRECT_ACK", "A:Send HANDOVER AH",
-                            "A:TunnelAdd", "B:Verify", "B:ProxyAdd", "B:Send HANDOVER_ERROR AH"]
+                            "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:Send HANDOVER_ERROR AH"]
     assert net.mn.counters["duplicate_hrd"] == 1 and net.mn.counters["retransmitted"] == 1
 
 
@@ -441,7 +441,7 @@ def test_lost_hi_is_retransmitted_and_lost_answer_is_resent_to_the_duplicate():
     assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:LOST HANDOVER", "A:TunnelAdd"]
     m = net.mark()
     net.advance(150)  # HI again: reaches B, whose answer is lost
-    assert net.steps(m) == ["A:Send HANDOVER AH", "B:Verify", "B:ProxyAdd", "B:Send HANDOVER_ERROR AH",
+    assert net.steps(m) == ["A:Send HANDOVER AH", "B:ProxyAdd", "B:Verify", "B:Send HANDOVER_ERROR AH",
                             "B:LOST HANDOVER_ERROR"]
     m = net.mark()
     net.advance(300)  # third HI: a duplicate at B, which re-sends its answer (no second Verify)
@@ -560,8 +560,9 @@ def test_he_authentication_failed():
     net.verify_override = lambda v: Verified(v.request_id, None, "bad_ticket")
     m = net.mark()
     net.trigger()
-    assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:TunnelAdd", "B:Verify", "B:Send HANDOVER_ERROR AH",
-                                "A:TunnelRemove"]
+    # what was proxied and buffered during verification is removed with the refusal
+    assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:ProxyRemove",
+                                "B:BufferDrop", "B:Send HANDOVER_ERROR AH", "A:TunnelRemove"]
     _refused(net, "authentication_failed")
     assert net.routers["B"].counters["auth_failed"] == 1
 

@@ -229,7 +229,8 @@ class World:
 
     # ---------------------------------------------------------------- recording
     def mark(self, name: str) -> None:
-        self.marks.setdefault(name, self.sim.now)
+        """Record when a step happened (the latest occurrence: the initial attach repeats some names)."""
+        self.marks[name] = self.sim.now
 
     def note(self, what: str, src: str, dst: str, size: int = 0, **extra: Any) -> None:
         self.timeline.append({"t_ms": round(self.sim.now / MS, 3), "what": what, "from": src, "to": dst,

@@ -68,6 +68,8 @@ MN_PRINCIPAL = L.Principal("mn1", HOME)
 PAR_PRINCIPAL = L.Principal("host/par", REALM_A)
 NAR_PRINCIPAL = L.Principal("host/nar", REALM_B)
 SPI_PAR_TO_NAR, SPI_NAR_TO_PAR = 0x1001, 0x1002
+#: How long the MN keeps its previous care-of address after the Binding Ack.
+PCOA_HOLD_MS = 500.0
 
 
 def _key(seed: int, kvno: int = 1) -> L.Key:
@@ -185,8 +187,8 @@ class RouterDriver:
 
             w.sim.after(self.verify_delay_ns, answer)
         elif isinstance(a, ProxyAdd):
-            pcoa = getattr(a, "pcoa", None)
-            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(pcoa,) if pcoa else ())
+            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(a.pcoa,) if a.pcoa else (),
+                        buffer=a.buffer)
             w.mark("proxy_installed")
         elif isinstance(a, ProxyComplete):
             flushed = e.proxy_complete(a.ncoa, a.mac)
@@ -227,11 +229,19 @@ class MnDriver:
         from fmipfast.lab.demo import is_binding_ack
 
         if is_binding_ack(packet) and self._release_pending:
-            for address in self._release_pending:
-                self.w.mn.remove_address(address)
-            self._release_pending.clear()
-            self.w.mark("pcoa_released")
-            self.w.note("Binding Ack: the PCoA is released", "cn", "mn", len(packet))
+            # Packets the CN sent before the BU reached it are still on their way through the PAR's tunnel
+            # (a longer path than the Binding Ack's): keep the PCoA a little longer (RFC 6275 §11.7.1 lets
+            # the MN keep using the old care-of address while it still receives on it).
+            pending, self._release_pending = self._release_pending, []
+            self.w.mark("binding_ack")
+            self.w.note("Binding Ack received", "cn", "mn", len(packet))
+
+            def release() -> None:
+                for address in pending:
+                    self.w.mn.remove_address(address)
+                self.w.mark("pcoa_released")
+
+            self.w.sim.after(int(PCOA_HOLD_MS * MS), release)
 
     def handle(self, event: object) -> None:
         for action in self.mn.handle(event, self.w.sim.now):  # type: ignore[arg-type]
