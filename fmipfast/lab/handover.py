@@ -286,8 +286,17 @@ class MnDriver:
 
 def _message_name(icmp: bytes, engine: Engine | None) -> str:
     from fmipfast.constants import DEFAULT_CODEPOINTS
+    from fmipfast.messages import HandoverError, decode
 
     key = DEFAULT_CODEPOINTS.key(icmp[1]) if icmp[0] == DEFAULT_CODEPOINTS.type else None
+    if key == "handover_error":
+        msg = decode(icmp)
+        status = msg.status if isinstance(msg, HandoverError) else None
+        if status == 0:
+            return "Handover Error, status 0: the HI is accepted (the HI's answer)"
+        return f"Handover Error, status {status}: the HI is refused"
+    if key == "attach" and engine is None and len(icmp) > 200:
+        return "5. Attach (initial: AP-REQ for the PAR, and the BU)"
     return {"handover_redirect": "1. Handover Redirect", "handover_redirect_ack": "2. Handover Redirect Ack",
             "handover": "3. ICMP Handover (under AH)", "authenticated_mn": "4. Authenticated-MN",
             "attach": "5. Attach (with the BU)", "handover_error": "Handover Error",
