@@ -116,3 +116,9 @@ def test_capture_is_readable_by_decode_and_tshark(tmp_path, capsys):
                           "icmpv6.checksum.status"], capture_output=True, text=True, check=True, timeout=120).stdout
     statuses = out.split()
     assert statuses and set(statuses) == {"1"}
+
+
+def test_plot_is_written(tmp_path, capsys):
+    png = tmp_path / "demo.png"
+    assert main(["demo", "--baseline", "--rate", str(RATE), "--plot", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000

@@ -451,25 +451,34 @@ EPOCH_NS = 1_800_000_000 * 1_000_000_000
 
 
 def plot(results: dict[str, Result], path: str) -> None:
-    """The measured timelines drawn like the draft's Figures 2 and 3 (needs matplotlib: the plot extra)."""
+    """The measured timelines drawn like the draft's Figures 2 and 3, on one time axis (needs matplotlib:
+    the plot extra): the milestones of each mode and the layer-3 interruption shaded."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(results), 1, figsize=(10, 2.6 * len(results)), squeeze=False)
+    milestones = {"trigger": "handover epoch", "link_down": "link down", "link_up": "new link up",
+                  "ra_received": "RA", "dad_done": "DAD done", "bu_at_cn": "BU at CN", "proxy_installed": "NAR proxies",
+                  "flushed": "buffer flushed", "tunnel_start": "PAR tunnels", "nar_verified": "MN authenticated"}
+    fig, axes = plt.subplots(len(results), 1, figsize=(11, 2.4 * len(results)), squeeze=False, sharex=True)
     for ax, (mode, r) in zip(axes[:, 0], results.items()):
-        ax.set_title("secure fast handover (draft Figure 3)" if mode == "fast"
-                     else "plain Mobile IPv6 (draft Figure 2)", fontsize=10)
+        ax.set_title("secure fast handover (the draft's Figure 3, measured)" if mode == "fast"
+                     else "plain Mobile IPv6 (the draft's Figure 2, measured)", fontsize=10)
         ax.axhline(0, color="black", linewidth=1)
-        for i, (name, t) in enumerate((k, v) for k, v in r.steps.items() if v >= 0):
-            ax.plot([t, t], [0, 1], color="tab:blue" if mode == "fast" else "tab:red", linewidth=1)
-            ax.annotate(name, (t, 1.0 - 0.18 * (i % 5)), fontsize=7, rotation=0, ha="left", va="top")
+        colour = "tab:blue" if mode == "fast" else "tab:red"
+        shown = sorted(((t, milestones[k]) for k, t in r.steps.items() if k in milestones and t >= 0))
+        for i, (t, label) in enumerate(shown):
+            ax.plot([t, t], [0, 1], color=colour, linewidth=1)
+            ax.annotate(label, (t, 0.95 - 0.17 * (i % 5)), fontsize=7, ha="left", va="top",
+                        xytext=(2, 0), textcoords="offset points")
         if r.interruption_ms:
-            ax.axvspan(r.steps.get("link_down", 0), r.steps.get("link_down", 0) + r.interruption_ms, color="grey",
-                       alpha=0.2, label=f"layer-3 interruption {r.interruption_ms:.0f} ms")
-            ax.legend(loc="lower right", fontsize=8)
+            start = r.steps.get("link_down", 0.0)
+            ax.axvspan(start, start + r.interruption_ms, color="grey", alpha=0.25,
+                       label=f"layer-3 interruption {r.interruption_ms:.0f} ms, {r.lost} packets lost")
+            ax.legend(loc="center", fontsize=8)
         ax.set_yticks([])
-        ax.set_xlabel("ms after the handover trigger")
+        ax.set_ylim(-0.05, 1.05)
+    axes[-1, 0].set_xlabel("ms after the handover epoch")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
