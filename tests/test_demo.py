@@ -122,3 +122,17 @@ def test_plot_is_written(tmp_path, capsys):
     png = tmp_path / "demo.png"
     assert main(["demo", "--baseline", "--rate", str(RATE), "--plot", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_handover_is_triggered_through_the_control_api():
+    r, w = run_scenario(Scenario(rate_pps=RATE))
+    assert w.trigger_result["identifier"] is not None
+    listed = w.control.dispatch("handovers", {})
+    assert listed and listed[0]["role"] == "par" and listed[0]["state"] == "forwarding"
+    assert w.control.dispatch("mobile-nodes", {})
+    from fmipfast.control import ControlError
+
+    with pytest.raises(ControlError, match="handover"):
+        w.control.dispatch("handover", {"pcoa": "2001:db8:1::99", "nar": "2001:db8:2::1"})  # unknown MN
+    with pytest.raises(ControlError):
+        w.control.dispatch("handover", {"pcoa": "not-an-address", "nar": "2001:db8:2::1"})

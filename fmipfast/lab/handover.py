@@ -125,6 +125,39 @@ class RouterDriver:
         self._tick_at: int | None = None
         engine.control = self.on_control
 
+    # ---------------------------------------------------------------- the control API's view
+    def control_trigger(self, args: dict[str, Any]) -> dict[str, Any]:
+        """``handover`` command of the control API: pcoa, nar, nar_principal ("name@REALM"), optional
+        prefix_size, buffer, lifetime_ms."""
+        from fmipfast.control import ControlError
+
+        try:
+            principal = L.Principal.parse(str(args.get("nar_principal", NAR_PRINCIPAL)))
+            trig = Trigger(IPv6Address(args["pcoa"]), IPv6Address(args["nar"]), principal,
+                           int(args.get("prefix_size", 64)), buffer=bool(args.get("buffer", True)),
+                           lifetime_ms=int(args.get("lifetime_ms", 3000)))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise ControlError(f"handover: {exc}") from None
+        before = self.ar.counters["trigger_unknown_mn"] + self.ar.counters["trigger_busy"] + \
+            self.ar.counters["trigger_invalid"]
+        self.handle(trig)
+        after = self.ar.counters["trigger_unknown_mn"] + self.ar.counters["trigger_busy"] + \
+            self.ar.counters["trigger_invalid"]
+        if after > before:
+            raise ControlError("handover refused: unknown MN, a handover already running, or an invalid trigger")
+        record = self.ar.par.get(trig.pcoa)
+        return {"identifier": record.identifier if record else None, "state": record.state.value if record else None}
+
+    def handovers(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{"role": "par", "pcoa": str(k), "identifier": h.identifier,
+                                      "state": h.state.value} for k, h in self.ar.par.items()]
+        out += [{"role": "nar", "ncoa": str(h.ncoa), "pcoa": str(h.pcoa), "identifier": h.identifier,
+                 "state": h.state.value} for h in self.ar.nar.values()]
+        return out
+
+    def mobile_nodes(self) -> list[dict[str, Any]]:
+        return [{"address": str(a)} for a in self.ar.sessions]
+
     def _in_use(self, address: IPv6Address) -> bool:
         import numpy as np
 
@@ -342,9 +375,17 @@ def install_fast_handover(w: World) -> None:
     w.par._set_neighbor(p.pcoa, p.mn_mac, 0, 2, 0)
     w.sim.at(50 * MS, lambda: mn.handle(Start(p.par_address, PAR_PRINCIPAL, p.pcoa, "A")))
 
+    from fmipfast.control import RouterControl
+
+    control = RouterControl(w.par)  # the PAR's control API, as another daemon would use it
+    control.attach_protocol(par.control_trigger, par.handovers, par.mobile_nodes)
+    w.control = control  # type: ignore[attr-defined]
+
     def trigger() -> None:
         w.mark("trigger")
         w.note("handover trigger from the control API", "network", "par")
-        par.handle(Trigger(p.pcoa, p.nar_address, NAR_PRINCIPAL, 64, buffer=sc.buffer))
+        result = control.dispatch("handover", {"pcoa": str(p.pcoa), "nar": str(p.nar_address),
+                                               "nar_principal": str(NAR_PRINCIPAL), "buffer": sc.buffer})
+        w.trigger_result = result  # type: ignore[attr-defined]
 
     w.sim.at(w.trigger_ns, trigger)
