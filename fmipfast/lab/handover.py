@@ -38,6 +38,7 @@ from fmipfast.protocol import (
     GetTicket,
     LinkUp,
     Note,
+    Precache,
     PreloadNeighbor,
     ProxyAdd,
     ProxyComplete,
@@ -256,6 +257,26 @@ class MnDriver:
         self._release_pending: list[IPv6Address] = []
         w.mn.on_fmip = self.on_fmip
         w.mn.on_packet = self.on_packet
+        w.mn.on_ra = self.on_ra
+        self.precached: list[str] = []
+
+    def solicit(self) -> None:
+        """RS with the adjacent-realms request (draft §6.1.1, ND option 253 sub-type 1)."""
+        from fmipfast.messages import AdjacentRealmsRequest, RouterSolicitation, SourceLinkLayerAddress
+
+        rs = RouterSolicitation((SourceLinkLayerAddress(self.w.mn.port.mac), AdjacentRealmsRequest()))
+        self.w.mn.send_packet(frames.icmp6_packet(rs, self.w.mn.link_local, "ff02::2"))
+        self.w.note("Router Solicitation asking for adjacent realms", "mn", "par", 64)
+
+    def on_ra(self, ra: Any, src: IPv6Address, now: int) -> None:
+        from fmipfast.messages import AdjacentRealms as RealmsOption
+        from fmipfast.protocol import AdjacentRealms
+
+        for option in ra.options:
+            if isinstance(option, RealmsOption) and not set(option.realms) <= set(self.precached):
+                self.w.note(f"Router Advertisement listing adjacent realms {', '.join(option.realms)}", _who(
+                    self.w, src), "mn", 0)
+                self.handle(AdjacentRealms(tuple(option.realms)))
 
     def on_packet(self, packet: bytes, now: int) -> None:
         """The MN keeps its PCoA until its Binding Update completes (DESIGN.md §1): the Binding Ack."""
@@ -310,6 +331,12 @@ class MnDriver:
             host.set_default_router(a.via)
         elif isinstance(a, RemoveAddress):
             self._release_pending.append(a.address)  # done when the Binding Ack arrives (on_packet)
+        elif isinstance(a, Precache):
+            # the MN's TicketCache fetches krbtgt/R@HOME for each realm in the background (tests/test_ccache.py
+            # runs that against real KDCs); here the cross-realm TGTs are part of the simulated key material
+            self.precached += [r for r in a.realms if r not in self.precached]
+            w.mark("precached")
+            w.note(f"precaching cross-realm TGTs for {', '.join(a.realms)} (background)", "mn", "kdc")
         elif isinstance(a, ReadyToSwitch):
             w.mark("ready_to_switch")
             sc = w.sc
@@ -373,6 +400,7 @@ def install_fast_handover(w: World) -> None:
     w.mn_driver = mn  # type: ignore[attr-defined]
     # the MN was attached to the PAR before the scenario: the PAR knows its link-layer address
     w.par._set_neighbor(p.pcoa, p.mn_mac, 0, 2, 0)
+    w.sim.at(40 * MS, mn.solicit)
     w.sim.at(50 * MS, lambda: mn.handle(Start(p.par_address, PAR_PRINCIPAL, p.pcoa, "A")))
 
     from fmipfast.control import RouterControl
