@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "engine": VOCAB | {"rings", "ports", "backend", "messages", "ar", "config", "security", "frames"},
     "mnagent": VOCAB | {"mn", "messages", "config", "security", "frames"},
     "control": VOCAB | {"engine", "config"},
+    "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},
     "metrics": VOCAB | {"engine", "config"},
     "__init__": {"_version", "backend"},  # re-exports the batch API (DESIGN.md §7)
     "__main__": {"cli"},

@@ -25,24 +25,16 @@ from ipaddress import IPv6Address
 from typing import Any
 
 from fmipfast import frames
-from fmipfast.ar import AccessRouter
-from fmipfast.constants import IpProto, NeighborFlag
-from fmipfast.engine import ControlFrame, Engine
+from fmipfast.engine import Engine
 from fmipfast.lab.demo import World
 from fmipfast.lab.sim import MS
 from fmipfast.mn import MobileNode
 from fmipfast.protocol import (
-    BufferDrop,
     ConfigureAddress,
-    ForwardPacket,
     GetTicket,
     LinkUp,
-    Note,
     Precache,
     PreloadNeighbor,
-    ProxyAdd,
-    ProxyComplete,
-    ProxyRemove,
     ReadyToSwitch,
     Received,
     RemoveAddress,
@@ -51,12 +43,8 @@ from fmipfast.protocol import (
     Start,
     Tick,
     TicketReady,
-    Trigger,
-    TunnelAdd,
-    TunnelRemove,
-    Verified,
-    Verify,
 )
+from fmipfast.router import RouterAgent
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
 
@@ -108,143 +96,57 @@ class _LocalOpener:
         return ticket.open(self.realms.keys[ticket.server])
 
 
-class RouterDriver:
+class SimScheduler:
+    """The demo's scheduler for a :class:`~fmipfast.router.RouterAgent`: the simulator's clock, and
+    asynchronous work (a KDC round trip) answered after ``async_delay_ns`` of simulated time."""
+
+    def __init__(self, sim: Any, async_delay_ns: int) -> None:
+        self.sim, self.async_delay_ns = sim, async_delay_ns
+
+    def now(self) -> int:
+        return int(self.sim.now)
+
+    def call_at(self, when_ns: int, fn: Any) -> None:
+        self.sim.at(when_ns, fn)
+
+    def run_async(self, coro: Any, done: Any) -> None:
+        result = asyncio.run(coro)
+        self.sim.after(self.async_delay_ns, lambda: done(result))
+
+
+class RouterDriver(RouterAgent):
+    """A :class:`RouterAgent` on the demo's simulated clock, writing the timeline."""
+
     def __init__(self, w: World, name: str, engine: Engine, principal: L.Principal, keytab: L.Keytab,
                  peer: IPv6Address, sa_out: ah.SecurityAssociation, sad: ah.SADatabase,
                  opener: Any = None, verify_delay_ms: float = 0.05) -> None:
-        self.w, self.name, self.engine = w, name, engine
-        acc = engine.interfaces[0]
-        self.iface = acc.name
-        self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
-                               is_address_in_use=self._in_use, iface=acc.name)
-        self.principal = principal
-        self.verifier = L.ApVerifier(principal.realm, keytab, opener=opener,
-                                     clock=lambda: EPOCH_S + w.sim.now / 1e9)
-        self.verify_delay_ns = int(verify_delay_ms * MS)
-        self.peer, self.sa_out, self.sad = peer, sa_out, sad
-        self.ah_counters: dict[str, int] = {}
-        self._tick_at: int | None = None
-        engine.control = self.on_control
+        self.w, self.name = w, name
+        super().__init__(engine, SimScheduler(w.sim, int(verify_delay_ms * MS)), principal=principal,
+                         keytab=keytab, sad=sad, sa_out={peer: sa_out}, opener=opener, epoch_s=EPOCH_S,
+                         on_note=self._on_note)
 
-    # ---------------------------------------------------------------- the control API's view
-    def control_trigger(self, args: dict[str, Any]) -> dict[str, Any]:
-        """``handover`` command of the control API: pcoa, nar, nar_principal ("name@REALM"), optional
-        prefix_size, buffer, lifetime_ms."""
-        from fmipfast.control import ControlError
-
-        try:
-            principal = L.Principal.parse(str(args.get("nar_principal", NAR_PRINCIPAL)))
-            trig = Trigger(IPv6Address(args["pcoa"]), IPv6Address(args["nar"]), principal,
-                           int(args.get("prefix_size", 64)), buffer=bool(args.get("buffer", True)),
-                           lifetime_ms=int(args.get("lifetime_ms", 3000)))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise ControlError(f"handover: {exc}") from None
-        before = self.ar.counters["trigger_unknown_mn"] + self.ar.counters["trigger_busy"] + \
-            self.ar.counters["trigger_invalid"]
-        self.handle(trig)
-        after = self.ar.counters["trigger_unknown_mn"] + self.ar.counters["trigger_busy"] + \
-            self.ar.counters["trigger_invalid"]
-        if after > before:
-            raise ControlError("handover refused: unknown MN, a handover already running, or an invalid trigger")
-        record = self.ar.par.get(trig.pcoa)
-        return {"identifier": record.identifier if record else None, "state": record.state.value if record else None}
-
-    def handovers(self) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = [{"role": "par", "pcoa": str(k), "identifier": h.identifier,
-                                      "state": h.state.value} for k, h in self.ar.par.items()]
-        out += [{"role": "nar", "ncoa": str(h.ncoa), "pcoa": str(h.pcoa), "identifier": h.identifier,
-                 "state": h.state.value} for h in self.ar.nar.values()]
-        return out
-
-    def mobile_nodes(self) -> list[dict[str, Any]]:
-        return [{"address": str(a)} for a in self.ar.sessions]
-
-    def _in_use(self, address: IPv6Address) -> bool:
-        import numpy as np
-
-        idx = int(self.engine.ncache.lookup(np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16))[0])
-        return idx >= 0 and not int(self.engine.ncache.flags[idx]) & NeighborFlag.PROXY
-
-    def handle(self, event: object) -> None:
-        for action in self.ar.handle(event, self.w.sim.now):  # type: ignore[arg-type]
-            self.execute(action)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        deadline = self.ar.next_deadline()
-        if deadline is not None and deadline != self._tick_at:
-            self._tick_at = deadline
-            self.w.sim.at(deadline, self._tick)
-
-    def _tick(self) -> None:
-        self._tick_at = None
-        self.handle(Tick())
-
-    def on_control(self, cf: ControlFrame) -> None:
-        frame = cf.frame
-        plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
-        packet = frame[cf.l3_offset:cf.l3_offset + 40 + plen]
-        verified = False
-        if cf.has_ah:
-            try:
-                packet = ah.verify(packet, self.sad, self.ah_counters)
-                verified = True
-            except ah.AhError:
-                return  # counted by ah.verify; the machine never sees it
-        parsed = frames.parse_frame(packet, frames.LINKTYPE_RAW)
-        if parsed.upper_layer != IpProto.ICMPV6:
-            return
-        self.handle(Received(parsed.payload, cf.src, cf.dst, cf.hop_limit, cf.iface.name, verified))
-
-    def execute(self, a: object) -> None:
-        e, w = self.engine, self.w
-        if isinstance(a, Send):
-            packet = frames.build_ipv6(a.src, a.dst, IpProto.ICMPV6, a.icmp, a.hop_limit)
-            if a.ah:
-                packet = ah.protect(packet, self.sa_out, self.ah_counters)
-            e.send_packet(packet, iface=a.iface or self.iface)
-            w.note(_message_name(a.icmp, e), self.name, _who(w, a.dst), len(packet))
-        elif isinstance(a, Verify):
-            async def verify() -> Verified:
-                try:
-                    ctx = await self.verifier.verify(a.ap_req, a.binding)
-                except L.LkbError as exc:
-                    return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")
-                return Verified(a.request_id, ctx)
-
-            result = asyncio.run(verify())
-            w.mark(f"{self.name}_verify_start")
-
-            def answer() -> None:
-                w.mark(f"{self.name}_verified")
-                self.handle(result)
-
-            w.sim.after(self.verify_delay_ns, answer)
-        elif isinstance(a, ProxyAdd):
-            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(a.pcoa,) if a.pcoa else (),
-                        buffer=a.buffer)
+    def _on_note(self, what: str, fields: dict[str, Any]) -> None:
+        w = self.w
+        if what == "send":
+            w.note(_message_name(fields["icmp"], self.engine), self.name, _who(w, fields["dst"]), fields["size"])
+        elif what in ("verify_start", "verified"):
+            w.mark(f"{self.name}_{what}")
+        elif what == "proxy_installed":
             w.mark("proxy_installed")
-        elif isinstance(a, ProxyComplete):
-            flushed = e.proxy_complete(a.ncoa, a.mac)
+        elif what == "flushed":
             w.mark("flushed")
-            w.note(f"proxy entry REACHABLE, {flushed} buffered packets flushed in order", self.name, "mn")
-        elif isinstance(a, ProxyRemove):
-            e.proxy_remove(a.ncoa)
-        elif isinstance(a, BufferDrop):
-            e.buffer.drop(a.key)
-        elif isinstance(a, TunnelAdd):
-            e.tunnel_add(a.pcoa, a.nar)
+            w.note(f"proxy entry REACHABLE, {fields['count']} buffered packets flushed in order", self.name, "mn")
+        elif what == "tunnel_start":
             w.mark("tunnel_start")
             w.note("PAR starts tunnelling the PCoA's traffic to the NAR (RFC 2473)", self.name, "nar")
-        elif isinstance(a, TunnelRemove):
-            e.tunnel_remove(a.pcoa)
+        elif what == "tunnel_end":
             w.mark("tunnel_end")
-        elif isinstance(a, ForwardPacket):
-            e.send_packet(a.packet)
+        elif what == "bu_forwarded":
             w.mark("bu_forwarded")
-            w.note("Binding Update forwarded", self.name, "cn", len(a.packet))
-        elif isinstance(a, Note):
-            pass  # the messages themselves are on the timeline
+            w.note("Binding Update forwarded", self.name, "cn", fields["size"])
+
+    def control_trigger(self, args: dict[str, Any]) -> dict[str, Any]:
+        return self.trigger({"nar_principal": str(NAR_PRINCIPAL), **args})
 
 
 class MnDriver:

@@ -1,0 +1,247 @@
+"""The access router as a whole: the engine (data plane) driven together with the protocol machine of
+``fmipfast.ar`` (both PAR and NAR roles), AH between routers, the light-weight Kerberos verifier, and the
+control API's view of handovers (DESIGN.md §1, §4, §5, §7).
+
+:class:`RouterAgent` executes the machine's actions on the engine — ``Send`` becomes an originated IPv6
+packet (under AH to peer routers), ``ProxyAdd``/``ProxyComplete``/``ProxyRemove``/``BufferDrop``/
+``TunnelAdd``/``TunnelRemove``/``ForwardPacket`` become the engine's handover hooks, ``Verify`` runs the
+``ApVerifier`` (cases 2 and 3 reach the KDC asynchronously) — and feeds the machine the fmipfast messages the
+engine hands to its control path, with AH verified first.  Time and asynchronous work go through a
+:class:`Scheduler`: :class:`LoopScheduler` for the daemon's asyncio loop, the demo's simulator for
+``fmipfast demo``.
+
+Ownership: one thread (the engine's loop) drives an agent; nothing here locks.
+
+May import: engine, ar, protocol, security, control, frames, messages, config, errors, constants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from ipaddress import IPv6Address
+from typing import Any, Protocol
+
+import numpy as np
+
+from fmipfast import frames
+from fmipfast.ar import AccessRouter
+from fmipfast.constants import IpProto, NeighborFlag
+from fmipfast.control import ControlError
+from fmipfast.engine import ControlFrame, Engine
+from fmipfast.protocol import (
+    BufferDrop,
+    ForwardPacket,
+    Note,
+    ProxyAdd,
+    ProxyComplete,
+    ProxyRemove,
+    Received,
+    Send,
+    Tick,
+    Trigger,
+    TunnelAdd,
+    TunnelRemove,
+    Verified,
+    Verify,
+)
+from fmipfast.security import ah
+from fmipfast.security import lwkerb as L
+
+__all__ = ["Scheduler", "LoopScheduler", "RouterAgent"]
+
+
+class Scheduler(Protocol):
+    def now(self) -> int: ...
+
+    def call_at(self, when_ns: int, fn: Callable[[], None]) -> None: ...
+
+    def run_async(self, coro: Awaitable[Any], done: Callable[[Any], None]) -> None: ...
+
+
+class LoopScheduler:
+    """The daemon's scheduler: ``time.monotonic_ns`` and the running asyncio loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        self.loop = loop
+        self.clock = clock
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        return self.loop or asyncio.get_running_loop()
+
+    def now(self) -> int:
+        return self.clock()
+
+    def call_at(self, when_ns: int, fn: Callable[[], None]) -> None:
+        self._loop().call_later(max(0.0, (when_ns - self.clock()) / 1e9), fn)
+
+    def run_async(self, coro: Awaitable[Any], done: Callable[[Any], None]) -> None:
+        task: asyncio.Task[Any] = self._loop().create_task(coro)  # type: ignore[arg-type]
+        task.add_done_callback(lambda t: done(t.result()))
+
+
+class RouterAgent:
+    """The protocol of one router over its engine.
+
+    ``principal``/``keytab``/``opener`` configure the AP-REQ verifier (``opener`` is the router's KDC client
+    for cases 2 and 3); ``sad`` holds the inbound AH SAs and ``sa_out`` maps a peer router's address to the
+    outbound SA; ``epoch_s`` turns the scheduler's clock into POSIX time for Kerberos; ``on_note`` receives
+    a timeline entry for every message sent and step taken.
+    """
+
+    def __init__(self, engine: Engine, scheduler: Scheduler, *, principal: L.Principal, keytab: L.Keytab,
+                 sad: ah.SADatabase, sa_out: dict[IPv6Address, ah.SecurityAssociation], opener: Any = None,
+                 epoch_s: float | None = None, access_iface: str | None = None,
+                 on_note: Callable[[str, dict[str, Any]], None] | None = None, **ar_options: Any) -> None:
+        self.engine = engine
+        self.scheduler = scheduler
+        acc = next((i for i in engine.interfaces if i.name == access_iface), None) or engine.interfaces[0]
+        if not acc.addresses:
+            raise ValueError(f"interface {acc.name}: the access router needs a global address")
+        self.iface = acc.name
+        self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
+                               is_address_in_use=self._in_use, iface=acc.name, **ar_options)
+        self.principal = principal
+        if epoch_s is None:
+            epoch_s = time.time() - scheduler.now() / 1e9
+        self.epoch_s = epoch_s
+        self.verifier = L.ApVerifier(principal.realm, keytab, opener=opener,
+                                     clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
+        self.sad, self.sa_out = sad, sa_out
+        self.ah_counters: dict[str, int] = {}
+        self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "no_outbound_sa", "send_failed",
+                                                       "not_icmpv6"), 0)
+        self.on_note = on_note
+        self._tick_at: int | None = None
+        engine.control = self.on_control
+
+    # ---------------------------------------------------------------- the machine
+    def handle(self, event: object) -> None:
+        for action in self.ar.handle(event, self.scheduler.now()):  # type: ignore[arg-type]
+            self.execute(action)
+        deadline = self.ar.next_deadline()
+        if deadline is not None and deadline != self._tick_at:
+            self._tick_at = deadline
+            self.scheduler.call_at(deadline, self._tick)
+
+    def _tick(self) -> None:
+        self._tick_at = None
+        self.handle(Tick())
+
+    def note(self, what: str, **fields: Any) -> None:
+        if self.on_note is not None:
+            self.on_note(what, fields)
+
+    def _in_use(self, address: IPv6Address) -> bool:
+        """Draft §4: an NCoA is in use when *another* node has a neighbor entry (not our proxy)."""
+        idx = int(self.engine.ncache.lookup(np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16))[0])
+        return idx >= 0 and not int(self.engine.ncache.flags[idx]) & NeighborFlag.PROXY
+
+    # ---------------------------------------------------------------- in: from the engine's control path
+    def on_control(self, cf: ControlFrame) -> None:
+        frame = cf.frame
+        plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
+        packet = frame[cf.l3_offset:cf.l3_offset + 40 + plen]
+        verified = False
+        if cf.has_ah:
+            try:
+                packet = ah.verify(packet, self.sad, self.ah_counters)
+                verified = True
+            except ah.AhError:
+                self.counters["ah_rejected"] += 1  # by reason in ah_counters; the machine never sees it
+                return
+        parsed = frames.parse_frame(packet, frames.LINKTYPE_RAW)
+        if parsed.upper_layer != IpProto.ICMPV6:
+            self.counters["not_icmpv6"] += 1
+            return
+        self.handle(Received(parsed.payload, cf.src, cf.dst, cf.hop_limit, cf.iface.name, verified))
+
+    # ---------------------------------------------------------------- out: the actions
+    def execute(self, a: object) -> None:
+        e = self.engine
+        if isinstance(a, Send):
+            packet = frames.build_ipv6(a.src, a.dst, IpProto.ICMPV6, a.icmp, a.hop_limit)
+            if a.ah:
+                sa = self.sa_out.get(IPv6Address(a.dst))
+                if sa is None:
+                    self.counters["no_outbound_sa"] += 1
+                    return
+                packet = ah.protect(packet, sa, self.ah_counters)
+            if not e.send_packet(packet, iface=a.iface or self.iface):
+                self.counters["send_failed"] += 1
+            self.note("send", icmp=a.icmp, src=a.src, dst=a.dst, size=len(packet))
+        elif isinstance(a, Verify):
+            self.note("verify_start")
+
+            async def verify() -> Verified:
+                try:
+                    ctx = await self.verifier.verify(a.ap_req, a.binding)
+                except L.LkbError as exc:
+                    return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")
+                return Verified(a.request_id, ctx)
+
+            def done(result: Verified) -> None:
+                self.note("verified", ok=result.context is not None)
+                self.handle(result)
+
+            self.scheduler.run_async(verify(), done)
+        elif isinstance(a, ProxyAdd):
+            e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(a.pcoa,) if a.pcoa else (),
+                        buffer=a.buffer)
+            self.note("proxy_installed", ncoa=a.ncoa)
+        elif isinstance(a, ProxyComplete):
+            flushed = e.proxy_complete(a.ncoa, a.mac)
+            self.note("flushed", count=flushed)
+        elif isinstance(a, ProxyRemove):
+            e.proxy_remove(a.ncoa)
+            self.note("proxy_removed", ncoa=a.ncoa)
+        elif isinstance(a, BufferDrop):
+            e.buffer.drop(a.key)
+        elif isinstance(a, TunnelAdd):
+            e.tunnel_add(a.pcoa, a.nar)
+            self.note("tunnel_start", pcoa=a.pcoa, nar=a.nar)
+        elif isinstance(a, TunnelRemove):
+            e.tunnel_remove(a.pcoa)
+            self.note("tunnel_end", pcoa=a.pcoa)
+        elif isinstance(a, ForwardPacket):
+            e.send_packet(a.packet)
+            self.note("bu_forwarded", size=len(a.packet))
+        elif isinstance(a, Note):
+            self.note(f"ar:{a.name}", **a.fields)
+
+    # ---------------------------------------------------------------- the control API's view
+    def trigger(self, args: dict[str, Any]) -> dict[str, Any]:
+        """The control API's ``handover``: pcoa, nar, nar_principal ("name@REALM"); optional prefix_size,
+        nar_mac (hex), ncoa, buffer, lifetime_ms."""
+        try:
+            principal = L.Principal.parse(str(args["nar_principal"]))
+            mac = bytes.fromhex(str(args["nar_mac"]).replace(":", "")) if args.get("nar_mac") else None
+            ncoa = IPv6Address(args["ncoa"]) if args.get("ncoa") else None
+            trig = Trigger(IPv6Address(args["pcoa"]), IPv6Address(args["nar"]), principal,
+                           int(args.get("prefix_size", 64)), nar_mac=mac, ncoa=ncoa,
+                           buffer=bool(args.get("buffer", True)), lifetime_ms=int(args.get("lifetime_ms", 3000)))
+        except KeyError as exc:
+            raise ControlError(f"handover: '{exc.args[0]}' is required") from None
+        except (ValueError, TypeError) as exc:
+            raise ControlError(f"handover: {exc}") from None
+        refusals = ("trigger_unknown_mn", "trigger_busy", "trigger_invalid")
+        before = sum(self.ar.counters[k] for k in refusals)
+        self.handle(trig)
+        if sum(self.ar.counters[k] for k in refusals) > before:
+            raise ControlError("handover refused: the MN is not attached here, a handover of it is running, "
+                               "or the trigger is invalid (see the counters)")
+        record = self.ar.par.get(trig.pcoa)
+        return {"identifier": record.identifier if record else None,
+                "state": record.state.value if record else None}
+
+    def handovers(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [{"role": "par", "pcoa": str(k), "identifier": h.identifier,
+                                      "state": h.state.value} for k, h in self.ar.par.items()]
+        out += [{"role": "nar", "ncoa": str(h.ncoa), "pcoa": str(h.pcoa), "identifier": h.identifier,
+                 "state": h.state.value} for h in self.ar.nar.values()]
+        return out
+
+    def mobile_nodes(self) -> list[dict[str, Any]]:
+        return [{"address": str(a)} for a in self.ar.sessions]
