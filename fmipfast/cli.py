@@ -181,9 +181,13 @@ def _cmd_router(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        control = RouterControl(engine)
+        if r.security is not None:
+            agent = _router_agent(engine, r.security)
+            control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
         server = None
         if args.control:
-            server = ControlServer(RouterControl(engine), args.control)
+            server = ControlServer(control, args.control)
             await server.start()
         print(f"READY {r.name} " + " ".join(ports), flush=True)
         try:
@@ -200,6 +204,35 @@ def _cmd_router(args: argparse.Namespace) -> int:
     summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def _router_agent(engine: Any, sec: Any) -> Any:
+    """The handover protocol of the daemon from its [router.security] section."""
+    from ipaddress import IPv6Address
+
+    from fmipfast.router import LoopScheduler, RouterAgent
+    from fmipfast.security import ah
+    from fmipfast.security import lwkerb as L
+
+    keytab = L.Keytab()
+    for k in sec.keys:
+        keytab.add(L.Principal.parse(k.principal), L.Key(k.kvno, k.key))
+    sad = ah.SADatabase()
+    sa_out = {}
+    for p in sec.peers:
+        sad.add_inbound(ah.SecurityAssociation(p.spi_in, p.key_in, peer=p.address))
+        sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address)
+    principal = L.Principal.parse(sec.principal)
+    opener = None
+    if sec.kdc is not None:
+        from fmipfast.security.kdc import KdcClient
+
+        host, _, port = sec.kdc.rpartition(":")
+        own = next((k for k in sec.keys if k.principal == sec.principal), None)
+        opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
+                           key=L.Key(own.kvno, own.key) if own else None)
+    return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
+                       opener=opener)
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:

@@ -20,7 +20,8 @@ from fmipfast.constants import MESSAGE_KEYS, Codepoints, FmipCode
 from fmipfast.errors import ConfigError
 
 __all__ = ["Config", "CodepointsConfig", "LoggingConfig", "RouterConfig", "InterfaceConfig", "RouteConfig",
-           "NeighborConfig", "RingConfig", "load", "loads", "from_mapping", "DEFAULTS_TOML"]
+           "NeighborConfig", "RingConfig", "SecurityConfig", "KeyConfig", "PeerConfig", "load", "loads",
+           "from_mapping", "DEFAULTS_TOML"]
 
 
 def _int(key: str, value: Any, lo: int, hi: int) -> int:
@@ -261,6 +262,89 @@ class RingConfig:
         return made
 
 
+def _hexkey(path: str, value: Any, size: int = 32) -> bytes:
+    if not isinstance(value, str):
+        raise ConfigError(path, f"expected {size * 2} hexadecimal digits, got {type(value).__name__}")
+    try:
+        raw = bytes.fromhex(value)
+    except ValueError:
+        raise ConfigError(path, "not hexadecimal") from None
+    if len(raw) != size:
+        raise ConfigError(path, f"{len(raw)} octets, a key is {size}")
+    return raw
+
+
+def _principal(path: str, value: Any) -> str:
+    if not isinstance(value, str) or value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
+        raise ConfigError(path, f"expected a principal like 'host/nar@B.EXAMPLE', got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """``[[router.security.keys]]``: one keytab entry (the router's own service key, or a region key)."""
+
+    principal: str
+    kvno: int
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "KeyConfig":
+        t = _Table(table, path)
+        made = cls(_principal(f"{path}.principal", t._get("principal", None)), t.get_int("kvno", 1, 0, 255),
+                   _hexkey(f"{path}.key", t._get("key", None)))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class PeerConfig:
+    """``[[router.security.peers]]``: manual AH SAs with one peer router (DESIGN.md §4): the SPI and key of
+    what it sends us (in) and of what we send it (out), HMAC-SHA-256-128."""
+
+    address: str
+    spi_in: int
+    key_in: bytes = field(repr=False)
+    spi_out: int = 0
+    key_out: bytes = field(repr=False, default=b"")
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "PeerConfig":
+        t = _Table(table, path)
+        made = cls(_address(f"{path}.address", t._get("address", None)),
+                   t.get_int("spi_in", 256, 256, 0xFFFFFFFF), _hexkey(f"{path}.key_in", t._get("key_in", None)),
+                   t.get_int("spi_out", 256, 256, 0xFFFFFFFF), _hexkey(f"{path}.key_out", t._get("key_out", None)))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """``[router.security]``: the router's Kerberos identity, keytab, KDC, and AH peers.  Absent: the router
+    forwards but runs no handover protocol."""
+
+    principal: str
+    keys: tuple[KeyConfig, ...] = ()
+    peers: tuple[PeerConfig, ...] = ()
+    kdc: str | None = None  # "host:port" of its realm's KDC, for key cases 2 and 3
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "SecurityConfig":
+        t = _Table(table, path)
+        principal = _principal(f"{path}.principal", t._get("principal", None))
+        keys = tuple(KeyConfig.parse(x, f"{path}.keys[{i}]") for i, x in enumerate(t.get_list("keys")))
+        peers = tuple(PeerConfig.parse(x, f"{path}.peers[{i}]") for i, x in enumerate(t.get_list("peers")))
+        kdc = t._get("kdc", None)
+        if kdc is not None:
+            host, sep, port = str(kdc).rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{path}.kdc", f"expected 'host:port', got {kdc!r}")
+        if not any(k.principal == principal for k in keys) and kdc is None:
+            raise ConfigError(f"{path}.keys", f"no key for {principal} and no kdc: no AP-REQ could be verified")
+        t.done()
+        return cls(principal, keys, peers, kdc)
+
+
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     """``[router]``: the engine's tables and bounds (every capacity named, STYLE.md rule 17)."""
@@ -284,6 +368,7 @@ class RouterConfig:
     icmp_error_rate: int = 100  # RFC 4443 §2.4(f) token bucket: errors per second
     icmp_error_burst: int = 10
     peers: tuple[str, ...] = ()  # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
+    security: SecurityConfig | None = None  # the handover protocol; None: forwarding only
 
     @classmethod
     def parse(cls, table: Mapping[str, Any], prefix: str) -> "RouterConfig":
@@ -314,7 +399,8 @@ class RouterConfig:
             t.get_int("resolve_retries", 3, 1, 100), t.get_int("resolve_interval_ms", 1000, 10, 60000),
             t.get_int("reachable_time_ms", 30000, 100, 3_600_000), t.get_int("icmp_error_rate", 100, 0, 1_000_000),
             t.get_int("icmp_error_burst", 10, 1, 1_000_000),
-            tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))))
+            tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
+            SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None)
         t.done()
         return made
 
@@ -433,6 +519,20 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # prefix = "::/0"
 # via = "2001:db8:ff::1"
 # interface = "eth0"
+#
+# [router.security]             # the handover protocol (absent: forwarding only)
+# principal = "host/nar@B.EXAMPLE"
+# kdc = "192.0.2.53:8888"       # its realm's KDC, for Kerberos key cases 2 and 3
+# [[router.security.keys]]      # keytab: AP-REQs for these are verified locally (case 1)
+# principal = "host/nar@B.EXAMPLE"
+# kvno = 4
+# key = "<64 hex digits>"
+# [[router.security.peers]]     # manual AH SAs with a peer router (HMAC-SHA-256-128)
+# address = "2001:db8:1::1"
+# spi_in = 4097
+# key_in = "<64 hex digits>"
+# spi_out = 4098
+# key_out = "<64 hex digits>"
 #
 # [[router.neighbors]]          # static next hops
 # address = "2001:db8:ff::1"

@@ -120,3 +120,52 @@ def test_router_errors_name_the_key_path(edit, key, problem):
     with pytest.raises(ConfigError) as info:
         config.loads(ROUTER.replace(old, new, 1))
     assert info.value.key == key and problem in info.value.problem
+
+
+SECURITY = ROUTER + f"""
+[router.security]
+principal = "host/par@A.EXAMPLE"
+kdc = "127.0.0.1:8888"
+[[router.security.keys]]
+principal = "host/par@A.EXAMPLE"
+kvno = 3
+key = "{'11' * 32}"
+[[router.security.peers]]
+address = "2001:db8:100::2"
+spi_in = 4098
+key_in = "{'22' * 32}"
+spi_out = 4097
+key_out = "{'33' * 32}"
+"""
+
+
+def test_router_security_section():
+    sec = config.loads(SECURITY).router.security
+    assert sec.principal == "host/par@A.EXAMPLE" and sec.kdc == "127.0.0.1:8888"
+    assert sec.keys[0].kvno == 3 and sec.keys[0].key == bytes([0x11]) * 32
+    assert sec.peers[0].spi_in == 4098 and sec.peers[0].key_out == bytes([0x33]) * 32
+    assert "11" * 8 not in repr(sec)  # keys never in reprs
+    assert config.loads(ROUTER).router.security is None
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (('principal = "host/par@A.EXAMPLE"\nkdc', 'principal = "host-par"\nkdc'), "router.security.principal",
+     "expected a principal"),
+    (('key = "' + "11" * 32, 'key = "' + "11" * 31), "router.security.keys[0].key", "31 octets"),
+    (('key_in = "' + "22" * 32, 'key_in = "zz' + "22" * 31), "router.security.peers[0].key_in", "not hexadecimal"),
+    (("spi_in = 4098", "spi_in = 7"), "router.security.peers[0].spi_in", "out of range"),
+    (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1"'), "router.security.kdc", "host:port"),
+])
+def test_router_security_errors(edit, key, problem):
+    old, new = edit
+    assert old in SECURITY
+    with pytest.raises(ConfigError) as info:
+        config.loads(SECURITY.replace(old, new, 1))
+    assert info.value.key == key and problem in info.value.problem
+
+
+def test_security_needs_a_way_to_verify():
+    text = SECURITY.replace('kdc = "127.0.0.1:8888"\n', "").replace('principal = "host/par@A.EXAMPLE"\nkvno',
+                                                                    'principal = "other@A.EXAMPLE"\nkvno')
+    with pytest.raises(ConfigError, match="no key for host/par@A.EXAMPLE and no kdc"):
+        config.loads(text)

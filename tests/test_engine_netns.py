@@ -248,7 +248,8 @@ def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
             ns.ip("-6", "addr", "add", addr, "dev", dev, "nodad")
             ns.ip("-6", "route", "add", "default", "via", gw, "dev", dev)
         cfg = tmp_path / "router.toml"
-        cfg.write_text(TOML)
+        cfg.write_text(TOML + '[router.security]\nprincipal = "host/rt@A.EXAMPLE"\n[[router.security.keys]]\n'
+                       'principal = "host/rt@A.EXAMPLE"\nkvno = 1\nkey = "' + "44" * 32 + '"\n')
         sock = str(tmp_path / "ctl.sock")
         proc = subprocess.Popen(["ip", "netns", "exec", rt.name, sys.executable, "-m", "fmipfast", "router",
                                  "--config", str(cfg), "--control", sock],
@@ -259,8 +260,15 @@ def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
         assert out.returncode == 0, out.stdout + out.stderr
         from fmipfast.control import ControlClient
 
-        live = ControlClient(sock).call("counters")  # the control API of the running daemon
+        client = ControlClient(sock)
+        live = client.call("counters")  # the control API of the running daemon
         assert live["conservation"]["holds"] and live["counters"]["received"] >= 6
+        # the handover protocol is attached: it answers, and refuses an MN that never attached here
+        assert client.call("handovers") == [] and client.call("mobile-nodes") == []
+        from fmipfast.control import ControlError
+
+        with pytest.raises(ControlError, match="handover refused"):
+            client.call("handover", pcoa="2001:db8:1::a", nar="2001:db8:2::1", nar_principal="host/nar@B.EXAMPLE")
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 0, stderr

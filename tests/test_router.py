@@ -1,0 +1,136 @@
+"""RouterAgent on the daemon's asyncio scheduler: an HI under AH arrives from a peer router through the
+engine, the agent verifies AH, proxies the NCoA and PCoA at once, verifies the AP-REQ asynchronously and
+answers with an accepted Handover Error under AH — all through the engine's real data path."""
+
+from __future__ import annotations
+
+import asyncio
+from ipaddress import IPv6Address
+
+import numpy as np
+
+from fmipfast import config, frames
+from fmipfast.constants import AddressKind, IpProto, NeighborFlag
+from fmipfast.engine import Engine
+from fmipfast.messages import (
+    AddressOption,
+    HandoverControl,
+    HandoverError,
+    IcmpHandover,
+    Identifier,
+    LkbMessage,
+    decode,
+    encode,
+)
+from fmipfast.ports import MemoryLink, MemoryPort
+from fmipfast.router import LoopScheduler, RouterAgent
+from fmipfast.security import ah
+from fmipfast.security import lwkerb as L
+
+NAR, PAR = IPv6Address("2001:db8:2::1"), IPv6Address("2001:db8:1::1")
+NCOA, PCOA = IPv6Address("2001:db8:2::a"), IPv6Address("2001:db8:1::a")
+MAC_ACC, MAC_UP, MAC_CORE = bytes.fromhex("02005e000201"), bytes.fromhex("02005e000202"), bytes.fromhex("02005e0000ff")
+P_NAR, P_MN = L.Principal("host/nar", "B.EXAMPLE"), L.Principal("mn1", "HOME")
+K_IN, K_OUT = bytes(range(32)), bytes(range(32, 64))
+
+TOML = f"""
+[router]
+[[router.interfaces]]
+name = "acc0"
+addresses = ["{NAR}/64"]
+ra_min_interval_ms = 600000
+ra_max_interval_ms = 600000
+[[router.interfaces]]
+name = "up0"
+role = "upstream"
+addresses = ["2001:db8:ff::2/64"]
+[[router.routes]]
+prefix = "2001:db8:1::/64"
+via = "2001:db8:ff::1"
+interface = "up0"
+[[router.neighbors]]
+address = "2001:db8:ff::1"
+mac = "{MAC_CORE.hex(':')}"
+interface = "up0"
+"""
+
+
+def _world():
+    core, access = MemoryLink("core"), MemoryLink("access")
+    ports = {"acc0": MemoryPort("acc0", MAC_ACC, access), "up0": MemoryPort("up0", MAC_UP, core)}
+    peer = MemoryPort("par", MAC_CORE, core)
+    engine = Engine(config.loads(TOML).router, ports, seed=bytes(16))
+    keytab = L.Keytab()
+    key = L.Key(4, bytes(range(100, 132)))
+    keytab.add(P_NAR, key)
+    sad = ah.SADatabase()
+    sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))
+    agent = RouterAgent(engine, LoopScheduler(), principal=P_NAR, keytab=keytab, sad=sad,
+                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR))})
+    return engine, agent, peer, key
+
+
+def _hi(key: L.Key, epoch: float, *, identifier: int = 7, tamper: bool = False) -> bytes:
+    skey = L.Key(0, bytes(range(7, 39)))
+    part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, int(epoch) - 60, int(epoch) - 60, int(epoch) + 3600,
+                           skey.value, P_MN)
+    creds = L.Credentials(P_MN, P_NAR, L.Ticket.issue(P_NAR, key, part), skey, part.flags, int(epoch) - 60,
+                          int(epoch) - 60, int(epoch) + 3600)
+    binding = L.HandoverBinding(str(NCOA), str(PCOA), str(NAR), identifier)
+    ap_req = L.build_ap_req(creds, binding, now=epoch)[0].encode()
+    hi = IcmpHandover(64, NCOA, bytes.fromhex("001b63fffe8445e6"), (LkbMessage(ap_req), HandoverControl(True, 64, 3000),
+                                                                  AddressOption(AddressKind.PCOA, PCOA),
+                                                                  Identifier(identifier)))
+    packet = frames.build_ipv6(PAR, NAR, IpProto.ICMPV6, encode(hi, PAR, NAR), 64)
+    packet = ah.protect(packet, ah.SecurityAssociation(0x2001, K_IN, peer=str(NAR)))
+    if tamper:  # flip a bit of the AH ICV: the ICMPv6 checksum still verifies, AH does not
+        packet = packet[:52] + bytes([packet[52] ^ 1]) + packet[53:]
+    return frames.build_ethernet(MAC_UP, MAC_CORE, packet)
+
+
+def _answers(peer: MemoryPort) -> list[HandoverError]:
+    sad = ah.SADatabase()
+    sad.add_inbound(ah.SecurityAssociation(0x2002, K_OUT, peer=str(NAR)))
+    out = []
+    for batch in peer.receive():
+        for frame in batch.frames():
+            p = frames.parse_frame(frame)
+            if p.has_ah:
+                inner = ah.verify(frame[14:14 + 40 + int.from_bytes(frame[18:20], "big")], sad)
+                msg = decode(inner[40:], p.src, p.dst)
+                assert isinstance(msg, HandoverError)
+                out.append(msg)
+    return out
+
+
+def test_hi_under_ah_is_proxied_verified_and_accepted():
+    async def scenario() -> None:
+        engine, agent, peer, key = _world()
+        peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9)])
+        engine.poll()
+        # proxied at admission, before the AP-REQ is verified: the NCoA and the PCoA
+        for address in (NCOA, PCOA):
+            idx = int(engine.ncache.lookup(np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16))[0])
+            assert idx >= 0 and int(engine.ncache.flags[idx]) & NeighborFlag.PROXY
+        for _ in range(50):  # the verification runs as a task on this loop
+            await asyncio.sleep(0.01)
+            answers = _answers(peer)
+            if answers:
+                break
+        assert [a.status for a in answers] == [0] and answers[0].identifier == 7
+        assert agent.ar.counters["hi_admitted"] == 1 and agent.ah_counters["verified"] == 1
+        assert agent.handovers()[0]["state"] == "proxying"
+
+    asyncio.run(scenario())
+
+
+def test_hi_with_a_broken_ah_never_reaches_the_machine():
+    async def scenario() -> None:
+        engine, agent, peer, key = _world()
+        peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9, tamper=True)])
+        engine.poll()
+        await asyncio.sleep(0.05)
+        assert agent.counters["ah_rejected"] == 1 and agent.ar.counters["received"] == 0
+        assert _answers(peer) == [] and not agent.handovers()
+
+    asyncio.run(scenario())
