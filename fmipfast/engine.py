@@ -75,6 +75,8 @@ TP_STATUS_CSUMNOTREADY = 1 << 3
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
 _MASK64 = (1 << 64) - 1
+#: How often the neighbor cache and the buffers are scanned for expired entries.
+EXPIRY_INTERVAL_NS = 100_000_000
 #: Offset of the checksum field in the upper-layer header, by protocol.
 _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 
@@ -187,6 +189,7 @@ class Engine:
         self.requeue_counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.requeue_drops = np.zeros(len(DropReason), dtype=np.uint64)
         self._kernel_seen: dict[int, tuple[int, int]] = {}
+        self._next_expiry_ns = 0
         self.ncache = backend.impl.NeighborCache(cfg.ncache_capacity, seed=seed)
         self.buffer = backend.impl.PacketBuffer(
             slots=cfg.buffer_slots, slot_size=cfg.buffer_slot_size, max_keys=1024,
@@ -888,6 +891,10 @@ class Engine:
                 self.counters["resolve_failed_frames"] = self.counters.get("resolve_failed_frames", 0) + int(lost)
             else:
                 self._solicit(idx, now)
+        if now < self._next_expiry_ns:
+            return
+        # the table scans run at most every EXPIRY_INTERVAL_NS, not on every batch (poll ticks per batch)
+        self._next_expiry_ns = now + EXPIRY_INTERVAL_NS
         self.buffer.expire(now)
         self.unresolved.expire(now)
         expired = self.ncache.expire(now)
