@@ -153,6 +153,7 @@ class NarHandover:
     bu: bytes | None = None  # initial attach: the encapsulated packet to forward once verified
     reply_src: IPv6Address | None = None
     buffer: bool = True  # the HI's U flag
+    early_attach: tuple[FmipMessage, Received] | None = None  # an Attach that came before verification
 
 
 #: PAR role: (state, event kind) -> handler method name.
@@ -613,6 +614,9 @@ class AccessRouter:
         self._nar_state(h, NarState.PROXYING)
         h.deadline = self._now + h.lifetime_ms * 1_000_000
         self._send(send, "HandoverError", h.identifier)
+        if h.early_attach is not None:
+            early, h.early_attach = h.early_attach, None
+            self._nar_dispatch(h, Kind.ATTACH, *early)
 
     def _nar_verify_timeout(self, h: NarHandover) -> None:
         self._count("verify_timeout")
@@ -658,7 +662,16 @@ class AccessRouter:
         self._nar_verify(h, ap_req)
 
     def _nar_attach_early(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
-        self._drop("duplicate_attach" if h.initial else "attach_before_verified", identifier=msg.identifier)
+        if h.initial:
+            self._drop("duplicate_attach", identifier=msg.identifier)
+            return
+        # The MN arrived while the AP-REQ is still being verified (a KDC round trip, cases 2/3): its MAC can
+        # only be checked with the session key, so hold the newest Attach (one, bounded) and process it as
+        # soon as the verification succeeds, instead of waiting for the MN's retransmission.
+        self._count("attach_before_verified")
+        self._note("drop" if h.early_attach is not None else "state", role="nar", identifier=h.identifier,
+                   held="attach")
+        h.early_attach = (msg, ev)
 
     def _nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         assert h.context is not None

@@ -178,17 +178,20 @@ def test_proxy_lifetime_expiry_frees_and_counts():
     assert ar.counters["proxy_expired"] == 1 and not ar.nar
 
 
-def test_attach_before_verification_is_dropped():
+def test_attach_before_verification_is_held_and_completed_on_verification():
     net = attached_net()
     net.hold_verify = True
     net.trigger()
     net.move("B")
     assert net.routers["B"].counters["attach_before_verified"] == 1
+    assert net.mn.counters["handovers_completed"] == 0
     (who, v) = net.held[0]
     net.hold_verify = False
+    m = net.mark()
     net.feed(who, net.verified(who, v))  # case 2/3: the KDC answers late
-    net.advance(150)  # the MN's retransmitted Attach now completes
-    assert net.mn.counters["handovers_completed"] == 1
+    # no MN retransmission needed: the held Attach is processed right after the verification
+    assert net.mn.counters["handovers_completed"] == 1 and net.mn.counters["retransmitted"] == 0
+    assert "B:ProxyComplete" in net.steps(m)
 
 
 def test_attach_without_link_layer_address_or_eui64_mac():
