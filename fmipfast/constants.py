@@ -199,10 +199,11 @@ class Codepoints:
     (128-137); codes must be 0-255 and pairwise distinct.  Violations raise ``ValueError`` naming the field.
     """
 
-    __slots__ = ("type", "_codes", "_by_code")
+    __slots__ = ("type", "_codes", "_by_code", "_hash")
     type: int
     _codes: dict[str, int]
     _by_code: dict[int, str]
+    _hash: int
 
     def __init__(self, type: int = DEFAULT_FMIP_TYPE, **codes: int) -> None:  # noqa: A002 - draft name
         unknown = set(codes) - set(MESSAGE_KEYS)
@@ -225,6 +226,8 @@ class Codepoints:
         object.__setattr__(self, "type", type)
         object.__setattr__(self, "_codes", merged)
         object.__setattr__(self, "_by_code", by_code)
+        # computed once: classify() looks its code table up by profile on every batch
+        object.__setattr__(self, "_hash", hash((type, *sorted(merged.items()))))
 
     def __setattr__(self, name, value):
         raise AttributeError("Codepoints is immutable")
@@ -244,7 +247,7 @@ class Codepoints:
         return isinstance(other, Codepoints) and self.as_dict() == other.as_dict()
 
     def __hash__(self) -> int:
-        return hash(tuple(sorted(self.as_dict().items())))
+        return self._hash
 
     def __repr__(self) -> str:
         changed = {k: v for k, v in self._codes.items() if v != int(FmipCode[k.upper()])}

@@ -77,6 +77,12 @@ ALL_ROUTERS = IPv6Address("ff02::2")
 _MASK64 = (1 << 64) - 1
 #: How often the neighbor cache and the buffers are scanned for expired entries.
 EXPIRY_INTERVAL_NS = 100_000_000
+# Plain ints for the per-batch path (an enum attribute lookup costs more than the comparison it feeds).
+_V_DROP, _V_FORWARD, _V_TUNNEL = int(Verdict.DROP), int(Verdict.FORWARD), int(Verdict.TUNNEL)
+_V_DECAP, _V_BUFFER, _V_CONTROL = int(Verdict.DECAP), int(Verdict.BUFFER), int(Verdict.CONTROL)
+_F_LOCAL, _F_PROXY, _F_TUNNEL = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY), int(NeighborFlag.TUNNEL)
+_S_INCOMPLETE = int(NeighborState.INCOMPLETE)
+_R_OTHER_HOST = int(DropReason.OTHER_HOST)
 #: Offset of the checksum field in the upper-layer header, by protocol.
 _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 
@@ -442,13 +448,13 @@ class Engine:
         # PACKET_OTHERHOST does for a kernel; a hub, a bridge or promiscuous mode shows us such frames)
         if from_wire:
             eth_dst = np.asarray(b.eth_dst)
-            other = (verdict != Verdict.DROP) & ((eth_dst[:, 0] & 1) == 0) & np.any(
+            other = (verdict != _V_DROP) & ((eth_dst[:, 0] & 1) == 0) & np.any(
                 eth_dst != np.frombuffer(iface.mac, dtype=np.uint8), axis=1)
             if other.any():
-                verdict[other] = Verdict.DROP
-                reasons[other] = DropReason.OTHER_HOST
+                verdict[other] = _V_DROP
+                reasons[other] = _R_OTHER_HOST
         # classify's drops (and the L2 filter's)
-        dropped = verdict == Verdict.DROP
+        dropped = verdict == _V_DROP
         if dropped.any():
             counts = np.bincount(reasons[dropped], minlength=len(DropReason))
             self.drops += counts.astype(np.uint64)
@@ -458,38 +464,38 @@ class Engine:
             self._complete_checksums(arena, offsets, lengths, l3, l4, nh, src, dst,
                                      np.flatnonzero((status & TP_STATUS_CSUMNOTREADY) != 0))
         # lookup stage: own addresses, handover entries
-        cand = np.flatnonzero((verdict == Verdict.FORWARD) | (verdict == Verdict.DECAP))
+        cand = np.flatnonzero((verdict == _V_FORWARD) | (verdict == _V_DECAP))
         if cand.size:
             idx = self.ncache.lookup(np.ascontiguousarray(dst[cand]))
             hit = idx >= 0
             flags = np.zeros(cand.size, dtype=np.uint8)
             flags[hit] = self.ncache.flags[idx[hit]]
-            local = (flags & NeighborFlag.LOCAL) != 0
-            decap = verdict[cand] == Verdict.DECAP
-            verdict[cand[local & ~decap]] = Verdict.CONTROL
-            verdict[cand[~local & decap]] = Verdict.FORWARD  # transit tunnel traffic is just forwarded
+            local = (flags & _F_LOCAL) != 0
+            decap = verdict[cand] == _V_DECAP
+            verdict[cand[local & ~decap]] = _V_CONTROL
+            verdict[cand[~local & decap]] = _V_FORWARD  # transit tunnel traffic is just forwarded
             fwd = ~local
-            verdict[cand[fwd & ((flags & NeighborFlag.TUNNEL) != 0)]] = Verdict.TUNNEL
-            verdict[cand[fwd & ((flags & NeighborFlag.PROXY) != 0)]] = Verdict.BUFFER
+            verdict[cand[fwd & ((flags & _F_TUNNEL) != 0)]] = _V_TUNNEL
+            verdict[cand[fwd & ((flags & _F_PROXY) != 0)]] = _V_BUFFER
             entry = np.full(n, -1, dtype=np.int64)
             entry[cand] = idx
         else:
             entry = np.full(n, -1, dtype=np.int64)
         # execute, verdict by verdict
-        sel = np.flatnonzero(verdict == Verdict.CONTROL)
+        sel = np.flatnonzero(verdict == _V_CONTROL)
         for i in sel:
             self._control(iface, arena, offsets, lengths, b, int(i), now)
         self.counters["delivered"] += int(sel.size)
-        sel = np.flatnonzero(verdict == Verdict.BUFFER)
+        sel = np.flatnonzero(verdict == _V_BUFFER)
         if sel.size:
             self._buffer(arena, offsets, lengths, sel, entry, now)
-        sel = np.flatnonzero(verdict == Verdict.TUNNEL)
+        sel = np.flatnonzero(verdict == _V_TUNNEL)
         if sel.size:
             self._tunnel(arena, offsets, lengths, l3, sel, entry, hop, src, now)
-        sel = np.flatnonzero(verdict == Verdict.DECAP)
+        sel = np.flatnonzero(verdict == _V_DECAP)
         if sel.size:
             self._decap(iface, arena, offsets, lengths, l3, l4, src, sel)
-        sel = np.flatnonzero(verdict == Verdict.FORWARD)
+        sel = np.flatnonzero(verdict == _V_FORWARD)
         if sel.size:
             self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry)
 

@@ -228,20 +228,29 @@ class PacketRing:
         find the ring full are counted (``tx_ring_full``) and not queued: the caller decides to retry."""
         offsets = np.ascontiguousarray(offsets, dtype=np.int64)
         lengths = np.ascontiguousarray(lengths, dtype=np.uint32)
-        consumed, sent, self._tx_head, too_big = backend.ring_tx_fill(
-            self.tx, self.tx_frame_size, self._tx_head, arena, offsets, lengths)
-        self.counters["tx_too_big"] += too_big
-        self.counters["tx_ring_full"] += int(offsets.shape[0]) - consumed
-        if sent:
-            try:
-                self.sock.send(b"", socket.MSG_DONTWAIT)
-            except BlockingIOError:
-                pass  # the kernel sends what is queued as the device drains
-            except OSError:
-                self.counters["tx_send_errors"] += 1
-                raise
-            self.counters["tx_frames"] += sent
-        return sent
+        n = int(offsets.shape[0])
+        done = total = 0
+        # A batch larger than the free slots: fill, kick the kernel, refill with what it has sent since
+        # (veth and most drivers free the slots during the send), up to a few rounds.
+        for _ in range(8):
+            consumed, sent, self._tx_head, too_big = backend.ring_tx_fill(
+                self.tx, self.tx_frame_size, self._tx_head, arena, offsets[done:], lengths[done:])
+            self.counters["tx_too_big"] += too_big
+            done += consumed
+            total += sent
+            if sent:
+                try:
+                    self.sock.send(b"", socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    pass  # the kernel sends what is queued as the device drains
+                except OSError:
+                    self.counters["tx_send_errors"] += 1
+                    raise
+            if done >= n or consumed == 0:
+                break
+        self.counters["tx_ring_full"] += n - done
+        self.counters["tx_frames"] += total
+        return total
 
     # ------------------------------------------------------------------ statistics
     def statistics(self) -> dict[str, int]:

@@ -296,3 +296,22 @@ def test_classic_bpf_filter_and_fanout_group(veth):
         finally:
             for r in rings:
                 r.close()
+
+
+@needs_root
+def test_a_batch_larger_than_the_tx_ring_is_sent_in_rounds(veth):
+    """The engine may hand more frames than TX slots: send() refills as the kernel frees them."""
+    with veth.enter():
+        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, tx_frame_nr=8) as ring:
+            rx = _raw("vb")
+            rx.settimeout(2.0)
+            frames = [_frame(i) for i in range(100)]
+            arena = np.frombuffer(b"".join(frames), dtype=np.uint8)
+            sent = ring.send(arena, np.arange(100, dtype=np.int64) * 100, np.full(100, 100, dtype=np.uint32))
+            got = []
+            while len(got) < sent:
+                data = rx.recv(4096)
+                if data[12:14] == b"\x88\xb5":
+                    got.append(data)
+            rx.close()
+            assert sent == 100 and got == frames and ring.counters["tx_ring_full"] == 0

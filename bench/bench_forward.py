@@ -1,0 +1,668 @@
+"""Forwarding benchmark of the engine (engine issue): frames per second one engine worker forwards across a
+veth pair, against a plain C TPACKET_V3 reader on the same path and against Linux kernel forwarding.
+
+Topology (network namespaces via fmipfast.lab.netns, all named ``fmipfast-bench-<pid>-*``, deleted in a
+``finally``, on Ctrl-C and SIGTERM too)::
+
+    gen [ge] ---- veth ---- [ra] rt [rb] ---- veth ---- [se] sink
+    2001:db8:1::a           2001:db8:1::1 / 2001:db8:2::1  2001:db8:2::b
+
+Traffic: ``bench/fwd_gen.c`` in ``gen`` sends 162-octet IPv6/UDP frames (100-octet payload, valid
+checksum, 256 flows by UDP source port) in sendmmsg(2) batches at a target rate or flat out.  Kernel IPv6
+is off on every veth end except rt's in the kernel row, so the sink kernel drops the frames on arrival.
+Delivered frames are counted by ``se``'s interface counter (rx packets, read with ``ip -s``), not by a
+packet ring: veth delivers in the softirq of the sending CPU, so a ring at the sink would charge its
+tpacket_rcv to the engine's core (a third of it at flat out, measured with perf); ``--sink ring`` counts
+with ``bench/limit_ring.c`` there instead.
+
+Rows, all measured in the same run, ``--reps`` repetitions each, medians reported.  The four flat-out
+rows are interleaved (one trial of each per repetition, workers restarted each time), so a burst of
+foreign load on the shared machine hits every row alike; the zero-drop searches follow.
+
+1. ``limit``             limit_ring.c on rt's ingress ``ra``: frames/s received at the generator's flat-out
+                         rate (no forwarding).  The denominator of every ratio.
+2. ``engine x1``         one fmipfast Engine process in rt owning ``ra`` and ``rb`` (static neighbor for the
+                         sink, so no ND): frames/s counted at the sink.  First flat out, then a short
+                         search over offered rates for the highest one with zero kernel ring drops
+                         (``DropReason.KERNEL_RING_DROP``) and no TX-ring-full drops; that rate is then
+                         measured ``--reps`` times (the ``zero-drop`` row).
+3. ``engine x2 fanout``  two engine processes on the same interfaces, ``RingPort(..., fanout=(group,
+                         "hash"))``: the same two measurements, and the scaling against one worker.
+                         With 2 cores the second worker shares CPU 0 with the generator, so these rows
+                         are bound by the generator's share of CPU 0, not by the engine: they show that
+                         fanout works and how evenly it hashes, not how it scales.
+4. ``kernel``            IPv6 forwarding by rt's kernel (addresses and the sink's neighbor entry static).
+
+Columns: offered (frames/s the generator handed to the kernel), delivered (frames/s at the sink; for the
+limit row, received by the reader), ring drops (kernel RX-ring drops of the receiving rings, per repetition),
+CPU busy 0/1 (per-CPU busy fraction from /proc/stat while the generator ran: the reader's or the engine's
+CPU near 0 or 1 tells who was the bottleneck, and foreign load on a shared machine shows up here), worker
+µs/frame (user+sys time charged to the engine processes per forwarded frame, which includes the kernel TX
+path and, on veth, the delivery to the sink), and delivered / limit.
+
+Placement (``--no-pin`` turns it off): the machine has 2 cores.  The generator (and a ``--sink ring``
+counter) run on CPU 0, the (first) engine worker or the limit reader on CPU 1, the second worker on CPU 0.
+veth delivers in the softirq of the sending CPU, so the kernel's half of every row (ring fill on ``ra``,
+kernel forwarding) runs on the generator's CPU, and what the engine transmits is delivered to the sink on
+the engine's CPU.
+
+Why not pyperf (STYLE.md rule 36): the measured code is a separate process fed by a C generator over real
+interfaces; pyperf's calibrated in-process loops do not apply.  The script follows the same rules: every
+row and its baseline in one run, medians over repetitions, ratios quoted, the load average printed.
+
+    sudo PYTHONPATH=. python bench/bench_forward.py            # ~3-4 minutes
+    sudo PYTHONPATH=. python bench/bench_forward.py --quick    # ~1 minute
+    sudo PYTHONPATH=. python bench/bench_forward.py --profile  # + cProfile of one worker, flat out
+
+Needs root (namespaces, AF_PACKET) and a C compiler (``$CC``, default ``cc``); the C programs are compiled
+with ``-O2`` into a temp dir at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import statistics
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+GEN_IP, RA_IP, RB_IP, SINK_IP = "2001:db8:1::a", "2001:db8:1::1", "2001:db8:2::1", "2001:db8:2::b"
+FLOWS = 256
+FANOUT_GROUP = 0x4D10  # ra uses it, rb uses it + 1 (a fanout group belongs to one interface)
+
+WORKER_TOML = """
+[router]
+name = "bench-rt"
+{batch_size}
+[[router.interfaces]]
+name = "ra"
+role = "upstream"
+addresses = ["{ra_ip}/64"]
+[[router.interfaces]]
+name = "rb"
+role = "upstream"
+addresses = ["{rb_ip}/64"]
+[[router.neighbors]]
+address = "{sink_ip}"
+mac = "{sink_mac}"
+interface = "rb"
+"""
+
+
+# ---------------------------------------------------------------------------------------------- worker
+def worker_main(argv: list[str]) -> int:
+    """The engine process (run inside rt by ``ip netns exec``): serve ``ra``/``rb`` until told to quit.
+
+    stdin protocol, one command per line: ``snap`` prints one JSON line of counters; ``quit`` exits (after
+    printing the profile when ``--profile`` was given).  The loop is the one of tests/test_engine_netns.py:
+    poll(2) on the ring sockets (and stdin), then ``Engine.poll()``.
+    """
+    ap = argparse.ArgumentParser(prog="bench_forward.py --worker")
+    ap.add_argument("--sink-mac", required=True)
+    ap.add_argument("--fanout", type=int, default=0)
+    ap.add_argument("--cpu", type=int, default=-1)
+    ap.add_argument("--profile", default="")
+    ap.add_argument("--batch-size", type=int, default=0)
+    args = ap.parse_args(argv)
+    if args.cpu >= 0:
+        os.sched_setaffinity(0, {args.cpu})
+
+    from fmipfast import config
+    from fmipfast.constants import DropReason
+    from fmipfast.engine import Engine
+    from fmipfast.ports import RingPort
+
+    batch = f"batch_size = {args.batch_size}" if args.batch_size else ""
+    cfg = config.loads(WORKER_TOML.format(ra_ip=RA_IP, rb_ip=RB_IP, sink_ip=SINK_IP, sink_mac=args.sink_mac,
+                                          batch_size=batch)).router
+    ring = cfg.ring  # the engine's default geometry: 16 x 256 KiB RX blocks, 10 ms retire timeout
+    ports = {}
+    for k, name in enumerate(("ra", "rb")):
+        fanout = (args.fanout + k, "hash") if args.fanout else None
+        geometry = dict(rx_block_size=ring.block_size, rx_block_nr=ring.block_count,
+                        rx_timeout_ms=ring.timeout_ms, tx_frame_nr=ring.tx_frames)
+        try:
+            ports[name] = RingPort(name, **geometry, fanout=fanout)
+        except TypeError:
+            # PacketRing passes the PACKET_FANOUT argument as a Python int; with PACKET_FANOUT_FLAG_DEFRAG
+            # (0x8000 << 16) it exceeds a C int and socket.setsockopt refuses it.  Until rings.py packs
+            # it as an unsigned 32-bit value, join the group here exactly as PacketRing would.
+            import gc
+
+            from fmipfast import rings
+            gc.collect()  # the half-built PacketRing's socket (bound, no fanout) must not linger
+            ports[name] = RingPort(name, **geometry)
+            value = ((args.fanout + k) & 0xFFFF) | ((rings.FANOUT_MODES["hash"]
+                                                     | rings.PACKET_FANOUT_FLAG_DEFRAG) << 16)
+            ports[name].ring.sock.setsockopt(rings.SOL_PACKET, rings.PACKET_FANOUT, struct.pack("=I", value))
+    engine = Engine(cfg, ports)
+    poller = select.poll()
+    for p in ports.values():
+        poller.register(p.fileno(), select.POLLIN | select.POLLERR)
+    stdin_fd = sys.stdin.fileno()
+    poller.register(stdin_fd, select.POLLIN | select.POLLHUP)
+    prof = None
+    if args.profile:
+        import cProfile
+        prof = cProfile.Profile()
+
+    def snap() -> dict[str, Any]:
+        stats = {name: p.statistics() for name, p in ports.items()}
+        return {"received": engine.counters["received"], "forwarded": engine.counters["forwarded"],
+                "dropped": engine.counters["dropped"], "csum_completed": engine.counters["csum_completed"],
+                "ring_drops": int(engine.drops[DropReason.KERNEL_RING_DROP]),
+                "tx_ring_full": int(engine.drops[DropReason.TX_RING_FULL]),
+                "drops": engine.drop_counts(),
+                "ra_kernel_packets": stats["ra"]["kernel_packets"], "ra_kernel_drops": stats["ra"]["kernel_drops"],
+                "ra_rx_blocks": stats["ra"]["rx_blocks"], "rb_tx_frames": stats["rb"]["tx_frames"],
+                "cpu_s": time.process_time()}
+
+    print("READY", flush=True)
+    buf = b""
+    running = True
+    if prof is not None:
+        prof.enable()
+    while running:
+        for fd, _ev in poller.poll(5):
+            if fd != stdin_fd:
+                continue
+            chunk = os.read(stdin_fd, 4096)
+            if not chunk:
+                running = False
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                cmd = line.decode().strip()
+                if cmd == "snap":
+                    engine.poll()
+                    sys.stdout.write(json.dumps(snap()) + "\n")
+                    sys.stdout.flush()
+                elif cmd == "quit":
+                    running = False
+        engine.poll()
+    if prof is not None:
+        prof.disable()
+        import io
+        import pstats
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(25)
+        sys.stderr.write(out.getvalue())
+        sys.stderr.flush()
+    for p in ports.values():
+        p.close()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+def build(tmp: Path) -> dict[str, Path]:
+    """Compile the C programs with ``cc -O2`` into ``tmp`` (never into the repository)."""
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        sys.exit(f"bench_forward: no C compiler ({cc}); the C generator and limit reader are needed")
+    out = {}
+    for name in ("limit_ring", "fwd_gen"):
+        src = HERE / f"{name}.c"
+        digest = hashlib.sha256(src.read_bytes()).hexdigest()[:12]
+        exe = tmp / f"{name}-{digest}"
+        subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(src)], check=True)
+        out[name] = exe
+    return out
+
+
+def mac_of(ns: Any, dev: str) -> str:
+    info = json.loads(ns.ip("-j", "link", "show", dev).stdout)
+    return info[0]["address"]
+
+
+def cpu_busy() -> list[tuple[int, int]]:
+    """(busy, total) jiffies per CPU from /proc/stat (busy = everything but idle and iowait)."""
+    out = []
+    with open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3].isdigit():
+                v = [int(x) for x in line.split()[1:]]
+                out.append((sum(v) - v[3] - v[4], sum(v)))
+    return out
+
+
+def busy_between(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[float]:
+    return [(bb - ab) / max(1, bt - at) for (ab, at), (bb, bt) in zip(a, b)]
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+@dataclass
+class Trial:
+    offered: float  # frames/s the generator queued
+    delivered: float  # frames/s counted at the far end (sink, or ra for the limit row)
+    ring_drops: int  # kernel ring drops on the receiving rings during the trial
+    tx_ring_full: int = 0
+    arrived: float = 0.0  # frames/s that reached rt's ra ring (kernel packet count, drops included)
+    engine_cpu: float = 0.0  # user+sys seconds the worker(s) were charged per trial second (no softirq)
+    busy: list[float] = field(default_factory=list)  # per-CPU busy fraction while the generator ran
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return self.ring_drops == 0 and self.tx_ring_full == 0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace, exe: dict[str, Path]) -> None:
+        from fmipfast.lab.netns import Netns
+
+        self.args = args
+        self.exe = exe
+        self.procs: list[subprocess.Popen] = []
+        self.namespaces: list[Any] = []
+        tag = f"bench-{os.getpid()}"
+        for role in ("gen", "rt", "sink"):
+            ns = Netns(f"{tag}-{role}")  # Netns prefixes "fmipfast-"
+            self.namespaces.append(ns)
+        self.gen, self.rt, self.sink = self.namespaces
+        self.gen.veth("ge", "ra", peer_ns=self.rt)  # kernel IPv6 off on both ends
+        self.rt.veth("rb", "se", peer_ns=self.sink)
+        self.ra_mac, self.rb_mac = mac_of(self.rt, "ra"), mac_of(self.rt, "rb")
+        self.ge_mac, self.se_mac = mac_of(self.gen, "ge"), mac_of(self.sink, "se")
+        self.workers: list[subprocess.Popen] = []
+
+    # -- processes
+    def _taskset(self, cpu: int) -> list[str]:
+        return ["taskset", "-c", str(cpu)] if self.args.pin and shutil.which("taskset") else []
+
+    def popen(self, ns: Any, cmd: list[str], **kw: Any) -> subprocess.Popen:
+        p = subprocess.Popen(["ip", "netns", "exec", ns.name, *cmd], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, **kw)
+        self.procs.append(p)
+        return p
+
+    def reap(self, p: subprocess.Popen, timeout: float) -> tuple[str, str]:
+        try:
+            out, err = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        if p in self.procs:
+            self.procs.remove(p)
+        return out, err
+
+    def counter(self, ns: Any, dev: str, seconds: float, cpu: int) -> subprocess.Popen:
+        p = self.popen(ns, [*self._taskset(cpu), str(self.exe["limit_ring"]), dev, f"{seconds:.3f}"])
+        line = p.stdout.readline().strip()
+        if line != "READY":
+            _, err = self.reap(p, 5)
+            raise RuntimeError(f"limit_ring on {dev}: {line!r} {err}")
+        return p
+
+    def generate(self, seconds: float, rate: float) -> dict[str, Any]:
+        before = cpu_busy()
+        cmd = [*self._taskset(0), str(self.exe["fwd_gen"]), "ge", self.ra_mac, self.ge_mac, GEN_IP, SINK_IP,
+               f"{seconds:.3f}", f"{rate:.0f}", str(FLOWS)]
+        p = self.popen(self.gen, cmd)
+        out, err = self.reap(p, seconds + 30)
+        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+        if p.returncode or not lines:
+            raise RuntimeError(f"fwd_gen failed ({p.returncode}): {err.strip()}")
+        res = json.loads(lines[-1])
+        res["busy"] = busy_between(before, cpu_busy())
+        return res
+
+    def start_workers(self, n: int, *, profile: str = "") -> None:
+        self.stop_workers()
+        for k in range(n):
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--sink-mac", self.se_mac]
+            if n > 1:
+                cmd += ["--fanout", str(FANOUT_GROUP)]
+            if self.args.pin:
+                cmd += ["--cpu", str(1 if k == 0 else 0)]
+            if profile and k == 0:
+                cmd += ["--profile", profile]
+            if self.args.batch_size:
+                cmd += ["--batch-size", str(self.args.batch_size)]
+            env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            p = self.popen(self.rt, cmd, env=env)
+            line = p.stdout.readline().strip()
+            if line != "READY":
+                _, err = self.reap(p, 5)
+                raise RuntimeError(f"engine worker {k}: {line!r}\n{err}")
+            self.workers.append(p)
+        time.sleep(0.3)  # let both join the fanout group before traffic
+
+    def snap(self) -> list[dict[str, Any]]:
+        out = []
+        for p in self.workers:
+            p.stdin.write("snap\n")
+            p.stdin.flush()
+        for p in self.workers:
+            line = p.stdout.readline()
+            if not line:
+                raise RuntimeError(f"engine worker exited: {self.reap(p, 5)[1]}")
+            out.append(json.loads(line))
+        return out
+
+    def stop_workers(self) -> str:
+        errs = []
+        for p in self.workers:
+            try:
+                p.stdin.write("quit\n")
+                p.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass
+        for p in self.workers:
+            errs.append(self.reap(p, 20)[1])
+        self.workers = []
+        return "\n".join(e for e in errs if e)
+
+    def close(self) -> None:
+        for p in list(self.procs):
+            if p.poll() is None:
+                p.kill()
+            try:
+                p.communicate(timeout=5)
+            except Exception:
+                pass
+        self.procs.clear()
+        for ns in self.namespaces:
+            ns.delete()
+
+    # -- measurements
+    def trial_limit(self, seconds: float) -> Trial:
+        c = self.counter(self.rt, "ra", seconds + 5, cpu=1)
+        g = self.generate(seconds, 0)
+        res = json.loads(self.reap(c, seconds + 10)[0].splitlines()[-1])
+        el = g["elapsed_ns"] / 1e9
+        return Trial(g["queued"] / el, res["udp6"] / el, res["kernel_drops"], arrived=res["kernel_packets"] / el,
+                     busy=g["busy"])
+
+    def sink_start(self, cpu: int) -> Any:
+        """Start counting at the sink: ``se``'s interface counter (default) or limit_ring.c (--sink ring)."""
+        if self.args.sink == "ring":
+            return self.counter(self.sink, "se", 30, cpu=cpu)
+        return self.sink_rx()
+
+    def sink_rx(self) -> int:
+        info = json.loads(self.sink.ip("-s", "-j", "link", "show", "se").stdout)[0]
+        return int(info["stats64"]["rx"]["packets"])
+
+    def sink_finish(self, handle: Any) -> int:
+        """Frames that reached the sink since :meth:`sink_start`, once the flow has stopped."""
+        if self.args.sink == "ring":
+            return json.loads(self.reap(handle, 40)[0].splitlines()[-1])["udp6"]  # 0.5 s after the last frame
+        last, stable = self.sink_rx(), 0
+        while stable < 3:  # the engine drains its ring (at most 16 blocks) within tens of milliseconds
+            time.sleep(0.1)
+            now = self.sink_rx()
+            stable = stable + 1 if now == last else 0
+            last = now
+        return last - handle
+
+    def trial_forward(self, seconds: float, rate: float) -> Trial:
+        c = self.sink_start(cpu=0)
+        before = self.snap()
+        g = self.generate(seconds, rate)
+        sink = self.sink_finish(c)
+        after = self.snap()
+        el = g["elapsed_ns"] / 1e9
+        d = {k: sum(a[k] - b[k] for a, b in zip(after, before))
+             for k in ("ring_drops", "tx_ring_full", "ra_kernel_packets", "received", "forwarded")}
+        cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before))
+        per_worker = [a["received"] - b["received"] for a, b in zip(after, before)]
+        return Trial(g["queued"] / el, sink / el, d["ring_drops"], d["tx_ring_full"],
+                     d["ra_kernel_packets"] / el, cpu / el, g["busy"],
+                     {"per_worker_received": per_worker, "forwarded": d["forwarded"], "sink": sink,
+                      "cpu_us_per_frame": cpu / d["forwarded"] * 1e6 if d["forwarded"] else float("nan")})
+
+    def kernel_setup(self) -> None:
+        rt = self.rt
+        for dev, addr in (("ra", RA_IP), ("rb", RB_IP)):
+            rt.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 0)
+            rt.sysctl(f"net.ipv6.conf.{dev}.accept_ra", 0)
+            rt.ip("-6", "addr", "add", f"{addr}/64", "dev", dev, "nodad")
+        rt.sysctl("net.ipv6.conf.all.forwarding", 1)
+        rt.ip("-6", "neigh", "replace", SINK_IP, "lladdr", self.se_mac, "dev", "rb", "nud", "permanent")
+
+    def kernel_teardown(self) -> None:
+        """Back to the engine's setting: kernel IPv6 off on rt's interfaces (addresses and neighbors go)."""
+        self.rt.sysctl("net.ipv6.conf.all.forwarding", 0)
+        for dev in ("ra", "rb"):
+            self.rt.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
+
+    def trial_kernel(self, seconds: float) -> Trial:
+        c = self.sink_start(cpu=1)
+        g = self.generate(seconds, 0)
+        sink = self.sink_finish(c)
+        el = g["elapsed_ns"] / 1e9
+        return Trial(g["queued"] / el, sink / el, 0, busy=g["busy"])
+
+
+# ---------------------------------------------------------------------------------------------- the run
+def search_zero_drop(b: Bench, start: Trial, seconds: float, steps: int, log) -> float:
+    """Highest offered rate with a clean trial (zero ring drops, no TX-ring-full), by bisection between 0
+    and the flat-out offered rate, starting just under what flat out delivered."""
+    if start.clean:
+        return start.offered
+    lo, hi = 0.0, start.offered
+    rate = min(start.delivered * 0.95, hi * 0.95)
+    for _ in range(steps):
+        t = b.trial_forward(seconds, rate)
+        log(f"    search {rate:>10,.0f}/s -> delivered {t.delivered:>10,.0f}/s, ring drops {t.ring_drops}, "
+            f"tx full {t.tx_ring_full}; CPU busy {'/'.join(f'{x:.2f}' for x in t.busy)}, "
+            f"workers {t.engine_cpu:.2f} CPU-s/s")
+        if t.clean and t.delivered >= 0.98 * t.offered:
+            lo = rate
+        else:
+            hi = rate
+        rate = (lo + hi) / 2 if lo else hi * 0.7
+    return lo
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        return worker_main(sys.argv[2:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="about one minute: shorter trials, fewer repetitions")
+    ap.add_argument("--reps", type=int, help="repetitions per row (default 5, quick 3)")
+    ap.add_argument("--seconds", type=float, help="seconds per trial (default 3, quick 1)")
+    ap.add_argument("--no-pin", dest="pin", action="store_false", help="do not pin processes to CPUs")
+    ap.add_argument("--sink", choices=("ifstats", "ring"), default="ifstats",
+                    help="count delivered frames by se's interface counter (default) or with limit_ring.c; "
+                         "a ring at the sink costs the sender's CPU its tpacket_rcv (veth delivers in the "
+                         "sender's softirq), about a third of the engine's core at flat out")
+    ap.add_argument("--batch-size", type=int, default=0,
+                    help="the engine's [router] batch_size (frames per classify call; default: the engine's)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also run one worker under cProfile at flat out and print its top costs")
+    ap.add_argument("-o", "--output", help="write the results as JSON here")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("bench_forward: needs root (network namespaces, AF_PACKET)")
+    reps = args.reps or (3 if args.quick else 5)
+    secs = args.seconds or (1.0 if args.quick else 3.0)
+    steps = 4 if args.quick else 6
+    search_secs = secs if args.quick else 2.0
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    def on_term(signum, frame):  # SIGTERM / SIGHUP: clean up like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGHUP, on_term)
+    t0 = time.monotonic()
+    load_start = os.getloadavg()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="fmipfast-bench-forward-") as tmp:
+        exe = build(Path(tmp))
+        b = None
+        try:
+            b = Bench(args, exe)
+            log(f"namespaces {', '.join(ns.name for ns in b.namespaces)}; {reps} reps x {secs:g} s; "
+                f"pinning {'on' if args.pin else 'off'}; load {load_start[0]:.2f}")
+
+            # Flat-out rows interleaved, one trial of each per repetition, so a burst of foreign load on
+            # the shared machine hits every row alike instead of one row's whole series.
+            lim: list[Trial] = []
+            flat: dict[int, list[Trial]] = {1: [], 2: []}
+            kern: list[Trial] = []
+            for rep in range(reps):
+                lim.append(b.trial_limit(secs))
+                for n in (1, 2):
+                    b.start_workers(n)
+                    b.trial_forward(0.3, 0)  # warm-up: first blocks, page faults, lazy imports
+                    flat[n].append(b.trial_forward(secs, 0))
+                    b.stop_workers()
+                b.kernel_setup()
+                kern.append(b.trial_kernel(secs))
+                b.kernel_teardown()
+                log(f"  rep {rep + 1}/{reps}: limit {lim[-1].delivered:,.0f}/s, "
+                    f"engine x1 {flat[1][-1].delivered:,.0f}/s (ring drops {flat[1][-1].ring_drops}), "
+                    f"x2 {flat[2][-1].delivered:,.0f}/s (ring drops {flat[2][-1].ring_drops}), "
+                    f"kernel {kern[-1].delivered:,.0f}/s; load {os.getloadavg()[0]:.2f}")
+            limit_rate = median([t.delivered for t in lim])
+            rows.append(row("limit (C TPACKET_V3 reader, rt ingress)", lim, limit_rate))
+            results: dict[str, float] = {}
+            for n in (1, 2):
+                name = f"engine x{n}" + (" fanout" if n > 1 else "")
+                rows.append(row(f"{name}, flat out", flat[n], limit_rate))
+                results[f"x{n}_flat"] = median([t.delivered for t in flat[n]])
+            rows.append(row("kernel forwarding (rt kernel)", kern, limit_rate))
+
+            for n in (1, 2):
+                name = f"engine x{n}" + (" fanout" if n > 1 else "")
+                log(f"{name}: search for the highest offered rate without ring drops")
+                b.start_workers(n)
+                b.trial_forward(0.3, 0)
+                middle = sorted(flat[n], key=lambda t: t.delivered)[len(flat[n]) // 2]
+                zd = search_zero_drop(b, middle, search_secs, steps, log)
+                # confirm it: --reps trials, nearly all clean, else 10% lower (twice at most)
+                need = max(1, reps - 1)
+                for attempt in range(3):
+                    if zd <= 0:
+                        break
+                    conf = [b.trial_forward(secs, zd) for _ in range(reps)]
+                    clean = sum(t.clean for t in conf)
+                    log(f"  confirm {zd:,.0f}/s: delivered {median([t.delivered for t in conf]):,.0f}/s, "
+                        f"ring drops {[t.ring_drops for t in conf]} ({clean}/{reps} clean)")
+                    if clean >= need or attempt == 2:
+                        break
+                    zd *= 0.9
+                results[f"x{n}_zero_drop"] = zd
+                if zd > 0:
+                    rows.append(row(f"{name}, at its zero-drop rate", conf, limit_rate))
+                    results[f"x{n}_zero_drop_delivered"] = median([t.delivered for t in conf])
+                    results[f"x{n}_zero_drop_clean_reps"] = sum(t.clean for t in conf)
+                b.stop_workers()
+
+            if args.profile:
+                log("profile: one worker under cProfile, flat out")
+                prof_path = str(Path(tmp) / "worker.prof")
+                b.start_workers(1, profile=prof_path)
+                b.trial_forward(secs, 0)
+                report = b.stop_workers()
+                print("\ncProfile of one engine worker at flat-out load (top 25 by own time; the time in "
+                      "select.poll includes the idle seconds before and after the traffic):")
+                print(report)
+        except KeyboardInterrupt:
+            log("interrupted: cleaning up")
+            return 130
+        finally:
+            if b is not None:
+                b.close()
+            from fmipfast.lab.netns import cleanup_leftovers
+            cleanup_leftovers([f"fmipfast-bench-{os.getpid()}-{r}" for r in ("gen", "rt", "sink")])
+
+    load_end = os.getloadavg()
+    idle_cpu1 = rows[0]["busy"][1] if rows and len(rows[0]["busy"]) > 1 else 0.0
+    if args.pin and idle_cpu1 > 0.2:
+        print(f"WARNING: CPU 1 was {idle_cpu1:.0%} busy during the limit row, where only the C reader (~2%) runs "
+              f"there: foreign load on the shared machine; treat these numbers as unreliable and re-run.")
+    for r in rows:
+        if args.pin and r["row"].startswith("engine x1") and r["engine_cpu"] and r["busy"][1] - r["engine_cpu"] > 0.15:
+            print(f"WARNING: in '{r['row']}' the worker was charged {r['engine_cpu']:.2f} CPU-s/s while its CPU was "
+                  f"{r['busy'][1]:.0%} busy: other processes took the rest of its core.")
+    print_table(rows, limit_rate, results, load_start, load_end, time.monotonic() - t0, reps, secs)
+    if args.output:
+        Path(args.output).write_text(json.dumps({"rows": rows, "results": results, "limit": limit_rate,
+                                                 "load_start": load_start, "load_end": load_end,
+                                                 "reps": reps, "seconds": secs}, indent=2))
+    return 0
+
+
+def row(name: str, trials: list[Trial], limit_rate: float) -> dict[str, Any]:
+    delivered = median([t.delivered for t in trials])
+    return {"row": name, "offered": median([t.offered for t in trials]), "delivered": delivered,
+            "delivered_all": [round(t.delivered) for t in trials], "ring_drops": [t.ring_drops for t in trials],
+            "tx_ring_full": [t.tx_ring_full for t in trials], "arrived": median([t.arrived for t in trials]),
+            "engine_cpu": median([t.engine_cpu for t in trials]),
+            "busy": [round(median([t.busy[k] for t in trials]), 2) for k in range(len(trials[0].busy))],
+            "cpu_us_per_frame": median([t.extra["cpu_us_per_frame"] for t in trials if "cpu_us_per_frame" in t.extra]),
+            "per_worker": [t.extra.get("per_worker_received") for t in trials],
+            "ratio": delivered / limit_rate if limit_rate else float("nan")}
+
+
+def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, secs) -> None:
+    print(f"\nForwarding, 162-octet IPv6/UDP frames over veth, {reps} x {secs:g} s per row, medians "
+          f"(load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; {elapsed:.0f} s)")
+    print(f"| {'row':<44} | {'offered/s':>11} | {'delivered/s':>11} | {'ring drops (per rep)':<24} "
+          f"| {'CPU busy 0/1':>12} | {'worker CPU-s/s':>14} | {'worker µs/frame':>15} | {'vs limit':>8} |")
+    print(f"|{'-' * 46}|{'-' * 12}:|{'-' * 12}:|{'-' * 26}|{'-' * 13}:|{'-' * 15}:|{'-' * 16}:|{'-' * 9}:|")
+    for r in rows:
+        n_clean = sum(1 for d, t in zip(r["ring_drops"], r["tx_ring_full"]) if d == 0 and t == 0)
+        drops = f"{n_clean}/{len(r['ring_drops'])} clean, max {max(r['ring_drops']):,}"
+        if any(r["tx_ring_full"]):
+            drops += f" +txfull {sum(r['tx_ring_full'])}"
+        cpu = "/".join(f"{x:.2f}" for x in r["busy"])
+        per = f"{r['cpu_us_per_frame']:.2f}" if r["cpu_us_per_frame"] == r["cpu_us_per_frame"] else "-"
+        wcpu = f"{r['engine_cpu']:.2f}" if r["engine_cpu"] else "-"
+        print(f"| {r['row']:<44} | {r['offered']:>11,.0f} | {r['delivered']:>11,.0f} | {drops:<24} | {cpu:>12} "
+              f"| {wcpu:>14} | {per:>15} | {r['ratio']:>7.1%} |")
+    per_frame = [r["cpu_us_per_frame"] for r in rows if r["row"].startswith("engine x1")
+                 and r["cpu_us_per_frame"] == r["cpu_us_per_frame"]]
+    if per_frame:
+        cap = 1e6 / median(per_frame)
+        print(f"\nengine cost: {median(per_frame):.2f} µs of worker CPU per forwarded frame (user+sys, kernel TX "
+              f"included), i.e. ~{cap:,.0f} frames/s on one whole core = {cap / limit_rate:.0%} of the limit; "
+              f"insensitive to foreign load, unlike the rates above")
+    x1, x2 = results.get("x1_zero_drop", 0.0), results.get("x2_zero_drop", 0.0)
+    clean1 = results.get("x1_zero_drop_clean_reps", 0)
+    if clean1 < max(1, reps - 1):
+        verdict = "not confirmed: too few clean trials, re-run on a quieter machine"
+    else:
+        verdict = "meets" if x1 >= 0.6 * limit_rate else "misses"
+        verdict += " the 60% goal"
+    print(f"engine zero-drop rate, 1 worker: {x1:,.0f}/s = {x1 / limit_rate:.1%} of the limit, "
+          f"{clean1}/{reps} confirmation trials clean ({verdict})")
+    if x1 and x2:
+        print(f"2 fanout workers: zero-drop {x2:,.0f}/s ({x2 / x1:.2f}x one worker); flat out "
+              f"{results['x2_flat']:,.0f}/s vs {results['x1_flat']:,.0f}/s "
+              f"({results['x2_flat'] / results['x1_flat']:.2f}x)")
+    for r in rows:
+        splits = [w for w in r["per_worker"] if w and len(w) > 1 and sum(w)]
+        if splits:
+            share = median([w[0] / sum(w) for w in splits])
+            print(f"fanout hash split ({r['row']}): worker 1 received {share:.1%} of the frames (median)")
+            break
+
+
+if __name__ == "__main__":
+    sys.exit(main())
