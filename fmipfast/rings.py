@@ -231,8 +231,8 @@ class PacketRing:
         n = int(offsets.shape[0])
         done = total = 0
         # A batch larger than the free slots: fill, kick the kernel, refill with what it has sent since
-        # (veth and most drivers free the slots during the send), up to a few rounds.
-        for _ in range(8):
+        # (veth and most drivers free the slots during the send); stop when a round makes no progress.
+        while done < n:
             consumed, sent, self._tx_head, too_big = backend.ring_tx_fill(
                 self.tx, self.tx_frame_size, self._tx_head, arena, offsets[done:], lengths[done:])
             self.counters["tx_too_big"] += too_big
