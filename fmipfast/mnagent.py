@@ -11,7 +11,7 @@ What the agent does with the machine's actions (``fmipfast.protocol``):
   computed with the checksum zeroed (DESIGN.md §2, sub-option 7), so the rewrite cannot break it.
 * ``ConfigureAddress`` -> the /64 with ``IFA_F_NODAD`` (the NAR proxies the NCoA, DESIGN.md §1 step 5);
   ``RemoveAddress`` -> the address removed with the prefix length the kernel reports for it.
-* ``PreloadNeighbor`` -> a neighbor entry in state **REACHABLE** (``NTF``-less ``replace``), not PERMANENT:
+* ``PreloadNeighbor`` -> a neighbor entry in state **REACHABLE** (netlink ``replace``), not PERMANENT:
   the entry is usable at once, so the Attach goes out without Neighbor Solicitation, and afterwards the
   kernel's own NUD (REACHABLE -> STALE -> DELAY/PROBE, RFC 4861 §7.3) keeps checking it.  A PERMANENT entry
   would outlive the handover: nothing in the protocol removes it, and after the next handover (or a NAR
@@ -105,6 +105,7 @@ IFLA_MASTER = 10
 IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 IN6_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo: address, ifindex
 RECV_BURST = 64  # datagrams read per wake-up before yielding to the loop
+LOG_INTERVAL_NS = 1_000_000_000  # at most one warning per failure counter per second; the counter sees all
 
 #: Counter name -> what it counts (every socket/netlink failure has one; the machine counts bad messages).
 AGENT_COUNTERS: dict[str, str] = {
@@ -201,6 +202,7 @@ class MnAgent:
         #: The name the next carrier-up (or :meth:`link_up` without a name) gives the machine; used once.
         self.next_link: str | None = None
         self.counters: dict[str, int] = dict.fromkeys(AGENT_COUNTERS, 0)
+        self._logged: dict[str, int] = {}
         self._queue: asyncio.Queue[Event | _Carrier] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._timer: asyncio.TimerHandle | None = None
@@ -284,7 +286,8 @@ class MnAgent:
 
     # ------------------------------------------------------------------ public events
     def submit(self, event: Event) -> None:
-        """Queue one event for the machine (any thread-unsafe caller must be on the agent's loop)."""
+        """Queue one event for the machine.  Call it (and :meth:`start`, :meth:`link_up`, :meth:`link_down`)
+        on the agent's loop thread; from another thread use ``loop.call_soon_threadsafe(agent.submit, ev)``."""
         self._queue.put_nowait(event)
 
     def start(self, router_address: IPv6Address | str, router_principal: Principal, coa: IPv6Address | str,
@@ -580,7 +583,11 @@ class MnAgent:
     def _fail(self, counter: str, what: str, exc: BaseException) -> None:
         self.counters[counter] += 1
         note = Note("agent_error", {"role": "mn", "counter": counter, "what": what, "error": str(exc)})
-        log.warning("mnagent %s: %s failed: %s", self.ifname, what, exc)
+        now = self.clock()
+        if now - self._logged.get(counter, -LOG_INTERVAL_NS) >= LOG_INTERVAL_NS:  # STYLE.md rule 29
+            self._logged[counter] = now
+            log.warning("mnagent %s: %s failed: %s (%s=%d)", self.ifname, what, exc, counter,
+                        self.counters[counter])
         if self.on_note is not None:
             self._callback(self.on_note, note, self.clock())
 

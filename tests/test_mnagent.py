@@ -444,6 +444,35 @@ def test_bad_input_ra_precache_link_methods_and_failures_are_counted(lab: Lab):
 
 
 @needs_root
+def test_the_timer_drives_attach_retransmissions_until_the_machine_gives_up(lab: Lab):
+    """No router answers: the agent's next_deadline() timer retransmits the Attach with the backoff and the
+    machine gives up after max_tries (real time, a short backoff)."""
+    from fmipfast.protocol import Backoff
+
+    tickets, _ = _credentials(time.time())
+    agent = _agent(lab, tickets, backoff=Backoff(initial_ms=20, factor=2, max_tries=3))  # 20+40+80 ms
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        runner = asyncio.get_running_loop().create_task(agent.run(stop))
+        try:
+            agent.start(AR_A, P_A, PCOA_A, "A")
+            await _until(lambda: agent.mn.counters["attach_failed"] == 1, "the attach to fail")
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 5)
+
+    try:
+        t0 = time.monotonic()
+        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
+        assert time.monotonic() - t0 >= 0.14
+        assert agent.mn.counters["retransmitted"] == 2 and agent.counters["tx_sent"] == 3, agent.counters
+        assert agent.mn.state == MnState.IDLE
+    finally:
+        agent.close()
+
+
+@needs_root
 def test_link_up_is_named_after_the_master_bridge_unless_the_lab_names_it(lab: Lab):
     """Carrier up on an interface enslaved to a bridge -> LinkUp(<bridge>); ``next_link`` wins once."""
     tickets, _ = _credentials(time.time())
