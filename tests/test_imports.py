@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "rings": VOCAB | {"backend", "config"},
     "ports": VOCAB | {"rings", "pcap"},
     "engine": VOCAB | {"rings", "ports", "backend", "messages", "ar", "config", "security", "frames"},
-    "mnagent": VOCAB | {"mn", "messages", "config", "security", "frames"},
+    "mnagent": VOCAB | {"mn", "protocol", "messages", "config", "security", "frames"},
     "control": VOCAB | {"engine", "config"},
     "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},
     "metrics": VOCAB | {"engine", "config"},

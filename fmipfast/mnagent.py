@@ -1,0 +1,601 @@
+"""The mobile node on a real Linux host: the I/O-free :class:`fmipfast.mn.MobileNode` driven over a raw
+ICMPv6 socket and netlink (DESIGN.md §1, §5 last paragraph; draft §2, §3, §6.1, §6.1.1, App. A).
+
+What the agent does with the machine's actions (``fmipfast.protocol``):
+
+* ``Send`` -> ``sendmsg`` on a raw ICMPv6 socket bound to the interface (``SO_BINDTODEVICE``), with the
+  action's hop limit (``IPV6_HOPLIMIT`` ancillary data) from the action's source address (``IPV6_PKTINFO``).
+  A raw ICMPv6 socket always has the kernel fill in the checksum over the addresses the packet really
+  carries (RFC 3542 §3.1; Linux ``rawv6_push_pending_frames`` subtracts whatever value is there first), so
+  what goes on the wire verifies even though the machine already encoded one; the MAC sub-option is
+  computed with the checksum zeroed (DESIGN.md §2, sub-option 7), so the rewrite cannot break it.
+* ``ConfigureAddress`` -> the /64 with ``IFA_F_NODAD`` (the NAR proxies the NCoA, DESIGN.md §1 step 5);
+  ``RemoveAddress`` -> the address removed with the prefix length the kernel reports for it.
+* ``PreloadNeighbor`` -> a neighbor entry in state **REACHABLE** (netlink ``replace``), not PERMANENT:
+  the entry is usable at once, so the Attach goes out without Neighbor Solicitation, and afterwards the
+  kernel's own NUD (REACHABLE -> STALE -> DELAY/PROBE, RFC 4861 §7.3) keeps checking it.  A PERMANENT entry
+  would outlive the handover: nothing in the protocol removes it, and after the next handover (or a NAR
+  whose MAC changed) it would pin a wrong link-layer address forever.
+* ``SetDefaultRoute`` -> ``replace`` of the IPv6 default route (table main, metric 1024) via the NAR's
+  link-local address on the interface.
+* ``GetTicket`` -> ``ticket_provider(server)`` (sync or async, e.g. ``TicketCache.get``) in a task, then
+  ``TicketReady``; ``Precache`` -> the ``precache`` hook (e.g. ``TicketCache.precache``) in the background;
+  ``ReadyToSwitch`` -> ``on_ready_to_switch(nar_address)`` (the lab moves the link); ``Note`` -> one
+  structured log line and ``on_note(note, now_ns)``.
+
+The machine names links, not interfaces: the ``iface`` of its actions is the link name of its ``LinkUp``.
+The agent owns one interface and applies every action to it.
+
+Events in: fmipfast messages (ICMPv6 type from the codepoints) -> ``Received`` with the real hop limit and
+destination (``IPV6_RECVHOPLIMIT``, ``IPV6_RECVPKTINFO``); Router Advertisements with the adjacent-realms
+option -> ``AdjacentRealms`` (RFC 4861 §6.1.2 checks first: hop limit 255, link-local source); carrier
+changes of the interface from netlink (``RTM_NEWLINK``, ``IFF_LOWER_UP``) -> ``LinkUp``/``LinkDown``; the
+lab may also call :meth:`MnAgent.link_up` / :meth:`MnAgent.link_down` itself.  The name of a link that comes
+up is, in this order: what the lab set in :attr:`MnAgent.next_link` (used once), the interface's master
+device (a bridge), or the interface name.
+
+Ownership and threading: one asyncio loop owns the agent.  Events go through one queue and one worker task,
+so ``MobileNode.handle`` has a single caller and actions run in order (``ConfigureAddress`` completes before
+the Attach from the NCoA is sent).  Netlink configuration runs on one private thread holding a pyroute2
+``IPRoute`` (pyroute2 0.9's synchronous ``IPRoute`` cannot be called from a running event loop); that thread
+and every socket are created in the constructor, so they live in the network namespace of the caller.
+Nothing raises out of :meth:`MnAgent.run` for bad input or a failed socket/netlink call: the failure is
+counted in :attr:`MnAgent.counters` (malformed fmipfast messages are counted by the machine, ``agent.mn``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import socket
+import struct
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv6Address
+from typing import Any
+
+from pyroute2 import IPRoute
+
+from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints, Icmp6Type
+from fmipfast.errors import MalformedPacket
+from fmipfast.messages import AdjacentRealms as AdjacentRealmsOption
+from fmipfast.messages import RouterAdvertisement, decode
+from fmipfast.mn import MobileNode
+from fmipfast.protocol import (
+    DEFAULT_BACKOFF,
+    Action,
+    AdjacentRealms,
+    Backoff,
+    ConfigureAddress,
+    Event,
+    GetTicket,
+    LinkDown,
+    LinkUp,
+    Note,
+    Precache,
+    PreloadNeighbor,
+    ReadyToSwitch,
+    Received,
+    RemoveAddress,
+    Send,
+    SetDefaultRoute,
+    Start,
+    Tick,
+    TicketReady,
+)
+from fmipfast.security.lwkerb import Credentials, Principal
+
+__all__ = ["MnAgent", "AGENT_COUNTERS", "icmp6_filter"]
+
+log = logging.getLogger("fmipfast.mnagent")
+
+# Linux constants not (all) in the socket module.
+ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
+IFA_F_NODAD = 0x02  # <linux/if_addr.h>
+NUD_REACHABLE = 0x02  # <linux/neighbour.h>
+RTMGRP_LINK = 0x1
+RTM_NEWLINK, RTM_DELLINK = 16, 17
+NLMSG_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+IFINFOMSG = struct.Struct("=BxHiII")  # ifinfomsg: family, pad, type, index, flags, change
+RTA_HDR = struct.Struct("=HH")
+IFLA_MASTER = 10
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+IN6_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo: address, ifindex
+RECV_BURST = 64  # datagrams read per wake-up before yielding to the loop
+LOG_INTERVAL_NS = 1_000_000_000  # at most one warning per failure counter per second; the counter sees all
+
+#: Counter name -> what it counts (every socket/netlink failure has one; the machine counts bad messages).
+AGENT_COUNTERS: dict[str, str] = {
+    "rx_datagrams": "ICMPv6 datagrams read from the raw socket",
+    "rx_fmip": "fmipfast messages handed to the machine",
+    "rx_ra": "Router Advertisements read",
+    "rx_ra_rejected": "Router Advertisements failing RFC 4861 §6.1.2 (hop limit, source) or malformed",
+    "rx_other_type": "ICMPv6 types the filter should have blocked",
+    "rx_truncated": "datagrams longer than the receive buffer (MSG_TRUNC), dropped",
+    "rx_no_ancillary": "datagrams without IPV6_PKTINFO/IPV6_HOPLIMIT, dropped",
+    "rx_errors": "recvmsg failures other than EAGAIN",
+    "tx_sent": "messages sent",
+    "tx_errors": "sendmsg failures (each also a Note 'agent_error')",
+    "netlink_errors": "failed netlink requests (address, neighbor, route, link queries)",
+    "netlink_monitor_errors": "failed reads of the link notification socket (ENOBUFS: state resynchronised)",
+    "address_missing": "RemoveAddress for an address not on the interface",
+    "link_up": "LinkUp events given to the machine",
+    "link_down": "LinkDown events given to the machine",
+    "ticket_errors": "ticket_provider failures (answered with TicketReady(error))",
+    "precache_errors": "precache hook failures",
+    "callback_errors": "exceptions from on_ready_to_switch / on_note",
+}
+
+
+def icmp6_filter(*passed: int) -> bytes:
+    """A ``struct icmp6_filter`` blocking every ICMPv6 type but ``passed`` (Linux: a set bit blocks,
+    ``ICMP6_FILTER_SETPASS`` clears it; 8 native 32-bit words)."""
+    words = [0xFFFFFFFF] * 8
+    for t in passed:
+        if not 0 <= t <= 255:
+            raise ValueError(f"ICMPv6 type {t} outside 0..255")
+        words[t >> 5] &= ~(1 << (t & 31)) & 0xFFFFFFFF
+    return struct.pack("=8I", *words)
+
+
+def _parse_links(data: bytes, ifindex: int) -> list[tuple[int, int, int | None]]:
+    """(message type, ifi_flags, IFLA_MASTER or None) of each RTM_NEWLINK/RTM_DELLINK for ``ifindex``."""
+    out = []
+    off = 0
+    while off + NLMSG_HDR.size <= len(data):
+        length, mtype, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, off)
+        if length < NLMSG_HDR.size or off + length > len(data):
+            break
+        body = off + NLMSG_HDR.size
+        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= NLMSG_HDR.size + IFINFOMSG.size:
+            _fam, _type, index, flags, _change = IFINFOMSG.unpack_from(data, body)
+            if index == ifindex:
+                master = None
+                a = body + IFINFOMSG.size
+                while a + RTA_HDR.size <= off + length:
+                    alen, atype = RTA_HDR.unpack_from(data, a)
+                    if alen < RTA_HDR.size:
+                        break
+                    if atype == IFLA_MASTER and alen >= 8:
+                        master = struct.unpack_from("=I", data, a + 4)[0]
+                    a += (alen + 3) & ~3
+                out.append((mtype, flags, master))
+        off += (length + 3) & ~3
+    return out
+
+
+class MnAgent:
+    """The MN side on the interface ``ifname`` of the calling thread's network namespace.
+
+    Parameters
+    ----------
+    ifname : the interface the MN moves (one interface; every action applies to it).
+    mac : its 48-bit MAC; None reads it from the interface.
+    home_agent : where Binding Updates go (``MobileNode``); None sends none.
+    codepoints : the ICMPv6 type/codes profile; the socket filter passes its type and RAs.
+    ticket_provider : ``server -> Credentials`` (sync) or an async one (``TicketCache.get``).
+    precache : ``realms -> ...`` (sync or async, ``TicketCache.precache``) for ``Precache``; None ignores it.
+    clock : the nanosecond clock of the timers (monotonic by default).
+    epoch_ns : POSIX time minus ``clock`` (for Kerberos times); default measured now.
+    on_ready_to_switch : called with the NAR address when the HRA is out (the lab moves the link).
+    on_note : called with every ``Note`` and the clock time (the timeline).
+    """
+
+    def __init__(self, ifname: str, mac: bytes | None = None, *, home_agent: IPv6Address | str | None = None,
+                 codepoints: Codepoints = DEFAULT_CODEPOINTS,
+                 ticket_provider: Callable[[Principal], Any],
+                 precache: Callable[[tuple[str, ...]], Any] | None = None,
+                 clock: Callable[[], int] = time.monotonic_ns, epoch_ns: int | None = None,
+                 backoff: Backoff = DEFAULT_BACKOFF,
+                 on_ready_to_switch: Callable[[IPv6Address], Any] | None = None,
+                 on_note: Callable[[Note, int], Any] | None = None) -> None:
+        self.ifname = ifname
+        self.codepoints = codepoints
+        self.ticket_provider = ticket_provider
+        self.precache = precache
+        self.clock = clock
+        self.on_ready_to_switch = on_ready_to_switch
+        self.on_note = on_note
+        #: The name the next carrier-up (or :meth:`link_up` without a name) gives the machine; used once.
+        self.next_link: str | None = None
+        self.counters: dict[str, int] = dict.fromkeys(AGENT_COUNTERS, 0)
+        self._logged: dict[str, int] = {}
+        self._queue: asyncio.Queue[Event | _Carrier] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._carrier: bool | None = None
+        self._sock: socket.socket | None = None
+        self._mon: socket.socket | None = None
+        # The netlink thread starts here, so it (and its IPRoute) live in the caller's network namespace.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mnagent-{ifname}")
+        try:
+            self._ipr: IPRoute = self._pool.submit(IPRoute).result()
+            self.ifindex, own_mac, flags = self._pool.submit(self._link_info).result()
+            self._carrier = bool(flags & IFF_LOWER_UP) and bool(flags & IFF_UP)
+            self.mac = bytes(mac) if mac is not None else own_mac
+            if epoch_ns is None:
+                epoch_ns = time.time_ns() - clock()
+            self.mn = MobileNode(self.mac, home_agent=home_agent, codepoints=codepoints, backoff=backoff,
+                                 epoch_ns=epoch_ns)
+            self._sock = self._open_icmp()
+            self._mon = self._open_monitor()
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ setup
+    def _link_info(self) -> tuple[int, bytes, int]:
+        found = self._ipr.link_lookup(ifname=self.ifname)
+        if not found:
+            raise OSError(f"mnagent: no interface {self.ifname!r}")
+        link = self._ipr.get_links(found[0])[0]
+        mac = bytes.fromhex(str(link.get_attr("IFLA_ADDRESS")).replace(":", ""))
+        return int(found[0]), mac, int(link["flags"])
+
+    def _open_icmp(self) -> socket.socket:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, self.ifname.encode())
+            s.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER,
+                         icmp6_filter(self.codepoints.type, Icmp6Type.ROUTER_ADVERTISEMENT))
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            # The per-packet IPV6_HOPLIMIT of each Send wins; these are the fallbacks (ND messages use 255).
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ND_HOP_LIMIT)
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ND_HOP_LIMIT)
+            s.setblocking(False)
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def _open_monitor(self) -> socket.socket:
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+        try:
+            s.bind((0, RTMGRP_LINK))
+        except BaseException:
+            s.close()
+            raise
+        return s
+
+    def close(self) -> None:
+        """Close the sockets and the netlink thread (idempotent).  The kernel state stays as configured."""
+        for s in (self._sock, self._mon):
+            if s is not None:
+                s.close()
+        self._sock = self._mon = None
+        ipr = getattr(self, "_ipr", None)
+        if ipr is not None:
+            try:
+                self._pool.submit(ipr.close).result(timeout=5)
+            except Exception:  # closing: nothing to report to
+                pass
+            self._ipr = None  # type: ignore[assignment]
+        self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> "MnAgent":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ public events
+    def submit(self, event: Event) -> None:
+        """Queue one event for the machine.  Call it (and :meth:`start`, :meth:`link_up`, :meth:`link_down`)
+        on the agent's loop thread; from another thread use ``loop.call_soon_threadsafe(agent.submit, ev)``."""
+        self._queue.put_nowait(event)
+
+    def start(self, router_address: IPv6Address | str, router_principal: Principal, coa: IPv6Address | str,
+              link: str = "link0") -> None:
+        """Initial attach (DESIGN.md §1) to the router at ``router_address``; ``coa`` is already configured."""
+        self.submit(Start(IPv6Address(router_address), router_principal, IPv6Address(coa), link))
+
+    def link_up(self, name: str | None = None) -> None:
+        """Layer 2 is up on the link ``name`` (default: :attr:`next_link`, the master device or the interface)."""
+        self._queue.put_nowait(_Carrier(True, None, name))
+
+    def link_down(self) -> None:
+        self.submit(LinkDown())
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set.  Readers on the raw socket and the link notification socket, a timer
+        for ``next_deadline()``, one worker feeding the machine."""
+        if self._sock is None or self._mon is None:
+            raise RuntimeError("mnagent: closed")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        loop.add_reader(self._sock.fileno(), self._on_icmp)
+        loop.add_reader(self._mon.fileno(), self._on_netlink)
+        worker = loop.create_task(self._worker())
+        stopper = loop.create_task(stop.wait())
+        try:
+            await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if worker.done() and not worker.cancelled() and worker.exception() is not None:
+                raise worker.exception()  # type: ignore[misc]  # a bug in the agent, not bad input
+        finally:
+            for fd_sock in (self._sock, self._mon):
+                if fd_sock is not None:
+                    loop.remove_reader(fd_sock.fileno())
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = self._timer_at = None
+            pending = [worker, stopper, *self._tasks]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            self._tasks.clear()
+            self._loop = None
+
+    async def _worker(self) -> None:
+        while True:
+            item = await self._queue.get()
+            if isinstance(item, _Carrier):
+                event = await self._carrier_event(item)
+                if event is None:
+                    continue
+            else:
+                event = item
+            actions = self.mn.handle(event, self.clock())
+            for action in actions:
+                await self._execute(action)
+            self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        deadline = self.mn.next_deadline()
+        if deadline == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = deadline
+        if deadline is not None and self._loop is not None:
+            delay = max(0.0, (deadline - self.clock()) / 1e9)
+            self._timer = self._loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.submit(Tick())
+
+    # ------------------------------------------------------------------ receive
+    def _on_icmp(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        space = socket.CMSG_SPACE(IN6_PKTINFO.size) + socket.CMSG_SPACE(4)
+        for _ in range(RECV_BURST):
+            try:
+                data, ancdata, flags, addr = sock.recvmsg(65535, space)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._fail("rx_errors", "recvmsg", exc)
+                return
+            self.counters["rx_datagrams"] += 1
+            if flags & socket.MSG_TRUNC:
+                self.counters["rx_truncated"] += 1
+                continue
+            dst: IPv6Address | None = None
+            hop_limit: int | None = None
+            for level, kind, value in ancdata:
+                if level != socket.IPPROTO_IPV6:
+                    continue
+                if kind == socket.IPV6_PKTINFO and len(value) >= IN6_PKTINFO.size:
+                    dst = IPv6Address(IN6_PKTINFO.unpack_from(value)[0])
+                elif kind == socket.IPV6_HOPLIMIT and len(value) >= 4:
+                    hop_limit = struct.unpack_from("=i", value)[0]
+            if dst is None or hop_limit is None or not data:
+                self.counters["rx_no_ancillary"] += 1
+                continue
+            src = IPv6Address(str(addr[0]).split("%", 1)[0])
+            if data[0] == self.codepoints.type:
+                self.counters["rx_fmip"] += 1
+                self.submit(Received(bytes(data), src, dst, hop_limit, self.ifname, False))
+            elif data[0] == Icmp6Type.ROUTER_ADVERTISEMENT:
+                self._on_ra(bytes(data), src, dst, hop_limit)
+            else:
+                self.counters["rx_other_type"] += 1
+
+    def _on_ra(self, data: bytes, src: IPv6Address, dst: IPv6Address, hop_limit: int) -> None:
+        """Router Advertisement: RFC 4861 §6.1.2 validity first (hop limit 255, link-local source, checksum),
+        then the adjacent-realms option (draft §6.1.1) -> ``AdjacentRealms``."""
+        self.counters["rx_ra"] += 1
+        try:
+            if hop_limit != ND_HOP_LIMIT or not src.is_link_local:
+                raise MalformedPacket("RA: hop limit not 255 or source not link-local (RFC 4861 §6.1.2)")
+            ra = decode(data, src, dst, codepoints=self.codepoints)
+        except (MalformedPacket, ValueError):
+            self.counters["rx_ra_rejected"] += 1
+            return
+        if not isinstance(ra, RouterAdvertisement):
+            self.counters["rx_ra_rejected"] += 1
+            return
+        for option in ra.options:
+            if isinstance(option, AdjacentRealmsOption) and option.realms:
+                self.submit(AdjacentRealms(tuple(option.realms)))
+
+    def _on_netlink(self) -> None:
+        mon = self._mon
+        if mon is None:
+            return
+        for _ in range(RECV_BURST):
+            try:
+                data = mon.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # ENOBUFS: notifications lost; ask the kernel for the state
+                self._fail("netlink_monitor_errors", "netlink monitor", exc)
+                self._queue.put_nowait(_Carrier(None, None, None))
+                return
+            for mtype, flags, master in _parse_links(data, self.ifindex):
+                up = mtype == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+                self._queue.put_nowait(_Carrier(up, master, None, automatic=True))
+
+    async def _carrier_event(self, c: "_Carrier") -> Event | None:
+        """Turn a carrier report into LinkUp/LinkDown; automatic reports only on a change."""
+        up, master = c.up, c.master
+        if up is None:  # resynchronise after lost notifications
+            try:
+                _idx, _mac, flags = await self._netlink(self._link_info)
+            except OSError:
+                return None
+            up = bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+            c = _Carrier(up, None, None, automatic=True)
+        if c.automatic and up == self._carrier:
+            return None
+        self._carrier = up
+        if not up:
+            self.counters["link_down"] += 1
+            return LinkDown()
+        name = c.name or self.next_link
+        self.next_link = None
+        if name is None and master is not None:
+            try:
+                name = await self._netlink(self._name_of, master)
+            except OSError:
+                name = None
+        self.counters["link_up"] += 1
+        return LinkUp(name or self.ifname)
+
+    def _name_of(self, index: int) -> str:
+        return str(self._ipr.get_links(index)[0].get_attr("IFLA_IFNAME"))
+
+    # ------------------------------------------------------------------ actions
+    async def _execute(self, a: Action) -> None:
+        if isinstance(a, Send):
+            self._send(a)
+        elif isinstance(a, ConfigureAddress):
+            await self._netlink_action(self._configure_address, a.address)
+        elif isinstance(a, RemoveAddress):
+            await self._netlink_action(self._remove_address, a.address)
+        elif isinstance(a, PreloadNeighbor):
+            await self._netlink_action(self._preload_neighbor, a.address, a.mac)
+        elif isinstance(a, SetDefaultRoute):
+            await self._netlink_action(self._default_route, a.via)
+        elif isinstance(a, GetTicket):
+            self._spawn(self._get_ticket(a))
+        elif isinstance(a, Precache):
+            if self.precache is not None:
+                self._spawn(self._precache(a.realms))
+        elif isinstance(a, ReadyToSwitch):
+            if self.on_ready_to_switch is not None:
+                self._callback(self.on_ready_to_switch, a.nar_address)
+        elif isinstance(a, Note):
+            self._log_note(a)
+
+    def _send(self, a: Send) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        scope = self.ifindex if a.dst.is_link_local or a.dst.is_multicast else 0
+        ancillary = [
+            (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, IN6_PKTINFO.pack(a.src.packed, self.ifindex)),
+            (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", a.hop_limit)),
+        ]
+        try:
+            sock.sendmsg([a.icmp], ancillary, 0, (str(a.dst), 0, 0, scope))
+        except OSError as exc:
+            self._fail("tx_errors", f"sendmsg {a.src} -> {a.dst}", exc)
+            return
+        self.counters["tx_sent"] += 1
+
+    async def _netlink(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, *args)
+
+    async def _netlink_action(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            await self._netlink(fn, *args)
+        except Exception as exc:  # NetlinkError is an OSError; anything else from pyroute2 is counted too
+            self._fail("netlink_errors", f"{fn.__name__}{args}", exc)
+
+    def _configure_address(self, address: IPv6Address) -> None:
+        self._ipr.addr("replace", index=self.ifindex, address=str(address), prefixlen=64, flags=IFA_F_NODAD,
+                       family=socket.AF_INET6)
+
+    def _remove_address(self, address: IPv6Address) -> None:
+        for msg in self._ipr.get_addr(family=socket.AF_INET6, index=self.ifindex):
+            if IPv6Address(msg.get_attr("IFA_ADDRESS")) == address:
+                self._ipr.addr("del", index=self.ifindex, address=str(address), prefixlen=int(msg["prefixlen"]),
+                               family=socket.AF_INET6)
+                return
+        self.counters["address_missing"] += 1  # single netlink thread: no concurrent writer
+
+    def _preload_neighbor(self, address: IPv6Address, mac: bytes) -> None:
+        self._ipr.neigh("replace", dst=str(address), lladdr=":".join(f"{b:02x}" for b in mac),
+                        ifindex=self.ifindex, state=NUD_REACHABLE, family=socket.AF_INET6)
+
+    def _default_route(self, via: IPv6Address) -> None:
+        self._ipr.route("replace", dst="::/0", gateway=str(via), oif=self.ifindex, family=socket.AF_INET6)
+
+    async def _get_ticket(self, a: GetTicket) -> None:
+        try:
+            creds = self.ticket_provider(a.server)
+            if inspect.isawaitable(creds):
+                creds = await creds
+            if not isinstance(creds, Credentials):
+                raise TypeError(f"ticket_provider returned {type(creds).__name__}, not Credentials")
+            ready = TicketReady(a.request_id, creds)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.counters["ticket_errors"] += 1
+            ready = TicketReady(a.request_id, None, f"{type(exc).__name__}: {exc}")
+        self.submit(ready)
+
+    async def _precache(self, realms: tuple[str, ...]) -> None:
+        assert self.precache is not None
+        try:
+            out = self.precache(realms)
+            if inspect.isawaitable(out):
+                await out
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail("precache_errors", "precache", exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _callback(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            out = fn(*args)
+            if inspect.isawaitable(out):
+                self._spawn(out)
+        except Exception:
+            self.counters["callback_errors"] += 1
+            log.exception("mnagent %s: callback %r failed", self.ifname, fn)
+
+    def _log_note(self, note: Note) -> None:
+        if log.isEnabledFor(logging.INFO):
+            log.info("mnagent %s %s %s", self.ifname, note.name, json.dumps(note.fields, default=str,
+                                                                          sort_keys=True))
+        if self.on_note is not None:
+            self._callback(self.on_note, note, self.clock())
+
+    def _fail(self, counter: str, what: str, exc: BaseException) -> None:
+        self.counters[counter] += 1
+        note = Note("agent_error", {"role": "mn", "counter": counter, "what": what, "error": str(exc)})
+        now = self.clock()
+        if now - self._logged.get(counter, -LOG_INTERVAL_NS) >= LOG_INTERVAL_NS:  # STYLE.md rule 29
+            self._logged[counter] = now
+            log.warning("mnagent %s: %s failed: %s (%s=%d)", self.ifname, what, exc, counter,
+                        self.counters[counter])
+        if self.on_note is not None:
+            self._callback(self.on_note, note, self.clock())
+
+
+class _Carrier:
+    """An internal queue item: a carrier report (``up`` None = re-read the state from the kernel)."""
+
+    __slots__ = ("up", "master", "name", "automatic")
+
+    def __init__(self, up: bool | None, master: int | None, name: str | None, *, automatic: bool = False) -> None:
+        self.up, self.master, self.name, self.automatic = up, master, name, automatic
