@@ -295,6 +295,21 @@ class MnAgent:
         """Initial attach (DESIGN.md §1) to the router at ``router_address``; ``coa`` is already configured."""
         self.submit(Start(IPv6Address(router_address), router_principal, IPv6Address(coa), link))
 
+    def solicit(self) -> bool:
+        """Send a Router Solicitation asking for the adjacent realms (draft §6.1.1, ND option 253 sub-type
+        1) from the interface's link-local address; the RA's list then feeds precaching.  False (counted)
+        when the send fails, e.g. while the kernel's link-local address is still tentative."""
+        from fmipfast.messages import AdjacentRealmsRequest, RouterSolicitation, SourceLinkLayerAddress, encode
+
+        eui = bytearray(self.mac[:3] + b"\xff\xfe" + self.mac[3:])
+        eui[0] ^= 0x02  # modified EUI-64 (RFC 4291 App. A)
+        ll = IPv6Address(b"\xfe\x80" + bytes(6) + bytes(eui))
+        dst = IPv6Address("ff02::2")
+        rs = RouterSolicitation((SourceLinkLayerAddress(self.mac), AdjacentRealmsRequest()))
+        before = self.counters["tx_sent"]
+        self._send(Send(encode(rs, ll, dst, codepoints=self.codepoints), ll, dst, ND_HOP_LIMIT))
+        return self.counters["tx_sent"] > before
+
     def link_up(self, name: str | None = None) -> None:
         """Layer 2 is up on the link ``name`` (default: :attr:`next_link`, the master device or the interface)."""
         self._queue.put_nowait(_Carrier(True, None, name))

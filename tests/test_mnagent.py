@@ -545,3 +545,36 @@ def test_remove_address_and_netlink_actions_directly(lab: Lab):
     finally:
         agent.close()
 
+
+
+def test_solicit_asks_for_adjacent_realms(lab: Lab):
+    """The MN's RS carries ND option 253 sub-type 1 (draft §6.1.1), hop limit 255, from its link-local."""
+    from fmipfast.messages import AdjacentRealmsRequest, RouterSolicitation, decode
+
+    tickets, _ = _credentials(time.time())
+    agent = _agent(lab, tickets)
+    assert lab.peer is not None
+    with lab.peer.enter():
+        listener = _open_raw("pr0", 133)
+    try:
+        deadline = time.monotonic() + 5
+        while not agent.solicit():  # the link-local address may still be tentative for a moment
+            assert time.monotonic() < deadline, "the RS could not be sent"
+            time.sleep(0.05)
+        got = None
+        while got is None and time.monotonic() < deadline:
+            try:
+                data, anc, _flags, addr = listener.recvmsg(2048, 256)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            hops = [struct.unpack("=i", d)[0] for lvl, t, d in anc if t == socket.IPV6_HOPLIMIT]
+            got = (data, IPv6Address(addr[0].split("%")[0]), hops)
+        assert got is not None, "no Router Solicitation arrived"
+        data, src, hops = got
+        msg = decode(data)
+        assert isinstance(msg, RouterSolicitation) and AdjacentRealmsRequest() in msg.options
+        assert src.is_link_local and hops == [255]
+    finally:
+        listener.close()
+        agent.close()
