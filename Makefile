@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: compile debug test test-pure bench annotate clean
+.PHONY: compile debug test test-pure bench bench-forward annotate clean
 
 compile:
 	$(PY) -m pip install -e '.[test]' --no-build-isolation
@@ -14,8 +14,13 @@ test:
 test-pure:
 	FMIPFAST_PUREPYTHON=1 $(PY) -m pytest -q
 
+BENCHES = wire classify ncache bufq gil security
+
 bench:
-	$(PY) bench/bench_wire.py -o bench/wire.json
+	for b in $(BENCHES); do PYTHONPATH=. $(PY) bench/bench_$$b.py --fast -o bench/$$b.json || exit 1; done
+
+bench-forward:  # root: namespaces, veth, AF_PACKET
+	PYTHONPATH=. $(PY) bench/bench_forward.py --quick
 
 annotate:
 	FMIPFAST_ANNOTATE=1 $(PY) setup.py build_ext --inplace --force
