@@ -83,13 +83,17 @@ def _hexmac(mac: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class LinkMove:
-    """One layer-2 handover of the MN: CLOCK_MONOTONIC nanoseconds (``time.monotonic_ns``) right after the
-    kernel acknowledged the port going down (``down_ns``) and coming up on the new bridge (``up_ns``)."""
+    """One layer-2 handover of the MN, in CLOCK_MONOTONIC nanoseconds (``time.monotonic_ns``), chosen so the
+    port is certainly down in ``[down_ns, up_ns)``: ``down_ns`` is right after the kernel acknowledged the
+    port going down, ``up_ns`` right before the request to bring it up on the new bridge (a bridge port takes
+    milliseconds to come up, and frames flow before the acknowledgement, ``up_ack_ns``)."""
 
     frm: str
     to: str
     down_ns: int
     up_ns: int
+    down_request_ns: int = 0
+    up_ack_ns: int = 0
 
     @property
     def gap_ms(self) -> float:
@@ -205,6 +209,7 @@ class LabTopology:
         self.processes: list[subprocess.Popen] = []
         self.delays_applied = False
         self.mn_link = "A"
+        self._ifindex = 100
         self._old_sigterm: Any = None
         self._atexit = False
 
@@ -275,6 +280,7 @@ class LabTopology:
             self._atexit = False
 
     def _build(self) -> None:
+        self._ifindex = 100
         for role in ROLES:
             self.ns[role] = Netns(self.names[role])
         cn, core, par, nar, air, mn = (self.ns[r] for r in ROLES)
@@ -287,9 +293,11 @@ class LabTopology:
         self._veth(par, self.par_acc, self.par_mac, air, self.air_par, None, (False, False))
         self._veth(nar, self.nar_acc, self.nar_mac, air, self.air_nar, None, (False, False))
         self._veth(mn, self.mn_if, self.mn_mac, air, self.air_mn, None, (True, False))
-        for br in self.bridges.values():
-            air.ip("link", "add", br, "type", "bridge", "stp_state", "0", "forward_delay", "0",
-                   "mcast_snooping", "0")
+        for i, br in enumerate(self.bridges.values()):
+            # a fixed bridge MAC: otherwise the bridge takes the lowest port MAC and its address changes each
+            # time the MN's port leaves or joins
+            air.ip("link", "add", br, "address", _hexmac(_mac(0x40 + i)), "type", "bridge", "stp_state", "0",
+                   "forward_delay", "0", "mcast_snooping", "0")
             air.sysctl(f"net.ipv6.conf.{br}.disable_ipv6", 1)
             air.ip("link", "set", br, "up")
         for port, br in ((self.air_par, "brA"), (self.air_nar, "brB"), (self.air_mn, "brA")):
@@ -310,7 +318,14 @@ class LabTopology:
 
     def _veth(self, a_ns: Netns, a: str, a_mac: bytes | None, b_ns: Netns, b: str, b_mac: bytes | None,
               ipv6: tuple[bool, bool]) -> None:
-        a_ns.veth(a, b, peer_ns=b_ns, up=False, ipv6=True)
+        # Every end gets its own ifindex, distinct from its peer's.  The kernel's linkwatch handles a carrier
+        # change at once only when a device's ifindex differs from its iflink (for veth: the peer's ifindex);
+        # otherwise it is rate-limited to one per second, and a bridge port enables only when linkwatch has
+        # set the operstate.  Two ends that both got ifindex 3 in their namespaces made the MN's port stay
+        # disabled for ~950 ms after each up: a link gap the lab would have blamed on the handover.
+        self._ifindex += 2
+        a_ns.ip("link", "add", a, "index", str(self._ifindex), "type", "veth", "peer", "name", b,
+                "netns", b_ns.name, "index", str(self._ifindex + 1))
         for ns, dev, mac, v6 in ((a_ns, a, a_mac, ipv6[0]), (b_ns, b, b_mac, ipv6[1])):
             if mac is not None:
                 ns.ip("link", "set", dev, "address", _hexmac(mac))
@@ -392,7 +407,7 @@ class LabTopology:
     # --- the layer-2 handover
     def move_mn(self, to: str = "B", gap_ms: float = 30.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
-        passed since the down.  Returns the monotonic timestamps of the kernel's acknowledgements."""
+        passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``."""
         from pyroute2 import IPRoute  # the lab's only netlink user; imported where needed
 
         if to not in self.bridges:
@@ -407,6 +422,7 @@ class LabTopology:
             try:
                 port = ipr.link_lookup(ifname=self.air_mn)[0]
                 bridge = ipr.link_lookup(ifname=self.bridges[to])[0]
+                down_request_ns = time.monotonic_ns()
                 ipr.link("set", index=port, state="down")
                 down_ns = time.monotonic_ns()
                 ipr.link("set", index=port, master=0)
@@ -416,12 +432,13 @@ class LabTopology:
                     time.sleep((left - 150_000) / 1e9)
                 while time.monotonic_ns() < due:
                     pass
-                ipr.link("set", index=port, state="up")
                 up_ns = time.monotonic_ns()
+                ipr.link("set", index=port, state="up")
+                up_ack_ns = time.monotonic_ns()
             finally:
                 ipr.close()
         self.mn_link = to
-        return LinkMove(frm, to, down_ns, up_ns)
+        return LinkMove(frm, to, down_ns, up_ns, down_request_ns, up_ack_ns)
 
     # --- engine configuration
     def router_config(self, which: str = "par", **overrides: Any) -> str:
