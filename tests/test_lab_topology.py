@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -243,6 +244,40 @@ def test_cleanup_removes_a_crashed_runs_leftovers():
     assert sorted(topology.cleanup(prefix)) == sorted(prefix + r for r in topology.ROLES)
     assert not [n for n in _namespaces() if n.startswith(prefix)]
     assert topology.cleanup(prefix) == []
+
+
+LAB_SCRIPT = r"""
+import sys, time
+from fmipfast.lab.topology import LabTopology
+with LabTopology(prefix=sys.argv[1]) as t:
+    p = t.spawn("cn", ["sleep", "30"])
+    print(p.pid, flush=True)
+    time.sleep(30)
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_tears_the_lab_down(signum):
+    """Ctrl-C (KeyboardInterrupt) and SIGTERM (made SystemExit while the lab is up) unwind through the
+    context manager: no namespace and no spawned process survives."""
+    prefix = f"fmipfast-s{os.getpid()}-"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.Popen([sys.executable, "-c", LAB_SCRIPT, prefix], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        assert len([n for n in _namespaces() if n.startswith(prefix)]) == len(topology.ROLES)
+        proc.send_signal(signum)
+        proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        leftovers = topology.cleanup(prefix)
+    assert proc.returncode != 0
+    assert leftovers == [], "the signal left namespaces behind"
+    assert not os.path.exists(f"/proc/{child}"), "the spawned process survived"
 
 
 # ------------------------------------------------------------------------------------ measure(), pure
