@@ -192,6 +192,30 @@ def _check_gap(summary: dict, got: dict, move: LinkMove) -> None:
     assert not [r for r in got["received"] if move.down_ns < r[1] < move.up_ns]
 
 
+@needs_root
+def test_router_config_runs_the_engine_on_the_par(tmp_path):
+    """``router_config("par")`` as written drives ``fmipfast router`` on the PAR's veth ends: the CN's stream
+    crosses core and the engine to the MN without loss, and the engine's counters conserve."""
+    with LabTopology(prefix=f"fmipfast-e{os.getpid()}-") as lab:
+        cfg = tmp_path / "par.toml"
+        cfg.write_text(lab.router_config("par"))
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        router = lab.spawn("par", [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg)], env=env)
+        assert router.stdout is not None
+        line = router.stdout.readline()
+        assert line.startswith("READY par"), (line, router.stderr.read() if router.poll() is not None else "")
+        warm = lab.ns["cn"].run("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", str(lab.pcoa), check=False)
+        assert warm.returncode == 0, warm.stdout + warm.stderr
+        summary, got, _ = _stream(lab, tmp_path, 5004, 500)
+        m = traffic.measure(summary["sent"], got["received"])
+        assert (m["received"], m["lost"], m["duplicated"]) == (500, 0, 0), m
+        router.send_signal(signal.SIGTERM)
+        out, err = router.communicate(timeout=30)
+        assert router.returncode == 0, err
+        final = json.loads(out.strip().splitlines()[-1])
+        assert final["conservation"]["holds"] and final["counters"]["forwarded"] >= 500
+
+
 # ------------------------------------------------------------------------------------------ move_mn
 
 
