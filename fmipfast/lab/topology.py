@@ -88,8 +88,8 @@ class LinkMove:
     port going down, ``up_ns`` right before the request to bring it up on the new bridge (a bridge port takes
     milliseconds to come up, and frames flow before the acknowledgement, ``up_ack_ns``)."""
 
-    frm: str
-    to: str
+    old: str
+    new: str
     down_ns: int
     up_ns: int
     down_request_ns: int = 0
@@ -210,6 +210,7 @@ class LabTopology:
         self.delays_applied = False
         self.mn_link = "A"
         self._ifindex = 100
+        self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
         self._atexit = False
 
@@ -280,6 +281,7 @@ class LabTopology:
             self._atexit = False
 
     def _build(self) -> None:
+        self._built = True
         self._ifindex = 100
         for role in ROLES:
             self.ns[role] = Netns(self.names[role])
@@ -355,8 +357,9 @@ class LabTopology:
         self.delays_applied = bool(plan) and applied
 
     def down(self) -> None:
-        """Kill every process started here, then delete the namespaces (and with them every link).
-        Idempotent; never raises for something already gone."""
+        """Kill every process started here (and any other process still inside the lab's namespaces: one left
+        there would keep a deleted namespace and its links alive), then delete the namespaces, and with them
+        every link.  Idempotent; never raises for something already gone."""
         for proc in self.processes:
             self._stop(proc)
         self.processes.clear()
@@ -365,7 +368,9 @@ class LabTopology:
             if ns is not None:
                 _kill_namespace_processes(ns.name)
                 ns.delete()
-        cleanup(self.prefix)  # anything a half-built up() made before self.ns knew about it
+        if self._built:
+            cleanup(self.prefix)  # anything a half-built up() made before self.ns knew about it
+            self._built = False
         self._disarm()
 
     @staticmethod
@@ -396,7 +401,8 @@ class LabTopology:
               stderr: int | IO[Any] | None = subprocess.PIPE, env: Mapping[str, str] | None = None,
               text: bool = True) -> subprocess.Popen:
         """Start ``argv`` inside namespace ``ns`` (a role such as ``"cn"``), in its own process group; it is
-        killed (SIGTERM, then SIGKILL after 2 s) by :meth:`down`."""
+        killed (SIGTERM, then SIGKILL after 2 s) by :meth:`down`.  Output is piped by default: read it (a
+        ``READY`` line, a JSON summary) or pass ``subprocess.DEVNULL`` for a chatty process."""
         if ns not in self.ns:
             raise LabError(f"no namespace {ns!r} in the lab (up? roles: {', '.join(ROLES)})")
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns[ns].name, *argv], stdout=stdout, stderr=stderr,
@@ -416,7 +422,7 @@ class LabTopology:
             raise ValueError(f"gap_ms must be within 0..60000, got {gap_ms}")
         if "air" not in self.ns:
             raise LabError("the lab is not up")
-        frm = self.mn_link
+        old = self.mn_link
         with self.ns["air"].enter():
             ipr = IPRoute()
             try:
@@ -438,7 +444,7 @@ class LabTopology:
             finally:
                 ipr.close()
         self.mn_link = to
-        return LinkMove(frm, to, down_ns, up_ns, down_request_ns, up_ack_ns)
+        return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
 
     # --- engine configuration
     def router_config(self, which: str = "par", **overrides: Any) -> str:

@@ -176,7 +176,7 @@ def recv(bind: str, port: int, duration: float, *, count: int = MAX_COUNT,
             signal.signal(s, h)
         sock.close()
     return {"bind": bind, "port": port, "kernel_timestamps": kernel_ts, "start_ns": start,
-            "end_ns": time.monotonic_ns(), "truncated": len(records) >= count, "errors": errors,
+            "end_ns": time.monotonic_ns(), "stopped_at_count": len(records) >= count, "errors": errors,
             "fields": ["seq", "recv_ns", "ifindex", "sent_ns"], "received": records}
 
 
