@@ -283,6 +283,7 @@ class LabTopology:
     def _build(self) -> None:
         self._built = True
         self._ifindex = 100
+        self.mn_link = "A"
         for role in ROLES:
             self.ns[role] = Netns(self.names[role])
         cn, core, par, nar, air, mn = (self.ns[r] for r in ROLES)
