@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from typing import Any, Iterator, Sequence
@@ -264,6 +265,50 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
     return int(kdc.main(["--config", args.config]))
 
 
+def _cmd_lab(args: argparse.Namespace) -> int:
+    """``fmipfast lab up|status|down`` (root): the DESIGN.md §6 topology with two engines, kept between commands."""
+    from fmipfast.lab import session
+    from fmipfast.lab.topology import LabError
+
+    if os.geteuid() != 0:
+        print("fmipfast lab: needs root (network namespaces, veth, AF_PACKET)", file=sys.stderr)
+        return 2
+    try:
+        if args.action == "up":
+            result = session.up(args.prefix, args.state)
+        elif args.action == "status":
+            result = session.status(args.prefix, args.state)
+        else:
+            result = session.down(args.prefix, args.state)
+    except LabError as exc:
+        print(f"fmipfast lab {args.action}: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    elif args.action == "up":
+        print(f"lab up: namespaces {' '.join(sorted(result['namespaces'].values()))}")
+        for name, eng in result["engines"].items():
+            print(f"  {name} engine pid {eng['pid']}  control {eng['control']}  log {eng['log']}")
+        a = result["addresses"]
+        print(f"  CN {a['cn']}  MN PCoA {a['pcoa']} (on link A)  NCoA {a['ncoa']}")
+        print(f"  try: ip netns exec {result['namespaces']['cn']} ping -6 -c 3 {a['pcoa']}")
+    elif args.action == "status":
+        print(f"lab {result['prefix']}: {len(result['namespaces_present'])}/{len(result['namespaces'])} namespaces")
+        for name, eng in result["engines"].items():
+            state = "alive" if eng.get("alive") else "DEAD"
+            c = eng.get("counters") or {}
+            detail = eng.get("error") or " ".join(f"{k}={v}" for k, v in sorted(c.get("counters", c).items())
+                                                  if isinstance(v, int) and v)
+            print(f"  {name} ({state}): {detail}")
+    else:
+        print(f"lab down: removed {len(result['namespaces_removed'])} namespaces")
+        for name, final in result["engines"].items():
+            cons = final.get("conservation", {})
+            print(f"  {name}: forwarded {final.get('counters', {}).get('forwarded', 0)}, "
+                  f"conservation {'holds' if cons.get('holds') else 'BROKEN'}")
+    return 0
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"fmipfast {__version__} ({IMPLEMENTATION} kernels)")
     return 0
@@ -335,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "'READY host port' once bound; SIGINT/SIGTERM stop it.")
     p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
     p.set_defaults(func=_cmd_kdc)
+
+    p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6 with two engines: up, status, down (root)",
+                       description="up: build the namespaces, veth pairs and bridges and start fmipfast router "
+                       "engines in par and nar (kept running after the command); status: the engines' live "
+                       "counters; down: stop the engines and remove every namespace and link.")
+    p.add_argument("action", choices=("up", "status", "down"))
+    p.add_argument("--prefix", default="fmipfast-lab-", help="namespace name prefix (default fmipfast-lab-)")
+    p.add_argument("--state", help="state directory (default /run/fmipfast-lab/<prefix>)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")
     p.set_defaults(func=_cmd_version)

@@ -374,6 +374,15 @@ class LabTopology:
             self._built = False
         self._disarm()
 
+    def detach(self) -> None:
+        """Leave the lab up when this process exits (``fmipfast lab up``): forget the spawned processes without
+        stopping them and drop the atexit/SIGTERM teardown.  :func:`cleanup` with the same prefix (``fmipfast lab
+        down``) removes it later, processes included."""
+        self.processes.clear()
+        self.ns.clear()
+        self._built = False
+        self._disarm()
+
     @staticmethod
     def _stop(proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
