@@ -498,7 +498,7 @@ class MobileNode:
         assert x is not None and x.pcoa is not None
         if not self._authenticated(msg, ev):
             return
-        self._out.append(RemoveAddress(x.pcoa))
+        self._out.append(RemoveAddress(x.pcoa, retired=True))
         self.router = RouterSession(x.router, x.link, x.coa, x.mac_key)
         self._count("handovers_completed")
         self._finish()

@@ -10,7 +10,10 @@ What the agent does with the machine's actions (``fmipfast.protocol``):
   what goes on the wire verifies even though the machine already encoded one; the MAC sub-option is
   computed with the checksum zeroed (DESIGN.md §2, sub-option 7), so the rewrite cannot break it.
 * ``ConfigureAddress`` -> the /64 with ``IFA_F_NODAD`` (the NAR proxies the NCoA, DESIGN.md §1 step 5);
-  ``RemoveAddress`` -> the address removed with the prefix length the kernel reports for it.
+  ``RemoveAddress`` -> the address removed with the prefix length the kernel reports for it; with
+  ``keep_pcoa=True`` a retired PCoA is kept instead (listed in ``MnAgent.retired``) until
+  :meth:`MnAgent.release_retired` — the binding update completed — so packets still addressed to it, which
+  the NAR delivers on the new link, reach the host's sockets.
 * ``PreloadNeighbor`` -> a neighbor entry in state **REACHABLE** (netlink ``replace``), not PERMANENT:
   the entry is usable at once, so the Attach goes out without Neighbor Solicitation, and afterwards the
   kernel's own NUD (REACHABLE -> STALE -> DELAY/PROBE, RFC 4861 §7.3) keeps checking it.  A PERMANENT entry
@@ -122,6 +125,7 @@ AGENT_COUNTERS: dict[str, str] = {
     "netlink_errors": "failed netlink requests (address, neighbor, route, link queries)",
     "netlink_monitor_errors": "failed reads of the link notification socket (ENOBUFS: state resynchronised)",
     "address_missing": "RemoveAddress for an address not on the interface",
+    "pcoa_kept": "retired PCoAs kept on the interface until release_retired() (keep_pcoa=True)",
     "link_up": "LinkUp events given to the machine",
     "link_down": "LinkDown events given to the machine",
     "ticket_errors": "ticket_provider failures (answered with TicketReady(error))",
@@ -191,8 +195,12 @@ class MnAgent:
                  clock: Callable[[], int] = time.monotonic_ns, epoch_ns: int | None = None,
                  backoff: Backoff = DEFAULT_BACKOFF,
                  on_ready_to_switch: Callable[[IPv6Address], Any] | None = None,
-                 on_note: Callable[[Note, int], Any] | None = None) -> None:
+                 on_note: Callable[[Note, int], Any] | None = None,
+                 keep_pcoa: bool = False) -> None:
         self.ifname = ifname
+        self.keep_pcoa = keep_pcoa
+        #: Retired PCoAs still on the interface (``keep_pcoa=True``), oldest first.
+        self.retired: list[IPv6Address] = []
         self.codepoints = codepoints
         self.ticket_provider = ticket_provider
         self.precache = precache
@@ -487,7 +495,11 @@ class MnAgent:
         elif isinstance(a, ConfigureAddress):
             await self._netlink_action(self._configure_address, a.address)
         elif isinstance(a, RemoveAddress):
-            await self._netlink_action(self._remove_address, a.address)
+            if a.retired and self.keep_pcoa:
+                self.retired.append(a.address)
+                self.counters["pcoa_kept"] += 1
+            else:
+                await self._netlink_action(self._remove_address, a.address)
         elif isinstance(a, PreloadNeighbor):
             await self._netlink_action(self._preload_neighbor, a.address, a.mac)
         elif isinstance(a, SetDefaultRoute):
@@ -502,6 +514,14 @@ class MnAgent:
                 self._callback(self.on_ready_to_switch, a.nar_address)
         elif isinstance(a, Note):
             self._log_note(a)
+
+    async def release_retired(self) -> list[IPv6Address]:
+        """Remove the retired PCoAs kept by ``keep_pcoa=True`` (call it when the binding update completed);
+        returns them.  Runs on the agent's netlink thread, in order with the machine's own actions."""
+        released, self.retired = self.retired, []
+        for address in released:
+            await self._netlink_action(self._remove_address, address)
+        return released
 
     def _send(self, a: Send) -> None:
         sock = self._sock

@@ -265,9 +265,12 @@ class SetDefaultRoute:
 
 @dataclass(frozen=True, slots=True)
 class RemoveAddress:
-    """MN: remove ``address`` (the PCoA, once the NAR authenticated the MN and forwarded the BU)."""
+    """MN: remove ``address``: the PCoA once the NAR authenticated the MN and forwarded the BU (``retired``),
+    or an NCoA given up on a link reversal.  A host may keep a retired PCoA until its binding update completes
+    (packets still addressed to it keep arriving through the NAR's proxy); see ``MnAgent(keep_pcoa=True)``."""
 
     address: IPv6Address
+    retired: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -246,7 +246,7 @@ def test_authenticated_mn_checks_mac_ap_rep_and_source():
     assert mn.counters["unknown_identifier"] == 1
     assert mn.state == MnState.HO_ATTACHING and mn.next_deadline() is not None  # still retransmitting
     out = real(mn.handle(_amn(mn), net.now))
-    assert [type(a).__name__ for a in out] == ["RemoveAddress"] and out[0].address == PCOA_A
+    assert [type(a).__name__ for a in out] == ["RemoveAddress"] and out[0].address == PCOA_A and out[0].retired
     assert mn.state == MnState.ATTACHED and mn.router is not None and mn.router.address == AR_B
     assert mn.next_deadline() is None
 

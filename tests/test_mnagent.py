@@ -304,7 +304,8 @@ def _code(name: str) -> int:
 
 
 @needs_root
-def test_attach_and_fast_handover_over_real_links(lab: Lab):
+@pytest.mark.parametrize("keep_pcoa", [False, True], ids=["pcoa-removed", "pcoa-kept"])
+def test_attach_and_fast_handover_over_real_links(lab: Lab, keep_pcoa: bool):
     tickets, verifiers = _credentials(time.time())
     peer = Peer(lab, verifiers)
     switches: list[IPv6Address] = []
@@ -324,8 +325,11 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab):
         switches.append(nar)
         asyncio.get_running_loop().create_task(move())
 
-    agent = _agent(lab, tickets, on_ready_to_switch=ready, on_note=lambda n, t: notes.append(n.name))
+    agent = _agent(lab, tickets, on_ready_to_switch=ready, on_note=lambda n, t: notes.append(n.name),
+                   keep_pcoa=keep_pcoa)
     assert agent.mac == MN_MAC  # read from the interface
+    released: list[IPv6Address] = []
+    kept_before_release: list[str] = []
 
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
@@ -342,6 +346,9 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab):
             peer.feed("A", Trigger(PCOA_A, AR_B, P_B))
             await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover")
             await _until(lambda: len(peer.mn_messages()) >= agent.counters["tx_sent"], "the capture")
+            if keep_pcoa:  # the binding update completed: now the PCoA goes
+                kept_before_release.append(lab.mn_ip("-6", "addr", "show", "dev", "mn0"))
+                released.extend(await agent.release_retired())
         finally:
             stop.set()
             await asyncio.wait_for(runner, 5)
@@ -364,6 +371,11 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab):
         line = next(x for x in addrs.splitlines() if str(NCOA_B) in x)
         assert "tentative" not in line and "nodad" in line, addrs
         assert str(PCOA_A) not in addrs
+        if keep_pcoa:  # kept through the handover, removed only by release_retired()
+            assert str(PCOA_A) in kept_before_release[0] and released == [PCOA_A], kept_before_release
+            assert agent.counters["pcoa_kept"] == 1 and agent.retired == []
+        else:
+            assert agent.counters["pcoa_kept"] == 0 and released == []
         neigh = lab.mn_ip("-6", "neigh", "show", "dev", "mn0")
         assert f"{AR_B_LL} lladdr {PEER_MAC}" in neigh and "FAILED" not in neigh, neigh
         route = lab.mn_ip("-6", "route", "show", "default")
