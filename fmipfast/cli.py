@@ -273,6 +273,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     if os.geteuid() != 0:
         print("fmipfast lab: needs root (network namespaces, veth, AF_PACKET)", file=sys.stderr)
         return 2
+    if args.action == "run":
+        return _lab_run(args)
     try:
         if args.action == "up":
             result = session.up(args.prefix, args.state)
@@ -306,6 +308,41 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             cons = final.get("conservation", {})
             print(f"  {name}: forwarded {final.get('counters', {}).get('forwarded', 0)}, "
                   f"conservation {'holds' if cons.get('holds') else 'BROKEN'}")
+    return 0
+
+
+def _lab_run(args: argparse.Namespace) -> int:
+    from fmipfast.lab import run as labrun
+    from fmipfast.lab.topology import LabError
+
+    if not 1 <= args.repeat <= 100:
+        print(f"fmipfast lab run: --repeat must be within 1..100, got {args.repeat}", file=sys.stderr)
+        return 2
+    opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
+                             prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
+    try:
+        result = labrun.repeat(opts, args.repeat)
+    except (LabError, ValueError) as exc:
+        print(f"fmipfast lab run: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result if args.repeat > 1 else result["each"][0], indent=2, sort_keys=True, default=str))
+        return 0
+    print(f"fast handover over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
+          f"{args.repeat} run(s)")
+    if args.repeat == 1:
+        m = result["each"][0]
+        for what, at in m["timeline_ms"]:
+            print(f"  {at:9.3f} ms  {what}")
+        print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
+              f"reordered {m['reordered']}")
+    for key in labrun.SUMMARY_KEYS:
+        s = result["summary"][key]
+        if s is not None:
+            print(f"  {key:28s} median {s['median']:9.3f}  min {s['min']:9.3f}  max {s['max']:9.3f}")
+    for name, eng in result["each"][-1]["engines"].items():
+        print(f"  {name} engine: conservation {'holds' if eng['conservation']['holds'] else 'BROKEN'}, "
+              f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}")
     return 0
 
 
@@ -384,11 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6 with two engines: up, status, down (root)",
                        description="up: build the namespaces, veth pairs and bridges and start fmipfast router "
                        "engines in par and nar (kept running after the command); status: the engines' live "
-                       "counters; down: stop the engines and remove every namespace and link.")
-    p.add_argument("action", choices=("up", "status", "down"))
+                       "counters; down: stop the engines and remove every namespace and link; run: build a lab, "
+                       "measure a fast handover of a CN stream over it (engines with AH, Kerberos case 1) and "
+                       "remove it.")
+    p.add_argument("action", choices=("up", "status", "down", "run"))
     p.add_argument("--prefix", default="fmipfast-lab-", help="namespace name prefix (default fmipfast-lab-)")
     p.add_argument("--state", help="state directory (default /run/fmipfast-lab/<prefix>)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--rate", type=int, default=1000, help="run: the CN's stream, datagrams per second")
+    p.add_argument("--gap-ms", type=float, default=30.0, help="run: the layer-2 gap of the move")
+    p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
+    p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

@@ -1,0 +1,65 @@
+"""``fmipfast lab run``: a fast handover over real namespaces, veth, bridges and two AF_PACKET engines.
+
+Root only; CI runs as root.  Correctness only (speed lives in BENCHMARKS.md): with buffering the MN receives
+every sequence number exactly once and in order, both engines conserve, the NAR buffered and flushed, the
+signalling ran in the draft's order, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fmipfast.lab import run as labrun
+
+ROOT = os.geteuid() == 0
+pytestmark = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")
+if not ROOT:
+    print("test_lab_run: not root, the real-link handover tests are skipped", file=sys.stderr)
+
+PREFIX = f"fmipfast-r{os.getpid()}-"
+
+
+def _ours() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+
+
+def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order():
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX))
+    assert _ours() == []  # torn down
+    assert m["sent"] == 2200 and (m["received"], m["lost"], m["duplicated"], m["reordered"]) == (2200, 0, 0, 0), m
+    # the interruption spans at least the layer-2 gap; the stream came back on the new link
+    assert m["interruption_ms"] is not None and m["interruption_ms"] >= 30.0
+    assert m["link_up_to_first_packet_ms"] is not None and m["link_up_to_first_packet_ms"] >= 0
+    for name in ("par", "nar"):
+        assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
+    par, nar = m["engines"]["par"]["counters"], m["engines"]["nar"]["counters"]
+    assert par["tunnelled"] > 0 and nar["decapsulated"] > 0  # PCoA traffic crossed the PAR->NAR tunnel
+    assert nar["buffered"] > 0 and nar["flushed"] == nar["buffered"]  # held during the gap, all delivered
+    events = [what for what, _ in m["timeline_ms"]]
+    order = ["mn send Attach to", "attached_par", "trigger", "mn recv HandoverRedirect", "mn send HandoverRedirectAck",
+             "ready_to_switch", "layer 2: port up on brB", "mn recv AuthenticatedMN from fe80", "attached_nar"]
+    at = [next(i for i, e in enumerate(events) if e.startswith(o)) for o in order]
+    assert at == sorted(at), events
+    assert m["mn_counters"].get("pcoa_kept") == 1
+    for bad in ("tx_errors", "netlink_errors", "callback_errors", "ticket_errors"):
+        assert m["mn_counters"].get(bad, 0) == 0, m["mn_counters"]
+
+
+def test_the_cli_reports_json_with_the_demo_keys():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--json", "--prefix", PREFIX,
+                           "--gap-ms", "20"], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    m = json.loads(done.stdout)
+    demo_keys = {"sent", "received", "lost", "duplicated", "reordered", "interruption_ms",
+                 "link_up_to_first_packet_ms"}
+    assert demo_keys <= set(m) and m["lost"] == 0 and m["duplicated"] == 0
+    assert _ours() == []
+    bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
+                         text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "--repeat" in bad.stderr
