@@ -318,7 +318,12 @@ def _lab_run(args: argparse.Namespace) -> int:
     if not 1 <= args.repeat <= 100:
         print(f"fmipfast lab run: --repeat must be within 1..100, got {args.repeat}", file=sys.stderr)
         return 2
+    if not 0 <= args.switch_delay_ms <= 10_000 or not 0 <= args.gap_ms <= 60_000:
+        print("fmipfast lab run: --switch-delay-ms must be within 0..10000 and --gap-ms within 0..60000",
+              file=sys.stderr)
+        return 2
     opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
+                             switch_delay_ms=args.switch_delay_ms,
                              prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     try:
         result = labrun.repeat(opts, args.repeat)
@@ -329,13 +334,15 @@ def _lab_run(args: argparse.Namespace) -> int:
         print(json.dumps(result if args.repeat > 1 else result["each"][0], indent=2, sort_keys=True, default=str))
         return 0
     print(f"fast handover over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
-          f"{args.repeat} run(s)")
+          f"switch delay {args.switch_delay_ms:g} ms, {args.repeat} run(s)")
     if args.repeat == 1:
         m = result["each"][0]
         for what, at in m["timeline_ms"]:
             print(f"  {at:9.3f} ms  {what}")
         print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
               f"reordered {m['reordered']}")
+        for r in m["lost_ranges"]:
+            print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
     for key in labrun.SUMMARY_KEYS:
         s = result["summary"][key]
         if s is not None:
@@ -432,6 +439,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-ms", type=float, default=30.0, help="run: the layer-2 gap of the move")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
+    p.add_argument("--switch-delay-ms", type=float, default=0.0,
+                   help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

@@ -60,6 +60,10 @@ class RunOptions:
     tail_ms: float = 700.0   # stream time after the MN attached at the NAR
     prefix: str = "fmipfast-run-"
     buffer: bool = True
+    #: Time from the MN's ReadyToSwitch to its port going down (the link layer's own reaction time).  At 0 the
+    #: old link goes down under datagrams the PAR put on it just before it processed the HRA: they are lost
+    #: (see BENCHMARKS.md); the draft's buffering covers what the PAR routes after it switched.
+    switch_delay_ms: float = 0.0
 
 
 def _security(lab: LabTopology, which: str) -> dict[str, Any]:
@@ -140,6 +144,8 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
 
             async def do_move(nar_addr: IPv6Address) -> None:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
+                if opts.switch_delay_ms > 0:
+                    await asyncio.sleep(opts.switch_delay_ms / 1000)
                 agent.next_link = "B"
                 move.append(await loop.run_in_executor(None, lab.move_mn, "B", opts.gap_ms))
                 moved.set()
@@ -193,6 +199,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             timeline.sort(key=lambda x: x[1])
         t0 = timeline[0][1] if timeline else 0
         m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
+        m["lost_ranges"] = _lost_ranges(got["sent"], got["received"]["received"], t0)
         m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
         m["mn_counters"] = {k: v for k, v in agent.counters.items() if v}
         return m
@@ -209,6 +216,29 @@ def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
         summary[key] = ({"median": statistics.median(values), "min": min(values), "max": max(values)}
                         if values else None)
     return {"rate": opts.rate, "gap_ms": opts.gap_ms, "runs": len(runs), "summary": summary, "each": runs}
+
+
+def _lost_ranges(sent: dict[str, Any], received: list[list[int]], t0: int) -> list[dict[str, Any]]:
+    """The runs of sequence numbers that never arrived, with when they were sent on the timeline's clock
+    (the sender paces from ``first_ns`` at its rate), so a loss can be placed against the signalling."""
+    seen = {r[0] for r in received}
+    n, first, rate = sent["sent"], sent["first_ns"], sent.get("rate") or 0
+    out: list[dict[str, Any]] = []
+    seq = 0
+    while seq < n:
+        if seq in seen:
+            seq += 1
+            continue
+        start = seq
+        while seq < n and seq not in seen:
+            seq += 1
+        entry: dict[str, Any] = {"first": start, "last": seq - 1}
+        if rate:
+            entry["sent_ms"] = round((first + start * 1e9 / rate - t0) / 1e6, 3)
+        out.append(entry)
+        if len(out) >= 100:
+            break
+    return out
 
 
 def _note(n: Any) -> str:
