@@ -322,34 +322,47 @@ def _lab_run(args: argparse.Namespace) -> int:
         print("fmipfast lab run: --switch-delay-ms must be within 0..10000 and --gap-ms within 0..60000",
               file=sys.stderr)
         return 2
+    import dataclasses
+
     opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                              switch_delay_ms=args.switch_delay_ms,
                              prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
+    modes = ("fast", "baseline") if args.baseline else ("fast",)
+    results: dict[str, Any] = {}
     try:
-        result = labrun.repeat(opts, args.repeat)
+        for mode in modes:
+            results[mode] = labrun.repeat(dataclasses.replace(opts, mode=mode), args.repeat)
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps(result if args.repeat > 1 else result["each"][0], indent=2, sort_keys=True, default=str))
+        shown = {mode: r if args.repeat > 1 else r["each"][0] for mode, r in results.items()}
+        print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
         return 0
-    print(f"fast handover over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
-          f"switch delay {args.switch_delay_ms:g} ms, {args.repeat} run(s)")
-    if args.repeat == 1:
-        m = result["each"][0]
-        for what, at in m["timeline_ms"]:
-            print(f"  {at:9.3f} ms  {what}")
-        print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
-              f"reordered {m['reordered']}")
-        for r in m["lost_ranges"]:
-            print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
-    for key in labrun.SUMMARY_KEYS:
-        s = result["summary"][key]
-        if s is not None:
-            print(f"  {key:28s} median {s['median']:9.3f}  min {s['min']:9.3f}  max {s['max']:9.3f}")
-    for name, eng in result["each"][-1]["engines"].items():
-        print(f"  {name} engine: conservation {'holds' if eng['conservation']['holds'] else 'BROKEN'}, "
-              f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}")
+    titles = {"fast": "fast handover", "baseline": "plain Mobile IPv6 (SLAAC + DAD + BU)"}
+    for mode, result in results.items():
+        print(f"{titles[mode]} over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
+              f"switch delay {args.switch_delay_ms:g} ms, {args.repeat} run(s)")
+        if args.repeat == 1:
+            m = result["each"][0]
+            for what, at in m["timeline_ms"]:
+                print(f"  {at:9.3f} ms  {what}")
+            print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
+                  f"reordered {m['reordered']}")
+            for r in m["lost_ranges"][:10]:
+                print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
+        for key in labrun.SUMMARY_KEYS:
+            s = result["summary"][key]
+            if s is not None:
+                print(f"  {key:28s} median {s['median']:9.3f}  min {s['min']:9.3f}  max {s['max']:9.3f}")
+        for name, eng in result["each"][-1]["engines"].items():
+            print(f"  {name} engine: conservation {'holds' if eng['conservation']['holds'] else 'BROKEN'}, "
+                  f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}")
+    if args.baseline:
+        f, b = (results[m]["summary"]["interruption_ms"] for m in modes)
+        if f and b and f["median"] > 0:
+            print(f"layer-3 interruption: fast {f['median']:.1f} ms vs plain {b['median']:.1f} ms "
+                  f"({b['median'] / f['median']:.1f}x)")
     return 0
 
 
@@ -439,6 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-ms", type=float, default=30.0, help="run: the layer-2 gap of the move")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
+    p.add_argument("--baseline", action="store_true",
+                   help="run: also plain Mobile IPv6 on the same links (kernel SLAAC with DAD, then the BU)")
     p.add_argument("--switch-delay-ms", type=float, default=0.0,
                    help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
     p.set_defaults(func=_cmd_lab)

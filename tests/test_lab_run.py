@@ -66,3 +66,25 @@ def test_the_cli_reports_json_with_the_demo_keys():
     bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "--repeat" in bad.stderr
+
+
+def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():
+    """Plain Mobile IPv6 on the same links: the kernel forms the NCoA from the NAR's RA, DAD holds it for
+    about a second, then the BU moves the CN's stream; everything sent in between is lost, nothing else."""
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, mode="baseline"))
+    assert _ours() == [] and m["mode"] == "baseline"
+    events = dict((what.split(" to ")[0], at) for what, at in m["timeline_ms"])
+    formed = events["mn kernel: NCoA formed from the NAR's RA (tentative, DAD)"]
+    usable = events["mn kernel: DAD done, NCoA usable"]
+    follows = events["cn follows the BU"]
+    assert events["layer 2: port up on brB"] < formed < usable < follows < events["mn recv BAck"]
+    assert usable - formed >= 500  # DAD waited (RetransTimer 1 s after a random delay): not skipped
+    # one run of losses, from the move until the CN followed the BU; none before, none after
+    assert len(m["lost_ranges"]) == 1 and m["lost"] > 500, m["lost_ranges"]
+    gap = m["lost_ranges"][0]
+    assert events["layer 2: port down acknowledged (leaves brA)"] - 5 <= gap["sent_ms"] + 0.0 <= usable
+    assert m["received"] + m["lost"] == m["sent"] and m["duplicated"] == 0
+    assert m["interruption_ms"] > usable - events["layer 2: port up on brB"]
+    for name in ("par", "nar"):
+        assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
+    assert m["engines"]["nar"]["counters"]["buffered"] == 0  # no fast handover, no buffering

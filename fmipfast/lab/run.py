@@ -64,6 +64,9 @@ class RunOptions:
     #: old link goes down under datagrams the PAR put on it just before it processed the HRA: they are lost
     #: (see BENCHMARKS.md); the draft's buffering covers what the PAR routes after it switched.
     switch_delay_ms: float = 0.0
+    #: "fast" (the draft) or "baseline" (plain Mobile IPv6: kernel SLAAC with DAD on the new link from the
+    #: NAR's Router Advertisements, then the binding update to the CN).
+    mode: str = "fast"
 
 
 def _security(lab: LabTopology, which: str) -> dict[str, Any]:
@@ -113,8 +116,84 @@ def _stop_engine(proc: subprocess.Popen) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
+BU_PORT = 5556
+IFA_F_TENTATIVE = 0x40
+
+
+def _wait_address(lab: LabTopology, address: IPv6Address, timeout: float) -> tuple[int | None, int | None]:
+    """Poll (1 ms) the MN's interface for ``address``: when it first appears (tentative, DAD running) and
+    when it becomes usable (DAD done).  Runs in the calling thread, inside the ``mn`` namespace."""
+    from pyroute2 import IPRoute
+
+    seen = usable = None
+    end = time.monotonic() + timeout
+    with lab.ns["mn"].enter():
+        ipr = IPRoute()
+        try:
+            while time.monotonic() < end and usable is None:
+                for msg in ipr.get_addr(family=10, label=None):
+                    if msg.get_attr("IFA_ADDRESS") and IPv6Address(msg.get_attr("IFA_ADDRESS")) == address:
+                        flags = msg.get_attr("IFA_FLAGS") or msg["flags"]
+                        now = time.monotonic_ns()
+                        seen = seen or now
+                        if not flags & IFA_F_TENTATIVE:
+                            usable = now
+                time.sleep(0.001)
+        finally:
+            ipr.close()
+    return seen, usable
+
+
+def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str],
+              timeline: list[tuple[str, int]], move: list[topology.LinkMove]) -> dict[str, Any]:
+    """Plain Mobile IPv6 (the draft's Figure 2 case): no fast handover signalling.  The MN's kernel accepts
+    Router Advertisements and autoconfigures with DAD (one probe, RetransTimer 1 s); after the move it hears
+    the NAR's RAs (30-70 ms apart, RFC 6275 §7.5), forms the NCoA, waits out DAD, then sends the BU; the CN
+    follows it.  Until then the CN's datagrams go to the PCoA, which the PAR delivers on link A: lost."""
+    mn = lab.ns["mn"]
+    for key, value in (("accept_ra", 1), ("autoconf", 1), ("accept_dad", 1), ("dad_transmits", 1)):
+        mn.sysctl(f"net.ipv6.conf.{lab.mn_if}.{key}", value)
+    # steady state before the move: the PAR has resolved the MN (the fast mode's Attach does that)
+    warm = lab.ns["cn"].run("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", str(lab.pcoa), check=False)
+    if warm.returncode != 0:
+        raise LabError(f"the CN cannot reach the MN before the move: {warm.stdout.strip()[-300:]}")
+    count = int(opts.rate * (opts.lead_ms + 2500 + opts.tail_ms) / 1000)
+    out = work / "recv.json"
+    py = [sys.executable, "-m", "fmipfast.lab.traffic"]
+    recv = lab.spawn("mn", [*py, "recv", "--bind", "::", "--port", str(PORT), "--duration",
+                            str(count / opts.rate + 5), "--count", str(count), "--out", str(out)], env=env)
+    assert recv.stdout is not None
+    if recv.stdout.readline().strip() != "READY":
+        raise LabError("the receiver did not start")
+    send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate", str(opts.rate),
+                            "--count", str(count), "--bu-port", str(BU_PORT)], env=env)
+    time.sleep(opts.lead_ms / 1000)
+    # movement: the old router is gone with the link (RFC 6275 §11.5.1 movement detection drops it)
+    mn.ip("-6", "route", "del", "default", "via", str(lab.par_link_local), "dev", lab.mn_if)
+    move.append(lab.move_mn("B", opts.gap_ms))
+    seen, usable = _wait_address(lab, lab.ncoa, 5.0)
+    if seen is not None:
+        timeline.append(("mn kernel: NCoA formed from the NAR's RA (tentative, DAD)", seen))
+    if usable is None:
+        raise LabError("the MN's kernel formed no usable NCoA within 5 s of the move")
+    timeline.append(("mn kernel: DAD done, NCoA usable", usable))
+    with mn.enter():
+        bu_sent, back = traffic.binding_update(str(lab.ncoa), str(lab.cn_address), BU_PORT)
+    timeline.append(("mn send BU to the CN", bu_sent))
+    if back is not None:
+        timeline.append(("mn recv BAck", back))
+    s_out, s_err = send.communicate(timeout=60)
+    if send.returncode != 0:
+        raise LabError(f"the CN sender failed: {s_err}")
+    recv.communicate(timeout=60)
+    sent = json.loads(s_out)
+    for t, address, _seq in sent.get("bindings", []):
+        timeline.append((f"cn follows the BU to {address}", t))
+    return {"sent": sent, "received": json.loads(out.read_text()), "released": []}
+
+
 def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
-    """One fast handover over the real lab; see the module doc."""
+    """One handover over the real lab (fast, or the plain Mobile IPv6 baseline); see the module doc."""
     from fmipfast.control import ControlClient
     from fmipfast.mn import MnState
     from fmipfast.mnagent import MnAgent
@@ -128,6 +207,11 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         tickets = _tickets(time.time())
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
+        if opts.mode not in ("fast", "baseline"):
+            raise ValueError(f"mode must be 'fast' or 'baseline', got {opts.mode!r}")
+        if opts.mode == "baseline":
+            got = _baseline(lab, opts, work, env, timeline, move)
+            return _finish(opts, got, timeline, move, {"par": _stop_engine(par), "nar": _stop_engine(nar)}, {})
 
         async def provider(server: L.Principal) -> L.Credentials:
             return tickets[server]
@@ -191,18 +275,24 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         finally:
             agent.close()
         engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
-        m = traffic.measure(got["sent"]["sent"], got["received"]["received"],
-                            move[0].link_changes() if move else ())
-        if move:
-            timeline += [("layer 2: port down acknowledged (leaves brA)", move[0].down_ns),
-                         ("layer 2: port up on brB", move[0].up_ns)]
-            timeline.sort(key=lambda x: x[1])
-        t0 = timeline[0][1] if timeline else 0
-        m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
-        m["lost_ranges"] = _lost_ranges(got["sent"], got["received"]["received"], t0)
-        m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
-        m["mn_counters"] = {k: v for k, v in agent.counters.items() if v}
-        return m
+        return _finish(opts, got, timeline, move, engines, agent.counters)
+
+
+def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int]],
+            move: list[topology.LinkMove], engines: dict[str, Any], mn_counters: dict[str, int]) -> dict[str, Any]:
+    m = traffic.measure(got["sent"]["sent"], got["received"]["received"],
+                        move[0].link_changes() if move else ())
+    if move:
+        timeline += [("layer 2: port down acknowledged (leaves brA)", move[0].down_ns),
+                     ("layer 2: port up on brB", move[0].up_ns)]
+        timeline.sort(key=lambda x: x[1])
+    t0 = timeline[0][1] if timeline else 0
+    m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
+    m["lost_ranges"] = _lost_ranges(got["sent"], got["received"]["received"], t0)
+    m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
+    m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
+    m["mode"] = opts.mode
+    return m
 
 
 def repeat(opts: RunOptions, n: int) -> dict[str, Any]:

@@ -53,8 +53,60 @@ def _bounded(name: str, value: float, lo: float, hi: float) -> None:
 # ---------------------------------------------------------------------------------------------- sender
 
 
-def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: str | None = None) -> dict[str, Any]:
-    """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary."""
+BU = struct.Struct("!2s16sQ")  # b"BU" / b"BA", the MN's new address, the BU's sequence number
+
+
+def binding_update(ncoa: str, cn: str, bu_port: int, seq: int = 1, *, timeout: float = 1.0,
+                   tries: int = 3) -> tuple[int, int | None]:
+    """The MN's binding update to the CN's stream (the lab's stand-in for RFC 6275's BU/BAck): from ``ncoa``
+    to ``[cn]:bu_port``, retransmitted after ``timeout`` (RFC 6275 INITIAL_BINDACK_TIMEOUT, 1 s) up to
+    ``tries`` times.  Returns (first send time, BAck time or None), CLOCK_MONOTONIC ns."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    try:
+        sock.bind((ncoa, 0))
+        sock.settimeout(timeout)
+        msg = BU.pack(b"BU", socket.inet_pton(socket.AF_INET6, ncoa), seq)
+        first = time.monotonic_ns()
+        for _ in range(tries):
+            sock.sendto(msg, (cn, bu_port))
+            try:
+                while True:
+                    data = sock.recv(64)
+                    if len(data) == BU.size and BU.unpack(data)[0] == b"BA" and BU.unpack(data)[2] == seq:
+                        return first, time.monotonic_ns()
+            except (TimeoutError, socket.timeout):
+                continue
+        return first, None
+    finally:
+        sock.close()
+
+
+def _check_bu(sock: socket.socket, bindings: list[list[Any]], errors: dict[str, int]) -> str | None:
+    try:
+        data, peer = sock.recvfrom(64)
+    except BlockingIOError:
+        return None
+    except OSError:
+        errors["bu_recv"] = errors.get("bu_recv", 0) + 1
+        return None
+    if len(data) != BU.size or BU.unpack(data)[0] != b"BU":
+        errors["bu_malformed"] = errors.get("bu_malformed", 0) + 1
+        return None
+    _, packed, seq = BU.unpack(data)
+    new = socket.inet_ntop(socket.AF_INET6, packed)
+    bindings.append([time.monotonic_ns(), new, seq])
+    try:
+        sock.sendto(BU.pack(b"BA", packed, seq), peer[:2])
+    except OSError:
+        errors["bu_ack"] = errors.get("bu_ack", 0) + 1
+    return new
+
+
+def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: str | None = None,
+         bu_port: int | None = None) -> dict[str, Any]:
+    """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary.  With ``bu_port``
+    the sender also listens there for binding updates (:func:`binding_update`) and sends the rest of the
+    stream to the address a BU names, acknowledging it (``bindings`` in the summary: time, address, seq)."""
     _bounded("rate", rate, 1, MAX_RATE)
     _bounded("count", count, 1, MAX_COUNT)
     _bounded("size", size, HEADER.size, MAX_SIZE)
@@ -62,6 +114,12 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     if bind:
         sock.bind((bind, 0))
+    bu_sock = None
+    bindings: list[list[Any]] = []
+    if bu_port is not None:
+        bu_sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        bu_sock.bind(("::", bu_port))
+        bu_sock.setblocking(False)
     period = int(1e9 / rate)
     pad = bytes(size - HEADER.size)
     errors: dict[str, int] = {}
@@ -71,6 +129,8 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
     try:
         for seq in range(count):
             due = start + seq * period
+            if bu_sock is not None and (new := _check_bu(bu_sock, bindings, errors)) is not None:
+                to = new
             left = due - time.monotonic_ns()
             if left > SPIN_NS:
                 time.sleep((left - SPIN_NS) / 1e9)
@@ -89,8 +149,10 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
             last = now
     finally:
         sock.close()
+        if bu_sock is not None:
+            bu_sock.close()
     return {"to": to, "port": port, "rate": rate, "count": count, "size": size, "sent": sent, "late": late,
-            "errors": errors, "first_ns": first, "last_ns": last}
+            "errors": errors, "first_ns": first, "last_ns": last, "bindings": bindings}
 
 
 # -------------------------------------------------------------------------------------------- receiver
@@ -247,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--count", type=int, required=True, help=f"datagrams (max {MAX_COUNT})")
     s.add_argument("--size", type=int, default=64, help=f"UDP payload octets ({HEADER.size}..{MAX_SIZE})")
     s.add_argument("--bind", default=None, help="source address")
+    s.add_argument("--bu-port", type=int, default=None, help="listen here for binding updates and follow them")
     s.add_argument("--out", default=None, help="write the summary JSON here (default: stdout)")
     r = sub.add_parser("recv", help="record a stream")
     r.add_argument("--bind", default="::")
@@ -257,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         if args.cmd == "send":
-            result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind)
+            result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind,
+                          bu_port=args.bu_port)
         else:
             result = recv(args.bind, args.port, args.duration, count=args.count,
                           ready=lambda: print("READY", flush=True))
