@@ -28,10 +28,12 @@ def _ours() -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
 
 
-def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order():
+def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
     # the link layer reacts 10 ms after ReadyToSwitch: datagrams the PAR put on the old link just before it
     # processed the HRA drain first (at 0 ms they may be lost, by design: BENCHMARKS.md measures that case)
-    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, switch_delay_ms=10.0))
+    cap = tmp_path / "access.pcapng"
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, switch_delay_ms=10.0,
+                                     capture=str(cap)))
     assert _ours() == []  # torn down
     assert m["sent"] == 2200 and (m["received"], m["lost"], m["duplicated"], m["reordered"]) == (2200, 0, 0, 0), m
     # the interruption spans at least the layer-2 gap; the stream came back on the new link
@@ -50,6 +52,23 @@ def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order():
     assert m["mn_counters"].get("pcoa_kept") == 1 and m["lost_ranges"] == []
     for bad in ("tx_errors", "netlink_errors", "callback_errors", "ticket_errors"):
         assert m["mn_counters"].get(bad, 0) == 0, m["mn_counters"]
+    _check_capture(cap)
+
+
+def _check_capture(cap) -> None:
+    """The access links' capture: tshark validates every ICMPv6 checksum and sees the six messages between the
+    MN and its routers (Attach, AMN at the PAR; Redirect, HRA; Attach, AMN at the NAR); our decoder agrees."""
+    rows = subprocess.run(["tshark", "-n", "-r", str(cap), "-Y", "icmpv6", "-T", "fields", "-e", "icmpv6.type",
+                           "-e", "icmpv6.checksum.status"], capture_output=True, text=True, timeout=120, check=True)
+    fields = [line.split("\t") for line in rows.stdout.strip().splitlines()]
+    assert fields and all(f[1] == "1" for f in fields), [f for f in fields if f[1] != "1"]
+    fmip = [f for f in fields if int(f[0]) == 200]  # the experimental type of DESIGN.md's default codepoints
+    assert len(fmip) >= 6, fields
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "decode", "--strict", "--only-fmipfast", str(cap)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr
+    assert ", 0 bad checksum, 0 malformed" in done.stdout
 
 
 def test_the_cli_reports_json_with_the_demo_keys():

@@ -67,6 +67,8 @@ class RunOptions:
     #: "fast" (the draft) or "baseline" (plain Mobile IPv6: kernel SLAAC with DAD on the new link from the
     #: NAR's Router Advertisements, then the binding update to the CN).
     mode: str = "fast"
+    #: Write every frame of both access links (the PAR's and the NAR's bridge ports) here, pcapng by dumpcap.
+    capture: str | None = None
 
 
 def _security(lab: LabTopology, which: str) -> dict[str, Any]:
@@ -105,6 +107,34 @@ def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str])
         err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
         raise LabError(f"the {which} engine did not start: {line.strip()} {err.strip()}")
     return proc, sock
+
+
+def _start_capture(lab: LabTopology, path: str) -> subprocess.Popen:
+    """dumpcap on the routers' bridge ports in ``air``: every frame of access links A and B, both ways."""
+    target = Path(path).resolve()
+    target.unlink(missing_ok=True)
+    proc = lab.spawn("air", ["dumpcap", "-q", "-i", lab.air_par, "-i", lab.air_nar, "-w", str(target)],
+                     stdout=subprocess.DEVNULL)
+    end = time.monotonic() + 10
+    while not (target.exists() and target.stat().st_size > 0):  # the section header is written once capturing
+        if proc.poll() is not None or time.monotonic() > end:
+            err = proc.stderr.read() if proc.stderr and proc.poll() is not None else ""
+            raise LabError(f"dumpcap did not start capturing to {target}: {err.strip()[-300:]}")
+        time.sleep(0.02)
+    time.sleep(0.2)  # both interfaces open
+    return proc
+
+
+def _stop_capture(proc: subprocess.Popen | None) -> None:
+    if proc is None:
+        return
+    time.sleep(0.1)  # the last frames reach dumpcap
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _stop_engine(proc: subprocess.Popen) -> dict[str, Any]:
@@ -209,8 +239,10 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         move: list[topology.LinkMove] = []
         if opts.mode not in ("fast", "baseline"):
             raise ValueError(f"mode must be 'fast' or 'baseline', got {opts.mode!r}")
+        dumpcap = _start_capture(lab, opts.capture) if opts.capture else None
         if opts.mode == "baseline":
             got = _baseline(lab, opts, work, env, timeline, move)
+            _stop_capture(dumpcap)
             return _finish(opts, got, timeline, move, {"par": _stop_engine(par), "nar": _stop_engine(nar)}, {})
 
         async def provider(server: L.Principal) -> L.Credentials:
@@ -274,6 +306,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             got = asyncio.run(scenario())
         finally:
             agent.close()
+        _stop_capture(dumpcap)
         engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
         return _finish(opts, got, timeline, move, engines, agent.counters)
 
