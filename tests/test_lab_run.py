@@ -107,3 +107,22 @@ def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():
     for name in ("par", "nar"):
         assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
     assert m["engines"]["nar"]["counters"]["buffered"] == 0  # no fast handover, no buffering
+
+
+def test_link_reversal_stops_the_pars_forwarding_and_the_stream_resumes_on_link_a():
+    """Draft Appendix A: at ReadyToSwitch the MN's port goes down and comes back on link A.  The MN sends
+    ForwardingDisable; the PAR stops tunnelling and delivers on link A again.  What it tunnelled to the NAR
+    during the gap stays in the NAR's buffer (no Attach there): exactly those datagrams are lost."""
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, reverse=True))
+    assert _ours() == []
+    events = [what for what, _ in m["timeline_ms"]]
+    order = ["mn send HandoverRedirectAck", "layer 2: port up on brA", "mn send ForwardingDisable", "back_at_par"]
+    at = [next(i for i, e in enumerate(events) if e.startswith(o)) for o in order]
+    assert at == sorted(at), events
+    assert not any(e.startswith("mn recv AuthenticatedMN from fe80") for e in events)  # never attached at the NAR
+    par, nar = m["engines"]["par"]["counters"], m["engines"]["nar"]["counters"]
+    assert par["tunnelled"] == nar["decapsulated"] == nar["buffered"] > 0 and nar.get("flushed", 0) == 0
+    assert m["lost"] == nar["buffered"] and m["duplicated"] == 0 and m["reordered"] == 0
+    assert len(m["lost_ranges"]) == 1 and m["lost_ranges"][0]["last"] < m["sent"] - 1  # the stream resumed
+    for name in ("par", "nar"):
+        assert m["engines"][name]["conservation"]["holds"], m["engines"][name]

@@ -69,6 +69,9 @@ class RunOptions:
     mode: str = "fast"
     #: Write every frame of both access links (the PAR's and the NAR's bridge ports) here, pcapng by dumpcap.
     capture: str | None = None
+    #: Link reversal (draft Appendix A): at ReadyToSwitch the MN's port goes down and comes back on link A;
+    #: the MN tells the PAR to stop forwarding (ForwardingDisable) and the stream resumes there.
+    reverse: bool = False
 
 
 def _security(lab: LabTopology, which: str) -> dict[str, Any]:
@@ -262,8 +265,9 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
                 if opts.switch_delay_ms > 0:
                     await asyncio.sleep(opts.switch_delay_ms / 1000)
-                agent.next_link = "B"
-                move.append(await loop.run_in_executor(None, lab.move_mn, "B", opts.gap_ms))
+                to = "A" if opts.reverse else "B"
+                agent.next_link = to
+                move.append(await loop.run_in_executor(None, lab.move_mn, to, opts.gap_ms))
                 moved.set()
 
             agent.on_ready_to_switch = do_move
@@ -289,8 +293,13 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 await loop.run_in_executor(None, lambda: client.call(
                     "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(P_NAR),
                     buffer=opts.buffer))
-                await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover", 10)
-                timeline.append(("attached_nar", time.monotonic_ns()))
+                if opts.reverse:
+                    await _until(lambda: agent.mn.counters["link_reversals"] == 1
+                                 and agent.mn.state == MnState.ATTACHED, "the link reversal", 10)
+                    timeline.append(("back_at_par", time.monotonic_ns()))
+                else:
+                    await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover", 10)
+                    timeline.append(("attached_nar", time.monotonic_ns()))
                 s_out, s_err = await loop.run_in_executor(None, lambda: send.communicate(timeout=60))
                 if send.returncode != 0:
                     raise LabError(f"the CN sender failed: {s_err}")
@@ -316,8 +325,8 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m = traffic.measure(got["sent"]["sent"], got["received"]["received"],
                         move[0].link_changes() if move else ())
     if move:
-        timeline += [("layer 2: port down acknowledged (leaves brA)", move[0].down_ns),
-                     ("layer 2: port up on brB", move[0].up_ns)]
+        timeline += [(f"layer 2: port down acknowledged (leaves br{move[0].old})", move[0].down_ns),
+                     (f"layer 2: port up on br{move[0].new}", move[0].up_ns)]
         timeline.sort(key=lambda x: x[1])
     t0 = timeline[0][1] if timeline else 0
     m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
