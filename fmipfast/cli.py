@@ -326,6 +326,7 @@ def _lab_run(args: argparse.Namespace) -> int:
 
     opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                              switch_delay_ms=args.switch_delay_ms, capture=args.capture, reverse=args.reverse,
+                             case=args.case,
                              prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     modes = ("fast", "baseline") if args.baseline else ("fast",)
     results: dict[str, Any] = {}
@@ -452,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-ms", type=float, default=30.0, help="run: the layer-2 gap of the move")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
+    p.add_argument("--case", type=int, choices=(1, 2), default=1,
+                   help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC (a separate process)")
     p.add_argument("--reverse", action="store_true",
                    help="run: link reversal (draft App. A): the MN comes back on link A instead of moving to B")
     p.add_argument("--capture", metavar="FILE.pcapng",

@@ -126,3 +126,15 @@ def test_link_reversal_stops_the_pars_forwarding_and_the_stream_resumes_on_link_
     assert len(m["lost_ranges"]) == 1 and m["lost_ranges"][0]["last"] < m["sent"] - 1  # the stream resumed
     for name in ("par", "nar"):
         assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
+
+
+def test_case_2_with_the_kdc_as_a_separate_process():
+    """Key case 2 (draft §3): the MN's AP-REQ is for access/B.EXAMPLE, whose key only KDC-B holds; the NAR
+    engine has the KDC (``fmipfast kdc`` in its namespace) open the ticket, then accepts the MN."""
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, case=2, switch_delay_ms=10.0))
+    assert _ours() == [] and m["case"] == 2
+    assert m["kdc"].get("open_ok") == 1 and m["kdc"].get("errors", 0) == 0, m["kdc"]
+    assert (m["received"], m["lost"], m["duplicated"]) == (m["sent"], 0, 0), m
+    assert any(what.startswith("mn recv AuthenticatedMN from fe80") for what, _ in m["timeline_ms"])
+    for name in ("par", "nar"):
+        assert m["engines"][name]["conservation"]["holds"], m["engines"][name]

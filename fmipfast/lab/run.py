@@ -44,6 +44,9 @@ SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplic
 P_PAR = L.Principal("host/par", "A.EXAMPLE")
 P_NAR = L.Principal("host/nar", "B.EXAMPLE")
 P_MN = L.Principal("mn1", "HOME.EXAMPLE")
+P_ACCESS_B = L.Principal("access/B.EXAMPLE", "B.EXAMPLE")  # case 2: only KDC-B holds its key
+ACCESS_B_KEY = L.Key(1, bytes((151 + i) & 0xFF for i in range(32)))
+TGT_B_KEY = L.Key(1, bytes((211 + i) & 0xFF for i in range(32)))
 KEYS = {"par": L.Key(1, bytes((7 + i) & 0xFF for i in range(32))),
         "nar": L.Key(1, bytes((91 + i) & 0xFF for i in range(32)))}
 AH_PAR_TO_NAR = (0x1001, bytes(range(32)))
@@ -72,34 +75,61 @@ class RunOptions:
     #: Link reversal (draft Appendix A): at ReadyToSwitch the MN's port goes down and comes back on link A;
     #: the MN tells the PAR to stop forwarding (ForwardingDisable) and the stream resumes there.
     reverse: bool = False
+    #: Kerberos key case at the NAR (draft §3): 1 its own key; 2 an access ticket it has its realm's KDC (a
+    #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open.
+    case: int = 1
 
 
-def _security(lab: LabTopology, which: str) -> dict[str, Any]:
+def _security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
     own = P_PAR if which == "par" else P_NAR
     peer = lab.nar_address if which == "par" else lab.par_address
     spi_in, key_in = AH_NAR_TO_PAR if which == "par" else AH_PAR_TO_NAR
     spi_out, key_out = AH_PAR_TO_NAR if which == "par" else AH_NAR_TO_PAR
-    return {"principal": str(own),
-            "keys": [{"principal": str(own), "kvno": KEYS[which].kvno, "key": KEYS[which].value.hex()}],
-            "peers": [{"address": str(peer), "spi_in": spi_in, "key_in": key_in.hex(), "spi_out": spi_out,
-                       "key_out": key_out.hex()}]}
+    sec: dict[str, Any] = {
+        "principal": str(own),
+        "keys": [{"principal": str(own), "kvno": KEYS[which].kvno, "key": KEYS[which].value.hex()}],
+        "peers": [{"address": str(peer), "spi_in": spi_in, "key_in": key_in.hex(), "spi_out": spi_out,
+                   "key_out": key_out.hex()}]}
+    if kdc is not None:
+        sec["kdc"] = kdc
+    return sec
+
+
+def _start_kdc(lab: LabTopology, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """KDC-B for case 2, in the NAR's namespace on loopback: it knows the NAR (may OPEN) and the access key."""
+    cfg = work / "kdc-b.toml"
+    keys = (("krbtgt/B.EXAMPLE@B.EXAMPLE", TGT_B_KEY), (str(P_ACCESS_B), ACCESS_B_KEY), (str(P_NAR), KEYS["nar"]))
+    text = ['realm = "B.EXAMPLE"', 'listen = "127.0.0.1:0"', 'routers = ["host/nar"]']
+    for principal, key in keys:
+        text += ["[[keys]]", f'principal = "{principal}"', f"kvno = {key.kvno}", f'key = "{key.value.hex()}"']
+    cfg.write_text("\n".join(text) + "\n")
+    cfg.chmod(0o600)
+    proc = lab.spawn("nar", [sys.executable, "-m", "fmipfast", "kdc", "--config", str(cfg)], env=env)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().split()
+    if len(line) != 3 or line[0] != "READY":
+        err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
+        raise LabError(f"the KDC did not start: {' '.join(line)} {err.strip()[-300:]}")
+    return proc, f"{line[1]}:{line[2]}"
 
 
 def _tickets(now: float) -> dict[L.Principal, L.Credentials]:
-    """Case 1: the MN holds a ticket for each router's own key (issued here: the lab is its own KDC)."""
+    """The MN's tickets, issued here (the lab plays the MN's earlier AS/TGS exchanges): one for each router's
+    own key (case 1) and an access ticket for realm B (case 2, only KDC-B can open it)."""
     out = {}
-    for which, principal in (("par", P_PAR), ("nar", P_NAR)):
+    for principal, key in ((P_PAR, KEYS["par"]), (P_NAR, KEYS["nar"]), (P_ACCESS_B, ACCESS_B_KEY)):
         skey = L.Key(0, os.urandom(32))
         start, end = int(now) - 10, int(now) + 3600
         part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, start, start, end, skey.value, P_MN)
-        ticket = L.Ticket.issue(principal, KEYS[which], part)
+        ticket = L.Ticket.issue(principal, key, part)
         out[principal] = L.Credentials(P_MN, principal, ticket, skey, part.flags, start, start, end)
     return out
 
 
-def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
+                  kdc: str | None = None) -> tuple[subprocess.Popen, str]:
     cfg = work / f"{which}.toml"
-    cfg.write_text(lab.router_config(which, security=_security(lab, which),
+    cfg.write_text(lab.router_config(which, security=_security(lab, which, kdc),
                                        buffer_per_mn_packets=BUFFER_PACKETS, buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
     sock = str(work / f"{which}.sock")
     proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control", sock],
@@ -235,9 +265,13 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     with tempfile.TemporaryDirectory(prefix="fmipfast-run-") as tmp, LabTopology(prefix=opts.prefix) as lab:
         work = Path(tmp)
+        if opts.case not in (1, 2):
+            raise ValueError(f"case must be 1 or 2, got {opts.case}")
+        kdc, kdc_addr = _start_kdc(lab, work, env) if opts.case == 2 else (None, None)
         par, par_sock = _start_engine(lab, "par", work, env)
-        nar, _ = _start_engine(lab, "nar", work, env)
+        nar, _ = _start_engine(lab, "nar", work, env, kdc_addr)
         tickets = _tickets(time.time())
+        nar_principal = P_ACCESS_B if opts.case == 2 else P_NAR
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
         if opts.mode not in ("fast", "baseline"):
@@ -291,7 +325,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 timeline.append(("trigger", time.monotonic_ns()))
                 client = ControlClient(par_sock)
                 await loop.run_in_executor(None, lambda: client.call(
-                    "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(P_NAR),
+                    "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(nar_principal),
                     buffer=opts.buffer))
                 if opts.reverse:
                     await _until(lambda: agent.mn.counters["link_reversals"] == 1
@@ -317,7 +351,15 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             agent.close()
         _stop_capture(dumpcap)
         engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
-        return _finish(opts, got, timeline, move, engines, agent.counters)
+        m = _finish(opts, got, timeline, move, engines, agent.counters)
+        if kdc is not None:
+            kdc.send_signal(signal.SIGTERM)
+            k_out, _ = kdc.communicate(timeout=10)
+            lines = k_out.strip().splitlines()
+            m["kdc"] = json.loads(lines[-1]) if kdc.returncode == 0 and lines and lines[-1].startswith("{") else {
+                "error": f"the KDC exited with {kdc.returncode}"}
+        m["case"] = opts.case
+        return m
 
 
 def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int]],

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
@@ -739,6 +740,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"READY {host} {port}", flush=True)
         await stop.wait()
         server.close()
+        # like the router daemon: the final counters, one JSON line, for whoever ran us
+        print(json.dumps(dict(server.counters), sort_keys=True), flush=True)
 
     asyncio.run(run())
     return 0
