@@ -336,6 +336,13 @@ def _lab_run(args: argparse.Namespace) -> int:
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 1
+    if args.plot:
+        try:
+            labrun.plot({mode: r["each"][-1] for mode, r in results.items()}, args.plot)
+        except ImportError:
+            print("fmipfast lab run: --plot needs matplotlib (pip install 'fmipfast[plot]')", file=sys.stderr)
+            return 2
+        print(f"wrote {args.plot}", file=sys.stderr)
     if args.json:
         shown = {mode: r if args.repeat > 1 else r["each"][0] for mode, r in results.items()}
         print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
@@ -455,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
     p.add_argument("--case", type=int, choices=(1, 2), default=1,
                    help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC (a separate process)")
+    p.add_argument("--plot", metavar="FILE.png", help="run: draw the (last) run of each mode (needs matplotlib)")
     p.add_argument("--reverse", action="store_true",
                    help="run: link reversal (draft App. A): the MN comes back on link A instead of moving to B")
     p.add_argument("--capture", metavar="FILE.pcapng",

@@ -71,16 +71,18 @@ def _check_capture(cap) -> None:
     assert ", 0 bad checksum, 0 malformed" in done.stdout
 
 
-def test_the_cli_reports_json_with_the_demo_keys():
+def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    png = tmp_path / "run.png"
     done = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--json", "--prefix", PREFIX,
-                           "--gap-ms", "20"], capture_output=True, text=True, env=env, timeout=120)
+                           "--gap-ms", "20", "--plot", str(png)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads(done.stdout)
     demo_keys = {"sent", "received", "lost", "duplicated", "reordered", "interruption_ms",
                  "link_up_to_first_packet_ms"}
     assert demo_keys <= set(m) and m["duplicated"] == 0 and m["received"] + m["lost"] == m["sent"]
     assert m["lost"] == sum(r["last"] - r["first"] + 1 for r in m["lost_ranges"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert _ours() == []
     bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
                          text=True, env=env, timeout=60)

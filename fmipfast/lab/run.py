@@ -37,7 +37,7 @@ from fmipfast.lab import topology, traffic
 from fmipfast.lab.topology import LabError, LabTopology
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "SUMMARY_KEYS"]
+__all__ = ["RunOptions", "run", "repeat", "plot", "SUMMARY_KEYS"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
 
@@ -376,6 +376,7 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
     m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
     m["mode"] = opts.mode
+    m["rate"] = opts.rate
     return m
 
 
@@ -435,3 +436,46 @@ async def _until(cond: Any, what: str, timeout: float) -> None:
         await asyncio.sleep(0.005)
 
 
+
+
+_PLOTTED = (("trigger", "trigger"), ("mn recv HandoverRedirect", "Redirect"), ("mn send HandoverRedirectAck", "HRA"),
+            ("layer 2: port down", "link down"), ("layer 2: port up", "link up"),
+            ("mn kernel: NCoA formed", "RA: NCoA (DAD)"), ("mn kernel: DAD done", "DAD done"),
+            ("mn send BU", "BU"), ("cn follows", "CN follows"), ("mn send Attach to fe80", "Attach at NAR"),
+            ("mn recv AuthenticatedMN from fe80", "authenticated at NAR"), ("mn send ForwardingDisable", "FD"))
+
+
+def plot(results: dict[str, dict[str, Any]], path: str) -> None:
+    """Each mode's measured run on one time axis, zero at the layer-2 link down: the signalling milestones,
+    the datagrams lost (shaded) and the layer-3 interruption (needs matplotlib: the plot extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 1, figsize=(11, 2.4 * len(results)), squeeze=False, sharex=True)
+    titles = {"fast": "secure fast handover on real links (the draft's Figure 3, measured)",
+              "baseline": "plain Mobile IPv6 on real links (the draft's Figure 2, measured)"}
+    for ax, (mode, m) in zip(axes[:, 0], results.items()):
+        events = m["timeline_ms"]
+        zero = next((t for what, t in events if what.startswith("layer 2: port down")), 0.0)
+        ax.set_title(titles.get(mode, mode), fontsize=10)
+        ax.axhline(0, color="black", linewidth=1)
+        colour = "tab:blue" if mode == "fast" else "tab:red"
+        shown = [(t - zero, label) for what, t in events for prefix, label in _PLOTTED if what.startswith(prefix)]
+        for i, (t, label) in enumerate(shown):
+            ax.plot([t, t], [0, 1], color=colour, linewidth=1)
+            ax.annotate(label, (t, 0.95 - 0.17 * (i % 5)), fontsize=7, ha="left", va="top", xytext=(2, 0),
+                        textcoords="offset points")
+        rate = m.get("rate") or 0
+        for r in m.get("lost_ranges", []):
+            if "sent_ms" in r and rate:
+                ax.axvspan(r["sent_ms"] - zero, r["sent_ms"] - zero + (r["last"] - r["first"] + 1) * 1000 / rate,
+                           color="grey", alpha=0.3)
+        ax.set_yticks([])
+        ax.text(0.99, 0.05, f"interruption {m['interruption_ms'] or 0:.0f} ms, {m['lost']} lost (shaded: when "
+                f"the lost datagrams were sent)", transform=ax.transAxes, ha="right", fontsize=8)
+    axes[-1, 0].set_xlabel("ms from the layer-2 link down")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
