@@ -336,6 +336,9 @@ def _lab_run(args: argparse.Namespace) -> int:
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("fmipfast lab run: interrupted; the lab and its processes were removed", file=sys.stderr)
+        return 130
     if args.plot:
         try:
             labrun.plot({mode: r["each"][-1] for mode, r in results.items()}, args.plot)

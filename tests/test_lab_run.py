@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -140,3 +142,47 @@ def test_case_2_with_the_kdc_as_a_separate_process():
     assert any(what.startswith("mn recv AuthenticatedMN from fe80") for what, _ in m["timeline_ms"])
     for name in ("par", "nar"):
         assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
+
+
+def _lab_pids(prefix: str) -> list[int]:
+    pids = []
+    for ns in _ours_of(prefix):
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+        pids += [int(p) for p in out.split() if p.isdigit()]
+    return pids
+
+
+def _ours_of(prefix: str) -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_leaves_no_namespace_link_or_process(signum):
+    prefix = f"fmipfast-i{os.getpid()}-"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen([sys.executable, "-m", "fmipfast", "lab", "run", "--prefix", prefix],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        pids: list[int] = []
+        while time.monotonic() < deadline:  # mid-run: both engines and the traffic processes are up
+            pids = _lab_pids(prefix)
+            if len(pids) >= 4:
+                break
+            time.sleep(0.05)
+        assert len(pids) >= 4, (pids, proc.poll())
+        time.sleep(0.3)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, err
+    assert _ours_of(prefix) == []
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True).stdout
+    assert "par-acc" not in links and "air-mn" not in links  # nothing leaked into the host namespace
