@@ -56,6 +56,14 @@ def test_up_status_down_through_the_cli(tmp_path):
             assert eng["alive"] and "error" not in eng, eng
         par = live["engines"]["par"]["counters"]
         assert par["counters"]["forwarded"] >= 3 and par["conservation"]["holds"], par
+        from fmipfast.control import ControlClient, ControlError
+
+        # the handover protocol runs in the engines: it answers, and refuses a handover of an unknown MN
+        par_ctl = ControlClient(rec["engines"]["par"]["control"])
+        assert par_ctl.call("handovers") == [] and par_ctl.call("mobile-nodes") == []
+        with pytest.raises(ControlError, match="handover refused"):
+            par_ctl.call("handover", pcoa=rec["addresses"]["pcoa"], nar=rec["addresses"]["nar"],
+                         nar_principal="host/nar@B.EXAMPLE")
         human = _cli("status", "--prefix", PREFIX, "--state", state)
         assert "par (alive)" in human.stdout and "nar (alive)" in human.stdout
     finally:

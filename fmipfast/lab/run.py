@@ -37,7 +37,7 @@ from fmipfast.lab import topology, traffic
 from fmipfast.lab.topology import LabError, LabTopology
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "plot", "SUMMARY_KEYS"]
+__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "SUMMARY_KEYS"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
 
@@ -80,7 +80,9 @@ class RunOptions:
     case: int = 1
 
 
-def _security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
+def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
+    """The ``[router.security]`` table of the lab's PAR or NAR: its own service key (case 1), the manual AH
+    SAs with the other router, and the KDC for case 2 when given."""
     own = P_PAR if which == "par" else P_NAR
     peer = lab.nar_address if which == "par" else lab.par_address
     spi_in, key_in = AH_NAR_TO_PAR if which == "par" else AH_PAR_TO_NAR
@@ -129,7 +131,7 @@ def _tickets(now: float) -> dict[L.Principal, L.Credentials]:
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
                   kdc: str | None = None) -> tuple[subprocess.Popen, str]:
     cfg = work / f"{which}.toml"
-    cfg.write_text(lab.router_config(which, security=_security(lab, which, kdc),
+    cfg.write_text(lab.router_config(which, security=router_security(lab, which, kdc),
                                        buffer_per_mn_packets=BUFFER_PACKETS, buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
     sock = str(work / f"{which}.sock")
     proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control", sock],

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fmipfast.lab import topology
+from fmipfast.lab.run import router_security
 from fmipfast.lab.topology import LabError, LabTopology
 
 __all__ = ["up", "status", "down", "state_dir", "READY_TIMEOUT_S"]
@@ -65,7 +66,9 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
         engines: dict[str, Any] = {}
         for name in ENGINES:
             cfg = sdir / f"{name}.toml"
-            cfg.write_text(lab.router_config(name))
+            # the handover protocol as `lab run` configures it (case-1 keys, AH between the routers), so
+            # `fmipfast ctl --socket <par.sock> handover ...` drives a handover by hand
+            cfg.write_text(lab.router_config(name, security=router_security(lab, name)))
             sock = sdir / f"{name}.sock"
             if sock.exists():
                 sock.unlink()
