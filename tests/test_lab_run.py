@@ -105,7 +105,11 @@ def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():
     # one run of losses, from the move until the CN followed the BU; none before, none after
     assert len(m["lost_ranges"]) == 1 and m["lost"] > 500, m["lost_ranges"]
     gap = m["lost_ranges"][0]
-    assert events["layer 2: port down acknowledged (leaves brA)"] - 5 <= gap["sent_ms"] + 0.0 <= usable
+    # it starts with what was in flight when the link went down (the engines' latency: a few ms compiled, more
+    # with the pure-Python kernels) and ends with what the CN sent before it followed the BU
+    down = events["layer 2: port down acknowledged (leaves brA)"]
+    assert down - 50 <= gap["sent_ms"] <= usable
+    assert usable <= gap["sent_ms"] + (gap["last"] - gap["first"] + 1) <= follows + 50  # 1 datagram per ms
     assert m["received"] + m["lost"] == m["sent"] and m["duplicated"] == 0
     assert m["interruption_ms"] > usable - events["layer 2: port up on brB"]
     for name in ("par", "nar"):
