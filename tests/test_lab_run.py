@@ -37,7 +37,14 @@ def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
     m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, switch_delay_ms=10.0,
                                      capture=str(cap)))
     assert _ours() == []  # torn down
-    assert m["sent"] == 2200 and (m["received"], m["lost"], m["duplicated"], m["reordered"]) == (2200, 0, 0, 0), m
+    assert m["sent"] == 2200 and (m["received"], m["lost"], m["duplicated"]) == (2200, 0, 0), m
+    # in order through the flush; the only reordering allowed is at the route switch after the BU, where the
+    # CN's first datagrams to the NCoA take the direct path and overtake the last ones in the PAR's tunnel
+    # (issue #6): bounded by what the CN sends in 30 ms
+    assert m["reordered"] <= 30, m
+    events = dict((what.split(" to ")[0], at) for what, at in m["timeline_ms"])
+    assert events["attached_nar"] <= events["mn send BU"] <= events["cn follows the BU"] <= events["mn recv BAck"]
+    assert events["mn recv BAck"] < events["mn released the PCoA"]  # kept until the BU completed
     # the interruption spans at least the layer-2 gap; the stream came back on the new link
     assert m["interruption_ms"] is not None and m["interruption_ms"] >= 30.0
     assert m["link_up_to_first_packet_ms"] is not None and m["link_up_to_first_packet_ms"] >= 0
