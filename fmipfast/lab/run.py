@@ -223,7 +223,7 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
     warm = lab.ns["cn"].run("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", str(lab.pcoa), check=False)
     if warm.returncode != 0:
         raise LabError(f"the CN cannot reach the MN before the move: {warm.stdout.strip()[-300:]}")
-    count = int(opts.rate * (opts.lead_ms + 2500 + opts.tail_ms) / 1000)
+    count = int(opts.rate * (opts.lead_ms + 3500 + opts.tail_ms) / 1000)  # DAD may take 2.1 s, a BU retry 1 s
     out = work / "recv.json"
     py = [sys.executable, "-m", "fmipfast.lab.traffic"]
     recv = lab.spawn("mn", [*py, "recv", "--bind", "::", "--port", str(PORT), "--duration",
@@ -234,9 +234,13 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
     send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate", str(opts.rate),
                             "--count", str(count), "--bu-port", str(BU_PORT)], env=env)
     time.sleep(opts.lead_ms / 1000)
-    # movement: the old router is gone with the link (RFC 6275 §11.5.1 movement detection drops it)
-    mn.ip("-6", "route", "del", "default", "via", str(lab.par_link_local), "dev", lab.mn_if)
     move.append(lab.move_mn("B", opts.gap_ms))
+    # movement detection (RFC 6275 §11.5.1): the old router is gone with the link. Every default route via the
+    # PAR goes — the static one and the one its RAs installed — or the kernel may send the BU to a dead router.
+    for _ in range(8):
+        if mn.run("ip", "-6", "route", "del", "default", "via", str(lab.par_link_local), "dev", lab.mn_if,
+                  check=False).returncode != 0:
+            break
     seen, usable = _wait_address(lab, lab.ncoa, 5.0)
     if seen is not None:
         timeline.append(("mn kernel: NCoA formed from the NAR's RA (tentative, DAD)", seen))
