@@ -26,8 +26,7 @@ PREFIX = f"fmipfast-r{os.getpid()}-"
 
 
 def _ours() -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(PREFIX)]
+    return _ours_of(PREFIX)
 
 
 def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
@@ -96,6 +95,19 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "--repeat" in bad.stderr
+    for flag, value, named in (("--rate", "0", "rate"), ("--gap-ms", "-1", "gap_ms"),
+                               ("--switch-delay-ms", "20000", "switch_delay_ms")):
+        bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", flag, value], capture_output=True,
+                             text=True, env=env, timeout=60)
+        assert bad.returncode == 2 and f"{named} must be within" in bad.stderr, bad.stderr
+    assert _ours() == []  # refused before anything was built
+
+
+def test_run_options_name_the_bad_field():
+    for kw, named in ((dict(rate=0), "rate"), (dict(rate=labrun.traffic.MAX_RATE + 1), "rate"),
+                      (dict(mode="plain"), "mode"), (dict(case=3), "case"), (dict(tail_ms=-1), "tail_ms")):
+        with pytest.raises(ValueError, match=named):
+            labrun.RunOptions(**kw)
 
 
 def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():

@@ -367,3 +367,12 @@ def test_traffic_bounds():
         traffic.recv("::1", 9, traffic.MAX_DURATION_S + 1)
     with pytest.raises(SystemExit):
         traffic.main(["send", "--to", "::1", "--port", "9", "--count", "0"])
+
+
+def test_lost_ranges_place_each_gap_on_the_senders_clock():
+    sent = {"sent": 10, "first_ns": 1_000_000_000, "rate": 1000}
+    got = [[s, 0] for s in (0, 1, 4, 5, 9)]
+    ranges = traffic.lost_ranges(sent, got, t0=1_000_000_000)
+    assert ranges == [{"first": 2, "last": 3, "sent_ms": 2.0}, {"first": 6, "last": 8, "sent_ms": 6.0}]
+    assert traffic.lost_ranges(sent, [[s, 0] for s in range(10)], 0) == []
+    assert traffic.lost_ranges({"sent": 3, "first_ns": 0}, [], 0) == [{"first": 0, "last": 2}]  # no rate: no time

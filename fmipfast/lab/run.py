@@ -79,6 +79,18 @@ class RunOptions:
     #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open.
     case: int = 1
 
+    def __post_init__(self) -> None:
+        checks = (("rate", self.rate, 1, traffic.MAX_RATE), ("gap_ms", self.gap_ms, 0, 60_000),
+                  ("lead_ms", self.lead_ms, 0, 60_000), ("tail_ms", self.tail_ms, 0, 60_000),
+                  ("switch_delay_ms", self.switch_delay_ms, 0, 10_000))
+        for name, value, lo, hi in checks:
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
+        if self.mode not in ("fast", "baseline"):
+            raise ValueError(f"mode must be 'fast' or 'baseline', got {self.mode!r}")
+        if self.case not in (1, 2):
+            raise ValueError(f"case must be 1 or 2, got {self.case}")
+
 
 def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
     """The ``[router.security]`` table of the lab's PAR or NAR: its own service key (case 1), the manual AH
@@ -269,11 +281,9 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
     from fmipfast.mnagent import MnAgent
 
     topology.cleanup(opts.prefix)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = topology.child_env()
     with tempfile.TemporaryDirectory(prefix="fmipfast-run-") as tmp, LabTopology(prefix=opts.prefix) as lab:
         work = Path(tmp)
-        if opts.case not in (1, 2):
-            raise ValueError(f"case must be 1 or 2, got {opts.case}")
         kdc, kdc_addr = _start_kdc(lab, work, env) if opts.case == 2 else (None, None)
         par, par_sock = _start_engine(lab, "par", work, env)
         nar, _ = _start_engine(lab, "nar", work, env, kdc_addr)
@@ -281,8 +291,6 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         nar_principal = P_ACCESS_B if opts.case == 2 else P_NAR
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
-        if opts.mode not in ("fast", "baseline"):
-            raise ValueError(f"mode must be 'fast' or 'baseline', got {opts.mode!r}")
         dumpcap = _start_capture(lab, opts.capture) if opts.capture else None
         if opts.mode == "baseline":
             got = _baseline(lab, opts, work, env, timeline, move)
@@ -398,7 +406,7 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
         timeline.sort(key=lambda x: x[1])
     t0 = timeline[0][1] if timeline else 0
     m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
-    m["lost_ranges"] = _lost_ranges(got["sent"], got["received"]["received"], t0)
+    m["lost_ranges"] = traffic.lost_ranges(got["sent"], got["received"]["received"], t0)
     m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
     m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
     m["mode"] = opts.mode
@@ -417,29 +425,6 @@ def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
         summary[key] = ({"median": statistics.median(values), "min": min(values), "max": max(values)}
                         if values else None)
     return {"rate": opts.rate, "gap_ms": opts.gap_ms, "runs": len(runs), "summary": summary, "each": runs}
-
-
-def _lost_ranges(sent: dict[str, Any], received: list[list[int]], t0: int) -> list[dict[str, Any]]:
-    """The runs of sequence numbers that never arrived, with when they were sent on the timeline's clock
-    (the sender paces from ``first_ns`` at its rate), so a loss can be placed against the signalling."""
-    seen = {r[0] for r in received}
-    n, first, rate = sent["sent"], sent["first_ns"], sent.get("rate") or 0
-    out: list[dict[str, Any]] = []
-    seq = 0
-    while seq < n:
-        if seq in seen:
-            seq += 1
-            continue
-        start = seq
-        while seq < n and seq not in seen:
-            seq += 1
-        entry: dict[str, Any] = {"first": start, "last": seq - 1}
-        if rate:
-            entry["sent_ms"] = round((first + start * 1e9 / rate - t0) / 1e6, 3)
-        out.append(entry)
-        if len(out) >= 100:
-            break
-    return out
 
 
 def _note(n: Any) -> str:

@@ -62,7 +62,7 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
     lab.up()
     try:
         sdir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env = topology.child_env()
         engines: dict[str, Any] = {}
         for name in ENGINES:
             cfg = sdir / f"{name}.toml"

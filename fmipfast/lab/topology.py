@@ -43,6 +43,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -53,7 +54,7 @@ from typing import IO, Any
 from fmipfast.errors import FmipError
 from fmipfast.lab.netns import Netns
 
-__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "eui64_address", "ROLES", "DEFAULT_PREFIX"]
+__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "child_env", "eui64_address", "ROLES", "DEFAULT_PREFIX"]
 
 log = logging.getLogger("fmipfast.lab.topology")
 
@@ -122,6 +123,12 @@ def _kill_namespace_processes(name: str) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def child_env() -> dict[str, str]:
+    """The environment for a Python child the lab spawns (engines, KDC, traffic): this process's, with its
+    import path, so a child in a namespace imports the same fmipfast (a checkout, a venv)."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
 
 
 def cleanup(prefix: str = DEFAULT_PREFIX) -> list[str]:

@@ -31,7 +31,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["measure", "send", "recv", "main", "HEADER", "MAX_COUNT", "MAX_RATE", "MAX_DURATION_S"]
+__all__ = ["measure", "lost_ranges", "binding_update", "send", "recv", "main", "HEADER", "MAX_COUNT", "MAX_RATE",
+           "MAX_DURATION_S"]
 
 HEADER = struct.Struct("!QQ")
 MAX_COUNT = 1_000_000
@@ -294,6 +295,29 @@ def measure(sent: int | Sequence[int], received: Sequence[Sequence[int]],
                 interruption = (min(after) - max(before)) / 1e6
     return {"sent": len(sent_set), "received": got, "lost": len(sent_set) - got, "duplicated": duplicated,
             "reordered": reordered, "interruption_ms": interruption, "link_up_to_first_packet_ms": first_after}
+
+
+def lost_ranges(sent: dict[str, Any], received: list[list[int]], t0: int) -> list[dict[str, Any]]:
+    """The runs of sequence numbers that never arrived, with when they were sent on the timeline's clock
+    (the sender paces from ``first_ns`` at its rate), so a loss can be placed against the signalling."""
+    seen = {r[0] for r in received}
+    n, first, rate = sent["sent"], sent["first_ns"], sent.get("rate") or 0
+    out: list[dict[str, Any]] = []
+    seq = 0
+    while seq < n:
+        if seq in seen:
+            seq += 1
+            continue
+        start = seq
+        while seq < n and seq not in seen:
+            seq += 1
+        entry: dict[str, Any] = {"first": start, "last": seq - 1}
+        if rate:
+            entry["sent_ms"] = round((first + start * 1e9 / rate - t0) / 1e6, 3)
+        out.append(entry)
+        if len(out) >= 100:
+            break
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- CLI
