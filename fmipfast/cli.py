@@ -368,7 +368,8 @@ def _lab_run(args: argparse.Namespace) -> int:
                 print(f"  {key:28s} median {s['median']:9.3f}  min {s['min']:9.3f}  max {s['max']:9.3f}")
         for name, eng in result["each"][-1]["engines"].items():
             print(f"  {name} engine: conservation {'holds' if eng['conservation']['holds'] else 'BROKEN'}, "
-                  f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}")
+                  f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}, "
+                  f"held at the route switch {eng['counters'].get('reorder_held', 0)}")
     if args.baseline:
         f, b = (results[m]["summary"]["interruption_ms"] for m in modes)
         if f and b and f["median"] > 0:

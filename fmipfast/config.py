@@ -361,6 +361,10 @@ class RouterConfig:
     buffer_per_mn_packets: int = 64
     buffer_per_mn_bytes: int = 131072
     buffer_lifetime_ms: int = 3000
+    # The route switch (docs/spec-notes.md): after the Attach, direct traffic to the NCoA is held until the
+    # PAR's tunnel has been idle this long (0: never held), and never longer than reorder_hold_max_ms.
+    reorder_hold_idle_ms: int = 10
+    reorder_hold_max_ms: int = 200
     resolve_queue_packets: int = 3  # RFC 4861 §7.2.2 per-destination queue (Linux unres_qlen)
     resolve_retries: int = 3  # MAX_MULTICAST_SOLICIT, RFC 4861 §10
     resolve_interval_ms: int = 1000  # RETRANS_TIMER
@@ -395,7 +399,9 @@ class RouterConfig:
             t.get_int("batch_size", 256, 1, 65536), t.get_int("ncache_capacity", 4096, 16, 1 << 24),
             t.get_int("buffer_slots", 4096, 1, 1 << 22), t.get_int("buffer_slot_size", 2048, 1280 + 18, 65536 + 18),
             t.get_int("buffer_per_mn_packets", 64, 1, 1 << 20), t.get_int("buffer_per_mn_bytes", 131072, 1500, 1 << 30),
-            t.get_int("buffer_lifetime_ms", 3000, 1, 3_600_000), t.get_int("resolve_queue_packets", 3, 0, 1024),
+            t.get_int("buffer_lifetime_ms", 3000, 1, 3_600_000),
+            t.get_int("reorder_hold_idle_ms", 10, 0, 10_000), t.get_int("reorder_hold_max_ms", 200, 1, 60_000),
+            t.get_int("resolve_queue_packets", 3, 0, 1024),
             t.get_int("resolve_retries", 3, 1, 100), t.get_int("resolve_interval_ms", 1000, 10, 60000),
             t.get_int("reachable_time_ms", 30000, 100, 3_600_000), t.get_int("icmp_error_rate", 100, 0, 1_000_000),
             t.get_int("icmp_error_burst", 10, 1, 1_000_000),
@@ -490,6 +496,9 @@ buffer_slot_size = 2048         # largest frame a slot holds
 buffer_per_mn_packets = 64      # per mobile node; the oldest is dropped beyond (RFC 4861 §7.2.2)
 buffer_per_mn_bytes = 131072
 buffer_lifetime_ms = 3000       # a buffered frame older than this is dropped
+reorder_hold_idle_ms = 10       # after an Attach, direct traffic to the NCoA waits until the tunnel from the
+                                # PAR has been idle this long, so it cannot overtake tunnelled packets (0: off)
+reorder_hold_max_ms = 200       # ... and never longer than this
 resolve_queue_packets = 3       # frames held per unresolved next hop (RFC 4861 §7.2.2)
 resolve_retries = 3             # Neighbor Solicitations before giving up (MAX_MULTICAST_SOLICIT)
 resolve_interval_ms = 1000      # between them (RETRANS_TIMER)

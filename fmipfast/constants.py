@@ -356,6 +356,7 @@ class NeighborFlag(IntFlag):
     LOCAL = 0x04  # an address of the router itself: deliver to the control path
     TUNNEL = 0x08  # the PAR tunnels this PCoA's traffic to the NAR of a live handover
     STATIC = 0x10  # configured; never expires
+    HOLD = 0x20  # NAR after the Attach: direct traffic to this NCoA waits until the PAR's tunnel has drained
 
 
 __all__ += ["Verdict", "Severity", "DropReason", "NeighborState", "NeighborFlag"]

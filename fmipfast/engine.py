@@ -81,6 +81,7 @@ EXPIRY_INTERVAL_NS = 100_000_000
 _V_DROP, _V_FORWARD, _V_TUNNEL = int(Verdict.DROP), int(Verdict.FORWARD), int(Verdict.TUNNEL)
 _V_DECAP, _V_BUFFER, _V_CONTROL = int(Verdict.DECAP), int(Verdict.BUFFER), int(Verdict.CONTROL)
 _F_LOCAL, _F_PROXY, _F_TUNNEL = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY), int(NeighborFlag.TUNNEL)
+_F_HOLD = int(NeighborFlag.HOLD)
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_OTHER_HOST = int(DropReason.OTHER_HOST)
 #: Offset of the checksum field in the upper-layer header, by protocol.
@@ -151,6 +152,18 @@ class _Resolving:
     next_ns: int
 
 
+@dataclass(slots=True)
+class _Hold:
+    """NAR, after an Attach: direct traffic to ``ncoa`` (an ncache index) waits in buffer ``key`` while the
+    PAR's tunnel still delivers packets for the MN's other addresses (``aliases``, the PCoA)."""
+
+    address: IPv6Address
+    aliases: tuple[int, ...]
+    key: int
+    started_ns: int
+    last_inner_ns: int
+
+
 @dataclass
 class _TokenBucket:
     rate: float
@@ -170,7 +183,7 @@ class _TokenBucket:
 COUNTERS = ("received", "forwarded", "tunnelled", "decapsulated", "buffered", "queued_resolve", "delivered",
             "dropped", "originated", "flushed", "resolved_sent", "csum_completed", "icmp_errors_sent",
             "icmp_errors_limited", "ns_sent", "na_sent", "ra_sent", "echo_replies", "control_unhandled",
-            "received_inner")
+            "received_inner", "reorder_held", "reorder_released")
 
 
 class Engine:
@@ -188,6 +201,9 @@ class Engine:
         self.codepoints = codepoints
         self.clock = clock
         self.control = control
+        #: Called as ``on_event(name, fields)`` for what the engine does on its own (a route-switch hold
+        #: released); the router agent turns these into its notes.
+        self.on_event: Callable[[str, dict[str, object]], None] | None = None
         self.peers = {IPv6Address(p) for p in (*cfg.peers, *peers)}
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.drops = np.zeros(len(DropReason), dtype=np.uint64)
@@ -212,6 +228,8 @@ class Engine:
         self._proxy_key: dict[int, int] = {}  # ncache index of a PROXY entry -> buffer key
         self._proxy_aliases: dict[IPv6Address, tuple[IPv6Address, ...]] = {}  # NCoA -> also-proxied (PCoA)
         self._tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
+        self._hold: dict[int, _Hold] = {}  # ncache index of a HOLD entry (an NCoA) -> its hold
+        self._hold_alias: dict[int, int] = {}  # ncache index of a held NCoA's alias (PCoA) -> the NCoA's index
         self.interfaces: list[Interface] = []
         by_name = {i.name: i for i in cfg.interfaces}
         for name, port in ports.items():
@@ -312,15 +330,63 @@ class Engine:
         returns the number of buffered frames flushed, in arrival order."""
         a = IPv6Address(address)
         keys = []
+        entries = []
         for addr in (a, *self._proxy_aliases.pop(a, ())):
             idx = int(self.ncache.lookup(self._key(addr))[0])
             if idx < 0:
                 continue
             keys.append(self._proxy_key.pop(idx, None))
-            self._set_neighbor(addr, mac, int(self.ncache.ifindex[idx]), NeighborState.REACHABLE, 0,
-                               self.clock() + self.cfg.reachable_time_ms * 1_000_000)
+            entries.append(self._set_neighbor(addr, mac, int(self.ncache.ifindex[idx]), NeighborState.REACHABLE,
+                                              0, self.clock() + self.cfg.reachable_time_ms * 1_000_000))
         key = next((k for k in keys if k is not None and k >= 0), None)
-        return 0 if key is None else self.flush_buffer(key)
+        flushed = 0 if key is None else self.flush_buffer(key)
+        if key is not None and len(entries) > 1 and entries[0] >= 0 and self.cfg.reorder_hold_idle_ms > 0:
+            self._hold_start(a, entries[0], tuple(e for e in entries[1:] if e >= 0), key)
+        return flushed
+
+    # The route switch.  Packets the CN sent to the PCoA reach the MN through the PAR's tunnel, one path
+    # longer than the direct one its packets to the NCoA take once the binding has moved: without care the
+    # first direct packets overtake the last tunnelled ones.  Nothing on the wire says "the tunnel is empty"
+    # (the CN is outside the draft), so the NAR holds direct traffic to the NCoA until the tunnel has been idle
+    # for reorder_hold_idle_ms — every packet the CN sent before switching has then arrived, as long as the
+    # idle time exceeds the two paths' delay difference — and never longer than reorder_hold_max_ms.
+    def _hold_start(self, address: IPv6Address, ncoa: int, aliases: tuple[int, ...], key: int) -> None:
+        now = self.clock()
+        self.ncache.update(np.array([ncoa], dtype=np.int64),
+                           flags=np.array([int(self.ncache.flags[ncoa]) | _F_HOLD], dtype=np.uint8))
+        self._hold[ncoa] = _Hold(address, aliases, key, now, now)
+        for alias in aliases:
+            self._hold_alias[alias] = ncoa
+
+    def _hold_end(self, ncoa: int) -> int:
+        """Release a hold: the NCoA's entry forwards again and what was held is sent, in arrival order."""
+        h = self._hold.pop(ncoa)
+        for alias in h.aliases:
+            self._hold_alias.pop(alias, None)
+        if self.ncache.in_use[ncoa]:
+            self.ncache.update(np.array([ncoa], dtype=np.int64),
+                               flags=np.array([int(self.ncache.flags[ncoa]) & ~_F_HOLD], dtype=np.uint8))
+        released = self.flush_buffer(h.key) if h.key not in self._proxy_key.values() else 0
+        self.counters["reorder_released"] += released
+        if self.on_event is not None:
+            now = self.clock()
+            self.on_event("route_switch_released", {"ncoa": str(h.address), "count": released,
+                                                    "held_ms": (now - h.started_ns) / 1e6,
+                                                    "tunnel_idle_ms": (now - h.last_inner_ns) / 1e6})
+        return released
+
+    def holds(self) -> list[dict[str, object]]:
+        """The NCoAs whose direct traffic is held at the route switch (the control API's view)."""
+        now = self.clock()
+        return [{"ncoa": str(h.address), "held": int(self.buffer.queued(h.key)),
+                 "age_ms": (now - h.started_ns) / 1e6, "tunnel_idle_ms": (now - h.last_inner_ns) / 1e6}
+                for h in self._hold.values()]
+
+    def _holds_due(self, now: int) -> None:
+        idle = self.cfg.reorder_hold_idle_ms * 1_000_000
+        most = self.cfg.reorder_hold_max_ms * 1_000_000
+        for ncoa in [n for n, h in self._hold.items() if now - h.last_inner_ns >= idle or now - h.started_ns >= most]:
+            self._hold_end(ncoa)
 
     def proxy_remove(self, address: str | IPv6Address) -> None:
         """NAR: the handover ended without the MN: remove the PROXY entries and drop their buffer."""
@@ -477,6 +543,15 @@ class Engine:
             fwd = ~local
             verdict[cand[fwd & ((flags & _F_TUNNEL) != 0)]] = _V_TUNNEL
             verdict[cand[fwd & ((flags & _F_PROXY) != 0)]] = _V_BUFFER
+            if self._hold:
+                if inner:  # the tunnel still delivers: the holds of these MNs go on
+                    for alias in set(idx[hit].tolist()) & self._hold_alias.keys():
+                        self._hold[self._hold_alias[alias]].last_inner_ns = now
+                else:
+                    held = fwd & ((flags & _F_HOLD) != 0)
+                    if held.any():
+                        verdict[cand[held]] = _V_BUFFER
+                        self.counters["reorder_held"] += int(held.sum())
             entry = np.full(n, -1, dtype=np.int64)
             entry[cand] = idx
         else:
@@ -637,7 +712,8 @@ class Engine:
 
     # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
     def _buffer(self, arena, offsets, lengths, sel, entry, now) -> None:
-        keys = np.array([self._proxy_key.get(int(entry[i]), -1) for i in sel], dtype=np.int32)
+        keys = np.array([self._proxy_key.get(e, h.key if (h := self._hold.get(e)) else -1)
+                         for e in entry[sel].tolist()], dtype=np.int32)
         known = keys >= 0
         if (~known).any():
             self._drop(DropReason.NOT_BUFFERED, int((~known).sum()))
@@ -877,8 +953,11 @@ class Engine:
 
     # ------------------------------------------------------------------ timers
     def tick(self) -> None:
-        """Periodic work: Router Advertisements, NS retransmissions, expiry of buffers and entries."""
+        """Periodic work: Router Advertisements, NS retransmissions, expiry of buffers and entries, the end
+        of route-switch holds."""
         now = self.clock()
+        if self._hold:
+            self._holds_due(now)
         for iface in self.interfaces:
             if iface.cfg.role == "access" and now >= iface.next_ra_ns:
                 self._send_control(iface, self.router_advertisement(iface), iface.link_local, ALL_NODES,

@@ -114,6 +114,7 @@ class RouterAgent:
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "no_outbound_sa", "send_failed",
                                                        "not_icmpv6"), 0)
         self.on_note = on_note
+        engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
         engine.control = self.on_control
 

@@ -276,6 +276,90 @@ def test_tunnel_to_the_nar_and_decapsulation_from_a_peer():
     net.check_conservation()
 
 
+def _switch(net: Net, ncoa: str = "2001:db8:1::77", pcoa: str = H2) -> None:
+    """An MN (H1's MAC) attaches with NCoA ``ncoa``; the PAR tunnels its PCoA's traffic here."""
+    net.engine.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
+    net.engine.proxy_complete(ncoa, mac(H1_MAC))
+
+
+def _tunnelled(payload: bytes, pcoa: str = H2):
+    return (Ether(src=CORE_MAC, dst=R_UP) / IPv6(src=NAR, dst=ROUTER_UP, nh=41)
+            / IPv6(src=CN, dst=pcoa) / UDP(sport=1000, dport=2000) / payload)
+
+
+def _payloads(net: Net) -> list[bytes]:
+    return [bytes(f[UDP].payload) for f in net.drain(net.h1)]
+
+
+def test_route_switch_holds_direct_traffic_until_the_tunnel_drains():
+    """After the Attach, packets the CN sent to the NCoA (direct path) wait while the PAR's tunnel still
+    delivers packets sent earlier to the PCoA; released in order once the tunnel has been idle."""
+    net = Net()
+    _switch(net)
+    ncoa = "2001:db8:1::77"
+    net.send(net.core, _tunnelled(b"t0"))
+    net.send(net.core, udp(dst=ncoa, payload=b"d0"))  # overtook t1 on the shorter path
+    net.send(net.core, udp(dst=ncoa, payload=b"d1"))
+    assert _payloads(net) == [b"t0"]
+    assert net.engine.counters["reorder_held"] == 2 and [h["held"] for h in net.engine.holds()] == [2]
+    net.now += 4_000_000
+    net.send(net.core, _tunnelled(b"t1"))  # the tunnel is still busy: the hold goes on
+    net.now += 9_000_000
+    net.engine.poll()
+    assert _payloads(net) == [b"t1"]
+    net.now += 1_000_000  # idle for reorder_hold_idle_ms (10 ms)
+    net.engine.poll()
+    assert _payloads(net) == [b"d0", b"d1"]
+    assert net.engine.holds() == [] and net.engine.counters["reorder_released"] == 2
+    net.send(net.core, udp(dst=ncoa, payload=b"d2"))  # after the hold: forwarded at once
+    assert _payloads(net) == [b"d2"]
+    net.check_conservation()
+
+
+def test_route_switch_hold_is_bounded_and_reported():
+    """A tunnel that never drains does not hold the MN's direct traffic longer than reorder_hold_max_ms;
+    the release is reported through on_event."""
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nreorder_hold_max_ms = 30'))
+    events = []
+    net.engine.on_event = lambda what, fields: events.append((what, fields))
+    _switch(net)
+    net.send(net.core, udp(dst="2001:db8:1::77", payload=b"d0"))
+    for i in range(5):  # a packet through the tunnel every 8 ms, for 40 ms
+        net.now += 8_000_000
+        net.send(net.core, _tunnelled(bytes([i])))
+    # released on the poll that saw the tunnel's packet at 32 ms, after that packet
+    assert _payloads(net) == [bytes([i]) for i in range(4)] + [b"d0", b"\x04"]
+    assert [(w, f["count"]) for w, f in events] == [("route_switch_released", 1)]
+    assert events[0][1]["held_ms"] >= 30
+    net.check_conservation()
+
+
+def test_route_switch_hold_off_and_without_a_tunnel():
+    """reorder_hold_idle_ms = 0 turns the hold off; a handover without a PCoA (no tunnel) never holds."""
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nreorder_hold_idle_ms = 0'))
+    _switch(net)
+    net.send(net.core, udp(dst="2001:db8:1::77", payload=b"d0"))
+    assert _payloads(net) == [b"d0"] and net.engine.counters["reorder_held"] == 0
+    net = Net()
+    net.engine.proxy_add("2001:db8:1::77", key=4, lifetime_ms=2000)
+    net.engine.proxy_complete("2001:db8:1::77", mac(H1_MAC))
+    net.send(net.core, udp(dst="2001:db8:1::77", payload=b"d0"))
+    assert _payloads(net) == [b"d0"] and net.engine.holds() == []
+
+
+def test_route_switch_hold_overflow_drops_the_oldest():
+    """The hold shares the MN's buffer bounds: beyond buffer_per_mn_packets the oldest is dropped, counted."""
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nbuffer_per_mn_packets = 2'))
+    _switch(net)
+    for i in range(4):
+        net.send(net.core, udp(dst="2001:db8:1::77", payload=bytes([i])))
+    net.now += 20_000_000
+    net.engine.poll()
+    assert _payloads(net) == [b"\x02", b"\x03"]
+    assert net.engine.buffer.counters["dropped_oldest"] == 2
+    net.check_conservation()
+
+
 def test_malformed_frames_are_counted_while_good_traffic_flows():
     net = Net()
     rng = np.random.default_rng(7)

@@ -101,7 +101,7 @@ cdef enum:
     _NC_MAX_STATE = 5              # NeighborState.PROBE (constants.py); 0 = NONE is not storable
     _NC_FLAG_PROXY = 0x02          # NeighborFlag.PROXY
     _NC_FLAG_STATIC = 0x10         # NeighborFlag.STATIC: never expires
-    _NC_FLAG_ALL = 0x1F            # every NeighborFlag bit
+    _NC_FLAG_ALL = 0x3F            # every NeighborFlag bit
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -111,6 +111,7 @@ class Scenario:
     ra_interval_ms: tuple[float, float] = (30.0, 70.0)  # RFC 6275 §7.5 MinRtrAdvInterval..MaxRtrAdvInterval
     dad_ms: float = 1000.0  # RFC 4862 RetransTimer x DupAddrDetectTransmits (1 x 1000 ms)
     buffer: bool = True
+    reorder_hold_ms: int = 10  # the NAR's route-switch hold ([router] reorder_hold_idle_ms; 0: off)
     plan: Plan = field(default_factory=Plan)
 
 
@@ -126,6 +127,7 @@ class Result:
     link_up_to_first_packet_ms: float | None
     buffered: int
     flushed: int
+    held_at_route_switch: int  # direct packets to the NCoA held until the tunnel drained (engine.py)
     steps: dict[str, float]
     timeline: list[dict[str, Any]]
     counters: dict[str, Any]
@@ -139,6 +141,7 @@ _ROUTER_TOML = """
 name = "{name}"
 buffer_per_mn_packets = 512
 buffer_lifetime_ms = 5000
+reorder_hold_idle_ms = {hold}
 peers = ["{peer}"]
 [[router.interfaces]]
 name = "{name}-acc"
@@ -194,7 +197,7 @@ class World:
                    other_prefix: str, peer: IPv6Address, peer_mac: bytes, realm: str) -> Engine:
             toml = _ROUTER_TOML.format(name=name, acc=acc, up=up, ra_min=ra_min, ra_max=ra_max, realm=realm,
                                        other_prefix=other_prefix, peer=peer, peer_mac=peer_mac.hex(":"),
-                                       cn=p.cn_address, cn_mac=p.cn_mac.hex(":"))
+                                       cn=p.cn_address, cn_mac=p.cn_mac.hex(":"), hold=self.sc.reorder_hold_ms)
             ports = {f"{name}-acc": SimPort(self.sim, f"{name}-acc", acc_mac, link),
                      f"{name}-up": SimPort(self.sim, f"{name}-up", up_mac, self.core)}
             engine = Engine(config.loads(toml).router, ports, clock=self.sim.clock, seed=bytes(16))
@@ -314,8 +317,10 @@ class World:
                     "par_conservation": self.par.conservation(), "nar_conservation": self.nar.conservation(),
                     "nar_buffer": dict(self.nar.buffer.counters)}
         return Result(sc.mode, len(self.sent), len(unique), len(self.sent) - len(unique), len(seqs) - len(unique),
-                      reordered, interruption, first_b, int(self.nar.counters["buffered"]),
-                      int(self.nar.counters["flushed"]), steps, self.timeline, counters)
+                      reordered, interruption, first_b,
+                      int(self.nar.counters["buffered"] - self.nar.counters["reorder_held"]),
+                      int(self.nar.counters["flushed"] - self.nar.counters["reorder_released"]),
+                      int(self.nar.counters["reorder_held"]), steps, self.timeline, counters)
 
 
 def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
@@ -415,7 +420,7 @@ def format_report(results: dict[str, Result], sc: Scenario) -> str:
     rows = [("sent", "sent"), ("received", "received"), ("lost", "lost"), ("duplicated", "duplicated"),
             ("reordered", "reordered"), ("layer-3 interruption", "interruption_ms"),
             ("link-up to first packet", "link_up_to_first_packet_ms"), ("buffered at the NAR", "buffered"),
-            ("flushed in order", "flushed")]
+            ("flushed in order", "flushed"), ("held at the route switch", "held_at_route_switch")]
     modes = list(results)
     head = "".join(f"{('fast handover' if m == 'fast' else 'plain MIPv6'):>18}" for m in modes)
     lines.append(f"{'summary':<28}{head}")

@@ -136,6 +136,10 @@ class RouterDriver(RouterAgent):
         elif what == "flushed":
             w.mark("flushed")
             w.note(f"proxy entry REACHABLE, {fields['count']} buffered packets flushed in order", self.name, "mn")
+        elif what == "route_switch_released":
+            w.mark("route_switch_released")
+            w.note(f"tunnel drained: {fields['count']} direct packets to the NCoA released in order", self.name,
+                   "mn")
         elif what == "tunnel_start":
             w.mark("tunnel_start")
             w.note("PAR starts tunnelling the PCoA's traffic to the NAR (RFC 2473)", self.name, "nar")

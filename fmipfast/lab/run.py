@@ -408,6 +408,11 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
     m["lost_ranges"] = traffic.lost_ranges(got["sent"], got["received"]["received"], t0)
     m["engines"] = {k: {"conservation": v["conservation"], "counters": v["counters"]} for k, v in engines.items()}
+    nar = engines["nar"]["counters"] if "nar" in engines else {}
+    # the demo's keys: what the NAR buffered across the gap, and what it held at the route switch
+    m["held_at_route_switch"] = int(nar.get("reorder_held", 0))
+    m["buffered"] = int(nar.get("buffered", 0)) - m["held_at_route_switch"]
+    m["flushed"] = int(nar.get("flushed", 0)) - int(nar.get("reorder_released", 0))
     m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
     m["mode"] = opts.mode
     m["rate"] = opts.rate

@@ -483,6 +483,10 @@ class LabTopology:
             "name": which,
             "buffer_per_mn_packets": 512,
             "buffer_lifetime_ms": 5000,
+            # the route-switch hold (docs/protocol.md) waits for 20 ms of tunnel silence, not the default 10:
+            # here two engines, the stream's two ends and the orchestrator share the machine's cores, and a PAR
+            # descheduled for longer than the idle time would let direct datagrams overtake its last ones
+            "reorder_hold_idle_ms": 20,
             "peers": [str(peer)],
             "ring": {"block_size": 65536, "block_count": 16, "timeout_ms": 2},
             "interfaces": [

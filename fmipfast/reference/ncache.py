@@ -39,7 +39,7 @@ _SEED_LEN = 16  # SipHash-2-4 key: 128 bits
 _MAX_CAPACITY = 1 << 30  # entry indices stay within int32 in the compiled table
 _MAX_STATE = 5  # constants.NeighborState.PROBE; 0 = NONE is not storable
 _FLAG_STATIC = 0x10  # constants.NeighborFlag.STATIC: never expires
-_FLAG_ALL = 0x1F  # every constants.NeighborFlag bit
+_FLAG_ALL = 0x3F  # every constants.NeighborFlag bit
 _INT64_MAX = (1 << 63) - 1
 _MASK64 = (1 << 64) - 1
 
