@@ -99,6 +99,7 @@ __all__ = [
     "ICMP_ERROR_MAX_INVOKING",
     # Mobility header
     "BindingUpdate",
+    "BindingAck",
     # functions
     "encode",
     "decode",
@@ -1484,15 +1485,89 @@ class BindingUpdate:
         """Parse an IPv6 packet whose next header is a Mobility Header BU; ValueError otherwise."""
         if len(packet) < IP6_HDR_LEN + 12 or packet[0] >> 4 != 6 or packet[6] != IpProto.MH:
             raise ValueError("not an IPv6 packet with a Mobility Header")
-        mh = packet[IP6_HDR_LEN:]
-        hdr_len = (mh[1] + 1) * 8
-        if mh[2] != MhType.BINDING_UPDATE or hdr_len > len(mh) or hdr_len < 12:
-            raise ValueError("not a Binding Update")
-        seq, flags, lifetime = struct.unpack_from("!HHH", mh, 6)
-        return cls(seq, lifetime, flags, bytes(mh[12:hdr_len]))
+        return cls.decode_mh(packet[IP6_HDR_LEN:])
+
+    @classmethod
+    def decode_mh(cls, mh: bytes) -> "BindingUpdate":
+        """Parse a Mobility Header (what a raw IPPROTO_MH socket receives); ValueError names the problem.
+        The checksum is not checked here: it needs the addresses (a raw MH socket's kernel checks it)."""
+        body = _mh_body(mh, MhType.BINDING_UPDATE, 12, "Binding Update")
+        seq, flags, lifetime = struct.unpack_from("!HHH", body, 6)
+        return cls(seq, lifetime, flags, bytes(body[12:]))
 
     def to_json(self) -> dict[str, Any]:
         return {"sequence": self.sequence, "flags": self.flags, "lifetime_s": self.lifetime_units * 4}
+
+
+def _mh_body(mh: bytes, mh_type: int, minimum: int, name: str) -> bytes:
+    """The Mobility Header ``mh`` up to its Header Len, after the RFC 6275 §6.1.1 / §9.2 checks."""
+    if len(mh) < minimum:
+        raise ValueError(f"{name}: {len(mh)} octets, a Mobility Header of this type has at least {minimum}")
+    hdr_len = (mh[1] + 1) * 8
+    if mh[0] != IpProto.NONE:
+        raise ValueError(f"{name}: Payload Proto {mh[0]}, must be 59 (RFC 6275 §6.1.1)")
+    if mh[2] != mh_type:
+        raise ValueError(f"not a {name}: MH Type {mh[2]}")
+    if hdr_len > len(mh) or hdr_len < minimum:
+        raise ValueError(f"{name}: Header Len says {hdr_len} octets, have {len(mh)} (minimum {minimum})")
+    return bytes(mh[:hdr_len])
+
+
+@dataclass(frozen=True, slots=True)
+class BindingAck:
+    """RFC 6275 §6.1.8 Binding Acknowledgement: Status (0 = accepted, >= 128 rejected), flag K (0x80),
+    Sequence # of the BU it answers, Lifetime in 4-second units, mobility options (raw, already padded)."""
+
+    status: int
+    sequence: int
+    lifetime_units: int = 60
+    flags: int = 0
+    mobility_options: bytes = b"\x01\x02\x00\x00"  # PadN: the 12-octet BAck body padded to 16
+
+    def __post_init__(self) -> None:
+        _uint(self.status, 8, "binding_ack.status")
+        _uint(self.flags, 8, "binding_ack.flags")
+        _uint(self.sequence, 16, "binding_ack.sequence")
+        _uint(self.lifetime_units, 16, "binding_ack.lifetime_units")
+        opts = _octets(self.mobility_options, "binding_ack.mobility_options")
+        if (12 + len(opts)) % 8:
+            raise ValueError("binding_ack.mobility_options: a Mobility Header is a multiple of 8 octets "
+                             f"(RFC 6275 §6.1.1); 12 + {len(opts)} is not")
+        _set(self, "mobility_options", opts)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status < 128
+
+    def encode_mh(self, src: AddressLike, dst: AddressLike) -> bytes:
+        """The Mobility Header (MH Type 6) with its checksum over the pseudo-header."""
+        body = struct.pack("!BBHH", self.status, self.flags, self.sequence, self.lifetime_units) + self.mobility_options
+        mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, (6 + len(body)) // 8 - 1, MhType.BINDING_ACK, 0, 0) + body)
+        cksum = backend.upper_layer_checksum(_addr(src, "src").packed, _addr(dst, "dst").packed, IpProto.MH,
+                                             bytes(mh), 4)
+        struct.pack_into("!H", mh, 4, cksum)
+        return bytes(mh)
+
+    def packet(self, src: AddressLike, dst: AddressLike, hop_limit: int = 64) -> bytes:
+        mh = self.encode_mh(src, dst)
+        hdr = struct.pack("!IHBB", 6 << 28, len(mh), IpProto.MH, hop_limit)
+        return hdr + _addr(src, "src").packed + _addr(dst, "dst").packed + mh
+
+    @classmethod
+    def decode_mh(cls, mh: bytes) -> "BindingAck":
+        body = _mh_body(mh, MhType.BINDING_ACK, 12, "Binding Acknowledgement")
+        status, flags, seq, lifetime = struct.unpack_from("!BBHH", body, 6)
+        return cls(status, seq, lifetime, flags, bytes(body[12:]))
+
+    @classmethod
+    def decode_packet(cls, packet: bytes) -> "BindingAck":
+        if len(packet) < IP6_HDR_LEN + 12 or packet[0] >> 4 != 6 or packet[6] != IpProto.MH:
+            raise ValueError("not an IPv6 packet with a Mobility Header")
+        return cls.decode_mh(packet[IP6_HDR_LEN:])
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "sequence": self.sequence, "flags": self.flags,
+                "lifetime_s": self.lifetime_units * 4}
 
 
 # ================================================================================================

@@ -187,6 +187,7 @@ class MobileNode:
         self.backoff = backoff
         self.epoch_ns = epoch_ns
         self.bu_lifetime_units = bu_lifetime_units
+        self.last_bu_sequence: int | None = None  # the Sequence # of the last BU an Attach carried
         self.counters: dict[str, int] = dict.fromkeys(MN_COUNTERS, 0)
         self.state = MnState.IDLE
         self.router: RouterSession | None = None
@@ -271,6 +272,7 @@ class MobileNode:
         if self.home_agent is None:
             return ()
         seq = self._sequence
+        self.last_bu_sequence = seq
         self._sequence = (self._sequence + 1) & 0xFFFF
         return (EncapsulatedPacket(BindingUpdate(seq, self.bu_lifetime_units).packet(coa, self.home_agent)),)
 

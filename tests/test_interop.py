@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 from scapy.layers.inet6 import (
+    MIP6MH_BA,
+    MIP6MH_BU,
     ICMPv6ND_RA,
     ICMPv6ND_RS,
     ICMPv6NDOptMTU,
@@ -20,6 +22,8 @@ from scapy.layers.l2 import Ether
 
 from fmipfast import frames
 from fmipfast.messages import (
+    BindingAck,
+    BindingUpdate,
     Mtu,
     PrefixInformation,
     RouterAdvertisement,
@@ -132,3 +136,51 @@ def test_tshark_reads_our_ipv6_fields(tmp_path):
     assert layers["ipv6.src"] == [src] and layers["ipv6.dst"] == [dst]
     assert layers["ipv6.plen"] == [str(len(wire))] and layers["icmpv6.code"] == ["6"]
     assert encode(decode(wire), src, dst) == wire
+
+
+def _mobility_packets() -> list[tuple[str, bytes]]:
+    cn, ncoa = "2001:db8:ff::10", "2001:db8:2::21b:63ff:fe84:45e6"
+    return [("bu", BindingUpdate(sequence=7, lifetime_units=60).packet(ncoa, cn)),
+            ("back", BindingAck(status=0, sequence=7).packet(cn, ncoa)),
+            ("back_rejected", BindingAck(status=129, sequence=65535, lifetime_units=0, flags=0x80).packet(cn, ncoa))]
+
+
+def test_scapy_dissects_our_binding_update_and_ack():
+    """RFC 6275 §6.1: scapy's MIP6MH_BU/BA read our Mobility Headers and compute the same checksum."""
+    for name, pkt in _mobility_packets():
+        sp = IPv6(pkt)
+        mh = bytearray(pkt[40:])
+        ours = int.from_bytes(mh[4:6], "big")
+        mh[4:6] = b"\x00\x00"
+        assert in6_chksum(135, sp, bytes(mh)) == ours, name
+        if name == "bu":
+            bu = sp[MIP6MH_BU]
+            assert (bu.mhtype, bu.seq, bu.mhtime, bu.nh, "A" in bu.flags) == (5, 7, 60, 59, True)
+        else:
+            ba = sp[MIP6MH_BA]
+            expect = BindingAck.decode_packet(pkt)
+            assert (ba.mhtype, ba.status, ba.seq, ba.mhtime) == (6, expect.status, expect.sequence,
+                                                               expect.lifetime_units)
+    # and we read what scapy builds (its BAck sets K by default), octet for octet what we would build
+    built = bytes(IPv6(src="2001:db8::1", dst="2001:db8::2") / MIP6MH_BA(status=0, seq=42, mhtime=15))
+    assert BindingAck.decode_packet(built) == BindingAck(0, 42, 15, 0x80)
+    assert BindingAck(0, 42, 15, 0x80).packet("2001:db8::1", "2001:db8::2") == built
+
+
+def test_tshark_reads_our_mobility_headers(tmp_path):
+    cap = tmp_path / "mh.pcap"
+    pkts = _mobility_packets()
+    with PcapWriter(cap) as w:
+        for i, (_, pkt) in enumerate(pkts):
+            w.write(frames.build_ethernet(MAC_B, MAC_A, pkt), ts_ns=i * 1_000_000)
+    out = subprocess.run([_tshark(), "-n", "-r", str(cap), "-T", "fields", "-e", "mip6.mhtype", "-e", "mip6.csum",
+                          "-e", "mip6.bu.seqnr", "-e", "mip6.bu.a_flag", "-e", "mip6.ba.status", "-e", "mip6.ba.seqnr",
+                          "-e", "mip6.ba.k_flag"],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    rows = [line.split("\t") for line in out.strip().splitlines()]
+    assert [r[0] for r in rows] == ["5", "6", "6"]
+    for row, (_, pkt) in zip(rows, pkts):
+        assert int(row[1], 16) == int.from_bytes(pkt[44:46], "big")
+    assert rows[0][2:4] == ["7", "1"] or rows[0][2:4] == ["7", "True"]
+    assert rows[1][4:6] == ["0", "7"] and rows[2][4:6] == ["129", "65535"]
+    assert rows[2][6] in ("1", "True")

@@ -20,6 +20,7 @@ from fmipfast.messages import (
     AdjacentRealmsRequest,
     Attach,
     AuthenticatedMN,
+    BindingAck,
     BindingUpdate,
     EncapsulatedPacket,
     ForwardingDisable,
@@ -267,6 +268,28 @@ def test_binding_update_packet():
     assert BindingUpdate.decode_packet(pkt) == bu
     att = Attach((EncapsulatedPacket(pkt),))
     assert decode(encode(att, NCOA, "fe80::2")) == att
+
+
+def test_binding_ack_round_trip_and_mobility_header_checks():
+    back = BindingAck(status=0, sequence=7)
+    pkt = back.packet("2001:db8:ff::1", NCOA)
+    assert BindingAck.decode_packet(pkt) == back and back.accepted and not BindingAck(129, 7).accepted
+    assert BindingAck.decode_mh(pkt[40:]) == back
+    mh = BindingUpdate(sequence=9, lifetime_units=1).encode_mh(NCOA, "2001:db8:ff::1")
+    assert BindingUpdate.decode_mh(mh).sequence == 9
+    with pytest.raises(ValueError, match="not a Binding Acknowledgement: MH Type 5"):
+        BindingAck.decode_mh(mh)
+    with pytest.raises(ValueError, match="Payload Proto 6, must be 59"):
+        BindingUpdate.decode_mh(b"\x06" + mh[1:])
+    with pytest.raises(ValueError, match="Header Len says 24 octets, have 16"):
+        BindingUpdate.decode_mh(mh[:1] + b"\x02" + mh[2:])
+    for cut in range(12):
+        with pytest.raises(ValueError):
+            BindingUpdate.decode_mh(mh[:cut])
+    with pytest.raises(ValueError, match="status"):
+        BindingAck(256, 1)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        BindingAck(0, 1, mobility_options=b"\x00")
 
 
 @pytest.mark.parametrize("build", [

@@ -39,7 +39,7 @@ from fmipfast.constants import IpProto, MhType
 from fmipfast.engine import Engine
 from fmipfast.lab.host import Host
 from fmipfast.lab.sim import MS, Sim, SimLink, SimPort
-from fmipfast.messages import BindingUpdate, NeighborSolicitation, RouterAdvertisement
+from fmipfast.messages import BindingAck, BindingUpdate, NeighborSolicitation, RouterAdvertisement
 
 __all__ = ["Plan", "Scenario", "Result", "run_scenario"]
 
@@ -324,12 +324,8 @@ class World:
 
 
 def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
-    """An RFC 6275 §6.1.8 Binding Acknowledgement (MH type 6) in an IPv6 packet: status, K flag, sequence,
-    lifetime, padded to 16 octets, with the Mobility Header checksum."""
-    body = struct.pack("!BBHH", status, 0, sequence, 60) + b"\x01\x02\x00\x00"  # PadN: 12 -> 16 octets
-    mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, (6 + len(body)) // 8 - 1, MhType.BINDING_ACK, 0, 0) + body)
-    struct.pack_into("!H", mh, 4, backend.upper_layer_checksum(src.packed, dst.packed, IpProto.MH, bytes(mh), 4))
-    return frames.build_ipv6(src, dst, IpProto.MH, bytes(mh))
+    """An RFC 6275 §6.1.8 Binding Acknowledgement in an IPv6 packet (:class:`fmipfast.messages.BindingAck`)."""
+    return BindingAck(status, sequence).packet(src, dst)
 
 
 def is_binding_ack(packet: bytes) -> bool:

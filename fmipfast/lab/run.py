@@ -10,8 +10,12 @@ Steps:
 3. after ``lead_ms`` the PAR is told to hand the MN over (the control API's ``handover``: network-triggered,
    draft §2.1): Handover Redirect -> HRA, HI/HE under AH across the core router;
 4. at the MN's ReadyToSwitch its bridge port moves from ``brA`` to ``brB`` with the layer-2 gap;
-5. the MN attaches at the NAR with the NCoA (no DAD), the NAR flushes what it buffered, the MN keeps its PCoA
-   (``keep_pcoa``) so packets the CN still sends there arrive through the PAR's tunnel and the NAR's proxy.
+5. the MN attaches at the NAR with the NCoA (no DAD); the Attach carries a Binding Update (an RFC 6275
+   Mobility Header from the NCoA to the CN), which the NAR forwards after flushing what it buffered; the CN
+   (the stream's sender, a small binding-cache receiver on a raw IPPROTO_MH socket) follows it and answers with
+   a Binding Acknowledgement; the MN keeps its PCoA (``keep_pcoa``) until then, so packets the CN still sent
+   there arrive through the PAR's tunnel, and releases it ``PCOA_DRAIN_MS`` after the BAck.  Without a BAck
+   within 1 s the MN sends a BU of its own (RFC 6275 §11.8).
 
 The result has the keys of ``fmipfast demo --json`` (:func:`fmipfast.lab.traffic.measure`) plus the signalling
 timeline and both engines' final counters with their conservation check.  Everything is torn down at the end,
@@ -193,7 +197,6 @@ def _stop_engine(proc: subprocess.Popen) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-BU_PORT = 5556
 PCOA_DRAIN_MS = 100.0  # the PCoA stays this long after the BAck (in-flight tunnelled datagrams)
 IFA_F_TENTATIVE = 0x40
 
@@ -244,7 +247,7 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
     if recv.stdout.readline().strip() != "READY":
         raise LabError("the receiver did not start")
     send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate", str(opts.rate),
-                            "--count", str(count), "--bu-port", str(BU_PORT)], env=env)
+                            "--count", str(count), "--bu"], env=env)
     time.sleep(opts.lead_ms / 1000)
     move.append(lab.move_mn("B", opts.gap_ms))
     # movement detection (RFC 6275 §11.5.1): the old router is gone with the link. Every default route via the
@@ -260,7 +263,7 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
         raise LabError("the MN's kernel formed no usable NCoA within 5 s of the move")
     timeline.append(("mn kernel: DAD done, NCoA usable", usable))
     with mn.enter():
-        bu_sent, back = traffic.binding_update(str(lab.ncoa), str(lab.cn_address), BU_PORT)
+        bu_sent, back = traffic.binding_update(str(lab.ncoa), str(lab.cn_address))
     timeline.append(("mn send BU to the CN", bu_sent))
     if back is not None:
         timeline.append(("mn recv BAck", back))
@@ -301,8 +304,11 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             return tickets[server]
 
         with lab.ns["mn"].enter():
-            agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True,
+            # the CN is the MN's correspondent: the Attach carries the BU (a Mobility Header), the NAR forwards
+            # it, and the BAck comes back to the NCoA on this raw MH socket
+            agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True, home_agent=lab.cn_address,
                             on_note=lambda n, t: timeline.append((_note(n), t)))
+            mh = traffic.MobilitySocket()
 
         async def scenario() -> dict[str, Any]:
             loop = asyncio.get_running_loop()
@@ -335,7 +341,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 if line.strip() != "READY":
                     raise LabError(f"the receiver did not start: {line!r}")
                 send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate",
-                                        str(opts.rate), "--count", str(count), "--bu-port", str(BU_PORT)],
+                                        str(opts.rate), "--count", str(count), "--bu"],
                                  env=env)
                 await asyncio.sleep(opts.lead_ms / 1000)
                 timeline.append(("trigger", time.monotonic_ns()))
@@ -351,14 +357,19 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                     await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover", 10)
                     timeline.append(("attached_nar", time.monotonic_ns()))
 
-                    def bu() -> tuple[int, int | None]:
-                        with lab.ns["mn"].enter():
-                            return traffic.binding_update(str(lab.ncoa), str(lab.cn_address), BU_PORT)
+                    seq = agent.mn.last_bu_sequence
+                    attach_at = next((t for what, t in reversed(timeline) if what.startswith("mn send Attach")),
+                                     time.monotonic_ns())
 
-                    # the BU (the NAR forwarded it in the draft; here the MN's stand-in to the CN), then the
-                    # PCoA goes once it is acknowledged
-                    bu_sent, back = await loop.run_in_executor(None, bu)
-                    timeline.append(("mn send BU to the CN", bu_sent))
+                    def bu() -> tuple[int, int | None]:
+                        # the BU left in the Attach (draft §3: the NAR forwards it); its BAck, or a BU of our own
+                        # after INITIAL_BINDACK_TIMEOUT (RFC 6275 §11.8)
+                        with lab.ns["mn"].enter():
+                            return traffic.binding_update(str(lab.ncoa), str(lab.cn_address),
+                                                          1 if seq is None else seq, port=mh,
+                                                          sent_before=None if seq is None else attach_at)
+
+                    _, back = await loop.run_in_executor(None, bu)
                     if back is not None:
                         timeline.append(("mn recv BAck", back))
                         # datagrams the CN sent to the PCoA before it followed the BU are still in the PAR's
@@ -383,6 +394,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             got = asyncio.run(scenario())
         finally:
             agent.close()
+            mh.close()
         _stop_capture(dumpcap)
         engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
         m = _finish(opts, got, timeline, move, engines, agent.counters)
@@ -457,7 +469,8 @@ async def _until(cond: Any, what: str, timeout: float) -> None:
 _PLOTTED = (("trigger", "trigger"), ("mn recv HandoverRedirect", "Redirect"), ("mn send HandoverRedirectAck", "HRA"),
             ("layer 2: port down", "link down"), ("layer 2: port up", "link up"),
             ("mn kernel: NCoA formed", "RA: NCoA (DAD)"), ("mn kernel: DAD done", "DAD done"),
-            ("mn send BU", "BU"), ("cn follows", "CN follows"), ("mn send Attach to fe80", "Attach at NAR"),
+            ("mn send BU", "BU"), ("cn follows", "CN follows BU"), ("mn recv BAck", "BAck"),
+            ("mn send Attach to fe80", "Attach at NAR"),
             ("mn recv AuthenticatedMN from fe80", "authenticated at NAR"), ("mn send ForwardingDisable", "FD"))
 
 

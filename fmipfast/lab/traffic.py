@@ -31,8 +31,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["measure", "lost_ranges", "binding_update", "send", "recv", "main", "HEADER", "MAX_COUNT", "MAX_RATE",
-           "MAX_DURATION_S"]
+from fmipfast.messages import BindingAck, BindingUpdate
+
+__all__ = ["measure", "lost_ranges", "binding_update", "MobilitySocket", "send", "recv", "main", "HEADER",
+           "MAX_COUNT", "MAX_RATE", "MAX_DURATION_S"]
 
 HEADER = struct.Struct("!QQ")
 MAX_COUNT = 1_000_000
@@ -54,60 +56,124 @@ def _bounded(name: str, value: float, lo: float, hi: float) -> None:
 # ---------------------------------------------------------------------------------------------- sender
 
 
-BU = struct.Struct("!2s16sQ")  # b"BU" / b"BA", the MN's new address, the BU's sequence number
+IPPROTO_MH = 135  # RFC 6275 Mobility Header
 
 
-def binding_update(ncoa: str, cn: str, bu_port: int, seq: int = 1, *, timeout: float = 1.0,
-                   tries: int = 3) -> tuple[int, int | None]:
-    """The MN's binding update to the CN's stream (the lab's stand-in for RFC 6275's BU/BAck): from ``ncoa``
-    to ``[cn]:bu_port``, retransmitted after ``timeout`` (RFC 6275 INITIAL_BINDACK_TIMEOUT, 1 s) up to
-    ``tries`` times.  Returns (first send time, BAck time or None), CLOCK_MONOTONIC ns."""
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    try:
-        sock.bind((ncoa, 0))
-        sock.settimeout(timeout)
-        msg = BU.pack(b"BU", socket.inet_pton(socket.AF_INET6, ncoa), seq)
-        first = time.monotonic_ns()
-        for _ in range(tries):
-            sock.sendto(msg, (cn, bu_port))
-            try:
-                while True:
-                    data = sock.recv(64)
-                    if len(data) == BU.size and BU.unpack(data)[0] == b"BA" and BU.unpack(data)[2] == seq:
-                        return first, time.monotonic_ns()
-            except (TimeoutError, socket.timeout):
+class MobilitySocket:
+    """A raw IPPROTO_MH socket (RFC 6275 §6.1) for the lab's Binding Updates and Acknowledgements.  Linux
+    computes and verifies the Mobility Header checksum of such a socket itself (it sets IPV6_CHECKSUM at offset
+    4 for IPPROTO_MH): a datagram with a bad checksum never reaches us, and what we send carries a correct one
+    whatever the field held.  ``bind``: the source address (the MN's NCoA)."""
+
+    def __init__(self, bind: str | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
+        if bind:
+            self.sock.bind((bind, 0))
+        self.errors: dict[str, int] = {}
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _count(self, key: str) -> None:
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def send(self, mh: bytes, to: str) -> bool:
+        try:
+            self.sock.sendto(mh, (to, 0))
+            return True
+        except OSError as exc:
+            self._count(f"send_errno_{exc.errno}")
+            return False
+
+    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
+        """One Mobility Header and its source address; None when nothing came within ``timeout`` (0: poll)."""
+        self.sock.settimeout(timeout)
+        try:
+            data, peer = self.sock.recvfrom(2048)
+        except (BlockingIOError, TimeoutError, socket.timeout):
+            return None
+        except OSError as exc:
+            self._count(f"recv_errno_{exc.errno}")
+            return None
+        return peer[0], data
+
+    def wait_ack(self, cn: str, sequences: Iterable[int], timeout: float) -> BindingAck | None:
+        """The BAck from ``cn`` answering one of ``sequences``; anything else is counted and skipped."""
+        want = set(sequences)
+        end = time.monotonic() + timeout
+        while (left := end - time.monotonic()) > 0:
+            got = self.receive(left)
+            if got is None:
                 continue
+            src, data = got
+            try:
+                back = BindingAck.decode_mh(data)
+            except ValueError:
+                self._count("mh_not_back")
+                continue
+            if src != cn or back.sequence not in want:
+                self._count("back_unexpected")
+                continue
+            return back
+        return None
+
+
+def binding_update(ncoa: str, cn: str, seq: int = 1, *, timeout: float = 1.0, tries: int = 3,
+                   sent_before: int | None = None, port: MobilitySocket | None = None) -> tuple[int, int | None]:
+    """The MN's Binding Update to the CN (RFC 6275 §11.7.2, a Mobility Header BU from the NCoA with A set,
+    no Home Address option: the lab's CN keeps one binding, for the stream's MN): sent from ``ncoa`` to ``cn``
+    and retransmitted after ``timeout`` (INITIAL_BINDACK_TIMEOUT, 1 s) with a new sequence number, up to
+    ``tries`` BUs in all.  ``sent_before``: a BU with sequence ``seq`` already left (in the Attach, which the
+    NAR forwards): wait for its BAck first.  Returns (first send time, BAck time or None), CLOCK_MONOTONIC ns."""
+    own = port is None
+    mh = port or MobilitySocket(ncoa)
+    try:
+        sequences = [seq]
+        first = sent_before
+        if first is None:
+            first = time.monotonic_ns()
+            mh.send(BindingUpdate(seq, 60).encode_mh(ncoa, cn), cn)
+        for attempt in range(tries):
+            if mh.wait_ack(cn, sequences, timeout) is not None:
+                return first, time.monotonic_ns()
+            if attempt + 1 < tries:
+                seq = (seq + 1) & 0xFFFF
+                sequences.append(seq)
+                mh.send(BindingUpdate(seq, 60).encode_mh(ncoa, cn), cn)
         return first, None
     finally:
-        sock.close()
+        if own:
+            mh.close()
 
 
-def _check_bu(sock: socket.socket, bindings: list[list[Any]], errors: dict[str, int]) -> str | None:
+def _check_bu(mh: MobilitySocket, bindings: list[list[Any]]) -> str | None:
+    """The CN side (RFC 6275 §9.5): a BU moves the MN's binding to its source address (the care-of address)
+    and, with A set, is answered with a BAck (status 0) from the address the BU was sent to."""
+    got = mh.receive(0)
+    if got is None:
+        return None
+    src, data = got
     try:
-        data, peer = sock.recvfrom(64)
-    except BlockingIOError:
+        bu = BindingUpdate.decode_mh(data)
+    except ValueError:
+        mh._count("mh_not_bu")
         return None
-    except OSError:
-        errors["bu_recv"] = errors.get("bu_recv", 0) + 1
-        return None
-    if len(data) != BU.size or BU.unpack(data)[0] != b"BU":
-        errors["bu_malformed"] = errors.get("bu_malformed", 0) + 1
-        return None
-    _, packed, seq = BU.unpack(data)
-    new = socket.inet_ntop(socket.AF_INET6, packed)
-    bindings.append([time.monotonic_ns(), new, seq])
-    try:
-        sock.sendto(BU.pack(b"BA", packed, seq), peer[:2])
-    except OSError:
-        errors["bu_ack"] = errors.get("bu_ack", 0) + 1
-    return new
+    bindings.append([time.monotonic_ns(), src, bu.sequence])
+    if bu.flags & 0x8000:  # A
+        # the checksum field is filled by the kernel (see MobilitySocket); the addresses only feed our own sum
+        mh.send(BindingAck(0, bu.sequence, bu.lifetime_units).encode_mh("::", src), src)
+    return src
 
 
 def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: str | None = None,
-         bu_port: int | None = None) -> dict[str, Any]:
-    """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary.  With ``bu_port``
-    the sender also listens there for binding updates (:func:`binding_update`) and sends the rest of the
-    stream to the address a BU names, acknowledging it (``bindings`` in the summary: time, address, seq)."""
+         bu: bool = False) -> dict[str, Any]:
+    """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary.  With ``bu`` the
+    sender is also the MN's correspondent: it takes Binding Updates (Mobility Headers, :func:`binding_update`)
+    and sends the rest of the stream to the care-of address a BU names, acknowledging it (``bindings`` in the
+    summary: time, address, sequence)."""
     _bounded("rate", rate, 1, MAX_RATE)
     _bounded("count", count, 1, MAX_COUNT)
     _bounded("size", size, HEADER.size, MAX_SIZE)
@@ -115,12 +181,8 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     if bind:
         sock.bind((bind, 0))
-    bu_sock = None
+    bu_sock = MobilitySocket() if bu else None
     bindings: list[list[Any]] = []
-    if bu_port is not None:
-        bu_sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        bu_sock.bind(("::", bu_port))
-        bu_sock.setblocking(False)
     period = int(1e9 / rate)
     pad = bytes(size - HEADER.size)
     errors: dict[str, int] = {}
@@ -130,7 +192,7 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
     try:
         for seq in range(count):
             due = start + seq * period
-            if bu_sock is not None and (new := _check_bu(bu_sock, bindings, errors)) is not None:
+            if bu_sock is not None and (new := _check_bu(bu_sock, bindings)) is not None:
                 to = new
             left = due - time.monotonic_ns()
             if left > SPIN_NS:
@@ -152,6 +214,7 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
         sock.close()
         if bu_sock is not None:
             bu_sock.close()
+            errors.update({f"mh_{k}": v for k, v in bu_sock.errors.items()})
     return {"to": to, "port": port, "rate": rate, "count": count, "size": size, "sent": sent, "late": late,
             "errors": errors, "first_ns": first, "last_ns": last, "bindings": bindings}
 
@@ -333,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--count", type=int, required=True, help=f"datagrams (max {MAX_COUNT})")
     s.add_argument("--size", type=int, default=64, help=f"UDP payload octets ({HEADER.size}..{MAX_SIZE})")
     s.add_argument("--bind", default=None, help="source address")
-    s.add_argument("--bu-port", type=int, default=None, help="listen here for binding updates and follow them")
+    s.add_argument("--bu", action="store_true", help="take Binding Updates (Mobility Header) and follow them")
     s.add_argument("--out", default=None, help="write the summary JSON here (default: stdout)")
     r = sub.add_parser("recv", help="record a stream")
     r.add_argument("--bind", default="::")
@@ -345,7 +408,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.cmd == "send":
             result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind,
-                          bu_port=args.bu_port)
+                          bu=args.bu)
         else:
             result = recv(args.bind, args.port, args.duration, count=args.count,
                           ready=lambda: print("READY", flush=True))
