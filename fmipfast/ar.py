@@ -205,7 +205,9 @@ class AccessRouter:
     address : the router's global address on its access link (the NAR address of Redirects naming it, the
         source of HRD/HI/HE, the ``nar`` of AP-REQ bindings).
     link_local : its link-local address (default: FE80::/64 + the IID of ``address``).
-    is_address_in_use : the driver's neighbor-cache check for an NCoA (draft §4: entries of *other* nodes).
+    is_address_in_use : the driver's neighbor-cache check for an NCoA (draft §4: entries of *other* nodes),
+        called with the NCoA and the MN's EUI-64 from the HI (None without the M flag): an entry of that MN
+        itself (it comes back to an address it had here) is not "in use".
     max_handovers : concurrent NAR handovers (VERIFYING + PROXYING) before HE "insufficient resources".
     buffer_packets : max packets the NAR should buffer per MN (the HI's handover control).
     answer_cache_ms : how long a finished record answers duplicates (re-sends its HE / AMN).
@@ -214,7 +216,7 @@ class AccessRouter:
 
     def __init__(self, address: IPv6Address | str, link_local: IPv6Address | str | None = None, *,
                  codepoints: Codepoints = DEFAULT_CODEPOINTS, backoff: Backoff = DEFAULT_BACKOFF,
-                 is_address_in_use: Callable[[IPv6Address], bool] = lambda _a: False,
+                 is_address_in_use: Callable[[IPv6Address, bytes | None], bool] = lambda _a, _m: False,
                  max_handovers: int = 64, buffer_packets: int = 64, answer_cache_ms: int = 5000,
                  first_identifier: int = 1, iface: str | None = None) -> None:
         if max_handovers < 1 or buffer_packets < 0 or answer_cache_ms < 0:
@@ -521,10 +523,16 @@ class AccessRouter:
             self._par_end(returning)
             if self.sessions.get(msg.ncoa) is returning.session:
                 del self.sessions[msg.ncoa]
+        old = self.sessions.get(msg.ncoa)
+        if old is not None and msg.mn_mac is not None and old.eui64 == msg.mn_mac:
+            # A→B→A after the first handover ended here: the session the MN had on this link is stale (it is
+            # authenticating afresh with this HI's AP-REQ), not another node's claim on the address.
+            self._count("mn_returned")
+            del self.sessions[msg.ncoa]
         if self._live_nar() > self.max_handovers:
             self._nar_refuse(h, HandoverStatus.INSUFFICIENT_RESOURCES)
         elif (msg.ncoa in self.sessions or self._ncoa_pending(msg.ncoa, h) or msg.ncoa in self.par
-              or self.is_address_in_use(msg.ncoa)):
+              or self.is_address_in_use(msg.ncoa, msg.mn_mac)):
             self._nar_refuse(h, HandoverStatus.NCOA_IN_USE)
         elif pcoa is None:
             self._nar_refuse(h, HandoverStatus.UNSPECIFIED)

@@ -259,6 +259,51 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_mn(args: argparse.Namespace) -> int:
+    """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
+    import asyncio
+    import logging
+    import signal
+
+    from fmipfast.errors import FmipError
+    from fmipfast.mnd import MnDaemon
+
+    cfg = config.load(args.config)
+    if not cfg.mn.configured:
+        print(f"fmipfast mn: {args.config}: mn.interface: the [mn] section is required", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=cfg.logging.level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
+    except (FmipError, OSError) as exc:
+        print(f"fmipfast mn: {exc}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+        from fmipfast.control import ControlServer
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        server = None
+        if args.control:
+            server = ControlServer(daemon, args.control)
+            await server.start()
+        try:
+            await daemon.run(stop, ready=lambda: print(f"READY mn {cfg.mn.interface}", flush=True))
+        finally:
+            if server is not None:
+                await server.close()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        daemon.close()
+    print(json.dumps(daemon.status(), sort_keys=True, default=str), flush=True)
+    return 0
+
+
 def _cmd_kdc(args: argparse.Namespace) -> int:
     from fmipfast.security import kdc
 
@@ -280,9 +325,11 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             result = session.up(args.prefix, args.state)
         elif args.action == "status":
             result = session.status(args.prefix, args.state)
+        elif args.action == "move":
+            result = session.move(args.prefix, args.state, args.to, args.gap_ms)
         else:
             result = session.down(args.prefix, args.state)
-    except LabError as exc:
+    except (LabError, ValueError) as exc:
         print(f"fmipfast lab {args.action}: {exc}", file=sys.stderr)
         return 1
     if args.json:
@@ -292,8 +339,12 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         for name, eng in result["engines"].items():
             print(f"  {name} engine pid {eng['pid']}  control {eng['control']}  log {eng['log']}")
         a = result["addresses"]
+        mn = result["mn"]
+        print(f"  mn daemon pid {mn['pid']}  control {mn['control']}  log {mn['log']} (attached to the PAR)")
         print(f"  CN {a['cn']}  MN PCoA {a['pcoa']} (on link A)  NCoA {a['ncoa']}")
         print(f"  try: ip netns exec {result['namespaces']['cn']} ping -6 -c 3 {a['pcoa']}")
+        print(f"  hand over: fmipfast ctl --socket {result['engines']['par']['control']} handover "
+              f"--arg pcoa={a['pcoa']} --arg nar={a['nar']} --arg nar_principal=host/nar@B.EXAMPLE")
     elif args.action == "status":
         print(f"lab {result['prefix']}: {len(result['namespaces_present'])}/{len(result['namespaces'])} namespaces")
         for name, eng in result["engines"].items():
@@ -302,12 +353,24 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             detail = eng.get("error") or " ".join(f"{k}={v}" for k, v in sorted(c.get("counters", c).items())
                                                   if isinstance(v, int) and v)
             print(f"  {name} ({state}): {detail}")
+        if "mn" in result:
+            st = result["mn"].get("status") or {}
+            print(f"  mn ({'alive' if result['mn'].get('alive') else 'DEAD'}): "
+                  + (result["mn"].get("error") or f"{st.get('state')} at {st.get('router')} with {st.get('coa')}"))
+    elif args.action == "move":
+        print(f"lab move: link {result['from']} -> {result['to']} after {result['gap_ms']:.1f} ms without a link")
     else:
         print(f"lab down: removed {len(result['namespaces_removed'])} namespaces")
         for name, final in result["engines"].items():
-            cons = final.get("conservation", {})
-            print(f"  {name}: forwarded {final.get('counters', {}).get('forwarded', 0)}, "
-                  f"conservation {'holds' if cons.get('holds') else 'BROKEN'}")
+            if name == "mn":
+                print(f"  mn: {final.get('state')} at {final.get('router')}, "
+                      f"{final.get('counters', {}).get('daemon', {}).get('handovers_completed', 0)} handover(s)")
+            elif name == "bcache":
+                print(f"  CN binding cache: {final.get('bindings', 0)} binding update(s) answered")
+            else:
+                cons = final.get("conservation", {})
+                print(f"  {name}: forwarded {final.get('counters', {}).get('forwarded', 0)}, "
+                      f"conservation {'holds' if cons.get('holds') else 'BROKEN'}")
     return 0
 
 
@@ -434,8 +497,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_router)
 
     p = sub.add_parser("ctl", help="query or command a running daemon through its control socket",
-                       description="Commands: ping, counters, neighbors, interfaces, handover, handovers, "
-                       "mobile-nodes.  Example: fmipfast ctl --socket /run/fmipfast.sock handover "
+                       description="Commands of a router: ping, counters, neighbors, interfaces, handover, "
+                       "handovers, mobile-nodes; of an MN (fmipfast mn): ping, status, counters.  "
+                       "Example: fmipfast ctl --socket /run/fmipfast.sock handover "
                        "--arg pcoa=2001:db8:1::a --arg nar=2001:db8:2::1")
     p.add_argument("--socket", required=True, help="the daemon's --control path")
     p.add_argument("--timeout", type=float, default=5.0)
@@ -444,24 +508,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("command")
     p.set_defaults(func=_cmd_ctl)
 
+    p = sub.add_parser("mn", help="run the mobile node on a real interface (root)",
+                       description="Attach to the [mn] router with the tickets of the [mn] ccache file and follow "
+                       "the handovers the network triggers (the draft's MN side), on the host's kernel stack; "
+                       "prints 'READY' once running and a JSON status on exit (SIGTERM/SIGINT).")
+    p.add_argument("--config", required=True, help="TOML file with an [mn] section")
+    p.add_argument("--control", metavar="PATH", help="serve the JSON control API (ping, status, counters) here")
+    p.set_defaults(func=_cmd_mn)
+
     p = sub.add_parser("kdc", help="run a light-weight Kerberos KDC (UDP) for one realm",
                        description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "
                        "'READY host port' once bound; SIGINT/SIGTERM stop it.")
     p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
     p.set_defaults(func=_cmd_kdc)
 
-    p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6 with two engines: up, status, down (root)",
+    p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6: up, status, move, down, run (root)",
                        description="up: build the namespaces, veth pairs and bridges and start fmipfast router "
-                       "engines in par and nar (kept running after the command); status: the engines' live "
-                       "counters; down: stop the engines and remove every namespace and link; run: build a lab, "
+                       "engines in par and nar and fmipfast mn in mn, attached to the PAR (kept running after the "
+                       "command); status: the daemons' live counters; move: the MN's link to A or B (what a "
+                       "handover's switch command does); down: stop the daemons and remove every namespace and "
+                       "link; run: build a lab, "
                        "measure a fast handover of a CN stream over it (engines with AH, Kerberos case 1) and "
                        "remove it.")
-    p.add_argument("action", choices=("up", "status", "down", "run"))
+    p.add_argument("action", choices=("up", "status", "move", "down", "run"))
+    p.add_argument("--to", default="B", help="move: link A or B, or the address of the router on it")
     p.add_argument("--prefix", default="fmipfast-lab-", help="namespace name prefix (default fmipfast-lab-)")
     p.add_argument("--state", help="state directory (default /run/fmipfast-lab/<prefix>)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--rate", type=int, default=1000, help="run: the CN's stream, datagrams per second")
-    p.add_argument("--gap-ms", type=float, default=30.0, help="run: the layer-2 gap of the move")
+    p.add_argument("--gap-ms", type=float, default=30.0, help="run, move: the layer-2 gap of the move")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
     p.add_argument("--case", type=int, choices=(1, 2), default=1,

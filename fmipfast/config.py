@@ -157,6 +157,8 @@ def _address(path: str, value: Any) -> str:
     import ipaddress
 
     try:
+        if not isinstance(value, str):  # IPv6Address(7) would be ::7
+            raise TypeError(value)
         return str(ipaddress.IPv6Address(value))
     except (ValueError, TypeError):
         raise ConfigError(path, f"expected an IPv6 address, got {value!r}") from None
@@ -412,15 +414,55 @@ class RouterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MnConfig:
+    """``[mn]``: the mobile-node daemon (``fmipfast mn``): its interface, the access router it attaches to at
+    start, its credentials, where its Binding Updates go, and how it changes link when a handover says so."""
+
+    interface: str = ""
+    router: str = ""  # the access router's address it attaches to at start (draft §2: the PAR-to-be)
+    router_principal: str = ""  # that router's Kerberos principal (the AP-REQ of the initial Attach)
+    address: str = ""  # the MN's care-of address on that link, already configured on ``interface``
+    ccache: str = ""  # the credentials file (fmipfast.security.ccache.save_credentials; mode 0600)
+    home_agent: str | None = None  # where Binding Updates go (the Attach carries one); None: no BU
+    keep_pcoa: bool = True  # keep the previous CoA until the BU is acknowledged (or pcoa_release_ms)
+    pcoa_release_ms: int = 1000  # after the BAck (or the handover, without home_agent) the PCoA goes
+    switch_command: tuple[str, ...] = ()  # run at ReadyToSwitch; "{nar}" becomes the NAR's address
+    switch_timeout_ms: int = 10000
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.interface)
+
+    @classmethod
+    def parse(cls, table: Mapping[str, Any], prefix: str) -> "MnConfig":
+        t = _Table(table, prefix)
+        home = t._get("home_agent", None)
+        command = t.get_list("switch_command")
+        for i, word in enumerate(command):
+            if not isinstance(word, str) or not word:
+                raise ConfigError(f"{prefix}.switch_command[{i}]", f"expected a non-empty string, got {word!r}")
+        made = cls(t.get_str("interface"), _address(f"{prefix}.router", t._get("router", None)),
+                   _principal(f"{prefix}.router_principal", t._get("router_principal", None)),
+                   _address(f"{prefix}.address", t._get("address", None)), t.get_str("ccache"),
+                   None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
+                   t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
+                   t.get_int("switch_timeout_ms", 10000, 1, 600_000))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The whole configuration; every section has defaults, so an empty file is valid."""
 
     codepoints: CodepointsConfig = field(default_factory=CodepointsConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     router: RouterConfig = field(default_factory=RouterConfig)
+    mn: MnConfig = field(default_factory=MnConfig)
 
 
-_SECTIONS: dict[str, Any] = {"codepoints": CodepointsConfig, "logging": LoggingConfig, "router": RouterConfig}
+_SECTIONS: dict[str, Any] = {"codepoints": CodepointsConfig, "logging": LoggingConfig, "router": RouterConfig,
+                             "mn": MnConfig}
 
 
 def from_mapping(data: Mapping[str, Any], *, source: str | None = None) -> Config:
@@ -547,4 +589,16 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # address = "2001:db8:ff::1"
 # mac = "02:00:5e:10:00:ff"
 # interface = "eth0"
+
+# [mn]                          # `fmipfast mn`: the mobile node (all of interface ... ccache required)
+# interface = "wlan0"
+# router = "2001:db8:1::1"      # the access router it attaches to at start
+# router_principal = "host/par@A.EXAMPLE"
+# address = "2001:db8:1::21b:63ff:fe84:45e6"    # its care-of address there, already configured
+# ccache = "/var/lib/fmipfast/mn.ccache"         # tickets for the routers (mode 0600)
+# home_agent = "2001:db8:ff::10"                 # where Binding Updates go (the Attach carries one)
+# keep_pcoa = true              # keep the previous care-of address until the BU is acknowledged
+# pcoa_release_ms = 1000        # ... and this long after
+# switch_command = ["/usr/local/sbin/roam-to", "{nar}"]  # at ReadyToSwitch; {nar}: the NAR address
+# switch_timeout_ms = 10000
 """

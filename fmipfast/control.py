@@ -31,18 +31,25 @@ import json
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from fmipfast.engine import Engine
 from fmipfast.errors import FmipError
 
-__all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "COMMANDS"]
+__all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS"]
 
 COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes")
 _STATE_NAMES = {0: "none", 1: "incomplete", 2: "reachable", 3: "stale", 4: "delay", 5: "probe"}
-_FLAG_NAMES = ((0x01, "router"), (0x02, "proxy"), (0x04, "local"), (0x08, "tunnel"), (0x10, "static"))
+_FLAG_NAMES = ((0x01, "router"), (0x02, "proxy"), (0x04, "local"), (0x08, "tunnel"), (0x10, "static"),
+               (0x20, "hold"))
+
+
+class Dispatcher(Protocol):
+    """What a :class:`ControlServer` serves: :class:`RouterControl`, or the MN daemon (``fmipfast.mnd``)."""
+
+    def dispatch(self, cmd: str, args: dict[str, Any]) -> Any: ...
 
 
 class ControlError(FmipError):
@@ -68,7 +75,7 @@ class RouterControl:
         return {"counters": dict(e.counters), "drops": e.drop_counts(), "conservation": e.conservation(),
                 "requeue": {k: v for k, v in e.requeue_counters.items() if v},
                 "buffer": dict(e.buffer.counters), "resolve_queue": dict(e.unresolved.counters),
-                "neighbor_cache": dict(e.ncache.counters)}
+                "neighbor_cache": dict(e.ncache.counters), "route_switch_holds": e.holds()}
 
     def neighbors(self) -> list[dict[str, Any]]:
         nc = self.engine.ncache
@@ -129,9 +136,10 @@ def _error_text(exc: BaseException) -> str:
 
 
 class ControlServer:
-    """The Unix-socket JSON server for one :class:`RouterControl` (start/close on the running loop)."""
+    """The Unix-socket JSON server for one :class:`RouterControl` or any other :class:`Dispatcher` (start/close
+    on the running loop)."""
 
-    def __init__(self, control: RouterControl, path: str, *, max_request: int = 65536, max_clients: int = 16,
+    def __init__(self, control: Dispatcher, path: str, *, max_request: int = 65536, max_clients: int = 16,
                  idle_timeout: float = 300.0) -> None:
         self.control = control
         self.path = path

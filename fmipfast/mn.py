@@ -268,12 +268,18 @@ class MobileNode:
         self._next_request += 1
         self._out.append(GetTicket(x.request_id, x.principal))
 
+    def allocate_bu_sequence(self) -> int:
+        """The next Binding Update Sequence # (RFC 6275 §11.7.1: each BU the MN sends gets a new one); used
+        for the BU an Attach carries and for BUs the MN's driver sends itself (retransmissions)."""
+        seq = self._sequence
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        return seq
+
     def _bu(self, coa: IPv6Address) -> tuple[SubOption, ...]:
         if self.home_agent is None:
             return ()
-        seq = self._sequence
+        seq = self.allocate_bu_sequence()
         self.last_bu_sequence = seq
-        self._sequence = (self._sequence + 1) & 0xFFFF
         return (EncapsulatedPacket(BindingUpdate(seq, self.bu_lifetime_units).packet(coa, self.home_agent)),)
 
     def _arm(self, x: _Exchange, send: Send, message: str) -> None:

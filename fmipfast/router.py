@@ -32,6 +32,7 @@ from fmipfast.control import ControlError
 from fmipfast.engine import ControlFrame, Engine
 from fmipfast.protocol import (
     BufferDrop,
+    DerivationError,
     ForwardPacket,
     Note,
     ProxyAdd,
@@ -45,6 +46,7 @@ from fmipfast.protocol import (
     TunnelRemove,
     Verified,
     Verify,
+    mac48_from_eui64,
 )
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
@@ -135,10 +137,18 @@ class RouterAgent:
         if self.on_note is not None:
             self.on_note(what, fields)
 
-    def _in_use(self, address: IPv6Address) -> bool:
-        """Draft §4: an NCoA is in use when *another* node has a neighbor entry (not our proxy)."""
+    def _in_use(self, address: IPv6Address, mn_eui64: bytes | None) -> bool:
+        """Draft §4: an NCoA is in use when *another* node has a neighbor entry (not our proxy): an entry with
+        the MN's own link-layer address (the HI's M option) is the MN's from an earlier visit."""
         idx = int(self.engine.ncache.lookup(np.frombuffer(address.packed, dtype=np.uint8).reshape(1, 16))[0])
-        return idx >= 0 and not int(self.engine.ncache.flags[idx]) & NeighborFlag.PROXY
+        if idx < 0 or int(self.engine.ncache.flags[idx]) & NeighborFlag.PROXY:
+            return False
+        if mn_eui64 is not None:
+            try:
+                return bytes(self.engine.ncache.macs[idx]) != mac48_from_eui64(mn_eui64)
+            except (ValueError, DerivationError):
+                return True
+        return True
 
     # ---------------------------------------------------------------- in: from the engine's control path
     def on_control(self, cf: ControlFrame) -> None:

@@ -154,8 +154,33 @@ def test_ncoa_of_another_live_handover_is_in_use():
     assert ar.counters["refused_ncoa_in_use"] == 1
 
 
+def test_an_mn_coming_back_to_its_old_address_is_not_in_use():
+    """A→B→A after the first handover ended at A: A still holds the MN's session (and, in the engine, its
+    neighbor entry) for the address.  An HI naming that address with the same MN's link-layer address (M) is
+    the MN returning — admitted, the stale session dropped; with another node's address it is in use."""
+    from fmipfast.ar import Session
+
+    mn_eui = bytes.fromhex("021b63fffe8445e6")
+    seen = []
+
+    def in_use(address, eui):
+        seen.append((address, eui))
+        return eui != mn_eui  # the engine's view: the neighbor entry has the MN's MAC
+
+    ar = AccessRouter(AR_B, is_address_in_use=in_use)
+    ar.sessions[NCOA_B] = Session(NCOA_B, bytes(32), mn_eui)
+    out = real(ar.handle(rx(hi_bytes(ident=1, mn_mac=mn_eui)), T0))
+    assert names(out) == ["ProxyAdd", "Verify"] and ar.counters["mn_returned"] == 1
+    assert NCOA_B not in ar.sessions and seen == [(NCOA_B, mn_eui)]
+    ar = AccessRouter(AR_B, is_address_in_use=in_use)
+    ar.sessions[NCOA_B] = Session(NCOA_B, bytes(32), mn_eui)
+    other = bytes.fromhex("020000fffe000001")
+    (he,) = real(ar.handle(rx(hi_bytes(ident=1, mn_mac=other)), T0))
+    assert he_status(he) == HandoverStatus.NCOA_IN_USE and NCOA_B in ar.sessions
+
+
 def test_refused_record_answers_duplicates_then_is_forgotten():
-    ar = AccessRouter(AR_B, is_address_in_use=lambda a: True, answer_cache_ms=100)
+    ar = AccessRouter(AR_B, is_address_in_use=lambda a, m: True, answer_cache_ms=100)
     (he,) = real(ar.handle(rx(hi_bytes()), T0))
     (again,) = real(ar.handle(rx(hi_bytes()), T0 + MS))
     assert again == he and ar.counters["retransmitted"] == 1

@@ -152,3 +152,76 @@ def test_bad_arguments_and_key_hygiene():
     with pytest.raises(ValueError):
         TicketCache(MN, key, {A: ("127.0.0.1", 1)}, capacity=1)
     assert key.value.hex() not in repr(TicketCache(MN, key, {A: ("127.0.0.1", 1)}))
+
+
+# ---------------------------------------------------------------- the credentials file (fmipfast mn)
+
+def _creds(server: L.Principal, lifetime: int = 3600) -> L.Credentials:
+    key = L.Key(3, os.urandom(32))
+    skey = L.Key(0, os.urandom(32))
+    part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, 1000, 1000, 1000 + lifetime, skey.value, MN)
+    return L.Credentials(MN, server, L.Ticket.issue(server, key, part), skey, part.flags, 1000, 1000, 1000 + lifetime)
+
+
+def test_credentials_file_round_trip_and_mode(tmp_path):
+    from fmipfast.security.ccache import load_credentials, save_credentials
+
+    path = tmp_path / "mn.ccache"
+    servers = [L.Principal("host/par", A), L.Principal("host/nar", B)]
+    made = [_creds(s) for s in servers]
+    save_credentials(path, made)
+    assert os.stat(path).st_mode & 0o777 == 0o600
+    got = load_credentials(path)
+    assert list(got) == servers
+    for c in made:
+        back = got[c.server]
+        assert back.ticket == c.ticket and back.session_key.value == c.session_key.value
+        assert (back.client, back.flags, back.authtime, back.starttime, back.endtime) == (
+            c.client, c.flags, c.authtime, c.starttime, c.endtime)
+
+
+@pytest.mark.parametrize("damage, problem", [
+    (lambda d: d.update(format="krb5"), "not an fmipfast credentials file"),
+    (lambda d: d.update(credentials={}), "credentials: expected a list"),
+    (lambda d: d["credentials"][0].update(client="nobody"), "credentials[0].client"),
+    (lambda d: d["credentials"][0].update(ticket="00ff"), "credentials[0].ticket"),
+    (lambda d: d["credentials"][0].update(server="host/other@REALM-A"), "credentials[0].ticket: the ticket is for"),
+    (lambda d: d["credentials"][0]["session_key"].update(key="abcd"), "credentials[0].session_key"),
+    (lambda d: d["credentials"][0].update(endtime=5), "credentials[0].times"),
+    (lambda d: d["credentials"][0].pop("flags"), "credentials[0].times"),
+])
+def test_credentials_file_errors_name_the_entry(tmp_path, damage, problem):
+    import json
+
+    from fmipfast.security.ccache import CredentialFileError, load_credentials, save_credentials
+
+    path = tmp_path / "mn.ccache"
+    save_credentials(path, [_creds(L.Principal("host/par", A))])
+    doc = json.loads(path.read_text())
+    damage(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(CredentialFileError) as info:
+        load_credentials(path)
+    assert problem in str(info.value) and str(path) in str(info.value)
+
+
+def test_credentials_file_refused_when_others_may_read_it(tmp_path):
+    from fmipfast.security.ccache import MAX_FILE_OCTETS, CredentialFileError, load_credentials, save_credentials
+
+    path = tmp_path / "mn.ccache"
+    save_credentials(path, [_creds(L.Principal("host/par", A))])
+    os.chmod(path, 0o644)
+    with pytest.raises(CredentialFileError, match="mode 0644: session keys must not be readable"):
+        load_credentials(path)
+    with pytest.raises(CredentialFileError, match="cannot read"):
+        load_credentials(tmp_path / "missing")
+    big = tmp_path / "big"
+    big.write_bytes(b" " * (MAX_FILE_OCTETS + 1))
+    os.chmod(big, 0o600)
+    with pytest.raises(CredentialFileError, match="larger than"):
+        load_credentials(big)
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\xff{")
+    os.chmod(junk, 0o600)
+    with pytest.raises(CredentialFileError, match="not JSON"):
+        load_credentials(junk)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -163,3 +164,22 @@ def test_kdc_subcommand_serves_and_stops_on_sigterm(tmp_path):
     done = subprocess.run([sys.executable, "-m", "fmipfast", "kdc", "--config", str(bad)], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2 and "realm" in done.stderr
+
+
+def test_mn_daemon_refuses_bad_configuration_clearly(tmp_path, capsys):
+    """`fmipfast mn`: no [mn] section, or a credentials file others may read, is exit 2 with the key or the
+    file named — before any socket is opened."""
+    cfg = tmp_path / "mn.toml"
+    cfg.write_text("[logging]\nlevel = \"info\"\n")
+    code, _, err = _run(capsys, "mn", "--config", str(cfg))
+    assert code == 2 and "mn.interface: the [mn] section is required" in err
+    ccache = tmp_path / "mn.ccache"
+    ccache.write_text('{"format": "fmipfast-ccache-1", "credentials": []}\n')
+    os.chmod(ccache, 0o640)
+    cfg.write_text(f'[mn]\ninterface = "mn0"\nrouter = "2001:db8:1::1"\nrouter_principal = "host/par@A.EXAMPLE"\n'
+                   f'address = "2001:db8:1::2"\nccache = "{ccache}"\n')
+    code, _, err = _run(capsys, "mn", "--config", str(cfg))
+    assert code == 2 and str(ccache) in err and "mode 0640" in err
+    cfg.write_text(cfg.read_text().replace('router = "2001:db8:1::1"', 'router = "par"'))
+    code, _, err = _run(capsys, "mn", "--config", str(cfg))
+    assert code == 2 and "mn.router" in err and "expected an IPv6 address" in err

@@ -169,3 +169,46 @@ def test_security_needs_a_way_to_verify():
                                                                     'principal = "other@A.EXAMPLE"\nkvno')
     with pytest.raises(ConfigError, match="no key for host/par@A.EXAMPLE and no kdc"):
         config.loads(text)
+
+
+MN = """
+[mn]
+interface = "mn0"
+router = "2001:db8:1::5eff:fe10:1"
+router_principal = "host/par@A.EXAMPLE"
+address = "2001:db8:1::21b:63ff:fe84:45e6"
+ccache = "/run/mn.ccache"
+home_agent = "2001:db8:ff::10"
+pcoa_release_ms = 250
+switch_command = ["/usr/local/sbin/roam-to", "{nar}"]
+"""
+
+
+def test_mn_section():
+    mn = config.loads(MN).mn
+    assert mn.configured and mn.interface == "mn0" and mn.router == "2001:db8:1::5eff:fe10:1"
+    assert mn.router_principal == "host/par@A.EXAMPLE" and mn.home_agent == "2001:db8:ff::10"
+    assert mn.switch_command == ("/usr/local/sbin/roam-to", "{nar}") and mn.pcoa_release_ms == 250
+    assert mn.keep_pcoa is True and mn.switch_timeout_ms == 10000
+    assert not config.loads("").mn.configured  # no [mn]: a router's file, or only defaults
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (('interface = "mn0"\n', ""), "mn.interface", "missing"),
+    (('router = "2001:db8:1::5eff:fe10:1"', 'router = "10.0.0.1"'), "mn.router", "IPv6 address"),
+    (('router_principal = "host/par@A.EXAMPLE"', 'router_principal = "par"'), "mn.router_principal",
+     "expected a principal"),
+    (('address = "2001:db8:1::21b:63ff:fe84:45e6"\n', ""), "mn.address", "IPv6 address"),
+    (('ccache = "/run/mn.ccache"\n', ""), "mn.ccache", "missing"),
+    (('home_agent = "2001:db8:ff::10"', "home_agent = 7"), "mn.home_agent", "IPv6 address"),
+    (("pcoa_release_ms = 250", "pcoa_release_ms = -1"), "mn.pcoa_release_ms", "out of range"),
+    (('"/usr/local/sbin/roam-to", "{nar}"', '"/usr/local/sbin/roam-to", 5'), "mn.switch_command[1]",
+     "non-empty string"),
+    (("pcoa_release_ms = 250", "pcoa_release = 250"), "mn.pcoa_release", "unknown key"),
+])
+def test_mn_errors_name_the_key(edit, key, problem):
+    old, new = edit
+    assert old in MN
+    with pytest.raises(ConfigError) as info:
+        config.loads(MN.replace(old, new, 1))
+    assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)

@@ -79,9 +79,9 @@ class Net:
         self.in_use: dict[str, set[IPv6Address]] = {"A": set(), "B": set()}
         self.routers = {
             "A": AccessRouter(AR_A, backoff=self.backoff, max_handovers=max_handovers, first_identifier=0x100,
-                              is_address_in_use=lambda a: a in self.in_use["A"], **(a_kwargs or {})),
+                              is_address_in_use=lambda a, m: a in self.in_use["A"], **(a_kwargs or {})),
             "B": AccessRouter(AR_B, backoff=self.backoff, max_handovers=max_handovers, first_identifier=0x200,
-                              is_address_in_use=lambda a: a in self.in_use["B"], **(b_kwargs or {})),
+                              is_address_in_use=lambda a, m: a in self.in_use["B"], **(b_kwargs or {})),
         }
         self.mn = MobileNode(MN_MAC, home_agent=HA, backoff=self.backoff)
         self.link = "A"  # the link the MN is on ("A", "B" or None between links)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -31,6 +33,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     return subprocess.run([sys.executable, "-m", "fmipfast", "lab", *args], capture_output=True, text=True,
                           env=env, timeout=120, check=False)
+
+
+def _until_mn(ctl, done, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        st = ctl.call("status")
+        if done(st) or time.monotonic() > deadline:
+            return st
+        time.sleep(0.1)
 
 
 def test_up_status_down_through_the_cli(tmp_path):
@@ -58,14 +69,60 @@ def test_up_status_down_through_the_cli(tmp_path):
         assert par["counters"]["forwarded"] >= 3 and par["conservation"]["holds"], par
         from fmipfast.control import ControlClient, ControlError
 
-        # the handover protocol runs in the engines: it answers, and refuses a handover of an unknown MN
+        # the MN daemon attached to the PAR at `lab up`; a handover driven by hand through the PAR's control
+        # socket: Redirect, HRA, the MN's switch command (`fmipfast lab move`) to link B, Attach at the NAR
+        mn_ctl = ControlClient(rec["mn"]["control"])
+        before = mn_ctl.call("status")
+        assert (before["state"], before["router"], before["coa"]) == ("attached", rec["addresses"]["par"],
+                                                                      rec["addresses"]["pcoa"])
         par_ctl = ControlClient(rec["engines"]["par"]["control"])
-        assert par_ctl.call("handovers") == [] and par_ctl.call("mobile-nodes") == []
-        with pytest.raises(ControlError, match="handover refused"):
-            par_ctl.call("handover", pcoa=rec["addresses"]["pcoa"], nar=rec["addresses"]["nar"],
+        assert [m["address"] for m in par_ctl.call("mobile-nodes")] == [rec["addresses"]["pcoa"]]
+        with pytest.raises(ControlError, match="handover refused"):  # an MN without a session at this router
+            par_ctl.call("handover", pcoa=rec["addresses"]["ncoa"], nar=rec["addresses"]["nar"],
                          nar_principal="host/nar@B.EXAMPLE")
+        by_hand = subprocess.run([sys.executable, "-m", "fmipfast", "ctl", "--socket", rec["engines"]["par"]["control"],
+                                  "handover", "--arg", f"pcoa={rec['addresses']['pcoa']}", "--arg",
+                                  f"nar={rec['addresses']['nar']}", "--arg", "nar_principal=host/nar@B.EXAMPLE"],
+                                 capture_output=True, text=True, timeout=60,
+                                 env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+        assert by_hand.returncode == 0, by_hand.stderr
+        after = _until_mn(mn_ctl, lambda st: st["router"] == rec["addresses"]["nar"]
+                          and st["counters"]["daemon"]["pcoa_released"] == 1)
+        assert (after["state"], after["router"], after["coa"]) == ("attached", rec["addresses"]["nar"],
+                                                                   rec["addresses"]["ncoa"]), after
+        daemon = after["counters"]["daemon"]
+        assert daemon["switch_commands"] == 1 and daemon["switch_failed"] == 0 and after["last_switch"]["ok"]
+        assert daemon["handovers_completed"] == 1 and daemon["pcoa_released"] == 1 and after["retired"] == []
+        # the BU left in the Attach, the NAR forwarded it, the CN's binding cache answered: the PCoA went after
+        # the BAck, and the CN's binding moved to the NCoA
+        assert daemon["back_received"] >= 1 and daemon["bu_unacknowledged"] == daemon["bu_sent"] == 0, daemon
+        ping = subprocess.run(["ip", "netns", "exec", rec["namespaces"]["cn"], "ping", "-6", "-c", "3", "-i",
+                               "0.2", "-W", "2", rec["addresses"]["ncoa"]], capture_output=True, text=True)
+        assert ping.returncode == 0, ping.stdout + ping.stderr  # through the NAR engine now
+        moved = json.loads(_cli("status", "--prefix", PREFIX, "--state", state, "--json").stdout)
+        assert moved["mn_link"] == "B"
+        assert moved["bcache"]["bindings"][-1]["coa"] == rec["addresses"]["ncoa"], moved["bcache"]
+        bad = _cli("move", "--prefix", PREFIX, "--state", state, "--to", "C")
+        assert bad.returncode == 1 and "is not a link" in bad.stderr
         human = _cli("status", "--prefix", PREFIX, "--state", state)
         assert "par (alive)" in human.stdout and "nar (alive)" in human.stdout
+        assert f"mn (alive): attached at {rec['addresses']['nar']}" in human.stdout
+        # and back to the PAR, triggered at the NAR, with the CN's binding cache paused: no BAck for the
+        # Attach's BU, so the MN sends one of its own after 1 s (RFC 6275 §11.8); answered once it resumes
+        os.kill(rec["bcache"]["pid"], signal.SIGSTOP)
+        try:
+            ControlClient(rec["engines"]["nar"]["control"]).call(
+                "handover", pcoa=rec["addresses"]["ncoa"], nar=rec["addresses"]["par"],
+                nar_principal="host/par@A.EXAMPLE")
+            _until_mn(mn_ctl, lambda st: st["counters"]["daemon"]["bu_sent"] == 1)
+        finally:
+            os.kill(rec["bcache"]["pid"], signal.SIGCONT)
+        back = _until_mn(mn_ctl, lambda st: st["counters"]["daemon"]["pcoa_released"] == 2)
+        assert (back["router"], back["coa"]) == (rec["addresses"]["par"], rec["addresses"]["pcoa"]), back
+        daemon = back["counters"]["daemon"]
+        assert daemon["handovers_completed"] == 2 and daemon["bu_unacknowledged"] == 0, daemon
+        bindings = json.loads(_cli("status", "--prefix", PREFIX, "--state", state, "--json").stdout)["bcache"]
+        assert [b["coa"] for b in bindings["bindings"][-2:]] == [rec["addresses"]["pcoa"]] * 2  # both answered
     finally:
         down = _cli("down", "--prefix", PREFIX, "--state", state, "--json")
     assert down.returncode == 0, down.stderr
@@ -75,7 +132,9 @@ def test_up_status_down_through_the_cli(tmp_path):
         assert result["engines"][name]["conservation"]["holds"], result["engines"][name]
     assert result["engines"]["par"]["counters"]["forwarded"] >= 3
     assert _ours(PREFIX) == [] and not os.path.exists(state)
-    for pid in (e["pid"] for e in rec["engines"].values()):
+    assert result["engines"]["mn"]["router"] == rec["addresses"]["par"]  # the MN daemon's final status: back
+    assert result["engines"]["bcache"]["bindings"] >= 4  # initial attach, A→B, and B→A twice
+    for pid in [e["pid"] for e in rec["engines"].values()] + [rec["mn"]["pid"]]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     gone = _cli("status", "--prefix", PREFIX, "--state", state)
@@ -93,7 +152,7 @@ def test_an_engine_that_fails_to_start_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(LabTopology, "router_config", broken)
     state = tmp_path / "state"
-    with pytest.raises(LabError, match="nar engine exited"):
+    with pytest.raises(LabError, match="nar daemon exited"):
         session.up(PREFIX, state, ready_timeout=30)
     assert _ours(PREFIX) == [] and not state.exists()
 

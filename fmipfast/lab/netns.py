@@ -45,6 +45,17 @@ class Netns:
         _ip("netns", "add", name)
         self.run("ip", "link", "set", "lo", "up")
 
+    @classmethod
+    def existing(cls, name: str) -> "Netns":
+        """A handle on a namespace that already exists (made by another process); FileNotFoundError if not."""
+        if not name.startswith(PREFIX):
+            name = PREFIX + name
+        if not os.path.exists(f"/run/netns/{name}"):
+            raise FileNotFoundError(f"no network namespace {name}")
+        ns = cls.__new__(cls)
+        ns.name = name
+        return ns
+
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
         """Run a command inside the namespace (``ip netns exec``)."""
         return subprocess.run(["ip", "netns", "exec", self.name, *cmd], capture_output=True, text=True,

@@ -39,9 +39,10 @@ from typing import Any
 
 from fmipfast.lab import topology, traffic
 from fmipfast.lab.topology import LabError, LabTopology
+from fmipfast.mobility import MobilitySocket
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "SUMMARY_KEYS"]
+__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "tickets", "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
 
@@ -131,13 +132,13 @@ def _start_kdc(lab: LabTopology, work: Path, env: dict[str, str]) -> tuple[subpr
     return proc, f"{line[1]}:{line[2]}"
 
 
-def _tickets(now: float) -> dict[L.Principal, L.Credentials]:
+def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentials]:
     """The MN's tickets, issued here (the lab plays the MN's earlier AS/TGS exchanges): one for each router's
     own key (case 1) and an access ticket for realm B (case 2, only KDC-B can open it)."""
     out = {}
     for principal, key in ((P_PAR, KEYS["par"]), (P_NAR, KEYS["nar"]), (P_ACCESS_B, ACCESS_B_KEY)):
         skey = L.Key(0, os.urandom(32))
-        start, end = int(now) - 10, int(now) + 3600
+        start, end = int(now) - 10, int(now) + lifetime_s
         part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, start, start, end, skey.value, P_MN)
         ticket = L.Ticket.issue(principal, key, part)
         out[principal] = L.Credentials(P_MN, principal, ticket, skey, part.flags, start, start, end)
@@ -290,7 +291,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         kdc, kdc_addr = _start_kdc(lab, work, env) if opts.case == 2 else (None, None)
         par, par_sock = _start_engine(lab, "par", work, env)
         nar, _ = _start_engine(lab, "nar", work, env, kdc_addr)
-        tickets = _tickets(time.time())
+        creds = tickets(time.time())
         nar_principal = P_ACCESS_B if opts.case == 2 else P_NAR
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
@@ -301,14 +302,14 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             return _finish(opts, got, timeline, move, {"par": _stop_engine(par), "nar": _stop_engine(nar)}, {})
 
         async def provider(server: L.Principal) -> L.Credentials:
-            return tickets[server]
+            return creds[server]
 
         with lab.ns["mn"].enter():
             # the CN is the MN's correspondent: the Attach carries the BU (a Mobility Header), the NAR forwards
             # it, and the BAck comes back to the NCoA on this raw MH socket
             agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True, home_agent=lab.cn_address,
                             on_note=lambda n, t: timeline.append((_note(n), t)))
-            mh = traffic.MobilitySocket()
+            mh = MobilitySocket()
 
         async def scenario() -> dict[str, Any]:
             loop = asyncio.get_running_loop()

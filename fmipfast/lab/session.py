@@ -1,10 +1,14 @@
-"""``fmipfast lab up|status|down``: the lab of DESIGN.md §6 left running between commands (root).
+"""``fmipfast lab up|status|move|down``: the lab of DESIGN.md §6 left running between commands (root).
 
 ``up`` builds :class:`~fmipfast.lab.topology.LabTopology`, writes the PAR's and the NAR's ``[router]``
 configurations into the state directory, starts ``fmipfast router`` in the ``par`` and ``nar`` namespaces with
-their control sockets, waits for each to print ``READY`` and records everything in ``state.json``; the lab then
-outlives the command.  A failure at any step tears down what was built.  ``status`` reads the state and asks
-each engine for its counters through the control API.  ``down`` stops the engines (SIGTERM, so each writes its
+their control sockets, then ``fmipfast mn`` in ``mn`` (an ``[mn]`` configuration and a credentials file with
+tickets for both routers), waits for each to print ``READY`` and for the MN to attach to the PAR, and records
+everything in ``state.json``; the lab then outlives the command.  A failure at any step tears down what was
+built.  A handover is then driven by hand through the PAR's control socket (``fmipfast ctl ... handover``):
+the MN daemon's switch command is ``fmipfast lab move`` to the NAR's link.  ``status`` reads the state and
+asks each daemon for its counters (the MN: its status) through the control API.  ``move`` moves the MN's
+bridge port to link A or B (the layer-2 handover).  ``down`` stops the daemons (SIGTERM, so each writes its
 final counters to its log), then removes every namespace of the prefix, and with them every link; it also
 cleans the leftovers of a crashed ``up``.
 
@@ -27,14 +31,36 @@ from fmipfast.lab import topology
 from fmipfast.lab.run import router_security
 from fmipfast.lab.topology import LabError, LabTopology
 
-__all__ = ["up", "status", "down", "state_dir", "READY_TIMEOUT_S"]
+__all__ = ["up", "status", "move", "down", "state_dir", "READY_TIMEOUT_S"]
 
 READY_TIMEOUT_S = 20.0
 ENGINES = ("par", "nar")
+TICKET_LIFETIME_S = 7 * 86400  # the lab's credentials file outlives any session of hand-driven handovers
 
 
 def state_dir(prefix: str, state: str | os.PathLike[str] | None = None) -> Path:
     return Path(state) if state is not None else Path("/run/fmipfast-lab") / prefix.rstrip("-")
+
+
+def _start(lab: LabTopology, sdir: Path, name: str, ns: str, argv: list[str], env: dict[str, str],
+           timeout: float) -> dict[str, Any]:
+    """Spawn a daemon with its log files in ``sdir``, wait for its READY line; its state record."""
+    log = sdir / f"{name}.log"
+    with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+        proc = lab.spawn(ns, argv, stdout=out, stderr=err, env=env)
+    _wait_ready(log, proc, name, timeout)
+    return {"pid": proc.pid, "log": str(log)}
+
+
+def _mn_config(lab: LabTopology, sdir: Path, prefix: str) -> str:
+    """The MN daemon's configuration: attach to the PAR with the PCoA; at a handover, move to the NAR's link."""
+    from fmipfast.lab.run import P_PAR
+
+    move = [sys.executable, "-m", "fmipfast", "lab", "move", "--prefix", prefix, "--state", str(sdir), "--to", "{nar}"]
+    words = ", ".join(json.dumps(w) for w in move)
+    return (f"[mn]\ninterface = \"{lab.mn_if}\"\nrouter = \"{lab.par_address}\"\n"
+            f"router_principal = \"{P_PAR}\"\naddress = \"{lab.pcoa}\"\nccache = \"{sdir / 'mn.ccache'}\"\n"
+            f"home_agent = \"{lab.cn_address}\"\nswitch_command = [{words}]\nswitch_timeout_ms = 20000\n")
 
 
 def _wait_ready(log: Path, proc: subprocess.Popen, name: str, timeout: float) -> None:
@@ -45,10 +71,10 @@ def _wait_ready(log: Path, proc: subprocess.Popen, name: str, timeout: float) ->
             return
         if proc.poll() is not None:
             err = log.with_suffix(".err")
-            raise LabError(f"the {name} engine exited with status {proc.returncode} before READY: "
+            raise LabError(f"the {name} daemon exited with status {proc.returncode} before READY: "
                            f"{err.read_text().strip() if err.exists() else ''}")
         time.sleep(0.05)
-    raise LabError(f"the {name} engine printed no READY within {timeout:.0f} s (log {log})")
+    raise LabError(f"the {name} daemon printed no READY within {timeout:.0f} s (log {log})")
 
 
 def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | None = None,
@@ -72,16 +98,30 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             sock = sdir / f"{name}.sock"
             if sock.exists():
                 sock.unlink()
-            log = sdir / f"{name}.log"
-            with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
-                proc = lab.spawn(name, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg),
-                                        "--control", str(sock)], stdout=out, stderr=err, env=env)
-            _wait_ready(log, proc, name, ready_timeout)
-            engines[name] = {"pid": proc.pid, "config": str(cfg), "control": str(sock), "log": str(log)}
+            engines[name] = {**_start(lab, sdir, name, name, [sys.executable, "-m", "fmipfast", "router", "--config",
+                                                              str(cfg), "--control", str(sock)], env, ready_timeout),
+                             "config": str(cfg), "control": str(sock)}
+        # the CN's binding cache (answers the MN's Binding Updates with BAcks), then the mobile node: tickets
+        # for both routers (the lab plays its earlier Kerberos exchanges)
+        bcache = _start(lab, sdir, "bcache", "cn", [sys.executable, "-m", "fmipfast.lab.traffic", "bcache"], env,
+                        ready_timeout)
+        from fmipfast.lab.run import tickets
+        from fmipfast.security.ccache import save_credentials
+
+        save_credentials(sdir / "mn.ccache", tickets(time.time(), TICKET_LIFETIME_S).values())
+        cfg = sdir / "mn.toml"
+        cfg.write_text(_mn_config(lab, sdir, prefix))
+        sock = sdir / "mn.sock"
+        mn = {**_start(lab, sdir, "mn", "mn", [sys.executable, "-m", "fmipfast", "mn", "--config", str(cfg),
+                                               "--control", str(sock)], env, ready_timeout),
+              "config": str(cfg), "control": str(sock)}
+        _wait_attached(str(sock), ready_timeout)
         record = {
             "prefix": prefix,
             "namespaces": dict(lab.names),
             "engines": engines,
+            "mn": mn,
+            "bcache": bcache,
             "addresses": {"cn": str(lab.cn_address), "par": str(lab.par_address), "nar": str(lab.nar_address),
                           "pcoa": str(lab.pcoa), "ncoa": str(lab.ncoa)},
             "mn_link": lab.mn_link,
@@ -94,6 +134,26 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
         raise
     lab.detach()
     return record
+
+
+def _wait_attached(sock: str, timeout: float) -> None:
+    from fmipfast.control import ControlClient, ControlError
+
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = ControlClient(sock, timeout=2.0).call("status")
+            if last["state"] == "attached":
+                return
+        except (ControlError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.05)
+    raise LabError(f"the MN did not attach to the PAR within {timeout:.0f} s: {last}")
+
+
+def _daemons(record: dict[str, Any]) -> dict[str, Any]:
+    return {**record["engines"], **{k: record[k] for k in ("mn", "bcache") if k in record}}
 
 
 def _load(prefix: str, state: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -114,17 +174,45 @@ def status(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] 
     record = _load(prefix, state)
     present = set(topology._present_namespaces())
     record["namespaces_present"] = sorted(n for n in record["namespaces"].values() if n in present)
-    for eng in record["engines"].values():
+    for name, eng in _daemons(record).items():
         try:
             os.kill(eng["pid"], 0)
             eng["alive"] = True
         except ProcessLookupError:
             eng["alive"] = False
+        if "control" not in eng:  # the binding cache: its log has a line per binding
+            log = Path(eng["log"])
+            eng["bindings"] = [json.loads(line) for line in (log.read_text().splitlines() if log.exists() else ())
+                               if line.startswith('{"t_ns"')]
+            continue
         try:
-            eng["counters"] = ControlClient(eng["control"], timeout=3.0).call("counters")
+            eng["counters" if name != "mn" else "status"] = ControlClient(eng["control"], timeout=3.0).call(
+                "counters" if name != "mn" else "status")
         except (ControlError, OSError) as exc:
             eng["error"] = str(exc)
     return record
+
+
+def move(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | None = None, to: str = "B",
+         gap_ms: float = 30.0) -> dict[str, Any]:
+    """The layer-2 handover of a lab that is up: the MN's bridge port to link ``to`` ("A", "B", or the address of
+    the router on that link — what the MN daemon's switch command passes) after ``gap_ms`` without a link."""
+    record = _load(prefix, state)
+    links = {record["addresses"]["par"]: "A", record["addresses"]["nar"]: "B", "A": "A", "B": "B"}
+    if to not in links:
+        raise LabError(f"move: {to!r} is not a link (A, B) or a router's address ({record['addresses']['par']}, "
+                       f"{record['addresses']['nar']})")
+    lab = LabTopology.attach(prefix, record.get("mn_link", "A"))
+    try:
+        done = lab.move_mn(links[to], gap_ms)
+    finally:
+        lab.detach()
+    record["mn_link"] = done.new
+    path = state_dir(prefix, state) / "state.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+    return {"from": done.old, "to": done.new, "gap_ms": done.gap_ms}
 
 
 def down(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | None = None,
@@ -139,7 +227,7 @@ def down(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | 
         record = None
     finals: dict[str, Any] = {}
     if record is not None:
-        for name, eng in record["engines"].items():
+        for name, eng in _daemons(record).items():
             pid = eng["pid"]
             try:
                 os.killpg(pid, signal.SIGTERM)

@@ -247,6 +247,19 @@ class LabTopology:
         """The NCoA the draft derives without C: the NAR's prefix, then the MN's current interface id."""
         return eui64_address(self.prefix_b, self.mn_mac)
 
+    @classmethod
+    def attach(cls, prefix: str = DEFAULT_PREFIX, mn_link: str = "A") -> "LabTopology":
+        """A handle on a lab another process built and left up (``fmipfast lab up``), for :meth:`move_mn` and
+        :meth:`spawn`; :meth:`detach` it when done — its :meth:`down` would not delete what it did not build."""
+        lab = cls(prefix=prefix)
+        try:
+            for role in ROLES:
+                lab.ns[role] = Netns.existing(lab.names[role])
+        except FileNotFoundError as exc:
+            raise LabError(f"the lab {prefix!r} is not up: {exc}") from None
+        lab.mn_link = mn_link
+        return lab
+
     def ns_name(self, role: str) -> str:
         return self.names[role]
 

@@ -32,8 +32,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fmipfast.messages import BindingAck, BindingUpdate
+from fmipfast.mobility import MobilitySocket
 
-__all__ = ["measure", "lost_ranges", "binding_update", "MobilitySocket", "send", "recv", "main", "HEADER",
+__all__ = ["measure", "lost_ranges", "binding_update", "send", "recv", "main", "HEADER",
            "MAX_COUNT", "MAX_RATE", "MAX_DURATION_S"]
 
 HEADER = struct.Struct("!QQ")
@@ -54,71 +55,6 @@ def _bounded(name: str, value: float, lo: float, hi: float) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- sender
-
-
-IPPROTO_MH = 135  # RFC 6275 Mobility Header
-
-
-class MobilitySocket:
-    """A raw IPPROTO_MH socket (RFC 6275 §6.1) for the lab's Binding Updates and Acknowledgements.  Linux
-    computes and verifies the Mobility Header checksum of such a socket itself (it sets IPV6_CHECKSUM at offset
-    4 for IPPROTO_MH): a datagram with a bad checksum never reaches us, and what we send carries a correct one
-    whatever the field held.  ``bind``: the source address (the MN's NCoA)."""
-
-    def __init__(self, bind: str | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
-        if bind:
-            self.sock.bind((bind, 0))
-        self.errors: dict[str, int] = {}
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _count(self, key: str) -> None:
-        self.errors[key] = self.errors.get(key, 0) + 1
-
-    def send(self, mh: bytes, to: str) -> bool:
-        try:
-            self.sock.sendto(mh, (to, 0))
-            return True
-        except OSError as exc:
-            self._count(f"send_errno_{exc.errno}")
-            return False
-
-    def receive(self, timeout: float | None) -> tuple[str, bytes] | None:
-        """One Mobility Header and its source address; None when nothing came within ``timeout`` (0: poll)."""
-        self.sock.settimeout(timeout)
-        try:
-            data, peer = self.sock.recvfrom(2048)
-        except (BlockingIOError, TimeoutError, socket.timeout):
-            return None
-        except OSError as exc:
-            self._count(f"recv_errno_{exc.errno}")
-            return None
-        return peer[0], data
-
-    def wait_ack(self, cn: str, sequences: Iterable[int], timeout: float) -> BindingAck | None:
-        """The BAck from ``cn`` answering one of ``sequences``; anything else is counted and skipped."""
-        want = set(sequences)
-        end = time.monotonic() + timeout
-        while (left := end - time.monotonic()) > 0:
-            got = self.receive(left)
-            if got is None:
-                continue
-            src, data = got
-            try:
-                back = BindingAck.decode_mh(data)
-            except ValueError:
-                self._count("mh_not_back")
-                continue
-            if src != cn or back.sequence not in want:
-                self._count("back_unexpected")
-                continue
-            return back
-        return None
 
 
 def binding_update(ncoa: str, cn: str, seq: int = 1, *, timeout: float = 1.0, tries: int = 3,
@@ -159,7 +95,7 @@ def _check_bu(mh: MobilitySocket, bindings: list[list[Any]]) -> str | None:
     try:
         bu = BindingUpdate.decode_mh(data)
     except ValueError:
-        mh._count("mh_not_bu")
+        mh.count("mh_not_bu")
         return None
     bindings.append([time.monotonic_ns(), src, bu.sequence])
     if bu.flags & 0x8000:  # A
@@ -306,6 +242,33 @@ def recv(bind: str, port: int, duration: float, *, count: int = MAX_COUNT,
             "fields": ["seq", "recv_ns", "ifindex", "sent_ns"], "received": records}
 
 
+def bcache(*, ready: Any = None, out: Any = None) -> dict[str, Any]:
+    """The CN's binding-cache receiver on its own (``fmipfast lab up``: no stream runs, the MN daemon's BUs
+    still get their BAck): answers every Binding Update until SIGTERM/SIGINT, writing one JSON line per binding
+    to ``out`` (a text file object) as it happens.  Returns the bindings and the socket's error counters."""
+    mh = MobilitySocket()
+    bindings: list[list[Any]] = []
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if ready is not None:
+            ready()
+        while True:
+            if mh.wait_readable(0.5) and _check_bu(mh, bindings) is not None and out is not None:
+                t, coa, seq = bindings[-1]
+                print(json.dumps({"t_ns": t, "coa": coa, "seq": seq}), file=out, flush=True)
+    except _Stop:
+        pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        mh.close()
+    return {"bindings": bindings, "errors": mh.errors}
+
+
 # --------------------------------------------------------------------------------------------- measure
 
 
@@ -404,7 +367,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--duration", type=float, required=True, help=f"seconds (max {MAX_DURATION_S:g})")
     r.add_argument("--count", type=int, default=MAX_COUNT, help="stop after this many datagrams")
     r.add_argument("--out", required=True, help="JSON file")
+    sub.add_parser("bcache", help="a binding-cache receiver: answer Binding Updates until SIGTERM")
     args = ap.parse_args(argv)
+    if args.cmd == "bcache":
+        done = bcache(ready=lambda: print("READY bcache", flush=True), out=sys.stdout)
+        print(json.dumps({"bindings": len(done["bindings"]), "errors": done["errors"]}), flush=True)
+        return 0
     try:
         if args.cmd == "send":
             result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind,

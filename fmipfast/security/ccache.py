@@ -19,13 +19,99 @@ Ownership: one asyncio event loop (the MN agent's); no locking.  Keys are never 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import stat
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from fmipfast.errors import FmipError
 from fmipfast.security.kdc import KdcClient, get_service_ticket
-from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal, UnknownRealm, krbtgt
+from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal, Ticket, UnknownRealm, krbtgt
 
-__all__ = ["TicketCache"]
+__all__ = ["TicketCache", "save_credentials", "load_credentials", "CredentialFileError", "MAX_FILE_CREDENTIALS"]
+
+#: Bounds of a credentials file: entries, and octets read.
+MAX_FILE_CREDENTIALS = 256
+MAX_FILE_OCTETS = 1 << 20
+_FILE_FORMAT = "fmipfast-ccache-1"
+
+
+class CredentialFileError(FmipError, ValueError):
+    """A credentials file that cannot be used: its path, and the entry and field at fault."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem = path, problem
+
+
+def save_credentials(path: str | os.PathLike[str], creds: Iterable[Credentials]) -> None:
+    """Write ``creds`` to ``path`` (JSON, mode 0600, replaced atomically): what an MN daemon that does not
+    talk to a KDC itself starts from (``[mn] ccache``), like a Kerberos FILE: credential cache."""
+    entries = [{"client": str(c.client), "server": str(c.server), "ticket": c.ticket.encode().hex(),
+                "session_key": {"kvno": c.session_key.kvno, "key": c.session_key.value.hex()},
+                "flags": c.flags, "authtime": c.authtime, "starttime": c.starttime, "endtime": c.endtime}
+               for c in creds]
+    if len(entries) > MAX_FILE_CREDENTIALS:
+        raise ValueError(f"at most {MAX_FILE_CREDENTIALS} credentials per file, got {len(entries)}")
+    name = os.fspath(path)
+    tmp = f"{name}.tmp{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"format": _FILE_FORMAT, "credentials": entries}, fh, indent=1)
+        fh.write("\n")
+    os.replace(tmp, name)
+
+
+def load_credentials(path: str | os.PathLike[str]) -> dict[Principal, Credentials]:
+    """Read a file written by :func:`save_credentials`, keyed by server principal.  Refuses (with
+    :class:`CredentialFileError` naming the entry and field) a file others may read — it holds session keys —
+    a file over :data:`MAX_FILE_OCTETS`, and any malformed entry; expiry is the ticket user's to check."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise CredentialFileError(name, f"mode {stat.S_IMODE(st.st_mode):04o}: session keys must not be "
+                                                "readable by group or others (chmod 600)")
+            raw = fh.read(MAX_FILE_OCTETS + 1)
+    except OSError as exc:
+        raise CredentialFileError(name, f"cannot read: {exc.strerror}") from None
+    if len(raw) > MAX_FILE_OCTETS:
+        raise CredentialFileError(name, f"larger than {MAX_FILE_OCTETS} octets")
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CredentialFileError(name, f"not JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("format") != _FILE_FORMAT:
+        raise CredentialFileError(name, f"not an fmipfast credentials file (format {_FILE_FORMAT!r} expected)")
+    entries = doc.get("credentials")
+    if not isinstance(entries, list) or len(entries) > MAX_FILE_CREDENTIALS:
+        raise CredentialFileError(name, f"credentials: expected a list of at most {MAX_FILE_CREDENTIALS} entries")
+    out: dict[Principal, Credentials] = {}
+    for i, e in enumerate(entries):
+        where = f"credentials[{i}]"
+        try:
+            if not isinstance(e, dict):
+                raise ValueError("expected an object")
+            field = "client"
+            client = Principal.parse(e["client"])
+            field = "server"
+            server = Principal.parse(e["server"])
+            field = "ticket"
+            ticket = Ticket.decode(bytes.fromhex(e["ticket"]))
+            if ticket.server != server:
+                raise ValueError(f"the ticket is for {ticket.server}, not {server}")
+            field = "session_key"
+            key = Key(int(e["session_key"]["kvno"]), bytes.fromhex(e["session_key"]["key"]))
+            field = "times"
+            flags, authtime, starttime, endtime = (int(e[k]) for k in ("flags", "authtime", "starttime", "endtime"))
+            if not authtime <= endtime or not starttime <= endtime:
+                raise ValueError("endtime before authtime or starttime")
+        except (KeyError, TypeError, ValueError, LkbError) as exc:
+            raise CredentialFileError(name, f"{where}.{field}: {exc}") from None
+        out[server] = Credentials(client, server, ticket, key, flags, authtime, starttime, endtime)
+    return out
 
 COUNTERS = ("hits", "misses", "as_exchanges", "fetched", "fetch_failed", "precached", "precache_failed",
             "evicted")

@@ -1,0 +1,259 @@
+"""``fmipfast mn --config FILE.toml``: the mobile node as a daemon (DESIGN.md §7), on the host's kernel stack.
+
+It runs :class:`fmipfast.mnagent.MnAgent` on the ``[mn]`` interface: an initial attach to ``[mn] router``
+(Attach with an AP-REQ from the credentials file, then Authenticated-MN), and from then on every handover
+the network triggers at that router (draft §2.1: Handover Redirect -> HR-Ack -> the link change -> Attach at
+the NAR -> Authenticated-MN), with the NCoA configured without DAD, the NAR's neighbor entry and the default
+route set through netlink.
+
+What the daemon adds to the agent:
+
+* **Credentials** from a file (``[mn] ccache``, :func:`fmipfast.security.ccache.load_credentials`), like a
+  Kerberos FILE: cache: the tickets for the routers, obtained beforehand.  A ticket the file lacks fails the
+  handover's ticket step (counted ``ticket_missing``; the MN stays with its router).
+* **The link change.**  At ReadyToSwitch the daemon runs ``[mn] switch_command`` with ``{nar}`` replaced by
+  the NAR's address (roaming is the link layer's business: a WLAN supplicant, a lab script), bounded by
+  ``switch_timeout_ms``; the carrier change that follows is what the agent reacts to.  Links are named after
+  their router's address, so a carrier flap on the same link is not mistaken for a move.
+* **The binding.**  With ``[mn] home_agent`` each Attach carries a Binding Update (an RFC 6275 Mobility
+  Header) for it; the daemon listens on a raw ``IPPROTO_MH`` socket for the Binding Acknowledgement.  None
+  within ``BINDACK_TIMEOUT_S`` (RFC 6275 INITIAL_BINDACK_TIMEOUT, 1 s): it sends a BU of its own from the new
+  care-of address with a new Sequence #, doubling the wait, ``BU_TRIES`` BUs in all (§11.8).  The retired
+  PCoA (``keep_pcoa``) stays until ``pcoa_release_ms`` after the BAck — after the last try without one
+  (counted ``bu_unacknowledged``), or after the handover without a home agent — so packets still addressed to
+  the PCoA reach the host's sockets.
+* **Control API** (``--control PATH``, the JSON protocol of :mod:`fmipfast.control`): ``ping``, ``status``
+  (state, router, care-of address, retired addresses, counters), ``counters``.
+
+Ownership: one asyncio loop owns the daemon and its agent.  Bad input (a malformed message, a failed
+command, a missing ticket) is counted, never fatal.
+
+May import: mnagent, mn, mobility, protocol, messages, config, security, control.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from ipaddress import IPv6Address
+from typing import Any
+
+from fmipfast.config import MnConfig
+from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
+from fmipfast.errors import SecurityError
+from fmipfast.messages import BindingAck
+from fmipfast.mn import MnState
+from fmipfast.mnagent import MnAgent
+from fmipfast.mobility import MobilitySocket
+from fmipfast.protocol import Note
+from fmipfast.security.ccache import load_credentials
+from fmipfast.security.lwkerb import Credentials, Principal
+
+__all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
+
+log = logging.getLogger("fmipfast.mnd")
+
+COUNTERS = ("switch_commands", "switch_failed", "ticket_missing", "ticket_expired", "handovers_completed",
+            "bu_sent", "back_received", "back_rejected", "back_unexpected", "bu_unacknowledged", "pcoa_released")
+BINDACK_TIMEOUT_S = 1.0  # RFC 6275 INITIAL_BINDACK_TIMEOUT
+BU_TRIES = 3  # the Attach's BU and two of our own
+
+
+class MissingTicket(SecurityError):
+    """The credentials file holds no usable ticket for the router a handover names."""
+
+
+class MnDaemon:
+    """The mobile node of ``cfg`` (an :class:`~fmipfast.config.MnConfig` with ``interface`` set)."""
+
+    def __init__(self, cfg: MnConfig, *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
+                 clock: Any = time.monotonic_ns) -> None:
+        if not cfg.configured:
+            raise ValueError("mn.interface: the [mn] section is missing or has no interface")
+        self.cfg = cfg
+        self.credentials = load_credentials(cfg.ccache)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self.clock = clock
+        self.last_switch: dict[str, Any] | None = None
+        self._release: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._awaited: set[int] = set()  # Sequence #s of BUs whose BAck we wait for
+        self._acked = asyncio.Event()
+        self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
+                             ticket_provider=self._ticket, clock=clock, keep_pcoa=cfg.keep_pcoa,
+                             on_ready_to_switch=self._switch, on_note=self._on_note)
+        try:
+            self.mh = MobilitySocket() if cfg.home_agent is not None else None
+        except OSError:
+            self.agent.close()
+            raise
+
+    def close(self) -> None:
+        self.agent.close()
+        if self.mh is not None:
+            self.mh.close()
+
+    # ------------------------------------------------------------------ hooks of the agent
+    def _ticket(self, server: Principal) -> Credentials:
+        creds = self.credentials.get(server)
+        if creds is None:
+            self.counters["ticket_missing"] += 1
+            raise MissingTicket(f"no ticket for {server} in {self.cfg.ccache}")
+        if creds.endtime <= time.time():
+            self.counters["ticket_expired"] += 1
+            raise MissingTicket(f"the ticket for {server} in {self.cfg.ccache} expired at {creds.endtime}")
+        return creds
+
+    async def _switch(self, nar: IPv6Address) -> None:
+        """ReadyToSwitch: the next carrier-up is the NAR's link; the switch command moves us there."""
+        self.agent.next_link = str(nar)
+        if not self.cfg.switch_command:
+            return
+        argv = [word.replace("{nar}", str(nar)) for word in self.cfg.switch_command]
+        self.counters["switch_commands"] += 1
+        started = self.clock()
+        try:
+            proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.PIPE)
+            try:
+                out, err = await asyncio.wait_for(proc.communicate(), self.cfg.switch_timeout_ms / 1000)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+                raise RuntimeError(f"no exit within {self.cfg.switch_timeout_ms} ms") from None
+            if proc.returncode != 0:
+                raise RuntimeError(f"exit status {proc.returncode}: {err.decode(errors='replace').strip()[-300:]}")
+            self.last_switch = {"nar": str(nar), "ok": True, "ms": (self.clock() - started) / 1e6}
+        except (OSError, RuntimeError) as exc:
+            self.counters["switch_failed"] += 1
+            self.last_switch = {"nar": str(nar), "ok": False, "error": str(exc)}
+            log.warning("switch_command %s failed: %s", argv, exc)
+
+    def _on_note(self, note: Note, now: int) -> None:
+        if note.name == "state" and note.fields.get("new") == MnState.ATTACHED.value:
+            handover = note.fields.get("old") == MnState.HO_ATTACHING.value
+            if handover:
+                self.counters["handovers_completed"] += 1
+            if self.cfg.home_agent is None:
+                if handover:
+                    self._release_later()
+            elif self.agent.mn.last_bu_sequence is not None and self.agent.mn.router is not None:
+                self._spawn(self._bind(self.agent.mn.last_bu_sequence, str(self.agent.mn.router.coa)))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _bind(self, seq: int, coa: str) -> None:
+        """Wait for the BAck of the Attach's BU (Sequence # ``seq``), sending BUs of our own from ``coa`` when it
+        does not come (RFC 6275 §11.8); then let the retired PCoA go."""
+        from fmipfast.messages import BindingUpdate
+
+        assert self.mh is not None and self.cfg.home_agent is not None
+        self._awaited = {seq}
+        self._acked.clear()
+        timeout = BINDACK_TIMEOUT_S
+        for attempt in range(BU_TRIES):
+            try:
+                await asyncio.wait_for(self._acked.wait(), timeout)
+                break
+            except asyncio.TimeoutError:
+                if attempt + 1 == BU_TRIES:
+                    self.counters["bu_unacknowledged"] += 1
+                    log.warning("no Binding Acknowledgement from %s after %d BUs", self.cfg.home_agent, BU_TRIES)
+                    break
+            seq = self.agent.mn.allocate_bu_sequence()
+            self._awaited.add(seq)
+            mh = BindingUpdate(seq, self.agent.mn.bu_lifetime_units).encode_mh(coa, self.cfg.home_agent)
+            if self.mh.send(mh, self.cfg.home_agent, src=coa):
+                self.counters["bu_sent"] += 1
+            timeout *= 2
+        self._awaited = set()
+        if self.agent.retired:
+            self._release_later()
+
+    def _release_later(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._release is not None:
+            self._release.cancel()
+        self._release = loop.call_later(self.cfg.pcoa_release_ms / 1000, self._release_now)
+
+    def _release_now(self) -> None:
+        self._release = None
+        self._spawn(self._release_retired())
+
+    async def _release_retired(self) -> None:
+        self.counters["pcoa_released"] += len(await self.agent.release_retired())
+
+    def _on_mh(self) -> None:
+        """A Mobility Header for us: the BAck of the BU the last Attach carried releases the retired PCoA."""
+        assert self.mh is not None
+        got = self.mh.receive(0)
+        if got is None:
+            return
+        src, data = got
+        try:
+            back = BindingAck.decode_mh(data)
+        except ValueError:
+            self.mh.count("mh_not_back")
+            return
+        if src != self.cfg.home_agent or back.sequence not in self._awaited:
+            self.counters["back_unexpected"] += 1
+            return
+        self.counters["back_received"] += 1
+        if not back.accepted:
+            self.counters["back_rejected"] += 1
+            log.warning("binding update %d rejected with status %d", back.sequence, back.status)
+        self._acked.set()  # a rejection is an answer too: retrying the same binding would not change it
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event, *, ready: Any = None) -> None:
+        """Attach to ``[mn] router`` and serve until ``stop`` is set; ``ready()`` once the agent runs."""
+        loop = asyncio.get_running_loop()
+        if self.mh is not None:
+            loop.add_reader(self.mh.fileno(), self._on_mh)
+        runner = loop.create_task(self.agent.run(stop))
+        try:
+            self.agent.start(self.cfg.router, Principal.parse(self.cfg.router_principal), self.cfg.address,
+                             self.cfg.router)
+            if ready is not None:
+                ready()
+            await runner
+        finally:
+            if self.mh is not None:
+                loop.remove_reader(self.mh.fileno())
+            if self._release is not None:
+                self._release.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+            if not runner.done():
+                runner.cancel()
+            await asyncio.gather(runner, *self._tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------------ the control API
+    def status(self) -> dict[str, Any]:
+        mn = self.agent.mn
+        router = mn.router
+        return {"interface": self.cfg.interface, "state": mn.state.value,
+                "router": None if router is None else str(router.address),
+                "coa": None if router is None else str(router.coa),
+                "retired": [str(a) for a in self.agent.retired], "last_switch": self.last_switch,
+                "counters": self.all_counters()}
+
+    def all_counters(self) -> dict[str, Any]:
+        return {"daemon": dict(self.counters), "agent": dict(self.agent.counters), "mn": dict(self.agent.mn.counters),
+                "mobility_socket": dict(self.mh.errors) if self.mh is not None else {}}
+
+    def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+        """The control API's commands (what :class:`fmipfast.control.ControlServer` calls)."""
+        from fmipfast.control import ControlError
+
+        if cmd == "ping":
+            return "pong"
+        if cmd == "status":
+            return self.status()
+        if cmd == "counters":
+            return self.all_counters()
+        raise ControlError(f"unknown command {cmd!r}; commands of an MN: ping, status, counters")
