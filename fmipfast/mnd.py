@@ -14,7 +14,9 @@ What the daemon adds to the agent:
 * **The link change.**  At ReadyToSwitch the daemon runs ``[mn] switch_command`` with ``{nar}`` replaced by
   the NAR's address (roaming is the link layer's business: a WLAN supplicant, a lab script), bounded by
   ``switch_timeout_ms``; the carrier change that follows is what the agent reacts to.  Links are named after
-  their router's address, so a carrier flap on the same link is not mistaken for a move.
+  their router's address, so a carrier flap on the same link is not mistaken for a move.  A command that
+  fails (non-zero exit, timeout) means the link did not change: the daemon reports the current link as up,
+  which the machine treats as a link reversal (draft App. A: Forwarding Disable to the PAR).
 * **The binding.**  With ``[mn] home_agent`` each Attach carries a Binding Update (an RFC 6275 Mobility
   Header) for it; the daemon listens on a raw ``IPPROTO_MH`` socket for the Binding Acknowledgement.  None
   within ``BINDACK_TIMEOUT_S`` (RFC 6275 INITIAL_BINDACK_TIMEOUT, 1 s): it sends a BU of its own from the new
@@ -128,7 +130,13 @@ class MnDaemon:
         except (OSError, RuntimeError) as exc:
             self.counters["switch_failed"] += 1
             self.last_switch = {"nar": str(nar), "ok": False, "error": str(exc)}
-            log.warning("switch_command %s failed: %s", argv, exc)
+            log.warning("switch_command %s failed: %s; staying with the current router", argv, exc)
+            # the link layer did not move: we are still on the PAR's link, which is a link reversal (draft
+            # App. A) — Forwarding Disable, and the PAR delivers locally again instead of tunnelling
+            router = self.agent.mn.router
+            self.agent.next_link = None
+            if router is not None:
+                self.agent.link_up(router.link)
 
     def _on_note(self, note: Note, now: int) -> None:
         if note.name == "state" and note.fields.get("new") == MnState.ATTACHED.value:

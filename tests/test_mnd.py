@@ -1,0 +1,125 @@
+"""``fmipfast mn`` (fmipfast/mnd.py) on a real kernel (root): the daemon runs its agent on ``mn0`` of the
+``tests/test_mnagent.py`` harness, whose peer namespace plays both access routers.  Its switch command flips
+the peer's carrier (the layer-2 move), or fails; its tickets come from a credentials file."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import pytest
+
+from fmipfast.config import MnConfig
+from fmipfast.mn import MnState
+from fmipfast.protocol import Trigger
+from fmipfast.security import lwkerb as L
+from fmipfast.security.ccache import save_credentials
+from tests.test_mnagent import AR_A, AR_B, NCOA_B, P_A, P_B, PCOA_A, ROOT, T_LIMIT, Lab, Peer, _credentials, _until
+from tests.test_mnagent import lab as lab  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces, raw sockets and netlink "
+                                                 "(CI runs as root)")
+if not ROOT:
+    print("test_mnd: not root, the MN daemon tests are skipped", file=sys.stderr)
+
+
+def _daemon(lab: Lab, tmp_path, tickets: dict, switch: tuple[str, ...], **kw):
+    from fmipfast.mnd import MnDaemon
+
+    ccache = tmp_path / "mn.ccache"
+    save_credentials(ccache, tickets.values())
+    cfg = MnConfig("mn0", str(AR_A), str(P_A), str(PCOA_A), str(ccache), switch_command=switch, **kw)
+    with lab.mn.enter():
+        return MnDaemon(cfg)
+
+
+def _run(peer: Peer, daemon, body) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        peer.attach(loop)
+        ticker = loop.create_task(peer.tick())
+        ready = asyncio.Event()
+        runner = loop.create_task(daemon.run(stop, ready=ready.set))
+        try:
+            await asyncio.wait_for(ready.wait(), 5)
+            await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "initial attach")
+            await body()
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 5)
+            ticker.cancel()
+            peer.detach(loop)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
+    finally:
+        daemon.close()
+        peer.close()
+
+
+def _flip(lab: Lab) -> tuple[str, ...]:
+    """The switch command: the peer's carrier down and up again (what a roam looks like to mn0)."""
+    assert lab.peer is not None
+    ns = lab.peer.name
+    return ("sh", "-c", f"ip -n {ns} link set pr0 down && sleep 0.05 && ip -n {ns} link set pr0 up")
+
+
+def test_daemon_follows_a_handover_with_its_switch_command(lab: Lab, tmp_path):
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, tickets, _flip(lab), pcoa_release_ms=100)
+
+    async def body() -> None:
+        peer.feed("A", Trigger(PCOA_A, AR_B, P_B))
+        await _until(lambda: daemon.counters["pcoa_released"] == 1, "the handover and the PCoA's release")
+
+    _run(peer, daemon, body)
+    st = daemon.status()
+    assert (st["state"], st["router"], st["coa"]) == ("attached", str(AR_B), str(NCOA_B)), st
+    c = st["counters"]["daemon"]
+    assert c["switch_commands"] == 1 and c["switch_failed"] == 0 and c["handovers_completed"] == 1, c
+    assert st["last_switch"]["ok"] and st["last_switch"]["nar"] == str(AR_B) and st["retired"] == []
+    assert str(PCOA_A) not in lab.mn_ip("-6", "addr", "show", "dev", "mn0")  # released after the handover
+    assert daemon.dispatch("ping", {}) == "pong" and daemon.dispatch("counters", {})["daemon"] == c
+    from fmipfast.control import ControlError
+
+    with pytest.raises(ControlError, match="unknown command 'handover'"):
+        daemon.dispatch("handover", {})
+
+
+def test_a_failed_switch_is_a_link_reversal(lab: Lab, tmp_path):
+    """The link layer could not move (the command exits 1): the MN stays, tells the PAR with Forwarding
+    Disable (draft App. A), and the PAR stops tunnelling; the MN keeps its PCoA and its router."""
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, tickets, ("sh", "-c", "echo no AP in range >&2; exit 1"))
+
+    async def body() -> None:
+        peer.feed("A", Trigger(PCOA_A, AR_B, P_B))
+        await _until(lambda: daemon.agent.mn.counters["link_reversals"] == 1, "the link reversal")
+        await _until(lambda: not peer.routers["A"].par, "the PAR ending the handover")
+
+    _run(peer, daemon, body)
+    st = daemon.status()
+    assert (st["state"], st["router"], st["coa"]) == ("attached", str(AR_A), str(PCOA_A)), st
+    assert st["counters"]["daemon"]["switch_failed"] == 1 and "no AP in range" in st["last_switch"]["error"]
+    assert any(type(a).__name__ == "TunnelRemove" for w, a in peer.log if w == "A")
+
+
+def test_a_missing_ticket_fails_the_handover_not_the_daemon(lab: Lab, tmp_path):
+    """The credentials file has no ticket for the NAR: counted, the MN stays attached to the PAR."""
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, {P_A: tickets[P_A]}, _flip(lab))
+
+    async def body() -> None:
+        peer.feed("A", Trigger(PCOA_A, AR_B, P_B))
+        await _until(lambda: daemon.counters["ticket_missing"] == 1, "the missing ticket")
+        await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "back to attached")
+
+    _run(peer, daemon, body)
+    st = daemon.status()
+    assert st["router"] == str(AR_A) and st["counters"]["daemon"]["switch_commands"] == 0, st
+    assert isinstance(tickets[P_B], L.Credentials)
