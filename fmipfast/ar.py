@@ -22,6 +22,7 @@ Ownership: one driver thread calls ``handle``; the object is not thread-safe and
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -93,7 +94,7 @@ AR_COUNTERS = (
     "forwarding_disabled", "forwarding_expired", "mn_returned",
     "hi_admitted", "refused_ncoa_in_use", "refused_insufficient_resources", "refused_authentication_failed",
     "refused_unspecified", "auth_failed", "verify_timeout", "proxy_expired", "attached", "initial_attached",
-    "initial_refused",
+    "initial_refused", "refused_sessions_full", "session_expired",
 )
 
 
@@ -121,6 +122,7 @@ class Session:
     address: IPv6Address
     mac_key: bytes
     eui64: bytes | None = None
+    expires_ns: int | None = None  # the ticket's endtime on the machine's clock: the key is not used after
 
 
 @dataclass
@@ -211,6 +213,10 @@ class AccessRouter:
     max_handovers : concurrent NAR handovers (VERIFYING + PROXYING) before HE "insufficient resources".
     buffer_packets : max packets the NAR should buffer per MN (the HI's handover control).
     answer_cache_ms : how long a finished record answers duplicates (re-sends its HE / AMN).
+    max_sessions : authenticated MNs at once (a full table refuses new ones: HE "insufficient resources" to an
+        HI, an initial Attach dropped; both counted ``refused_sessions_full``).  A session ends with its
+        handover away from here, or when the ticket it came from expires (``session_expired``).
+    epoch_ns : POSIX time (ns) at the machine's clock 0, to place tickets' end times on that clock.
     backoff : the HRD and HI retransmission policy.
     """
 
@@ -218,9 +224,13 @@ class AccessRouter:
                  codepoints: Codepoints = DEFAULT_CODEPOINTS, backoff: Backoff = DEFAULT_BACKOFF,
                  is_address_in_use: Callable[[IPv6Address, bytes | None], bool] = lambda _a, _m: False,
                  max_handovers: int = 64, buffer_packets: int = 64, answer_cache_ms: int = 5000,
-                 first_identifier: int = 1, iface: str | None = None) -> None:
-        if max_handovers < 1 or buffer_packets < 0 or answer_cache_ms < 0:
-            raise ValueError("max_handovers >= 1, buffer_packets >= 0, answer_cache_ms >= 0")
+                 first_identifier: int = 1, iface: str | None = None, max_sessions: int = 4096,
+                 epoch_ns: int = 0) -> None:
+        if max_handovers < 1 or buffer_packets < 0 or answer_cache_ms < 0 or max_sessions < 1:
+            raise ValueError("max_handovers >= 1, buffer_packets >= 0, answer_cache_ms >= 0, max_sessions >= 1")
+        self.max_sessions = max_sessions
+        self.epoch_ns = epoch_ns
+        self._session_expiry: list[tuple[int, IPv6Address]] = []  # a heap; stale entries are skipped
         self.address = IPv6Address(address)
         self.link_local = (IPv6Address(link_local) if link_local is not None
                            else IPv6Address(b"\xfe\x80" + bytes(6) + self.address.packed[8:]))
@@ -265,6 +275,14 @@ class AccessRouter:
         """The earliest time (ns) at which a ``Tick`` has work to do, or None."""
         times = [h.deadline for h in self.par.values() if h.deadline is not None]
         times += [h.deadline for h in self.nar.values() if h.deadline is not None]
+        heap = self._session_expiry
+        while heap:
+            s = self.sessions.get(heap[0][1])
+            if s is not None and s.expires_ns == heap[0][0]:
+                break
+            heapq.heappop(heap)  # that session ended otherwise (a handover away) or was replaced
+        if heap:
+            times.append(heap[0][0])
         return min(times) if times else None
 
     def session_for(self, address: IPv6Address) -> Session | None:
@@ -321,8 +339,25 @@ class AccessRouter:
         raise RuntimeError("no free handover identifier")  # pragma: no cover - 65536 live handovers
 
     # ------------------------------------------------------------------ events
+    def _sessions_full(self, address: IPv6Address) -> bool:
+        if address in self.sessions or len(self.sessions) < self.max_sessions:
+            return False
+        self._count("refused_sessions_full")
+        return True
+
+    def _expire_sessions(self) -> None:
+        while self._session_expiry and self._session_expiry[0][0] <= self._now:
+            when, address = heapq.heappop(self._session_expiry)
+            s = self.sessions.get(address)
+            if s is not None and s.expires_ns == when and not any(
+                    h.session is s for h in self.par.values()):  # a live PAR handover ends it itself
+                del self.sessions[address]
+                self._count("session_expired")
+                self._note("session_expired", role="ar", address=str(address))
+
     def _on_tick(self) -> None:
         now = self._now
+        self._expire_sessions()
         for ph in [h for h in self.par.values() if h.deadline is not None and h.deadline <= now]:
             if self.par.get(ph.trigger.pcoa) is ph:
                 self._par_dispatch(ph, Kind.LIFETIME if ph.state == ParState.FORWARDING else Kind.TIMEOUT)
@@ -529,7 +564,7 @@ class AccessRouter:
             # authenticating afresh with this HI's AP-REQ), not another node's claim on the address.
             self._count("mn_returned")
             del self.sessions[msg.ncoa]
-        if self._live_nar() > self.max_handovers:
+        if self._live_nar() > self.max_handovers or self._sessions_full(msg.ncoa):
             self._nar_refuse(h, HandoverStatus.INSUFFICIENT_RESOURCES)
         elif (msg.ncoa in self.sessions or self._ncoa_pending(msg.ncoa, h) or msg.ncoa in self.par
               or self.is_address_in_use(msg.ncoa, msg.mn_mac)):
@@ -665,6 +700,9 @@ class AccessRouter:
         if sum(1 for x in self.nar.values() if x.initial and x.state == NarState.VERIFYING) >= self.max_handovers:
             self._drop("refused_insufficient_resources", message=msg.NAME, src=str(ev.src))
             return
+        if self._sessions_full(ev.src):
+            self._note("drop", role="attach", reason="sessions full", src=str(ev.src))
+            return
         self.nar[(ev.src, msg.identifier)] = h
         self._note("state", role="attach", identifier=h.identifier, ncoa=str(h.ncoa), old="idle", new="verifying")
         self._nar_verify(h, ap_req)
@@ -713,7 +751,11 @@ class AccessRouter:
         send = Send(sign(amn, h.context.mac_key, src, h.ncoa, self.codepoints), src, h.ncoa, ND_HOP_LIMIT, False,
                     self.iface)
         h.answer = send
-        self.sessions[h.ncoa] = Session(h.ncoa, h.context.mac_key, h.mn_eui64)
+        part = getattr(h.context, "ticket_part", None)
+        expires = None if part is None else part.endtime * 1_000_000_000 - self.epoch_ns
+        self.sessions[h.ncoa] = Session(h.ncoa, h.context.mac_key, h.mn_eui64, expires)
+        if expires is not None:
+            heapq.heappush(self._session_expiry, (expires, h.ncoa))
         self._count("initial_attached" if h.initial else "attached")
         self._nar_state(h, NarState.ATTACHED)
         h.deadline = self._now + self.answer_cache_ms * 1_000_000

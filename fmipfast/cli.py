@@ -233,7 +233,7 @@ def _router_agent(engine: Any, sec: Any) -> Any:
         opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
                            key=L.Key(own.kvno, own.key) if own else None)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
-                       opener=opener)
+                       opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers)
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:

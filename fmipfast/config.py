@@ -329,6 +329,8 @@ class SecurityConfig:
     keys: tuple[KeyConfig, ...] = ()
     peers: tuple[PeerConfig, ...] = ()
     kdc: str | None = None  # "host:port" of its realm's KDC, for key cases 2 and 3
+    max_sessions: int = 4096  # authenticated MNs at once; a full table refuses new ones, counted
+    max_handovers: int = 64  # concurrent handovers towards this router (HE "insufficient resources" beyond)
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "SecurityConfig":
@@ -343,8 +345,10 @@ class SecurityConfig:
                 raise ConfigError(f"{path}.kdc", f"expected 'host:port', got {kdc!r}")
         if not any(k.principal == principal for k in keys) and kdc is None:
             raise ConfigError(f"{path}.keys", f"no key for {principal} and no kdc: no AP-REQ could be verified")
+        made = cls(principal, keys, peers, kdc, t.get_int("max_sessions", 4096, 1, 1 << 24),
+                   t.get_int("max_handovers", 64, 1, 1 << 20))
         t.done()
-        return cls(principal, keys, peers, kdc)
+        return made
 
 
 @dataclass(frozen=True, slots=True)
@@ -574,6 +578,8 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # [router.security]             # the handover protocol (absent: forwarding only)
 # principal = "host/nar@B.EXAMPLE"
 # kdc = "192.0.2.53:8888"       # its realm's KDC, for Kerberos key cases 2 and 3
+# max_sessions = 4096           # authenticated MNs at once (a full table refuses new ones, counted)
+# max_handovers = 64            # concurrent handovers towards this router
 # [[router.security.keys]]      # keytab: AP-REQs for these are verified locally (case 1)
 # principal = "host/nar@B.EXAMPLE"
 # kvno = 4

@@ -103,12 +103,13 @@ class RouterAgent:
         if not acc.addresses:
             raise ValueError(f"interface {acc.name}: the access router needs a global address")
         self.iface = acc.name
-        self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
-                               is_address_in_use=self._in_use, iface=acc.name, **ar_options)
-        self.principal = principal
         if epoch_s is None:
             epoch_s = time.time() - scheduler.now() / 1e9
         self.epoch_s = epoch_s
+        ar_options.setdefault("epoch_ns", int(epoch_s * 1e9))  # tickets' end times on the scheduler's clock
+        self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
+                               is_address_in_use=self._in_use, iface=acc.name, **ar_options)
+        self.principal = principal
         self.verifier = L.ApVerifier(principal.realm, keytab, opener=opener,
                                      clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
         self.sad, self.sa_out = sad, sa_out

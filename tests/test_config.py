@@ -142,6 +142,7 @@ key_out = "{'33' * 32}"
 def test_router_security_section():
     sec = config.loads(SECURITY).router.security
     assert sec.principal == "host/par@A.EXAMPLE" and sec.kdc == "127.0.0.1:8888"
+    assert (sec.max_sessions, sec.max_handovers) == (4096, 64)
     assert sec.keys[0].kvno == 3 and sec.keys[0].key == bytes([0x11]) * 32
     assert sec.peers[0].spi_in == 4098 and sec.peers[0].key_out == bytes([0x33]) * 32
     assert "11" * 8 not in repr(sec)  # keys never in reprs
@@ -155,6 +156,8 @@ def test_router_security_section():
     (('key_in = "' + "22" * 32, 'key_in = "zz' + "22" * 31), "router.security.peers[0].key_in", "not hexadecimal"),
     (("spi_in = 4098", "spi_in = 7"), "router.security.peers[0].spi_in", "out of range"),
     (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1"'), "router.security.kdc", "host:port"),
+    (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nmax_sessions = 0'), "router.security.max_sessions",
+     "out of range"),
 ])
 def test_router_security_errors(edit, key, problem):
     old, new = edit

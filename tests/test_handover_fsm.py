@@ -10,6 +10,7 @@ No sockets, no clocks: time only moves when a test says so, to the machines' own
 from __future__ import annotations
 
 import dataclasses
+import heapq
 from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
@@ -19,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmipfast import backend
-from fmipfast.ar import NAR_TRANSITIONS, PAR_TRANSITIONS, AccessRouter, NarState, ParState
+from fmipfast.ar import NAR_TRANSITIONS, PAR_TRANSITIONS, AccessRouter, NarState, ParState, Session
 from fmipfast.constants import FmipCode
 from fmipfast.mn import MN_TRANSITIONS, MnState, MobileNode
 from fmipfast.protocol import (
@@ -339,12 +340,30 @@ def test_happy_handover_exact_actions_and_states():
     assert not a.par and PCOA_A not in a.sessions and a.counters["forwarding_expired"] == 1
     net.advance(5000)
     assert not b.nar and NCOA_B in b.sessions
-    assert net.routers["A"].next_deadline() is None and b.next_deadline() is None
+    # what is left: B's session, until the ticket it came from ends (the key is not used after)
+    assert net.routers["A"].next_deadline() is None and b.next_deadline() == (NOW + 36000) * 1_000_000_000
+    assert b.sessions[NCOA_B].expires_ns == (NOW + 36000) * 1_000_000_000
     # drops: none on the happy path
     for machine in (a, b, net.mn):
         bad = {k: v for k, v in machine.counters.items()
                if v and k in ("bad_mac", "bad_checksum", "duplicate", "unexpected", "unknown_identifier")}
         assert not bad
+
+
+def test_sessions_are_bounded_and_end_with_their_ticket():
+    """max_sessions authenticated MNs at once: a full table refuses another MN's HI (HE insufficient
+    resources) — counted; a session ends when the ticket it came from expires, freeing its place."""
+    net = attached_net(b_kwargs={"max_sessions": 1})
+    b = net.routers["B"]
+    b.sessions[IPv6Address("2001:db8:b::99")] = Session(IPv6Address("2001:db8:b::99"), bytes(32), None,
+                                                        T0 + 60 * 1_000_000_000)
+    heapq.heappush(b._session_expiry, (T0 + 60 * 1_000_000_000, IPv6Address("2001:db8:b::99")))
+    m = net.mark()
+    net.trigger()
+    assert "B:Send HANDOVER_ERROR AH" in net.steps(m)
+    assert b.counters["refused_sessions_full"] == 1 and b.counters["refused_insufficient_resources"] == 1
+    net.advance(61_000)  # the other MN's ticket ends: its session goes, and the table has room again
+    assert b.counters["session_expired"] == 1 and not b.sessions
 
 
 def test_notes_form_a_timeline():
