@@ -186,16 +186,27 @@ def _cmd_router(args: argparse.Namespace) -> int:
         if r.security is not None:
             agent = _router_agent(engine, r.security)
             control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
-        server = None
+            control.attach_counters("handover", "The handover protocol's messages, states and refusals "
+                                    "(docs/protocol.md §6).", lambda: agent.ar.counters)
+            control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
+            control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+        server = metrics = None
         if args.control:
             server = ControlServer(control, args.control)
             await server.start()
+        if args.metrics:
+            from fmipfast.metrics import MetricsServer
+
+            host, _, port = args.metrics.rpartition(":")
+            metrics = MetricsServer(lambda: control.metrics(r.name), host.strip("[]") or "::1", int(port))
+            await metrics.start()
         print(f"READY {r.name} " + " ".join(ports), flush=True)
         try:
             await engine.run(stop)
         finally:
-            if server is not None:
-                await server.close()
+            for srv in (server, metrics):
+                if srv is not None:
+                    await srv.close()
 
     try:
         asyncio.run(serve())
@@ -205,6 +216,14 @@ def _cmd_router(args: argparse.Namespace) -> int:
     summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def _listen_address(text: str) -> str:
+    """``[HOST:]PORT`` (an IPv6 host in brackets) -> ``HOST:PORT``; argparse reports a bad one."""
+    host, sep, port = text.rpartition(":")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected [HOST:]PORT with PORT 1..65535")
+    return f"{host if sep else ''}:{port}"
 
 
 def _router_agent(engine: Any, sec: Any) -> Any:
@@ -494,6 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "counters on exit.")
     p.add_argument("--config", required=True, help="TOML file with a [router] section")
     p.add_argument("--control", metavar="PATH", help="serve the JSON control API on this Unix socket")
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=_listen_address,
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default host ::1)")
     p.set_defaults(func=_cmd_router)
 
     p = sub.add_parser("ctl", help="query or command a running daemon through its control socket",

@@ -10,6 +10,7 @@ Protocol: one JSON object per line.  Request ``{"id": 7, "cmd": "counters", "arg
 * ``handover`` — trigger a handover (``pcoa``, ``nar``, optional ``nar_principal``, ``prefix_size``,
   ``lifetime_ms``): handed to the protocol layer attached with :meth:`RouterControl.attach_protocol`;
 * ``handovers`` / ``mobile-nodes`` — what the attached protocol layer reports;
+* ``metrics`` — the Prometheus text of :meth:`RouterControl.metrics` (what ``--metrics`` serves over HTTP);
 * ``ping`` — liveness.
 
 Bounds (bad input gets a clear error and loses nothing): a request line longer than ``max_request``
@@ -20,7 +21,7 @@ an idle connection is closed after ``idle_timeout`` seconds.
 Ownership: the server runs on the engine's asyncio loop and reads the engine between batches; commands
 that change state go through the protocol layer, never straight into the tables.
 
-May import: engine (read-only views), config, errors.
+May import: engine (read-only views), metrics, config, errors.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from fmipfast.errors import FmipError
 
 __all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS"]
 
-COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes")
+COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes", "metrics")
 _STATE_NAMES = {0: "none", 1: "incomplete", 2: "reachable", 3: "stale", 4: "delay", 5: "probe"}
 _FLAG_NAMES = ((0x01, "router"), (0x02, "proxy"), (0x04, "local"), (0x08, "tunnel"), (0x10, "static"),
                (0x20, "hold"))
@@ -65,6 +66,21 @@ class RouterControl:
         self._trigger: Callable[[dict[str, Any]], Any] | None = None
         self._handovers: Callable[[], Any] | None = None
         self._mobile_nodes: Callable[[], Any] | None = None
+        self._counter_sets: dict[str, tuple[str, Callable[[], dict[str, int]]]] = {}
+
+    def attach_counters(self, name: str, help: str, counters: Callable[[], dict[str, int]]) -> None:
+        """Export another layer's counters (the handover protocol's, AH's) as ``fmipfast_<name>_total``."""
+        self._counter_sets[name] = (help, counters)
+
+    def metrics(self, name: str | None = None) -> str:
+        """Everything this router counts, in the Prometheus text format; ``name`` labels every sample
+        ``router="<name>"``."""
+        from fmipfast.metrics import counter_family, engine_families, render
+
+        families = engine_families(self.engine)
+        for key, (help_text, get) in self._counter_sets.items():
+            families.append(counter_family(key, help_text, get()))
+        return render(families, {"router": name} if name else None)
 
     def attach_protocol(self, trigger: Callable[[dict[str, Any]], Any], handovers: Callable[[], Any],
                         mobile_nodes: Callable[[], Any]) -> None:
@@ -128,6 +144,8 @@ class RouterControl:
             return self.handovers()
         if cmd == "mobile-nodes":
             return self.mobile_nodes()
+        if cmd == "metrics":
+            return self.metrics(self.engine.cfg.name)
         raise ControlError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
 
 

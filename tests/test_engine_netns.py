@@ -252,7 +252,7 @@ def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
                        'principal = "host/rt@A.EXAMPLE"\nkvno = 1\nkey = "' + "44" * 32 + '"\n')
         sock = str(tmp_path / "ctl.sock")
         proc = subprocess.Popen(["ip", "netns", "exec", rt.name, sys.executable, "-m", "fmipfast", "router",
-                                 "--config", str(cfg), "--control", sock],
+                                 "--config", str(cfg), "--control", sock, "--metrics", "[::1]:9464"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = proc.stdout.readline()
         assert line.startswith("READY rt ra rb"), (line, proc.stderr.read() if proc.poll() is not None else "")
@@ -269,6 +269,20 @@ def test_router_daemon_forwards_and_stops_cleanly(tmp_path):
 
         with pytest.raises(ControlError, match="handover refused"):
             client.call("handover", pcoa="2001:db8:1::a", nar="2001:db8:2::1", nar_principal="host/nar@B.EXAMPLE")
+        # Prometheus metrics over HTTP inside the router's namespace, read by prometheus_client's parser
+        from prometheus_client.parser import text_string_to_metric_families
+
+        scrape = rt.run(sys.executable, "-c", "import urllib.request as u; r = u.urlopen('http://[::1]:9464/metrics'); "
+                        "print(r.headers['Content-Type']); print(r.read().decode())", check=False)
+        assert scrape.returncode == 0, scrape.stderr
+        ctype, text = scrape.stdout.split("\n", 1)
+        assert ctype.startswith("text/plain; version=0.0.4")
+        samples = {(s.name, s.labels.get("counter") or s.labels.get("event") or s.labels.get("reason")): s.value
+                   for fam in text_string_to_metric_families(text) for s in fam.samples}
+        assert samples[("fmipfast_engine_frames_total", "forwarded")] >= 3
+        assert samples[("fmipfast_handover_total", "trigger_unknown_mn")] == 1  # the refused handover above
+        assert samples[("fmipfast_engine_conservation_ok", None)] == 1
+        assert "fmipfast_engine_frames_total" in client.call("metrics")
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
         assert proc.returncode == 0, stderr

@@ -28,7 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "ports": VOCAB | {"rings", "pcap"},
     "engine": VOCAB | {"rings", "ports", "backend", "messages", "ar", "config", "security", "frames"},
     "mnagent": VOCAB | {"mn", "protocol", "messages", "config", "security", "frames"},
-    "control": VOCAB | {"engine", "config"},
+    "control": VOCAB | {"engine", "config", "metrics"},
     "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},
     "metrics": VOCAB | {"engine", "config"},
     "mobility": VOCAB | {"messages"},
