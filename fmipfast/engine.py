@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from ipaddress import IPv6Address
 
 import numpy as np
+import numpy.ma  # noqa: F401  -- np.unique imports it lazily on first use: 13 ms, in the first handover's flush
 
 from fmipfast import backend, frames
 from fmipfast.config import InterfaceConfig, RouterConfig
