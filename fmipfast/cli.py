@@ -386,6 +386,9 @@ def _cmd_lab(args: argparse.Namespace) -> int:
                       f"{final.get('counters', {}).get('daemon', {}).get('handovers_completed', 0)} handover(s)")
             elif name == "bcache":
                 print(f"  CN binding cache: {final.get('bindings', 0)} binding update(s) answered")
+            elif name.startswith("kdc-"):
+                print(f"  {name}: " + " ".join(f"{k}={v}" for k, v in sorted(final.items())
+                                               if isinstance(v, int) and v))
             else:
                 cons = final.get("conservation", {})
                 print(f"  {name}: forwarded {final.get('counters', {}).get('forwarded', 0)}, "

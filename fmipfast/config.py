@@ -418,6 +418,45 @@ class RouterConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class MnKerberosConfig:
+    """``[mn.kerberos]``: the MN's own Kerberos identity and its realms' KDCs, for tickets fetched on demand
+    (AS at home, TGS with referrals) and cross-realm TGTs precached from the RAs' adjacent realms (draft §3)."""
+
+    principal: str
+    key: bytes | None = field(repr=False, default=None)  # its long-term key (hex), or
+    password: str | None = field(repr=False, default=None)  # a password (Scrypt string-to-key)
+    kvno: int = 1
+    kdcs: tuple[tuple[str, str], ...] = ()  # (realm, "host:port"); the home realm's is required
+    precache: bool = True
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "MnKerberosConfig":
+        t = _Table(table, path)
+        principal = _principal(f"{path}.principal", t._get("principal", None))
+        key, password = t._get("key", None), t._get("password", None)
+        if (key is None) == (password is None):
+            raise ConfigError(f"{path}.key", "give exactly one of key (64 hexadecimal digits) or password")
+        if password is not None and (not isinstance(password, str) or not password):
+            raise ConfigError(f"{path}.password", "expected a non-empty string")
+        kdcs_table = t._get("kdcs", {})
+        if not isinstance(kdcs_table, Mapping):
+            raise ConfigError(f"{path}.kdcs", f"expected a table of realm = \"host:port\", got {kdcs_table!r}")
+        kdcs = []
+        for realm, where in kdcs_table.items():
+            host, sep, port = str(where).rpartition(":")
+            if not isinstance(where, str) or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(f"{path}.kdcs.{realm}", f"expected 'host:port', got {where!r}")
+            kdcs.append((str(realm), where))
+        home = principal.rpartition("@")[2]
+        if home not in dict(kdcs):
+            raise ConfigError(f"{path}.kdcs", f"no KDC for the home realm {home}")
+        made = cls(principal, None if key is None else _hexkey(f"{path}.key", key), password,
+                   t.get_int("kvno", 1, 0, 255), tuple(kdcs), t.get_bool("precache", True))
+        t.done()
+        return made
+
+
+@dataclass(frozen=True, slots=True)
 class MnConfig:
     """``[mn]``: the mobile-node daemon (``fmipfast mn``): its interface, the access router it attaches to at
     start, its credentials, where its Binding Updates go, and how it changes link when a handover says so."""
@@ -426,7 +465,8 @@ class MnConfig:
     router: str = ""  # the access router's address it attaches to at start (draft §2: the PAR-to-be)
     router_principal: str = ""  # that router's Kerberos principal (the AP-REQ of the initial Attach)
     address: str = ""  # the MN's care-of address on that link, already configured on ``interface``
-    ccache: str = ""  # the credentials file (fmipfast.security.ccache.save_credentials; mode 0600)
+    ccache: str | None = None  # a credentials file (security.ccache.save_credentials; mode 0600), and/or
+    kerberos: MnKerberosConfig | None = None  # tickets from the KDCs (needed: one of the two)
     home_agent: str | None = None  # where Binding Updates go (the Attach carries one); None: no BU
     keep_pcoa: bool = True  # keep the previous CoA until the BU is acknowledged (or pcoa_release_ms)
     pcoa_release_ms: int = 1000  # after the BAck (or the handover, without home_agent) the PCoA goes
@@ -445,9 +485,14 @@ class MnConfig:
         for i, word in enumerate(command):
             if not isinstance(word, str) or not word:
                 raise ConfigError(f"{prefix}.switch_command[{i}]", f"expected a non-empty string, got {word!r}")
+        ccache = t.get_str("ccache") if "ccache" in table else None
+        krb = MnKerberosConfig.parse(t._get("kerberos", None), f"{prefix}.kerberos") if "kerberos" in table else None
+        if ccache is None and krb is None:
+            raise ConfigError(f"{prefix}.ccache", "missing: the MN needs a credentials file or an [mn.kerberos] "
+                                                  "section to get tickets")
         made = cls(t.get_str("interface"), _address(f"{prefix}.router", t._get("router", None)),
                    _principal(f"{prefix}.router_principal", t._get("router_principal", None)),
-                   _address(f"{prefix}.address", t._get("address", None)), t.get_str("ccache"),
+                   _address(f"{prefix}.address", t._get("address", None)), ccache, krb,
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
                    t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
                    t.get_int("switch_timeout_ms", 10000, 1, 600_000))
@@ -596,7 +641,8 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # mac = "02:00:5e:10:00:ff"
 # interface = "eth0"
 
-# [mn]                          # `fmipfast mn`: the mobile node (all of interface ... ccache required)
+# [mn]                          # `fmipfast mn`: the mobile node (interface ... address required, and
+#                               # ccache or [mn.kerberos])
 # interface = "wlan0"
 # router = "2001:db8:1::1"      # the access router it attaches to at start
 # router_principal = "host/par@A.EXAMPLE"
@@ -607,4 +653,9 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # pcoa_release_ms = 1000        # ... and this long after
 # switch_command = ["/usr/local/sbin/roam-to", "{nar}"]  # at ReadyToSwitch; {nar}: the NAR address
 # switch_timeout_ms = 10000
+# [mn.kerberos]                 # tickets from the KDCs, cross-realm TGTs precached from RAs (draft §3)
+# principal = "mn1@HOME.EXAMPLE"
+# password = "..."              # or key = "<64 hex digits>" (kvno = 1)
+# kdcs = { "HOME.EXAMPLE" = "[2001:db8:ff::53]:88", "B.EXAMPLE" = "[2001:db8:2::53]:88" }
+# precache = true
 """

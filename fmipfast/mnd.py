@@ -9,8 +9,11 @@ route set through netlink.
 What the daemon adds to the agent:
 
 * **Credentials** from a file (``[mn] ccache``, :func:`fmipfast.security.ccache.load_credentials`), like a
-  Kerberos FILE: cache: the tickets for the routers, obtained beforehand.  A ticket the file lacks fails the
-  handover's ticket step (counted ``ticket_missing``; the MN stays with its router).
+  Kerberos FILE: cache: tickets for the routers, obtained beforehand; and/or from the KDCs (``[mn.kerberos]``,
+  :class:`fmipfast.security.ccache.TicketCache`): an AS exchange at home, TGS exchanges with referrals, and
+  cross-realm TGTs precached in the background for the adjacent realms the routers' RAs list (draft §3), so
+  a handover's ticket costs one exchange with the new realm's KDC.  The file is asked first.  A ticket
+  neither has fails the handover's ticket step (counted ``ticket_missing``; the MN stays with its router).
 * **The link change.**  At ReadyToSwitch the daemon runs ``[mn] switch_command`` with ``{nar}`` replaced by
   the NAR's address (roaming is the link layer's business: a WLAN supplicant, a lab script), bounded by
   ``switch_timeout_ms``; the carrier change that follows is what the agent reacts to.  Links are named after
@@ -49,8 +52,8 @@ from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
-from fmipfast.security.ccache import load_credentials
-from fmipfast.security.lwkerb import Credentials, Principal
+from fmipfast.security.ccache import TicketCache, load_credentials
+from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
 
 __all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
 
@@ -74,16 +77,20 @@ class MnDaemon:
         if not cfg.configured:
             raise ValueError("mn.interface: the [mn] section is missing or has no interface")
         self.cfg = cfg
-        self.credentials = load_credentials(cfg.ccache)
+        self.credentials = load_credentials(cfg.ccache) if cfg.ccache else {}
+        self.tickets = self._ticket_cache(cfg)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.clock = clock
         self.last_switch: dict[str, Any] | None = None
         self._release: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._awaited: set[int] = set()  # Sequence #s of BUs whose BAck we wait for
+        self._acked_seqs: set[int] = set()  # ... and those of them answered
         self._acked = asyncio.Event()
+        precache = self.tickets.precache if self.tickets is not None and cfg.kerberos and cfg.kerberos.precache \
+            else None
         self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
-                             ticket_provider=self._ticket, clock=clock, keep_pcoa=cfg.keep_pcoa,
+                             ticket_provider=self._ticket, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
                              on_ready_to_switch=self._switch, on_note=self._on_note)
         try:
             self.mh = MobilitySocket() if cfg.home_agent is not None else None
@@ -96,16 +103,35 @@ class MnDaemon:
         if self.mh is not None:
             self.mh.close()
 
+    @staticmethod
+    def _ticket_cache(cfg: MnConfig) -> TicketCache | None:
+        k = cfg.kerberos
+        if k is None:
+            return None
+        client = Principal.parse(k.principal)
+        key = Key(k.kvno, k.key) if k.key is not None else Key.from_password(k.password or "", client, k.kvno)
+        kdcs = {}
+        for realm, where in k.kdcs:
+            host, _, port = where.rpartition(":")
+            kdcs[realm] = (host.strip("[]"), int(port))
+        return TicketCache(client, key, kdcs)
+
     # ------------------------------------------------------------------ hooks of the agent
-    def _ticket(self, server: Principal) -> Credentials:
+    async def _ticket(self, server: Principal) -> Credentials:
         creds = self.credentials.get(server)
-        if creds is None:
-            self.counters["ticket_missing"] += 1
-            raise MissingTicket(f"no ticket for {server} in {self.cfg.ccache}")
-        if creds.endtime <= time.time():
+        if creds is not None and creds.endtime <= time.time():
             self.counters["ticket_expired"] += 1
-            raise MissingTicket(f"the ticket for {server} in {self.cfg.ccache} expired at {creds.endtime}")
-        return creds
+            creds = None
+        if creds is not None:
+            return creds
+        if self.tickets is not None:
+            try:
+                return await self.tickets.get(server)
+            except LkbError as exc:
+                self.counters["ticket_missing"] += 1
+                raise MissingTicket(f"no ticket for {server} from the KDCs: {exc}") from None
+        self.counters["ticket_missing"] += 1
+        raise MissingTicket(f"no usable ticket for {server} in {self.cfg.ccache}")
 
     async def _switch(self, nar: IPv6Address) -> None:
         """ReadyToSwitch: the next carrier-up is the NAR's link; the switch command moves us there."""
@@ -139,6 +165,10 @@ class MnDaemon:
                 self.agent.link_up(router.link)
 
     def _on_note(self, note: Note, now: int) -> None:
+        if note.name == "send" and note.fields.get("message") == "Attach" and self.cfg.home_agent is not None \
+                and self.agent.mn.last_bu_sequence is not None:
+            # the Attach carries a BU: its BAck may come back before the Authenticated-MN is processed
+            self._awaited.add(self.agent.mn.last_bu_sequence)
         if note.name == "state" and note.fields.get("new") == MnState.ATTACHED.value:
             handover = note.fields.get("old") == MnState.HO_ATTACHING.value
             if handover:
@@ -160,27 +190,44 @@ class MnDaemon:
         from fmipfast.messages import BindingUpdate
 
         assert self.mh is not None and self.cfg.home_agent is not None
-        self._awaited = {seq}
-        self._acked.clear()
+        sequences = {seq}
+        self._awaited |= sequences
         timeout = BINDACK_TIMEOUT_S
-        for attempt in range(BU_TRIES):
-            try:
-                await asyncio.wait_for(self._acked.wait(), timeout)
-                break
-            except asyncio.TimeoutError:
+        try:
+            for attempt in range(BU_TRIES):
+                if await self._answered(sequences, timeout):
+                    break
                 if attempt + 1 == BU_TRIES:
                     self.counters["bu_unacknowledged"] += 1
                     log.warning("no Binding Acknowledgement from %s after %d BUs", self.cfg.home_agent, BU_TRIES)
                     break
-            seq = self.agent.mn.allocate_bu_sequence()
-            self._awaited.add(seq)
-            mh = BindingUpdate(seq, self.agent.mn.bu_lifetime_units).encode_mh(coa, self.cfg.home_agent)
-            if self.mh.send(mh, self.cfg.home_agent, src=coa):
-                self.counters["bu_sent"] += 1
-            timeout *= 2
-        self._awaited = set()
+                seq = self.agent.mn.allocate_bu_sequence()
+                sequences.add(seq)
+                self._awaited.add(seq)
+                mh = BindingUpdate(seq, self.agent.mn.bu_lifetime_units).encode_mh(coa, self.cfg.home_agent)
+                if self.mh.send(mh, self.cfg.home_agent, src=coa):
+                    self.counters["bu_sent"] += 1
+                timeout *= 2
+        finally:
+            self._awaited -= sequences
+            self._acked_seqs -= sequences
         if self.agent.retired:
             self._release_later()
+
+    async def _answered(self, sequences: set[int], timeout: float) -> bool:
+        """True once a BAck for one of ``sequences`` has come (before the wait, too), False after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not sequences & self._acked_seqs:
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            self._acked.clear()
+            try:
+                await asyncio.wait_for(self._acked.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        return True
 
     def _release_later(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,7 +261,8 @@ class MnDaemon:
         if not back.accepted:
             self.counters["back_rejected"] += 1
             log.warning("binding update %d rejected with status %d", back.sequence, back.status)
-        self._acked.set()  # a rejection is an answer too: retrying the same binding would not change it
+        self._acked_seqs.add(back.sequence)  # a rejection is an answer too: a retry would not change it
+        self._acked.set()
 
     # ------------------------------------------------------------------ the loop
     async def run(self, stop: asyncio.Event, *, ready: Any = None) -> None:
@@ -252,7 +300,8 @@ class MnDaemon:
 
     def all_counters(self) -> dict[str, Any]:
         return {"daemon": dict(self.counters), "agent": dict(self.agent.counters), "mn": dict(self.agent.mn.counters),
-                "mobility_socket": dict(self.mh.errors) if self.mh is not None else {}}
+                "mobility_socket": dict(self.mh.errors) if self.mh is not None else {},
+                "tickets": dict(self.tickets.counters) if self.tickets is not None else {}}
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
         """The control API's commands (what :class:`fmipfast.control.ControlServer` calls)."""

@@ -100,6 +100,9 @@ def test_precache_failure_is_counted_not_raised():
             result = await task
             assert result == {C: False, B: True}
             assert cache.counters["precache_failed"] == 1 and "REALM-C" in cache.last_errors
+            # the next RA lists C again at once: deferred (precache_retry_s), not another round of timeouts
+            assert await cache.precache([C]) == {C: False}
+            assert cache.counters["precache_failed"] == 1 and cache.counters["precache_deferred"] == 1
         finally:
             for s in servers:
                 s.close()

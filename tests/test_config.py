@@ -215,3 +215,37 @@ def test_mn_errors_name_the_key(edit, key, problem):
     with pytest.raises(ConfigError) as info:
         config.loads(MN.replace(old, new, 1))
     assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)
+
+
+KRB = MN.replace('ccache = "/run/mn.ccache"\n', "") + """
+[mn.kerberos]
+principal = "mn1@HOME.EXAMPLE"
+password = "secret"
+kdcs = { "HOME.EXAMPLE" = "[2001:db8:ff::10]:8801", "B.EXAMPLE" = "[2001:db8:ff::10]:8803" }
+"""
+
+
+def test_mn_kerberos_section():
+    mn = config.loads(KRB).mn
+    assert mn.ccache is None and mn.kerberos is not None
+    k = mn.kerberos
+    assert k.principal == "mn1@HOME.EXAMPLE" and k.password == "secret" and k.key is None and k.precache
+    assert dict(k.kdcs) == {"HOME.EXAMPLE": "[2001:db8:ff::10]:8801", "B.EXAMPLE": "[2001:db8:ff::10]:8803"}
+    assert "secret" not in repr(mn)
+
+
+@pytest.mark.parametrize("edit, key, problem", [
+    (('password = "secret"', 'password = "secret"\nkey = "' + "11" * 32 + '"'), "mn.kerberos.key", "exactly one"),
+    (('password = "secret"', 'key = "' + "11" * 31 + '"'), "mn.kerberos.key", "31 octets"),
+    (('"HOME.EXAMPLE" = "[2001:db8:ff::10]:8801", ', ""), "mn.kerberos.kdcs", "no KDC for the home realm"),
+    (('"B.EXAMPLE" = "[2001:db8:ff::10]:8803"', '"B.EXAMPLE" = "nowhere"'), "mn.kerberos.kdcs.B.EXAMPLE",
+     "host:port"),
+    (('principal = "mn1@HOME.EXAMPLE"', 'principal = "mn1"'), "mn.kerberos.principal", "expected a principal"),
+    (("[mn.kerberos]", "[mn.kerbero]"), "mn.kerbero", "unknown key"),
+])
+def test_mn_kerberos_errors_name_the_key(edit, key, problem):
+    old, new = edit
+    assert old in KRB
+    with pytest.raises(ConfigError) as info:
+        config.loads(KRB.replace(old, new, 1))
+    assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)

@@ -90,6 +90,7 @@ def test_up_status_down_through_the_cli(tmp_path):
                           and st["counters"]["daemon"]["pcoa_released"] == 1)
         assert (after["state"], after["router"], after["coa"]) == ("attached", rec["addresses"]["nar"],
                                                                    rec["addresses"]["ncoa"]), after
+        assert after["counters"]["tickets"]["precached"] >= 1 and after["counters"]["tickets"]["as_exchanges"] == 1
         daemon = after["counters"]["daemon"]
         assert daemon["switch_commands"] == 1 and daemon["switch_failed"] == 0 and after["last_switch"]["ok"]
         assert daemon["handovers_completed"] == 1 and daemon["pcoa_released"] == 1 and after["retired"] == []
@@ -134,6 +135,10 @@ def test_up_status_down_through_the_cli(tmp_path):
     assert _ours(PREFIX) == [] and not os.path.exists(state)
     assert result["engines"]["mn"]["router"] == rec["addresses"]["par"]  # the MN daemon's final status: back
     assert result["engines"]["bcache"]["bindings"] >= 4  # initial attach, A→B, and B→A twice
+    # the MN's tickets came from the KDCs: one AS exchange at home; B's and A's service tickets from their own
+    # realms' KDCs, with the cross-realm TGTs the RAs' adjacent realms had it precache
+    kdc = {name: result["engines"][name] for name in ("kdc-home", "kdc-a", "kdc-b")}
+    assert kdc["kdc-home"]["as_ok"] == 1 and kdc["kdc-b"]["tgs_ok"] >= 1 and kdc["kdc-a"]["tgs_ok"] >= 1, kdc
     for pid in [e["pid"] for e in rec["engines"].values()] + [rec["mn"]["pid"]]:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

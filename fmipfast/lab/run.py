@@ -42,7 +42,8 @@ from fmipfast.lab.topology import LabError, LabTopology
 from fmipfast.mobility import MobilitySocket
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "tickets", "SUMMARY_KEYS", "P_PAR", "P_NAR"]
+__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "tickets", "kdc_configs", "mn_kerberos",
+           "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
 
@@ -130,6 +131,45 @@ def _start_kdc(lab: LabTopology, work: Path, env: dict[str, str]) -> tuple[subpr
         err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
         raise LabError(f"the KDC did not start: {' '.join(line)} {err.strip()[-300:]}")
     return proc, f"{line[1]}:{line[2]}"
+
+
+MN_PASSWORD = "lab mobile node"
+X_HOME_A = L.Key(1, bytes((17 + 3 * i) & 0xFF for i in range(32)))  # krbtgt/A.EXAMPLE@HOME.EXAMPLE
+X_HOME_B = L.Key(1, bytes((29 + 5 * i) & 0xFF for i in range(32)))  # krbtgt/B.EXAMPLE@HOME.EXAMPLE
+KDC_PORTS = {"HOME.EXAMPLE": 8801, "A.EXAMPLE": 8802, "B.EXAMPLE": 8803}
+
+
+def kdc_configs(lab: LabTopology) -> dict[str, str]:
+    """``fmipfast kdc`` configurations for the three realms of the MN's Kerberos world, all listening on the
+    CN's address (the MN reaches them through the access routers): HOME (the MN's, with cross-realm keys to A
+    and B), A (the PAR's service key) and B (the NAR's, and the access key of case 2)."""
+    def key(principal: str, k: L.Key) -> list[str]:
+        return ["[[keys]]", f'principal = "{principal}"', f"kvno = {k.kvno}", f'key = "{k.value.hex()}"']
+
+    def tgt(realm: str) -> L.Key:
+        return L.Key(1, bytes((len(realm) * 13 + i) & 0xFF for i in range(32)))
+
+    out = {}
+    for realm, extra in (("HOME.EXAMPLE", key("krbtgt/A.EXAMPLE@HOME.EXAMPLE", X_HOME_A)
+                          + key("krbtgt/B.EXAMPLE@HOME.EXAMPLE", X_HOME_B)
+                          + ["[[keys]]", f'principal = "{P_MN}"', f'password = "{MN_PASSWORD}"']),
+                         ("A.EXAMPLE", key(str(P_PAR), KEYS["par"]) + key("krbtgt/A.EXAMPLE@HOME.EXAMPLE", X_HOME_A)),
+                         ("B.EXAMPLE", key(str(P_NAR), KEYS["nar"]) + key("krbtgt/B.EXAMPLE@HOME.EXAMPLE", X_HOME_B)
+                          + key(str(P_ACCESS_B), ACCESS_B_KEY))):
+        head = [f'realm = "{realm}"', f'listen = "[{lab.cn_address}]:{KDC_PORTS[realm]}"']
+        if realm == "B.EXAMPLE":
+            head.append('routers = ["host/nar"]')
+        own_tgt = TGT_B_KEY if realm == "B.EXAMPLE" else tgt(realm)
+        if realm != "B.EXAMPLE":  # B's is ACCESS_B_KEY, in extra (case 2 of lab run uses it too)
+            extra += key(f"access/{realm}@{realm}", L.Key(1, bytes((len(realm) * 31 + i) & 0xFF for i in range(32))))
+        out[realm] = "\n".join(head + key(f"krbtgt/{realm}@{realm}", own_tgt) + extra) + "\n"
+    return out
+
+
+def mn_kerberos(lab: LabTopology) -> dict[str, Any]:
+    """The ``[mn.kerberos]`` table matching :func:`kdc_configs`."""
+    return {"principal": str(P_MN), "password": MN_PASSWORD,
+            "kdcs": {realm: f"[{lab.cn_address}]:{port}" for realm, port in KDC_PORTS.items()}}
 
 
 def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentials]:

@@ -35,7 +35,6 @@ __all__ = ["up", "status", "move", "down", "state_dir", "READY_TIMEOUT_S"]
 
 READY_TIMEOUT_S = 20.0
 ENGINES = ("par", "nar")
-TICKET_LIFETIME_S = 7 * 86400  # the lab's credentials file outlives any session of hand-driven handovers
 
 
 def state_dir(prefix: str, state: str | os.PathLike[str] | None = None) -> Path:
@@ -53,14 +52,16 @@ def _start(lab: LabTopology, sdir: Path, name: str, ns: str, argv: list[str], en
 
 
 def _mn_config(lab: LabTopology, sdir: Path, prefix: str) -> str:
-    """The MN daemon's configuration: attach to the PAR with the PCoA; at a handover, move to the NAR's link."""
-    from fmipfast.lab.run import P_PAR
+    """The MN daemon's configuration: attach to the PAR with the PCoA, tickets from the lab's KDCs (cross-realm
+    TGTs precached from the RAs); at a handover, move to the NAR's link."""
+    from fmipfast.lab.run import P_PAR, mn_kerberos
 
     move = [sys.executable, "-m", "fmipfast", "lab", "move", "--prefix", prefix, "--state", str(sdir), "--to", "{nar}"]
-    words = ", ".join(json.dumps(w) for w in move)
-    return (f"[mn]\ninterface = \"{lab.mn_if}\"\nrouter = \"{lab.par_address}\"\n"
-            f"router_principal = \"{P_PAR}\"\naddress = \"{lab.pcoa}\"\nccache = \"{sdir / 'mn.ccache'}\"\n"
-            f"home_agent = \"{lab.cn_address}\"\nswitch_command = [{words}]\nswitch_timeout_ms = 20000\n")
+    out: list[str] = []
+    topology._toml_table("mn", {"interface": lab.mn_if, "router": str(lab.par_address), "router_principal": str(P_PAR),
+                                "address": str(lab.pcoa), "home_agent": str(lab.cn_address), "switch_command": move,
+                                "switch_timeout_ms": 20000, "kerberos": mn_kerberos(lab)}, out)
+    return "\n".join(out) + "\n"
 
 
 def _wait_ready(log: Path, proc: subprocess.Popen, name: str, timeout: float) -> None:
@@ -101,14 +102,20 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             engines[name] = {**_start(lab, sdir, name, name, [sys.executable, "-m", "fmipfast", "router", "--config",
                                                               str(cfg), "--control", str(sock)], env, ready_timeout),
                              "config": str(cfg), "control": str(sock)}
-        # the CN's binding cache (answers the MN's Binding Updates with BAcks), then the mobile node: tickets
-        # for both routers (the lab plays its earlier Kerberos exchanges)
+        # at the CN: its binding cache (answers the MN's Binding Updates with BAcks) and the KDCs of the MN's
+        # home realm and of realms A and B; then the mobile node, which gets its tickets from them
         bcache = _start(lab, sdir, "bcache", "cn", [sys.executable, "-m", "fmipfast.lab.traffic", "bcache"], env,
                         ready_timeout)
-        from fmipfast.lab.run import tickets
-        from fmipfast.security.ccache import save_credentials
+        from fmipfast.lab.run import kdc_configs
 
-        save_credentials(sdir / "mn.ccache", tickets(time.time(), TICKET_LIFETIME_S).values())
+        kdcs = {}
+        for realm, text in kdc_configs(lab).items():
+            name = f"kdc-{realm.split('.')[0].lower()}"
+            kcfg = sdir / f"{name}.toml"
+            kcfg.write_text(text)
+            kcfg.chmod(0o600)
+            kdcs[name] = _start(lab, sdir, name, "cn", [sys.executable, "-m", "fmipfast", "kdc", "--config",
+                                                        str(kcfg)], env, ready_timeout)
         cfg = sdir / "mn.toml"
         cfg.write_text(_mn_config(lab, sdir, prefix))
         sock = sdir / "mn.sock"
@@ -122,6 +129,7 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             "engines": engines,
             "mn": mn,
             "bcache": bcache,
+            "kdcs": kdcs,
             "addresses": {"cn": str(lab.cn_address), "par": str(lab.par_address), "nar": str(lab.nar_address),
                           "pcoa": str(lab.pcoa), "ncoa": str(lab.ncoa)},
             "mn_link": lab.mn_link,
@@ -153,7 +161,8 @@ def _wait_attached(sock: str, timeout: float) -> None:
 
 
 def _daemons(record: dict[str, Any]) -> dict[str, Any]:
-    return {**record["engines"], **{k: record[k] for k in ("mn", "bcache") if k in record}}
+    return {**record["engines"], **{k: record[k] for k in ("mn", "bcache") if k in record},
+            **record.get("kdcs", {})}
 
 
 def _load(prefix: str, state: str | os.PathLike[str] | None) -> dict[str, Any]:
@@ -180,6 +189,8 @@ def status(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] 
             eng["alive"] = True
         except ProcessLookupError:
             eng["alive"] = False
+        if name.startswith("kdc-"):  # no control socket: alive is what there is to say
+            continue
         if "control" not in eng:  # the binding cache: its log has a line per binding
             log = Path(eng["log"])
             eng["bindings"] = [json.loads(line) for line in (log.read_text().splitlines() if log.exists() else ())

@@ -156,6 +156,11 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"no TOML form for {type(value).__name__}")
 
 
+def _toml_key(key: str) -> str:
+    """A bare key when TOML allows one, else quoted ("B.EXAMPLE" unquoted would be two nested keys)."""
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else _toml_value(key)
+
+
 def _toml_table(path: str, table: Mapping[str, Any], out: list[str], *, array: bool = False) -> None:
     """Scalars first, then sub-tables and arrays of tables (TOML needs that order)."""
     out.append(f"[[{path}]]" if array else f"[{path}]")
@@ -165,13 +170,13 @@ def _toml_table(path: str, table: Mapping[str, Any], out: list[str], *, array: b
                                           and all(isinstance(v, Mapping) for v in value)):
             nested.append((key, value))
         else:
-            out.append(f"{key} = {_toml_value(value)}")
+            out.append(f"{_toml_key(key)} = {_toml_value(value)}")
     for key, value in nested:
         if isinstance(value, Mapping):
-            _toml_table(f"{path}.{key}", value, out)
+            _toml_table(f"{path}.{_toml_key(key)}", value, out)
         else:
             for item in value:
-                _toml_table(f"{path}.{key}", item, out, array=True)
+                _toml_table(f"{path}.{_toml_key(key)}", item, out, array=True)
 
 
 class LabTopology:

@@ -114,7 +114,7 @@ def load_credentials(path: str | os.PathLike[str]) -> dict[Principal, Credential
     return out
 
 COUNTERS = ("hits", "misses", "as_exchanges", "fetched", "fetch_failed", "precached", "precache_failed",
-            "evicted")
+            "precache_deferred", "evicted")
 
 
 class TicketCache:
@@ -122,7 +122,7 @@ class TicketCache:
 
     def __init__(self, client: Principal, key: Key, kdcs: dict[str, tuple[str, int]], *,
                  clock: Callable[[], float] = time.time, capacity: int = 64, renew_margin: float = 60.0,
-                 timeout: float = 1.0, retries: int = 2) -> None:
+                 timeout: float = 1.0, retries: int = 2, precache_retry_s: float = 10.0) -> None:
         if capacity < 2:
             raise ValueError("capacity must hold at least the home TGT and one ticket")
         if client.realm not in kdcs:
@@ -139,6 +139,8 @@ class TicketCache:
         self.last_errors: dict[str, str] = {}
         self._creds: dict[Principal, Credentials] = {}
         self._inflight: dict[Principal, asyncio.Future[Credentials]] = {}
+        self._precache_failed_at: dict[str, float] = {}
+        self.precache_retry_s = precache_retry_s
 
     def __repr__(self) -> str:
         return f"TicketCache({self.client}, {len(self._creds)} credentials)"
@@ -232,15 +234,23 @@ class TicketCache:
             if self.cached(principal) is not None:
                 results[realm] = True
                 continue
+            failed = self._precache_failed_at.get(realm)
+            if failed is not None and self.clock() - failed < self.precache_retry_s:
+                # every RA (30-70 ms apart on a mobility link) asks again: a realm whose KDC just failed waits
+                self.counters["precache_deferred"] += 1
+                results[realm] = False
+                continue
             try:
                 await self.get(principal)
             except (LkbError, OSError) as exc:
                 self.counters["precache_failed"] += 1
                 self.last_errors[realm] = f"{type(exc).__name__}: {exc}"
+                self._precache_failed_at[realm] = self.clock()
                 results[realm] = False
             else:
                 self.counters["precached"] += 1
                 self.last_errors.pop(realm, None)
+                self._precache_failed_at.pop(realm, None)
                 results[realm] = True
         return results
 
