@@ -1458,27 +1458,16 @@ class BindingUpdate:
         _uint(self.sequence, 16, "binding_update.sequence")
         _uint(self.lifetime_units, 16, "binding_update.lifetime_units")
         _uint(self.flags, 16, "binding_update.flags")
-        opts = _octets(self.mobility_options, "binding_update.mobility_options")
-        if (12 + len(opts)) % 8:
-            raise ValueError("binding_update.mobility_options: a Mobility Header is a multiple of 8 octets "
-                             f"(RFC 6275 §6.1.1); 12 + {len(opts)} is not")
-        _set(self, "mobility_options", opts)
+        _set(self, "mobility_options", _mh_options(self.mobility_options, "binding_update.mobility_options"))
 
     def encode_mh(self, src: AddressLike, dst: AddressLike) -> bytes:
         """The Mobility Header (next header 135) with its RFC 6275 §6.1.1 checksum over the pseudo-header."""
         body = struct.pack("!HHH", self.sequence, self.flags, self.lifetime_units) + self.mobility_options
-        hdr_len = (6 + len(body)) // 8 - 1
-        mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, hdr_len, MhType.BINDING_UPDATE, 0, 0) + body)
-        cksum = backend.upper_layer_checksum(_addr(src, "src").packed, _addr(dst, "dst").packed, IpProto.MH,
-                                             bytes(mh), 4)
-        struct.pack_into("!H", mh, 4, cksum)
-        return bytes(mh)
+        return _mh_encode(MhType.BINDING_UPDATE, body, src, dst)
 
     def packet(self, src: AddressLike, dst: AddressLike, hop_limit: int = 64) -> bytes:
         """A whole IPv6 packet carrying this BU (what the Attach message encapsulates)."""
-        mh = self.encode_mh(src, dst)
-        hdr = struct.pack("!IHBB", 6 << 28, len(mh), IpProto.MH, hop_limit)
-        return hdr + _addr(src, "src").packed + _addr(dst, "dst").packed + mh
+        return _mh_packet(self.encode_mh(src, dst), src, dst, hop_limit)
 
     @classmethod
     def decode_packet(cls, packet: bytes) -> "BindingUpdate":
@@ -1497,6 +1486,27 @@ class BindingUpdate:
 
     def to_json(self) -> dict[str, Any]:
         return {"sequence": self.sequence, "flags": self.flags, "lifetime_s": self.lifetime_units * 4}
+
+
+def _mh_options(opts: bytes, what: str) -> bytes:
+    opts = _octets(opts, what)
+    if (12 + len(opts)) % 8:
+        raise ValueError(f"{what}: a Mobility Header is a multiple of 8 octets (RFC 6275 §6.1.1); "
+                         f"12 + {len(opts)} is not")
+    return opts
+
+
+def _mh_encode(mh_type: int, body: bytes, src: AddressLike, dst: AddressLike) -> bytes:
+    """Payload Proto 59, Header Len, MH Type, the body, and the checksum over the RFC 6275 §6.1.1 pseudo-header."""
+    mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, (6 + len(body)) // 8 - 1, mh_type, 0, 0) + body)
+    cksum = backend.upper_layer_checksum(_addr(src, "src").packed, _addr(dst, "dst").packed, IpProto.MH, bytes(mh), 4)
+    struct.pack_into("!H", mh, 4, cksum)
+    return bytes(mh)
+
+
+def _mh_packet(mh: bytes, src: AddressLike, dst: AddressLike, hop_limit: int) -> bytes:
+    hdr = struct.pack("!IHBB", 6 << 28, len(mh), IpProto.MH, hop_limit)
+    return hdr + _addr(src, "src").packed + _addr(dst, "dst").packed + mh
 
 
 def _mh_body(mh: bytes, mh_type: int, minimum: int, name: str) -> bytes:
@@ -1529,11 +1539,7 @@ class BindingAck:
         _uint(self.flags, 8, "binding_ack.flags")
         _uint(self.sequence, 16, "binding_ack.sequence")
         _uint(self.lifetime_units, 16, "binding_ack.lifetime_units")
-        opts = _octets(self.mobility_options, "binding_ack.mobility_options")
-        if (12 + len(opts)) % 8:
-            raise ValueError("binding_ack.mobility_options: a Mobility Header is a multiple of 8 octets "
-                             f"(RFC 6275 §6.1.1); 12 + {len(opts)} is not")
-        _set(self, "mobility_options", opts)
+        _set(self, "mobility_options", _mh_options(self.mobility_options, "binding_ack.mobility_options"))
 
     @property
     def accepted(self) -> bool:
@@ -1542,16 +1548,10 @@ class BindingAck:
     def encode_mh(self, src: AddressLike, dst: AddressLike) -> bytes:
         """The Mobility Header (MH Type 6) with its checksum over the pseudo-header."""
         body = struct.pack("!BBHH", self.status, self.flags, self.sequence, self.lifetime_units) + self.mobility_options
-        mh = bytearray(struct.pack("!BBBBH", IpProto.NONE, (6 + len(body)) // 8 - 1, MhType.BINDING_ACK, 0, 0) + body)
-        cksum = backend.upper_layer_checksum(_addr(src, "src").packed, _addr(dst, "dst").packed, IpProto.MH,
-                                             bytes(mh), 4)
-        struct.pack_into("!H", mh, 4, cksum)
-        return bytes(mh)
+        return _mh_encode(MhType.BINDING_ACK, body, src, dst)
 
     def packet(self, src: AddressLike, dst: AddressLike, hop_limit: int = 64) -> bytes:
-        mh = self.encode_mh(src, dst)
-        hdr = struct.pack("!IHBB", 6 << 28, len(mh), IpProto.MH, hop_limit)
-        return hdr + _addr(src, "src").packed + _addr(dst, "dst").packed + mh
+        return _mh_packet(self.encode_mh(src, dst), src, dst, hop_limit)
 
     @classmethod
     def decode_mh(cls, mh: bytes) -> "BindingAck":

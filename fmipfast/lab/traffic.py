@@ -22,13 +22,14 @@ SIGTERM/SIGINT, and writes JSON.  Every input is bounded (MAX_*), every error co
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import socket
 import struct
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from fmipfast.messages import BindingAck, BindingUpdate
@@ -162,6 +163,22 @@ class _Stop(Exception):
     pass
 
 
+@contextlib.contextmanager
+def _until_signalled() -> Iterator[None]:
+    """Run the body until SIGTERM/SIGINT (which end it quietly); the previous handlers come back after."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _Stop:
+        pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def _clock_offset_ns() -> int:
     """CLOCK_REALTIME − CLOCK_MONOTONIC, from the tightest of a few samples."""
     best = None
@@ -194,48 +211,41 @@ def recv(bind: str, port: int, duration: float, *, count: int = MAX_COUNT,
     records: list[list[int]] = []
     errors = {"short": 0, "recv": 0, "no_timestamp": 0}
 
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stop
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     start = time.monotonic_ns()
     deadline = start + int(duration * 1e9)
     try:
-        if ready is not None:
-            ready()
-        while len(records) < count:
-            left = deadline - time.monotonic_ns()
-            if left <= 0:
-                break
-            sock.settimeout(min(left / 1e9, 0.2))
-            try:
-                data, anc, _flags, _addr = sock.recvmsg(2048, 256)
-            except TimeoutError:
-                continue
-            except OSError:
-                errors["recv"] += 1
-                continue
-            user_ns = time.monotonic_ns()
-            if len(data) < HEADER.size:
-                errors["short"] += 1
-                continue
-            seq, sent_ns = HEADER.unpack_from(data)
-            t_ns, ifindex = None, 0
-            for level, kind, value in anc:
-                if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
-                    sec, nsec = _TIMESPEC.unpack_from(value)
-                    t_ns = sec * 1_000_000_000 + nsec - offset
-                elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(value) >= _PKTINFO_LEN:
-                    ifindex = struct.unpack_from("@i", value, 16)[0]
-            if t_ns is None:
-                errors["no_timestamp"] += 1
-                t_ns = user_ns
-            records.append([seq, t_ns, ifindex, sent_ns])
-    except _Stop:
-        pass
+        with _until_signalled():
+            if ready is not None:
+                ready()
+            while len(records) < count:
+                left = deadline - time.monotonic_ns()
+                if left <= 0:
+                    break
+                sock.settimeout(min(left / 1e9, 0.2))
+                try:
+                    data, anc, _flags, _addr = sock.recvmsg(2048, 256)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    errors["recv"] += 1
+                    continue
+                user_ns = time.monotonic_ns()
+                if len(data) < HEADER.size:
+                    errors["short"] += 1
+                    continue
+                seq, sent_ns = HEADER.unpack_from(data)
+                t_ns, ifindex = None, 0
+                for level, kind, value in anc:
+                    if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                        sec, nsec = _TIMESPEC.unpack_from(value)
+                        t_ns = sec * 1_000_000_000 + nsec - offset
+                    elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO and len(value) >= _PKTINFO_LEN:
+                        ifindex = struct.unpack_from("@i", value, 16)[0]
+                if t_ns is None:
+                    errors["no_timestamp"] += 1
+                    t_ns = user_ns
+                records.append([seq, t_ns, ifindex, sent_ns])
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         sock.close()
     return {"bind": bind, "port": port, "kernel_timestamps": kernel_ts, "start_ns": start,
             "end_ns": time.monotonic_ns(), "stopped_at_count": len(records) >= count, "errors": errors,
@@ -248,23 +258,15 @@ def bcache(*, ready: Any = None, out: Any = None) -> dict[str, Any]:
     to ``out`` (a text file object) as it happens.  Returns the bindings and the socket's error counters."""
     mh = MobilitySocket()
     bindings: list[list[Any]] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stop
-
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        if ready is not None:
-            ready()
-        while True:
-            if mh.wait_readable(0.5) and _check_bu(mh, bindings) is not None and out is not None:
-                t, coa, seq = bindings[-1]
-                print(json.dumps({"t_ns": t, "coa": coa, "seq": seq}), file=out, flush=True)
-    except _Stop:
-        pass
+        with _until_signalled():
+            if ready is not None:
+                ready()
+            while True:
+                if mh.wait_readable(0.5) and _check_bu(mh, bindings) is not None and out is not None:
+                    t, coa, seq = bindings[-1]
+                    print(json.dumps({"t_ns": t, "coa": coa, "seq": seq}), file=out, flush=True)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         mh.close()
     return {"bindings": bindings, "errors": mh.errors}
 
