@@ -417,3 +417,21 @@ def test_bit_flips_raise_only_documented_errors(msg, data):
     wire[i] ^= 1 << data.draw(st.integers(0, 7))
     with pytest.raises(errors.MalformedPacket):
         decode(bytes(wire), "fe80::1", "fe80::2")  # at the least the checksum no longer verifies
+
+
+@given(data=st.binary(max_size=64))
+def test_mobility_header_decoders_reject_any_bytes_with_value_error(data):
+    """What a raw MH socket hands over is untrusted: any octets decode or raise ValueError, nothing else."""
+    for cls in (BindingUpdate, BindingAck):
+        try:
+            got = cls.decode_mh(data)
+        except ValueError:
+            continue
+        assert got.encode_mh("2001:db8::1", "2001:db8::2")[6:] == data[6:(data[1] + 1) * 8]
+
+
+@given(seq=st.integers(0, 0xFFFF), status=st.integers(0, 255), flags=st.integers(0, 255),
+       lifetime=st.integers(0, 0xFFFF), pad=st.sampled_from([b"\x01\x02\x00\x00", b"\x00" * 12]))
+def test_binding_ack_round_trips(seq, status, flags, lifetime, pad):
+    back = BindingAck(status, seq, lifetime, flags, pad)
+    assert BindingAck.decode_packet(back.packet("2001:db8::1", "2001:db8::2")) == back
