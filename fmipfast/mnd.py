@@ -19,7 +19,8 @@ What the daemon adds to the agent:
   ``switch_timeout_ms``; the carrier change that follows is what the agent reacts to.  Links are named after
   their router's address, so a carrier flap on the same link is not mistaken for a move.  A command that
   fails (non-zero exit, timeout) means the link did not change: the daemon reports the current link as up,
-  which the machine treats as a link reversal (draft App. A: Forwarding Disable to the PAR).
+  which the machine treats as a link reversal (draft App. A: Forwarding Disable to the PAR) — and so does a
+  command that exits 0 without the carrier changing within ``switch_timeout_ms``.
 * **The binding.**  With ``[mn] home_agent`` each Attach carries a Binding Update (an RFC 6275 Mobility
   Header) for it; the daemon listens on a raw ``IPPROTO_MH`` socket for the Binding Acknowledgement.  None
   within ``BINDACK_TIMEOUT_S`` (RFC 6275 INITIAL_BINDACK_TIMEOUT, 1 s): it sends a BU of its own from the new
@@ -59,8 +60,9 @@ __all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
 
 log = logging.getLogger("fmipfast.mnd")
 
-COUNTERS = ("switch_commands", "switch_failed", "ticket_missing", "ticket_expired", "handovers_completed",
-            "bu_sent", "back_received", "back_rejected", "back_unexpected", "bu_unacknowledged", "pcoa_released")
+COUNTERS = ("switch_commands", "switch_failed", "switch_no_link_change", "ticket_missing", "ticket_expired",
+            "handovers_completed", "bu_sent", "back_received", "back_rejected", "back_unexpected",
+            "bu_unacknowledged", "pcoa_released")
 BINDACK_TIMEOUT_S = 1.0  # RFC 6275 INITIAL_BINDACK_TIMEOUT
 BU_TRIES = 3  # the Attach's BU and two of our own
 
@@ -153,6 +155,13 @@ class MnDaemon:
             if proc.returncode != 0:
                 raise RuntimeError(f"exit status {proc.returncode}: {err.decode(errors='replace').strip()[-300:]}")
             self.last_switch = {"nar": str(nar), "ok": True, "ms": (self.clock() - started) / 1e6}
+            # the command said it moved us; the carrier must say so too, or we are still on the PAR's link
+            deadline = asyncio.get_running_loop().time() + self.cfg.switch_timeout_ms / 1000
+            while self.agent.mn.state == MnState.HO_READY:
+                if asyncio.get_running_loop().time() > deadline:
+                    self.counters["switch_no_link_change"] += 1
+                    raise RuntimeError(f"no link change within {self.cfg.switch_timeout_ms} ms of the command")
+                await asyncio.sleep(0.01)
         except (OSError, RuntimeError) as exc:
             self.counters["switch_failed"] += 1
             self.last_switch = {"nar": str(nar), "ok": False, "error": str(exc)}

@@ -108,6 +108,23 @@ def test_a_failed_switch_is_a_link_reversal(lab: Lab, tmp_path):
     assert any(type(a).__name__ == "TunnelRemove" for w, a in peer.log if w == "A")
 
 
+def test_a_switch_that_changes_nothing_is_a_link_reversal_too(lab: Lab, tmp_path):
+    """The command exits 0 but the carrier never changes: after switch_timeout_ms the MN treats it as the
+    failed switch it is (Forwarding Disable), instead of waiting in ho_ready forever."""
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, tickets, ("true",), switch_timeout_ms=300)
+
+    async def body() -> None:
+        peer.feed("A", Trigger(PCOA_A, AR_B, P_B))
+        await _until(lambda: daemon.agent.mn.counters["link_reversals"] == 1, "the link reversal")
+
+    _run(peer, daemon, body)
+    c = daemon.status()["counters"]["daemon"]
+    assert c["switch_no_link_change"] == 1 and c["switch_failed"] == 1, c
+    assert daemon.status()["router"] == str(AR_A)
+
+
 def test_a_missing_ticket_fails_the_handover_not_the_daemon(lab: Lab, tmp_path):
     """The credentials file has no ticket for the NAR: counted, the MN stays attached to the PAR."""
     tickets, verifiers = _credentials(time.time())
