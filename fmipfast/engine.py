@@ -83,6 +83,7 @@ _V_DROP, _V_FORWARD, _V_TUNNEL = int(Verdict.DROP), int(Verdict.FORWARD), int(Ve
 _V_DECAP, _V_BUFFER, _V_CONTROL = int(Verdict.DECAP), int(Verdict.BUFFER), int(Verdict.CONTROL)
 _F_LOCAL, _F_PROXY, _F_TUNNEL = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY), int(NeighborFlag.TUNNEL)
 _F_HOLD = int(NeighborFlag.HOLD)
+_P_MH = int(IpProto.MH)
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_OTHER_HOST = int(DropReason.OTHER_HOST)
 #: Offset of the checksum field in the upper-layer header, by protocol.
@@ -549,7 +550,8 @@ class Engine:
                     for alias in set(idx[hit].tolist()) & self._hold_alias.keys():
                         self._hold[self._hold_alias[alias]].last_inner_ns = now
                 else:
-                    held = fwd & ((flags & _F_HOLD) != 0)
+                    # Mobility Headers (the BAck) are not part of a data flow the tunnel carried: they pass
+                    held = fwd & ((flags & _F_HOLD) != 0) & (nh[cand] != _P_MH)
                     if held.any():
                         verdict[cand[held]] = _V_BUFFER
                         self.counters["reorder_held"] += int(held.sum())

@@ -316,6 +316,27 @@ def test_route_switch_holds_direct_traffic_until_the_tunnel_drains():
     net.check_conservation()
 
 
+def test_route_switch_hold_lets_mobility_headers_pass():
+    """The BAck (a Mobility Header) belongs to no data flow the tunnel carried: it is not held, so the MN
+    learns at once that its binding moved while the data behind it still waits for the tunnel to drain."""
+    from fmipfast.messages import BindingAck
+
+    net = Net()
+    _switch(net)
+    ncoa = "2001:db8:1::77"
+    net.send(net.core, _tunnelled(b"t0"))
+    net.send(net.core, udp(dst=ncoa, payload=b"d0"))
+    back = BindingAck(0, 7).packet(CN, ncoa)
+    net.send(net.core, Ether(src=CORE_MAC, dst=R_UP) / IPv6(back))
+    got = net.drain(net.h1)
+    assert [bytes(f[UDP].payload) if f.haslayer(UDP) else "MH" for f in got] == [b"t0", "MH"]
+    assert BindingAck.decode_packet(bytes(got[1][IPv6])[:56]).sequence == 7
+    net.now += 20_000_000
+    net.engine.poll()
+    assert _payloads(net) == [b"d0"]
+    net.check_conservation()
+
+
 def test_route_switch_hold_is_bounded_and_reported():
     """A tunnel that never drains does not hold the MN's direct traffic longer than reorder_hold_max_ms;
     the release is reported through on_event."""
