@@ -139,7 +139,9 @@ def test_up_status_down_through_the_cli(tmp_path):
     # realms' KDCs, with the cross-realm TGTs the RAs' adjacent realms had it precache
     kdc = {name: result["engines"][name] for name in ("kdc-home", "kdc-a", "kdc-b")}
     assert kdc["kdc-home"]["as_ok"] == 1 and kdc["kdc-b"]["tgs_ok"] >= 1 and kdc["kdc-a"]["tgs_ok"] >= 1, kdc
-    for pid in [e["pid"] for e in rec["engines"].values()] + [rec["mn"]["pid"]]:
+    pids = [e["pid"] for e in (*rec["engines"].values(), *rec["kdcs"].values(), rec["mn"], rec["bcache"])]
+    assert len(pids) == 7
+    for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     gone = _cli("status", "--prefix", PREFIX, "--state", state)
