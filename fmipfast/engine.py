@@ -156,8 +156,8 @@ class _Resolving:
 
 @dataclass(slots=True)
 class _Hold:
-    """NAR, after an Attach: direct traffic to ``ncoa`` (an ncache index) waits in buffer ``key`` while the
-    PAR's tunnel still delivers packets for the MN's other addresses (``aliases``, the PCoA)."""
+    """NAR, after an Attach: direct traffic to the NCoA ``address`` waits in buffer ``key`` while the PAR's
+    tunnel still delivers packets for the MN's other addresses (``aliases``: ncache indexes, the PCoA's)."""
 
     address: IPv6Address
     aliases: tuple[int, ...]

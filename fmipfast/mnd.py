@@ -68,7 +68,7 @@ BU_TRIES = 3  # the Attach's BU and two of our own
 
 
 class MissingTicket(SecurityError):
-    """The credentials file holds no usable ticket for the router a handover names."""
+    """Neither the credentials file nor the KDCs gave a usable ticket for the router a handover names."""
 
 
 class MnDaemon:
