@@ -80,8 +80,9 @@ def _wait_ready(log: Path, proc: subprocess.Popen, name: str, timeout: float) ->
 
 def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | None = None,
        ready_timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
-    """Build the lab, start both engines, record the state; returns it.  Raises :class:`LabError` (nothing
-    left behind) when any step fails."""
+    """Build the lab; start both engines, the CN's binding cache and KDCs, and the MN daemon; wait until the
+    MN is attached to the PAR; record the state and return it.  Raises :class:`LabError` (nothing left
+    behind) when any step fails."""
     sdir = state_dir(prefix, state)
     if (sdir / "state.json").exists():
         raise LabError(f"a lab is recorded in {sdir}: run 'fmipfast lab down' first")
