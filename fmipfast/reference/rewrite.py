@@ -55,6 +55,18 @@ def _rows(obj, name: str, m: int, width: int) -> np.ndarray:
     raise ValueError(f"{name}: need shape ({width},) or ({m}, {width}), got {arr.shape}")
 
 
+def _frame_columns(arena, offsets, lengths, l3_offsets) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The checked arena and per-frame columns of encapsulate/decapsulate (the kernels' order of checks)."""
+    arena_a = as_array(arena, "arena", np.uint8)
+    offsets_a = as_array(offsets, "offsets", np.int64)
+    lengths_a = as_array(lengths, "lengths", np.uint32)
+    n = offsets_a.shape[0]
+    check_count(lengths_a, "lengths", n, "offsets")
+    l3_a = as_array(l3_offsets, "l3_offsets", np.uint32)
+    check_count(l3_a, "l3_offsets", n, "offsets")
+    return arena_a, offsets_a, lengths_a, l3_a, n
+
+
 def _row(rows: np.ndarray, j: int) -> bytes:
     return rows[j if rows.shape[0] > 1 else 0].tobytes()
 
@@ -165,13 +177,7 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
         HOP_LIMIT_EXCEEDED (inner hop limit <= 1: Time Exceeded is due), FRAME_TOO_BIG (40 + inner length
         > mtu: Packet Too Big is due, RFC 2473 §7).
     """
-    arena_a = as_array(arena, "arena", np.uint8)
-    offsets_a = as_array(offsets, "offsets", np.int64)
-    lengths_a = as_array(lengths, "lengths", np.uint32)
-    n = offsets_a.shape[0]
-    check_count(lengths_a, "lengths", n, "offsets")
-    l3_a = as_array(l3_offsets, "l3_offsets", np.uint32)
-    check_count(l3_a, "l3_offsets", n, "offsets")
+    arena_a, offsets_a, lengths_a, l3_a, n = _frame_columns(arena, offsets, lengths, l3_offsets)
     sel_a = _sel(sel, n)
     m = sel_a.shape[0]
     srcs = _rows(outer_src, "outer_src", m, _ADDR)
@@ -235,13 +241,7 @@ def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel) -> tuple[n
         Besides the batch checks: ``l4_offsets[i] < l3_offsets[i] + 40`` for a selected frame (the inner
         packet cannot start inside the outer header; the classifier never reports that).
     """
-    arena_a = as_array(arena, "arena", np.uint8)
-    offsets_a = as_array(offsets, "offsets", np.int64)
-    lengths_a = as_array(lengths, "lengths", np.uint32)
-    n = offsets_a.shape[0]
-    check_count(lengths_a, "lengths", n, "offsets")
-    l3_a = as_array(l3_offsets, "l3_offsets", np.uint32)
-    check_count(l3_a, "l3_offsets", n, "offsets")
+    arena_a, offsets_a, lengths_a, l3_a, n = _frame_columns(arena, offsets, lengths, l3_offsets)
     l4_a = as_array(l4_offsets, "l4_offsets", np.uint32)
     check_count(l4_a, "l4_offsets", n, "offsets")
     sel_a = _sel(sel, n)
