@@ -141,8 +141,11 @@ def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():
 def test_link_reversal_stops_the_pars_forwarding_and_the_stream_resumes_on_link_a():
     """Draft Appendix A: at ReadyToSwitch the MN's port goes down and comes back on link A.  The MN sends
     ForwardingDisable; the PAR stops tunnelling and delivers on link A again.  What it tunnelled to the NAR
-    during the gap stays in the NAR's buffer (no Attach there): exactly those datagrams are lost."""
-    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, reverse=True))
+    during the gap stays in the NAR's buffer (no Attach there): those datagrams are lost.  So, by design, are
+    any the PAR put on link A after the port went down and before it had the HRA's tunnel in place -- the link
+    layer reacts 10 ms after ReadyToSwitch, as in the forward run, so that is none unless the PAR is
+    descheduled that long (a pure-Python engine on a loaded CI machine once was: 38 lost, 34 buffered)."""
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, reverse=True, switch_delay_ms=10.0))
     assert _ours() == []
     events = [what for what, _ in m["timeline_ms"]]
     order = ["mn send HandoverRedirectAck", "layer 2: port up on brA", "mn send ForwardingDisable", "back_at_par"]
@@ -151,8 +154,13 @@ def test_link_reversal_stops_the_pars_forwarding_and_the_stream_resumes_on_link_
     assert not any(e.startswith("mn recv AuthenticatedMN from fe80") for e in events)  # never attached at the NAR
     par, nar = m["engines"]["par"]["counters"], m["engines"]["nar"]["counters"]
     assert par["tunnelled"] == nar["decapsulated"] == nar["buffered"] > 0 and nar.get("flushed", 0) == 0
-    assert m["lost"] == nar["buffered"] and m["duplicated"] == 0 and m["reordered"] == 0
-    assert len(m["lost_ranges"]) == 1 and m["lost_ranges"][0]["last"] < m["sent"] - 1  # the stream resumed
+    assert m["duplicated"] == 0 and m["reordered"] == 0
+    # one run of losses: what the PAR put on the dead link A (if anything) right before what it tunnelled,
+    # nothing lost before the handover began, and the stream resumed on link A after the ForwardingDisable
+    assert len(m["lost_ranges"]) == 1 and m["lost_ranges"][0]["last"] < m["sent"] - 1, m["lost_ranges"]
+    assert m["lost"] >= nar["buffered"], (m["lost"], nar["buffered"])
+    trigger = next(at for what, at in m["timeline_ms"] if what == "trigger")
+    assert m["lost_ranges"][0]["sent_ms"] >= trigger - 50, (m["lost_ranges"], trigger)  # 50 ms: CN -> PAR transit
     for name in ("par", "nar"):
         assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
 
