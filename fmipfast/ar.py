@@ -94,7 +94,7 @@ AR_COUNTERS = (
     "forwarding_disabled", "forwarding_expired", "mn_returned",
     "hi_admitted", "refused_ncoa_in_use", "refused_insufficient_resources", "refused_authentication_failed",
     "refused_unspecified", "auth_failed", "verify_timeout", "proxy_expired", "attached", "initial_attached",
-    "initial_refused", "refused_sessions_full", "session_expired",
+    "initial_refused", "refused_sessions_full", "session_expired", "attach_address_in_use",
 )
 
 
@@ -702,6 +702,12 @@ class AccessRouter:
             return
         if self._sessions_full(ev.src):
             self._note("drop", role="attach", reason="sessions full", src=str(ev.src))
+            return
+        old = self.sessions.get(ev.src)
+        if old is not None and old.eui64 != h.mn_eui64:
+            # A fresh initial attach for an address in session is the same MN renewing its session (a new ticket,
+            # a new key); from another link-layer address it is a claim on someone else's address.
+            self._drop("attach_address_in_use", src=str(ev.src))
             return
         self.nar[(ev.src, msg.identifier)] = h
         self._note("state", role="attach", identifier=h.identifier, ncoa=str(h.ncoa), old="idle", new="verifying")

@@ -13,6 +13,12 @@ requests.
   ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
 * **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
   Forwarding Disable to the PAR.
+* **Session renewal**: a router's session lives as long as the ticket it came from (the router forgets it at
+  the ticket's endtime).  ``renew_before_s`` before that the MN re-attaches to the same router with a fresh
+  ticket (``GetTicket`` -> Attach with a new AP-REQ -> Authenticated-MN: a new session key); a failed renewal
+  is retried every ``renew_retry_s`` while the old session lasts; a Redirect meanwhile wins (the handover
+  brings a new ticket anyway).  A session that expires all the same is noted (``session_expired``) and
+  followed by one fresh initial attach.
 
 The (state, event kind) pairs are in :data:`MN_TRANSITIONS`; anything else is dropped and counted.
 
@@ -98,6 +104,7 @@ MN_COUNTERS = (
     "unknown_identifier", "no_identifier", "duplicate", "duplicate_hrd", "unexpected", "stale_ticket",
     "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
     "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
+    "renewals_started", "renewed", "renew_failed", "renew_interrupted", "session_expired",
 )
 
 
@@ -122,6 +129,9 @@ MN_TRANSITIONS: dict[tuple[MnState, Kind], str] = {
     (MnState.ATTACHED, Kind.AMN): "_amn_duplicate",
     (MnState.ATTACHED, Kind.LINK_UP): "_link_note",
     (MnState.ATTACHED, Kind.LINK_DOWN): "_link_note",
+    (MnState.ATTACHED, Kind.TIMEOUT): "_session_timer",
+    (MnState.ATTACH_TICKET, Kind.HRD): "_renew_interrupted",
+    (MnState.ATTACHING, Kind.HRD): "_renew_interrupted",
     (MnState.HO_TICKET, Kind.HRD): "_hrd_duplicate",
     (MnState.HO_TICKET, Kind.TICKET): "_ho_ticket",
     (MnState.HO_READY, Kind.HRD): "_hrd_duplicate",
@@ -136,12 +146,15 @@ MN_TRANSITIONS: dict[tuple[MnState, Kind], str] = {
 
 @dataclass
 class RouterSession:
-    """The router the MN is attached to: its address, Kerberos principal, the link, our CoA there, the key."""
+    """The router the MN is attached to: its address, the link, our CoA there, the key, and -- for renewal --
+    its Kerberos principal and when the ticket the key came from ends (on the driver's clock)."""
 
     address: IPv6Address
     link: str
     coa: IPv6Address
     mac_key: bytes
+    principal: Principal | None = None
+    expires_ns: int | None = None
 
 
 @dataclass
@@ -163,6 +176,7 @@ class _Exchange:
     pending: Send | None = None  # the message being retransmitted (Attach) or re-sent on duplicates (HRA)
     tries: int = 0
     deadline: int | None = None
+    renewing: bool = False  # a re-attach to the router we are attached to (self.router stays valid meanwhile)
 
 
 class MobileNode:
@@ -175,11 +189,17 @@ class MobileNode:
     backoff : the Attach retransmission policy.
     epoch_ns : added to ``now_ns`` to get POSIX time for authenticators (see the module docstring).
     bu_lifetime_units : BU lifetime in 4-second units (RFC 6275 §6.1.7).
+    renew_before_s : re-attach this long before the session's ticket ends (a ticket cache must hand out a
+        fresh ticket by then: :class:`~fmipfast.security.ccache.TicketCache`'s ``renew_margin`` is 60 s).
+    renew_retry_s : after a failed renewal, try again this much later (while the old session lasts).
     """
 
     def __init__(self, mac: bytes, *, home_agent: IPv6Address | str | None = None,
                  codepoints: Codepoints = DEFAULT_CODEPOINTS, backoff: Backoff = DEFAULT_BACKOFF, epoch_ns: int = 0,
-                 bu_lifetime_units: int = 60, first_identifier: int = 1, first_sequence: int = 1) -> None:
+                 bu_lifetime_units: int = 60, first_identifier: int = 1, first_sequence: int = 1,
+                 renew_before_s: float = 30.0, renew_retry_s: float = 10.0) -> None:
+        if not (renew_retry_s > 0 and renew_before_s >= 0):
+            raise ValueError("renew_retry_s must be > 0 and renew_before_s >= 0")
         self.mac = bytes(mac)
         self.eui64 = eui64_from_mac48(self.mac)
         self.home_agent = IPv6Address(home_agent) if home_agent is not None else None
@@ -187,6 +207,9 @@ class MobileNode:
         self.backoff = backoff
         self.epoch_ns = epoch_ns
         self.bu_lifetime_units = bu_lifetime_units
+        self.renew_before_ns = int(renew_before_s * 1e9)
+        self.renew_retry_ns = int(renew_retry_s * 1e9)
+        self._renew_at: int | None = None  # when ATTACHED: the next renewal attempt
         self.last_bu_sequence: int | None = None  # the Sequence # of the last BU an Attach carried
         self.counters: dict[str, int] = dict.fromkeys(MN_COUNTERS, 0)
         self.state = MnState.IDLE
@@ -206,8 +229,8 @@ class MobileNode:
         if isinstance(event, Received):
             self._on_received(event)
         elif isinstance(event, Tick):
-            x = self.exchange
-            if x is not None and x.deadline is not None and x.deadline <= now_ns:
+            deadline = self.next_deadline()
+            if deadline is not None and deadline <= now_ns:
                 self._dispatch(Kind.TIMEOUT)
         elif isinstance(event, Start):
             self._dispatch(Kind.START, event)
@@ -229,7 +252,12 @@ class MobileNode:
         return out
 
     def next_deadline(self) -> int | None:
-        return self.exchange.deadline if self.exchange is not None else None
+        if self.exchange is not None:
+            return self.exchange.deadline
+        r = self.router
+        if self.state == MnState.ATTACHED and r is not None and r.expires_ns is not None:
+            return min(self._renew_at if self._renew_at is not None else r.expires_ns, r.expires_ns)
+        return None
 
     # ------------------------------------------------------------------ plumbing
     def _count(self, name: str) -> None:
@@ -324,28 +352,47 @@ class MobileNode:
 
     # ------------------------------------------------------------------ initial attach
     def _start(self, ev: Start) -> None:
+        self._attach_to(IPv6Address(ev.router_address), ev.router_principal, IPv6Address(ev.coa), ev.link)
+
+    def _attach_to(self, router: IPv6Address, principal: Principal, coa: IPv6Address, link: str, *,
+                   renewing: bool = False) -> None:
         ident = self._next_identifier
         self._next_identifier = (self._next_identifier + 1) & 0xFFFF
-        self.exchange = _Exchange(ident, IPv6Address(ev.router_address), ev.router_principal, IPv6Address(ev.coa),
-                                  link=ev.link)
+        self.exchange = _Exchange(ident, router, principal, coa, link=link, renewing=renewing)
         self._get_ticket(self.exchange)
         self._set_state(MnState.ATTACH_TICKET)
+
+    def _usable(self, ev: TicketReady) -> TicketReady:
+        """A ticket that has already ended is no ticket (the router would refuse it, and a session from it
+        would expire at once)."""
+        if ev.creds is not None and self._expires(ev.creds) <= self._now:
+            return TicketReady(ev.request_id, None, f"the ticket for {ev.creds.server} has ended")
+        return ev
 
     def _attach_ticket(self, ev: TicketReady) -> None:
         x = self.exchange
         assert x is not None
+        ev = self._usable(ev)
         if ev.creds is None:
             self._count("ticket_failed")
             self._note("fail", role="mn", identifier=x.identifier, reason=f"no ticket: {ev.error}")
+            if x.renewing:
+                self._renew_failed(f"no ticket: {ev.error}")
+                return
             self._set_state(MnState.IDLE)
             self.exchange = None
+            return
+        r = self.router
+        if x.renewing and r is not None and r.expires_ns is not None and self._expires(ev.creds) <= r.expires_ns:
+            # A cache handing out the ticket we already have: renewing with it would buy nothing.
+            self._renew_failed(f"the ticket for {x.principal} ends no later than the session's")
             return
         binding = HandoverBinding(str(x.coa), str(x.coa), str(x.router), x.identifier)
         req, auth = build_ap_req(ev.creds, binding, now=self._wall())
         x.creds, x.authenticator = ev.creds, auth
         x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
-        att = Attach((LinkLayerAddress(self.eui64), LkbMessage(req.encode()), *self._bu(x.coa),
-                      Identifier(x.identifier)))
+        bu = () if x.renewing else self._bu(x.coa)  # a renewal changes no binding: the BU lifetime is the HA's
+        att = Attach((LinkLayerAddress(self.eui64), LkbMessage(req.encode()), *bu, Identifier(x.identifier)))
         send = Send(encode(att, x.coa, x.router, codepoints=self.codepoints), x.coa, x.router, ND_HOP_LIMIT, False,
                     x.link)
         self._set_state(MnState.ATTACHING)
@@ -373,16 +420,62 @@ class MobileNode:
         assert x is not None
         if not self._authenticated(msg, ev):
             return
-        self.router = RouterSession(x.router, x.link, x.coa, x.mac_key)
-        self._count("initial_attached")
+        self.router = self._session(x)
+        self._count("renewed" if x.renewing else "initial_attached")
         self._finish()
+
+    def _expires(self, creds: Credentials) -> int:
+        """The ticket's endtime on the driver's clock."""
+        return creds.endtime * 1_000_000_000 - self.epoch_ns
+
+    def _session(self, x: _Exchange) -> RouterSession:
+        assert x.creds is not None
+        return RouterSession(x.router, x.link, x.coa, x.mac_key, x.principal, self._expires(x.creds))
 
     def _finish(self) -> None:
         x = self.exchange
-        assert x is not None
+        assert x is not None and self.router is not None
         self._last_identifier = x.identifier
+        expires = self.router.expires_ns
+        self._renew_at = None if expires is None else expires - self.renew_before_ns
         self._set_state(MnState.ATTACHED)
         self.exchange = None
+
+    # ------------------------------------------------------------------ session renewal
+    def _session_timer(self) -> None:
+        r = self.router
+        assert r is not None and r.expires_ns is not None and r.principal is not None
+        if self._now >= r.expires_ns:
+            # Not renewed in time: the router has forgotten the session (and its key): start over.
+            self._count("session_expired")
+            self._note("session_expired", role="mn", router=str(r.address), coa=str(r.coa))
+            self.router = None
+            self._renew_at = None
+            self._attach_to(r.address, r.principal, r.coa, r.link)
+            return
+        self._count("renewals_started")
+        self._attach_to(r.address, r.principal, r.coa, r.link, renewing=True)
+
+    def _renew_failed(self, reason: str) -> None:
+        x = self.exchange
+        assert x is not None
+        self._count("renew_failed")
+        self._note("fail", role="mn", identifier=x.identifier, router=str(x.router), reason=f"renewal: {reason}")
+        self.exchange = None
+        self._renew_at = self._now + self.renew_retry_ns
+        self._set_state(MnState.ATTACHED)
+
+    def _renew_interrupted(self, msg: HandoverRedirect) -> None:
+        x = self.exchange
+        assert x is not None
+        if not x.renewing:  # an initial attach: Redirects are dropped before dispatch (no router), defensively
+            self._drop("unexpected", message=msg.NAME, state=self.state.value)
+            return
+        self._count("renew_interrupted")
+        self._note("fail", role="mn", identifier=x.identifier, reason=f"renewal given up for Redirect {msg.identifier}")
+        self.exchange = None
+        self._set_state(MnState.ATTACHED)
+        self._hrd(msg)
 
     def _amn_duplicate(self, msg: FmipMessage, ev: Received) -> None:
         self._drop("duplicate", message=msg.NAME, identifier=msg.identifier)
@@ -394,6 +487,9 @@ class MobileNode:
             self._count("attach_failed")
             self._note("fail", role="mn", identifier=x.identifier, router=str(x.router),
                        reason=f"no Authenticated-MN after {x.tries} Attach tries")
+            if x.renewing:
+                self._renew_failed(f"no Authenticated-MN after {x.tries} Attach tries")
+                return
             if self.state == MnState.HO_ATTACHING:
                 # Unauthenticated on the NAR's link: nothing is left to use.  The driver may Start an initial
                 # attach at the NAR, or move back (a LinkUp on the old link no longer reverses: the PAR has
@@ -454,6 +550,7 @@ class MobileNode:
     def _ho_ticket(self, ev: TicketReady) -> None:
         x, r = self.exchange, self.router
         assert x is not None and r is not None and x.pcoa is not None
+        ev = self._usable(ev)
         if ev.creds is None:
             self._count("ticket_failed")
             self._note("fail", role="mn", identifier=x.identifier, reason=f"no ticket for {x.principal}: {ev.error}")
@@ -507,6 +604,6 @@ class MobileNode:
         if not self._authenticated(msg, ev):
             return
         self._out.append(RemoveAddress(x.pcoa, retired=True))
-        self.router = RouterSession(x.router, x.link, x.coa, x.mac_key)
+        self.router = self._session(x)
         self._count("handovers_completed")
         self._finish()

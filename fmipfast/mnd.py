@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from ipaddress import IPv6Address
 from typing import Any
@@ -53,7 +54,7 @@ from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
-from fmipfast.security.ccache import TicketCache, load_credentials
+from fmipfast.security.ccache import CredentialFileError, TicketCache, load_credentials
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
 
 __all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
@@ -61,6 +62,7 @@ __all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
 log = logging.getLogger("fmipfast.mnd")
 
 COUNTERS = ("switch_commands", "switch_failed", "switch_no_link_change", "ticket_missing", "ticket_expired",
+            "ccache_reloaded", "ccache_errors",
             "handovers_completed", "bu_sent", "back_received", "back_rejected", "back_unexpected",
             "bu_unacknowledged", "pcoa_released")
 BINDACK_TIMEOUT_S = 1.0  # RFC 6275 INITIAL_BINDACK_TIMEOUT
@@ -80,6 +82,7 @@ class MnDaemon:
             raise ValueError("mn.interface: the [mn] section is missing or has no interface")
         self.cfg = cfg
         self.credentials = load_credentials(cfg.ccache) if cfg.ccache else {}
+        self._ccache_mtime = os.stat(cfg.ccache).st_mtime_ns if cfg.ccache else None
         self.tickets = self._ticket_cache(cfg)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.clock = clock
@@ -93,7 +96,8 @@ class MnDaemon:
             else None
         self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
                              ticket_provider=self._ticket, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
-                             on_ready_to_switch=self._switch, on_note=self._on_note)
+                             on_ready_to_switch=self._switch, on_note=self._on_note,
+                             renew_before_s=cfg.renew_before_s, renew_retry_s=cfg.renew_retry_s)
         try:
             self.mh = MobilitySocket() if cfg.home_agent is not None else None
         except OSError:
@@ -119,17 +123,38 @@ class MnDaemon:
         return TicketCache(client, key, kdcs)
 
     # ------------------------------------------------------------------ hooks of the agent
+    def _reload_credentials(self) -> None:
+        """Re-read the credentials file when it has changed (tickets refreshed by whoever obtains them); a file
+        that has become unreadable or malformed is counted and logged, and the tickets already read stay."""
+        if not self.cfg.ccache:
+            return
+        try:
+            mtime = os.stat(self.cfg.ccache).st_mtime_ns
+            if mtime == self._ccache_mtime:
+                return
+            self.credentials = load_credentials(self.cfg.ccache)
+        except (OSError, CredentialFileError) as exc:
+            self.counters["ccache_errors"] += 1
+            log.warning("credentials file %s not re-read: %s", self.cfg.ccache, exc)
+            return
+        self._ccache_mtime = mtime
+        self.counters["ccache_reloaded"] += 1
+
     async def _ticket(self, server: Principal) -> Credentials:
+        self._reload_credentials()
         creds = self.credentials.get(server)
         if creds is not None and creds.endtime <= time.time():
             self.counters["ticket_expired"] += 1
             creds = None
-        if creds is not None:
+        # A file ticket near its end (a session renewal asks then) gives way to the KDCs' fresh one, if any.
+        if creds is not None and (self.tickets is None or creds.endtime - self.tickets.renew_margin > time.time()):
             return creds
         if self.tickets is not None:
             try:
                 return await self.tickets.get(server)
             except LkbError as exc:
+                if creds is not None:
+                    return creds  # still valid: better than none
                 self.counters["ticket_missing"] += 1
                 raise MissingTicket(f"no ticket for {server} from the KDCs: {exc}") from None
         self.counters["ticket_missing"] += 1

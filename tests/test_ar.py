@@ -256,6 +256,25 @@ def test_initial_attach_refused_then_duplicates_dropped():
     assert a.counters["duplicate_attach"] == 1 and a.counters["auth_failed"] == 1
 
 
+def test_a_fresh_attach_for_an_address_in_session_is_taken_only_from_the_same_mn():
+    """The same MN re-attaching (a session renewal) gets a new key; another link-layer address with a valid ticket
+    of its own claiming the address is dropped and the session stays."""
+    from fmipfast.mn import MobileNode
+    from fmipfast.protocol import Start, TicketReady
+    from tests.test_handover_fsm import P_A
+    net = attached_net()
+    a = net.routers["A"]
+    session = a.sessions[PCOA_A]
+    other = MobileNode(bytes.fromhex("0200c0ffee01"), first_identifier=9)
+    other.handle(Start(AR_A, P_A, PCOA_A, "A"), net.now)
+    (att,) = real(other.handle(TicketReady(1, net.tickets[P_A]), net.now))
+    assert real(a.handle(Received(att.icmp, att.src, att.dst, 255, "A"), net.now)) == []
+    assert a.counters["attach_address_in_use"] == 1 and a.sessions[PCOA_A] is session
+    net.feed("MN", Start(AR_A, P_A, PCOA_A, "A"))  # the MN itself: accepted, a new session (the same ticket here)
+    assert a.counters["initial_attached"] == 2 and a.sessions[PCOA_A] is not session
+    assert a.sessions[PCOA_A].mac_key == net.mn.router.mac_key and a.counters["attach_address_in_use"] == 1
+
+
 def test_trigger_validation_and_redirect_flags():
     net = attached_net()
     a = net.routers["A"]

@@ -248,7 +248,7 @@ def test_authenticated_mn_checks_mac_ap_rep_and_source():
     out = real(mn.handle(_amn(mn), net.now))
     assert [type(a).__name__ for a in out] == ["RemoveAddress"] and out[0].address == PCOA_A and out[0].retired
     assert mn.state == MnState.ATTACHED and mn.router is not None and mn.router.address == AR_B
-    assert mn.next_deadline() is None
+    assert mn.next_deadline() == (NOW + 36000 - 30) * 1_000_000_000  # the renewal, 30 s before the ticket ends
 
 
 def test_tick_before_the_deadline_does_nothing():
@@ -277,3 +277,106 @@ def test_unexpected_events_are_counted():
     mn.handle(Received(raw, AR_A, PCOA_A, 255, "A"), T0)
     assert mn.counters["unexpected"] == 2 and mn.counters["no_identifier"] == 1
     assert MN_LL.is_link_local
+
+
+# ---------------------------------------------------------------------------------------------- session renewal
+END = NOW + 36000  # the endtime of the Net's tickets
+RENEW = (END - 30) * 1_000_000_000  # renew_before_s = 30
+
+
+def _ticket(net: Net, principal, end: int):
+    """A real ticket for ``principal`` (its router's service key) that ends at ``end`` (POSIX seconds)."""
+    old = net.tickets[principal]
+    key = net.keytabs["A" if principal == P_A else "B"].get(principal)
+    skey = L.Key(0, bytes((end + i) & 0xFF for i in range(32)))
+    part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, end - 36000, end - 36000, end, skey.value, old.client)
+    return L.Credentials(old.client, principal, L.Ticket.issue(principal, key, part), skey, part.flags, end - 36000,
+                         end - 36000, end)
+
+
+def _advance_to(net: Net, when_ns: int) -> None:
+    net.advance((when_ns - net.now) / MS)
+
+
+def test_a_session_is_renewed_before_its_ticket_ends_with_a_new_key():
+    """30 s before the ticket ends the MN re-attaches to its router with a fresh ticket: a new AP-REQ, a new
+    session key at both ends, no BU; the next handover is authenticated with the new key."""
+    net, mn = attached()
+    old_key = mn.router.mac_key
+    assert mn.next_deadline() == RENEW and mn.router.expires_ns == END * 1_000_000_000
+    net.tickets[P_A] = _ticket(net, P_A, END + 36000)
+    _advance_to(net, RENEW - 1)
+    assert mn.state == MnState.ATTACHED and mn.counters["renewals_started"] == 0
+    m = net.mark()
+    _advance_to(net, RENEW)
+    assert net.steps(m) == ["MN:GetTicket", "MN:Send ATTACH", "A:Verify", "A:Send AUTHENTICATED_MN"]
+    assert decode(net.actions("MN", Send, m)[0].icmp).find(EncapsulatedPacket) is None  # no BU in a renewal
+    assert mn.state == MnState.ATTACHED and mn.counters["renewed"] == 1 and mn.counters["initial_attached"] == 1
+    assert mn.router.mac_key != old_key and mn.router.expires_ns == (END + 36000) * 1_000_000_000
+    assert net.routers["A"].sessions[PCOA_A].mac_key == mn.router.mac_key
+    assert mn.next_deadline() == (END + 36000 - 30) * 1_000_000_000
+    _advance_to(net, END * 1_000_000_000 + MS)  # the old ticket's end passes: nothing expires anywhere
+    assert PCOA_A in net.routers["A"].sessions and net.routers["A"].counters["session_expired"] == 0
+    net.tickets[P_B] = _ticket(net, P_B, END + 36000)  # the Net's ticket for B has ended by now too
+    net.trigger()
+    net.move("B")
+    assert mn.state == MnState.ATTACHED and mn.router.address == AR_B and mn.counters["bad_mac"] == 0
+
+
+def test_a_renewal_that_cannot_get_a_later_ticket_retries_then_the_session_expires():
+    """The cache keeps handing out the same ticket: each renewal fails (no Attach is sent), is retried every
+    10 s, and at the ticket's end the session is gone at both ends; the fresh attach that follows has no usable
+    ticket either, so the MN is idle -- said, counted, never a loop."""
+    net, mn = attached()
+    m = net.mark()
+    _advance_to(net, END * 1_000_000_000 - 1)
+    assert net.steps(m) == ["MN:GetTicket"] * 3  # at -30 s, -20 s, -10 s
+    assert mn.counters["renew_failed"] == 3 and mn.state == MnState.ATTACHED and mn.router is not None
+    _advance_to(net, END * 1_000_000_000)
+    assert mn.counters["session_expired"] == 1 and mn.state == MnState.IDLE and mn.router is None
+    assert mn.counters["ticket_failed"] == 1 and mn.next_deadline() is None  # the ended ticket, once
+    assert [n.fields["router"] for w, n in net.notes("session_expired", m) if w == "MN"] == [str(AR_A)]
+    assert PCOA_A not in net.routers["A"].sessions and net.routers["A"].counters["session_expired"] == 1
+
+
+def test_a_renewal_whose_attaches_are_lost_keeps_the_old_session_and_tries_again():
+    net, mn = attached()
+    net.tickets[P_A] = _ticket(net, P_A, END + 36000)
+    key = mn.router.mac_key
+    net.drop("ATTACH", times=4)
+    _advance_to(net, RENEW + 2250 * MS)  # the backoff's four tries
+    assert mn.counters["renew_failed"] == 1 and mn.state == MnState.ATTACHED and mn.router.mac_key == key
+    assert RENEW + 2250 * MS < mn.next_deadline() <= RENEW + 12_250 * MS  # renew_retry_s after the failure
+    _advance_to(net, RENEW + 20_000 * MS)
+    assert mn.counters["renewed"] == 1 and mn.router.mac_key != key
+
+
+def test_a_redirect_during_a_renewal_wins():
+    """The PAR triggers a handover while the MN is re-attaching: the renewal is given up and the handover,
+    authenticated with the session key still in force, completes."""
+    net, mn = attached()
+    net.drop("ATTACH", times=1)  # the renewal's Attach: the MN is still attaching when the Redirect comes
+    net.tickets[P_A] = _ticket(net, P_A, END + 36000)
+    _advance_to(net, RENEW)
+    assert mn.state == MnState.ATTACHING
+    net.tickets[P_B] = _ticket(net, P_B, END + 36000)
+    net.trigger()
+    assert mn.counters["renew_interrupted"] == 1 and mn.state == MnState.HO_READY
+    net.move("B")
+    assert mn.state == MnState.ATTACHED and mn.router.address == AR_B and mn.counters["handovers_completed"] == 1
+
+
+def test_an_ended_ticket_is_not_used():
+    net = Net()
+    net.tickets[P_A] = _ticket(net, P_A, NOW - 1)
+    net.attach()
+    assert net.mn.state == MnState.IDLE and net.mn.counters["ticket_failed"] == 1
+    assert not net.actions("MN", Send)
+
+
+def test_renewal_parameters_are_checked():
+    import pytest
+    with pytest.raises(ValueError, match="renew_retry_s"):
+        MobileNode(MN_MAC, renew_retry_s=0)
+    with pytest.raises(ValueError, match="renew_before_s"):
+        MobileNode(MN_MAC, renew_before_s=-1)

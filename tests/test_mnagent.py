@@ -80,15 +80,16 @@ def test_link_notifications_are_parsed_for_our_interface_only():
 # ============================================================================================ the lab
 
 
-def _credentials(now: float) -> tuple[dict[L.Principal, L.Credentials], dict[str, L.ApVerifier]]:
-    """Case 1 key material (as tests/test_handover_fsm.py builds it), valid around the real time ``now``."""
+def _credentials(now: float, lifetime: int = 3600) -> tuple[dict[L.Principal, L.Credentials], dict[str, L.ApVerifier]]:
+    """Case 1 key material (as tests/test_handover_fsm.py builds it), valid from just before the real time
+    ``now`` for ``lifetime`` seconds."""
     tickets, verifiers = {}, {}
     for name, realm, principal, kvno in (("A", REALM_A, P_A, 3), ("B", REALM_B, P_B, 4)):
         key = L.Key(kvno, bytes((kvno * 7 + i) & 0xFF for i in range(32)))
         keytab = L.Keytab()
         keytab.add(principal, key)
         skey = L.Key(0, bytes((kvno * 13 + i) & 0xFF for i in range(32)))
-        start, end = int(now) - 10, int(now) + 3600
+        start, end = int(now) - 10, int(now) + lifetime
         part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, start, start, end, skey.value, P_MN)
         ticket = L.Ticket.issue(principal, key, part)
         tickets[principal] = L.Credentials(P_MN, principal, ticket, skey, part.flags, start, start, end)

@@ -140,3 +140,24 @@ def test_a_missing_ticket_fails_the_handover_not_the_daemon(lab: Lab, tmp_path):
     st = daemon.status()
     assert st["router"] == str(AR_A) and st["counters"]["daemon"]["switch_commands"] == 0, st
     assert isinstance(tickets[P_B], L.Credentials)
+
+
+def test_a_session_is_renewed_with_a_ticket_from_the_re_read_credentials_file(lab: Lab, tmp_path):
+    """The file's tickets end 40 s from now and the daemon renews 38 s before: the renewal at +2 s finds the
+    file rewritten with later tickets (re-read because it changed) and re-attaches with them through the kernel;
+    the router's session now ends with the new ticket."""
+    now = time.time()
+    tickets, verifiers = _credentials(now, lifetime=40)
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, tickets, _flip(lab), renew_before_s=38)
+    later, _ = _credentials(now, lifetime=7200)
+
+    async def body() -> None:
+        first_end = daemon.agent.mn.router.expires_ns
+        save_credentials(tmp_path / "mn.ccache", later.values())
+        await _until(lambda: daemon.agent.mn.counters["renewed"] == 1, "the renewal")
+        assert daemon.agent.mn.state == MnState.ATTACHED and daemon.agent.mn.router.expires_ns > first_end
+        assert daemon.counters["ccache_reloaded"] == 1 and daemon.counters["ccache_errors"] == 0
+        assert peer.routers["A"].counters["initial_attached"] == 2
+
+    _run(peer, daemon, body)
