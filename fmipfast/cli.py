@@ -162,6 +162,15 @@ def _cmd_router(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     logging.basicConfig(level=cfg.logging.level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    seq_store = None
+    if r.security is not None and r.security.ah_sequence_file:
+        from fmipfast.security.ah import SequenceStore
+
+        try:
+            seq_store = SequenceStore(r.security.ah_sequence_file)
+        except ValueError as exc:
+            print(f"fmipfast router: router.security.ah_sequence_file: {exc}", file=sys.stderr)
+            return 2
     ports = {}
     try:
         for iface in r.interfaces:
@@ -184,7 +193,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         control = RouterControl(engine)
         if r.security is not None:
-            agent = _router_agent(engine, r.security)
+            agent = _router_agent(engine, r.security, seq_store)
             control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
             control.attach_counters("handover", "The handover protocol's messages, states and refusals "
                                     "(docs/protocol.md §6).", lambda: agent.ar.counters)
@@ -226,8 +235,10 @@ def _listen_address(text: str) -> str:
     return f"{host if sep else ''}:{port}"
 
 
-def _router_agent(engine: Any, sec: Any) -> Any:
-    """The handover protocol of the daemon from its [router.security] section."""
+def _router_agent(engine: Any, sec: Any, store: Any = None) -> Any:
+    """The handover protocol of the daemon from its [router.security] section (``store``: the
+    ``ah.SequenceStore`` of ``ah_sequence_file``, opened by the caller so a bad file is a start-up error)."""
+    import logging
     from ipaddress import IPv6Address
 
     from fmipfast.router import LoopScheduler, RouterAgent
@@ -239,9 +250,13 @@ def _router_agent(engine: Any, sec: Any) -> Any:
         keytab.add(L.Principal.parse(k.principal), L.Key(k.kvno, k.key))
     sad = ah.SADatabase()
     sa_out = {}
+    if store is None and sec.peers:
+        logging.getLogger("fmipfast.router").warning(
+            "[router.security] has no ah_sequence_file: after a restart this router's AH sequence numbers start "
+            "at 1 again and its peers drop its messages as replays (RFC 4302 §3.3.2)")
     for p in sec.peers:
         sad.add_inbound(ah.SecurityAssociation(p.spi_in, p.key_in, peer=p.address))
-        sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address)
+        sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address, store=store)
     principal = L.Principal.parse(sec.principal)
     opener = None
     if sec.kdc is not None:

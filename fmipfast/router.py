@@ -114,8 +114,8 @@ class RouterAgent:
                                      clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
         self.sad, self.sa_out = sad, sa_out
         self.ah_counters: dict[str, int] = {}
-        self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "no_outbound_sa", "send_failed",
-                                                       "not_icmpv6"), 0)
+        self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
+                                                       "send_failed", "not_icmpv6"), 0)
         self.on_note = on_note
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
@@ -180,7 +180,12 @@ class RouterAgent:
                 if sa is None:
                     self.counters["no_outbound_sa"] += 1
                     return
-                packet = ah.protect(packet, sa, self.ah_counters)
+                try:
+                    packet = ah.protect(packet, sa, self.ah_counters)
+                except ah.AhError as exc:  # by reason in ah_counters (seq_exhausted, seq_not_persisted, ...)
+                    self.counters["ah_protect_failed"] += 1
+                    self.note("ah_protect_failed", dst=a.dst, error=str(exc))
+                    return
             if not e.send_packet(packet, iface=a.iface or self.iface):
                 self.counters["send_failed"] += 1
             self.note("send", icmp=a.icmp, src=a.src, dst=a.dst, size=len(packet))

@@ -363,3 +363,105 @@ def test_mutated_valid_packet_raises_only_ah_errors(tail, pos):
     sad, _ = rx_sad()
     with pytest.raises(ah.AhError):
         ah.verify(bytes(pkt) + tail, sad)
+
+
+# ------------------------------------------------------------------------------ counters across restarts
+
+
+def _restart_pair(path, **kw) -> tuple[ah.SecurityAssociation, ah.SADatabase, ah.SecurityAssociation]:
+    """A sender SA (with a store on ``path``) and its peer's inbound SA."""
+    sad, rx = rx_sad()
+    return tx_sa(store=ah.SequenceStore(path, **kw)), sad, rx
+
+
+def test_without_a_store_a_restarted_sender_is_dropped_as_a_replay():
+    """Why the store exists: the peer's window is far ahead of a sender that started again at 1."""
+    sad, _ = rx_sad()
+    sa = tx_sa()
+    for _ in range(100):
+        ah.verify(ah.protect(hi_like(), sa), sad)
+    with pytest.raises(ah.AhReplay):
+        ah.verify(ah.protect(hi_like(), tx_sa()), sad)  # the "restarted" sender: sequence 1
+
+
+def test_with_a_store_a_restarted_sender_resumes_above_everything_it_sent(tmp_path):
+    path = tmp_path / "ah-seq.json"
+    sa, sad, _ = _restart_pair(path, block=16)
+    for _ in range(100):
+        ah.verify(ah.protect(hi_like(), sa), sad)
+    assert sa.seq == 100 and sa.reserved == 112 and sa.store is not None and sa.store.writes == 7
+    again = tx_sa(store=ah.SequenceStore(path, block=16))  # the restart: a new process reads the file
+    assert again.seq == 112
+    out = ah.verify(ah.protect(hi_like(), again), sad)  # accepted by the peer's window
+    assert out == hi_like() and again.seq == 113
+    assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_a_new_key_or_spi_starts_its_own_counter(tmp_path):
+    path = tmp_path / "ah-seq.json"
+    sa = tx_sa(store=ah.SequenceStore(path, block=4))
+    for _ in range(10):
+        sa.next_seq()
+    store = ah.SequenceStore(path, block=4)
+    assert ah.SecurityAssociation(SPI, bytes(32), peer=NAR, store=store).seq == 0  # another key
+    assert ah.SecurityAssociation(SPI + 1, KEY, peer=NAR, store=store).seq == 0  # another SPI
+    assert ah.SecurityAssociation(SPI, KEY, peer=NAR, store=store).seq == 12
+    assert "KEY" not in path.read_text() and KEY.hex() not in path.read_text()
+
+
+def test_a_failed_write_sends_nothing_and_the_next_send_tries_again(tmp_path):
+    """The block ahead cannot be written (the directory is gone): the send fails, counted, the counter has not
+    moved; once the directory is back the same number goes out."""
+    d = tmp_path / "state"
+    d.mkdir()
+    sa = tx_sa(store=ah.SequenceStore(d / "ah-seq.json", block=8))
+    counters = ah.AhCounters()
+    for _ in range(8):
+        ah.protect(hi_like(), sa, counters)
+    (d / "ah-seq.json").unlink()
+    d.rmdir()
+    with pytest.raises(ah.AhSequenceNotPersisted, match="cannot write"):
+        ah.protect(hi_like(), sa, counters)
+    assert counters["seq_not_persisted"] == 1 and counters["protected"] == 8 and sa.seq == 8
+    d.mkdir()
+    ah.protect(hi_like(), sa, counters)
+    assert sa.seq == 9 and counters["protected"] == 9
+    assert ah.SequenceStore(d / "ah-seq.json").marks[sa.key_id()] == 16
+
+
+@pytest.mark.parametrize("content, named", [
+    (b"not json", "not JSON"), (b'{"format": "other"}', "not an AH sequence file"),
+    (b'{"format": "fmipfast-ah-seq/1", "counters": {"x": -1}}', "not an AH sequence file"),
+    (b'{"format": "fmipfast-ah-seq/1", "counters": {"x": 4294967296}}', "not an AH sequence file"),
+    (b'{"format": "fmipfast-ah-seq/1", "counters": {"x": true}}', "not an AH sequence file"),
+])
+def test_a_damaged_sequence_file_is_refused_at_start_naming_it(tmp_path, content, named):
+    """Never a silent restart of the counters: a file that cannot be read stops the router from starting."""
+    path = tmp_path / "ah-seq.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=named) as exc:
+        ah.SequenceStore(path)
+    assert str(path) in str(exc.value)
+
+
+def test_a_missing_sequence_file_is_an_empty_store(tmp_path):
+    store = ah.SequenceStore(tmp_path / "none.json")
+    assert store.marks == {} and tx_sa(store=store).seq == 0
+    with pytest.raises(ValueError, match="block"):
+        ah.SequenceStore(tmp_path / "none.json", block=0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 40), min_size=1, max_size=8), st.integers(1, 16))
+def test_numbers_only_grow_across_any_restarts(tmp_path_factory, bursts, block):
+    """Any number of sends between any number of restarts (a crash may come right after a write or right
+    before one): every sequence number on the wire is larger than all before it, and the peer accepts all."""
+    path = tmp_path_factory.mktemp("seq") / "ah-seq.json"
+    sad, _ = rx_sad()
+    sent: list[int] = []
+    for n in bursts:
+        sa = tx_sa(store=ah.SequenceStore(path, block=block))  # a restart before each burst
+        for _ in range(n):
+            ah.verify(ah.protect(hi_like(60), sa), sad)
+            sent.append(sa.seq)
+    assert sent == sorted(set(sent))

@@ -192,3 +192,14 @@ def test_router_metrics_address_is_checked(tmp_path, capsys, value):
     with pytest.raises(SystemExit) as info:
         main(["router", "--config", str(cfg), "--metrics", value])
     assert info.value.code == 2 and "expected [HOST:]PORT" in capsys.readouterr().err
+
+
+def test_router_refuses_a_damaged_ah_sequence_file_before_touching_an_interface(tmp_path, capsys):
+    """A sequence file that cannot be read would restart the AH counters silently: the daemon does not start."""
+    from tests.test_config import SECURITY
+    seq = tmp_path / "ah-seq.json"
+    seq.write_text("{")
+    cfg = tmp_path / "router.toml"
+    cfg.write_text(SECURITY.replace('kdc = "127.0.0.1:8888"', f'kdc = "127.0.0.1:8888"\nah_sequence_file = "{seq}"'))
+    code, _, err = _run(capsys, "router", "--config", str(cfg))
+    assert code == 2 and "router.security.ah_sequence_file" in err and str(seq) in err and "not JSON" in err

@@ -142,7 +142,10 @@ key_out = "{'33' * 32}"
 def test_router_security_section():
     sec = config.loads(SECURITY).router.security
     assert sec.principal == "host/par@A.EXAMPLE" and sec.kdc == "127.0.0.1:8888"
-    assert (sec.max_sessions, sec.max_handovers) == (4096, 64)
+    assert (sec.max_sessions, sec.max_handovers, sec.ah_sequence_file) == (4096, 64, None)
+    assert config.loads(SECURITY.replace('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nah_sequence_file = '
+                                         '"/var/lib/fmipfast/ah-seq.json"')).router.security.ah_sequence_file \
+        == "/var/lib/fmipfast/ah-seq.json"
     assert sec.keys[0].kvno == 3 and sec.keys[0].key == bytes([0x11]) * 32
     assert sec.peers[0].spi_in == 4098 and sec.peers[0].key_out == bytes([0x33]) * 32
     assert "11" * 8 not in repr(sec)  # keys never in reprs
@@ -158,6 +161,10 @@ def test_router_security_section():
     (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1"'), "router.security.kdc", "host:port"),
     (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nmax_sessions = 0'), "router.security.max_sessions",
      "out of range"),
+    (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nah_sequence_file = "/var/lib/"'),
+     "router.security.ah_sequence_file", "expected a file path"),
+    (('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nah_sequence_file = 3'),
+     "router.security.ah_sequence_file", "expected"),
 ])
 def test_router_security_errors(edit, key, problem):
     old, new = edit

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -124,6 +125,9 @@ def test_up_status_down_through_the_cli(tmp_path):
         assert daemon["handovers_completed"] == 2 and daemon["bu_unacknowledged"] == 0, daemon
         bindings = json.loads(_cli("status", "--prefix", PREFIX, "--state", state, "--json").stdout)["bcache"]
         assert [b["coa"] for b in bindings["bindings"][-2:]] == [rec["addresses"]["pcoa"]] * 2  # both answered
+        for name in ("par", "nar"):  # each router sent HIs/HEs under AH: its counter's block is written ahead
+            seq = json.loads((Path(state) / f"{name}.ah-seq.json").read_text())
+            assert list(seq["counters"].values()) == [1024], seq
     finally:
         down = _cli("down", "--prefix", PREFIX, "--state", state, "--json")
     assert down.returncode == 0, down.stderr

@@ -55,7 +55,7 @@ interface = "up0"
 """
 
 
-def _world():
+def _world(store: ah.SequenceStore | None = None):
     core, access = MemoryLink("core"), MemoryLink("access")
     ports = {"acc0": MemoryPort("acc0", MAC_ACC, access), "up0": MemoryPort("up0", MAC_UP, core)}
     peer = MemoryPort("par", MAC_CORE, core)
@@ -66,7 +66,7 @@ def _world():
     sad = ah.SADatabase()
     sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))
     agent = RouterAgent(engine, LoopScheduler(), principal=P_NAR, keytab=keytab, sad=sad,
-                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR))})
+                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR), store=store)})
     return engine, agent, peer, key
 
 
@@ -88,9 +88,11 @@ def _hi(key: L.Key, epoch: float, *, identifier: int = 7, tamper: bool = False) 
     return frames.build_ethernet(MAC_UP, MAC_CORE, packet)
 
 
-def _answers(peer: MemoryPort) -> list[HandoverError]:
-    sad = ah.SADatabase()
-    sad.add_inbound(ah.SecurityAssociation(0x2002, K_OUT, peer=str(NAR)))
+def _answers(peer: MemoryPort, sad: ah.SADatabase | None = None) -> list[HandoverError]:
+    """The HEs the peer router receives, through its inbound SA (``sad``: one kept across calls)."""
+    if sad is None:
+        sad = ah.SADatabase()
+        sad.add_inbound(ah.SecurityAssociation(0x2002, K_OUT, peer=str(NAR)))
     out = []
     for batch in peer.receive():
         for frame in batch.frames():
@@ -134,3 +136,35 @@ def test_hi_with_a_broken_ah_never_reaches_the_machine():
         assert _answers(peer) == [] and not agent.handovers()
 
     asyncio.run(scenario())
+
+
+def test_a_restarted_router_is_heard_by_its_peer_and_a_failed_counter_write_sends_nothing(tmp_path):
+    """RFC 4302 §3.3.2 with manual keys: the NAR's outbound AH counter lives in ``ah_sequence_file``, so after a
+    restart (a new engine, agent and store on the same file) its HE is inside the PAR's replay window, not a
+    replay of sequence 1.  When the block ahead cannot be written the HE is not sent -- counted, no crash."""
+    peer_sad = ah.SADatabase()
+    peer_sad.add_inbound(ah.SecurityAssociation(0x2002, K_OUT, peer=str(NAR)))
+    state = tmp_path / "state"
+    state.mkdir()
+
+    async def one_run(identifier: int) -> tuple[RouterAgent, list[HandoverError]]:
+        engine, agent, peer, key = _world(ah.SequenceStore(state / "ah-seq.json", block=4))
+        peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9, identifier=identifier)])
+        engine.poll()
+        answers: list[HandoverError] = []
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            answers += _answers(peer, peer_sad)
+            if answers or agent.counters["ah_protect_failed"]:
+                break
+        return agent, answers
+
+    _, first = asyncio.run(one_run(7))
+    agent, second = asyncio.run(one_run(8))  # the restart
+    assert [a.identifier for a in first + second] == [7, 8]
+    assert peer_sad.inbound(0x2002).replay_top == 5  # 1, then 5: the first run had reserved 1..4
+    (state / "ah-seq.json").unlink()
+    state.rmdir()
+    agent, third = asyncio.run(one_run(9))  # starts at 0 (no file), and cannot write its block ahead
+    assert third == [] and agent.counters["ah_protect_failed"] == 1
+    assert agent.ah_counters["seq_not_persisted"] == 1 and agent.ar.counters["hi_admitted"] == 1

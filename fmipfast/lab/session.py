@@ -96,7 +96,9 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             cfg = sdir / f"{name}.toml"
             # the handover protocol as `lab run` configures it (case-1 keys, AH between the routers), so
             # `fmipfast ctl --socket <par.sock> handover ...` drives a handover by hand
-            cfg.write_text(lab.router_config(name, security=router_security(lab, name)))
+            security = router_security(lab, name)
+            security["ah_sequence_file"] = str(sdir / f"{name}.ah-seq.json")  # AH counters across a restart
+            cfg.write_text(lab.router_config(name, security=security))
             sock = sdir / f"{name}.sock"
             if sock.exists():
                 sock.unlink()

@@ -23,6 +23,14 @@ Wire layout of the header this module inserts (RFC 4302 §2, 32 octets with HMAC
 Payload Len = 32/4 - 2 = 6 (RFC 4302 §2.2).  IPv6 needs the header to be a multiple of 8 octets
 (RFC 4302 §3.3.3.2.1), hence the 4 octets of padding after the 16-octet ICV.
 
+Manual keys and restarts: RFC 4302 §3.3.2 allows anti-replay on a manually keyed SA only if "the sequence
+number counter at the sender [is] correctly maintained across local reboots, etc., until the key is
+replaced".  DESIGN.md §4 has both (manual SAs, a 64-packet window), so an outbound SA may be given a
+:class:`SequenceStore`: the counter is reserved ahead in blocks of :data:`SEQ_BLOCK` and the reservation is
+written (fsync'd, atomically renamed) *before* a number from the block is used, so after a restart the SA
+resumes above every number it may have sent.  Without one, a restarted router's messages (sequence 1, 2, ...)
+fall left of its peer's window and are dropped as replays until the peer is restarted too.
+
 Ownership/threading: an :class:`SADatabase` and its SAs belong to one thread (the engine thread); the
 sequence counter and the replay window are mutated without locks.
 
@@ -31,8 +39,12 @@ Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (STY
 
 from __future__ import annotations
 
+import hashlib
 import hmac as _hmac
 import ipaddress
+import json
+import os
+import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -56,6 +68,9 @@ __all__ = [
     "AhPeerMismatch",
     "AhReplay",
     "AhSequenceExhausted",
+    "AhSequenceNotPersisted",
+    "SEQ_BLOCK",
+    "SequenceStore",
     "AhTruncated",
     "AhUnknownSpi",
     "SADatabase",
@@ -73,6 +88,7 @@ AH_HEADER_LEN = _AH_FIXED + ICV_LEN + (-(_AH_FIXED + ICV_LEN) % 8)  # 32: RFC 43
 _AH_PAYLOAD_LEN = AH_HEADER_LEN // 4 - 2  # 6, RFC 4302 §2.2
 REPLAY_WINDOW = 64  # RFC 4302 §3.4.3: default (and minimum) window of 32; DESIGN §4 fixes 64
 SEQ_MAX = 0xFFFFFFFF  # RFC 4302 §2.5: without ESN the counter MUST NOT cycle
+SEQ_BLOCK = 1024  # sequence numbers reserved per write of a SequenceStore
 
 _IP6_LEN = 40
 _HOPOPTS, _ROUTING, _FRAGMENT, _DSTOPTS = 0, 43, 44, 60
@@ -139,6 +155,13 @@ class AhSequenceExhausted(AhError):
     code = "seq_exhausted"
 
 
+class AhSequenceNotPersisted(AhError):
+    """The outbound SA's next block of sequence numbers could not be written to its :class:`SequenceStore`;
+    nothing is sent with a number a restart could reuse (RFC 4302 §3.3.2)."""
+
+    code = "seq_not_persisted"
+
+
 # --------------------------------------------------------------------------------------------- SAs
 
 
@@ -161,6 +184,8 @@ class SecurityAssociation:
     replay_window: int = REPLAY_WINDOW
     replay_top: int = 0
     replay_bitmap: int = 0
+    store: "SequenceStore | None" = field(default=None, repr=False)
+    reserved: int = field(default=0, init=False, repr=False)  # with a store: the highest number written ahead
     _peer16: bytes | None = field(default=None, init=False, repr=False)
     _local16: bytes | None = field(default=None, init=False, repr=False)
 
@@ -176,14 +201,23 @@ class SecurityAssociation:
             raise ValueError("replay_window must be 1..1024")
         self._peer16 = ipaddress.IPv6Address(self.peer).packed if self.peer is not None else None
         self._local16 = ipaddress.IPv6Address(self.local).packed if self.local is not None else None
+        if self.store is not None:
+            self.store.attach(self)
 
     # -- outbound
     def next_seq(self) -> int:
         """Advance and return the outbound sequence number; refuse to pass 2**32-1 (no ESN)."""
         if self.seq >= SEQ_MAX:
             raise AhSequenceExhausted(f"SA spi={self.spi:#x}: sequence number space exhausted, rekey the SA")
+        if self.store is not None and self.seq >= self.reserved:
+            self.store.reserve(self)
         self.seq += 1
         return self.seq
+
+    def key_id(self) -> str:
+        """Names this SA in a :class:`SequenceStore`: peer, SPI and a digest of the key (a new key is a new SA
+        whose counter starts again at 0; the digest of a 256-bit random key reveals nothing of it)."""
+        return f"{self.peer or '-'}|{self.spi:#010x}|{hashlib.sha256(b'fmipfast-ah-seq' + self.key).hexdigest()[:16]}"
 
     # -- inbound (RFC 4302 §3.4.3 and Appendix B)
     def replay_check(self, seq: int) -> None:
@@ -250,11 +284,91 @@ class SADatabase:
         return f"SADatabase(inbound={sorted(self._inbound)}, outbound={len(self._outbound)})"
 
 
+class SequenceStore:
+    """Outbound sequence counters of manual SAs kept in a file across restarts (module docstring).
+
+    The file (JSON, mode 0600, written to a temporary file, fsync'd and renamed over the old one, then the
+    directory fsync'd) maps :meth:`SecurityAssociation.key_id` to the highest number reserved.  A missing file
+    is an empty store; an unreadable or malformed one raises ``ValueError`` naming the file at start, so a
+    router never silently restarts its counters.  A failed write raises :class:`AhSequenceNotPersisted` from
+    the send that needed it (counted ``seq_not_persisted``); the next send tries again.
+    """
+
+    FORMAT = "fmipfast-ah-seq/1"
+
+    def __init__(self, path: str | os.PathLike[str], *, block: int = SEQ_BLOCK) -> None:
+        if not 1 <= block <= 1 << 20:
+            raise ValueError("block must be 1..2**20")
+        self.path = os.fspath(path)
+        self.block = block
+        self.writes = 0
+        self.marks: dict[str, int] = self._load()
+
+    def _load(self) -> dict[str, int]:
+        try:
+            with open(self.path, "rb") as fh:
+                raw = fh.read(1 << 20)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ValueError(f"{self.path}: cannot read the AH sequence file: {exc.strerror}") from None
+        try:
+            doc = json.loads(raw)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{self.path}: not JSON: {exc}") from None
+        marks = doc.get("counters") if isinstance(doc, dict) and doc.get("format") == self.FORMAT else None
+        if not isinstance(marks, dict) or not all(
+                isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEQ_MAX
+                for k, v in marks.items()):
+            raise ValueError(f"{self.path}: not an AH sequence file ({self.FORMAT!r} with counters 0..2**32-1)")
+        return dict(marks)
+
+    def attach(self, sa: SecurityAssociation) -> None:
+        """Start ``sa`` above every number it may have used before the restart."""
+        sa.seq = max(sa.seq, self.marks.get(sa.key_id(), 0))
+        sa.reserved = sa.seq
+        sa.store = self
+
+    def reserve(self, sa: SecurityAssociation) -> None:
+        """Write the next block of ``sa``'s numbers ahead; raises :class:`AhSequenceNotPersisted`."""
+        mark = min(sa.seq + self.block, SEQ_MAX)
+        marks = dict(self.marks)
+        marks[sa.key_id()] = mark
+        try:
+            self._write(marks)
+        except OSError as exc:
+            raise AhSequenceNotPersisted(f"SA spi={sa.spi:#x}: cannot write {self.path}: {exc}") from None
+        self.marks = marks
+        sa.reserved = mark
+        self.writes += 1
+
+    def _write(self, marks: dict[str, int]) -> None:
+        data = json.dumps({"format": self.FORMAT, "counters": marks}, sort_keys=True).encode()
+        directory = os.path.dirname(os.path.abspath(self.path))
+        tmp = f"{self.path}.tmp{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
 class AhCounters(dict):
     """Every outcome of :func:`protect`/:func:`verify`, by name (a plain ``dict[str, int]``)."""
 
     NAMES = ("protected", "verified", "no_ah", "unknown_spi", "peer_mismatch", "bad_icv", "replay_zero",
-             "replay_duplicate", "replay_too_old", "truncated", "malformed", "seq_exhausted")
+             "replay_duplicate", "replay_too_old", "truncated", "malformed", "seq_exhausted", "seq_not_persisted")
 
     def __init__(self) -> None:
         super().__init__((n, 0) for n in self.NAMES)
