@@ -94,7 +94,7 @@ AR_COUNTERS = (
     "forwarding_disabled", "forwarding_expired", "mn_returned",
     "hi_admitted", "refused_ncoa_in_use", "refused_insufficient_resources", "refused_authentication_failed",
     "refused_unspecified", "auth_failed", "verify_timeout", "proxy_expired", "attached", "initial_attached",
-    "initial_refused", "refused_sessions_full", "session_expired", "attach_address_in_use",
+    "initial_refused", "refused_sessions_full", "session_expired", "attach_address_in_use", "nar_superseded",
 )
 
 
@@ -558,6 +558,19 @@ class AccessRouter:
             self._par_end(returning)
             if self.sessions.get(msg.ncoa) is returning.session:
                 del self.sessions[msg.ncoa]
+        prev = self._nar_by_ncoa.get(msg.ncoa)
+        if (prev is not None and not prev.initial and prev.state in (NarState.VERIFYING, NarState.PROXYING)
+                and prev.peer == ev.src and msg.mn_mac is not None and prev.mn_eui64 == msg.mn_mac):
+            # The same PAR hands the same MN over to us again: it gave the first handover up (the MN reversed
+            # to its link, or went quiet), which the draft has no message to tell us.  End the first one --
+            # its proxy and what it buffered (delivering that after the PAR's newer direct deliveries would
+            # reorder) -- instead of refusing the new one as "NCoA in use" for the rest of its lifetime.
+            self._count("nar_superseded")
+            self._out.append(ProxyRemove(prev.ncoa))
+            self._out.append(BufferDrop(prev.key))
+            self._note("state", role="nar", identifier=prev.identifier, ncoa=str(prev.ncoa), old=prev.state.value,
+                       new="superseded")
+            self._nar_forget(prev)
         old = self.sessions.get(msg.ncoa)
         if old is not None and msg.mn_mac is not None and old.eui64 == msg.mn_mac:
             # A→B→A after the first handover ended here: the session the MN had on this link is stale (it is

@@ -475,7 +475,7 @@ class MnConfig:
     keep_pcoa: bool = True  # keep the previous CoA until the BU is acknowledged (or pcoa_release_ms)
     pcoa_release_ms: int = 1000  # after the BAck (or the handover, without home_agent) the PCoA goes
     switch_command: tuple[str, ...] = ()  # run at ReadyToSwitch; "{nar}" becomes the NAR's address
-    switch_timeout_ms: int = 10000
+    switch_timeout_ms: int = 2000  # keep below the routers' handover lifetime (3000 ms by default)
     renew_before_s: int = 30  # re-attach to the router this long before the session's ticket ends
     renew_retry_s: int = 10  # ... and after a failed renewal, try again this much later
 
@@ -501,7 +501,7 @@ class MnConfig:
                    _address(f"{prefix}.address", t._get("address", None)), ccache, krb,
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
                    t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
-                   t.get_int("switch_timeout_ms", 10000, 1, 600_000), t.get_int("renew_before_s", 30, 0, 86_400),
+                   t.get_int("switch_timeout_ms", 2000, 1, 600_000), t.get_int("renew_before_s", 30, 0, 86_400),
                    t.get_int("renew_retry_s", 10, 1, 3600))
         t.done()
         return made
@@ -662,7 +662,8 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # keep_pcoa = true              # keep the previous care-of address until the BU is acknowledged
 # pcoa_release_ms = 1000        # ... and this long after
 # switch_command = ["/usr/local/sbin/roam-to", "{nar}"]  # at ReadyToSwitch; {nar}: the NAR address
-# switch_timeout_ms = 10000
+# switch_timeout_ms = 2000      # the roam must finish by then (keep below the routers' 3 s handover lifetime:
+#                               # a Forwarding Disable after it finds no handover and no session at the PAR)
 # renew_before_s = 30           # re-attach (a fresh ticket, a new key) this long before the session's ticket ends
 # renew_retry_s = 10            # ... retried this often while the old session lasts
 # [mn.kerberos]                 # tickets from the KDCs, cross-realm TGTs precached from RAs (draft §3)

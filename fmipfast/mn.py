@@ -12,7 +12,9 @@ requests.
   ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``ConfigureAddress``, ``PreloadNeighbor``,
   ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
 * **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
-  Forwarding Disable to the PAR.
+  Forwarding Disable to the PAR.  So does no ``LinkUp`` at all within ``switch_wait_s`` of ReadyToSwitch
+  (``switch_timeouts``): the routers' handover lifetime (3 s by default) bounds the handover, and a Forwarding
+  Disable after it finds nothing at the PAR, which by then has forgotten the MN's session.
 * **Session renewal**: a router's session lives as long as the ticket it came from (the router forgets it at
   the ticket's endtime).  ``renew_before_s`` before that the MN re-attaches to the same router with a fresh
   ticket (``GetTicket`` -> Attach with a new AP-REQ -> Authenticated-MN: a new session key); a failed renewal
@@ -104,7 +106,7 @@ MN_COUNTERS = (
     "unknown_identifier", "no_identifier", "duplicate", "duplicate_hrd", "unexpected", "stale_ticket",
     "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
     "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
-    "renewals_started", "renewed", "renew_failed", "renew_interrupted", "session_expired",
+    "renewals_started", "renewed", "renew_failed", "renew_interrupted", "session_expired", "switch_timeouts",
 )
 
 
@@ -137,6 +139,7 @@ MN_TRANSITIONS: dict[tuple[MnState, Kind], str] = {
     (MnState.HO_READY, Kind.HRD): "_hrd_duplicate",
     (MnState.HO_READY, Kind.LINK_UP): "_ho_link_up",
     (MnState.HO_READY, Kind.LINK_DOWN): "_link_note",
+    (MnState.HO_READY, Kind.TIMEOUT): "_switch_timeout",
     (MnState.HO_ATTACHING, Kind.AMN): "_ho_amn",
     (MnState.HO_ATTACHING, Kind.TIMEOUT): "_timeout",
     (MnState.HO_ATTACHING, Kind.LINK_UP): "_ho_link_up",
@@ -192,14 +195,20 @@ class MobileNode:
     renew_before_s : re-attach this long before the session's ticket ends (a ticket cache must hand out a
         fresh ticket by then: :class:`~fmipfast.security.ccache.TicketCache`'s ``renew_margin`` is 60 s).
     renew_retry_s : after a failed renewal, try again this much later (while the old session lasts).
+    switch_wait_s : how long after ReadyToSwitch a new link may take to come up before the MN gives the
+        handover up with a Forwarding Disable: longer than the PAR's own retransmissions (2.25 s with the
+        default backoff), shorter than the routers' handover lifetime (3 s by default).
     """
 
     def __init__(self, mac: bytes, *, home_agent: IPv6Address | str | None = None,
                  codepoints: Codepoints = DEFAULT_CODEPOINTS, backoff: Backoff = DEFAULT_BACKOFF, epoch_ns: int = 0,
                  bu_lifetime_units: int = 60, first_identifier: int = 1, first_sequence: int = 1,
-                 renew_before_s: float = 30.0, renew_retry_s: float = 10.0) -> None:
+                 renew_before_s: float = 30.0, renew_retry_s: float = 10.0, switch_wait_s: float = 2.5) -> None:
         if not (renew_retry_s > 0 and renew_before_s >= 0):
             raise ValueError("renew_retry_s must be > 0 and renew_before_s >= 0")
+        if not switch_wait_s > 0:
+            raise ValueError("switch_wait_s must be > 0")
+        self.switch_wait_ns = int(switch_wait_s * 1e9)
         self.mac = bytes(mac)
         self.eui64 = eui64_from_mac48(self.mac)
         self.home_agent = IPv6Address(home_agent) if home_agent is not None else None
@@ -565,9 +574,30 @@ class MobileNode:
         send = Send(sign(hra, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
                     False, r.link)
         x.pending = send  # kept to answer a retransmitted Redirect (our HRA was lost)
+        x.deadline = self._now + self.switch_wait_ns  # no new link by then: give the handover up
         self._send(send, "HandoverRedirectAck", x.identifier)
         self._out.append(ReadyToSwitch(x.router))
         self._set_state(MnState.HO_READY)
+
+    def _reverse(self) -> None:
+        """Link reversal (draft App. A): we are (still, or again) on the PAR's link: stop its forwarding."""
+        x, r = self.exchange, self.router
+        assert x is not None and r is not None and x.pcoa is not None
+        fd = ForwardingDisable((Identifier(x.identifier), MessageAuthCode()))
+        send = Send(sign(fd, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
+                    False, r.link)
+        self._count("link_reversals")
+        self._send(send, "ForwardingDisable", x.identifier)
+        self._set_state(MnState.ATTACHED)
+        self.exchange = None
+
+    def _switch_timeout(self) -> None:
+        x = self.exchange
+        assert x is not None
+        self._count("switch_timeouts")
+        self._note("fail", role="mn", identifier=x.identifier,
+                   reason=f"no new link within {self.switch_wait_ns / 1e9:g} s of ReadyToSwitch")
+        self._reverse()
 
     def _ho_link_up(self, ev: LinkUp) -> None:
         x, r = self.exchange, self.router
@@ -576,13 +606,7 @@ class MobileNode:
             # Link reversal (draft App. A): back on the PAR's link before the NAR took us: stop its forwarding.
             if self.state == MnState.HO_ATTACHING:
                 self._out.append(RemoveAddress(x.coa))
-            fd = ForwardingDisable((Identifier(x.identifier), MessageAuthCode()))
-            send = Send(sign(fd, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
-                        False, r.link)
-            self._count("link_reversals")
-            self._send(send, "ForwardingDisable", x.identifier)
-            self._set_state(MnState.ATTACHED)
-            self.exchange = None
+            self._reverse()
             return
         if self.state == MnState.HO_ATTACHING:
             self._link_note(ev)

@@ -187,7 +187,7 @@ class MnAgent:
     on_ready_to_switch : called with the NAR address when the HRA is out (the lab moves the link).
     on_note : called with every ``Note`` and the clock time (the timeline).
     keep_pcoa : keep a retired PCoA on the interface until ``release_retired()``.
-    renew_before_s, renew_retry_s : session renewal (``MobileNode``).
+    renew_before_s, renew_retry_s, switch_wait_s : session renewal and the ReadyToSwitch timer (``MobileNode``).
     """
 
     def __init__(self, ifname: str, mac: bytes | None = None, *, home_agent: IPv6Address | str | None = None,
@@ -198,7 +198,8 @@ class MnAgent:
                  backoff: Backoff = DEFAULT_BACKOFF,
                  on_ready_to_switch: Callable[[IPv6Address], Any] | None = None,
                  on_note: Callable[[Note, int], Any] | None = None,
-                 keep_pcoa: bool = False, renew_before_s: float = 30.0, renew_retry_s: float = 10.0) -> None:
+                 keep_pcoa: bool = False, renew_before_s: float = 30.0, renew_retry_s: float = 10.0,
+                 switch_wait_s: float = 2.5) -> None:
         self.ifname = ifname
         self.keep_pcoa = keep_pcoa
         #: Retired PCoAs still on the interface (``keep_pcoa=True``), oldest first.
@@ -231,7 +232,8 @@ class MnAgent:
             if epoch_ns is None:
                 epoch_ns = time.time_ns() - clock()
             self.mn = MobileNode(self.mac, home_agent=home_agent, codepoints=codepoints, backoff=backoff,
-                                 epoch_ns=epoch_ns, renew_before_s=renew_before_s, renew_retry_s=renew_retry_s)
+                                 epoch_ns=epoch_ns, renew_before_s=renew_before_s, renew_retry_s=renew_retry_s,
+                                 switch_wait_s=switch_wait_s)
             self._sock = self._open_icmp()
             self._mon = self._open_monitor()
         except BaseException:

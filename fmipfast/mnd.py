@@ -97,7 +97,8 @@ class MnDaemon:
         self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
                              ticket_provider=self._ticket, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
                              on_ready_to_switch=self._switch, on_note=self._on_note,
-                             renew_before_s=cfg.renew_before_s, renew_retry_s=cfg.renew_retry_s)
+                             renew_before_s=cfg.renew_before_s, renew_retry_s=cfg.renew_retry_s,
+                             switch_wait_s=cfg.switch_timeout_ms / 1000 + 0.5)  # the daemon's own check first
         try:
             self.mh = MobilitySocket() if cfg.home_agent is not None else None
         except OSError:

@@ -154,6 +154,24 @@ def test_ncoa_of_another_live_handover_is_in_use():
     assert ar.counters["refused_ncoa_in_use"] == 1
 
 
+def test_a_new_hi_from_the_same_par_for_the_same_mn_supersedes_the_live_one():
+    """After a link reversal the PAR hands the same MN over again within the first handover's lifetime: the NAR
+    ends the first (proxy and buffer) and admits the second.  Another PAR, or another MN, is still refused."""
+    mac = bytes.fromhex("001b63fffe8445e6")
+    ar = AccessRouter(AR_B)
+    first = real(ar.handle(rx(hi_bytes(ident=1, mn_mac=mac)), T0))
+    (add,) = [a for a in first if isinstance(a, ProxyAdd)]
+    out = real(ar.handle(rx(hi_bytes(ident=2, mn_mac=mac)), T0 + 100 * MS))
+    assert names(out)[:3] == ["ProxyRemove", "BufferDrop", "ProxyAdd"] and out[1].key == add.key
+    assert out[2].key != add.key and names(out)[3] == "Verify"
+    assert ar.counters["nar_superseded"] == 1 and [k[1] for k in ar.nar] == [2]
+    par3 = IPv6Address("2001:db8:d::1")
+    other_par = real(ar.handle(rx(hi_bytes(ident=3, mn_mac=mac, src=par3), src=par3), T0))
+    other_mn = real(ar.handle(rx(hi_bytes(ident=4, mn_mac=bytes.fromhex("021b63fffe8445e7"))), T0))
+    assert [he_status(o[0]) for o in (other_par, other_mn)] == [HandoverStatus.NCOA_IN_USE] * 2
+    assert ar.counters["nar_superseded"] == 1
+
+
 def test_an_mn_coming_back_to_its_old_address_is_not_in_use():
     """A→B→A after the first handover ended at A: A still holds the MN's session (and, in the engine, its
     neighbor entry) for the address.  An HI naming that address with the same MN's link-layer address (M) is

@@ -199,7 +199,7 @@ def test_mn_section():
     assert mn.configured and mn.interface == "mn0" and mn.router == "2001:db8:1::5eff:fe10:1"
     assert mn.router_principal == "host/par@A.EXAMPLE" and mn.home_agent == "2001:db8:ff::10"
     assert mn.switch_command == ("/usr/local/sbin/roam-to", "{nar}") and mn.pcoa_release_ms == 250
-    assert mn.keep_pcoa is True and mn.switch_timeout_ms == 10000
+    assert mn.keep_pcoa is True and mn.switch_timeout_ms == 2000
     assert not config.loads("").mn.configured  # no [mn]: a router's file, or only defaults
 
 

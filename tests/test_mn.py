@@ -380,3 +380,42 @@ def test_renewal_parameters_are_checked():
         MobileNode(MN_MAC, renew_retry_s=0)
     with pytest.raises(ValueError, match="renew_before_s"):
         MobileNode(MN_MAC, renew_before_s=-1)
+
+
+# ---------------------------------------------------------------------------------------------- the switch timer
+
+
+def test_no_new_link_within_switch_wait_gives_the_handover_up_with_a_forwarding_disable():
+    """ReadyToSwitch, then nothing: 2.5 s later (after the PAR's 2.25 s of retransmissions, before its 3 s
+    lifetime) the MN sends a Forwarding Disable; the PAR stops tunnelling and keeps the MN's session, so the
+    next handover is authenticated as usual."""
+    net = Net()
+    net.attach()
+    net.trigger()
+    mn = net.mn
+    assert mn.state == MnState.HO_READY and mn.next_deadline() == net.now + 2500 * MS
+    m = net.mark()
+    net.advance(2499)
+    assert mn.state == MnState.HO_READY and mn.counters["switch_timeouts"] == 0
+    net.advance(1)
+    assert net.steps(m) == ["MN:Send FORWARDING_DISABLE", "A:TunnelRemove"]
+    assert mn.state == MnState.ATTACHED and mn.counters["switch_timeouts"] == 1 and mn.router.address == AR_A
+    a = net.routers["A"]
+    assert a.counters["forwarding_disabled"] == 1 and not a.par and PCOA_A in a.sessions
+    assert [n.fields["reason"] for w, n in net.notes("fail", m) if w == "MN"] == [
+        "no new link within 2.5 s of ReadyToSwitch"]
+    net.trigger()
+    net.move("B")
+    assert mn.state == MnState.ATTACHED and mn.router.address == AR_B
+
+
+def test_a_link_up_in_time_cancels_the_switch_timer():
+    net = Net()
+    net.attach()
+    net.trigger()
+    net.advance(2000)
+    net.move("B")
+    net.advance(5000)
+    assert net.mn.counters["switch_timeouts"] == 0 and net.mn.router.address == AR_B
+    with __import__("pytest").raises(ValueError, match="switch_wait_s"):
+        MobileNode(MN_MAC, switch_wait_s=0)
