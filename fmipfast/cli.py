@@ -578,8 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gap-ms", type=float, default=30.0, help="run, move: the layer-2 gap of the move")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
-    p.add_argument("--case", type=int, choices=(1, 2), default=1,
-                   help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC (a separate process)")
+    p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
+                   help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC, 3 the MN's home KDC "
+                        "through it (KDCs as separate processes)")
     p.add_argument("--plot", metavar="FILE.png", help="run: draw the (last) run of each mode (needs matplotlib)")
     p.add_argument("--reverse", action="store_true",
                    help="run: link reversal (draft App. A): the MN comes back on link A instead of moving to B")

@@ -107,7 +107,7 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
 
 def test_run_options_name_the_bad_field():
     for kw, named in ((dict(rate=0), "rate"), (dict(rate=labrun.traffic.MAX_RATE + 1), "rate"),
-                      (dict(mode="plain"), "mode"), (dict(case=3), "case"), (dict(tail_ms=-1), "tail_ms")):
+                      (dict(mode="plain"), "mode"), (dict(case=4), "case"), (dict(tail_ms=-1), "tail_ms")):
         with pytest.raises(ValueError, match=named):
             labrun.RunOptions(**kw)
 
@@ -172,6 +172,20 @@ def test_case_2_with_the_kdc_as_a_separate_process():
     assert _ours() == [] and m["case"] == 2
     assert m["kdc"].get("open_ok") == 1 and m["kdc"].get("errors", 0) == 0, m["kdc"]
     assert (m["received"], m["lost"], m["duplicated"]) == (m["sent"], 0, 0), m
+    assert any(what.startswith("mn recv AuthenticatedMN from fe80") for what, _ in m["timeline_ms"])
+    for name in ("par", "nar"):
+        assert m["engines"][name]["conservation"]["holds"], m["engines"][name]
+
+
+def test_case_3_with_the_home_kdc_behind_the_local_one():
+    """Key case 3 (draft §3): the MN's AP-REQ is for access/HOME.EXAMPLE, whose key only the MN's home KDC
+    holds; the NAR asks KDC-B, which forwards the OPEN-REQ to the home KDC (both separate processes) with the
+    inter-realm key, and the MN is accepted with nothing lost."""
+    m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, case=3, switch_delay_ms=10.0))
+    assert _ours() == [] and m["case"] == 3
+    assert m["kdc"].get("open_forwarded") == 1 and m["kdc"].get("open_ok", 0) == 0, m["kdc"]
+    assert m["kdc_home"].get("open_ok") == 1 and m["kdc_home"].get("errors", 0) == 0, m["kdc_home"]
+    assert (m["received"], m["lost"], m["duplicated"], m["reordered"]) == (m["sent"], 0, 0, 0), m
     assert any(what.startswith("mn recv AuthenticatedMN from fe80") for what, _ in m["timeline_ms"])
     for name in ("par", "nar"):
         assert m["engines"][name]["conservation"]["holds"], m["engines"][name]

@@ -52,6 +52,10 @@ P_NAR = L.Principal("host/nar", "B.EXAMPLE")
 P_MN = L.Principal("mn1", "HOME.EXAMPLE")
 P_ACCESS_B = L.Principal("access/B.EXAMPLE", "B.EXAMPLE")  # case 2: only KDC-B holds its key
 ACCESS_B_KEY = L.Key(1, bytes((151 + i) & 0xFF for i in range(32)))
+P_ACCESS_HOME = L.Principal("access/HOME.EXAMPLE", "HOME.EXAMPLE")  # case 3: only the MN's home KDC holds it
+ACCESS_HOME_KEY = L.Key(1, bytes((171 + i) & 0xFF for i in range(32)))
+TGT_HOME_KEY = L.Key(1, bytes((191 + i) & 0xFF for i in range(32)))
+X_B_HOME = L.Key(1, bytes((231 + i) & 0xFF for i in range(32)))  # krbtgt/HOME.EXAMPLE@B.EXAMPLE: B asks HOME
 TGT_B_KEY = L.Key(1, bytes((211 + i) & 0xFF for i in range(32)))
 KEYS = {"par": L.Key(1, bytes((7 + i) & 0xFF for i in range(32))),
         "nar": L.Key(1, bytes((91 + i) & 0xFF for i in range(32)))}
@@ -82,7 +86,9 @@ class RunOptions:
     #: the MN tells the PAR to stop forwarding (ForwardingDisable) and the stream resumes there.
     reverse: bool = False
     #: Kerberos key case at the NAR (draft §3): 1 its own key; 2 an access ticket it has its realm's KDC (a
-    #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open.
+    #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open; 3 an access ticket of the
+    #: MN's home realm, which that KDC has the home KDC (another process, reached with the inter-realm key
+    #: ``krbtgt/HOME.EXAMPLE@B.EXAMPLE``) open.
     case: int = 1
 
     def __post_init__(self) -> None:
@@ -94,8 +100,8 @@ class RunOptions:
                 raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
         if self.mode not in ("fast", "baseline"):
             raise ValueError(f"mode must be 'fast' or 'baseline', got {self.mode!r}")
-        if self.case not in (1, 2):
-            raise ValueError(f"case must be 1 or 2, got {self.case}")
+        if self.case not in (1, 2, 3):
+            raise ValueError(f"case must be 1, 2 or 3, got {self.case}")
 
 
 def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
@@ -115,11 +121,11 @@ def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dic
     return sec
 
 
-def _start_kdc(lab: LabTopology, work: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """KDC-B for case 2, in the NAR's namespace on loopback: it knows the NAR (may OPEN) and the access key."""
-    cfg = work / "kdc-b.toml"
-    keys = (("krbtgt/B.EXAMPLE@B.EXAMPLE", TGT_B_KEY), (str(P_ACCESS_B), ACCESS_B_KEY), (str(P_NAR), KEYS["nar"]))
-    text = ['realm = "B.EXAMPLE"', 'listen = "127.0.0.1:0"', 'routers = ["host/nar"]']
+def _spawn_kdc(lab: LabTopology, work: Path, env: dict[str, str], realm: str, keys: tuple[tuple[str, L.Key], ...],
+               extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """One ``fmipfast kdc`` in the NAR's namespace on loopback; its process and ``host:port``."""
+    cfg = work / f"kdc-{realm.split('.')[0].lower()}.toml"
+    text = [f'realm = "{realm}"', 'listen = "127.0.0.1:0"', *extra]
     for principal, key in keys:
         text += ["[[keys]]", f'principal = "{principal}"', f"kvno = {key.kvno}", f'key = "{key.value.hex()}"']
     cfg.write_text("\n".join(text) + "\n")
@@ -129,8 +135,48 @@ def _start_kdc(lab: LabTopology, work: Path, env: dict[str, str]) -> tuple[subpr
     line = proc.stdout.readline().split()
     if len(line) != 3 or line[0] != "READY":
         err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        raise LabError(f"the KDC did not start: {' '.join(line)} {err.strip()[-300:]}")
+        raise LabError(f"the {realm} KDC did not start: {' '.join(line)} {err.strip()[-300:]}")
     return proc, f"{line[1]}:{line[2]}"
+
+
+def _start_kdcs(lab: LabTopology, work: Path, env: dict[str, str],
+                case: int) -> tuple[dict[str, subprocess.Popen], str]:
+    """The KDCs of key cases 2 and 3, separate processes: KDC-B (the NAR's realm: it knows the NAR, which may
+    OPEN, and the access key of B) and for case 3 the MN's home KDC, which KDC-B reaches with the inter-realm
+    key ``krbtgt/HOME.EXAMPLE@B.EXAMPLE``.  Returns them by realm, and KDC-B's address for the NAR."""
+    procs: dict[str, subprocess.Popen] = {}
+    extra: tuple[str, ...] = ('routers = ["host/nar"]',)
+    keys: tuple[tuple[str, L.Key], ...] = (("krbtgt/B.EXAMPLE@B.EXAMPLE", TGT_B_KEY), (str(P_ACCESS_B), ACCESS_B_KEY),
+                                           (str(P_NAR), KEYS["nar"]))
+    try:
+        if case == 3:
+            procs["HOME.EXAMPLE"], home = _spawn_kdc(
+                lab, work, env, "HOME.EXAMPLE", (("krbtgt/HOME.EXAMPLE@HOME.EXAMPLE", TGT_HOME_KEY),
+                                                 (str(P_ACCESS_HOME), ACCESS_HOME_KEY),
+                                                 ("krbtgt/HOME.EXAMPLE@B.EXAMPLE", X_B_HOME)))
+            keys += (("krbtgt/HOME.EXAMPLE@B.EXAMPLE", X_B_HOME),)
+            extra += ("[peers]", f'"HOME.EXAMPLE" = "{home}"')
+        procs["B.EXAMPLE"], address = _spawn_kdc(lab, work, env, "B.EXAMPLE", keys, extra)
+    except BaseException:
+        _stop_kdcs(procs)
+        raise
+    return procs, address
+
+
+def _stop_kdcs(procs: dict[str, subprocess.Popen]) -> dict[str, Any]:
+    """SIGTERM each KDC; their final counters (the JSON line each prints on exit) by realm."""
+    out: dict[str, Any] = {}
+    for realm, proc in procs.items():
+        proc.send_signal(signal.SIGTERM)
+        try:
+            k_out, _ = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            k_out, _ = proc.communicate()
+        lines = k_out.strip().splitlines()
+        out[realm] = json.loads(lines[-1]) if proc.returncode == 0 and lines and lines[-1].startswith("{") else {
+            "error": f"the KDC exited with {proc.returncode}"}
+    return out
 
 
 MN_PASSWORD = "lab mobile node"
@@ -174,9 +220,11 @@ def mn_kerberos(lab: LabTopology) -> dict[str, Any]:
 
 def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentials]:
     """The MN's tickets, issued here (the lab plays the MN's earlier AS/TGS exchanges): one for each router's
-    own key (case 1) and an access ticket for realm B (case 2, only KDC-B can open it)."""
+    own key (case 1), an access ticket for realm B (case 2, only KDC-B can open it) and one of the MN's home
+    realm (case 3, only the home KDC can)."""
     out = {}
-    for principal, key in ((P_PAR, KEYS["par"]), (P_NAR, KEYS["nar"]), (P_ACCESS_B, ACCESS_B_KEY)):
+    for principal, key in ((P_PAR, KEYS["par"]), (P_NAR, KEYS["nar"]), (P_ACCESS_B, ACCESS_B_KEY),
+                           (P_ACCESS_HOME, ACCESS_HOME_KEY)):
         skey = L.Key(0, os.urandom(32))
         start, end = int(now) - 10, int(now) + lifetime_s
         part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, start, start, end, skey.value, P_MN)
@@ -328,11 +376,12 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
     env = topology.child_env()
     with tempfile.TemporaryDirectory(prefix="fmipfast-run-") as tmp, LabTopology(prefix=opts.prefix) as lab:
         work = Path(tmp)
-        kdc, kdc_addr = _start_kdc(lab, work, env) if opts.case == 2 else (None, None)
+        kdcs, kdc_addr = _start_kdcs(lab, work, env, opts.case) if opts.case > 1 and opts.mode == "fast" \
+            else ({}, None)
         par, par_sock = _start_engine(lab, "par", work, env)
         nar, _ = _start_engine(lab, "nar", work, env, kdc_addr)
         creds = tickets(time.time())
-        nar_principal = P_ACCESS_B if opts.case == 2 else P_NAR
+        nar_principal = {1: P_NAR, 2: P_ACCESS_B, 3: P_ACCESS_HOME}[opts.case]
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
         dumpcap = _start_capture(lab, opts.capture) if opts.capture else None
@@ -439,12 +488,11 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         _stop_capture(dumpcap)
         engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
         m = _finish(opts, got, timeline, move, engines, agent.counters)
-        if kdc is not None:
-            kdc.send_signal(signal.SIGTERM)
-            k_out, _ = kdc.communicate(timeout=10)
-            lines = k_out.strip().splitlines()
-            m["kdc"] = json.loads(lines[-1]) if kdc.returncode == 0 and lines and lines[-1].startswith("{") else {
-                "error": f"the KDC exited with {kdc.returncode}"}
+        if kdcs:
+            finals = _stop_kdcs(kdcs)
+            m["kdc"] = finals["B.EXAMPLE"]  # the NAR's realm's KDC (cases 2 and 3)
+            if "HOME.EXAMPLE" in finals:
+                m["kdc_home"] = finals["HOME.EXAMPLE"]
         m["case"] = opts.case
         return m
 
