@@ -71,6 +71,7 @@ from fmipfast.protocol import (
     TunnelRemove,
     Verified,
     Verify,
+    addr_text,
     eui64_from_mac48,
     mac48_from_eui64,
     mac_ok,
@@ -302,16 +303,16 @@ class AccessRouter:
     def _send(self, send: Send, message: str, identifier: int, *, again: bool = False) -> None:
         self._out.append(send)
         self._count("retransmitted" if again else "sent")
-        self._note("send", role="ar", message=message, src=str(send.src), dst=str(send.dst), identifier=identifier,
-                   retransmission=again)
+        self._note("send", role="ar", message=message, src=addr_text(send.src), dst=addr_text(send.dst),
+                   identifier=identifier, retransmission=again)
 
     def _par_state(self, h: ParHandover, state: ParState) -> None:
-        self._note("state", role="par", identifier=h.identifier, pcoa=str(h.trigger.pcoa), old=h.state.value,
+        self._note("state", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa), old=h.state.value,
                    new=state.value)
         h.state = state
 
     def _nar_state(self, h: NarHandover, state: NarState) -> None:
-        self._note("state", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=str(h.ncoa),
+        self._note("state", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=addr_text(h.ncoa),
                    old=h.state.value, new=state.value)
         h.state = state
 
@@ -353,7 +354,7 @@ class AccessRouter:
                     h.session is s for h in self.par.values()):  # a live PAR handover ends it itself
                 del self.sessions[address]
                 self._count("session_expired")
-                self._note("session_expired", role="ar", address=str(address))
+                self._note("session_expired", role="ar", address=addr_text(address))
 
     def _on_tick(self) -> None:
         now = self._now
@@ -369,10 +370,11 @@ class AccessRouter:
         self._count("received")
         msg = parse_received(ev, self.codepoints, self.counters)
         if msg is None:
-            self._note("drop", role="ar", reason="rejected on receipt", src=str(ev.src))
+            self._note("drop", role="ar", reason="rejected on receipt", src=addr_text(ev.src))
             return
         kind = _RECEIVED_KIND.get(msg.KEY)
-        self._note("recv", role="ar", message=msg.NAME, src=str(ev.src), dst=str(ev.dst), identifier=msg.identifier)
+        self._note("recv", role="ar", message=msg.NAME, src=addr_text(ev.src), dst=addr_text(ev.dst),
+                   identifier=msg.identifier)
         if kind is None:
             self._drop("unexpected", message=msg.NAME)
             return
@@ -393,11 +395,11 @@ class AccessRouter:
         pcoa = IPv6Address(t.pcoa)
         sess = self.sessions.get(pcoa)
         if sess is None:
-            self._drop("trigger_unknown_mn", pcoa=str(pcoa))
-            self._note("fail", role="par", pcoa=str(pcoa), reason="no authenticated MN at this address")
+            self._drop("trigger_unknown_mn", pcoa=addr_text(pcoa))
+            self._note("fail", role="par", pcoa=addr_text(pcoa), reason="no authenticated MN at this address")
             return
         if pcoa in self.par:
-            self._drop("trigger_busy", pcoa=str(pcoa))
+            self._drop("trigger_busy", pcoa=addr_text(pcoa))
             return
         try:
             nar_eui = None
@@ -406,7 +408,7 @@ class AccessRouter:
             principal = PrincipalOption(t.nar_principal.name, t.nar_principal.realm)
             hrd = HandoverRedirect(t.nar_prefix_size, t.nar_address, nar_eui, t.ncoa, (principal,))
         except ValueError as exc:
-            self._drop("trigger_invalid", pcoa=str(pcoa), error=str(exc))
+            self._drop("trigger_invalid", pcoa=addr_text(pcoa), error=str(exc))
             return
         ident = self._alloc_identifier()
         hrd = HandoverRedirect(hrd.prefix_size, hrd.nar_address, hrd.nar_mac, hrd.ncoa,
@@ -415,7 +417,7 @@ class AccessRouter:
         h = ParHandover(ident, t, sess, ParState.HRD_SENT)
         self.par[pcoa] = h
         self._count("handovers_started")
-        self._note("state", role="par", identifier=ident, pcoa=str(pcoa), old="idle", new=h.state.value)
+        self._note("state", role="par", identifier=ident, pcoa=addr_text(pcoa), old="idle", new=h.state.value)
         self._transmit(h, Send(raw, self.address, pcoa, ND_HOP_LIMIT, False, self.iface), "HandoverRedirect")
 
     def _transmit(self, h: ParHandover, send: Send, message: str) -> None:
@@ -427,10 +429,10 @@ class AccessRouter:
     def _from_mn_at_par(self, kind: Kind, msg: FmipMessage, ev: Received) -> None:
         sess = self.sessions.get(ev.src)
         if sess is None:
-            self._drop("unknown_mn", src=str(ev.src))
+            self._drop("unknown_mn", src=addr_text(ev.src))
             return
-        if not mac_ok(ev.icmp, sess.mac_key, ev.src, ev.dst, self.codepoints):
-            self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+        if not mac_ok(ev.icmp, sess.mac_key, ev.src, ev.dst, self.codepoints, msg):
+            self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
             return
         h = self.par.get(ev.src)
         if h is None or h.identifier != msg.identifier:
@@ -466,7 +468,7 @@ class AccessRouter:
         if h.tries >= self.backoff.max_tries:
             self._count("handovers_failed")
             what = "HandoverRedirect" if h.state == ParState.HRD_SENT else "IcmpHandover"
-            self._note("fail", role="par", identifier=h.identifier, pcoa=str(h.trigger.pcoa),
+            self._note("fail", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa),
                        reason=f"no answer to {what} after {h.tries} tries")
             if h.state == ParState.HI_SENT:
                 self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))
@@ -478,7 +480,7 @@ class AccessRouter:
         self._send(h.pending, name, h.identifier, again=True)
 
     def _par_end(self, h: ParHandover, new: str = "idle") -> None:
-        self._note("state", role="par", identifier=h.identifier, pcoa=str(h.trigger.pcoa), old=h.state.value,
+        self._note("state", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa), old=h.state.value,
                    new=new)
         h.deadline = None
         self.par.pop(IPv6Address(h.trigger.pcoa), None)
@@ -490,7 +492,7 @@ class AccessRouter:
                     and (h.ncoa is None or h.ncoa == msg.ncoa)):
                 self._par_dispatch(h, Kind.HE, msg)
                 return
-        self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier, src=str(ev.src))
+        self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier, src=addr_text(ev.src))
 
     def _par_he(self, h: ParHandover, msg: HandoverError) -> None:
         status = msg.status if msg.status is not None else HandoverStatus.UNSPECIFIED
@@ -501,7 +503,8 @@ class AccessRouter:
             h.deadline = self._now + h.trigger.lifetime_ms * 1_000_000
             return
         self._count("handovers_refused")
-        self._note("fail", role="par", identifier=h.identifier, pcoa=str(h.trigger.pcoa), reason=_status_name(status))
+        self._note("fail", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa),
+                   reason=_status_name(status))
         self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # DESIGN.md §1 step 5: normal delivery
         self._par_end(h)
 
@@ -548,7 +551,7 @@ class AccessRouter:
                         lifetime_ms=lifetime, mn_eui64=msg.mn_mac,
                         buffer=hc.buffer if isinstance(hc, HandoverControl) else True)
         self.nar[key] = h
-        self._note("state", role="nar", identifier=h.identifier, ncoa=str(h.ncoa), old="idle", new="verifying")
+        self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old="idle", new="verifying")
         returning = self.par.get(msg.ncoa)
         if returning is not None and returning.state != ParState.HRD_SENT and \
                 IPv6Address(returning.trigger.nar_address) == ev.src:
@@ -568,7 +571,7 @@ class AccessRouter:
             self._count("nar_superseded")
             self._out.append(ProxyRemove(prev.ncoa))
             self._out.append(BufferDrop(prev.key))
-            self._note("state", role="nar", identifier=prev.identifier, ncoa=str(prev.ncoa), old=prev.state.value,
+            self._note("state", role="nar", identifier=prev.identifier, ncoa=addr_text(prev.ncoa), old=prev.state.value,
                        new="superseded")
             self._nar_forget(prev)
         old = self.sessions.get(msg.ncoa)
@@ -606,7 +609,7 @@ class AccessRouter:
             h.key = self._next_key
             self._next_key += 1
             self._out.append(ProxyAdd(h.ncoa, h.key, h.lifetime_ms, h.pcoa, h.buffer))
-        binding = HandoverBinding(str(h.ncoa), str(h.pcoa), str(self.address), h.identifier)
+        binding = HandoverBinding(addr_text(h.ncoa), addr_text(h.pcoa), addr_text(self.address), h.identifier)
         self._out.append(Verify(h.request_id, ap_req, binding))
 
     def _nar_refuse(self, h: NarHandover, status: HandoverStatus) -> None:
@@ -619,7 +622,7 @@ class AccessRouter:
         h.answer = send
         h.deadline = self._now + self.answer_cache_ms * 1_000_000
         self._send(send, "HandoverError", h.identifier)
-        self._note("fail", role="nar", identifier=h.identifier, ncoa=str(h.ncoa), reason=_status_name(status))
+        self._note("fail", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), reason=_status_name(status))
 
     def _nar_unindex(self, h: NarHandover) -> None:
         if self._nar_by_ncoa.get(h.ncoa) is h:
@@ -652,7 +655,7 @@ class AccessRouter:
                 self._nar_unindex(h)
                 self._nar_state(h, NarState.REFUSED)
                 h.deadline = self._now + self.answer_cache_ms * 1_000_000
-                self._note("fail", role="attach", identifier=h.identifier, address=str(h.ncoa), reason=ev.error)
+                self._note("fail", role="attach", identifier=h.identifier, address=addr_text(h.ncoa), reason=ev.error)
             else:
                 self._out.append(ProxyRemove(h.ncoa))  # what was buffered during verification goes too
                 self._out.append(BufferDrop(h.key))
@@ -679,7 +682,7 @@ class AccessRouter:
         if not h.initial:
             self._out.append(ProxyRemove(h.ncoa))
             self._out.append(BufferDrop(h.key))
-        self._note("fail", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=str(h.ncoa),
+        self._note("fail", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=addr_text(h.ncoa),
                    reason="verification did not finish within the lifetime")
         self._nar_forget(h)
 
@@ -688,7 +691,8 @@ class AccessRouter:
         self._count("proxy_expired")
         self._out.append(ProxyRemove(h.ncoa))
         self._out.append(BufferDrop(h.key))
-        self._note("state", role="nar", identifier=h.identifier, ncoa=str(h.ncoa), old=h.state.value, new="expired")
+        self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old=h.state.value,
+                   new="expired")
         self._nar_forget(h)
 
     def _on_attach(self, msg: FmipMessage, ev: Received) -> None:
@@ -700,7 +704,7 @@ class AccessRouter:
             return
         ap_req = msg.lkb
         if ap_req is None:
-            self._drop("unknown_mn", message=msg.NAME, src=str(ev.src))
+            self._drop("unknown_mn", message=msg.NAME, src=addr_text(ev.src))
             return
         # Initial attach (DESIGN.md §1): the AP-REQ is bound to (address, address, router, identifier).
         assert msg.identifier is not None
@@ -711,19 +715,19 @@ class AccessRouter:
                         bu=enc.packet if isinstance(enc, EncapsulatedPacket) else None, reply_src=ev.dst,
                         lifetime_ms=self.answer_cache_ms)
         if sum(1 for x in self.nar.values() if x.initial and x.state == NarState.VERIFYING) >= self.max_handovers:
-            self._drop("refused_insufficient_resources", message=msg.NAME, src=str(ev.src))
+            self._drop("refused_insufficient_resources", message=msg.NAME, src=addr_text(ev.src))
             return
         if self._sessions_full(ev.src):
-            self._note("drop", role="attach", reason="sessions full", src=str(ev.src))
+            self._note("drop", role="attach", reason="sessions full", src=addr_text(ev.src))
             return
         old = self.sessions.get(ev.src)
         if old is not None and old.eui64 != h.mn_eui64:
             # A fresh initial attach for an address in session is the same MN renewing its session (a new ticket,
             # a new key); from another link-layer address it is a claim on someone else's address.
-            self._drop("attach_address_in_use", src=str(ev.src))
+            self._drop("attach_address_in_use", src=addr_text(ev.src))
             return
         self.nar[(ev.src, msg.identifier)] = h
-        self._note("state", role="attach", identifier=h.identifier, ncoa=str(h.ncoa), old="idle", new="verifying")
+        self._note("state", role="attach", identifier=h.identifier, ncoa=addr_text(h.ncoa), old="idle", new="verifying")
         self._nar_verify(h, ap_req)
 
     def _nar_attach_early(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
@@ -740,8 +744,8 @@ class AccessRouter:
 
     def _nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         assert h.context is not None
-        if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints):
-            self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+        if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
+            self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
             return
         if msg.identifier != h.identifier:
             self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier)
@@ -783,8 +787,8 @@ class AccessRouter:
     def _nar_duplicate_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         if h.state == NarState.ATTACHED and not h.initial:
             assert h.context is not None
-            if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints):
-                self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+            if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
+                self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
                 return
         self._drop("duplicate_attach", identifier=h.identifier, state=h.state.value)
         if h.state == NarState.ATTACHED and h.answer is not None and msg.identifier == h.identifier:

@@ -104,6 +104,8 @@ __all__ = [
     "encode",
     "decode",
     "mac_value_offset",
+    "mac_offset_of",
+    "refill_checksum",
     "MAX_MESSAGE_LEN",
 ]
 
@@ -1667,6 +1669,26 @@ def mac_value_offset(data: bytes | bytearray | memoryview, *,
         if opt_type == SubOptType.MAC:
             return offset + SUBOPT_HDR_LEN
     return None
+
+
+def mac_offset_of(message: FmipMessage, raw: bytes | bytearray) -> int | None:
+    """:func:`mac_value_offset` for ``raw`` whose decoded (or about to be encoded) ``message`` is at hand: the
+    sub-options are walked from where ``message``'s fixed part ends, without decoding ``raw`` again (a
+    receiver has just decoded it; a sender has just encoded it)."""
+    for opt_type, offset, _value in _iter_suboptions(bytes(raw), _options_start(message)):
+        if opt_type == SubOptType.MAC:
+            return offset + SUBOPT_HDR_LEN
+    return None
+
+
+def refill_checksum(raw: bytearray, src: AddressLike, dst: AddressLike) -> bytes:
+    """``raw`` (an encoded message changed in place, e.g. its MAC value filled in) with its ICMPv6 checksum
+    computed again over the RFC 4443 §2.3 pseudo-header."""
+    addrs = _addresses(src, dst)
+    assert addrs is not None
+    raw[2:4] = b"\0\0"
+    backend.icmp6_checksum_fill(addrs[0], addrs[1], raw)
+    return bytes(raw)
 
 
 def _options_start(message: FmipMessage) -> int:

@@ -77,6 +77,7 @@ from fmipfast.protocol import (
     Start,
     Tick,
     TicketReady,
+    addr_text,
     eui64_from_mac48,
     mac48_from_address,
     mac48_from_eui64,
@@ -294,8 +295,8 @@ class MobileNode:
     def _send(self, send: Send, message: str, identifier: int, *, again: bool = False) -> None:
         self._out.append(send)
         self._count("retransmitted" if again else "sent")
-        self._note("send", role="mn", message=message, src=str(send.src), dst=str(send.dst), identifier=identifier,
-                   retransmission=again)
+        self._note("send", role="mn", message=message, src=addr_text(send.src), dst=addr_text(send.dst),
+                   identifier=identifier, retransmission=again)
 
     def _wall(self) -> float:
         return (self._now + self.epoch_ns) / 1e9
@@ -330,26 +331,27 @@ class MobileNode:
         self._count("received")
         msg = parse_received(ev, self.codepoints, self.counters)
         if msg is None:
-            self._note("drop", role="mn", reason="rejected on receipt", src=str(ev.src))
+            self._note("drop", role="mn", reason="rejected on receipt", src=addr_text(ev.src))
             return
-        self._note("recv", role="mn", message=msg.NAME, src=str(ev.src), dst=str(ev.dst), identifier=msg.identifier)
+        self._note("recv", role="mn", message=msg.NAME, src=addr_text(ev.src), dst=addr_text(ev.dst),
+                   identifier=msg.identifier)
         if msg.identifier is None:
             self._drop("no_identifier", message=msg.NAME)
             return
         if isinstance(msg, HandoverRedirect):
             # An MN ignores a Redirect that is not from its router or not authenticated by it (DESIGN.md §1).
             if self.router is None or ev.src != self.router.address:
-                self._drop("unknown_router", message=msg.NAME, src=str(ev.src))
+                self._drop("unknown_router", message=msg.NAME, src=addr_text(ev.src))
                 return
-            if not mac_ok(ev.icmp, self.router.mac_key, ev.src, ev.dst, self.codepoints):
-                self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+            if not mac_ok(ev.icmp, self.router.mac_key, ev.src, ev.dst, self.codepoints, msg):
+                self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
                 return
             self._dispatch(Kind.HRD, msg)
         elif isinstance(msg, AuthenticatedMN):
             x = self.exchange
             if x is not None and msg.identifier == x.identifier:
                 if ev.src not in (x.router, x.nar_ll):
-                    self._drop("unknown_router", message=msg.NAME, src=str(ev.src))
+                    self._drop("unknown_router", message=msg.NAME, src=addr_text(ev.src))
                     return
                 self._dispatch(Kind.AMN, msg, ev)
             elif x is None and msg.identifier == self._last_identifier:
@@ -396,7 +398,7 @@ class MobileNode:
             # A cache handing out the ticket we already have: renewing with it would buy nothing.
             self._renew_failed(f"the ticket for {x.principal} ends no later than the session's")
             return
-        binding = HandoverBinding(str(x.coa), str(x.coa), str(x.router), x.identifier)
+        binding = HandoverBinding(addr_text(x.coa), addr_text(x.coa), addr_text(x.router), x.identifier)
         req, auth = build_ap_req(ev.creds, binding, now=self._wall())
         x.creds, x.authenticator = ev.creds, auth
         x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
@@ -411,8 +413,8 @@ class MobileNode:
         """Authenticated-MN checks: MAC under the new session key, then the AP-REP (mutual authentication)."""
         x = self.exchange
         assert x is not None and x.creds is not None and x.authenticator is not None
-        if not mac_ok(ev.icmp, x.mac_key, ev.src, ev.dst, self.codepoints):
-            self._drop("bad_mac", message=msg.NAME, src=str(ev.src))
+        if not mac_ok(ev.icmp, x.mac_key, ev.src, ev.dst, self.codepoints, msg):
+            self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
             return False
         rep = msg.lkb
         try:
@@ -457,7 +459,7 @@ class MobileNode:
         if self._now >= r.expires_ns:
             # Not renewed in time: the router has forgotten the session (and its key): start over.
             self._count("session_expired")
-            self._note("session_expired", role="mn", router=str(r.address), coa=str(r.coa))
+            self._note("session_expired", role="mn", router=addr_text(r.address), coa=addr_text(r.coa))
             self.router = None
             self._renew_at = None
             self._attach_to(r.address, r.principal, r.coa, r.link)
@@ -469,7 +471,7 @@ class MobileNode:
         x = self.exchange
         assert x is not None
         self._count("renew_failed")
-        self._note("fail", role="mn", identifier=x.identifier, router=str(x.router), reason=f"renewal: {reason}")
+        self._note("fail", role="mn", identifier=x.identifier, router=addr_text(x.router), reason=f"renewal: {reason}")
         self.exchange = None
         self._renew_at = self._now + self.renew_retry_ns
         self._set_state(MnState.ATTACHED)
@@ -494,7 +496,7 @@ class MobileNode:
         assert x is not None and x.pending is not None
         if x.tries >= self.backoff.max_tries:
             self._count("attach_failed")
-            self._note("fail", role="mn", identifier=x.identifier, router=str(x.router),
+            self._note("fail", role="mn", identifier=x.identifier, router=addr_text(x.router),
                        reason=f"no Authenticated-MN after {x.tries} Attach tries")
             if x.renewing:
                 self._renew_failed(f"no Authenticated-MN after {x.tries} Attach tries")
@@ -566,7 +568,7 @@ class MobileNode:
             self._set_state(MnState.ATTACHED)
             self.exchange = None
             return
-        binding = HandoverBinding(str(x.coa), str(x.pcoa), str(x.router), x.identifier)
+        binding = HandoverBinding(addr_text(x.coa), addr_text(x.pcoa), addr_text(x.router), x.identifier)
         req, auth = build_ap_req(ev.creds, binding, now=self._wall())
         x.creds, x.authenticator = ev.creds, auth
         x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)

@@ -15,7 +15,7 @@ Ownership: plain values only; no state.  Imports messages, constants, errors, co
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv6Address
@@ -23,7 +23,7 @@ from typing import Any, Union
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
 from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
-from fmipfast.messages import FmipMessage, MessageAuthCode, decode, encode, mac_value_offset
+from fmipfast.messages import FmipMessage, decode, encode, mac_offset_of, mac_value_offset, refill_checksum
 from fmipfast.security import mac as _mac
 from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Principal
 
@@ -38,7 +38,7 @@ __all__ = [
     # policy and helpers
     "Backoff", "DEFAULT_BACKOFF", "Kind", "STATUS_ACCEPTED", "LINK_MESSAGES", "ROUTER_MESSAGES", "DEFAULT_LIFETIME_MS",
     "ROUTER_HOP_LIMIT", "parse_received", "sign", "mac_ok", "eui64_from_mac48", "mac48_from_eui64",
-    "ncoa_from_prefix", "nar_link_local", "mac48_from_address", "Counters",
+    "ncoa_from_prefix", "nar_link_local", "mac48_from_address", "Counters", "addr_text",
 ]
 
 #: Status value of a Handover Error that *accepts* the HI (RFC 5568 HAck code 0, "Handover Accepted"):
@@ -382,6 +382,14 @@ def parse_received(ev: Received, codepoints: Codepoints, counters: Counters) -> 
     return msg
 
 
+@functools.lru_cache(maxsize=4096)
+def addr_text(address: object) -> str:
+    """``str(address)`` for notes and bindings, cached: ``IPv6Address.__str__`` (hextet compression) cost a
+    fifth of a handover in the protocol machines (bench/bench_protocol.py), and a router names the same few
+    addresses over and over.  Bounded (LRU)."""
+    return str(address)
+
+
 def _count(counters: Counters, name: str, n: int = 1) -> None:
     counters[name] = counters.get(name, 0) + n
 
@@ -389,22 +397,22 @@ def _count(counters: Counters, name: str, n: int = 1) -> None:
 def sign(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address,
          codepoints: Codepoints = DEFAULT_CODEPOINTS) -> bytes:
     """Encode ``msg`` (which carries a zero :class:`MessageAuthCode`) with the MAC value filled in, then the
-    checksum (security/mac.py: MAC first, checksum last)."""
-    draft = encode(msg, src, dst, codepoints=codepoints)
-    offset = mac_value_offset(draft, codepoints=codepoints)
+    checksum (security/mac.py: MAC first, checksum last).  One encoding: the MAC value is written into it in
+    place and the checksum computed again."""
+    draft = bytearray(encode(msg, src, dst, codepoints=codepoints))
+    offset = mac_offset_of(msg, draft)
     if offset is None:
         raise ValueError(f"{msg.NAME}: no MAC sub-option to fill")
-    value = _mac.message_mac(key, src.packed, dst.packed, draft, offset)
-    options = tuple(MessageAuthCode(value) if isinstance(o, MessageAuthCode) else o for o in msg.options)
-    signed = dataclasses.replace(msg, options=options, checksum=None)  # type: ignore[type-var]
-    return encode(signed, src, dst, codepoints=codepoints)
+    draft[offset:offset + _mac.MAC_LEN] = _mac.message_mac(key, src.packed, dst.packed, bytes(draft), offset)
+    return refill_checksum(draft, src, dst)
 
 
 def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,
-           codepoints: Codepoints = DEFAULT_CODEPOINTS) -> bool:
-    """True if ``icmp`` carries a MAC sub-option that verifies under ``key`` (no sub-option: False)."""
+           codepoints: Codepoints = DEFAULT_CODEPOINTS, message: FmipMessage | None = None) -> bool:
+    """True if ``icmp`` carries a MAC sub-option that verifies under ``key`` (no sub-option: False).
+    ``message``: ``icmp`` already decoded (by :func:`parse_received`), which saves decoding it again."""
     try:
-        offset = mac_value_offset(icmp, codepoints=codepoints)
+        offset = mac_value_offset(icmp, codepoints=codepoints) if message is None else mac_offset_of(message, icmp)
     except MalformedPacket:
         return False
     if offset is None:
