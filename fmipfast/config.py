@@ -418,6 +418,12 @@ class RouterConfig:
             tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
             SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None)
         t.done()
+        if made.security is not None and made.ring.fanout_group:
+            # Each fanout worker is a process with its own neighbor, proxy and tunnel tables: an HI handled by
+            # one would proxy and buffer there only, and the frames hashed to the others would miss it.
+            raise ConfigError(f"{prefix}.ring.fanout_group", "the handover protocol ([router.security]) runs in "
+                                                              "one worker: fanout workers do not share their "
+                                                              "neighbor, proxy and tunnel tables yet")
         return made
 
 
@@ -610,7 +616,8 @@ block_size = 262144             # multiple of 4096
 block_count = 16
 timeout_ms = 10                 # a partly filled block is handed over after this
 tx_frames = 512
-fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers)
+fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers; forwarding only:
+#                               # workers do not share tables, so not with [router.security])
 
 # [[router.interfaces]]         # one table per interface the engine owns
 # name = "eth1"

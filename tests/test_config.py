@@ -256,3 +256,12 @@ def test_mn_kerberos_errors_name_the_key(edit, key, problem):
     with pytest.raises(ConfigError) as info:
         config.loads(KRB.replace(old, new, 1))
     assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)
+
+
+def test_the_handover_protocol_refuses_fanout_workers():
+    """Fanout workers keep their own tables: a handover handled by one would be missed by the others."""
+    with pytest.raises(ConfigError) as info:
+        config.loads(SECURITY.replace("block_size = 65536", "block_size = 65536\nfanout_group = 7", 1))
+    assert info.value.key == "router.ring.fanout_group" and "one worker" in info.value.problem
+    forwarding_only = ROUTER.replace("block_size = 65536", "block_size = 65536\nfanout_group = 7", 1)
+    assert config.loads(forwarding_only).router.ring.fanout_group == 7
