@@ -421,6 +421,39 @@ def test_two_handovers_after_the_first_expired():
 HAPPY_PREPARE_BA = [s.replace("A:", "X:").replace("B:", "A:").replace("X:", "B:") for s in HAPPY_PREPARE]
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["move", "reverse"]), st.sampled_from([10, 500, 2_000, 10_000])),
+                min_size=1, max_size=12))
+def test_any_run_of_handovers_and_reversals_completes_and_leaves_nothing_behind(steps):
+    """A soak in the machines: any sequence of handovers between A and B and link reversals (the MN back on the
+    PAR's link at once), with any pauses between them -- including a new handover to the NAR a reversal has
+    just left, inside the first one's lifetime.  Every handover completes or reverses as asked, and once the
+    lifetimes and answer caches have run out the routers hold exactly the MN's one session where it is."""
+    net = attached_net()
+    addr = {"A": (AR_A, PCOA_A, P_A), "B": (AR_B, NCOA_B, P_B)}
+    here = "A"
+    for what, pause in steps:
+        there = "B" if here == "A" else "A"
+        done = net.mn.counters["handovers_completed"]
+        net.trigger(router=here, pcoa=addr[here][1], nar=addr[there][0], principal=addr[there][2])
+        assert net.mn.state == MnState.HO_READY, (what, net.steps()[-12:])
+        if what == "move":
+            net.move(there)
+            assert net.mn.counters["handovers_completed"] == done + 1, net.steps()[-12:]
+            here = there
+        else:
+            net.move(here)  # back on the PAR's link: Forwarding Disable
+            assert net.mn.state == MnState.ATTACHED and net.mn.counters["handovers_completed"] == done
+        assert (net.mn.router.address, net.mn.router.coa) == addr[here][:2]
+        net.advance(pause)
+    net.advance(20_000)
+    a, b = net.routers["A"], net.routers["B"]
+    assert not a.par and not b.par and not a.nar and not b.nar
+    assert {n: set(r.sessions) for n, r in net.routers.items()} == {
+        "A": {PCOA_A} if here == "A" else set(), "B": {NCOA_B} if here == "B" else set()}
+    assert net.mn.counters["bad_mac"] == 0 and a.counters["bad_mac"] == 0 and b.counters["bad_mac"] == 0
+
+
 # ======================================================================================= losses and retransmissions
 
 
