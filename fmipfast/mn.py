@@ -33,7 +33,7 @@ Ownership: one driver thread calls ``handle``; not thread-safe, never blocks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv6Address
 
@@ -108,7 +108,10 @@ MN_COUNTERS = (
     "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
     "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
     "renewals_started", "renewed", "renew_failed", "renew_interrupted", "session_expired", "switch_timeouts",
+    "replayed_redirect",
 )
+#: Redirect identifiers remembered per router session to refuse replays (the MAC has no freshness of its own).
+REDIRECTS_REMEMBERED = 1024
 
 
 class MnState(str, Enum):
@@ -159,6 +162,8 @@ class RouterSession:
     mac_key: bytes
     principal: Principal | None = None
     expires_ns: int | None = None
+    #: Identifiers of the Redirects received under this session's key, oldest first (an ordered set).
+    redirects: dict[int, None] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -346,6 +351,16 @@ class MobileNode:
             if not mac_ok(ev.icmp, self.router.mac_key, ev.src, ev.dst, self.codepoints, msg):
                 self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
                 return
+            seen = self.router.redirects
+            live = self.exchange is not None and self.exchange.identifier == msg.identifier
+            if msg.identifier in seen and not live:
+                # Authentic but already acted on under this session key (a handover that was reversed, timed
+                # out or superseded): a replay -- following it would move us to a NAR expecting nobody.
+                self._drop("replayed_redirect", identifier=msg.identifier)
+                return
+            seen[msg.identifier] = None
+            if len(seen) > REDIRECTS_REMEMBERED:
+                del seen[next(iter(seen))]
             self._dispatch(Kind.HRD, msg)
         elif isinstance(msg, AuthenticatedMN):
             x = self.exchange

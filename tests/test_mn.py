@@ -37,7 +37,7 @@ from fmipfast.protocol import (
     sign,
 )
 from fmipfast.security import lwkerb as L
-from tests.test_handover_fsm import AR_A, AR_B, AR_B_LL, MN_MAC, MS, NCOA_B, NOW, P_A, P_B, PCOA_A, T0, Net
+from tests.test_handover_fsm import AR_A, AR_B, AR_B_LL, MN_MAC, MS, NCOA_B, NOW, P_A, P_B, PCOA_A, T0, Net, code_of
 
 MN_LL = IPv6Address("fe80::21b:63ff:fe84:45e6")
 
@@ -419,3 +419,36 @@ def test_a_link_up_in_time_cancels_the_switch_timer():
     assert net.mn.counters["switch_timeouts"] == 0 and net.mn.router.address == AR_B
     with __import__("pytest").raises(ValueError, match="switch_wait_s"):
         MobileNode(MN_MAC, switch_wait_s=0)
+
+
+def test_a_replayed_redirect_is_refused_after_its_handover_was_reversed():
+    """The MAC carries no freshness: a Redirect captured during a handover the MN then reversed still verifies
+    under the session key.  The MN remembers the identifiers it acted on under that key and refuses it, so an
+    attacker cannot send the MN to a NAR that expects nobody; the router's next real Redirect is followed."""
+    net = Net()
+    net.attach()
+    m = net.mark()
+    net.trigger()
+    (redirect,) = [a for a in net.actions("A", Send, m) if code_of(a) == "HANDOVER_REDIRECT"]
+    net.move("A")  # link reversal: Forwarding Disable, the PAR ends the handover
+    mn = net.mn
+    assert mn.state == MnState.ATTACHED and mn.counters["link_reversals"] == 1
+    replay = Received(redirect.icmp, redirect.src, redirect.dst, 255, "A")
+    assert real(mn.handle(replay, net.now)) == []
+    assert mn.counters["replayed_redirect"] == 1 and mn.state == MnState.ATTACHED
+    net.advance(100)
+    net.trigger()  # a new handover, a new identifier
+    net.move("B")
+    assert mn.router.address == AR_B and mn.counters["handovers_completed"] == 1
+
+
+def test_the_remembered_redirects_are_bounded():
+    from fmipfast.mn import REDIRECTS_REMEMBERED
+    net, mn = attached()
+    for ident in range(REDIRECTS_REMEMBERED + 5):
+        mn.handle(hrd(mn, ident=ident), net.now)
+        mn.exchange, mn.state = None, MnState.ATTACHED  # as if each handover had been given up
+    assert len(mn.router.redirects) == REDIRECTS_REMEMBERED and 0 not in mn.router.redirects
+    assert mn.counters["replayed_redirect"] == 0
+    mn.handle(hrd(mn, ident=REDIRECTS_REMEMBERED + 4), net.now)
+    assert mn.counters["replayed_redirect"] == 1
