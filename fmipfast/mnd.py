@@ -327,9 +327,12 @@ class MnDaemon:
     def status(self) -> dict[str, Any]:
         mn = self.agent.mn
         router = mn.router
+        ends = None if router is None or router.expires_ns is None else (router.expires_ns - self.clock()) / 1e9
         return {"interface": self.cfg.interface, "state": mn.state.value,
                 "router": None if router is None else str(router.address),
                 "coa": None if router is None else str(router.coa),
+                # seconds until the session's ticket ends (renewed renew_before_s before); None: no session
+                "session_ends_in_s": None if ends is None else round(ends, 1),
                 "retired": [str(a) for a in self.agent.retired], "last_switch": self.last_switch,
                 "counters": self.all_counters()}
 

@@ -158,6 +158,7 @@ def test_a_session_is_renewed_with_a_ticket_from_the_re_read_credentials_file(la
         await _until(lambda: daemon.agent.mn.counters["renewed"] == 1, "the renewal")
         assert daemon.agent.mn.state == MnState.ATTACHED and daemon.agent.mn.router.expires_ns > first_end
         assert daemon.counters["ccache_reloaded"] == 1 and daemon.counters["ccache_errors"] == 0
+        assert 7000 < daemon.status()["session_ends_in_s"] <= 7200  # the new ticket's end, not the old one's
         assert peer.routers["A"].counters["initial_attached"] == 2
 
     _run(peer, daemon, body)
