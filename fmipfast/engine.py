@@ -90,6 +90,9 @@ _R_OTHER_HOST = int(DropReason.OTHER_HOST)
 _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 
 
+ORIGINATED_QUEUE = 16  # control-path packets waiting per next hop for its resolution
+
+
 def solicited_node(address: IPv6Address) -> IPv6Address:
     """RFC 4291 §2.7.1: ff02::1:ffXX:XXXX from the low 24 bits."""
     return IPv6Address(b"\xff\x02" + bytes(9) + b"\x01\xff" + address.packed[13:])
@@ -185,7 +188,8 @@ class _TokenBucket:
 COUNTERS = ("received", "forwarded", "tunnelled", "decapsulated", "buffered", "queued_resolve", "delivered",
             "dropped", "originated", "flushed", "resolved_sent", "csum_completed", "icmp_errors_sent",
             "icmp_errors_limited", "ns_sent", "na_sent", "ra_sent", "echo_replies", "control_unhandled",
-            "received_inner", "reorder_held", "reorder_released")
+            "received_inner", "reorder_held", "reorder_released", "originated_queued", "originated_dropped",
+            "originated_unresolved")
 
 
 class Engine:
@@ -227,6 +231,8 @@ class Engine:
         self._batch = backend.impl.Batch(cfg.batch_size)
         self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
         self._resolving: dict[int, _Resolving] = {}
+        #: Packets the control path originated towards a next hop being resolved (by neighbor index).
+        self._originated: dict[int, list[bytes]] = {}
         self._proxy_key: dict[int, int] = {}  # ncache index of a PROXY entry -> buffer key
         self._proxy_aliases: dict[IPv6Address, tuple[IPv6Address, ...]] = {}  # NCoA -> also-proxied (PCoA)
         self._tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
@@ -692,6 +698,12 @@ class Engine:
         """The next hop answered: send what waited for it."""
         if self._resolving.pop(idx, None) is None:
             return
+        waiting = self._originated.pop(idx, [])
+        if waiting:
+            out = self.interfaces[int(self.ncache.ifindex[idx])]
+            mac = bytes(self.ncache.macs[idx])
+            out.port.send_frames([frames.build_ethernet(mac, out.mac, p) for p in waiting])
+            self.counters["originated"] += len(waiting)
         arena, offsets, lengths = self.unresolved.flush(idx, self.clock())
         if offsets.shape[0]:
             arena = np.array(arena, dtype=np.uint8)
@@ -929,29 +941,49 @@ class Engine:
 
     def send_packet(self, packet: bytes, *, iface: str | None = None) -> bool:
         """Originate an IPv6 packet built by the control path (e.g. an fmipfast message): route it, fill the
-        Ethernet header from the neighbor cache (link-local/multicast destinations need ``iface``)."""
+        Ethernet header from the neighbor cache (link-local/multicast destinations need ``iface``).  A next
+        hop without a usable entry is resolved as for forwarded packets (RFC 4861 §7.2.2: an INCOMPLETE entry,
+        Neighbor Solicitations) while the packet waits, up to ``ORIGINATED_QUEUE`` per next hop (drop-oldest,
+        ``originated_dropped``; ``originated_unresolved`` if resolution fails).  False if it cannot be sent
+        or queued: no route, or a full neighbor table."""
         dst = IPv6Address(packet[24:40])
-        if dst.is_multicast or dst.is_link_local:
+        if dst.is_multicast:
             out = self._iface_by_name[iface] if iface else self._access_iface()
-            if dst.is_multicast:
-                mac = frames.multicast_mac(dst)
-            else:
-                idx = int(self.ncache.lookup(self._key(dst))[0])
-                if idx < 0:
-                    return False
-                mac = bytes(self.ncache.macs[idx])
-            out.port.send_frames([frames.build_ethernet(mac, out.mac, packet)])
+            out.port.send_frames([frames.build_ethernet(frames.multicast_mac(dst), out.mac, packet)])
             self.counters["originated"] += 1
             return True
-        route = self.lookup_route(dst)
-        if route is None:
-            return False
-        out = self.interfaces[route[0]]
-        idx = int(self.ncache.lookup(self._key(route[1]))[0])
+        if dst.is_link_local:
+            out = self._iface_by_name[iface] if iface else self._access_iface()
+            hop = dst
+        else:
+            route = self.lookup_route(dst)
+            if route is None:
+                return False
+            out, hop = self.interfaces[route[0]], route[1]
+        idx = int(self.ncache.lookup(self._key(hop))[0])
         if idx < 0 or self.ncache.states[idx] == NeighborState.INCOMPLETE:
-            return False
+            return self._originate_after_resolution(out, hop, idx, packet)
         out.port.send_frames([frames.build_ethernet(bytes(self.ncache.macs[idx]), out.mac, packet)])
         self.counters["originated"] += 1
+        return True
+
+    def _originate_after_resolution(self, out: Interface, hop: IPv6Address, idx: int, packet: bytes) -> bool:
+        now = self.clock()
+        where = self.interfaces.index(out)
+        if idx < 0:
+            idx = self._set_neighbor(hop, bytes(6), where, NeighborState.INCOMPLETE, 0)
+            if idx < 0:
+                self._drop(DropReason.NEIGHBOR_TABLE_FULL, 1)
+                return False
+        queue = self._originated.setdefault(idx, [])
+        if len(queue) >= ORIGINATED_QUEUE:
+            queue.pop(0)
+            self.counters["originated_dropped"] += 1
+        queue.append(packet)
+        self.counters["originated_queued"] += 1
+        if idx not in self._resolving:
+            self._resolving[idx] = _Resolving(hop, where, 0, now)
+            self._solicit(idx, now)
         return True
 
     # ------------------------------------------------------------------ timers
@@ -974,6 +1006,9 @@ class Engine:
                 continue
             if r.attempts >= self.cfg.resolve_retries:
                 del self._resolving[idx]
+                unsent = len(self._originated.pop(idx, []))
+                if unsent:
+                    self.counters["originated_unresolved"] += unsent
                 lost = self.unresolved.drop(idx)
                 self.ncache.delete(self._key(r.next_hop))
                 self.counters["resolve_failed_frames"] = self.counters.get("resolve_failed_frames", 0) + int(lost)

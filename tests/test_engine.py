@@ -152,6 +152,40 @@ def test_unanswered_resolution_gives_up():
     net.check_conservation()
 
 
+def _originated(dst: str, n: int) -> bytes:
+    """An ICMPv6 echo request the control path originates (hop limit 255, like an fmipfast link message)."""
+    return bytes(IPv6(src=ROUTER_ACC, dst=dst, hlim=255) / ICMPv6EchoRequest(id=1, seq=n))
+
+
+def test_originated_packets_wait_for_the_resolution_of_their_next_hop():
+    """A control message to a host without a neighbor entry (a restarted router, an entry that expired) is
+    not lost: the engine solicits the host and sends what waited, in order and unchanged, when it answers;
+    bounded per next hop (drop-oldest) and given up with the resolution."""
+    from fmipfast.engine import ORIGINATED_QUEUE
+    net = Net()
+    c = net.engine.counters
+    sent = c["originated"]  # (the initial Router Advertisement)
+    assert all(net.engine.send_packet(_originated(H1, i)) for i in range(ORIGINATED_QUEUE + 2))
+    ns = net.drain(net.h1)
+    assert len(ns) == 1 and ns[0].haslayer(ICMPv6ND_NS)  # one resolution for all of them
+    sent = c["originated"]  # (the Neighbor Solicitation)
+    assert (c["originated_queued"], c["originated_dropped"]) == (ORIGINATED_QUEUE + 2, 2)
+    answer_ns(net, ns[0], net.h1, H1, H1_MAC)
+    got = net.drain(net.h1)
+    assert [f[ICMPv6EchoRequest].seq for f in got] == list(range(2, ORIGINATED_QUEUE + 2))  # the 2 oldest went
+    assert all(f.dst == H1_MAC and f[IPv6].hlim == 255 for f in got) and c["originated"] == sent + ORIGINATED_QUEUE
+    assert net.engine.send_packet(_originated(H1, 99)) and [f[ICMPv6EchoRequest].seq for f in net.drain(net.h1)] \
+        == [99]  # resolved now: straight out
+    # nobody answers for H2: the queued packet goes with the failed resolution
+    assert net.engine.send_packet(_originated(H2, 7))
+    for _ in range(3):
+        net.now += 150_000_000
+        net.engine.poll()
+    assert c["originated_unresolved"] == 1 and not net.engine._originated
+    assert not net.engine.send_packet(_originated("2001:db8:77::1", 1))  # no route: refused at once
+    net.check_conservation()
+
+
 def test_learning_from_ns_and_hop_limit_and_no_route():
     net = Net()
     ns = (Ether(src=H1_MAC, dst="33:33:ff:00:00:01") / IPv6(src=H1, dst=str(solicited_node(IPv6Address(ROUTER_ACC))),
