@@ -81,8 +81,8 @@ from fmipfast.protocol import (
 )
 from fmipfast.security.lwkerb import ApContext, HandoverBinding
 
-__all__ = ["AccessRouter", "ParState", "NarState", "ParHandover", "NarHandover", "Session", "PAR_TRANSITIONS",
-           "NAR_TRANSITIONS", "AR_COUNTERS"]
+__all__ = ["AccessRouter", "ParState", "NarState", "ParHandover", "NarHandover", "Session", "SessionTable",
+           "PAR_TRANSITIONS", "NAR_TRANSITIONS", "AR_COUNTERS"]
 
 #: Every counter an AccessRouter keeps (all start at zero; docs/protocol.md §6 describes each).
 AR_COUNTERS = (
@@ -114,6 +114,27 @@ class NarState(str, Enum):
     PROXYING = "proxying"  # proxy entry installed, HE accepted sent, waiting for the MN's Attach
     ATTACHED = "attached"  # MN authenticated; the record only answers duplicates until it is forgotten
     REFUSED = "refused"  # HE with a reason sent; the record only answers duplicates until it is forgotten
+
+
+class SessionTable(dict[IPv6Address, "Session"]):
+    """``address -> Session``; :attr:`version` moves on every change, so a driver that keeps the table across
+    restarts (``RouterAgent(session_file=...)``) knows when to write it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def __setitem__(self, key: IPv6Address, value: "Session") -> None:
+        super().__setitem__(key, value)
+        self.version += 1
+
+    def __delitem__(self, key: IPv6Address) -> None:
+        super().__delitem__(key)
+        self.version += 1
+
+    def pop(self, key, *default):  # type: ignore[override]
+        self.version += 1
+        return super().pop(key, *default)
 
 
 @dataclass
@@ -243,7 +264,7 @@ class AccessRouter:
         self.answer_cache_ms = answer_cache_ms
         self.iface = iface
         self.counters: dict[str, int] = dict.fromkeys(AR_COUNTERS, 0)
-        self.sessions: dict[IPv6Address, Session] = {}
+        self.sessions: SessionTable = SessionTable()
         self.par: dict[IPv6Address, ParHandover] = {}  # by PCoA
         self.nar: dict[tuple[IPv6Address, int], NarHandover] = {}  # by (peer, identifier)
         self._nar_by_ncoa: dict[IPv6Address, NarHandover] = {}
@@ -288,6 +309,21 @@ class AccessRouter:
 
     def session_for(self, address: IPv6Address) -> Session | None:
         return self.sessions.get(IPv6Address(address))
+
+    def restore_sessions(self, sessions: list[Session], now_ns: int) -> int:
+        """Take back sessions saved before a restart (``expires_ns`` on this machine's clock at ``now_ns``):
+        the ended ones, those beyond ``max_sessions`` and addresses already in session are left out.  Returns
+        how many were taken."""
+        taken = 0
+        for s in sessions:
+            if (s.expires_ns is not None and s.expires_ns <= now_ns) or s.address in self.sessions \
+                    or len(self.sessions) >= self.max_sessions:
+                continue
+            self.sessions[s.address] = s
+            if s.expires_ns is not None:
+                heapq.heappush(self._session_expiry, (s.expires_ns, s.address))
+            taken += 1
+        return taken
 
     # ------------------------------------------------------------------ plumbing
     def _count(self, name: str, n: int = 1) -> None:

@@ -171,6 +171,15 @@ def _cmd_router(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"fmipfast router: router.security.ah_sequence_file: {exc}", file=sys.stderr)
             return 2
+    restored = None
+    if r.security is not None and r.security.session_file:
+        from fmipfast.router import load_sessions
+
+        try:
+            restored = load_sessions(r.security.session_file)
+        except ValueError as exc:
+            print(f"fmipfast router: router.security.session_file: {exc}", file=sys.stderr)
+            return 2
     ports = {}
     try:
         for iface in r.interfaces:
@@ -192,8 +201,9 @@ def _cmd_router(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         control = RouterControl(engine)
+        agent = None
         if r.security is not None:
-            agent = _router_agent(engine, r.security, seq_store)
+            agent = _router_agent(engine, r.security, seq_store, restored)
             control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
             control.attach_counters("handover", "The handover protocol's messages, states and refusals "
                                     "(docs/protocol.md §6).", lambda: agent.ar.counters)
@@ -213,6 +223,8 @@ def _cmd_router(args: argparse.Namespace) -> int:
         try:
             await engine.run(stop)
         finally:
+            if agent is not None:
+                agent.save_sessions()  # the last changes (written within 0.2 s otherwise)
             for srv in (server, metrics):
                 if srv is not None:
                     await srv.close()
@@ -235,9 +247,10 @@ def _listen_address(text: str) -> str:
     return f"{host if sep else ''}:{port}"
 
 
-def _router_agent(engine: Any, sec: Any, store: Any = None) -> Any:
+def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None) -> Any:
     """The handover protocol of the daemon from its [router.security] section (``store``: the
-    ``ah.SequenceStore`` of ``ah_sequence_file``, opened by the caller so a bad file is a start-up error)."""
+    ``ah.SequenceStore`` of ``ah_sequence_file``; ``restored``: the sessions read from ``session_file`` --
+    both opened by the caller so a bad file is a start-up error)."""
     import logging
     from ipaddress import IPv6Address
 
@@ -267,7 +280,8 @@ def _router_agent(engine: Any, sec: Any, store: Any = None) -> Any:
         opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
                            key=L.Key(own.kvno, own.key) if own else None)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
-                       opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers)
+                       opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
+                       session_file=sec.session_file, restored=restored)
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:

@@ -332,6 +332,7 @@ class SecurityConfig:
     max_sessions: int = 4096  # authenticated MNs at once; a full table refuses new ones, counted
     max_handovers: int = 64  # concurrent handovers towards this router (HE "insufficient resources" beyond)
     ah_sequence_file: str | None = None  # keeps the outbound AH counters across restarts (RFC 4302 §3.3.2)
+    session_file: str | None = None  # keeps the MNs' sessions (their keys; mode 0600) across restarts
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "SecurityConfig":
@@ -346,11 +347,14 @@ class SecurityConfig:
                 raise ConfigError(f"{path}.kdc", f"expected 'host:port', got {kdc!r}")
         if not any(k.principal == principal for k in keys) and kdc is None:
             raise ConfigError(f"{path}.keys", f"no key for {principal} and no kdc: no AP-REQ could be verified")
-        seqfile = t.get_str("ah_sequence_file") if "ah_sequence_file" in table else None
-        if seqfile is not None and (not seqfile or seqfile.endswith("/")):
-            raise ConfigError(f"{path}.ah_sequence_file", f"expected a file path, got {seqfile!r}")
+        files: dict[str, str | None] = {}
+        for name in ("ah_sequence_file", "session_file"):
+            value = t.get_str(name) if name in table else None
+            if value is not None and value.endswith("/"):
+                raise ConfigError(f"{path}.{name}", f"expected a file path, got {value!r}")
+            files[name] = value
         made = cls(principal, keys, peers, kdc, t.get_int("max_sessions", 4096, 1, 1 << 24),
-                   t.get_int("max_handovers", 64, 1, 1 << 20), seqfile)
+                   t.get_int("max_handovers", 64, 1, 1 << 20), files["ah_sequence_file"], files["session_file"])
         t.done()
         return made
 
@@ -642,6 +646,8 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # ah_sequence_file = "/var/lib/fmipfast/ah-seq.json"  # outbound AH counters kept across restarts (RFC 4302
 #                               # §3.3.2: needed for anti-replay with manual keys; without it peers drop a
 #                               # restarted router's messages as replays)
+# session_file = "/var/lib/fmipfast/sessions.json"   # the MNs' sessions (keys, 0600) across restarts;
+#                               # without it a restart makes every attached MN's next handover fail
 # [[router.security.keys]]      # keytab: AP-REQs for these are verified locally (case 1)
 # principal = "host/nar@B.EXAMPLE"
 # kvno = 4

@@ -18,6 +18,7 @@ May import: engine, ar, protocol, security, control, frames, messages, config, e
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv6Address
@@ -26,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fmipfast import frames
-from fmipfast.ar import AccessRouter
+from fmipfast.ar import AccessRouter, Session
 from fmipfast.constants import IpProto, NeighborFlag
 from fmipfast.control import ControlError
 from fmipfast.engine import ControlFrame, Engine
@@ -50,8 +51,9 @@ from fmipfast.protocol import (
 )
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
+from fmipfast.security.statefile import StateFileError, read_private, write_private
 
-__all__ = ["Scheduler", "LoopScheduler", "RouterAgent"]
+__all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSION_FILE_FORMAT"]
 
 
 class Scheduler(Protocol):
@@ -84,6 +86,37 @@ class LoopScheduler:
         task.add_done_callback(lambda t: done(t.result()))
 
 
+SESSION_FILE_FORMAT = "fmipfast-sessions/1"
+SESSION_SAVE_DELAY_NS = 200_000_000  # changes within this are written together
+MAX_SESSION_FILE_OCTETS = 64 << 20
+
+
+def load_sessions(path: str) -> list[tuple[IPv6Address, bytes, bytes | None, int | None]]:
+    """The sessions a router saved (``session_file``): ``(address, mac_key, eui64, end in POSIX ns)``; an empty
+    list when the file does not exist.  :class:`~fmipfast.security.statefile.StateFileError` (a
+    ``ValueError``) names the file and the problem: unreadable, group/other-readable (it holds keys),
+    malformed."""
+    raw = read_private(path, MAX_SESSION_FILE_OCTETS)
+    if raw is None:
+        return []
+    try:
+        doc = json.loads(raw)
+        if not isinstance(doc, dict) or doc.get("format") != SESSION_FILE_FORMAT:
+            raise ValueError(f"not an fmipfast sessions file ({SESSION_FILE_FORMAT!r} expected)")
+        out = []
+        for i, e in enumerate(doc["sessions"]):
+            key = bytes.fromhex(e["mac_key"])
+            eui64 = bytes.fromhex(e["eui64"]) if e["eui64"] is not None else None
+            ends = e["ends_unix_ns"]
+            if len(key) != 32 or (eui64 is not None and len(eui64) != 8) or not (ends is None or isinstance(ends, int)):
+                raise ValueError(f"sessions[{i}]: a 32-octet mac_key, an 8-octet eui64 or null, an integer "
+                                 "ends_unix_ns or null are required")
+            out.append((IPv6Address(e["address"]), key, eui64, ends))
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
+        raise StateFileError(path, f"malformed: {exc}") from None
+    return out
+
+
 def _warm_crypto() -> None:
     """Run AH protect/verify once with a throwaway SA, so the first handover does not pay for the crypto
     backend's lazy set-up (0.6 ms measured for the first HMAC; the first ``np.unique`` was 13 ms, which is why
@@ -107,7 +140,9 @@ class RouterAgent:
     def __init__(self, engine: Engine, scheduler: Scheduler, *, principal: L.Principal, keytab: L.Keytab,
                  sad: ah.SADatabase, sa_out: dict[IPv6Address, ah.SecurityAssociation], opener: Any = None,
                  epoch_s: float | None = None, access_iface: str | None = None,
-                 on_note: Callable[[str, dict[str, Any]], None] | None = None, **ar_options: Any) -> None:
+                 on_note: Callable[[str, dict[str, Any]], None] | None = None, session_file: str | None = None,
+                 restored: list[tuple[IPv6Address, bytes, bytes | None, int | None]] | None = None,
+                 **ar_options: Any) -> None:
         self.engine = engine
         self.scheduler = scheduler
         acc = next((i for i in engine.interfaces if i.name == access_iface), None) or engine.interfaces[0]
@@ -126,12 +161,24 @@ class RouterAgent:
         self.sad, self.sa_out = sad, sa_out
         self.ah_counters: dict[str, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
-                                                       "send_failed", "not_icmpv6"), 0)
+                                                       "send_failed", "not_icmpv6", "sessions_restored",
+                                                       "sessions_saved", "sessions_save_failed"), 0)
         self.on_note = on_note
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
         engine.control = self.on_control
         _warm_crypto()
+        # Sessions kept across restarts: the MNs attached here keep their keys (else their next handover is
+        # refused until they renew, up to a ticket lifetime later).  Written (atomically, 0600) shortly after
+        # every change and by save_sessions() at shutdown.
+        self.session_file = session_file
+        self._save_pending = False
+        if restored:
+            epoch_ns = self.ar.epoch_ns
+            self.counters["sessions_restored"] = self.ar.restore_sessions(
+                [Session(a, k, e, None if end is None else end - epoch_ns) for a, k, e, end in restored],
+                self.scheduler.now())
+        self._saved_version = self.ar.sessions.version
 
     # ---------------------------------------------------------------- the machine
     def handle(self, event: object) -> None:
@@ -141,6 +188,29 @@ class RouterAgent:
         if deadline is not None and deadline != self._tick_at:
             self._tick_at = deadline
             self.scheduler.call_at(deadline, self._tick)
+        if self.session_file and not self._save_pending and self.ar.sessions.version != self._saved_version:
+            self._save_pending = True
+            self.scheduler.call_at(self.scheduler.now() + SESSION_SAVE_DELAY_NS, self.save_sessions)
+
+    def save_sessions(self) -> None:
+        """Write the session table to ``session_file`` if it changed since the last write (a failure is counted
+        and noted; the next change tries again)."""
+        self._save_pending = False
+        table = self.ar.sessions
+        if not self.session_file or table.version == self._saved_version:
+            return
+        version, epoch_ns = table.version, self.ar.epoch_ns
+        doc = {"format": SESSION_FILE_FORMAT, "sessions": [
+            {"address": str(s.address), "mac_key": s.mac_key.hex(), "eui64": s.eui64.hex() if s.eui64 else None,
+             "ends_unix_ns": None if s.expires_ns is None else s.expires_ns + epoch_ns} for s in table.values()]}
+        try:
+            write_private(self.session_file, json.dumps(doc).encode())
+        except OSError as exc:
+            self.counters["sessions_save_failed"] += 1
+            self.note("sessions_save_failed", error=str(exc))
+            return
+        self._saved_version = version
+        self.counters["sessions_saved"] += 1
 
     def _tick(self) -> None:
         self._tick_at = None

@@ -203,3 +203,15 @@ def test_router_refuses_a_damaged_ah_sequence_file_before_touching_an_interface(
     cfg.write_text(SECURITY.replace('kdc = "127.0.0.1:8888"', f'kdc = "127.0.0.1:8888"\nah_sequence_file = "{seq}"'))
     code, _, err = _run(capsys, "router", "--config", str(cfg))
     assert code == 2 and "router.security.ah_sequence_file" in err and str(seq) in err and "not JSON" in err
+
+
+def test_router_refuses_a_session_file_others_may_read(tmp_path, capsys):
+    """The session file holds the MNs' keys: readable by group or others, the daemon does not start."""
+    from tests.test_config import SECURITY
+    sessions = tmp_path / "sessions.json"
+    sessions.write_text('{"format": "fmipfast-sessions/1", "sessions": []}')
+    sessions.chmod(0o644)
+    cfg = tmp_path / "router.toml"
+    cfg.write_text(SECURITY.replace('kdc = "127.0.0.1:8888"', f'kdc = "127.0.0.1:8888"\nsession_file = "{sessions}"'))
+    code, _, err = _run(capsys, "router", "--config", str(cfg))
+    assert code == 2 and "router.security.session_file" in err and "chmod 600" in err

@@ -142,7 +142,7 @@ key_out = "{'33' * 32}"
 def test_router_security_section():
     sec = config.loads(SECURITY).router.security
     assert sec.principal == "host/par@A.EXAMPLE" and sec.kdc == "127.0.0.1:8888"
-    assert (sec.max_sessions, sec.max_handovers, sec.ah_sequence_file) == (4096, 64, None)
+    assert (sec.max_sessions, sec.max_handovers, sec.ah_sequence_file, sec.session_file) == (4096, 64, None, None)
     assert config.loads(SECURITY.replace('kdc = "127.0.0.1:8888"', 'kdc = "127.0.0.1:8888"\nah_sequence_file = '
                                          '"/var/lib/fmipfast/ah-seq.json"')).router.security.ah_sequence_file \
         == "/var/lib/fmipfast/ah-seq.json"

@@ -128,6 +128,9 @@ def test_up_status_down_through_the_cli(tmp_path):
         for name in ("par", "nar"):  # each router sent HIs/HEs under AH: its counter's block is written ahead
             seq = json.loads((Path(state) / f"{name}.ah-seq.json").read_text())
             assert list(seq["counters"].values()) == [1024], seq
+        # the PAR keeps the MN's session (back at its PCoA) in its session file, for a restart
+        sessions = json.loads((Path(state) / "par.sessions.json").read_text())["sessions"]
+        assert rec["addresses"]["pcoa"] in [s["address"] for s in sessions], sessions
     finally:
         down = _cli("down", "--prefix", PREFIX, "--state", state, "--json")
     assert down.returncode == 0, down.stderr

@@ -8,6 +8,7 @@ import asyncio
 from ipaddress import IPv6Address
 
 import numpy as np
+import pytest
 
 from fmipfast import config, frames
 from fmipfast.constants import AddressKind, IpProto, NeighborFlag
@@ -55,7 +56,7 @@ interface = "up0"
 """
 
 
-def _world(store: ah.SequenceStore | None = None):
+def _world(store: ah.SequenceStore | None = None, **agent_options):
     core, access = MemoryLink("core"), MemoryLink("access")
     ports = {"acc0": MemoryPort("acc0", MAC_ACC, access), "up0": MemoryPort("up0", MAC_UP, core)}
     peer = MemoryPort("par", MAC_CORE, core)
@@ -66,7 +67,8 @@ def _world(store: ah.SequenceStore | None = None):
     sad = ah.SADatabase()
     sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))
     agent = RouterAgent(engine, LoopScheduler(), principal=P_NAR, keytab=keytab, sad=sad,
-                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR), store=store)})
+                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR), store=store)},
+                        **agent_options)
     return engine, agent, peer, key
 
 
@@ -168,3 +170,97 @@ def test_a_restarted_router_is_heard_by_its_peer_and_a_failed_counter_write_send
     agent, third = asyncio.run(one_run(9))  # starts at 0 (no file), and cannot write its block ahead
     assert third == [] and agent.counters["ah_protect_failed"] == 1
     assert agent.ah_counters["seq_not_persisted"] == 1 and agent.ar.counters["hi_admitted"] == 1
+
+
+MN_MAC = bytes.fromhex("001b638445e6")
+MN_COA = IPv6Address("2001:db8:2::21b:63ff:fe84:45e6")
+
+
+def _initial_attach(key: L.Key, epoch: float) -> tuple[bytes, L.Credentials]:
+    """An MN's initial Attach to this router (AP-REQ bound to (coa, coa, router, 1)), as an Ethernet frame."""
+    from fmipfast.messages import Attach, LinkLayerAddress
+    skey = L.Key(0, bytes(range(50, 82)))
+    part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, int(epoch) - 60, int(epoch) - 60, int(epoch) + 3600,
+                           skey.value, P_MN)
+    creds = L.Credentials(P_MN, P_NAR, L.Ticket.issue(P_NAR, key, part), skey, part.flags, int(epoch) - 60,
+                          int(epoch) - 60, int(epoch) + 3600)
+    req = L.build_ap_req(creds, L.HandoverBinding(str(MN_COA), str(MN_COA), str(NAR), 1), now=epoch)[0]
+    att = Attach((LinkLayerAddress(bytes.fromhex("001b63fffe8445e6")), LkbMessage(req.encode()), Identifier(1)))
+    packet = frames.build_ipv6(MN_COA, NAR, IpProto.ICMPV6, encode(att, MN_COA, NAR), 255)
+    return frames.build_ethernet(MAC_ACC, MN_MAC, packet), creds
+
+
+def test_sessions_survive_a_restart_with_a_session_file(tmp_path):
+    """An MN attaches; the agent writes its session (key, end time; mode 0600) to ``session_file``; a new agent
+    on the same file -- the restart -- knows the MN: a handover of it is accepted and its Redirect carries a MAC
+    under the MN's key.  Without the file the restarted router refuses the handover."""
+    from fmipfast.control import ControlError
+    from fmipfast.messages import HandoverRedirect, NeighborAdvertisement, TargetLinkLayerAddress
+    from fmipfast.ports import MemoryPort as Port
+    from fmipfast.protocol import mac_ok
+    from fmipfast.router import load_sessions
+
+    path = tmp_path / "sessions.json"
+
+    async def attach() -> RouterAgent:
+        engine, agent, _peer, key = _world(session_file=str(path))
+        mn = Port("mn", MN_MAC, engine.interfaces[0].port.link)
+        frame, _ = _initial_attach(key, agent.epoch_s + agent.scheduler.now() / 1e9)
+        mn.send_frames([frame])
+        for _ in range(100):
+            engine.poll()
+            await asyncio.sleep(0.01)
+            if path.exists():
+                break
+        return agent
+
+    first = asyncio.run(attach())
+    assert first.ar.counters["initial_attached"] == 1 and first.counters["sessions_saved"] == 1
+    assert (path.stat().st_mode & 0o777) == 0o600
+    (saved,) = load_sessions(str(path))
+    assert saved[0] == MN_COA and saved[1] == first.ar.sessions[MN_COA].mac_key
+
+    async def restart(with_file: bool) -> tuple[RouterAgent, list[frames.ParsedFrame]]:
+        kw = {"session_file": str(path), "restored": load_sessions(str(path))} if with_file else {}
+        engine, agent, _peer, _key = _world(**kw)
+        mn = Port("mn", MN_MAC, engine.interfaces[0].port.link)
+        try:
+            agent.trigger({"pcoa": str(MN_COA), "nar": str(PAR), "nar_principal": "host/par@A.EXAMPLE"})
+        except ControlError:
+            return agent, []
+        # the restarted router has no neighbor entry for the MN: the Redirect waits while it solicits the MN,
+        # which answers like any host
+        got = [frames.parse_frame(f) for b in mn.receive() for f in b.frames()]
+        assert [decode(p.payload, p.src, p.dst).NAME for p in got] == ["NeighborSolicitation"]
+        na = NeighborAdvertisement(MN_COA, solicited=True, options=(TargetLinkLayerAddress(MN_MAC),))
+        mn.send_frames([frames.build_ethernet(MAC_ACC, MN_MAC, frames.build_ipv6(
+            MN_COA, got[0].src, IpProto.ICMPV6, encode(na, MN_COA, got[0].src), 255))])
+        engine.poll()
+        return agent, [frames.parse_frame(f) for b in mn.receive() for f in b.frames()]
+
+    agent, got = asyncio.run(restart(True))
+    assert agent.counters["sessions_restored"] == 1 and agent.ar.counters["trigger_unknown_mn"] == 0
+    (redirect,) = [p for p in got if p.dst == MN_COA]  # (besides an RA to all nodes)
+    assert isinstance(decode(redirect.payload, NAR, MN_COA), HandoverRedirect) and redirect.hop_limit == 255
+    assert mac_ok(redirect.payload, saved[1], NAR, MN_COA)
+    refused, _ = asyncio.run(restart(False))
+    assert refused.ar.counters["trigger_unknown_mn"] == 1
+
+
+def test_a_damaged_session_file_is_refused_naming_it(tmp_path):
+    from fmipfast.router import load_sessions
+    from fmipfast.security.statefile import StateFileError
+
+    path = tmp_path / "sessions.json"
+    assert load_sessions(str(path)) == []
+    for content, named in ((b"{", "malformed"), (b'{"format": "x"}', "not an fmipfast sessions file"),
+                           (b'{"format": "fmipfast-sessions/1", "sessions": [{"address": "::1", "mac_key": "00", '
+                            b'"eui64": null, "ends_unix_ns": null}]}', "32-octet mac_key")):
+        path.write_bytes(content)
+        path.chmod(0o600)
+        with pytest.raises(StateFileError, match=named) as info:
+            load_sessions(str(path))
+        assert str(path) in str(info.value)
+    path.chmod(0o644)
+    with pytest.raises(StateFileError, match="chmod 600"):
+        load_sessions(str(path))

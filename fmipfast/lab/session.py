@@ -98,6 +98,7 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             # `fmipfast ctl --socket <par.sock> handover ...` drives a handover by hand
             security = router_security(lab, name)
             security["ah_sequence_file"] = str(sdir / f"{name}.ah-seq.json")  # AH counters across a restart
+            security["session_file"] = str(sdir / f"{name}.sessions.json")  # ... and the MNs' sessions
             cfg.write_text(lab.router_config(name, security=security))
             sock = sdir / f"{name}.sock"
             if sock.exists():

@@ -44,7 +44,6 @@ import hmac as _hmac
 import ipaddress
 import json
 import os
-import stat
 import struct
 from dataclasses import dataclass, field
 
@@ -52,6 +51,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as _chmac
 
 from fmipfast.errors import MalformedPacket, SecurityError, Truncated
+from fmipfast.security.statefile import read_private, write_private
 
 __all__ = [
     "AH_HEADER_LEN",
@@ -305,13 +305,9 @@ class SequenceStore:
         self.marks: dict[str, int] = self._load()
 
     def _load(self) -> dict[str, int]:
-        try:
-            with open(self.path, "rb") as fh:
-                raw = fh.read(1 << 20)
-        except FileNotFoundError:
+        raw = read_private(self.path, 1 << 20, private=False)  # StateFileError is a ValueError
+        if raw is None:
             return {}
-        except OSError as exc:
-            raise ValueError(f"{self.path}: cannot read the AH sequence file: {exc.strerror}") from None
         try:
             doc = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -343,25 +339,7 @@ class SequenceStore:
         self.writes += 1
 
     def _write(self, marks: dict[str, int]) -> None:
-        data = json.dumps({"format": self.FORMAT, "counters": marks}, sort_keys=True).encode()
-        directory = os.path.dirname(os.path.abspath(self.path))
-        tmp = f"{self.path}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, stat.S_IRUSR | stat.S_IWUSR)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.replace(tmp, self.path)
-        except OSError:
-            os.unlink(tmp)
-            raise
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+        write_private(self.path, json.dumps({"format": self.FORMAT, "counters": marks}, sort_keys=True).encode())
 
 
 class AhCounters(dict):

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from fmipfast.errors import FmipError
 from fmipfast.security.kdc import KdcClient, get_service_ticket
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal, Ticket, UnknownRealm, krbtgt
+from fmipfast.security.statefile import write_private
 
 __all__ = ["TicketCache", "save_credentials", "load_credentials", "CredentialFileError", "MAX_FILE_CREDENTIALS"]
 
@@ -54,13 +55,7 @@ def save_credentials(path: str | os.PathLike[str], creds: Iterable[Credentials])
                for c in creds]
     if len(entries) > MAX_FILE_CREDENTIALS:
         raise ValueError(f"at most {MAX_FILE_CREDENTIALS} credentials per file, got {len(entries)}")
-    name = os.fspath(path)
-    tmp = f"{name}.tmp{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"format": _FILE_FORMAT, "credentials": entries}, fh, indent=1)
-        fh.write("\n")
-    os.replace(tmp, name)
+    write_private(path, (json.dumps({"format": _FILE_FORMAT, "credentials": entries}, indent=1) + "\n").encode())
 
 
 def load_credentials(path: str | os.PathLike[str]) -> dict[Principal, Credentials]:
