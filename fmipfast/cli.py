@@ -145,10 +145,68 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+class JsonLogFormatter:
+    """``[logging] format = "json"``: one JSON object per line -- ``time`` (ISO 8601, UTC), ``level``,
+    ``logger``, ``message``, and the record's ``fields`` (``extra={"fields": {...}}``: a protocol note's
+    identifier, addresses, state, reason ...) at the top level, for log shippers."""
+
+    def format(self, record: Any) -> str:
+        import datetime
+
+        doc: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(
+                timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key, value in (getattr(record, "fields", None) or {}).items():
+            doc.setdefault(key, value)
+        if record.exc_info:
+            import traceback
+
+            doc["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return json.dumps(doc, default=_log_value, sort_keys=False)
+
+
+def _log_value(value: Any) -> Any:
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return f"<{len(value)} octets>"
+    return str(value)
+
+
+def setup_logging(cfg: Any) -> None:
+    """The daemons' logging from ``[logging]``: the level, and text lines or JSON objects on stderr."""
+    import logging
+
+    handler = logging.StreamHandler()
+    if cfg.format == "json":
+        handler.setFormatter(JsonLogFormatter())  # type: ignore[arg-type]
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(cfg.level.upper())
+
+
+#: Router-agent notes that are routine at a busy router: logged at DEBUG (the counters have them all).
+_QUIET_NOTES = frozenset({"ar:drop", "send", "ar:send", "ar:recv", "verify_start"})
+
+
+def log_router_note(what: str, fields: dict[str, Any]) -> None:
+    """The router agent's ``on_note``: every protocol step as a log record of ``fmipfast.router`` with its
+    fields structured (``[logging] format = "json"``) -- sends, receipts and drops at DEBUG, the rest (state
+    changes, failures, proxies, tunnels, flushes, route switches) at INFO."""
+    import logging
+
+    log = logging.getLogger("fmipfast.router")
+    level = logging.DEBUG if what in _QUIET_NOTES else logging.INFO
+    if log.isEnabledFor(level):
+        clean = {k: v for k, v in fields.items() if k != "icmp"}
+        log.log(level, "%s %s", what, " ".join(f"{k}={_log_value(v)}" for k, v in clean.items()),
+                extra={"fields": {"event": what, **clean}})
+
+
 def _cmd_router(args: argparse.Namespace) -> int:
     """Run the access-router engine on the configured interfaces until SIGTERM/SIGINT."""
     import asyncio
-    import logging
     import signal
 
     from fmipfast.engine import Engine
@@ -161,7 +219,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
         print(f"fmipfast router: {args.config}: router.interfaces: at least one interface is required",
               file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.logging.level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(cfg.logging)
     seq_store = None
     if r.security is not None and r.security.ah_sequence_file:
         from fmipfast.security.ah import SequenceStore
@@ -281,7 +339,7 @@ def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None
                            key=L.Key(own.kvno, own.key) if own else None)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
                        opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
-                       session_file=sec.session_file, restored=restored)
+                       session_file=sec.session_file, restored=restored, on_note=log_router_note)
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:
@@ -310,7 +368,6 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
 def _cmd_mn(args: argparse.Namespace) -> int:
     """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
     import asyncio
-    import logging
     import signal
 
     from fmipfast.errors import FmipError
@@ -320,7 +377,7 @@ def _cmd_mn(args: argparse.Namespace) -> int:
     if not cfg.mn.configured:
         print(f"fmipfast mn: {args.config}: mn.interface: the [mn] section is required", file=sys.stderr)
         return 2
-    logging.basicConfig(level=cfg.logging.level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    setup_logging(cfg.logging)
     try:
         daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
     except (FmipError, OSError) as exc:

@@ -614,8 +614,8 @@ class MnAgent:
 
     def _log_note(self, note: Note) -> None:
         if log.isEnabledFor(logging.INFO):
-            log.info("mnagent %s %s %s", self.ifname, note.name, json.dumps(note.fields, default=str,
-                                                                          sort_keys=True))
+            log.info("mnagent %s %s %s", self.ifname, note.name, json.dumps(note.fields, default=str, sort_keys=True),
+                     extra={"fields": {"event": note.name, "interface": self.ifname, **note.fields}})
         if self.on_note is not None:
             self._callback(self.on_note, note, self.clock())
 

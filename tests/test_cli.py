@@ -215,3 +215,37 @@ def test_router_refuses_a_session_file_others_may_read(tmp_path, capsys):
     cfg.write_text(SECURITY.replace('kdc = "127.0.0.1:8888"', f'kdc = "127.0.0.1:8888"\nsession_file = "{sessions}"'))
     code, _, err = _run(capsys, "router", "--config", str(cfg))
     assert code == 2 and "router.security.session_file" in err and "chmod 600" in err
+
+
+def test_json_logs_are_one_object_per_line_with_the_note_fields():
+    """``[logging] format = "json"``: the router agent's notes become JSON objects with their fields at the top
+    level (the raw message octets summarised, never dumped), routine ones at DEBUG, state changes at INFO."""
+    import io
+    import logging
+
+    from fmipfast.cli import log_router_note, setup_logging
+    from fmipfast.config import LoggingConfig
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        setup_logging(LoggingConfig(level="info", format="json"))
+        stream = io.StringIO()
+        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        log_router_note("send", {"icmp": b"\xc8\x01" * 40, "dst": "2001:db8::1", "size": 120})  # DEBUG: not shown
+        log_router_note("ar:state", {"role": "par", "identifier": 0x101, "old": "hrd_sent", "new": "hi_sent"})
+        log_router_note("ar:fail", {"role": "nar", "reason": "ncoa_in_use", "raw": b"\x00" * 3})
+        lines = stream.getvalue().splitlines()
+        docs = [json.loads(line) for line in lines]
+        assert [d["event"] for d in docs] == ["ar:state", "ar:fail"]
+        assert docs[0]["logger"] == "fmipfast.router" and docs[0]["level"] == "INFO" and docs[0]["new"] == "hi_sent"
+        assert docs[0]["identifier"] == 0x101 and docs[0]["time"].endswith("+00:00")
+        assert docs[1]["raw"] == "<3 octets>"
+        setup_logging(LoggingConfig(level="debug", format="text"))
+        stream = io.StringIO()
+        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        log_router_note("send", {"icmp": b"\xc8\x01", "dst": "2001:db8::1"})
+        assert "fmipfast.router DEBUG send dst=2001:db8::1" in stream.getvalue() and "icmp" not in stream.getvalue()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])

@@ -128,6 +128,12 @@ def test_up_status_down_through_the_cli(tmp_path):
         for name in ("par", "nar"):  # each router sent HIs/HEs under AH: its counter's block is written ahead
             seq = json.loads((Path(state) / f"{name}.ah-seq.json").read_text())
             assert list(seq["counters"].values()) == [1024], seq
+        # the engines log JSON: every line an object; the PAR's handover A→B and the NAR's proxy are there
+        for name, wanted in (("par", {"event": "ar:state", "role": "par", "new": "forwarding"}),
+                             ("nar", {"event": "proxy_installed"})):
+            lines = [ln for ln in (Path(state) / f"{name}.err").read_text().splitlines() if ln.strip()]
+            docs = [json.loads(ln) for ln in lines]
+            assert any(wanted.items() <= d.items() for d in docs), (name, docs[-5:])
         # the PAR keeps the MN's session (back at its PCoA) in its session file, for a restart
         sessions = json.loads((Path(state) / "par.sessions.json").read_text())["sessions"]
         assert rec["addresses"]["pcoa"] in [s["address"] for s in sessions], sessions

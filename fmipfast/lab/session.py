@@ -99,7 +99,8 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             security = router_security(lab, name)
             security["ah_sequence_file"] = str(sdir / f"{name}.ah-seq.json")  # AH counters across a restart
             security["session_file"] = str(sdir / f"{name}.sessions.json")  # ... and the MNs' sessions
-            cfg.write_text(lab.router_config(name, security=security))
+            # JSON logs: every protocol step of the engine's router agent, one object per line, in <name>.err
+            cfg.write_text(lab.router_config(name, security=security) + '\n[logging]\nformat = "json"\n')
             sock = sdir / f"{name}.sock"
             if sock.exists():
                 sock.unlink()
