@@ -71,6 +71,14 @@ def _records(source: str, link: str, codepoints: Codepoints):
         yield PcapRecord(0, frame, lt, len(frame))
 
 
+def _cmd_wireshark(args: argparse.Namespace) -> int:
+    """The shipped Lua dissector's path, for ``tshark -X lua_script:PATH`` (or to copy into a plugins folder)."""
+    from pathlib import Path
+
+    print(Path(__file__).resolve().parent / "wireshark" / "fmipfast.lua")
+    return 0
+
+
 def _cmd_decode(args: argparse.Namespace) -> int:
     from fmipfast.dissect import dissect_records, format_text, is_bad, summarize
 
@@ -573,6 +581,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 if any fmipfast message is malformed, has a bad checksum, hop limit or no AH")
     p.set_defaults(func=_cmd_decode)
+
+    p = sub.add_parser("wireshark", help="print the path of the shipped Wireshark/tshark dissector (Lua)",
+                       description="tshark -X lua_script:$(fmipfast wireshark) -r capture.pcap -Y fmipfast")
+    p.set_defaults(func=_cmd_wireshark)
 
     p = sub.add_parser("check-config", help="validate a TOML configuration file")
     p.add_argument("file", nargs="?")

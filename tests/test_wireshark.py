@@ -1,0 +1,129 @@
+"""The shipped Wireshark/tshark dissector (``fmipfast/wireshark/fmipfast.lua``, DESIGN.md §7) against fmipfast's
+own decoder: on the sample capture and on a whole demo capture (all three key cases' messages, HI/HE under
+AH, tunnelled traffic), every fmipfast message tshark shows has the message, identifier, NCoA, status,
+principal, handover-control lifetime, MAC and sub-option sequence ``fmipfast decode --json`` finds; a
+malformed message gets the dissector's expert warning instead of a Lua error."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fmipfast import frames
+from fmipfast.messages import HandoverRedirectAck, Identifier, LkbMessage, MessageAuthCode, encode
+from fmipfast.pcap import PcapWriter
+
+ROOT = Path(__file__).resolve().parent.parent
+LUA = ROOT / "fmipfast" / "wireshark" / "fmipfast.lua"
+SAMPLE = ROOT / "samples" / "handover.pcap"
+TSHARK = shutil.which("tshark")
+pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (.ci/run installs it)")
+
+FIELDS = ("frame.number", "fmipfast.message", "fmipfast.identifier", "fmipfast.ncoa", "fmipfast.status",
+          "fmipfast.principal.name", "fmipfast.principal.realm", "fmipfast.hc.lifetime_ms", "fmipfast.mac",
+          "fmipfast.subopt.type", "_ws.expert.message")
+NAMES = {"HandoverRedirect": "Handover Redirect", "HandoverRedirectAck": "Handover Redirect Ack",
+         "IcmpHandover": "ICMP Handover", "AuthenticatedMN": "Authenticated-MN", "Attach": "Attach",
+         "HandoverError": "Handover Error", "ForwardingDisable": "Forwarding Disable"}
+OPTION_TYPES = {"principal": "1", "lkb": "2", "handover_control": "3", "address": "4", "encapsulated_packet": "5",
+                "identifier": "6", "mac": "7", "status": "8", "link_layer_address": "9"}
+
+
+def _tshark(capture: Path) -> tuple[dict[int, dict[str, str]], str]:
+    done = subprocess.run([TSHARK, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), "-Y", "fmipfast", "-T",
+                           "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,",
+                           *[a for name in FIELDS for a in ("-e", name)]],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {}
+    for line in done.stdout.splitlines():
+        values = dict(zip(FIELDS, line.split("\t")))
+        rows[int(values["frame.number"])] = values
+    return rows, done.stderr
+
+
+def _ours(capture: Path) -> dict[int, dict]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "decode", "--json", str(capture)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = {}
+    for line in done.stdout.splitlines():
+        d = json.loads(line)
+        if d.get("message") in NAMES:
+            out[d["frame"]] = d
+    return out
+
+
+def _agree(capture: Path) -> int:
+    rows, stderr = _tshark(capture)
+    ours = _ours(capture)
+    assert "Lua" not in stderr and "rror" not in stderr, stderr
+    assert set(rows) == set(ours), (sorted(rows), sorted(ours))
+    for frame, d in ours.items():
+        row = rows[frame]
+        opts = {o["type"]: o for o in d["options"]}
+        assert row["fmipfast.message"] == NAMES[d["message"]], (frame, row)
+        assert row["fmipfast.identifier"] == str(opts["identifier"]["identifier"]), (frame, row)
+        assert row["fmipfast.ncoa"] == (d.get("ncoa") or ""), (frame, row)
+        assert row["fmipfast.status"] == (str(opts["status"]["reason"]) if "status" in opts else ""), (frame, row)
+        if "principal" in opts:
+            assert (row["fmipfast.principal.name"], row["fmipfast.principal.realm"]) == (
+                opts["principal"]["name"], opts["principal"]["realm"]), (frame, row)
+        if "handover_control" in opts:
+            assert row["fmipfast.hc.lifetime_ms"] == str(opts["handover_control"]["lifetime_ms"]), (frame, row)
+        if "mac" in opts:
+            assert row["fmipfast.mac"].replace(":", "") == opts["mac"]["mac"], (frame, row)
+        # the LKB PDU is one option to our decoder and its 253-octet fragments to tshark
+        theirs = [t for i, t in enumerate(row["fmipfast.subopt.type"].split(",")) if not (
+            t == "2" and i and row["fmipfast.subopt.type"].split(",")[i - 1] == "2")]
+        assert theirs == [OPTION_TYPES[o["type"]] for o in d["options"]], (frame, row, d["options"])
+        assert "Malformed fmipfast" not in row["_ws.expert.message"], (frame, row)
+    return len(ours)
+
+
+def test_the_dissector_agrees_with_our_decoder_on_the_sample():
+    assert _agree(SAMPLE) == 7  # HRD, HRA, HI, Attach, AMN, HE, FD
+
+
+def test_the_dissector_agrees_with_our_decoder_on_a_whole_demo_capture(tmp_path):
+    cap = tmp_path / "demo.pcap"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "demo", "--case", "3", "--capture", str(cap)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert _agree(cap) >= 8  # the initial attach and the whole handover, HI/HE under AH
+
+
+def test_a_malformed_message_gets_an_expert_warning_not_a_lua_error(tmp_path):
+    src, dst = "fe80::21b:63ff:fe84:45e6", "fe80::5eff:fe10:1"
+    good = bytearray(encode(HandoverRedirectAck((LkbMessage(b"\x0e\x01x"), Identifier(7), MessageAuthCode())),
+                            src, dst))
+    good[10 + 1] = 1  # the first sub-option's length: below 2
+    good[2:4] = b"\0\0"
+    from ipaddress import IPv6Address
+
+    from fmipfast import backend
+    backend.icmp6_checksum_fill(IPv6Address(src).packed, IPv6Address(dst).packed, good)
+    frame = frames.build_ethernet(bytes.fromhex("02005e100001"), bytes.fromhex("001b638445e6"),
+                                  frames.build_ipv6(IPv6Address(src), IPv6Address(dst), 58, bytes(good), 255))
+    cap = tmp_path / "bad.pcap"
+    with PcapWriter(cap) as w:
+        w.write(frame, 0)
+    rows, stderr = _tshark(cap)
+    assert "Lua" not in stderr, stderr
+    assert rows[1]["fmipfast.message"] == "Handover Redirect Ack"
+    assert "length 1 is below 2" in rows[1]["_ws.expert.message"], rows[1]
+
+
+def test_the_cli_prints_the_dissector_path():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "wireshark"], capture_output=True, text=True, env=env,
+                          timeout=60)
+    assert done.returncode == 0 and Path(done.stdout.strip()) == LUA and LUA.exists()
