@@ -488,6 +488,7 @@ class MnConfig:
     switch_timeout_ms: int = 2000  # keep below the routers' handover lifetime (3000 ms by default)
     renew_before_s: int = 30  # re-attach to the router this long before the session's ticket ends
     renew_retry_s: int = 10  # ... and after a failed renewal, try again this much later
+    reattach_s: int = 5  # with no router session (a failed attach), attach again after this, doubling to 300 s
 
     @property
     def configured(self) -> bool:
@@ -512,7 +513,7 @@ class MnConfig:
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
                    t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
                    t.get_int("switch_timeout_ms", 2000, 1, 600_000), t.get_int("renew_before_s", 30, 0, 86_400),
-                   t.get_int("renew_retry_s", 10, 1, 3600))
+                   t.get_int("renew_retry_s", 10, 1, 3600), t.get_int("reattach_s", 5, 1, 3600))
         t.done()
         return made
 
@@ -679,6 +680,7 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 #                               # a Forwarding Disable after it finds no handover and no session at the PAR)
 # renew_before_s = 30           # re-attach (a fresh ticket, a new key) this long before the session's ticket ends
 # renew_retry_s = 10            # ... retried this often while the old session lasts
+# reattach_s = 5                # no router session left (every attach failed): try again after this, doubling
 # [mn.kerberos]                 # tickets from the KDCs, cross-realm TGTs precached from RAs (draft §3)
 # principal = "mn1@HOME.EXAMPLE"
 # password = "..."              # or key = "<64 hex digits>" (kvno = 1)

@@ -108,7 +108,7 @@ MN_COUNTERS = (
     "ticket_failed", "no_principal", "derivation_failed", "bad_ap_rep", "attach_failed", "superseded",
     "initial_attached", "handovers_started", "handovers_completed", "link_reversals", "precache_requests",
     "renewals_started", "renewed", "renew_failed", "renew_interrupted", "session_expired", "switch_timeouts",
-    "replayed_redirect",
+    "replayed_redirect", "fallback_attach",
 )
 #: Redirect identifiers remembered per router session to refuse replays (the MAC has no freshness of its own).
 REDIRECTS_REMEMBERED = 1024
@@ -226,6 +226,8 @@ class MobileNode:
         self.renew_retry_ns = int(renew_retry_s * 1e9)
         self._renew_at: int | None = None  # when ATTACHED: the next renewal attempt
         self.last_bu_sequence: int | None = None  # the Sequence # of the last BU an Attach carried
+        #: (router, principal, coa, link) of the last attach started: what a driver retries from ``idle``.
+        self.last_attach: tuple[IPv6Address, Principal, IPv6Address, str] | None = None
         self.counters: dict[str, int] = dict.fromkeys(MN_COUNTERS, 0)
         self.state = MnState.IDLE
         self.router: RouterSession | None = None
@@ -382,6 +384,7 @@ class MobileNode:
 
     def _attach_to(self, router: IPv6Address, principal: Principal, coa: IPv6Address, link: str, *,
                    renewing: bool = False) -> None:
+        self.last_attach = (router, principal, coa, link)
         ident = self._next_identifier
         self._next_identifier = (self._next_identifier + 1) & 0xFFFF
         self.exchange = _Exchange(ident, router, principal, coa, link=link, renewing=renewing)
@@ -418,6 +421,8 @@ class MobileNode:
         x.creds, x.authenticator = ev.creds, auth
         x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
         bu = () if x.renewing else self._bu(x.coa)  # a renewal changes no binding: the BU lifetime is the HA's
+        if x.renewing:
+            self.last_bu_sequence = None  # this Attach carries no BU: no Binding Ack to wait for
         att = Attach((LinkLayerAddress(self.eui64), LkbMessage(req.encode()), *bu, Identifier(x.identifier)))
         send = Send(encode(att, x.coa, x.router, codepoints=self.codepoints), x.coa, x.router, ND_HOP_LIMIT, False,
                     x.link)
@@ -517,10 +522,15 @@ class MobileNode:
                 self._renew_failed(f"no Authenticated-MN after {x.tries} Attach tries")
                 return
             if self.state == MnState.HO_ATTACHING:
-                # Unauthenticated on the NAR's link: nothing is left to use.  The driver may Start an initial
-                # attach at the NAR, or move back (a LinkUp on the old link no longer reverses: the PAR has
-                # forgotten nothing, but we have no proof it still forwards).
+                # Unauthenticated on the NAR's link (the NAR refused the HI, restarted, or the air lost every
+                # Attach): the handover is over, but we are on the NAR's link with its ticket and our NCoA --
+                # attach there afresh rather than end with no router at all.
                 self.router = None
+                self._count("fallback_attach")
+                self._note("fail", role="mn", identifier=x.identifier, reason="handover attach failed: an initial "
+                                                                               "attach at the NAR instead")
+                self._attach_to(x.router, x.principal, x.coa, x.link)
+                return
             self._set_state(MnState.IDLE)
             self.exchange = None
             return

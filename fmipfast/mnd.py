@@ -28,8 +28,11 @@ What the daemon adds to the agent:
   PCoA (``keep_pcoa``) stays until ``pcoa_release_ms`` after the BAck — after the last try without one
   (counted ``bu_unacknowledged``), or after the handover without a home agent — so packets still addressed to
   the PCoA reach the host's sockets.
+* **Never without a router for good.**  The router session is renewed before its ticket ends (``[mn]
+  renew_before_s``, by the machine); when no session is left at all (every attach failed, no ticket), the
+  daemon attaches again to the router of the last attempt after ``reattach_s``, doubling up to 300 s.
 * **Control API** (``--control PATH``, the JSON protocol of :mod:`fmipfast.control`): ``ping``, ``status``
-  (state, router, care-of address, retired addresses, counters), ``counters``.
+  (state, router, care-of address, when the session ends, retired addresses, counters), ``counters``.
 
 Ownership: one asyncio loop owns the daemon and its agent.  Bad input (a malformed message, a failed
 command, a missing ticket) is counted, never fatal.
@@ -62,11 +65,12 @@ __all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
 log = logging.getLogger("fmipfast.mnd")
 
 COUNTERS = ("switch_commands", "switch_failed", "switch_no_link_change", "ticket_missing", "ticket_expired",
-            "ccache_reloaded", "ccache_errors",
+            "ccache_reloaded", "ccache_errors", "reattach",
             "handovers_completed", "bu_sent", "back_received", "back_rejected", "back_unexpected",
             "bu_unacknowledged", "pcoa_released")
 BINDACK_TIMEOUT_S = 1.0  # RFC 6275 INITIAL_BINDACK_TIMEOUT
 BU_TRIES = 3  # the Attach's BU and two of our own
+REATTACH_MAX_S = 300.0  # the longest wait between attach attempts with no router session
 
 
 class MissingTicket(SecurityError):
@@ -88,6 +92,8 @@ class MnDaemon:
         self.clock = clock
         self.last_switch: dict[str, Any] | None = None
         self._release: asyncio.TimerHandle | None = None
+        self._reattach: asyncio.TimerHandle | None = None
+        self._reattach_wait = float(cfg.reattach_s)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._awaited: set[int] = set()  # Sequence #s of BUs whose BAck we wait for
         self._acked_seqs: set[int] = set()  # ... and those of them answered
@@ -204,7 +210,10 @@ class MnDaemon:
                 and self.agent.mn.last_bu_sequence is not None:
             # the Attach carries a BU: its BAck may come back before the Authenticated-MN is processed
             self._awaited.add(self.agent.mn.last_bu_sequence)
+        if note.name == "state" and note.fields.get("new") == MnState.IDLE.value:
+            self._schedule_reattach()
         if note.name == "state" and note.fields.get("new") == MnState.ATTACHED.value:
+            self._reattach_wait = float(self.cfg.reattach_s)
             handover = note.fields.get("old") == MnState.HO_ATTACHING.value
             if handover:
                 self.counters["handovers_completed"] += 1
@@ -213,6 +222,24 @@ class MnDaemon:
                     self._release_later()
             elif self.agent.mn.last_bu_sequence is not None and self.agent.mn.router is not None:
                 self._spawn(self._bind(self.agent.mn.last_bu_sequence, str(self.agent.mn.router.coa)))
+
+    def _schedule_reattach(self) -> None:
+        """No router session is left (every attach failed, or none could get a ticket): attach again to the
+        router of the last attempt after ``reattach_s``, doubling up to ``REATTACH_MAX_S`` until one succeeds --
+        a daemon never stays without a router for good."""
+        if self._reattach is not None:
+            return
+        wait, self._reattach_wait = self._reattach_wait, min(self._reattach_wait * 2, REATTACH_MAX_S)
+        self._reattach = asyncio.get_running_loop().call_later(wait, self._reattach_now)
+
+    def _reattach_now(self) -> None:
+        self._reattach = None
+        mn = self.agent.mn
+        if mn.state != MnState.IDLE or mn.last_attach is None:
+            return
+        self.counters["reattach"] += 1
+        log.info("no router session: attaching to %s again", mn.last_attach[0])
+        self.agent.start(*mn.last_attach)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -315,8 +342,9 @@ class MnDaemon:
         finally:
             if self.mh is not None:
                 loop.remove_reader(self.mh.fileno())
-            if self._release is not None:
-                self._release.cancel()
+            for timer in (self._release, self._reattach):
+                if timer is not None:
+                    timer.cancel()
             for task in list(self._tasks):
                 task.cancel()
             if not runner.done():

@@ -567,20 +567,36 @@ def test_hi_retransmission_exhaustion_removes_the_tunnel():
     assert net.routers["A"].counters["handovers_failed"] == 1 and not net.routers["A"].par
 
 
-def test_attach_retransmission_exhaustion_leaves_the_mn_idle():
+def test_attach_retransmission_exhaustion_falls_back_to_an_initial_attach_at_the_nar():
+    """Every handover Attach lost: the MN, on the NAR's link with the NAR's ticket and its NCoA, attaches there
+    afresh (an AP-REQ, no MAC) instead of ending with no router; the NAR takes it once the handover's proxy
+    record has expired with its lifetime (the retransmissions outlast it)."""
     net = attached_net()
     net.trigger()
-    net.drop("ATTACH", times=10)
+    net.drop("ATTACH", times=4)
     net.move("B")
     m = net.mark()
     net.advance(2250)
-    assert net.steps(m) == ["MN:Send ATTACH", "MN:LOST ATTACH"] * 3
-    assert net.mn.state == MnState.IDLE and net.mn.router is None and net.mn.counters["attach_failed"] == 1
-    assert net.mn.next_deadline() is None
-    # NAR: no Attach within the lifetime -> proxy and buffer freed.
+    assert net.steps(m)[:6] == ["MN:Send ATTACH", "MN:LOST ATTACH"] * 3
+    assert net.mn.counters["attach_failed"] == 1 and net.mn.counters["fallback_attach"] == 1
+    assert net.mn.state in (MnState.ATTACH_TICKET, MnState.ATTACHING) and net.mn.router is None
+    net.advance(5000)
+    b = net.routers["B"]
+    assert net.mn.state == MnState.ATTACHED and net.mn.router.address == AR_B and net.mn.router.coa == NCOA_B
+    assert b.counters["proxy_expired"] == 1 and b.counters["initial_attached"] == 1 and NCOA_B in b.sessions
+
+
+def test_attach_exhaustion_twice_leaves_the_mn_idle():
+    net = attached_net()
+    net.trigger()
+    net.drop("ATTACH", times=20)
+    net.move("B")
     m = net.mark()
-    net.advance(1000)
-    assert net.steps(m) == ["A:TunnelRemove", "B:ProxyRemove", "B:BufferDrop"]
+    net.advance(5000)
+    assert net.mn.state == MnState.IDLE and net.mn.router is None and net.mn.counters["attach_failed"] == 2
+    assert net.mn.next_deadline() is None and net.mn.last_attach[0] == AR_B  # what a driver may retry
+    assert net.steps(m).count("MN:LOST ATTACH") == 7  # 3 retransmissions, then the fallback's 4 tries
+    # NAR: no Attach within the lifetime -> proxy and buffer freed.
     assert net.routers["B"].counters["proxy_expired"] == 1 and not net.routers["B"].nar
 
 

@@ -311,6 +311,7 @@ def test_a_session_is_renewed_before_its_ticket_ends_with_a_new_key():
     _advance_to(net, RENEW)
     assert net.steps(m) == ["MN:GetTicket", "MN:Send ATTACH", "A:Verify", "A:Send AUTHENTICATED_MN"]
     assert decode(net.actions("MN", Send, m)[0].icmp).find(EncapsulatedPacket) is None  # no BU in a renewal
+    assert mn.last_bu_sequence is None  # so a driver waits for no Binding Ack after it
     assert mn.state == MnState.ATTACHED and mn.counters["renewed"] == 1 and mn.counters["initial_attached"] == 1
     assert mn.router.mac_key != old_key and mn.router.expires_ns == (END + 36000) * 1_000_000_000
     assert net.routers["A"].sessions[PCOA_A].mac_key == mn.router.mac_key

@@ -162,3 +162,35 @@ def test_a_session_is_renewed_with_a_ticket_from_the_re_read_credentials_file(la
         assert peer.routers["A"].counters["initial_attached"] == 2
 
     _run(peer, daemon, body)
+
+
+def test_with_no_router_session_the_daemon_attaches_again(lab: Lab, tmp_path):
+    """The initial attach fails (the credentials file has no ticket for the router yet): the daemon does not
+    stay idle for good -- once the file has the ticket, its next attempt (reattach_s later) attaches."""
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    daemon = _daemon(lab, tmp_path, {P_B: tickets[P_B]}, _flip(lab), reattach_s=1)
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        peer.attach(loop)
+        ticker = loop.create_task(peer.tick())
+        runner = loop.create_task(daemon.run(stop))
+        try:
+            await _until(lambda: daemon.counters["ticket_missing"] == 1, "the failed initial attach")
+            assert daemon.agent.mn.state == MnState.IDLE and daemon.counters["reattach"] == 0
+            save_credentials(tmp_path / "mn.ccache", tickets.values())  # the ticket arrives
+            await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "the re-attach", 5)
+            assert daemon.counters["reattach"] == 1 and daemon.agent.mn.router.address == AR_A
+        finally:
+            stop.set()
+            await asyncio.wait_for(runner, 5)
+            ticker.cancel()
+            peer.detach(loop)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
+    finally:
+        daemon.close()
+        peer.close()
