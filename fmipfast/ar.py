@@ -280,6 +280,8 @@ class AccessRouter:
         """Process one event at ``now_ns``; return the actions, in order."""
         self._now = now_ns
         self._out = []
+        if self._session_expiry and self._session_expiry[0][0] <= now_ns:
+            self._expire_sessions()  # a key is never used past its ticket, whether or not a Tick came in time
         if isinstance(event, Received):
             self._on_received(event)
         elif isinstance(event, Tick):

@@ -369,3 +369,14 @@ def test_insufficient_resources_under_many_handovers():
     # refused records do not hold capacity
     assert sum(1 for h in ar.nar.values() if h.state == NarState.VERIFYING) == 3
     assert dataclasses.is_dataclass(next(iter(ar.nar.values())))
+
+
+def test_an_ended_session_is_not_used_even_without_a_tick():
+    """Sessions restored after a restart (or any session) end at their ticket's end even if no Tick ran: the
+    next event of any kind expires them first, so a Trigger for that MN is refused."""
+    from fmipfast.ar import Session
+    ar = AccessRouter(AR_A)
+    assert ar.restore_sessions([Session(PCOA_A, bytes(32), None, T0 + 1000 * MS),
+                                Session(IPv6Address("2001:db8:a::99"), bytes(32), None, T0 - 1)], T0) == 1
+    ar.handle(Trigger(PCOA_A, AR_B, P_B), T0 + 1000 * MS)
+    assert ar.counters["session_expired"] == 1 and ar.counters["trigger_unknown_mn"] == 1 and not ar.sessions
