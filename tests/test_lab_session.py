@@ -186,3 +186,56 @@ def test_down_cleans_a_crashed_lab_without_state(tmp_path):
     assert len(result["namespaces_removed"]) == 6 and result["engines"] == {}
     assert _ours(PREFIX) == []
     assert sleeper.wait(timeout=10) != 0  # killed with the namespace
+
+
+SOAK_ROUNDS = int(os.environ.get("FMIPFAST_SOAK_ROUNDS", "2"))  # A→B→A round trips; CI runs this bounded soak
+
+
+def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
+    """Round trips A→B→A through the real daemons (triggered on the control sockets, the MN daemon's switch
+    command moving the link), each completed, the stream of pings reaching the MN where it is; once the
+    lifetimes have run out, both engines hold nothing of the handovers -- no proxy, tunnel or hold entry, an
+    empty buffer, no handover record -- the MN's one session is at the router it is on, and every frame is
+    accounted for.  Longer soaks: FMIPFAST_SOAK_ROUNDS=N."""
+    from fmipfast.control import ControlClient
+
+    prefix = f"fmipfast-k{os.getpid()}-"
+    state = str(tmp_path / "state")
+    topology.cleanup(prefix)
+    up = _cli("up", "--prefix", prefix, "--state", state, "--json")
+    try:
+        assert up.returncode == 0, up.stderr
+        rec = json.loads(up.stdout)
+        addr = rec["addresses"]
+        ctl = {n: ControlClient(rec["engines"][n]["control"]) for n in ("par", "nar")}
+        mn = ControlClient(rec["mn"]["control"])
+        where = {"par": (addr["par"], addr["pcoa"], "host/par@A.EXAMPLE"),
+                 "nar": (addr["nar"], addr["ncoa"], "host/nar@B.EXAMPLE")}
+        here, done = "par", 0
+        for _ in range(2 * SOAK_ROUNDS):
+            there = "nar" if here == "par" else "par"
+            ctl[here].call("handover", pcoa=where[here][1], nar=where[there][0], nar_principal=where[there][2])
+            done += 1
+            st = _until_mn(mn, lambda s, d=done: s["counters"]["daemon"]["handovers_completed"] == d
+                           and s["router"] == where[there][0])
+            assert (st["state"], st["router"], st["coa"]) == ("attached", where[there][0], where[there][1]), st
+            ping = subprocess.run(["ip", "netns", "exec", rec["namespaces"]["cn"], "ping", "-6", "-c", "2", "-i",
+                                   "0.2", "-W", "2", where[there][1]], capture_output=True, text=True)
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+            here = there
+        time.sleep(6.0)  # the handovers' 3 s lifetimes and the 5 s answer caches run out
+        for name, c in ctl.items():
+            assert c.call("handovers") == [], name
+            flags = [n for n in c.call("neighbors") if set(n["flags"]) & {"proxy", "tunnel", "hold"}]
+            assert flags == [], (name, flags)
+            counters = c.call("counters")
+            assert counters["buffer"]["queued"] == 0 and counters["route_switch_holds"] == [], (name, counters)
+            assert counters["conservation"]["holds"], (name, counters["conservation"])
+            sessions = [m["address"] for m in c.call("mobile-nodes")]
+            assert sessions == ([where[here][1]] if name == here else []), (name, sessions)
+        daemon = mn.call("status")["counters"]["daemon"]
+        assert daemon["handovers_completed"] == 2 * SOAK_ROUNDS and daemon["switch_failed"] == 0, daemon
+    finally:
+        down = _cli("down", "--prefix", prefix, "--state", state, "--json")
+    assert down.returncode == 0, down.stderr
+    assert _ours(prefix) == []
