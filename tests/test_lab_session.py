@@ -216,8 +216,8 @@ def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
             there = "nar" if here == "par" else "par"
             ctl[here].call("handover", pcoa=where[here][1], nar=where[there][0], nar_principal=where[there][2])
             done += 1
-            st = _until_mn(mn, lambda s, d=done: s["counters"]["daemon"]["handovers_completed"] == d
-                           and s["router"] == where[there][0])
+            st = _until_mn(mn, lambda s, d=done, r=where[there][0]: s["counters"]["daemon"]["handovers_completed"]
+                           == d and s["router"] == r)
             assert (st["state"], st["router"], st["coa"]) == ("attached", where[there][0], where[there][1]), st
             ping = subprocess.run(["ip", "netns", "exec", rec["namespaces"]["cn"], "ping", "-6", "-c", "2", "-i",
                                    "0.2", "-W", "2", where[there][1]], capture_output=True, text=True)
