@@ -73,6 +73,14 @@ BU_TRIES = 3  # the Attach's BU and two of our own
 REATTACH_MAX_S = 300.0  # the longest wait between attach attempts with no router session
 
 
+def _file_id(path: str) -> tuple[int, int, int, int]:
+    """What changes when a file is rewritten: a new inode when it is replaced by a rename (as
+    ``save_credentials`` does), else the modification time and size (timestamps can be coarser than two
+    writes)."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
 class MissingTicket(SecurityError):
     """Neither the credentials file nor the KDCs gave a usable ticket for the router a handover names."""
 
@@ -86,7 +94,7 @@ class MnDaemon:
             raise ValueError("mn.interface: the [mn] section is missing or has no interface")
         self.cfg = cfg
         self.credentials = load_credentials(cfg.ccache) if cfg.ccache else {}
-        self._ccache_mtime = os.stat(cfg.ccache).st_mtime_ns if cfg.ccache else None
+        self._ccache_id = _file_id(cfg.ccache) if cfg.ccache else None
         self.tickets = self._ticket_cache(cfg)
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.clock = clock
@@ -136,15 +144,15 @@ class MnDaemon:
         if not self.cfg.ccache:
             return
         try:
-            mtime = os.stat(self.cfg.ccache).st_mtime_ns
-            if mtime == self._ccache_mtime:
+            ident = _file_id(self.cfg.ccache)
+            if ident == self._ccache_id:
                 return
             self.credentials = load_credentials(self.cfg.ccache)
         except (OSError, CredentialFileError) as exc:
             self.counters["ccache_errors"] += 1
             log.warning("credentials file %s not re-read: %s", self.cfg.ccache, exc)
             return
-        self._ccache_mtime = mtime
+        self._ccache_id = ident
         self.counters["ccache_reloaded"] += 1
 
     async def _ticket(self, server: Principal) -> Credentials:
