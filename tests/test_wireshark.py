@@ -35,9 +35,9 @@ OPTION_TYPES = {"principal": "1", "lkb": "2", "handover_control": "3", "address"
                 "identifier": "6", "mac": "7", "status": "8", "link_layer_address": "9"}
 
 
-def _tshark(capture: Path) -> tuple[dict[int, dict[str, str]], str]:
-    done = subprocess.run([TSHARK, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), "-Y", "fmipfast", "-T",
-                           "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,",
+def _tshark(capture: Path, *options: str) -> tuple[dict[int, dict[str, str]], str]:
+    done = subprocess.run([TSHARK, "-n", "-X", f"lua_script:{LUA}", *options, "-r", str(capture), "-Y", "fmipfast",
+                           "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a", "-E", "aggregator=,",
                            *[a for name in FIELDS for a in ("-e", name)]],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -164,3 +164,35 @@ def test_any_octets_after_the_fmipfast_header_never_break_the_dissector(tmp_path
     assert set(rows) == set(range(1, 401))
     flagged = {n for n, r in rows.items() if r["fmipfast.malformed"]}
     assert rejected and rejected <= flagged, sorted(rejected - flagged)[:10]
+
+
+def test_a_remapped_codepoint_profile_is_dissected_with_the_matching_preferences(tmp_path):
+    """A deployment that remaps the type and the Codes ([codepoints]) sets the same numbers as the dissector's
+    preferences; with the defaults those messages are not taken for fmipfast ones."""
+    from ipaddress import IPv6Address
+
+    from fmipfast.constants import AddressKind, Codepoints
+    from fmipfast.messages import AddressOption, Attach, HandoverError, HandoverRedirect, IcmpHandover, Status
+
+    codes = {"handover_redirect": 11, "handover_redirect_ack": 12, "handover": 13, "authenticated_mn": 14,
+             "attach": 15, "handover_error": 16, "forwarding_disable": 17}
+    cp = Codepoints(201, **codes)
+    src, dst = IPv6Address("2001:db8:1::1"), IPv6Address("2001:db8:2::1")
+    ncoa = IPv6Address("2001:db8:2::a")
+    messages = [HandoverRedirect(64, dst, bytes(range(8)), ncoa, (Identifier(1), MessageAuthCode())),
+                IcmpHandover(64, ncoa, bytes(range(8)), (AddressOption(AddressKind.PCOA, src), Identifier(2))),
+                HandoverError(ncoa, (Status(131), Identifier(3))), Attach((Identifier(4), MessageAuthCode()))]
+    cap = tmp_path / "remapped.pcap"
+    with PcapWriter(cap) as w:
+        for n, m in enumerate(messages, 1):
+            w.write(frames.build_ethernet(bytes(6), bytes(6), frames.build_ipv6(
+                src, dst, 58, encode(m, src, dst, codepoints=cp), 255)), n * 1000)
+    assert _tshark(cap)[0] == {}  # the default preferences: type 200
+    opts = ["-o", "fmipfast.icmp_type:201"] + [a for k, v in codes.items() for a in ("-o", f"fmipfast.{k}:{v}")]
+    rows, stderr = _tshark(cap, *opts)
+    assert "Lua" not in stderr, stderr
+    assert [rows[n]["fmipfast.message"] for n in (1, 2, 3, 4)] == [
+        "Handover Redirect", "ICMP Handover", "Handover Error", "Attach"]
+    assert [rows[n]["fmipfast.identifier"] for n in (1, 2, 3, 4)] == ["1", "2", "3", "4"]
+    assert rows[1]["fmipfast.ncoa"] == str(ncoa) and rows[3]["fmipfast.status"] == "131"
+    assert not any(r["fmipfast.malformed"] for r in rows.values())

@@ -9,8 +9,9 @@
 -- Wireshark's ICMPv6 dissector keeps the ICMPv6 header (type, code, checksum and its validation); this one
 -- runs after it (a post-dissector) and adds an "fmipfast" tree with the message's fields, every sub-option,
 -- and expert warnings for what fmipfast's own decoder rejects (a sub-option length below 2 or past the end,
--- a Length field that disagrees with the message).  The ICMPv6 type is a preference (Edit > Preferences >
--- Protocols > FMIPFAST) for deployments that remap the codepoints.  Filter fields: fmipfast.message,
+-- a Length field that disagrees with the message).  The ICMPv6 type and the seven Codes are preferences
+-- (Edit > Preferences > Protocols > FMIPFAST, or tshark -o fmipfast.icmp_type:201 -o fmipfast.attach:15 ...),
+-- named as the [codepoints] keys, for deployments that remap them.  Filter fields: fmipfast.message,
 -- fmipfast.code, fmipfast.identifier, fmipfast.ncoa, fmipfast.nar_address, fmipfast.status, fmipfast.mac,
 -- fmipfast.principal.name, fmipfast.principal.realm, fmipfast.lkb, fmipfast.hc.lifetime_ms, ...
 --
@@ -18,7 +19,14 @@
 
 local fmip = Proto("fmipfast", "fmipfast (Fast Handovers for Mobile IPv6, draft-koodli-mobileip-fastv6-02)")
 fmip.prefs.icmp_type = Pref.uint("ICMPv6 type", 200, "The ICMPv6 type of fmipfast messages (DESIGN.md §2)")
+-- The Codes, as [codepoints] in fmipfast's configuration names them (a deployment may remap them).
+local CODE_KEYS = { "handover_redirect", "handover_redirect_ack", "handover", "authenticated_mn", "attach",
+                    "handover_error", "forwarding_disable" }
+for kind, key in ipairs(CODE_KEYS) do
+  fmip.prefs[key] = Pref.uint("Code of " .. key, kind, "[codepoints] " .. key .. " (default " .. kind .. ")")
+end
 
+-- by message kind: the default profile's code (1..7), which fixes the layout
 local MESSAGES = {
   [1] = "Handover Redirect", [2] = "Handover Redirect Ack", [3] = "ICMP Handover", [4] = "Authenticated-MN",
   [5] = "Attach", [6] = "Handover Error", [7] = "Forwarding Disable",
@@ -36,7 +44,7 @@ local ADDRESS_KIND = { [1] = "PCoA", [2] = "NCoA", [3] = "NAR address" }
 
 local f = {
   message = ProtoField.string("fmipfast.message", "Message"),
-  code = ProtoField.uint8("fmipfast.code", "Code", base.DEC, MESSAGES),
+  code = ProtoField.uint8("fmipfast.code", "Code"),
   prefix_size = ProtoField.uint8("fmipfast.prefix_size", "Prefix size"),
   flags = ProtoField.uint8("fmipfast.flags", "Flags", base.HEX),
   flag_m = ProtoField.bool("fmipfast.flags.m", "M (link-layer address present)", 8, nil, 0x80),
@@ -141,8 +149,14 @@ local function suboptions(tvb, tree, off, stop)
   end
 end
 
-local function dissect_one(tvb, tree, at, stop)
-  local code = tvb(at + 1, 1):uint()
+-- code on the wire -> message kind (1..7), from the preferences
+local function kinds()
+  local out = {}
+  for kind, key in ipairs(CODE_KEYS) do out[fmip.prefs[key]] = kind end
+  return out
+end
+
+local function dissect_one(tvb, tree, at, stop, code)
   local name = MESSAGES[code]
   if name == nil then return end
   local t = tree:add(fmip, tvb(at, stop - at))
@@ -191,15 +205,19 @@ local function dissect_one(tvb, tree, at, stop)
 end
 
 function fmip.dissector(tvb, pinfo, tree)
+  local by_code = nil
   for _, typ in ipairs({ icmpv6_type_f() }) do
     if typ.value == fmip.prefs.icmp_type then
       local at = typ.offset
       local stop = packet_end(at)
       if stop ~= nil and stop <= tvb:len() and at + 4 <= stop then
+        by_code = by_code or kinds()
+        local kind = by_code[tvb(at + 1, 1):uint()]
         pinfo.cols.protocol:set("FMIPFAST")
-        local name = MESSAGES[tvb(at + 1, 1):uint()]
-        if name ~= nil then pinfo.cols.info:set(name) end
-        dissect_one(tvb, tree, at, stop)
+        if kind ~= nil then
+          pinfo.cols.info:set(MESSAGES[kind])
+          dissect_one(tvb, tree, at, stop, kind)
+        end
       end
     end
   end
