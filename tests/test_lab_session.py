@@ -223,7 +223,9 @@ def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
                                    "0.2", "-W", "2", where[there][1]], capture_output=True, text=True)
             assert ping.returncode == 0, ping.stdout + ping.stderr
             here = there
-        time.sleep(6.0)  # the handovers' 3 s lifetimes and the 5 s answer caches run out
+        deadline = time.monotonic() + 15  # the handovers' 3 s lifetimes and the 5 s answer caches run out
+        while any(c.call("handovers") for c in ctl.values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
         for name, c in ctl.items():
             assert c.call("handovers") == [], name
             flags = [n for n in c.call("neighbors") if set(n["flags"]) & {"proxy", "tunnel", "hold"}]
