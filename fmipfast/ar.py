@@ -606,12 +606,7 @@ class AccessRouter:
             # to its link, or went quiet), which the draft has no message to tell us.  End the first one --
             # its proxy and what it buffered (delivering that after the PAR's newer direct deliveries would
             # reorder) -- instead of refusing the new one as "NCoA in use" for the rest of its lifetime.
-            self._count("nar_superseded")
-            self._out.append(ProxyRemove(prev.ncoa))
-            self._out.append(BufferDrop(prev.key))
-            self._note("state", role="nar", identifier=prev.identifier, ncoa=addr_text(prev.ncoa), old=prev.state.value,
-                       new="superseded")
-            self._nar_forget(prev)
+            self._nar_unproxy(prev, "nar_superseded", "superseded")
         old = self.sessions.get(msg.ncoa)
         if old is not None and msg.mn_mac is not None and old.eui64 == msg.mn_mac:
             # A→B→A after the first handover ended here: the session the MN had on this link is stale (it is
@@ -726,11 +721,14 @@ class AccessRouter:
 
     def _nar_proxy_expired(self, h: NarHandover) -> None:
         # DESIGN.md §1 step 7: no Attach within the lifetime -> proxy entry and buffer freed, counted.
-        self._count("proxy_expired")
+        self._nar_unproxy(h, "proxy_expired", "expired")
+
+    def _nar_unproxy(self, h: NarHandover, counter: str, new: str) -> None:
+        """End a record whose MN never attached: its proxy entries and buffer go, the record is forgotten."""
+        self._count(counter)
         self._out.append(ProxyRemove(h.ncoa))
         self._out.append(BufferDrop(h.key))
-        self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old=h.state.value,
-                   new="expired")
+        self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old=h.state.value, new=new)
         self._nar_forget(h)
 
     def _on_attach(self, msg: FmipMessage, ev: Received) -> None:

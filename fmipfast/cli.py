@@ -228,24 +228,19 @@ def _cmd_router(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     setup_logging(cfg.logging)
-    seq_store = None
-    if r.security is not None and r.security.ah_sequence_file:
-        from fmipfast.security.ah import SequenceStore
+    from fmipfast.router import load_sessions
+    from fmipfast.security.ah import SequenceStore
 
-        try:
-            seq_store = SequenceStore(r.security.ah_sequence_file)
-        except ValueError as exc:
-            print(f"fmipfast router: router.security.ah_sequence_file: {exc}", file=sys.stderr)
-            return 2
-    restored = None
-    if r.security is not None and r.security.session_file:
-        from fmipfast.router import load_sessions
-
-        try:
-            restored = load_sessions(r.security.session_file)
-        except ValueError as exc:
-            print(f"fmipfast router: router.security.session_file: {exc}", file=sys.stderr)
-            return 2
+    state: dict[str, Any] = {}  # opened before any interface, so a bad state file is a start-up error
+    for key, opener in (("ah_sequence_file", SequenceStore), ("session_file", load_sessions)):
+        path = getattr(r.security, key, None) if r.security is not None else None
+        if path:
+            try:
+                state[key] = opener(path)
+            except ValueError as exc:
+                print(f"fmipfast router: router.security.{key}: {exc}", file=sys.stderr)
+                return 2
+    seq_store, restored = state.get("ah_sequence_file"), state.get("session_file")
     ports = {}
     try:
         for iface in r.interfaces:

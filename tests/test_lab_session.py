@@ -36,6 +36,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
                           env=env, timeout=120, check=False)
 
 
+def _up(prefix: str, state: str) -> subprocess.CompletedProcess:
+    topology.cleanup(prefix)
+    return _cli("up", "--prefix", prefix, "--state", state, "--json")
+
+
 def _until_mn(ctl, done, timeout: float = 30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
@@ -47,8 +52,7 @@ def _until_mn(ctl, done, timeout: float = 30.0) -> dict:
 
 def test_up_status_down_through_the_cli(tmp_path):
     state = str(tmp_path / "state")
-    topology.cleanup(PREFIX)
-    up = _cli("up", "--prefix", PREFIX, "--state", state, "--json")
+    up = _up(PREFIX, state)
     try:
         assert up.returncode == 0, up.stderr
         rec = json.loads(up.stdout)
@@ -201,8 +205,7 @@ def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
 
     prefix = f"fmipfast-k{os.getpid()}-"
     state = str(tmp_path / "state")
-    topology.cleanup(prefix)
-    up = _cli("up", "--prefix", prefix, "--state", state, "--json")
+    up = _up(prefix, state)
     try:
         assert up.returncode == 0, up.stderr
         rec = json.loads(up.stdout)

@@ -34,7 +34,8 @@ def _daemon(lab: Lab, tmp_path, tickets: dict, switch: tuple[str, ...], **kw):
         return MnDaemon(cfg)
 
 
-def _run(peer: Peer, daemon, body) -> None:
+def _run(peer: Peer, daemon, body, *, attached: bool = True) -> None:
+    """Run the daemon against the peer routers; ``body`` once it is attached (``attached=False``: at once)."""
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -44,7 +45,8 @@ def _run(peer: Peer, daemon, body) -> None:
         runner = loop.create_task(daemon.run(stop, ready=ready.set))
         try:
             await asyncio.wait_for(ready.wait(), 5)
-            await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "initial attach")
+            if attached:
+                await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "initial attach")
             await body()
         finally:
             stop.set()
@@ -171,26 +173,11 @@ def test_with_no_router_session_the_daemon_attaches_again(lab: Lab, tmp_path):
     peer = Peer(lab, verifiers)
     daemon = _daemon(lab, tmp_path, {P_B: tickets[P_B]}, _flip(lab), reattach_s=1)
 
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        peer.attach(loop)
-        ticker = loop.create_task(peer.tick())
-        runner = loop.create_task(daemon.run(stop))
-        try:
-            await _until(lambda: daemon.counters["ticket_missing"] == 1, "the failed initial attach")
-            assert daemon.agent.mn.state == MnState.IDLE and daemon.counters["reattach"] == 0
-            save_credentials(tmp_path / "mn.ccache", tickets.values())  # the ticket arrives
-            await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "the re-attach", 5)
-            assert daemon.counters["reattach"] == 1 and daemon.agent.mn.router.address == AR_A
-        finally:
-            stop.set()
-            await asyncio.wait_for(runner, 5)
-            ticker.cancel()
-            peer.detach(loop)
+    async def body() -> None:
+        await _until(lambda: daemon.counters["ticket_missing"] == 1, "the failed initial attach")
+        assert daemon.agent.mn.state == MnState.IDLE and daemon.counters["reattach"] == 0
+        save_credentials(tmp_path / "mn.ccache", tickets.values())  # the ticket arrives
+        await _until(lambda: daemon.agent.mn.state == MnState.ATTACHED, "the re-attach", 5)
+        assert daemon.counters["reattach"] == 1 and daemon.agent.mn.router.address == AR_A
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
-    finally:
-        daemon.close()
-        peer.close()
+    _run(peer, daemon, body, attached=False)
