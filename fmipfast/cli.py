@@ -394,15 +394,22 @@ def _cmd_mn(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        server = None
+        server = metrics = None
         if args.control:
             server = ControlServer(daemon, args.control)
             await server.start()
+        if args.metrics:
+            from fmipfast.metrics import MetricsServer
+
+            host, _, port = args.metrics.rpartition(":")
+            metrics = MetricsServer(daemon.metrics, host.strip("[]") or "::1", int(port))
+            await metrics.start()
         try:
             await daemon.run(stop, ready=lambda: print(f"READY mn {cfg.mn.interface}", flush=True))
         finally:
-            if server is not None:
-                await server.close()
+            for srv in (server, metrics):
+                if srv is not None:
+                    await srv.close()
 
     try:
         asyncio.run(serve())
@@ -630,7 +637,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "the handovers the network triggers (the draft's MN side), on the host's kernel stack; "
                        "prints 'READY' once running and a JSON status on exit (SIGTERM/SIGINT).")
     p.add_argument("--config", required=True, help="TOML file with an [mn] section")
-    p.add_argument("--control", metavar="PATH", help="serve the JSON control API (ping, status, counters) here")
+    p.add_argument("--control", metavar="PATH",
+                   help="serve the JSON control API (ping, status, counters, metrics) here")
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=_listen_address,
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default host ::1)")
     p.set_defaults(func=_cmd_mn)
 
     p = sub.add_parser("kdc", help="run a light-weight Kerberos KDC (UDP) for one realm",

@@ -37,7 +37,7 @@ What the daemon adds to the agent:
 Ownership: one asyncio loop owns the daemon and its agent.  Bad input (a malformed message, a failed
 command, a missing ticket) is counted, never fatal.
 
-May import: mnagent, mn, mobility, protocol, messages, config, security, control.
+May import: mnagent, mn, mobility, protocol, messages, config, security, control, metrics.
 """
 
 from __future__ import annotations
@@ -387,4 +387,31 @@ class MnDaemon:
             return self.status()
         if cmd == "counters":
             return self.all_counters()
-        raise ControlError(f"unknown command {cmd!r}; commands of an MN: ping, status, counters")
+        if cmd == "metrics":
+            return self.metrics()
+        raise ControlError(f"unknown command {cmd!r}; commands of an MN: ping, status, counters, metrics")
+
+    def metrics(self) -> str:
+        """The daemon in the Prometheus text format (``fmipfast mn --metrics``, the ``metrics`` command): its
+        state, when its router session ends, and every counter of the daemon, the agent, the protocol machine,
+        the ticket cache and the Mobility Header socket (zeros included)."""
+        from fmipfast.metrics import Family, counter_family, render
+
+        mn = self.agent.mn
+        state = Family("fmipfast_mn_state", "gauge", "1 for the state the mobile node's machine is in.")
+        for s in MnState:
+            state.add(1 if mn.state == s else 0, state=s.value)
+        ends = self.status()["session_ends_in_s"]
+        families = [state, Family("fmipfast_mn_attached", "gauge", "1 while the MN has a router session.").add(
+            0 if mn.router is None else 1)]
+        if ends is not None:
+            families.append(Family("fmipfast_mn_session_ends_in_seconds", "gauge",
+                                   "Seconds until the router session's ticket ends (renewed before).").add(ends))
+        helps = {"daemon": "The MN daemon's switch commands, tickets, binding updates and re-attaches.",
+                 "agent": "The MN agent's sockets, netlink and callback outcomes.",
+                 "mn": "The MN protocol machine's messages, states, refusals and renewals (docs/protocol.md §6).",
+                 "tickets": "The ticket cache's AS/TGS exchanges and precaching.",
+                 "mobility_socket": "The raw Mobility Header socket's errors."}
+        for part, counters in self.all_counters().items():
+            families.append(counter_family("mn_protocol" if part == "mn" else f"mn_{part}", helps[part], counters))
+        return render(families, {"interface": self.cfg.interface})

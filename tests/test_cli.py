@@ -185,12 +185,13 @@ def test_mn_daemon_refuses_bad_configuration_clearly(tmp_path, capsys):
     assert code == 2 and "mn.router" in err and "expected an IPv6 address" in err
 
 
+@pytest.mark.parametrize("daemon", ["router", "mn"])
 @pytest.mark.parametrize("value", ["70000", "host:", "[::1]:x"])
-def test_router_metrics_address_is_checked(tmp_path, capsys, value):
-    cfg = tmp_path / "router.toml"
+def test_metrics_address_is_checked(tmp_path, capsys, value, daemon):
+    cfg = tmp_path / "daemon.toml"
     cfg.write_text("")
     with pytest.raises(SystemExit) as info:
-        main(["router", "--config", str(cfg), "--metrics", value])
+        main([daemon, "--config", str(cfg), "--metrics", value])
     assert info.value.code == 2 and "expected [HOST:]PORT" in capsys.readouterr().err
 
 

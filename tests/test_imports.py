@@ -32,7 +32,8 @@ ALLOWED: dict[str, set[str]] = {
     "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},
     "metrics": VOCAB | {"engine", "config"},
     "mobility": VOCAB | {"messages"},
-    "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control"},
+    "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
+                    "metrics"},
     "__init__": {"_version", "backend"},  # re-exports the batch API (DESIGN.md §7)
     "__main__": {"cli"},
     "cli": None,  # anything

@@ -161,6 +161,15 @@ def test_a_session_is_renewed_with_a_ticket_from_the_re_read_credentials_file(la
         assert daemon.agent.mn.state == MnState.ATTACHED and daemon.agent.mn.router.expires_ns > first_end
         assert daemon.counters["ccache_reloaded"] == 1 and daemon.counters["ccache_errors"] == 0
         assert 7000 < daemon.status()["session_ends_in_s"] <= 7200  # the new ticket's end, not the old one's
+        # and the same in Prometheus terms (`fmipfast mn --metrics`, the control API's `metrics`)
+        from prometheus_client.parser import text_string_to_metric_families
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for f in text_string_to_metric_families(daemon.dispatch("metrics", {})) for s in f.samples}
+        assert samples[("fmipfast_mn_state", (("interface", "mn0"), ("state", "attached")))] == 1
+        assert samples[("fmipfast_mn_state", (("interface", "mn0"), ("state", "idle")))] == 0
+        assert samples[("fmipfast_mn_protocol_total", (("event", "renewed"), ("interface", "mn0")))] == 1
+        assert samples[("fmipfast_mn_daemon_total", (("event", "ccache_reloaded"), ("interface", "mn0")))] == 1
+        assert 7000 < samples[("fmipfast_mn_session_ends_in_seconds", (("interface", "mn0"),))] <= 7200
         assert peer.routers["A"].counters["initial_attached"] == 2
 
     _run(peer, daemon, body)
