@@ -261,6 +261,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: _reload_router(args.config, cfg, agent, seq_store))
         control = RouterControl(engine)
         agent = None
         if r.security is not None:
@@ -300,6 +301,34 @@ def _cmd_router(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
+    """SIGHUP: read the configuration again and take its [router.security] keys (keytab, AH SAs, KDC) into the
+    running agent; anything else that changed is reported as needing a restart.  A bad file changes nothing."""
+    import dataclasses
+    import logging
+
+    log = logging.getLogger("fmipfast.router")
+    try:
+        new = config.load(path)
+    except ConfigError as exc:
+        log.error("reload: %s: %s; nothing changed", path, exc)
+        return
+    old_sec, new_sec = running.router.security, new.router.security
+    if agent is None or new_sec is None or new_sec.principal != old_sec.principal:
+        log.error("reload: adding, removing or renaming [router.security] needs a restart; nothing changed")
+        return
+    restart = [f.name for f in dataclasses.fields(new.router) if f.name != "security"
+               and getattr(new.router, f.name) != getattr(running.router, f.name)]
+    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file")
+                if getattr(new_sec, k) != getattr(old_sec, k)]
+    if restart:
+        log.warning("reload: %s changed; these take effect at the next restart", ", ".join(restart))
+    _, keytab, sad, sa_out, opener = _security_objects(new_sec, store)
+    result = agent.reload_security(keytab, sad, sa_out, opener)
+    log.info("reload: keys taken from %s (%d SAs kept, %d replaced)", path, result["sas_kept"],
+             result["sas_replaced"])
+
+
 def _listen_address(text: str) -> str:
     """``[HOST:]PORT`` (an IPv6 host in brackets) -> ``HOST:PORT``; argparse reports a bad one."""
     host, sep, port = text.rpartition(":")
@@ -308,14 +337,10 @@ def _listen_address(text: str) -> str:
     return f"{host if sep else ''}:{port}"
 
 
-def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None) -> Any:
-    """The handover protocol of the daemon from its [router.security] section (``store``: the
-    ``ah.SequenceStore`` of ``ah_sequence_file``; ``restored``: the sessions read from ``session_file`` --
-    both opened by the caller so a bad file is a start-up error)."""
-    import logging
+def _security_objects(sec: Any, store: Any = None) -> tuple[Any, Any, Any, Any, Any]:
+    """``[router.security]`` as the agent's objects: (principal, keytab, inbound SAD, outbound SAs, KDC client)."""
     from ipaddress import IPv6Address
 
-    from fmipfast.router import LoopScheduler, RouterAgent
     from fmipfast.security import ah
     from fmipfast.security import lwkerb as L
 
@@ -324,10 +349,6 @@ def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None
         keytab.add(L.Principal.parse(k.principal), L.Key(k.kvno, k.key))
     sad = ah.SADatabase()
     sa_out = {}
-    if store is None and sec.peers:
-        logging.getLogger("fmipfast.router").warning(
-            "[router.security] has no ah_sequence_file: after a restart this router's AH sequence numbers start "
-            "at 1 again and its peers drop its messages as replays (RFC 4302 §3.3.2)")
     for p in sec.peers:
         sad.add_inbound(ah.SecurityAssociation(p.spi_in, p.key_in, peer=p.address))
         sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address, store=store)
@@ -340,6 +361,22 @@ def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None
         own = next((k for k in sec.keys if k.principal == sec.principal), None)
         opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
                            key=L.Key(own.kvno, own.key) if own else None)
+    return principal, keytab, sad, sa_out, opener
+
+
+def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None) -> Any:
+    """The handover protocol of the daemon from its [router.security] section (``store``: the
+    ``ah.SequenceStore`` of ``ah_sequence_file``; ``restored``: the sessions read from ``session_file`` --
+    both opened by the caller so a bad file is a start-up error)."""
+    import logging
+
+    from fmipfast.router import LoopScheduler, RouterAgent
+
+    if store is None and sec.peers:
+        logging.getLogger("fmipfast.router").warning(
+            "[router.security] has no ah_sequence_file: after a restart this router's AH sequence numbers start "
+            "at 1 again and its peers drop its messages as replays (RFC 4302 §3.3.2)")
+    principal, keytab, sad, sa_out, opener = _security_objects(sec, store)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
                        opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
                        session_file=sec.session_file, restored=restored, on_note=log_router_note)

@@ -162,7 +162,7 @@ class RouterAgent:
         self.ah_counters: dict[str, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
                                                        "send_failed", "not_icmpv6", "sessions_restored",
-                                                       "sessions_saved", "sessions_save_failed"), 0)
+                                                       "sessions_saved", "sessions_save_failed", "reloads"), 0)
         self.on_note = on_note
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
@@ -191,6 +191,35 @@ class RouterAgent:
         if self.session_file and not self._save_pending and self.ar.sessions.version != self._saved_version:
             self._save_pending = True
             self.scheduler.call_at(self.scheduler.now() + SESSION_SAVE_DELAY_NS, self.save_sessions)
+
+    def reload_security(self, keytab: L.Keytab, sad: ah.SADatabase,
+                        sa_out: dict[IPv6Address, ah.SecurityAssociation], opener: Any = None) -> dict[str, int]:
+        """Take new keys without a restart (``fmipfast router`` on SIGHUP): the keytab and KDC client for
+        AP-REQs from now on, and the AH SAs -- an SA whose SPI, key and peer are unchanged keeps its state (the
+        inbound replay window, the outbound counter), a changed one starts afresh.  Sessions, handovers in
+        progress and the engine are untouched.  Returns how many SAs were kept and replaced."""
+        def same(a: ah.SecurityAssociation, b: ah.SecurityAssociation) -> bool:
+            return (a.spi, a.key, a.peer) == (b.spi, b.key, b.peer)
+
+        kept = replaced = 0
+        old_in = {sa.spi: sa for sa in self.sad.inbound_sas()}
+        new_sad = ah.SADatabase()
+        for sa in sad.inbound_sas():
+            prev = old_in.get(sa.spi)
+            keep = prev is not None and same(prev, sa)
+            new_sad.add_inbound(prev if keep and prev is not None else sa)
+            kept, replaced = kept + keep, replaced + (not keep)
+        new_out: dict[IPv6Address, ah.SecurityAssociation] = {}
+        for peer, sa in sa_out.items():
+            prev = self.sa_out.get(peer)
+            keep = prev is not None and same(prev, sa)
+            new_out[peer] = prev if keep and prev is not None else sa
+            kept, replaced = kept + keep, replaced + (not keep)
+        self.sad, self.sa_out = new_sad, new_out
+        self.verifier.keytab, self.verifier.opener = keytab, opener
+        self.counters["reloads"] += 1
+        self.note("security_reloaded", sas_kept=kept, sas_replaced=replaced)
+        return {"sas_kept": kept, "sas_replaced": replaced}
 
     def save_sessions(self) -> None:
         """Write the session table to ``session_file`` if it changed since the last write (a failure is counted

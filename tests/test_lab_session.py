@@ -226,6 +226,27 @@ def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
                                    "0.2", "-W", "2", where[there][1]], capture_output=True, text=True)
             assert ping.returncode == 0, ping.stdout + ping.stderr
             here = there
+        # key rotation without a restart: a new SPI and key for PAR -> NAR in both configurations, SIGHUP to both
+        # engines; the next handover's HI travels under the new SA (the HE's SA is unchanged and kept)
+        old_key, new_key = bytes(range(32)).hex(), bytes(range(100, 132)).hex()
+        for name in ("par", "nar"):
+            path = Path(state) / f"{name}.toml"
+            text = path.read_text()
+            assert text.count(old_key) == 1 and text.count("= 4097") == 1, text
+            path.write_text(text.replace(old_key, new_key).replace("= 4097", "= 4099"))
+            os.kill(rec["engines"][name]["pid"], signal.SIGHUP)
+        for name, c in ctl.items():
+            deadline = time.monotonic() + 10
+            while "fmipfast_router_agent_total{" not in (m := c.call("metrics")) or \
+                    'event="reloads"} 1' not in m:
+                assert time.monotonic() < deadline, (name, [ln for ln in m.splitlines() if "reloads" in ln])
+                time.sleep(0.1)
+        there = "nar" if here == "par" else "par"
+        ctl[here].call("handover", pcoa=where[here][1], nar=where[there][0], nar_principal=where[there][2])
+        done += 1
+        st = _until_mn(mn, lambda s, d=done: s["counters"]["daemon"]["handovers_completed"] == d)
+        assert (st["state"], st["router"]) == ("attached", where[there][0]), st
+        here = there
         deadline = time.monotonic() + 15  # the handovers' 3 s lifetimes and the 5 s answer caches run out
         while any(c.call("handovers") for c in ctl.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -239,7 +260,7 @@ def test_a_soak_of_handovers_leaves_the_engines_as_they_started(tmp_path):
             sessions = [m["address"] for m in c.call("mobile-nodes")]
             assert sessions == ([where[here][1]] if name == here else []), (name, sessions)
         daemon = mn.call("status")["counters"]["daemon"]
-        assert daemon["handovers_completed"] == 2 * SOAK_ROUNDS and daemon["switch_failed"] == 0, daemon
+        assert daemon["handovers_completed"] == 2 * SOAK_ROUNDS + 1 and daemon["switch_failed"] == 0, daemon
     finally:
         down = _cli("down", "--prefix", prefix, "--state", state, "--json")
     assert down.returncode == 0, down.stderr

@@ -72,7 +72,7 @@ def _world(store: ah.SequenceStore | None = None, **agent_options):
     return engine, agent, peer, key
 
 
-def _hi(key: L.Key, epoch: float, *, identifier: int = 7, tamper: bool = False) -> bytes:
+def _hi(key: L.Key, epoch: float, *, identifier: int = 7, tamper: bool = False, seq: int = 1) -> bytes:
     skey = L.Key(0, bytes(range(7, 39)))
     part = L.EncTicketPart(L.TicketFlag.PRE_AUTHENT, int(epoch) - 60, int(epoch) - 60, int(epoch) + 3600,
                            skey.value, P_MN)
@@ -84,7 +84,7 @@ def _hi(key: L.Key, epoch: float, *, identifier: int = 7, tamper: bool = False) 
                                                                   AddressOption(AddressKind.PCOA, PCOA),
                                                                   Identifier(identifier)))
     packet = frames.build_ipv6(PAR, NAR, IpProto.ICMPV6, encode(hi, PAR, NAR), 64)
-    packet = ah.protect(packet, ah.SecurityAssociation(0x2001, K_IN, peer=str(NAR)))
+    packet = ah.protect(packet, ah.SecurityAssociation(0x2001, K_IN, peer=str(NAR), seq=seq - 1))
     if tamper:  # flip a bit of the AH ICV: the ICMPv6 checksum still verifies, AH does not
         packet = packet[:52] + bytes([packet[52] ^ 1]) + packet[53:]
     return frames.build_ethernet(MAC_UP, MAC_CORE, packet)
@@ -264,3 +264,43 @@ def test_a_damaged_session_file_is_refused_naming_it(tmp_path):
     path.chmod(0o644)
     with pytest.raises(StateFileError, match="chmod 600"):
         load_sessions(str(path))
+
+
+def test_keys_are_reloaded_without_a_restart():
+    """SIGHUP's work (``reload_security``): an SA whose SPI, key and peer are unchanged keeps its state (the
+    replay window still refuses an old packet), a rotated outbound key is used for the next HE (the peer checks
+    it with the new key), and handovers keep running."""
+    async def scenario() -> None:
+        engine, agent, peer, key = _world()
+        first = _hi(key, agent.epoch_s + agent.scheduler.now() / 1e9, identifier=7)
+        peer.send_frames([first])
+        engine.poll()
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if agent.ar.counters["hi_admitted"]:
+                break
+        _answers(peer)  # the HE under the old key
+        inbound = agent.sad.inbound(0x2001)
+        new_key = bytes(range(64, 96))
+        sad = ah.SADatabase()
+        sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))  # unchanged
+        result = agent.reload_security(agent.verifier.keytab, sad,
+                                       {PAR: ah.SecurityAssociation(0x2003, new_key, peer=str(PAR))})
+        assert result == {"sas_kept": 1, "sas_replaced": 1} and agent.counters["reloads"] == 1
+        assert agent.sad.inbound(0x2001) is inbound  # the replay window came along
+        peer.send_frames([first])  # a replay of the first HI: still refused
+        engine.poll()
+        assert agent.ah_counters["replay_duplicate"] == 1
+        peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9, identifier=8, seq=2)])
+        engine.poll()
+        rotated = ah.SADatabase()
+        rotated.add_inbound(ah.SecurityAssociation(0x2003, new_key, peer=str(NAR)))
+        answers: list[HandoverError] = []
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            answers = _answers(peer, rotated)
+            if answers:
+                break
+        assert [a.identifier for a in answers] == [8]  # verified with the new key
+
+    asyncio.run(scenario())

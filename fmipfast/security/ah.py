@@ -277,6 +277,9 @@ class SADatabase:
     def remove_inbound(self, spi: int) -> None:
         self._inbound.pop(spi, None)
 
+    def inbound_sas(self) -> list[SecurityAssociation]:
+        return list(self._inbound.values())
+
     def __len__(self) -> int:
         return len(self._inbound) + len(self._outbound)
 
