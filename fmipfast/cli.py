@@ -261,7 +261,6 @@ def _cmd_router(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _reload_router(args.config, cfg, agent, seq_store))
         control = RouterControl(engine)
         agent = None
         if r.security is not None:
@@ -271,6 +270,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
                                     "(docs/protocol.md §6).", lambda: agent.ar.counters)
             control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
             control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+        loop.add_signal_handler(signal.SIGHUP, _reload_router, args.config, cfg, agent, seq_store)
         server = metrics = None
         if args.control:
             server = ControlServer(control, args.control)
