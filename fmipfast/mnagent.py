@@ -49,6 +49,7 @@ counted in :attr:`MnAgent.counters` (malformed fmipfast messages are counted by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -94,6 +95,7 @@ from fmipfast.security.lwkerb import Credentials, Principal
 __all__ = ["MnAgent", "AGENT_COUNTERS", "icmp6_filter"]
 
 log = logging.getLogger("fmipfast.mnagent")
+STOP_GRACE_S = 2.0  # at stop, how long the actions of the event being handled may still take
 
 # Linux constants not (all) in the socket module.
 ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
@@ -224,6 +226,8 @@ class MnAgent:
         self._mon: socket.socket | None = None
         # The netlink thread starts here, so it (and its IPRoute) live in the caller's network namespace.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mnagent-{ifname}")
+        self._idle = asyncio.Event()  # set while the worker waits for an event (no actions half-done)
+        self._idle.set()
         try:
             self._ipr: IPRoute = self._pool.submit(IPRoute).result()
             self.ifindex, own_mac, flags = self._pool.submit(self._link_info).result()
@@ -345,6 +349,11 @@ class MnAgent:
             await asyncio.wait({worker, stopper}, return_when=asyncio.FIRST_COMPLETED)
             if worker.done() and not worker.cancelled() and worker.exception() is not None:
                 raise worker.exception()  # type: ignore[misc]  # a bug in the agent, not bad input
+            if not self._idle.is_set():
+                # stopped in the middle of an event's actions (an address added, its route not yet): let them
+                # finish, boundedly, rather than leave the kernel half-configured
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), STOP_GRACE_S)
         finally:
             for fd_sock in (self._sock, self._mon):
                 if fd_sock is not None:
@@ -362,16 +371,20 @@ class MnAgent:
     async def _worker(self) -> None:
         while True:
             item = await self._queue.get()
-            if isinstance(item, _Carrier):
-                event = await self._carrier_event(item)
-                if event is None:
-                    continue
-            else:
-                event = item
-            actions = self.mn.handle(event, self.clock())
-            for action in actions:
-                await self._execute(action)
-            self._arm_timer()
+            self._idle.clear()
+            try:
+                if isinstance(item, _Carrier):
+                    event = await self._carrier_event(item)
+                    if event is None:
+                        continue
+                else:
+                    event = item
+                actions = self.mn.handle(event, self.clock())
+                for action in actions:
+                    await self._execute(action)
+                self._arm_timer()
+            finally:
+                self._idle.set()
 
     def _arm_timer(self) -> None:
         deadline = self.mn.next_deadline()
