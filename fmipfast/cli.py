@@ -255,7 +255,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
     engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
 
     async def serve() -> None:
-        from fmipfast.control import ControlServer, RouterControl
+        from fmipfast.control import RouterControl
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -271,25 +271,15 @@ def _cmd_router(args: argparse.Namespace) -> int:
             control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
             control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
         loop.add_signal_handler(signal.SIGHUP, _reload_router, args.config, cfg, agent, seq_store)
-        server = metrics = None
-        if args.control:
-            server = ControlServer(control, args.control)
-            await server.start()
-        if args.metrics:
-            from fmipfast.metrics import MetricsServer
-
-            host, _, port = args.metrics.rpartition(":")
-            metrics = MetricsServer(lambda: control.metrics(r.name), host.strip("[]") or "::1", int(port))
-            await metrics.start()
+        servers = await _start_endpoints(control, args.control, lambda: control.metrics(r.name), args.metrics)
         print(f"READY {r.name} " + " ".join(ports), flush=True)
         try:
             await engine.run(stop)
         finally:
             if agent is not None:
                 agent.save_sessions()  # the last changes (written within 0.2 s otherwise)
-            for srv in (server, metrics):
-                if srv is not None:
-                    await srv.close()
+            for srv in servers:
+                await srv.close()
 
     try:
         asyncio.run(serve())
@@ -327,6 +317,31 @@ def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
     result = agent.reload_security(keytab, sad, sa_out, opener)
     log.info("reload: keys taken from %s (%d SAs kept, %d replaced)", path, result["sas_kept"],
              result["sas_replaced"])
+
+
+async def _start_endpoints(control: Any, control_path: str | None, collect: Any, metrics: str | None) -> list[Any]:
+    """A daemon's JSON control socket (``--control``, served by ``control``) and Prometheus endpoint
+    (``--metrics [HOST:]PORT``, the text ``collect()`` returns), each when asked for; started, to be closed
+    at exit.  If one fails to start, those already started are closed before the error goes up."""
+    from fmipfast.control import ControlServer
+    from fmipfast.metrics import MetricsServer
+
+    servers: list[Any] = []
+    try:
+        if control_path:
+            server = ControlServer(control, control_path)
+            await server.start()
+            servers.append(server)
+        if metrics:
+            host, _, port = metrics.rpartition(":")
+            exporter = MetricsServer(collect, host.strip("[]") or "::1", int(port))
+            await exporter.start()
+            servers.append(exporter)
+    except BaseException:
+        for srv in servers:
+            await srv.close()
+        raise
+    return servers
 
 
 def _listen_address(text: str) -> str:
@@ -425,28 +440,17 @@ def _cmd_mn(args: argparse.Namespace) -> int:
         return 2
 
     async def serve() -> None:
-        from fmipfast.control import ControlServer
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        server = metrics = None
-        if args.control:
-            server = ControlServer(daemon, args.control)
-            await server.start()
-        if args.metrics:
-            from fmipfast.metrics import MetricsServer
-
-            host, _, port = args.metrics.rpartition(":")
-            metrics = MetricsServer(daemon.metrics, host.strip("[]") or "::1", int(port))
-            await metrics.start()
+        servers = await _start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
         try:
             await daemon.run(stop, ready=lambda: print(f"READY mn {cfg.mn.interface}", flush=True))
         finally:
-            for srv in (server, metrics):
-                if srv is not None:
-                    await srv.close()
+            for srv in servers:
+                await srv.close()
 
     try:
         asyncio.run(serve())

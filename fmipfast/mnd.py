@@ -32,7 +32,8 @@ What the daemon adds to the agent:
   renew_before_s``, by the machine); when no session is left at all (every attach failed, no ticket), the
   daemon attaches again to the router of the last attempt after ``reattach_s``, doubling up to 300 s.
 * **Control API** (``--control PATH``, the JSON protocol of :mod:`fmipfast.control`): ``ping``, ``status``
-  (state, router, care-of address, when the session ends, retired addresses, counters), ``counters``.
+  (state, router, care-of address, when the session ends, retired addresses, counters), ``counters``, ``metrics``
+  (Prometheus text, also served by ``fmipfast mn --metrics``).
 
 Ownership: one asyncio loop owns the daemon and its agent.  Bad input (a malformed message, a failed
 command, a missing ticket) is counted, never fatal.

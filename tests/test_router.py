@@ -304,3 +304,33 @@ def test_keys_are_reloaded_without_a_restart():
         assert [a.identifier for a in answers] == [8]  # verified with the new key
 
     asyncio.run(scenario())
+
+
+def test_a_reload_with_a_bad_file_or_a_new_principal_changes_nothing(tmp_path, caplog):
+    """SIGHUP's guard (``fmipfast.cli._reload_router``): a file that does not load, or one that renames the
+    router's principal, is logged as an error and the agent keeps its keys; a good one is taken and what
+    needs a restart is named."""
+    import logging
+
+    from fmipfast.cli import _reload_router
+    from tests.test_config import SECURITY
+
+    async def scenario() -> None:
+        engine, agent, _peer, _key = _world()
+        running = config.loads(SECURITY)
+        path = tmp_path / "router.toml"
+        with caplog.at_level(logging.INFO, logger="fmipfast.router"):
+            path.write_text(SECURITY.replace("spi_in = 4098", "spi_in = 7"))  # out of range
+            _reload_router(str(path), running, agent, None)
+            renamed = 'principal = "host/x@A.EXAMPLE"\nkdc'
+            path.write_text(SECURITY.replace('principal = "host/par@A.EXAMPLE"\nkdc', renamed))
+            _reload_router(str(path), running, agent, None)
+            assert agent.counters["reloads"] == 0
+            path.write_text(SECURITY.replace("ncache_capacity = 1024", "ncache_capacity = 2048"))
+            _reload_router(str(path), running, agent, None)
+        assert agent.counters["reloads"] == 1
+        errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+        assert len(errors) == 2 and "spi_in" in errors[0] and "needs a restart" in errors[1], errors
+        assert any("ncache_capacity changed" in r.getMessage() for r in caplog.records)
+
+    asyncio.run(scenario())
