@@ -30,6 +30,7 @@ from ipaddress import IPv6Address
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, AddressKind, Codepoints, HandoverStatus
 from fmipfast.errors import DerivationError
+from fmipfast.keys import KeyPool
 from fmipfast.messages import (
     AddressOption,
     AuthenticatedMN,
@@ -96,6 +97,7 @@ AR_COUNTERS = (
     "hi_admitted", "refused_ncoa_in_use", "refused_insufficient_resources", "refused_authentication_failed",
     "refused_unspecified", "auth_failed", "verify_timeout", "proxy_expired", "attached", "initial_attached",
     "initial_refused", "refused_sessions_full", "session_expired", "attach_address_in_use", "nar_superseded",
+    "refused_no_buffer_key", "attach_rate_limited", "records_full",
 )
 
 
@@ -168,7 +170,7 @@ class NarHandover:
     state: NarState
     initial: bool = False
     request_id: int = -1
-    key: int = 0
+    key: int = -1  # the handover buffer's key (fmipfast.keys), -1 before one is taken
     lifetime_ms: int = DEFAULT_LIFETIME_MS
     mn_eui64: bytes | None = None
     context: ApContext | None = None
@@ -240,6 +242,16 @@ class AccessRouter:
         handover away from here, or when the ticket it came from expires (``session_expired``).
     epoch_ns : POSIX time (ns) at the machine's clock 0, to place tickets' end times on that clock.
     backoff : the HRD and HI retransmission policy.
+    buffer_keys : the handover buffer's key pool shared with the driver (``Engine.buffer_keys``): the machine
+        acquires a key for each handover it admits and the driver returns it (fmipfast.keys).  None: a pool
+        of ``max_records`` keys of the machine's own, which it returns itself when a record is forgotten.
+        No key free: HE "insufficient resources" (``refused_no_buffer_key``).
+    max_records : NAR records kept at once (live ones and the ones only answering duplicates); beyond it a
+        new HI or initial Attach is dropped and counted (``records_full``) — a flood of Attach with any
+        AP-REQ bytes cannot grow the table.
+    attach_rate, attach_burst : initial Attach verifications per second (token bucket) per source address,
+        and ``attach_global_rate`` for all sources together: an Attach beyond them is dropped before any
+        cryptography and counted (``attach_rate_limited``); the MN retransmits.
     """
 
     def __init__(self, address: IPv6Address | str, link_local: IPv6Address | str | None = None, *,
@@ -247,9 +259,23 @@ class AccessRouter:
                  is_address_in_use: Callable[[IPv6Address, bytes | None], bool] = lambda _a, _m: False,
                  max_handovers: int = 64, buffer_packets: int = 64, answer_cache_ms: int = 5000,
                  first_identifier: int = 1, iface: str | None = None, max_sessions: int = 4096,
-                 epoch_ns: int = 0) -> None:
+                 epoch_ns: int = 0, buffer_keys: KeyPool | None = None, max_records: int | None = None,
+                 attach_rate: float = 10.0, attach_burst: float = 5.0, attach_global_rate: float = 1000.0) -> None:
         if max_handovers < 1 or buffer_packets < 0 or answer_cache_ms < 0 or max_sessions < 1:
             raise ValueError("max_handovers >= 1, buffer_packets >= 0, answer_cache_ms >= 0, max_sessions >= 1")
+        if not (0 < attach_rate < float("inf") and 1 <= attach_burst < float("inf")
+                and 0 < attach_global_rate < float("inf")):
+            raise ValueError("attach_rate > 0, attach_burst >= 1 and attach_global_rate > 0, all finite")
+        self.max_records = max_records if max_records is not None else 4 * max_handovers + 64
+        if self.max_records < 1:
+            raise ValueError("max_records >= 1")
+        self._owns_keys = buffer_keys is None
+        self.buffer_keys = KeyPool(self.max_records) if buffer_keys is None else buffer_keys
+        self.attach_rate, self.attach_burst, self.attach_global_rate = attach_rate, attach_burst, attach_global_rate
+        self._attach_buckets: dict[IPv6Address, tuple[float, int]] = {}  # source -> (tokens, at), insertion = LRU
+        self._attach_global: tuple[float, int] = (max(attach_burst, attach_global_rate / 10), 0)
+        self._deadlines: list[tuple[int, int, ParHandover | NarHandover]] = []  # a heap; stale entries skipped
+        self._deadline_seq = 0
         self.max_sessions = max_sessions
         self.epoch_ns = epoch_ns
         self._session_expiry: list[tuple[int, IPv6Address]] = []  # a heap; stale entries are skipped
@@ -271,7 +297,7 @@ class AccessRouter:
         self._verifying: dict[int, NarHandover] = {}
         self._next_identifier = first_identifier & 0xFFFF
         self._next_request = 1
-        self._next_key = 1
+        self._live: dict[int, NarHandover] = {}  # id -> NAR handovers in VERIFYING or PROXYING
         self._now = 0
         self._out: list[Action] = []
 
@@ -297,8 +323,12 @@ class AccessRouter:
 
     def next_deadline(self) -> int | None:
         """The earliest time (ns) at which a ``Tick`` has work to do, or None."""
-        times = [h.deadline for h in self.par.values() if h.deadline is not None]
-        times += [h.deadline for h in self.nar.values() if h.deadline is not None]
+        times = []
+        dl = self._deadlines
+        while dl and not self._armed(dl[0]):
+            heapq.heappop(dl)  # that record moved its deadline or is gone
+        if dl:
+            times.append(dl[0][0])
         heap = self._session_expiry
         while heap:
             s = self.sessions.get(heap[0][1])
@@ -353,6 +383,7 @@ class AccessRouter:
         self._note("state", role="attach" if h.initial else "nar", identifier=h.identifier, ncoa=addr_text(h.ncoa),
                    old=h.state.value, new=state.value)
         h.state = state
+        self._nar_track(h)
 
     def _par_dispatch(self, h: ParHandover, kind: Kind, *args: object) -> None:
         name = PAR_TRANSITIONS.get((h.state, kind))
@@ -397,12 +428,33 @@ class AccessRouter:
     def _on_tick(self) -> None:
         now = self._now
         self._expire_sessions()
-        for ph in [h for h in self.par.values() if h.deadline is not None and h.deadline <= now]:
-            if self.par.get(ph.trigger.pcoa) is ph:
-                self._par_dispatch(ph, Kind.LIFETIME if ph.state == ParState.FORWARDING else Kind.TIMEOUT)
-        for nh in [h for h in self.nar.values() if h.deadline is not None and h.deadline <= now]:
-            if self.nar.get((nh.peer, nh.identifier)) is nh:
-                self._nar_dispatch(nh, Kind.LIFETIME)
+        due: list[ParHandover | NarHandover] = []
+        dl = self._deadlines
+        while dl and dl[0][0] <= now:
+            entry = heapq.heappop(dl)
+            if self._armed(entry):
+                due.append(entry[2])
+        for h in due:  # in deadline order; a handler may re-arm its record (a later deadline, not this pass)
+            if isinstance(h, ParHandover):
+                if self.par.get(h.trigger.pcoa) is h and h.deadline is not None and h.deadline <= now:
+                    self._par_dispatch(h, Kind.LIFETIME if h.state == ParState.FORWARDING else Kind.TIMEOUT)
+            elif self.nar.get((h.peer, h.identifier)) is h and h.deadline is not None and h.deadline <= now:
+                self._nar_dispatch(h, Kind.LIFETIME)
+
+    def _arm(self, h: ParHandover | NarHandover, deadline: int | None) -> None:
+        """Set a record's deadline; the heap keeps one entry per arming, the stale ones are skipped."""
+        h.deadline = deadline
+        if deadline is not None:
+            self._deadline_seq += 1
+            heapq.heappush(self._deadlines, (deadline, self._deadline_seq, h))
+
+    def _armed(self, entry: tuple[int, int, ParHandover | NarHandover]) -> bool:
+        when, _seq, h = entry
+        if h.deadline != when:
+            return False
+        if isinstance(h, ParHandover):
+            return self.par.get(h.trigger.pcoa) is h
+        return self.nar.get((h.peer, h.identifier)) is h
 
     def _on_received(self, ev: Received) -> None:
         self._count("received")
@@ -461,7 +513,7 @@ class AccessRouter:
     def _transmit(self, h: ParHandover, send: Send, message: str) -> None:
         h.pending = send
         h.tries = 1
-        h.deadline = self._now + self.backoff.wait_ns(1)
+        self._arm(h, self._now + self.backoff.wait_ns(1))
         self._send(send, message, h.identifier)
 
     def _from_mn_at_par(self, kind: Kind, msg: FmipMessage, ev: Received) -> None:
@@ -513,14 +565,14 @@ class AccessRouter:
             self._par_end(h)
             return
         h.tries += 1
-        h.deadline = self._now + self.backoff.wait_ns(h.tries)
+        self._arm(h, self._now + self.backoff.wait_ns(h.tries))
         name = "HandoverRedirect" if h.state == ParState.HRD_SENT else "IcmpHandover"
         self._send(h.pending, name, h.identifier, again=True)
 
     def _par_end(self, h: ParHandover, new: str = "idle") -> None:
         self._note("state", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa), old=h.state.value,
                    new=new)
-        h.deadline = None
+        self._arm(h, None)
         self.par.pop(IPv6Address(h.trigger.pcoa), None)
 
     def _on_he(self, msg: FmipMessage, ev: Received) -> None:
@@ -538,7 +590,7 @@ class AccessRouter:
         if status == STATUS_ACCEPTED:
             self._count("handovers_forwarding")
             self._par_state(h, ParState.FORWARDING)
-            h.deadline = self._now + h.trigger.lifetime_ms * 1_000_000
+            self._arm(h, self._now + h.trigger.lifetime_ms * 1_000_000)
             return
         self._count("handovers_refused")
         self._note("fail", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa),
@@ -572,8 +624,16 @@ class AccessRouter:
 
     # ------------------------------------------------------------------ NAR role
     def _live_nar(self) -> int:
-        return sum(1 for h in self.nar.values()
-                   if not h.initial and h.state in (NarState.VERIFYING, NarState.PROXYING))
+        """NAR handovers (not initial attaches) in VERIFYING or PROXYING: kept as a set, not scanned."""
+        return len(self._live)
+
+    def _nar_track(self, h: NarHandover) -> None:
+        """Keep :attr:`_live` in step with a record's registration and state."""
+        if (not h.initial and h.state in (NarState.VERIFYING, NarState.PROXYING)
+                and self.nar.get((h.peer, h.identifier)) is h):
+            self._live[id(h)] = h
+        else:
+            self._live.pop(id(h), None)
 
     def _on_hi(self, msg: FmipMessage, ev: Received) -> None:
         assert isinstance(msg, IcmpHandover) and msg.identifier is not None
@@ -588,7 +648,14 @@ class AccessRouter:
         h = NarHandover(ev.src, msg.identifier, msg.ncoa, pcoa or IPv6Address(0), NarState.VERIFYING,
                         lifetime_ms=lifetime, mn_eui64=msg.mn_mac,
                         buffer=hc.buffer if isinstance(hc, HandoverControl) else True)
+        if len(self.nar) >= self.max_records:
+            # No room to keep one more record: answer without keeping one (a retransmitted HI is answered
+            # afresh), counted.
+            self._count("records_full")
+            self._nar_refuse(h, HandoverStatus.INSUFFICIENT_RESOURCES)
+            return
         self.nar[key] = h
+        self._nar_track(h)
         self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old="idle", new="verifying")
         returning = self.par.get(msg.ncoa)
         if returning is not None and returning.state != ParState.HRD_SENT and \
@@ -623,8 +690,18 @@ class AccessRouter:
         elif msg.lkb is None:
             self._count("no_ap_req")
             self._nar_refuse(h, HandoverStatus.AUTHENTICATION_FAILED)
+        elif not self._nar_take_key(h):
+            self._count("refused_no_buffer_key")
+            self._nar_refuse(h, HandoverStatus.INSUFFICIENT_RESOURCES)
         else:
             self._nar_verify(h, msg.lkb)
+
+    def _nar_take_key(self, h: NarHandover) -> bool:
+        key = self.buffer_keys.acquire()
+        if key is None:
+            return False
+        h.key = key
+        return True
 
     def _ncoa_pending(self, ncoa: IPv6Address, h: NarHandover) -> bool:
         other = self._nar_by_ncoa.get(ncoa)
@@ -635,12 +712,11 @@ class AccessRouter:
         self._next_request += 1
         self._verifying[h.request_id] = h
         self._nar_by_ncoa[h.ncoa] = h
-        h.deadline = self._now + h.lifetime_ms * 1_000_000
+        self._arm(h, self._now + h.lifetime_ms * 1_000_000)
         if not h.initial:
             # Proxy and buffer from now on, while the AP-REQ is verified (draft §3: packets destined to the
-            # MN may be buffered before it authenticates; the PAR is already tunnelling them here).
-            h.key = self._next_key
-            self._next_key += 1
+            # MN may be buffered before it authenticates; the PAR is already tunnelling them here).  The key
+            # (taken by _on_hi) belongs to the driver from this action on.
             self._out.append(ProxyAdd(h.ncoa, h.key, h.lifetime_ms, h.pcoa, h.buffer))
         binding = HandoverBinding(addr_text(h.ncoa), addr_text(h.pcoa), addr_text(self.address), h.identifier)
         self._out.append(Verify(h.request_id, ap_req, binding))
@@ -653,7 +729,7 @@ class AccessRouter:
         self._nar_unindex(h)
         self._nar_state(h, NarState.REFUSED)
         h.answer = send
-        h.deadline = self._now + self.answer_cache_ms * 1_000_000
+        self._arm(h, self._now + self.answer_cache_ms * 1_000_000)
         self._send(send, "HandoverError", h.identifier)
         self._note("fail", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), reason=_status_name(status))
 
@@ -665,7 +741,12 @@ class AccessRouter:
 
     def _nar_forget(self, h: NarHandover) -> None:
         self._nar_unindex(h)
-        self.nar.pop((h.peer, h.identifier), None)
+        if self.nar.get((h.peer, h.identifier)) is h:
+            del self.nar[(h.peer, h.identifier)]
+        self._nar_track(h)
+        if self._owns_keys and h.key >= 0:
+            self.buffer_keys.release(h.key)  # no driver owns it: the machine's own pool
+            h.key = -1
 
     def _nar_duplicate_hi(self, h: NarHandover, msg: FmipMessage) -> None:
         self._drop("duplicate_hi", identifier=h.identifier, state=h.state.value)
@@ -684,11 +765,12 @@ class AccessRouter:
         if ev.context is None:
             self._count("auth_failed")
             if h.initial:
+                # Nothing is answered to a refused initial Attach, so nothing is kept: an unauthenticated
+                # sender leaves no state behind (its retransmissions are verified afresh, rate-limited).
                 self._count("initial_refused")
-                self._nar_unindex(h)
                 self._nar_state(h, NarState.REFUSED)
-                h.deadline = self._now + self.answer_cache_ms * 1_000_000
                 self._note("fail", role="attach", identifier=h.identifier, address=addr_text(h.ncoa), reason=ev.error)
+                self._nar_forget(h)
             else:
                 self._out.append(ProxyRemove(h.ncoa))  # what was buffered during verification goes too
                 self._out.append(BufferDrop(h.key))
@@ -704,7 +786,7 @@ class AccessRouter:
                     ROUTER_HOP_LIMIT, True, None)
         h.answer = send
         self._nar_state(h, NarState.PROXYING)
-        h.deadline = self._now + h.lifetime_ms * 1_000_000
+        self._arm(h, self._now + h.lifetime_ms * 1_000_000)
         self._send(send, "HandoverError", h.identifier)
         if h.early_attach is not None:
             early, h.early_attach = h.early_attach, None
@@ -750,8 +832,14 @@ class AccessRouter:
                         mn_eui64=lla.eui64 if isinstance(lla, LinkLayerAddress) else None,
                         bu=enc.packet if isinstance(enc, EncapsulatedPacket) else None, reply_src=ev.dst,
                         lifetime_ms=self.answer_cache_ms)
-        if sum(1 for x in self.nar.values() if x.initial and x.state == NarState.VERIFYING) >= self.max_handovers:
+        if sum(1 for x in self._verifying.values() if x.initial) >= self.max_handovers:
             self._drop("refused_insufficient_resources", message=msg.NAME, src=addr_text(ev.src))
+            return
+        if len(self.nar) >= self.max_records:
+            self._drop("records_full", message=msg.NAME, src=addr_text(ev.src))
+            return
+        if not self._attach_admitted(ev.src):
+            self._drop("attach_rate_limited", message=msg.NAME, src=addr_text(ev.src))
             return
         if self._sessions_full(ev.src):
             self._note("drop", role="attach", reason="sessions full", src=addr_text(ev.src))
@@ -765,6 +853,28 @@ class AccessRouter:
         self.nar[(ev.src, msg.identifier)] = h
         self._note("state", role="attach", identifier=h.identifier, ncoa=addr_text(h.ncoa), old="idle", new="verifying")
         self._nar_verify(h, ap_req)
+
+    def _attach_admitted(self, src: IPv6Address) -> bool:
+        """Token buckets in front of an initial Attach's verification (the cryptography): per source address
+        (``attach_rate``/``attach_burst``, the least recently seen of at most ``max_records`` sources forgotten
+        first) and for all sources (``attach_global_rate``)."""
+        now = self._now
+        tokens, at = self._attach_global
+        tokens = min(max(self.attach_burst, self.attach_global_rate / 10),
+                     tokens + max(0, now - at) / 1e9 * self.attach_global_rate)
+        if tokens < 1:
+            self._attach_global = (tokens, now)
+            return False
+        mine, mine_at = self._attach_buckets.pop(src, (self.attach_burst, now))
+        mine = min(self.attach_burst, mine + max(0, now - mine_at) / 1e9 * self.attach_rate)
+        self._attach_buckets[src] = (mine - 1 if mine >= 1 else mine, now)  # most recent last
+        while len(self._attach_buckets) > self.max_records:
+            del self._attach_buckets[next(iter(self._attach_buckets))]
+        if mine < 1:
+            self._attach_global = (tokens, now)
+            return False
+        self._attach_global = (tokens - 1, now)
+        return True
 
     def _nar_attach_early(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         if h.initial:
@@ -817,7 +927,7 @@ class AccessRouter:
             heapq.heappush(self._session_expiry, (expires, h.ncoa))
         self._count("initial_attached" if h.initial else "attached")
         self._nar_state(h, NarState.ATTACHED)
-        h.deadline = self._now + self.answer_cache_ms * 1_000_000
+        self._arm(h, self._now + self.answer_cache_ms * 1_000_000)
         self._send(send, "AuthenticatedMN", h.identifier)
 
     def _nar_duplicate_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:

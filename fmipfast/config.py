@@ -387,6 +387,9 @@ class RouterConfig:
     icmp_error_burst: int = 10
     peers: tuple[str, ...] = ()  # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
     security: SecurityConfig | None = None  # the handover protocol; None: forwarding only
+    # Handover buffers at once (the PacketBuffer's key space, shared by the NAR machine and the engine): an HI
+    # beyond it is answered "insufficient resources" (fmipfast.keys).
+    buffer_keys: int = 1024
 
     @classmethod
     def parse(cls, table: Mapping[str, Any], prefix: str) -> "RouterConfig":
@@ -420,7 +423,8 @@ class RouterConfig:
             t.get_int("reachable_time_ms", 30000, 100, 3_600_000), t.get_int("icmp_error_rate", 100, 0, 1_000_000),
             t.get_int("icmp_error_burst", 10, 1, 1_000_000),
             tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
-            SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None)
+            SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None,
+            t.get_int("buffer_keys", 1024, 1, 1 << 20))
         t.done()
         if made.security is not None and made.ring.fanout_group:
             # Each fanout worker is a process with its own neighbor, proxy and tunnel tables: an HI handled by
@@ -605,6 +609,7 @@ buffer_slot_size = 2048         # largest frame a slot holds
 buffer_per_mn_packets = 64      # per mobile node; the oldest is dropped beyond (RFC 4861 §7.2.2)
 buffer_per_mn_bytes = 131072
 buffer_lifetime_ms = 3000       # a buffered frame older than this is dropped
+buffer_keys = 1024              # handovers buffering at once; an HI beyond is refused "insufficient resources"
 reorder_hold_idle_ms = 10       # after an Attach, direct traffic to the NCoA waits until the tunnel from the
                                 # PAR has been idle this long, so it cannot overtake tunnelled packets (0: off)
 reorder_hold_max_ms = 200       # ... and never longer than this

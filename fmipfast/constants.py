@@ -335,6 +335,10 @@ class DropReason(IntEnum):
         Severity.WARNING
     OTHER_HOST = 33, "Ethernet destination is another station's unicast address (PACKET_OTHERHOST)", Severity.INFO
     NOT_BUFFERED = 34, "for an MN mid-handover whose handover asked for no buffering (U clear)", Severity.INFO
+    CONTROL_ERROR = 35, "handling the frame on the control path failed unexpectedly (logged, rate-limited)", \
+        Severity.ERROR
+    INTERNAL_ERROR = 36, "the engine's pass over a block failed unexpectedly: its frames without a disposition " \
+        "yet are counted here (logged, rate-limited)", Severity.ERROR
 
 
 class NeighborState(IntEnum):

@@ -29,6 +29,7 @@ import ipaddress
 import logging
 import struct
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address
@@ -49,6 +50,7 @@ from fmipfast.constants import (
     Verdict,
 )
 from fmipfast.errors import MalformedPacket
+from fmipfast.keys import KeyPool
 from fmipfast.messages import (
     AdjacentRealms,
     AdjacentRealmsRequest,
@@ -68,7 +70,7 @@ from fmipfast.messages import (
 )
 from fmipfast.ports import FrameBatch, Port, pack_frames
 
-__all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY"]
+__all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY", "ERROR_LOG_INTERVAL_NS"]
 
 log = logging.getLogger("fmipfast.engine")
 
@@ -91,6 +93,38 @@ _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, in
 
 
 ORIGINATED_QUEUE = 16  # control-path packets waiting per next hop for its resolution
+#: At most one log line per this interval for each kind of unexpected error (the rest are counted).
+ERROR_LOG_INTERVAL_NS = 1_000_000_000
+
+
+class _Refused(Exception):
+    """Raised by a control-path handler that finds the frame invalid after the data plane's checks: the frame
+    is dropped under ``reason`` instead of being counted as delivered."""
+
+    def __init__(self, reason: DropReason) -> None:
+        super().__init__(reason.name)
+        self.reason = reason
+
+
+class _RateLimitedLog:
+    """One ``log.error`` per kind per interval; what it held back is said in the next line of that kind."""
+
+    def __init__(self, interval_ns: int = ERROR_LOG_INTERVAL_NS) -> None:
+        self.interval_ns = interval_ns
+        self._last: dict[str, int] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, kind: str, now_ns: int, exc: BaseException, **fields: object) -> None:
+        last = self._last.get(kind)
+        if last is not None and now_ns - last < self.interval_ns:
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return
+        self._last[kind] = now_ns
+        held = self._held.pop(kind, 0)
+        log.error("%s: %s: %s%s%s", kind, type(exc).__name__, exc,
+                  "".join(f" {k}={v}" for k, v in fields.items()),
+                  f" ({held} more since the last report)" if held else "",
+                  exc_info=exc if last is None else None)
 
 
 def solicited_node(address: IPv6Address) -> IPv6Address:
@@ -189,7 +223,7 @@ COUNTERS = ("received", "forwarded", "tunnelled", "decapsulated", "buffered", "q
             "dropped", "originated", "flushed", "resolved_sent", "csum_completed", "icmp_errors_sent",
             "icmp_errors_limited", "ns_sent", "na_sent", "ra_sent", "echo_replies", "control_unhandled",
             "received_inner", "reorder_held", "reorder_released", "originated_queued", "originated_dropped",
-            "originated_unresolved")
+            "originated_unresolved", "control_errors", "internal_errors")
 
 
 class Engine:
@@ -219,8 +253,10 @@ class Engine:
         self._kernel_seen: dict[int, tuple[int, int]] = {}
         self._next_expiry_ns = 0
         self.ncache = backend.impl.NeighborCache(cfg.ncache_capacity, seed=seed)
+        #: The handover buffer's key space (fmipfast.keys): the NAR machine acquires, the engine releases.
+        self.buffer_keys = KeyPool(cfg.buffer_keys)
         self.buffer = backend.impl.PacketBuffer(
-            slots=cfg.buffer_slots, slot_size=cfg.buffer_slot_size, max_keys=1024,
+            slots=cfg.buffer_slots, slot_size=cfg.buffer_slot_size, max_keys=cfg.buffer_keys,
             per_key_packets=cfg.buffer_per_mn_packets, per_key_bytes=cfg.buffer_per_mn_bytes,
             lifetime_ns=cfg.buffer_lifetime_ms * 1_000_000)
         self.unresolved = backend.impl.PacketBuffer(
@@ -229,6 +265,13 @@ class Engine:
             per_key_bytes=max(1, cfg.resolve_queue_packets) * cfg.buffer_slot_size,
             lifetime_ns=cfg.resolve_retries * cfg.resolve_interval_ms * 1_000_000 * 2)
         self._batch = backend.impl.Batch(cfg.batch_size)
+        # Frames that re-enter the pipeline (decapsulated, flushed from a buffer, released by a resolution) wait
+        # here for their own pass after the current one: no pass re-enters another (the Batch, the verdict and
+        # index arrays of a pass stay its own).  Entries: (iface, batch, inner, from_wire, requeue ledger).
+        self._pending: deque[tuple[Interface, FrameBatch, bool, bool, bool]] = deque()
+        self._in_pass = False
+        self._requeue_pass = False
+        self._log_error = _RateLimitedLog()
         self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
         self._resolving: dict[int, _Resolving] = {}
         #: Packets the control path originated towards a next hop being resolved (by neighbor index).
@@ -313,25 +356,73 @@ class Engine:
         return out_if, next_hop
 
     # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
-    def proxy_add(self, address: str | IPv6Address, key: int, lifetime_ms: int, iface: str | None = None, *,
-                  also: Iterable[str | IPv6Address] = (), buffer: bool = True) -> int:
+    def proxy_add(self, address: str | IPv6Address, key: int | None, lifetime_ms: int, iface: str | None = None,
+                  *, also: Iterable[str | IPv6Address] = (), buffer: bool = True) -> int:
         """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``.
         ``also`` (the PCoA) is buffered under the same key: the PAR tunnels the PCoA's packets here, and
         after decapsulation they wait for the MN with the rest (DESIGN.md §1 step 5).  ``buffer`` False (the
         HI's U flag clear): the entries answer Neighbor Solicitations but traffic before the Attach is dropped
-        and counted (NOT_BUFFERED)."""
+        and counted (NOT_BUFFERED).
+
+        ``key`` comes from :attr:`buffer_keys` (the NAR machine acquired it; None: the engine takes one) and
+        belongs to the engine from here on: it goes back to the pool when the buffer is no longer used
+        (removed, expired, flushed after the Attach, or at the end of the route-switch hold).  Returns the
+        NCoA's neighbor index, or -1 if no entry could be made (table full: the key is returned at once) or
+        no key was free.  A key outside the pool's range, or a lifetime outside 1..2**32-1 ms, is a
+        ``ValueError`` (the caller's mistake, raised before anything changes)."""
+        if isinstance(lifetime_ms, bool) or not isinstance(lifetime_ms, int) or not 0 < lifetime_ms < 1 << 32:
+            raise ValueError(f"lifetime_ms: need an integer in 1..{(1 << 32) - 1}, got {lifetime_ms!r}")
+        if key is None:
+            key = self.buffer_keys.acquire()
+            if key is None:
+                return -1
+        elif isinstance(key, bool) or not isinstance(key, int) or not 0 <= key < self.buffer_keys.capacity:
+            raise ValueError(f"key: need an integer in 0..{self.buffer_keys.capacity - 1}, got {key!r}")
+        else:
+            self.buffer_keys.claim(key)
         ifc = self._iface_by_name[iface] if iface else self._access_iface()
         expiry = self.clock() + lifetime_ms * 1_000_000
         first = -1
+        replaced: set[int] = set()
         for n, addr in enumerate((address, *also)):
             idx = self._set_neighbor(IPv6Address(addr), bytes(6), ifc.index, NeighborState.INCOMPLETE,
                                      NeighborFlag.PROXY, expiry)
             if idx >= 0:
+                old = self._proxy_key.get(idx)
+                if old is not None and old >= 0 and old != key:
+                    replaced.add(old)
                 self._proxy_key[idx] = key if buffer else -1
             if n == 0:
                 first = idx
         self._proxy_aliases[IPv6Address(address)] = tuple(IPv6Address(a) for a in also)
+        for old in replaced:
+            self._key_done(old)
+        self._key_done(key)  # returned at once unless an entry now buffers under it
         return first
+
+    def _key_referenced(self, key: int) -> bool:
+        return key in self._proxy_key.values() or any(h.key == key for h in self._hold.values())
+
+    def _key_done(self, key: int | None) -> None:
+        """A user of ``key`` let it go: once no proxy entry and no hold refers to it, what it still buffers
+        is dropped and the key returns to :attr:`buffer_keys`."""
+        if key is None or key < 0 or self._key_referenced(key):
+            return
+        if self.buffer_keys.in_use(key):
+            self.buffer.drop(key)
+            self.buffer_keys.release(key)
+
+    def drop_buffer(self, key: int) -> int:
+        """Drop what is buffered under ``key`` (the NAR machine's ``BufferDrop``); the key goes back to the
+        pool if nothing refers to it any more.  A key not in use is ignored (it may already serve another
+        handover's buffer, which is not this caller's to drop).  Returns the frames dropped."""
+        if isinstance(key, bool) or not isinstance(key, int) or not self.buffer_keys.in_use(key):
+            return 0
+        if self._key_referenced(key):
+            return 0
+        dropped = int(self.buffer.drop(key))
+        self.buffer_keys.release(key)
+        return dropped
 
     def proxy_complete(self, address: str | IPv6Address, mac: bytes) -> int:
         """NAR, on Attach: the PROXY entries (the NCoA and its aliases) become REACHABLE with ``mac``;
@@ -350,6 +441,8 @@ class Engine:
         flushed = 0 if key is None else self.flush_buffer(key)
         if key is not None and len(entries) > 1 and entries[0] >= 0 and self.cfg.reorder_hold_idle_ms > 0:
             self._hold_start(a, entries[0], tuple(e for e in entries[1:] if e >= 0), key)
+        for k in set(keys):
+            self._key_done(k)
         return flushed
 
     # The route switch.  Packets the CN sent to the PCoA reach the MN through the PAR's tunnel, one path
@@ -375,6 +468,7 @@ class Engine:
             self.ncache.update(np.array([ncoa], dtype=np.int64),
                                flags=np.array([int(self.ncache.flags[ncoa]) & ~_F_HOLD], dtype=np.uint8))
         released = self.flush_buffer(h.key) if h.key not in self._proxy_key.values() else 0
+        self._key_done(h.key)
         self.counters["reorder_released"] += released
         if self.on_event is not None:
             now = self.clock()
@@ -404,8 +498,7 @@ class Engine:
             if idx >= 0 and idx in self._proxy_key:
                 key = self._proxy_key.pop(idx)
                 self.ncache.delete(self._key(addr))
-                if key >= 0 and key not in self._proxy_key.values():
-                    self.buffer.drop(key)
+                self._key_done(key)
 
     def flush_buffer(self, key: int) -> int:
         arena, offsets, lengths = self.buffer.flush(key, self.clock())
@@ -465,14 +558,31 @@ class Engine:
         """Process everything the ports have now, then run due timers; returns frames received."""
         total = 0
         for iface in self.interfaces:
-            for fb in iface.port.receive():
+            try:
+                blocks = iface.port.receive()
+            except Exception as exc:  # noqa: BLE001 -- a port that fails to read is logged, the others go on
+                self._internal_error("receive", exc, interface=iface.name)
+                continue
+            for fb in blocks:
                 try:
                     total += self.process(iface, fb)
                 finally:
                     fb.release()
-            self._account_kernel_drops(iface)
-        self.tick()
+            self._guarded("kernel drops", self._account_kernel_drops, iface)
+        self._guarded("timers", self.tick)
         return total
+
+    def _internal_error(self, kind: str, exc: BaseException, **fields: object) -> None:
+        self.counters["internal_errors"] += 1
+        self._log_error(kind, self.clock(), exc, **fields)
+
+    def _guarded(self, kind: str, work: Callable[..., object], *args: object) -> None:
+        """Run periodic or bookkeeping ``work``; whatever it raises is counted and logged, never propagated:
+        the next poll runs it again."""
+        try:
+            work(*args)
+        except Exception as exc:  # noqa: BLE001
+            self._internal_error(kind, exc)
 
     def _account_kernel_drops(self, iface: Interface) -> None:
         """Frames the kernel dropped (ring full) or a damaged block hid count as received and dropped."""
@@ -491,12 +601,68 @@ class Engine:
 
     def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
         """Run one block of frames received on ``iface`` through the pipeline.  ``from_wire`` False for
-        frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter."""
+        frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter.
+
+        Frames that re-enter the pipeline during the pass (a decapsulation, a buffer flushed by an Attach
+        handled on the control path, a next hop resolved) get passes of their own once this one is done, in
+        the order they were made; called from inside a pass (the control path), ``process`` queues ``fb`` (a
+        copy) the same way.  Nothing raised while handling the frames leaves this method: a frame whose
+        control-path handling fails is dropped as CONTROL_ERROR, a pass that fails books its frames without a
+        disposition as INTERNAL_ERROR; both are logged, rate-limited, and the conservation equation holds."""
         n_total = len(fb)
-        for start in range(0, n_total, self.cfg.batch_size):
-            stop = min(n_total, start + self.cfg.batch_size)
-            self._process_chunk(iface, fb, start, stop, inner, from_wire)
+        if self._in_pass:
+            fb = FrameBatch(fb.port, np.array(fb.arena, dtype=np.uint8), np.array(fb.offsets, dtype=np.int64),
+                            np.array(fb.lengths, dtype=np.uint32), np.array(fb.status, dtype=np.uint32),
+                            np.array(fb.ts_ns, dtype=np.int64))
+            self._pending.append((iface, fb, inner, from_wire, self._requeue_pass))
+            return n_total
+        self._pending.append((iface, fb, inner, from_wire, False))
+        self._run_pending()
         return n_total
+
+    def _run_pending(self) -> None:
+        """Run the queued passes, oldest first, until none is left (each may queue more)."""
+        if self._in_pass:
+            return
+        self._in_pass = True
+        try:
+            while self._pending:
+                iface, fb, inner, from_wire, requeue = self._pending.popleft()
+                if not requeue:
+                    self._pass(iface, fb, inner, from_wire)
+                    continue
+                # a second pass of queued frames: booked in the requeue ledger (see _reinject)
+                self._requeue_pass = True
+                main = self.counters, self.drops
+                self.counters, self.drops = self.requeue_counters, self.requeue_drops
+                try:
+                    self._pass(iface, fb, inner, from_wire)
+                finally:
+                    self.requeue_counters, self.requeue_drops = self.counters, self.drops
+                    self.counters, self.drops = main
+                    self._requeue_pass = False
+        finally:
+            self._in_pass = False
+
+    def _pass(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        for start in range(0, len(fb), self.cfg.batch_size):
+            stop = min(len(fb), start + self.cfg.batch_size)
+            received = self.counters["received"]
+            before = self._dispositions()
+            try:
+                self._process_chunk(iface, fb, start, stop, inner, from_wire)
+            except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
+                self._internal_error("engine pass", exc, interface=iface.name, frames=stop - start)
+                if self.counters["received"] == received:
+                    self.counters["received"] += stop - start
+                missing = (self.counters["received"] - received) - (self._dispositions() - before)
+                if missing > 0:
+                    self._drop(DropReason.INTERNAL_ERROR, missing)
+
+    def _dispositions(self) -> int:
+        c = self.counters
+        return (c["forwarded"] + c["tunnelled"] + c["decapsulated"] + c["buffered"] + c["queued_resolve"]
+                + c["delivered"] + c["dropped"])
 
     def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool,
                        from_wire: bool) -> None:
@@ -568,8 +734,16 @@ class Engine:
         # execute, verdict by verdict
         sel = np.flatnonzero(verdict == _V_CONTROL)
         for i in sel:
-            self._control(iface, arena, offsets, lengths, b, int(i), now)
-        self.counters["delivered"] += int(sel.size)
+            try:
+                self._control(iface, arena, offsets, lengths, b, int(i), now)
+            except _Refused as refused:
+                self._drop(refused.reason)
+            except Exception as exc:  # noqa: BLE001 -- one frame's failure never stops the batch
+                self.counters["control_errors"] += 1
+                self._drop(DropReason.CONTROL_ERROR)
+                self._log_error("control path", now, exc, interface=iface.name)
+            else:
+                self.counters["delivered"] += 1
         sel = np.flatnonzero(verdict == _V_BUFFER)
         if sel.size:
             self._buffer(arena, offsets, lengths, sel, entry, now)
@@ -717,13 +891,8 @@ class Engine:
         separate ledger (:attr:`requeue_counters`, :attr:`requeue_drops`), keeping the main equation exact."""
         fb = FrameBatch(iface.port, arena, offsets, lengths, np.zeros(offsets.shape[0], dtype=np.uint32),
                         np.zeros(offsets.shape[0], dtype=np.int64))
-        main = self.counters, self.drops
-        self.counters, self.drops = self.requeue_counters, self.requeue_drops
-        try:
-            self.process(iface, fb, from_wire=False)
-        finally:
-            self.requeue_counters, self.requeue_drops = self.counters, self.drops
-            self.counters, self.drops = main
+        self._pending.append((iface, fb, False, False, True))
+        self._run_pending()
 
     # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
     def _buffer(self, arena, offsets, lengths, sel, entry, now) -> None:
@@ -798,7 +967,7 @@ class Engine:
         if ok.any():
             inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],
                                np.zeros(int(ok.sum()), dtype=np.uint32), np.zeros(int(ok.sum()), dtype=np.int64))
-            self.process(iface, inner, inner=True, from_wire=False)
+            self._pending.append((iface, inner, True, False, self._requeue_pass))
 
     # ------------------------------------------------------------------ CONTROL
     def _control(self, iface: Interface, arena, offsets, lengths, b, i: int, now: int) -> None:
@@ -820,8 +989,7 @@ class Engine:
             msg = decode(frame[cf.l4_offset:cf.l3_offset + 40 + struct.unpack_from("!H", frame, cf.l3_offset + 4)[0]],
                          codepoints=self.codepoints)
         except MalformedPacket:
-            self.counters["control_unhandled"] += 1
-            return
+            raise _Refused(DropReason.CONTROL_REJECTED) from None
         if isinstance(msg, NeighborSolicitation):
             self._on_ns(cf, msg)
         elif isinstance(msg, NeighborAdvertisement):
@@ -856,9 +1024,24 @@ class Engine:
         if new >= 0 and new in self._resolving:
             self._resolved(new)
 
+    def _link_address(self, cf: ControlFrame, options: Iterable[object],
+                      kind: type[SourceLinkLayerAddress] | type[TargetLinkLayerAddress]) -> bytes | None:
+        """The message's link-layer address option of ``kind`` as a 6-octet MAC, or None without one.  On
+        Ethernet the option carries exactly 6 octets (RFC 2464 §6): another length, or the option twice, makes
+        the message invalid (as Linux's ndisc has it), and so does a source link-layer address from the
+        unspecified address (RFC 4861 §6.1.1, §7.1.1): such a message is dropped as ND_INVALID."""
+        found: list[bytes] = [o.address for o in options if isinstance(o, (SourceLinkLayerAddress,
+                                                                             TargetLinkLayerAddress))
+                              and type(o) is kind]
+        if not found:
+            return None
+        if len(found) > 1 or len(found[0]) != 6 or (kind is SourceLinkLayerAddress and cf.src.is_unspecified):
+            raise _Refused(DropReason.ND_INVALID)
+        return bytes(found[0])
+
     def _on_ns(self, cf: ControlFrame, ns: NeighborSolicitation) -> None:
-        slla = next((o.address for o in ns.options if isinstance(o, SourceLinkLayerAddress)), None)
-        if slla is not None and not cf.src.is_unspecified and len(slla) == 6:
+        slla = self._link_address(cf, ns.options, SourceLinkLayerAddress)
+        if slla is not None:
             self._learn(cf.iface, cf.src, slla, solicited=False)  # RFC 4861 §7.2.3
         found = self._answers_for(ns.target)
         if found is None:
@@ -875,9 +1058,9 @@ class Engine:
         self.counters["na_sent"] += 1
 
     def _on_na(self, cf: ControlFrame, na: NeighborAdvertisement) -> None:
-        tlla = next((o.address for o in na.options if isinstance(o, TargetLinkLayerAddress)), None)
+        tlla = self._link_address(cf, na.options, TargetLinkLayerAddress)
         idx = int(self.ncache.lookup(self._key(na.target))[0])
-        if idx < 0 or tlla is None or len(tlla) != 6:
+        if idx < 0 or tlla is None:
             return
         if int(self.ncache.flags[idx]) & (NeighborFlag.LOCAL | NeighborFlag.PROXY):
             return  # someone else claims our address or a proxied NCoA: the protocol layer decides
@@ -900,8 +1083,8 @@ class Engine:
     def _on_rs(self, cf: ControlFrame, rs: RouterSolicitation) -> None:
         if cf.iface.cfg.role != "access":
             return
-        slla = next((o.address for o in rs.options if isinstance(o, SourceLinkLayerAddress)), None)
-        if slla is not None and len(slla) == 6 and not cf.src.is_unspecified:
+        slla = self._link_address(cf, rs.options, SourceLinkLayerAddress)
+        if slla is not None:
             self._learn(cf.iface, cf.src, slla, solicited=False)
         wants_realms = any(isinstance(o, AdjacentRealmsRequest) for o in rs.options)
         ra = self.router_advertisement(cf.iface, with_realms=wants_realms)
@@ -1023,11 +1206,12 @@ class Engine:
         expired = self.ncache.expire(now)
         if expired:
             live = set(np.flatnonzero(np.asarray(self.ncache.in_use)).tolist())
-            for table in (self._proxy_key, self._tunnel_peer):
-                for idx in [k for k in table if k not in live]:
-                    key = table.pop(idx)
-                    if table is self._proxy_key:
-                        self.buffer.drop(int(key))  # type: ignore[arg-type]
+            for idx in [k for k in self._tunnel_peer if k not in live]:
+                del self._tunnel_peer[idx]
+            for idx in [k for k in self._proxy_key if k not in live]:
+                self._key_done(self._proxy_key.pop(idx))
+            for idx in [k for k in self._hold if k not in live]:
+                self._hold_end(idx)
 
     # ------------------------------------------------------------------ the loop
     async def run(self, stop: asyncio.Event, *, tick_s: float = 0.01) -> None:

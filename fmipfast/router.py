@@ -153,6 +153,7 @@ class RouterAgent:
             epoch_s = time.time() - scheduler.now() / 1e9
         self.epoch_s = epoch_s
         ar_options.setdefault("epoch_ns", int(epoch_s * 1e9))  # tickets' end times on the scheduler's clock
+        ar_options.setdefault("buffer_keys", engine.buffer_keys)  # the NAR machine takes, the engine returns
         self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
                                is_address_in_use=self._in_use, iface=acc.name, **ar_options)
         self.principal = principal
@@ -326,7 +327,7 @@ class RouterAgent:
             e.proxy_remove(a.ncoa)
             self.note("proxy_removed", ncoa=a.ncoa)
         elif isinstance(a, BufferDrop):
-            e.buffer.drop(a.key)
+            e.drop_buffer(a.key)
         elif isinstance(a, TunnelAdd):
             e.tunnel_add(a.pcoa, a.nar)
             self.note("tunnel_start", pcoa=a.pcoa, nar=a.nar)

@@ -263,15 +263,17 @@ def test_attach_from_a_stranger_without_ap_req():
     assert ar.counters["unknown_mn"] == 1
 
 
-def test_initial_attach_refused_then_duplicates_dropped():
+def test_initial_attach_refused_leaves_no_record_and_a_retransmission_is_verified_afresh():
+    """Nothing is answered to a refused initial Attach, so nothing of it is kept: an unauthenticated sender
+    leaves no state behind.  The MN's retransmission is verified again (the per-source bucket admits it)."""
     net = Net()
     net.verify_override = lambda v: Verified(v.request_id, None, "expired: ticket expired")
     net.attach()
     a = net.routers["A"]
-    assert a.counters["initial_refused"] == 1 and not a.sessions
+    assert a.counters["initial_refused"] == 1 and not a.sessions and not a.nar
     assert net.steps() == ["MN:GetTicket", "MN:Send ATTACH", "A:Verify"]
-    net.advance(150)  # the MN retransmits; the refused record drops it
-    assert a.counters["duplicate_attach"] == 1 and a.counters["auth_failed"] == 1
+    net.advance(150)  # the MN retransmits
+    assert a.counters["auth_failed"] == 2 and a.counters["duplicate_attach"] == 0 and not a.nar
 
 
 def test_a_fresh_attach_for_an_address_in_session_is_taken_only_from_the_same_mn():

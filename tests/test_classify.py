@@ -380,7 +380,8 @@ DROPS: dict[DropReason, bytes] = {
 # Reasons of later stages (lookup, buffers, rewrite): classify never produces them.
 LATER_STAGES = {R.NONE, R.HOP_LIMIT_EXCEEDED, R.NEIGHBOR_TABLE_FULL, R.BUFFER_FULL, R.BUFFER_EXPIRED,
                 R.FRAME_TOO_BIG, R.NO_ROUTE, R.TX_RING_FULL, R.RESOLVE_FAILED, R.DECAP_NOT_FROM_PEER,
-                R.KERNEL_RING_DROP, R.RING_WALK_ERROR, R.CONTROL_REJECTED, R.OTHER_HOST, R.NOT_BUFFERED}
+                R.KERNEL_RING_DROP, R.RING_WALK_ERROR, R.CONTROL_REJECTED, R.OTHER_HOST, R.NOT_BUFFERED,
+                R.CONTROL_ERROR, R.INTERNAL_ERROR}
 
 
 def test_every_reason_is_covered():

@@ -1,0 +1,262 @@
+"""The engine under hostile input and at its bounds: nothing raised while handling a frame leaves the engine,
+no pass re-enters another, and the handover buffer's key space is a contract with the NAR machine.
+
+Each test here failed on the engine before the fixes it guards: a Router Solicitation with an ND option of
+type 0 or a two-unit link-layer address stopped ``poll()``; a flush triggered by a control frame overwrote
+the batch being dispatched; the 1 024th handover raised out of ``Engine.process``."""
+
+from __future__ import annotations
+
+import logging
+from ipaddress import IPv6Address
+
+import numpy as np
+import pytest
+from scapy.layers.inet import UDP
+from scapy.layers.inet6 import (
+    ICMPv6EchoReply,
+    ICMPv6EchoRequest,
+    ICMPv6ND_NA,
+    ICMPv6ND_NS,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    IPv6,
+)
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from fmipfast import frames
+from fmipfast.constants import DropReason
+from fmipfast.engine import solicited_node
+from fmipfast.keys import KeyPool
+from fmipfast.messages import Attach, Identifier
+from tests.test_engine import H1, H1_MAC, R_ACC, ROUTER_ACC, Net, udp
+
+ALL_ROUTERS_MAC = "33:33:00:00:00:02"
+
+
+def _rs_with_option(option: bytes, src: str = "fe80::a") -> bytes:
+    """A Router Solicitation from ``src`` carrying ``option`` (raw octets), with a correct checksum."""
+    return bytes(Ether(src=H1_MAC, dst=ALL_ROUTERS_MAC) / IPv6(src=src, dst="ff02::2", hlim=255) / ICMPv6ND_RS()
+                 / Raw(option))
+
+
+def _ns_with_option(option: bytes, src: str = H1) -> bytes:
+    dst = str(solicited_node(IPv6Address(ROUTER_ACC)))
+    return bytes(Ether(src=H1_MAC, dst="33:33:ff:00:00:01") / IPv6(src=src, dst=dst, hlim=255)
+                 / ICMPv6ND_NS(tgt=ROUTER_ACC) / Raw(option))
+
+
+def _echo(seq: int) -> bytes:
+    return bytes(Ether(src=H1_MAC, dst=R_ACC) / IPv6(src=H1, dst=ROUTER_ACC, hlim=64)
+                 / ICMPv6EchoRequest(id=7, seq=seq))
+
+
+def fmip_frame_to_router() -> bytes:
+    """An fmipfast message from the MN to the router (classify hands it to the control path's hook)."""
+    msg = Attach((Identifier(1),))
+    return frames.icmp6_frame(msg, H1, ROUTER_ACC, bytes.fromhex(H1_MAC.replace(":", "")),
+                              bytes.fromhex(R_ACC.replace(":", "")), hop_limit=255)
+
+
+def _replies(net: Net) -> list[int]:
+    return [f[ICMPv6EchoReply].seq for f in net.drain(net.h1) if f.haslayer(ICMPv6EchoReply)]
+
+
+@pytest.mark.parametrize("option", [
+    bytes([0, 1, 0, 0, 0, 0, 0, 0]),  # ND option type 0, one unit
+    bytes([0, 2]) + bytes(14),  # type 0, two units
+    bytes([1, 2]) + bytes.fromhex("02005e00000a") + bytes(8),  # SLLA two units long (14 octets)
+    bytes([1, 3]) + bytes(22),  # SLLA three units
+    bytes([1, 1]) + bytes.fromhex("02005e00000a") + bytes([1, 1]) + bytes.fromhex("02005e00000b"),  # SLLA twice
+], ids=["type0", "type0-2units", "slla-2units", "slla-3units", "slla-twice"])
+def test_a_hostile_rs_or_ns_never_stops_the_engine_and_the_batch_goes_on(option):
+    net = Net()
+    c = net.engine.counters
+    ra_before = c["ra_sent"]
+    # one block: the hostile RS, the hostile NS, then two echo requests that must still be answered
+    net.h1.send_frames([_rs_with_option(option), _ns_with_option(option), _echo(1), _echo(2)])
+    net.engine.poll()  # raised ValueError (type 0) or sent an RA to a 14-octet "MAC" before the fix
+    assert _replies(net) == [1, 2]
+    assert c["ra_sent"] == ra_before, "no Router Advertisement answers an invalid solicitation"
+    refused = net.engine.drops[DropReason.ND_INVALID] + net.engine.drops[DropReason.CONTROL_REJECTED] \
+        + net.engine.drops[DropReason.ND_BAD_OPTION] + net.engine.drops[DropReason.CONTROL_ERROR]
+    assert refused == 2
+    assert int(net.engine.ncache.lookup(np.frombuffer(IPv6Address(H1).packed, np.uint8).reshape(1, 16))[0]) < 0, \
+        "an invalid NS teaches no neighbor entry"
+    net.check_conservation()
+
+
+def test_a_burst_of_hostile_solicitations_through_poll():
+    net = Net()
+    bad = _rs_with_option(bytes([0, 1, 0, 0, 0, 0, 0, 0]))
+    for _ in range(20):
+        net.h1.send_frames([bad] * 200)
+        net.engine.poll()
+    net.h1.send_frames([_echo(9)])
+    net.engine.poll()
+    assert _replies(net) == [9]
+    assert net.engine.counters["received"] >= 4001
+    net.check_conservation()
+
+
+def test_an_rs_with_a_source_link_layer_address_from_the_unspecified_address_is_invalid():
+    """RFC 4861 §6.1.1: a solicitation from :: must not carry a source link-layer address."""
+    net = Net()
+    ra_before = net.engine.counters["ra_sent"]
+    net.send(net.h1, _rs_with_option(bytes([1, 1]) + bytes.fromhex("02005e00000a"), src="::"))
+    assert net.engine.counters["ra_sent"] == ra_before and not [f for f in net.drain() if f.haslayer(ICMPv6ND_RA)]
+    assert net.engine.drops[DropReason.ND_INVALID] == 1
+    # a valid one is answered
+    net.send(net.h1, _rs_with_option(bytes([1, 1]) + bytes.fromhex("02005e00000a")))
+    assert [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_RA)]
+    net.check_conservation()
+
+
+def test_a_failing_protocol_hook_is_counted_logged_once_and_the_batch_goes_on(caplog):
+    """Whatever the control path raises for one frame is that frame's drop (CONTROL_ERROR), logged at most once
+    per interval per kind; the frames after it are handled."""
+    net = Net()
+
+    def hook(cf):
+        raise RuntimeError("the protocol layer failed")
+
+    net.engine.control = hook
+    with caplog.at_level(logging.ERROR, logger="fmipfast.engine"):
+        net.h1.send_frames([fmip_frame_to_router(), _echo(1), fmip_frame_to_router(), _echo(2)])
+        net.engine.poll()
+    assert _replies(net) == [1, 2]
+    assert net.engine.drops[DropReason.CONTROL_ERROR] == 2 and net.engine.counters["control_errors"] == 2
+    assert len([r for r in caplog.records if "control path" in r.getMessage()]) == 1  # rate-limited
+    net.check_conservation()
+
+
+def test_a_control_frame_that_flushes_a_buffer_does_not_lose_the_frames_after_it():
+    """The Attach case: handling a control frame flushes a handover buffer, whose frames go through the
+    pipeline again.  They get a pass of their own after the current one — they used to re-enter it and
+    overwrite its batch, so the next control frames of the block were never handled."""
+    net = Net()
+    ncoa = "2001:db8:1::77"
+    net.engine.proxy_add(ncoa, None, 3000)
+    for i in range(3):
+        net.send(net.core, udp(dst=ncoa, payload=bytes([i]) * 8))
+    assert net.engine.counters["buffered"] == 3
+    net.drain()
+    flushed = []
+
+    def hook(cf):  # what the router agent does with an Attach: proxy entry reachable, buffer flushed
+        flushed.append(net.engine.proxy_complete(ncoa, bytes.fromhex("02005e000077")))
+
+    net.engine.control = hook
+    net.h1.send_frames([fmip_frame_to_router(), _echo(1), _echo(2), _echo(3)])
+    net.engine.poll()
+    assert flushed == [3]
+    out = net.drain(net.h1)
+    assert [f[ICMPv6EchoReply].seq for f in out if f.haslayer(ICMPv6EchoReply)] == [1, 2, 3]
+    data = [bytes(f[UDP].payload) for f in out if f.haslayer(UDP)]
+    assert data == [bytes([i]) * 8 for i in range(3)]  # flushed in arrival order, after the pass
+    assert net.engine.counters["control_unhandled"] == 0
+    assert net.engine.requeue_counters["forwarded"] == 3
+    net.check_conservation()
+
+
+def test_a_pass_that_fails_books_its_frames_and_the_engine_goes_on(caplog):
+    """A fault below the pipeline (here: the output port's send fails) costs the frames of that pass, counted
+    as INTERNAL_ERROR; conservation holds and the next block is forwarded."""
+    net = Net()
+    net.engine.control = None
+    # H1 known: forwarding needs no resolution
+    net.send(net.h1, _ns_with_option(bytes([1, 1]) + bytes.fromhex(H1_MAC.replace(":", ""))))
+    net.drain()
+    acc = net.engine._iface_by_name["acc0"]
+    real_send = acc.port.send
+
+    def broken(*args, **kw):
+        raise OSError(105, "No buffer space available")
+
+    acc.port.send = broken
+    with caplog.at_level(logging.ERROR, logger="fmipfast.engine"):
+        net.core.send_frames([bytes(udp(payload=b"x" * 8)) for _ in range(4)])
+        net.engine.poll()  # raised OSError out of poll() before
+    assert net.engine.counters["internal_errors"] == 1
+    assert net.engine.drops[DropReason.INTERNAL_ERROR] == 4
+    net.check_conservation()
+    acc.port.send = real_send
+    net.send(net.core, udp(payload=b"after"))
+    assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"after"]
+    net.check_conservation()
+
+
+# ---------------------------------------------------------------------------------------------- the key space
+def test_buffer_keys_come_from_the_pool_and_return_to_it():
+    net = Net("\n".join(["[router]", "buffer_keys = 4"]) + "\n" + _interfaces())
+    e = net.engine
+    assert e.buffer_keys.capacity == 4 and e.buffer.max_keys == 4
+    for round_ in range(3000):  # far past the capacity: each handover returns its key
+        ncoa = f"2001:db8:1::{round_ % 500 + 0x100:x}"
+        key = e.buffer_keys.acquire()
+        assert key is not None, f"round {round_}: a key leaked"
+        assert e.proxy_add(ncoa, key, 1000) >= 0
+        net.send(net.core, udp(dst=ncoa))
+        if round_ % 2:
+            e.proxy_remove(ncoa)
+        else:
+            e.proxy_complete(ncoa, bytes.fromhex("02005e000100"))
+    assert len(e.buffer_keys) == 0 and e.buffer_keys.double_release == 0
+    net.check_conservation()
+
+
+def test_an_exhausted_pool_answers_none_and_proxy_add_refuses_foreign_keys():
+    net = Net("\n".join(["[router]", "buffer_keys = 2"]) + "\n" + _interfaces())
+    e = net.engine
+    assert e.proxy_add("2001:db8:1::100", None, 1000) >= 0
+    assert e.proxy_add("2001:db8:1::101", None, 1000) >= 0
+    assert e.proxy_add("2001:db8:1::102", None, 1000) == -1  # no key left: refused, nothing installed
+    assert e.buffer_keys.exhausted == 1
+    with pytest.raises(ValueError, match="key"):
+        e.proxy_add("2001:db8:1::103", 2, 1000)  # outside the pool: the PacketBuffer would have raised later
+    with pytest.raises(ValueError, match="lifetime_ms"):
+        e.proxy_add("2001:db8:1::103", None, 2 ** 32)
+    assert len(e.buffer_keys) == 2
+    e.proxy_remove("2001:db8:1::100")
+    assert len(e.buffer_keys) == 1
+    assert e.drop_buffer(0) == 0  # a late BufferDrop of a returned key is ignored
+    net.check_conservation()
+
+
+def test_the_route_switch_hold_keeps_its_key_until_it_ends():
+    net = Net("\n".join(["[router]", "buffer_keys = 1", "reorder_hold_idle_ms = 10"]) + "\n" + _interfaces())
+    e = net.engine
+    assert e.proxy_add("2001:db8:1::100", None, 1000, also=("2001:db8:1::200",)) >= 0
+    e.proxy_complete("2001:db8:1::100", bytes.fromhex("02005e000100"))
+    assert len(e.buffer_keys) == 1, "the hold still buffers under the key"
+    net.now += 50_000_000
+    e.poll()
+    assert len(e.buffer_keys) == 0 and not e._hold
+
+
+def test_key_pool_contract():
+    pool = KeyPool(3)
+    keys = [pool.acquire() for _ in range(3)]
+    assert sorted(keys) == [0, 1, 2] and pool.acquire() is None and pool.exhausted == 1
+    assert pool.release(1) and not pool.release(1) and pool.double_release == 1
+    assert pool.acquire() == 1
+    assert pool.release(0) and pool.release(2)
+    assert pool.acquire() == 0  # least recently released first
+    assert not pool.claim(1) and pool.claim(2) and not pool.claim(7)
+    for bad in (0, -1, True, 1.5, 1 << 25):
+        with pytest.raises(ValueError):
+            KeyPool(bad)
+
+
+def _interfaces() -> str:
+    from tests.test_engine import TOML
+    return TOML.split("\n", 3)[3]  # the interfaces, routes and neighbors of the standard test router
+
+
+def test_na_with_a_two_unit_target_address_is_invalid_and_teaches_nothing():
+    net = Net()
+    net.send(net.h1, Ether(src=H1_MAC, dst=R_ACC) / IPv6(src=H1, dst=ROUTER_ACC, hlim=255)
+             / ICMPv6ND_NA(tgt=H1, S=1) / Raw(bytes([2, 2]) + bytes(14)))
+    assert net.engine.drops[DropReason.ND_INVALID] == 1
+    net.check_conservation()
