@@ -7,8 +7,37 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 from fmipfast import reference
+
+# Property tests assert results, never time: a loaded 2-core CI machine must not fail them on hypothesis's
+# default 200 ms deadline.  Example counts stay as each test sets them.
+settings.register_profile("fmipfast", deadline=None)
+settings.load_profile("fmipfast")
+
+#: Long soak and fuzz runs (``@pytest.mark.slow``) run with ``--run-slow`` or FMIPFAST_SLOW=1; the default
+#: run (and CI) runs each one's bounded version instead.
+RUN_SLOW = os.environ.get("FMIPFAST_SLOW", "") not in ("", "0")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the long soak and fuzz tests marked slow")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:  # every test that needs root says so in its skip reason: mark it, so `-m root` selects it
+        if any(m.name == "skipif" and "needs root" in str(m.kwargs.get("reason", ""))
+               for m in item.iter_markers()):
+            item.add_marker(pytest.mark.root)
+    if RUN_SLOW or config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="long run: give --run-slow or FMIPFAST_SLOW=1 (the default run has its "
+                                   "bounded version)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
 
 try:
     from fmipfast import _core
