@@ -339,6 +339,8 @@ class DropReason(IntEnum):
         Severity.ERROR
     INTERNAL_ERROR = 36, "the engine's pass over a block failed unexpectedly: its frames without a disposition " \
         "yet are counted here (logged, rate-limited)", Severity.ERROR
+    DECAP_TOO_DEEP = 37, "IPv6-in-IPv6 nested deeper than the engine decapsulates (RFC 2473 §4.1.1)", \
+        Severity.WARNING
 
 
 class NeighborState(IntEnum):

@@ -93,6 +93,8 @@ _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, in
 
 
 ORIGINATED_QUEUE = 16  # control-path packets waiting per next hop for its resolution
+#: Levels of IPv6-in-IPv6 the engine decapsulates in one frame (RFC 2473 §4.1.1: default limit 4).
+MAX_DECAP_DEPTH = 4
 #: At most one log line per this interval for each kind of unexpected error (the rest are counted).
 ERROR_LOG_INTERVAL_NS = 1_000_000_000
 
@@ -265,12 +267,12 @@ class Engine:
             per_key_bytes=max(1, cfg.resolve_queue_packets) * cfg.buffer_slot_size,
             lifetime_ns=cfg.resolve_retries * cfg.resolve_interval_ms * 1_000_000 * 2)
         self._batch = backend.impl.Batch(cfg.batch_size)
-        # Frames that re-enter the pipeline (decapsulated, flushed from a buffer, released by a resolution) wait
-        # here for their own pass after the current one: no pass re-enters another (the Batch, the verdict and
-        # index arrays of a pass stay its own).  Entries: (iface, batch, inner, from_wire, requeue ledger).
-        self._pending: deque[tuple[Interface, FrameBatch, bool, bool, bool]] = deque()
-        self._in_pass = False
-        self._requeue_pass = False
+        # Frames that re-enter the pipeline while a pass runs its control stage (a buffer flushed by an Attach,
+        # a next hop resolved by an NA) wait here and get a pass of their own when the control stage is done:
+        # the control stage still reads the Batch, which a nested pass would overwrite.  None: not in a control
+        # stage, a re-entry runs at once.  Entries: (iface, batch, inner, from_wire, requeue ledger).
+        self._deferred: deque[tuple[Interface, FrameBatch, bool, bool, bool]] | None = None
+        self._decap_depth = 0
         self._log_error = _RateLimitedLog()
         self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
         self._resolving: dict[int, _Resolving] = {}
@@ -603,46 +605,36 @@ class Engine:
         """Run one block of frames received on ``iface`` through the pipeline.  ``from_wire`` False for
         frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter.
 
-        Frames that re-enter the pipeline during the pass (a decapsulation, a buffer flushed by an Attach
-        handled on the control path, a next hop resolved) get passes of their own once this one is done, in
-        the order they were made; called from inside a pass (the control path), ``process`` queues ``fb`` (a
-        copy) the same way.  Nothing raised while handling the frames leaves this method: a frame whose
-        control-path handling fails is dropped as CONTROL_ERROR, a pass that fails books its frames without a
-        disposition as INTERNAL_ERROR; both are logged, rate-limited, and the conservation equation holds."""
+        Frames that re-enter the pipeline get passes of their own at points where the pass that made them no
+        longer reads its Batch: what the control stage releases (a buffer flushed by an Attach, the queue of a
+        next hop resolved by an NA; ``process`` called from a control hook, on a copy) right after that stage,
+        before the chunk's other frames; decapsulated inner packets at the DECAP stage, before the chunk's
+        direct frames (tunnelled packets are the older ones), nested at most ``MAX_DECAP_DEPTH`` deep.  Nothing
+        raised while handling the frames leaves this method: a frame whose control-path handling fails is
+        dropped as CONTROL_ERROR, a pass that fails books its frames without a disposition as INTERNAL_ERROR;
+        both are logged, rate-limited, and the conservation equation holds."""
         n_total = len(fb)
-        if self._in_pass:
+        if self._deferred is not None:  # called from the control stage: after it, on a copy
             fb = FrameBatch(fb.port, np.array(fb.arena, dtype=np.uint8), np.array(fb.offsets, dtype=np.int64),
                             np.array(fb.lengths, dtype=np.uint32), np.array(fb.status, dtype=np.uint32),
                             np.array(fb.ts_ns, dtype=np.int64))
-            self._pending.append((iface, fb, inner, from_wire, self._requeue_pass))
+            self._deferred.append((iface, fb, inner, from_wire, False))
             return n_total
-        self._pending.append((iface, fb, inner, from_wire, False))
-        self._run_pending()
+        self._pass(iface, fb, inner, from_wire)
         return n_total
 
-    def _run_pending(self) -> None:
-        """Run the queued passes, oldest first, until none is left (each may queue more)."""
-        if self._in_pass:
+    def _run(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool, requeue: bool) -> None:
+        """One pass; ``requeue``: frames leaving a queue, booked in the second-pass ledger (see _reinject)."""
+        if not requeue:
+            self._pass(iface, fb, inner, from_wire)
             return
-        self._in_pass = True
+        main = self.counters, self.drops
+        self.counters, self.drops = self.requeue_counters, self.requeue_drops
         try:
-            while self._pending:
-                iface, fb, inner, from_wire, requeue = self._pending.popleft()
-                if not requeue:
-                    self._pass(iface, fb, inner, from_wire)
-                    continue
-                # a second pass of queued frames: booked in the requeue ledger (see _reinject)
-                self._requeue_pass = True
-                main = self.counters, self.drops
-                self.counters, self.drops = self.requeue_counters, self.requeue_drops
-                try:
-                    self._pass(iface, fb, inner, from_wire)
-                finally:
-                    self.requeue_counters, self.requeue_drops = self.counters, self.drops
-                    self.counters, self.drops = main
-                    self._requeue_pass = False
+            self._pass(iface, fb, inner, from_wire)
         finally:
-            self._in_pass = False
+            self.requeue_counters, self.requeue_drops = self.counters, self.drops
+            self.counters, self.drops = main
 
     def _pass(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
         for start in range(0, len(fb), self.cfg.batch_size):
@@ -733,17 +725,17 @@ class Engine:
             entry = np.full(n, -1, dtype=np.int64)
         # execute, verdict by verdict
         sel = np.flatnonzero(verdict == _V_CONTROL)
-        for i in sel:
+        if sel.size:
+            outer, self._deferred = self._deferred, deque()
             try:
-                self._control(iface, arena, offsets, lengths, b, int(i), now)
-            except _Refused as refused:
-                self._drop(refused.reason)
-            except Exception as exc:  # noqa: BLE001 -- one frame's failure never stops the batch
-                self.counters["control_errors"] += 1
-                self._drop(DropReason.CONTROL_ERROR)
-                self._log_error("control path", now, exc, interface=iface.name)
-            else:
-                self.counters["delivered"] += 1
+                self._control_stage(iface, arena, offsets, lengths, b, sel, now)
+            finally:
+                deferred, self._deferred = self._deferred, outer
+            # What the control stage released (a buffer flushed by an Attach, a resolved next hop's queue) goes
+            # out now, before the rest of this chunk: it is older than the chunk's frames for the same MN.  The
+            # Batch is not read past this point, so these passes cannot disturb this one.
+            while deferred:
+                self._run(*deferred.popleft())
         sel = np.flatnonzero(verdict == _V_BUFFER)
         if sel.size:
             self._buffer(arena, offsets, lengths, sel, entry, now)
@@ -756,6 +748,20 @@ class Engine:
         sel = np.flatnonzero(verdict == _V_FORWARD)
         if sel.size:
             self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry)
+
+    def _control_stage(self, iface: Interface, arena, offsets, lengths, b, sel, now: int) -> None:
+        """The CONTROL frames of a chunk, one by one; one frame's failure is that frame's drop."""
+        for i in sel:
+            try:
+                self._control(iface, arena, offsets, lengths, b, int(i), now)
+            except _Refused as refused:
+                self._drop(refused.reason)
+            except Exception as exc:  # noqa: BLE001 -- one frame's failure never stops the batch
+                self.counters["control_errors"] += 1
+                self._drop(DropReason.CONTROL_ERROR)
+                self._log_error("control path", now, exc, interface=iface.name)
+            else:
+                self.counters["delivered"] += 1
 
     def _complete_checksums(self, arena, offsets, lengths, l3, l4, nh, src, dst, sel) -> None:
         for i in sel:
@@ -891,8 +897,10 @@ class Engine:
         separate ledger (:attr:`requeue_counters`, :attr:`requeue_drops`), keeping the main equation exact."""
         fb = FrameBatch(iface.port, arena, offsets, lengths, np.zeros(offsets.shape[0], dtype=np.uint32),
                         np.zeros(offsets.shape[0], dtype=np.int64))
-        self._pending.append((iface, fb, False, False, True))
-        self._run_pending()
+        if self._deferred is not None:
+            self._deferred.append((iface, fb, False, False, True))
+        else:
+            self._run(iface, fb, False, False, True)
 
     # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
     def _buffer(self, arena, offsets, lengths, sel, entry, now) -> None:
@@ -967,7 +975,18 @@ class Engine:
         if ok.any():
             inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],
                                np.zeros(int(ok.sum()), dtype=np.uint32), np.zeros(int(ok.sum()), dtype=np.int64))
-            self._pending.append((iface, inner, True, False, self._requeue_pass))
+            # the inner packets' own pass, now (the Batch of this chunk is no longer read), so that what the
+            # tunnel delivered goes out before this chunk's direct frames (they are newer).  Nested tunnels are
+            # decapsulated up to MAX_DECAP_DEPTH levels (RFC 2473 §4.1.1's default encapsulation limit).
+            if self._decap_depth >= MAX_DECAP_DEPTH:
+                self.counters["decapsulated"] -= int(ok.sum())
+                self._drop(DropReason.DECAP_TOO_DEEP, int(ok.sum()))
+                return
+            self._decap_depth += 1
+            try:
+                self._pass(iface, inner, True, False)
+            finally:
+                self._decap_depth -= 1
 
     # ------------------------------------------------------------------ CONTROL
     def _control(self, iface: Interface, arena, offsets, lengths, b, i: int, now: int) -> None:

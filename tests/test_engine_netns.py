@@ -19,7 +19,9 @@ from fmipfast.engine import Engine
 from fmipfast.lab.netns import Netns
 from fmipfast.ports import RingPort
 
-pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and AF_PACKET (CI runs as root)")]
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(os.geteuid() != 0,
+                                 reason="needs root for network namespaces and AF_PACKET (CI runs as root)")]
 
 TOML = """
 [router]

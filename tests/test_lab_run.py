@@ -18,7 +18,8 @@ import pytest
 from fmipfast.lab import run as labrun
 
 ROOT = os.geteuid() == 0
-pytestmark = [pytest.mark.root, pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")]
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")]
 if not ROOT:
     print("test_lab_run: not root, the real-link handover tests are skipped", file=sys.stderr)
 

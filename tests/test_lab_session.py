@@ -18,7 +18,8 @@ from fmipfast.lab import session, topology
 from fmipfast.lab.topology import LabError, LabTopology
 
 ROOT = os.geteuid() == 0
-pytestmark = [pytest.mark.root, pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")]
+pytestmark = [pytest.mark.root,
+              pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")]
 if not ROOT:
     print("test_lab_session: not root, the lab session tests are skipped", file=sys.stderr)
 
