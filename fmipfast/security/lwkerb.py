@@ -19,6 +19,14 @@ Conventions (all documented with their edges in docs/security.md):
 * a replay-cache entry lives while ``now <= ctime + skew`` (exactly as long as the authenticator could
   still pass the skew check); a full cache after purging expired entries rejects (fails closed).
 
+Exception contract (hostile octets are the normal case): every decoder (``decode_pdu`` and each PDU class's
+``decode``, the sealed plaintexts' included) raises, for any octets, only :class:`LkbMalformed` (or
+:class:`LkbTruncated`, :class:`LkbUnsupportedType`) — a ``MalformedPacket`` naming field and offset — never
+``IndexError``, ``struct.error``, ``UnicodeDecodeError`` or a constructor's ``ValueError``; a PDU it accepts
+re-encodes to exactly the octets decoded.  The readers (:meth:`ApVerifier.verify_local`/``verify``,
+:func:`read_kdc_rep`, :func:`check_ap_rep`, ``Ticket.open``, ``OpenReq.ctime_us``, ``OpenRep.open``) raise
+only :class:`LkbError` subclasses.  Building a PDU from out-of-range values is a ``ValueError``.
+
 Ownership/threading: an :class:`ApVerifier` and its :class:`ReplayCache` belong to one asyncio loop (the
 engine's); they are mutated without locks.
 
