@@ -17,8 +17,38 @@ octet offset (counted from the ICMPv6 Type octet):
 * :class:`~fmipfast.errors.InvalidField` — a field value the draft forbids, or flags that disagree with
   what is present (M, C, S; the Length field of HRA-shaped messages).
 
-Construction errors (a value that could never be encoded) raise ``ValueError``.  Reserved fields are sent
-as zero and ignored on receipt (RFC 4861 §4 convention); see docs/spec-notes.md for every such choice.
+Exception contract (hostile octets are the normal case):
+
+* :func:`decode` (and :func:`mac_value_offset`, which decodes) raises, for *any* octets, only
+  :class:`~fmipfast.errors.MalformedPacket` or one of the subclasses above — never ``IndexError``,
+  ``struct.error``, ``UnicodeDecodeError``, an enum's ``ValueError`` or a constructor's ``ValueError``.
+  Every field is length-checked before it is sliced and range-checked before it becomes an enum or a
+  dataclass.  As a last line of defence, an unexpected exception inside a parser is re-raised as a bare
+  ``MalformedPacket`` naming the message, chained (``__cause__``) to the original: that is a bug to fix
+  (the fuzz tests fail on it), never a crash of the receiver.  Only the *arguments* can raise otherwise:
+  ``TypeError`` when ``data`` is a ``str`` or an ``int`` (``bytes(5)`` would be five zero octets), and
+  ``ValueError`` (not ``MalformedPacket``) for an unparseable ``src``/``dst`` or only one of them.
+* :meth:`BindingUpdate.decode_mh`, :meth:`BindingUpdate.decode_packet`, :meth:`BindingAck.decode_mh` and
+  :meth:`BindingAck.decode_packet` (what a raw Mobility Header socket hands over) raise only
+  ``Truncated`` (shorter than the MH type's minimum or than its Header Len), ``InvalidField`` (not IPv6,
+  not next header 135, Payload Proto not 59, Header Len below the minimum) or ``UnsupportedType`` (another
+  MH Type) — all ``MalformedPacket``, hence still ``ValueError`` for older callers.
+* Construction and :func:`encode` raise ``ValueError`` for any value that could never be encoded (out of
+  range integers, wrong-size octets, text that is not encodable as UTF-8, a non-iterable or wrong-typed
+  ``options``, a message over 65535 octets); never ``struct.error``, ``OverflowError`` or ``TypeError``
+  for a value of the wrong type.  ``encode`` without ``src``/``dst`` and without a ``checksum`` is a
+  ``ValueError`` too.
+
+ND options on the wire (RFC 4861 §4.6): a length of 0 or one past the end is :class:`BadOption`, and so
+is option type 0 (no ND option has it; it is what zeroed or shifted octets look like).  The Source and
+Target Link-Layer Address options (types 1 and 2) are decoded for **Ethernet only** (RFC 2464 §8, RFC 4861
+§4.6.1): exactly one 8-octet unit holding a 6-octet MAC; any other length is :class:`BadOption`, and
+:class:`SourceLinkLayerAddress`/:class:`TargetLinkLayerAddress` only hold 6 octets — so ``.address`` of a
+decoded option is always a usable MAC.  (Linux drops an NS/NA/RS/RA whose link-layer option has the wrong
+length the same way, "invalid link-layer address length".)
+
+Reserved fields are sent as zero and ignored on receipt (RFC 4861 §4 convention); see docs/spec-notes.md
+for every such choice.
 """
 
 from __future__ import annotations
@@ -36,6 +66,7 @@ from fmipfast.constants import (
     ICMP6_HDR_LEN,
     IP6_HDR_LEN,
     LKB_FRAGMENT_MAX,
+    MAC48_LEN,
     MAC_VALUE_LEN,
     SUBOPT_HDR_LEN,
     SUBOPT_MAX_LEN,
@@ -52,7 +83,7 @@ from fmipfast.constants import (
     NdOptType,
     SubOptType,
 )
-from fmipfast.errors import BadChecksum, BadOption, InvalidField, Truncated, UnsupportedType
+from fmipfast.errors import BadChecksum, BadOption, InvalidField, MalformedPacket, Truncated, UnsupportedType
 
 __all__ = [
     "AddressLike",
@@ -150,6 +181,25 @@ def _octets(value: Any, name: str, size: int | None = None) -> bytes:
     return raw
 
 
+def _utf8(value: Any, name: str) -> bytes:
+    """``value`` (a ``str``) as UTF-8; a lone surrogate, which Python strings may hold and UTF-8 cannot,
+    is a ``ValueError`` naming the field (not a bare ``UnicodeEncodeError`` from deep in ``encode``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected a string, got {type(value).__name__}")
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{name}: not encodable as UTF-8 ({exc.reason})") from None
+
+
+def _tuple(values: Any, name: str) -> tuple:
+    """``tuple(values)`` for a list/tuple of options; anything else (``None``, an int, a single option, a
+    string) is a ``ValueError`` rather than a ``TypeError`` or a tuple of characters."""
+    if isinstance(values, (str, bytes, bytearray, memoryview)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{name}: expected a sequence, got {type(values).__name__}")
+    return tuple(values)
+
+
 def _need(data: bytes, offset: int, size: int, field_name: str) -> None:
     if len(data) < offset + size:
         raise Truncated(f"need {size} octets, have {max(0, len(data) - offset)}", field=field_name,
@@ -208,8 +258,8 @@ class Principal(SubOption):
             text = getattr(self, attr)
             if not isinstance(text, str) or not text:
                 raise ValueError(f"principal.{attr}: a non-empty string is required")
-        n = len(self.name.encode())
-        if n > 255 or 1 + n + len(self.realm.encode()) > LKB_FRAGMENT_MAX:
+        n = len(_utf8(self.name, "principal.name"))
+        if n > 255 or 1 + n + len(_utf8(self.realm, "principal.realm")) > LKB_FRAGMENT_MAX:
             raise ValueError("principal: name and realm do not fit one sub-option (253 octets)")
 
     def value(self) -> bytes:
@@ -562,7 +612,7 @@ def _decode_suboptions(data: bytes, start: int) -> tuple[SubOption, ...]:
 
 
 def _check_options(options: Any, name: str) -> tuple[SubOption, ...]:
-    opts = tuple(options)
+    opts = _tuple(options, f"{name}.options")
     for opt in opts:
         if not isinstance(opt, SubOption):
             raise ValueError(f"{name}.options: {opt!r} is not a sub-option")
@@ -948,14 +998,21 @@ class NdOption:
 
 @dataclass(frozen=True, slots=True)
 class _LinkLayerOption(NdOption):
+    """RFC 4861 §4.6.1 on Ethernet (RFC 2464 §8): one 8-octet unit, ``address`` the 6-octet MAC.  Other
+    link layers' lengths are not ours to send or accept (module docstring): decoding any other length is
+    :class:`BadOption`, so every decoded option's ``address`` is exactly 6 octets."""
+
     address: bytes
 
     def __post_init__(self) -> None:
-        addr = _octets(self.address, f"{self.NAME}.address")
-        if len(addr) % 8 != 6:
-            raise ValueError(f"{self.NAME}.address: {len(addr)} octets; the option holds 8n-2 octets "
-                             "(6 for Ethernet)")
-        _set(self, "address", addr)
+        _set(self, "address", _octets(self.address, f"{self.NAME}.address", MAC48_LEN))
+
+    @classmethod
+    def from_value(cls, value: bytes, offset: int) -> "_LinkLayerOption":
+        if len(value) != MAC48_LEN:
+            raise BadOption(f"length {(len(value) + 2) // 8}, a link-layer address option on Ethernet is 1 "
+                            f"(a 6-octet MAC, RFC 2464 §8)", field=f"{cls.NAME}.length", offset=offset + 1)
+        return cls(value)
 
     def value(self) -> bytes:
         return self.address
@@ -1069,9 +1126,9 @@ class AdjacentRealms(NdOption):
     realms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        realms = tuple(self.realms)
+        realms = _tuple(self.realms, "adjacent_realms.realms")
         for realm in realms:
-            if not isinstance(realm, str) or not realm or len(realm.encode()) > 255:
+            if not isinstance(realm, str) or not realm or len(_utf8(realm, "adjacent_realms")) > 255:
                 raise ValueError(f"adjacent_realms: realm {realm!r} must be a string of 1-255 octets")
         _set(self, "realms", realms)
 
@@ -1158,14 +1215,14 @@ def _decode_nd_options(data: bytes, start: int) -> tuple[NdOption, ...]:
         if units == 0:
             raise BadOption(f"ND option type {opt_type} has length 0 (RFC 4861 §4.6)", field="options.length",
                             offset=pos + 1)
+        if opt_type == 0:
+            raise BadOption("ND option type 0 (no option has it)", field="options.type", offset=pos)
         if pos + units * 8 > end:
             raise BadOption(f"ND option type {opt_type} of {units * 8} octets runs past the end "
                             f"({end - pos} left)", field="options.length", offset=pos + 1)
         value = data[pos + 2:pos + units * 8]
         opt: NdOption
-        if opt_type in (NdOptType.SOURCE_LL_ADDR, NdOptType.TARGET_LL_ADDR):
-            opt = _ND_CLASSES[opt_type](value)
-        elif opt_type in (NdOptType.PREFIX_INFORMATION, NdOptType.MTU):
+        if opt_type in _ND_CLASSES:
             opt = _ND_CLASSES[opt_type].from_value(value, pos)
         elif opt_type == NdOptType.FMIP and value[0] == NdFmipSubtype.ADJACENT_REALMS_REQUEST:
             if any(value[1:]):
@@ -1188,7 +1245,7 @@ def _decode_nd_options(data: bytes, start: int) -> tuple[NdOption, ...]:
 
 
 def _check_nd_options(options: Any, name: str) -> tuple[NdOption, ...]:
-    opts = tuple(options)
+    opts = _tuple(options, f"{name}.options")
     for opt in opts:
         if not isinstance(opt, NdOption):
             raise ValueError(f"{name}.options: {opt!r} is not an ND option")
@@ -1422,7 +1479,7 @@ class IcmpError(PlainIcmp):
         return struct.pack("!I", self.value) + self.invoking
 
     @classmethod
-    def _parse_error(cls, data: bytes) -> "IcmpError":
+    def _parse(cls, data: bytes) -> "IcmpError":
         _need(data, 4, 4, "value")
         return cls(data[0], data[1], struct.unpack_from("!I", data, 4)[0], data[8:])
 
@@ -1473,15 +1530,15 @@ class BindingUpdate:
 
     @classmethod
     def decode_packet(cls, packet: bytes) -> "BindingUpdate":
-        """Parse an IPv6 packet whose next header is a Mobility Header BU; ValueError otherwise."""
-        if len(packet) < IP6_HDR_LEN + 12 or packet[0] >> 4 != 6 or packet[6] != IpProto.MH:
-            raise ValueError("not an IPv6 packet with a Mobility Header")
-        return cls.decode_mh(packet[IP6_HDR_LEN:])
+        """Parse an IPv6 packet whose next header is a Mobility Header BU; a :class:`MalformedPacket`
+        subclass (module docstring) otherwise."""
+        return cls.decode_mh(_mh_of_packet(packet))
 
     @classmethod
     def decode_mh(cls, mh: bytes) -> "BindingUpdate":
-        """Parse a Mobility Header (what a raw IPPROTO_MH socket receives); ValueError names the problem.
-        The checksum is not checked here: it needs the addresses (a raw MH socket's kernel checks it)."""
+        """Parse a Mobility Header (what a raw IPPROTO_MH socket receives); a :class:`MalformedPacket`
+        subclass names the problem.  The checksum is not checked here: it needs the addresses (a raw MH
+        socket's kernel checks it)."""
         body = _mh_body(mh, MhType.BINDING_UPDATE, 12, "Binding Update")
         seq, flags, lifetime = struct.unpack_from("!HHH", body, 6)
         return cls(seq, lifetime, flags, bytes(body[12:]))
@@ -1511,17 +1568,39 @@ def _mh_packet(mh: bytes, src: AddressLike, dst: AddressLike, hop_limit: int) ->
     return hdr + _addr(src, "src").packed + _addr(dst, "dst").packed + mh
 
 
+def _mh_of_packet(packet: bytes) -> bytes:
+    """The Mobility Header of an IPv6 packet whose next header is 135 (no extension headers before it)."""
+    if not isinstance(packet, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(packet).__name__}")
+    if len(packet) < IP6_HDR_LEN:
+        raise Truncated(f"not an IPv6 packet with a Mobility Header: {len(packet)} octets, the IPv6 header "
+                        f"is {IP6_HDR_LEN}", field="ipv6", offset=0)
+    if packet[0] >> 4 != 6 or packet[6] != IpProto.MH:
+        raise InvalidField(f"not an IPv6 packet with a Mobility Header (version {packet[0] >> 4}, next header "
+                           f"{packet[6]})", field="ipv6", offset=0)
+    return bytes(packet[IP6_HDR_LEN:])
+
+
 def _mh_body(mh: bytes, mh_type: int, minimum: int, name: str) -> bytes:
-    """The Mobility Header ``mh`` up to its Header Len, after the RFC 6275 §6.1.1 / §9.2 checks."""
+    """The Mobility Header ``mh`` up to its Header Len, after the RFC 6275 §6.1.1 / §9.2 checks; raises
+    only :class:`MalformedPacket` subclasses (offsets from the Payload Proto octet)."""
+    if not isinstance(mh, (bytes, bytearray, memoryview)):
+        raise TypeError(f"expected bytes, got {type(mh).__name__}")
     if len(mh) < minimum:
-        raise ValueError(f"{name}: {len(mh)} octets, a Mobility Header of this type has at least {minimum}")
+        raise Truncated(f"{name}: {len(mh)} octets, a Mobility Header of this type has at least {minimum}",
+                        field="mobility_header", offset=0)
     hdr_len = (mh[1] + 1) * 8
     if mh[0] != IpProto.NONE:
-        raise ValueError(f"{name}: Payload Proto {mh[0]}, must be 59 (RFC 6275 §6.1.1)")
+        raise InvalidField(f"{name}: Payload Proto {mh[0]}, must be 59 (RFC 6275 §6.1.1)", field="payload_proto",
+                           offset=0)
     if mh[2] != mh_type:
-        raise ValueError(f"not a {name}: MH Type {mh[2]}")
-    if hdr_len > len(mh) or hdr_len < minimum:
-        raise ValueError(f"{name}: Header Len says {hdr_len} octets, have {len(mh)} (minimum {minimum})")
+        raise UnsupportedType(f"not a {name}: MH Type {mh[2]}", field="mh_type", offset=2)
+    if hdr_len < minimum:
+        raise InvalidField(f"{name}: Header Len says {hdr_len} octets, have {len(mh)} (minimum {minimum})",
+                           field="header_len", offset=1)
+    if hdr_len > len(mh):
+        raise Truncated(f"{name}: Header Len says {hdr_len} octets, have {len(mh)} (minimum {minimum})",
+                        field="header_len", offset=1)
     return bytes(mh[:hdr_len])
 
 
@@ -1563,9 +1642,8 @@ class BindingAck:
 
     @classmethod
     def decode_packet(cls, packet: bytes) -> "BindingAck":
-        if len(packet) < IP6_HDR_LEN + 12 or packet[0] >> 4 != 6 or packet[6] != IpProto.MH:
-            raise ValueError("not an IPv6 packet with a Mobility Header")
-        return cls.decode_mh(packet[IP6_HDR_LEN:])
+        """As :meth:`BindingUpdate.decode_packet`, for a Binding Acknowledgement."""
+        return cls.decode_mh(_mh_of_packet(packet))
 
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "sequence": self.sequence, "flags": self.flags,
@@ -1620,6 +1698,8 @@ def decode(data: bytes | bytearray | memoryview, src: AddressLike | None = None,
     ``found``).  Returns an :class:`FmipMessage` subclass, a :class:`RouterSolicitation` or a
     :class:`RouterAdvertisement`; the result's ``checksum`` is the value found on the wire.
     """
+    if isinstance(data, (str, int)):
+        raise TypeError(f"decode() needs bytes, got {type(data).__name__}")
     raw = bytes(data)
     if len(raw) < ICMP6_HDR_LEN:
         raise Truncated(f"ICMPv6 header needs 4 octets, have {len(raw)}", field="icmpv6", offset=0)
@@ -1645,13 +1725,16 @@ def decode(data: bytes | bytearray | memoryview, src: AddressLike | None = None,
         cls = _PLAIN_CLASSES[icmp_type]
     elif icmp_type in (Icmp6Type.DEST_UNREACH, Icmp6Type.PACKET_TOO_BIG, Icmp6Type.TIME_EXCEEDED,
                        Icmp6Type.PARAM_PROBLEM):
-        message = IcmpError._parse_error(raw)
-        _set(message, "checksum", found)
-        return message
+        cls = IcmpError
     else:
         raise UnsupportedType(f"ICMPv6 type {icmp_type} is not an fmipfast message (type {codepoints.type})",
                               field="type", offset=0)
-    message = cls._parse(raw)
+    try:
+        message = cls._parse(raw)
+    except MalformedPacket:
+        raise
+    except Exception as exc:  # a parser bug: still the documented class for the caller (module docstring)
+        raise MalformedPacket(f"undecodable {cls.NAME}: {type(exc).__name__}: {exc}", field=cls.NAME) from exc
     _set(message, "checksum", found)
     return message
 
@@ -1685,7 +1768,10 @@ def refill_checksum(raw: bytearray, src: AddressLike, dst: AddressLike) -> bytes
     """``raw`` (an encoded message changed in place, e.g. its MAC value filled in) with its ICMPv6 checksum
     computed again over the RFC 4443 §2.3 pseudo-header."""
     addrs = _addresses(src, dst)
-    assert addrs is not None
+    if addrs is None:
+        raise ValueError("refill_checksum needs src and dst for the pseudo-header")
+    if len(raw) < ICMP6_HDR_LEN:
+        raise ValueError(f"refill_checksum: {len(raw)} octets is not an ICMPv6 message")
     raw[2:4] = b"\0\0"
     backend.icmp6_checksum_fill(addrs[0], addrs[1], raw)
     return bytes(raw)

@@ -536,3 +536,43 @@ def test_arbitrary_corruption_of_ap_req_raises_only_lkb_errors(pos, x):
     except L.LkbError:
         pass
     assert sum(w.verifier.counters.values()) in (1, 2)  # one failure counter, or ok + case1
+
+
+# ============================================================================ KRB-ERROR text, fixed nonces
+
+
+@pytest.mark.parametrize("prefix", ["", "x", "xy", "xyz"])
+def test_krb_error_long_text_is_cut_at_a_character_boundary(prefix):
+    """A KDC error text (an exception string naming a principal, say) longer than 255 octets was cut inside a
+    multi-octet character: the PDU did not decode and the client saw "malformed" instead of the error code."""
+    w = World()
+    err = L.KrbError(int(L.ErrorCode.C_PRINCIPAL_UNKNOWN), NOW, 7, prefix + "é" * 200)
+    raw = err.encode()
+    back = L.KrbError.decode(raw)
+    assert 254 <= len(back.text.encode()) <= 255 and err.text.startswith(back.text)
+    with pytest.raises(L.KdcError) as ei:
+        L.read_kdc_rep(raw, w.key, 7)
+    assert ei.value.error_code == L.ErrorCode.C_PRINCIPAL_UNKNOWN
+
+
+def test_krb_error_encode_refuses_out_of_range_numbers_and_replaces_surrogates():
+    assert L.KrbError.decode(L.KrbError(6, text="a\udc80b").encode()).text == "a?b"
+    for bad in (L.KrbError(70000), L.KrbError(6, stime=-1), L.KrbError(6, nonce=2**64)):
+        with pytest.raises(ValueError, match="krb_error"):
+            bad.encode()
+
+
+def test_fixed_nonces_are_used_and_checked():
+    w = World()
+    n = bytes(range(12))
+    req, auth = L.build_ap_req(w.creds, BINDING, now=NOW, auth_nonce=b"8octets!", seal_nonce=n)
+    assert req.authenticator.nonce == n and auth.nonce == b"8octets!"
+    again, _ = L.build_ap_req(w.creds, BINDING, now=NOW, auth_nonce=b"8octets!", seal_nonce=n)
+    assert again.encode() == req.encode()  # deterministic: what the known-answer vectors rely on
+    fresh, _ = L.build_ap_req(w.creds, BINDING, now=NOW)
+    assert fresh.authenticator.nonce != n  # the default stays random
+    for bad in (b"", bytes(11), bytes(13), "x" * 12):
+        with pytest.raises(ValueError, match="GCM nonce"):
+            L.seal(w.skey, L.Usage.AP_REP, b"", b"x", nonce=bad)
+    with pytest.raises(ValueError, match="authenticator nonce"):
+        L.build_ap_req(w.creds, BINDING, now=NOW, auth_nonce=bytes(7))

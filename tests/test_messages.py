@@ -310,6 +310,81 @@ def test_construction_rejects_unencodable_values(build):
         build()
 
 
+def test_mobility_header_errors_are_the_documented_malformed_packet_subclasses():
+    mh = BindingUpdate(sequence=9, lifetime_units=1).encode_mh(NCOA, "2001:db8:ff::1")
+    with pytest.raises(errors.UnsupportedType) as info:
+        BindingAck.decode_mh(mh)
+    assert (info.value.field, info.value.offset) == ("mh_type", 2)
+    with pytest.raises(errors.InvalidField, match="Payload Proto 6"):
+        BindingUpdate.decode_mh(b"\x06" + mh[1:])
+    with pytest.raises(errors.Truncated, match="Header Len says 24"):
+        BindingUpdate.decode_mh(mh[:1] + b"\x02" + mh[2:])
+    with pytest.raises(errors.InvalidField, match="Header Len says 8"):
+        BindingUpdate.decode_mh(mh[:1] + b"\x00" + mh[2:])
+    for cut in range(12):
+        with pytest.raises(errors.Truncated):
+            BindingUpdate.decode_mh(mh[:cut])
+    pkt = BindingUpdate(sequence=9, lifetime_units=1).packet(NCOA, "2001:db8:ff::1")
+    for cut in (0, 39, 40, 51):
+        with pytest.raises(errors.Truncated):
+            BindingUpdate.decode_packet(pkt[:cut])
+    with pytest.raises(errors.InvalidField, match="next header 6"):
+        BindingUpdate.decode_packet(pkt[:6] + b"\x06" + pkt[7:])
+    with pytest.raises(errors.InvalidField, match="version 4"):
+        BindingAck.decode_packet(b"\x40" + pkt[1:])
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: Principal("mn\udc80", "R"), "principal.name: not encodable as UTF-8"),
+    (lambda: Principal("mn", "\ud800"), "principal.realm: not encodable as UTF-8"),
+    (lambda: AdjacentRealms(("B.EX", "\udfff")), "adjacent_realms: not encodable as UTF-8"),
+    (lambda: AdjacentRealms("B.EXAMPLE"), "adjacent_realms.realms: expected a sequence, got str"),
+    (lambda: AdjacentRealms(None), "adjacent_realms.realms: expected a sequence"),
+    (lambda: HandoverRedirectAck(options=None), "handover_redirect_ack.options: expected a sequence"),
+    (lambda: HandoverRedirectAck(options=Identifier(1)), "expected a sequence, got Identifier"),
+    (lambda: IcmpHandover(64, NCOA, options=5), "handover.options: expected a sequence, got int"),
+    (lambda: RouterSolicitation(options=None), "router_solicitation.options: expected a sequence"),
+    (lambda: SourceLinkLayerAddress(bytes(14)), "source_ll_address.address: expected 6 octets, got 14"),
+    (lambda: TargetLinkLayerAddress(bytes(8)), "target_ll_address.address: expected 6 octets, got 8"),
+])
+def test_hostile_construction_values_are_plain_value_errors(build, match):
+    """A value from a configuration or a peer that cannot be encoded is a ValueError naming the field, not a
+    TypeError, a UnicodeEncodeError from deep inside, or a silently wrong message (a realm string taken as
+    a tuple of one-letter realms)."""
+    with pytest.raises(ValueError, match=match) as info:
+        build()
+    assert type(info.value) is ValueError
+
+
+def test_decode_refuses_a_str_or_an_int_instead_of_octets():
+    with pytest.raises(TypeError):
+        decode(5)  # type: ignore[arg-type]  # bytes(5) would be five zero octets, "decoded" as type 0
+    with pytest.raises(TypeError):
+        decode("c8020000")  # type: ignore[arg-type]
+
+
+def test_refill_checksum_needs_addresses_and_a_header():
+    from fmipfast.messages import refill_checksum
+    with pytest.raises(ValueError, match="src and dst"):
+        refill_checksum(bytearray(golden("hra_values")[2]), None, None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not an ICMPv6 message"):
+        refill_checksum(bytearray(b"\xc8"), "fe80::1", "fe80::2")
+    src, dst, wire = golden("hra_values")
+    assert refill_checksum(bytearray(wire[:2] + b"\0\0" + wire[4:]), src, dst) == wire
+
+
+def test_a_parser_bug_still_reaches_the_caller_as_malformed_packet(monkeypatch):
+    """The last line of defence: were a parser to fail with anything but MalformedPacket, decode() re-raises
+    it as MalformedPacket chained to the original (the fuzz tests check that it never has to)."""
+    def broken(cls, data):
+        return data[1000]  # IndexError, as a slice-before-length-check bug would
+
+    monkeypatch.setattr(HandoverRedirectAck, "_parse", classmethod(broken))
+    with pytest.raises(errors.MalformedPacket, match="undecodable HandoverRedirectAck: IndexError") as info:
+        decode(golden("hra_values")[2])
+    assert isinstance(info.value.__cause__, IndexError) and info.value.field == "HandoverRedirectAck"
+
+
 def test_encode_without_addresses_needs_a_checksum():
     with pytest.raises(ValueError, match="src/dst"):
         encode(HandoverRedirectAck())
@@ -420,12 +495,12 @@ def test_bit_flips_raise_only_documented_errors(msg, data):
 
 
 @given(data=st.binary(max_size=64))
-def test_mobility_header_decoders_reject_any_bytes_with_value_error(data):
-    """What a raw MH socket hands over is untrusted: any octets decode or raise ValueError, nothing else."""
+def test_mobility_header_decoders_reject_any_bytes_with_malformed_packet(data):
+    """What a raw MH socket hands over is untrusted: any octets decode or raise MalformedPacket, nothing else."""
     for cls in (BindingUpdate, BindingAck):
         try:
             got = cls.decode_mh(data)
-        except ValueError:
+        except errors.MalformedPacket:
             continue
         assert got.encode_mh("2001:db8::1", "2001:db8::2")[6:] == data[6:(data[1] + 1) * 8]
 

@@ -19,6 +19,7 @@ from scapy.layers.inet6 import (
     ICMPv6TimeExceeded,
     IPv6,
 )
+from scapy.packet import Raw
 
 from fmipfast import errors, frames
 from fmipfast.constants import Icmp6Type
@@ -29,6 +30,8 @@ from fmipfast.messages import (
     IcmpError,
     NeighborAdvertisement,
     NeighborSolicitation,
+    RouterAdvertisement,
+    RouterSolicitation,
     SourceLinkLayerAddress,
     TargetLinkLayerAddress,
     decode,
@@ -97,6 +100,44 @@ def test_bad_codes_and_construction():
         IcmpError(128)
     with pytest.raises(ValueError):
         NeighborAdvertisement("::1", router=1)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("msg", [
+    RouterSolicitation(),
+    RouterAdvertisement(),
+    NeighborSolicitation("2001:db8::2", (SourceLinkLayerAddress(MAC),)),
+    NeighborAdvertisement("2001:db8::2"),
+])
+def test_nd_option_type_0_is_a_bad_option_not_a_value_error(msg):
+    """No ND option has type 0; an option carrying it makes the message malformed (BadOption, at the type
+    octet), the documented error, where it used to escape as the constructor's plain ValueError."""
+    wire = encode(msg, SRC, DST) + b"\x00\x01" + bytes(6)
+    with pytest.raises(errors.BadOption) as info:
+        decode(wire)
+    assert (info.value.field, info.value.offset) == ("options.type", len(wire) - 8)
+
+
+@pytest.mark.parametrize("cls", [SourceLinkLayerAddress, TargetLinkLayerAddress])
+@pytest.mark.parametrize("units", [2, 3, 255])
+def test_link_layer_address_option_longer_than_one_unit_is_a_bad_option(cls, units):
+    """On Ethernet (RFC 2464 §8, RFC 4861 §4.6.1) the option is one unit holding a 6-octet MAC; a longer one
+    used to decode into a 14-octet "MAC" the router then used as a frame's destination."""
+    ns = encode(NeighborSolicitation("2001:db8::2"), SRC, DST)
+    option = bytes((cls.TYPE, units)) + MAC + bytes(units * 8 - 8)
+    with pytest.raises(errors.BadOption) as info:
+        decode(ns + option)
+    assert (info.value.field, info.value.offset) == (f"{cls.NAME}.length", len(ns) + 1)
+    ok = decode(ns + bytes((cls.TYPE, 1)) + MAC)
+    assert ok.options == (cls(MAC),) and len(ok.options[0].address) == 6
+
+
+def test_scapy_link_layer_option_of_two_units_is_refused():
+    sp = (IPv6(src=SRC, dst=DST, hlim=255) / ICMPv6ND_NS(tgt="2001:db8::2")
+          / ICMPv6NDOptSrcLLAddr(len=2, lladdr="02:00:5e:10:00:01") / Raw(bytes(8)))  # the second unit
+    raw = bytes(sp)
+    assert raw[40 + 24:40 + 26] == b"\x01\x02" and len(raw) == 40 + 24 + 16
+    with pytest.raises(errors.BadOption, match="link-layer address option on Ethernet is 1"):
+        decode(raw[40:], SRC, DST)  # checksum verified first: scapy computed it over both units
 
 
 addresses = st.binary(min_size=16, max_size=16).map(IPv6Address)

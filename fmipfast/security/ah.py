@@ -513,6 +513,10 @@ def verify(ipv6_packet: bytes, sad: SADatabase, counters: dict | None = None) ->
     Order: parse, SA lookup by SPI (:class:`AhUnknownSpi`), peer check (:class:`AhPeerMismatch`), replay
     pre-check (:class:`AhReplay`), ICV (:class:`AhBadIcv`, constant-time compare), then — only now — the
     replay window advances.  Every outcome bumps one counter in ``counters`` (an :class:`AhCounters`).
+
+    For any octets it returns the packet or raises an :class:`AhError` subclass — :class:`AhMalformed` /
+    :class:`AhTruncated` (also ``MalformedPacket``) for what does not parse, the others for what parses but
+    fails — never another exception, and a refusal leaves the SA's replay window as it was.
     """
     try:
         pkt = _check_ip6(bytes(ipv6_packet))

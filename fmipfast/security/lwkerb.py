@@ -19,6 +19,14 @@ Conventions (all documented with their edges in docs/security.md):
 * a replay-cache entry lives while ``now <= ctime + skew`` (exactly as long as the authenticator could
   still pass the skew check); a full cache after purging expired entries rejects (fails closed).
 
+Exception contract (hostile octets are the normal case): every decoder (``decode_pdu`` and each PDU class's
+``decode``, the sealed plaintexts' included) raises, for any octets, only :class:`LkbMalformed` (or
+:class:`LkbTruncated`, :class:`LkbUnsupportedType`) — a ``MalformedPacket`` naming field and offset — never
+``IndexError``, ``struct.error``, ``UnicodeDecodeError`` or a constructor's ``ValueError``; a PDU it accepts
+re-encodes to exactly the octets decoded.  The readers (:meth:`ApVerifier.verify_local`/``verify``,
+:func:`read_kdc_rep`, :func:`check_ap_rep`, ``Ticket.open``, ``OpenReq.ctime_us``, ``OpenRep.open``) raise
+only :class:`LkbError` subclasses.  Building a PDU from out-of-range values is a ``ValueError``.
+
 Ownership/threading: an :class:`ApVerifier` and its :class:`ReplayCache` belong to one asyncio loop (the
 engine's); they are mutated without locks.
 
@@ -585,10 +593,21 @@ class Sealed:
         return v
 
 
-def seal(key: Key, usage: Usage, aad: bytes, plaintext: bytes) -> Sealed:
-    """AEAD-seal ``plaintext``; the associated data is ``usage`` (1 octet) || ``aad``."""
-    nonce = os.urandom(NONCE_LEN)
-    return Sealed(nonce, key.aead.encrypt(nonce, plaintext, bytes((usage,)) + aad))
+def _gcm_nonce(nonce: bytes | None) -> bytes:
+    if nonce is None:
+        return os.urandom(NONCE_LEN)
+    if not isinstance(nonce, (bytes, bytearray)) or len(nonce) != NONCE_LEN:
+        raise ValueError(f"a GCM nonce is {NONCE_LEN} octets")
+    return bytes(nonce)
+
+
+def seal(key: Key, usage: Usage, aad: bytes, plaintext: bytes, *, nonce: bytes | None = None) -> Sealed:
+    """AEAD-seal ``plaintext``; the associated data is ``usage`` (1 octet) || ``aad``.
+
+    ``nonce``: the 12-octet GCM nonce, random when None (always, outside known-answer tests: a nonce used
+    twice under one key gives away the plaintexts' XOR and the authentication key)."""
+    n = _gcm_nonce(nonce)
+    return Sealed(n, key.aead.encrypt(n, plaintext, bytes((usage,)) + aad))
 
 
 def unseal(key: Key, usage: Usage, aad: bytes, sealed: Sealed, exc: type[LkbError], what: str) -> bytes:
@@ -674,9 +693,10 @@ class Ticket:
         return t
 
     @classmethod
-    def issue(cls, server: Principal, key: Key, part: EncTicketPart) -> Ticket:
+    def issue(cls, server: Principal, key: Key, part: EncTicketPart, *, seal_nonce: bytes | None = None) -> Ticket:
+        """``seal_nonce``: the GCM nonce, random when None (known-answer tests only, see :func:`seal`)."""
         clear = bytes((LKB_VERSION, key.kvno)) + server.encode()
-        return cls(server, key.kvno, seal(key, Usage.TICKET, clear, part.encode()))
+        return cls(server, key.kvno, seal(key, Usage.TICKET, clear, part.encode(), nonce=seal_nonce))
 
     def open(self, key: Key) -> EncTicketPart:
         if key.kvno != self.kvno:
@@ -961,7 +981,14 @@ class KrbError:
     text: str = ""
 
     def encode(self) -> bytes:
-        t = self.text.encode("utf-8")[:255]
+        """The text is diagnostic: cut to 255 octets *at a character boundary* (a cut inside a multi-octet
+        character would make the PDU undecodable, and the client would see "malformed" instead of the
+        error code), lone surrogates replaced.  Out-of-range numbers are a ``ValueError``."""
+        for what, v, bits in (("error_code", self.error_code, 16), ("stime", self.stime, 32),
+                              ("nonce", self.nonce, 64)):
+            if not isinstance(v, int) or not 0 <= v < 1 << bits:
+                raise ValueError(f"krb_error.{what}: {v!r} is not an unsigned {bits}-bit integer")
+        t = str(self.text).encode("utf-8", "replace")[:255].decode("utf-8", "ignore").encode("utf-8")
         return _hdr(MsgType.ERROR) + struct.pack("!HIQ", self.error_code, self.stime, self.nonce) + bytes((len(t),)) + t
 
     @classmethod
@@ -1005,9 +1032,10 @@ class OpenReq:
         return v
 
     @classmethod
-    def build(cls, requester: Principal, key: Key, ticket: Ticket, nonce: int, now: float) -> OpenReq:
+    def build(cls, requester: Principal, key: Key, ticket: Ticket, nonce: int, now: float, *,
+              seal_nonce: bytes | None = None) -> OpenReq:
         probe = cls(requester, key.kvno, nonce, ticket, Sealed(b"", b""))
-        enc = seal(key, Usage.OPEN_REQ, probe.clear(), int(now * _US).to_bytes(8, "big"))
+        enc = seal(key, Usage.OPEN_REQ, probe.clear(), int(now * _US).to_bytes(8, "big"), nonce=seal_nonce)
         return cls(requester, key.kvno, nonce, ticket, enc)
 
     def ctime_us(self, key: Key) -> int:
@@ -1039,9 +1067,9 @@ class OpenRep:
         return v
 
     @classmethod
-    def build(cls, key: Key, nonce: int, part: EncTicketPart) -> OpenRep:
+    def build(cls, key: Key, nonce: int, part: EncTicketPart, *, seal_nonce: bytes | None = None) -> OpenRep:
         clear = _hdr(MsgType.OPEN_REP) + nonce.to_bytes(8, "big")
-        return cls(nonce, seal(key, Usage.OPEN_REP, clear, part.encode()))
+        return cls(nonce, seal(key, Usage.OPEN_REP, clear, part.encode(), nonce=seal_nonce))
 
     def open(self, key: Key) -> EncTicketPart:
         return EncTicketPart.decode(unseal(key, Usage.OPEN_REP, self.clear(), self.enc, ReplyIntegrity, "OPEN-REP"))
@@ -1096,31 +1124,48 @@ def _nonce64() -> int:
     return int.from_bytes(os.urandom(8), "big")
 
 
+# The ``nonce``/``auth_nonce``/``seal_nonce`` keywords of the builders below fix what is otherwise random (the
+# request nonce, the authenticator's 8-octet nonce, the GCM nonce) so known-answer tests can pin every octet
+# of a PDU; leave them None everywhere else (see :func:`seal` on reusing a GCM nonce).
+
+
+def _auth_nonce(nonce: bytes | None) -> bytes:
+    if nonce is None:
+        return os.urandom(8)
+    if not isinstance(nonce, (bytes, bytearray)) or len(nonce) != 8:
+        raise ValueError("an authenticator nonce is 8 octets")
+    return bytes(nonce)
+
+
 def build_as_req(client: Principal, server: Principal, client_key: Key | None, *, now: float,
-                 lifetime: int = 36000) -> AsReq:
+                 lifetime: int = 36000, nonce: int | None = None, seal_nonce: bytes | None = None) -> AsReq:
     """An AS-REQ; with ``client_key`` it carries PA-ENC-TIMESTAMP (ctime in µs sealed under that key)."""
     pa = None
     kvno = 0
     if client_key is not None:
         kvno = client_key.kvno
-        pa = seal(client_key, Usage.PA_ENC_TIMESTAMP, client.encode(), int(now * _US).to_bytes(8, "big"))
-    return AsReq(client, server, _nonce64(), int(now) + lifetime, 0, kvno, pa)
+        pa = seal(client_key, Usage.PA_ENC_TIMESTAMP, client.encode(), int(now * _US).to_bytes(8, "big"),
+                  nonce=seal_nonce)
+    return AsReq(client, server, _nonce64() if nonce is None else nonce, int(now) + lifetime, 0, kvno, pa)
 
 
 def build_ap_req(creds: Credentials, binding: bytes | HandoverBinding = BINDING_NONE, *, now: float,
-                 usage: Usage = Usage.AP_AUTHENTICATOR, mutual: bool = True) -> tuple[ApReq, Authenticator]:
+                 usage: Usage = Usage.AP_AUTHENTICATOR, mutual: bool = True, auth_nonce: bytes | None = None,
+                 seal_nonce: bytes | None = None) -> tuple[ApReq, Authenticator]:
     """An AP-REQ for ``creds`` whose authenticator is bound to ``binding`` (a :class:`HandoverBinding`)."""
     b = binding.encode() if isinstance(binding, HandoverBinding) else bytes(binding)
-    auth = Authenticator(creds.client, int(now * _US), os.urandom(8), b)
-    enc = seal(creds.session_key, usage, b"", auth.encode())
+    auth = Authenticator(creds.client, int(now * _US), _auth_nonce(auth_nonce), b)
+    enc = seal(creds.session_key, usage, b"", auth.encode(), nonce=seal_nonce)
     return ApReq(creds.ticket, enc, 0x01 if mutual else 0), auth
 
 
-def build_tgs_req(tgt: Credentials, server: Principal, *, now: float, lifetime: int = 36000) -> TgsReq:
+def build_tgs_req(tgt: Credentials, server: Principal, *, now: float, lifetime: int = 36000, nonce: int | None = None,
+                  auth_nonce: bytes | None = None, seal_nonce: bytes | None = None) -> TgsReq:
     """A TGS-REQ for ``server`` over the TGT ``tgt`` (authenticator bound to the request body)."""
-    probe = TgsReq(ApReq(tgt.ticket, Sealed(b"", b"")), server, _nonce64(), int(now) + lifetime)
+    probe = TgsReq(ApReq(tgt.ticket, Sealed(b"", b"")), server, _nonce64() if nonce is None else nonce,
+                   int(now) + lifetime)
     ap, _ = build_ap_req(tgt, ap_req_binding_for_request(probe.body()), now=now, usage=Usage.TGS_AUTHENTICATOR,
-                         mutual=False)
+                         mutual=False, auth_nonce=auth_nonce, seal_nonce=seal_nonce)
     return TgsReq(ap, server, probe.nonce, probe.till, probe.options)
 
 
@@ -1224,10 +1269,10 @@ class ApContext:
     def conf_key(self) -> bytes:
         return derive_key(self.session_key, LABEL_CONF)
 
-    def ap_rep(self) -> ApRep:
-        """The AP-REP (mutual authentication) for this AP-REQ."""
+    def ap_rep(self, *, seal_nonce: bytes | None = None) -> ApRep:
+        """The AP-REP (mutual authentication) for this AP-REQ (``seal_nonce``: see :func:`seal`)."""
         part = EncApRepPart(self.authenticator.ctime_us, self.authenticator.nonce)
-        return ApRep(seal(self.session_key, Usage.AP_REP, b"", part.encode()))
+        return ApRep(seal(self.session_key, Usage.AP_REP, b"", part.encode(), nonce=seal_nonce))
 
 
 VERIFIER_COUNTERS = ("ok", "case1", "case2", "case3", "malformed", "no_key", "bad_kvno", "bad_ticket",

@@ -44,7 +44,8 @@ def _input(src16: bytes, dst16: bytes, icmp_message: bytes, mac_offset: int) -> 
 
 
 def message_mac(key: bytes, src16: bytes, dst16: bytes, icmp_message: bytes, mac_offset: int) -> bytes:
-    """The 16-octet MAC value for the sub-option whose value starts at ``mac_offset`` in ``icmp_message``."""
+    """The 16-octet MAC value for the sub-option whose value starts at ``mac_offset`` in ``icmp_message``;
+    ``ValueError`` if the addresses are not 16 octets or the offset leaves no 16 octets after the header."""
     h = _chmac.HMAC(bytes(key), hashes.SHA256())
     h.update(_input(src16, dst16, icmp_message, mac_offset))
     return h.finalize()[:MAC_LEN]
