@@ -1,17 +1,35 @@
 """The control API other daemons use: a Python API over a running engine, and a Unix-socket JSON protocol
 with a small client (DESIGN.md §7).
 
-Protocol: one JSON object per line.  Request ``{"id": 7, "cmd": "counters", "args": {}}``; response
-``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``.  Commands:
+Protocol: one JSON object per line, UTF-8.  Request ``{"id": 7, "cmd": "counters", "args": {}}``; response
+``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``.  ``id`` is optional
+(null, an integer or a string of at most 256 characters) and echoed; no other key is accepted.  Commands:
 
 * ``counters`` — the engine's counters, drops by reason and the conservation check;
 * ``neighbors`` — the neighbor cache (address, MAC, state, flags, interface, expiry);
 * ``interfaces`` — the interfaces with their addresses and port statistics;
-* ``handover`` — trigger a handover (``pcoa``, ``nar``, optional ``nar_principal``, ``prefix_size``,
-  ``lifetime_ms``): handed to the protocol layer attached with :meth:`RouterControl.attach_protocol`;
+* ``handover`` — trigger a handover (:data:`HANDOVER_ARGS`): handed to the protocol layer attached with
+  :meth:`RouterControl.attach_protocol`;
 * ``handovers`` / ``mobile-nodes`` — what the attached protocol layer reports;
 * ``metrics`` — the Prometheus text of :meth:`RouterControl.metrics` (what ``--metrics`` serves over HTTP);
 * ``ping`` — liveness.
+
+Arguments are checked when a request is received, by :func:`check_args` against the command's table of
+:class:`Arg` (every command has one; all but ``handover`` take no argument): an unknown name, a missing
+required one, a value of the wrong JSON type or out of range is refused with an error naming the argument,
+before anything runs.  Integers are JSON integers (not floats, strings or booleans); booleans are JSON
+``true``/``false`` only (``fmipfast ctl --arg buffer=false`` sends that: ``ctl`` parses each value as
+JSON); ``null`` for an optional argument means "not given".  ``handover``'s arguments, with the ranges of
+the wire's fields:
+
+* ``pcoa``, ``nar`` (required), ``ncoa`` — a global unicast IPv6 address (not unspecified, loopback,
+  IPv4-compatible or -mapped, multicast, link-local or site-local; no zone);
+* ``nar_principal`` — ``name@REALM`` (each part 1..255 UTF-8 octets); required by the router's protocol;
+* ``prefix_size`` — 1..128 (the HRD/HI Prefix Size octet), default 64;
+* ``nar_mac`` — a unicast MAC-48 (6 octets) or EUI-64 (8 octets), hex with ``:``, ``-`` or no separators;
+* ``buffer`` — the U flag of the HI's Handover Control, default true;
+* ``lifetime_ms`` — 1..4294967295 (the Handover Control's 32-bit Lifetime in ms; 0 there means "none
+  given"), default 3000.
 
 Bounds (bad input gets a clear error and loses nothing): a request line longer than ``max_request``
 octets, invalid JSON, an unknown command or bad arguments produce an error response and the connection
@@ -30,8 +48,11 @@ import asyncio
 import contextlib
 import json
 import os
+import reprlib
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv6Address, IPv6Network
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,7 +60,8 @@ import numpy as np
 from fmipfast.engine import Engine
 from fmipfast.errors import FmipError
 
-__all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS"]
+__all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS", "Arg",
+           "check_args", "HANDOVER_ARGS", "ROUTER_COMMAND_ARGS"]
 
 COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes", "metrics")
 _STATE_NAMES = {0: "none", 1: "incomplete", 2: "reachable", 3: "stale", 4: "delay", 5: "probe"}
@@ -55,6 +77,159 @@ class Dispatcher(Protocol):
 
 class ControlError(FmipError):
     """A control request failed: the server's error message, or a transport problem."""
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+_shown = reprlib.Repr()
+_shown.maxstring = _shown.maxother = _shown.maxlong = 48
+_shown.maxlist = _shown.maxdict = 4
+_shown.maxlevel = 2
+
+
+def _show(value: Any) -> str:
+    """A bounded rendering of a refused value for an error message."""
+    return _shown.repr(value)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument of a control command: ``what`` it must be (the error says so) and ``parse``, which returns
+    the typed value or raises :class:`ValueError` (its text, when there is one, is added to the error)."""
+
+    what: str
+    parse: Callable[[Any], Any]
+    required: bool = False
+
+
+def check_args(cmd: str, args: Any, spec: Mapping[str, Arg], *, require: Iterable[str] = ()) -> dict[str, Any]:
+    """``args`` of command ``cmd`` checked against ``spec``: a dict of the typed values of the arguments given
+    (an optional one given as ``null`` is left out).  :class:`ControlError` naming the argument for an unknown
+    name, a missing required one (``spec``'s or ``require``'s) or a bad value."""
+    if not isinstance(args, dict):
+        raise ControlError(f"{cmd}: 'args' must be a JSON object, got {_show(args)}")
+    for name in args:
+        if name not in spec:
+            takes = ", ".join(spec) if spec else "no arguments"
+            raise ControlError(f"{cmd}: unknown argument {_show(name)}; {cmd} takes {takes}")
+    required = {n for n, a in spec.items() if a.required} | set(require)
+    out: dict[str, Any] = {}
+    for name, arg in spec.items():
+        value = args.get(name)
+        if value is None:
+            if name in required:
+                raise ControlError(f"{cmd}: '{name}' is required ({arg.what})")
+            continue
+        try:
+            out[name] = arg.parse(value)
+        except (ValueError, TypeError, OverflowError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise ControlError(f"{cmd}: '{name}' must be {arg.what}{detail}, got {_show(value)}") from None
+    return out
+
+
+def integer(lo: int, hi: int, *, required: bool = False) -> Arg:
+    """A JSON integer in ``lo..hi`` (not a float, a string or a boolean)."""
+    def parse(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError
+        return v
+
+    return Arg(f"an integer in {lo}..{hi}", parse, required)
+
+
+def boolean(*, required: bool = False) -> Arg:
+    """JSON ``true`` or ``false`` only: the string ``"false"`` is not false, so it is refused."""
+    def parse(v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise ValueError
+        return v
+
+    return Arg("true or false (JSON booleans, not strings or numbers)", parse, required)
+
+
+_NOT_GLOBAL = ((IPv6Network("::ffff:0:0/96"), "IPv4-mapped"),
+               (IPv6Network("::/8"), "unspecified, loopback or IPv4-compatible"),
+               (IPv6Network("ff00::/8"), "multicast"), (IPv6Network("fe80::/10"), "link-local"),
+               (IPv6Network("fec0::/10"), "site-local"))
+
+
+def global_address(*, required: bool = False) -> Arg:
+    """An IPv6 address string of global scope that names one node."""
+    def parse(v: Any) -> IPv6Address:
+        if isinstance(v, IPv6Address):  # a Python caller's
+            a = v
+        elif not isinstance(v, str) or len(v) > 45 or "%" in v:
+            raise ValueError
+        else:
+            try:
+                a = IPv6Address(v)
+            except ValueError:
+                raise ValueError from None  # its text repeats the value, unbounded
+        if a.scope_id is not None:
+            raise ValueError("no zone")
+        for net, why in _NOT_GLOBAL:
+            if a in net:
+                raise ValueError(why)
+        return a
+
+    return Arg("a global unicast IPv6 address", parse, required)
+
+
+def principal_text(*, required: bool = False) -> Arg:
+    """``name@REALM``: each part 1..255 UTF-8 octets, the realm without '@' (the wire's Principal option)."""
+    def parse(v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError
+        name, sep, realm = v.rpartition("@")
+        if not sep or not name or not realm:
+            raise ValueError
+        try:
+            if max(len(name.encode()), len(realm.encode())) > 255:
+                raise ValueError("a part longer than 255 octets")
+        except UnicodeEncodeError:
+            raise ValueError("not encodable in UTF-8") from None
+        return v
+
+    return Arg("a principal name@REALM", parse, required)
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def link_address(*, required: bool = False) -> Arg:
+    """A unicast MAC-48 (6 octets) or EUI-64 (8 octets): hex pairs separated by ':' or '-' or not at all."""
+    def parse(v: Any) -> bytes:
+        if not isinstance(v, str) or len(v) > 23:
+            raise ValueError
+        sep = ":" if ":" in v else "-" if "-" in v else ""
+        pairs = v.split(sep) if sep else [v[i:i + 2] for i in range(0, len(v), 2)]
+        if len(pairs) not in (6, 8) or any(len(p) != 2 or not set(p) <= _HEX for p in pairs):
+            raise ValueError
+        raw = bytes.fromhex("".join(pairs))
+        if raw[0] & 1:
+            raise ValueError("a group address")
+        if not any(raw):
+            raise ValueError("all zeros")
+        return raw
+
+    return Arg("a unicast MAC (6 octets) or EUI-64 (8 octets) in hex", parse, required)
+
+
+HANDOVER_ARGS: dict[str, Arg] = {
+    "pcoa": global_address(required=True),
+    "nar": global_address(required=True),
+    "nar_principal": principal_text(),  # the router's protocol requires it; another layer may supply it
+    "prefix_size": integer(1, 128),
+    "nar_mac": link_address(),
+    "ncoa": global_address(),
+    "buffer": boolean(),
+    "lifetime_ms": integer(1, (1 << 32) - 1),
+}
+"""``handover``'s arguments: what :meth:`RouterControl.handover` checks on receipt, and what
+``fmipfast.router.RouterAgent.trigger`` reads the values with."""
+
+ROUTER_COMMAND_ARGS: dict[str, dict[str, Arg]] = {cmd: {} for cmd in COMMANDS} | {"handover": HANDOVER_ARGS}
+"""Every router command's arguments (only ``handover`` takes any)."""
 
 
 class RouterControl:
@@ -116,11 +291,10 @@ class RouterControl:
                 for i in self.engine.interfaces]
 
     def handover(self, args: dict[str, Any]) -> Any:
+        """Check ``args`` (:data:`HANDOVER_ARGS`) and hand them, as given, to the attached trigger."""
+        check_args("handover", args, HANDOVER_ARGS)
         if self._trigger is None:
             raise ControlError("no handover protocol is attached to this engine")
-        for key in ("pcoa", "nar"):
-            if not isinstance(args.get(key), str):
-                raise ControlError(f"handover: '{key}' (an IPv6 address string) is required")
         return self._trigger(args)
 
     def handovers(self) -> Any:
@@ -130,6 +304,14 @@ class RouterControl:
         return [] if self._mobile_nodes is None else self._mobile_nodes()
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+        """Run ``cmd`` once its arguments are checked (:data:`ROUTER_COMMAND_ARGS`): a refused request changes
+        nothing."""
+        spec = ROUTER_COMMAND_ARGS.get(cmd) if isinstance(cmd, str) else None
+        if spec is None:
+            raise ControlError(f"unknown command {_show(cmd)}; commands: {', '.join(COMMANDS)}")
+        if cmd == "handover":
+            return self.handover(args)
+        check_args(cmd, args, spec)
         if cmd == "ping":
             return "pong"
         if cmd == "counters":
@@ -138,15 +320,11 @@ class RouterControl:
             return self.neighbors()
         if cmd == "interfaces":
             return self.interfaces()
-        if cmd == "handover":
-            return self.handover(args)
         if cmd == "handovers":
             return self.handovers()
         if cmd == "mobile-nodes":
             return self.mobile_nodes()
-        if cmd == "metrics":
-            return self.metrics(self.engine.cfg.name)
-        raise ControlError(f"unknown command {cmd!r}; commands: {', '.join(COMMANDS)}")
+        return self.metrics(self.engine.cfg.name)  # "metrics"
 
 
 def _error_text(exc: BaseException) -> str:

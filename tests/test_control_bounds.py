@@ -1,0 +1,292 @@
+"""The control API under hostile input: every argument of every command checked on receipt (typed, in the
+wire's ranges, unknown names refused), and the Unix-socket server's bounds -- the socket never connectable by
+another user, an operator never locked out by silent clients, a client that never reads never holding its
+slot, and any request line answered with a JSON reply (hypothesis, against a real router agent)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from fmipfast.control import COMMANDS, ControlError, ControlServer, RouterControl
+from tests.test_engine import H1, Net
+
+ROOT = os.geteuid() == 0
+NAR_ADDR = "2001:db8:2::1"
+GOOD = {"pcoa": H1, "nar": NAR_ADDR, "nar_principal": "host/nar@B.EXAMPLE", "prefix_size": 64,
+        "nar_mac": "02:00:5e:00:02:01", "ncoa": "2001:db8:2::a", "buffer": False, "lifetime_ms": 3000}
+
+
+# ------------------------------------------------------------------------------------------- harness
+class _Loop:
+    """An asyncio loop on a thread, for servers the test talks to with blocking sockets."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Any, timeout: float = 30) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn: Any, timeout: float = 30) -> Any:
+        async def go() -> Any:
+            return fn()
+        return self.run(go(), timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def _serving(control: Any, path: str, loop: _Loop | None = None, **kw: Any) -> Iterator[ControlServer]:
+    own = loop is None
+    lp = loop or _Loop()
+    server = ControlServer(control, path, **kw)
+    lp.run(server.start())
+    try:
+        yield server
+    finally:
+        lp.run(server.close())
+        if own:
+            lp.stop()
+
+
+def _connect(path: str, timeout: float = 10) -> socket.socket:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    return s
+
+
+def _read_to_eof(s: socket.socket, bound: float = 10) -> tuple[bytes, bool]:
+    """Everything the server sends until it closes (True), or what came within ``bound`` s (False)."""
+    end = time.monotonic() + bound
+    data = b""
+    while time.monotonic() < end:
+        s.settimeout(max(0.05, end - time.monotonic()))
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def _exchange(path: str, payload: bytes) -> list[dict]:
+    s = _connect(path)
+    try:
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        data, closed = _read_to_eof(s)
+    finally:
+        s.close()
+    assert closed, "the server did not finish answering"
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def _eventually(cond: Any, bound: float = 10) -> bool:
+    end = time.monotonic() + bound
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+def _python_for_nobody() -> str | None:
+    """A Python interpreter the unprivileged user can run (the test's may live under /root)."""
+    for exe in (sys.executable, "/usr/bin/python3", "/usr/local/bin/python3"):
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            if subprocess.run([exe, "-c", "pass"], user=65534, group=65534, extra_groups=[], cwd="/",
+                              timeout=30, capture_output=True).returncode == 0:
+                return exe
+    return None
+
+
+@pytest.fixture
+def sockdir():
+    """A directory other users may traverse (tmp_path is 0700), for the permission tests."""
+    d = tempfile.mkdtemp(prefix="fmipctl")
+    os.chmod(d, 0o755)
+    try:
+        yield d
+    finally:
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        os.rmdir(d)
+
+
+# ------------------------------------------------------------------------------------------- 1. arguments
+def _recording_control() -> tuple[RouterControl, list[dict]]:
+    control = RouterControl(Net().engine)
+    seen: list[dict] = []
+    control.attach_protocol(lambda args: seen.append(args) or {"identifier": 1}, lambda: [], lambda: [])
+    return control, seen
+
+
+BAD_HANDOVER = [
+    ("lifetime_ms", 2**32), ("lifetime_ms", -1), ("lifetime_ms", 10**30), ("lifetime_ms", 0),
+    ("lifetime_ms", 1.5), ("lifetime_ms", 3000.0), ("lifetime_ms", "3000"), ("lifetime_ms", True),
+    ("lifetime_ms", math.nan), ("lifetime_ms", math.inf),
+    ("prefix_size", 0), ("prefix_size", 129), ("prefix_size", "64"), ("prefix_size", [64]),
+    ("ncoa", "::"), ("ncoa", "ff02::1"), ("ncoa", "fe80::1"), ("ncoa", "::1"), ("ncoa", "::ffff:192.0.2.1"),
+    ("ncoa", "fec0::1"), ("ncoa", "2001:db8:2::a%acc0"), ("ncoa", 5), ("ncoa", ""), ("ncoa", "2001:db8::g"),
+    ("ncoa", "1" * 5000),
+    ("pcoa", "ff02::1"), ("pcoa", 1), ("pcoa", {"a": 1}), ("nar", "::"), ("nar", "fe80::1"),
+    ("buffer", "false"), ("buffer", "true"), ("buffer", 0), ("buffer", 1), ("buffer", "0"),
+    ("nar_mac", "02:00:5e:00:02"), ("nar_mac", "02:00:5e:00:02:01:03"), ("nar_mac", "ff:ff:ff:ff:ff:ff"),
+    ("nar_mac", "00:00:00:00:00:00"), ("nar_mac", "02 00 5e 00 02 01"), ("nar_mac", "02005e0002011"),
+    ("nar_mac", "02:00-5e:00:02:01"), ("nar_mac", "0x:00:5e:00:02:01"), ("nar_mac", 0x02005E000201),
+    ("nar_principal", "nar"), ("nar_principal", "@B.EXAMPLE"), ("nar_principal", "host/nar@"),
+    ("nar_principal", 5), ("nar_principal", "x" * 300 + "@B"), ("nar_principal", "\ud800@B"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), BAD_HANDOVER, ids=[f"{n}={str(v)[:20]!r}" for n, v in BAD_HANDOVER])
+def test_every_bad_handover_argument_is_refused_on_receipt_naming_it(name, value):
+    control, seen = _recording_control()
+    with pytest.raises(ControlError, match=f"handover: '{name}' must be") as info:
+        control.dispatch("handover", {**GOOD, name: value})
+    assert len(str(info.value)) < 300  # the refused value is shown bounded
+    assert seen == []  # nothing reached the protocol layer
+
+
+def test_handover_argument_names_and_presence():
+    control, seen = _recording_control()
+    with pytest.raises(ControlError, match="handover: unknown argument 'lifetime'; handover takes pcoa, nar"):
+        control.dispatch("handover", {**GOOD, "lifetime": 3000})
+    for name in ("pcoa", "nar"):
+        with pytest.raises(ControlError, match=f"handover: '{name}' is required"):
+            control.dispatch("handover", {k: v for k, v in GOOD.items() if k != name})
+    with pytest.raises(ControlError, match="'args' must be a JSON object"):
+        control.dispatch("handover", [GOOD])  # type: ignore[arg-type]
+    assert seen == []
+    # the good ones, and null for an optional one ("not given"), pass through as given
+    assert control.dispatch("handover", GOOD) == {"identifier": 1}
+    assert control.dispatch("handover", {**GOOD, "ncoa": None, "nar_mac": "02005E000201"}) == {"identifier": 1}
+    assert control.dispatch("handover", {**GOOD, "nar_mac": "02-00-5e-ff-fe-00-02-01", "lifetime_ms": 2**32 - 1,
+                                         "prefix_size": 128, "buffer": True}) == {"identifier": 1}
+    assert seen[0] == GOOD and len(seen) == 3
+
+
+@pytest.mark.parametrize("cmd", [c for c in COMMANDS if c != "handover"])
+def test_commands_without_arguments_refuse_any(cmd):
+    control = RouterControl(Net().engine)
+    with pytest.raises(ControlError, match=f"{cmd}: unknown argument 'verbose'; {cmd} takes no arguments"):
+        control.dispatch(cmd, {"verbose": True})
+    with pytest.raises(ControlError, match="'args' must be a JSON object"):
+        control.dispatch(cmd, "x")  # type: ignore[arg-type]
+    control.dispatch(cmd, {})
+
+
+def test_unknown_commands_of_any_type_are_refused():
+    control = RouterControl(Net().engine)
+    for cmd in ("reboot", "", "x" * 10000, 5, None, ["ping"]):
+        with pytest.raises(ControlError, match="unknown command") as info:
+            control.dispatch(cmd, {})  # type: ignore[arg-type]
+        assert len(str(info.value)) < 300
+
+
+def test_the_mn_daemons_commands_refuse_arguments_and_unknown_commands():
+    from fmipfast.mnd import MN_COMMANDS, MnDaemon
+
+    stub = SimpleNamespace(status=lambda: {"state": "attached"}, all_counters=lambda: {"daemon": {}},
+                           metrics=lambda: "# none\n")
+    assert MnDaemon.dispatch(stub, "ping", {}) == "pong"  # type: ignore[arg-type]
+    for cmd in MN_COMMANDS:
+        with pytest.raises(ControlError, match=f"{cmd}: unknown argument 'x'; {cmd} takes no arguments"):
+            MnDaemon.dispatch(stub, cmd, {"x": 1})  # type: ignore[arg-type]
+        with pytest.raises(ControlError, match="must be a JSON object"):
+            MnDaemon.dispatch(stub, cmd, [])  # type: ignore[arg-type]
+    for cmd in ("handover", 7, None):
+        with pytest.raises(ControlError, match="unknown command"):
+            MnDaemon.dispatch(stub, cmd, {})  # type: ignore[arg-type]
+
+
+# the router's own trigger (RouterAgent), with an MN attached so that a good trigger really starts a handover
+def _attached_agent() -> Any:
+    from fmipfast.ports import MemoryPort
+    from tests.test_router import MN_MAC, _initial_attach, _world
+
+    async def attach() -> Any:
+        engine, agent, _peer, key = _world()
+        mn = MemoryPort("mn", MN_MAC, engine.interfaces[0].port.link)
+        frame, _ = _initial_attach(key, agent.epoch_s + agent.scheduler.now() / 1e9)
+        mn.send_frames([frame])
+        for _ in range(500):
+            engine.poll()
+            await asyncio.sleep(0.01)
+            if agent.ar.counters["initial_attached"]:
+                break
+        assert agent.ar.counters["initial_attached"] == 1
+        return SimpleNamespace(engine=engine, agent=agent, mn=mn)
+
+    return attach
+
+
+def _agent_state(agent: Any) -> Any:
+    return (agent.handovers(), sorted(str(a) for a in agent.ar.sessions),
+            {k: v for k, v in agent.ar.counters.items() if k.startswith(("handovers", "trigger"))})
+
+
+def test_the_router_agents_trigger_checks_every_argument_before_the_machine_sees_it():
+    from tests.test_router import MN_COA, PAR
+
+    async def scenario() -> None:
+        w = await _attached_agent()()
+        good = {"pcoa": str(MN_COA), "nar": str(PAR), "nar_principal": "host/par@A.EXAMPLE"}
+        before = _agent_state(w.agent)
+        for name, value in BAD_HANDOVER:
+            if name == "pcoa":
+                continue
+            with pytest.raises(ControlError, match=f"handover: '{name}' must be"):
+                w.agent.trigger({**good, name: value})
+        with pytest.raises(ControlError, match="handover: 'nar_principal' is required"):
+            w.agent.trigger({k: v for k, v in good.items() if k != "nar_principal"})
+        with pytest.raises(ControlError, match="unknown argument 'buffered'"):
+            w.agent.trigger({**good, "buffered": False})
+        assert _agent_state(w.agent) == before  # refused: the machine saw nothing
+        result = w.agent.trigger({**good, "buffer": False, "lifetime_ms": 65535 * 1000, "nar_mac": "02:00:5e:00:02:01"})
+        h = w.agent.ar.par[MN_COA]
+        assert result["identifier"] == h.identifier
+        assert h.trigger.buffer is False and h.trigger.lifetime_ms == 65535 * 1000
+        assert h.trigger.nar_mac == bytes.fromhex("02005e000201")
+
+    asyncio.run(scenario())
+
+
+def test_ctl_sends_json_values_so_false_is_false_and_a_string_is_refused(tmp_path, capsys):
+    from fmipfast.cli import main
+
+    control, seen = _recording_control()
+    path = str(tmp_path / "ctl.sock")
+    with _serving(control, path):
+        base = ["ctl", "--socket", path, "handover", "--arg", f"pcoa={H1}", "--arg", f"nar={NAR_ADDR}"]
+        assert main([*base, "--arg", "buffer=false", "--arg", "lifetime_ms=500"]) == 0
+        assert seen == [{"pcoa": H1, "nar": NAR_ADDR, "buffer": False, "lifetime_ms": 500}]
+        assert main([*base, "--arg", "buffer=False"]) == 1  # not JSON: the string "False"
+        assert "'buffer' must be true or false" in capsys.readouterr().err
+        assert len(seen) == 1
+
+
