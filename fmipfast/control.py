@@ -31,10 +31,25 @@ the wire's fields:
 * ``lifetime_ms`` — 1..4294967295 (the Handover Control's 32-bit Lifetime in ms; 0 there means "none
   given"), default 3000.
 
-Bounds (bad input gets a clear error and loses nothing): a request line longer than ``max_request``
-octets, invalid JSON, an unknown command or bad arguments produce an error response and the connection
-stays usable; at most ``max_clients`` connections at once (a further one is refused with an error line);
-an idle connection is closed after ``idle_timeout`` seconds.
+Bounds (bad input gets a clear error reply, is counted in :attr:`ControlServer.counters`, never raises in
+the server and never holds it):
+
+* a request line longer than ``max_request`` octets (64 KiB) gets an error and that connection is closed
+  (the stream position is unknown after it); invalid UTF-8, invalid JSON (``NaN``, ``Infinity`` and
+  numbers that overflow a float are not JSON; integers of more than 4300 digits and nesting deeper than
+  the interpreter's recursion limit are refused), a non-object, an unknown key, command or argument, or a
+  bad argument value get an error and the connection stays usable;
+* at most ``max_clients`` (16) connections; when all are taken, a new connection evicts the one that has
+  made progress (a request received, a reply written) least recently — it is sent an error line and
+  closed — so an operator always gets in, however many silent clients there are;
+* a connection that sends no complete request line within ``idle_timeout`` (60 s) of connecting or of its
+  last reply is closed: this bounds a silent client and a slow one alike;
+* replies queue in the socket buffer and in at most 64 KiB of the transport's; a client that pipelines
+  requests without reading the replies is disconnected when a reply cannot be written within
+  ``write_timeout`` (10 s): it gets a bounded amount of answers and holds its slot a bounded time;
+* the socket is bound with its final mode (``0660``: the daemon's user and group), under a umask that
+  allows nothing more, so no other user can connect to it at any moment, not even between the bind and a
+  chmod; an existing path is replaced only when it is a stale socket (no server answers on it).
 
 Ownership: the server runs on the engine's asyncio loop and reads the engine between batches; commands
 that change state go through the protocol layer, never straight into the tables.
@@ -45,11 +60,12 @@ May import: engine (read-only views), metrics, config, errors.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import math
 import os
 import reprlib
 import socket
+import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
@@ -328,92 +344,258 @@ class RouterControl:
 
 
 def _error_text(exc: BaseException) -> str:
-    return str(exc) if isinstance(exc, FmipError) else f"{type(exc).__name__}: {exc}"
+    text = str(exc) if isinstance(exc, FmipError) else f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 1000 else text[:1000] + "..."
+
+
+class _BadRequest(ControlError):
+    """The request line itself is unusable (not UTF-8, not JSON, not a request object)."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _BadRequest(f"invalid JSON: {name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadRequest(f"invalid JSON: {_show(text)} overflows a float")
+    return value
+
+
+_REQUEST_KEYS = ("id", "cmd", "args")
+_WRITE_BUFFER_HIGH = 64 * 1024  # octets of replies the transport queues beyond the socket's own buffer
+
+
+def _parse_request(line: bytes) -> dict[str, Any]:
+    """The request object of one line, or :class:`_BadRequest` saying what is wrong with it."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _BadRequest(f"a request is UTF-8 text: invalid octet at offset {exc.start}") from None
+    try:
+        req = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise _BadRequest(f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise _BadRequest("invalid JSON: nested too deeply") from None
+    except _BadRequest:
+        raise
+    except ValueError as exc:  # an integer of more digits than int() converts
+        raise _BadRequest(f"invalid JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise _BadRequest("a request is a JSON object")
+    return req
+
+
+def _request_fields(req: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    for key in req:
+        if key not in _REQUEST_KEYS:
+            raise _BadRequest(f"unknown request key {_show(key)}; a request has {', '.join(_REQUEST_KEYS)}")
+    cmd, args = req.get("cmd"), req.get("args")
+    if not isinstance(cmd, str):
+        raise _BadRequest("a request needs 'cmd' (a string) and optional 'args' (an object)")
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise _BadRequest(f"{_show(cmd)}: 'args' must be a JSON object, got {_show(args)}")
+    return cmd, args
+
+
+def _valid_id(rid: Any) -> bool:
+    return rid is None or (isinstance(rid, int) and not isinstance(rid, bool)) or (
+        isinstance(rid, str) and len(rid) <= 256)
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, default=str, allow_nan=False).encode() + b"\n"
+
+
+def _shut(transport: asyncio.BaseTransport) -> None:
+    """Close a connection: at once when replies are still queued (the peer is not reading them)."""
+    if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
+        transport.abort()
+    else:
+        transport.close()
+
+
+class _Connection:
+    __slots__ = ("writer", "task", "last", "evicted")
+
+    def __init__(self, writer: asyncio.StreamWriter, now: float) -> None:
+        self.writer = writer
+        self.task = asyncio.current_task()
+        self.last = now  # when it last made progress: connected, a request received, a reply written
+        self.evicted = False
 
 
 class ControlServer:
     """The Unix-socket JSON server for one :class:`RouterControl` or any other :class:`Dispatcher` (start/close
-    on the running loop)."""
+    on the running loop).  The bounds (see the module) are the keyword arguments; ``counters`` counts
+    connections, ``evicted`` ones (made room for a new one), ``idle_timeouts``, ``write_timeouts``,
+    ``requests``, ``errors`` (error replies), ``invalid`` (of those, unusable request lines) and ``too_long``
+    lines."""
 
     def __init__(self, control: Dispatcher, path: str, *, max_request: int = 65536, max_clients: int = 16,
-                 idle_timeout: float = 300.0) -> None:
+                 idle_timeout: float = 60.0, write_timeout: float = 10.0, mode: int = 0o660) -> None:
+        if max_clients < 1:
+            raise ValueError("max_clients: at least 1")
         self.control = control
         self.path = path
         self.max_request = max_request
         self.max_clients = max_clients
         self.idle_timeout = idle_timeout
-        self.counters = dict.fromkeys(("connections", "refused", "requests", "errors", "too_long"), 0)
-        self._clients = 0
+        self.write_timeout = write_timeout
+        self.mode = mode
+        self.counters = dict.fromkeys(("connections", "evicted", "idle_timeouts", "write_timeouts", "requests",
+                                       "errors", "invalid", "too_long"), 0)
+        self._conns: dict[int, _Connection] = {}
         self._server: asyncio.base_events.Server | None = None
+        self._inode: int | None = None
+
+    @property
+    def clients(self) -> int:
+        """Connections open now."""
+        return len(self._conns)
 
     async def start(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            if os.path.exists(self.path) and not _is_listening(self.path):
-                os.unlink(self.path)  # a stale socket from a crash
-        self._server = await asyncio.start_unix_server(self._serve, path=self.path, limit=self.max_request)
-        os.chmod(self.path, 0o660)
+        sock = self._bind()
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, sock=sock, limit=self.max_request)
+        except BaseException:
+            sock.close()
+            self._unlink()
+            raise
+
+    def _bind(self) -> socket.socket:
+        """The listening socket, created with its final mode: bound under a umask that leaves nothing beyond
+        ``mode``, so there is no moment at which anyone else may connect (a chmod after the bind would leave
+        one)."""
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            pass
+        else:
+            if not stat.S_ISSOCK(st.st_mode):
+                raise ControlError(f"control socket {self.path}: the path exists and is not a socket")
+            if _is_listening(self.path):
+                raise ControlError(f"control socket {self.path}: another server is listening on it")
+            os.unlink(self.path)  # a stale socket from a crash
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            old = os.umask(0o777 & ~self.mode)
+            try:
+                sock.bind(self.path)
+            finally:
+                os.umask(old)
+            self._inode = os.lstat(self.path).st_ino
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    def _unlink(self) -> None:
+        """Remove our socket file (not one another server has put there since)."""
+        try:
+            if self._inode is not None and os.lstat(self.path).st_ino == self._inode:
+                os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        self._inode = None
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
+            conns = list(self._conns.values())
+            for conn in conns:
+                conn.writer.transport.abort()
+            tasks = [c.task for c in conns if c.task is not None]
+            if tasks:  # they see the end of their connection at once
+                await asyncio.wait(tasks, timeout=5)
             await self._server.wait_closed()
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
+        self._unlink()
+
+    def _evict(self) -> None:
+        """Make room: close the connection that has made progress least recently, telling it why."""
+        victim = min(self._conns.values(), key=lambda c: c.last)
+        del self._conns[id(victim)]
+        victim.evicted = True
+        self.counters["evicted"] += 1
+        transport = victim.writer.transport
+        if not transport.is_closing() and not transport.get_write_buffer_size():
+            transport.write(_line({"id": None, "ok": False, "error": "too many control clients: this connection "
+                                   "made progress least recently and is closed"}))
+        _shut(transport)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if self._clients >= self.max_clients:
-            self.counters["refused"] += 1
-            writer.write(json.dumps({"id": None, "ok": False, "error": "too many control clients"}).encode() + b"\n")
-            with contextlib.suppress(ConnectionError):
-                await writer.drain()
-            writer.close()
-            return
-        self._clients += 1
+        loop = asyncio.get_running_loop()
+        while len(self._conns) >= self.max_clients:
+            self._evict()
+        conn = _Connection(writer, loop.time())
+        self._conns[id(conn)] = conn
         self.counters["connections"] += 1
+        writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
         try:
-            while True:
+            while not conn.evicted:
                 try:
                     line = await asyncio.wait_for(reader.readline(), self.idle_timeout)
                 except asyncio.TimeoutError:
+                    self.counters["idle_timeouts"] += 1
                     break
                 except (asyncio.LimitOverrunError, ValueError):
                     self.counters["too_long"] += 1
-                    await self._reply(writer, {"id": None, "ok": False,
-                                               "error": f"request longer than {self.max_request} octets"})
+                    await self._send(conn, _line({"id": None, "ok": False,
+                                                  "error": f"request longer than {self.max_request} octets"}))
                     break  # the stream position is unknown after an overrun: close this connection
-                if not line:
+                if not line or conn.evicted:
                     break
-                await self._reply(writer, self._handle(line))
+                conn.last = loop.time()
+                if not await self._send(conn, self._handle(line)):
+                    break
+                conn.last = loop.time()
         except ConnectionError:
             pass
         finally:
-            self._clients -= 1
-            writer.close()
+            self._conns.pop(id(conn), None)
+            _shut(writer.transport)
 
-    def _handle(self, line: bytes) -> dict[str, Any]:
+    async def _send(self, conn: _Connection, data: bytes) -> bool:
+        """Write one reply; False when the connection is gone or the peer did not take it within
+        ``write_timeout`` (then it is closed)."""
+        writer = conn.writer
+        if writer.transport.is_closing():
+            return False
+        writer.write(data)
+        try:
+            await asyncio.wait_for(writer.drain(), self.write_timeout)
+        except asyncio.TimeoutError:
+            self.counters["write_timeouts"] += 1
+            writer.transport.abort()
+            return False
+        return True
+
+    def _handle(self, line: bytes) -> bytes:
+        """The reply line to one request line: never raises."""
         self.counters["requests"] += 1
         rid = None
         try:
-            req = json.loads(line)
-            if not isinstance(req, dict):
-                raise ControlError("a request is a JSON object")
+            req = _parse_request(line)
+            if not _valid_id(req.get("id")):
+                raise _BadRequest("'id' must be null, an integer or a string of at most 256 characters")
             rid = req.get("id")
-            cmd = req.get("cmd")
-            args = req.get("args", {})
-            if not isinstance(cmd, str) or not isinstance(args, dict):
-                raise ControlError("a request needs 'cmd' (string) and optional 'args' (object)")
-            return {"id": rid, "ok": True, "result": self.control.dispatch(cmd, args)}
-        except json.JSONDecodeError as exc:
-            self.counters["errors"] += 1
-            return {"id": rid, "ok": False, "error": f"invalid JSON: {exc.msg} at column {exc.colno}"}
+            cmd, args = _request_fields(req)
+            reply = {"id": rid, "ok": True, "result": self.control.dispatch(cmd, args)}
         except Exception as exc:  # every failure becomes an error response; the server keeps serving
             self.counters["errors"] += 1
-            return {"id": rid, "ok": False, "error": _error_text(exc)}
-
-    async def _reply(self, writer: asyncio.StreamWriter, obj: dict[str, Any]) -> None:
-        writer.write(json.dumps(obj, default=str).encode() + b"\n")
-        await writer.drain()
+            if isinstance(exc, _BadRequest):
+                self.counters["invalid"] += 1
+            return _line({"id": rid, "ok": False, "error": _error_text(exc)})
+        try:
+            return _line(reply)
+        except (TypeError, ValueError, RecursionError) as exc:
+            self.counters["errors"] += 1
+            return _line({"id": rid, "ok": False, "error": f"the result is not JSON: {_error_text(exc)}"})
 
 
 def _is_listening(path: str) -> bool:
@@ -428,35 +610,54 @@ def _is_listening(path: str) -> bool:
 
 
 class ControlClient:
-    """A blocking client: ``ControlClient(path).call("counters")``."""
+    """A blocking client: ``ControlClient(path).call("counters")``; ``timeout`` bounds the whole call."""
 
-    def __init__(self, path: str, *, timeout: float = 5.0) -> None:
+    def __init__(self, path: str, *, timeout: float = 5.0, max_reply: int = 64 << 20) -> None:
         self.path = path
         self.timeout = timeout
+        self.max_reply = max_reply
         self._next = 1
 
     def call(self, cmd: str, **args: Any) -> Any:
+        import time
+
         rid = self._next
         self._next += 1
+        deadline = time.monotonic() + self.timeout
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(self.timeout)
         try:
             try:
                 s.connect(self.path)
+            except socket.timeout:
+                raise
             except OSError as exc:
                 raise ControlError(f"cannot reach the control socket {self.path}: {exc.strerror or exc}") from None
             s.sendall(json.dumps({"id": rid, "cmd": cmd, "args": args}).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise socket.timeout
+                s.settimeout(left)
                 chunk = s.recv(65536)
                 if not chunk:
                     raise ControlError("the control server closed the connection")
                 buf += chunk
+                if len(buf) > self.max_reply:
+                    raise ControlError(f"a reply longer than {self.max_reply} octets")
         except socket.timeout:
             raise ControlError(f"no answer from {self.path} within {self.timeout} s") from None
+        except OSError as exc:
+            raise ControlError(f"control socket {self.path}: {exc.strerror or exc}") from None
         finally:
             s.close()
-        reply = json.loads(buf)
+        try:
+            reply = json.loads(buf)
+        except ValueError:
+            raise ControlError("the control server's reply is not JSON") from None
+        if not isinstance(reply, dict):
+            raise ControlError("the control server's reply is not a JSON object")
         if not reply.get("ok"):
-            raise ControlError(reply.get("error", "unknown error"))
+            raise ControlError(str(reply.get("error", "unknown error")))
         return reply.get("result")

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from fmipfast.control import COMMANDS, ControlError, ControlServer, RouterControl
+from fmipfast.control import COMMANDS, ControlClient, ControlError, ControlServer, RouterControl
 from tests.test_engine import H1, Net
 
 ROOT = os.geteuid() == 0
@@ -288,5 +289,160 @@ def test_ctl_sends_json_values_so_false_is_false_and_a_string_is_refused(tmp_pat
         assert main([*base, "--arg", "buffer=False"]) == 1  # not JSON: the string "False"
         assert "'buffer' must be true or false" in capsys.readouterr().err
         assert len(seen) == 1
+
+
+# ------------------------------------------------------------------------------------------- 2a. the socket's mode
+@pytest.mark.skipif(not ROOT, reason="needs root to run a client as another user")
+def test_the_socket_is_never_connectable_by_another_user(sockdir, monkeypatch):
+    """Under umask 0 the socket's mode right after the bind is its final one: with every later chmod made a
+    no-op, it is still 0660 -- and a client running as nobody, trying all along while servers start and stop,
+    never gets in."""
+    path = os.path.join(sockdir, "ctl.sock")
+    python = _python_for_nobody()
+    if python is None:
+        pytest.skip("no Python interpreter the user nobody may run")
+    probe = subprocess.Popen(
+        [python, "-c", (
+            "import socket, sys, time\n"
+            "end = time.monotonic() + float(sys.argv[2]); ok = 0\n"
+            "while time.monotonic() < end:\n"
+            "    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+            "    try:\n"
+            "        s.connect(sys.argv[1]); ok += 1\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    finally:\n"
+            "        s.close()\n"
+            "print(ok)\n"), path, "3"],
+        user=65534, group=65534, extra_groups=[], cwd="/", stdout=subprocess.PIPE, text=True)
+    old = os.umask(0)
+    monkeypatch.setattr(os, "chmod", lambda *a, **k: None)  # what the mode is before any chmod
+    try:
+        control = RouterControl(Net().engine)
+        lp = _Loop()
+        try:
+            end = time.monotonic() + 2
+            while time.monotonic() < end:
+                with _serving(control, path, lp):
+                    mode = stat.S_IMODE(os.stat(path).st_mode)
+                    assert mode == 0o660, oct(mode)
+        finally:
+            lp.stop()
+    finally:
+        os.umask(old)
+    out, _ = probe.communicate(timeout=30)
+    assert probe.returncode == 0 and out.strip() == "0", f"nobody connected {out.strip()} times"
+    assert os.umask(old) == old  # the server restored the umask it bound under
+
+
+def test_an_existing_path_is_replaced_only_when_it_is_a_stale_socket(tmp_path):
+    control = RouterControl(Net().engine)
+    path = str(tmp_path / "ctl.sock")
+    with _serving(control, path):
+        with pytest.raises(ControlError, match="another server is listening"), _serving(control, path):
+            pass
+        assert ControlClient(path).call("ping") == "pong"  # the first one still has its socket
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(path)
+    stale.close()  # a socket file nobody listens on: what a crash leaves
+    with _serving(control, path):
+        assert ControlClient(path).call("ping") == "pong"
+    assert not os.path.exists(path)
+    (tmp_path / "ctl.sock").write_text("not a socket")
+    with pytest.raises(ControlError, match="not a socket"), _serving(control, path):
+        pass
+    assert (tmp_path / "ctl.sock").read_text() == "not a socket"
+
+
+# ------------------------------------------------------------------------------------------- 2b/2c. connections
+def test_sixteen_silent_clients_do_not_lock_the_operator_out(tmp_path):
+    control = RouterControl(Net().engine)
+    path = str(tmp_path / "ctl.sock")
+    with _serving(control, path, idle_timeout=300.0) as server:  # only eviction can make room here
+        silent = [_connect(path) for _ in range(20)]
+        try:
+            assert _eventually(lambda: server.counters["connections"] == 20)
+            for _ in range(3):
+                assert ControlClient(path, timeout=10).call("ping") == "pong"
+            assert server.clients <= server.max_clients == 16
+            assert server.counters["evicted"] >= 4 + 1  # and one for the first ping at least
+            # the first silent ones made room: each was told why, then closed
+            data, closed = _read_to_eof(silent[0])
+            assert closed and "too many control clients" in json.loads(data)["error"]
+        finally:
+            for s in silent:
+                s.close()
+
+
+def test_an_idle_or_slow_connection_is_closed_after_the_idle_timeout(tmp_path):
+    control = RouterControl(Net().engine)
+    path = str(tmp_path / "ctl.sock")
+    with _serving(control, path, idle_timeout=0.5) as server:
+        silent, slow = _connect(path), _connect(path)
+        slow.sendall(b'{"cmd": "pi')  # never finished
+        try:
+            for s in (silent, slow):
+                data, closed = _read_to_eof(s, 10)
+                assert closed and data == b""
+            assert _eventually(lambda: server.counters["idle_timeouts"] == 2 and server.clients == 0)
+        finally:
+            silent.close()
+            slow.close()
+        assert ControlClient(path).call("ping") == "pong"
+
+
+def test_a_client_that_pipelines_and_never_reads_is_disconnected(tmp_path):
+    control = RouterControl(Net().engine)
+    path = str(tmp_path / "ctl.sock")
+    with _serving(control, path, idle_timeout=300.0, write_timeout=0.5) as server:
+        s = _connect(path)
+        try:
+            s.setblocking(False)
+            request, sent = b'{"cmd": "ping"}\n', 0
+            chunk = request * 4096
+            end = time.monotonic() + 3
+            while time.monotonic() < end and sent < 4 << 20:
+                try:
+                    sent += s.send(chunk)
+                except BlockingIOError:
+                    time.sleep(0.05)
+                except OSError:
+                    break  # already disconnected
+            requests = sent // len(request)
+            # the server stops answering once its replies pile up unread, and lets go within the bound
+            assert _eventually(lambda: server.counters["write_timeouts"] == 1 and server.clients == 0, 10)
+            assert ControlClient(path).call("ping") == "pong"  # and it kept serving meanwhile
+            s.setblocking(True)
+            data, closed = _read_to_eof(s, 10)
+            assert closed and 0 < data.count(b"\n") < requests
+        finally:
+            s.close()
+
+
+def test_garbage_oversized_non_utf8_and_nan_requests_get_error_replies_and_are_counted(tmp_path):
+    control = RouterControl(Net().engine)
+    path = str(tmp_path / "ctl.sock")
+    bad = [b"\xff\xfe\x00garbage", b'{"cmd": "ping", "id": NaN}', b'{"cmd": "ping", "args": {"x": Infinity}}',
+           b'{"cmd": "ping", "id": -Infinity}', b'{"cmd": "ping", "id": 1e999}', b"[" * 5000,
+           b'{"cmd": "ping", "id": ' + b"9" * 4400 + b"}", b"", b"   ", b"[1, 2]", b'"ping"', b"null",
+           b'{"cmd": ["ping"]}', b'{"cmd": "ping", "args": []}', b'{"cmd": "ping", "args": "x"}',
+           b'{"cmd": "ping", "extra": 1}', b'{"cmd": "ping", "id": {"a": 1}}', b'{"cmd": "ping", "id": true}',
+           b'{"cmd": "ping", "id": 1.5}', b'{"cmd": "handover", "args": {"pcoa": NaN}}',
+           b'{"cmd": "ping", "id": "' + "\u00e9".encode("latin-1") + b'"}', b'{"cmd": "ping"}\xc3']
+    with _serving(control, path, max_request=8192) as server:
+        replies = _exchange(path, b"\n".join(bad) + b'\n{"id": 8, "cmd": "ping", "args": {"x": 1}}\n'
+                            b'{"id": "last", "cmd": "ping"}\n')
+        assert len(replies) == len(bad) + 2
+        for line, reply in zip(bad, replies):
+            assert reply["ok"] is False and reply["id"] is None and reply["error"], (line[:40], reply)
+        assert replies[-2] == {"id": 8, "ok": False, "error": "ping: unknown argument 'x'; ping takes no arguments"}
+        assert replies[-1] == {"id": "last", "ok": True, "result": "pong"}
+        assert "NaN is not JSON" in replies[1]["error"] and "UTF-8" in replies[0]["error"]
+        assert "nested too deeply" in replies[5]["error"] and "unknown request key 'extra'" in replies[15]["error"]
+        assert server.counters["invalid"] == len(bad)  # unusable request lines...
+        assert server.counters["errors"] == len(bad) + 1  # ... and the bad argument: every error reply
+        too_long = _exchange(path, b'{"cmd": "ping", "pad": "' + b"x" * 10000 + b'"}\n')
+        assert too_long[0]["ok"] is False and "longer than 8192" in too_long[0]["error"]
+        assert server.counters["too_long"] == 1 and ControlClient(path).call("ping") == "pong"
 
 
