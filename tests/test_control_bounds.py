@@ -18,10 +18,13 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from ipaddress import IPv6Address
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from fmipfast.control import COMMANDS, ControlClient, ControlError, ControlServer, RouterControl
 from tests.test_engine import H1, Net
@@ -225,13 +228,32 @@ def test_the_mn_daemons_commands_refuse_arguments_and_unknown_commands():
             MnDaemon.dispatch(stub, cmd, {})  # type: ignore[arg-type]
 
 
+class _NoTimers:
+    """An agent's scheduler with its timers never firing: a handover started by one example cannot move on
+    (retransmit, fail, be forgotten) while a later one compares the state before and after its request."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def now(self) -> int:
+        return self.scheduler.now()
+
+    def call_at(self, when_ns: int, fn: Any) -> None:
+        pass
+
+    def run_async(self, coro: Any, done: Any) -> None:
+        self.scheduler.run_async(coro, done)
+
+
 # the router's own trigger (RouterAgent), with an MN attached so that a good trigger really starts a handover
-def _attached_agent() -> Any:
+def _attached_agent(*, timers: bool = True) -> Any:
     from fmipfast.ports import MemoryPort
     from tests.test_router import MN_MAC, _initial_attach, _world
 
     async def attach() -> Any:
         engine, agent, _peer, key = _world()
+        if not timers:
+            agent.scheduler = _NoTimers(agent.scheduler)
         mn = MemoryPort("mn", MN_MAC, engine.interfaces[0].port.link)
         frame, _ = _initial_attach(key, agent.epoch_s + agent.scheduler.now() / 1e9)
         mn.send_frames([frame])
@@ -446,3 +468,119 @@ def test_garbage_oversized_non_utf8_and_nan_requests_get_error_replies_and_are_c
         assert server.counters["too_long"] == 1 and ControlClient(path).call("ping") == "pong"
 
 
+# ------------------------------------------------------------------------------------------- 3. property
+_json_scalar = st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats() | st.text(max_size=20)
+_json = st.recursive(_json_scalar, lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=8)
+_addresses = st.sampled_from(["2001:db8:2::21b:63ff:fe84:45e6", "2001:db8:1::1", "2001:db8:2::1", "::", "::1",
+                              "ff02::1", "fe80::1", "2001:db8::1%x", "not an address", "2001:db8:2::a"])
+_handover_values = {
+    "pcoa": _addresses, "nar": _addresses, "ncoa": _addresses,
+    "nar_principal": st.sampled_from(["host/par@A.EXAMPLE", "host/nar@B.EXAMPLE", "nar", "@", "a@b"]) | st.text(),
+    "prefix_size": st.integers(-2, 130), "lifetime_ms": st.sampled_from([0, 1, 3000, 2**32 - 1, 2**32, -1, 10**30]),
+    "buffer": st.sampled_from([True, False, "false", "true", 0, 1]),
+    "nar_mac": st.sampled_from(["02:00:5e:00:02:01", "ff:ff:ff:ff:ff:ff", "02:00", "02-00-5e-ff-fe-00-02-01"]),
+}
+_handover_args = st.fixed_dictionaries(
+    {"pcoa": _addresses, "nar": _addresses,
+     "nar_principal": st.sampled_from(["host/par@A.EXAMPLE", "host/nar@B.EXAMPLE", "nar", "@"]) | st.text()},
+    optional={k: v | _json for k, v in _handover_values.items() if k not in ("pcoa", "nar", "nar_principal")})
+_ids = st.none() | st.integers() | st.text(max_size=12)
+_well_formed = st.fixed_dictionaries({"cmd": st.sampled_from(COMMANDS)}, optional={"id": _ids, "args": st.just({})}) \
+    | st.fixed_dictionaries({"cmd": st.just("handover"), "id": _ids, "args": _handover_args | _json})
+_hostile = st.fixed_dictionaries(
+    {"cmd": st.sampled_from([*COMMANDS, "status", "reboot", ""]) | _json},
+    optional={"id": _json, "args": st.one_of(_handover_args, st.dictionaries(st.text(max_size=12), _json, max_size=4),
+                                            _json), "x": _json})
+_requests = _well_formed | _hostile
+
+
+@pytest.fixture(scope="module")
+def live_router():
+    """A ControlServer over a RouterControl with a real RouterAgent attached, an MN attached to it."""
+    lp = _Loop()
+    w = lp.run(_attached_agent(timers=False)())  # state changes by requests only, never by time
+    control = RouterControl(w.engine)
+    control.attach_protocol(w.agent.trigger, w.agent.handovers, w.agent.mobile_nodes)
+    d = tempfile.mkdtemp(prefix="fmipctl")
+    path = os.path.join(d, "ctl.sock")
+    server = ControlServer(control, path, max_request=8192, idle_timeout=60.0, write_timeout=5.0)
+    lp.run(server.start())
+    w.lp, w.server, w.path, w.control = lp, server, path, control
+    try:
+        yield w
+    finally:
+        lp.run(server.close())
+        lp.stop()
+        os.rmdir(d)
+
+
+def _state(w: Any) -> Any:
+    return w.lp.call(lambda: (w.agent.handovers(), sorted(str(a) for a in w.agent.ar.sessions),
+                              w.control.neighbors(), w.engine.counters.get("sent", None)))
+
+
+def _ask(s: socket.socket, payload: bytes, n: int) -> list[dict]:
+    s.sendall(payload)
+    buf = s.makefile("rb")
+    return [json.loads(buf.readline()) for _ in range(n)]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=300))
+def test_any_request_bytes_get_json_replies_and_the_server_keeps_serving(live_router, data):
+    w = live_router
+    before = _state(w)
+    s = _connect(w.path)
+    try:
+        replies = _ask(s, data + b"\n", data.count(b"\n") + 1)
+        for r in replies:
+            assert set(r) >= {"id", "ok"} and isinstance(r["ok"], bool)
+            assert r["ok"] or isinstance(r["error"], str)
+            if r["ok"]:
+                continue
+        assert _ask(s, b'{"id": 1, "cmd": "ping"}\n', 1) == [{"id": 1, "ok": True, "result": "pong"}]
+    finally:
+        s.close()
+    if not any(r["ok"] for r in replies):
+        assert _state(w) == before
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(req=_requests)
+def test_any_json_request_gets_a_json_reply_and_a_refused_one_changes_nothing(live_router, req):
+    w = live_router
+    before = _state(w)
+    counters = dict(w.server.counters)
+    s = _connect(w.path)
+    try:
+        (reply,) = _ask(s, json.dumps(req).encode() + b"\n", 1)  # json.dumps writes NaN/Infinity literals too
+        assert _ask(s, b'{"id": 2, "cmd": "ping"}\n', 1) == [{"id": 2, "ok": True, "result": "pong"}]
+    finally:
+        s.close()
+    assert isinstance(reply["ok"], bool)
+    cmd = req["cmd"] if isinstance(req["cmd"], str) and req["cmd"] in COMMANDS else "other"
+    event(f"{cmd}: {'ok' if reply['ok'] else 'refused'}")  # --hypothesis-show-statistics shows the mix
+    if reply["ok"]:
+        assert reply["id"] == req.get("id")
+    else:
+        assert isinstance(reply["error"], str) and reply["error"]
+        assert w.server.counters["errors"] == counters["errors"] + 1
+        assert _state(w) == before, (req, reply)
+
+
+def test_the_property_tests_reach_an_accepted_handover(live_router):
+    """The strategies are not all refusals: a well-formed trigger of the attached MN is accepted (and a
+    second one refused as busy, changing nothing)."""
+    from tests.test_router import MN_COA, PAR
+
+    w = live_router
+    good = {"pcoa": str(MN_COA), "nar": str(PAR), "nar_principal": "host/par@A.EXAMPLE"}
+    with contextlib.suppress(ControlError):
+        ControlClient(w.path).call("handover", **good)
+    assert any(h["pcoa"] == str(MN_COA) for h in w.lp.call(w.agent.handovers))
+    before = _state(w)
+    with pytest.raises(ControlError, match="refused"):
+        ControlClient(w.path).call("handover", **good)
+    assert _state(w) == before
+    assert IPv6Address(good["pcoa"]) in w.lp.call(lambda: list(w.agent.ar.par))
