@@ -44,9 +44,11 @@ the server and never holds it):
   closed — so an operator always gets in, however many silent clients there are;
 * a connection that sends no complete request line within ``idle_timeout`` (60 s) of connecting or of its
   last reply is closed: this bounds a silent client and a slow one alike;
-* replies queue in the socket buffer and in at most 64 KiB of the transport's; a client that pipelines
-  requests without reading the replies is disconnected when a reply cannot be written within
-  ``write_timeout`` (10 s): it gets a bounded amount of answers and holds its slot a bounded time;
+* replies a client has not read queue in its socket (a 64 KiB send buffer, which Linux doubles) and in at
+  most 64 KiB of the transport; a client that pipelines requests without reading the replies is
+  disconnected when a reply cannot be written within ``write_timeout`` (10 s): it gets a bounded amount of
+  answers (about 190 KiB) and holds its slot a bounded time.  The last reply before a client's EOF is
+  still delivered, within the same bound;
 * the socket is bound with its final mode (``0660``: the daemon's user and group), under a umask that
   allows nothing more, so no other user can connect to it at any moment, not even between the bind and a
   chmod; an existing path is replaced only when it is a stale socket (no server answers on it).
@@ -60,6 +62,7 @@ May import: engine (read-only views), metrics, config, errors.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -365,6 +368,7 @@ def _finite_float(text: str) -> float:
 
 _REQUEST_KEYS = ("id", "cmd", "args")
 _WRITE_BUFFER_HIGH = 64 * 1024  # octets of replies the transport queues beyond the socket's own buffer
+_SOCKET_BUFFER = 64 * 1024  # SO_SNDBUF of a connection: with the above, what a non-reader can make us queue
 
 
 def _parse_request(line: bytes) -> dict[str, Any]:
@@ -536,6 +540,10 @@ class ControlServer:
         self._conns[id(conn)] = conn
         self.counters["connections"] += 1
         writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:  # replies unread by the peer: this much in the kernel (Linux doubles it), no more
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
         try:
             while not conn.evicted:
                 try:
@@ -557,8 +565,19 @@ class ControlServer:
         except ConnectionError:
             pass
         finally:
+            await self._finish(writer)
             self._conns.pop(id(conn), None)
-            _shut(writer.transport)
+
+    async def _finish(self, writer: asyncio.StreamWriter) -> None:
+        """Close a connection after its last reply has gone out -- or, when the peer does not take it within
+        ``write_timeout``, at once."""
+        if writer.transport.is_closing():
+            return  # evicted or aborted
+        writer.close()
+        try:
+            await asyncio.wait_for(writer.wait_closed(), self.write_timeout)
+        except (asyncio.TimeoutError, ConnectionError):
+            writer.transport.abort()
 
     async def _send(self, conn: _Connection, data: bytes) -> bool:
         """Write one reply; False when the connection is gone or the peer did not take it within
@@ -599,9 +618,14 @@ class ControlServer:
 
 
 def _is_listening(path: str) -> bool:
+    """Whether a server answers on ``path``: a connect that does not fail at once (a full backlog keeps it
+    waiting) means one does."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.0)
     try:
         s.connect(path)
+        return True
+    except socket.timeout:
         return True
     except OSError:
         return False

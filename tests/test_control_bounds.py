@@ -441,6 +441,28 @@ def test_a_client_that_pipelines_and_never_reads_is_disconnected(tmp_path):
             s.close()
 
 
+class _Big:
+    """A dispatcher whose ``big`` reply is far larger than the socket's buffers."""
+
+    def dispatch(self, cmd: str, args: dict) -> Any:
+        return "x" * (256 << 10) if cmd == "big" else "pong"
+
+
+def test_the_last_reply_before_a_clients_eof_is_delivered_whole(tmp_path):
+    path = str(tmp_path / "ctl.sock")
+    with _serving(_Big(), path, write_timeout=5.0) as server:
+        s = _connect(path)
+        try:
+            s.sendall(b'{"id": 1, "cmd": "big"}\n')
+            s.shutdown(socket.SHUT_WR)  # done asking: the server sees EOF while the reply is still queued
+            time.sleep(0.5)
+            data, closed = _read_to_eof(s, 10)
+        finally:
+            s.close()
+        assert closed and json.loads(data) == {"id": 1, "ok": True, "result": "x" * (256 << 10)}
+        assert server.counters["write_timeouts"] == 0
+
+
 def test_garbage_oversized_non_utf8_and_nan_requests_get_error_replies_and_are_counted(tmp_path):
     control = RouterControl(Net().engine)
     path = str(tmp_path / "ctl.sock")
