@@ -32,7 +32,6 @@ from fmipfast.constants import IpProto, NeighborFlag
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine
 from fmipfast.protocol import (
-    DEFAULT_LIFETIME_MS,
     BufferDrop,
     DerivationError,
     ForwardPacket,
@@ -351,9 +350,9 @@ class RouterAgent:
             principal = L.Principal.parse(a["nar_principal"])
         except ValueError as exc:
             raise ControlError(f"handover: 'nar_principal': {exc}") from None
-        trig = Trigger(a["pcoa"], a["nar"], principal, a.get("prefix_size", 64), nar_mac=a.get("nar_mac"),
-                       ncoa=a.get("ncoa"), buffer=a.get("buffer", True),
-                       lifetime_ms=a.get("lifetime_ms", DEFAULT_LIFETIME_MS))
+        given = {"nar_prefix_size": a.get("prefix_size"), "nar_mac": a.get("nar_mac"), "ncoa": a.get("ncoa"),
+                 "buffer": a.get("buffer"), "lifetime_ms": a.get("lifetime_ms")}
+        trig = Trigger(a["pcoa"], a["nar"], principal, **{k: v for k, v in given.items() if v is not None})
         refusals = ("trigger_unknown_mn", "trigger_busy", "trigger_invalid")
         before = sum(self.ar.counters[k] for k in refusals)
         self.handle(trig)
