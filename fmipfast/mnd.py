@@ -72,6 +72,7 @@ COUNTERS = ("switch_commands", "switch_failed", "switch_no_link_change", "ticket
 BINDACK_TIMEOUT_S = 1.0  # RFC 6275 INITIAL_BINDACK_TIMEOUT
 BU_TRIES = 3  # the Attach's BU and two of our own
 REATTACH_MAX_S = 300.0  # the longest wait between attach attempts with no router session
+MN_COMMANDS = ("ping", "status", "counters", "metrics")  # the control API's; none takes an argument
 
 
 def _file_id(path: str) -> tuple[int, int, int, int]:
@@ -380,17 +381,18 @@ class MnDaemon:
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
         """The control API's commands (what :class:`fmipfast.control.ControlServer` calls)."""
-        from fmipfast.control import ControlError
+        from fmipfast.control import ControlError, check_args
 
+        if cmd not in MN_COMMANDS:
+            raise ControlError(f"unknown command {str(cmd)[:64]!r}; commands of an MN: {', '.join(MN_COMMANDS)}")
+        check_args(cmd, args, {})  # none takes an argument: any is refused, by name
         if cmd == "ping":
             return "pong"
         if cmd == "status":
             return self.status()
         if cmd == "counters":
             return self.all_counters()
-        if cmd == "metrics":
-            return self.metrics()
-        raise ControlError(f"unknown command {cmd!r}; commands of an MN: ping, status, counters, metrics")
+        return self.metrics()  # "metrics"
 
     def metrics(self) -> str:
         """The daemon in the Prometheus text format (``fmipfast mn --metrics``, the ``metrics`` command): its

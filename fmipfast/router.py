@@ -29,7 +29,7 @@ import numpy as np
 from fmipfast import frames
 from fmipfast.ar import AccessRouter, Session
 from fmipfast.constants import IpProto, NeighborFlag
-from fmipfast.control import ControlError
+from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine
 from fmipfast.protocol import (
     BufferDrop,
@@ -342,19 +342,17 @@ class RouterAgent:
 
     # ---------------------------------------------------------------- the control API's view
     def trigger(self, args: dict[str, Any]) -> dict[str, Any]:
-        """The control API's ``handover``: pcoa, nar, nar_principal ("name@REALM"); optional prefix_size,
-        nar_mac (hex), ncoa, buffer, lifetime_ms."""
+        """The control API's ``handover``: ``args`` as :data:`fmipfast.control.HANDOVER_ARGS` describes them
+        (pcoa, nar, nar_principal "name@REALM"; optional prefix_size, nar_mac, ncoa, buffer, lifetime_ms), all
+        checked before anything happens: a bad one is a :class:`ControlError` naming it."""
+        a = check_args("handover", args, HANDOVER_ARGS, require=("nar_principal",))
         try:
-            principal = L.Principal.parse(str(args["nar_principal"]))
-            mac = bytes.fromhex(str(args["nar_mac"]).replace(":", "")) if args.get("nar_mac") else None
-            ncoa = IPv6Address(args["ncoa"]) if args.get("ncoa") else None
-            trig = Trigger(IPv6Address(args["pcoa"]), IPv6Address(args["nar"]), principal,
-                           int(args.get("prefix_size", 64)), nar_mac=mac, ncoa=ncoa,
-                           buffer=bool(args.get("buffer", True)), lifetime_ms=int(args.get("lifetime_ms", 3000)))
-        except KeyError as exc:
-            raise ControlError(f"handover: '{exc.args[0]}' is required") from None
-        except (ValueError, TypeError) as exc:
-            raise ControlError(f"handover: {exc}") from None
+            principal = L.Principal.parse(a["nar_principal"])
+        except ValueError as exc:
+            raise ControlError(f"handover: 'nar_principal': {exc}") from None
+        given = {"nar_prefix_size": a.get("prefix_size"), "nar_mac": a.get("nar_mac"), "ncoa": a.get("ncoa"),
+                 "buffer": a.get("buffer"), "lifetime_ms": a.get("lifetime_ms")}
+        trig = Trigger(a["pcoa"], a["nar"], principal, **{k: v for k, v in given.items() if v is not None})
         refusals = ("trigger_unknown_mn", "trigger_busy", "trigger_invalid")
         before = sum(self.ar.counters[k] for k in refusals)
         self.handle(trig)
