@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -377,6 +378,26 @@ def test_live_pipe_prints_each_frame_as_it_arrives(kind):
         proc.stderr.close()
     assert proc.returncode == 0 and err == b""
     assert out.rstrip().endswith(b"2 frames, 0 fmipfast, 2 nd, 0 bad checksum, 0 malformed, 0 other")
+
+
+def test_interrupt_on_a_live_pipe_prints_the_summary_so_far():
+    """^C while waiting for the next record: the counts so far, exit 130, no traceback."""
+    proc = subprocess.Popen([sys.executable, "-m", "fmipfast", "decode", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env())
+    try:
+        proc.stdin.write(classic([ETH_RS]))
+        proc.stdin.flush()
+        assert read_line_within(proc.stdout, 30).startswith(b"frame 1 ")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    finally:
+        proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
+    assert proc.returncode == 130 and err == b"", err
+    assert out.rstrip().endswith(b"1 frames, 0 fmipfast, 1 nd, 0 bad checksum, 0 malformed, 0 other")
 
 
 # -- 4. a reader that goes away ---------------------------------------------------------------------------------
