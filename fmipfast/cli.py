@@ -93,7 +93,10 @@ def _records(source: str, link: str, codepoints: Codepoints):
     from fmipfast.pcap import PcapReader, PcapRecord
 
     forced = _LINKS[link]
-    fh = sys.stdin.buffer if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
+    stdin = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
+    if source == "-" and stdin is None:
+        raise PcapError("no standard input to read")
+    fh = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
     try:
         head = b""
         while len(head) < 4:
@@ -112,7 +115,7 @@ def _records(source: str, link: str, codepoints: Codepoints):
             lt = forced if forced is not None else guess_linktype(frame, codepoints)
             yield PcapRecord(0, frame, lt, len(frame))
     finally:
-        if fh is not sys.stdin.buffer:
+        if fh is not stdin:
             fh.close()
 
 

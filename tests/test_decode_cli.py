@@ -211,6 +211,9 @@ def test_unreadable_file_is_one_line(tmp_path):
     for target in (tmp_path / "missing.pcap", tmp_path):
         code, out, err = run(["decode", str(target)])
         assert code == 2 and err.count("\n") == 1 and str(target) in err and "Traceback" not in err
+    with mock.patch.object(sys, "stdin", None):  # `fmipfast decode <&-`
+        code, out, err = run(["decode"])
+    assert code == 2 and err == "fmipfast decode: stdin: no standard input to read (after 0 frames)\n"
 
 
 # -- 2. text output escapes what the capture says ---------------------------------------------------------------
