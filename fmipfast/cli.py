@@ -27,48 +27,96 @@ __all__ = ["main"]
 _LINKS = {"auto": None, "eth": 1, "ipv6": 101, "icmp": -58}
 
 
-def _hex_frames(text: str) -> Iterator[tuple[int, bytes]]:
+_CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                   b"\x0a\x0d\x0d\x0a")
+_MAX_HEX_LINE = 1 << 20  # characters in one line of hex input: a 256 KiB frame with separators, and comments
+
+
+def _hex_frames(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
     """One frame per line; '#' starts a comment; spaces, colons and a 0x prefix are ignored."""
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        digits = re.sub(r"0x|[\s:.-]", "", line)
+    lineno = 0
+    for raw in lines:
         try:
-            yield lineno, bytes.fromhex(digits)
-        except ValueError:
-            raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PcapError(f"line {lineno + 1}: neither a pcap/pcapng capture nor hex text (octet "
+                            f"0x{raw[exc.start]:02x} is not ASCII)") from None
+        for line in text.splitlines() or [""]:
+            lineno += 1
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            digits = re.sub(r"0x|[\s:.-]", "", line)
+            try:
+                yield lineno, bytes.fromhex(digits)
+            except ValueError:
+                raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
+
+
+def _lines(head: bytes, fh: Any) -> Iterator[bytes]:
+    """The lines of ``head`` + the rest of ``fh``, each read when it is complete (a live pipe), none longer
+    than :data:`_MAX_HEX_LINE`."""
+    buf = head
+    while True:
+        nl = buf.find(b"\n")
+        if nl >= 0:
+            yield buf[:nl + 1]
+            buf = buf[nl + 1:]
+            continue
+        if len(buf) > _MAX_HEX_LINE:
+            raise PcapError(f"a line of more than {_MAX_HEX_LINE} characters: not hex frames")
+        more = fh.readline(_MAX_HEX_LINE + 1 - len(buf))
+        if not more:
+            if buf:
+                yield buf
+            return
+        buf += more
+
+
+class _Sniffed:
+    """A binary reader giving back the octets already read to sniff the format, then the rest of ``f``."""
+
+    def __init__(self, head: bytes, f: Any) -> None:
+        self._head = head
+        self._f = f
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._f.read(n)
 
 
 def _records(source: str, link: str, codepoints: Codepoints):
+    """Records of a capture file or hex text, from a path or ``-`` (stdin), read as they are needed."""
     from fmipfast.dissect import guess_linktype
     from fmipfast.pcap import PcapReader, PcapRecord
 
-    if source == "-":
-        raw = sys.stdin.buffer.read()
-    else:
-        with open(source, "rb") as fh:
-            raw = fh.read()
-    magic = raw[:4]
-    if magic in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                 b"\x0a\x0d\x0d\x0a"):
-        import io
-
-        forced = _LINKS[link]
-        with PcapReader(io.BytesIO(raw)) as reader:
-            for rec in reader:
-                if forced is not None:
-                    rec = PcapRecord(rec.ts_ns, rec.data, forced, rec.orig_len, rec.interface)
-                yield rec
-        return
+    forced = _LINKS[link]
+    stdin = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
+    if source == "-" and stdin is None:
+        raise PcapError("no standard input to read")
+    fh = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
     try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        raise PcapError(f"{source}: neither a pcap/pcapng capture (magic {magic.hex()}) nor hex text") from None
-    for _lineno, frame in _hex_frames(text):
-        forced = _LINKS[link]
-        lt = forced if forced is not None else guess_linktype(frame, codepoints)
-        yield PcapRecord(0, frame, lt, len(frame))
+        head = b""
+        while len(head) < 4:
+            more = fh.read(4 - len(head))
+            if not more:
+                break
+            head += more
+        if head in _CAPTURE_MAGICS:
+            with PcapReader(_Sniffed(head, fh)) as reader:  # type: ignore[arg-type]
+                for rec in reader:
+                    if forced is not None:
+                        rec = PcapRecord(rec.ts_ns, rec.data, forced, rec.orig_len, rec.interface)
+                    yield rec
+            return
+        for _lineno, frame in _hex_frames(_lines(head, fh)):
+            lt = forced if forced is not None else guess_linktype(frame, codepoints)
+            yield PcapRecord(0, frame, lt, len(frame))
+    finally:
+        if fh is not stdin:
+            fh.close()
 
 
 def _cmd_wireshark(args: argparse.Namespace) -> int:
@@ -80,33 +128,57 @@ def _cmd_wireshark(args: argparse.Namespace) -> int:
 
 
 def _cmd_decode(args: argparse.Namespace) -> int:
-    from fmipfast.dissect import dissect_records, format_text, is_bad, summarize
+    from fmipfast.dissect import count, dissect_records, escape_text, format_text, is_bad, new_counts
 
     codepoints = DEFAULT_CODEPOINTS
     if args.config:
         codepoints = config.load(args.config).codepoints.profile()
-    infos: list[dict[str, Any]] = []
+    name = "stdin" if args.file == "-" else args.file
+    counts = new_counts()  # only counters: memory does not grow with the capture
     out = sys.stdout
     status = 0
+    bad = False
     try:
-        for info in dissect_records(_records(args.file, args.link, codepoints), codepoints=codepoints):
-            infos.append(info)
-            if args.json:
-                out.write(json.dumps(info, sort_keys=False) + "\n")
-            elif not args.only_fmipfast or info.get("type") is not None:
-                out.write(format_text(info) + "\n")
-    except PcapError as exc:
-        print(f"fmipfast decode: {exc} (after {len(infos)} frames)", file=sys.stderr)
-        status = 2
-    except OSError as exc:
-        print(f"fmipfast decode: {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
-    if not args.json:
-        counts = summarize(infos)
-        out.write("\n" + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + "\n")
-    if status == 0 and args.strict and any(is_bad(i) for i in infos):
+        try:
+            for info in dissect_records(_records(args.file, args.link, codepoints), codepoints=codepoints):
+                count(counts, info)
+                bad = bad or is_bad(info)
+                if args.json:
+                    _emit(out, json.dumps(info, default=repr) + "\n")  # ensure_ascii: controls come out escaped
+                elif not args.only_fmipfast or info.get("type") is not None:
+                    _emit(out, format_text(info) + "\n")
+        except PcapError as exc:
+            print(escape_text(f"fmipfast decode: {name}: {exc} (after {counts['frames']} frames)"), file=sys.stderr)
+            status = 2
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            print(escape_text(f"fmipfast decode: {name}: {exc.strerror or exc}"), file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:  # ^C on a live `tcpdump -w - | fmipfast decode`: the summary so far
+            status = 130
+        if not args.json:
+            _emit(out, "\n" + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + "\n")
+    except BrokenPipeError:  # `fmipfast decode x.pcap | head`: the reader has gone, so stop quietly
+        try:  # and keep the interpreter's final flush of stdout from complaining about it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
+    if status == 0 and args.strict and bad:
         status = 1
     return status
+
+
+def _emit(out: Any, text: str) -> None:
+    """Write and flush at once (a frame is shown as soon as it is read); what the terminal's encoding
+    cannot show comes out as backslash escapes rather than an error."""
+    try:
+        out.write(text)
+    except UnicodeEncodeError:
+        enc = getattr(out, "encoding", None) or "ascii"
+        out.write(text.encode(enc, "backslashreplace").decode(enc))
+    out.flush()
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:

@@ -3,7 +3,10 @@
 A frame is walked with :func:`fmipfast.frames.parse_frame`; an ICMPv6 payload of the fmipfast type (or an
 RS/RA) is decoded with :func:`fmipfast.messages.decode`.  The checksum is verified separately so that a
 message with a bad checksum is still shown field by field, flagged ``checksum_ok: false``.  Nothing here
-raises on bad bytes: problems become an ``error`` entry naming the exception, field and offset.
+raises on bad bytes: any exception while dissecting a frame (a :class:`MalformedPacket`, or anything else a
+decoder lets escape) becomes that frame's ``error`` entry naming the exception, field and offset.  Text
+output escapes every character that is not printable (controls, ESC, C1, bidi overrides, ...), since the
+strings in a capture are the sender's.
 
 May import: frames, messages, pcap, errors, constants.
 """
@@ -14,7 +17,7 @@ import struct
 from typing import Any, Iterable, Iterator
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, Icmp6Type, IpProto
-from fmipfast.errors import MalformedPacket
+from fmipfast.errors import InvalidField, MalformedPacket
 from fmipfast.frames import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV6,
@@ -26,7 +29,8 @@ from fmipfast.frames import (
 from fmipfast.messages import FmipMessage, Message, decode
 from fmipfast.pcap import PcapRecord
 
-__all__ = ["LINKTYPE_ICMP6", "dissect", "dissect_records", "format_text", "summarize", "guess_linktype"]
+__all__ = ["LINKTYPE_ICMP6", "count", "dissect", "dissect_records", "escape_text", "format_text", "new_counts",
+           "summarize", "guess_linktype"]
 
 #: Pseudo link type for a bare ICMPv6 message (hex input without IPv6 header; no checksum check possible).
 LINKTYPE_ICMP6 = -58
@@ -63,60 +67,69 @@ def dissect(data: bytes, linktype: int = LINKTYPE_ETHERNET, *, codepoints: Codep
     Keys always present: ``frame``, ``time``, ``length``, ``message`` (class name or None), ``code``,
     ``checksum_ok`` (None when there is no fmipfast/ND checksum to check) and ``error`` (None or a dict
     with ``kind``, ``detail``, ``field``, ``offset``).  Decoded messages add the draft's field names
-    (``prefix_size``, ``nar_address``, ``ncoa``, ...) and ``options``.
+    (``prefix_size``, ``nar_address``, ``ncoa``, ...) and ``options``.  Never raises on bad bytes: whatever
+    goes wrong is the frame's ``error``, with the keys filled in before it kept.
     """
     out: dict[str, Any] = {"frame": number, "time": ts_ns / 1e9, "length": len(data), "message": None,
                            "type": None, "code": None, "checksum": None, "checksum_ok": None, "error": None}
+    try:
+        _dissect_into(out, data, linktype, codepoints)
+    except Exception as exc:  # noqa: BLE001 - hostile bytes: any decoder failure is this frame's error
+        out["error"] = _error(exc)
+    return out
+
+
+def _dissect_into(out: dict[str, Any], data: bytes, linktype: int, codepoints: Codepoints) -> None:
     parsed = None
     if linktype == LINKTYPE_ICMP6:
         payload = data
         out.update(src=None, dst=None, hop_limit=None)
     else:
-        try:
-            parsed = parse_frame(data, linktype)
-        except (MalformedPacket, ValueError) as exc:
-            out["error"] = _error(exc)
-            return out
+        parsed = parse_frame(data, linktype)
         if parsed.src is None:
-            out["ethertype"] = parsed.ethertype
-            return out
+            if linktype == LINKTYPE_ETHERNET:
+                out["ethertype"] = parsed.ethertype
+                return
+            # raw link types: parse_frame hands back anything whose version nibble is not 6
+            version = data[0] >> 4
+            if version != 4 or linktype != LINKTYPE_RAW:
+                raise InvalidField(f"IP version {version}, expected 6", field="ipv6.version", offset=0)
+            out["ip_version"] = version
+            return
         out.update(src=str(parsed.src), dst=str(parsed.dst), hop_limit=parsed.hop_limit,
                    headers=[int(h) for h in parsed.headers], ah=parsed.has_ah)
         if parsed.upper_layer != IpProto.ICMPV6:
             out["upper_layer"] = describe_upper_layer(parsed)
-            return out
+            return
         payload = parsed.payload
     if len(payload) < 4:
         out["error"] = {"kind": "Truncated", "detail": f"ICMPv6 header needs 4 octets, have {len(payload)}",
                         "field": "icmpv6", "offset": 0}
-        return out
+        return
     icmp_type, code = payload[0], payload[1]
-    out["type"], out["code"] = icmp_type, code
-    out["checksum"] = struct.unpack_from("!H", payload, 2)[0]
+    checksum = struct.unpack_from("!H", payload, 2)[0]
+    out["type"], out["code"], out["checksum"] = icmp_type, code, checksum
     is_ours = icmp_type == codepoints.type or icmp_type in (Icmp6Type.ROUTER_SOLICITATION,
                                                             Icmp6Type.ROUTER_ADVERTISEMENT)
     if not is_ours:
         if parsed is not None:
             out["upper_layer"] = describe_upper_layer(parsed)
-        return out
+        return
     if parsed is not None:
         out["checksum_ok"] = parsed.icmp6_checksum_ok()
-    try:
-        msg = decode(payload, codepoints=codepoints)
-    except MalformedPacket as exc:
-        out["error"] = _error(exc)
-        return out
+    msg = decode(payload, codepoints=codepoints)
+    fields = _message_fields(msg)
     out["message"] = msg.NAME
-    out.update(_message_fields(msg))
+    out.update(fields)
     if out["hop_limit"] is not None:
         out["hop_limit_ok"] = out["hop_limit"] == 255 if requires_hop_limit_255(msg) else True
     if isinstance(msg, FmipMessage) and msg.KEY in ("handover", "handover_error") and linktype != LINKTYPE_ICMP6:
-        out["ah_ok"] = bool(out.get("ah"))  # DESIGN.md §4: router-to-router messages travel under AH
-    return out
+        out["ah_ok"] = bool(out.get("ah"))  # router-to-router messages travel under AH
 
 
 def dissect_records(records: Iterable[PcapRecord], *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
                     ) -> Iterator[dict[str, Any]]:
+    """Dissect records one at a time, as they arrive (nothing is kept)."""
     for number, rec in enumerate(records, 1):
         if rec.linktype not in (LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_IPV6, LINKTYPE_ICMP6):
             yield {"frame": number, "time": rec.ts_ns / 1e9, "length": len(rec.data), "message": None,
@@ -134,25 +147,55 @@ def is_bad(info: dict[str, Any]) -> bool:
     return info.get("error") is not None and info.get("type") is not None
 
 
+def new_counts() -> dict[str, int]:
+    """The summary counters of ``fmipfast decode``, all zero; :func:`count` adds a frame to them."""
+    return {"frames": 0, "fmipfast": 0, "nd": 0, "bad_checksum": 0, "malformed": 0, "other": 0}
+
+
+def count(counts: dict[str, int], info: dict[str, Any]) -> None:
+    """Add one dissected frame to ``counts`` (from :func:`new_counts`)."""
+    counts["frames"] += 1
+    if info.get("checksum_ok") is False:
+        counts["bad_checksum"] += 1
+    if info.get("error") is not None:
+        counts["malformed"] += 1
+    elif info.get("message") in ("RouterSolicitation", "RouterAdvertisement"):
+        counts["nd"] += 1
+    elif info.get("message"):
+        counts["fmipfast"] += 1
+    else:
+        counts["other"] += 1
+
+
 def summarize(infos: Iterable[dict[str, Any]]) -> dict[str, int]:
-    counts = {"frames": 0, "fmipfast": 0, "nd": 0, "bad_checksum": 0, "malformed": 0, "other": 0}
+    counts = new_counts()
     for info in infos:
-        counts["frames"] += 1
-        if info.get("checksum_ok") is False:
-            counts["bad_checksum"] += 1
-        if info.get("error") is not None:
-            counts["malformed"] += 1
-        elif info.get("message") in ("RouterSolicitation", "RouterAdvertisement"):
-            counts["nd"] += 1
-        elif info.get("message"):
-            counts["fmipfast"] += 1
-        else:
-            counts["other"] += 1
+        count(counts, info)
     return counts
 
 
+def escape_text(text: str) -> str:
+    """``text`` with every non-printable character (C0/C1 controls, ESC, DEL, bidi overrides and other
+    format characters, separators but the space, lone surrogates) and the backslash written as a Python
+    escape (``\\x1b``, ``\\u202e``, ``\\\\``): what a capture carries cannot drive the terminal."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
 _SKIP = {"frame", "time", "length", "message", "type", "code", "checksum", "checksum_ok", "error", "src", "dst",
-         "hop_limit", "headers", "ah", "upper_layer", "options", "hop_limit_ok", "ah_ok", "ethertype"}
+         "hop_limit", "headers", "ah", "upper_layer", "options", "hop_limit_ok", "ah_ok", "ethertype", "ip_version"}
 
 
 def _fmt_option(opt: dict[str, Any]) -> str:
@@ -170,7 +213,20 @@ def _fmt_value(value: Any) -> str:
 
 
 def format_text(info: dict[str, Any]) -> str:
-    """Render one dissected frame for people: a header line, then the message field by field."""
+    """Render one dissected frame for people: a header line, then the message field by field.
+
+    Every character that is not printable is escaped (:func:`escape_text`), and a frame that cannot be
+    rendered says so on its own line rather than raising.
+    """
+    try:
+        text = _format_text(info)
+    except Exception as exc:  # noqa: BLE001 - a dict this module did not foresee: say so, keep going
+        text = (f"frame {info.get('frame')}  {info.get('length')} octets\n"
+                f"  ! cannot show this frame: {type(exc).__name__}: {exc}")
+    return "\n".join(escape_text(line) for line in text.split("\n"))
+
+
+def _format_text(info: dict[str, Any]) -> str:
     head = f"frame {info['frame']}  t={info['time']:.6f}  {info['length']} octets"
     lines = []
     if info.get("src") is not None:
@@ -178,8 +234,10 @@ def format_text(info: dict[str, Any]) -> str:
         if info.get("ah"):
             chain = "  [AH]"
         head += f"  {info['src']} -> {info['dst']}  hlim {info['hop_limit']}{chain}"
-    elif "ethertype" in info:
+    elif info.get("ethertype") is not None:
         head += f"  ethertype 0x{info['ethertype']:04x} (not IPv6)"
+    elif info.get("ip_version") is not None:
+        head += f"  IPv{info['ip_version']} (not IPv6)"
     lines.append(head)
     upper = info.get("upper_layer")
     if info.get("message") is None and info.get("error") is None:

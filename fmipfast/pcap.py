@@ -23,7 +23,8 @@ Layouts (every field in the byte order of the file or section)::
 
 Untrusted input: every length is checked before anything is read for it, and no single read asks for
 more than ``max_record`` octets (or a fixed header of at most 24), so a damaged file cannot make the
-reader allocate gigabytes.  Damage
+reader allocate gigabytes; a pcapng section may describe at most ``MAX_INTERFACES`` interfaces, so the
+memory the reader keeps does not grow with the file either.  Any damage
 raises :class:`fmipfast.errors.PcapError` with the file offset (octets from where reading started);
 records before the damage have been yielded by then.
 
@@ -49,6 +50,7 @@ __all__ = [
     "LINKTYPE_LINUX_SLL",
     "LINKTYPE_LINUX_SLL2",
     "LINKTYPE_RAW",
+    "MAX_INTERFACES",
     "MAX_RECORD",
     "PcapReader",
     "PcapRecord",
@@ -64,6 +66,7 @@ LINKTYPE_IPV6 = 229  # raw IPv6
 LINKTYPE_LINUX_SLL2 = 276  # Linux "cooked" capture v2
 
 MAX_RECORD = 256 * 1024  # default bound on a captured length and on a pcapng block length, in octets
+MAX_INTERFACES = 65536  # interface descriptions kept per pcapng section (ids are 16-bit in a Packet Block)
 DEFAULT_SNAPLEN = 262144  # what tcpdump and libpcap write today
 
 _NS_PER_S = 1_000_000_000
@@ -368,6 +371,9 @@ class PcapReader:
                             f"need {_IDB_FIXED}")
         s = _STRUCTS[self._e]
         linktype, _, snaplen = s["idb"].unpack_from(body, 0)
+        if len(self._interfaces) >= MAX_INTERFACES:
+            raise PcapError(f"interface description block at offset {at}: more than {MAX_INTERFACES} "
+                            "interfaces in one section")
         iface = _Interface(linktype, snaplen)
         for code, value, where in self._options(body, _IDB_FIXED, at):
             if code == _OPT_IF_TSRESOL:  # §4.2: 1 octet; MSB 0 -> 10^-v s, MSB 1 -> 2^-v s

@@ -612,6 +612,19 @@ def test_malformed_messages(blob: bytes, message: str) -> None:
     assert largest <= MAX_RECORD
 
 
+def test_interfaces_per_section_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every IDB is kept until the next section: a file of nothing but IDBs must not grow memory forever."""
+    assert pcap.MAX_INTERFACES >= 65536  # every id a Packet Block (16-bit field) can name
+    monkeypatch.setattr(pcap, "MAX_INTERFACES", 3)
+    data = frame(20)
+    ok = shb("<") + idb("<", 1) * 3 + epb("<", 2, 0, data) + shb(">") + idb(">", 1) * 3 + epb(">", 2, 0, data)
+    assert consume(ok)[:2] == ([PcapRecord(0, data, 1, 20, 2)] * 2, None)  # a new section starts again from 0
+    records, err, _ = consume(shb("<") + idb("<", 1) * 3 + epb("<", 0, 0, data) + idb("<", 1))
+    assert len(records) == 1 and err is not None
+    at = len(shb("<")) + 3 * len(idb("<", 1)) + len(epb("<", 0, 0, data))
+    assert str(err) == f"interface description block at offset {at}: more than 3 interfaces in one section"
+
+
 def test_records_before_damage_are_yielded_first() -> None:
     blob, expected, _ = SAMPLES["pcapng"]
     damaged = blob[:-len(shb("<"))] + struct.pack("<II", 6, 13)  # a block length that is not % 4
