@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -39,6 +40,7 @@ import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fmipfast.errors import ConfigError
 from fmipfast.security.lwkerb import (
@@ -100,6 +102,8 @@ __all__ = [
     "get_service_ticket",
     "load_config",
     "main",
+    "read_toml",
+    "serve",
     "start_kdc",
 ]
 
@@ -184,85 +188,154 @@ class KdcConfig:
         return hop
 
 
-def _addr(s: str, key: str) -> tuple[str, int]:
-    host, sep, port = s.rpartition(":")
+def _show(value: object, limit: int = 60) -> str:
     try:
-        if not sep or not host or not 0 <= int(port) <= 65535:
-            raise ValueError
-        return host.strip("[]"), int(port)
+        text = repr(value)
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
+        return "<a huge integer>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _hostname_ok(host: str) -> bool:
+    """An IP address (an IPv6 one may carry a zone id) or a DNS name (resolved when the socket is bound)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(host)
+        return True
     except ValueError:
-        raise ConfigError(key, f"{s!r} is not HOST:PORT") from None
+        pass
+    return (0 < len(host) <= 253 and host.isascii()
+            and all(re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label)
+                    for label in host.rstrip(".").split(".")))
+
+
+def _addr(s: object, key: str, *, lowest_port: int = 0, source: str | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) -> (host, port), the port within ``lowest_port``..65535."""
+    if not isinstance(s, str):
+        raise ConfigError(key, f"must be a string HOST:PORT, got {type(s).__name__}", source=source)
+    host, sep, port = s.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if (not sep or not port.isascii() or not port.isdigit() or not lowest_port <= int(port) <= 65535
+            or not _hostname_ok(bare) or (":" in bare and bare == host)):
+        raise ConfigError(key, f"{_show(s)} is not HOST:PORT (an IPv6 host in brackets, port {lowest_port}..65535)",
+                          source=source)
+    return bare, int(port)
 
 
 _TOP_KEYS = {"realm", "listen", "routers", "ticket_lifetime", "skew", "require_preauth", "replay_capacity",
              "reply_cache", "forward_timeout", "forward_retries", "rate", "keys", "peers", "routes"}
 _RATE_KEYS = {"rate", "burst", "max_sources"}
+_KEY_KEYS = ("principal", "kvno", "key", "password")
+
+#: (type, default, lowest, highest) of every scalar key; ``[rate]`` keys under "rate.".  A float key takes an
+#: integer too and refuses nan and inf; every value is range-checked.
+_SCALARS: dict[str, tuple[type, object, float, float]] = {
+    "ticket_lifetime": (int, 36000, 1, 10 * 365 * 86400),  # ticket times are 32-bit seconds
+    "skew": (float, DEFAULT_SKEW, 0, 86400),
+    "require_preauth": (bool, True, 0, 1),
+    "replay_capacity": (int, 65536, 1, 1 << 24),
+    "reply_cache": (int, 1024, 0, 1 << 20),
+    "forward_timeout": (float, 1.0, 0.001, 60),
+    "forward_retries": (int, 1, 0, 10),
+    "rate.rate": (float, 200.0, 0, 1e9),
+    "rate.burst": (int, 50, 1, 1 << 30),
+    "rate.max_sources": (int, 4096, 1, 1 << 24),
+}
 
 
-def config_from_mapping(m: dict, source: str | None = None) -> KdcConfig:
-    """Build a :class:`KdcConfig` from parsed TOML; :class:`ConfigError` names the key and the problem."""
+def _realm_ok(realm: object) -> bool:
+    """A realm whose ``krbtgt/REALM`` and ``access/REALM`` principals can be encoded."""
+    if not isinstance(realm, str) or not realm or "@" in realm or "\x00" in realm:
+        return False
+    try:
+        krbtgt(realm)
+        access_principal(realm)
+    except ValueError:
+        return False
+    return True
 
-    def err(key: str, problem: str) -> ConfigError:
+
+def config_from_mapping(m: object, source: str | None = None) -> KdcConfig:
+    """Build a :class:`KdcConfig` from parsed TOML; :class:`ConfigError` names the key and the problem, in one
+    printable line (a TOML key may hold any character)."""
+    try:
+        return _config_from_mapping(m, source)
+    except ConfigError as exc:
+        def printable(text: str, limit: int) -> str:
+            out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+            return out if len(out) <= limit else out[:limit - 3] + "..."
+
+        raise ConfigError(None if exc.key is None else printable(exc.key, 200), printable(exc.problem, 300),
+                          source=exc.source or source) from None
+
+
+def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
+
+    def err(key: str | None, problem: str) -> ConfigError:
         return ConfigError(key, problem, source=source)
 
     def get(d: dict, k: str, typ: type, where: str = "", default=None, *, required: bool = False,
-            minimum: float | None = None):
+            lo: float | None = None, hi: float | None = None):
+        """The one typed, bounded read of the KDC file: a float is finite, every number within lo..hi."""
         if k not in d:
             if required:
                 raise err(f"{where}{k}", "missing")
             return default
-        v = d[k]
-        ok = isinstance(v, typ) and not (typ is not bool and isinstance(v, bool))
-        if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v, ok = float(v), True
-        if not ok:
-            raise err(f"{where}{k}", f"must be {typ.__name__}, got {type(v).__name__}")
-        if minimum is not None and v < minimum:
-            raise err(f"{where}{k}", f"must be >= {minimum}")
+        v: Any = d[k]
+        key = f"{where}{k}"
+        if typ is float:
+            finite = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+            if isinstance(v, bool) or not finite:
+                raise err(key, f"must be a finite number in {lo:g}..{hi:g}, got {type(v).__name__} {_show(v)}")
+            if not lo <= v <= hi:  # type: ignore[operator]
+                raise err(key, f"must be a finite number in {lo:g}..{hi:g}, got {_show(v)}")
+            return float(v)
+        if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
+            raise err(key, f"must be {typ.__name__}, got {type(v).__name__}")
+        v = d[k]  # (typed Any again for the checks below)
+        if typ is int and lo is not None and hi is not None and not lo <= v <= hi:
+            raise err(key, f"must be an integer in {lo:g}..{hi:g}, got {_show(v)}")
+        if typ is str and "\x00" in v:
+            raise err(key, "must not contain NUL")
         return v
 
+    def scalar(d: dict, name: str, where: str = ""):
+        typ, default, lo, hi = _SCALARS[where + name]
+        return get(d, name, typ, where, default, lo=lo, hi=hi)
+
     if not isinstance(m, dict):
-        raise err(None, "not a table")  # type: ignore[arg-type]
+        raise err(None, "not a table")
     for k in m:
         if k not in _TOP_KEYS:
             raise err(k, "unknown key")
     realm = get(m, "realm", str, required=True)
-    if not realm or "@" in realm:
-        raise err("realm", "must be a non-empty realm name without '@'")
-    scalars = dict(
-        listen=_addr(get(m, "listen", str, default="127.0.0.1:0"), "listen"),
-        ticket_lifetime=get(m, "ticket_lifetime", int, default=36000, minimum=1),
-        skew=get(m, "skew", float, default=DEFAULT_SKEW, minimum=0),
-        require_preauth=get(m, "require_preauth", bool, default=True),
-        replay_capacity=get(m, "replay_capacity", int, default=65536, minimum=1),
-        reply_cache=get(m, "reply_cache", int, default=1024, minimum=0),
-        forward_timeout=get(m, "forward_timeout", float, default=1.0, minimum=0.001),
-        forward_retries=get(m, "forward_retries", int, default=1, minimum=0),
-    )
+    if not _realm_ok(realm):
+        raise err("realm", "must be a non-empty realm name without '@', at most 248 octets of UTF-8 "
+                           f"(krbtgt/REALM fits 255), got {_show(realm)}")
+    scalars = {k: scalar(m, k) for k in _SCALARS if "." not in k}
+    scalars["listen"] = _addr(get(m, "listen", str, default="127.0.0.1:0"), "listen", source=source)
     rate = get(m, "rate", dict, default={})
     for k in rate:
         if k not in _RATE_KEYS:
             raise err(f"rate.{k}", "unknown key")
-    scalars.update(
-        rate=get(rate, "rate", float, "rate.", 200.0, minimum=0),
-        burst=get(rate, "burst", int, "rate.", 50, minimum=1),
-        max_sources=get(rate, "max_sources", int, "rate.", 4096, minimum=1),
-    )
+    scalars.update({k: scalar(rate, k, "rate.") for k in _RATE_KEYS})
     kt = Keytab()
     for i, ent in enumerate(get(m, "keys", list, default=[])):
         w = f"keys[{i}]."
         if not isinstance(ent, dict):
             raise err(f"keys[{i}]", "must be a table")
         for k in ent:
-            if k not in ("principal", "kvno", "key", "password"):
+            if k not in _KEY_KEYS:
                 raise err(w + k, "unknown key")
         try:
             p = Principal.parse(get(ent, "principal", str, w, required=True))
         except ValueError as exc:
             raise err(w + "principal", str(exc)) from None
-        kvno = get(ent, "kvno", int, w, 1)
-        if not 0 <= kvno <= 255:
-            raise err(w + "kvno", "must be 0..255")
+        kvno = get(ent, "kvno", int, w, 1, lo=0, hi=255)
+        if "key" in ent and "password" in ent:
+            raise err(w + "key", "give one of key (hex) or password, not both")
         if "key" in ent:
             try:
                 raw = bytes.fromhex(get(ent, "key", str, w))
@@ -276,26 +349,65 @@ def config_from_mapping(m: dict, source: str | None = None) -> KdcConfig:
     for req in (krbtgt(realm), access_principal(realm)):
         if req not in kt:
             raise err("keys", f"the KDC needs a key for {req}")
-    peers = {str(r): _addr(a if isinstance(a, str) else "", f"peers.{r}")
-             for r, a in get(m, "peers", dict, default={}).items()}
+    peers = {}
+    for r, a in get(m, "peers", dict, default={}).items():
+        if not _realm_ok(r) or r == realm:
+            raise err("peers", f"{_show(r)} is not a neighbour realm name")
+        peers[r] = _addr(a, f"peers.{r}", lowest_port=1, source=source)
     routes = get(m, "routes", dict, default={})
     for r, hop in routes.items():
-        if not isinstance(hop, str):
+        if not _realm_ok(r):
+            raise err("routes", f"{_show(r)} is not a realm name")
+        if not _realm_ok(hop):
             raise err(f"routes.{r}", "must be a realm name")
     routers = get(m, "routers", list, default=[])
-    if not all(isinstance(x, str) for x in routers):
-        raise err("routers", "must be a list of principal names")
+    for i, name in enumerate(routers):
+        try:
+            ok = isinstance(name, str) and "@" not in name and Principal(name, realm) is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise err(f"routers[{i}]", f"must be a principal name of this realm (1-255 octets, no '@'), "
+                                       f"got {_show(name)}")
     return KdcConfig(realm=realm, keytab=kt, routers=frozenset(routers), routes=dict(routes), peers=peers,
-                     **scalars)
+                     **scalars)  # type: ignore[arg-type]
+
+
+#: The largest KDC file read (it is a few kilobytes).
+MAX_FILE_OCTETS = 4 << 20
+
+
+def read_toml(path: str) -> dict:
+    """Read a TOML file: a file that cannot be read, is too large, is not UTF-8 or does not parse (a syntax
+    error, nesting too deep for the parser) is a :class:`ConfigError` naming the file.  (The same contract as
+    ``fmipfast.config.read_toml``, which the ``fmipfast`` command uses; the import rules keep this package from
+    importing it.)"""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_OCTETS + 1)
+    except OSError as exc:
+        raise ConfigError(None, f"cannot read: {exc.strerror or exc}", source=path) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(None, f"cannot read: {exc}", source=_show(path)) from None
+    if len(raw) > MAX_FILE_OCTETS:
+        raise ConfigError(None, f"larger than {MAX_FILE_OCTETS} octets: not a configuration file", source=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(None, f"not UTF-8 at byte {exc.start}", source=path) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(None, f"not valid TOML: {exc}", source=path) from None
+    except RecursionError:
+        raise ConfigError(None, "not valid TOML: arrays or inline tables nested too deeply", source=path) from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise ConfigError(None, f"not valid TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          source=path) from None
 
 
 def load_config(path: str) -> KdcConfig:
-    try:
-        with open(path, "rb") as f:
-            m = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(None, str(exc), source=path) from None
-    return config_from_mapping(m, source=path)
+    return config_from_mapping(read_toml(path), source=path)
 
 
 # ============================================================================================ rate limiting
@@ -729,9 +841,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fmipfast-kdc: {exc}", file=sys.stderr)
         return 2
+    return serve(cfg, prog="fmipfast-kdc", source=args.config)
 
-    async def run() -> None:
-        server = await start_kdc(cfg)
+
+def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None) -> int:
+    """Serve ``cfg`` until SIGTERM/SIGINT: ``READY host port`` once bound, the counters as one JSON line at the
+    end; 0, or 2 with a one-line error when ``listen`` cannot be bound (a name that does not resolve, an
+    address not on this host, a port in use)."""
+
+    async def run() -> int:
+        try:
+            server = await start_kdc(cfg)
+        except (OSError, OverflowError, ValueError) as exc:
+            host, port = cfg.listen
+            where = f"{source}: " if source else ""
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            print(f"{prog}: {where}listen: cannot bind {host}:{port}: {reason}", file=sys.stderr)
+            return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -742,9 +868,9 @@ def main(argv: list[str] | None = None) -> int:
         server.close()
         # like the router daemon: the final counters, one JSON line, for whoever ran us
         print(json.dumps(dict(server.counters), sort_keys=True), flush=True)
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":
