@@ -99,6 +99,7 @@ __all__ = [
     "KdcServer",
     "TokenBucketTable",
     "config_from_mapping",
+    "error_text",
     "get_service_ticket",
     "load_config",
     "main",
@@ -148,6 +149,34 @@ def _code_for(exc: LkbError) -> ErrorCode:
         if cls in _EXC_CODE:
             return _EXC_CODE[cls]
     return ErrorCode.GENERIC
+
+
+#: The KRB-ERROR text field: one length octet.
+ERROR_TEXT_OCTETS = 255
+
+
+def error_text(text: str, limit: int = ERROR_TEXT_OCTETS) -> str:
+    """``text`` cut to at most ``limit`` octets of UTF-8 on a character boundary (marked with "..."), so the
+    KRB-ERROR carrying it is well formed: a cut inside a multi-byte character would make the client drop the
+    whole PDU as malformed and report the KDC unreachable instead of its error."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw.decode("utf-8")
+    return raw[:limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _krb_error(data: bytes) -> KrbError:
+    """A KRB-ERROR as sent, its text read leniently (invalid UTF-8 replaced, a length past the end cut): a
+    peer's error is shown rather than taken for a malformed reply.  Header or fixed fields missing:
+    :class:`LkbMalformed`."""
+    try:
+        return KrbError.decode(data)
+    except LkbMalformed:
+        if len(data) < 17 or data[0] != MsgType.ERROR:
+            raise
+        code, stime, nonce = int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), \
+            int.from_bytes(data[8:16], "big")
+        return KrbError(code, stime, nonce, data[17:17 + data[16]].decode("utf-8", "replace"))
 
 
 # ============================================================================================ config
@@ -432,12 +461,13 @@ class TokenBucketTable:
         if ent is None:
             if len(self._b) >= self.max_sources:
                 old_src, (tok, last) = next(iter(self._b.items()))
-                if tok + (now - last) * self.rate < self.burst:
+                if tok + max(0.0, now - last) * self.rate < self.burst:
                     return "sources_full"
                 del self._b[old_src]
             tokens = self.burst
         else:
-            tokens = min(self.burst, ent[0] + (now - ent[1]) * self.rate)
+            # a clock stepped back (the KDC's wall clock) refills nothing, and takes nothing away either
+            tokens = min(self.burst, ent[0] + max(0.0, now - ent[1]) * self.rate)
             self._b.move_to_end(src)
         if tokens < 1.0:
             self._b[src] = (tokens, now)
@@ -502,7 +532,7 @@ class Kdc:
         except LkbError as exc:
             self._count("malformed" if isinstance(exc, LkbMalformed) else "errors")
             self._count("err_" + _code_for(exc).name.lower())
-            reply = KrbError(_code_for(exc), int(self.clock()), nonce, str(exc)[:200]).encode()
+            reply = KrbError(_code_for(exc), int(self.clock()), nonce, error_text(str(exc))).encode()
         self._replies[cache_key] = reply
         if len(self._replies) > self.cfg.reply_cache:
             self._replies.popitem(last=False)
@@ -592,19 +622,19 @@ class Kdc:
             transited += (tsrv.realm,)  # a cross-realm TGT issued by an intermediate realm
         if req.server.realm != realm:
             hop = self.cfg.next_hop(req.server.realm)
-            server = krbtgt(hop, realm)
-            self._count("tgs_referral")
+            server, outcome = krbtgt(hop, realm), "tgs_referral"
         else:
-            server = req.server
+            server, outcome = req.server, "tgs_ok"
             if server not in self.cfg.keytab:
                 raise _Refuse(ErrorCode.S_PRINCIPAL_UNKNOWN, f"unknown server {server}")
-            self._count("tgs_ok")
         _, start, end = self._times(req.till, part.endtime)
         ticket, new_key = self._issue(part.client, server, part.flags & ~TicketFlag.INITIAL, part.authtime,
                                       start, end, transited)
         rep = EncKdcRepPart(new_key, req.nonce, part.flags & ~TicketFlag.INITIAL, part.authtime, start, end, server)
         enc = seal(skey, Usage.TGS_REP, part.client.encode(), rep.encode())
-        return KdcRep(MsgType.TGS_REP, part.client, ticket, enc, 0).encode()
+        reply = KdcRep(MsgType.TGS_REP, part.client, ticket, enc, 0).encode()
+        self._count(outcome)  # only a ticket issued counts: a refusal above is counted under its error
+        return reply
 
     # -- OPEN (cases 2 and 3)
     async def _open(self, req: OpenReq) -> bytes:
@@ -623,14 +653,16 @@ class Kdc:
         tsrv = req.ticket.server
         if tsrv == access_principal(realm):
             part = req.ticket.open(self.cfg.keytab.get(tsrv, req.ticket.kvno))
-            self._count("open_ok")
+            outcome = "open_ok"
         elif tsrv == access_principal(tsrv.realm):
             hop = self.cfg.next_hop(tsrv.realm)
             part = await self._forward(hop, req.ticket)
-            self._count("open_forwarded")
+            outcome = "open_forwarded"
         else:
             raise _Refuse(ErrorCode.NOKEY, f"{tsrv} is not an access ticket this KDC can open")
-        return OpenRep.build(rkey, req.nonce, part).encode()
+        reply = OpenRep.build(rkey, req.nonce, part).encode()
+        self._count(outcome)
+        return reply
 
     async def _forward(self, hop: str, ticket: Ticket) -> EncTicketPart:
         addr = self.cfg.peers.get(hop)
@@ -717,12 +749,19 @@ def _reply_nonce(data: bytes) -> int | None:
     """The nonce a reply echoes in clear (KRB-ERROR, OPEN-REP), or None for AS/TGS-REP (nonce sealed)."""
     try:
         if data[:1] == bytes((MsgType.ERROR,)):
-            return KrbError.decode(data).nonce
+            return _krb_error(data).nonce
         if data[:1] == bytes((MsgType.OPEN_REP,)):
             return OpenRep.decode(data).nonce
     except LkbMalformed:
         return -1
     return None
+
+
+def _raise_krb_error(reply: bytes) -> bytes:
+    """``reply``, unless it is a KRB-ERROR: then the mapped :class:`LkbError` with the KDC's code and text."""
+    if reply[:1] == bytes((MsgType.ERROR,)):
+        raise error_from_krb(_krb_error(reply))
+    return reply
 
 
 class KdcClient:
@@ -784,11 +823,12 @@ class KdcClient:
     async def as_exchange(self, client: Principal, client_key: Key, server: Principal | None = None,
                           *, lifetime: int = 36000) -> Credentials:
         req = build_as_req(client, server or krbtgt(client.realm), client_key, now=self.clock(), lifetime=lifetime)
-        return read_kdc_rep(await self.request(req.encode(), req.nonce), client_key, req.nonce)
+        return read_kdc_rep(_raise_krb_error(await self.request(req.encode(), req.nonce)), client_key, req.nonce)
 
     async def tgs_exchange(self, tgt: Credentials, server: Principal, *, lifetime: int = 36000) -> Credentials:
         req = build_tgs_req(tgt, server, now=self.clock(), lifetime=lifetime)
-        return read_kdc_rep(await self.request(req.encode(), req.nonce), tgt.session_key, req.nonce)
+        return read_kdc_rep(_raise_krb_error(await self.request(req.encode(), req.nonce)), tgt.session_key,
+                            req.nonce)
 
     async def open_ticket(self, ticket: Ticket) -> EncTicketPart:
         if self.principal is None or self.key is None:
@@ -796,9 +836,7 @@ class KdcClient:
         nonce = int.from_bytes(os.urandom(8), "big") or 1
         req = OpenReq.build(self.principal, self.key, ticket, nonce, self.clock())
         reply = await self.request(req.encode(), nonce)
-        if reply[:1] == bytes((MsgType.ERROR,)):
-            raise error_from_krb(KrbError.decode(reply))
-        rep = OpenRep.decode(reply)
+        rep = OpenRep.decode(_raise_krb_error(reply))
         if rep.nonce != nonce:
             raise LkbMalformed("OPEN-REP nonce does not match")
         return rep.open(self.key)
