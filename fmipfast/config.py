@@ -476,6 +476,10 @@ class SecurityConfig:
         return made
 
 
+#: The largest handover-buffer and resolve-queue arenas together (4 GiB).
+MAX_ARENA_OCTETS = 1 << 32
+
+
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
     """``[router]``: the engine's tables and bounds (every capacity named, STYLE.md rule 17)."""
@@ -539,6 +543,13 @@ class RouterConfig:
             tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
             SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None)
         t.done()
+        # The handover buffer and the resolve queues are arenas of slots allocated at start (zero-filled): bound
+        # their sum, so a start-up cannot fail on memory the operator never meant to give.
+        arena = (made.buffer_slots + max(16, made.resolve_queue_packets * 256)) * made.buffer_slot_size
+        if arena > MAX_ARENA_OCTETS:
+            raise ConfigError(f"{prefix}.buffer_slots", f"the buffers would take {arena} octets ((buffer_slots + "
+                                                        f"256 x resolve_queue_packets) x buffer_slot_size), more "
+                                                        f"than {MAX_ARENA_OCTETS}")
         if made.security is not None and made.ring.fanout_group:
             # Each fanout worker is a process with its own neighbor, proxy and tunnel tables: an HI handled by
             # one would proxy and buffer there only, and the frames hashed to the others would miss it.

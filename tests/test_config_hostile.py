@@ -343,7 +343,7 @@ def _loaders():
             "check": lambda doc: cli._check_mapping(doc, "auto", "<doc>")}
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_DOCS)
 def test_any_document_is_a_configuration_or_a_config_error(doc):
     for name, load in _loaders().items():
@@ -354,7 +354,7 @@ def test_any_document_is_a_configuration_or_a_config_error(doc):
             assert len(str(exc)) < 500, (name, str(exc))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from([KDC, ROUTER, MN, config.DEFAULTS_TOML]), st.data())
 def test_any_value_in_a_real_file_is_accepted_or_named(text, data):
     """Each line of a real configuration in turn given an arbitrary value: accepted, or refused naming a key."""
@@ -387,3 +387,46 @@ def test_any_value_in_a_real_file_is_accepted_or_named(text, data):
             load(doc)
         except ConfigError as exc:
             assert "\n" not in str(exc) and len(str(exc)) < 500, (name, str(exc))
+
+
+def _toml(value) -> str:
+    """A TOML form of ``value`` (inline tables and arrays; None is dropped by the caller)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else "inf" if value == math.inf else "-inf" if value == -math.inf \
+            else repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's escapes are TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value if v is not None) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items() if v is not None) + "}"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(_DOCS, st.sampled_from(["auto", "codepoints", "router", "mn", "kdc"]))
+def test_check_config_of_any_document_is_one_line_and_a_known_status(tmp_path, capsys, doc, kind):
+    """The whole path a user takes: a TOML file on disk, read by the one reader, checked as any kind."""
+    text = "".join(f"{_toml(k)} = {_toml(v)}\n" for k, v in doc.items() if v is not None)
+    path = tmp_path / "doc.toml"
+    path.write_text(text, encoding="utf-8", errors="surrogatepass")
+    code = main(["check-config", "--kind", kind, str(path)])
+    out, err = capsys.readouterr()
+    assert code in (0, 1, 2)
+    if code:
+        _one_line(err)
+    else:
+        assert out.startswith(f"{path}: ok: ")
+
+
+def test_buffers_the_host_could_not_allocate_are_refused():
+    text = "[router]\nbuffer_slots = 4194304\nbuffer_slot_size = 65554\n"
+    with pytest.raises(ConfigError) as info:
+        config.loads(text)
+    assert info.value.key == "router.buffer_slots" and "octets" in info.value.problem
+    config.loads("[router]\nbuffer_slots = 60000\nbuffer_slot_size = 65554\n")  # just under 4 GiB with the queues
