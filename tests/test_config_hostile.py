@@ -179,6 +179,8 @@ def test_kdc_module_entry_refuses_a_deep_file_in_one_line(tmp_path):
     ('[peers]\n"B.EXAMPLE" = "127.0.0.1:0"', "peers.B.EXAMPLE"),
     ('[peers]\n"B.EXAMPLE" = 5', "peers.B.EXAMPLE"),
     ('[routes]\n"B.EXAMPLE" = ""', "routes.B.EXAMPLE"),
+    ('[[keys]]\nprincipal = "mn@A.EXAMPLE"\npassword = ""', "keys[2].password"),
+    (f'[[keys]]\nprincipal = "mn@A.EXAMPLE"\npassword = "pw"\nkey = "{KEY1}"', "keys[2].key"),
 ])
 def test_kdc_values_are_finite_and_in_range_and_the_error_names_the_key(tmp_path, capsys, edit, key):
     path = tmp_path / "kdc.toml"

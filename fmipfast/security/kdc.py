@@ -372,7 +372,10 @@ def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
             except ValueError:
                 raise err(w + "key", "must be 64 hexadecimal digits (a 32-octet key)") from None
         elif "password" in ent:
-            kt.add(p, Key.from_password(get(ent, "password", str, w), p, kvno))
+            password = get(ent, "password", str, w)
+            if not password:
+                raise err(w + "password", "must be a non-empty string")
+            kt.add(p, Key.from_password(password, p, kvno))
         else:
             raise err(w + "key", "one of key (hex) or password is required")
     for req in (krbtgt(realm), access_principal(realm)):
