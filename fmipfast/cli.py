@@ -1,6 +1,7 @@
 """The ``fmipfast`` command.
 
-Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
+Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate the TOML file of any
+command -- router, mn, kdc, decode's codepoints -- with that command's own loader),
 ``router`` (the access-router engine), ``ctl`` (its control socket), ``kdc`` (the light-weight Kerberos KDC),
 ``version``.  Later issues add ``demo``, ``lab`` and ``mn``.
 

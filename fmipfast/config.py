@@ -229,13 +229,11 @@ def _hostport(path: str, value: Any) -> str:
     host, sep, port = value.rpartition(":")
     ok = bool(sep) and port.isascii() and port.isdigit() and 0 < int(port) < 65536
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if ok and host.startswith("["):
+    if ok:
         try:
-            ipaddress.IPv6Address(bare)
+            ipaddress.IPv6Address(bare)  # brackets recommended; without them the last ':' starts the port
         except ValueError:
-            ok = False
-    elif ok:
-        ok = _is_hostname(bare)
+            ok = not host.startswith("[") and _is_hostname(bare)
     if not ok:
         raise ConfigError(path, f"expected 'host:port' (an IPv6 host in brackets, port 1-65535), got {_show(value)}")
     return value
@@ -294,9 +292,10 @@ class InterfaceConfig:
         # RA 16, source link-layer address 8, MTU 8, 32 per prefix, the option's 3 octets and each realm.
         option = 3 + sum(1 + len(r.encode()) for r in realms) if realms else 0
         ra = 40 + 16 + 8 + 8 + 32 * len(addresses) + -(-option // 8) * 8
-        if option > 2040 or ra > mtu:
-            raise ConfigError(f"{path}.adjacent_realms", f"the Router Advertisement with these realms is {ra} octets, "
-                                                         f"more than the MTU {mtu} (or the option's 2040)")
+        if role == "access" and (option > 2040 or ra > mtu):
+            raise ConfigError(f"{path}.{'adjacent_realms' if realms else 'addresses'}",
+                              f"the Router Advertisement with these prefixes and realms would be {ra} octets, more "
+                              f"than the MTU {mtu} (or the realms option {option}, more than 2040)")
         t.done()
         return cls(name, role, addresses, mtu, ra_min, ra_max, lifetime, tuple(realms))
 
@@ -370,7 +369,8 @@ def _hexkey(path: str, value: Any, size: int = 32) -> bytes:
 
 
 def _principal(path: str, value: Any) -> str:
-    """``name@REALM`` as the light-weight Kerberos encodes it: name and realm each 1-255 octets of UTF-8."""
+    """``name@REALM`` as the light-weight Kerberos encodes it: the name 1-255 octets of UTF-8, the realm as
+    :func:`_realm` has it."""
     if not isinstance(value, str) or value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
         raise ConfigError(path, f"expected a principal like 'host/nar@B.EXAMPLE', got {_show(value)}")
     name, _, realm = value.partition("@")

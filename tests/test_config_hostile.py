@@ -432,3 +432,28 @@ def test_buffers_the_host_could_not_allocate_are_refused():
         config.loads(text)
     assert info.value.key == "router.buffer_slots" and "octets" in info.value.problem
     config.loads("[router]\nbuffer_slots = 60000\nbuffer_slot_size = 65554\n")  # just under 4 GiB with the queues
+
+
+@pytest.mark.parametrize("value, ok", [
+    ("127.0.0.1:88", True), ("[2001:db8::53]:88", True), ("[fe80::1%eth0]:88", True), ("kdc.example:88", True),
+    ("::1:88", True),  # accepted as before: the last ':' starts the port
+    ("[kdc.example]:88", False), ("[]:88", False), ("a..b:88", False), ("127.0.0.1:0", False),
+])
+def test_kdc_addresses_of_router_and_mn(value, ok):
+    text = ROUTER.replace('kdc = "127.0.0.1:8888"', f'kdc = "{value}"')
+    if ok:
+        assert config.loads(text).router.security.kdc == value
+    else:
+        with pytest.raises(ConfigError) as info:
+            config.loads(text)
+        assert info.value.key == "router.security.kdc"
+
+
+def test_many_prefixes_on_an_access_link_must_fit_the_ra():
+    many = ", ".join(f'"2001:db8:{i:x}::1/64"' for i in range(50))
+    with pytest.raises(ConfigError) as info:
+        config.loads(ROUTER.replace('addresses = ["2001:db8:1::1/64"]\nadjacent_realms = ["B.EXAMPLE"]',
+                                    f"addresses = [{many}]"))
+    assert info.value.key == "router.interfaces[0].addresses"
+    config.loads(ROUTER.replace('addresses = ["2001:db8:1::1/64"]\nadjacent_realms = ["B.EXAMPLE"]',
+                                f'addresses = [{many}]\nrole = "upstream"'))  # no Router Advertisements there

@@ -247,7 +247,7 @@ def _addr(s: object, key: str, *, lowest_port: int = 0, source: str | None = Non
     host, sep, port = s.rpartition(":")
     bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if (not sep or not port.isascii() or not port.isdigit() or not lowest_port <= int(port) <= 65535
-            or not _hostname_ok(bare) or (":" in bare and bare == host)):
+            or not _hostname_ok(bare) or (host.startswith("[") and ":" not in bare)):
         raise ConfigError(key, f"{_show(s)} is not HOST:PORT (an IPv6 host in brackets, port {lowest_port}..65535)",
                           source=source)
     return bare, int(port)
