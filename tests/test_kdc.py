@@ -733,3 +733,19 @@ def test_a_clock_stepped_back_does_not_empty_the_buckets():
     assert t.allow("a") is None
     clock.t -= 5.0  # the wall clock steps back five seconds
     assert t.allow("a") is None and t.allow("b") is None
+
+
+def test_an_internal_fault_is_a_counted_drop_not_an_exception(monkeypatch):
+    """A fault of the KDC's own (here a struct.error from deep inside) is a counted drop: handle() never raises."""
+    import struct
+
+    clock = Clock(1_800_000_000.0)
+    kdc, mnk, _, _ = _world(clock)
+
+    def broken(req):
+        raise struct.error("a fault of the KDC's own")
+
+    monkeypatch.setattr(kdc, "_as", broken)
+    req = L.build_as_req(MN, L.krbtgt(A), mnk, now=clock()).encode()
+    assert asyncio.run(kdc.handle(req, "s")) is None
+    assert kdc.counters["dropped"] == 1 and kdc.counters["as_ok"] == 0

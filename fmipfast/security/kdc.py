@@ -536,6 +536,9 @@ class Kdc:
             self._count("malformed" if isinstance(exc, LkbMalformed) else "errors")
             self._count("err_" + _code_for(exc).name.lower())
             reply = KrbError(_code_for(exc), int(self.clock()), nonce, error_text(str(exc))).encode()
+        except Exception:  # a fault of ours, not a refusal: no answer, counted, and the request never raises
+            self._count("dropped")
+            return None
         self._replies[cache_key] = reply
         if len(self._replies) > self.cfg.reply_cache:
             self._replies.popitem(last=False)
