@@ -1,6 +1,7 @@
 """The ``fmipfast`` command.
 
-Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate a TOML file),
+Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate the TOML file of any
+command -- router, mn, kdc, decode's codepoints -- with that command's own loader),
 ``router`` (the access-router engine), ``ctl`` (its control socket), ``kdc`` (the light-weight Kerberos KDC),
 ``version``.  Later issues add ``demo``, ``lab`` and ``mn``.
 
@@ -96,7 +97,7 @@ def _records(source: str, link: str, codepoints: Codepoints):
     stdin = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
     if source == "-" and stdin is None:
         raise PcapError("no standard input to read")
-    fh = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
+    fh: Any = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
     try:
         head = b""
         while len(head) < 4:
@@ -181,7 +182,88 @@ def _emit(out: Any, text: str) -> None:
     out.flush()
 
 
+#: What ``check-config --kind`` takes: the configuration of each command that reads one.
+CONFIG_KINDS = ("auto", "codepoints", "router", "mn", "kdc")
+
+
+def _load_router(path: str) -> Any:
+    """``fmipfast router``'s configuration: the file, at least one interface, and the [router.security] objects
+    the daemon builds (principals as the light-weight Kerberos encodes them, keys, SAs) -- check-config runs the
+    same function."""
+    return _check_router(config.load(path), path)
+
+
+def _check_router(cfg: Any, source: str | None) -> Any:
+    if not cfg.router.interfaces:
+        raise ConfigError("router.interfaces", "at least one interface is required", source=source)
+    if cfg.router.security is not None:
+        try:
+            _security_objects(cfg.router.security)
+        except ValueError as exc:
+            raise ConfigError("router.security", str(exc), source=source) from None
+    return cfg
+
+
+def _load_mn(path: str) -> Any:
+    """``fmipfast mn``'s configuration: the file, an [mn] section, and its Kerberos identity as the daemon
+    builds it (check-config runs the same function)."""
+    return _check_mn(config.load(path), path)
+
+
+def _check_mn(cfg: Any, source: str | None) -> Any:
+    if not cfg.mn.configured:
+        raise ConfigError("mn.interface", "the [mn] section is required", source=source)
+    if cfg.mn.kerberos is not None:
+        from fmipfast.mnd import MnDaemon
+
+        try:
+            MnDaemon._ticket_cache(cfg.mn)
+        except ValueError as exc:
+            raise ConfigError("mn.kerberos", str(exc), source=source) from None
+    return cfg
+
+
+def _detect_kind(doc: dict[str, Any]) -> str:
+    """The command a parsed file is for: a KDC's file has top-level keys (realm, keys ...) where the others
+    have sections; of those, [router] interfaces make a router's, an [mn] section an MN's, else its codepoints
+    (and logging) are what ``decode --config`` takes."""
+    from fmipfast.security import kdc
+
+    if any(k in kdc._TOP_KEYS and k not in config._SECTIONS for k in doc):
+        return "kdc"
+    router, mn = doc.get("router"), doc.get("mn")
+    kinds = []
+    if isinstance(router, dict) and router.get("interfaces"):
+        kinds.append("router")
+    if isinstance(mn, dict) and mn:
+        kinds.append("mn")
+    return "+".join(kinds) or "codepoints"
+
+
+def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[str, str]:
+    """Validate a parsed file as ``kind`` (or the detected one) with the loaders the commands use; returns the
+    kind and a summary, or raises :class:`ConfigError`."""
+    from fmipfast.security import kdc
+
+    kind = _detect_kind(doc) if kind == "auto" else kind
+    if kind == "kdc":
+        k = kdc.config_from_mapping(doc, source=source)
+        return kind, f"realm {k.realm}, {len(k.keytab.principals())} principals, listen {k.listen[0]}:{k.listen[1]}"
+    cfg = config.from_mapping(doc, source=source)
+    parts = []
+    if "router" in kind.split("+"):
+        _check_router(cfg, source)
+        parts.append(f"router {cfg.router.name} on {', '.join(i.name for i in cfg.router.interfaces)}")
+    if "mn" in kind.split("+"):
+        _check_mn(cfg, source)
+        parts.append(f"mn on {cfg.mn.interface}")
+    parts.append(f"codepoints {cfg.codepoints.profile()!r}")
+    return kind, "; ".join(parts)
+
+
 def _cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate FILE as the command it is for would: exit 0 (naming the kind recognised), 1 for a value a command
+    would refuse, 2 for a file that cannot be read or parsed."""
     if args.defaults:
         sys.stdout.write(config.DEFAULTS_TOML)
         return 0
@@ -189,11 +271,16 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
         print("fmipfast check-config: a FILE or --defaults is required", file=sys.stderr)
         return 2
     try:
-        cfg = config.load(args.file)
+        doc = config.read_toml(args.file)
+    except ConfigError as exc:
+        print(f"fmipfast check-config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        kind, summary = _check_mapping(doc, args.kind, args.file)
     except ConfigError as exc:
         print(f"fmipfast check-config: {exc}", file=sys.stderr)
         return 1
-    print(f"{args.file}: ok (codepoints {cfg.codepoints.profile()!r})")
+    print(f"{args.file}: ok: {kind.replace('+', ' and ')} configuration ({summary})")
     return 0
 
 
@@ -293,12 +380,8 @@ def _cmd_router(args: argparse.Namespace) -> int:
     from fmipfast.errors import FmipError
     from fmipfast.ports import RingPort
 
-    cfg = config.load(args.config)
+    cfg = _load_router(args.config)
     r = cfg.router
-    if not r.interfaces:
-        print(f"fmipfast router: {args.config}: router.interfaces: at least one interface is required",
-              file=sys.stderr)
-        return 2
     setup_logging(cfg.logging)
     from fmipfast.router import load_sessions
     from fmipfast.security.ah import SequenceStore
@@ -371,7 +454,7 @@ def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
 
     log = logging.getLogger("fmipfast.router")
     try:
-        new = config.load(path)
+        new = _load_router(path)
     except ConfigError as exc:
         log.error("reload: %s: %s; nothing changed", path, exc)
         return
@@ -500,10 +583,7 @@ def _cmd_mn(args: argparse.Namespace) -> int:
     from fmipfast.errors import FmipError
     from fmipfast.mnd import MnDaemon
 
-    cfg = config.load(args.config)
-    if not cfg.mn.configured:
-        print(f"fmipfast mn: {args.config}: mn.interface: the [mn] section is required", file=sys.stderr)
-        return 2
+    cfg = _load_mn(args.config)
     setup_logging(cfg.logging)
     try:
         daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
@@ -532,10 +612,17 @@ def _cmd_mn(args: argparse.Namespace) -> int:
     return 0
 
 
+def _load_kdc(path: str) -> Any:
+    """The KDC's configuration: the file read by the one TOML reader, validated by the KDC's own loader."""
+    from fmipfast.security import kdc
+
+    return kdc.config_from_mapping(config.read_toml(path), source=path)
+
+
 def _cmd_kdc(args: argparse.Namespace) -> int:
     from fmipfast.security import kdc
 
-    return int(kdc.main(["--config", args.config]))
+    return kdc.serve(_load_kdc(args.config), prog="fmipfast kdc", source=args.config)
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
@@ -704,6 +791,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check-config", help="validate a TOML configuration file")
     p.add_argument("file", nargs="?")
     p.add_argument("--defaults", action="store_true", help="print the default configuration")
+    p.add_argument("--kind", choices=CONFIG_KINDS, default="auto",
+                   help="the command the file is for (default: recognised from its sections and keys): codepoints "
+                        "(decode --config), router, mn or kdc")
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("demo", help="the secure fast handover end to end, in one process (no root)",

@@ -11,7 +11,10 @@ May import: errors, constants.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -21,20 +24,42 @@ from fmipfast.errors import ConfigError
 
 __all__ = ["Config", "CodepointsConfig", "LoggingConfig", "RouterConfig", "InterfaceConfig", "RouteConfig",
            "NeighborConfig", "RingConfig", "SecurityConfig", "KeyConfig", "PeerConfig", "load", "loads",
-           "from_mapping", "DEFAULTS_TOML"]
+           "from_mapping", "parse_toml", "read_toml", "DEFAULTS_TOML"]
 
 
 def _int(key: str, value: Any, lo: int, hi: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ConfigError(key, f"expected an integer, got {type(value).__name__} {value!r}")
+        raise ConfigError(key, f"expected an integer, got {type(value).__name__} {_show(value)}")
     if not lo <= value <= hi:
-        raise ConfigError(key, f"{value} is out of range {lo}-{hi}")
+        raise ConfigError(key, f"{_show(value)} is out of range {lo}-{hi}")
     return value
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(key, f"{_show(value)} is not one of {', '.join(choices)}")
+    return value
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: an error message stays one short line whatever the value."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
+        return f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _float(key: str, value: Any, lo: float, hi: float) -> float:
+    """A finite number (TOML float or integer) within ``lo``..``hi``: ``nan`` and ``inf`` are refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a finite number in {lo:g}..{hi:g}, got {type(value).__name__} {_show(value)}")
+    if isinstance(value, int):
+        if not lo <= value <= hi:
+            raise ConfigError(key, f"must be a finite number in {lo:g}..{hi:g}, got {_show(value)}")
+        return float(value)
+    if not math.isfinite(value) or not lo <= value <= hi:
+        raise ConfigError(key, f"must be a finite number in {lo:g}..{hi:g}, got {_show(value)}")
     return value
 
 
@@ -111,10 +136,16 @@ class _Table:
 
     def get_str(self, key: str, default: str | None = None) -> str:
         value = self._get(key, default)
-        if not isinstance(value, str) or not value:
+        if not isinstance(value, str) or not value or "\x00" in value:
             raise ConfigError(f"{self.path}.{key}", "missing" if value is None else
-                              f"expected a non-empty string, got {value!r}")
+                              f"expected a non-empty string without NUL, got {_show(value)}")
         return value
+
+    def get_float(self, key: str, default: float, lo: float, hi: float) -> float:
+        return _float(f"{self.path}.{key}", self._get(key, default), lo, hi)
+
+    def get_ifname(self, key: str) -> str:
+        return _ifname(f"{self.path}.{key}", self._get(key, None))
 
     def get_choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         return _choice(f"{self.path}.{key}", self._get(key, default), choices)
@@ -122,7 +153,7 @@ class _Table:
     def get_bool(self, key: str, default: bool) -> bool:
         value = self._get(key, default)
         if not isinstance(value, bool):
-            raise ConfigError(f"{self.path}.{key}", f"expected true or false, got {value!r}")
+            raise ConfigError(f"{self.path}.{key}", f"expected true or false, got {_show(value)}")
         return value
 
     def get_list(self, key: str) -> list[Any]:
@@ -137,38 +168,92 @@ class _Table:
                 raise ConfigError(f"{self.path}.{key}", f"unknown key; known keys: {', '.join(sorted(self.used))}")
 
 
+#: Linux's IFNAMSIZ: an interface name is at most 15 octets (and its NUL).
+IFNAMSIZ = 16
+
+
+def _ifname(path: str, value: Any) -> str:
+    """An interface name the kernel accepts (``dev_valid_name``): 1-15 octets, not "." or "..", no '/', ':',
+    whitespace or NUL."""
+    if value is None:
+        raise ConfigError(path, "missing")
+    if (not isinstance(value, str) or not value or len(value.encode()) >= IFNAMSIZ or value in (".", "..")
+            or any(c in "/:\x00" or c.isspace() for c in value)):
+        raise ConfigError(path, f"expected an interface name of 1-{IFNAMSIZ - 1} octets without '/', ':' or "
+                                f"spaces, got {_show(value)}")
+    return value
+
+
+def _no_zone(path: str, value: str) -> None:
+    if "%" in value:
+        raise ConfigError(path, f"a zone id ('%...') is not allowed here, got {_show(value)}: the interface is "
+                                "named by its own key")
+
+
 def _prefix(path: str, value: Any, *, host: bool) -> tuple[str, int]:
     """"2001:db8::1/64" -> ("2001:db8::1", 64); the address part is kept as written (an interface address
     is a host address inside its prefix, ``host=True``; a route prefix has no host bits, ``host=False``)."""
-    import ipaddress
-
     if not isinstance(value, str) or "/" not in value:
-        raise ConfigError(path, f"expected an IPv6 prefix like '2001:db8::1/64', got {value!r}")
+        raise ConfigError(path, f"expected an IPv6 prefix like '2001:db8::1/64', got {_show(value)}")
+    _no_zone(path, value)
     try:
         iface = ipaddress.IPv6Interface(value)
-    except ValueError as exc:
-        raise ConfigError(path, str(exc)) from None
+    except ValueError:
+        raise ConfigError(path, f"expected an IPv6 prefix like '2001:db8::1/64', got {_show(value)}") from None
     if not host and iface.ip != iface.network.network_address:
         raise ConfigError(path, f"host bits set in a route prefix (did you mean {iface.network}?)")
+    if host and (iface.ip.is_multicast or iface.ip.is_unspecified):
+        raise ConfigError(path, f"an interface address is unicast, got {iface.ip}")
     return str(iface.ip), iface.network.prefixlen
 
 
 def _address(path: str, value: Any) -> str:
-    import ipaddress
-
+    """A unicast IPv6 address, without a zone id."""
     try:
         if not isinstance(value, str):  # IPv6Address(7) would be ::7
             raise TypeError(value)
-        return str(ipaddress.IPv6Address(value))
+        _no_zone(path, value)
+        addr = ipaddress.IPv6Address(value)
     except (ValueError, TypeError):
-        raise ConfigError(path, f"expected an IPv6 address, got {value!r}") from None
+        raise ConfigError(path, f"expected an IPv6 address, got {_show(value)}") from None
+    if addr.is_multicast or addr.is_unspecified:
+        raise ConfigError(path, f"expected a unicast IPv6 address, got {addr}")
+    return str(addr)
+
+
+def _hostport(path: str, value: Any) -> str:
+    """``"host:port"`` (an IPv6 host in brackets; a zone id allowed there): a KDC's address.  The host is an IP
+    address or a DNS name (resolved when used), the port 1-65535."""
+    if not isinstance(value, str):
+        raise ConfigError(path, f"expected 'host:port', got {type(value).__name__} {_show(value)}")
+    host, sep, port = value.rpartition(":")
+    ok = bool(sep) and port.isascii() and port.isdigit() and 0 < int(port) < 65536
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ok:
+        try:
+            ipaddress.IPv6Address(bare)  # brackets recommended; without them the last ':' starts the port
+        except ValueError:
+            ok = not host.startswith("[") and _is_hostname(bare)
+    if not ok:
+        raise ConfigError(path, f"expected 'host:port' (an IPv6 host in brackets, port 1-65535), got {_show(value)}")
+    return value
+
+
+def _is_hostname(host: str) -> bool:
+    """An IPv4 address or a DNS name of letters, digits, '-', '_' and dots (at most 253 octets)."""
+    try:
+        ipaddress.IPv4Address(host)
+        return True
+    except ValueError:
+        pass
+    return (0 < len(host) <= 253 and host.isascii()
+            and all(re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label)
+                    for label in host.rstrip(".").split(".")))
 
 
 def _mac(path: str, value: Any) -> bytes:
-    import re
-
     if not isinstance(value, str) or not re.fullmatch(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}", value):
-        raise ConfigError(path, f"expected a MAC address like '02:00:5e:10:00:01', got {value!r}")
+        raise ConfigError(path, f"expected a MAC address like '02:00:5e:10:00:01', got {_show(value)}")
     return bytes.fromhex(value.replace(":", ""))
 
 
@@ -189,7 +274,7 @@ class InterfaceConfig:
     @classmethod
     def parse(cls, table: Any, path: str) -> "InterfaceConfig":
         t = _Table(table, path)
-        name = t.get_str("name")
+        name = t.get_ifname("name")
         role = t.get_choice("role", "access", ("access", "upstream"))
         addresses = tuple(_prefix(f"{path}.addresses[{i}]", a, host=True)
                           for i, a in enumerate(t.get_list("addresses")))
@@ -202,8 +287,15 @@ class InterfaceConfig:
         lifetime = t.get_int("ra_lifetime_s", 1800, 0, 9000)
         realms = t.get_list("adjacent_realms")
         for i, realm in enumerate(realms):
-            if not isinstance(realm, str) or not realm or len(realm.encode()) > 255:
-                raise ConfigError(f"{path}.adjacent_realms[{i}]", f"a realm is a string of 1-255 octets, got {realm!r}")
+            _realm(f"{path}.adjacent_realms[{i}]", realm)
+        # The RA carries them in one ND option (at most 2040 octets) and must fit the link's MTU: IPv6 header 40,
+        # RA 16, source link-layer address 8, MTU 8, 32 per prefix, the option's 3 octets and each realm.
+        option = 3 + sum(1 + len(r.encode()) for r in realms) if realms else 0
+        ra = 40 + 16 + 8 + 8 + 32 * len(addresses) + -(-option // 8) * 8
+        if role == "access" and (option > 2040 or ra > mtu):
+            raise ConfigError(f"{path}.{'adjacent_realms' if realms else 'addresses'}",
+                              f"the Router Advertisement with these prefixes and realms would be {ra} octets, more "
+                              f"than the MTU {mtu} (or the realms option {option}, more than 2040)")
         t.done()
         return cls(name, role, addresses, mtu, ra_min, ra_max, lifetime, tuple(realms))
 
@@ -220,7 +312,7 @@ class RouteConfig:
     def parse(cls, table: Any, path: str) -> "RouteConfig":
         t = _Table(table, path)
         made = cls(_prefix(f"{path}.prefix", t._get("prefix", None), host=False),
-                   _address(f"{path}.via", t._get("via", None)), t.get_str("interface"))
+                   _address(f"{path}.via", t._get("via", None)), t.get_ifname("interface"))
         t.done()
         return made
 
@@ -237,7 +329,7 @@ class NeighborConfig:
     def parse(cls, table: Any, path: str) -> "NeighborConfig":
         t = _Table(table, path)
         made = cls(_address(f"{path}.address", t._get("address", None)), _mac(f"{path}.mac", t._get("mac", None)),
-                   t.get_str("interface"))
+                   t.get_ifname("interface"))
         t.done()
         return made
 
@@ -277,8 +369,28 @@ def _hexkey(path: str, value: Any, size: int = 32) -> bytes:
 
 
 def _principal(path: str, value: Any) -> str:
+    """``name@REALM`` as the light-weight Kerberos encodes it: the name 1-255 octets of UTF-8, the realm as
+    :func:`_realm` has it."""
     if not isinstance(value, str) or value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
-        raise ConfigError(path, f"expected a principal like 'host/nar@B.EXAMPLE', got {value!r}")
+        raise ConfigError(path, f"expected a principal like 'host/nar@B.EXAMPLE', got {_show(value)}")
+    name, _, realm = value.partition("@")
+    _realm(path, realm, "realm")
+    if len(name.encode()) > 255 or "\x00" in name:
+        raise ConfigError(path, f"the name part is {len(name.encode())} octets of UTF-8, at most 255 (without NUL)")
+    return value
+
+
+#: A realm's longest form: its ticket-granting service ``krbtgt/REALM`` must fit a 255-octet name.
+MAX_REALM_OCTETS = 255 - len("krbtgt/")
+
+
+def _realm(path: str, value: Any, what: str = "a realm") -> str:
+    """A realm: 1-248 octets of UTF-8 without '@' or NUL (so that ``krbtgt/REALM``, the name of its ticket-granting
+    service, fits the 255 octets of a principal name)."""
+    if (not isinstance(value, str) or not value or "@" in value or "\x00" in value
+            or len(value.encode()) > MAX_REALM_OCTETS):
+        raise ConfigError(path, f"{what} is a string of 1-{MAX_REALM_OCTETS} octets of UTF-8 without '@', "
+                                f"got {_show(value)}")
     return value
 
 
@@ -340,23 +452,32 @@ class SecurityConfig:
         principal = _principal(f"{path}.principal", t._get("principal", None))
         keys = tuple(KeyConfig.parse(x, f"{path}.keys[{i}]") for i, x in enumerate(t.get_list("keys")))
         peers = tuple(PeerConfig.parse(x, f"{path}.peers[{i}]") for i, x in enumerate(t.get_list("peers")))
+        for i, peer in enumerate(peers):
+            for other in peers[:i]:
+                if peer.address == other.address:
+                    raise ConfigError(f"{path}.peers[{i}].address", f"{peer.address} is listed twice")
+                if peer.spi_in == other.spi_in:
+                    raise ConfigError(f"{path}.peers[{i}].spi_in", f"{peer.spi_in} is already the inbound SPI of "
+                                                                  f"{other.address}: an inbound SPI names one SA")
         kdc = t._get("kdc", None)
         if kdc is not None:
-            host, sep, port = str(kdc).rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"{path}.kdc", f"expected 'host:port', got {kdc!r}")
+            _hostport(f"{path}.kdc", kdc)
         if not any(k.principal == principal for k in keys) and kdc is None:
             raise ConfigError(f"{path}.keys", f"no key for {principal} and no kdc: no AP-REQ could be verified")
         files: dict[str, str | None] = {}
         for name in ("ah_sequence_file", "session_file"):
             value = t.get_str(name) if name in table else None
             if value is not None and value.endswith("/"):
-                raise ConfigError(f"{path}.{name}", f"expected a file path, got {value!r}")
+                raise ConfigError(f"{path}.{name}", f"expected a file path, got {_show(value)}")
             files[name] = value
         made = cls(principal, keys, peers, kdc, t.get_int("max_sessions", 4096, 1, 1 << 24),
                    t.get_int("max_handovers", 64, 1, 1 << 20), files["ah_sequence_file"], files["session_file"])
         t.done()
         return made
+
+
+#: The largest handover-buffer and resolve-queue arenas together (4 GiB).
+MAX_ARENA_OCTETS = 1 << 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,6 +547,13 @@ class RouterConfig:
             SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None,
             t.get_int("buffer_keys", 1024, 1, 1 << 20))
         t.done()
+        # The handover buffer and the resolve queues are arenas of slots allocated at start (zero-filled): bound
+        # their sum, so a start-up cannot fail on memory the operator never meant to give.
+        arena = (made.buffer_slots + max(16, made.resolve_queue_packets * 256)) * made.buffer_slot_size
+        if arena > MAX_ARENA_OCTETS:
+            raise ConfigError(f"{prefix}.buffer_slots", f"the buffers would take {arena} octets ((buffer_slots + "
+                                                        f"256 x resolve_queue_packets) x buffer_slot_size), more "
+                                                        f"than {MAX_ARENA_OCTETS}")
         if made.security is not None and made.ring.fanout_group:
             # Each fanout worker is a process with its own neighbor, proxy and tunnel tables: an HI handled by
             # one would proxy and buffer there only, and the frames hashed to the others would miss it.
@@ -458,13 +586,11 @@ class MnKerberosConfig:
             raise ConfigError(f"{path}.password", "expected a non-empty string")
         kdcs_table = t._get("kdcs", {})
         if not isinstance(kdcs_table, Mapping):
-            raise ConfigError(f"{path}.kdcs", f"expected a table of realm = \"host:port\", got {kdcs_table!r}")
+            raise ConfigError(f"{path}.kdcs", f"expected a table of realm = \"host:port\", got {_show(kdcs_table)}")
         kdcs = []
         for realm, where in kdcs_table.items():
-            host, sep, port = str(where).rpartition(":")
-            if not isinstance(where, str) or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-                raise ConfigError(f"{path}.kdcs.{realm}", f"expected 'host:port', got {where!r}")
-            kdcs.append((str(realm), where))
+            _realm(f"{path}.kdcs", realm)
+            kdcs.append((str(realm), _hostport(f"{path}.kdcs.{realm}", where)))
         home = principal.rpartition("@")[2]
         if home not in dict(kdcs):
             raise ConfigError(f"{path}.kdcs", f"no KDC for the home realm {home}")
@@ -504,14 +630,14 @@ class MnConfig:
         home = t._get("home_agent", None)
         command = t.get_list("switch_command")
         for i, word in enumerate(command):
-            if not isinstance(word, str) or not word:
-                raise ConfigError(f"{prefix}.switch_command[{i}]", f"expected a non-empty string, got {word!r}")
+            if not isinstance(word, str) or not word or "\x00" in word:
+                raise ConfigError(f"{prefix}.switch_command[{i}]", f"expected a non-empty string, got {_show(word)}")
         ccache = t.get_str("ccache") if "ccache" in table else None
         krb = MnKerberosConfig.parse(t._get("kerberos", None), f"{prefix}.kerberos") if "kerberos" in table else None
         if ccache is None and krb is None:
             raise ConfigError(f"{prefix}.ccache", "missing: the MN needs a credentials file or an [mn.kerberos] "
                                                   "section to get tickets")
-        made = cls(t.get_str("interface"), _address(f"{prefix}.router", t._get("router", None)),
+        made = cls(t.get_ifname("interface"), _address(f"{prefix}.router", t._get("router", None)),
                    _principal(f"{prefix}.router_principal", t._get("router_principal", None)),
                    _address(f"{prefix}.address", t._get("address", None)), ccache, krb,
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
@@ -553,33 +679,72 @@ def from_mapping(data: Mapping[str, Any], *, source: str | None = None) -> Confi
             sections[name] = cls.parse(table, name)
         return Config(**sections)
     except ConfigError as exc:
-        if source and exc.source is None:
-            raise ConfigError(exc.key, exc.problem, source=source) from None
-        raise
+        raise _one_line(exc, source) from None
 
 
-def loads(text: str, *, source: str | None = None) -> Config:
-    """Parse TOML text; a TOML syntax error is a ConfigError with its line and column."""
+def _printable(text: str, limit: int) -> str:
+    """``text`` with control characters escaped (a TOML key may hold a newline) and cut to ``limit``."""
+    out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+    return out if len(out) <= limit else out[:limit - 3] + "..."
+
+
+def _one_line(exc: ConfigError, source: str | None) -> ConfigError:
+    """The error as one printable line of bounded length, with ``source`` if it had none."""
+    key = None if exc.key is None else _printable(exc.key, 200)
+    return ConfigError(key, _printable(exc.problem, 300), source=exc.source or source)
+
+
+#: The largest configuration file read (a configuration is a few kilobytes; this stops /dev/zero).
+MAX_FILE_OCTETS = 4 << 20
+
+
+def parse_toml(text: str, *, source: str | None = None) -> dict[str, Any]:
+    """TOML text as a dict; any failure of the parser is a :class:`ConfigError` (``source`` named): a syntax
+    error with its line and column, nesting too deep for the parser (``RecursionError``), an integer beyond
+    Python's digit limit."""
     try:
-        data = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(None, f"not valid TOML: {exc}", source=source) from None
-    return from_mapping(data, source=source)
+    except RecursionError:
+        raise ConfigError(None, "not valid TOML: arrays or inline tables nested too deeply", source=source) from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise ConfigError(None, f"not valid TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          source=source) from None
 
 
-def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a TOML configuration file."""
-    name = os.fspath(path)
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a TOML file into a dict: the one reader of every command that takes a configuration file.  A file
+    that cannot be read, is larger than :data:`MAX_FILE_OCTETS`, is not UTF-8 or does not parse is a
+    :class:`ConfigError` naming the file."""
+    try:
+        name = os.fspath(path)
+    except TypeError:
+        raise ConfigError(None, f"not a file name: {_show(path)}") from None
     try:
         with open(name, "rb") as fh:
-            raw = fh.read()
+            raw = fh.read(MAX_FILE_OCTETS + 1)
     except OSError as exc:
-        raise ConfigError(None, f"cannot read: {exc.strerror}", source=name) from None
+        raise ConfigError(None, f"cannot read: {exc.strerror or exc}", source=name) from None
+    except ValueError as exc:  # a NUL in the name
+        raise ConfigError(None, f"cannot read: {exc}", source=_show(name)) from None
+    if len(raw) > MAX_FILE_OCTETS:
+        raise ConfigError(None, f"larger than {MAX_FILE_OCTETS} octets: not a configuration file", source=name)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(None, f"not UTF-8 at byte {exc.start}", source=name) from None
-    return loads(text, source=name)
+    return parse_toml(text, source=name)
+
+
+def loads(text: str, *, source: str | None = None) -> Config:
+    """Parse TOML text; a TOML syntax error is a ConfigError with its line and column."""
+    return from_mapping(parse_toml(text, source=source), source=source)
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a TOML configuration file."""
+    return from_mapping(read_toml(path), source=os.fspath(path))
 
 
 #: The defaults, as a commented TOML file (``fmipfast check-config --defaults`` prints it).

@@ -561,3 +561,191 @@ def test_cli_exits_2_on_bad_config(tmp_path):
                        env=env, timeout=30)
     assert p.returncode == 2 and b"keys" in p.stderr
     assert bytes.fromhex(Keys().nar) not in p.stderr
+
+
+# ================================================================================ refusals counted, errors readable
+
+
+def _world(clock, **kw):
+    mnk, nark, acc = L.Key.random(), L.Key.random(), L.Key.random()
+    cfg = _cfg(A, {f"krbtgt/{A}@{A}": L.Key.random(), f"access/{A}@{A}": acc, f"mn1@{A}": mnk, f"nar1@{A}": nark,
+                   f"svc/x@{A}": L.Key.random(), f"krbtgt/{B}@{A}": L.Key.random()},
+               routers=frozenset({"nar1"}), **kw)
+    return K.Kdc(cfg, clock=clock), mnk, nark, acc
+
+
+_OUTCOMES = ("as_ok", "tgs_ok", "tgs_referral", "open_ok", "open_forwarded", "errors", "malformed")
+
+
+@pytest.mark.parametrize("server", [L.Principal("svc/x", A), L.Principal("svc/y", B)], ids=["service", "referral"])
+def test_tgs_refused_for_its_lifetime_is_counted_as_that_error_only(server):
+    """A TGS-REQ whose lifetime would end in the past passes every check but the last: the refusal is an
+    error (err_policy), and neither tgs_ok nor tgs_referral moves."""
+    clock = Clock(1_800_000_000.0)
+    kdc, mnk, _, _ = _world(clock)
+
+    async def go():
+        asr = L.build_as_req(MN, L.krbtgt(A), mnk, now=clock())
+        tgt = L.read_kdc_rep(await kdc.handle(asr.encode(), "s"), mnk, asr.nonce)
+        before = dict(kdc.counters)
+        req = L.build_tgs_req(tgt, server, now=clock(), lifetime=-10)
+        err = L.decode_pdu(await kdc.handle(req.encode(), "s"))
+        assert isinstance(err, L.KrbError) and err.error_code == L.ErrorCode.POLICY
+        moved = {k: kdc.counters.get(k, 0) - before.get(k, 0) for k in kdc.counters}
+        assert moved["tgs_ok"] == 0 and moved["tgs_referral"] == 0
+        assert moved["errors"] == 1 and moved["err_policy"] == 1
+        ok = L.build_tgs_req(tgt, server, now=clock())
+        assert not isinstance(L.decode_pdu(await kdc.handle(ok.encode(), "s")), L.KrbError)
+        assert kdc.counters["tgs_ok"] + kdc.counters["tgs_referral"] == 1
+
+    asyncio.run(go())
+
+
+@pytest.mark.parametrize("shift", range(4))
+def test_error_text_is_cut_on_a_character_boundary(shift):
+    for char in ("é", "€", "𝄞"):
+        text = "x" * shift + char * 200
+        cut = K.error_text(text)
+        raw = cut.encode("utf-8")
+        assert len(raw) <= 255 and cut.endswith("...") and text.startswith(cut[:-3])
+        reply = L.KrbError(L.ErrorCode.GENERIC, 0, 1, cut).encode()
+        assert L.decode_pdu(reply).text == cut
+    assert K.error_text("short é") == "short é"
+
+
+@pytest.mark.parametrize("shift", range(3))
+def test_client_sees_the_kdcs_error_for_a_long_multibyte_name(shift):
+    """An unknown client whose name is long and multi-byte: the KRB-ERROR text is cut at 255 octets; the cut
+    must fall between characters, so the client shows the KDC's error, not 'unreachable'."""
+    clock = Clock(time.time())
+
+    async def go():
+        srv = await K.start_kdc(_cfg(A, {f"krbtgt/{A}@{A}": L.Key.random(), f"access/{A}@{A}": L.Key.random()}),
+                                clock=clock)
+        try:
+            who = L.Principal("x" * shift + "é" * 120, A)
+            reply = await srv.kdc.handle(L.build_as_req(who, L.krbtgt(A), None, now=clock()).encode(), "s")
+            err = L.decode_pdu(reply)
+            assert err.error_code == L.ErrorCode.C_PRINCIPAL_UNKNOWN and "unknown client" in err.text
+            cli = K.KdcClient(srv.address, clock=clock, timeout=0.5, retries=0)
+            with pytest.raises(L.LkbError) as info:
+                await cli.as_exchange(who, L.Key.random())
+            assert not isinstance(info.value, L.KdcUnreachable), info.value
+            assert "C_PRINCIPAL_UNKNOWN" in str(info.value) and "unknown client" in str(info.value)
+        finally:
+            srv.close()
+
+    asyncio.run(go())
+
+
+def test_client_shows_a_peer_error_whose_text_is_not_utf8():
+    """A KDC that cuts its text inside a character (as this one once did): the client still reports its error."""
+    async def go():
+        loop = asyncio.get_running_loop()
+
+        class Peer(asyncio.DatagramProtocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def datagram_received(self, data, addr):
+                good = L.KrbError(L.ErrorCode.POLICY, 0, 0, "refused: é").encode()
+                self.transport.sendto(good[:-1], addr)  # the last octet of 'é' cut off, the length kept
+
+        transport, _ = await loop.create_datagram_endpoint(Peer, local_addr=("127.0.0.1", 0))
+        try:
+            cli = K.KdcClient(transport.get_extra_info("sockname")[:2], timeout=0.5, retries=0)
+            with pytest.raises(L.LkbError) as info:
+                await cli.as_exchange(MN, L.Key.random())
+            assert not isinstance(info.value, L.KdcUnreachable) and "refused" in str(info.value)
+        finally:
+            transport.close()
+
+    asyncio.run(go())
+
+
+class _Seeds:
+    """Well-formed AS, TGS (service, referral, unknown realm) and OPEN requests for one in-process KDC whose
+    reply cache is off, so every datagram is handled afresh."""
+
+    def __init__(self) -> None:
+        self.clock = Clock(1_800_000_000.0)
+        self.kdc, mnk, nark, acc = _world(self.clock, rate=1e9, burst=10 ** 9, reply_cache=0)
+        clock = self.clock
+
+        async def make():
+            asr = L.build_as_req(MN, L.krbtgt(A), mnk, now=clock())
+            tgt = L.read_kdc_rep(await self.kdc.handle(asr.encode(), "s"), mnk, asr.nonce)
+            now = int(clock())
+            skey = L.Key(0, os.urandom(32))
+            ticket = L.Ticket.issue(L.access_principal(A), acc, L.EncTicketPart(0, now, now, now + 600, skey.value, MN))
+            return [asr.encode(), L.build_as_req(MN, L.krbtgt(A), None, now=clock()).encode(),
+                    L.build_tgs_req(tgt, L.Principal("svc/x", A), now=clock()).encode(),
+                    L.build_tgs_req(tgt, L.Principal("svc/y", B), now=clock()).encode(),
+                    L.build_tgs_req(tgt, L.Principal("svc/z", "REALM-Z"), now=clock()).encode(),
+                    L.OpenReq.build(L.Principal("nar1", A), nark, ticket, 77, clock()).encode()]
+
+        self.pdus = asyncio.run(make())
+
+
+_SEEDS = _Seeds()
+_MUTATION = st.tuples(st.sampled_from(["set", "cut", "insert", "ff", "zero"]), st.integers(0, 2000),
+                      st.integers(0, 255))
+
+
+def _mutate(data: bytes, mutations) -> bytes:
+    b = bytearray(data)
+    for op, where, value in mutations:
+        i = where % (len(b) + 1)
+        if op == "set" and i < len(b):
+            b[i] = value
+        elif op == "cut":
+            del b[i:]
+        elif op == "insert":
+            b.insert(i, value)
+        elif op == "ff":
+            b[i:i + 4] = b"\xff" * 4
+        elif op == "zero":
+            b[i:i + 8] = bytes(8)
+    return bytes(b)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, len(_SEEDS.pdus) - 1), st.lists(_MUTATION, max_size=4),
+       st.one_of(st.sampled_from([0.0, -400.0, 400.0, 36000.0 + 100]), st.floats(-1e6, 1e6)))
+def test_kdc_answers_mutated_requests_with_a_wellformed_pdu_and_counts_one_outcome(seed, mutations, shift):
+    """Real requests with octets changed, cut or inserted, at a clock moved back or forth (36100 s: the TGT has
+    ended but is within the skew, so only the lifetime check refuses): the KDC never raises;
+    it answers a well-formed PDU (a KRB-ERROR whose text is valid UTF-8, or a reply), and exactly one outcome
+    counter moves per request."""
+    kdc = _SEEDS.kdc
+    _SEEDS.clock.t = 1_800_000_000.0 + shift
+    data = _mutate(_SEEDS.pdus[seed], mutations)
+    before = sum(kdc.counters.get(k, 0) for k in _OUTCOMES)
+    reply = asyncio.run(kdc.handle(data, "fuzz"))
+    assert reply is not None
+    assert isinstance(L.decode_pdu(reply), (L.KrbError, L.KdcRep, L.OpenRep))
+    assert sum(kdc.counters.get(k, 0) for k in _OUTCOMES) == before + 1
+
+
+def test_a_clock_stepped_back_does_not_empty_the_buckets():
+    clock = Clock(1000.0)
+    t = K.TokenBucketTable(rate=200.0, burst=50, max_sources=4, clock=clock)
+    assert t.allow("a") is None
+    clock.t -= 5.0  # the wall clock steps back five seconds
+    assert t.allow("a") is None and t.allow("b") is None
+
+
+def test_an_internal_fault_is_a_counted_drop_not_an_exception(monkeypatch):
+    """A fault of the KDC's own (here a struct.error from deep inside) is a counted drop: handle() never raises."""
+    import struct
+
+    clock = Clock(1_800_000_000.0)
+    kdc, mnk, _, _ = _world(clock)
+
+    def broken(req):
+        raise struct.error("a fault of the KDC's own")
+
+    monkeypatch.setattr(kdc, "_as", broken)
+    req = L.build_as_req(MN, L.krbtgt(A), mnk, now=clock()).encode()
+    assert asyncio.run(kdc.handle(req, "s")) is None
+    assert kdc.counters["dropped"] == 1 and kdc.counters["as_ok"] == 0

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import signal
 import sys
@@ -39,6 +40,7 @@ import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fmipfast.errors import ConfigError
 from fmipfast.security.lwkerb import (
@@ -97,9 +99,12 @@ __all__ = [
     "KdcServer",
     "TokenBucketTable",
     "config_from_mapping",
+    "error_text",
     "get_service_ticket",
     "load_config",
     "main",
+    "read_toml",
+    "serve",
     "start_kdc",
 ]
 
@@ -146,6 +151,34 @@ def _code_for(exc: LkbError) -> ErrorCode:
     return ErrorCode.GENERIC
 
 
+#: The KRB-ERROR text field: one length octet.
+ERROR_TEXT_OCTETS = 255
+
+
+def error_text(text: str, limit: int = ERROR_TEXT_OCTETS) -> str:
+    """``text`` cut to at most ``limit`` octets of UTF-8 on a character boundary (marked with "..."), so the
+    KRB-ERROR carrying it is well formed: a cut inside a multi-byte character would make the client drop the
+    whole PDU as malformed and report the KDC unreachable instead of its error."""
+    raw = text.encode("utf-8", "replace")
+    if len(raw) <= limit:
+        return raw.decode("utf-8")
+    return raw[:limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _krb_error(data: bytes) -> KrbError:
+    """A KRB-ERROR as sent, its text read leniently (invalid UTF-8 replaced, a length past the end cut): a
+    peer's error is shown rather than taken for a malformed reply.  Header or fixed fields missing:
+    :class:`LkbMalformed`."""
+    try:
+        return KrbError.decode(data)
+    except LkbMalformed:
+        if len(data) < 17 or data[0] != MsgType.ERROR:
+            raise
+        code, stime, nonce = int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), \
+            int.from_bytes(data[8:16], "big")
+        return KrbError(code, stime, nonce, data[17:17 + data[16]].decode("utf-8", "replace"))
+
+
 # ============================================================================================ config
 
 
@@ -184,85 +217,154 @@ class KdcConfig:
         return hop
 
 
-def _addr(s: str, key: str) -> tuple[str, int]:
-    host, sep, port = s.rpartition(":")
+def _show(value: object, limit: int = 60) -> str:
     try:
-        if not sep or not host or not 0 <= int(port) <= 65535:
-            raise ValueError
-        return host.strip("[]"), int(port)
+        text = repr(value)
+    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
+        return "<a huge integer>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _hostname_ok(host: str) -> bool:
+    """An IP address (an IPv6 one may carry a zone id) or a DNS name (resolved when the socket is bound)."""
+    import ipaddress
+    import re
+
+    try:
+        ipaddress.ip_address(host)
+        return True
     except ValueError:
-        raise ConfigError(key, f"{s!r} is not HOST:PORT") from None
+        pass
+    return (0 < len(host) <= 253 and host.isascii()
+            and all(re.fullmatch(r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?", label)
+                    for label in host.rstrip(".").split(".")))
+
+
+def _addr(s: object, key: str, *, lowest_port: int = 0, source: str | None = None) -> tuple[str, int]:
+    """``HOST:PORT`` (an IPv6 host in brackets) -> (host, port), the port within ``lowest_port``..65535."""
+    if not isinstance(s, str):
+        raise ConfigError(key, f"must be a string HOST:PORT, got {type(s).__name__}", source=source)
+    host, sep, port = s.rpartition(":")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if (not sep or not port.isascii() or not port.isdigit() or not lowest_port <= int(port) <= 65535
+            or not _hostname_ok(bare) or (host.startswith("[") and ":" not in bare)):
+        raise ConfigError(key, f"{_show(s)} is not HOST:PORT (an IPv6 host in brackets, port {lowest_port}..65535)",
+                          source=source)
+    return bare, int(port)
 
 
 _TOP_KEYS = {"realm", "listen", "routers", "ticket_lifetime", "skew", "require_preauth", "replay_capacity",
              "reply_cache", "forward_timeout", "forward_retries", "rate", "keys", "peers", "routes"}
 _RATE_KEYS = {"rate", "burst", "max_sources"}
+_KEY_KEYS = ("principal", "kvno", "key", "password")
+
+#: (type, default, lowest, highest) of every scalar key; ``[rate]`` keys under "rate.".  A float key takes an
+#: integer too and refuses nan and inf; every value is range-checked.
+_SCALARS: dict[str, tuple[type, object, float, float]] = {
+    "ticket_lifetime": (int, 36000, 1, 10 * 365 * 86400),  # ticket times are 32-bit seconds
+    "skew": (float, DEFAULT_SKEW, 0, 86400),
+    "require_preauth": (bool, True, 0, 1),
+    "replay_capacity": (int, 65536, 1, 1 << 24),
+    "reply_cache": (int, 1024, 0, 1 << 20),
+    "forward_timeout": (float, 1.0, 0.001, 60),
+    "forward_retries": (int, 1, 0, 10),
+    "rate.rate": (float, 200.0, 0, 1e9),
+    "rate.burst": (int, 50, 1, 1 << 30),
+    "rate.max_sources": (int, 4096, 1, 1 << 24),
+}
 
 
-def config_from_mapping(m: dict, source: str | None = None) -> KdcConfig:
-    """Build a :class:`KdcConfig` from parsed TOML; :class:`ConfigError` names the key and the problem."""
+def _realm_ok(realm: object) -> bool:
+    """A realm whose ``krbtgt/REALM`` and ``access/REALM`` principals can be encoded."""
+    if not isinstance(realm, str) or not realm or "@" in realm or "\x00" in realm:
+        return False
+    try:
+        krbtgt(realm)
+        access_principal(realm)
+    except ValueError:
+        return False
+    return True
 
-    def err(key: str, problem: str) -> ConfigError:
+
+def config_from_mapping(m: object, source: str | None = None) -> KdcConfig:
+    """Build a :class:`KdcConfig` from parsed TOML; :class:`ConfigError` names the key and the problem, in one
+    printable line (a TOML key may hold any character)."""
+    try:
+        return _config_from_mapping(m, source)
+    except ConfigError as exc:
+        def printable(text: str, limit: int) -> str:
+            out = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+            return out if len(out) <= limit else out[:limit - 3] + "..."
+
+        raise ConfigError(None if exc.key is None else printable(exc.key, 200), printable(exc.problem, 300),
+                          source=exc.source or source) from None
+
+
+def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
+
+    def err(key: str | None, problem: str) -> ConfigError:
         return ConfigError(key, problem, source=source)
 
     def get(d: dict, k: str, typ: type, where: str = "", default=None, *, required: bool = False,
-            minimum: float | None = None):
+            lo: float | None = None, hi: float | None = None):
+        """The one typed, bounded read of the KDC file: a float is finite, every number within lo..hi."""
         if k not in d:
             if required:
                 raise err(f"{where}{k}", "missing")
             return default
-        v = d[k]
-        ok = isinstance(v, typ) and not (typ is not bool and isinstance(v, bool))
-        if typ is float and isinstance(v, int) and not isinstance(v, bool):
-            v, ok = float(v), True
-        if not ok:
-            raise err(f"{where}{k}", f"must be {typ.__name__}, got {type(v).__name__}")
-        if minimum is not None and v < minimum:
-            raise err(f"{where}{k}", f"must be >= {minimum}")
+        v: Any = d[k]
+        key = f"{where}{k}"
+        if typ is float:
+            finite = isinstance(v, int) or (isinstance(v, float) and math.isfinite(v))
+            if isinstance(v, bool) or not finite:
+                raise err(key, f"must be a finite number in {lo:g}..{hi:g}, got {type(v).__name__} {_show(v)}")
+            if not lo <= v <= hi:  # type: ignore[operator]
+                raise err(key, f"must be a finite number in {lo:g}..{hi:g}, got {_show(v)}")
+            return float(v)
+        if not isinstance(v, typ) or (typ is not bool and isinstance(v, bool)):
+            raise err(key, f"must be {typ.__name__}, got {type(v).__name__}")
+        v = d[k]  # (typed Any again for the checks below)
+        if typ is int and lo is not None and hi is not None and not lo <= v <= hi:
+            raise err(key, f"must be an integer in {lo:g}..{hi:g}, got {_show(v)}")
+        if typ is str and "\x00" in v:
+            raise err(key, "must not contain NUL")
         return v
 
+    def scalar(d: dict, name: str, where: str = ""):
+        typ, default, lo, hi = _SCALARS[where + name]
+        return get(d, name, typ, where, default, lo=lo, hi=hi)
+
     if not isinstance(m, dict):
-        raise err(None, "not a table")  # type: ignore[arg-type]
+        raise err(None, "not a table")
     for k in m:
         if k not in _TOP_KEYS:
             raise err(k, "unknown key")
     realm = get(m, "realm", str, required=True)
-    if not realm or "@" in realm:
-        raise err("realm", "must be a non-empty realm name without '@'")
-    scalars = dict(
-        listen=_addr(get(m, "listen", str, default="127.0.0.1:0"), "listen"),
-        ticket_lifetime=get(m, "ticket_lifetime", int, default=36000, minimum=1),
-        skew=get(m, "skew", float, default=DEFAULT_SKEW, minimum=0),
-        require_preauth=get(m, "require_preauth", bool, default=True),
-        replay_capacity=get(m, "replay_capacity", int, default=65536, minimum=1),
-        reply_cache=get(m, "reply_cache", int, default=1024, minimum=0),
-        forward_timeout=get(m, "forward_timeout", float, default=1.0, minimum=0.001),
-        forward_retries=get(m, "forward_retries", int, default=1, minimum=0),
-    )
+    if not _realm_ok(realm):
+        raise err("realm", "must be a non-empty realm name without '@', at most 248 octets of UTF-8 "
+                           f"(krbtgt/REALM fits 255), got {_show(realm)}")
+    scalars = {k: scalar(m, k) for k in _SCALARS if "." not in k}
+    scalars["listen"] = _addr(get(m, "listen", str, default="127.0.0.1:0"), "listen", source=source)
     rate = get(m, "rate", dict, default={})
     for k in rate:
         if k not in _RATE_KEYS:
             raise err(f"rate.{k}", "unknown key")
-    scalars.update(
-        rate=get(rate, "rate", float, "rate.", 200.0, minimum=0),
-        burst=get(rate, "burst", int, "rate.", 50, minimum=1),
-        max_sources=get(rate, "max_sources", int, "rate.", 4096, minimum=1),
-    )
+    scalars.update({k: scalar(rate, k, "rate.") for k in _RATE_KEYS})
     kt = Keytab()
     for i, ent in enumerate(get(m, "keys", list, default=[])):
         w = f"keys[{i}]."
         if not isinstance(ent, dict):
             raise err(f"keys[{i}]", "must be a table")
         for k in ent:
-            if k not in ("principal", "kvno", "key", "password"):
+            if k not in _KEY_KEYS:
                 raise err(w + k, "unknown key")
         try:
             p = Principal.parse(get(ent, "principal", str, w, required=True))
         except ValueError as exc:
             raise err(w + "principal", str(exc)) from None
-        kvno = get(ent, "kvno", int, w, 1)
-        if not 0 <= kvno <= 255:
-            raise err(w + "kvno", "must be 0..255")
+        kvno = get(ent, "kvno", int, w, 1, lo=0, hi=255)
+        if "key" in ent and "password" in ent:
+            raise err(w + "key", "give one of key (hex) or password, not both")
         if "key" in ent:
             try:
                 raw = bytes.fromhex(get(ent, "key", str, w))
@@ -270,32 +372,74 @@ def config_from_mapping(m: dict, source: str | None = None) -> KdcConfig:
             except ValueError:
                 raise err(w + "key", "must be 64 hexadecimal digits (a 32-octet key)") from None
         elif "password" in ent:
-            kt.add(p, Key.from_password(get(ent, "password", str, w), p, kvno))
+            password = get(ent, "password", str, w)
+            if not password:
+                raise err(w + "password", "must be a non-empty string")
+            kt.add(p, Key.from_password(password, p, kvno))
         else:
             raise err(w + "key", "one of key (hex) or password is required")
     for req in (krbtgt(realm), access_principal(realm)):
         if req not in kt:
             raise err("keys", f"the KDC needs a key for {req}")
-    peers = {str(r): _addr(a if isinstance(a, str) else "", f"peers.{r}")
-             for r, a in get(m, "peers", dict, default={}).items()}
+    peers = {}
+    for r, a in get(m, "peers", dict, default={}).items():
+        if not _realm_ok(r) or r == realm:
+            raise err("peers", f"{_show(r)} is not a neighbour realm name")
+        peers[r] = _addr(a, f"peers.{r}", lowest_port=1, source=source)
     routes = get(m, "routes", dict, default={})
     for r, hop in routes.items():
-        if not isinstance(hop, str):
+        if not _realm_ok(r):
+            raise err("routes", f"{_show(r)} is not a realm name")
+        if not _realm_ok(hop):
             raise err(f"routes.{r}", "must be a realm name")
     routers = get(m, "routers", list, default=[])
-    if not all(isinstance(x, str) for x in routers):
-        raise err("routers", "must be a list of principal names")
+    for i, name in enumerate(routers):
+        try:
+            ok = isinstance(name, str) and "@" not in name and Principal(name, realm) is not None
+        except ValueError:
+            ok = False
+        if not ok:
+            raise err(f"routers[{i}]", f"must be a principal name of this realm (1-255 octets, no '@'), "
+                                       f"got {_show(name)}")
     return KdcConfig(realm=realm, keytab=kt, routers=frozenset(routers), routes=dict(routes), peers=peers,
-                     **scalars)
+                     **scalars)  # type: ignore[arg-type]
+
+
+#: The largest KDC file read (it is a few kilobytes).
+MAX_FILE_OCTETS = 4 << 20
+
+
+def read_toml(path: str) -> dict:
+    """Read a TOML file: a file that cannot be read, is too large, is not UTF-8 or does not parse (a syntax
+    error, nesting too deep for the parser) is a :class:`ConfigError` naming the file.  (The same contract as
+    ``fmipfast.config.read_toml``, which the ``fmipfast`` command uses; the import rules keep this package from
+    importing it.)"""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_OCTETS + 1)
+    except OSError as exc:
+        raise ConfigError(None, f"cannot read: {exc.strerror or exc}", source=path) from None
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(None, f"cannot read: {exc}", source=_show(path)) from None
+    if len(raw) > MAX_FILE_OCTETS:
+        raise ConfigError(None, f"larger than {MAX_FILE_OCTETS} octets: not a configuration file", source=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(None, f"not UTF-8 at byte {exc.start}", source=path) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(None, f"not valid TOML: {exc}", source=path) from None
+    except RecursionError:
+        raise ConfigError(None, "not valid TOML: arrays or inline tables nested too deeply", source=path) from None
+    except (ValueError, TypeError, MemoryError) as exc:
+        raise ConfigError(None, f"not valid TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                          source=path) from None
 
 
 def load_config(path: str) -> KdcConfig:
-    try:
-        with open(path, "rb") as f:
-            m = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(None, str(exc), source=path) from None
-    return config_from_mapping(m, source=path)
+    return config_from_mapping(read_toml(path), source=path)
 
 
 # ============================================================================================ rate limiting
@@ -320,12 +464,13 @@ class TokenBucketTable:
         if ent is None:
             if len(self._b) >= self.max_sources:
                 old_src, (tok, last) = next(iter(self._b.items()))
-                if tok + (now - last) * self.rate < self.burst:
+                if tok + max(0.0, now - last) * self.rate < self.burst:
                     return "sources_full"
                 del self._b[old_src]
             tokens = self.burst
         else:
-            tokens = min(self.burst, ent[0] + (now - ent[1]) * self.rate)
+            # a clock stepped back (the KDC's wall clock) refills nothing, and takes nothing away either
+            tokens = min(self.burst, ent[0] + max(0.0, now - ent[1]) * self.rate)
             self._b.move_to_end(src)
         if tokens < 1.0:
             self._b[src] = (tokens, now)
@@ -390,7 +535,10 @@ class Kdc:
         except LkbError as exc:
             self._count("malformed" if isinstance(exc, LkbMalformed) else "errors")
             self._count("err_" + _code_for(exc).name.lower())
-            reply = KrbError(_code_for(exc), int(self.clock()), nonce, str(exc)[:200]).encode()
+            reply = KrbError(_code_for(exc), int(self.clock()), nonce, error_text(str(exc))).encode()
+        except Exception:  # a fault of ours, not a refusal: no answer, counted, and the request never raises
+            self._count("dropped")
+            return None
         self._replies[cache_key] = reply
         if len(self._replies) > self.cfg.reply_cache:
             self._replies.popitem(last=False)
@@ -480,19 +628,19 @@ class Kdc:
             transited += (tsrv.realm,)  # a cross-realm TGT issued by an intermediate realm
         if req.server.realm != realm:
             hop = self.cfg.next_hop(req.server.realm)
-            server = krbtgt(hop, realm)
-            self._count("tgs_referral")
+            server, outcome = krbtgt(hop, realm), "tgs_referral"
         else:
-            server = req.server
+            server, outcome = req.server, "tgs_ok"
             if server not in self.cfg.keytab:
                 raise _Refuse(ErrorCode.S_PRINCIPAL_UNKNOWN, f"unknown server {server}")
-            self._count("tgs_ok")
         _, start, end = self._times(req.till, part.endtime)
         ticket, new_key = self._issue(part.client, server, part.flags & ~TicketFlag.INITIAL, part.authtime,
                                       start, end, transited)
         rep = EncKdcRepPart(new_key, req.nonce, part.flags & ~TicketFlag.INITIAL, part.authtime, start, end, server)
         enc = seal(skey, Usage.TGS_REP, part.client.encode(), rep.encode())
-        return KdcRep(MsgType.TGS_REP, part.client, ticket, enc, 0).encode()
+        reply = KdcRep(MsgType.TGS_REP, part.client, ticket, enc, 0).encode()
+        self._count(outcome)  # only a ticket issued counts: a refusal above is counted under its error
+        return reply
 
     # -- OPEN (cases 2 and 3)
     async def _open(self, req: OpenReq) -> bytes:
@@ -511,14 +659,16 @@ class Kdc:
         tsrv = req.ticket.server
         if tsrv == access_principal(realm):
             part = req.ticket.open(self.cfg.keytab.get(tsrv, req.ticket.kvno))
-            self._count("open_ok")
+            outcome = "open_ok"
         elif tsrv == access_principal(tsrv.realm):
             hop = self.cfg.next_hop(tsrv.realm)
             part = await self._forward(hop, req.ticket)
-            self._count("open_forwarded")
+            outcome = "open_forwarded"
         else:
             raise _Refuse(ErrorCode.NOKEY, f"{tsrv} is not an access ticket this KDC can open")
-        return OpenRep.build(rkey, req.nonce, part).encode()
+        reply = OpenRep.build(rkey, req.nonce, part).encode()
+        self._count(outcome)
+        return reply
 
     async def _forward(self, hop: str, ticket: Ticket) -> EncTicketPart:
         addr = self.cfg.peers.get(hop)
@@ -605,12 +755,19 @@ def _reply_nonce(data: bytes) -> int | None:
     """The nonce a reply echoes in clear (KRB-ERROR, OPEN-REP), or None for AS/TGS-REP (nonce sealed)."""
     try:
         if data[:1] == bytes((MsgType.ERROR,)):
-            return KrbError.decode(data).nonce
+            return _krb_error(data).nonce
         if data[:1] == bytes((MsgType.OPEN_REP,)):
             return OpenRep.decode(data).nonce
     except LkbMalformed:
         return -1
     return None
+
+
+def _raise_krb_error(reply: bytes) -> bytes:
+    """``reply``, unless it is a KRB-ERROR: then the mapped :class:`LkbError` with the KDC's code and text."""
+    if reply[:1] == bytes((MsgType.ERROR,)):
+        raise error_from_krb(_krb_error(reply))
+    return reply
 
 
 class KdcClient:
@@ -672,11 +829,12 @@ class KdcClient:
     async def as_exchange(self, client: Principal, client_key: Key, server: Principal | None = None,
                           *, lifetime: int = 36000) -> Credentials:
         req = build_as_req(client, server or krbtgt(client.realm), client_key, now=self.clock(), lifetime=lifetime)
-        return read_kdc_rep(await self.request(req.encode(), req.nonce), client_key, req.nonce)
+        return read_kdc_rep(_raise_krb_error(await self.request(req.encode(), req.nonce)), client_key, req.nonce)
 
     async def tgs_exchange(self, tgt: Credentials, server: Principal, *, lifetime: int = 36000) -> Credentials:
         req = build_tgs_req(tgt, server, now=self.clock(), lifetime=lifetime)
-        return read_kdc_rep(await self.request(req.encode(), req.nonce), tgt.session_key, req.nonce)
+        return read_kdc_rep(_raise_krb_error(await self.request(req.encode(), req.nonce)), tgt.session_key,
+                            req.nonce)
 
     async def open_ticket(self, ticket: Ticket) -> EncTicketPart:
         if self.principal is None or self.key is None:
@@ -684,9 +842,7 @@ class KdcClient:
         nonce = int.from_bytes(os.urandom(8), "big") or 1
         req = OpenReq.build(self.principal, self.key, ticket, nonce, self.clock())
         reply = await self.request(req.encode(), nonce)
-        if reply[:1] == bytes((MsgType.ERROR,)):
-            raise error_from_krb(KrbError.decode(reply))
-        rep = OpenRep.decode(reply)
+        rep = OpenRep.decode(_raise_krb_error(reply))
         if rep.nonce != nonce:
             raise LkbMalformed("OPEN-REP nonce does not match")
         return rep.open(self.key)
@@ -729,9 +885,23 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fmipfast-kdc: {exc}", file=sys.stderr)
         return 2
+    return serve(cfg, prog="fmipfast-kdc", source=args.config)
 
-    async def run() -> None:
-        server = await start_kdc(cfg)
+
+def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None) -> int:
+    """Serve ``cfg`` until SIGTERM/SIGINT: ``READY host port`` once bound, the counters as one JSON line at the
+    end; 0, or 2 with a one-line error when ``listen`` cannot be bound (a name that does not resolve, an
+    address not on this host, a port in use)."""
+
+    async def run() -> int:
+        try:
+            server = await start_kdc(cfg)
+        except (OSError, OverflowError, ValueError) as exc:
+            host, port = cfg.listen
+            where = f"{source}: " if source else ""
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            print(f"{prog}: {where}listen: cannot bind {host}:{port}: {reason}", file=sys.stderr)
+            return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -742,9 +912,9 @@ def main(argv: list[str] | None = None) -> int:
         server.close()
         # like the router daemon: the final counters, one JSON line, for whoever ran us
         print(json.dumps(dict(server.counters), sort_keys=True), flush=True)
+        return 0
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())
 
 
 if __name__ == "__main__":
