@@ -260,3 +260,24 @@ def test_na_with_a_two_unit_target_address_is_invalid_and_teaches_nothing():
              / ICMPv6ND_NA(tgt=H1, S=1) / Raw(bytes([2, 2]) + bytes(14)))
     assert net.engine.drops[DropReason.ND_INVALID] == 1
     net.check_conservation()
+
+
+@pytest.mark.parametrize("levels", [1, 4, 5, 40])
+def test_nested_tunnels_are_decapsulated_up_to_the_limit_without_recursion(levels):
+    """IPv6-in-IPv6 from a peer, nested ``levels`` deep: up to MAX_DECAP_DEPTH levels are taken off and the
+    packet forwarded; deeper is dropped as DECAP_TOO_DEEP (no recursion to exhaust, whatever the depth)."""
+    from fmipfast.engine import MAX_DECAP_DEPTH
+    from tests.test_engine import CORE_MAC, NAR, R_UP, ROUTER_UP
+    net = Net()
+    net.send(net.h1, _ns_with_option(bytes([1, 1]) + bytes.fromhex(H1_MAC.replace(":", ""))))  # H1 known
+    net.drain()
+    pkt = IPv6(src=ROUTER_UP, dst=H1, hlim=64) / UDP(sport=1, dport=2) / b"deep"
+    for _ in range(levels):
+        pkt = IPv6(src=NAR, dst=ROUTER_UP, hlim=64) / pkt
+    net.send(net.core, Ether(src=CORE_MAC, dst=R_UP) / pkt)
+    got = [bytes(f[UDP].payload) for f in net.drain(net.h1) if f.haslayer(UDP)]
+    if levels <= MAX_DECAP_DEPTH:
+        assert got == [b"deep"]
+    else:
+        assert got == [] and net.engine.drops[DropReason.DECAP_TOO_DEEP] == 1
+    net.check_conservation()
