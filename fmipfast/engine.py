@@ -31,7 +31,7 @@ import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv6Address
 
 import numpy as np
@@ -93,6 +93,11 @@ _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, in
 
 
 ORIGINATED_QUEUE = 16  # control-path packets waiting per next hop for its resolution
+#: Router Advertisements answering solicitations, per interface (token bucket): an RS flood is not answered
+#: one for one.  Multicast answers are also spaced by MIN_DELAY_BETWEEN_RAS_NS (RFC 6275 §7.5's 30 ms).
+SOLICITED_RA_RATE = 100.0
+SOLICITED_RA_BURST = 20.0
+MIN_DELAY_BETWEEN_RAS_NS = 30_000_000
 #: Levels of IPv6-in-IPv6 the engine decapsulates in one frame (RFC 2473 §4.1.1: default limit 4).
 MAX_DECAP_DEPTH = 4
 #: At most one log line per this interval for each kind of unexpected error (the rest are counted).
@@ -145,6 +150,9 @@ class Interface:
     link_local: IPv6Address
     addresses: list[tuple[IPv6Address, int]]
     next_ra_ns: int = 0
+    last_multicast_ra_ns: int = -(1 << 62)
+    solicited_ra_bucket: "_TokenBucket" = field(
+        default_factory=lambda: _TokenBucket(SOLICITED_RA_RATE, SOLICITED_RA_BURST, SOLICITED_RA_BURST))
 
     @property
     def name(self) -> str:
@@ -225,7 +233,7 @@ COUNTERS = ("received", "forwarded", "tunnelled", "decapsulated", "buffered", "q
             "dropped", "originated", "flushed", "resolved_sent", "csum_completed", "icmp_errors_sent",
             "icmp_errors_limited", "ns_sent", "na_sent", "ra_sent", "echo_replies", "control_unhandled",
             "received_inner", "reorder_held", "reorder_released", "originated_queued", "originated_dropped",
-            "originated_unresolved", "control_errors", "internal_errors")
+            "originated_unresolved", "control_errors", "internal_errors", "ra_limited")
 
 
 class Engine:
@@ -1106,11 +1114,20 @@ class Engine:
         if slla is not None:
             self._learn(cf.iface, cf.src, slla, solicited=False)
         wants_realms = any(isinstance(o, AdjacentRealmsRequest) for o in rs.options)
-        ra = self.router_advertisement(cf.iface, with_realms=wants_realms)
         if cf.src.is_unspecified or slla is None:
             dst, mac = ALL_NODES, frames.multicast_mac(ALL_NODES)
+            # RFC 4861 §6.2.6: multicast answers are rate-limited (RFC 6275 §7.5: 30 ms on mobility links);
+            # the solicitor gets the one just sent to all nodes
+            if cf.now_ns - cf.iface.last_multicast_ra_ns < MIN_DELAY_BETWEEN_RAS_NS:
+                self.counters["ra_limited"] += 1
+                return
+            cf.iface.last_multicast_ra_ns = cf.now_ns
         else:
             dst, mac = cf.src, slla
+        if not cf.iface.solicited_ra_bucket.take(cf.now_ns):  # a flood of RS is not answered RA for RS
+            self.counters["ra_limited"] += 1
+            return
+        ra = self.router_advertisement(cf.iface, with_realms=wants_realms)
         self._send_control(cf.iface, ra, cf.iface.link_local, dst, mac)
         self.counters["ra_sent"] += 1
 
