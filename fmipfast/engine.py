@@ -88,6 +88,11 @@ _F_HOLD = int(NeighborFlag.HOLD)
 _P_MH = int(IpProto.MH)
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_OTHER_HOST = int(DropReason.OTHER_HOST)
+_ND_FIRST, _ND_LAST = int(Icmp6Type.ROUTER_SOLICITATION), int(Icmp6Type.REDIRECT)  # RFC 4861 types 133-137
+#: Neighbor entries whose address and MAC only configuration or the handover protocol may change: ND from the
+#: wire never rewrites them (an NA or an NS/RS's link-layer address claiming one is ignored).
+_PROTECTED = int(NeighborFlag.LOCAL | NeighborFlag.PROXY | NeighborFlag.STATIC | NeighborFlag.TUNNEL
+                 | NeighborFlag.HOLD)
 #: Offset of the checksum field in the upper-layer header, by protocol.
 _CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 
@@ -736,7 +741,7 @@ class Engine:
         if sel.size:
             outer, self._deferred = self._deferred, deque()
             try:
-                self._control_stage(iface, arena, offsets, lengths, b, sel, now)
+                self._control_stage(iface, arena, offsets, lengths, b, sel, now, inner)
             finally:
                 deferred, self._deferred = self._deferred, outer
             # What the control stage released (a buffer flushed by an Attach, a resolved next hop's queue) goes
@@ -757,10 +762,14 @@ class Engine:
         if sel.size:
             self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry)
 
-    def _control_stage(self, iface: Interface, arena, offsets, lengths, b, sel, now: int) -> None:
+    def _control_stage(self, iface: Interface, arena, offsets, lengths, b, sel, now: int, inner: bool) -> None:
         """The CONTROL frames of a chunk, one by one; one frame's failure is that frame's drop."""
         for i in sel:
             try:
+                if inner and (int(b.fmip_code[i]) or _ND_FIRST <= int(b.icmp_type[i]) <= _ND_LAST):
+                    # a tunnel is not a link: hop limit 255 inside it proves nothing (RFC 4861 §7.1), and the
+                    # outer source of a tunnel from a peer is only an address anyone on that link can write
+                    raise _Refused(DropReason.ND_INVALID if not int(b.fmip_code[i]) else DropReason.CONTROL_REJECTED)
                 self._control(iface, arena, offsets, lengths, b, int(i), now)
             except _Refused as refused:
                 self._drop(refused.reason)
@@ -1043,8 +1052,9 @@ class Engine:
         if address.is_unspecified or address.is_multicast:
             return
         idx = int(self.ncache.lookup(self._key(address))[0])
-        if idx >= 0 and int(self.ncache.flags[idx]) & (NeighborFlag.LOCAL | NeighborFlag.PROXY | NeighborFlag.STATIC):
-            return
+        if idx >= 0 and (int(self.ncache.flags[idx]) & _PROTECTED or (
+                int(self.ncache.ifindex[idx]) != iface.index and self.ncache.states[idx] != NeighborState.INCOMPLETE)):
+            return  # configured or the protocol's, or a neighbor of another link: not for this frame to move
         state = NeighborState.REACHABLE if solicited else NeighborState.STALE
         new = self._set_neighbor(address, mac, iface.index, state, 0,
                                  self.clock() + self.cfg.reachable_time_ms * 1_000_000)
@@ -1089,12 +1099,13 @@ class Engine:
         idx = int(self.ncache.lookup(self._key(na.target))[0])
         if idx < 0 or tlla is None:
             return
-        if int(self.ncache.flags[idx]) & (NeighborFlag.LOCAL | NeighborFlag.PROXY):
-            return  # someone else claims our address or a proxied NCoA: the protocol layer decides
+        if int(self.ncache.flags[idx]) & _PROTECTED:
+            return  # a claim on our address, a configured neighbor or an MN mid-handover: not ND's to change
+        if int(self.ncache.ifindex[idx]) != cf.iface.index:
+            return  # the neighbor lives on another link: an NA from this one says nothing about it
         self._set_neighbor(na.target, tlla, int(self.ncache.ifindex[idx]),
                            NeighborState.REACHABLE if na.solicited else NeighborState.STALE,
-                           (int(self.ncache.flags[idx]) & NeighborFlag.TUNNEL)
-                           | (NeighborFlag.ROUTER if na.router else 0),
+                           NeighborFlag.ROUTER if na.router else 0,
                            self.clock() + self.cfg.reachable_time_ms * 1_000_000)
         self._resolved(idx)
 
