@@ -207,14 +207,14 @@ def credentials(server: L.Principal, key: L.Key, epoch: float, client: L.Princip
 
 
 def hi_packet(epoch: float, *, identifier: int = 7, ncoa=NCOA, pcoa=PCOA, ap_req: bytes | None = None,
-              buffer: bool = True) -> bytes:
+              buffer: bool = True, lifetime_ms: int = 60000) -> bytes:
     """The peer router's ICMP Handover (draft §6) as an IPv6 packet, not yet under AH: a valid AP-REQ for this
     router bound to (ncoa, pcoa, router, identifier) unless ``ap_req`` is given."""
     if ap_req is None:
         creds = credentials(P_ROUTER, ROUTER_KEY, epoch)
         binding = L.HandoverBinding(str(ncoa), str(pcoa), str(ROUTER), identifier)
         ap_req = L.build_ap_req(creds, binding, now=epoch)[0].encode()
-    hi = IcmpHandover(64, IPv6Address(ncoa), MN_EUI64, (LkbMessage(ap_req), HandoverControl(buffer, 64, 60000),
+    hi = IcmpHandover(64, IPv6Address(ncoa), MN_EUI64, (LkbMessage(ap_req), HandoverControl(buffer, 64, lifetime_ms),
                                                         AddressOption(AddressKind.PCOA, IPv6Address(pcoa)),
                                                         Identifier(identifier)))
     return frames.build_ipv6(PAR, ROUTER, IpProto.ICMPV6, encode(hi, PAR, ROUTER), 64)
