@@ -689,3 +689,38 @@ def test_the_daemon_survives_the_hostile_link(tmp_path):
     finally:
         summary = d.close()
     assert summary is not None and summary["conservation"]["holds"], summary
+
+
+def test_nd_inside_a_tunnel_is_not_acted_on():
+    """RFC 4861's hop limit 255 is what proves an ND message came from the link; an NA or NS carried inside an
+    IPv6-in-IPv6 packet (its outer source the peer router's -- which anyone on the core link can write) still
+    has 255 inside after decapsulation, but it did not come from the access link: the MN's neighbor entry keeps
+    the MN's MAC and no entry is learnt from a tunnelled NS."""
+    w = World()
+    w.legit_state()
+    before = w.snapshot()
+    c0 = dict(w.engine.counters)
+    spoof_na = ipv6(EVIL, MN_COA, IpProto.ICMPV6, icmp6_checksum(EVIL, MN_COA, na(MN_COA, tlla(), flags=0x20)),
+                    255)
+    spoof_ns = ipv6(EVIL, ROUTER_UP, IpProto.ICMPV6, icmp6_checksum(EVIL, ROUTER_UP, ns(ROUTER_UP, slla())), 255)
+    w.inject(w.evil_up, [_tunnel(PAR_UP, spoof_na), _tunnel(PAR_UP, spoof_ns)])
+    after = w.snapshot()
+    assert w.engine.counters["decapsulated"] - c0["decapsulated"] == 2 and w.engine.conservation()["holds"]
+    assert after.neighbors[MN_COA] == before.neighbors[MN_COA], "a tunnelled NA rewrote the MN's neighbor entry"
+    assert EVIL not in after.neighbors, "a tunnelled NS made a neighbor entry"
+
+
+@pytest.mark.parametrize("side", ["access", "core"])
+def test_a_configured_neighbor_is_never_overridden_by_an_na(side):
+    """The peer router's entry is configured ([[router.neighbors]]: STATIC, the next hop of every upstream
+    route): an unsolicited NA with the Override flag, from the access link (another interface than the entry's)
+    or from the core link itself, leaves its MAC, state and flags alone."""
+    w = World()
+    w.legit_state()
+    before = w.snapshot().neighbors[PAR_UP]
+    port = w.evil if side == "access" else w.evil_up
+    w.inject(port, [icmp(EVIL, ALL_NODES, na(PAR_UP, tlla(), flags=0xA0))])  # R and O set
+    assert w.snapshot().neighbors[PAR_UP] == before
+    w.inject(w.mn, [eth(MAC_ACC, MN_MAC, udp(MN_COA, CN))])  # upstream traffic still goes to the peer's MAC
+    (out,) = w.drain(w.peer)
+    assert out[:6] == MAC_PAR
