@@ -724,3 +724,21 @@ def test_a_configured_neighbor_is_never_overridden_by_an_na(side):
     w.inject(w.mn, [eth(MAC_ACC, MN_MAC, udp(MN_COA, CN))])  # upstream traffic still goes to the peer's MAC
     (out,) = w.drain(w.peer)
     assert out[:6] == MAC_PAR
+
+
+@pytest.mark.parametrize("depth", [30, 1000])
+def test_deeply_nested_tunnels_from_the_peer_address(depth):
+    """IPv6-in-IPv6 nested ``depth`` times (40 octets a level: 40 KB at 1 000), its outer source the peer
+    router's: each level is decapsulated and goes round the pipeline again -- the engine must not recurse
+    without bound (a RecursionError out of Engine.poll), and every level is counted."""
+    w = World()
+    w.legit_state()
+    packet = udp(CN, NCOA)
+    for _ in range(depth):
+        packet = ipv6(PAR_UP, ROUTER_UP, IpProto.IPV6, packet)
+    c0 = dict(w.engine.counters)
+    w.inject(w.evil_up, [eth(MAC_UP, MAC_PAR, packet), eth(MAC_UP, MAC_PAR, udp(CN, MN_COA))])
+    c = w.engine.counters
+    assert w.engine.conservation()["holds"]
+    assert c["forwarded"] - c0["forwarded"] == 1  # the datagram behind it in the block was not lost
+    assert c["received"] - c0["received"] == 2 + c["received_inner"] - c0["received_inner"]
