@@ -229,6 +229,7 @@ def test_more_handovers_than_buffer_keys():
                               "proxy_expired": ar.counters["proxy_expired"],
                               "buffered": w.engine.counters["buffered"] - c0["buffered"]})
     assert accepted + refused == n + 1  # (the legit one of legit_state included)
+    assert len([f for f in w.drain(w.peer) if f[20] == 51]) == n  # every HI answered by one Handover Error
     assert w.engine.conservation()["holds"]
     assert not w.engine._proxy_key or len(w.engine._proxy_key) <= 2 * 64 + 2
 
