@@ -178,10 +178,11 @@ def test_ns_flood_from_random_sources_learns_within_the_table():
 
 # ------------------------------------------------------------------------------------------ RS flood
 def test_rs_flood_answers_are_rate_limited():
-    """RFC 4861 §6.2.6: Router Advertisements sent in answer to RSs are rate-limited (MIN_DELAY_BETWEEN_RAS,
-    3 s, between multicast answers; a router may answer unicast but must keep the rate bounded).  5 000 RSs
-    from distinct link-local sources within one simulated second: the router may answer a handful, not every
-    one.  Every RS is counted (delivered) and the neighbor cache stays within its capacity."""
+    """RFC 4861 §6.2.6: an RA answering an RS MUST be delayed by a random 0..MAX_RA_DELAY_TIME (0.5 s) -- so the
+    RSs of that window share one answer -- and multicast answers MUST be at least MIN_DELAY_BETWEEN_RAS (3 s)
+    apart; a router answering every RS at once, each in a unicast RA several times its size, is a reflector.
+    5 000 RSs from distinct link-local sources within one simulated second: a handful of RAs, not one each.
+    Every RS is counted (delivered) and the neighbor cache stays within its capacity."""
     w = World()
     w.legit_state()
     c0 = dict(w.engine.counters)
