@@ -143,6 +143,10 @@ def _targeted() -> list[tuple[str, str, list[bytes]]]:
         cases.append((f"ns_proxied_{name}", a, [icmp(EVIL, solicited_node(NCOA), ns(NCOA, options))]))
         cases.append((f"na_{name}", a, [icmp(EVIL, ALL_NODES, na(EVIL, options, flags=0x20))]))
         cases.append((f"na_mn_{name}", a, [icmp(EVIL, ROUTER, na(MN_COA, options, flags=0x60))]))
+        cases.append((f"ra_{name}", a, [icmp(EVIL_LL, ALL_NODES, bytes((134, 0, 0, 0, 64, 0, 0xFF, 0xFF)) + bytes(8)
+                                             + options)]))
+        cases.append((f"redirect_{name}", a, [icmp(EVIL_LL, ROUTER, bytes((137, 0, 0, 0)) + bytes(4) + MN_COA.packed
+                                                   + EVIL.packed + options)]))
     cases += [
         ("ns_from_unspecified_with_slla", a, [icmp("::", SNM, ns(ROUTER, slla()))]),
         ("ns_from_unspecified_for_proxied_with_slla", a, [icmp("::", solicited_node(NCOA), ns(NCOA, slla()))]),
