@@ -470,6 +470,38 @@ def test_mutated_frames_of_every_kind(batch):
     w.check(before, len(batch), received, attach_records=True)
 
 
+_nd_option = st.tuples(st.one_of(st.sampled_from([0, 1, 2, 3, 5, 253]), st.integers(0, 255)), st.integers(0, 4),
+                       st.binary(min_size=0, max_size=40))
+
+
+def _nd_with(kind: str, options: bytes) -> bytes:
+    if kind == "rs":
+        return icmp(EVIL_LL, ALL_ROUTERS, rs(options))
+    if kind == "ns":
+        return icmp(EVIL, SNM, ns(ROUTER, options))
+    if kind == "ns_proxied":
+        return icmp(EVIL, solicited_node(NCOA), ns(NCOA, options))
+    if kind == "na":
+        return icmp(EVIL, ALL_NODES, na(MN_COA, options, flags=0x20))
+    return icmp(EVIL_LL, ALL_NODES, bytes((134, 0, 0, 0, 64, 0, 0xFF, 0xFF)) + bytes(8) + options)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["rs", "ns", "ns_proxied", "na", "ra"]),
+                          st.lists(_nd_option, min_size=1, max_size=4)), min_size=1, max_size=8))
+def test_nd_messages_with_generated_options(batch):
+    """RS, NS (for the router and for a proxied NCoA), NA and RA with valid headers, hop limit 255 and
+    checksum, carrying generated options: any type (0 and the known ones favoured), any length in units (0 and
+    past the end included), any content; several per block."""
+    w = World()
+    w.legit_state()
+    before, received = w.snapshot(), w.engine.counters["received"]
+    w.evil.send_frames([_nd_with(kind, b"".join(opt(t, u, body) for t, u, body in options))
+                        for kind, options in batch])
+    w.poll()
+    w.check(before, len(batch), received)
+
+
 # ----------------------------------------------------------------------------- a flush in the middle of a batch
 def test_an_attach_that_flushes_a_buffer_does_not_lose_the_control_frames_after_it():
     """The NAR buffers traffic for the handed-over MN; the MN's Attach arrives in one block with an NS, an echo
