@@ -502,6 +502,38 @@ def test_nd_messages_with_generated_options(batch):
     w.check(before, len(batch), received)
 
 
+_sub_option = st.tuples(st.one_of(st.integers(0, 10), st.integers(0, 255)), st.integers(0, 40),
+                        st.binary(min_size=0, max_size=60))
+
+
+def _sub(kind: int, length: int, body: bytes) -> bytes:
+    """A DESIGN.md §2 sub-option: type, length in octets with the header (the body cut or padded to fit, so
+    lengths 0 and 1 -- invalid -- come out as 2-octet headers)."""
+    return bytes((kind, length)) + body[:max(0, length - 2)].ljust(max(0, length - 2), b"\0")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(1, 7), st.sampled_from([EVIL, MN_COA, NCOA]),
+                          st.lists(_sub_option, min_size=0, max_size=5), st.booleans()), min_size=1, max_size=8))
+def test_fmip_messages_with_generated_sub_options(batch):
+    """Every fmipfast message code with a valid header, hop limit 255 and checksum, from the attacker's address,
+    the attached MN's or the proxied NCoA's, carrying generated sub-options (LKB, Identifier, MAC, Link-layer
+    address, Encapsulated ... with any length and content); the HRD/HI/HE layouts too (``fixed``)."""
+    w = World()
+    w.legit_state()
+    before, received = w.snapshot(), w.engine.counters["received"]
+    frame_list = []
+    for code, src, subs, fixed in batch:
+        options = b"".join(_sub(*x) for x in subs)
+        body = (bytes((64, 0x80, 0, 0)) + NCOA.packed + MN_EUI64 + options if fixed
+                else _options_only(code, options))
+        frame_list.append(_fmip(code, body, src=src))
+    w.evil.send_frames(frame_list)
+    w.poll()
+    w.settle(3)
+    w.check(before, len(batch), received, attach_records=True)
+
+
 # ----------------------------------------------------------------------------- a flush in the middle of a batch
 def test_an_attach_that_flushes_a_buffer_does_not_lose_the_control_frames_after_it():
     """The NAR buffers traffic for the handed-over MN; the MN's Attach arrives in one block with an NS, an echo
