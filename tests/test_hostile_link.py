@@ -507,7 +507,7 @@ _sub_option = st.tuples(st.one_of(st.integers(0, 10), st.integers(0, 255)), st.i
 
 
 def _sub(kind: int, length: int, body: bytes) -> bytes:
-    """A DESIGN.md §2 sub-option: type, length in octets with the header (the body cut or padded to fit, so
+    """An fmipfast sub-option: type, length in octets with the header (the body cut or padded to fit, so
     lengths 0 and 1 -- invalid -- come out as 2-octet headers)."""
     return bytes((kind, length)) + body[:max(0, length - 2)].ljust(max(0, length - 2), b"\0")
 
