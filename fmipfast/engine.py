@@ -726,8 +726,9 @@ class Engine:
                 if inner:  # the tunnel still delivers: the holds of these MNs go on
                     for alias in set(idx[hit].tolist()) & self._hold_alias.keys():
                         self._hold[self._hold_alias[alias]].last_inner_ns = now
-                else:
-                    # Mobility Headers (the BAck) are not part of a data flow the tunnel carried: they pass
+                elif from_wire:
+                    # Mobility Headers (the BAck) are not part of a data flow the tunnel carried: they pass.
+                    # Frames leaving a queue (the buffer flushed by the Attach) are older than any: they pass too.
                     held = fwd & ((flags & _F_HOLD) != 0) & (nh[cand] != _P_MH)
                     if held.any():
                         verdict[cand[held]] = _V_BUFFER
