@@ -13,6 +13,7 @@
 # loop holds no memoryview and takes no reference.  Defaults are written with one memset per array per
 # batch, and the kernel only writes what it finds.
 
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t
 
 from fmipfast.includes.wire cimport ETH_HDR_LEN, IP6_HDR_LEN, SUBOPT_HDR_LEN, load_be32
@@ -500,9 +501,12 @@ cdef class Batch:
     """
 
     def __cinit__(self, capacity):
-        cdef Py_ssize_t cap = _index(capacity)
-        if cap < 0:
-            raise ValueError(f"capacity must be >= 0, got {cap}")
+        capacity = _index(capacity)  # TypeError for a float or a str, as the reference
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > PY_SSIZE_T_MAX:
+            raise ValueError(f"capacity {capacity} is too large")
+        cdef Py_ssize_t cap = capacity
         self.capacity = cap
         self.n = 0
         rows = cap if cap > 0 else 1  # one spare row so every array has a first element to point at
@@ -609,19 +613,19 @@ cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
     return 0
 
 
-@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0] (checked by the caller)
+@cython.boundscheck(False)  # SAFETY: i < n <= offsets.shape[0], lengths.shape[0] (the caller's copies)
 cdef Py_ssize_t _first_outside(const int64_t[::1] offsets, const uint32_t[::1] lengths, Py_ssize_t n,
                                Py_ssize_t size) noexcept nogil:
-    """Index of the first frame not inside an arena of ``size`` octets, or -1."""
+    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check)."""
     cdef Py_ssize_t i
     for i in range(n):
-        if offsets[i] < 0 or offsets[i] > size - <Py_ssize_t>lengths[i]:
+        if _span_outside(offsets[i], lengths[i], <uint64_t>size):
             return i
     return -1
 
 
-@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0]; every frame lies inside
-                            # the arena (_first_outside returned -1)
+@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0], private copies made by
+                            # classify() and all inside the arena (_first_outside returned -1 on them)
 cdef void _classify_loop(const uint8_t* arena, const int64_t[::1] offsets, const uint32_t[::1] lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
     cdef Py_ssize_t i
@@ -633,9 +637,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t[::1] offsets, const
         o.drop_counts[r >> 8] += (r & 0xFF) == VERDICT_DROP
 
 
-def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not None,
-             const uint32_t[::1] lengths not None, *, codepoints=_DEFAULT_CODEPOINTS, Batch out=None,
-             uint64_t[::1] counters=None):
+def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=None, counters=None):
     """Classify a batch of Ethernet frames held in one arena; one verdict and one parsed row per frame.
 
     Parameters
@@ -661,42 +663,69 @@ def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not N
     Raises
     ------
     ValueError
-        Wrong dtypes, dimensions or lengths; a frame outside the arena (the message names its index);
-        ``n`` above ``out.capacity``; ``counters`` of the wrong size or read-only.
+        Wrong dtypes, dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside
+        the arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong
+        size or read-only.
     TypeError
         An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
 
+    Thread safety: ``offsets`` and ``lengths`` are copied once, then checked and used from the copy, so
+    another thread writing them meanwhile cannot move a frame outside the arena.
+
     Reference: fmipfast.reference.wire.classify
     """
+    _buffer_arg(arena, "arena", "B", 1)
+    _buffer_arg(offsets, "offsets", _SIGNED_FORMATS, 8)
+    _buffer_arg(lengths, "lengths", _UNSIGNED_FORMATS, 4)
     if not isinstance(codepoints, _Codepoints):
         raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
-    if counters is not None and counters.shape[0] != _N_REASONS:
-        raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {counters.shape[0]}")
-    cdef Py_ssize_t n = offsets.shape[0], size = arena.shape[0], bad, k
-    if lengths.shape[0] != n:
-        raise ValueError(f"offsets and lengths differ in length ({n} != {lengths.shape[0]})")
-    with nogil:
-        bad = _first_outside(offsets, lengths, n, size)
-    if bad >= 0:
-        raise ValueError(f"frame {bad}: offset {offsets[bad]} + length {lengths[bad]} is outside the "
-                         f"{size}-octet arena")
-    if out is None:
-        out = Batch(n)
-    elif n > out.capacity:
-        raise ValueError(f"out: batch of {n} frames exceeds its capacity of {out.capacity}")
-    cdef classify_profile prof
-    _load_profile(codepoints, &prof)
-    cdef const uint8_t* base = _data(arena)
+    if out is not None and not isinstance(out, Batch):
+        raise TypeError(f"out: expected Batch, got {type(out).__name__}")
+    cdef uint64_t[::1] cnt
     cdef uint64_t* cum = NULL
     if counters is not None:
-        cum = &counters[0]  # shape[0] == _N_REASONS >= 1
+        _buffer_arg(counters, "counters", _UNSIGNED_FORMATS, 8, True)
+        cnt = counters
+        if cnt.shape[0] != _N_REASONS:
+            raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {cnt.shape[0]}")
+        cum = &cnt[0]  # shape[0] == _N_REASONS >= 1
+    cdef const uint8_t[::1] av = arena
+    cdef const int64_t[::1] ov = offsets
+    cdef const uint32_t[::1] lv = lengths
+    cdef Py_ssize_t n = ov.shape[0], size = av.shape[0], bad = -1, k
+    if lv.shape[0] != n:
+        raise ValueError(f"offsets and lengths differ in length ({n} != {lv.shape[0]})")
+    # Private copies, taken once: the checks below and the loop read only these (never the caller's
+    # arrays a second time), so a concurrent writer cannot turn a checked frame into a wild read.
+    offs_a = _np.empty(n, dtype=_np.int64)
+    lens_a = _np.empty(n, dtype=_np.uint32)
+    cdef int64_t[::1] oc = offs_a
+    cdef uint32_t[::1] lc = lens_a
+    if n:
+        with nogil:
+            memcpy(&oc[0], &ov[0], <size_t>n * sizeof(int64_t))
+            memcpy(&lc[0], &lv[0], <size_t>n * sizeof(uint32_t))
+            bad = _first_outside(oc, lc, n, size)
+    if bad >= 0:
+        raise ValueError(f"frame {bad}: offset {oc[bad]} + length {lc[bad]} is outside the "
+                         f"{size}-octet arena")
+    cdef Batch ob
+    if out is None:
+        ob = Batch(n)
+    else:
+        ob = out
+        if n > ob.capacity:
+            raise ValueError(f"out: batch of {n} frames exceeds its capacity of {ob.capacity}")
+    cdef classify_profile prof
+    _load_profile(codepoints, &prof)
+    cdef const uint8_t* base = _data(av)
     with nogil:
-        out._reset(n)
-        _classify_loop(base, offsets, lengths, n, &prof, &out._out)
+        ob._reset(n)
+        _classify_loop(base, oc, lc, n, &prof, &ob._out)
         if cum != NULL:
             for k in range(_N_REASONS):
-                cum[k] += out._out.drop_counts[k]
-    return out
+                cum[k] += ob._out.drop_counts[k]
+    return ob
 
 
 def _py_classify_frame(const uint8_t[::1] frame not None, codepoints=_DEFAULT_CODEPOINTS):
