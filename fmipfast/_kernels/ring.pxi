@@ -20,13 +20,53 @@ from fmipfast.includes.linux cimport (
     TP_STATUS_USER,
     TP_STATUS_VLAN_VALID,
     TPACKET_ALIGNMENT,
-    fmipfast_load_acquire_u32,
-    fmipfast_store_release_u32,
     tpacket3_hdr,
     tpacket_block_desc,
 )
 
 import numpy as _np
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #include <stdint.h>
+    #include <string.h>
+    #include <linux/if_packet.h>
+    #define FMIP_RING_BLOCK_STATUS_OFF offsetof(struct tpacket_block_desc, hdr.bh1.block_status)
+    #define FMIP_RING_TP_NEXT_OFF offsetof(struct tpacket3_hdr, tp_next_offset)
+    #define FMIP_RING_TP_SNAPLEN_OFF offsetof(struct tpacket3_hdr, tp_snaplen)
+    #define FMIP_RING_TP_LEN_OFF offsetof(struct tpacket3_hdr, tp_len)
+    #define FMIP_RING_TP_STATUS_OFF offsetof(struct tpacket3_hdr, tp_status)
+    /* A status word at any address: the atomic acquire load / release store where it is 4-aligned (always,
+       in a real mmap'ed ring), else a plain copy plus the matching fence.  The wrappers accept any buffer
+       and any offset inside it, as the reference does, and a misaligned atomic or struct access is UB. */
+    static inline uint32_t fmip_ring_load_acquire_at(const uint8_t *p) {
+        uint32_t v;
+        if (((uintptr_t)p & 3u) == 0)
+            return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE);
+        memcpy(&v, p, sizeof v);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        return v;
+    }
+    static inline void fmip_ring_store_release_at(uint8_t *p, uint32_t v) {
+        if (((uintptr_t)p & 3u) == 0) {
+            __atomic_store_n((uint32_t *)(void *)p, v, __ATOMIC_RELEASE);
+            return;
+        }
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        memcpy(p, &v, sizeof v);
+    }
+    static inline void fmip_ring_store_u32_at(uint8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+    """
+    enum:
+        FMIP_RING_BLOCK_STATUS_OFF
+        FMIP_RING_TP_NEXT_OFF
+        FMIP_RING_TP_SNAPLEN_OFF
+        FMIP_RING_TP_LEN_OFF
+        FMIP_RING_TP_STATUS_OFF
+    uint32_t fmip_ring_load_acquire_at(const uint8_t* p) noexcept nogil
+    void fmip_ring_store_release_at(uint8_t* p, uint32_t v) noexcept nogil
+    void fmip_ring_store_u32_at(uint8_t* p, uint32_t v) noexcept nogil
 
 cdef enum:
     RING_WALK_OK = 0
@@ -185,8 +225,7 @@ def ring_block_status(ring, block_offset):
     _buffer_arg(ring, "ring", "B", 1)
     cdef const uint8_t[::1] rv = ring
     cdef Py_ssize_t offset = _ring_offset(rv.shape[0], block_offset)
-    cdef const tpacket_block_desc* desc = <const tpacket_block_desc*>(_data(rv) + offset)
-    return fmipfast_load_acquire_u32(&desc.hdr.bh1.block_status)
+    return fmip_ring_load_acquire_at(_data(rv) + offset + FMIP_RING_BLOCK_STATUS_OFF)
 
 
 def ring_release_block(ring, block_offset):
@@ -196,8 +235,8 @@ def ring_release_block(ring, block_offset):
     _buffer_arg(ring, "ring", "B", 1, True)
     cdef uint8_t[::1] rv = ring
     cdef Py_ssize_t offset = _ring_offset(rv.shape[0], block_offset)
-    cdef tpacket_block_desc* desc = <tpacket_block_desc*>(&rv[0] + offset)  # shape[0] >= 48 (_ring_offset)
-    fmipfast_store_release_u32(&desc.hdr.bh1.block_status, TP_STATUS_KERNEL)
+    # shape[0] >= 48 (_ring_offset), so &rv[0] exists and the status word lies inside the ring
+    fmip_ring_store_release_at(&rv[0] + offset + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
 
 
 def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
@@ -257,7 +296,6 @@ def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
     cdef Py_ssize_t sent = 0, too_big = 0, consumed = 0
     cdef Py_ssize_t room = fs - data_off
     cdef uint8_t* frame
-    cdef tpacket3_hdr* hdr
     cdef const uint8_t* src = _data(arv)
     cdef uint8_t* ring0 = &txv[0]  # ring_size >= fs > 0
     with nogil:
@@ -276,14 +314,14 @@ def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
                 consumed += 1
                 continue
             frame = ring0 + c_head * fs  # 0 <= c_head < slots: the slot lies inside the ring
-            hdr = <tpacket3_hdr*>frame
-            if fmipfast_load_acquire_u32(&hdr.tp_status) != TP_STATUS_AVAILABLE:
+            # The header fields by offset (the tx buffer need not be aligned: no struct access through it).
+            if fmip_ring_load_acquire_at(frame + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
                 break  # the kernel has not sent this slot yet: the ring is full
             memcpy(frame + data_off, src + offp[i], lenp[i])
-            hdr.tp_len = lenp[i]
-            hdr.tp_snaplen = lenp[i]
-            hdr.tp_next_offset = 0
-            fmipfast_store_release_u32(&hdr.tp_status, TP_STATUS_SEND_REQUEST)
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_LEN_OFF, lenp[i])
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_SNAPLEN_OFF, lenp[i])
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_NEXT_OFF, 0)
+            fmip_ring_store_release_at(frame + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
             sent += 1
             consumed += 1
             c_head = (c_head + 1) % slots
