@@ -13,6 +13,7 @@
 # loop holds no memoryview and takes no reference.  Defaults are written with one memset per array per
 # batch, and the kernel only writes what it finds.
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t
 
@@ -613,10 +614,10 @@ cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
     return 0
 
 
-@cython.boundscheck(False)  # SAFETY: i < n <= offsets.shape[0], lengths.shape[0] (the caller's copies)
-cdef Py_ssize_t _first_outside(const int64_t[::1] offsets, const uint32_t[::1] lengths, Py_ssize_t n,
+cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, Py_ssize_t n,
                                Py_ssize_t size) noexcept nogil:
-    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check)."""
+    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check).
+    ``offsets`` / ``lengths``: n entries each, classify()'s private copies."""
     cdef Py_ssize_t i
     for i in range(n):
         if _span_outside(offsets[i], lengths[i], <uint64_t>size):
@@ -624,10 +625,10 @@ cdef Py_ssize_t _first_outside(const int64_t[::1] offsets, const uint32_t[::1] l
     return -1
 
 
-@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0], private copies made by
-                            # classify() and all inside the arena (_first_outside returned -1 on them)
-cdef void _classify_loop(const uint8_t* arena, const int64_t[::1] offsets, const uint32_t[::1] lengths,
+cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
+    """Classify n frames.  SAFETY: raw pointers, no memoryview to check: offsets/lengths are classify()'s
+    private copies of n entries, every frame inside the arena (_first_outside returned -1 on them)."""
     cdef Py_ssize_t i
     cdef int r
     for i in range(n):
@@ -674,41 +675,47 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
 
     Reference: fmipfast.reference.wire.classify
     """
-    _buffer_arg(arena, "arena", "B", 1)
-    _buffer_arg(offsets, "offsets", _SIGNED_FORMATS, 8)
-    _buffer_arg(lengths, "lengths", _UNSIGNED_FORMATS, 4)
+    # Typed views, with the reference's exception classes: TypeError for None or no buffer protocol,
+    # ValueError for a wrong dimension count, dtype or layout (a non-contiguous memoryview refuses the
+    # view with BufferError: reported as the ValueError the reference raises).
+    cdef const uint8_t[::1] av
+    cdef const int64_t[::1] ov
+    cdef const uint32_t[::1] lv
+    cdef uint64_t[::1] cnt
+    if arena is None:
+        raise TypeError("arena: a bytes-like object is required, not 'NoneType'")
+    try:
+        av = arena
+    except BufferError:
+        raise ValueError("arena: Buffer not C contiguous.") from None
+    if offsets is None:
+        raise TypeError("offsets: a bytes-like object is required, not 'NoneType'")
+    try:
+        ov = offsets
+    except BufferError:
+        raise ValueError("offsets: Buffer not C contiguous.") from None
+    if lengths is None:
+        raise TypeError("lengths: a bytes-like object is required, not 'NoneType'")
+    try:
+        lv = lengths
+    except BufferError:
+        raise ValueError("lengths: Buffer not C contiguous.") from None
     if not isinstance(codepoints, _Codepoints):
         raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
     if out is not None and not isinstance(out, Batch):
         raise TypeError(f"out: expected Batch, got {type(out).__name__}")
-    cdef uint64_t[::1] cnt
     cdef uint64_t* cum = NULL
     if counters is not None:
-        _buffer_arg(counters, "counters", _UNSIGNED_FORMATS, 8, True)
-        cnt = counters
+        try:
+            cnt = counters
+        except BufferError:
+            raise ValueError("counters: need a writable, C-contiguous buffer") from None
         if cnt.shape[0] != _N_REASONS:
             raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {cnt.shape[0]}")
         cum = &cnt[0]  # shape[0] == _N_REASONS >= 1
-    cdef const uint8_t[::1] av = arena
-    cdef const int64_t[::1] ov = offsets
-    cdef const uint32_t[::1] lv = lengths
     cdef Py_ssize_t n = ov.shape[0], size = av.shape[0], bad = -1, k
     if lv.shape[0] != n:
         raise ValueError(f"offsets and lengths differ in length ({n} != {lv.shape[0]})")
-    # Private copies, taken once: the checks below and the loop read only these (never the caller's
-    # arrays a second time), so a concurrent writer cannot turn a checked frame into a wild read.
-    offs_a = _np.empty(n, dtype=_np.int64)
-    lens_a = _np.empty(n, dtype=_np.uint32)
-    cdef int64_t[::1] oc = offs_a
-    cdef uint32_t[::1] lc = lens_a
-    if n:
-        with nogil:
-            memcpy(&oc[0], &ov[0], <size_t>n * sizeof(int64_t))
-            memcpy(&lc[0], &lv[0], <size_t>n * sizeof(uint32_t))
-            bad = _first_outside(oc, lc, n, size)
-    if bad >= 0:
-        raise ValueError(f"frame {bad}: offset {oc[bad]} + length {lc[bad]} is outside the "
-                         f"{size}-octet arena")
     cdef Batch ob
     if out is None:
         ob = Batch(n)
@@ -719,12 +726,32 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     cdef classify_profile prof
     _load_profile(codepoints, &prof)
     cdef const uint8_t* base = _data(av)
-    with nogil:
-        ob._reset(n)
-        _classify_loop(base, oc, lc, n, &prof, &ob._out)
-        if cum != NULL:
-            for k in range(_N_REASONS):
-                cum[k] += ob._out.drop_counts[k]
+    if n == 0:
+        with nogil:
+            ob._reset(0)
+        return ob
+    # Private copies, taken once: the checks and the loop read only these (never the caller's arrays a
+    # second time), so a concurrent writer cannot turn a checked frame into a wild read.
+    cdef int64_t* oc = <int64_t*>PyMem_Malloc(<size_t>n * (sizeof(int64_t) + sizeof(uint32_t)))
+    if oc == NULL:
+        raise MemoryError()
+    cdef uint32_t* lc = <uint32_t*>(oc + n)
+    try:
+        with nogil:
+            memcpy(oc, &ov[0], <size_t>n * sizeof(int64_t))
+            memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
+            bad = _first_outside(oc, lc, n, size)
+            if bad < 0:
+                ob._reset(n)
+                _classify_loop(base, oc, lc, n, &prof, &ob._out)
+                if cum != NULL:
+                    for k in range(_N_REASONS):
+                        cum[k] += ob._out.drop_counts[k]
+        if bad >= 0:
+            raise ValueError(f"frame {bad}: offset {oc[bad]} + length {lc[bad]} is outside the "
+                             f"{size}-octet arena")
+    finally:
+        PyMem_Free(oc)
     return ob
 
 
