@@ -428,10 +428,14 @@ def classify(
     Raises
     ------
     ValueError
-        Wrong dtypes, dimensions or lengths; a frame outside the arena (the message names its index);
-        ``n`` above ``out.capacity``; ``counters`` of the wrong size or read-only.
+        Wrong dtypes, dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside
+        the arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong
+        size or read-only.
     TypeError
         An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
+
+    Thread safety: ``offsets`` and ``lengths`` are copied once, then checked and used from the copy, so
+    another thread writing them meanwhile cannot move a frame outside the arena.
 
     Reference: fmipfast.reference.wire.classify
     """
@@ -992,17 +996,27 @@ def ring_walk_block(
         ``vlan_tci`` uint32 (0xFFFFFFFF when no tag was stripped), ``announced`` (num_pkts),
         ``dropped`` (announced frames not reported), ``error`` (index into RING_WALK_ERRORS).
 
+    Raises
+    ------
+    TypeError
+        ``ring`` without the buffer protocol; a non-integer offset, size or ``max_frames``.
+    ValueError
+        ``ring`` not a 1-D C-contiguous uint8 buffer; the block not inside the ring (negative, or past its
+        end: any size, up to and beyond 2**63); ``max_frames`` negative.
+
     Reference: fmipfast.reference.ring.ring_walk_block
     """
 
 def ring_block_status(ring: Buffer, block_offset: int) -> int:
     """``block_status`` of the block at ``block_offset``, read with acquire ordering (so the frames it
-    covers are visible once TP_STATUS_USER is seen).  Reference: fmipfast.reference.ring.ring_block_status
+    covers are visible once TP_STATUS_USER is seen).  ValueError unless the whole 48-octet descriptor lies
+    inside ``ring``.  Reference: fmipfast.reference.ring.ring_block_status
     """
 
 def ring_release_block(ring: Buffer, block_offset: int) -> None:
     """Hand the block back to the kernel (TP_STATUS_KERNEL, release ordering: every read of its frames
-    happens before).  Reference: fmipfast.reference.ring.ring_release_block
+    happens before).  ValueError for a read-only ring or a descriptor not inside it.
+    Reference: fmipfast.reference.ring.ring_release_block
     """
 
 def ring_tx_fill(
@@ -1014,6 +1028,18 @@ def ring_tx_fill(
     too_big)``: how many of the given frames were dealt with (the rest must be offered again), how many
     were queued (TP_STATUS_SEND_REQUEST), the next slot to use, and how many were skipped because they do
     not fit a slot (``frame_size`` minus the 48-octet header).  The caller then calls ``send()`` once.
+
+    ``offsets`` (int64) and ``lengths`` (uint32) are copied once before they are checked, so another
+    thread writing them meanwhile changes nothing: the frames copied are the frames checked.
+
+    Raises
+    ------
+    TypeError
+        A buffer argument without the buffer protocol; a non-integer ``frame_size`` or ``head``.
+    ValueError
+        ``tx`` read-only or not 1-D C-contiguous uint8; ``arena``, ``offsets``, ``lengths`` of the wrong
+        dtype, dimension count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not
+        inside the arena (negative offset, or offset + length past its end, at any magnitude).
 
     Reference: fmipfast.reference.ring.ring_tx_fill
     """

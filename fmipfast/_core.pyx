@@ -17,7 +17,7 @@ Inputs accept any bytes-like object (bytes, bytearray, memoryview, contiguous nu
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from libc.stdint cimport UINT32_MAX, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport UINT32_MAX, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from fmipfast.includes.debug cimport FMIPFAST_ASSERT, FMIPFAST_DEBUG
@@ -139,6 +139,56 @@ cdef int _int_arg(object value, int status, int low, int high) except? -1:
     return value
 
 
+cdef const uint8_t[::1] _octets(object obj) except *:
+    """``obj`` as a 1-D C-contiguous octet view, with the reference's exception classes.
+
+    Taking the view directly raises BufferError for a non-contiguous memoryview (its own refusal of a
+    contiguous request) where fmipfast.reference raises ValueError, and accepts None; so: TypeError for
+    None or an object without the buffer protocol, ValueError for a wrong dimension count, format or
+    layout, BufferError never.
+    """
+    cdef const uint8_t[::1] view
+    if obj is None:
+        raise TypeError("a bytes-like object is required, not 'NoneType'")
+    try:
+        view = obj
+    except BufferError:
+        raise ValueError("Buffer not C contiguous.") from None
+    return view
+
+
+_SIGNED_FORMATS, _UNSIGNED_FORMATS = "bhilqn", "BHILQN"
+
+
+cdef object _buffer_arg(object value, str name, str kinds, Py_ssize_t itemsize, bint writable=False):
+    """Check ``value`` as a 1-D C-contiguous buffer of ``itemsize``-octet integers of ``kinds`` before a
+    typed view of it is taken, word for word as fmipfast.reference.wire._array does: TypeError without the
+    buffer protocol (None included), ValueError for a wrong dimension count, format or layout (BufferError
+    never: a non-contiguous memoryview is a ValueError here too), ValueError for a read-only ``writable``.
+    """
+    view = memoryview(value)  # TypeError without the buffer protocol
+    if view.ndim != 1:
+        raise ValueError(f"{name}: Buffer has wrong number of dimensions (expected 1, got {view.ndim})")
+    fmt = view.format.lstrip("@=<>!")
+    if fmt not in kinds or view.itemsize != itemsize:
+        raise ValueError(f"{name}: Buffer dtype mismatch, got format {view.format!r}")
+    if not view.c_contiguous:
+        raise ValueError(f"{name}: Buffer not C contiguous.")
+    if writable and view.readonly:
+        raise ValueError(f"{name}: buffer is read-only")
+    return value
+
+
+cdef inline bint _span_outside(int64_t offset, uint64_t length, uint64_t size) noexcept nogil:
+    """True unless ``0 <= offset`` and ``offset + length <= size``.
+
+    Overflow-proof: a negative offset is rejected first, and the sum is never formed (``length > size or
+    offset > size - length`` in unsigned arithmetic), so offsets and lengths near 2**63 or 2**64 cannot
+    wrap around into range.
+    """
+    return offset < 0 or length > size or <uint64_t>offset > size - length
+
+
 @cython.boundscheck(False)  # SAFETY: view[0] is only taken after the shape[0] == 0 guard
 cdef inline const uint8_t* _data(const uint8_t[::1] view) noexcept:
     """The first octet of a possibly empty view (a harmless stand-in when it is empty)."""
@@ -246,7 +296,7 @@ def _consts():
 # ---------------------------------------------------------------------------------------------------
 # Checksums (_kernels/cksum.pxi)
 
-def internet_checksum(const uint8_t[::1] data not None):
+def internet_checksum(data):
     """RFC 1071 Internet checksum of ``data``: the complement of the folded one's-complement sum.
 
     Parameters
@@ -261,8 +311,9 @@ def internet_checksum(const uint8_t[::1] data not None):
 
     Reference: fmipfast.reference.cksum.internet_checksum
     """
-    cdef const uint8_t* p = _data(data)
-    cdef Py_ssize_t n = data.shape[0]
+    cdef const uint8_t[::1] data_v = _octets(data)
+    cdef const uint8_t* p = _data(data_v)
+    cdef Py_ssize_t n = data_v.shape[0]
     cdef uint16_t out = 0
     cdef int status
     with nogil:
@@ -272,8 +323,7 @@ def internet_checksum(const uint8_t[::1] data not None):
     return out
 
 
-def upper_layer_checksum(const uint8_t[::1] src not None, const uint8_t[::1] dst not None, next_header,
-                         const uint8_t[::1] payload not None, checksum_offset):
+def upper_layer_checksum(src, dst, next_header, payload, checksum_offset):
     """Checksum of an IPv6 upper-layer packet over the RFC 8200 §8.1 pseudo-header.
 
     Parameters
@@ -301,28 +351,30 @@ def upper_layer_checksum(const uint8_t[::1] src not None, const uint8_t[::1] dst
 
     Reference: fmipfast.reference.cksum.upper_layer_checksum
     """
-    _need(src.shape[0], "src", ADDR_LEN)
-    _need(dst.shape[0], "dst", ADDR_LEN)
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] payload_v = _octets(payload)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
     cdef int nh = _int_arg(next_header, ST_BAD_NEXT_HEADER, 0, 255)
-    cdef Py_ssize_t n = payload.shape[0]
+    cdef Py_ssize_t n = payload_v.shape[0]
     if n > <Py_ssize_t>UINT32_MAX:
         _raise_for_status(ST_BAD_LENGTH, "payload", n)
     offset = _index(checksum_offset)
     if not 0 <= offset <= n - 2:
         _raise_for_status(ST_BAD_CKSUM_OFFSET, None, offset, n)
     cdef Py_ssize_t off = offset
-    cdef const uint8_t* p = _data(payload)
+    cdef const uint8_t* p = _data(payload_v)
     cdef uint16_t out = 0
     cdef int status
     with nogil:
-        status = cksum_upper_layer(&src[0], &dst[0], nh, p, n, off, &out)
+        status = cksum_upper_layer(&src_v[0], &dst_v[0], nh, p, n, off, &out)
     if status < 0:
         _raise_for_status(status, "payload", n)
     return out
 
 
-def icmp6_checksum(const uint8_t[::1] src not None, const uint8_t[::1] dst not None,
-                   const uint8_t[::1] message not None):
+def icmp6_checksum(src, dst, message):
     """RFC 4443 §2.3 checksum of an ICMPv6 ``message`` (its octets 2-3 are counted as zero).
 
     Parameters
@@ -344,21 +396,23 @@ def icmp6_checksum(const uint8_t[::1] src not None, const uint8_t[::1] dst not N
 
     Reference: fmipfast.reference.cksum.icmp6_checksum
     """
-    _need(src.shape[0], "src", ADDR_LEN)
-    _need(dst.shape[0], "dst", ADDR_LEN)
-    cdef Py_ssize_t n = message.shape[0]
-    cdef const uint8_t* p = _data(message)
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] message_v = _octets(message)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef Py_ssize_t n = message_v.shape[0]
+    cdef const uint8_t* p = _data(message_v)
     cdef uint16_t out = 0
     cdef int status
     with nogil:
-        status = cksum_icmp6(&src[0], &dst[0], p, n, &out)
+        status = cksum_icmp6(&src_v[0], &dst_v[0], p, n, &out)
     if status < 0:
         _raise_for_status(status, "message", n)
     return out
 
 
-def icmp6_checksum_ok(const uint8_t[::1] src not None, const uint8_t[::1] dst not None,
-                      const uint8_t[::1] message not None):
+def icmp6_checksum_ok(src, dst, message):
     """True iff ``message``'s stored checksum verifies (RFC 4443 §2.3, RFC 1071 §2(A) verification).
 
     The one's-complement sum over the pseudo-header and the whole message, checksum field included,
@@ -381,19 +435,22 @@ def icmp6_checksum_ok(const uint8_t[::1] src not None, const uint8_t[::1] dst no
 
     Reference: fmipfast.reference.cksum.icmp6_checksum_ok
     """
-    _need(src.shape[0], "src", ADDR_LEN)
-    _need(dst.shape[0], "dst", ADDR_LEN)
-    cdef Py_ssize_t n = message.shape[0]
-    cdef const uint8_t* p = _data(message)
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] message_v = _octets(message)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef Py_ssize_t n = message_v.shape[0]
+    cdef const uint8_t* p = _data(message_v)
     cdef int verdict
     with nogil:
-        verdict = cksum_icmp6_ok(&src[0], &dst[0], p, n)
+        verdict = cksum_icmp6_ok(&src_v[0], &dst_v[0], p, n)
     if verdict < 0:
         _raise_for_status(verdict, "message", n)
     return verdict == 1
 
 
-def icmp6_checksum_fill(const uint8_t[::1] src not None, const uint8_t[::1] dst not None, buf):
+def icmp6_checksum_fill(src, dst, buf):
     """Compute the ICMPv6 checksum of ``buf`` and store it big-endian in ``buf[2:4]``, in place.
 
     Parameters
@@ -415,13 +472,15 @@ def icmp6_checksum_fill(const uint8_t[::1] src not None, const uint8_t[::1] dst 
 
     Reference: fmipfast.reference.cksum.icmp6_checksum_fill
     """
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
     # Same shape/dtype checks as every other buffer argument first, then writability, before the
     # writable view is taken (Cython would otherwise report a read-only source as a ValueError).
-    cdef const uint8_t[::1] checked = buf
+    if buf is None:
+        raise TypeError("buf: a bytes-like object is required, not 'NoneType'")
+    cdef const uint8_t[::1] checked = _octets(buf)
     cdef Py_buffer probe
     cdef bint readonly
-    if checked is None:
-        raise TypeError("buf: a bytes-like object is required, not 'NoneType'")
     PyObject_GetBuffer(buf, &probe, PyBUF_SIMPLE)
     try:
         readonly = probe.readonly
@@ -429,15 +488,15 @@ def icmp6_checksum_fill(const uint8_t[::1] src not None, const uint8_t[::1] dst 
         PyBuffer_Release(&probe)
     if readonly:
         _raise_for_status(ST_READONLY, "buf")
-    _need(src.shape[0], "src", ADDR_LEN)
-    _need(dst.shape[0], "dst", ADDR_LEN)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
     cdef uint8_t[::1] message = buf
     cdef Py_ssize_t n = message.shape[0]
     cdef uint8_t* p = <uint8_t*>_data(message)
     cdef uint16_t out = 0
     cdef int status
     with nogil:
-        status = cksum_icmp6_fill(&src[0], &dst[0], p, n, &out)
+        status = cksum_icmp6_fill(&src_v[0], &dst_v[0], p, n, &out)
     if status < 0:
         _raise_for_status(status, "buf", n)
     return out
@@ -446,7 +505,7 @@ def icmp6_checksum_fill(const uint8_t[::1] src not None, const uint8_t[::1] dst 
 # ---------------------------------------------------------------------------------------------------
 # Derivations (_kernels/derive.pxi)
 
-def ncoa_from_prefix(const uint8_t[::1] nar_address not None, prefix_len, const uint8_t[::1] coa not None):
+def ncoa_from_prefix(nar_address, prefix_len, coa):
     """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
 
     Draft §5 with the C bit clear (DESIGN.md §3): the NAR's routing prefix prepended to the lower-order
@@ -471,19 +530,21 @@ def ncoa_from_prefix(const uint8_t[::1] nar_address not None, prefix_len, const 
 
     Reference: fmipfast.reference.derive.ncoa_from_prefix
     """
-    _need(nar_address.shape[0], "nar_address", ADDR_LEN)
+    cdef const uint8_t[::1] nar_address_v = _octets(nar_address)
+    cdef const uint8_t[::1] coa_v = _octets(coa)
+    _need(nar_address_v.shape[0], "nar_address", ADDR_LEN)
     cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
-    _need(coa.shape[0], "coa", ADDR_LEN)
+    _need(coa_v.shape[0], "coa", ADDR_LEN)
     cdef uint8_t out[ADDR_LEN]
     cdef int status
     with nogil:
-        status = derive_ncoa(&nar_address[0], plen, &coa[0], out)
+        status = derive_ncoa(&nar_address_v[0], plen, &coa_v[0], out)
     if status < 0:
         _raise_for_status(status, None, plen)
     return out[:ADDR_LEN]
 
 
-def nar_link_local(const uint8_t[::1] nar_address not None, prefix_len):
+def nar_link_local(nar_address, prefix_len):
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
     Draft §5 replaces the routing prefix with FE80::; DESIGN.md §3 allows that only for prefix size 64.
@@ -507,18 +568,19 @@ def nar_link_local(const uint8_t[::1] nar_address not None, prefix_len):
 
     Reference: fmipfast.reference.derive.nar_link_local
     """
-    _need(nar_address.shape[0], "nar_address", ADDR_LEN)
+    cdef const uint8_t[::1] nar_address_v = _octets(nar_address)
+    _need(nar_address_v.shape[0], "nar_address", ADDR_LEN)
     cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
     cdef uint8_t out[ADDR_LEN]
     cdef int status
     with nogil:
-        status = derive_nar_link_local(&nar_address[0], plen, out)
+        status = derive_nar_link_local(&nar_address_v[0], plen, out)
     if status < 0:
         _raise_for_status(status, None, plen)
     return out[:ADDR_LEN]
 
 
-def link_local_from_mac48(const uint8_t[::1] mac6 not None):
+def link_local_from_mac48(mac6):
     """FE80::/64 + the modified EUI-64 interface identifier of a 48-bit MAC (RFC 4291 Appendix A).
 
     Example: 00:1b:63:84:45:e6 -> fe80::21b:63ff:fe84:45e6.
@@ -539,14 +601,15 @@ def link_local_from_mac48(const uint8_t[::1] mac6 not None):
 
     Reference: fmipfast.reference.derive.link_local_from_mac48
     """
-    _need(mac6.shape[0], "mac6", MAC48_LEN)
+    cdef const uint8_t[::1] mac6_v = _octets(mac6)
+    _need(mac6_v.shape[0], "mac6", MAC48_LEN)
     cdef uint8_t out[ADDR_LEN]
     with nogil:
-        derive_link_local_from_mac48(&mac6[0], out)
+        derive_link_local_from_mac48(&mac6_v[0], out)
     return out[:ADDR_LEN]
 
 
-def eui64_from_mac48(const uint8_t[::1] mac6 not None):
+def eui64_from_mac48(mac6):
     """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (DESIGN.md §3).
 
     Parameters
@@ -565,14 +628,15 @@ def eui64_from_mac48(const uint8_t[::1] mac6 not None):
 
     Reference: fmipfast.reference.derive.eui64_from_mac48
     """
-    _need(mac6.shape[0], "mac6", MAC48_LEN)
+    cdef const uint8_t[::1] mac6_v = _octets(mac6)
+    _need(mac6_v.shape[0], "mac6", MAC48_LEN)
     cdef uint8_t out[EUI64_LEN]
     with nogil:
-        derive_eui64_from_mac48(&mac6[0], out)
+        derive_eui64_from_mac48(&mac6_v[0], out)
     return out[:EUI64_LEN]
 
 
-def mac48_from_eui64(const uint8_t[::1] eui8 not None):
+def mac48_from_eui64(eui8):
     """The 48-bit MAC inside an EUI-64 whose octets 3-4 are FF FE (inverse of eui64_from_mac48).
 
     Parameters
@@ -593,17 +657,18 @@ def mac48_from_eui64(const uint8_t[::1] eui8 not None):
 
     Reference: fmipfast.reference.derive.mac48_from_eui64
     """
-    _need(eui8.shape[0], "eui8", EUI64_LEN)
+    cdef const uint8_t[::1] eui8_v = _octets(eui8)
+    _need(eui8_v.shape[0], "eui8", EUI64_LEN)
     cdef uint8_t out[MAC48_LEN]
     cdef int status
     with nogil:
-        status = derive_mac48_from_eui64(&eui8[0], out)
+        status = derive_mac48_from_eui64(&eui8_v[0], out)
     if status < 0:
-        _raise_for_status(status, "eui8", None, bytes(eui8))
+        _raise_for_status(status, "eui8", None, bytes(eui8_v))
     return out[:MAC48_LEN]
 
 
-def iid_from_eui64(const uint8_t[::1] eui8 not None):
+def iid_from_eui64(eui8):
     """Modified EUI-64 interface identifier of an EUI-64: the U/L bit (0x02 of octet 0) inverted.
 
     Parameters
@@ -622,14 +687,15 @@ def iid_from_eui64(const uint8_t[::1] eui8 not None):
 
     Reference: fmipfast.reference.derive.iid_from_eui64
     """
-    _need(eui8.shape[0], "eui8", EUI64_LEN)
+    cdef const uint8_t[::1] eui8_v = _octets(eui8)
+    _need(eui8_v.shape[0], "eui8", EUI64_LEN)
     cdef uint8_t out[EUI64_LEN]
     with nogil:
-        derive_flip_ul(&eui8[0], out)
+        derive_flip_ul(&eui8_v[0], out)
     return out[:EUI64_LEN]
 
 
-def eui64_from_iid(const uint8_t[::1] iid8 not None):
+def eui64_from_iid(iid8):
     """The EUI-64 behind a modified EUI-64 interface identifier: the U/L bit inverted back.
 
     Parameters
@@ -648,14 +714,15 @@ def eui64_from_iid(const uint8_t[::1] iid8 not None):
 
     Reference: fmipfast.reference.derive.eui64_from_iid
     """
-    _need(iid8.shape[0], "iid8", EUI64_LEN)
+    cdef const uint8_t[::1] iid8_v = _octets(iid8)
+    _need(iid8_v.shape[0], "iid8", EUI64_LEN)
     cdef uint8_t out[EUI64_LEN]
     with nogil:
-        derive_flip_ul(&iid8[0], out)
+        derive_flip_ul(&iid8_v[0], out)
     return out[:EUI64_LEN]
 
 
-def eui64_from_address(const uint8_t[::1] address16 not None, prefix_len):
+def eui64_from_address(address16, prefix_len):
     """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
 
     Parameters
@@ -677,18 +744,19 @@ def eui64_from_address(const uint8_t[::1] address16 not None, prefix_len):
 
     Reference: fmipfast.reference.derive.eui64_from_address
     """
-    _need(address16.shape[0], "address16", ADDR_LEN)
+    cdef const uint8_t[::1] address16_v = _octets(address16)
+    _need(address16_v.shape[0], "address16", ADDR_LEN)
     cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
     cdef uint8_t out[EUI64_LEN]
     cdef int status
     with nogil:
-        status = derive_eui64_from_address(&address16[0], plen, out)
+        status = derive_eui64_from_address(&address16_v[0], plen, out)
     if status < 0:
         _raise_for_status(status, "address16", plen)
     return out[:EUI64_LEN]
 
 
-def mac48_from_address(const uint8_t[::1] address16 not None, prefix_len):
+def mac48_from_address(address16, prefix_len):
     """The 48-bit MAC behind an address's FF-FE based interface identifier (DESIGN.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
@@ -713,12 +781,13 @@ def mac48_from_address(const uint8_t[::1] address16 not None, prefix_len):
 
     Reference: fmipfast.reference.derive.mac48_from_address
     """
-    _need(address16.shape[0], "address16", ADDR_LEN)
+    cdef const uint8_t[::1] address16_v = _octets(address16)
+    _need(address16_v.shape[0], "address16", ADDR_LEN)
     cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
     cdef uint8_t out[MAC48_LEN]
     cdef int status
     with nogil:
-        status = derive_mac48_from_address(&address16[0], plen, out)
+        status = derive_mac48_from_address(&address16_v[0], plen, out)
     if status < 0:
-        _raise_for_status(status, "address16", plen, bytes(address16[8:]))
+        _raise_for_status(status, "address16", plen, bytes(address16_v[8:]))
     return out[:MAC48_LEN]

@@ -363,3 +363,169 @@ if HAVE_CORE:
         b2 = _outcome(_core.forward_rewrite, ours, offsets, l3, idx, macs, src)
         _same(a, b2)
         assert np.array_equal(ours, theirs)
+
+
+# --------------------------------------------------------------------------------------------------
+# Agreement on the success paths: valid inner IPv6 packets and valid IPv6-in-IPv6 frames (then mutated)
+
+ETH_IPV6 = bytes(12) + b"\x86\xdd"
+VLAN_TAG = b"\x81\x00\x00\x05"
+
+
+@st.composite
+def ipv6_packets(draw, *, big: bool = True) -> bytes:
+    """A well-formed IPv6 packet (RFC 8200 §3): version 6, payload length = the payload's size."""
+    tc = draw(st.integers(0, 255))
+    flow = draw(st.integers(0, 0xFFFFF))
+    nh = draw(st.sampled_from([17, 58, 6, 59, 41, 0]))
+    hlim = draw(st.sampled_from([2, 3, 64, 255]))  # forwardable; the "hop_limit" mutation sets 0 or 1
+    jumbo = big and draw(st.integers(0, 7)) == 0  # now and then near the tunnel MTU (FRAME_TOO_BIG)
+    size, seed = draw(st.integers(1200, 1300) if jumbo else st.integers(0, 160)), draw(st.integers(0, 255))
+    payload = bytes((seed + i) & 0xFF for i in range(size))
+    first = (6 << 28) | (tc << 20) | flow
+    return (first.to_bytes(4, "big") + len(payload).to_bytes(2, "big") + bytes([nh, hlim])
+            + draw(st.binary(min_size=32, max_size=32)) + payload)
+
+
+def _l2(draw) -> bytes:
+    tags = draw(st.sampled_from([0, 0, 0, 1, 2]))
+    return bytes(12) + VLAN_TAG * tags + b"\x86\xdd"
+
+
+# Mutations of a valid frame: each a way the kernels' checks can fail (or pass by accident).
+MUTATIONS = ["none", "truncate", "version", "plen_up", "plen_down", "hop_limit", "padding", "l3"]
+
+
+def _mutate(draw, frame: bytes, at: int, kind: str) -> tuple[bytes, int]:
+    """``frame`` with the IPv6 header at ``at`` damaged per ``kind``; returns (frame, l3 to report)."""
+    f = bytearray(frame)
+    if kind == "truncate":
+        f = f[: draw(st.integers(0, len(f) - 1))]
+    elif kind == "version" and len(f) > at:
+        f[at] = (draw(st.sampled_from([0, 4, 5, 7, 15])) << 4) | (f[at] & 0x0F)
+    elif kind in ("plen_up", "plen_down") and len(f) >= at + 6:
+        plen = int.from_bytes(f[at + 4 : at + 6], "big")
+        delta = draw(st.integers(1, 70000))
+        plen = min(plen + delta, 0xFFFF) if kind == "plen_up" else max(plen - delta, 0)
+        f[at + 4 : at + 6] = plen.to_bytes(2, "big")
+    elif kind == "hop_limit" and len(f) >= at + 8:
+        f[at + 7] = draw(st.sampled_from([0, 1]))
+    elif kind == "padding":
+        f += draw(st.binary(min_size=1, max_size=40))
+    elif kind == "l3":
+        return bytes(f), draw(st.sampled_from([0, 13, 15, at + 1, at + 40, len(f), len(f) + 1]))
+    return bytes(f), at
+
+
+@st.composite
+def valid_inner_batches(draw):
+    """Frames Ethernet (+ 0-2 VLAN tags) + a valid IPv6 packet (+ optional padding), most left intact."""
+    n = draw(st.integers(1, 12))
+    frames, l3, kinds = [], [], []
+    for _ in range(n):
+        l2 = _l2(draw)
+        frame = l2 + draw(ipv6_packets())
+        kind = draw(st.sampled_from(MUTATIONS[:1] * 10 + MUTATIONS[1:]))
+        frame, at = _mutate(draw, frame, len(l2), kind)
+        frames.append(frame)
+        l3.append(at)
+        kinds.append(kind)
+    m = draw(st.integers(1, 2 * n))
+    sel_ = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    return frames, np.array(l3, np.uint32), np.array(sel_, np.int64), kinds
+
+
+@st.composite
+def valid_tunnel_batches(draw):
+    """IPv6-in-IPv6 frames (RFC 2473): Ethernet + outer IPv6 (next header 41, or a destination options /
+    hop-by-hop header first) + a valid inner IPv6 packet, with the l3/l4 offsets the classifier reports."""
+    n = draw(st.integers(1, 12))
+    frames, l3, l4, kinds = [], [], [], []
+    for _ in range(n):
+        l2 = _l2(draw)
+        inner = draw(ipv6_packets(big=False))
+        ext_units = draw(st.sampled_from([None, None, 0, 1]))
+        ext = b"" if ext_units is None else bytes([41, ext_units]) + bytes(6 + 8 * ext_units)
+        first_nh = 41 if ext_units is None else draw(st.sampled_from([0, 60]))
+        outer_plen = len(ext) + len(inner)
+        outer = (bytes([0x60, 0, 0, 0]) + outer_plen.to_bytes(2, "big") + bytes([first_nh, 64])
+                 + PAR + NAR)
+        frame = l2 + outer + ext + inner
+        at_outer, at_inner = len(l2), len(l2) + 40 + len(ext)
+        kind = draw(st.sampled_from(MUTATIONS[:1] * 12 + MUTATIONS[1:] + ["inner_" + k for k in MUTATIONS[1:5]]))
+        l4_ = at_inner
+        if kind.startswith("inner_"):
+            frame, _ = _mutate(draw, frame, at_inner, kind[len("inner_"):])
+            at = at_outer
+        else:
+            frame, at = _mutate(draw, frame, at_outer, kind)
+        if kind == "l3":
+            l4_ = max(l4_, at + 40)  # keep l4 >= l3 + 40 (else it is a caller error, tested elsewhere)
+        frames.append(frame)
+        l3.append(at)
+        l4.append(l4_)
+        kinds.append(kind)
+    m = draw(st.integers(1, 2 * n))
+    sel_ = draw(st.lists(st.integers(0, n - 1), min_size=m, max_size=m))
+    return frames, np.array(l3, np.uint32), np.array(l4, np.uint32), np.array(sel_, np.int64), kinds
+
+
+if HAVE_CORE:
+    from collections import Counter
+
+    from hypothesis import event
+
+    VALID = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+    def test_agree_encapsulate_on_valid_inner_packets():
+        seen: Counter = Counter()
+
+        @VALID
+        @given(b=valid_inner_batches(), hop_limit=st.sampled_from([1, 64, 255]),
+               mtu=st.sampled_from([1280, 1300, 1500]))
+        def agree(b, hop_limit, mtu):
+            frames, l3, idx, kinds = b
+            arena, offsets, lengths = batch(frames)
+            args = (arena, offsets, lengths, l3, idx, u8(PAR), u8(NAR), u8(NAR_MAC), u8(PAR_MAC))
+            ref = _outcome(reference.encapsulate, *args, hop_limit=hop_limit, mtu=mtu)
+            _same(ref, _outcome(_core.encapsulate, *args, hop_limit=hop_limit, mtu=mtu))
+            assert ref[0] == "ok"
+            status = ref[1][3]
+            for j, i in enumerate(idx.tolist()):
+                event(f"encapsulate {kinds[i]}: {R(int(status[j])).name}")
+                seen["frames"] += 1
+                seen["ok"] += int(status[j]) == 0
+                seen["intact"] += kinds[i] == "none"
+            # the tunnel frames decapsulate back to the inner packets (the success path of both)
+            tunnel, toff, tlen, _ = ref[1]
+            m = len(idx)
+            back = _outcome(reference.decapsulate, tunnel, toff, tlen, np.full(m, 14, np.uint32),
+                            np.full(m, 54, np.uint32), np.arange(m, dtype=np.int64))
+            _same(back, _outcome(_core.decapsulate, tunnel, toff, tlen, np.full(m, 14, np.uint32),
+                                 np.full(m, 54, np.uint32), np.arange(m, dtype=np.int64)))
+
+        agree()
+        assert seen["ok"] >= 0.4 * seen["frames"], seen  # the success path is much of what is compared
+        assert seen["ok"] < seen["frames"], seen  # ... and the failure paths are reached too
+
+    def test_agree_decapsulate_on_valid_tunnel_frames():
+        seen: Counter = Counter()
+
+        @VALID
+        @given(b=valid_tunnel_batches())
+        def agree(b):
+            frames, l3, l4, idx, kinds = b
+            arena, offsets, lengths = batch(frames)
+            args = (arena, offsets, lengths, l3, l4, idx)
+            ref = _outcome(reference.decapsulate, *args)
+            _same(ref, _outcome(_core.decapsulate, *args))
+            assert ref[0] == "ok"
+            status = ref[1][3]
+            for j, i in enumerate(idx.tolist()):
+                event(f"decapsulate {kinds[i]}: {R(int(status[j])).name}")
+                seen["frames"] += 1
+                seen["ok"] += int(status[j]) == 0
+
+        agree()
+        assert seen["ok"] >= 0.4 * seen["frames"], seen
+        assert seen["ok"] < seen["frames"], seen

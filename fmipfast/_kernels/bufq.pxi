@@ -13,7 +13,7 @@
 # arena + s * slot_size; slot_next chains each key's queue (key_head -> ... -> key_tail) and the free list.
 # Also here: the batch-argument helpers _bq_* that rewrite.pxi shares (worded as reference/bufq.py).
 
-from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t
+from libc.stdint cimport INT32_MAX, INT64_MAX, int32_t, int64_t, uint64_t
 from fmipfast.includes.wire cimport ETH_HDR_LEN, IP6_HDR_LEN
 
 import numpy as _np
@@ -177,8 +177,13 @@ cdef Py_ssize_t bufq_expire(bufq_t* q, int64_t now_ns) noexcept nogil:
 
 # ---- argument helpers (shared with rewrite.pxi; messages word for word those of reference/bufq.py) ----
 
-cdef object _bq_array(object obj, str name, object dtype, object ndim=1, bint writable=False):
-    """``obj`` as a numpy array of exactly ``dtype`` / ``ndim`` (reference.bufq.as_array)."""
+cdef object _bq_array(object obj, str name, object dtype, object ndim=1, bint writable=False, bint copy=False):
+    """``obj`` as a numpy array of exactly ``dtype`` / ``ndim`` (reference.bufq.as_array).
+
+    ``copy``: return a private C-contiguous copy (taken once) instead of a view of the caller's memory.  Every
+    index-like argument a kernel validates (offsets, lengths, l3/l4 offsets, sel, keys) is taken this way, so
+    the values checked are the values used even while another thread writes the caller's array.
+    """
     want = _np.dtype(dtype)
     if obj is None:
         raise TypeError(f"{name}: need a numpy {want} array, got None")
@@ -203,6 +208,8 @@ cdef object _bq_array(object obj, str name, object dtype, object ndim=1, bint wr
         if not arr.flags.c_contiguous:
             raise ValueError(f"{name}: must be C-contiguous; this kernel writes in place")
         return arr
+    if copy:
+        return _np.array(arr, order="C", copy=True)
     return _np.ascontiguousarray(arr)
 
 
@@ -221,10 +228,14 @@ cdef int64_t _bq_int(object value, str name, int64_t low, int64_t high) except? 
 
 cdef Py_ssize_t _bq_bad_frame(Py_ssize_t size, const int64_t* offsets, const uint32_t* lengths,
                               Py_ssize_t n) noexcept nogil:
-    """Index of the first of the n frames that is not inside an arena of ``size`` octets, or -1."""
+    """Index of the first of the n frames that is not inside an arena of ``size`` octets, or -1.
+
+    Overflow-proof (_span_outside: negative offsets first, no addition).  ``offsets`` and ``lengths`` must be
+    the wrapper's private copies: the kernel then uses exactly the values checked here.
+    """
     cdef Py_ssize_t i
     for i in range(n):
-        if offsets[i] < 0 or offsets[i] > size or <int64_t>lengths[i] > size - offsets[i]:
+        if _span_outside(offsets[i], lengths[i], <uint64_t>size):
             return i
     return -1
 
@@ -391,10 +402,12 @@ cdef class PacketBuffer:
 
         Reference: fmipfast.reference.bufq.PacketBuffer.push
         """
-        keys_a = _bq_array(keys, "keys", _np.int32)
+        # Private copies of keys, offsets and lengths: checked, then used, without reading the caller's
+        # arrays again (another thread may be writing them).
+        keys_a = _bq_array(keys, "keys", _np.int32, 1, False, True)
         arena_a = _bq_array(arena, "arena", _np.uint8)
-        offsets_a = _bq_array(offsets, "offsets", _np.int64)
-        lengths_a = _bq_array(lengths, "lengths", _np.uint32)
+        offsets_a = _bq_array(offsets, "offsets", _np.int64, 1, False, True)
+        lengths_a = _bq_array(lengths, "lengths", _np.uint32, 1, False, True)
         cdef Py_ssize_t n = offsets_a.shape[0]
         _bq_count(lengths_a, "lengths", n, "offsets")
         _bq_count(keys_a, "keys", n, "offsets")

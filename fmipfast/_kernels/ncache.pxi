@@ -302,25 +302,34 @@ def _column(obj, str name, dtype, Py_ssize_t n):
     return np.ascontiguousarray(arr)
 
 
+cdef object _private(object arr):
+    """A private C-contiguous copy of a checked argument array (see _check_fields)."""
+    return np.array(arr, order="C", copy=True)
+
+
 def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
-    """Validate the optional per-entry columns of insert/update; None stays None."""
+    """Validate the optional per-entry columns of insert/update; None stays None.
+
+    The validated columns are private copies (read once from the caller's arrays), so the kernels write
+    exactly the values checked even while another thread writes the caller's arrays.
+    """
     if macs is not None:
         macs = _rows(macs, "macs", MAC48_LEN)
         _same_rows(macs.shape[0], "macs", n)
     if states is not None:
-        states = _column(states, "states", np.uint8, n)
+        states = _private(_column(states, "states", np.uint8, n))
         if n and (states.min() < 1 or states.max() > _NC_MAX_STATE):
             bad = states[(states < 1) | (states > _NC_MAX_STATE)][0]
             raise ValueError(f"states: {bad} is not a NeighborState of an entry (1..{_NC_MAX_STATE})")
     if flags is not None:
-        flags = _column(flags, "flags", np.uint8, n)
+        flags = _private(_column(flags, "flags", np.uint8, n))
         if n and flags.max() > _NC_FLAG_ALL:
             bad = flags[flags > _NC_FLAG_ALL][0]
             raise ValueError(f"flags: {bad:#04x} has bits outside NeighborFlag ({_NC_FLAG_ALL:#04x})")
     if ifindex is not None:
-        ifindex = _column(ifindex, "ifindex", np.uint32, n)
+        ifindex = _private(_column(ifindex, "ifindex", np.uint32, n))
     if expiry is not None:
-        expiry = _column(expiry, "expiry", np.int64, n)
+        expiry = _private(_column(expiry, "expiry", np.int64, n))
         if n and expiry.min() < 0:
             raise ValueError(f"expiry: {expiry.min()} is negative (ns; 0 = never expires)")
     return macs, states, flags, ifindex, expiry
@@ -366,9 +375,9 @@ cdef class NeighborCache:
             raise ValueError(f"capacity must be in 1..{_NC_MAX_CAPACITY}, got {cap}")
         if seed is None:
             seed = os.urandom(_NC_SEED_LEN)
-        cdef const uint8_t[::1] seed_v = seed
-        if seed_v is None:
+        if seed is None:
             raise TypeError("seed: a bytes-like object is required, not 'NoneType'")
+        cdef const uint8_t[::1] seed_v = _octets(seed)
         _need(seed_v.shape[0], "seed", _NC_SEED_LEN)
         cdef Py_ssize_t nslots = 2
         while nslots < 2 * cap:
@@ -516,7 +525,7 @@ cdef class NeighborCache:
 
         Reference: fmipfast.reference.ncache.NeighborCache.insert
         """
-        keys_arr = _rows(keys, "keys", ADDR_LEN)
+        keys_arr = _private(_rows(keys, "keys", ADDR_LEN))  # hashed, compared and stored: read once
         cdef Py_ssize_t n = keys_arr.shape[0]
         macs_arr = _rows(macs, "macs", MAC48_LEN)
         _same_rows(macs_arr.shape[0], "macs", n)
@@ -596,13 +605,15 @@ cdef class NeighborCache:
 
         Reference: fmipfast.reference.ncache.NeighborCache.get
         """
-        cdef const uint8_t[::1] k = key
-        if k is None:
+        if key is None:
             raise TypeError("key: a bytes-like object is required, not 'NoneType'")
+        cdef const uint8_t[::1] k = _octets(key)
         _need(k.shape[0], "key", ADDR_LEN)
+        cdef uint8_t kc[ADDR_LEN]
         cdef int64_t e
         with nogil:
-            e = nc_find(&self.t, &k[0], nc_hash(&self.t, &k[0]))
+            memcpy(kc, &k[0], ADDR_LEN)  # read once: the key hashed is the key compared
+            e = nc_find(&self.t, kc, nc_hash(&self.t, kc))
             self.t.lookups += 1
             if e >= 0:
                 self.t.hits += 1
@@ -633,7 +644,8 @@ cdef class NeighborCache:
 
         Reference: fmipfast.reference.ncache.NeighborCache.update
         """
-        idx = _column(indices, "indices", np.int64, -1 if indices is None else np.asarray(indices).size)
+        # A private copy: the indices checked below are the ones the nogil loop writes through.
+        idx = _private(_column(indices, "indices", np.int64, -1 if indices is None else np.asarray(indices).size))
         cdef Py_ssize_t n = idx.shape[0]
         if n:
             bad = idx[(idx < 0) | (idx >= self.t.capacity)]

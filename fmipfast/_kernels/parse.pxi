@@ -13,6 +13,8 @@
 # loop holds no memoryview and takes no reference.  Defaults are written with one memset per array per
 # batch, and the kernel only writes what it finds.
 
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t
 
 from fmipfast.includes.wire cimport ETH_HDR_LEN, IP6_HDR_LEN, SUBOPT_HDR_LEN, load_be32
@@ -503,9 +505,12 @@ cdef class Batch:
     """
 
     def __cinit__(self, capacity):
-        cdef Py_ssize_t cap = _index(capacity)
-        if cap < 0:
-            raise ValueError(f"capacity must be >= 0, got {cap}")
+        capacity = _index(capacity)  # TypeError for a float or a str, as the reference
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > PY_SSIZE_T_MAX:
+            raise ValueError(f"capacity {capacity} is too large")
+        cdef Py_ssize_t cap = capacity
         self.capacity = cap
         self.n = 0
         rows = cap if cap > 0 else 1  # one spare row so every array has a first element to point at
@@ -612,21 +617,21 @@ cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
     return 0
 
 
-@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0] (checked by the caller)
-cdef Py_ssize_t _first_outside(const int64_t[::1] offsets, const uint32_t[::1] lengths, Py_ssize_t n,
+cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, Py_ssize_t n,
                                Py_ssize_t size) noexcept nogil:
-    """Index of the first frame not inside an arena of ``size`` octets, or -1."""
+    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check).
+    ``offsets`` / ``lengths``: n entries each, classify()'s private copies."""
     cdef Py_ssize_t i
     for i in range(n):
-        if offsets[i] < 0 or offsets[i] > size - <Py_ssize_t>lengths[i]:
+        if _span_outside(offsets[i], lengths[i], <uint64_t>size):
             return i
     return -1
 
 
-@cython.boundscheck(False)  # SAFETY: i < n == offsets.shape[0] == lengths.shape[0]; every frame lies inside
-                            # the arena (_first_outside returned -1)
-cdef void _classify_loop(const uint8_t* arena, const int64_t[::1] offsets, const uint32_t[::1] lengths,
+cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
+    """Classify n frames.  SAFETY: raw pointers, no memoryview to check: offsets/lengths are classify()'s
+    private copies of n entries, every frame inside the arena (_first_outside returned -1 on them)."""
     cdef Py_ssize_t i
     cdef int r
     for i in range(n):
@@ -636,9 +641,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t[::1] offsets, const
         o.drop_counts[r >> 8] += (r & 0xFF) == VERDICT_DROP
 
 
-def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not None,
-             const uint32_t[::1] lengths not None, *, codepoints=_DEFAULT_CODEPOINTS, Batch out=None,
-             uint64_t[::1] counters=None):
+def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=None, counters=None):
     """Classify a batch of Ethernet frames held in one arena; one verdict and one parsed row per frame.
 
     Parameters
@@ -664,42 +667,95 @@ def classify(const uint8_t[::1] arena not None, const int64_t[::1] offsets not N
     Raises
     ------
     ValueError
-        Wrong dtypes, dimensions or lengths; a frame outside the arena (the message names its index);
-        ``n`` above ``out.capacity``; ``counters`` of the wrong size or read-only.
+        Wrong dtypes, dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside
+        the arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong
+        size or read-only.
     TypeError
         An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
 
+    Thread safety: ``offsets`` and ``lengths`` are copied once, then checked and used from the copy, so
+    another thread writing them meanwhile cannot move a frame outside the arena.
+
     Reference: fmipfast.reference.wire.classify
     """
+    # Typed views, with the reference's exception classes: TypeError for None or no buffer protocol,
+    # ValueError for a wrong dimension count, dtype or layout (a non-contiguous memoryview refuses the
+    # view with BufferError: reported as the ValueError the reference raises).
+    cdef const uint8_t[::1] av
+    cdef const int64_t[::1] ov
+    cdef const uint32_t[::1] lv
+    cdef uint64_t[::1] cnt
+    if arena is None:
+        raise TypeError("arena: a bytes-like object is required, not 'NoneType'")
+    try:
+        av = arena
+    except BufferError:
+        raise ValueError("arena: Buffer not C contiguous.") from None
+    if offsets is None:
+        raise TypeError("offsets: a bytes-like object is required, not 'NoneType'")
+    try:
+        ov = offsets
+    except BufferError:
+        raise ValueError("offsets: Buffer not C contiguous.") from None
+    if lengths is None:
+        raise TypeError("lengths: a bytes-like object is required, not 'NoneType'")
+    try:
+        lv = lengths
+    except BufferError:
+        raise ValueError("lengths: Buffer not C contiguous.") from None
     if not isinstance(codepoints, _Codepoints):
         raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
-    if counters is not None and counters.shape[0] != _N_REASONS:
-        raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {counters.shape[0]}")
-    cdef Py_ssize_t n = offsets.shape[0], size = arena.shape[0], bad, k
-    if lengths.shape[0] != n:
-        raise ValueError(f"offsets and lengths differ in length ({n} != {lengths.shape[0]})")
-    with nogil:
-        bad = _first_outside(offsets, lengths, n, size)
-    if bad >= 0:
-        raise ValueError(f"frame {bad}: offset {offsets[bad]} + length {lengths[bad]} is outside the "
-                         f"{size}-octet arena")
-    if out is None:
-        out = Batch(n)
-    elif n > out.capacity:
-        raise ValueError(f"out: batch of {n} frames exceeds its capacity of {out.capacity}")
-    cdef classify_profile prof
-    _load_profile(codepoints, &prof)
-    cdef const uint8_t* base = _data(arena)
+    if out is not None and not isinstance(out, Batch):
+        raise TypeError(f"out: expected Batch, got {type(out).__name__}")
     cdef uint64_t* cum = NULL
     if counters is not None:
-        cum = &counters[0]  # shape[0] == _N_REASONS >= 1
-    with nogil:
-        out._reset(n)
-        _classify_loop(base, offsets, lengths, n, &prof, &out._out)
-        if cum != NULL:
-            for k in range(_N_REASONS):
-                cum[k] += out._out.drop_counts[k]
-    return out
+        try:
+            cnt = counters
+        except BufferError:
+            raise ValueError("counters: need a writable, C-contiguous buffer") from None
+        if cnt.shape[0] != _N_REASONS:
+            raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {cnt.shape[0]}")
+        cum = &cnt[0]  # shape[0] == _N_REASONS >= 1
+    cdef Py_ssize_t n = ov.shape[0], size = av.shape[0], bad = -1, k
+    if lv.shape[0] != n:
+        raise ValueError(f"offsets and lengths differ in length ({n} != {lv.shape[0]})")
+    cdef Batch ob
+    if out is None:
+        ob = Batch(n)
+    else:
+        ob = out
+        if n > ob.capacity:
+            raise ValueError(f"out: batch of {n} frames exceeds its capacity of {ob.capacity}")
+    cdef classify_profile prof
+    _load_profile(codepoints, &prof)
+    cdef const uint8_t* base = _data(av)
+    if n == 0:
+        with nogil:
+            ob._reset(0)
+        return ob
+    # Private copies, taken once: the checks and the loop read only these (never the caller's arrays a
+    # second time), so a concurrent writer cannot turn a checked frame into a wild read.
+    cdef int64_t* oc = <int64_t*>PyMem_Malloc(<size_t>n * (sizeof(int64_t) + sizeof(uint32_t)))
+    if oc == NULL:
+        raise MemoryError()
+    cdef uint32_t* lc = <uint32_t*>(oc + n)
+    try:
+        with nogil:
+            memcpy(oc, &ov[0], <size_t>n * sizeof(int64_t))
+            memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
+            bad = _first_outside(oc, lc, n, size)
+            if bad < 0:
+                ob._reset(n)
+                _classify_loop(base, oc, lc, n, &prof, &ob._out)
+                if cum != NULL:
+                    for k in range(_N_REASONS):
+                        cum[k] += ob._out.drop_counts[k]
+        if bad >= 0:
+            raise ValueError(f"frame {bad}: offset {oc[bad]} + length {lc[bad]} is outside the "
+                             f"{size}-octet arena")
+    finally:
+        PyMem_Free(oc)
+    return ob
 
 
 def _py_classify_frame(const uint8_t[::1] frame not None, codepoints=_DEFAULT_CODEPOINTS):

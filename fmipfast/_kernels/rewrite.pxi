@@ -7,6 +7,11 @@
 # Oracle: fmipfast/reference/rewrite.py (its module docstring defines sel, the statuses and the
 # zero-length output entries).  Stateless: safe from any thread; each call releases the GIL for its
 # loops.  Batch-argument helpers (_bq_*) live in bufq.pxi.
+#
+# Caller-writable memory: every index-like argument (offsets, lengths, l3/l4 offsets, sel) is copied once
+# by _bq_array(copy=True) before it is checked; the nogil passes read only those private copies, so a thread
+# writing the caller's arrays meanwhile cannot turn a checked frame into an out-of-bounds read or write.
+# Arena octets are read, never trusted for a bound twice: pass 2 writes exactly the length pass 1 checked.
 
 __all__ += ["forward_rewrite", "encapsulate", "decapsulate"]
 
@@ -113,7 +118,7 @@ cdef Py_ssize_t _rw_bad_sel(const int64_t* sel, Py_ssize_t m, Py_ssize_t n) noex
 
 
 cdef object _rw_sel(object sel, Py_ssize_t n):
-    sel_a = _bq_array(sel, "sel", _np.int64)
+    sel_a = _bq_array(sel, "sel", _np.int64, 1, False, True)  # private: checked here, used by the kernels
     cdef const int64_t[::1] s = sel_a
     cdef Py_ssize_t m = s.shape[0], bad = -1
     if m:
@@ -168,8 +173,8 @@ def forward_rewrite(arena, offsets, l3_offsets, sel, dst_macs, src_mac):
     Reference: fmipfast.reference.rewrite.forward_rewrite
     """
     arena_a = _bq_array(arena, "arena", _np.uint8, 1, True)
-    offsets_a = _bq_array(offsets, "offsets", _np.int64)
-    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32)
+    offsets_a = _bq_array(offsets, "offsets", _np.int64, 1, False, True)
+    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32, 1, False, True)
     cdef Py_ssize_t n = offsets_a.shape[0]
     _bq_count(l3_a, "l3_offsets", n, "offsets")
     sel_a = _rw_sel(sel, n)
@@ -198,7 +203,7 @@ def forward_rewrite(arena, offsets, l3_offsets, sel, dst_macs, src_mac):
     with nogil:
         for j in range(m):
             i = selp[j]
-            if offp[i] < 0 or l3p[i] < ETH_HDR_LEN or offp[i] > size - IP6_HDR_LEN - <int64_t>l3p[i]:
+            if l3p[i] < ETH_HDR_LEN or _span_outside(offp[i], <uint64_t>l3p[i] + IP6_HDR_LEN, <uint64_t>size):
                 bad = i
                 break
         if bad < 0:
@@ -244,11 +249,11 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
     Reference: fmipfast.reference.rewrite.encapsulate
     """
     arena_a = _bq_array(arena, "arena", _np.uint8)
-    offsets_a = _bq_array(offsets, "offsets", _np.int64)
-    lengths_a = _bq_array(lengths, "lengths", _np.uint32)
+    offsets_a = _bq_array(offsets, "offsets", _np.int64, 1, False, True)
+    lengths_a = _bq_array(lengths, "lengths", _np.uint32, 1, False, True)
     cdef Py_ssize_t n = offsets_a.shape[0]
     _bq_count(lengths_a, "lengths", n, "offsets")
-    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32)
+    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32, 1, False, True)
     _bq_count(l3_a, "l3_offsets", n, "offsets")
     sel_a = _rw_sel(sel, n)
     cdef Py_ssize_t m = sel_a.shape[0]
@@ -346,13 +351,13 @@ def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel):
     Reference: fmipfast.reference.rewrite.decapsulate
     """
     arena_a = _bq_array(arena, "arena", _np.uint8)
-    offsets_a = _bq_array(offsets, "offsets", _np.int64)
-    lengths_a = _bq_array(lengths, "lengths", _np.uint32)
+    offsets_a = _bq_array(offsets, "offsets", _np.int64, 1, False, True)
+    lengths_a = _bq_array(lengths, "lengths", _np.uint32, 1, False, True)
     cdef Py_ssize_t n = offsets_a.shape[0]
     _bq_count(lengths_a, "lengths", n, "offsets")
-    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32)
+    l3_a = _bq_array(l3_offsets, "l3_offsets", _np.uint32, 1, False, True)
     _bq_count(l3_a, "l3_offsets", n, "offsets")
-    l4_a = _bq_array(l4_offsets, "l4_offsets", _np.uint32)
+    l4_a = _bq_array(l4_offsets, "l4_offsets", _np.uint32, 1, False, True)
     _bq_count(l4_a, "l4_offsets", n, "offsets")
     sel_a = _rw_sel(sel, n)
     cdef Py_ssize_t m = sel_a.shape[0]

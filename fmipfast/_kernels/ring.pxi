@@ -20,13 +20,53 @@ from fmipfast.includes.linux cimport (
     TP_STATUS_USER,
     TP_STATUS_VLAN_VALID,
     TPACKET_ALIGNMENT,
-    fmipfast_load_acquire_u32,
-    fmipfast_store_release_u32,
     tpacket3_hdr,
     tpacket_block_desc,
 )
 
 import numpy as _np
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    #include <stdint.h>
+    #include <string.h>
+    #include <linux/if_packet.h>
+    #define FMIP_RING_BLOCK_STATUS_OFF offsetof(struct tpacket_block_desc, hdr.bh1.block_status)
+    #define FMIP_RING_TP_NEXT_OFF offsetof(struct tpacket3_hdr, tp_next_offset)
+    #define FMIP_RING_TP_SNAPLEN_OFF offsetof(struct tpacket3_hdr, tp_snaplen)
+    #define FMIP_RING_TP_LEN_OFF offsetof(struct tpacket3_hdr, tp_len)
+    #define FMIP_RING_TP_STATUS_OFF offsetof(struct tpacket3_hdr, tp_status)
+    /* A status word at any address: the atomic acquire load / release store where it is 4-aligned (always,
+       in a real mmap'ed ring), else a plain copy plus the matching fence.  The wrappers accept any buffer
+       and any offset inside it, as the reference does, and a misaligned atomic or struct access is UB. */
+    static inline uint32_t fmip_ring_load_acquire_at(const uint8_t *p) {
+        uint32_t v;
+        if (((uintptr_t)p & 3u) == 0)
+            return __atomic_load_n((const uint32_t *)(const void *)p, __ATOMIC_ACQUIRE);
+        memcpy(&v, p, sizeof v);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        return v;
+    }
+    static inline void fmip_ring_store_release_at(uint8_t *p, uint32_t v) {
+        if (((uintptr_t)p & 3u) == 0) {
+            __atomic_store_n((uint32_t *)(void *)p, v, __ATOMIC_RELEASE);
+            return;
+        }
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        memcpy(p, &v, sizeof v);
+    }
+    static inline void fmip_ring_store_u32_at(uint8_t *p, uint32_t v) { memcpy(p, &v, sizeof v); }
+    """
+    enum:
+        FMIP_RING_BLOCK_STATUS_OFF
+        FMIP_RING_TP_NEXT_OFF
+        FMIP_RING_TP_SNAPLEN_OFF
+        FMIP_RING_TP_LEN_OFF
+        FMIP_RING_TP_STATUS_OFF
+    uint32_t fmip_ring_load_acquire_at(const uint8_t* p) noexcept nogil
+    void fmip_ring_store_release_at(uint8_t* p, uint32_t v) noexcept nogil
+    void fmip_ring_store_u32_at(uint8_t* p, uint32_t v) noexcept nogil
 
 cdef enum:
     RING_WALK_OK = 0
@@ -46,10 +86,15 @@ cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize
                            int64_t* offsets, uint32_t* lengths, uint32_t* status, int64_t* ts_ns,
                            uint32_t* vlan, Py_ssize_t max_frames, int* error,
                            Py_ssize_t* announced) noexcept nogil:
-    """Walk one TPACKET_V3 block; return the number of valid frames written (<= max_frames)."""
+    """Walk one TPACKET_V3 block; return the number of valid frames written (<= max_frames).
+
+    The block is shared with the kernel (and any thread): the descriptor and each frame header are copied
+    out once (memcpy) and only the copies are checked and used.  Every bound is checked in the
+    overflow-proof form ``length > limit - start`` with ``start <= limit`` already known, never by adding.
+    """
     cdef tpacket_block_desc desc
     cdef tpacket3_hdr hdr
-    cdef Py_ssize_t pos, blk_len, count = 0, num
+    cdef Py_ssize_t pos, blk_len, count = 0, num, mac, snaplen, nxt
     error[0] = RING_WALK_OK
     announced[0] = 0
     if block_size < <Py_ssize_t>sizeof(tpacket_block_desc):
@@ -69,31 +114,46 @@ cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize
         error[0] = RING_BAD_FIRST_OFFSET
         return 0
     while count < num and count < max_frames:
-        if pos + <Py_ssize_t>sizeof(tpacket3_hdr) > blk_len:
+        # Invariant: 0 <= pos <= blk_len <= block_size.
+        if blk_len - pos < <Py_ssize_t>sizeof(tpacket3_hdr):
             error[0] = RING_BAD_FRAME
             return count
         memcpy(&hdr, block + pos, sizeof(tpacket3_hdr))
-        if hdr.tp_mac < sizeof(tpacket3_hdr) or pos + <Py_ssize_t>hdr.tp_mac + <Py_ssize_t>hdr.tp_snaplen > blk_len:
+        mac = hdr.tp_mac
+        snaplen = hdr.tp_snaplen
+        nxt = hdr.tp_next_offset
+        if mac < <Py_ssize_t>sizeof(tpacket3_hdr) or mac > blk_len - pos or snaplen > blk_len - pos - mac:
             error[0] = RING_BAD_FRAME
             return count
-        offsets[count] = base + pos + hdr.tp_mac
-        lengths[count] = hdr.tp_snaplen
+        offsets[count] = base + pos + mac
+        lengths[count] = <uint32_t>snaplen
         status[count] = hdr.tp_status
         ts_ns[count] = <int64_t>hdr.tp_sec * 1000000000 + hdr.tp_nsec
         vlan[count] = hdr.hv1.tp_vlan_tci if (hdr.tp_status & TP_STATUS_VLAN_VALID) else 0xFFFFFFFF
         count += 1
         if count == num:
             break
-        if hdr.tp_next_offset == 0 or hdr.tp_next_offset % V3_ALIGNMENT != 0 \
-                or pos + <Py_ssize_t>hdr.tp_next_offset >= blk_len:
+        if nxt == 0 or nxt % V3_ALIGNMENT != 0 or nxt >= blk_len - pos:
             error[0] = RING_BAD_NEXT_OFFSET
             return count
-        pos += hdr.tp_next_offset
+        pos += nxt
     return count
 
 
-def ring_walk_block(const uint8_t[::1] ring, Py_ssize_t block_offset, Py_ssize_t block_size, *,
-                    max_frames=None):
+cdef Py_ssize_t _ring_offset(object ring_size, object block_offset) except -1:
+    """``block_offset`` as the offset of a whole block descriptor inside a ``ring_size``-octet ring.
+
+    Checked on Python ints (no C type to overflow) in the overflow-proof form, so an offset near 2**63 or
+    beyond the C range is the reference's ValueError, never a wild pointer or an OverflowError.
+    """
+    offset = _index(block_offset)
+    if offset < 0 or <Py_ssize_t>sizeof(tpacket_block_desc) > ring_size \
+            or offset > ring_size - <Py_ssize_t>sizeof(tpacket_block_desc):
+        raise ValueError(f"block offset {offset} is outside the ring")
+    return offset
+
+
+def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
     """Walk one TPACKET_V3 RX block that user space owns.
 
     Parameters
@@ -113,21 +173,35 @@ def ring_walk_block(const uint8_t[::1] ring, Py_ssize_t block_offset, Py_ssize_t
         ``vlan_tci`` uint32 (0xFFFFFFFF when no tag was stripped), ``announced`` (num_pkts),
         ``dropped`` (announced frames not reported), ``error`` (index into RING_WALK_ERRORS).
 
+    Raises
+    ------
+    TypeError
+        ``ring`` without the buffer protocol; a non-integer offset, size or ``max_frames``.
+    ValueError
+        ``ring`` not a 1-D C-contiguous uint8 buffer; the block not inside the ring (negative, or past its
+        end: any size, up to and beyond 2**63); ``max_frames`` negative.
+
     Reference: fmipfast.reference.ring.ring_walk_block
     """
-    if block_offset < 0 or block_size < 0 or block_offset + block_size > ring.shape[0]:
-        raise ValueError(f"block [{block_offset}, {block_offset + block_size}) is outside the "
-                         f"{ring.shape[0]}-octet ring")
-    cdef Py_ssize_t limit = block_size // 16 + 1
+    _buffer_arg(ring, "ring", "B", 1)
+    cdef const uint8_t[::1] rv = ring
+    cdef Py_ssize_t ring_size = rv.shape[0]
+    offset = _index(block_offset)
+    size = _index(block_size)
+    # Python ints, overflow-proof form: the block [offset, offset + size) is inside the ring.
+    if offset < 0 or size < 0 or size > ring_size or offset > ring_size - size:
+        raise ValueError(f"block [{offset}, {offset + size}) is outside the {ring_size}-octet ring")
+    limit = size // 16 + 1
     if max_frames is not None:
-        limit = min(limit, <Py_ssize_t>_index(max_frames))
+        limit = min(limit, _index(max_frames))
         if limit < 0:
             raise ValueError(f"max_frames must be >= 0, got {max_frames}")
-    offsets = _np.empty(limit, dtype=_np.int64)
-    lengths = _np.empty(limit, dtype=_np.uint32)
-    status = _np.empty(limit, dtype=_np.uint32)
-    ts_ns = _np.empty(limit, dtype=_np.int64)
-    vlan = _np.empty(limit, dtype=_np.uint32)
+    cdef Py_ssize_t c_offset = offset, c_size = size, c_limit = limit  # all within 0..ring_size + 1
+    offsets = _np.empty(c_limit, dtype=_np.int64)
+    lengths = _np.empty(c_limit, dtype=_np.uint32)
+    status = _np.empty(c_limit, dtype=_np.uint32)
+    ts_ns = _np.empty(c_limit, dtype=_np.int64)
+    vlan = _np.empty(c_limit, dtype=_np.uint32)
     cdef int64_t[::1] o = offsets
     cdef uint32_t[::1] ln = lengths
     cdef uint32_t[::1] st = status
@@ -135,35 +209,37 @@ def ring_walk_block(const uint8_t[::1] ring, Py_ssize_t block_offset, Py_ssize_t
     cdef uint32_t[::1] vl = vlan
     cdef int error = 0
     cdef Py_ssize_t announced = 0, n = 0
-    cdef const uint8_t* block = _data(ring) + block_offset
-    if limit > 0:
+    cdef const uint8_t* block = _data(rv) + c_offset
+    if c_limit > 0:
         with nogil:
-            n = _ring_walk(block, block_size, block_offset, &o[0], &ln[0], &st[0], &ts[0], &vl[0], limit,
+            n = _ring_walk(block, c_size, c_offset, &o[0], &ln[0], &st[0], &ts[0], &vl[0], c_limit,
                            &error, &announced)
     return {"offsets": offsets[:n], "lengths": lengths[:n], "status": status[:n], "ts_ns": ts_ns[:n],
             "vlan_tci": vlan[:n], "announced": announced, "dropped": max(announced - n, 0), "error": error}
 
 
-def ring_block_status(const uint8_t[::1] ring, Py_ssize_t block_offset):
+def ring_block_status(ring, block_offset):
     """``block_status`` of the block at ``block_offset``, read with acquire ordering (so the frames it
-    covers are visible once TP_STATUS_USER is seen).  Reference: fmipfast.reference.ring.ring_block_status"""
-    if block_offset < 0 or block_offset + <Py_ssize_t>sizeof(tpacket_block_desc) > ring.shape[0]:
-        raise ValueError(f"block offset {block_offset} is outside the ring")
-    cdef const tpacket_block_desc* desc = <const tpacket_block_desc*>(_data(ring) + block_offset)
-    return fmipfast_load_acquire_u32(&desc.hdr.bh1.block_status)
+    covers are visible once TP_STATUS_USER is seen).  ValueError unless the whole 48-octet descriptor lies
+    inside ``ring``.  Reference: fmipfast.reference.ring.ring_block_status"""
+    _buffer_arg(ring, "ring", "B", 1)
+    cdef const uint8_t[::1] rv = ring
+    cdef Py_ssize_t offset = _ring_offset(rv.shape[0], block_offset)
+    return fmip_ring_load_acquire_at(_data(rv) + offset + FMIP_RING_BLOCK_STATUS_OFF)
 
 
-def ring_release_block(uint8_t[::1] ring, Py_ssize_t block_offset):
+def ring_release_block(ring, block_offset):
     """Hand the block back to the kernel (TP_STATUS_KERNEL, release ordering: every read of its frames
-    happens before).  Reference: fmipfast.reference.ring.ring_release_block"""
-    if block_offset < 0 or block_offset + <Py_ssize_t>sizeof(tpacket_block_desc) > ring.shape[0]:
-        raise ValueError(f"block offset {block_offset} is outside the ring")
-    cdef tpacket_block_desc* desc = <tpacket_block_desc*>(&ring[0] + block_offset)
-    fmipfast_store_release_u32(&desc.hdr.bh1.block_status, TP_STATUS_KERNEL)
+    happens before).  ValueError for a read-only ring or a descriptor not inside it.
+    Reference: fmipfast.reference.ring.ring_release_block"""
+    _buffer_arg(ring, "ring", "B", 1, True)
+    cdef uint8_t[::1] rv = ring
+    cdef Py_ssize_t offset = _ring_offset(rv.shape[0], block_offset)
+    # shape[0] >= 48 (_ring_offset), so &rv[0] exists and the status word lies inside the ring
+    fmip_ring_store_release_at(&rv[0] + offset + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
 
 
-def ring_tx_fill(uint8_t[::1] tx, Py_ssize_t frame_size, Py_ssize_t head, const uint8_t[::1] arena,
-                 const int64_t[::1] offsets, const uint32_t[::1] lengths):
+def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
     """Copy frames into free slots of a TPACKET_V3 TX ring, starting at slot ``head``.
 
     Stops at the first slot the kernel still owns (ring full).  Returns ``(consumed, sent, new_head,
@@ -171,42 +247,82 @@ def ring_tx_fill(uint8_t[::1] tx, Py_ssize_t frame_size, Py_ssize_t head, const 
     were queued (TP_STATUS_SEND_REQUEST), the next slot to use, and how many were skipped because they do
     not fit a slot (``frame_size`` minus the 48-octet header).  The caller then calls ``send()`` once.
 
+    ``offsets`` (int64) and ``lengths`` (uint32) are copied once before they are checked, so another
+    thread writing them meanwhile changes nothing: the frames copied are the frames checked.
+
+    Raises
+    ------
+    TypeError
+        A buffer argument without the buffer protocol; a non-integer ``frame_size`` or ``head``.
+    ValueError
+        ``tx`` read-only or not 1-D C-contiguous uint8; ``arena``, ``offsets``, ``lengths`` of the wrong
+        dtype, dimension count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not
+        inside the arena (negative offset, or offset + length past its end, at any magnitude).
+
     Reference: fmipfast.reference.ring.ring_tx_fill
     """
-    cdef Py_ssize_t slots, n = offsets.shape[0], i, slot, sent = 0, too_big = 0, consumed = 0
+    _buffer_arg(tx, "tx", "B", 1, True)
+    _buffer_arg(arena, "arena", "B", 1)
+    _buffer_arg(offsets, "offsets", _SIGNED_FORMATS, 8)
+    _buffer_arg(lengths, "lengths", _UNSIGNED_FORMATS, 4)
+    cdef uint8_t[::1] txv = tx
+    cdef const uint8_t[::1] arv = arena
     cdef Py_ssize_t data_off = <Py_ssize_t>FMIPFAST_TX_DATA_OFF
-    cdef Py_ssize_t room = frame_size - data_off
+    cdef Py_ssize_t ring_size = txv.shape[0]
+    fsize = _index(frame_size)
+    if fsize <= data_off or fsize % TPACKET_ALIGNMENT or ring_size % fsize:
+        raise ValueError(f"frame_size {fsize} must be a multiple of {TPACKET_ALIGNMENT} above "
+                         f"{data_off} dividing the {ring_size}-octet ring")
+    cdef Py_ssize_t fs = fsize  # data_off < fs <= ring_size (it divides it; ring_size == 0 fails above)
+    cdef Py_ssize_t slots = ring_size // fs
+    # Private copies: each caller value is read exactly once, then checked and used from the copy.
+    offs_a = _np.array(offsets, dtype=_np.int64)
+    lens_a = _np.array(lengths, dtype=_np.uint32)
+    cdef Py_ssize_t n = offs_a.shape[0]
+    if lens_a.shape[0] != n:
+        raise ValueError(f"offsets and lengths differ in length ({n} and {lens_a.shape[0]})")
+    hd = _index(head)
+    if hd < 0 or hd >= slots:
+        raise ValueError(f"head {hd} is not a slot of a {slots}-slot ring")
+    cdef Py_ssize_t c_head = hd
+    cdef const int64_t[::1] offs_v = offs_a
+    cdef const uint32_t[::1] lens_v = lens_a
+    cdef const int64_t* offp = NULL
+    cdef const uint32_t* lenp = NULL
+    if n:
+        offp = &offs_v[0]
+        lenp = &lens_v[0]
+    cdef Py_ssize_t arena_size = arv.shape[0], i, bad = -1
+    cdef Py_ssize_t sent = 0, too_big = 0, consumed = 0
+    cdef Py_ssize_t room = fs - data_off
     cdef uint8_t* frame
-    cdef tpacket3_hdr* hdr
-    if frame_size <= data_off or frame_size % TPACKET_ALIGNMENT or tx.shape[0] % frame_size:
-        raise ValueError(f"frame_size {frame_size} must be a multiple of {TPACKET_ALIGNMENT} above "
-                         f"{data_off} dividing the {tx.shape[0]}-octet ring")
-    slots = tx.shape[0] // frame_size
-    if lengths.shape[0] != n:
-        raise ValueError(f"offsets and lengths differ in length ({n} and {lengths.shape[0]})")
-    if head < 0 or head >= slots:
-        raise ValueError(f"head {head} is not a slot of a {slots}-slot ring")
-    for i in range(n):
-        if offsets[i] < 0 or offsets[i] + lengths[i] > arena.shape[0]:
-            raise ValueError(f"frame {i}: [{offsets[i]}, {offsets[i] + lengths[i]}) is outside the arena")
-    cdef const uint8_t* src = _data(arena)
+    cdef const uint8_t* src = _data(arv)
+    cdef uint8_t* ring0 = &txv[0]  # ring_size >= fs > 0
     with nogil:
         for i in range(n):
-            if lengths[i] > room:
+            if _span_outside(offp[i], lenp[i], <uint64_t>arena_size):
+                bad = i
+                break
+    if bad >= 0:
+        raise ValueError(f"frame {bad}: [{offs_a[bad]}, {int(offs_a[bad]) + int(lens_a[bad])}) is outside "
+                         "the arena")
+    with nogil:
+        for i in range(n):
+            # SAFETY: offp/lenp are this call's private copies, every frame checked inside the arena above.
+            if lenp[i] > <uint64_t>room:
                 too_big += 1
                 consumed += 1
                 continue
-            slot = head
-            frame = &tx[0] + slot * frame_size
-            hdr = <tpacket3_hdr*>frame
-            if fmipfast_load_acquire_u32(&hdr.tp_status) != TP_STATUS_AVAILABLE:
+            frame = ring0 + c_head * fs  # 0 <= c_head < slots: the slot lies inside the ring
+            # The header fields by offset (the tx buffer need not be aligned: no struct access through it).
+            if fmip_ring_load_acquire_at(frame + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
                 break  # the kernel has not sent this slot yet: the ring is full
-            memcpy(frame + data_off, src + offsets[i], lengths[i])
-            hdr.tp_len = lengths[i]
-            hdr.tp_snaplen = lengths[i]
-            hdr.tp_next_offset = 0
-            fmipfast_store_release_u32(&hdr.tp_status, TP_STATUS_SEND_REQUEST)
+            memcpy(frame + data_off, src + offp[i], lenp[i])
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_LEN_OFF, lenp[i])
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_SNAPLEN_OFF, lenp[i])
+            fmip_ring_store_u32_at(frame + FMIP_RING_TP_NEXT_OFF, 0)
+            fmip_ring_store_release_at(frame + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
             sent += 1
             consumed += 1
-            head = (head + 1) % slots
-    return consumed, sent, head, too_big
+            c_head = (c_head + 1) % slots
+    return consumed, sent, c_head, too_big

@@ -12,10 +12,13 @@ Layouts (<linux/if_packet.h>, native byte order):
 
 from __future__ import annotations
 
+import operator
 import struct
 from typing import Any
 
 import numpy as np
+
+from fmipfast.reference.wire import _SIGNED, _UNSIGNED, _array
 
 __all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
 
@@ -34,22 +37,24 @@ _DESC = struct.Struct("=IIIIII")  # version, offset_to_priv, block_status, num_p
 _HDR = struct.Struct("=IIIIIIHHII")  # next, sec, nsec, snaplen, len, status, mac, net, rxhash, vlan_tci
 
 
-def _as_u8(buf: Any) -> np.ndarray:
-    arr = np.frombuffer(buf, dtype=np.uint8) if not isinstance(buf, np.ndarray) else buf
-    if arr.dtype != np.uint8 or arr.ndim != 1:
-        raise ValueError("ring: need a 1-D uint8 buffer")
-    return arr
+def _buffer(buf: Any, name: str, kinds: str = "B", itemsize: int = 1, writable: bool = False) -> np.ndarray:
+    """``buf`` as a numpy array over the caller's memory, checked as the compiled ``T[::1]`` arguments are:
+    TypeError without the buffer protocol, ValueError for a wrong dimension count, format or layout (or a
+    read-only buffer where the kernel writes)."""
+    return np.asarray(_array(buf, name, kinds, itemsize, writable))
 
 
 def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames: int | None = None) -> dict:
     """See ``fmipfast._core.ring_walk_block``."""
-    arr = _as_u8(ring)
+    arr = _buffer(ring, "ring")
+    block_offset = operator.index(block_offset)
+    block_size = operator.index(block_size)
     if block_offset < 0 or block_size < 0 or block_offset + block_size > arr.shape[0]:
         raise ValueError(f"block [{block_offset}, {block_offset + block_size}) is outside the "
                          f"{arr.shape[0]}-octet ring")
     limit = block_size // 16 + 1
     if max_frames is not None:
-        limit = min(limit, int(max_frames))
+        limit = min(limit, operator.index(max_frames))
         if limit < 0:
             raise ValueError(f"max_frames must be >= 0, got {max_frames}")
     block = arr[block_offset:block_offset + block_size].tobytes()
@@ -105,14 +110,16 @@ def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames
 
 
 def ring_block_status(ring: Any, block_offset: int) -> int:
-    arr = _as_u8(ring)
+    arr = _buffer(ring, "ring")
+    block_offset = operator.index(block_offset)
     if block_offset < 0 or block_offset + BLOCK_DESC_LEN > arr.shape[0]:
         raise ValueError(f"block offset {block_offset} is outside the ring")
     return int(struct.unpack_from("=I", arr.data, block_offset + 8)[0])
 
 
 def ring_release_block(ring: Any, block_offset: int) -> None:
-    arr = _as_u8(ring)
+    arr = _buffer(ring, "ring", writable=True)
+    block_offset = operator.index(block_offset)
     if block_offset < 0 or block_offset + BLOCK_DESC_LEN > arr.shape[0]:
         raise ValueError(f"block offset {block_offset} is outside the ring")
     struct.pack_into("=I", arr.data, block_offset + 8, TP_STATUS_KERNEL)
@@ -121,21 +128,24 @@ def ring_release_block(ring: Any, block_offset: int) -> None:
 def ring_tx_fill(tx: Any, frame_size: int, head: int, arena: Any, offsets: Any, lengths: Any
                  ) -> tuple[int, int, int, int]:
     """See ``fmipfast._core.ring_tx_fill``."""
-    ring = _as_u8(tx)
-    src = _as_u8(arena)
+    ring = _buffer(tx, "tx", writable=True)
+    src = _buffer(arena, "arena")
+    offs = _buffer(offsets, "offsets", _SIGNED, 8).astype(np.int64)  # a copy: read once, then checked
+    lens = _buffer(lengths, "lengths", _UNSIGNED, 4).astype(np.uint32)
+    frame_size = operator.index(frame_size)
     if frame_size <= TX_DATA_OFF or frame_size % TPACKET_ALIGNMENT or ring.shape[0] % frame_size:
         raise ValueError(f"frame_size {frame_size} must be a multiple of {TPACKET_ALIGNMENT} above "
                          f"{TX_DATA_OFF} dividing the {ring.shape[0]}-octet ring")
     slots = ring.shape[0] // frame_size
-    offs = np.asarray(offsets, dtype=np.int64)
-    lens = np.asarray(lengths, dtype=np.uint32)
     if lens.shape[0] != offs.shape[0]:
         raise ValueError(f"offsets and lengths differ in length ({offs.shape[0]} and {lens.shape[0]})")
+    head = operator.index(head)
     if head < 0 or head >= slots:
         raise ValueError(f"head {head} is not a slot of a {slots}-slot ring")
     for i in range(offs.shape[0]):
-        if offs[i] < 0 or offs[i] + lens[i] > src.shape[0]:
-            raise ValueError(f"frame {i}: [{offs[i]}, {offs[i] + lens[i]}) is outside the arena")
+        off, length = int(offs[i]), int(lens[i])  # Python ints: no int64 wrap-around near 2**63
+        if off < 0 or off + length > src.shape[0]:
+            raise ValueError(f"frame {i}: [{off}, {off + length}) is outside the arena")
     room = frame_size - TX_DATA_OFF
     view = ring.data
     consumed = sent = too_big = 0
@@ -148,7 +158,7 @@ def ring_tx_fill(tx: Any, frame_size: int, head: int, arena: Any, offsets: Any, 
         base = head * frame_size
         if struct.unpack_from("=I", view, base + 20)[0] != TP_STATUS_AVAILABLE:
             break
-        ring[base + TX_DATA_OFF:base + TX_DATA_OFF + n] = src[offs[i]:offs[i] + n]
+        ring[base + TX_DATA_OFF:base + TX_DATA_OFF + n] = src[int(offs[i]):int(offs[i]) + n]
         struct.pack_into("=I", view, base + 16, n)  # tp_len
         struct.pack_into("=I", view, base + 12, n)  # tp_snaplen
         struct.pack_into("=I", view, base, 0)  # tp_next_offset

@@ -29,7 +29,9 @@ Speed does not matter in this module; clarity does (STYLE.md rule 30).
 
 from __future__ import annotations
 
+import operator
 import struct
+import sys
 from typing import Any
 
 import numpy as np
@@ -103,9 +105,11 @@ class Batch:
     """
 
     def __init__(self, capacity: int) -> None:
-        capacity = int(capacity)
+        capacity = operator.index(capacity)  # TypeError for a float or a str, as the compiled Batch
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0, got {capacity}")
+        if capacity > sys.maxsize:
+            raise ValueError(f"capacity {capacity} is too large")
         self.capacity = capacity
         self.n = 0
         self._store = {name: np.zeros((capacity, *row), dtype=dtype) for name, dtype, row in FIELDS}
