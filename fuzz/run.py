@@ -7,6 +7,8 @@
     replay TARGET [PATH ...]     run inputs (default: every corpus and regression file of TARGET) through the
                                  target in this process, without atheris; exit 1 on the first broken contract
     seed                         rebuild fuzz/corpus/ from the samples, the golden vectors and the encoders
+    runtime                      build fuzz/.work/asan_with_fuzzer.so (clang's ASan runtime + libFuzzer), which
+                                 `run` preloads for a clang ASan build of _core (FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1)
     merge TARGET                 fold what ``run`` found (fuzz/.work/TARGET) into fuzz/corpus/TARGET, keeping
                                  only inputs that add coverage (libFuzzer -merge=1)
 
@@ -61,6 +63,33 @@ def _core_path() -> Path | None:
     return found[0] if found else None
 
 
+def _clang_file(name: str) -> Path:
+    out = subprocess.run(["clang", f"-print-file-name={name}"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def build_runtime() -> Path:
+    """fuzz/.work/asan_with_fuzzer.so: clang's ASan runtime and libFuzzer (no main) in one preloadable library.
+
+    atheris must not take its coverage callbacks from the ASan runtime (whose weak defaults would swallow
+    them); with libFuzzer preloaded next to ASan it uses that libFuzzer ("Using preloaded libfuzzer") and
+    both the Python and the kernels' native coverage reach it.  Built from the clang installation's own
+    archives (asan_preinit is left out: a shared library cannot have .preinit_array)."""
+    out = WORK / "asan_with_fuzzer.so"
+    asan = _clang_file("libclang_rt.asan-x86_64.a")
+    extra = [_clang_file("libclang_rt.asan_cxx-x86_64.a"), _clang_file("libclang_rt.fuzzer_no_main-x86_64.a")]
+    for lib in (asan, *extra):
+        if not lib.is_file():
+            raise SystemExit(f"{lib} not found: install clang (apt-get install clang)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["ar", "x", str(asan)], cwd=tmp, check=True)
+        objects = sorted(str(p) for p in Path(tmp).glob("*.o") if not p.name.startswith("asan_preinit"))
+        subprocess.run(["clang++", "-shared", "-o", str(out), *objects, "-Wl,--whole-archive", *map(str, extra),
+                        "-Wl,--no-whole-archive", "-lpthread", "-ldl", "-lrt", "-lm"], check=True)
+    return out
+
+
 def sanitizer_env() -> dict[str, str]:
     """LD_PRELOAD and options for an ASan/UBSan-built ``_core`` (empty for a plain build)."""
     core = _core_path()
@@ -69,18 +98,23 @@ def sanitizer_env() -> dict[str, str]:
     blob = core.read_bytes()
     if b"__asan_init" not in blob and b"__ubsan_handle" not in blob:
         return {}
-    env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1:allocator_may_return_null=1",
+    env = {"ASAN_OPTIONS": "detect_leaks=0:abort_on_error=1:allocator_may_return_null=1:quarantine_size_mb=16",
            "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+    for name in env:  # the caller's own options (e.g. a UBSan suppressions file while triaging) come last: they win
+        if os.environ.get(name):
+            env[name] += ":" + os.environ[name]
     if b"__asan_init" in blob:
-        if b"libclang_rt" in blob or b"clang version" in blob:
-            out = subprocess.run(["clang", "-print-file-name=libclang_rt.asan-x86_64.so"], capture_output=True,
-                                 text=True)
-        else:
-            out = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True)
-        runtime = out.stdout.strip()
-        if not runtime or not os.path.exists(runtime):
-            raise SystemExit(f"fmipfast._core is built with ASan but its runtime was not found ({runtime!r})")
-        env["LD_PRELOAD"] = runtime
+        if b"clang version" in blob:
+            runtime = WORK / "asan_with_fuzzer.so"
+            if not runtime.is_file():
+                runtime = build_runtime()
+        else:  # gcc: its libasan also defines the coverage callbacks, so atheris gets no coverage feedback
+            runtime = Path(subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                                          text=True).stdout.strip())
+            env["FMIPFAST_FUZZ_BLIND"] = "1"
+        if not runtime.is_file():
+            raise SystemExit(f"fmipfast._core is built with ASan but its runtime was not found ({runtime})")
+        env["LD_PRELOAD"] = str(runtime)
     return env
 
 
@@ -102,9 +136,9 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from fuzz.targets import TARGETS
+    from fuzz.targets import get
 
-    target = TARGETS[args.target]
+    target = get(args.target)
     paths = [Path(p) for p in args.paths] or (inputs(REGRESSIONS / args.target) + inputs(CORPUS / args.target))
     failed = 0
     faulthandler.enable()  # a kernel that crashes the process still says where
@@ -127,25 +161,32 @@ _STAT = re.compile(r"stat::(\w+):\s+(\d+)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fuzz.targets import TARGETS
+    from fuzz.targets import get
 
-    name = args.target
-    if name not in TARGETS:
-        raise SystemExit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")
+    name = get(args.target).name
     work = Path(args.work) if args.work else WORK / name
     work.mkdir(parents=True, exist_ok=True)
     artifacts = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-artifacts-"))
     dirs = [str(work)] + [str(d) for d in (REGRESSIONS / name, CORPUS / name) if d.is_dir()]
     flags = [f"-max_total_time={args.seconds}", f"-artifact_prefix={artifacts}/", f"-timeout={args.timeout}",
              "-rss_limit_mb=2048", "-max_len=65536", "-print_final_stats=1", "-reload=0"]
+    dictionary = HERE / "dicts" / f"{name}.dict"
+    if dictionary.is_file():
+        flags.append(f"-dict={dictionary}")
     if args.runs is not None:
         flags.append(f"-runs={args.runs}")
     cmd = [sys.executable, "-m", "fuzz", "_child", name, *flags, *args.libfuzzer, *dirs]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(sanitizer_env())
-    kind = ("ASan+UBSan " if "LD_PRELOAD" in env or "UBSAN_OPTIONS" in env else "") + \
+    env.pop("FMIPFAST_FUZZ_TOLERATE", None)
+    if args.tolerate:
+        env["FMIPFAST_FUZZ_TOLERATE"] = args.tolerate
+    kind = ("ASan+UBSan, " if "UBSAN_OPTIONS" in env else "") + \
         ("native+Python coverage" if native_coverage() else "Python coverage")
+    if env.pop("FMIPFAST_FUZZ_BLIND", None):
+        kind += " (WARNING: gcc's ASan runtime takes the coverage callbacks: no coverage feedback; build with " \
+            "FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1 for clang)"
     print(f"fuzz {name}: {args.seconds} s, {kind}, corpus dirs {' '.join(dirs)}", flush=True)
     started = time.monotonic()
     log: list[str] = []
@@ -195,9 +236,15 @@ def cmd_merge(args: argparse.Namespace) -> int:
     dest = CORPUS / name
     dest.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, **sanitizer_env())
+    env.pop("FMIPFAST_FUZZ_BLIND", None)
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "fuzz", "_child", name, "-merge=1", str(dest), str(WORK / name)]
     return subprocess.call(cmd, cwd=ROOT, env=env)
+
+
+def cmd_runtime(_args: argparse.Namespace) -> int:
+    print(build_runtime())
+    return 0
 
 
 def cmd_seed(_args: argparse.Namespace) -> int:
@@ -214,11 +261,23 @@ def child(argv: list[str]) -> None:
 
     name, rest = argv[0], argv[1:]
     with atheris.instrument_imports(include=["fmipfast"]):
-        from fuzz.targets import TARGETS
+        from fuzz.targets import get
 
-        target = TARGETS[name]
+        target = get(name)
         target.setup()
-    atheris.Setup([sys.argv[0], *rest], target.one)
+    one = target.one
+    tolerate = os.environ.get("FMIPFAST_FUZZ_TOLERATE")
+    if tolerate:  # triage only (run --tolerate): step over a known crash to look for the next one
+        known = re.compile(tolerate)
+
+        def one(data: bytes) -> None:
+            try:
+                target.one(data)
+            except Exception as exc:
+                if not known.search(f"{type(exc).__name__}: {exc}"):
+                    raise
+
+    atheris.Setup([sys.argv[0], *rest], one)
     atheris.Fuzz()
 
 
@@ -240,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--save", action="store_true", help="copy crash inputs into fuzz/regressions/TARGET/")
     p.add_argument("--keep", action="store_true", help="keep the artifacts directory")
     p.add_argument("-v", "--verbose", action="store_true", help="echo the fuzzer's output")
+    p.add_argument("--tolerate", metavar="REGEX", help="triage only, never in CI: an exception whose "
+                   "'Type: message' matches is not a crash (to look past a known defect)")
     p.add_argument("libfuzzer", nargs="*", help="extra libFuzzer flags (after --)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("replay")
@@ -248,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true", help="name each input before running it")
     p.set_defaults(func=cmd_replay)
     sub.add_parser("seed").set_defaults(func=cmd_seed)
+    sub.add_parser("runtime").set_defaults(func=cmd_runtime)
     p = sub.add_parser("merge")
     p.add_argument("target")
     p.set_defaults(func=cmd_merge)
