@@ -6,7 +6,7 @@
                                  crashing input and the child's report printed
     replay TARGET [PATH ...]     run inputs (default: every corpus and regression file of TARGET) through the
                                  target in this process, without atheris; exit 1 on the first broken contract
-    seed                         rebuild fuzz/corpus/ from the samples, the golden vectors and the encoders
+    seed [TARGET ...]            rebuild fuzz/corpus/ from the samples, the golden vectors and the encoders
     runtime                      build fuzz/.work/asan_with_fuzzer.so (clang's ASan runtime + libFuzzer), which
                                  `run` preloads for a clang ASan build of _core (FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1)
     merge TARGET                 fold what ``run`` found (fuzz/.work/TARGET) into fuzz/corpus/TARGET, keeping
@@ -247,10 +247,10 @@ def cmd_runtime(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_seed(_args: argparse.Namespace) -> int:
+def cmd_seed(args: argparse.Namespace) -> int:
     from fuzz.seeds import write_all
 
-    for name, count, size in write_all(CORPUS):
+    for name, count, size in write_all(CORPUS, args.targets or None):
         print(f"corpus {name}: {count} files, {size} octets")
     return 0
 
@@ -308,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("paths", nargs="*")
     p.add_argument("-v", "--verbose", action="store_true", help="name each input before running it")
     p.set_defaults(func=cmd_replay)
-    sub.add_parser("seed").set_defaults(func=cmd_seed)
+    p = sub.add_parser("seed")
+    p.add_argument("targets", nargs="*", help="default: every target (lwkerb's seeds differ each time: nonces)")
+    p.set_defaults(func=cmd_seed)
     sub.add_parser("runtime").set_defaults(func=cmd_runtime)
     p = sub.add_parser("merge")
     p.add_argument("target")

@@ -250,6 +250,7 @@ def control() -> Iterator[bytes]:
         "nar_mac": "02:00:5e:00:02:01", "ncoa": "2001:db8:2::a", "buffer": True, "lifetime_ms": 3000}}).encode()
     yield b'{"id": "x", "cmd": "handover", "args": {"pcoa": "2001:db8:1::a"}}'
     yield b'[1, 2]'
+    yield bytes([1, 0, 0, 0, 1, 1, 2, 2, 3, 3, 7, 7])  # a structured handover request (the target's 0x01 layout)
     yield b'{"id": 1, "cmd": "reboot", "args": []}'
 
 
@@ -257,10 +258,12 @@ SEEDS = {"classify": classify, "ring": ring, "messages": messages, "pcap": pcap,
          "config": config, "control": control}
 
 
-def write_all(corpus: Path) -> list[tuple[str, int, int]]:
-    """Replace each target's corpus directory with its seeds; returns (target, files, octets)."""
+def write_all(corpus: Path, names: list[str] | None = None) -> list[tuple[str, int, int]]:
+    """Replace the seed-* files of each target's corpus directory; returns (target, files, octets)."""
     out = []
     for name, make in SEEDS.items():
+        if names and name not in names:
+            continue
         directory = corpus / name
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.iterdir():

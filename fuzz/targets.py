@@ -523,9 +523,28 @@ interface = "up0"
 
     observed = Observed()
     server = ControlServer(observed, "/nonexistent/fmipfast-fuzz.sock")
+    keys = ("pcoa", "nar", "nar_principal", "prefix_size", "nar_mac", "ncoa", "buffer", "lifetime_ms", "id", "x")
+    values = ('"2001:db8:1::a"', '"2001:db8:2::1"', '"host/nar@B.EXAMPLE"', "64", '"02:00:5e:00:02:01"',
+              '"2001:db8:2::a"', "true", "3000", "0", "-1", "128", "129", "1e999", "-1e999", "NaN", "1.5", "null",
+              "18446744073709551616", '""', '"x"', "[]", "{}", '["a"]', '{"a": 1}', '"::"', '"ff02::1"',
+              '"@"', '"a@"', '"@B"', '"zz"', '"0"', '"\u0000"', "false", "9" * 400)
+
+    def line_from(data: bytes) -> bytes:
+        """0x01 + pairs of octets: a handover request whose arguments are picked from ``values``."""
+        r = Reader(data[1:])
+        cmd = ("handover", "ping", "counters", "neighbors", "interfaces", "handovers", "mobile-nodes", "metrics")
+        args = {}
+        command = cmd[r.u8() % len(cmd)]
+        while r.pos < len(r.data):
+            k, v = r.u8(), r.u8()
+            args[keys[k % len(keys)]] = values[v % len(values)]
+        body = ", ".join(f'"{k}": {v}' for k, v in args.items())
+        return f'{{"id": 1, "cmd": "{command}", "args": {{{body}}}}}'.encode()
 
     def one(data: bytes) -> None:
         observed.raised = None
+        if data[:1] == b"\x01":
+            data = line_from(data)
         reply = server._handle(data)
         if not isinstance(reply, dict) or not {"id", "ok"} <= set(reply) or not isinstance(reply["ok"], bool):
             raise ContractViolation(f"reply is not a reply dict: {reply!r:.300}")
@@ -556,3 +575,23 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
 )}
 
 KERNEL_TARGETS = tuple(name for name, t in TARGETS.items() if t.kernel)
+
+
+def _make_selftest() -> Callable[[bytes], None]:
+    def one(data: bytes) -> None:
+        if data.startswith(b"boom"):
+            raise ContractViolation("selftest: an input starting with 'boom' breaks this contract")
+
+    return one
+
+
+#: Not a campaign target: the harness's own check that a crash is found, reported and fails the run.
+SELFTEST = Target("_selftest", "crashes on inputs starting with b'boom' (tests the harness)", _make_selftest)
+
+
+def get(name: str) -> Target:
+    if name == SELFTEST.name:
+        return SELFTEST
+    if name not in TARGETS:
+        raise SystemExit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
