@@ -214,8 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"{len(crashes)} crash(es), exit {rc}", flush=True)
     failed = rc != 0 or bool(crashes)
     if failed:
-        tail = "".join(log[-60:])
-        print(f"---- {name}: the fuzzer's report (last lines) ----\n{tail}", flush=True)
+        print(f"---- {name}: the fuzzer's report ----\n{_report(log)}", flush=True)
     for crash in crashes:
         data = crash.read_bytes()
         print(f"---- {name}: crashing input {crash.name} ({len(data)} octets) ----\n{data[:1024].hex()}", flush=True)
@@ -229,6 +228,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.keep:
         shutil.rmtree(artifacts, ignore_errors=True)
     return 1 if failed else 0
+
+
+_MARKERS = ("=== Uncaught Python exception", "runtime error:", "ERROR: AddressSanitizer", "ERROR: libFuzzer",
+            "Fatal Python error", "==ERROR:")
+
+
+def _report(log: list[str]) -> str:
+    """The part of the child's output that says what went wrong: from the first exception or sanitizer
+    report (40 lines of it) and the last 15 lines (the input, the stats)."""
+    start = next((i for i, line in enumerate(log) if any(m in line for m in _MARKERS)), max(len(log) - 60, 0))
+    head = log[start:start + 40]
+    tail = log[max(start + 40, len(log) - 15):]
+    return "".join(head) + ("    ...\n" if tail and start + 40 < len(log) - 15 else "") + "".join(tail)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:

@@ -236,6 +236,7 @@ def config() -> Iterator[bytes]:
            f'[[keys]]\nprincipal = "krbtgt/B.EXAMPLE@B.EXAMPLE"\nkey = "{key}"\n'
            f'[[keys]]\nprincipal = "access/B.EXAMPLE@B.EXAMPLE"\nkvno = 2\nkey = "{key}"\n'
            f'[peers]\n"A.EXAMPLE" = "192.0.2.1:88"\n[routes]\n"C.EXAMPLE" = "A.EXAMPLE"\n').encode()
+    yield b"a = " + b"[" * 12 + b"1" + b"]" * 12 + b"\nb = " + b"{c = " * 8 + b"1" + b"}" * 8 + b"\n"  # nesting
     yield b'[router]\nname = "x"\n[[router.interfaces]]\nname = "eth0"\naddresses = ["2001:db8::1/64"]\n'
 
 

@@ -252,6 +252,9 @@ def _make_ring() -> Callable[[bytes], None]:
                                                              max(min(block_size, size - max(block_offset, 0)), 0)))
             offs = walk[1]["offsets"] if walk[0] == "ok" else np.zeros(0, np.int64)
             lens = walk[1]["lengths"] if walk[0] == "ok" else np.zeros(0, np.uint32)
+            if max_v & 0x80:  # and one frame where the input says, possibly outside the arena
+                offs = np.append(offs, np.int64(block_offset)).astype(np.int64)
+                lens = np.append(lens, np.uint32(size_v)).astype(np.uint32)
             frame_size = 16 * (1 + (max_v & 15)) + (8 if flags & 0x40 else 0)
             head = size_v % 8 - (1 if flags & 0x80 else 0)
             slots = max(size // max(frame_size, 1), 1)
