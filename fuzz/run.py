@@ -218,6 +218,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     for crash in crashes:
         data = crash.read_bytes()
         print(f"---- {name}: crashing input {crash.name} ({len(data)} octets) ----\n{data[:1024].hex()}", flush=True)
+        # the same input once more, alone, for a Python traceback (faulthandler's, for a native crash)
+        again = subprocess.run([sys.executable, "-m", "fuzz", "replay", name, str(crash)], cwd=ROOT, env=env,
+                               capture_output=True, text=True, errors="replace", timeout=120)
+        lines = [line for line in again.stderr.splitlines() if not line.lstrip().startswith("#")]
+        print(f"---- {name}: replayed alone (exit {again.returncode}) ----\n" + "\n".join(lines[-30:]), flush=True)
         if args.save:
             dest = REGRESSIONS / name
             dest.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 * Every committed corpus file and regression input goes through its target without atheris: a broken
   contract fails the test with the input and the traceback.
-* Every target is fuzzed with atheris for ``FMIPFAST_FUZZ_SECONDS`` (default 15) seconds, its own
+* Every target is fuzzed with atheris for ``FMIPFAST_FUZZ_SECONDS`` (default 13) seconds, its own
   regressions and corpus first; any crash fails the test and prints the crashing input.
 
 Each target runs in a subprocess, so a kernel that crashes the interpreter fails its test instead of the
@@ -23,7 +23,7 @@ from fuzz.run import CORPUS, REGRESSIONS, ROOT, inputs
 from fuzz.targets import KERNEL_TARGETS, TARGETS, ContractViolation, Reader
 from tests.conftest import HAVE_CORE
 
-SECONDS = int(os.environ.get("FMIPFAST_FUZZ_SECONDS", "15"))
+SECONDS = int(os.environ.get("FMIPFAST_FUZZ_SECONDS", "13"))  # 8 targets x (13 s + start-up) ~ 2.3 min
 TARGET_PARAMS = [
     pytest.param(name, marks=pytest.mark.skipif(name in KERNEL_TARGETS and not HAVE_CORE,
                                                 reason="compares the compiled core with the reference"))
@@ -59,7 +59,11 @@ def test_replay_corpus_and_regressions(target):
     files = inputs(REGRESSIONS / target) + inputs(CORPUS / target)
     assert files
     r = _fuzz("replay", "-v", target, timeout=300)
-    assert r.returncode == 0, f"replay {target} failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr[-12000:]}"
+    lines = r.stderr.splitlines()
+    started = [line for line in lines if line.startswith("replaying ")]
+    report = "\n".join(line for line in lines if not line.startswith("replaying "))
+    last = f"(last input started: {started[-1][10:]})\n" if started else ""
+    assert r.returncode == 0, f"replay {target} failed (exit {r.returncode}) {last}{r.stdout}\n{report[-12000:]}"
     assert f"replay {target}: {len(files)} inputs, 0 failed" in r.stdout
 
 
