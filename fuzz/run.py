@@ -124,6 +124,15 @@ def native_coverage() -> bool:
     return core is not None and b"__sanitizer_cov_8bit_counters_init" in core.read_bytes()
 
 
+def _wrapper(name: str, directory: Path) -> Path:
+    """An executable that starts the atheris child of ``name``: libFuzzer re-runs its own argv[0] for -merge and
+    -fork, and a Python module cannot be run that way."""
+    path = directory / f"fuzz-{name}.sh"
+    path.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fuzz _child {name} "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
 # ------------------------------------------------------------------------------------------- commands
 
 
@@ -136,6 +145,12 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    extra = sanitizer_env()
+    if extra.get("LD_PRELOAD") and not os.environ.get("LD_PRELOAD"):  # an ASan-built _core needs its runtime
+        extra.pop("FMIPFAST_FUZZ_BLIND", None)
+        path = os.pathsep.join([str(ROOT)] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else []))
+        os.execve(sys.executable, [sys.executable, "-m", "fuzz", *sys.argv[1:]],
+                  {**os.environ, **extra, "PYTHONPATH": path})
     from fuzz.targets import get
 
     target = get(args.target)
@@ -180,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(sanitizer_env())
     env.pop("FMIPFAST_FUZZ_TOLERATE", None)
+    wrapper_dir = Path(tempfile.mkdtemp(prefix=f"fuzz-{name}-"))
+    env["FMIPFAST_FUZZ_ARGV0"] = str(_wrapper(name, wrapper_dir))
     if args.tolerate:
         env["FMIPFAST_FUZZ_TOLERATE"] = args.tolerate
     kind = ("ASan+UBSan, " if "UBSAN_OPTIONS" in env else "") + \
@@ -230,6 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             target_file = dest / f"{kind_}-{short_hash(data)}"
             target_file.write_bytes(data)
             print(f"saved {target_file.relative_to(ROOT)}", flush=True)
+    shutil.rmtree(wrapper_dir, ignore_errors=True)
     if not args.keep:
         shutil.rmtree(artifacts, ignore_errors=True)
     return 1 if failed else 0
@@ -255,8 +273,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
     env = dict(os.environ, **sanitizer_env())
     env.pop("FMIPFAST_FUZZ_BLIND", None)
     env["PYTHONPATH"] = str(ROOT)
-    cmd = [sys.executable, "-m", "fuzz", "_child", name, "-merge=1", str(dest), str(WORK / name)]
-    return subprocess.call(cmd, cwd=ROOT, env=env)
+    with tempfile.TemporaryDirectory() as tmp:
+        env["FMIPFAST_FUZZ_ARGV0"] = str(_wrapper(name, Path(tmp)))
+        cmd = [sys.executable, "-m", "fuzz", "_child", name, "-merge=1", str(dest), str(WORK / name)]
+        return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
 def cmd_runtime(_args: argparse.Namespace) -> int:
@@ -294,7 +314,7 @@ def child(argv: list[str]) -> None:
                 if not known.search(f"{type(exc).__name__}: {exc}"):
                     raise
 
-    atheris.Setup([sys.argv[0], *rest], one)
+    atheris.Setup([os.environ.get("FMIPFAST_FUZZ_ARGV0", sys.argv[0]), *rest], one)
     atheris.Fuzz()
 
 
