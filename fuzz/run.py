@@ -202,8 +202,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     kind = ("ASan+UBSan, " if "UBSAN_OPTIONS" in env else "") + \
         ("native+Python coverage" if native_coverage() else "Python coverage")
     if env.pop("FMIPFAST_FUZZ_BLIND", None):
-        kind += " (WARNING: gcc's ASan runtime takes the coverage callbacks: no coverage feedback; build with " \
-            "FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1 for clang)"
+        # gcc's libasan defines the coverage callbacks itself: atheris would get no feedback at all, and libFuzzer
+        # would not even keep the corpus (so the regressions would pass unseen).  Refuse rather than pass blind.
+        print(f"fuzz {name}: fmipfast._core is a gcc ASan build (FMIPFAST_DEBUG=1): its runtime swallows atheris's "
+              "coverage. Build with clang instead (make fuzz-build: FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1) or use the "
+              "plain build; `python -m fuzz replay` works on any build.", flush=True)
+        return 2
     print(f"fuzz {name}: {args.seconds} s, {kind}, corpus dirs {' '.join(dirs)}", flush=True)
     started = time.monotonic()
     log: list[str] = []
