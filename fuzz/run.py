@@ -279,7 +279,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     env["PYTHONPATH"] = str(ROOT)
     with tempfile.TemporaryDirectory() as tmp:
         env["FMIPFAST_FUZZ_ARGV0"] = str(_wrapper(name, Path(tmp)))
-        cmd = [sys.executable, "-m", "fuzz", "_child", name, "-merge=1", str(dest), str(WORK / name)]
+        cmd = [sys.executable, "-m", "fuzz", "_child", name, "-merge=1", f"-artifact_prefix={tmp}/", str(dest),
+               str(WORK / name)]
         return subprocess.call(cmd, cwd=ROOT, env=env)
 
 
