@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: compile debug test test-pure bench bench-forward annotate clean
+.PHONY: compile debug test test-pure bench bench-forward annotate clean fuzz fuzz-build
 
 compile:
 	$(PY) -m pip install -e '.[test]' --no-build-isolation
@@ -25,5 +25,17 @@ bench-forward:  # root: namespaces, veth, AF_PACKET
 annotate:
 	FMIPFAST_ANNOTATE=1 $(PY) setup.py build_ext --inplace --force
 
+# The standing fuzz campaign (fuzz/README.md): every target for FUZZ_SECONDS (default 10 min), new crash inputs
+# saved under fuzz/regressions/; `make fuzz-build` first for the clang ASan+UBSan build with native coverage.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?= classify ring messages pcap lwkerb ah config control
+
+fuzz:
+	status=0; for t in $(FUZZ_TARGETS); do PYTHONPATH=. $(PY) -m fuzz run $$t --seconds $(FUZZ_SECONDS) --save || status=1; done; exit $$status
+
+fuzz-build:  # needs clang (apt-get install clang)
+	FMIPFAST_FUZZ=1 FMIPFAST_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
+	PYTHONPATH=. $(PY) -m fuzz runtime
+
 clean:
-	rm -rf build *.egg-info fmipfast/*.so fmipfast/_core.c fmipfast/_core.html
+	rm -rf build *.egg-info fmipfast/*.so fmipfast/_core.c fmipfast/_core.html fuzz/.work

@@ -4,6 +4,7 @@ Environment switches:
   FMIPFAST_PUREPYTHON=1  build nothing; the package runs on fmipfast.reference.
   FMIPFAST_DEBUG=1       -O0 -g, ASan + UBSan, FMIPFAST_DEBUG C macro (asserts in kernels).
   FMIPFAST_ANNOTATE=1    write Cython's HTML annotation next to _core.pyx.
+  FMIPFAST_FUZZ=1        build with clang and -fsanitize=fuzzer-no-link (coverage for atheris; with DEBUG too).
 Cython warnings are errors, so a new warning fails the build (and CI).
 """
 
@@ -15,6 +16,7 @@ from setuptools import Extension, setup
 PUREPYTHON = os.environ.get("FMIPFAST_PUREPYTHON", "") not in ("", "0")
 DEBUG = os.environ.get("FMIPFAST_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("FMIPFAST_ANNOTATE", "") not in ("", "0")
+FUZZ = os.environ.get("FMIPFAST_FUZZ", "") not in ("", "0")
 
 # The only directive dict (rule 8): boundscheck/initializedcheck stay on globally; kernels opt out
 # one by one with a "# SAFETY:" comment naming their length guard.
@@ -44,6 +46,11 @@ def extensions():
         cflags = ["-O3"]
         lflags = []
         macros = [("FMIPFAST_DEBUG", "0")]
+    if FUZZ:  # clang's SanitizerCoverage, so atheris sees the kernels' edges (fuzz/README.md)
+        os.environ.setdefault("CC", "clang")
+        os.environ.setdefault("LDSHARED", "clang -shared")
+        cflags.append("-fsanitize=fuzzer-no-link")
+        lflags.append("-fsanitize=fuzzer-no-link")
     macros.append(("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION"))
     ext = Extension(
         "fmipfast._core",

@@ -1,0 +1,600 @@
+"""The fuzz targets: one function per target that takes the fuzzer's bytes and raises on a broken contract.
+
+Each target is a :class:`Target` whose ``one(data)`` returns normally when the code under test kept its
+contract and raises otherwise: an exception outside the documented family propagates as it is (its
+traceback is the report), a wrong answer raises :class:`ContractViolation`.  Nothing here imports atheris:
+the same functions replay committed inputs in the test suite without it (``tests/test_fuzz.py``).
+
+fmipfast is imported lazily, in :meth:`Target.setup`, so the runner can import the modules under
+atheris's instrumentation first (``fuzz/run.py``).  Contracts are in ``fuzz/README.md``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["ContractViolation", "Reader", "Target", "TARGETS", "KERNEL_TARGETS"]
+
+
+class ContractViolation(AssertionError):
+    """The code under test answered, but not as its contract says."""
+
+
+class Reader:
+    """Takes typed values off the front of a fuzz input; past the end every value is 0 / empty, so any
+    input is valid and a short input simply takes the defaults (no atheris FuzzedDataProvider needed)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int) -> bytes:
+        chunk = self.data[self.pos:self.pos + n]
+        self.pos += len(chunk)
+        return chunk
+
+    def u8(self) -> int:
+        return int.from_bytes(self.take(1), "big")
+
+    def u16(self) -> int:
+        return int.from_bytes(self.take(2), "big")
+
+    def u32(self) -> int:
+        return int.from_bytes(self.take(4), "big")
+
+    def rest(self) -> bytes:
+        return self.take(len(self.data) - self.pos)
+
+
+@dataclass
+class Target:
+    """A named target: ``setup()`` imports what it needs once, ``one(data)`` runs one input."""
+
+    name: str
+    doc: str
+    make: Callable[[], Callable[[bytes], None]]
+    kernel: bool = False
+    _fn: Callable[[bytes], None] | None = field(default=None, repr=False)
+
+    def setup(self) -> None:
+        if self._fn is None:
+            self._fn = self.make()
+
+    def one(self, data: bytes) -> None:
+        self.setup()
+        assert self._fn is not None
+        self._fn(data)
+
+
+def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", value) or ("raise", (type name, message)) of ``fn()``; BaseExceptions that are not
+    Exceptions (KeyboardInterrupt, SystemExit) propagate."""
+    try:
+        return "ok", fn()
+    except Exception as exc:  # compared between the two implementations by the caller
+        return "raise", (type(exc).__name__, str(exc))
+
+
+def _compare_outcomes(what: str, core: tuple[str, Any], ref: tuple[str, Any],
+                      same: Callable[[Any, Any], str | None]) -> None:
+    """Both raised the same exception (type and message), or both answered the same; else a violation."""
+    if core[0] != ref[0]:
+        raise ContractViolation(f"{what}: compiled {core[0]} {core[1]!r:.300}, reference {ref[0]} {ref[1]!r:.300}")
+    if core[0] == "raise":
+        if core[1] != ref[1]:
+            raise ContractViolation(f"{what}: compiled raised {core[1]!r:.300}, reference raised {ref[1]!r:.300}")
+        return
+    problem = same(core[1], ref[1])
+    if problem:
+        raise ContractViolation(f"{what}: {problem}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# (1) classify: compiled vs reference, every Batch array
+
+
+def _make_classify() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core, reference
+    from fmipfast.constants import Codepoints, DropReason
+    from fmipfast.reference.wire import FIELDS
+
+    profile = Codepoints(type=201, attach=9, handover=1, handover_redirect=3)
+    n_reasons = len(DropReason)
+
+    def same_batch(c: Any, p: Any) -> str | None:
+        if c.n != p.n:
+            return f"n {c.n} != {p.n}"
+        for name, _dtype, _row in FIELDS:
+            x, y = getattr(c, name), getattr(p, name)
+            if x.dtype != y.dtype or x.shape != y.shape:
+                return f"{name}: dtype/shape {x.dtype}{x.shape} != {y.dtype}{y.shape}"
+            if not np.array_equal(x, y):
+                bad = int(np.flatnonzero(np.any((x != y).reshape(len(x), -1), axis=1))[0])
+                return f"{name}[{bad}]: compiled {x[bad]!r} != reference {y[bad]!r}"
+        if not np.array_equal(c.drop_counts, p.drop_counts):
+            return f"drop_counts {c.drop_counts} != {p.drop_counts}"
+        return None
+
+    def one(data: bytes) -> None:
+        r = Reader(data)
+        flags = r.u8()
+        count = r.u8() % 17
+        if flags & 0x20:  # free layout: offsets and lengths from the input, possibly outside the arena
+            pairs = [(struct.unpack(">h", r.take(2).rjust(2, b"\0"))[0], r.u16() % 2048) for _ in range(count)]
+            arena = r.rest()
+            offsets = [o for o, _ in pairs]
+            lengths = [n for _, n in pairs]
+        else:  # frames back to back, each u16 length-prefixed; what is left is the last frame
+            arena, offsets, lengths = b"", [], []
+            while r.pos < len(r.data) and len(offsets) < 64:
+                n = r.u16()
+                frame = r.take(n)
+                offsets.append(len(arena))
+                lengths.append(len(frame))
+                arena += frame
+                if flags & 0x40:
+                    arena += b"\xee" * (n % 5)  # a gap, so frames do not always abut
+        kwargs: dict[str, Any] = {}
+        if flags & 0x01:
+            kwargs["codepoints"] = profile
+        kind = (flags >> 3) & 3
+
+        def args() -> tuple[Any, Any, Any]:
+            base = np.frombuffer(arena, dtype=np.uint8).copy()
+            if kind == 1:
+                a: Any = bytes(arena)
+            elif kind == 2:  # a strided (non-contiguous) view: both must refuse it the same way
+                a = memoryview(np.repeat(base, 2))[::2] if len(base) else memoryview(base)
+            elif kind == 3:
+                a = bytearray(arena)
+            else:
+                a = base
+            return a, np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.uint32)
+
+        counters_c = counters_p = None
+        if flags & 0x04:
+            counters_c = np.arange(n_reasons, dtype=np.uint64)
+            counters_p = counters_c.copy()
+        out_c = out_p = None
+        if flags & 0x02:
+            cap = len(offsets) + (flags >> 7) * 3
+            out_c, out_p = _core.Batch(cap), reference.Batch(cap)
+        core = _outcome(lambda: _core.classify(*args(), out=out_c, counters=counters_c, **kwargs))
+        ref = _outcome(lambda: reference.classify(*args(), out=out_p, counters=counters_p, **kwargs))
+        _compare_outcomes("classify", core, ref, same_batch)
+        if counters_c is not None and not np.array_equal(counters_c, counters_p):
+            raise ContractViolation(f"classify: counters {counters_c} != {counters_p}")
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (2) the TPACKET_V3 ring kernels on damaged blocks: compiled vs reference
+
+_NEAR_TOP = 2**63 - 1
+
+
+def _make_ring() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core
+    from fmipfast.reference import ring as ref_ring
+
+    def same_walk(c: dict, p: dict) -> str | None:
+        if set(c) != set(p):
+            return f"keys {sorted(c)} != {sorted(p)}"
+        for k in c:
+            x, y = c[k], p[k]
+            if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+                if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)) or x.dtype != y.dtype \
+                        or not np.array_equal(x, y):
+                    return f"{k}: compiled {x!r:.200} != reference {y!r:.200}"
+            elif x != y:
+                return f"{k}: compiled {x!r} != reference {y!r}"
+        return None
+
+    def same_value(c: Any, p: Any) -> str | None:
+        return None if c == p else f"compiled {c!r} != reference {p!r}"
+
+    def one(data: bytes) -> None:
+        r = Reader(data)
+        flags, off_v, size_v, max_v = r.u8(), r.u16(), r.u16(), r.u8()
+        ring_bytes = r.rest()
+        size = len(ring_bytes)
+        off_mode, size_mode = flags & 3, (flags >> 2) & 3
+        if off_mode == 0:
+            block_offset = off_v % (size + 1)
+        elif off_mode == 1:  # near the top of Py_ssize_t: block_offset + block_size must not wrap
+            block_offset = _NEAR_TOP - off_v
+        elif off_mode == 2:
+            block_offset = -off_v - 1
+        else:
+            block_offset = off_v
+        if size_mode == 0:
+            block_size = max(size - block_offset, 0) if block_offset >= 0 else size
+        elif size_mode == 1:
+            block_size = size_v
+        elif size_mode == 2:
+            block_size = _NEAR_TOP - size_v
+        else:
+            block_size = -size_v - 1
+        max_frames = None if not flags & 0x10 else max_v
+
+        def ring() -> Any:
+            return np.frombuffer(ring_bytes, dtype=np.uint8).copy()
+
+        _compare_outcomes("ring_walk_block",
+                          _outcome(lambda: _core.ring_walk_block(ring(), block_offset, block_size,
+                                                                 max_frames=max_frames)),
+                          _outcome(lambda: ref_ring.ring_walk_block(ring(), block_offset, block_size,
+                                                                    max_frames=max_frames)),
+                          same_walk)
+        _compare_outcomes("ring_block_status",
+                          _outcome(lambda: _core.ring_block_status(ring(), block_offset)),
+                          _outcome(lambda: ref_ring.ring_block_status(ring(), block_offset)), same_value)
+        rc, rp = ring(), ring()
+        _compare_outcomes("ring_release_block",
+                          _outcome(lambda: _core.ring_release_block(rc, block_offset)),
+                          _outcome(lambda: ref_ring.ring_release_block(rp, block_offset)), same_value)
+        if not np.array_equal(rc, rp):
+            raise ContractViolation("ring_release_block: the two rings differ afterwards")
+        if flags & 0x20:  # TX fill: the walk's frames (reference answer) into a TX ring made of the input
+            walk = _outcome(lambda: ref_ring.ring_walk_block(ring(), max(block_offset, 0),
+                                                             max(min(block_size, size - max(block_offset, 0)), 0)))
+            offs = walk[1]["offsets"] if walk[0] == "ok" else np.zeros(0, np.int64)
+            lens = walk[1]["lengths"] if walk[0] == "ok" else np.zeros(0, np.uint32)
+            if max_v & 0x80:  # and one frame where the input says, possibly outside the arena
+                offs = np.append(offs, np.int64(block_offset)).astype(np.int64)
+                lens = np.append(lens, np.uint32(size_v)).astype(np.uint32)
+            frame_size = 16 * (1 + (max_v & 15)) + (8 if flags & 0x40 else 0)
+            head = size_v % 8 - (1 if flags & 0x80 else 0)
+            slots = max(size // max(frame_size, 1), 1)
+            tx_len = slots * frame_size
+            tc = np.frombuffer(ring_bytes[:tx_len].ljust(tx_len, b"\0"), dtype=np.uint8).copy()
+            tp = tc.copy()
+            arena = ring()
+            _compare_outcomes("ring_tx_fill",
+                              _outcome(lambda: _core.ring_tx_fill(tc, frame_size, head, arena, offs, lens)),
+                              _outcome(lambda: ref_ring.ring_tx_fill(tp, frame_size, head, arena, offs, lens)),
+                              same_value)
+            if not np.array_equal(tc, tp):
+                raise ContractViolation("ring_tx_fill: the two TX rings differ afterwards")
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (3) messages.decode: a message or MalformedPacket
+
+_SRC, _DST = "fe80::1", "fe80::2"
+
+
+def _make_messages() -> Callable[[bytes], None]:
+    from fmipfast import backend, messages
+    from fmipfast.constants import Codepoints
+    from fmipfast.errors import MalformedPacket
+
+    profile = Codepoints(type=201, attach=9, handover=1, handover_redirect=3)
+    src, dst = (bytes.fromhex("fe80" + "00" * 13 + "01"), bytes.fromhex("fe80" + "00" * 13 + "02"))
+
+    def one(data: bytes) -> None:
+        if not data:
+            return
+        mode, raw = data[0], data[1:]
+        kwargs: dict[str, Any] = {"codepoints": profile} if mode & 0x04 else {}
+        addrs: tuple[Any, ...] = ()
+        if mode & 0x01:  # verify the checksum; 0x02: fill it in first so the decoder is reached
+            addrs = (_SRC, _DST)
+            if mode & 0x02 and len(raw) >= 4:
+                buf = bytearray(raw)
+                buf[2:4] = b"\0\0"
+                buf[2:4] = backend.icmp6_checksum(src, dst, bytes(buf)).to_bytes(2, "big")
+                raw = bytes(buf)
+        try:
+            message = messages.decode(raw, *addrs, **kwargs)
+        except MalformedPacket:
+            return
+        if not isinstance(message, messages.Message):
+            raise ContractViolation(f"decode returned {type(message).__name__}, not a Message")
+        repr(message)
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (4) the pcap/pcapng reader: records or PcapError
+
+
+def _make_pcap() -> Callable[[bytes], None]:
+    from fmipfast.errors import PcapError
+    from fmipfast.pcap import PcapReader, PcapRecord
+
+    def one(data: bytes) -> None:
+        try:
+            with PcapReader(io.BytesIO(data), max_record=65536) as reader:
+                for record in reader:
+                    if not isinstance(record, PcapRecord):
+                        raise ContractViolation(f"reader yielded {type(record).__name__}")
+        except PcapError:
+            return
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (5) lwkerb: the PDU decoders, the KDC-reply reader and the case-1 AP-REQ verifier: LkbError only
+
+_LKB_NOW = 1_800_000_000
+
+
+def _make_lwkerb() -> Callable[[bytes], None]:
+    from fmipfast.security import lwkerb as L
+
+    nar = L.Principal("nar1", "REALM-B")
+    key = L.Key(3, bytes(range(32)))
+    keytab = L.Keytab()
+    keytab.add(nar, key)
+    binding = L.HandoverBinding("2001:db8:b::99", "2001:db8:a::99", "2001:db8:b::1", 0x0102)
+    decoders: list[Callable[[bytes], Any]] = [
+        L.decode_pdu, L.Principal.decode, L.Sealed.decode, L.EncTicketPart.decode, L.Ticket.decode,
+        L.HandoverBinding.decode, L.Authenticator.decode, L.ApReq.decode, L.EncApRepPart.decode, L.ApRep.decode,
+        L.AsReq.decode, L.TgsReq.decode, L.EncKdcRepPart.decode, L.KdcRep.decode, L.KrbError.decode,
+        L.OpenReq.decode, L.OpenRep.decode,
+    ]
+
+    class Clock:
+        def __call__(self) -> float:
+            return _LKB_NOW
+
+    def one(data: bytes) -> None:
+        if not data:
+            return
+        mode, raw = data[0], data[1:]
+        try:
+            if mode < 0x80:
+                decoders[mode % len(decoders)](raw)
+            elif mode < 0xC0:  # the router's case-1 check of an AP-REQ, with a fresh replay cache
+                verifier = L.ApVerifier("REALM-B", keytab, clock=Clock())
+                verifier.verify_local(raw, binding if mode & 1 else L.BINDING_NONE)
+            else:  # the client reading a KDC reply under its key
+                L.read_kdc_rep(raw, key, 0x0102030405060708)
+        except L.LkbError:
+            return
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (6) AH verify (and protect -> verify round trips): AhError only
+
+_AH_PEER, _AH_LOCAL = "2001:db8:1::1", "2001:db8:2::1"
+_AH_KEY = bytes(range(32))
+_AH_SPI = 0x2001
+
+
+def _make_ah() -> Callable[[bytes], None]:
+    from fmipfast.security import ah
+
+    def sad() -> Any:
+        db = ah.SADatabase()
+        db.add_inbound(ah.SecurityAssociation(_AH_SPI, _AH_KEY, peer=_AH_PEER, local=_AH_LOCAL))
+        db.add_inbound(ah.SecurityAssociation(_AH_SPI + 1, _AH_KEY))  # no peer/local check
+        return db
+
+    def one(data: bytes) -> None:
+        if not data:
+            return
+        mode, raw = data[0], data[1:]
+        if mode & 0x80 == 0:  # verify the input as received
+            try:
+                out = ah.verify(raw, sad())
+            except ah.AhError:
+                return
+            if not isinstance(out, bytes):
+                raise ContractViolation(f"verify returned {type(out).__name__}")
+            return
+        # protect the input, damage one octet of the result (or none), verify it
+        sa = ah.SecurityAssociation(_AH_SPI + 1, _AH_KEY, peer=_AH_PEER)
+        try:
+            protected = ah.protect(raw, sa)
+        except ah.AhError:
+            return
+        damaged = bytearray(protected)
+        where = None
+        if mode & 0x40 and damaged:
+            where = (raw[0] << 8 | raw[1]) % len(damaged)
+            damaged[where] ^= 1 << (mode & 7)
+        try:
+            out = ah.verify(bytes(damaged), sad())
+        except ah.AhError:
+            if where is None:
+                raise ContractViolation("verify rejected what protect just produced") from None
+            return
+        if where is None:
+            plen = int.from_bytes(raw[4:6], "big")
+            if out != raw[:40 + plen]:
+                raise ContractViolation("protect -> verify does not give the packet back")
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (7) the config loaders (router/MN TOML and the KDC's TOML), from a file: ConfigError only
+
+
+def _make_config() -> Callable[[bytes], None]:
+    from fmipfast import config
+    from fmipfast.errors import ConfigError
+    from fmipfast.security import kdc
+
+    directory = tempfile.mkdtemp(prefix="fmipfast-fuzz-config-", dir="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    path = os.path.join(directory, "fuzz.toml")
+
+    def one(data: bytes) -> None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+        for load in (config.load, kdc.load_config):
+            try:
+                load(path)
+            except ConfigError:
+                pass
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (8) the control protocol: a request line into the server's handler; always a JSON reply dict, and a
+# failing command fails with the API's own error (FmipError), never with an unvalidated argument's
+# TypeError/ValueError/OverflowError from deep inside
+
+
+def _make_control() -> Callable[[bytes], None]:
+    import asyncio
+    from ipaddress import IPv6Address
+
+    from fmipfast import config
+    from fmipfast.control import ControlServer, RouterControl
+    from fmipfast.engine import Engine
+    from fmipfast.errors import FmipError
+    from fmipfast.ports import MemoryLink, MemoryPort
+    from fmipfast.router import LoopScheduler, RouterAgent
+    from fmipfast.security import ah
+    from fmipfast.security import lwkerb as L
+
+    toml = """
+[router]
+name = "par"
+[[router.interfaces]]
+name = "acc0"
+addresses = ["2001:db8:1::1/64"]
+ra_min_interval_ms = 600000
+ra_max_interval_ms = 600000
+[[router.interfaces]]
+name = "up0"
+role = "upstream"
+addresses = ["2001:db8:ff::2/64"]
+[[router.routes]]
+prefix = "2001:db8:2::/48"
+via = "2001:db8:ff::1"
+interface = "up0"
+[[router.neighbors]]
+address = "2001:db8:ff::1"
+mac = "02:00:5e:00:00:ff"
+interface = "up0"
+"""
+    now = [1_000_000_000]
+    clock = lambda: now[0]  # noqa: E731
+    access, core = MemoryLink("access"), MemoryLink("core")
+    ports = {"acc0": MemoryPort("acc0", bytes.fromhex("02005e000201"), access, clock=clock),
+             "up0": MemoryPort("up0", bytes.fromhex("02005e000202"), core, clock=clock)}
+    engine = Engine(config.loads(toml).router, ports, clock=clock, peers=("2001:db8:2::1",), seed=bytes(16))
+    engine.poll()
+    keytab = L.Keytab()
+    principal = L.Principal("host/par", "A.EXAMPLE")
+    keytab.add(principal, L.Key(4, bytes(range(100, 132))))
+    sad = ah.SADatabase()
+    sad.add_inbound(ah.SecurityAssociation(0x2001, bytes(range(32)), peer="2001:db8:2::1"))
+    loop = asyncio.new_event_loop()  # never run: the agent only schedules timers on it
+    agent = RouterAgent(engine, LoopScheduler(loop, clock=clock), principal=principal, keytab=keytab, sad=sad,
+                        sa_out={IPv6Address("2001:db8:2::1"): ah.SecurityAssociation(
+                            0x2002, bytes(range(32, 64)), peer="2001:db8:2::1")})
+    control = RouterControl(engine)
+    control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
+
+    class Observed:
+        """Passes every command to the real RouterControl and keeps the exception it raised, if any."""
+
+        def __init__(self) -> None:
+            self.raised: BaseException | None = None
+
+        def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
+            self.raised = None
+            try:
+                return control.dispatch(cmd, args)
+            except BaseException as exc:
+                self.raised = exc
+                raise
+
+    observed = Observed()
+    server = ControlServer(observed, "/nonexistent/fmipfast-fuzz.sock")
+    keys = ("pcoa", "nar", "nar_principal", "prefix_size", "nar_mac", "ncoa", "buffer", "lifetime_ms", "id", "x")
+    values = ('"2001:db8:1::a"', '"2001:db8:2::1"', '"host/nar@B.EXAMPLE"', "64", '"02:00:5e:00:02:01"',
+              '"2001:db8:2::a"', "true", "3000", "0", "-1", "128", "129", "1e999", "-1e999", "NaN", "1.5", "null",
+              "18446744073709551616", '""', '"x"', "[]", "{}", '["a"]', '{"a": 1}', '"::"', '"ff02::1"',
+              '"@"', '"a@"', '"@B"', '"zz"', '"0"', '"\u0000"', "false", "9" * 400)
+
+    def line_from(data: bytes) -> bytes:
+        """0x01 + pairs of octets: a handover request whose arguments are picked from ``values``."""
+        r = Reader(data[1:])
+        cmd = ("handover", "ping", "counters", "neighbors", "interfaces", "handovers", "mobile-nodes", "metrics")
+        args = {}
+        command = cmd[r.u8() % len(cmd)]
+        while r.pos < len(r.data):
+            k, v = r.u8(), r.u8()
+            args[keys[k % len(keys)]] = values[v % len(values)]
+        body = ", ".join(f'"{k}": {v}' for k, v in args.items())
+        return f'{{"id": 1, "cmd": "{command}", "args": {{{body}}}}}'.encode()
+
+    def one(data: bytes) -> None:
+        observed.raised = None
+        if data[:1] == b"\x01":
+            data = line_from(data)
+        reply = server._handle(data)
+        if not isinstance(reply, dict) or not {"id", "ok"} <= set(reply) or not isinstance(reply["ok"], bool):
+            raise ContractViolation(f"reply is not a reply dict: {reply!r:.300}")
+        if ("result" in reply) != reply["ok"] or ("error" in reply) == reply["ok"]:
+            raise ContractViolation(f"reply has neither/both result and error: {reply!r:.300}")
+        text = json.dumps(reply, default=str)  # what the server writes
+        if not isinstance(json.loads(text), dict):
+            raise ContractViolation("reply does not survive JSON")
+        exc = observed.raised
+        if exc is not None and not isinstance(exc, FmipError):
+            raise ContractViolation(f"dispatch failed with {type(exc).__name__}, not the API's error: "
+                                    f"{reply['error']!r:.300}") from exc
+
+    return one
+
+
+TARGETS: dict[str, Target] = {t.name: t for t in (
+    Target("classify", "classify(): compiled kernel vs reference, every Batch array", _make_classify, kernel=True),
+    Target("ring", "ring_walk_block / ring_block_status / ring_release_block / ring_tx_fill vs reference",
+           _make_ring, kernel=True),
+    Target("messages", "messages.decode: a Message or MalformedPacket", _make_messages),
+    Target("pcap", "PcapReader: PcapRecords or PcapError", _make_pcap),
+    Target("lwkerb", "lwkerb PDU decoders, read_kdc_rep, ApVerifier.verify_local: LkbError only", _make_lwkerb),
+    Target("ah", "ah.verify (and protect -> verify): AhError only; round trip gives the packet back", _make_ah),
+    Target("config", "config.load and kdc.load_config on a file: ConfigError only", _make_config),
+    Target("control", "ControlServer._handle over a real RouterControl: a JSON reply dict, FmipError failures",
+           _make_control),
+)}
+
+KERNEL_TARGETS = tuple(name for name, t in TARGETS.items() if t.kernel)
+
+
+def _make_selftest() -> Callable[[bytes], None]:
+    def one(data: bytes) -> None:
+        if data.startswith(b"boom"):
+            raise ContractViolation("selftest: an input starting with 'boom' breaks this contract")
+
+    return one
+
+
+#: Not a campaign target: the harness's own check that a crash is found, reported and fails the run.
+SELFTEST = Target("_selftest", "crashes on inputs starting with b'boom' (tests the harness)", _make_selftest)
+
+
+def get(name: str) -> Target:
+    if name == SELFTEST.name:
+        return SELFTEST
+    if name not in TARGETS:
+        raise SystemExit(f"unknown target {name!r}; targets: {', '.join(TARGETS)}")
+    return TARGETS[name]
