@@ -548,14 +548,17 @@ interface = "up0"
         observed.raised = None
         if data[:1] == b"\x01":
             data = line_from(data)
-        reply = server._handle(data)
+        line = server._handle(data)  # the line the server writes
+        if not isinstance(line, bytes) or not line.endswith(b"\n") or line.count(b"\n") != 1:
+            raise ContractViolation(f"reply is not one line: {line!r:.300}")
+        try:
+            reply = json.loads(line)
+        except ValueError as exc:
+            raise ContractViolation(f"reply is not JSON: {line!r:.300}") from exc
         if not isinstance(reply, dict) or not {"id", "ok"} <= set(reply) or not isinstance(reply["ok"], bool):
-            raise ContractViolation(f"reply is not a reply dict: {reply!r:.300}")
+            raise ContractViolation(f"reply is not a reply object: {reply!r:.300}")
         if ("result" in reply) != reply["ok"] or ("error" in reply) == reply["ok"]:
             raise ContractViolation(f"reply has neither/both result and error: {reply!r:.300}")
-        text = json.dumps(reply, default=str)  # what the server writes
-        if not isinstance(json.loads(text), dict):
-            raise ContractViolation("reply does not survive JSON")
         exc = observed.raised
         if exc is not None and not isinstance(exc, FmipError):
             raise ContractViolation(f"dispatch failed with {type(exc).__name__}, not the API's error: "
