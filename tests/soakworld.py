@@ -609,9 +609,10 @@ class World:
             self.cn.set_neighbor(s.up, s.up_mac)
             self.cn.add_route(s.prefix, s.up)
         self.cn.on_packet = self._cn_packet
-        # Each MN's clock is i microseconds off the routers' (simulated events fall on 10 us multiples): no two
+        # Each MN's clock is i+1 microseconds off the routers' (simulated events fall on 10 us multiples): no two
         # MNs' authenticators carry the same ctime -- unless same_clock (ReplayCache's heap then compares the
         # clients' Principals, which do not order: a TypeError out of ApVerifier.verify, see tests/test_faults.py)
+        assert same_clock or n_mns < 10
         self.mns = [MnNode(self, i, 0 if same_clock else i + 1) for i in range(n_mns)]
         self.binding = [mn.addr["A"] for mn in self.mns]
         self.rate_pps = rate_pps

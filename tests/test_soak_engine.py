@@ -91,7 +91,7 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
             at = rng.choice(sorted({mn.attached_at for mn in ready}))
             batch = [(0, mn) for mn in ready if mn.attached_at == at]  # the same instant: shared batches
         else:
-            batch = [(rng.randrange(0, 40_000_000), mn) for mn in ready if rng.random() < 0.7]
+            batch = [(rng.randrange(0, 4_000) * 10_000, mn) for mn in ready if rng.random() < 0.7]
         for delay, mn in batch:
             if sum(done.values()) >= attempts:
                 break
@@ -105,7 +105,7 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
                 w.trigger(mn, plan)
 
             w.sim.after(delay, go)
-        w.run_for(rng.uniform(45, 120))
+        w.run_for(round(rng.uniform(45, 120), 2))  # times stay on a 10 us grid: see World's MN clocks
         total = sum(done.values())
         if total // CHECKPOINT_EVERY != (total - len(batch)) // CHECKPOINT_EVERY or total >= attempts:
             w.stop_streams()
@@ -202,8 +202,8 @@ def test_a_soak_of_2200_handovers_and_reversals_leaves_the_routers_as_they_start
     attempts = int(os.environ.get("FMIPFAST_SOAK_HANDOVERS", "2200"))
     figures = soak(attempts)
     _print(figures)
-    # the bounded run must go past the buffer keys' 1 024 on both routers
-    assert min(figures["hi_admitted_per_router"].values()) > 1024, figures["hi_admitted_per_router"]
+    if attempts >= 2200:  # the bounded run must go past the buffer keys' 1 024 on both routers
+        assert min(figures["hi_admitted_per_router"].values()) > 1024, figures["hi_admitted_per_router"]
     _check_memory(figures)
 
 
