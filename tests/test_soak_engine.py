@@ -215,3 +215,27 @@ def test_a_soak_of_10000_handovers_and_reversals_in_each_key_case():
     _check_memory(figures)
     for case in (2, 3):  # the KDC round trips of cases 2 and 3 (shorter: the engines' part is the same)
         _print(soak(attempts // 5, case=case, seed=case))
+
+
+def test_a_handover_started_right_after_the_previous_one_loses_nothing():
+    """Each handover starts the moment the one before completed, before the CN has the Binding Update: B -> A
+    completes while B still tunnels the CN's datagrams for the MN's B address to A, which delivers them on its
+    link (the B address is an alias of the MN there) -- and A -> B has begun, the MN is leaving link A.  A
+    tunnels only the new PCoA (the A address), so those datagrams go onto a link the MN has left.  Every datagram
+    of a handover that is not reversed is to be delivered (draft §3 with buffering)."""
+    w = World(1, rate_pps=500, ra_ms=(1000, 2000))
+    mn = w.mns[0]
+    w.attach_all()
+    w.start_streams()
+    w.run_for(200)
+    for _ in range(3):  # A -> B -> A -> B, each the moment the one before completed
+        w.trigger(mn)
+        here = mn.attached_at
+        while mn.attached_at in (None, here):  # the next handover the moment this one completes
+            w.run_for(0.01)
+    w.run_for(1_000)
+    w.stop_streams()
+    w.run_for(SETTLE_MS)
+    acc = w.ledger.account()
+    assert mn.machine.counters["handovers_completed"] == 3 and mn.attached_at == "B"
+    assert acc["received"] == acc["sent"], acc
