@@ -30,8 +30,8 @@ from tests.soakworld import World, memory_mark
 #: update time (~10 ms) loses datagrams the previous PAR tunnelled for the MN's older address (reported: the new
 #: PAR tunnels only the PCoA, and delivers that older address on its own link after the MN left it).
 DWELL_NS = 50_000_000
-CHECKPOINT_EVERY = 500
-TIMERS_SLACK = 4  # attempts (moves + reversals) between settled checkpoints
+CHECKPOINT_EVERY = 500  # attempts (moves + reversals) between settled checkpoints
+TIMERS_SLACK = 4  # timers a RouterAgent may have armed beyond its count after the initial attach
 SETTLE_MS = 9_000  # > handover lifetime (3 s) + answer cache (5 s) + route-switch hold max (200 ms)
 MACHINE_FAULTS = ("bad_checksum", "malformed", "bad_hop_limit", "missing_ah", "bad_mac", "unexpected",
                   "stale_verified", "unknown_identifier", "no_identifier", "trigger_busy", "trigger_unknown_mn",
@@ -66,7 +66,6 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
     """Run ``attempts`` handover attempts; check every checkpoint; return the figures."""
     started = time.monotonic()
     w = World(n_mns, case=case, rate_pps=rate_pps, seed=seed, ra_ms=(1000, 2000))
-    soak.world = w  # type: ignore[attr-defined]
     rng = w.rng
     w.attach_all()
     w.start_streams()
