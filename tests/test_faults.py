@@ -361,8 +361,10 @@ def _until(fn, timeout: float = 30.0):
 
 def test_a_router_daemon_sigkilled_mid_handover_restarts_from_its_state_files(tmp_path):
     """The lab's daemons in namespaces: the NAR's engine is SIGKILLed while it handles a handover and started
-    again on the same configuration (its session file and AH sequence file): the MN ends attached (the handover
-    or its fallback) and its next handover, back to the PAR, completes."""
+    again on the same configuration (its session file and AH sequence file): the MN ends attached there (the
+    handover, or its fallback attach).  Then it is SIGKILLed again with the MN attached and restarted: it takes
+    the MN's session back from its file, and the MN's next handover -- whose Redirect only that session's key
+    can sign -- completes."""
     if not ROOT:
         print("test_faults: not root, the SIGKILL test is skipped (network namespaces)", file=sys.stderr)
         pytest.skip("needs root for network namespaces")
@@ -373,45 +375,55 @@ def test_a_router_daemon_sigkilled_mid_handover_restarts_from_its_state_files(tm
     state = tmp_path / "state"
     topology.cleanup(prefix)
     up = _cli("up", "--prefix", prefix, "--state", str(state), "--json")
+    pids: list[int] = []
     try:
         assert up.returncode == 0, up.stderr
         rec = json.loads(up.stdout)
         addr, nar = rec["addresses"], rec["engines"]["nar"]
         par_ctl, mn_ctl = ControlClient(rec["engines"]["par"]["control"]), ControlClient(rec["mn"]["control"])
-        par_ctl.call("handover", pcoa=addr["pcoa"], nar=addr["nar"], nar_principal="host/nar@B.EXAMPLE")
-        time.sleep(0.02)  # the HI is on its way or being verified
-        os.killpg(nar["pid"], signal.SIGKILL)
-        lab = topology.LabTopology.attach(prefix, "A")
-        try:
-            sock = Path(nar["control"])
-            if sock.exists():
-                sock.unlink()
-            restarted = session._start(lab, state, "nar2", "nar", [sys.executable, "-m", "fmipfast", "router",
-                                                                   "--config", nar["config"], "--control", str(sock)],
-                                       topology.child_env(), 30)
-        finally:
-            lab.detach()
-        nar_ctl = ControlClient(str(sock))
+        sock = Path(nar["control"])
 
-        def mn_at_nar():
+        def restart(pid: int, n: int) -> ControlClient:
+            os.killpg(pid, signal.SIGKILL)
+            lab = topology.LabTopology.attach(prefix, "A")
             try:
-                st = mn_ctl.call("status")
-            except (ControlError, OSError):
-                return None
-            return st if (st["state"], st["router"]) == ("attached", addr["nar"]) else None
+                if sock.exists():
+                    sock.unlink()
+                started = session._start(lab, state, f"nar{n}", "nar", [
+                    sys.executable, "-m", "fmipfast", "router", "--config", nar["config"], "--control", str(sock)],
+                    topology.child_env(), 30)
+            finally:
+                lab.detach()
+            pids.append(started["pid"])
+            return ControlClient(str(sock))
 
-        st = _until(mn_at_nar, 40)
-        assert st, mn_ctl.call("status")
+        def status() -> dict:
+            try:
+                return mn_ctl.call("status")
+            except (ControlError, OSError):
+                return {}
+
+        par_ctl.call("handover", pcoa=addr["pcoa"], nar=addr["nar"], nar_principal="host/nar@B.EXAMPLE")
+        time.sleep(0.02)  # the Redirect, the HRA, the HI on its way or being verified
+        nar_ctl = restart(nar["pid"], 2)
+        st = _until(lambda: (s := status()).get("state") == "attached" and s["router"] == addr["nar"] and s, 40)
+        assert st, status()
+        _until(lambda: [m["address"] for m in nar_ctl.call("mobile-nodes")] == [addr["ncoa"]], 10)
+        time.sleep(0.5)  # the session file is written within 200 ms of a change
+        nar_ctl = restart(pids[-1], 3)  # the MN attached there: its session must come back from the file
         assert [m["address"] for m in nar_ctl.call("mobile-nodes")] == [addr["ncoa"]]
-        done = st["counters"]["daemon"]["handovers_completed"]
+        done = status()["counters"]["daemon"]["handovers_completed"]
         nar_ctl.call("handover", pcoa=addr["ncoa"], nar=addr["par"], nar_principal="host/par@A.EXAMPLE")
-        back = _until(lambda: (s := mn_ctl.call("status"))["router"] == addr["par"] and s["state"] == "attached"
-                      and s, 30)
-        assert back and back["counters"]["daemon"]["handovers_completed"] == done + 1, mn_ctl.call("status")
+        back = _until(lambda: (s := status()).get("router") == addr["par"] and s["state"] == "attached" and s, 30)
+        assert back and back["counters"]["daemon"]["handovers_completed"] == done + 1, status()
         counters = nar_ctl.call("counters")
         assert counters["conservation"]["holds"], counters["conservation"]
-        os.killpg(restarted["pid"], signal.SIGTERM)
     finally:
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         down = _cli("down", "--prefix", prefix, "--state", str(state), "--json")
         topology.cleanup(prefix)
     assert down.returncode == 0, down.stderr
