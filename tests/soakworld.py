@@ -696,7 +696,7 @@ class World:
         self.sim.now = now
 
     def run_for(self, ms: float) -> None:
-        self.sim.run(self.sim.now + int(ms * MS))
+        self.sim.run(self.sim.now + round(ms * MS))
 
     def attach_all(self) -> None:
         for mn in self.mns:
