@@ -110,7 +110,7 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
             w.stop_streams()
             w.run_for(SETTLE_MS)
             w.compact()
-            checkpoints.append(_checkpoint(w, baseline, total, dropped_before))
+            checkpoints.append(_checkpoint(w, baseline, total, dropped_before, late_he_ok=case != 1))
             dropped_before = _stream_drops(w)
             marks.append({"attempts": total, **memory_mark()})
             w.start_streams()
@@ -122,6 +122,8 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
     # a reversal leaves the NAR's record proxying: it expires, or the MN's next handover there supersedes it
     ended = sum(r.ar.counters["proxy_expired"] + r.ar.counters["nar_superseded"] for r in w.routers.values())
     assert ended == reversals, (ended, reversals)
+    late_he = sum(r.ar.counters["unknown_identifier"] for r in w.routers.values())
+    assert late_he <= (reversals if case != 1 else 0), (late_he, reversals)
     per_nar = {n: r.ar.counters["hi_admitted"] for n, r in w.routers.items()}
     totals = w.ledger.totals
     first, last = marks[0], marks[-1]
@@ -138,8 +140,10 @@ def soak(attempts: int, *, n_mns: int = 4, case: int = 1, reverse_share: float =
     return figures
 
 
-def _checkpoint(w: World, base: dict, attempts: int, dropped_before: int) -> dict:
-    """Everything settled: the tables as they started, every datagram of the period accounted for."""
+def _checkpoint(w: World, base: dict, attempts: int, dropped_before: int, *, late_he_ok: bool = False) -> dict:
+    """Everything settled: the tables as they started, every datagram of the period accounted for.
+    ``late_he_ok``: cases 2 and 3, where the NAR's HE (after a KDC round trip) can reach the PAR after a
+    reversal's Forwarding Disable ended the handover there (unknown_identifier: bounded by the reversals)."""
     occ = w.occupancy()
     # the timers each RouterAgent has armed and not yet seen fire: its next deadline (and a stale one or two),
     # not one more per handover it took part in
@@ -162,7 +166,8 @@ def _checkpoint(w: World, base: dict, attempts: int, dropped_before: int) -> dic
     assert acc["in_router_excused"] == acc["in_router"], (acc, lost[:10])
     assert sum(acc["in_router"]) == dropped, (acc, dropped, {n: r.engine.buffer.counters for n, r in w.routers.items()})
     for name, r in w.routers.items():
-        bad = {k: r.ar.counters[k] for k in MACHINE_FAULTS if r.ar.counters.get(k)}
+        bad = {k: r.ar.counters[k] for k in MACHINE_FAULTS if r.ar.counters.get(k)
+               and not (late_he_ok and k == "unknown_identifier")}
         assert not bad, (attempts, name, bad)
         agent = {k: v for k, v in r.agent.counters.items() if v}
         assert not agent, (attempts, name, agent)
