@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from fmipfast import backend, config, frames
+from fmipfast import backend, config
 from fmipfast.cli import log_router_note
 from fmipfast.constants import IpProto, MhType, NeighborFlag
 from fmipfast.engine import Engine
@@ -785,4 +785,4 @@ def memory_mark() -> dict[str, int]:
     return {"rss_kb": rss, "objects": len(gc.get_objects())}
 
 
-__all__ = ["World", "SITES", "MnNode", "RouterNode", "Kdc", "memory_mark", "stream_tag", "frames", "PCOA_HOLD_MS"]
+__all__ = ["World", "SITES", "MnNode", "RouterNode", "Kdc", "memory_mark", "stream_tag", "PCOA_HOLD_MS", "HOME"]
