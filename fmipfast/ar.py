@@ -574,6 +574,13 @@ class AccessRouter:
                    new=new)
         self._arm(h, None)
         self.par.pop(IPv6Address(h.trigger.pcoa), None)
+        s = h.session
+        if s.expires_ns is not None and s.expires_ns <= self._now and self.sessions.get(s.address) is s:
+            # its ticket ended while this handover ran (_expire_sessions leaves a session a live handover uses):
+            # the key is not used past the ticket, whatever ended the handover
+            del self.sessions[s.address]
+            self._count("session_expired")
+            self._note("session_expired", role="ar", address=addr_text(s.address))
 
     def _on_he(self, msg: FmipMessage, ev: Received) -> None:
         assert isinstance(msg, HandoverError)

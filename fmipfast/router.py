@@ -18,7 +18,9 @@ May import: engine, ar, protocol, security, control, frames, messages, config, e
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from ipaddress import IPv6Address
@@ -59,7 +61,9 @@ __all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSIO
 class Scheduler(Protocol):
     def now(self) -> int: ...
 
-    def call_at(self, when_ns: int, fn: Callable[[], None]) -> None: ...
+    def call_at(self, when_ns: int, fn: Callable[[], None]) -> Any:
+        """Run ``fn`` at ``when_ns``; may return a handle with ``cancel()`` (the agent then cancels a timer
+        it no longer needs)."""
 
     def run_async(self, coro: Awaitable[Any], done: Callable[[Any], None]) -> None: ...
 
@@ -78,16 +82,19 @@ class LoopScheduler:
     def now(self) -> int:
         return self.clock()
 
-    def call_at(self, when_ns: int, fn: Callable[[], None]) -> None:
-        self._loop().call_later(max(0.0, (when_ns - self.clock()) / 1e9), fn)
+    def call_at(self, when_ns: int, fn: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop().call_later(max(0.0, (when_ns - self.clock()) / 1e9), fn)
 
     def run_async(self, coro: Awaitable[Any], done: Callable[[Any], None]) -> None:
         task: asyncio.Task[Any] = self._loop().create_task(coro)  # type: ignore[arg-type]
         task.add_done_callback(lambda t: done(t.result()))
 
 
+log = logging.getLogger("fmipfast.router")
+
 SESSION_FILE_FORMAT = "fmipfast-sessions/1"
 SESSION_SAVE_DELAY_NS = 200_000_000  # changes within this are written together
+SESSION_SAVE_RETRY_NS = 5_000_000_000  # after a failed write
 MAX_SESSION_FILE_OCTETS = 64 << 20
 
 
@@ -167,6 +174,7 @@ class RouterAgent:
         self.on_note = on_note
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
+        self._tick_timer: Any = None
         engine.control = self.on_control
         _warm_crypto()
         # Sessions kept across restarts: the MNs attached here keep their keys (else their next handover is
@@ -174,6 +182,7 @@ class RouterAgent:
         # every change and by save_sessions() at shutdown.
         self.session_file = session_file
         self._save_pending = False
+        self._save_retry = False  # a write failed: one retry is scheduled
         if restored:
             epoch_ns = self.ar.epoch_ns
             self.counters["sessions_restored"] = self.ar.restore_sessions(
@@ -186,9 +195,14 @@ class RouterAgent:
         for action in self.ar.handle(event, self.scheduler.now()):  # type: ignore[arg-type]
             self.execute(action)
         deadline = self.ar.next_deadline()
-        if deadline is not None and deadline != self._tick_at:
+        # One timer for the earliest deadline: a later deadline waits for the armed timer (its Tick re-arms),
+        # and a timer whose deadline was superseded does nothing when it fires (the scheduler cannot cancel).
+        if deadline is not None and (self._tick_at is None or deadline < self._tick_at):
+            cancel = getattr(self._tick_timer, "cancel", None)
+            if cancel is not None:
+                cancel()
             self._tick_at = deadline
-            self.scheduler.call_at(deadline, self._tick)
+            self._tick_timer = self.scheduler.call_at(deadline, functools.partial(self._tick, deadline))
         if self.session_file and not self._save_pending and self.ar.sessions.version != self._saved_version:
             self._save_pending = True
             self.scheduler.call_at(self.scheduler.now() + SESSION_SAVE_DELAY_NS, self.save_sessions)
@@ -223,8 +237,9 @@ class RouterAgent:
         return {"sas_kept": kept, "sas_replaced": replaced}
 
     def save_sessions(self) -> None:
-        """Write the session table to ``session_file`` if it changed since the last write (a failure is counted
-        and noted; the next change tries again)."""
+        """Write the session table to ``session_file`` if it changed since the last write.  A failure (a full
+        disk, a read-only directory) is counted, logged as a warning and tried again SESSION_SAVE_RETRY_NS later
+        (and at the next change), so a restart after the disk recovered finds the sessions."""
         self._save_pending = False
         table = self.ar.sessions
         if not self.session_file or table.version == self._saved_version:
@@ -238,12 +253,23 @@ class RouterAgent:
         except OSError as exc:
             self.counters["sessions_save_failed"] += 1
             self.note("sessions_save_failed", error=str(exc))
+            log.warning("cannot save the MN sessions to %s: %s (retrying in %.0f s)", self.session_file,
+                        exc.strerror or exc, SESSION_SAVE_RETRY_NS / 1e9)
+            if not self._save_retry:
+                self._save_retry = True
+                self.scheduler.call_at(self.scheduler.now() + SESSION_SAVE_RETRY_NS, self._retry_save)
             return
         self._saved_version = version
         self.counters["sessions_saved"] += 1
 
-    def _tick(self) -> None:
-        self._tick_at = None
+    def _retry_save(self) -> None:
+        self._save_retry = False
+        self.save_sessions()
+
+    def _tick(self, when: int) -> None:
+        if when != self._tick_at:
+            return  # superseded by an earlier deadline, whose timer ticked already
+        self._tick_at = self._tick_timer = None
         self.handle(Tick())
 
     def note(self, what: str, **fields: Any) -> None:
@@ -309,6 +335,9 @@ class RouterAgent:
                     ctx = await self.verifier.verify(a.ap_req, a.binding)
                 except L.LkbError as exc:
                     return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # noqa: BLE001 -- a verifier fault refuses this MN, never the router
+                    log.error("AP-REQ verification failed unexpectedly: %s: %s", type(exc).__name__, exc)
+                    return Verified(a.request_id, None, f"internal error: {type(exc).__name__}")
                 return Verified(a.request_id, ctx)
 
             def done(result: Verified) -> None:

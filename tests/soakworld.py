@@ -758,11 +758,7 @@ class World:
                 "conservation": e.conservation()["holds"],
                 "timers_armed": r.scheduler.armed,
             }
-            pool = getattr(e, "buffer_keys", None)
-            if pool is not None:
-                used = getattr(pool, "in_use", None)
-                used = used() if callable(used) else used
-                out[name]["key_pool_in_use"] = used if isinstance(used, int) else len(used or ())
+            out[name]["key_pool_in_use"] = len(e.buffer_keys)  # fmipfast.keys.KeyPool: keys in use
         return out
 
     def expected_sessions(self) -> dict[str, list[str]]:

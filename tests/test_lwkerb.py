@@ -576,3 +576,17 @@ def test_fixed_nonces_are_used_and_checked():
             L.seal(w.skey, L.Usage.AP_REP, b"", b"x", nonce=bad)
     with pytest.raises(ValueError, match="authenticator nonce"):
         L.build_ap_req(w.creds, BINDING, now=NOW, auth_nonce=bytes(7))
+
+
+def test_replay_cache_takes_two_clients_in_the_same_microsecond():
+    """Two authenticators with the same ctime from different principals: the expiry heap used to compare the
+    keys (Principals have no order) and raised TypeError out of the verifier."""
+    cache = L.ReplayCache(capacity=8, skew=1.0)
+    a = (L.Principal.parse("mn1@A.EXAMPLE"), 5, 17)
+    b = (L.Principal.parse("mn2@A.EXAMPLE"), 5, 17)
+    cache.check_and_add(a, 5, 5)
+    cache.check_and_add(b, 5, 5)  # TypeError before
+    with pytest.raises(L.ReplayDetected):
+        cache.check_and_add(b, 5, 6)
+    cache.purge(5 + 1_000_001)
+    assert len(cache) == 0

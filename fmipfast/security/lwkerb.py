@@ -1217,7 +1217,8 @@ class ReplayCache:
         self.capacity = capacity
         self.skew_us = int(skew * _US)
         self._seen: dict[tuple, int] = {}
-        self._heap: list[tuple[int, tuple]] = []
+        self._heap: list[tuple[int, int, tuple]] = []  # (expiry, arrival, key): keys themselves never compared
+        self._arrivals = 0
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -1225,7 +1226,7 @@ class ReplayCache:
     def purge(self, now_us: int) -> None:
         h = self._heap
         while h and h[0][0] < now_us:
-            exp, k = heapq.heappop(h)
+            exp, _n, k = heapq.heappop(h)
             if self._seen.get(k) == exp:
                 del self._seen[k]
 
@@ -1237,7 +1238,8 @@ class ReplayCache:
             raise ReplayCacheFull(f"replay cache full ({self.capacity} live entries): rejecting")
         exp = ctime_us + self.skew_us
         self._seen[key] = exp
-        heapq.heappush(self._heap, (exp, key))
+        self._arrivals += 1
+        heapq.heappush(self._heap, (exp, self._arrivals, key))
 
 
 # ============================================================================================ verifier
