@@ -15,16 +15,16 @@ import ipaddress
 import math
 import os
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from fmipfast.constants import MESSAGE_KEYS, Codepoints, FmipCode
 from fmipfast.errors import ConfigError
+from fmipfast.tomlfile import MAX_FILE_OCTETS, parse_toml, read_toml, show
 
 __all__ = ["Config", "CodepointsConfig", "LoggingConfig", "RouterConfig", "InterfaceConfig", "RouteConfig",
            "NeighborConfig", "RingConfig", "SecurityConfig", "KeyConfig", "PeerConfig", "load", "loads",
-           "from_mapping", "parse_toml", "read_toml", "DEFAULTS_TOML"]
+           "from_mapping", "parse_toml", "read_toml", "MAX_FILE_OCTETS", "DEFAULTS_TOML"]
 
 
 def _int(key: str, value: Any, lo: int, hi: int) -> int:
@@ -41,13 +41,7 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _show(value: Any, limit: int = 60) -> str:
-    """``repr(value)`` cut to ``limit`` characters: an error message stays one short line whatever the value."""
-    try:
-        text = repr(value)
-    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
-        return f"<an integer of {value.bit_length()} bits>"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+_show = show
 
 
 def _float(key: str, value: Any, lo: float, hi: float) -> float:
@@ -692,49 +686,6 @@ def _one_line(exc: ConfigError, source: str | None) -> ConfigError:
     """The error as one printable line of bounded length, with ``source`` if it had none."""
     key = None if exc.key is None else _printable(exc.key, 200)
     return ConfigError(key, _printable(exc.problem, 300), source=exc.source or source)
-
-
-#: The largest configuration file read (a configuration is a few kilobytes; this stops /dev/zero).
-MAX_FILE_OCTETS = 4 << 20
-
-
-def parse_toml(text: str, *, source: str | None = None) -> dict[str, Any]:
-    """TOML text as a dict; any failure of the parser is a :class:`ConfigError` (``source`` named): a syntax
-    error with its line and column, nesting too deep for the parser (``RecursionError``), an integer beyond
-    Python's digit limit."""
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(None, f"not valid TOML: {exc}", source=source) from None
-    except RecursionError:
-        raise ConfigError(None, "not valid TOML: arrays or inline tables nested too deeply", source=source) from None
-    except (ValueError, TypeError, MemoryError) as exc:
-        raise ConfigError(None, f"not valid TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                          source=source) from None
-
-
-def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a TOML file into a dict: the one reader of every command that takes a configuration file.  A file
-    that cannot be read, is larger than :data:`MAX_FILE_OCTETS`, is not UTF-8 or does not parse is a
-    :class:`ConfigError` naming the file."""
-    try:
-        name = os.fspath(path)
-    except TypeError:
-        raise ConfigError(None, f"not a file name: {_show(path)}") from None
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read(MAX_FILE_OCTETS + 1)
-    except OSError as exc:
-        raise ConfigError(None, f"cannot read: {exc.strerror or exc}", source=name) from None
-    except ValueError as exc:  # a NUL in the name
-        raise ConfigError(None, f"cannot read: {exc}", source=_show(name)) from None
-    if len(raw) > MAX_FILE_OCTETS:
-        raise ConfigError(None, f"larger than {MAX_FILE_OCTETS} octets: not a configuration file", source=name)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(None, f"not UTF-8 at byte {exc.start}", source=name) from None
-    return parse_toml(text, source=name)
 
 
 def loads(text: str, *, source: str | None = None) -> Config:

@@ -36,7 +36,6 @@ import os
 import signal
 import sys
 import time
-import tomllib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -90,6 +89,7 @@ from fmipfast.security.lwkerb import (
     seal,
     unseal,
 )
+from fmipfast.tomlfile import read_toml, show
 
 __all__ = [
     "KDC_COUNTERS",
@@ -217,12 +217,7 @@ class KdcConfig:
         return hop
 
 
-def _show(value: object, limit: int = 60) -> str:
-    try:
-        text = repr(value)
-    except ValueError:  # an integer beyond sys.get_int_max_str_digits()
-        return "<a huge integer>"
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+_show = show
 
 
 def _hostname_ok(host: str) -> bool:
@@ -406,36 +401,6 @@ def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
 
 
 #: The largest KDC file read (it is a few kilobytes).
-MAX_FILE_OCTETS = 4 << 20
-
-
-def read_toml(path: str) -> dict:
-    """Read a TOML file: a file that cannot be read, is too large, is not UTF-8 or does not parse (a syntax
-    error, nesting too deep for the parser) is a :class:`ConfigError` naming the file.  (The same contract as
-    ``fmipfast.config.read_toml``, which the ``fmipfast`` command uses; the import rules keep this package from
-    importing it.)"""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_FILE_OCTETS + 1)
-    except OSError as exc:
-        raise ConfigError(None, f"cannot read: {exc.strerror or exc}", source=path) from None
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(None, f"cannot read: {exc}", source=_show(path)) from None
-    if len(raw) > MAX_FILE_OCTETS:
-        raise ConfigError(None, f"larger than {MAX_FILE_OCTETS} octets: not a configuration file", source=path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(None, f"not UTF-8 at byte {exc.start}", source=path) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(None, f"not valid TOML: {exc}", source=path) from None
-    except RecursionError:
-        raise ConfigError(None, "not valid TOML: arrays or inline tables nested too deeply", source=path) from None
-    except (ValueError, TypeError, MemoryError) as exc:
-        raise ConfigError(None, f"not valid TOML: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
-                          source=path) from None
 
 
 def load_config(path: str) -> KdcConfig:
