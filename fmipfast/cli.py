@@ -343,7 +343,19 @@ def setup_logging(cfg: Any) -> None:
     """The daemons' logging from ``[logging]``: the level, and text lines or JSON objects on stderr."""
     import logging
 
-    handler = logging.StreamHandler()
+    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+        """Writes to whatever ``sys.stderr`` is when a record comes (not the stream of the moment it was made:
+        an embedding program, or a test harness, may have replaced and closed that one since)."""
+
+        @property  # type: ignore[override]
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value: Any) -> None:
+            pass
+
+    handler = StderrHandler()
     if cfg.format == "json":
         handler.setFormatter(JsonLogFormatter())  # type: ignore[arg-type]
     else:

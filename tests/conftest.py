@@ -4,6 +4,7 @@ built), and under FMIPFAST_REQUIRE_EXTENSIONS=1 a missing extension fails the se
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
@@ -53,6 +54,19 @@ if _core is not None and not PURE:
     IMPLS.append(pytest.param(_core, id="c"))
 
 HAVE_CORE = _core is not None and not PURE
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was():
+    """Tests that run a command in process (``cli.main``) set the daemons' logging up on the root logger: put
+    its handlers and level back afterwards, so one test's set-up does not log into the next test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for h in list(root.handlers):  # pytest's own capture handlers come and go with each phase: left to it
+        if h not in handlers and not type(h).__module__.startswith("_pytest"):
+            root.removeHandler(h)
+    root.setLevel(level)
 
 
 @pytest.fixture(params=IMPLS)

@@ -218,7 +218,7 @@ def test_router_refuses_a_session_file_others_may_read(tmp_path, capsys):
     assert code == 2 and "router.security.session_file" in err and "chmod 600" in err
 
 
-def test_json_logs_are_one_object_per_line_with_the_note_fields():
+def test_json_logs_are_one_object_per_line_with_the_note_fields(monkeypatch):
     """``[logging] format = "json"``: the router agent's notes become JSON objects with their fields at the top
     level (the raw message octets summarised, never dumped), routine ones at DEBUG, state changes at INFO."""
     import io
@@ -232,7 +232,7 @@ def test_json_logs_are_one_object_per_line_with_the_note_fields():
     try:
         setup_logging(LoggingConfig(level="info", format="json"))
         stream = io.StringIO()
-        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        monkeypatch.setattr(sys, "stderr", stream)  # the handler writes to sys.stderr as it is at each record
         log_router_note("send", {"icmp": b"\xc8\x01" * 40, "dst": "2001:db8::1", "size": 120})  # DEBUG: not shown
         log_router_note("ar:state", {"role": "par", "identifier": 0x101, "old": "hrd_sent", "new": "hi_sent"})
         log_router_note("ar:fail", {"role": "nar", "reason": "ncoa_in_use", "raw": b"\x00" * 3})
@@ -244,9 +244,31 @@ def test_json_logs_are_one_object_per_line_with_the_note_fields():
         assert docs[1]["raw"] == "<3 octets>"
         setup_logging(LoggingConfig(level="debug", format="text"))
         stream = io.StringIO()
-        root.handlers[0].stream = stream  # type: ignore[attr-defined]
+        monkeypatch.setattr(sys, "stderr", stream)  # the handler writes to sys.stderr as it is at each record
         log_router_note("send", {"icmp": b"\xc8\x01", "dst": "2001:db8::1"})
         assert "fmipfast.router DEBUG send dst=2001:db8::1" in stream.getvalue() and "icmp" not in stream.getvalue()
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_the_log_handler_follows_sys_stderr_and_never_writes_to_a_closed_stream(monkeypatch):
+    """The daemons' handler writes to sys.stderr as it is when a record comes: a program that set logging up
+    and later replaced (and closed) its stderr -- an embedding daemon, a test harness -- gets no
+    'Logging error' tracebacks."""
+    import io
+    import logging
+
+    from fmipfast.cli import setup_logging
+    from fmipfast.config import LoggingConfig
+
+    root = logging.getLogger()
+    first = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    setup_logging(LoggingConfig(level="info", format="text"))
+    first.close()
+    second = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", second)
+    logging.getLogger("fmipfast.router").info("after the swap")
+    assert "after the swap" in second.getvalue()
+    assert any(type(h).__name__ == "StderrHandler" for h in root.handlers)
