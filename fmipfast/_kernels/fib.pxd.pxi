@@ -30,6 +30,7 @@ cdef struct fib_table:
     uint8_t lengths[129]
     uint64_t mask_hi[129]
     uint64_t mask_lo[129]
+    uint64_t inner0[129]   # the inner hash mix of a zero low half, per length (fib.pxi)
 
 
 cdef class Fib:

@@ -39,8 +39,17 @@ cdef extern from *:
         h ^= h >> 33; h *= 0xFF51AFD7ED558CCDULL; h ^= h >> 33; h *= 0xC4CEB9FE1A85EC53ULL; h ^= h >> 33;
         return h;
     }
+    static inline uint64_t fmip_fib_inner(uint64_t lo, uint64_t len, uint64_t k1) {
+        return fmip_fib_fmix(lo ^ k1 ^ (len * 0x9E3779B97F4A7C15ULL));
+    }
     static inline uint64_t fmip_fib_hash(uint64_t hi, uint64_t lo, uint64_t len, uint64_t k0, uint64_t k1) {
-        return fmip_fib_fmix(hi ^ k0 ^ fmip_fib_fmix(lo ^ k1 ^ (len * 0x9E3779B97F4A7C15ULL)));
+        return fmip_fib_fmix(hi ^ k0 ^ fmip_fib_inner(lo, len, k1));
+    }
+    /* The same hash with the inner mix of a zero low half (every key of length <= 64, and any other whose
+     * low half is zero) precomputed per length: `inner0` = fmip_fib_inner(0, len, k1). */
+    static inline uint64_t fmip_fib_hash_pre(uint64_t hi, uint64_t lo, uint64_t len, uint64_t k0, uint64_t k1,
+                                             uint64_t inner0) {
+        return fmip_fib_fmix(hi ^ k0 ^ (lo ? fmip_fib_inner(lo, len, k1) : inner0));
     }
     static inline uint64_t fmip_fib_load_be64(const uint8_t *p) {
         uint64_t w;
@@ -51,7 +60,10 @@ cdef extern from *:
         return w;
     }
     """
+    uint64_t fmip_fib_inner(uint64_t lo, uint64_t length, uint64_t k1) noexcept nogil
     uint64_t fmip_fib_hash(uint64_t hi, uint64_t lo, uint64_t length, uint64_t k0, uint64_t k1) noexcept nogil
+    uint64_t fmip_fib_hash_pre(uint64_t hi, uint64_t lo, uint64_t length, uint64_t k0, uint64_t k1,
+                               uint64_t inner0) noexcept nogil
     uint64_t fmip_fib_load_be64(const uint8_t* p) noexcept nogil
 
 
@@ -101,7 +113,7 @@ cdef void fib_lookup_batch(const fib_table* t, const uint8_t* dst, Py_ssize_t m,
                 mid[j] = (lo_i[j] + hi_i[j]) >> 1
                 kh[j] = qh[j] & t.mask_hi[mid[j]]
                 kl[j] = ql[j] & t.mask_lo[mid[j]]
-                pos[j] = fmip_fib_hash(kh[j], kl[j], t.lengths[mid[j]], t.k0, t.k1) & t.mask
+                pos[j] = fmip_fib_hash_pre(kh[j], kl[j], t.lengths[mid[j]], t.k0, t.k1, t.inner0[mid[j]]) & t.mask
                 __builtin_prefetch(&t.slots[pos[j]])
             active = False
             for j in range(c):
@@ -119,15 +131,23 @@ cdef void fib_lookup_batch(const fib_table* t, const uint8_t* dst, Py_ssize_t m,
                     if s.len == _FIB_EMPTY:
                         break
                     p = (p + 1) & t.mask
-                if found:
-                    lo_i[j] = mid[j] + 1
-                else:
-                    hi_i[j] = mid[j] - 1
+                lo_i[j] = mid[j] + 1 if found else lo_i[j]
+                hi_i[j] = hi_i[j] if found else mid[j] - 1
                 if lo_i[j] <= hi_i[j]:
                     active = True
         for j in range(c):
             out[base + j] = best[j]
         base += c
+
+
+@cython.boundscheck(False)  # SAFETY: [0] is only taken on non-empty views
+cdef bint _fib_overlap(const uint8_t[:, ::1] d, int32_t[::1] o) noexcept:
+    """True iff the memory of the C-contiguous ``d`` and ``o`` overlaps (np.may_share_memory's answer)."""
+    if d.shape[0] == 0 or o.shape[0] == 0:
+        return False
+    cdef const char* d0 = <const char*>&d[0, 0]
+    cdef const char* o0 = <const char*>&o[0]
+    return o0 < d0 + d.shape[0] * ADDR_LEN and d0 < o0 + o.shape[0] * <Py_ssize_t>sizeof(int32_t)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -202,6 +222,7 @@ cdef class Fib:
             self.t.lengths[i] = lens[i]
             self.t.mask_hi[i] = mhi[lens[i]]
             self.t.mask_lo[i] = mlo[lens[i]]
+            self.t.inner0[i] = fmip_fib_inner(0, lens[i], self.t.k1)
 
     def __dealloc__(self):
         PyMem_Free(self.t.slots)
@@ -238,12 +259,31 @@ cdef class Fib:
 
         Reference: fmipfast.reference.fib.Fib.lookup
         """
-        res = _fib_ref.check_dst(dst, out)
-        cdef Py_ssize_t m = dst.shape[0]
+        # Fast path: take the buffers directly (~1 us less per call than the shared checks, which matters
+        # for batches of a few hundred); on any doubt, the shared checks raise the shared message.
+        cdef const uint8_t[:, ::1] d
+        cdef int32_t[::1] o
+        cdef bint ok
+        try:
+            ok = isinstance(dst, np.ndarray) and (out is None or isinstance(out, np.ndarray))
+            if ok:
+                d = dst
+                ok = d.shape[1] == ADDR_LEN
+                if ok and out is not None:
+                    o = out
+                    ok = o.shape[0] == d.shape[0] and not _fib_overlap(d, o)
+        except (TypeError, ValueError, BufferError):
+            ok = False
+        if not ok:
+            _fib_ref.check_dst(dst, out)  # raises: the fast path refuses nothing the checks accept
+            raise SystemError("fmipfast._core.Fib.lookup: argument refused by the fast path only")
+        cdef Py_ssize_t m = d.shape[0]
+        res = out
+        if out is None:
+            res = np.empty(m, dtype=np.int32)
+            o = res
         if m == 0:
             return res
-        cdef const uint8_t[:, ::1] d = dst
-        cdef int32_t[::1] o = res
         with nogil:
             fib_lookup_batch(&self.t, &d[0, 0], m, &o[0])
         return res
