@@ -25,7 +25,7 @@
 #
 # Included after ncache.pxi, whose extern block declares __builtin_prefetch.
 
-from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.mem cimport PyMem_RawFree, PyMem_RawMalloc
 from libc.stdint cimport INT32_MAX
 
 import fmipfast.reference.fib as _fib_ref
@@ -199,7 +199,7 @@ cdef class Fib:
         cdef const uint8_t[::1] lens = tab.lengths
         cdef const uint64_t[::1] mhi = _fib_ref._MASK_HI
         cdef const uint64_t[::1] mlo = _fib_ref._MASK_LO
-        cdef fib_slot* slots = <fib_slot*>PyMem_Malloc(<size_t>nslots * sizeof(fib_slot))
+        cdef fib_slot* slots = <fib_slot*>PyMem_RawMalloc(<size_t>nslots * sizeof(fib_slot))
         if slots == NULL:
             raise MemoryError(f"Fib: {nslots * sizeof(fib_slot)} octets for {nslots} slots")
         cdef Py_ssize_t i
@@ -225,7 +225,7 @@ cdef class Fib:
             self.t.inner0[i] = fmip_fib_inner(0, lens[i], self.t.k1)
 
     def __dealloc__(self):
-        PyMem_Free(self.t.slots)
+        PyMem_RawFree(self.t.slots)  # raw: plain malloc, so ASan guards the table of any size
         self.t.slots = NULL
 
     @property
