@@ -14,7 +14,7 @@ test:
 test-pure:
 	FMIPFAST_PUREPYTHON=1 $(PY) -m pytest -q
 
-BENCHES = wire classify ncache bufq gil security protocol
+BENCHES = wire classify ncache bufq gil security protocol fib
 
 bench:
 	for b in $(BENCHES); do PYTHONPATH=. $(PY) bench/bench_$$b.py --fast -o bench/$$b.json || exit 1; done

@@ -71,6 +71,7 @@ include "_kernels/ncache.pxi"
 include "_kernels/bufq.pxi"
 include "_kernels/rewrite.pxi"
 include "_kernels/ring.pxi"      # issue #4: AF_PACKET TPACKET_V3 block walk and TX fill
+include "_kernels/fib.pxi"       # longest-prefix-match FIB (after ncache.pxi: uses its prefetch declaration)
 
 
 # Stands in for the data pointer of an empty buffer (never read: the kernels read n = 0 octets), so no

@@ -54,7 +54,7 @@ KERNELS = (
 
 #: The classes every implementation exports (not in KERNELS: the tests compare function signatures and
 #: stub docstrings, which a cdef class does not have in the same form).
-CLASSES = ("Batch", "NeighborCache", "PacketBuffer")
+CLASSES = ("Batch", "NeighborCache", "PacketBuffer", "Fib")
 
 
 def _flag(name: str) -> bool:
@@ -109,5 +109,6 @@ RING_WALK_ERRORS = impl.RING_WALK_ERRORS
 Batch = impl.Batch
 NeighborCache = impl.NeighborCache
 PacketBuffer = impl.PacketBuffer
+Fib = impl.Fib
 
 __all__ += [*KERNELS, *CLASSES, "RING_WALK_ERRORS"]

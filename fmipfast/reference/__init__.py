@@ -79,3 +79,10 @@ from fmipfast.reference.ring import (  # noqa: E402
 )
 
 __all__ += ["ring_block_status", "ring_release_block", "ring_tx_fill", "ring_walk_block"]
+
+# (keep this line: it separates the sections for clean merges)
+
+# [fib] longest-prefix-match FIB: fmipfast/reference/fib.py
+from fmipfast.reference.fib import Fib  # noqa: E402
+
+__all__ += ["Fib"]
