@@ -318,6 +318,7 @@ class Engine:
             self._set_neighbor(IPv6Address(nb.address), nb.mac, self._iface_by_name[nb.interface].index,
                                NeighborState.REACHABLE, NeighborFlag.STATIC | NeighborFlag.ROUTER)
         self._routes.sort(key=lambda r: -r.plen)
+        self._build_fib()
 
     # ------------------------------------------------------------------ tables
     def _key(self, address: IPv6Address) -> np.ndarray:
@@ -341,34 +342,47 @@ class Engine:
         self._routes.append(_Route(value >> 64, value & _MASK64, mask >> 64, mask & _MASK64, net.prefixlen, iface,
                                    via))
 
+    def _build_fib(self) -> None:
+        """The routes as a longest-prefix-match table (``Fib``: at most ceil(log2(lengths + 1)) probes a
+        destination, whatever the number of routes) over columns a lookup indexes: output interface, next hop,
+        whether the route has one.  Of two routes for the same prefix the first configured wins (an interface's
+        own prefix before a route)."""
+        first: dict[tuple[int, int, int], int] = {}
+        for i, r in enumerate(self._routes):
+            first.setdefault((r.hi, r.lo, r.plen), i)
+        rows = sorted(first.values())
+        routes = [self._routes[i] for i in rows]
+        prefixes = np.zeros((len(routes), 16), dtype=np.uint8)
+        for k, r in enumerate(routes):
+            prefixes[k] = np.frombuffer(((r.hi << 64) | r.lo).to_bytes(16, "big"), dtype=np.uint8)
+        self._fib = backend.impl.Fib(prefixes, np.array([r.plen for r in routes], dtype=np.uint8),
+                                     np.arange(len(routes), dtype=np.int32))
+        self._fib_iface = np.array([r.iface for r in routes] + [-1], dtype=np.int64)  # [-1]: no route
+        self._fib_via = np.zeros((len(routes) + 1, 16), dtype=np.uint8)
+        self._fib_has_via = np.zeros(len(routes) + 1, dtype=bool)
+        self._fib_routes = routes
+        for k, r in enumerate(routes):
+            if r.via is not None:
+                self._fib_via[k] = np.frombuffer(r.via.packed, dtype=np.uint8)
+                self._fib_has_via[k] = True
+
     def lookup_route(self, dst: IPv6Address) -> tuple[int, IPv6Address] | None:
         """(output interface index, next hop) for ``dst``, or None."""
-        value = int(dst)
-        hi, lo = value >> 64, value & _MASK64
-        for r in self._routes:
-            if hi & r.mask_hi == r.hi and lo & r.mask_lo == r.lo:
-                return r.iface, (r.via if r.via is not None else dst)
-        return None
+        k = int(self._fib.lookup(np.frombuffer(dst.packed, dtype=np.uint8).reshape(1, 16))[0])
+        if k < 0:
+            return None
+        r = self._fib_routes[k]
+        return r.iface, (r.via if r.via is not None else dst)
 
     def _route_batch(self, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Vectorised longest-prefix match: output interface (-1 = no route) and next hop [n,16]."""
-        n = dst.shape[0]
-        hi = dst[:, :8].copy().view(">u8").reshape(n).astype(np.uint64)
-        lo = dst[:, 8:].copy().view(">u8").reshape(n).astype(np.uint64)
-        out_if = np.full(n, -1, dtype=np.int64)
+        """Longest-prefix match of a batch: output interface (-1 = no route) and next hop [n,16]."""
+        k = self._fib.lookup(np.ascontiguousarray(dst, dtype=np.uint8))
+        k = np.where(k < 0, len(self._fib_routes), k)  # the sentinel row: no route
         next_hop = dst.copy()
-        todo = np.ones(n, dtype=bool)
-        for r in self._routes:
-            if not todo.any():
-                break
-            m = todo & ((hi & np.uint64(r.mask_hi)) == np.uint64(r.hi))
-            m &= (lo & np.uint64(r.mask_lo)) == np.uint64(r.lo)
-            if m.any():
-                out_if[m] = r.iface
-                if r.via is not None:
-                    next_hop[m] = np.frombuffer(r.via.packed, dtype=np.uint8)
-                todo &= ~m
-        return out_if, next_hop
+        via = self._fib_has_via[k]
+        if via.any():
+            next_hop[via] = self._fib_via[k[via]]
+        return self._fib_iface[k], next_hop
 
     # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
     def proxy_add(self, address: str | IPv6Address, key: int | None, lifetime_ms: int, iface: str | None = None,
