@@ -179,8 +179,11 @@ def test_a_link_gap_during_the_stream_is_measured(kernel_par, tmp_path):
         time.sleep(0.3)
         return lab.move_mn(to="A", gap_ms=60)
 
+    # 2.5 s of stream: the kernel's linkwatch handles a port's carrier change at most once a second when other
+    # links changed just before (earlier tests' namespaces going away), so the port may come back up to ~1 s
+    # late; the stream must outlast that for the interruption to be measured at all
     for port in (5002, 5003):
-        summary, got, move = _stream(lab, tmp_path, port, 800, gap)
+        summary, got, move = _stream(lab, tmp_path, port, 2500, gap)
         _check_gap(summary, got, move)
 
 
@@ -190,7 +193,7 @@ def _check_gap(summary: dict, got: dict, move: LinkMove) -> None:
     # how much longer is the machine's scheduling (BENCHMARKS.md measures it), not asserted here
     assert m["lost"] >= 40, m
     assert m["duplicated"] == 0 and m["reordered"] == 0
-    assert m["interruption_ms"] >= 60, m
+    assert m["interruption_ms"] is not None and m["interruption_ms"] >= 60, m
     assert m["link_up_to_first_packet_ms"] >= 0, m
     # nothing arrives while the port is down
     assert not [r for r in got["received"] if move.down_ns < r[1] < move.up_ns]
