@@ -189,9 +189,10 @@ def test_a_link_gap_during_the_stream_is_measured(kernel_par, tmp_path):
 
 def _check_gap(summary: dict, got: dict, move: LinkMove) -> None:
     m = traffic.measure(summary["sent"], got["received"], move.link_changes())
-    # the port is down 60 ms at 1 datagram/ms: at least that many are lost and the gap is at least that long;
+    # the port is down 60 ms: datagrams are lost (how many depends on when the loaded sender got the CPU, so
+    # only that some are) and the interruption, measured on the receiver's kernel timestamps, spans the gap;
     # how much longer is the machine's scheduling (BENCHMARKS.md measures it), not asserted here
-    assert m["lost"] >= 40, m
+    assert m["lost"] > 0, m
     assert m["duplicated"] == 0 and m["reordered"] == 0
     assert m["interruption_ms"] is not None and m["interruption_ms"] >= 60, m
     assert m["link_up_to_first_packet_ms"] >= 0, m
