@@ -176,7 +176,7 @@ def test_a_link_gap_during_the_stream_is_measured(kernel_par, tmp_path):
     lab = kernel_par
 
     def gap() -> LinkMove:
-        time.sleep(0.3)
+        time.sleep(1.0)  # the sender (a Python process) is streaming by then, even on a loaded machine
         return lab.move_mn(to="A", gap_ms=60)
 
     # 2.5 s of stream: the kernel's linkwatch handles a port's carrier change at most once a second when other
