@@ -1,4 +1,4 @@
-"""pyperf benchmark of classify (issue #3): frames per second on one realistic mixed arena (STYLE.md rule 36).
+"""pyperf benchmark of classify: frames per second on one realistic mixed arena (STYLE.md rule 36).
 
 Rows, all on the identical corpus in the same run, timed per frame (one call classifies the whole arena):
 

@@ -1,4 +1,4 @@
-"""pyperf benchmark of NeighborCache batch lookups (issue #3; STYLE.md rule 36): lookups per second.
+"""pyperf benchmark of NeighborCache batch lookups (STYLE.md rule 36): lookups per second.
 
 Workload: a table of 1 M entries with uniform random 16-octet keys, looked up in batches of 4096 keys of
 which 90% are present (64 distinct batches, cycled, so the lookups spread over the whole table rather
@@ -20,7 +20,7 @@ than re-reading one cached batch).  Rows, all in the same run, timed per lookup 
     PYTHONPATH=. python bench/bench_ncache.py --fast                   # quick look
     python -m pyperf compare_to old.json new.json
 
-Targets (issue #3): _core >= 0.5x the C limit and >= 10x the dict.
+Targets: _core >= 0.5x the C limit and >= 10x the dict.
 """
 
 from __future__ import annotations

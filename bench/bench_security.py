@@ -3,7 +3,7 @@
 
     python bench/bench_security.py --fast -o bench/security.json
 
-Goal (issue #5): case-1 verification under 50 µs median.  Inputs that must be unique (authenticators for
+Goal: case-1 verification under 50 µs median.  Inputs that must be unique (authenticators for
 the replay cache, AH sequence numbers for the replay window) are built before the timer starts.
 """
 

@@ -44,7 +44,7 @@ cdef int derive_mac48_from_eui64(const uint8_t* eui8, uint8_t* out6) noexcept no
 cdef int derive_eui64_from_address(const uint8_t* address16, int prefix_len, uint8_t* out8) noexcept nogil
 cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uint8_t* out6) noexcept nogil
 
-# The batch core (issue #3): one declaration fragment per kernel fragment.
+# The batch core: one declaration fragment per kernel fragment.
 include "_kernels/parse.pxd.pxi"
 include "_kernels/ncache.pxd.pxi"
 include "_kernels/bufq.pxd.pxi"

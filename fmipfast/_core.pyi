@@ -355,7 +355,7 @@ def _struct_sizes() -> dict[str, int]:
 def _consts() -> dict[str, int]:
     """Every enum constant of includes/consts.pxi and includes/wire.pxd, by name, as compiled."""
 
-# ---- The batch core (issue #3). Each room adds its stubs in its own section. ----
+# ---- The batch core. Each room adds its stubs in its own section. ----
 
 # [parse] classify and Batch
 
@@ -970,7 +970,7 @@ def _bufq_reasons() -> dict[str, int]:
 
 # (end of the batch-core sections)
 
-# [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4)
+# [ring] AF_PACKET TPACKET_V3 block walk and TX fill
 
 RING_WALK_ERRORS: tuple[str, ...]
 

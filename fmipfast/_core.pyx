@@ -63,14 +63,14 @@ __all__ = [
 include "includes/consts.pxi"
 include "_kernels/cksum.pxi"
 include "_kernels/derive.pxi"
-# Issue #3, the batch core: each fragment holds its kernels AND its def wrappers / cdef classes, appends
+# The batch core: each fragment holds its kernels AND its def wrappers / cdef classes, appends
 # its public names to __all__, and declares its cdef classes in the matching _kernels/*.pxd.pxi that
 # _core.pxd includes.  One fragment per room, so work on one never touches another.
 include "_kernels/parse.pxi"
 include "_kernels/ncache.pxi"
 include "_kernels/bufq.pxi"
 include "_kernels/rewrite.pxi"
-include "_kernels/ring.pxi"      # issue #4: AF_PACKET TPACKET_V3 block walk and TX fill
+include "_kernels/ring.pxi"      # AF_PACKET TPACKET_V3 block walk and TX fill
 include "_kernels/fib.pxi"       # longest-prefix-match FIB (after ncache.pxi: uses its prefetch declaration)
 
 

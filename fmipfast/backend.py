@@ -20,13 +20,13 @@ __all__ = ["IMPLEMENTATION", "KERNELS", "CLASSES", "load", "impl"]
 
 #: The public kernel functions every implementation exports.
 KERNELS = (
-    # checksums (issue #2)
+    # checksums
     "internet_checksum",
     "upper_layer_checksum",
     "icmp6_checksum",
     "icmp6_checksum_ok",
     "icmp6_checksum_fill",
-    # derivations (issue #2) and their batch forms (issue #3)
+    # derivations and their batch forms
     "ncoa_from_prefix",
     "nar_link_local",
     "link_local_from_mac48",
@@ -40,12 +40,12 @@ KERNELS = (
     "nar_link_local_batch",
     "mac48_from_address_batch",
     "eui64_from_mac48_batch",
-    # the batch pipeline (issue #3)
+    # the batch pipeline
     "classify",
     "forward_rewrite",
     "encapsulate",
     "decapsulate",
-    # AF_PACKET rings (issue #4)
+    # AF_PACKET rings
     "ring_walk_block",
     "ring_block_status",
     "ring_release_block",

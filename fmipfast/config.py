@@ -109,7 +109,7 @@ class LoggingConfig:
         return cls(**values)
 
 
-# --- [router]: the access-router engine (issue #4) ------------------------------------------------------
+# --- [router]: the access-router engine ------------------------------------------------------
 
 
 class _Table:

@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if any(m.name == "skipif" and "needs root" in str(m.kwargs.get("reason", ""))
                for m in item.iter_markers()):
             item.add_marker(pytest.mark.root)
-    if RUN_SLOW or config.getoption("--run-slow"):
+    if RUN_SLOW or config.getoption("--run-slow") or "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="long run: give --run-slow or FMIPFAST_SLOW=1 (the default run has its "
                                    "bounded version)")

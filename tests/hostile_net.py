@@ -20,7 +20,6 @@ break one field at a time.
 
 from __future__ import annotations
 
-import os
 import struct
 from dataclasses import dataclass, field
 from ipaddress import IPv6Address
@@ -51,8 +50,7 @@ from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
 
 #: The long variants: marked ``slow`` and run only with FMIPFAST_SLOW=1 (the plain ``pytest`` of CI skips them).
-SLOW = [pytest.mark.slow, pytest.mark.skipif(os.environ.get("FMIPFAST_SLOW", "") in ("", "0"),
-                                             reason="long variant: set FMIPFAST_SLOW=1 to run it")]
+SLOW = [pytest.mark.slow]
 
 ROUTER = IPv6Address("2001:db8:2::1")  # the router under test (its access address: the NAR of the peer's HIs)
 ROUTER_UP = IPv6Address("2001:db8:ff::2")

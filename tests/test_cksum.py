@@ -366,7 +366,7 @@ if HAVE_CORE:
         for name in backend.KERNELS:
             ours, oracle = getattr(core, name), getattr(reference, name)
             assert list(inspect.signature(ours).parameters) == list(inspect.signature(oracle).parameters)
-        # the batch core (issue #3) adds classify/Batch etc. to both; the checksum kernels stay exported
+        # the batch core adds classify/Batch etc. to both; the checksum kernels stay exported
         assert set(core.__all__) == set(reference.__all__) >= set(backend.KERNELS)
 
     ints = st.one_of(st.integers(-3, 70003), st.integers(-(2**70), 2**70))

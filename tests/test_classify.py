@@ -1,4 +1,4 @@
-"""classify: the batch core's frame classification (issue #3; DESIGN.md §5, §7).
+"""classify: the batch core's frame classification (DESIGN.md §5, §7).
 
 Golden frames are built with fmipfast.frames/messages and with scapy (an independent crafter); every
 test that takes ``impl`` runs on fmipfast.reference (py) and fmipfast._core (c).  The agreement tests at

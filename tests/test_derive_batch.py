@@ -1,4 +1,4 @@
-"""Batch derivations (issue #3): NCoA, NAR link-local and MAC for many mobile nodes at once.
+"""Batch derivations: NCoA, NAR link-local and MAC for many mobile nodes at once.
 
 Every batch function must give exactly what looping its scalar function (tests/test_derive.py) gives, on
 both implementations (``impl`` fixture, ids py/c), for batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257

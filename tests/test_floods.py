@@ -28,7 +28,6 @@ from tests.hostile_net import (
     MN_COA,
     MN_MAC,
     NCACHE_CAPACITY,
-    SLOW,
     World,
     eth,
     from_peer,
@@ -136,7 +135,6 @@ def test_address_scan_of_the_access_prefix_keeps_the_mn_reachable():
 
 
 @pytest.mark.slow
-@SLOW[1]
 def test_address_scan_of_a_million_addresses():
     figures = _scan(1_000_000)
     print("RFC 6583 scan:", figures)

@@ -50,7 +50,6 @@ from tests.hostile_net import (
     ROUTER,
     ROUTER_LL,
     ROUTER_UP,
-    SLOW,
     World,
     echo,
     eth,
@@ -586,13 +585,11 @@ def test_garbage_attaches_leave_a_bounded_number_of_records_that_expire():
 
 
 @pytest.mark.slow
-@SLOW[1]
 def test_ten_thousand_garbage_attaches():
     _garbage_attaches(10_000)
 
 
 @pytest.mark.slow
-@SLOW[1]
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_batches)
 def test_mutated_frames_of_every_kind_long(batch):

@@ -1,4 +1,4 @@
-"""NeighborCache (issue #3; DESIGN.md §5, §7): the bounded, keyed-hash neighbor cache of the batch core.
+"""NeighborCache (DESIGN.md §5, §7): the bounded, keyed-hash neighbor cache of the batch core.
 
 Behaviour tests run on both implementations (``impl`` fixture, ids py/c) and assert the counters, not only
 the outputs (STYLE.md rule 34), over batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257 (rule 33).  The tests of

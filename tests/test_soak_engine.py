@@ -216,8 +216,6 @@ def test_a_soak_of_2200_handovers_and_reversals_leaves_the_routers_as_they_start
 def test_a_soak_of_10000_handovers_and_reversals_in_each_key_case(request):
     """10 000 attempts in key case 1, then 2 000 in each of cases 2 and 3.  Opt-in (minutes): ``-m slow`` or
     FMIPFAST_SLOW=1."""
-    if "slow" not in (request.config.getoption("markexpr") or "") and not os.environ.get("FMIPFAST_SLOW"):
-        pytest.skip("the long soak runs with -m slow (or FMIPFAST_SLOW=1)")
     attempts = int(os.environ.get("FMIPFAST_SOAK_HANDOVERS", "10000"))
     figures = soak(attempts, seed=11)
     _print(figures)

@@ -60,11 +60,6 @@ FAST = settings(max_examples=FAST_EXAMPLES, deadline=None,
 SLOW = settings(FAST, max_examples=SLOW_EXAMPLES)
 
 
-def _slow_only(request: pytest.FixtureRequest) -> None:
-    if "slow" not in (request.config.getoption("markexpr") or ""):
-        pytest.skip("the same property with more examples: run with -m slow")
-
-
 SRC, DST = IPv6Address("fe80::1"), IPv6Address("fe80::2")
 
 # ============================================================================================ mutations
@@ -248,7 +243,6 @@ test_decode_inverts_encode_for_every_message_kind = FAST(given(msg=all_messages,
 
 @pytest.mark.slow
 def test_decode_slow(request):
-    _slow_only(request)
     SLOW(given(data=st.binary(max_size=400))(_prop_arbitrary_octets))()
     SLOW(given(head=known_heads, data=st.binary(max_size=300))(_prop_octets_behind_a_known_type))()
     SLOW(given(case=mutated_messages())(_prop_mutated_message))()
@@ -300,7 +294,6 @@ test_mobility_header_decoders = FAST(given(raw=mh_inputs)(_prop_mobility_header)
 
 @pytest.mark.slow
 def test_mobility_header_decoders_slow(request):
-    _slow_only(request)
     SLOW(given(raw=mh_inputs)(_prop_mobility_header))()
 
 
@@ -415,7 +408,6 @@ test_lwkerb_readers_on_mutated_pdus = FAST(given(case=lkb_mutations())(_prop_lkb
 
 @pytest.mark.slow
 def test_lwkerb_slow(request):
-    _slow_only(request)
     SLOW(given(raw=st.binary(max_size=300))(_prop_lkb_arbitrary))()
     SLOW(given(mt=lkb_types, raw=st.binary(max_size=300))(_prop_lkb_typed))()
     SLOW(given(case=lkb_mutations())(_prop_lkb_mutated))()
@@ -500,7 +492,6 @@ test_ah_verify_on_arbitrary_octets = FAST(given(case=st.binary(max_size=200).map
 
 @pytest.mark.slow
 def test_ah_slow(request):
-    _slow_only(request)
     SLOW(given(case=ah_mutations())(_prop_ah_verify))()
     SLOW(given(case=st.binary(max_size=200).map(lambda b: ("plain", b)))(_prop_ah_verify))()
 

@@ -1,4 +1,4 @@
-# bufq: cdef declarations included by _core.pxd (issue #3), for Cython daemons that cimport the buffer.
+# bufq: cdef declarations included by _core.pxd, for Cython daemons that cimport the buffer.
 #
 # PacketBuffer state is one bufq_t: raw pointers into numpy arrays the owning cdef class keeps alive
 # (allocated once in __init__, never resized: STYLE.md rule 18), the bounds, and the counters.

@@ -104,7 +104,7 @@ cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uin
 
 
 # ---------------------------------------------------------------------------------------------------
-# Batch derivations (issue #3): NCoA, NAR link-local and MAC for many mobile nodes in one call.
+# Batch derivations: NCoA, NAR link-local and MAC for many mobile nodes in one call.
 #
 # The kernels loop the scalar kernels above over rows of C-contiguous uint8 [n, width] arrays; the def
 # wrappers check shapes and dtypes with _rows (TypeError for a wrong dtype, ValueError for a wrong shape,

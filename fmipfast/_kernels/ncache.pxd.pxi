@@ -1,4 +1,4 @@
-# ncache: cdef declarations included by _core.pxd (issue #3), for embedders that cimport NeighborCache.
+# ncache: cdef declarations included by _core.pxd, for embedders that cimport NeighborCache.
 #
 # Ownership: a NeighborCache is written by one thread only, the engine thread (STYLE.md rule 20); other
 # threads and processes may read its arrays but must not call its mutators.

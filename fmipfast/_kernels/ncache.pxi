@@ -1,4 +1,4 @@
-# ncache: the neighbor cache of the batch core (issue #3; DESIGN.md §5, §7), included by _core.pyx.
+# ncache: the neighbor cache of the batch core (DESIGN.md §5, §7), included by _core.pyx.
 #
 # Ownership and threading (STYLE.md rules 20, 41; Linux net/core/neighbour.c opens the same way): a
 # NeighborCache has ONE writer, the engine thread.  insert/update/delete/expire mutate the table and the

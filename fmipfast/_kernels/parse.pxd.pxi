@@ -1,4 +1,4 @@
-# parse: cdef declarations included by _core.pxd (issue #3): the Batch of classify and its kernel.
+# parse: cdef declarations included by _core.pxd: the Batch of classify and its kernel.
 #
 # An embedding Cython daemon can `cimport fmipfast._core` and call classify_frame() on one frame with a
 # classify_out whose pointers address its own arrays (row i of each), or read a Batch's arrays directly.

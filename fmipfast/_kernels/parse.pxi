@@ -1,4 +1,4 @@
-# parse: frame classification, the batch core's first stage (issue #3; DESIGN.md §5, §7).
+# parse: frame classification, the batch core's first stage (DESIGN.md §5, §7).
 # Included by _core.pyx; not a module.  Oracle: fmipfast/reference/wire.py (same checks, same order).
 #
 # classify_frame() walks one Ethernet frame: 802.1Q/802.1ad tags, the IPv6 header (RFC 8200 §3), the

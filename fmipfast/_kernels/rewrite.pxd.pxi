@@ -1,4 +1,4 @@
-# rewrite: cdef declarations included by _core.pxd (issue #3): the per-frame rewrite kernels.
+# rewrite: cdef declarations included by _core.pxd: the per-frame rewrite kernels.
 #
 # Pointers: `frame` is the start of the Ethernet frame, `length` its octets, l3 / l4 offsets inside it.
 # Statuses are BQ_REASON_* (bufq.pxd.pxi): 0 = done.  Callers guarantee frame[0:length] is readable

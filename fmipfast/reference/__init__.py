@@ -37,7 +37,7 @@ __all__ = [
     "mac48_from_address",
 ]
 
-# ---- The batch core (issue #3). Each room adds its import and __all__ entries in its own section. ----
+# ---- The batch core. Each room adds its import and __all__ entries in its own section. ----
 
 # [parse] classify: fmipfast/reference/wire.py
 from fmipfast.reference.wire import Batch, classify  # noqa: E402
@@ -69,7 +69,7 @@ __all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: se
 
 # (end of the batch-core sections)
 
-# [ring] AF_PACKET TPACKET_V3 block walk and TX fill (issue #4): fmipfast/reference/ring.py
+# [ring] AF_PACKET TPACKET_V3 block walk and TX fill: fmipfast/reference/ring.py
 from fmipfast.reference.ring import (  # noqa: E402
     RING_WALK_ERRORS,  # noqa: F401 - a constant, not a kernel: reachable as an attribute
     ring_block_status,

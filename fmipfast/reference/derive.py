@@ -231,7 +231,7 @@ def mac48_from_address(address16, prefix_len) -> bytes:
 
 
 # --------------------------------------------------------------------------------------------------
-# Batch derivations (issue #3): the oracle is simply the scalar functions above, looped over the rows.
+# Batch derivations: the oracle is simply the scalar functions above, looped over the rows.
 
 import numpy as np  # noqa: E402  (kept with the batch section it serves)
 

@@ -1,4 +1,4 @@
-"""Neighbor cache: the readable oracle of ``_kernels/ncache.pxi`` (DESIGN.md §5, §7; issue #3).
+"""Neighbor cache: the readable oracle of ``_kernels/ncache.pxi`` (DESIGN.md §5, §7).
 
 Ownership and threading (STYLE.md rules 20, 41): a NeighborCache has one writer, the engine thread;
 nothing here locks.  Other threads may read the exported arrays (read-only views), never call the methods.
