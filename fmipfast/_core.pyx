@@ -72,6 +72,7 @@ include "_kernels/bufq.pxi"
 include "_kernels/rewrite.pxi"
 include "_kernels/ring.pxi"      # AF_PACKET TPACKET_V3 block walk and TX fill
 include "_kernels/fib.pxi"       # longest-prefix-match FIB (after ncache.pxi: uses its prefetch declaration)
+include "_kernels/node.pxi"      # the forwarding node (after parse, ncache, fib: uses their tables)
 
 
 # Stands in for the data pointer of an empty buffer (never read: the kernels read n = 0 octets), so no

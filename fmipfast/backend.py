@@ -54,7 +54,7 @@ KERNELS = (
 
 #: The classes every implementation exports (not in KERNELS: the tests compare function signatures and
 #: stub docstrings, which a cdef class does not have in the same form).
-CLASSES = ("Batch", "NeighborCache", "PacketBuffer", "Fib")
+CLASSES = ("Batch", "NeighborCache", "PacketBuffer", "Fib", "Node")
 
 
 def _flag(name: str) -> bool:
@@ -110,5 +110,6 @@ Batch = impl.Batch
 NeighborCache = impl.NeighborCache
 PacketBuffer = impl.PacketBuffer
 Fib = impl.Fib
+Node = impl.Node
 
 __all__ += [*KERNELS, *CLASSES, "RING_WALK_ERRORS"]

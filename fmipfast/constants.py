@@ -274,6 +274,21 @@ class Verdict(IntEnum):
     RESOLVE = 6  # no usable neighbor entry: bounded unresolved queue + a Neighbor Solicitation
 
 
+class Action(IntEnum):
+    """What the forwarding node (``Node``) did or left to the control path for a frame: the verdicts, and
+    the two ICMPv6 errors a forwarded frame can cause (RFC 4443 §3.1, §3.3), which Python originates."""
+
+    DROP = 0
+    FORWARD = 1  # rewritten in place and in its output interface's TX vector
+    TUNNEL = 2
+    DECAP = 3
+    BUFFER = 4
+    CONTROL = 5
+    RESOLVE = 6
+    NO_ROUTE = 7  # Destination Unreachable is due, then the frame is dropped (NO_ROUTE)
+    TIME_EXCEEDED = 8  # Time Exceeded is due, then the frame is dropped (HOP_LIMIT_EXCEEDED)
+
+
 class Severity(IntEnum):
     INFO = 0  # expected on a healthy network (e.g. not IPv6)
     WARNING = 1  # a peer or the path is misbehaving
@@ -365,4 +380,4 @@ class NeighborFlag(IntFlag):
     HOLD = 0x20  # NAR after the Attach: direct traffic to this NCoA waits until the PAR's tunnel has drained
 
 
-__all__ += ["Verdict", "Severity", "DropReason", "NeighborState", "NeighborFlag"]
+__all__ += ["Verdict", "Action", "Severity", "DropReason", "NeighborState", "NeighborFlag"]

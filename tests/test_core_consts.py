@@ -38,6 +38,9 @@ PREFIXES = {
     "HCFLAG_": constants.HandoverControlFlag,
     "VERDICT_": constants.Verdict,
     "DROP_": constants.DropReason,
+    "ACTION_": constants.Action,
+    "NCFLAG_": constants.NeighborFlag,
+    "NCSTATE_": constants.NeighborState,
 }
 
 # wire.pxd sizes/offsets with no constants.py counterpart, and the RFC value each must have.
@@ -115,7 +118,7 @@ if HAVE_CORE:
 
     def test_compiled_consts_match_sources(core):
         # the Verdict/DropReason mirrors are exported by the parse fragment's own hook
-        assert {**core._consts(), **core._parse_consts()} == {**CONSTS, **WIRE}
+        assert {**core._consts(), **core._parse_consts(), **core._node_consts()} == {**CONSTS, **WIRE}
 
     def test_struct_sizes(core):
         sizes = core._struct_sizes()

@@ -16,6 +16,9 @@
 #   HRDFLAG_   constants.HrdFlag
 #   HIFLAG_    constants.HiFlag
 #   HCFLAG_    constants.HandoverControlFlag
+#   ACTION_    constants.Action
+#   NCFLAG_    constants.NeighborFlag
+#   NCSTATE_   constants.NeighborState
 #   plain names: the module-level int of the same name in constants.py
 # tests/test_core_consts.py parses this file and checks every value and that every member of a
 # mirrored class is here; fmipfast._core._consts() exports the same names.  Sizes (*_LEN) are in
@@ -141,6 +144,36 @@ cdef enum:
     VERDICT_BUFFER = 4
     VERDICT_CONTROL = 5
     VERDICT_RESOLVE = 6
+
+# constants.Action: what the forwarding node did with a frame (_kernels/node.pxi)
+cdef enum:
+    ACTION_DROP = 0
+    ACTION_FORWARD = 1
+    ACTION_TUNNEL = 2
+    ACTION_DECAP = 3
+    ACTION_BUFFER = 4
+    ACTION_CONTROL = 5
+    ACTION_RESOLVE = 6
+    ACTION_NO_ROUTE = 7
+    ACTION_TIME_EXCEEDED = 8
+
+# constants.NeighborFlag: flags of a neighbor-cache entry
+cdef enum:
+    NCFLAG_ROUTER = 0x01
+    NCFLAG_PROXY = 0x02
+    NCFLAG_LOCAL = 0x04
+    NCFLAG_TUNNEL = 0x08
+    NCFLAG_STATIC = 0x10
+    NCFLAG_HOLD = 0x20
+
+# constants.NeighborState: RFC 4861 §7.3.2 reachability states
+cdef enum:
+    NCSTATE_NONE = 0
+    NCSTATE_INCOMPLETE = 1
+    NCSTATE_REACHABLE = 2
+    NCSTATE_STALE = 3
+    NCSTATE_DELAY = 4
+    NCSTATE_PROBE = 5
 
 # constants.DropReason: why a frame was dropped (append-only, like the IntEnum)
 cdef enum:

@@ -86,3 +86,10 @@ __all__ += ["ring_block_status", "ring_release_block", "ring_tx_fill", "ring_wal
 from fmipfast.reference.fib import Fib  # noqa: E402
 
 __all__ += ["Fib"]
+
+# (keep this line: it separates the sections for clean merges)
+
+# [node] the forwarding node: fmipfast/reference/node.py
+from fmipfast.reference.node import Node  # noqa: E402
+
+__all__ += ["Node"]

@@ -1,0 +1,291 @@
+"""The forwarding node, pure Python: the oracle of the compiled ``Node`` (``_kernels/node.pxi``).
+
+A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.wire.Batch` filled by
+``classify`` over the same arena, offsets and lengths) and decides, frame by frame, what becomes of it:
+
+1. classify's drops stay drops; a unicast frame for another station's MAC is dropped (``OTHER_HOST``) when
+   the block came from the wire;
+2. a frame the sending kernel left for the device to checksum (``TP_STATUS_CSUMNOTREADY``) gets its UDP, TCP
+   or ICMPv6 checksum completed in place;
+3. the destination is looked up in the neighbor cache: an address of the router goes to the control path
+   (an IPv6-in-IPv6 packet for it is decapsulated if its outer source is a peer router), a ``TUNNEL`` entry
+   (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
+   mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
+   too for direct, non-Mobility-Header frames from the wire;
+4. anything else is forwarded: the destination's own usable entry, else the FIB's route (output interface,
+   next hop), gives the output interface; no route or a hop limit that would reach 0 is punted for the ICMPv6
+   error; a next hop without a usable entry is punted for resolution; otherwise the frame is rewritten in place
+   (Ethernet addresses, hop limit - 1) and appended to its output interface's TX vector.
+
+Outputs, per frame ``i < n``: ``action[i]`` (an :class:`~fmipfast.constants.Action`), ``aux[i]`` (the buffer
+key for BUFFER, the peer index for TUNNEL, the drop reason for DROP, else -1), ``entry[i]`` (the destination's
+neighbor index or -1), ``out_if[i]`` and ``next_hop[i]`` (for FORWARD and RESOLVE); per output interface
+``k``: ``tx_count[k]`` frames at ``tx_offsets[k, :tx_count[k]]`` / ``tx_lengths[k, :tx_count[k]]`` in block
+order; ``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
+block's work.  ``run`` returns the bit set of the actions present (``1 << action``).
+
+The node reads the neighbor cache and FIB it was given and its own columns; it changes nothing but the
+selected frames' octets and its outputs.  Ownership: one thread (the engine's) calls ``run`` and the setters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fmipfast.constants import Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
+from fmipfast.reference.cksum import upper_layer_checksum
+
+__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables"]
+
+#: Names of the ``stats`` entries, in order.
+NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames")
+#: TPACKET status bit: the sending kernel left the transport checksum to the device (linux/if_packet.h).
+TP_STATUS_CSUMNOTREADY = 1 << 3
+#: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
+CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
+
+_A_DROP, _A_FORWARD, _A_TUNNEL = int(Action.DROP), int(Action.FORWARD), int(Action.TUNNEL)
+_A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Action.CONTROL)
+_A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
+_F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
+_F_TUNNEL, _F_HOLD = int(NeighborFlag.TUNNEL), int(NeighborFlag.HOLD)
+_INCOMPLETE = int(NeighborState.INCOMPLETE)
+_P_MH = int(IpProto.MH)
+
+
+def _array(obj, name: str, dtype, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
+    a = np.asarray(obj)
+    if a.dtype != np.dtype(dtype):
+        raise TypeError(f"{name}: need {np.dtype(dtype).name}, got {a.dtype.name}")
+    if a.ndim != 1 + len(shape_tail) or tuple(a.shape[1:]) != shape_tail:
+        raise ValueError(f"{name}: need shape [n{''.join(f', {k}' for k in shape_tail)}], got {list(a.shape)}")
+    return np.ascontiguousarray(a)
+
+
+def check_run(batch, arena, offsets, lengths, status, iface, drops, capacity: int, interfaces: int):
+    """The arguments of ``Node.run`` as arrays, or the ``TypeError``/``ValueError`` that names the first wrong
+    one (both implementations raise these)."""
+    ar = np.asarray(arena)
+    if ar.dtype != np.uint8 or ar.ndim != 1:
+        raise TypeError(f"arena: need a 1-D uint8 array, got {ar.dtype.name}[{ar.ndim}-D]")
+    if not ar.flags.writeable or not ar.flags.c_contiguous:
+        raise TypeError("arena: need a writable, contiguous array")
+    off = _array(offsets, "offsets", np.int64)
+    ln = _array(lengths, "lengths", np.uint32)
+    n = off.shape[0]
+    if ln.shape[0] != n:
+        raise ValueError(f"lengths: need {n} rows (one per offset), got {ln.shape[0]}")
+    st = _array(status, "status", np.uint32)
+    if st.shape[0] not in (0, n):
+        raise ValueError(f"status: need 0 or {n} rows, got {st.shape[0]}")
+    if n > capacity or n > batch.n:
+        raise ValueError(f"offsets: {n} frames, more than the node's capacity {capacity} or the batch's {batch.n}")
+    if isinstance(iface, bool) or not isinstance(iface, (int, np.integer)) or not 0 <= iface < interfaces:
+        raise ValueError(f"iface: need an integer in 0..{interfaces - 1}, got {iface!r}")
+    if drops is not None and not (isinstance(drops, np.ndarray) and drops.dtype == np.uint64 and drops.ndim == 1
+                                  and drops.shape[0] >= len(DropReason) and drops.flags.writeable
+                                  and drops.flags.c_contiguous):
+        raise TypeError(f"drops: need a writable uint64 array of at least {len(DropReason)} rows")
+    size = ar.shape[0]
+    for i in range(n):
+        if off[i] < 0 or int(off[i]) + int(ln[i]) > size:
+            raise ValueError(f"frame {i}: offset {int(off[i])} + length {int(ln[i])} runs past the arena "
+                             f"({size} octets)")
+    return ar, off, ln, st, drops
+
+
+def check_tables(fib, route_if, route_via, route_has_via, interfaces: int):
+    """The arguments of ``Node.set_routes`` as arrays, or the error naming the first wrong one."""
+    ri = _array(route_if, "route_if", np.int32)
+    rv = _array(route_via, "route_via", np.uint8, (16,))
+    rh = _array(route_has_via, "route_has_via", np.uint8)
+    if not ri.shape[0] == rv.shape[0] == rh.shape[0]:
+        raise ValueError(f"route_if, route_via, route_has_via: need the same number of rows, got "
+                         f"{ri.shape[0]}, {rv.shape[0]}, {rh.shape[0]}")
+    if ri.shape[0] and (int(ri.min()) < 0 or int(ri.max()) >= interfaces):
+        raise ValueError(f"route_if: need interfaces in 0..{interfaces - 1}")
+    if int(fib.size) > ri.shape[0]:
+        raise ValueError(f"fib: {int(fib.size)} prefixes but only {ri.shape[0]} route rows")
+    return ri.copy(), rv.copy(), rh.copy()
+
+
+def check_init(ncache, capacity, interfaces) -> None:
+    if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 1 << 20:
+        raise ValueError(f"capacity: need an integer in 1..{1 << 20}, got {capacity!r}")
+    if isinstance(interfaces, bool) or not isinstance(interfaces, int) or not 1 <= interfaces <= 4096:
+        raise ValueError(f"interfaces: need an integer in 1..4096, got {interfaces!r}")
+
+
+class Node:
+    """The forwarding decisions of one block: see the module docstring.
+
+    ``ncache`` is the router's NeighborCache (the node reads it), ``capacity`` the most frames one ``run``
+    takes (the engine's batch size), ``interfaces`` the number of output interfaces (their MACs come from
+    :meth:`set_interfaces`).
+    """
+
+    def __init__(self, ncache, capacity: int, interfaces: int) -> None:
+        check_init(ncache, capacity, interfaces)
+        self.ncache = ncache
+        self.capacity = capacity
+        self.interfaces = interfaces
+        n_entries = int(ncache.capacity)
+        #: Handover columns, one row per neighbor entry: the buffer key of a PROXY / HOLD entry, the peer
+        #: index of a TUNNEL entry (-1: none).  Written by the engine's handover hooks.
+        self.entry_key = np.full(n_entries, -1, dtype=np.int32)
+        self.entry_peer = np.full(n_entries, -1, dtype=np.int32)
+        self.iface_mac = np.zeros((interfaces, 6), dtype=np.uint8)
+        self._fib = None
+        self._route_if = np.zeros(0, dtype=np.int32)
+        self._route_via = np.zeros((0, 16), dtype=np.uint8)
+        self._route_has_via = np.zeros(0, dtype=np.uint8)
+        self._peers: set[bytes] = set()
+        self.action = np.zeros(capacity, dtype=np.uint8)
+        self.aux = np.full(capacity, -1, dtype=np.int32)
+        self.entry = np.full(capacity, -1, dtype=np.int64)
+        self.out_if = np.full(capacity, -1, dtype=np.int32)
+        self.next_hop = np.zeros((capacity, 16), dtype=np.uint8)
+        self.tx_count = np.zeros(interfaces, dtype=np.int64)
+        self.tx_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
+        self.tx_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
+        self.stats = np.zeros(len(NODE_STATS), dtype=np.uint64)
+
+    # ---- tables
+    def set_interfaces(self, macs) -> None:
+        """The MAC of each output interface, ``uint8[interfaces, 6]``."""
+        m = _array(macs, "macs", np.uint8, (6,))
+        if m.shape[0] != self.interfaces:
+            raise ValueError(f"macs: need {self.interfaces} rows, got {m.shape[0]}")
+        self.iface_mac[:] = m
+
+    def set_routes(self, fib, route_if, route_via, route_has_via) -> None:
+        """The FIB and its columns: a lookup's value ``k`` routes out of ``route_if[k]`` to ``route_via[k]``
+        when ``route_has_via[k]``, else to the destination itself (on-link).  An interface outside
+        0..interfaces-1 is a ``ValueError``."""
+        ri, rv, rh = check_tables(fib, route_if, route_via, route_has_via, self.interfaces)
+        self._fib = fib
+        self._route_if, self._route_via, self._route_has_via = ri, rv, rh
+
+    def set_peers(self, peers) -> None:
+        """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
+        p = _array(peers, "peers", np.uint8, (16,))
+        self._peers = {bytes(row) for row in p}
+
+    # ---- the node
+    def run(self, batch, arena, offsets, lengths, status, iface: int, *, from_wire: bool = True,
+            inner: bool = False, drops=None) -> int:
+        """Decide and act on the ``n = len(offsets)`` frames ``batch`` classified; returns the action bit set.
+
+        ``status`` (uint32[n], TPACKET status words) may be empty: no checksum completion.  ``drops`` (uint64,
+        one row per DropReason) receives this block's drops; it defaults to a fresh array left in
+        :attr:`last_drops`.  A block larger than ``capacity`` or the batch, arrays of the wrong type or shape,
+        an ``iface`` outside the interfaces, or a frame outside the arena are a ``TypeError``/``ValueError``
+        raised before anything is written."""
+        if self._fib is None:
+            raise ValueError("run: set_routes() first")
+        ar, off, ln, st, drops = check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
+                                           self.interfaces)
+        if drops is None:
+            drops = self.last_drops = np.zeros(len(DropReason), dtype=np.uint64)
+        n = off.shape[0]
+        self.stats[:] = 0
+        self.tx_count[:] = 0
+        self.stats[3] = n
+        present = 0
+        nc = self.ncache
+        verdicts = np.asarray(batch.verdict)[:n]
+        dst = np.ascontiguousarray(np.asarray(batch.dst)[:n], dtype=np.uint8)
+        entries = np.asarray(nc.lookup(dst), dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        flags_col, states_col = np.asarray(nc.flags), np.asarray(nc.states)
+        routes = np.asarray(self._fib.lookup(dst), dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
+        my_mac = bytes(self.iface_mac[iface])
+        for i in range(n):
+            action, aux = self._one(batch, ar, off, ln, st, i, int(verdicts[i]), int(entries[i]), int(routes[i]),
+                                    flags_col, states_col, my_mac, from_wire, inner, drops)
+            self.action[i] = action
+            self.aux[i] = aux
+            self.entry[i] = entries[i]
+            present |= 1 << action
+        return present
+
+    def _drop(self, drops, reason: int) -> tuple[int, int]:
+        if not 0 <= reason < drops.shape[0]:  # a reason outside DropReason: not classify's output
+            reason = int(DropReason.INTERNAL_ERROR)
+        drops[reason] += 1
+        self.stats[0] += 1
+        return _A_DROP, reason
+
+    def _one(self, b, ar, off, ln, st, i, verdict, e, route, flags_col, states_col, my_mac, from_wire, inner,
+             drops) -> tuple[int, int]:
+        self.out_if[i] = -1
+        if verdict == int(Verdict.DROP):
+            return self._drop(drops, int(b.drop_reason[i]))
+        o, length = int(off[i]), int(ln[i])
+        l3, l4, nh = int(b.l3_offset[i]), int(b.l4_offset[i]), int(b.next_header[i])
+        if l3 < 14 or l3 + 40 > length:  # not what classify passed: the batch is not this block's
+            return self._drop(drops, int(DropReason.IP6_TRUNCATED))
+        if from_wire:
+            eth_dst = bytes(np.asarray(b.eth_dst[i]))
+            if not eth_dst[0] & 1 and eth_dst != my_mac:
+                return self._drop(drops, int(DropReason.OTHER_HOST))
+        if st.shape[0] and int(st[i]) & TP_STATUS_CSUMNOTREADY:
+            self._complete_checksum(ar, o, length, l3, l4, nh, bytes(np.asarray(b.src[i])),
+                                    bytes(np.asarray(b.dst[i])))
+        if verdict == int(Verdict.CONTROL):
+            return _A_CONTROL, -1
+        if verdict not in (int(Verdict.FORWARD), int(Verdict.DECAP)):
+            return _A_CONTROL, -1  # classify hands nothing else out; the control path counts what it is
+        flags = int(flags_col[e]) if e >= 0 else 0
+        if flags & _F_LOCAL:
+            if verdict != int(Verdict.DECAP):
+                return _A_CONTROL, -1
+            if bytes(np.asarray(b.src[i])) not in self._peers:
+                return self._drop(drops, int(DropReason.DECAP_NOT_FROM_PEER))
+            return _A_DECAP, -1
+        # transit traffic (a tunnel packet for another router too) is forwarded
+        if flags & _F_TUNNEL:
+            return _A_TUNNEL, int(self.entry_peer[e])  # noqa: the column has a row per entry
+        if flags & _F_PROXY:
+            return _A_BUFFER, int(self.entry_key[e])
+        if flags & _F_HOLD and from_wire and not inner and nh != _P_MH:
+            self.stats[1] += 1
+            return _A_BUFFER, int(self.entry_key[e])
+        dst = bytes(np.asarray(b.dst[i]))
+        via = False
+        if e >= 0 and int(states_col[e]) != _INCOMPLETE:
+            out, hop = int(self.ncache.ifindex[e]), dst
+        elif 0 <= route < self._route_if.shape[0]:
+            out = int(self._route_if[route])
+            via = bool(self._route_has_via[route])
+            hop = bytes(self._route_via[route]) if via else dst
+        else:
+            return _A_NO_ROUTE, -1
+        if not 0 <= out < self.interfaces:
+            return _A_NO_ROUTE, -1
+        if int(b.hop_limit[i]) <= 1:
+            return _A_TIME_EXCEEDED, -1
+        self.out_if[i] = out
+        self.next_hop[i] = np.frombuffer(hop, dtype=np.uint8)
+        k = e if not via and e >= 0 else int(self.ncache.lookup(np.frombuffer(hop, np.uint8).reshape(1, 16))[0])
+        if k < 0 or int(states_col[k]) == _INCOMPLETE:
+            return _A_RESOLVE, -1
+        ar[o:o + 6] = np.asarray(self.ncache.macs[k])
+        ar[o + 6:o + 12] = self.iface_mac[out]
+        ar[o + l3 + 7] -= 1
+        c = int(self.tx_count[out])
+        self.tx_offsets[out, c] = o
+        self.tx_lengths[out, c] = length
+        self.tx_count[out] = c + 1
+        return _A_FORWARD, -1
+
+    def _complete_checksum(self, ar, o, length, l3, l4, nh, src, dst) -> None:
+        field = CHECKSUM_FIELD.get(nh)
+        if field is None or l4 == 0:
+            return
+        end = l3 + 40 + int.from_bytes(bytes(ar[o + l3 + 4:o + l3 + 6]), "big")
+        if end > length or end - l4 < field + 2:
+            return
+        value = upper_layer_checksum(src, dst, nh, bytes(ar[o + l4:o + end]), field)
+        ar[o + l4 + field] = value >> 8
+        ar[o + l4 + field + 1] = value & 0xFF
+        self.stats[2] += 1

@@ -1,0 +1,310 @@
+"""The forwarding node: the compiled ``Node`` against its pure-Python reference, output for output, on blocks
+mixing every verdict, handover state and table miss; its edges (stale table values, foreign batches, wrong
+arguments) and what it does to the frames it forwards, checked against an independent reading of the bytes."""
+
+from __future__ import annotations
+
+import struct
+from ipaddress import IPv6Address
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fmipfast import reference as ref
+from fmipfast.constants import Action, DropReason, IpProto, NeighborFlag, NeighborState
+from fmipfast.frames import build_ethernet, build_ipv6
+from fmipfast.ports import pack_frames
+from fmipfast.reference.node import NODE_STATS, TP_STATUS_CSUMNOTREADY
+from tests.conftest import HAVE_CORE
+
+IMPLS = [pytest.param(ref, id="reference")]
+if HAVE_CORE:
+    from fmipfast import _core
+
+    IMPLS.append(pytest.param(_core, id="core"))
+
+SEED = bytes(range(16))
+MACS = [bytes([2, 0, 0, 0, 0, k]) for k in range(3)]  # the router's interfaces
+OTHER_MAC = bytes([2, 0, 0, 0, 0, 0x77])
+PEER = IPv6Address("2001:db8:ffff::1")
+ROUTER = IPv6Address("2001:db8:1::1")
+
+# neighbor entries: (address, flags, state, ifindex, entry_key, entry_peer)
+ENTRIES = [
+    (ROUTER, NeighborFlag.LOCAL | NeighborFlag.STATIC, NeighborState.REACHABLE, 0, -1, -1),
+    (IPv6Address("2001:db8:1::10"), 0, NeighborState.REACHABLE, 0, -1, -1),  # an on-link host
+    (IPv6Address("2001:db8:1::11"), 0, NeighborState.INCOMPLETE, 0, -1, -1),  # being resolved
+    (IPv6Address("2001:db8:1::12"), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 3),  # PAR mid-handover
+    (IPv6Address("2001:db8:1::13"), NeighborFlag.PROXY, NeighborState.INCOMPLETE, 0, 7, -1),  # NAR proxy
+    (IPv6Address("2001:db8:1::14"), NeighborFlag.PROXY, NeighborState.INCOMPLETE, 0, -1, -1),  # U flag clear
+    (IPv6Address("2001:db8:1::15"), NeighborFlag.HOLD, NeighborState.REACHABLE, 0, 9, -1),  # route switch
+    (IPv6Address("2001:db8:2::1"), NeighborFlag.ROUTER | NeighborFlag.STATIC, NeighborState.REACHABLE, 1, -1, -1),
+    (IPv6Address("2001:db8:1::16"), 0, NeighborState.REACHABLE, 2, -1, -1),  # a host on interface 2
+    (IPv6Address("2001:db8:1::17"), 0, NeighborState.REACHABLE, 9, -1, -1),  # an ifindex past the interfaces
+]
+# routes: (prefix, length, interface, via or None)
+ROUTES = [
+    ("2001:db8:1::", 64, 0, None),
+    ("2001:db8:2::", 64, 1, None),
+    ("2001:db8:100::", 40, 1, IPv6Address("2001:db8:2::1")),  # via a resolved router
+    ("2001:db8:200::", 48, 2, IPv6Address("2001:db8:3::99")),  # via a router without an entry
+    ("2001:db8:100:8000::", 50, 2, IPv6Address("2001:db8:1::16")),
+]
+DESTINATIONS = [e[0] for e in ENTRIES] + [
+    IPv6Address("2001:db8:1::99"),  # on-link, no entry
+    IPv6Address("2001:db8:100::5"), IPv6Address("2001:db8:100:8000::5"), IPv6Address("2001:db8:200::5"),
+    IPv6Address("2001:db9::1"),  # no route
+    IPv6Address("ff02::1"), IPv6Address("ff05::2"),
+]
+SOURCES = [IPv6Address("2001:db8:50::1"), PEER, IPv6Address("fe80::1"), IPv6Address("2001:db8:1::10")]
+
+
+def world(impl):
+    nc = impl.NeighborCache(64, seed=SEED)
+    for addr, flags, state, ifindex, _k, _p in ENTRIES:
+        nc.insert(np.frombuffer(addr.packed, np.uint8).reshape(1, 16),
+                  np.frombuffer(bytes([0xAA, 0, 0, 0, 0, ifindex + len(addr.packed) % 7]), np.uint8).reshape(1, 6),
+                  np.array([state], np.uint8), flags=np.array([int(flags)], np.uint8),
+                  ifindex=np.array([ifindex], np.uint32))
+    prefixes = np.array([list(IPv6Address(p).packed) for p, *_ in ROUTES], dtype=np.uint8)
+    fib = impl.Fib(prefixes, np.array([r[1] for r in ROUTES], np.uint8), np.arange(len(ROUTES), dtype=np.int32),
+                   seed=SEED)
+    node = impl.Node(nc, 64, 3)
+    node.set_interfaces(np.array([list(m) for m in MACS], np.uint8))
+    via = np.zeros((len(ROUTES), 16), np.uint8)
+    for k, r in enumerate(ROUTES):
+        if r[3] is not None:
+            via[k] = np.frombuffer(r[3].packed, np.uint8)
+    node.set_routes(fib, np.array([r[2] for r in ROUTES], np.int32), via,
+                    np.array([r[3] is not None for r in ROUTES], np.uint8))
+    node.set_peers(np.frombuffer(PEER.packed, np.uint8).reshape(1, 16))
+    for addr, _f, _s, _i, key, peer in ENTRIES:
+        e = int(nc.lookup(np.frombuffer(addr.packed, np.uint8).reshape(1, 16))[0])
+        node.entry_key[e] = key
+        node.entry_peer[e] = peer
+    return nc, fib, node
+
+
+def udp(src, dst, hop=64, payload=b"x" * 12, bad_sum=False):
+    body = struct.pack("!HHHH", 4000, 5000, 8 + len(payload), 0x1234 if bad_sum else 0) + payload
+    return build_ipv6(src, dst, IpProto.UDP, body, hop_limit=hop)
+
+
+@st.composite
+def frame(draw):
+    kind = draw(st.sampled_from(["udp", "udp", "echo", "tunnel", "mh", "tcp", "garbage", "ns"]))
+    src = draw(st.sampled_from(SOURCES))
+    dst = draw(st.sampled_from(DESTINATIONS))
+    hop = draw(st.sampled_from([0, 1, 2, 64, 255]))
+    if kind == "udp":
+        pkt = udp(src, dst, hop, draw(st.binary(max_size=40)))
+    elif kind == "tcp":
+        pkt = build_ipv6(src, dst, IpProto.TCP, bytes(20) + draw(st.binary(max_size=20)), hop_limit=hop)
+    elif kind == "echo":
+        body = bytes([128, 0, 0, 0]) + draw(st.binary(max_size=16))
+        from fmipfast import reference
+        pkt = bytearray(build_ipv6(src, dst, IpProto.ICMPV6, body, hop_limit=hop))
+        pkt[42:44] = reference.icmp6_checksum(pkt[8:24], pkt[24:40], bytes(pkt[40:])).to_bytes(2, "big")
+        pkt = bytes(pkt)
+    elif kind == "tunnel":
+        inner = udp(draw(st.sampled_from(SOURCES)), draw(st.sampled_from(DESTINATIONS)), 64)
+        pkt = build_ipv6(draw(st.sampled_from([PEER, src])), draw(st.sampled_from([ROUTER, dst])), IpProto.IPV6,
+                         inner, hop_limit=hop)
+    elif kind == "mh":
+        pkt = build_ipv6(src, dst, IpProto.MH, bytes([59, 1, 6, 0]) + bytes(12), hop_limit=hop)
+    elif kind == "ns":
+        pkt = build_ipv6(src, dst, IpProto.ICMPV6, bytes([135, 0, 0, 0]) + bytes(20), hop_limit=255)
+    else:
+        return draw(st.binary(max_size=80)), 0
+    eth_dst = draw(st.sampled_from([MACS[0], MACS[0], OTHER_MAC, b"\x33\x33\x00\x00\x00\x01"]))
+    status = draw(st.sampled_from([0, 0, TP_STATUS_CSUMNOTREADY]))
+    return build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt), status
+
+
+def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False):
+    nc, fib, node = world(impl)
+    arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
+    arena = np.array(arena, dtype=np.uint8)
+    status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
+    batch = impl.classify(arena, offsets, lengths)
+    drops = np.zeros(len(DropReason), dtype=np.uint64)
+    present = node.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops)
+    n = len(frames_and_status)
+    return {
+        "present": present,
+        "arena": arena.tobytes(),
+        "action": node.action[:n].tolist(),
+        "aux": node.aux[:n].tolist(),
+        "entry": node.entry[:n].tolist(),
+        "out_if": node.out_if[:n].tolist(),
+        "next_hop": [bytes(node.next_hop[i]) for i in range(n) if node.out_if[i] >= 0],
+        "tx": [(node.tx_offsets[k, :node.tx_count[k]].tolist(), node.tx_lengths[k, :node.tx_count[k]].tolist())
+               for k in range(3)],
+        "stats": node.stats.tolist(),
+        "drops": drops.tolist(),
+        "ncache": {k: v for k, v in nc.counters.items() if k != "max_probe"},  # probe lengths: not compared
+    }
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
+@settings(max_examples=300)
+@given(st.lists(frame(), min_size=0, max_size=64), st.integers(0, 2), st.booleans(), st.booleans())
+def test_core_node_equals_the_reference(frames_and_status, iface, from_wire, inner):
+    want = run_node(ref, frames_and_status, iface=iface, from_wire=from_wire, inner=inner)
+    got = run_node(_core, frames_and_status, iface=iface, from_wire=from_wire, inner=inner)
+    assert got == want
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@given(st.lists(frame(), min_size=1, max_size=32))
+def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_status):
+    out = run_node(impl, frames_and_status)
+    n = len(frames_and_status)
+    actions = out["action"]
+    assert out["stats"][NODE_STATS.index("frames")] == n
+    assert out["stats"][NODE_STATS.index("dropped")] == actions.count(Action.DROP) == sum(out["drops"])
+    assert sum(len(o) for o, _ in out["tx"]) == actions.count(Action.FORWARD)
+    assert out["present"] == sum(1 << a for a in set(actions))
+
+
+def _one(impl, pkt, *, eth_dst=MACS[0], status=0, **kw):
+    out = run_node(impl, [(build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt), status)], **kw)
+    return out, Action(out["action"][0]), out["aux"][0]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forwarding_rewrites_the_frame_as_an_independent_reading_expects(impl):
+    pkt = udp(SOURCES[0], "2001:db8:100::5", hop=17)
+    out, action, _ = _one(impl, pkt)
+    assert action == Action.FORWARD and out["out_if"] == [1]
+    frame = out["arena"]
+    nc, _fib, _node = world(impl)
+    via = int(nc.lookup(np.frombuffer(IPv6Address("2001:db8:2::1").packed, np.uint8).reshape(1, 16))[0])
+    assert frame[0:6] == bytes(nc.macs[via]) and frame[6:12] == MACS[1]
+    assert frame[14 + 7] == 16  # hop limit - 1
+    assert frame[14:14 + 7] == pkt[:7] and frame[14 + 8:] == pkt[8:]  # nothing else changed
+    assert out["tx"][1] == ([0], [len(frame)])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dst, action, aux", [
+    ("2001:db8:1::12", Action.TUNNEL, 3),
+    ("2001:db8:1::13", Action.BUFFER, 7),
+    ("2001:db8:1::14", Action.BUFFER, -1),
+    ("2001:db8:1::15", Action.BUFFER, 9),
+    ("2001:db8:1::11", Action.RESOLVE, -1),
+    ("2001:db8:1::99", Action.RESOLVE, -1),
+    ("2001:db8:200::5", Action.RESOLVE, -1),
+    ("2001:db9::1", Action.NO_ROUTE, -1),
+    ("2001:db8:1::17", Action.NO_ROUTE, -1),  # the entry's interface is not one of ours
+    ("2001:db8:1::1", Action.CONTROL, -1),
+])
+def test_each_table_state_gives_its_action(impl, dst, action, aux):
+    out, got, got_aux = _one(impl, udp(SOURCES[0], dst))
+    assert (got, got_aux) == (action, aux)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_route_switch_holds_only_direct_frames_from_the_wire(impl):
+    dst = "2001:db8:1::15"
+    assert _one(impl, udp(SOURCES[0], dst))[1] == Action.BUFFER
+    assert _one(impl, udp(SOURCES[0], dst), inner=True)[1] == Action.FORWARD  # what the tunnel delivers
+    assert _one(impl, udp(SOURCES[0], dst), from_wire=False)[1] == Action.FORWARD  # a flushed buffer
+    mh = build_ipv6(SOURCES[0], dst, IpProto.MH, bytes([59, 1, 6, 0]) + bytes(12))
+    assert _one(impl, mh)[1] == Action.FORWARD  # the BAck is not part of a data flow
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_decapsulation_only_from_a_peer(impl):
+    inner = udp(SOURCES[0], "2001:db8:1::10")
+    assert _one(impl, build_ipv6(PEER, ROUTER, IpProto.IPV6, inner))[1] == Action.DECAP
+    out, action, aux = _one(impl, build_ipv6(SOURCES[0], ROUTER, IpProto.IPV6, inner))
+    assert (action, aux) == (Action.DROP, DropReason.DECAP_NOT_FROM_PEER)
+    # a tunnel packet for another router is transit traffic
+    assert _one(impl, build_ipv6(PEER, "2001:db8:1::10", IpProto.IPV6, inner))[1] == Action.FORWARD
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_hop_limit_and_link_layer_filter(impl):
+    assert _one(impl, udp(SOURCES[0], "2001:db8:1::10", hop=1))[1] == Action.TIME_EXCEEDED
+    assert _one(impl, udp(SOURCES[0], "2001:db8:1::10", hop=0))[1] == Action.TIME_EXCEEDED
+    out, action, aux = _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC)
+    assert (action, aux) == (Action.DROP, DropReason.OTHER_HOST)
+    assert _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC, from_wire=False)[1] == Action.FORWARD
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_checksum_completion_gives_a_checksum_that_verifies(impl):
+    pkt = udp(SOURCES[0], "2001:db8:1::10", payload=b"hello, world")
+    out, action, _ = _one(impl, pkt, status=TP_STATUS_CSUMNOTREADY)
+    assert action == Action.FORWARD and out["stats"][NODE_STATS.index("csum_completed")] == 1
+    frame = out["arena"]
+    udp_bytes = frame[54:]
+    value = ref.upper_layer_checksum(frame[22:38], frame[38:54], IpProto.UDP, udp_bytes, 6)
+    assert udp_bytes[6:8] == value.to_bytes(2, "big") != b"\0\0"
+    # and scapy, an independent implementation, agrees
+    scapy = pytest.importorskip("scapy.all")
+    p = scapy.Ether(frame)
+    want = p[scapy.UDP].chksum
+    del p[scapy.UDP].chksum
+    assert scapy.Ether(bytes(p))[scapy.UDP].chksum == want
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_stale_table_values_are_bounded(impl):
+    """Columns and routes hold what the engine wrote; a value outside its table is a miss, never an access."""
+    nc, fib, node = world(impl)
+    frames = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:200::5"))]
+    arena, offsets, lengths = pack_frames(frames)
+    arena = np.array(arena)
+    batch = impl.classify(arena, offsets, lengths)
+    # routes whose columns are fewer than the FIB's values are refused up front
+    with pytest.raises(ValueError):
+        node.set_routes(fib, np.zeros(2, np.int32), np.zeros((2, 16), np.uint8), np.zeros(2, np.uint8))
+    with pytest.raises(ValueError):
+        node.set_routes(fib, np.full(len(ROUTES), 5, np.int32), np.zeros((len(ROUTES), 16), np.uint8),
+                        np.zeros(len(ROUTES), np.uint8))
+    node.run(batch, arena, offsets, lengths, np.zeros(0, np.uint32), 0)
+    assert Action(node.action[0]) == Action.RESOLVE
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_arguments_are_checked_before_anything_is_written(impl):
+    nc, fib, node = world(impl)
+    frames = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10"))]
+    arena, offsets, lengths = pack_frames(frames)
+    arena = np.array(arena)
+    before = arena.copy()
+    batch = impl.classify(arena, offsets, lengths)
+    none = np.zeros(0, np.uint32)
+    bad = [
+        ((batch, arena, offsets.astype(np.int32), lengths, none, 0), TypeError),
+        ((batch, arena, offsets, lengths.astype(np.int64), none, 0), TypeError),
+        ((batch, arena.astype(np.int8), offsets, lengths, none, 0), TypeError),
+        ((batch, arena, offsets, lengths, none, 3), ValueError),
+        ((batch, arena, offsets, lengths, none, -1), ValueError),
+        ((batch, arena, offsets, lengths, np.zeros(2, np.uint32), 0), ValueError),
+        ((batch, arena, offsets + 1, lengths, none, 0), ValueError),
+        ((batch, arena, np.array([-1], np.int64), lengths, none, 0), ValueError),
+        ((batch, arena, np.array([2**62], np.int64), lengths, none, 0), ValueError),
+        ((batch, arena, np.zeros(65, np.int64), np.zeros(65, np.uint32), none, 0), ValueError),
+        ((batch, arena, np.zeros(2, np.int64), np.zeros(2, np.uint32), none, 0), ValueError),  # batch has 1
+    ]
+    for args, exc in bad:
+        with pytest.raises(exc):
+            node.run(*args)
+        assert np.array_equal(arena, before)
+    with pytest.raises(TypeError):
+        node.run(batch, arena, offsets, lengths, none, 0, drops=np.zeros(len(DropReason), np.int64))
+    with pytest.raises(TypeError):
+        node.run(batch, arena, offsets, lengths, none, 0, drops=np.zeros(3, np.uint64))
+    ro = arena.copy()
+    ro.flags.writeable = False
+    with pytest.raises((TypeError, ValueError)):
+        node.run(batch, ro, offsets, lengths, none, 0)
+    with pytest.raises(ValueError):
+        impl.Node(nc, 0, 3)
+    with pytest.raises(ValueError):
+        impl.Node(nc, 16, 0)
