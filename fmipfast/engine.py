@@ -41,6 +41,7 @@ from fmipfast import backend, frames
 from fmipfast.config import InterfaceConfig, RouterConfig
 from fmipfast.constants import (
     DEFAULT_CODEPOINTS,
+    Action,
     Codepoints,
     DropReason,
     Icmp6Type,
@@ -69,6 +70,7 @@ from fmipfast.messages import (
     decode,
 )
 from fmipfast.ports import FrameBatch, Port, pack_frames
+from fmipfast.reference.node import NODE_STATS
 
 __all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY", "ERROR_LOG_INTERVAL_NS"]
 
@@ -94,7 +96,16 @@ _ND_FIRST, _ND_LAST = int(Icmp6Type.ROUTER_SOLICITATION), int(Icmp6Type.REDIRECT
 _PROTECTED = int(NeighborFlag.LOCAL | NeighborFlag.PROXY | NeighborFlag.STATIC | NeighborFlag.TUNNEL
                  | NeighborFlag.HOLD)
 #: Offset of the checksum field in the upper-layer header, by protocol.
-_CHECKSUM_FIELD: dict[int, int] = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
+# the forwarding node's actions, as ints and as bits of the set ``Node.run`` returns
+_A_DROP, _A_CONTROL, _A_BUFFER = int(Action.DROP), int(Action.CONTROL), int(Action.BUFFER)
+_A_TUNNEL, _A_DECAP, _A_RESOLVE = int(Action.TUNNEL), int(Action.DECAP), int(Action.RESOLVE)
+_A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
+_B_FORWARD, _B_CONTROL, _B_BUFFER = 1 << int(Action.FORWARD), 1 << _A_CONTROL, 1 << _A_BUFFER
+_B_TUNNEL, _B_DECAP, _B_RESOLVE = 1 << _A_TUNNEL, 1 << _A_DECAP, 1 << _A_RESOLVE
+_B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
+_SLOW = ~((1 << _A_DROP) | _B_FORWARD)  # every action Python has work for after the node
+_S_DROPPED, _S_HELD, _S_CSUM = NODE_STATS.index("dropped"), NODE_STATS.index("reorder_held"), \
+    NODE_STATS.index("csum_completed")
 
 
 ORIGINATED_QUEUE = 16  # control-path packets waiting per next hop for its resolution
@@ -318,6 +329,17 @@ class Engine:
             self._set_neighbor(IPv6Address(nb.address), nb.mac, self._iface_by_name[nb.interface].index,
                                NeighborState.REACHABLE, NeighborFlag.STATIC | NeighborFlag.ROUTER)
         self._routes.sort(key=lambda r: -r.plen)
+        #: The forwarding node (``Node``): the per-block data path over the neighbor cache, the FIB and the
+        #: handover columns (``entry_key``, ``entry_peer``) that the hooks below keep in step with their dicts.
+        self._node = backend.impl.Node(self.ncache, cfg.batch_size, max(1, len(self.interfaces)))
+        macs = np.zeros((max(1, len(self.interfaces)), 6), dtype=np.uint8)
+        for iface in self.interfaces:
+            macs[iface.index] = np.frombuffer(iface.mac, dtype=np.uint8)
+        self._node.set_interfaces(macs)
+        self._node.set_peers(np.array([list(p.packed) for p in self.peers], dtype=np.uint8).reshape(-1, 16))
+        #: NAR addresses of tunnels, by the index the ``entry_peer`` column holds (interned, never reused).
+        self._peer_table: list[IPv6Address] = []
+        self._peer_index: dict[IPv6Address, int] = {}
         self._build_fib()
 
     # ------------------------------------------------------------------ tables
@@ -365,6 +387,9 @@ class Engine:
             if r.via is not None:
                 self._fib_via[k] = np.frombuffer(r.via.packed, dtype=np.uint8)
                 self._fib_has_via[k] = True
+        m = len(routes)
+        self._node.set_routes(self._fib, self._fib_iface[:m].astype(np.int32), self._fib_via[:m],
+                              self._fib_has_via[:m].astype(np.uint8))
 
     def lookup_route(self, dst: IPv6Address) -> tuple[int, IPv6Address] | None:
         """(output interface index, next hop) for ``dst``, or None."""
@@ -421,6 +446,7 @@ class Engine:
                 if old is not None and old >= 0 and old != key:
                     replaced.add(old)
                 self._proxy_key[idx] = key if buffer else -1
+                self._sync(idx)
             if n == 0:
                 first = idx
         self._proxy_aliases[IPv6Address(address)] = tuple(IPv6Address(a) for a in also)
@@ -428,6 +454,23 @@ class Engine:
             self._key_done(old)
         self._key_done(key)  # returned at once unless an entry now buffers under it
         return first
+
+    def _sync(self, *entries: int) -> None:
+        """Write the handover state of neighbor ``entries`` (their buffer key, their tunnel's NAR) into the
+        node's columns; every hook that changes ``_proxy_key``, ``_hold`` or ``_tunnel_peer`` calls it."""
+        for idx in entries:
+            if not 0 <= idx < self._node.entry_key.shape[0]:
+                continue
+            key = self._proxy_key.get(idx)
+            if key is None:
+                h = self._hold.get(idx)
+                key = -1 if h is None else h.key
+            self._node.entry_key[idx] = key
+            peer = self._tunnel_peer.get(idx)
+            if peer is not None and peer not in self._peer_index:
+                self._peer_index[peer] = len(self._peer_table)
+                self._peer_table.append(peer)
+            self._node.entry_peer[idx] = -1 if peer is None else self._peer_index[peer]
 
     def _key_referenced(self, key: int) -> bool:
         return key in self._proxy_key.values() or any(h.key == key for h in self._hold.values())
@@ -464,6 +507,7 @@ class Engine:
             if idx < 0:
                 continue
             keys.append(self._proxy_key.pop(idx, None))
+            self._sync(idx)
             entries.append(self._set_neighbor(addr, mac, int(self.ncache.ifindex[idx]), NeighborState.REACHABLE,
                                               0, self.clock() + self.cfg.reachable_time_ms * 1_000_000))
         key = next((k for k in keys if k is not None and k >= 0), None)
@@ -485,12 +529,14 @@ class Engine:
         self.ncache.update(np.array([ncoa], dtype=np.int64),
                            flags=np.array([int(self.ncache.flags[ncoa]) | _F_HOLD], dtype=np.uint8))
         self._hold[ncoa] = _Hold(address, aliases, key, now, now)
+        self._sync(ncoa)
         for alias in aliases:
             self._hold_alias[alias] = ncoa
 
     def _hold_end(self, ncoa: int) -> int:
         """Release a hold: the NCoA's entry forwards again and what was held is sent, in arrival order."""
         h = self._hold.pop(ncoa)
+        self._sync(ncoa)
         for alias in h.aliases:
             self._hold_alias.pop(alias, None)
         if self.ncache.in_use[ncoa]:
@@ -526,6 +572,7 @@ class Engine:
             idx = int(self.ncache.lookup(self._key(addr))[0])
             if idx >= 0 and idx in self._proxy_key:
                 key = self._proxy_key.pop(idx)
+                self._sync(idx)
                 self.ncache.delete(self._key(addr))
                 self._key_done(key)
 
@@ -550,12 +597,14 @@ class Engine:
                                flags=np.array([int(self.ncache.flags[idx]) | NeighborFlag.TUNNEL], dtype=np.uint8))
         if idx >= 0:
             self._tunnel_peer[idx] = IPv6Address(nar)
+            self._sync(idx)
         return idx
 
     def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
         idx = int(self.ncache.lookup(self._key(IPv6Address(pcoa)))[0])
         if idx >= 0 and idx in self._tunnel_peer:
             del self._tunnel_peer[idx]
+            self._sync(idx)
             self.ncache.update(np.array([idx], dtype=np.int64),
                                flags=np.array([int(self.ncache.flags[idx]) & ~NeighborFlag.TUNNEL], dtype=np.uint8))
 
@@ -689,71 +738,48 @@ class Engine:
         arena = fb.arena
         offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
         lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
-        status = fb.status[start:stop]
+        status = np.ascontiguousarray(fb.status[start:stop], dtype=np.uint32)
         n = int(offsets.shape[0])
-        self.counters["received"] += n
+        c = self.counters
+        c["received"] += n
         if inner:
-            self.counters["received_inner"] += n
+            c["received_inner"] += n
         b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints, out=self._batch)
-        verdict = np.array(b.verdict, dtype=np.uint8)
-        reasons = np.array(b.drop_reason, dtype=np.uint8)
-        dst = np.array(b.dst)
-        src = np.array(b.src)
-        l3 = np.array(b.l3_offset, dtype=np.uint32)
-        l4 = np.array(b.l4_offset, dtype=np.uint32)
-        hop = np.array(b.hop_limit)
-        nh = np.array(b.next_header)
-        # a frame for another station's unicast MAC is not ours to route (what the NIC filter or
-        # PACKET_OTHERHOST does for a kernel; a hub, a bridge or promiscuous mode shows us such frames)
-        if from_wire:
-            eth_dst = np.asarray(b.eth_dst)
-            other = (verdict != _V_DROP) & ((eth_dst[:, 0] & 1) == 0) & np.any(
-                eth_dst != np.frombuffer(iface.mac, dtype=np.uint8), axis=1)
-            if other.any():
-                verdict[other] = _V_DROP
-                reasons[other] = _R_OTHER_HOST
-        # classify's drops (and the L2 filter's)
-        dropped = verdict == _V_DROP
-        if dropped.any():
-            counts = np.bincount(reasons[dropped], minlength=len(DropReason))
-            self.drops += counts.astype(np.uint64)
-            self.counters["dropped"] += int(dropped.sum())
-        # checksums the sending kernel left to the device (DESIGN.md §5, TP_STATUS_CSUMNOTREADY)
-        if status.shape[0] and (status & TP_STATUS_CSUMNOTREADY).any():
-            self._complete_checksums(arena, offsets, lengths, l3, l4, nh, src, dst,
-                                     np.flatnonzero((status & TP_STATUS_CSUMNOTREADY) != 0))
-        # lookup stage: own addresses, handover entries
-        cand = np.flatnonzero((verdict == _V_FORWARD) | (verdict == _V_DECAP))
-        if cand.size:
-            idx = self.ncache.lookup(np.ascontiguousarray(dst[cand]))
-            hit = idx >= 0
-            flags = np.zeros(cand.size, dtype=np.uint8)
-            flags[hit] = self.ncache.flags[idx[hit]]
-            local = (flags & _F_LOCAL) != 0
-            decap = verdict[cand] == _V_DECAP
-            verdict[cand[local & ~decap]] = _V_CONTROL
-            verdict[cand[~local & decap]] = _V_FORWARD  # transit tunnel traffic is just forwarded
-            fwd = ~local
-            verdict[cand[fwd & ((flags & _F_TUNNEL) != 0)]] = _V_TUNNEL
-            verdict[cand[fwd & ((flags & _F_PROXY) != 0)]] = _V_BUFFER
-            if self._hold:
-                if inner:  # the tunnel still delivers: the holds of these MNs go on
-                    for alias in set(idx[hit].tolist()) & self._hold_alias.keys():
-                        self._hold[self._hold_alias[alias]].last_inner_ns = now
-                elif from_wire:
-                    # Mobility Headers (the BAck) are not part of a data flow the tunnel carried: they pass.
-                    # Frames leaving a queue (the buffer flushed by the Attach) are older than any: they pass too.
-                    held = fwd & ((flags & _F_HOLD) != 0) & (nh[cand] != _P_MH)
-                    if held.any():
-                        verdict[cand[held]] = _V_BUFFER
-                        self.counters["reorder_held"] += int(held.sum())
-            entry = np.full(n, -1, dtype=np.int64)
-            entry[cand] = idx
-        else:
-            entry = np.full(n, -1, dtype=np.int64)
-        # execute, verdict by verdict
-        sel = np.flatnonzero(verdict == _V_CONTROL)
-        if sel.size:
+        # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
+        # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
+        node = self._node
+        present = node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
+                           drops=self.drops)
+        stats = node.stats
+        if stats[_S_DROPPED]:
+            c["dropped"] += int(stats[_S_DROPPED])
+        if stats[_S_HELD]:
+            c["reorder_held"] += int(stats[_S_HELD])
+        if stats[_S_CSUM]:
+            c["csum_completed"] += int(stats[_S_CSUM])
+        if inner and self._hold:  # the tunnel still delivers: the holds of these MNs go on
+            hits = node.entry[:n][node.action[:n] != _A_DROP]
+            for alias in set(hits[hits >= 0].tolist()) & self._hold_alias.keys():
+                self._hold[self._hold_alias[alias]].last_inner_ns = now
+        if present & _SLOW == 0:  # the common block: forwarded and dropped frames only
+            if present & _B_FORWARD:
+                self._transmit_vectors(arena, node.tx_count, node.tx_offsets, node.tx_lengths)
+            return
+        # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
+        # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
+        action = node.action[:n].copy()
+        aux = node.aux[:n].copy()
+        if present & _B_RESOLVE:
+            out_if = node.out_if[:n].copy()
+            next_hop = node.next_hop[:n].copy()
+        if present & (_B_TUNNEL | _B_DECAP):
+            l3 = np.array(b.l3_offset, dtype=np.uint32)
+            l4 = np.array(b.l4_offset, dtype=np.uint32)
+        tx = None
+        if present & _B_FORWARD:
+            tx = (node.tx_count.copy(), node.tx_offsets.copy(), node.tx_lengths.copy())
+        if present & _B_CONTROL:
+            sel = np.flatnonzero(action == _A_CONTROL)
             outer, self._deferred = self._deferred, deque()
             try:
                 self._control_stage(iface, arena, offsets, lengths, b, sel, now, inner)
@@ -764,18 +790,30 @@ class Engine:
             # Batch is not read past this point, so these passes cannot disturb this one.
             while deferred:
                 self._run(*deferred.popleft())
-        sel = np.flatnonzero(verdict == _V_BUFFER)
-        if sel.size:
-            self._buffer(arena, offsets, lengths, sel, entry, now)
-        sel = np.flatnonzero(verdict == _V_TUNNEL)
-        if sel.size:
-            self._tunnel(arena, offsets, lengths, l3, sel, entry, hop, src, now)
-        sel = np.flatnonzero(verdict == _V_DECAP)
-        if sel.size:
-            self._decap(iface, arena, offsets, lengths, l3, l4, src, sel)
-        sel = np.flatnonzero(verdict == _V_FORWARD)
-        if sel.size:
-            self._forward(iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry)
+        if present & _B_BUFFER:
+            sel = np.flatnonzero(action == _A_BUFFER)
+            self._buffer(arena, offsets, lengths, sel, aux[sel], now)
+        if present & _B_TUNNEL:
+            sel = np.flatnonzero(action == _A_TUNNEL)
+            self._tunnel(arena, offsets, lengths, l3, sel, aux[sel])
+        if present & _B_DECAP:
+            self._decap(iface, arena, offsets, lengths, l3, l4, np.flatnonzero(action == _A_DECAP))
+        if present & _B_NO_ROUTE:
+            sel = np.flatnonzero(action == _A_NO_ROUTE)
+            for i in sel:
+                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
+            self._drop(DropReason.NO_ROUTE, int(sel.size))
+        if present & _B_TIME_EXCEEDED:
+            # a packet that would leave with hop limit 0 is answered with Time Exceeded (RFC 4443 §3.3)
+            sel = np.flatnonzero(action == _A_TIME_EXCEEDED)
+            for i in sel:
+                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
+            self._drop(DropReason.HOP_LIMIT_EXCEEDED, int(sel.size))
+        if present & _B_RESOLVE:
+            sel = np.flatnonzero(action == _A_RESOLVE)
+            self._resolve(arena, offsets, lengths, sel, out_if[sel].astype(np.int64), next_hop[sel], now)
+        if tx is not None:
+            self._transmit_vectors(arena, *tx)
 
     def _control_stage(self, iface: Interface, arena, offsets, lengths, b, sel, now: int, inner: bool) -> None:
         """The CONTROL frames of a chunk, one by one; one frame's failure is that frame's drop."""
@@ -795,72 +833,12 @@ class Engine:
             else:
                 self.counters["delivered"] += 1
 
-    def _complete_checksums(self, arena, offsets, lengths, l3, l4, nh, src, dst, sel) -> None:
-        for i in sel:
-            proto = int(nh[i])
-            field_at = _CHECKSUM_FIELD.get(proto)
-            if field_at is None or l4[i] == 0:
-                continue
-            start = int(offsets[i]) + int(l4[i])
-            plen = struct.unpack_from("!H", arena, int(offsets[i]) + int(l3[i]) + 4)[0]
-            end = int(offsets[i]) + int(l3[i]) + 40 + plen
-            payload = arena[start:end]
-            if payload.shape[0] < field_at + 2:
-                continue
-            value = backend.upper_layer_checksum(bytes(src[i]), bytes(dst[i]), proto, payload.tobytes(), field_at)
-            arena[start + field_at:start + field_at + 2] = np.frombuffer(value.to_bytes(2, "big"), dtype=np.uint8)
-            self.counters["csum_completed"] += 1
-
     # ------------------------------------------------------------------ FORWARD and RESOLVE
-    def _forward(self, iface, arena, offsets, lengths, l3, sel, dst, hop, src, now, entry=None) -> None:
-        out_if, next_hop = self._route_batch(np.ascontiguousarray(dst[sel]))
-        if entry is not None:
-            # a destination with a usable neighbor entry is on a link of ours (ND put it there, or the
-            # handover layer did for an MN that kept its previous address): deliver to it directly
-            e = entry[sel]
-            direct = e >= 0
-            if direct.any():
-                st = np.zeros(sel.size, dtype=np.uint8)
-                st[direct] = self.ncache.states[e[direct]]
-                direct &= st != NeighborState.INCOMPLETE
-                out_if[direct] = np.asarray(self.ncache.ifindex)[e[direct]].astype(np.int64)
-                next_hop[direct] = dst[sel[direct]]
-        noroute = out_if < 0
-        if noroute.any():
-            for i in sel[noroute]:
-                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
-            self._drop(DropReason.NO_ROUTE, int(noroute.sum()))
-        keep = ~noroute
-        sel, out_if, next_hop = sel[keep], out_if[keep], next_hop[keep]
-        if not sel.size:
-            return
-        # hop limit: a packet that would leave with 0 is answered with Time Exceeded (RFC 4443 §3.3)
-        expired = hop[sel] <= 1
-        if expired.any():
-            for i in sel[expired]:
-                self._icmp_error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
-            self._drop(DropReason.HOP_LIMIT_EXCEEDED, int(expired.sum()))
-            sel, out_if, next_hop = sel[~expired], out_if[~expired], next_hop[~expired]
-        if not sel.size:
-            return
-        idx = self.ncache.lookup(np.ascontiguousarray(next_hop))
-        states = np.zeros(sel.size, dtype=np.uint8)
-        hit = idx >= 0
-        states[hit] = self.ncache.states[idx[hit]]
-        usable = hit & (states != NeighborState.INCOMPLETE)
-        unres = ~usable
-        if unres.any():
-            self._resolve(arena, offsets, lengths, sel[unres], out_if[unres], next_hop[unres], now)
-        sel, out_if, idx = sel[usable], out_if[usable], idx[usable]
-        for k in np.unique(out_if):
-            grp = out_if == k
-            gsel = sel[grp]
-            out = self.interfaces[int(k)]
-            macs = np.ascontiguousarray(self.ncache.macs[idx[grp]])
-            st = backend.impl.forward_rewrite(arena, offsets, l3, gsel, macs,
-                                              np.frombuffer(out.mac, dtype=np.uint8))
-            ok = st == 0
-            self._transmit(out, arena, offsets[gsel[ok]], lengths[gsel[ok]], "forwarded")
+    def _transmit_vectors(self, arena, tx_count, tx_offsets, tx_lengths) -> None:
+        """Send the node's TX vectors: frame ``j`` of interface ``k`` at ``tx_offsets[k, j]``."""
+        for k in np.flatnonzero(tx_count):
+            m = int(tx_count[k])
+            self._transmit(self.interfaces[int(k)], arena, tx_offsets[k, :m], tx_lengths[k, :m], "forwarded")
 
     def _transmit(self, out: Interface, arena, offsets, lengths, counter: str) -> None:
         if not offsets.shape[0]:
@@ -935,25 +913,29 @@ class Engine:
             self._run(iface, fb, False, False, True)
 
     # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
-    def _buffer(self, arena, offsets, lengths, sel, entry, now) -> None:
-        keys = np.array([self._proxy_key.get(e, h.key if (h := self._hold.get(e)) else -1)
-                         for e in entry[sel].tolist()], dtype=np.int32)
+    def _buffer(self, arena, offsets, lengths, sel, keys, now) -> None:
+        """Buffer the selected frames under their keys (the node's ``entry_key`` column); -1: this handover
+        does not buffer (the HI's U flag was clear)."""
+        keys = keys.astype(np.int32, copy=False)
         known = keys >= 0
-        if (~known).any():
+        if not known.all():
             self._drop(DropReason.NOT_BUFFERED, int((~known).sum()))
-        if known.any():
-            st = self.buffer.push(keys[known], arena, offsets[sel[known]], lengths[sel[known]], now)
-            self.counters["buffered"] += int((st == 0).sum())
-            for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
-                self._drop(int(reason), int(count))
+            sel, keys = sel[known], keys[known]
+        if sel.size:
+            st = self.buffer.push(keys, arena, offsets[sel], lengths[sel], now)
+            ok = st == 0
+            self.counters["buffered"] += int(ok.sum())
+            if not ok.all():
+                for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
+                    self._drop(int(reason), int(count))
 
-    def _tunnel(self, arena, offsets, lengths, l3, sel, entry, hop, src, now) -> None:
-        for peer in {self._tunnel_peer.get(int(entry[i])) for i in sel}:
-            group = np.array([i for i in sel if self._tunnel_peer.get(int(entry[i])) == peer], dtype=np.int64)
-            if peer is None:
-                self._drop(DropReason.NO_ROUTE, int(group.size))
-                continue
-            route = self.lookup_route(peer)
+    def _tunnel(self, arena, offsets, lengths, l3, sel, peers) -> None:
+        """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
+        :attr:`_peer_table`) per RFC 2473, one kernel call per NAR."""
+        for p in np.unique(peers).tolist():
+            group = sel[peers == p]
+            peer = self._peer_table[p] if 0 <= p < len(self._peer_table) else None
+            route = None if peer is None else self.lookup_route(peer)
             if route is None:
                 self._drop(DropReason.NO_ROUTE, int(group.size))
                 continue
@@ -963,8 +945,9 @@ class Engine:
                 np.frombuffer(peer.packed, dtype=np.uint8), np.zeros(6, dtype=np.uint8),
                 np.frombuffer(out.mac, dtype=np.uint8), hop_limit=64, mtu=out.cfg.mtu)
             ok = st == 0
-            for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-                self._drop(int(reason), int(count))
+            if not ok.all():
+                for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
+                    self._drop(int(reason), int(count))
             if ok.any():
                 self.counters["tunnelled"] += int(ok.sum())
                 self._originate_frames(out, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok], peer)
@@ -992,13 +975,8 @@ class Engine:
             self._drop(DropReason.TX_RING_FULL, int(offsets.shape[0]) - sent)
             self.counters["tunnelled"] -= int(offsets.shape[0]) - sent
 
-    def _decap(self, iface, arena, offsets, lengths, l3, l4, src, sel) -> None:
-        from_peer = np.array([IPv6Address(bytes(src[i])) in self.peers for i in sel], dtype=bool)
-        if (~from_peer).any():
-            self._drop(DropReason.DECAP_NOT_FROM_PEER, int((~from_peer).sum()))
-        sel = sel[from_peer]
-        if not sel.size:
-            return
+    def _decap(self, iface, arena, offsets, lengths, l3, l4, sel) -> None:
+        """Decapsulate the selected IPv6-in-IPv6 packets (the node checked that a peer sent them)."""
         out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
         ok = st == 0
         for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
@@ -1270,8 +1248,10 @@ class Engine:
             live = set(np.flatnonzero(np.asarray(self.ncache.in_use)).tolist())
             for idx in [k for k in self._tunnel_peer if k not in live]:
                 del self._tunnel_peer[idx]
+                self._sync(idx)
             for idx in [k for k in self._proxy_key if k not in live]:
                 self._key_done(self._proxy_key.pop(idx))
+                self._sync(idx)
             for idx in [k for k in self._hold if k not in live]:
                 self._hold_end(idx)
 
