@@ -66,11 +66,32 @@ cdef class Node:
     cdef Fib _fib
     cdef readonly Py_ssize_t capacity
     cdef readonly Py_ssize_t interfaces
-    cdef readonly object entry_key, entry_peer, iface_mac
-    cdef readonly object action, aux, entry, out_if, next_hop, tx_count, tx_offsets, tx_lengths, stats
-    cdef object _route_if, _route_via, _route_has_via, _peers, _routes_scratch
+    # the columns the engine writes (numpy, never resized: the node holds a reference to each)
+    cdef readonly object entry_key, entry_peer
+    # outputs and tables: the node's own arrays; the attributes users see are read-only views of them
+    cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
+    cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch
     cdef public object last_drops
     cdef Py_ssize_t _nroutes, _npeers
+    # data pointers of the arrays above, taken once (run acquires only its arguments' buffers)
+    cdef int32_t* _p_ekey
+    cdef int32_t* _p_epeer
+    cdef Py_ssize_t _ekey_rows
+    cdef uint8_t* _p_imac
+    cdef uint8_t* _p_act
+    cdef int32_t* _p_aux
+    cdef int64_t* _p_ent
+    cdef int32_t* _p_oif
+    cdef uint8_t* _p_nhop
+    cdef int64_t* _p_txc
+    cdef int64_t* _p_txo
+    cdef uint32_t* _p_txl
+    cdef uint64_t* _p_stats
+    cdef int32_t* _p_routes
+    cdef int32_t* _p_rif
+    cdef uint8_t* _p_rvia
+    cdef uint8_t* _p_rhas
+    cdef uint8_t* _p_peers
 
     def __cinit__(self, ncache, capacity, interfaces):
         _node_ref.check_init(ncache, capacity, interfaces)
@@ -82,25 +103,97 @@ cdef class Node:
         cdef Py_ssize_t entries = self._nc.t.capacity
         self.entry_key = _np.full(max(entries, 1), -1, dtype=_np.int32)
         self.entry_peer = _np.full(max(entries, 1), -1, dtype=_np.int32)
-        self.iface_mac = _np.zeros((interfaces, MAC48_LEN), dtype=_np.uint8)
-        self.action = _np.zeros(capacity, dtype=_np.uint8)
-        self.aux = _np.full(capacity, -1, dtype=_np.int32)
-        self.entry = _np.full(capacity, -1, dtype=_np.int64)
-        self.out_if = _np.full(capacity, -1, dtype=_np.int32)
-        self.next_hop = _np.zeros((capacity, ADDR_LEN), dtype=_np.uint8)
-        self.tx_count = _np.zeros(interfaces, dtype=_np.int64)
-        self.tx_offsets = _np.zeros((interfaces, capacity), dtype=_np.int64)
-        self.tx_lengths = _np.zeros((interfaces, capacity), dtype=_np.uint32)
-        self.stats = _np.zeros(_NODE_NSTATS, dtype=_np.uint64)
+        self._ekey_rows = entries
+        self._iface_mac = _np.zeros((interfaces, MAC48_LEN), dtype=_np.uint8)
+        self._action = _np.zeros(capacity, dtype=_np.uint8)
+        self._aux = _np.full(capacity, -1, dtype=_np.int32)
+        self._entry = _np.full(capacity, -1, dtype=_np.int64)
+        self._out_if = _np.full(capacity, -1, dtype=_np.int32)
+        self._next_hop = _np.zeros((capacity, ADDR_LEN), dtype=_np.uint8)
+        self._tx_count = _np.zeros(interfaces, dtype=_np.int64)
+        self._tx_offsets = _np.zeros((interfaces, capacity), dtype=_np.int64)
+        self._tx_lengths = _np.zeros((interfaces, capacity), dtype=_np.uint32)
+        self._stats = _np.zeros(_NODE_NSTATS, dtype=_np.uint64)
         self._routes_scratch = _np.zeros(capacity, dtype=_np.int32)
-        self._route_if = _np.zeros(1, dtype=_np.int32)
-        self._route_via = _np.zeros((1, ADDR_LEN), dtype=_np.uint8)
-        self._route_has_via = _np.zeros(1, dtype=_np.uint8)
-        self._peers = _np.zeros((1, ADDR_LEN), dtype=_np.uint8)
-        self._nroutes = 0
-        self._npeers = 0
+        self._p_ekey = <int32_t*>_row0(self.entry_key)
+        self._p_epeer = <int32_t*>_row0(self.entry_peer)
+        self._p_imac = <uint8_t*>_row0(self._iface_mac)
+        self._p_act = <uint8_t*>_row0(self._action)
+        self._p_aux = <int32_t*>_row0(self._aux)
+        self._p_ent = <int64_t*>_row0(self._entry)
+        self._p_oif = <int32_t*>_row0(self._out_if)
+        self._p_nhop = <uint8_t*>_row0(self._next_hop)
+        self._p_txc = <int64_t*>_row0(self._tx_count)
+        self._p_txo = <int64_t*>_row0(self._tx_offsets)
+        self._p_txl = <uint32_t*>_row0(self._tx_lengths)
+        self._p_stats = <uint64_t*>_row0(self._stats)
+        self._p_routes = <int32_t*>_row0(self._routes_scratch)
+        self._set_routes_arrays(_np.zeros(0, dtype=_np.int32), _np.zeros((0, ADDR_LEN), dtype=_np.uint8),
+                                _np.zeros(0, dtype=_np.uint8))
+        self._set_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
         self._fib = None
         self.last_drops = None
+
+    cdef _set_routes_arrays(self, ri, rv, rh):
+        # one spare row so every column has a first element; _nroutes bounds what a lookup may index
+        self._route_if = _np.concatenate([ri, _np.zeros(1, dtype=_np.int32)])
+        self._route_via = _np.concatenate([rv, _np.zeros((1, ADDR_LEN), dtype=_np.uint8)])
+        self._route_has_via = _np.concatenate([rh, _np.zeros(1, dtype=_np.uint8)])
+        self._p_rif = <int32_t*>_row0(self._route_if)
+        self._p_rvia = <uint8_t*>_row0(self._route_via)
+        self._p_rhas = <uint8_t*>_row0(self._route_has_via)
+        self._nroutes = ri.shape[0]
+
+    cdef _set_peers_array(self, p):
+        self._peers = _np.concatenate([p, _np.zeros((1, ADDR_LEN), dtype=_np.uint8)])
+        self._p_peers = <uint8_t*>_row0(self._peers)
+        self._npeers = p.shape[0]
+
+    @staticmethod
+    cdef object _ro(object a):
+        v = a.view()
+        v.flags.writeable = False
+        return v
+
+    @property
+    def iface_mac(self):
+        return Node._ro(self._iface_mac)
+
+    @property
+    def action(self):
+        return Node._ro(self._action)
+
+    @property
+    def aux(self):
+        return Node._ro(self._aux)
+
+    @property
+    def entry(self):
+        return Node._ro(self._entry)
+
+    @property
+    def out_if(self):
+        return Node._ro(self._out_if)
+
+    @property
+    def next_hop(self):
+        return Node._ro(self._next_hop)
+
+    @property
+    def tx_count(self):
+        return Node._ro(self._tx_count)
+
+    @property
+    def tx_offsets(self):
+        return Node._ro(self._tx_offsets)
+
+    @property
+    def tx_lengths(self):
+        return Node._ro(self._tx_lengths)
+
+    @property
+    def stats(self):
+        return Node._ro(self._stats)
 
     @property
     def ncache(self):
@@ -111,26 +204,19 @@ cdef class Node:
         m = _node_ref._array(macs, "macs", _np.uint8, (MAC48_LEN,))
         if m.shape[0] != self.interfaces:
             raise ValueError(f"macs: need {self.interfaces} rows, got {m.shape[0]}")
-        self.iface_mac[:] = m
+        self._iface_mac[:] = m
 
     def set_routes(self, fib, route_if, route_via, route_has_via):
         """The FIB and its columns (see the reference)."""
         if not isinstance(fib, Fib):
             raise TypeError(f"fib: need fmipfast._core.Fib, got {type(fib).__name__}")
         ri, rv, rh = _node_ref.check_tables(fib, route_if, route_via, route_has_via, self.interfaces)
-        n = ri.shape[0]
-        # one spare row so every column has a first element; _nroutes bounds what a lookup may index
-        self._route_if = _np.concatenate([ri, _np.zeros(1, dtype=_np.int32)])
-        self._route_via = _np.concatenate([rv, _np.zeros((1, ADDR_LEN), dtype=_np.uint8)])
-        self._route_has_via = _np.concatenate([rh, _np.zeros(1, dtype=_np.uint8)])
-        self._nroutes = n
+        self._set_routes_arrays(ri, rv, rh)
         self._fib = fib
 
     def set_peers(self, peers):
         """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
-        p = _node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,))
-        self._peers = _np.concatenate([p, _np.zeros((1, ADDR_LEN), dtype=_np.uint8)])
-        self._npeers = p.shape[0]
+        self._set_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -181,29 +267,29 @@ cdef class Node:
                     break
         if bad >= 0:
             raise ValueError(f"frame {bad}: offset {off[bad]} + length {ln[bad]} runs past the arena ({size} octets)")
-        cdef uint8_t[::1] act = self.action
-        cdef int32_t[::1] aux = self.aux
-        cdef int64_t[::1] ent = self.entry
-        cdef int32_t[::1] oif = self.out_if
-        cdef uint8_t[:, ::1] nhop = self.next_hop
-        cdef int64_t[::1] txc = self.tx_count
-        cdef int64_t[:, ::1] txo = self.tx_offsets
-        cdef uint32_t[:, ::1] txl = self.tx_lengths
-        cdef uint64_t[::1] stats = self.stats
-        cdef int32_t[::1] routes = self._routes_scratch
-        cdef const int32_t[::1] ekey = self.entry_key
-        cdef const int32_t[::1] epeer = self.entry_peer
-        cdef const uint8_t[:, ::1] imac = self.iface_mac
-        cdef const int32_t[::1] rif = self._route_if
-        cdef const uint8_t[:, ::1] rvia = self._route_via
-        cdef const uint8_t[::1] rhas = self._route_has_via
-        cdef const uint8_t[:, ::1] peers = self._peers
+        cdef uint8_t* act = self._p_act
+        cdef int32_t* aux = self._p_aux
+        cdef int64_t* ent = self._p_ent
+        cdef int32_t* oif = self._p_oif
+        cdef uint8_t* nhop = self._p_nhop
+        cdef int64_t* txc = self._p_txc
+        cdef int64_t* txo = self._p_txo
+        cdef uint32_t* txl = self._p_txl
+        cdef uint64_t* stats = self._p_stats
+        cdef int32_t* routes = self._p_routes
+        cdef const int32_t* ekey = self._p_ekey
+        cdef const int32_t* epeer = self._p_epeer
+        cdef const uint8_t* imac = self._p_imac
+        cdef const int32_t* rif = self._p_rif
+        cdef const uint8_t* rvia = self._p_rvia
+        cdef const uint8_t* rhas = self._p_rhas
+        cdef const uint8_t* peers = self._p_peers
         cdef nc_table* t = &self._nc.t
         cdef const fib_table* ft = &self._fib.t
         cdef classify_out* o = &b._out
         cdef Py_ssize_t nroutes = self._nroutes, npeers = self._npeers, nif = self.interfaces
         cdef Py_ssize_t entries = t.capacity, cap = self.capacity
-        cdef Py_ssize_t ekey_rows = ekey.shape[0], ndr = dr.shape[0]
+        cdef Py_ssize_t ekey_rows = self._ekey_rows, ndr = dr.shape[0]
         cdef bint wire = from_wire, is_inner = inner
         cdef bint has_status = st.shape[0] != 0
         cdef int present = 0, a, out, verdict
@@ -222,8 +308,8 @@ cdef class Node:
             for i in range(nif):
                 txc[i] = 0
             if n:
-                nc_lookup_batch(t, o.dst, n, &ent[0])
-                fib_lookup_batch(ft, o.dst, n, &routes[0])
+                nc_lookup_batch(t, o.dst, n, ent)
+                fib_lookup_batch(ft, o.dst, n, routes)
             for i in range(n):
                 a = ACTION_DROP
                 x = -1
@@ -244,7 +330,7 @@ cdef class Node:
                 elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
                     x = DROP_IP6_TRUNCATED
                 elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
-                                                                           &imac[ifc, 0], MAC48_LEN) != 0:
+                                                                           imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
                     x = DROP_OTHER_HOST
                 else:
                     if has_status and (st[i] & _NODE_CSUMNOTREADY):
@@ -260,7 +346,7 @@ cdef class Node:
                             a = ACTION_DROP
                             x = DROP_DECAP_NOT_FROM_PEER
                             for p in range(npeers):
-                                if memcmp(&peers[p, 0], o.src + i * ADDR_LEN, ADDR_LEN) == 0:
+                                if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
                                     a = ACTION_DECAP
                                     x = -1
                                     break
@@ -283,14 +369,14 @@ cdef class Node:
                         elif 0 <= r < nroutes:
                             out = rif[r]
                             if rhas[r]:
-                                hop = &rvia[r, 0]
+                                hop = rvia + r * ADDR_LEN
                         if out < 0 or out >= nif:
                             a = ACTION_NO_ROUTE
                         elif o.hop_limit[i] <= 1:
                             a = ACTION_TIME_EXCEEDED
                         else:
                             oif[i] = out
-                            memcpy(&nhop[i, 0], hop, ADDR_LEN)
+                            memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
                             if hop == dst and e >= 0:  # on-link: the destination's own entry
                                 k = e
                             else:
@@ -302,11 +388,11 @@ cdef class Node:
                             else:
                                 a = ACTION_FORWARD
                                 memcpy(frame, t.macs + k * MAC48_LEN, MAC48_LEN)
-                                memcpy(frame + MAC48_LEN, &imac[out, 0], MAC48_LEN)
+                                memcpy(frame + MAC48_LEN, imac + out * MAC48_LEN, MAC48_LEN)
                                 frame[l3 + 7] -= 1
                                 c = txc[out]
-                                txo[out, c] = off[i]
-                                txl[out, c] = <uint32_t>length
+                                txo[out * cap + c] = off[i]
+                                txl[out * cap + c] = <uint32_t>length
                                 txc[out] = c + 1
                 if a == ACTION_DROP:
                     if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output

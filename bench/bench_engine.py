@@ -1,0 +1,202 @@
+"""Engine CPU per frame, per traffic class, on null ports, against the kernels that class runs (same run).
+
+Each class is a block of 256 frames of one kind handed to ``Engine.process`` (what ``poll`` does with a
+received block), on an engine whose ports send nowhere (``send`` returns at once), so the figure is the data
+path's CPU without the kernel's TX.  Before each pass the block's octets are restored from a pristine copy
+(forwarding rewrites them in place); the kernel rows do the same copy, so the ratio compares like with like.
+
+    forward   UDP from the upstream link to a host on the access link (static neighbor)
+    csum      the same, marked TP_STATUS_CSUMNOTREADY: the UDP checksum is completed on the way
+    tunnel    PAR mid-handover: the destination is a PCoA tunnelled to the NAR (RFC 2473)
+    decap     NAR mid-handover: IPv6-in-IPv6 from the PAR, the inner packet forwarded to the access link
+    buffer    NAR before the Attach: the destination is a proxied NCoA, the frames are buffered (the buffer
+              is dropped after each pass, inside the timing, so it never fills)
+
+``<class>-kernels`` rows run only the compiled kernels the class needs, on the engine's own tables:
+classify + the forwarding node (+ encapsulate, + decapsulate and the inner packets' classify + node, + the
+buffer's push and drop).  Ratio = engine / kernels.
+
+    python bench/bench_engine.py -o engine.json        (pyperf options apply: --fast, --rigorous, ...)
+    python bench/bench_engine.py --classes forward,tunnel
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from ipaddress import IPv6Address
+from pathlib import Path
+
+import numpy as np
+import pyperf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from fmipfast import backend, config, frames  # noqa: E402
+from fmipfast.constants import IpProto  # noqa: E402
+from fmipfast.engine import Engine  # noqa: E402
+from fmipfast.ports import FrameBatch, Port, pack_frames  # noqa: E402
+
+BLOCK = 256
+TP_STATUS_CSUMNOTREADY = 1 << 3
+R_ACC, R_UP = bytes.fromhex("02005e000101"), bytes.fromhex("02005e000102")
+H1_MAC, CORE_MAC = bytes.fromhex("02005e00000a"), bytes.fromhex("02005e0000ff")
+H1, CN, CORE, NAR = "2001:db8:1::a", "2001:db8:ff::10", "2001:db8:100::ff", "2001:db8:2::1"
+NCOA = "2001:db8:1::77"
+ROUTER_UP = "2001:db8:100::1"
+
+TOML = f"""
+[router]
+name = "bench"
+batch_size = {BLOCK}
+[[router.interfaces]]
+name = "acc0"
+addresses = ["2001:db8:1::1/64"]
+[[router.interfaces]]
+name = "up0"
+role = "upstream"
+addresses = ["{ROUTER_UP}/64"]
+[[router.routes]]
+prefix = "2001:db8:ff::/48"
+via = "{CORE}"
+interface = "up0"
+[[router.routes]]
+prefix = "2001:db8:2::/48"
+via = "{CORE}"
+interface = "up0"
+[[router.neighbors]]
+address = "{CORE}"
+mac = "02:00:5e:00:00:ff"
+interface = "up0"
+[[router.neighbors]]
+address = "{H1}"
+mac = "02:00:5e:00:00:0a"
+interface = "acc0"
+"""
+
+
+class NullPort(Port):
+    """A port that sends nowhere: the engine's CPU without the kernel's."""
+
+    def __init__(self, name: str, mac: bytes) -> None:
+        self.name, self.mac = name, mac
+
+    def receive(self):
+        return iter(())
+
+    def send(self, arena, offsets, lengths) -> int:
+        return int(offsets.shape[0])
+
+
+def udp_packet(src: str, dst: str, size: int = 100) -> bytes:
+    payload = bytes(range(256))[:size]
+    body = struct.pack("!HHHH", 1000, 2000, 8 + len(payload), 0) + payload
+    return frames.build_ipv6(src, dst, IpProto.UDP, body, hop_limit=64)
+
+
+def setup(kind: str):
+    """(engine, ingress interface, FrameBatch, pristine arena, after-pass hook)."""
+    ports = {"acc0": NullPort("acc0", R_ACC), "up0": NullPort("up0", R_UP)}
+    engine = Engine(config.loads(TOML).router, ports, peers=(NAR,), seed=bytes(16))
+    up = engine.interfaces[1]
+    after = None
+    if kind in ("forward", "csum"):
+        pkt = udp_packet(CN, H1)
+    elif kind == "tunnel":
+        engine.tunnel_add(H1, NAR)
+        pkt = udp_packet(CN, H1)
+    elif kind == "decap":
+        pkt = frames.build_ipv6(NAR, ROUTER_UP, IpProto.IPV6, udp_packet(CN, H1), hop_limit=64)
+    elif kind == "buffer":
+        idx = engine.proxy_add(NCOA, None, 60_000)
+        key = engine._proxy_key[idx]
+        pkt = udp_packet(CN, NCOA)
+
+        def after() -> None:
+            engine.buffer.drop(key)
+    else:
+        raise ValueError(kind)
+    arena, offsets, lengths = pack_frames([frames.build_ethernet(R_UP, CORE_MAC, pkt)] * BLOCK)
+    status = np.full(BLOCK, TP_STATUS_CSUMNOTREADY if kind == "csum" else 0, dtype=np.uint32)
+    fb = FrameBatch(ports["up0"], arena, offsets, lengths, status, np.zeros(BLOCK, dtype=np.int64))
+    return engine, up, fb, arena.copy(), after
+
+
+def engine_row(kind: str):
+    engine, up, fb, pristine, after = setup(kind)
+
+    def run(loops: int) -> float:
+        t0 = pyperf.perf_counter()
+        for _ in range(loops):
+            np.copyto(fb.arena, pristine)
+            engine.process(up, fb)
+            if after is not None:
+                after()
+        return pyperf.perf_counter() - t0
+
+    run(3)
+    assert engine.conservation()["holds"]
+    return run
+
+
+def kernel_row(kind: str):
+    """The compiled kernels the class needs, on the same tables, without the engine around them."""
+    engine, up, fb, pristine, after = setup(kind)
+    node, batch, impl = engine._node, backend.impl.Batch(BLOCK), backend.impl
+    inner_batch = impl.Batch(BLOCK)
+    arena, offsets, lengths, status = fb.arena, fb.offsets, fb.lengths, fb.status
+    drops = np.zeros_like(engine.drops)
+    nar = np.frombuffer(IPv6Address(NAR).packed, np.uint8)
+    src = np.frombuffer(IPv6Address(ROUTER_UP).packed, np.uint8)
+    zeros6, mac = np.zeros(6, np.uint8), np.frombuffer(R_UP, np.uint8)
+    every = np.arange(BLOCK, dtype=np.int64)
+    keys = np.zeros(BLOCK, dtype=np.int32)
+    key = engine._proxy_key[next(iter(engine._proxy_key))] if kind == "buffer" else 0
+    keys[:] = key
+    none = np.zeros(0, np.uint32)
+
+    def one() -> None:
+        np.copyto(arena, pristine)
+        b = impl.classify(arena, offsets, lengths, out=batch)
+        node.run(b, arena, offsets, lengths, status, 1, drops=drops)
+        if kind == "tunnel":
+            out = impl.encapsulate(arena, offsets, lengths, b.l3_offset, every, src, nar, zeros6, mac,
+                                   hop_limit=64, mtu=1500)
+            o_arena = np.array(out[0], dtype=np.uint8)
+            for o in out[1]:  # the outer Ethernet destination, as the engine fills it
+                o_arena[int(o):int(o) + 6] = mac
+        elif kind == "decap":
+            out = impl.decapsulate(arena, offsets, lengths, b.l3_offset, b.l4_offset, every)
+            i_arena = np.array(out[0], dtype=np.uint8)
+            ib = impl.classify(i_arena, out[1], out[2], out=inner_batch)
+            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops)
+        elif kind == "buffer":
+            engine.buffer.push(keys, arena, offsets, lengths, 0)
+            engine.buffer.drop(key)
+
+    def run(loops: int) -> float:
+        t0 = pyperf.perf_counter()
+        for _ in range(loops):
+            one()
+        return pyperf.perf_counter() - t0
+
+    return run
+
+
+CLASSES = ("forward", "csum", "tunnel", "decap", "buffer")
+
+
+def main() -> None:
+    runner = pyperf.Runner()
+    runner.argparser.add_argument("--classes", default=",".join(CLASSES))
+    runner.argparser.add_argument("--no-kernels", action="store_true", help="engine rows only")
+    args = runner.parse_args()
+    compiled = backend.IMPLEMENTATION == "core"
+    for kind in args.classes.split(","):
+        runner.bench_time_func(f"engine-{kind}", engine_row(kind), inner_loops=BLOCK)
+        if compiled and not args.no_kernels and hasattr(Engine, "_sync"):
+            runner.bench_time_func(f"{kind}-kernels", kernel_row(kind), inner_loops=BLOCK)
+
+
+if __name__ == "__main__":
+    main()
