@@ -337,6 +337,11 @@ class Engine:
             macs[iface.index] = np.frombuffer(iface.mac, dtype=np.uint8)
         self._node.set_interfaces(macs)
         self._node.set_peers(np.array([list(p.packed) for p in self.peers], dtype=np.uint8).reshape(-1, 16))
+        self._no_status = np.zeros(cfg.batch_size, dtype=np.uint32)  # read-only use: frames the engine made
+        self._no_ts = np.zeros(cfg.batch_size, dtype=np.int64)
+        # views of the node's outputs, taken once (its arrays are never reallocated)
+        self._node_out = (self._node.stats, self._node.action, self._node.aux, self._node.entry, self._node.out_if,
+                          self._node.next_hop, self._node.tx_count, self._node.tx_offsets, self._node.tx_lengths)
         #: NAR addresses of tunnels, by the index the ``entry_peer`` column holds (interned, never reused).
         self._peer_table: list[IPv6Address] = []
         self._peer_index: dict[IPv6Address, int] = {}
@@ -747,37 +752,37 @@ class Engine:
         b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints, out=self._batch)
         # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
         # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
-        node = self._node
-        present = node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
-                           drops=self.drops)
-        stats = node.stats
-        if stats[_S_DROPPED]:
-            c["dropped"] += int(stats[_S_DROPPED])
-        if stats[_S_HELD]:
-            c["reorder_held"] += int(stats[_S_HELD])
-        if stats[_S_CSUM]:
-            c["csum_completed"] += int(stats[_S_CSUM])
+        present = self._node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
+                                 drops=self.drops)
+        stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
+        dropped, held, completed, _frames = stats.tolist()
+        if dropped:
+            c["dropped"] += dropped
+        if held:
+            c["reorder_held"] += held
+        if completed:
+            c["csum_completed"] += completed
         if inner and self._hold:  # the tunnel still delivers: the holds of these MNs go on
-            hits = node.entry[:n][node.action[:n] != _A_DROP]
+            hits = n_entry[:n][n_action[:n] != _A_DROP]
             for alias in set(hits[hits >= 0].tolist()) & self._hold_alias.keys():
                 self._hold[self._hold_alias[alias]].last_inner_ns = now
         if present & _SLOW == 0:  # the common block: forwarded and dropped frames only
             if present & _B_FORWARD:
-                self._transmit_vectors(arena, node.tx_count, node.tx_offsets, node.tx_lengths)
+                self._transmit_vectors(arena, tx_count, tx_offsets, tx_lengths)
             return
         # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
         # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
-        action = node.action[:n].copy()
-        aux = node.aux[:n].copy()
+        action = n_action[:n].copy()
+        aux = n_aux[:n].copy()
         if present & _B_RESOLVE:
-            out_if = node.out_if[:n].copy()
-            next_hop = node.next_hop[:n].copy()
+            out_if = n_out_if[:n].copy()
+            next_hop = n_next_hop[:n].copy()
         if present & (_B_TUNNEL | _B_DECAP):
             l3 = np.array(b.l3_offset, dtype=np.uint32)
             l4 = np.array(b.l4_offset, dtype=np.uint32)
         tx = None
         if present & _B_FORWARD:
-            tx = (node.tx_count.copy(), node.tx_offsets.copy(), node.tx_lengths.copy())
+            tx = (tx_count.copy(), tx_offsets.copy(), tx_lengths.copy())
         if present & _B_CONTROL:
             sel = np.flatnonzero(action == _A_CONTROL)
             outer, self._deferred = self._deferred, deque()
@@ -836,9 +841,9 @@ class Engine:
     # ------------------------------------------------------------------ FORWARD and RESOLVE
     def _transmit_vectors(self, arena, tx_count, tx_offsets, tx_lengths) -> None:
         """Send the node's TX vectors: frame ``j`` of interface ``k`` at ``tx_offsets[k, j]``."""
-        for k in np.flatnonzero(tx_count):
-            m = int(tx_count[k])
-            self._transmit(self.interfaces[int(k)], arena, tx_offsets[k, :m], tx_lengths[k, :m], "forwarded")
+        for k, m in enumerate(tx_count.tolist()):
+            if m:
+                self._transmit(self.interfaces[k], arena, tx_offsets[k, :m], tx_lengths[k, :m], "forwarded")
 
     def _transmit(self, out: Interface, arena, offsets, lengths, counter: str) -> None:
         if not offsets.shape[0]:
@@ -931,7 +936,9 @@ class Engine:
 
     def _tunnel(self, arena, offsets, lengths, l3, sel, peers) -> None:
         """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
-        :attr:`_peer_table`) per RFC 2473, one kernel call per NAR."""
+        :attr:`_peer_table`) per RFC 2473, one kernel call per NAR; the outer Ethernet destination is the next
+        hop's, filled by the kernel.  Tunnel packets are this router's own: no hop-limit decrement, and an
+        unresolved next hop queues them like forwarded traffic (counted ``queued_resolve``, not ``tunnelled``)."""
         for p in np.unique(peers).tolist():
             group = sel[peers == p]
             peer = self._peer_table[p] if 0 <= p < len(self._peer_table) else None
@@ -940,62 +947,55 @@ class Engine:
                 self._drop(DropReason.NO_ROUTE, int(group.size))
                 continue
             out = self.interfaces[route[0]]
+            hop = route[1]
+            idx = int(self.ncache.lookup(self._key(hop))[0])
+            resolved = idx >= 0 and self.ncache.states[idx] != NeighborState.INCOMPLETE
+            dst_mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8) if resolved else np.zeros(6, dtype=np.uint8)
             out_arena, out_off, out_len, st = backend.impl.encapsulate(
                 arena, offsets, lengths, l3, group, np.frombuffer(out.source.packed, dtype=np.uint8),
-                np.frombuffer(peer.packed, dtype=np.uint8), np.zeros(6, dtype=np.uint8),
-                np.frombuffer(out.mac, dtype=np.uint8), hop_limit=64, mtu=out.cfg.mtu)
+                np.frombuffer(peer.packed, dtype=np.uint8), dst_mac, np.frombuffer(out.mac, dtype=np.uint8),
+                hop_limit=64, mtu=out.cfg.mtu)
             ok = st == 0
             if not ok.all():
                 for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
                     self._drop(int(reason), int(count))
-            if ok.any():
-                self.counters["tunnelled"] += int(ok.sum())
-                self._originate_frames(out, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok], peer)
-
-    def _originate_frames(self, out: Interface, arena, offsets, lengths, dst: IPv6Address) -> None:
-        """Frames this router builds (tunnel packets): fill the L2 destination of the next hop and send,
-        without a hop-limit decrement; an unresolved next hop queues them like forwarded traffic."""
-        route = self.lookup_route(dst)
-        if route is None:
-            self._drop(DropReason.NO_ROUTE, int(offsets.shape[0]))
-            return
-        idx = int(self.ncache.lookup(np.frombuffer(route[1].packed, dtype=np.uint8).reshape(1, 16))[0])
-        if idx < 0 or self.ncache.states[idx] == NeighborState.INCOMPLETE:
-            n = int(offsets.shape[0])
-            self.counters["tunnelled"] -= n  # counted on leaving the resolve queue instead
-            self._resolve(arena, offsets, lengths, np.arange(n, dtype=np.int64),
-                          np.full(n, route[0], dtype=np.int64),
-                          np.tile(np.frombuffer(route[1].packed, dtype=np.uint8), (n, 1)), self.clock())
-            return
-        mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8)
-        for o in offsets:
-            arena[int(o):int(o) + 6] = mac
-        sent = out.port.send(arena, offsets, lengths)
-        if sent < offsets.shape[0]:
-            self._drop(DropReason.TX_RING_FULL, int(offsets.shape[0]) - sent)
-            self.counters["tunnelled"] -= int(offsets.shape[0]) - sent
+                out_off, out_len = out_off[ok], out_len[ok]
+            m = int(out_off.shape[0])
+            if not m:
+                continue
+            if resolved:
+                self._transmit(out, out_arena, out_off, out_len, "tunnelled")
+            else:
+                self._resolve(out_arena, out_off, out_len, np.arange(m, dtype=np.int64),
+                              np.full(m, route[0], dtype=np.int64),
+                              np.tile(np.frombuffer(hop.packed, dtype=np.uint8), (m, 1)), self.clock())
 
     def _decap(self, iface, arena, offsets, lengths, l3, l4, sel) -> None:
         """Decapsulate the selected IPv6-in-IPv6 packets (the node checked that a peer sent them)."""
         out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
         ok = st == 0
-        for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-            self._drop(int(reason), int(count))
-        self.counters["decapsulated"] += int(ok.sum())
-        if ok.any():
-            inner = FrameBatch(iface.port, np.array(out_arena, dtype=np.uint8), out_off[ok], out_len[ok],
-                               np.zeros(int(ok.sum()), dtype=np.uint32), np.zeros(int(ok.sum()), dtype=np.int64))
-            # the inner packets' own pass, now (the Batch of this chunk is no longer read), so that what the
-            # tunnel delivered goes out before this chunk's direct frames (they are newer).  Nested tunnels are
-            # decapsulated up to MAX_DECAP_DEPTH levels (RFC 2473 §4.1.1's default encapsulation limit).
-            if self._decap_depth >= MAX_DECAP_DEPTH:
-                self.counters["decapsulated"] -= int(ok.sum())
-                self._drop(DropReason.DECAP_TOO_DEEP, int(ok.sum()))
-                return
-            self._decap_depth += 1
-            try:
-                self._pass(iface, inner, True, False)
-            finally:
+        if not ok.all():
+            for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
+                self._drop(int(reason), int(count))
+            out_off, out_len = out_off[ok], out_len[ok]
+        m = int(out_off.shape[0])
+        if not m:
+            return
+        # the inner packets' own pass, now (the Batch of this chunk is no longer read), so that what the
+        # tunnel delivered goes out before this chunk's direct frames (they are newer).  Nested tunnels are
+        # decapsulated up to MAX_DECAP_DEPTH levels (RFC 2473 §4.1.1's default encapsulation limit).
+        if self._decap_depth >= MAX_DECAP_DEPTH:
+            self._drop(DropReason.DECAP_TOO_DEEP, m)
+            return
+        self.counters["decapsulated"] += m
+        # the kernel's output arena is new and writable: the inner pass rewrites it in place
+        inner = FrameBatch(iface.port, out_arena, out_off, out_len, self._no_status[:m] if m <= self.cfg.batch_size
+                           else np.zeros(m, dtype=np.uint32), self._no_ts[:m] if m <= self.cfg.batch_size
+                           else np.zeros(m, dtype=np.int64))
+        self._decap_depth += 1
+        try:
+            self._pass(iface, inner, True, False)
+        finally:
                 self._decap_depth -= 1
 
     # ------------------------------------------------------------------ CONTROL
