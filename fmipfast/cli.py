@@ -293,8 +293,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     worlds = {}
     for mode in modes:
         sc = Scenario(mode=mode, case=args.case, seed=args.seed, rate_pps=args.rate, gap_ms=args.gap_ms,
-                      buffer=not args.no_buffer)
-        results[mode], worlds[mode] = run_scenario(sc, capture=bool(args.capture))
+                      buffer=not args.no_buffer, kerberos=args.kerberos)
+        try:
+            results[mode], worlds[mode] = run_scenario(sc, capture=bool(args.capture))
+        except (ImportError, ValueError) as exc:  # --kerberos gssapi without gssapi/k5test/MIT KDC, or case 2/3
+            print(f"fmipfast demo: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps({m: r.to_json() for m, r in results.items()}, default=str))
     else:
@@ -817,6 +821,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run plain Mobile IPv6 (RA wait + DAD + BU) and compare side by side")
     p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
                    help="Kerberos key case at the NAR: 1 own key, 2 local KDC, 3 home KDC (draft §3)")
+    p.add_argument("--kerberos", choices=("lwkerb", "gssapi"), default="lwkerb",
+                   help="lwkerb (default), or gssapi: standard Kerberos, tickets from two throwaway MIT realms "
+                        "(needs gssapi, k5test and the MIT KDC programs; key case 1 only)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=int, default=1000, help="the CN's stream, datagrams per second")
     p.add_argument("--gap-ms", type=float, default=30.0, help="the layer-2 gap of the move")
