@@ -137,7 +137,7 @@ _KRB5 = {
     -1765328352: TicketExpired,  # KRB5KRB_AP_ERR_TKT_EXPIRED
     -1765328351: TicketNotYetValid,  # KRB5KRB_AP_ERR_TKT_NYV
     -1765328350: ReplayDetected,  # KRB5KRB_AP_ERR_REPEAT
-    -1765328349: WrongService,  # KRB5KRB_AP_ERR_NOT_US
+    -1765328349: NoKey,  # KRB5KRB_AP_ERR_NOT_US: the ticket's server is not in the keytab
     -1765328348: ClientMismatch,  # KRB5KRB_AP_ERR_BADMATCH
     -1765328347: ClockSkew,  # KRB5KRB_AP_ERR_SKEW
     -1765328345: GssMalformed,  # KRB5KRB_AP_ERR_BADVERSION
@@ -153,7 +153,8 @@ _KRB5 = {
     -1765328230: UnknownRealm,  # KRB5_REALM_UNKNOWN
     -1765328228: KdcUnreachable,  # KRB5_KDC_UNREACH
 }
-_ASN1_BASE, _KRB5_BASE = 1859794432, -1765328384  # MIT com_err tables: asn1 and krb5
+_ASN1_BASE, _KRB5_BASE = 1859794432, -1765328384
+_NOT_US = -1765328349  # MIT com_err tables: asn1 and krb5
 
 # GSS major status, routine errors (RFC 2744 §3.9.1, shifted left 16)
 _S_BAD_MECH, _S_BAD_NAME, _S_BAD_BINDINGS, _S_BAD_SIG, _S_NO_CRED = 1, 2, 4, 6, 7
@@ -457,7 +458,11 @@ class GssVerifier:
             mic = ctx.get_signature(LABEL_REPLY + app)
             mac_key, _ctx = gss_prf(ctx, LABEL_MAC)
         except gssapi.exceptions.GSSError as exc:
-            raise _refusal(exc, "initiator token refused") from None
+            refusal = _refusal(exc, "initiator token refused")
+            if self.principal and _signed(int(getattr(exc, "min_code", 0) or 0)) == _NOT_US:
+                # accepting for one named service, MIT's "not us" means the ticket names another one
+                refusal = WrongService(f"{refusal} (this router accepts only {self.principal})")
+            raise refusal from None
         except (ValueError, TypeError, OverflowError) as exc:  # the bindings' own checks on hostile octets
             raise GssFailure(f"initiator token refused: {type(exc).__name__}: {exc}") from None
         endtime = int(time.time() + max(0.0, float(lifetime or 0) - self.clockskew))
