@@ -201,7 +201,25 @@ def _check_router(cfg: Any, source: str | None) -> Any:
             _security_objects(cfg.router.security)
         except ValueError as exc:
             raise ConfigError("router.security", str(exc), source=source) from None
+        _gss_verifier(cfg.router.security, source)  # the package, the library and the keytab, checked now
     return cfg
+
+
+def _gss_verifier(sec: Any, source: str | None = None) -> Any:
+    """``[router.security] mechanism = "gssapi"``: the acceptor for its keytab and principal (None for lwkerb);
+    a missing package/library or an unusable keytab is a ConfigError naming it."""
+    if sec.mechanism != "gssapi":
+        return None
+    try:
+        from fmipfast.security.gss import GssVerifier
+        from fmipfast.security.lwkerb import LkbError
+
+        try:
+            return GssVerifier(sec.keytab, sec.principal, rcache=sec.rcache)
+        except LkbError as exc:
+            raise ConfigError("router.security.keytab", str(exc), source=source) from None
+    except ImportError as exc:
+        raise ConfigError("router.security.mechanism", str(exc), source=source) from None
 
 
 def _load_mn(path: str) -> Any:
@@ -220,6 +238,13 @@ def _check_mn(cfg: Any, source: str | None) -> Any:
             MnDaemon._ticket_cache(cfg.mn)
         except ValueError as exc:
             raise ConfigError("mn.kerberos", str(exc), source=source) from None
+    if cfg.mn.mechanism == "gssapi":
+        try:
+            from fmipfast.security.gss import require_gssapi
+
+            require_gssapi()
+        except ImportError as exc:
+            raise ConfigError("mn.mechanism", str(exc), source=source) from None
     return cfg
 
 
@@ -441,6 +466,8 @@ def _cmd_router(args: argparse.Namespace) -> int:
                                     "(docs/protocol.md §6).", lambda: agent.ar.counters)
             control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
             control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+            control.attach_counters("kerberos", "Authenticator verification outcomes (docs/security.md), of "
+                                    f"the {agent.mechanism} mechanism.", lambda: agent.verifier.counters)
         loop.add_signal_handler(signal.SIGHUP, _reload_router, args.config, cfg, agent, seq_store)
         servers = await _start_endpoints(control, args.control, lambda: control.metrics(r.name), args.metrics)
         print(f"READY {r.name} " + " ".join(ports), flush=True)
@@ -480,7 +507,8 @@ def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
         return
     restart = [f.name for f in dataclasses.fields(new.router) if f.name != "security"
                and getattr(new.router, f.name) != getattr(running.router, f.name)]
-    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file")
+    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file",
+                                          "mechanism", "keytab", "rcache")
                 if getattr(new_sec, k) != getattr(old_sec, k)]
     if restart:
         log.warning("reload: %s changed; these take effect at the next restart", ", ".join(restart))
@@ -565,7 +593,8 @@ def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None
     principal, keytab, sad, sa_out, opener = _security_objects(sec, store)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
                        opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
-                       session_file=sec.session_file, restored=restored, on_note=log_router_note)
+                       session_file=sec.session_file, restored=restored, on_note=log_router_note,
+                       verifier=_gss_verifier(sec))
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:

@@ -341,3 +341,18 @@ def test_demo_refuses_key_cases_2_and_3_with_standard_kerberos(realms):
     with pytest.raises(ValueError, match="only key case 1"):
         run_scenario(Scenario(kerberos="gssapi", case=2), krb=demo_kerberos_for(realms))
 
+
+
+def test_check_config_opens_the_keytab_of_a_gssapi_router(realms, tmp_path, capsys):
+    from fmipfast.cli import main
+    from tests.test_gssapi_config import GSS_ROUTER
+
+    good = tmp_path / "router.toml"
+    good.write_text(GSS_ROUTER.replace("/etc/fmipfast/nar.keytab", realms.nar_keytab)
+                    .replace("file2:/var/lib/fmipfast/nar.rcache2", f"file2:{tmp_path}/rc2"))
+    assert main(["check-config", str(good)]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace(realms.nar_keytab, realms.par_keytab))
+    assert main(["check-config", str(bad)]) != 0
+    err = capsys.readouterr().err
+    assert "router.security.keytab" in err and "access/nar.b.example@B.EXAMPLE" in err
