@@ -249,12 +249,12 @@ def _libgss() -> Any:
     return _lib
 
 
-def gss_prf(ctx: Any, label: bytes, length: int = 32) -> tuple[bytes, Any]:
+def gss_prf(ctx: Any, label: bytes, length: int = 32, *, keep: bool = True) -> tuple[bytes, Any]:
     """RFC 4401 ``GSS_Pseudo_random`` (key GSS_C_PRF_KEY_FULL) of an established context over ``label``.
 
     python-gssapi has no binding for it, so the context is exported (RFC 2743 §2.2.8), imported into MIT's
-    library directly, the PRF taken, exported again and re-imported: returns ``(octets, the context to use
-    from now on)`` (the one passed in is consumed by the export)."""
+    library directly, the PRF taken, and (``keep``) exported again and re-imported: returns ``(octets, the
+    context to use from now on, or None without keep)`` -- the one passed in is consumed by the export."""
     gssapi = require_gssapi()
     lib = _libgss()
     token = ctx.export()
@@ -271,6 +271,10 @@ def gss_prf(ctx: Any, label: bytes, length: int = 32) -> tuple[bytes, Any]:
             raise GssFailure(f"gss_pseudo_random failed (minor {minor.value})")
         out = ctypes.string_at(prf_out.value, prf_out.length)
         lib.gss_release_buffer(ctypes.byref(minor), ctypes.byref(prf_out))
+        if len(out) != length:
+            raise GssFailure(f"gss_pseudo_random gave {len(out)} octets, {length} asked")
+        if not keep:
+            return out, None
         again = _Buf()
         if lib.gss_export_sec_context(ctypes.byref(minor), ctypes.byref(handle), ctypes.byref(again)):
             raise GssFailure(f"gss_export_sec_context failed (minor {minor.value})")
@@ -279,8 +283,6 @@ def gss_prf(ctx: Any, label: bytes, length: int = 32) -> tuple[bytes, Any]:
     finally:
         if handle.value:
             lib.gss_delete_sec_context(ctypes.byref(minor), ctypes.byref(handle), None)
-    if len(out) != length:
-        raise GssFailure(f"gss_pseudo_random gave {len(out)} octets, {length} asked")
     return out, gssapi.SecurityContext(token=exported)
 
 
@@ -446,17 +448,19 @@ class GssVerifier:
             ctx = gssapi.SecurityContext(creds=self._creds, usage="accept",
                                          channel_bindings=gssapi.raw.ChannelBindings(application_data=app))
             ctx.step(token)
-            if not ctx.complete:
+            # one gss_inquire_context for everything (each property of the context object is one call)
+            info = gssapi.raw.inquire_context(ctx, mech=False, locally_init=False)
+            if not info.complete:
                 raise GssMalformed("the token asks for another round trip (one token is the protocol)",
                                    field="gssapi.token", offset=4)
-            if gssapi.RequirementFlag.channel_bound not in ctx.actual_flags:
+            if gssapi.RequirementFlag.channel_bound not in info.flags:
                 raise BindingMismatch("the token carries no channel bindings: it is not bound to this handover")
-            if gssapi.RequirementFlag.integrity not in ctx.actual_flags:
+            if gssapi.RequirementFlag.integrity not in info.flags:
                 raise GssFailure("the context offers no integrity protection")
-            client, server = str(ctx.initiator_name), str(ctx.target_name)
-            lifetime = ctx.lifetime
+            client, server, lifetime = info.initiator_name, info.target_name, info.lifetime
             mic = ctx.get_signature(LABEL_REPLY + app)
-            mac_key, _ctx = gss_prf(ctx, LABEL_MAC)
+            mac_key, _ = gss_prf(ctx, LABEL_MAC, keep=False)
+            client, server = str(client), str(server)
         except gssapi.exceptions.GSSError as exc:
             refusal = _refusal(exc, "initiator token refused")
             if self.principal and _signed(int(getattr(exc, "min_code", 0) or 0)) == _NOT_US:
