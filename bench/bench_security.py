@@ -240,7 +240,7 @@ def compare_mechanisms(n: int = 2000, repeats: int = 5) -> dict[str, dict[str, f
             gctx = acc.verify_local(pdu0, BINDING)
             out[label] = {
                 "make_per_s": rate(lambda _: g.initiate(BINDING), lambda: range(n // 4)),
-                "accept_per_s": rate(lambda p: acc.verify_local(p, BINDING),
+                "accept_per_s": rate(lambda p, acc=acc: acc.verify_local(p, BINDING),
                                      lambda: [g.initiate(BINDING)[0] for _ in range(n // 4)]),
                 "token_octets": len(pdu0), "reply_octets": len(gctx.ap_rep().encode()),
             }

@@ -460,7 +460,8 @@ class GssVerifier:
             client, server, lifetime = info.initiator_name, info.target_name, info.lifetime
             mic = ctx.get_signature(LABEL_REPLY + app)
             mac_key, _ = gss_prf(ctx, LABEL_MAC, keep=False)
-            client, server = str(client), str(server)
+            client, server = (gssapi.raw.display_name(n, name_type=False).name.decode("utf-8", "replace")
+                              for n in (client, server))
         except gssapi.exceptions.GSSError as exc:
             refusal = _refusal(exc, "initiator token refused")
             if self.principal and _signed(int(getattr(exc, "min_code", 0) or 0)) == _NOT_US:
