@@ -356,3 +356,12 @@ def test_check_config_opens_the_keytab_of_a_gssapi_router(realms, tmp_path, caps
     assert main(["check-config", str(bad)]) != 0
     err = capsys.readouterr().err
     assert "router.security.keytab" in err and "access/nar.b.example@B.EXAMPLE" in err
+
+
+def test_host_based_service_names_on_both_sides(realms, tmp_path):
+    """``access@nar.b.example``: MIT maps the host to B.EXAMPLE ([domain_realm]) on the MN and at the router."""
+    creds = gss.GssInitiator(ccache=realms.mn_ccache).credentials("access@nar.b.example")
+    verifier = gss.GssVerifier(realms.nar_keytab, "access@nar.b.example", rcache=f"file2:{tmp_path}/h.rcache2")
+    pdu, pending = creds.initiate(BINDING)
+    ctx = verifier.verify_local(pdu, BINDING)
+    assert ctx.server == NAR_SERVICE and ctx.mac_key == pending.mac_key

@@ -100,6 +100,7 @@ def two_realms(clockskew: int = 300) -> Iterator[Realms]:
         "libdefaults": {"clockskew": str(clockskew), "rdns": "false", "dns_canonicalize_hostname": "false"},
         "realms": {B: {"kdc": f"127.0.0.1:{pb}"}},
         "capaths": {A: {B: "."}, B: {A: "."}},
+        "domain_realm": {".a.example": A, ".b.example": B},  # host-based names: access@nar.b.example
     }
     saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME",
                                              "KRB5RCACHEDIR", "KRB5_KDC_PROFILE")}

@@ -91,6 +91,7 @@ __all__ = [
     "WrongService",
     "binding_data",
     "decode_gss",
+    "gss_name",
     "gss_prf",
     "require_gssapi",
 ]
@@ -286,6 +287,17 @@ def gss_prf(ctx: Any, label: bytes, length: int = 32, *, keep: bool = True) -> t
     return out, gssapi.SecurityContext(token=exported)
 
 
+def gss_name(text: str) -> Any:
+    """A GSS name for ``text``: ``service@host.example`` (the part after ``@`` has lower-case letters: a host
+    name) is a host-based service name (RFC 2743 §4.1, MIT maps the host to its realm by ``[domain_realm]`` or
+    referrals); anything else (``access/nar.b.example@B.EXAMPLE``) is a Kerberos principal name."""
+    gssapi = require_gssapi()
+    name, _, after = text.rpartition("@")
+    if name and "/" not in name and after != after.upper():
+        return gssapi.Name(text, gssapi.NameType.hostbased_service)
+    return gssapi.Name(text, gssapi.NameType.kerberos_principal)
+
+
 # ============================================================================================ wire
 
 
@@ -410,7 +422,7 @@ class GssVerifier:
         store = {"keytab": self.keytab}
         if self.rcache:
             store["rcache"] = self.rcache
-        name = gssapi.Name(self.principal, gssapi.NameType.kerberos_principal) if self.principal else None
+        name = gss_name(self.principal) if self.principal else None
         try:
             return gssapi.Credentials(name=name, usage="accept", store=store)
         except gssapi.exceptions.GSSError as exc:
@@ -567,7 +579,7 @@ class GssInitiator:
         gssapi = require_gssapi()
         principal = server if isinstance(server, Principal) else Principal.parse(server)
         try:
-            target = gssapi.Name(str(principal), gssapi.NameType.kerberos_principal)
+            target = gss_name(str(principal))
             creds = self._creds()
             probe = gssapi.SecurityContext(name=target, creds=creds, usage="initiate",
                                            flags=gssapi.RequirementFlag.integrity)
