@@ -169,7 +169,7 @@ class RouterAgent:
         # given ready-made (security.gss.GssVerifier: standard Kerberos through GSS-API); an LKB PDU of the
         # other mechanism is refused before it reaches the verifier (counted: mechanism_mismatch).
         self.mechanism = "lwkerb" if verifier is None else "gssapi"
-        self.verifier = verifier if verifier is not None else L.ApVerifier(
+        self.verifier: Any = verifier if verifier is not None else L.ApVerifier(
             principal.realm, keytab, opener=opener, clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
         self.sad, self.sa_out = sad, sa_out
         self.ah_counters: dict[str, int] = {}

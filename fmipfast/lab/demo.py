@@ -411,8 +411,8 @@ def run_scenario(sc: Scenario, *, capture: bool = False, krb: Any = None) -> tup
 def format_report(results: dict[str, Result], sc: Scenario) -> str:
     """The human report: the fast handover's timeline, then the summary side by side."""
     p = sc.plan
-    mech = "standard Kerberos (MIT KDCs, GSS-API)" if sc.kerberos == "gssapi" else "light-weight Kerberos"
-    lines = [f"fmipfast demo: secure fast handover (draft-koodli-mobileip-fastv6-02), {mech}, Kerberos key case "
+    mech = "standard Kerberos (MIT KDCs, GSS-API), " if sc.kerberos == "gssapi" else ""
+    lines = [f"fmipfast demo: secure fast handover (draft-koodli-mobileip-fastv6-02), {mech}Kerberos key case "
              f"{sc.case}, seed {sc.seed}",
              f"topology: CN --core {p.core_delay_ms:g} ms-- PAR, NAR --air {p.air_delay_ms:g} ms-- MN; the CN streams "
              f"{sc.rate_pps} UDP datagrams/s to the MN; layer-2 gap {sc.gap_ms:g} ms", ""]

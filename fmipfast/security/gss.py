@@ -261,8 +261,8 @@ def gss_prf(ctx: Any, label: bytes, length: int = 32, *, keep: bool = True) -> t
     token = ctx.export()
     minor = ctypes.c_uint32()
     handle = ctypes.c_void_p()
-    keep = ctypes.create_string_buffer(token, len(token))
-    inbuf = _Buf(len(token), ctypes.cast(keep, ctypes.c_void_p))
+    tokbuf = ctypes.create_string_buffer(token, len(token))
+    inbuf = _Buf(len(token), ctypes.cast(tokbuf, ctypes.c_void_p))
     if lib.gss_import_sec_context(ctypes.byref(minor), ctypes.byref(inbuf), ctypes.byref(handle)):
         raise GssFailure(f"gss_import_sec_context failed (minor {minor.value})")
     try:
