@@ -928,7 +928,8 @@ class AccessRouter:
                     self.iface)
         h.answer = send
         part = getattr(h.context, "ticket_part", None)
-        expires = None if part is None else part.endtime * 1_000_000_000 - self.epoch_ns
+        endtime = part.endtime if part is not None else getattr(h.context, "endtime", None)  # gss: no ticket part
+        expires = None if endtime is None else endtime * 1_000_000_000 - self.epoch_ns
         self.sessions[h.ncoa] = Session(h.ncoa, h.context.mac_key, h.mn_eui64, expires)
         if expires is not None:
             heapq.heappush(self._session_expiry, (expires, h.ncoa))

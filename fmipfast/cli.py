@@ -201,7 +201,25 @@ def _check_router(cfg: Any, source: str | None) -> Any:
             _security_objects(cfg.router.security)
         except ValueError as exc:
             raise ConfigError("router.security", str(exc), source=source) from None
+        _gss_verifier(cfg.router.security, source)  # the package, the library and the keytab, checked now
     return cfg
+
+
+def _gss_verifier(sec: Any, source: str | None = None) -> Any:
+    """``[router.security] mechanism = "gssapi"``: the acceptor for its keytab and principal (None for lwkerb);
+    a missing package/library or an unusable keytab is a ConfigError naming it."""
+    if sec.mechanism != "gssapi":
+        return None
+    try:
+        from fmipfast.security.gss import GssVerifier
+        from fmipfast.security.lwkerb import LkbError
+
+        try:
+            return GssVerifier(sec.keytab, sec.principal, rcache=sec.rcache)
+        except LkbError as exc:
+            raise ConfigError("router.security.keytab", str(exc), source=source) from None
+    except ImportError as exc:
+        raise ConfigError("router.security.mechanism", str(exc), source=source) from None
 
 
 def _load_mn(path: str) -> Any:
@@ -220,6 +238,13 @@ def _check_mn(cfg: Any, source: str | None) -> Any:
             MnDaemon._ticket_cache(cfg.mn)
         except ValueError as exc:
             raise ConfigError("mn.kerberos", str(exc), source=source) from None
+    if cfg.mn.mechanism == "gssapi":
+        try:
+            from fmipfast.security.gss import require_gssapi
+
+            require_gssapi()
+        except ImportError as exc:
+            raise ConfigError("mn.mechanism", str(exc), source=source) from None
     return cfg
 
 
@@ -293,8 +318,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     worlds = {}
     for mode in modes:
         sc = Scenario(mode=mode, case=args.case, seed=args.seed, rate_pps=args.rate, gap_ms=args.gap_ms,
-                      buffer=not args.no_buffer)
-        results[mode], worlds[mode] = run_scenario(sc, capture=bool(args.capture))
+                      buffer=not args.no_buffer, kerberos=args.kerberos)
+        try:
+            results[mode], worlds[mode] = run_scenario(sc, capture=bool(args.capture))
+        except (ImportError, ValueError) as exc:  # --kerberos gssapi without gssapi/k5test/MIT KDC, or case 2/3
+            print(f"fmipfast demo: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps({m: r.to_json() for m, r in results.items()}, default=str))
     else:
@@ -437,6 +466,8 @@ def _cmd_router(args: argparse.Namespace) -> int:
                                     "(docs/protocol.md §6).", lambda: agent.ar.counters)
             control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
             control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+            control.attach_counters("kerberos", "Authenticator verification outcomes (docs/security.md), of "
+                                    f"the {agent.mechanism} mechanism.", lambda: agent.verifier.counters)
         loop.add_signal_handler(signal.SIGHUP, _reload_router, args.config, cfg, agent, seq_store)
         servers = await _start_endpoints(control, args.control, lambda: control.metrics(r.name), args.metrics)
         print(f"READY {r.name} " + " ".join(ports), flush=True)
@@ -476,7 +507,8 @@ def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
         return
     restart = [f.name for f in dataclasses.fields(new.router) if f.name != "security"
                and getattr(new.router, f.name) != getattr(running.router, f.name)]
-    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file")
+    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file",
+                                          "mechanism", "keytab", "rcache")
                 if getattr(new_sec, k) != getattr(old_sec, k)]
     if restart:
         log.warning("reload: %s changed; these take effect at the next restart", ", ".join(restart))
@@ -561,7 +593,8 @@ def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None
     principal, keytab, sad, sa_out, opener = _security_objects(sec, store)
     return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
                        opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
-                       session_file=sec.session_file, restored=restored, on_note=log_router_note)
+                       session_file=sec.session_file, restored=restored, on_note=log_router_note,
+                       verifier=_gss_verifier(sec))
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:
@@ -817,6 +850,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also run plain Mobile IPv6 (RA wait + DAD + BU) and compare side by side")
     p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
                    help="Kerberos key case at the NAR: 1 own key, 2 local KDC, 3 home KDC (draft §3)")
+    p.add_argument("--kerberos", choices=("lwkerb", "gssapi"), default="lwkerb",
+                   help="lwkerb (default), or gssapi: standard Kerberos, tickets from two throwaway MIT realms "
+                        "(needs gssapi, k5test and the MIT KDC programs; key case 1 only)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=int, default=1000, help="the CN's stream, datagrams per second")
     p.add_argument("--gap-ms", type=float, default=30.0, help="the layer-2 gap of the move")

@@ -439,11 +439,20 @@ class SecurityConfig:
     max_handovers: int = 64  # concurrent handovers towards this router (HE "insufficient resources" beyond)
     ah_sequence_file: str | None = None  # keeps the outbound AH counters across restarts (RFC 4302 §3.3.2)
     session_file: str | None = None  # keeps the MNs' sessions (their keys; mode 0600) across restarts
+    mechanism: str = "lwkerb"  # lwkerb | gssapi (standard Kerberos: MIT krb5 through GSS-API, key case 1)
+    keytab: str | None = None  # gssapi: the standard keytab file holding ``principal``'s keys
+    rcache: str | None = None  # gssapi: MIT's replay cache, e.g. "file2:/var/lib/fmipfast/rcache2"
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "SecurityConfig":
         t = _Table(table, path)
         principal = _principal(f"{path}.principal", t._get("principal", None))
+        mechanism = t.get_choice("mechanism", "lwkerb", MECHANISMS)
+        gss_files = {name: (t.get_str(name) if name in table else None) for name in ("keytab", "rcache")}
+        if mechanism == "gssapi" and gss_files["keytab"] is None:
+            raise ConfigError(f"{path}.keytab", "missing: the gssapi mechanism accepts with a keytab file")
+        if mechanism == "lwkerb" and any(v is not None for v in gss_files.values()):
+            raise ConfigError(f"{path}.keytab", "keytab and rcache are for mechanism = \"gssapi\"")
         keys = tuple(KeyConfig.parse(x, f"{path}.keys[{i}]") for i, x in enumerate(t.get_list("keys")))
         peers = tuple(PeerConfig.parse(x, f"{path}.peers[{i}]") for i, x in enumerate(t.get_list("peers")))
         for i, peer in enumerate(peers):
@@ -456,7 +465,7 @@ class SecurityConfig:
         kdc = t._get("kdc", None)
         if kdc is not None:
             _hostport(f"{path}.kdc", kdc)
-        if not any(k.principal == principal for k in keys) and kdc is None:
+        if mechanism == "lwkerb" and not any(k.principal == principal for k in keys) and kdc is None:
             raise ConfigError(f"{path}.keys", f"no key for {principal} and no kdc: no AP-REQ could be verified")
         files: dict[str, str | None] = {}
         for name in ("ah_sequence_file", "session_file"):
@@ -465,7 +474,8 @@ class SecurityConfig:
                 raise ConfigError(f"{path}.{name}", f"expected a file path, got {_show(value)}")
             files[name] = value
         made = cls(principal, keys, peers, kdc, t.get_int("max_sessions", 4096, 1, 1 << 24),
-                   t.get_int("max_handovers", 64, 1, 1 << 20), files["ah_sequence_file"], files["session_file"])
+                   t.get_int("max_handovers", 64, 1, 1 << 20), files["ah_sequence_file"], files["session_file"],
+                   mechanism, gss_files["keytab"], gss_files["rcache"])
         t.done()
         return made
 
@@ -594,6 +604,43 @@ class MnKerberosConfig:
         return made
 
 
+#: The Kerberos mechanisms ([router.security] mechanism, [mn] mechanism).
+MECHANISMS = ("lwkerb", "gssapi")
+
+
+@dataclass(frozen=True, slots=True)
+class MnGssapiConfig:
+    """``[mn.gssapi]``: the MN's standard Kerberos credentials (``[mn] mechanism = "gssapi"``): a credential
+    cache (``kinit``; default: MIT's, ``KRB5CCNAME``) and/or a client keytab (an unattended MN: MIT gets the
+    initial ticket from it), and the routers whose service tickets to precache per adjacent realm (an RA's
+    adjacent-realms option names realms; the tickets are for these routers)."""
+
+    ccache: str | None = None
+    client_keytab: str | None = None
+    principal: str | None = None  # the MN's own name (default: the cache's)
+    adjacent: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (realm, (router principal, ...))
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "MnGssapiConfig":
+        t = _Table(table, path)
+        files = {name: (t.get_str(name) if name in table else None) for name in ("ccache", "client_keytab")}
+        principal = _principal(f"{path}.principal", t._get("principal", None)) if "principal" in table else None
+        adjacent_table = t._get("adjacent", {})
+        if not isinstance(adjacent_table, Mapping):
+            raise ConfigError(f"{path}.adjacent",
+                              f"expected a table of realm = [principals], got {_show(adjacent_table)}")
+        adjacent = []
+        for realm, routers in adjacent_table.items():
+            _realm(f"{path}.adjacent", realm)
+            if not isinstance(routers, list):
+                raise ConfigError(f"{path}.adjacent.{realm}", f"expected a list of principals, got {_show(routers)}")
+            adjacent.append((str(realm), tuple(_principal(f"{path}.adjacent.{realm}[{i}]", r)
+                                               for i, r in enumerate(routers))))
+        made = cls(files["ccache"], files["client_keytab"], principal, tuple(adjacent))
+        t.done()
+        return made
+
+
 @dataclass(frozen=True, slots=True)
 class MnConfig:
     """``[mn]``: the mobile-node daemon (``fmipfast mn``): its interface, the access router it attaches to at
@@ -613,6 +660,8 @@ class MnConfig:
     renew_before_s: int = 30  # re-attach to the router this long before the session's ticket ends
     renew_retry_s: int = 10  # ... and after a failed renewal, try again this much later
     reattach_s: int = 5  # with no router session (a failed attach), attach again after this, doubling to 300 s
+    mechanism: str = "lwkerb"  # lwkerb | gssapi (standard Kerberos: [mn.gssapi])
+    gssapi: MnGssapiConfig | None = None
 
     @property
     def configured(self) -> bool:
@@ -628,7 +677,16 @@ class MnConfig:
                 raise ConfigError(f"{prefix}.switch_command[{i}]", f"expected a non-empty string, got {_show(word)}")
         ccache = t.get_str("ccache") if "ccache" in table else None
         krb = MnKerberosConfig.parse(t._get("kerberos", None), f"{prefix}.kerberos") if "kerberos" in table else None
-        if ccache is None and krb is None:
+        mechanism = t.get_choice("mechanism", "lwkerb", MECHANISMS)
+        gss = MnGssapiConfig.parse(t._get("gssapi", None), f"{prefix}.gssapi") if "gssapi" in table else None
+        if mechanism == "gssapi":
+            gss = gss or MnGssapiConfig()
+            if ccache is not None or krb is not None:
+                raise ConfigError(f"{prefix}.ccache", "ccache and [mn.kerberos] are lwkerb's; with mechanism = "
+                                                      "\"gssapi\" the credentials are in [mn.gssapi]")
+        elif gss is not None:
+            raise ConfigError(f"{prefix}.gssapi", "[mn.gssapi] is for mechanism = \"gssapi\"")
+        elif ccache is None and krb is None:
             raise ConfigError(f"{prefix}.ccache", "missing: the MN needs a credentials file or an [mn.kerberos] "
                                                   "section to get tickets")
         made = cls(t.get_ifname("interface"), _address(f"{prefix}.router", t._get("router", None)),
@@ -637,7 +695,7 @@ class MnConfig:
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
                    t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
                    t.get_int("switch_timeout_ms", 2000, 1, 600_000), t.get_int("renew_before_s", 30, 0, 86_400),
-                   t.get_int("renew_retry_s", 10, 1, 3600), t.get_int("reattach_s", 5, 1, 3600))
+                   t.get_int("renew_retry_s", 10, 1, 3600), t.get_int("reattach_s", 5, 1, 3600), mechanism, gss)
         t.done()
         return made
 
@@ -770,6 +828,10 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 #                               # restarted router's messages as replays)
 # session_file = "/var/lib/fmipfast/sessions.json"   # the MNs' sessions (keys, 0600) across restarts;
 #                               # without it a restart makes every attached MN's next handover fail
+# mechanism = "lwkerb"          # or "gssapi": standard Kerberos (MIT krb5 through GSS-API, pip install
+#                               # 'fmipfast[krb5]'); then principal = "access/nar.b.example@B.EXAMPLE" and:
+# keytab = "/etc/fmipfast/nar.keytab"             # gssapi: the standard keytab (kadmin ktadd)
+# rcache = "file2:/var/lib/fmipfast/nar.rcache2"  # gssapi: MIT's replay cache (default: MIT's own)
 # [[router.security.keys]]      # keytab: AP-REQs for these are verified locally (case 1)
 # principal = "host/nar@B.EXAMPLE"
 # kvno = 4
@@ -802,6 +864,11 @@ fanout_group = 0                # > 0: join this PACKET_FANOUT group (several wo
 # renew_before_s = 30           # re-attach (a fresh ticket, a new key) this long before the session's ticket ends
 # renew_retry_s = 10            # ... retried this often while the old session lasts
 # reattach_s = 5                # no router session left (every attach failed): try again after this, doubling
+# mechanism = "lwkerb"          # or "gssapi": standard Kerberos, credentials in [mn.gssapi] (not ccache/[mn.kerberos])
+# [mn.gssapi]
+# ccache = "FILE:/var/lib/fmipfast/mn.krb5cc"    # kinit's cache (default: KRB5CCNAME), and/or
+# client_keytab = "/etc/fmipfast/mn.keytab"      # an unattended MN's keytab (MIT kinits from it)
+# adjacent = { "B.EXAMPLE" = ["access/nar.b.example@B.EXAMPLE"] }  # precached when an RA names the realm
 # [mn.kerberos]                 # tickets from the KDCs, cross-realm TGTs precached from RAs (draft §3)
 # principal = "mn1@HOME.EXAMPLE"
 # password = "..."              # or key = "<64 hex digits>" (kvno = 1)

@@ -381,3 +381,29 @@ class NeighborFlag(IntFlag):
 
 
 __all__ += ["Verdict", "Action", "Severity", "DropReason", "NeighborState", "NeighborFlag"]
+
+
+# --- The LKB sub-option's mechanisms ---------------------------------------------------------------------
+
+
+class LkbSubtype(IntEnum):
+    """The first octet of the PDU a sub-option 2 carries says which Kerberos mechanism made it, so both share
+    the wire: below 0x80 it is a light-weight Kerberos message type (``lwkerb.MsgType``: 10-41, unchanged);
+    0x80 and up are standard Kerberos through GSS-API (RFC 2743, RFC 4121; ``security.gss``)."""
+
+    GSSAPI_TOKEN = 0x80  # MN -> router: the GSS-API initiator token (an RFC 4120 AP-REQ), channel-bound
+    GSSAPI_REPLY = 0x81  # router -> MN: the acceptor's GSS MIC (RFC 4121 §4.2.6.1) over the binding
+
+
+#: First octets from this one up are GSS-API sub-types; below it, lwkerb message types.
+LKB_GSSAPI_MIN = 0x80
+
+
+def lkb_mechanism(pdu: bytes) -> str:
+    """``"gssapi"`` or ``"lwkerb"`` by the PDU's first octet (``"empty"`` for no octets)."""
+    if not pdu:
+        return "empty"
+    return "gssapi" if pdu[0] >= LKB_GSSAPI_MIN else "lwkerb"
+
+
+__all__ += ["LkbSubtype", "LKB_GSSAPI_MIN", "lkb_mechanism"]

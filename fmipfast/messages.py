@@ -82,6 +82,7 @@ from fmipfast.constants import (
     NdFmipSubtype,
     NdOptType,
     SubOptType,
+    lkb_mechanism,
 )
 from fmipfast.errors import BadChecksum, BadOption, InvalidField, MalformedPacket, Truncated, UnsupportedType
 
@@ -317,7 +318,9 @@ class LkbMessage(SubOption):
         return cls(value)
 
     def to_json(self) -> dict[str, Any]:
-        return {"type": self.NAME, "length": len(self.pdu), "pdu": self.pdu.hex()}
+        # the first octet names the mechanism: an lwkerb message type, or a GSS-API sub-type (0x80 and up)
+        return {"type": self.NAME, "length": len(self.pdu), "mechanism": lkb_mechanism(self.pdu),
+                "subtype": self.pdu[0], "pdu": self.pdu.hex()}
 
 
 @dataclass(frozen=True, slots=True)

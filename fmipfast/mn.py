@@ -36,6 +36,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv6Address
+from typing import Any
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
 from fmipfast.errors import DerivationError, MalformedPacket
@@ -179,8 +180,8 @@ class _Exchange:
     nar_ll: IPv6Address | None = None
     nar_mac: bytes | None = None
     request_id: int = -1
-    creds: Credentials | None = None
-    authenticator: Authenticator | None = None
+    creds: Credentials | Any = None  # lwkerb Credentials, or another mechanism's (security.gss.GssCredentials)
+    authenticator: Authenticator | Any = None  # lwkerb's, or the other mechanism's pending check
     mac_key: bytes = b""
     pending: Send | None = None  # the message being retransmitted (Attach) or re-sent on duplicates (HRA)
     tries: int = 0
@@ -417,17 +418,45 @@ class MobileNode:
             self._renew_failed(f"the ticket for {x.principal} ends no later than the session's")
             return
         binding = HandoverBinding(addr_text(x.coa), addr_text(x.coa), addr_text(x.router), x.identifier)
-        req, auth = build_ap_req(ev.creds, binding, now=self._wall())
-        x.creds, x.authenticator = ev.creds, auth
-        x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
+        pdu = self._ap_req(x, ev, binding)
+        if pdu is None:
+            if x.renewing:
+                self._renew_failed("no authenticator")
+                return
+            self._set_state(MnState.IDLE)
+            self.exchange = None
+            return
         bu = () if x.renewing else self._bu(x.coa)  # a renewal changes no binding: the BU lifetime is the HA's
         if x.renewing:
             self.last_bu_sequence = None  # this Attach carries no BU: no Binding Ack to wait for
-        att = Attach((LinkLayerAddress(self.eui64), LkbMessage(req.encode()), *bu, Identifier(x.identifier)))
+        att = Attach((LinkLayerAddress(self.eui64), LkbMessage(pdu), *bu, Identifier(x.identifier)))
         send = Send(encode(att, x.coa, x.router, codepoints=self.codepoints), x.coa, x.router, ND_HOP_LIMIT, False,
                     x.link)
         self._set_state(MnState.ATTACHING)
         self._arm(x, send, "Attach")
+
+    def _ap_req(self, x: _Exchange, ev: TicketReady, binding: HandoverBinding) -> bytes | None:
+        """The LKB PDU for ``ev.creds`` bound to ``binding``, with ``x``'s creds, authenticator and MAC key set.
+
+        lwkerb :class:`Credentials` make an AP-REQ here; any other credentials (standard Kerberos through
+        GSS-API, :class:`fmipfast.security.gss.GssCredentials`) make their own with ``initiate(binding)``,
+        which returns the PDU and a pending object holding ``mac_key`` and ``check_ap_rep(pdu)``.  A failure
+        (the library refuses: an expired ticket, no credentials) is counted as ``ticket_failed``: None."""
+        creds = ev.creds
+        assert creds is not None
+        if isinstance(creds, Credentials):
+            req, auth = build_ap_req(creds, binding, now=self._wall())
+            x.creds, x.authenticator = creds, auth
+            x.mac_key = derive_key(creds.session_key, LABEL_MAC)
+            return req.encode()
+        try:
+            pdu, pending = creds.initiate(binding, self._wall())
+        except LkbError as exc:
+            self._count("ticket_failed")
+            self._note("fail", role="mn", identifier=x.identifier, reason=f"no authenticator for {x.principal}: {exc}")
+            return None
+        x.creds, x.authenticator, x.mac_key = creds, pending, pending.mac_key
+        return pdu
 
     def _authenticated(self, msg: FmipMessage, ev: Received) -> bool:
         """Authenticated-MN checks: MAC under the new session key, then the AP-REP (mutual authentication)."""
@@ -440,7 +469,10 @@ class MobileNode:
         try:
             if rep is None:
                 raise LkbError("no AP-REP")
-            check_ap_rep(rep, x.creds.session_key, x.authenticator)
+            if isinstance(x.authenticator, Authenticator):
+                check_ap_rep(rep, x.creds.session_key, x.authenticator)
+            else:  # another mechanism (security.gss): its own confirmation
+                x.authenticator.check_ap_rep(rep)
         except (LkbError, MalformedPacket) as exc:
             self._drop("bad_ap_rep", message=msg.NAME, error=str(exc))
             return False
@@ -594,10 +626,12 @@ class MobileNode:
             self.exchange = None
             return
         binding = HandoverBinding(addr_text(x.coa), addr_text(x.pcoa), addr_text(x.router), x.identifier)
-        req, auth = build_ap_req(ev.creds, binding, now=self._wall())
-        x.creds, x.authenticator = ev.creds, auth
-        x.mac_key = derive_key(ev.creds.session_key, LABEL_MAC)
-        hra = HandoverRedirectAck((LkbMessage(req.encode()), Identifier(x.identifier), MessageAuthCode()))
+        pdu = self._ap_req(x, ev, binding)
+        if pdu is None:
+            self._set_state(MnState.ATTACHED)
+            self.exchange = None
+            return
+        hra = HandoverRedirectAck((LkbMessage(pdu), Identifier(x.identifier), MessageAuthCode()))
         send = Send(sign(hra, r.mac_key, x.pcoa, r.address, self.codepoints), x.pcoa, r.address, ND_HOP_LIMIT,
                     False, r.link)
         x.pending = send  # kept to answer a retransmitted Redirect (our HRA was lost)

@@ -590,7 +590,8 @@ class MnAgent:
             creds = self.ticket_provider(a.server)
             if inspect.isawaitable(creds):
                 creds = await creds
-            if not isinstance(creds, Credentials):
+            if not isinstance(creds, Credentials) and not callable(getattr(creds, "initiate", None)):
+                # lwkerb Credentials, or another mechanism's (security.gss.GssCredentials: initiate(binding))
                 raise TypeError(f"ticket_provider returned {type(creds).__name__}, not Credentials")
             ready = TicketReady(a.request_id, creds)
         except asyncio.CancelledError:

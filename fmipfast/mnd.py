@@ -110,8 +110,21 @@ class MnDaemon:
         self._acked = asyncio.Event()
         precache = self.tickets.precache if self.tickets is not None and cfg.kerberos and cfg.kerberos.precache \
             else None
+        provider: Any = self._ticket
+        self.gss: Any = None
+        if cfg.mechanism == "gssapi":
+            # standard Kerberos: MIT's credential cache / client keytab; service tickets fetched off the loop
+            from fmipfast.security.gss import GssInitiator
+
+            g = cfg.gssapi
+            self.gss = GssInitiator(ccache=g.ccache if g else None, client_keytab=g.client_keytab if g else None,
+                                    principal=g.principal if g else None)
+            provider = self.gss.get
+            adjacent = dict(g.adjacent) if g else {}
+            precache = (lambda realms: self.gss.precache([p for r in realms for p in adjacent.get(r, ())])) \
+                if adjacent else None
         self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
-                             ticket_provider=self._ticket, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
+                             ticket_provider=provider, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
                              on_ready_to_switch=self._switch, on_note=self._on_note,
                              renew_before_s=cfg.renew_before_s, renew_retry_s=cfg.renew_retry_s,
                              switch_wait_s=cfg.switch_timeout_ms / 1000 + 0.5)  # the daemon's own check first

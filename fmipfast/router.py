@@ -30,7 +30,7 @@ import numpy as np
 
 from fmipfast import frames
 from fmipfast.ar import AccessRouter, Session
-from fmipfast.constants import IpProto, NeighborFlag
+from fmipfast.constants import IpProto, NeighborFlag, lkb_mechanism
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine
 from fmipfast.protocol import (
@@ -53,6 +53,7 @@ from fmipfast.protocol import (
 )
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
+from fmipfast.security.gss import MechanismMismatch
 from fmipfast.security.statefile import StateFileError, read_private, write_private
 
 __all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSION_FILE_FORMAT"]
@@ -149,7 +150,7 @@ class RouterAgent:
                  epoch_s: float | None = None, access_iface: str | None = None,
                  on_note: Callable[[str, dict[str, Any]], None] | None = None, session_file: str | None = None,
                  restored: list[tuple[IPv6Address, bytes, bytes | None, int | None]] | None = None,
-                 **ar_options: Any) -> None:
+                 verifier: Any = None, **ar_options: Any) -> None:
         self.engine = engine
         self.scheduler = scheduler
         acc = next((i for i in engine.interfaces if i.name == access_iface), None) or engine.interfaces[0]
@@ -164,8 +165,12 @@ class RouterAgent:
         self.ar = AccessRouter(acc.addresses[0][0], acc.link_local, codepoints=engine.codepoints,
                                is_address_in_use=self._in_use, iface=acc.name, **ar_options)
         self.principal = principal
-        self.verifier = L.ApVerifier(principal.realm, keytab, opener=opener,
-                                     clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
+        # The Kerberos mechanism: lwkerb's ApVerifier (all three key cases), or another mechanism's verifier
+        # given ready-made (security.gss.GssVerifier: standard Kerberos through GSS-API); an LKB PDU of the
+        # other mechanism is refused before it reaches the verifier (counted: mechanism_mismatch).
+        self.mechanism = "lwkerb" if verifier is None else "gssapi"
+        self.verifier: Any = verifier if verifier is not None else L.ApVerifier(
+            principal.realm, keytab, opener=opener, clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
         self.sad, self.sa_out = sad, sa_out
         self.ah_counters: dict[str, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
@@ -231,7 +236,14 @@ class RouterAgent:
             new_out[peer] = prev if keep and prev is not None else sa
             kept, replaced = kept + keep, replaced + (not keep)
         self.sad, self.sa_out = new_sad, new_out
-        self.verifier.keytab, self.verifier.opener = keytab, opener
+        if self.mechanism == "lwkerb":
+            self.verifier.keytab, self.verifier.opener = keytab, opener
+        else:
+            try:
+                self.verifier.reload()  # the keytab file again (a new kvno rotated in at the same path)
+            except L.LkbError as exc:
+                self.note("security_reload_failed", error=str(exc))
+                log.warning("[router.security] keytab not re-read: %s (the previous credentials stay)", exc)
         self.counters["reloads"] += 1
         self.note("security_reloaded", sas_kept=kept, sas_replaced=replaced)
         return {"sas_kept": kept, "sas_replaced": replaced}
@@ -332,6 +344,12 @@ class RouterAgent:
 
             async def verify() -> Verified:
                 try:
+                    mech = lkb_mechanism(a.ap_req)
+                    if mech != self.mechanism:
+                        self.verifier.counters["mechanism_mismatch"] = \
+                            self.verifier.counters.get("mechanism_mismatch", 0) + 1
+                        raise MechanismMismatch(f"this router accepts {self.mechanism} authenticators; the MN sent "
+                                                f"{'an ' + mech if mech != 'empty' else 'an empty'} one")
                     ctx = await self.verifier.verify(a.ap_req, a.binding)
                 except L.LkbError as exc:
                     return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")

@@ -196,3 +196,33 @@ def test_a_remapped_codepoint_profile_is_dissected_with_the_matching_preferences
     assert [rows[n]["fmipfast.identifier"] for n in (1, 2, 3, 4)] == ["1", "2", "3", "4"]
     assert rows[1]["fmipfast.ncoa"] == str(ncoa) and rows[3]["fmipfast.status"] == "131"
     assert not any(r["fmipfast.malformed"] for r in rows.values())
+
+
+def test_the_lkb_sub_type_names_the_mechanism(tmp_path):
+    """The first octet of an LKB PDU: an lwkerb message type, or a GSS-API sub-type (0x80 initiator token) --
+    shown by the dissector and by ``fmipfast decode`` alike, on the first fragment only."""
+    src, dst = "2001:db8:1::a", "2001:db8:1::1"
+    capture = tmp_path / "mech.pcap"
+    gss_pdu = b"\x80\x01" + (600).to_bytes(2, "big") + bytes(range(256)) * 2 + bytes(88)  # three fragments
+    lw_pdu = bytes((14, 1)) + bytes(100)
+    with PcapWriter(capture) as w:
+        for pdu in (gss_pdu, lw_pdu):
+            hra = HandoverRedirectAck((LkbMessage(pdu), Identifier(9), MessageAuthCode()))
+            w.write(frames.icmp6_frame(hra, src, dst, bytes.fromhex("001b638445e6"), bytes.fromhex("02005e100001"),
+                                       255), 0)
+    done = subprocess.run([TSHARK, "-n", "-X", f"lua_script:{LUA}", "-r", str(capture), "-Y", "fmipfast", "-T",
+                           "fields", "-E", "occurrence=a", "-E", "aggregator=,", "-e", "fmipfast.lkb.mechanism",
+                           "-e", "fmipfast.lkb.subtype", "-e", "fmipfast.lkb.gss_length"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["gssapi\t0x80\t600", "lwkerb\t0x0e\t"]
+    ours = [d["options"][0] for d in _ours_all(capture)]
+    assert [(o["mechanism"], o["subtype"], o["length"]) for o in ours] == [("gssapi", 0x80, 604), ("lwkerb", 14, 102)]
+
+
+def _ours_all(capture: Path) -> list[dict]:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-m", "fmipfast", "decode", "--json", str(capture)], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]

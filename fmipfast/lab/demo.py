@@ -101,6 +101,7 @@ class Scenario:
 
     mode: str = "fast"  # fast | baseline
     case: int = 1  # the Kerberos key case of the fast handover (1, 2, 3)
+    kerberos: str = "lwkerb"  # lwkerb | gssapi (standard Kerberos: real MIT KDCs, key case 1)
     seed: int = 1
     rate_pps: int = 1000  # the CN's stream
     trigger_ms: float = 300.0  # the handover decision
@@ -375,8 +376,19 @@ def _baseline(w: World) -> None:
     w.move(w.trigger_ns, int(sc.gap_ms * MS))
 
 
-def run_scenario(sc: Scenario, *, capture: bool = False) -> tuple[Result, World]:
-    """Build the world, run the chosen mode to ``end_ms``, and measure."""
+def run_scenario(sc: Scenario, *, capture: bool = False, krb: Any = None) -> tuple[Result, World]:
+    """Build the world, run the chosen mode to ``end_ms``, and measure.
+
+    ``sc.kerberos == "gssapi"``: the fast handover authenticates with standard Kerberos -- ``krb`` (a
+    :class:`fmipfast.lab.mitrealms.DemoKerberos`) names the realms' principals, keytabs and the MN's ccache;
+    without it two throwaway MIT realms are made for the run (k5test)."""
+    if sc.kerberos == "gssapi" and sc.mode == "fast" and krb is None:
+        from fmipfast.lab.mitrealms import demo_kerberos, two_realms
+
+        with two_realms() as realms:
+            return run_scenario(sc, capture=capture, krb=demo_kerberos(realms))
+    if sc.kerberos not in ("lwkerb", "gssapi"):
+        raise ValueError(f"kerberos must be 'lwkerb' or 'gssapi', got {sc.kerberos!r}")
     w = World(sc)
     if capture:
         w.capture = []
@@ -386,7 +398,7 @@ def run_scenario(sc: Scenario, *, capture: bool = False) -> tuple[Result, World]
     elif sc.mode == "fast":
         from fmipfast.lab.handover import install_fast_handover
 
-        install_fast_handover(w)
+        install_fast_handover(w, krb if sc.kerberos == "gssapi" else None)
     else:
         raise ValueError(f"mode must be 'fast' or 'baseline', got {sc.mode!r}")
     w.sim.run(int(sc.end_ms * MS))
@@ -399,8 +411,9 @@ def run_scenario(sc: Scenario, *, capture: bool = False) -> tuple[Result, World]
 def format_report(results: dict[str, Result], sc: Scenario) -> str:
     """The human report: the fast handover's timeline, then the summary side by side."""
     p = sc.plan
-    lines = [f"fmipfast demo: secure fast handover (draft-koodli-mobileip-fastv6-02), Kerberos key case {sc.case}, "
-             f"seed {sc.seed}",
+    mech = "standard Kerberos (MIT KDCs, GSS-API), " if sc.kerberos == "gssapi" else ""
+    lines = [f"fmipfast demo: secure fast handover (draft-koodli-mobileip-fastv6-02), {mech}Kerberos key case "
+             f"{sc.case}, seed {sc.seed}",
              f"topology: CN --core {p.core_delay_ms:g} ms-- PAR, NAR --air {p.air_delay_ms:g} ms-- MN; the CN streams "
              f"{sc.rate_pps} UDP datagrams/s to the MN; layer-2 gap {sc.gap_ms:g} ms", ""]
     for mode, r in results.items():

@@ -21,6 +21,7 @@ Ownership: single-threaded, driven by the simulator.
 from __future__ import annotations
 
 import asyncio
+import time
 from ipaddress import IPv6Address
 from typing import Any
 
@@ -100,8 +101,8 @@ class SimScheduler:
     """The demo's scheduler for a :class:`~fmipfast.router.RouterAgent`: the simulator's clock, and
     asynchronous work (a KDC round trip) answered after ``async_delay_ns`` of simulated time."""
 
-    def __init__(self, sim: Any, async_delay_ns: int) -> None:
-        self.sim, self.async_delay_ns = sim, async_delay_ns
+    def __init__(self, sim: Any, async_delay_ns: int, *, charge_measured: bool = False) -> None:
+        self.sim, self.async_delay_ns, self.charge_measured = sim, async_delay_ns, charge_measured
 
     def now(self) -> int:
         return int(self.sim.now)
@@ -110,8 +111,14 @@ class SimScheduler:
         self.sim.at(when_ns, fn)
 
     def run_async(self, coro: Any, done: Any) -> None:
-        result = asyncio.run(coro)
-        self.sim.after(self.async_delay_ns, lambda: done(result))
+        async def timed() -> tuple[Any, int]:
+            start = time.perf_counter_ns()
+            out = await coro
+            return out, time.perf_counter_ns() - start
+
+        result, spent = asyncio.run(timed())
+        # a real library's work (MIT's acceptance) costs what it measured, on the simulated clock too
+        self.sim.after(max(self.async_delay_ns, spent if self.charge_measured else 0), lambda: done(result))
 
 
 class RouterDriver(RouterAgent):
@@ -119,11 +126,12 @@ class RouterDriver(RouterAgent):
 
     def __init__(self, w: World, name: str, engine: Engine, principal: L.Principal, keytab: L.Keytab,
                  peer: IPv6Address, sa_out: ah.SecurityAssociation, sad: ah.SADatabase,
-                 opener: Any = None, verify_delay_ms: float = 0.05) -> None:
-        self.w, self.name = w, name
-        super().__init__(engine, SimScheduler(w.sim, int(verify_delay_ms * MS)), principal=principal,
-                         keytab=keytab, sad=sad, sa_out={peer: sa_out}, opener=opener, epoch_s=EPOCH_S,
-                         on_note=self._on_note)
+                 opener: Any = None, verify_delay_ms: float = 0.05, *, verifier: Any = None,
+                 epoch_s: float = EPOCH_S, nar_principal: L.Principal = NAR_PRINCIPAL) -> None:
+        self.w, self.name, self.nar_principal = w, name, nar_principal
+        super().__init__(engine, SimScheduler(w.sim, int(verify_delay_ms * MS), charge_measured=verifier is not None),
+                         principal=principal, keytab=keytab, sad=sad, sa_out={peer: sa_out}, opener=opener,
+                         epoch_s=epoch_s, on_note=self._on_note, verifier=verifier)
 
     def _on_note(self, what: str, fields: dict[str, Any]) -> None:
         w = self.w
@@ -150,15 +158,16 @@ class RouterDriver(RouterAgent):
             w.note("Binding Update forwarded", self.name, "cn", fields["size"])
 
     def control_trigger(self, args: dict[str, Any]) -> dict[str, Any]:
-        return self.trigger({"nar_principal": str(NAR_PRINCIPAL), **args})
+        return self.trigger({"nar_principal": str(self.nar_principal), **args})
 
 
 class MnDriver:
-    def __init__(self, w: World, realms: _Realms, case: int) -> None:
+    def __init__(self, w: World, realms: _Realms, case: int, *, gss: Any = None, epoch_s: float = EPOCH_S) -> None:
         self.w, self.realms, self.case = w, realms, case
+        self.gss = gss  # (GssInitiator, DemoKerberos) with standard Kerberos, else None
         p = w.sc.plan
         self.mn = MobileNode(p.mn_mac, home_agent=p.cn_address, codepoints=w.mn.codepoints,
-                             epoch_ns=EPOCH_S * 1_000_000_000)
+                             epoch_ns=int(epoch_s * 1e9))
         self._tick_at: int | None = None
         self._release_pending: list[IPv6Address] = []
         w.mn.on_fmip = self.on_fmip
@@ -223,6 +232,15 @@ class MnDriver:
         if isinstance(a, Send):
             host.send_icmp(a.icmp, a.src, a.dst, a.hop_limit)
             w.note(_message_name(a.icmp, None), "mn", _who(w, a.dst), 40 + len(a.icmp))
+        elif isinstance(a, GetTicket) and self.gss is not None:
+            # standard Kerberos: the service ticket from the MIT KDCs into the MN's ccache (cross-realm for
+            # the NAR); a refusal is the machine's TicketReady error, as with lwkerb
+            try:
+                creds: Any = self.gss[0].credentials(a.server)
+                ready = TicketReady(a.request_id, creds)
+            except L.LkbError as exc:
+                ready = TicketReady(a.request_id, None, f"{type(exc).__name__}: {exc}")
+            w.sim.after(0, lambda: self.handle(ready))
         elif isinstance(a, GetTicket):
             server = a.server
             if server == NAR_PRINCIPAL:
@@ -237,6 +255,19 @@ class MnDriver:
             host.set_default_router(a.via)
         elif isinstance(a, RemoveAddress):
             self._release_pending.append(a.address)  # done when the Binding Ack arrives (on_packet)
+        elif isinstance(a, Precache) and self.gss is not None:
+            # standard Kerberos: service tickets for the adjacent realms' routers into the ccache (the MN's
+            # daemon does it in the background; here on the spot, so the handover's GetTicket finds them)
+            initiator, krb = self.gss
+            wanted = [s for r in a.realms for s in krb.adjacent.get(r, ())]
+            for service in wanted:
+                try:
+                    initiator.credentials(service)
+                except L.LkbError:
+                    continue
+            self.precached += [r for r in a.realms if r not in self.precached]
+            w.mark("precached")
+            w.note(f"precaching service tickets for {', '.join(wanted) or 'no router'} (MIT KDCs)", "mn", "kdc")
         elif isinstance(a, Precache):
             # the MN's TicketCache fetches krbtgt/R@HOME for each realm in the background (tests/test_ccache.py
             # runs that against real KDCs); here the cross-realm TGTs are part of the simulated key material
@@ -278,9 +309,16 @@ def _who(w: World, address: IPv6Address) -> str:
     return "mn"
 
 
-def install_fast_handover(w: World) -> None:
-    """Wire the machines into ``w`` and schedule the initial attach and the handover trigger."""
+def install_fast_handover(w: World, krb: Any = None) -> None:
+    """Wire the machines into ``w`` and schedule the initial attach and the handover trigger.
+
+    ``krb`` (a :class:`fmipfast.lab.mitrealms.DemoKerberos`): standard Kerberos through GSS-API instead of
+    lwkerb -- MIT KDCs issue the tickets, the routers accept with their keytabs (key case 1 only), and the
+    world's POSIX epoch is the real clock's (MIT stamps authenticators with it)."""
     sc, p = w.sc, w.sc.plan
+    if krb is not None:
+        _install_gss(w, krb)
+        return
     realms = _Realms()
     k_pn, k_np = bytes(range(32)), bytes(range(32, 64))
     sad_par, sad_nar = ah.SADatabase(), ah.SADatabase()
@@ -301,13 +339,44 @@ def install_fast_handover(w: World) -> None:
     nar = RouterDriver(w, "nar", w.nar, NAR_PRINCIPAL, kt_nar, p.par_address,
                        ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.par_address)), sad_nar, opener,
                        delay)
+    _start(w, par, nar, MnDriver(w, realms, sc.case), PAR_PRINCIPAL, NAR_PRINCIPAL)
+
+
+def _install_gss(w: World, krb: Any) -> None:
+    from fmipfast.security.gss import GssInitiator, GssVerifier
+
+    sc, p = w.sc, w.sc.plan
+    if sc.case != 1:
+        raise ValueError("with standard Kerberos only key case 1 exists: a router cannot ask an MIT KDC to open "
+                         "a ticket (docs/security.md)")
+    # t=0 of the simulation is now: MIT stamps authenticators and checks tickets with the real clock
+    epoch_s = time.time() - w.sim.now / 1e9
+    k_pn, k_np = bytes(range(32)), bytes(range(32, 64))
+    sad_par, sad_nar = ah.SADatabase(), ah.SADatabase()
+    sad_nar.add_inbound(ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.par_address)))
+    sad_par.add_inbound(ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.nar_address)))
+    par_p, nar_p = L.Principal.parse(krb.par_service), L.Principal.parse(krb.nar_service)
+    routers = (("par", krb.par_keytab, krb.par_service), ("nar", krb.nar_keytab, krb.nar_service))
+    verifiers = [GssVerifier(kt, svc, rcache=f"file2:{krb.rcache_dir}/{name}.rcache2") for name, kt, svc in routers]
+    par = RouterDriver(w, "par", w.par, par_p, L.Keytab(), p.nar_address,
+                       ah.SecurityAssociation(SPI_PAR_TO_NAR, k_pn, peer=str(p.nar_address)), sad_par,
+                       verifier=verifiers[0], epoch_s=epoch_s, nar_principal=nar_p)
+    nar = RouterDriver(w, "nar", w.nar, nar_p, L.Keytab(), p.par_address,
+                       ah.SecurityAssociation(SPI_NAR_TO_PAR, k_np, peer=str(p.par_address)), sad_nar,
+                       verifier=verifiers[1], epoch_s=epoch_s, nar_principal=nar_p)
+    mn = MnDriver(w, _Realms(), 1, gss=(GssInitiator(ccache=krb.ccache), krb), epoch_s=epoch_s)
+    _start(w, par, nar, mn, par_p, nar_p)
+
+
+def _start(w: World, par: RouterDriver, nar: RouterDriver, mn: MnDriver, par_principal: L.Principal,
+           nar_principal: L.Principal) -> None:
+    sc, p = w.sc, w.sc.plan
     w.drivers = (par, nar)  # type: ignore[attr-defined]
-    mn = MnDriver(w, realms, sc.case)
     w.mn_driver = mn  # type: ignore[attr-defined]
     # the MN was attached to the PAR before the scenario: the PAR knows its link-layer address
     w.par._set_neighbor(p.pcoa, p.mn_mac, 0, 2, 0)
     w.sim.at(40 * MS, mn.solicit)
-    w.sim.at(50 * MS, lambda: mn.handle(Start(p.par_address, PAR_PRINCIPAL, p.pcoa, "A")))
+    w.sim.at(50 * MS, lambda: mn.handle(Start(p.par_address, par_principal, p.pcoa, "A")))
 
     from fmipfast.control import RouterControl
 
@@ -319,7 +388,7 @@ def install_fast_handover(w: World) -> None:
         w.mark("trigger")
         w.note("handover trigger from the control API", "network", "par")
         result = control.dispatch("handover", {"pcoa": str(p.pcoa), "nar": str(p.nar_address),
-                                               "nar_principal": str(NAR_PRINCIPAL), "buffer": sc.buffer})
+                                               "nar_principal": str(nar_principal), "buffer": sc.buffer})
         w.trigger_result = result  # type: ignore[attr-defined]
 
     w.sim.at(w.trigger_ns, trigger)

@@ -1277,8 +1277,8 @@ class ApContext:
         return ApRep(seal(self.session_key, Usage.AP_REP, b"", part.encode(), nonce=seal_nonce))
 
 
-VERIFIER_COUNTERS = ("ok", "case1", "case2", "case3", "malformed", "no_key", "bad_kvno", "bad_ticket",
-                     "bad_authenticator", "client_mismatch", "binding_mismatch", "skew", "expired",
+VERIFIER_COUNTERS = ("ok", "case1", "case2", "case3", "malformed", "mechanism_mismatch", "no_key", "bad_kvno",
+                     "bad_ticket", "bad_authenticator", "client_mismatch", "binding_mismatch", "skew", "expired",
                      "not_yet_valid", "replay", "replay_cache_full", "unknown_realm", "kdc_error",
                      "kdc_unreachable", "bad_reply")
 

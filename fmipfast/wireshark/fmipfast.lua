@@ -41,6 +41,11 @@ local STATUS = {
   [130] = "insufficient resources", [131] = "authentication failed",
 }
 local ADDRESS_KIND = { [1] = "PCoA", [2] = "NCoA", [3] = "NAR address" }
+local LKB_SUBTYPES = {
+  [10] = "lwkerb AS-REQ", [11] = "lwkerb AS-REP", [12] = "lwkerb TGS-REQ", [13] = "lwkerb TGS-REP",
+  [14] = "lwkerb AP-REQ", [15] = "lwkerb AP-REP", [30] = "lwkerb KRB-ERROR", [40] = "lwkerb OPEN-REQ",
+  [41] = "lwkerb OPEN-REP", [0x80] = "GSS-API initiator token", [0x81] = "GSS-API acceptor MIC",
+}
 
 local f = {
   message = ProtoField.string("fmipfast.message", "Message"),
@@ -60,6 +65,9 @@ local f = {
   principal_name = ProtoField.string("fmipfast.principal.name", "Principal"),
   principal_realm = ProtoField.string("fmipfast.principal.realm", "Realm"),
   lkb = ProtoField.bytes("fmipfast.lkb", "LKB PDU fragment"),
+  lkb_subtype = ProtoField.uint8("fmipfast.lkb.subtype", "LKB sub-type (mechanism)", base.HEX, LKB_SUBTYPES),
+  lkb_mechanism = ProtoField.string("fmipfast.lkb.mechanism", "Kerberos mechanism"),
+  lkb_token_len = ProtoField.uint16("fmipfast.lkb.gss_length", "GSS-API token length"),
   hc_buffer = ProtoField.bool("fmipfast.hc.buffer", "U (buffer at the NAR)", 8, nil, 0x80),
   hc_max = ProtoField.uint16("fmipfast.hc.max_packets", "Max buffered packets"),
   hc_lifetime = ProtoField.uint32("fmipfast.hc.lifetime_ms", "Lifetime (ms)"),
@@ -74,7 +82,8 @@ local f = {
 }
 fmip.fields = {
   f.message, f.code, f.prefix_size, f.flags, f.flag_m, f.flag_c, f.flag_s, f.nar_address, f.nar_mac, f.ncoa,
-  f.mn_mac, f.length, f.subopt, f.subopt_len, f.principal_name, f.principal_realm, f.lkb, f.hc_buffer,
+  f.mn_mac, f.length, f.subopt, f.subopt_len, f.principal_name, f.principal_realm, f.lkb, f.lkb_subtype,
+  f.lkb_mechanism, f.lkb_token_len, f.hc_buffer,
   f.hc_max, f.hc_lifetime, f.addr_kind, f.addr, f.encapsulated, f.identifier, f.mac, f.status, f.lla, f.unknown,
 }
 
@@ -98,6 +107,7 @@ local function packet_end(at)
 end
 
 local function suboptions(tvb, tree, off, stop)
+  local lkb_starts = true
   while off < stop do
     if off + 2 > stop then
       tree:add_proto_expert_info(e_malformed, "a sub-option header runs past the end of the message")
@@ -122,6 +132,15 @@ local function suboptions(tvb, tree, off, stop)
       end
     elseif typ == 2 and vlen > 0 then
       st:add(f.lkb, tvb(v, vlen))
+      if lkb_starts then
+        -- the first octet of an LKB PDU names its mechanism: below 0x80 a light-weight Kerberos message type,
+        -- 0x80/0x81 standard Kerberos through GSS-API (docs/security.md)
+        local sub = tvb(v, 1):uint()
+        st:add(f.lkb_subtype, tvb(v, 1))
+        st:add(f.lkb_mechanism, tvb(v, 1), sub >= 0x80 and "gssapi" or "lwkerb")
+        if sub >= 0x80 and vlen >= 4 then st:add(f.lkb_token_len, tvb(v + 2, 2)) end
+      end
+      lkb_starts = vlen < 253  -- a full fragment is continued by the next type-2 sub-option
     elseif typ == 3 and vlen == 7 then
       st:add(f.hc_buffer, tvb(v, 1))
       st:add(f.hc_max, tvb(v + 1, 2))
