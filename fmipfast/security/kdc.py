@@ -853,10 +853,16 @@ def main(argv: list[str] | None = None) -> int:
     return serve(cfg, prog="fmipfast-kdc", source=args.config)
 
 
-def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None) -> int:
+def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None, notify: Any = None,
+          endpoints: Callable[[KdcServer], Any] | None = None) -> int:
     """Serve ``cfg`` until SIGTERM/SIGINT: ``READY host port`` once bound, the counters as one JSON line at the
     end; 0, or 2 with a one-line error when ``listen`` cannot be bound (a name that does not resolve, an
-    address not on this host, a port in use)."""
+    address not on this host, a port in use).
+
+    ``notify`` (an :class:`fmipfast.sdnotify.Notifier`, given by ``fmipfast kdc``) is told READY once the socket
+    is bound -- the keys were loaded with ``cfg`` -- then the counters as STATUS, WATCHDOG pings from this loop,
+    and STOPPING at the end.  ``endpoints(server)`` (a coroutine function) starts what else the daemon serves
+    (its metrics) and returns the servers to close at exit."""
 
     async def run() -> int:
         try:
@@ -867,19 +873,46 @@ def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = No
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             print(f"{prog}: {where}listen: cannot bind {host}:{port}: {reason}", file=sys.stderr)
             return 2
+        extra: list[Any] = []
+        if endpoints is not None:
+            try:
+                extra = list(await endpoints(server))
+            except (OSError, ValueError) as exc:
+                server.close()
+                print(f"{prog}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+                return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         host, port = server.address
         print(f"READY {host} {port}", flush=True)
-        await stop.wait()
-        server.close()
+        if notify is not None:
+            notify.ready(status_line(server))
+            notify.start(loop, lambda: status_line(server))
+        try:
+            await stop.wait()
+        finally:
+            if notify is not None:
+                notify.stopping("stopping")
+                notify.close()
+            for srv in extra:
+                await srv.close()
+            server.close()
         # like the router daemon: the final counters, one JSON line, for whoever ran us
         print(json.dumps(dict(server.counters), sort_keys=True), flush=True)
         return 0
 
     return asyncio.run(run())
+
+
+def status_line(server: KdcServer) -> str:
+    """One line for ``systemctl status``: the realm, where it listens, the answers given and refused."""
+    c = server.counters
+    host, port = server.address
+    return (f"realm {server.kdc.cfg.realm} on {host}:{port}: {c['as_ok']} AS, {c['tgs_ok'] + c['tgs_referral']} TGS, "
+            f"{c['open_ok']} OPEN answered; {c['errors'] + c['malformed']} errors, "
+            f"{c['rate_limited'] + c['sources_full']} rate-limited")
 
 
 if __name__ == "__main__":
