@@ -425,21 +425,14 @@ def _cmd_router(args: argparse.Namespace) -> int:
     engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
 
     async def serve() -> None:
-        from fmipfast.control import RouterControl
-
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        control = RouterControl(engine)
         agent = None
         if r.security is not None:
             agent = _router_agent(engine, r.security, seq_store, restored)
-            control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
-            control.attach_counters("handover", "The handover protocol's messages, states and refusals "
-                                    "(docs/protocol.md §6).", lambda: agent.ar.counters)
-            control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
-            control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+        control = router_control(engine, agent)
         def reload() -> None:
             notify.reloading()
             _reload_router(args.config, cfg, agent, seq_store)
@@ -468,6 +461,27 @@ def _cmd_router(args: argparse.Namespace) -> int:
     summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def router_control(engine: Any, agent: Any) -> Any:
+    """The control API and metrics of ``fmipfast router``: the engine's, with the handover protocol of ``agent``
+    (a :class:`fmipfast.router.RouterAgent`, or None without [router.security]) attached."""
+    from fmipfast.control import RouterControl
+
+    control = RouterControl(engine)
+    if agent is not None:
+        control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
+        control.attach_counters("handover", "The handover protocol's messages, states and refusals "
+                                "(docs/protocol.md §6).", lambda: agent.ar.counters)
+        control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
+        control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+        control.attach_histogram("handover_buffering_seconds", "NAR: from the proxy entry for an MN's NCoA (its "
+                                 "traffic buffered from then) to the Attach that completes the handover.",
+                                 lambda: agent.buffering)
+        control.attach_histogram("kdc_client_request_duration_seconds", "Round trips to the router's KDC (key "
+                                 "cases 2 and 3: opening an MN's ticket), of the requests answered.",
+                                 lambda: getattr(agent.verifier.opener, "latency", None))
+    return control
 
 
 def _notifier(command: str) -> Any:
@@ -693,7 +707,13 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
     notify = _notifier("kdc")
     if notify is None:
         return 2
-    return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify)
+    async def endpoints(server: Any) -> list[Any]:
+        from fmipfast.metrics import kdc_families, render
+
+        return await _start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
+                                      args.metrics)
+
+    return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify, endpoints=endpoints)
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
@@ -921,6 +941,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "
                        "'READY host port' once bound; SIGINT/SIGTERM stop it.")
     p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=_listen_address,
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default host ::1)")
     p.set_defaults(func=_cmd_kdc)
 
     p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6: up, status, move, down, run (root)",

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fmipfast.errors import ConfigError
+from fmipfast.histogram import Histogram
 from fmipfast.security.lwkerb import (
     AUTHZ_TRANSITED,
     DEFAULT_SKEW,
@@ -451,6 +452,10 @@ KDC_COUNTERS = ("as_ok", "tgs_ok", "tgs_referral", "open_ok", "open_forwarded", 
                 "rate_limited", "sources_full", "reply_cache_hits", "dropped")
 
 
+#: The request types timed apart (``fmipfast_kdc_request_duration_seconds{type=...}``); anything else is "other".
+REQUEST_TYPES = {MsgType.AS_REQ: "as_req", MsgType.TGS_REQ: "tgs_req", MsgType.OPEN_REQ: "open_req", -1: "other"}
+
+
 class Kdc:
     """The protocol logic of one realm's KDC, without sockets: ``await handle(datagram, source)`` returns
     the reply datagram (or None to stay silent)."""
@@ -462,6 +467,8 @@ class Kdc:
         self.buckets = TokenBucketTable(cfg.rate, cfg.burst, cfg.max_sources, clock)
         self._replies: OrderedDict[bytes, bytes] = OrderedDict()
         self.counters: dict[str, int] = dict.fromkeys(KDC_COUNTERS, 0)
+        # how long each request took, arrival to reply (monotonic: the KDC's ``clock`` is wall time for tickets)
+        self.latency: dict[str, Histogram] = {t: Histogram() for t in REQUEST_TYPES.values()}
         self._peer_clients: dict[str, KdcClient] = {}
 
     def _count(self, name: str) -> None:
@@ -473,6 +480,14 @@ class Kdc:
         if refused is not None:
             self._count(refused)
             return None
+        started = time.monotonic()
+        try:
+            return await self._handle(data)
+        finally:
+            kind = REQUEST_TYPES.get(data[0] if data else -1, "other")
+            self.latency[kind].observe(max(0.0, time.monotonic() - started))
+
+    async def _handle(self, data: bytes) -> bytes | None:
         cache_key = bytes(data)  # the request itself is the reply-cache key (bounded: reply_cache entries)
         cached = self._replies.get(cache_key)
         if cached is not None:
@@ -753,6 +768,7 @@ class KdcClient:
         self.timeout = timeout
         self.retries = retries
         self.counters: dict[str, int] = {"requests": 0, "retransmits": 0, "timeouts": 0, "stray": 0}
+        self.latency = Histogram()  # seconds from the first send to the reply, of the requests answered
 
     def __repr__(self) -> str:
         return f"KdcClient({self.address}, principal={self.principal})"
@@ -766,6 +782,7 @@ class KdcClient:
             self.counters["timeouts"] += 1
             raise KdcUnreachable(f"KDC {self.address[0]}:{self.address[1]}: {exc.strerror or exc}") from None
         self.counters["requests"] += 1
+        started = loop.time()
         try:
             for attempt in range(self.retries + 1):
                 if attempt:
@@ -782,6 +799,7 @@ class KdcClient:
                         break
                     n = _reply_nonce(reply)
                     if n is None or n == nonce or (n == 0 and reply[:1] == bytes((MsgType.ERROR,))):
+                        self.latency.observe(max(0.0, loop.time() - started))
                         return reply
                     self.counters["stray"] += 1
             self.counters["timeouts"] += 1
