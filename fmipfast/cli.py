@@ -424,6 +424,9 @@ def _cmd_router(args: argparse.Namespace) -> int:
     cfg = _load_router(args.config)
     r = cfg.router
     setup_logging(cfg.logging)
+    notify = _notifier("router")
+    if notify is None:
+        return 2
     from fmipfast.router import load_sessions
     from fmipfast.security.ah import SequenceStore
 
@@ -451,29 +454,29 @@ def _cmd_router(args: argparse.Namespace) -> int:
     engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
 
     async def serve() -> None:
-        from fmipfast.control import RouterControl
-
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        control = RouterControl(engine)
         agent = None
         if r.security is not None:
             agent = _router_agent(engine, r.security, seq_store, restored)
-            control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
-            control.attach_counters("handover", "The handover protocol's messages, states and refusals "
-                                    "(docs/protocol.md §6).", lambda: agent.ar.counters)
-            control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
-            control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
-            control.attach_counters("kerberos", "Authenticator verification outcomes (docs/security.md), of "
-                                    f"the {agent.mechanism} mechanism.", lambda: agent.verifier.counters)
-        loop.add_signal_handler(signal.SIGHUP, _reload_router, args.config, cfg, agent, seq_store)
+        control = router_control(engine, agent)
+        def reload() -> None:
+            notify.reloading()
+            _reload_router(args.config, cfg, agent, seq_store)
+            notify.ready(_router_status(engine, agent))
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         servers = await _start_endpoints(control, args.control, lambda: control.metrics(r.name), args.metrics)
         print(f"READY {r.name} " + " ".join(ports), flush=True)
+        notify.ready(_router_status(engine, agent))  # rings bound, keys and state files loaded, endpoints up
+        notify.start(loop, lambda: _router_status(engine, agent))
         try:
             await engine.run(stop)
         finally:
+            notify.stopping("stopping")
+            notify.close()
             if agent is not None:
                 agent.save_sessions()  # the last changes (written within 0.2 s otherwise)
             for srv in servers:
@@ -487,6 +490,54 @@ def _cmd_router(args: argparse.Namespace) -> int:
     summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
     print(json.dumps(summary, sort_keys=True), flush=True)
     return 0
+
+
+def router_control(engine: Any, agent: Any) -> Any:
+    """The control API and metrics of ``fmipfast router``: the engine's, with the handover protocol of ``agent``
+    (a :class:`fmipfast.router.RouterAgent`, or None without [router.security]) attached."""
+    from fmipfast.control import RouterControl
+
+    control = RouterControl(engine)
+    if agent is not None:
+        control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
+        control.attach_counters("handover", "The handover protocol's messages, states and refusals "
+                                "(docs/protocol.md §6).", lambda: agent.ar.counters)
+        control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
+        control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
+        control.attach_counters("kerberos", "Authenticator verification outcomes (docs/security.md), of the "
+                                f"{agent.mechanism} mechanism.", lambda: agent.verifier.counters)
+        control.attach_histogram("handover_buffering_seconds", "NAR: from the proxy entry for an MN's NCoA (its "
+                                 "traffic buffered from then) to the Attach that completes the handover.",
+                                 lambda: agent.buffering)
+        control.attach_histogram("kdc_client_request_duration_seconds", "Round trips to the router's KDC (key "
+                                 "cases 2 and 3: opening an MN's ticket), of the requests answered.",
+                                 lambda: getattr(getattr(agent.verifier, "opener", None), "latency", None))
+    return control
+
+
+def _notifier(command: str) -> Any:
+    """The service manager's notification channel (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``: systemd's
+    ``Type=notify`` and ``WatchdogSec=``), or None after a one-line error when the environment is malformed."""
+    from fmipfast.sdnotify import Notifier, NotifyConfigError
+
+    try:
+        return Notifier()
+    except NotifyConfigError as exc:
+        print(f"fmipfast {command}: {exc}", file=sys.stderr)
+        return None
+
+
+def _router_status(engine: Any, agent: Any) -> str:
+    """The router's STATUS= line: what it forwards, and the handovers and MNs it serves."""
+    c = engine.counters
+    line = (f"{len(engine.interfaces)} interfaces; received {c.get('received', 0)}, "
+            f"forwarded {c.get('forwarded', 0)}")
+    if agent is not None:
+        h = agent.ar.counters
+        line += (f"; handovers: {h['handovers_started']} started as PAR, {h['handovers_forwarding']} forwarding, "
+                 f"{h['handovers_failed'] + h['handovers_refused']} failed or refused; {h['attached']} MNs "
+                 f"attached as NAR; {len(agent.ar.sessions)} MN sessions")
+    return line
 
 
 def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
@@ -630,6 +681,9 @@ def _cmd_mn(args: argparse.Namespace) -> int:
 
     cfg = _load_mn(args.config)
     setup_logging(cfg.logging)
+    notify = _notifier("mn")
+    if notify is None:
+        return 2
     try:
         daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
     except (FmipError, OSError) as exc:
@@ -643,9 +697,17 @@ def _cmd_mn(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         servers = await _start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
+
+        def ready() -> None:
+            print(f"READY mn {cfg.mn.interface}", flush=True)
+            notify.ready(_mn_status(daemon))
+            notify.start(loop, lambda: _mn_status(daemon))
+
         try:
-            await daemon.run(stop, ready=lambda: print(f"READY mn {cfg.mn.interface}", flush=True))
+            await daemon.run(stop, ready=ready)
         finally:
+            notify.stopping("stopping")
+            notify.close()
             for srv in servers:
                 await srv.close()
 
@@ -655,6 +717,13 @@ def _cmd_mn(args: argparse.Namespace) -> int:
         daemon.close()
     print(json.dumps(daemon.status(), sort_keys=True, default=str), flush=True)
     return 0
+
+
+def _mn_status(daemon: Any) -> str:
+    """The MN daemon's STATUS= line: its state, router and care-of address, the handovers it made."""
+    st = daemon.status()
+    return (f"{st['state']} at {st['router'] or '-'} with {st['coa'] or '-'} on {st['interface']}; "
+            f"{daemon.counters['handovers_completed']} handovers completed")
 
 
 def _load_kdc(path: str) -> Any:
@@ -667,7 +736,17 @@ def _load_kdc(path: str) -> Any:
 def _cmd_kdc(args: argparse.Namespace) -> int:
     from fmipfast.security import kdc
 
-    return kdc.serve(_load_kdc(args.config), prog="fmipfast kdc", source=args.config)
+    cfg = _load_kdc(args.config)
+    notify = _notifier("kdc")
+    if notify is None:
+        return 2
+    async def endpoints(server: Any) -> list[Any]:
+        from fmipfast.metrics import kdc_families, render
+
+        return await _start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
+                                      args.metrics)
+
+    return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify, endpoints=endpoints)
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
@@ -898,6 +977,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Run the light-weight Kerberos KDC of docs/security.md §7; prints "
                        "'READY host port' once bound; SIGINT/SIGTERM stop it.")
     p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
+    p.add_argument("--metrics", metavar="[HOST:]PORT", type=_listen_address,
+                   help="serve Prometheus metrics at http://HOST:PORT/metrics (default host ::1)")
     p.set_defaults(func=_cmd_kdc)
 
     p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6: up, status, move, down, run (root)",

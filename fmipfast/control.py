@@ -261,6 +261,12 @@ class RouterControl:
         self._handovers: Callable[[], Any] | None = None
         self._mobile_nodes: Callable[[], Any] | None = None
         self._counter_sets: dict[str, tuple[str, Callable[[], dict[str, int]]]] = {}
+        self._histograms: dict[str, tuple[str, Callable[[], Any]]] = {}
+
+    def attach_histogram(self, name: str, help: str, histogram: Callable[[], Any]) -> None:
+        """Export another layer's :class:`fmipfast.histogram.Histogram` as ``fmipfast_<name>`` (``histogram()``
+        may return None while there is none, e.g. no KDC client)."""
+        self._histograms[name] = (help, histogram)
 
     def attach_counters(self, name: str, help: str, counters: Callable[[], dict[str, int]]) -> None:
         """Export another layer's counters (the handover protocol's, AH's) as ``fmipfast_<name>_total``."""
@@ -269,11 +275,15 @@ class RouterControl:
     def metrics(self, name: str | None = None) -> str:
         """Everything this router counts, in the Prometheus text format; ``name`` labels every sample
         ``router="<name>"``."""
-        from fmipfast.metrics import counter_family, engine_families, render
+        from fmipfast.metrics import counter_family, engine_families, histogram_family, render
 
         families = engine_families(self.engine)
         for key, (help_text, get) in self._counter_sets.items():
             families.append(counter_family(key, help_text, get()))
+        for key, (help_text, hist) in self._histograms.items():
+            h = hist()
+            if h is not None:
+                families.append(histogram_family(key, help_text, h))
         return render(families, {"router": name} if name else None)
 
     def attach_protocol(self, trigger: Callable[[dict[str, Any]], Any], handovers: Callable[[], Any],

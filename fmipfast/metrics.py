@@ -25,7 +25,8 @@ from typing import Any
 
 from fmipfast.constants import DropReason
 
-__all__ = ["Family", "render", "counter_family", "engine_families", "MetricsServer", "CONTENT_TYPE"]
+__all__ = ["Family", "render", "counter_family", "histogram_family", "engine_families", "kdc_families",
+           "MetricsServer", "CONTENT_TYPE"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
@@ -34,7 +35,9 @@ _LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 @dataclass
 class Family:
-    """One metric family: ``name``, ``kind`` (counter | gauge), ``help``, samples of (labels, value)."""
+    """One metric family: ``name``, ``kind`` (counter | gauge | histogram), ``help``, samples of (labels,
+    value).  A histogram's samples name their series (``<name>_bucket``, ``_sum``, ``_count``) in the label
+    ``__name__``, as Prometheus itself does (:func:`histogram_family` makes them)."""
 
     name: str
     kind: str
@@ -44,11 +47,13 @@ class Family:
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
             raise ValueError(f"metric name {self.name!r} is not valid")
-        if self.kind not in ("counter", "gauge"):
-            raise ValueError(f"metric kind {self.kind!r}: counter or gauge")
+        if self.kind not in ("counter", "gauge", "histogram"):
+            raise ValueError(f"metric kind {self.kind!r}: counter, gauge or histogram")
 
     def add(self, value: float, **labels: str) -> Family:
         for key in labels:
+            if key == "__name__" and self.kind == "histogram":
+                continue
             if not _LABEL.match(key):
                 raise ValueError(f"label name {key!r} is not valid")
         self.samples.append((labels, value))
@@ -87,8 +92,9 @@ def render(families: Iterable[Family], common: Mapping[str, str] | None = None) 
         lines.append(f"# TYPE {fam.name} {fam.kind}")
         for labels, value in fam.samples:
             all_labels = {**(common or {}), **labels}
+            name = all_labels.pop("__name__", fam.name)
             text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in all_labels.items())
-            lines.append(f"{fam.name}{{{text}}} {_number(value)}" if text else f"{fam.name} {_number(value)}")
+            lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -99,6 +105,33 @@ def counter_family(name: str, help: str, counters: Mapping[str, int], label: str
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             fam.add(value, **{label: key})
     return fam
+
+
+def histogram_family(name: str, help: str, histograms: Mapping[str, Any] | Any, label: str = "") -> Family:
+    """A histogram family ``fmipfast_<name>`` from a :class:`fmipfast.histogram.Histogram`, or from a mapping of
+    them keyed by the value of ``label`` (one series per key, e.g. per request type)."""
+    fam = Family(f"fmipfast_{name}", "histogram", help)
+    items = sorted(histograms.items()) if isinstance(histograms, Mapping) else [("", histograms)]
+    for key, hist in items:
+        extra = {label: key} if label else {}
+        for le, n in hist.cumulative():
+            fam.add(n, __name__=f"{fam.name}_bucket", **extra, le=_number(le) if math.isinf(le) else repr(le))
+        fam.add(hist.sum, __name__=f"{fam.name}_sum", **extra)
+        fam.add(hist.count, __name__=f"{fam.name}_count", **extra)
+    return fam
+
+
+def kdc_families(kdc: Any) -> list[Family]:
+    """A :class:`fmipfast.security.kdc.Kdc`'s metrics: every request outcome and refusal (``KDC_COUNTERS`` and
+    the error codes given, zeros included), how long requests took by type, the rate limiter's table."""
+    return [counter_family("kdc_requests", "KDC requests by outcome: answered (as_ok, tgs_ok, tgs_referral, "
+                           "open_ok, open_forwarded), refused (errors, err_<code>), malformed, rate_limited, "
+                           "sources_full, reply_cache_hits, dropped.", kdc.counters),
+            histogram_family("kdc_request_duration_seconds", "Time from a request's arrival to its reply, by "
+                             "request type (an OPEN-REQ of key case 3 includes the home KDC's answer).",
+                             kdc.latency, "type"),
+            Family("fmipfast_kdc_rate_limit_sources", "gauge", "Sources in the KDC's rate-limit table.")
+            .add(len(kdc.buckets))]
 
 
 def engine_families(engine: Any) -> list[Family]:

@@ -53,6 +53,7 @@ from typing import Any
 from fmipfast.config import MnConfig
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import SecurityError
+from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
 from fmipfast.messages import BindingAck
 from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
@@ -101,6 +102,10 @@ class MnDaemon:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.clock = clock
         self.last_switch: dict[str, Any] | None = None
+        # from ReadyToSwitch (the MN leaves the PAR's link) to Authenticated-MN from the NAR: the handover's
+        # interruption as the MN lives it (the layer-2 move and the Attach's round trip)
+        self.interruption = Histogram(HANDOVER_BOUNDS)
+        self._left_at: int | None = None
         self._release: asyncio.TimerHandle | None = None
         self._reattach: asyncio.TimerHandle | None = None
         self._reattach_wait = float(cfg.reattach_s)
@@ -233,13 +238,19 @@ class MnDaemon:
                 and self.agent.mn.last_bu_sequence is not None:
             # the Attach carries a BU: its BAck may come back before the Authenticated-MN is processed
             self._awaited.add(self.agent.mn.last_bu_sequence)
+        if note.name == "state" and note.fields.get("new") == MnState.HO_READY.value:
+            self._left_at = self.clock()
         if note.name == "state" and note.fields.get("new") == MnState.IDLE.value:
+            self._left_at = None
             self._schedule_reattach()
         if note.name == "state" and note.fields.get("new") == MnState.ATTACHED.value:
             self._reattach_wait = float(self.cfg.reattach_s)
             handover = note.fields.get("old") == MnState.HO_ATTACHING.value
             if handover:
                 self.counters["handovers_completed"] += 1
+                if self._left_at is not None:
+                    self.interruption.observe(max(0, self.clock() - self._left_at) / 1e9)
+            self._left_at = None
             if self.cfg.home_agent is None:
                 if handover:
                     self._release_later()
@@ -411,7 +422,7 @@ class MnDaemon:
         """The daemon in the Prometheus text format (``fmipfast mn --metrics``, the ``metrics`` command): its
         state, when its router session ends, and every counter of the daemon, the agent, the protocol machine,
         the ticket cache and the Mobility Header socket (zeros included)."""
-        from fmipfast.metrics import Family, counter_family, render
+        from fmipfast.metrics import Family, counter_family, histogram_family, render
 
         mn = self.agent.mn
         state = Family("fmipfast_mn_state", "gauge", "1 for the state the mobile node's machine is in.")
@@ -419,7 +430,9 @@ class MnDaemon:
             state.add(1 if mn.state == s else 0, state=s.value)
         ends = self.status()["session_ends_in_s"]
         families = [state, Family("fmipfast_mn_attached", "gauge", "1 while the MN has a router session.").add(
-            0 if mn.router is None else 1)]
+            0 if mn.router is None else 1),
+            histogram_family("mn_handover_interruption_seconds", "From ReadyToSwitch (leaving the PAR's link) to "
+                             "Authenticated-MN from the NAR, per completed handover.", self.interruption)]
         if ends is not None:
             families.append(Family("fmipfast_mn_session_ends_in_seconds", "gauge",
                                    "Seconds until the router session's ticket ends (renewed before).").add(ends))

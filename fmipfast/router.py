@@ -33,6 +33,7 @@ from fmipfast.ar import AccessRouter, Session
 from fmipfast.constants import IpProto, NeighborFlag, lkb_mechanism
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine
+from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
 from fmipfast.protocol import (
     BufferDrop,
     DerivationError,
@@ -177,6 +178,10 @@ class RouterAgent:
                                                        "send_failed", "not_icmpv6", "sessions_restored",
                                                        "sessions_saved", "sessions_save_failed", "reloads"), 0)
         self.on_note = on_note
+        # NAR: from the proxy entry (the HI accepted, buffering starts) to the MN's Attach that completes it --
+        # how long the MN was away, signalling and the layer-2 move included, as this router saw it
+        self.buffering = Histogram(HANDOVER_BOUNDS)
+        self._proxied_at: dict[IPv6Address, int] = {}
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
         self._tick_timer: Any = None
@@ -366,11 +371,16 @@ class RouterAgent:
         elif isinstance(a, ProxyAdd):
             e.proxy_add(a.ncoa, a.key, a.lifetime_ms, iface=self.iface, also=(a.pcoa,) if a.pcoa else (),
                         buffer=a.buffer)
+            self._proxied_at[a.ncoa] = self.scheduler.now()
             self.note("proxy_installed", ncoa=a.ncoa)
         elif isinstance(a, ProxyComplete):
             flushed = e.proxy_complete(a.ncoa, a.mac)
+            since = self._proxied_at.pop(a.ncoa, None)
+            if since is not None:
+                self.buffering.observe(max(0, self.scheduler.now() - since) / 1e9)
             self.note("flushed", count=flushed)
         elif isinstance(a, ProxyRemove):
+            self._proxied_at.pop(a.ncoa, None)
             e.proxy_remove(a.ncoa)
             self.note("proxy_removed", ncoa=a.ncoa)
         elif isinstance(a, BufferDrop):

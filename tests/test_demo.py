@@ -57,6 +57,23 @@ def test_fast_handover_with_buffering_loses_nothing_and_keeps_order(both, fast_w
     assert steps["proxy_installed"] < steps["link_up"]
 
 
+def test_the_nar_times_how_long_it_buffered_for_the_mn(fast_world):
+    """The NAR's ``fmipfast_handover_buffering_seconds``: one handover, from its proxy entry to the flush."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from fmipfast.cli import router_control
+
+    par, nar = fast_world.drivers
+    assert nar.buffering.count == 1 and par.buffering.count == 0
+    expected = (fast_world.marks["flushed"] - fast_world.marks["proxy_installed"]) / 1e9
+    assert 0.02 < expected < 0.2 and nar.buffering.sum == pytest.approx(expected)
+    text = router_control(fast_world.nar, nar).metrics("nar")
+    samples = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("fmipfast_handover_buffering_seconds_count", None)] == 1
+    assert samples[("fmipfast_handover_buffering_seconds_bucket", "0.005")] == 0
+    assert samples[("fmipfast_handover_buffering_seconds_bucket", "+Inf")] == 1
+
+
 def test_baseline_loses_packets_during_ra_wait_and_dad(both):
     r = both["baseline"]
     assert r.lost > 0 and r.steps["dad_done"] - r.steps["dad_start"] == pytest.approx(1000.0)

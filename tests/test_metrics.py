@@ -36,8 +36,34 @@ def test_render_escapes_and_merges():
         Family("9bad", "counter", "")
     with pytest.raises(ValueError, match="label name"):
         Family("ok", "gauge", "").add(1, **{"bad-label": "x"})
-    with pytest.raises(ValueError, match="counter or gauge"):
-        Family("ok", "histogram", "")
+    with pytest.raises(ValueError, match="counter, gauge or histogram"):
+        Family("ok", "summary", "")
+
+
+def test_a_histogram_renders_as_prometheus_reads_it():
+    from fmipfast.histogram import Histogram
+    from fmipfast.metrics import histogram_family
+
+    h = Histogram((0.01, 0.1, 1.0))
+    for v in (0.0, 0.01, 0.05, 0.5, 7.0):
+        h.observe(v)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            h.observe(bad)
+    with pytest.raises(ValueError):
+        Histogram((0.1, 0.1))
+    other = Histogram((0.01, 0.1, 1.0))
+    other.observe(0.2)
+    text = render([histogram_family("x_seconds", "x", {"as_req": h, "tgs_req": other}, "type")], {"realm": "R"})
+    fams = list(text_string_to_metric_families(text))
+    assert [(f.name, f.type) for f in fams] == [("fmipfast_x_seconds", "histogram")]
+    got = {(s.name, s.labels["type"], s.labels.get("le")): s.value for s in fams[0].samples}
+    assert all(s.labels["realm"] == "R" for s in fams[0].samples)
+    assert [got[("fmipfast_x_seconds_bucket", "as_req", le)] for le in ("0.01", "0.1", "1.0", "+Inf")] == [2, 3, 4, 5]
+    assert got[("fmipfast_x_seconds_count", "as_req", None)] == 5
+    assert got[("fmipfast_x_seconds_sum", "as_req", None)] == pytest.approx(7.56)
+    assert got[("fmipfast_x_seconds_bucket", "tgs_req", "0.1")] == 0 and got[("fmipfast_x_seconds_count", "tgs_req",
+                                                                              None)] == 1
 
 
 def test_engine_counters_are_exported_exactly():

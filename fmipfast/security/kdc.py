@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fmipfast.errors import ConfigError
+from fmipfast.histogram import Histogram
 from fmipfast.security.lwkerb import (
     AUTHZ_TRANSITED,
     DEFAULT_SKEW,
@@ -451,6 +452,10 @@ KDC_COUNTERS = ("as_ok", "tgs_ok", "tgs_referral", "open_ok", "open_forwarded", 
                 "rate_limited", "sources_full", "reply_cache_hits", "dropped")
 
 
+#: The request types timed apart (``fmipfast_kdc_request_duration_seconds{type=...}``); anything else is "other".
+REQUEST_TYPES = {MsgType.AS_REQ: "as_req", MsgType.TGS_REQ: "tgs_req", MsgType.OPEN_REQ: "open_req", -1: "other"}
+
+
 class Kdc:
     """The protocol logic of one realm's KDC, without sockets: ``await handle(datagram, source)`` returns
     the reply datagram (or None to stay silent)."""
@@ -462,6 +467,8 @@ class Kdc:
         self.buckets = TokenBucketTable(cfg.rate, cfg.burst, cfg.max_sources, clock)
         self._replies: OrderedDict[bytes, bytes] = OrderedDict()
         self.counters: dict[str, int] = dict.fromkeys(KDC_COUNTERS, 0)
+        # how long each request took, arrival to reply (monotonic: the KDC's ``clock`` is wall time for tickets)
+        self.latency: dict[str, Histogram] = {t: Histogram() for t in REQUEST_TYPES.values()}
         self._peer_clients: dict[str, KdcClient] = {}
 
     def _count(self, name: str) -> None:
@@ -473,6 +480,14 @@ class Kdc:
         if refused is not None:
             self._count(refused)
             return None
+        started = time.monotonic()
+        try:
+            return await self._handle(data)
+        finally:
+            kind = REQUEST_TYPES.get(data[0] if data else -1, "other")
+            self.latency[kind].observe(max(0.0, time.monotonic() - started))
+
+    async def _handle(self, data: bytes) -> bytes | None:
         cache_key = bytes(data)  # the request itself is the reply-cache key (bounded: reply_cache entries)
         cached = self._replies.get(cache_key)
         if cached is not None:
@@ -753,6 +768,7 @@ class KdcClient:
         self.timeout = timeout
         self.retries = retries
         self.counters: dict[str, int] = {"requests": 0, "retransmits": 0, "timeouts": 0, "stray": 0}
+        self.latency = Histogram()  # seconds from the first send to the reply, of the requests answered
 
     def __repr__(self) -> str:
         return f"KdcClient({self.address}, principal={self.principal})"
@@ -766,6 +782,7 @@ class KdcClient:
             self.counters["timeouts"] += 1
             raise KdcUnreachable(f"KDC {self.address[0]}:{self.address[1]}: {exc.strerror or exc}") from None
         self.counters["requests"] += 1
+        started = loop.time()
         try:
             for attempt in range(self.retries + 1):
                 if attempt:
@@ -782,6 +799,7 @@ class KdcClient:
                         break
                     n = _reply_nonce(reply)
                     if n is None or n == nonce or (n == 0 and reply[:1] == bytes((MsgType.ERROR,))):
+                        self.latency.observe(max(0.0, loop.time() - started))
                         return reply
                     self.counters["stray"] += 1
             self.counters["timeouts"] += 1
@@ -853,10 +871,16 @@ def main(argv: list[str] | None = None) -> int:
     return serve(cfg, prog="fmipfast-kdc", source=args.config)
 
 
-def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None) -> int:
+def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = None, notify: Any = None,
+          endpoints: Callable[[KdcServer], Any] | None = None) -> int:
     """Serve ``cfg`` until SIGTERM/SIGINT: ``READY host port`` once bound, the counters as one JSON line at the
     end; 0, or 2 with a one-line error when ``listen`` cannot be bound (a name that does not resolve, an
-    address not on this host, a port in use)."""
+    address not on this host, a port in use).
+
+    ``notify`` (an :class:`fmipfast.sdnotify.Notifier`, given by ``fmipfast kdc``) is told READY once the socket
+    is bound -- the keys were loaded with ``cfg`` -- then the counters as STATUS, WATCHDOG pings from this loop,
+    and STOPPING at the end.  ``endpoints(server)`` (a coroutine function) starts what else the daemon serves
+    (its metrics) and returns the servers to close at exit."""
 
     async def run() -> int:
         try:
@@ -867,19 +891,46 @@ def serve(cfg: KdcConfig, *, prog: str = "fmipfast-kdc", source: str | None = No
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             print(f"{prog}: {where}listen: cannot bind {host}:{port}: {reason}", file=sys.stderr)
             return 2
+        extra: list[Any] = []
+        if endpoints is not None:
+            try:
+                extra = list(await endpoints(server))
+            except (OSError, ValueError) as exc:
+                server.close()
+                print(f"{prog}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+                return 2
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         host, port = server.address
         print(f"READY {host} {port}", flush=True)
-        await stop.wait()
-        server.close()
+        if notify is not None:
+            notify.ready(status_line(server))
+            notify.start(loop, lambda: status_line(server))
+        try:
+            await stop.wait()
+        finally:
+            if notify is not None:
+                notify.stopping("stopping")
+                notify.close()
+            for srv in extra:
+                await srv.close()
+            server.close()
         # like the router daemon: the final counters, one JSON line, for whoever ran us
         print(json.dumps(dict(server.counters), sort_keys=True), flush=True)
         return 0
 
     return asyncio.run(run())
+
+
+def status_line(server: KdcServer) -> str:
+    """One line for ``systemctl status``: the realm, where it listens, the answers given and refused."""
+    c = server.counters
+    host, port = server.address
+    return (f"realm {server.kdc.cfg.realm} on {host}:{port}: {c['as_ok']} AS, {c['tgs_ok'] + c['tgs_referral']} TGS, "
+            f"{c['open_ok']} OPEN answered; {c['errors'] + c['malformed']} errors, "
+            f"{c['rate_limited'] + c['sources_full']} rate-limited")
 
 
 if __name__ == "__main__":
