@@ -289,6 +289,11 @@ class Action(IntEnum):
     TIME_EXCEEDED = 8  # Time Exceeded is due, then the frame is dropped (HOP_LIMIT_EXCEEDED)
 
 
+#: What ``Node.stats`` counts for the last block, in this order: frames dropped (also in ``drops`` by reason),
+#: frames held at the route switch, checksums completed, frames taken.
+NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames")
+
+
 class Severity(IntEnum):
     INFO = 0  # expected on a healthy network (e.g. not IPv6)
     WARNING = 1  # a peer or the path is misbehaving
@@ -380,7 +385,7 @@ class NeighborFlag(IntFlag):
     HOLD = 0x20  # NAR after the Attach: direct traffic to this NCoA waits until the PAR's tunnel has drained
 
 
-__all__ += ["Verdict", "Action", "Severity", "DropReason", "NeighborState", "NeighborFlag"]
+__all__ += ["Verdict", "Action", "NODE_STATS", "Severity", "DropReason", "NeighborState", "NeighborFlag"]
 
 
 # --- The LKB sub-option's mechanisms ---------------------------------------------------------------------

@@ -41,6 +41,7 @@ from fmipfast import backend, frames
 from fmipfast.config import InterfaceConfig, RouterConfig
 from fmipfast.constants import (
     DEFAULT_CODEPOINTS,
+    NODE_STATS,
     Action,
     Codepoints,
     DropReason,
@@ -70,7 +71,6 @@ from fmipfast.messages import (
     decode,
 )
 from fmipfast.ports import FrameBatch, Port, pack_frames
-from fmipfast.reference.node import NODE_STATS
 
 __all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY", "ERROR_LOG_INTERVAL_NS"]
 
@@ -625,6 +625,16 @@ class Engine:
             self.drops[int(reason)] += n
             self.counters["dropped"] += n
 
+    def _drop_statuses(self, statuses: np.ndarray) -> None:
+        """Count frames a kernel refused, by its status (a DropReason value: the kernels' statuses are)."""
+        if statuses.size:
+            d = self.drops.shape[0]
+            counts = np.bincount(statuses, minlength=d)
+            if counts.shape[0] > d:  # not a DropReason: a kernel out of step with this engine
+                counts[int(DropReason.INTERNAL_ERROR)] += counts[d:].sum()
+            self.drops += counts[:d].astype(np.uint64)
+            self.counters["dropped"] += int(statuses.size)
+
     def conservation(self) -> dict[str, int]:
         """The terms of the conservation equation, and whether it holds."""
         c = self.counters
@@ -875,8 +885,7 @@ class Engine:
             st = self.unresolved.push(keys[ok], arena, offsets[sel[ok]], lengths[sel[ok]], now)
             queued = int((st == 0).sum())
             self.counters["queued_resolve"] += queued
-            for reason, count in zip(*np.unique(st[st != 0], return_counts=True)):
-                self._drop(int(reason), int(count))
+            self._drop_statuses(st[st != 0])
 
     def _solicit(self, idx: int, now: int) -> None:
         r = self._resolving[idx]
@@ -931,8 +940,7 @@ class Engine:
             ok = st == 0
             self.counters["buffered"] += int(ok.sum())
             if not ok.all():
-                for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-                    self._drop(int(reason), int(count))
+                self._drop_statuses(st[~ok])
 
     def _tunnel(self, arena, offsets, lengths, l3, sel, peers) -> None:
         """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
@@ -943,7 +951,7 @@ class Engine:
             group = sel[peers == p]
             peer = self._peer_table[p] if 0 <= p < len(self._peer_table) else None
             route = None if peer is None else self.lookup_route(peer)
-            if route is None:
+            if peer is None or route is None:
                 self._drop(DropReason.NO_ROUTE, int(group.size))
                 continue
             out = self.interfaces[route[0]]
@@ -957,8 +965,7 @@ class Engine:
                 hop_limit=64, mtu=out.cfg.mtu)
             ok = st == 0
             if not ok.all():
-                for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-                    self._drop(int(reason), int(count))
+                self._drop_statuses(st[~ok])
                 out_off, out_len = out_off[ok], out_len[ok]
             m = int(out_off.shape[0])
             if not m:
@@ -975,8 +982,7 @@ class Engine:
         out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
         ok = st == 0
         if not ok.all():
-            for reason, count in zip(*np.unique(st[~ok], return_counts=True)):
-                self._drop(int(reason), int(count))
+            self._drop_statuses(st[~ok])
             out_off, out_len = out_off[ok], out_len[ok]
         m = int(out_off.shape[0])
         if not m:

@@ -174,6 +174,13 @@ def _one(impl, pkt, *, eth_dst=MACS[0], status=0, **kw):
     return out, Action(out["action"][0]), out["aux"][0]
 
 
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built")
+def test_compiled_stats_are_in_the_order_constants_names_them():
+    from fmipfast.constants import NODE_STATS as names
+
+    assert _core._node_stats() == {**{name: k for k, name in enumerate(names)}, "count": len(names)}
+
+
 @pytest.mark.parametrize("impl", IMPLS)
 def test_forwarding_rewrites_the_frame_as_an_independent_reading_expects(impl):
     pkt = udp(SOURCES[0], "2001:db8:100::5", hop=17)

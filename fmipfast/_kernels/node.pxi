@@ -420,4 +420,10 @@ def _node_consts():
     }
 
 
+def _node_stats():
+    """Where node.pxi writes each stat (tests/test_node.py checks it against constants.NODE_STATS)."""
+    return {"dropped": _NODE_STAT_DROPPED, "reorder_held": _NODE_STAT_HELD, "csum_completed": _NODE_STAT_CSUM,
+            "frames": _NODE_STAT_FRAMES, "count": _NODE_NSTATS}
+
+
 __all__ += ["Node"]

@@ -32,13 +32,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmipfast.constants import Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
+from fmipfast.constants import NODE_STATS, Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
 from fmipfast.reference.cksum import upper_layer_checksum
 
 __all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables"]
 
-#: Names of the ``stats`` entries, in order.
-NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames")
 #: TPACKET status bit: the sending kernel left the transport checksum to the device (linux/if_packet.h).
 TP_STATUS_CSUMNOTREADY = 1 << 3
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
