@@ -638,7 +638,7 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    """``fmipfast lab up|status|down`` (root): the DESIGN.md §6 topology with two engines, kept between commands."""
+    """``fmipfast lab up|status|down`` (root): the lab topology (docs/design.md §6), kept between commands."""
     from fmipfast.lab import session
     from fmipfast.lab.topology import LabError
 
@@ -864,7 +864,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="KDC TOML file (keys in docs/security.md §7)")
     p.set_defaults(func=_cmd_kdc)
 
-    p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6: up, status, move, down, run (root)",
+    p = sub.add_parser("lab", help="the namespace lab: up, status, move, down, run (root)",
                        description="up: build the namespaces, veth pairs and bridges and start fmipfast router "
                        "engines in par and nar and fmipfast mn in mn, attached to the PAR (kept running after the "
                        "command); status: the daemons' live counters; move: the MN's link to A or B (what a "

@@ -1,4 +1,4 @@
-"""The shipped Wireshark/tshark dissector (``fmipfast/wireshark/fmipfast.lua``, DESIGN.md §7) against fmipfast's
+"""The shipped Wireshark/tshark dissector (``fmipfast/wireshark/fmipfast.lua``, docs/design.md §7) against fmipfast's
 own decoder: on the sample capture and on a whole demo capture (all three key cases' messages, HI/HE under
 AH, tunnelled traffic), every fmipfast message tshark shows has the message, identifier, NCoA, status,
 principal, handover-control lifetime, MAC and sub-option sequence ``fmipfast decode --json`` finds; a

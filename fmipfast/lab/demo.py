@@ -1,4 +1,4 @@
-"""``fmipfast demo``: the whole handover scenario in one process on the simulated wire (DESIGN.md §6-§7).
+"""``fmipfast demo``: the whole handover scenario in one process on the simulated wire (docs/design.md §6-§7).
 
 Topology (addresses in :class:`Plan`)::
 

@@ -1,4 +1,4 @@
-"""``fmipfast lab run``: one measured fast handover over the real lab (DESIGN.md §6), as root.
+"""``fmipfast lab run``: one measured fast handover over the real lab (docs/design.md §6), as root.
 
 The lab is built (:class:`~fmipfast.lab.topology.LabTopology`), ``fmipfast router`` engines with the handover
 protocol (``[router.security]``: each router's own service key — Kerberos case 1 — and manual AH SAs between

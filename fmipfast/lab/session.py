@@ -1,4 +1,4 @@
-"""``fmipfast lab up|status|move|down``: the lab of DESIGN.md §6 left running between commands (root).
+"""``fmipfast lab up|status|move|down``: the lab of docs/design.md §6 left running between commands (root).
 
 ``up`` builds :class:`~fmipfast.lab.topology.LabTopology`, writes the PAR's and the NAR's ``[router]``
 configurations into the state directory, starts ``fmipfast router`` in the ``par`` and ``nar`` namespaces with

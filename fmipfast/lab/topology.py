@@ -1,4 +1,4 @@
-"""The lab topology of DESIGN.md §6: network namespaces, veth pairs and two bridges on one machine (root).
+"""The lab topology of docs/design.md §6: network namespaces, veth pairs and two bridges on one machine (root).
 
 ::
 
@@ -19,7 +19,7 @@
 * ``mn`` — the mobile node: kernel IPv6 on ``mn0`` (its previous care-of address, no DAD, no RAs accepted:
   the MN agent or the caller decides), default route via the PAR's link-local address.
 
-The access routers' addresses are EUI-64 based (DESIGN.md §3) so the MN can derive their MACs.  The layer-2
+The access routers' addresses are EUI-64 based (docs/design.md §3) so the MN can derive their MACs.  The layer-2
 handover is :meth:`LabTopology.move_mn`: the MN's bridge port goes down, leaves ``brA``, joins ``brB`` and
 comes back up after the gap, through netlink (pyroute2) so the recorded timestamps are within microseconds of
 the kernel's change.
@@ -180,9 +180,9 @@ def _toml_table(path: str, table: Mapping[str, Any], out: list[str], *, array: b
 
 
 class LabTopology:
-    """The six namespaces of DESIGN.md §6 and their links; addresses as attributes (see the module doc)."""
+    """The six namespaces of docs/design.md §6 and their links; addresses as attributes (see the module doc)."""
 
-    # address plan (DESIGN.md §6; the access side as in fmipfast.lab.demo.Plan)
+    # address plan (docs/design.md §6; the access side as in fmipfast.lab.demo.Plan)
     prefix_a = "2001:db8:1::/64"
     prefix_b = "2001:db8:2::/64"
     cn_prefix = "2001:db8:ff::/64"
@@ -226,7 +226,7 @@ class LabTopology:
         self._old_sigterm: Any = None
         self._atexit = False
 
-    # --- addresses derived from the MACs (DESIGN.md §3)
+    # --- addresses derived from the MACs (docs/design.md §3)
     @property
     def par_address(self) -> IPv6Address:
         return eui64_address(self.prefix_a, self.par_mac)
