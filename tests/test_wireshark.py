@@ -18,12 +18,17 @@ import pytest
 from fmipfast import frames
 from fmipfast.messages import HandoverRedirectAck, Identifier, LkbMessage, MessageAuthCode, encode
 from fmipfast.pcap import PcapWriter
+from tests.tools import external_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "fmipfast" / "wireshark" / "fmipfast.lua"
 SAMPLE = ROOT / "samples" / "handover.pcap"
 TSHARK = shutil.which("tshark")
-pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_tshark():
+    external_tool("tshark")  # skips without tshark (fails under FMIPFAST_REQUIRE_TOOLS=1, as in CI)
 
 FIELDS = ("frame.number", "fmipfast.message", "fmipfast.identifier", "fmipfast.ncoa", "fmipfast.status",
           "fmipfast.principal.name", "fmipfast.principal.realm", "fmipfast.hc.lifetime_ms", "fmipfast.mac",
