@@ -54,7 +54,8 @@ from typing import IO, Any
 from fmipfast.errors import FmipError
 from fmipfast.lab.netns import Netns
 
-__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "child_env", "eui64_address", "ROLES", "DEFAULT_PREFIX"]
+__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "write_config", "child_env", "eui64_address", "ROLES",
+           "DEFAULT_PREFIX"]
 
 log = logging.getLogger("fmipfast.lab.topology")
 
@@ -129,6 +130,15 @@ def child_env() -> dict[str, str]:
     """The environment for a Python child the lab spawns (engines, KDC, traffic): this process's, with its
     import path, so a child in a namespace imports the same fmipfast (a checkout, a venv)."""
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+
+
+def write_config(path: str | os.PathLike[str], text: str) -> None:
+    """Write a configuration the lab generates.  They hold keys (AH SAs, keytabs) and the MN's password, so
+    they are created mode 0600, never readable for a moment by others, like the daemons' own state files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
+        f.write(text)
 
 
 def cleanup(prefix: str = DEFAULT_PREFIX) -> list[str]:
