@@ -281,7 +281,8 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
     kind = _detect_kind(doc) if kind == "auto" else kind
     if kind == "kdc":
         k = kdc.config_from_mapping(doc, source=source)
-        return kind, f"realm {k.realm}, {len(k.keytab.principals())} principals, listen {k.listen[0]}:{k.listen[1]}"
+        host = f"[{k.listen[0]}]" if ":" in k.listen[0] else k.listen[0]
+        return kind, f"realm {k.realm}, {len(k.keytab.principals())} principals, listen {host}:{k.listen[1]}"
     cfg = config.from_mapping(doc, source=source)
     parts = []
     if "router" in kind.split("+"):
@@ -292,6 +293,16 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
         parts.append(f"mn on {cfg.mn.interface}")
     parts.append(f"codepoints {cfg.codepoints.profile()!r}")
     return kind, "; ".join(parts)
+
+
+def _kind_hint(doc: dict[str, Any], kind: str) -> str:
+    """What to add to an error when the file may not be the kind it was checked as."""
+    detected = _detect_kind(doc)
+    if kind != "auto" and kind != detected:
+        return f" (checked as a {kind} configuration; the file looks like a {detected.replace('+', ' and ')} one)"
+    if detected == "codepoints" and set(doc) - set(config._SECTIONS):
+        return " (not a configuration fmipfast knows: router, mn, kdc, or codepoints for decode --config)"
+    return ""
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -311,7 +322,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         kind, summary = _check_mapping(doc, args.kind, args.file)
     except ConfigError as exc:
-        print(f"fmipfast check-config: {exc}", file=sys.stderr)
+        print(f"fmipfast check-config: {exc}{_kind_hint(doc, args.kind)}", file=sys.stderr)
         return 1
     print(f"{args.file}: ok: {kind.replace('+', ' and ')} configuration ({summary})")
     return 0
