@@ -1,4 +1,4 @@
-"""Build of the one extension, fmipfast._core (STYLE.md rules 1, 5, 6, 7).
+"""Build of the one extension, fmipfast._core (docs/conventions.md §1).
 
 Environment switches:
   FMIPFAST_PUREPYTHON=1  build nothing; the package runs on fmipfast.reference.
@@ -18,7 +18,7 @@ DEBUG = os.environ.get("FMIPFAST_DEBUG", "") not in ("", "0")
 ANNOTATE = os.environ.get("FMIPFAST_ANNOTATE", "") not in ("", "0")
 FUZZ = os.environ.get("FMIPFAST_FUZZ", "") not in ("", "0")
 
-# The only directive dict (rule 8): boundscheck/initializedcheck stay on globally; kernels opt out
+# The only directive dict (docs/conventions.md §2): boundscheck/initializedcheck stay on globally; kernels opt out
 # one by one with a "# SAFETY:" comment naming their length guard.
 DIRECTIVES = {
     "language_level": 3,

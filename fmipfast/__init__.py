@@ -3,7 +3,7 @@
 The per-packet kernels come from the compiled ``fmipfast._core`` or, with ``FMIPFAST_PUREPYTHON=1`` or
 without a build, from the pure-Python ``fmipfast.reference``; ``fmipfast.IMPLEMENTATION`` says which.
 
-The batch API other daemons embed (DESIGN.md §7; docs/api/): :func:`classify` over a uint8 arena with int64
+The batch API other daemons embed (docs/design.md §7; docs/api/): :func:`classify` over a uint8 arena with int64
 offsets and uint32 lengths returns a :class:`Batch` of numpy arrays; :class:`NeighborCache` and
 :class:`PacketBuffer` are the bounded tables of the data plane.
 """

@@ -1,4 +1,4 @@
-# C-level interface of fmipfast._core for Cython code that cimports it (STYLE.md rule 3): the kernel
+# C-level interface of fmipfast._core for Cython code that cimports it (docs/conventions.md §1): the kernel
 # status codes, the `noexcept nogil` kernels behind the def wrappers, and (from the included
 # _kernels/*.pxd.pxi) the cdef classes of the batch core.
 #

@@ -1,4 +1,4 @@
-"""Typing stub of fmipfast._core (STYLE.md rule 4); docstrings mirror fmipfast/_core.pyx.
+"""Typing stub of fmipfast._core (docs/conventions.md §1); docstrings mirror fmipfast/_core.pyx.
 
 Generated from the compiled module's docstrings; keep the two in step when a signature changes.
 """
@@ -148,7 +148,7 @@ def icmp6_checksum_fill(src: Buffer, dst: Buffer, buf: Buffer) -> int:
 def ncoa_from_prefix(nar_address: Buffer, prefix_len: SupportsIndex, coa: Buffer) -> bytes:
     """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
 
-    Draft §5 with the C bit clear (DESIGN.md §3): the NAR's routing prefix prepended to the lower-order
+    Draft §5 with the C bit clear (docs/design.md §3): the NAR's routing prefix prepended to the lower-order
     bits of the mobile node's current care-of address.
 
     Parameters
@@ -174,7 +174,7 @@ def ncoa_from_prefix(nar_address: Buffer, prefix_len: SupportsIndex, coa: Buffer
 def nar_link_local(nar_address: Buffer, prefix_len: SupportsIndex) -> bytes:
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
-    Draft §5 replaces the routing prefix with FE80::; DESIGN.md §3 allows that only for prefix size 64.
+    Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64.
 
     Parameters
     ----------
@@ -219,7 +219,7 @@ def link_local_from_mac48(mac6: Buffer) -> bytes:
     """
 
 def eui64_from_mac48(mac6: Buffer) -> bytes:
-    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (DESIGN.md §3).
+    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
 
     Parameters
     ----------
@@ -324,7 +324,7 @@ def eui64_from_address(address16: Buffer, prefix_len: SupportsIndex) -> bytes:
     """
 
 def mac48_from_address(address16: Buffer, prefix_len: SupportsIndex) -> bytes:
-    """The 48-bit MAC behind an address's FF-FE based interface identifier (DESIGN.md §3, draft §5/§6).
+    """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
 
@@ -414,7 +414,7 @@ def classify(
     lengths : uint32[n]
         Each frame's length; ``offsets[i] + lengths[i] <= len(arena)``.
     codepoints : Codepoints
-        The fmipfast ICMPv6 type and codes (DESIGN.md §2); ``fmip_code`` reports canonical codes 1-7.
+        The fmipfast ICMPv6 type and codes (docs/design.md §2); ``fmip_code`` reports canonical codes 1-7.
     out : Batch, optional
         Storage to reuse (``n <= out.capacity``); None allocates a Batch of capacity ``n``.
     counters : uint64[len(DropReason)], optional
@@ -444,7 +444,7 @@ def _parse_consts() -> dict[str, int]:
     """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
 def _py_classify_frame(frame: Buffer, codepoints: Codepoints = ...) -> tuple[int, int]:
-    """Test hook (STYLE.md rule 34): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
+    """Test hook (docs/conventions.md §10): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
 
 # (keep this line: it separates the sections for clean merges)
 
@@ -562,9 +562,9 @@ def eui64_from_mac48_batch(macs: _npt.ArrayLike) -> _npt.NDArray[_np.uint8]:
 class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods of a table,
+    Ownership and threading (docs/conventions.md §3): only the engine thread calls the methods of a table,
     lookup/get included (they count); other threads may only read the exported arrays.  Each call
-    releases the GIL around its whole batch.  DESIGN.md §5, §7; RFC 4861 §5.1.
+    releases the GIL around its whole batch.  docs/design.md §5, §7; RFC 4861 §5.1.
 
     Open addressing over a SipHash-2-4 keyed hash with a random 128-bit seed; fixed capacity; a full
     table refuses new keys (index -1, counted) and never evicts.  Storage: read-only numpy arrays of
@@ -721,9 +721,9 @@ class NeighborCache:
         """Remove the entries with ``0 < expiry <= now_ns`` that are not STATIC; return how many.
 
         Entries are removed in ascending index order (their indices are reused last-in first-out).  A
-        PROXY entry whose expiry lies in the future survives (DESIGN.md §1: a handover's proxy entry
+        PROXY entry whose expiry lies in the future survives (docs/design.md §1: a handover's proxy entry
         lives until its lifetime ends).  Kernels never read a clock: the caller passes ``now_ns``
-        (STYLE.md rule 19).
+        (docs/conventions.md §2).
 
         Raises
         ------
@@ -767,7 +767,7 @@ def _ncache_consts() -> dict[str, int]:
 from numpy.typing import ArrayLike, NDArray  # noqa: E402
 
 class PacketBuffer:
-    """Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+    """Bounded per-key FIFO queues of frames in one preallocated arena (docs/design.md §5 "Buffers").
 
     Keys are ``0 .. max_keys - 1`` (one per MN mid-handover); all parameters are keyword-only.
 

@@ -1,7 +1,7 @@
-"""fmipfast._core: the compiled per-packet kernels (STYLE.md rules 1, 9-11, 28).
+"""fmipfast._core: the compiled per-packet kernels (docs/conventions.md §1, §2, §8).
 
 Checksums: RFC 1071 (Internet checksum), RFC 8200 §8.1 (IPv6 upper-layer pseudo-header, UDP zero rule),
-RFC 4443 §2.3 (ICMPv6 checksum).  Derivations: DESIGN.md §3 on draft-koodli-mobileip-fastv6-02 §5-§6
+RFC 4443 §2.3 (ICMPv6 checksum).  Derivations: docs/design.md §3 on draft-koodli-mobileip-fastv6-02 §5-§6
 (new care-of address, NAR link-local address, MAC from an interface identifier), EUI-64 and modified
 EUI-64 per RFC 4291 §2.5.1 and Appendix A.
 
@@ -81,7 +81,7 @@ cdef uint8_t _EMPTY[1]
 
 
 # ---------------------------------------------------------------------------------------------------
-# Status -> exception, in one place (STYLE.md rule 28).  The messages are word for word those of
+# Status -> exception, in one place (docs/conventions.md §8).  The messages are word for word those of
 # fmipfast.reference; tests compare them.
 
 cdef int _raise_for_status(int status, str name=None, object found=None, object detail=None) except -1:
@@ -510,7 +510,7 @@ def icmp6_checksum_fill(src, dst, buf):
 def ncoa_from_prefix(nar_address, prefix_len, coa):
     """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
 
-    Draft §5 with the C bit clear (DESIGN.md §3): the NAR's routing prefix prepended to the lower-order
+    Draft §5 with the C bit clear (docs/design.md §3): the NAR's routing prefix prepended to the lower-order
     bits of the mobile node's current care-of address.
 
     Parameters
@@ -549,7 +549,7 @@ def ncoa_from_prefix(nar_address, prefix_len, coa):
 def nar_link_local(nar_address, prefix_len):
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
-    Draft §5 replaces the routing prefix with FE80::; DESIGN.md §3 allows that only for prefix size 64.
+    Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64.
 
     Parameters
     ----------
@@ -612,7 +612,7 @@ def link_local_from_mac48(mac6):
 
 
 def eui64_from_mac48(mac6):
-    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (DESIGN.md §3).
+    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
 
     Parameters
     ----------
@@ -759,7 +759,7 @@ def eui64_from_address(address16, prefix_len):
 
 
 def mac48_from_address(address16, prefix_len):
-    """The 48-bit MAC behind an address's FF-FE based interface identifier (DESIGN.md §3, draft §5/§6).
+    """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
 

@@ -1,6 +1,6 @@
-"""The access-router protocol machine: the PAR and NAR roles of one router (DESIGN.md §1, draft §2-§7, App. A).
+"""The access-router protocol machine: the PAR and NAR roles of one router (docs/design.md §1, draft §2-§7, App. A).
 
-I/O-free (STYLE.md rule 25): :meth:`AccessRouter.handle` takes one event from ``fmipfast.protocol`` and the
+I/O-free (docs/conventions.md §6): :meth:`AccessRouter.handle` takes one event from ``fmipfast.protocol`` and the
 driver's time in nanoseconds and returns the actions to carry out; :meth:`AccessRouter.next_deadline` says
 when to feed a ``Tick``.  The data-plane actions mirror the engine hooks (``ProxyAdd`` -> ``proxy_add`` ...).
 
@@ -102,7 +102,7 @@ AR_COUNTERS = (
 
 
 class ParState(str, Enum):
-    """PAR role, one handover (DESIGN.md §1 steps 1-5, 7)."""
+    """PAR role, one handover (docs/design.md §1 steps 1-5, 7)."""
 
     HRD_SENT = "hrd_sent"  # Redirect sent, waiting for the HRA (retransmitting)
     HI_SENT = "hi_sent"  # HI sent under AH and tunnel installed, waiting for the NAR's HE (retransmitting)
@@ -547,7 +547,7 @@ class AccessRouter:
         raw = encode(hi, self.address, nar, codepoints=self.codepoints)
         self._par_state(h, ParState.HI_SENT)
         self._transmit(h, Send(raw, self.address, nar, ROUTER_HOP_LIMIT, True, None), "IcmpHandover")
-        # DESIGN.md §1 step 4: "From now on PAR tunnels packets addressed to the PCoA to the NAR".
+        # docs/design.md §1 step 4: "From now on PAR tunnels packets addressed to the PCoA to the NAR".
         self._out.append(TunnelAdd(pcoa, nar))
 
     def _par_duplicate(self, h: ParHandover, msg: FmipMessage) -> None:
@@ -602,7 +602,7 @@ class AccessRouter:
         self._count("handovers_refused")
         self._note("fail", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa),
                    reason=_status_name(status))
-        self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # DESIGN.md §1 step 5: normal delivery
+        self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # docs/design.md §1 step 5: normal delivery
         self._par_end(h)
 
     def _par_he_late(self, h: ParHandover, msg: HandoverError) -> None:
@@ -809,7 +809,7 @@ class AccessRouter:
         self._nar_forget(h)
 
     def _nar_proxy_expired(self, h: NarHandover) -> None:
-        # DESIGN.md §1 step 7: no Attach within the lifetime -> proxy entry and buffer freed, counted.
+        # docs/design.md §1 step 7: no Attach within the lifetime -> proxy entry and buffer freed, counted.
         self._nar_unproxy(h, "proxy_expired", "expired")
 
     def _nar_unproxy(self, h: NarHandover, counter: str, new: str) -> None:
@@ -831,7 +831,7 @@ class AccessRouter:
         if ap_req is None:
             self._drop("unknown_mn", message=msg.NAME, src=addr_text(ev.src))
             return
-        # Initial attach (DESIGN.md §1): the AP-REQ is bound to (address, address, router, identifier).
+        # Initial attach (docs/design.md §1): the AP-REQ is bound to (address, address, router, identifier).
         assert msg.identifier is not None
         lla = msg.find(LinkLayerAddress)
         enc = msg.find(EncapsulatedPacket)

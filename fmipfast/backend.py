@@ -1,5 +1,5 @@
 """Picks the implementation of the per-packet kernels: the compiled ``fmipfast._core`` or the pure-Python
-``fmipfast.reference`` (STYLE.md rule 6, the msgpack pattern).
+``fmipfast.reference`` (docs/conventions.md §1, the msgpack pattern).
 
 * ``FMIPFAST_PUREPYTHON=1`` forces the reference even when the extension is built.
 * ``FMIPFAST_REQUIRE_EXTENSIONS=1`` turns a missing or broken extension into an ImportError instead of a

@@ -3,10 +3,12 @@
 Subcommands: ``decode`` (dissect a capture or hex frames), ``check-config`` (validate the TOML file of any
 command -- router, mn, kdc, decode's codepoints -- with that command's own loader),
 ``router`` (the access-router engine), ``ctl`` (its control socket), ``kdc`` (the light-weight Kerberos KDC),
-``version``.  Later issues add ``demo``, ``lab`` and ``mn``.
+``version``, ``demo`` (the whole handover in one process), ``lab`` (the same over namespaces, root) and ``mn``
+(the mobile node daemon).
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
-2 usage error or unreadable input.
+2 usage error or unreadable input; 130 interrupted (Ctrl-C).  A user's mistake ends with one line on stderr,
+never a traceback; a closed standard output (``| head``) ends the command quietly.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from fmipfast import __version__, config
 from fmipfast.backend import IMPLEMENTATION
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, PcapError
+from fmipfast.lab.traffic import MAX_RATE
 
 __all__ = ["main"]
 
@@ -120,6 +123,39 @@ def _records(source: str, link: str, codepoints: Codepoints):
             fh.close()
 
 
+def _within(kind: Any, lo: float, hi: float) -> Any:
+    """An argparse ``type``: a number of ``kind`` within ``lo..hi`` (NaN is not), else a usage error naming the
+    bound."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number within {lo}..{hi}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be within {lo}..{hi}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__
+    return parse
+
+
+def _unwritable(*paths: str | None) -> str | None:
+    """Why an output file cannot be created, checked before a long run rather than after it: its directory
+    is missing or not a directory (None when every path looks writable)."""
+    for path in paths:
+        if not path:
+            continue
+        parent = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(parent):
+            return f"{path}: the directory {parent} does not exist"
+        if os.path.isdir(path):
+            return f"{path} is a directory"
+        if not os.access(parent, os.W_OK):
+            return f"{path}: the directory {parent} is not writable"
+    return None
+
+
 def _cmd_wireshark(args: argparse.Namespace) -> int:
     """The shipped Lua dissector's path, for ``tshark -X lua_script:PATH`` (or to copy into a plugins folder)."""
     from pathlib import Path
@@ -161,10 +197,7 @@ def _cmd_decode(args: argparse.Namespace) -> int:
         if not args.json:
             _emit(out, "\n" + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items()) + "\n")
     except BrokenPipeError:  # `fmipfast decode x.pcap | head`: the reader has gone, so stop quietly
-        try:  # and keep the interpreter's final flush of stdout from complaining about it
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
+        _quiet_stdout()
         return 0
     if status == 0 and args.strict and bad:
         status = 1
@@ -273,7 +306,8 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
     kind = _detect_kind(doc) if kind == "auto" else kind
     if kind == "kdc":
         k = kdc.config_from_mapping(doc, source=source)
-        return kind, f"realm {k.realm}, {len(k.keytab.principals())} principals, listen {k.listen[0]}:{k.listen[1]}"
+        host = f"[{k.listen[0]}]" if ":" in k.listen[0] else k.listen[0]
+        return kind, f"realm {k.realm}, {len(k.keytab.principals())} principals, listen {host}:{k.listen[1]}"
     cfg = config.from_mapping(doc, source=source)
     parts = []
     if "router" in kind.split("+"):
@@ -284,6 +318,16 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
         parts.append(f"mn on {cfg.mn.interface}")
     parts.append(f"codepoints {cfg.codepoints.profile()!r}")
     return kind, "; ".join(parts)
+
+
+def _kind_hint(doc: dict[str, Any], kind: str) -> str:
+    """What to add to an error when the file may not be the kind it was checked as."""
+    detected = _detect_kind(doc)
+    if kind != "auto" and kind != detected:
+        return f" (checked as a {kind} configuration; the file looks like a {detected.replace('+', ' and ')} one)"
+    if detected == "codepoints" and set(doc) - set(config._SECTIONS):
+        return " (not a configuration fmipfast knows: router, mn, kdc, or codepoints for decode --config)"
+    return ""
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
@@ -303,7 +347,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
     try:
         kind, summary = _check_mapping(doc, args.kind, args.file)
     except ConfigError as exc:
-        print(f"fmipfast check-config: {exc}", file=sys.stderr)
+        print(f"fmipfast check-config: {exc}{_kind_hint(doc, args.kind)}", file=sys.stderr)
         return 1
     print(f"{args.file}: ok: {kind.replace('+', ' and ')} configuration ({summary})")
     return 0
@@ -313,6 +357,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole secure fast handover in one process (no root), optionally against plain Mobile IPv6."""
     from fmipfast.lab.demo import Scenario, format_report, plot, run_scenario, write_capture
 
+    problem = _unwritable(args.capture, args.plot)
+    if problem:
+        print(f"fmipfast demo: {problem}", file=sys.stderr)
+        return 2
     modes = ["fast", "baseline"] if args.baseline else ["fast"]
     results = {}
     worlds = {}
@@ -412,6 +460,33 @@ def log_router_note(what: str, fields: dict[str, Any]) -> None:
                 extra={"fields": {"event": what, **clean}})
 
 
+#: Where Linux shows each interface's IPv6 settings.
+IPV6_CONF = "/proc/sys/net/ipv6/conf"
+
+
+def kernel_ipv6_warnings(names: Sequence[str], conf_dir: str | os.PathLike[str] = IPV6_CONF) -> list[str]:
+    """One warning per interface on which the kernel's own IPv6 is still on (``disable_ipv6`` 0): the kernel
+    would answer Neighbor Solicitations, send its own RAs or errors and, with ``forwarding`` 1, route the same
+    traffic the engine owns.  An interface the kernel does not show is left to the engine to report."""
+    from pathlib import Path
+
+    out = []
+    def read(name: str, key: str) -> str | None:
+        try:
+            return (Path(conf_dir) / name / key).read_text().strip()
+        except OSError:
+            return None
+
+    for name in names:
+        if read(name, "disable_ipv6") != "0":
+            continue
+        forwards = read(name, "forwarding") == "1"
+        out.append(f"{name}: the kernel's IPv6 is enabled{' and it forwards' if forwards else ''}; it will answer "
+                   f"Neighbor Discovery and handle packets beside the engine: "
+                   f"sysctl -w net.ipv6.conf.{name}.disable_ipv6=1")
+    return out
+
+
 def _cmd_router(args: argparse.Namespace) -> int:
     """Run the access-router engine on the configured interfaces until SIGTERM/SIGINT."""
     import asyncio
@@ -427,6 +502,10 @@ def _cmd_router(args: argparse.Namespace) -> int:
     notify = _notifier("router")
     if notify is None:
         return 2
+    import logging
+
+    for warning in kernel_ipv6_warnings([i.name for i in r.interfaces]):
+        logging.getLogger("fmipfast.router").warning(warning)
     from fmipfast.router import load_sessions
     from fmipfast.security.ah import SequenceStore
 
@@ -667,7 +746,10 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     except ControlError as exc:
         print(f"fmipfast ctl: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=2, sort_keys=True, default=str))
+    if args.command == "metrics" and isinstance(result, str):
+        sys.stdout.write(result)  # the Prometheus text exposition, as a scraper would read it
+    else:
+        print(json.dumps(result, indent=2, sort_keys=True, default=str))
     return 0
 
 
@@ -750,7 +832,7 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
 
 
 def _cmd_lab(args: argparse.Namespace) -> int:
-    """``fmipfast lab up|status|down`` (root): the DESIGN.md §6 topology with two engines, kept between commands."""
+    """``fmipfast lab up|status|down`` (root): the lab topology (docs/design.md §6), kept between commands."""
     from fmipfast.lab import session
     from fmipfast.lab.topology import LabError
 
@@ -759,6 +841,10 @@ def _cmd_lab(args: argparse.Namespace) -> int:
         return 2
     if args.action == "run":
         return _lab_run(args)
+    if args.action == "move" and not args.to:
+        print("fmipfast lab move: --to is required: A, B, or the address of the router on that link",
+              file=sys.stderr)
+        return 2
     try:
         if args.action == "up":
             result = session.up(args.prefix, args.state)
@@ -771,6 +857,11 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab {args.action}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        done = {"up": "the lab and its processes were removed", "down": "run 'fmipfast lab down' again to finish"}
+        print(f"fmipfast lab {args.action}: interrupted; {done.get(args.action, 'nothing was changed')}",
+              file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True, default=str))
     elif args.action == "up":
@@ -825,6 +916,10 @@ def _lab_run(args: argparse.Namespace) -> int:
         return 2
     import dataclasses
 
+    problem = _unwritable(args.capture, args.plot)
+    if problem:
+        print(f"fmipfast lab run: {problem}", file=sys.stderr)
+        return 2
     try:
         opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
@@ -834,10 +929,13 @@ def _lab_run(args: argparse.Namespace) -> int:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 2
     modes = ("fast", "baseline") if args.baseline else ("fast",)
+    # one capture per mode: FILE for the fast handover, FILE-baseline.ext for plain Mobile IPv6
+    captures = {mode: _mode_capture(args.capture, mode) for mode in modes} if args.capture else {}
     results: dict[str, Any] = {}
     try:
         for mode in modes:
-            results[mode] = labrun.repeat(dataclasses.replace(opts, mode=mode), args.repeat)
+            results[mode] = labrun.repeat(dataclasses.replace(opts, mode=mode, capture=captures.get(mode)),
+                                          args.repeat)
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 1
@@ -851,6 +949,9 @@ def _lab_run(args: argparse.Namespace) -> int:
             print("fmipfast lab run: --plot needs matplotlib (pip install 'fmipfast[plot]')", file=sys.stderr)
             return 2
         print(f"wrote {args.plot}", file=sys.stderr)
+    for mode, path in captures.items():
+        last = " (the last run)" if args.repeat > 1 else ""
+        print(f"wrote the capture of the {mode} mode{last} to {path}", file=sys.stderr)
     if args.json:
         shown = {mode: r if args.repeat > 1 else r["each"][0] for mode, r in results.items()}
         print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
@@ -883,9 +984,23 @@ def _lab_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mode_capture(path: str, mode: str) -> str:
+    """Where ``lab run --capture PATH`` writes ``mode``'s capture: PATH itself for the fast handover,
+    PATH with ``-baseline`` before its extension for plain Mobile IPv6."""
+    if mode == "fast":
+        return path
+    root, ext = os.path.splitext(path)
+    return f"{root}-{mode}{ext}"
+
+
 def _cmd_version(args: argparse.Namespace) -> int:
     print(f"fmipfast {__version__} ({IMPLEMENTATION} kernels)")
     return 0
+
+
+#: Bounds of the numbers the demo and the lab take (the lab's: those of ``fmipfast.lab.run.RunOptions``).
+DEMO_MAX_GAP_MS = 1000.0  # the demo's CN streams 2.5 s, the move starts about 0.3 s in
+LAB_MAX_MS = 60_000.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -933,8 +1048,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lwkerb (default), or gssapi: standard Kerberos, tickets from two throwaway MIT realms "
                         "(needs gssapi, k5test and the MIT KDC programs; key case 1 only)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--rate", type=int, default=1000, help="the CN's stream, datagrams per second")
-    p.add_argument("--gap-ms", type=float, default=30.0, help="the layer-2 gap of the move")
+    p.add_argument("--rate", type=_within(int, 1, MAX_RATE), default=1000,
+                   help=f"the CN's stream, datagrams per second (1..{MAX_RATE})")
+    p.add_argument("--gap-ms", type=_within(float, 0, DEMO_MAX_GAP_MS), default=30.0,
+                   help=f"the layer-2 gap of the move, ms (0..{DEMO_MAX_GAP_MS})")
     p.add_argument("--no-buffer", action="store_true", help="ask the NAR not to buffer (U flag clear)")
     p.add_argument("--capture", metavar="FILE.pcap", help="every frame on every link of the fast handover")
     p.add_argument("--plot", metavar="FILE.png", help="draw the measured timelines (needs matplotlib)")
@@ -952,7 +1069,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ctl", help="query or command a running daemon through its control socket",
                        description="Commands of a router: ping, counters, neighbors, interfaces, handover, "
-                       "handovers, mobile-nodes; of an MN (fmipfast mn): ping, status, counters.  "
+                       "handovers, mobile-nodes, metrics; of an MN (fmipfast mn): ping, status, counters, metrics.  "
+                       "Results print as JSON; metrics prints the Prometheus text.  "
                        "Example: fmipfast ctl --socket /run/fmipfast.sock handover "
                        "--arg pcoa=2001:db8:1::a --arg nar=2001:db8:2::1")
     p.add_argument("--socket", required=True, help="the daemon's --control path")
@@ -981,7 +1099,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve Prometheus metrics at http://HOST:PORT/metrics (default host ::1)")
     p.set_defaults(func=_cmd_kdc)
 
-    p = sub.add_parser("lab", help="the namespace lab of DESIGN.md §6: up, status, move, down, run (root)",
+    p = sub.add_parser("lab", help="the namespace lab: up, status, move, down, run (root)",
                        description="up: build the namespaces, veth pairs and bridges and start fmipfast router "
                        "engines in par and nar and fmipfast mn in mn, attached to the PAR (kept running after the "
                        "command); status: the daemons' live counters; move: the MN's link to A or B (what a "
@@ -990,12 +1108,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "measure a fast handover of a CN stream over it (engines with AH, Kerberos case 1) and "
                        "remove it.")
     p.add_argument("action", choices=("up", "status", "move", "down", "run"))
-    p.add_argument("--to", default="B", help="move: link A or B, or the address of the router on it")
+    p.add_argument("--to", help="move (required): link A or B, or the address of the router on it")
     p.add_argument("--prefix", default="fmipfast-lab-", help="namespace name prefix (default fmipfast-lab-)")
     p.add_argument("--state", help="state directory (default /run/fmipfast-lab/<prefix>)")
     p.add_argument("--json", action="store_true")
-    p.add_argument("--rate", type=int, default=1000, help="run: the CN's stream, datagrams per second")
-    p.add_argument("--gap-ms", type=float, default=30.0, help="run, move: the layer-2 gap of the move")
+    p.add_argument("--rate", type=_within(int, 1, MAX_RATE), default=1000,
+                   help=f"run: the CN's stream, datagrams per second (1..{MAX_RATE})")
+    p.add_argument("--gap-ms", type=_within(float, 0, LAB_MAX_MS), default=30.0,
+                   help=f"run, move: the layer-2 gap of the move, ms (0..{LAB_MAX_MS})")
     p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
     p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
@@ -1005,10 +1125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reverse", action="store_true",
                    help="run: link reversal (draft App. A): the MN comes back on link A instead of moving to B")
     p.add_argument("--capture", metavar="FILE.pcapng",
-                   help="run: every frame of both access links (dumpcap); with --baseline or --repeat, the last run")
+                   help="run: every frame of both access links (dumpcap); with --baseline, plain Mobile IPv6 goes "
+                        "to FILE-baseline.pcapng; with --repeat, the last run of each mode")
     p.add_argument("--baseline", action="store_true",
                    help="run: also plain Mobile IPv6 on the same links (kernel SLAAC with DAD, then the BU)")
-    p.add_argument("--switch-delay-ms", type=float, default=0.0,
+    p.add_argument("--switch-delay-ms", type=_within(float, 0, 10_000), default=0.0,
                    help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
     p.set_defaults(func=_cmd_lab)
 
@@ -1024,8 +1145,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fmipfast: {exc}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `fmipfast decode x.pcap | head`
+    except BrokenPipeError:  # `fmipfast ... | head`: the reader has gone; stop quietly
+        _quiet_stdout()
         return 0
+    except KeyboardInterrupt:
+        print(f"fmipfast {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _quiet_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of what is still buffered does not
+    fail on the closed pipe a second time (the idiom of the Python documentation's note on SIGPIPE)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

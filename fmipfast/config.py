@@ -59,7 +59,7 @@ def _float(key: str, value: Any, lo: float, hi: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class CodepointsConfig:
-    """``[codepoints]``: the ICMPv6 type and the per-message Codes (DESIGN.md §2; defaults 200 and 1-7)."""
+    """``[codepoints]``: the ICMPv6 type and the per-message Codes (docs/design.md §2; defaults 200 and 1-7)."""
 
     type: int = 200
     handover_redirect: int = int(FmipCode.HANDOVER_REDIRECT)
@@ -407,7 +407,7 @@ class KeyConfig:
 
 @dataclass(frozen=True, slots=True)
 class PeerConfig:
-    """``[[router.security.peers]]``: manual AH SAs with one peer router (DESIGN.md §4): the SPI and key of
+    """``[[router.security.peers]]``: manual AH SAs with one peer router (docs/design.md §4): the SPI and key of
     what it sends us (in) and of what we send it (out), HMAC-SHA-256-128."""
 
     address: str
@@ -486,7 +486,7 @@ MAX_ARENA_OCTETS = 1 << 32
 
 @dataclass(frozen=True, slots=True)
 class RouterConfig:
-    """``[router]``: the engine's tables and bounds (every capacity named, STYLE.md rule 17)."""
+    """``[router]``: the engine's tables and bounds (every capacity named, docs/conventions.md §2)."""
 
     name: str = "router"
     interfaces: tuple[InterfaceConfig, ...] = ()
@@ -510,7 +510,7 @@ class RouterConfig:
     reachable_time_ms: int = 30000  # REACHABLE_TIME
     icmp_error_rate: int = 100  # RFC 4443 §2.4(f) token bucket: errors per second
     icmp_error_burst: int = 10
-    peers: tuple[str, ...] = ()  # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
+    peers: tuple[str, ...] = ()  # routers whose IPv6-in-IPv6 packets are decapsulated (docs/design.md §1)
     security: SecurityConfig | None = None  # the handover protocol; None: forwarding only
     # Handover buffers at once (the PacketBuffer's key space, shared by the NAR machine and the engine): an HI
     # beyond it is answered "insufficient resources" (fmipfast.keys).
@@ -760,7 +760,7 @@ def load(path: str | os.PathLike[str]) -> Config:
 DEFAULTS_TOML = """\
 # fmipfast configuration (every key optional; these are the defaults)
 
-[codepoints]            # DESIGN.md §2: ICMPv6 type (informational, 138-255) and one Code per message
+[codepoints]            # docs/design.md §2: ICMPv6 type (informational, 138-255) and one Code per message
 type = 200
 handover_redirect = 1
 handover_redirect_ack = 2
@@ -793,7 +793,7 @@ resolve_interval_ms = 1000      # between them (RETRANS_TIMER)
 reachable_time_ms = 30000       # REACHABLE_TIME
 icmp_error_rate = 100           # ICMPv6 errors per second (RFC 4443 §2.4(f))
 icmp_error_burst = 10
-peers = []                      # routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1)
+peers = []                      # routers whose IPv6-in-IPv6 packets are decapsulated (docs/design.md §1)
 
 [router.ring]                   # AF_PACKET TPACKET_V3 geometry
 block_size = 262144             # multiple of 4096

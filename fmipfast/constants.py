@@ -1,9 +1,9 @@
 """Wire vocabulary: every codepoint, flag and size fmipfast uses, as IntEnums and named ints.
 
-Sources: DESIGN.md §2 (the project's default codepoint profile for the draft's TBD types), the draft
+Sources: docs/design.md §2 (the project's default codepoint profile for the draft's TBD types), the draft
 (draft-koodli-mobileip-fastv6-02) §5-§7 for layouts, RFC 4443 / RFC 4861 / RFC 6275 / RFC 8200 for the
 surrounding protocols.  The compiled core mirrors the plain ints it needs in ``includes/consts.pxi``; a
-test checks the two agree (STYLE.md rule 23).
+test checks the two agree (docs/conventions.md §5).
 
 Imports nothing from fmipfast.
 """
@@ -76,14 +76,14 @@ class Icmp6Type(IntEnum):
     NEIGHBOR_SOLICITATION = 135
     NEIGHBOR_ADVERTISEMENT = 136
     REDIRECT = 137
-    FMIP = 200  # DESIGN.md §2 default: RFC 4443 private experimentation, informational range
+    FMIP = 200  # docs/design.md §2 default: RFC 4443 private experimentation, informational range
 
 
 DEFAULT_FMIP_TYPE = int(Icmp6Type.FMIP)
 
 
 class FmipCode(IntEnum):
-    """DESIGN.md §2: the Code octet tells the seven fmipfast messages apart (default profile)."""
+    """docs/design.md §2: the Code octet tells the seven fmipfast messages apart (default profile)."""
 
     HANDOVER_REDIRECT = 1  # HRD, draft §5, PAR -> MN
     HANDOVER_REDIRECT_ACK = 2  # HRA, draft §6.1, MN -> PAR
@@ -95,7 +95,7 @@ class FmipCode(IntEnum):
 
 
 class SubOptType(IntEnum):
-    """DESIGN.md §2 sub-options: 1-octet type, 1-octet length in octets including the header."""
+    """docs/design.md §2 sub-options: 1-octet type, 1-octet length in octets including the header."""
 
     PRINCIPAL = 1  # draft §5.1 Kerberos principal name / realm
     LKB = 2  # draft §6.1 light-weight Kerberos message (fragmented over 253 octets)
@@ -115,7 +115,7 @@ class AddressKind(IntEnum):
 
 
 class HandoverStatus(IntEnum):
-    """Handover Error reasons (DESIGN.md §2, values after RFC 5568 HAck codes)."""
+    """Handover Error reasons (docs/design.md §2, values after RFC 5568 HAck codes)."""
 
     NCOA_IN_USE = 1
     UNSPECIFIED = 128
@@ -132,7 +132,7 @@ class NdOptType(IntEnum):
     PREFIX_INFORMATION = 3
     REDIRECTED_HEADER = 4
     MTU = 5
-    FMIP = 253  # RFC 4727 experiment codepoint, DESIGN.md §2 RS/RA options
+    FMIP = 253  # RFC 4727 experiment codepoint, docs/design.md §2 RS/RA options
 
 
 class NdFmipSubtype(IntEnum):
@@ -179,7 +179,7 @@ ND_HOP_LIMIT = 255  # RFC 4861: link-local-only messages are sent and checked wi
 
 # --- The codepoint profile -------------------------------------------------------------------------
 
-#: Message keys in the order of DESIGN.md §2's table; ``Codepoints`` has one field per key.
+#: Message keys in the order of docs/design.md §2's table; ``Codepoints`` has one field per key.
 MESSAGE_KEYS = (
     "handover_redirect",
     "handover_redirect_ack",
@@ -192,7 +192,7 @@ MESSAGE_KEYS = (
 
 
 class Codepoints:
-    """The ICMPv6 type and the seven Codes fmipfast messages use (DESIGN.md §2; configurable).
+    """The ICMPv6 type and the seven Codes fmipfast messages use (docs/design.md §2; configurable).
 
     Immutable and hashable.  ``Codepoints()`` is the default profile (type 200, codes 1-7).  Validation:
     the type must be informational (128-255, RFC 4443 §2.1) and not a type ND or echo already uses
@@ -259,11 +259,11 @@ DEFAULT_CODEPOINTS = Codepoints()
 __all__ += ["MESSAGE_KEYS", "Codepoints", "DEFAULT_CODEPOINTS"]
 
 
-# --- The batch core (DESIGN.md §5, §7) ----------------------------------------------------------------
+# --- The batch core (docs/design.md §5, §7) ----------------------------------------------------------------
 
 
 class Verdict(IntEnum):
-    """Next stage of a frame after ``classify`` (and the lookup stage). One uint8 per frame (STYLE rule 12)."""
+    """Next stage of a frame after ``classify`` (and the lookup stage). One uint8 per frame (docs/conventions.md §2)."""
 
     DROP = 0  # counted under a DropReason
     FORWARD = 1  # rewrite L2 from the neighbor cache, decrement the hop limit
@@ -336,9 +336,9 @@ class DropReason(IntEnum):
     ICMP6_BAD_CODE = 15, "ICMPv6 code not valid for its type (ND code != 0, unknown fmipfast code)", Severity.WARNING
     ND_BAD_OPTION = 16, "ND option of length 0 or past the end of the message (RFC 4861 §4.6)", Severity.WARNING
     ND_INVALID = 17, "Neighbor Discovery message fails an RFC 4861 validity check", Severity.WARNING
-    FMIP_BAD_SUBOPTION = 18, "fmipfast sub-option of length < 2 or past the end (DESIGN.md §2)", Severity.WARNING
+    FMIP_BAD_SUBOPTION = 18, "fmipfast sub-option of length < 2 or past the end (docs/design.md §2)", Severity.WARNING
     FMIP_BAD_LENGTH = 19, "fmipfast flags or Length field disagree with the message length", Severity.WARNING
-    FMIP_NO_AH = 20, "router-to-router fmipfast message (HI, HE) without AH (DESIGN.md §4)", Severity.WARNING
+    FMIP_NO_AH = 20, "router-to-router fmipfast message (HI, HE) without AH (docs/design.md §4)", Severity.WARNING
     HOP_LIMIT_EXCEEDED = 21, "hop limit would reach 0 when forwarded: ICMPv6 Time Exceeded is due", Severity.INFO
     NEIGHBOR_TABLE_FULL = 22, "neighbor cache full: no entry could be created", Severity.ERROR
     BUFFER_FULL = 23, "buffer cap reached: oldest packet dropped (RFC 4861 §7.2.2)", Severity.WARNING
@@ -347,7 +347,7 @@ class DropReason(IntEnum):
     NO_ROUTE = 26, "no route to the destination: ICMPv6 Destination Unreachable is due", Severity.INFO
     TX_RING_FULL = 27, "the output interface's TX ring was full", Severity.ERROR
     RESOLVE_FAILED = 28, "the next hop did not answer Neighbor Solicitations (RFC 4861 §7.2.2)", Severity.INFO
-    DECAP_NOT_FROM_PEER = 29, "IPv6-in-IPv6 from a router that is not a configured peer (DESIGN.md §1)", \
+    DECAP_NOT_FROM_PEER = 29, "IPv6-in-IPv6 from a router that is not a configured peer (docs/design.md §1)", \
         Severity.WARNING
     KERNEL_RING_DROP = 30, "the kernel dropped the frame: the RX ring was full (PACKET_STATISTICS)", Severity.ERROR
     RING_WALK_ERROR = 31, "malformed TPACKET_V3 block: frames after the damage were not read", Severity.ERROR

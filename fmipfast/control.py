@@ -1,5 +1,5 @@
 """The control API other daemons use: a Python API over a running engine, and a Unix-socket JSON protocol
-with a small client (DESIGN.md §7).
+with a small client (docs/design.md §7).
 
 Protocol: one JSON object per line, UTF-8.  Request ``{"id": 7, "cmd": "counters", "args": {}}``; response
 ``{"id": 7, "ok": true, "result": ...}`` or ``{"id": 7, "ok": false, "error": "..."}``.  ``id`` is optional

@@ -263,9 +263,9 @@ def _format_text(info: dict[str, Any]) -> str:
         name = info.get("message") or "?"
         lines.append(f"  {name}  (type {info['type']} code {info['code']})  checksum 0x{ck:04x} {status}")
     if info.get("hop_limit_ok") is False:
-        lines.append(f"  ! hop limit {info['hop_limit']}: this message must arrive with 255 (DESIGN.md §2)")
+        lines.append(f"  ! hop limit {info['hop_limit']}: this message must arrive with 255 (docs/design.md §2)")
     if info.get("ah_ok") is False:
-        lines.append("  ! no AH header: router-to-router messages are sent under AH (DESIGN.md §4)")
+        lines.append("  ! no AH header: router-to-router messages are sent under AH (docs/design.md §4)")
     err = info.get("error")
     if err is not None:
         where = ""

@@ -5,7 +5,7 @@ Every error fmipfast raises on bad input is a :class:`FmipError`.  Errors about 
 ``offset`` (in octets, from the start of the buffer that was being decoded) where it failed, so a
 message like ``Truncated: nar_address: need 16 octets at offset 8, have 4`` points at the byte.
 
-Imports nothing from fmipfast (STYLE.md, import rules).
+Imports nothing from fmipfast (import rules: docs/conventions.md §9).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class InvalidField(MalformedPacket):
 
 
 class DerivationError(FmipError, ValueError):
-    """An address or MAC cannot be derived (DESIGN.md §3), e.g. an interface identifier that is
+    """An address or MAC cannot be derived (docs/design.md §3), e.g. an interface identifier that is
     not EUI-64 based; the sender must then carry the value explicitly (set M or C)."""
 
 

@@ -64,7 +64,7 @@ MAX_EXT_HEADERS = 16
 
 _EXT_HEADERS = (IpProto.HOPOPTS, IpProto.DSTOPTS, IpProto.ROUTING, IpProto.FRAGMENT, IpProto.AH)
 
-#: fmipfast message keys that travel on a link only and must carry hop limit 255 (DESIGN.md §2 table).
+#: fmipfast message keys that travel on a link only and must carry hop limit 255 (docs/design.md §2 table).
 _HOP255_KEYS = frozenset(("handover_redirect", "handover_redirect_ack", "authenticated_mn", "attach",
                           "forwarding_disable"))
 
@@ -223,7 +223,7 @@ def multicast_mac(address: AddressLike) -> bytes:
 
 
 def requires_hop_limit_255(message: Message) -> bool:
-    """True for messages that only travel on one link and are checked at hop limit 255 (DESIGN.md §2)."""
+    """True for messages that only travel on one link and are checked at hop limit 255 (docs/design.md §2)."""
     if isinstance(message, (RouterSolicitation, RouterAdvertisement, NeighborSolicitation, NeighborAdvertisement)):
         return True
     return isinstance(message, FmipMessage) and message.KEY in _HOP255_KEYS
@@ -231,7 +231,7 @@ def requires_hop_limit_255(message: Message) -> bool:
 
 def icmp6_packet(message: Message, src: AddressLike, dst: AddressLike, hop_limit: int | None = None, *,
                  codepoints: Codepoints = DEFAULT_CODEPOINTS) -> bytes:
-    """An IPv6 packet carrying ``message``; hop limit 255 where DESIGN.md §2 requires it, else 64."""
+    """An IPv6 packet carrying ``message``; hop limit 255 where docs/design.md §2 requires it, else 64."""
     if hop_limit is None:
         hop_limit = ND_HOP_LIMIT if requires_hop_limit_255(message) else 64
     icmp = encode(message, src, dst, codepoints=codepoints)

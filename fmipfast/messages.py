@@ -1,6 +1,6 @@
 """The fmipfast messages: frozen dataclasses, ``encode()`` and ``decode()``.
 
-Implements the seven messages of DESIGN.md §2 (draft-koodli-mobileip-fastv6-02 §5, §6, §6.1, §7, Fig. 4,
+Implements the seven messages of docs/design.md §2 (draft-koodli-mobileip-fastv6-02 §5, §6, §6.1, §7, Fig. 4,
 App. A), their sub-options, and the Router Solicitation / Advertisement of RFC 4861 §4.1-§4.2 with the
 project's ND option 253 (draft §6.1.1 adjacent realms).  ``decode(encode(m)) == m`` for every message
 (the ``checksum`` field is excluded from equality: it is an output of encoding).
@@ -208,7 +208,7 @@ def _need(data: bytes, offset: int, size: int, field_name: str) -> None:
 
 
 # ================================================================================================
-# Sub-options (DESIGN.md §2): type (1), length in octets including the 2-octet header (1), value.
+# Sub-options (docs/design.md §2): type (1), length in octets including the 2-octet header (1), value.
 # ================================================================================================
 
 
@@ -246,7 +246,7 @@ def _fixed_size(cls_name: str, value: bytes, size: int, offset: int) -> None:
 class Principal(SubOption):
     """Sub-option 1, draft §5.1: Kerberos principal name and realm (S bit of the Handover Redirect).
 
-    Value: 1-octet name length, name (UTF-8), realm (UTF-8, the rest) — DESIGN.md §2.
+    Value: 1-octet name length, name (UTF-8), realm (UTF-8, the rest) — docs/design.md §2.
     """
 
     TYPE: ClassVar[int] = SubOptType.PRINCIPAL
@@ -291,7 +291,7 @@ class LkbMessage(SubOption):
     """Sub-option 2, draft §6.1: a light-weight Kerberos PDU (AP-REQ / AP-REP).
 
     A PDU over 253 octets is split over consecutive type-2 sub-options of 253 value octets each, the last
-    one shorter or equal (DESIGN.md §2); a message carries at most one LKB PDU.
+    one shorter or equal (docs/design.md §2); a message carries at most one LKB PDU.
     """
 
     TYPE: ClassVar[int] = SubOptType.LKB
@@ -446,7 +446,7 @@ class Identifier(SubOption):
 @dataclass(frozen=True, slots=True)
 class MessageAuthCode(SubOption):
     """Sub-option 7: 16-octet HMAC-SHA-256-128 over src, dst and the message with checksum and this value
-    zeroed (DESIGN.md §2).  Computed and verified in ``fmipfast.security``; see :func:`mac_value_offset`."""
+    zeroed (docs/design.md §2).  Computed and verified in ``fmipfast.security``; see :func:`mac_value_offset`."""
 
     TYPE: ClassVar[int] = SubOptType.MAC
     NAME: ClassVar[str] = "mac"
@@ -497,7 +497,7 @@ class Status(SubOption):
 
 @dataclass(frozen=True, slots=True)
 class LinkLayerAddress(SubOption):
-    """Sub-option 9: 8-octet link-layer address in EUI-64 form (DESIGN.md §3)."""
+    """Sub-option 9: 8-octet link-layer address in EUI-64 form (docs/design.md §3)."""
 
     TYPE: ClassVar[int] = SubOptType.LINK_LAYER_ADDRESS
     NAME: ClassVar[str] = "link_layer_address"
@@ -549,7 +549,7 @@ class UnknownSubOption(SubOption):
         return {"type": self.type, "data": self.data.hex()}
 
 
-#: One type -> class dict for sub-options (STYLE.md rule 24).
+#: One type -> class dict for sub-options (docs/conventions.md §5).
 _SUBOPT_CLASSES: dict[int, type[SubOption]] = {
     cls.TYPE: cls
     for cls in (Principal, LkbMessage, HandoverControl, AddressOption, EncapsulatedPacket, Identifier,
@@ -930,7 +930,7 @@ class IcmpHandover(FmipMessage):
 @dataclass(frozen=True, slots=True)
 class HandoverError(FmipMessage):
     """Handover Error (HE), draft §7, NAR -> PAR under AH: Reserved (4), New Care-of Address (16), then
-    sub-options (Status, Identifier; DESIGN.md §2)."""
+    sub-options (Status, Identifier; docs/design.md §2)."""
 
     KEY: ClassVar[str] = "handover_error"
     NAME: ClassVar[str] = "HandoverError"
@@ -962,7 +962,7 @@ class HandoverError(FmipMessage):
         return {"ncoa": str(self.ncoa)}
 
 
-#: The seven fmipfast messages by codepoint key (STYLE.md rule 24).
+#: The seven fmipfast messages by codepoint key (docs/conventions.md §5).
 MESSAGE_CLASSES: dict[str, type[FmipMessage]] = {
     cls.KEY: cls
     for cls in (HandoverRedirect, HandoverRedirectAck, IcmpHandover, AuthenticatedMN, Attach, HandoverError,
@@ -1122,7 +1122,7 @@ class AdjacentRealmsRequest(NdOption):
 @dataclass(frozen=True, slots=True)
 class AdjacentRealms(NdOption):
     """ND option 253 sub-type 2 (in an RA): the adjacent realms, each a 1-octet length then the realm
-    (UTF-8), zero-padded to a multiple of 8 octets (draft §6.1.1, DESIGN.md §2)."""
+    (UTF-8), zero-padded to a multiple of 8 octets (draft §6.1.1, docs/design.md §2)."""
 
     TYPE: ClassVar[int] = NdOptType.FMIP
     NAME: ClassVar[str] = "adjacent_realms"

@@ -1,4 +1,4 @@
-"""Metrics in the Prometheus text exposition format (version 0.0.4; DESIGN.md §7), and a small HTTP endpoint.
+"""Metrics in the Prometheus text exposition format (version 0.0.4; docs/design.md §7), and a small HTTP endpoint.
 
 :func:`engine_families` turns an engine's counters into metric families — every frame disposition, every drop
 reason (zeros included, so a rate() over a reason that never fired is 0, not absent), the conservation check,

@@ -1,13 +1,13 @@
-"""The mobile-node protocol machine (DESIGN.md §1, draft §2, §3, §5, §6.1, App. A).
+"""The mobile-node protocol machine (docs/design.md §1, draft §2, §3, §5, §6.1, App. A).
 
-I/O-free (STYLE.md rule 25): :meth:`MobileNode.handle` takes one event from ``fmipfast.protocol`` and the
+I/O-free (docs/conventions.md §6): :meth:`MobileNode.handle` takes one event from ``fmipfast.protocol`` and the
 driver's time in nanoseconds and returns actions; :meth:`MobileNode.next_deadline` says when to feed a
 ``Tick``.  The MN agent (``mnagent``) turns the actions into raw-socket sends, netlink calls and ticket-cache
 requests.
 
 * **Initial attach**: ``Start`` -> ``GetTicket`` -> Attach with the AP-REQ (retransmitted) ->
   Authenticated-MN (MAC + AP-REP checked) -> ATTACHED with a session key for the router.
-* **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (DESIGN.md §3) ->
+* **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (docs/design.md §3) ->
   ``GetTicket`` for the NAR -> HRA with the AP-REQ bound to (NCoA, PCoA, NAR, identifier) ->
   ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``ConfigureAddress``, ``PreloadNeighbor``,
   ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
@@ -347,7 +347,7 @@ class MobileNode:
             self._drop("no_identifier", message=msg.NAME)
             return
         if isinstance(msg, HandoverRedirect):
-            # An MN ignores a Redirect that is not from its router or not authenticated by it (DESIGN.md §1).
+            # An MN ignores a Redirect that is not from its router or not authenticated by it (docs/design.md §1).
             if self.router is None or ev.src != self.router.address:
                 self._drop("unknown_router", message=msg.NAME, src=addr_text(ev.src))
                 return

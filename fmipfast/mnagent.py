@@ -1,5 +1,5 @@
 """The mobile node on a real Linux host: the I/O-free :class:`fmipfast.mn.MobileNode` driven over a raw
-ICMPv6 socket and netlink (DESIGN.md §1, §5 last paragraph; draft §2, §3, §6.1, §6.1.1, App. A).
+ICMPv6 socket and netlink (docs/design.md §1, §5 last paragraph; draft §2, §3, §6.1, §6.1.1, App. A).
 
 What the agent does with the machine's actions (``fmipfast.protocol``):
 
@@ -8,8 +8,8 @@ What the agent does with the machine's actions (``fmipfast.protocol``):
   A raw ICMPv6 socket always has the kernel fill in the checksum over the addresses the packet really
   carries (RFC 3542 §3.1; Linux ``rawv6_push_pending_frames`` subtracts whatever value is there first), so
   what goes on the wire verifies even though the machine already encoded one; the MAC sub-option is
-  computed with the checksum zeroed (DESIGN.md §2, sub-option 7), so the rewrite cannot break it.
-* ``ConfigureAddress`` -> the /64 with ``IFA_F_NODAD`` (the NAR proxies the NCoA, DESIGN.md §1 step 5);
+  computed with the checksum zeroed (docs/design.md §2, sub-option 7), so the rewrite cannot break it.
+* ``ConfigureAddress`` -> the /64 with ``IFA_F_NODAD`` (the NAR proxies the NCoA, docs/design.md §1 step 5);
   ``RemoveAddress`` -> the address removed with the prefix length the kernel reports for it; with
   ``keep_pcoa=True`` a retired PCoA is kept instead (listed in ``MnAgent.retired``) until
   :meth:`MnAgent.release_retired` — the binding update completed — so packets still addressed to it, which
@@ -308,7 +308,7 @@ class MnAgent:
 
     def start(self, router_address: IPv6Address | str, router_principal: Principal, coa: IPv6Address | str,
               link: str = "link0") -> None:
-        """Initial attach (DESIGN.md §1) to the router at ``router_address``; ``coa`` is already configured."""
+        """Initial attach (docs/design.md §1) to the router at ``router_address``; ``coa`` is already configured."""
         self.submit(Start(IPv6Address(router_address), router_principal, IPv6Address(coa), link))
 
     def solicit(self) -> bool:
@@ -637,7 +637,7 @@ class MnAgent:
         self.counters[counter] += 1
         note = Note("agent_error", {"role": "mn", "counter": counter, "what": what, "error": str(exc)})
         now = self.clock()
-        if now - self._logged.get(counter, -LOG_INTERVAL_NS) >= LOG_INTERVAL_NS:  # STYLE.md rule 29
+        if now - self._logged.get(counter, -LOG_INTERVAL_NS) >= LOG_INTERVAL_NS:  # docs/conventions.md §8
             self._logged[counter] = now
             log.warning("mnagent %s: %s failed: %s (%s=%d)", self.ifname, what, exc, counter,
                         self.counters[counter])

@@ -1,4 +1,4 @@
-"""``fmipfast mn --config FILE.toml``: the mobile node as a daemon (DESIGN.md §7), on the host's kernel stack.
+"""``fmipfast mn --config FILE.toml``: the mobile node as a daemon (docs/design.md §7), on the host's kernel stack.
 
 It runs :class:`fmipfast.mnagent.MnAgent` on the ``[mn]`` interface: an initial attach to ``[mn] router``
 (Attach with an AP-REQ from the credentials file, then Authenticated-MN), and from then on every handover

@@ -1,5 +1,5 @@
 """RFC 6275 Mobility Header sockets: what the MN daemon and the lab's correspondent use for Binding Updates
-and Binding Acknowledgements (the CN/HA side is outside the draft, DESIGN.md §1: a small binding-cache receiver).
+and Binding Acknowledgements (the CN/HA side is outside the draft, docs/design.md §1: a small binding-cache receiver).
 
 Linux computes and verifies the Mobility Header checksum of a raw ``IPPROTO_MH`` socket itself (it sets
 ``IPV6_CHECKSUM`` at offset 4 for that protocol, RFC 3542 §3.1): a datagram with a bad checksum never reaches

@@ -1,13 +1,13 @@
 """The vocabulary shared by the I/O-free protocol machines (``fmipfast.ar``, ``fmipfast.mn``) and their drivers.
 
-Implements the event/action interface of the handover state machines (DESIGN.md §1, draft §2-§7, App. A):
+Implements the event/action interface of the handover state machines (docs/design.md §1, draft §2-§7, App. A):
 drivers feed :class:`Event` objects with the current time in nanoseconds into ``handle(event, now_ns)`` and
 carry out the :class:`Action` objects it returns; ``next_deadline()`` says when to feed a :class:`Tick`.
-The machines never read a clock, a socket or netlink (STYLE.md rule 25).
+The machines never read a clock, a socket or netlink (docs/conventions.md §6).
 
 Also here: the retransmission policy (:class:`Backoff`), the common receive checks (:func:`parse_received`:
 checksum, hop limit, AH), the MAC sub-option helpers (:func:`sign`, :func:`mac_ok`) and small pure address
-helpers (DESIGN.md §3) — ``ar``/``mn`` may not import ``backend``, so the derivations are re-stated here with
+helpers (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so the derivations are re-stated here with
 ``ipaddress`` arithmetic; ``tests/test_handover_fsm.py`` checks them against ``fmipfast.backend``.
 
 Ownership: plain values only; no state.  Imports messages, constants, errors, config, security.
@@ -46,12 +46,12 @@ __all__ = [
 STATUS_ACCEPTED = 0
 #: Default proxy / forwarding lifetime of a handover (ms) when the Trigger or the HI gives none.
 DEFAULT_LIFETIME_MS = 3000
-#: Hop limit of router-to-router messages (HI, HE); any value is valid for them (DESIGN.md §2).
+#: Hop limit of router-to-router messages (HI, HE); any value is valid for them (docs/design.md §2).
 ROUTER_HOP_LIMIT = 64
-#: Messages that travel over one link only and must arrive with hop limit 255 (DESIGN.md §2, RFC 4861 §6.1).
+#: Messages that travel over one link only and must arrive with hop limit 255 (docs/design.md §2, RFC 4861 §6.1).
 LINK_MESSAGES = frozenset({"handover_redirect", "handover_redirect_ack", "authenticated_mn", "attach",
                            "forwarding_disable"})
-#: Router-to-router messages: accepted only when the driver verified AH on them (DESIGN.md §4).
+#: Router-to-router messages: accepted only when the driver verified AH on them (docs/design.md §4).
 ROUTER_MESSAGES = frozenset({"handover", "handover_error"})
 
 Counters = dict[str, int]
@@ -80,7 +80,7 @@ class Tick:
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
-    """AR only, DESIGN.md §1 step 1: move the MN at ``pcoa`` to the NAR at ``nar_address``.
+    """AR only, docs/design.md §1 step 1: move the MN at ``pcoa`` to the NAR at ``nar_address``.
 
     ``nar_mac`` (6-octet MAC or 8-octet EUI-64) sets M in the Redirect, ``ncoa`` sets C; ``buffer`` is the
     U flag of the HI's handover control; ``lifetime_ms`` bounds the NAR's proxy entry and the PAR's tunnel."""
@@ -127,7 +127,7 @@ class TicketReady:
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """MN only: attach to the router at ``router_address`` (initial attach, DESIGN.md §1): the MN is on
+    """MN only: attach to the router at ``router_address`` (initial attach, docs/design.md §1): the MN is on
     ``link`` with the care-of address ``coa`` (already configured)."""
 
     router_address: IPv6Address
@@ -359,7 +359,7 @@ DEFAULT_BACKOFF = Backoff()
 
 
 def parse_received(ev: Received, codepoints: Codepoints, counters: Counters) -> FmipMessage | None:
-    """Decode ``ev`` and apply the checks every receiver makes (DESIGN.md §2, §4), in this order: checksum
+    """Decode ``ev`` and apply the checks every receiver makes (docs/design.md §2, §4), in this order: checksum
     (RFC 4443 §2.3), well-formedness, hop limit 255 for link messages (RFC 4861 §6.1 style), AH for
     router-to-router messages.  Returns the message, or None after bumping the counter of the reason."""
     try:
@@ -420,13 +420,13 @@ def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,
     return _mac.verify_message_mac(key, src.packed, dst.packed, icmp, offset)
 
 
-# ============================================================================================ addresses (DESIGN §3)
+# ======================================================================================= addresses (docs/design.md §3)
 
 _UL = 0x02
 
 
 def eui64_from_mac48(mac: bytes) -> bytes:
-    """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (DESIGN.md §3)."""
+    """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (docs/design.md §3)."""
     if len(mac) != 6:
         raise ValueError(f"a 48-bit MAC is 6 octets, got {len(mac)}")
     return bytes(mac[:3]) + b"\xff\xfe" + bytes(mac[3:])
@@ -450,14 +450,14 @@ def ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IP
 
 
 def nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
-    """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (DESIGN.md §3)."""
+    """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (docs/design.md §3)."""
     if prefix_size != 64:
         raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}")
     return IPv6Address(b"\xfe\x80" + bytes(6) + nar.packed[8:])
 
 
 def mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
-    """The 48-bit MAC behind an address's modified EUI-64 interface identifier (M not set, DESIGN.md §3).
+    """The 48-bit MAC behind an address's modified EUI-64 interface identifier (M not set, docs/design.md §3).
     :class:`DerivationError` when the prefix is longer than 64 or the IID is not FF-FE based (privacy or
     stable IIDs, RFC 8981 / RFC 7217): the sender must set M."""
     if prefix_size > 64:

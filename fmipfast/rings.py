@@ -1,4 +1,4 @@
-"""AF_PACKET sockets with TPACKET_V3 rings: how the engine owns an interface (DESIGN.md §5).
+"""AF_PACKET sockets with TPACKET_V3 rings: how the engine owns an interface (docs/design.md §5).
 
 One socket per interface (and per worker, with PACKET_FANOUT) carries both rings in one mapping: the RX ring
 of ``rx_block_nr`` blocks of ``rx_block_size`` octets, then the TX ring of ``tx_frame_nr`` frames.  The RX
@@ -6,7 +6,7 @@ blocks are walked by the compiled kernel (``ring_walk_block``) into offsets/leng
 so ``classify`` reads frames in place; a block goes back to the kernel when :meth:`RxBlock.release` is called.
 Frames are sent by copying them into TX slots (``ring_tx_fill``) and one ``send()``.
 
-Linux facts this relies on (checked on these machines, DESIGN.md §5):
+Linux facts this relies on (checked on these machines, docs/design.md §5):
 * PACKET_STATISTICS resets on every read: :meth:`PacketRing.statistics` is the one place that reads it, and
   it accumulates.
 * A packet socket sees what other packet sockets send on the same interface (PACKET_OUTGOING): RX and TX

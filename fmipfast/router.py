@@ -1,6 +1,6 @@
 """The access router as a whole: the engine (data plane) driven together with the protocol machine of
 ``fmipfast.ar`` (both PAR and NAR roles), AH between routers, the light-weight Kerberos verifier, and the
-control API's view of handovers (DESIGN.md §1, §4, §5, §7).
+control API's view of handovers (docs/design.md §1, §4, §5, §7).
 
 :class:`RouterAgent` executes the machine's actions on the engine — ``Send`` becomes an originated IPv6
 packet (under AH to peer routers), ``ProxyAdd``/``ProxyComplete``/``ProxyRemove``/``BufferDrop``/

@@ -1,5 +1,5 @@
 """Shared fixtures.  ``impl`` runs a test on both kernel implementations, ids ``py`` and ``c``
-(STYLE.md rule 30).  Under FMIPFAST_PUREPYTHON=1 the compiled one is not collected at all (it is not
+(docs/conventions.md §4).  Under FMIPFAST_PUREPYTHON=1 the compiled one is not collected at all (it is not
 built), and under FMIPFAST_REQUIRE_EXTENSIONS=1 a missing extension fails the session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""PacketBuffer (DESIGN.md §5 "Buffers"; RFC 4861 §7.2.2 drop-oldest): behaviour on both implementations
+"""PacketBuffer (docs/design.md §5 "Buffers"; RFC 4861 §7.2.2 drop-oldest): behaviour on both implementations
 (``impl`` fixture, ids py/c), every bound and its counter, the conservation equation, argument errors, and
 a hypothesis state machine that drives fmipfast._core and fmipfast.reference side by side through random
 push/flush/drop/expire sequences and compares every output array and every counter."""

@@ -1,4 +1,4 @@
-"""classify: the batch core's frame classification (DESIGN.md §5, §7).
+"""classify: the batch core's frame classification (docs/design.md §5, §7).
 
 Golden frames are built with fmipfast.frames/messages and with scapy (an independent crafter); every
 test that takes ``impl`` runs on fmipfast.reference (py) and fmipfast._core (c).  The agreement tests at
@@ -710,7 +710,7 @@ if HAVE_CORE:
 
     def test_agree_on_golden_frames_and_drops():
         b = _both(GOLDEN + list(DROPS.values()))
-        # the per-frame kernel hook gives the same verdicts (STYLE.md rule 34)
+        # the per-frame kernel hook gives the same verdicts (docs/conventions.md §10)
         singles = [_core._py_classify_frame(f) for f in GOLDEN + list(DROPS.values())]
         assert singles == [(int(v), int(r)) for v, r in zip(b.verdict, b.drop_reason)]
 

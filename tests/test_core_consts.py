@@ -1,4 +1,4 @@
-"""The compiled core's constants agree with fmipfast/constants.py (STYLE.md rules 13 and 23).
+"""The compiled core's constants agree with fmipfast/constants.py (docs/conventions.md §2, §5).
 
 ``includes/consts.pxi`` mirrors the IntEnums as plain ``cdef enum`` ints and ``includes/wire.pxd`` holds
 the ``*_LEN`` sizes.  The source-text checks run in every mode (no build needed); the checks of the
@@ -127,7 +127,7 @@ if HAVE_CORE:
             assert sizes[struct] == getattr(constants, length) == WIRE[length], struct
 
     def test_stub_mirrors_docstrings(core):
-        # STYLE.md rule 4: _core.pyi carries the same docstrings as the compiled functions.
+        # docs/conventions.md §1: _core.pyi carries the same docstrings as the compiled functions.
         stub = ast.parse((INCLUDES.parent / "_core.pyi").read_text())
         documented = {node.name: ast.get_docstring(node) for node in stub.body if isinstance(node, ast.FunctionDef)}
         assert set(backend.KERNELS) <= set(documented)

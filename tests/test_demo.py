@@ -4,13 +4,13 @@ Mobile IPv6 measured the same way (the draft's Figures 2 and 3 with numbers)."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
 from fmipfast.cli import main
 from fmipfast.lab.demo import Scenario, run_scenario
+from tests.tools import external_tool
 
 KEYS = ("sent", "received", "lost", "duplicated", "reordered", "interruption_ms", "steps")
 RATE = 250  # datagrams/s: enough to see every effect, light enough for the pure-Python engine in CI
@@ -139,8 +139,7 @@ def test_capture_is_readable_by_decode_and_tshark(tmp_path, capsys):
     for name in ("HandoverRedirect", "HandoverRedirectAck", "IcmpHandover", "Attach", "AuthenticatedMN"):
         assert name in names
     assert all(r["checksum_ok"] for r in rows if r["message"])
-    tshark = shutil.which("tshark")
-    assert tshark, "tshark is required (CI installs it)"
+    tshark = external_tool("tshark")
     out = subprocess.run([tshark, "-n", "-r", str(cap), "-Y", "icmpv6.type == 200", "-T", "fields", "-e",
                           "icmpv6.checksum.status"], capture_output=True, text=True, check=True, timeout=120).stdout
     statuses = out.split()

@@ -1,4 +1,4 @@
-"""Derivation kernels: new care-of address, NAR link-local, EUI-64 / modified EUI-64 / MAC (DESIGN.md §3,
+"""Derivation kernels: new care-of address, NAR link-local, EUI-64 / modified EUI-64 / MAC (docs/design.md §3,
 draft §5-§6, RFC 4291 §2.5.1 and Appendix A).
 
 Behaviour tests run on both implementations through the ``impl`` fixture (ids py/c); the agreement tests
@@ -26,7 +26,7 @@ SETTINGS = settings(
 )
 
 MAC = bytes.fromhex("001b638445e6")  # 00:1b:63:84:45:e6
-EUI = bytes.fromhex("001b63fffe8445e6")  # FF FE in the middle, U/L untouched (DESIGN.md §3)
+EUI = bytes.fromhex("001b63fffe8445e6")  # FF FE in the middle, U/L untouched (docs/design.md §3)
 IID = bytes.fromhex("021b63fffe8445e6")  # modified EUI-64: U/L bit 0x02 inverted (RFC 4291 App. A)
 LINK_LOCAL = ipaddress.IPv6Address("fe80::21b:63ff:fe84:45e6").packed
 
@@ -227,7 +227,7 @@ def test_eui64_iid_round_trip(impl, eui):
 @SETTINGS
 @given(mac=macs, prefix=addresses, plen=st.integers(0, 64))
 def test_mac_survives_address_round_trip(impl, mac, prefix, plen):
-    # The address a node autoconfigures from its MAC gives the MAC back (DESIGN.md §3, M clear).
+    # The address a node autoconfigures from its MAC gives the MAC back (docs/design.md §3, M clear).
     address = prefix[:8] + impl.iid_from_eui64(impl.eui64_from_mac48(mac))
     assert impl.mac48_from_address(address, plen) == mac
     assert impl.link_local_from_mac48(mac) == impl.nar_link_local(address, 64)

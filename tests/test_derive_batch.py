@@ -2,7 +2,7 @@
 
 Every batch function must give exactly what looping its scalar function (tests/test_derive.py) gives, on
 both implementations (``impl`` fixture, ids py/c), for batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257
-(STYLE.md rule 33); shape and dtype errors name the argument.
+(docs/conventions.md §10); shape and dtype errors name the argument.
 """
 
 from __future__ import annotations

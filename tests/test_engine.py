@@ -246,7 +246,7 @@ def test_periodic_router_advertisements():
 
 
 def test_proxy_answers_dad_buffers_and_flushes_in_order():
-    """NAR behaviour (DESIGN.md §1 steps 5-6): proxy the NCoA, buffer its traffic, flush on attach."""
+    """NAR behaviour (docs/design.md §1 steps 5-6): proxy the NCoA, buffer its traffic, flush on attach."""
     net = Net()
     ncoa = "2001:db8:1::77"
     net.engine.proxy_add(ncoa, key=3, lifetime_ms=2000)

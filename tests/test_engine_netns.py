@@ -1,6 +1,6 @@
 """The engine as a real IPv6 router on real links (root): two host namespaces on either side of an fmipfast
 engine that owns its veth ends through AF_PACKET rings.  The hosts' kernels resolve the engine's addresses
-through ND, ``ping -6`` and a UDP stream (with the checksum offload of veth, DESIGN.md §5) pass through,
+through ND, ``ping -6`` and a UDP stream (with the checksum offload of veth, docs/design.md §5) pass through,
 malformed frames are counted while traffic flows, and the counters conserve."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The import rules of STYLE.md ("Layout and who owns what"), enforced by parsing every module's imports."""
+"""The import rules of docs/conventions.md §9, enforced by parsing every module's imports."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ ALLOWED: dict[str, set[str]] = {
     "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
                     "metrics"},
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC
-    "__init__": {"_version", "backend"},  # re-exports the batch API (DESIGN.md §7)
+    "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
     "cli": None,  # anything
     "lab": None,
@@ -72,7 +72,7 @@ def test_every_module_follows_the_import_rules():
     assert len(modules) > 10
     for path in modules:
         owner = _owner(path)
-        assert owner in ALLOWED, f"{path}: a new module needs a row in ALLOWED (and in STYLE/docs)"
+        assert owner in ALLOWED, f"{path}: a new module needs a row in ALLOWED (and in docs/conventions.md §9)"
         allowed = ALLOWED[owner]
         if allowed is None:
             continue
@@ -90,7 +90,7 @@ def test_reference_never_imports_core_and_security_stays_in_its_room():
             continue
         text = path.read_text()
         assert "import cryptography" not in text and "from cryptography" not in text, (
-            f"{path}: crypto belongs in fmipfast/security (STYLE.md rule 26)")
+            f"{path}: crypto belongs in fmipfast/security (docs/conventions.md §7)")
         assert "import hmac" not in text and "import hashlib" not in text, path
 
 

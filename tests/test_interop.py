@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
@@ -34,6 +33,7 @@ from fmipfast.messages import (
 )
 from fmipfast.pcap import PcapWriter
 from tests.test_messages import EXPECTED, golden
+from tests.tools import external_tool
 
 MAC_A, MAC_B = bytes.fromhex("02005e100001"), bytes.fromhex("02005e100002")
 
@@ -94,9 +94,7 @@ def test_scapy_reads_our_ethernet_framing():
 
 
 def _tshark() -> str:
-    path = shutil.which("tshark")
-    assert path, "tshark is required (CI installs it with apt-get install tshark)"
-    return path
+    return external_tool("tshark")
 
 
 def test_tshark_agrees_on_every_checksum(tmp_path):

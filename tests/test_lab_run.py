@@ -73,7 +73,7 @@ def _check_capture(cap) -> None:
                            "-e", "icmpv6.checksum.status"], capture_output=True, text=True, timeout=120, check=True)
     fields = [line.split("\t") for line in rows.stdout.strip().splitlines()]
     assert fields and all(f[1] == "1" for f in fields), [f for f in fields if f[1] != "1"]
-    fmip = [f for f in fields if int(f[0]) == 200]  # the experimental type of DESIGN.md's default codepoints
+    fmip = [f for f in fields if int(f[0]) == 200]  # the default codepoints' type (docs/design.md §2)
     assert len(fmip) >= 6, fields
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     done = subprocess.run([sys.executable, "-m", "fmipfast", "decode", "--strict", "--only-fmipfast", str(cap)],

@@ -1,4 +1,4 @@
-"""The lab topology (DESIGN.md §6) on real namespaces, and the traffic tool's measurement.
+"""The lab topology (docs/design.md §6) on real namespaces, and the traffic tool's measurement.
 
 The namespace tests need root; they use a prefix with this process's id so parallel runs do not collide.
 ``measure()`` is tested on synthetic records and runs everywhere."""

@@ -1,7 +1,7 @@
-"""NeighborCache (DESIGN.md §5, §7): the bounded, keyed-hash neighbor cache of the batch core.
+"""NeighborCache (docs/design.md §5, §7): the bounded, keyed-hash neighbor cache of the batch core.
 
 Behaviour tests run on both implementations (``impl`` fixture, ids py/c) and assert the counters, not only
-the outputs (STYLE.md rule 34), over batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257 (rule 33).  The tests of
+the outputs, over batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257 (docs/conventions.md §10).  The tests of
 the compiled internals (SipHash placement, hash flooding, backward-shift deletion, and the stateful
 comparison with the oracle) are collected only when the extension is available (conftest.HAVE_CORE),
 like tests/test_derive.py's agreement tests.  Nothing here measures time.
@@ -521,7 +521,7 @@ if HAVE_CORE:
         assert len(nc) == 0 and (nc._probe_lengths() == 0).all()
 
     # ----------------------------------------------------------------------------------------------
-    # Adversarial hash flood (STYLE.md rule 33): counts, never timings
+    # Adversarial hash flood (docs/conventions.md §10): counts, never timings
 
     def _flood_sets(n: int) -> dict[str, np.ndarray]:
         """Address sets that defeat an unkeyed hash of the address bits."""

@@ -2,8 +2,8 @@
 byte orders and every supported pcapng block, and malformed input (truncation at every offset, hypothesis
 over arbitrary bytes and mutations, the max_record allocation bound).
 
-tshark and editcap are required: CI installs them (Debian package ``tshark``, which pulls in
-``wireshark-common`` with editcap), so a missing tool fails the test with a message instead of skipping.
+tshark and editcap are optional (``tests/tools.py``): without them those tests skip with the reason; CI installs
+them (Debian package ``tshark``, which pulls in ``wireshark-common`` with editcap) and requires them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import io
 import pathlib
-import shutil
 import struct
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from fmipfast.pcap import (
     read_pcap,
     write_pcap,
 )
+from tests.tools import external_tool
 
 NS = 1_000_000_000
 FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -71,11 +71,7 @@ def consume(blob: bytes, max_record: int = MAX_RECORD) -> tuple[list[PcapRecord]
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found on PATH; CI always installs it (apt-get install tshark, which brings "
-                    "editcap in wireshark-common) - install it to run these interop tests")
-    return path
+    return external_tool(name)
 
 
 def pad4(b: bytes) -> bytes:

@@ -1,4 +1,4 @@
-"""Rewrite kernels (DESIGN.md §5 FORWARD / TUNNEL / DECAP): L2 rewrite + hop-limit decrement (RFC 8200 §3),
+"""Rewrite kernels (docs/design.md §5 FORWARD / TUNNEL / DECAP): L2 rewrite + hop-limit decrement (RFC 8200 §3),
 IPv6-in-IPv6 encapsulation and decapsulation (RFC 2473).  Behaviour on both implementations (``impl``,
 ids py/c) with scapy as the independent dissector, then hypothesis agreement of fmipfast._core with
 fmipfast.reference on random batches (sizes 0..257, random selections with repeats, malformed frames)."""

@@ -228,7 +228,7 @@ def test_overload_is_counted_never_a_crash(veth):
 
 @needs_root
 def test_kernel_udp_over_veth_arrives_csum_not_ready(veth):
-    """DESIGN.md §5: a UDP frame a local kernel sends over veth reaches the ring with TP_STATUS_CSUMNOTREADY."""
+    """docs/design.md §5: a UDP frame a local kernel sends over veth reaches the ring with TP_STATUS_CSUMNOTREADY."""
     veth.sysctl("net.ipv6.conf.vb.disable_ipv6", 0)
     veth.ip("-6", "addr", "add", "2001:db8:77::2/64", "dev", "vb", "nodad")
     veth.ip("-6", "neigh", "add", "2001:db8:77::1", "lladdr", "02:00:00:00:00:0a", "dev", "vb")

@@ -1,4 +1,4 @@
-"""Linters as tests (STYLE.md rule 35, uvloop's tests/test_sourcecode.py): ruff over the whole tree and mypy
+"""Linters as tests (docs/conventions.md §10, uvloop's tests/test_sourcecode.py): ruff over the whole tree and mypy
 over the package, so a lint regression fails CI like any other bug."""
 
 from __future__ import annotations

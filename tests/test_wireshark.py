@@ -1,4 +1,4 @@
-"""The shipped Wireshark/tshark dissector (``fmipfast/wireshark/fmipfast.lua``, DESIGN.md §7) against fmipfast's
+"""The shipped Wireshark/tshark dissector (``fmipfast/wireshark/fmipfast.lua``, docs/design.md §7) against fmipfast's
 own decoder: on the sample capture and on a whole demo capture (all three key cases' messages, HI/HE under
 AH, tunnelled traffic), every fmipfast message tshark shows has the message, identifier, NCoA, status,
 principal, handover-control lifetime, MAC and sub-option sequence ``fmipfast decode --json`` finds; a
@@ -18,12 +18,17 @@ import pytest
 from fmipfast import frames
 from fmipfast.messages import HandoverRedirectAck, Identifier, LkbMessage, MessageAuthCode, encode
 from fmipfast.pcap import PcapWriter
+from tests.tools import external_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 LUA = ROOT / "fmipfast" / "wireshark" / "fmipfast.lua"
 SAMPLE = ROOT / "samples" / "handover.pcap"
 TSHARK = shutil.which("tshark")
-pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(autouse=True)
+def _needs_tshark():
+    external_tool("tshark")  # skips without tshark (fails under FMIPFAST_REQUIRE_TOOLS=1, as in CI)
 
 FIELDS = ("frame.number", "fmipfast.message", "fmipfast.identifier", "fmipfast.ncoa", "fmipfast.status",
           "fmipfast.principal.name", "fmipfast.principal.realm", "fmipfast.hc.lifetime_ms", "fmipfast.mac",

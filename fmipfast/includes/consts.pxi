@@ -1,4 +1,4 @@
-# cdef enum mirrors of the plain ints the kernels need from fmipfast/constants.py (STYLE.md rule 23).
+# cdef enum mirrors of the plain ints the kernels need from fmipfast/constants.py (docs/conventions.md §5).
 #
 # Kernels use these; the Python API uses the IntEnums.  Naming: one prefix per IntEnum class, then the
 # member name (the prefixes avoid the system headers' IPPROTO_*, ETHERTYPE_*, ICMP6_*, ND_OPT_* macros):
@@ -45,7 +45,7 @@ cdef enum:
     ETYPE_VLAN = 0x8100
     ETYPE_QINQ = 0x88A8
 
-# constants.Icmp6Type: ICMPv6 types (RFC 4443, RFC 4861; FMIP = DESIGN.md §2 default)
+# constants.Icmp6Type: ICMPv6 types (RFC 4443, RFC 4861; FMIP = docs/design.md §2 default)
 cdef enum:
     ICMP6T_DEST_UNREACH = 1
     ICMP6T_PACKET_TOO_BIG = 2
@@ -60,7 +60,7 @@ cdef enum:
     ICMP6T_REDIRECT = 137
     ICMP6T_FMIP = 200
 
-# constants.FmipCode: Code octet of the seven fmipfast messages (DESIGN.md §2)
+# constants.FmipCode: Code octet of the seven fmipfast messages (docs/design.md §2)
 cdef enum:
     FMIPCODE_HANDOVER_REDIRECT = 1
     FMIPCODE_HANDOVER_REDIRECT_ACK = 2
@@ -70,7 +70,7 @@ cdef enum:
     FMIPCODE_HANDOVER_ERROR = 6
     FMIPCODE_FORWARDING_DISABLE = 7
 
-# constants.SubOptType: sub-option types (DESIGN.md §2)
+# constants.SubOptType: sub-option types (docs/design.md §2)
 cdef enum:
     SUBOPT_PRINCIPAL = 1
     SUBOPT_LKB = 2
@@ -132,10 +132,10 @@ cdef enum:
 
 # module-level ints
 cdef enum:
-    DEFAULT_FMIP_TYPE = 200  # DESIGN.md §2: RFC 4443 private experimentation, informational
+    DEFAULT_FMIP_TYPE = 200  # docs/design.md §2: RFC 4443 private experimentation, informational
     ND_HOP_LIMIT = 255       # RFC 4861: link-local-only messages are sent/checked with 255
 
-# constants.Verdict: next stage of a frame after classify (DESIGN.md §5)
+# constants.Verdict: next stage of a frame after classify (docs/design.md §5)
 cdef enum:
     VERDICT_DROP = 0
     VERDICT_FORWARD = 1

@@ -2,7 +2,7 @@
  *
  * FMIPFAST_ASSERT(cond) aborts with the failed condition in debug builds and compiles to nothing
  * otherwise.  It does not use assert(): Python's CFLAGS carry -DNDEBUG, which would silence it.
- * Kernels guard their preconditions with it (STYLE.md rule 10, uvloop's UVLOOP_DEBUG). */
+ * Kernels guard their preconditions with it (docs/conventions.md §2, uvloop's UVLOOP_DEBUG). */
 #ifndef FMIPFAST_DEBUG_H
 #define FMIPFAST_DEBUG_H
 

@@ -1,4 +1,4 @@
-# C declarations from Linux headers (STYLE.md rule 2): AF_PACKET TPACKET_V3 ring layouts and statuses,
+# C declarations from Linux headers (docs/conventions.md §1): AF_PACKET TPACKET_V3 ring layouts and statuses,
 # and the GCC atomics used to hand ring blocks and frames between the kernel and user space.
 # Layouts come from the system's <linux/if_packet.h>, so the compiler, not us, knows the offsets.
 

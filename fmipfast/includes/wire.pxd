@@ -1,4 +1,4 @@
-# On-wire layouts and byte-order helpers shared by every kernel (STYLE.md rules 2 and 13).
+# On-wire layouts and byte-order helpers shared by every kernel (docs/conventions.md §1, §2).
 #
 # Multi-byte fields are declared as octet arrays, never as uint16_t/uint32_t, so reading one in host
 # order by accident does not compile: go through load_be16/load_be32, which memcpy (safe on the
@@ -20,11 +20,11 @@ cdef enum:
     ETH_HDR_LEN = 14        # IEEE 802.3: destination(6) source(6) EtherType(2)
     IP6_HDR_LEN = 40        # RFC 8200 §3
     ICMP6_HDR_LEN = 4       # RFC 4443 §2.1: type, code, checksum
-    SUBOPT_HDR_LEN = 2      # DESIGN.md §2: sub-option type(1) length(1)
+    SUBOPT_HDR_LEN = 2      # docs/design.md §2: sub-option type(1) length(1)
     SUBOPT_MAX_LEN = 255
     LKB_FRAGMENT_MAX = 253  # SUBOPT_MAX_LEN - SUBOPT_HDR_LEN
     ADDR_LEN = 16           # IPv6 address
-    EUI64_LEN = 8           # the draft's 64-bit MAC fields (DESIGN.md §3)
+    EUI64_LEN = 8           # the draft's 64-bit MAC fields (docs/design.md §3)
     MAC48_LEN = 6           # Ethernet MAC
     MAC_VALUE_LEN = 16      # HMAC-SHA-256-128
     IID_LEN = 8             # RFC 4291 §2.5.1: 64-bit interface identifier

@@ -1,4 +1,4 @@
-"""``fmipfast demo``: the whole handover scenario in one process on the simulated wire (DESIGN.md §6-§7).
+"""``fmipfast demo``: the whole handover scenario in one process on the simulated wire (docs/design.md §6-§7).
 
 Topology (addresses in :class:`Plan`)::
 
@@ -18,9 +18,9 @@ Modes:
 * ``fast`` — the draft's secure fast handover (Figure 3/4), driven by the protocol machines of
   ``fmipfast.ar`` and ``fmipfast.mn`` (see :mod:`fmipfast.lab.handover`).
 
-Every run records a timeline (each signalling message: when, from, to, size) and the measurements of the
-issue: sent, received, lost, duplicated, reordered, the layer-3 interruption (last datagram on the old link
-to the first on the new), link-up to first datagram, buffered and flushed counts, and per-step times.
+Every run records a timeline (each signalling message: when, from, to, size) and the measurements: sent,
+received, lost, duplicated, reordered, the layer-3 interruption (last datagram on the old link to the first on
+the new), link-up to first datagram, buffered and flushed counts, and per-step times.
 
 Ownership: single-threaded; all time is the simulator's.
 """
@@ -118,6 +118,9 @@ class Scenario:
 
 @dataclass
 class Result:
+    """One run's measurements (``fmipfast demo --json`` prints it).  Every time in it -- ``steps`` and each
+    ``timeline`` entry's ``t_ms`` -- is in ms from the handover trigger; what came before is negative."""
+
     mode: str
     sent: int
     received: int
@@ -313,6 +316,8 @@ class World:
         first_b = (min(on_b) - up) / MS if on_b and up is not None else None
         t0 = self.marks.get("trigger", self.trigger_ns)
         steps = {name: round((t - t0) / MS, 3) for name, t in sorted(self.marks.items(), key=lambda kv: kv[1])}
+        # one convention for every time in a Result: ms from the handover trigger (before it: negative)
+        timeline = [{**e, "t_ms": round(e["t_ms"] - t0 / MS, 3)} for e in self.timeline]
         counters = {"par": self.par.counters, "nar": self.nar.counters,
                     "par_drops": self.par.drop_counts(), "nar_drops": self.nar.drop_counts(),
                     "par_conservation": self.par.conservation(), "nar_conservation": self.nar.conservation(),
@@ -321,7 +326,7 @@ class World:
                       reordered, interruption, first_b,
                       int(self.nar.counters["buffered"] - self.nar.counters["reorder_held"]),
                       int(self.nar.counters["flushed"] - self.nar.counters["reorder_released"]),
-                      int(self.nar.counters["reorder_held"]), steps, self.timeline, counters)
+                      int(self.nar.counters["reorder_held"]), steps, timeline, counters)
 
 
 def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
@@ -418,13 +423,10 @@ def format_report(results: dict[str, Result], sc: Scenario) -> str:
              f"{sc.rate_pps} UDP datagrams/s to the MN; layer-2 gap {sc.gap_ms:g} ms", ""]
     for mode, r in results.items():
         title = "fast handover" if mode == "fast" else "plain Mobile IPv6 (baseline)"
-        t0 = r.steps.get("trigger", 0.0)
         lines.append(f"timeline of the {title} (ms from the handover trigger)")
-        trig = next((e["t_ms"] for e in r.timeline if "trigger" in e["what"] or "decision" in e["what"]), 0.0)
         for e in r.timeline:
             size = f"{e['size']:>5} B" if e["size"] else ""
-            lines.append(f"  {e['t_ms'] - trig:>9.2f}  {e['from']:>7} -> {e['to']:<7} {e['what']:<62} {size}")
-        del t0
+            lines.append(f"  {e['t_ms']:>9.2f}  {e['from']:>7} -> {e['to']:<7} {e['what']:<62} {size}")
         lines.append("")
     rows = [("sent", "sent"), ("received", "received"), ("lost", "lost"), ("duplicated", "duplicated"),
             ("reordered", "reordered"), ("layer-3 interruption", "interruption_ms"),

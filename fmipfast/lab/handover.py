@@ -1,7 +1,7 @@
 """The secure fast handover on the demo's simulated topology: the protocol machines of ``fmipfast.ar`` and
 ``fmipfast.mn`` wired to the two router engines and the mobile node's host.
 
-What the drivers do with the machines' actions (DESIGN.md §1, §4):
+What the drivers do with the machines' actions (docs/design.md §1, §4):
 
 * routers: ``Send`` → an IPv6 packet (under AH between the routers: RFC 4302 with the configured SAs)
   originated by the engine; ``ProxyAdd``/``ProxyComplete``/``ProxyRemove``/``BufferDrop``/``TunnelAdd``/
@@ -194,7 +194,7 @@ class MnDriver:
                 self.handle(AdjacentRealms(tuple(option.realms)))
 
     def on_packet(self, packet: bytes, now: int) -> None:
-        """The MN keeps its PCoA until its Binding Update completes (DESIGN.md §1): the Binding Ack."""
+        """The MN keeps its PCoA until its Binding Update completes (docs/design.md §1): the Binding Ack."""
         from fmipfast.lab.demo import is_binding_ack
 
         if is_binding_ack(packet) and self._release_pending:

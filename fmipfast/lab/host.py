@@ -4,7 +4,7 @@ It owns a :class:`~fmipfast.lab.sim.SimPort`, a set of addresses, a neighbor tab
 answers Neighbor Solicitations for its addresses (and learns from them), learns routers from Router
 Advertisements, receives UDP, and hands fmipfast ICMPv6 messages and RAs to callbacks.  It sends with the
 link-layer address it knows (neighbor, else the default router): like a kernel whose neighbor entries were
-preloaded — which is exactly what the fast handover gives the MN (DESIGN.md §5, "the NAR's neighbor entry
+preloaded — which is exactly what the fast handover gives the MN (docs/design.md §5, "the NAR's neighbor entry
 and default route preloaded").  Frames for other hosts are ignored; everything is counted.
 
 Ownership: driven by the simulator's single thread.

@@ -1,4 +1,4 @@
-"""``fmipfast lab run``: one measured fast handover over the real lab (DESIGN.md §6), as root.
+"""``fmipfast lab run``: one measured fast handover over the real lab (docs/design.md §6), as root.
 
 The lab is built (:class:`~fmipfast.lab.topology.LabTopology`), ``fmipfast router`` engines with the handover
 protocol (``[router.security]``: each router's own service key — Kerberos case 1 — and manual AH SAs between
@@ -128,8 +128,7 @@ def _spawn_kdc(lab: LabTopology, work: Path, env: dict[str, str], realm: str, ke
     text = [f'realm = "{realm}"', 'listen = "127.0.0.1:0"', *extra]
     for principal, key in keys:
         text += ["[[keys]]", f'principal = "{principal}"', f"kvno = {key.kvno}", f'key = "{key.value.hex()}"']
-    cfg.write_text("\n".join(text) + "\n")
-    cfg.chmod(0o600)
+    topology.write_config(cfg, "\n".join(text) + "\n")
     proc = lab.spawn("nar", [sys.executable, "-m", "fmipfast", "kdc", "--config", str(cfg)], env=env)
     assert proc.stdout is not None
     line = proc.stdout.readline().split()
@@ -236,8 +235,9 @@ def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentia
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
                   kdc: str | None = None) -> tuple[subprocess.Popen, str]:
     cfg = work / f"{which}.toml"
-    cfg.write_text(lab.router_config(which, security=router_security(lab, which, kdc),
-                                       buffer_per_mn_packets=BUFFER_PACKETS, buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
+    topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc),
+                                                 buffer_per_mn_packets=BUFFER_PACKETS,
+                                                 buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
     sock = str(work / f"{which}.sock")
     proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control", sock],
                      env=env)

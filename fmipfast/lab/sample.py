@@ -97,12 +97,12 @@ class Topology:
 
     @property
     def ncoa(self) -> IPv6Address:
-        """What the MN forms from the Handover Redirect without C (DESIGN.md §3)."""
+        """What the MN forms from the Handover Redirect without C (docs/design.md §3)."""
         return IPv6Address(backend.ncoa_from_prefix(self.nar.packed, self.prefix_size, self.pcoa.packed))
 
     @property
     def nar_ll(self) -> IPv6Address:
-        """What the MN derives from the NAR address (DESIGN.md §3)."""
+        """What the MN derives from the NAR address (docs/design.md §3)."""
         return IPv6Address(backend.nar_link_local(self.nar.packed, self.prefix_size))
 
 

@@ -1,4 +1,4 @@
-"""``fmipfast lab up|status|move|down``: the lab of DESIGN.md §6 left running between commands (root).
+"""``fmipfast lab up|status|move|down``: the lab of docs/design.md §6 left running between commands (root).
 
 ``up`` builds :class:`~fmipfast.lab.topology.LabTopology`, writes the PAR's and the NAR's ``[router]``
 configurations into the state directory, starts ``fmipfast router`` in the ``par`` and ``nar`` namespaces with
@@ -29,7 +29,7 @@ from typing import Any
 
 from fmipfast.lab import topology
 from fmipfast.lab.run import router_security
-from fmipfast.lab.topology import LabError, LabTopology
+from fmipfast.lab.topology import LabError, LabTopology, write_config
 
 __all__ = ["up", "status", "move", "down", "state_dir", "READY_TIMEOUT_S"]
 
@@ -100,7 +100,7 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
             security["ah_sequence_file"] = str(sdir / f"{name}.ah-seq.json")  # AH counters across a restart
             security["session_file"] = str(sdir / f"{name}.sessions.json")  # ... and the MNs' sessions
             # JSON logs: every protocol step of the engine's router agent, one object per line, in <name>.err
-            cfg.write_text(lab.router_config(name, security=security) + '\n[logging]\nformat = "json"\n')
+            write_config(cfg, lab.router_config(name, security=security) + '\n[logging]\nformat = "json"\n')
             sock = sdir / f"{name}.sock"
             if sock.exists():
                 sock.unlink()
@@ -117,12 +117,11 @@ def up(prefix: str = topology.DEFAULT_PREFIX, state: str | os.PathLike[str] | No
         for realm, text in kdc_configs(lab).items():
             name = f"kdc-{realm.split('.')[0].lower()}"
             kcfg = sdir / f"{name}.toml"
-            kcfg.write_text(text)
-            kcfg.chmod(0o600)
+            write_config(kcfg, text)
             kdcs[name] = _start(lab, sdir, name, "cn", [sys.executable, "-m", "fmipfast", "kdc", "--config",
                                                         str(kcfg)], env, ready_timeout)
         cfg = sdir / "mn.toml"
-        cfg.write_text(_mn_config(lab, sdir, prefix))
+        write_config(cfg, _mn_config(lab, sdir, prefix))
         sock = sdir / "mn.sock"
         mn = {**_start(lab, sdir, "mn", "mn", [sys.executable, "-m", "fmipfast", "mn", "--config", str(cfg),
                                                "--control", str(sock)], env, ready_timeout),

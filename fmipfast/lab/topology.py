@@ -1,4 +1,4 @@
-"""The lab topology of DESIGN.md §6: network namespaces, veth pairs and two bridges on one machine (root).
+"""The lab topology of docs/design.md §6: network namespaces, veth pairs and two bridges on one machine (root).
 
 ::
 
@@ -19,7 +19,7 @@
 * ``mn`` — the mobile node: kernel IPv6 on ``mn0`` (its previous care-of address, no DAD, no RAs accepted:
   the MN agent or the caller decides), default route via the PAR's link-local address.
 
-The access routers' addresses are EUI-64 based (DESIGN.md §3) so the MN can derive their MACs.  The layer-2
+The access routers' addresses are EUI-64 based (docs/design.md §3) so the MN can derive their MACs.  The layer-2
 handover is :meth:`LabTopology.move_mn`: the MN's bridge port goes down, leaves ``brA``, joins ``brB`` and
 comes back up after the gap, through netlink (pyroute2) so the recorded timestamps are within microseconds of
 the kernel's change.
@@ -54,7 +54,8 @@ from typing import IO, Any
 from fmipfast.errors import FmipError
 from fmipfast.lab.netns import Netns
 
-__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "child_env", "eui64_address", "ROLES", "DEFAULT_PREFIX"]
+__all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "write_config", "child_env", "eui64_address", "ROLES",
+           "DEFAULT_PREFIX"]
 
 log = logging.getLogger("fmipfast.lab.topology")
 
@@ -131,6 +132,15 @@ def child_env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
 
 
+def write_config(path: str | os.PathLike[str], text: str) -> None:
+    """Write a configuration the lab generates.  They hold keys (AH SAs, keytabs) and the MN's password, so
+    they are created mode 0600, never readable for a moment by others, like the daemons' own state files."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        os.fchmod(fd, 0o600)  # an existing file keeps its mode through O_CREAT: set it
+        f.write(text)
+
+
 def cleanup(prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Remove the leftovers of a lab built with ``prefix`` (a crashed run): kill the processes inside its
     namespaces (a namespace with a process left in it outlives ``ip netns del``, and its veths with it), then
@@ -180,9 +190,9 @@ def _toml_table(path: str, table: Mapping[str, Any], out: list[str], *, array: b
 
 
 class LabTopology:
-    """The six namespaces of DESIGN.md §6 and their links; addresses as attributes (see the module doc)."""
+    """The six namespaces of docs/design.md §6 and their links; addresses as attributes (see the module doc)."""
 
-    # address plan (DESIGN.md §6; the access side as in fmipfast.lab.demo.Plan)
+    # address plan (docs/design.md §6; the access side as in fmipfast.lab.demo.Plan)
     prefix_a = "2001:db8:1::/64"
     prefix_b = "2001:db8:2::/64"
     cn_prefix = "2001:db8:ff::/64"
@@ -226,7 +236,7 @@ class LabTopology:
         self._old_sigterm: Any = None
         self._atexit = False
 
-    # --- addresses derived from the MACs (DESIGN.md §3)
+    # --- addresses derived from the MACs (docs/design.md §3)
     @property
     def par_address(self) -> IPv6Address:
         return eui64_address(self.prefix_a, self.par_mac)

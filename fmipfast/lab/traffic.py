@@ -1,4 +1,4 @@
-"""The lab's CN stream and its measurement (DESIGN.md §6): ``python -m fmipfast.lab.traffic send|recv``.
+"""The lab's CN stream and its measurement (docs/design.md §6): ``python -m fmipfast.lab.traffic send|recv``.
 
 ``send`` paces UDP datagrams at a fixed rate; each carries (wire layout, network order)::
 

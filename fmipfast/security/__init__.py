@@ -1,8 +1,8 @@
-"""Security for fmipfast (DESIGN.md §4): IPsec AH between routers (:mod:`.ah`), the sub-option 7 message
+"""Security for fmipfast (docs/design.md §4): IPsec AH between routers (:mod:`.ah`), the sub-option 7 message
 authentication code (:mod:`.mac`), light-weight Kerberos (:mod:`.lwkerb`) and its UDP KDC (:mod:`.kdc`).
 
 All cryptography of the project lives in this package and uses only the ``cryptography`` package
-(STYLE.md rule 26).  Submodules are imported explicitly (``from fmipfast.security import ah``) so that
+(docs/conventions.md §7).  Submodules are imported explicitly (``from fmipfast.security import ah``) so that
 importing the package costs nothing.
 """
 

@@ -1,6 +1,6 @@
 """IP Authentication Header (RFC 4302) in transport mode over IPv6, ICV HMAC-SHA-256-128 (RFC 4868).
 
-DESIGN.md §4 "Router to router": HI, HE and every other router-to-router message travel under AH with
+docs/design.md §4 "Router to router": HI, HE and every other router-to-router message travel under AH with
 manual SAs per peer; the anti-replay window (64 packets) moves only after the ICV checks; mutable fields
 are zeroed as RFC 4302 §3.3.3.1 says.  scapy's ``scapy.layers.ipsec`` is the independent check (tests).
 
@@ -25,7 +25,7 @@ Payload Len = 32/4 - 2 = 6 (RFC 4302 §2.2).  IPv6 needs the header to be a mult
 
 Manual keys and restarts: RFC 4302 §3.3.2 allows anti-replay on a manually keyed SA only if "the sequence
 number counter at the sender [is] correctly maintained across local reboots, etc., until the key is
-replaced".  DESIGN.md §4 has both (manual SAs, a 64-packet window), so an outbound SA may be given a
+replaced".  docs/design.md §4 has both (manual SAs, a 64-packet window), so an outbound SA may be given a
 :class:`SequenceStore`: the counter is reserved ahead in blocks of :data:`SEQ_BLOCK` and the reservation is
 written (fsync'd, atomically renamed) *before* a number from the block is used, so after a restart the SA
 resumes above every number it may have sent.  Without one, a restarted router's messages (sequence 1, 2, ...)
@@ -34,7 +34,7 @@ fall left of its peer's window and are dropped as replays until the peer is rest
 Ownership/threading: an :class:`SADatabase` and its SAs belong to one thread (the engine thread); the
 sequence counter and the replay window are mutated without locks.
 
-Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (STYLE.md import rules).
+Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (docs/conventions.md §9).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ KEY_LEN = 32  # RFC 4868 §2.1.1: HMAC-SHA-256-128 keys are 256 bits
 _AH_FIXED = 12
 AH_HEADER_LEN = _AH_FIXED + ICV_LEN + (-(_AH_FIXED + ICV_LEN) % 8)  # 32: RFC 4302 §3.3.3.2.1 (IPv6)
 _AH_PAYLOAD_LEN = AH_HEADER_LEN // 4 - 2  # 6, RFC 4302 §2.2
-REPLAY_WINDOW = 64  # RFC 4302 §3.4.3: default (and minimum) window of 32; DESIGN §4 fixes 64
+REPLAY_WINDOW = 64  # RFC 4302 §3.4.3: default (and minimum) window of 32; docs/design.md §4 fixes 64
 SEQ_MAX = 0xFFFFFFFF  # RFC 4302 §2.5: without ESN the counter MUST NOT cycle
 SEQ_BLOCK = 1024  # sequence numbers reserved per write of a SequenceStore
 
@@ -117,7 +117,7 @@ class AhTruncated(AhMalformed, Truncated):
 
 
 class AhMissing(AhError):
-    """The packet carries no AH where one is required (DESIGN §4: dropped and counted)."""
+    """The packet carries no AH where one is required (docs/design.md §4: dropped and counted)."""
 
     code = "no_ah"
 

@@ -1,4 +1,4 @@
-"""The light-weight Kerberos KDC: a real asyncio UDP service (DESIGN.md §4), and the client helper routers
+"""The light-weight Kerberos KDC: a real asyncio UDP service (docs/design.md §4), and the client helper routers
 and mobile nodes use to talk to it.
 
 One KDC per realm.  It answers:
@@ -23,7 +23,7 @@ bound) or in-process with :func:`start_kdc`.  The TOML keys are documented in do
 
 Ownership/threading: a :class:`Kdc` belongs to one asyncio loop; its tables are mutated without locks.
 Imports only ``fmipfast.errors``, the standard library, ``cryptography`` and its sibling
-:mod:`.lwkerb` (STYLE.md import rules).
+:mod:`.lwkerb` (docs/conventions.md §9).
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ __all__ = [
 
 _US = 1_000_000
 
-#: Exception -> KRB-ERROR code the KDC answers with (one table, STYLE.md rule 28).
+#: Exception -> KRB-ERROR code the KDC answers with (one table, docs/conventions.md §8).
 _EXC_CODE: dict[type, ErrorCode] = {
     LkbMalformed: ErrorCode.MALFORMED,
     WrongKeyVersion: ErrorCode.BADKEYVER,

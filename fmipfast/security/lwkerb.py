@@ -30,7 +30,7 @@ only :class:`LkbError` subclasses.  Building a PDU from out-of-range values is a
 Ownership/threading: an :class:`ApVerifier` and its :class:`ReplayCache` belong to one asyncio loop (the
 engine's); they are mutated without locks.
 
-Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (STYLE.md import rules).
+Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (docs/conventions.md §9).
 """
 
 from __future__ import annotations
@@ -319,7 +319,7 @@ class ErrorCode(enum.IntEnum):
     MALFORMED = 201
 
 
-#: KRB-ERROR code -> the exception a client raises for it (one table, STYLE.md rule 28).
+#: KRB-ERROR code -> the exception a client raises for it (one table, docs/conventions.md §8).
 _ERROR_EXC: dict[int, type[LkbError]] = {
     ErrorCode.BADKEYVER: WrongKeyVersion,
     ErrorCode.BAD_INTEGRITY: TicketIntegrity,
@@ -713,7 +713,7 @@ def _v6_packed(text: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class HandoverBinding:
-    """What an AP-REQ authenticator is bound to (DESIGN §4): the handover's NCoA, PCoA, NAR address and
+    """What an AP-REQ authenticator is bound to (docs/design.md §4): the handover's NCoA, PCoA, NAR address and
     identifier.  ``encode()`` is 1 + 50 octets (kind 1)."""
 
     ncoa: str
@@ -1075,7 +1075,7 @@ class OpenRep:
         return EncTicketPart.decode(unseal(key, Usage.OPEN_REP, self.clear(), self.enc, ReplyIntegrity, "OPEN-REP"))
 
 
-#: Message type -> PDU class (STYLE.md rule 24).
+#: Message type -> PDU class (docs/conventions.md §5).
 PDU_CLASSES: dict[int, Callable[[bytes], object]] = {
     MsgType.AS_REQ: AsReq.decode,
     MsgType.AS_REP: KdcRep.decode,
@@ -1284,7 +1284,7 @@ VERIFIER_COUNTERS = ("ok", "case1", "case2", "case3", "malformed", "mechanism_mi
 
 
 class ApVerifier:
-    """A router's AP-REQ verifier: the draft's three key cases (DESIGN §4).
+    """A router's AP-REQ verifier: the draft's three key cases (docs/design.md §4).
 
     * case 1 — the ticket's server principal is in ``keytab`` (the router's own key or a region key):
       verified locally, :meth:`verify_local` (synchronous, zero round trips);

@@ -1,4 +1,4 @@
-"""The Message Authentication Code sub-option (DESIGN.md §2, sub-option type 7).
+"""The Message Authentication Code sub-option (docs/design.md §2, sub-option type 7).
 
 Value: 16 octets of HMAC-SHA-256 truncated to 128 bits (as RFC 4868 truncates it), keyed by the MN-router
 integrity key (``lwkerb.derive_key(session_key, LABEL_MAC)``), over::
@@ -8,7 +8,7 @@ integrity key (``lwkerb.derive_key(session_key, LABEL_MAC)``), over::
 where, in the ICMPv6 message, the checksum (octets 2-3) and the 16-octet MAC value at ``mac_offset`` are
 zeroed.  The checksum is zeroed because it covers the MAC value itself (it is computed after the MAC).
 
-Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (STYLE.md import rules).
+Imports only ``fmipfast.errors``, the standard library and ``cryptography`` (docs/conventions.md §9).
 """
 
 from __future__ import annotations

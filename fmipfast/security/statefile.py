@@ -7,7 +7,7 @@ A write goes to ``<path>.tmp<pid>`` (created 0600), is fsync'd, renamed over ``p
 fsync'd, so a crash leaves either the old file or the new one, never a torn one.  A read refuses files over
 ``max_octets`` and, with ``private=True``, files that group or others may read (they hold keys).
 
-Imports only the standard library and ``fmipfast.errors`` (STYLE.md import rules for ``security/``).
+Imports only the standard library and ``fmipfast.errors`` (docs/conventions.md §9 for ``security/``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 -- fmipfast: a Wireshark/tshark dissector for the messages of draft-koodli-mobileip-fastv6-02 as fmipfast
--- puts them on the wire (DESIGN.md §2): ICMPv6 type 200, one Code per message, the draft's layouts after
+-- puts them on the wire (docs/design.md §2): ICMPv6 type 200, one Code per message, the draft's layouts after
 -- the 4-octet ICMPv6 header, then sub-options (1-octet type, 1-octet length counting its 2-octet header;
--- types 1-8 of DESIGN.md §2, and 9, the MN's link-layer address the project's Attach carries).
+-- types 1-8 of docs/design.md §2, and 9, the MN's link-layer address the project's Attach carries).
 --
 --   tshark -X lua_script:$(fmipfast wireshark) -r demo.pcap -Y fmipfast
 --   wireshark -X lua_script:$(fmipfast wireshark) demo.pcap      (or copy it to the personal plugins folder)
@@ -18,7 +18,7 @@
 -- Checked by tests/test_wireshark.py against fmipfast's decoder on the shipped sample and a demo capture.
 
 local fmip = Proto("fmipfast", "fmipfast (Fast Handovers for Mobile IPv6, draft-koodli-mobileip-fastv6-02)")
-fmip.prefs.icmp_type = Pref.uint("ICMPv6 type", 200, "The ICMPv6 type of fmipfast messages (DESIGN.md §2)")
+fmip.prefs.icmp_type = Pref.uint("ICMPv6 type", 200, "The ICMPv6 type of fmipfast messages (docs/design.md §2)")
 -- The Codes, as [codepoints] in fmipfast's configuration names them (a deployment may remap them).
 local CODE_KEYS = { "handover_redirect", "handover_redirect_ack", "handover", "authenticated_mn", "attach",
                     "handover_error", "forwarding_disable" }

@@ -1,4 +1,4 @@
-"""Golden ICMPv6 messages, written octet by octet from the draft's figures and DESIGN.md §2 — not produced
+"""Golden ICMPv6 messages, written octet by octet from the draft's figures and docs/design.md §2 — not produced
 by fmipfast's encoder.  The checksum octets were computed by scapy's independent ``in6_chksum`` over the
 pseudo-header of the addresses given with each vector and pasted here as literals.
 
