@@ -1,4 +1,4 @@
-"""pyperf benchmark of the buffer and rewrite stages: fmipfast.reference vs fmipfast._core (STYLE.md rule 36).
+"""pyperf benchmark of the buffer and rewrite stages: fmipfast.reference vs fmipfast._core (docs/conventions.md §11).
 
 Every row runs on both implementations with identical inputs; times are per frame (pyperf inner_loops =
 frames per call) and the table at the end gives frames/s and the core/reference speed-up.
@@ -6,7 +6,7 @@ frames per call) and the table at the end gives frames/s and the core/reference 
     PYTHONPATH=. python bench/bench_bufq.py -o bench/bufq.json          # full run
     PYTHONPATH=. python bench/bench_bufq.py --fast -o /tmp/bufq.json    # quick look
 
-Rows (DESIGN.md §5):
+Rows (docs/design.md §5):
   push+flush    PacketBuffer.push of 4096 100-octet frames spread over 64 keys (64 per key: at the default
                 per-key cap, nothing dropped), then flush of the 64 keys; the NAR's buffer-then-attach path.
   forward       forward_rewrite of a 256-frame batch in place; the hop limits are reset with one numpy

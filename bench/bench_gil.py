@@ -1,4 +1,4 @@
-"""GIL benchmark (STYLE.md rule 38, after pandas asv_bench/benchmarks/gil.py): do the batch kernels release the
+"""GIL benchmark (docs/conventions.md §11, after pandas asv_bench/benchmarks/gil.py): do the batch kernels release the
 GIL?  For each row, two threads each run the kernel on their own data (own PacketBuffer, own arena) versus the
 same two calls run one after the other in one thread.  With the GIL released for the loops, two threads take
 about the time of one call: ratio threads/serial ~ 0.5 on two idle cores (1.0 = no parallelism at all).

@@ -1,4 +1,4 @@
-"""pyperf benchmark of the per-packet wire kernels: fmipfast.reference vs fmipfast._core (STYLE.md rule 36).
+"""pyperf benchmark of the per-packet wire kernels: fmipfast.reference vs fmipfast._core (docs/conventions.md §11).
 
 Every row is timed on both implementations with identical inputs, per packet (one call = one packet), and
 the medians and core/reference ratios are printed at the end.
@@ -54,7 +54,7 @@ NAR_EUI = ipaddress.IPv6Address("2001:db8:2::21b:63ff:fe84:45e6").packed
 
 
 def _message(size: int) -> bytes:
-    """An ICMPv6 message of ``size`` octets (type 200 = DESIGN.md §2 default) with a valid checksum."""
+    """An ICMPv6 message of ``size`` octets (type 200 = docs/design.md §2 default) with a valid checksum."""
     body = bytearray(random.Random(size).randbytes(size))
     body[0:4] = b"\xc8\x01\x00\x00"
     reference.icmp6_checksum_fill(SRC, DST, body)

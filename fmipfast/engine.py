@@ -1,12 +1,15 @@
-"""The router engine: a user-space IPv6 access router over ports (DESIGN.md §5).
+"""The router engine: a user-space IPv6 access router over ports (docs/design.md §5).
 
-Per block of frames from a port the engine runs the batch core — ``classify`` in one ``nogil`` call, then a
-vectorised lookup stage (own addresses, handover entries, longest-prefix routes, the neighbor cache) — and
-executes verdicts in groups: FORWARD (``forward_rewrite`` in place, then the output port's TX), TUNNEL
-(``encapsulate`` to the NAR, RFC 2473), DECAP (``decapsulate`` tunnel frames from peer routers, then the
-inner packets go round again), BUFFER (the PacketBuffer of the MN mid-handover), RESOLVE (a bounded
-per-next-hop queue and Neighbor Solicitations, RFC 4861 §7.2.2), CONTROL (Python: ND for our and proxied
-addresses, Router Advertisements, echo, fmipfast messages handed to a protocol hook) and DROP by reason.
+Per block of frames from a port the engine makes two compiled calls — ``classify``, then the forwarding node
+(``Node.run``, ``_kernels/node.pxi``: the link-layer filter, checksum completion for TP_STATUS_CSUMNOTREADY,
+the neighbor-cache and FIB lookups, the handover columns, the in-place rewrite of what is forwarded and one
+TX vector per output interface) — and then runs Python only for the classes the node hands over: CONTROL
+(ND for our and proxied addresses, Router Advertisements, echo, fmipfast messages handed to a protocol hook),
+BUFFER (the PacketBuffer of the MN mid-handover, keys from the node's ``entry_key`` column), TUNNEL
+(``encapsulate`` to the NAR in the node's ``entry_peer`` column, RFC 2473), DECAP (``decapsulate`` tunnel
+frames from peer routers; the inner packets get a pass of their own), RESOLVE (a bounded per-next-hop queue
+and Neighbor Solicitations, RFC 4861 §7.2.2) and the ICMPv6 errors (no route, hop limit), then sends the TX
+vectors.  A block of forwarded and dropped frames only costs the two calls and one ``send`` per interface.
 
 Conservation (checked by tests): every frame received gets exactly one disposition when processed::
 
@@ -257,7 +260,7 @@ class Engine:
 
     ``control`` receives the fmipfast messages (a callable taking a :class:`ControlFrame`), the protocol
     layer of ``fmipfast.ar``; without it they are counted as ``control_unhandled``.  ``peers`` are the
-    addresses of routers whose IPv6-in-IPv6 packets are decapsulated (DESIGN.md §1 step 4).
+    addresses of routers whose IPv6-in-IPv6 packets are decapsulated (docs/design.md §1 step 4).
     """
 
     def __init__(self, cfg: RouterConfig, ports: Mapping[str, Port], *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
@@ -419,7 +422,7 @@ class Engine:
                   *, also: Iterable[str | IPv6Address] = (), buffer: bool = True) -> int:
         """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``.
         ``also`` (the PCoA) is buffered under the same key: the PAR tunnels the PCoA's packets here, and
-        after decapsulation they wait for the MN with the rest (DESIGN.md §1 step 5).  ``buffer`` False (the
+        after decapsulation they wait for the MN with the rest (docs/design.md §1 step 5).  ``buffer`` False (the
         HI's U flag clear): the entries answer Neighbor Solicitations but traffic before the Attach is dropped
         and counted (NOT_BUFFERED).
 
@@ -591,7 +594,7 @@ class Engine:
         return int(offsets.shape[0])
 
     def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
-        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (DESIGN.md §1 step 4)."""
+        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4)."""
         a = IPv6Address(pcoa)
         idx = int(self.ncache.lookup(self._key(a))[0])
         if idx < 0:

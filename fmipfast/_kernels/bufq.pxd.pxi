@@ -1,8 +1,8 @@
 # bufq: cdef declarations included by _core.pxd, for Cython daemons that cimport the buffer.
 #
 # PacketBuffer state is one bufq_t: raw pointers into numpy arrays the owning cdef class keeps alive
-# (allocated once in __init__, never resized: STYLE.md rule 18), the bounds, and the counters.
-# Single writer (STYLE.md rule 20): only the engine thread calls the kernels; nothing locks.
+# (allocated once in __init__, never resized: docs/conventions.md §2), the bounds, and the counters.
+# Single writer (docs/conventions.md §3): only the engine thread calls the kernels; nothing locks.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 

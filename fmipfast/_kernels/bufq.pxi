@@ -1,13 +1,13 @@
 # PacketBuffer: bounded per-key FIFO queues of frames in one preallocated arena (included by _core.pyx).
 #
-# DESIGN.md §1 step 5 / §5 "Buffers"; drop policy RFC 4861 §7.2.2 (queue while resolving, drop the oldest),
+# docs/design.md §1 step 5 / §5 "Buffers"; drop policy RFC 4861 §7.2.2 (queue while resolving, drop the oldest),
 # the shape of Linux __neigh_event_send on arp_queue: bounded per entry, every drop counted.
 # Oracle: fmipfast/reference/bufq.py (the module docstring there states the policy in full).
 #
-# Ownership/threading: single writer (STYLE.md rule 20).  A PacketBuffer belongs to the engine thread;
+# Ownership/threading: single writer (docs/conventions.md §3).  A PacketBuffer belongs to the engine thread;
 # every method runs its kernel under one `with nogil:` so other threads (other workers' kernels) run
 # meanwhile, but two threads must never call one PacketBuffer at the same time.  No clock is read: time
-# comes in as now_ns (STYLE.md rule 19).
+# comes in as now_ns (docs/conventions.md §2).
 #
 # Layout (numpy structure-of-arrays, allocated once, never resized): slot s holds slot_len[s] octets at
 # arena + s * slot_size; slot_next chains each key's queue (key_head -> ... -> key_tail) and the free list.
@@ -259,7 +259,7 @@ cdef class PacketBuffer:
     """PacketBuffer(*, slots=4096, slot_size=2048, max_keys=1024, per_key_packets=64, per_key_bytes=65536, lifetime_ns=3000000000)
 --
 
-    Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+    Bounded per-key FIFO queues of frames in one preallocated arena (docs/design.md §5 "Buffers").
 
     Keys are ``0 .. max_keys - 1`` (one per MN mid-handover); all parameters are keyword-only.
 

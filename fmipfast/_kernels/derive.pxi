@@ -1,6 +1,6 @@
 # Address / interface-identifier / MAC derivation kernels (included by _core.pyx; not a module).
 #
-# DESIGN.md §3 on draft-koodli-mobileip-fastv6-02 §5 (Handover Redirect with M / C clear) and §6
+# docs/design.md §3 on draft-koodli-mobileip-fastv6-02 §5 (Handover Redirect with M / C clear) and §6
 # (Handover with M clear); EUI-64 and modified EUI-64 per RFC 4291 §2.5.1 and Appendix A.
 # Oracle: fmipfast/reference/derive.py.
 #
@@ -47,14 +47,14 @@ cdef int derive_nar_link_local(const uint8_t* nar_address, int prefix_len, uint8
     if prefix_len < 0 or prefix_len > 128:
         return ST_BAD_PREFIX_LEN
     if prefix_len != _IID_BITS:
-        return ST_LL_PREFIX_NOT_64  # DESIGN.md §3: only prefix size 64 maps onto FE80::/64
+        return ST_LL_PREFIX_NOT_64  # docs/design.md §3: only prefix size 64 maps onto FE80::/64
     _link_local_prefix(out16)
     memcpy(out16 + 8, nar_address + 8, IID_LEN)
     return ST_OK
 
 
 cdef int derive_eui64_from_mac48(const uint8_t* mac6, uint8_t* out8) noexcept nogil:
-    # DESIGN.md §3: FF-FE inserted in the middle, U/L bit untouched (the draft's MAC fields are EUI-64s).
+    # docs/design.md §3: FF-FE inserted in the middle, U/L bit untouched (the draft's MAC fields are EUI-64s).
     memcpy(out8, mac6, 3)
     out8[3] = 0xFF
     out8[4] = 0xFE
@@ -99,7 +99,7 @@ cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uin
     if status != ST_OK:
         return status
     if not _is_fffe(eui):
-        return ST_IID_NOT_EUI64  # DESIGN.md §3: privacy / stable IID (RFC 8981/7217): sender must set M
+        return ST_IID_NOT_EUI64  # docs/design.md §3: privacy / stable IID (RFC 8981/7217): sender must set M
     return derive_mac48_from_eui64(eui, out6)
 
 

@@ -1,7 +1,7 @@
 # Rewrite kernels (included by _core.pyx): L2 rewrite + hop-limit decrement, IPv6-in-IPv6 encapsulation
 # and decapsulation.
 #
-# DESIGN.md §5 verdicts FORWARD (RFC 8200 §3 hop limit; RFC 4443 §3.3 Time Exceeded is the engine's),
+# docs/design.md §5 verdicts FORWARD (RFC 8200 §3 hop limit; RFC 4443 §3.3 Time Exceeded is the engine's),
 # TUNNEL (RFC 2473 §3-§5, outer source PAR, outer destination NAR as RFC 5568; §7 tunnel MTU) and DECAP
 # (RFC 2473 §3.2; the inner packet goes back to be classified, as VPP re-injects into ip6-input).
 # Oracle: fmipfast/reference/rewrite.py (its module docstring defines sel, the statuses and the

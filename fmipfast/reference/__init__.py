@@ -1,5 +1,5 @@
 """The pure-Python reference of every ``_core`` kernel: readable, slow, and the oracle the compiled core
-is tested against (STYLE.md rule 30).  Must never import ``fmipfast._core``."""
+is tested against (docs/conventions.md §4).  Must never import ``fmipfast._core``."""
 
 from fmipfast.reference.cksum import (
     icmp6_checksum,

@@ -1,6 +1,6 @@
 """PacketBuffer: bounded per-key FIFO queues of frames, the readable oracle of ``_kernels/bufq.pxi``.
 
-DESIGN.md §1 step 5 and §5 "Buffers": the NAR buffers packets for a mobile node mid-handover (tunnelled ones
+docs/design.md §1 step 5 and §5 "Buffers": the NAR buffers packets for a mobile node mid-handover (tunnelled ones
 and ones sent to the NCoA) in one bounded queue per MN, and flushes them in order when the MN attaches
 (step 6).  Bounds and drop policy, each counted:
 
@@ -21,8 +21,8 @@ dropped_expired + dropped_by_drop`` at every moment (``queued`` is the number of
 ``push`` returns one status per frame: 0 if the frame is held when ``push`` returns, else its DropReason
 (a frame queued and then evicted as the oldest by a later frame of the same call reports BUFFER_FULL).
 
-Ownership/threading: single writer (STYLE.md rule 20).  Only the engine thread calls the mutators; nothing
-here locks.  Time comes in as ``now_ns`` (non-negative int64); nothing reads a clock (STYLE.md rule 19).
+Ownership/threading: single writer (docs/conventions.md §3).  Only the engine thread calls the mutators; nothing
+here locks.  Time comes in as ``now_ns`` (non-negative int64); nothing reads a clock (docs/conventions.md §2).
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def check_frames(arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) ->
 
 
 def check_batch(arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
-    """Validate a batch up front (STYLE.md rule 11): equal counts, every frame inside the arena."""
+    """Validate a batch up front (docs/conventions.md §2): equal counts, every frame inside the arena."""
     n = offsets.shape[0]
     check_count(lengths, "lengths", n, "offsets")
     check_frames(arena, offsets, lengths)
@@ -131,7 +131,7 @@ class _Frame:
 
 
 class PacketBuffer:
-    """Bounded per-key FIFO queues of frames in one preallocated arena (DESIGN.md §5 "Buffers").
+    """Bounded per-key FIFO queues of frames in one preallocated arena (docs/design.md §5 "Buffers").
 
     Parameters (keyword only)
     -------------------------
@@ -172,7 +172,7 @@ class PacketBuffer:
         self._seq = 0
         self._c = dict.fromkeys(COUNTERS, 0)
 
-    # ---- queries (the bounds are read-only: the arena is sized once, STYLE.md rule 18) ---------------
+    # ---- queries (the bounds are read-only: the arena is sized once, docs/conventions.md §2) ---------------
 
     @property
     def slots(self) -> int:

@@ -9,7 +9,7 @@ Implements
   * RFC 4443 §2.3: the ICMPv6 checksum (next header 58, checksum field at octet 2 counted as zero).
 
 The draft's messages (draft-koodli-mobileip-fastv6-02 §5-§7) are ICMPv6 messages, so every one of them is
-checksummed and verified here.  Speed does not matter in this module; clarity does (STYLE.md rule 30).
+checksummed and verified here.  Speed does not matter in this module; clarity does (docs/conventions.md §4).
 
 The helpers ``_octets`` and ``_need`` are shared with ``reference/derive.py`` so both modules accept the
 same bytes-like inputs and word their length errors the same way as the compiled core.

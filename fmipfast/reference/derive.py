@@ -1,12 +1,12 @@
 """Address, interface-identifier and MAC derivation: the readable oracle of ``_kernels/derive.pxi``.
 
-Implements DESIGN.md §3 on top of draft-koodli-mobileip-fastv6-02 §5 (Handover Redirect, M and C bits
+Implements docs/design.md §3 on top of draft-koodli-mobileip-fastv6-02 §5 (Handover Redirect, M and C bits
 clear) and §6 (Handover, M bit clear):
 
   * new care-of address: the first *prefix size* bits of the NAR address, then the low bits of the
     mobile node's current care-of address (draft §5, "If the `C' bit is not set");
   * NAR link-local address: FE80::/64 followed by the NAR address's interface identifier (draft §5; only
-    prefix size 64, DESIGN.md §3);
+    prefix size 64, docs/design.md §3);
   * the draft's 64-bit MAC fields carry the EUI-64 of the link-layer address: a 48-bit MAC maps to it by
     inserting FF-FE between octets 2 and 3 (IEEE EUI-64, RFC 4291 Appendix A);
   * modified EUI-64 interface identifiers (RFC 4291 §2.5.1, Appendix A) are EUI-64s with the
@@ -69,7 +69,7 @@ def ncoa_from_prefix(nar_address, prefix_len, coa) -> bytes:
     Draft §5: "If the `C' bit is not set, then the mobile node may determine its new care-of address by
     applying the value in the Prefix Size to select the routing prefix from the address in the Access
     Router IPv6 Address field.  This routing prefix may then be prepended to the lower-order bits of the
-    mobile node's current care-of address."  (DESIGN.md §3.)
+    mobile node's current care-of address."  (docs/design.md §3.)
 
     Parameters
     ----------
@@ -103,7 +103,7 @@ def ncoa_from_prefix(nar_address, prefix_len, coa) -> bytes:
 def nar_link_local(nar_address, prefix_len) -> bytes:
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
-    Draft §5 replaces the routing prefix with FE80::; DESIGN.md §3 allows that only for prefix size 64,
+    Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64,
     where the replaced bits are exactly the link-local /64.
 
     Raises
@@ -134,7 +134,7 @@ def link_local_from_mac48(mac6) -> bytes:
 
 
 def eui64_from_mac48(mac6) -> bytes:
-    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (DESIGN.md §3).
+    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
 
     Raises
     ------
@@ -187,7 +187,7 @@ def eui64_from_iid(iid8) -> bytes:
 def eui64_from_address(address16, prefix_len) -> bytes:
     """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
 
-    Draft §5/§6 without M: the MAC is found by masking off the routing prefix; DESIGN.md §3 reads the
+    Draft §5/§6 without M: the MAC is found by masking off the routing prefix; docs/design.md §3 reads the
     remaining bits as a modified EUI-64 interface identifier.
 
     Raises
@@ -207,7 +207,7 @@ def eui64_from_address(address16, prefix_len) -> bytes:
 
 
 def mac48_from_address(address16, prefix_len) -> bytes:
-    """The 48-bit MAC behind an address's FF-FE based interface identifier (DESIGN.md §3, draft §5/§6).
+    """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
 

@@ -1,8 +1,8 @@
 """Batch rewrite kernels, the readable oracle of ``_kernels/rewrite.pxi``: L2 rewrite + hop-limit decrement,
 IPv6-in-IPv6 encapsulation and decapsulation (RFC 2473).
 
-DESIGN.md §5: verdict FORWARD rewrites L2 from the neighbor cache and decrements the hop limit; TUNNEL (PAR,
-DESIGN.md §1 step 4) encapsulates to the NAR with outer source PAR, outer destination NAR, as RFC 5568 does;
+docs/design.md §5: verdict FORWARD rewrites L2 from the neighbor cache and decrements the hop limit; TUNNEL (PAR,
+docs/design.md §1 step 4) encapsulates to the NAR with outer source PAR, outer destination NAR, as RFC 5568 does;
 DECAP (NAR) strips the outer header of a tunnel packet from a peer router and hands the inner packet back
 to the engine to be classified again (VPP re-injects into ip6-input the same way).
 
