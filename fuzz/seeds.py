@@ -60,6 +60,31 @@ def classify() -> Iterator[bytes]:
     yield b"\x20\x02" + struct.pack(">hHhH", 0, len(frames[0]), len(frames[0]), len(frames[1])) + free
 
 
+def node() -> Iterator[bytes]:
+    """Blocks in the classify layout whose frames meet every kind of entry and route of the node target's
+    world (fuzz/targets.py), and the sample handover's frames."""
+    from fmipfast import frames as F
+
+    def addr(net: int, host: int) -> str:
+        return f"2001:db8:{net:x}::{host:x}"
+
+    mine, other = bytes.fromhex("020000000001"), bytes.fromhex("02000000bbbb")
+    udp = struct.pack(">HHHH", 1, 2, 12, 0) + b"data"
+    made = []
+    for net, host in ((1, 1), (1, 0xA), (1, 0xB), (2, 0xA), (2, 0xB), (2, 1), (3, 0xA), (0xFF, 7), (4, 9), (9, 9)):
+        for hop in (64, 1):
+            made.append(F.build_ethernet(mine, other, F.build_ipv6(addr(7, 7), addr(net, host), 17, udp, hop)))
+    inner = F.build_ipv6(addr(7, 7), addr(1, 0xA), 17, udp, 64)
+    for src in (addr(2, 1), addr(7, 7)):
+        made.append(F.build_ethernet(mine, other, F.build_ipv6(src, addr(1, 1), 41, inner, 64)))
+    made.append(F.build_ethernet(other, other, F.build_ipv6(addr(7, 7), addr(1, 0xA), 17, udp, 64)))
+    made.append(F.build_ethernet(mine, other, F.build_ipv6(addr(7, 7), addr(2, 0xB), 135, bytes(16), 64)))
+    for flags in (0x00, 0x18, 0x04, 0x42, 0x5E):
+        yield bytes([flags, 0]) + b"".join(struct.pack(">H", len(f)) + f for f in made)
+    sample = _frames()[:24]
+    yield b"\x00\x00" + b"".join(struct.pack(">H", len(f)) + f for f in sample)
+
+
 _DESC = struct.Struct("=IIIIIIQ")
 _HDR = struct.Struct("=IIIIIIHHIIH")
 
@@ -255,7 +280,7 @@ def control() -> Iterator[bytes]:
     yield b'{"id": 1, "cmd": "reboot", "args": []}'
 
 
-SEEDS = {"classify": classify, "ring": ring, "messages": messages, "pcap": pcap, "lwkerb": lwkerb, "ah": ah,
+SEEDS = {"classify": classify, "node": node, "ring": ring, "messages": messages, "pcap": pcap, "lwkerb": lwkerb, "ah": ah,
          "config": config, "control": control}
 
 

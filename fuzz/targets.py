@@ -178,6 +178,98 @@ def _make_classify() -> Callable[[bytes], None]:
 
 
 # ---------------------------------------------------------------------------------------------------
+# (1b) the forwarding node: compiled vs reference on the same classified block and tables
+
+
+def _make_node() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core, reference
+    from fmipfast.constants import DropReason, NeighborFlag, NeighborState
+
+    seed = bytes(range(16))
+    # the frames' destinations and sources come from the input: a world where the addresses the seed
+    # corpus carries (the sample handover's 2001:db8:: links) meet every kind of entry and route
+    entries = [  # address suffix (2001:db8:<net>::<host>), flags, state, ifindex, key, peer
+        ((1, 1), NeighborFlag.LOCAL | NeighborFlag.STATIC, NeighborState.REACHABLE, 0, -1, -1),
+        ((1, 0xA), 0, NeighborState.REACHABLE, 0, -1, -1),
+        ((1, 0xB), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 0),
+        ((2, 0xA), NeighborFlag.PROXY, NeighborState.INCOMPLETE, 1, 3, -1),
+        ((2, 0xB), NeighborFlag.HOLD, NeighborState.REACHABLE, 1, 4, -1),
+        ((2, 1), NeighborFlag.LOCAL | NeighborFlag.STATIC, NeighborState.REACHABLE, 1, -1, -1),
+        ((3, 0xA), 0, NeighborState.INCOMPLETE, 1, -1, -1),
+        ((0xFF, 0xFF), NeighborFlag.ROUTER, NeighborState.REACHABLE, 1, -1, -1),
+    ]
+    routes = [(1, 64, 0, None), (2, 64, 1, None), (0xFF, 48, 1, (0xFF, 0xFF)), (4, 32, 1, (5, 5))]
+
+    def addr(net: int, host: int) -> bytes:
+        return bytes.fromhex("20010db8") + net.to_bytes(2, "big") + bytes(8) + host.to_bytes(2, "big")
+
+    def world(impl: Any) -> tuple[Any, Any]:
+        nc = impl.NeighborCache(32, seed=seed)
+        node = impl.Node(nc, 64, 2)
+        for (net, host), flags, state, ifindex, key, peer in entries:
+            e = int(nc.insert(np.frombuffer(addr(net, host), np.uint8).reshape(1, 16),
+                              np.array([[2, 0, 0, 0, net, host]], np.uint8), np.array([state], np.uint8),
+                              flags=np.array([int(flags)], np.uint8), ifindex=np.array([ifindex], np.uint32))[0])
+            node.entry_key[e], node.entry_peer[e] = key, peer
+        fib = impl.Fib(np.array([list(addr(n, 0)) for n, *_ in routes], np.uint8),
+                       np.array([r[1] for r in routes], np.uint8), np.arange(len(routes), dtype=np.int32), seed=seed)
+        via = np.array([list(addr(*r[3]) if r[3] else bytes(16)) for r in routes], np.uint8)
+        node.set_routes(fib, np.array([r[2] for r in routes], np.int32), via,
+                        np.array([r[3] is not None for r in routes], np.uint8))
+        node.set_interfaces(np.array([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], np.uint8))
+        node.set_peers(np.frombuffer(addr(2, 1), np.uint8).reshape(1, 16))
+        return nc, node
+
+    worlds = {"core": world(_core), "reference": world(reference)}
+
+    def run(impl: Any, which: str, arena: bytes, offsets: list[int], lengths: list[int], status: list[int],
+            iface: int, from_wire: bool, inner: bool) -> tuple:
+        nc, node = worlds[which]
+        a = np.frombuffer(arena, dtype=np.uint8).copy()
+        off, ln = np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.uint32)
+        b = impl.classify(a, off, ln)
+        drops = np.zeros(len(DropReason), dtype=np.uint64)
+        present = node.run(b, a, off, ln, np.array(status, dtype=np.uint32), iface, from_wire=from_wire,
+                           inner=inner, drops=drops)
+        n = len(offsets)
+        tx = tuple((tuple(node.tx_offsets[k, :node.tx_count[k]].tolist()),
+                    tuple(node.tx_lengths[k, :node.tx_count[k]].tolist())) for k in range(2))
+        return (present, a.tobytes(), tuple(node.action[:n].tolist()), tuple(node.aux[:n].tolist()),
+                tuple(node.entry[:n].tolist()), tuple(node.out_if[:n].tolist()), tx, tuple(node.stats.tolist()),
+                tuple(drops.tolist()))
+
+    def one(data: bytes) -> None:
+        r = Reader(data)
+        flags = r.u8()
+        r.u8()  # the classify layout's count octet (the seed corpus is classify's)
+        arena, offsets, lengths, status = b"", [], [], []
+        while r.pos < len(r.data) and len(offsets) < 64:
+            n = r.u16()
+            frame = r.take(n)
+            offsets.append(len(arena))
+            lengths.append(len(frame))
+            status.append(8 if n & 1 and flags & 0x08 else 0)
+            arena += frame
+        args = (arena, offsets, lengths, status if flags & 0x10 else [], (flags >> 1) & 1, not flags & 0x04,
+                bool(flags & 0x40))
+        core = _outcome(lambda: run(_core, "core", *args))
+        ref = _outcome(lambda: run(reference, "reference", *args))
+        names = ("present", "arena", "action", "aux", "entry", "out_if", "tx", "stats", "drops")
+
+        def differ(c: Any, p: Any) -> str | None:
+            for name, x, y in zip(names, c, p):
+                if x != y:
+                    return f"{name}: compiled {x!r:.200} != reference {y!r:.200}"
+            return None
+
+        _compare_outcomes("node", core, ref, differ)
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
 # (2) the TPACKET_V3 ring kernels on damaged blocks: compiled vs reference
 
 _NEAR_TOP = 2**63 - 1
@@ -569,6 +661,8 @@ interface = "up0"
 
 TARGETS: dict[str, Target] = {t.name: t for t in (
     Target("classify", "classify(): compiled kernel vs reference, every Batch array", _make_classify, kernel=True),
+    Target("node", "Node.run: compiled forwarding node vs reference on a classified block", _make_node,
+           kernel=True),
     Target("ring", "ring_walk_block / ring_block_status / ring_release_block / ring_tx_fill vs reference",
            _make_ring, kernel=True),
     Target("messages", "messages.decode: a Message or MalformedPacket", _make_messages),
