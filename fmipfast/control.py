@@ -76,6 +76,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fmipfast.constants import DropReason
 from fmipfast.engine import Engine
 from fmipfast.errors import FmipError
 
@@ -294,6 +295,7 @@ class RouterControl:
         e = self.engine
         return {"counters": dict(e.counters), "drops": e.drop_counts(), "conservation": e.conservation(),
                 "requeue": {k: v for k, v in e.requeue_counters.items() if v},
+                "requeue_drops": {r.name.lower(): int(e.requeue_drops[r]) for r in DropReason if e.requeue_drops[r]},
                 "buffer": dict(e.buffer.counters), "resolve_queue": dict(e.unresolved.counters),
                 "neighbor_cache": dict(e.ncache.counters), "route_switch_holds": e.holds()}
 

@@ -1243,7 +1243,9 @@ class Engine:
                     self.counters["originated_unresolved"] += unsent
                 lost = self.unresolved.drop(idx)
                 self.ncache.delete(self._key(r.next_hop))
-                self.counters["resolve_failed_frames"] = self.counters.get("resolve_failed_frames", 0) + int(lost)
+                if lost:  # queued frames already had their disposition (queued_resolve): the second ledger
+                    self.requeue_drops[int(DropReason.RESOLVE_FAILED)] += int(lost)
+                    self.requeue_counters["dropped"] += int(lost)
             else:
                 self._solicit(idx, now)
         if now < self._next_expiry_ns:

@@ -145,6 +145,11 @@ def engine_families(engine: Any) -> list[Family]:
     for reason in DropReason:
         drops.add(int(engine.drops[reason]), reason=reason.name.lower())
     out.append(drops)
+    requeue = Family("fmipfast_engine_requeue_drops_total", "counter", "Frames dropped after leaving a queue "
+                     "(the second ledger: e.g. resolve_failed when a next hop never answered), by reason.")
+    for reason in DropReason:
+        requeue.add(int(engine.requeue_drops[reason]), reason=reason.name.lower())
+    out.append(requeue)
     cons = engine.conservation()
     out.append(Family("fmipfast_engine_conservation_ok", "gauge",
                       "1 while received = the sum of every disposition (the engine's conservation check).")

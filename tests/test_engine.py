@@ -147,7 +147,7 @@ def test_unanswered_resolution_gives_up():
         net.engine.poll()
     ns = [f for f in net.drain(net.h2) if f.haslayer(ICMPv6ND_NS)]
     assert len(ns) == 2  # resolve_retries
-    assert net.engine.counters.get("resolve_failed_frames") == 1
+    assert net.engine.requeue_drops[DropReason.RESOLVE_FAILED] == 1 and net.engine.requeue_counters["dropped"] == 1
     assert net.engine.unresolved.counters["dropped_by_drop"] == 1
     net.check_conservation()
 
