@@ -280,8 +280,8 @@ def control() -> Iterator[bytes]:
     yield b'{"id": 1, "cmd": "reboot", "args": []}'
 
 
-SEEDS = {"classify": classify, "node": node, "ring": ring, "messages": messages, "pcap": pcap, "lwkerb": lwkerb, "ah": ah,
-         "config": config, "control": control}
+SEEDS = {"classify": classify, "node": node, "ring": ring, "messages": messages, "pcap": pcap, "lwkerb": lwkerb,
+         "ah": ah, "config": config, "control": control}
 
 
 def write_all(corpus: Path, names: list[str] | None = None) -> list[tuple[str, int, int]]:
