@@ -5,9 +5,11 @@ included, equal both ways."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from ipaddress import IPv6Address
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -445,6 +447,15 @@ def test_fmip_message_dispatches_without_an_ipv6_layer():
 
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def test_the_documented_examples_run():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "api" / "scapy.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    assert len(blocks) == 2
+    for block in blocks:
+        proc = _python(block)
+        assert proc.returncode == 0, block + proc.stderr
 
 
 def test_importing_fmipfast_does_not_import_scapy():
