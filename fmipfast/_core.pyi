@@ -3,13 +3,17 @@
 Generated from the compiled module's docstrings; keep the two in step when a signature changes.
 """
 
-from typing import Any, SupportsIndex
+from typing import Any, SupportsIndex, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
 from typing_extensions import Buffer
 
 from fmipfast.constants import Codepoints
+
+#: What a kernel takes where the buffer protocol is enough: bytes-like objects and numpy arrays.  (numpy's stubs
+#: declare ``ndarray.__buffer__`` only for Python >= 3.12, so ``Buffer`` alone would refuse arrays on 3.11.)
+_BufferLike: TypeAlias = Buffer | npt.NDArray[Any]
 
 __all__ = [
     "internet_checksum",
@@ -28,7 +32,7 @@ __all__ = [
     "mac48_from_address",
 ]
 
-def internet_checksum(data: Buffer) -> int:
+def internet_checksum(data: _BufferLike) -> int:
     """RFC 1071 Internet checksum of ``data``: the complement of the folded one's-complement sum.
 
     Parameters
@@ -45,7 +49,7 @@ def internet_checksum(data: Buffer) -> int:
     """
 
 def upper_layer_checksum(
-    src: Buffer, dst: Buffer, next_header: SupportsIndex, payload: Buffer, checksum_offset: SupportsIndex
+    src: _BufferLike, dst: _BufferLike, next_header: SupportsIndex, payload: _BufferLike, checksum_offset: SupportsIndex
 ) -> int:
     """Checksum of an IPv6 upper-layer packet over the RFC 8200 §8.1 pseudo-header.
 
@@ -75,7 +79,7 @@ def upper_layer_checksum(
     Reference: fmipfast.reference.cksum.upper_layer_checksum
     """
 
-def icmp6_checksum(src: Buffer, dst: Buffer, message: Buffer) -> int:
+def icmp6_checksum(src: _BufferLike, dst: _BufferLike, message: _BufferLike) -> int:
     """RFC 4443 §2.3 checksum of an ICMPv6 ``message`` (its octets 2-3 are counted as zero).
 
     Parameters
@@ -98,7 +102,7 @@ def icmp6_checksum(src: Buffer, dst: Buffer, message: Buffer) -> int:
     Reference: fmipfast.reference.cksum.icmp6_checksum
     """
 
-def icmp6_checksum_ok(src: Buffer, dst: Buffer, message: Buffer) -> bool:
+def icmp6_checksum_ok(src: _BufferLike, dst: _BufferLike, message: _BufferLike) -> bool:
     """True iff ``message``'s stored checksum verifies (RFC 4443 §2.3, RFC 1071 §2(A) verification).
 
     The one's-complement sum over the pseudo-header and the whole message, checksum field included,
@@ -122,7 +126,7 @@ def icmp6_checksum_ok(src: Buffer, dst: Buffer, message: Buffer) -> bool:
     Reference: fmipfast.reference.cksum.icmp6_checksum_ok
     """
 
-def icmp6_checksum_fill(src: Buffer, dst: Buffer, buf: Buffer) -> int:
+def icmp6_checksum_fill(src: _BufferLike, dst: _BufferLike, buf: _BufferLike) -> int:
     """Compute the ICMPv6 checksum of ``buf`` and store it big-endian in ``buf[2:4]``, in place.
 
     Parameters
@@ -145,7 +149,7 @@ def icmp6_checksum_fill(src: Buffer, dst: Buffer, buf: Buffer) -> int:
     Reference: fmipfast.reference.cksum.icmp6_checksum_fill
     """
 
-def ncoa_from_prefix(nar_address: Buffer, prefix_len: SupportsIndex, coa: Buffer) -> bytes:
+def ncoa_from_prefix(nar_address: _BufferLike, prefix_len: SupportsIndex, coa: _BufferLike) -> bytes:
     """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
 
     Draft §5 with the C bit clear (docs/design.md §3): the NAR's routing prefix prepended to the lower-order
@@ -171,7 +175,7 @@ def ncoa_from_prefix(nar_address: Buffer, prefix_len: SupportsIndex, coa: Buffer
     Reference: fmipfast.reference.derive.ncoa_from_prefix
     """
 
-def nar_link_local(nar_address: Buffer, prefix_len: SupportsIndex) -> bytes:
+def nar_link_local(nar_address: _BufferLike, prefix_len: SupportsIndex) -> bytes:
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
     Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64.
@@ -196,7 +200,7 @@ def nar_link_local(nar_address: Buffer, prefix_len: SupportsIndex) -> bytes:
     Reference: fmipfast.reference.derive.nar_link_local
     """
 
-def link_local_from_mac48(mac6: Buffer) -> bytes:
+def link_local_from_mac48(mac6: _BufferLike) -> bytes:
     """FE80::/64 + the modified EUI-64 interface identifier of a 48-bit MAC (RFC 4291 Appendix A).
 
     Example: 00:1b:63:84:45:e6 -> fe80::21b:63ff:fe84:45e6.
@@ -218,7 +222,7 @@ def link_local_from_mac48(mac6: Buffer) -> bytes:
     Reference: fmipfast.reference.derive.link_local_from_mac48
     """
 
-def eui64_from_mac48(mac6: Buffer) -> bytes:
+def eui64_from_mac48(mac6: _BufferLike) -> bytes:
     """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
 
     Parameters
@@ -238,7 +242,7 @@ def eui64_from_mac48(mac6: Buffer) -> bytes:
     Reference: fmipfast.reference.derive.eui64_from_mac48
     """
 
-def mac48_from_eui64(eui8: Buffer) -> bytes:
+def mac48_from_eui64(eui8: _BufferLike) -> bytes:
     """The 48-bit MAC inside an EUI-64 whose octets 3-4 are FF FE (inverse of eui64_from_mac48).
 
     Parameters
@@ -260,7 +264,7 @@ def mac48_from_eui64(eui8: Buffer) -> bytes:
     Reference: fmipfast.reference.derive.mac48_from_eui64
     """
 
-def iid_from_eui64(eui8: Buffer) -> bytes:
+def iid_from_eui64(eui8: _BufferLike) -> bytes:
     """Modified EUI-64 interface identifier of an EUI-64: the U/L bit (0x02 of octet 0) inverted.
 
     Parameters
@@ -280,7 +284,7 @@ def iid_from_eui64(eui8: Buffer) -> bytes:
     Reference: fmipfast.reference.derive.iid_from_eui64
     """
 
-def eui64_from_iid(iid8: Buffer) -> bytes:
+def eui64_from_iid(iid8: _BufferLike) -> bytes:
     """The EUI-64 behind a modified EUI-64 interface identifier: the U/L bit inverted back.
 
     Parameters
@@ -300,7 +304,7 @@ def eui64_from_iid(iid8: Buffer) -> bytes:
     Reference: fmipfast.reference.derive.eui64_from_iid
     """
 
-def eui64_from_address(address16: Buffer, prefix_len: SupportsIndex) -> bytes:
+def eui64_from_address(address16: _BufferLike, prefix_len: SupportsIndex) -> bytes:
     """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
 
     Parameters
@@ -323,7 +327,7 @@ def eui64_from_address(address16: Buffer, prefix_len: SupportsIndex) -> bytes:
     Reference: fmipfast.reference.derive.eui64_from_address
     """
 
-def mac48_from_address(address16: Buffer, prefix_len: SupportsIndex) -> bytes:
+def mac48_from_address(address16: _BufferLike, prefix_len: SupportsIndex) -> bytes:
     """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
@@ -395,13 +399,13 @@ class Batch:
     def __len__(self) -> int: ...
 
 def classify(
-    arena: Buffer,
-    offsets: Buffer,
-    lengths: Buffer,
+    arena: _BufferLike,
+    offsets: _BufferLike,
+    lengths: _BufferLike,
     *,
     codepoints: Codepoints = ...,
     out: Batch | None = None,
-    counters: Buffer | None = None,
+    counters: _BufferLike | None = None,
 ) -> Batch:
     """Classify a batch of Ethernet frames held in one arena; one verdict and one parsed row per frame.
 
@@ -443,7 +447,7 @@ def classify(
 def _parse_consts() -> dict[str, int]:
     """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
-def _py_classify_frame(frame: Buffer, codepoints: Codepoints = ...) -> tuple[int, int]:
+def _py_classify_frame(frame: _BufferLike, codepoints: Codepoints = ...) -> tuple[int, int]:
     """Test hook (docs/conventions.md §10): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
 
 # (keep this line: it separates the sections for clean merges)
@@ -573,7 +577,7 @@ class NeighborCache:
     Reference: fmipfast.reference.ncache.NeighborCache
     """
 
-    def __init__(self, capacity: SupportsIndex, *, seed: Buffer | None = None) -> None: ...
+    def __init__(self, capacity: SupportsIndex, *, seed: _BufferLike | None = None) -> None: ...
     def __len__(self) -> int: ...
     @property
     def capacity(self) -> int:
@@ -664,7 +668,7 @@ class NeighborCache:
 
         Reference: fmipfast.reference.ncache.NeighborCache.lookup
         """
-    def get(self, key: Buffer) -> int:
+    def get(self, key: _BufferLike) -> int:
         """Entry index of one key (scalar lookup, counted like lookup); KeyError when absent.
 
         Parameters
@@ -738,10 +742,10 @@ class NeighborCache:
     @property
     def _nslots(self) -> int:
         """Size of the slot table (a power of two >= 2 * capacity)."""
-    def _home_slot(self, key: Buffer) -> int:
+    def _home_slot(self, key: _BufferLike) -> int:
         """Slot the key hashes to (before probing): SipHash-2-4(key) & (nslots - 1).
         """
-    def _slot_of(self, key: Buffer) -> int:
+    def _slot_of(self, key: _BufferLike) -> int:
         """Slot holding the key, or -1; touches no counter.
         """
     def _probe_lengths(self) -> _npt.NDArray[_np.int64]:
@@ -751,7 +755,7 @@ class NeighborCache:
         """Raise AssertionError unless slots, free stack and arrays agree (tests only).
         """
 
-def _siphash24(data: Buffer, seed: Buffer) -> int:
+def _siphash24(data: _BufferLike, seed: _BufferLike) -> int:
     """SipHash-2-4 of ``data`` (any length) under the 16-octet ``seed``, as the table computes it.
 
     Reference: fmipfast.reference.ncache._siphash24
@@ -765,6 +769,8 @@ def _ncache_consts() -> dict[str, int]:
 # [bufq+rewrite] PacketBuffer and the rewrite kernels
 
 from numpy.typing import ArrayLike, NDArray  # noqa: E402
+
+__all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: not in the compiled __all__ yet
 
 class PacketBuffer:
     """Bounded per-key FIFO queues of frames in one preallocated arena (docs/design.md §5 "Buffers").
@@ -816,7 +822,7 @@ class PacketBuffer:
     def queued_bytes(self, key: SupportsIndex) -> int:
         """Octets held for ``key``."""
     def push(
-        self, keys: ArrayLike, arena: Buffer, offsets: ArrayLike, lengths: ArrayLike, now_ns: SupportsIndex
+        self, keys: ArrayLike, arena: _BufferLike, offsets: ArrayLike, lengths: ArrayLike, now_ns: SupportsIndex
     ) -> NDArray[np.uint8]:
         """Queue frame ``i`` (``arena[offsets[i]:offsets[i] + lengths[i]]``) under ``keys[i]``, in order.
 
@@ -864,7 +870,12 @@ class PacketBuffer:
         """
 
 def forward_rewrite(
-    arena: Buffer, offsets: ArrayLike, l3_offsets: ArrayLike, sel: ArrayLike, dst_macs: ArrayLike, src_mac: ArrayLike
+    arena: _BufferLike,
+    offsets: ArrayLike,
+    l3_offsets: ArrayLike,
+    sel: ArrayLike,
+    dst_macs: ArrayLike,
+    src_mac: ArrayLike,
 ) -> NDArray[np.uint8]:
     """Forward the selected frames IN PLACE: new Ethernet destination and source, hop limit - 1.
 
@@ -896,7 +907,7 @@ def forward_rewrite(
     """
 
 def encapsulate(
-    arena: Buffer,
+    arena: _BufferLike,
     offsets: ArrayLike,
     lengths: ArrayLike,
     l3_offsets: ArrayLike,
@@ -939,7 +950,12 @@ def encapsulate(
     """
 
 def decapsulate(
-    arena: Buffer, offsets: ArrayLike, lengths: ArrayLike, l3_offsets: ArrayLike, l4_offsets: ArrayLike, sel: ArrayLike
+    arena: _BufferLike,
+    offsets: ArrayLike,
+    lengths: ArrayLike,
+    l3_offsets: ArrayLike,
+    l4_offsets: ArrayLike,
+    sel: ArrayLike,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint8]]:
     """Strip the outer IPv6 header of the selected tunnel frames (RFC 2473 §3.2) into a fresh packed batch.
 
@@ -972,10 +988,12 @@ def _bufq_reasons() -> dict[str, int]:
 
 # [ring] AF_PACKET TPACKET_V3 block walk and TX fill
 
+__all__ += ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
+
 RING_WALK_ERRORS: tuple[str, ...]
 
 def ring_walk_block(
-    ring: Buffer, block_offset: int, block_size: int, *, max_frames: SupportsIndex | None = None
+    ring: _BufferLike, block_offset: int, block_size: int, *, max_frames: SupportsIndex | None = None
 ) -> dict[str, Any]:
     """Walk one TPACKET_V3 RX block that user space owns.
 
@@ -1007,20 +1025,20 @@ def ring_walk_block(
     Reference: fmipfast.reference.ring.ring_walk_block
     """
 
-def ring_block_status(ring: Buffer, block_offset: int) -> int:
+def ring_block_status(ring: _BufferLike, block_offset: int) -> int:
     """``block_status`` of the block at ``block_offset``, read with acquire ordering (so the frames it
     covers are visible once TP_STATUS_USER is seen).  ValueError unless the whole 48-octet descriptor lies
     inside ``ring``.  Reference: fmipfast.reference.ring.ring_block_status
     """
 
-def ring_release_block(ring: Buffer, block_offset: int) -> None:
+def ring_release_block(ring: _BufferLike, block_offset: int) -> None:
     """Hand the block back to the kernel (TP_STATUS_KERNEL, release ordering: every read of its frames
     happens before).  ValueError for a read-only ring or a descriptor not inside it.
     Reference: fmipfast.reference.ring.ring_release_block
     """
 
 def ring_tx_fill(
-    tx: Buffer, frame_size: int, head: int, arena: Buffer, offsets: Buffer, lengths: Buffer
+    tx: _BufferLike, frame_size: int, head: int, arena: _BufferLike, offsets: _BufferLike, lengths: _BufferLike
 ) -> tuple[int, int, int, int]:
     """Copy frames into free slots of a TPACKET_V3 TX ring, starting at slot ``head``.
 
@@ -1085,7 +1103,7 @@ class Fib:
         lengths: npt.NDArray[np.uint8],
         values: npt.NDArray[np.int32],
         *,
-        seed: Buffer | None = None,
+        seed: _BufferLike | None = None,
     ) -> None: ...
     @property
     def size(self) -> int:
@@ -1128,3 +1146,90 @@ class Fib:
 
 def _fib_consts() -> dict[str, int]:
     """sizeof(fib_slot) and the free-slot marker, as compiled (tests compare them with the reference)."""
+
+# (keep this line: it separates the sections for clean merges)
+
+# [node] the forwarding node
+
+__all__ += ["Node"]
+
+class Node:
+    """The forwarding node: see fmipfast/reference/node.py, whose ``Node`` this is, output for output.
+
+    One ``run`` per classified block takes each frame through the neighbor cache, the FIB and the handover
+    columns to its :class:`~fmipfast.constants.Action`, rewrites the forwarded frames in place and fills one
+    TX vector per output interface.  The outputs (``action`` .. ``stats``) are read-only views of the node's
+    own arrays, overwritten by the next ``run``.  One thread (the engine's) calls ``run`` and the setters.
+
+    Reference: fmipfast.reference.node.Node
+    """
+
+    def __init__(self, ncache: NeighborCache, capacity: int, interfaces: int) -> None:
+        """``capacity``: the most frames one ``run`` takes (1..2**20); ``interfaces``: output interfaces
+        (1..4096).  Other values are a ``ValueError``; ``ncache`` not a NeighborCache a ``TypeError``."""
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def interfaces(self) -> int: ...
+    @property
+    def entry_key(self) -> NDArray[np.int32]:
+        """int32 (ncache.capacity,), writable: the buffer key of each PROXY / HOLD neighbor entry (-1: none)."""
+    @property
+    def entry_peer(self) -> NDArray[np.int32]:
+        """int32 (ncache.capacity,), writable: the peer index of each TUNNEL neighbor entry (-1: none)."""
+    last_drops: NDArray[np.uint64] | None
+    @property
+    def iface_mac(self) -> NDArray[np.uint8]:
+        """uint8 (interfaces, 6), read-only."""
+    @property
+    def action(self) -> NDArray[np.uint8]:
+        """uint8 (capacity,), read-only: the Action of each frame of the last run."""
+    @property
+    def aux(self) -> NDArray[np.int32]:
+        """int32 (capacity,), read-only: buffer key (BUFFER), peer index (TUNNEL), drop reason (DROP), else -1."""
+    @property
+    def entry(self) -> NDArray[np.int64]:
+        """int64 (capacity,), read-only: the destination's neighbor index or -1."""
+    @property
+    def out_if(self) -> NDArray[np.int32]:
+        """int32 (capacity,), read-only: output interface (FORWARD, RESOLVE) or -1."""
+    @property
+    def next_hop(self) -> NDArray[np.uint8]:
+        """uint8 (capacity, 16), read-only: next hop (FORWARD, RESOLVE)."""
+    @property
+    def tx_count(self) -> NDArray[np.int64]:
+        """int64 (interfaces,), read-only: frames in each interface's TX vector."""
+    @property
+    def tx_offsets(self) -> NDArray[np.int64]:
+        """int64 (interfaces, capacity), read-only: ``tx_offsets[k, :tx_count[k]]`` in block order."""
+    @property
+    def tx_lengths(self) -> NDArray[np.uint32]:
+        """uint32 (interfaces, capacity), read-only."""
+    @property
+    def stats(self) -> NDArray[np.uint64]:
+        """uint64 (4,), read-only: dropped, reorder_held, csum_completed, frames (``NODE_STATS``)."""
+    @property
+    def ncache(self) -> NeighborCache: ...
+    def set_interfaces(self, macs: ArrayLike) -> None:
+        """The MAC of each output interface, ``uint8[interfaces, 6]``."""
+    def set_routes(self, fib: Fib, route_if: ArrayLike, route_via: ArrayLike, route_has_via: ArrayLike) -> None:
+        """The FIB and its columns (see the reference)."""
+    def set_peers(self, peers: ArrayLike) -> None:
+        """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
+    def run(
+        self,
+        batch: Batch,
+        arena: NDArray[np.uint8],
+        offsets: NDArray[np.int64],
+        lengths: NDArray[np.uint32],
+        status: NDArray[np.uint32],
+        iface: int | np.integer[Any],
+        *,
+        from_wire: bool = True,
+        inner: bool = False,
+        drops: NDArray[np.uint64] | None = None,
+    ) -> int:
+        """See the reference: decide and act on one classified block; returns the bit set of actions."""
+
+def _node_consts() -> dict[str, int]:
+    """The enum constants node.pxi compiles against (tests/test_core_consts.py checks them)."""

@@ -12,7 +12,7 @@ errors) and :data:`CLASSES`; tests check that.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmipfast import reference as _reference
 
@@ -79,37 +79,137 @@ def load() -> tuple[Any, str]:
 
 impl, IMPLEMENTATION = load()
 
-internet_checksum = impl.internet_checksum
-upper_layer_checksum = impl.upper_layer_checksum
-icmp6_checksum = impl.icmp6_checksum
-icmp6_checksum_ok = impl.icmp6_checksum_ok
-icmp6_checksum_fill = impl.icmp6_checksum_fill
-ncoa_from_prefix = impl.ncoa_from_prefix
-nar_link_local = impl.nar_link_local
-link_local_from_mac48 = impl.link_local_from_mac48
-eui64_from_mac48 = impl.eui64_from_mac48
-mac48_from_eui64 = impl.mac48_from_eui64
-iid_from_eui64 = impl.iid_from_eui64
-eui64_from_iid = impl.eui64_from_iid
-eui64_from_address = impl.eui64_from_address
-mac48_from_address = impl.mac48_from_address
-ncoa_batch = impl.ncoa_batch
-nar_link_local_batch = impl.nar_link_local_batch
-mac48_from_address_batch = impl.mac48_from_address_batch
-eui64_from_mac48_batch = impl.eui64_from_mac48_batch
-classify = impl.classify
-forward_rewrite = impl.forward_rewrite
-encapsulate = impl.encapsulate
-decapsulate = impl.decapsulate
-ring_walk_block = impl.ring_walk_block
-ring_block_status = impl.ring_block_status
-ring_release_block = impl.ring_release_block
-ring_tx_fill = impl.ring_tx_fill
-RING_WALK_ERRORS = impl.RING_WALK_ERRORS
-Batch = impl.Batch
-NeighborCache = impl.NeighborCache
-PacketBuffer = impl.PacketBuffer
-Fib = impl.Fib
-Node = impl.Node
+if TYPE_CHECKING:
+    # Type checkers see the compiled signatures: fmipfast/_core.pyi is the one home of every signature (the
+    # reference implements the same ones; tests compare them), so users' mypy/pyright check their calls.
+    from fmipfast._core import (  # `X as X`: an explicit re-export for strict type checkers
+        RING_WALK_ERRORS as RING_WALK_ERRORS,
+    )
+    from fmipfast._core import (
+        Batch as Batch,
+    )
+    from fmipfast._core import (
+        Fib as Fib,
+    )
+    from fmipfast._core import (
+        NeighborCache as NeighborCache,
+    )
+    from fmipfast._core import (
+        Node as Node,
+    )
+    from fmipfast._core import (
+        PacketBuffer as PacketBuffer,
+    )
+    from fmipfast._core import (
+        classify as classify,
+    )
+    from fmipfast._core import (
+        decapsulate as decapsulate,
+    )
+    from fmipfast._core import (
+        encapsulate as encapsulate,
+    )
+    from fmipfast._core import (
+        eui64_from_address as eui64_from_address,
+    )
+    from fmipfast._core import (
+        eui64_from_iid as eui64_from_iid,
+    )
+    from fmipfast._core import (
+        eui64_from_mac48 as eui64_from_mac48,
+    )
+    from fmipfast._core import (
+        eui64_from_mac48_batch as eui64_from_mac48_batch,
+    )
+    from fmipfast._core import (
+        forward_rewrite as forward_rewrite,
+    )
+    from fmipfast._core import (
+        icmp6_checksum as icmp6_checksum,
+    )
+    from fmipfast._core import (
+        icmp6_checksum_fill as icmp6_checksum_fill,
+    )
+    from fmipfast._core import (
+        icmp6_checksum_ok as icmp6_checksum_ok,
+    )
+    from fmipfast._core import (
+        iid_from_eui64 as iid_from_eui64,
+    )
+    from fmipfast._core import (
+        internet_checksum as internet_checksum,
+    )
+    from fmipfast._core import (
+        link_local_from_mac48 as link_local_from_mac48,
+    )
+    from fmipfast._core import (
+        mac48_from_address as mac48_from_address,
+    )
+    from fmipfast._core import (
+        mac48_from_address_batch as mac48_from_address_batch,
+    )
+    from fmipfast._core import (
+        mac48_from_eui64 as mac48_from_eui64,
+    )
+    from fmipfast._core import (
+        nar_link_local as nar_link_local,
+    )
+    from fmipfast._core import (
+        nar_link_local_batch as nar_link_local_batch,
+    )
+    from fmipfast._core import (
+        ncoa_batch as ncoa_batch,
+    )
+    from fmipfast._core import (
+        ncoa_from_prefix as ncoa_from_prefix,
+    )
+    from fmipfast._core import (
+        ring_block_status as ring_block_status,
+    )
+    from fmipfast._core import (
+        ring_release_block as ring_release_block,
+    )
+    from fmipfast._core import (
+        ring_tx_fill as ring_tx_fill,
+    )
+    from fmipfast._core import (
+        ring_walk_block as ring_walk_block,
+    )
+    from fmipfast._core import (
+        upper_layer_checksum as upper_layer_checksum,
+    )
+else:
+    internet_checksum = impl.internet_checksum
+    upper_layer_checksum = impl.upper_layer_checksum
+    icmp6_checksum = impl.icmp6_checksum
+    icmp6_checksum_ok = impl.icmp6_checksum_ok
+    icmp6_checksum_fill = impl.icmp6_checksum_fill
+    ncoa_from_prefix = impl.ncoa_from_prefix
+    nar_link_local = impl.nar_link_local
+    link_local_from_mac48 = impl.link_local_from_mac48
+    eui64_from_mac48 = impl.eui64_from_mac48
+    mac48_from_eui64 = impl.mac48_from_eui64
+    iid_from_eui64 = impl.iid_from_eui64
+    eui64_from_iid = impl.eui64_from_iid
+    eui64_from_address = impl.eui64_from_address
+    mac48_from_address = impl.mac48_from_address
+    ncoa_batch = impl.ncoa_batch
+    nar_link_local_batch = impl.nar_link_local_batch
+    mac48_from_address_batch = impl.mac48_from_address_batch
+    eui64_from_mac48_batch = impl.eui64_from_mac48_batch
+    classify = impl.classify
+    forward_rewrite = impl.forward_rewrite
+    encapsulate = impl.encapsulate
+    decapsulate = impl.decapsulate
+    ring_walk_block = impl.ring_walk_block
+    ring_block_status = impl.ring_block_status
+    ring_release_block = impl.ring_release_block
+    ring_tx_fill = impl.ring_tx_fill
+    RING_WALK_ERRORS = impl.RING_WALK_ERRORS
+    Batch = impl.Batch
+    NeighborCache = impl.NeighborCache
+    PacketBuffer = impl.PacketBuffer
+    Fib = impl.Fib
+    Node = impl.Node
 
 __all__ += [*KERNELS, *CLASSES, "RING_WALK_ERRORS"]

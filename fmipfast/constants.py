@@ -11,6 +11,7 @@ Imports nothing from fmipfast.
 from __future__ import annotations
 
 from enum import IntEnum, IntFlag
+from typing import TYPE_CHECKING
 
 __all__ = [
     "EtherType",
@@ -309,12 +310,14 @@ class DropReason(IntEnum):
     description: str
     severity: Severity
 
-    def __new__(cls, value: int, description: str, severity: Severity) -> "DropReason":
-        obj = int.__new__(cls, value)
-        obj._value_ = value
-        obj.description = description
-        obj.severity = severity
-        return obj
+    if not TYPE_CHECKING:  # type checkers keep Enum's __new__, so that DropReason(value) (a lookup) type-checks
+
+        def __new__(cls, value: int, description: str, severity: Severity) -> "DropReason":
+            obj = int.__new__(cls, value)
+            obj._value_ = value
+            obj.description = description
+            obj.severity = severity
+            return obj
 
     NONE = 0, "not dropped", Severity.INFO
     ETH_TRUNCATED = 1, "frame shorter than an Ethernet header (or its VLAN tags)", Severity.WARNING

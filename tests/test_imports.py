@@ -42,6 +42,7 @@ ALLOWED: dict[str, set[str]] = {
     "__main__": {"cli"},
     "cli": None,  # anything
     "lab": None,
+    "contrib": VOCAB,  # optional third-party integrations (scapy layers); nothing imports them
 }
 
 

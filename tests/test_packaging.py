@@ -73,6 +73,16 @@ def _check_sdist(sdist: Path) -> None:
         assert needed in members, needed
 
 
+def test_every_subpackage_is_listed_for_setuptools():
+    """pyproject.toml names the packages (no discovery): a new subpackage left out of the list would be missing
+    from the wheel while every test of the work tree passes."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "fmipfast").rglob("__init__.py")}
+    assert found == listed
+
+
 def test_the_sdist_holds_every_cython_source_and_no_generated_c(tmp_path):
     src = _copy(tmp_path / "src")
     (sdist,) = _build(src, tmp_path / "dist", "--sdist")
