@@ -37,12 +37,12 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from fmipfast.lab import topology, traffic
+from fmipfast.lab import latency, topology, traffic
 from fmipfast.lab.topology import LabError, LabTopology
 from fmipfast.mobility import MobilitySocket
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "tickets", "kdc_configs", "mn_kerberos",
+__all__ = ["RunOptions", "run", "repeat", "summarize_runs", "plot", "router_security", "tickets", "kdc_configs", "mn_kerberos",
            "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
@@ -235,17 +235,22 @@ def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentia
 
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
                   kdc: str | None = None) -> tuple[subprocess.Popen, str]:
+    """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
+    ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,
+    which nobody would read until the end."""
     cfg = work / f"{which}.toml"
     cfg.write_text(lab.router_config(which, security=router_security(lab, which, kdc),
-                                       buffer_per_mn_packets=BUFFER_PACKETS, buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
+                                       buffer_per_mn_packets=BUFFER_PACKETS, buffer_per_mn_bytes=BUFFER_PACKETS * 2048)
+                   + '\n[logging]\nformat = "json"\nlevel = "debug"\n')
     sock = str(work / f"{which}.sock")
-    proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control", sock],
-                     env=env)
+    with open(work / f"{which}.err", "w") as err_file:
+        proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control",
+                                 sock], env=env, stderr=err_file)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("READY"):
-        err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        raise LabError(f"the {which} engine did not start: {line.strip()} {err.strip()}")
+        err = (work / f"{which}.err").read_text() if proc.poll() is not None else ""
+        raise LabError(f"the {which} engine did not start: {line.strip()} {err.strip()[-1000:]}")
     return proc, sock
 
 
@@ -277,13 +282,17 @@ def _stop_capture(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-def _stop_engine(proc: subprocess.Popen) -> dict[str, Any]:
+def _stop_engine(proc: subprocess.Popen, log: Path) -> dict[str, Any]:
+    """SIGTERM; the engine's final summary, with its router-agent notes (``notes``) from its JSON log."""
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=30)
     lines = out.strip().splitlines()
     if proc.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        err = log.read_text(errors="replace") if log.exists() else ""
         raise LabError(f"an engine failed on exit ({proc.returncode}): {err.strip()[-500:]}")
-    return json.loads(lines[-1])
+    final = json.loads(lines[-1])
+    final["notes"] = latency.read_router_notes(str(log))
+    return final
 
 
 PCOA_DRAIN_MS = 100.0  # the PCoA stays this long after the BAck (in-flight tunnelled datagrams)
@@ -337,6 +346,7 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
         raise LabError("the receiver did not start")
     send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate", str(opts.rate),
                             "--count", str(count), "--bu"], env=env)
+    _wait_started(send)
     time.sleep(opts.lead_ms / 1000)
     move.append(lab.move_mn("B", opts.gap_ms))
     # movement detection (RFC 6275 §11.5.1): the old router is gone with the link. Every default route via the
@@ -366,6 +376,15 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
     return {"sent": sent, "received": json.loads(out.read_text()), "released": []}
 
 
+def _wait_started(send: subprocess.Popen) -> None:
+    """Until the CN's sender says its stream begins (``lead_ms`` counts from there, not from the spawn: on a
+    loaded machine starting Python took longer than the lead, and the handover came before the stream)."""
+    assert send.stderr is not None
+    line = send.stderr.readline()
+    if line.strip() != "STARTED":
+        raise LabError(f"the CN sender did not start: {line.strip()} {send.stderr.read().strip()[-300:]}")
+
+
 def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
     """One handover over the real lab (fast, or the plain Mobile IPv6 baseline); see the module doc."""
     from fmipfast.control import ControlClient
@@ -384,11 +403,13 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         nar_principal = {1: P_NAR, 2: P_ACCESS_B, 3: P_ACCESS_HOME}[opts.case]
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
+        offset = traffic._clock_offset_ns()  # CLOCK_REALTIME - CLOCK_MONOTONIC: kernel and tshark timestamps
         dumpcap = _start_capture(lab, opts.capture) if opts.capture else None
         if opts.mode == "baseline":
             got = _baseline(lab, opts, work, env, timeline, move)
             _stop_capture(dumpcap)
-            return _finish(opts, got, timeline, move, {"par": _stop_engine(par), "nar": _stop_engine(nar)}, {})
+            engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
+            return _finish(opts, got, timeline, move, engines, {}, offset_ns=offset)
 
         async def provider(server: L.Principal) -> L.Credentials:
             return creds[server]
@@ -396,9 +417,17 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         with lab.ns["mn"].enter():
             # the CN is the MN's correspondent: the Attach carries the BU (a Mobility Header), the NAR forwards
             # it, and the BAck comes back to the NCoA on this raw MH socket
+            mn_notes: list[tuple[str, dict[str, Any], int]] = []
+
+            def on_note(n: Any, t: int) -> None:
+                timeline.append((_note(n), t))
+                mn_notes.append((n.name, n.fields, t))
+
             agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True, home_agent=lab.cn_address,
-                            on_note=lambda n, t: timeline.append((_note(n), t)))
+                            on_note=on_note)
             mh = MobilitySocket()
+        with lab.ns["nar"].enter():  # kernel timestamps of the Attach and of the first flushed datagram
+            taps = latency.Taps(lab.nar_acc, agent.codepoints.type, PORT, offset)
 
         async def scenario() -> dict[str, Any]:
             loop = asyncio.get_running_loop()
@@ -416,6 +445,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 moved.set()
 
             agent.on_ready_to_switch = do_move
+            taps.attach(loop)
             try:
                 agent.start(lab.par_address, P_PAR, lab.pcoa, "A")
                 await _until(lambda: agent.mn.state == MnState.ATTACHED, "the initial attach", 5)
@@ -433,6 +463,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate",
                                         str(opts.rate), "--count", str(count), "--bu"],
                                  env=env)
+                await loop.run_in_executor(None, _wait_started, send)
                 await asyncio.sleep(opts.lead_ms / 1000)
                 timeline.append(("trigger", time.monotonic_ns()))
                 client = ControlClient(par_sock)
@@ -477,17 +508,20 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                     timeline.append((f"cn follows the BU to {address}", t))
                 return {"sent": sent, "received": json.loads(out.read_text())}
             finally:
+                taps.close()
                 stop.set()
                 await asyncio.wait_for(runner, 5)
 
         try:
             got = asyncio.run(scenario())
         finally:
+            taps.close()
             agent.close()
             mh.close()
         _stop_capture(dumpcap)
-        engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
-        m = _finish(opts, got, timeline, move, engines, agent.counters)
+        engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
+        m = _finish(opts, got, timeline, move, engines, agent.counters, mn_notes=mn_notes, taps=taps,
+                    offset_ns=offset)
         if kdcs:
             finals = _stop_kdcs(kdcs)
             m["kdc"] = finals["B.EXAMPLE"]  # the NAR's realm's KDC (cases 2 and 3)
@@ -498,9 +532,11 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
 
 
 def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int]],
-            move: list[topology.LinkMove], engines: dict[str, Any], mn_counters: dict[str, int]) -> dict[str, Any]:
-    m = traffic.measure(got["sent"]["sent"], got["received"]["received"],
-                        move[0].link_changes() if move else ())
+            move: list[topology.LinkMove], engines: dict[str, Any], mn_counters: dict[str, int], *,
+            mn_notes: list[tuple[str, dict[str, Any], int]] | None = None, taps: latency.Taps | None = None,
+            offset_ns: int = 0) -> dict[str, Any]:
+    received = got["received"]["received"]
+    m = traffic.measure(got["sent"]["sent"], received, move[0].link_changes() if move else ())
     if move:
         timeline += [(f"layer 2: port down acknowledged (leaves br{move[0].old})", move[0].down_ns),
                      (f"layer 2: port up on br{move[0].new}", move[0].up_ns)]
@@ -517,20 +553,58 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
     m["mode"] = opts.mode
     m["rate"] = opts.rate
+    m["clock"] = {"timeline": "CLOCK_MONOTONIC", "realtime_minus_monotonic_ns": offset_ns,
+                  "t0_monotonic_ns": t0}
+    up = move[0].up_ns if move else None
+    first = min((int(r[1]) for r in received if up is not None and int(r[1]) >= up), default=None)
+    if up is not None and opts.mode == "fast" and not opts.reverse:
+        m["waterfall_ms"] = latency.waterfall(up, move[0].up_ack_ns, mn_notes or [],
+                                              engines.get("nar", {}).get("notes", []),
+                                              taps.attach_rx_ns() if taps else [],
+                                              taps.first_tx_ns if taps else None, first)
+    elif up is not None:  # the baseline: only the ends of the chain exist
+        m["waterfall_ms"] = {"link_up": 0.0, "link_up_ack": round((move[0].up_ack_ns - up) / 1e6, 3),
+                             "mn_first_datagram": None if first is None else round((first - up) / 1e6, 3)}
+    # what the plot draws, not reported (`fmipfast lab run --json` leaves out keys starting with "_")
+    m["_router_notes"] = {k: v.get("notes", []) for k, v in engines.items()}
+    m["_mn_notes"] = mn_notes or []
+    m["_taps"] = taps.messages if taps else []
+    m["_stream"] = _stream(got["sent"], received, t0, move[0] if move else None)
     return m
 
 
-def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
-    """``n`` runs; the median, minimum and maximum of each of :data:`SUMMARY_KEYS`, and every run."""
-    import statistics
+def _stream(sent: dict[str, Any], received: list[list[int]], t0: int,
+            move: topology.LinkMove | None) -> dict[str, Any]:
+    """The datagram stream at the MN on the timeline's clock: (seq, ms) of each arrival, (seq, ms sent) of each
+    lost datagram, and the layer-2 move (ms)."""
+    seen = {int(r[0]) for r in received}
+    rate, first = sent.get("rate") or 0, sent.get("first_ns", t0)
+    lost = [(q, round((first + q * 1e9 / rate - t0) / 1e6, 3) if rate else None)
+            for q in range(int(sent["sent"])) if q not in seen]
+    return {"arrivals": [(int(r[0]), round((int(r[1]) - t0) / 1e6, 3)) for r in received], "lost": lost,
+            "down_ms": None if move is None else round((move.down_ns - t0) / 1e6, 3),
+            "up_ms": None if move is None else round((move.up_ns - t0) / 1e6, 3)}
 
-    runs = [run(opts) for _ in range(n)]
-    summary = {}
-    for key in SUMMARY_KEYS:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        summary[key] = ({"median": statistics.median(values), "min": min(values), "max": max(values)}
-                        if values else None)
-    return {"rate": opts.rate, "gap_ms": opts.gap_ms, "runs": len(runs), "summary": summary, "each": runs}
+
+def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
+    """``n`` runs; for each of :data:`SUMMARY_KEYS` and each step of the latency waterfall the median, p90,
+    p99, maximum and minimum over the runs (:func:`fmipfast.lab.latency.summarize`: nearest-rank
+    percentiles), and every run (the datagram stream only for the last: it is what ``--plot`` draws)."""
+    runs = []
+    for i in range(n):
+        runs.append(run(opts))
+        if i:
+            runs[-2].pop("_stream", None)
+    return summarize_runs(opts, runs)
+
+
+def summarize_runs(opts: RunOptions, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of :func:`repeat` over runs already made."""
+    summary = {key: latency.summarize(r.get(key) for r in runs) for key in SUMMARY_KEYS}
+    steps = [k for k, _, _ in latency.STEPS]
+    waterfall = {k: latency.summarize(r.get("waterfall_ms", {}).get(k) for r in runs) for k in steps}
+    return {"rate": opts.rate, "gap_ms": opts.gap_ms, "mode": opts.mode, "runs": len(runs), "summary": summary,
+            "waterfall_ms": {k: v for k, v in waterfall.items() if v is not None}, "each": runs}
 
 
 def _note(n: Any) -> str:
