@@ -831,7 +831,7 @@ def _lab_run(args: argparse.Namespace) -> int:
     try:
         opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
-                                 reverse=args.reverse, case=args.case,
+                                 reverse=args.reverse, case=args.case, ring_timeout_ms=args.ring_timeout_ms,
                                  prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     except ValueError as exc:  # a bound of RunOptions, named
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
@@ -1031,6 +1031,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: also plain Mobile IPv6 on the same links (kernel SLAAC with DAD, then the BU)")
     p.add_argument("--switch-delay-ms", type=float, default=0.0,
                    help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
+    p.add_argument("--ring-timeout-ms", type=int, default=2,
+                   help="run: the engines' TPACKET block retire timeout (default 2; 1 is the kernel's least)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

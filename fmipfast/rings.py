@@ -297,7 +297,8 @@ _ETH, _IP6 = 14, 40
 SNAPLEN = 0x40000
 
 
-def _assemble(program: list[tuple[int, object, object, int] | str], *, invert: bool = False) -> list[tuple[int, int, int, int]]:
+def _assemble(program: list[tuple[int, object, object, int] | str], *,
+              invert: bool = False) -> list[tuple[int, int, int, int]]:
     """Classic BPF from instructions whose jump targets are label names (strings in the list mark where a label
     is).  Two labels are always defined at the end: ``match`` (return the frame) and ``no`` (drop it);
     ``invert`` swaps what they return."""
@@ -310,16 +311,17 @@ def _assemble(program: list[tuple[int, object, object, int] | str], *, invert: b
             insns.append(item)
     labels["match"], labels["no"] = len(insns), len(insns) + 1
     out: list[tuple[int, int, int, int]] = []
+    def rel(i: int, target: object) -> int:
+        off = labels[str(target)] - i - 1
+        if not 0 <= off <= 255:
+            raise ValueError(f"BPF jump to {target!r} out of reach")
+        return off
+
     for i, (code, jt, jf, k) in enumerate(insns):
-        def rel(target: object) -> int:
-            off = labels[str(target)] - i - 1
-            if not 0 <= off <= 255:
-                raise ValueError(f"BPF jump to {target!r} out of reach")
-            return off
         if code in (_JEQ_K, _JGE_K, _JGE_X):
-            out.append((code, rel(jt), rel(jf), k))
+            out.append((code, rel(i, jt), rel(i, jf), k))
         elif code == _JA:
-            out.append((code, 0, 0, rel(k)))  # type: ignore[arg-type]  # k holds the label of a JA
+            out.append((code, 0, 0, rel(i, k)))  # type: ignore[arg-type]  # k holds the label of a JA
         else:
             out.append((code, 0, 0, k))
     accept, reject = (0, SNAPLEN) if invert else (SNAPLEN, 0)

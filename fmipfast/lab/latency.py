@@ -34,6 +34,9 @@ __all__ = ["STEPS", "CHAIN", "summarize", "percentile", "waterfall", "format_wat
 
 #: (key, label, clock) of each step, in the order the protocol takes them.
 STEPS: tuple[tuple[str, str, str], ...] = (
+    ("ready_to_switch", "MN: ReadyToSwitch (HRA sent, PAR tunnels)", "lab"),
+    ("last_on_old_link", "MN: last datagram on the old link", "kernel"),
+    ("link_down", "layer 2: port down acknowledged", "lab"),
     ("link_up", "layer 2: the MN's port set up (request)", "lab"),
     ("link_up_ack", "layer 2: port up acknowledged (netlink)", "lab"),
     ("mn_carrier", "MN: carrier up read from netlink", "mn"),
@@ -51,8 +54,8 @@ LABELS = {k: label for k, label, _ in STEPS}
 
 #: Steps that causally follow each other (each needs the one before it); the AMN, the flush note and the MN's
 #: receipt of the AMN race with the flushed datagrams, and the verification happened before the move.
-CHAIN = ("link_up", "mn_carrier", "mn_attach_sent", "nar_attach_kernel", "nar_attach_agent", "nar_first_tx",
-         "mn_first_datagram")
+CHAIN = ("ready_to_switch", "link_down", "link_up", "mn_carrier", "mn_attach_sent", "nar_attach_kernel",
+         "nar_attach_agent", "nar_first_tx", "mn_first_datagram")
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -91,13 +94,16 @@ def _first(times: Iterable[int], after: int | None) -> int | None:
 
 def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, Mapping[str, Any], int]],
               nar_notes: Sequence[Mapping[str, Any]], attach_rx_ns: Sequence[int], first_tx_ns: int | None,
-              first_datagram_ns: int | None) -> dict[str, float | None]:
+              first_datagram_ns: int | None, *,
+              before: Mapping[str, int | None] | None = None) -> dict[str, float | None]:
     """Each step of :data:`STEPS` in ms since the layer-2 link-up request ``up_ns`` (None when it did not
-    happen or was not seen; ``up_ack_ns``: when the kernel acknowledged it).  ``mn_notes``: the MN agent's (name, fields, monotonic ns); ``nar_notes``: the NAR
-    daemon's notes (``event``, fields, ``mono_ns``); ``attach_rx_ns``: kernel timestamps (monotonic) of Attach
-    frames arriving at the NAR; ``first_tx_ns``: of the first buffered datagram it sent; ``first_datagram_ns``:
-    the MN's first arrival after ``up_ns``.  Every step is the first of its kind at or after the step it
-    depends on, so a retransmission or an earlier exchange is never taken for it."""
+    happen or was not seen; ``up_ack_ns``: when the kernel acknowledged it).  ``mn_notes``: the MN agent's
+    (name, fields, monotonic ns); ``nar_notes``: the NAR daemon's notes (``event``, fields, ``mono_ns``);
+    ``attach_rx_ns``: kernel timestamps (monotonic) of Attach frames arriving at the NAR; ``first_tx_ns``: of
+    the first buffered datagram it sent; ``first_datagram_ns``: the MN's first arrival after ``up_ns``;
+    ``before``: the steps before the gap (``ready_to_switch``, ``last_on_old_link``, ``link_down``, monotonic
+    ns), negative in the result.  Every step is the first of its kind at or after the step it depends on, so
+    a retransmission or an earlier exchange is never taken for it."""
     def mn(name: str, after: int | None, **match: Any) -> int | None:
         return _first((t for n, f, t in mn_notes if n == name and all(f.get(k) == v for k, v in match.items())),
                       after)
@@ -106,7 +112,7 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
         return _first((int(d["mono_ns"]) for d in nar_notes if d.get("event") == event and "mono_ns" in d
                        and all(d.get(k) == v for k, v in match.items())), after)
 
-    at: dict[str, int | None] = {"link_up": up_ns, "link_up_ack": up_ack_ns or None}
+    at: dict[str, int | None] = {"link_up": up_ns, "link_up_ack": up_ack_ns or None, **(before or {})}
     at["mn_carrier"] = mn("carrier", up_ns, up=True)
     at["mn_attach_sent"] = mn("send", up_ns, message="Attach")
     after_attach = at["mn_attach_sent"] or up_ns
@@ -127,18 +133,21 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
             for k, _, _ in STEPS}
 
 
-def format_waterfall(wf: Mapping[str, float | None]) -> list[str]:
+def format_waterfall(wf: Mapping[str, float | None], width: int = 24) -> list[str]:
     """The waterfall as table lines, in time order: ms since link up, the step's own share (since the step
-    before it), a bar, the label and its clock."""
+    before it), a bar placing that share on the whole span, the label and its clock."""
     rows = sorted(((v, k) for k, v in wf.items() if v is not None), key=lambda x: x[0])
     clocks = {k: c for k, _, c in STEPS}
-    span = max((v for v, _ in rows), default=0.0) or 1.0
-    out = [f"  {'since link up':>13s} {'step':>9s}  {'':24s}  what (clock)"]
-    prev = 0.0
+    out = [f"  {'since link up':>13s} {'step':>9s}  {'':{width}s}  what (clock)"]
+    if not rows:
+        return out
+    lo, hi = rows[0][0], rows[-1][0]
+    scale = width / (hi - lo) if hi > lo else 0.0
+    prev = lo
     for v, k in rows:
-        start, width = int(24 * prev / span), max(1, int(24 * (v - prev) / span)) if v > prev else 0
-        bar = (" " * start + "#" * width)[:24]
-        out.append(f"  {v:10.3f} ms {v - prev:+8.3f}  {bar:24s}  {LABELS.get(k, k)} ({clocks.get(k, '?')})")
+        start = int((prev - lo) * scale)
+        bar = (" " * start + "#" * max(1 if v > prev else 0, int((v - prev) * scale)))[:width]
+        out.append(f"  {v:10.3f} ms {v - prev:+8.3f}  {bar:{width}s}  {LABELS.get(k, k)} ({clocks.get(k, '?')})")
         prev = v
     missing = [k for k, v in wf.items() if v is None]
     if missing:

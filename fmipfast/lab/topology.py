@@ -39,6 +39,7 @@ Ownership: one thread builds, moves and tears down; processes are children of th
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -221,6 +222,7 @@ class LabTopology:
         self.processes: list[subprocess.Popen] = []
         self.delays_applied = False
         self.mn_link = "A"
+        self._mover: Any = None  # (IPRoute in "air", port index, {link: bridge index}) of prepare_move()
         self._ifindex = 100
         self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
@@ -389,6 +391,7 @@ class LabTopology:
         for proc in self.processes:
             self._stop(proc)
         self.processes.clear()
+        self._close_mover()
         for role in reversed(ROLES):
             ns = self.ns.pop(role, None)
             if ns is not None:
@@ -404,6 +407,7 @@ class LabTopology:
         stopping them and drop the atexit/SIGTERM teardown.  :func:`cleanup` with the same prefix (``fmipfast lab
         down``) removes it later, processes included."""
         self.processes.clear()
+        self._close_mover()
         self.ns.clear()
         self._built = False
         self._disarm()
@@ -446,9 +450,39 @@ class LabTopology:
         return proc
 
     # --- the layer-2 handover
+    def prepare_move(self) -> None:
+        """Open the netlink handle of :meth:`move_mn` in ``air`` and look its interfaces up now, so the move
+        itself starts with the port going down: opening it there took 3-16 ms on a loaded machine, which a run
+        counted into the handover's interruption (the PAR tunnels from the HRA on, the MN was still on link A).
+        Closed by :meth:`down` and :meth:`detach`."""
+        from pyroute2 import IPRoute
+
+        if self._mover is not None:
+            return
+        if "air" not in self.ns:
+            raise LabError("the lab is not up")
+        with self.ns["air"].enter():
+            ipr = IPRoute()
+            try:
+                port = ipr.link_lookup(ifname=self.air_mn)[0]
+                bridges = {k: ipr.link_lookup(ifname=v)[0] for k, v in self.bridges.items()}
+            except BaseException:
+                ipr.close()
+                raise
+        self._mover = (ipr, port, bridges)
+
+    def _close_mover(self) -> None:
+        if self._mover is not None:
+            try:
+                self._mover[0].close()
+            except Exception:  # noqa: BLE001 -- tearing down: the namespace may be gone already
+                pass
+            self._mover = None
+
     def move_mn(self, to: str = "B", gap_ms: float = 30.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
-        passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``."""
+        passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``.
+        After :meth:`prepare_move` the netlink handle is ready (one move at a time)."""
         from pyroute2 import IPRoute  # the lab's only netlink user; imported where needed
 
         if to not in self.bridges:
@@ -458,11 +492,12 @@ class LabTopology:
         if "air" not in self.ns:
             raise LabError("the lab is not up")
         old = self.mn_link
-        with self.ns["air"].enter():
-            ipr = IPRoute()
+        prepared = self._mover is not None
+        with contextlib.nullcontext() if prepared else self.ns["air"].enter():
+            ipr = self._mover[0] if prepared else IPRoute()
             try:
-                port = ipr.link_lookup(ifname=self.air_mn)[0]
-                bridge = ipr.link_lookup(ifname=self.bridges[to])[0]
+                port = self._mover[1] if prepared else ipr.link_lookup(ifname=self.air_mn)[0]
+                bridge = self._mover[2][to] if prepared else ipr.link_lookup(ifname=self.bridges[to])[0]
                 down_request_ns = time.monotonic_ns()
                 ipr.link("set", index=port, state="down")
                 down_ns = time.monotonic_ns()
@@ -477,7 +512,8 @@ class LabTopology:
                 ipr.link("set", index=port, state="up")
                 up_ack_ns = time.monotonic_ns()
             finally:
-                ipr.close()
+                if not prepared:
+                    ipr.close()
         self.mn_link = to
         return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
 
