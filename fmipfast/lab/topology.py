@@ -39,7 +39,6 @@ Ownership: one thread builds, moves and tears down; processes are children of th
 from __future__ import annotations
 
 import atexit
-import contextlib
 import logging
 import os
 import signal
@@ -104,6 +103,24 @@ class LinkMove:
     def link_changes(self) -> list[tuple[str, int]]:
         """The form :func:`fmipfast.lab.traffic.measure` takes."""
         return [("down", self.down_ns), ("up", self.up_ns)]
+
+
+def _move_port(ipr: Any, port: int, bridge: int, gap_ms: float) -> tuple[int, int, int, int]:
+    """The port down, out of its bridge, into ``bridge``, and up ``gap_ms`` after the down; the CLOCK_MONOTONIC
+    times of the down request, its acknowledgement, the up request and its acknowledgement."""
+    down_request_ns = time.monotonic_ns()
+    ipr.link("set", index=port, state="down")
+    down_ns = time.monotonic_ns()
+    ipr.link("set", index=port, master=0)
+    ipr.link("set", index=port, master=bridge)
+    due = down_ns + int(gap_ms * 1e6)
+    while (left := due - time.monotonic_ns()) > 200_000:
+        time.sleep((left - 150_000) / 1e9)
+    while time.monotonic_ns() < due:
+        pass
+    up_ns = time.monotonic_ns()
+    ipr.link("set", index=port, state="up")
+    return down_request_ns, down_ns, up_ns, time.monotonic_ns()
 
 
 def _ns_names(prefix: str) -> dict[str, str]:
@@ -222,7 +239,7 @@ class LabTopology:
         self.processes: list[subprocess.Popen] = []
         self.delays_applied = False
         self.mn_link = "A"
-        self._mover: Any = None  # (IPRoute in "air", port index, {link: bridge index}) of prepare_move()
+        self._mover: Any = None  # (its thread, IPRoute in "air", port index, {link: bridge index}): prepare_move()
         self._ifindex = 100
         self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
@@ -451,33 +468,48 @@ class LabTopology:
 
     # --- the layer-2 handover
     def prepare_move(self) -> None:
-        """Open the netlink handle of :meth:`move_mn` in ``air`` and look its interfaces up now, so the move
-        itself starts with the port going down: opening it there took 3-16 ms on a loaded machine, which a run
-        counted into the handover's interruption (the PAR tunnels from the HRA on, the MN was still on link A).
-        Closed by :meth:`down` and :meth:`detach`."""
-        from pyroute2 import IPRoute
+        """Ready :meth:`move_mn`'s netlink handle now, so a move starts with the port going down: opening it in
+        ``air`` took 3-16 ms on a loaded machine, which a run counted into the handover's interruption (the PAR
+        tunnels from the HRA on while the MN is still on link A).  The handle lives on a thread of its own
+        that stays in ``air`` (pyroute2 0.9 answers a call from another thread on a connection of that
+        thread's namespace).  Closed by :meth:`down` and :meth:`detach`."""
+        from concurrent.futures import ThreadPoolExecutor
 
         if self._mover is not None:
             return
         if "air" not in self.ns:
             raise LabError("the lab is not up")
-        with self.ns["air"].enter():
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-move")
+
+        def open_handle() -> tuple[Any, int, dict[str, int]]:
+            from pyroute2 import IPRoute
+
+            from fmipfast.lab.netns import _setns
+
+            with open(f"/run/netns/{self.ns['air'].name}", "rb") as there:
+                _setns(there.fileno())  # this thread stays in "air" until the pool ends it
             ipr = IPRoute()
             try:
-                port = ipr.link_lookup(ifname=self.air_mn)[0]
-                bridges = {k: ipr.link_lookup(ifname=v)[0] for k, v in self.bridges.items()}
+                return ipr, ipr.link_lookup(ifname=self.air_mn)[0], {k: ipr.link_lookup(ifname=v)[0]
+                                                                      for k, v in self.bridges.items()}
             except BaseException:
                 ipr.close()
                 raise
-        self._mover = (ipr, port, bridges)
+        try:
+            self._mover = (pool, *pool.submit(open_handle).result(timeout=30))
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
 
     def _close_mover(self) -> None:
         if self._mover is not None:
+            pool, ipr = self._mover[0], self._mover[1]
+            self._mover = None
             try:
-                self._mover[0].close()
+                pool.submit(ipr.close).result(timeout=10)
             except Exception:  # noqa: BLE001 -- tearing down: the namespace may be gone already
                 pass
-            self._mover = None
+            pool.shutdown(wait=False)
 
     def move_mn(self, to: str = "B", gap_ms: float = 30.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
@@ -492,29 +524,19 @@ class LabTopology:
         if "air" not in self.ns:
             raise LabError("the lab is not up")
         old = self.mn_link
-        prepared = self._mover is not None
-        with contextlib.nullcontext() if prepared else self.ns["air"].enter():
-            ipr = self._mover[0] if prepared else IPRoute()
-            try:
-                port = self._mover[1] if prepared else ipr.link_lookup(ifname=self.air_mn)[0]
-                bridge = self._mover[2][to] if prepared else ipr.link_lookup(ifname=self.bridges[to])[0]
-                down_request_ns = time.monotonic_ns()
-                ipr.link("set", index=port, state="down")
-                down_ns = time.monotonic_ns()
-                ipr.link("set", index=port, master=0)
-                ipr.link("set", index=port, master=bridge)
-                due = down_ns + int(gap_ms * 1e6)
-                while (left := due - time.monotonic_ns()) > 200_000:
-                    time.sleep((left - 150_000) / 1e9)
-                while time.monotonic_ns() < due:
-                    pass
-                up_ns = time.monotonic_ns()
-                ipr.link("set", index=port, state="up")
-                up_ack_ns = time.monotonic_ns()
-            finally:
-                if not prepared:
+        if self._mover is not None:
+            pool, ipr, port, bridges = self._mover
+            times = pool.submit(_move_port, ipr, port, bridges[to], gap_ms).result()
+        else:
+            with self.ns["air"].enter():
+                ipr = IPRoute()
+                try:
+                    times = _move_port(ipr, ipr.link_lookup(ifname=self.air_mn)[0],
+                                       ipr.link_lookup(ifname=self.bridges[to])[0], gap_ms)
+                finally:
                     ipr.close()
         self.mn_link = to
+        down_request_ns, down_ns, up_ns, up_ack_ns = times
         return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
 
     # --- engine configuration
