@@ -54,6 +54,8 @@ TP_STATUS_LOSING = 1 << 2
 TP_STATUS_CSUMNOTREADY = 1 << 3
 TP_FT_REQ_FILL_RXHASH = 1
 PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
+PACKET_AUXDATA = 8
+_AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan tci, tpid
 SO_TIMESTAMPNS, SCM_TIMESTAMPNS = 35, 35
 _TIMESPEC = struct.Struct("=qq")
 FANOUT_MODES = {"hash": 0, "lb": 1, "cpu": 2, "rollover": 3, "rnd": 4, "qm": 5}
@@ -373,11 +375,14 @@ def udp_port_bpf(port: int, *, outgoing_only: bool = False) -> list[tuple[int, i
 @dataclass(frozen=True)
 class ControlPacket:
     """One frame of a :class:`ControlSocket`: its octets, the kernel's receive timestamp (CLOCK_REALTIME ns,
-    SO_TIMESTAMPNS; 0 when the kernel gave none) and its sll_pkttype (:data:`PACKET_OUTGOING`: sent here)."""
+    SO_TIMESTAMPNS, the clock of a TPACKET frame's; 0 when the kernel gave none), its sll_pkttype
+    (:data:`PACKET_OUTGOING`: sent here) and its tp_status (PACKET_AUXDATA: :data:`TP_STATUS_CSUMNOTREADY` as
+    on a ring)."""
 
     frame: bytes
     ts_ns: int
     pkttype: int
+    status: int = 0
 
 
 class ControlSocket:
@@ -397,6 +402,7 @@ class ControlSocket:
         self.ifname = ifname
         self.max_frame = max_frame
         self.counters = dict.fromkeys(("frames", "truncated", "no_timestamp", "errors"), 0)
+        self._totals = {"packets": 0, "drops": 0}
         try:
             # protocol 0: not hooked into the receive path until bind() names one, after the filter is on
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -406,6 +412,7 @@ class ControlSocket:
             _attach_filter(self.sock, bpf)
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
             if ignore_outgoing:
                 self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             try:
@@ -423,7 +430,7 @@ class ControlSocket:
     def receive(self, max_frames: int = 64) -> list[ControlPacket]:
         """Up to ``max_frames`` queued frames, oldest first (none: an empty list)."""
         out: list[ControlPacket] = []
-        space = socket.CMSG_SPACE(_TIMESPEC.size)
+        space = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
         while len(out) < max_frames:
             try:
                 data, anc, flags, addr = self.sock.recvmsg(self.max_frame, space)
@@ -435,16 +442,26 @@ class ControlSocket:
             if flags & socket.MSG_TRUNC:
                 self.counters["truncated"] += 1
                 continue
-            ts = 0
+            ts = status = 0
             for level, kind, value in anc:
                 if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
                     sec, nsec = _TIMESPEC.unpack_from(value)
                     ts = sec * 1_000_000_000 + nsec
+                elif level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUXDATA.size:
+                    status = _AUXDATA.unpack_from(value)[0]
             if not ts:
                 self.counters["no_timestamp"] += 1
             self.counters["frames"] += 1
-            out.append(ControlPacket(data, ts, int(addr[2]) if len(addr) > 2 else 0))
+            out.append(ControlPacket(data, ts, int(addr[2]) if len(addr) > 2 else 0, status))
         return out
+
+    def statistics(self) -> dict[str, int]:
+        """Kernel statistics since the socket opened: ``packets`` and ``drops`` (receive buffer full), read
+        (PACKET_STATISTICS resets on read) and accumulated here."""
+        packets, drops = struct.unpack("=II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        self._totals["packets"] += packets
+        self._totals["drops"] += drops
+        return dict(self._totals)
 
     def wait(self, timeout: float | None) -> bool:
         poller = select.poll()

@@ -394,10 +394,13 @@ def test_control_socket_takes_exactly_the_control_frames_and_the_inverted_ring_t
             on_ring = _collect(ring, len(OTHER_FRAMES), timeout=2.0)
             time.sleep(0.05)
             assert ctl.receive() == []
+            stats = ctl.statistics()
     assert [p.frame for p in got] == list(CONTROL_FRAMES.values())
     assert all(before <= p.ts_ns <= after for p in got), [(before, p.ts_ns, after) for p in got]
     assert sorted(on_ring) == sorted(OTHER_FRAMES.values())
     assert ctl.counters["frames"] == len(CONTROL_FRAMES) and ctl.counters["no_timestamp"] == 0
+    assert all(p.status & TP_STATUS_CSUMNOTREADY == 0 for p in got)  # complete frames from a packet socket
+    assert stats == {"packets": len(CONTROL_FRAMES), "drops": 0}
 
 
 @needs_root
