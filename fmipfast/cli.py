@@ -451,13 +451,16 @@ def log_router_note(what: str, fields: dict[str, Any]) -> None:
     fields structured (``[logging] format = "json"``) -- sends, receipts and drops at DEBUG, the rest (state
     changes, failures, proxies, tunnels, flushes, route switches) at INFO."""
     import logging
+    import time
 
     log = logging.getLogger("fmipfast.router")
     level = logging.DEBUG if what in _QUIET_NOTES else logging.INFO
     if log.isEnabledFor(level):
         clean = {k: v for k, v in fields.items() if k != "icmp"}
+        # mono_ns (CLOCK_MONOTONIC, which every network namespace of a host shares): the note's time precisely
+        # enough for `fmipfast lab run`'s latency waterfall (the record's own time is wall-clock milliseconds)
         log.log(level, "%s %s", what, " ".join(f"{k}={_log_value(v)}" for k, v in clean.items()),
-                extra={"fields": {"event": what, **clean}})
+                extra={"fields": {"event": what, **clean, "mono_ns": time.monotonic_ns()}})
 
 
 #: Where Linux shows each interface's IPv6 settings.
@@ -923,7 +926,7 @@ def _lab_run(args: argparse.Namespace) -> int:
     try:
         opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
-                                 reverse=args.reverse, case=args.case,
+                                 reverse=args.reverse, case=args.case, ring_timeout_ms=args.ring_timeout_ms,
                                  prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     except ValueError as exc:  # a bound of RunOptions, named
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
@@ -953,9 +956,15 @@ def _lab_run(args: argparse.Namespace) -> int:
         last = " (the last run)" if args.repeat > 1 else ""
         print(f"wrote the capture of the {mode} mode{last} to {path}", file=sys.stderr)
     if args.json:
-        shown = {mode: r if args.repeat > 1 else r["each"][0] for mode, r in results.items()}
+        def public(v: Any) -> Any:  # leave out what is only drawn ("_stream": every datagram)
+            if isinstance(v, dict):
+                return {k: public(x) for k, x in v.items() if not str(k).startswith("_")}
+            return [public(x) for x in v] if isinstance(v, list) else v
+
+        shown = {mode: public(r if args.repeat > 1 else r["each"][0]) for mode, r in results.items()}
         print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
         return 0
+    from fmipfast.lab import latency
     titles = {"fast": "fast handover", "baseline": "plain Mobile IPv6 (SLAAC + DAD + BU)"}
     for mode, result in results.items():
         print(f"{titles[mode]} over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
@@ -966,12 +975,24 @@ def _lab_run(args: argparse.Namespace) -> int:
                 print(f"  {at:9.3f} ms  {what}")
             print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
                   f"reordered {m['reordered']}")
+            for key in ("interruption_ms", "link_up_to_first_packet_ms"):
+                print(f"  {key:28s} {'-' if m.get(key) is None else format(m[key], '.3f')}")
             for r in m["lost_ranges"][:10]:
                 print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
-        for key in labrun.SUMMARY_KEYS:
-            s = result["summary"][key]
-            if s is not None:
-                print(f"  {key:28s} median {s['median']:9.3f}  min {s['min']:9.3f}  max {s['max']:9.3f}")
+            if m.get("waterfall_ms"):
+                print("latency waterfall (ms since the layer-2 link-up request; CLOCK_MONOTONIC, kernel timestamps "
+                      "converted from CLOCK_REALTIME):")
+                for line in latency.format_waterfall(m["waterfall_ms"]):
+                    print(line)
+        else:
+            print("over the runs:")
+            for line in latency.format_steps(result["summary"], labrun.SUMMARY_KEYS):
+                print(line)
+            if result.get("waterfall_ms"):
+                print("latency waterfall over the runs (ms since the layer-2 link-up request):")
+                for line in latency.format_steps(result["waterfall_ms"], [k for k, _, _ in latency.STEPS],
+                                                 latency.LABELS):
+                    print(line)
         for name, eng in result["each"][-1]["engines"].items():
             print(f"  {name} engine: conservation {'holds' if eng['conservation']['holds'] else 'BROKEN'}, "
                   f"buffered {eng['counters']['buffered']}, flushed {eng['counters']['flushed']}, "
@@ -1116,7 +1137,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"run: the CN's stream, datagrams per second (1..{MAX_RATE})")
     p.add_argument("--gap-ms", type=_within(float, 0, LAB_MAX_MS), default=30.0,
                    help=f"run, move: the layer-2 gap of the move, ms (0..{LAB_MAX_MS})")
-    p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, minimum and maximum")
+    p.add_argument("--repeat", type=int, default=1, help="run: runs, reported as median, p90, p99 and maximum")
     p.add_argument("--no-buffer", action="store_true", help="run: ask the NAR not to buffer")
     p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
                    help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC, 3 the MN's home KDC "
@@ -1131,6 +1152,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run: also plain Mobile IPv6 on the same links (kernel SLAAC with DAD, then the BU)")
     p.add_argument("--switch-delay-ms", type=_within(float, 0, 10_000), default=0.0,
                    help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
+    p.add_argument("--ring-timeout-ms", type=_within(int, 1, 1000), default=2,
+                   help="run: the engines' TPACKET block retire timeout (default 2; 1 is the kernel's least)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

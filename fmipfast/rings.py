@@ -28,14 +28,15 @@ import select
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from fmipfast import backend
 from fmipfast.errors import FmipError
 
-__all__ = ["PacketRing", "RxBlock", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES"]
+__all__ = ["PacketRing", "RxBlock", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES",
+           "ControlSocket", "ControlPacket", "icmp6_types_bpf", "udp_port_bpf", "PACKET_OUTGOING"]
 
 SOL_PACKET = 263
 PACKET_RX_RING = 5
@@ -52,6 +53,11 @@ TP_STATUS_USER = 1
 TP_STATUS_LOSING = 1 << 2
 TP_STATUS_CSUMNOTREADY = 1 << 3
 TP_FT_REQ_FILL_RXHASH = 1
+PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
+PACKET_AUXDATA = 8
+_AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan tci, tpid
+SO_TIMESTAMPNS, SCM_TIMESTAMPNS = 35, 35
+_TIMESPEC = struct.Struct("=qq")
 FANOUT_MODES = {"hash": 0, "lb": 1, "cpu": 2, "rollover": 3, "rnd": 4, "qm": 5}
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 
@@ -177,13 +183,7 @@ class PacketRing:
         s.setblocking(False)
 
     def _attach_bpf(self, program: list[tuple[int, int, int, int]]) -> None:
-        insns = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
-        prog = _SockFprog(len(program), insns)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.setsockopt(self.sock.fileno(), socket.SOL_SOCKET, SO_ATTACH_FILTER, ctypes.byref(prog),
-                           ctypes.sizeof(prog)) != 0:
-            err = ctypes.get_errno()
-            raise RingError(err, f"SO_ATTACH_FILTER: {os.strerror(err)}")
+        _attach_filter(self.sock, program)
 
     # ------------------------------------------------------------------ RX
     def fileno(self) -> int:
@@ -278,3 +278,211 @@ class PacketRing:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------- the low-latency control socket
+#
+# A TPACKET_V3 RX block is handed to user space when it is full or when its retire timer fires
+# (``rx_timeout_ms``, the kernel's tp_retire_blk_tov, 1 ms at the least): at a few thousand frames per second
+# a block takes far longer than that to fill, so every frame -- an Attach, a Neighbor Solicitation, a HI --
+# waits for the timer, up to ``rx_timeout_ms`` per engine it crosses.  The few frames whose latency is the
+# handover's go instead to a plain AF_PACKET socket (no ring: each frame wakes its reader at once) with a
+# classic-BPF filter that passes only them, and the ring gets the inverse filter so nothing is seen twice.
+
+# classic BPF opcodes (<linux/filter.h>)
+_LD_H_ABS, _LD_B_ABS, _LD_B_IND, _LD_W_ABS = 0x28, 0x30, 0x50, 0x20
+_JEQ_K, _JA, _ADD_K, _SUB_K, _LSH_K, _TAX, _RET_K = 0x15, 0x05, 0x04, 0x14, 0x64, 0x07, 0x06
+_LD_LEN, _JGE_K, _JGE_X = 0x80, 0x35, 0x3D
+_SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE
+ETH_P_IPV6 = 0x86DD
+_ETH, _IP6 = 14, 40
+SNAPLEN = 0x40000
+
+
+def _assemble(program: list[tuple[int, object, object, int] | str], *,
+              invert: bool = False) -> list[tuple[int, int, int, int]]:
+    """Classic BPF from instructions whose jump targets are label names (strings in the list mark where a label
+    is).  Two labels are always defined at the end: ``match`` (return the frame) and ``no`` (drop it);
+    ``invert`` swaps what they return."""
+    labels: dict[str, int] = {}
+    insns: list[tuple[int, object, object, int]] = []
+    for item in program:
+        if isinstance(item, str):
+            labels[item] = len(insns)
+        else:
+            insns.append(item)
+    labels["match"], labels["no"] = len(insns), len(insns) + 1
+    out: list[tuple[int, int, int, int]] = []
+    def rel(i: int, target: object) -> int:
+        off = labels[str(target)] - i - 1
+        if not 0 <= off <= 255:
+            raise ValueError(f"BPF jump to {target!r} out of reach")
+        return off
+
+    for i, (code, jt, jf, k) in enumerate(insns):
+        if code in (_JEQ_K, _JGE_K, _JGE_X):
+            out.append((code, rel(i, jt), rel(i, jf), k))
+        elif code == _JA:
+            out.append((code, 0, 0, rel(i, k)))  # type: ignore[arg-type]  # k holds the label of a JA
+        else:
+            out.append((code, 0, 0, k))
+    accept, reject = (0, SNAPLEN) if invert else (SNAPLEN, 0)
+    return out + [(_RET_K, 0, 0, accept), (_RET_K, 0, 0, reject)]
+
+
+def icmp6_types_bpf(types: Iterable[int], *, through_ah: bool = True,
+                    invert: bool = False) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF program for Ethernet frames: pass IPv6 ICMPv6 messages whose type is in ``types``, the
+    ICMPv6 header right after the IPv6 header or (``through_ah``) after one Authentication Header -- the HI and
+    HAck between the routers (RFC 4302: the AH length field is its size in 32-bit words minus 2).  ``invert``
+    passes every other frame instead (the ring's complement of a control socket's filter).  Other extension
+    headers are not walked: such a frame does not match (it stays on the ring).  Every load is guarded by a
+    length check first: a classic-BPF load past the end of a frame drops it, which the inverted program must
+    not do (a short frame would then reach neither socket)."""
+    wanted = sorted({int(t) for t in types})
+    if not wanted or any(not 0 <= t <= 255 for t in wanted):
+        raise ValueError(f"ICMPv6 types must be within 0..255, at least one: {types!r}")
+    icmp_end = _ETH + _IP6 + 4  # an ICMPv6 header right after the IPv6 header ends here
+    p: list[tuple[int, object, object, int] | str] = [
+        (_LD_LEN, 0, 0, 0), (_JGE_K, "long", "no", icmp_end),
+        "long", (_LD_H_ABS, 0, 0, 12), (_JEQ_K, "ipv6", "no", ETH_P_IPV6),
+        "ipv6", (_LD_B_ABS, 0, 0, _ETH + 6), (_JEQ_K, "direct", "ah" if through_ah else "no", 58)]
+    if through_ah:
+        p += ["ah", (_JEQ_K, "walk", "no", 51),
+              "walk", (_LD_B_ABS, 0, 0, _ETH + _IP6), (_JEQ_K, "len", "no", 58),       # AH's next header
+              "len", (_LD_B_ABS, 0, 0, _ETH + _IP6 + 1), (_ADD_K, 0, 0, 2), (_LSH_K, 0, 0, 2), (_TAX, 0, 0, 0),
+              (_LD_LEN, 0, 0, 0), (_SUB_K, 0, 0, icmp_end), (_JGE_X, "inside", "no", 0),  # len - 58 >= X
+              "inside", (_LD_B_IND, 0, 0, _ETH + _IP6), (_JA, 0, 0, "type")]  # type: ignore[list-item]
+    p += ["direct", (_LD_B_ABS, 0, 0, _ETH + _IP6), "type"]
+    for j, t in enumerate(wanted):
+        p += [(_JEQ_K, "match", f"t{j + 1}" if j + 1 < len(wanted) else "no", t), f"t{j + 1}"]
+    return _assemble(p, invert=invert)
+
+
+def udp_port_bpf(port: int, *, outgoing_only: bool = False) -> list[tuple[int, int, int, int]]:
+    """A classic-BPF program passing IPv6 UDP datagrams (no extension header) to destination ``port``;
+    ``outgoing_only``: only those this host sends on the interface (sll_pkttype PACKET_OUTGOING)."""
+    if not 0 < port < 65536:
+        raise ValueError(f"port must be within 1..65535, got {port}")
+    p: list[tuple[int, object, object, int] | str] = []
+    if outgoing_only:
+        p += [(_LD_W_ABS, 0, 0, _SKF_AD_PKTTYPE), (_JEQ_K, "out", "no", PACKET_OUTGOING), "out"]
+    p += [(_LD_H_ABS, 0, 0, 12), (_JEQ_K, "ip6", "no", ETH_P_IPV6), "ip6", (_LD_B_ABS, 0, 0, _ETH + 6),
+          (_JEQ_K, "udp", "no", 17), "udp", (_LD_H_ABS, 0, 0, _ETH + _IP6 + 2), (_JEQ_K, "match", "no", port)]
+    return _assemble(p)
+
+
+@dataclass(frozen=True)
+class ControlPacket:
+    """One frame of a :class:`ControlSocket`: its octets, the kernel's receive timestamp (CLOCK_REALTIME ns,
+    SO_TIMESTAMPNS, the clock of a TPACKET frame's; 0 when the kernel gave none), its sll_pkttype
+    (:data:`PACKET_OUTGOING`: sent here) and its tp_status (PACKET_AUXDATA: :data:`TP_STATUS_CSUMNOTREADY` as
+    on a ring)."""
+
+    frame: bytes
+    ts_ns: int
+    pkttype: int
+    status: int = 0
+
+
+class ControlSocket:
+    """A plain AF_PACKET socket on ``ifname`` (no ring) whose classic-BPF program ``bpf`` passes only the
+    frames whose latency matters: each one wakes its reader as it arrives, with the kernel's timestamp.
+
+    The filter is attached before the socket is bound to the interface and to a protocol, so no frame that
+    the program refuses is ever queued.  ``ignore_outgoing`` (PACKET_IGNORE_OUTGOING) leaves out what this
+    host sends on the interface.  Non-blocking; :meth:`receive` reads what is queued.  Counters:
+    :attr:`counters` (``frames``, ``truncated``, ``no_timestamp``, ``errors``).
+    """
+
+    def __init__(self, ifname: str, bpf: list[tuple[int, int, int, int]], *, ignore_outgoing: bool = True,
+                 rcvbuf: int = 1 << 20, max_frame: int = 65536) -> None:
+        if not bpf:
+            raise ValueError("a control socket needs a BPF program (it would see every frame)")
+        self.ifname = ifname
+        self.max_frame = max_frame
+        self.counters = dict.fromkeys(("frames", "truncated", "no_timestamp", "errors"), 0)
+        self._totals = {"packets": 0, "drops": 0}
+        try:
+            # protocol 0: not hooked into the receive path until bind() names one, after the filter is on
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        except PermissionError as exc:
+            raise RingError(exc.errno, f"AF_PACKET on {ifname} needs CAP_NET_RAW (run as root)") from None
+        try:
+            _attach_filter(self.sock, bpf)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            self.sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            if ignore_outgoing:
+                self.sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            try:
+                self.sock.bind((ifname, ETH_P_ALL))
+            except OSError as exc:
+                raise RingError(exc.errno or 0, f"cannot bind to interface {ifname!r}: {exc.strerror}") from None
+            self.sock.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def receive(self, max_frames: int = 64) -> list[ControlPacket]:
+        """Up to ``max_frames`` queued frames, oldest first (none: an empty list)."""
+        out: list[ControlPacket] = []
+        space = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
+        while len(out) < max_frames:
+            try:
+                data, anc, flags, addr = self.sock.recvmsg(self.max_frame, space)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.counters["errors"] += 1
+                break
+            if flags & socket.MSG_TRUNC:
+                self.counters["truncated"] += 1
+                continue
+            ts = status = 0
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+                    sec, nsec = _TIMESPEC.unpack_from(value)
+                    ts = sec * 1_000_000_000 + nsec
+                elif level == SOL_PACKET and kind == PACKET_AUXDATA and len(value) >= _AUXDATA.size:
+                    status = _AUXDATA.unpack_from(value)[0]
+            if not ts:
+                self.counters["no_timestamp"] += 1
+            self.counters["frames"] += 1
+            out.append(ControlPacket(data, ts, int(addr[2]) if len(addr) > 2 else 0, status))
+        return out
+
+    def statistics(self) -> dict[str, int]:
+        """Kernel statistics since the socket opened: ``packets`` and ``drops`` (receive buffer full), read
+        (PACKET_STATISTICS resets on read) and accumulated here."""
+        packets, drops = struct.unpack("=II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        self._totals["packets"] += packets
+        self._totals["drops"] += drops
+        return dict(self._totals)
+
+    def wait(self, timeout: float | None) -> bool:
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        return bool(poller.poll(None if timeout is None else int(timeout * 1000)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "ControlSocket":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    insns = (_SockFilter * len(program))(*[_SockFilter(*ins) for ins in program])
+    prog = _SockFprog(len(program), insns)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setsockopt(sock.fileno(), socket.SOL_SOCKET, SO_ATTACH_FILTER, ctypes.byref(prog),
+                       ctypes.sizeof(prog)) != 0:
+        err = ctypes.get_errno()
+        raise RingError(err, f"SO_ATTACH_FILTER: {os.strerror(err)}")

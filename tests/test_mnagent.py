@@ -326,8 +326,13 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab, keep_pcoa: bool):
         switches.append(nar)
         asyncio.get_running_loop().create_task(move())
 
-    agent = _agent(lab, tickets, on_ready_to_switch=ready, on_note=lambda n, t: notes.append(n.name),
-                   keep_pcoa=keep_pcoa)
+    timed: list[tuple[str, dict, int]] = []
+
+    def on_note(n, t: int) -> None:
+        notes.append(n.name)
+        timed.append((n.name, n.fields, t))
+
+    agent = _agent(lab, tickets, on_ready_to_switch=ready, on_note=on_note, keep_pcoa=keep_pcoa)
     assert agent.mac == MN_MAC  # read from the interface
     released: list[IPv6Address] = []
     kept_before_release: list[str] = []
@@ -388,7 +393,12 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab, keep_pcoa: bool):
         # on a loaded machine an Attach may be retransmitted (150 ms backoff): every send is on the wire
         assert agent.counters["tx_sent"] == len(wire) == 3 + agent.mn.counters["retransmitted"], wire
         assert agent.counters["rx_fmip"] >= 3
-        assert {"send", "recv", "state", "link"} <= set(notes)
+        assert {"send", "recv", "state", "link", "carrier"} <= set(notes)
+        # the carrier note is stamped when the netlink notification was read: a down, then an up before the
+        # Attach that up triggered
+        carrier = [(f["up"], t) for name, f, t in timed if name == "carrier"]
+        attach_at_b = [t for name, f, t in timed if name == "send" and f["message"] == "Attach"][-1]
+        assert [up for up, _ in carrier][-2:] == [False, True] and carrier[-1][1] <= attach_at_b, timed
         assert agent.mn.counters["bad_checksum"] == 0 and agent.mn.counters["bad_hop_limit"] == 0
     finally:
         agent.close()

@@ -82,9 +82,11 @@ def test_daemon_follows_a_handover_with_its_switch_command(lab: Lab, tmp_path):
     assert (st["state"], st["router"], st["coa"]) == ("attached", str(AR_B), str(NCOA_B)), st
     c = st["counters"]["daemon"]
     assert c["switch_commands"] == 1 and c["switch_failed"] == 0 and c["handovers_completed"] == 1, c
-    # the interruption as the MN lived it: ReadyToSwitch to Authenticated-MN, the switch command's run included
-    assert daemon.interruption.count == 1 and 0 < daemon.interruption.sum < 5
-    assert daemon.interruption.sum >= st["last_switch"]["ms"] / 1000
+    # the interruption as the MN lived it: ReadyToSwitch to Authenticated-MN, the carrier's 50 ms off included
+    # (not the whole command: the MN attaches at the NAR as soon as the carrier is back, and that can be before
+    # the command's last `ip` process has exited)
+    assert daemon.interruption.count == 1 and 0.05 <= daemon.interruption.sum < 5
+    assert st["last_switch"]["ms"] >= 50
     assert "fmipfast_mn_handover_interruption_seconds_count{interface=\"mn0\"} 1" in daemon.metrics()
     assert st["last_switch"]["ok"] and st["last_switch"]["nar"] == str(AR_B) and st["retired"] == []
     assert str(PCOA_A) not in lab.mn_ip("-6", "addr", "show", "dev", "mn0")  # released after the handover

@@ -315,3 +315,135 @@ def test_a_batch_larger_than_the_tx_ring_is_sent_in_rounds(veth):
                     got.append(data)
             rx.close()
             assert sent == 100 and got == frames and ring.counters["tx_ring_full"] == 0
+
+
+# ------------------------------------------------------------------------ the low-latency control socket
+
+
+def _ip6(next_header: int, payload: bytes) -> bytes:
+    src = bytes.fromhex("fe80" + "00" * 13 + "01")
+    dst = bytes.fromhex("fe80" + "00" * 13 + "02")
+    ip6 = struct.pack("!IHBB", 6 << 28, len(payload), next_header, 255) + src + dst + payload
+    return b"\x02\x00\x00\x00\x00\x0a\x02\x00\x00\x00\x00\x0b\x86\xdd" + ip6
+
+
+def _icmp(kind: int) -> bytes:
+    return bytes([kind, 0, 0, 0]) + bytes(20)
+
+
+def _ah(inner_next: int, payload: bytes, words: int = 4) -> bytes:
+    """An Authentication Header of ``words`` 32-bit words (length field words - 2) before ``payload``."""
+    return bytes([inner_next, words - 2, 0, 0]) + bytes(4 * words - 4) + payload
+
+
+CONTROL_TYPES = (133, 135, 136, 200)
+CONTROL_FRAMES = {
+    "ns": _ip6(58, _icmp(135)),
+    "fmip": _ip6(58, _icmp(200)),
+    "fmip behind AH (HI)": _ip6(51, _ah(58, _icmp(200))),
+    "fmip behind a longer AH": _ip6(51, _ah(58, _icmp(200), words=7)),
+}
+OTHER_FRAMES = {
+    "echo request": _ip6(58, _icmp(128)),
+    "udp": _ip6(17, struct.pack("!HHHH", 1000, 5555, 16, 0) + bytes(8)),
+    "AH over UDP": _ip6(51, _ah(17, bytes(16))),
+    "AH over an ICMPv6 type not asked for": _ip6(51, _ah(58, _icmp(129))),
+    "hop-by-hop first (not walked)": _ip6(0, bytes([58, 0]) + bytes(6) + _icmp(135)),
+    "not IPv6": _frame(3),
+    "truncated after the IPv6 header": _ip6(58, b""),
+    "an AH claiming more than the frame holds": _ip6(51, bytes([58, 200, 0, 0]) + bytes(4)),
+}
+
+
+def test_control_bpf_programs_reject_bad_arguments():
+    from fmipfast.rings import icmp6_types_bpf, udp_port_bpf
+
+    with pytest.raises(ValueError, match="0..255"):
+        icmp6_types_bpf([256])
+    with pytest.raises(ValueError, match="at least one"):
+        icmp6_types_bpf([])
+    with pytest.raises(ValueError, match="1..65535"):
+        udp_port_bpf(0)
+    prog = icmp6_types_bpf(CONTROL_TYPES)
+    assert prog[-2:] == [(0x06, 0, 0, 0x40000), (0x06, 0, 0, 0)]
+    assert icmp6_types_bpf(CONTROL_TYPES, invert=True)[-2:] == [(0x06, 0, 0, 0), (0x06, 0, 0, 0x40000)]
+
+
+@needs_root
+def test_control_socket_takes_exactly_the_control_frames_and_the_inverted_ring_the_rest(veth):
+    """The control socket (icmp6_types_bpf) receives the listed ICMPv6 types, directly or behind an AH, each
+    with a kernel timestamp taken between the send and the read; a ring with the inverted program gets every
+    other frame and none of those: nothing is lost, nothing seen twice."""
+    from fmipfast.rings import ControlSocket, icmp6_types_bpf
+
+    with veth.enter():
+        with ControlSocket("va", icmp6_types_bpf(CONTROL_TYPES)) as ctl, \
+                PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5,
+                           bpf=icmp6_types_bpf(CONTROL_TYPES, invert=True)) as ring:
+            tx = _raw("vb")
+            before = time.time_ns()
+            for f in (*CONTROL_FRAMES.values(), *OTHER_FRAMES.values()):
+                tx.send(f)
+            tx.close()
+            got: list = []
+            deadline = time.monotonic() + 2
+            while len(got) < len(CONTROL_FRAMES) and time.monotonic() < deadline:
+                ctl.wait(0.1)
+                got += ctl.receive()
+            after = time.time_ns()
+            on_ring = _collect(ring, len(OTHER_FRAMES), timeout=2.0)
+            time.sleep(0.05)
+            assert ctl.receive() == []
+            stats = ctl.statistics()
+    assert [p.frame for p in got] == list(CONTROL_FRAMES.values())
+    assert all(before <= p.ts_ns <= after for p in got), [(before, p.ts_ns, after) for p in got]
+    assert sorted(on_ring) == sorted(OTHER_FRAMES.values())
+    assert ctl.counters["frames"] == len(CONTROL_FRAMES) and ctl.counters["no_timestamp"] == 0
+    assert all(p.status & TP_STATUS_CSUMNOTREADY == 0 for p in got)  # complete frames from a packet socket
+    assert stats == {"packets": len(CONTROL_FRAMES), "drops": 0}
+
+
+@needs_root
+def test_control_socket_delivers_before_the_ring_retires_its_block(veth):
+    """What the control socket is for: a frame wakes its reader at once, while the same frame on a ring waits
+    for the block's retire timer (here 500 ms): the control socket has it while the ring still owns it."""
+    from fmipfast.rings import ControlSocket, icmp6_types_bpf
+
+    with veth.enter():
+        with ControlSocket("va", icmp6_types_bpf([200])) as ctl, \
+                PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=500) as ring:
+            time.sleep(0.6)  # start right after a retire: the ring's next one is ~500 ms away
+            for block in ring.blocks():
+                block.release()
+            tx = _raw("vb")
+            tx.send(CONTROL_FRAMES["fmip"])
+            tx.close()
+            assert ctl.wait(2.0)
+            assert [p.frame for p in ctl.receive()] == [CONTROL_FRAMES["fmip"]]
+            assert ring.next_block() is None, "the ring handed its block over before the control socket read"
+            assert CONTROL_FRAMES["fmip"] in _collect(ring, 1, timeout=2.0)
+
+
+@needs_root
+def test_control_socket_outgoing_udp_filter_and_a_bad_interface(veth):
+    """udp_port_bpf(outgoing_only=True) sees the datagrams this namespace sends to the port on the interface,
+    not those it receives; a control socket on a missing interface is a clear RingError."""
+    from fmipfast.rings import PACKET_OUTGOING, ControlSocket, RingError, udp_port_bpf
+
+    udp = OTHER_FRAMES["udp"]
+    with veth.enter():
+        with ControlSocket("va", udp_port_bpf(5555, outgoing_only=True), ignore_outgoing=False) as ctl:
+            tx = _raw("vb")
+            tx.send(udp)  # arrives on va: incoming, not passed
+            tx.close()
+            out = _raw("va")
+            out.send(udp)  # leaves by va: outgoing, passed
+            out.close()
+            assert ctl.wait(2.0)
+            time.sleep(0.05)
+            got = ctl.receive()
+        assert [(p.frame, p.pkttype) for p in got] == [(udp, PACKET_OUTGOING)]
+        with pytest.raises(RingError, match="nope0"):
+            ControlSocket("nope0", udp_port_bpf(5555))
+    with pytest.raises(ValueError, match="BPF program"):
+        ControlSocket("lo", [])

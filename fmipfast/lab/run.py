@@ -37,12 +37,13 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import Any
 
-from fmipfast.lab import topology, traffic
+from fmipfast.lab import latency, topology, traffic
 from fmipfast.lab.topology import LabError, LabTopology
 from fmipfast.mobility import MobilitySocket
 from fmipfast.security import lwkerb as L
 
-__all__ = ["RunOptions", "run", "repeat", "plot", "router_security", "tickets", "kdc_configs", "mn_kerberos",
+__all__ = ["RunOptions", "run", "repeat", "summarize_runs", "plot", "router_security", "tickets", "kdc_configs",
+           "mn_kerberos",
            "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
@@ -85,6 +86,9 @@ class RunOptions:
     #: Link reversal (draft Appendix A): at ReadyToSwitch the MN's port goes down and comes back on link A;
     #: the MN tells the PAR to stop forwarding (ForwardingDisable) and the stream resumes there.
     reverse: bool = False
+    #: The engines' TPACKET_V3 block retire timeout (``[router.ring] timeout_ms``): an Attach waits up to this
+    #: long in the NAR's ring before its agent sees it.
+    ring_timeout_ms: int = 2
     #: Kerberos key case at the NAR (draft §3): 1 its own key; 2 an access ticket it has its realm's KDC (a
     #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open; 3 an access ticket of the
     #: MN's home realm, which that KDC has the home KDC (another process, reached with the inter-realm key
@@ -94,7 +98,8 @@ class RunOptions:
     def __post_init__(self) -> None:
         checks = (("rate", self.rate, 1, traffic.MAX_RATE), ("gap_ms", self.gap_ms, 0, 60_000),
                   ("lead_ms", self.lead_ms, 0, 60_000), ("tail_ms", self.tail_ms, 0, 60_000),
-                  ("switch_delay_ms", self.switch_delay_ms, 0, 10_000))
+                  ("switch_delay_ms", self.switch_delay_ms, 0, 10_000),
+                  ("ring_timeout_ms", self.ring_timeout_ms, 1, 1000))
         for name, value, lo, hi in checks:
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
@@ -233,19 +238,26 @@ def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentia
 
 
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
-                  kdc: str | None = None) -> tuple[subprocess.Popen, str]:
+                  kdc: str | None = None, ring_timeout_ms: int = 2) -> tuple[subprocess.Popen, str]:
+    """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
+    ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,
+    which nobody would read until the end."""
     cfg = work / f"{which}.toml"
     topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc),
                                                  buffer_per_mn_packets=BUFFER_PACKETS,
-                                                 buffer_per_mn_bytes=BUFFER_PACKETS * 2048))
+                                                 buffer_per_mn_bytes=BUFFER_PACKETS * 2048,
+                                                 ring={"block_size": 65536, "block_count": 16,
+                                                       "timeout_ms": ring_timeout_ms})
+                          + '\n[logging]\nformat = "json"\nlevel = "debug"\n')
     sock = str(work / f"{which}.sock")
-    proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control", sock],
-                     env=env)
+    with open(work / f"{which}.err", "w") as err_file:
+        proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control",
+                                 sock], env=env, stderr=err_file)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("READY"):
-        err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
-        raise LabError(f"the {which} engine did not start: {line.strip()} {err.strip()}")
+        err = (work / f"{which}.err").read_text() if proc.poll() is not None else ""
+        raise LabError(f"the {which} engine did not start: {line.strip()} {err.strip()[-1000:]}")
     return proc, sock
 
 
@@ -277,13 +289,17 @@ def _stop_capture(proc: subprocess.Popen | None) -> None:
         proc.wait()
 
 
-def _stop_engine(proc: subprocess.Popen) -> dict[str, Any]:
+def _stop_engine(proc: subprocess.Popen, log: Path) -> dict[str, Any]:
+    """SIGTERM; the engine's final summary, with its router-agent notes (``notes``) from its JSON log."""
     proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, _ = proc.communicate(timeout=30)
     lines = out.strip().splitlines()
     if proc.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        err = log.read_text(errors="replace") if log.exists() else ""
         raise LabError(f"an engine failed on exit ({proc.returncode}): {err.strip()[-500:]}")
-    return json.loads(lines[-1])
+    final = json.loads(lines[-1])
+    final["notes"] = latency.read_router_notes(str(log))
+    return final
 
 
 PCOA_DRAIN_MS = 100.0  # the PCoA stays this long after the BAck (in-flight tunnelled datagrams)
@@ -337,6 +353,8 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
         raise LabError("the receiver did not start")
     send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate", str(opts.rate),
                             "--count", str(count), "--bu"], env=env)
+    lab.prepare_move()
+    _wait_started(send)
     time.sleep(opts.lead_ms / 1000)
     move.append(lab.move_mn("B", opts.gap_ms))
     # movement detection (RFC 6275 §11.5.1): the old router is gone with the link. Every default route via the
@@ -366,6 +384,15 @@ def _baseline(lab: LabTopology, opts: RunOptions, work: Path, env: dict[str, str
     return {"sent": sent, "received": json.loads(out.read_text()), "released": []}
 
 
+def _wait_started(send: subprocess.Popen) -> None:
+    """Until the CN's sender says its stream begins (``lead_ms`` counts from there, not from the spawn: on a
+    loaded machine starting Python took longer than the lead, and the handover came before the stream)."""
+    assert send.stderr is not None
+    line = send.stderr.readline()
+    if line.strip() != "STARTED":
+        raise LabError(f"the CN sender did not start: {line.strip()} {send.stderr.read().strip()[-300:]}")
+
+
 def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
     """One handover over the real lab (fast, or the plain Mobile IPv6 baseline); see the module doc."""
     from fmipfast.control import ControlClient
@@ -378,17 +405,19 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         work = Path(tmp)
         kdcs, kdc_addr = _start_kdcs(lab, work, env, opts.case) if opts.case > 1 and opts.mode == "fast" \
             else ({}, None)
-        par, par_sock = _start_engine(lab, "par", work, env)
-        nar, _ = _start_engine(lab, "nar", work, env, kdc_addr)
+        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms)
+        nar, _ = _start_engine(lab, "nar", work, env, kdc_addr, ring_timeout_ms=opts.ring_timeout_ms)
         creds = tickets(time.time())
         nar_principal = {1: P_NAR, 2: P_ACCESS_B, 3: P_ACCESS_HOME}[opts.case]
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
+        offset = traffic._clock_offset_ns()  # CLOCK_REALTIME - CLOCK_MONOTONIC: kernel and tshark timestamps
         dumpcap = _start_capture(lab, opts.capture) if opts.capture else None
         if opts.mode == "baseline":
             got = _baseline(lab, opts, work, env, timeline, move)
             _stop_capture(dumpcap)
-            return _finish(opts, got, timeline, move, {"par": _stop_engine(par), "nar": _stop_engine(nar)}, {})
+            engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
+            return _finish(opts, got, timeline, move, engines, {}, offset_ns=offset)
 
         async def provider(server: L.Principal) -> L.Credentials:
             return creds[server]
@@ -396,9 +425,18 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         with lab.ns["mn"].enter():
             # the CN is the MN's correspondent: the Attach carries the BU (a Mobility Header), the NAR forwards
             # it, and the BAck comes back to the NCoA on this raw MH socket
+            mn_notes: list[tuple[str, dict[str, Any], int]] = []
+
+            def on_note(n: Any, t: int) -> None:
+                timeline.append((_note(n), t))
+                mn_notes.append((n.name, n.fields, t))
+
             agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True, home_agent=lab.cn_address,
-                            on_note=lambda n, t: timeline.append((_note(n), t)))
+                            on_note=on_note)
             mh = MobilitySocket()
+        with lab.ns["nar"].enter():  # kernel timestamps of the Attach and of the first flushed datagram
+            taps = latency.Taps(lab.nar_acc, agent.codepoints.type, PORT, offset)
+        lab.prepare_move()  # the layer-2 move begins with the port going down, nothing opened first
 
         async def scenario() -> dict[str, Any]:
             loop = asyncio.get_running_loop()
@@ -416,6 +454,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 moved.set()
 
             agent.on_ready_to_switch = do_move
+            taps.attach(loop)
             try:
                 agent.start(lab.par_address, P_PAR, lab.pcoa, "A")
                 await _until(lambda: agent.mn.state == MnState.ATTACHED, "the initial attach", 5)
@@ -433,6 +472,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate",
                                         str(opts.rate), "--count", str(count), "--bu"],
                                  env=env)
+                await loop.run_in_executor(None, _wait_started, send)
                 await asyncio.sleep(opts.lead_ms / 1000)
                 timeline.append(("trigger", time.monotonic_ns()))
                 client = ControlClient(par_sock)
@@ -477,17 +517,20 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                     timeline.append((f"cn follows the BU to {address}", t))
                 return {"sent": sent, "received": json.loads(out.read_text())}
             finally:
+                taps.close()
                 stop.set()
                 await asyncio.wait_for(runner, 5)
 
         try:
             got = asyncio.run(scenario())
         finally:
+            taps.close()
             agent.close()
             mh.close()
         _stop_capture(dumpcap)
-        engines = {"par": _stop_engine(par), "nar": _stop_engine(nar)}
-        m = _finish(opts, got, timeline, move, engines, agent.counters)
+        engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
+        m = _finish(opts, got, timeline, move, engines, agent.counters, mn_notes=mn_notes, taps=taps,
+                    offset_ns=offset)
         if kdcs:
             finals = _stop_kdcs(kdcs)
             m["kdc"] = finals["B.EXAMPLE"]  # the NAR's realm's KDC (cases 2 and 3)
@@ -498,9 +541,11 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
 
 
 def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int]],
-            move: list[topology.LinkMove], engines: dict[str, Any], mn_counters: dict[str, int]) -> dict[str, Any]:
-    m = traffic.measure(got["sent"]["sent"], got["received"]["received"],
-                        move[0].link_changes() if move else ())
+            move: list[topology.LinkMove], engines: dict[str, Any], mn_counters: dict[str, int], *,
+            mn_notes: list[tuple[str, dict[str, Any], int]] | None = None, taps: latency.Taps | None = None,
+            offset_ns: int = 0) -> dict[str, Any]:
+    received = got["received"]["received"]
+    m = traffic.measure(got["sent"]["sent"], received, move[0].link_changes() if move else ())
     if move:
         timeline += [(f"layer 2: port down acknowledged (leaves br{move[0].old})", move[0].down_ns),
                      (f"layer 2: port up on br{move[0].new}", move[0].up_ns)]
@@ -517,20 +562,61 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m["mn_counters"] = {k: v for k, v in mn_counters.items() if v}
     m["mode"] = opts.mode
     m["rate"] = opts.rate
+    m["clock"] = {"timeline": "CLOCK_MONOTONIC", "realtime_minus_monotonic_ns": offset_ns,
+                  "t0_monotonic_ns": t0}
+    up = move[0].up_ns if move else None
+    first = min((int(r[1]) for r in received if up is not None and int(r[1]) >= up), default=None)
+    if up is not None and opts.mode == "fast" and not opts.reverse:
+        before = {"ready_to_switch": next((t for what, t in timeline if what == "ready_to_switch"), None),
+                  "last_on_old_link": max((int(r[1]) for r in received if int(r[1]) < move[0].down_ns), default=None),
+                  "link_down": move[0].down_ns}
+        m["waterfall_ms"] = latency.waterfall(up, move[0].up_ack_ns, mn_notes or [],
+                                              engines.get("nar", {}).get("notes", []),
+                                              taps.attach_rx_ns() if taps else [],
+                                              taps.first_tx_ns if taps else None, first, before=before)
+    elif up is not None:  # the baseline: only the ends of the chain exist
+        m["waterfall_ms"] = {"link_up": 0.0, "link_up_ack": round((move[0].up_ack_ns - up) / 1e6, 3),
+                             "mn_first_datagram": None if first is None else round((first - up) / 1e6, 3)}
+    # what the plot draws, not reported (`fmipfast lab run --json` leaves out keys starting with "_")
+    m["_router_notes"] = {k: v.get("notes", []) for k, v in engines.items()}
+    m["_mn_notes"] = mn_notes or []
+    m["_taps"] = taps.messages if taps else []
+    m["_stream"] = _stream(got["sent"], received, t0, move[0] if move else None)
     return m
 
 
-def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
-    """``n`` runs; the median, minimum and maximum of each of :data:`SUMMARY_KEYS`, and every run."""
-    import statistics
+def _stream(sent: dict[str, Any], received: list[list[int]], t0: int,
+            move: topology.LinkMove | None) -> dict[str, Any]:
+    """The datagram stream at the MN on the timeline's clock: (seq, ms) of each arrival, (seq, ms sent) of each
+    lost datagram, and the layer-2 move (ms)."""
+    seen = {int(r[0]) for r in received}
+    rate, first = sent.get("rate") or 0, sent.get("first_ns", t0)
+    lost = [(q, round((first + q * 1e9 / rate - t0) / 1e6, 3) if rate else None)
+            for q in range(int(sent["sent"])) if q not in seen]
+    return {"arrivals": [(int(r[0]), round((int(r[1]) - t0) / 1e6, 3)) for r in received], "lost": lost,
+            "down_ms": None if move is None else round((move.down_ns - t0) / 1e6, 3),
+            "up_ms": None if move is None else round((move.up_ns - t0) / 1e6, 3)}
 
-    runs = [run(opts) for _ in range(n)]
-    summary = {}
-    for key in SUMMARY_KEYS:
-        values = [r[key] for r in runs if r.get(key) is not None]
-        summary[key] = ({"median": statistics.median(values), "min": min(values), "max": max(values)}
-                        if values else None)
-    return {"rate": opts.rate, "gap_ms": opts.gap_ms, "runs": len(runs), "summary": summary, "each": runs}
+
+def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
+    """``n`` runs; for each of :data:`SUMMARY_KEYS` and each step of the latency waterfall the median, p90,
+    p99, maximum and minimum over the runs (:func:`fmipfast.lab.latency.summarize`: nearest-rank
+    percentiles), and every run (the datagram stream only for the last: it is what ``--plot`` draws)."""
+    runs = []
+    for i in range(n):
+        runs.append(run(opts))
+        if i:
+            runs[-2].pop("_stream", None)
+    return summarize_runs(opts, runs)
+
+
+def summarize_runs(opts: RunOptions, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary of :func:`repeat` over runs already made."""
+    summary = {key: latency.summarize(r.get(key) for r in runs) for key in SUMMARY_KEYS}
+    steps = [k for k, _, _ in latency.STEPS]
+    waterfall = {k: latency.summarize(r.get("waterfall_ms", {}).get(k) for r in runs) for k in steps}
+    return {"rate": opts.rate, "gap_ms": opts.gap_ms, "mode": opts.mode, "runs": len(runs), "summary": summary,
+            "waterfall_ms": {k: v for k, v in waterfall.items() if v is not None}, "each": runs}
 
 
 def _note(n: Any) -> str:
@@ -556,44 +642,167 @@ async def _until(cond: Any, what: str, timeout: float) -> None:
 
 
 _PLOTTED = (("trigger", "trigger"), ("mn recv HandoverRedirect", "Redirect"), ("mn send HandoverRedirectAck", "HRA"),
-            ("layer 2: port down", "link down"), ("layer 2: port up", "link up"),
             ("mn kernel: NCoA formed", "RA: NCoA (DAD)"), ("mn kernel: DAD done", "DAD done"),
             ("mn send BU", "BU"), ("cn follows", "CN follows BU"), ("mn recv BAck", "BAck"),
-            ("mn send Attach to fe80", "Attach at NAR"),
-            ("mn recv AuthenticatedMN from fe80", "authenticated at NAR"), ("mn send ForwardingDisable", "FD"))
+            ("mn send ForwardingDisable", "FD"))
+#: waterfall steps drawn on the zoomed fast-handover panel, with short labels
+_STEP_LABELS = {"mn_carrier": "MN sees carrier", "mn_attach_sent": "Attach", "nar_attach_agent": "NAR agent has Attach",
+                "nar_flushed": "NAR flushes", "nar_amn_sent": "AMN", "nar_first_tx": "1st flushed datagram out",
+                "mn_first_datagram": "MN: 1st datagram"}
+_COLOURS = {"A": "tab:blue", "B": "tab:green", "lost": "tab:red"}
 
 
-def plot(results: dict[str, dict[str, Any]], path: str) -> None:
-    """Each mode's measured run on one time axis, zero at the layer-2 link down: the signalling milestones,
-    the datagrams lost (shaded) and the layer-3 interruption (needs matplotlib: the plot extra)."""
+def plot(results: dict[str, dict[str, Any]], path: str) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """The datagram stream at the MN -- sequence number against arrival time, coloured by the link it came
+    on, lost datagrams marked where they were sent -- for each mode's run on one time axis (zero at the
+    layer-2 link down, the gap shaded), with the signalling events; then the fast handover zoomed to the gap
+    and its latency waterfall.  PNG or SVG by the file's suffix (needs matplotlib: the plot extra).
+
+    Returns every event label as (text, (x0, y0, x1, y1) in figure pixels): they overlap neither each other
+    nor the figure's edge."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(len(results), 1, figsize=(11, 2.4 * len(results)), squeeze=False, sharex=True)
-    titles = {"fast": "secure fast handover on real links (the draft's Figure 3, measured)",
-              "baseline": "plain Mobile IPv6 on real links (the draft's Figure 2, measured)"}
-    for ax, (mode, m) in zip(axes[:, 0], results.items()):
-        events = m["timeline_ms"]
-        zero = next((t for what, t in events if what.startswith("layer 2: port down")), 0.0)
-        ax.set_title(titles.get(mode, mode), fontsize=10)
-        ax.axhline(0, color="black", linewidth=1)
-        colour = "tab:blue" if mode == "fast" else "tab:red"
-        shown = [(t - zero, label) for what, t in events for prefix, label in _PLOTTED if what.startswith(prefix)]
-        for i, (t, label) in enumerate(shown):
-            ax.plot([t, t], [0, 1], color=colour, linewidth=1)
-            ax.annotate(label, (t, 0.95 - 0.17 * (i % 5)), fontsize=7, ha="left", va="top", xytext=(2, 0),
-                        textcoords="offset points")
-        rate = m.get("rate") or 0
-        for r in m.get("lost_ranges", []):
-            if "sent_ms" in r and rate:
-                ax.axvspan(r["sent_ms"] - zero, r["sent_ms"] - zero + (r["last"] - r["first"] + 1) * 1000 / rate,
-                           color="grey", alpha=0.3)
-        ax.set_yticks([])
-        ax.text(0.99, 0.05, f"interruption {m['interruption_ms'] or 0:.0f} ms, {m['lost']} lost (shaded: when "
-                f"the lost datagrams were sent)", transform=ax.transAxes, ha="right", fontsize=8)
-    axes[-1, 0].set_xlabel("ms from the layer-2 link down")
-    fig.tight_layout()
+    modes = [m for m in ("fast", "baseline") if m in results] + [m for m in results if m not in ("fast", "baseline")]
+    zoom = "fast" in results and results["fast"].get("waterfall_ms")
+    rows = len(modes) + (1 if zoom else 0)
+    fig = plt.figure(figsize=(12, 3.3 * rows))
+    grid = fig.add_gridspec(rows, 1, hspace=0.75)
+    axes = [fig.add_subplot(grid[0, 0])]
+    axes += [fig.add_subplot(grid[i, 0], sharex=axes[0]) for i in range(1, len(modes))]
+    titles = {"fast": "fast handover (the draft's Figure 3, measured on real links)",
+              "baseline": "plain Mobile IPv6: SLAAC + DAD + BU (the draft's Figure 2, measured)"}
+    span = [-60.0, 120.0]
+    drawn: list[tuple[Any, list[tuple[float, str]]]] = []
+    for ax, mode in zip(axes, modes):
+        m = results[mode]
+        zero, events = _draw_stream(ax, m)
+        interruption = m.get("interruption_ms")
+        ax.set_title(f"{titles.get(mode, mode)}: interruption "
+                     f"{'-' if interruption is None else format(interruption, '.1f')} ms, {m.get('lost', 0)} lost",
+                     fontsize=10, loc="left")
+        first = (m.get("waterfall_ms") or {}).get("mn_first_datagram")
+        st = m.get("_stream") or {}
+        if first is not None and st.get("up_ms") is not None:
+            span[1] = max(span[1], st["up_ms"] - zero + first + 60)
+        span[1] = max(span[1], max((t for t, _ in events if t < 5000), default=0) + 40)
+        drawn.append((ax, events))
+    axes[0].set_xlim(*span)
+    for ax, _ in drawn:
+        _fit_y(ax, span)
+    axes[-1].set_xlabel("ms since the layer-2 link down")
+    if zoom:
+        ax = fig.add_subplot(grid[rows - 1, 0])
+        m = results["fast"]
+        zero, _ = _draw_stream(ax, m, marker_size=9)
+        st = m["_stream"]
+        up = st["up_ms"] - zero
+        events = [(up + v, _STEP_LABELS[k]) for k, v in m["waterfall_ms"].items()
+                  if k in _STEP_LABELS and v is not None]
+        for t, _ in events:
+            ax.axvline(t, color="tab:purple", linewidth=0.7, alpha=0.7)
+        last = max((t for t, _ in events), default=up)
+        last_a = max((t - zero for _, t in st.get("arrivals", []) if t - zero < 0), default=-5.0)
+        hra = max((t - zero for what, t in m.get("timeline_ms", []) if what.startswith("mn send HandoverRedirectAck")
+                   and t - zero < 0), default=-5.0)
+        start = min(-5.0, max(min(last_a, hra), -80.0) - 3)
+        events += [(t - zero, label) for what, t in m.get("timeline_ms", []) for prefix, label in _PLOTTED
+                   if what.startswith(prefix) and start <= t - zero < 0]
+        ax.set_xlim(start, last + max(5.0, 0.15 * (last - start)))
+        _fit_y(ax, ax.get_xlim())
+        ax.set_title("fast handover, zoomed: the latency waterfall from the link coming up", fontsize=10, loc="left")
+        ax.set_xlabel("ms since the layer-2 link down")
+        drawn.append((ax, events))
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.08)
+    labels = _place_labels(fig, drawn)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return labels
+
+
+def _draw_stream(ax: Any, m: dict[str, Any], marker_size: float = 3) -> tuple[float, list[tuple[float, str]]]:
+    """One run's stream on ``ax`` (time zero: the layer-2 link down); returns the zero (timeline ms) and the
+    run's signalling events as (ms since zero, label)."""
+    st = m.get("_stream") or {}
+    events_ms = m.get("timeline_ms", [])
+    zero = st.get("down_ms")
+    if zero is None:
+        zero = next((t for what, t in events_ms if what.startswith("layer 2: port down")), 0.0)
+    up = st.get("up_ms", zero) - zero
+    arrivals = st.get("arrivals", [])
+    before = [(t - zero, q) for q, t in arrivals if t - zero < 0]
+    seq0 = max((q for _, q in before), default=0)
+    for link, pts in (("A", before), ("B", [(t - zero, q) for q, t in arrivals if t - zero >= 0])):
+        if pts:
+            ax.scatter([t for t, _ in pts], [q - seq0 for _, q in pts], s=marker_size, color=_COLOURS[link],
+                       label=f"arrived on link {link} ({'PAR' if link == 'A' else 'NAR'})", rasterized=True,
+                       linewidths=0)
+    lost = [(t - zero, q - seq0) for q, t in st.get("lost", []) if t is not None]
+    if lost:
+        ax.scatter([t for t, _ in lost], [q for _, q in lost], s=marker_size * 4, marker="x", color=_COLOURS["lost"],
+                   label=f"lost ({len(lost)}), at its send time", linewidths=0.8, rasterized=True)
+    ax.axvspan(0, up, color="grey", alpha=0.25, lw=0, label=f"layer-2 gap ({up:.0f} ms)")
+    events = [(t - zero, label) for what, t in events_ms for prefix, label in _PLOTTED if what.startswith(prefix)]
+    for t, _ in events:
+        ax.axvline(t, color="black", linewidth=0.6, alpha=0.6)
+    ax.set_ylabel("sequence number\n(0: last before the gap)", fontsize=8)
+    ax.legend(loc="lower right", fontsize=7, markerscale=2, framealpha=0.9)
+    ax.tick_params(labelsize=8)
+    return zero, events
+
+
+def _fit_y(ax: Any, span: Any) -> None:
+    """The y range of what is inside the x span, with headroom above for the event labels."""
+    ys = []
+    for coll in ax.collections:
+        offsets = coll.get_offsets()
+        if len(offsets):
+            ys += [float(y) for x, y in offsets if span[0] <= float(x) <= span[1]]
+    if ys:
+        lo, hi = min(ys), max(ys)
+        pad = max(1.0, hi - lo)
+        ax.set_ylim(lo - 0.1 * pad, hi + 0.9 * pad)
+
+
+def _place_labels(fig: Any, drawn: list[tuple[Any, list[tuple[float, str]]]]) -> list[tuple[str, tuple[float, ...]]]:
+    """Each event's label above its line, in the first of a few rows where it overlaps no label placed before
+    and stays inside its axes (right-aligned when it would run past the right edge); events outside the axes'
+    x range are left out."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    placed: list[tuple[str, tuple[float, float, float, float]]] = []
+    for ax, events in drawn:
+        box = ax.get_window_extent(renderer)
+        x0, x1 = ax.get_xlim()
+        mine: list[tuple[float, float, float, float]] = []
+        legend = ax.get_legend()
+        if legend is not None:  # an obstacle, not a label
+            lb = legend.get_window_extent(renderer)
+            mine.append((lb.x0, lb.y0, lb.x1, lb.y1))
+        for t, label in sorted(events):
+            if not x0 <= t <= x1:
+                continue
+            for row in range(12):
+                y = 0.97 - 0.075 * row
+                for ha in ("left", "right"):
+                    text = ax.annotate(label, (t, y), xycoords=("data", "axes fraction"), xytext=(2 if ha == "left"
+                                       else -2, 0), textcoords="offset points", fontsize=7, ha=ha, va="top",
+                                       bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85})
+                    bb = text.get_window_extent(renderer)
+                    r = (bb.x0, bb.y0, bb.x1, bb.y1)
+                    inside = box.x0 <= r[0] and r[2] <= box.x1 and box.y0 <= r[1] and r[3] <= box.y1
+                    if inside and not any(_overlap(r, o) for o in mine):
+                        mine.append(r)
+                        placed.append((label, r))
+                        break
+                    text.remove()
+                else:
+                    continue
+                break
+    return placed
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

@@ -106,6 +106,24 @@ class LinkMove:
         return [("down", self.down_ns), ("up", self.up_ns)]
 
 
+def _move_port(ipr: Any, port: int, bridge: int, gap_ms: float) -> tuple[int, int, int, int]:
+    """The port down, out of its bridge, into ``bridge``, and up ``gap_ms`` after the down; the CLOCK_MONOTONIC
+    times of the down request, its acknowledgement, the up request and its acknowledgement."""
+    down_request_ns = time.monotonic_ns()
+    ipr.link("set", index=port, state="down")
+    down_ns = time.monotonic_ns()
+    ipr.link("set", index=port, master=0)
+    ipr.link("set", index=port, master=bridge)
+    due = down_ns + int(gap_ms * 1e6)
+    while (left := due - time.monotonic_ns()) > 200_000:
+        time.sleep((left - 150_000) / 1e9)
+    while time.monotonic_ns() < due:
+        pass
+    up_ns = time.monotonic_ns()
+    ipr.link("set", index=port, state="up")
+    return down_request_ns, down_ns, up_ns, time.monotonic_ns()
+
+
 def _ns_names(prefix: str) -> dict[str, str]:
     # Netns prepends "fmipfast-" to a name without it; do the same here so cleanup() finds the same names
     full = prefix if prefix.startswith("fmipfast-") else "fmipfast-" + prefix
@@ -231,6 +249,7 @@ class LabTopology:
         self.processes: list[subprocess.Popen] = []
         self.delays_applied = False
         self.mn_link = "A"
+        self._mover: Any = None  # (its thread, IPRoute in "air", port index, {link: bridge index}): prepare_move()
         self._ifindex = 100
         self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
@@ -399,6 +418,7 @@ class LabTopology:
         for proc in self.processes:
             self._stop(proc)
         self.processes.clear()
+        self._close_mover()
         for role in reversed(ROLES):
             ns = self.ns.pop(role, None)
             if ns is not None:
@@ -414,6 +434,7 @@ class LabTopology:
         stopping them and drop the atexit/SIGTERM teardown.  :func:`cleanup` with the same prefix (``fmipfast lab
         down``) removes it later, processes included."""
         self.processes.clear()
+        self._close_mover()
         self.ns.clear()
         self._built = False
         self._disarm()
@@ -456,9 +477,54 @@ class LabTopology:
         return proc
 
     # --- the layer-2 handover
+    def prepare_move(self) -> None:
+        """Ready :meth:`move_mn`'s netlink handle now, so a move starts with the port going down: opening it in
+        ``air`` took 3-16 ms on a loaded machine, which a run counted into the handover's interruption (the PAR
+        tunnels from the HRA on while the MN is still on link A).  The handle lives on a thread of its own
+        that stays in ``air`` (pyroute2 0.9 answers a call from another thread on a connection of that
+        thread's namespace).  Closed by :meth:`down` and :meth:`detach`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._mover is not None:
+            return
+        if "air" not in self.ns:
+            raise LabError("the lab is not up")
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-move")
+
+        def open_handle() -> tuple[Any, int, dict[str, int]]:
+            from pyroute2 import IPRoute
+
+            from fmipfast.lab.netns import _setns
+
+            with open(f"/run/netns/{self.ns['air'].name}", "rb") as there:
+                _setns(there.fileno())  # this thread stays in "air" until the pool ends it
+            ipr = IPRoute()
+            try:
+                return ipr, ipr.link_lookup(ifname=self.air_mn)[0], {k: ipr.link_lookup(ifname=v)[0]
+                                                                      for k, v in self.bridges.items()}
+            except BaseException:
+                ipr.close()
+                raise
+        try:
+            self._mover = (pool, *pool.submit(open_handle).result(timeout=30))
+        except BaseException:
+            pool.shutdown(wait=False)
+            raise
+
+    def _close_mover(self) -> None:
+        if self._mover is not None:
+            pool, ipr = self._mover[0], self._mover[1]
+            self._mover = None
+            try:
+                pool.submit(ipr.close).result(timeout=10)
+            except Exception:  # noqa: BLE001 -- tearing down: the namespace may be gone already
+                pass
+            pool.shutdown(wait=False)
+
     def move_mn(self, to: str = "B", gap_ms: float = 30.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
-        passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``."""
+        passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``.
+        After :meth:`prepare_move` the netlink handle is ready (one move at a time)."""
         from pyroute2 import IPRoute  # the lab's only netlink user; imported where needed
 
         if to not in self.bridges:
@@ -468,27 +534,19 @@ class LabTopology:
         if "air" not in self.ns:
             raise LabError("the lab is not up")
         old = self.mn_link
-        with self.ns["air"].enter():
-            ipr = IPRoute()
-            try:
-                port = ipr.link_lookup(ifname=self.air_mn)[0]
-                bridge = ipr.link_lookup(ifname=self.bridges[to])[0]
-                down_request_ns = time.monotonic_ns()
-                ipr.link("set", index=port, state="down")
-                down_ns = time.monotonic_ns()
-                ipr.link("set", index=port, master=0)
-                ipr.link("set", index=port, master=bridge)
-                due = down_ns + int(gap_ms * 1e6)
-                while (left := due - time.monotonic_ns()) > 200_000:
-                    time.sleep((left - 150_000) / 1e9)
-                while time.monotonic_ns() < due:
-                    pass
-                up_ns = time.monotonic_ns()
-                ipr.link("set", index=port, state="up")
-                up_ack_ns = time.monotonic_ns()
-            finally:
-                ipr.close()
+        if self._mover is not None:
+            pool, ipr, port, bridges = self._mover
+            times = pool.submit(_move_port, ipr, port, bridges[to], gap_ms).result()
+        else:
+            with self.ns["air"].enter():
+                ipr = IPRoute()
+                try:
+                    times = _move_port(ipr, ipr.link_lookup(ifname=self.air_mn)[0],
+                                       ipr.link_lookup(ifname=self.bridges[to])[0], gap_ms)
+                finally:
+                    ipr.close()
         self.mn_link = to
+        down_request_ns, down_ns, up_ns, up_ack_ns = times
         return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
 
     # --- engine configuration

@@ -106,11 +106,11 @@ def _check_bu(mh: MobilitySocket, bindings: list[list[Any]]) -> str | None:
 
 
 def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: str | None = None,
-         bu: bool = False) -> dict[str, Any]:
+         bu: bool = False, ready: Any = None) -> dict[str, Any]:
     """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary.  With ``bu`` the
     sender is also the MN's correspondent: it takes Binding Updates (Mobility Headers, :func:`binding_update`)
     and sends the rest of the stream to the care-of address a BU names, acknowledging it (``bindings`` in the
-    summary: time, address, sequence)."""
+    summary: time, address, sequence).  ``ready`` (a callable) runs once, right before the first datagram."""
     _bounded("rate", rate, 1, MAX_RATE)
     _bounded("count", count, 1, MAX_COUNT)
     _bounded("size", size, HEADER.size, MAX_SIZE)
@@ -124,6 +124,8 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
     pad = bytes(size - HEADER.size)
     errors: dict[str, int] = {}
     sent = late = 0
+    if ready is not None:
+        ready()
     start = time.monotonic_ns() + 1_000_000
     first = last = 0
     try:
@@ -377,8 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.cmd == "send":
+            # STARTED on stderr: the stream begins now (a loaded machine may take a second to start Python)
             result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind,
-                          bu=args.bu)
+                          bu=args.bu, ready=lambda: print("STARTED", file=sys.stderr, flush=True))
         else:
             result = recv(args.bind, args.port, args.duration, count=args.count,
                           ready=lambda: print("READY", flush=True))
