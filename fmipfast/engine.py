@@ -119,6 +119,11 @@ SOLICITED_RA_BURST = 20.0
 MIN_DELAY_BETWEEN_RAS_NS = 30_000_000
 #: Levels of IPv6-in-IPv6 the engine decapsulates in one frame (RFC 2473 §4.1.1: default limit 4).
 MAX_DECAP_DEPTH = 4
+#: Passes started from a control stage run at once, each with a Batch of its own, up to this nesting depth
+#: (deeper ones wait until the stage that started them is done).
+MAX_NESTED_PASSES = 8
+#: Passes waiting for the outermost one to finish (see Engine._wait).
+MAX_WAITING_PASSES = 64
 #: At most one log line per this interval for each kind of unexpected error (the rest are counted).
 ERROR_LOG_INTERVAL_NS = 1_000_000_000
 
@@ -293,12 +298,14 @@ class Engine:
             max_keys=cfg.ncache_capacity, per_key_packets=max(1, cfg.resolve_queue_packets),
             per_key_bytes=max(1, cfg.resolve_queue_packets) * cfg.buffer_slot_size,
             lifetime_ns=cfg.resolve_retries * cfg.resolve_interval_ms * 1_000_000 * 2)
-        self._batch = backend.impl.Batch(cfg.batch_size)
-        # Frames that re-enter the pipeline while a pass runs its control stage (a buffer flushed by an Attach,
-        # a next hop resolved by an NA) wait here and get a pass of their own when the control stage is done:
-        # the control stage still reads the Batch, which a nested pass would overwrite.  None: not in a control
-        # stage, a re-entry runs at once.  Entries: (iface, batch, inner, from_wire, requeue ledger).
-        self._deferred: deque[tuple[Interface, FrameBatch, bool, bool, bool]] | None = None
+        # One classify Batch per nesting level of passes (a pass started while another still reads its Batch:
+        # the control stage's releases, decapsulated packets), made when first needed.
+        self._batches = [backend.impl.Batch(cfg.batch_size)]
+        self._depth = 0
+        # Passes asked for MAX_NESTED_PASSES deep wait here (on a copy) and run when the outermost pass is done,
+        # at most MAX_WAITING_PASSES of them.  Entries: (iface, batch, inner, from_wire, requeue ledger).
+        self._waiting: deque[tuple[Interface, FrameBatch, bool, bool, bool]] = deque()
+        self._waited = 0  # passes the current outermost pass has queued so far
         self._decap_depth = 0
         self._log_error = _RateLimitedLog()
         self._icmp_bucket = _TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
@@ -699,23 +706,41 @@ class Engine:
         """Run one block of frames received on ``iface`` through the pipeline.  ``from_wire`` False for
         frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter.
 
-        Frames that re-enter the pipeline get passes of their own at points where the pass that made them no
-        longer reads its Batch: what the control stage releases (a buffer flushed by an Attach, the queue of a
-        next hop resolved by an NA; ``process`` called from a control hook, on a copy) right after that stage,
-        before the chunk's other frames; decapsulated inner packets at the DECAP stage, before the chunk's
-        direct frames (tunnelled packets are the older ones), nested at most ``MAX_DECAP_DEPTH`` deep.  Nothing
+        Frames that re-enter the pipeline get passes of their own, each with a classify Batch of its own (the
+        pass that started them still reads its Batch, and took copies of the node's outputs before its control
+        stage): what the control stage releases (a buffer flushed by an Attach, the queue of a next hop resolved
+        by an NA; ``process`` called from a control hook) goes out at once, before the chunk's other frames
+        (it is older), and before the rest of the control step (the MN's first packets do not wait for the
+        Authenticated-MN to be built); passes asked for ``MAX_NESTED_PASSES`` deep wait, on a copy, until the
+        outermost pass is done.  Decapsulated inner packets get theirs at the DECAP stage, before the
+        chunk's direct frames (tunnelled packets are the older ones), nested at most ``MAX_DECAP_DEPTH`` deep.  Nothing
         raised while handling the frames leaves this method: a frame whose control-path handling fails is
         dropped as CONTROL_ERROR, a pass that fails books its frames without a disposition as INTERNAL_ERROR;
         both are logged, rate-limited, and the conservation equation holds."""
         n_total = len(fb)
-        if self._deferred is not None:  # called from the control stage: after it, on a copy
-            fb = FrameBatch(fb.port, np.array(fb.arena, dtype=np.uint8), np.array(fb.offsets, dtype=np.int64),
-                            np.array(fb.lengths, dtype=np.uint32), np.array(fb.status, dtype=np.uint32),
-                            np.array(fb.ts_ns, dtype=np.int64))
-            self._deferred.append((iface, fb, inner, from_wire, False))
+        if self._depth >= MAX_NESTED_PASSES:
+            self._wait(iface, fb, inner, from_wire, False)
             return n_total
         self._pass(iface, fb, inner, from_wire)
         return n_total
+
+    def _wait(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool, requeue: bool) -> None:
+        """A pass asked for too deep: it runs, on a copy, once the outermost pass is done; beyond
+        MAX_WAITING_PASSES queued by one outermost pass its frames are refused (INTERNAL_ERROR, in their
+        ledger), so a loop of re-entries can neither grow the stack nor run forever."""
+        if self._waited >= MAX_WAITING_PASSES:
+            counters, drops = (self.requeue_counters, self.requeue_drops) if requeue else (self.counters, self.drops)
+            if not requeue:
+                counters["received"] += len(fb)
+            drops[int(DropReason.INTERNAL_ERROR)] += len(fb)
+            counters["dropped"] += len(fb)
+            self._internal_error("nested passes", RuntimeError(f"more than {MAX_WAITING_PASSES} passes waiting"))
+            return
+        copy = FrameBatch(fb.port, np.array(fb.arena, dtype=np.uint8), np.array(fb.offsets, dtype=np.int64),
+                          np.array(fb.lengths, dtype=np.uint32), np.array(fb.status, dtype=np.uint32),
+                          np.array(fb.ts_ns, dtype=np.int64))
+        self._waiting.append((iface, copy, inner, from_wire, requeue))
+        self._waited += 1
 
     def _run(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool, requeue: bool) -> None:
         """One pass; ``requeue``: frames leaving a queue, booked in the second-pass ledger (see _reinject)."""
@@ -731,6 +756,19 @@ class Engine:
             self.counters, self.drops = main
 
     def _pass(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._waited = 0
+        try:
+            if len(self._batches) < self._depth:
+                self._batches.append(backend.impl.Batch(self.cfg.batch_size))
+            self._chunks(iface, fb, inner, from_wire)
+            while self._depth == 1 and self._waiting:
+                self._run(*self._waiting.popleft())
+        finally:
+            self._depth -= 1
+
+    def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
         for start in range(0, len(fb), self.cfg.batch_size):
             stop = min(len(fb), start + self.cfg.batch_size)
             received = self.counters["received"]
@@ -762,7 +800,8 @@ class Engine:
         c["received"] += n
         if inner:
             c["received_inner"] += n
-        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints, out=self._batch)
+        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints,
+                                  out=self._batches[self._depth - 1])
         # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
         # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
         present = self._node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
@@ -798,16 +837,9 @@ class Engine:
             tx = (tx_count.copy(), tx_offsets.copy(), tx_lengths.copy())
         if present & _B_CONTROL:
             sel = np.flatnonzero(action == _A_CONTROL)
-            outer, self._deferred = self._deferred, deque()
-            try:
-                self._control_stage(iface, arena, offsets, lengths, b, sel, now, inner)
-            finally:
-                deferred, self._deferred = self._deferred, outer
-            # What the control stage released (a buffer flushed by an Attach, a resolved next hop's queue) goes
-            # out now, before the rest of this chunk: it is older than the chunk's frames for the same MN.  The
-            # Batch is not read past this point, so these passes cannot disturb this one.
-            while deferred:
-                self._run(*deferred.popleft())
+            # what it releases (a buffer flushed by an Attach, a resolved next hop's queue) goes out at once, in
+            # passes of their own (process): before the rest of this chunk, which is newer
+            self._control_stage(iface, arena, offsets, lengths, b, sel, now, inner)
         if present & _B_BUFFER:
             sel = np.flatnonzero(action == _A_BUFFER)
             self._buffer(arena, offsets, lengths, sel, aux[sel], now)
@@ -924,8 +956,8 @@ class Engine:
         separate ledger (:attr:`requeue_counters`, :attr:`requeue_drops`), keeping the main equation exact."""
         fb = FrameBatch(iface.port, arena, offsets, lengths, np.zeros(offsets.shape[0], dtype=np.uint32),
                         np.zeros(offsets.shape[0], dtype=np.int64))
-        if self._deferred is not None:
-            self._deferred.append((iface, fb, False, False, True))
+        if self._depth >= MAX_NESTED_PASSES:
+            self._wait(iface, fb, False, False, True)
         else:
             self._run(iface, fb, False, False, True)
 

@@ -307,3 +307,63 @@ def test_a_flood_of_router_solicitations_is_not_answered_one_for_one():
     net.send(net.h1, _rs_with_option(b"", src="::"))
     assert c["ra_sent"] == sent + 2
     net.check_conservation()
+
+
+def test_a_flush_goes_out_before_the_rest_of_the_control_step():
+    """The latency of the first buffered packet: what an Attach releases is sent by the time proxy_complete
+    returns, not after the rest of the control step (the agent still builds and sends the Authenticated-MN),
+    and the control frames after it in the block are still handled."""
+    net = Net()
+    ncoa = "2001:db8:1::77"
+    net.engine.proxy_add(ncoa, None, 3000)
+    for i in range(3):
+        net.send(net.core, udp(dst=ncoa, payload=bytes([i]) * 8))
+    net.drain()
+    seen_at_flush = []
+
+    def hook(cf):
+        net.engine.proxy_complete(ncoa, bytes.fromhex("02005e000077"))
+        seen_at_flush.append([bytes(f[UDP].payload) for f in net.drain(net.h1) if f.haslayer(UDP)])
+
+    net.engine.control = hook
+    net.h1.send_frames([fmip_frame_to_router(), _echo(1)])
+    net.engine.poll()
+    assert seen_at_flush == [[bytes([i]) * 8 for i in range(3)]]
+    assert [f[ICMPv6EchoReply].seq for f in net.drain(net.h1) if f.haslayer(ICMPv6EchoReply)] == [1]
+    net.check_conservation()
+
+
+def test_passes_nested_deeper_than_the_bound_wait_for_their_stage(monkeypatch):
+    """A control hook that re-enters the engine from inside a nested pass, again and again: at
+    MAX_NESTED_PASSES the passes wait for the outermost one to finish (a bounded stack), at most
+    MAX_WAITING_PASSES of them (a bounded queue: the rest are refused and counted), and every frame still gets
+    its disposition."""
+    from fmipfast import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "MAX_NESTED_PASSES", 3)
+    monkeypatch.setattr(engine_mod, "MAX_WAITING_PASSES", 2)
+    net = Net()
+    depths = []
+    frame = fmip_frame_to_router()
+
+    def hook(cf):
+        depths.append(net.engine._depth)
+        if len(depths) < 100:  # each handled fmipfast frame injects another one, forever
+            a, o, ln = frames_pack([frame])
+            from fmipfast.ports import FrameBatch
+
+            net.engine.process(net.engine.interfaces[0], FrameBatch(
+                None, a, o, ln, np.zeros(1, np.uint32), np.zeros(1, np.int64)))
+
+    net.engine.control = hook
+    net.h1.send_frames([frame])
+    net.engine.poll()
+    assert max(depths) == 3 and len(depths) < 100  # never deeper; the queue's bound ended the loop
+    assert net.engine.drops[DropReason.INTERNAL_ERROR] >= 1
+    net.check_conservation()
+
+
+def frames_pack(items):
+    from fmipfast.ports import pack_frames
+
+    return pack_frames(items)

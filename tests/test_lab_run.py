@@ -98,11 +98,10 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "--repeat" in bad.stderr
-    for flag, value, named in (("--rate", "0", "rate"), ("--gap-ms", "-1", "gap_ms"),
-                               ("--switch-delay-ms", "20000", "switch_delay_ms")):
+    for flag, value in (("--rate", "0"), ("--gap-ms", "-1"), ("--switch-delay-ms", "20000")):
         bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", flag, value], capture_output=True,
                              text=True, env=env, timeout=60)
-        assert bad.returncode == 2 and f"{named} must be within" in bad.stderr, bad.stderr
+        assert bad.returncode == 2 and f"argument {flag}: must be within" in bad.stderr, bad.stderr
     assert _ours() == []  # refused before anything was built
 
 
