@@ -15,6 +15,9 @@
  *     -t N        TX ring frames (default 512, the engine's [router.ring] tx_frames)
  *     -s N        send(2) every N queued frames instead of once per RX block (0 = per block)
  *     -w          a blocking send(2) (waits until the kernel sent the ring) instead of MSG_DONTWAIT
+ *     -m          no TX ring: the frames are rewritten in place in the RX ring and handed to sendmmsg(2) in
+ *                 batches of up to 1024 (or -s N), each message pointing into the RX block; the kernel
+ *                 copies each into a linear skb (packet_snd) instead of page fragments of the TX ring
  *     -c CPU      pin to CPU
  *     -e OCTETS   the minimum frame (default 14 + 40)
  *
@@ -79,7 +82,7 @@ static int parse_mac(const char *s, uint8_t *out) {
 }
 
 /* PacketRing._setup, option by option */
-static void ring_open(struct ring *r, const char *ifname, unsigned tx_frames, int qdisc_bypass) {
+static void ring_open(struct ring *r, const char *ifname, unsigned tx_frames, int qdisc_bypass, int tx_ring) {
     memset(r, 0, sizeof *r);
     r->fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (r->fd < 0) die("socket");
@@ -94,9 +97,10 @@ static void ring_open(struct ring *r, const char *ifname, unsigned tx_frames, in
     unsigned tx_blocks = (tx_frames + per_block - 1) / per_block;
     r->tx_slots = tx_blocks * per_block;
     struct tpacket_req3 tx = {tx_block, tx_blocks, TX_FRAME, r->tx_slots, 0, 0, 0};
-    if (setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) < 0) die("PACKET_TX_RING");
+    /* (a socket with a TX ring sends only from it: none in the sendmmsg mode) */
+    if (tx_ring && setsockopt(r->fd, SOL_PACKET, PACKET_TX_RING, &tx, sizeof tx) < 0) die("PACKET_TX_RING");
     size_t rx_len = (size_t)RX_BLOCK_SIZE * RX_BLOCK_NR;
-    r->map_len = rx_len + (size_t)tx_block * tx_blocks;
+    r->map_len = rx_len + (tx_ring ? (size_t)tx_block * tx_blocks : 0);
     r->map = mmap(NULL, r->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
     if (r->map == MAP_FAILED) die("mmap");
     r->rx = r->map;
@@ -136,6 +140,22 @@ static void kick(struct ring *t, int flags) {
     if (send(t->fd, NULL, 0, flags) < 0 && errno != EAGAIN && errno != ENOBUFS) send_errors++;
 }
 
+/* sendmmsg(2) until every message went or the kernel refuses one (counted as tx_ring_full: no room) */
+static void flush_mmsg(struct ring *t, struct mmsghdr *msgs, unsigned n, int flags) {
+    unsigned done = 0;
+    while (done < n) {
+        sends++;
+        int r = sendmmsg(t->fd, msgs + done, n - done, flags);
+        if (r <= 0) {
+            if (r < 0 && errno != EAGAIN && errno != ENOBUFS) send_errors++;
+            tx_ring_full += n - done;
+            return;
+        }
+        forwarded += (unsigned)r;
+        done += (unsigned)r;
+    }
+}
+
 static int tx_slot_free(struct ring *t) {
     struct tpacket3_hdr *h = (struct tpacket3_hdr *)(t->tx + (size_t)t->tx_head * TX_FRAME);
     return __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) == TP_STATUS_AVAILABLE;
@@ -149,13 +169,14 @@ int main(int argc, char **argv) {
     }
     uint8_t dmac[6];
     if (parse_mac(argv[3], dmac)) { fprintf(stderr, "limit_forward: bad MAC\n"); return 2; }
-    int qdisc_bypass = 0, cpu = -1, flags = MSG_DONTWAIT;
+    int qdisc_bypass = 0, cpu = -1, flags = MSG_DONTWAIT, mmsg = 0;
     unsigned tx_frames = 512, send_every = 0, min_len = 14 + 40;
     for (int i = 4; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : "0";
         if (!strcmp(a, "-q")) qdisc_bypass = 1;
         else if (!strcmp(a, "-w")) flags = 0;
+        else if (!strcmp(a, "-m")) mmsg = 1;
         else if (!strcmp(a, "-t")) { tx_frames = (unsigned)atoi(val); i++; }
         else if (!strcmp(a, "-s")) { send_every = (unsigned)atoi(val); i++; }
         else if (!strcmp(a, "-c")) { cpu = atoi(val); i++; }
@@ -170,8 +191,16 @@ int main(int argc, char **argv) {
         if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
     }
     struct ring in, out;
-    ring_open(&in, argv[1], tx_frames, qdisc_bypass);
-    ring_open(&out, argv[2], tx_frames, qdisc_bypass);
+    ring_open(&in, argv[1], tx_frames, qdisc_bypass, 1);
+    ring_open(&out, argv[2], tx_frames, qdisc_bypass, !mmsg);
+    enum { MMSG_MAX = 1024 };
+    static struct mmsghdr msgs[MMSG_MAX];
+    static struct iovec iov[MMSG_MAX];
+    for (unsigned i = 0; i < MMSG_MAX; i++) {
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    unsigned mmsg_batch = send_every && send_every < MMSG_MAX ? send_every : MMSG_MAX;
     printf("READY\n");
     fflush(stdout);
 
@@ -200,6 +229,16 @@ int main(int argc, char **argv) {
                 h8 += h->tp_next_offset;
                 if (len < min_len || eth[12] != 0x86 || eth[13] != 0xdd || len > room) { not_ipv6++; continue; }
                 if (eth[14 + 7] <= 1) { hop_limit++; continue; }
+                if (mmsg) {
+                    uint8_t *w = (uint8_t *)eth; /* the RX ring is mapped writable: rewrite in place */
+                    memcpy(w, dmac, 6);
+                    memcpy(w + 6, out.mac, 6);
+                    w[14 + 7]--;
+                    iov[queued].iov_base = w;
+                    iov[queued].iov_len = len;
+                    if (++queued == mmsg_batch) { flush_mmsg(&out, msgs, queued, flags); queued = 0; }
+                    continue;
+                }
                 if (!tx_slot_free(&out)) {
                     if (queued) { kick(&out, flags); queued = 0; kicks++; }
                     if (!tx_slot_free(&out)) { tx_ring_full++; continue; }
@@ -218,10 +257,11 @@ int main(int argc, char **argv) {
                 forwarded++;
                 if (++queued == send_every) { kick(&out, flags); queued = 0; }
             }
+            if (mmsg && queued) flush_mmsg(&out, msgs, queued, flags);
+            else if (queued) kick(&out, flags);
             __atomic_store_n(&bd->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
             in.rx_next = (in.rx_next + 1) % RX_BLOCK_NR;
             rx_blocks++;
-            if (queued) kick(&out, flags);
         }
         for (;;) {
             struct tpacket_block_desc *bd = (struct tpacket_block_desc *)(out.rx + (size_t)out.rx_next * RX_BLOCK_SIZE);
