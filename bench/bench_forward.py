@@ -1,5 +1,7 @@
-"""Forwarding benchmark of the engine (engine issue): frames per second one engine worker forwards across a
-veth pair, against a plain C TPACKET_V3 reader on the same path and against Linux kernel forwarding.
+"""Forwarding benchmark of the engine: frames per second one engine worker forwards across a veth pair,
+against a plain C TPACKET_V3 reader on the same path (the limit), a plain C TPACKET_V3 forwarder with the
+engine's rings (c-forward), and Linux kernel forwarding; plus the handover paths (PAR tunnelling, NAR
+decapsulation) against plain forwarding, and what cuts the TX cost.
 
 Topology (network namespaces via fmipfast.lab.netns, all named ``fmipfast-bench-<pid>-*``, deleted in a
 ``finally``, on Ctrl-C and SIGTERM too)::
@@ -8,51 +10,69 @@ Topology (network namespaces via fmipfast.lab.netns, all named ``fmipfast-bench-
     2001:db8:1::a           2001:db8:1::1 / 2001:db8:2::1  2001:db8:2::b
 
 Traffic: ``bench/fwd_gen.c`` in ``gen`` sends 162-octet IPv6/UDP frames (100-octet payload, valid
-checksum, 256 flows by UDP source port) in sendmmsg(2) batches at a target rate or flat out.  Kernel IPv6
-is off on every veth end except rt's in the kernel row, so the sink kernel drops the frames on arrival.
-Delivered frames are counted by ``se``'s interface counter (rx packets, read with ``ip -s``), not by a
-packet ring: veth delivers in the softirq of the sending CPU, so a ring at the sink would charge its
-tpacket_rcv to the engine's core (a third of it at flat out, measured with perf); ``--sink ring`` counts
-with ``bench/limit_ring.c`` there instead.
+checksum, 256 flows by UDP source port) in sendmmsg(2) batches at a target rate or flat out; for the NAR
+row the same packets inside an outer IPv6 header (202 octets, RFC 2473) from gen's address, a configured
+peer, to ra's address.  Kernel IPv6 is off on every veth end except rt's in the kernel row, so the sink
+kernel drops the frames on arrival.  Delivered frames are counted by ``se``'s interface counter (rx
+packets, read with ``ip -s``), not by a packet ring: veth delivers in the softirq of the sending CPU, so a
+ring at the sink would charge its tpacket_rcv to the forwarder's core (a third of it at flat out, measured
+with perf); ``--sink ring`` counts with ``bench/limit_ring.c`` there instead.
 
-Rows, all measured in the same run, ``--reps`` repetitions each, medians reported.  The four flat-out
-rows are interleaved (one trial of each per repetition, workers restarted each time), so a burst of
-foreign load on the shared machine hits every row alike; the zero-drop searches follow.
+Rows (``--rows``, default ``limit,engine,fanout,c-forward,kernel,tunnel,decap``), all measured in the same
+run, ``--reps`` repetitions each, medians reported.  The flat-out rows are interleaved (one trial of each
+per repetition, workers restarted each time), so a burst of foreign load on the shared machine hits every
+row alike; the zero-drop searches (``--search``) follow.
 
-1. ``limit``             limit_ring.c on rt's ingress ``ra``: frames/s received at the generator's flat-out
-                         rate (no forwarding).  The denominator of every ratio.
-2. ``engine x1``         one fmipfast Engine process in rt owning ``ra`` and ``rb`` (static neighbor for the
-                         sink, so no ND): frames/s counted at the sink.  First flat out, then a short
-                         search over offered rates for the highest one with zero kernel ring drops
-                         (``DropReason.KERNEL_RING_DROP``) and no TX-ring-full drops; that rate is then
-                         measured ``--reps`` times (the ``zero-drop`` row).
-3. ``engine x2 fanout``  two engine processes on the same interfaces, ``RingPort(..., fanout=(group,
-                         "hash"))``: the same two measurements, and the scaling against one worker.
-                         With 2 cores the second worker shares CPU 0 with the generator, so these rows
-                         are bound by the generator's share of CPU 0, not by the engine: they show that
-                         fanout works and how evenly it hashes, not how it scales.
-4. ``kernel``            IPv6 forwarding by rt's kernel (addresses and the sink's neighbor entry static).
+* ``limit``       limit_ring.c on rt's ingress ``ra``: frames/s received at the generator's flat-out rate
+                  (no forwarding).  The denominator of every ratio.
+* ``engine``      one fmipfast Engine process in rt owning ``ra`` and ``rb`` (static neighbor for the sink,
+                  so no ND): frames/s counted at the sink.  First flat out, then a short search over offered
+                  rates for the highest one with zero kernel ring drops (``DropReason.KERNEL_RING_DROP``)
+                  and no TX-ring-full drops; that rate is then measured ``--reps`` times (``zero-drop``).
+* ``fanout``      two engine processes on the same interfaces, ``RingPort(..., fanout=(group, "hash"))``:
+                  the same two measurements, and the scaling against one worker.  With 2 cores the second
+                  worker shares CPU 0 with the generator, so these rows are bound by the generator's share
+                  of CPU 0, not by the engine: they show that fanout works and how evenly it hashes.
+* ``c-forward``   ``bench/limit_forward.c``: the engine's socket and ring setup (TPACKET_V3, 16 x 256 KiB RX
+                  blocks, 10 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
+                  mapping, PACKET_IGNORE_OUTGOING), per frame only the IPv6 ethertype and hop-limit checks,
+                  the MAC rewrite and the hop-limit decrement into the TX ring, one send(2) per RX block, no
+                  Python.  The floor under any forwarder on these rings: engine / c-forward is what the
+                  engine's own work costs.
+* ``kernel``      IPv6 forwarding by rt's kernel (addresses and the sink's neighbor entry static).  It has
+                  no process: it runs in the generator's softirq on CPU 0.
+* ``tunnel``      the engine as a PAR: ``tunnel_add(pcoa=sink, nar=2001:db8:2::c)`` (the NAR a static
+                  neighbor on rb's link with the sink's MAC), so every frame is encapsulated (RFC 2473,
+                  202 octets out) toward rb.
+* ``decap``       the engine as a NAR: ``Engine(..., peers=[gen's address])``, fed IPv6-in-IPv6 to ra's
+                  address; every frame is decapsulated and its inner packet forwarded to the sink.
+* TX-cost variants (``--tx-variants``): the engine with PACKET_QDISC_BYPASS (``PacketRing(qdisc_bypass=
+  True)``) or a TX ring of 128 / 4096 frames; c-forward with the same, with send(2) every 64 frames, and
+  with no TX ring at all (sendmmsg(2) of the frames rewritten in place in the RX block).
 
 Columns: offered (frames/s the generator handed to the kernel), delivered (frames/s at the sink; for the
 limit row, received by the reader), ring drops (kernel RX-ring drops of the receiving rings, per repetition),
-CPU busy 0/1 (per-CPU busy fraction from /proc/stat while the generator ran: the reader's or the engine's
+CPU busy 0/1 (per-CPU busy fraction from /proc/stat while the generator ran: the reader's or the worker's
 CPU near 0 or 1 tells who was the bottleneck, and foreign load on a shared machine shows up here), worker
-µs/frame (user+sys time charged to the engine processes per forwarded frame, which includes the kernel TX
-path and, on veth, the delivery to the sink), and delivered / limit.
+CPU-s/s, worker µs/frame as user + sys = total (getrusage of the worker processes per frame sent toward the
+sink; sys is the kernel's TX path and, since veth delivers in the sender's softirq, the sink's receive
+too), and delivered / limit.  The CPU per frame is the figure that foreign load barely moves.
 
 Placement (``--no-pin`` turns it off): the machine has 2 cores.  The generator (and a ``--sink ring``
-counter) run on CPU 0, the (first) engine worker or the limit reader on CPU 1, the second worker on CPU 0.
+counter) run on CPU 0, the (first) worker or the limit reader on CPU 1, the second fanout worker on CPU 0.
 veth delivers in the softirq of the sending CPU, so the kernel's half of every row (ring fill on ``ra``,
-kernel forwarding) runs on the generator's CPU, and what the engine transmits is delivered to the sink on
-the engine's CPU.
+kernel forwarding) runs on the generator's CPU, and what the worker transmits is delivered to the sink on
+the worker's CPU.
 
-Why not pyperf (STYLE.md rule 36): the measured code is a separate process fed by a C generator over real
-interfaces; pyperf's calibrated in-process loops do not apply.  The script follows the same rules: every
-row and its baseline in one run, medians over repetitions, ratios quoted, the load average printed.
+Why not pyperf: the measured code is a separate process fed by a C generator over real interfaces; pyperf's
+calibrated in-process loops do not apply.  The script follows the same rules: every row and its baseline in
+one run, medians over repetitions, ratios quoted, the load average printed.
 
-    sudo PYTHONPATH=. python bench/bench_forward.py            # ~3-4 minutes
-    sudo PYTHONPATH=. python bench/bench_forward.py --quick    # ~1 minute
-    sudo PYTHONPATH=. python bench/bench_forward.py --profile  # + cProfile of one worker, flat out
+    sudo PYTHONPATH=. python bench/bench_forward.py                 # ~8 minutes
+    sudo PYTHONPATH=. python bench/bench_forward.py --quick         # ~3 minutes
+    sudo PYTHONPATH=. python bench/bench_forward.py --quick --rows limit,engine,c-forward --tx-variants \
+        --search ''                                                 # the TX-cost variants, flat out
+    sudo PYTHONPATH=. python bench/bench_forward.py --profile       # + cProfile of one worker, flat out
 
 Needs root (namespaces, AF_PACKET) and a C compiler (``$CC``, default ``cc``); the C programs are compiled
 with ``-O2`` into a temp dir at start.
@@ -64,6 +84,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import select
 import shutil
 import signal
@@ -179,7 +200,7 @@ def worker_main(argv: list[str]) -> int:
 
     def snap() -> dict[str, Any]:
         stats = {name: p.statistics() for name, p in ports.items()}
-        times = os.times()
+        ru = resource.getrusage(resource.RUSAGE_SELF)  # microseconds, where os.times() counts clock ticks
         return {"received": engine.counters["received"],
                 # frames sent toward the sink: forwarded (decapsulated ones included) or tunnelled
                 "forwarded": engine.counters["forwarded"] + engine.counters["tunnelled"],
@@ -190,7 +211,7 @@ def worker_main(argv: list[str]) -> int:
                 "drops": engine.drop_counts(),
                 "ra_kernel_packets": stats["ra"]["kernel_packets"], "ra_kernel_drops": stats["ra"]["kernel_drops"],
                 "ra_rx_blocks": stats["ra"]["rx_blocks"], "rb_tx_frames": stats["rb"]["tx_frames"],
-                "cpu_s": times.user + times.system, "cpu_user_s": times.user, "cpu_sys_s": times.system}
+                "cpu_s": ru.ru_utime + ru.ru_stime, "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime}
 
     print("READY", flush=True)
     buf = b""
@@ -281,6 +302,7 @@ class Fwd:
     qdisc_bypass: bool = False  # PACKET_QDISC_BYPASS on the sockets
     tx_frames: int = 0  # TX ring frames; 0: the engine's default ([router.ring] tx_frames = 512)
     send_every: int = 0  # c only: send(2) every N queued frames; 0: once per RX block, as the engine
+    sendmmsg: bool = False  # c only: no TX ring, sendmmsg(2) of the frames rewritten in place in the RX block
 
 
 FORWARDERS = {f.key: f for f in (
@@ -297,9 +319,10 @@ FORWARDERS = {f.key: f for f in (
     Fwd("c-tx128", "c-forward, TX ring 128 frames", kind="c", tx_frames=128),
     Fwd("c-tx4096", "c-forward, TX ring 4096 frames", kind="c", tx_frames=4096),
     Fwd("c-send64", "c-forward, send(2) every 64 frames", kind="c", send_every=64),
+    Fwd("c-mmsg", "c-forward, sendmmsg(2) from the RX block", kind="c", sendmmsg=True),
 )}
 DEFAULT_ROWS = "limit,engine,fanout,c-forward,kernel,tunnel,decap"
-TX_VARIANTS = "engine-bypass,engine-tx128,engine-tx4096,c-bypass,c-tx128,c-tx4096,c-send64"
+TX_VARIANTS = "engine-bypass,engine-tx128,engine-tx4096,c-bypass,c-tx128,c-tx4096,c-send64,c-mmsg"
 DEFAULT_SEARCH = "engine,fanout,c-forward,tunnel,decap"
 
 
@@ -402,6 +425,8 @@ class Bench:
                     cmd += ["-t", str(fwd.tx_frames)]
                 if fwd.send_every:
                     cmd += ["-s", str(fwd.send_every)]
+                if fwd.sendmmsg:
+                    cmd += ["-m"]
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--sink-mac", self.se_mac,
                        "--mode", fwd.mode]
@@ -464,9 +489,9 @@ class Bench:
             ns.delete()
 
     # -- measurements
-    def trial_limit(self, seconds: float) -> Trial:
+    def trial_limit(self, seconds: float, rate: float = 0) -> Trial:
         c = self.counter(self.rt, "ra", seconds + 5, cpu=1)
-        g = self.generate(seconds, 0)
+        g = self.generate(seconds, rate)
         res = json.loads(self.reap(c, seconds + 10)[0].splitlines()[-1])
         el = g["elapsed_ns"] / 1e9
         return Trial(g["queued"] / el, res["udp6"] / el, res["kernel_drops"], arrived=res["kernel_packets"] / el,
@@ -531,9 +556,9 @@ class Bench:
         for dev in ("ra", "rb"):
             self.rt.sysctl(f"net.ipv6.conf.{dev}.disable_ipv6", 1)
 
-    def trial_kernel(self, seconds: float) -> Trial:
+    def trial_kernel(self, seconds: float, rate: float = 0) -> Trial:
         c = self.sink_start(cpu=1)
-        g = self.generate(seconds, 0)
+        g = self.generate(seconds, rate)
         sink = self.sink_finish(c)
         el = g["elapsed_ns"] / 1e9
         return Trial(g["queued"] / el, sink / el, 0, busy=g["busy"], extra={"frame_len": g.get("frame_len", 0)})
@@ -581,6 +606,9 @@ def main() -> int:
                     help=f"add the TX-cost variants to the flat-out rows ({TX_VARIANTS})")
     ap.add_argument("--search", default=DEFAULT_SEARCH,
                     help=f"rows that get a zero-drop search and confirmation (default {DEFAULT_SEARCH}; '' none)")
+    ap.add_argument("--offered", type=float, default=0,
+                    help="offered frames/s of the interleaved rows (default 0: flat out); a rate every row "
+                         "sustains compares CPU per frame at equal batching, e.g. for --tx-variants")
     ap.add_argument("--profile", action="store_true",
                     help="also run one worker under cProfile at flat out and print its top costs")
     ap.add_argument("-o", "--output", help="write the results as JSON here")
@@ -629,15 +657,15 @@ def main() -> int:
             for rep in range(reps):
                 for k in keys:
                     if k == "limit":
-                        flat[k].append(b.trial_limit(secs))
+                        flat[k].append(b.trial_limit(secs, args.offered))
                     elif k == "kernel":
                         b.kernel_setup()
-                        flat[k].append(b.trial_kernel(secs))
+                        flat[k].append(b.trial_kernel(secs, args.offered))
                         b.kernel_teardown()
                     else:
                         b.start_workers(FORWARDERS[k])
                         b.trial_forward(0.3, 0)  # warm-up: first blocks, page faults, lazy imports
-                        flat[k].append(b.trial_forward(secs, 0))
+                        flat[k].append(b.trial_forward(secs, args.offered))
                         b.stop_workers()
                 log(f"  rep {rep + 1}/{reps}: " + ", ".join(
                     f"{k} {flat[k][-1].delivered:,.0f}/s" + (f" (ring drops {flat[k][-1].ring_drops})"
@@ -645,8 +673,8 @@ def main() -> int:
                     + f"; load {os.getloadavg()[0]:.2f}")
             limit_rate = median([t.delivered for t in flat["limit"]])
             for k in keys:
-                rows.append(row(label(k) + (", flat out" if k in FORWARDERS else ""), flat[k], limit_rate, k,
-                                "flat"))
+                how = f", {args.offered:,.0f}/s offered" if args.offered else ", flat out" if k in FORWARDERS else ""
+                rows.append(row(label(k) + how, flat[k], limit_rate, k, "flat"))
                 results[f"{k}_flat"] = median([t.delivered for t in flat[k]])
 
             for k in search:
