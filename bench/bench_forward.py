@@ -345,11 +345,12 @@ class Trial:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, exe: dict[str, Path]) -> None:
+    def __init__(self, args: argparse.Namespace, exe: dict[str, Path], tmp: Path) -> None:
         from fmipfast.lab.netns import Netns
 
         self.args = args
         self.exe = exe
+        self.tmp = tmp
         self.procs: list[subprocess.Popen] = []
         self.namespaces: list[Any] = []
         tag = f"bench-{os.getpid()}"
@@ -523,10 +524,12 @@ class Bench:
         """One trial of the running workers (:meth:`start_workers`): the generator for ``seconds`` at
         ``rate``, frames counted at the sink, the workers' counters and CPU times before and after."""
         c = self.sink_start(cpu=0)
+        prof = self.perf_start() if seconds >= 0.5 else None
         before = self.snap()
         g = self.generate(seconds, rate, encap=self.current.mode == "decap")
         sink = self.sink_finish(c)
         after = self.snap()
+        kernel_share = self.perf_finish(prof)
         el = g["elapsed_ns"] / 1e9
         d = {k: sum(a[k] - b[k] for a, b in zip(after, before))
              for k in ("ring_drops", "tx_ring_full", "ra_kernel_packets", "received", "forwarded", "cpu_s",
@@ -534,12 +537,48 @@ class Bench:
         per_worker = [a["received"] - b["received"] for a, b in zip(after, before)]
         fw = d["forwarded"]
         nan = float("nan")
+        total = d["cpu_s"] / fw * 1e6 if fw else nan
+        if kernel_share is not None:  # the precise total, split by where the perf samples fell
+            user, system = total * (1 - kernel_share), total * kernel_share
+        else:  # getrusage's split (sampled at the scheduler tick: noisy over a few hundred ticks)
+            user, system = (d["cpu_user_s"] / fw * 1e6, d["cpu_sys_s"] / fw * 1e6) if fw else (nan, nan)
         return Trial(g["queued"] / el, sink / el, d["ring_drops"], d["tx_ring_full"],
-                     d["ra_kernel_packets"] / el, d["cpu_s"] / el,
-                     d["cpu_user_s"] / fw * 1e6 if fw else nan, d["cpu_sys_s"] / fw * 1e6 if fw else nan, g["busy"],
-                     {"per_worker_received": per_worker, "forwarded": fw, "sink": sink,
-                      "cpu_us_per_frame": d["cpu_s"] / fw * 1e6 if fw else nan,
-                      "frame_len": g.get("frame_len", 0)})
+                     d["ra_kernel_packets"] / el, d["cpu_s"] / el, user, system, g["busy"],
+                     {"per_worker_received": per_worker, "forwarded": fw, "sink": sink, "cpu_us_per_frame": total,
+                      "rusage_user_us": d["cpu_user_s"] / fw * 1e6 if fw else nan,
+                      "rusage_sys_us": d["cpu_sys_s"] / fw * 1e6 if fw else nan,
+                      "kernel_share": kernel_share, "frame_len": g.get("frame_len", 0)})
+
+    def perf_start(self) -> subprocess.Popen | None:
+        """``perf record -e cpu-clock`` of the workers (--split perf): samples at ~5 kHz from a high-resolution
+        timer, so the share of samples in the kernel splits the workers' CPU time far more finely than
+        getrusage, which charges whole scheduler ticks (250 Hz here) to user or system."""
+        if self.args.split != "perf" or not self.workers:
+            return None
+        pids = ",".join(str(p.pid) for p in self.workers)
+        p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4999", "-p", pids,
+                              "-o", str(self.tmp / "worker.perf")], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(0.15)  # attached before the traffic starts
+        return p
+
+    def perf_finish(self, p: subprocess.Popen | None) -> float | None:
+        """The share of the workers' samples in the kernel, or None without perf (or without samples)."""
+        if p is None:
+            return None
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return None
+        out = subprocess.run(["perf", "script", "-i", str(self.tmp / "worker.perf"), "-F", "ip"],
+                             capture_output=True, text=True).stdout
+        ips = [int(w, 16) for w in out.split() if w]
+        if len(ips) < 100:
+            return None
+        return sum(ip >= 0xFFFF000000000000 for ip in ips) / len(ips)
 
     def kernel_setup(self) -> None:
         rt = self.rt
@@ -609,6 +648,10 @@ def main() -> int:
     ap.add_argument("--offered", type=float, default=0,
                     help="offered frames/s of the interleaved rows (default 0: flat out); a rate every row "
                          "sustains compares CPU per frame at equal batching, e.g. for --tx-variants")
+    ap.add_argument("--split", choices=("perf", "rusage"), default="perf" if shutil.which("perf") else "rusage",
+                    help="how the workers' CPU is split into user and system: the share of perf cpu-clock "
+                         "samples in the kernel (default when perf is installed) or getrusage's tick-sampled "
+                         "split; the total is getrusage's either way")
     ap.add_argument("--profile", action="store_true",
                     help="also run one worker under cProfile at flat out and print its top costs")
     ap.add_argument("-o", "--output", help="write the results as JSON here")
@@ -647,7 +690,7 @@ def main() -> int:
         exe = build(Path(tmp))
         b = None
         try:
-            b = Bench(args, exe)
+            b = Bench(args, exe, Path(tmp))
             log(f"namespaces {', '.join(ns.name for ns in b.namespaces)}; {reps} reps x {secs:g} s; rows "
                 f"{','.join(keys)}; pinning {'on' if args.pin else 'off'}; load {load_start[0]:.2f}")
 
@@ -733,7 +776,7 @@ def main() -> int:
                 and r["busy"][1] - r["engine_cpu"] > 0.15):
             print(f"WARNING: in '{r['row']}' the worker was charged {r['engine_cpu']:.2f} CPU-s/s while its CPU was "
                   f"{r['busy'][1]:.0%} busy: other processes took the rest of its core.")
-    print_table(rows, limit_rate, results, load_start, load_end, time.monotonic() - t0, reps, secs)
+    print_table(rows, limit_rate, results, load_start, load_end, time.monotonic() - t0, reps, secs, args.split)
     if args.output:
         Path(args.output).write_text(json.dumps({"rows": rows, "results": results, "limit": limit_rate,
                                                  "load_start": load_start, "load_end": load_end,
@@ -767,13 +810,14 @@ def _ratio(a: float, b: float, fmt: str = ".2f") -> str:
     return format(a / b, fmt) if b and a == a and b == b else "-"
 
 
-def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, secs) -> None:
+def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, secs, split) -> None:
     print(f"\nForwarding over veth, 162-octet IPv6/UDP frames (202 with the NAR rows' outer header), {reps} x "
           f"{secs:g} s per row, medians (load average {load_start[0]:.2f} at start, {load_end[0]:.2f} at end; "
-          f"{elapsed:.0f} s)")
-    print(f"| {'row':<52} | {'offered/s':>11} | {'delivered/s':>11} | {'ring drops (per rep)':<24} "
+          f"{elapsed:.0f} s); worker CPU split into user and sys by "
+          f"{'the share of perf cpu-clock samples in the kernel' if split == 'perf' else 'getrusage'}")
+    print(f"| {'row':<60} | {'offered/s':>11} | {'delivered/s':>11} | {'ring drops (per rep)':<24} "
           f"| {'CPU busy 0/1':>12} | {'worker CPU-s/s':>14} | {'worker µs/frame user + sys':>26} | {'vs limit':>8} |")
-    print(f"|{'-' * 54}|{'-' * 12}:|{'-' * 12}:|{'-' * 26}|{'-' * 13}:|{'-' * 15}:|{'-' * 27}:|{'-' * 9}:|")
+    print(f"|{'-' * 62}|{'-' * 12}:|{'-' * 12}:|{'-' * 26}|{'-' * 13}:|{'-' * 15}:|{'-' * 27}:|{'-' * 9}:|")
     for r in rows:
         n_clean = sum(1 for d, t in zip(r["ring_drops"], r["tx_ring_full"]) if d == 0 and t == 0)
         drops = f"{n_clean}/{len(r['ring_drops'])} clean, max {max(r['ring_drops']):,}"
@@ -788,7 +832,7 @@ def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, 
             per = (f"{_num(r['user_us_per_frame'])} + {_num(r['sys_us_per_frame'])} = "
                    f"{_num(r['cpu_us_per_frame'])}")
         wcpu = f"{r['engine_cpu']:.2f}" if r["engine_cpu"] else "-"
-        print(f"| {r['row']:<52} | {r['offered']:>11,.0f} | {r['delivered']:>11,.0f} | {drops:<24} | {cpu:>12} "
+        print(f"| {r['row']:<60} | {r['offered']:>11,.0f} | {r['delivered']:>11,.0f} | {drops:<24} | {cpu:>12} "
               f"| {wcpu:>14} | {per:>26} | {r['ratio']:>7.1%} |")
     flat = {r["key"]: r for r in rows if r["phase"] == "flat"}
     zero = {r["key"]: r for r in rows if r["phase"] == "zero-drop"}
