@@ -72,7 +72,7 @@ one run, medians over repetitions, ratios quoted, the load average printed.
     sudo PYTHONPATH=. python bench/bench_forward.py --quick         # ~3 minutes
     sudo PYTHONPATH=. python bench/bench_forward.py --quick --rows limit,engine,c-forward --tx-variants \
         --search ''                                                 # the TX-cost variants, flat out
-    sudo PYTHONPATH=. python bench/bench_forward.py --profile       # + cProfile of one worker, flat out
+    sudo PYTHONPATH=. python bench/bench_forward.py --profile [ROW]  # + cProfile of one engine worker, flat out
 
 Needs root (namespaces, AF_PACKET) and a C compiler (``$CC``, default ``cc``); the C programs are compiled
 with ``-O2`` into a temp dir at start.
@@ -94,7 +94,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -652,8 +652,9 @@ def main() -> int:
                     help="how the workers' CPU is split into user and system: the share of perf cpu-clock "
                          "samples in the kernel (default when perf is installed) or getrusage's tick-sampled "
                          "split; the total is getrusage's either way")
-    ap.add_argument("--profile", action="store_true",
-                    help="also run one worker under cProfile at flat out and print its top costs")
+    ap.add_argument("--profile", nargs="?", const="engine", default="", metavar="ROW",
+                    help="also run one worker of ROW (an engine row: engine, tunnel, decap, ...; default engine) "
+                         "under cProfile at flat out and print its top costs")
     ap.add_argument("-o", "--output", help="write the results as JSON here")
     args = ap.parse_args()
     keys = [k for k in args.rows.split(",") if k]
@@ -663,6 +664,8 @@ def main() -> int:
     if unknown or "limit" not in keys:
         sys.exit(f"bench_forward: unknown rows {unknown} (the limit row is always needed: it is the denominator)")
     search = [k for k in args.search.split(",") if k and k in keys and k in FORWARDERS]
+    if args.profile and (args.profile not in FORWARDERS or FORWARDERS[args.profile].kind != "engine"):
+        sys.exit(f"bench_forward: --profile takes an engine row, not {args.profile!r}")
     if os.geteuid() != 0:
         sys.exit("bench_forward: needs root (network namespaces, AF_PACKET)")
     reps = args.reps or (3 if args.quick else 5)
@@ -748,12 +751,13 @@ def main() -> int:
                 b.stop_workers()
 
             if args.profile:
-                log("profile: one worker under cProfile, flat out")
+                fwd = FORWARDERS[args.profile]
+                log(f"profile: one worker of {fwd.label} under cProfile, flat out")
                 prof_path = str(Path(tmp) / "worker.prof")
-                b.start_workers(FORWARDERS["engine"], profile=prof_path)
+                b.start_workers(replace(fwd, workers=1), profile=prof_path)
                 b.trial_forward(secs, 0)
                 report = b.stop_workers()
-                print("\ncProfile of one engine worker at flat-out load (top 25 by own time; the time in "
+                print(f"\ncProfile of one worker of {fwd.label} at flat-out load (top 25 by own time; the time in "
                       "select.poll includes the idle seconds before and after the traffic):")
                 print(report)
         except KeyboardInterrupt:
