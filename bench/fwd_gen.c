@@ -4,7 +4,11 @@
  * for these 162-octet frames (measured on these machines: ~575k vs ~525k frames/s on one core): the TX
  * ring's frames are page fragments that veth copies again (skb_copy_ubufs) when it hands them over.
  *
- *   fwd_gen IFNAME DST_MAC SRC_MAC SRC_IP6 DST_IP6 SECONDS RATE [FLOWS]
+ *   fwd_gen IFNAME DST_MAC SRC_MAC SRC_IP6 DST_IP6 SECONDS RATE [FLOWS [OUTER_SRC OUTER_DST]]
+ *
+ * With OUTER_SRC and OUTER_DST every frame is IPv6-in-IPv6 (RFC 2473): an outer IPv6 header from OUTER_SRC
+ * to OUTER_DST (next header 41, hop limit 64) around the same inner packet, 202 octets in all; what a PAR
+ * tunnels to the NAR, so the router under test decapsulates it when OUTER_SRC is one of its peers.
  *
  * RATE is frames per second (0 = flat out).  FLOWS frames are precomputed, each with its own UDP source
  * port (10000 + i) and a valid UDP checksum (the frame leaves complete: no CHECKSUM_PARTIAL), so
@@ -36,6 +40,7 @@
 
 #define PAYLOAD 100
 #define FRAME_LEN (14 + 40 + 8 + PAYLOAD)
+#define MAX_FRAME_LEN (FRAME_LEN + 40)
 #define TX_FRAME_SIZE 2048
 #define TX_BLOCK_SIZE (1 << 16)
 #define TX_BLOCK_NR 64
@@ -73,7 +78,8 @@ static uint16_t udp6_checksum(const uint8_t *ip6, const uint8_t *udp, unsigned l
 
 int main(int argc, char **argv) {
     if (argc < 8) {
-        fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_MAC SRC_IP6 DST_IP6 SECONDS RATE [FLOWS]\n", argv[0]);
+        fprintf(stderr, "usage: %s IFNAME DST_MAC SRC_MAC SRC_IP6 DST_IP6 SECONDS RATE [FLOWS [OUTER_SRC OUTER_DST]]\n",
+                argv[0]);
         return 2;
     }
     const char *ifname = argv[1];
@@ -87,15 +93,30 @@ int main(int argc, char **argv) {
     double rate = atof(argv[7]);
     int flows = argc > 8 ? atoi(argv[8]) : 256;
     if (flows < 1) flows = 1;
+    uint8_t osrc[16], odst[16];
+    int encap = argc > 10;
+    if (encap && (inet_pton(AF_INET6, argv[9], osrc) != 1 || inet_pton(AF_INET6, argv[10], odst) != 1)) {
+        fprintf(stderr, "fwd_gen: bad outer IPv6 address\n");
+        return 2;
+    }
+    const unsigned frame_len = encap ? MAX_FRAME_LEN : FRAME_LEN;
 
     /* the precomputed frames, one per flow */
-    uint8_t *tmpl = calloc((size_t)flows, FRAME_LEN);
+    uint8_t *tmpl = calloc((size_t)flows, frame_len);
     for (int f = 0; f < flows; f++) {
-        uint8_t *p = tmpl + (size_t)f * FRAME_LEN;
+        uint8_t *p = tmpl + (size_t)f * frame_len;
         memcpy(p, dmac, 6);
         memcpy(p + 6, smac, 6);
         p[12] = 0x86; p[13] = 0xdd;
         uint8_t *ip = p + 14;
+        if (encap) {
+            ip[0] = 0x60;
+            ip[4] = (40 + 8 + PAYLOAD) >> 8; ip[5] = (40 + 8 + PAYLOAD) & 0xff;
+            ip[6] = 41; ip[7] = 64;
+            memcpy(ip + 8, osrc, 16);
+            memcpy(ip + 24, odst, 16);
+            ip += 40;
+        }
         ip[0] = 0x60;
         ip[4] = (8 + PAYLOAD) >> 8; ip[5] = (8 + PAYLOAD) & 0xff;
         ip[6] = 17; ip[7] = 64;
@@ -168,8 +189,8 @@ int main(int argc, char **argv) {
         }
         if (use_mmsg) {
             for (unsigned i = 0; i < budget; i++) {
-                iov[i].iov_base = tmpl + (size_t)flow * FRAME_LEN;
-                iov[i].iov_len = FRAME_LEN;
+                iov[i].iov_base = tmpl + (size_t)flow * frame_len;
+                iov[i].iov_len = frame_len;
                 msgs[i].msg_hdr.msg_iov = &iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
                 flow = (flow + 1) % (unsigned)flows;
@@ -186,8 +207,8 @@ int main(int argc, char **argv) {
             uint32_t status = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
             if (status == TP_STATUS_WRONG_FORMAT) { status = TP_STATUS_AVAILABLE; }
             if (status != TP_STATUS_AVAILABLE) break;
-            memcpy((uint8_t *)h + data_off, tmpl + (size_t)flow * FRAME_LEN, FRAME_LEN);
-            h->tp_len = FRAME_LEN;
+            memcpy((uint8_t *)h + data_off, tmpl + (size_t)flow * frame_len, frame_len);
+            h->tp_len = frame_len;
             __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
             head = (head + 1) % nslots;
             flow = (flow + 1) % (unsigned)flows;
@@ -214,10 +235,10 @@ int main(int argc, char **argv) {
         if (s == TP_STATUS_SEND_REQUEST || s == TP_STATUS_SENDING) pending++;
     }
     printf("{\"queued\": %llu, \"pending\": %llu, \"elapsed_ns\": %llu, \"full_waits\": %llu, "
-           "\"send_errors\": %llu, \"rate\": %.0f, \"flows\": %d, \"mode\": \"%s\"}\n",
+           "\"send_errors\": %llu, \"rate\": %.0f, \"flows\": %d, \"mode\": \"%s\", \"frame_len\": %u}\n",
            (unsigned long long)queued, (unsigned long long)pending, (unsigned long long)elapsed,
            (unsigned long long)full_waits, (unsigned long long)send_errors, rate, flows,
-           use_mmsg ? "sendmmsg" : "ring");
+           use_mmsg ? "sendmmsg" : "ring", frame_len);
     fflush(stdout);
     if (map) munmap(map, map_len);
     close(fd);
