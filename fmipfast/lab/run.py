@@ -766,7 +766,10 @@ def _fit_y(ax: Any, span: Any) -> None:
         ax.set_ylim(lo - 0.1 * pad, hi + 0.9 * pad)
 
 
-def _place_labels(fig: Any, drawn: list[tuple[Any, list[tuple[float, str]]]]) -> list[tuple[str, tuple[float, ...]]]:
+_Box = tuple[float, float, float, float]
+
+
+def _place_labels(fig: Any, drawn: list[tuple[Any, list[tuple[float, str]]]]) -> list[tuple[str, _Box]]:
     """Each event's label above its line, in the first of a few rows where it overlaps no label placed before
     and stays inside its axes (right-aligned when it would run past the right edge); events outside the axes'
     x range are left out."""
