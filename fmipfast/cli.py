@@ -495,6 +495,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
     import asyncio
     import signal
 
+    from fmipfast.constants import Icmp6Type
     from fmipfast.engine import Engine
     from fmipfast.errors import FmipError
     from fmipfast.ports import RingPort
@@ -522,12 +523,19 @@ def _cmd_router(args: argparse.Namespace) -> int:
                 print(f"fmipfast router: router.security.{key}: {exc}", file=sys.stderr)
                 return 2
     seq_store, restored = state.get("ah_sequence_file"), state.get("session_file")
+    # ND, echo and the fmipfast messages on a socket per interface that wakes the engine per frame (one worker
+    # owns them: with a fanout group every worker's socket would see each message, so the ring keeps them)
+    control_types = None
+    if r.ring.control_socket and not r.ring.fanout_group:
+        control_types = [int(Icmp6Type.ECHO_REQUEST), *range(int(Icmp6Type.ROUTER_SOLICITATION),
+                                                              int(Icmp6Type.REDIRECT) + 1), cfg.codepoints.type]
     ports = {}
     try:
         for iface in r.interfaces:
             ports[iface.name] = RingPort(iface.name, rx_block_size=r.ring.block_size, rx_block_nr=r.ring.block_count,
                                          rx_timeout_ms=r.ring.timeout_ms, tx_frame_nr=r.ring.tx_frames,
-                                         fanout=(r.ring.fanout_group, "hash") if r.ring.fanout_group else None)
+                                         fanout=(r.ring.fanout_group, "hash") if r.ring.fanout_group else None,
+                                         control_types=control_types)
     except (FmipError, OSError) as exc:
         for port in ports.values():
             port.close()

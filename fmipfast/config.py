@@ -337,6 +337,9 @@ class RingConfig:
     timeout_ms: int = 10
     tx_frames: int = 512
     fanout_group: int = 0  # 0 = no PACKET_FANOUT
+    #: ND, echo and fmipfast messages on a socket of their own that wakes the engine per frame, so they never
+    #: wait for an RX block to retire (fmipfast.rings.ControlSocket); the ring gets every other frame.
+    control_socket: bool = True
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "RingConfig":
@@ -345,7 +348,8 @@ class RingConfig:
         if block % 4096:
             raise ConfigError(f"{path}.block_size", f"{block} is not a multiple of the 4096-octet page")
         made = cls(block, t.get_int("block_count", 16, 1, 4096), t.get_int("timeout_ms", 10, 1, 10000),
-                   t.get_int("tx_frames", 512, 1, 1 << 16), t.get_int("fanout_group", 0, 0, 0xFFFF))
+                   t.get_int("tx_frames", 512, 1, 1 << 16), t.get_int("fanout_group", 0, 0, 0xFFFF),
+                   t.get_bool("control_socket", True))
         t.done()
         return made
 
@@ -802,6 +806,8 @@ timeout_ms = 10                 # a partly filled block is handed over after thi
 tx_frames = 512
 fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers; forwarding only:
 #                               # workers do not share tables, so not with [router.security])
+control_socket = true           # ND, echo and fmipfast messages on a socket of their own that wakes the
+#                               # engine per frame, never waiting for a block to retire (not with fanout)
 
 # [[router.interfaces]]         # one table per interface the engine owns
 # name = "eth1"

@@ -692,7 +692,9 @@ class Engine:
         ring = getattr(iface.port, "ring", None)
         if ring is None:
             return
-        drops = ring.statistics()["drops"]  # the one reader of PACKET_STATISTICS (it resets on read)
+        # the one reader of PACKET_STATISTICS (it resets on read): the ring's, and the control socket's
+        kernel_drops = getattr(iface.port, "kernel_drops", None)
+        drops = kernel_drops() if kernel_drops is not None else ring.statistics()["drops"]
         walk = ring.counters.get("rx_walk_dropped", 0)
         seen_drops, seen_walk = self._kernel_seen.get(iface.index, (0, 0))
         self._kernel_seen[iface.index] = (drops, walk)
@@ -1304,8 +1306,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         fds = []
         for iface in self.interfaces:
-            fd = iface.port.fileno()
-            if fd is not None:
+            for fd in iface.port.filenos():
                 loop.add_reader(fd, self.poll)
                 fds.append(fd)
         try:

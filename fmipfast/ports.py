@@ -81,6 +81,11 @@ class Port:
         """A file descriptor to wait on (``loop.add_reader``), or None when frames are pulled on demand."""
         return None
 
+    def filenos(self) -> list[int]:
+        """Every file descriptor to wait on (a ring port may have a control socket beside its ring)."""
+        fd = self.fileno()
+        return [] if fd is None else [fd]
+
     def receive(self) -> Iterator[FrameBatch]:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -98,24 +103,52 @@ class Port:
 
 
 class RingPort(Port):
-    """A real interface through :class:`fmipfast.rings.PacketRing` (root)."""
+    """A real interface through :class:`fmipfast.rings.PacketRing` (root).
 
-    def __init__(self, ifname: str, **ring_options: object) -> None:
-        from fmipfast.rings import PacketRing
+    ``control_types`` (ICMPv6 types, e.g. ND, echo and the fmipfast type): those messages come through a
+    :class:`fmipfast.rings.ControlSocket` of their own, which wakes the reader per frame, and the ring's
+    classic-BPF program is the complement, so a frame reaches exactly one of them.  :meth:`receive` yields
+    the control frames first.  Not with a fanout group: every worker's socket would see each message."""
+
+    def __init__(self, ifname: str, *, control_types: Iterable[int] | None = None, **ring_options: object) -> None:
+        from fmipfast.rings import ControlSocket, PacketRing, icmp6_types_bpf
 
         self.name = ifname
-        self.ring = PacketRing(ifname, **ring_options)  # type: ignore[arg-type]
+        self.control: ControlSocket | None = None
+        if control_types is not None:
+            if ring_options.get("bpf") is not None or ring_options.get("fanout") is not None:
+                raise FmipError(f"{ifname}: a control socket excludes a ring filter and a fanout group")
+            types = sorted(set(control_types))
+            # the control socket first: from the ring's first frame on, its complement has a home
+            self.control = ControlSocket(ifname, icmp6_types_bpf(types))
+            ring_options["bpf"] = icmp6_types_bpf(types, invert=True)
+        try:
+            self.ring = PacketRing(ifname, **ring_options)  # type: ignore[arg-type]
+        except BaseException:
+            if self.control is not None:
+                self.control.close()
+            raise
         # getsockname() of a bound packet socket carries the interface's hardware address; unlike /sys it
         # answers for the network namespace the socket was opened in.
         self.mac = bytes(self.ring.sock.getsockname()[4])
         if len(self.mac) != 6:
-            self.ring.close()
+            self.close()
             raise FmipError(f"interface {ifname!r} is not Ethernet (hardware address {self.mac.hex()})")
 
     def fileno(self) -> int | None:
         return self.ring.fileno()
 
+    def filenos(self) -> list[int]:
+        return [self.ring.fileno()] + ([self.control.fileno()] if self.control is not None else [])
+
     def receive(self) -> Iterator[FrameBatch]:
+        if self.control is not None:
+            packets = self.control.receive()
+            if packets:
+                arena, offsets, lengths = pack_frames(p.frame for p in packets)
+                yield FrameBatch(self, arena, offsets, lengths,
+                                 np.fromiter((p.status for p in packets), dtype=np.uint32, count=len(packets)),
+                                 np.fromiter((p.ts_ns for p in packets), dtype=np.int64, count=len(packets)))
         for block in self.ring.blocks():
             yield FrameBatch(self, block.arena, block.offsets, block.lengths, block.status, block.ts_ns,
                              block.release)
@@ -123,10 +156,22 @@ class RingPort(Port):
     def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
         return self.ring.send(arena, offsets, lengths)
 
+    def kernel_drops(self) -> int:
+        """Frames the kernel dropped for this port since it opened (ring full, control socket buffer full)."""
+        drops = self.ring.statistics()["drops"]
+        if self.control is not None:
+            drops += self.control.statistics()["drops"]
+        return drops
+
     def statistics(self) -> dict[str, int]:
-        return {**{f"kernel_{k}": v for k, v in self.ring.statistics().items()}, **self.ring.counters}
+        out = {**{f"kernel_{k}": v for k, v in self.ring.statistics().items()}, **self.ring.counters}
+        if self.control is not None:
+            out.update({f"control_{k}": v for k, v in self.control.counters.items()})
+        return out
 
     def close(self) -> None:
+        if self.control is not None:
+            self.control.close()
         self.ring.close()
 
 

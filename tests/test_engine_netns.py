@@ -68,8 +68,11 @@ for i in range(n):
 """
 
 
+CONTROL_TYPES = [128, 133, 134, 135, 136, 137, 200]  # echo, ND, fmipfast (the router daemon's default set)
+
+
 class Topology:
-    def __init__(self) -> None:
+    def __init__(self, control: bool = False) -> None:
         tag = str(os.getpid())
         self.rt, self.h1, self.h2 = Netns(f"rt-{tag}"), Netns(f"h1-{tag}"), Netns(f"h2-{tag}")
         try:
@@ -82,7 +85,8 @@ class Topology:
                 ns.ip("-6", "addr", "add", addr, "dev", dev, "nodad")
                 ns.ip("-6", "route", "add", "default", "via", gw, "dev", dev)
             with self.rt.enter():
-                ports = {name: RingPort(name, rx_block_size=65536, rx_block_nr=8, rx_timeout_ms=2)
+                ports = {name: RingPort(name, rx_block_size=65536, rx_block_nr=8, rx_timeout_ms=2,
+                                        control_types=CONTROL_TYPES if control else None)
                          for name in ("ra", "rb")}
             self.engine = Engine(config.loads(TOML).router, ports)
         except BaseException:
@@ -137,9 +141,9 @@ def eventually(check, timeout: float = 3.0) -> bool:
     return bool(check())
 
 
-@pytest.fixture(scope="module")
-def topo():
-    t = Topology()
+@pytest.fixture(scope="module", params=["ring", "control socket"])
+def topo(request):
+    t = Topology(control=request.param == "control socket")
     try:
         yield t
     finally:
@@ -164,6 +168,13 @@ def test_ping_the_router_itself(topo):
     out = topo.h1.run("ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", "2001:db8:1::1", check=False)
     assert out.returncode == 0, out.stdout + out.stderr
     assert eventually(lambda: topo.engine.counters["echo_replies"] >= 2)
+    time.sleep(0.1)
+    assert topo.engine.counters["echo_replies"] == 2  # each request reached the engine once (ring or socket)
+    control = topo.engine.interfaces[0].port.control
+    if control is not None:  # the echo requests came through the control socket
+        assert control.counters["frames"] >= 2
+    c = topo.quiet_conservation()
+    assert c["holds"], c
 
 
 def test_udp_stream_with_checksum_offload_and_malformed_frames(topo):
