@@ -6,7 +6,12 @@
  * one in ncache.pxi), same layout (int32 slot table of pow2 >= 2 * capacity slots pointing into a
  * [capacity][16] key array, linear probing) and the same batch schedule (hash a chunk of 32 keys and
  * prefetch their home slots, prefetch the key rows those slots point at, then probe).  Only lookups
- * are timed, so this file has no delete.  Not part of the package; benchmark use only. */
+ * are timed, so this file has no delete.  Not part of the package; benchmark use only.
+ *
+ * Hash kinds (lim_build's `kind`, the lookup function of the same name):
+ *   LIM_SIP   SipHash-2-4 as above (lim_lookup);
+ *   LIM_LEAN  an UNKEYED multiply-xorshift of the two 64-bit halves (lim_lookup_lean): the lean limit, what
+ *             an open-addressing table costs with the cheapest decent hash and nothing against flooding. */
 #define _GNU_SOURCE
 #include <stdint.h>
 #include <stdlib.h>
@@ -61,11 +66,28 @@ static void *big_alloc(size_t size) {
     return p;
 }
 
+enum { LIM_SIP = 0, LIM_LEAN = 1 };
+
 struct lim_table {
     uint8_t *keys;
     int32_t *slots;
     uint64_t mask, k0, k1;
+    int kind;
 };
+
+/* Unkeyed: one multiply per half, xorshifts to bring the high bits down (murmur/splitmix-style constants). */
+static inline uint64_t lean_16(const uint8_t *in) {
+    uint64_t h = load_le64(in) * 0x9E3779B97F4A7C15ULL ^ load_le64(in + 8);
+    h ^= h >> 32;
+    h *= 0xD6E8FEB86659FD93ULL;
+    h ^= h >> 32;
+    return h;
+}
+
+static inline __attribute__((always_inline)) uint64_t hash_of(int kind, const struct lim_table *t,
+                                                              const uint8_t *key) {
+    return kind == LIM_LEAN ? lean_16(key) : siphash24_16(key, t->k0, t->k1);
+}
 
 /* The hash of one 16-octet key, so the benchmark can check it equals fmipfast._core's. */
 uint64_t lim_hash16(const uint8_t *key, const uint8_t *seed) {
@@ -74,7 +96,7 @@ uint64_t lim_hash16(const uint8_t *key, const uint8_t *seed) {
 
 /* A table holding keys[0:n] as entries 0..n-1 (the indices fmipfast._core hands out for the same
  * inserts into an empty table).  Returns NULL when out of memory. */
-struct lim_table *lim_build(const uint8_t *keys, int64_t n, const uint8_t *seed) {
+struct lim_table *lim_build(const uint8_t *keys, int64_t n, const uint8_t *seed, int kind) {
     struct lim_table *t = calloc(1, sizeof(*t));
     uint64_t nslots = 2;
     if (!t) return NULL;
@@ -87,8 +109,9 @@ struct lim_table *lim_build(const uint8_t *keys, int64_t n, const uint8_t *seed)
     t->mask = nslots - 1;
     t->k0 = load_le64(seed);
     t->k1 = load_le64(seed + 8);
+    t->kind = kind;
     for (int64_t e = 0; e < n; e++) {
-        uint64_t pos = siphash24_16(keys + e * 16, t->k0, t->k1) & t->mask;
+        uint64_t pos = hash_of(kind, t, keys + e * 16) & t->mask;
         while (t->slots[pos] >= 0) {
             if (key_eq(t->keys + (int64_t)t->slots[pos] * 16, keys + e * 16)) break;  /* duplicate */
             pos = (pos + 1) & t->mask;
@@ -108,13 +131,14 @@ void lim_free(struct lim_table *t) {
 #define CHUNK 32
 
 /* Look up n keys; out[i] = entry index or -1.  Returns the number of hits. */
-int64_t lim_lookup(const struct lim_table *t, const uint8_t *keys, int64_t n, int64_t *out) {
+static inline __attribute__((always_inline)) int64_t lookup(int kind, const struct lim_table *t,
+                                                            const uint8_t *keys, int64_t n, int64_t *out) {
     uint64_t hs[CHUNK];
     int64_t hits = 0;
     for (int64_t base = 0; base < n; base += CHUNK) {
         int64_t m = n - base < CHUNK ? n - base : CHUNK;
         for (int64_t j = 0; j < m; j++) {
-            hs[j] = siphash24_16(keys + (base + j) * 16, t->k0, t->k1);
+            hs[j] = hash_of(kind, t, keys + (base + j) * 16);
             __builtin_prefetch(&t->slots[hs[j] & t->mask]);
         }
         for (int64_t j = 0; j < m; j++) {
@@ -135,4 +159,12 @@ int64_t lim_lookup(const struct lim_table *t, const uint8_t *keys, int64_t n, in
         }
     }
     return hits;
+}
+
+int64_t lim_lookup(const struct lim_table *t, const uint8_t *keys, int64_t n, int64_t *out) {
+    return lookup(LIM_SIP, t, keys, n, out);
+}
+
+int64_t lim_lookup_lean(const struct lim_table *t, const uint8_t *keys, int64_t n, int64_t *out) {
+    return lookup(LIM_LEAN, t, keys, n, out);
 }
