@@ -10,8 +10,11 @@
 # Speed: the frame is read through one const pointer with every read behind a length guard; multi-byte
 # fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (STYLE.md
 # rule 14); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
-# loop holds no memoryview and takes no reference.  Defaults are written with one memset per array per
-# batch, and the kernel only writes what it finds.
+# loop holds no memoryview and takes no reference.  Each output row is written once: the fields every frame
+# has (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code) by the kernel on
+# every path, their default included; the fields of some classes only (checksum_ok, fmip_code, has_ah,
+# ncoa, target, lladdr, has_lladdr, identifier) get their defaults from one memset per array per batch and
+# the kernel writes them only where it finds them.  The batch loop prefetches the frames a few rows ahead.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -29,6 +32,7 @@ import numpy as _np
 __all__ += ["classify", "Batch"]
 
 cdef enum:
+    _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -97,6 +101,13 @@ _init_tables()
 
 cdef inline int _drop(int reason) noexcept nogil:
     return VERDICT_DROP | (reason << 8)
+
+
+cdef inline int _drop_before_l3(classify_out* o, Py_ssize_t i, int reason) noexcept nogil:
+    """A drop before the IPv6 header was read: its addresses take their default (zeros) here."""
+    memset(o.src + 16 * i, 0, 16)
+    memset(o.dst + 16 * i, 0, 16)
+    return _drop(reason)
 
 
 cdef inline bint _is_link_scope_mcast(const uint8_t* a) noexcept nogil:
@@ -270,15 +281,22 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
     return VERDICT_CONTROL
 
 
-# SAFETY: no memoryview here (nothing for boundscheck to check): f is read through a raw pointer, and every
-# read of f[k] sits behind a guard on `length` (Ethernet, IPv6 header) or `end` (<= length: the payload,
-# extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
 cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
                         classify_out* o, Py_ssize_t i) noexcept nogil:
     """Classify one Ethernet frame; fill row ``i`` of ``o``; return verdict | drop_reason << 8.
 
     Reference: fmipfast.reference.wire.classify
     """
+    return _classify_frame(f, length, prof, o, i)
+
+
+# SAFETY: no memoryview here (nothing for boundscheck to check): f is read through a raw pointer, and every
+# read of f[k] sits behind a guard on `length` (Ethernet, IPv6 header) or `end` (<= length: the payload,
+# extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
+cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
+                                classify_out* o, Py_ssize_t i) noexcept nogil:
+    """classify_frame(), inlined into the batch loop.  Writes every field of row ``i`` that all frames have
+    (their defaults on the paths that do not reach them); the class-specific ones only where found."""
     cdef Py_ssize_t pos, l3, end, size, walked = 0, mlen
     cdef uint32_t etype
     cdef int tags = 0, nh, nxt, hop_limit, off_m, t
@@ -289,9 +307,21 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     if FMIPFAST_DEBUG:
         FMIPFAST_ASSERT(length >= 0)
 
+    # The defaults of the small per-frame fields, overwritten below where the walk reaches them (the same
+    # cache lines, so these stores cost no memory traffic; the addresses are zeroed by _drop_before_l3).
+    o.l3_offset[i] = 0
+    o.l4_offset[i] = 0
+    o.l4_length[i] = 0
+    o.hop_limit[i] = 0
+    o.next_header[i] = 0
+    o.icmp_type[i] = 0
+    o.icmp_code[i] = 0
+
     # 1. Ethernet (IEEE 802.3), up to two IEEE 802.1Q (0x8100) / 802.1ad (0x88A8) tags.
     if length < ETH_HDR_LEN:
-        return _drop(DROP_ETH_TRUNCATED)
+        memset(o.eth_dst + 6 * i, 0, 6)
+        memset(o.eth_src + 6 * i, 0, 6)
+        return _drop_before_l3(o, i, DROP_ETH_TRUNCATED)
     memcpy(o.eth_dst + 6 * i, f, 6)
     memcpy(o.eth_src + 6 * i, f + 6, 6)
     pos = 12
@@ -299,20 +329,20 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     while etype == ETYPE_VLAN or etype == ETYPE_QINQ:
         tags += 1
         if tags > _MAX_VLAN_TAGS:
-            return _drop(DROP_TOO_MANY_VLANS)
+            return _drop_before_l3(o, i, DROP_TOO_MANY_VLANS)
         if length < pos + 6:
-            return _drop(DROP_ETH_TRUNCATED)
+            return _drop_before_l3(o, i, DROP_ETH_TRUNCATED)
         etype = load_be16(f + pos + 4)
         pos += 4
     if etype != ETYPE_IPV6:
-        return _drop(DROP_NOT_IPV6)
+        return _drop_before_l3(o, i, DROP_NOT_IPV6)
     l3 = pos + 2
 
     # 2. IPv6 header (RFC 8200 §3).
     if length - l3 < IP6_HDR_LEN:
-        return _drop(DROP_IP6_TRUNCATED)
+        return _drop_before_l3(o, i, DROP_IP6_TRUNCATED)
     if (f[l3] >> 4) != 6:
-        return _drop(DROP_IP6_BAD_VERSION)
+        return _drop_before_l3(o, i, DROP_IP6_BAD_VERSION)
     nh = f[l3 + 6]
     hop_limit = f[l3 + 7]
     src = f + l3 + 8
@@ -545,24 +575,31 @@ cdef class Batch:
 
     cdef void _reset(self, Py_ssize_t n) noexcept nogil:
         """Set the first n rows to the defaults (zeros, checksum_ok True, identifier -1)."""
+        self._reset_sparse(n)
         cdef classify_out* o = &self._out
-        self.n = n
-        memset(o.checksum_ok, 1, <size_t>n)
         memset(o.icmp_type, 0, <size_t>n)
         memset(o.icmp_code, 0, <size_t>n)
-        memset(o.fmip_code, 0, <size_t>n)
         memset(o.next_header, 0, <size_t>n)
         memset(o.hop_limit, 0, <size_t>n)
-        memset(o.has_ah, 0, <size_t>n)
         memset(o.l3_offset, 0, <size_t>n * 4)
         memset(o.l4_offset, 0, <size_t>n * 4)
         memset(o.l4_length, 0, <size_t>n * 4)
         memset(o.src, 0, <size_t>n * 16)
         memset(o.dst, 0, <size_t>n * 16)
-        memset(o.ncoa, 0, <size_t>n * 16)
-        memset(o.target, 0, <size_t>n * 16)
         memset(o.eth_src, 0, <size_t>n * 6)
         memset(o.eth_dst, 0, <size_t>n * 6)
+
+    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil:
+        """Set the first n rows of the class-specific fields to their defaults (checksum_ok True,
+        identifier -1, the others zeros) and the drop counts to zero: the batch loop writes every other
+        field of every row itself (_classify_frame)."""
+        cdef classify_out* o = &self._out
+        self.n = n
+        memset(o.checksum_ok, 1, <size_t>n)
+        memset(o.fmip_code, 0, <size_t>n)
+        memset(o.has_ah, 0, <size_t>n)
+        memset(o.ncoa, 0, <size_t>n * 16)
+        memset(o.target, 0, <size_t>n * 16)
         memset(o.lladdr, 0, <size_t>n * 6)
         memset(o.has_lladdr, 0, <size_t>n)
         memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
@@ -635,7 +672,11 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     cdef Py_ssize_t i
     cdef int r
     for i in range(n):
-        r = classify_frame(arena + offsets[i], lengths[i], prof, o, i)
+        if i + _PREFETCH_AHEAD < n:
+            # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
+            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
+        r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i)
         o.verdict[i] = <uint8_t>(r & 0xFF)
         o.drop_reason[i] = <uint8_t>(r >> 8)
         o.drop_counts[r >> 8] += (r & 0xFF) == VERDICT_DROP
@@ -745,7 +786,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
             memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
             bad = _first_outside(oc, lc, n, size)
             if bad < 0:
-                ob._reset(n)
+                ob._reset_sparse(n)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
                 if cum != NULL:
                     for k in range(_N_REASONS):
