@@ -7,7 +7,7 @@ than re-reading one cached batch).  Rows, all in the same run, timed per lookup 
   _core         fmipfast._core.NeighborCache.lookup, one call per batch
   _core [baseline]  the same through another build of the extension, loaded when $FMIPFAST_BASELINE_CORE
                 names its .so (bench/baseline_core.py): "before" figures in the same run as "after".
-  C same work   bench/limit_ncache.c: the same table design and the SAME hash (same seed) in plain C,
+  C same work   bench/limit_ncache.c: the same table design and the SAME keyed hash (same seed) in plain C,
                 compiled here with `cc -O3 -march=native -shared -fPIC` into a temporary directory and
                 called through ctypes once per batch; it builds its own table from the same keys.  The
                 benchmark checks it returns exactly _core's indices first.
@@ -59,7 +59,7 @@ BATCHES = 64
 HIT_RATE = 0.9
 SEED = bytes(range(16))
 LIMIT_SOURCE = Path(__file__).resolve().parent / "limit_ncache.c"
-LIM_SIP, LIM_LEAN = 0, 1  # limit_ncache.c hash kinds
+LIM_MIX, LIM_LEAN = 0, 1  # limit_ncache.c hash kinds
 
 
 def _workload(entries: int) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -125,8 +125,8 @@ def _limit_row() -> Callable[[int], float]:
     keys, batches = _workload(ENTRIES)
     lib = _load_limit()
     for key in keys[:64]:  # the SAME hash as the compiled core
-        assert lib.lim_hash16(key.tobytes(), SEED) == _core._siphash24(key.tobytes(), SEED)
-    table = lib.lim_build(keys.ctypes.data, ENTRIES, SEED, LIM_SIP)
+        assert lib.lim_hash16(key.tobytes(), SEED) == _core._nc_hash(key.tobytes(), SEED)
+    table = lib.lim_build(keys.ctypes.data, ENTRIES, SEED, LIM_MIX)
     if not table:
         raise MemoryError("lim_build")
     out = np.empty(BATCH, np.int64)
