@@ -447,6 +447,9 @@ def classify(
 def _parse_consts() -> dict[str, int]:
     """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
+def _py_icmp6_ok_short(src: _BufferLike, dst: _BufferLike, message: _BufferLike) -> bool:
+    """Test hook: _icmp6_ok_short() on one message (16-octet addresses; at most 65 535 octets)."""
+
 def _py_classify_frame(frame: _BufferLike, codepoints: Codepoints = ...) -> tuple[int, int]:
     """Test hook (docs/conventions.md §10): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
 
@@ -760,7 +763,7 @@ class NeighborCache:
         """
 
 def _nc_hash(key: _BufferLike, seed: _BufferLike, generation: SupportsIndex = 0) -> int:
-    """The table's hash of a 16-octet ``key`` under ``seed`` at ``generation``.
+    """The table's hash of a 16-octet ``key`` under ``seed`` at ``generation`` (see the module comment).
 
     Reference: fmipfast.reference.ncache._nc_hash
     """
