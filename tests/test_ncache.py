@@ -2,7 +2,7 @@
 
 Behaviour tests run on both implementations (``impl`` fixture, ids py/c) and assert the counters, not only
 the outputs, over batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257 (docs/conventions.md §10).  The tests of
-the compiled internals (SipHash placement, hash flooding, backward-shift deletion, and the stateful
+the compiled internals (keyed-hash placement and rehash, hash flooding, backward-shift deletion, the stateful
 comparison with the oracle) are collected only when the extension is available (conftest.HAVE_CORE),
 like tests/test_derive.py's agreement tests.  Nothing here measures time.
 """

@@ -16,23 +16,23 @@
 # ascending (0, 1, 2, ...), freed indices reused last-in first-out, which makes the indices a pure
 # function of the operation sequence (fmipfast.reference.ncache allocates identically).
 #
-# Hash: keyed, because an attacker on the link chooses the addresses the NAR must cache (NCoAs, tunnelled
-# PCoAs, solicited targets; RFC 6583); with an unkeyed hash it could pick a set that lands in one probe run
-# and turn every lookup into a scan (hash flooding, Crosby & Wallach 2003; Linux re-keys neigh_hash with a
-# random seed for the same reason).  The hash is the multilinear family over the four 32-bit words w0..w3 of
-# the address, (m0 + m1 w0 + m2 w1 + m3 w2 + m4 w3) mod 2**64, of which the top 32 bits are strongly
-# universal (Lemire & Kaser, "Strongly universal string hashing is fast", 2014): for any two addresses,
-# chosen without knowing the key, every pair of 32-bit values is equally likely.  Those bits then go through
-# the murmur3 32-bit finaliser (a bijection, so still strongly universal) to break the arithmetic structure
-# of address sets like a run of consecutive prefixes, which linear probing would otherwise cluster.  Five
-# multiplies where SipHash-2-4 takes ~150 operations.  The five 64-bit keys m0..m4 are SipHash-2-4 of
-# (generation, j) under the 128-bit seed (_nc_mix_keys).  Pairwise independence bounds the expected probe
-# run for keys the attacker picks blind; against one who learns about the key by timing, and against bad
-# luck, an insert whose probe run passes _NC_PROBE_LIMIT slots rehashes the whole table under the next
-# generation's keys (at most once per capacity / 4 inserts, so rehashing stays amortised O(1) per insert
-# and a flood cannot make the table rehash on every insert).  Bounded: a full table refuses new keys and
-# counts them (refused_full); it never evicts, so the PROXY entry of a live handover cannot be pushed out
-# (DESIGN.md §1 step 5, §5).
+# Hash: keyed (RFC 6583: the addresses are the attacker's choice, the key is not).  The hash is the
+# multilinear family over the four 32-bit words w0..w3 of the address, (m0 + m1 w0 + m2 w1 + m3 w2 + m4 w3)
+# mod 2**64, whose top 32 bits are strongly universal (Lemire & Kaser, "Strongly universal string hashing is
+# fast", 2014): for any two addresses chosen without knowing the key, every pair of 32-bit values is equally
+# likely.  Those bits then go through the murmur3 32-bit finaliser (a bijection, so still strongly
+# universal), which breaks the arithmetic structure of address sets like a run of consecutive prefixes that
+# linear probing would otherwise cluster.  Five multiplies where SipHash-2-4 takes ~150 operations.  The five
+# 64-bit keys m0..m4 are SipHash-2-4 of (generation, j) under the 128-bit seed (fmip_nc_mix_keys).  Pairwise
+# independence bounds the expected probe run for keys picked blind; against an attacker who learns about the
+# key by timing, and against bad luck, an insert whose probe run passes _NC_PROBE_LIMIT slots rehashes the
+# table under the next generation's keys (at most once per capacity / 4 inserts, so rehashing stays
+# amortised O(1) per insert and a flood cannot make the table rehash on every insert).
+# An attacker on the link chooses the addresses the NAR must cache (NCoAs, tunnelled PCoAs, solicited
+# targets); with an unkeyed hash it could pick a set that lands in one probe run and turn every lookup
+# into a scan (hash flooding, Crosby & Wallach 2003; Linux re-keys neigh_hash with a random seed for
+# the same reason).  Bounded: a full table refuses new keys and counts them (refused_full); it never
+# evicts, so the PROXY entry of a live handover cannot be pushed out (DESIGN.md §1 step 5, §5).
 #
 # Oracle: fmipfast/reference/ncache.py.
 
