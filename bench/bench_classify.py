@@ -22,6 +22,7 @@ Rows, all in the same run, timed per frame (one call classifies the whole arena)
                            memory-bound, and a whole cold arena takes them seconds per call).
 
     PYTHONPATH=. python bench/bench_classify.py --fast -o /tmp/classify.json
+    PYTHONPATH=. python bench/bench_classify.py --interleaved 60     # the cold rows taking turns (interleave.py)
 
 The corpus (built deterministically here, cached per source hash in the temp dir): N_FRAMES = 100 000
 Ethernet frames of 64-200 octets (~12 MB, three times the L2 cache) at unaligned offsets: UDP data, some TCP
@@ -206,7 +207,8 @@ def build_limit() -> ctypes.CDLL | None:
     dll.limit_classify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                    ctypes.c_uint8, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     dll.limit_lean.restype = None
-    dll.limit_lean.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64] + [ctypes.c_void_p] * 7
+    dll.limit_lean.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                               *[ctypes.c_void_p] * 7]
     return dll
 
 
@@ -330,6 +332,8 @@ def main() -> None:
     import baseline_core
 
     runner = pyperf.Runner()
+    runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                                  help="time the cold rows taking turns in this process (no pyperf run)")
     baseline_core.inherit(runner)
     runner.metadata["description"] = (f"fmipfast classify: {N_FRAMES} mixed frames per call "
                                       f"({ARENA.nbytes / 1e6:.1f} MB), time per frame")
@@ -356,6 +360,12 @@ def main() -> None:
             lean_fn()
             check_lean(lean, check)
             cold.append(("C lean parse", lean_fn))
+    if runner.args.interleaved:
+        import interleave
+
+        got = interleave.run(dict(cold), runner.args.interleaved, N_FRAMES)
+        print(interleave.table(got, {"C same work": "C same work", "C lean": "C lean parse"}, "frame"))
+        return
     results = {name: runner.bench_time_func(name, _time(call), inner_loops=N_FRAMES) for name, call in cold}
     if _core is not None:
         for name, threaded in (("_core x2 serial", False), ("_core x2 threads", True)):

@@ -22,6 +22,7 @@ than re-reading one cached batch).  Rows, all in the same run, timed per lookup 
 
     PYTHONPATH=. python bench/bench_ncache.py -o bench/ncache.json      # full run
     PYTHONPATH=. python bench/bench_ncache.py --fast                   # quick look
+    PYTHONPATH=. python bench/bench_ncache.py --interleaved 30         # compiled rows taking turns
     python -m pyperf compare_to old.json new.json
 
 The table (16 MiB of keys, 8 MiB of slots, 8 MiB of hashes) and the 4 MiB of query batches are far larger
@@ -209,7 +210,18 @@ def main() -> None:
     import baseline_core
 
     runner = pyperf.Runner()
+    runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                                  help="time the compiled and C rows taking turns in this process (no pyperf run)")
     baseline_core.inherit(runner)
+    args = runner.parse_args()
+    if args.interleaved:
+        import interleave
+
+        made = {name: make() for name, make in _rows() if name in (CORE, BASE, SAME, LEAN)}
+        rows = {name: (lambda f=f: f(BATCHES)) for name, f in made.items()}  # one pass over the 64 batches
+        got = interleave.run(rows, args.interleaved, BATCHES * BATCH)
+        print(interleave.table(got, {"C same work": SAME, "C lean": LEAN}, "lookup"))
+        return
     runner.metadata["description"] = (
         f"NeighborCache lookups: {ENTRIES} entries, batches of {BATCH}, {HIT_RATE:.0%} hits, per lookup"
     )
