@@ -11,6 +11,9 @@ Rows, all in the same run, timed per frame (one call classifies the whole arena)
                            the same arrays, compiled now with ``cc -O3 -march=native`` and called once per
                            arena through ctypes (every output array is checked equal to ``_core``'s before
                            timing);
+* ``C checks, no rows``    limit_classify.c limit_checks_only(): the same-work port's checks with no Batch rows
+                           behind them (verdict and drop reason only; the other fields to one scratch row,
+                           no memset): what the validation costs by itself (verdicts checked equal to _core's);
 * ``C lean parse``         limit_classify.c limit_lean(): the least any classifier does (Ethernet type, IPv6
                            version and payload length, the addresses copied out, next header, ICMPv6
                            type/code, checksum verified), none of fmipfast's validation; its outputs are
@@ -206,6 +209,9 @@ def build_limit() -> ctypes.CDLL | None:
     dll.limit_classify.restype = None
     dll.limit_classify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                    ctypes.c_uint8, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    dll.limit_checks_only.restype = None
+    dll.limit_checks_only.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                      ctypes.c_uint8, ctypes.c_void_p, ctypes.c_void_p]
     dll.limit_lean.restype = None
     dll.limit_lean.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                *[ctypes.c_void_p] * 7]
@@ -222,13 +228,15 @@ class LimitOut:
         self.table = (ctypes.c_void_p * len(ptrs))(*ptrs)
 
 
-def limit_call(dll: ctypes.CDLL, out: LimitOut) -> Callable[[], None]:
+def limit_call(dll: ctypes.CDLL, out: LimitOut, checks_only: bool = False) -> Callable[[], None]:
     code_map = np.zeros(256, np.uint8)
     for index, key in enumerate(MESSAGE_KEYS):
         code_map[DEFAULT_CODEPOINTS.code(key)] = index + 1
-    fn = dll.limit_classify
-    args = (ARENA.ctypes.data, OFFSETS.ctypes.data, LENGTHS.ctypes.data, len(OFFSETS), DEFAULT_CODEPOINTS.type,
-            code_map.ctypes.data, out.table, len(DropReason))
+    fn = dll.limit_checks_only if checks_only else dll.limit_classify
+    args: tuple[Any, ...] = (ARENA.ctypes.data, OFFSETS.ctypes.data, LENGTHS.ctypes.data, len(OFFSETS),
+                             DEFAULT_CODEPOINTS.type, code_map.ctypes.data, out.table)
+    if not checks_only:
+        args += (len(DropReason),)
     keep = (code_map,)
 
     def call() -> None:
@@ -355,6 +363,13 @@ def main() -> None:
                 if not np.array_equal(limit_out.arrays[name], getattr(check, name)):
                     raise SystemExit(f"limit_classify.c disagrees with _core on {name}: not a faithful port")
             cold.append(("C same work", call))
+            checks_out = LimitOut(N_FRAMES)
+            checks = limit_call(dll, checks_out, checks_only=True)
+            checks()
+            for name in ("verdict", "drop_reason"):
+                if not np.array_equal(checks_out.arrays[name], getattr(check, name)):
+                    raise SystemExit(f"limit_checks_only disagrees with _core on {name}")
+            cold.append(("C checks, no rows", checks))
             lean = {name: limit_out.arrays[name].copy() for name in LEAN_FIELDS}
             lean_fn = lean_call(dll, lean)
             lean_fn()

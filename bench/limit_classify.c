@@ -285,3 +285,24 @@ void limit_lean(const uint8_t *arena, const int64_t *offsets, const uint32_t *le
         checksum_ok[i] = (uint8_t)ok;
     }
 }
+
+/* ---- The checks alone ----------------------------------------------------------------------------
+ * limit_classify()'s per-frame checks with no Batch rows behind them: every frame's fields go to row 0
+ * (a scratch row, so the compiler keeps the work) and only verdict and drop_reason get a row each; no
+ * memset.  What the validation costs by itself, the ceiling of any kernel that does it, whatever it writes.
+ * out[] as for limit_classify(), each array of at least one row (verdict and drop_reason: n rows). */
+void limit_checks_only(const uint8_t *arena, const int64_t *offsets, const uint32_t *lengths, int64_t n,
+                       uint8_t fmip_type, const uint8_t *code_map, void **outp) {
+    out_t o;
+    memcpy(&o, outp, sizeof o);
+    if (!ND_MIN_LEN[133]) {
+        ND_MIN_LEN[133] = 8; ND_MIN_LEN[134] = 16; ND_MIN_LEN[135] = 24; ND_MIN_LEN[136] = 24; ND_MIN_LEN[137] = 40;
+        ND_LLA_OPT[133] = 1; ND_LLA_OPT[134] = 1; ND_LLA_OPT[135] = 1; ND_LLA_OPT[136] = 2; ND_LLA_OPT[137] = 2;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        o.has_ah[0] = 0;
+        int r = frame(arena + offsets[i], lengths[i], fmip_type, code_map, &o, 0);
+        o.verdict[i] = (uint8_t)(r & 0xFF);
+        o.drop_reason[i] = (uint8_t)(r >> 8);
+    }
+}
