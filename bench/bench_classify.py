@@ -1,26 +1,38 @@
 """pyperf benchmark of classify: frames per second on one realistic mixed arena (STYLE.md rule 36).
 
-Rows, all on the identical corpus in the same run, timed per frame (one call classifies the whole arena):
+Rows, all in the same run, timed per frame (one call classifies the whole arena):
 
-* ``_core.classify``       the compiled kernel, reusing one ``out=`` Batch (no allocation per call);
-* ``C -O3 limit``          bench/limit_classify.c, a plain C port of the same checks writing the same
-                           arrays, compiled now with ``cc -O3 -march=native`` and called once per batch
-                           through ctypes (its verdict and drop-reason arrays are checked against
-                           ``_core`` once before timing);
-* ``reference``            fmipfast.reference.wire.classify (pure Python);
+* ``_core.classify``       the compiled kernel on the cold corpus, reusing one ``out=`` Batch (no allocation
+                           per call);
+* ``_core [baseline]``     the same call through another build of the extension, loaded when
+                           $FMIPFAST_BASELINE_CORE names its .so (bench/baseline_core.py): "before" figures
+                           measured in the same run as "after";
+* ``C same work``          bench/limit_classify.c limit_classify(), a plain C port of the same checks writing
+                           the same arrays, compiled now with ``cc -O3 -march=native`` and called once per
+                           arena through ctypes (every output array is checked equal to ``_core``'s before
+                           timing);
+* ``C checks, no rows``    limit_classify.c limit_checks_only(): the same-work port's checks with no Batch rows
+                           behind them (verdict and drop reason only; the other fields to one scratch row,
+                           no memset): what the validation costs by itself (verdicts checked equal to _core's);
+* ``C lean parse``         limit_classify.c limit_lean(): the least any classifier does (Ethernet type, IPv6
+                           version and payload length, the addresses copied out, next header, ICMPv6
+                           type/code, checksum verified), none of fmipfast's validation; its outputs are
+                           checked equal to ``_core``'s on this corpus, where every frame is plain;
 * ``_core x2 threads``     STYLE.md rule 38, the GIL check: two threads each classifying the arena into
-                           their own Batch, against ``_core x2 serial`` (the same calls one after the
-                           other); with the loop under ``nogil`` the threaded row approaches twice the
-                           serial rate on two idle cores;
-* ``dpkt``                 dpkt.ethernet.Ethernet -> IP6 -> ICMP6 parse and a pseudo-header checksum
-                           verify with dpkt's helpers, one frame at a time (parsing only, no validation).
+                           their own Batch, against ``_core x2 serial`` (the same calls one after the other);
+* ``reference``, ``dpkt``  fmipfast.reference.wire.classify (pure Python) and a dpkt parse + checksum, on the
+                           first HOT_FRAMES frames only (their per-frame cost is interpreter-bound, not
+                           memory-bound, and a whole cold arena takes them seconds per call).
 
     PYTHONPATH=. python bench/bench_classify.py --fast -o /tmp/classify.json
+    PYTHONPATH=. python bench/bench_classify.py --interleaved 60     # the cold rows taking turns (interleave.py)
 
-The corpus (built deterministically here): 4096 Ethernet frames of 64-200 octets at unaligned offsets:
-UDP data, some TCP and echo, ND (NS/NA with link-layer options, RS, RA with SLLA + prefix), fmipfast
-messages (HRD, HRA with a small LKB PDU, Attach, Forwarding Disable) and ~1% ICMPv6 with a corrupt checksum
-(half end-to-end echo, forwarded and flagged; half ND/fmipfast, dropped).
+The corpus (built deterministically here, cached per source hash in the temp dir): N_FRAMES = 100 000
+Ethernet frames of 64-200 octets (~12 MB, three times the L2 cache) at unaligned offsets: UDP data, some TCP
+and echo, ND (NS/NA with link-layer options, RS, RA with SLLA + prefix), fmipfast messages (HRD, HRA with a
+small LKB PDU, Attach, Forwarding Disable) and ~1% ICMPv6 with a corrupt checksum (half end-to-end echo,
+forwarded and flagged; half ND/fmipfast, dropped).  Each frame is its own copy in the arena, so a call
+streams ~12 MB of frames and writes ~11 MB of Batch rows: cache-cold for L1 and L2.
 """
 
 from __future__ import annotations
@@ -67,7 +79,8 @@ try:
 except ImportError:  # benchmark what is there rather than nothing
     _core = None
 
-N_FRAMES = 4096
+N_FRAMES = 100_000
+HOT_FRAMES = 4096
 HERE = Path(__file__).resolve().parent
 MN_MAC, AR_MAC = bytes.fromhex("02005e100001"), bytes.fromhex("02005e100002")
 MN_EUI = MN_MAC[:3] + b"\xff\xfe" + MN_MAC[3:]
@@ -156,8 +169,24 @@ def arena_of(frames_: list[bytes]):
             np.array(lengths, np.uint32))
 
 
-FRAMES = corpus()
-ARENA, OFFSETS, LENGTHS = arena_of(FRAMES)
+def _cached_arena() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """arena_of(corpus()), cached in the temp dir under the hash of this file (every pyperf worker needs it)."""
+    digest = hashlib.sha256(Path(__file__).read_bytes() + str(N_FRAMES).encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"fmipfast-classify-corpus-{digest}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            return z["arena"], z["offsets"], z["lengths"]
+    arena, offsets, lengths = arena_of(corpus())
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, arena=arena, offsets=offsets, lengths=lengths)
+    tmp.replace(path)
+    return arena, offsets, lengths
+
+
+ARENA, OFFSETS, LENGTHS = _cached_arena()
+# The hot subset for the interpreter-bound rows: the first HOT_FRAMES frames (same arena prefix).
+HOT_END = int(OFFSETS[HOT_FRAMES - 1]) + int(LENGTHS[HOT_FRAMES - 1])
+HOT = (ARENA[:HOT_END].copy(), OFFSETS[:HOT_FRAMES].copy(), LENGTHS[:HOT_FRAMES].copy())
 
 
 # ---- The C limit -------------------------------------------------------------------------------------
@@ -180,6 +209,12 @@ def build_limit() -> ctypes.CDLL | None:
     dll.limit_classify.restype = None
     dll.limit_classify.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
                                    ctypes.c_uint8, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    dll.limit_checks_only.restype = None
+    dll.limit_checks_only.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                      ctypes.c_uint8, ctypes.c_void_p, ctypes.c_void_p]
+    dll.limit_lean.restype = None
+    dll.limit_lean.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                               *[ctypes.c_void_p] * 7]
     return dll
 
 
@@ -193,13 +228,15 @@ class LimitOut:
         self.table = (ctypes.c_void_p * len(ptrs))(*ptrs)
 
 
-def limit_call(dll: ctypes.CDLL, out: LimitOut) -> Callable[[], None]:
+def limit_call(dll: ctypes.CDLL, out: LimitOut, checks_only: bool = False) -> Callable[[], None]:
     code_map = np.zeros(256, np.uint8)
     for index, key in enumerate(MESSAGE_KEYS):
         code_map[DEFAULT_CODEPOINTS.code(key)] = index + 1
-    fn = dll.limit_classify
-    args = (ARENA.ctypes.data, OFFSETS.ctypes.data, LENGTHS.ctypes.data, len(OFFSETS), DEFAULT_CODEPOINTS.type,
-            code_map.ctypes.data, out.table, len(DropReason))
+    fn = dll.limit_checks_only if checks_only else dll.limit_classify
+    args: tuple[Any, ...] = (ARENA.ctypes.data, OFFSETS.ctypes.data, LENGTHS.ctypes.data, len(OFFSETS),
+                             DEFAULT_CODEPOINTS.type, code_map.ctypes.data, out.table)
+    if not checks_only:
+        args += (len(DropReason),)
     keep = (code_map,)
 
     def call() -> None:
@@ -209,16 +246,42 @@ def limit_call(dll: ctypes.CDLL, out: LimitOut) -> Callable[[], None]:
     return call
 
 
+LEAN_FIELDS = ("verdict", "next_header", "icmp_type", "icmp_code", "checksum_ok", "src", "dst")
+
+
+def lean_call(dll: ctypes.CDLL, arrays: dict[str, np.ndarray]) -> Callable[[], None]:
+    """limit_lean() over the cold arena into ``arrays`` (LEAN_FIELDS, N_FRAMES rows each)."""
+    fn = dll.limit_lean
+    args = (ARENA.ctypes.data, OFFSETS.ctypes.data, LENGTHS.ctypes.data, len(OFFSETS),
+            *(arrays[name].ctypes.data for name in LEAN_FIELDS))
+
+    def call() -> None:
+        fn(*args)
+
+    return call
+
+
+def check_lean(arrays: dict[str, np.ndarray], batch: Any) -> None:
+    """The lean parse did the work: on this corpus (every frame plain IPv6, no extension header) its
+    addresses, next header, ICMPv6 type/code and checksum flags are _core's."""
+    for name in LEAN_FIELDS[1:]:
+        if not np.array_equal(arrays[name], getattr(batch, name)):
+            raise SystemExit(f"limit_lean disagrees with _core on {name}")
+    if not arrays["verdict"].all():
+        raise SystemExit("limit_lean: a frame of the corpus is not plain IPv6")
+
+
 # ---- dpkt --------------------------------------------------------------------------------------------
 
-def dpkt_call() -> Callable[[], None] | None:
+def dpkt_call(quiet: bool = False) -> Callable[[], None] | None:
     try:
         import dpkt
     except ImportError:
-        print("bench_classify: dpkt is not installed (pip install dpkt); its row is left out", file=sys.stderr)
+        if not quiet:
+            print("bench_classify: dpkt is not installed (pip install dpkt); its row is left out", file=sys.stderr)
         return None
-    raw = ARENA.tobytes()
-    spans = list(zip(OFFSETS.tolist(), LENGTHS.tolist()))
+    raw = HOT[0].tobytes()
+    spans = list(zip(HOT[1].tolist(), HOT[2].tolist()))
     Ethernet, IP6, ICMP6 = dpkt.ethernet.Ethernet, dpkt.ip6.IP6, dpkt.icmp6.ICMP6
     in_cksum = dpkt.in_cksum
     pack = struct.Struct("!16s16sI3xB").pack
@@ -274,40 +337,72 @@ def _time(call: Callable[[], Any]) -> Callable[[int], float]:
 
 
 def main() -> None:
+    import baseline_core
+
     runner = pyperf.Runner()
-    runner.metadata["description"] = f"fmipfast classify: {N_FRAMES} mixed frames per call, time per frame"
-    rows: list[tuple[str, Callable[[], Any]]] = []
+    runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                                  help="time the cold rows taking turns in this process (no pyperf run)")
+    baseline_core.inherit(runner)
+    runner.metadata["description"] = (f"fmipfast classify: {N_FRAMES} mixed frames per call "
+                                      f"({ARENA.nbytes / 1e6:.1f} MB), time per frame")
+    cold: list[tuple[str, Callable[[], Any]]] = []
     if _core is not None:
         out = _core.Batch(N_FRAMES)
-        rows.append(("_core.classify", lambda: _core.classify(ARENA, OFFSETS, LENGTHS, out=out)))
+        cold.append(("_core.classify", lambda: _core.classify(ARENA, OFFSETS, LENGTHS, out=out)))
+        base = baseline_core.load()
+        if base is not None:
+            base_out = base.Batch(N_FRAMES)
+            cold.append(("_core [baseline]", lambda: base.classify(ARENA, OFFSETS, LENGTHS, out=base_out)))
         dll = build_limit()
         if dll is not None:
+            check = _core.classify(ARENA, OFFSETS, LENGTHS)
             limit_out = LimitOut(N_FRAMES)
             call = limit_call(dll, limit_out)
             call()
-            check = _core.classify(ARENA, OFFSETS, LENGTHS)
             for name, _, _ in FIELDS:
                 if not np.array_equal(limit_out.arrays[name], getattr(check, name)):
                     raise SystemExit(f"limit_classify.c disagrees with _core on {name}: not a faithful port")
-            rows.append(("C -O3 limit", call))
-    ref_out = reference.Batch(N_FRAMES)
-    rows.append(("reference", lambda: reference.classify(ARENA, OFFSETS, LENGTHS, out=ref_out)))
-    dpkt_row = dpkt_call()
-    if dpkt_row is not None:
-        rows.append(("dpkt (parse + cksum)", dpkt_row))
-    results = {name: runner.bench_time_func(name, _time(call), inner_loops=N_FRAMES) for name, call in rows}
+            cold.append(("C same work", call))
+            checks_out = LimitOut(N_FRAMES)
+            checks = limit_call(dll, checks_out, checks_only=True)
+            checks()
+            for name in ("verdict", "drop_reason"):
+                if not np.array_equal(checks_out.arrays[name], getattr(check, name)):
+                    raise SystemExit(f"limit_checks_only disagrees with _core on {name}")
+            cold.append(("C checks, no rows", checks))
+            lean = {name: limit_out.arrays[name].copy() for name in LEAN_FIELDS}
+            lean_fn = lean_call(dll, lean)
+            lean_fn()
+            check_lean(lean, check)
+            cold.append(("C lean parse", lean_fn))
+    if runner.args.interleaved:
+        import interleave
+
+        got = interleave.run(dict(cold), runner.args.interleaved, N_FRAMES)
+        print(interleave.table(got, {"C same work": "C same work", "C lean": "C lean parse"}, "frame"))
+        return
+    results = {name: runner.bench_time_func(name, _time(call), inner_loops=N_FRAMES) for name, call in cold}
     if _core is not None:
         for name, threaded in (("_core x2 serial", False), ("_core x2 threads", True)):
             results[name] = runner.bench_time_func(name, _pair(threaded), inner_loops=2 * N_FRAMES)
+    hot: list[tuple[str, Callable[[], Any]]] = []
+    ref_out = reference.Batch(HOT_FRAMES)
+    hot.append((f"reference ({HOT_FRAMES} hot)", lambda: reference.classify(*HOT, out=ref_out)))
+    dpkt_row = dpkt_call(quiet=bool(runner.args.worker))
+    if dpkt_row is not None:
+        hot.append((f"dpkt ({HOT_FRAMES} hot)", dpkt_row))
+    for name, call in hot:
+        results[name] = runner.bench_time_func(name, _time(call), inner_loops=HOT_FRAMES)
     if runner.args.worker or any(bench is None or not bench.get_values() for bench in results.values()):
         return  # a worker process: no table
     rates = {name: 1.0 / bench.median() for name, bench in results.items() if bench is not None}
-    limit = rates.get("C -O3 limit")
+    same, lean_rate = rates.get("C same work"), rates.get("C lean parse")
     print()
-    print(f"{'row':<24}{'frames/s':>16}{'ns/frame':>11}{'vs C limit':>12}")
+    print(f"{'row':<24}{'frames/s':>16}{'ns/frame':>11}{'vs C same work':>16}{'vs C lean':>11}")
     for name, rate in rates.items():
-        ratio = f"{rate / limit:>11.2f}x" if limit else f"{'-':>12}"
-        print(f"{name:<24}{rate:>16,.0f}{1e9 / rate:>11.1f}{ratio}")
+        r1 = f"{rate / same:>15.2f}x" if same else f"{'-':>16}"
+        r2 = f"{rate / lean_rate:>10.2f}x" if lean_rate else f"{'-':>11}"
+        print(f"{name:<24}{rate:>16,.0f}{1e9 / rate:>11.1f}{r1}{r2}")
 
 
 if __name__ == "__main__":

@@ -447,6 +447,9 @@ def classify(
 def _parse_consts() -> dict[str, int]:
     """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
+def _py_icmp6_ok_short(src: _BufferLike, dst: _BufferLike, message: _BufferLike) -> bool:
+    """Test hook: _icmp6_ok_short() on one message (16-octet addresses; at most 65 535 octets)."""
+
 def _py_classify_frame(frame: _BufferLike, codepoints: Codepoints = ...) -> tuple[int, int]:
     """Test hook (docs/conventions.md §10): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
 
@@ -570,7 +573,8 @@ class NeighborCache:
     lookup/get included (they count); other threads may only read the exported arrays.  Each call
     releases the GIL around its whole batch.  docs/design.md §5, §7; RFC 4861 §5.1.
 
-    Open addressing over a SipHash-2-4 keyed hash with a random 128-bit seed; fixed capacity; a full
+    Open addressing over a keyed multilinear hash (keys derived from a random 128-bit seed, rehashed
+    under new keys when an insert's probe run grows too long); fixed capacity; a full
     table refuses new keys (index -1, counted) and never evicts.  Storage: read-only numpy arrays of
     ``capacity`` rows, indexed by what insert/lookup return.
 
@@ -742,8 +746,11 @@ class NeighborCache:
     @property
     def _nslots(self) -> int:
         """Size of the slot table (a power of two >= 2 * capacity)."""
+    @property
+    def _generation(self) -> int:
+        """How many times the table rehashed under new keys (the hash is _nc_hash(key, seed, generation))."""
     def _home_slot(self, key: _BufferLike) -> int:
-        """Slot the key hashes to (before probing): SipHash-2-4(key) & (nslots - 1).
+        """Slot the key hashes to (before probing): _nc_hash(key, seed, generation) & (nslots - 1).
         """
     def _slot_of(self, key: _BufferLike) -> int:
         """Slot holding the key, or -1; touches no counter.
@@ -754,6 +761,12 @@ class NeighborCache:
     def _check_invariants(self) -> bool:
         """Raise AssertionError unless slots, free stack and arrays agree (tests only).
         """
+
+def _nc_hash(key: _BufferLike, seed: _BufferLike, generation: SupportsIndex = 0) -> int:
+    """The table's hash of a 16-octet ``key`` under ``seed`` at ``generation`` (see the module comment).
+
+    Reference: fmipfast.reference.ncache._nc_hash
+    """
 
 def _siphash24(data: _BufferLike, seed: _BufferLike) -> int:
     """SipHash-2-4 of ``data`` (any length) under the 16-octet ``seed``, as the table computes it.

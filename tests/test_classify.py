@@ -780,6 +780,43 @@ if HAVE_CORE:
                 results.append(("ok", [int(v) for v in b.verdict], [int(r) for r in b.drop_reason]))
         assert results[0] == results[1]
 
+    @settings(max_examples=300, deadline=None)
+    @given(st.binary(min_size=16, max_size=16), st.binary(min_size=16, max_size=16),
+           st.binary(min_size=4, max_size=300), st.booleans())
+    def test_short_checksum_agrees_with_the_reference(src, dst, message, fill):
+        # classify verifies with its own one-pass sum (64-bit words, 4/2/1-octet tail): every length and
+        # alignment, valid (filled) and random checksums, against the reference's RFC 1071 sum.
+        msg = bytearray(message)
+        if fill:
+            reference.icmp6_checksum_fill(src, dst, msg)
+        for shift in range(4):  # the message at each alignment of the buffer it sits in
+            buf = bytes(shift) + bytes(msg)
+            view = memoryview(buf)[shift:]
+            assert _core._py_icmp6_ok_short(src, dst, view) == reference.icmp6_checksum_ok(src, dst, bytes(msg))
+
+    def test_short_checksum_edges():
+        src, dst = bytes(15) + b"\x01", bytes.fromhex("ff02") + bytes(13) + b"\x01"
+        for n in (4, 5, 7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 1500, 65535):
+            for byte in (0x00, 0xFF):
+                msg = bytearray([byte]) * n
+                msg[2:4] = b"\0\0"
+                reference.icmp6_checksum_fill(src, dst, msg)
+                assert _core._py_icmp6_ok_short(src, dst, bytes(msg)), (n, byte)
+                msg[-1] ^= 1
+                assert not _core._py_icmp6_ok_short(src, dst, bytes(msg)), (n, byte)
+
+    @SETTINGS
+    @given(st.lists(_frames(), max_size=12), st.integers(0, 255))
+    def test_every_field_of_every_row_is_written(batch_frames, junk):
+        # The compiled kernel writes the fields all frames have directly (not after a batch-wide memset):
+        # rows whose arrays were scribbled over (the views are writable) must still come out exactly as a
+        # fresh reference Batch, whatever path each frame takes.
+        arena, offsets, lengths = _arena(batch_frames)
+        out = _core.classify(*_arena([UDP6] * 16), out=_core.Batch(16))
+        for name, _dtype, _row in FIELDS:
+            getattr(out, name).view(np.uint8)[...] = junk
+        assert_same(_core.classify(arena, offsets, lengths, out=out), reference.classify(arena, offsets, lengths))
+
     def test_reused_batches_agree():
         out_c, out_p = _core.Batch(64), reference.Batch(64)
         for size in (60, 3, 0, 17):

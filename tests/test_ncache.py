@@ -2,7 +2,7 @@
 
 Behaviour tests run on both implementations (``impl`` fixture, ids py/c) and assert the counters, not only
 the outputs, over batch sizes 0, 1, 2, 3, 4, 5, 255, 256, 257 (docs/conventions.md §10).  The tests of
-the compiled internals (SipHash placement, hash flooding, backward-shift deletion, and the stateful
+the compiled internals (keyed-hash placement and rehash, hash flooding, backward-shift deletion, the stateful
 comparison with the oracle) are collected only when the extension is available (conftest.HAVE_CORE),
 like tests/test_derive.py's agreement tests.  Nothing here measures time.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule
 
@@ -46,6 +46,9 @@ SIPHASH24_VECTORS = [
     0xB78DBFAF3A8D83BD, 0xEA1AD565322A1A0B, 0x60E61C23A3795013, 0x6606D7E446282B93,
     0x6CA4ECB15C5F91E1, 0x9F626DA15C9625F3, 0xE51B38608EF25F57, 0x958A324CEB064572,
 ]  # fmt: skip
+
+# _nc_hash of the keys 00..0f, 01..10, 00..0f, f0..ff under the seed 00..0f at generations 0, 0, 1, 7.
+NC_HASH_VECTORS = [1030749285, 1161743107, 1991277075, 427464126]
 
 
 def _keys(n: int, seed: int = 0) -> np.ndarray:
@@ -462,18 +465,76 @@ def test_constants_agree():
     assert reference.ncache._FLAG_ALL == int(sum(NeighborFlag))
     if HAVE_CORE:
         assert _core._ncache_consts() == {"MAX_STATE": int(NeighborState.PROBE), "FLAG_PROXY": PROXY,
-                                          "FLAG_STATIC": STATIC, "FLAG_ALL": int(sum(NeighborFlag))}
+                                          "FLAG_STATIC": STATIC, "FLAG_ALL": int(sum(NeighborFlag)),
+                                          "PROBE_LIMIT": 64}
 
 
 if HAVE_CORE:
 
-    def test_home_slot_is_siphash_of_the_key(core):
+    def test_home_slot_is_the_keyed_hash_of_the_key(core):
         nc = core.NeighborCache(100, seed=SEED)
-        assert nc._nslots == 256
+        assert nc._nslots == 256 and nc._generation == 0
         for key in _keys(50):
-            h = reference._siphash24(key.tobytes(), SEED)
+            h = reference._nc_hash(key.tobytes(), SEED)
             assert nc._home_slot(key) == h & 255
-            assert core._siphash24(key.tobytes(), SEED) == h
+            assert core._nc_hash(key.tobytes(), SEED) == h
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.binary(min_size=16, max_size=16), st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1))
+    def test_nc_hash_agrees_with_the_reference(key, seed, generation):
+        assert _core._nc_hash(key, seed, generation) == reference._nc_hash(key, seed, generation)
+
+    def test_nc_hash_vectors():
+        # Pinned values (the hash is internal, but a silent change of it would go unnoticed otherwise).
+        for impl in (_core, reference):
+            assert [impl._nc_hash(bytes(range(i, i + 16)), bytes(range(16)), g) for i, g in
+                    ((0, 0), (1, 0), (0, 1), (240, 7))] == NC_HASH_VECTORS
+
+    def test_nc_hash_arguments():
+        for impl in (_core, reference):
+            with pytest.raises(ValueError, match="key: need 16 octets"):
+                impl._nc_hash(bytes(15), SEED)
+            with pytest.raises(ValueError, match="seed: need 16 octets"):
+                impl._nc_hash(bytes(16), bytes(8))
+            with pytest.raises(ValueError, match="generation"):
+                impl._nc_hash(bytes(16), SEED, -1)
+
+    def test_long_probe_run_rehashes_under_new_keys(core):
+        # An insert that probes past PROBE_LIMIT slots (keys chosen here with the seed known, as an
+        # attacker who learned the hash might) rehashes the table; indices and answers do not change, and
+        # the reference, which has no slots, agrees at every step.
+        nc = core.NeighborCache(128, seed=SEED)
+        ref = reference.NeighborCache(128, seed=SEED)
+        keys = _colliding_keys(nc, 5, 70)
+        idx = nc.insert(keys[:64], _macs(64), _states(64))
+        assert nc._generation == 0 and nc.counters["max_probe"] == 64
+        idx = np.concatenate([idx, nc.insert(keys[64:], _macs(6), _states(6))])
+        assert nc._generation == 1  # the 65th probe went past the limit: one rehash, not one per insert
+        assert (idx == ref.insert(keys, _macs(70), _states(70))).all() and (idx == np.arange(70)).all()
+        nc._check_invariants()
+        assert nc.counters["max_probe"] < 16  # scattered by the new keys
+        assert (nc.lookup(keys) == idx).all() and (ref.lookup(keys) == idx).all()
+        assert (nc._probe_lengths()[:70] < 16).all()
+        assert {k: v for k, v in nc.counters.items() if k != "max_probe"} == {
+            k: v for k, v in ref.counters.items() if k != "max_probe"}
+        for key in keys[:8]:
+            assert nc._home_slot(key) == reference._nc_hash(key.tobytes(), SEED, 1) & (nc._nslots - 1)
+        assert nc.delete(keys[::2]).all() and (nc.lookup(keys[1::2]) == idx[1::2]).all()
+        nc._check_invariants()
+
+    def test_rehash_is_amortised(core):
+        # However many long runs an attacker makes, the table rehashes at most once per capacity / 4
+        # inserts.
+        nc = core.NeighborCache(1024, seed=SEED)
+        keys = _colliding_keys(nc, 9, 100)
+        nc.insert(keys, _macs(100), _states(100))
+        assert nc._generation == 1
+        again = np.array([k for k in _keys(300_000, seed=77) if nc._home_slot(k) == 9][:100])
+        assert len(again) == 100
+        nc.insert(again, _macs(100), _states(100))
+        assert nc._generation == 1  # 135 inserts since the rehash < 1024 / 4
+        nc._check_invariants()
+        assert (nc.lookup(np.concatenate([keys, again])) == np.arange(200)).all()
 
     def test_slot_table_size(core):
         for capacity, nslots in ((1, 2), (2, 4), (3, 8), (4, 8), (5, 16), (1000, 2048), (1024, 2048)):
@@ -495,7 +556,7 @@ if HAVE_CORE:
     def _colliding_keys(nc, home: int, count: int) -> np.ndarray:
         """Keys whose home slot in nc is ``home`` (found by trying keys: nc's seed is known here)."""
         found = []
-        for key in _keys(200_000, seed=home + 1000):
+        for key in _keys(300_000, seed=home + 1000):
             if nc._home_slot(key) == home:
                 found.append(key)
                 if len(found) == count:

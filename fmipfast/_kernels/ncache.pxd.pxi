@@ -25,9 +25,13 @@ cdef struct nc_table:
     Py_ssize_t nfree
     Py_ssize_t capacity
     Py_ssize_t count
-    # SipHash-2-4 key (the seed, two little-endian 64-bit words).
+    # The seed (two little-endian 64-bit words): SipHash-2-4 key of the hash-key derivation.
     uint64_t k0
     uint64_t k1
+    # The multilinear hash keys of the current generation (fmip_nc_mix_keys(k0, k1, generation)).
+    uint64_t mk[5]
+    uint32_t generation
+    uint64_t rehash_mark   # no rehash before `inserted` reaches this (amortisation)
     # Counters (NeighborCache.counters).
     uint64_t inserted
     uint64_t updated

@@ -16,7 +16,18 @@
 # ascending (0, 1, 2, ...), freed indices reused last-in first-out, which makes the indices a pure
 # function of the operation sequence (fmipfast.reference.ncache allocates identically).
 #
-# Hash: SipHash-2-4 (Aumasson & Bernstein 2012) of the 16-octet address under a 128-bit random seed.
+# Hash: keyed (RFC 6583: the addresses are the attacker's choice, the key is not).  The hash is the
+# multilinear family over the four 32-bit words w0..w3 of the address, (m0 + m1 w0 + m2 w1 + m3 w2 + m4 w3)
+# mod 2**64, whose top 32 bits are strongly universal (Lemire & Kaser, "Strongly universal string hashing is
+# fast", 2014): for any two addresses chosen without knowing the key, every pair of 32-bit values is equally
+# likely.  Those bits then go through the murmur3 32-bit finaliser (a bijection, so still strongly
+# universal), which breaks the arithmetic structure of address sets like a run of consecutive prefixes that
+# linear probing would otherwise cluster.  Five multiplies where SipHash-2-4 takes ~150 operations.  The five
+# 64-bit keys m0..m4 are SipHash-2-4 of (generation, j) under the 128-bit seed (fmip_nc_mix_keys).  Pairwise
+# independence bounds the expected probe run for keys picked blind; against an attacker who learns about the
+# key by timing, and against bad luck, an insert whose probe run passes _NC_PROBE_LIMIT slots rehashes the
+# table under the next generation's keys (at most once per capacity / 4 inserts, so rehashing stays
+# amortised O(1) per insert and a flood cannot make the table rehash on every insert).
 # An attacker on the link chooses the addresses the NAR must cache (NCoAs, tunnelled PCoAs, solicited
 # targets); with an unkeyed hash it could pick a set that lands in one probe run and turn every lookup
 # into a scan (hash flooding, Crosby & Wallach 2003; Linux re-keys neigh_hash with a random seed for
@@ -81,6 +92,26 @@ cdef extern from *:
         FMIP_NC_SIPROUND; FMIP_NC_SIPROUND; FMIP_NC_SIPROUND; FMIP_NC_SIPROUND;
         return v0 ^ v1 ^ v2 ^ v3;
     }
+    /* The table's hash of a 16-octet key under the five multilinear keys m[0..4] (see the comment above). */
+    static inline uint32_t fmip_nc_mix16(const uint8_t *in, const uint64_t *m) {
+        uint64_t lo = fmip_nc_load_le64(in), hi = fmip_nc_load_le64(in + 8);
+        uint64_t h = m[0] + m[1] * (lo & 0xffffffffULL) + m[2] * (lo >> 32)
+                          + m[3] * (hi & 0xffffffffULL) + m[4] * (hi >> 32);
+        uint32_t x = (uint32_t)(h >> 32);
+        x ^= x >> 16; x *= 0x85ebca6bU; x ^= x >> 13; x *= 0xc2b2ae35U; x ^= x >> 16;
+        return x;
+    }
+    /* m[j] = SipHash-2-4 under the seed (k0, k1) of the 8 octets le32(generation) le32(j), j = 0..4. */
+    static void fmip_nc_mix_keys(uint64_t k0, uint64_t k1, uint32_t generation, uint64_t *m) {
+        uint8_t msg[8];
+        uint32_t j;
+        for (j = 0; j < 5; j++) {
+            msg[0] = (uint8_t)generation; msg[1] = (uint8_t)(generation >> 8);
+            msg[2] = (uint8_t)(generation >> 16); msg[3] = (uint8_t)(generation >> 24);
+            msg[4] = (uint8_t)j; msg[5] = 0; msg[6] = 0; msg[7] = 0;
+            m[j] = fmip_nc_siphash24(msg, 8, k0, k1);
+        }
+    }
     static inline int fmip_nc_key_eq(const uint8_t *a, const uint8_t *b) {
         uint64_t a0, a1, b0, b1;
         memcpy(&a0, a, 8); memcpy(&a1, a + 8, 8); memcpy(&b0, b, 8); memcpy(&b1, b + 8, 8);
@@ -90,6 +121,8 @@ cdef extern from *:
     uint64_t fmip_nc_siphash24(const uint8_t* data, size_t n, uint64_t k0, uint64_t k1) noexcept nogil
     uint64_t fmip_nc_siphash24_16(const uint8_t* key16, uint64_t k0, uint64_t k1) noexcept nogil
     uint64_t fmip_nc_load_le64(const uint8_t* p) noexcept nogil
+    uint32_t fmip_nc_mix16(const uint8_t* key16, const uint64_t* m) noexcept nogil
+    void fmip_nc_mix_keys(uint64_t k0, uint64_t k1, uint32_t generation, uint64_t* m) noexcept nogil
     bint fmip_nc_key_eq(const uint8_t* a, const uint8_t* b) noexcept nogil
     void __builtin_prefetch(const void* addr) noexcept nogil
 
@@ -97,7 +130,8 @@ cdef extern from *:
 cdef enum:
     _NC_CHUNK = 32                 # keys hashed and prefetched ahead of their probes in a batch lookup
     _NC_MAX_CAPACITY = 1 << 30     # entry indices and slots stay within int32
-    _NC_SEED_LEN = 16              # SipHash-2-4 key: 128 bits
+    _NC_SEED_LEN = 16              # the seed (SipHash-2-4 key of the hash-key derivation): 128 bits
+    _NC_PROBE_LIMIT = 64           # an insert probing more slots than this rehashes under new keys
     _NC_MAX_STATE = 5              # NeighborState.PROBE (constants.py); 0 = NONE is not storable
     _NC_FLAG_PROXY = 0x02          # NeighborFlag.PROXY
     _NC_FLAG_STATIC = 0x10         # NeighborFlag.STATIC: never expires
@@ -108,7 +142,39 @@ cdef enum:
 # Kernels: `noexcept nogil` on the raw table; no Python objects, no allocation, never raise.
 
 cdef uint64_t nc_hash(const nc_table* t, const uint8_t* key) noexcept nogil:
-    return fmip_nc_siphash24_16(key, t.k0, t.k1)
+    return fmip_nc_mix16(key, t.mk)
+
+
+cdef void _nc_set_generation(nc_table* t, uint32_t generation) noexcept nogil:
+    t.generation = generation
+    fmip_nc_mix_keys(t.k0, t.k1, generation, t.mk)
+
+
+@cython.boundscheck(False)  # SAFETY: e < capacity; every slot position is masked by t.mask
+cdef void _nc_rehash(nc_table* t) noexcept nogil:
+    """Rebuild the slot table under the next generation's hash keys (entries keep their indices).
+
+    Entries are placed in ascending index order; max_probe restarts from the longest placement."""
+    cdef Py_ssize_t e
+    cdef uint64_t pos, probes, longest = 0
+    cdef uint64_t h
+    _nc_set_generation(t, t.generation + 1)
+    memset(t.slots, 0xFF, <size_t>(t.mask + 1) * sizeof(int32_t))
+    for e in range(t.capacity):
+        if not t.in_use[e]:
+            continue
+        h = nc_hash(t, t.keys + e * ADDR_LEN)
+        t.hashes[e] = h
+        pos = h & t.mask
+        probes = 1
+        while t.slots[pos] >= 0:
+            pos = (pos + 1) & t.mask
+            probes += 1
+        t.slots[pos] = <int32_t>e
+        if probes > longest:
+            longest = probes
+    t.max_probe = longest
+    t.rehash_mark = t.inserted + <uint64_t>(t.capacity // 4) + 1
 
 
 @cython.boundscheck(False)  # SAFETY: slot positions are masked by t.mask (nslots - 1); entries < capacity
@@ -117,6 +183,14 @@ cdef inline uint64_t _nc_probe(nc_table* t, const uint8_t* key, uint64_t h, bint
 
     Terminates: the load factor is at most 0.5, so the run always reaches an empty slot.
     """
+    cdef uint64_t probes
+    return _nc_probe_n(t, key, h, found, &probes)
+
+
+@cython.boundscheck(False)  # SAFETY: slot positions are masked by t.mask (nslots - 1); entries < capacity
+cdef inline uint64_t _nc_probe_n(nc_table* t, const uint8_t* key, uint64_t h, bint* found,
+                                 uint64_t* probes_out) noexcept nogil:
+    """_nc_probe(), also telling how many slots it examined."""
     cdef uint64_t pos = h & t.mask
     cdef uint64_t probes = 1
     cdef int32_t e
@@ -132,6 +206,7 @@ cdef inline uint64_t _nc_probe(nc_table* t, const uint8_t* key, uint64_t h, bint
         probes += 1
     if probes > t.max_probe:
         t.max_probe = probes
+    probes_out[0] = probes
     return pos
 
 
@@ -161,8 +236,8 @@ cdef int64_t nc_insert_one(nc_table* t, const uint8_t* key, const uint8_t* mac, 
                            const uint8_t* flags, const uint32_t* ifindex, const int64_t* expiry) noexcept nogil:
     """Upsert one entry; its index, or -1 when the table is full (counted in refused_full, nothing evicted)."""
     cdef bint found
-    cdef uint64_t h = nc_hash(t, key)
-    cdef uint64_t pos = _nc_probe(t, key, h, &found)
+    cdef uint64_t h = nc_hash(t, key), probes
+    cdef uint64_t pos = _nc_probe_n(t, key, h, &found, &probes)
     cdef int32_t e
     if found:
         e = t.slots[pos]
@@ -184,6 +259,8 @@ cdef int64_t nc_insert_one(nc_table* t, const uint8_t* key, const uint8_t* mac, 
     t.in_use[e] = 1
     t.count += 1
     t.inserted += 1
+    if probes > _NC_PROBE_LIMIT and t.inserted >= t.rehash_mark:
+        _nc_rehash(t)  # a run this long is an attack or rare bad luck: new keys scatter it
     return e
 
 
@@ -225,31 +302,47 @@ cdef inline void _nc_free_entry(nc_table* t, Py_ssize_t e) noexcept nogil:
 @cython.boundscheck(False)  # SAFETY: keys holds n rows of ADDR_LEN octets, out n int64; hs is indexed < _NC_CHUNK
 cdef void nc_lookup_batch(nc_table* t, const uint8_t* keys, Py_ssize_t n, int64_t* out) noexcept nogil:
     """Look up n keys in chunks of _NC_CHUNK: hash them all and prefetch their home slots, then prefetch
-    the key row each home slot points at, then probe, so the cache misses of a chunk overlap."""
+    the key row each home slot points at, then probe, so the cache misses of a chunk overlap.  The table's
+    pointers and the counters live in locals for the batch (out may alias nothing of the table's, but the
+    compiler cannot know that)."""
     cdef uint64_t hs[_NC_CHUNK]
     cdef Py_ssize_t base, j, m
     cdef int32_t e
-    cdef uint64_t pos
-    cdef bint found
+    cdef uint64_t pos, probes, longest = t.max_probe, mask = t.mask
+    cdef const int32_t* slots = t.slots
+    cdef const uint8_t* tkeys = t.keys
+    cdef const uint64_t* mk = t.mk
+    cdef const uint8_t* key
+    cdef uint64_t hits = 0
     base = 0
     while base < n:
         m = n - base if n - base < _NC_CHUNK else _NC_CHUNK
         for j in range(m):
-            hs[j] = fmip_nc_siphash24_16(keys + (base + j) * ADDR_LEN, t.k0, t.k1)
-            __builtin_prefetch(&t.slots[hs[j] & t.mask])
+            hs[j] = fmip_nc_mix16(keys + (base + j) * ADDR_LEN, mk)
+            __builtin_prefetch(&slots[hs[j] & mask])
         for j in range(m):
-            e = t.slots[hs[j] & t.mask]
+            e = slots[hs[j] & mask]
             if e >= 0:
-                __builtin_prefetch(t.keys + <Py_ssize_t>e * ADDR_LEN)
+                __builtin_prefetch(tkeys + <Py_ssize_t>e * ADDR_LEN)
         for j in range(m):
-            pos = _nc_probe(t, keys + (base + j) * ADDR_LEN, hs[j], &found)
-            if found:
-                out[base + j] = t.slots[pos]
-                t.hits += 1
-            else:
-                out[base + j] = -1
-                t.misses += 1
+            # _nc_probe, inlined: the run ends at the key or at the first empty slot (load <= 0.5).
+            key = keys + (base + j) * ADDR_LEN
+            pos = hs[j] & mask
+            probes = 1
+            while True:
+                e = slots[pos]
+                if e < 0 or fmip_nc_key_eq(tkeys + <Py_ssize_t>e * ADDR_LEN, key):
+                    break
+                pos = (pos + 1) & mask
+                probes += 1
+            if probes > longest:
+                longest = probes
+            out[base + j] = e  # -1 where the run ended empty
+            hits += e >= 0
         base += m
+    t.max_probe = longest
+    t.hits += hits
+    t.misses += <uint64_t>n - hits
     t.lookups += <uint64_t>n
 
 
@@ -359,7 +452,8 @@ cdef class NeighborCache:
         Number of entries; fixed (no resize).  A full table refuses new keys (index -1, counted in
         ``counters['refused_full']``) and never evicts.
     seed : bytes-like, 16 octets, optional (keyword only)
-        Key of the SipHash-2-4 hash; ``None`` draws one from ``os.urandom``.
+        Secret from which the hash keys are derived (SipHash-2-4 of the generation under it); ``None``
+        draws one from ``os.urandom``.
 
     Storage is a numpy structure-of-arrays of ``capacity`` entries, exposed read-only: ``keys`` uint8
     (capacity, 16), ``macs`` uint8 (capacity, 6), ``states`` uint8 (NeighborState), ``flags`` uint8
@@ -428,6 +522,7 @@ cdef class NeighborCache:
         self.t.count = 0
         self.t.k0 = fmip_nc_load_le64(&seed_v[0])
         self.t.k1 = fmip_nc_load_le64(&seed_v[8])
+        _nc_set_generation(&self.t, 0)
 
     # -- Sizes, storage and counters -------------------------------------------------------------
 
@@ -737,8 +832,13 @@ cdef class NeighborCache:
         """Size of the slot table (a power of two >= 2 * capacity)."""
         return self.t.mask + 1
 
+    @property
+    def _generation(self):
+        """How many times the table rehashed under new keys (the hash is _nc_hash(key, seed, generation))."""
+        return self.t.generation
+
     def _home_slot(self, key):
-        """Slot the key hashes to (before probing): SipHash-2-4(key) & (nslots - 1)."""
+        """Slot the key hashes to (before probing): _nc_hash(key, seed, generation) & (nslots - 1)."""
         cdef const uint8_t[::1] k = key
         _need(k.shape[0], "key", ADDR_LEN)
         return nc_hash(&self.t, &k[0]) & self.t.mask
@@ -791,10 +891,27 @@ def _siphash24(data, seed):
     return fmip_nc_siphash24(_data(d), <size_t>d.shape[0], fmip_nc_load_le64(&s[0]), fmip_nc_load_le64(&s[8]))
 
 
+def _nc_hash(key, seed, generation=0):
+    """The table's hash of a 16-octet ``key`` under ``seed`` at ``generation`` (see the module comment).
+
+    Reference: fmipfast.reference.ncache._nc_hash
+    """
+    cdef const uint8_t[::1] k = _octets(key)
+    cdef const uint8_t[::1] s = _octets(seed)
+    _need(k.shape[0], "key", ADDR_LEN)
+    _need(s.shape[0], "seed", _NC_SEED_LEN)
+    gen = _index(generation)
+    if not 0 <= gen <= 0xFFFFFFFF:
+        raise ValueError(f"generation must be in 0..{0xFFFFFFFF}, got {gen}")
+    cdef uint64_t m[5]
+    fmip_nc_mix_keys(fmip_nc_load_le64(&s[0]), fmip_nc_load_le64(&s[8]), <uint32_t>gen, m)
+    return fmip_nc_mix16(&k[0], m)
+
+
 def _ncache_consts():
     """The NeighborState / NeighborFlag values the compiled table uses (tests compare with constants.py)."""
     return {"MAX_STATE": _NC_MAX_STATE, "FLAG_PROXY": _NC_FLAG_PROXY, "FLAG_STATIC": _NC_FLAG_STATIC,
-            "FLAG_ALL": _NC_FLAG_ALL}
+            "FLAG_ALL": _NC_FLAG_ALL, "PROBE_LIMIT": _NC_PROBE_LIMIT}
 
 
 __all__ += ["NeighborCache"]

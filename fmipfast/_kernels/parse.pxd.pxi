@@ -47,3 +47,4 @@ cdef class Batch:
     cdef object _drop_counts      # numpy uint64[len(DropReason)]
     cdef classify_out _out        # row-0 pointers into _store
     cdef void _reset(self, Py_ssize_t n) noexcept nogil
+    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil

@@ -10,8 +10,13 @@
 # Speed: the frame is read through one const pointer with every read behind a length guard; multi-byte
 # fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (STYLE.md
 # rule 14); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
-# loop holds no memoryview and takes no reference.  Defaults are written with one memset per array per
-# batch, and the kernel only writes what it finds.
+# loop holds no memoryview and takes no reference.  Each output row is written once: the fields every frame
+# has (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code) are gathered in a
+# _frame_fields on the stack as the walk finds them and stored in one go per frame, defaults included
+# (_store_fields); the fields of some classes only (checksum_ok, fmip_code, has_ah, ncoa, target, lladdr,
+# has_lladdr, identifier) get their defaults from one memset per array per batch and the kernel writes them
+# only where it finds them.  The batch loop prefetches the frames a few rows ahead.  The ICMPv6 checksum is
+# verified by _icmp6_ok_short, a one-pass sum specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -29,6 +34,7 @@ import numpy as _np
 __all__ += ["classify", "Batch"]
 
 cdef enum:
+    _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -55,11 +61,15 @@ cdef uint8_t _FMIP_HAS_LENGTH_FIELD[8]
 cdef uint8_t _FMIP_HOP255[8]
 # DESIGN.md §4: 1 = router-to-router, must carry AH (HI, HE).
 cdef uint8_t _FMIP_NEEDS_AH[8]
+# RFC 8200 §4.1, RFC 4302: 1 = an extension header the walk steps over (hop-by-hop 0, routing 43,
+# fragment 44, AH 51, destination options 60).
+cdef uint8_t _IS_EXT_HEADER[256]
 
 
 cdef void _init_tables() noexcept:
     cdef int t
     for t in range(256):
+        _IS_EXT_HEADER[t] = t in (NH_HOPOPTS, NH_ROUTING, NH_FRAGMENT, NH_AH, NH_DSTOPTS)
         _ND_MIN_LEN[t] = 0
         _ND_MAX_CODE[t] = 0
         _ND_HOP255[t] = 0
@@ -99,6 +109,93 @@ cdef inline int _drop(int reason) noexcept nogil:
     return VERDICT_DROP | (reason << 8)
 
 
+# The fields every frame has, as far as the walk got (zeros / NULL = not reached: the default).
+cdef struct _frame_fields:
+    const uint8_t* eth      # the frame (its first 12 octets: destination, source MAC), NULL if shorter
+    const uint8_t* addrs    # the IPv6 source address, the destination right after it; NULL if not reached
+    uint32_t l3_offset
+    uint32_t l4_offset
+    uint32_t l4_length
+    uint8_t hop_limit
+    uint8_t next_header
+    uint8_t icmp_type
+    uint8_t icmp_code
+
+
+cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_fields* d) noexcept nogil:
+    """Write row ``i`` of the fields every frame has, the defaults (zeros) where the walk did not reach."""
+    if d.eth != NULL:
+        memcpy(o.eth_dst + 6 * i, d.eth, 6)
+        memcpy(o.eth_src + 6 * i, d.eth + 6, 6)
+    else:
+        memset(o.eth_dst + 6 * i, 0, 6)
+        memset(o.eth_src + 6 * i, 0, 6)
+    if d.addrs != NULL:
+        memcpy(o.src + 16 * i, d.addrs, 16)
+        memcpy(o.dst + 16 * i, d.addrs + 16, 16)
+    else:
+        memset(o.src + 16 * i, 0, 16)
+        memset(o.dst + 16 * i, 0, 16)
+    o.l3_offset[i] = d.l3_offset
+    o.l4_offset[i] = d.l4_offset
+    o.l4_length[i] = d.l4_length
+    o.hop_limit[i] = d.hop_limit
+    o.next_header[i] = d.next_header
+    o.icmp_type[i] = d.icmp_type
+    o.icmp_code[i] = d.icmp_code
+
+
+cdef extern from *:
+    """
+    /* RFC 4443 §2.3 verification of an ICMPv6 message of n <= 65535 octets (the IPv6 Payload Length bounds
+     * it, so no intermediate fold is needed): the one's-complement sum of the RFC 8200 §8.1 pseudo-header and
+     * the message, checksum included, must be all ones.  Native-order 64-bit words (RFC 1071 §2(B) byte-order
+     * independence, §2(C) parallel summation) into a 128-bit accumulator (add / adc), the 4-, 2- and 1-octet
+     * tail at even offsets, then end-around-carry folds to 16 bits; 0xFFFF reads the same in either byte
+     * order.  Same result as cksum_icmp6_ok() (tests compare them); one pass, no call. */
+    #include <stdint.h>
+    #include <string.h>
+    #include <arpa/inet.h>
+    static inline int fmip_icmp6_ok_short(const uint8_t *src, const uint8_t *dst, const uint8_t *m, size_t n) {
+        uint64_t w, lo, s;
+        uint32_t w4;
+        uint16_t w2 = 0;
+        size_t i = 0;
+    #ifdef __SIZEOF_INT128__
+        unsigned __int128 acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
+        memcpy(&w, src, 8); acc += w; memcpy(&w, src + 8, 8); acc += w;
+        memcpy(&w, dst, 8); acc += w; memcpy(&w, dst + 8, 8); acc += w;
+        for (; i + 16 <= n; i += 16) {
+            memcpy(&w, m + i, 8); acc += w;
+            memcpy(&w, m + i + 8, 8); acc += w;
+        }
+        if (n & 8) { memcpy(&w, m + i, 8); acc += w; i += 8; }
+        if (n & 4) { memcpy(&w4, m + i, 4); acc += w4; i += 4; }
+        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
+        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
+        lo = (uint64_t)acc;
+        s = lo + (uint64_t)(acc >> 64);
+        s += s < lo;  /* end-around carry */
+    #else
+        uint64_t acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
+        for (; i < 16; i += 4) { memcpy(&w4, src + i, 4); acc += w4; memcpy(&w4, dst + i, 4); acc += w4; }
+        for (i = 0; i + 4 <= n; i += 4) { memcpy(&w4, m + i, 4); acc += w4; }
+        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
+        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
+        s = acc;
+        (void)w; (void)lo;
+    #endif
+        s = (s & 0xFFFFFFFFu) + (s >> 32);
+        s = (s & 0xFFFFFFFFu) + (s >> 32);
+        s = (s & 0xFFFF) + (s >> 16);
+        s = (s & 0xFFFF) + (s >> 16);
+        return s == 0xFFFF;
+    }
+    """
+    bint _icmp6_ok_short "fmip_icmp6_ok_short" (const uint8_t* src, const uint8_t* dst, const uint8_t* m,
+                                                  size_t n) noexcept nogil
+
+
 cdef inline bint _is_link_scope_mcast(const uint8_t* a) noexcept nogil:
     """RFC 4291 §2.7: multicast of scope 0 (reserved), 1 (interface-local) or 2 (link-local)."""
     return a[0] == 0xFF and (a[1] & 0x0F) <= 2
@@ -116,6 +213,15 @@ cdef inline bint _is_zero16(const uint8_t* a) noexcept nogil:
     memcpy(&x, a, 8)
     memcpy(&y, a + 8, 8)
     return (x | y) == 0
+
+
+cdef inline bint _is_unspecified_or_loopback(const uint8_t* a) noexcept nogil:
+    """RFC 4291 §2.5.2 / §2.5.3: :: or ::1 (one test when the first half is not zero, as almost always)."""
+    cdef uint64_t x
+    memcpy(&x, a, 8)
+    if x != 0:
+        return False
+    return load_be32(a + 8) == 0 and load_be32(a + 12) <= 1
 
 
 cdef inline bint _is_loopback(const uint8_t* a) noexcept nogil:
@@ -158,7 +264,7 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
     if _ND_HOP255[t] and hop_limit != ND_HOP_LIMIT:
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) same clauses: "The ICMP checksum is valid" (RFC 4443 §2.3 pseudo-header).
-    if cksum_icmp6_ok(src, dst, msg, mlen) != 1:
+    if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
         o.checksum_ok[i] = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if t == ICMP6T_NEIGHBOR_SOLICITATION or t == ICMP6T_NEIGHBOR_ADVERTISEMENT or t == ICMP6T_REDIRECT:
@@ -236,7 +342,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
     if _FMIP_HOP255[code] and hop_limit != ND_HOP_LIMIT:
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) DESIGN.md §2 "checksum (RFC 4443 pseudo-header)".
-    if cksum_icmp6_ok(src, dst, msg, mlen) != 1:
+    if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
         o.checksum_ok[i] = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if code == FMIPCODE_HANDOVER_REDIRECT:
@@ -270,15 +376,26 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
     return VERDICT_CONTROL
 
 
-# SAFETY: no memoryview here (nothing for boundscheck to check): f is read through a raw pointer, and every
-# read of f[k] sits behind a guard on `length` (Ethernet, IPv6 header) or `end` (<= length: the payload,
-# extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
 cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
                         classify_out* o, Py_ssize_t i) noexcept nogil:
     """Classify one Ethernet frame; fill row ``i`` of ``o``; return verdict | drop_reason << 8.
 
     Reference: fmipfast.reference.wire.classify
     """
+    cdef _frame_fields d
+    memset(&d, 0, sizeof(d))
+    cdef int r = _classify_frame(f, length, prof, o, i, &d)
+    _store_fields(o, i, &d)
+    return r
+
+
+# SAFETY: no memoryview here (nothing for boundscheck to check): f is read through a raw pointer, and every
+# read of f[k] sits behind a guard on `length` (Ethernet, IPv6 header) or `end` (<= length: the payload,
+# extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
+cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
+                                classify_out* o, Py_ssize_t i, _frame_fields* d) noexcept nogil:
+    """classify_frame()'s walk: the fields all frames have go to ``d`` (zeroed by the caller), the
+    class-specific ones to row ``i`` of ``o`` where found."""
     cdef Py_ssize_t pos, l3, end, size, walked = 0, mlen
     cdef uint32_t etype
     cdef int tags = 0, nh, nxt, hop_limit, off_m, t
@@ -292,20 +409,20 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     # 1. Ethernet (IEEE 802.3), up to two IEEE 802.1Q (0x8100) / 802.1ad (0x88A8) tags.
     if length < ETH_HDR_LEN:
         return _drop(DROP_ETH_TRUNCATED)
-    memcpy(o.eth_dst + 6 * i, f, 6)
-    memcpy(o.eth_src + 6 * i, f + 6, 6)
+    d.eth = f
     pos = 12
     etype = load_be16(f + 12)
-    while etype == ETYPE_VLAN or etype == ETYPE_QINQ:
-        tags += 1
-        if tags > _MAX_VLAN_TAGS:
-            return _drop(DROP_TOO_MANY_VLANS)
-        if length < pos + 6:
-            return _drop(DROP_ETH_TRUNCATED)
-        etype = load_be16(f + pos + 4)
-        pos += 4
-    if etype != ETYPE_IPV6:
-        return _drop(DROP_NOT_IPV6)
+    if etype != ETYPE_IPV6:  # the untagged IPv6 frame skips the tag loop with one test
+        while etype == ETYPE_VLAN or etype == ETYPE_QINQ:
+            tags += 1
+            if tags > _MAX_VLAN_TAGS:
+                return _drop(DROP_TOO_MANY_VLANS)
+            if length < pos + 6:
+                return _drop(DROP_ETH_TRUNCATED)
+            etype = load_be16(f + pos + 4)
+            pos += 4
+        if etype != ETYPE_IPV6:
+            return _drop(DROP_NOT_IPV6)
     l3 = pos + 2
 
     # 2. IPv6 header (RFC 8200 §3).
@@ -317,11 +434,10 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     hop_limit = f[l3 + 7]
     src = f + l3 + 8
     dst = f + l3 + 24
-    o.l3_offset[i] = <uint32_t>l3
-    o.hop_limit[i] = <uint8_t>hop_limit
-    o.next_header[i] = <uint8_t>nh
-    memcpy(o.src + 16 * i, src, 16)
-    memcpy(o.dst + 16 * i, dst, 16)
+    d.l3_offset = <uint32_t>l3
+    d.hop_limit = <uint8_t>hop_limit
+    d.next_header = <uint8_t>nh
+    d.addrs = src
     # RFC 8200 §3: Payload Length counts the octets after the header; octets past it are link padding.
     # A zero is a zero-length payload (no RFC 2675 jumbograms).
     end = l3 + IP6_HDR_LEN + load_be16(f + l3 + 4)
@@ -331,12 +447,12 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     if src[0] == 0xFF or _is_loopback(src):
         return _drop(DROP_IP6_BAD_SOURCE)
     # RFC 4291 §2.5.2: the unspecified address is never a destination; §2.5.3 as above.
-    if _is_zero16(dst) or _is_loopback(dst):
+    if _is_unspecified_or_loopback(dst):
         return _drop(DROP_IP6_BAD_DESTINATION)
 
-    # 3. Extension headers (RFC 8200 §4).
+    # 3. Extension headers (RFC 8200 §4): hop-by-hop, destination options, routing, fragment, AH.
     pos = l3 + IP6_HDR_LEN
-    while nh == NH_HOPOPTS or nh == NH_DSTOPTS or nh == NH_ROUTING or nh == NH_FRAGMENT or nh == NH_AH:
+    while _IS_EXT_HEADER[nh]:
         if walked >= _MAX_EXT_HEADERS:
             return _drop(DROP_EXT_CHAIN_TOO_LONG)
         # RFC 8200 §4.3: the hop-by-hop options header only ever follows the IPv6 header.
@@ -353,9 +469,9 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
             fragmented = True
             if (off_m >> 3) != 0 or (off_m & 1):
                 # Not a whole packet: only the first fragment has the upper-layer header; not parsed.
-                o.next_header[i] = <uint8_t>nxt
-                o.l4_offset[i] = <uint32_t>(pos + 8)
-                o.l4_length[i] = <uint32_t>(end - pos - 8)
+                d.next_header = <uint8_t>nxt
+                d.l4_offset = <uint32_t>(pos + 8)
+                d.l4_length = <uint32_t>(end - pos - 8)
                 # RFC 6980 §5: ND is never fragmented; a first fragment shows the ICMPv6 type.
                 if nxt == NH_ICMPV6 and (off_m >> 3) == 0 and end - pos > 8 and _ND_MIN_LEN[f[pos + 8]]:
                     return _drop(DROP_ND_INVALID)
@@ -370,9 +486,9 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
             return _drop(DROP_EXT_TRUNCATED)
         pos += size
         nh = nxt
-    o.next_header[i] = <uint8_t>nh
-    o.l4_offset[i] = <uint32_t>pos
-    o.l4_length[i] = <uint32_t>(end - pos)
+    d.next_header = <uint8_t>nh
+    d.l4_offset = <uint32_t>pos
+    d.l4_length = <uint32_t>(end - pos)
     msg = f + pos
     mlen = end - pos
 
@@ -381,14 +497,14 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
         if mlen < ICMP6_HDR_LEN:
             return _drop(DROP_ICMP6_TRUNCATED)
         t = msg[0]
-        o.icmp_type[i] = <uint8_t>t
-        o.icmp_code[i] = msg[1]
+        d.icmp_type = <uint8_t>t
+        d.icmp_code = msg[1]
         if _ND_MIN_LEN[t]:
             return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i)
         if t == prof.fmip_type:
             return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
-        if cksum_icmp6_ok(src, dst, msg, mlen) != 1:
+        if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
             o.checksum_ok[i] = 0
         return _pass(VERDICT_FORWARD, dst)
     if nh == NH_IPV6:
@@ -545,24 +661,31 @@ cdef class Batch:
 
     cdef void _reset(self, Py_ssize_t n) noexcept nogil:
         """Set the first n rows to the defaults (zeros, checksum_ok True, identifier -1)."""
+        self._reset_sparse(n)
         cdef classify_out* o = &self._out
-        self.n = n
-        memset(o.checksum_ok, 1, <size_t>n)
         memset(o.icmp_type, 0, <size_t>n)
         memset(o.icmp_code, 0, <size_t>n)
-        memset(o.fmip_code, 0, <size_t>n)
         memset(o.next_header, 0, <size_t>n)
         memset(o.hop_limit, 0, <size_t>n)
-        memset(o.has_ah, 0, <size_t>n)
         memset(o.l3_offset, 0, <size_t>n * 4)
         memset(o.l4_offset, 0, <size_t>n * 4)
         memset(o.l4_length, 0, <size_t>n * 4)
         memset(o.src, 0, <size_t>n * 16)
         memset(o.dst, 0, <size_t>n * 16)
-        memset(o.ncoa, 0, <size_t>n * 16)
-        memset(o.target, 0, <size_t>n * 16)
         memset(o.eth_src, 0, <size_t>n * 6)
         memset(o.eth_dst, 0, <size_t>n * 6)
+
+    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil:
+        """Set the first n rows of the class-specific fields to their defaults (checksum_ok True,
+        identifier -1, the others zeros) and the drop counts to zero: the batch loop writes every other
+        field of every row itself (_classify_frame)."""
+        cdef classify_out* o = &self._out
+        self.n = n
+        memset(o.checksum_ok, 1, <size_t>n)
+        memset(o.fmip_code, 0, <size_t>n)
+        memset(o.has_ah, 0, <size_t>n)
+        memset(o.ncoa, 0, <size_t>n * 16)
+        memset(o.target, 0, <size_t>n * 16)
         memset(o.lladdr, 0, <size_t>n * 6)
         memset(o.has_lladdr, 0, <size_t>n)
         memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
@@ -634,11 +757,22 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     private copies of n entries, every frame inside the arena (_first_outside returned -1 on them)."""
     cdef Py_ssize_t i
     cdef int r
+    cdef _frame_fields d
+    # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
+    # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
+    cdef classify_out lo = o[0]
     for i in range(n):
-        r = classify_frame(arena + offsets[i], lengths[i], prof, o, i)
-        o.verdict[i] = <uint8_t>(r & 0xFF)
-        o.drop_reason[i] = <uint8_t>(r >> 8)
-        o.drop_counts[r >> 8] += (r & 0xFF) == VERDICT_DROP
+        if i + _PREFETCH_AHEAD < n:
+            # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
+            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
+        memset(&d, 0, sizeof(d))
+        r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
+        _store_fields(&lo, i, &d)
+        lo.verdict[i] = <uint8_t>(r & 0xFF)
+        lo.drop_reason[i] = <uint8_t>(r >> 8)
+        if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
+            lo.drop_counts[r >> 8] += 1
 
 
 def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=None, counters=None):
@@ -745,7 +879,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
             memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
             bad = _first_outside(oc, lc, n, size)
             if bad < 0:
-                ob._reset(n)
+                ob._reset_sparse(n)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
                 if cum != NULL:
                     for k in range(_N_REASONS):
@@ -771,3 +905,15 @@ def _py_classify_frame(const uint8_t[::1] frame not None, codepoints=_DEFAULT_CO
         out._reset(1)
         r = classify_frame(p, frame.shape[0], &prof, &out._out, 0)
     return r & 0xFF, r >> 8
+
+
+def _py_icmp6_ok_short(src, dst, message):
+    """Test hook: _icmp6_ok_short() on one message (16-octet addresses; at most 65 535 octets)."""
+    cdef const uint8_t[::1] s = _octets(src)
+    cdef const uint8_t[::1] t = _octets(dst)
+    cdef const uint8_t[::1] m = _octets(message)
+    _need(s.shape[0], "src", ADDR_LEN)
+    _need(t.shape[0], "dst", ADDR_LEN)
+    if m.shape[0] > 65535:
+        raise ValueError(f"message: at most 65535 octets, got {m.shape[0]}")
+    return bool(_icmp6_ok_short(&s[0], &t[0], _data(m), <size_t>m.shape[0]))

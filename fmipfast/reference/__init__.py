@@ -53,7 +53,7 @@ from fmipfast.reference.derive import (  # noqa: E402
     nar_link_local_batch,
     ncoa_batch,
 )
-from fmipfast.reference.ncache import NeighborCache, _siphash24  # noqa: E402, F401
+from fmipfast.reference.ncache import NeighborCache, _nc_hash, _siphash24  # noqa: E402, F401
 
 __all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]
 __all__ += ["NeighborCache"]

@@ -15,7 +15,8 @@ keyed by the 16-octet address as ``bytes`` in place of the compiled open-address
   * ``expire`` removes entries in ascending index order.
 
 One difference, by nature: ``counters['max_probe']`` is a statistic of the compiled table's probe runs;
-the dict has none and reports 0.
+the dict has none and reports 0.  The compiled table's hash, ``_nc_hash`` below, is written out here too so
+the tests can hold the two to the same function; the dict itself does not need it.
 
 RFC 4861 §5.1 (the neighbor cache), §7.3.2 (its states); the PROXY flag is the NAR's proxy entry for an
 NCoA (draft-koodli-mobileip-fastv6-02 §3, DESIGN.md §1 step 5).
@@ -35,7 +36,7 @@ __all__ = ["NeighborCache"]
 
 _ADDR_LEN = 16
 _MAC48_LEN = 6
-_SEED_LEN = 16  # SipHash-2-4 key: 128 bits
+_SEED_LEN = 16  # the seed: SipHash-2-4 key of the hash-key derivation, 128 bits
 _MAX_CAPACITY = 1 << 30  # entry indices stay within int32 in the compiled table
 _MAX_STATE = 5  # constants.NeighborState.PROBE; 0 = NONE is not storable
 _FLAG_STATIC = 0x10  # constants.NeighborFlag.STATIC: never expires
@@ -88,6 +89,40 @@ def _siphash24(data, seed) -> int:
     for _ in range(4):
         sipround()
     return v[0] ^ v[1] ^ v[2] ^ v[3]
+
+
+def _nc_mix_keys(seed, generation: int) -> list[int]:
+    """The five 64-bit keys of the table's hash at ``generation``: SipHash-2-4 under ``seed`` of the eight
+    octets le32(generation) le32(j), j = 0..4."""
+    return [_siphash24(generation.to_bytes(4, "little") + j.to_bytes(4, "little"), seed) for j in range(5)]
+
+
+def _nc_hash(key, seed, generation=0) -> int:
+    """The compiled table's keyed hash of a 16-octet address (32 bits; slot = hash & (nslots - 1)).
+
+    The multilinear family (Lemire & Kaser 2014) over the address's four little-endian 32-bit words w0..w3:
+    h = (m0 + m1 w0 + m2 w1 + m3 w2 + m4 w3) mod 2**64, whose top 32 bits are strongly universal, then the
+    murmur3 32-bit finaliser (a bijection) over those bits.  An insert that probes more than
+    ``PROBE_LIMIT`` slots makes the compiled table rehash under ``generation + 1``; entry indices, the only
+    thing the API shows, do not change.
+    """
+    view = _octets(key)
+    _need(view, "key", _ADDR_LEN)
+    _need(_octets(seed), "seed", _SEED_LEN)
+    gen = operator.index(generation)
+    if not 0 <= gen <= 0xFFFFFFFF:
+        raise ValueError(f"generation must be in 0..{0xFFFFFFFF}, got {gen}")
+    m = _nc_mix_keys(seed, gen)
+    k = bytes(view)
+    w = [int.from_bytes(k[i : i + 4], "little") for i in range(0, 16, 4)]
+    h = (m[0] + m[1] * w[0] + m[2] * w[1] + m[3] * w[2] + m[4] * w[3]) & _MASK64
+    x = h >> 32
+    x ^= x >> 16
+    x = (x * 0x85EBCA6B) & 0xFFFFFFFF
+    x ^= x >> 13
+    x = (x * 0xC2B2AE35) & 0xFFFFFFFF
+    x ^= x >> 16
+    return x
 
 
 def _column(obj, name: str, dtype, n: int) -> np.ndarray:
