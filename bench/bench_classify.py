@@ -1,4 +1,4 @@
-"""pyperf benchmark of classify: frames per second on one realistic mixed arena (STYLE.md rule 36).
+"""pyperf benchmark of classify: frames per second on one realistic mixed arena (docs/conventions.md §11).
 
 Rows, all in the same run, timed per frame (one call classifies the whole arena):
 
@@ -18,7 +18,7 @@ Rows, all in the same run, timed per frame (one call classifies the whole arena)
                            version and payload length, the addresses copied out, next header, ICMPv6
                            type/code, checksum verified), none of fmipfast's validation; its outputs are
                            checked equal to ``_core``'s on this corpus, where every frame is plain;
-* ``_core x2 threads``     STYLE.md rule 38, the GIL check: two threads each classifying the arena into
+* ``_core x2 threads``     docs/conventions.md §11, the GIL check: two threads each classifying the arena into
                            their own Batch, against ``_core x2 serial`` (the same calls one after the other);
 * ``reference``, ``dpkt``  fmipfast.reference.wire.classify (pure Python) and a dpkt parse + checksum, on the
                            first HOT_FRAMES frames only (their per-frame cost is interpreter-bound, not

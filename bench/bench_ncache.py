@@ -1,4 +1,4 @@
-"""pyperf benchmark of NeighborCache batch lookups (STYLE.md rule 36): lookups per second.
+"""pyperf benchmark of NeighborCache batch lookups (docs/conventions.md §11): lookups per second.
 
 Workload: a table of 1 M entries with uniform random 16-octet keys, looked up in batches of 4096 keys of
 which 90% are present (64 distinct batches, cycled, so the lookups spread over the whole table rather

@@ -1,6 +1,6 @@
 # ncache: cdef declarations included by _core.pxd, for embedders that cimport NeighborCache.
 #
-# Ownership: a NeighborCache is written by one thread only, the engine thread (STYLE.md rule 20); other
+# Ownership: a NeighborCache is written by one thread only, the engine thread (docs/conventions.md §3); other
 # threads and processes may read its arrays but must not call its mutators.
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t

@@ -1,12 +1,12 @@
-# ncache: the neighbor cache of the batch core (DESIGN.md §5, §7), included by _core.pyx.
+# ncache: the neighbor cache of the batch core (docs/design.md §5, §7), included by _core.pyx.
 #
-# Ownership and threading (STYLE.md rules 20, 41; Linux net/core/neighbour.c opens the same way): a
+# Ownership and threading (docs/conventions.md §3; Linux net/core/neighbour.c opens the same way): a
 # NeighborCache has ONE writer, the engine thread.  insert/update/delete/expire mutate the table and the
 # counters without a lock; lookup/get bump counters too, so they also belong to that thread.  Each call
 # releases the GIL once, around its whole batch, so other Python threads run meanwhile; they may read the
 # exported numpy arrays (read-only views) but must not call a method of the same table concurrently.
 # There is no resize (capacity is fixed at construction), so the views never dangle (pandas'
-# external_view_exists problem cannot arise, STYLE.md rule 18).
+# external_view_exists problem cannot arise, docs/conventions.md §2).
 #
 # Layout: numpy structure-of-arrays of `capacity` entries (keys, macs, states, flags, ifindex, expiry,
 # in_use) plus, private, the keyed hash of each live key.  Index: open addressing with linear probing
@@ -32,7 +32,7 @@
 # targets); with an unkeyed hash it could pick a set that lands in one probe run and turn every lookup
 # into a scan (hash flooding, Crosby & Wallach 2003; Linux re-keys neigh_hash with a random seed for
 # the same reason).  Bounded: a full table refuses new keys and counts them (refused_full); it never
-# evicts, so the PROXY entry of a live handover cannot be pushed out (DESIGN.md §1 step 5, §5).
+# evicts, so the PROXY entry of a live handover cannot be pushed out (docs/design.md §1 step 5, §5).
 #
 # Oracle: fmipfast/reference/ncache.py.
 
@@ -245,7 +245,7 @@ cdef int64_t nc_insert_one(nc_table* t, const uint8_t* key, const uint8_t* mac, 
         t.updated += 1
         return e
     if t.nfree == 0:
-        t.refused_full += 1  # DESIGN.md §5: a full table refuses and counts; it never evicts
+        t.refused_full += 1  # docs/design.md §5: a full table refuses and counts; it never evicts
         return -1
     t.nfree -= 1
     e = t.free_stack[t.nfree]
@@ -442,9 +442,9 @@ _NC_ARRAYS = ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use")
 cdef class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods of a table,
+    Ownership and threading (docs/conventions.md §3): only the engine thread calls the methods of a table,
     lookup/get included (they count); other threads may only read the exported arrays.  Each call
-    releases the GIL around its whole batch.  DESIGN.md §5, §7; RFC 4861 §5.1.
+    releases the GIL around its whole batch.  docs/design.md §5, §7; RFC 4861 §5.1.
 
     Parameters
     ----------
@@ -803,9 +803,9 @@ cdef class NeighborCache:
         """Remove the entries with ``0 < expiry <= now_ns`` that are not STATIC; return how many.
 
         Entries are removed in ascending index order (their indices are reused last-in first-out).  A
-        PROXY entry whose expiry lies in the future survives (DESIGN.md §1: a handover's proxy entry
+        PROXY entry whose expiry lies in the future survives (docs/design.md §1: a handover's proxy entry
         lives until its lifetime ends).  Kernels never read a clock: the caller passes ``now_ns``
-        (STYLE.md rule 19).
+        (docs/conventions.md §2).
 
         Raises
         ------

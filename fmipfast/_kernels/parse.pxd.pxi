@@ -30,7 +30,7 @@ cdef struct classify_out:
     int32_t* identifier
     uint64_t* drop_counts  # [len(DropReason)]
 
-# The codepoint profile as the kernel reads it (DESIGN.md §2).
+# The codepoint profile as the kernel reads it (docs/design.md §2).
 cdef struct classify_profile:
     uint8_t fmip_type       # the ICMPv6 type of the fmipfast messages
     uint8_t code_map[256]   # wire Code -> canonical FmipCode 1-7, 0 = not in the profile

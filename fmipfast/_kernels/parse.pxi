@@ -1,15 +1,15 @@
-# parse: frame classification, the batch core's first stage (DESIGN.md §5, §7).
+# parse: frame classification, the batch core's first stage (docs/design.md §5, §7).
 # Included by _core.pyx; not a module.  Oracle: fmipfast/reference/wire.py (same checks, same order).
 #
 # classify_frame() walks one Ethernet frame: 802.1Q/802.1ad tags, the IPv6 header (RFC 8200 §3), the
 # extension headers (RFC 8200 §4, RFC 4302 §2.2), then the upper layer: ICMPv6 Neighbor Discovery
 # (RFC 4861 §4.6, §6.1, §7.1, §8.1; RFC 6980), the fmipfast messages (draft-koodli-mobileip-fastv6-02
-# §5-§7 with the DESIGN.md §2 codepoints) and IPv6-in-IPv6 (RFC 2473).  The first failing check names the
+# §5-§7 with the docs/design.md §2 codepoints) and IPv6-in-IPv6 (RFC 2473).  The first failing check names the
 # drop reason; the order is the one listed in the module docstring of fmipfast/reference/wire.py.
 #
 # Speed: the frame is read through one const pointer with every read behind a length guard; multi-byte
-# fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (STYLE.md
-# rule 14); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
+# fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (docs/conventions.md
+# §2); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
 # loop holds no memoryview and takes no reference.  Each output row is written once: the fields every frame
 # has (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code) are gathered in a
 # _frame_fields on the stack as the walk finds them and stored in one go per frame, defaults included
@@ -42,7 +42,7 @@ cdef enum:
 cdef Py_ssize_t _N_REASONS = len(_DropReason)
 
 # ---------------------------------------------------------------------------------------------------
-# Validation tables (STYLE.md rule 14), filled once at import by _init_tables().
+# Validation tables (docs/conventions.md §2), filled once at import by _init_tables().
 
 # RFC 4861 §6.1.1 / §6.1.2 / §7.1.1 / §7.1.2 / §8.1, "ICMP length ... is N or more octets": the minimum
 # length of each ND type, which is also where its options start; 0 = not an ND type.
@@ -53,13 +53,13 @@ cdef uint8_t _ND_MAX_CODE[256]
 cdef uint8_t _ND_HOP255[256]
 # RFC 4861 §4.6: the link-layer address option type each ND type carries (1 Source, 2 Target).
 cdef uint8_t _ND_LLA_OPT[256]
-# By canonical FmipCode (index 1-7; 0 unused).  DESIGN.md §2 layouts: fixed part before the flag-driven
+# By canonical FmipCode (index 1-7; 0 unused).  docs/design.md §2 layouts: fixed part before the flag-driven
 # fields (24 for HRD/HI/HE; 10 for the HRA shape, whose Length field must equal the message length).
 cdef uint8_t _FMIP_FIXED_LEN[8]
 cdef uint8_t _FMIP_HAS_LENGTH_FIELD[8]
-# DESIGN.md §2 "Hop limit" column: 1 = must arrive with 255 (HRD, HRA, AMN, Attach, FD).
+# docs/design.md §2 "Hop limit" column: 1 = must arrive with 255 (HRD, HRA, AMN, Attach, FD).
 cdef uint8_t _FMIP_HOP255[8]
-# DESIGN.md §4: 1 = router-to-router, must carry AH (HI, HE).
+# docs/design.md §4: 1 = router-to-router, must carry AH (HI, HE).
 cdef uint8_t _FMIP_NEEDS_AH[8]
 # RFC 8200 §4.1, RFC 4302: 1 = an extension header the walk steps over (hop-by-hop 0, routing 43,
 # fragment 44, AH 51, destination options 60).
@@ -238,7 +238,7 @@ cdef inline bint _is_solicited_node(const uint8_t* a) noexcept nogil:
 
 
 cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i) noexcept nogil:
-    """DESIGN.md §3: an EUI-64 whose octets 3-4 are FF-FE carries a 48-bit MAC in its other six octets."""
+    """docs/design.md §3: an EUI-64 whose octets 3-4 are FF-FE carries a 48-bit MAC in its other six octets."""
     if eui[3] != 0xFF or eui[4] != 0xFE:
         return False
     memcpy(o.lladdr + 6 * i, eui, 3)
@@ -313,11 +313,11 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
     cdef int code = prof.code_map[msg[1]], flags = 0, olen
     cdef Py_ssize_t start, pos, mac_at = -1
     cdef bint got_lla = False, saw_identifier = False, saw_lla = False
-    # (a) DESIGN.md §2 "code known": the profile maps the wire code to one of the seven messages.
+    # (a) docs/design.md §2 "code known": the profile maps the wire code to one of the seven messages.
     if code == 0:
         return _drop(DROP_ICMP6_BAD_CODE)
     o.fmip_code[i] = code
-    # (b) DESIGN.md §2 "minimum length per code ... flags consistent with lengths" (draft §5 HRD: 24 +8 if
+    # (b) docs/design.md §2 "minimum length per code ... flags consistent with lengths" (draft §5 HRD: 24 +8 if
     # M +16 if C; §6 HI: 24 +8 if M; §7 HE: 24; §6.1 HRA shape: 10, Length field = message length).
     start = _FMIP_FIXED_LEN[code]
     if mlen < start:
@@ -338,10 +338,10 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
             start += EUI64_LEN
         if mlen < start:
             return _drop(DROP_FMIP_BAD_LENGTH)
-    # (c) DESIGN.md §2 "hop limit 255 where the table says so".
+    # (c) docs/design.md §2 "hop limit 255 where the table says so".
     if _FMIP_HOP255[code] and hop_limit != ND_HOP_LIMIT:
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
-    # (d) DESIGN.md §2 "checksum (RFC 4443 pseudo-header)".
+    # (d) docs/design.md §2 "checksum (RFC 4443 pseudo-header)".
     if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
         o.checksum_ok[i] = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
@@ -352,7 +352,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
         memcpy(o.ncoa + 16 * i, msg + 8, 16)
     if mac_at >= 0:
         got_lla = _eui64_lladdr(msg + mac_at, o, i)
-    # (e) DESIGN.md §2 sub-options: a length below 2 or past the end invalidates the message; unknown
+    # (e) docs/design.md §2 sub-options: a length below 2 or past the end invalidates the message; unknown
     # types are skipped; the first Identifier (6) and the first Link-layer address (9) are kept.
     pos = start
     while pos < mlen:
@@ -370,7 +370,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
             if olen == 10 and not got_lla:
                 got_lla = _eui64_lladdr(msg + pos + 2, o, i)
         pos += olen
-    # (f) DESIGN.md §4: HI and HE travel between routers under AH.
+    # (f) docs/design.md §4: HI and HE travel between routers under AH.
     if _FMIP_NEEDS_AH[code] and not o.has_ah[i]:
         return _drop(DROP_FMIP_NO_AH)
     return VERDICT_CONTROL
@@ -787,7 +787,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     lengths : uint32[n]
         Each frame's length; ``offsets[i] + lengths[i] <= len(arena)``.
     codepoints : Codepoints
-        The fmipfast ICMPv6 type and codes (DESIGN.md §2); ``fmip_code`` reports canonical codes 1-7.
+        The fmipfast ICMPv6 type and codes (docs/design.md §2); ``fmip_code`` reports canonical codes 1-7.
     out : Batch, optional
         Storage to reuse (``n <= out.capacity``); None allocates a Batch of capacity ``n``.
     counters : uint64[len(DropReason)], optional
@@ -893,7 +893,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
 
 
 def _py_classify_frame(const uint8_t[::1] frame not None, codepoints=_DEFAULT_CODEPOINTS):
-    """Test hook (STYLE.md rule 34): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
+    """Test hook (docs/conventions.md §10): ``(verdict, drop_reason)`` of classify_frame() on one frame."""
     if not isinstance(codepoints, _Codepoints):
         raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
     cdef Batch out = Batch(1)

@@ -1,6 +1,6 @@
-"""Neighbor cache: the readable oracle of ``_kernels/ncache.pxi`` (DESIGN.md §5, §7).
+"""Neighbor cache: the readable oracle of ``_kernels/ncache.pxi`` (docs/design.md §5, §7).
 
-Ownership and threading (STYLE.md rules 20, 41): a NeighborCache has one writer, the engine thread;
+Ownership and threading (docs/conventions.md §3): a NeighborCache has one writer, the engine thread;
 nothing here locks.  Other threads may read the exported arrays (read-only views), never call the methods.
 
 The same API and the same observable behaviour as ``fmipfast._core.NeighborCache``, with a ``dict``
@@ -19,7 +19,7 @@ the dict has none and reports 0.  The compiled table's hash, ``_nc_hash`` below,
 the tests can hold the two to the same function; the dict itself does not need it.
 
 RFC 4861 §5.1 (the neighbor cache), §7.3.2 (its states); the PROXY flag is the NAR's proxy entry for an
-NCoA (draft-koodli-mobileip-fastv6-02 §3, DESIGN.md §1 step 5).
+NCoA (draft-koodli-mobileip-fastv6-02 §3, docs/design.md §1 step 5).
 """
 
 from __future__ import annotations
@@ -166,8 +166,8 @@ def _check_fields(n: int, macs, states, flags, ifindex, expiry):
 class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
-    Ownership and threading (STYLE.md rules 20, 41): only the engine thread calls the methods, lookup/get
-    included (they count); other threads may only read the exported arrays.  DESIGN.md §5, §7; RFC 4861
+    Ownership and threading (docs/conventions.md §3): only the engine thread calls the methods, lookup/get
+    included (they count); other threads may only read the exported arrays.  docs/design.md §5, §7; RFC 4861
     §5.1.  See ``fmipfast._core.NeighborCache`` for the full contract; this class is its oracle.
     """
 
@@ -279,7 +279,7 @@ class NeighborCache:
                 self._counters["updated"] += 1
             elif not self._free:
                 e = -1
-                self._counters["refused_full"] += 1  # DESIGN.md §5: refuse and count, never evict
+                self._counters["refused_full"] += 1  # docs/design.md §5: refuse and count, never evict
             else:
                 e = self._free.pop()
                 self._index[key] = e

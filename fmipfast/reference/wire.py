@@ -1,11 +1,11 @@
 """Batch classification of received Ethernet frames: the readable oracle of ``_kernels/parse.pxi``.
 
-Implements the first stage of the engine's batch pipeline (DESIGN.md §5, §7): every frame of one
+Implements the first stage of the engine's batch pipeline (docs/design.md §5, §7): every frame of one
 AF_PACKET block is walked from its Ethernet header (IEEE 802.1Q/802.1ad tags) through the IPv6 header
 (RFC 8200 §3) and its extension headers (RFC 8200 §4, RFC 4302 §2.2) to its upper layer, validated, and
 given a :class:`~fmipfast.constants.Verdict` and, when dropped, a :class:`~fmipfast.constants.DropReason`.
 ICMPv6 Neighbor Discovery (RFC 4861 §6.1, §7.1, §8.1; RFC 6980) and the fmipfast messages
-(draft-koodli-mobileip-fastv6-02 §5-§7 with the DESIGN.md §2 codepoints) are checked in full; the parsed
+(draft-koodli-mobileip-fastv6-02 §5-§7 with the docs/design.md §2 codepoints) are checked in full; the parsed
 fields land in a :class:`Batch` of numpy arrays, one row per frame.
 
 The checks run in one fixed order, and the first that fails names the drop reason.  The compiled kernel
@@ -24,7 +24,7 @@ the specification of both:
 Fields are filled as far as the walk got: on a DROP the fields of the checks before the failing one are
 set and the others keep their defaults (0, ``identifier`` -1, ``checksum_ok`` True).
 
-Speed does not matter in this module; clarity does (STYLE.md rule 30).
+Speed does not matter in this module; clarity does (docs/conventions.md §4).
 """
 
 from __future__ import annotations
@@ -60,9 +60,9 @@ _ND_LLA_OPTION = {_RS: 1, _RA: 1, _NS: 1, _NA: 2, _REDIRECT: 2}
 
 # Canonical fmipfast codes (constants.FmipCode): the kernel maps the wire code through the profile first.
 _HRD, _HRA, _HI, _AMN, _ATTACH, _HE, _FD = 1, 2, 3, 4, 5, 6, 7
-#: DESIGN.md §2 "Hop limit" column: the codes that travel on one link only.
+#: docs/design.md §2 "Hop limit" column: the codes that travel on one link only.
 _FMIP_HOP255 = {_HRD, _HRA, _AMN, _ATTACH, _FD}
-#: DESIGN.md §4: the router-to-router codes that must arrive under AH.
+#: docs/design.md §4: the router-to-router codes that must arrive under AH.
 _FMIP_NEEDS_AH = {_HI, _HE}
 _HRD_M, _HRD_C, _HI_M = 0x80, 0x40, 0x80
 _SUBOPT_IDENTIFIER, _SUBOPT_LINK_LAYER_ADDRESS = 6, 9
@@ -183,7 +183,7 @@ def classify(arena: Any, offsets: Any, lengths: Any, *, codepoints: Codepoints =
     lengths : uint32[n]
         Each frame's length; ``offsets[i] + lengths[i] <= len(arena)``.
     codepoints : Codepoints
-        The fmipfast ICMPv6 type and codes (DESIGN.md §2); ``fmip_code`` reports canonical codes 1-7.
+        The fmipfast ICMPv6 type and codes (docs/design.md §2); ``fmip_code`` reports canonical codes 1-7.
     out : Batch, optional
         Storage to reuse (``n <= out.capacity``); None allocates a Batch of capacity ``n``.
     counters : uint64[len(DropReason)], optional
@@ -483,12 +483,12 @@ def _nd(msg: bytes, row: _Row, src: bytes, dst: bytes, hop_limit: int, fragmente
 
 def _fmip(msg: bytes, row: _Row, src: bytes, dst: bytes, hop_limit: int, codes: dict[int, int],
           has_ah: bool) -> tuple[int, int]:
-    # (a) DESIGN.md §2 "Receivers check ... code known": the profile maps the wire code to a message.
+    # (a) docs/design.md §2 "Receivers check ... code known": the profile maps the wire code to a message.
     code = codes.get(msg[1], 0)
     if code == 0:
         return _drop(DropReason.ICMP6_BAD_CODE)
     row["fmip_code"] = code
-    # (b) DESIGN.md §2 "minimum length per code ... flags consistent with lengths" (layouts: draft §5
+    # (b) docs/design.md §2 "minimum length per code ... flags consistent with lengths" (layouts: draft §5
     # HRD, §6 HI, §7 HE, §6.1 HRA-shaped with its 16-bit Length equal to the message length).
     size = len(msg)
     if code in (_HRD, _HI, _HE):
@@ -506,10 +506,10 @@ def _fmip(msg: bytes, row: _Row, src: bytes, dst: bytes, hop_limit: int, codes: 
         if size < 10 or struct.unpack_from("!H", msg, 8)[0] != size:
             return _drop(DropReason.FMIP_BAD_LENGTH)
         start = 10
-    # (c) DESIGN.md §2 "hop limit 255 where the table says so".
+    # (c) docs/design.md §2 "hop limit 255 where the table says so".
     if code in _FMIP_HOP255 and hop_limit != _ND_HOP_LIMIT:
         return _drop(DropReason.ICMP6_BAD_HOP_LIMIT)
-    # (d) DESIGN.md §2 "checksum (RFC 4443 pseudo-header)".
+    # (d) docs/design.md §2 "checksum (RFC 4443 pseudo-header)".
     if not _checksum_ok(src, dst, msg):
         row["checksum_ok"] = False
         return _drop(DropReason.ICMP6_BAD_CHECKSUM)
@@ -529,7 +529,7 @@ def _fmip(msg: bytes, row: _Row, src: bytes, dst: bytes, hop_limit: int, codes: 
         mac_at = None
     if mac_at is not None:
         got_lla = _eui64_lladdr(msg[mac_at:mac_at + 8], row)
-    # (e) DESIGN.md §2 sub-options: type, length in octets with the header; a length below 2 or past the
+    # (e) docs/design.md §2 sub-options: type, length in octets with the header; a length below 2 or past the
     # end invalidates the message; unknown types are skipped; the first Identifier (6) and the first
     # Link-layer address (9) are kept.
     pos = start
@@ -549,14 +549,14 @@ def _fmip(msg: bytes, row: _Row, src: bytes, dst: bytes, hop_limit: int, codes: 
             if opt_len == 10 and not got_lla:
                 got_lla = _eui64_lladdr(msg[pos + 2:pos + 10], row)
         pos += opt_len
-    # (f) DESIGN.md §4: HI and HE travel between routers under AH; without one they are dropped.
+    # (f) docs/design.md §4: HI and HE travel between routers under AH; without one they are dropped.
     if code in _FMIP_NEEDS_AH and not has_ah:
         return _drop(DropReason.FMIP_NO_AH)
     return int(Verdict.CONTROL), int(DropReason.NONE)
 
 
 def _eui64_lladdr(eui: bytes, row: _Row) -> bool:
-    """DESIGN.md §3: an EUI-64 whose octets 3-4 are FF-FE holds a 48-bit MAC (the other six octets)."""
+    """docs/design.md §3: an EUI-64 whose octets 3-4 are FF-FE holds a 48-bit MAC (the other six octets)."""
     if eui[3] == 0xFF and eui[4] == 0xFE:
         row["lladdr"] = eui[0:3] + eui[5:8]
         row["has_lladdr"] = True
