@@ -187,6 +187,11 @@ class Interface:
         """The address this router speaks from on the link: the first global one, else link-local."""
         return self.addresses[0][0] if self.addresses else self.link_local
 
+    def __post_init__(self) -> None:
+        # the kernels' forms of what the data path hands them per block (uint8 arrays, made once)
+        self.mac_array = np.frombuffer(self.mac, dtype=np.uint8)
+        self.source_array = np.frombuffer(self.source.packed, dtype=np.uint8)
+
 
 @dataclass
 class ControlFrame:
@@ -355,6 +360,8 @@ class Engine:
         #: NAR addresses of tunnels, by the index the ``entry_peer`` column holds (interned, never reused).
         self._peer_table: list[IPv6Address] = []
         self._peer_index: dict[IPv6Address, int] = {}
+        self._peer_arrays: list[np.ndarray] = []
+        self._peer_routes: dict[int, tuple[int, IPv6Address] | None] = {}  # by peer index; FIB changes clear it
         self._build_fib()
 
     # ------------------------------------------------------------------ tables
@@ -402,9 +409,16 @@ class Engine:
             if r.via is not None:
                 self._fib_via[k] = np.frombuffer(r.via.packed, dtype=np.uint8)
                 self._fib_has_via[k] = True
+        self._peer_routes = {}
         m = len(routes)
         self._node.set_routes(self._fib, self._fib_iface[:m].astype(np.int32), self._fib_via[:m],
                               self._fib_has_via[:m].astype(np.uint8))
+
+    def _peer_route(self, p: int, peer: IPv6Address) -> tuple[int, IPv6Address] | None:
+        """The route to tunnel peer ``p`` (cached: the FIB only changes in _build_fib, which clears it)."""
+        if p not in self._peer_routes:
+            self._peer_routes[p] = self.lookup_route(peer)
+        return self._peer_routes[p]
 
     def lookup_route(self, dst: IPv6Address) -> tuple[int, IPv6Address] | None:
         """(output interface index, next hop) for ``dst``, or None."""
@@ -485,6 +499,7 @@ class Engine:
             if peer is not None and peer not in self._peer_index:
                 self._peer_index[peer] = len(self._peer_table)
                 self._peer_table.append(peer)
+                self._peer_arrays.append(np.frombuffer(peer.packed, dtype=np.uint8))
             self._node.entry_peer[idx] = -1 if peer is None else self._peer_index[peer]
 
     def _key_referenced(self, key: int) -> bool:
@@ -984,22 +999,22 @@ class Engine:
         :attr:`_peer_table`) per RFC 2473, one kernel call per NAR; the outer Ethernet destination is the next
         hop's, filled by the kernel.  Tunnel packets are this router's own: no hop-limit decrement, and an
         unresolved next hop queues them like forwarded traffic (counted ``queued_resolve``, not ``tunnelled``)."""
-        for p in np.unique(peers).tolist():
-            group = sel[peers == p]
+        single = bool((peers == peers[0]).all())  # one NAR: the common case
+        for p in [int(peers[0])] if single else np.unique(peers).tolist():
+            group = sel if single else sel[peers == p]
             peer = self._peer_table[p] if 0 <= p < len(self._peer_table) else None
-            route = None if peer is None else self.lookup_route(peer)
+            route = None if peer is None else self._peer_route(p, peer)
             if peer is None or route is None:
                 self._drop(DropReason.NO_ROUTE, int(group.size))
                 continue
             out = self.interfaces[route[0]]
             hop = route[1]
             idx = int(self.ncache.lookup(self._key(hop))[0])
-            resolved = idx >= 0 and self.ncache.states[idx] != NeighborState.INCOMPLETE
+            resolved = idx >= 0 and int(self.ncache.states[idx]) != _S_INCOMPLETE
             dst_mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8) if resolved else np.zeros(6, dtype=np.uint8)
             out_arena, out_off, out_len, st = backend.impl.encapsulate(
-                arena, offsets, lengths, l3, group, np.frombuffer(out.source.packed, dtype=np.uint8),
-                np.frombuffer(peer.packed, dtype=np.uint8), dst_mac, np.frombuffer(out.mac, dtype=np.uint8),
-                hop_limit=64, mtu=out.cfg.mtu)
+                arena, offsets, lengths, l3, group, out.source_array, self._peer_arrays[p], dst_mac,
+                out.mac_array, hop_limit=64, mtu=out.cfg.mtu)
             ok = st == 0
             if not ok.all():
                 self._drop_statuses(st[~ok])
