@@ -432,11 +432,12 @@ def classify(
     Raises
     ------
     ValueError
-        Wrong dtypes, dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside
-        the arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong
-        size or read-only.
+        Wrong dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside the
+        arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong size
+        or read-only.
     TypeError
-        An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
+        An argument without the buffer protocol or of the wrong dtype (``offsets: need dtype int64, got
+        int32``), ``out`` not a Batch, ``codepoints`` not a Codepoints.
 
     Thread safety: ``offsets`` and ``lengths`` are copied once, then checked and used from the copy, so
     another thread writing them meanwhile cannot move a frame outside the arena.
@@ -783,7 +784,7 @@ def _ncache_consts() -> dict[str, int]:
 
 from numpy.typing import ArrayLike, NDArray  # noqa: E402
 
-__all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: not in the compiled __all__ yet
+__all__ += ["forward_rewrite", "encapsulate", "decapsulate", "PacketBuffer"]
 
 class PacketBuffer:
     """Bounded per-key FIFO queues of frames in one preallocated arena (docs/design.md §5 "Buffers").
@@ -1030,10 +1031,10 @@ def ring_walk_block(
     Raises
     ------
     TypeError
-        ``ring`` without the buffer protocol; a non-integer offset, size or ``max_frames``.
+        ``ring`` without the buffer protocol or not of uint8; a non-integer offset, size or ``max_frames``.
     ValueError
-        ``ring`` not a 1-D C-contiguous uint8 buffer; the block not inside the ring (negative, or past its
-        end: any size, up to and beyond 2**63); ``max_frames`` negative.
+        ``ring`` not a 1-D C-contiguous buffer; the block not inside the ring (negative, or past its end: any
+        size, up to and beyond 2**63); ``max_frames`` negative.
 
     Reference: fmipfast.reference.ring.ring_walk_block
     """
@@ -1066,11 +1067,12 @@ def ring_tx_fill(
     Raises
     ------
     TypeError
-        A buffer argument without the buffer protocol; a non-integer ``frame_size`` or ``head``.
+        A buffer argument without the buffer protocol or of the wrong dtype; a non-integer ``frame_size`` or
+        ``head``.
     ValueError
-        ``tx`` read-only or not 1-D C-contiguous uint8; ``arena``, ``offsets``, ``lengths`` of the wrong
-        dtype, dimension count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not
-        inside the arena (negative offset, or offset + length past its end, at any magnitude).
+        ``tx`` read-only or not 1-D C-contiguous; ``arena``, ``offsets``, ``lengths`` of the wrong dimension
+        count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not inside the arena
+        (negative offset, or offset + length past its end, at any magnitude).
 
     Reference: fmipfast.reference.ring.ring_tx_fill
     """

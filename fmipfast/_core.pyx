@@ -42,6 +42,7 @@ cimport fmipfast.includes.wire as wire
 from operator import index as _index
 
 from fmipfast.errors import DerivationError
+from fmipfast.reference.wire import dtype_error as _dtype_error
 
 __all__ = [
     "internet_checksum",
@@ -173,7 +174,7 @@ cdef object _buffer_arg(object value, str name, str kinds, Py_ssize_t itemsize, 
         raise ValueError(f"{name}: Buffer has wrong number of dimensions (expected 1, got {view.ndim})")
     fmt = view.format.lstrip("@=<>!")
     if fmt not in kinds or view.itemsize != itemsize:
-        raise ValueError(f"{name}: Buffer dtype mismatch, got format {view.format!r}")
+        raise _dtype_error(name, kinds, itemsize, view.format)
     if not view.c_contiguous:
         raise ValueError(f"{name}: Buffer not C contiguous.")
     if writable and view.readonly:

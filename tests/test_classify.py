@@ -516,18 +516,24 @@ def test_bad_batch_shapes(impl):
     arena, offsets, lengths = _arena([UDP6, UDP6])
     for args in [
         (arena, offsets, lengths[:1]),
-        (arena, offsets.astype(np.int32), lengths),
-        (arena, offsets.astype(np.uint64), lengths),
-        (arena, offsets, lengths.astype(np.int64)),
-        (arena.astype(np.int16), offsets, lengths),
         (arena.reshape(1, -1), offsets, lengths),
         (arena[::2], offsets, lengths),
     ]:
         with pytest.raises(ValueError):
             impl.classify(*args)
-    for counters in (np.zeros(3, np.uint64), np.zeros(len(DropReason), np.int64)):
-        with pytest.raises(ValueError):
-            impl.classify(arena, offsets, lengths, counters=counters)
+    # a wrong element type is a TypeError naming the argument, in the words of every kernel
+    for args, message in [
+        ((arena, offsets.astype(np.int32), lengths), "offsets: need dtype int64, got int32"),
+        ((arena, offsets.astype(np.uint64), lengths), "offsets: need dtype int64, got uint64"),
+        ((arena, offsets, lengths.astype(np.int64)), "lengths: need dtype uint32, got int64"),
+        ((arena.astype(np.int16), offsets, lengths), "arena: need dtype uint8, got int16"),
+    ]:
+        with pytest.raises(TypeError, match=f"^{message}$"):
+            impl.classify(*args)
+    with pytest.raises(ValueError):
+        impl.classify(arena, offsets, lengths, counters=np.zeros(3, np.uint64))
+    with pytest.raises(TypeError, match="^counters: need dtype uint64, got int64$"):
+        impl.classify(arena, offsets, lengths, counters=np.zeros(len(DropReason), np.int64))
     with pytest.raises(TypeError):
         impl.classify([1, 2], offsets, lengths)
     with pytest.raises(TypeError):

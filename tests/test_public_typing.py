@@ -197,9 +197,6 @@ def test_stub_declares_every_public_name_backend_exports():
 
 
 @pytest.mark.skipif(not HAVE_CORE, reason="needs the compiled fmipfast._core")
-@pytest.mark.xfail(strict=True, reason="PacketBuffer is public (backend.CLASSES) but _kernels/bufq.pxi does not "
-                                       "add it to _core.__all__ (and fmipfast.reference's __all__ lacks it too); "
-                                       "when fixed, add it to _core.pyi's __all__ as well")
 def test_every_public_class_and_kernel_is_in_both_implementations_all():
     from fmipfast import _core, backend, reference
 

@@ -18,8 +18,6 @@ from fmipfast.includes.wire cimport ETH_HDR_LEN, IP6_HDR_LEN
 
 import numpy as _np
 
-# PacketBuffer is public but stays out of __all__, which lists the kernel functions (backend.KERNELS);
-# backend.CLASSES lists the classes.
 
 _BQ_COUNTERS = ("pushed", "queued", "queued_bytes", "flushed", "dropped_oldest", "refused_global",
                 "dropped_too_big", "dropped_expired", "dropped_by_drop")
@@ -516,3 +514,6 @@ def _bufq_reasons():
         "BUFFER_EXPIRED": BQ_REASON_BUFFER_EXPIRED,
         "FRAME_TOO_BIG": BQ_REASON_FRAME_TOO_BIG,
     }
+
+
+__all__ += ["PacketBuffer"]

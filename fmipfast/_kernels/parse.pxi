@@ -801,11 +801,12 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     Raises
     ------
     ValueError
-        Wrong dtypes, dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside
-        the arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong
-        size or read-only.
+        Wrong dimensions, layout (a non-contiguous array or memoryview) or lengths; a frame outside the
+        arena (the message names its index); ``n`` above ``out.capacity``; ``counters`` of the wrong size
+        or read-only.
     TypeError
-        An argument without the buffer protocol, ``out`` not a Batch, ``codepoints`` not a Codepoints.
+        An argument without the buffer protocol or of the wrong dtype (``offsets: need dtype int64, got
+        int32``), ``out`` not a Batch, ``codepoints`` not a Codepoints.
 
     Thread safety: ``offsets`` and ``lengths`` are copied once, then checked and used from the copy, so
     another thread writing them meanwhile cannot move a frame outside the arena.
@@ -823,20 +824,29 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
         raise TypeError("arena: a bytes-like object is required, not 'NoneType'")
     try:
         av = arena
-    except BufferError:
-        raise ValueError("arena: Buffer not C contiguous.") from None
+    except (BufferError, ValueError) as exc:  # the reference's checks, in its order and words
+        _buffer_arg(arena, "arena", "B", 1)
+        if isinstance(exc, BufferError):
+            raise ValueError("arena: Buffer not C contiguous.") from None
+        raise
     if offsets is None:
         raise TypeError("offsets: a bytes-like object is required, not 'NoneType'")
     try:
         ov = offsets
-    except BufferError:
-        raise ValueError("offsets: Buffer not C contiguous.") from None
+    except (BufferError, ValueError) as exc:  # the reference's checks, in its order and words
+        _buffer_arg(offsets, "offsets", "bhilqn", 8)
+        if isinstance(exc, BufferError):
+            raise ValueError("offsets: Buffer not C contiguous.") from None
+        raise
     if lengths is None:
         raise TypeError("lengths: a bytes-like object is required, not 'NoneType'")
     try:
         lv = lengths
-    except BufferError:
-        raise ValueError("lengths: Buffer not C contiguous.") from None
+    except (BufferError, ValueError) as exc:  # the reference's checks, in its order and words
+        _buffer_arg(lengths, "lengths", "BHILQN", 4)
+        if isinstance(exc, BufferError):
+            raise ValueError("lengths: Buffer not C contiguous.") from None
+        raise
     if not isinstance(codepoints, _Codepoints):
         raise TypeError(f"codepoints: expected Codepoints, got {type(codepoints).__name__}")
     if out is not None and not isinstance(out, Batch):
@@ -845,8 +855,11 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     if counters is not None:
         try:
             cnt = counters
-        except BufferError:
-            raise ValueError("counters: need a writable, C-contiguous buffer") from None
+        except (BufferError, ValueError) as exc:  # the reference's checks, in its order and words
+            _buffer_arg(counters, "counters", "BHILQN", 8, True)
+            if isinstance(exc, BufferError):
+                raise ValueError("counters: need a writable, C-contiguous buffer") from None
+            raise
         if cnt.shape[0] != _N_REASONS:
             raise ValueError(f"counters: need {_N_REASONS} entries (one per DropReason), got {cnt.shape[0]}")
         cum = &cnt[0]  # shape[0] == _N_REASONS >= 1

@@ -176,10 +176,10 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
     Raises
     ------
     TypeError
-        ``ring`` without the buffer protocol; a non-integer offset, size or ``max_frames``.
+        ``ring`` without the buffer protocol or not of uint8; a non-integer offset, size or ``max_frames``.
     ValueError
-        ``ring`` not a 1-D C-contiguous uint8 buffer; the block not inside the ring (negative, or past its
-        end: any size, up to and beyond 2**63); ``max_frames`` negative.
+        ``ring`` not a 1-D C-contiguous buffer; the block not inside the ring (negative, or past its end: any
+        size, up to and beyond 2**63); ``max_frames`` negative.
 
     Reference: fmipfast.reference.ring.ring_walk_block
     """
@@ -253,11 +253,12 @@ def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
     Raises
     ------
     TypeError
-        A buffer argument without the buffer protocol; a non-integer ``frame_size`` or ``head``.
+        A buffer argument without the buffer protocol or of the wrong dtype; a non-integer ``frame_size`` or
+        ``head``.
     ValueError
-        ``tx`` read-only or not 1-D C-contiguous uint8; ``arena``, ``offsets``, ``lengths`` of the wrong
-        dtype, dimension count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not
-        inside the arena (negative offset, or offset + length past its end, at any magnitude).
+        ``tx`` read-only or not 1-D C-contiguous; ``arena``, ``offsets``, ``lengths`` of the wrong dimension
+        count or layout; a bad ``frame_size`` or ``head``; counts that differ; a frame not inside the arena
+        (negative offset, or offset + length past its end, at any magnitude).
 
     Reference: fmipfast.reference.ring.ring_tx_fill
     """

@@ -62,10 +62,10 @@ __all__ += ["NeighborCache"]
 
 # [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
 
-from fmipfast.reference.bufq import PacketBuffer  # noqa: E402, F401 (backend.CLASSES)
+from fmipfast.reference.bufq import PacketBuffer  # noqa: E402
 from fmipfast.reference.rewrite import decapsulate, encapsulate, forward_rewrite  # noqa: E402
 
-__all__ += ["forward_rewrite", "encapsulate", "decapsulate"]  # PacketBuffer: see backend.CLASSES
+__all__ += ["forward_rewrite", "encapsulate", "decapsulate", "PacketBuffer"]
 
 # (end of the batch-core sections)
 

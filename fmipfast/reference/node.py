@@ -54,7 +54,7 @@ _P_MH = int(IpProto.MH)
 def _array(obj, name: str, dtype, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
     a = np.asarray(obj)
     if a.dtype != np.dtype(dtype):
-        raise TypeError(f"{name}: need {np.dtype(dtype).name}, got {a.dtype.name}")
+        raise TypeError(f"{name}: need dtype {np.dtype(dtype).name}, got {a.dtype.name}")
     if a.ndim != 1 + len(shape_tail) or tuple(a.shape[1:]) != shape_tail:
         raise ValueError(f"{name}: need shape [n{''.join(f', {k}' for k in shape_tail)}], got {list(a.shape)}")
     return np.ascontiguousarray(a)

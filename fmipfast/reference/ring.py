@@ -39,8 +39,8 @@ _HDR = struct.Struct("=IIIIIIHHII")  # next, sec, nsec, snaplen, len, status, ma
 
 def _buffer(buf: Any, name: str, kinds: str = "B", itemsize: int = 1, writable: bool = False) -> np.ndarray:
     """``buf`` as a numpy array over the caller's memory, checked as the compiled ``T[::1]`` arguments are:
-    TypeError without the buffer protocol, ValueError for a wrong dimension count, format or layout (or a
-    read-only buffer where the kernel writes)."""
+    TypeError without the buffer protocol or for a wrong element type, ValueError for a wrong dimension count
+    or layout (or a read-only buffer where the kernel writes)."""
     return np.asarray(_array(buf, name, kinds, itemsize, writable))
 
 

@@ -150,14 +150,27 @@ class Batch:
 _SIGNED, _UNSIGNED = "bhilqn", "BHILQN"
 
 
+def dtype_error(name: str, kinds: str, itemsize: int, fmt: str) -> TypeError:
+    """The error for a buffer of the wrong element type, in the words every kernel uses (both
+    implementations): ``offsets: need dtype int64, got int32``."""
+    want = f"{'uint' if kinds[0].isupper() else 'int'}{itemsize * 8}"
+    try:
+        got = np.dtype(fmt).name
+    except TypeError:
+        got = f"format {fmt!r}"
+    return TypeError(f"{name}: need dtype {want}, got {got}")
+
+
 def _array(value: Any, name: str, kinds: str, itemsize: int, writable: bool = False) -> memoryview:
-    """A 1-D C-contiguous buffer of ``itemsize``-octet integers of ``kinds`` (what ``T[::1]`` accepts)."""
+    """A 1-D C-contiguous buffer of ``itemsize``-octet integers of ``kinds`` (what ``T[::1]`` accepts):
+    TypeError without the buffer protocol or for a wrong element type, ValueError for a wrong dimension count
+    or layout."""
     view = memoryview(value)  # TypeError without the buffer protocol
     if view.ndim != 1:
         raise ValueError(f"{name}: Buffer has wrong number of dimensions (expected 1, got {view.ndim})")
     fmt = view.format.lstrip("@=<>!")
     if fmt not in kinds or view.itemsize != itemsize:
-        raise ValueError(f"{name}: Buffer dtype mismatch, got format {view.format!r}")
+        raise dtype_error(name, kinds, itemsize, view.format)
     if not view.c_contiguous:
         raise ValueError(f"{name}: Buffer not C contiguous.")
     if writable and view.readonly:
