@@ -19,6 +19,7 @@ import pytest
 
 import fmipfast
 from fmipfast.sdnotify import Notifier, NotifyConfigError
+from tests.test_engine_netns import TOML as NETNS_TOML
 
 REPO = str(Path(fmipfast.__file__).resolve().parent.parent)
 ROOT = os.geteuid() == 0
@@ -286,23 +287,8 @@ def test_a_daemon_with_a_malformed_notify_environment_refuses_to_start(tmp_path,
     assert proc.returncode == 2 and "WATCHDOG_USEC='soon'" in err and "READY" not in out
 
 
-ROUTER_TOML = """
-[router]
-name = "rt"
-[router.ring]
-block_size = 65536
-block_count = 4
-timeout_ms = 2
-[[router.interfaces]]
-name = "ra"
-addresses = ["2001:db8:1::1/64"]
-ra_min_interval_ms = 60000
-ra_max_interval_ms = 60000
-[[router.interfaces]]
-name = "rb"
-addresses = ["2001:db8:2::1/64"]
-ra_min_interval_ms = 60000
-ra_max_interval_ms = 60000
+# the namespace router of tests/test_engine_netns.py, with keys to reload
+ROUTER_TOML = NETNS_TOML + """
 [router.security]
 principal = "host/rt@A.EXAMPLE"
 [[router.security.keys]]

@@ -214,3 +214,11 @@ def test_the_checker_finds_what_it_must():
 ])
 def test_anchors_are_computed_as_github_does(heading, anchor):
     assert slug(heading) == anchor
+
+
+def test_the_fuzz_inputs_do_not_name_documents_outside_the_repository():
+    """The corpus holds mutated configuration files too: their comments must not send a reader outside."""
+    corpus = [p for p in _git("ls-files", "-z", "fuzz/corpus").split("\0") if p]
+    assert corpus
+    named = [p for p in corpus if any(rx.search((ROOT / p).read_bytes().decode("latin-1")) for rx in FORBIDDEN)]
+    assert not named, named

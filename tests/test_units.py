@@ -20,6 +20,7 @@ import pytest
 from fmipfast import cli
 from fmipfast.security import kdc
 from tests.test_sdnotify import ROUTER_TOML, Manager, _spawn
+from tests.tools import external_tool
 
 UNITS = Path(__file__).resolve().parent.parent / "contrib" / "systemd"
 ROOT = os.geteuid() == 0
@@ -54,10 +55,7 @@ def test_every_unit_is_listed():
 def test_systemd_analyze_verifies_the_units(tmp_path):
     """The units as shipped, with ExecStart pointing at this environment's ``fmipfast`` (verify checks that the
     binary exists) and the template instantiated."""
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        print("test_units: systemd-analyze is absent (apt-get install systemd): not verified", file=sys.stderr)
-        pytest.skip("systemd-analyze is absent (.ci/run installs systemd)")
+    analyze = external_tool("systemd-analyze", "systemd")  # skips, or fails under FMIPFAST_REQUIRE_TOOLS=1 (CI)
     names = []
     for name in DAEMONS:
         text = (UNITS / name).read_text()
@@ -107,14 +105,13 @@ def _confined(caps: list[str]) -> list[str]:
     """``setpriv`` as systemd confines the unit's process: these capabilities and no others (bounding,
     inheritable, ambient), no_new_privs."""
     spec = "-all" + "".join(f",+{c}" for c in caps)
-    argv = ["setpriv", f"--bounding-set={spec}", f"--inh-caps={spec}", "--no-new-privs"]
+    argv = [external_tool("setpriv", "util-linux"), f"--bounding-set={spec}", f"--inh-caps={spec}", "--no-new-privs"]
     if caps:
         argv.insert(3, f"--ambient-caps={spec}")
     return argv
 
 
-needs_root = pytest.mark.skipif(not ROOT or shutil.which("setpriv") is None,
-                                reason="needs root (and setpriv) to narrow capabilities; CI runs as root")
+needs_root = pytest.mark.skipif(not ROOT, reason="needs root to narrow capabilities; CI runs as root")
 
 
 def _ready_or_exit(proc: subprocess.Popen, manager: Manager) -> tuple[dict[str, str] | None, str]:

@@ -1,4 +1,4 @@
-"""External programs some tests compare against (tshark, editcap).
+"""External programs some tests compare against or run (tshark, editcap, systemd-analyze).
 
 They are optional for a developer: a missing one skips the tests that need it, with the reason printed in
 pytest's summary (``-ra``).  CI sets ``FMIPFAST_REQUIRE_TOOLS=1`` (``.ci/run`` installs them), and then a
@@ -15,11 +15,11 @@ import pytest
 REQUIRED = os.environ.get("FMIPFAST_REQUIRE_TOOLS", "") not in ("", "0")
 
 
-def external_tool(name: str) -> str:
+def external_tool(name: str, package: str = "tshark") -> str:
     """The path of ``name``; skip the calling test when it is not installed (fail under FMIPFAST_REQUIRE_TOOLS=1)."""
     path = shutil.which(name)
     if path is None:
-        why = f"{name} is not installed (optional: apt-get install tshark brings tshark and editcap)"
+        why = f"{name} is not installed (optional: apt-get install {package})"
         if REQUIRED:
             pytest.fail(f"{why}; FMIPFAST_REQUIRE_TOOLS=1 requires it")
         pytest.skip(why)
