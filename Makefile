@@ -1,6 +1,6 @@
 PY ?= python3
 
-.PHONY: compile debug test test-pure bench bench-forward annotate clean fuzz fuzz-build
+.PHONY: compile debug test test-pure consts bench bench-forward annotate clean fuzz fuzz-build
 
 compile:
 	$(PY) -m pip install -e '.[test]' --no-build-isolation
@@ -13,6 +13,9 @@ test:
 
 test-pure:
 	FMIPFAST_PUREPYTHON=1 $(PY) -m pytest -q
+
+consts:  # includes/consts.pxi from fmipfast/constants.py (docs/conventions.md §5)
+	$(PY) -m fmipfast._genconsts
 
 BENCHES = wire classify ncache bufq gil security protocol fib
 

@@ -33,12 +33,12 @@ import pyperf
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fmipfast import backend, config, frames  # noqa: E402
+from fmipfast._linux import TP_STATUS_CSUMNOTREADY  # noqa: E402
 from fmipfast.constants import IpProto  # noqa: E402
 from fmipfast.engine import Engine  # noqa: E402
 from fmipfast.ports import FrameBatch, Port, pack_frames  # noqa: E402
 
 BLOCK = 256
-TP_STATUS_CSUMNOTREADY = 1 << 3
 R_ACC, R_UP = bytes.fromhex("02005e000101"), bytes.fromhex("02005e000102")
 H1_MAC, CORE_MAC = bytes.fromhex("02005e00000a"), bytes.fromhex("02005e0000ff")
 H1, CN, CORE, NAR = "2001:db8:1::a", "2001:db8:ff::10", "2001:db8:100::ff", "2001:db8:2::1"

@@ -357,7 +357,11 @@ def _struct_sizes() -> dict[str, int]:
     """sizeof() of the packed wire structs of includes/wire.pxd, by struct name."""
 
 def _consts() -> dict[str, int]:
-    """Every enum constant of includes/consts.pxi and includes/wire.pxd, by name, as compiled."""
+    """Every constant of includes/consts.pxi, by name, as compiled (tests/test_core_consts.py)."""
+
+def _wire_consts() -> dict[str, int]:
+    """Every enum constant of includes/wire.pxd, by name, as compiled (includes/consts.pxi has its own hook,
+    ``_consts()``)."""
 
 # ---- The batch core. Each room adds its stubs in its own section. ----
 
@@ -444,9 +448,6 @@ def classify(
 
     Reference: fmipfast.reference.wire.classify
     """
-
-def _parse_consts() -> dict[str, int]:
-    """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
 
 def _py_icmp6_ok_short(src: _BufferLike, dst: _BufferLike, message: _BufferLike) -> bool:
     """Test hook: _icmp6_ok_short() on one message (16-octet addresses; at most 65 535 octets)."""
@@ -776,7 +777,7 @@ def _siphash24(data: _BufferLike, seed: _BufferLike) -> int:
     """
 
 def _ncache_consts() -> dict[str, int]:
-    """The NeighborState / NeighborFlag values the compiled table uses (tests compare with constants.py)."""
+    """The compiled table's probe limit (tests compare it with the reference's)."""
 
 # (keep this line: it separates the sections for clean merges)
 
@@ -994,8 +995,6 @@ def decapsulate(
     Reference: fmipfast.reference.rewrite.decapsulate
     """
 
-def _bufq_reasons() -> dict[str, int]:
-    """The DropReason values the bufq/rewrite kernels use, by name, as compiled (tests check them)."""
 
 
 # (end of the batch-core sections)
@@ -1076,6 +1075,10 @@ def ring_tx_fill(
 
     Reference: fmipfast.reference.ring.ring_tx_fill
     """
+
+def _linux_consts() -> dict[str, int]:
+    """The Linux ABI numbers of fmipfast/_linux.py as the system headers give them to the compiler, by the
+    same names (tests/test_core_consts.py checks the two agree)."""
 
 # (keep this line: it separates the sections for clean merges)
 
@@ -1245,6 +1248,3 @@ class Node:
         drops: NDArray[np.uint64] | None = None,
     ) -> int:
         """See the reference: decide and act on one classified block; returns the bit set of actions."""
-
-def _node_consts() -> dict[str, int]:
-    """The enum constants node.pxi compiles against (tests/test_core_consts.py checks them)."""

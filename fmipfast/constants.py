@@ -2,8 +2,8 @@
 
 Sources: docs/design.md §2 (the project's default codepoint profile for the draft's TBD types), the draft
 (draft-koodli-mobileip-fastv6-02) §5-§7 for layouts, RFC 4443 / RFC 4861 / RFC 6275 / RFC 8200 for the
-surrounding protocols.  The compiled core mirrors the plain ints it needs in ``includes/consts.pxi``; a
-test checks the two agree (docs/conventions.md §5).
+surrounding protocols.  The compiled core sees them as the ``cdef enum`` ints of ``includes/consts.pxi``,
+which ``python -m fmipfast._genconsts`` writes from this module (docs/conventions.md §5).
 
 Imports nothing from fmipfast.
 """

@@ -41,6 +41,7 @@ import numpy as np
 import numpy.ma  # noqa: F401  -- np.unique imports it lazily on first use: 13 ms, in the first handover's flush
 
 from fmipfast import backend, frames
+from fmipfast._linux import TP_STATUS_CSUMNOTREADY
 from fmipfast.config import InterfaceConfig, RouterConfig
 from fmipfast.constants import (
     DEFAULT_CODEPOINTS,
@@ -79,7 +80,6 @@ __all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY", "ERR
 
 log = logging.getLogger("fmipfast.engine")
 
-TP_STATUS_CSUMNOTREADY = 1 << 3
 ALL_NODES = IPv6Address("ff02::1")
 ALL_ROUTERS = IPv6Address("ff02::2")
 _MASK64 = (1 << 64) - 1

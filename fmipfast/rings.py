@@ -16,7 +16,7 @@ Linux facts this relies on (checked on these machines, docs/design.md §5):
 
 Ownership: a PacketRing belongs to one thread (the engine's loop); nothing here locks.
 
-May import: backend, config, errors.
+May import: backend, config, errors, constants, _linux.
 """
 
 from __future__ import annotations
@@ -33,33 +33,44 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from fmipfast import backend
+from fmipfast._linux import (
+    ETH_P_ALL,
+    PACKET_AUXDATA,
+    PACKET_FANOUT,
+    PACKET_FANOUT_CPU,
+    PACKET_FANOUT_FLAG_DEFRAG,
+    PACKET_FANOUT_HASH,
+    PACKET_FANOUT_LB,
+    PACKET_FANOUT_QM,
+    PACKET_FANOUT_RND,
+    PACKET_FANOUT_ROLLOVER,
+    PACKET_IGNORE_OUTGOING,
+    PACKET_OUTGOING,
+    PACKET_QDISC_BYPASS,
+    PACKET_RX_RING,
+    PACKET_STATISTICS,
+    PACKET_TX_RING,
+    PACKET_VERSION,
+    SCM_TIMESTAMPNS,
+    SO_ATTACH_FILTER,
+    SO_TIMESTAMPNS,
+    SOL_PACKET,
+    TP_FT_REQ_FILL_RXHASH,
+    TP_STATUS_CSUMNOTREADY,
+    TP_STATUS_LOSING,  # noqa: F401 - importable from fmipfast.rings before fmipfast._linux held it
+    TP_STATUS_USER,
+    TPACKET_V3,
+)
+from fmipfast.constants import ETH_HDR_LEN, IP6_HDR_LEN, EtherType
 from fmipfast.errors import FmipError
 
 __all__ = ["PacketRing", "RxBlock", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES",
            "ControlSocket", "ControlPacket", "icmp6_types_bpf", "udp_port_bpf", "PACKET_OUTGOING"]
 
-SOL_PACKET = 263
-PACKET_RX_RING = 5
-PACKET_STATISTICS = 6
-PACKET_VERSION = 10
-PACKET_TX_RING = 13
-PACKET_QDISC_BYPASS = 20
-PACKET_FANOUT = 18
-PACKET_IGNORE_OUTGOING = 23
-TPACKET_V3 = 2
-ETH_P_ALL = 0x0003
-SO_ATTACH_FILTER = 26
-TP_STATUS_USER = 1
-TP_STATUS_LOSING = 1 << 2
-TP_STATUS_CSUMNOTREADY = 1 << 3
-TP_FT_REQ_FILL_RXHASH = 1
-PACKET_OUTGOING = 4  # sll_pkttype of a frame this host sent
-PACKET_AUXDATA = 8
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan tci, tpid
-SO_TIMESTAMPNS, SCM_TIMESTAMPNS = 35, 35
 _TIMESPEC = struct.Struct("=qq")
-FANOUT_MODES = {"hash": 0, "lb": 1, "cpu": 2, "rollover": 3, "rnd": 4, "qm": 5}
-PACKET_FANOUT_FLAG_DEFRAG = 0x8000
+FANOUT_MODES = {"hash": PACKET_FANOUT_HASH, "lb": PACKET_FANOUT_LB, "cpu": PACKET_FANOUT_CPU,
+                "rollover": PACKET_FANOUT_ROLLOVER, "rnd": PACKET_FANOUT_RND, "qm": PACKET_FANOUT_QM}
 
 
 class RingError(FmipError, OSError):
@@ -294,8 +305,8 @@ _LD_H_ABS, _LD_B_ABS, _LD_B_IND, _LD_W_ABS = 0x28, 0x30, 0x50, 0x20
 _JEQ_K, _JA, _ADD_K, _SUB_K, _LSH_K, _TAX, _RET_K = 0x15, 0x05, 0x04, 0x14, 0x64, 0x07, 0x06
 _LD_LEN, _JGE_K, _JGE_X = 0x80, 0x35, 0x3D
 _SKF_AD_PKTTYPE = 0xFFFFF000 + 4  # SKF_AD_OFF (-0x1000) + SKF_AD_PKTTYPE
-ETH_P_IPV6 = 0x86DD
-_ETH, _IP6 = 14, 40
+ETH_P_IPV6 = int(EtherType.IPV6)
+_ETH, _IP6 = ETH_HDR_LEN, IP6_HDR_LEN
 SNAPLEN = 0x40000
 
 

@@ -52,12 +52,6 @@ def frame(tag: int, size: int = 100) -> bytes:
 # Behaviour, both implementations
 
 
-def test_reasons_compiled_agree_with_constants():
-    if HAVE_CORE:
-        for name, value in _core._bufq_reasons().items():
-            assert DropReason[name] == value, name
-
-
 @pytest.mark.parametrize("n", BATCH_SIZES)
 def test_push_flush_roundtrip_in_order(impl, n):
     buf = impl.PacketBuffer(slots=512, slot_size=300, max_keys=8, per_key_packets=512, per_key_bytes=10**6)

@@ -1,47 +1,32 @@
-"""The compiled core's constants agree with fmipfast/constants.py (docs/conventions.md §2, §5).
+"""Every mirror of a fact whose home is in Python agrees with that home (docs/conventions.md §2, §5).
 
-``includes/consts.pxi`` mirrors the IntEnums as plain ``cdef enum`` ints and ``includes/wire.pxd`` holds
-the ``*_LEN`` sizes.  The source-text checks run in every mode (no build needed); the checks of the
-compiled values and struct sizes are only collected when the extension is available (conftest.HAVE_CORE)
-and then request the ``core`` fixture, so a missing build fails instead of passing silently.
+* ``includes/consts.pxi`` is generated from fmipfast/constants.py by ``fmipfast._genconsts``: the committed
+  file must be what the generator writes now, and its values what constants.py says (parsed independently).
+* ``includes/wire.pxd`` holds the ``*_LEN`` sizes by hand: each equals constants.py's (or its RFC value).
+* fmipfast/_linux.py holds the Linux ABI numbers for Python; the compiled core takes them from the system
+  headers, and both must agree.
+* The modules that use these numbers import them instead of restating them (a source scan).
+
+The source-text checks run in every mode (no build needed); the checks of the compiled values and struct
+sizes are only collected when the extension is available (conftest.HAVE_CORE) and then request the ``core``
+fixture, so a missing build fails instead of passing silently.
 """
 
 from __future__ import annotations
 
 import ast
 import enum
-import inspect
 import re
 from pathlib import Path
 
 import pytest
 
-from fmipfast import backend, constants
+from fmipfast import _genconsts, _linux, constants
 from tests.conftest import HAVE_CORE
 
-INCLUDES = Path(__file__).resolve().parent.parent / "fmipfast" / "includes"
-
-# consts.pxi prefix -> the IntEnum it mirrors (the prefixes keep clear of system-header macros).
-PREFIXES = {
-    "NH_": constants.IpProto,
-    "ETYPE_": constants.EtherType,
-    "ICMP6T_": constants.Icmp6Type,
-    "FMIPCODE_": constants.FmipCode,
-    "SUBOPT_": constants.SubOptType,
-    "ADDRKIND_": constants.AddressKind,
-    "HOSTATUS_": constants.HandoverStatus,
-    "NDOPT_": constants.NdOptType,
-    "NDFMIP_": constants.NdFmipSubtype,
-    "MHTYPE_": constants.MhType,
-    "HRDFLAG_": constants.HrdFlag,
-    "HIFLAG_": constants.HiFlag,
-    "HCFLAG_": constants.HandoverControlFlag,
-    "VERDICT_": constants.Verdict,
-    "DROP_": constants.DropReason,
-    "ACTION_": constants.Action,
-    "NCFLAG_": constants.NeighborFlag,
-    "NCSTATE_": constants.NeighborState,
-}
+PKG = Path(__file__).resolve().parent.parent / "fmipfast"
+INCLUDES = PKG / "includes"
+PREFIXES = _genconsts.MIRRORS
 
 # wire.pxd sizes/offsets with no constants.py counterpart, and the RFC value each must have.
 WIRE_ONLY = {
@@ -80,7 +65,10 @@ def _expected(name: str) -> int:
     """The constants.py value a consts.pxi name mirrors."""
     for prefix, cls in PREFIXES.items():
         if name.startswith(prefix):
-            return int(cls[name[len(prefix) :]])
+            member = name[len(prefix) :]
+            if member == "ALL" and issubclass(cls, enum.IntFlag):
+                return int(sum(cls))
+            return int(cls[member])
     value = getattr(constants, name)
     assert isinstance(value, int) and not isinstance(value, enum.Enum)
     return value
@@ -88,6 +76,12 @@ def _expected(name: str) -> int:
 
 def test_parsed_something():
     assert len(CONSTS) >= 60 and len(WIRE) >= 10
+
+
+def test_consts_pxi_is_generated_from_constants():
+    assert (INCLUDES / "consts.pxi").read_text() == _genconsts.render(), \
+        "includes/consts.pxi is stale: run python -m fmipfast._genconsts"
+    assert _genconsts.values() == CONSTS
 
 
 @pytest.mark.parametrize("name", sorted(CONSTS))
@@ -114,23 +108,39 @@ def test_no_name_in_both_files():
     assert not set(CONSTS) & set(WIRE)
 
 
+# The Linux ABI numbers' one Python home is fmipfast/_linux.py: no other module assigns one of its names.
+_RESTATED = re.compile(r"^\s*(" + "|".join(_linux.__all__) + r")\s*(,\s*\w+\s*)*=", re.M)
+
+
+# lab/traffic.py takes SO_TIMESTAMPNS from the socket module where Python has the name.
+_RESTATED_ALLOWED = {"fmipfast/lab/traffic.py: SO_TIMESTAMPNS", "fmipfast/lab/traffic.py: SCM_TIMESTAMPNS"}
+
+
+def test_linux_numbers_are_not_restated():
+    restated = {f"{path.relative_to(PKG.parent)}: {m.group(1)}"
+                for path in sorted(PKG.rglob("*.py")) if path.name != "_linux.py"
+                for m in _RESTATED.finditer(path.read_text())}
+    assert restated <= _RESTATED_ALLOWED
+
+
+def test_linux_names_are_all_exported():
+    tree = ast.parse((PKG / "_linux.py").read_text())
+    assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                if isinstance(t, ast.Name) and t.id.isupper()}
+    assert assigned == set(_linux.__all__)
+
+
 if HAVE_CORE:
 
     def test_compiled_consts_match_sources(core):
-        # the Verdict/DropReason mirrors are exported by the parse fragment's own hook
-        assert {**core._consts(), **core._parse_consts(), **core._node_consts()} == {**CONSTS, **WIRE}
+        assert core._consts() == CONSTS
+        assert core._wire_consts() == WIRE
+
+    def test_compiled_linux_numbers_match_linux_py(core):
+        assert core._linux_consts() == {name: getattr(_linux, name) for name in _linux.__all__}
 
     def test_struct_sizes(core):
         sizes = core._struct_sizes()
         assert set(sizes) == set(STRUCTS)
         for struct, length in STRUCTS.items():
             assert sizes[struct] == getattr(constants, length) == WIRE[length], struct
-
-    def test_stub_mirrors_docstrings(core):
-        # docs/conventions.md §1: _core.pyi carries the same docstrings as the compiled functions.
-        stub = ast.parse((INCLUDES.parent / "_core.pyi").read_text())
-        documented = {node.name: ast.get_docstring(node) for node in stub.body if isinstance(node, ast.FunctionDef)}
-        assert set(backend.KERNELS) <= set(documented)
-        for name, doc in documented.items():
-            compiled = inspect.cleandoc(getattr(core, name).__doc__.split("\n", 1)[1])  # drop signature
-            assert doc == compiled, name

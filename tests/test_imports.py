@@ -8,11 +8,13 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "fmipfast"
 
 # module (or package prefix) -> fmipfast modules it may import.  Anything not listed is forbidden.
-VOCAB = {"errors", "constants", "histogram"}
-ALLOWED: dict[str, set[str]] = {
+VOCAB = {"errors", "constants", "histogram", "_linux"}
+ALLOWED: dict[str, set[str] | None] = {
     "errors": set(),
     "constants": set(),
     "histogram": set(),
+    "_linux": set(),  # the Linux ABI numbers (AF_PACKET, TPACKET_V3)
+    "_genconsts": {"constants"},  # writes includes/consts.pxi from constants.py
     "_version": set(),
     "reference": VOCAB | {"reference"},
     "backend": VOCAB | {"_core", "reference"},

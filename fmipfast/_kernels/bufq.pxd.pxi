@@ -6,18 +6,6 @@
 
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t
 
-# DropReason values the bufq and rewrite kernels return (constants.DropReason; tests/test_bufq.py checks
-# they agree through _core._bufq_reasons()).
-cdef enum:
-    BQ_REASON_NONE = 0
-    BQ_REASON_IP6_TRUNCATED = 4
-    BQ_REASON_IP6_BAD_VERSION = 5
-    BQ_REASON_IP6_BAD_PAYLOAD_LENGTH = 6
-    BQ_REASON_HOP_LIMIT_EXCEEDED = 21
-    BQ_REASON_BUFFER_FULL = 23
-    BQ_REASON_BUFFER_EXPIRED = 24
-    BQ_REASON_FRAME_TOO_BIG = 25
-
 cdef enum:
     BQ_NIL = -1  # end of a slot chain (a key's queue or the free list)
 
@@ -50,7 +38,7 @@ ctypedef struct bufq_t:
     int64_t dropped_by_drop
 
 # Kernels.  Keys must be in 0..max_keys-1, frames inside `arena`, now_ns >= 0 (the wrappers check).
-# bufq_push writes status[0:n] (0 or a BQ_REASON_*); bufq_flush needs room for key_bytes[key] octets and
+# bufq_push writes status[0:n] (0 or a constants.DropReason value); bufq_flush needs room for key_bytes[key] octets and
 # key_count[key] entries and returns the number of frames written; drop/expire return frames dropped.
 cdef int bufq_push(bufq_t* q, const int32_t* keys, const uint8_t* arena, const int64_t* offsets,
                    const uint32_t* lengths, Py_ssize_t n, int64_t now_ns, uint8_t* status) noexcept nogil

@@ -46,7 +46,7 @@ cdef inline void _bq_evict_oldest(bufq_t* q, int32_t k, uint8_t* status, int64_t
     q.held_bytes -= q.slot_len[s]
     q.dropped_oldest += 1
     if status != NULL and q.slot_seq[s] >= seq0:
-        status[q.slot_seq[s] - seq0] = BQ_REASON_BUFFER_FULL
+        status[q.slot_seq[s] - seq0] = DROP_BUFFER_FULL
     _bq_free_slot(q, s)
 
 
@@ -58,7 +58,7 @@ cdef int bufq_push(bufq_t* q, const int32_t* keys, const uint8_t* arena, const i
     cdef int64_t seq0 = q.seq
     q.seq += n
     for i in range(n):
-        status[i] = BQ_REASON_NONE
+        status[i] = DROP_NONE
     for i in range(n):
         k = keys[i]
         length = lengths[i]
@@ -66,7 +66,7 @@ cdef int bufq_push(bufq_t* q, const int32_t* keys, const uint8_t* arena, const i
             FMIPFAST_ASSERT(0 <= k and k < q.max_keys)
         q.pushed += 1
         if length > q.slot_size or length > q.per_key_bytes:
-            status[i] = BQ_REASON_FRAME_TOO_BIG  # could never be queued
+            status[i] = DROP_FRAME_TOO_BIG  # could never be queued
             q.dropped_too_big += 1
             continue
         # Per-key caps: drop this key's oldest until the new frame fits (RFC 4861 §7.2.2).
@@ -78,7 +78,7 @@ cdef int bufq_push(bufq_t* q, const int32_t* keys, const uint8_t* arena, const i
             if q.key_count[k] > 0:
                 _bq_evict_oldest(q, k, status, seq0)
             else:
-                status[i] = BQ_REASON_BUFFER_FULL
+                status[i] = DROP_BUFFER_FULL
                 q.refused_global += 1
                 continue
         s = q.free_head
@@ -500,20 +500,6 @@ cdef Py_ssize_t _bq_bad_key(const int32_t* keys, Py_ssize_t n, int64_t max_keys)
         if keys[i] < 0 or keys[i] >= max_keys:
             return i
     return -1
-
-
-def _bufq_reasons():
-    """The DropReason values the bufq/rewrite kernels use, by name, as compiled (tests check them)."""
-    return {
-        "NONE": BQ_REASON_NONE,
-        "IP6_TRUNCATED": BQ_REASON_IP6_TRUNCATED,
-        "IP6_BAD_VERSION": BQ_REASON_IP6_BAD_VERSION,
-        "IP6_BAD_PAYLOAD_LENGTH": BQ_REASON_IP6_BAD_PAYLOAD_LENGTH,
-        "HOP_LIMIT_EXCEEDED": BQ_REASON_HOP_LIMIT_EXCEEDED,
-        "BUFFER_FULL": BQ_REASON_BUFFER_FULL,
-        "BUFFER_EXPIRED": BQ_REASON_BUFFER_EXPIRED,
-        "FRAME_TOO_BIG": BQ_REASON_FRAME_TOO_BIG,
-    }
 
 
 __all__ += ["PacketBuffer"]

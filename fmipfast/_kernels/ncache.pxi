@@ -132,10 +132,6 @@ cdef enum:
     _NC_MAX_CAPACITY = 1 << 30     # entry indices and slots stay within int32
     _NC_SEED_LEN = 16              # the seed (SipHash-2-4 key of the hash-key derivation): 128 bits
     _NC_PROBE_LIMIT = 64           # an insert probing more slots than this rehashes under new keys
-    _NC_MAX_STATE = 5              # NeighborState.PROBE (constants.py); 0 = NONE is not storable
-    _NC_FLAG_PROXY = 0x02          # NeighborFlag.PROXY
-    _NC_FLAG_STATIC = 0x10         # NeighborFlag.STATIC: never expires
-    _NC_FLAG_ALL = 0x3F            # every NeighborFlag bit
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -366,7 +362,7 @@ cdef Py_ssize_t nc_expire(nc_table* t, int64_t now_ns) noexcept nogil:
     cdef Py_ssize_t e, removed = 0
     cdef uint64_t pos
     for e in range(t.capacity):
-        if not t.in_use[e] or t.expiry[e] <= 0 or t.expiry[e] > now_ns or (t.flags[e] & _NC_FLAG_STATIC):
+        if not t.in_use[e] or t.expiry[e] <= 0 or t.expiry[e] > now_ns or (t.flags[e] & NCFLAG_STATIC):
             continue
         pos = t.hashes[e] & t.mask
         while t.slots[pos] != e:
@@ -411,14 +407,14 @@ def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
         _same_rows(macs.shape[0], "macs", n)
     if states is not None:
         states = _private(_column(states, "states", np.uint8, n))
-        if n and (states.min() < 1 or states.max() > _NC_MAX_STATE):
-            bad = states[(states < 1) | (states > _NC_MAX_STATE)][0]
-            raise ValueError(f"states: {bad} is not a NeighborState of an entry (1..{_NC_MAX_STATE})")
+        if n and (states.min() < 1 or states.max() > NCSTATE_PROBE):
+            bad = states[(states < 1) | (states > NCSTATE_PROBE)][0]
+            raise ValueError(f"states: {bad} is not a NeighborState of an entry (1..{NCSTATE_PROBE})")
     if flags is not None:
         flags = _private(_column(flags, "flags", np.uint8, n))
-        if n and flags.max() > _NC_FLAG_ALL:
-            bad = flags[flags > _NC_FLAG_ALL][0]
-            raise ValueError(f"flags: {bad:#04x} has bits outside NeighborFlag ({_NC_FLAG_ALL:#04x})")
+        if n and flags.max() > NCFLAG_ALL:
+            bad = flags[flags > NCFLAG_ALL][0]
+            raise ValueError(f"flags: {bad:#04x} has bits outside NeighborFlag ({NCFLAG_ALL:#04x})")
     if ifindex is not None:
         ifindex = _private(_column(ifindex, "ifindex", np.uint32, n))
     if expiry is not None:
@@ -909,9 +905,8 @@ def _nc_hash(key, seed, generation=0):
 
 
 def _ncache_consts():
-    """The NeighborState / NeighborFlag values the compiled table uses (tests compare with constants.py)."""
-    return {"MAX_STATE": _NC_MAX_STATE, "FLAG_PROXY": _NC_FLAG_PROXY, "FLAG_STATIC": _NC_FLAG_STATIC,
-            "FLAG_ALL": _NC_FLAG_ALL, "PROBE_LIMIT": _NC_PROBE_LIMIT}
+    """The compiled table's probe limit (tests compare it with the reference's)."""
+    return {"PROBE_LIMIT": _NC_PROBE_LIMIT}
 
 
 __all__ += ["NeighborCache"]

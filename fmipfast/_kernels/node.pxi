@@ -16,6 +16,8 @@
 
 from libc.string cimport memcmp
 
+from fmipfast.includes.linux cimport TP_STATUS_CSUMNOTREADY
+
 import fmipfast.reference.node as _node_ref
 
 cdef enum:
@@ -24,7 +26,6 @@ cdef enum:
     _NODE_STAT_CSUM = 2
     _NODE_STAT_FRAMES = 3
     _NODE_NSTATS = 4
-    _NODE_CSUMNOTREADY = 1 << 3      # TP_STATUS_CSUMNOTREADY (linux/if_packet.h)
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -333,7 +334,7 @@ cdef class Node:
                                                                            imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
                     x = DROP_OTHER_HOST
                 else:
-                    if has_status and (st[i] & _NODE_CSUMNOTREADY):
+                    if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
                         if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
                             stats[_NODE_STAT_CSUM] += 1
                     fl = t.flags[e] if e >= 0 else 0
@@ -403,21 +404,6 @@ cdef class Node:
                 aux[i] = x
                 present |= 1 << a
         return present
-
-
-def _node_consts():
-    """The enum constants node.pxi compiles against (tests/test_core_consts.py checks them)."""
-    return {
-        "ACTION_DROP": ACTION_DROP, "ACTION_FORWARD": ACTION_FORWARD, "ACTION_TUNNEL": ACTION_TUNNEL,
-        "ACTION_DECAP": ACTION_DECAP, "ACTION_BUFFER": ACTION_BUFFER, "ACTION_CONTROL": ACTION_CONTROL,
-        "ACTION_RESOLVE": ACTION_RESOLVE, "ACTION_NO_ROUTE": ACTION_NO_ROUTE,
-        "ACTION_TIME_EXCEEDED": ACTION_TIME_EXCEEDED,
-        "NCFLAG_ROUTER": NCFLAG_ROUTER, "NCFLAG_PROXY": NCFLAG_PROXY, "NCFLAG_LOCAL": NCFLAG_LOCAL,
-        "NCFLAG_TUNNEL": NCFLAG_TUNNEL, "NCFLAG_STATIC": NCFLAG_STATIC, "NCFLAG_HOLD": NCFLAG_HOLD,
-        "NCSTATE_NONE": NCSTATE_NONE, "NCSTATE_INCOMPLETE": NCSTATE_INCOMPLETE,
-        "NCSTATE_REACHABLE": NCSTATE_REACHABLE, "NCSTATE_STALE": NCSTATE_STALE, "NCSTATE_DELAY": NCSTATE_DELAY,
-        "NCSTATE_PROBE": NCSTATE_PROBE,
-    }
 
 
 def _node_stats():

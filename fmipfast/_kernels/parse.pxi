@@ -519,60 +519,6 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
 
 
 # ---------------------------------------------------------------------------------------------------
-# Test hook: the Verdict / DropReason mirrors of includes/consts.pxi as compiled (tests/test_core_consts.py).
-
-def _parse_consts():
-    """The VERDICT_* and DROP_* constants of includes/consts.pxi, by name, as compiled."""
-    return {
-        "VERDICT_DROP": VERDICT_DROP,
-        "VERDICT_FORWARD": VERDICT_FORWARD,
-        "VERDICT_TUNNEL": VERDICT_TUNNEL,
-        "VERDICT_DECAP": VERDICT_DECAP,
-        "VERDICT_BUFFER": VERDICT_BUFFER,
-        "VERDICT_CONTROL": VERDICT_CONTROL,
-        "VERDICT_RESOLVE": VERDICT_RESOLVE,
-        "DROP_NONE": DROP_NONE,
-        "DROP_ETH_TRUNCATED": DROP_ETH_TRUNCATED,
-        "DROP_NOT_IPV6": DROP_NOT_IPV6,
-        "DROP_TOO_MANY_VLANS": DROP_TOO_MANY_VLANS,
-        "DROP_IP6_TRUNCATED": DROP_IP6_TRUNCATED,
-        "DROP_IP6_BAD_VERSION": DROP_IP6_BAD_VERSION,
-        "DROP_IP6_BAD_PAYLOAD_LENGTH": DROP_IP6_BAD_PAYLOAD_LENGTH,
-        "DROP_IP6_BAD_SOURCE": DROP_IP6_BAD_SOURCE,
-        "DROP_IP6_BAD_DESTINATION": DROP_IP6_BAD_DESTINATION,
-        "DROP_EXT_TRUNCATED": DROP_EXT_TRUNCATED,
-        "DROP_EXT_CHAIN_TOO_LONG": DROP_EXT_CHAIN_TOO_LONG,
-        "DROP_HBH_NOT_FIRST": DROP_HBH_NOT_FIRST,
-        "DROP_ICMP6_TRUNCATED": DROP_ICMP6_TRUNCATED,
-        "DROP_ICMP6_BAD_CHECKSUM": DROP_ICMP6_BAD_CHECKSUM,
-        "DROP_ICMP6_BAD_HOP_LIMIT": DROP_ICMP6_BAD_HOP_LIMIT,
-        "DROP_ICMP6_BAD_CODE": DROP_ICMP6_BAD_CODE,
-        "DROP_ND_BAD_OPTION": DROP_ND_BAD_OPTION,
-        "DROP_ND_INVALID": DROP_ND_INVALID,
-        "DROP_FMIP_BAD_SUBOPTION": DROP_FMIP_BAD_SUBOPTION,
-        "DROP_FMIP_BAD_LENGTH": DROP_FMIP_BAD_LENGTH,
-        "DROP_FMIP_NO_AH": DROP_FMIP_NO_AH,
-        "DROP_HOP_LIMIT_EXCEEDED": DROP_HOP_LIMIT_EXCEEDED,
-        "DROP_NEIGHBOR_TABLE_FULL": DROP_NEIGHBOR_TABLE_FULL,
-        "DROP_BUFFER_FULL": DROP_BUFFER_FULL,
-        "DROP_BUFFER_EXPIRED": DROP_BUFFER_EXPIRED,
-        "DROP_FRAME_TOO_BIG": DROP_FRAME_TOO_BIG,
-        "DROP_NO_ROUTE": DROP_NO_ROUTE,
-        "DROP_TX_RING_FULL": DROP_TX_RING_FULL,
-        "DROP_RESOLVE_FAILED": DROP_RESOLVE_FAILED,
-        "DROP_DECAP_NOT_FROM_PEER": DROP_DECAP_NOT_FROM_PEER,
-        "DROP_KERNEL_RING_DROP": DROP_KERNEL_RING_DROP,
-        "DROP_RING_WALK_ERROR": DROP_RING_WALK_ERROR,
-        "DROP_CONTROL_REJECTED": DROP_CONTROL_REJECTED,
-        "DROP_OTHER_HOST": DROP_OTHER_HOST,
-        "DROP_NOT_BUFFERED": DROP_NOT_BUFFERED,
-        "DROP_CONTROL_ERROR": DROP_CONTROL_ERROR,
-        "DROP_INTERNAL_ERROR": DROP_INTERNAL_ERROR,
-        "DROP_DECAP_TOO_DEEP": DROP_DECAP_TOO_DEEP,
-    }
-
-
-# ---------------------------------------------------------------------------------------------------
 # Batch
 
 # (attribute, dtype, octets per row) of every per-frame array, in documentation order.

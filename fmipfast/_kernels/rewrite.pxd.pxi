@@ -1,8 +1,9 @@
 # rewrite: cdef declarations included by _core.pxd: the per-frame rewrite kernels.
 #
 # Pointers: `frame` is the start of the Ethernet frame, `length` its octets, l3 / l4 offsets inside it.
-# Statuses are BQ_REASON_* (bufq.pxd.pxi): 0 = done.  Callers guarantee frame[0:length] is readable
-# (forward: frame[0:l3 + 40] writable, l3 >= 14) and outputs have room (rw_*_check report the size).
+# Statuses are constants.DropReason values (DROP_* of includes/consts.pxi): 0 = done.  Callers guarantee
+# frame[0:length] is readable (forward: frame[0:l3 + 40] writable, l3 >= 14) and outputs have room (rw_*_check
+# report the size).
 
 from libc.stdint cimport uint8_t
 

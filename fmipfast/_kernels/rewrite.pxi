@@ -27,13 +27,13 @@ cdef enum:
 cdef inline uint8_t _rw_ip6(const uint8_t* p, Py_ssize_t avail, Py_ssize_t* total) noexcept nogil:
     """Status of the IPv6 packet at p with ``avail`` octets readable; its length in *total."""
     if avail < IP6_HDR_LEN:
-        return BQ_REASON_IP6_TRUNCATED
+        return DROP_IP6_TRUNCATED
     if p[0] >> 4 != 6:
-        return BQ_REASON_IP6_BAD_VERSION
+        return DROP_IP6_BAD_VERSION
     total[0] = IP6_HDR_LEN + load_be16(p + _RW_PLEN)
     if total[0] > avail:
-        return BQ_REASON_IP6_BAD_PAYLOAD_LENGTH
-    return BQ_REASON_NONE
+        return DROP_IP6_BAD_PAYLOAD_LENGTH
+    return DROP_NONE
 
 
 cdef uint8_t rw_forward(uint8_t* frame, Py_ssize_t l3, const uint8_t* dst_mac,
@@ -42,26 +42,26 @@ cdef uint8_t rw_forward(uint8_t* frame, Py_ssize_t l3, const uint8_t* dst_mac,
     if FMIPFAST_DEBUG:
         FMIPFAST_ASSERT(l3 >= ETH_HDR_LEN)
     if hop[0] <= 1:
-        return BQ_REASON_HOP_LIMIT_EXCEEDED  # RFC 8200 §3 / RFC 4443 §3.3: left as it was
+        return DROP_HOP_LIMIT_EXCEEDED  # RFC 8200 §3 / RFC 4443 §3.3: left as it was
     memcpy(frame, dst_mac, MAC48_LEN)
     memcpy(frame + MAC48_LEN, src_mac, MAC48_LEN)
     hop[0] -= 1
-    return BQ_REASON_NONE
+    return DROP_NONE
 
 
 cdef uint8_t rw_encap_check(const uint8_t* frame, Py_ssize_t length, Py_ssize_t l3, Py_ssize_t mtu,
                             Py_ssize_t* inner_len) noexcept nogil:
     cdef uint8_t st
     if length - l3 < IP6_HDR_LEN:
-        return BQ_REASON_IP6_TRUNCATED
+        return DROP_IP6_TRUNCATED
     st = _rw_ip6(frame + l3, length - l3, inner_len)
-    if st != BQ_REASON_NONE:
+    if st != DROP_NONE:
         return st
     if frame[l3 + _RW_HLIM] <= 1:
-        return BQ_REASON_HOP_LIMIT_EXCEEDED  # RFC 2473 §3.1: the entry point forwards the inner packet first
+        return DROP_HOP_LIMIT_EXCEEDED  # RFC 2473 §3.1: the entry point forwards the inner packet first
     if IP6_HDR_LEN + inner_len[0] > mtu:
-        return BQ_REASON_FRAME_TOO_BIG  # RFC 2473 §7: Packet Too Big is due
-    return BQ_REASON_NONE
+        return DROP_FRAME_TOO_BIG  # RFC 2473 §7: Packet Too Big is due
+    return DROP_NONE
 
 
 cdef void rw_encap_write(const uint8_t* inner, Py_ssize_t inner_len, const uint8_t* dst_mac,
@@ -90,13 +90,13 @@ cdef uint8_t rw_decap_check(const uint8_t* frame, Py_ssize_t length, Py_ssize_t 
                             Py_ssize_t* inner_len) noexcept nogil:
     cdef Py_ssize_t outer_end
     if length - l3 < IP6_HDR_LEN:
-        return BQ_REASON_IP6_TRUNCATED
+        return DROP_IP6_TRUNCATED
     outer_end = l3 + IP6_HDR_LEN + load_be16(frame + l3 + _RW_PLEN)
     if outer_end > length:
-        return BQ_REASON_IP6_BAD_PAYLOAD_LENGTH
+        return DROP_IP6_BAD_PAYLOAD_LENGTH
     # RFC 2473 §3.2: the inner packet is the outer packet's payload, after any extension headers.
     if outer_end - l4 < IP6_HDR_LEN:
-        return BQ_REASON_IP6_TRUNCATED
+        return DROP_IP6_TRUNCATED
     return _rw_ip6(frame + l4, outer_end - l4, inner_len)
 
 
@@ -302,7 +302,7 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
             i = selp[j]
             stp[j] = rw_encap_check(ap + offp[i], lnp[i], l3p[i], tunnel_mtu, &inner)
             oop[j] = total
-            if stp[j] == BQ_REASON_NONE:
+            if stp[j] == DROP_NONE:
                 olp[j] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner)
                 total += olp[j]
     out = _np.empty(total, dtype=_np.uint8)
@@ -319,7 +319,7 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
     # Pass 2: write the tunnel frames.
     with nogil:
         for j in range(m):
-            if stp[j] != BQ_REASON_NONE:
+            if stp[j] != DROP_NONE:
                 continue
             i = selp[j]
             rw_encap_write(ap + offp[i] + l3p[i], olp[j] - ETH_HDR_LEN - IP6_HDR_LEN, dmp + j * dms,
@@ -405,7 +405,7 @@ def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel):
                 i = selp[j]
                 stp[j] = rw_decap_check(ap + offp[i], lnp[i], l3p[i], l4p[i], &inner)
                 oop[j] = total
-                if stp[j] == BQ_REASON_NONE:
+                if stp[j] == DROP_NONE:
                     olp[j] = <uint32_t>(ETH_HDR_LEN + inner)
                     total += olp[j]
     if bad >= 0:
@@ -419,7 +419,7 @@ def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel):
     # Pass 2: write the frames.
     with nogil:
         for j in range(m):
-            if stp[j] != BQ_REASON_NONE:
+            if stp[j] != DROP_NONE:
                 continue
             i = selp[j]
             rw_decap_write(ap + offp[i] + l4p[i], olp[j] - ETH_HDR_LEN, op + oop[j])

@@ -1,11 +1,42 @@
 # C declarations from Linux headers (docs/conventions.md §1): AF_PACKET TPACKET_V3 ring layouts and statuses,
-# and the GCC atomics used to hand ring blocks and frames between the kernel and user space.
-# Layouts come from the system's <linux/if_packet.h>, so the compiler, not us, knows the offsets.
+# the socket options the rings are set up with, and the GCC atomics used to hand ring blocks and frames
+# between the kernel and user space.  Layouts and numbers come from the system's headers, so the compiler,
+# not us, knows them; fmipfast/_linux.py is the Python side's copy of the numbers, which
+# tests/test_core_consts.py checks against these through _core._linux_consts().
 
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
+cdef extern from "<sys/socket.h>" nogil:
+    enum:
+        SOL_PACKET
+        SO_ATTACH_FILTER
+        SO_TIMESTAMPNS
+        SCM_TIMESTAMPNS
+
+cdef extern from "<linux/if_ether.h>" nogil:
+    enum:
+        ETH_P_ALL
+
 cdef extern from "<linux/if_packet.h>" nogil:
     enum:
+        PACKET_OUTGOING
+        PACKET_RX_RING
+        PACKET_STATISTICS
+        PACKET_AUXDATA
+        PACKET_VERSION
+        PACKET_TX_RING
+        PACKET_FANOUT
+        PACKET_QDISC_BYPASS
+        PACKET_IGNORE_OUTGOING
+        PACKET_FANOUT_HASH
+        PACKET_FANOUT_LB
+        PACKET_FANOUT_CPU
+        PACKET_FANOUT_ROLLOVER
+        PACKET_FANOUT_RND
+        PACKET_FANOUT_QM
+        PACKET_FANOUT_FLAG_DEFRAG
+        TPACKET_V3
+        TP_FT_REQ_FILL_RXHASH
         TP_STATUS_KERNEL
         TP_STATUS_USER
         TP_STATUS_COPY

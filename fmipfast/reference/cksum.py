@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import operator
 
+from fmipfast.constants import ADDR_LEN, ICMP6_HDR_LEN, IpProto
+
 __all__ = [
     "icmp6_checksum",
     "icmp6_checksum_fill",
@@ -27,10 +29,10 @@ __all__ = [
     "upper_layer_checksum",
 ]
 
-_ADDR_LEN = 16  # constants.ADDR_LEN; literal here so the oracle reads on its own
-_ICMPV6 = 58  # constants.IpProto.ICMPV6
-_UDP = 17  # constants.IpProto.UDP
-_ICMP6_HDR_LEN = 4  # constants.ICMP6_HDR_LEN: type, code, checksum
+_ADDR_LEN = ADDR_LEN
+_ICMPV6 = int(IpProto.ICMPV6)
+_UDP = int(IpProto.UDP)
+_ICMP6_HDR_LEN = ICMP6_HDR_LEN  # type, code, checksum
 _ICMP6_CKSUM_OFFSET = 2  # RFC 4443 §2.1: checksum is octets 2-3 of the ICMPv6 header
 _MAX_UPPER_LEN = 0xFFFFFFFF  # RFC 8200 §8.1: the pseudo-header length field is 32 bits
 

@@ -19,6 +19,7 @@ Every input accepts any bytes-like object; every output is ``bytes``.
 
 from __future__ import annotations
 
+from fmipfast.constants import ADDR_LEN, EUI64_LEN, MAC48_LEN
 from fmipfast.errors import DerivationError
 from fmipfast.reference.cksum import _index, _need, _octets
 
@@ -34,9 +35,9 @@ __all__ = [
     "ncoa_from_prefix",
 ]
 
-_ADDR_LEN = 16  # constants.ADDR_LEN
-_EUI64_LEN = 8  # constants.EUI64_LEN
-_MAC48_LEN = 6  # constants.MAC48_LEN
+_ADDR_LEN = ADDR_LEN
+_EUI64_LEN = EUI64_LEN
+_MAC48_LEN = MAC48_LEN
 _IID_BITS = 64  # RFC 4291 §2.5.1: interface identifiers of unicast addresses are 64 bits
 _LINK_LOCAL_PREFIX = bytes.fromhex("fe80000000000000")  # RFC 4291 §2.5.6: FE80::/64
 _UL_BIT = 0x02  # RFC 4291 Appendix A: universal/local bit, octet 0 of an EUI-64

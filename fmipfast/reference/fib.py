@@ -35,9 +35,11 @@ from ipaddress import IPv6Address
 
 import numpy as np
 
+from fmipfast.constants import ADDR_LEN
+
 __all__ = ["Fib"]
 
-_ADDR_LEN = 16
+_ADDR_LEN = ADDR_LEN
 _MAX_LEN = 128
 _SEED_LEN = 16
 _MAX_PREFIXES = 1 << 24  # entries (prefixes + markers) and slots stay within int32

@@ -29,18 +29,19 @@ import os
 
 import numpy as np
 
+from fmipfast.constants import ADDR_LEN, MAC48_LEN, NeighborFlag, NeighborState
 from fmipfast.reference.cksum import _need, _octets
 from fmipfast.reference.derive import _rows, _same_rows
 
 __all__ = ["NeighborCache"]
 
-_ADDR_LEN = 16
-_MAC48_LEN = 6
+_ADDR_LEN = ADDR_LEN
+_MAC48_LEN = MAC48_LEN
 _SEED_LEN = 16  # the seed: SipHash-2-4 key of the hash-key derivation, 128 bits
 _MAX_CAPACITY = 1 << 30  # entry indices stay within int32 in the compiled table
-_MAX_STATE = 5  # constants.NeighborState.PROBE; 0 = NONE is not storable
-_FLAG_STATIC = 0x10  # constants.NeighborFlag.STATIC: never expires
-_FLAG_ALL = 0x3F  # every constants.NeighborFlag bit
+_MAX_STATE = int(NeighborState.PROBE)  # 0 = NONE is not storable
+_FLAG_STATIC = int(NeighborFlag.STATIC)  # never expires
+_FLAG_ALL = int(sum(NeighborFlag))  # every NeighborFlag bit
 _INT64_MAX = (1 << 63) - 1
 _MASK64 = (1 << 64) - 1
 

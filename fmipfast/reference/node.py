@@ -32,13 +32,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from fmipfast._linux import TP_STATUS_CSUMNOTREADY
 from fmipfast.constants import NODE_STATS, Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
 from fmipfast.reference.cksum import upper_layer_checksum
 
 __all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables"]
 
-#: TPACKET status bit: the sending kernel left the transport checksum to the device (linux/if_packet.h).
-TP_STATUS_CSUMNOTREADY = 1 << 3
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
 CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
 

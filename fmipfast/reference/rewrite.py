@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmipfast.constants import ETH_HDR_LEN, IP6_HDR_LEN, DropReason, EtherType, IpProto
+from fmipfast.constants import ADDR_LEN, ETH_HDR_LEN, IP6_HDR_LEN, MAC48_LEN, DropReason, EtherType, IpProto
 from fmipfast.reference.bufq import as_array, check_count, check_frames, int_arg
 
 __all__ = ["forward_rewrite", "encapsulate", "decapsulate"]
 
-_MAC = 6
-_ADDR = 16
+_MAC = MAC48_LEN
+_ADDR = ADDR_LEN
 _MIN_MTU = 1280  # RFC 8200 §5: every link carries 1280-octet packets
 _MAX_MTU = 65535
 

@@ -18,20 +18,22 @@ from typing import Any
 
 import numpy as np
 
+from fmipfast._linux import (
+    BLOCK_DESC_LEN,
+    TP_STATUS_AVAILABLE,
+    TP_STATUS_KERNEL,
+    TP_STATUS_SEND_REQUEST,
+    TP_STATUS_VLAN_VALID,
+    TPACKET3_HDR_LEN,
+    TPACKET_ALIGNMENT,
+    TX_DATA_OFF,
+)
 from fmipfast.reference.wire import _SIGNED, _UNSIGNED, _array
 
 __all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
 
 RING_WALK_ERRORS = ("ok", "bad_first_offset", "bad_blk_len", "bad_next_offset", "bad_frame")
-BLOCK_DESC_LEN = 48
-TPACKET3_HDR_LEN = 48
-TX_DATA_OFF = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
-TPACKET_ALIGNMENT = 16
 V3_ALIGNMENT = 8  # net/packet/af_packet.c: frames in a V3 block are 8-aligned (tp_next_offset)
-TP_STATUS_KERNEL = 0
-TP_STATUS_AVAILABLE = 0
-TP_STATUS_SEND_REQUEST = 1
-TP_STATUS_VLAN_VALID = 1 << 4
 
 _DESC = struct.Struct("=IIIIII")  # version, offset_to_priv, block_status, num_pkts, offset_to_first, blk_len
 _HDR = struct.Struct("=IIIIIIHHII")  # next, sec, nsec, snaplen, len, status, mac, net, rxhash, vlan_tci

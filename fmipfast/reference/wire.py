@@ -36,20 +36,39 @@ from typing import Any
 
 import numpy as np
 
-from fmipfast.constants import DEFAULT_CODEPOINTS, MESSAGE_KEYS, Codepoints, DropReason, Verdict
+from fmipfast.constants import (
+    DEFAULT_CODEPOINTS,
+    ETH_HDR_LEN,
+    IP6_HDR_LEN,
+    MESSAGE_KEYS,
+    ND_HOP_LIMIT,
+    Codepoints,
+    DropReason,
+    EtherType,
+    FmipCode,
+    HiFlag,
+    HrdFlag,
+    Icmp6Type,
+    IpProto,
+    SubOptType,
+    Verdict,
+)
 
 __all__ = ["Batch", "classify"]
 
-# The values of constants.py, spelt out here so the oracle reads on its own.
-_ETH_HDR_LEN = 14
-_IP6_HDR_LEN = 40
-_ETYPE_IPV6, _ETYPE_VLAN, _ETYPE_QINQ = 0x86DD, 0x8100, 0x88A8
+# The values of constants.py as plain ints under short local names, so the oracle reads on its own.
+_ETH_HDR_LEN = ETH_HDR_LEN
+_IP6_HDR_LEN = IP6_HDR_LEN
+_ETYPE_IPV6, _ETYPE_VLAN, _ETYPE_QINQ = int(EtherType.IPV6), int(EtherType.VLAN), int(EtherType.QINQ)
 _MAX_VLAN_TAGS = 2
 _MAX_EXT_HEADERS = 16  # frames.MAX_EXT_HEADERS: an attacker's 1000-header chain costs at most this
-_HOPOPTS, _ROUTING, _FRAGMENT, _AH, _DSTOPTS = 0, 43, 44, 51, 60
-_ICMPV6, _IPV6 = 58, 41
-_RS, _RA, _NS, _NA, _REDIRECT = 133, 134, 135, 136, 137
-_ND_HOP_LIMIT = 255
+_HOPOPTS, _ROUTING, _FRAGMENT = int(IpProto.HOPOPTS), int(IpProto.ROUTING), int(IpProto.FRAGMENT)
+_AH, _DSTOPTS = int(IpProto.AH), int(IpProto.DSTOPTS)
+_ICMPV6, _IPV6 = int(IpProto.ICMPV6), int(IpProto.IPV6)
+_RS, _RA = int(Icmp6Type.ROUTER_SOLICITATION), int(Icmp6Type.ROUTER_ADVERTISEMENT)
+_NS, _NA = int(Icmp6Type.NEIGHBOR_SOLICITATION), int(Icmp6Type.NEIGHBOR_ADVERTISEMENT)
+_REDIRECT = int(Icmp6Type.REDIRECT)
+_ND_HOP_LIMIT = ND_HOP_LIMIT
 
 #: RFC 4861 §6.1.1 / §6.1.2 / §7.1.1 / §7.1.2 / §8.1: the smallest valid message of each ND type ("ICMP
 #: length (derived from the IP length) is N or more octets"); the ND options start right after it.
@@ -59,13 +78,15 @@ _ND_MIN_LEN = {_RS: 8, _RA: 16, _NS: 24, _NA: 24, _REDIRECT: 40}
 _ND_LLA_OPTION = {_RS: 1, _RA: 1, _NS: 1, _NA: 2, _REDIRECT: 2}
 
 # Canonical fmipfast codes (constants.FmipCode): the kernel maps the wire code through the profile first.
-_HRD, _HRA, _HI, _AMN, _ATTACH, _HE, _FD = 1, 2, 3, 4, 5, 6, 7
+_HRD, _HRA, _HI = int(FmipCode.HANDOVER_REDIRECT), int(FmipCode.HANDOVER_REDIRECT_ACK), int(FmipCode.HANDOVER)
+_AMN, _ATTACH = int(FmipCode.AUTHENTICATED_MN), int(FmipCode.ATTACH)
+_HE, _FD = int(FmipCode.HANDOVER_ERROR), int(FmipCode.FORWARDING_DISABLE)
 #: docs/design.md §2 "Hop limit" column: the codes that travel on one link only.
 _FMIP_HOP255 = {_HRD, _HRA, _AMN, _ATTACH, _FD}
 #: docs/design.md §4: the router-to-router codes that must arrive under AH.
 _FMIP_NEEDS_AH = {_HI, _HE}
-_HRD_M, _HRD_C, _HI_M = 0x80, 0x40, 0x80
-_SUBOPT_IDENTIFIER, _SUBOPT_LINK_LAYER_ADDRESS = 6, 9
+_HRD_M, _HRD_C, _HI_M = int(HrdFlag.M), int(HrdFlag.C), int(HiFlag.M)
+_SUBOPT_IDENTIFIER, _SUBOPT_LINK_LAYER_ADDRESS = int(SubOptType.IDENTIFIER), int(SubOptType.LINK_LAYER_ADDRESS)
 
 _N_REASONS = len(DropReason)
 
