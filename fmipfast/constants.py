@@ -264,7 +264,11 @@ __all__ += ["MESSAGE_KEYS", "Codepoints", "DEFAULT_CODEPOINTS"]
 
 
 class Verdict(IntEnum):
-    """Next stage of a frame after ``classify`` (and the lookup stage). One uint8 per frame (docs/conventions.md §2)."""
+    """Next stage of a frame after ``classify``. One uint8 per frame (docs/conventions.md §2).
+
+    ``classify`` yields DROP, FORWARD, DECAP or CONTROL; the forwarding node then decides each frame's
+    :class:`Action` (where an unresolved next hop becomes ``Action.RESOLVE``).
+    """
 
     DROP = 0  # counted under a DropReason
     FORWARD = 1  # rewrite L2 from the neighbor cache, decrement the hop limit
@@ -272,7 +276,6 @@ class Verdict(IntEnum):
     DECAP = 3  # NAR: IPv6-in-IPv6 from a peer router; deliver or buffer the inner packet
     BUFFER = 4  # destination is a PROXY entry / an MN mid-handover
     CONTROL = 5  # ND, fmipfast messages, AH, traffic for the router itself: handed to Python
-    RESOLVE = 6  # no usable neighbor entry: bounded unresolved queue + a Neighbor Solicitation
 
 
 class Action(IntEnum):

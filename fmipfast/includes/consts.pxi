@@ -115,7 +115,7 @@ cdef enum:
     HCFLAG_U = 0x80
     HCFLAG_ALL = 0x80
 
-# constants.Verdict: Next stage of a frame after ``classify`` (and the lookup stage). One uint8 per frame (docs/conventions.md §2)
+# constants.Verdict: Next stage of a frame after ``classify``. One uint8 per frame (docs/conventions.md §2)
 cdef enum:
     VERDICT_DROP = 0
     VERDICT_FORWARD = 1
@@ -123,7 +123,6 @@ cdef enum:
     VERDICT_DECAP = 3
     VERDICT_BUFFER = 4
     VERDICT_CONTROL = 5
-    VERDICT_RESOLVE = 6
 
 # constants.Action: What the forwarding node (``Node``) did or left to the control path for a frame: the verdicts, and
 cdef enum:
@@ -282,7 +281,6 @@ def _consts():
         "VERDICT_DECAP": VERDICT_DECAP,
         "VERDICT_BUFFER": VERDICT_BUFFER,
         "VERDICT_CONTROL": VERDICT_CONTROL,
-        "VERDICT_RESOLVE": VERDICT_RESOLVE,
         "ACTION_DROP": ACTION_DROP,
         "ACTION_FORWARD": ACTION_FORWARD,
         "ACTION_TUNNEL": ACTION_TUNNEL,
