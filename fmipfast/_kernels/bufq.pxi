@@ -22,8 +22,6 @@ import numpy as _np
 _BQ_COUNTERS = ("pushed", "queued", "queued_bytes", "flushed", "dropped_oldest", "refused_global",
                 "dropped_too_big", "dropped_expired", "dropped_by_drop")
 
-cdef uint8_t _bq_empty[1]  # stands in for the data pointer of an empty arena (never read)
-
 
 # ---- kernels ---------------------------------------------------------------------------------------------
 
@@ -243,13 +241,6 @@ cdef int _bq_raise_bad_frame(Py_ssize_t i, Py_ssize_t size, const int64_t[::1] o
     raise ValueError(f"frame {i}: offset {offsets[i]} + length {lengths[i]} runs past the {size}-octet arena")
 
 
-cdef inline const uint8_t* _bq_u8(const uint8_t[::1] view) noexcept:
-    """The first octet of a possibly empty view (a stand-in when empty; kernels read 0 octets of it)."""
-    if view.shape[0] == 0:
-        return _bq_empty
-    return &view[0]
-
-
 # ---- the cdef class ---------------------------------------------------------------------------------------
 
 @cython.embedsignature(False)  # the docstring carries the CPython text signature itself (inspect.signature)
@@ -415,7 +406,7 @@ cdef class PacketBuffer:
         cdef const uint32_t[::1] ln = lengths_a
         cdef const int32_t[::1] ks = keys_a
         cdef Py_ssize_t size = ar.shape[0]
-        cdef const uint8_t* ap = _bq_u8(ar)
+        cdef const uint8_t* ap = _data(ar)
         status = _np.zeros(n, dtype=_np.uint8)
         if n == 0:
             return status
@@ -454,7 +445,7 @@ cdef class PacketBuffer:
         cdef uint8_t[::1] o = out
         cdef int64_t[::1] oo = out_offsets
         cdef uint32_t[::1] ol = out_lengths
-        cdef uint8_t* op = <uint8_t*>_bq_u8(o)
+        cdef uint8_t* op = <uint8_t*>_data(o)
         cdef Py_ssize_t got
         with nogil:
             got = bufq_flush(&self.q, k, now, op, &oo[0], &ol[0])

@@ -10,8 +10,8 @@
 # is folded every _CKSUM_CHUNK octets, far below 2**32 words.
 #
 # Every kernel is `noexcept nogil`, takes raw pointers and lengths, and returns ST_OK (0), a
-# non-negative verdict, or a negative ST_* status from _core.pxd; the wrappers map statuses to
-# exceptions in _core._raise_for_status.
+# non-negative verdict, or a negative ST_* status from _core.pxd; the def wrappers at the end map
+# statuses to exceptions through _raise_for_status (_core.pyx).
 
 cdef enum:
     _CKSUM_CHUNK = 1 << 30  # octets summed between two 64 -> 33-bit folds (2**28 words, no overflow)
@@ -127,3 +127,216 @@ cdef int cksum_icmp6_fill(const uint8_t* src, const uint8_t* dst, uint8_t* messa
     if status == ST_OK:
         store_be16(message + ICMP6_CKSUM_OFFSET, out[0])
     return status
+
+
+__all__ += ["internet_checksum", "upper_layer_checksum", "icmp6_checksum", "icmp6_checksum_ok",
+            "icmp6_checksum_fill"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# def wrappers: validate, run the kernel without the GIL, map a status to its exception
+
+def internet_checksum(data):
+    """RFC 1071 Internet checksum of ``data``: the complement of the folded one's-complement sum.
+
+    Parameters
+    ----------
+    data : bytes-like
+        Any number of octets; an odd trailing octet is padded with a zero octet.
+
+    Returns
+    -------
+    int
+        The 16-bit checksum (0xFFFF for empty input).
+
+    Reference: fmipfast.reference.cksum.internet_checksum
+    """
+    cdef const uint8_t[::1] data_v = _octets(data)
+    cdef const uint8_t* p = _data(data_v)
+    cdef Py_ssize_t n = data_v.shape[0]
+    cdef uint16_t out = 0
+    cdef int status
+    with nogil:
+        status = cksum_internet(p, n, &out)
+    if status < 0:
+        _raise_for_status(status, "data", n)
+    return out
+
+
+def upper_layer_checksum(src, dst, next_header, payload, checksum_offset):
+    """Checksum of an IPv6 upper-layer packet over the RFC 8200 §8.1 pseudo-header.
+
+    Parameters
+    ----------
+    src, dst : bytes-like, 16 octets
+        IPv6 source and (final) destination address.
+    next_header : int
+        Upper-layer protocol number, 0..255.
+    payload : bytes-like
+        The upper-layer packet; its length is the pseudo-header's 32-bit length (may exceed 65535).
+    checksum_offset : int
+        Offset of the packet's own 16-bit checksum field, whose two octets are counted as zero;
+        ``0 <= checksum_offset <= len(payload) - 2``.
+
+    Returns
+    -------
+    int
+        The checksum to store.  For UDP (17) a computed 0 is returned as 0xFFFF (RFC 8200 §8.1).
+
+    Raises
+    ------
+    ValueError
+        Wrong address lengths, ``next_header`` outside 0..255, ``checksum_offset`` out of range, or a
+        payload longer than the 32-bit length field.
+
+    Reference: fmipfast.reference.cksum.upper_layer_checksum
+    """
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] payload_v = _octets(payload)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef int nh = _int_arg(next_header, ST_BAD_NEXT_HEADER, 0, 255)
+    cdef Py_ssize_t n = payload_v.shape[0]
+    if n > <Py_ssize_t>UINT32_MAX:
+        _raise_for_status(ST_BAD_LENGTH, "payload", n)
+    offset = _index(checksum_offset)
+    if not 0 <= offset <= n - 2:
+        _raise_for_status(ST_BAD_CKSUM_OFFSET, None, offset, n)
+    cdef Py_ssize_t off = offset
+    cdef const uint8_t* p = _data(payload_v)
+    cdef uint16_t out = 0
+    cdef int status
+    with nogil:
+        status = cksum_upper_layer(&src_v[0], &dst_v[0], nh, p, n, off, &out)
+    if status < 0:
+        _raise_for_status(status, "payload", n)
+    return out
+
+
+def icmp6_checksum(src, dst, message):
+    """RFC 4443 §2.3 checksum of an ICMPv6 ``message`` (its octets 2-3 are counted as zero).
+
+    Parameters
+    ----------
+    src, dst : bytes-like, 16 octets
+        The IPv6 source and destination of the packet carrying the message.
+    message : bytes-like, at least 4 octets
+        The ICMPv6 message from its Type octet to its end.
+
+    Returns
+    -------
+    int
+        The 16-bit checksum.
+
+    Raises
+    ------
+    ValueError
+        Wrong address lengths or a message shorter than the 4-octet ICMPv6 header.
+
+    Reference: fmipfast.reference.cksum.icmp6_checksum
+    """
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] message_v = _octets(message)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef Py_ssize_t n = message_v.shape[0]
+    cdef const uint8_t* p = _data(message_v)
+    cdef uint16_t out = 0
+    cdef int status
+    with nogil:
+        status = cksum_icmp6(&src_v[0], &dst_v[0], p, n, &out)
+    if status < 0:
+        _raise_for_status(status, "message", n)
+    return out
+
+
+def icmp6_checksum_ok(src, dst, message):
+    """True iff ``message``'s stored checksum verifies (RFC 4443 §2.3, RFC 1071 §2(A) verification).
+
+    The one's-complement sum over the pseudo-header and the whole message, checksum field included,
+    must fold to 0xFFFF.  A stored 0x0000 and a stored 0xFFFF are both accepted wherever the
+    arithmetic makes them equivalent (they are the two zeros of one's complement).
+
+    Parameters
+    ----------
+    src, dst : bytes-like, 16 octets
+    message : bytes-like, at least 4 octets
+
+    Returns
+    -------
+    bool
+
+    Raises
+    ------
+    ValueError
+        Wrong address lengths or a message shorter than 4 octets.
+
+    Reference: fmipfast.reference.cksum.icmp6_checksum_ok
+    """
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    cdef const uint8_t[::1] message_v = _octets(message)
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef Py_ssize_t n = message_v.shape[0]
+    cdef const uint8_t* p = _data(message_v)
+    cdef int verdict
+    with nogil:
+        verdict = cksum_icmp6_ok(&src_v[0], &dst_v[0], p, n)
+    if verdict < 0:
+        _raise_for_status(verdict, "message", n)
+    return verdict == 1
+
+
+def icmp6_checksum_fill(src, dst, buf):
+    """Compute the ICMPv6 checksum of ``buf`` and store it big-endian in ``buf[2:4]``, in place.
+
+    Parameters
+    ----------
+    src, dst : bytes-like, 16 octets
+    buf : writable bytes-like (bytearray, writable memoryview, numpy uint8), at least 4 octets
+
+    Returns
+    -------
+    int
+        The checksum written.
+
+    Raises
+    ------
+    TypeError
+        ``buf`` is read-only (``bytes``, a read-only memoryview).
+    ValueError
+        Wrong address lengths or a message shorter than 4 octets.
+
+    Reference: fmipfast.reference.cksum.icmp6_checksum_fill
+    """
+    cdef const uint8_t[::1] src_v = _octets(src)
+    cdef const uint8_t[::1] dst_v = _octets(dst)
+    # Same shape/dtype checks as every other buffer argument first, then writability, before the
+    # writable view is taken (Cython would otherwise report a read-only source as a ValueError).
+    if buf is None:
+        raise TypeError("buf: a bytes-like object is required, not 'NoneType'")
+    cdef const uint8_t[::1] checked = _octets(buf)
+    cdef Py_buffer probe
+    cdef bint readonly
+    PyObject_GetBuffer(buf, &probe, PyBUF_SIMPLE)
+    try:
+        readonly = probe.readonly
+    finally:
+        PyBuffer_Release(&probe)
+    if readonly:
+        _raise_for_status(ST_READONLY, "buf")
+    _need(src_v.shape[0], "src", ADDR_LEN)
+    _need(dst_v.shape[0], "dst", ADDR_LEN)
+    cdef uint8_t[::1] message = buf
+    cdef Py_ssize_t n = message.shape[0]
+    cdef uint8_t* p = <uint8_t*>_data(message)
+    cdef uint16_t out = 0
+    cdef int status
+    with nogil:
+        status = cksum_icmp6_fill(&src_v[0], &dst_v[0], p, n, &out)
+    if status < 0:
+        _raise_for_status(status, "buf", n)
+    return out

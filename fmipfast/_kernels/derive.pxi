@@ -103,6 +103,302 @@ cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uin
     return derive_mac48_from_eui64(eui, out6)
 
 
+__all__ += ["ncoa_from_prefix", "nar_link_local", "link_local_from_mac48", "eui64_from_mac48", "mac48_from_eui64",
+            "iid_from_eui64", "eui64_from_iid", "eui64_from_address", "mac48_from_address"]
+
+
+# ---------------------------------------------------------------------------------------------------
+# def wrappers of the scalar derivations: validate, run the kernel without the GIL, map a status to its
+# exception
+
+def ncoa_from_prefix(nar_address, prefix_len, coa):
+    """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
+
+    Draft §5 with the C bit clear (docs/design.md §3): the NAR's routing prefix prepended to the lower-order
+    bits of the mobile node's current care-of address.
+
+    Parameters
+    ----------
+    nar_address : bytes-like, 16 octets
+    prefix_len : int, 0..128
+    coa : bytes-like, 16 octets
+        The mobile node's current care-of address.
+
+    Returns
+    -------
+    bytes
+        16 octets.
+
+    Raises
+    ------
+    ValueError
+        Wrong lengths or ``prefix_len`` outside 0..128.
+
+    Reference: fmipfast.reference.derive.ncoa_from_prefix
+    """
+    cdef const uint8_t[::1] nar_address_v = _octets(nar_address)
+    cdef const uint8_t[::1] coa_v = _octets(coa)
+    _need(nar_address_v.shape[0], "nar_address", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    _need(coa_v.shape[0], "coa", ADDR_LEN)
+    cdef uint8_t out[ADDR_LEN]
+    cdef int status
+    with nogil:
+        status = derive_ncoa(&nar_address_v[0], plen, &coa_v[0], out)
+    if status < 0:
+        _raise_for_status(status, None, plen)
+    return out[:ADDR_LEN]
+
+
+def nar_link_local(nar_address, prefix_len):
+    """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
+
+    Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64.
+
+    Parameters
+    ----------
+    nar_address : bytes-like, 16 octets
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    bytes
+        16 octets.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` is not 64.
+
+    Reference: fmipfast.reference.derive.nar_link_local
+    """
+    cdef const uint8_t[::1] nar_address_v = _octets(nar_address)
+    _need(nar_address_v.shape[0], "nar_address", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    cdef uint8_t out[ADDR_LEN]
+    cdef int status
+    with nogil:
+        status = derive_nar_link_local(&nar_address_v[0], plen, out)
+    if status < 0:
+        _raise_for_status(status, None, plen)
+    return out[:ADDR_LEN]
+
+
+def link_local_from_mac48(mac6):
+    """FE80::/64 + the modified EUI-64 interface identifier of a 48-bit MAC (RFC 4291 Appendix A).
+
+    Example: 00:1b:63:84:45:e6 -> fe80::21b:63ff:fe84:45e6.
+
+    Parameters
+    ----------
+    mac6 : bytes-like, 6 octets
+
+    Returns
+    -------
+    bytes
+        16 octets.
+
+    Raises
+    ------
+    ValueError
+        ``mac6`` is not 6 octets.
+
+    Reference: fmipfast.reference.derive.link_local_from_mac48
+    """
+    cdef const uint8_t[::1] mac6_v = _octets(mac6)
+    _need(mac6_v.shape[0], "mac6", MAC48_LEN)
+    cdef uint8_t out[ADDR_LEN]
+    with nogil:
+        derive_link_local_from_mac48(&mac6_v[0], out)
+    return out[:ADDR_LEN]
+
+
+def eui64_from_mac48(mac6):
+    """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
+
+    Parameters
+    ----------
+    mac6 : bytes-like, 6 octets
+
+    Returns
+    -------
+    bytes
+        8 octets.
+
+    Raises
+    ------
+    ValueError
+        ``mac6`` is not 6 octets.
+
+    Reference: fmipfast.reference.derive.eui64_from_mac48
+    """
+    cdef const uint8_t[::1] mac6_v = _octets(mac6)
+    _need(mac6_v.shape[0], "mac6", MAC48_LEN)
+    cdef uint8_t out[EUI64_LEN]
+    with nogil:
+        derive_eui64_from_mac48(&mac6_v[0], out)
+    return out[:EUI64_LEN]
+
+
+def mac48_from_eui64(eui8):
+    """The 48-bit MAC inside an EUI-64 whose octets 3-4 are FF FE (inverse of eui64_from_mac48).
+
+    Parameters
+    ----------
+    eui8 : bytes-like, 8 octets
+
+    Returns
+    -------
+    bytes
+        6 octets.
+
+    Raises
+    ------
+    ValueError
+        ``eui8`` is not 8 octets.
+    DerivationError
+        Octets 3-4 are not FF FE, so the EUI-64 is not built from a 48-bit MAC.
+
+    Reference: fmipfast.reference.derive.mac48_from_eui64
+    """
+    cdef const uint8_t[::1] eui8_v = _octets(eui8)
+    _need(eui8_v.shape[0], "eui8", EUI64_LEN)
+    cdef uint8_t out[MAC48_LEN]
+    cdef int status
+    with nogil:
+        status = derive_mac48_from_eui64(&eui8_v[0], out)
+    if status < 0:
+        _raise_for_status(status, "eui8", None, bytes(eui8_v))
+    return out[:MAC48_LEN]
+
+
+def iid_from_eui64(eui8):
+    """Modified EUI-64 interface identifier of an EUI-64: the U/L bit (0x02 of octet 0) inverted.
+
+    Parameters
+    ----------
+    eui8 : bytes-like, 8 octets
+
+    Returns
+    -------
+    bytes
+        8 octets.
+
+    Raises
+    ------
+    ValueError
+        ``eui8`` is not 8 octets.
+
+    Reference: fmipfast.reference.derive.iid_from_eui64
+    """
+    cdef const uint8_t[::1] eui8_v = _octets(eui8)
+    _need(eui8_v.shape[0], "eui8", EUI64_LEN)
+    cdef uint8_t out[EUI64_LEN]
+    with nogil:
+        derive_flip_ul(&eui8_v[0], out)
+    return out[:EUI64_LEN]
+
+
+def eui64_from_iid(iid8):
+    """The EUI-64 behind a modified EUI-64 interface identifier: the U/L bit inverted back.
+
+    Parameters
+    ----------
+    iid8 : bytes-like, 8 octets
+
+    Returns
+    -------
+    bytes
+        8 octets.
+
+    Raises
+    ------
+    ValueError
+        ``iid8`` is not 8 octets.
+
+    Reference: fmipfast.reference.derive.eui64_from_iid
+    """
+    cdef const uint8_t[::1] iid8_v = _octets(iid8)
+    _need(iid8_v.shape[0], "iid8", EUI64_LEN)
+    cdef uint8_t out[EUI64_LEN]
+    with nogil:
+        derive_flip_ul(&iid8_v[0], out)
+    return out[:EUI64_LEN]
+
+
+def eui64_from_address(address16, prefix_len):
+    """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
+
+    Parameters
+    ----------
+    address16 : bytes-like, 16 octets
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    bytes
+        8 octets.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64: the interface identifier is shorter than an EUI-64.
+
+    Reference: fmipfast.reference.derive.eui64_from_address
+    """
+    cdef const uint8_t[::1] address16_v = _octets(address16)
+    _need(address16_v.shape[0], "address16", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    cdef uint8_t out[EUI64_LEN]
+    cdef int status
+    with nogil:
+        status = derive_eui64_from_address(&address16_v[0], plen, out)
+    if status < 0:
+        _raise_for_status(status, "address16", plen)
+    return out[:EUI64_LEN]
+
+
+def mac48_from_address(address16, prefix_len):
+    """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
+
+    Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
+
+    Parameters
+    ----------
+    address16 : bytes-like, 16 octets
+    prefix_len : int, 0..128
+
+    Returns
+    -------
+    bytes
+        6 octets.
+
+    Raises
+    ------
+    ValueError
+        Wrong length or ``prefix_len`` outside 0..128.
+    DerivationError
+        ``prefix_len`` > 64, or the interface identifier is not FF-FE based (a privacy or stable IID,
+        RFC 8981 / RFC 7217): the MAC cannot be derived and the sender must set M.
+
+    Reference: fmipfast.reference.derive.mac48_from_address
+    """
+    cdef const uint8_t[::1] address16_v = _octets(address16)
+    _need(address16_v.shape[0], "address16", ADDR_LEN)
+    cdef int plen = _int_arg(prefix_len, ST_BAD_PREFIX_LEN, 0, 128)
+    cdef uint8_t out[MAC48_LEN]
+    cdef int status
+    with nogil:
+        status = derive_mac48_from_address(&address16_v[0], plen, out)
+    if status < 0:
+        _raise_for_status(status, "address16", plen, bytes(address16_v[8:]))
+    return out[:MAC48_LEN]
+
+
 # ---------------------------------------------------------------------------------------------------
 # Batch derivations: NCoA, NAR link-local and MAC for many mobile nodes in one call.
 #
@@ -112,30 +408,6 @@ cdef int derive_mac48_from_address(const uint8_t* address16, int prefix_len, uin
 # Results equal looping the scalar functions row by row (tests/test_derive_batch.py checks it).
 
 import numpy as np
-
-
-def _rows(obj, str name, Py_ssize_t width, bint allow_single=False):
-    """``obj`` as a C-contiguous uint8 array of shape (n, width) (or (width,) when ``allow_single``).
-
-    TypeError names the argument when it is not a uint8 array (no silent casting); ValueError names it
-    when the shape is wrong.  A non-contiguous array is copied.  Reference: fmipfast.reference.derive._rows
-    """
-    if obj is None:
-        raise TypeError(f"{name}: need a numpy uint8 array, got None")
-    arr = np.asarray(obj)
-    if arr.dtype != np.uint8:
-        raise TypeError(f"{name}: need dtype uint8, got {arr.dtype}")
-    if allow_single and arr.ndim == 1 and arr.shape[0] == width:
-        return np.ascontiguousarray(arr)
-    if arr.ndim != 2 or arr.shape[1] != width:
-        raise ValueError(f"{name}: need shape (n, {width}), got {tuple(arr.shape)}")
-    return np.ascontiguousarray(arr)
-
-
-cdef inline int _same_rows(Py_ssize_t found, str name, Py_ssize_t n) except -1:
-    if found != n:
-        raise ValueError(f"{name}: need {n} rows (one per entry), got {found}")
-    return 0
 
 
 @cython.boundscheck(False)  # SAFETY: nar/coa/out hold n rows of ADDR_LEN octets (nar_step 0: one row)
@@ -186,12 +458,6 @@ cdef int derive_eui64_from_mac48_batch(const uint8_t* macs, Py_ssize_t n, uint8_
     for i in range(n):
         derive_eui64_from_mac48(macs + i * MAC48_LEN, out + i * EUI64_LEN)
     return ST_OK
-
-
-cdef inline const uint8_t* _rows_data(const uint8_t[:, ::1] view) noexcept:
-    if view.shape[0] == 0:
-        return _EMPTY
-    return &view[0, 0]
 
 
 def ncoa_batch(nar_addresses, prefix_len, coas):

@@ -424,14 +424,6 @@ def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
     return macs, states, flags, ifindex, expiry
 
 
-cdef inline const uint8_t* _u8p(object arr) except? NULL:
-    """Data pointer of a C-contiguous, non-empty uint8 array (any shape), or NULL for None."""
-    if arr is None:
-        return NULL
-    cdef const uint8_t[::1] flat = arr.reshape(-1)
-    return &flat[0]
-
-
 _NC_ARRAYS = ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use")
 
 

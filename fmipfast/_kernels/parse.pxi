@@ -547,12 +547,6 @@ _FIELDS = (
 )
 
 
-cdef void* _row0(object array) except NULL:
-    """The data pointer of a C-contiguous numpy array (of at least one row)."""
-    cdef uint8_t[::1] octets = array.reshape(-1).view(_np.uint8)
-    return <void*>&octets[0]
-
-
 cdef class Batch:
     """Per-frame results of :func:`classify`: numpy arrays of ``n`` rows over ``capacity``-row storage.
 

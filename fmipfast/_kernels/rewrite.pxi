@@ -193,7 +193,7 @@ def forward_rewrite(arena, offsets, l3_offsets, sel, dst_macs, src_mac):
     cdef uint8_t[::1] st = status
     cdef Py_ssize_t size = ar.shape[0], dstride = _rw_stride(dst), sstride = _rw_stride(src)
     cdef Py_ssize_t j, i, bad = -1
-    cdef uint8_t* ap = <uint8_t*>_bq_u8(ar)
+    cdef uint8_t* ap = <uint8_t*>_data(ar)
     cdef const int64_t* offp = &off[0]
     cdef const uint32_t* l3p = &l3[0]
     cdef const int64_t* selp = &s[0]
@@ -287,7 +287,7 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
     cdef uint8_t[::1] st = status
     cdef int64_t[::1] oo = out_offsets
     cdef uint32_t[::1] ol = out_lengths
-    cdef const uint8_t* ap = _bq_u8(ar)
+    cdef const uint8_t* ap = _data(ar)
     cdef const int64_t* offp = &off[0]
     cdef const uint32_t* lnp = &ln[0]
     cdef const uint32_t* l3p = &l3[0]
@@ -382,7 +382,7 @@ def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel):
     cdef uint8_t[::1] st = status
     cdef int64_t[::1] oo = out_offsets
     cdef uint32_t[::1] ol = out_lengths
-    cdef const uint8_t* ap = _bq_u8(ar)
+    cdef const uint8_t* ap = _data(ar)
     cdef const int64_t* offp = &off[0]
     cdef const uint32_t* lnp = &ln[0]
     cdef const uint32_t* l3p = &l3[0]
