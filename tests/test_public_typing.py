@@ -1,7 +1,8 @@
 """The public API is typed for a user's type checker: ``fmipfast``'s root re-exports and ``fmipfast.backend``
 carry the signatures of ``fmipfast/_core.pyi`` (their one home), and the vocabulary modules (constants, errors)
 are typed Python.  A user's program that uses them correctly passes ``mypy --strict`` (and runs); one with
-mistakes gets an error on each wrong line.  The stub's ``__all__`` is the compiled module's."""
+mistakes gets an error on each wrong line.  The stub's ``__all__`` is the compiled module's, and the stub carries
+signatures only: the docstrings live once, in the .pyx, and the compiled objects carry them."""
 
 from __future__ import annotations
 
@@ -194,6 +195,23 @@ def test_stub_declares_every_public_name_backend_exports():
 
     assert set(backend.KERNELS) | set(backend.CLASSES) | {"RING_WALK_ERRORS"} <= _stub_defined()
     assert set(_stub_all()) <= _stub_defined()
+
+
+def test_stub_carries_signatures_only():
+    tree = ast.parse(STUB.read_text())
+    documented = [getattr(node, "name", "<module>") for node in ast.walk(tree)
+                  if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and ast.get_docstring(node) is not None]
+    assert not documented, "docstrings belong in the .pyx (docs/conventions.md §1)"
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="needs the compiled fmipfast._core")
+def test_every_public_compiled_name_is_documented():
+    from fmipfast import _core
+
+    for name in _core.__all__:
+        obj = getattr(_core, name)
+        if callable(obj):
+            assert (obj.__doc__ or "").strip(), name
 
 
 @pytest.mark.skipif(not HAVE_CORE, reason="needs the compiled fmipfast._core")

@@ -60,6 +60,19 @@ cdef bint _node_complete_checksum(uint8_t* frame, Py_ssize_t length, Py_ssize_t 
 cdef class Node:
     """The forwarding node: see fmipfast/reference/node.py, whose ``Node`` this is, output for output.
 
+    One ``run`` per classified block takes each frame through the neighbor cache, the FIB and the handover
+    columns to its :class:`~fmipfast.constants.Action`, rewrites the forwarded frames in place and fills one
+    TX vector per output interface.  The outputs (``action`` .. ``stats``) are read-only views of the node's
+    own arrays, overwritten by the next ``run``.  One thread (the engine's) calls ``run`` and the setters.
+
+    ``Node(ncache, capacity, interfaces)``: ``capacity`` is the most frames one ``run`` takes (1..2**20),
+    ``interfaces`` the number of output interfaces (1..4096).  Other values are a ``ValueError``; ``ncache``
+    not a NeighborCache a ``TypeError``.
+
+    The columns the engine writes: ``entry_key`` int32 (ncache.capacity,), the buffer key of each PROXY /
+    HOLD neighbor entry (-1: none); ``entry_peer`` int32 (ncache.capacity,), the peer index of each TUNNEL
+    neighbor entry (-1: none).
+
     Reference: fmipfast.reference.node.Node
     """
 
@@ -158,42 +171,52 @@ cdef class Node:
 
     @property
     def iface_mac(self):
+        """uint8 (interfaces, 6), read-only."""
         return Node._ro(self._iface_mac)
 
     @property
     def action(self):
+        """uint8 (capacity,), read-only: the Action of each frame of the last run."""
         return Node._ro(self._action)
 
     @property
     def aux(self):
+        """int32 (capacity,), read-only: buffer key (BUFFER), peer index (TUNNEL), drop reason (DROP), else -1."""
         return Node._ro(self._aux)
 
     @property
     def entry(self):
+        """int64 (capacity,), read-only: the destination's neighbor index or -1."""
         return Node._ro(self._entry)
 
     @property
     def out_if(self):
+        """int32 (capacity,), read-only: output interface (FORWARD, RESOLVE) or -1."""
         return Node._ro(self._out_if)
 
     @property
     def next_hop(self):
+        """uint8 (capacity, 16), read-only: next hop (FORWARD, RESOLVE)."""
         return Node._ro(self._next_hop)
 
     @property
     def tx_count(self):
+        """int64 (interfaces,), read-only: frames in each interface's TX vector."""
         return Node._ro(self._tx_count)
 
     @property
     def tx_offsets(self):
+        """int64 (interfaces, capacity), read-only: ``tx_offsets[k, :tx_count[k]]`` in block order."""
         return Node._ro(self._tx_offsets)
 
     @property
     def tx_lengths(self):
+        """uint32 (interfaces, capacity), read-only."""
         return Node._ro(self._tx_lengths)
 
     @property
     def stats(self):
+        """uint64 (4,), read-only: dropped, reorder_held, csum_completed, frames (``NODE_STATS``)."""
         return Node._ro(self._stats)
 
     @property

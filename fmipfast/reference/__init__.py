@@ -1,6 +1,11 @@
 """The pure-Python reference of every ``_core`` kernel: readable, slow, and the oracle the compiled core
-is tested against (docs/conventions.md §4).  Must never import ``fmipfast._core``."""
+is tested against (docs/conventions.md §4).  Must never import ``fmipfast._core``.
 
+One module per kernel fragment of the compiled core: ``cksum``, ``derive`` (one and many at a time),
+``wire`` (classify), ``ncache``, ``bufq``, ``rewrite``, ``ring``, ``fib``, ``node``.
+"""
+
+from fmipfast.reference.bufq import PacketBuffer
 from fmipfast.reference.cksum import (
     icmp6_checksum,
     icmp6_checksum_fill,
@@ -12,20 +17,38 @@ from fmipfast.reference.derive import (
     eui64_from_address,
     eui64_from_iid,
     eui64_from_mac48,
+    eui64_from_mac48_batch,
     iid_from_eui64,
     link_local_from_mac48,
     mac48_from_address,
+    mac48_from_address_batch,
     mac48_from_eui64,
     nar_link_local,
+    nar_link_local_batch,
+    ncoa_batch,
     ncoa_from_prefix,
 )
+from fmipfast.reference.fib import Fib
+from fmipfast.reference.ncache import NeighborCache, _nc_hash, _siphash24  # noqa: F401 - the test hooks
+from fmipfast.reference.node import Node
+from fmipfast.reference.rewrite import decapsulate, encapsulate, forward_rewrite
+from fmipfast.reference.ring import (
+    RING_WALK_ERRORS,  # noqa: F401 - a constant, not a kernel: reachable as an attribute
+    ring_block_status,
+    ring_release_block,
+    ring_tx_fill,
+    ring_walk_block,
+)
+from fmipfast.reference.wire import Batch, classify
 
 __all__ = [
+    # cksum
     "internet_checksum",
     "upper_layer_checksum",
     "icmp6_checksum",
     "icmp6_checksum_ok",
     "icmp6_checksum_fill",
+    # derive
     "ncoa_from_prefix",
     "nar_link_local",
     "link_local_from_mac48",
@@ -35,61 +58,27 @@ __all__ = [
     "eui64_from_iid",
     "eui64_from_address",
     "mac48_from_address",
+    "ncoa_batch",
+    "nar_link_local_batch",
+    "mac48_from_address_batch",
+    "eui64_from_mac48_batch",
+    # wire
+    "Batch",
+    "classify",
+    # ncache
+    "NeighborCache",
+    # bufq, rewrite
+    "PacketBuffer",
+    "forward_rewrite",
+    "encapsulate",
+    "decapsulate",
+    # ring
+    "ring_walk_block",
+    "ring_block_status",
+    "ring_release_block",
+    "ring_tx_fill",
+    # fib
+    "Fib",
+    # node
+    "Node",
 ]
-
-# ---- The batch core. Each room adds its import and __all__ entries in its own section. ----
-
-# [parse] classify: fmipfast/reference/wire.py
-from fmipfast.reference.wire import Batch, classify  # noqa: E402
-
-__all__ += ["classify", "Batch"]
-
-# (keep this line: it separates the sections for clean merges)
-
-# [ncache] NeighborCache and batch derivations: fmipfast/reference/ncache.py
-from fmipfast.reference.derive import (  # noqa: E402
-    eui64_from_mac48_batch,
-    mac48_from_address_batch,
-    nar_link_local_batch,
-    ncoa_batch,
-)
-from fmipfast.reference.ncache import NeighborCache, _nc_hash, _siphash24  # noqa: E402, F401
-
-__all__ += ["ncoa_batch", "nar_link_local_batch", "mac48_from_address_batch", "eui64_from_mac48_batch"]
-__all__ += ["NeighborCache"]
-
-# (keep this line: it separates the sections for clean merges)
-
-# [bufq+rewrite] PacketBuffer: fmipfast/reference/bufq.py; rewrite kernels: fmipfast/reference/rewrite.py
-
-from fmipfast.reference.bufq import PacketBuffer  # noqa: E402
-from fmipfast.reference.rewrite import decapsulate, encapsulate, forward_rewrite  # noqa: E402
-
-__all__ += ["forward_rewrite", "encapsulate", "decapsulate", "PacketBuffer"]
-
-# (end of the batch-core sections)
-
-# [ring] AF_PACKET TPACKET_V3 block walk and TX fill: fmipfast/reference/ring.py
-from fmipfast.reference.ring import (  # noqa: E402
-    RING_WALK_ERRORS,  # noqa: F401 - a constant, not a kernel: reachable as an attribute
-    ring_block_status,
-    ring_release_block,
-    ring_tx_fill,
-    ring_walk_block,
-)
-
-__all__ += ["ring_block_status", "ring_release_block", "ring_tx_fill", "ring_walk_block"]
-
-# (keep this line: it separates the sections for clean merges)
-
-# [fib] longest-prefix-match FIB: fmipfast/reference/fib.py
-from fmipfast.reference.fib import Fib  # noqa: E402
-
-__all__ += ["Fib"]
-
-# (keep this line: it separates the sections for clean merges)
-
-# [node] the forwarding node: fmipfast/reference/node.py
-from fmipfast.reference.node import Node  # noqa: E402
-
-__all__ += ["Node"]
