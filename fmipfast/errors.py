@@ -51,11 +51,11 @@ class MalformedPacket(FmipError, ValueError):
         prefix = " at ".join(where)
         super().__init__(f"{prefix}: {reason}" if prefix else reason)
 
-    def __reduce__(self):  # keep field/offset across pickling (multiprocessing workers)
+    def __reduce__(self) -> tuple[object, ...]:  # keep field/offset across pickling (multiprocessing workers)
         return (_rebuild, (type(self), self.reason, self.field, self.offset))
 
 
-def _rebuild(cls, reason, field, offset):
+def _rebuild(cls: type[MalformedPacket], reason: str, field: str | None, offset: int | None) -> MalformedPacket:
     return cls(reason, field=field, offset=offset)
 
 

@@ -155,7 +155,8 @@ class PacketRing:
                 raise
             raise RingError(exc.errno or 0, f"{ifname}: {exc.strerror or exc}") from None
 
-    def _setup(self, ignore_outgoing, fanout, bpf, qdisc_bypass) -> None:
+    def _setup(self, ignore_outgoing: bool, fanout: tuple[int, str] | None,
+               bpf: list[tuple[int, int, int, int]] | None, qdisc_bypass: bool) -> None:
         s = self.sock
         s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         rx_frame = 2048 if self.rx_block_size >= 2048 else self.rx_block_size

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import operator
 from collections import deque
+from typing import Any
 
 import numpy as np
 
@@ -56,7 +57,7 @@ COUNTERS = (
 # ---- Argument checks shared with reference/rewrite.py; word for word those of the compiled core. ---------
 
 
-def as_array(obj, name: str, dtype, ndim: int | None = 1, *, writable: bool = False) -> np.ndarray:
+def as_array(obj: Any, name: str, dtype: Any, ndim: int | None = 1, *, writable: bool = False) -> np.ndarray:
     """``obj`` as a C-contiguous numpy array of exactly ``dtype`` and ``ndim`` dimensions.
 
     A non-numpy bytes-like object is viewed as uint8.  Wrong dtype or a non-array -> TypeError; wrong number
@@ -113,7 +114,7 @@ def check_batch(arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> 
     return n
 
 
-def int_arg(value, name: str, low: int, high: int) -> int:
+def int_arg(value: Any, name: str, low: int, high: int) -> int:
     """``value`` as an int in ``low..high``: TypeError for non-integers, ValueError when out of range."""
     value = operator.index(value)
     if not low <= value <= high:
@@ -198,17 +199,17 @@ class PacketBuffer:
     def lifetime_ns(self) -> int:
         return self._lifetime_ns
 
-    def _key(self, key) -> int:
+    def _key(self, key: Any) -> int:
         key = operator.index(key)
         if not 0 <= key < self.max_keys:
             raise ValueError(f"key {key} outside 0..{self.max_keys - 1}")
         return key
 
-    def queued(self, key) -> int:
+    def queued(self, key: Any) -> int:
         """Frames held for ``key``."""
         return len(self._queues[self._key(key)])
 
-    def queued_bytes(self, key) -> int:
+    def queued_bytes(self, key: Any) -> int:
         """Octets held for ``key``."""
         return self._bytes[self._key(key)]
 
@@ -234,7 +235,7 @@ class PacketBuffer:
         if status is not None and frame.seq >= seq0:
             status[frame.seq - seq0] = DropReason.BUFFER_FULL  # queued earlier in this very call
 
-    def push(self, keys, arena, offsets, lengths, now_ns) -> np.ndarray:
+    def push(self, keys: Any, arena: Any, offsets: Any, lengths: Any, now_ns: Any) -> np.ndarray:
         """Queue frame ``i`` (``arena[offsets[i]:offsets[i] + lengths[i]]``) under ``keys[i]``, in order.
 
         Returns uint8[n]: 0 if the frame is held when push returns, else its DropReason (FRAME_TOO_BIG,
@@ -281,7 +282,7 @@ class PacketBuffer:
             self._held_bytes += length
         return status
 
-    def flush(self, key, now_ns) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def flush(self, key: Any, now_ns: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Empty ``key``'s queue: its unexpired frames as a packed batch in arrival order.
 
         Returns ``(arena uint8[m], offsets int64[k], lengths uint32[k])``; frames older than lifetime_ns
@@ -307,7 +308,7 @@ class PacketBuffer:
         arena = np.frombuffer(b"".join(out), dtype=np.uint8).copy()
         return arena, offsets, lengths
 
-    def drop(self, key) -> int:
+    def drop(self, key: Any) -> int:
         """Discard ``key``'s queue (handover failed or ended); returns the frames dropped (``dropped_by_drop``)."""
         key = self._key(key)
         n = len(self._queues[key])
@@ -318,7 +319,7 @@ class PacketBuffer:
         self._c["dropped_by_drop"] += n
         return n
 
-    def expire(self, now_ns) -> int:
+    def expire(self, now_ns: Any) -> int:
         """Drop every frame, of every key, older than lifetime_ns at ``now_ns``; returns how many."""
         now = int_arg(now_ns, "now_ns", 0, _I64_MAX)
         total = 0

@@ -18,6 +18,7 @@ same bytes-like inputs and word their length errors the same way as the compiled
 from __future__ import annotations
 
 import operator
+from typing import Any
 
 from fmipfast.constants import ADDR_LEN, ICMP6_HDR_LEN, IpProto
 
@@ -37,7 +38,7 @@ _ICMP6_CKSUM_OFFSET = 2  # RFC 4443 §2.1: checksum is octets 2-3 of the ICMPv6 
 _MAX_UPPER_LEN = 0xFFFFFFFF  # RFC 8200 §8.1: the pseudo-header length field is 32 bits
 
 
-def _octets(data) -> memoryview:
+def _octets(data: Any) -> memoryview:
     """View any bytes-like object as a 1-D, C-contiguous run of unsigned octets.
 
     Mirrors what the compiled core's ``const uint8_t[::1]`` argument accepts: an object without the
@@ -60,7 +61,7 @@ def _need(view: memoryview, name: str, size: int) -> None:
         raise ValueError(f"{name}: need {size} octets, got {len(view)}")
 
 
-def _index(value, name: str, low: int, high: int) -> int:
+def _index(value: Any, name: str, low: int, high: int) -> int:
     """An integer argument in ``low..high`` (``TypeError`` for non-integers, ``ValueError`` outside)."""
     value = operator.index(value)
     if not low <= value <= high:
@@ -68,7 +69,7 @@ def _index(value, name: str, low: int, high: int) -> int:
     return value
 
 
-def _sum16(data) -> int:
+def _sum16(data: bytes | bytearray | memoryview) -> int:
     """RFC 1071 §1: the plain sum of the big-endian 16-bit words of ``data`` (odd tail padded with zero)."""
     raw = bytes(data)
     if len(raw) % 2:
@@ -100,7 +101,7 @@ def _message(m: memoryview, name: str = "message") -> None:
         raise ValueError(f"{name}: {len(m)} octets exceed the 32-bit upper-layer length")
 
 
-def internet_checksum(data) -> int:
+def internet_checksum(data: Any) -> int:
     """RFC 1071 Internet checksum of ``data``: the complement of the folded one's-complement sum.
 
     Parameters
@@ -116,7 +117,7 @@ def internet_checksum(data) -> int:
     return ~_fold(_sum16(_octets(data))) & 0xFFFF
 
 
-def upper_layer_checksum(src, dst, next_header, payload, checksum_offset) -> int:
+def upper_layer_checksum(src: Any, dst: Any, next_header: Any, payload: Any, checksum_offset: Any) -> int:
     """Checksum of an IPv6 upper-layer packet over the RFC 8200 §8.1 pseudo-header.
 
     Parameters
@@ -163,7 +164,7 @@ def upper_layer_checksum(src, dst, next_header, payload, checksum_offset) -> int
     return checksum
 
 
-def icmp6_checksum(src, dst, message) -> int:
+def icmp6_checksum(src: Any, dst: Any, message: Any) -> int:
     """RFC 4443 §2.3 checksum of an ICMPv6 ``message`` (its octets 2-3 are counted as zero).
 
     Parameters
@@ -189,7 +190,7 @@ def icmp6_checksum(src, dst, message) -> int:
     return upper_layer_checksum(s, d, _ICMPV6, m, _ICMP6_CKSUM_OFFSET)
 
 
-def icmp6_checksum_ok(src, dst, message) -> bool:
+def icmp6_checksum_ok(src: Any, dst: Any, message: Any) -> bool:
     """True iff ``message``'s stored checksum verifies (RFC 4443 §2.3, RFC 1071 §2(A) verification).
 
     The one's-complement sum over the pseudo-header and the whole message, checksum field included,
@@ -207,7 +208,7 @@ def icmp6_checksum_ok(src, dst, message) -> bool:
     return _fold(_sum16(_pseudo_header(s, d, len(m), _ICMPV6)) + _sum16(m)) == 0xFFFF
 
 
-def icmp6_checksum_fill(src, dst, buf) -> int:
+def icmp6_checksum_fill(src: Any, dst: Any, buf: Any) -> int:
     """Compute the ICMPv6 checksum of ``buf`` and store it big-endian in ``buf[2:4]``, in place.
 
     Parameters

@@ -19,6 +19,8 @@ Every input accepts any bytes-like object; every output is ``bytes``.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fmipfast.constants import ADDR_LEN, EUI64_LEN, MAC48_LEN
 from fmipfast.errors import DerivationError
 from fmipfast.reference.cksum import _index, _need, _octets
@@ -49,7 +51,7 @@ def _arg(view: memoryview, name: str, size: int) -> bytes:
     return bytes(view)
 
 
-def _prefix_len(prefix_len) -> int:
+def _prefix_len(prefix_len: Any) -> int:
     return _index(prefix_len, "prefix_len", 0, 128)
 
 
@@ -64,7 +66,7 @@ def _eui64_to_mac48(eui: bytes) -> bytes | None:
     return eui[:3] + eui[5:]
 
 
-def ncoa_from_prefix(nar_address, prefix_len, coa) -> bytes:
+def ncoa_from_prefix(nar_address: Any, prefix_len: Any, coa: Any) -> bytes:
     """New care-of address: the first ``prefix_len`` bits of ``nar_address``, the rest from ``coa``.
 
     Draft §5: "If the `C' bit is not set, then the mobile node may determine its new care-of address by
@@ -101,7 +103,7 @@ def ncoa_from_prefix(nar_address, prefix_len, coa) -> bytes:
     return ((nar_bits & prefix_mask) | (coa_bits & low_mask)).to_bytes(_ADDR_LEN, "big")
 
 
-def nar_link_local(nar_address, prefix_len) -> bytes:
+def nar_link_local(nar_address: Any, prefix_len: Any) -> bytes:
     """NAR link-local address: FE80::/64 followed by the low 64 bits of ``nar_address``.
 
     Draft §5 replaces the routing prefix with FE80::; docs/design.md §3 allows that only for prefix size 64,
@@ -121,7 +123,7 @@ def nar_link_local(nar_address, prefix_len) -> bytes:
     return _LINK_LOCAL_PREFIX + nar[8:]
 
 
-def link_local_from_mac48(mac6) -> bytes:
+def link_local_from_mac48(mac6: Any) -> bytes:
     """FE80::/64 + the modified EUI-64 interface identifier of a 48-bit MAC (RFC 4291 Appendix A).
 
     Example: 00:1b:63:84:45:e6 -> fe80::21b:63ff:fe84:45e6.
@@ -134,7 +136,7 @@ def link_local_from_mac48(mac6) -> bytes:
     return _LINK_LOCAL_PREFIX + iid_from_eui64(eui64_from_mac48(mac6))
 
 
-def eui64_from_mac48(mac6) -> bytes:
+def eui64_from_mac48(mac6: Any) -> bytes:
     """The EUI-64 of a 48-bit MAC: FF FE inserted after octet 2, U/L bit untouched (docs/design.md §3).
 
     Raises
@@ -146,7 +148,7 @@ def eui64_from_mac48(mac6) -> bytes:
     return mac[:3] + _FFFE + mac[3:]
 
 
-def mac48_from_eui64(eui8) -> bytes:
+def mac48_from_eui64(eui8: Any) -> bytes:
     """The 48-bit MAC inside an EUI-64 whose octets 3-4 are FF FE (inverse of :func:`eui64_from_mac48`).
 
     Raises
@@ -163,7 +165,7 @@ def mac48_from_eui64(eui8) -> bytes:
     return mac
 
 
-def iid_from_eui64(eui8) -> bytes:
+def iid_from_eui64(eui8: Any) -> bytes:
     """Modified EUI-64 interface identifier of an EUI-64: the U/L bit (0x02 of octet 0) inverted.
 
     Raises
@@ -174,7 +176,7 @@ def iid_from_eui64(eui8) -> bytes:
     return _flip_ul(_arg(_octets(eui8), "eui8", _EUI64_LEN))
 
 
-def eui64_from_iid(iid8) -> bytes:
+def eui64_from_iid(iid8: Any) -> bytes:
     """The EUI-64 behind a modified EUI-64 interface identifier: the U/L bit inverted back.
 
     Raises
@@ -185,7 +187,7 @@ def eui64_from_iid(iid8) -> bytes:
     return _flip_ul(_arg(_octets(iid8), "iid8", _EUI64_LEN))
 
 
-def eui64_from_address(address16, prefix_len) -> bytes:
+def eui64_from_address(address16: Any, prefix_len: Any) -> bytes:
     """The EUI-64 behind an address's interface identifier: its low 64 bits with the U/L bit inverted.
 
     Draft §5/§6 without M: the MAC is found by masking off the routing prefix; docs/design.md §3 reads the
@@ -207,7 +209,7 @@ def eui64_from_address(address16, prefix_len) -> bytes:
     return _flip_ul(address[8:])
 
 
-def mac48_from_address(address16, prefix_len) -> bytes:
+def mac48_from_address(address16: Any, prefix_len: Any) -> bytes:
     """The 48-bit MAC behind an address's FF-FE based interface identifier (docs/design.md §3, draft §5/§6).
 
     Equals ``mac48_from_eui64(eui64_from_address(address16, prefix_len))``.
@@ -239,7 +241,7 @@ import numpy as np  # noqa: E402  (kept with the batch section it serves)
 __all__ += ["eui64_from_mac48_batch", "mac48_from_address_batch", "nar_link_local_batch", "ncoa_batch"]
 
 
-def _rows(obj, name: str, width: int, allow_single: bool = False) -> np.ndarray:
+def _rows(obj: Any, name: str, width: int, allow_single: bool = False) -> np.ndarray:
     """``obj`` as a C-contiguous uint8 array of shape (n, width) (or (width,) when ``allow_single``).
 
     TypeError names the argument when it is not a uint8 array (no silent casting); ValueError names it
@@ -262,7 +264,7 @@ def _same_rows(found: int, name: str, n: int) -> None:
         raise ValueError(f"{name}: need {n} rows (one per entry), got {found}")
 
 
-def ncoa_batch(nar_addresses, prefix_len, coas) -> np.ndarray:
+def ncoa_batch(nar_addresses: Any, prefix_len: Any, coas: Any) -> np.ndarray:
     """New care-of addresses for many mobile nodes: row i = ``ncoa_from_prefix(nar[i], prefix_len, coas[i])``.
 
     ``nar_addresses`` is one NAR address, shape (16,), used for every row, or shape (n, 16); ``coas`` has
@@ -288,7 +290,7 @@ def ncoa_batch(nar_addresses, prefix_len, coas) -> np.ndarray:
     return out
 
 
-def nar_link_local_batch(nar_addresses, prefix_len) -> np.ndarray:
+def nar_link_local_batch(nar_addresses: Any, prefix_len: Any) -> np.ndarray:
     """NAR link-local addresses: row i = ``nar_link_local(nar_addresses[i], prefix_len)``; uint8 (n, 16).
 
     Raises
@@ -310,7 +312,7 @@ def nar_link_local_batch(nar_addresses, prefix_len) -> np.ndarray:
     return out
 
 
-def mac48_from_address_batch(addresses, prefix_len) -> tuple[np.ndarray, np.ndarray]:
+def mac48_from_address_batch(addresses: Any, prefix_len: Any) -> tuple[np.ndarray, np.ndarray]:
     """48-bit MACs behind many addresses' FF-FE based interface identifiers, without one exception per row.
 
     Returns ``(macs, ok)``: uint8 (n, 6) and bool (n,).  Where ``ok`` is False the interface identifier
@@ -344,7 +346,7 @@ def mac48_from_address_batch(addresses, prefix_len) -> tuple[np.ndarray, np.ndar
     return macs, ok
 
 
-def eui64_from_mac48_batch(macs) -> np.ndarray:
+def eui64_from_mac48_batch(macs: Any) -> np.ndarray:
     """EUI-64s of many 48-bit MACs: row i = ``eui64_from_mac48(macs[i])``; uint8 (n, 8).
 
     Raises

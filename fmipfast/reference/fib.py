@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from ipaddress import IPv6Address
+from typing import Any
 
 import numpy as np
 
@@ -91,7 +92,7 @@ def _hash_one(hi: int, lo: int, length: int, k0: int, k1: int) -> int:
 # Argument checks (fmipfast._core.Fib calls these too, so the messages are the same by construction)
 
 
-def _array(obj, name: str, dtype, ndim: int, spec: str) -> np.ndarray:
+def _array(obj: Any, name: str, dtype: Any, ndim: int, spec: str) -> np.ndarray:
     """``obj`` as an array of exactly ``dtype`` and ``ndim`` dimensions, or TypeError / ValueError naming it."""
     if not isinstance(obj, np.ndarray):
         raise TypeError(f"{name}: need {spec}, got {type(obj).__name__}")
@@ -102,7 +103,7 @@ def _array(obj, name: str, dtype, ndim: int, spec: str) -> np.ndarray:
     return obj
 
 
-def check_table(prefixes, lengths, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def check_table(prefixes: Any, lengths: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Validate the constructor's arrays; return C-contiguous copies (the caller may change its own)."""
     p = _array(prefixes, "prefixes", np.uint8, 2, "uint8 [n,16]")
     if p.shape[1] != _ADDR_LEN:
@@ -125,7 +126,7 @@ def check_table(prefixes, lengths, values) -> tuple[np.ndarray, np.ndarray, np.n
     return np.array(p, order="C"), np.array(ln, order="C"), np.array(va, order="C")
 
 
-def check_dst(dst, out) -> np.ndarray:
+def check_dst(dst: Any, out: Any) -> np.ndarray:
     """Validate lookup's arguments; return ``out`` (a fresh int32 array when None)."""
     spec = "uint8 [m,16] C-contiguous"
     _array(dst, "dst", np.uint8, 2, spec)
@@ -149,7 +150,7 @@ def check_dst(dst, out) -> np.ndarray:
     return out
 
 
-def check_seed(seed) -> tuple[int, int]:
+def check_seed(seed: Any) -> tuple[int, int]:
     """The two little-endian 64-bit words of the 16-octet ``seed`` (random when None)."""
     if seed is None:
         seed = os.urandom(_SEED_LEN)
@@ -228,7 +229,8 @@ def _duplicate_check(hi: np.ndarray, lo: np.ndarray, lengths: np.ndarray) -> Non
         raise ValueError(f"prefixes: row {row} duplicates row {first} ({addr}/{int(lengths[row])})")
 
 
-def _find(table_entry, ent_hi, ent_lo, ent_len, mask, max_probe, k0, k1, qh, ql, qlen) -> np.ndarray:
+def _find(table_entry: np.ndarray, ent_hi: np.ndarray, ent_lo: np.ndarray, ent_len: np.ndarray, mask: int,
+          max_probe: int, k0: int, k1: int, qh: np.ndarray, ql: np.ndarray, qlen: np.ndarray) -> np.ndarray:
     """Vectorised probe of the table under construction: entry index of each query key, -1 if absent."""
     res = np.full(qh.shape[0], -1, dtype=np.int64)
     active = np.arange(qh.shape[0])
@@ -252,7 +254,7 @@ def build(prefixes: np.ndarray, lengths: np.ndarray, values: np.ndarray, k0: int
         return _build(prefixes, lengths, values, k0, k1)
 
 
-def _build(prefixes, lengths, values, k0, k1) -> Table:
+def _build(prefixes: np.ndarray, lengths: np.ndarray, values: np.ndarray, k0: int, k1: int) -> Table:
     n = prefixes.shape[0]
     hi, lo = _words(prefixes)
     hi &= _MASK_HI[lengths]
@@ -371,7 +373,7 @@ class Fib:
     length, longest length first.
     """
 
-    def __init__(self, prefixes, lengths, values, *, seed=None) -> None:
+    def __init__(self, prefixes: Any, lengths: Any, values: Any, *, seed: Any = None) -> None:
         k0, k1 = check_seed(seed)
         p, ln, va = check_table(prefixes, lengths, values)
         self._table = build(p, ln, va, k0, k1)
@@ -395,7 +397,7 @@ class Fib:
         """Bytes of the compiled lookup table (slots and the length array), the same in both implementations."""
         return self._table.memory_bytes
 
-    def lookup(self, dst, out=None) -> np.ndarray:
+    def lookup(self, dst: Any, out: Any = None) -> np.ndarray:
         """int32 [m]: the value of the longest prefix matching each row of ``dst`` (uint8 [m,16]
         C-contiguous), -1 where none does; written into ``out`` (int32 [m]) when given."""
         res = check_dst(dst, out)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import operator
 import os
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +53,7 @@ def _rotl(x: int, b: int) -> int:
     return ((x << b) | (x >> (64 - b))) & _MASK64
 
 
-def _siphash24(data, seed) -> int:
+def _siphash24(data: Any, seed: Any) -> int:
     """SipHash-2-4 (Aumasson & Bernstein 2012) of ``data`` under the 16-octet ``seed``: the hash the
     compiled table keys its slots with.  Words are little-endian, as the paper specifies."""
     msg = bytes(_octets(data))
@@ -92,13 +93,13 @@ def _siphash24(data, seed) -> int:
     return v[0] ^ v[1] ^ v[2] ^ v[3]
 
 
-def _nc_mix_keys(seed, generation: int) -> list[int]:
+def _nc_mix_keys(seed: Any, generation: int) -> list[int]:
     """The five 64-bit keys of the table's hash at ``generation``: SipHash-2-4 under ``seed`` of the eight
     octets le32(generation) le32(j), j = 0..4."""
     return [_siphash24(generation.to_bytes(4, "little") + j.to_bytes(4, "little"), seed) for j in range(5)]
 
 
-def _nc_hash(key, seed, generation=0) -> int:
+def _nc_hash(key: Any, seed: Any, generation: Any = 0) -> int:
     """The compiled table's keyed hash of a 16-octet address (32 bits; slot = hash & (nslots - 1)).
 
     The multilinear family (Lemire & Kaser 2014) over the address's four little-endian 32-bit words w0..w3:
@@ -126,7 +127,7 @@ def _nc_hash(key, seed, generation=0) -> int:
     return x
 
 
-def _column(obj, name: str, dtype, n: int) -> np.ndarray:
+def _column(obj: Any, name: str, dtype: Any, n: int) -> np.ndarray:
     """``obj`` as a C-contiguous 1-D array of exactly ``dtype`` with ``n`` elements (TypeError / ValueError
     naming the argument otherwise)."""
     if obj is None:
@@ -140,7 +141,8 @@ def _column(obj, name: str, dtype, n: int) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _check_fields(n: int, macs, states, flags, ifindex, expiry):
+def _check_fields(n: int, macs: Any, states: Any, flags: Any, ifindex: Any,
+                  expiry: Any) -> tuple[np.ndarray | None, ...]:
     """Validate the optional per-entry columns of insert/update; None stays None."""
     if macs is not None:
         macs = _rows(macs, "macs", _MAC48_LEN)
@@ -172,7 +174,7 @@ class NeighborCache:
     §5.1.  See ``fmipfast._core.NeighborCache`` for the full contract; this class is its oracle.
     """
 
-    def __init__(self, capacity, *, seed=None) -> None:
+    def __init__(self, capacity: Any, *, seed: Any = None) -> None:
         cap = operator.index(capacity)
         if not 1 <= cap <= _MAX_CAPACITY:
             raise ValueError(f"capacity must be in 1..{_MAX_CAPACITY}, got {cap}")
@@ -241,7 +243,8 @@ class NeighborCache:
 
     # -- Helpers -----------------------------------------------------------------------------------
 
-    def _write(self, e: int, i: int, macs, states, flags, ifindex, expiry) -> None:
+    def _write(self, e: int, i: int, macs: np.ndarray | None, states: np.ndarray | None, flags: np.ndarray | None,
+               ifindex: np.ndarray | None, expiry: np.ndarray | None) -> None:
         a = self._arrays
         if macs is not None:
             a["macs"][e] = macs[i]
@@ -262,7 +265,8 @@ class NeighborCache:
 
     # -- Batch operations ------------------------------------------------------------------------
 
-    def insert(self, keys, macs, states, *, flags=None, ifindex=None, expiry=None) -> np.ndarray:
+    def insert(self, keys: Any, macs: Any, states: Any, *, flags: Any = None, ifindex: Any = None,
+               expiry: Any = None) -> np.ndarray:
         """Upsert one entry per key in order; int64 indices, -1 where refused because the table is full."""
         keys_arr = _rows(keys, "keys", _ADDR_LEN)
         n = keys_arr.shape[0]
@@ -291,7 +295,7 @@ class NeighborCache:
             out[i] = e
         return out
 
-    def lookup(self, keys) -> np.ndarray:
+    def lookup(self, keys: Any) -> np.ndarray:
         """Entry index of each key, -1 where absent; counts lookups, hits and misses."""
         keys_arr = _rows(keys, "keys", _ADDR_LEN)
         out = np.empty(keys_arr.shape[0], dtype=np.int64)
@@ -303,7 +307,7 @@ class NeighborCache:
         self._counters["misses"] += len(out) - hits
         return out
 
-    def get(self, key) -> int:
+    def get(self, key: Any) -> int:
         """Entry index of one key, counted like lookup; KeyError (with the key as bytes) when absent."""
         view = _octets(key)
         _need(view, "key", _ADDR_LEN)
@@ -316,7 +320,8 @@ class NeighborCache:
         self._counters["hits"] += 1
         return e
 
-    def update(self, indices, *, macs=None, states=None, flags=None, ifindex=None, expiry=None) -> None:
+    def update(self, indices: Any, *, macs: Any = None, states: Any = None, flags: Any = None, ifindex: Any = None,
+               expiry: Any = None) -> None:
         """Overwrite the given fields of the entries at ``indices``, in order; ``updated`` counts every row."""
         idx = _column(indices, "indices", np.int64, -1 if indices is None else np.asarray(indices).size)
         n = idx.shape[0]
@@ -332,7 +337,7 @@ class NeighborCache:
             self._write(int(idx[i]), i, *fields)
         self._counters["updated"] += n
 
-    def delete(self, keys) -> np.ndarray:
+    def delete(self, keys: Any) -> np.ndarray:
         """Remove each key; bool (n,), True where an entry was removed."""
         keys_arr = _rows(keys, "keys", _ADDR_LEN)
         out = np.zeros(keys_arr.shape[0], dtype=np.bool_)
@@ -344,7 +349,7 @@ class NeighborCache:
                 self._counters["deleted"] += 1
         return out
 
-    def expire(self, now_ns) -> int:
+    def expire(self, now_ns: Any) -> int:
         """Remove the entries with ``0 < expiry <= now_ns`` that are not STATIC, ascending; return how many."""
         now = operator.index(now_ns)
         if not 0 <= now <= _INT64_MAX:

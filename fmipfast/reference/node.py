@@ -30,6 +30,8 @@ selected frames' octets and its outputs.  Ownership: one thread (the engine's) c
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fmipfast._linux import TP_STATUS_CSUMNOTREADY
@@ -50,7 +52,7 @@ _INCOMPLETE = int(NeighborState.INCOMPLETE)
 _P_MH = int(IpProto.MH)
 
 
-def _array(obj, name: str, dtype, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
+def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
     a = np.asarray(obj)
     if a.dtype != np.dtype(dtype):
         raise TypeError(f"{name}: need dtype {np.dtype(dtype).name}, got {a.dtype.name}")
@@ -59,7 +61,8 @@ def _array(obj, name: str, dtype, shape_tail: tuple[int, ...] = ()) -> np.ndarra
     return np.ascontiguousarray(a)
 
 
-def check_run(batch, arena, offsets, lengths, status, iface, drops, capacity: int, interfaces: int):
+def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: Any, drops: Any, capacity: int,
+              interfaces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The arguments of ``Node.run`` as arrays, or the ``TypeError``/``ValueError`` that names the first wrong
     one (both implementations raise these)."""
     ar = np.asarray(arena)
@@ -91,7 +94,8 @@ def check_run(batch, arena, offsets, lengths, status, iface, drops, capacity: in
     return ar, off, ln, st, drops
 
 
-def check_tables(fib, route_if, route_via, route_has_via, interfaces: int):
+def check_tables(fib: Any, route_if: Any, route_via: Any, route_has_via: Any,
+                 interfaces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The arguments of ``Node.set_routes`` as arrays, or the error naming the first wrong one."""
     ri = _array(route_if, "route_if", np.int32)
     rv = _array(route_via, "route_via", np.uint8, (16,))
@@ -106,7 +110,7 @@ def check_tables(fib, route_if, route_via, route_has_via, interfaces: int):
     return ri.copy(), rv.copy(), rh.copy()
 
 
-def check_init(ncache, capacity, interfaces) -> None:
+def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 1 << 20:
         raise ValueError(f"capacity: need an integer in 1..{1 << 20}, got {capacity!r}")
     if isinstance(interfaces, bool) or not isinstance(interfaces, int) or not 1 <= interfaces <= 4096:
@@ -121,7 +125,7 @@ class Node:
     :meth:`set_interfaces`).
     """
 
-    def __init__(self, ncache, capacity: int, interfaces: int) -> None:
+    def __init__(self, ncache: Any, capacity: int, interfaces: int) -> None:
         check_init(ncache, capacity, interfaces)
         self.ncache = ncache
         self.capacity = capacity
@@ -148,14 +152,14 @@ class Node:
         self.stats = np.zeros(len(NODE_STATS), dtype=np.uint64)
 
     # ---- tables
-    def set_interfaces(self, macs) -> None:
+    def set_interfaces(self, macs: Any) -> None:
         """The MAC of each output interface, ``uint8[interfaces, 6]``."""
         m = _array(macs, "macs", np.uint8, (6,))
         if m.shape[0] != self.interfaces:
             raise ValueError(f"macs: need {self.interfaces} rows, got {m.shape[0]}")
         self.iface_mac[:] = m
 
-    def set_routes(self, fib, route_if, route_via, route_has_via) -> None:
+    def set_routes(self, fib: Any, route_if: Any, route_via: Any, route_has_via: Any) -> None:
         """The FIB and its columns: a lookup's value ``k`` routes out of ``route_if[k]`` to ``route_via[k]``
         when ``route_has_via[k]``, else to the destination itself (on-link).  An interface outside
         0..interfaces-1 is a ``ValueError``."""
@@ -163,14 +167,14 @@ class Node:
         self._fib = fib
         self._route_if, self._route_via, self._route_has_via = ri, rv, rh
 
-    def set_peers(self, peers) -> None:
+    def set_peers(self, peers: Any) -> None:
         """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
         p = _array(peers, "peers", np.uint8, (16,))
         self._peers = {bytes(row) for row in p}
 
     # ---- the node
-    def run(self, batch, arena, offsets, lengths, status, iface: int, *, from_wire: bool = True,
-            inner: bool = False, drops=None) -> int:
+    def run(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
+            from_wire: bool = True, inner: bool = False, drops: Any = None) -> int:
         """Decide and act on the ``n = len(offsets)`` frames ``batch`` classified; returns the action bit set.
 
         ``status`` (uint32[n], TPACKET status words) may be empty: no checksum completion.  ``drops`` (uint64,
@@ -205,15 +209,16 @@ class Node:
             present |= 1 << action
         return present
 
-    def _drop(self, drops, reason: int) -> tuple[int, int]:
+    def _drop(self, drops: np.ndarray, reason: int) -> tuple[int, int]:
         if not 0 <= reason < drops.shape[0]:  # a reason outside DropReason: not classify's output
             reason = int(DropReason.INTERNAL_ERROR)
         drops[reason] += 1
         self.stats[0] += 1
         return _A_DROP, reason
 
-    def _one(self, b, ar, off, ln, st, i, verdict, e, route, flags_col, states_col, my_mac, from_wire, inner,
-             drops) -> tuple[int, int]:
+    def _one(self, b: Any, ar: np.ndarray, off: np.ndarray, ln: np.ndarray, st: np.ndarray, i: int, verdict: int,
+             e: int, route: int, flags_col: np.ndarray, states_col: np.ndarray, my_mac: bytes, from_wire: bool,
+             inner: bool, drops: np.ndarray) -> tuple[int, int]:
         self.out_if[i] = -1
         if verdict == int(Verdict.DROP):
             return self._drop(drops, int(b.drop_reason[i]))
@@ -241,7 +246,7 @@ class Node:
             return _A_DECAP, -1
         # transit traffic (a tunnel packet for another router too) is forwarded
         if flags & _F_TUNNEL:
-            return _A_TUNNEL, int(self.entry_peer[e])  # noqa: the column has a row per entry
+            return _A_TUNNEL, int(self.entry_peer[e])  # the column has a row per entry
         if flags & _F_PROXY:
             return _A_BUFFER, int(self.entry_key[e])
         if flags & _F_HOLD and from_wire and not inner and nh != _P_MH:
@@ -275,7 +280,8 @@ class Node:
         self.tx_count[out] = c + 1
         return _A_FORWARD, -1
 
-    def _complete_checksum(self, ar, o, length, l3, l4, nh, src, dst) -> None:
+    def _complete_checksum(self, ar: np.ndarray, o: int, length: int, l3: int, l4: int, nh: int, src: bytes,
+                           dst: bytes) -> None:
         field = CHECKSUM_FIELD.get(nh)
         if field is None or l4 == 0:
             return

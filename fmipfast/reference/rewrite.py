@@ -24,6 +24,8 @@ Status codes:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from fmipfast.constants import ADDR_LEN, ETH_HDR_LEN, IP6_HDR_LEN, MAC48_LEN, DropReason, EtherType, IpProto
@@ -37,7 +39,7 @@ _MIN_MTU = 1280  # RFC 8200 §5: every link carries 1280-octet packets
 _MAX_MTU = 65535
 
 
-def _sel(sel, n: int) -> np.ndarray:
+def _sel(sel: Any, n: int) -> np.ndarray:
     sel_a = as_array(sel, "sel", np.int64)
     for j in range(sel_a.shape[0]):
         if not 0 <= sel_a[j] < n:
@@ -45,7 +47,7 @@ def _sel(sel, n: int) -> np.ndarray:
     return sel_a
 
 
-def _rows(obj, name: str, m: int, width: int) -> np.ndarray:
+def _rows(obj: Any, name: str, m: int, width: int) -> np.ndarray:
     """A per-frame value: shape (width,) for all frames or (m, width), returned as (1 or m, width)."""
     arr = as_array(obj, name, np.uint8, None)
     if arr.shape == (width,):
@@ -55,7 +57,8 @@ def _rows(obj, name: str, m: int, width: int) -> np.ndarray:
     raise ValueError(f"{name}: need shape ({width},) or ({m}, {width}), got {arr.shape}")
 
 
-def _frame_columns(arena, offsets, lengths, l3_offsets) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+def _frame_columns(arena: Any, offsets: Any, lengths: Any,
+                   l3_offsets: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
     """The checked arena and per-frame columns of encapsulate/decapsulate (the kernels' order of checks)."""
     arena_a = as_array(arena, "arena", np.uint8)
     offsets_a = as_array(offsets, "offsets", np.int64)
@@ -79,7 +82,7 @@ def _pack(pieces: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.frombuffer(b"".join(pieces), dtype=np.uint8).copy(), offsets, lengths
 
 
-def forward_rewrite(arena, offsets, l3_offsets, sel, dst_macs, src_mac) -> np.ndarray:
+def forward_rewrite(arena: Any, offsets: Any, l3_offsets: Any, sel: Any, dst_macs: Any, src_mac: Any) -> np.ndarray:
     """Forward the selected frames IN PLACE: new Ethernet destination and source, hop limit - 1.
 
     Parameters
@@ -149,8 +152,9 @@ def _inner_status(frame: bytes, l3: int) -> tuple[int, int]:
     return 0, total
 
 
-def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, dst_mac, src_mac, *,
-                hop_limit=64, mtu=1500) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def encapsulate(arena: Any, offsets: Any, lengths: Any, l3_offsets: Any, sel: Any, outer_src: Any, outer_dst: Any,
+                dst_mac: Any, src_mac: Any, *, hop_limit: Any = 64,
+                mtu: Any = 1500) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Tunnel the selected frames' IPv6 packets in IPv6 (RFC 2473 §3-§5) into a fresh packed batch.
 
     The inner packet (``l3_offset`` to the end of its IPv6 payload; Ethernet padding and VLAN tags are
@@ -219,8 +223,8 @@ def encapsulate(arena, offsets, lengths, l3_offsets, sel, outer_src, outer_dst, 
     return out_arena, out_offsets, out_lengths, status
 
 
-def decapsulate(arena, offsets, lengths, l3_offsets, l4_offsets, sel) -> tuple[np.ndarray, np.ndarray, np.ndarray,
-                                                                               np.ndarray]:
+def decapsulate(arena: Any, offsets: Any, lengths: Any, l3_offsets: Any, l4_offsets: Any,
+                sel: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Strip the outer IPv6 header of the selected tunnel frames (RFC 2473 §3.2) into a fresh packed batch.
 
     The inner packet starts at ``l4_offsets[i]`` (where next header 41's payload begins, after any outer
