@@ -116,7 +116,7 @@ def _tunnel(outer_src, inner: bytes, src_mac: bytes = EVIL_MAC) -> bytes:
 
 
 def _targeted() -> list[tuple[str, str, list[bytes]]]:
-    """(name, side, frames): every kind of malformed or unauthenticated frame the brief names."""
+    """(name, side, frames): the targeted frames, one list per kind of malformed or unauthenticated frame."""
     a = "access"
     u = "core"
     nd_bodies = {  # each ND message with each malformed option kind
