@@ -697,3 +697,28 @@ class ControlClient:
         if not reply.get("ok"):
             raise ControlError(str(reply.get("error", "unknown error")))
         return reply.get("result")
+
+
+async def _start_endpoints(control: Any, control_path: str | None, collect: Any, metrics: str | None) -> list[Any]:
+    """A daemon's JSON control socket (``--control``, served by ``control``) and Prometheus endpoint
+    (``--metrics [HOST:]PORT``, the text ``collect()`` returns), each when asked for; started, to be closed
+    at exit.  If one fails to start, those already started are closed before the error goes up."""
+    from fmipfast.control import ControlServer
+    from fmipfast.metrics import MetricsServer
+
+    servers: list[Any] = []
+    try:
+        if control_path:
+            server = ControlServer(control, control_path)
+            await server.start()
+            servers.append(server)
+        if metrics:
+            host, _, port = metrics.rpartition(":")
+            exporter = MetricsServer(collect, host.strip("[]") or "::1", int(port))
+            await exporter.start()
+            servers.append(exporter)
+    except BaseException:
+        for srv in servers:
+            await srv.close()
+        raise
+    return servers

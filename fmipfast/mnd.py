@@ -43,22 +43,29 @@ May import: mnagent, mn, mobility, protocol, messages, config, security, control
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
 import os
+import sys
 import time
 from ipaddress import IPv6Address
 from typing import Any
 
+from fmipfast import config
 from fmipfast.config import MnConfig
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
-from fmipfast.errors import SecurityError
+from fmipfast.control import _start_endpoints
+from fmipfast.errors import ConfigError, SecurityError
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
+from fmipfast.logsetup import setup_logging
 from fmipfast.messages import BindingAck
 from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
+from fmipfast.sdnotify import _notifier
 from fmipfast.security.ccache import CredentialFileError, TicketCache, load_credentials
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
 
@@ -444,3 +451,84 @@ class MnDaemon:
         for part, counters in self.all_counters().items():
             families.append(counter_family("mn_protocol" if part == "mn" else f"mn_{part}", helps[part], counters))
         return render(families, {"interface": self.cfg.interface})
+
+
+def _load_mn(path: str) -> Any:
+    """``fmipfast mn``'s configuration: the file, an [mn] section, and its Kerberos identity as the daemon
+    builds it (check-config runs the same function)."""
+    return _check_mn(config.load(path), path)
+
+
+def _check_mn(cfg: Any, source: str | None) -> Any:
+    if not cfg.mn.configured:
+        raise ConfigError("mn.interface", "the [mn] section is required", source=source)
+    if cfg.mn.kerberos is not None:
+        from fmipfast.mnd import MnDaemon
+
+        try:
+            MnDaemon._ticket_cache(cfg.mn)
+        except ValueError as exc:
+            raise ConfigError("mn.kerberos", str(exc), source=source) from None
+    if cfg.mn.mechanism == "gssapi":
+        try:
+            from fmipfast.security.gss import require_gssapi
+
+            require_gssapi()
+        except ImportError as exc:
+            raise ConfigError("mn.mechanism", str(exc), source=source) from None
+    return cfg
+
+
+def _cmd_mn(args: argparse.Namespace) -> int:
+    """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
+    import asyncio
+    import signal
+
+    from fmipfast.errors import FmipError
+    from fmipfast.mnd import MnDaemon
+
+    cfg = _load_mn(args.config)
+    setup_logging(cfg.logging)
+    notify = _notifier("mn")
+    if notify is None:
+        return 2
+    try:
+        daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
+    except (FmipError, OSError) as exc:
+        print(f"fmipfast mn: {exc}", file=sys.stderr)
+        return 2
+
+    async def serve() -> None:
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        servers = await _start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
+
+        def ready() -> None:
+            print(f"READY mn {cfg.mn.interface}", flush=True)
+            notify.ready(_mn_status(daemon))
+            notify.start(loop, lambda: _mn_status(daemon))
+
+        try:
+            await daemon.run(stop, ready=ready)
+        finally:
+            notify.stopping("stopping")
+            notify.close()
+            for srv in servers:
+                await srv.close()
+
+    try:
+        asyncio.run(serve())
+    finally:
+        daemon.close()
+    print(json.dumps(daemon.status(), sort_keys=True, default=str), flush=True)
+    return 0
+
+
+def _mn_status(daemon: Any) -> str:
+    """The MN daemon's STATUS= line: its state, router and care-of address, the handovers it made."""
+    st = daemon.status()
+    return (f"{st['state']} at {st['router'] or '-'} with {st['coa'] or '-'} on {st['interface']}; "
+            f"{daemon.counters['handovers_completed']} handovers completed")

@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
@@ -198,3 +199,15 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def _notifier(command: str) -> Any:
+    """The service manager's notification channel (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``: systemd's
+    ``Type=notify`` and ``WatchdogSec=``), or None after a one-line error when the environment is malformed."""
+    from fmipfast.sdnotify import Notifier, NotifyConfigError
+
+    try:
+        return Notifier()
+    except NotifyConfigError as exc:
+        print(f"fmipfast {command}: {exc}", file=sys.stderr)
+        return None

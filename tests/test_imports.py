@@ -36,7 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": VOCAB | {"engine", "config"},
     "mobility": VOCAB | {"messages"},
     "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
-                    "metrics"},
+                    "metrics", "sdnotify", "logsetup"},
+    "routerd": VOCAB | {"engine", "ports", "router", "control", "metrics", "sdnotify", "logsetup", "config",
+                        "security"},
+    "logsetup": set(),  # the standard library only
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
