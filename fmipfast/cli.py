@@ -239,8 +239,8 @@ def _detect_kind(doc: dict[str, Any]) -> str:
 def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[str, str]:
     """Validate a parsed file as ``kind`` (or the detected one) with the loaders the commands use; returns the
     kind and a summary, or raises :class:`ConfigError`."""
+    from fmipfast import routerd
     from fmipfast.mnd import _check_mn
-    from fmipfast.routerd import _check_router
     from fmipfast.security import kdc
 
     kind = _detect_kind(doc) if kind == "auto" else kind
@@ -251,7 +251,7 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
     cfg = config.from_mapping(doc, source=source)
     parts = []
     if "router" in kind.split("+"):
-        _check_router(cfg, source)
+        routerd.check_config(cfg, source)
         parts.append(f"router {cfg.router.name} on {', '.join(i.name for i in cfg.router.interfaces)}")
     if "mn" in kind.split("+"):
         _check_mn(cfg, source)
@@ -333,7 +333,7 @@ def _cmd_router(args: argparse.Namespace) -> int:
     """Run the access-router engine on the configured interfaces until SIGTERM/SIGINT."""
     from fmipfast import routerd
 
-    return routerd._cmd_router(args)
+    return routerd.run(args.config, control_path=args.control, metrics=args.metrics)
 
 
 def _cmd_mn(args: argparse.Namespace) -> int:
@@ -385,18 +385,18 @@ def _load_kdc(path: str) -> Any:
 
 
 def _cmd_kdc(args: argparse.Namespace) -> int:
-    from fmipfast.control import _start_endpoints
-    from fmipfast.sdnotify import _notifier
+    from fmipfast.control import start_endpoints
+    from fmipfast.sdnotify import notifier
     from fmipfast.security import kdc
 
     cfg = _load_kdc(args.config)
-    notify = _notifier("kdc")
+    notify = notifier("kdc")
     if notify is None:
         return 2
     async def endpoints(server: Any) -> list[Any]:
         from fmipfast.metrics import kdc_families, render
 
-        return await _start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
+        return await start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
                                       args.metrics)
 
     return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify, endpoints=endpoints)
@@ -729,26 +729,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Names that moved to the daemons' modules, still importable from here (each module is imported when one of
-#: its names is first asked for, so a command without a daemon does not load one).
+#: Names that moved to the daemons' modules (name here -> module, name there), still importable from here; each
+#: module is imported when one of its names is first asked for, so a command without a daemon does not load one.
 _MOVED = {
-    **dict.fromkeys(("JsonLogFormatter", "setup_logging", "_log_value"), "fmipfast.logsetup"),
-    **dict.fromkeys(("log_router_note", "router_control", "kernel_ipv6_warnings", "IPV6_CONF", "_QUIET_NOTES",
-                     "_load_router", "_check_router", "_gss_verifier", "_router_status", "_reload_router",
-                     "_security_objects", "_router_agent"), "fmipfast.routerd"),
-    **dict.fromkeys(("_load_mn", "_check_mn", "_mn_status"), "fmipfast.mnd"),
-    "_notifier": "fmipfast.sdnotify",
-    "_start_endpoints": "fmipfast.control",
+    "JsonLogFormatter": ("fmipfast.logsetup", "JsonLogFormatter"),
+    "setup_logging": ("fmipfast.logsetup", "setup_logging"),
+    "_log_value": ("fmipfast.logsetup", "log_value"),
+    **{name: ("fmipfast.routerd", name) for name in (
+        "log_router_note", "router_control", "kernel_ipv6_warnings", "IPV6_CONF", "_QUIET_NOTES", "_gss_verifier",
+        "_router_status", "_reload_router", "_security_objects", "_router_agent")},
+    "_load_router": ("fmipfast.routerd", "load_config"),
+    "_check_router": ("fmipfast.routerd", "check_config"),
+    **{name: ("fmipfast.mnd", name) for name in ("_load_mn", "_check_mn", "_mn_status")},
+    "_notifier": ("fmipfast.sdnotify", "notifier"),
+    "_start_endpoints": ("fmipfast.control", "start_endpoints"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
+    if name not in _MOVED:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    module, attr = _MOVED[name]
+    return getattr(importlib.import_module(module), attr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,26 +7,30 @@ loop runs; with ``format = "json"`` each record is one line of :class:`JsonLogFo
 Ownership: :func:`setup_logging` replaces the handlers of the process's root logger; it is called from the
 main thread while nothing else logs.
 
-May import: nothing of fmipfast (the ``[logging]`` table comes in as :class:`fmipfast.config.LoggingConfig`).
+May import: config (the ``[logging]`` table's type).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import logging
 import sys
-from typing import Any
+import traceback
+from typing import TYPE_CHECKING, Any, TextIO
 
-__all__ = ["JsonLogFormatter", "setup_logging"]
+if TYPE_CHECKING:
+    from fmipfast.config import LoggingConfig
+
+__all__ = ["JsonLogFormatter", "setup_logging", "log_value"]
 
 
-class JsonLogFormatter:
+class JsonLogFormatter(logging.Formatter):
     """``[logging] format = "json"``: one JSON object per line -- ``time`` (ISO 8601, UTC), ``level``,
     ``logger``, ``message``, and the record's ``fields`` (``extra={"fields": {...}}``: a protocol note's
     identifier, addresses, state, reason ...) at the top level, for log shippers."""
 
-    def format(self, record: Any) -> str:
-        import datetime
-
+    def format(self, record: logging.LogRecord) -> str:
         doc: dict[str, Any] = {
             "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(
                 timespec="milliseconds"),
@@ -34,37 +38,35 @@ class JsonLogFormatter:
         for key, value in (getattr(record, "fields", None) or {}).items():
             doc.setdefault(key, value)
         if record.exc_info:
-            import traceback
-
             doc["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(doc, default=_log_value, sort_keys=False)
+        return json.dumps(doc, default=log_value, sort_keys=False)
 
 
-def _log_value(value: Any) -> Any:
+def log_value(value: object) -> str:
+    """A field's value in a log line: octets by their count (a frame's bytes never reach a log), else ``str``."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return f"<{len(value)} octets>"
     return str(value)
 
 
-def setup_logging(cfg: Any) -> None:
+class StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record comes (not the stream of the moment it was made:
+    an embedding program, or a test harness, may have replaced and closed that one since)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def setup_logging(cfg: LoggingConfig) -> None:
     """The daemons' logging from ``[logging]``: the level, and text lines or JSON objects on stderr."""
-    import logging
-
-    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-        """Writes to whatever ``sys.stderr`` is when a record comes (not the stream of the moment it was made:
-        an embedding program, or a test harness, may have replaced and closed that one since)."""
-
-        @property  # type: ignore[override]
-        def stream(self) -> Any:
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, value: Any) -> None:
-            pass
-
     handler = StderrHandler()
     if cfg.format == "json":
-        handler.setFormatter(JsonLogFormatter())  # type: ignore[arg-type]
+        handler.setFormatter(JsonLogFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
     root = logging.getLogger()

@@ -56,7 +56,7 @@ from typing import Any
 from fmipfast import config
 from fmipfast.config import MnConfig
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
-from fmipfast.control import _start_endpoints
+from fmipfast.control import start_endpoints
 from fmipfast.errors import ConfigError, SecurityError
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
 from fmipfast.logsetup import setup_logging
@@ -65,7 +65,7 @@ from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
-from fmipfast.sdnotify import _notifier
+from fmipfast.sdnotify import notifier
 from fmipfast.security.ccache import CredentialFileError, TicketCache, load_credentials
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
 
@@ -489,7 +489,7 @@ def _cmd_mn(args: argparse.Namespace) -> int:
 
     cfg = _load_mn(args.config)
     setup_logging(cfg.logging)
-    notify = _notifier("mn")
+    notify = notifier("mn")
     if notify is None:
         return 2
     try:
@@ -504,7 +504,7 @@ def _cmd_mn(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        servers = await _start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
+        servers = await start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
 
         def ready() -> None:
             print(f"READY mn {cfg.mn.interface}", flush=True)

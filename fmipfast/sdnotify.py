@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["Notifier", "NotifyConfigError"]
+__all__ = ["Notifier", "NotifyConfigError", "notifier"]
 
 log = logging.getLogger("fmipfast.sdnotify")
 
@@ -201,11 +201,10 @@ class Notifier:
             self._sock = None
 
 
-def _notifier(command: str) -> Any:
+def notifier(command: str) -> Notifier | None:
     """The service manager's notification channel (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``: systemd's
-    ``Type=notify`` and ``WatchdogSec=``), or None after a one-line error when the environment is malformed."""
-    from fmipfast.sdnotify import Notifier, NotifyConfigError
-
+    ``Type=notify`` and ``WatchdogSec=``) of ``fmipfast COMMAND``, or None after a one-line error on stderr
+    when the environment is malformed."""
     try:
         return Notifier()
     except NotifyConfigError as exc:

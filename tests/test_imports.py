@@ -39,7 +39,7 @@ ALLOWED: dict[str, set[str]] = {
                     "metrics", "sdnotify", "logsetup"},
     "routerd": VOCAB | {"engine", "ports", "router", "control", "metrics", "sdnotify", "logsetup", "config",
                         "security"},
-    "logsetup": set(),  # the standard library only
+    "logsetup": {"config"},  # the [logging] table's type; otherwise the standard library
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
