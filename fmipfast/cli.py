@@ -239,8 +239,7 @@ def _detect_kind(doc: dict[str, Any]) -> str:
 def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[str, str]:
     """Validate a parsed file as ``kind`` (or the detected one) with the loaders the commands use; returns the
     kind and a summary, or raises :class:`ConfigError`."""
-    from fmipfast import routerd
-    from fmipfast.mnd import _check_mn
+    from fmipfast import mnd, routerd
     from fmipfast.security import kdc
 
     kind = _detect_kind(doc) if kind == "auto" else kind
@@ -254,7 +253,7 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
         routerd.check_config(cfg, source)
         parts.append(f"router {cfg.router.name} on {', '.join(i.name for i in cfg.router.interfaces)}")
     if "mn" in kind.split("+"):
-        _check_mn(cfg, source)
+        mnd.check_config(cfg, source)
         parts.append(f"mn on {cfg.mn.interface}")
     parts.append(f"codepoints {cfg.codepoints.profile()!r}")
     return kind, "; ".join(parts)
@@ -340,7 +339,7 @@ def _cmd_mn(args: argparse.Namespace) -> int:
     """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
     from fmipfast import mnd
 
-    return mnd._cmd_mn(args)
+    return mnd.run(args.config, control_path=args.control, metrics=args.metrics)
 
 
 def _listen_address(text: str) -> str:
@@ -740,7 +739,9 @@ _MOVED = {
         "_router_status", "_reload_router", "_security_objects", "_router_agent")},
     "_load_router": ("fmipfast.routerd", "load_config"),
     "_check_router": ("fmipfast.routerd", "check_config"),
-    **{name: ("fmipfast.mnd", name) for name in ("_load_mn", "_check_mn", "_mn_status")},
+    "_load_mn": ("fmipfast.mnd", "load_config"),
+    "_check_mn": ("fmipfast.mnd", "check_config"),
+    "_mn_status": ("fmipfast.mnd", "_mn_status"),
     "_notifier": ("fmipfast.sdnotify", "notifier"),
     "_start_endpoints": ("fmipfast.control", "start_endpoints"),
 }
