@@ -16,9 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 from fmipfast import __version__, config
 from fmipfast.backend import IMPLEMENTATION
@@ -26,98 +25,28 @@ from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, PcapError
 from fmipfast.lab.traffic import MAX_RATE
 
+if TYPE_CHECKING:
+    from fmipfast.pcap import PcapRecord
+
 __all__ = ["main"]
 
 _LINKS = {"auto": None, "eth": 1, "ipv6": 101, "icmp": -58}
 
 
-_CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                   b"\x0a\x0d\x0d\x0a")
-_MAX_HEX_LINE = 1 << 20  # characters in one line of hex input: a 256 KiB frame with separators, and comments
-
-
-def _hex_frames(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
-    """One frame per line; '#' starts a comment; spaces, colons and a 0x prefix are ignored."""
-    lineno = 0
-    for raw in lines:
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise PcapError(f"line {lineno + 1}: neither a pcap/pcapng capture nor hex text (octet "
-                            f"0x{raw[exc.start]:02x} is not ASCII)") from None
-        for line in text.splitlines() or [""]:
-            lineno += 1
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            digits = re.sub(r"0x|[\s:.-]", "", line)
-            try:
-                yield lineno, bytes.fromhex(digits)
-            except ValueError:
-                raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
-
-
-def _lines(head: bytes, fh: Any) -> Iterator[bytes]:
-    """The lines of ``head`` + the rest of ``fh``, each read when it is complete (a live pipe), none longer
-    than :data:`_MAX_HEX_LINE`."""
-    buf = head
-    while True:
-        nl = buf.find(b"\n")
-        if nl >= 0:
-            yield buf[:nl + 1]
-            buf = buf[nl + 1:]
-            continue
-        if len(buf) > _MAX_HEX_LINE:
-            raise PcapError(f"a line of more than {_MAX_HEX_LINE} characters: not hex frames")
-        more = fh.readline(_MAX_HEX_LINE + 1 - len(buf))
-        if not more:
-            if buf:
-                yield buf
-            return
-        buf += more
-
-
-class _Sniffed:
-    """A binary reader giving back the octets already read to sniff the format, then the rest of ``f``."""
-
-    def __init__(self, head: bytes, f: Any) -> None:
-        self._head = head
-        self._f = f
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return self._f.read(n)
-
-
-def _records(source: str, link: str, codepoints: Codepoints):
+def _records(source: str, link: str, codepoints: Codepoints) -> Iterator[PcapRecord]:
     """Records of a capture file or hex text, from a path or ``-`` (stdin), read as they are needed."""
-    from fmipfast.dissect import guess_linktype
-    from fmipfast.pcap import PcapReader, PcapRecord
+    from fmipfast.dissect import read_records
 
     forced = _LINKS[link]
-    stdin = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
-    if source == "-" and stdin is None:
+    stdin: BinaryIO | None = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
+    if source != "-":
+        fh: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed below
+    elif stdin is None:
         raise PcapError("no standard input to read")
-    fh: Any = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
+    else:
+        fh = stdin
     try:
-        head = b""
-        while len(head) < 4:
-            more = fh.read(4 - len(head))
-            if not more:
-                break
-            head += more
-        if head in _CAPTURE_MAGICS:
-            with PcapReader(_Sniffed(head, fh)) as reader:  # type: ignore[arg-type]
-                for rec in reader:
-                    if forced is not None:
-                        rec = PcapRecord(rec.ts_ns, rec.data, forced, rec.orig_len, rec.interface)
-                    yield rec
-            return
-        for _lineno, frame in _hex_frames(_lines(head, fh)):
-            lt = forced if forced is not None else guess_linktype(frame, codepoints)
-            yield PcapRecord(0, frame, lt, len(frame))
+        yield from read_records(fh, forced, codepoints)
     finally:
         if fh is not stdin:
             fh.close()
