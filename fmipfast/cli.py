@@ -6,6 +6,12 @@ command -- router, mn, kdc, decode's codepoints -- with that command's own loade
 ``version``, ``demo`` (the whole handover in one process), ``lab`` (the same over namespaces, root) and ``mn``
 (the mobile node daemon).
 
+This module parses the arguments and hands each command to the module that does its work: the daemons are
+assembled in :mod:`fmipfast.routerd` (router), :mod:`fmipfast.mnd` (mn) and :mod:`fmipfast.security.kdc`
+(kdc); captures are read and dissected by :mod:`fmipfast.dissect`; the demo and the lab are
+:mod:`fmipfast.lab`'s.  ``setup_logging``, ``router_control`` and the daemons' other names that callers import
+from here resolve to those modules (``_MOVED``).
+
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input; 130 interrupted (Ctrl-C).  A user's mistake ends with one line on stderr,
 never a traceback; a closed standard output (``| head``) ends the command quietly.
@@ -657,8 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Names that moved to the daemons' modules (name here -> module, name there), still importable from here; each
-#: module is imported when one of its names is first asked for, so a command without a daemon does not load one.
+#: Names importable from here that live in the daemons' modules (name here -> module, name there); a module is
+#: imported when one of its names is first asked for, so a command without a daemon does not load one.
 _MOVED = {
     "JsonLogFormatter": ("fmipfast.logsetup", "JsonLogFormatter"),
     "setup_logging": ("fmipfast.logsetup", "setup_logging"),
