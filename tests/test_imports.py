@@ -36,7 +36,10 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": VOCAB | {"engine", "config"},
     "mobility": VOCAB | {"messages"},
     "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
-                    "metrics"},
+                    "metrics", "sdnotify", "logsetup"},
+    "routerd": VOCAB | {"engine", "ports", "router", "control", "metrics", "sdnotify", "logsetup", "config",
+                        "security"},
+    "logsetup": {"config"},  # the [logging] table's type; otherwise the standard library
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
@@ -144,3 +147,22 @@ def test_reference_never_imports_core_and_security_stays_in_its_room():
 def test_core_pyx_cimports_only_includes():
     text = (PKG / "_core.pyx").read_text()
     assert "cryptography" not in text and "import messages" not in text
+
+
+def test_cli_parses_and_dispatches_and_assembles_no_daemon():
+    """``fmipfast.cli`` is the command line (docs/conventions.md §1): the router and the MN are put together in
+    ``routerd`` and ``mnd`` (and the KDC in ``security.kdc.serve``), so cli.py imports none of their parts and
+    runs no event loop or signal handler.  It may use ``control``'s client (``ctl``) and hand the KDC its
+    notifier and endpoints."""
+    tree = ast.parse((PKG / "cli.py").read_text())
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    parts = _fmipfast_imports(PKG / "cli.py") & {"engine", "ports", "rings", "router", "mnagent", "mobility",
+                                                  "logsetup"}
+    assert not parts, f"cli.py imports daemon parts {sorted(parts)}: they belong in routerd or mnd"
+    assert not modules & {"asyncio", "signal"}, "cli.py runs an event loop or handles signals: a daemon's job"
+    # and every name it forwards to those modules (setup_logging, router_control, ...) is still there
+    from fmipfast import cli
+
+    for name, (module, attr) in cli._MOVED.items():
+        assert getattr(cli, name) is getattr(__import__(module, fromlist=[attr]), attr), name
