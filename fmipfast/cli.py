@@ -331,7 +331,7 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
         from fmipfast.metrics import kdc_families, render
 
         return await start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
-                                      args.metrics)
+                                      args.metrics, {"realm": cfg.realm})
 
     return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify, endpoints=endpoints)
 

@@ -705,14 +705,34 @@ class ControlClient:
         return reply.get("result")
 
 
+ENDPOINT_HELP = {
+    "control_server": "The control socket's connections, requests and refusals (bad JSON, too long, timeouts, "
+                      "evictions).",
+    "metrics_server": "The Prometheus endpoint's scrapes and refusals.",
+}
+
+
 async def start_endpoints(control: Dispatcher | None, control_path: str | None, collect: Callable[[], str],
-                          metrics: str | None) -> list[ControlServer | MetricsServer]:
+                          metrics: str | None, labels: Mapping[str, str] | None = None
+                          ) -> list[ControlServer | MetricsServer]:
     """A daemon's JSON control socket (``--control``, served by ``control``) and Prometheus endpoint
     (``--metrics [HOST:]PORT``, the text ``collect()`` returns), each when asked for; started, to be closed
-    at exit.  If one fails to start, those already started are closed before the error goes up."""
-    from fmipfast.metrics import MetricsServer
+    at exit.  If one fails to start, those already started are closed before the error goes up.
+
+    The endpoints count their own refusals too: the scrape carries ``fmipfast_control_server_total`` and
+    ``fmipfast_metrics_server_total`` (``labels`` on every sample, as ``collect()`` labels its own), so an
+    operator sees a client hammering the socket with bad requests without reading logs."""
+    from fmipfast.metrics import MetricsServer, counter_family, render
 
     servers: list[ControlServer | MetricsServer] = []
+
+    def collect_all() -> str:
+        families = [counter_family("control_server" if isinstance(srv, ControlServer) else "metrics_server",
+                                   ENDPOINT_HELP["control_server" if isinstance(srv, ControlServer)
+                                                 else "metrics_server"], srv.counters)
+                    for srv in servers]
+        return collect() + render(families, labels)
+
     try:
         if control_path:
             if control is None:
@@ -722,7 +742,7 @@ async def start_endpoints(control: Dispatcher | None, control_path: str | None, 
             servers.append(server)
         if metrics:
             host, _, port = metrics.rpartition(":")
-            exporter = MetricsServer(collect, host.strip("[]") or "::1", int(port))
+            exporter = MetricsServer(collect_all, host.strip("[]") or "::1", int(port))
             await exporter.start()
             servers.append(exporter)
     except BaseException:

@@ -507,7 +507,8 @@ async def _serve(daemon: MnDaemon, notify: Notifier, control_path: str | None, m
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    servers = await start_endpoints(daemon, control_path, daemon.metrics, metrics)
+    servers = await start_endpoints(daemon, control_path, daemon.metrics, metrics,
+                                    {"interface": daemon.cfg.interface})
 
     def ready() -> None:
         print(f"READY mn {daemon.cfg.interface}", flush=True)

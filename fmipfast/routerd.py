@@ -194,7 +194,8 @@ class RouterDaemon:
             self.agent = _router_agent(self.engine, r.security, self.seq_store, self.restored)
         control = router_control(self.engine, self.agent)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
-        servers = await start_endpoints(control, control_path, lambda: control.metrics(r.name), metrics)
+        servers = await start_endpoints(control, control_path, lambda: control.metrics(r.name), metrics,
+                                        {"router": r.name})
         print(f"READY {r.name} " + " ".join(self.ports), flush=True)
         self.notify.ready(self.status())  # rings bound, keys and state files loaded, endpoints up
         self.notify.start(loop, self.status)
