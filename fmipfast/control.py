@@ -78,7 +78,7 @@ import numpy as np
 
 from fmipfast.constants import DropReason
 from fmipfast.engine import Engine
-from fmipfast.errors import FmipError
+from fmipfast.errors import ControlError, FmipError
 
 __all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS", "Arg",
            "check_args", "HANDOVER_ARGS", "ROUTER_COMMAND_ARGS"]
@@ -93,10 +93,6 @@ class Dispatcher(Protocol):
     """What a :class:`ControlServer` serves: :class:`RouterControl`, or the MN daemon (``fmipfast.mnd``)."""
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any: ...
-
-
-class ControlError(FmipError):
-    """A control request failed: the server's error message, or a transport problem."""
 
 
 # ---------------------------------------------------------------------------------------------- arguments
