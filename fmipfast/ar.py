@@ -76,6 +76,7 @@ from fmipfast.protocol import (
     eui64_from_mac48,
     mac48_from_eui64,
     mac_ok,
+    nar_link_local,
     ncoa_from_prefix,
     parse_received,
     sign,
@@ -280,8 +281,8 @@ class AccessRouter:
         self.epoch_ns = epoch_ns
         self._session_expiry: list[tuple[int, IPv6Address]] = []  # a heap; stale entries are skipped
         self.address = IPv6Address(address)
-        self.link_local = (IPv6Address(link_local) if link_local is not None
-                           else IPv6Address(b"\xfe\x80" + bytes(6) + self.address.packed[8:]))
+        # default: what an MN derives from a Redirect naming this router (draft §5: FE80::/64 + its IID)
+        self.link_local = IPv6Address(link_local) if link_local is not None else nar_link_local(self.address, 64)
         self.codepoints = codepoints
         self.backoff = backoff
         self.is_address_in_use = is_address_in_use

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from fmipfast import backend
 from fmipfast.ar import NAR_TRANSITIONS, PAR_TRANSITIONS, AccessRouter, NarState, ParState, Session
 from fmipfast.constants import FmipCode
+from fmipfast.errors import DerivationError
 from fmipfast.mn import MN_TRANSITIONS, MnState, MobileNode
 from fmipfast.protocol import (
     Backoff,
@@ -37,7 +38,9 @@ from fmipfast.protocol import (
     Trigger,
     Verified,
     Verify,
+    eui64_from_mac48,
     mac48_from_address,
+    mac48_from_eui64,
     nar_link_local,
     ncoa_from_prefix,
 )
@@ -272,6 +275,84 @@ def test_address_helpers_agree_with_the_backend(nar, coa, plen):
             mac48_from_address(IPv6Address(nar), plen)
     else:
         assert mac48_from_address(IPv6Address(nar), plen) == want
+
+
+# An independent statement of the derivations in ipaddress arithmetic (how fmipfast.protocol computed them
+# before it called fmipfast.reference.derive): the helpers must give the same value, the same exception class
+# and -- for DerivationError, whose text the MN's "fail" note carries -- the same words.
+def _ip_eui64_from_mac48(mac: bytes) -> bytes:
+    if len(mac) != 6:
+        raise ValueError(f"a 48-bit MAC is 6 octets, got {len(mac)}")
+    return bytes(mac[:3]) + b"\xff\xfe" + bytes(mac[3:])
+
+
+def _ip_mac48_from_eui64(eui: bytes) -> bytes:
+    if len(eui) != 8:
+        raise ValueError(f"an EUI-64 is 8 octets, got {len(eui)}")
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"EUI-64 {eui.hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)")
+    return bytes(eui[:3]) + bytes(eui[5:])
+
+
+def _ip_ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IPv6Address:
+    if not 0 <= prefix_size <= 128:
+        raise ValueError(f"prefix size {prefix_size} outside 0..128")
+    low = (1 << (128 - prefix_size)) - 1
+    return IPv6Address((int(nar) & ~low & ((1 << 128) - 1)) | (int(coa) & low))
+
+
+def _ip_nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
+    if prefix_size != 64:
+        raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}")
+    return IPv6Address(b"\xfe\x80" + bytes(6) + nar.packed[8:])
+
+
+def _ip_mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
+    if prefix_size > 64:
+        raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier")
+    iid = address.packed[8:]
+    eui = bytes((iid[0] ^ 0x02,)) + iid[1:]
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"interface identifier {iid.hex()} of {address} is not EUI-64 based: the NAR's "
+                              "MAC cannot be derived, the Redirect must carry it (M)")
+    return eui[:3] + eui[5:]
+
+
+def _outcome(fn: Callable[..., object], *args: object) -> tuple[str, object]:
+    try:
+        return "ok", fn(*args)
+    except DerivationError as exc:
+        return "DerivationError", str(exc)
+    except ValueError:
+        return "ValueError", None
+
+
+# Interface identifiers that are often FF-FE based (octets 3-4), so both outcomes of the MAC derivations come up.
+_IIDS = st.one_of(st.binary(min_size=8, max_size=8),
+                  st.binary(min_size=6, max_size=6).map(lambda m: m[:3] + b"\xff\xfe" + m[3:]))
+_ADDRESSES = st.builds(lambda prefix, iid: prefix + iid, st.binary(min_size=8, max_size=8), _IIDS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ADDRESSES, _ADDRESSES, st.integers(0, 128), st.binary(min_size=5, max_size=9))
+def test_address_helpers_agree_with_an_ipaddress_statement(nar, coa, plen, octets):
+    nar_a, coa_a = IPv6Address(nar), IPv6Address(coa)
+    assert _outcome(ncoa_from_prefix, nar_a, plen, coa_a) == _outcome(_ip_ncoa_from_prefix, nar_a, plen, coa_a)
+    assert _outcome(nar_link_local, nar_a, plen) == _outcome(_ip_nar_link_local, nar_a, plen)
+    assert _outcome(mac48_from_address, nar_a, plen) == _outcome(_ip_mac48_from_address, nar_a, plen)
+    for mac in (octets, octets[:6], nar[8:14]):
+        assert _outcome(eui64_from_mac48, mac) == _outcome(_ip_eui64_from_mac48, mac)
+    for eui in (octets, octets[:8], nar[8:], nar[8:11] + b"\xff\xfe" + nar[13:]):
+        assert _outcome(mac48_from_eui64, eui) == _outcome(_ip_mac48_from_eui64, eui)
+
+
+@pytest.mark.parametrize("plen", [-1, 129, 255])
+def test_address_helpers_refuse_prefix_sizes_outside_0_to_128(plen):
+    """(Messages carry a uint8 prefix size and refuse one above 128, so the machines never pass one.)"""
+    for fn in (lambda: ncoa_from_prefix(AR_B, plen, PCOA_A), lambda: nar_link_local(AR_B, plen),
+               lambda: mac48_from_address(AR_B, plen)):
+        with pytest.raises(ValueError):
+            fn()
 
 
 def test_topology_is_what_the_sample_derives():
