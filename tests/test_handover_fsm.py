@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from fmipfast import backend
 from fmipfast.ar import NAR_TRANSITIONS, PAR_TRANSITIONS, AccessRouter, NarState, ParState, Session
+from fmipfast.ar.nar import NarRole
+from fmipfast.ar.par import ParRole
 from fmipfast.constants import FmipCode
 from fmipfast.errors import DerivationError
 from fmipfast.mn import MN_TRANSITIONS, MnState, MobileNode
@@ -966,16 +968,21 @@ def test_trigger_for_an_unknown_or_busy_mn():
 # ============================================================================================ tables
 
 
+TABLES = ((PAR_TRANSITIONS, ParState, ParRole, AccessRouter), (NAR_TRANSITIONS, NarState, NarRole, AccessRouter),
+          (MN_TRANSITIONS, MnState, MobileNode, MobileNode))
+
+
 def test_transition_tables_are_introspectable_and_complete():
-    for table, states in ((PAR_TRANSITIONS, ParState), (NAR_TRANSITIONS, NarState), (MN_TRANSITIONS, MnState)):
+    for table, states, _role, _machine in TABLES:
         assert all(isinstance(s, states) and isinstance(k, Kind) for s, k in table)
         assert {s for s, _ in table} <= set(states)
-    for name in PAR_TRANSITIONS.values():
-        assert callable(getattr(AccessRouter, name))
-    for name in NAR_TRANSITIONS.values():
-        assert callable(getattr(AccessRouter, name))
-    for name in MN_TRANSITIONS.values():
-        assert callable(getattr(MobileNode, name))
+    # every entry is a function of its role's class, and the one the machine's own attribute of that name is
+    # (nothing overrides a handler behind the table's back)
+    for table, _states, role, machine in TABLES:
+        for handler in table.values():
+            assert callable(handler) and handler.__name__.startswith("_on_"), handler
+            assert vars(role).get(handler.__name__) is handler, (role, handler)
+            assert getattr(machine, handler.__name__) is handler, (machine, handler)
     # every state can leave
     assert {s for s, _ in MN_TRANSITIONS} == set(MnState)
     assert {s for s, _ in PAR_TRANSITIONS} == set(ParState)
@@ -1004,12 +1011,28 @@ def test_any_few_losses_still_complete_the_handover(losses):
     assert [s for s in net.steps() if s.startswith("B:Proxy")] == ["B:ProxyAdd", "B:ProxyComplete"]
 
 
+def test_every_handler_is_reachable_from_a_table():
+    """The ``_on_`` prefix marks the handlers and nothing else: a handler left out of its table would be dead."""
+    for table, _states, role, _machine in TABLES:
+        handlers = {name for name, value in vars(role).items() if name.startswith("_on_") and callable(value)}
+        assert handlers == {h.__name__ for h in table.values()}, role
+
+
+def test_the_roles_of_an_access_router_define_no_name_twice():
+    """ParRole and NarRole are mixins of one AccessRouter: a name both defined would silently be one role's."""
+    def own(cls: type) -> set[str]:
+        return {n for n in vars(cls) if not n.startswith("__")}
+    assert not own(ParRole) & own(NarRole)
+    assert not own(AccessRouter) & (own(ParRole) | own(NarRole))
+
+
 def test_docs_print_every_transition():
     from pathlib import Path
     text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
     for table in (PAR_TRANSITIONS, NAR_TRANSITIONS, MN_TRANSITIONS):
         for (state, kind), handler in table.items():
-            assert f"| `{state.value}` | `{kind.value}` | `{handler}` |" in text, (state, kind, handler)
+            row = f"| `{state.value}` | `{kind.value}` | `{handler.__name__}` |"
+            assert row in text, (state, kind, handler)
 
 
 @settings(max_examples=200, deadline=None)

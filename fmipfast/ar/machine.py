@@ -65,13 +65,13 @@ class AccessRouter(ParRole, NarRole):
         if self._session_expiry and self._session_expiry[0][0] <= now_ns:
             self._expire_sessions()  # a key is never used past its ticket, whether or not a Tick came in time
         if isinstance(event, Received):
-            self._on_received(event)
+            self._received(event)
         elif isinstance(event, Tick):
-            self._on_tick()
+            self._tick()
         elif isinstance(event, Trigger):
-            self._on_trigger(event)
+            self._trigger(event)
         elif isinstance(event, Verified):
-            self._on_verified(event)
+            self._verified(event)
         else:
             self._count("unexpected")
         out, self._out = self._out, []
@@ -113,7 +113,7 @@ class AccessRouter(ParRole, NarRole):
             taken += 1
         return taken
 
-    def _on_tick(self) -> None:
+    def _tick(self) -> None:
         now = self._now
         self._expire_sessions()
         due: list[ParHandover | NarHandover] = []
@@ -129,7 +129,7 @@ class AccessRouter(ParRole, NarRole):
             elif self.nar.get((h.peer, h.identifier)) is h and h.deadline is not None and h.deadline <= now:
                 self._nar_dispatch(h, Kind.LIFETIME)
 
-    def _on_received(self, ev: Received) -> None:
+    def _received(self, ev: Received) -> None:
         self._count("received")
         msg = parse_received(ev, self.codepoints, self.counters)
         if msg is None:
@@ -147,8 +147,8 @@ class AccessRouter(ParRole, NarRole):
         if kind in (Kind.HRA, Kind.FD):
             self._from_mn_at_par(kind, msg, ev)
         elif kind == Kind.HE:
-            self._on_he(msg, ev)
+            self._received_he(msg, ev)
         elif kind == Kind.HI:
-            self._on_hi(msg, ev)
+            self._received_hi(msg, ev)
         else:
-            self._on_attach(msg, ev)
+            self._received_attach(msg, ev)

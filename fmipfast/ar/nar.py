@@ -12,6 +12,7 @@ Ownership: a mixin of :class:`~fmipfast.ar.AccessRouter`; its driver thread only
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from fmipfast.ar.base import RouterBase, _status_name
@@ -57,23 +58,6 @@ from fmipfast.security.lwkerb import HandoverBinding
 
 __all__ = ["NarRole", "NAR_TRANSITIONS"]
 
-#: NAR role (and initial attach): (state, event kind) -> handler method name.
-NAR_TRANSITIONS: dict[tuple[NarState, Kind], str] = {
-    (NarState.VERIFYING, Kind.HI): "_nar_duplicate_hi",
-    (NarState.VERIFYING, Kind.VERIFIED): "_nar_verified",
-    (NarState.VERIFYING, Kind.ATTACH): "_nar_attach_early",
-    (NarState.VERIFYING, Kind.LIFETIME): "_nar_verify_timeout",
-    (NarState.PROXYING, Kind.HI): "_nar_duplicate_hi",
-    (NarState.PROXYING, Kind.ATTACH): "_nar_attach",
-    (NarState.PROXYING, Kind.LIFETIME): "_nar_proxy_expired",
-    (NarState.ATTACHED, Kind.HI): "_nar_duplicate_hi",
-    (NarState.ATTACHED, Kind.ATTACH): "_nar_duplicate_attach",
-    (NarState.ATTACHED, Kind.LIFETIME): "_nar_forget",
-    (NarState.REFUSED, Kind.HI): "_nar_duplicate_hi",
-    (NarState.REFUSED, Kind.ATTACH): "_nar_duplicate_attach",
-    (NarState.REFUSED, Kind.LIFETIME): "_nar_forget",
-}
-
 
 class NarRole(RouterBase):
     """The NAR's transitions and the initial attach (a mixin: the state is :class:`RouterBase`'s)."""
@@ -85,11 +69,11 @@ class NarRole(RouterBase):
         self._nar_track(h)
 
     def _nar_dispatch(self, h: NarHandover, kind: Kind, *args: object) -> None:
-        name = NAR_TRANSITIONS.get((h.state, kind))
-        if name is None:
+        handler = NAR_TRANSITIONS.get((h.state, kind))
+        if handler is None:
             self._drop("unexpected", role_state=h.state.value, kind=kind.value)
             return
-        getattr(self, name)(h, *args)
+        handler(self, h, *args)
 
     def _live_nar(self) -> int:
         """NAR handovers (not initial attaches) in VERIFYING or PROXYING: kept as a set, not scanned."""
@@ -103,7 +87,7 @@ class NarRole(RouterBase):
         else:
             self._live.pop(id(h), None)
 
-    def _on_hi(self, msg: FmipMessage, ev: Received) -> None:
+    def _received_hi(self, msg: FmipMessage, ev: Received) -> None:
         assert isinstance(msg, IcmpHandover) and msg.identifier is not None
         key = (ev.src, msg.identifier)
         h = self.nar.get(key)
@@ -184,7 +168,7 @@ class NarRole(RouterBase):
         if not h.initial:
             # Proxy and buffer from now on, while the AP-REQ is verified (draft §3: packets destined to the
             # MN may be buffered before it authenticates; the PAR is already tunnelling them here).  The key
-            # (taken by _on_hi) belongs to the driver from this action on.
+            # (taken by _received_hi) belongs to the driver from this action on.
             self._out.append(ProxyAdd(h.ncoa, h.key, h.lifetime_ms, h.pcoa, h.buffer))
         binding = HandoverBinding(addr_text(h.ncoa), addr_text(h.pcoa), addr_text(self.address), h.identifier)
         self._out.append(Verify(h.request_id, ap_req, binding))
@@ -216,19 +200,23 @@ class NarRole(RouterBase):
             self.buffer_keys.release(h.key)  # no driver owns it: the machine's own pool
             h.key = -1
 
-    def _nar_duplicate_hi(self, h: NarHandover, msg: FmipMessage) -> None:
+    def _on_nar_forget(self, h: NarHandover) -> None:
+        # ATTACHED or REFUSED: the record only answered duplicates, for answer_cache_ms (the session stays)
+        self._nar_forget(h)
+
+    def _on_nar_duplicate_hi(self, h: NarHandover, msg: FmipMessage) -> None:
         self._drop("duplicate_hi", identifier=h.identifier, state=h.state.value)
         if h.answer is not None and not h.initial:
             self._send(h.answer, "HandoverError", h.identifier, again=True)
 
-    def _on_verified(self, ev: Verified) -> None:
+    def _verified(self, ev: Verified) -> None:
         h = self._verifying.get(ev.request_id)
         if h is None:
             self._drop("stale_verified", request_id=ev.request_id)
             return
         self._nar_dispatch(h, Kind.VERIFIED, ev)
 
-    def _nar_verified(self, h: NarHandover, ev: Verified) -> None:
+    def _on_nar_verified(self, h: NarHandover, ev: Verified) -> None:
         del self._verifying[h.request_id]
         if ev.context is None:
             self._count("auth_failed")
@@ -260,7 +248,7 @@ class NarRole(RouterBase):
             early, h.early_attach = h.early_attach, None
             self._nar_dispatch(h, Kind.ATTACH, *early)
 
-    def _nar_verify_timeout(self, h: NarHandover) -> None:
+    def _on_nar_verify_timeout(self, h: NarHandover) -> None:
         self._count("verify_timeout")
         if not h.initial:
             self._out.append(ProxyRemove(h.ncoa))
@@ -269,7 +257,7 @@ class NarRole(RouterBase):
                    reason="verification did not finish within the lifetime")
         self._nar_forget(h)
 
-    def _nar_proxy_expired(self, h: NarHandover) -> None:
+    def _on_nar_proxy_expired(self, h: NarHandover) -> None:
         # docs/design.md §1 step 7: no Attach within the lifetime -> proxy entry and buffer freed, counted.
         self._nar_unproxy(h, "proxy_expired", "expired")
 
@@ -281,7 +269,7 @@ class NarRole(RouterBase):
         self._note("state", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), old=h.state.value, new=new)
         self._nar_forget(h)
 
-    def _on_attach(self, msg: FmipMessage, ev: Received) -> None:
+    def _received_attach(self, msg: FmipMessage, ev: Received) -> None:
         h = self._nar_by_ncoa.get(ev.src)
         if h is None or (h.identifier != msg.identifier and h.state in (NarState.ATTACHED, NarState.REFUSED)):
             h = self.nar.get((ev.src, msg.identifier or 0))
@@ -344,7 +332,7 @@ class NarRole(RouterBase):
         self._attach_global = (tokens - 1, now)
         return True
 
-    def _nar_attach_early(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
+    def _on_nar_attach_early(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         if h.initial:
             self._drop("duplicate_attach", identifier=msg.identifier)
             return
@@ -356,7 +344,7 @@ class NarRole(RouterBase):
                    held="attach")
         h.early_attach = (msg, ev)
 
-    def _nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
+    def _on_nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         assert h.context is not None
         if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
             self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
@@ -399,7 +387,7 @@ class NarRole(RouterBase):
         self._arm(h, self._now + self.answer_cache_ms * 1_000_000)
         self._send(send, "AuthenticatedMN", h.identifier)
 
-    def _nar_duplicate_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
+    def _on_nar_duplicate_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
         if h.state == NarState.ATTACHED and not h.initial:
             assert h.context is not None
             if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
@@ -408,3 +396,22 @@ class NarRole(RouterBase):
         self._drop("duplicate_attach", identifier=h.identifier, state=h.state.value)
         if h.state == NarState.ATTACHED and h.answer is not None and msg.identifier == h.identifier:
             self._send(h.answer, "AuthenticatedMN", h.identifier, again=True)
+
+
+#: NAR role (and initial attach): (state, event kind) -> handler, a function of :class:`NarRole` called as
+#: ``handler(router, record, *event)``.  docs/protocol.md §2 prints it.
+NAR_TRANSITIONS: dict[tuple[NarState, Kind], Callable[..., None]] = {
+    (NarState.VERIFYING, Kind.HI): NarRole._on_nar_duplicate_hi,
+    (NarState.VERIFYING, Kind.VERIFIED): NarRole._on_nar_verified,
+    (NarState.VERIFYING, Kind.ATTACH): NarRole._on_nar_attach_early,
+    (NarState.VERIFYING, Kind.LIFETIME): NarRole._on_nar_verify_timeout,
+    (NarState.PROXYING, Kind.HI): NarRole._on_nar_duplicate_hi,
+    (NarState.PROXYING, Kind.ATTACH): NarRole._on_nar_attach,
+    (NarState.PROXYING, Kind.LIFETIME): NarRole._on_nar_proxy_expired,
+    (NarState.ATTACHED, Kind.HI): NarRole._on_nar_duplicate_hi,
+    (NarState.ATTACHED, Kind.ATTACH): NarRole._on_nar_duplicate_attach,
+    (NarState.ATTACHED, Kind.LIFETIME): NarRole._on_nar_forget,
+    (NarState.REFUSED, Kind.HI): NarRole._on_nar_duplicate_hi,
+    (NarState.REFUSED, Kind.ATTACH): NarRole._on_nar_duplicate_attach,
+    (NarState.REFUSED, Kind.LIFETIME): NarRole._on_nar_forget,
+}

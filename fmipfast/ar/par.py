@@ -11,6 +11,7 @@ Ownership: a mixin of :class:`~fmipfast.ar.AccessRouter`; its driver thread only
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from fmipfast.ar.base import RouterBase, _status_name
@@ -48,21 +49,6 @@ from fmipfast.protocol import (
 
 __all__ = ["ParRole", "PAR_TRANSITIONS"]
 
-#: PAR role: (state, event kind) -> handler method name.
-PAR_TRANSITIONS: dict[tuple[ParState, Kind], str] = {
-    (ParState.HRD_SENT, Kind.HRA): "_par_hra",
-    (ParState.HRD_SENT, Kind.TIMEOUT): "_par_timeout",
-    (ParState.HRD_SENT, Kind.FD): "_par_fd",
-    (ParState.HI_SENT, Kind.HRA): "_par_duplicate",
-    (ParState.HI_SENT, Kind.HE): "_par_he",
-    (ParState.HI_SENT, Kind.TIMEOUT): "_par_timeout",
-    (ParState.HI_SENT, Kind.FD): "_par_fd",
-    (ParState.FORWARDING, Kind.HRA): "_par_duplicate",
-    (ParState.FORWARDING, Kind.HE): "_par_he_late",
-    (ParState.FORWARDING, Kind.FD): "_par_fd",
-    (ParState.FORWARDING, Kind.LIFETIME): "_par_lifetime",
-}
-
 
 class ParRole(RouterBase):
     """The PAR's transitions (a mixin: the state is :class:`RouterBase`'s)."""
@@ -73,11 +59,11 @@ class ParRole(RouterBase):
         h.state = state
 
     def _par_dispatch(self, h: ParHandover, kind: Kind, *args: object) -> None:
-        name = PAR_TRANSITIONS.get((h.state, kind))
-        if name is None:
+        handler = PAR_TRANSITIONS.get((h.state, kind))
+        if handler is None:
             self._drop("unexpected", role_state=h.state.value, kind=kind.value)
             return
-        getattr(self, name)(h, *args)
+        handler(self, h, *args)
 
     def _alloc_identifier(self) -> int:
         used = {h.identifier for h in self.par.values()}
@@ -88,7 +74,7 @@ class ParRole(RouterBase):
                 return ident
         raise RuntimeError("no free handover identifier")  # pragma: no cover - 65536 live handovers
 
-    def _on_trigger(self, t: Trigger) -> None:
+    def _trigger(self, t: Trigger) -> None:
         pcoa = IPv6Address(t.pcoa)
         sess = self.sessions.get(pcoa)
         if sess is None:
@@ -137,7 +123,7 @@ class ParRole(RouterBase):
             return
         self._par_dispatch(h, kind, msg)
 
-    def _par_hra(self, h: ParHandover, msg: HandoverRedirectAck) -> None:
+    def _on_par_hra(self, h: ParHandover, msg: HandoverRedirectAck) -> None:
         ap_req = msg.lkb
         if ap_req is None:
             self._drop("no_ap_req", identifier=h.identifier)
@@ -157,10 +143,10 @@ class ParRole(RouterBase):
         # docs/design.md §1 step 4: "From now on PAR tunnels packets addressed to the PCoA to the NAR".
         self._out.append(TunnelAdd(pcoa, nar))
 
-    def _par_duplicate(self, h: ParHandover, msg: FmipMessage) -> None:
+    def _on_par_duplicate(self, h: ParHandover, msg: FmipMessage) -> None:
         self._drop("duplicate", message=msg.NAME, identifier=h.identifier)
 
-    def _par_timeout(self, h: ParHandover) -> None:
+    def _on_par_timeout(self, h: ParHandover) -> None:
         assert h.pending is not None
         if h.tries >= self.backoff.max_tries:
             self._count("handovers_failed")
@@ -176,7 +162,7 @@ class ParRole(RouterBase):
         name = "HandoverRedirect" if h.state == ParState.HRD_SENT else "IcmpHandover"
         self._send(h.pending, name, h.identifier, again=True)
 
-    def _on_he(self, msg: FmipMessage, ev: Received) -> None:
+    def _received_he(self, msg: FmipMessage, ev: Received) -> None:
         assert isinstance(msg, HandoverError)
         for h in self.par.values():
             if (h.identifier == msg.identifier and IPv6Address(h.trigger.nar_address) == ev.src
@@ -185,7 +171,7 @@ class ParRole(RouterBase):
                 return
         self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier, src=addr_text(ev.src))
 
-    def _par_he(self, h: ParHandover, msg: HandoverError) -> None:
+    def _on_par_he(self, h: ParHandover, msg: HandoverError) -> None:
         status = msg.status if msg.status is not None else HandoverStatus.UNSPECIFIED
         h.pending = None
         if status == STATUS_ACCEPTED:
@@ -199,21 +185,21 @@ class ParRole(RouterBase):
         self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # docs/design.md §1 step 5: normal delivery
         self._par_end(h)
 
-    def _par_he_late(self, h: ParHandover, msg: HandoverError) -> None:
+    def _on_par_he_late(self, h: ParHandover, msg: HandoverError) -> None:
         status = msg.status if msg.status is not None else HandoverStatus.UNSPECIFIED
         if status == STATUS_ACCEPTED:
             self._drop("duplicate", message=msg.NAME, identifier=h.identifier)
             return
-        self._par_he(h, msg)
+        self._on_par_he(h, msg)
 
-    def _par_fd(self, h: ParHandover, msg: FmipMessage) -> None:
+    def _on_par_fd(self, h: ParHandover, msg: FmipMessage) -> None:
         # draft App. A: the MN is back on our link; stop forwarding, deliver locally again.
         self._count("forwarding_disabled")
         if h.state != ParState.HRD_SENT:
             self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))
         self._par_end(h)
 
-    def _par_lifetime(self, h: ParHandover) -> None:
+    def _on_par_lifetime(self, h: ParHandover) -> None:
         # The handover's lifetime is over: the MN's BU has long reached its HA; stop forwarding and forget the
         # MN's session here (it is no longer on our link).
         pcoa = IPv6Address(h.trigger.pcoa)
@@ -222,3 +208,20 @@ class ParRole(RouterBase):
         self._par_end(h)
         if self.sessions.get(pcoa) is h.session:
             del self.sessions[pcoa]
+
+
+#: PAR role: (state, event kind) -> handler, a function of :class:`ParRole` called as ``handler(router, record,
+#: *event)``.  docs/protocol.md §2 prints it.
+PAR_TRANSITIONS: dict[tuple[ParState, Kind], Callable[..., None]] = {
+    (ParState.HRD_SENT, Kind.HRA): ParRole._on_par_hra,
+    (ParState.HRD_SENT, Kind.TIMEOUT): ParRole._on_par_timeout,
+    (ParState.HRD_SENT, Kind.FD): ParRole._on_par_fd,
+    (ParState.HI_SENT, Kind.HRA): ParRole._on_par_duplicate,
+    (ParState.HI_SENT, Kind.HE): ParRole._on_par_he,
+    (ParState.HI_SENT, Kind.TIMEOUT): ParRole._on_par_timeout,
+    (ParState.HI_SENT, Kind.FD): ParRole._on_par_fd,
+    (ParState.FORWARDING, Kind.HRA): ParRole._on_par_duplicate,
+    (ParState.FORWARDING, Kind.HE): ParRole._on_par_he_late,
+    (ParState.FORWARDING, Kind.FD): ParRole._on_par_fd,
+    (ParState.FORWARDING, Kind.LIFETIME): ParRole._on_par_lifetime,
+}
