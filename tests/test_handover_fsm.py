@@ -10,7 +10,6 @@ No sockets, no clocks: time only moves when a test says so, to the machines' own
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
@@ -438,9 +437,7 @@ def test_sessions_are_bounded_and_end_with_their_ticket():
     resources) — counted; a session ends when the ticket it came from expires, freeing its place."""
     net = attached_net(b_kwargs={"max_sessions": 1})
     b = net.routers["B"]
-    b.sessions[IPv6Address("2001:db8:b::99")] = Session(IPv6Address("2001:db8:b::99"), bytes(32), None,
-                                                        T0 + 60 * 1_000_000_000)
-    heapq.heappush(b._session_expiry, (T0 + 60 * 1_000_000_000, IPv6Address("2001:db8:b::99")))
+    b.sessions.put(Session(IPv6Address("2001:db8:b::99"), bytes(32), None, T0 + 60 * 1_000_000_000))
     m = net.mark()
     net.trigger()
     assert "B:Send HANDOVER_ERROR AH" in net.steps(m)

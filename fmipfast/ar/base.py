@@ -64,9 +64,7 @@ class RouterBase:
         self._attach_global: tuple[float, int] = (max(attach_burst, attach_global_rate / 10), 0)
         self._deadlines: list[tuple[int, int, ParHandover | NarHandover]] = []  # a heap; stale entries skipped
         self._deadline_seq = 0
-        self.max_sessions = max_sessions
         self.epoch_ns = epoch_ns
-        self._session_expiry: list[tuple[int, IPv6Address]] = []  # a heap; stale entries are skipped
         self.address = IPv6Address(address)
         # default: what an MN derives from a Redirect naming this router (draft §5: FE80::/64 + its IID)
         self.link_local = IPv6Address(link_local) if link_local is not None else nar_link_local(self.address, 64)
@@ -78,7 +76,7 @@ class RouterBase:
         self.answer_cache_ms = answer_cache_ms
         self.iface = iface
         self.counters: dict[str, int] = dict.fromkeys(AR_COUNTERS, 0)
-        self.sessions: SessionTable = SessionTable()
+        self.sessions = SessionTable(max_sessions)  # holds its own bound (and the heap of the tickets' ends)
         self.par: dict[IPv6Address, ParHandover] = {}  # by PCoA
         self.nar: dict[tuple[IPv6Address, int], NarHandover] = {}  # by (peer, identifier)
         self._nar_by_ncoa: dict[IPv6Address, NarHandover] = {}
@@ -120,21 +118,23 @@ class RouterBase:
             return self.par.get(h.trigger.pcoa) is h
         return self.nar.get((h.peer, h.identifier)) is h
 
+    @property
+    def max_sessions(self) -> int:
+        return self.sessions.capacity
+
     def _sessions_full(self, address: IPv6Address) -> bool:
-        if address in self.sessions or len(self.sessions) < self.max_sessions:
+        """True, counted, when the session table has no room for ``address``."""
+        if self.sessions.has_room(address):
             return False
         self._count("refused_sessions_full")
         return True
 
     def _expire_sessions(self) -> None:
-        while self._session_expiry and self._session_expiry[0][0] <= self._now:
-            when, address = heapq.heappop(self._session_expiry)
-            s = self.sessions.get(address)
-            if s is not None and s.expires_ns == when and not any(
-                    h.session is s for h in self.par.values()):  # a live PAR handover ends it itself
-                del self.sessions[address]
+        for s in self.sessions.due(self._now):
+            if not any(h.session is s for h in self.par.values()):  # a live PAR handover ends it itself
+                self.sessions.remove(s.address)
                 self._count("session_expired")
-                self._note("session_expired", role="ar", address=addr_text(address))
+                self._note("session_expired", role="ar", address=addr_text(s.address))
 
     def _par_end(self, h: ParHandover, new: str = "idle") -> None:
         self._note("state", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa), old=h.state.value,
@@ -145,7 +145,7 @@ class RouterBase:
         if s.expires_ns is not None and s.expires_ns <= self._now and self.sessions.get(s.address) is s:
             # its ticket ended while this handover ran (_expire_sessions leaves a session a live handover uses):
             # the key is not used past the ticket, whatever ended the handover
-            del self.sessions[s.address]
+            self.sessions.remove(s.address)
             self._count("session_expired")
             self._note("session_expired", role="ar", address=addr_text(s.address))
 

@@ -42,8 +42,11 @@ class AccessRouter(ParRole, NarRole):
     buffer_packets : max packets the NAR should buffer per MN (the HI's handover control).
     answer_cache_ms : how long a finished record answers duplicates (re-sends its HE / AMN).
     max_sessions : authenticated MNs at once (a full table refuses new ones: HE "insufficient resources" to an
-        HI, an initial Attach dropped; both counted ``refused_sessions_full``).  A session ends with its
-        handover away from here, or when the ticket it came from expires (``session_expired``).
+        HI, an initial Attach dropped; both counted ``refused_sessions_full``).  The table holds the bound
+        itself (:class:`~fmipfast.ar.sessions.SessionTable`): an MN whose HI or initial Attach was admitted
+        while there was room, and which finds the table filled when it would become a session, waits (its
+        Attach is dropped, counted, until a place frees) or, initial, is forgotten unanswered.  A session
+        ends with its handover away from here, or when the ticket it came from expires (``session_expired``).
     epoch_ns : POSIX time (ns) at the machine's clock 0, to place tickets' end times on that clock.
     backoff : the HRD and HI retransmission policy.
     buffer_keys : the handover buffer's key pool shared with the driver (``Engine.buffer_keys``): the machine
@@ -62,8 +65,7 @@ class AccessRouter(ParRole, NarRole):
         """Process one event at ``now_ns``; return the actions, in order."""
         self._now = now_ns
         self._out = []
-        if self._session_expiry and self._session_expiry[0][0] <= now_ns:
-            self._expire_sessions()  # a key is never used past its ticket, whether or not a Tick came in time
+        self._expire_sessions()  # a key is never used past its ticket, whether or not a Tick came in time
         if isinstance(event, Received):
             self._received(event)
         elif isinstance(event, Tick):
@@ -85,14 +87,9 @@ class AccessRouter(ParRole, NarRole):
             heapq.heappop(dl)  # that record moved its deadline or is gone
         if dl:
             times.append(dl[0][0])
-        heap = self._session_expiry
-        while heap:
-            s = self.sessions.get(heap[0][1])
-            if s is not None and s.expires_ns == heap[0][0]:
-                break
-            heapq.heappop(heap)  # that session ended otherwise (a handover away) or was replaced
-        if heap:
-            times.append(heap[0][0])
+        ends = self.sessions.next_expiry()
+        if ends is not None:
+            times.append(ends)
         return min(times) if times else None
 
     def session_for(self, address: IPv6Address) -> Session | None:
@@ -105,11 +102,9 @@ class AccessRouter(ParRole, NarRole):
         taken = 0
         for s in sessions:
             if (s.expires_ns is not None and s.expires_ns <= now_ns) or s.address in self.sessions \
-                    or len(self.sessions) >= self.max_sessions:
+                    or not self.sessions.has_room(s.address):
                 continue
-            self.sessions[s.address] = s
-            if s.expires_ns is not None:
-                heapq.heappush(self._session_expiry, (s.expires_ns, s.address))
+            self.sessions.put(s)
             taken += 1
         return taken
 

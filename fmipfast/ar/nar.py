@@ -11,7 +11,6 @@ Ownership: a mixin of :class:`~fmipfast.ar.AccessRouter`; its driver thread only
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
@@ -117,7 +116,7 @@ class NarRole(RouterBase):
             self._out.append(TunnelRemove(msg.ncoa))
             self._par_end(returning)
             if self.sessions.get(msg.ncoa) is returning.session:
-                del self.sessions[msg.ncoa]
+                self.sessions.remove(msg.ncoa)
         prev = self._nar_by_ncoa.get(msg.ncoa)
         if (prev is not None and not prev.initial and prev.state in (NarState.VERIFYING, NarState.PROXYING)
                 and prev.peer == ev.src and msg.mn_mac is not None and prev.mn_eui64 == msg.mn_mac):
@@ -131,7 +130,7 @@ class NarRole(RouterBase):
             # A→B→A after the first handover ended here: the session the MN had on this link is stale (it is
             # authenticating afresh with this HI's AP-REQ), not another node's claim on the address.
             self._count("mn_returned")
-            del self.sessions[msg.ncoa]
+            self.sessions.remove(msg.ncoa)
         if self._live_nar() > self.max_handovers or self._sessions_full(msg.ncoa):
             self._nar_refuse(h, HandoverStatus.INSUFFICIENT_RESOURCES)
         elif (msg.ncoa in self.sessions or self._ncoa_pending(msg.ncoa, h) or msg.ncoa in self.par
@@ -234,6 +233,14 @@ class NarRole(RouterBase):
             return
         h.context = ev.context
         if h.initial:
+            if self._sessions_full(h.ncoa):
+                # Other MNs took the table's last places during the verification: answered as a refused
+                # initial Attach is (nothing; the MN tries again), and nothing is kept.
+                self._nar_state(h, NarState.REFUSED)
+                self._note("fail", role="attach", identifier=h.identifier, address=addr_text(h.ncoa),
+                           reason="sessions full")
+                self._nar_forget(h)
+                return
             self._nar_complete(h, h.bu)
             return
         self._count("hi_admitted")
@@ -361,6 +368,11 @@ class NarRole(RouterBase):
         if mac is None:
             self._drop("no_link_layer_address", identifier=h.identifier)
             return
+        if self._sessions_full(h.ncoa):
+            # Other MNs took the table's last places since this HI was admitted: the Attach waits (the MN
+            # retransmits it) until one frees, within the proxy's lifetime.
+            self._note("drop", role="nar", reason="sessions full", identifier=h.identifier)
+            return
         h.reply_src = ev.dst
         self._out.append(ProxyComplete(h.ncoa, mac))
         enc = msg.find(EncapsulatedPacket)
@@ -379,9 +391,7 @@ class NarRole(RouterBase):
         part = getattr(h.context, "ticket_part", None)
         endtime = part.endtime if part is not None else getattr(h.context, "endtime", None)  # gss: no ticket part
         expires = None if endtime is None else endtime * 1_000_000_000 - self.epoch_ns
-        self.sessions[h.ncoa] = Session(h.ncoa, h.context.mac_key, h.mn_eui64, expires)
-        if expires is not None:
-            heapq.heappush(self._session_expiry, (expires, h.ncoa))
+        self.sessions.put(Session(h.ncoa, h.context.mac_key, h.mn_eui64, expires))  # room checked by the callers
         self._count("initial_attached" if h.initial else "attached")
         self._nar_state(h, NarState.ATTACHED)
         self._arm(h, self._now + self.answer_cache_ms * 1_000_000)

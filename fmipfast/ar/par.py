@@ -207,7 +207,7 @@ class ParRole(RouterBase):
         self._out.append(TunnelRemove(pcoa))
         self._par_end(h)
         if self.sessions.get(pcoa) is h.session:
-            del self.sessions[pcoa]
+            self.sessions.remove(pcoa)
 
 
 #: PAR role: (state, event kind) -> handler, a function of :class:`ParRole` called as ``handler(router, record,
