@@ -150,7 +150,8 @@ class RouterBase:
             self._note("session_expired", role="ar", address=addr_text(s.address))
 
 
-def _status_name(status: int) -> str:
+def status_name(status: int) -> str:
+    """A Handover Error status for notes: its name in lower case, or ``status N`` for one not in the enum."""
     try:
         return HandoverStatus(status).name.lower()
     except ValueError:

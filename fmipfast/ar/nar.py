@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
-from fmipfast.ar.base import RouterBase, _status_name
+from fmipfast.ar.base import RouterBase, status_name
 from fmipfast.ar.records import NarHandover, NarState, ParState
 from fmipfast.ar.sessions import Session
 from fmipfast.constants import ND_HOP_LIMIT, AddressKind, HandoverStatus
@@ -182,7 +182,7 @@ class NarRole(RouterBase):
         h.answer = send
         self._arm(h, self._now + self.answer_cache_ms * 1_000_000)
         self._send(send, "HandoverError", h.identifier)
-        self._note("fail", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), reason=_status_name(status))
+        self._note("fail", role="nar", identifier=h.identifier, ncoa=addr_text(h.ncoa), reason=status_name(status))
 
     def _nar_unindex(self, h: NarHandover) -> None:
         if self._nar_by_ncoa.get(h.ncoa) is h:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from ipaddress import IPv6Address
 
-from fmipfast.ar.base import RouterBase, _status_name
+from fmipfast.ar.base import RouterBase, status_name
 from fmipfast.ar.records import ParHandover, ParState
 from fmipfast.constants import ND_HOP_LIMIT, AddressKind, HandoverStatus
 from fmipfast.messages import (
@@ -181,7 +181,7 @@ class ParRole(RouterBase):
             return
         self._count("handovers_refused")
         self._note("fail", role="par", identifier=h.identifier, pcoa=addr_text(h.trigger.pcoa),
-                   reason=_status_name(status))
+                   reason=status_name(status))
         self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # docs/design.md §1 step 5: normal delivery
         self._par_end(h)
 

@@ -126,9 +126,11 @@ class SessionTable:
         """The sessions whose ticket ended at or before ``now_ns``, in the order they ended, each once: their
         heap entries are used up, and the caller removes the ones it ends (it may keep one a handover still
         uses, and end it with that handover)."""
+        ends = self._ends
+        if not ends or ends[0][0] > now_ns:
+            return []  # the common case: the machine asks on every event
         found: list[Session] = []
         seen: set[IPv6Address] = set()  # a session put twice with the same end has two entries
-        ends = self._ends
         while ends and ends[0][0] <= now_ns:
             session = self._current(*heapq.heappop(ends))
             if session is not None and session.address not in seen:
