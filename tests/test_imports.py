@@ -17,7 +17,7 @@ ALLOWED: dict[str, set[str]] = {
     "_version": set(),
     "reference": VOCAB | {"reference"},
     "backend": VOCAB | {"_core", "reference"},
-    "messages": VOCAB | {"backend"},
+    "messages": VOCAB | {"backend"},  # the package fmipfast/messages/; its inner order is MESSAGES_ORDER below
     "frames": VOCAB | {"backend", "messages"},
     "pcap": VOCAB,
     "dissect": VOCAB | {"frames", "messages", "pcap"},
@@ -52,6 +52,19 @@ ALLOWED: dict[str, set[str]] = {
     "cli": None,  # anything
     "lab": None,
     "contrib": VOCAB,  # optional third-party integrations (scapy layers); nothing imports them
+}
+
+# Inside fmipfast/messages/ (every module there is governed by the "messages" row above): the submodules each
+# module may import.  The codec sits on the messages and no message module imports it back; the sub-options
+# need the Mobility Header (sub-option 5 carries a Binding Update).  No submodule imports the façade.
+MESSAGES_ORDER: dict[str, set[str]] = {
+    "base": set(),
+    "mobility_header": {"base"},
+    "suboptions": {"base", "mobility_header"},
+    "fmipv6": {"base", "suboptions"},
+    "nd": {"base"},
+    "codec": {"base", "suboptions", "fmipv6", "nd"},
+    "__init__": {"base", "mobility_header", "suboptions", "fmipv6", "nd", "codec"},
 }
 
 
@@ -122,6 +135,39 @@ def test_a_dotted_entry_allows_that_module_only(tmp_path):
     assert _owner(PKG / "security" / "ah.py") == "security" and _owner(PKG / "__init__.py") == "__init__"
     # the data plane stays off the oracle: only the protocol machines may derive through it
     assert not any(_allowed(m, ALLOWED["engine"]) for m in ("reference", "reference.derive"))
+
+
+def _messages_imports(path: Path) -> set[str]:
+    """The submodules of fmipfast.messages that ``path`` imports; ``"__init__"`` for the package itself."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            found.add("relative import")
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+        for name in names:
+            if name == "fmipfast.messages":
+                found.add("__init__")
+            elif name.startswith("fmipfast.messages."):
+                found.add(name.split(".")[2])
+        if isinstance(node, ast.ImportFrom) and node.module == "fmipfast":
+            found.update("__init__" for alias in node.names if alias.name == "messages")
+    return found
+
+
+def test_messages_package_has_no_import_cycle():
+    modules = sorted((PKG / "messages").glob("*.py"))
+    assert {p.stem for p in modules} == set(MESSAGES_ORDER), "a module of fmipfast/messages/ needs a MESSAGES_ORDER row"
+    violations = [f"messages/{p.name} imports {sorted(bad)}" for p in modules
+                  if (bad := _messages_imports(p) - MESSAGES_ORDER[p.stem])]
+    assert not violations, "\n".join(violations)
+    done: list[str] = []  # the table itself is acyclic: a topological order exists
+    while len(done) < len(MESSAGES_ORDER):
+        ready = [m for m, deps in MESSAGES_ORDER.items() if m not in done and deps <= set(done)]
+        assert ready, f"MESSAGES_ORDER has a cycle among {sorted(set(MESSAGES_ORDER) - set(done))}"
+        done += ready
+    assert done[-1] == "__init__" and "codec" not in set().union(*(MESSAGES_ORDER[m] for m in done[:-1]))
 
 
 def test_reference_never_imports_core_and_security_stays_in_its_room():
