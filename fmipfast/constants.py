@@ -230,7 +230,7 @@ class Codepoints:
         # computed once: classify() looks its code table up by profile on every batch
         object.__setattr__(self, "_hash", hash((type, *sorted(merged.items()))))
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Codepoints is immutable")
 
     def code(self, key: str) -> int:

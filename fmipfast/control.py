@@ -81,7 +81,7 @@ import numpy as np
 
 from fmipfast.constants import DropReason
 from fmipfast.engine import Engine
-from fmipfast.errors import FmipError
+from fmipfast.errors import ControlError, FmipError
 
 if TYPE_CHECKING:
     from fmipfast.metrics import MetricsServer
@@ -99,10 +99,6 @@ class Dispatcher(Protocol):
     """What a :class:`ControlServer` serves: :class:`RouterControl`, or the MN daemon (``fmipfast.mnd``)."""
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any: ...
-
-
-class ControlError(FmipError):
-    """A control request failed: the server's error message, or a transport problem."""
 
 
 # ---------------------------------------------------------------------------------------------- arguments
