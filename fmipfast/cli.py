@@ -6,6 +6,12 @@ command -- router, mn, kdc, decode's codepoints -- with that command's own loade
 ``version``, ``demo`` (the whole handover in one process), ``lab`` (the same over namespaces, root) and ``mn``
 (the mobile node daemon).
 
+This module parses the arguments and hands each command to the module that does its work: the daemons are
+assembled in :mod:`fmipfast.routerd` (router), :mod:`fmipfast.mnd` (mn) and :mod:`fmipfast.security.kdc`
+(kdc); captures are read and dissected by :mod:`fmipfast.dissect`; the demo and the lab are
+:mod:`fmipfast.lab`'s.  ``setup_logging``, ``router_control`` and the daemons' other names that callers import
+from here resolve to those modules (``_MOVED``).
+
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input; 130 interrupted (Ctrl-C).  A user's mistake ends with one line on stderr,
 never a traceback; a closed standard output (``| head``) ends the command quietly.
@@ -16,9 +22,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Sequence
 
 from fmipfast import __version__, config
 from fmipfast.backend import IMPLEMENTATION
@@ -26,98 +31,28 @@ from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, PcapError
 from fmipfast.lab.traffic import MAX_RATE
 
+if TYPE_CHECKING:
+    from fmipfast.pcap import PcapRecord
+
 __all__ = ["main"]
 
 _LINKS = {"auto": None, "eth": 1, "ipv6": 101, "icmp": -58}
 
 
-_CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                   b"\x0a\x0d\x0d\x0a")
-_MAX_HEX_LINE = 1 << 20  # characters in one line of hex input: a 256 KiB frame with separators, and comments
-
-
-def _hex_frames(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
-    """One frame per line; '#' starts a comment; spaces, colons and a 0x prefix are ignored."""
-    lineno = 0
-    for raw in lines:
-        try:
-            text = raw.decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise PcapError(f"line {lineno + 1}: neither a pcap/pcapng capture nor hex text (octet "
-                            f"0x{raw[exc.start]:02x} is not ASCII)") from None
-        for line in text.splitlines() or [""]:
-            lineno += 1
-            line = line.split("#", 1)[0].strip()
-            if not line:
-                continue
-            digits = re.sub(r"0x|[\s:.-]", "", line)
-            try:
-                yield lineno, bytes.fromhex(digits)
-            except ValueError:
-                raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
-
-
-def _lines(head: bytes, fh: Any) -> Iterator[bytes]:
-    """The lines of ``head`` + the rest of ``fh``, each read when it is complete (a live pipe), none longer
-    than :data:`_MAX_HEX_LINE`."""
-    buf = head
-    while True:
-        nl = buf.find(b"\n")
-        if nl >= 0:
-            yield buf[:nl + 1]
-            buf = buf[nl + 1:]
-            continue
-        if len(buf) > _MAX_HEX_LINE:
-            raise PcapError(f"a line of more than {_MAX_HEX_LINE} characters: not hex frames")
-        more = fh.readline(_MAX_HEX_LINE + 1 - len(buf))
-        if not more:
-            if buf:
-                yield buf
-            return
-        buf += more
-
-
-class _Sniffed:
-    """A binary reader giving back the octets already read to sniff the format, then the rest of ``f``."""
-
-    def __init__(self, head: bytes, f: Any) -> None:
-        self._head = head
-        self._f = f
-
-    def read(self, n: int) -> bytes:
-        if self._head:
-            out, self._head = self._head[:n], self._head[n:]
-            return out
-        return self._f.read(n)
-
-
-def _records(source: str, link: str, codepoints: Codepoints):
+def _records(source: str, link: str, codepoints: Codepoints) -> Iterator[PcapRecord]:
     """Records of a capture file or hex text, from a path or ``-`` (stdin), read as they are needed."""
-    from fmipfast.dissect import guess_linktype
-    from fmipfast.pcap import PcapReader, PcapRecord
+    from fmipfast.dissect import read_records
 
     forced = _LINKS[link]
-    stdin = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
-    if source == "-" and stdin is None:
+    stdin: BinaryIO | None = getattr(sys.stdin, "buffer", None)  # None when the shell closed it (`fmipfast decode <&-`)
+    if source != "-":
+        fh: BinaryIO = open(source, "rb")  # noqa: SIM115 - closed below
+    elif stdin is None:
         raise PcapError("no standard input to read")
-    fh: Any = stdin if source == "-" else open(source, "rb")  # noqa: SIM115 - closed below
+    else:
+        fh = stdin
     try:
-        head = b""
-        while len(head) < 4:
-            more = fh.read(4 - len(head))
-            if not more:
-                break
-            head += more
-        if head in _CAPTURE_MAGICS:
-            with PcapReader(_Sniffed(head, fh)) as reader:  # type: ignore[arg-type]
-                for rec in reader:
-                    if forced is not None:
-                        rec = PcapRecord(rec.ts_ns, rec.data, forced, rec.orig_len, rec.interface)
-                    yield rec
-            return
-        for _lineno, frame in _hex_frames(_lines(head, fh)):
-            lt = forced if forced is not None else guess_linktype(frame, codepoints)
-            yield PcapRecord(0, frame, lt, len(frame))
+        yield from read_records(fh, forced, codepoints)
     finally:
         if fh is not stdin:
             fh.close()
@@ -219,68 +154,6 @@ def _emit(out: Any, text: str) -> None:
 CONFIG_KINDS = ("auto", "codepoints", "router", "mn", "kdc")
 
 
-def _load_router(path: str) -> Any:
-    """``fmipfast router``'s configuration: the file, at least one interface, and the [router.security] objects
-    the daemon builds (principals as the light-weight Kerberos encodes them, keys, SAs) -- check-config runs the
-    same function."""
-    return _check_router(config.load(path), path)
-
-
-def _check_router(cfg: Any, source: str | None) -> Any:
-    if not cfg.router.interfaces:
-        raise ConfigError("router.interfaces", "at least one interface is required", source=source)
-    if cfg.router.security is not None:
-        try:
-            _security_objects(cfg.router.security)
-        except ValueError as exc:
-            raise ConfigError("router.security", str(exc), source=source) from None
-        _gss_verifier(cfg.router.security, source)  # the package, the library and the keytab, checked now
-    return cfg
-
-
-def _gss_verifier(sec: Any, source: str | None = None) -> Any:
-    """``[router.security] mechanism = "gssapi"``: the acceptor for its keytab and principal (None for lwkerb);
-    a missing package/library or an unusable keytab is a ConfigError naming it."""
-    if sec.mechanism != "gssapi":
-        return None
-    try:
-        from fmipfast.security.gss import GssVerifier
-        from fmipfast.security.lwkerb import LkbError
-
-        try:
-            return GssVerifier(sec.keytab, sec.principal, rcache=sec.rcache)
-        except LkbError as exc:
-            raise ConfigError("router.security.keytab", str(exc), source=source) from None
-    except ImportError as exc:
-        raise ConfigError("router.security.mechanism", str(exc), source=source) from None
-
-
-def _load_mn(path: str) -> Any:
-    """``fmipfast mn``'s configuration: the file, an [mn] section, and its Kerberos identity as the daemon
-    builds it (check-config runs the same function)."""
-    return _check_mn(config.load(path), path)
-
-
-def _check_mn(cfg: Any, source: str | None) -> Any:
-    if not cfg.mn.configured:
-        raise ConfigError("mn.interface", "the [mn] section is required", source=source)
-    if cfg.mn.kerberos is not None:
-        from fmipfast.mnd import MnDaemon
-
-        try:
-            MnDaemon._ticket_cache(cfg.mn)
-        except ValueError as exc:
-            raise ConfigError("mn.kerberos", str(exc), source=source) from None
-    if cfg.mn.mechanism == "gssapi":
-        try:
-            from fmipfast.security.gss import require_gssapi
-
-            require_gssapi()
-        except ImportError as exc:
-            raise ConfigError("mn.mechanism", str(exc), source=source) from None
-    return cfg
-
-
 def _detect_kind(doc: dict[str, Any]) -> str:
     """The command a parsed file is for: a KDC's file has top-level keys (realm, keys ...) where the others
     have sections; of those, [router] interfaces make a router's, an [mn] section an MN's, else its codepoints
@@ -301,6 +174,7 @@ def _detect_kind(doc: dict[str, Any]) -> str:
 def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[str, str]:
     """Validate a parsed file as ``kind`` (or the detected one) with the loaders the commands use; returns the
     kind and a summary, or raises :class:`ConfigError`."""
+    from fmipfast import mnd, routerd
     from fmipfast.security import kdc
 
     kind = _detect_kind(doc) if kind == "auto" else kind
@@ -311,10 +185,10 @@ def _check_mapping(doc: dict[str, Any], kind: str, source: str | None) -> tuple[
     cfg = config.from_mapping(doc, source=source)
     parts = []
     if "router" in kind.split("+"):
-        _check_router(cfg, source)
+        routerd.check_config(cfg, source)
         parts.append(f"router {cfg.router.name} on {', '.join(i.name for i in cfg.router.interfaces)}")
     if "mn" in kind.split("+"):
-        _check_mn(cfg, source)
+        mnd.check_config(cfg, source)
         parts.append(f"mn on {cfg.mn.interface}")
     parts.append(f"codepoints {cfg.codepoints.profile()!r}")
     return kind, "; ".join(parts)
@@ -389,299 +263,18 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-class JsonLogFormatter:
-    """``[logging] format = "json"``: one JSON object per line -- ``time`` (ISO 8601, UTC), ``level``,
-    ``logger``, ``message``, and the record's ``fields`` (``extra={"fields": {...}}``: a protocol note's
-    identifier, addresses, state, reason ...) at the top level, for log shippers."""
-
-    def format(self, record: Any) -> str:
-        import datetime
-
-        doc: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.timezone.utc).isoformat(
-                timespec="milliseconds"),
-            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
-        for key, value in (getattr(record, "fields", None) or {}).items():
-            doc.setdefault(key, value)
-        if record.exc_info:
-            import traceback
-
-            doc["exception"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return json.dumps(doc, default=_log_value, sort_keys=False)
-
-
-def _log_value(value: Any) -> Any:
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(value)} octets>"
-    return str(value)
-
-
-def setup_logging(cfg: Any) -> None:
-    """The daemons' logging from ``[logging]``: the level, and text lines or JSON objects on stderr."""
-    import logging
-
-    class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
-        """Writes to whatever ``sys.stderr`` is when a record comes (not the stream of the moment it was made:
-        an embedding program, or a test harness, may have replaced and closed that one since)."""
-
-        @property  # type: ignore[override]
-        def stream(self) -> Any:
-            return sys.stderr
-
-        @stream.setter
-        def stream(self, value: Any) -> None:
-            pass
-
-    handler = StderrHandler()
-    if cfg.format == "json":
-        handler.setFormatter(JsonLogFormatter())  # type: ignore[arg-type]
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(cfg.level.upper())
-
-
-#: Router-agent notes that are routine at a busy router: logged at DEBUG (the counters have them all).
-_QUIET_NOTES = frozenset({"ar:drop", "send", "ar:send", "ar:recv", "verify_start"})
-
-
-def log_router_note(what: str, fields: dict[str, Any]) -> None:
-    """The router agent's ``on_note``: every protocol step as a log record of ``fmipfast.router`` with its
-    fields structured (``[logging] format = "json"``) -- sends, receipts and drops at DEBUG, the rest (state
-    changes, failures, proxies, tunnels, flushes, route switches) at INFO."""
-    import logging
-    import time
-
-    log = logging.getLogger("fmipfast.router")
-    level = logging.DEBUG if what in _QUIET_NOTES else logging.INFO
-    if log.isEnabledFor(level):
-        clean = {k: v for k, v in fields.items() if k != "icmp"}
-        # mono_ns (CLOCK_MONOTONIC, which every network namespace of a host shares): the note's time precisely
-        # enough for `fmipfast lab run`'s latency waterfall (the record's own time is wall-clock milliseconds)
-        log.log(level, "%s %s", what, " ".join(f"{k}={_log_value(v)}" for k, v in clean.items()),
-                extra={"fields": {"event": what, **clean, "mono_ns": time.monotonic_ns()}})
-
-
-#: Where Linux shows each interface's IPv6 settings.
-IPV6_CONF = "/proc/sys/net/ipv6/conf"
-
-
-def kernel_ipv6_warnings(names: Sequence[str], conf_dir: str | os.PathLike[str] = IPV6_CONF) -> list[str]:
-    """One warning per interface on which the kernel's own IPv6 is still on (``disable_ipv6`` 0): the kernel
-    would answer Neighbor Solicitations, send its own RAs or errors and, with ``forwarding`` 1, route the same
-    traffic the engine owns.  An interface the kernel does not show is left to the engine to report."""
-    from pathlib import Path
-
-    out = []
-    def read(name: str, key: str) -> str | None:
-        try:
-            return (Path(conf_dir) / name / key).read_text().strip()
-        except OSError:
-            return None
-
-    for name in names:
-        if read(name, "disable_ipv6") != "0":
-            continue
-        forwards = read(name, "forwarding") == "1"
-        out.append(f"{name}: the kernel's IPv6 is enabled{' and it forwards' if forwards else ''}; it will answer "
-                   f"Neighbor Discovery and handle packets beside the engine: "
-                   f"sysctl -w net.ipv6.conf.{name}.disable_ipv6=1")
-    return out
-
-
 def _cmd_router(args: argparse.Namespace) -> int:
     """Run the access-router engine on the configured interfaces until SIGTERM/SIGINT."""
-    import asyncio
-    import signal
+    from fmipfast import routerd
 
-    from fmipfast.constants import Icmp6Type
-    from fmipfast.engine import Engine
-    from fmipfast.errors import FmipError
-    from fmipfast.ports import RingPort
-
-    cfg = _load_router(args.config)
-    r = cfg.router
-    setup_logging(cfg.logging)
-    notify = _notifier("router")
-    if notify is None:
-        return 2
-    import logging
-
-    for warning in kernel_ipv6_warnings([i.name for i in r.interfaces]):
-        logging.getLogger("fmipfast.router").warning(warning)
-    from fmipfast.router import load_sessions
-    from fmipfast.security.ah import SequenceStore
-
-    state: dict[str, Any] = {}  # opened before any interface, so a bad state file is a start-up error
-    for key, opener in (("ah_sequence_file", SequenceStore), ("session_file", load_sessions)):
-        path = getattr(r.security, key, None) if r.security is not None else None
-        if path:
-            try:
-                state[key] = opener(path)
-            except ValueError as exc:
-                print(f"fmipfast router: router.security.{key}: {exc}", file=sys.stderr)
-                return 2
-    seq_store, restored = state.get("ah_sequence_file"), state.get("session_file")
-    # ND, echo and the fmipfast messages on a socket per interface that wakes the engine per frame (one worker
-    # owns them: with a fanout group every worker's socket would see each message, so the ring keeps them)
-    control_types = None
-    if r.ring.control_socket and not r.ring.fanout_group:
-        control_types = [int(Icmp6Type.ECHO_REQUEST), *range(int(Icmp6Type.ROUTER_SOLICITATION),
-                                                              int(Icmp6Type.REDIRECT) + 1), cfg.codepoints.type]
-    ports = {}
-    try:
-        for iface in r.interfaces:
-            ports[iface.name] = RingPort(iface.name, rx_block_size=r.ring.block_size, rx_block_nr=r.ring.block_count,
-                                         rx_timeout_ms=r.ring.timeout_ms, tx_frame_nr=r.ring.tx_frames,
-                                         fanout=(r.ring.fanout_group, "hash") if r.ring.fanout_group else None,
-                                         control_types=control_types)
-    except (FmipError, OSError) as exc:
-        for port in ports.values():
-            port.close()
-        print(f"fmipfast router: {exc}", file=sys.stderr)
-        return 2
-    engine = Engine(r, ports, codepoints=cfg.codepoints.profile())
-
-    async def serve() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        agent = None
-        if r.security is not None:
-            agent = _router_agent(engine, r.security, seq_store, restored)
-        control = router_control(engine, agent)
-        def reload() -> None:
-            notify.reloading()
-            _reload_router(args.config, cfg, agent, seq_store)
-            notify.ready(_router_status(engine, agent))
-
-        loop.add_signal_handler(signal.SIGHUP, reload)
-        servers = await _start_endpoints(control, args.control, lambda: control.metrics(r.name), args.metrics)
-        print(f"READY {r.name} " + " ".join(ports), flush=True)
-        notify.ready(_router_status(engine, agent))  # rings bound, keys and state files loaded, endpoints up
-        notify.start(loop, lambda: _router_status(engine, agent))
-        try:
-            await engine.run(stop)
-        finally:
-            notify.stopping("stopping")
-            notify.close()
-            if agent is not None:
-                agent.save_sessions()  # the last changes (written within 0.2 s otherwise)
-            for srv in servers:
-                await srv.close()
-
-    try:
-        asyncio.run(serve())
-    finally:
-        for port in ports.values():
-            port.close()
-    summary = {"counters": engine.counters, "drops": engine.drop_counts(), "conservation": engine.conservation()}
-    print(json.dumps(summary, sort_keys=True), flush=True)
-    return 0
+    return routerd.run(args.config, control_path=args.control, metrics=args.metrics)
 
 
-def router_control(engine: Any, agent: Any) -> Any:
-    """The control API and metrics of ``fmipfast router``: the engine's, with the handover protocol of ``agent``
-    (a :class:`fmipfast.router.RouterAgent`, or None without [router.security]) attached."""
-    from fmipfast.control import RouterControl
+def _cmd_mn(args: argparse.Namespace) -> int:
+    """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
+    from fmipfast import mnd
 
-    control = RouterControl(engine)
-    if agent is not None:
-        control.attach_protocol(agent.trigger, agent.handovers, agent.mobile_nodes)
-        control.attach_counters("handover", "The handover protocol's messages, states and refusals "
-                                "(docs/protocol.md §6).", lambda: agent.ar.counters)
-        control.attach_counters("ah", "AH (RFC 4302) outcomes between the routers.", lambda: agent.ah_counters)
-        control.attach_counters("router_agent", "The protocol driver's own failures.", lambda: agent.counters)
-        control.attach_counters("kerberos", "Authenticator verification outcomes (docs/security.md), of the "
-                                f"{agent.mechanism} mechanism.", lambda: agent.verifier.counters)
-        control.attach_histogram("handover_buffering_seconds", "NAR: from the proxy entry for an MN's NCoA (its "
-                                 "traffic buffered from then) to the Attach that completes the handover.",
-                                 lambda: agent.buffering)
-        control.attach_histogram("kdc_client_request_duration_seconds", "Round trips to the router's KDC (key "
-                                 "cases 2 and 3: opening an MN's ticket), of the requests answered.",
-                                 lambda: getattr(getattr(agent.verifier, "opener", None), "latency", None))
-    return control
-
-
-def _notifier(command: str) -> Any:
-    """The service manager's notification channel (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``: systemd's
-    ``Type=notify`` and ``WatchdogSec=``), or None after a one-line error when the environment is malformed."""
-    from fmipfast.sdnotify import Notifier, NotifyConfigError
-
-    try:
-        return Notifier()
-    except NotifyConfigError as exc:
-        print(f"fmipfast {command}: {exc}", file=sys.stderr)
-        return None
-
-
-def _router_status(engine: Any, agent: Any) -> str:
-    """The router's STATUS= line: what it forwards, and the handovers and MNs it serves."""
-    c = engine.counters
-    line = (f"{len(engine.interfaces)} interfaces; received {c.get('received', 0)}, "
-            f"forwarded {c.get('forwarded', 0)}")
-    if agent is not None:
-        h = agent.ar.counters
-        line += (f"; handovers: {h['handovers_started']} started as PAR, {h['handovers_forwarding']} forwarding, "
-                 f"{h['handovers_failed'] + h['handovers_refused']} failed or refused; {h['attached']} MNs "
-                 f"attached as NAR; {len(agent.ar.sessions)} MN sessions")
-    return line
-
-
-def _reload_router(path: str, running: Any, agent: Any, store: Any) -> None:
-    """SIGHUP: read the configuration again and take its [router.security] keys (keytab, AH SAs, KDC) into the
-    running agent; anything else that changed is reported as needing a restart.  A bad file changes nothing."""
-    import dataclasses
-    import logging
-
-    log = logging.getLogger("fmipfast.router")
-    try:
-        new = _load_router(path)
-    except ConfigError as exc:
-        log.error("reload: %s: %s; nothing changed", path, exc)
-        return
-    old_sec, new_sec = running.router.security, new.router.security
-    if agent is None or new_sec is None or new_sec.principal != old_sec.principal:
-        log.error("reload: adding, removing or renaming [router.security] needs a restart; nothing changed")
-        return
-    restart = [f.name for f in dataclasses.fields(new.router) if f.name != "security"
-               and getattr(new.router, f.name) != getattr(running.router, f.name)]
-    restart += [f"security.{k}" for k in ("max_sessions", "max_handovers", "ah_sequence_file", "session_file",
-                                          "mechanism", "keytab", "rcache")
-                if getattr(new_sec, k) != getattr(old_sec, k)]
-    if restart:
-        log.warning("reload: %s changed; these take effect at the next restart", ", ".join(restart))
-    _, keytab, sad, sa_out, opener = _security_objects(new_sec, store)
-    result = agent.reload_security(keytab, sad, sa_out, opener)
-    log.info("reload: keys taken from %s (%d SAs kept, %d replaced)", path, result["sas_kept"],
-             result["sas_replaced"])
-
-
-async def _start_endpoints(control: Any, control_path: str | None, collect: Any, metrics: str | None) -> list[Any]:
-    """A daemon's JSON control socket (``--control``, served by ``control``) and Prometheus endpoint
-    (``--metrics [HOST:]PORT``, the text ``collect()`` returns), each when asked for; started, to be closed
-    at exit.  If one fails to start, those already started are closed before the error goes up."""
-    from fmipfast.control import ControlServer
-    from fmipfast.metrics import MetricsServer
-
-    servers: list[Any] = []
-    try:
-        if control_path:
-            server = ControlServer(control, control_path)
-            await server.start()
-            servers.append(server)
-        if metrics:
-            host, _, port = metrics.rpartition(":")
-            exporter = MetricsServer(collect, host.strip("[]") or "::1", int(port))
-            await exporter.start()
-            servers.append(exporter)
-    except BaseException:
-        for srv in servers:
-            await srv.close()
-        raise
-    return servers
+    return mnd.run(args.config, control_path=args.control, metrics=args.metrics)
 
 
 def _listen_address(text: str) -> str:
@@ -690,52 +283,6 @@ def _listen_address(text: str) -> str:
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r}: expected [HOST:]PORT with PORT 1..65535")
     return f"{host if sep else ''}:{port}"
-
-
-def _security_objects(sec: Any, store: Any = None) -> tuple[Any, Any, Any, Any, Any]:
-    """``[router.security]`` as the agent's objects: (principal, keytab, inbound SAD, outbound SAs, KDC client)."""
-    from ipaddress import IPv6Address
-
-    from fmipfast.security import ah
-    from fmipfast.security import lwkerb as L
-
-    keytab = L.Keytab()
-    for k in sec.keys:
-        keytab.add(L.Principal.parse(k.principal), L.Key(k.kvno, k.key))
-    sad = ah.SADatabase()
-    sa_out = {}
-    for p in sec.peers:
-        sad.add_inbound(ah.SecurityAssociation(p.spi_in, p.key_in, peer=p.address))
-        sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address, store=store)
-    principal = L.Principal.parse(sec.principal)
-    opener = None
-    if sec.kdc is not None:
-        from fmipfast.security.kdc import KdcClient
-
-        host, _, port = sec.kdc.rpartition(":")
-        own = next((k for k in sec.keys if k.principal == sec.principal), None)
-        opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
-                           key=L.Key(own.kvno, own.key) if own else None)
-    return principal, keytab, sad, sa_out, opener
-
-
-def _router_agent(engine: Any, sec: Any, store: Any = None, restored: Any = None) -> Any:
-    """The handover protocol of the daemon from its [router.security] section (``store``: the
-    ``ah.SequenceStore`` of ``ah_sequence_file``; ``restored``: the sessions read from ``session_file`` --
-    both opened by the caller so a bad file is a start-up error)."""
-    import logging
-
-    from fmipfast.router import LoopScheduler, RouterAgent
-
-    if store is None and sec.peers:
-        logging.getLogger("fmipfast.router").warning(
-            "[router.security] has no ah_sequence_file: after a restart this router's AH sequence numbers start "
-            "at 1 again and its peers drop its messages as replays (RFC 4302 §3.3.2)")
-    principal, keytab, sad, sa_out, opener = _security_objects(sec, store)
-    return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
-                       opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
-                       session_file=sec.session_file, restored=restored, on_note=log_router_note,
-                       verifier=_gss_verifier(sec))
 
 
 def _cmd_ctl(args: argparse.Namespace) -> int:
@@ -764,61 +311,6 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_mn(args: argparse.Namespace) -> int:
-    """Run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets, netlink)."""
-    import asyncio
-    import signal
-
-    from fmipfast.errors import FmipError
-    from fmipfast.mnd import MnDaemon
-
-    cfg = _load_mn(args.config)
-    setup_logging(cfg.logging)
-    notify = _notifier("mn")
-    if notify is None:
-        return 2
-    try:
-        daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
-    except (FmipError, OSError) as exc:
-        print(f"fmipfast mn: {exc}", file=sys.stderr)
-        return 2
-
-    async def serve() -> None:
-
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        servers = await _start_endpoints(daemon, args.control, daemon.metrics, args.metrics)
-
-        def ready() -> None:
-            print(f"READY mn {cfg.mn.interface}", flush=True)
-            notify.ready(_mn_status(daemon))
-            notify.start(loop, lambda: _mn_status(daemon))
-
-        try:
-            await daemon.run(stop, ready=ready)
-        finally:
-            notify.stopping("stopping")
-            notify.close()
-            for srv in servers:
-                await srv.close()
-
-    try:
-        asyncio.run(serve())
-    finally:
-        daemon.close()
-    print(json.dumps(daemon.status(), sort_keys=True, default=str), flush=True)
-    return 0
-
-
-def _mn_status(daemon: Any) -> str:
-    """The MN daemon's STATUS= line: its state, router and care-of address, the handovers it made."""
-    st = daemon.status()
-    return (f"{st['state']} at {st['router'] or '-'} with {st['coa'] or '-'} on {st['interface']}; "
-            f"{daemon.counters['handovers_completed']} handovers completed")
-
-
 def _load_kdc(path: str) -> Any:
     """The KDC's configuration: the file read by the one TOML reader, validated by the KDC's own loader."""
     from fmipfast.security import kdc
@@ -827,17 +319,19 @@ def _load_kdc(path: str) -> Any:
 
 
 def _cmd_kdc(args: argparse.Namespace) -> int:
+    from fmipfast.control import start_endpoints
+    from fmipfast.sdnotify import notifier
     from fmipfast.security import kdc
 
     cfg = _load_kdc(args.config)
-    notify = _notifier("kdc")
+    notify = notifier("kdc")
     if notify is None:
         return 2
     async def endpoints(server: Any) -> list[Any]:
         from fmipfast.metrics import kdc_families, render
 
-        return await _start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
-                                      args.metrics)
+        return await start_endpoints(None, None, lambda: render(kdc_families(server.kdc), {"realm": cfg.realm}),
+                                      args.metrics, {"realm": cfg.realm})
 
     return kdc.serve(cfg, prog="fmipfast kdc", source=args.config, notify=notify, endpoints=endpoints)
 
@@ -1167,6 +661,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the version and which kernels are in use")
     p.set_defaults(func=_cmd_version)
     return parser
+
+
+#: Names importable from here that live in the daemons' modules (name here -> module, name there); a module is
+#: imported when one of its names is first asked for, so a command without a daemon does not load one.
+_MOVED = {
+    "JsonLogFormatter": ("fmipfast.logsetup", "JsonLogFormatter"),
+    "setup_logging": ("fmipfast.logsetup", "setup_logging"),
+    "_log_value": ("fmipfast.logsetup", "log_value"),
+    **{name: ("fmipfast.routerd", name) for name in (
+        "log_router_note", "router_control", "kernel_ipv6_warnings", "IPV6_CONF", "_QUIET_NOTES", "_gss_verifier",
+        "_router_status", "_reload_router", "_security_objects", "_router_agent")},
+    "_load_router": ("fmipfast.routerd", "load_config"),
+    "_check_router": ("fmipfast.routerd", "check_config"),
+    "_load_mn": ("fmipfast.mnd", "load_config"),
+    "_check_mn": ("fmipfast.mnd", "check_config"),
+    "_mn_status": ("fmipfast.mnd", "_mn_status"),
+    "_notifier": ("fmipfast.sdnotify", "notifier"),
+    "_start_endpoints": ("fmipfast.control", "start_endpoints"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module, attr = _MOVED[name]
+    return getattr(importlib.import_module(module), attr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

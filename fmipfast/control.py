@@ -53,6 +53,9 @@ the server and never holds it):
   allows nothing more, so no other user can connect to it at any moment, not even between the bind and a
   chmod; an existing path is replaced only when it is a stale socket (no server answers on it).
 
+Every daemon (router, MN, KDC) starts its ``--control`` socket and its ``--metrics`` endpoint with
+:func:`start_endpoints`.
+
 Ownership: the server runs on the engine's asyncio loop and reads the engine between batches; commands
 that change state go through the protocol layer, never straight into the tables.
 
@@ -72,16 +75,19 @@ import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from fmipfast.constants import DropReason
 from fmipfast.engine import Engine
-from fmipfast.errors import FmipError
+from fmipfast.errors import ControlError, FmipError
+
+if TYPE_CHECKING:
+    from fmipfast.metrics import MetricsServer
 
 __all__ = ["RouterControl", "ControlServer", "ControlClient", "ControlError", "Dispatcher", "COMMANDS", "Arg",
-           "check_args", "HANDOVER_ARGS", "ROUTER_COMMAND_ARGS"]
+           "check_args", "HANDOVER_ARGS", "ROUTER_COMMAND_ARGS", "start_endpoints"]
 
 COMMANDS = ("ping", "counters", "neighbors", "interfaces", "handover", "handovers", "mobile-nodes", "metrics")
 _STATE_NAMES = {0: "none", 1: "incomplete", 2: "reachable", 3: "stale", 4: "delay", 5: "probe"}
@@ -93,10 +99,6 @@ class Dispatcher(Protocol):
     """What a :class:`ControlServer` serves: :class:`RouterControl`, or the MN daemon (``fmipfast.mnd``)."""
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any: ...
-
-
-class ControlError(FmipError):
-    """A control request failed: the server's error message, or a transport problem."""
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -697,3 +699,50 @@ class ControlClient:
         if not reply.get("ok"):
             raise ControlError(str(reply.get("error", "unknown error")))
         return reply.get("result")
+
+
+ENDPOINT_HELP = {
+    "control_server": "The control socket's connections, requests and refusals (bad JSON, too long, timeouts, "
+                      "evictions).",
+    "metrics_server": "The Prometheus endpoint's scrapes and refusals.",
+}
+
+
+async def start_endpoints(control: Dispatcher | None, control_path: str | None, collect: Callable[[], str],
+                          metrics: str | None, labels: Mapping[str, str] | None = None
+                          ) -> list[ControlServer | MetricsServer]:
+    """A daemon's JSON control socket (``--control``, served by ``control``) and Prometheus endpoint
+    (``--metrics [HOST:]PORT``, the text ``collect()`` returns), each when asked for; started, to be closed
+    at exit.  If one fails to start, those already started are closed before the error goes up.
+
+    The endpoints count their own refusals too: the scrape carries ``fmipfast_control_server_total`` and
+    ``fmipfast_metrics_server_total`` (``labels`` on every sample, as ``collect()`` labels its own), so an
+    operator sees a client hammering the socket with bad requests without reading logs."""
+    from fmipfast.metrics import MetricsServer, counter_family, render
+
+    servers: list[ControlServer | MetricsServer] = []
+
+    def collect_all() -> str:
+        families = [counter_family("control_server" if isinstance(srv, ControlServer) else "metrics_server",
+                                   ENDPOINT_HELP["control_server" if isinstance(srv, ControlServer)
+                                                 else "metrics_server"], srv.counters)
+                    for srv in servers]
+        return collect() + render(families, labels)
+
+    try:
+        if control_path:
+            if control is None:
+                raise ValueError("a control socket needs a dispatcher")
+            server = ControlServer(control, control_path)
+            await server.start()
+            servers.append(server)
+        if metrics:
+            host, _, port = metrics.rpartition(":")
+            exporter = MetricsServer(collect_all, host.strip("[]") or "::1", int(port))
+            await exporter.start()
+            servers.append(exporter)
+    except BaseException:
+        for srv in servers:
+            await srv.close()
+        raise
+    return servers

@@ -8,16 +8,20 @@ decoder lets escape) becomes that frame's ``error`` entry naming the exception, 
 output escapes every character that is not printable (controls, ESC, C1, bidi overrides, ...), since the
 strings in a capture are the sender's.
 
+:func:`read_records` is decode's input: the records of a capture, or of hex text with one frame per line,
+from a stream the caller opened (a file, a pipe), read as they are needed and bounded per line.
+
 May import: frames, messages, pcap, errors, constants.
 """
 
 from __future__ import annotations
 
+import re
 import struct
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, Icmp6Type, IpProto
-from fmipfast.errors import InvalidField, MalformedPacket
+from fmipfast.errors import InvalidField, MalformedPacket, PcapError
 from fmipfast.frames import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV6,
@@ -27,10 +31,10 @@ from fmipfast.frames import (
     requires_hop_limit_255,
 )
 from fmipfast.messages import FmipMessage, Message, decode
-from fmipfast.pcap import PcapRecord
+from fmipfast.pcap import PcapReader, PcapRecord
 
 __all__ = ["LINKTYPE_ICMP6", "count", "dissect", "dissect_records", "escape_text", "format_text", "new_counts",
-           "summarize", "guess_linktype"]
+           "summarize", "guess_linktype", "read_records"]
 
 #: Pseudo link type for a bare ICMPv6 message (hex input without IPv6 header; no checksum check possible).
 LINKTYPE_ICMP6 = -58
@@ -138,6 +142,91 @@ def dissect_records(records: Iterable[PcapRecord], *, codepoints: Codepoints = D
                              "field": None, "offset": None}}
             continue
         yield dissect(rec.data, rec.linktype, codepoints=codepoints, number=number, ts_ns=rec.ts_ns)
+
+
+# --- decode's input: a capture, or hex frames one per line --------------------------------------------------
+_CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                   b"\x0a\x0d\x0d\x0a")
+_MAX_HEX_LINE = 1 << 20  # characters in one line of hex input: a 256 KiB frame with separators, and comments
+
+
+def _hex_frames(lines: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+    """One frame per line; '#' starts a comment; spaces, colons and a 0x prefix are ignored."""
+    lineno = 0
+    for raw in lines:
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise PcapError(f"line {lineno + 1}: neither a pcap/pcapng capture nor hex text (octet "
+                            f"0x{raw[exc.start]:02x} is not ASCII)") from None
+        for line in text.splitlines() or [""]:
+            lineno += 1
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            digits = re.sub(r"0x|[\s:.-]", "", line)
+            try:
+                yield lineno, bytes.fromhex(digits)
+            except ValueError:
+                raise PcapError(f"line {lineno}: not hexadecimal: {line[:40]!r}") from None
+
+
+def _lines(head: bytes, fh: Any) -> Iterator[bytes]:
+    """The lines of ``head`` + the rest of ``fh``, each read when it is complete (a live pipe), none longer
+    than :data:`_MAX_HEX_LINE`."""
+    buf = head
+    while True:
+        nl = buf.find(b"\n")
+        if nl >= 0:
+            yield buf[:nl + 1]
+            buf = buf[nl + 1:]
+            continue
+        if len(buf) > _MAX_HEX_LINE:
+            raise PcapError(f"a line of more than {_MAX_HEX_LINE} characters: not hex frames")
+        more = fh.readline(_MAX_HEX_LINE + 1 - len(buf))
+        if not more:
+            if buf:
+                yield buf
+            return
+        buf += more
+
+
+class _Sniffed:
+    """A binary reader giving back the octets already read to sniff the format, then the rest of ``f``."""
+
+    def __init__(self, head: bytes, f: Any) -> None:
+        self._head = head
+        self._f = f
+
+    def read(self, n: int) -> bytes:
+        if self._head:
+            out, self._head = self._head[:n], self._head[n:]
+            return out
+        return self._f.read(n)
+
+
+def read_records(fh: BinaryIO, linktype: int | None = None,
+                 codepoints: Codepoints = DEFAULT_CODEPOINTS) -> Iterator[PcapRecord]:
+    """The records of what ``fh`` holds, read as they are needed (a live pipe is shown as it comes): a
+    pcap/pcapng capture, recognised by its magic, or else hex text, one frame per line.  ``linktype`` forces
+    what each frame starts with (default: the capture's, or guessed for hex by :func:`guess_linktype`).
+    :class:`PcapError` for a damaged capture or text that is not hex, after the records before it."""
+    head = b""
+    while len(head) < 4:
+        more = fh.read(4 - len(head))
+        if not more:
+            break
+        head += more
+    if head in _CAPTURE_MAGICS:
+        with PcapReader(_Sniffed(head, fh)) as reader:  # type: ignore[arg-type]
+            for rec in reader:
+                if linktype is not None:
+                    rec = PcapRecord(rec.ts_ns, rec.data, linktype, rec.orig_len, rec.interface)
+                yield rec
+        return
+    for _lineno, frame in _hex_frames(_lines(head, fh)):
+        lt = linktype if linktype is not None else guess_linktype(frame, codepoints)
+        yield PcapRecord(0, frame, lt, len(frame))
 
 
 def is_bad(info: dict[str, Any]) -> bool:

@@ -10,6 +10,8 @@ Imports nothing from fmipfast (import rules: docs/conventions.md §9).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "FmipError",
     "MalformedPacket",
@@ -23,6 +25,7 @@ __all__ = [
     "CapacityError",
     "PcapError",
     "SecurityError",
+    "ControlError",
 ]
 
 
@@ -51,7 +54,8 @@ class MalformedPacket(FmipError, ValueError):
         prefix = " at ".join(where)
         super().__init__(f"{prefix}: {reason}" if prefix else reason)
 
-    def __reduce__(self) -> tuple[object, ...]:  # keep field/offset across pickling (multiprocessing workers)
+    def __reduce__(self) -> tuple[Callable[..., MalformedPacket], tuple[object, ...]]:
+        # keep field/offset across pickling (multiprocessing workers)
         return (_rebuild, (type(self), self.reason, self.field, self.offset))
 
 
@@ -119,3 +123,8 @@ class PcapError(FmipError, ValueError):
 
 class SecurityError(FmipError):
     """Base class for authentication failures (light-weight Kerberos, AH, MAC sub-option)."""
+
+
+class ControlError(FmipError):
+    """A control request failed: the server's error message, or a transport problem (``fmipfast.control``,
+    ``fmipfast.mnd``)."""

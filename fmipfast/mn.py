@@ -33,6 +33,7 @@ Ownership: one driver thread calls ``handle``; not thread-safe, never blocks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from ipaddress import IPv6Address
@@ -123,33 +124,6 @@ class MnState(str, Enum):
     HO_TICKET = "ho_ticket"  # Redirect accepted, waiting for the ticket for the NAR
     HO_READY = "ho_ready"  # HRA sent, ReadyToSwitch given, waiting for the link to come up
     HO_ATTACHING = "ho_attaching"  # on the NAR's link, Attach sent, waiting for Authenticated-MN
-
-
-#: (state, event kind) -> handler method name.  ``AdjacentRealms`` is stateless (always -> Precache).
-MN_TRANSITIONS: dict[tuple[MnState, Kind], str] = {
-    (MnState.IDLE, Kind.START): "_start",
-    (MnState.ATTACHED, Kind.START): "_start",
-    (MnState.ATTACH_TICKET, Kind.TICKET): "_attach_ticket",
-    (MnState.ATTACHING, Kind.AMN): "_attach_amn",
-    (MnState.ATTACHING, Kind.TIMEOUT): "_timeout",
-    (MnState.ATTACHED, Kind.HRD): "_hrd",
-    (MnState.ATTACHED, Kind.AMN): "_amn_duplicate",
-    (MnState.ATTACHED, Kind.LINK_UP): "_link_note",
-    (MnState.ATTACHED, Kind.LINK_DOWN): "_link_note",
-    (MnState.ATTACHED, Kind.TIMEOUT): "_session_timer",
-    (MnState.ATTACH_TICKET, Kind.HRD): "_renew_interrupted",
-    (MnState.ATTACHING, Kind.HRD): "_renew_interrupted",
-    (MnState.HO_TICKET, Kind.HRD): "_hrd_duplicate",
-    (MnState.HO_TICKET, Kind.TICKET): "_ho_ticket",
-    (MnState.HO_READY, Kind.HRD): "_hrd_duplicate",
-    (MnState.HO_READY, Kind.LINK_UP): "_ho_link_up",
-    (MnState.HO_READY, Kind.LINK_DOWN): "_link_note",
-    (MnState.HO_READY, Kind.TIMEOUT): "_switch_timeout",
-    (MnState.HO_ATTACHING, Kind.AMN): "_ho_amn",
-    (MnState.HO_ATTACHING, Kind.TIMEOUT): "_timeout",
-    (MnState.HO_ATTACHING, Kind.LINK_UP): "_ho_link_up",
-    (MnState.HO_ATTACHING, Kind.LINK_DOWN): "_link_note",
-}
 
 
 @dataclass
@@ -245,7 +219,7 @@ class MobileNode:
         self._now = now_ns
         self._out = []
         if isinstance(event, Received):
-            self._on_received(event)
+            self._received(event)
         elif isinstance(event, Tick):
             deadline = self.next_deadline()
             if deadline is not None and deadline <= now_ns:
@@ -294,11 +268,11 @@ class MobileNode:
         self.state = state
 
     def _dispatch(self, kind: Kind, *args: object) -> None:
-        name = MN_TRANSITIONS.get((self.state, kind))
-        if name is None:
+        handler = MN_TRANSITIONS.get((self.state, kind))
+        if handler is None:
             self._drop("unexpected", state=self.state.value, kind=kind.value)
             return
-        getattr(self, name)(*args)
+        handler(self, *args)
 
     def _send(self, send: Send, message: str, identifier: int, *, again: bool = False) -> None:
         self._out.append(send)
@@ -335,7 +309,7 @@ class MobileNode:
         self._send(send, message, x.identifier)
 
     # ------------------------------------------------------------------ receive
-    def _on_received(self, ev: Received) -> None:
+    def _received(self, ev: Received) -> None:
         self._count("received")
         msg = parse_received(ev, self.codepoints, self.counters)
         if msg is None:
@@ -380,7 +354,7 @@ class MobileNode:
             self._drop("unexpected", message=msg.NAME)
 
     # ------------------------------------------------------------------ initial attach
-    def _start(self, ev: Start) -> None:
+    def _on_start(self, ev: Start) -> None:
         self._attach_to(IPv6Address(ev.router_address), ev.router_principal, IPv6Address(ev.coa), ev.link)
 
     def _attach_to(self, router: IPv6Address, principal: Principal, coa: IPv6Address, link: str, *,
@@ -399,7 +373,7 @@ class MobileNode:
             return TicketReady(ev.request_id, None, f"the ticket for {ev.creds.server} has ended")
         return ev
 
-    def _attach_ticket(self, ev: TicketReady) -> None:
+    def _on_attach_ticket(self, ev: TicketReady) -> None:
         x = self.exchange
         assert x is not None
         ev = self._usable(ev)
@@ -478,7 +452,7 @@ class MobileNode:
             return False
         return True
 
-    def _attach_amn(self, msg: FmipMessage, ev: Received) -> None:
+    def _on_attach_amn(self, msg: FmipMessage, ev: Received) -> None:
         x = self.exchange
         assert x is not None
         if not self._authenticated(msg, ev):
@@ -505,7 +479,7 @@ class MobileNode:
         self.exchange = None
 
     # ------------------------------------------------------------------ session renewal
-    def _session_timer(self) -> None:
+    def _on_session_timer(self) -> None:
         r = self.router
         assert r is not None and r.expires_ns is not None and r.principal is not None
         if self._now >= r.expires_ns:
@@ -528,7 +502,7 @@ class MobileNode:
         self._renew_at = self._now + self.renew_retry_ns
         self._set_state(MnState.ATTACHED)
 
-    def _renew_interrupted(self, msg: HandoverRedirect) -> None:
+    def _on_renew_interrupted(self, msg: HandoverRedirect) -> None:
         x = self.exchange
         assert x is not None
         if not x.renewing:  # an initial attach: Redirects are dropped before dispatch (no router), defensively
@@ -538,12 +512,12 @@ class MobileNode:
         self._note("fail", role="mn", identifier=x.identifier, reason=f"renewal given up for Redirect {msg.identifier}")
         self.exchange = None
         self._set_state(MnState.ATTACHED)
-        self._hrd(msg)
+        self._on_hrd(msg)
 
-    def _amn_duplicate(self, msg: FmipMessage, ev: Received) -> None:
+    def _on_amn_duplicate(self, msg: FmipMessage, ev: Received) -> None:
         self._drop("duplicate", message=msg.NAME, identifier=msg.identifier)
 
-    def _timeout(self) -> None:
+    def _on_timeout(self) -> None:
         x = self.exchange
         assert x is not None and x.pending is not None
         if x.tries >= self.backoff.max_tries:
@@ -570,12 +544,12 @@ class MobileNode:
         x.deadline = self._now + self.backoff.wait_ns(x.tries)
         self._send(x.pending, "Attach", x.identifier, again=True)
 
-    def _link_note(self, ev: LinkUp | LinkDown) -> None:
+    def _on_link_note(self, ev: LinkUp | LinkDown) -> None:
         self._note("link", role="mn", up=isinstance(ev, LinkUp), link=getattr(ev, "link", None),
                    state=self.state.value)
 
     # ------------------------------------------------------------------ fast handover
-    def _hrd(self, msg: HandoverRedirect) -> None:
+    def _on_hrd(self, msg: HandoverRedirect) -> None:
         r = self.router
         assert r is not None and msg.identifier is not None
         principal = msg.principal
@@ -599,7 +573,7 @@ class MobileNode:
         self._get_ticket(self.exchange)
         self._set_state(MnState.HO_TICKET)
 
-    def _hrd_duplicate(self, msg: HandoverRedirect) -> None:
+    def _on_hrd_duplicate(self, msg: HandoverRedirect) -> None:
         x = self.exchange
         assert x is not None
         if msg.identifier != x.identifier:
@@ -609,13 +583,13 @@ class MobileNode:
             self._note("fail", role="mn", identifier=x.identifier, reason=f"superseded by {msg.identifier}")
             self.exchange = None
             self._set_state(MnState.ATTACHED)
-            self._hrd(msg)
+            self._on_hrd(msg)
             return
         self._drop("duplicate_hrd", identifier=x.identifier, state=self.state.value)
         if self.state == MnState.HO_READY and x.pending is not None:
             self._send(x.pending, "HandoverRedirectAck", x.identifier, again=True)  # our HRA was lost
 
-    def _ho_ticket(self, ev: TicketReady) -> None:
+    def _on_ho_ticket(self, ev: TicketReady) -> None:
         x, r = self.exchange, self.router
         assert x is not None and r is not None and x.pcoa is not None
         ev = self._usable(ev)
@@ -652,7 +626,7 @@ class MobileNode:
         self._set_state(MnState.ATTACHED)
         self.exchange = None
 
-    def _switch_timeout(self) -> None:
+    def _on_switch_timeout(self) -> None:
         x = self.exchange
         assert x is not None
         self._count("switch_timeouts")
@@ -660,7 +634,7 @@ class MobileNode:
                    reason=f"no new link within {self.switch_wait_ns / 1e9:g} s of ReadyToSwitch")
         self._reverse()
 
-    def _ho_link_up(self, ev: LinkUp) -> None:
+    def _on_ho_link_up(self, ev: LinkUp) -> None:
         x, r = self.exchange, self.router
         assert x is not None and r is not None and x.pcoa is not None
         if ev.link == r.link:
@@ -670,7 +644,7 @@ class MobileNode:
             self._reverse()
             return
         if self.state == MnState.HO_ATTACHING:
-            self._link_note(ev)
+            self._on_link_note(ev)
             return
         assert x.nar_ll is not None and x.nar_mac is not None
         x.link = ev.link
@@ -683,7 +657,7 @@ class MobileNode:
         self._set_state(MnState.HO_ATTACHING)
         self._arm(x, send, "Attach")
 
-    def _ho_amn(self, msg: FmipMessage, ev: Received) -> None:
+    def _on_ho_amn(self, msg: FmipMessage, ev: Received) -> None:
         x = self.exchange
         assert x is not None and x.pcoa is not None
         if not self._authenticated(msg, ev):
@@ -692,3 +666,31 @@ class MobileNode:
         self.router = self._session(x)
         self._count("handovers_completed")
         self._finish()
+
+
+#: (state, event kind) -> handler, a function of :class:`MobileNode` called as ``handler(node, *event)``.
+#: ``AdjacentRealms`` is stateless (always -> Precache).  docs/protocol.md §2 prints it.
+MN_TRANSITIONS: dict[tuple[MnState, Kind], Callable[..., None]] = {
+    (MnState.IDLE, Kind.START): MobileNode._on_start,
+    (MnState.ATTACHED, Kind.START): MobileNode._on_start,
+    (MnState.ATTACH_TICKET, Kind.TICKET): MobileNode._on_attach_ticket,
+    (MnState.ATTACHING, Kind.AMN): MobileNode._on_attach_amn,
+    (MnState.ATTACHING, Kind.TIMEOUT): MobileNode._on_timeout,
+    (MnState.ATTACHED, Kind.HRD): MobileNode._on_hrd,
+    (MnState.ATTACHED, Kind.AMN): MobileNode._on_amn_duplicate,
+    (MnState.ATTACHED, Kind.LINK_UP): MobileNode._on_link_note,
+    (MnState.ATTACHED, Kind.LINK_DOWN): MobileNode._on_link_note,
+    (MnState.ATTACHED, Kind.TIMEOUT): MobileNode._on_session_timer,
+    (MnState.ATTACH_TICKET, Kind.HRD): MobileNode._on_renew_interrupted,
+    (MnState.ATTACHING, Kind.HRD): MobileNode._on_renew_interrupted,
+    (MnState.HO_TICKET, Kind.HRD): MobileNode._on_hrd_duplicate,
+    (MnState.HO_TICKET, Kind.TICKET): MobileNode._on_ho_ticket,
+    (MnState.HO_READY, Kind.HRD): MobileNode._on_hrd_duplicate,
+    (MnState.HO_READY, Kind.LINK_UP): MobileNode._on_ho_link_up,
+    (MnState.HO_READY, Kind.LINK_DOWN): MobileNode._on_link_note,
+    (MnState.HO_READY, Kind.TIMEOUT): MobileNode._on_switch_timeout,
+    (MnState.HO_ATTACHING, Kind.AMN): MobileNode._on_ho_amn,
+    (MnState.HO_ATTACHING, Kind.TIMEOUT): MobileNode._on_timeout,
+    (MnState.HO_ATTACHING, Kind.LINK_UP): MobileNode._on_ho_link_up,
+    (MnState.HO_ATTACHING, Kind.LINK_DOWN): MobileNode._on_link_note,
+}

@@ -535,12 +535,16 @@ class MnAgent:
         if isinstance(a, Send):
             self._send(a)
         elif isinstance(a, ConfigureAddress):
+            # an address configured again (A -> B -> A before the BAck) is current: no longer retired
+            self._unretire(a.address)
             self._rtnl_action(self._configure_address, a.address)
         elif isinstance(a, RemoveAddress):
             if a.retired and self.keep_pcoa:
-                self.retired.append(a.address)
-                self.counters["pcoa_kept"] += 1
+                if a.address not in self.retired:
+                    self.retired.append(a.address)
+                    self.counters["pcoa_kept"] += 1
             else:
+                self._unretire(a.address)
                 await self._netlink_action(self._remove_address, a.address)
         elif isinstance(a, PreloadNeighbor):
             self._rtnl_action(self._preload_neighbor, a.address, a.mac)
@@ -556,6 +560,10 @@ class MnAgent:
                 self._callback(self.on_ready_to_switch, a.nar_address)
         elif isinstance(a, Note):
             self._log_note(a)
+
+    def _unretire(self, address: IPv6Address) -> None:
+        if address in self.retired:
+            self.retired.remove(address)
 
     async def release_retired(self) -> list[IPv6Address]:
         """Remove the retired PCoAs kept by ``keep_pcoa=True`` (call it when the binding update completed);

@@ -44,25 +44,31 @@ May import: mnagent, mn, mobility, protocol, messages, config, security, control
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import signal
+import sys
 import time
 from ipaddress import IPv6Address
 from typing import Any
 
-from fmipfast.config import MnConfig
+from fmipfast import config
+from fmipfast.config import Config, MnConfig
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
-from fmipfast.errors import SecurityError
+from fmipfast.errors import ConfigError, FmipError, SecurityError
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
+from fmipfast.logsetup import setup_logging
 from fmipfast.messages import BindingAck
 from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
+from fmipfast.sdnotify import Notifier, notifier
 from fmipfast.security.ccache import CredentialFileError, TicketCache, load_credentials
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
 
-__all__ = ["MnDaemon", "MissingTicket", "COUNTERS"]
+__all__ = ["MnDaemon", "MissingTicket", "COUNTERS", "run", "load_config", "check_config"]
 
 log = logging.getLogger("fmipfast.mnd")
 
@@ -444,3 +450,82 @@ class MnDaemon:
         for part, counters in self.all_counters().items():
             families.append(counter_family("mn_protocol" if part == "mn" else f"mn_{part}", helps[part], counters))
         return render(families, {"interface": self.cfg.interface})
+
+
+def load_config(path: str) -> Config:
+    """``fmipfast mn``'s configuration: the file, an [mn] section, and its Kerberos identity as the daemon
+    builds it (check-config runs the same function)."""
+    return check_config(config.load(path), path)
+
+
+def check_config(cfg: Config, source: str | None) -> Config:
+    """The checks of :func:`load_config` on a parsed configuration (``check-config`` on an MN's file)."""
+    if not cfg.mn.configured:
+        raise ConfigError("mn.interface", "the [mn] section is required", source=source)
+    if cfg.mn.kerberos is not None:
+        try:
+            MnDaemon._ticket_cache(cfg.mn)
+        except ValueError as exc:
+            raise ConfigError("mn.kerberos", str(exc), source=source) from None
+    if cfg.mn.mechanism == "gssapi":
+        try:
+            from fmipfast.security.gss import require_gssapi
+
+            require_gssapi()
+        except ImportError as exc:
+            raise ConfigError("mn.mechanism", str(exc), source=source) from None
+    return cfg
+
+
+def run(config_path: str, *, control_path: str | None = None, metrics: str | None = None) -> int:
+    """``fmipfast mn``: run the mobile node of the [mn] section until SIGTERM/SIGINT (root: raw sockets,
+    netlink); the exit status (a configuration the loader refuses raises :class:`ConfigError`, for the command
+    to report)."""
+    cfg = load_config(config_path)
+    setup_logging(cfg.logging)
+    notify = notifier("mn")
+    if notify is None:
+        return 2
+    try:
+        daemon = MnDaemon(cfg.mn, codepoints=cfg.codepoints.profile())
+    except (FmipError, OSError) as exc:
+        print(f"fmipfast mn: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(daemon, notify, control_path, metrics))
+    finally:
+        daemon.close()
+    print(json.dumps(daemon.status(), sort_keys=True, default=str), flush=True)
+    return 0
+
+
+async def _serve(daemon: MnDaemon, notify: Notifier, control_path: str | None, metrics: str | None) -> None:
+    """The daemon and its endpoints on this loop until SIGTERM/SIGINT; ``READY`` once it runs."""
+    from fmipfast.control import start_endpoints
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    servers = await start_endpoints(daemon, control_path, daemon.metrics, metrics,
+                                    {"interface": daemon.cfg.interface})
+
+    def ready() -> None:
+        print(f"READY mn {daemon.cfg.interface}", flush=True)
+        notify.ready(_mn_status(daemon))
+        notify.start(loop, lambda: _mn_status(daemon))
+
+    try:
+        await daemon.run(stop, ready=ready)
+    finally:
+        notify.stopping("stopping")
+        notify.close()
+        for srv in servers:
+            await srv.close()
+
+
+def _mn_status(daemon: MnDaemon) -> str:
+    """The MN daemon's STATUS= line: its state, router and care-of address, the handovers it made."""
+    st = daemon.status()
+    return (f"{st['state']} at {st['router'] or '-'} with {st['coa'] or '-'} on {st['interface']}; "
+            f"{daemon.counters['handovers_completed']} handovers completed")

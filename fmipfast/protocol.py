@@ -7,10 +7,12 @@ The machines never read a clock, a socket or netlink (docs/conventions.md §6).
 
 Also here: the retransmission policy (:class:`Backoff`), the common receive checks (:func:`parse_received`:
 checksum, hop limit, AH), the MAC sub-option helpers (:func:`sign`, :func:`mac_ok`) and small pure address
-helpers (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so the derivations are re-stated here with
-``ipaddress`` arithmetic; ``tests/test_handover_fsm.py`` checks them against ``fmipfast.backend``.
+helpers (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so they derive through the pure-Python
+oracle ``fmipfast.reference.derive`` (one home for each derivation), taking and giving ``IPv6Address``;
+``tests/test_handover_fsm.py`` checks them against ``fmipfast.backend``.
 
-Ownership: plain values only; no state.  Imports messages, constants, errors, config, security.
+Ownership: plain values only; no state.  Imports messages, constants, errors, config, security and
+``reference.derive``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any, Union
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
 from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
 from fmipfast.messages import FmipMessage, decode, encode, mac_offset_of, mac_value_offset, refill_checksum
+from fmipfast.reference import derive as _derive
 from fmipfast.security import mac as _mac
 from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Principal
 
@@ -421,50 +424,50 @@ def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,
 
 
 # ======================================================================================= addresses (docs/design.md §3)
-
-_UL = 0x02
+# The derivations themselves are fmipfast.reference.derive's (the oracle of the compiled kernels; ar/mn may not
+# import the backend): these wrappers only take and give IPv6Address and say what a failure means here.
 
 
 def eui64_from_mac48(mac: bytes) -> bytes:
-    """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (docs/design.md §3)."""
-    if len(mac) != 6:
-        raise ValueError(f"a 48-bit MAC is 6 octets, got {len(mac)}")
-    return bytes(mac[:3]) + b"\xff\xfe" + bytes(mac[3:])
+    """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (docs/design.md §3).  ValueError unless 6 octets."""
+    return _derive.eui64_from_mac48(mac)
 
 
 def mac48_from_eui64(eui: bytes) -> bytes:
-    """The 48-bit MAC inside an FF-FE based EUI-64; :class:`DerivationError` otherwise."""
-    if len(eui) != 8:
-        raise ValueError(f"an EUI-64 is 8 octets, got {len(eui)}")
-    if eui[3:5] != b"\xff\xfe":
-        raise DerivationError(f"EUI-64 {eui.hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)")
-    return bytes(eui[:3]) + bytes(eui[5:])
+    """The 48-bit MAC inside an FF-FE based EUI-64; :class:`DerivationError` otherwise, ValueError unless 8
+    octets."""
+    try:
+        return _derive.mac48_from_eui64(eui)
+    except DerivationError:
+        raise DerivationError(f"EUI-64 {bytes(eui).hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)") \
+            from None
 
 
 def ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IPv6Address:
-    """NCoA without C: the first ``prefix_size`` bits of the NAR address, the rest of ``coa`` (draft §5)."""
-    if not 0 <= prefix_size <= 128:
-        raise ValueError(f"prefix size {prefix_size} outside 0..128")
-    low = (1 << (128 - prefix_size)) - 1
-    return IPv6Address((int(nar) & ~low & ((1 << 128) - 1)) | (int(coa) & low))
+    """NCoA without C: the first ``prefix_size`` bits of the NAR address, the rest of ``coa`` (draft §5).
+    ValueError for a prefix size outside 0..128."""
+    return IPv6Address(_derive.ncoa_from_prefix(nar.packed, prefix_size, coa.packed))
 
 
 def nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
-    """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (docs/design.md §3)."""
-    if prefix_size != 64:
-        raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}")
-    return IPv6Address(b"\xfe\x80" + bytes(6) + nar.packed[8:])
+    """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (docs/design.md §3): any other
+    in 0..128 is a :class:`DerivationError`."""
+    try:
+        return IPv6Address(_derive.nar_link_local(nar.packed, prefix_size))
+    except DerivationError:
+        raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}") from None
 
 
 def mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
     """The 48-bit MAC behind an address's modified EUI-64 interface identifier (M not set, docs/design.md §3).
     :class:`DerivationError` when the prefix is longer than 64 or the IID is not FF-FE based (privacy or
-    stable IIDs, RFC 8981 / RFC 7217): the sender must set M."""
-    if prefix_size > 64:
-        raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier")
-    iid = address.packed[8:]
-    eui = bytes((iid[0] ^ _UL,)) + iid[1:]
-    if eui[3:5] != b"\xff\xfe":
-        raise DerivationError(f"interface identifier {iid.hex()} of {address} is not EUI-64 based: the NAR's "
-                              "MAC cannot be derived, the Redirect must carry it (M)")
-    return eui[:3] + eui[5:]
+    stable IIDs, RFC 8981 / RFC 7217): the sender must set M.  ValueError for a prefix size outside 0..128."""
+    try:
+        eui = _derive.eui64_from_address(address.packed, prefix_size)
+    except DerivationError:
+        raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier") from None
+    try:
+        return _derive.mac48_from_eui64(eui)
+    except DerivationError:
+        raise DerivationError(f"interface identifier {address.packed[8:].hex()} of {address} is not EUI-64 based: "
+                              "the NAR's MAC cannot be derived, the Redirect must carry it (M)") from None

@@ -27,11 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-__all__ = ["Notifier", "NotifyConfigError"]
+__all__ = ["Notifier", "NotifyConfigError", "notifier"]
 
 log = logging.getLogger("fmipfast.sdnotify")
 
@@ -198,3 +199,14 @@ class Notifier:
         if self._sock is not None:
             self._sock.close()
             self._sock = None
+
+
+def notifier(command: str) -> Notifier | None:
+    """The service manager's notification channel (``$NOTIFY_SOCKET``, ``$WATCHDOG_USEC``: systemd's
+    ``Type=notify`` and ``WatchdogSec=``) of ``fmipfast COMMAND``, or None after a one-line error on stderr
+    when the environment is malformed."""
+    try:
+        return Notifier()
+    except NotifyConfigError as exc:
+        print(f"fmipfast {command}: {exc}", file=sys.stderr)
+        return None

@@ -186,12 +186,12 @@ def test_an_mn_coming_back_to_its_old_address_is_not_in_use():
         return eui != mn_eui  # the engine's view: the neighbor entry has the MN's MAC
 
     ar = AccessRouter(AR_B, is_address_in_use=in_use)
-    ar.sessions[NCOA_B] = Session(NCOA_B, bytes(32), mn_eui)
+    ar.sessions.put(Session(NCOA_B, bytes(32), mn_eui))
     out = real(ar.handle(rx(hi_bytes(ident=1, mn_mac=mn_eui)), T0))
     assert names(out) == ["ProxyAdd", "Verify"] and ar.counters["mn_returned"] == 1
     assert NCOA_B not in ar.sessions and seen == [(NCOA_B, mn_eui)]
     ar = AccessRouter(AR_B, is_address_in_use=in_use)
-    ar.sessions[NCOA_B] = Session(NCOA_B, bytes(32), mn_eui)
+    ar.sessions.put(Session(NCOA_B, bytes(32), mn_eui))
     other = bytes.fromhex("020000fffe000001")
     (he,) = real(ar.handle(rx(hi_bytes(ident=1, mn_mac=other)), T0))
     assert he_status(he) == HandoverStatus.NCOA_IN_USE and NCOA_B in ar.sessions

@@ -129,3 +129,11 @@ def test_client_limits_and_ctl_cli(served, capsys):
     assert main(["ctl", "--socket", path, "nope"]) == 1
     assert main(["ctl", "--socket", path + ".missing", "ping"]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+def test_control_error_lives_with_the_other_errors_and_keeps_its_old_import_path():
+    import fmipfast.control
+    import fmipfast.errors
+
+    assert fmipfast.control.ControlError is fmipfast.errors.ControlError
+    assert issubclass(ControlError, fmipfast.errors.FmipError) and "ControlError" in fmipfast.errors.__all__

@@ -10,7 +10,6 @@ No sockets, no clocks: time only moves when a test says so, to the machines' own
 from __future__ import annotations
 
 import dataclasses
-import heapq
 from collections import deque
 from collections.abc import Callable
 from ipaddress import IPv6Address
@@ -21,7 +20,10 @@ from hypothesis import strategies as st
 
 from fmipfast import backend
 from fmipfast.ar import NAR_TRANSITIONS, PAR_TRANSITIONS, AccessRouter, NarState, ParState, Session
+from fmipfast.ar.nar import NarRole
+from fmipfast.ar.par import ParRole
 from fmipfast.constants import FmipCode
+from fmipfast.errors import DerivationError
 from fmipfast.mn import MN_TRANSITIONS, MnState, MobileNode
 from fmipfast.protocol import (
     Backoff,
@@ -37,7 +39,9 @@ from fmipfast.protocol import (
     Trigger,
     Verified,
     Verify,
+    eui64_from_mac48,
     mac48_from_address,
+    mac48_from_eui64,
     nar_link_local,
     ncoa_from_prefix,
 )
@@ -274,6 +278,84 @@ def test_address_helpers_agree_with_the_backend(nar, coa, plen):
         assert mac48_from_address(IPv6Address(nar), plen) == want
 
 
+# An independent statement of the derivations in ipaddress arithmetic (how fmipfast.protocol computed them
+# before it called fmipfast.reference.derive): the helpers must give the same value, the same exception class
+# and -- for DerivationError, whose text the MN's "fail" note carries -- the same words.
+def _ip_eui64_from_mac48(mac: bytes) -> bytes:
+    if len(mac) != 6:
+        raise ValueError(f"a 48-bit MAC is 6 octets, got {len(mac)}")
+    return bytes(mac[:3]) + b"\xff\xfe" + bytes(mac[3:])
+
+
+def _ip_mac48_from_eui64(eui: bytes) -> bytes:
+    if len(eui) != 8:
+        raise ValueError(f"an EUI-64 is 8 octets, got {len(eui)}")
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"EUI-64 {eui.hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)")
+    return bytes(eui[:3]) + bytes(eui[5:])
+
+
+def _ip_ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IPv6Address:
+    if not 0 <= prefix_size <= 128:
+        raise ValueError(f"prefix size {prefix_size} outside 0..128")
+    low = (1 << (128 - prefix_size)) - 1
+    return IPv6Address((int(nar) & ~low & ((1 << 128) - 1)) | (int(coa) & low))
+
+
+def _ip_nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
+    if prefix_size != 64:
+        raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}")
+    return IPv6Address(b"\xfe\x80" + bytes(6) + nar.packed[8:])
+
+
+def _ip_mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
+    if prefix_size > 64:
+        raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier")
+    iid = address.packed[8:]
+    eui = bytes((iid[0] ^ 0x02,)) + iid[1:]
+    if eui[3:5] != b"\xff\xfe":
+        raise DerivationError(f"interface identifier {iid.hex()} of {address} is not EUI-64 based: the NAR's "
+                              "MAC cannot be derived, the Redirect must carry it (M)")
+    return eui[:3] + eui[5:]
+
+
+def _outcome(fn: Callable[..., object], *args: object) -> tuple[str, object]:
+    try:
+        return "ok", fn(*args)
+    except DerivationError as exc:
+        return "DerivationError", str(exc)
+    except ValueError:
+        return "ValueError", None
+
+
+# Interface identifiers that are often FF-FE based (octets 3-4), so both outcomes of the MAC derivations come up.
+_IIDS = st.one_of(st.binary(min_size=8, max_size=8),
+                  st.binary(min_size=6, max_size=6).map(lambda m: m[:3] + b"\xff\xfe" + m[3:]))
+_ADDRESSES = st.builds(lambda prefix, iid: prefix + iid, st.binary(min_size=8, max_size=8), _IIDS)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_ADDRESSES, _ADDRESSES, st.integers(0, 128), st.binary(min_size=5, max_size=9))
+def test_address_helpers_agree_with_an_ipaddress_statement(nar, coa, plen, octets):
+    nar_a, coa_a = IPv6Address(nar), IPv6Address(coa)
+    assert _outcome(ncoa_from_prefix, nar_a, plen, coa_a) == _outcome(_ip_ncoa_from_prefix, nar_a, plen, coa_a)
+    assert _outcome(nar_link_local, nar_a, plen) == _outcome(_ip_nar_link_local, nar_a, plen)
+    assert _outcome(mac48_from_address, nar_a, plen) == _outcome(_ip_mac48_from_address, nar_a, plen)
+    for mac in (octets, octets[:6], nar[8:14]):
+        assert _outcome(eui64_from_mac48, mac) == _outcome(_ip_eui64_from_mac48, mac)
+    for eui in (octets, octets[:8], nar[8:], nar[8:11] + b"\xff\xfe" + nar[13:]):
+        assert _outcome(mac48_from_eui64, eui) == _outcome(_ip_mac48_from_eui64, eui)
+
+
+@pytest.mark.parametrize("plen", [-1, 129, 255])
+def test_address_helpers_refuse_prefix_sizes_outside_0_to_128(plen):
+    """(Messages carry a uint8 prefix size and refuse one above 128, so the machines never pass one.)"""
+    for fn in (lambda: ncoa_from_prefix(AR_B, plen, PCOA_A), lambda: nar_link_local(AR_B, plen),
+               lambda: mac48_from_address(AR_B, plen)):
+        with pytest.raises(ValueError):
+            fn()
+
+
 def test_topology_is_what_the_sample_derives():
     assert nar_link_local(AR_B, 64) == AR_B_LL
     assert mac48_from_address(AR_B, 64) == AR_B_MAC
@@ -355,9 +437,7 @@ def test_sessions_are_bounded_and_end_with_their_ticket():
     resources) — counted; a session ends when the ticket it came from expires, freeing its place."""
     net = attached_net(b_kwargs={"max_sessions": 1})
     b = net.routers["B"]
-    b.sessions[IPv6Address("2001:db8:b::99")] = Session(IPv6Address("2001:db8:b::99"), bytes(32), None,
-                                                        T0 + 60 * 1_000_000_000)
-    heapq.heappush(b._session_expiry, (T0 + 60 * 1_000_000_000, IPv6Address("2001:db8:b::99")))
+    b.sessions.put(Session(IPv6Address("2001:db8:b::99"), bytes(32), None, T0 + 60 * 1_000_000_000))
     m = net.mark()
     net.trigger()
     assert "B:Send HANDOVER_ERROR AH" in net.steps(m)
@@ -885,16 +965,21 @@ def test_trigger_for_an_unknown_or_busy_mn():
 # ============================================================================================ tables
 
 
+TABLES = ((PAR_TRANSITIONS, ParState, ParRole, AccessRouter), (NAR_TRANSITIONS, NarState, NarRole, AccessRouter),
+          (MN_TRANSITIONS, MnState, MobileNode, MobileNode))
+
+
 def test_transition_tables_are_introspectable_and_complete():
-    for table, states in ((PAR_TRANSITIONS, ParState), (NAR_TRANSITIONS, NarState), (MN_TRANSITIONS, MnState)):
+    for table, states, _role, _machine in TABLES:
         assert all(isinstance(s, states) and isinstance(k, Kind) for s, k in table)
         assert {s for s, _ in table} <= set(states)
-    for name in PAR_TRANSITIONS.values():
-        assert callable(getattr(AccessRouter, name))
-    for name in NAR_TRANSITIONS.values():
-        assert callable(getattr(AccessRouter, name))
-    for name in MN_TRANSITIONS.values():
-        assert callable(getattr(MobileNode, name))
+    # every entry is a function of its role's class, and the one the machine's own attribute of that name is
+    # (nothing overrides a handler behind the table's back)
+    for table, _states, role, machine in TABLES:
+        for handler in table.values():
+            assert callable(handler) and handler.__name__.startswith("_on_"), handler
+            assert vars(role).get(handler.__name__) is handler, (role, handler)
+            assert getattr(machine, handler.__name__) is handler, (machine, handler)
     # every state can leave
     assert {s for s, _ in MN_TRANSITIONS} == set(MnState)
     assert {s for s, _ in PAR_TRANSITIONS} == set(ParState)
@@ -923,12 +1008,28 @@ def test_any_few_losses_still_complete_the_handover(losses):
     assert [s for s in net.steps() if s.startswith("B:Proxy")] == ["B:ProxyAdd", "B:ProxyComplete"]
 
 
+def test_every_handler_is_reachable_from_a_table():
+    """The ``_on_`` prefix marks the handlers and nothing else: a handler left out of its table would be dead."""
+    for table, _states, role, _machine in TABLES:
+        handlers = {name for name, value in vars(role).items() if name.startswith("_on_") and callable(value)}
+        assert handlers == {h.__name__ for h in table.values()}, role
+
+
+def test_the_roles_of_an_access_router_define_no_name_twice():
+    """ParRole and NarRole are mixins of one AccessRouter: a name both defined would silently be one role's."""
+    def own(cls: type) -> set[str]:
+        return {n for n in vars(cls) if not n.startswith("__")}
+    assert not own(ParRole) & own(NarRole)
+    assert not own(AccessRouter) & (own(ParRole) | own(NarRole))
+
+
 def test_docs_print_every_transition():
     from pathlib import Path
     text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
     for table in (PAR_TRANSITIONS, NAR_TRANSITIONS, MN_TRANSITIONS):
         for (state, kind), handler in table.items():
-            assert f"| `{state.value}` | `{kind.value}` | `{handler}` |" in text, (state, kind, handler)
+            row = f"| `{state.value}` | `{kind.value}` | `{handler.__name__}` |"
+            assert row in text, (state, kind, handler)
 
 
 @settings(max_examples=200, deadline=None)

@@ -553,3 +553,40 @@ def test_sign_is_the_message_with_its_mac_filled_and_mac_ok_agrees_with_or_witho
         if isinstance(decoded, type(msg)):
             assert mac_ok(octets, key, src, dst, message=decoded) == alone
         assert alone == (octets[:2] + octets[4:] == signed[:2] + signed[4:])  # the checksum is not MAC'd
+
+
+# Every name fmipfast.messages exported when it was one module, and the submodule of fmipfast/messages/ that is
+# its home now.  The package re-exports them all (the façade): ``from fmipfast.messages import X`` keeps working.
+FACADE_HOMES = {
+    "base": ["AddressLike", "Message", "MAX_MESSAGE_LEN"],
+    "suboptions": ["SubOption", "Principal", "LkbMessage", "HandoverControl", "AddressOption", "EncapsulatedPacket",
+                   "Identifier", "MessageAuthCode", "Status", "LinkLayerAddress", "UnknownSubOption"],
+    "fmipv6": ["FmipMessage", "HandoverRedirect", "HandoverRedirectAck", "IcmpHandover", "AuthenticatedMN",
+               "Attach", "HandoverError", "ForwardingDisable", "MESSAGE_CLASSES"],
+    "nd": ["NdOption", "SourceLinkLayerAddress", "TargetLinkLayerAddress", "PrefixInformation", "Mtu",
+           "AdjacentRealmsRequest", "AdjacentRealms", "UnknownNdOption", "PlainIcmp", "RouterSolicitation",
+           "RouterAdvertisement", "NeighborSolicitation", "NeighborAdvertisement", "EchoRequest", "EchoReply",
+           "IcmpError", "ICMP_ERROR_MAX_INVOKING"],
+    "mobility_header": ["BindingUpdate", "BindingAck"],
+    "codec": ["encode", "decode", "mac_value_offset", "mac_offset_of", "refill_checksum"],
+}
+
+
+def test_the_package_reexports_every_name_of_the_old_module_as_the_same_object():
+    import importlib
+    import inspect
+
+    import fmipfast.messages as facade
+
+    names = [n for group in FACADE_HOMES.values() for n in group]
+    assert sorted(facade.__all__) == sorted(names) and len(facade.__all__) == len(names) == 47
+    for home, group in FACADE_HOMES.items():
+        module = importlib.import_module(f"fmipfast.messages.{home}")
+        for name in group:
+            exported = getattr(facade, name)
+            assert exported is getattr(module, name), (name, home)
+            if inspect.isclass(exported) or inspect.isfunction(exported):
+                assert exported.__module__ == module.__name__, (name, exported.__module__)
+    namespace: dict[str, object] = {}
+    exec("from fmipfast.messages import *", namespace)  # noqa: S102 - the star import users may write
+    assert set(namespace) - {"__builtins__"} == set(names)

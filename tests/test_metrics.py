@@ -164,3 +164,45 @@ def test_scrape_endpoint_refuses_beyond_max_clients():
 
     first, second = asyncio.run(scenario())
     assert second.startswith(b"HTTP/1.1 503") and first.startswith(b"HTTP/1.1 200")
+
+
+def test_the_endpoints_count_their_own_refusals_in_the_scrape(tmp_path):
+    """A client sending garbage to the control socket, and a bad HTTP request, show up in the scrape as
+    ``fmipfast_control_server_total`` / ``fmipfast_metrics_server_total`` with the daemon's labels."""
+    from fmipfast.control import start_endpoints
+
+    net = Net()
+    control = RouterControl(net.engine)
+    path = str(tmp_path / "ctl.sock")
+
+    async def scenario() -> str:
+        servers = await start_endpoints(control, path, lambda: control.metrics("par"), "[::1]:0",
+                                        {"router": "par"})
+        try:
+            reader, writer = await asyncio.open_unix_connection(path)
+            for line in (b"{not json\n", b'{"id": 1, "cmd": "nope"}\n', b'{"id": 2, "cmd": "ping"}\n'):
+                writer.write(line)
+                await writer.drain()
+                await reader.readline()
+            writer.close()
+            port = servers[1].address[1]  # type: ignore[union-attr]
+            for raw in (b"POST /metrics HTTP/1.1\r\n\r\n", b"GET /metrics HTTP/1.1\r\n\r\n"):
+                r, w = await asyncio.open_connection("::1", port)
+                w.write(raw)
+                await w.drain()
+                data = await r.read()
+                w.close()
+            return data.split(b"\r\n\r\n", 1)[1].decode()
+        finally:
+            for srv in servers:
+                await srv.close()
+
+    got = _parse(asyncio.run(scenario()))
+    ctl = got["fmipfast_control_server_total"]
+    assert ctl[(("event", "requests"), ("router", "par"))] == 3
+    assert ctl[(("event", "connections"), ("router", "par"))] == 1
+    assert ctl[(("event", "invalid"), ("router", "par"))] == 1  # the line that is not JSON
+    assert ctl[(("event", "errors"), ("router", "par"))] == 2  # both refused: the bad line, the unknown command
+    scrape = got["fmipfast_metrics_server_total"]
+    assert scrape[(("event", "bad_request"), ("router", "par"))] == 1
+    assert "fmipfast_engine_frames_total" in got  # the daemon's own families are still there

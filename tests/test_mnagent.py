@@ -601,3 +601,29 @@ def test_solicit_asks_for_adjacent_realms(lab: Lab):
     finally:
         listener.close()
         agent.close()
+
+
+@needs_root
+def test_a_retired_pcoa_configured_again_is_no_longer_released(lab: Lab):
+    """A→B→A within the release delay: the address the machine configures again is current, so the BAck of
+    the earlier binding must not remove it (``release_retired`` releases only what is still retired)."""
+    from fmipfast.protocol import ConfigureAddress, RemoveAddress
+
+    tickets, _ = _credentials(time.time())
+    agent = _agent(lab, tickets, keep_pcoa=True)
+    released: list = []
+
+    async def scenario() -> None:
+        await agent._execute(ConfigureAddress(NCOA_B, "B"))
+        await agent._execute(RemoveAddress(NCOA_B, retired=True))  # left B: kept until the BAck
+        assert agent.retired == [NCOA_B]
+        await agent._execute(ConfigureAddress(NCOA_B, "B"))  # back on B before the BAck came
+        assert agent.retired == []
+        released.extend(await agent.release_retired())
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
+        assert released == [] and agent.counters["netlink_errors"] == 0, agent.counters
+        assert f"{NCOA_B}/64" in lab.mn_ip("-6", "addr", "show", "dev", "mn0")
+    finally:
+        agent.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from fmipfast import cli
+from fmipfast import cli, mnd, routerd
 from fmipfast.security import kdc
 from tests.test_sdnotify import ROUTER_TOML, Manager, _spawn
 from tests.tools import external_tool
@@ -85,7 +85,7 @@ def test_a_unit_claims_what_its_daemon_does(name):
     assert argv[0] == INSTALLED_AT and argv[1] == command
     args = cli.build_parser().parse_args(argv[1:])
     # a reload only where the daemon takes SIGHUP
-    handlers = {"router": inspect.getsource(cli._cmd_router), "mn": inspect.getsource(cli._cmd_mn),
+    handlers = {"router": inspect.getsource(routerd.RouterDaemon.serve), "mn": inspect.getsource(mnd._serve),
                 "kdc": inspect.getsource(kdc.serve)}
     assert ("SIGHUP" in handlers[command]) == ("ExecReload" in u), (name, "ExecReload vs the daemon's SIGHUP")
     if "ExecReload" in u:
