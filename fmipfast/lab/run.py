@@ -17,6 +17,14 @@ Steps:
    there arrive through the PAR's tunnel, and releases it ``PCOA_DRAIN_MS`` after the BAck.  Without a BAck
    within 1 s the MN sends a BU of its own (RFC 6275 §11.8).
 
+With ``kerberos="gssapi"`` (``fmipfast lab run --kerberos gssapi``) the same handover authenticates with
+standard Kerberos (docs/security.md §10): two throwaway MIT realms (:func:`fmipfast.lab.mitrealms.two_realms`:
+``krb5kdc`` processes on this host's loopback, A.EXAMPLE for the MN and the PAR, B.EXAMPLE for the NAR), the
+engines accept with keytabs (``mechanism = "gssapi"``, an MIT replay cache each), and the MN initiates from
+its ``kinit`` credential cache: the PAR's service ticket at the initial attach, the NAR's precached in the
+background when the PAR's Router Advertisement names realm B (``adjacent_realms``), before the handover is
+triggered -- as the lwkerb run's tickets are all issued beforehand.  Key case 1 only.
+
 The result has the keys of ``fmipfast demo --json`` (:func:`fmipfast.lab.traffic.measure`) plus the signalling
 timeline and both engines' final counters with their conservation check.  Everything is torn down at the end,
 on error and on Ctrl-C.
@@ -43,7 +51,7 @@ from fmipfast.mobility import MobilitySocket
 from fmipfast.security import lwkerb as L
 
 __all__ = ["RunOptions", "run", "repeat", "summarize_runs", "plot", "router_security", "tickets", "kdc_configs",
-           "mn_kerberos",
+           "mn_kerberos", "KERBEROS",
            "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
@@ -63,6 +71,8 @@ KEYS = {"par": L.Key(1, bytes((7 + i) & 0xFF for i in range(32))),
 AH_PAR_TO_NAR = (0x1001, bytes(range(32)))
 AH_NAR_TO_PAR = (0x2002, bytes(range(32, 64)))
 PORT = 5555
+#: ``RunOptions.kerberos``: light-weight Kerberos (tickets issued by the lab itself) or standard Kerberos (MIT KDCs).
+KERBEROS = ("lwkerb", "gssapi")
 BUFFER_PACKETS = 4096  # per MN at the NAR: 20 000 pps x (gap + attach) with room to spare
 
 
@@ -94,6 +104,8 @@ class RunOptions:
     #: MN's home realm, which that KDC has the home KDC (another process, reached with the inter-realm key
     #: ``krbtgt/HOME.EXAMPLE@B.EXAMPLE``) open.
     case: int = 1
+    #: The Kerberos mechanism (docs/security.md §10): "lwkerb", or "gssapi" (real MIT KDCs; key case 1 only).
+    kerberos: str = "lwkerb"
 
     def __post_init__(self) -> None:
         checks = (("rate", self.rate, 1, traffic.MAX_RATE), ("gap_ms", self.gap_ms, 0, 60_000),
@@ -107,11 +119,18 @@ class RunOptions:
             raise ValueError(f"mode must be 'fast' or 'baseline', got {self.mode!r}")
         if self.case not in (1, 2, 3):
             raise ValueError(f"case must be 1, 2 or 3, got {self.case}")
+        if self.kerberos not in KERBEROS:
+            raise ValueError(f"kerberos must be 'lwkerb' or 'gssapi', got {self.kerberos!r}")
+        if self.kerberos == "gssapi" and self.case != 1:
+            raise ValueError(f"case {self.case} does not exist with kerberos 'gssapi': a router cannot ask an MIT "
+                             "KDC to open a ticket, only key case 1 (docs/security.md §10.6)")
 
 
-def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dict[str, Any]:
+def router_security(lab: LabTopology, which: str, kdc: str | None = None,
+                    gss: tuple[str, str, str] | None = None) -> dict[str, Any]:
     """The ``[router.security]`` table of the lab's PAR or NAR: its own service key (case 1), the manual AH
-    SAs with the other router, and the KDC for case 2 when given."""
+    SAs with the other router, and the KDC for case 2 when given.  ``gss``: (service principal, keytab, replay
+    cache) of the gssapi mechanism instead of the lwkerb key."""
     own = P_PAR if which == "par" else P_NAR
     peer = lab.nar_address if which == "par" else lab.par_address
     spi_in, key_in = AH_NAR_TO_PAR if which == "par" else AH_PAR_TO_NAR
@@ -121,6 +140,10 @@ def router_security(lab: LabTopology, which: str, kdc: str | None = None) -> dic
         "keys": [{"principal": str(own), "kvno": KEYS[which].kvno, "key": KEYS[which].value.hex()}],
         "peers": [{"address": str(peer), "spi_in": spi_in, "key_in": key_in.hex(), "spi_out": spi_out,
                    "key_out": key_out.hex()}]}
+    if gss is not None:
+        principal, keytab, rcache = gss
+        sec.update(principal=principal, mechanism="gssapi", keytab=keytab, rcache=rcache)
+        del sec["keys"]
     if kdc is not None:
         sec["kdc"] = kdc
     return sec
@@ -238,12 +261,13 @@ def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentia
 
 
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
-                  kdc: str | None = None, ring_timeout_ms: int = 2) -> tuple[subprocess.Popen, str]:
+                  kdc: str | None = None, ring_timeout_ms: int = 2,
+                  gss: tuple[str, str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
     ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,
     which nobody would read until the end."""
     cfg = work / f"{which}.toml"
-    topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc),
+    topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc, gss),
                                                  buffer_per_mn_packets=BUFFER_PACKETS,
                                                  buffer_per_mn_bytes=BUFFER_PACKETS * 2048,
                                                  ring={"block_size": 65536, "block_count": 16,
@@ -394,7 +418,36 @@ def _wait_started(send: subprocess.Popen) -> None:
 
 
 def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
-    """One handover over the real lab (fast, or the plain Mobile IPv6 baseline); see the module doc."""
+    """One handover over the real lab (fast, or the plain Mobile IPv6 baseline); see the module doc.
+
+    ``opts.kerberos == "gssapi"``: the fast handover runs inside two throwaway MIT realms, made before the lab
+    and removed after it; :class:`fmipfast.lab.mitrealms.MitUnavailable` (an ImportError naming what is
+    missing) when they cannot be made here, before anything is built."""
+    if opts.kerberos == "gssapi" and opts.mode == "fast":
+        from fmipfast.lab.mitrealms import demo_kerberos, two_realms
+
+        with two_realms() as realms:  # KRB5_CONFIG/KRB5CCNAME of realm A in os.environ, so the children's too
+            return _run(opts, demo_kerberos(realms))
+    return _run(opts, None)
+
+
+def _kerberos_counters(sock: str) -> dict[str, int]:
+    """A running engine's authenticator verification counters (``fmipfast_kerberos_total``), non-zero ones."""
+    from fmipfast.control import ControlClient
+
+    out: dict[str, int] = {}
+    for line in str(ControlClient(sock).call("metrics")).splitlines():
+        if line.startswith("fmipfast_kerberos_total{") and 'event="' in line:
+            name = line.split('event="', 1)[1].split('"', 1)[0]
+            value = int(float(line.rsplit(" ", 1)[1]))
+            if value:
+                out[name] = value
+    return out
+
+
+def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
+    """:func:`run` with ``krb`` (a :class:`fmipfast.lab.mitrealms.DemoKerberos`: the realms' service principals,
+    keytabs and the MN's ccache) for the gssapi mechanism, None for lwkerb."""
     from fmipfast.control import ControlClient
     from fmipfast.mn import MnState
     from fmipfast.mnagent import MnAgent
@@ -405,10 +458,13 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
         work = Path(tmp)
         kdcs, kdc_addr = _start_kdcs(lab, work, env, opts.case) if opts.case > 1 and opts.mode == "fast" \
             else ({}, None)
-        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms)
-        nar, _ = _start_engine(lab, "nar", work, env, kdc_addr, ring_timeout_ms=opts.ring_timeout_ms)
-        creds = tickets(time.time())
-        nar_principal = {1: P_NAR, 2: P_ACCESS_B, 3: P_ACCESS_HOME}[opts.case]
+        gss: dict[str, tuple[str, str, str] | None] = {"par": None, "nar": None}
+        if krb is not None:  # each engine accepts with its keytab, its replay cache in the run's directory
+            gss = {"par": (krb.par_service, krb.par_keytab, f"file2:{work}/par.rcache2"),
+                   "nar": (krb.nar_service, krb.nar_keytab, f"file2:{work}/nar.rcache2")}
+        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms, gss=gss["par"])
+        nar, nar_sock = _start_engine(lab, "nar", work, env, kdc_addr, ring_timeout_ms=opts.ring_timeout_ms,
+                                      gss=gss["nar"])
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
         offset = traffic._clock_offset_ns()  # CLOCK_REALTIME - CLOCK_MONOTONIC: kernel and tshark timestamps
@@ -419,8 +475,25 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
             return _finish(opts, got, timeline, move, engines, {}, offset_ns=offset)
 
-        async def provider(server: L.Principal) -> L.Credentials:
-            return creds[server]
+        initiator: Any = None
+        precache: Any = None
+        if krb is None:
+            creds = tickets(time.time())
+            par_principal, nar_principal = P_PAR, {1: P_NAR, 2: P_ACCESS_B, 3: P_ACCESS_HOME}[opts.case]
+
+            async def provider(server: L.Principal) -> Any:
+                return creds[server]
+        else:
+            from fmipfast.security.gss import GssInitiator
+
+            # the MN's kinit cache: service tickets fetched off the loop (TGS, cross-realm for the NAR)
+            initiator = GssInitiator(ccache=krb.ccache)
+            par_principal, nar_principal = L.Principal.parse(krb.par_service), L.Principal.parse(krb.nar_service)
+            provider = initiator.get
+            adjacent = dict(krb.adjacent)
+
+            def precache(realms: tuple[str, ...]) -> Any:  # the RA's adjacent realms -> their routers' tickets
+                return initiator.precache([p for r in realms for p in adjacent.get(r, ())])
 
         with lab.ns["mn"].enter():
             # the CN is the MN's correspondent: the Attach carries the BU (a Mobility Header), the NAR forwards
@@ -432,7 +505,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                 mn_notes.append((n.name, n.fields, t))
 
             agent = MnAgent(lab.mn_if, ticket_provider=provider, keep_pcoa=True, home_agent=lab.cn_address,
-                            on_note=on_note)
+                            on_note=on_note, precache=precache)
             mh = MobilitySocket()
         with lab.ns["nar"].enter():  # kernel timestamps of the Attach and of the first flushed datagram
             taps = latency.Taps(lab.nar_acc, agent.codepoints.type, PORT, offset)
@@ -456,7 +529,7 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             agent.on_ready_to_switch = do_move
             taps.attach(loop)
             try:
-                agent.start(lab.par_address, P_PAR, lab.pcoa, "A")
+                agent.start(lab.par_address, par_principal, lab.pcoa, "A")
                 await _until(lambda: agent.mn.state == MnState.ATTACHED, "the initial attach", 5)
                 timeline.append(("attached_par", time.monotonic_ns()))
                 count = int(opts.rate * (opts.lead_ms + 1000 + opts.tail_ms) / 1000)
@@ -474,6 +547,9 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
                                  env=env)
                 await loop.run_in_executor(None, _wait_started, send)
                 await asyncio.sleep(opts.lead_ms / 1000)
+                if initiator is not None:  # the NAR's ticket is in the cache before the handover, as with lwkerb
+                    await _until(lambda: initiator.counters["precached"] >= 1,
+                                 "the MN to precache the NAR's service ticket (the PAR's RA names realm B)", 5)
                 timeline.append(("trigger", time.monotonic_ns()))
                 client = ControlClient(par_sock)
                 await loop.run_in_executor(None, lambda: client.call(
@@ -528,9 +604,14 @@ def run(opts: RunOptions = RunOptions()) -> dict[str, Any]:
             agent.close()
             mh.close()
         _stop_capture(dumpcap)
+        verified = {"par": _kerberos_counters(par_sock), "nar": _kerberos_counters(nar_sock)} if krb else {}
         engines = {"par": _stop_engine(par, work / "par.err"), "nar": _stop_engine(nar, work / "nar.err")}
         m = _finish(opts, got, timeline, move, engines, agent.counters, mn_notes=mn_notes, taps=taps,
                     offset_ns=offset)
+        m["kerberos"] = opts.kerberos
+        if krb is not None:  # the engines' verification outcomes and the MN's ticket fetches
+            m["gssapi"] = {**verified, "mn": {k: v for k, v in initiator.counters.items() if v},
+                           "services": {"par": krb.par_service, "nar": krb.nar_service}}
         if kdcs:
             finals = _stop_kdcs(kdcs)
             m["kdc"] = finals["B.EXAMPLE"]  # the NAR's realm's KDC (cases 2 and 3)
