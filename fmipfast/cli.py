@@ -24,7 +24,7 @@ from fmipfast import __version__, config
 from fmipfast.backend import IMPLEMENTATION
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, PcapError
-from fmipfast.lab.traffic import MAX_RATE
+from fmipfast.lab.namespaces.traffic import MAX_RATE
 
 __all__ = ["main"]
 
@@ -355,7 +355,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole secure fast handover in one process (no root), optionally against plain Mobile IPv6."""
-    from fmipfast.lab.demo import Scenario, format_report, plot, run_scenario, write_capture
+    from fmipfast.lab.simulated.demo import Scenario, format_report, plot, run_scenario, write_capture
 
     problem = _unwritable(args.capture, args.plot)
     if problem:
@@ -844,8 +844,8 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
 
 def _cmd_lab(args: argparse.Namespace) -> int:
     """``fmipfast lab up|status|down`` (root): the lab topology (docs/design.md §6), kept between commands."""
-    from fmipfast.lab import session
-    from fmipfast.lab.topology import LabError
+    from fmipfast.lab.namespaces import session
+    from fmipfast.lab.namespaces.topology import LabError
 
     if os.geteuid() != 0:
         print("fmipfast lab: needs root (network namespaces, veth, AF_PACKET)", file=sys.stderr)
@@ -919,8 +919,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _lab_run(args: argparse.Namespace) -> int:
-    from fmipfast.lab import run as labrun
-    from fmipfast.lab.topology import LabError
+    from fmipfast.lab.namespaces import run as labrun
+    from fmipfast.lab.namespaces.topology import LabError
 
     if not 1 <= args.repeat <= 100:
         print(f"fmipfast lab run: --repeat must be within 1..100, got {args.repeat}", file=sys.stderr)
@@ -976,7 +976,7 @@ def _lab_run(args: argparse.Namespace) -> int:
         shown = {mode: public(r if args.repeat > 1 else r["each"][0]) for mode, r in results.items()}
         print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
         return 0
-    from fmipfast.lab import latency
+    from fmipfast.lab.namespaces import latency
     titles = {"fast": "fast handover", "baseline": "plain Mobile IPv6 (SLAAC + DAD + BU)"}
     if args.kerberos == "gssapi":
         titles["fast"] += " with standard Kerberos (MIT KDCs, GSS-API)"
@@ -1033,7 +1033,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Bounds of the numbers the demo and the lab take (the lab's: those of ``fmipfast.lab.run.RunOptions``).
+#: Bounds of the numbers the demo and the lab take (the lab's: those of ``fmipfast.lab.namespaces.run.RunOptions``).
 DEMO_MAX_GAP_MS = 1000.0  # the demo's CN streams 2.5 s, the move starts about 0.3 s in
 LAB_MAX_MS = 60_000.0
 

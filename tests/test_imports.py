@@ -1,4 +1,5 @@
-"""The import rules of docs/conventions.md §9, enforced by parsing every module's imports."""
+"""The import rules of docs/conventions.md §9, enforced by parsing every module's imports, and no import cycle
+anywhere in the package."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "fmipfast"
 
-# module (or package prefix) -> fmipfast modules it may import.  Anything not listed is forbidden.
+# module (or package prefix, dotted: "lab.simulated") -> the fmipfast modules (or package prefixes) it may
+# import; a module's row is the longest prefix of its name that has one.  Anything not listed is forbidden.
 VOCAB = {"errors", "constants", "histogram"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -41,7 +43,14 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
     "cli": None,  # anything
-    "lab": None,
+    # the lab: two halves that never import each other, and what they share (docs/design.md §6)
+    "lab": {"lab.simulated", "lab.namespaces"},  # the package, and its modules' old names (aliases)
+    "lab.mitrealms": VOCAB | {"security"},
+    "lab.sample": VOCAB | {"backend", "frames", "messages", "pcap", "security"},
+    "lab.simulated": VOCAB | {"lab.mitrealms", "backend", "config", "frames", "messages", "ports", "engine",
+                              "protocol", "mn", "router", "control", "security", "mobility", "pcap"},
+    "lab.namespaces": VOCAB | {"lab.mitrealms", "messages", "rings", "mn", "mnagent", "mobility", "control",
+                               "security"},
     "contrib": VOCAB,  # optional third-party integrations (scapy layers); nothing imports them
 }
 
@@ -51,20 +60,55 @@ def _owner(path: Path) -> str:
     return rel.parts[0]
 
 
-def _fmipfast_imports(path: Path) -> set[str]:
+def _dotted(path: Path) -> str:
+    """``fmipfast/lab/simulated/demo.py`` -> ``lab.simulated.demo`` (``__init__`` kept: ``lab.__init__``)."""
+    return ".".join(path.relative_to(PKG).with_suffix("").parts)
+
+
+def _row(name: str) -> str | None:
+    """The ALLOWED key governing module ``name``: the longest dotted prefix of it that has a row."""
+    parts = name.split(".")
+    while parts:
+        if ".".join(parts) in ALLOWED:
+            return ".".join(parts)
+        parts.pop()
+    return None
+
+
+def _imports(path: Path) -> set[str]:
+    """Every fmipfast module ``path`` names in an import, at any depth (functions, TYPE_CHECKING blocks):
+    dotted below ``fmipfast`` (``security.gss``); ``from fmipfast.X import y`` gives ``X.y`` (y may be a
+    module), ``from fmipfast import y`` gives ``y``; relative imports are resolved from ``path``."""
     tree = ast.parse(path.read_text(), str(path))
+    here = _dotted(path).split(".")[:-1]  # the package holding path
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("fmipfast."):
-                    found.add(alias.name.split(".")[1])
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            if node.module == "fmipfast":
-                found.update(alias.name for alias in node.names)
-            elif node.module.startswith("fmipfast."):
-                found.add(node.module.split(".")[1])
+                    found.add(alias.name[len("fmipfast."):])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif node.module == "fmipfast":
+                module = ""
+            elif node.module and node.module.startswith("fmipfast."):
+                module = node.module[len("fmipfast."):]
+            else:
+                continue
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if module else alias.name)
     return found
+
+
+def _fmipfast_imports(path: Path) -> set[str]:
+    """The top-level fmipfast modules ``path`` imports (``security`` for ``security.gss``)."""
+    return {name.split(".")[0] for name in _imports(path)}
+
+
+def _covered(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def test_every_module_follows_the_import_rules():
@@ -72,15 +116,97 @@ def test_every_module_follows_the_import_rules():
     modules = sorted(PKG.rglob("*.py"))
     assert len(modules) > 10
     for path in modules:
-        owner = _owner(path)
-        assert owner in ALLOWED, f"{path}: a new module needs a row in ALLOWED (and in docs/conventions.md §9)"
-        allowed = ALLOWED[owner]
+        row = _row(_dotted(path))
+        assert row is not None, f"{path}: a new module needs a row in ALLOWED (and in docs/conventions.md §9)"
+        allowed = ALLOWED[row]
         if allowed is None:
             continue
-        bad = _fmipfast_imports(path) - allowed - {owner}
+        bad = {name for name in _imports(path) if not _covered(name, allowed | {row})}
         if bad:
             violations.append(f"{path.relative_to(PKG.parent)} imports {sorted(bad)}")
     assert not violations, "\n".join(violations)
+
+
+def test_the_lab_halves_never_import_each_other():
+    """docs/design.md §6: the simulated world and the namespace lab share no code but lab.mitrealms."""
+    for path in sorted((PKG / "lab").rglob("*.py")):
+        name = _dotted(path)
+        for half, other in (("lab.simulated", "lab.namespaces"), ("lab.namespaces", "lab.simulated")):
+            if _covered(name, {half}):
+                assert not any(_covered(i, {other}) for i in _imports(path)), (path, _imports(path))
+
+
+def _module_names() -> dict[str, Path]:
+    """Every module of the package by dotted name; a package is its ``__init__`` (``lab``; the root ``""``);
+    the compiled extension by its stub."""
+    out = {}
+    for path in sorted(PKG.rglob("*.py")) + sorted(PKG.rglob("*.pyi")):
+        parts = list(path.relative_to(PKG).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out.setdefault(".".join(parts), path)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the modules it imports (at any depth in it), within fmipfast.  ``from fmipfast.X import y``
+    is an edge to ``X.y`` when that is a module, else to ``X``; any other name to the longest module prefix."""
+    modules = _module_names()
+
+    def resolve(name: str) -> str:
+        parts = name.split(".") if name else []
+        while parts and ".".join(parts) not in modules:
+            parts.pop()
+        return ".".join(parts)
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        if path.suffix != ".py":
+            graph[name] = set()
+            continue
+        edges = {resolve(i) for i in _imports(path)}
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) through every back edge of a depth-first walk: none iff acyclic."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in sorted(graph):
+        if state.get(root):
+            continue
+        path, stack = [root], [iter(sorted(graph[root]))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return cycles
+
+
+def test_find_cycles_finds_them():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+    assert find_cycles({"x": {"x"}}) == [["x", "x"]]
+
+
+def test_the_package_has_no_import_cycle():
+    """No two modules of fmipfast import each other, directly or around a longer loop -- function-level
+    imports included: a cycle hidden inside a function still makes each module need the other."""
+    graph = import_graph()
+    assert {"lab.simulated.demo", "lab.simulated.world", "_core", "security.gss"} <= set(graph)
+    assert "lab.simulated.world" in graph["lab.simulated.handover"]
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c or "fmipfast" for c in cyc) for cyc in cycles)
 
 
 def test_reference_never_imports_core_and_security_stays_in_its_room():
