@@ -224,3 +224,26 @@ def test_reference_never_imports_core_and_security_stays_in_its_room():
 def test_core_pyx_cimports_only_includes():
     text = (PKG / "_core.pyx").read_text()
     assert "cryptography" not in text and "import messages" not in text
+
+
+def test_the_lab_modules_old_names_are_their_new_modules():
+    """fmipfast.lab.demo, .run ... moved into lab/simulated and lab/namespaces; each old name is the same module
+    object as its new home, so every name (private ones too) and monkeypatching work as before."""
+    import importlib
+    import subprocess
+    import sys
+
+    moved = {"sim": "simulated", "host": "simulated", "handover": "simulated", "demo": "simulated",
+             "netns": "namespaces", "topology": "namespaces", "traffic": "namespaces", "latency": "namespaces",
+             "run": "namespaces", "session": "namespaces"}
+    for name, half in moved.items():
+        old = importlib.import_module(f"fmipfast.lab.{name}")
+        assert old is importlib.import_module(f"fmipfast.lab.{half}.{name}"), name
+    from fmipfast.lab.demo import _ROUTER_TOML, Scenario, binding_ack  # noqa: F401 -- names tests imported
+    from fmipfast.lab.netns import _ip  # noqa: F401
+    from fmipfast.mobility import binding_ack as moved_ack
+
+    assert binding_ack is moved_ack
+    done = subprocess.run([sys.executable, "-m", "fmipfast.lab.traffic", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=PKG.parent)
+    assert done.returncode == 0 and "send" in done.stdout, done.stderr
