@@ -3,8 +3,8 @@ against a plain C TPACKET_V3 reader on the same path (the limit), a plain C TPAC
 engine's rings (c-forward), and Linux kernel forwarding; plus the handover paths (PAR tunnelling, NAR
 decapsulation) against plain forwarding, and what cuts the TX cost.
 
-Topology (network namespaces via fmipfast.lab.netns, all named ``fmipfast-bench-<pid>-*``, deleted in a
-``finally``, on Ctrl-C and SIGTERM too)::
+Topology (network namespaces via fmipfast.lab.namespaces.netns, all named ``fmipfast-bench-<pid>-*``, deleted in
+a ``finally``, on Ctrl-C and SIGTERM too)::
 
     gen [ge] ---- veth ---- [ra] rt [rb] ---- veth ---- [se] sink
     2001:db8:1::a           2001:db8:1::1 / 2001:db8:2::1  2001:db8:2::b
@@ -346,7 +346,7 @@ class Trial:
 
 class Bench:
     def __init__(self, args: argparse.Namespace, exe: dict[str, Path], tmp: Path) -> None:
-        from fmipfast.lab.netns import Netns
+        from fmipfast.lab.namespaces.netns import Netns
 
         self.args = args
         self.exe = exe
@@ -766,7 +766,7 @@ def main() -> int:
         finally:
             if b is not None:
                 b.close()
-            from fmipfast.lab.netns import cleanup_leftovers
+            from fmipfast.lab.namespaces.netns import cleanup_leftovers
             cleanup_leftovers([f"fmipfast-bench-{os.getpid()}-{r}" for r in ("gen", "rt", "sink")])
 
     load_end = os.getloadavg()

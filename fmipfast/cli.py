@@ -29,7 +29,7 @@ from fmipfast import __version__, config
 from fmipfast.backend import IMPLEMENTATION
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, PcapError
-from fmipfast.lab.traffic import MAX_RATE
+from fmipfast.lab.namespaces.traffic import MAX_RATE
 
 if TYPE_CHECKING:
     from fmipfast.pcap import PcapRecord
@@ -229,7 +229,7 @@ def _cmd_check_config(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     """The whole secure fast handover in one process (no root), optionally against plain Mobile IPv6."""
-    from fmipfast.lab.demo import Scenario, format_report, plot, run_scenario, write_capture
+    from fmipfast.lab.simulated.demo import Scenario, format_report, plot, run_scenario, write_capture
 
     problem = _unwritable(args.capture, args.plot)
     if problem:
@@ -338,8 +338,8 @@ def _cmd_kdc(args: argparse.Namespace) -> int:
 
 def _cmd_lab(args: argparse.Namespace) -> int:
     """``fmipfast lab up|status|down`` (root): the lab topology (docs/design.md §6), kept between commands."""
-    from fmipfast.lab import session
-    from fmipfast.lab.topology import LabError
+    from fmipfast.lab.namespaces import session
+    from fmipfast.lab.namespaces.topology import LabError
 
     if os.geteuid() != 0:
         print("fmipfast lab: needs root (network namespaces, veth, AF_PACKET)", file=sys.stderr)
@@ -413,8 +413,8 @@ def _cmd_lab(args: argparse.Namespace) -> int:
 
 
 def _lab_run(args: argparse.Namespace) -> int:
-    from fmipfast.lab import run as labrun
-    from fmipfast.lab.topology import LabError
+    from fmipfast.lab.namespaces import run as labrun
+    from fmipfast.lab.namespaces.topology import LabError
 
     if not 1 <= args.repeat <= 100:
         print(f"fmipfast lab run: --repeat must be within 1..100, got {args.repeat}", file=sys.stderr)
@@ -429,6 +429,7 @@ def _lab_run(args: argparse.Namespace) -> int:
         opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
                                  reverse=args.reverse, case=args.case, ring_timeout_ms=args.ring_timeout_ms,
+                                 kerberos=args.kerberos,
                                  prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     except ValueError as exc:  # a bound of RunOptions, named
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
@@ -441,6 +442,9 @@ def _lab_run(args: argparse.Namespace) -> int:
         for mode in modes:
             results[mode] = labrun.repeat(dataclasses.replace(opts, mode=mode, capture=captures.get(mode)),
                                           args.repeat)
+    except ImportError as exc:  # --kerberos gssapi without gssapi, k5test or MIT's KDC programs: named
+        print(f"fmipfast lab run: {exc}", file=sys.stderr)
+        return 2
     except (LabError, ValueError) as exc:
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
         return 1
@@ -466,8 +470,10 @@ def _lab_run(args: argparse.Namespace) -> int:
         shown = {mode: public(r if args.repeat > 1 else r["each"][0]) for mode, r in results.items()}
         print(json.dumps(shown if args.baseline else shown["fast"], indent=2, sort_keys=True, default=str))
         return 0
-    from fmipfast.lab import latency
+    from fmipfast.lab.namespaces import latency
     titles = {"fast": "fast handover", "baseline": "plain Mobile IPv6 (SLAAC + DAD + BU)"}
+    if args.kerberos == "gssapi":
+        titles["fast"] += " with standard Kerberos (MIT KDCs, GSS-API)"
     for mode, result in results.items():
         print(f"{titles[mode]} over the real lab: {args.rate} datagrams/s, layer-2 gap {args.gap_ms:g} ms, "
               f"switch delay {args.switch_delay_ms:g} ms, {args.repeat} run(s)")
@@ -521,7 +527,7 @@ def _cmd_version(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Bounds of the numbers the demo and the lab take (the lab's: those of ``fmipfast.lab.run.RunOptions``).
+#: Bounds of the numbers the demo and the lab take (the lab's: those of ``fmipfast.lab.namespaces.run.RunOptions``).
 DEMO_MAX_GAP_MS = 1000.0  # the demo's CN streams 2.5 s, the move starts about 0.3 s in
 LAB_MAX_MS = 60_000.0
 
@@ -644,6 +650,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--case", type=int, choices=(1, 2, 3), default=1,
                    help="run: Kerberos key case at the NAR: 1 own key, 2 its realm's KDC, 3 the MN's home KDC "
                         "through it (KDCs as separate processes)")
+    p.add_argument("--kerberos", choices=("lwkerb", "gssapi"), default="lwkerb",
+                   help="run: lwkerb (default), or gssapi: standard Kerberos, tickets from two throwaway MIT realms, "
+                        "the engines accepting with keytabs (needs gssapi, k5test and the MIT KDC programs; key "
+                        "case 1 only)")
     p.add_argument("--plot", metavar="FILE.png", help="run: draw the (last) run of each mode (needs matplotlib)")
     p.add_argument("--reverse", action="store_true",
                    help="run: link reversal (draft App. A): the MN comes back on link A instead of moving to B")

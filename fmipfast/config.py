@@ -616,13 +616,16 @@ MECHANISMS = ("lwkerb", "gssapi")
 class MnGssapiConfig:
     """``[mn.gssapi]``: the MN's standard Kerberos credentials (``[mn] mechanism = "gssapi"``): a credential
     cache (``kinit``; default: MIT's, ``KRB5CCNAME``) and/or a client keytab (an unattended MN: MIT gets the
-    initial ticket from it), and the routers whose service tickets to precache per adjacent realm (an RA's
-    adjacent-realms option names realms; the tickets are for these routers)."""
+    initial ticket from it), and the routers whose service tickets to precache: per adjacent realm (an RA's
+    adjacent-realms option names realms; the tickets are for these routers) and from the start (``precache``:
+    routers whose RAs name no realm, or whose tickets should be there before any RA)."""
 
     ccache: str | None = None
     client_keytab: str | None = None
     principal: str | None = None  # the MN's own name (default: the cache's)
     adjacent: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (realm, (router principal, ...))
+    precache: tuple[str, ...] = ()  # router principals fetched in the background when the daemon starts
+    precache_retry_s: int = 10  # a router whose ticket could not be fetched is asked for again after this
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "MnGssapiConfig":
@@ -640,7 +643,9 @@ class MnGssapiConfig:
                 raise ConfigError(f"{path}.adjacent.{realm}", f"expected a list of principals, got {_show(routers)}")
             adjacent.append((str(realm), tuple(_principal(f"{path}.adjacent.{realm}[{i}]", r)
                                                for i, r in enumerate(routers))))
-        made = cls(files["ccache"], files["client_keytab"], principal, tuple(adjacent))
+        precache = tuple(_principal(f"{path}.precache[{i}]", r) for i, r in enumerate(t.get_list("precache")))
+        made = cls(files["ccache"], files["client_keytab"], principal, tuple(adjacent), precache,
+                   t.get_int("precache_retry_s", 10, 1, 3600))
         t.done()
         return made
 
@@ -875,6 +880,8 @@ control_socket = true           # ND, echo and fmipfast messages on a socket of 
 # ccache = "FILE:/var/lib/fmipfast/mn.krb5cc"    # kinit's cache (default: KRB5CCNAME), and/or
 # client_keytab = "/etc/fmipfast/mn.keytab"      # an unattended MN's keytab (MIT kinits from it)
 # adjacent = { "B.EXAMPLE" = ["access/nar.b.example@B.EXAMPLE"] }  # precached when an RA names the realm
+# precache = []                 # routers' service principals precached as soon as the daemon runs
+# precache_retry_s = 10         # a ticket that could not be fetched is asked for again after this
 # [mn.kerberos]                 # tickets from the KDCs, cross-realm TGTs precached from RAs (draft §3)
 # principal = "mn1@HOME.EXAMPLE"
 # password = "..."              # or key = "<64 hex digits>" (kvno = 1)

@@ -14,6 +14,9 @@ What the daemon adds to the agent:
   cross-realm TGTs precached in the background for the adjacent realms the routers' RAs list (draft §3), so
   a handover's ticket costs one exchange with the new realm's KDC.  The file is asked first.  A ticket
   neither has fails the handover's ticket step (counted ``ticket_missing``; the MN stays with its router).
+  With ``[mn] mechanism = "gssapi"`` (docs/security.md §10) the credentials are MIT's (``[mn.gssapi]``: a
+  credential cache and/or a client keytab); service tickets are fetched off the loop, and precached in the
+  background for the routers of the realms an RA names (``adjacent``) and those of ``precache`` at start.
 * **The link change.**  At ReadyToSwitch the daemon runs ``[mn] switch_command`` with ``{nar}`` replaced by
   the NAR's address (roaming is the link layer's business: a WLAN supplicant, a lab script), bounded by
   ``switch_timeout_ms``; the carrier change that follows is what the agent reacts to.  Links are named after
@@ -54,7 +57,7 @@ from ipaddress import IPv6Address
 from typing import Any
 
 from fmipfast import config
-from fmipfast.config import Config, MnConfig
+from fmipfast.config import Config, MnConfig, MnGssapiConfig
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints
 from fmipfast.errors import ConfigError, FmipError, SecurityError
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
@@ -119,7 +122,7 @@ class MnDaemon:
         self._awaited: set[int] = set()  # Sequence #s of BUs whose BAck we wait for
         self._acked_seqs: set[int] = set()  # ... and those of them answered
         self._acked = asyncio.Event()
-        precache = self.tickets.precache if self.tickets is not None and cfg.kerberos and cfg.kerberos.precache \
+        precache: Any = self.tickets.precache if self.tickets is not None and cfg.kerberos and cfg.kerberos.precache \
             else None
         provider: Any = self._ticket
         self.gss: Any = None
@@ -127,13 +130,14 @@ class MnDaemon:
             # standard Kerberos: MIT's credential cache / client keytab; service tickets fetched off the loop
             from fmipfast.security.gss import GssInitiator
 
-            g = cfg.gssapi
-            self.gss = GssInitiator(ccache=g.ccache if g else None, client_keytab=g.client_keytab if g else None,
-                                    principal=g.principal if g else None)
+            g = cfg.gssapi or MnGssapiConfig()
+            self.gss = GssInitiator(ccache=g.ccache, client_keytab=g.client_keytab, principal=g.principal,
+                                    precache_retry_s=g.precache_retry_s)
             provider = self.gss.get
-            adjacent = dict(g.adjacent) if g else {}
-            precache = (lambda realms: self.gss.precache([p for r in realms for p in adjacent.get(r, ())])) \
+            adjacent = dict(g.adjacent)
+            precache = (lambda realms: self._gss_precache([p for r in realms for p in adjacent.get(r, ())])) \
                 if adjacent else None
+        self._precache_warned: dict[str, str] = {}
         self.agent = MnAgent(cfg.interface, home_agent=cfg.home_agent, codepoints=codepoints,
                              ticket_provider=provider, precache=precache, clock=clock, keep_pcoa=cfg.keep_pcoa,
                              on_ready_to_switch=self._switch, on_note=self._on_note,
@@ -200,6 +204,22 @@ class MnDaemon:
                 raise MissingTicket(f"no ticket for {server} from the KDCs: {exc}") from None
         self.counters["ticket_missing"] += 1
         raise MissingTicket(f"no usable ticket for {server} in {self.cfg.ccache}")
+
+    async def _gss_precache(self, principals: list[str] | tuple[str, ...]) -> None:
+        """Standard Kerberos: the routers' service tickets into the credential cache, in the background (the
+        RA's adjacent realms' routers, ``[mn.gssapi] precache`` at start).  A failure is counted by the initiator
+        and logged once per new error, never raised."""
+        if not principals:
+            return
+        results = await self.gss.precache(principals)
+        for p, ok in results.items():
+            error = self.gss.last_errors.get(p)
+            if ok:
+                self._precache_warned.pop(p, None)
+            elif error is not None and self._precache_warned.get(p) != error:
+                self._precache_warned[p] = error
+                log.warning("no service ticket precached for %s: %s (asked again after %d s)", p, error,
+                            self.gss.precache_retry_s)
 
     async def _switch(self, nar: IPv6Address) -> None:
         """ReadyToSwitch: the next carrier-up is the NAR's link; the switch command moves us there."""
@@ -376,6 +396,8 @@ class MnDaemon:
         try:
             self.agent.start(self.cfg.router, Principal.parse(self.cfg.router_principal), self.cfg.address,
                              self.cfg.router)
+            if self.gss is not None and self.cfg.gssapi is not None and self.cfg.gssapi.precache:
+                self._spawn(self._gss_precache(self.cfg.gssapi.precache))
             if ready is not None:
                 ready()
             await runner
@@ -407,7 +429,8 @@ class MnDaemon:
     def all_counters(self) -> dict[str, Any]:
         return {"daemon": dict(self.counters), "agent": dict(self.agent.counters), "mn": dict(self.agent.mn.counters),
                 "mobility_socket": dict(self.mh.errors) if self.mh is not None else {},
-                "tickets": dict(self.tickets.counters) if self.tickets is not None else {}}
+                "tickets": dict(self.tickets.counters) if self.tickets is not None
+                else dict(self.gss.counters) if self.gss is not None else {}}
 
     def dispatch(self, cmd: str, args: dict[str, Any]) -> Any:
         """The control API's commands (what :class:`fmipfast.control.ControlServer` calls)."""
@@ -445,7 +468,8 @@ class MnDaemon:
         helps = {"daemon": "The MN daemon's switch commands, tickets, binding updates and re-attaches.",
                  "agent": "The MN agent's sockets, netlink and callback outcomes.",
                  "mn": "The MN protocol machine's messages, states, refusals and renewals (docs/protocol.md §6).",
-                 "tickets": "The ticket cache's AS/TGS exchanges and precaching.",
+                 "tickets": "The ticket cache's AS/TGS exchanges and precaching (with mechanism gssapi: the service "
+                            "tickets from MIT's credential cache and their precaching).",
                  "mobility_socket": "The raw Mobility Header socket's errors."}
         for part, counters in self.all_counters().items():
             families.append(counter_family("mn_protocol" if part == "mn" else f"mn_{part}", helps[part], counters))

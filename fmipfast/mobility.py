@@ -1,5 +1,6 @@
 """RFC 6275 Mobility Header sockets: what the MN daemon and the lab's correspondent use for Binding Updates
-and Binding Acknowledgements (the CN/HA side is outside the draft, docs/design.md §1: a small binding-cache receiver).
+and Binding Acknowledgements (the CN/HA side is outside the draft, docs/design.md §1: a small binding-cache receiver),
+and the two packet helpers the simulated correspondent and MN use (:func:`binding_ack`, :func:`is_binding_ack`).
 
 Linux computes and verifies the Mobility Header checksum of a raw ``IPPROTO_MH`` socket itself (it sets
 ``IPV6_CHECKSUM`` at offset 4 for that protocol, RFC 3542 §3.1): a datagram with a bad checksum never reaches
@@ -13,10 +14,12 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable
+from ipaddress import IPv6Address
 
+from fmipfast.constants import IpProto, MhType
 from fmipfast.messages import BindingAck
 
-__all__ = ["IPPROTO_MH", "MobilitySocket"]
+__all__ = ["IPPROTO_MH", "MobilitySocket", "binding_ack", "is_binding_ack"]
 
 IPPROTO_MH = 135  # RFC 6275 Mobility Header
 
@@ -91,3 +94,14 @@ class MobilitySocket:
                 continue
             return back
         return None
+
+
+def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
+    """An RFC 6275 §6.1.8 Binding Acknowledgement in an IPv6 packet (:class:`fmipfast.messages.BindingAck`)."""
+    return BindingAck(status, sequence).packet(src, dst)
+
+
+def is_binding_ack(packet: bytes) -> bool:
+    """Whether the IPv6 packet ``packet`` (no extension headers) carries a Mobility Header of type Binding
+    Acknowledgement (RFC 6275 §6.1.8); nothing else is checked."""
+    return len(packet) >= 48 and packet[6] == IpProto.MH and packet[42] == MhType.BINDING_ACK

@@ -30,7 +30,7 @@ import numpy as np
 
 from fmipfast import frames
 from fmipfast.ar import AccessRouter, Session
-from fmipfast.constants import IpProto, NeighborFlag, lkb_mechanism
+from fmipfast.constants import IpProto, NeighborFlag
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
@@ -54,7 +54,7 @@ from fmipfast.protocol import (
 )
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
-from fmipfast.security.gss import MechanismMismatch
+from fmipfast.security.gss import check_mechanism
 from fmipfast.security.statefile import StateFileError, read_private, write_private
 
 __all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSION_FILE_FORMAT"]
@@ -349,12 +349,7 @@ class RouterAgent:
 
             async def verify() -> Verified:
                 try:
-                    mech = lkb_mechanism(a.ap_req)
-                    if mech != self.mechanism:
-                        self.verifier.counters["mechanism_mismatch"] = \
-                            self.verifier.counters.get("mechanism_mismatch", 0) + 1
-                        raise MechanismMismatch(f"this router accepts {self.mechanism} authenticators; the MN sent "
-                                                f"{'an ' + mech if mech != 'empty' else 'an empty'} one")
+                    check_mechanism(self.mechanism, a.ap_req, self.verifier.counters)
                     ctx = await self.verifier.verify(a.ap_req, a.binding)
                 except L.LkbError as exc:
                     return Verified(a.request_id, None, f"{type(exc).__name__}: {exc}")

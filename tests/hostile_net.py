@@ -1,7 +1,7 @@
 """A live access router for hostile-input tests: one engine and its RouterAgent (both roles: the PAR of an MN
 attached here, the NAR of a handover from a peer router) on the in-memory wire, with real light-weight
 Kerberos (AP-REQs opened with the router's key) and real AH (RFC 4302) from the peer router.  Time is a
-simulated clock (``fmipfast.lab.sim.Sim``) so every run is the same; the agent's asynchronous verification
+simulated clock (``fmipfast.lab.simulated.sim.Sim``) so every run is the same; the agent's asynchronous verification
 runs through the demo's scheduler (a real ``ApVerifier``, answered after ``VERIFY_DELAY_NS`` of that clock).
 
 Topology::
@@ -30,8 +30,8 @@ import pytest
 from fmipfast import backend, config, frames
 from fmipfast.constants import AddressKind, IpProto, NeighborFlag, NeighborState
 from fmipfast.engine import Engine, solicited_node
-from fmipfast.lab.handover import SimScheduler
-from fmipfast.lab.sim import MS, Sim
+from fmipfast.lab.simulated.handover import SimScheduler
+from fmipfast.lab.simulated.sim import MS, Sim
 from fmipfast.messages import (
     AddressOption,
     Attach,

@@ -47,7 +47,7 @@ from fmipfast.lab.mitrealms import (  # noqa: E402
 )
 
 __all__ = ["A", "B", "CROSS_PASSWORD", "MN", "MN_PASSWORD", "NAR_SERVICE", "PAR_SERVICE", "Realms", "demo_kerberos",
-           "two_realms", "set_time_offset", "stretch_endtime", "wait_until"]
+           "two_realms", "cached_services", "set_time_offset", "stretch_endtime", "wait_until"]
 
 # ---------------------------------------------------------------------------------------------- ccache surgery
 
@@ -106,6 +106,31 @@ def stretch_endtime(ccache: str, service_prefix: str, new_end: int) -> int:
     with open(ccache, "wb") as f:
         f.write(bytes(buf))
     return changed
+
+
+def cached_services(ccache: str) -> list[str]:
+    """The server principals of the tickets in the FCC v4 file ``ccache`` (``klist``'s list, read here)."""
+    with open(ccache, "rb") as f:
+        buf = f.read()
+    hlen = struct.unpack_from(">H", buf, 2)[0]
+    o = _principal(buf, 4 + hlen)  # default principal
+    out = []
+    while o < len(buf):
+        o = _principal(buf, o)  # client
+        out.append(_principal_text(buf, o))
+        o = _principal(buf, o)  # server
+        o += 2
+        o += 4 + struct.unpack_from(">I", buf, o)[0]  # keyblock
+        o += 16 + 1 + 4  # times, is_skey, flags
+        for _ in range(2):  # addresses, authdata
+            n = struct.unpack_from(">I", buf, o)[0]
+            o += 4
+            for _ in range(n):
+                o += 2
+                o += 4 + struct.unpack_from(">I", buf, o)[0]
+        for _ in range(2):  # ticket, second ticket
+            o += 4 + struct.unpack_from(">I", buf, o)[0]
+    return out
 
 
 def _principal_text(buf: bytes, o: int) -> str:

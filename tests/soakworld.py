@@ -4,7 +4,7 @@ Everything real but the wire and the clock: two router engines (``fmipfast.engin
 ``RouterAgent`` (AH between them, light-weight Kerberos for the MNs' AP-REQs -- case 1 with the routers' own
 keys, cases 2 and 3 through an in-process KDC opener that can be made slow or unreachable), a correspondent
 node streaming small UDP datagrams to each MN's care-of address and keeping a binding cache, and per MN its
-``MobileNode`` machine on a minimal host stack, all on ``fmipfast.lab.sim``'s in-memory links and clock::
+``MobileNode`` machine on a minimal host stack, all on ``fmipfast.lab.simulated.sim``'s in-memory links and clock::
 
       CN ---- core link ---- router A (prefix 2001:db8:1::/64) ---- link A ---- MNs
                        \\---- router B (prefix 2001:db8:2::/64) ---- link B ---- MNs
@@ -33,9 +33,9 @@ from fmipfast import backend, config
 from fmipfast.cli import log_router_note
 from fmipfast.constants import IpProto, MhType, NeighborFlag
 from fmipfast.engine import Engine
-from fmipfast.lab.demo import _ROUTER_TOML, binding_ack
-from fmipfast.lab.host import Host
-from fmipfast.lab.sim import MS, Sim, SimLink, SimPort
+from fmipfast.lab.simulated.demo import _ROUTER_TOML, binding_ack
+from fmipfast.lab.simulated.host import Host
+from fmipfast.lab.simulated.sim import MS, Sim, SimLink, SimPort
 from fmipfast.messages import BindingUpdate
 from fmipfast.mn import MnState, MobileNode
 from fmipfast.protocol import (

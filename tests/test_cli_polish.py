@@ -41,7 +41,7 @@ def test_out_of_range_numbers_are_usage_errors_naming_the_bound(capsys, argv, ne
 
 @pytest.mark.parametrize("flag", ["--capture", "--plot"])
 def test_demo_output_into_a_missing_directory_fails_before_the_run(tmp_path, capsys, monkeypatch, flag):
-    import fmipfast.lab.demo as demo
+    import fmipfast.lab.simulated.demo as demo
 
     monkeypatch.setattr(demo, "run_scenario", lambda *a, **k: pytest.fail("ran before checking the output path"))
     target = tmp_path / "no" / "such" / "dir" / "out.file"
@@ -52,7 +52,7 @@ def test_demo_output_into_a_missing_directory_fails_before_the_run(tmp_path, cap
 
 @pytest.mark.parametrize("flag", ["--capture", "--plot"])
 def test_lab_run_output_into_a_missing_directory_fails_before_the_lab_is_built(tmp_path, capsys, monkeypatch, flag):
-    import fmipfast.lab.run as labrun
+    import fmipfast.lab.namespaces.run as labrun
 
     monkeypatch.setattr(labrun, "repeat", lambda *a, **k: pytest.fail("built a lab before checking the path"))
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
@@ -67,7 +67,7 @@ def _fake_lab_result(opts):
 
 
 def test_lab_run_baseline_capture_records_both_modes(tmp_path, capsys, monkeypatch):
-    import fmipfast.lab.run as labrun
+    import fmipfast.lab.namespaces.run as labrun
 
     seen = []
     monkeypatch.setattr(labrun, "repeat", lambda opts, n: seen.append(opts) or _fake_lab_result(opts))
@@ -81,7 +81,7 @@ def test_lab_run_baseline_capture_records_both_modes(tmp_path, capsys, monkeypat
 
 
 def test_lab_move_needs_to(capsys, monkeypatch):
-    import fmipfast.lab.session as session
+    import fmipfast.lab.namespaces.session as session
 
     monkeypatch.setattr(session, "move", lambda *a, **k: pytest.fail("moved without being told where"))
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
@@ -90,7 +90,7 @@ def test_lab_move_needs_to(capsys, monkeypatch):
 
 
 def test_lab_up_interrupted_exits_130_without_a_traceback(capsys, monkeypatch):
-    import fmipfast.lab.session as session
+    import fmipfast.lab.namespaces.session as session
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
@@ -128,22 +128,22 @@ def test_demo_json_timeline_and_steps_share_the_trigger_as_zero(capsys):
 def test_readme_names_only_lab_json_keys_the_demo_json_has_too():
     import re
 
-    from fmipfast.lab.demo import Result
+    from fmipfast.lab.simulated.demo import Result
 
     readme = (ROOT / "README.md").read_text()
     m = re.search(r"`--json` \(the demo's keys ([^;)]*)", readme)
     assert m, "README must say which of the demo's keys the lab's --json carries"
     named = set(re.findall(r"`(\w+)`", m.group(1)))
     assert named and named <= set(Result.__dataclass_fields__), named - set(Result.__dataclass_fields__)
-    import fmipfast.lab.run as labrun
+    import fmipfast.lab.namespaces.run as labrun
 
-    src = Path(labrun.__file__).read_text() + Path(sys.modules["fmipfast.lab.traffic"].__file__).read_text()
+    src = Path(labrun.__file__).read_text() + Path(sys.modules["fmipfast.lab.namespaces.traffic"].__file__).read_text()
     for key in named:
         assert f'"{key}"' in src, f"the lab's result has no {key}"
 
 
 def test_lab_writes_configurations_holding_keys_private(tmp_path):
-    from fmipfast.lab import session
+    from fmipfast.lab.namespaces import session
 
     target = tmp_path / "x.toml"
     session.write_config(target, 'key = "00"\n')

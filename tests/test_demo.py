@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from fmipfast.cli import main
-from fmipfast.lab.demo import Scenario, run_scenario
+from fmipfast.lab.simulated.demo import Scenario, run_scenario
 from tests.tools import external_tool
 
 KEYS = ("sent", "received", "lost", "duplicated", "reordered", "interruption_ms", "steps")

@@ -16,7 +16,7 @@ import pytest
 from fmipfast import config
 from fmipfast.constants import DropReason
 from fmipfast.engine import Engine
-from fmipfast.lab.netns import Netns
+from fmipfast.lab.namespaces.netns import Netns
 from fmipfast.ports import RingPort
 
 pytestmark = [pytest.mark.root,

@@ -375,7 +375,7 @@ def test_a_router_daemon_sigkilled_mid_handover_restarts_from_its_state_files(tm
         print("test_faults: not root, the SIGKILL test is skipped (network namespaces)", file=sys.stderr)
         pytest.skip("needs root for network namespaces")
     from fmipfast.control import ControlClient, ControlError
-    from fmipfast.lab import session, topology
+    from fmipfast.lab.namespaces import session, topology
 
     prefix = f"fmipfast-f{os.getpid()}-"
     state = tmp_path / "state"

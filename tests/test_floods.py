@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fmipfast.constants import DropReason, NeighborState
-from fmipfast.lab.sim import MS
+from fmipfast.lab.simulated.sim import MS
 from fmipfast.security import lwkerb as L
 from tests.hostile_net import (
     ALL_ROUTERS,

@@ -308,7 +308,7 @@ def test_router_agent_accepts_a_gss_hi_and_refuses_an_lwkerb_one(initiator, real
 
 
 def test_the_whole_fast_handover_in_the_demo_world_with_mit_tickets(realms):
-    from fmipfast.lab.demo import Scenario, run_scenario
+    from fmipfast.lab.simulated.demo import Scenario, run_scenario
 
     krb = demo_kerberos_for(realms)
     r, w = run_scenario(Scenario(kerberos="gssapi", rate_pps=250), krb=krb)
@@ -336,7 +336,7 @@ def demo_kerberos_for(realms):
 
 
 def test_demo_refuses_key_cases_2_and_3_with_standard_kerberos(realms):
-    from fmipfast.lab.demo import Scenario, run_scenario
+    from fmipfast.lab.simulated.demo import Scenario, run_scenario
 
     with pytest.raises(ValueError, match="only key case 1"):
         run_scenario(Scenario(kerberos="gssapi", case=2), krb=demo_kerberos_for(realms))

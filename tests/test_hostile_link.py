@@ -625,7 +625,7 @@ class _Daemon:
         import subprocess
         import sys
 
-        from fmipfast.lab.netns import Netns
+        from fmipfast.lab.namespaces.netns import Netns
         from tests.hostile_net import TOML
 
         tag = str(os.getpid())

@@ -1,4 +1,5 @@
-"""The import rules of docs/conventions.md §9, enforced by parsing every module's imports."""
+"""The import rules of docs/conventions.md §9, enforced by parsing every module's imports, and no import cycle
+anywhere in the package."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "fmipfast"
 
-# module (or package prefix) -> fmipfast modules it may import.  Anything not listed is forbidden.  An entry
-# allows that module and those below it: "reference" all of the reference, "reference.derive" only that module.
+# module (or package prefix, dotted: "lab.simulated") -> the fmipfast modules (or package prefixes) it may
+# import; a module's row is the longest prefix of its name that has one.  An entry allows that module and those
+# below it: "reference" all of the reference, "reference.derive" only that module.  Anything not listed is
+# forbidden.
 VOCAB = {"errors", "constants", "histogram", "_linux"}
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
@@ -55,7 +58,14 @@ ALLOWED: dict[str, set[str]] = {
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
     "__main__": {"cli"},
     "cli": None,  # anything
-    "lab": None,
+    # the lab: two halves that never import each other, and what they share (docs/design.md §6)
+    "lab": {"lab.simulated", "lab.namespaces"},  # the package, and its modules' old names (aliases)
+    "lab.mitrealms": VOCAB | {"security"},
+    "lab.sample": VOCAB | {"backend", "frames", "messages", "pcap", "security"},
+    "lab.simulated": VOCAB | {"lab.mitrealms", "backend", "config", "frames", "messages", "ports", "engine",
+                              "protocol", "mn", "router", "control", "security", "mobility", "pcap"},
+    "lab.namespaces": VOCAB | {"lab.mitrealms", "messages", "rings", "mn", "mnagent", "mobility", "control",
+                               "security"},
     "contrib": VOCAB,  # optional third-party integrations (scapy layers); nothing imports them
 }
 
@@ -73,43 +83,55 @@ MESSAGES_ORDER: dict[str, set[str]] = {
 }
 
 
-def _owner(path: Path) -> str:
-    """The most specific row of ALLOWED for ``path``: ``ar/par.py`` is "ar.par" if it has a row, else "ar"."""
-    parts = path.relative_to(PKG).with_suffix("").parts
-    for n in range(len(parts), 1, -1):
-        if ".".join(parts[:n]) in ALLOWED:
-            return ".".join(parts[:n])
-    return parts[0]
+def _dotted(path: Path) -> str:
+    """``fmipfast/lab/simulated/demo.py`` -> ``lab.simulated.demo`` (``__init__`` kept: ``lab.__init__``)."""
+    return ".".join(path.relative_to(PKG).with_suffix("").parts)
 
 
-def _is_module(dotted: str) -> bool:
-    path = PKG.joinpath(*dotted.split("."))
-    return path.with_suffix(".py").is_file() or path.is_dir()
+def _row(name: str) -> str | None:
+    """The ALLOWED key governing module ``name``: the longest dotted prefix of it that has a row."""
+    parts = name.split(".")
+    while parts:
+        if ".".join(parts) in ALLOWED:
+            return ".".join(parts)
+        parts.pop()
+    return None
 
 
-def _fmipfast_imports(path: Path) -> set[str]:
-    """The fmipfast modules ``path`` imports, dotted below ``fmipfast`` ("messages", "reference.derive")."""
+def _imports(path: Path) -> set[str]:
+    """Every fmipfast module ``path`` names in an import, at any depth (functions, TYPE_CHECKING blocks):
+    dotted below ``fmipfast`` (``security.gss``); ``from fmipfast.X import y`` gives ``X.y`` (y may be a
+    module), ``from fmipfast import y`` gives ``y``; relative imports are resolved from ``path``."""
     tree = ast.parse(path.read_text(), str(path))
+    here = _dotted(path).split(".")[:-1] if path.is_relative_to(PKG) else []  # the package holding path
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("fmipfast."):
-                    found.add(alias.name.removeprefix("fmipfast."))
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if node.module == "fmipfast":
-                found.update(alias.name for alias in node.names)
-            elif node.module.startswith("fmipfast."):
-                module = node.module.removeprefix("fmipfast.")
-                # ``from fmipfast.reference import derive`` imports the module reference.derive
-                for alias in node.names:
-                    sub = f"{module}.{alias.name}"
-                    found.add(sub if _is_module(sub) else module)
+                    found.add(alias.name[len("fmipfast."):])
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[:len(here) - node.level + 1]
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif node.module == "fmipfast":
+                module = ""
+            elif node.module and node.module.startswith("fmipfast."):
+                module = node.module[len("fmipfast."):]
+            else:
+                continue
+            for alias in node.names:
+                found.add(f"{module}.{alias.name}" if module else alias.name)
     return found
 
 
-def _allowed(module: str, allowed: set[str]) -> bool:
-    return any(module == a or module.startswith(a + ".") for a in allowed)
+def _fmipfast_imports(path: Path) -> set[str]:
+    """The top-level fmipfast modules ``path`` imports (``security`` for ``security.gss``)."""
+    return {name.split(".")[0] for name in _imports(path)}
+
+
+def _covered(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def test_every_module_follows_the_import_rules():
@@ -117,29 +139,31 @@ def test_every_module_follows_the_import_rules():
     modules = sorted(PKG.rglob("*.py"))
     assert len(modules) > 10
     for path in modules:
-        owner = _owner(path)
-        assert owner in ALLOWED, f"{path}: a new module needs a row in ALLOWED (and in docs/conventions.md §9)"
-        allowed = ALLOWED[owner]
+        row = _row(_dotted(path))
+        assert row is not None, f"{path}: a new module needs a row in ALLOWED (and in docs/conventions.md §9)"
+        allowed = ALLOWED[row]
         if allowed is None:
             continue
-        bad = {m for m in _fmipfast_imports(path) if not _allowed(m, allowed | {owner})}
+        bad = {name for name in _imports(path) if not _covered(name, allowed | {row})}
         if bad:
             violations.append(f"{path.relative_to(PKG.parent)} imports {sorted(bad)}")
     assert not violations, "\n".join(violations)
 
 
 def test_a_dotted_entry_allows_that_module_only(tmp_path):
-    assert _allowed("reference.derive", {"reference.derive"}) and _allowed("reference.derive", {"reference"})
-    assert not _allowed("reference", {"reference.derive"}) and not _allowed("reference.wire", {"reference.derive"})
-    assert not _allowed("referenced", {"reference"})
+    assert _covered("reference.derive", {"reference.derive"}) and _covered("reference.derive", {"reference"})
+    assert not _covered("reference", {"reference.derive"}) and not _covered("reference.wire", {"reference.derive"})
+    assert not _covered("referenced", {"reference"})
     src = tmp_path / "m.py"
     src.write_text("from fmipfast.reference import derive, classify\nimport fmipfast.reference.wire\n"
                    "from fmipfast.protocol import Tick\nfrom fmipfast import backend\n")
-    assert _fmipfast_imports(src) == {"reference.derive", "reference", "reference.wire", "protocol", "backend"}
-    assert _owner(PKG / "ar" / "sessions.py") == "ar.sessions" and _owner(PKG / "ar" / "machine.py") == "ar"
-    assert _owner(PKG / "security" / "ah.py") == "security" and _owner(PKG / "__init__.py") == "__init__"
+    assert _imports(src) == {"reference.derive", "reference.classify", "reference.wire", "protocol.Tick", "backend"}
+    assert not _covered("reference.classify", {"reference.derive"})  # a name of the package is not that module
+    rows = {p: _row(_dotted(PKG / p)) for p in ("ar/sessions.py", "ar/machine.py", "security/ah.py", "__init__.py")}
+    assert rows == {"ar/sessions.py": "ar.sessions", "ar/machine.py": "ar", "security/ah.py": "security",
+                    "__init__.py": "__init__"}
     # the data plane stays off the oracle: only the protocol machines may derive through it
-    assert not any(_allowed(m, ALLOWED["engine"]) for m in ("reference", "reference.derive"))
+    assert not any(_covered(m, ALLOWED["engine"]) for m in ("reference", "reference.derive"))
 
 
 def _messages_imports(path: Path) -> set[str]:
@@ -175,11 +199,93 @@ def test_messages_package_has_no_import_cycle():
     assert done[-1] == "__init__" and "codec" not in set().union(*(MESSAGES_ORDER[m] for m in done[:-1]))
 
 
+def test_the_lab_halves_never_import_each_other():
+    """docs/design.md §6: the simulated world and the namespace lab share no code but lab.mitrealms."""
+    for path in sorted((PKG / "lab").rglob("*.py")):
+        name = _dotted(path)
+        for half, other in (("lab.simulated", "lab.namespaces"), ("lab.namespaces", "lab.simulated")):
+            if _covered(name, {half}):
+                assert not any(_covered(i, {other}) for i in _imports(path)), (path, _imports(path))
+
+
+def _module_names() -> dict[str, Path]:
+    """Every module of the package by dotted name; a package is its ``__init__`` (``lab``; the root ``""``);
+    the compiled extension by its stub."""
+    out = {}
+    for path in sorted(PKG.rglob("*.py")) + sorted(PKG.rglob("*.pyi")):
+        parts = list(path.relative_to(PKG).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out.setdefault(".".join(parts), path)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the modules it imports (at any depth in it), within fmipfast.  ``from fmipfast.X import y``
+    is an edge to ``X.y`` when that is a module, else to ``X``; any other name to the longest module prefix."""
+    modules = _module_names()
+
+    def resolve(name: str) -> str:
+        parts = name.split(".") if name else []
+        while parts and ".".join(parts) not in modules:
+            parts.pop()
+        return ".".join(parts)
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        if path.suffix != ".py":
+            graph[name] = set()
+            continue
+        edges = {resolve(i) for i in _imports(path)}
+        edges.discard(name)
+        graph[name] = edges
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One cycle (``[a, b, ..., a]``) through every back edge of a depth-first walk: none iff acyclic."""
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for root in sorted(graph):
+        if state.get(root):
+            continue
+        path, stack = [root], [iter(sorted(graph[root]))]
+        state[root] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycles.append(path[path.index(nxt):] + [nxt])
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(sorted(graph.get(nxt, ()))))
+    return cycles
+
+
+def test_find_cycles_finds_them():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert find_cycles({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+    assert find_cycles({"x": {"x"}}) == [["x", "x"]]
+
+
+def test_the_package_has_no_import_cycle():
+    """No two modules of fmipfast import each other, directly or around a longer loop -- function-level
+    imports included: a cycle hidden inside a function still makes each module need the other."""
+    graph = import_graph()
+    assert {"lab.simulated.demo", "lab.simulated.world", "_core", "security.gss"} <= set(graph)
+    assert "lab.simulated.world" in graph["lab.simulated.handover"]
+    cycles = find_cycles(graph)
+    assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c or "fmipfast" for c in cyc) for cyc in cycles)
+
+
 def test_reference_never_imports_core_and_security_stays_in_its_room():
     for path in (PKG / "reference").rglob("*.py"):
-        assert not any(_allowed(m, {"_core"}) for m in _fmipfast_imports(path)), path
+        assert not any(_covered(m, {"_core"}) for m in _imports(path)), path
     for path in PKG.rglob("*.py"):
-        if _owner(path) == "security":
+        if _row(_dotted(path)) == "security":
             continue
         text = path.read_text()
         assert "import cryptography" not in text and "from cryptography" not in text, (
@@ -209,3 +315,26 @@ def test_cli_parses_and_dispatches_and_assembles_no_daemon():
 
     for name, (module, attr) in cli._MOVED.items():
         assert getattr(cli, name) is getattr(__import__(module, fromlist=[attr]), attr), name
+
+
+def test_the_lab_modules_old_names_are_their_new_modules():
+    """fmipfast.lab.demo, .run ... moved into lab/simulated and lab/namespaces; each old name is the same module
+    object as its new home, so every name (private ones too) and monkeypatching work as before."""
+    import importlib
+    import subprocess
+    import sys
+
+    moved = {"sim": "simulated", "host": "simulated", "handover": "simulated", "demo": "simulated",
+             "netns": "namespaces", "topology": "namespaces", "traffic": "namespaces", "latency": "namespaces",
+             "run": "namespaces", "session": "namespaces"}
+    for name, half in moved.items():
+        old = importlib.import_module(f"fmipfast.lab.{name}")
+        assert old is importlib.import_module(f"fmipfast.lab.{half}.{name}"), name
+    from fmipfast.lab.demo import _ROUTER_TOML, Scenario, binding_ack  # noqa: F401 -- names tests imported
+    from fmipfast.lab.netns import _ip  # noqa: F401
+    from fmipfast.mobility import binding_ack as moved_ack
+
+    assert binding_ack is moved_ack
+    done = subprocess.run([sys.executable, "-m", "fmipfast.lab.traffic", "--help"], capture_output=True, text=True,
+                          timeout=60, cwd=PKG.parent)
+    assert done.returncode == 0 and "send" in done.stdout, done.stderr

@@ -1,4 +1,4 @@
-"""The latency waterfall of ``fmipfast lab run`` (fmipfast.lab.latency): the statistics on known inputs, the
+"""The latency waterfall of ``fmipfast lab run`` (fmipfast.lab.namespaces.latency): the statistics on known inputs, the
 step selection on synthetic notes, the table, and a real handover whose waterfall is in causal order and
 agrees with a tshark capture of the same run; the plot written as PNG and SVG with labels that neither
 overlap nor leave the figure."""
@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from fmipfast.lab import latency
+from fmipfast.lab.namespaces import latency
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")
@@ -43,7 +43,7 @@ def test_percentile_and_summarize_refuse_nonsense():
 
 
 def test_repeat_summary_covers_every_figure_and_step():
-    from fmipfast.lab import run as labrun
+    from fmipfast.lab.namespaces import run as labrun
 
     runs = [{"interruption_ms": v, "link_up_to_first_packet_ms": v / 2, "lost": 0, "duplicated": 0, "reordered": i,
              "waterfall_ms": {"link_up": 0.0, "mn_attach_sent": v / 10, "nar_first_tx": None}}
@@ -120,7 +120,7 @@ def test_a_real_waterfall_is_in_causal_order_and_agrees_with_tshark(tmp_path):
     the causal chain is in order, and tshark's timestamp (CLOCK_REALTIME, converted with the run's offset) of
     the Attach at the NAR lies between the MN's 'Attach sent' and the NAR agent's receipt, the AMN's between
     the NAR's 'AMN sent' note... and the MN's receipt; the plot of this run is written."""
-    from fmipfast.lab import run as labrun
+    from fmipfast.lab.namespaces import run as labrun
 
     cap = tmp_path / "access.pcapng"
     m = labrun.run(labrun.RunOptions(rate=1000, gap_ms=30.0, prefix=PREFIX, switch_delay_ms=10.0, capture=str(cap)))
@@ -180,7 +180,7 @@ def _run_for_plot(mode: str) -> dict:
 @pytest.mark.parametrize("suffix, header", [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")])
 def test_the_plot_is_written_with_labels_that_neither_overlap_nor_clip(tmp_path, suffix, header):
     pytest.importorskip("matplotlib")
-    from fmipfast.lab import run as labrun
+    from fmipfast.lab.namespaces import run as labrun
 
     path = tmp_path / f"handover.{suffix}"
     labels = labrun.plot({"fast": _run_for_plot("fast"), "baseline": _run_for_plot("baseline")}, str(path))

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from fmipfast.lab import run as labrun
+from fmipfast.lab.namespaces import run as labrun
 
 ROOT = os.geteuid() == 0
 pytestmark = [pytest.mark.root,

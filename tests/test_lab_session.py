@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fmipfast.lab import session, topology
-from fmipfast.lab.topology import LabError, LabTopology
+from fmipfast.lab.namespaces import session, topology
+from fmipfast.lab.namespaces.topology import LabError, LabTopology
 
 ROOT = os.geteuid() == 0
 pytestmark = [pytest.mark.root,

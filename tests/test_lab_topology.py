@@ -15,8 +15,8 @@ import time
 import pytest
 
 from fmipfast import config
-from fmipfast.lab import topology, traffic
-from fmipfast.lab.topology import LabTopology, LinkMove, eui64_address
+from fmipfast.lab.namespaces import topology, traffic
+from fmipfast.lab.namespaces.topology import LabTopology, LinkMove, eui64_address
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")
@@ -79,7 +79,7 @@ def test_up_builds_namespaces_links_bridges_and_routes(lab):
 def test_addresses_are_eui64_and_router_configs_parse(lab):
     assert lab.par_address == eui64_address("2001:db8:1::/64", lab.par_mac)
     assert str(lab.par_address) == "2001:db8:1::5eff:fe10:1"  # MAC 02:00:5e:10:00:01, U/L bit flipped
-    from fmipfast.lab.demo import Plan  # the same plan as the simulated scenario (backend's derivation)
+    from fmipfast.lab.simulated.demo import Plan  # the same plan as the simulated scenario (backend's derivation)
 
     plan = Plan()
     assert (lab.par_address, lab.nar_address, lab.pcoa, lab.ncoa) == (plan.par_address, plan.nar_address,
@@ -136,7 +136,7 @@ def kernel_par(lab):
 def _stream(lab: LabTopology, tmp_path, port: int, count: int, during=None) -> tuple[dict, dict, object]:
     """CN -> MN at 1000 pps with traffic.py in both namespaces; ``during()`` runs while it flows."""
     out = tmp_path / f"recv{port}.json"
-    py = [sys.executable, "-m", "fmipfast.lab.traffic"]
+    py = [sys.executable, "-m", "fmipfast.lab.namespaces.traffic"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     recv = lab.spawn("mn", [*py, "recv", "--bind", str(lab.pcoa), "--port", str(port), "--duration", "5",
                             "--count", str(count), "--out", str(out)], env=env)
@@ -280,7 +280,7 @@ def test_cleanup_removes_a_crashed_runs_leftovers():
 
 LAB_SCRIPT = r"""
 import sys, time
-from fmipfast.lab.topology import LabTopology
+from fmipfast.lab.namespaces.topology import LabTopology
 with LabTopology(prefix=sys.argv[1]) as t:
     p = t.spawn("cn", ["sleep", "30"])
     print(p.pid, flush=True)
@@ -326,7 +326,7 @@ def test_measure_clean_stream_without_move():
 
 
 def test_measure_has_the_demo_json_keys():
-    from fmipfast.lab.demo import Result
+    from fmipfast.lab.simulated.demo import Result
 
     demo_keys = set(Result.__dataclass_fields__)
     assert set(traffic.measure(0, [])) <= demo_keys

@@ -101,7 +101,7 @@ class Lab:
     """Two namespaces, the veth between them, the addresses; :meth:`close` deletes everything."""
 
     def __init__(self) -> None:
-        from fmipfast.lab.netns import Netns
+        from fmipfast.lab.namespaces.netns import Netns
 
         tag = f"{os.getpid()}-{time.monotonic_ns() % 100000}"
         self.mn = Netns(f"mna-mn-{tag}")
@@ -275,7 +275,7 @@ async def _until(cond: Callable[[], bool], what: str, timeout: float = 5.0) -> N
 def lab():
     if not ROOT:
         pytest.skip("needs root")
-    from fmipfast.lab.netns import _ip
+    from fmipfast.lab.namespaces.netns import _ip
 
     lb = Lab()
     try:

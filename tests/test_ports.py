@@ -84,7 +84,7 @@ def test_pcap_port_replays_and_captures(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces and AF_PACKET (CI runs as root)")
 def test_ring_port_on_veth():
-    from fmipfast.lab.netns import Netns
+    from fmipfast.lab.namespaces.netns import Netns
 
     with Netns(f"ports-{os.getpid()}") as ns:
         ns.veth("va", "vb")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fmipfast.lab.netns import Netns
+from fmipfast.lab.namespaces.netns import Netns
 from fmipfast.rings import TP_STATUS_CSUMNOTREADY, PacketRing
 
 ROOT = os.geteuid() == 0

@@ -303,7 +303,7 @@ key = "KEY"
 def test_the_router_daemon_notifies_ready_reload_watchdog_and_stop(tmp_path, manager):
     """``fmipfast router`` in a namespace (the notify socket is a path: abstract names are per network namespace):
     READY once its rings are bound and keys loaded; SIGHUP -- a new key -- is RELOADING, then READY; STOPPING."""
-    from fmipfast.lab.netns import Netns
+    from fmipfast.lab.namespaces.netns import Netns
 
     tag = f"sdn{os.getpid()}"
     rt, h = Netns(f"rt-{tag}"), Netns(f"h-{tag}")

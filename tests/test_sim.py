@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fmipfast import config
 from fmipfast.engine import Engine
-from fmipfast.lab.host import Host
-from fmipfast.lab.sim import MS, Sim, SimLink, SimPort
+from fmipfast.lab.simulated.host import Host
+from fmipfast.lab.simulated.sim import MS, Sim, SimLink, SimPort
 
 MAC = [bytes((2, 0, 0x5E, 0, 0, i)) for i in range(10)]
 

@@ -167,7 +167,7 @@ def test_the_kdc_binds_port_88_with_its_units_capability_and_only_with_it(tmp_pa
 
 @needs_root
 def test_the_router_runs_with_its_units_capabilities_and_not_without(tmp_path):
-    from fmipfast.lab.netns import Netns
+    from fmipfast.lab.namespaces.netns import Netns
 
     caps = _caps("fmipfast-router@.service")
     assert caps == ["net_raw"]

@@ -1,6 +1,6 @@
-"""Real MIT Kerberos realms for the gssapi mechanism: ``fmipfast demo --kerberos gssapi``, its tests and its
-benchmark (k5test: krb5kdc processes, kadmin.local, kinit, all in a temporary directory; Debian packages
-krb5-kdc, krb5-admin-server, krb5-user).
+"""Real MIT Kerberos realms for the gssapi mechanism: ``fmipfast demo --kerberos gssapi``, ``fmipfast lab run
+--kerberos gssapi``, their tests and the benchmark (k5test: krb5kdc processes, kadmin.local, kinit, all in a
+temporary directory; Debian packages krb5-kdc, krb5-admin-server, krb5-user).
 
 ``two_realms()`` makes A.EXAMPLE (the MN's home and the PAR) and B.EXAMPLE (the NAR) with cross-realm trust
 through the realms' own configuration: ``krbtgt/B.EXAMPLE@A.EXAMPLE`` with the same key in both databases and
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -48,12 +49,52 @@ def _free_portbase() -> int:
     raise RuntimeError("no ten free ports")
 
 
-def _k5test() -> Any:
+#: MIT's programs k5test runs for a realm: (program, Debian package).
+MIT_PROGRAMS = (("krb5kdc", "krb5-kdc"), ("kdb5_util", "krb5-kdc"), ("kadmin.local", "krb5-admin-server"),
+                ("kinit", "krb5-user"))
+
+
+class MitUnavailable(ImportError):
+    """Throwaway MIT realms cannot be made here: the message names every missing package and program."""
+
+
+def _program(name: str) -> str | None:
+    """Where MIT's ``name`` is: on PATH, or in /usr/sbin (k5test's default, often not on a user's PATH)."""
+    found = shutil.which(name)
+    if found is None and os.access(f"/usr/sbin/{name}", os.X_OK):
+        found = f"/usr/sbin/{name}"
+    return found
+
+
+def require_mit() -> None:
+    """Check, before anything is started, that throwaway MIT realms can be made and used: the Python packages
+    ``k5test`` and ``gssapi`` (with MIT's GSS-API library) and MIT's KDC programs; :class:`MitUnavailable`
+    names everything that is missing and how to install it."""
+    missing: list[str] = []
     try:
-        import k5test
+        import k5test  # noqa: F401
     except ImportError:
-        raise ImportError("throwaway MIT realms need the Python package 'k5test' (pip install k5test) and MIT's "
-                          "KDC programs (Debian: krb5-kdc krb5-admin-server krb5-user)") from None
+        missing.append("the Python package 'k5test' (pip install k5test)")
+    try:
+        from fmipfast.security.gss import require_gssapi
+
+        require_gssapi()
+    except ImportError:
+        missing.append("the Python package 'gssapi' with MIT's libgssapi_krb5 (pip install 'fmipfast[krb5]'; "
+                       "Debian: libkrb5-dev to build it)")
+    absent = [(name, pkg) for name, pkg in MIT_PROGRAMS if _program(name) is None]
+    if absent:
+        packages = " ".join(dict.fromkeys(pkg for _, pkg in absent))
+        missing.append(f"MIT's {', '.join(name for name, _ in absent)} (Debian: apt-get install {packages})")
+    if missing:
+        raise MitUnavailable("standard Kerberos (--kerberos gssapi) needs real MIT realms; missing: "
+                             + "; ".join(missing))
+
+
+def _k5test() -> Any:
+    require_mit()
+    import k5test
+
     return k5test
 
 
@@ -94,6 +135,7 @@ class Realms:
 
 @contextlib.contextmanager
 def two_realms(clockskew: int = 300) -> Iterator[Realms]:
+    k5test = _k5test()  # MitUnavailable, naming what is missing, before anything is made
     pa = _free_portbase()
     pb = pa + 10
     conf = {
@@ -104,7 +146,6 @@ def two_realms(clockskew: int = 300) -> Iterator[Realms]:
     }
     saved = {k: os.environ.get(k) for k in ("KRB5_CONFIG", "KRB5CCNAME", "KRB5_KTNAME", "KRB5_CLIENT_KTNAME",
                                              "KRB5RCACHEDIR", "KRB5_KDC_PROFILE")}
-    k5test = _k5test()
     a = k5test.K5Realm(realm=A, portbase=pa, krb5_conf=conf, create_host=False, get_creds=False)
     try:
         b = k5test.K5Realm(realm=B, portbase=pb, create_host=False, get_creds=False,
@@ -126,8 +167,6 @@ def two_realms(clockskew: int = 300) -> Iterator[Realms]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
 
 
 @dataclass

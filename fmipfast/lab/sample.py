@@ -134,8 +134,8 @@ def _signed(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address) ->
     return encode(signed, src, dst)
 
 
-def _eth_icmp(message: Message | bytes, src, dst, src_mac: bytes, dst_mac: bytes | None = None,
-              hop_limit: int | None = None) -> bytes:
+def _eth_icmp(message: Message | bytes, src: IPv6Address, dst: IPv6Address, src_mac: bytes,
+              dst_mac: bytes | None = None, hop_limit: int | None = None) -> bytes:
     if isinstance(message, bytes):  # an already-encoded (signed) ICMPv6 message
         hl = 255 if hop_limit is None else hop_limit
         pkt = frames.build_ipv6(src, dst, IpProto.ICMPV6, message, hl)

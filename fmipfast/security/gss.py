@@ -48,7 +48,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from fmipfast.constants import LKB_GSSAPI_MIN, LkbSubtype
+from fmipfast.constants import LKB_GSSAPI_MIN, LkbSubtype, lkb_mechanism
 from fmipfast.errors import FmipError
 from fmipfast.security.lwkerb import (
     LABEL_MAC,
@@ -74,6 +74,7 @@ from fmipfast.security.lwkerb import (
 )
 
 __all__ = [
+    "GSS_INITIATOR_COUNTERS",
     "GSS_VERIFIER_COUNTERS",
     "GSS_VERSION",
     "BINDING_CONTEXT",
@@ -90,6 +91,7 @@ __all__ = [
     "MechanismMismatch",
     "WrongService",
     "binding_data",
+    "check_mechanism",
     "decode_gss",
     "gss_name",
     "gss_prf",
@@ -365,6 +367,17 @@ class GssReply:
         return cls(_unframe(data, LkbSubtype.GSSAPI_REPLY, "gssapi_reply"))
 
 
+def check_mechanism(mechanism: str, pdu: bytes, counters: dict[str, int]) -> None:
+    """A router's first look at an LKB PDU (docs/security.md §10.2): one of the other mechanism than the
+    router's ``mechanism`` ("lwkerb" or "gssapi"), or an empty one, is refused before any verifier sees it --
+    :class:`MechanismMismatch`, counted under ``mechanism_mismatch`` in ``counters`` (the verifier's)."""
+    mech = lkb_mechanism(pdu)
+    if mech != mechanism:
+        counters["mechanism_mismatch"] = counters.get("mechanism_mismatch", 0) + 1
+        raise MechanismMismatch(f"this router accepts {mechanism} authenticators; the MN sent "
+                                f"{'an ' + mech if mech != 'empty' else 'an empty'} one")
+
+
 def decode_gss(data: bytes) -> GssInitToken | GssReply:
     """Either GSS PDU by its sub-type; :class:`~.lwkerb.LkbMalformed` (or :class:`MechanismMismatch`)."""
     data = bytes(data)
@@ -547,6 +560,13 @@ class GssCredentials:
         return GssInitToken(token).encode(), GssPending(ctx, app, mac_key)
 
 
+#: What :class:`GssInitiator` counts: service tickets made ready (and failures), and of the precache requests the
+#: tickets fetched, the failures, the requests left for later after a failure (``precache_retry_s``) and those
+#: already in the cache or being fetched.
+GSS_INITIATOR_COUNTERS = ("tickets", "ticket_errors", "precached", "precache_errors", "precache_deferred",
+                          "precache_cached")
+
+
 class GssInitiator:
     """The MN's Kerberos credentials for the gssapi mechanism: a credential cache (``kinit``) and/or a client
     keytab (unattended MNs: MIT gets the initial ticket from it when the cache has none or it has expired).
@@ -554,13 +574,24 @@ class GssInitiator:
     :meth:`credentials` fetches the service ticket for a router into the cache (a TGS exchange, cross-realm
     by the realms' ``capaths``, only when it is not there yet) and returns :class:`GssCredentials`;
     :meth:`get` runs it off the event loop; :meth:`precache` does it in the background for routers to come.
+
+    ``precache_retry_s``: a router whose ticket could not be fetched is not asked for again before this (every
+    RA asks, 30-70 ms apart on a mobility link); ``renew_margin``: a precached ticket ending sooner than this
+    is fetched again.  ``clock``: POSIX seconds (tests).  Ownership: one event loop calls :meth:`get` and
+    :meth:`precache`; the KDC exchanges run in its default executor.
     """
 
     def __init__(self, *, ccache: str | None = None, client_keytab: str | None = None,
-                 principal: str | None = None) -> None:
+                 principal: str | None = None, precache_retry_s: float = 10.0, renew_margin: float = 60.0,
+                 clock: Any = time.time) -> None:
         self.ccache, self.client_keytab, self.principal = ccache, client_keytab, principal
-        self.counters: dict[str, int] = dict.fromkeys(("tickets", "ticket_errors", "precached", "precache_errors"),
-                                                       0)
+        self.precache_retry_s, self.renew_margin, self.clock = float(precache_retry_s), float(renew_margin), clock
+        self.counters: dict[str, int] = dict.fromkeys(GSS_INITIATOR_COUNTERS, 0)
+        #: the last failure to precache each router's ticket (cleared by a success), for status and logs
+        self.last_errors: dict[str, str] = {}
+        self._precached: dict[str, int] = {}  # router -> end (POSIX s) of the ticket precached for it
+        self._failed_at: dict[str, float] = {}
+        self._fetching: set[str] = set()
         require_gssapi()
 
     def _creds(self) -> Any:
@@ -594,13 +625,39 @@ class GssInitiator:
     async def get(self, server: Principal) -> GssCredentials:
         return await asyncio.get_running_loop().run_in_executor(None, self.credentials, server)
 
-    async def precache(self, principals: tuple[str, ...] | list[str]) -> None:
+    async def precache(self, principals: tuple[str, ...] | list[str]) -> dict[str, bool]:
         """Fetch service tickets for the routers ``principals`` (e.g. the adjacent realms' access routers)
-        into the cache in the background; a failure is counted, never raised."""
-        for p in principals:
+        into the cache, off the loop; returns router -> whether its ticket is (being) cached.  A ticket already
+        precached and not near its end, or being fetched, is not asked for again; a router whose fetch failed
+        waits ``precache_retry_s``.  A failure is counted and recorded in :attr:`last_errors`, never raised."""
+        results: dict[str, bool] = {}
+        for p in dict.fromkeys(principals):
+            now = self.clock()
+            end = self._precached.get(p)
+            if p in self._fetching or (end is not None and end - self.renew_margin > now):
+                self.counters["precache_cached"] += 1
+                results[p] = True
+                continue
+            failed = self._failed_at.get(p)
+            if failed is not None and now - failed < self.precache_retry_s:
+                self.counters["precache_deferred"] += 1
+                results[p] = False
+                continue
+            self._fetching.add(p)
             try:
-                await self.get(Principal.parse(p))
-                self.counters["precached"] += 1
-            except (LkbError, ValueError):
+                creds = await self.get(Principal.parse(p))
+            except (LkbError, ValueError, OSError) as exc:
                 self.counters["precache_errors"] += 1
+                self.last_errors[p] = f"{type(exc).__name__}: {exc}"
+                self._failed_at[p] = self.clock()
+                results[p] = False
+            else:
+                self.counters["precached"] += 1
+                self._precached[p] = creds.endtime
+                self.last_errors.pop(p, None)
+                self._failed_at.pop(p, None)
+                results[p] = True
+            finally:
+                self._fetching.discard(p)
+        return results
 
