@@ -14,10 +14,8 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterable
-from ipaddress import IPv6Address
 
-from fmipfast.constants import IpProto, MhType
-from fmipfast.messages import BindingAck
+from fmipfast.messages import BindingAck, binding_ack, is_binding_ack  # re-exported
 
 __all__ = ["IPPROTO_MH", "MobilitySocket", "binding_ack", "is_binding_ack"]
 
@@ -94,14 +92,3 @@ class MobilitySocket:
                 continue
             return back
         return None
-
-
-def binding_ack(src: IPv6Address, dst: IPv6Address, sequence: int, status: int = 0) -> bytes:
-    """An RFC 6275 §6.1.8 Binding Acknowledgement in an IPv6 packet (:class:`fmipfast.messages.BindingAck`)."""
-    return BindingAck(status, sequence).packet(src, dst)
-
-
-def is_binding_ack(packet: bytes) -> bool:
-    """Whether the IPv6 packet ``packet`` (no extension headers) carries a Mobility Header of type Binding
-    Acknowledgement (RFC 6275 §6.1.8); nothing else is checked."""
-    return len(packet) >= 48 and packet[6] == IpProto.MH and packet[42] == MhType.BINDING_ACK

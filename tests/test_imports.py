@@ -332,7 +332,7 @@ def test_the_lab_modules_old_names_are_their_new_modules():
         assert old is importlib.import_module(f"fmipfast.lab.{half}.{name}"), name
     from fmipfast.lab.demo import _ROUTER_TOML, Scenario, binding_ack  # noqa: F401 -- names tests imported
     from fmipfast.lab.netns import _ip  # noqa: F401
-    from fmipfast.mobility import binding_ack as moved_ack
+    from fmipfast.messages import binding_ack as moved_ack
 
     assert binding_ack is moved_ack
     done = subprocess.run([sys.executable, "-m", "fmipfast.lab.traffic", "--help"], capture_output=True, text=True,

@@ -77,7 +77,7 @@ from fmipfast.messages.fmipv6 import (
     HandoverRedirectAck,
     IcmpHandover,
 )
-from fmipfast.messages.mobility_header import BindingAck, BindingUpdate
+from fmipfast.messages.mobility_header import BindingAck, BindingUpdate, binding_ack, is_binding_ack
 from fmipfast.messages.nd import (
     ICMP_ERROR_MAX_INVOKING,
     AdjacentRealms,
@@ -157,6 +157,8 @@ __all__ = [
     # Mobility header
     "BindingUpdate",
     "BindingAck",
+    "binding_ack",
+    "is_binding_ack",
     # functions
     "encode",
     "decode",

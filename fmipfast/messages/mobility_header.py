@@ -164,3 +164,14 @@ class BindingAck:
     def to_json(self) -> dict[str, Any]:
         return {"status": self.status, "sequence": self.sequence, "flags": self.flags,
                 "lifetime_s": self.lifetime_units * 4}
+
+
+def binding_ack(src: AddressLike, dst: AddressLike, sequence: int, status: int = 0) -> bytes:
+    """An RFC 6275 §6.1.8 Binding Acknowledgement in an IPv6 packet (:class:`BindingAck`)."""
+    return BindingAck(status, sequence).packet(src, dst)
+
+
+def is_binding_ack(packet: bytes) -> bool:
+    """Whether the IPv6 packet ``packet`` (no extension headers) carries a Mobility Header of type Binding
+    Acknowledgement (RFC 6275 §6.1.8); nothing else is checked."""
+    return len(packet) >= 48 and packet[6] == IpProto.MH and packet[42] == MhType.BINDING_ACK

@@ -29,8 +29,8 @@ from fmipfast import frames
 from fmipfast.engine import Engine
 from fmipfast.lab.simulated.sim import MS
 from fmipfast.lab.simulated.world import World
+from fmipfast.messages import is_binding_ack
 from fmipfast.mn import MobileNode
-from fmipfast.mobility import is_binding_ack
 from fmipfast.protocol import (
     ConfigureAddress,
     GetTicket,

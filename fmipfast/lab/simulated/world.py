@@ -30,8 +30,7 @@ from fmipfast.constants import IpProto, MhType
 from fmipfast.engine import Engine
 from fmipfast.lab.simulated.host import Host
 from fmipfast.lab.simulated.sim import MS, Sim, SimLink, SimPort
-from fmipfast.messages import BindingUpdate
-from fmipfast.mobility import binding_ack, is_binding_ack
+from fmipfast.messages import BindingUpdate, binding_ack, is_binding_ack
 
 __all__ = ["Plan", "Scenario", "Result", "World", "binding_ack", "is_binding_ack"]
 
