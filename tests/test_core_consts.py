@@ -112,15 +112,11 @@ def test_no_name_in_both_files():
 _RESTATED = re.compile(r"^\s*(" + "|".join(_linux.__all__) + r")\s*(,\s*\w+\s*)*=", re.M)
 
 
-# lab/traffic.py takes SO_TIMESTAMPNS from the socket module where Python has the name.
-_RESTATED_ALLOWED = {"fmipfast/lab/traffic.py: SO_TIMESTAMPNS", "fmipfast/lab/traffic.py: SCM_TIMESTAMPNS"}
-
-
 def test_linux_numbers_are_not_restated():
     restated = {f"{path.relative_to(PKG.parent)}: {m.group(1)}"
                 for path in sorted(PKG.rglob("*.py")) if path.name != "_linux.py"
                 for m in _RESTATED.finditer(path.read_text())}
-    assert restated <= _RESTATED_ALLOWED
+    assert not restated
 
 
 def test_linux_names_are_all_exported():

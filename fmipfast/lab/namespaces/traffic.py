@@ -32,6 +32,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from fmipfast._linux import SCM_TIMESTAMPNS, SO_TIMESTAMPNS
 from fmipfast.messages import BindingAck, BindingUpdate
 from fmipfast.mobility import MobilitySocket
 
@@ -44,8 +45,6 @@ MAX_RATE = 100_000
 MAX_DURATION_S = 600.0
 MAX_SIZE = 1400
 SPIN_NS = 100_000  # busy-wait the last 100 µs before each slot
-SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # asm-generic value; Python 3.11 lacks the name
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 _TIMESPEC = struct.Struct("@qq")
 _PKTINFO_LEN = 20  # struct in6_pktinfo: 16-octet address + int ifindex
 
