@@ -365,3 +365,18 @@ def test_host_based_service_names_on_both_sides(realms, tmp_path):
     pdu, pending = creds.initiate(BINDING)
     ctx = verifier.verify_local(pdu, BINDING)
     assert ctx.server == NAR_SERVICE and ctx.mac_key == pending.mac_key
+
+
+def test_a_ready_service_ticket_is_reused_until_near_its_end(realms):
+    """The MN's ticket lookup on the handover path costs no GSS context once the ticket is ready: the same
+    credentials are handed out until ``renew_margin`` before the ticket ends, then the cache is asked again."""
+    now = [time.time()]
+    initiator = gss.GssInitiator(ccache=realms.mn_ccache, renew_margin=60.0, clock=lambda: now[0])
+    first = initiator.credentials(NAR_SERVICE)
+    again = initiator.credentials(NAR_SERVICE)
+    assert again is first
+    assert initiator.counters["tickets"] == 1 and initiator.counters["tickets_reused"] == 1
+    assert initiator.credentials(PAR_SERVICE) is not first  # per service
+    now[0] = first.endtime - 59  # inside the margin: probed again (a renewed ticket, or the refusal)
+    assert initiator.credentials(NAR_SERVICE) is not first
+    assert initiator.counters["tickets"] == 3 and initiator.counters["tickets_reused"] == 1

@@ -101,7 +101,9 @@ def test_a_gssapi_daemon_hands_over_between_gssapi_routers(lab: Lab, realms, tmp
     assert routers["A"].counters["ok"] == 1 and routers["B"].counters["ok"] == 1
     assert routers["A"].refusals == routers["B"].refusals == []
     tickets = st["counters"]["tickets"]  # the initiator's counters, exported like the ticket cache's
-    assert tickets["precached"] == 1 and tickets["ticket_errors"] == 0 and tickets["tickets"] >= 3, tickets
+    # two tickets made ready (A's for the attach, B's precached after A's RA); the handover to B reuses B's
+    assert tickets["precached"] == 1 and tickets["ticket_errors"] == 0, tickets
+    assert tickets["tickets"] == 2 and tickets["tickets_reused"] >= 1, tickets
     assert 'fmipfast_mn_tickets_total{interface="mn0",event="precached"} 1' in daemon.metrics()
     assert {PAR_SERVICE, NAR_SERVICE} <= set(cached_services(ccache))
 

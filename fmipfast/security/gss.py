@@ -560,11 +560,12 @@ class GssCredentials:
         return GssInitToken(token).encode(), GssPending(ctx, app, mac_key)
 
 
-#: What :class:`GssInitiator` counts: service tickets made ready (and failures), and of the precache requests the
+#: What :class:`GssInitiator` counts: service tickets made ready (and failures), those handed out again without
+#: asking the cache (``tickets_reused``), and of the precache requests the
 #: tickets fetched, the failures, the requests left for later after a failure (``precache_retry_s``) and those
 #: already in the cache or being fetched.
-GSS_INITIATOR_COUNTERS = ("tickets", "ticket_errors", "precached", "precache_errors", "precache_deferred",
-                          "precache_cached")
+GSS_INITIATOR_COUNTERS = ("tickets", "tickets_reused", "ticket_errors", "precached", "precache_errors",
+                          "precache_deferred", "precache_cached")
 
 
 class GssInitiator:
@@ -592,6 +593,9 @@ class GssInitiator:
         self._precached: dict[str, int] = {}  # router -> end (POSIX s) of the ticket precached for it
         self._failed_at: dict[str, float] = {}
         self._fetching: set[str] = set()
+        # service -> the credentials last made ready for it (reused until renew_margin before their end); written
+        # by whichever executor thread ran credentials(), a whole entry at a time
+        self._ready: dict[str, GssCredentials] = {}
         require_gssapi()
 
     def _creds(self) -> Any:
@@ -609,6 +613,11 @@ class GssInitiator:
         an expired ticket ...)."""
         gssapi = require_gssapi()
         principal = server if isinstance(server, Principal) else Principal.parse(server)
+        ready = self._ready.get(str(principal))
+        if ready is not None and ready.endtime - self.renew_margin > self.clock():
+            # the ticket is in the cache and not near its end: the handover path builds no probe context
+            self.counters["tickets_reused"] += 1
+            return ready
         try:
             target = gss_name(str(principal))
             creds = self._creds()
@@ -620,7 +629,9 @@ class GssInitiator:
             self.counters["ticket_errors"] += 1
             raise _refusal(exc, f"no service ticket for {principal}") from None
         self.counters["tickets"] += 1
-        return GssCredentials(principal, int(time.time()) + int(lifetime or 0), target, creds)
+        ready = GssCredentials(principal, int(self.clock()) + int(lifetime or 0), target, creds)
+        self._ready[str(principal)] = ready
+        return ready
 
     async def get(self, server: Principal) -> GssCredentials:
         return await asyncio.get_running_loop().run_in_executor(None, self.credentials, server)
