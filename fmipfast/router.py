@@ -137,17 +137,30 @@ def _warm_crypto() -> None:
     ah.verify(ah.protect(packet, ah.SecurityAssociation(256, key, peer=peer)), sad)
 
 
+def _with_outbound(sad: ah.SADatabase,
+                   sa_out: dict[IPv6Address, ah.SecurityAssociation] | None) -> ah.SADatabase:
+    """``sad`` with the outbound SAs of ``sa_out`` (peer address -> SA) filed in it by their peer; an SA
+    whose own peer is another address is a ``ValueError``."""
+    for peer, sa in (sa_out or {}).items():
+        if sa.peer is None or IPv6Address(sa.peer) != IPv6Address(peer):
+            raise ValueError(f"sa_out: the SA filed under {peer} is for peer {sa.peer}")
+        sad.add_outbound(sa)
+    return sad
+
+
 class RouterAgent:
     """The protocol of one router over its engine.
 
     ``principal``/``keytab``/``opener`` configure the AP-REQ verifier (``opener`` is the router's KDC client
-    for cases 2 and 3); ``sad`` holds the inbound AH SAs and ``sa_out`` maps a peer router's address to the
-    outbound SA; ``epoch_s`` turns the scheduler's clock into POSIX time for Kerberos; ``on_note`` receives
-    a timeline entry for every message sent and step taken.
+    for cases 2 and 3); ``sad`` holds the AH SAs, inbound by SPI and outbound by peer router (``sa_out``, a
+    peer address -> outbound SA mapping, is filed into ``sad`` too: the agent keeps no other copy);
+    ``epoch_s`` turns the scheduler's clock into POSIX time for Kerberos; ``on_note`` receives a timeline
+    entry for every message sent and step taken.
     """
 
     def __init__(self, engine: Engine, scheduler: Scheduler, *, principal: L.Principal, keytab: L.Keytab,
-                 sad: ah.SADatabase, sa_out: dict[IPv6Address, ah.SecurityAssociation], opener: Any = None,
+                 sad: ah.SADatabase, sa_out: dict[IPv6Address, ah.SecurityAssociation] | None = None,
+                 opener: Any = None,
                  epoch_s: float | None = None, access_iface: str | None = None,
                  on_note: Callable[[str, dict[str, Any]], None] | None = None, session_file: str | None = None,
                  restored: list[tuple[IPv6Address, bytes, bytes | None, int | None]] | None = None,
@@ -172,7 +185,7 @@ class RouterAgent:
         self.mechanism = "lwkerb" if verifier is None else "gssapi"
         self.verifier: Any = verifier if verifier is not None else L.ApVerifier(
             principal.realm, keytab, opener=opener, clock=lambda: self.epoch_s + self.scheduler.now() / 1e9)
-        self.sad, self.sa_out = sad, sa_out
+        self.sad = _with_outbound(sad, sa_out)
         self.ah_counters: dict[str, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
                                                        "send_failed", "not_icmpv6", "sessions_restored",
@@ -218,11 +231,13 @@ class RouterAgent:
             self.scheduler.call_at(self.scheduler.now() + SESSION_SAVE_DELAY_NS, self.save_sessions)
 
     def reload_security(self, keytab: L.Keytab, sad: ah.SADatabase,
-                        sa_out: dict[IPv6Address, ah.SecurityAssociation], opener: Any = None) -> dict[str, int]:
+                        sa_out: dict[IPv6Address, ah.SecurityAssociation] | None = None,
+                        opener: Any = None) -> dict[str, int]:
         """Take new keys without a restart (``fmipfast router`` on SIGHUP): the keytab and KDC client for
         AP-REQs from now on, and the AH SAs -- an SA whose SPI, key and peer are unchanged keeps its state (the
         inbound replay window, the outbound counter), a changed one starts afresh.  Sessions, handovers in
-        progress and the engine are untouched.  Returns how many SAs were kept and replaced."""
+        progress and the engine are untouched.  ``sad`` holds the new SAs of both directions (and ``sa_out``, as
+        in the constructor, is filed into it).  Returns how many SAs were kept and replaced."""
         def same(a: ah.SecurityAssociation, b: ah.SecurityAssociation) -> bool:
             return (a.spi, a.key, a.peer) == (b.spi, b.key, b.peer)
 
@@ -234,13 +249,13 @@ class RouterAgent:
             keep = prev is not None and same(prev, sa)
             new_sad.add_inbound(prev if keep and prev is not None else sa)
             kept, replaced = kept + keep, replaced + (not keep)
-        new_out: dict[IPv6Address, ah.SecurityAssociation] = {}
-        for peer, sa in sa_out.items():
-            prev = self.sa_out.get(peer)
+        old_out = {sa.peer: sa for sa in self.sad.outbound_sas()}
+        for sa in _with_outbound(sad, sa_out).outbound_sas():
+            prev = old_out.get(sa.peer)
             keep = prev is not None and same(prev, sa)
-            new_out[peer] = prev if keep and prev is not None else sa
+            new_sad.add_outbound(prev if keep and prev is not None else sa)
             kept, replaced = kept + keep, replaced + (not keep)
-        self.sad, self.sa_out = new_sad, new_out
+        self.sad = new_sad
         if self.mechanism == "lwkerb":
             self.verifier.keytab, self.verifier.opener = keytab, opener
         else:
@@ -331,7 +346,7 @@ class RouterAgent:
         if isinstance(a, Send):
             packet = frames.build_ipv6(a.src, a.dst, IpProto.ICMPV6, a.icmp, a.hop_limit)
             if a.ah:
-                sa = self.sa_out.get(IPv6Address(a.dst))
+                sa = self.sad.find_outbound(a.dst)
                 if sa is None:
                     self.counters["no_outbound_sa"] += 1
                     return

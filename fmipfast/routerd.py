@@ -56,9 +56,8 @@ log = logging.getLogger("fmipfast.router")
 
 #: The MN sessions of ``session_file`` (:func:`fmipfast.router.load_sessions`).
 RestoredSessions = list[tuple[IPv6Address, bytes, bytes | None, int | None]]
-#: ``[router.security]`` as the agent's objects: principal, keytab, inbound SAD, outbound SAs, KDC client.
-SecurityObjects = tuple[L.Principal, L.Keytab, ah.SADatabase, dict[IPv6Address, ah.SecurityAssociation],
-                        KdcClient | None]
+#: ``[router.security]`` as the agent's objects: principal, keytab, SAD of both directions' SAs, KDC client.
+SecurityObjects = tuple[L.Principal, L.Keytab, ah.SADatabase, KdcClient | None]
 
 
 class StartupError(FmipError):
@@ -321,22 +320,21 @@ def _reload_router(path: str, running: Config, agent: RouterAgent | None, store:
                 if getattr(new_sec, k) != getattr(old_sec, k)]
     if restart:
         log.warning("reload: %s changed; these take effect at the next restart", ", ".join(restart))
-    _, keytab, sad, sa_out, opener = _security_objects(new_sec, store)
-    result = agent.reload_security(keytab, sad, sa_out, opener)
+    _, keytab, sad, opener = _security_objects(new_sec, store)
+    result = agent.reload_security(keytab, sad, opener=opener)
     log.info("reload: keys taken from %s (%d SAs kept, %d replaced)", path, result["sas_kept"],
              result["sas_replaced"])
 
 
 def _security_objects(sec: SecurityConfig, store: ah.SequenceStore | None = None) -> SecurityObjects:
-    """``[router.security]`` as the agent's objects: (principal, keytab, inbound SAD, outbound SAs, KDC client)."""
+    """``[router.security]`` as the agent's objects: (principal, keytab, SAD of both directions' SAs, KDC client)."""
     keytab = L.Keytab()
     for k in sec.keys:
         keytab.add(L.Principal.parse(k.principal), L.Key(k.kvno, k.key))
     sad = ah.SADatabase()
-    sa_out = {}
     for p in sec.peers:
         sad.add_inbound(ah.SecurityAssociation(p.spi_in, p.key_in, peer=p.address))
-        sa_out[IPv6Address(p.address)] = ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address, store=store)
+        sad.add_outbound(ah.SecurityAssociation(p.spi_out, p.key_out, peer=p.address, store=store))
     principal = L.Principal.parse(sec.principal)
     opener = None
     if sec.kdc is not None:
@@ -344,7 +342,7 @@ def _security_objects(sec: SecurityConfig, store: ah.SequenceStore | None = None
         own = next((k for k in sec.keys if k.principal == sec.principal), None)
         opener = KdcClient((host.strip("[]"), int(port)), principal=principal,
                            key=L.Key(own.kvno, own.key) if own else None)
-    return principal, keytab, sad, sa_out, opener
+    return principal, keytab, sad, opener
 
 
 def _router_agent(engine: Engine, sec: SecurityConfig, store: ah.SequenceStore | None = None,
@@ -356,8 +354,8 @@ def _router_agent(engine: Engine, sec: SecurityConfig, store: ah.SequenceStore |
         log.warning(
             "[router.security] has no ah_sequence_file: after a restart this router's AH sequence numbers start "
             "at 1 again and its peers drop its messages as replays (RFC 4302 §3.3.2)")
-    principal, keytab, sad, sa_out, opener = _security_objects(sec, store)
-    return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad, sa_out=sa_out,
+    principal, keytab, sad, opener = _security_objects(sec, store)
+    return RouterAgent(engine, LoopScheduler(), principal=principal, keytab=keytab, sad=sad,
                        opener=opener, max_sessions=sec.max_sessions, max_handovers=sec.max_handovers,
                        session_file=sec.session_file, restored=restored, on_note=log_router_note,
                        verifier=_gss_verifier(sec))

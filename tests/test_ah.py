@@ -3,6 +3,8 @@ implementation, the anti-replay window, mutable fields, bit flips, truncation an
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -256,6 +258,30 @@ def test_unknown_spi_and_peer_mismatch_and_missing():
         ah.verify(hi_like(), sad, c)
     assert c["no_ah"] == 1 and c["verified"] == 0
     assert all(isinstance(e, SecurityError) for e in (ah.AhUnknownSpi("x"), ah.AhMissing("x")))
+
+
+def test_the_sad_holds_outbound_sas_by_peer_in_any_spelling():
+    """A router's one home for its SAs: the send path finds the outbound SA by the destination address (text,
+    16 octets or an ``IPv6Address``, any spelling of it), gets None for an unknown peer; the inbound table,
+    keyed by SPI, is separate."""
+    sad, rx = rx_sad()
+    to_nar, to_c = tx_sa(), ah.SecurityAssociation(0x5678, KEY, peer="2001:db8:c::1")
+    sad.add_outbound(to_nar)
+    sad.add_outbound(to_c)
+    nar = ipaddress.IPv6Address(NAR)
+    for spelling in (NAR, "2001:0db8:000b:0000::0001", nar, nar.packed):
+        assert sad.find_outbound(spelling) is to_nar and sad.outbound(spelling) is to_nar
+    assert sad.find_outbound(PAR) is None and sad.find_outbound("2001:db8:d::1") is None
+    with pytest.raises(KeyError, match="no outbound SA for peer 2001:db8:a::1"):
+        sad.outbound(PAR)
+    assert sad.outbound_sas() == [to_nar, to_c] and sad.inbound_sas() == [rx] and len(sad) == 3
+    again = tx_sa()  # one outbound SA per peer: a new one replaces the old
+    sad.add_outbound(again)
+    assert sad.find_outbound(NAR) is again and sad.outbound_sas() == [again, to_c]
+    with pytest.raises(ValueError, match="needs a peer"):
+        sad.add_outbound(ah.SecurityAssociation(0x9999, KEY))
+    assert ah.verify(ah.protect(hi_like(), tx_sa()), sad) == hi_like()  # the inbound side, as before
+    assert "key" not in repr(sad) and KEY.hex() not in repr(sad)
 
 
 def _mutable_bits(pkt: bytes) -> set[int]:

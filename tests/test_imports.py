@@ -13,6 +13,12 @@ PKG = Path(__file__).resolve().parent.parent / "fmipfast"
 # below it: "reference" all of the reference, "reference.derive" only that module.  Anything not listed is
 # forbidden.
 VOCAB = {"errors", "constants", "histogram", "_linux"}
+
+
+def _lwkerb(*modules: str) -> set[str]:
+    return {f"security.lwkerb.{m}" for m in modules}
+
+
 ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "constants": set(),
@@ -29,6 +35,19 @@ ALLOWED: dict[str, set[str]] = {
     "tomlfile": VOCAB,
     "config": VOCAB | {"tomlfile"},
     "security": VOCAB | {"security", "tomlfile"},
+    # light-weight Kerberos: a row per module, in layers -- each row names only modules whose rows are above it
+    # (test below); the package's own row covers its façade __init__, which no submodule may import
+    "security.lwkerb.constants": set(),
+    "security.lwkerb.errors": {"errors"},
+    "security.lwkerb.wire": _lwkerb("constants", "errors"),
+    "security.lwkerb.keys": _lwkerb("constants", "errors", "wire"),
+    "security.lwkerb.ticket": _lwkerb("constants", "errors", "wire", "keys"),
+    "security.lwkerb.pdus": _lwkerb("constants", "errors", "wire", "keys", "ticket"),
+    "security.lwkerb.client": _lwkerb("constants", "errors", "wire", "keys", "ticket", "pdus"),
+    "security.lwkerb.replay": _lwkerb("constants", "errors"),
+    "security.lwkerb.verifier": _lwkerb("constants", "errors", "wire", "keys", "ticket", "pdus", "replay"),
+    "security.lwkerb": _lwkerb("constants", "errors", "wire", "keys", "ticket", "pdus", "client", "replay",
+                               "verifier"),
     # the machines derive addresses through the pure-Python oracle (one home per derivation; never the backend)
     "protocol": VOCAB | {"messages", "config", "security", "reference.derive"},
     "keys": VOCAB,
@@ -281,11 +300,27 @@ def test_the_package_has_no_import_cycle():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c or "fmipfast" for c in cyc) for cyc in cycles)
 
 
+def test_the_lwkerb_rows_are_layers():
+    """security/lwkerb/: every module has its own row, and a row names only lwkerb modules whose rows are above
+    it (and fmipfast.errors): constants and errors at the bottom, the verifier on top."""
+    package = PKG / "security" / "lwkerb"
+    rows = [row for row in ALLOWED if row.startswith("security.lwkerb.")]
+    assert {row.rpartition(".")[2] for row in rows} == {p.stem for p in package.glob("*.py")} - {"__init__"}, (
+        "a module of security/lwkerb/ needs its row in ALLOWED")
+    above: set[str] = set()
+    for row in rows:
+        deps = ALLOWED[row]
+        assert deps is not None and deps - {"errors"} <= above, f"{row} names {sorted(deps - above)}, not above it"
+        above.add(row)
+    assert _row(_dotted(package / "keys.py")) == "security.lwkerb.keys"
+    assert _row(_dotted(package / "__init__.py")) == "security.lwkerb"
+
+
 def test_reference_never_imports_core_and_security_stays_in_its_room():
     for path in (PKG / "reference").rglob("*.py"):
         assert not any(_covered(m, {"_core"}) for m in _imports(path)), path
     for path in PKG.rglob("*.py"):
-        if _row(_dotted(path)) == "security":
+        if (_row(_dotted(path)) or "").partition(".")[0] == "security":  # security and security.lwkerb.*
             continue
         text = path.read_text()
         assert "import cryptography" not in text and "from cryptography" not in text, (

@@ -56,7 +56,7 @@ interface = "up0"
 """
 
 
-def _world(store: ah.SequenceStore | None = None, **agent_options):
+def _world(store: ah.SequenceStore | None = None, *, outbound_in_sad: bool = False, **agent_options):
     core, access = MemoryLink("core"), MemoryLink("access")
     ports = {"acc0": MemoryPort("acc0", MAC_ACC, access), "up0": MemoryPort("up0", MAC_UP, core)}
     peer = MemoryPort("par", MAC_CORE, core)
@@ -66,9 +66,11 @@ def _world(store: ah.SequenceStore | None = None, **agent_options):
     keytab.add(P_NAR, key)
     sad = ah.SADatabase()
     sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))
+    out = ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR), store=store)
+    if outbound_in_sad:  # as ``fmipfast router`` builds it
+        sad.add_outbound(out)
     agent = RouterAgent(engine, LoopScheduler(), principal=P_NAR, keytab=keytab, sad=sad,
-                        sa_out={PAR: ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR), store=store)},
-                        **agent_options)
+                        sa_out=None if outbound_in_sad else {PAR: out}, **agent_options)
     return engine, agent, peer, key
 
 
@@ -124,6 +126,38 @@ def test_hi_under_ah_is_proxied_verified_and_accepted():
         assert [a.status for a in answers] == [0] and answers[0].identifier == 7
         assert agent.ar.counters["hi_admitted"] == 1 and agent.ah_counters["verified"] == 1
         assert agent.handovers()[0]["state"] == "proxying"
+
+    asyncio.run(scenario())
+
+
+def test_the_sad_is_the_one_home_of_the_outbound_sas():
+    """An outbound SA filed in the SAD (as ``fmipfast router`` does) protects the HE; one given as ``sa_out`` is
+    filed into the SAD; a reload takes a SAD of both directions and keeps an unchanged outbound SA's counter; an
+    ``sa_out`` entry filed under another address than its SA's peer is refused."""
+    async def scenario() -> None:
+        for in_sad in (True, False):
+            engine, agent, peer, key = _world(outbound_in_sad=in_sad)
+            out = agent.sad.find_outbound(PAR)
+            assert out is not None and out.spi == 0x2002 and agent.sad.outbound_sas() == [out]
+            assert not hasattr(agent, "sa_out")
+            peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9)])
+            engine.poll()
+            answers: list[HandoverError] = []
+            for _ in range(50):
+                await asyncio.sleep(0.01)
+                answers = _answers(peer)
+                if answers:
+                    break
+            assert [a.identifier for a in answers] == [7] and out.seq == 1
+        sad = ah.SADatabase()
+        sad.add_inbound(ah.SecurityAssociation(0x2001, K_IN, peer=str(PAR)))
+        sad.add_outbound(ah.SecurityAssociation(0x2002, K_OUT, peer=str(PAR)))
+        assert agent.reload_security(agent.verifier.keytab, sad) == {"sas_kept": 2, "sas_replaced": 0}
+        assert agent.sad.find_outbound(PAR) is out and out.seq == 1  # the counter came along
+        with pytest.raises(ValueError, match="filed under 2001:db8:c::1"):
+            agent.reload_security(agent.verifier.keytab, ah.SADatabase(),
+                                  {IPv6Address("2001:db8:c::1"): ah.SecurityAssociation(0x2004, K_OUT, peer=str(PAR))})
+        assert agent.sad.find_outbound(PAR) is out and agent.counters["reloads"] == 1
 
     asyncio.run(scenario())
 

@@ -244,8 +244,18 @@ class SecurityAssociation:
             self.replay_bitmap |= 1 << (self.replay_top - seq)
 
 
+def _peer_key(peer: str | bytes | ipaddress.IPv6Address) -> bytes:
+    """The outbound table's key: the peer's 16 octets (given as text, as 16 octets or as an address)."""
+    if isinstance(peer, bytes):
+        return peer
+    if isinstance(peer, ipaddress.IPv6Address):
+        return peer.packed
+    return ipaddress.IPv6Address(peer).packed
+
+
 class SADatabase:
-    """The SAD: inbound SAs keyed by SPI, outbound SAs keyed by peer address (manual keying)."""
+    """The SAD: inbound SAs keyed by SPI, outbound SAs keyed by peer address (manual keying).  A router keeps
+    all its SAs here, both directions: ``ah.verify`` looks up the inbound one, the send path the outbound one."""
 
     def __init__(self) -> None:
         self._inbound: dict[int, SecurityAssociation] = {}
@@ -267,18 +277,25 @@ class SADatabase:
         except KeyError:
             raise AhUnknownSpi(f"no inbound SA for SPI {spi:#x}") from None
 
-    def outbound(self, peer: str | bytes) -> SecurityAssociation:
-        key = peer if isinstance(peer, bytes) else ipaddress.IPv6Address(peer).packed
+    def outbound(self, peer: str | bytes | ipaddress.IPv6Address) -> SecurityAssociation:
+        key = _peer_key(peer)
         try:
             return self._outbound[key]
         except KeyError:
             raise KeyError(f"no outbound SA for peer {ipaddress.IPv6Address(key)}") from None
+
+    def find_outbound(self, peer: str | bytes | ipaddress.IPv6Address) -> SecurityAssociation | None:
+        """The outbound SA for ``peer``, or None (the send path counts a miss instead of catching KeyError)."""
+        return self._outbound.get(_peer_key(peer))
 
     def remove_inbound(self, spi: int) -> None:
         self._inbound.pop(spi, None)
 
     def inbound_sas(self) -> list[SecurityAssociation]:
         return list(self._inbound.values())
+
+    def outbound_sas(self) -> list[SecurityAssociation]:
+        return list(self._outbound.values())
 
     def __len__(self) -> int:
         return len(self._inbound) + len(self._outbound)

@@ -301,8 +301,8 @@ def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
     def err(key: str | None, problem: str) -> ConfigError:
         return ConfigError(key, problem, source=source)
 
-    def get(d: dict, k: str, typ: type, where: str = "", default=None, *, required: bool = False,
-            lo: float | None = None, hi: float | None = None):
+    def get(d: dict, k: str, typ: type, where: str = "", default: Any = None, *, required: bool = False,
+            lo: float | None = None, hi: float | None = None) -> Any:
         """The one typed, bounded read of the KDC file: a float is finite, every number within lo..hi."""
         if k not in d:
             if required:
@@ -326,7 +326,7 @@ def _config_from_mapping(m: object, source: str | None) -> KdcConfig:
             raise err(key, "must not contain NUL")
         return v
 
-    def scalar(d: dict, name: str, where: str = ""):
+    def scalar(d: dict, name: str, where: str = "") -> Any:
         typ, default, lo, hi = _SCALARS[where + name]
         return get(d, name, typ, where, default, lo=lo, hi=hi)
 
@@ -672,15 +672,16 @@ class _Proto(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
         self.tasks: set[asyncio.Task] = set()
 
-    def connection_made(self, transport) -> None:
+    # A datagram endpoint is handed a DatagramTransport; typeshed's DatagramProtocol narrows the same way.
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:  # type: ignore[override]
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         t = asyncio.ensure_future(self._serve(data, addr))
         self.tasks.add(t)
         t.add_done_callback(self.tasks.discard)
 
-    async def _serve(self, data: bytes, addr) -> None:
+    async def _serve(self, data: bytes, addr: tuple[Any, ...]) -> None:
         try:
             reply = await self.kdc.handle(data, addr[0])
         except Exception:  # never let one datagram kill the server; count it
@@ -727,7 +728,7 @@ class _ClientProto(asyncio.DatagramProtocol):
     def __init__(self) -> None:
         self.queue: asyncio.Queue[bytes] = asyncio.Queue()
 
-    def datagram_received(self, data: bytes, addr) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         self.queue.put_nowait(data)
 
 
