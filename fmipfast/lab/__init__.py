@@ -10,6 +10,5 @@
 
 Beside them: :mod:`fmipfast.lab.mitrealms` (throwaway MIT Kerberos realms, which both halves use for the
 gssapi mechanism) and :mod:`fmipfast.lab.sample` (the sample capture).  Neither half imports the other
-(tests/test_imports.py).  The modules' old names (``fmipfast.lab.demo``, ``fmipfast.lab.run`` ...) are aliases
-of their new homes.
+(tests/test_imports.py).
 """

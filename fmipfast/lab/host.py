@@ -1,9 +1,0 @@
-"""Moved to :mod:`fmipfast.lab.simulated.host`.  This name stays an alias of that module -- the same module object,
-so every name it had (and anything patched on it) is that module's."""
-
-import sys
-
-from fmipfast.lab.simulated import host as _module
-from fmipfast.lab.simulated.host import *  # noqa: F403 -- the public names, for type checkers
-
-sys.modules[__name__] = _module

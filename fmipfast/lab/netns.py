@@ -1,9 +1,0 @@
-"""Moved to :mod:`fmipfast.lab.namespaces.netns`.  This name stays an alias of that module -- the same module object,
-so every name it had (and anything patched on it) is that module's."""
-
-import sys
-
-from fmipfast.lab.namespaces import netns as _module
-from fmipfast.lab.namespaces.netns import *  # noqa: F403 -- the public names, for type checkers
-
-sys.modules[__name__] = _module
