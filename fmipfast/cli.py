@@ -9,8 +9,7 @@ command -- router, mn, kdc, decode's codepoints -- with that command's own loade
 This module parses the arguments and hands each command to the module that does its work: the daemons are
 assembled in :mod:`fmipfast.routerd` (router), :mod:`fmipfast.mnd` (mn) and :mod:`fmipfast.security.kdc`
 (kdc); captures are read and dissected by :mod:`fmipfast.dissect`; the demo and the lab are
-:mod:`fmipfast.lab`'s.  ``setup_logging``, ``router_control`` and the daemons' other names that callers import
-from here resolve to those modules (``_MOVED``).
+:mod:`fmipfast.lab`'s.
 
 Exit status: 0 success; 1 ``--strict`` found a bad fmipfast message, or ``check-config`` found an error;
 2 usage error or unreadable input; 130 interrupted (Ctrl-C).  A user's mistake ends with one line on stderr,
@@ -671,34 +670,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("version", help="print the version and which kernels are in use")
     p.set_defaults(func=_cmd_version)
     return parser
-
-
-#: Names importable from here that live in the daemons' modules (name here -> module, name there); a module is
-#: imported when one of its names is first asked for, so a command without a daemon does not load one.
-_MOVED = {
-    "JsonLogFormatter": ("fmipfast.logsetup", "JsonLogFormatter"),
-    "setup_logging": ("fmipfast.logsetup", "setup_logging"),
-    "_log_value": ("fmipfast.logsetup", "log_value"),
-    **{name: ("fmipfast.routerd", name) for name in (
-        "log_router_note", "router_control", "kernel_ipv6_warnings", "IPV6_CONF", "_QUIET_NOTES", "_gss_verifier",
-        "_router_status", "_reload_router", "_security_objects", "_router_agent")},
-    "_load_router": ("fmipfast.routerd", "load_config"),
-    "_check_router": ("fmipfast.routerd", "check_config"),
-    "_load_mn": ("fmipfast.mnd", "load_config"),
-    "_check_mn": ("fmipfast.mnd", "check_config"),
-    "_mn_status": ("fmipfast.mnd", "_mn_status"),
-    "_notifier": ("fmipfast.sdnotify", "notifier"),
-    "_start_endpoints": ("fmipfast.control", "start_endpoints"),
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    module, attr = _MOVED[name]
-    return getattr(importlib.import_module(module), attr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

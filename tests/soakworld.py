@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from fmipfast import backend, config
-from fmipfast.cli import log_router_note
 from fmipfast.constants import IpProto, MhType, NeighborFlag
 from fmipfast.engine import Engine
 from fmipfast.lab.simulated.demo import _ROUTER_TOML, binding_ack
@@ -53,6 +52,7 @@ from fmipfast.protocol import (
     TicketReady,
 )
 from fmipfast.router import RouterAgent, load_sessions
+from fmipfast.routerd import log_router_note
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
 

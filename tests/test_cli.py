@@ -224,8 +224,9 @@ def test_json_logs_are_one_object_per_line_with_the_note_fields(monkeypatch):
     import io
     import logging
 
-    from fmipfast.cli import log_router_note, setup_logging
     from fmipfast.config import LoggingConfig
+    from fmipfast.logsetup import setup_logging
+    from fmipfast.routerd import log_router_note
 
     root = logging.getLogger()
     saved = root.handlers[:], root.level
@@ -259,8 +260,8 @@ def test_the_log_handler_follows_sys_stderr_and_never_writes_to_a_closed_stream(
     import io
     import logging
 
-    from fmipfast.cli import setup_logging
     from fmipfast.config import LoggingConfig
+    from fmipfast.logsetup import setup_logging
 
     root = logging.getLogger()
     first = io.StringIO()

@@ -159,7 +159,9 @@ def test_router_warns_when_the_kernel_still_runs_ipv6_on_its_interfaces(tmp_path
         (conf / name).mkdir(parents=True)
         (conf / name / "disable_ipv6").write_text(disabled + "\n")
         (conf / name / "forwarding").write_text(forwarding + "\n")
-    warnings = cli.kernel_ipv6_warnings(["eth0", "eth1", "eth2", "eth9"], conf)
+    from fmipfast.routerd import kernel_ipv6_warnings
+
+    warnings = kernel_ipv6_warnings(["eth0", "eth1", "eth2", "eth9"], conf)
     text = "\n".join(warnings)
     assert len(warnings) == 2, warnings
     assert "eth0" in text and "forwards" in text and "eth2" in text and "eth1" not in text

@@ -19,7 +19,7 @@ import promql_parser
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fmipfast.cli import router_control
+from fmipfast.routerd import router_control
 from tests.test_sdnotify import REPO, _kdc_config
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / "fmipfast.json"

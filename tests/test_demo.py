@@ -61,7 +61,7 @@ def test_the_nar_times_how_long_it_buffered_for_the_mn(fast_world):
     """The NAR's ``fmipfast_handover_buffering_seconds``: one handover, from its proxy entry to the flush."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    from fmipfast.cli import router_control
+    from fmipfast.routerd import router_control
 
     par, nar = fast_world.drivers
     assert nar.buffering.count == 1 and par.buffering.count == 0

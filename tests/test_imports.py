@@ -345,11 +345,7 @@ def test_cli_parses_and_dispatches_and_assembles_no_daemon():
                                                   "logsetup"}
     assert not parts, f"cli.py imports daemon parts {sorted(parts)}: they belong in routerd or mnd"
     assert not modules & {"asyncio", "signal"}, "cli.py runs an event loop or handles signals: a daemon's job"
-    # and every name it forwards to those modules (setup_logging, router_control, ...) is still there
-    from fmipfast import cli
 
-    for name, (module, attr) in cli._MOVED.items():
-        assert getattr(cli, name) is getattr(__import__(module, fromlist=[attr]), attr), name
 
 
 def test_the_lab_reads_as_its_two_halves():

@@ -341,12 +341,12 @@ def test_keys_are_reloaded_without_a_restart():
 
 
 def test_a_reload_with_a_bad_file_or_a_new_principal_changes_nothing(tmp_path, caplog):
-    """SIGHUP's guard (``fmipfast.cli._reload_router``): a file that does not load, or one that renames the
+    """SIGHUP's guard (``fmipfast.routerd._reload_router``): a file that does not load, or one that renames the
     router's principal, is logged as an error and the agent keeps its keys; a good one is taken and what
     needs a restart is named."""
     import logging
 
-    from fmipfast.cli import _reload_router
+    from fmipfast.routerd import _reload_router
     from tests.test_config import SECURITY
 
     async def scenario() -> None:
