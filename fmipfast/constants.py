@@ -391,7 +391,47 @@ class NeighborFlag(IntFlag):
     HOLD = 0x20  # NAR after the Attach: direct traffic to this NCoA waits until the PAR's tunnel has drained
 
 
-__all__ += ["Verdict", "Action", "NODE_STATS", "Severity", "DropReason", "NeighborState", "NeighborFlag"]
+class EngineCounter(IntEnum):
+    """What the engine counts, one int64 row each (``Engine.counters`` names them in lower case; the
+    ``fmipfast_engine_frames_total`` metric labels them so).  The first eight rows are the terms of the
+    conservation equation (docs/design.md §5): RECEIVED, then the dispositions, so that FORWARDED..DROPPED is
+    one contiguous slice; the rest count the engine's other work.
+
+    Values are stable (rows of the engine's arrays): append, never renumber.
+    """
+
+    RECEIVED = 0
+    FORWARDED = 1
+    TUNNELLED = 2
+    DECAPSULATED = 3
+    BUFFERED = 4
+    QUEUED_RESOLVE = 5
+    DELIVERED = 6
+    DROPPED = 7
+    ORIGINATED = 8
+    FLUSHED = 9
+    RESOLVED_SENT = 10
+    CSUM_COMPLETED = 11
+    ICMP_ERRORS_SENT = 12
+    ICMP_ERRORS_LIMITED = 13
+    NS_SENT = 14
+    NA_SENT = 15
+    RA_SENT = 16
+    ECHO_REPLIES = 17
+    CONTROL_UNHANDLED = 18
+    RECEIVED_INNER = 19
+    REORDER_HELD = 20
+    REORDER_RELEASED = 21
+    ORIGINATED_QUEUED = 22
+    ORIGINATED_DROPPED = 23
+    ORIGINATED_UNRESOLVED = 24
+    CONTROL_ERRORS = 25
+    INTERNAL_ERRORS = 26
+    RA_LIMITED = 27
+
+
+__all__ += ["Verdict", "Action", "NODE_STATS", "Severity", "DropReason", "NeighborState", "NeighborFlag",
+            "EngineCounter"]
 
 
 # --- The LKB sub-option's mechanisms ---------------------------------------------------------------------

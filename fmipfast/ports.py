@@ -1,4 +1,4 @@
-"""The engine's interfaces ("ports"): one interface, three implementations that run the same engine code.
+"""The engine's interfaces ("ports"): the :class:`Port` protocol, three implementations that run the same engine.
 
 * :class:`RingPort` — a real link, owned through an AF_PACKET socket with TPACKET_V3 rings (:mod:`rings`).
 * :class:`PcapPort` — frames replayed from a capture file; what the engine sends is written to another
@@ -22,6 +22,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -71,8 +72,10 @@ class FrameBatch:
             self._release = None
 
 
-class Port:
-    """One interface the engine owns."""
+@runtime_checkable
+class Port(Protocol):
+    """One interface the engine owns.  The engine uses nothing of a port beyond these members; the methods
+    with a body are defaults that a port class inherits by naming ``Port`` as its base (all three here do)."""
 
     name: str
     mac: bytes
@@ -95,11 +98,17 @@ class Port:
     def send_frames(self, frames: Iterable[bytes]) -> int:
         return self.send(*pack_frames(frames))
 
+    def receive_losses(self) -> tuple[int, int]:
+        """Frames lost before :meth:`receive` could yield them, each count cumulative since the port opened:
+        ``(dropped by the kernel, hidden by a damaged ring block)``.  The engine books the growth of each as
+        received and dropped (KERNEL_RING_DROP, RING_WALK_ERROR); a port without a kernel ring loses none."""
+        return 0, 0
+
     def statistics(self) -> dict[str, int]:
         return {}
 
     def close(self) -> None:
-        pass
+        return None
 
 
 class RingPort(Port):
@@ -162,6 +171,9 @@ class RingPort(Port):
         if self.control is not None:
             drops += self.control.statistics()["drops"]
         return drops
+
+    def receive_losses(self) -> tuple[int, int]:
+        return self.kernel_drops(), self.ring.counters.get("rx_walk_dropped", 0)
 
     def statistics(self) -> dict[str, int]:
         out = {**{f"kernel_{k}": v for k, v in self.ring.statistics().items()}, **self.ring.counters}

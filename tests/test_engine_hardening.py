@@ -338,10 +338,10 @@ def test_passes_nested_deeper_than_the_bound_wait_for_their_stage(monkeypatch):
     MAX_NESTED_PASSES the passes wait for the outermost one to finish (a bounded stack), at most
     MAX_WAITING_PASSES of them (a bounded queue: the rest are refused and counted), and every frame still gets
     its disposition."""
-    from fmipfast import engine as engine_mod
+    from fmipfast.dataplane import pipeline
 
-    monkeypatch.setattr(engine_mod, "MAX_NESTED_PASSES", 3)
-    monkeypatch.setattr(engine_mod, "MAX_WAITING_PASSES", 2)
+    monkeypatch.setattr(pipeline, "MAX_NESTED_PASSES", 3)
+    monkeypatch.setattr(pipeline, "MAX_WAITING_PASSES", 2)
     net = Net()
     depths = []
     frame = fmip_frame_to_router()

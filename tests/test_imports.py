@@ -62,7 +62,9 @@ ALLOWED: dict[str, set[str]] = {
     "mn": VOCAB | {"protocol", "messages", "config", "security"},
     "rings": VOCAB | {"backend", "config"},
     "ports": VOCAB | {"rings", "pcap"},
-    "engine": VOCAB | {"rings", "ports", "backend", "messages", "ar", "config", "security", "frames", "keys"},
+    # the data plane: never the reference (the kernels come through backend); engine is its public import path
+    "dataplane": VOCAB | {"dataplane", "ports", "backend", "messages", "config", "frames", "keys"},
+    "engine": VOCAB | {"dataplane"},  # the public import path of the data plane
     "mnagent": VOCAB | {"mn", "protocol", "messages", "config", "security", "frames"},
     "control": VOCAB | {"engine", "config", "metrics"},
     "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},

@@ -1,0 +1,415 @@
+"""The router engine: a user-space IPv6 access router over ports (docs/design.md §5), composed of the parts of
+this package, each holding the shared state it needs and nothing more:
+
+* the tables — the neighbor cache, the forwarding node over it, the handover buffer, the resolution queue,
+  the buffer keys — made here and handed to the parts that use them;
+* :class:`~fmipfast.dataplane.fib.Routes` (the FIB), :class:`~fmipfast.dataplane.handover.Handover` (the
+  protocol layer's hooks), :class:`~fmipfast.dataplane.nd.Resolver` and
+  :class:`~fmipfast.dataplane.nd.Responder` (Neighbor Discovery), :class:`~fmipfast.dataplane.icmp.Emitter`
+  and :class:`~fmipfast.dataplane.icmp.IcmpErrors` (what the router originates),
+  :class:`~fmipfast.dataplane.deliver.LocalDelivery` (the control frames) and
+  :class:`~fmipfast.dataplane.pipeline.Pipeline` (the per-block data path);
+* :class:`~fmipfast.dataplane.counters.Books` (the counters).
+
+The engine itself runs the loop: it polls the ports, books what the kernel dropped before a frame reached it,
+and runs the timers.
+
+Conservation (checked by tests): every frame received gets exactly one disposition when processed::
+
+    received = forwarded + tunnelled + decapsulated + buffered + queued_resolve + delivered + dropped
+
+``dropped`` is the sum of ``drops`` by DropReason (kernel ring drops and malformed ring blocks included);
+frames later leaving a queue are counted apart (``flushed``, ``resolved_sent``, queue drops).  Frames the
+engine originates (ND, RA, ICMPv6 errors, echo replies) are counted as ``originated``.
+
+Ownership: one thread (the asyncio loop of ``run``) drives an Engine; the tables have a single writer.
+Kernels take ``now_ns`` from the engine's clock; nothing else reads a clock.
+
+May import: ports, backend, messages, frames, keys, config, errors, constants (tests/test_imports.py holds
+the rules; never fmipfast.reference).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import time
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv6Address
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.ma  # noqa: F401  -- np.unique imports it lazily on first use: 13 ms, in the first handover's flush
+
+from fmipfast import backend
+from fmipfast.config import InterfaceConfig, RouterConfig
+from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, DropReason, NeighborFlag, NeighborState
+from fmipfast.dataplane.counters import RECEIVED, Books, Faults
+from fmipfast.dataplane.deliver import LocalDelivery
+from fmipfast.dataplane.fib import Route, Routes
+from fmipfast.dataplane.handover import Handover, Hold
+from fmipfast.dataplane.icmp import Emitter, IcmpErrors
+from fmipfast.dataplane.nd import Resolver, Resolving, Responder
+from fmipfast.dataplane.pipeline import Pipeline
+from fmipfast.dataplane.tables import set_neighbor
+from fmipfast.dataplane.types import ControlFrame, Interface
+from fmipfast.keys import KeyPool
+from fmipfast.messages import RouterAdvertisement
+from fmipfast.ports import FrameBatch, Port
+
+if TYPE_CHECKING:
+    from fmipfast.backend import Batch
+
+__all__ = ["Engine", "EXPIRY_INTERVAL_NS"]
+
+#: How often the neighbor cache and the buffers are scanned for expired entries.
+EXPIRY_INTERVAL_NS = 100_000_000
+
+
+class Engine:
+    """A user-space IPv6 access router over ``ports`` (interface name -> Port) configured by ``cfg``.
+
+    ``control`` receives the fmipfast messages (a callable taking a :class:`ControlFrame`), the protocol
+    layer of ``fmipfast.ar``; without it they are counted as ``control_unhandled``.  ``peers`` are the
+    addresses of routers whose IPv6-in-IPv6 packets are decapsulated (docs/design.md §1 step 4).
+    """
+
+    def __init__(self, cfg: RouterConfig, ports: Mapping[str, Port], *, codepoints: Codepoints = DEFAULT_CODEPOINTS,
+                 clock: Callable[[], int] = time.monotonic_ns, control: Callable[[ControlFrame], None] | None = None,
+                 peers: Iterable[str] = (), seed: bytes | None = None) -> None:
+        self.cfg = cfg
+        self.codepoints = codepoints
+        self.clock = clock
+        self.peers = {IPv6Address(p) for p in (*cfg.peers, *peers)}
+        self._books = Books()
+        self._faults = Faults(self._books, clock)
+        self._kernel_seen: dict[int, tuple[int, int]] = {}
+        self._next_expiry_ns = 0
+        # ---- the tables
+        self.ncache = backend.impl.NeighborCache(cfg.ncache_capacity, seed=seed)
+        #: The handover buffer's key space (fmipfast.keys): the NAR machine acquires, the engine releases.
+        self.buffer_keys = KeyPool(cfg.buffer_keys)
+        self.buffer = backend.impl.PacketBuffer(
+            slots=cfg.buffer_slots, slot_size=cfg.buffer_slot_size, max_keys=cfg.buffer_keys,
+            per_key_packets=cfg.buffer_per_mn_packets, per_key_bytes=cfg.buffer_per_mn_bytes,
+            lifetime_ns=cfg.buffer_lifetime_ms * 1_000_000)
+        self.unresolved = backend.impl.PacketBuffer(
+            slots=max(16, cfg.resolve_queue_packets * 256), slot_size=cfg.buffer_slot_size,
+            max_keys=cfg.ncache_capacity, per_key_packets=max(1, cfg.resolve_queue_packets),
+            per_key_bytes=max(1, cfg.resolve_queue_packets) * cfg.buffer_slot_size,
+            lifetime_ns=cfg.resolve_retries * cfg.resolve_interval_ms * 1_000_000 * 2)
+        self.interfaces: list[Interface] = []
+        by_name = {i.name: i for i in cfg.interfaces}
+        for name, port in ports.items():
+            icfg = by_name.get(name) or InterfaceConfig(name)
+            mac = bytes(port.mac)
+            ll = IPv6Address(backend.link_local_from_mac48(mac))
+            addrs = [(IPv6Address(a), plen) for a, plen in icfg.addresses]
+            self.interfaces.append(Interface(len(self.interfaces), icfg, port, mac, ll, addrs))
+        self._iface_by_name = {i.name: i for i in self.interfaces}
+        routes: list[Route] = []
+        for iface in self.interfaces:
+            self._add_local(iface.link_local, iface)
+            for addr, plen in iface.addresses:
+                self._add_local(addr, iface)
+                routes.append(Route.to(ipaddress.IPv6Network((addr, plen), strict=False), iface.index, None))
+        for route in cfg.routes:
+            routes.append(Route.to(ipaddress.IPv6Network(route.prefix), self._iface_by_name[route.interface].index,
+                                   IPv6Address(route.via)))
+        for nb in cfg.neighbors:
+            self._set_neighbor(IPv6Address(nb.address), nb.mac, self._iface_by_name[nb.interface].index,
+                               NeighborState.REACHABLE, NeighborFlag.STATIC | NeighborFlag.ROUTER)
+        #: The forwarding node (``Node``): the per-block data path over the neighbor cache, the FIB and the
+        #: handover columns (``entry_key``, ``entry_peer``) that the handover hooks keep in step with their dicts.
+        self._node = backend.impl.Node(self.ncache, cfg.batch_size, max(1, len(self.interfaces)))
+        macs = np.zeros((max(1, len(self.interfaces)), 6), dtype=np.uint8)
+        for iface in self.interfaces:
+            macs[iface.index] = np.frombuffer(iface.mac, dtype=np.uint8)
+        self._node.set_interfaces(macs)
+        self._node.set_peers(np.array([list(p.packed) for p in self.peers], dtype=np.uint8).reshape(-1, 16))
+        # ---- the parts, each with the shared state it needs
+        self._routes = Routes(self._node, routes)
+        self._emit = Emitter(codepoints, self._books)
+        self._icmp = IcmpErrors(cfg, self._emit, self._books)
+        # frames leaving a queue go back through the pipeline, made last: the parts reach it through here
+        self._resolver = Resolver(cfg, clock, self.ncache, self.unresolved, self.interfaces, self._iface_by_name,
+                                  self._routes, self._emit, self._books, self._reinject)
+        self._responder = Responder(cfg, clock, self.ncache, self.interfaces, self._resolver, self._emit,
+                                    self._books)
+        self._handover = Handover(cfg, clock, self.ncache, self._node, self.buffer, self.buffer_keys,
+                                  self.interfaces, self._iface_by_name, self._books, self._reinject)
+        self._delivery = LocalDelivery(codepoints, self._responder, self._emit, self._books, self._faults)
+        self._delivery.control = control
+        self._pipeline = Pipeline(cfg, codepoints, clock, self.interfaces, self._node, self.ncache, self.buffer,
+                                  self._routes, self._handover, self._resolver, self._delivery, self._icmp,
+                                  self._books, self._faults)
+
+    # ------------------------------------------------------------------ hooks set after construction
+    @property
+    def control(self) -> Callable[[ControlFrame], None] | None:
+        """The protocol layer's hook for the fmipfast messages (None: they are counted control_unhandled)."""
+        return self._delivery.control
+
+    @control.setter
+    def control(self, hook: Callable[[ControlFrame], None] | None) -> None:
+        self._delivery.control = hook
+
+    @property
+    def on_event(self) -> Callable[[str, dict[str, object]], None] | None:
+        """Called as ``on_event(name, fields)`` for what the engine does on its own (a route-switch hold
+        released); the router agent turns these into its notes."""
+        return self._handover.on_event
+
+    @on_event.setter
+    def on_event(self, hook: Callable[[str, dict[str, object]], None] | None) -> None:
+        self._handover.on_event = hook
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def counters(self) -> dict[str, int]:
+        """Every counter by name (``fmipfast.constants.EngineCounter``, lower case): a live dict over the
+        ledger frames are booked in (the main one, except inside the second pass of frames leaving a queue)."""
+        return self._books.now.view
+
+    @property
+    def drops(self) -> np.ndarray:
+        """Frames dropped, int64 per DropReason (the ledger frames are booked in, as ``counters``)."""
+        return self._books.now.drops
+
+    @property
+    def requeue_counters(self) -> dict[str, int]:
+        """What became of frames leaving a queue (a flushed buffer, a resolved next hop), booked apart."""
+        return self._books.requeue.view
+
+    @property
+    def requeue_drops(self) -> np.ndarray:
+        return self._books.requeue.drops
+
+    def conservation(self) -> dict[str, int]:
+        """The terms of the conservation equation, and whether it holds."""
+        return self._books.now.conservation()
+
+    def drop_counts(self) -> dict[str, int]:
+        return self._books.now.drop_counts()
+
+    # ------------------------------------------------------------------ tables
+    def _add_local(self, address: IPv6Address, iface: Interface) -> None:
+        self._set_neighbor(address, iface.mac, iface.index, NeighborState.REACHABLE,
+                           NeighborFlag.LOCAL | NeighborFlag.STATIC)
+
+    def _set_neighbor(self, address: IPv6Address, mac: bytes, iface: int, state: int, flags: int,
+                      expiry: int = 0) -> int:
+        return set_neighbor(self.ncache, address, mac, iface, state, flags, expiry)
+
+    def lookup_route(self, dst: IPv6Address) -> tuple[int, IPv6Address] | None:
+        """(output interface index, next hop) for ``dst``, or None."""
+        return self._routes.lookup_route(dst)
+
+    def _route_batch(self, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Longest-prefix match of a batch: output interface (-1 = no route) and next hop [n,16]."""
+        return self._routes.route_batch(dst)
+
+    def _peer_route(self, p: int, peer: IPv6Address) -> tuple[int, IPv6Address] | None:
+        return self._routes.peer_route(p, peer)
+
+    # ------------------------------------------------------------------ handover hooks (used by fmipfast.ar)
+    def proxy_add(self, address: str | IPv6Address, key: int | None, lifetime_ms: int, iface: str | None = None,
+                  *, also: Iterable[str | IPv6Address] = (), buffer: bool = True) -> int:
+        """NAR: proxy ``address`` (an NCoA) for an MN mid-handover; its traffic is buffered under ``key``.
+        ``also`` (the PCoA) is buffered under the same key: the PAR tunnels the PCoA's packets here, and
+        after decapsulation they wait for the MN with the rest (docs/design.md §1 step 5).  ``buffer`` False (the
+        HI's U flag clear): the entries answer Neighbor Solicitations but traffic before the Attach is dropped
+        and counted (NOT_BUFFERED).
+
+        ``key`` comes from :attr:`buffer_keys` (the NAR machine acquired it; None: the engine takes one) and
+        belongs to the engine from here on: it goes back to the pool when the buffer is no longer used
+        (removed, expired, flushed after the Attach, or at the end of the route-switch hold).  Returns the
+        NCoA's neighbor index, or -1 if no entry could be made (table full: the key is returned at once) or
+        no key was free.  A key outside the pool's range, or a lifetime outside 1..2**32-1 ms, is a
+        ``ValueError`` (the caller's mistake, raised before anything changes)."""
+        return self._handover.proxy_add(address, key, lifetime_ms, iface, also=also, buffer=buffer)
+
+    def proxy_complete(self, address: str | IPv6Address, mac: bytes) -> int:
+        """NAR, on Attach: the PROXY entries (the NCoA and its aliases) become REACHABLE with ``mac``;
+        returns the number of buffered frames flushed, in arrival order."""
+        return self._handover.proxy_complete(address, mac)
+
+    def proxy_remove(self, address: str | IPv6Address) -> None:
+        """NAR: the handover ended without the MN: remove the PROXY entries and drop their buffer."""
+        self._handover.proxy_remove(address)
+
+    def drop_buffer(self, key: int) -> int:
+        """Drop what is buffered under ``key`` (the NAR machine's ``BufferDrop``); the key goes back to the
+        pool if nothing refers to it any more.  A key not in use is ignored (it may already serve another
+        handover's buffer, which is not this caller's to drop).  Returns the frames dropped."""
+        return self._handover.drop_buffer(key)
+
+    def flush_buffer(self, key: int) -> int:
+        """Send what is buffered under ``key`` through the pipeline again, in arrival order; returns the frames
+        flushed."""
+        return self._handover.flush_buffer(key)
+
+    def holds(self) -> list[dict[str, object]]:
+        """The NCoAs whose direct traffic is held at the route switch (the control API's view)."""
+        return self._handover.holds()
+
+    def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
+        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4)."""
+        return self._handover.tunnel_add(pcoa, nar)
+
+    def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
+        self._handover.tunnel_remove(pcoa)
+
+    # the handover tables, for tests and the bench (the Handover part owns them)
+    @property
+    def _proxy_key(self) -> dict[int, int]:
+        return self._handover.proxy_key
+
+    @property
+    def _proxy_aliases(self) -> dict[IPv6Address, tuple[IPv6Address, ...]]:
+        return self._handover.proxy_aliases
+
+    @property
+    def _tunnel_peer(self) -> dict[int, IPv6Address]:
+        return self._handover.tunnel_peer
+
+    @property
+    def _hold(self) -> dict[int, Hold]:
+        return self._handover.hold
+
+    @property
+    def _hold_alias(self) -> dict[int, int]:
+        return self._handover.hold_alias
+
+    @property
+    def _resolving(self) -> dict[int, Resolving]:
+        return self._resolver.resolving
+
+    @property
+    def _originated(self) -> dict[int, list[bytes]]:
+        return self._resolver.originated
+
+    # ------------------------------------------------------------------ what the router originates
+    def router_advertisement(self, iface: Interface, *, with_realms: bool = True) -> RouterAdvertisement:
+        return self._responder.router_advertisement(iface, with_realms=with_realms)
+
+    def send_packet(self, packet: bytes, *, iface: str | None = None) -> bool:
+        """Originate an IPv6 packet built by the control path (e.g. an fmipfast message): route it, fill the
+        Ethernet header from the neighbor cache (link-local/multicast destinations need ``iface``).  A next
+        hop without a usable entry is resolved as for forwarded packets (RFC 4861 §7.2.2: an INCOMPLETE entry,
+        Neighbor Solicitations) while the packet waits, up to ``ORIGINATED_QUEUE`` per next hop (drop-oldest,
+        ``originated_dropped``; ``originated_unresolved`` if resolution fails).  False if it cannot be sent
+        or queued: no route, or a full neighbor table."""
+        return self._resolver.send_packet(packet, iface)
+
+    # ------------------------------------------------------------------ timers
+    def tick(self) -> None:
+        """Periodic work: Router Advertisements, NS retransmissions, expiry of buffers and entries, the end
+        of route-switch holds."""
+        now = self.clock()
+        if self._handover.hold:
+            self._handover.holds_due(now)
+        self._responder.advertise(now)
+        self._resolver.retransmit(now)
+        if now < self._next_expiry_ns:
+            return
+        # the table scans run at most every EXPIRY_INTERVAL_NS, not on every batch (poll ticks per batch)
+        self._next_expiry_ns = now + EXPIRY_INTERVAL_NS
+        self.buffer.expire(now)
+        self.unresolved.expire(now)
+        if self.ncache.expire(now):
+            self._handover.forget_expired()
+
+    # ------------------------------------------------------------------ the loop
+    async def run(self, stop: asyncio.Event, *, tick_s: float = 0.01) -> None:
+        """Serve until ``stop`` is set: readers on ring ports, a periodic tick for timers and pull ports."""
+        loop = asyncio.get_running_loop()
+        fds = []
+        for iface in self.interfaces:
+            for fd in iface.port.filenos():
+                loop.add_reader(fd, self.poll)
+                fds.append(fd)
+        try:
+            while not stop.is_set():
+                self.poll()
+                try:
+                    await asyncio.wait_for(stop.wait(), tick_s)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            for fd in fds:
+                loop.remove_reader(fd)
+
+    def poll(self) -> int:
+        """Process everything the ports have now, then run due timers; returns frames received."""
+        total = 0
+        for iface in self.interfaces:
+            try:
+                blocks = iface.port.receive()
+            except Exception as exc:  # noqa: BLE001 -- a port that fails to read is logged, the others go on
+                self._internal_error("receive", exc, interface=iface.name)
+                continue
+            for fb in blocks:
+                try:
+                    total += self.process(iface, fb)
+                finally:
+                    fb.release()
+            self._guarded("kernel drops", self._account_kernel_drops, iface)
+        self._guarded("timers", self.tick)
+        return total
+
+    def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
+        """Run one block of frames received on ``iface`` through the pipeline.  ``from_wire`` False for
+        frames the engine made itself (decapsulated, flushed from a queue): no link-layer filter.
+
+        Frames that re-enter the pipeline get passes of their own, each with a classify Batch of its own (the
+        pass that started them still reads its Batch, and took copies of the node's outputs before its control
+        stage): what the control stage releases (a buffer flushed by an Attach, the queue of a next hop resolved
+        by an NA; ``process`` called from a control hook) goes out at once, before the chunk's other frames
+        (it is older), and before the rest of the control step (the MN's first packets do not wait for the
+        Authenticated-MN to be built); passes asked for ``MAX_NESTED_PASSES`` deep wait, on a copy, until the
+        outermost pass is done.  Decapsulated inner packets get theirs at the DECAP stage, before the
+        chunk's direct frames (tunnelled packets are the older ones), nested at most ``MAX_DECAP_DEPTH`` deep.
+        Nothing raised while handling the frames leaves this method: a frame whose control-path handling fails
+        is dropped as CONTROL_ERROR, a pass that fails books its frames without a disposition as INTERNAL_ERROR;
+        both are logged, rate-limited, and the conservation equation holds."""
+        return self._pipeline.process(iface, fb, inner=inner, from_wire=from_wire)
+
+    def _reinject(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """Frames leaving a queue, back through the pipeline (the parts that release them call this)."""
+        self._pipeline.reinject(iface, arena, offsets, lengths)
+
+    @property
+    def _depth(self) -> int:
+        """How many passes are running, one inside the other (0: none)."""
+        return self._pipeline.depth
+
+    @property
+    def _batches(self) -> list[Batch]:
+        return self._pipeline.batches
+
+    def _internal_error(self, kind: str, exc: BaseException, **fields: object) -> None:
+        self._faults.internal(kind, exc, **fields)
+
+    def _guarded(self, kind: str, work: Callable[..., object], *args: object) -> None:
+        """Run periodic or bookkeeping ``work``; whatever it raises is counted and logged, never propagated:
+        the next poll runs it again."""
+        try:
+            work(*args)
+        except Exception as exc:  # noqa: BLE001
+            self._internal_error(kind, exc)
+
+    def _account_kernel_drops(self, iface: Interface) -> None:
+        """Frames the kernel dropped (ring full) or a damaged block hid count as received and dropped."""
+        # the port's counts are cumulative (a ring port is the one reader of PACKET_STATISTICS, which resets on
+        # read): what grew since the last poll is new
+        drops, walk = iface.port.receive_losses()
+        seen_drops, seen_walk = self._kernel_seen.get(iface.index, (0, 0))
+        self._kernel_seen[iface.index] = (drops, walk)
+        ledger = self._books.now
+        for new, reason in ((drops - seen_drops, DropReason.KERNEL_RING_DROP),
+                            (walk - seen_walk, DropReason.RING_WALK_ERROR)):
+            if new > 0:
+                ledger.c[RECEIVED] += new
+                ledger.drop(reason, new)
+

@@ -1,0 +1,379 @@
+"""The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run``,
+``_kernels/node.pxi``), two compiled calls, then Python for the classes the node hands over, in this order:
+CONTROL (fmipfast.dataplane.deliver), BUFFER (the handover buffer, keys from the node's ``entry_key``
+column), TUNNEL (``encapsulate`` to the NAR in the node's ``entry_peer`` column, RFC 2473), DECAP
+(``decapsulate``; the inner packets get a pass of their own), the ICMPv6 errors (no route, hop limit) and
+RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded and dropped frames
+costs the two calls and one ``send`` per output interface; everything here runs per block, never per frame,
+except for the frames Python has work for.
+
+Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
+leaving a queue (:meth:`Pipeline.reinject`) — get passes of their own, each with a classify Batch of its own,
+nested at most ``MAX_NESTED_PASSES`` deep (deeper ones wait, at most ``MAX_WAITING_PASSES``), decapsulation at
+most ``MAX_DECAP_DEPTH`` levels.  Frames leaving a queue are booked in the second ledger (counters.Books).
+
+Ownership: the engine's thread runs every pass; the Batches, the node's outputs and the pass state are its
+alone (docs/conventions.md §3).  Time comes from the engine's clock, once per block.
+
+May import: backend, ports, config, constants (tests/test_imports.py holds the rules).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fmipfast import backend
+from fmipfast.config import RouterConfig
+from fmipfast.constants import NODE_STATS, Action, Codepoints, DropReason, Icmp6Type, NeighborState
+from fmipfast.dataplane.counters import (
+    BUFFERED,
+    CSUM_COMPLETED,
+    DECAPSULATED,
+    DROPPED,
+    FORWARDED,
+    RECEIVED,
+    RECEIVED_INNER,
+    REORDER_HELD,
+    TUNNELLED,
+    Books,
+    Faults,
+)
+from fmipfast.dataplane.deliver import LocalDelivery
+from fmipfast.dataplane.fib import Routes
+from fmipfast.dataplane.handover import Handover
+from fmipfast.dataplane.icmp import IcmpErrors
+from fmipfast.dataplane.nd import Resolver
+from fmipfast.dataplane.tables import find_neighbor
+from fmipfast.dataplane.types import Interface
+from fmipfast.ports import FrameBatch
+
+if TYPE_CHECKING:
+    from fmipfast.backend import Batch, NeighborCache, Node, PacketBuffer
+
+__all__ = ["Pipeline", "MAX_DECAP_DEPTH", "MAX_NESTED_PASSES", "MAX_WAITING_PASSES"]
+
+#: Levels of IPv6-in-IPv6 the engine decapsulates in one frame (RFC 2473 §4.1.1: default limit 4).
+MAX_DECAP_DEPTH = 4
+#: Passes started from a control stage run at once, each with a Batch of its own, up to this nesting depth
+#: (deeper ones wait until the stage that started them is done).
+MAX_NESTED_PASSES = 8
+#: Passes waiting for the outermost one to finish (see Pipeline._wait).
+MAX_WAITING_PASSES = 64
+
+# the forwarding node's actions, as ints and as bits of the set ``Node.run`` returns
+_A_DROP, _A_CONTROL, _A_BUFFER = int(Action.DROP), int(Action.CONTROL), int(Action.BUFFER)
+_A_TUNNEL, _A_DECAP, _A_RESOLVE = int(Action.TUNNEL), int(Action.DECAP), int(Action.RESOLVE)
+_A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
+_B_FORWARD, _B_CONTROL, _B_BUFFER = 1 << int(Action.FORWARD), 1 << _A_CONTROL, 1 << _A_BUFFER
+_B_TUNNEL, _B_DECAP, _B_RESOLVE = 1 << _A_TUNNEL, 1 << _A_DECAP, 1 << _A_RESOLVE
+_B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
+_SLOW = ~((1 << _A_DROP) | _B_FORWARD)  # every action Python has work for after the node
+_S_DROPPED, _S_HELD, _S_CSUM = NODE_STATS.index("dropped"), NODE_STATS.index("reorder_held"), \
+    NODE_STATS.index("csum_completed")
+_S_INCOMPLETE = int(NeighborState.INCOMPLETE)
+_R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
+
+#: A pass waiting for the outermost one: (iface, frames, inner, from_wire, booked in the requeue ledger).
+_Waiting = tuple[Interface, FrameBatch, bool, bool, bool]
+
+
+class Pipeline:
+    """The per-block data path of one engine over its tables and parts (see the module's docstring)."""
+
+    def __init__(self, cfg: RouterConfig, codepoints: Codepoints, clock: Callable[[], int],
+                 interfaces: Sequence[Interface], node: Node, ncache: NeighborCache, buffer: PacketBuffer,
+                 routes: Routes, handover: Handover, resolver: Resolver, delivery: LocalDelivery,
+                 icmp: IcmpErrors, books: Books, faults: Faults) -> None:
+        self.cfg = cfg
+        self.codepoints = codepoints
+        self.clock = clock
+        self.interfaces = interfaces
+        self.node = node
+        self.ncache = ncache
+        self.buffer = buffer
+        self.routes = routes
+        self.handover = handover
+        self.resolver = resolver
+        self.delivery = delivery
+        self.icmp = icmp
+        self.books = books
+        self.faults = faults
+        self.batch_size = cfg.batch_size
+        # One classify Batch per nesting level of passes (a pass started while another still reads its Batch:
+        # the control stage's releases, decapsulated packets), made when first needed.
+        self.batches: list[Batch] = [backend.impl.Batch(cfg.batch_size)]
+        self.depth = 0
+        # Passes asked for MAX_NESTED_PASSES deep wait here (on a copy) and run when the outermost pass is done,
+        # at most MAX_WAITING_PASSES of them.
+        self.waiting: deque[_Waiting] = deque()
+        self.waited = 0  # passes the current outermost pass has queued so far
+        self.decap_depth = 0
+        self._no_status = np.zeros(cfg.batch_size, dtype=np.uint32)  # read-only use: frames the engine made
+        self._no_ts = np.zeros(cfg.batch_size, dtype=np.int64)
+        # views of the node's outputs, taken once (its arrays are never reallocated)
+        self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
+                          node.tx_offsets, node.tx_lengths)
+
+    # ------------------------------------------------------------------ passes
+    def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
+        """See ``Engine.process``."""
+        n_total = len(fb)
+        if self.depth >= MAX_NESTED_PASSES:
+            self._wait(iface, fb, inner, from_wire, False)
+            return n_total
+        self.run_pass(iface, fb, inner, from_wire)
+        return n_total
+
+    def reinject(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """Frames leaving a queue (a flushed handover buffer, a resolved next hop) go through the pipeline
+        again.  They got their disposition when they were queued, so this second pass is booked in the
+        second ledger (``Books.requeue``), keeping the main equation exact."""
+        fb = FrameBatch(iface.port, arena, offsets, lengths, np.zeros(offsets.shape[0], dtype=np.uint32),
+                        np.zeros(offsets.shape[0], dtype=np.int64))
+        if self.depth >= MAX_NESTED_PASSES:
+            self._wait(iface, fb, False, False, True)
+        else:
+            self._run(iface, fb, False, False, True)
+
+    def _wait(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool, requeue: bool) -> None:
+        """A pass asked for too deep: it runs, on a copy, once the outermost pass is done; beyond
+        MAX_WAITING_PASSES queued by one outermost pass its frames are refused (INTERNAL_ERROR, in their
+        ledger), so a loop of re-entries can neither grow the stack nor run forever."""
+        if self.waited >= MAX_WAITING_PASSES:
+            ledger = self.books.requeue if requeue else self.books.now
+            if not requeue:
+                ledger.c[RECEIVED] += len(fb)
+            ledger.drop(_R_INTERNAL_ERROR, len(fb))
+            self.faults.internal("nested passes", RuntimeError(f"more than {MAX_WAITING_PASSES} passes waiting"))
+            return
+        copy = FrameBatch(fb.port, np.array(fb.arena, dtype=np.uint8), np.array(fb.offsets, dtype=np.int64),
+                          np.array(fb.lengths, dtype=np.uint32), np.array(fb.status, dtype=np.uint32),
+                          np.array(fb.ts_ns, dtype=np.int64))
+        self.waiting.append((iface, copy, inner, from_wire, requeue))
+        self.waited += 1
+
+    def _run(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool, requeue: bool) -> None:
+        """One pass; ``requeue``: frames leaving a queue, booked in the second ledger (see reinject)."""
+        if not requeue:
+            self.run_pass(iface, fb, inner, from_wire)
+            return
+        before = self.books.switch(self.books.requeue)
+        try:
+            self.run_pass(iface, fb, inner, from_wire)
+        finally:
+            self.books.switch(before)
+
+    def run_pass(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        self.depth += 1
+        if self.depth == 1:
+            self.waited = 0
+        try:
+            if len(self.batches) < self.depth:
+                self.batches.append(backend.impl.Batch(self.batch_size))
+            self._chunks(iface, fb, inner, from_wire)
+            while self.depth == 1 and self.waiting:
+                self._run(*self.waiting.popleft())
+        finally:
+            self.depth -= 1
+
+    def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        size = self.batch_size
+        for start in range(0, len(fb), size):
+            stop = min(len(fb), start + size)
+            ledger = self.books.now
+            received = ledger.c[RECEIVED]
+            before = ledger.dispositions()
+            try:
+                self._process_chunk(iface, fb, start, stop, inner, from_wire)
+            except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
+                self.faults.internal("engine pass", exc, interface=iface.name, frames=stop - start)
+                ledger = self.books.now
+                if ledger.c[RECEIVED] == received:
+                    ledger.c[RECEIVED] += stop - start
+                missing = (ledger.c[RECEIVED] - received) - (ledger.dispositions() - before)
+                if missing > 0:
+                    ledger.drop(_R_INTERNAL_ERROR, missing)
+
+    # ------------------------------------------------------------------ one block
+    def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool,
+                       from_wire: bool) -> None:
+        now = self.clock()
+        arena = fb.arena
+        offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
+        lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
+        status = np.ascontiguousarray(fb.status[start:stop], dtype=np.uint32)
+        n = int(offsets.shape[0])
+        ledger = self.books.now
+        c = ledger.c
+        c[RECEIVED] += n
+        if inner:
+            c[RECEIVED_INNER] += n
+        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints,
+                                  out=self.batches[self.depth - 1])
+        # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
+        # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
+        present = self.node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
+                                drops=ledger.node_drops)
+        stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
+        dropped, held, completed, _frames = stats.tolist()
+        if dropped:
+            c[DROPPED] += dropped
+        if held:
+            c[REORDER_HELD] += held
+        if completed:
+            c[CSUM_COMPLETED] += completed
+        if inner and self.handover.hold:  # the tunnel still delivers: the holds of these MNs go on
+            self.handover.tunnel_delivered(n_entry[:n][n_action[:n] != _A_DROP], now)
+        if present & _SLOW == 0:  # the common block: forwarded and dropped frames only
+            if present & _B_FORWARD:
+                self._transmit_vectors(arena, tx_count, tx_offsets, tx_lengths)
+            return
+        # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
+        # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
+        action = n_action[:n].copy()
+        aux = n_aux[:n].copy()
+        if present & _B_RESOLVE:
+            out_if = n_out_if[:n].copy()
+            next_hop = n_next_hop[:n].copy()
+        if present & (_B_TUNNEL | _B_DECAP):
+            l3 = np.array(b.l3_offset, dtype=np.uint32)
+            l4 = np.array(b.l4_offset, dtype=np.uint32)
+        tx = None
+        if present & _B_FORWARD:
+            tx = (tx_count.copy(), tx_offsets.copy(), tx_lengths.copy())
+        if present & _B_CONTROL:
+            sel = np.flatnonzero(action == _A_CONTROL)
+            # what it releases (a buffer flushed by an Attach, a resolved next hop's queue) goes out at once, in
+            # passes of their own (process): before the rest of this chunk, which is newer
+            self.delivery.stage(iface, arena, offsets, lengths, b, sel, now, inner)
+        if present & _B_BUFFER:
+            sel = np.flatnonzero(action == _A_BUFFER)
+            self._buffer(arena, offsets, lengths, sel, aux[sel], now)
+        if present & _B_TUNNEL:
+            sel = np.flatnonzero(action == _A_TUNNEL)
+            self._tunnel(arena, offsets, lengths, l3, sel, aux[sel])
+        if present & _B_DECAP:
+            self._decap(iface, arena, offsets, lengths, l3, l4, np.flatnonzero(action == _A_DECAP))
+        if present & _B_NO_ROUTE:
+            sel = np.flatnonzero(action == _A_NO_ROUTE)
+            for i in sel:
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
+            self.books.now.drop(DropReason.NO_ROUTE, int(sel.size))
+        if present & _B_TIME_EXCEEDED:
+            # a packet that would leave with hop limit 0 is answered with Time Exceeded (RFC 4443 §3.3)
+            sel = np.flatnonzero(action == _A_TIME_EXCEEDED)
+            for i in sel:
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
+            self.books.now.drop(DropReason.HOP_LIMIT_EXCEEDED, int(sel.size))
+        if present & _B_RESOLVE:
+            sel = np.flatnonzero(action == _A_RESOLVE)
+            self.resolver.resolve(arena, offsets, lengths, sel, out_if[sel].astype(np.int64), next_hop[sel], now)
+        if tx is not None:
+            self._transmit_vectors(arena, *tx)
+
+    # ------------------------------------------------------------------ FORWARD
+    def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
+                          tx_lengths: np.ndarray) -> None:
+        """Send the node's TX vectors: frame ``j`` of interface ``k`` at ``tx_offsets[k, j]``."""
+        for k, m in enumerate(tx_count.tolist()):
+            if m:
+                self._transmit(self.interfaces[k], arena, tx_offsets[k, :m], tx_lengths[k, :m], FORWARDED)
+
+    def _transmit(self, out: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                  counter: int) -> None:
+        if not offsets.shape[0]:
+            return
+        sent = out.port.send(arena, offsets, lengths)
+        ledger = self.books.now
+        ledger.c[counter] += sent
+        lost = int(offsets.shape[0]) - sent
+        if lost:
+            ledger.drop(DropReason.TX_RING_FULL, lost)
+
+    # ------------------------------------------------------------------ BUFFER, TUNNEL, DECAP
+    def _buffer(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, sel: np.ndarray,
+                keys: np.ndarray, now: int) -> None:
+        """Buffer the selected frames under their keys (the node's ``entry_key`` column); -1: this handover
+        does not buffer (the HI's U flag was clear)."""
+        keys = keys.astype(np.int32, copy=False)
+        known = keys >= 0
+        ledger = self.books.now
+        if not known.all():
+            ledger.drop(DropReason.NOT_BUFFERED, int((~known).sum()))
+            sel, keys = sel[known], keys[known]
+        if sel.size:
+            st = self.buffer.push(keys, arena, offsets[sel], lengths[sel], now)
+            ok = st == 0
+            ledger.c[BUFFERED] += int(ok.sum())
+            if not ok.all():
+                ledger.drop_statuses(st[~ok])
+
+    def _tunnel(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, l3: np.ndarray,
+                sel: np.ndarray, peers: np.ndarray) -> None:
+        """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
+        ``Handover.peer_table``) per RFC 2473, one kernel call per NAR; the outer Ethernet destination is the
+        next hop's, filled by the kernel.  Tunnel packets are this router's own: no hop-limit decrement, and an
+        unresolved next hop queues them like forwarded traffic (counted ``queued_resolve``, not ``tunnelled``)."""
+        peer_table, peer_arrays = self.handover.peer_table, self.handover.peer_arrays
+        single = bool((peers == peers[0]).all())  # one NAR: the common case
+        for p in [int(peers[0])] if single else np.unique(peers).tolist():
+            group = sel if single else sel[peers == p]
+            peer = peer_table[p] if 0 <= p < len(peer_table) else None
+            route = None if peer is None else self.routes.peer_route(p, peer)
+            if peer is None or route is None:
+                self.books.now.drop(DropReason.NO_ROUTE, int(group.size))
+                continue
+            out = self.interfaces[route[0]]
+            hop = route[1]
+            idx = find_neighbor(self.ncache, hop)
+            resolved = idx >= 0 and int(self.ncache.states[idx]) != _S_INCOMPLETE
+            dst_mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8) if resolved else np.zeros(6, dtype=np.uint8)
+            out_arena, out_off, out_len, st = backend.impl.encapsulate(
+                arena, offsets, lengths, l3, group, out.source_array, peer_arrays[p], dst_mac,
+                out.mac_array, hop_limit=64, mtu=out.cfg.mtu)
+            ok = st == 0
+            if not ok.all():
+                self.books.now.drop_statuses(st[~ok])
+                out_off, out_len = out_off[ok], out_len[ok]
+            m = int(out_off.shape[0])
+            if not m:
+                continue
+            if resolved:
+                self._transmit(out, out_arena, out_off, out_len, TUNNELLED)
+            else:
+                self.resolver.resolve(out_arena, out_off, out_len, np.arange(m, dtype=np.int64),
+                                      np.full(m, route[0], dtype=np.int64),
+                                      np.tile(np.frombuffer(hop.packed, dtype=np.uint8), (m, 1)), self.clock())
+
+    def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+               l3: np.ndarray, l4: np.ndarray, sel: np.ndarray) -> None:
+        """Decapsulate the selected IPv6-in-IPv6 packets (the node checked that a peer sent them)."""
+        out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
+        ok = st == 0
+        if not ok.all():
+            self.books.now.drop_statuses(st[~ok])
+            out_off, out_len = out_off[ok], out_len[ok]
+        m = int(out_off.shape[0])
+        if not m:
+            return
+        # the inner packets' own pass, now (the Batch of this chunk is no longer read), so that what the
+        # tunnel delivered goes out before this chunk's direct frames (they are newer).  Nested tunnels are
+        # decapsulated up to MAX_DECAP_DEPTH levels (RFC 2473 §4.1.1's default encapsulation limit).
+        if self.decap_depth >= MAX_DECAP_DEPTH:
+            self.books.now.drop(DropReason.DECAP_TOO_DEEP, m)
+            return
+        self.books.now.c[DECAPSULATED] += m
+        # the kernel's output arena is new and writable: the inner pass rewrites it in place
+        size = self.batch_size
+        inner = FrameBatch(iface.port, out_arena, out_off, out_len,
+                           self._no_status[:m] if m <= size else np.zeros(m, dtype=np.uint32),
+                           self._no_ts[:m] if m <= size else np.zeros(m, dtype=np.int64))
+        self.decap_depth += 1
+        try:
+            self.run_pass(iface, inner, True, False)
+        finally:
+            self.decap_depth -= 1
