@@ -335,10 +335,7 @@ class Pipeline:
             out_arena, out_off, out_len, st = backend.impl.encapsulate(
                 arena, offsets, lengths, l3, group, out.source_array, peer_arrays[p], dst_mac,
                 out.mac_array, hop_limit=64, mtu=out.cfg.mtu)
-            ok = st == 0
-            if not ok.all():
-                self.books.now.drop_statuses(st[~ok])
-                out_off, out_len = out_off[ok], out_len[ok]
+            out_off, out_len = self._kept(st, out_off, out_len)
             m = int(out_off.shape[0])
             if not m:
                 continue
@@ -349,14 +346,19 @@ class Pipeline:
                                       np.full(m, route[0], dtype=np.int64),
                                       np.tile(np.frombuffer(hop.packed, dtype=np.uint8), (m, 1)), self.clock())
 
+    def _kept(self, st: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The packets a rewriting kernel produced (status 0); the others are dropped by their status."""
+        ok = st == 0
+        if ok.all():
+            return offsets, lengths
+        self.books.now.drop_statuses(st[~ok])
+        return offsets[ok], lengths[ok]
+
     def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
                l3: np.ndarray, l4: np.ndarray, sel: np.ndarray) -> None:
         """Decapsulate the selected IPv6-in-IPv6 packets (the node checked that a peer sent them)."""
         out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
-        ok = st == 0
-        if not ok.all():
-            self.books.now.drop_statuses(st[~ok])
-            out_off, out_len = out_off[ok], out_len[ok]
+        out_off, out_len = self._kept(st, out_off, out_len)
         m = int(out_off.shape[0])
         if not m:
             return
