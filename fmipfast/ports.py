@@ -4,14 +4,16 @@
 * :class:`PcapPort` — frames replayed from a capture file; what the engine sends is written to another
   (a VPP-style pcap-in / pcap-out harness that needs no root).
 * :class:`MemoryPort` on a :class:`MemoryLink` — an in-memory wire for tests and ``fmipfast demo``: every
-  frame sent on a link reaches every other port attached to it (a hub), a port can be moved between links
-  (the layer-2 handover), and a detached port's frames are counted as lost.
+  frame sent on a link reaches every other port attached to it (a hub), at once or after a delay on a
+  caller's scheduler (the demo's simulated clock), a port can be moved between links (the layer-2
+  handover), and a detached port's frames are counted as lost.
 
 Every port yields :class:`FrameBatch` objects — a uint8 ``arena`` with int64 ``offsets`` and uint32
 ``lengths`` (exactly what ``classify`` takes), the per-frame ``status`` (TP_STATUS_* bits; 0 off the rings)
 and ``ts_ns`` — and the engine calls :meth:`FrameBatch.release` when it is done with the frames.
 
-Ownership: a port belongs to the engine's thread; MemoryLink delivery is synchronous and single-threaded.
+Ownership: a port belongs to the engine's thread; MemoryLink delivery is single-threaded, synchronous or on
+the scheduler it was given.
 
 May import: rings, pcap, errors (tests/test_imports.py holds the rules).
 """
@@ -243,40 +245,76 @@ class PcapPort(Port):
 
 
 class MemoryLink:
-    """A broadcast segment in memory (a hub): a frame sent by one attached port is queued at every other."""
+    """A broadcast segment in memory (a hub): a frame sent by one attached port reaches every other.
 
-    def __init__(self, name: str, *, queue_limit: int = 65536) -> None:
+    Without ``schedule`` a frame is in the other ports' queues when ``send`` returns, stamped with the
+    sender's clock.  With ``schedule`` -- ``schedule(delay_ns, fn)`` runs ``fn`` that much later on the
+    caller's clock, e.g. :meth:`fmipfast.lab.simulated.sim.Sim.after` -- each frame arrives ``delay_ns``
+    after it was sent, stamped with the receiving port's clock, and a frame in flight to a port that has left
+    the link by then is lost (``lost_in_flight``), as on a real link.  A port's queue holds at most
+    ``queue_limit`` frames (beyond: ``queue_full``).  Taps see every frame sent: ``tap(now, frame, link_name)``
+    (e.g. a capture)."""
+
+    def __init__(self, name: str, *, queue_limit: int = 65536, delay_ns: int = 0,
+                 schedule: Callable[[int, Callable[[], None]], None] | None = None) -> None:
+        if delay_ns and schedule is None:
+            raise ValueError("a link with a delay needs a schedule")
         self.name = name
         self.queue_limit = queue_limit
+        self.delay_ns = delay_ns
+        self.schedule = schedule
         self.ports: list[MemoryPort] = []
-        self.taps: list[Callable[[int, bytes, str], None]] = []  # e.g. a pcap writer for --capture
-        self.counters = {"frames": 0, "delivered": 0, "queue_full": 0}
+        self.taps: list[Callable[[int, bytes, str], None]] = []
+        self.counters = {"frames": 0, "delivered": 0, "queue_full": 0, "lost_in_flight": 0}
 
-    def _carry(self, sender: "MemoryPort", frame: bytes, now: int) -> None:
+    def carry(self, sender: "MemoryPort", frame: bytes, now: int) -> None:
+        """``sender`` sent ``frame`` at ``now``: the taps see it, every other port gets it."""
         self.counters["frames"] += 1
         for tap in self.taps:
             tap(now, frame, self.name)
-        for port in self.ports:
-            if port is sender:
-                continue
-            if len(port._queue) >= self.queue_limit:
-                self.counters["queue_full"] += 1
-                port.counters["rx_dropped_queue_full"] += 1
-                continue
-            port._queue.append((now, frame))
-            self.counters["delivered"] += 1
+        for port in list(self.ports):
+            if port is not sender:
+                self._launch(port, frame, now)
+
+    def _launch(self, port: "MemoryPort", frame: bytes, now: int) -> None:
+        if self.schedule is None:
+            self._arrive(port, frame, now)
+        else:
+            self.schedule(self.delay_ns, lambda: self._arrive(port, frame, port.clock()))
+
+    def _arrive(self, port: "MemoryPort", frame: bytes, now: int) -> None:
+        if port.link is not self:  # it moved away while the frame was in flight
+            self.counters["lost_in_flight"] += 1
+            return
+        if len(port._queue) >= self.queue_limit:
+            self.counters["queue_full"] += 1
+            port.counters["rx_dropped_queue_full"] += 1
+            return
+        port._queue.append((now, frame))
+        self.counters["delivered"] += 1
+        if port.on_receive is not None and not port._wake_pending:
+            port._wake_pending = True
+            if self.schedule is None:
+                port._wake()
+            else:  # after every arrival due at the same moment: one wake-up per burst
+                self.schedule(0, port._wake)
 
 
 class MemoryPort(Port):
-    """An interface on the in-memory wire.  :meth:`attach` moves it to another link (or None: down)."""
+    """An interface on the in-memory wire.  :meth:`attach` moves it to another link (or None: down).
 
-    def __init__(self, name: str, mac: bytes, link: MemoryLink | None = None, *, batch_size: int = 256,
+    ``batch_size`` frames per batch at most (None: everything queued in one); ``on_receive``, when set, is
+    called once per burst of arrivals (at their time on a scheduled link) so the port's owner can poll."""
+
+    def __init__(self, name: str, mac: bytes, link: MemoryLink | None = None, *, batch_size: int | None = 256,
                  clock: Callable[[], int] | None = None) -> None:
         self.name, self.mac = name, bytes(mac)
         self.batch_size = batch_size
         self.clock = clock or (lambda: 0)
         self.link: MemoryLink | None = None
+        self.on_receive: Callable[[], object] | None = None
         self._queue: deque[tuple[int, bytes]] = deque()
+        self._wake_pending = False
         self.counters = {"rx_frames": 0, "tx_frames": 0, "tx_lost_link_down": 0, "rx_dropped_queue_full": 0,
                          "rx_flushed_on_move": 0}
         self.attach(link)
@@ -294,9 +332,15 @@ class MemoryPort(Port):
     def pending(self) -> int:
         return len(self._queue)
 
+    def _wake(self) -> None:
+        self._wake_pending = False
+        if self.on_receive is not None:
+            self.on_receive()
+
     def receive(self) -> Iterator[FrameBatch]:
         while self._queue:
-            take = [self._queue.popleft() for _ in range(min(self.batch_size, len(self._queue)))]
+            n = len(self._queue) if self.batch_size is None else min(self.batch_size, len(self._queue))
+            take = [self._queue.popleft() for _ in range(n)]
             arena, offsets, lengths = pack_frames(f for _, f in take)
             self.counters["rx_frames"] += len(take)
             yield FrameBatch(self, arena, offsets, lengths, np.zeros(len(take), dtype=np.uint32),
@@ -309,7 +353,7 @@ class MemoryPort(Port):
             self.counters["tx_lost_link_down"] += n
             return 0
         for o, ln in zip(offsets, lengths):
-            self.link._carry(self, np.asarray(arena[int(o):int(o) + int(ln)]).tobytes(), now)
+            self.link.carry(self, np.asarray(arena[int(o):int(o) + int(ln)]).tobytes(), now)
         self.counters["tx_frames"] += n
         return n
 

@@ -37,6 +37,7 @@ from fmipfast.lab.simulated.host import Host
 from fmipfast.lab.simulated.sim import MS, Sim, SimLink, SimPort
 from fmipfast.messages import BindingUpdate
 from fmipfast.mn import MnState, MobileNode
+from fmipfast.ports import MemoryPort
 from fmipfast.protocol import (
     ConfigureAddress,
     GetTicket,
@@ -232,7 +233,7 @@ class LedgerLink(SimLink):
         super().__init__(*args)
         self.world = world
 
-    def carry(self, sender: SimPort, frame: bytes) -> None:
+    def carry(self, sender: MemoryPort, frame: bytes, now: int) -> None:
         tag = stream_tag(frame)
         if tag is not None:
             self.world.ledger.seen(tag, self.name)
@@ -244,14 +245,14 @@ class LedgerLink(SimLink):
         dst = frame[0:6]
         for port in list(self.ports):
             if port is not sender and (dst[0] & 1 or port.mac == dst):
-                self.sim.after(self.delay_ns, self._arrival(port, frame))
+                self._launch(port, frame, now)
 
-    def _arrive(self, port: SimPort, frame: bytes) -> None:
+    def _arrive(self, port: MemoryPort, frame: bytes, now: int) -> None:
         if port.link is not self:
             tag = stream_tag(frame)
             if tag is not None and port.name.startswith("mn"):
                 self.world.ledger.lost_on_air(tag)
-        super()._arrive(port, frame)
+        super()._arrive(port, frame, now)
 
 
 def stream_tag(frame: bytes) -> tuple[int, int] | None:

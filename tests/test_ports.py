@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import time
 
@@ -62,6 +63,53 @@ def test_memory_link_taps_and_bounds():
     assert len(seen) == 5 and p2.pending() == 3
     assert p2.counters["rx_dropped_queue_full"] == 2 and link.counters["queue_full"] == 2
 
+
+
+def test_memory_link_with_a_delay_on_a_scheduler():
+    """The same wire on a caller's clock: arrivals ``delay_ns`` later, stamped by the receiver's clock; a frame
+    in flight to a port that left is lost; one ``on_receive`` per burst; the queue bound still holds."""
+    now, events, seq = [0], [], iter(range(1 << 30))
+
+    def schedule(delay_ns, fn):
+        heapq.heappush(events, (now[0] + delay_ns, next(seq), fn))
+
+    def run_until(t):
+        while events and events[0][0] <= t:
+            now[0], _, fn = heapq.heappop(events)
+            fn()
+        now[0] = t
+
+    clock = lambda: now[0]  # noqa: E731
+    with pytest.raises(ValueError):
+        MemoryLink("A", delay_ns=5)
+    a, b = MemoryLink("A", delay_ns=5, schedule=schedule, queue_limit=3), MemoryLink("B", schedule=schedule)
+    p1, p2 = MemoryPort("p1", MAC[1], a, clock=clock), MemoryPort("p2", MAC[2], a, clock=clock, batch_size=None)
+    seen, wakes = [], []
+    a.taps.append(lambda t, f, name: seen.append((t, name)))
+    p2.on_receive = lambda: wakes.append((now[0], p2.pending()))
+    now[0] = 10
+    p1.send_frames(_frames(4))
+    assert seen == [(10, "A")] * 4 and p2.pending() == 0
+    run_until(14)
+    assert p2.pending() == 0
+    run_until(15)
+    assert wakes == [(15, 3)] and a.counters["queue_full"] == 1 and p2.counters["rx_dropped_queue_full"] == 1
+    batches = list(p2.receive())
+    assert [len(x) for x in batches] == [3] and list(batches[0].ts_ns) == [15, 15, 15]
+    p1.send_frames(_frames(1))
+    run_until(17)
+    p2.attach(b)  # leaves while the frame is in flight
+    run_until(30)
+    assert a.counters["lost_in_flight"] == 1 and p2.pending() == 0 and a.counters["delivered"] == 3
+
+
+def test_memory_port_on_receive_without_a_scheduler():
+    link = MemoryLink("A")
+    p1, p2 = MemoryPort("p1", MAC[1], link), MemoryPort("p2", MAC[2], link)
+    got = []
+    p2.on_receive = lambda: got.extend(f for batch in p2.receive() for f in batch.frames())
+    p1.send_frames(_frames(2))
+    assert got == _frames(2) and link.counters["lost_in_flight"] == 0
 
 def test_pcap_port_replays_and_captures(tmp_path):
     src = tmp_path / "in.pcap"

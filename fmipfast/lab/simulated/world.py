@@ -234,7 +234,7 @@ class World:
         self.timeline.append({"t_ms": round(self.sim.now / MS, 3), "what": what, "from": src, "to": dst,
                               "size": size, **extra})
 
-    def _tap(self, now: int, link: str, frame: bytes) -> None:
+    def _tap(self, now: int, frame: bytes, link: str) -> None:
         if self.capture is not None:
             self.capture.append((now, link, frame))
 
