@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from fmipfast.errors import FmipError
 from fmipfast.pcap import LINKTYPE_ETHERNET, PcapReader, PcapWriter
+from fmipfast.rings import FrameBatch
 
 __all__ = ["FrameBatch", "Port", "RingPort", "PcapPort", "MemoryLink", "MemoryPort", "pack_frames"]
 
@@ -44,34 +44,6 @@ def pack_frames(frames: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray, np.nda
     # writable: the engine rewrites forwarded frames in place (forward_rewrite)
     arena = np.frombuffer(bytearray(b"".join(items)), dtype=np.uint8) if items else np.zeros(0, dtype=np.uint8)
     return arena, offsets, lengths
-
-
-@dataclass
-class FrameBatch:
-    """Frames received on one port, in place (ring mapping) or packed (memory, pcap)."""
-
-    port: "Port"
-    arena: np.ndarray
-    offsets: np.ndarray
-    lengths: np.ndarray
-    status: np.ndarray
-    ts_ns: np.ndarray
-    _release: Callable[[], None] | None = field(default=None, repr=False)
-
-    def __len__(self) -> int:
-        return int(self.offsets.shape[0])
-
-    def frame(self, i: int) -> bytes:
-        o, n = int(self.offsets[i]), int(self.lengths[i])
-        return self.arena[o:o + n].tobytes()
-
-    def frames(self) -> list[bytes]:
-        return [self.frame(i) for i in range(len(self))]
-
-    def release(self) -> None:
-        if self._release is not None:
-            self._release()
-            self._release = None
 
 
 @runtime_checkable
@@ -161,8 +133,8 @@ class RingPort(Port):
                                  np.fromiter((p.status for p in packets), dtype=np.uint32, count=len(packets)),
                                  np.fromiter((p.ts_ns for p in packets), dtype=np.int64, count=len(packets)))
         for block in self.ring.blocks():
-            yield FrameBatch(self, block.arena, block.offsets, block.lengths, block.status, block.ts_ns,
-                             block.release)
+            block.port = self
+            yield block
 
     def send(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
         return self.ring.send(arena, offsets, lengths)

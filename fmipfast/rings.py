@@ -3,7 +3,7 @@
 One socket per interface (and per worker, with PACKET_FANOUT) carries both rings in one mapping: the RX ring
 of ``rx_block_nr`` blocks of ``rx_block_size`` octets, then the TX ring of ``tx_frame_nr`` frames.  The RX
 blocks are walked by the compiled kernel (``ring_walk_block``) into offsets/lengths over the mapping itself,
-so ``classify`` reads frames in place; a block goes back to the kernel when :meth:`RxBlock.release` is called.
+so ``classify`` reads frames in place; a block goes back to the kernel when :meth:`FrameBatch.release` is called.
 Frames are sent by copying them into TX slots (``ring_tx_fill``) and one ``send()``.
 
 Linux facts this relies on (checked on these machines, docs/design.md §5):
@@ -12,7 +12,7 @@ Linux facts this relies on (checked on these machines, docs/design.md §5):
 * A packet socket sees what other packet sockets send on the same interface (PACKET_OUTGOING): RX and TX
   share one socket and PACKET_IGNORE_OUTGOING is set, so the engine never re-reads what it sent.
 * Frames a local kernel sent over veth arrive with TP_STATUS_CSUMNOTREADY and only the pseudo-header sum in
-  their checksum field (reported in ``RxBlock.status``); the engine completes them before transmitting.
+  their checksum field (reported in ``FrameBatch.status``); the engine completes them before transmitting.
 
 Ownership: a PacketRing belongs to one thread (the engine's loop); nothing here locks.
 
@@ -27,7 +27,9 @@ import os
 import select
 import socket
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -64,7 +66,7 @@ from fmipfast._linux import (
 from fmipfast.constants import ETH_HDR_LEN, IP6_HDR_LEN, EtherType
 from fmipfast.errors import FmipError
 
-__all__ = ["PacketRing", "RxBlock", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES",
+__all__ = ["PacketRing", "FrameBatch", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES",
            "ControlSocket", "ControlPacket", "icmp6_types_bpf", "udp_port_bpf", "PACKET_OUTGOING"]
 
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan tci, tpid
@@ -85,30 +87,40 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
 
 
-@dataclass
-class RxBlock:
-    """One RX block user space owns: frames as offsets into ``arena`` (the RX mapping).  Call
-    :meth:`release` once done with them (after copying anything kept, e.g. into a PacketBuffer)."""
+@dataclass(eq=False)
+class FrameBatch:
+    """Frames received together: one arena, their offsets and lengths in it, each frame's ``tp_status`` and
+    receive time -- exactly what ``classify`` takes.  A ring block's frames stay in place in the RX mapping
+    (call :meth:`release` once done with them, after copying anything kept, e.g. into a PacketBuffer); a
+    memory, pcap or control-socket batch is packed.  The one frame vector from a port to the engine: a
+    :class:`PacketRing` hands out its blocks as these (``port`` None), a port as these with itself as
+    ``port``."""
 
-    ring: "PacketRing"
-    offset: int
+    port: object
     arena: np.ndarray
     offsets: np.ndarray
     lengths: np.ndarray
     status: np.ndarray
     ts_ns: np.ndarray
-    vlan_tci: np.ndarray
-    dropped: int
-    error: int
-    released: bool = field(default=False)
+    _release: Callable[[], None] | None = field(default=None, repr=False)
+    #: the stripped 802.1Q tag of each frame (0xFFFFFFFF: none), from a ring block; None for packed batches
+    vlan_tci: np.ndarray | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
 
+    def frame(self, i: int) -> bytes:
+        o, n = int(self.offsets[i]), int(self.lengths[i])
+        return self.arena[o:o + n].tobytes()
+
+    def frames(self) -> list[bytes]:
+        return [self.frame(i) for i in range(len(self))]
+
     def release(self) -> None:
-        if not self.released:
-            self.ring._release(self)
-            self.released = True
+        """Hand a ring block back to the kernel (once; later calls do nothing); nothing for a packed batch."""
+        if self._release is not None:
+            self._release()
+            self._release = None
 
 
 class PacketRing:
@@ -201,7 +213,7 @@ class PacketRing:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def next_block(self) -> RxBlock | None:
+    def next_block(self) -> FrameBatch | None:
         """The next block user space owns, walked; None when the kernel still owns it."""
         off = self._rx_next * self.rx_block_size
         if not backend.ring_block_status(self.rx, off) & TP_STATUS_USER:
@@ -214,19 +226,16 @@ class PacketRing:
             self.counters["rx_walk_errors"] += 1
             self.counters["rx_walk_dropped"] += walk["dropped"]
         self.counters["rx_csum_not_ready"] += int(np.count_nonzero(walk["status"] & TP_STATUS_CSUMNOTREADY))
-        return RxBlock(self, off, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
-                       walk["vlan_tci"], walk["dropped"], walk["error"])
+        return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
+                          partial(backend.ring_release_block, self.rx, off), walk["vlan_tci"])
 
-    def blocks(self) -> Iterator[RxBlock]:
+    def blocks(self) -> Iterator[FrameBatch]:
         """Every block ready now (each must be released before the ring wraps around to it)."""
         while True:
             block = self.next_block()
             if block is None:
                 return
             yield block
-
-    def _release(self, block: RxBlock) -> None:
-        backend.ring_release_block(self.rx, block.offset)
 
     def wait(self, timeout: float | None) -> bool:
         """Block until a frame may be ready (poll on the socket); True if it may."""
