@@ -271,10 +271,8 @@ class Verdict(IntEnum):
     """
 
     DROP = 0  # counted under a DropReason
-    FORWARD = 1  # rewrite L2 from the neighbor cache, decrement the hop limit
-    TUNNEL = 2  # PAR: encapsulate to the NAR (RFC 2473)
-    DECAP = 3  # NAR: IPv6-in-IPv6 from a peer router; deliver or buffer the inner packet
-    BUFFER = 4  # destination is a PROXY entry / an MN mid-handover
+    FORWARD = 1  # routed: the node rewrites it, or tunnels / buffers / resolves it (Action)
+    DECAP = 3  # IPv6-in-IPv6 (the node checks that a peer router sent it); 3 as Action.DECAP
     CONTROL = 5  # ND, fmipfast messages, AH, traffic for the router itself: handed to Python
 
 

@@ -119,9 +119,7 @@ cdef enum:
 cdef enum:
     VERDICT_DROP = 0
     VERDICT_FORWARD = 1
-    VERDICT_TUNNEL = 2
     VERDICT_DECAP = 3
-    VERDICT_BUFFER = 4
     VERDICT_CONTROL = 5
 
 # constants.Action: What the forwarding node (``Node``) did or left to the control path for a frame: the verdicts, and
@@ -277,9 +275,7 @@ def _consts():
         "HCFLAG_ALL": HCFLAG_ALL,
         "VERDICT_DROP": VERDICT_DROP,
         "VERDICT_FORWARD": VERDICT_FORWARD,
-        "VERDICT_TUNNEL": VERDICT_TUNNEL,
         "VERDICT_DECAP": VERDICT_DECAP,
-        "VERDICT_BUFFER": VERDICT_BUFFER,
         "VERDICT_CONTROL": VERDICT_CONTROL,
         "ACTION_DROP": ACTION_DROP,
         "ACTION_FORWARD": ACTION_FORWARD,
