@@ -18,43 +18,11 @@ from fmipfast import reference as _reference
 
 __all__ = ["IMPLEMENTATION", "KERNELS", "CLASSES", "load", "impl"]
 
-#: The public kernel functions every implementation exports.
-KERNELS = (
-    # checksums
-    "internet_checksum",
-    "upper_layer_checksum",
-    "icmp6_checksum",
-    "icmp6_checksum_ok",
-    "icmp6_checksum_fill",
-    # derivations and their batch forms
-    "ncoa_from_prefix",
-    "nar_link_local",
-    "link_local_from_mac48",
-    "eui64_from_mac48",
-    "mac48_from_eui64",
-    "iid_from_eui64",
-    "eui64_from_iid",
-    "eui64_from_address",
-    "mac48_from_address",
-    "ncoa_batch",
-    "nar_link_local_batch",
-    "mac48_from_address_batch",
-    "eui64_from_mac48_batch",
-    # the batch pipeline
-    "classify",
-    "forward_rewrite",
-    "encapsulate",
-    "decapsulate",
-    # AF_PACKET rings
-    "ring_walk_block",
-    "ring_block_status",
-    "ring_release_block",
-    "ring_tx_fill",
-)
-
-#: The classes every implementation exports (not in KERNELS: the tests compare function signatures and
-#: stub docstrings, which a cdef class does not have in the same form).
-CLASSES = ("Batch", "NeighborCache", "PacketBuffer", "Fib", "Node")
+#: The public kernel functions every implementation exports, and its classes (apart: the tests compare function
+#: signatures and stub docstrings, which a cdef class does not have in the same form).  One home: the oracle's
+#: ``__all__`` (the compiled module's and the stub's are checked against it, tests/test_public_typing.py).
+KERNELS = tuple(name for name in _reference.__all__ if not name[0].isupper())
+CLASSES = tuple(name for name in _reference.__all__ if name[0].isupper())
 
 
 def _flag(name: str) -> bool:
