@@ -378,6 +378,10 @@ def _principal(path: str, value: Any) -> str:
     return value
 
 
+#: How many routers an MN may name for precaching ([mn.gssapi] adjacent and precache together): each is a
+#: service-ticket fetch in the background.
+MAX_PRECACHE_ROUTERS = 64
+
 #: A realm's longest form: its ticket-granting service ``krbtgt/REALM`` must fit a 255-octet name.
 MAX_REALM_OCTETS = 255 - len("krbtgt/")
 
@@ -644,6 +648,11 @@ class MnGssapiConfig:
             adjacent.append((str(realm), tuple(_principal(f"{path}.adjacent.{realm}[{i}]", r)
                                                for i, r in enumerate(routers))))
         precache = tuple(_principal(f"{path}.precache[{i}]", r) for i, r in enumerate(t.get_list("precache")))
+        listed = sum(len(routers) for _, routers in adjacent)
+        for key, count in (("adjacent", listed), ("precache", listed + len(precache))):
+            if count > MAX_PRECACHE_ROUTERS:
+                raise ConfigError(f"{path}.{key}", f"{count} routers listed: at most {MAX_PRECACHE_ROUTERS} "
+                                  "(adjacent and precache together; each is a KDC exchange in the background)")
         made = cls(files["ccache"], files["client_keytab"], principal, tuple(adjacent), precache,
                    t.get_int("precache_retry_s", 10, 1, 3600))
         t.done()

@@ -228,3 +228,29 @@ def test_credentials_file_refused_when_others_may_read_it(tmp_path):
     os.chmod(junk, 0o600)
     with pytest.raises(CredentialFileError, match="not JSON"):
         load_credentials(junk)
+
+
+def test_a_hostile_ra_cannot_make_the_mn_ask_or_remember_without_bound():
+    """RAs are unauthenticated (any on-link host can send one, hop limit 255 from a link-local source): an RA
+    listing hundreds of made-up realms costs at most MAX_PRECACHE_REALMS exchanges, and what the cache keeps
+    of failures stays bounded however many RAs come."""
+    from fmipfast.security.ccache import MAX_PRECACHE_FAILURES, MAX_PRECACHE_REALMS
+
+    async def scenario():
+        servers, addrs = await _world()
+        try:
+            cache = TicketCache(MN, L.Key.from_password(PASSWORD, MN), addrs, timeout=0.2, retries=0)
+            for ra in range(12):
+                realms = [f"FAKE-{ra}-{i}.EXAMPLE" for i in range(300)]
+                result = await cache.precache(realms)
+                assert len(result) == MAX_PRECACHE_REALMS and not any(result.values())
+            assert cache.counters["precache_failed"] == 12 * MAX_PRECACHE_REALMS
+            assert cache.counters["precache_skipped"] == 12 * (300 - MAX_PRECACHE_REALMS)
+            assert len(cache._precache_failed_at) <= MAX_PRECACHE_FAILURES
+            assert len(cache.last_errors) <= MAX_PRECACHE_FAILURES
+            assert await cache.precache([B]) == {B: True}  # the real adjacent realm still works
+        finally:
+            for s in servers:
+                s.close()
+
+    _run(scenario())

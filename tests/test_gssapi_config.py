@@ -77,6 +77,10 @@ def test_a_gssapi_mn_takes_its_credentials_from_mn_gssapi():
     (('precache = ["access@nar.b.example", ', 'precache = ["nar", '), "mn.gssapi.precache[0]", "principal"),
     (('precache = [', 'precache = 7 #'), "mn.gssapi.precache", "array"),
     (('precache_retry_s = 30', 'precache_retry_s = 0'), "mn.gssapi.precache_retry_s", "1"),
+    # bounded: each router is a KDC exchange in the background (64 at most, adjacent and precache together)
+    (('precache = [', 'precache = [' + '"access/r@B.EXAMPLE", ' * 64), "mn.gssapi.precache", "at most 64"),
+    (('adjacent = { "B.EXAMPLE" = [', 'adjacent = { "B.EXAMPLE" = [' + '"access/r@B.EXAMPLE", ' * 70),
+     "mn.gssapi.adjacent", "at most 64"),
 ])
 def test_gssapi_mn_mistakes_are_named(edit, key, problem):
     with pytest.raises(ConfigError) as info:

@@ -109,7 +109,15 @@ def load_credentials(path: str | os.PathLike[str]) -> dict[Principal, Credential
     return out
 
 COUNTERS = ("hits", "misses", "as_exchanges", "fetched", "fetch_failed", "precached", "precache_failed",
-            "precache_deferred", "evicted")
+            "precache_deferred", "precache_skipped", "evicted")
+
+#: RAs are not authenticated: any on-link host can list realms.  Of one RA's list, only the first this many
+#: realms are precached (the rest counted ``precache_skipped``): an adjacent-realms option names the few realms
+#: a router's neighbours belong to, not hundreds.
+MAX_PRECACHE_REALMS = 16
+#: How many failed realms the cache remembers (for ``precache_retry_s`` and :attr:`TicketCache.last_errors`);
+#: the oldest failure is forgotten first, so made-up realms cannot grow the cache's memory.
+MAX_PRECACHE_FAILURES = 64
 
 
 class TicketCache:
@@ -224,6 +232,9 @@ class TicketCache:
         none yet; returns realm -> success.  Failures are counted and recorded, never raised."""
         results: dict[str, bool] = {}
         wanted = [r for r in dict.fromkeys(realms) if r != self.client.realm]
+        if len(wanted) > MAX_PRECACHE_REALMS:
+            self.counters["precache_skipped"] += len(wanted) - MAX_PRECACHE_REALMS
+            del wanted[MAX_PRECACHE_REALMS:]
         for realm in wanted:
             principal = krbtgt(realm, self.client.realm)
             if self.cached(principal) is not None:
@@ -239,8 +250,7 @@ class TicketCache:
                 await self.get(principal)
             except (LkbError, OSError) as exc:
                 self.counters["precache_failed"] += 1
-                self.last_errors[realm] = f"{type(exc).__name__}: {exc}"
-                self._precache_failed_at[realm] = self.clock()
+                self._remember_failure(realm, f"{type(exc).__name__}: {exc}")
                 results[realm] = False
             else:
                 self.counters["precached"] += 1
@@ -248,6 +258,14 @@ class TicketCache:
                 self._precache_failed_at.pop(realm, None)
                 results[realm] = True
         return results
+
+    def _remember_failure(self, realm: str, error: str) -> None:
+        for book in (self._precache_failed_at, self.last_errors):
+            book.pop(realm, None)  # re-inserted last: the dicts keep failures oldest first
+            while len(book) >= MAX_PRECACHE_FAILURES:
+                del book[next(iter(book))]
+        self._precache_failed_at[realm] = self.clock()
+        self.last_errors[realm] = error
 
     def precache_in_background(self, realms: Iterable[str]) -> asyncio.Task[dict[str, bool]]:
         """Run :meth:`precache` as a background task of the running loop (the draft's "background task")."""
