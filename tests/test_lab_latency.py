@@ -129,7 +129,10 @@ def test_a_real_waterfall_is_in_causal_order_and_agrees_with_tshark(tmp_path):
     assert missing == [], (missing, wf)
     chain = [wf[k] for k in latency.CHAIN]
     assert chain == sorted(chain), list(zip(latency.CHAIN, chain))
-    assert wf["nar_verified"] < 0 < wf["nar_flushed"]  # verified at the HI; flushed at the Attach
+    # causal: the NAR flushes only for a verified MN, and only after the Attach from the new link.  (That it
+    # verified before the link came up -- at the HI, while the MN was still on the old link -- is the usual
+    # case but a race, not an order: the pure-Python kernels under load lose it; BENCHMARKS.md measures it.)
+    assert wf["nar_verified"] < wf["nar_flushed"] and 0 < wf["nar_flushed"]
     assert wf["mn_first_datagram"] == pytest.approx(m["link_up_to_first_packet_ms"], abs=0.002)
     # the capture: the Attach from the NCoA to the NAR's link-local address (the handover's, not the initial one)
     offset = m["clock"]["realtime_minus_monotonic_ns"]
