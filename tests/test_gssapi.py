@@ -380,3 +380,13 @@ def test_a_ready_service_ticket_is_reused_until_near_its_end(realms):
     now[0] = first.endtime - 59  # inside the margin: probed again (a renewed ticket, or the refusal)
     assert initiator.credentials(NAR_SERVICE) is not first
     assert initiator.counters["tickets"] == 3 and initiator.counters["tickets_reused"] == 1
+    # bounded: the oldest ready service is forgotten first (here with a bound of 1)
+    import fmipfast.security.gss as gss_module
+
+    bound = gss_module.MAX_READY_SERVICES
+    try:
+        gss_module.MAX_READY_SERVICES = 1
+        initiator.credentials(PAR_SERVICE)
+        assert list(initiator._ready) == [str(PAR_SERVICE)]
+    finally:
+        gss_module.MAX_READY_SERVICES = bound

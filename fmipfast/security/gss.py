@@ -560,6 +560,9 @@ class GssCredentials:
         return GssInitToken(token).encode(), GssPending(ctx, app, mac_key)
 
 
+#: How many services' credentials :class:`GssInitiator` keeps ready for reuse (the routers an MN moves between).
+MAX_READY_SERVICES = 64
+
 #: What :class:`GssInitiator` counts: service tickets made ready (and failures), those handed out again without
 #: asking the cache (``tickets_reused``), and of the precache requests the
 #: tickets fetched, the failures, the requests left for later after a failure (``precache_retry_s``) and those
@@ -630,6 +633,9 @@ class GssInitiator:
             raise _refusal(exc, f"no service ticket for {principal}") from None
         self.counters["tickets"] += 1
         ready = GssCredentials(principal, int(self.clock()) + int(lifetime or 0), target, creds)
+        self._ready.pop(str(principal), None)
+        while len(self._ready) >= MAX_READY_SERVICES:  # the least recently made ready goes first
+            self._ready.pop(next(iter(self._ready)), None)
         self._ready[str(principal)] = ready
         return ready
 
