@@ -9,8 +9,8 @@ requests.
   Authenticated-MN (MAC + AP-REP checked) -> ATTACHED with a session key for the router.
 * **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (docs/design.md §3) ->
   ``GetTicket`` for the NAR -> HRA with the AP-REQ bound to (NCoA, PCoA, NAR, identifier) ->
-  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``ConfigureAddress``, ``PreloadNeighbor``,
-  ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
+  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``PreloadNeighbor``, Attach with the BU
+  (retransmitted), ``ConfigureAddress``, ``SetDefaultRoute`` -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
 * **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
   Forwarding Disable to the PAR.  So does no ``LinkUp`` at all within ``switch_wait_s`` of ReadyToSwitch
   (``switch_timeouts``): the routers' handover lifetime (3 s by default) bounds the handover, and a Forwarding
@@ -648,14 +648,18 @@ class MobileNode:
             return
         assert x.nar_ll is not None and x.nar_mac is not None
         x.link = ev.link
-        self._out.append(ConfigureAddress(x.coa, ev.link))
+        # The Attach leaves as soon as it can: the NAR's neighbor entry first (no Neighbor Solicitation), then
+        # the Attach from the NCoA, which the driver may send before the address is configured (the source is
+        # the NAR's proxied address either way, docs/design.md §1 step 5), then the address and the route,
+        # which only what comes back needs.
         self._out.append(PreloadNeighbor(x.nar_ll, x.nar_mac, ev.link))
-        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
         att = Attach((LinkLayerAddress(self.eui64), *self._bu(x.coa), Identifier(x.identifier), MessageAuthCode()))
         send = Send(sign(att, x.mac_key, x.coa, x.nar_ll, self.codepoints), x.coa, x.nar_ll, ND_HOP_LIMIT, False,
                     ev.link)
         self._set_state(MnState.HO_ATTACHING)
         self._arm(x, send, "Attach")
+        self._out.append(ConfigureAddress(x.coa, ev.link))
+        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
 
     def _on_ho_amn(self, msg: FmipMessage, ev: Received) -> None:
         x = self.exchange
