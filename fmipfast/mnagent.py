@@ -411,6 +411,8 @@ class MnAgent:
                         await self._execute(actions[i])
                         i += 1
                 self._arm_timer()
+                if self._queue.empty():
+                    self.mn.prepare()  # e.g. the handover's Attach, between ReadyToSwitch and the new link
             finally:
                 self._idle.set()
 
