@@ -28,7 +28,11 @@ Time: ``now_ns`` is the driver's clock for timers.  The AP-REQ authenticator nee
 ``(now_ns + epoch_ns) / 1e9`` with the constructor's ``epoch_ns`` (0 when the driver passes
 ``time.time_ns()``; ``time.time_ns() - time.monotonic_ns()`` when it passes the monotonic clock).
 
-Ownership: one driver thread calls ``handle``; not thread-safe, never blocks.
+Idle-time work: :meth:`MobileNode.prepare`, which a driver calls when it has nothing queued, builds the
+handover's Attach between ReadyToSwitch and the new link (no actions, no state change); ``LinkUp`` sends it
+if nothing it was built from changed.
+
+Ownership: one driver thread calls ``handle`` and ``prepare``; not thread-safe, never blocks.
 """
 
 from __future__ import annotations
