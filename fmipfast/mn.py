@@ -9,8 +9,8 @@ requests.
   Authenticated-MN (MAC + AP-REP checked) -> ATTACHED with a session key for the router.
 * **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (docs/design.md §3) ->
   ``GetTicket`` for the NAR -> HRA with the AP-REQ bound to (NCoA, PCoA, NAR, identifier) ->
-  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``ConfigureAddress``, ``PreloadNeighbor``,
-  ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
+  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``PreloadNeighbor``, Attach with the BU
+  (retransmitted), ``ConfigureAddress``, ``SetDefaultRoute`` -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
 * **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
   Forwarding Disable to the PAR.  So does no ``LinkUp`` at all within ``switch_wait_s`` of ReadyToSwitch
   (``switch_timeouts``): the routers' handover lifetime (3 s by default) bounds the handover, and a Forwarding
@@ -28,7 +28,11 @@ Time: ``now_ns`` is the driver's clock for timers.  The AP-REQ authenticator nee
 ``(now_ns + epoch_ns) / 1e9`` with the constructor's ``epoch_ns`` (0 when the driver passes
 ``time.time_ns()``; ``time.time_ns() - time.monotonic_ns()`` when it passes the monotonic clock).
 
-Ownership: one driver thread calls ``handle``; not thread-safe, never blocks.
+Idle-time work: :meth:`MobileNode.prepare`, which a driver calls when it has nothing queued, builds the
+handover's Attach between ReadyToSwitch and the new link (no actions, no state change); ``LinkUp`` sends it
+if nothing it was built from changed.
+
+Ownership: one driver thread calls ``handle`` and ``prepare``; not thread-safe, never blocks.
 """
 
 from __future__ import annotations
@@ -161,6 +165,8 @@ class _Exchange:
     tries: int = 0
     deadline: int | None = None
     renewing: bool = False  # a re-attach to the router we are attached to (self.router stays valid meanwhile)
+    # the handover's Attach built ahead of the new link (MobileNode.prepare): what it was built from, its ICMPv6
+    prepared: tuple[tuple[object, ...], bytes] | None = None
 
 
 class MobileNode:
@@ -300,7 +306,38 @@ class MobileNode:
             return ()
         seq = self.allocate_bu_sequence()
         self.last_bu_sequence = seq
+        return self._bu_with(coa, seq)
+
+    def _bu_with(self, coa: IPv6Address, seq: int) -> tuple[SubOption, ...]:
+        if self.home_agent is None:
+            return ()
         return (EncapsulatedPacket(BindingUpdate(seq, self.bu_lifetime_units).packet(coa, self.home_agent)),)
+
+    def _ho_attach(self, x: _Exchange, seq: int) -> bytes:
+        """The handover's Attach (ICMPv6, signed) from the NCoA to the NAR, its BU with Sequence # ``seq``."""
+        assert x.nar_ll is not None
+        att = Attach((LinkLayerAddress(self.eui64), *self._bu_with(x.coa, seq), Identifier(x.identifier),
+                      MessageAuthCode()))
+        return sign(att, x.mac_key, x.coa, x.nar_ll, self.codepoints)
+
+    def _ho_attach_inputs(self, x: _Exchange) -> tuple[object, ...]:
+        return (x.identifier, x.coa, x.nar_ll, x.mac_key, self.eui64, self.home_agent, self.bu_lifetime_units,
+                self._sequence, self.codepoints)
+
+    def prepare(self) -> bool:
+        """Work the driver may do while idle, ahead of the event that needs it: between ReadyToSwitch and the
+        new link, build and sign the handover's Attach (a few hundred microseconds of Python otherwise spent
+        between the carrier and the Attach).  No action, no state change: on ``LinkUp`` the prepared Attach is
+        sent if nothing it was built from changed meanwhile (the BU Sequence # included: a BU the driver sent
+        itself took the next number), else it is built afresh.  True if it built one."""
+        x = self.exchange
+        if self.state != MnState.HO_READY or x is None or x.nar_ll is None or not x.mac_key:
+            return False
+        inputs = self._ho_attach_inputs(x)
+        if x.prepared is not None and x.prepared[0] == inputs:
+            return False
+        x.prepared = (inputs, self._ho_attach(x, self._sequence))
+        return True
 
     def _arm(self, x: _Exchange, send: Send, message: str) -> None:
         x.pending = send
@@ -648,14 +685,22 @@ class MobileNode:
             return
         assert x.nar_ll is not None and x.nar_mac is not None
         x.link = ev.link
-        self._out.append(ConfigureAddress(x.coa, ev.link))
+        # The Attach leaves as soon as it can: the NAR's neighbor entry first (no Neighbor Solicitation), then
+        # the Attach from the NCoA, which the driver may send before the address is configured (the source is
+        # the NAR's proxied address either way, docs/design.md §1 step 5), then the address and the route,
+        # which only what comes back needs.
         self._out.append(PreloadNeighbor(x.nar_ll, x.nar_mac, ev.link))
-        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
-        att = Attach((LinkLayerAddress(self.eui64), *self._bu(x.coa), Identifier(x.identifier), MessageAuthCode()))
-        send = Send(sign(att, x.mac_key, x.coa, x.nar_ll, self.codepoints), x.coa, x.nar_ll, ND_HOP_LIMIT, False,
+        prepared, x.prepared = x.prepared, None
+        icmp = prepared[1] if prepared is not None and prepared[0] == self._ho_attach_inputs(x) else None
+        seq = self._sequence
+        if self.home_agent is not None:
+            self.last_bu_sequence = self.allocate_bu_sequence()
+        send = Send(icmp if icmp is not None else self._ho_attach(x, seq), x.coa, x.nar_ll, ND_HOP_LIMIT, False,
                     ev.link)
         self._set_state(MnState.HO_ATTACHING)
         self._arm(x, send, "Attach")
+        self._out.append(ConfigureAddress(x.coa, ev.link))
+        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
 
     def _on_ho_amn(self, msg: FmipMessage, ev: Received) -> None:
         x = self.exchange

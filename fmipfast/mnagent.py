@@ -38,10 +38,12 @@ up is, in this order: what the lab set in :attr:`MnAgent.next_link` (used once),
 device (a bridge), or the interface name.
 
 Ownership and threading: one asyncio loop owns the agent.  Events go through one queue and one worker task,
-so ``MobileNode.handle`` has a single caller and actions run in order (``ConfigureAddress`` completes before
-the Attach from the NCoA is sent).  The three steps between a new link's carrier and the Attach
-(``ConfigureAddress``, ``PreloadNeighbor``, ``SetDefaultRoute``) are bare rtnetlink requests on the loop's
-thread: the kernel completes each inside ``send`` (about 20 µs), where pyroute2 took milliseconds each.  The
+so ``MobileNode.handle`` has a single caller and actions run in order.  On a new link the machine orders
+``PreloadNeighbor``, the Attach from the NCoA, then ``ConfigureAddress`` and ``SetDefaultRoute``: the raw
+socket has ``IPV6_FREEBIND``, so the kernel sends from the NCoA before it is configured, and the address is
+there microseconds later, long before the NAR can answer or flush.  The configuration steps are bare
+rtnetlink requests on the loop's thread, consecutive ones in one ``sendmsg``: the kernel completes each inside
+``send`` (10-60 µs), where pyroute2 took milliseconds each.  The
 rest (address removal, link queries) runs on one private thread holding a pyroute2 ``IPRoute`` (pyroute2 0.9's
 synchronous ``IPRoute`` cannot be called from a running event loop); that thread and every socket are created
 in the constructor, so they live in the network namespace of the caller.  Nothing on the Attach's path waits
@@ -105,6 +107,7 @@ STOP_GRACE_S = 2.0  # at stop, how long the actions of the event being handled m
 
 # Linux constants not (all) in the socket module.
 ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
+IPV6_FREEBIND = 78  # <linux/in6.h>, level IPPROTO_IPV6 (Linux 4.15)
 IFA_F_NODAD = 0x02  # <linux/if_addr.h>
 NUD_REACHABLE = 0x02  # <linux/neighbour.h>
 RTMGRP_LINK = 0x1
@@ -270,6 +273,10 @@ class MnAgent:
                          icmp6_filter(self.codepoints.type, Icmp6Type.ROUTER_ADVERTISEMENT))
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+            # The Attach leaves from the NCoA before the address is configured (the machine orders it first):
+            # ip6_datagram_send_ctl refuses an IPV6_PKTINFO source that is not local unless the socket may bind
+            # a non-local address (ipv6_can_nonlocal_bind: IPV6_FREEBIND, IPV6_TRANSPARENT or the sysctl).
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
             # The per-packet IPV6_HOPLIMIT of each Send wins; these are the fallbacks (ND messages use 255).
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ND_HOP_LIMIT)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, ND_HOP_LIMIT)
@@ -392,9 +399,20 @@ class MnAgent:
                 else:
                     event = item
                 actions = self.mn.handle(event, self.clock())
-                for action in actions:
-                    await self._execute(action)
+                i = 0
+                while i < len(actions):
+                    j = i
+                    while j < len(actions) and isinstance(actions[j], _RTNL_ACTIONS):
+                        j += 1
+                    if j > i:  # consecutive configuration steps: one rtnetlink sendmsg
+                        self._rtnl_actions(actions[i:j])
+                        i = j
+                    else:
+                        await self._execute(actions[i])
+                        i += 1
                 self._arm_timer()
+                if self._queue.empty():
+                    self.mn.prepare()  # e.g. the handover's Attach, between ReadyToSwitch and the new link
             finally:
                 self._idle.set()
 
@@ -534,10 +552,8 @@ class MnAgent:
     async def _execute(self, a: Action) -> None:
         if isinstance(a, Send):
             self._send(a)
-        elif isinstance(a, ConfigureAddress):
-            # an address configured again (A -> B -> A before the BAck) is current: no longer retired
-            self._unretire(a.address)
-            self._rtnl_action(self._configure_address, a.address)
+        elif isinstance(a, _RTNL_ACTIONS):
+            self._rtnl_actions([a])
         elif isinstance(a, RemoveAddress):
             if a.retired and self.keep_pcoa:
                 if a.address not in self.retired:
@@ -546,10 +562,6 @@ class MnAgent:
             else:
                 self._unretire(a.address)
                 await self._netlink_action(self._remove_address, a.address)
-        elif isinstance(a, PreloadNeighbor):
-            self._rtnl_action(self._preload_neighbor, a.address, a.mac)
-        elif isinstance(a, SetDefaultRoute):
-            self._rtnl_action(self._default_route, a.via)
         elif isinstance(a, GetTicket):
             self._spawn(self._get_ticket(a))
         elif isinstance(a, Precache):
@@ -600,18 +612,32 @@ class MnAgent:
         except Exception as exc:  # NetlinkError is an OSError; anything else from pyroute2 is counted too
             self._fail("netlink_errors", f"{fn.__name__}{args}", exc)
 
-    def _rtnl_action(self, fn: Callable[..., Any], *args: Any) -> None:
-        """One of the Attach path's configuration steps, synchronously on the loop's thread (see _Rtnl)."""
-        if self._rtnl is None:
+    def _rtnl_actions(self, actions: list[Action]) -> None:
+        """Consecutive configuration steps of the Attach's path (``ConfigureAddress``, ``PreloadNeighbor``,
+        ``SetDefaultRoute``), synchronously on the loop's thread: one rtnetlink ``sendmsg`` for all of them
+        (the kernel runs them in order, each to its own acknowledgement), then the acknowledgements (see
+        _Rtnl).  Each failed step is counted on its own."""
+        rtnl = self._rtnl
+        if rtnl is None:
             return
+        requests: list[tuple[int, bytes]] = []
+        for a in actions:
+            if isinstance(a, ConfigureAddress):
+                # an address configured again (A -> B -> A before the BAck) is current: no longer retired
+                self._unretire(a.address)
+                requests.append(rtnl.addr_request(self.ifindex, a.address, 64, IFA_F_NODAD))
+            elif isinstance(a, PreloadNeighbor):
+                requests.append(rtnl.neigh_request(self.ifindex, a.address, a.mac, NUD_REACHABLE))
+            else:
+                assert isinstance(a, SetDefaultRoute)
+                requests.append(rtnl.default_route_request(self.ifindex, a.via))
         try:
-            fn(*args)
+            errors = rtnl.submit(requests)
         except OSError as exc:
-            self._fail("netlink_errors", f"{fn.__name__}{args}", exc)
-
-    def _configure_address(self, address: IPv6Address) -> None:
-        assert self._rtnl is not None
-        self._rtnl.addr_replace(self.ifindex, address, 64, IFA_F_NODAD)
+            errors = [exc.errno or -1] * len(requests)
+        for a, err in zip(actions, errors):
+            if err:
+                self._fail("netlink_errors", repr(a), OSError(err, f"rtnetlink: {os.strerror(err)}"))
 
     def _remove_address(self, address: IPv6Address) -> None:
         for msg in self._ipr.get_addr(family=socket.AF_INET6, index=self.ifindex):
@@ -620,14 +646,6 @@ class MnAgent:
                                family=socket.AF_INET6)
                 return
         self.counters["address_missing"] += 1  # single netlink thread: no concurrent writer
-
-    def _preload_neighbor(self, address: IPv6Address, mac: bytes) -> None:
-        assert self._rtnl is not None
-        self._rtnl.neigh_replace(self.ifindex, address, mac, NUD_REACHABLE)
-
-    def _default_route(self, via: IPv6Address) -> None:
-        assert self._rtnl is not None
-        self._rtnl.default_route_replace(self.ifindex, via)
 
     async def _get_ticket(self, a: GetTicket) -> None:
         try:
@@ -724,42 +742,66 @@ class _Rtnl:
         head = RTA_HDR.pack(RTA_HDR.size + len(value), kind)
         return head + value + bytes(-(len(head) + len(value)) % 4)
 
-    def _request(self, kind: int, body: bytes) -> None:
-        self.seq = (self.seq + 1) & 0xFFFFFFFF
+    def submit(self, requests: list[tuple[int, bytes]]) -> list[int]:
+        """Send the ``(message type, body)`` requests in one ``sendmsg`` and return each one's errno (0: done).
+        The kernel runs them in order, acknowledging each (one failing does not stop the next), before
+        ``send`` returns; a stale acknowledgement is skipped.  A failed send or receive raises ``OSError``."""
         flags = self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE | self.NLM_F_REPLACE
-        self.sock.send(NLMSG_HDR.pack(NLMSG_HDR.size + len(body), kind, flags, self.seq, 0) + body)
-        while True:  # the acknowledgement is queued by the time send() returned; a stale one is skipped
+        parts = []
+        waiting: dict[int, int] = {}
+        for i, (kind, body) in enumerate(requests):
+            self.seq = (self.seq + 1) & 0xFFFFFFFF
+            waiting[self.seq] = i
+            parts.append(NLMSG_HDR.pack(NLMSG_HDR.size + len(body), kind, flags, self.seq, 0) + body)
+        errors = [0] * len(requests)
+        self.sock.send(b"".join(parts))
+        while waiting:
             data = self.sock.recv(65536, socket.MSG_DONTWAIT)
             off = 0
             while off + NLMSG_HDR.size <= len(data):
                 length, mtype, _f, seq, _pid = NLMSG_HDR.unpack_from(data, off)
                 if length < NLMSG_HDR.size:
                     break
-                if mtype == self.NLMSG_ERROR and seq == self.seq:
-                    err = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
-                    if err:
-                        raise OSError(err, f"rtnetlink: {os.strerror(err)}")
-                    return
+                if mtype == self.NLMSG_ERROR and seq in waiting:
+                    errors[waiting.pop(seq)] = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
                 off += (length + 3) & ~3
+        return errors
 
-    def addr_replace(self, index: int, address: IPv6Address, prefixlen: int, flags: int) -> None:
+    def _request(self, kind: int, body: bytes) -> None:
+        (err,) = self.submit([(kind, body)])
+        if err:
+            raise OSError(err, f"rtnetlink: {os.strerror(err)}")
+
+    def addr_request(self, index: int, address: IPv6Address, prefixlen: int, flags: int) -> tuple[int, bytes]:
         body = struct.pack("=BBBBI", socket.AF_INET6, prefixlen, flags & 0xFF, 0, index)
         body += self._attr(self.IFA_ADDRESS, address.packed) + self._attr(self.IFA_FLAGS, struct.pack("=I", flags))
-        self._request(self.RTM_NEWADDR, body)
+        return self.RTM_NEWADDR, body
 
-    def neigh_replace(self, index: int, address: IPv6Address, mac: bytes, state: int) -> None:
+    def neigh_request(self, index: int, address: IPv6Address, mac: bytes, state: int) -> tuple[int, bytes]:
         body = struct.pack("=BBHiHBB", socket.AF_INET6, 0, 0, index, state, 0, 0)
         body += self._attr(self.NDA_DST, address.packed) + self._attr(self.NDA_LLADDR, bytes(mac))
-        self._request(self.RTM_NEWNEIGH, body)
+        return self.RTM_NEWNEIGH, body
 
-    def default_route_replace(self, index: int, via: IPv6Address) -> None:
+    def default_route_request(self, index: int, via: IPv6Address) -> tuple[int, bytes]:
         body = struct.pack("=BBBBBBBBI", socket.AF_INET6, 0, 0, 0, self.RT_TABLE_MAIN, self.RTPROT_BOOT, 0,
                            self.RTN_UNICAST, 0)
         body += self._attr(self.RTA_GATEWAY, via.packed) + self._attr(self.RTA_OIF, struct.pack("=I", index))
-        self._request(self.RTM_NEWROUTE, body)
+        return self.RTM_NEWROUTE, body
+
+    def addr_replace(self, index: int, address: IPv6Address, prefixlen: int, flags: int) -> None:
+        self._request(*self.addr_request(index, address, prefixlen, flags))
+
+    def neigh_replace(self, index: int, address: IPv6Address, mac: bytes, state: int) -> None:
+        self._request(*self.neigh_request(index, address, mac, state))
+
+    def default_route_replace(self, index: int, via: IPv6Address) -> None:
+        self._request(*self.default_route_request(index, via))
 
     def close(self) -> None:
         self.sock.close()
+
+
+_RTNL_ACTIONS = (ConfigureAddress, PreloadNeighbor, SetDefaultRoute)
 
 
 class _Carrier:

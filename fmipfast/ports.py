@@ -49,7 +49,10 @@ def pack_frames(frames: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray, np.nda
 @runtime_checkable
 class Port(Protocol):
     """One interface the engine owns.  The engine uses nothing of a port beyond these members; the methods
-    with a body are defaults that a port class inherits by naming ``Port`` as its base (all three here do)."""
+    with a body are defaults that a port class inherits by naming ``Port`` as its base (all three here do).
+    One optional member beyond them: ``receive_control()``, the latency-sensitive frames a port keeps apart
+    (:class:`RingPort`'s control socket), which ``receive`` also yields first; the engine reads them from
+    every port before any other frames."""
 
     name: str
     mac: bytes
@@ -124,7 +127,9 @@ class RingPort(Port):
     def filenos(self) -> list[int]:
         return [self.ring.fileno()] + ([self.control.fileno()] if self.control is not None else [])
 
-    def receive(self) -> Iterator[FrameBatch]:
+    def receive_control(self) -> Iterator[FrameBatch]:
+        """The control socket's frames only (an optional member of the port protocol: the engine reads every
+        port's control frames before any ring block)."""
         if self.control is not None:
             packets = self.control.receive()
             if packets:
@@ -132,6 +137,9 @@ class RingPort(Port):
                 yield FrameBatch(self, arena, offsets, lengths,
                                  np.fromiter((p.status for p in packets), dtype=np.uint32, count=len(packets)),
                                  np.fromiter((p.ts_ns for p in packets), dtype=np.int64, count=len(packets)))
+
+    def receive(self) -> Iterator[FrameBatch]:
+        yield from self.receive_control()
         for block in self.ring.blocks():
             block.port = self
             yield block

@@ -215,8 +215,8 @@ class RouterAgent:
 
     # ---------------------------------------------------------------- the machine
     def handle(self, event: object) -> None:
-        for action in self.ar.handle(event, self.scheduler.now()):  # type: ignore[arg-type]
-            self.execute(action)
+        for phase in self.ar.handle_phases(event, self.scheduler.now()):  # type: ignore[arg-type]
+            self._execute_phase(phase)
         deadline = self.ar.next_deadline()
         # One timer for the earliest deadline: a later deadline waits for the armed timer (its Tick re-arms),
         # and a timer whose deadline was superseded does nothing when it fires (the scheduler cannot cancel).
@@ -341,6 +341,26 @@ class RouterAgent:
         self.handle(Received(parsed.payload, cf.src, cf.dst, cf.hop_limit, cf.iface.name, verified))
 
     # ---------------------------------------------------------------- out: the actions
+    def _execute_phase(self, phase: list[Any]) -> None:
+        """The actions of one phase in order; in a phase that flushes a buffer (an Attach's ProxyComplete) the
+        notes before the flush are written after it, with the time they were produced (``mono_ns``): a log
+        line costs more than the first flushed packet may wait."""
+        cut = next((i for i, a in enumerate(phase) if isinstance(a, ProxyComplete)), -1)
+        if cut < 0:
+            for action in phase:
+                self.execute(action)
+            return
+        held: list[tuple[Note, int]] = []
+        for action in phase[:cut + 1]:
+            if isinstance(action, Note):
+                held.append((action, time.monotonic_ns()))
+            else:
+                self.execute(action)
+        for note, at in held:
+            self.note(f"ar:{note.name}", **note.fields, mono_ns=at)
+        for action in phase[cut + 1:]:
+            self.execute(action)
+
     def execute(self, a: object) -> None:
         e = self.engine
         if isinstance(a, Send):

@@ -113,11 +113,15 @@ def log_router_note(what: str, fields: dict[str, Any]) -> None:
     changes, failures, proxies, tunnels, flushes, route switches) at INFO."""
     level = logging.DEBUG if what in _QUIET_NOTES else logging.INFO
     if log.isEnabledFor(level):
-        clean = {k: v for k, v in fields.items() if k != "icmp"}
+        # mono_ns given: a note written later than it happened (RouterAgent writes an Attach's notes after the
+        # flush), with the time it happened
+        at = fields.get("mono_ns")
+        stamp = at if isinstance(at, int) else time.monotonic_ns()
+        clean = {k: v for k, v in fields.items() if k not in ("icmp", "mono_ns")}
         # mono_ns (CLOCK_MONOTONIC, which every network namespace of a host shares): the note's time precisely
         # enough for `fmipfast lab run`'s latency waterfall (the record's own time is wall-clock milliseconds)
         log.log(level, "%s %s", what, " ".join(f"{k}={log_value(v)}" for k, v in clean.items()),
-                extra={"fields": {"event": what, **clean, "mono_ns": time.monotonic_ns()}})
+                extra={"fields": {"event": what, **clean, "mono_ns": stamp}})
 
 
 #: Where Linux shows each interface's IPv6 settings.

@@ -382,3 +382,32 @@ def test_an_ended_session_is_not_used_even_without_a_tick():
                                 Session(IPv6Address("2001:db8:a::99"), bytes(32), None, T0 - 1)], T0) == 1
     ar.handle(Trigger(PCOA_A, AR_B, P_B), T0 + 1000 * MS)
     assert ar.counters["session_expired"] == 1 and ar.counters["trigger_unknown_mn"] == 1 and not ar.sessions
+
+
+def test_an_attach_is_handled_in_phases_the_flush_before_the_authenticated_mn_is_built():
+    # handle_phases cuts after the ProxyComplete: a driver flushes the MN's buffered packets before the
+    # Authenticated-MN (AP-REP, MAC) is computed; handle() is the phases joined, in the same order
+    net = attached_net()
+    net.trigger()
+    b = net.routers["B"]
+    phases: list[list[str]] = []
+    inner = b.handle_phases
+
+    def recording(event, now):
+        for phase in inner(event, now):
+            phases.append([type(a).__name__ for a in phase])
+            if "ProxyComplete" in phases[-1]:
+                # the machine has not built the answer yet when the caller executes the flush
+                assert b.counters.get("attached", 0) == 0
+            yield phase
+
+    b.handle_phases = recording
+    net.move("B")
+    assert net.mn.counters["handovers_completed"] == 1
+    attach = next(i for i, p in enumerate(phases) if "ProxyComplete" in p)
+    assert "Send" not in real_names(phases[attach]) and "Send" in phases[attach + 1]
+    assert phases[attach + 1].index("Send") > 0 and b.counters["attached"] == 1
+
+
+def real_names(names_: list[str]) -> list[str]:
+    return [n for n in names_ if n != "Note"]

@@ -172,6 +172,41 @@ def test_the_port_protocol_and_its_defaults():
     assert "receive_losses" in vars(RingPort)  # the ring's kernel drops and damaged blocks
 
 
+def test_poll_reads_every_ports_control_frames_before_any_ring_block():
+    """A port that keeps its control frames apart (``receive_control``) has them read before the frames of
+    every port, those listed before it included: an Attach on the access link does not wait behind the core
+    link's ring blocks.  A port's own frames keep their order (its control frames were first already)."""
+    from fmipfast import config
+    from tests.test_engine import TOML
+
+    order: list[str] = []
+
+    class _Split(_LossyPort):
+        def __init__(self, name: str, control: bool) -> None:
+            super().__init__()
+            self.name, self.has_control = name, control
+
+        def _batch(self, what: str) -> Iterator[FrameBatch]:
+            order.append(f"{self.name}:{what}")
+            return iter(())
+
+        def receive(self) -> Iterator[FrameBatch]:
+            if self.has_control:
+                yield from self.receive_control()
+            yield from self._batch("ring")
+
+        def receive_control(self) -> Iterator[FrameBatch]:
+            return self._batch("control") if self.has_control else iter(())
+
+    # the port with a control socket is the second interface: listed first, acc0 would be read first anyway
+    ports = {"acc0": _Split("acc0", False), "up0": _Split("up0", True)}
+    e = engine_module.Engine(config.loads(TOML).router, ports, clock=lambda: 1, seed=bytes(16))
+    assert [i.name for i in e.interfaces] == ["acc0", "up0"]
+    order.clear()
+    e.poll()
+    assert order == ["up0:control", "acc0:ring", "up0:control", "up0:ring"], order
+
+
 def test_losses_a_port_reports_are_received_and_dropped_once():
     """The engine reads a port's losses through the protocol only: their growth since the last poll is booked
     as received and dropped (KERNEL_RING_DROP, RING_WALK_ERROR), so the equation holds."""

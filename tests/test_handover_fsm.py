@@ -253,7 +253,7 @@ HAPPY_PREPARE = [
     "A:Send HANDOVER AH", "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:Send HANDOVER_ERROR AH",
 ]
 HAPPY_ATTACH = [
-    "MN:ConfigureAddress", "MN:PreloadNeighbor", "MN:SetDefaultRoute", "MN:Send ATTACH",
+    "MN:PreloadNeighbor", "MN:Send ATTACH", "MN:ConfigureAddress", "MN:SetDefaultRoute",
     "B:ProxyComplete", "B:ForwardPacket", "B:Send AUTHENTICATED_MN", "MN:RemoveAddress",
 ]
 HAPPY_ATTACH_AT_A = [s.replace("B:", "A:") for s in HAPPY_ATTACH]
@@ -401,7 +401,7 @@ def test_happy_handover_exact_actions_and_states():
     m = net.mark()
     net.move("B")
     assert net.steps(m) == HAPPY_ATTACH
-    cfg, pre, route = [x for x in net.actions("MN", object, m) if not isinstance(x, Send)][:3]
+    pre, cfg, route = [x for x in net.actions("MN", object, m) if not isinstance(x, Send)][:3]
     assert (cfg.address, cfg.iface) == (NCOA_B, "B")
     assert (pre.address, pre.mac, pre.iface) == (AR_B_LL, AR_B_MAC, "B")
     assert (route.via, route.iface) == (AR_B_LL, "B")
@@ -591,7 +591,7 @@ def test_lost_attach_is_retransmitted_and_lost_amn_answered_again():
     net.drop("AUTHENTICATED_MN")
     m = net.mark()
     net.move("B")
-    assert net.steps(m)[-2:] == ["MN:Send ATTACH", "MN:LOST ATTACH"]
+    assert net.steps(m)[-4:] == ["MN:Send ATTACH", "MN:LOST ATTACH", "MN:ConfigureAddress", "MN:SetDefaultRoute"]
     m = net.mark()
     net.advance(150)
     assert net.steps(m) == ["MN:Send ATTACH", "B:ProxyComplete", "B:ForwardPacket", "B:Send AUTHENTICATED_MN",

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from ipaddress import IPv6Address
 
 import pytest
 
@@ -64,6 +65,22 @@ def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
     for bad in ("tx_errors", "netlink_errors", "callback_errors", "ticket_errors"):
         assert m["mn_counters"].get(bad, 0) == 0, m["mn_counters"]
     _check_capture(cap)
+    _check_attach_sources(cap)
+
+
+def _check_attach_sources(cap) -> None:
+    """The MN sends its handover Attach before it configures the NCoA (IPV6_FREEBIND): on the wire it still
+    comes from the NCoA -- a global address of the NAR's prefix, not the PCoA of the initial Attach -- to the
+    NAR's link-local address, and the NAR accepted it (the run's AuthenticatedMN from fe80 above)."""
+    rows = subprocess.run(["tshark", "-n", "-r", str(cap), "-Y", "icmpv6.type == 200 && icmpv6.code == 5", "-T",
+                           "fields", "-e", "ipv6.src", "-e", "ipv6.dst"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    attaches = [tuple(map(IPv6Address, line.split("\t"))) for line in rows.stdout.strip().splitlines()]
+    initial = [src for src, dst in attaches if not dst.is_link_local]
+    handover = [src for src, dst in attaches if dst.is_link_local]
+    assert initial and handover, attaches
+    assert all(not s.is_link_local and s not in initial and s.packed[8:] == initial[0].packed[8:]
+               for s in handover), attaches
 
 
 def _check_capture(cap) -> None:

@@ -201,12 +201,38 @@ def _ready(net: Net, mn: MobileNode) -> None:
     mn.handle(TicketReady(gt.request_id, net.tickets[P_B]), net.now)
 
 
+def test_the_attach_prepared_while_idle_is_the_one_sent_unless_a_bu_took_its_sequence_number():
+    net, mn = attached()
+    assert not mn.prepare()  # nothing to prepare while attached
+    _ready(net, mn)
+    seq = mn._sequence
+    assert mn.prepare() and not mn.prepare()  # built once
+    assert mn._sequence == seq and mn.last_bu_sequence != seq  # nothing allocated yet
+    prepared = mn.exchange.prepared[1]
+    out = real(mn.handle(LinkUp("B"), net.now))
+    assert names(out) == ["PreloadNeighbor", "Send", "ConfigureAddress", "SetDefaultRoute"]
+    assert out[1].icmp == prepared and mn.last_bu_sequence == seq and mn._sequence == seq + 1
+    assert mn.exchange.prepared is None
+
+    # the driver sent a BU of its own after the Attach was prepared: the Attach is built again, with a newer BU
+    net, mn = attached()
+    _ready(net, mn)
+    assert mn.prepare()
+    prepared = mn.exchange.prepared[1]
+    own = mn.allocate_bu_sequence()
+    out = real(mn.handle(LinkUp("B"), net.now))
+    att = decode(out[1].icmp, out[1].src, out[1].dst)
+    assert out[1].icmp != prepared and mn.last_bu_sequence == own + 1
+    assert att.find(EncapsulatedPacket) is not None and att.identifier == 0x42
+
+
 def test_link_up_on_the_nar_link_configures_and_attaches():
     net, mn = attached()
     _ready(net, mn)
     out = real(mn.handle(LinkUp("B"), net.now))
-    assert names(out) == ["ConfigureAddress", "PreloadNeighbor", "SetDefaultRoute", "Send"]
-    s = out[3]
+    # the Attach as early as it can leave: after the NAR's neighbor entry, before the address and the route
+    assert names(out) == ["PreloadNeighbor", "Send", "ConfigureAddress", "SetDefaultRoute"]
+    s = out[1]
     assert (s.src, s.dst, s.hop_limit, s.iface) == (NCOA_B, AR_B_LL, 255, "B")
     att = decode(s.icmp, s.src, s.dst)
     assert att.identifier == 0x42 and att.find(LinkLayerAddress) == LinkLayerAddress(mn.eui64)

@@ -442,11 +442,15 @@ def test_bad_input_ra_precache_link_methods_and_failures_are_counted(lab: Lab):
                 assert lab.peer is not None
                 lab.peer.ip("link", "set", "pr0", state)
             await _until(lambda: agent.counters["link_up"] == 2 and agent.counters["link_down"] == 1, "carrier")
-            # failures are counted, never raised: a send from an address we do not have, a route via an
-            # unreachable gateway, removing an address that is not there
+            # a send from an address not (yet) configured leaves (IPV6_FREEBIND: the Attach from the NCoA)
+            sent = agent.counters["tx_sent"]
+            await agent._execute(Send(b"\xc8\x02\0\0\0\0\0\0", IPv6Address("2001:db8:99::1"), AR_A, 255))
+            assert agent.counters["tx_sent"] == sent + 1 and agent.counters["tx_errors"] == 0
+            # failures are counted, never raised: a datagram too large for IPv6, a route via an unreachable
+            # gateway, removing an address that is not there
             from fmipfast.protocol import RemoveAddress
 
-            await agent._execute(Send(b"\xc8\x02\0\0\0\0\0\0", IPv6Address("2001:db8:99::1"), AR_A, 255))
+            await agent._execute(Send(b"\xc8\x02" + bytes(70000), IPv6Address("2001:db8:99::1"), AR_A, 255))
             await agent._execute(SetDefaultRoute(IPv6Address("2001:db8:dead::1"), "X"))
             await agent._execute(RemoveAddress(IPv6Address("2001:db8:77::1")))
             seen.append(dict(agent.counters))
@@ -538,6 +542,45 @@ def test_link_up_is_named_after_the_master_bridge_unless_the_lab_names_it(lab: L
         assert agent.next_link is None
     finally:
         agent.close()
+
+
+@needs_root
+def test_consecutive_configuration_steps_go_in_one_rtnetlink_batch_each_failure_counted(lab: Lab):
+    """The worker hands consecutive ConfigureAddress / PreloadNeighbor / SetDefaultRoute to the kernel in one
+    sendmsg: each is applied in order, and one failing (a gateway off-link) is counted without stopping the
+    others."""
+    from fmipfast.protocol import ConfigureAddress, PreloadNeighbor, RemoveAddress
+
+    tickets, _ = _credentials(time.time())
+    agent = _agent(lab, tickets)
+    assert agent._rtnl is not None
+    sends: list[int] = []
+    agent._rtnl.sock = _CountingSocket(agent._rtnl.sock, sends)
+    try:
+        agent._rtnl_actions([PreloadNeighbor(AR_B_LL, bytes.fromhex("02005e100002"), "B"),
+                             SetDefaultRoute(IPv6Address("2001:db8:dead::1"), "B"),
+                             ConfigureAddress(NCOA_B, "B"), SetDefaultRoute(AR_B_LL, "B")])
+        assert len(sends) == 1 and agent.counters["netlink_errors"] == 1, (sends, agent.counters)
+        assert f"{NCOA_B}/64" in lab.mn_ip("-6", "addr", "show", "dev", "mn0")
+        assert "REACHABLE" in lab.mn_ip("-6", "neigh", "show", str(AR_B_LL), "dev", "mn0")
+        assert f"via {AR_B_LL} dev mn0" in lab.mn_ip("-6", "route", "show", "default")
+        asyncio.run(asyncio.wait_for(agent._execute(RemoveAddress(NCOA_B)), T_LIMIT))
+    finally:
+        agent.close()
+
+
+class _CountingSocket:
+    """A socket whose sends are counted (the length of each)."""
+
+    def __init__(self, sock: socket.socket, sends: list[int]) -> None:
+        self._sock, self._sends = sock, sends
+
+    def send(self, data: bytes, *args: int) -> int:
+        self._sends.append(len(data))
+        return self._sock.send(data, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
 
 
 @needs_root

@@ -5,6 +5,7 @@ answers with an accepted Handover Error under AH — all through the engine's re
 from __future__ import annotations
 
 import asyncio
+import time
 from ipaddress import IPv6Address
 
 import numpy as np
@@ -368,3 +369,30 @@ def test_a_reload_with_a_bad_file_or_a_new_principal_changes_nothing(tmp_path, c
         assert any("ncache_capacity changed" in r.getMessage() for r in caplog.records)
 
     asyncio.run(scenario())
+
+
+def test_a_flushing_phase_writes_its_notes_after_the_flush_with_the_time_they_were_made():
+    # the notes before an Attach's ProxyComplete (the receipt, the state change) cost log lines the MN's first
+    # packet should not wait for: the agent flushes first, then writes them, stamped when they were made
+    from fmipfast.protocol import Note, ProxyComplete
+
+    seen: list[tuple[str, object]] = []
+    engine, agent, _peer, _key = _world(on_note=lambda what, fields: seen.append((what, fields.get("mono_ns"))))
+    flushed_at: list[int] = []
+
+    def proxy_complete(address: object, mac: bytes) -> int:
+        flushed_at.append(time.monotonic_ns())
+        seen.append(("flush", None))
+        return 0
+
+    engine.proxy_complete = proxy_complete  # type: ignore[method-assign]
+    before = time.monotonic_ns()
+    agent._execute_phase([Note("recv", {"message": "Attach"}), ProxyComplete(NCOA, bytes(6)),
+                          Note("state", {"new": "attached"})])
+    assert [w for w, _ in seen] == ["flush", "flushed", "ar:recv", "ar:state"]
+    stamp = seen[2][1]
+    assert isinstance(stamp, int) and before <= stamp <= flushed_at[0]
+    # a phase without a flush runs in order, its notes unstamped
+    seen.clear()
+    agent._execute_phase([Note("recv", {"message": "HI"}), Note("state", {"new": "verifying"})])
+    assert seen == [("ar:recv", None), ("ar:state", None)]

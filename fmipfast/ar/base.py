@@ -86,6 +86,9 @@ class RouterBase:
         self._live: dict[int, NarHandover] = {}  # id -> NAR handovers in VERIFYING or PROXYING
         self._now = 0
         self._out: list[Action] = []
+        # work of this event that no action before it waits for (the Authenticated-MN's build after an Attach's
+        # ProxyComplete): run by ``handle_phases`` once the caller has the actions produced so far
+        self._later: list[Callable[[], None]] = []
 
     def _count(self, name: str, n: int = 1) -> None:
         self.counters[name] = self.counters.get(name, 0) + n

@@ -8,6 +8,7 @@ Ownership: one driver thread calls ``handle``; the object is not thread-safe and
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterator
 from ipaddress import IPv6Address
 
 from fmipfast.ar.nar import NarRole
@@ -63,8 +64,31 @@ class AccessRouter(ParRole, NarRole):
 
     def handle(self, event: Event, now_ns: int) -> list[Action]:
         """Process one event at ``now_ns``; return the actions, in order."""
+        return [a for phase in self.handle_phases(event, now_ns) for a in phase]
+
+    def handle_phases(self, event: Event, now_ns: int) -> Iterator[list[Action]]:
+        """:meth:`handle` in phases: the same actions in the same order, cut where the machine has work left
+        that none of the actions before the cut waits for.  The next phase is computed only when the caller
+        asks for it, so a driver executes the first phase first: after an Attach, the ``ProxyComplete`` that
+        releases the MN's buffered packets is executed before the Authenticated-MN (an AP-REP and a MAC) is
+        built.  The machine's state is final only once the last phase is taken; a caller takes them all."""
         self._now = now_ns
-        self._out = []
+        self._out, self._later = [], []
+        self._dispatch_event(event)
+        out, later = self._out, self._later
+        self._out, self._later = [], []
+        yield out
+        while later:
+            # a nested handle() (an action executed by the caller may feed the machine) resets these
+            self._now = now_ns
+            self._out, self._later = [], []
+            later.pop(0)()
+            out, more = self._out, self._later
+            self._out, self._later = [], []
+            later[:0] = more
+            yield out
+
+    def _dispatch_event(self, event: Event) -> None:
         self._expire_sessions()  # a key is never used past its ticket, whether or not a Tick came in time
         if isinstance(event, Received):
             self._received(event)
@@ -76,8 +100,6 @@ class AccessRouter(ParRole, NarRole):
             self._verified(event)
         else:
             self._count("unexpected")
-        out, self._out = self._out, []
-        return out
 
     def next_deadline(self) -> int | None:
         """The earliest time (ns) at which a ``Tick`` has work to do, or None."""

@@ -376,7 +376,9 @@ class NarRole(RouterBase):
         h.reply_src = ev.dst
         self._out.append(ProxyComplete(h.ncoa, mac))
         enc = msg.find(EncapsulatedPacket)
-        self._nar_complete(h, enc.packet if isinstance(enc, EncapsulatedPacket) else None)
+        bu = enc.packet if isinstance(enc, EncapsulatedPacket) else None
+        # the flush first: the MN's packets do not wait for the Authenticated-MN to be built (handle_phases)
+        self._later.append(lambda: self._nar_complete(h, bu))
 
     def _nar_complete(self, h: NarHandover, bu: bytes | None) -> None:
         """The MN is authenticated: forward its BU, send Authenticated-MN, remember the session."""
