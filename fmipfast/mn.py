@@ -9,8 +9,8 @@ requests.
   Authenticated-MN (MAC + AP-REP checked) -> ATTACHED with a session key for the router.
 * **Fast handover**: authenticated Handover Redirect -> NCoA, NAR link-local and MAC (docs/design.md §3) ->
   ``GetTicket`` for the NAR -> HRA with the AP-REQ bound to (NCoA, PCoA, NAR, identifier) ->
-  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``PreloadNeighbor``, Attach with the BU
-  (retransmitted), ``ConfigureAddress``, ``SetDefaultRoute`` -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
+  ``ReadyToSwitch``; ``LinkUp`` on a new link -> ``PreloadNeighbor``, ``ConfigureAddress``,
+  ``SetDefaultRoute``, Attach with the BU (retransmitted) -> Authenticated-MN -> ``RemoveAddress(pcoa)``.
 * **Link reversal** (App. A): ``LinkUp`` on the PAR's link before the NAR authenticated us ->
   Forwarding Disable to the PAR.  So does no ``LinkUp`` at all within ``switch_wait_s`` of ReadyToSwitch
   (``switch_timeouts``): the routers' handover lifetime (3 s by default) bounds the handover, and a Forwarding
@@ -685,11 +685,13 @@ class MobileNode:
             return
         assert x.nar_ll is not None and x.nar_mac is not None
         x.link = ev.link
-        # The Attach leaves as soon as it can: the NAR's neighbor entry first (no Neighbor Solicitation), then
-        # the Attach from the NCoA, which the driver may send before the address is configured (the source is
-        # the NAR's proxied address either way, docs/design.md §1 step 5), then the address and the route,
-        # which only what comes back needs.
+        # The Attach leaves as soon as the MN can take what it releases: the NAR's neighbor entry (no Neighbor
+        # Solicitation), the NCoA and the route -- three configuration steps a driver hands the kernel in one
+        # rtnetlink request, done inside that one system call -- then the Attach, prepared beforehand.  The
+        # address comes first because the NAR flushes the buffered packets to it the moment the Attach lands.
         self._out.append(PreloadNeighbor(x.nar_ll, x.nar_mac, ev.link))
+        self._out.append(ConfigureAddress(x.coa, ev.link))
+        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
         prepared, x.prepared = x.prepared, None
         icmp = prepared[1] if prepared is not None and prepared[0] == self._ho_attach_inputs(x) else None
         seq = self._sequence
@@ -699,8 +701,6 @@ class MobileNode:
                     ev.link)
         self._set_state(MnState.HO_ATTACHING)
         self._arm(x, send, "Attach")
-        self._out.append(ConfigureAddress(x.coa, ev.link))
-        self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
 
     def _on_ho_amn(self, msg: FmipMessage, ev: Received) -> None:
         x = self.exchange

@@ -253,7 +253,7 @@ HAPPY_PREPARE = [
     "A:Send HANDOVER AH", "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:Send HANDOVER_ERROR AH",
 ]
 HAPPY_ATTACH = [
-    "MN:PreloadNeighbor", "MN:Send ATTACH", "MN:ConfigureAddress", "MN:SetDefaultRoute",
+    "MN:PreloadNeighbor", "MN:ConfigureAddress", "MN:SetDefaultRoute", "MN:Send ATTACH",
     "B:ProxyComplete", "B:ForwardPacket", "B:Send AUTHENTICATED_MN", "MN:RemoveAddress",
 ]
 HAPPY_ATTACH_AT_A = [s.replace("B:", "A:") for s in HAPPY_ATTACH]
@@ -591,7 +591,7 @@ def test_lost_attach_is_retransmitted_and_lost_amn_answered_again():
     net.drop("AUTHENTICATED_MN")
     m = net.mark()
     net.move("B")
-    assert net.steps(m)[-4:] == ["MN:Send ATTACH", "MN:LOST ATTACH", "MN:ConfigureAddress", "MN:SetDefaultRoute"]
+    assert net.steps(m)[-4:] == ["MN:ConfigureAddress", "MN:SetDefaultRoute", "MN:Send ATTACH", "MN:LOST ATTACH"]
     m = net.mark()
     net.advance(150)
     assert net.steps(m) == ["MN:Send ATTACH", "B:ProxyComplete", "B:ForwardPacket", "B:Send AUTHENTICATED_MN",

@@ -69,7 +69,7 @@ def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
 
 
 def _check_attach_sources(cap) -> None:
-    """The MN sends its handover Attach before it configures the NCoA (IPV6_FREEBIND): on the wire it still
+    """The MN's handover Attach, sent right after the NCoA is configured in the same event: on the wire it
     comes from the NCoA -- a global address of the NAR's prefix, not the PCoA of the initial Attach -- to the
     NAR's link-local address, and the NAR accepted it (the run's AuthenticatedMN from fe80 above)."""
     rows = subprocess.run(["tshark", "-n", "-r", str(cap), "-Y", "icmpv6.type == 200 && icmpv6.code == 5", "-T",

@@ -210,8 +210,8 @@ def test_the_attach_prepared_while_idle_is_the_one_sent_unless_a_bu_took_its_seq
     assert mn._sequence == seq and mn.last_bu_sequence != seq  # nothing allocated yet
     prepared = mn.exchange.prepared[1]
     out = real(mn.handle(LinkUp("B"), net.now))
-    assert names(out) == ["PreloadNeighbor", "Send", "ConfigureAddress", "SetDefaultRoute"]
-    assert out[1].icmp == prepared and mn.last_bu_sequence == seq and mn._sequence == seq + 1
+    assert names(out) == ["PreloadNeighbor", "ConfigureAddress", "SetDefaultRoute", "Send"]
+    assert out[3].icmp == prepared and mn.last_bu_sequence == seq and mn._sequence == seq + 1
     assert mn.exchange.prepared is None
 
     # the driver sent a BU of its own after the Attach was prepared: the Attach is built again, with a newer BU
@@ -221,8 +221,8 @@ def test_the_attach_prepared_while_idle_is_the_one_sent_unless_a_bu_took_its_seq
     prepared = mn.exchange.prepared[1]
     own = mn.allocate_bu_sequence()
     out = real(mn.handle(LinkUp("B"), net.now))
-    att = decode(out[1].icmp, out[1].src, out[1].dst)
-    assert out[1].icmp != prepared and mn.last_bu_sequence == own + 1
+    att = decode(out[3].icmp, out[3].src, out[3].dst)
+    assert out[3].icmp != prepared and mn.last_bu_sequence == own + 1
     assert att.find(EncapsulatedPacket) is not None and att.identifier == 0x42
 
 
@@ -231,8 +231,8 @@ def test_link_up_on_the_nar_link_configures_and_attaches():
     _ready(net, mn)
     out = real(mn.handle(LinkUp("B"), net.now))
     # the Attach as early as it can leave: after the NAR's neighbor entry, before the address and the route
-    assert names(out) == ["PreloadNeighbor", "Send", "ConfigureAddress", "SetDefaultRoute"]
-    s = out[1]
+    assert names(out) == ["PreloadNeighbor", "ConfigureAddress", "SetDefaultRoute", "Send"]
+    s = out[3]
     assert (s.src, s.dst, s.hop_limit, s.iface) == (NCOA_B, AR_B_LL, 255, "B")
     att = decode(s.icmp, s.src, s.dst)
     assert att.identifier == 0x42 and att.find(LinkLayerAddress) == LinkLayerAddress(mn.eui64)
