@@ -140,6 +140,7 @@ AGENT_COUNTERS: dict[str, str] = {
     "link_down": "LinkDown events given to the machine",
     "ticket_errors": "ticket_provider failures (answered with TicketReady(error))",
     "precache_errors": "precache hook failures",
+    "precache_busy": "RAs asking for a precache while one ran (not stacked up)",
     "callback_errors": "exceptions from on_ready_to_switch / on_note",
 }
 
@@ -226,6 +227,7 @@ class MnAgent:
         self._logged: dict[str, int] = {}
         self._queue: asyncio.Queue[Event | _Carrier] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._precaching: asyncio.Task[Any] | None = None  # the precache running now, if any
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -560,8 +562,13 @@ class MnAgent:
         elif isinstance(a, GetTicket):
             self._spawn(self._get_ticket(a))
         elif isinstance(a, Precache):
-            if self.precache is not None:
-                self._spawn(self._precache(a.realms))
+            # one precache at a time: RAs are unauthenticated and may come as fast as a host sends them
+            if self.precache is None:
+                pass
+            elif self._precaching is not None and not self._precaching.done():
+                self.counters["precache_busy"] += 1
+            else:
+                self._precaching = self._spawn(self._precache(a.realms))
         elif isinstance(a, ReadyToSwitch):
             if self.on_ready_to_switch is not None:
                 self._callback(self.on_ready_to_switch, a.nar_address)
@@ -669,10 +676,11 @@ class MnAgent:
         except Exception as exc:
             self._fail("precache_errors", "precache", exc)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _callback(self, fn: Callable[..., Any], *args: Any) -> None:
         try:

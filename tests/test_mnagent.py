@@ -668,3 +668,47 @@ def test_a_retired_pcoa_configured_again_is_no_longer_released(lab: Lab):
         assert f"{NCOA_B}/64" in lab.mn_ip("-6", "addr", "show", "dev", "mn0")
     finally:
         agent.close()
+
+
+@needs_root
+def test_an_ra_flood_runs_one_precache_at_a_time(lab: Lab):
+    """RAs are unauthenticated and come as fast as an on-link host sends them: while one precache (KDC
+    exchanges in the background) runs, the RAs that ask for another are counted, not stacked up as tasks."""
+    tickets, verifiers = _credentials(time.time())
+    peer = Peer(lab, verifiers)
+    started: list[tuple[str, ...]] = []
+    release = asyncio.Event()
+
+    async def precache(realms: tuple[str, ...]) -> None:
+        started.append(realms)
+        await release.wait()
+
+    agent = _agent(lab, tickets, precache=precache)
+
+    async def scenario() -> None:
+        nonlocal release
+        release = asyncio.Event()
+        stop = asyncio.Event()
+        runner = asyncio.get_running_loop().create_task(agent.run(stop))
+        try:
+            await asyncio.sleep(0.05)
+            ra = encode(RouterAdvertisement(options=(RealmsOption(("REALM-B",)),)), AR_A_LL, "ff02::1")
+            for _ in range(20):
+                peer.send(ra, AR_A_LL, IPv6Address("ff02::1"), 255)
+            await _until(lambda: agent.counters["rx_ra"] == 20, "the RAs")
+            await _until(lambda: agent.mn.counters["precache_requests"] == 20, "the machine's requests")
+            assert len(started) == 1 and agent.counters["precache_busy"] == 19, agent.counters
+            release.set()
+            await asyncio.sleep(0.05)
+            peer.send(ra, AR_A_LL, IPv6Address("ff02::1"), 255)  # the first one done: the next RA runs again
+            await _until(lambda: len(started) == 2, "the next precache")
+        finally:
+            release.set()
+            stop.set()
+            await asyncio.wait_for(runner, 5)
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), T_LIMIT))
+    finally:
+        agent.close()
+        peer.close()
