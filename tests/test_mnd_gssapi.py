@@ -165,5 +165,5 @@ def test_a_router_of_the_other_mechanism_refuses_the_attach_and_counts_it(lab: L
     assert routers["A"].counters["ok"] == 0 and peer.routers["A"].counters["initial_refused"] >= 1
     other = "lwkerb" if mn_mechanism == "gssapi" else "gssapi"
     assert routers["A"].refusals[0] == (f"MechanismMismatch: this router accepts {other} authenticators; the MN "
-                                        f"sent an {mn_mechanism} one"), routers["A"].refusals
+                                        f"sent one of {mn_mechanism}"), routers["A"].refusals
     assert daemon.agent.mn.state != MnState.ATTACHED and daemon.agent.mn.counters["initial_attached"] == 0

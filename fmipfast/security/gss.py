@@ -375,7 +375,7 @@ def check_mechanism(mechanism: str, pdu: bytes, counters: dict[str, int]) -> Non
     if mech != mechanism:
         counters["mechanism_mismatch"] = counters.get("mechanism_mismatch", 0) + 1
         raise MechanismMismatch(f"this router accepts {mechanism} authenticators; the MN sent "
-                                f"{'an ' + mech if mech != 'empty' else 'an empty'} one")
+                                f"{'an empty one' if mech == 'empty' else 'one of ' + mech}")
 
 
 def decode_gss(data: bytes) -> GssInitToken | GssReply:
