@@ -45,10 +45,22 @@ def _git(*args: str) -> str:
 
 
 @cache
+def repository_files() -> tuple[str, ...]:
+    """The files of the repository: git's list in a checkout, the tree of an unpacked sdist otherwise."""
+    if shutil.which("git") is not None and (ROOT / ".git").exists():
+        files = _git("ls-files", "-z").split("\0")
+    else:  # an unpacked sdist: every file but what a build or a run leaves behind
+        skip_dirs = {".git", ".venv", "build", "dist", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache",
+                     ".hypothesis", ".work", ".eggs"}
+        files = [str(p.relative_to(ROOT)) for p in sorted(ROOT.rglob("*"))
+                 if p.is_file() and not skip_dirs & set(p.relative_to(ROOT).parts)
+                 and not p.name.endswith((".so", ".pyc")) and p.name != "_core.c" and ".egg-info" not in str(p)]
+    return tuple(p for p in files if p)
+
+
+@cache
 def tracked() -> tuple[str, ...]:
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("not a git checkout: the tracked-file list comes from `git ls-files`")
-    return tuple(p for p in _git("ls-files", "-z").split("\0") if p and not p.startswith("fuzz/corpus/"))
+    return tuple(p for p in repository_files() if not p.startswith("fuzz/corpus/"))
 
 
 @cache
@@ -218,7 +230,7 @@ def test_anchors_are_computed_as_github_does(heading, anchor):
 
 def test_the_fuzz_inputs_do_not_name_documents_outside_the_repository():
     """The corpus holds mutated configuration files too: their comments must not send a reader outside."""
-    corpus = [p for p in _git("ls-files", "-z", "fuzz/corpus").split("\0") if p]
+    corpus = [p for p in repository_files() if p.startswith("fuzz/corpus/")]
     assert corpus
     named = [p for p in corpus if any(rx.search((ROOT / p).read_bytes().decode("latin-1")) for rx in FORBIDDEN)]
     assert not named, named
