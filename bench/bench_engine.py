@@ -13,8 +13,8 @@ path's CPU without the kernel's TX.  Before each pass the block's octets are res
               is dropped after each pass, inside the timing, so it never fills)
 
 ``<class>-kernels`` rows run only the compiled kernels the class needs, on the engine's own tables:
-classify + the forwarding node (+ encapsulate, + decapsulate and the inner packets' classify + node, + the
-buffer's push and drop).  Ratio = engine / kernels.
+classify + the forwarding node (which encapsulates toward the NAR and pushes into the buffer itself; + the
+buffer's drop, + decapsulate and the inner packets' classify + node).  Ratio = engine / kernels.
 
     python bench/bench_engine.py -o engine.json        (pyperf options apply: --fast, --rigorous, ...)
     python bench/bench_engine.py --classes forward,tunnel
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import struct
 import sys
-from ipaddress import IPv6Address
 from pathlib import Path
 
 import numpy as np
@@ -147,29 +146,20 @@ def kernel_row(kind: str):
     inner_batch = impl.Batch(BLOCK)
     arena, offsets, lengths, status = fb.arena, fb.offsets, fb.lengths, fb.status
     drops = np.zeros(len(engine.drops), dtype=np.uint64)  # the node's form of a drop row
-    nar = np.frombuffer(IPv6Address(NAR).packed, np.uint8)
-    src = np.frombuffer(IPv6Address(ROUTER_UP).packed, np.uint8)
-    mac, core_mac = np.frombuffer(R_UP, np.uint8), np.frombuffer(CORE_MAC, np.uint8)
     every = np.arange(BLOCK, dtype=np.int64)
-    keys = np.zeros(BLOCK, dtype=np.int32)
     key = engine._proxy_key[next(iter(engine._proxy_key))] if kind == "buffer" else 0
-    keys[:] = key
     none = np.zeros(0, np.uint32)
 
     def one() -> None:
         np.copyto(arena, pristine)
         b = impl.classify(arena, offsets, lengths, out=batch)
-        node.run(b, arena, offsets, lengths, status, 1, drops=drops)
-        if kind == "tunnel":
-            impl.encapsulate(arena, offsets, lengths, b.l3_offset, every, src, nar, core_mac, mac, hop_limit=64,
-                             mtu=1500)
-        elif kind == "decap":
+        node.run(b, arena, offsets, lengths, status, 1, drops=drops, now_ns=0)
+        if kind == "decap":
             out = impl.decapsulate(arena, offsets, lengths, b.l3_offset, b.l4_offset, every)
             i_arena = np.array(out[0], dtype=np.uint8)
             ib = impl.classify(i_arena, out[1], out[2], out=inner_batch)
-            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops)
+            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops, now_ns=0)
         elif kind == "buffer":
-            engine.buffer.push(keys, arena, offsets, lengths, 0)
             engine.buffer.drop(key)
 
     def run(loops: int) -> float:

@@ -282,18 +282,20 @@ class Action(IntEnum):
 
     DROP = 0
     FORWARD = 1  # rewritten in place and in its output interface's TX vector
-    TUNNEL = 2
+    TUNNEL = 2  # to be tunnelled by Python: the node has no tunnel set up, or the NAR's next hop is unresolved
     DECAP = 3
-    BUFFER = 4
+    BUFFER = 4  # to be buffered by Python: the node has no PacketBuffer
     CONTROL = 5
     RESOLVE = 6
     NO_ROUTE = 7  # Destination Unreachable is due, then the frame is dropped (NO_ROUTE)
     TIME_EXCEEDED = 8  # Time Exceeded is due, then the frame is dropped (HOP_LIMIT_EXCEEDED)
+    BUFFERED = 9  # pushed into the node's PacketBuffer under its key
+    TUNNELLED = 10  # encapsulated toward its NAR (RFC 2473) into the node's tunnel TX vectors
 
 
 #: What ``Node.stats`` counts for the last block, in this order: frames dropped (also in ``drops`` by reason),
-#: frames held at the route switch, checksums completed, frames taken.
-NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames")
+#: frames held at the route switch, checksums completed, frames taken, frames pushed into the node's buffer.
+NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames", "buffered")
 
 
 class Severity(IntEnum):

@@ -367,3 +367,27 @@ def frames_pack(items):
     from fmipfast.ports import pack_frames
 
     return pack_frames(items)
+
+
+def test_data_in_the_block_of_the_control_frame_that_flushes_its_buffer_follows_the_flush():
+    """A block holding the Attach and then data for the same MN (on-link hosts send to the proxied NCoA
+    through the router, which answers ND for it): the node buffers the data before the control stage runs,
+    so the Attach's flush sends it after what was buffered before.  It used to be pushed after the flush, into
+    a buffer nobody would flush again, and was lost."""
+    net = Net()
+    ncoa = "2001:db8:1::77"
+    net.engine.proxy_add(ncoa, None, 3000)
+    net.send(net.core, udp(dst=ncoa, payload=b"\x00" * 8))
+    net.drain()
+
+    def hook(cf):
+        net.engine.proxy_complete(ncoa, bytes.fromhex("02005e000077"))
+
+    net.engine.control = hook
+    data = udp(src=H1, dst=ncoa, payload=b"\x01" * 8, eth_src=H1_MAC, eth_dst=R_ACC)
+    net.h1.send_frames([fmip_frame_to_router(), bytes(data)])
+    net.engine.poll()
+    got = [bytes(f[UDP].payload) for f in net.drain(net.h1) if f.haslayer(UDP) and f[IPv6].dst == ncoa]
+    assert got == [b"\x00" * 8, b"\x01" * 8]
+    assert len(net.engine.buffer) == 0
+    net.check_conservation()

@@ -43,7 +43,20 @@ ENTRIES = [
     (IPv6Address("2001:db8:2::1"), NeighborFlag.ROUTER | NeighborFlag.STATIC, NeighborState.REACHABLE, 1, -1, -1),
     (IPv6Address("2001:db8:1::16"), 0, NeighborState.REACHABLE, 2, -1, -1),  # a host on interface 2
     (IPv6Address("2001:db8:1::17"), 0, NeighborState.REACHABLE, 9, -1, -1),  # an ifindex past the interfaces
+    (IPv6Address("2001:db8:1::18"), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 0),  # NAR behind no entry
+    (IPv6Address("2001:db8:1::19"), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 1),  # NAR without a route
+    (IPv6Address("2001:db8:1::1a"), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 7),  # peer past the table
+    (IPv6Address("2001:db8:1::1b"), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 2),  # NAR on interface 0
+    (IPv6Address("2001:db8:1::1c"), NeighborFlag.PROXY, NeighborState.INCOMPLETE, 0, 20, -1),  # key past the buffer
+    (IPv6Address("2001:db8:1::1d"), NeighborFlag.PROXY, NeighborState.INCOMPLETE, 0, 3, -1),  # a second MN
 ]
+#: the NARs the node tunnels to (``entry_peer`` rows): behind an unresolved router, without a route, resolved
+#: through the upstream router (interface 1), on-link on interface 0 (MTU 1280)
+TUNNEL_PEERS = [IPv6Address("2001:db8:200::9"), IPv6Address("2001:db9::5"), IPv6Address("2001:db8:1::16"),
+                IPv6Address("2001:db8:100::7")]
+TUNNEL_SOURCES = [IPv6Address("2001:db8:1::1"), IPv6Address("2001:db8:2::2"), IPv6Address("2001:db8:3::3")]
+TUNNEL_MTUS = [1280, 1500, 1500]
+BUFFER_KEYS = 16
 # routes: (prefix, length, interface, via or None)
 ROUTES = [
     ("2001:db8:1::", 64, 0, None),
@@ -59,6 +72,17 @@ DESTINATIONS = [e[0] for e in ENTRIES] + [
     IPv6Address("ff02::1"), IPv6Address("ff05::2"),
 ]
 SOURCES = [IPv6Address("2001:db8:50::1"), PEER, IPv6Address("fe80::1"), IPv6Address("2001:db8:1::10")]
+
+
+def handover_world(impl, node, *, slot_size=128, per_key_packets=3, slots=8):
+    """The node finishing BUFFER and TUNNEL itself: a small buffer (so blocks meet its caps) and a tunnel."""
+    buffer = impl.PacketBuffer(slots=slots, slot_size=slot_size, max_keys=BUFFER_KEYS,
+                               per_key_packets=per_key_packets, per_key_bytes=1 << 16, lifetime_ns=10**9)
+    node.set_buffer(buffer)
+    node.set_tunnel(np.array([list(a.packed) for a in TUNNEL_SOURCES], np.uint8), np.array(TUNNEL_MTUS, np.uint32),
+                    hop_limit=61)
+    node.set_tunnel_peers(np.array([list(a.packed) for a in TUNNEL_PEERS], np.uint8))
+    return buffer
 
 
 def world(impl):
@@ -94,12 +118,14 @@ def udp(src, dst, hop=64, payload=b"x" * 12, bad_sum=False):
 
 @st.composite
 def frame(draw):
-    kind = draw(st.sampled_from(["udp", "udp", "echo", "tunnel", "mh", "tcp", "garbage", "ns"]))
+    kind = draw(st.sampled_from(["udp", "udp", "echo", "tunnel", "mh", "tcp", "garbage", "ns", "big"]))
     src = draw(st.sampled_from(SOURCES))
     dst = draw(st.sampled_from(DESTINATIONS))
     hop = draw(st.sampled_from([0, 1, 2, 64, 255]))
     if kind == "udp":
         pkt = udp(src, dst, hop, draw(st.binary(max_size=40)))
+    elif kind == "big":  # past a slot of the test's buffer; past the 1280 MTU once encapsulated
+        pkt = udp(src, dst, hop, bytes(draw(st.integers(1180, 1300))))
     elif kind == "tcp":
         pkt = build_ipv6(src, dst, IpProto.TCP, bytes(20) + draw(st.binary(max_size=20)), hop_limit=hop)
     elif kind == "echo":
@@ -123,16 +149,29 @@ def frame(draw):
     return build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt), status
 
 
-def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False):
+def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, handover=False):
     nc, fib, node = world(impl)
+    buffer = handover_world(impl, node) if handover else None
     arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
     arena = np.array(arena, dtype=np.uint8)
     status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
     batch = impl.classify(arena, offsets, lengths)
     drops = np.zeros(len(DropReason), dtype=np.uint64)
-    present = node.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops)
+    present = node.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
+                       now_ns=5_000)
     n = len(frames_and_status)
-    return {
+    tunnel_arena = bytes(node.tunnel_arena)
+    extra = {}
+    if buffer is not None:
+        extra["buffer"] = buffer.counters
+        extra["queued"] = {}
+        for key in range(BUFFER_KEYS):
+            out_arena, out_off, out_len = buffer.flush(key, 6_000)
+            extra["queued"][key] = [bytes(out_arena[o:o + m]) for o, m in zip(out_off.tolist(), out_len.tolist())]
+    return extra | {
+        "tunnel": [[tunnel_arena[o:o + m] for o, m in zip(node.tunnel_offsets[k, :node.tunnel_count[k]].tolist(),
+                                                        node.tunnel_lengths[k, :node.tunnel_count[k]].tolist())]
+                   for k in range(3)],
         "present": present,
         "arena": arena.tobytes(),
         "action": node.action[:n].tolist(),
@@ -150,22 +189,29 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False):
 
 @pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
 @settings(max_examples=300)
-@given(st.lists(frame(), min_size=0, max_size=64), st.integers(0, 2), st.booleans(), st.booleans())
-def test_core_node_equals_the_reference(frames_and_status, iface, from_wire, inner):
-    want = run_node(ref, frames_and_status, iface=iface, from_wire=from_wire, inner=inner)
-    got = run_node(_core, frames_and_status, iface=iface, from_wire=from_wire, inner=inner)
+@given(st.lists(frame(), min_size=0, max_size=64), st.integers(0, 2), st.booleans(), st.booleans(), st.booleans())
+def test_core_node_equals_the_reference(frames_and_status, iface, from_wire, inner, handover):
+    want = run_node(ref, frames_and_status, iface=iface, from_wire=from_wire, inner=inner, handover=handover)
+    got = run_node(_core, frames_and_status, iface=iface, from_wire=from_wire, inner=inner, handover=handover)
     assert got == want
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@given(st.lists(frame(), min_size=1, max_size=32))
-def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_status):
-    out = run_node(impl, frames_and_status)
+@given(st.lists(frame(), min_size=1, max_size=32), st.booleans())
+def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_status, handover):
+    out = run_node(impl, frames_and_status, handover=handover)
     n = len(frames_and_status)
     actions = out["action"]
     assert out["stats"][NODE_STATS.index("frames")] == n
     assert out["stats"][NODE_STATS.index("dropped")] == actions.count(Action.DROP) == sum(out["drops"])
     assert sum(len(o) for o, _ in out["tx"]) == actions.count(Action.FORWARD)
+    assert sum(len(t) for t in out["tunnel"]) == actions.count(Action.TUNNELLED)
+    assert out["stats"][NODE_STATS.index("buffered")] == actions.count(Action.BUFFERED)
+    if handover:
+        assert Action.BUFFER not in actions  # with a buffer the node finishes the class itself
+        assert out["buffer"]["queued"] == actions.count(Action.BUFFERED)  # nothing evicted that was counted
+    else:
+        assert Action.BUFFERED not in actions and Action.TUNNELLED not in actions
     assert out["present"] == sum(1 << a for a in set(actions))
 
 
@@ -315,3 +361,117 @@ def test_arguments_are_checked_before_anything_is_written(impl):
         impl.Node(nc, 0, 3)
     with pytest.raises(ValueError):
         impl.Node(nc, 16, 0)
+
+
+# ---------------------------------------------------------------------------------------------- the node's own
+# buffer and tunnel
+
+
+def _block(impl, pkts, **kw):
+    return run_node(impl, [(build_ethernet(MACS[0], bytes([2, 9, 9, 9, 9, 9]), p), 0) for p in pkts],
+                    handover=True, **kw)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_tunnelled_frames_are_rfc2473_packets_scapy_reads(impl):
+    """The node's encapsulation, read back by scapy (an independent implementation): outer source the output
+    interface's address, destination the NAR, hop limit as set, the inner packet forwarded (hop limit - 1)."""
+    scapy = pytest.importorskip("scapy.all")
+    inner = udp(SOURCES[0], "2001:db8:1::12", hop=40, payload=b"through the tunnel")
+    out = _block(impl, [inner])
+    assert out["action"] == [Action.TUNNELLED] and out["aux"] == [3]
+    assert out["tunnel"][0] == out["tunnel"][2] == [] and len(out["tunnel"][1]) == 1
+    frame = scapy.Ether(out["tunnel"][1][0])
+    nc, _fib, _node = world(impl)
+    via = int(nc.lookup(np.frombuffer(IPv6Address("2001:db8:2::1").packed, np.uint8).reshape(1, 16))[0])
+    assert frame.dst == ":".join(f"{b:02x}" for b in bytes(nc.macs[via])) and bytes.fromhex(
+        frame.src.replace(":", "")) == MACS[1]
+    outer = frame[scapy.IPv6]
+    assert (outer.src, outer.dst, outer.hlim, outer.nh) == (str(TUNNEL_SOURCES[1]), str(TUNNEL_PEERS[3]), 61, 41)
+    assert outer.plen == len(inner)
+    got_inner = bytes(outer.payload)
+    assert got_inner[7] == 39 and got_inner[:7] == inner[:7] and got_inner[8:] == inner[8:]
+    assert out["tx"] == [([], [])] * 3  # nothing in the forwarding vectors
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dst, action, aux", [
+    ("2001:db8:1::18", Action.TUNNEL, 0),  # the NAR's next hop has no entry: punted for resolution
+    ("2001:db8:1::19", Action.TUNNEL, 1),  # no route to the NAR: punted (Python drops it, NO_ROUTE)
+    ("2001:db8:1::1a", Action.TUNNEL, 7),  # a peer index past the table: punted
+    ("2001:db8:1::1b", Action.TUNNELLED, 2),
+    ("2001:db8:1::13", Action.BUFFERED, 7),
+    ("2001:db8:1::14", Action.DROP, int(DropReason.NOT_BUFFERED)),  # the HI's U flag was clear
+    ("2001:db8:1::1c", Action.DROP, int(DropReason.INTERNAL_ERROR)),  # a key outside the buffer
+    ("2001:db8:1::15", Action.BUFFERED, 9),  # the route switch
+])
+def test_each_handover_state_gives_its_action_when_the_node_finishes_it(impl, dst, action, aux):
+    out = _block(impl, [udp(SOURCES[0], dst)])
+    assert (out["action"][0], out["aux"][0]) == (action, aux)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_buffer_gets_the_block_in_order_and_its_caps_are_drops(impl):
+    """One push per block in block order: the per-key cap (3) evicts the oldest of the same block (a drop by
+    BUFFER_FULL of that earlier frame), a frame past the slot size is FRAME_TOO_BIG, another key is untouched."""
+    pkts = [udp(SOURCES[0], "2001:db8:1::13", payload=bytes([k]) * 4) for k in range(5)]
+    pkts.insert(2, udp(SOURCES[0], "2001:db8:1::1d", payload=b"other MN"))
+    pkts.append(udp(SOURCES[0], "2001:db8:1::13", payload=bytes(200)))  # past the 128-octet slot
+    out = _block(impl, pkts)
+    assert out["action"] == [Action.DROP, Action.DROP, Action.BUFFERED, Action.BUFFERED, Action.BUFFERED,
+                             Action.BUFFERED, Action.DROP]
+    assert out["aux"][:2] == [int(DropReason.BUFFER_FULL)] * 2 and out["aux"][6] == int(DropReason.FRAME_TOO_BIG)
+    assert [q[14 + 48:] for q in out["queued"][7]] == [bytes([k]) * 4 for k in (2, 3, 4)]
+    assert [q[14 + 48:] for q in out["queued"][3]] == [b"other MN"]
+    assert out["stats"][NODE_STATS.index("buffered")] == 4
+    assert out["drops"][DropReason.BUFFER_FULL] == 2 and out["drops"][DropReason.FRAME_TOO_BIG] == 1
+    assert out["present"] == (1 << Action.DROP) | (1 << Action.BUFFERED)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_tunnel_refuses_what_rfc2473_refuses(impl):
+    big = udp(SOURCES[0], "2001:db8:1::1b", payload=bytes(1250))  # 40 + 1298 > the 1280 MTU of interface 0
+    out = _block(impl, [big, udp(SOURCES[0], "2001:db8:1::1b", hop=1)])
+    assert out["action"] == [Action.DROP, Action.DROP]
+    assert out["aux"] == [int(DropReason.FRAME_TOO_BIG), int(DropReason.HOP_LIMIT_EXCEEDED)]
+    assert out["tunnel"] == [[], [], []]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_full_block_of_the_largest_frames_fits_the_tunnel_arena(impl):
+    """The arena bound: capacity frames, each as large as the output MTU allows, all tunnelled."""
+    pkt = udp(SOURCES[0], "2001:db8:1::12", payload=bytes(1500 - 40 - 48))  # 40 + inner: exactly the MTU
+    out = _block(impl, [pkt] * 64)
+    assert out["action"] == [Action.TUNNELLED] * 64
+    assert [len(f) for f in out["tunnel"][1]] == [14 + 1500] * 64
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_handover_setters_check_their_arguments(impl):
+    nc, fib, node = world(impl)
+    src = np.zeros((3, 16), np.uint8)
+    with pytest.raises(TypeError):
+        node.set_buffer(object())
+    with pytest.raises(ValueError):
+        node.set_tunnel(src, np.array([1500, 1500, 1279], np.uint32))
+    with pytest.raises(ValueError):
+        node.set_tunnel(src, np.array([1500, 1500, 65536], np.uint32))
+    with pytest.raises(ValueError):
+        node.set_tunnel(src[:2], np.array([1500, 1500], np.uint32))
+    with pytest.raises(TypeError):
+        node.set_tunnel(src, np.array([1500, 1500, 1500], np.int64))
+    with pytest.raises(ValueError):
+        node.set_tunnel(src, np.array([1500] * 3, np.uint32), hop_limit=0)
+    with pytest.raises(ValueError):
+        node.set_tunnel_peers(np.zeros((2, 15), np.uint8))
+    handover_world(impl, node)
+    frames = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::13"))]
+    arena, offsets, lengths = pack_frames(frames)
+    arena = np.array(arena)
+    batch = impl.classify(arena, offsets, lengths)
+    for bad in (None, -1, 1.5, True):  # a node with a buffer needs the buffer's clock
+        with pytest.raises(ValueError):
+            node.run(batch, arena, offsets, lengths, np.zeros(0, np.uint32), 0, now_ns=bad)
+    node.set_buffer(None)  # and without one it punts again
+    node.run(batch, arena, offsets, lengths, np.zeros(0, np.uint32), 0)
+    assert Action(node.action[0]) == Action.BUFFER

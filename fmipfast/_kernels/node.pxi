@@ -1,7 +1,9 @@
 # node: the forwarding node.  One nogil call per block takes the frames classify judged through the neighbor
 # cache, the FIB and the handover columns to their action, rewrites what is forwarded in place and fills one
-# TX vector per output interface; Python sees only the frames punted to it (control, resolution, ICMPv6
-# errors) and the handover classes it hands to their kernels (buffer, tunnel, decapsulation).
+# TX vector per output interface; with a PacketBuffer set it pushes the handover's buffered frames itself, and
+# with a tunnel set up it encapsulates toward the NAR into its own arena and per-interface tunnel TX vectors.
+# Python sees only the frames punted to it (control, resolution, ICMPv6 errors, decapsulation, and the
+# handover classes the node cannot finish: no buffer, no tunnel, a NAR's next hop unresolved).
 #
 # Contract (fmipfast/reference/node.py is the oracle, output for output):
 #   * tables: the NeighborCache and Fib given to the node (it keeps references; the engine thread is their
@@ -12,7 +14,12 @@
 #     interfaces < interfaces, l3 + 40 <= frame length) so a stale or foreign table value is a no-route or a
 #     drop, never a stray access;
 #   * outputs are the node's own arrays, overwritten by the next `run`: callers copy what they keep across a
-#     nested pass.
+#     nested pass (the tunnel arena too: send its vectors before starting one);
+#   * the tunnel arena holds `capacity` frames of 14 + max(mtu) octets and an encapsulated frame is at most
+#     14 + its interface's MTU (rw_encap_check), so a block cannot run out of it (the cursor is checked anyway:
+#     a frame that would not fit is punted, never written past the end);
+#   * the buffer is pushed once per block, after the loop, in block order (bufq_push): its statuses turn a
+#     frame's BUFFERED into a drop by that reason.
 
 from libc.string cimport memcmp
 
@@ -25,7 +32,8 @@ cdef enum:
     _NODE_STAT_HELD = 1
     _NODE_STAT_CSUM = 2
     _NODE_STAT_FRAMES = 3
-    _NODE_NSTATS = 4
+    _NODE_STAT_BUFFERED = 4
+    _NODE_NSTATS = 5
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -71,7 +79,8 @@ cdef class Node:
 
     The columns the engine writes: ``entry_key`` int32 (ncache.capacity,), the buffer key of each PROXY /
     HOLD neighbor entry (-1: none); ``entry_peer`` int32 (ncache.capacity,), the peer index of each TUNNEL
-    neighbor entry (-1: none).
+    neighbor entry (-1: none; a row of ``set_tunnel_peers``).  ``set_buffer`` and ``set_tunnel`` let the node
+    finish the BUFFER and TUNNEL classes itself (see the reference).
 
     Reference: fmipfast.reference.node.Node
     """
@@ -85,6 +94,13 @@ cdef class Node:
     # outputs and tables: the node's own arrays; the attributes users see are read-only views of them
     cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
     cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch
+    # the handover's buffer and tunnel (None / unset: the node punts BUFFER and TUNNEL)
+    cdef PacketBuffer _buf
+    cdef object _bkeys, _boff, _blen, _bidx, _bst
+    cdef bint _tunnel_on
+    cdef int _tunnel_hlim
+    cdef object _tsrc, _tmtu, _tpeers, _tarena, _tcount, _toffsets, _tlengths
+    cdef Py_ssize_t _ntpeers, _tsize
     cdef public object last_drops
     cdef Py_ssize_t _nroutes, _npeers
     # data pointers of the arrays above, taken once (run acquires only its arguments' buffers)
@@ -106,6 +122,18 @@ cdef class Node:
     cdef uint8_t* _p_rvia
     cdef uint8_t* _p_rhas
     cdef uint8_t* _p_peers
+    cdef int32_t* _p_bkeys
+    cdef int64_t* _p_boff
+    cdef uint32_t* _p_blen
+    cdef int64_t* _p_bidx
+    cdef uint8_t* _p_bst
+    cdef uint8_t* _p_tsrc
+    cdef uint32_t* _p_tmtu
+    cdef uint8_t* _p_tpeers
+    cdef uint8_t* _p_tarena
+    cdef int64_t* _p_tcount
+    cdef int64_t* _p_toffsets
+    cdef uint32_t* _p_tlengths
 
     def __cinit__(self, ncache, capacity, interfaces):
         _node_ref.check_init(ncache, capacity, interfaces)
@@ -147,6 +175,41 @@ cdef class Node:
         self._set_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
         self._fib = None
         self.last_drops = None
+        self._buf = None
+        self._bkeys = _np.zeros(capacity, dtype=_np.int32)
+        self._boff = _np.zeros(capacity, dtype=_np.int64)
+        self._blen = _np.zeros(capacity, dtype=_np.uint32)
+        self._bidx = _np.zeros(capacity, dtype=_np.int64)
+        self._bst = _np.zeros(capacity, dtype=_np.uint8)
+        self._p_bkeys = <int32_t*>_row0(self._bkeys)
+        self._p_boff = <int64_t*>_row0(self._boff)
+        self._p_blen = <uint32_t*>_row0(self._blen)
+        self._p_bidx = <int64_t*>_row0(self._bidx)
+        self._p_bst = <uint8_t*>_row0(self._bst)
+        self._tunnel_on = False
+        self._tunnel_hlim = 64
+        self._tsrc = _np.zeros((interfaces, ADDR_LEN), dtype=_np.uint8)
+        self._tmtu = _np.zeros(interfaces, dtype=_np.uint32)
+        self._tcount = _np.zeros(interfaces, dtype=_np.int64)
+        self._toffsets = _np.zeros((interfaces, capacity), dtype=_np.int64)
+        self._tlengths = _np.zeros((interfaces, capacity), dtype=_np.uint32)
+        self._p_tsrc = <uint8_t*>_row0(self._tsrc)
+        self._p_tmtu = <uint32_t*>_row0(self._tmtu)
+        self._p_tcount = <int64_t*>_row0(self._tcount)
+        self._p_toffsets = <int64_t*>_row0(self._toffsets)
+        self._p_tlengths = <uint32_t*>_row0(self._tlengths)
+        self._set_tunnel_arena(1)
+        self._set_tunnel_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
+
+    cdef _set_tunnel_arena(self, Py_ssize_t size):
+        self._tarena = _np.zeros(size, dtype=_np.uint8)
+        self._p_tarena = <uint8_t*>_row0(self._tarena)
+        self._tsize = size
+
+    cdef _set_tunnel_peers_array(self, p):
+        self._tpeers = _np.concatenate([p, _np.zeros((1, ADDR_LEN), dtype=_np.uint8)])
+        self._p_tpeers = <uint8_t*>_row0(self._tpeers)
+        self._ntpeers = p.shape[0]
 
     cdef _set_routes_arrays(self, ri, rv, rh):
         # one spare row so every column has a first element; _nroutes bounds what a lookup may index
@@ -216,12 +279,51 @@ cdef class Node:
 
     @property
     def stats(self):
-        """uint64 (4,), read-only: dropped, reorder_held, csum_completed, frames (``NODE_STATS``)."""
+        """uint64 (5,), read-only: dropped, reorder_held, csum_completed, frames, buffered (``NODE_STATS``)."""
         return Node._ro(self._stats)
+
+    @property
+    def tunnel_arena(self):
+        """uint8, read-only: the frames the node encapsulated in the last run (see ``tunnel_offsets``)."""
+        return Node._ro(self._tarena)
+
+    @property
+    def tunnel_count(self):
+        """int64 (interfaces,), read-only: tunnel frames in each interface's tunnel TX vector."""
+        return Node._ro(self._tcount)
+
+    @property
+    def tunnel_offsets(self):
+        """int64 (interfaces, capacity), read-only: ``tunnel_offsets[k, :tunnel_count[k]]`` into ``tunnel_arena``."""
+        return Node._ro(self._toffsets)
+
+    @property
+    def tunnel_lengths(self):
+        """uint32 (interfaces, capacity), read-only."""
+        return Node._ro(self._tlengths)
 
     @property
     def ncache(self):
         return self._nc
+
+    def set_buffer(self, buffer):
+        """The PacketBuffer BUFFER frames are pushed into (None: they are punted).  See the reference."""
+        if buffer is not None and not isinstance(buffer, PacketBuffer):
+            raise TypeError(f"buffer: need a PacketBuffer, got {type(buffer).__name__}")
+        self._buf = buffer
+
+    def set_tunnel(self, sources, mtus, *, hop_limit=64):
+        """Outer source address and MTU of each output interface, the outer hop limit.  See the reference."""
+        src, mtu, hlim = _node_ref.check_tunnel(sources, mtus, hop_limit, self.interfaces)
+        self._tsrc[:] = src
+        self._tmtu[:] = mtu
+        self._tunnel_hlim = hlim
+        self._set_tunnel_arena(self.capacity * (ETH_HDR_LEN + int(mtu.max())))
+        self._tunnel_on = True
+
+    def set_tunnel_peers(self, peers):
+        """The NARs tunnels lead to, ``uint8[p, 16]`` (row ``entry_peer[e]``)."""
+        self._set_tunnel_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
 
     def set_interfaces(self, macs):
         """The MAC of each output interface, ``uint8[interfaces, 6]``."""
@@ -244,7 +346,8 @@ cdef class Node:
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None):
+    def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
+            now_ns=None):
         """See the reference: decide and act on one classified block; returns the bit set of actions."""
         cdef uint8_t[::1] ar
         cdef const int64_t[::1] off
@@ -277,6 +380,9 @@ cdef class Node:
             _node_ref.check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
                                 self.interfaces)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
+        cdef int64_t now = 0
+        if self._buf is not None:
+            now = _node_ref.check_now(now_ns)
         if drops is None:
             drops = _np.zeros(_N_REASONS, dtype=_np.uint64)
             dr = drops
@@ -308,6 +414,30 @@ cdef class Node:
         cdef const uint8_t* rvia = self._p_rvia
         cdef const uint8_t* rhas = self._p_rhas
         cdef const uint8_t* peers = self._p_peers
+        cdef bufq_t* bq = NULL if self._buf is None else &self._buf.q
+        cdef int32_t* bkeys = self._p_bkeys
+        cdef int64_t* boff = self._p_boff
+        cdef uint32_t* blen = self._p_blen
+        cdef int64_t* bidx = self._p_bidx
+        cdef uint8_t* bst = self._p_bst
+        cdef Py_ssize_t nb = 0, j
+        cdef bint tunnel_on = self._tunnel_on
+        cdef const uint8_t* tsrc = self._p_tsrc
+        cdef const uint32_t* tmtu = self._p_tmtu
+        cdef const uint8_t* tpeers = self._p_tpeers
+        cdef uint8_t* tarena = self._p_tarena
+        cdef int64_t* tcount = self._p_tcount
+        cdef int64_t* toffsets = self._p_toffsets
+        cdef uint32_t* tlengths = self._p_tlengths
+        cdef Py_ssize_t ntpeers = self._ntpeers, tsize = self._tsize, cursor = 0, inner_len
+        cdef uint8_t thlim = <uint8_t>self._tunnel_hlim
+        # the route of the last peer tunnelled to (the tables do not change during a run)
+        cdef int32_t last_peer = -1, t_route
+        cdef int t_out = -1
+        cdef int64_t t_k = -1
+        cdef const uint8_t* peer = NULL
+        cdef const uint8_t* t_hop = NULL
+        cdef uint8_t rst
         cdef nc_table* t = &self._nc.t
         cdef const fib_table* ft = &self._fib.t
         cdef classify_out* o = &b._out
@@ -329,8 +459,10 @@ cdef class Node:
             stats[_NODE_STAT_HELD] = 0
             stats[_NODE_STAT_CSUM] = 0
             stats[_NODE_STAT_FRAMES] = n
+            stats[_NODE_STAT_BUFFERED] = 0
             for i in range(nif):
                 txc[i] = 0
+                tcount[i] = 0
             if n:
                 nc_lookup_batch(t, o.dst, n, ent)
                 fib_lookup_batch(ft, o.dst, n, routes)
@@ -377,6 +509,34 @@ cdef class Node:
                     elif fl & NCFLAG_TUNNEL:
                         a = ACTION_TUNNEL
                         x = epeer[e] if e < ekey_rows else -1
+                        if tunnel_on and 0 <= x < ntpeers:
+                            if x != last_peer:  # the peer's route and next hop, once per peer and block
+                                last_peer = x
+                                peer = tpeers + x * ADDR_LEN
+                                t_out = -1
+                                t_k = -1
+                                fib_lookup_batch(ft, peer, 1, &t_route)
+                                if 0 <= t_route < nroutes and 0 <= rif[t_route] < nif:
+                                    t_out = rif[t_route]
+                                    t_hop = rvia + t_route * ADDR_LEN if rhas[t_route] else peer
+                                    nc_lookup_batch(t, t_hop, 1, &t_k)
+                                    if t_k >= entries or (t_k >= 0 and t.states[t_k] == NCSTATE_INCOMPLETE):
+                                        t_k = -1
+                            if t_k >= 0:
+                                rst = rw_encap_check(frame, length, l3, tmtu[t_out], &inner_len)
+                                if rst != DROP_NONE:
+                                    a = ACTION_DROP
+                                    x = rst
+                                elif inner_len <= tsize - cursor - ETH_HDR_LEN - IP6_HDR_LEN:
+                                    rw_encap_write(frame + l3, inner_len, t.macs + t_k * MAC48_LEN,
+                                                   imac + t_out * MAC48_LEN, tsrc + t_out * ADDR_LEN, peer, thlim,
+                                                   tarena + cursor)
+                                    c = tcount[t_out]
+                                    toffsets[t_out * cap + c] = cursor
+                                    tlengths[t_out * cap + c] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner_len)
+                                    tcount[t_out] = c + 1
+                                    cursor += ETH_HDR_LEN + IP6_HDR_LEN + inner_len
+                                    a = ACTION_TUNNELLED
                     elif fl & NCFLAG_PROXY:
                         a = ACTION_BUFFER
                         x = ekey[e] if e < ekey_rows else -1
@@ -418,6 +578,20 @@ cdef class Node:
                                 txo[out * cap + c] = off[i]
                                 txl[out * cap + c] = <uint32_t>length
                                 txc[out] = c + 1
+                if a == ACTION_BUFFER and bq != NULL:
+                    if x < 0:  # this handover does not buffer (the HI's U flag was clear)
+                        a = ACTION_DROP
+                        x = DROP_NOT_BUFFERED
+                    elif x >= bq.max_keys:  # a column value outside the buffer: not the engine's
+                        a = ACTION_DROP
+                        x = DROP_INTERNAL_ERROR
+                    else:
+                        a = ACTION_BUFFERED
+                        bkeys[nb] = x
+                        boff[nb] = off[i]
+                        blen[nb] = <uint32_t>length
+                        bidx[nb] = i
+                        nb += 1
                 if a == ACTION_DROP:
                     if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
                         x = DROP_INTERNAL_ERROR
@@ -426,13 +600,31 @@ cdef class Node:
                 act[i] = <uint8_t>a
                 aux[i] = x
                 present |= 1 << a
+            if nb:
+                # one push for the block, in block order; what the buffer refused (or evicted again within
+                # this push) is a drop by its status
+                bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
+                present = 0
+                for j in range(nb):
+                    x = bst[j]
+                    if x == DROP_NONE:
+                        stats[_NODE_STAT_BUFFERED] += 1
+                    else:
+                        if x >= ndr:
+                            x = DROP_INTERNAL_ERROR
+                        act[bidx[j]] = ACTION_DROP
+                        aux[bidx[j]] = x
+                        dr[x] += 1
+                        stats[_NODE_STAT_DROPPED] += 1
+                for i in range(n):
+                    present |= 1 << act[i]
         return present
 
 
 def _node_stats():
     """Where node.pxi writes each stat (tests/test_node.py checks it against constants.NODE_STATS)."""
     return {"dropped": _NODE_STAT_DROPPED, "reorder_held": _NODE_STAT_HELD, "csum_completed": _NODE_STAT_CSUM,
-            "frames": _NODE_STAT_FRAMES, "count": _NODE_NSTATS}
+            "frames": _NODE_STAT_FRAMES, "buffered": _NODE_STAT_BUFFERED, "count": _NODE_NSTATS}
 
 
 __all__ += ["Node"]

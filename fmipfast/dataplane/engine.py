@@ -50,7 +50,7 @@ from fmipfast.dataplane.fib import Route, Routes
 from fmipfast.dataplane.handover import Handover, Hold
 from fmipfast.dataplane.icmp import Emitter, IcmpErrors
 from fmipfast.dataplane.nd import Resolver, Resolving, Responder
-from fmipfast.dataplane.pipeline import Pipeline
+from fmipfast.dataplane.pipeline import TUNNEL_HOP_LIMIT, Pipeline
 from fmipfast.dataplane.tables import set_neighbor
 from fmipfast.dataplane.types import ControlFrame, Interface
 from fmipfast.keys import KeyPool
@@ -127,6 +127,14 @@ class Engine:
             macs[iface.index] = np.frombuffer(iface.mac, dtype=np.uint8)
         self._node.set_interfaces(macs)
         self._node.set_peers(np.array([list(p.packed) for p in self.peers], dtype=np.uint8).reshape(-1, 16))
+        # the node finishes the handover's buffering and tunnelling itself
+        self._node.set_buffer(self.buffer)
+        sources = np.zeros((max(1, len(self.interfaces)), 16), dtype=np.uint8)
+        mtus = np.full(max(1, len(self.interfaces)), 1280, dtype=np.uint32)
+        for iface in self.interfaces:
+            sources[iface.index] = iface.source_array
+            mtus[iface.index] = iface.cfg.mtu
+        self._node.set_tunnel(sources, mtus, hop_limit=TUNNEL_HOP_LIMIT)
         # ---- the parts, each with the shared state it needs
         self._routes = Routes(self._node, routes)
         self._emit = Emitter(codepoints, self._books)

@@ -128,6 +128,7 @@ class Handover:
                 self.peer_index[peer] = len(self.peer_table)
                 self.peer_table.append(peer)
                 self.peer_arrays.append(np.frombuffer(peer.packed, dtype=np.uint8))
+                self.node.set_tunnel_peers(np.stack(self.peer_arrays))
             self.node.entry_peer[idx] = -1 if peer is None else self.peer_index[peer]
 
     def _key_referenced(self, key: int) -> bool:

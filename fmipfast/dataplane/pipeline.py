@@ -1,11 +1,13 @@
 """The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run``,
-``_kernels/node.pxi``), two compiled calls, then Python for the classes the node hands over, in this order:
-CONTROL (fmipfast.dataplane.deliver), BUFFER (the handover buffer, keys from the node's ``entry_key``
-column), TUNNEL (``encapsulate`` to the NAR in the node's ``entry_peer`` column, RFC 2473), DECAP
+``_kernels/node.pxi``), two compiled calls.  The node finishes forwarding, the handover buffer (it pushes
+BUFFER frames into the engine's PacketBuffer under the keys of its ``entry_key`` column) and the tunnel
+(RFC 2473, toward the NAR of its ``entry_peer`` column, into tunnel TX vectors of its own); the tunnel
+vectors are sent at once.  Python then takes the classes the node hands over, in this order: CONTROL
+(fmipfast.dataplane.deliver), TUNNEL (only a NAR whose next hop is unresolved or unrouted), DECAP
 (``decapsulate``; the inner packets get a pass of their own), the ICMPv6 errors (no route, hop limit) and
-RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded and dropped frames
-costs the two calls and one ``send`` per output interface; everything here runs per block, never per frame,
-except for the frames Python has work for.
+RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded, buffered,
+tunnelled and dropped frames costs the two calls and one ``send`` per output interface; everything here runs
+per block, never per frame, except for the frames Python has work for.
 
 Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
 leaving a queue (:meth:`Pipeline.reinject`) — get passes of their own, each with a classify Batch of its own,
@@ -54,7 +56,7 @@ from fmipfast.ports import FrameBatch
 if TYPE_CHECKING:
     from fmipfast.backend import Batch, NeighborCache, Node, PacketBuffer
 
-__all__ = ["Pipeline", "MAX_DECAP_DEPTH", "MAX_NESTED_PASSES", "MAX_WAITING_PASSES"]
+__all__ = ["Pipeline", "MAX_DECAP_DEPTH", "MAX_NESTED_PASSES", "MAX_WAITING_PASSES", "TUNNEL_HOP_LIMIT"]
 
 #: Levels of IPv6-in-IPv6 the engine decapsulates in one frame (RFC 2473 §4.1.1: default limit 4).
 MAX_DECAP_DEPTH = 4
@@ -63,6 +65,8 @@ MAX_DECAP_DEPTH = 4
 MAX_NESTED_PASSES = 8
 #: Passes waiting for the outermost one to finish (see Pipeline._wait).
 MAX_WAITING_PASSES = 64
+#: Outer hop limit of the tunnel to the NAR (RFC 2473 §6.3: the tunnel entry point's default hop limit).
+TUNNEL_HOP_LIMIT = 64
 
 # the forwarding node's actions, as ints and as bits of the set ``Node.run`` returns
 _A_DROP, _A_CONTROL, _A_BUFFER = int(Action.DROP), int(Action.CONTROL), int(Action.BUFFER)
@@ -71,9 +75,9 @@ _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
 _B_FORWARD, _B_CONTROL, _B_BUFFER = 1 << int(Action.FORWARD), 1 << _A_CONTROL, 1 << _A_BUFFER
 _B_TUNNEL, _B_DECAP, _B_RESOLVE = 1 << _A_TUNNEL, 1 << _A_DECAP, 1 << _A_RESOLVE
 _B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
-_SLOW = ~((1 << _A_DROP) | _B_FORWARD)  # every action Python has work for after the node
-_S_DROPPED, _S_HELD, _S_CSUM = NODE_STATS.index("dropped"), NODE_STATS.index("reorder_held"), \
-    NODE_STATS.index("csum_completed")
+_B_BUFFERED, _B_TUNNELLED = 1 << int(Action.BUFFERED), 1 << int(Action.TUNNELLED)
+_SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED)  # every action Python has work for
+assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered")  # unpacked per block
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 
@@ -217,18 +221,22 @@ class Pipeline:
         # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
         # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
         present = self.node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
-                                drops=ledger.node_drops)
+                                drops=ledger.node_drops, now_ns=now)
         stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
-        dropped, held, completed, _frames = stats.tolist()
+        dropped, held, completed, _frames, buffered = stats.tolist()
         if dropped:
             c[DROPPED] += dropped
         if held:
             c[REORDER_HELD] += held
         if completed:
             c[CSUM_COMPLETED] += completed
+        if buffered:
+            c[BUFFERED] += buffered
         if inner and self.handover.hold:  # the tunnel still delivers: the holds of these MNs go on
             self.handover.tunnel_delivered(n_entry[:n][n_action[:n] != _A_DROP], now)
-        if present & _SLOW == 0:  # the common block: forwarded and dropped frames only
+        if present & _B_TUNNELLED:  # now: a pass started below would overwrite the node's tunnel arena
+            self._transmit_tunnels()
+        if present & _SLOW == 0:  # the common block: forwarded, buffered, tunnelled and dropped frames only
             if present & _B_FORWARD:
                 self._transmit_vectors(arena, tx_count, tx_offsets, tx_lengths)
             return
@@ -250,7 +258,7 @@ class Pipeline:
             # what it releases (a buffer flushed by an Attach, a resolved next hop's queue) goes out at once, in
             # passes of their own (process): before the rest of this chunk, which is newer
             self.delivery.stage(iface, arena, offsets, lengths, b, sel, now, inner)
-        if present & _B_BUFFER:
+        if present & _B_BUFFER:  # a node without the buffer (set_buffer) leaves it here
             sel = np.flatnonzero(action == _A_BUFFER)
             self._buffer(arena, offsets, lengths, sel, aux[sel], now)
         if present & _B_TUNNEL:
@@ -275,7 +283,15 @@ class Pipeline:
         if tx is not None:
             self._transmit_vectors(arena, *tx)
 
-    # ------------------------------------------------------------------ FORWARD
+    # ------------------------------------------------------------------ FORWARD, TUNNELLED
+    def _transmit_tunnels(self) -> None:
+        """Send the node's tunnel TX vectors (frames it encapsulated into its own arena)."""
+        node = self.node
+        arena, offsets, lengths = node.tunnel_arena, node.tunnel_offsets, node.tunnel_lengths
+        for k, m in enumerate(node.tunnel_count.tolist()):
+            if m:
+                self._transmit(self.interfaces[k], arena, offsets[k, :m], lengths[k, :m], TUNNELLED)
+
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:
         """Send the node's TX vectors: frame ``j`` of interface ``k`` at ``tx_offsets[k, j]``."""
@@ -315,9 +331,10 @@ class Pipeline:
     def _tunnel(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, l3: np.ndarray,
                 sel: np.ndarray, peers: np.ndarray) -> None:
         """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
-        ``Handover.peer_table``) per RFC 2473, one kernel call per NAR; the outer Ethernet destination is the
-        next hop's, filled by the kernel.  Tunnel packets are this router's own: no hop-limit decrement, and an
-        unresolved next hop queues them like forwarded traffic (counted ``queued_resolve``, not ``tunnelled``)."""
+        ``Handover.peer_table``) per RFC 2473, one kernel call per NAR: what the node left (a NAR without a
+        route or with an unresolved next hop; the node tunnels the others itself).  Tunnel packets are this
+        router's own: no hop-limit decrement, and an unresolved next hop queues them like forwarded traffic
+        (counted ``queued_resolve``, not ``tunnelled``)."""
         peer_table, peer_arrays = self.handover.peer_table, self.handover.peer_arrays
         single = bool((peers == peers[0]).all())  # one NAR: the common case
         for p in [int(peers[0])] if single else np.unique(peers).tolist():
@@ -334,7 +351,7 @@ class Pipeline:
             dst_mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8) if resolved else np.zeros(6, dtype=np.uint8)
             out_arena, out_off, out_len, st = backend.impl.encapsulate(
                 arena, offsets, lengths, l3, group, out.source_array, peer_arrays[p], dst_mac,
-                out.mac_array, hop_limit=64, mtu=out.cfg.mtu)
+                out.mac_array, hop_limit=TUNNEL_HOP_LIMIT, mtu=out.cfg.mtu)
             out_off, out_len = self._kept(st, out_off, out_len)
             m = int(out_off.shape[0])
             if not m:

@@ -133,6 +133,8 @@ cdef enum:
     ACTION_RESOLVE = 6
     ACTION_NO_ROUTE = 7
     ACTION_TIME_EXCEEDED = 8
+    ACTION_BUFFERED = 9
+    ACTION_TUNNELLED = 10
 
 # constants.NeighborFlag: Flags of a neighbor-cache entry beside its RFC 4861 state
 cdef enum:
@@ -286,6 +288,8 @@ def _consts():
         "ACTION_RESOLVE": ACTION_RESOLVE,
         "ACTION_NO_ROUTE": ACTION_NO_ROUTE,
         "ACTION_TIME_EXCEEDED": ACTION_TIME_EXCEEDED,
+        "ACTION_BUFFERED": ACTION_BUFFERED,
+        "ACTION_TUNNELLED": ACTION_TUNNELLED,
         "NCFLAG_ROUTER": NCFLAG_ROUTER,
         "NCFLAG_PROXY": NCFLAG_PROXY,
         "NCFLAG_LOCAL": NCFLAG_LOCAL,

@@ -11,7 +11,15 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
    (an IPv6-in-IPv6 packet for it is decapsulated if its outer source is a peer router), a ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
-   too for direct, non-Mobility-Header frames from the wire;
+   too for direct, non-Mobility-Header frames from the wire.  With a :class:`PacketBuffer` set
+   (:meth:`Node.set_buffer`) the node pushes those frames itself, in block order, in one push per block
+   (``BUFFERED``; refused ones are drops by the buffer's status, a key of -1 is ``NOT_BUFFERED``), else it
+   punts them (``BUFFER``).  With a tunnel set up (:meth:`Node.set_tunnel`, :meth:`Node.set_tunnel_peers`)
+   the node encapsulates ``TUNNEL`` frames itself (RFC 2473: outer source the output interface's address,
+   outer hop limit ``hop_limit``, the inner hop limit decremented) into its own tunnel arena and per-interface
+   tunnel TX vectors (``TUNNELLED``) when the FIB routes the peer and the next hop's entry is usable; a peer
+   without a route or with an unresolved next hop is punted (``TUNNEL``), an inner packet the encapsulation
+   refuses is a drop by its status;
 4. anything else is forwarded: the destination's own usable entry, else the FIB's route (output interface,
    next hop), gives the output interface; no route or a hop limit that would reach 0 is punted for the ICMPv6
    error; a next hop without a usable entry is punted for resolution; otherwise the frame is rewritten in place
@@ -21,8 +29,13 @@ Outputs, per frame ``i < n``: ``action[i]`` (an :class:`~fmipfast.constants.Acti
 key for BUFFER, the peer index for TUNNEL, the drop reason for DROP, else -1), ``entry[i]`` (the destination's
 neighbor index or -1), ``out_if[i]`` and ``next_hop[i]`` (for FORWARD and RESOLVE); per output interface
 ``k``: ``tx_count[k]`` frames at ``tx_offsets[k, :tx_count[k]]`` / ``tx_lengths[k, :tx_count[k]]`` in block
-order; ``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
+order, and ``tunnel_count[k]`` tunnel frames at ``tunnel_offsets[k, :tunnel_count[k]]`` of ``tunnel_arena``;
+``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
 block's work.  ``run`` returns the bit set of the actions present (``1 << action``).
+
+Bounds: the tunnel arena holds ``capacity`` frames of ``14 + max(mtu)`` octets (an encapsulated packet is at
+most the output interface's MTU, checked per frame), so a block can never run out of it; the buffer's bounds
+are its own (per-key and global caps, drop-oldest: the statuses say what it refused).
 
 The node reads the neighbor cache and FIB it was given and its own columns; it changes nothing but the
 selected frames' octets and its outputs.  Ownership: one thread (the engine's) calls ``run`` and the setters.
@@ -37,8 +50,10 @@ import numpy as np
 from fmipfast._linux import TP_STATUS_CSUMNOTREADY
 from fmipfast.constants import NODE_STATS, Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
 from fmipfast.reference.cksum import upper_layer_checksum
+from fmipfast.reference.rewrite import encapsulate
 
-__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables"]
+__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables",
+           "check_tunnel", "check_now", "TUNNEL_MTU_MIN", "TUNNEL_MTU_MAX"]
 
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
 CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
@@ -46,6 +61,10 @@ CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6)
 _A_DROP, _A_FORWARD, _A_TUNNEL = int(Action.DROP), int(Action.FORWARD), int(Action.TUNNEL)
 _A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Action.CONTROL)
 _A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
+_A_BUFFERED, _A_TUNNELLED = int(Action.BUFFERED), int(Action.TUNNELLED)
+_S_BUFFERED = NODE_STATS.index("buffered")
+#: The MTUs ``set_tunnel`` takes (RFC 8200 §5's minimum; the largest an IPv6 payload length can describe).
+TUNNEL_MTU_MIN, TUNNEL_MTU_MAX = 1280, 65535
 _F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
 _F_TUNNEL, _F_HOLD = int(NeighborFlag.TUNNEL), int(NeighborFlag.HOLD)
 _INCOMPLETE = int(NeighborState.INCOMPLETE)
@@ -110,6 +129,27 @@ def check_tables(fib: Any, route_if: Any, route_via: Any, route_has_via: Any,
     return ri.copy(), rv.copy(), rh.copy()
 
 
+def check_tunnel(sources: Any, mtus: Any, hop_limit: Any, interfaces: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The arguments of ``Node.set_tunnel`` as arrays, or the error naming the first wrong one."""
+    src = _array(sources, "sources", np.uint8, (16,))
+    mtu = _array(mtus, "mtus", np.uint32)
+    if src.shape[0] != interfaces or mtu.shape[0] != interfaces:
+        raise ValueError(f"sources, mtus: need {interfaces} rows (one per interface), got {src.shape[0]}, "
+                         f"{mtu.shape[0]}")
+    if int(mtu.min()) < TUNNEL_MTU_MIN or int(mtu.max()) > TUNNEL_MTU_MAX:
+        raise ValueError(f"mtus: need values in {TUNNEL_MTU_MIN}..{TUNNEL_MTU_MAX}")
+    if isinstance(hop_limit, bool) or not isinstance(hop_limit, int) or not 1 <= hop_limit <= 255:
+        raise ValueError(f"hop_limit: need an integer in 1..255, got {hop_limit!r}")
+    return src.copy(), mtu.copy(), hop_limit
+
+
+def check_now(now_ns: Any) -> int:
+    """``Node.run``'s ``now_ns`` when the node has a buffer: the time its pushes are stamped with."""
+    if isinstance(now_ns, bool) or not isinstance(now_ns, (int, np.integer)) or not 0 <= now_ns < 1 << 63:
+        raise ValueError(f"now_ns: need an integer in 0..2**63-1 when the node has a buffer, got {now_ns!r}")
+    return int(now_ns)
+
+
 def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 1 << 20:
         raise ValueError(f"capacity: need an integer in 1..{1 << 20}, got {capacity!r}")
@@ -136,7 +176,7 @@ class Node:
         self.entry_key = np.full(n_entries, -1, dtype=np.int32)
         self.entry_peer = np.full(n_entries, -1, dtype=np.int32)
         self.iface_mac = np.zeros((interfaces, 6), dtype=np.uint8)
-        self._fib = None
+        self._fib: Any = None
         self._route_if = np.zeros(0, dtype=np.int32)
         self._route_via = np.zeros((0, 16), dtype=np.uint8)
         self._route_has_via = np.zeros(0, dtype=np.uint8)
@@ -150,6 +190,18 @@ class Node:
         self.tx_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
         self.tx_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
         self.stats = np.zeros(len(NODE_STATS), dtype=np.uint64)
+        self._buffer: Any = None
+        self._tunnel_src: np.ndarray | None = None  # None: the node does not tunnel (punts TUNNEL)
+        self._tunnel_mtu = np.zeros(interfaces, dtype=np.uint32)
+        self._tunnel_hop_limit = 64
+        self._tunnel_peers = np.zeros((0, 16), dtype=np.uint8)
+        self.tunnel_arena = np.zeros(1, dtype=np.uint8)
+        self.tunnel_count = np.zeros(interfaces, dtype=np.int64)
+        self.tunnel_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
+        self.tunnel_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
+        self._cursor = 0
+        self._pending: list[tuple[int, int]] = []  # (frame, key) to push into the buffer at the end of the block
+        self._last_peer = (-1, -1, -1)  # (peer index, output interface, next hop's entry) of the last tunnel
 
     # ---- tables
     def set_interfaces(self, macs: Any) -> None:
@@ -172,25 +224,50 @@ class Node:
         p = _array(peers, "peers", np.uint8, (16,))
         self._peers = {bytes(row) for row in p}
 
+    def set_buffer(self, buffer: Any) -> None:
+        """The :class:`PacketBuffer` the node pushes BUFFER frames into (None: it punts them).  The node keeps
+        a reference; the caller's thread is the buffer's only user (the engine's)."""
+        if buffer is not None and type(buffer).__name__ != "PacketBuffer":
+            raise TypeError(f"buffer: need a PacketBuffer, got {type(buffer).__name__}")
+        self._buffer = buffer
+
+    def set_tunnel(self, sources: Any, mtus: Any, *, hop_limit: int = 64) -> None:
+        """Tunnel TUNNEL frames in the node: per output interface the outer source address
+        (``uint8[interfaces, 16]``) and the MTU (``uint32[interfaces]``, 1280..65535), the outer hop limit.
+        The tunnel arena is sized here: ``capacity * (14 + max(mtus))`` octets."""
+        src, mtu, hlim = check_tunnel(sources, mtus, hop_limit, self.interfaces)
+        self._tunnel_src, self._tunnel_mtu, self._tunnel_hop_limit = src, mtu, hlim
+        self.tunnel_arena = np.zeros(self.capacity * (14 + int(mtu.max())), dtype=np.uint8)
+
+    def set_tunnel_peers(self, peers: Any) -> None:
+        """The NARs tunnels lead to, ``uint8[p, 16]``: row ``entry_peer[e]`` is the peer of TUNNEL entry ``e``."""
+        self._tunnel_peers = _array(peers, "peers", np.uint8, (16,)).copy()
+
     # ---- the node
     def run(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
-            from_wire: bool = True, inner: bool = False, drops: Any = None) -> int:
+            from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None) -> int:
         """Decide and act on the ``n = len(offsets)`` frames ``batch`` classified; returns the action bit set.
 
         ``status`` (uint32[n], TPACKET status words) may be empty: no checksum completion.  ``drops`` (uint64,
         one row per DropReason) receives this block's drops; it defaults to a fresh array left in
         :attr:`last_drops`.  A block larger than ``capacity`` or the batch, arrays of the wrong type or shape,
         an ``iface`` outside the interfaces, or a frame outside the arena are a ``TypeError``/``ValueError``
-        raised before anything is written."""
+        raised before anything is written; so is a missing ``now_ns`` (the buffer's clock) when the node has a
+        buffer."""
         if self._fib is None:
             raise ValueError("run: set_routes() first")
         ar, off, ln, st, drops = check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
                                            self.interfaces)
+        now = check_now(now_ns) if self._buffer is not None else 0
         if drops is None:
             drops = self.last_drops = np.zeros(len(DropReason), dtype=np.uint64)
         n = off.shape[0]
         self.stats[:] = 0
         self.tx_count[:] = 0
+        self.tunnel_count[:] = 0
+        self._cursor = 0
+        self._pending = []
+        self._last_peer = (-1, -1, -1)
         self.stats[3] = n
         present = 0
         nc = self.ncache
@@ -206,8 +283,66 @@ class Node:
             self.action[i] = action
             self.aux[i] = aux
             self.entry[i] = entries[i]
-            present |= 1 << action
+        if self._pending:
+            self._push(ar, off, ln, now, drops)
+        for i in range(n):
+            present |= 1 << int(self.action[i])
         return present
+
+    def _push(self, ar: np.ndarray, off: np.ndarray, ln: np.ndarray, now: int, drops: np.ndarray) -> None:
+        """The block's BUFFER frames into the buffer, in block order, in one push; what it refuses (or evicts
+        again within this push) is a drop by its status."""
+        idx = np.array([i for i, _ in self._pending], dtype=np.int64)
+        keys = np.array([k for _, k in self._pending], dtype=np.int32)
+        status = self._buffer.push(keys, ar, off[idx], ln[idx], now)
+        for j, i in enumerate(idx.tolist()):
+            if int(status[j]):
+                self.action[i], self.aux[i] = self._drop(drops, int(status[j]))
+            else:
+                self.stats[_S_BUFFERED] += 1
+
+    def _buffered(self, drops: np.ndarray, i: int, key: int) -> tuple[int, int]:
+        if self._buffer is None:
+            return _A_BUFFER, key
+        if key < 0:  # this handover does not buffer (the HI's U flag was clear)
+            return self._drop(drops, int(DropReason.NOT_BUFFERED))
+        if key >= int(self._buffer.max_keys):  # a column value outside the buffer: not the engine's
+            return self._drop(drops, int(DropReason.INTERNAL_ERROR))
+        self._pending.append((i, key))
+        return _A_BUFFERED, key
+
+    def _tunnelled(self, drops: np.ndarray, ar: np.ndarray, o: int, length: int, l3: int, x: int) -> tuple[int, int]:
+        if self._tunnel_src is None or not 0 <= x < self._tunnel_peers.shape[0]:
+            return _A_TUNNEL, x
+        peer = self._tunnel_peers[x]
+        if self._last_peer[0] != x:  # the peer's route and next hop, looked up again when the peer changes
+            out, k = -1, -1
+            route = int(np.asarray(self._fib.lookup(peer.reshape(1, 16)))[0])
+            if 0 <= route < self._route_if.shape[0]:
+                out = int(self._route_if[route])
+                hop = self._route_via[route] if self._route_has_via[route] else peer
+                k = int(self.ncache.lookup(np.ascontiguousarray(hop).reshape(1, 16))[0])
+                if k >= 0 and int(np.asarray(self.ncache.states)[k]) == _INCOMPLETE:
+                    k = -1
+            self._last_peer = (x, out, k)
+        _x, out, k = self._last_peer
+        if k < 0:
+            return _A_TUNNEL, x
+        frame = np.ascontiguousarray(ar[o:o + length])
+        t_arena, t_off, t_len, t_st = encapsulate(
+            frame, np.zeros(1, np.int64), np.array([length], np.uint32), np.array([l3], np.uint32),
+            np.zeros(1, np.int64), self._tunnel_src[out], peer, np.asarray(self.ncache.macs[k]), self.iface_mac[out],
+            hop_limit=self._tunnel_hop_limit, mtu=int(self._tunnel_mtu[out]))
+        if int(t_st[0]):
+            return self._drop(drops, int(t_st[0]))
+        size = int(t_len[0])
+        c, at = int(self.tunnel_count[out]), self._cursor
+        self.tunnel_arena[at:at + size] = t_arena[int(t_off[0]):int(t_off[0]) + size]
+        self.tunnel_offsets[out, c] = at
+        self.tunnel_lengths[out, c] = size
+        self.tunnel_count[out] = c + 1
+        self._cursor = at + size
+        return _A_TUNNELLED, x
 
     def _drop(self, drops: np.ndarray, reason: int) -> tuple[int, int]:
         if not 0 <= reason < drops.shape[0]:  # a reason outside DropReason: not classify's output
@@ -246,12 +381,12 @@ class Node:
             return _A_DECAP, -1
         # transit traffic (a tunnel packet for another router too) is forwarded
         if flags & _F_TUNNEL:
-            return _A_TUNNEL, int(self.entry_peer[e])  # the column has a row per entry
+            return self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry
         if flags & _F_PROXY:
-            return _A_BUFFER, int(self.entry_key[e])
+            return self._buffered(drops, i, int(self.entry_key[e]))
         if flags & _F_HOLD and from_wire and not inner and nh != _P_MH:
             self.stats[1] += 1
-            return _A_BUFFER, int(self.entry_key[e])
+            return self._buffered(drops, i, int(self.entry_key[e]))
         dst = bytes(np.asarray(b.dst[i]))
         via = False
         if e >= 0 and int(states_col[e]) != _INCOMPLETE:
