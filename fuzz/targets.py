@@ -205,7 +205,7 @@ def _make_node() -> Callable[[bytes], None]:
     def addr(net: int, host: int) -> bytes:
         return bytes.fromhex("20010db8") + net.to_bytes(2, "big") + bytes(8) + host.to_bytes(2, "big")
 
-    def world(impl: Any) -> tuple[Any, Any]:
+    def world(impl: Any, handover: bool = False) -> tuple[Any, Any]:
         nc = impl.NeighborCache(32, seed=seed)
         node = impl.Node(nc, 64, 2)
         for (net, host), flags, state, ifindex, key, peer in entries:
@@ -220,25 +220,38 @@ def _make_node() -> Callable[[bytes], None]:
                         np.array([r[3] is not None for r in routes], np.uint8))
         node.set_interfaces(np.array([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], np.uint8))
         node.set_peers(np.frombuffer(addr(2, 1), np.uint8).reshape(1, 16))
+        if handover:  # the node tunnels itself (peer 0 routed via the resolved router) and buffers (per run)
+            node.set_tunnel(np.array([list(addr(1, 1)), list(addr(2, 1))], np.uint8),
+                            np.array([1280, 1500], np.uint32))
+            node.set_tunnel_peers(np.array([list(addr(0xFF, 7)), list(addr(4, 7))], np.uint8))
         return nc, node
 
-    worlds = {"core": world(_core), "reference": world(reference)}
+    worlds = {"core": world(_core), "reference": world(reference),
+              "core-h": world(_core, True), "reference-h": world(reference, True)}
 
     def run(impl: Any, which: str, arena: bytes, offsets: list[int], lengths: list[int], status: list[int],
-            iface: int, from_wire: bool, inner: bool) -> tuple:
-        nc, node = worlds[which]
+            iface: int, from_wire: bool, inner: bool, handover: bool) -> tuple:
+        nc, node = worlds[which + ("-h" if handover else "")]
+        buffer = None
+        if handover:  # a fresh small buffer per input, so each input's outcome is its own
+            buffer = impl.PacketBuffer(slots=6, slot_size=160, max_keys=4, per_key_packets=3)
+            node.set_buffer(buffer)
         a = np.frombuffer(arena, dtype=np.uint8).copy()
         off, ln = np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.uint32)
         b = impl.classify(a, off, ln)
         drops = np.zeros(len(DropReason), dtype=np.uint64)
         present = node.run(b, a, off, ln, np.array(status, dtype=np.uint32), iface, from_wire=from_wire,
-                           inner=inner, drops=drops)
+                           inner=inner, drops=drops, now_ns=1)
         n = len(offsets)
         tx = tuple((tuple(node.tx_offsets[k, :node.tx_count[k]].tolist()),
                     tuple(node.tx_lengths[k, :node.tx_count[k]].tolist())) for k in range(2))
+        t_arena, t_off, t_len = node.tunnel_arena, node.tunnel_offsets, node.tunnel_lengths
+        tunnel = tuple(tuple(bytes(t_arena[int(t_off[k, j]):int(t_off[k, j]) + int(t_len[k, j])])
+                             for j in range(int(node.tunnel_count[k]))) for k in range(2))
+        queued = () if buffer is None else tuple(bytes(buffer.flush(k, 2)[0]) for k in range(4))
         return (present, a.tobytes(), tuple(node.action[:n].tolist()), tuple(node.aux[:n].tolist()),
                 tuple(node.entry[:n].tolist()), tuple(node.out_if[:n].tolist()), tx, tuple(node.stats.tolist()),
-                tuple(drops.tolist()))
+                tuple(drops.tolist()), tunnel, queued)
 
     def one(data: bytes) -> None:
         r = Reader(data)
@@ -253,10 +266,10 @@ def _make_node() -> Callable[[bytes], None]:
             status.append(8 if n & 1 and flags & 0x08 else 0)
             arena += frame
         args = (arena, offsets, lengths, status if flags & 0x10 else [], (flags >> 1) & 1, not flags & 0x04,
-                bool(flags & 0x40))
+                bool(flags & 0x40), bool(flags & 0x80))
         core = _outcome(lambda: run(_core, "core", *args))
         ref = _outcome(lambda: run(reference, "reference", *args))
-        names = ("present", "arena", "action", "aux", "entry", "out_if", "tx", "stats", "drops")
+        names = ("present", "arena", "action", "aux", "entry", "out_if", "tx", "stats", "drops", "tunnel", "queued")
 
         def differ(c: Any, p: Any) -> str | None:
             for name, x, y in zip(names, c, p):
