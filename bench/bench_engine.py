@@ -18,6 +18,8 @@ buffer's drop, + decapsulate and the inner packets' classify + node).  Ratio = e
 
     python bench/bench_engine.py -o engine.json        (pyperf options apply: --fast, --rigorous, ...)
     python bench/bench_engine.py --classes forward,tunnel
+    python bench/bench_engine.py --interleaved 400     (the rows take turns, one block each per round:
+                                                        ratios that hold on a shared machine; interleave.py)
 """
 
 from __future__ import annotations
@@ -149,16 +151,17 @@ def kernel_row(kind: str):
     every = np.arange(BLOCK, dtype=np.int64)
     key = engine._proxy_key[next(iter(engine._proxy_key))] if kind == "buffer" else 0
     none = np.zeros(0, np.uint32)
+    clock = {"now_ns": 0} if hasattr(node, "set_buffer") else {}  # a node that buffers needs the clock
 
     def one() -> None:
         np.copyto(arena, pristine)
         b = impl.classify(arena, offsets, lengths, out=batch)
-        node.run(b, arena, offsets, lengths, status, 1, drops=drops, now_ns=0)
+        node.run(b, arena, offsets, lengths, status, 1, drops=drops, **clock)
         if kind == "decap":
             out = impl.decapsulate(arena, offsets, lengths, b.l3_offset, b.l4_offset, every)
             i_arena = np.array(out[0], dtype=np.uint8)
             ib = impl.classify(i_arena, out[1], out[2], out=inner_batch)
-            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops, now_ns=0)
+            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops, **clock)
         elif kind == "buffer":
             engine.buffer.drop(key)
 
@@ -178,8 +181,25 @@ def main() -> None:
     runner = pyperf.Runner()
     runner.argparser.add_argument("--classes", default=",".join(CLASSES))
     runner.argparser.add_argument("--no-kernels", action="store_true", help="engine rows only")
+    runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
+                                  help="no pyperf: the rows take turns, one block each per round")
     args = runner.parse_args()
     compiled = backend.IMPLEMENTATION == "core"
+    if args.interleaved:
+        import interleave
+
+        rows, refs = {}, {}
+        for kind in args.classes.split(","):
+            rows[f"engine-{kind}"] = (lambda r: lambda: r(1))(engine_row(kind))
+            if compiled and not args.no_kernels:
+                rows[f"{kind}-kernels"] = (lambda r: lambda: r(1))(kernel_row(kind))
+        got = interleave.run(rows, args.interleaved, BLOCK)
+        print(interleave.table(got, refs, "frame"))
+        if compiled and not args.no_kernels:
+            for kind in args.classes.split(","):
+                (em, el), (km, kl) = got[f"engine-{kind}"], got[f"{kind}-kernels"]
+                print(f"{kind:<10} engine / kernels: {em / km:.2f}x (medians), {el / kl:.2f}x (minima)")
+        return
     for kind in args.classes.split(","):
         runner.bench_time_func(f"engine-{kind}", engine_row(kind), inner_loops=BLOCK)
         if compiled and not args.no_kernels and hasattr(backend.impl, "Node"):  # an engine with the node
