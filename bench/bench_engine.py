@@ -13,8 +13,8 @@ path's CPU without the kernel's TX.  Before each pass the block's octets are res
               is dropped after each pass, inside the timing, so it never fills)
 
 ``<class>-kernels`` rows run only the compiled kernels the class needs, on the engine's own tables:
-classify + the forwarding node (which encapsulates toward the NAR and pushes into the buffer itself; + the
-buffer's drop, + decapsulate and the inner packets' classify + node).  Ratio = engine / kernels.
+classify + the forwarding node (which encapsulates toward the NAR, pushes into the buffer and decapsulates
+in place itself; + the buffer's drop, + the inner packets' classify + node).  Ratio = engine / kernels.
 
     python bench/bench_engine.py -o engine.json        (pyperf options apply: --fast, --rigorous, ...)
     python bench/bench_engine.py --classes forward,tunnel
@@ -148,7 +148,6 @@ def kernel_row(kind: str):
     inner_batch = impl.Batch(BLOCK)
     arena, offsets, lengths, status = fb.arena, fb.offsets, fb.lengths, fb.status
     drops = np.zeros(len(engine.drops), dtype=np.uint64)  # the node's form of a drop row
-    every = np.arange(BLOCK, dtype=np.int64)
     key = engine._proxy_key[next(iter(engine._proxy_key))] if kind == "buffer" else 0
     none = np.zeros(0, np.uint32)
     clock = {"now_ns": 0} if hasattr(node, "set_buffer") else {}  # a node that buffers needs the clock
@@ -157,11 +156,11 @@ def kernel_row(kind: str):
         np.copyto(arena, pristine)
         b = impl.classify(arena, offsets, lengths, out=batch)
         node.run(b, arena, offsets, lengths, status, 1, drops=drops, **clock)
-        if kind == "decap":
-            out = impl.decapsulate(arena, offsets, lengths, b.l3_offset, b.l4_offset, every)
-            i_arena = np.array(out[0], dtype=np.uint8)
-            ib = impl.classify(i_arena, out[1], out[2], out=inner_batch)
-            node.run(ib, i_arena, out[1], out[2], none, 1, from_wire=False, inner=True, drops=drops, **clock)
+        if kind == "decap":  # the node decapsulated in place: the inner frames' classify + node
+            m = node.decap_count
+            i_off, i_len = node.decap_offsets[:m].copy(), node.decap_lengths[:m].copy()
+            ib = impl.classify(arena, i_off, i_len, out=inner_batch)
+            node.run(ib, arena, i_off, i_len, none, 1, from_wire=False, inner=True, drops=drops, **clock)
         elif kind == "buffer":
             engine.buffer.drop(key)
 

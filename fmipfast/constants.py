@@ -283,7 +283,7 @@ class Action(IntEnum):
     DROP = 0
     FORWARD = 1  # rewritten in place and in its output interface's TX vector
     TUNNEL = 2  # to be tunnelled by Python: the node has no tunnel set up, or the NAR's next hop is unresolved
-    DECAP = 3
+    DECAP = 3  # decapsulated in place (RFC 2473 §3.2): the inner frame is in the node's decap vector
     BUFFER = 4  # to be buffered by Python: the node has no PacketBuffer
     CONTROL = 5
     RESOLVE = 6

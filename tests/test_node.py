@@ -169,6 +169,7 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
             out_arena, out_off, out_len = buffer.flush(key, 6_000)
             extra["queued"][key] = [bytes(out_arena[o:o + m]) for o, m in zip(out_off.tolist(), out_len.tolist())]
     return extra | {
+        "decap": [(int(node.decap_offsets[j]), int(node.decap_lengths[j])) for j in range(node.decap_count)],
         "tunnel": [[tunnel_arena[o:o + m] for o, m in zip(node.tunnel_offsets[k, :node.tunnel_count[k]].tolist(),
                                                         node.tunnel_lengths[k, :node.tunnel_count[k]].tolist())]
                    for k in range(3)],
@@ -267,6 +268,31 @@ def test_the_route_switch_holds_only_direct_frames_from_the_wire(impl):
     assert _one(impl, udp(SOURCES[0], dst), from_wire=False)[1] == Action.FORWARD  # a flushed buffer
     mh = build_ipv6(SOURCES[0], dst, IpProto.MH, bytes([59, 1, 6, 0]) + bytes(12))
     assert _one(impl, mh)[1] == Action.FORWARD  # the BAck is not part of a data flow
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_decapsulation_is_in_place_and_gives_the_inner_frame(impl):
+    """RFC 2473 §3.2 in place: the inner packet stays where it is, an Ethernet header (zero MACs, 0x86DD) in
+    the 14 octets before it, its span in the decap vector in block order; the outer extension headers and any
+    Ethernet padding after the inner packet are left out; a malformed inner packet is a drop by its status."""
+    inner = udp(SOURCES[0], "2001:db8:1::10", payload=b"the inner datagram")
+    dest_opts = bytes([IpProto.IPV6, 0, 1, 4, 0, 0, 0, 0])  # one outer extension header, then next header 41
+    with_ext = build_ipv6(PEER, ROUTER, IpProto.DSTOPTS, dest_opts + inner)
+    bad = build_ipv6(PEER, ROUTER, IpProto.IPV6, bytes([0x40]) + inner[1:])  # inner version 4
+    frames_ = [build_ethernet(MACS[0], OTHER_MAC, p) + pad for p, pad in
+               ((build_ipv6(PEER, ROUTER, IpProto.IPV6, inner), b""), (bad, b""), (with_ext, b"\0" * 6))]
+    out = run_node(impl, [(f, 0) for f in frames_])
+    assert out["action"] == [Action.DECAP, Action.DROP, Action.DECAP]
+    assert out["aux"][1] == int(DropReason.IP6_BAD_VERSION)
+    arena = out["arena"]
+    starts = [0, len(frames_[0]) + len(frames_[1])]
+    want = bytes(12) + b"\x86\xdd" + inner
+    assert out["decap"] == [(starts[0] + 14 + 40 - 14, len(want)), (starts[1] + 14 + 48 - 14, len(want))]
+    for o, m in out["decap"]:
+        assert arena[o:o + m] == want
+    scapy = pytest.importorskip("scapy.all")
+    got = scapy.Ether(arena[out["decap"][1][0]:][:out["decap"][1][1]])
+    assert got[scapy.IPv6].dst == "2001:db8:1::10" and bytes(got[scapy.UDP].payload) == b"the inner datagram"
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -101,6 +101,8 @@ cdef class Node:
     cdef int _tunnel_hlim
     cdef object _tsrc, _tmtu, _tpeers, _tarena, _tcount, _toffsets, _tlengths
     cdef Py_ssize_t _ntpeers, _tsize
+    cdef object _doffsets, _dlengths
+    cdef Py_ssize_t _dcount
     cdef public object last_drops
     cdef Py_ssize_t _nroutes, _npeers
     # data pointers of the arrays above, taken once (run acquires only its arguments' buffers)
@@ -134,6 +136,8 @@ cdef class Node:
     cdef int64_t* _p_tcount
     cdef int64_t* _p_toffsets
     cdef uint32_t* _p_tlengths
+    cdef int64_t* _p_doffsets
+    cdef uint32_t* _p_dlengths
 
     def __cinit__(self, ncache, capacity, interfaces):
         _node_ref.check_init(ncache, capacity, interfaces)
@@ -200,6 +204,11 @@ cdef class Node:
         self._p_tlengths = <uint32_t*>_row0(self._tlengths)
         self._set_tunnel_arena(1)
         self._set_tunnel_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
+        self._doffsets = _np.zeros(capacity, dtype=_np.int64)
+        self._dlengths = _np.zeros(capacity, dtype=_np.uint32)
+        self._p_doffsets = <int64_t*>_row0(self._doffsets)
+        self._p_dlengths = <uint32_t*>_row0(self._dlengths)
+        self._dcount = 0
 
     cdef _set_tunnel_arena(self, Py_ssize_t size):
         self._tarena = _np.zeros(size, dtype=_np.uint8)
@@ -301,6 +310,21 @@ cdef class Node:
     def tunnel_lengths(self):
         """uint32 (interfaces, capacity), read-only."""
         return Node._ro(self._tlengths)
+
+    @property
+    def decap_count(self):
+        """int: inner frames the last run decapsulated in place (see ``decap_offsets``)."""
+        return self._dcount
+
+    @property
+    def decap_offsets(self):
+        """int64 (capacity,), read-only: ``decap_offsets[:decap_count]``, the inner frames in the block's arena."""
+        return Node._ro(self._doffsets)
+
+    @property
+    def decap_lengths(self):
+        """uint32 (capacity,), read-only."""
+        return Node._ro(self._dlengths)
 
     @property
     def ncache(self):
@@ -441,6 +465,9 @@ cdef class Node:
         cdef const uint8_t* peer = NULL
         cdef const uint8_t* t_hop = NULL
         cdef uint8_t rst
+        cdef int64_t* doffsets = self._p_doffsets
+        cdef uint32_t* dlengths = self._p_dlengths
+        cdef Py_ssize_t nd = 0
         cdef nc_table* t = &self._nc.t
         cdef const fib_table* ft = &self._fib.t
         cdef classify_out* o = &b._out
@@ -509,6 +536,20 @@ cdef class Node:
                                     a = ACTION_DECAP
                                     x = -1
                                     break
+                            if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
+                                if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
+                                    rst = DROP_IP6_TRUNCATED
+                                else:
+                                    rst = rw_decap_check(frame, length, l3, l4, &inner_len)
+                                if rst != DROP_NONE:
+                                    a = ACTION_DROP
+                                    x = rst
+                                else:
+                                    memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
+                                    store_be16(frame + l4 - 2, ETYPE_IPV6)
+                                    doffsets[nd] = off[i] + l4 - ETH_HDR_LEN
+                                    dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                    nd += 1
                     elif fl & NCFLAG_TUNNEL:
                         a = ACTION_TUNNEL
                         x = epeer[e] if e < ekey_rows else -1
@@ -621,6 +662,7 @@ cdef class Node:
                         stats[_NODE_STAT_DROPPED] += 1
                 for i in range(n):
                     present |= 1 << act[i]
+        self._dcount = nd
         return present
 
 

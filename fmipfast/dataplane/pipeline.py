@@ -3,8 +3,9 @@
 BUFFER frames into the engine's PacketBuffer under the keys of its ``entry_key`` column) and the tunnel
 (RFC 2473, toward the NAR of its ``entry_peer`` column, into tunnel TX vectors of its own); the tunnel
 vectors are sent at once.  Python then takes the classes the node hands over, in this order: CONTROL
-(fmipfast.dataplane.deliver), TUNNEL (only a NAR whose next hop is unresolved or unrouted), DECAP
-(``decapsulate``; the inner packets get a pass of their own), the ICMPv6 errors (no route, hop limit) and
+(fmipfast.dataplane.deliver), TUNNEL (only a NAR whose next hop is unresolved or unrouted), DECAP (the node
+decapsulated them in place: the inner packets get a pass of their own over the node's decap vector), the
+ICMPv6 errors (no route, hop limit) and
 RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded, buffered,
 tunnelled and dropped frames costs the two calls and one ``send`` per output interface; everything here runs
 per block, never per frame, except for the frames Python has work for.
@@ -247,9 +248,12 @@ class Pipeline:
         if present & _B_RESOLVE:
             out_if = n_out_if[:n].copy()
             next_hop = n_next_hop[:n].copy()
-        if present & (_B_TUNNEL | _B_DECAP):
+        if present & _B_TUNNEL:
             l3 = np.array(b.l3_offset, dtype=np.uint32)
-            l4 = np.array(b.l4_offset, dtype=np.uint32)
+        if present & _B_DECAP:  # the inner frames the node made in place, in this block's arena
+            d_count = self.node.decap_count
+            d_offsets = self.node.decap_offsets[:d_count].copy()
+            d_lengths = self.node.decap_lengths[:d_count].copy()
         tx = None
         if present & _B_FORWARD:
             tx = (tx_count.copy(), tx_offsets.copy(), tx_lengths.copy())
@@ -265,7 +269,7 @@ class Pipeline:
             sel = np.flatnonzero(action == _A_TUNNEL)
             self._tunnel(arena, offsets, lengths, l3, sel, aux[sel])
         if present & _B_DECAP:
-            self._decap(iface, arena, offsets, lengths, l3, l4, np.flatnonzero(action == _A_DECAP))
+            self._decap(iface, arena, d_offsets, d_lengths)
         if present & _B_NO_ROUTE:
             sel = np.flatnonzero(action == _A_NO_ROUTE)
             for i in sel:
@@ -371,24 +375,20 @@ class Pipeline:
         self.books.now.drop_statuses(st[~ok])
         return offsets[ok], lengths[ok]
 
-    def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
-               l3: np.ndarray, l4: np.ndarray, sel: np.ndarray) -> None:
-        """Decapsulate the selected IPv6-in-IPv6 packets (the node checked that a peer sent them)."""
-        out_arena, out_off, out_len, st = backend.impl.decapsulate(arena, offsets, lengths, l3, l4, sel)
-        out_off, out_len = self._kept(st, out_off, out_len)
-        m = int(out_off.shape[0])
+    def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
+        """The inner packets the node decapsulated in place (it checked that a peer sent them) get their pass,
+        now (the Batch of this chunk is no longer read), so that what the tunnel delivered goes out before this
+        chunk's direct frames (they are newer).  Nested tunnels are decapsulated up to MAX_DECAP_DEPTH levels
+        (RFC 2473 §4.1.1's default encapsulation limit)."""
+        m = int(offsets.shape[0])
         if not m:
             return
-        # the inner packets' own pass, now (the Batch of this chunk is no longer read), so that what the
-        # tunnel delivered goes out before this chunk's direct frames (they are newer).  Nested tunnels are
-        # decapsulated up to MAX_DECAP_DEPTH levels (RFC 2473 §4.1.1's default encapsulation limit).
         if self.decap_depth >= MAX_DECAP_DEPTH:
             self.books.now.drop(DropReason.DECAP_TOO_DEEP, m)
             return
         self.books.now.c[DECAPSULATED] += m
-        # the kernel's output arena is new and writable: the inner pass rewrites it in place
         size = self.batch_size
-        inner = FrameBatch(iface.port, out_arena, out_off, out_len,
+        inner = FrameBatch(iface.port, arena, offsets, lengths,
                            self._no_status[:m] if m <= size else np.zeros(m, dtype=np.uint32),
                            self._no_ts[:m] if m <= size else np.zeros(m, dtype=np.int64))
         self.decap_depth += 1

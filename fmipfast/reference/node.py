@@ -8,7 +8,11 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
 2. a frame the sending kernel left for the device to checksum (``TP_STATUS_CSUMNOTREADY``) gets its UDP, TCP
    or ICMPv6 checksum completed in place;
 3. the destination is looked up in the neighbor cache: an address of the router goes to the control path
-   (an IPv6-in-IPv6 packet for it is decapsulated if its outer source is a peer router), a ``TUNNEL`` entry
+   (an IPv6-in-IPv6 packet for it is decapsulated if its outer source is a peer router: in place, RFC 2473
+   §3.2 -- the inner packet stays where it is and gets an Ethernet header of zero MACs and type 0x86DD in
+   the 14 octets before it, which held the outer headers; its offset and length go to the decap vector, in
+   block order, for the inner packets' own pass; one the decapsulation refuses is a drop by its status), a
+   ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
    too for direct, non-Mobility-Header frames from the wire.  With a :class:`PacketBuffer` set
@@ -30,6 +34,7 @@ key for BUFFER, the peer index for TUNNEL, the drop reason for DROP, else -1), `
 neighbor index or -1), ``out_if[i]`` and ``next_hop[i]`` (for FORWARD and RESOLVE); per output interface
 ``k``: ``tx_count[k]`` frames at ``tx_offsets[k, :tx_count[k]]`` / ``tx_lengths[k, :tx_count[k]]`` in block
 order, and ``tunnel_count[k]`` tunnel frames at ``tunnel_offsets[k, :tunnel_count[k]]`` of ``tunnel_arena``;
+``decap_count`` inner frames at ``decap_offsets[:decap_count]`` / ``decap_lengths`` in the block's arena;
 ``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
 block's work.  ``run`` returns the bit set of the actions present (``1 << action``).
 
@@ -50,7 +55,7 @@ import numpy as np
 from fmipfast._linux import TP_STATUS_CSUMNOTREADY
 from fmipfast.constants import NODE_STATS, Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
 from fmipfast.reference.cksum import upper_layer_checksum
-from fmipfast.reference.rewrite import encapsulate
+from fmipfast.reference.rewrite import decapsulate, encapsulate
 
 __all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables",
            "check_tunnel", "check_now", "TUNNEL_MTU_MIN", "TUNNEL_MTU_MAX"]
@@ -199,6 +204,9 @@ class Node:
         self.tunnel_count = np.zeros(interfaces, dtype=np.int64)
         self.tunnel_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
         self.tunnel_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
+        self.decap_count = 0
+        self.decap_offsets = np.zeros(capacity, dtype=np.int64)
+        self.decap_lengths = np.zeros(capacity, dtype=np.uint32)
         self._cursor = 0
         self._pending: list[tuple[int, int]] = []  # (frame, key) to push into the buffer at the end of the block
         self._last_peer = (-1, -1, -1)  # (peer index, output interface, next hop's entry) of the last tunnel
@@ -265,6 +273,7 @@ class Node:
         self.stats[:] = 0
         self.tx_count[:] = 0
         self.tunnel_count[:] = 0
+        self.decap_count = 0
         self._cursor = 0
         self._pending = []
         self._last_peer = (-1, -1, -1)
@@ -300,6 +309,23 @@ class Node:
                 self.action[i], self.aux[i] = self._drop(drops, int(status[j]))
             else:
                 self.stats[_S_BUFFERED] += 1
+
+    def _decap(self, ar: np.ndarray, o: int, length: int, l3: int, l4: int, drops: np.ndarray) -> tuple[int, int]:
+        """Decapsulate in place: the inner packet's frame starts 14 octets before it (see the module)."""
+        if l4 < l3 + 40:  # not what classify passed: the batch is not this block's
+            return self._drop(drops, int(DropReason.IP6_TRUNCATED))
+        frame = np.ascontiguousarray(ar[o:o + length])
+        d_arena, d_off, d_len, d_st = decapsulate(frame, np.zeros(1, np.int64), np.array([length], np.uint32),
+                                                  np.array([l3], np.uint32), np.array([l4], np.uint32),
+                                                  np.zeros(1, np.int64))
+        if int(d_st[0]):
+            return self._drop(drops, int(d_st[0]))
+        start, size = o + l4 - 14, int(d_len[0])
+        ar[start:start + size] = d_arena[int(d_off[0]):int(d_off[0]) + size]
+        self.decap_offsets[self.decap_count] = start
+        self.decap_lengths[self.decap_count] = size
+        self.decap_count += 1
+        return _A_DECAP, -1
 
     def _buffered(self, drops: np.ndarray, i: int, key: int) -> tuple[int, int]:
         if self._buffer is None:
@@ -378,7 +404,7 @@ class Node:
                 return _A_CONTROL, -1
             if bytes(np.asarray(b.src[i])) not in self._peers:
                 return self._drop(drops, int(DropReason.DECAP_NOT_FROM_PEER))
-            return _A_DECAP, -1
+            return self._decap(ar, o, length, l3, l4, drops)
         # transit traffic (a tunnel packet for another router too) is forwarded
         if flags & _F_TUNNEL:
             return self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry
