@@ -482,13 +482,13 @@ def _lab_run(args: argparse.Namespace) -> int:
                 print(f"  {at:9.3f} ms  {what}")
             print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
                   f"reordered {m['reordered']}")
-            for key in ("interruption_ms", "link_up_to_first_packet_ms"):
+            for key in ("interruption_ms", "link_up_to_first_packet_ms", "link_up_request_to_first_packet_ms"):
                 print(f"  {key:28s} {'-' if m.get(key) is None else format(m[key], '.3f')}")
             for r in m["lost_ranges"][:10]:
                 print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
             if m.get("waterfall_ms"):
-                print("latency waterfall (ms since the layer-2 link-up request; CLOCK_MONOTONIC, kernel timestamps "
-                      "converted from CLOCK_REALTIME):")
+                print("latency waterfall (ms since the MN's link came up: its carrier's RTM_NEWLINK, first read; "
+                      "CLOCK_MONOTONIC, kernel timestamps converted from CLOCK_REALTIME):")
                 for line in latency.format_waterfall(m["waterfall_ms"]):
                     print(line)
         else:
@@ -496,7 +496,7 @@ def _lab_run(args: argparse.Namespace) -> int:
             for line in latency.format_steps(result["summary"], labrun.SUMMARY_KEYS):
                 print(line)
             if result.get("waterfall_ms"):
-                print("latency waterfall over the runs (ms since the layer-2 link-up request):")
+                print("latency waterfall over the runs (ms since the MN's link came up):")
                 for line in latency.format_steps(result["waterfall_ms"], [k for k, _, _ in latency.STEPS],
                                                  latency.LABELS):
                     print(line)

@@ -38,7 +38,10 @@ up is, in this order: what the lab set in :attr:`MnAgent.next_link` (used once),
 device (a bridge), or the interface name.
 
 Ownership and threading: one asyncio loop owns the agent.  Events go through one queue and one worker task,
-so ``MobileNode.handle`` has a single caller and actions run in order.  On a new link the machine orders
+so ``MobileNode.handle`` has a single caller and actions run in order.  One exception, on the same thread: a
+carrier change read while the worker is idle and the queue empty is handled by the netlink reader at once
+(the machine sees the same events in the same order; the Attach leaves without a loop iteration's wait), and
+whatever of its actions must wait goes to the worker first.  On a new link the machine orders
 ``PreloadNeighbor``, ``ConfigureAddress`` and ``SetDefaultRoute``, then the Attach (built beforehand): the
 three go to the kernel in one rtnetlink ``sendmsg``, so the NCoA exists before the Attach leaves and before
 the NAR's flush can reach it, for ~0.1 ms of the Attach's latency.  The configuration steps are bare
@@ -225,7 +228,7 @@ class MnAgent:
         self.next_link: str | None = None
         self.counters: dict[str, int] = dict.fromkeys(AGENT_COUNTERS, 0)
         self._logged: dict[str, int] = {}
-        self._queue: asyncio.Queue[Event | _Carrier] = asyncio.Queue()
+        self._queue: asyncio.Queue[Event | _Carrier | _Rest] = asyncio.Queue()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._precaching: asyncio.Task[Any] | None = None  # the precache running now, if any
         self._timer: asyncio.TimerHandle | None = None
@@ -389,29 +392,81 @@ class MnAgent:
             item = await self._queue.get()
             self._idle.clear()
             try:
+                if isinstance(item, _Rest):  # the actions an event handled on the netlink reader left
+                    if item.error is not None:
+                        raise item.error
+                    await self._perform(item.actions, item.start)
+                    self._after_event()
+                    continue
                 if isinstance(item, _Carrier):
                     event = await self._carrier_event(item)
                     if event is None:
                         continue
                 else:
                     event = item
-                actions = self.mn.handle(event, self.clock())
-                i = 0
-                while i < len(actions):
-                    j = i
-                    while j < len(actions) and isinstance(actions[j], _RTNL_ACTIONS):
-                        j += 1
-                    if j > i:  # consecutive configuration steps: one rtnetlink sendmsg
-                        self._rtnl_actions(actions[i:j])
-                        i = j
-                    else:
-                        await self._execute(actions[i])
-                        i += 1
-                self._arm_timer()
-                if self._queue.empty():
-                    self.mn.prepare()  # e.g. the handover's Attach, between ReadyToSwitch and the new link
+                await self._perform(self.mn.handle(event, self.clock()))
+                self._after_event()
             finally:
                 self._idle.set()
+
+    def _after_event(self) -> None:
+        self._arm_timer()
+        if self._queue.empty():
+            self.mn.prepare()  # e.g. the handover's Attach, between ReadyToSwitch and the new link
+
+    async def _perform(self, actions: list[Action], start: int = 0) -> None:
+        """Carry out ``actions[start:]`` in order: what needs no waiting at once, the rest awaited."""
+        i = self._perform_now(actions, start)
+        while i < len(actions):
+            await self._execute(actions[i])
+            i = self._perform_now(actions, i + 1)
+
+    def _perform_now(self, actions: list[Action], start: int) -> int:
+        """Carry out ``actions[start:]`` up to the first that waits for the netlink thread (an address
+        removal); its index, or ``len(actions)``.  Consecutive configuration steps go in one rtnetlink
+        sendmsg."""
+        i = start
+        while i < len(actions):
+            a = actions[i]
+            if isinstance(a, _RTNL_ACTIONS):
+                j = i
+                while j < len(actions) and isinstance(actions[j], _RTNL_ACTIONS):
+                    j += 1
+                self._rtnl_actions(actions[i:j])
+                i = j
+            elif isinstance(a, RemoveAddress) and not (a.retired and self.keep_pcoa):
+                return i
+            else:
+                self._execute_now(a)
+                i += 1
+        return i
+
+    def _handle_now(self, c: "_Carrier") -> bool:
+        """A carrier change handled on the netlink reader itself, without the hop through the queue to the
+        worker (a loop iteration, 0.1-0.2 ms between the carrier and the Attach): only when the worker is idle
+        and nothing is queued -- the machine then sees the events in the same order either way -- and the new
+        link's name needs no netlink query.  Actions that wait (an address removal) and everything after them
+        go to the front of the queue, which is empty, for the worker.  False: queue the report instead."""
+        if not self._idle.is_set() or not self._queue.empty() or self._loop is None:
+            return False
+        if c.up and c.name is None and self.next_link is None and c.master is not None:
+            return False  # the name is the master device's: a query on the netlink thread
+        self._idle.clear()
+        try:
+            event = self._carrier_change(c, None)
+            if event is None:
+                return True
+            actions = self.mn.handle(event, self.clock())
+            i = self._perform_now(actions, 0)
+            if i < len(actions):
+                self._queue.put_nowait(_Rest(actions, i))
+            else:
+                self._after_event()
+        except Exception as exc:  # a bug, not bad input: raised out of run() by the worker, as it would be there
+            self._queue.put_nowait(_Rest([], 0, exc))
+        finally:
+            self._idle.set()
+        return True
 
     def _arm_timer(self) -> None:
         deadline = self.mn.next_deadline()
@@ -502,7 +557,9 @@ class MnAgent:
                 return
             for mtype, flags, master in _parse_links(data, self.ifindex):
                 up = mtype == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
-                self._queue.put_nowait(_Carrier(up, master, None, automatic=True, seen_ns=seen))
+                c = _Carrier(up, master, None, automatic=True, seen_ns=seen)
+                if not self._handle_now(c):
+                    self._queue.put_nowait(c)
 
     async def _carrier_event(self, c: "_Carrier") -> Event | None:
         """Turn a carrier report into LinkUp/LinkDown; automatic reports only on a change."""
@@ -514,6 +571,19 @@ class MnAgent:
                 return None
             up = bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
             c = _Carrier(up, None, None, automatic=True)
+        name = None
+        if up and c.name is None and self.next_link is None and master is not None \
+                and not (c.automatic and up == self._carrier):
+            try:
+                name = await self._netlink(self._name_of, master)
+            except OSError:
+                name = None
+        return self._carrier_change(c, name)
+
+    def _carrier_change(self, c: "_Carrier", master_name: str | None) -> Event | None:
+        """The event of a carrier report (None: an automatic report of no change); ``master_name``: the
+        interface's master device, the link's name when neither the report nor :attr:`next_link` gives one."""
+        up = bool(c.up)
         if c.automatic and up == self._carrier:
             return None
         self._carrier = up
@@ -524,13 +594,8 @@ class MnAgent:
         if not up:
             self.counters["link_down"] += 1
             return LinkDown()
-        name = c.name or self.next_link
+        name = c.name or self.next_link or master_name
         self.next_link = None
-        if name is None and master is not None:
-            try:
-                name = await self._netlink(self._name_of, master)
-            except OSError:
-                name = None
         self.counters["link_up"] += 1
         return LinkUp(name or self.ifname)
 
@@ -547,18 +612,22 @@ class MnAgent:
 
     # ------------------------------------------------------------------ actions
     async def _execute(self, a: Action) -> None:
+        if isinstance(a, RemoveAddress) and not (a.retired and self.keep_pcoa):
+            self._unretire(a.address)
+            await self._netlink_action(self._remove_address, a.address)
+        else:
+            self._execute_now(a)
+
+    def _execute_now(self, a: Action) -> None:
+        """One action that needs no waiting (everything but an address removal, :meth:`_execute`)."""
         if isinstance(a, Send):
             self._send(a)
         elif isinstance(a, _RTNL_ACTIONS):
             self._rtnl_actions([a])
-        elif isinstance(a, RemoveAddress):
-            if a.retired and self.keep_pcoa:
-                if a.address not in self.retired:
-                    self.retired.append(a.address)
-                    self.counters["pcoa_kept"] += 1
-            else:
-                self._unretire(a.address)
-                await self._netlink_action(self._remove_address, a.address)
+        elif isinstance(a, RemoveAddress):  # kept (keep_pcoa): the removals themselves are _execute's
+            if a.address not in self.retired:
+                self.retired.append(a.address)
+                self.counters["pcoa_kept"] += 1
         elif isinstance(a, GetTicket):
             self._spawn(self._get_ticket(a))
         elif isinstance(a, Precache):
@@ -805,6 +874,16 @@ class _Rtnl:
 
 
 _RTNL_ACTIONS = (ConfigureAddress, PreloadNeighbor, SetDefaultRoute)
+
+
+class _Rest:
+    """An internal queue item: the actions from ``start`` on of an event handled on the netlink reader, which
+    had to wait for the netlink thread; or the ``error`` that handling raised, for the worker to raise."""
+
+    __slots__ = ("actions", "start", "error")
+
+    def __init__(self, actions: list[Action], start: int, error: Exception | None = None) -> None:
+        self.actions, self.start, self.error = actions, start, error
 
 
 class _Carrier:

@@ -74,17 +74,34 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
     wf = latency.waterfall(up, up + ms // 2, mn, nar, [up - 499 * ms, up + int(2.1 * ms)], up + int(4.6 * ms),
                            up + 5 * ms, before={"ready_to_switch": up - 40 * ms, "link_down": up - 30 * ms,
                                                 "last_on_old_link": up - 41 * ms})
-    assert wf == {"ready_to_switch": -40.0, "last_on_old_link": -41.0, "link_down": -30.0, "link_up": 0.0,
-                  "link_up_ack": 0.5, "mn_carrier": 1.0, "mn_attach_sent": 2.0, "nar_attach_kernel": 2.1,
-                  "nar_attach_agent": 4.0, "nar_verified": -20.0, "nar_first_tx": 4.6, "nar_flushed": 4.5,
-                  "nar_amn_sent": 5.0, "mn_first_datagram": 5.0, "mn_authenticated": 6.0}
+    # no watch: link up is the MN agent's own read of its carrier, 1 ms after the lab's request
+    assert wf == {"ready_to_switch": -41.0, "last_on_old_link": -42.0, "link_down": -31.0, "link_up_request": -1.0,
+                  "link_up_ack": -0.5, "link_up": 0.0, "mn_carrier": 0.0, "mn_attach_sent": 1.0,
+                  "nar_attach_kernel": 1.1, "nar_attach_agent": 3.0, "nar_verified": -21.0, "nar_first_tx": 3.6,
+                  "nar_flushed": 3.5, "nar_amn_sent": 4.0, "mn_first_datagram": 4.0, "mn_authenticated": 5.0}
     lines = latency.format_waterfall(wf)
     order = [next(i for i, line in enumerate(lines) if latency.LABELS[k] in line) for k in latency.CHAIN]
     assert order == sorted(order)  # the table is in time order
-    assert "-41.000 ms" in lines[1] and "MN: last datagram on the old link" in lines[1]
+    assert "-42.000 ms" in lines[1] and "MN: last datagram on the old link" in lines[1]
     missing = latency.waterfall(up, None, [], [], [], None, None)
-    assert missing["link_up"] == 0.0 and missing["mn_attach_sent"] is None
+    assert missing["link_up"] is None and missing["link_up_request"] == 0.0 and missing["mn_attach_sent"] is None
     assert latency.format_waterfall(missing)[-1].startswith("  not seen: ")
+
+
+def test_link_up_is_the_first_read_of_the_mns_carrier_not_the_labs_request():
+    """docs/design.md §6: the waterfall's zero is the MN's carrier-up notification as first read -- the lab's
+    watch or the MN agent, whichever read it earlier; never a carrier-up from before the request, never the
+    request itself while someone saw the carrier."""
+    up, ms = 1_000_000_000, 1_000_000
+    notes = [("carrier", {"up": True}, up - 40 * ms), ("carrier", {"up": False}, up - 30 * ms),
+             ("carrier", {"up": True}, up + int(0.4 * ms)), ("send", {"message": "Attach"}, up + ms)]
+    assert latency.link_up(up, up + int(0.3 * ms), notes) == up + int(0.3 * ms)  # the watch read it first
+    assert latency.link_up(up, up + int(0.5 * ms), notes) == up + int(0.4 * ms)  # the MN agent did
+    assert latency.link_up(up, 0, notes) == latency.link_up(up, None, notes) == up + int(0.4 * ms)
+    assert latency.link_up(up, up - ms, []) is None  # read before the request: an earlier change, not this one
+    wf = latency.waterfall(up, up + int(0.2 * ms), notes, [], [], None, up + 3 * ms, carrier_ns=up + int(0.3 * ms))
+    assert (wf["link_up_request"], wf["link_up_ack"], wf["link_up"], wf["mn_carrier"]) == (-0.3, -0.1, 0.0, 0.1)
+    assert (wf["mn_attach_sent"], wf["mn_first_datagram"]) == (0.7, 2.7)
 
 
 def test_router_notes_from_a_json_log(tmp_path):

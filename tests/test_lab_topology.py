@@ -249,6 +249,29 @@ def test_move_mn_changes_bridge_with_the_gap(lab):
         lab.move_mn(to="C")
 
 
+@needs_root
+def test_a_prepared_move_runs_in_the_switch_process_and_reads_the_mns_carrier(lab):
+    """After prepare_move() the move is made by the switch process (fmipfast.lab.namespaces.mover), outside this
+    interpreter, which also reads when the MN's carrier came up (the kernel's RTM_NEWLINK in the MN's namespace):
+    after the up request, and only when the MN's interface really has carrier."""
+    lab.prepare_move()
+    try:
+        switch = lab._mover
+        assert switch is not None and switch.poll() is None and switch in lab.processes
+        move = lab.move_mn(to="B", gap_ms=20)
+        assert move.down_request_ns <= move.down_ns < move.up_ns <= move.up_ack_ns
+        assert move.up_ns - move.down_ns >= 20 * MS
+        assert move.up_ns < move.carrier_ns < move.up_ns + 1000 * MS, move
+        assert move.link_changes() == [("down", move.down_ns), ("up", move.up_ns), ("carrier", move.carrier_ns)]
+        assert "LOWER_UP" in lab.ns["mn"].ip("link", "show", lab.mn_if).stdout
+        held = lab.move_mn(to="A", gap_ms=0, hold_ms=30)
+        assert held.carrier_ns and time.monotonic_ns() - held.carrier_ns >= 30 * MS  # answered after the hold
+        assert lab.mn_link == "A"
+    finally:
+        lab._close_mover()
+    assert switch.poll() is not None and lab._mover is None
+
+
 # ------------------------------------------------------------------------------------------ teardown
 
 
@@ -353,6 +376,19 @@ def test_measure_interruption_and_link_up_to_first_packet():
     late_read = _recs([(0, 10), (1, 45), (2, 55)])
     m = traffic.measure(3, late_read, {"down": 20 * MS, "up": 50 * MS})
     assert m["interruption_ms"] == pytest.approx(10.0) and m["link_up_to_first_packet_ms"] == pytest.approx(5.0)
+
+
+def test_measure_link_up_to_first_packet_counts_from_the_carrier():
+    """With the MN's carrier known, link up is the carrier, not the lab's request (fmipfast.lab.namespaces.latency);
+    the request still splits the old link's arrivals from the new one's.  A carrier from before the request
+    belongs to an earlier change."""
+    recs = _recs([(0, 10), (1, 11), (2, 12), (9, 60), (10, 61)])
+    m = traffic.measure(11, recs, [("down", 20 * MS), ("up", 50 * MS), ("carrier", 52 * MS)])
+    assert m["link_up_to_first_packet_ms"] == pytest.approx(8.0) and m["interruption_ms"] == pytest.approx(48.0)
+    m = traffic.measure(11, recs, {"down": 20 * MS, "up": 50 * MS, "carrier": 51 * MS})
+    assert m["link_up_to_first_packet_ms"] == pytest.approx(9.0)
+    m = traffic.measure(11, recs, [("carrier", 5 * MS), ("down", 20 * MS), ("up", 50 * MS)])
+    assert m["link_up_to_first_packet_ms"] == pytest.approx(10.0)
 
 
 def test_measure_without_arrivals_on_one_side():

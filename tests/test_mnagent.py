@@ -499,7 +499,9 @@ def test_the_timer_drives_attach_retransmissions_until_the_machine_gives_up(lab:
 
 @needs_root
 def test_link_up_is_named_after_the_master_bridge_unless_the_lab_names_it(lab: Lab):
-    """Carrier up on an interface enslaved to a bridge -> LinkUp(<bridge>); ``next_link`` wins once."""
+    """Carrier up on an interface enslaved to a bridge -> LinkUp(<bridge>); ``next_link`` wins once.  A carrier
+    change read while the agent is idle is handled by the netlink reader itself (no task: no hop through the
+    queue to the worker) unless the link's name needs a netlink query (the master bridge's)."""
     tickets, _ = _credentials(time.time())
     for cmd in (("link", "add", "linkB", "type", "bridge"), ("link", "add", "vx0", "type", "veth", "peer", "name",
                                                              "vx1"),
@@ -511,10 +513,12 @@ def test_link_up_is_named_after_the_master_bridge_unless_the_lab_names_it(lab: L
     with lab.mn.enter():
         agent = MnAgent("vx0", MN_MAC, ticket_provider=tickets.__getitem__)
     events: list[object] = []
+    on_reader: list[bool] = []
     handle = agent.mn.handle
 
     def spy(event, now_ns):  # type: ignore[no-untyped-def]
         events.append(event)
+        on_reader.append(asyncio.current_task() is None)  # a reader callback runs outside every task
         return handle(event, now_ns)
 
     agent.mn.handle = spy  # type: ignore[method-assign]
@@ -538,6 +542,7 @@ def test_link_up_is_named_after_the_master_bridge_unless_the_lab_names_it(lab: L
         assert [type(e).__name__ for e in events] == ["LinkDown", "LinkUp", "LinkDown", "LinkUp"]
         assert [getattr(e, "link", None) for e in events if type(e).__name__ == "LinkUp"] == ["linkB", "C"]
         assert agent.next_link is None
+        assert on_reader == [True, False, True, True], on_reader  # "linkB": the bridge's name was asked for
     finally:
         agent.close()
 

@@ -1,10 +1,21 @@
 """The fast handover's latency waterfall for ``fmipfast lab run``: when each step from the MN's link coming up
 to its first datagram on the new link happened, on one clock.
 
+Link up -- the zero of the waterfall and of ``link_up_to_first_packet_ms`` -- is the moment the MN's link is up,
+not the moment the lab asked for it: the kernel's RTM_NEWLINK for the MN's interface with IFF_UP and
+IFF_LOWER_UP, which it sends from its link watch once the MN's end of the link has carrier and can transmit
+(docs/design.md §6).  The kernel does not timestamp netlink messages; the time is the first read of that
+notification: the lab's carrier watch (a thread of the layer-2 switch's own process that does nothing else,
+:mod:`fmipfast.lab.namespaces.mover`) or the MN agent's own read, whichever came first -- an upper bound of
+the kernel's event by one thread wake-up.  The lab's request to set the port up (``link_up_request``) and
+its acknowledgement (``link_up_ack``) stay in the waterfall, before it: on a real MN nothing corresponds to
+them, the link comes up in the network card.
+
 Clock: CLOCK_MONOTONIC in nanoseconds, which every network namespace of the host shares.  Each step says where
 its time comes from (:data:`STEPS`):
 
-* ``lab``: the lab process (``time.monotonic_ns``) -- the link-up request of the layer-2 move;
+* ``lab``: the lab's layer-2 switch (``time.monotonic_ns``) -- the link-up request and its acknowledgement;
+* ``netlink``: the first read of the MN's carrier notification (above);
 * ``mn``: the MN agent's clock (CLOCK_MONOTONIC) when it read the netlink notification, when ``sendmsg`` of the
   Attach returned, when it handled the AuthenticatedMN;
 * ``nar``: the NAR daemon's router-agent notes (``mono_ns``, CLOCK_MONOTONIC, in its JSON log);
@@ -29,7 +40,7 @@ from typing import Any
 
 from fmipfast.constants import FmipCode
 
-__all__ = ["STEPS", "CHAIN", "summarize", "percentile", "waterfall", "format_waterfall", "format_steps",
+__all__ = ["STEPS", "CHAIN", "link_up", "summarize", "percentile", "waterfall", "format_waterfall", "format_steps",
            "read_router_notes", "Taps"]
 
 #: (key, label, clock) of each step, in the order the protocol takes them.
@@ -37,8 +48,9 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("ready_to_switch", "MN: ReadyToSwitch (HRA sent, PAR tunnels)", "lab"),
     ("last_on_old_link", "MN: last datagram on the old link", "kernel"),
     ("link_down", "layer 2: port down acknowledged", "lab"),
-    ("link_up", "layer 2: the MN's port set up (request)", "lab"),
+    ("link_up_request", "layer 2: the lab asks for the MN's port up", "lab"),
     ("link_up_ack", "layer 2: port up acknowledged (netlink)", "lab"),
+    ("link_up", "link up: the MN's carrier (RTM_NEWLINK)", "netlink"),
     ("mn_carrier", "MN: carrier up read from netlink", "mn"),
     ("mn_attach_sent", "MN: Attach sent", "mn"),
     ("nar_attach_kernel", "NAR: Attach at its interface", "kernel"),
@@ -54,8 +66,8 @@ LABELS = {k: label for k, label, _ in STEPS}
 
 #: Steps that causally follow each other (each needs the one before it); the AMN, the flush note and the MN's
 #: receipt of the AMN race with the flushed datagrams, and the verification happened before the move.
-CHAIN = ("ready_to_switch", "link_down", "link_up", "mn_carrier", "mn_attach_sent", "nar_attach_kernel",
-         "nar_attach_agent", "nar_first_tx", "mn_first_datagram")
+CHAIN = ("ready_to_switch", "link_down", "link_up_request", "link_up", "mn_carrier", "mn_attach_sent",
+         "nar_attach_kernel", "nar_attach_agent", "nar_first_tx", "mn_first_datagram")
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -92,18 +104,30 @@ def _first(times: Iterable[int], after: int | None) -> int | None:
     return min(eligible) if eligible else None
 
 
+def link_up(up_request_ns: int, carrier_ns: int | None,
+            mn_notes: Sequence[tuple[str, Mapping[str, Any], int]]) -> int | None:
+    """When the MN's link came up: the first read of its carrier-up notification at or after the lab's request
+    ``up_request_ns`` -- the lab's watch (``carrier_ns``, None or 0 when not watched) or the MN agent's own
+    (its ``carrier`` note with ``up``), whichever is earlier; None when neither saw it."""
+    agent = _first((t for n, f, t in mn_notes if n == "carrier" and f.get("up") is True), up_request_ns)
+    seen = [t for t in (carrier_ns or None, agent) if t is not None and t >= up_request_ns]
+    return min(seen) if seen else None
+
+
 def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, Mapping[str, Any], int]],
               nar_notes: Sequence[Mapping[str, Any]], attach_rx_ns: Sequence[int], first_tx_ns: int | None,
               first_datagram_ns: int | None, *,
-              before: Mapping[str, int | None] | None = None) -> dict[str, float | None]:
-    """Each step of :data:`STEPS` in ms since the layer-2 link-up request ``up_ns`` (None when it did not
-    happen or was not seen; ``up_ack_ns``: when the kernel acknowledged it).  ``mn_notes``: the MN agent's
-    (name, fields, monotonic ns); ``nar_notes``: the NAR daemon's notes (``event``, fields, ``mono_ns``);
-    ``attach_rx_ns``: kernel timestamps (monotonic) of Attach frames arriving at the NAR; ``first_tx_ns``: of
-    the first buffered datagram it sent; ``first_datagram_ns``: the MN's first arrival after ``up_ns``;
-    ``before``: the steps before the gap (``ready_to_switch``, ``last_on_old_link``, ``link_down``, monotonic
-    ns), negative in the result.  Every step is the first of its kind at or after the step it depends on, so
-    a retransmission or an earlier exchange is never taken for it."""
+              before: Mapping[str, int | None] | None = None, carrier_ns: int | None = None) -> dict[str, float | None]:
+    """Each step of :data:`STEPS` in ms since the MN's link came up (:func:`link_up`; the lab's request
+    ``up_ns`` when nobody saw the carrier), None when it did not happen or was not seen.  ``up_ns``: the lab's
+    request to set the MN's port up; ``up_ack_ns``: when the kernel acknowledged it; ``carrier_ns``: when the
+    lab's watch read the MN's carrier-up.  ``mn_notes``: the MN agent's (name, fields, monotonic ns);
+    ``nar_notes``: the NAR daemon's notes (``event``, fields, ``mono_ns``); ``attach_rx_ns``: kernel timestamps
+    (monotonic) of Attach frames arriving at the NAR; ``first_tx_ns``: of the first buffered datagram it sent;
+    ``first_datagram_ns``: the MN's first arrival after ``up_ns``; ``before``: the steps before the gap
+    (``ready_to_switch``, ``last_on_old_link``, ``link_down``, monotonic ns), negative in the result.  Every
+    step is the first of its kind at or after the step it depends on, so a retransmission or an earlier
+    exchange is never taken for it."""
     def mn(name: str, after: int | None, **match: Any) -> int | None:
         return _first((t for n, f, t in mn_notes if n == name and all(f.get(k) == v for k, v in match.items())),
                       after)
@@ -112,7 +136,10 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
         return _first((int(d["mono_ns"]) for d in nar_notes if d.get("event") == event and "mono_ns" in d
                        and all(d.get(k) == v for k, v in match.items())), after)
 
-    at: dict[str, int | None] = {"link_up": up_ns, "link_up_ack": up_ack_ns or None, **(before or {})}
+    up = link_up(up_ns, carrier_ns, mn_notes)
+    zero = up if up is not None else up_ns
+    at: dict[str, int | None] = {"link_up_request": up_ns, "link_up_ack": up_ack_ns or None, "link_up": up,
+                                 **(before or {})}
     at["mn_carrier"] = mn("carrier", up_ns, up=True)
     at["mn_attach_sent"] = mn("send", up_ns, message="Attach")
     after_attach = at["mn_attach_sent"] or up_ns
@@ -129,7 +156,7 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
     at["nar_amn_sent"] = nar("ar:send", after_rx, fmip_message="AuthenticatedMN")
     at["mn_first_datagram"] = first_datagram_ns
     at["mn_authenticated"] = mn("recv", after_attach, message="AuthenticatedMN")
-    return {k: None if at.get(k) is None else round((at[k] - up_ns) / 1e6, 3)  # type: ignore[operator]
+    return {k: None if at.get(k) is None else round((at[k] - zero) / 1e6, 3)  # type: ignore[operator]
             for k, _, _ in STEPS}
 
 

@@ -54,7 +54,8 @@ __all__ = ["RunOptions", "run", "repeat", "summarize_runs", "plot", "router_secu
            "mn_kerberos", "KERBEROS",
            "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
-SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "lost", "duplicated", "reordered")
+SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "link_up_request_to_first_packet_ms", "lost",
+                "duplicated", "reordered")
 
 P_PAR = L.Principal("host/par", "A.EXAMPLE")
 P_NAR = L.Principal("host/nar", "B.EXAMPLE")
@@ -327,6 +328,9 @@ def _stop_engine(proc: subprocess.Popen, log: Path) -> dict[str, Any]:
 
 
 PCOA_DRAIN_MS = 100.0  # the PCoA stays this long after the BAck (in-flight tunnelled datagrams)
+#: The layer-2 switch reports a move this long after the MN's carrier came up: its answer wakes a thread of this
+#: process, which would otherwise compete with the MN agent sending the Attach and reading the first datagrams
+MOVE_HOLD_MS = 50.0
 IFA_F_TENTATIVE = 0x40
 
 
@@ -515,7 +519,6 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()
             runner = loop.create_task(agent.run(stop))
-            moved = asyncio.Event()
 
             async def do_move(nar_addr: IPv6Address) -> None:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
@@ -523,8 +526,7 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                     await asyncio.sleep(opts.switch_delay_ms / 1000)
                 to = "A" if opts.reverse else "B"
                 agent.next_link = to
-                move.append(await loop.run_in_executor(None, lab.move_mn, to, opts.gap_ms))
-                moved.set()
+                move.append(await loop.run_in_executor(None, lab.move_mn, to, opts.gap_ms, MOVE_HOLD_MS))
 
             agent.on_ready_to_switch = do_move
             taps.attach(loop)
@@ -626,10 +628,18 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
             mn_notes: list[tuple[str, dict[str, Any], int]] | None = None, taps: latency.Taps | None = None,
             offset_ns: int = 0) -> dict[str, Any]:
     received = got["received"]["received"]
-    m = traffic.measure(got["sent"]["sent"], received, move[0].link_changes() if move else ())
+    # link up: the MN's carrier, as the lab's watch or the MN agent read it first (fmipfast.lab.namespaces.latency)
+    carrier = latency.link_up(move[0].up_ns, move[0].carrier_ns, mn_notes or []) if move else None
+    changes = [*move[0].link_changes()[:2], *([("carrier", carrier)] if carrier else [])] if move else []
+    m = traffic.measure(got["sent"]["sent"], received, changes)
+    # the same from the lab's request to set the MN's port up, the zero before link up meant the carrier
+    m["link_up_request_to_first_packet_ms"] = traffic.measure(got["sent"]["sent"], received, changes[:2])[
+        "link_up_to_first_packet_ms"]
     if move:
         timeline += [(f"layer 2: port down acknowledged (leaves br{move[0].old})", move[0].down_ns),
                      (f"layer 2: port up on br{move[0].new}", move[0].up_ns)]
+        if carrier is not None:
+            timeline.append(("link up: the MN's carrier", carrier))
         timeline.sort(key=lambda x: x[1])
     t0 = timeline[0][1] if timeline else 0
     m["timeline_ms"] = [(what, round((t - t0) / 1e6, 3)) for what, t in timeline]
@@ -654,29 +664,33 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
         m["waterfall_ms"] = latency.waterfall(up, move[0].up_ack_ns, mn_notes or [],
                                               engines.get("nar", {}).get("notes", []),
                                               taps.attach_rx_ns() if taps else [],
-                                              taps.first_tx_ns if taps else None, first, before=before)
+                                              taps.first_tx_ns if taps else None, first, before=before,
+                                              carrier_ns=move[0].carrier_ns)
     elif up is not None:  # the baseline: only the ends of the chain exist
-        m["waterfall_ms"] = {"link_up": 0.0, "link_up_ack": round((move[0].up_ack_ns - up) / 1e6, 3),
-                             "mn_first_datagram": None if first is None else round((first - up) / 1e6, 3)}
+        zero = carrier or up
+        m["waterfall_ms"] = {"link_up_request": round((up - zero) / 1e6, 3), "link_up": 0.0,
+                             "link_up_ack": round((move[0].up_ack_ns - zero) / 1e6, 3),
+                             "mn_first_datagram": None if first is None else round((first - zero) / 1e6, 3)}
     # what the plot draws, not reported (`fmipfast lab run --json` leaves out keys starting with "_")
     m["_router_notes"] = {k: v.get("notes", []) for k, v in engines.items()}
     m["_mn_notes"] = mn_notes or []
     m["_taps"] = taps.messages if taps else []
-    m["_stream"] = _stream(got["sent"], received, t0, move[0] if move else None)
+    m["_stream"] = _stream(got["sent"], received, t0, move[0] if move else None, carrier)
     return m
 
 
 def _stream(sent: dict[str, Any], received: list[list[int]], t0: int,
-            move: topology.LinkMove | None) -> dict[str, Any]:
+            move: topology.LinkMove | None, carrier: int | None = None) -> dict[str, Any]:
     """The datagram stream at the MN on the timeline's clock: (seq, ms) of each arrival, (seq, ms sent) of each
-    lost datagram, and the layer-2 move (ms)."""
+    lost datagram, and the layer-2 move (ms: the down, the up request, the MN's link up)."""
     seen = {int(r[0]) for r in received}
     rate, first = sent.get("rate") or 0, sent.get("first_ns", t0)
     lost = [(q, round((first + q * 1e9 / rate - t0) / 1e6, 3) if rate else None)
             for q in range(int(sent["sent"])) if q not in seen]
     return {"arrivals": [(int(r[0]), round((int(r[1]) - t0) / 1e6, 3)) for r in received], "lost": lost,
             "down_ms": None if move is None else round((move.down_ns - t0) / 1e6, 3),
-            "up_ms": None if move is None else round((move.up_ns - t0) / 1e6, 3)}
+            "up_ms": None if move is None else round((move.up_ns - t0) / 1e6, 3),
+            "link_up_ms": None if carrier is None else round((carrier - t0) / 1e6, 3)}
 
 
 def repeat(opts: RunOptions, n: int) -> dict[str, Any]:
@@ -767,7 +781,7 @@ def plot(results: dict[str, dict[str, Any]], path: str) -> list[tuple[str, tuple
         first = (m.get("waterfall_ms") or {}).get("mn_first_datagram")
         st = m.get("_stream") or {}
         if first is not None and st.get("up_ms") is not None:
-            span[1] = max(span[1], st["up_ms"] - zero + first + 60)
+            span[1] = max(span[1], (st.get("link_up_ms") or st["up_ms"]) - zero + first + 60)
         span[1] = max(span[1], max((t for t, _ in events if t < 5000), default=0) + 40)
         drawn.append((ax, events))
     axes[0].set_xlim(*span)
@@ -779,7 +793,7 @@ def plot(results: dict[str, dict[str, Any]], path: str) -> list[tuple[str, tuple
         m = results["fast"]
         zero, _ = _draw_stream(ax, m, marker_size=9)
         st = m["_stream"]
-        up = st["up_ms"] - zero
+        up = (st.get("link_up_ms") or st["up_ms"]) - zero  # the waterfall's zero: the MN's link up
         events = [(up + v, _STEP_LABELS[k]) for k, v in m["waterfall_ms"].items()
                   if k in _STEP_LABELS and v is not None]
         for t, _ in events:

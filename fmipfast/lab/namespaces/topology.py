@@ -39,6 +39,7 @@ Ownership: one thread builds, moves and tears down; processes are children of th
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import signal
@@ -96,14 +97,18 @@ class LinkMove:
     up_ns: int
     down_request_ns: int = 0
     up_ack_ns: int = 0
+    #: When the MN's carrier came up on the new link: the kernel's RTM_NEWLINK with IFF_LOWER_UP for the MN's
+    #: interface, as the switch's watch read it (0: not watched, or not seen within a second)
+    carrier_ns: int = 0
 
     @property
     def gap_ms(self) -> float:
         return (self.up_ns - self.down_ns) / 1e6
 
     def link_changes(self) -> list[tuple[str, int]]:
-        """The form :func:`fmipfast.lab.namespaces.traffic.measure` takes."""
-        return [("down", self.down_ns), ("up", self.up_ns)]
+        """The form :func:`fmipfast.lab.namespaces.traffic.measure` takes (the carrier when it was seen)."""
+        return [("down", self.down_ns), ("up", self.up_ns)] + ([("carrier", self.carrier_ns)] if self.carrier_ns
+                                                                 else [])
 
 
 def _move_port(ipr: Any, port: int, bridge: int, gap_ms: float) -> tuple[int, int, int, int]:
@@ -249,7 +254,7 @@ class LabTopology:
         self.processes: list[subprocess.Popen] = []
         self.delays_applied = False
         self.mn_link = "A"
-        self._mover: Any = None  # (its thread, IPRoute in "air", port index, {link: bridge index}): prepare_move()
+        self._mover: subprocess.Popen | None = None  # the layer-2 switch process: prepare_move()
         self._ifindex = 100
         self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
@@ -415,10 +420,10 @@ class LabTopology:
         """Kill every process started here (and any other process still inside the lab's namespaces: one left
         there would keep a deleted namespace and its links alive), then delete the namespaces, and with them
         every link.  Idempotent; never raises for something already gone."""
+        self._close_mover()
         for proc in self.processes:
             self._stop(proc)
         self.processes.clear()
-        self._close_mover()
         for role in reversed(ROLES):
             ns = self.ns.pop(role, None)
             if ns is not None:
@@ -433,8 +438,8 @@ class LabTopology:
         """Leave the lab up when this process exits (``fmipfast lab up``): forget the spawned processes without
         stopping them and drop the atexit/SIGTERM teardown.  :func:`cleanup` with the same prefix (``fmipfast lab
         down``) removes it later, processes included."""
-        self.processes.clear()
         self._close_mover()
+        self.processes.clear()
         self.ns.clear()
         self._built = False
         self._disarm()
@@ -463,7 +468,8 @@ class LabTopology:
         self.down()
 
     # --- processes
-    def spawn(self, ns: str, argv: Sequence[str], *, stdout: int | IO[Any] | None = subprocess.PIPE,
+    def spawn(self, ns: str, argv: Sequence[str], *, stdin: int | IO[Any] | None = None,
+              stdout: int | IO[Any] | None = subprocess.PIPE,
               stderr: int | IO[Any] | None = subprocess.PIPE, env: Mapping[str, str] | None = None,
               text: bool = True) -> subprocess.Popen:
         """Start ``argv`` inside namespace ``ns`` (a role such as ``"cn"``), in its own process group; it is
@@ -471,60 +477,53 @@ class LabTopology:
         ``READY`` line, a JSON summary) or pass ``subprocess.DEVNULL`` for a chatty process."""
         if ns not in self.ns:
             raise LabError(f"no namespace {ns!r} in the lab (up? roles: {', '.join(ROLES)})")
-        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[ns].name, *argv], stdout=stdout, stderr=stderr,
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[ns].name, *argv], stdin=stdin, stdout=stdout,
+                                stderr=stderr,
                                 env=dict(env) if env is not None else None, text=text, start_new_session=True)
         self.processes.append(proc)
         return proc
 
     # --- the layer-2 handover
     def prepare_move(self) -> None:
-        """Ready :meth:`move_mn`'s netlink handle now, so a move starts with the port going down: opening it in
-        ``air`` took 3-16 ms on a loaded machine, which a run counted into the handover's interruption (the PAR
-        tunnels from the HRA on while the MN is still on link A).  The handle lives on a thread of its own
-        that stays in ``air`` (pyroute2 0.9 answers a call from another thread on a connection of that
-        thread's namespace).  Closed by :meth:`down` and :meth:`detach`."""
-        from concurrent.futures import ThreadPoolExecutor
-
+        """Start :meth:`move_mn`'s switch now, so a move starts with the port going down: opening a netlink
+        handle in ``air`` took 3-16 ms on a loaded machine, which a run counted into the handover's
+        interruption (the PAR tunnels from the HRA on while the MN is still on link A).  The switch is a
+        process of its own in ``air`` (:mod:`fmipfast.lab.namespaces.mover`), outside the interpreter of the
+        MN agent this process may run, with the watch that reads the MN's carrier coming up.  Stopped by
+        :meth:`down` and :meth:`detach`."""
         if self._mover is not None:
             return
-        if "air" not in self.ns:
+        if "air" not in self.ns or "mn" not in self.ns:
             raise LabError("the lab is not up")
-        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lab-move")
-
-        def open_handle() -> tuple[Any, int, dict[str, int]]:
-            from pyroute2 import IPRoute
-
-            from fmipfast.lab.namespaces.netns import _setns
-
-            with open(f"/run/netns/{self.ns['air'].name}", "rb") as there:
-                _setns(there.fileno())  # this thread stays in "air" until the pool ends it
-            ipr = IPRoute()
-            try:
-                return ipr, ipr.link_lookup(ifname=self.air_mn)[0], {k: ipr.link_lookup(ifname=v)[0]
-                                                                      for k, v in self.bridges.items()}
-            except BaseException:
-                ipr.close()
-                raise
-        try:
-            self._mover = (pool, *pool.submit(open_handle).result(timeout=30))
-        except BaseException:
-            pool.shutdown(wait=False)
-            raise
+        proc = self.spawn("air", [sys.executable, "-m", "fmipfast.lab.namespaces.mover", "--port", self.air_mn,
+                                  "--mn-netns", self.ns["mn"].name, "--mn-if", self.mn_if],
+                          stdin=subprocess.PIPE, env=child_env())
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if line.strip() != "READY":
+            err = proc.stderr.read() if proc.stderr is not None and proc.poll() is not None else ""
+            self._stop(proc)
+            raise LabError(f"the layer-2 switch did not start: {line.strip()} {err.strip()[-300:]}")
+        self._mover = proc
 
     def _close_mover(self) -> None:
         if self._mover is not None:
-            pool, ipr = self._mover[0], self._mover[1]
-            self._mover = None
+            proc, self._mover = self._mover, None
             try:
-                pool.submit(ipr.close).result(timeout=10)
-            except Exception:  # noqa: BLE001 -- tearing down: the namespace may be gone already
+                assert proc.stdin is not None
+                proc.stdin.write("quit\n")
+                proc.stdin.flush()
+                proc.wait(timeout=5)
+            except (OSError, ValueError, subprocess.TimeoutExpired):  # tearing down: it may be gone already
                 pass
-            pool.shutdown(wait=False)
+            self._stop(proc)
 
-    def move_mn(self, to: str = "B", gap_ms: float = 30.0) -> LinkMove:
+    def move_mn(self, to: str = "B", gap_ms: float = 30.0, hold_ms: float = 0.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
         passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``.
-        After :meth:`prepare_move` the netlink handle is ready (one move at a time)."""
+        After :meth:`prepare_move` the switch process makes the move (one at a time), reads when the MN's
+        carrier came up (``carrier_ns``) and answers ``hold_ms`` after that, so its answer does not compete
+        with a handover running on the new link; without it, a netlink handle opened here makes the move."""
         from pyroute2 import IPRoute  # the lab's only netlink user; imported where needed
 
         if to not in self.bridges:
@@ -534,9 +533,24 @@ class LabTopology:
         if "air" not in self.ns:
             raise LabError("the lab is not up")
         old = self.mn_link
+        carrier_ns = 0
         if self._mover is not None:
-            pool, ipr, port, bridges = self._mover
-            times = pool.submit(_move_port, ipr, port, bridges[to], gap_ms).result()
+            proc = self._mover
+            assert proc.stdin is not None and proc.stdout is not None
+            try:
+                proc.stdin.write(f"move {self.bridges[to]} {gap_ms!r} {max(0.0, hold_ms)!r}\n")
+                proc.stdin.flush()
+            except OSError as exc:
+                raise LabError(f"the layer-2 switch is gone: {exc}") from None
+            line = proc.stdout.readline()
+            try:
+                got = json.loads(line)
+            except ValueError:
+                got = {"error": f"no answer ({line.strip()!r})"}
+            if "error" in got:
+                raise LabError(f"the layer-2 move failed: {got['error']}")
+            times = (got["down_request_ns"], got["down_ns"], got["up_ns"], got["up_ack_ns"])
+            carrier_ns = got["carrier_ns"] or 0
         else:
             with self.ns["air"].enter():
                 ipr = IPRoute()
@@ -547,7 +561,7 @@ class LabTopology:
                     ipr.close()
         self.mn_link = to
         down_request_ns, down_ns, up_ns, up_ack_ns = times
-        return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
+        return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns, carrier_ns)
 
     # --- engine configuration
     def router_config(self, which: str = "par", **overrides: Any) -> str:

@@ -290,7 +290,9 @@ def measure(sent: int | Sequence[int], received: Sequence[Sequence[int]],
 
     ``sent`` is the number of datagrams sent (sequence numbers 0..n-1) or their sequence numbers;
     ``received`` the receiver's records in arrival order, each starting (seq, recv_ns); ``link_changes``
-    the MN's ``("down", t_ns)``, ``("up", t_ns)`` (:meth:`fmipfast.lab.namespaces.topology.LinkMove.link_changes`).
+    the MN's ``("down", t_ns)``, ``("up", t_ns)`` -- the request to bring its link up -- and, when known,
+    ``("carrier", t_ns)``, when its link was up (:meth:`fmipfast.lab.namespaces.topology.LinkMove.link_changes`;
+    the definition is in :mod:`fmipfast.lab.namespaces.latency`).
 
     * received = distinct sequence numbers that were sent and arrived; lost = sent − received;
       duplicated = arrivals of an already seen number; reordered = arrivals below the highest number seen
@@ -298,7 +300,8 @@ def measure(sent: int | Sequence[int], received: Sequence[Sequence[int]],
     * The MN cannot receive on the new link before it is up, so every arrival before ``up`` was on the old
       link and every one from ``up`` on the new.  interruption_ms = first arrival at or after ``up`` − last
       arrival before it (the layer-3 interruption); link_up_to_first_packet_ms = first arrival at or after
-      ``up`` − ``up``.  Either is None without a move or without arrivals on that side.
+      ``up`` − the carrier (the first ``carrier`` at or after ``up``; ``up`` itself without one).  Either is
+      None without a move or without arrivals on that side.
     """
     sent_set = set(range(sent)) if isinstance(sent, int) else set(sent)
     seen: set[int] = set()
@@ -313,13 +316,15 @@ def measure(sent: int | Sequence[int], received: Sequence[Sequence[int]],
             reordered += 1
         top = max(top, seq)
     got = len(seen & sent_set)
-    _down, up = _move(link_changes)
+    changes = list(link_changes.items() if isinstance(link_changes, Mapping) else link_changes)
+    _down, up = _move(changes)
     interruption = first_after = None
     if up is not None:
+        carrier = min((t for e, t in changes if e == "carrier" and t >= up), default=up)
         before = [int(r[1]) for r in received if int(r[1]) < up]
         after = [int(r[1]) for r in received if int(r[1]) >= up]
         if after:
-            first_after = (min(after) - up) / 1e6
+            first_after = (min(after) - carrier) / 1e6
             if before:
                 interruption = (min(after) - max(before)) / 1e6
     return {"sent": len(sent_set), "received": got, "lost": len(sent_set) - got, "duplicated": duplicated,

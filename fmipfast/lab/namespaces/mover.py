@@ -1,0 +1,207 @@
+"""The lab's layer-2 switch: the process that moves the MN's bridge port between the access links, and the
+watch that says when the MN's link is up (docs/design.md §6, "link up" in fmipfast/lab/namespaces/latency.py).
+
+A real MN's link comes up in its network card, not in the MN's software; in the lab the move is made by
+rtnetlink requests in the ``air`` namespace.  They run here, in a process of their own
+(``python -m fmipfast.lab.namespaces.mover``, started in ``air`` by
+:meth:`fmipfast.lab.namespaces.topology.LabTopology.prepare_move`): made on a thread of the MN agent's process,
+as before, the move's Python (pyroute2 building and parsing its messages) held the GIL the MN agent needed to
+read its carrier and send its Attach.  The requests are bare rtnetlink messages (one ``send``, the kernel runs
+the request inside it, one ``recv`` for its acknowledgement).
+
+The watch: a netlink socket subscribed to link notifications in the MN's namespace (opened there before this
+process settles in ``air``), read by a thread that does nothing else.  The MN's carrier coming up is the
+RTM_NEWLINK of the MN's interface with IFF_UP and IFF_LOWER_UP, which the kernel sends from its link watch
+once the MN's end of the veth has carrier and its queueing discipline is active -- from then on the MN can
+send on the new link.  The kernel does not timestamp netlink messages; the thread takes CLOCK_MONOTONIC as
+``recv`` returns, so the time it reports is the kernel's event plus this thread's wake-up.
+
+Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms>`` -> one JSON object ``{"down_request_ns",
+"down_ns", "up_ns", "up_ack_ns", "carrier_ns"}`` (CLOCK_MONOTONIC, which every namespace of a host shares;
+``carrier_ns`` null when no carrier-up came within a second), written ``hold_ms`` after the carrier so the
+report does not wake the lab while the handover it measures is running; ``quit`` (or the end of input) ends
+the process.  ``READY`` is the first line out once both sockets are open.  A request the kernel refuses is
+an ``{"error": ...}`` line, and the process goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+__all__ = ["Mover", "link_request", "parse_links", "main"]
+
+NLMSG_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
+IFINFOMSG = struct.Struct("=BxHiII")  # ifinfomsg: family, pad, type, index, flags, change
+RTA_HDR = struct.Struct("=HH")
+RTM_NEWLINK, RTM_DELLINK, RTM_SETLINK = 16, 17, 19
+NLMSG_ERROR = 2
+NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
+IFLA_MASTER = 10
+IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
+RTMGRP_LINK = 0x1
+CLONE_NEWNET = 0x40000000
+CARRIER_WAIT_S = 1.0  # a move reports no carrier when none came this long after the up request
+
+
+def link_request(seq: int, index: int, *, up: bool | None = None, master: int | None = None) -> bytes:
+    """An RTM_SETLINK request for the interface ``index``: its IFF_UP set or cleared (``up``), and/or its
+    master device (``master``; 0 leaves the bridge), asking for an acknowledgement."""
+    flags = IFF_UP if up else 0
+    change = IFF_UP if up is not None else 0
+    body = IFINFOMSG.pack(socket.AF_UNSPEC, 0, index, flags, change)
+    if master is not None:
+        body += RTA_HDR.pack(RTA_HDR.size + 4, IFLA_MASTER) + struct.pack("=I", master)
+    return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+
+
+def parse_links(data: bytes, ifindex: int) -> list[tuple[int, int]]:
+    """(message type, ifi_flags) of each RTM_NEWLINK/RTM_DELLINK for ``ifindex`` in ``data``; a message whose
+    length is short or runs past the end stops the walk."""
+    out = []
+    off = 0
+    while off + NLMSG_HDR.size <= len(data):
+        length, mtype, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, off)
+        if length < NLMSG_HDR.size or off + length > len(data):
+            break
+        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= NLMSG_HDR.size + IFINFOMSG.size:
+            _fam, _type, index, flags, _change = IFINFOMSG.unpack_from(data, off + NLMSG_HDR.size)
+            if index == ifindex:
+                out.append((mtype, flags))
+        off += (length + 3) & ~3
+    return out
+
+
+def _setns(path: str) -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    with open(path, "rb") as f:
+        if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {path}: {os.strerror(err)}")
+
+
+class Mover:
+    """The requests socket (this process's namespace: ``air``) and the carrier watch (``mn_netns``'s)."""
+
+    def __init__(self, port: str, mn_netns: str, mn_if: str) -> None:
+        here = "/proc/thread-self/ns/net"
+        with open(here, "rb") as back:
+            _setns(f"/run/netns/{mn_netns}")
+            try:
+                self.mn_index = socket.if_nametoindex(mn_if)
+                self.watch = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC,
+                                           socket.NETLINK_ROUTE)
+                self.watch.bind((0, RTMGRP_LINK))
+            finally:
+                import ctypes
+
+                if ctypes.CDLL(None, use_errno=True).setns(back.fileno(), CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+        self.port = socket.if_nametoindex(port)
+        self.rtnl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self.rtnl.bind((0, 0))
+        self.seq = 0
+        self._cond = threading.Condition()
+        #: (CLOCK_MONOTONIC ns when read, carrier up) of each notification about the MN's interface
+        self.carrier: list[tuple[int, bool]] = []
+        self._thread = threading.Thread(target=self._watch, name="carrier-watch", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                data = self.watch.recv(65536)
+            except OSError:  # ENOBUFS: notifications lost; the next one still says the state
+                continue
+            seen = time.monotonic_ns()
+            for mtype, flags in parse_links(data, self.mn_index):
+                up = mtype == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+                with self._cond:
+                    self.carrier.append((seen, up))
+                    self._cond.notify_all()
+
+    def request(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
+        """One RTM_SETLINK and its acknowledgement; ``OSError`` with the kernel's errno when it refuses."""
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        self.rtnl.send(link_request(self.seq, index, up=up, master=master))
+        while True:
+            data = self.rtnl.recv(65536)
+            off = 0
+            while off + NLMSG_HDR.size <= len(data):
+                length, mtype, _f, seq, _pid = NLMSG_HDR.unpack_from(data, off)
+                if length < NLMSG_HDR.size:
+                    break
+                if mtype == NLMSG_ERROR and seq == self.seq:
+                    err = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
+                    if err:
+                        raise OSError(err, f"rtnetlink: {os.strerror(err)}")
+                    return
+                off += (length + 3) & ~3
+
+    def move(self, bridge: str, gap_ms: float) -> dict[str, int | None]:
+        """The port down, out of its bridge, into ``bridge`` and up ``gap_ms`` after the down; the times."""
+        target = socket.if_nametoindex(bridge)
+        down_request_ns = time.monotonic_ns()
+        self.request(self.port, up=False)
+        down_ns = time.monotonic_ns()
+        self.request(self.port, master=0)
+        self.request(self.port, master=target)
+        due = down_ns + int(gap_ms * 1e6)
+        while (left := due - time.monotonic_ns()) > 200_000:
+            time.sleep((left - 150_000) / 1e9)
+        while time.monotonic_ns() < due:
+            pass
+        up_ns = time.monotonic_ns()
+        self.request(self.port, up=True)
+        up_ack_ns = time.monotonic_ns()
+        return {"down_request_ns": down_request_ns, "down_ns": down_ns, "up_ns": up_ns, "up_ack_ns": up_ack_ns,
+                "carrier_ns": self.carrier_after(up_ns, CARRIER_WAIT_S)}
+
+    def carrier_after(self, after_ns: int, timeout_s: float) -> int | None:
+        """When the first carrier-up notification read at or after ``after_ns`` was read (None: none within
+        ``timeout_s``)."""
+        end = time.monotonic() + timeout_s
+        with self._cond:
+            while True:
+                found = next((t for t, up in self.carrier if up and t >= after_ns), None)
+                left = end - time.monotonic()
+                if found is not None or left <= 0:
+                    del self.carrier[:-16]
+                    return found
+                self._cond.wait(left)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m fmipfast.lab.namespaces.mover")
+    p.add_argument("--port", required=True, help="the MN's bridge port, in this namespace")
+    p.add_argument("--mn-netns", required=True, help="the MN's network namespace (a name under /run/netns)")
+    p.add_argument("--mn-if", required=True, help="the MN's interface, in its namespace")
+    args = p.parse_args(argv)
+    mover = Mover(args.port, args.mn_netns, args.mn_if)
+    print("READY", flush=True)
+    for line in sys.stdin:
+        words = line.split()
+        if not words or words[0] == "quit":
+            break
+        try:
+            if words[0] != "move" or len(words) != 4:
+                raise ValueError(f"unknown command {line.strip()!r}")
+            out: dict[str, object] = dict(mover.move(words[1], float(words[2])))
+            time.sleep(max(0.0, float(words[3])) / 1000)
+        except (OSError, ValueError) as exc:
+            out = {"error": str(exc)}
+        print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
