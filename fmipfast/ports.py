@@ -50,9 +50,11 @@ def pack_frames(frames: Iterable[bytes]) -> tuple[np.ndarray, np.ndarray, np.nda
 class Port(Protocol):
     """One interface the engine owns.  The engine uses nothing of a port beyond these members; the methods
     with a body are defaults that a port class inherits by naming ``Port`` as its base (all three here do).
-    One optional member beyond them: ``receive_control()``, the latency-sensitive frames a port keeps apart
-    (:class:`RingPort`'s control socket), which ``receive`` also yields first; the engine reads them from
-    every port before any other frames."""
+    Two optional members beyond them: ``receive_control()``, the latency-sensitive frames a port keeps apart
+    (:class:`RingPort`'s control socket), which ``receive`` also yields first -- the engine reads them from
+    every port before any other frames; and ``control_fileno()``, the descriptor that says some are waiting,
+    which the engine polls between the other frames' blocks so that a control frame never waits behind a
+    burst of them."""
 
     name: str
     mac: bytes
@@ -126,6 +128,10 @@ class RingPort(Port):
 
     def filenos(self) -> list[int]:
         return [self.ring.fileno()] + ([self.control.fileno()] if self.control is not None else [])
+
+    def control_fileno(self) -> int | None:
+        """The control socket's descriptor (readable: control frames are waiting), or None without one."""
+        return None if self.control is None else self.control.fileno()
 
     def receive_control(self) -> Iterator[FrameBatch]:
         """The control socket's frames only (an optional member of the port protocol: the engine reads every
