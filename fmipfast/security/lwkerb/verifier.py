@@ -51,11 +51,12 @@ class ApContext:
     authenticator: Authenticator
     session_key: Key = field(repr=False)
     case: int
+    #: The sub-option 7 key (HKDF label ``fmipfast mac``), derived once: a handover's messages use it several
+    #: times on the NAR's Attach path.
+    mac_key: bytes = field(init=False, repr=False, compare=False)
 
-    @property
-    def mac_key(self) -> bytes:
-        """The sub-option 7 key (HKDF label ``fmipfast mac``)."""
-        return derive_key(self.session_key, LABEL_MAC)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mac_key", derive_key(self.session_key, LABEL_MAC))
 
     @property
     def conf_key(self) -> bytes:
