@@ -122,6 +122,7 @@ class Pipeline:
         # views of the node's outputs, taken once (its arrays are never reallocated)
         self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
+        self._tunnel_out = (node.tunnel_count, node.tunnel_offsets, node.tunnel_lengths)
 
     # ------------------------------------------------------------------ passes
     def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
@@ -208,9 +209,14 @@ class Pipeline:
                        from_wire: bool) -> None:
         now = self.clock()
         arena = fb.arena
-        offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
-        lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
-        status = np.ascontiguousarray(fb.status[start:stop], dtype=np.uint32)
+        if start == 0 and stop == fb.offsets.shape[0]:  # the whole batch: no slices (the common block)
+            offsets = np.ascontiguousarray(fb.offsets, dtype=np.int64)
+            lengths = np.ascontiguousarray(fb.lengths, dtype=np.uint32)
+            status = np.ascontiguousarray(fb.status, dtype=np.uint32)
+        else:
+            offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
+            lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
+            status = np.ascontiguousarray(fb.status[start:stop], dtype=np.uint32)
         n = int(offsets.shape[0])
         ledger = self.books.now
         c = ledger.c
@@ -290,9 +296,9 @@ class Pipeline:
     # ------------------------------------------------------------------ FORWARD, TUNNELLED
     def _transmit_tunnels(self) -> None:
         """Send the node's tunnel TX vectors (frames it encapsulated into its own arena)."""
-        node = self.node
-        arena, offsets, lengths = node.tunnel_arena, node.tunnel_offsets, node.tunnel_lengths
-        for k, m in enumerate(node.tunnel_count.tolist()):
+        count, offsets, lengths = self._tunnel_out
+        arena = self.node.tunnel_arena  # (re)made by set_tunnel: taken when used
+        for k, m in enumerate(count.tolist()):
             if m:
                 self._transmit(self.interfaces[k], arena, offsets[k, :m], lengths[k, :m], TUNNELLED)
 
