@@ -265,7 +265,13 @@ def decapsulate(
 RING_WALK_ERRORS: tuple[str, ...]
 
 def ring_walk_block(
-    ring: _BufferLike, block_offset: int, block_size: int, *, max_frames: SupportsIndex | None = None
+    ring: _BufferLike,
+    block_offset: int,
+    block_size: int,
+    *,
+    max_frames: SupportsIndex | None = None,
+    out: tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint32], NDArray[np.int64], NDArray[np.uint32]]
+    | None = None,
 ) -> dict[str, Any]: ...
 def ring_block_status(ring: _BufferLike, block_offset: int) -> int: ...
 def ring_release_block(ring: _BufferLike, block_offset: int) -> None: ...

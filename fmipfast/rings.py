@@ -188,6 +188,15 @@ class PacketRing:
         whole = np.frombuffer(self._map, dtype=np.uint8)
         self.rx = whole[:self._rx_size]
         self.tx = whole[self._rx_size:]
+        # The arrays each RX block's walk fills (ring_walk_block's out=: offsets, lengths, status, ts_ns,
+        # vlan_tci), one set per block, made once: a block's FrameBatch is valid until the block is released,
+        # and the block is walked again only after that.  Rows: a TPACKET_V3 frame takes at least its 48-octet
+        # header and sockaddr_ll before the packet, so no block holds more than block_size // 64 frames; what a
+        # damaged block announces beyond that is counted as walk-dropped, never written.
+        self._walk_rows = self.rx_block_size // 64 + 1
+        self._walk_out = [(np.empty(self._walk_rows, dtype=np.int64), np.empty(self._walk_rows, dtype=np.uint32),
+                           np.empty(self._walk_rows, dtype=np.uint32), np.empty(self._walk_rows, dtype=np.int64),
+                           np.empty(self._walk_rows, dtype=np.uint32)) for _ in range(self.rx_block_nr)]
         if ignore_outgoing:
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         if qdisc_bypass:
@@ -218,7 +227,8 @@ class PacketRing:
         off = self._rx_next * self.rx_block_size
         if not backend.ring_block_status(self.rx, off) & TP_STATUS_USER:
             return None
-        walk = backend.ring_walk_block(self.rx, off, self.rx_block_size)
+        walk = backend.ring_walk_block(self.rx, off, self.rx_block_size, max_frames=self._walk_rows,
+                                       out=self._walk_out[self._rx_next])
         self._rx_next = (self._rx_next + 1) % self.rx_block_nr
         self.counters["rx_blocks"] += 1
         self.counters["rx_frames"] += len(walk["offsets"])

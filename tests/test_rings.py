@@ -90,6 +90,53 @@ def test_walk_bounds_and_status(impl):
     assert impl.ring_block_status(ring, 0) == 0
 
 
+def _walk_out(rows: int) -> tuple[np.ndarray, ...]:
+    return (np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32),
+            np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32))
+
+
+def test_walk_into_the_callers_arrays(impl):
+    """``out=``: the walk fills the caller's arrays (no allocation per block) and hands back views of their
+    first rows; a second walk into the same storage overwrites them; rows past the frames stay untouched."""
+    ring = np.frombuffer(make_block(FRAMES), dtype=np.uint8).copy()
+    want = impl.ring_walk_block(ring, 0, BLOCK)
+    out = _walk_out(BLOCK // 16 + 1)
+    got = impl.ring_walk_block(ring, 0, BLOCK, out=out)
+    for key, target in zip(("offsets", "lengths", "status", "ts_ns", "vlan_tci"), out):
+        assert np.array_equal(got[key], want[key]) and np.shares_memory(got[key], target), key
+        assert got[key].dtype == want[key].dtype
+    assert out[0][len(FRAMES)] == -7  # nothing written past the frames
+    assert (got["error"], got["announced"], got["dropped"]) == (want["error"], want["announced"], want["dropped"])
+    few = np.frombuffer(make_block(FRAMES[:3]), dtype=np.uint8).copy()
+    again = impl.ring_walk_block(few, 0, BLOCK, out=out)
+    assert len(again["offsets"]) == 3 and out[1][:3].tolist() == [len(f) for f in FRAMES[:3]]
+    # storage of max_frames rows is enough when max_frames bounds the walk; what is beyond is counted dropped
+    small = _walk_out(5)
+    w = impl.ring_walk_block(ring, 0, BLOCK, max_frames=5, out=small)
+    assert len(w["offsets"]) == 5 and w["dropped"] == len(FRAMES) - 5
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (lambda rows: _walk_out(rows)[:4], TypeError),  # four arrays
+    (lambda rows: "five", TypeError),
+    (lambda rows: (np.zeros(rows, np.int32),) + _walk_out(rows)[1:], TypeError),  # offsets of the wrong dtype
+    (lambda rows: _walk_out(rows)[:3] + (np.zeros(rows, np.uint64),) + _walk_out(rows)[4:], TypeError),
+    (lambda rows: (np.zeros(rows - 1, np.int64),) + _walk_out(rows)[1:], ValueError),  # one row short
+    (lambda rows: (np.zeros((rows, 2), np.int64),) + _walk_out(rows)[1:], ValueError),  # two dimensions
+    (lambda rows: (np.zeros(2 * rows, np.int64)[::2],) + _walk_out(rows)[1:], ValueError),  # strided
+    (lambda rows: _readonly(_walk_out(rows)), ValueError),
+])
+def test_walk_refuses_storage_that_does_not_fit(impl, bad, exc):
+    ring = np.frombuffer(make_block(FRAMES), dtype=np.uint8).copy()
+    with pytest.raises(exc):
+        impl.ring_walk_block(ring, 0, BLOCK, out=bad(BLOCK // 16 + 1))
+
+
+def _readonly(out: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    out[2].flags.writeable = False
+    return out
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_walk_of_a_damaged_block_agrees_and_stays_inside(data):
@@ -111,6 +158,14 @@ def test_walk_of_a_damaged_block_agrees_and_stays_inside(data):
         for key in ("offsets", "lengths", "status", "ts_ns", "vlan_tci"):
             assert np.array_equal(got[key], ref[key]), key
         assert (got["error"], got["announced"], got["dropped"]) == (ref["error"], ref["announced"], ref["dropped"])
+        # and into the caller's storage, bounded by it
+        rows = data.draw(st.integers(0, BLOCK // 16 + 1))
+        got = _core.ring_walk_block(ring, 0, BLOCK, max_frames=rows, out=_walk_out(rows))
+        want = reference.ring_walk_block(ring, 0, BLOCK, max_frames=rows, out=_walk_out(rows))
+        for key in ("offsets", "lengths", "status", "ts_ns", "vlan_tci"):
+            assert np.array_equal(got[key], want[key]), key
+        assert (got["error"], got["announced"], got["dropped"]) == (want["error"], want["announced"],
+                                                                    want["dropped"])
 
 
 def test_tx_fill(impl):

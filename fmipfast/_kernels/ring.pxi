@@ -51,6 +51,8 @@ from fmipfast.includes.linux cimport (
 
 import numpy as _np
 
+import fmipfast.reference.ring as _ring_ref
+
 cdef extern from *:
     """
     #include <stddef.h>
@@ -178,7 +180,7 @@ cdef Py_ssize_t _ring_offset(object ring_size, object block_offset) except -1:
     return offset
 
 
-def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
+def ring_walk_block(ring, block_offset, block_size, *, max_frames=None, out=None):
     """Walk one TPACKET_V3 RX block that user space owns.
 
     Parameters
@@ -189,6 +191,11 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
         Where the block starts in ``ring`` and its size (``tp_block_size``).
     max_frames : int, optional
         Upper bound of frames reported (default: every frame the block announces).
+    out : tuple of five arrays, optional
+        Storage to fill instead of allocating: ``(offsets int64, lengths uint32, status uint32, ts_ns int64,
+        vlan_tci uint32)``, each writable, C-contiguous and at least as long as the bound (``max_frames``, or
+        ``block_size // 16 + 1``); the dict's arrays are then views of their first rows, overwritten by the
+        next walk into the same storage.
 
     Returns
     -------
@@ -201,10 +208,12 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
     Raises
     ------
     TypeError
-        ``ring`` without the buffer protocol or not of uint8; a non-integer offset, size or ``max_frames``.
+        ``ring`` without the buffer protocol or not of uint8; a non-integer offset, size or ``max_frames``;
+        ``out`` not five numpy arrays of those dtypes.
     ValueError
         ``ring`` not a 1-D C-contiguous buffer; the block not inside the ring (negative, or past its end: any
-        size, up to and beyond 2**63); ``max_frames`` negative.
+        size, up to and beyond 2**63); ``max_frames`` negative; an ``out`` array read-only, not contiguous or
+        shorter than the bound.
 
     Reference: fmipfast.reference.ring.ring_walk_block
     """
@@ -222,16 +231,43 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None):
         if limit < 0:
             raise ValueError(f"max_frames must be >= 0, got {max_frames}")
     cdef Py_ssize_t c_offset = offset, c_size = size, c_limit = limit  # all within 0..ring_size + 1
-    offsets = _np.empty(c_limit, dtype=_np.int64)
-    lengths = _np.empty(c_limit, dtype=_np.uint32)
-    status = _np.empty(c_limit, dtype=_np.uint32)
-    ts_ns = _np.empty(c_limit, dtype=_np.int64)
-    vlan = _np.empty(c_limit, dtype=_np.uint32)
-    cdef int64_t[::1] o = offsets
-    cdef uint32_t[::1] ln = lengths
-    cdef uint32_t[::1] st = status
-    cdef int64_t[::1] ts = ts_ns
-    cdef uint32_t[::1] vl = vlan
+    cdef int64_t[::1] o
+    cdef uint32_t[::1] ln
+    cdef uint32_t[::1] st
+    cdef int64_t[::1] ts
+    cdef uint32_t[::1] vl
+    cdef bint taken = False
+    if out is None:
+        offsets = _np.empty(c_limit, dtype=_np.int64)
+        lengths = _np.empty(c_limit, dtype=_np.uint32)
+        status = _np.empty(c_limit, dtype=_np.uint32)
+        ts_ns = _np.empty(c_limit, dtype=_np.int64)
+        vlan = _np.empty(c_limit, dtype=_np.uint32)
+    else:
+        # the caller's storage, no allocation per block: a fast path taking five numpy arrays as they are,
+        # and on any doubt the shared checks (dtypes, layout, at least c_limit rows), which raise
+        if type(out) is tuple and len(out) == 5:
+            offsets, lengths, status, ts_ns, vlan = out
+            if (type(offsets) is _np.ndarray and type(lengths) is _np.ndarray and type(status) is _np.ndarray
+                    and type(ts_ns) is _np.ndarray and type(vlan) is _np.ndarray):
+                try:
+                    o = offsets
+                    ln = lengths
+                    st = status
+                    ts = ts_ns
+                    vl = vlan
+                    taken = (o.shape[0] >= c_limit and ln.shape[0] >= c_limit and st.shape[0] >= c_limit
+                             and ts.shape[0] >= c_limit and vl.shape[0] >= c_limit)
+                except (TypeError, ValueError, BufferError):
+                    taken = False
+        if not taken:
+            offsets, lengths, status, ts_ns, vlan = _ring_ref.check_walk_out(out, c_limit)
+    if not taken:
+        o = offsets
+        ln = lengths
+        st = status
+        ts = ts_ns
+        vl = vlan
     cdef int error = 0
     cdef Py_ssize_t announced = 0, n = 0
     cdef const uint8_t* block = _data(rv) + c_offset

@@ -30,7 +30,30 @@ from fmipfast._linux import (
 )
 from fmipfast.reference.wire import _SIGNED, _UNSIGNED, _array
 
-__all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
+__all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill", "WALK_OUT_DTYPES",
+           "check_walk_out"]
+
+#: The arrays ``ring_walk_block(..., out=...)`` fills, in this order: offsets, lengths, status, ts_ns, vlan_tci.
+WALK_OUT_DTYPES: tuple[np.dtype[Any], ...] = (np.dtype(np.int64), np.dtype(np.uint32), np.dtype(np.uint32),
+                                              np.dtype(np.int64), np.dtype(np.uint32))
+_WALK_OUT_NAMES = ("offsets", "lengths", "status", "ts_ns", "vlan_tci")
+
+
+def check_walk_out(out: Any, rows: int) -> tuple[np.ndarray, ...]:
+    """``out`` as the five arrays ``ring_walk_block`` fills, each writable, C-contiguous, 1-D, of its dtype and
+    at least ``rows`` long; else the ``TypeError`` (not five arrays, a wrong dtype) or ``ValueError`` (a shape,
+    layout or length) naming the first wrong one (both implementations raise these)."""
+    if not isinstance(out, (tuple, list)) or len(out) != 5:
+        raise TypeError("out: need a tuple of five arrays (offsets, lengths, status, ts_ns, vlan_tci)")
+    for a, dtype, name in zip(out, WALK_OUT_DTYPES, _WALK_OUT_NAMES):
+        if not isinstance(a, np.ndarray) or a.dtype != dtype:
+            got = a.dtype.name if isinstance(a, np.ndarray) else type(a).__name__
+            raise TypeError(f"out {name}: need a numpy array of dtype {dtype.name}, got {got}")
+        if a.ndim != 1 or not a.flags.c_contiguous or not a.flags.writeable:
+            raise ValueError(f"out {name}: need a writable, C-contiguous 1-D array")
+        if a.shape[0] < rows:
+            raise ValueError(f"out {name}: need at least {rows} rows, got {a.shape[0]}")
+    return tuple(out)
 
 RING_WALK_ERRORS = ("ok", "bad_first_offset", "bad_blk_len", "bad_next_offset", "bad_frame")
 V3_ALIGNMENT = 8  # net/packet/af_packet.c: frames in a V3 block are 8-aligned (tp_next_offset)
@@ -46,7 +69,8 @@ def _buffer(buf: Any, name: str, kinds: str = "B", itemsize: int = 1, writable: 
     return np.asarray(_array(buf, name, kinds, itemsize, writable))
 
 
-def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames: int | None = None) -> dict:
+def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames: int | None = None,
+                    out: Any = None) -> dict:
     """See ``fmipfast._core.ring_walk_block``."""
     arr = _buffer(ring, "ring")
     block_offset = operator.index(block_offset)
@@ -59,6 +83,7 @@ def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames
         limit = min(limit, operator.index(max_frames))
         if limit < 0:
             raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+    outs = None if out is None else check_walk_out(out, limit)
     block = arr[block_offset:block_offset + block_size].tobytes()
     offsets: list[int] = []
     lengths: list[int] = []
@@ -69,10 +94,15 @@ def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames
     announced = 0
 
     def result() -> dict:
-        return {"offsets": np.array(offsets, dtype=np.int64), "lengths": np.array(lengths, dtype=np.uint32),
-                "status": np.array(status, dtype=np.uint32), "ts_ns": np.array(ts, dtype=np.int64),
-                "vlan_tci": np.array(vlan, dtype=np.uint32), "announced": announced,
-                "dropped": max(announced - len(offsets), 0), "error": error}
+        columns = [np.array(c, dtype=d) for c, d in zip((offsets, lengths, status, ts, vlan), WALK_OUT_DTYPES)]
+        if outs is not None:  # the caller's arrays: filled, and their first rows handed back
+            n = len(offsets)
+            for target, column in zip(outs, columns):
+                target[:n] = column
+            columns = [target[:n] for target in outs]
+        return {"offsets": columns[0], "lengths": columns[1], "status": columns[2], "ts_ns": columns[3],
+                "vlan_tci": columns[4], "announced": announced, "dropped": max(announced - len(offsets), 0),
+                "error": error}
 
     if limit <= 0:
         return result()
