@@ -101,6 +101,20 @@ from fmipfast.protocol import (
     Tick,
     TicketReady,
 )
+from fmipfast.rtnetlink import (
+    IFF_LOWER_UP,
+    IFF_UP,
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_REPLACE,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSG_HDR,
+    RTA_HDR,
+    RTMGRP_LINK,
+    carrier_up,
+    parse_links,
+)
 from fmipfast.security.lwkerb import Credentials, Principal
 
 __all__ = ["MnAgent", "AGENT_COUNTERS", "icmp6_filter"]
@@ -112,13 +126,6 @@ STOP_GRACE_S = 2.0  # at stop, how long the actions of the event being handled m
 ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
 IFA_F_NODAD = 0x02  # <linux/if_addr.h>
 NUD_REACHABLE = 0x02  # <linux/neighbour.h>
-RTMGRP_LINK = 0x1
-RTM_NEWLINK, RTM_DELLINK = 16, 17
-NLMSG_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
-IFINFOMSG = struct.Struct("=BxHiII")  # ifinfomsg: family, pad, type, index, flags, change
-RTA_HDR = struct.Struct("=HH")
-IFLA_MASTER = 10
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
 IN6_PKTINFO = struct.Struct("=16sI")  # struct in6_pktinfo: address, ifindex
 RECV_BURST = 64  # datagrams read per wake-up before yielding to the loop
 LOG_INTERVAL_NS = 1_000_000_000  # at most one warning per failure counter per second; the counter sees all
@@ -157,32 +164,6 @@ def icmp6_filter(*passed: int) -> bytes:
             raise ValueError(f"ICMPv6 type {t} outside 0..255")
         words[t >> 5] &= ~(1 << (t & 31)) & 0xFFFFFFFF
     return struct.pack("=8I", *words)
-
-
-def _parse_links(data: bytes, ifindex: int) -> list[tuple[int, int, int | None]]:
-    """(message type, ifi_flags, IFLA_MASTER or None) of each RTM_NEWLINK/RTM_DELLINK for ``ifindex``."""
-    out = []
-    off = 0
-    while off + NLMSG_HDR.size <= len(data):
-        length, mtype, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, off)
-        if length < NLMSG_HDR.size or off + length > len(data):
-            break
-        body = off + NLMSG_HDR.size
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= NLMSG_HDR.size + IFINFOMSG.size:
-            _fam, _type, index, flags, _change = IFINFOMSG.unpack_from(data, body)
-            if index == ifindex:
-                master = None
-                a = body + IFINFOMSG.size
-                while a + RTA_HDR.size <= off + length:
-                    alen, atype = RTA_HDR.unpack_from(data, a)
-                    if alen < RTA_HDR.size:
-                        break
-                    if atype == IFLA_MASTER and alen >= 8:
-                        master = struct.unpack_from("=I", data, a + 4)[0]
-                    a += (alen + 3) & ~3
-                out.append((mtype, flags, master))
-        off += (length + 3) & ~3
-    return out
 
 
 class MnAgent:
@@ -555,8 +536,8 @@ class MnAgent:
                 self._fail("netlink_monitor_errors", "netlink monitor", exc)
                 self._queue.put_nowait(_Carrier(None, None, None))
                 return
-            for mtype, flags, master in _parse_links(data, self.ifindex):
-                up = mtype == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+            for mtype, flags, master in parse_links(data, self.ifindex):
+                up = carrier_up(mtype, flags)
                 c = _Carrier(up, master, None, automatic=True, seen_ns=seen)
                 if not self._handle_now(c):
                     self._queue.put_nowait(c)
@@ -792,8 +773,6 @@ class _Rtnl:
     them stood between the MN's carrier coming up and its Attach.  Errors are the kernel's errno
     (``OSError``)."""
 
-    NLM_F_REQUEST, NLM_F_ACK, NLM_F_REPLACE, NLM_F_CREATE = 0x1, 0x4, 0x100, 0x400
-    NLMSG_ERROR = 2
     RTM_NEWADDR, RTM_NEWROUTE, RTM_NEWNEIGH = 20, 24, 28
     IFA_ADDRESS, IFA_FLAGS = 1, 8
     NDA_DST, NDA_LLADDR = 1, 2
@@ -818,7 +797,7 @@ class _Rtnl:
         """Send the ``(message type, body)`` requests in one ``sendmsg`` and return each one's errno (0: done).
         The kernel runs them in order, acknowledging each (one failing does not stop the next), before
         ``send`` returns; a stale acknowledgement is skipped.  A failed send or receive raises ``OSError``."""
-        flags = self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE | self.NLM_F_REPLACE
+        flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
         parts = []
         waiting: dict[int, int] = {}
         for i, (kind, body) in enumerate(requests):
@@ -834,7 +813,7 @@ class _Rtnl:
                 length, mtype, _f, seq, _pid = NLMSG_HDR.unpack_from(data, off)
                 if length < NLMSG_HDR.size:
                     break
-                if mtype == self.NLMSG_ERROR and seq in waiting:
+                if mtype == NLMSG_ERROR and seq in waiting:
                     errors[waiting.pop(seq)] = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
                 off += (length + 3) & ~3
         return errors

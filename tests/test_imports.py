@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "constants": set(),
     "histogram": set(),
     "_linux": set(),  # the Linux ABI numbers (AF_PACKET, TPACKET_V3)
+    "rtnetlink": set(),  # the rtnetlink layouts the MN agent and the lab speak
     "_genconsts": {"constants"},  # writes includes/consts.pxi from constants.py
     "_version": set(),
     "reference": VOCAB | {"reference"},
@@ -65,7 +66,7 @@ ALLOWED: dict[str, set[str]] = {
     # the data plane: never the reference (the kernels come through backend); engine is its public import path
     "dataplane": VOCAB | {"dataplane", "ports", "backend", "messages", "config", "frames", "keys"},
     "engine": VOCAB | {"dataplane"},  # the public import path of the data plane
-    "mnagent": VOCAB | {"mn", "protocol", "messages", "config", "security", "frames"},
+    "mnagent": VOCAB | {"mn", "protocol", "messages", "config", "security", "frames", "rtnetlink"},
     "control": VOCAB | {"engine", "config", "metrics"},
     "router": VOCAB | {"engine", "ar", "protocol", "security", "control", "frames", "messages", "config"},
     "metrics": VOCAB | {"engine", "config"},
@@ -86,7 +87,7 @@ ALLOWED: dict[str, set[str]] = {
     "lab.simulated": VOCAB | {"lab.mitrealms", "backend", "config", "frames", "messages", "ports", "engine",
                               "protocol", "mn", "router", "control", "security", "mobility", "pcap"},
     "lab.namespaces": VOCAB | {"lab.mitrealms", "messages", "rings", "mn", "mnagent", "mobility", "control",
-                               "security"},
+                               "security", "rtnetlink"},
     "contrib": VOCAB,  # optional third-party integrations (scapy layers); nothing imports them
 }
 

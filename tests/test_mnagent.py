@@ -22,8 +22,10 @@ from fmipfast.constants import DEFAULT_CODEPOINTS, FmipCode
 from fmipfast.messages import AdjacentRealms as RealmsOption
 from fmipfast.messages import RouterAdvertisement, encode
 from fmipfast.mn import MnState
-from fmipfast.mnagent import IFF_LOWER_UP, IFF_UP, RTM_NEWLINK, _parse_links, icmp6_filter
+from fmipfast.mnagent import icmp6_filter
 from fmipfast.protocol import Received, Send, SetDefaultRoute, Tick, Trigger, Verified, Verify
+from fmipfast.rtnetlink import IFF_LOWER_UP, IFF_UP, RTM_NEWLINK
+from fmipfast.rtnetlink import parse_links as _parse_links
 from fmipfast.security import lwkerb as L
 
 ROOT = os.geteuid() == 0

@@ -36,17 +36,23 @@ import threading
 import time
 from collections.abc import Sequence
 
-__all__ = ["Mover", "link_request", "parse_links", "main"]
+from fmipfast.rtnetlink import (
+    IFF_UP,
+    IFINFOMSG,
+    IFLA_MASTER,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    NLMSG_HDR,
+    RTA_HDR,
+    RTM_SETLINK,
+    RTMGRP_LINK,
+    carrier_up,
+    parse_links,
+)
 
-NLMSG_HDR = struct.Struct("=IHHII")  # nlmsghdr: len, type, flags, seq, pid
-IFINFOMSG = struct.Struct("=BxHiII")  # ifinfomsg: family, pad, type, index, flags, change
-RTA_HDR = struct.Struct("=HH")
-RTM_NEWLINK, RTM_DELLINK, RTM_SETLINK = 16, 17, 19
-NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-IFLA_MASTER = 10
-IFF_UP, IFF_LOWER_UP = 0x1, 0x10000
-RTMGRP_LINK = 0x1
+__all__ = ["Mover", "link_request", "main"]
+
 CLONE_NEWNET = 0x40000000
 CARRIER_WAIT_S = 1.0  # a move reports no carrier when none came this long after the up request
 
@@ -60,23 +66,6 @@ def link_request(seq: int, index: int, *, up: bool | None = None, master: int | 
     if master is not None:
         body += RTA_HDR.pack(RTA_HDR.size + 4, IFLA_MASTER) + struct.pack("=I", master)
     return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
-
-
-def parse_links(data: bytes, ifindex: int) -> list[tuple[int, int]]:
-    """(message type, ifi_flags) of each RTM_NEWLINK/RTM_DELLINK for ``ifindex`` in ``data``; a message whose
-    length is short or runs past the end stops the walk."""
-    out = []
-    off = 0
-    while off + NLMSG_HDR.size <= len(data):
-        length, mtype, _flags, _seq, _pid = NLMSG_HDR.unpack_from(data, off)
-        if length < NLMSG_HDR.size or off + length > len(data):
-            break
-        if mtype in (RTM_NEWLINK, RTM_DELLINK) and length >= NLMSG_HDR.size + IFINFOMSG.size:
-            _fam, _type, index, flags, _change = IFINFOMSG.unpack_from(data, off + NLMSG_HDR.size)
-            if index == ifindex:
-                out.append((mtype, flags))
-        off += (length + 3) & ~3
-    return out
 
 
 def _setns(path: str) -> None:
@@ -123,8 +112,8 @@ class Mover:
             except OSError:  # ENOBUFS: notifications lost; the next one still says the state
                 continue
             seen = time.monotonic_ns()
-            for mtype, flags in parse_links(data, self.mn_index):
-                up = mtype == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+            for mtype, flags, _master in parse_links(data, self.mn_index):
+                up = carrier_up(mtype, flags)
                 with self._cond:
                     self.carrier.append((seen, up))
                     self._cond.notify_all()
