@@ -10,12 +10,13 @@
 # Speed: the frame is read through one const pointer with every read behind a length guard; multi-byte
 # fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (docs/conventions.md
 # §2); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
-# loop holds no memoryview and takes no reference.  Each output row is written once: the fields every frame
-# has (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code) are gathered in a
-# _frame_fields on the stack as the walk finds them and stored in one go per frame, defaults included
-# (_store_fields); the fields of some classes only (checksum_ok, fmip_code, has_ah, ncoa, target, lladdr,
-# has_lladdr, identifier) get their defaults from one memset per array per batch and the kernel writes them
-# only where it finds them.  The batch loop prefetches the frames a few rows ahead.  The ICMPv6 checksum is
+# loop holds no memoryview and takes no reference.  Each output row is written once: the common fields
+# (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code, checksum_ok, has_ah)
+# are gathered in a _frame_fields on the stack as the walk finds them and stored in one go per frame,
+# defaults included (_store_fields); the class columns (target of ND; fmip_code, ncoa, identifier of
+# fmipfast; lladdr, has_lladdr of both) are written, defaults included, only in the rows of the frames of
+# their class (_nd, _fmip), and a Batch completes the other rows when such a column is first read
+# (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows ahead.  The ICMPv6 checksum is
 # verified by _icmp6_ok_short, a one-pass sum specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -120,6 +121,14 @@ cdef struct _frame_fields:
     uint8_t next_header
     uint8_t icmp_type
     uint8_t icmp_code
+    uint8_t checksum_ok     # 1 unless an ICMPv6 checksum was verified and failed
+    uint8_t has_ah
+
+
+cdef inline void _init_fields(_frame_fields* d) noexcept nogil:
+    """The defaults of every field of ``d``: zeros, checksum_ok 1."""
+    memset(d, 0, sizeof(d[0]))
+    d.checksum_ok = 1
 
 
 cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_fields* d) noexcept nogil:
@@ -143,6 +152,8 @@ cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_field
     o.next_header[i] = d.next_header
     o.icmp_type[i] = d.icmp_type
     o.icmp_code[i] = d.icmp_code
+    o.checksum_ok[i] = d.checksum_ok
+    o.has_ah[i] = d.has_ah
 
 
 cdef extern from *:
@@ -248,12 +259,17 @@ cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i
 
 
 cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
-                    int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i) noexcept nogil:
-    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4)."""
+                    int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i,
+                    _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4).  Writes the ND columns of row ``i``
+    (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers)."""
     cdef int t = msg[0]
     cdef Py_ssize_t start = _ND_MIN_LEN[t], pos, units
     cdef int lla_type = _ND_LLA_OPT[t]
     cdef bint saw_slla = False, got_lla = False
+    memset(o.target + 16 * i, 0, 16)
+    memset(o.lladdr + 6 * i, 0, 6)
+    o.has_lladdr[i] = 0
     # (a) RFC 4861 §6.1.1, §6.1.2, §7.1.1, §7.1.2, §8.1: "ICMP Code is 0".
     if msg[1] > _ND_MAX_CODE[t]:
         return _drop(DROP_ICMP6_BAD_CODE)
@@ -265,7 +281,7 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) same clauses: "The ICMP checksum is valid" (RFC 4443 §2.3 pseudo-header).
     if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-        o.checksum_ok[i] = 0
+        d.checksum_ok = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if t == ICMP6T_NEIGHBOR_SOLICITATION or t == ICMP6T_NEIGHBOR_ADVERTISEMENT or t == ICMP6T_REDIRECT:
         memcpy(o.target + 16 * i, msg + 8, 16)  # mlen >= start >= 24
@@ -308,11 +324,18 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
 
 cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
                       int hop_limit, const classify_profile* prof, classify_out* o,
-                      Py_ssize_t i) noexcept nogil:
-    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4)."""
+                      Py_ssize_t i, _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4).  Writes the
+    fmipfast columns of row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an
+    fmipfast frame carries them (_lazy_carriers)."""
     cdef int code = prof.code_map[msg[1]], flags = 0, olen
     cdef Py_ssize_t start, pos, mac_at = -1
     cdef bint got_lla = False, saw_identifier = False, saw_lla = False
+    o.fmip_code[i] = 0
+    memset(o.ncoa + 16 * i, 0, 16)
+    memset(o.lladdr + 6 * i, 0, 6)
+    o.has_lladdr[i] = 0
+    o.identifier[i] = -1
     # (a) docs/design.md §2 "code known": the profile maps the wire code to one of the seven messages.
     if code == 0:
         return _drop(DROP_ICMP6_BAD_CODE)
@@ -343,7 +366,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) docs/design.md §2 "checksum (RFC 4443 pseudo-header)".
     if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-        o.checksum_ok[i] = 0
+        d.checksum_ok = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if code == FMIPCODE_HANDOVER_REDIRECT:
         if flags & HRDFLAG_C:
@@ -371,7 +394,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
                 got_lla = _eui64_lladdr(msg + pos + 2, o, i)
         pos += olen
     # (f) docs/design.md §4: HI and HE travel between routers under AH.
-    if _FMIP_NEEDS_AH[code] and not o.has_ah[i]:
+    if _FMIP_NEEDS_AH[code] and not d.has_ah:
         return _drop(DROP_FMIP_NO_AH)
     return VERDICT_CONTROL
 
@@ -383,7 +406,7 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     Reference: fmipfast.reference.wire.classify
     """
     cdef _frame_fields d
-    memset(&d, 0, sizeof(d))
+    _init_fields(&d)
     cdef int r = _classify_frame(f, length, prof, o, i, &d)
     _store_fields(o, i, &d)
     return r
@@ -394,8 +417,8 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
 # extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
 cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
                                 classify_out* o, Py_ssize_t i, _frame_fields* d) noexcept nogil:
-    """classify_frame()'s walk: the fields all frames have go to ``d`` (zeroed by the caller), the
-    class-specific ones to row ``i`` of ``o`` where found."""
+    """classify_frame()'s walk: the common fields go to ``d`` (_init_fields by the caller), the class
+    columns to row ``i`` of ``o``, written whole in the rows of ND and fmipfast frames only."""
     cdef Py_ssize_t pos, l3, end, size, walked = 0, mlen
     cdef uint32_t etype
     cdef int tags = 0, nh, nxt, hop_limit, off_m, t
@@ -479,7 +502,7 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
             size = 8
         elif nh == NH_AH:
             size = (<Py_ssize_t>f[pos + 1] + 2) * 4  # RFC 4302 §2.2: 32-bit words, minus 2
-            o.has_ah[i] = 1
+            d.has_ah = 1
         else:
             size = (<Py_ssize_t>f[pos + 1] + 1) * 8  # RFC 8200 §4.3-§4.6: 8-octet units, minus 1
         if size > end - pos:
@@ -500,12 +523,12 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
         d.icmp_type = <uint8_t>t
         d.icmp_code = msg[1]
         if _ND_MIN_LEN[t]:
-            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i)
+            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
         if t == prof.fmip_type:
-            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i)
+            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i, d)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
         if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-            o.checksum_ok[i] = 0
+            d.checksum_ok = 0
         return _pass(VERDICT_FORWARD, dst)
     if nh == NH_IPV6:
         # 5. IPv6-in-IPv6 (RFC 2473 §3): the inner packet holds at least an IPv6 header of version 6.
@@ -547,6 +570,34 @@ _FIELDS = (
 )
 
 
+# The class-specific columns (docs/api/batch.md "Class columns"): classify writes them only in the rows of
+# the frames that carry them and leaves the other rows stale; the first read of such a column through its
+# attribute after a classify completes those rows with the default (Batch._complete).  One bit each.
+cdef enum:
+    _LAZY_FMIP_CODE = 1
+    _LAZY_NCOA = 2
+    _LAZY_TARGET = 4
+    _LAZY_LLADDR = 8
+    _LAZY_HAS_LLADDR = 16
+    _LAZY_IDENTIFIER = 32
+    _LAZY_ALL = 63
+
+_LAZY_BITS = {"fmip_code": _LAZY_FMIP_CODE, "ncoa": _LAZY_NCOA, "target": _LAZY_TARGET,
+              "lladdr": _LAZY_LLADDR, "has_lladdr": _LAZY_HAS_LLADDR, "identifier": _LAZY_IDENTIFIER}
+
+
+cdef inline int _lazy_carriers(uint8_t icmp_type, uint8_t fmip_type) noexcept nogil:
+    """The class columns classify wrote in a row whose ``icmp_type`` the walk recorded: an ND message's
+    (_nd: target, lladdr, has_lladdr) or an fmipfast message's (_fmip: fmip_code, ncoa, lladdr, has_lladdr,
+    identifier); none for any other frame (icmp_type is 0 unless the walk reached the ICMPv6 type, and the
+    profile's type is never an ND type: Codepoints refuses 128-137)."""
+    if _ND_MIN_LEN[icmp_type]:
+        return _LAZY_TARGET | _LAZY_LLADDR | _LAZY_HAS_LLADDR
+    if icmp_type == fmip_type:
+        return _LAZY_FMIP_CODE | _LAZY_NCOA | _LAZY_LLADDR | _LAZY_HAS_LLADDR | _LAZY_IDENTIFIER
+    return 0
+
+
 cdef class Batch:
     """Per-frame results of :func:`classify`: numpy arrays of ``n`` rows over ``capacity``-row storage.
 
@@ -556,6 +607,14 @@ cdef class Batch:
     [n]); checksum_ok, has_ah, has_lladdr (bool [n]); l3_offset, l4_offset, l4_length (uint32 [n]); src,
     dst, ncoa, target (uint8 [n, 16]); eth_src, eth_dst, lladdr (uint8 [n, 6]); identifier (int32 [n],
     -1 = absent); drop_counts (uint64 [len(DropReason)]).
+
+    The class columns (target, ncoa, lladdr, has_lladdr, identifier, fmip_code) are written by classify
+    only in the rows of the ND and fmipfast frames that carry them; the first read of such an attribute
+    after a classify fills the other rows with their defaults (once), so every attribute read gives the
+    reference's values.  A view taken before a classify is not completed by it: read the attribute again.
+    C readers of ``_out`` (the forwarding node, _kernels/node.pxi) read only the columns written for every
+    frame: verdict, drop_reason, l3_offset, l4_offset, l4_length, next_header, hop_limit, src, dst,
+    eth_dst, eth_src, checksum_ok, icmp_type, icmp_code, has_ah, drop_counts.
 
     Reference: fmipfast.reference.wire.Batch
     """
@@ -600,9 +659,20 @@ cdef class Batch:
         self._out.drop_counts = <uint64_t*>_row0(self._drop_counts)
 
     cdef void _reset(self, Py_ssize_t n) noexcept nogil:
-        """Set the first n rows to the defaults (zeros, checksum_ok True, identifier -1)."""
-        self._reset_sparse(n)
+        """Set the first n rows of every column to the defaults (zeros, checksum_ok True, identifier -1)
+        and the drop counts to zero; nothing is stale."""
         cdef classify_out* o = &self._out
+        self.n = n
+        self._stale = 0
+        memset(o.drop_counts, 0, <size_t>_N_REASONS * 8)
+        memset(o.checksum_ok, 1, <size_t>n)
+        memset(o.has_ah, 0, <size_t>n)
+        memset(o.fmip_code, 0, <size_t>n)
+        memset(o.ncoa, 0, <size_t>n * 16)
+        memset(o.target, 0, <size_t>n * 16)
+        memset(o.lladdr, 0, <size_t>n * 6)
+        memset(o.has_lladdr, 0, <size_t>n)
+        memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
         memset(o.icmp_type, 0, <size_t>n)
         memset(o.icmp_code, 0, <size_t>n)
         memset(o.next_header, 0, <size_t>n)
@@ -615,26 +685,46 @@ cdef class Batch:
         memset(o.eth_src, 0, <size_t>n * 6)
         memset(o.eth_dst, 0, <size_t>n * 6)
 
-    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil:
-        """Set the first n rows of the class-specific fields to their defaults (checksum_ok True,
-        identifier -1, the others zeros) and the drop counts to zero: the batch loop writes every other
-        field of every row itself (_classify_frame)."""
-        cdef classify_out* o = &self._out
+    cdef void _reset_lazy(self, Py_ssize_t n, uint8_t fmip_type) noexcept nogil:
+        """Before the batch loop: n rows, the drop counts zero, every class column stale.  The loop writes
+        every common column of every row and the class columns of the rows that carry them
+        (_classify_frame); _complete() gives the rest their defaults when they are read."""
         self.n = n
-        memset(o.checksum_ok, 1, <size_t>n)
-        memset(o.fmip_code, 0, <size_t>n)
-        memset(o.has_ah, 0, <size_t>n)
-        memset(o.ncoa, 0, <size_t>n * 16)
-        memset(o.target, 0, <size_t>n * 16)
-        memset(o.lladdr, 0, <size_t>n * 6)
-        memset(o.has_lladdr, 0, <size_t>n)
-        memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
-        memset(o.drop_counts, 0, <size_t>_N_REASONS * 8)
+        self._fmip_type = fmip_type
+        self._stale = _LAZY_ALL
+        memset(self._out.drop_counts, 0, <size_t>_N_REASONS * 8)
+
+    cdef void _complete(self, int column) noexcept nogil:
+        """Give the rows of the frames that do not carry ``column`` (a _LAZY_* bit) its default."""
+        cdef classify_out* o = &self._out
+        cdef Py_ssize_t i
+        cdef uint8_t fmip_type = self._fmip_type
+        for i in range(self.n):
+            if _lazy_carriers(o.icmp_type[i], fmip_type) & column:
+                continue
+            if column == _LAZY_FMIP_CODE:
+                o.fmip_code[i] = 0
+            elif column == _LAZY_NCOA:
+                memset(o.ncoa + 16 * i, 0, 16)
+            elif column == _LAZY_TARGET:
+                memset(o.target + 16 * i, 0, 16)
+            elif column == _LAZY_LLADDR:
+                memset(o.lladdr + 6 * i, 0, 6)
+            elif column == _LAZY_HAS_LLADDR:
+                o.has_lladdr[i] = 0
+            else:
+                o.identifier[i] = -1
+        self._stale &= ~column
 
     def __getattr__(self, name):
         array = self._store.get(name)
         if array is None:
             raise AttributeError(name)
+        cdef int column
+        if self._stale:
+            column = _LAZY_BITS.get(name, 0)
+            if self._stale & column:
+                self._complete(column)
         return array[:self.n]
 
     @property
@@ -691,6 +781,67 @@ cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, 
     return -1
 
 
+# SAFETY: as _classify_frame: f is read through a raw pointer, every read behind a guard on `length` (the
+# Ethernet and IPv6 headers: length >= 54) or `end` (<= length: the ICMPv6 message, read by _nd/_fmip and
+# the checksum only below mlen).
+cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
+                            classify_out* o, Py_ssize_t i) noexcept nogil:
+    """The common frame in one pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
+    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes the whole row as
+    _classify_frame and _store_fields would and returns the verdict | drop_reason << 8; returns -1, having
+    written nothing, for any other frame (the full walk then classifies it from the start)."""
+    cdef Py_ssize_t mlen
+    cdef int nh, t, r
+    cdef const uint8_t* msg
+    cdef _frame_fields d
+    # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
+    if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
+        return -1
+    nh = f[20]
+    mlen = load_be16(f + 18)
+    if _IS_EXT_HEADER[nh] or nh == NH_IPV6 or mlen > length - (ETH_HDR_LEN + IP6_HDR_LEN):
+        return -1
+    if f[22] == 0xFF or _is_loopback(f + 22) or _is_unspecified_or_loopback(f + 38):
+        return -1
+    msg = f + ETH_HDR_LEN + IP6_HDR_LEN
+    if nh == NH_ICMPV6:
+        if mlen < ICMP6_HDR_LEN:
+            return -1
+        # Step 4.
+        t = msg[0]
+        if _ND_MIN_LEN[t]:
+            _init_fields(&d)
+            r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
+            o.checksum_ok[i] = d.checksum_ok
+        elif t == prof.fmip_type:
+            _init_fields(&d)
+            r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
+            o.checksum_ok[i] = d.checksum_ok
+        else:
+            # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
+            o.checksum_ok[i] = _icmp6_ok_short(f + 22, f + 38, msg, <size_t>mlen)
+            r = _pass(VERDICT_FORWARD, f + 38)
+        o.icmp_type[i] = <uint8_t>t
+        o.icmp_code[i] = msg[1]
+    else:
+        # Step 6.
+        o.checksum_ok[i] = 1
+        o.icmp_type[i] = 0
+        o.icmp_code[i] = 0
+        r = _pass(VERDICT_FORWARD, f + 38)
+    memcpy(o.eth_dst + 6 * i, f, 6)
+    memcpy(o.eth_src + 6 * i, f + 6, 6)
+    memcpy(o.src + 16 * i, f + 22, 16)
+    memcpy(o.dst + 16 * i, f + 38, 16)
+    o.l3_offset[i] = ETH_HDR_LEN
+    o.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
+    o.l4_length[i] = <uint32_t>mlen
+    o.hop_limit[i] = f[21]
+    o.next_header[i] = <uint8_t>nh
+    o.has_ah[i] = 0
+    return r
+
+
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
     """Classify n frames.  SAFETY: raw pointers, no memoryview to check: offsets/lengths are classify()'s
@@ -706,9 +857,11 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
             # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
             __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
             __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
-        memset(&d, 0, sizeof(d))
-        r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
-        _store_fields(&lo, i, &d)
+        r = _fast_frame(arena + offsets[i], lengths[i], prof, &lo, i)
+        if r < 0:
+            _init_fields(&d)
+            r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
+            _store_fields(&lo, i, &d)
         lo.verdict[i] = <uint8_t>(r & 0xFF)
         lo.drop_reason[i] = <uint8_t>(r >> 8)
         if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
@@ -832,7 +985,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
             memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
             bad = _first_outside(oc, lc, n, size)
             if bad < 0:
-                ob._reset_sparse(n)
+                ob._reset_lazy(n, prof.fmip_type)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
                 if cum != NULL:
                     for k in range(_N_REASONS):
