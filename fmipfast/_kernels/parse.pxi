@@ -16,8 +16,12 @@
 # defaults included (_store_fields); the class columns (target of ND; fmip_code, ncoa, identifier of
 # fmipfast; lladdr, has_lladdr of both) are written, defaults included, only in the rows of the frames of
 # their class (_nd, _fmip), and a Batch completes the other rows when such a column is first read
-# (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows ahead.  The ICMPv6 checksum is
-# verified by _icmp6_ok_short, a one-pass sum specialised for messages of at most 65 535 octets.
+# (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows
+# ahead and runs in two passes per _CHUNK frames: the plain untagged frame without extension headers gets its
+# whole row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
+# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; every other frame takes
+# the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
+# specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -36,6 +40,7 @@ __all__ += ["classify", "Batch"]
 
 cdef enum:
     _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
+    _CHUNK = 64             # frames per two-pass round of the batch loop (their octets stay in L1)
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -782,18 +787,17 @@ cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, 
 
 
 # SAFETY: as _classify_frame: f is read through a raw pointer, every read behind a guard on `length` (the
-# Ethernet and IPv6 headers: length >= 54) or `end` (<= length: the ICMPv6 message, read by _nd/_fmip and
-# the checksum only below mlen).
-cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
-                            classify_out* o, Py_ssize_t i) noexcept nogil:
-    """The common frame in one pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
-    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes the whole row as
-    _classify_frame and _store_fields would and returns the verdict | drop_reason << 8; returns -1, having
-    written nothing, for any other frame (the full walk then classifies it from the start)."""
+# Ethernet and IPv6 headers: length >= 54).
+cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o, Py_ssize_t i) noexcept nogil:
+    """The common frame, first pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
+    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes its whole row as
+    _classify_frame and _store_fields would for a frame of step 6 (FORWARD, or CONTROL to a link-scope
+    multicast destination) and returns 1 if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row),
+    else 0; returns -1, having written nothing, for any other frame (the full walk then classifies it from
+    the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
+    of data and ICMPv6 frames costs no mispredicted branch here."""
     cdef Py_ssize_t mlen
-    cdef int nh, t, r
-    cdef const uint8_t* msg
-    cdef _frame_fields d
+    cdef int nh, icmp
     # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
     if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
         return -1
@@ -803,32 +807,9 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, const classify_
         return -1
     if f[22] == 0xFF or _is_loopback(f + 22) or _is_unspecified_or_loopback(f + 38):
         return -1
-    msg = f + ETH_HDR_LEN + IP6_HDR_LEN
-    if nh == NH_ICMPV6:
-        if mlen < ICMP6_HDR_LEN:
-            return -1
-        # Step 4.
-        t = msg[0]
-        if _ND_MIN_LEN[t]:
-            _init_fields(&d)
-            r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
-            o.checksum_ok[i] = d.checksum_ok
-        elif t == prof.fmip_type:
-            _init_fields(&d)
-            r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
-            o.checksum_ok[i] = d.checksum_ok
-        else:
-            # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
-            o.checksum_ok[i] = _icmp6_ok_short(f + 22, f + 38, msg, <size_t>mlen)
-            r = _pass(VERDICT_FORWARD, f + 38)
-        o.icmp_type[i] = <uint8_t>t
-        o.icmp_code[i] = msg[1]
-    else:
-        # Step 6.
-        o.checksum_ok[i] = 1
-        o.icmp_type[i] = 0
-        o.icmp_code[i] = 0
-        r = _pass(VERDICT_FORWARD, f + 38)
+    icmp = nh == NH_ICMPV6
+    if icmp & (mlen < ICMP6_HDR_LEN):
+        return -1
     memcpy(o.eth_dst + 6 * i, f, 6)
     memcpy(o.eth_src + 6 * i, f + 6, 6)
     memcpy(o.src + 16 * i, f + 22, 16)
@@ -839,33 +820,84 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, const classify_
     o.hop_limit[i] = f[21]
     o.next_header[i] = <uint8_t>nh
     o.has_ah[i] = 0
+    # Step 6.
+    o.checksum_ok[i] = 1
+    o.icmp_type[i] = 0
+    o.icmp_code[i] = 0
+    o.verdict[i] = VERDICT_CONTROL if _is_link_scope_mcast(f + 38) else VERDICT_FORWARD
+    o.drop_reason[i] = DROP_NONE
+    return icmp
+
+
+# SAFETY: f passed _fast_frame (length >= 54, end = 54 + mlen <= length); _nd/_fmip and the checksum read
+# the message only below mlen.
+cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, classify_out* o,
+                            Py_ssize_t i) noexcept nogil:
+    """The second pass over a frame _fast_frame found to be ICMPv6: step 4; returns the verdict |
+    drop_reason << 8 (the caller stores it)."""
+    cdef Py_ssize_t mlen = load_be16(f + 18)
+    cdef const uint8_t* msg = f + ETH_HDR_LEN + IP6_HDR_LEN
+    cdef int t = msg[0], r
+    cdef _frame_fields d
+    o.icmp_type[i] = <uint8_t>t
+    o.icmp_code[i] = msg[1]
+    if _ND_MIN_LEN[t]:
+        _init_fields(&d)
+        r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+    elif t == prof.fmip_type:
+        _init_fields(&d)
+        r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+    else:
+        # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
+        o.checksum_ok[i] = _icmp6_ok_short(f + 22, f + 38, msg, <size_t>mlen)
+        r = _pass(VERDICT_FORWARD, f + 38)
     return r
 
 
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
-    """Classify n frames.  SAFETY: raw pointers, no memoryview to check: offsets/lengths are classify()'s
-    private copies of n entries, every frame inside the arena (_first_outside returned -1 on them)."""
-    cdef Py_ssize_t i
+    """Classify n frames, _CHUNK at a time in two passes: the first writes every plain frame's row
+    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those (_fast_icmp6) while
+    their octets are still in the cache; any other frame takes the full walk in the first pass.  SAFETY:
+    raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
+    every frame inside the arena (_first_outside returned -1 on them)."""
+    cdef Py_ssize_t i, j, base, stop, pending
     cdef int r
     cdef _frame_fields d
+    cdef Py_ssize_t icmp[_CHUNK]
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
-    for i in range(n):
-        if i + _PREFETCH_AHEAD < n:
-            # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
-            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
-            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
-        r = _fast_frame(arena + offsets[i], lengths[i], prof, &lo, i)
-        if r < 0:
-            _init_fields(&d)
-            r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
-            _store_fields(&lo, i, &d)
-        lo.verdict[i] = <uint8_t>(r & 0xFF)
-        lo.drop_reason[i] = <uint8_t>(r >> 8)
-        if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
-            lo.drop_counts[r >> 8] += 1
+    base = 0
+    while base < n:
+        stop = base + _CHUNK if n - base > _CHUNK else n
+        pending = 0
+        for i in range(base, stop):
+            if i + _PREFETCH_AHEAD < n:
+                # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+                __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
+                __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
+            r = _fast_frame(arena + offsets[i], lengths[i], &lo, i)
+            icmp[pending] = i
+            pending += r == 1
+            if r < 0:
+                _init_fields(&d)
+                r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
+                _store_fields(&lo, i, &d)
+                lo.verdict[i] = <uint8_t>(r & 0xFF)
+                lo.drop_reason[i] = <uint8_t>(r >> 8)
+                if (r & 0xFF) == VERDICT_DROP:
+                    lo.drop_counts[r >> 8] += 1
+        for j in range(pending):
+            i = icmp[j]
+            r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
+            lo.verdict[i] = <uint8_t>(r & 0xFF)
+            lo.drop_reason[i] = <uint8_t>(r >> 8)
+            if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
+                lo.drop_counts[r >> 8] += 1
+        base = stop
 
 
 def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=None, counters=None):
