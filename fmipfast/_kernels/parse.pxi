@@ -163,44 +163,38 @@ cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_field
 
 cdef extern from *:
     """
-    /* RFC 4443 §2.3 verification of an ICMPv6 message of n <= 65535 octets (the IPv6 Payload Length bounds
-     * it, so no intermediate fold is needed): the one's-complement sum of the RFC 8200 §8.1 pseudo-header and
-     * the message, checksum included, must be all ones.  Native-order 64-bit words (RFC 1071 §2(B) byte-order
-     * independence, §2(C) parallel summation) into a 128-bit accumulator (add / adc), the 4-, 2- and 1-octet
-     * tail at even offsets, then end-around-carry folds to 16 bits; 0xFFFF reads the same in either byte
-     * order.  Same result as cksum_icmp6_ok() (tests compare them); one pass, no call. */
+    /* RFC 4443 §2.3 verification of an ICMPv6 message of n <= 65535 octets: the one's-complement sum of the
+     * RFC 8200 §8.1 pseudo-header and the message, checksum included, must be all ones.  Native-order 64-bit
+     * words (RFC 1071 §2(B) byte-order independence, §2(C) parallel summation) added with end-around carry
+     * (add, then adc 0: fmip_add1c) into two independent sums, the 4-, 2- and 1-octet tail at even offsets,
+     * then folds to 16 bits; 0xFFFF reads the same in either byte order.  Same result as cksum_icmp6_ok()
+     * (tests compare them); one pass, no call. */
     #include <stdint.h>
     #include <string.h>
     #include <arpa/inet.h>
+    static inline uint64_t fmip_add1c(uint64_t a, uint64_t b) {
+        uint64_t r;
+        return __builtin_add_overflow(a, b, &r) ? r + 1 : r;  /* r <= 2^64 - 2 after a carry */
+    }
+    static inline uint64_t fmip_word(const uint8_t *p) { uint64_t w; memcpy(&w, p, 8); return w; }
     static inline int fmip_icmp6_ok_short(const uint8_t *src, const uint8_t *dst, const uint8_t *m, size_t n) {
-        uint64_t w, lo, s;
+        uint64_t s0 = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58), s1 = 0, s;
         uint32_t w4;
         uint16_t w2 = 0;
         size_t i = 0;
-    #ifdef __SIZEOF_INT128__
-        unsigned __int128 acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
-        memcpy(&w, src, 8); acc += w; memcpy(&w, src + 8, 8); acc += w;
-        memcpy(&w, dst, 8); acc += w; memcpy(&w, dst + 8, 8); acc += w;
+        s0 = fmip_add1c(s0, fmip_word(src));
+        s1 = fmip_add1c(s1, fmip_word(src + 8));
+        s0 = fmip_add1c(s0, fmip_word(dst));
+        s1 = fmip_add1c(s1, fmip_word(dst + 8));
         for (; i + 16 <= n; i += 16) {
-            memcpy(&w, m + i, 8); acc += w;
-            memcpy(&w, m + i + 8, 8); acc += w;
+            s0 = fmip_add1c(s0, fmip_word(m + i));
+            s1 = fmip_add1c(s1, fmip_word(m + i + 8));
         }
-        if (n & 8) { memcpy(&w, m + i, 8); acc += w; i += 8; }
-        if (n & 4) { memcpy(&w4, m + i, 4); acc += w4; i += 4; }
-        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
-        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
-        lo = (uint64_t)acc;
-        s = lo + (uint64_t)(acc >> 64);
-        s += s < lo;  /* end-around carry */
-    #else
-        uint64_t acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
-        for (; i < 16; i += 4) { memcpy(&w4, src + i, 4); acc += w4; memcpy(&w4, dst + i, 4); acc += w4; }
-        for (i = 0; i + 4 <= n; i += 4) { memcpy(&w4, m + i, 4); acc += w4; }
-        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
-        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
-        s = acc;
-        (void)w; (void)lo;
-    #endif
+        if (n & 8) { s0 = fmip_add1c(s0, fmip_word(m + i)); i += 8; }
+        if (n & 4) { memcpy(&w4, m + i, 4); s1 = fmip_add1c(s1, w4); i += 4; }
+        if (n & 2) { memcpy(&w2, m + i, 2); s0 = fmip_add1c(s0, w2); i += 2; }
+        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); s1 = fmip_add1c(s1, w2); }
+        s = fmip_add1c(s0, s1);
         s = (s & 0xFFFFFFFFu) + (s >> 32);
         s = (s & 0xFFFFFFFFu) + (s >> 32);
         s = (s & 0xFFFF) + (s >> 16);
