@@ -10,7 +10,9 @@ Rows, all in the same run, timed per frame (one call classifies the whole arena)
 * ``C same work``          bench/limit_classify.c limit_classify(), a plain C port of the same checks writing
                            the same arrays, compiled now with ``cc -O3 -march=native`` and called once per
                            arena through ctypes (every output array is checked equal to ``_core``'s before
-                           timing);
+                           timing); it writes every array of every row (a batch-wide memset first), where
+                           ``_core`` writes the class columns only for the ND and fmipfast frames and the
+                           Batch completes them when they are read (docs/api/batch.md);
 * ``C checks, no rows``    limit_classify.c limit_checks_only(): the same-work port's checks with no Batch rows
                            behind them (verdict and drop reason only; the other fields to one scratch row,
                            no memset): what the validation costs by itself (verdicts checked equal to _core's);
@@ -32,7 +34,8 @@ Ethernet frames of 64-200 octets (~12 MB, three times the L2 cache) at unaligned
 and echo, ND (NS/NA with link-layer options, RS, RA with SLLA + prefix), fmipfast messages (HRD, HRA with a
 small LKB PDU, Attach, Forwarding Disable) and ~1% ICMPv6 with a corrupt checksum (half end-to-end echo,
 forwarded and flagged; half ND/fmipfast, dropped).  Each frame is its own copy in the arena, so a call
-streams ~12 MB of frames and writes ~11 MB of Batch rows: cache-cold for L1 and L2.
+streams ~12 MB of frames and writes ~8 MB of Batch rows (~11 MB with every class column): cache-cold for L1
+and L2.
 """
 
 from __future__ import annotations

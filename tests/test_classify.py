@@ -490,6 +490,31 @@ def test_out_reuse_leaves_no_stale_rows(impl):
     assert b.drop_counts.sum() == 1
 
 
+CLASS_COLUMNS = ("target", "ncoa", "lladdr", "has_lladdr", "identifier", "fmip_code")
+
+
+@pytest.mark.parametrize("read_between", [False, True], ids=["unread", "read"])
+@pytest.mark.parametrize("profile", [Codepoints(), Codepoints(type=201)], ids=["same-profile", "other-profile"])
+def test_class_columns_of_a_reused_batch_show_no_stale_rows(impl, read_between, profile):
+    # The compiled Batch fills the class columns (docs/api/batch.md) of the frames that do not carry them
+    # when they are first read: rows that held an NS, an HRD or an Attach in the first classify hold data
+    # frames, drops, ND or fmipfast frames of another kind (or, under another profile, an ICMPv6 type that is
+    # no longer fmipfast) in the second, and every column reads as a fresh reference Batch's.
+    first = [HRD, NS, HI, ATTACH, NA, REDIRECT, HE, FD, HRA, RA] * 4
+    second = [UDP6, ECHO, TUNNEL, DROPS[R.IP6_BAD_SOURCE], TCP6, RS, AMN, NS, HRD, _flip(NA, 60)] * 4
+    out = impl.Batch(64)
+    run(impl, first, out=out)
+    if read_between:
+        for name in CLASS_COLUMNS:
+            getattr(out, name)
+    b = run(impl, second, out=out, codepoints=profile)
+    expected = reference.classify(*_arena(second), codepoints=profile)
+    for name in CLASS_COLUMNS:
+        assert np.array_equal(getattr(b, name), getattr(expected, name)), name
+    assert_same(b, expected)
+    assert not b.target[0].any() and b.identifier[0] == -1 and not b.has_lladdr[3] and b.fmip_code[5] == 0
+
+
 def test_capacity_exceeded(impl):
     with pytest.raises(ValueError, match="capacity"):
         run(impl, [UDP6] * 3, out=impl.Batch(2))
@@ -822,6 +847,20 @@ if HAVE_CORE:
         for name, _dtype, _row in FIELDS:
             getattr(out, name).view(np.uint8)[...] = junk
         assert_same(_core.classify(arena, offsets, lengths, out=out), reference.classify(arena, offsets, lengths))
+
+    @SETTINGS
+    @given(st.lists(_frames(), max_size=12), st.lists(_frames(), max_size=12), st.booleans(), st.booleans())
+    def test_class_columns_after_reuse_agree(first, second, read_between, other_profile):
+        # Two classify calls into one Batch, the class columns read or not in between: the second's every
+        # column (the lazily completed class columns included) is a fresh reference Batch's.
+        profile = Codepoints(type=201) if other_profile else Codepoints()
+        out = _core.classify(*_arena(first), out=_core.Batch(12))
+        if read_between:
+            for name in CLASS_COLUMNS:
+                getattr(out, name)
+        arena, offsets, lengths = _arena(second)
+        assert_same(_core.classify(arena, offsets, lengths, out=out, codepoints=profile),
+                    reference.classify(arena, offsets, lengths, codepoints=profile))
 
     def test_reused_batches_agree():
         out_c, out_p = _core.Batch(64), reference.Batch(64)

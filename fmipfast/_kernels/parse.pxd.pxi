@@ -1,7 +1,10 @@
 # parse: cdef declarations included by _core.pxd: the Batch of classify and its kernel.
 #
 # An embedding Cython daemon can `cimport fmipfast._core` and call classify_frame() on one frame with a
-# classify_out whose pointers address its own arrays (row i of each), or read a Batch's arrays directly.
+# classify_out whose pointers address its own arrays (row i of each), or read a Batch's arrays directly:
+# through `_out` only the common columns (every one but target, ncoa, lladdr, has_lladdr, identifier and
+# fmip_code), which classify writes for every frame; the class columns are complete only once read through
+# the Batch's Python attributes (Batch._complete).
 
 from libc.stdint cimport int32_t, uint32_t, uint64_t
 
@@ -35,8 +38,9 @@ cdef struct classify_profile:
     uint8_t fmip_type       # the ICMPv6 type of the fmipfast messages
     uint8_t code_map[256]   # wire Code -> canonical FmipCode 1-7, 0 = not in the profile
 
-# Classify one frame of `length` octets at `frame` and fill row `i` of `out` (whose rows must hold the
-# defaults: zeros, checksum_ok 1, identifier -1).  Returns verdict | drop_reason << 8; never fails.
+# Classify one frame of `length` octets at `frame` and fill row `i` of `out`: every common column, and the
+# class columns of an ND or fmipfast frame (the others keep what row `i` held: give it the defaults, zeros
+# and identifier -1, first).  Returns verdict | drop_reason << 8; never fails.
 cdef int classify_frame(const uint8_t* frame, Py_ssize_t length, const classify_profile* profile,
                         classify_out* out, Py_ssize_t i) noexcept nogil
 
@@ -46,5 +50,8 @@ cdef class Batch:
     cdef dict _store              # attribute name -> numpy array of `capacity` rows (never resized)
     cdef object _drop_counts      # numpy uint64[len(DropReason)]
     cdef classify_out _out        # row-0 pointers into _store
+    cdef int _stale               # _LAZY_* bits: class columns whose non-carrying rows are not yet filled
+    cdef uint8_t _fmip_type       # the profile's ICMPv6 type of the last classify (which rows carry what)
     cdef void _reset(self, Py_ssize_t n) noexcept nogil
-    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil
+    cdef void _reset_lazy(self, Py_ssize_t n, uint8_t fmip_type) noexcept nogil
+    cdef void _complete(self, int column) noexcept nogil

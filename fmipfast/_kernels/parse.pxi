@@ -10,13 +10,18 @@
 # Speed: the frame is read through one const pointer with every read behind a length guard; multi-byte
 # fields with load_be16 (memcpy, any alignment); per-type limits come from uint8[256] tables (docs/conventions.md
 # §2); the outputs are written through raw row pointers (classify_out) taken once per Batch, so the
-# loop holds no memoryview and takes no reference.  Each output row is written once: the fields every frame
-# has (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code) are gathered in a
-# _frame_fields on the stack as the walk finds them and stored in one go per frame, defaults included
-# (_store_fields); the fields of some classes only (checksum_ok, fmip_code, has_ah, ncoa, target, lladdr,
-# has_lladdr, identifier) get their defaults from one memset per array per batch and the kernel writes them
-# only where it finds them.  The batch loop prefetches the frames a few rows ahead.  The ICMPv6 checksum is
-# verified by _icmp6_ok_short, a one-pass sum specialised for messages of at most 65 535 octets.
+# loop holds no memoryview and takes no reference.  Each output row is written once: the common fields
+# (Ethernet and IPv6 addresses, offsets, hop limit, next header, ICMPv6 type and code, checksum_ok, has_ah)
+# are gathered in a _frame_fields on the stack as the walk finds them and stored in one go per frame,
+# defaults included (_store_fields); the class columns (target of ND; fmip_code, ncoa, identifier of
+# fmipfast; lladdr, has_lladdr of both) are written, defaults included, only in the rows of the frames of
+# their class (_nd, _fmip), and a Batch completes the other rows when such a column is first read
+# (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows
+# ahead and runs in two passes per _CHUNK frames: the plain untagged frame without extension headers gets its
+# whole row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
+# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; every other frame takes
+# the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
+# specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.pyport cimport PY_SSIZE_T_MAX
@@ -35,6 +40,7 @@ __all__ += ["classify", "Batch"]
 
 cdef enum:
     _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
+    _CHUNK = 64             # frames per two-pass round of the batch loop (their octets stay in L1)
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -120,6 +126,14 @@ cdef struct _frame_fields:
     uint8_t next_header
     uint8_t icmp_type
     uint8_t icmp_code
+    uint8_t checksum_ok     # 1 unless an ICMPv6 checksum was verified and failed
+    uint8_t has_ah
+
+
+cdef inline void _init_fields(_frame_fields* d) noexcept nogil:
+    """The defaults of every field of ``d``: zeros, checksum_ok 1."""
+    memset(d, 0, sizeof(d[0]))
+    d.checksum_ok = 1
 
 
 cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_fields* d) noexcept nogil:
@@ -143,48 +157,44 @@ cdef inline void _store_fields(classify_out* o, Py_ssize_t i, const _frame_field
     o.next_header[i] = d.next_header
     o.icmp_type[i] = d.icmp_type
     o.icmp_code[i] = d.icmp_code
+    o.checksum_ok[i] = d.checksum_ok
+    o.has_ah[i] = d.has_ah
 
 
 cdef extern from *:
     """
-    /* RFC 4443 §2.3 verification of an ICMPv6 message of n <= 65535 octets (the IPv6 Payload Length bounds
-     * it, so no intermediate fold is needed): the one's-complement sum of the RFC 8200 §8.1 pseudo-header and
-     * the message, checksum included, must be all ones.  Native-order 64-bit words (RFC 1071 §2(B) byte-order
-     * independence, §2(C) parallel summation) into a 128-bit accumulator (add / adc), the 4-, 2- and 1-octet
-     * tail at even offsets, then end-around-carry folds to 16 bits; 0xFFFF reads the same in either byte
-     * order.  Same result as cksum_icmp6_ok() (tests compare them); one pass, no call. */
+    /* RFC 4443 §2.3 verification of an ICMPv6 message of n <= 65535 octets: the one's-complement sum of the
+     * RFC 8200 §8.1 pseudo-header and the message, checksum included, must be all ones.  Native-order 64-bit
+     * words (RFC 1071 §2(B) byte-order independence, §2(C) parallel summation) added with end-around carry
+     * (add, then adc 0: fmip_add1c) into two independent sums, the 4-, 2- and 1-octet tail at even offsets,
+     * then folds to 16 bits; 0xFFFF reads the same in either byte order.  Same result as cksum_icmp6_ok()
+     * (tests compare them); one pass, no call. */
     #include <stdint.h>
     #include <string.h>
     #include <arpa/inet.h>
+    static inline uint64_t fmip_add1c(uint64_t a, uint64_t b) {
+        uint64_t r;
+        return __builtin_add_overflow(a, b, &r) ? r + 1 : r;  /* r <= 2^64 - 2 after a carry */
+    }
+    static inline uint64_t fmip_word(const uint8_t *p) { uint64_t w; memcpy(&w, p, 8); return w; }
     static inline int fmip_icmp6_ok_short(const uint8_t *src, const uint8_t *dst, const uint8_t *m, size_t n) {
-        uint64_t w, lo, s;
+        uint64_t s0 = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58), s1 = 0, s;
         uint32_t w4;
         uint16_t w2 = 0;
         size_t i = 0;
-    #ifdef __SIZEOF_INT128__
-        unsigned __int128 acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
-        memcpy(&w, src, 8); acc += w; memcpy(&w, src + 8, 8); acc += w;
-        memcpy(&w, dst, 8); acc += w; memcpy(&w, dst + 8, 8); acc += w;
+        s0 = fmip_add1c(s0, fmip_word(src));
+        s1 = fmip_add1c(s1, fmip_word(src + 8));
+        s0 = fmip_add1c(s0, fmip_word(dst));
+        s1 = fmip_add1c(s1, fmip_word(dst + 8));
         for (; i + 16 <= n; i += 16) {
-            memcpy(&w, m + i, 8); acc += w;
-            memcpy(&w, m + i + 8, 8); acc += w;
+            s0 = fmip_add1c(s0, fmip_word(m + i));
+            s1 = fmip_add1c(s1, fmip_word(m + i + 8));
         }
-        if (n & 8) { memcpy(&w, m + i, 8); acc += w; i += 8; }
-        if (n & 4) { memcpy(&w4, m + i, 4); acc += w4; i += 4; }
-        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
-        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
-        lo = (uint64_t)acc;
-        s = lo + (uint64_t)(acc >> 64);
-        s += s < lo;  /* end-around carry */
-    #else
-        uint64_t acc = (uint64_t)htonl((uint32_t)n) + (uint64_t)htonl(58);
-        for (; i < 16; i += 4) { memcpy(&w4, src + i, 4); acc += w4; memcpy(&w4, dst + i, 4); acc += w4; }
-        for (i = 0; i + 4 <= n; i += 4) { memcpy(&w4, m + i, 4); acc += w4; }
-        if (n & 2) { memcpy(&w2, m + i, 2); acc += w2; i += 2; }
-        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); acc += w2; }
-        s = acc;
-        (void)w; (void)lo;
-    #endif
+        if (n & 8) { s0 = fmip_add1c(s0, fmip_word(m + i)); i += 8; }
+        if (n & 4) { memcpy(&w4, m + i, 4); s1 = fmip_add1c(s1, w4); i += 4; }
+        if (n & 2) { memcpy(&w2, m + i, 2); s0 = fmip_add1c(s0, w2); i += 2; }
+        if (n & 1) { w2 = 0; memcpy(&w2, m + i, 1); s1 = fmip_add1c(s1, w2); }
+        s = fmip_add1c(s0, s1);
         s = (s & 0xFFFFFFFFu) + (s >> 32);
         s = (s & 0xFFFFFFFFu) + (s >> 32);
         s = (s & 0xFFFF) + (s >> 16);
@@ -248,12 +258,17 @@ cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i
 
 
 cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
-                    int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i) noexcept nogil:
-    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4)."""
+                    int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i,
+                    _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4).  Writes the ND columns of row ``i``
+    (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers)."""
     cdef int t = msg[0]
     cdef Py_ssize_t start = _ND_MIN_LEN[t], pos, units
     cdef int lla_type = _ND_LLA_OPT[t]
     cdef bint saw_slla = False, got_lla = False
+    memset(o.target + 16 * i, 0, 16)
+    memset(o.lladdr + 6 * i, 0, 6)
+    o.has_lladdr[i] = 0
     # (a) RFC 4861 §6.1.1, §6.1.2, §7.1.1, §7.1.2, §8.1: "ICMP Code is 0".
     if msg[1] > _ND_MAX_CODE[t]:
         return _drop(DROP_ICMP6_BAD_CODE)
@@ -265,7 +280,7 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) same clauses: "The ICMP checksum is valid" (RFC 4443 §2.3 pseudo-header).
     if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-        o.checksum_ok[i] = 0
+        d.checksum_ok = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if t == ICMP6T_NEIGHBOR_SOLICITATION or t == ICMP6T_NEIGHBOR_ADVERTISEMENT or t == ICMP6T_REDIRECT:
         memcpy(o.target + 16 * i, msg + 8, 16)  # mlen >= start >= 24
@@ -308,11 +323,18 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
 
 cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
                       int hop_limit, const classify_profile* prof, classify_out* o,
-                      Py_ssize_t i) noexcept nogil:
-    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4)."""
+                      Py_ssize_t i, _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4).  Writes the
+    fmipfast columns of row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an
+    fmipfast frame carries them (_lazy_carriers)."""
     cdef int code = prof.code_map[msg[1]], flags = 0, olen
     cdef Py_ssize_t start, pos, mac_at = -1
     cdef bint got_lla = False, saw_identifier = False, saw_lla = False
+    o.fmip_code[i] = 0
+    memset(o.ncoa + 16 * i, 0, 16)
+    memset(o.lladdr + 6 * i, 0, 6)
+    o.has_lladdr[i] = 0
+    o.identifier[i] = -1
     # (a) docs/design.md §2 "code known": the profile maps the wire code to one of the seven messages.
     if code == 0:
         return _drop(DROP_ICMP6_BAD_CODE)
@@ -343,7 +365,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
         return _drop(DROP_ICMP6_BAD_HOP_LIMIT)
     # (d) docs/design.md §2 "checksum (RFC 4443 pseudo-header)".
     if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-        o.checksum_ok[i] = 0
+        d.checksum_ok = 0
         return _drop(DROP_ICMP6_BAD_CHECKSUM)
     if code == FMIPCODE_HANDOVER_REDIRECT:
         if flags & HRDFLAG_C:
@@ -371,7 +393,7 @@ cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, c
                 got_lla = _eui64_lladdr(msg + pos + 2, o, i)
         pos += olen
     # (f) docs/design.md §4: HI and HE travel between routers under AH.
-    if _FMIP_NEEDS_AH[code] and not o.has_ah[i]:
+    if _FMIP_NEEDS_AH[code] and not d.has_ah:
         return _drop(DROP_FMIP_NO_AH)
     return VERDICT_CONTROL
 
@@ -383,7 +405,7 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
     Reference: fmipfast.reference.wire.classify
     """
     cdef _frame_fields d
-    memset(&d, 0, sizeof(d))
+    _init_fields(&d)
     cdef int r = _classify_frame(f, length, prof, o, i, &d)
     _store_fields(o, i, &d)
     return r
@@ -394,8 +416,8 @@ cdef int classify_frame(const uint8_t* f, Py_ssize_t length, const classify_prof
 # extension headers, the message; _nd/_fmip read msg[k] only for k < mlen after their length checks).
 cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
                                 classify_out* o, Py_ssize_t i, _frame_fields* d) noexcept nogil:
-    """classify_frame()'s walk: the fields all frames have go to ``d`` (zeroed by the caller), the
-    class-specific ones to row ``i`` of ``o`` where found."""
+    """classify_frame()'s walk: the common fields go to ``d`` (_init_fields by the caller), the class
+    columns to row ``i`` of ``o``, written whole in the rows of ND and fmipfast frames only."""
     cdef Py_ssize_t pos, l3, end, size, walked = 0, mlen
     cdef uint32_t etype
     cdef int tags = 0, nh, nxt, hop_limit, off_m, t
@@ -479,7 +501,7 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
             size = 8
         elif nh == NH_AH:
             size = (<Py_ssize_t>f[pos + 1] + 2) * 4  # RFC 4302 §2.2: 32-bit words, minus 2
-            o.has_ah[i] = 1
+            d.has_ah = 1
         else:
             size = (<Py_ssize_t>f[pos + 1] + 1) * 8  # RFC 8200 §4.3-§4.6: 8-octet units, minus 1
         if size > end - pos:
@@ -500,12 +522,12 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
         d.icmp_type = <uint8_t>t
         d.icmp_code = msg[1]
         if _ND_MIN_LEN[t]:
-            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i)
+            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
         if t == prof.fmip_type:
-            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i)
+            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i, d)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
         if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
-            o.checksum_ok[i] = 0
+            d.checksum_ok = 0
         return _pass(VERDICT_FORWARD, dst)
     if nh == NH_IPV6:
         # 5. IPv6-in-IPv6 (RFC 2473 §3): the inner packet holds at least an IPv6 header of version 6.
@@ -547,6 +569,34 @@ _FIELDS = (
 )
 
 
+# The class-specific columns (docs/api/batch.md "Class columns"): classify writes them only in the rows of
+# the frames that carry them and leaves the other rows stale; the first read of such a column through its
+# attribute after a classify completes those rows with the default (Batch._complete).  One bit each.
+cdef enum:
+    _LAZY_FMIP_CODE = 1
+    _LAZY_NCOA = 2
+    _LAZY_TARGET = 4
+    _LAZY_LLADDR = 8
+    _LAZY_HAS_LLADDR = 16
+    _LAZY_IDENTIFIER = 32
+    _LAZY_ALL = 63
+
+_LAZY_BITS = {"fmip_code": _LAZY_FMIP_CODE, "ncoa": _LAZY_NCOA, "target": _LAZY_TARGET,
+              "lladdr": _LAZY_LLADDR, "has_lladdr": _LAZY_HAS_LLADDR, "identifier": _LAZY_IDENTIFIER}
+
+
+cdef inline int _lazy_carriers(uint8_t icmp_type, uint8_t fmip_type) noexcept nogil:
+    """The class columns classify wrote in a row whose ``icmp_type`` the walk recorded: an ND message's
+    (_nd: target, lladdr, has_lladdr) or an fmipfast message's (_fmip: fmip_code, ncoa, lladdr, has_lladdr,
+    identifier); none for any other frame (icmp_type is 0 unless the walk reached the ICMPv6 type, and the
+    profile's type is never an ND type: Codepoints refuses 128-137)."""
+    if _ND_MIN_LEN[icmp_type]:
+        return _LAZY_TARGET | _LAZY_LLADDR | _LAZY_HAS_LLADDR
+    if icmp_type == fmip_type:
+        return _LAZY_FMIP_CODE | _LAZY_NCOA | _LAZY_LLADDR | _LAZY_HAS_LLADDR | _LAZY_IDENTIFIER
+    return 0
+
+
 cdef class Batch:
     """Per-frame results of :func:`classify`: numpy arrays of ``n`` rows over ``capacity``-row storage.
 
@@ -556,6 +606,14 @@ cdef class Batch:
     [n]); checksum_ok, has_ah, has_lladdr (bool [n]); l3_offset, l4_offset, l4_length (uint32 [n]); src,
     dst, ncoa, target (uint8 [n, 16]); eth_src, eth_dst, lladdr (uint8 [n, 6]); identifier (int32 [n],
     -1 = absent); drop_counts (uint64 [len(DropReason)]).
+
+    The class columns (target, ncoa, lladdr, has_lladdr, identifier, fmip_code) are written by classify
+    only in the rows of the ND and fmipfast frames that carry them; the first read of such an attribute
+    after a classify fills the other rows with their defaults (once), so every attribute read gives the
+    reference's values.  A view taken before a classify is not completed by it: read the attribute again.
+    C readers of ``_out`` (the forwarding node, _kernels/node.pxi) read only the columns written for every
+    frame: verdict, drop_reason, l3_offset, l4_offset, l4_length, next_header, hop_limit, src, dst,
+    eth_dst, eth_src, checksum_ok, icmp_type, icmp_code, has_ah, drop_counts.
 
     Reference: fmipfast.reference.wire.Batch
     """
@@ -600,9 +658,20 @@ cdef class Batch:
         self._out.drop_counts = <uint64_t*>_row0(self._drop_counts)
 
     cdef void _reset(self, Py_ssize_t n) noexcept nogil:
-        """Set the first n rows to the defaults (zeros, checksum_ok True, identifier -1)."""
-        self._reset_sparse(n)
+        """Set the first n rows of every column to the defaults (zeros, checksum_ok True, identifier -1)
+        and the drop counts to zero; nothing is stale."""
         cdef classify_out* o = &self._out
+        self.n = n
+        self._stale = 0
+        memset(o.drop_counts, 0, <size_t>_N_REASONS * 8)
+        memset(o.checksum_ok, 1, <size_t>n)
+        memset(o.has_ah, 0, <size_t>n)
+        memset(o.fmip_code, 0, <size_t>n)
+        memset(o.ncoa, 0, <size_t>n * 16)
+        memset(o.target, 0, <size_t>n * 16)
+        memset(o.lladdr, 0, <size_t>n * 6)
+        memset(o.has_lladdr, 0, <size_t>n)
+        memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
         memset(o.icmp_type, 0, <size_t>n)
         memset(o.icmp_code, 0, <size_t>n)
         memset(o.next_header, 0, <size_t>n)
@@ -615,26 +684,46 @@ cdef class Batch:
         memset(o.eth_src, 0, <size_t>n * 6)
         memset(o.eth_dst, 0, <size_t>n * 6)
 
-    cdef void _reset_sparse(self, Py_ssize_t n) noexcept nogil:
-        """Set the first n rows of the class-specific fields to their defaults (checksum_ok True,
-        identifier -1, the others zeros) and the drop counts to zero: the batch loop writes every other
-        field of every row itself (_classify_frame)."""
-        cdef classify_out* o = &self._out
+    cdef void _reset_lazy(self, Py_ssize_t n, uint8_t fmip_type) noexcept nogil:
+        """Before the batch loop: n rows, the drop counts zero, every class column stale.  The loop writes
+        every common column of every row and the class columns of the rows that carry them
+        (_classify_frame); _complete() gives the rest their defaults when they are read."""
         self.n = n
-        memset(o.checksum_ok, 1, <size_t>n)
-        memset(o.fmip_code, 0, <size_t>n)
-        memset(o.has_ah, 0, <size_t>n)
-        memset(o.ncoa, 0, <size_t>n * 16)
-        memset(o.target, 0, <size_t>n * 16)
-        memset(o.lladdr, 0, <size_t>n * 6)
-        memset(o.has_lladdr, 0, <size_t>n)
-        memset(o.identifier, 0xFF, <size_t>n * 4)  # int32 -1
-        memset(o.drop_counts, 0, <size_t>_N_REASONS * 8)
+        self._fmip_type = fmip_type
+        self._stale = _LAZY_ALL
+        memset(self._out.drop_counts, 0, <size_t>_N_REASONS * 8)
+
+    cdef void _complete(self, int column) noexcept nogil:
+        """Give the rows of the frames that do not carry ``column`` (a _LAZY_* bit) its default."""
+        cdef classify_out* o = &self._out
+        cdef Py_ssize_t i
+        cdef uint8_t fmip_type = self._fmip_type
+        for i in range(self.n):
+            if _lazy_carriers(o.icmp_type[i], fmip_type) & column:
+                continue
+            if column == _LAZY_FMIP_CODE:
+                o.fmip_code[i] = 0
+            elif column == _LAZY_NCOA:
+                memset(o.ncoa + 16 * i, 0, 16)
+            elif column == _LAZY_TARGET:
+                memset(o.target + 16 * i, 0, 16)
+            elif column == _LAZY_LLADDR:
+                memset(o.lladdr + 6 * i, 0, 6)
+            elif column == _LAZY_HAS_LLADDR:
+                o.has_lladdr[i] = 0
+            else:
+                o.identifier[i] = -1
+        self._stale &= ~column
 
     def __getattr__(self, name):
         array = self._store.get(name)
         if array is None:
             raise AttributeError(name)
+        cdef int column
+        if self._stale:
+            column = _LAZY_BITS.get(name, 0)
+            if self._stale & column:
+                self._complete(column)
         return array[:self.n]
 
     @property
@@ -691,28 +780,118 @@ cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, 
     return -1
 
 
+# SAFETY: as _classify_frame: f is read through a raw pointer, every read behind a guard on `length` (the
+# Ethernet and IPv6 headers: length >= 54).
+cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o, Py_ssize_t i) noexcept nogil:
+    """The common frame, first pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
+    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes its whole row as
+    _classify_frame and _store_fields would for a frame of step 6 (FORWARD, or CONTROL to a link-scope
+    multicast destination) and returns 1 if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row),
+    else 0; returns -1, having written nothing, for any other frame (the full walk then classifies it from
+    the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
+    of data and ICMPv6 frames costs no mispredicted branch here."""
+    cdef Py_ssize_t mlen
+    cdef int nh, icmp
+    # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
+    if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
+        return -1
+    nh = f[20]
+    mlen = load_be16(f + 18)
+    if _IS_EXT_HEADER[nh] or nh == NH_IPV6 or mlen > length - (ETH_HDR_LEN + IP6_HDR_LEN):
+        return -1
+    if f[22] == 0xFF or _is_loopback(f + 22) or _is_unspecified_or_loopback(f + 38):
+        return -1
+    icmp = nh == NH_ICMPV6
+    if icmp & (mlen < ICMP6_HDR_LEN):
+        return -1
+    memcpy(o.eth_dst + 6 * i, f, 6)
+    memcpy(o.eth_src + 6 * i, f + 6, 6)
+    memcpy(o.src + 16 * i, f + 22, 16)
+    memcpy(o.dst + 16 * i, f + 38, 16)
+    o.l3_offset[i] = ETH_HDR_LEN
+    o.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
+    o.l4_length[i] = <uint32_t>mlen
+    o.hop_limit[i] = f[21]
+    o.next_header[i] = <uint8_t>nh
+    o.has_ah[i] = 0
+    # Step 6.
+    o.checksum_ok[i] = 1
+    o.icmp_type[i] = 0
+    o.icmp_code[i] = 0
+    o.verdict[i] = VERDICT_CONTROL if _is_link_scope_mcast(f + 38) else VERDICT_FORWARD
+    o.drop_reason[i] = DROP_NONE
+    return icmp
+
+
+# SAFETY: f passed _fast_frame (length >= 54, end = 54 + mlen <= length); _nd/_fmip and the checksum read
+# the message only below mlen.
+cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, classify_out* o,
+                            Py_ssize_t i) noexcept nogil:
+    """The second pass over a frame _fast_frame found to be ICMPv6: step 4; returns the verdict |
+    drop_reason << 8 (the caller stores it)."""
+    cdef Py_ssize_t mlen = load_be16(f + 18)
+    cdef const uint8_t* msg = f + ETH_HDR_LEN + IP6_HDR_LEN
+    cdef int t = msg[0], r
+    cdef _frame_fields d
+    o.icmp_type[i] = <uint8_t>t
+    o.icmp_code[i] = msg[1]
+    if _ND_MIN_LEN[t]:
+        _init_fields(&d)
+        r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+    elif t == prof.fmip_type:
+        _init_fields(&d)
+        r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+    else:
+        # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
+        o.checksum_ok[i] = _icmp6_ok_short(f + 22, f + 38, msg, <size_t>mlen)
+        r = _pass(VERDICT_FORWARD, f + 38)
+    return r
+
+
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
-    """Classify n frames.  SAFETY: raw pointers, no memoryview to check: offsets/lengths are classify()'s
-    private copies of n entries, every frame inside the arena (_first_outside returned -1 on them)."""
-    cdef Py_ssize_t i
+    """Classify n frames, _CHUNK at a time in two passes: the first writes every plain frame's row
+    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those (_fast_icmp6) while
+    their octets are still in the cache; any other frame takes the full walk in the first pass.  SAFETY:
+    raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
+    every frame inside the arena (_first_outside returned -1 on them)."""
+    cdef Py_ssize_t i, j, base, stop, pending
     cdef int r
     cdef _frame_fields d
+    cdef Py_ssize_t icmp[_CHUNK]
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
-    for i in range(n):
-        if i + _PREFETCH_AHEAD < n:
-            # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
-            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
-            __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
-        memset(&d, 0, sizeof(d))
-        r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
-        _store_fields(&lo, i, &d)
-        lo.verdict[i] = <uint8_t>(r & 0xFF)
-        lo.drop_reason[i] = <uint8_t>(r >> 8)
-        if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
-            lo.drop_counts[r >> 8] += 1
+    base = 0
+    while base < n:
+        stop = base + _CHUNK if n - base > _CHUNK else n
+        pending = 0
+        for i in range(base, stop):
+            if i + _PREFETCH_AHEAD < n:
+                # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+                __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
+                __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
+            r = _fast_frame(arena + offsets[i], lengths[i], &lo, i)
+            icmp[pending] = i
+            pending += r == 1
+            if r < 0:
+                _init_fields(&d)
+                r = _classify_frame(arena + offsets[i], lengths[i], prof, o, i, &d)
+                _store_fields(&lo, i, &d)
+                lo.verdict[i] = <uint8_t>(r & 0xFF)
+                lo.drop_reason[i] = <uint8_t>(r >> 8)
+                if (r & 0xFF) == VERDICT_DROP:
+                    lo.drop_counts[r >> 8] += 1
+        for j in range(pending):
+            i = icmp[j]
+            r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
+            lo.verdict[i] = <uint8_t>(r & 0xFF)
+            lo.drop_reason[i] = <uint8_t>(r >> 8)
+            if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
+                lo.drop_counts[r >> 8] += 1
+        base = stop
 
 
 def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=None, counters=None):
@@ -832,7 +1011,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
             memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
             bad = _first_outside(oc, lc, n, size)
             if bad < 0:
-                ob._reset_sparse(n)
+                ob._reset_lazy(n, prof.fmip_type)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
                 if cum != NULL:
                     for k in range(_N_REASONS):

@@ -122,7 +122,10 @@ class Batch:
 
     ``Batch(capacity)`` preallocates the storage once; pass it as ``out=`` to reuse it (each call
     overwrites the first ``n`` rows and every attribute is a view of them).  Reference of the compiled
-    ``fmipfast._core.Batch``: same attribute names, dtypes and shapes.
+    ``fmipfast._core.Batch``: same attribute names, dtypes, shapes and values.  This one writes every
+    column of every row; the compiled one writes the class columns (target, ncoa, lladdr, has_lladdr,
+    identifier, fmip_code) only in the rows of ND and fmipfast frames and completes the other rows when
+    the attribute is first read (docs/api/batch.md "Class columns").
     """
 
     def __init__(self, capacity: int) -> None:
