@@ -123,6 +123,10 @@ class Pipeline:
         self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
         self._tunnel_out = (node.tunnel_count, node.tunnel_offsets, node.tunnel_lengths)
+        # each interface's rows of the node's TX and tunnel vectors, as 1-D views (sliced per block)
+        self._tx_rows = [(iface, node.tx_offsets[iface.index], node.tx_lengths[iface.index]) for iface in interfaces]
+        self._tunnel_rows = [(iface, node.tunnel_offsets[iface.index], node.tunnel_lengths[iface.index])
+                             for iface in interfaces]
 
     # ------------------------------------------------------------------ passes
     def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
@@ -245,7 +249,7 @@ class Pipeline:
             self._transmit_tunnels()
         if present & _SLOW == 0:  # the common block: forwarded, buffered, tunnelled and dropped frames only
             if present & _B_FORWARD:
-                self._transmit_vectors(arena, tx_count, tx_offsets, tx_lengths)
+                self._transmit_rows(self._tx_rows, arena, tx_count, FORWARDED)
             return
         # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
         # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
@@ -296,11 +300,16 @@ class Pipeline:
     # ------------------------------------------------------------------ FORWARD, TUNNELLED
     def _transmit_tunnels(self) -> None:
         """Send the node's tunnel TX vectors (frames it encapsulated into its own arena)."""
-        count, offsets, lengths = self._tunnel_out
-        arena = self.node.tunnel_arena  # (re)made by set_tunnel: taken when used
+        # the arena is (re)made by set_tunnel: taken when used
+        self._transmit_rows(self._tunnel_rows, self.node.tunnel_arena, self._tunnel_out[0], TUNNELLED)
+
+    def _transmit_rows(self, rows: list[tuple[Interface, np.ndarray, np.ndarray]], arena: np.ndarray,
+                       count: np.ndarray, counter: int) -> None:
+        """Send the first ``count[k]`` frames of each interface's row of the node's vectors (its own arrays)."""
         for k, m in enumerate(count.tolist()):
             if m:
-                self._transmit(self.interfaces[k], arena, offsets[k, :m], lengths[k, :m], TUNNELLED)
+                out, offsets, lengths = rows[k]
+                self._transmit(out, arena, offsets[:m], lengths[:m], counter)
 
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:
