@@ -166,7 +166,11 @@ def test_a_real_waterfall_is_in_causal_order_and_agrees_with_tshark(tmp_path):
     # the slack is the rounding of the waterfall's ms to 3 decimals and of tshark's epoch
     slack = 0.05
     assert wf["mn_attach_sent"] - slack <= attach[0] <= wf["nar_attach_agent"] + slack, (attach, wf)
-    assert abs(attach[0] - wf["nar_attach_kernel"]) < 1.0, (attach, wf)  # the same frame, two taps
+    # the same frame at two taps: the bridge port's (dumpcap) and the NAR's socket's.  Each kernel stamp is
+    # taken where that namespace's receive softirq ran, and under load one backlog runs a millisecond or more
+    # after the other (seen in CI's pure-Python stage: 1.01 ms apart, the tap after the NAR); a wrong frame or a
+    # wrong clock conversion is tens of milliseconds or seconds off
+    assert abs(attach[0] - wf["nar_attach_kernel"]) < 3.0, (attach, wf)
     assert wf["nar_attach_agent"] - slack <= amn[0] <= wf["mn_authenticated"] + slack, (amn, wf)
     png = tmp_path / "run.png"
     labels = labrun.plot({"fast": m}, str(png))
