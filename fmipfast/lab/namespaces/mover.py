@@ -51,7 +51,7 @@ from fmipfast.rtnetlink import (
     parse_links,
 )
 
-__all__ = ["Mover", "link_request", "main"]
+__all__ = ["Mover", "LinkRequests", "link_request", "move_port", "main"]
 
 CLONE_NEWNET = 0x40000000
 CARRIER_WAIT_S = 1.0  # a move reports no carrier when none came this long after the up request
@@ -66,6 +66,55 @@ def link_request(seq: int, index: int, *, up: bool | None = None, master: int | 
     if master is not None:
         body += RTA_HDR.pack(RTA_HDR.size + 4, IFLA_MASTER) + struct.pack("=I", master)
     return NLMSG_HDR.pack(NLMSG_HDR.size + len(body), RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0) + body
+
+
+class LinkRequests:
+    """An rtnetlink socket of the calling thread's namespace for RTM_SETLINK requests, each awaited."""
+
+    def __init__(self) -> None:
+        self.rtnl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
+        self.rtnl.bind((0, 0))
+        self.seq = 0
+
+    def request(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
+        """One RTM_SETLINK and its acknowledgement; ``OSError`` with the kernel's errno when it refuses."""
+        self.seq = (self.seq + 1) & 0xFFFFFFFF
+        self.rtnl.send(link_request(self.seq, index, up=up, master=master))
+        while True:
+            data = self.rtnl.recv(65536)
+            off = 0
+            while off + NLMSG_HDR.size <= len(data):
+                length, mtype, _f, seq, _pid = NLMSG_HDR.unpack_from(data, off)
+                if length < NLMSG_HDR.size:
+                    break
+                if mtype == NLMSG_ERROR and seq == self.seq:
+                    err = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
+                    if err:
+                        raise OSError(err, f"rtnetlink: {os.strerror(err)}")
+                    return
+                off += (length + 3) & ~3
+
+    def close(self) -> None:
+        self.rtnl.close()
+
+
+def move_port(links: LinkRequests, port: int, bridge: int, gap_ms: float) -> tuple[int, int, int, int]:
+    """The port down, out of its bridge, into ``bridge`` and up ``gap_ms`` after the down (interface indexes of
+    the calling thread's namespace); the CLOCK_MONOTONIC times of the down request, its acknowledgement, the up
+    request and its acknowledgement."""
+    down_request_ns = time.monotonic_ns()
+    links.request(port, up=False)
+    down_ns = time.monotonic_ns()
+    links.request(port, master=0)
+    links.request(port, master=bridge)
+    due = down_ns + int(gap_ms * 1e6)
+    while (left := due - time.monotonic_ns()) > 200_000:
+        time.sleep((left - 150_000) / 1e9)
+    while time.monotonic_ns() < due:
+        pass
+    up_ns = time.monotonic_ns()
+    links.request(port, up=True)
+    return down_request_ns, down_ns, up_ns, time.monotonic_ns()
 
 
 def _setns(path: str) -> None:
@@ -96,9 +145,7 @@ class Mover:
                 if ctypes.CDLL(None, use_errno=True).setns(back.fileno(), CLONE_NEWNET) != 0:
                     raise OSError(ctypes.get_errno(), "setns back")
         self.port = socket.if_nametoindex(port)
-        self.rtnl = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE)
-        self.rtnl.bind((0, 0))
-        self.seq = 0
+        self.links = LinkRequests()
         self._cond = threading.Condition()
         #: (CLOCK_MONOTONIC ns when read, carrier up) of each notification about the MN's interface
         self.carrier: list[tuple[int, bool]] = []
@@ -118,40 +165,10 @@ class Mover:
                     self.carrier.append((seen, up))
                     self._cond.notify_all()
 
-    def request(self, index: int, *, up: bool | None = None, master: int | None = None) -> None:
-        """One RTM_SETLINK and its acknowledgement; ``OSError`` with the kernel's errno when it refuses."""
-        self.seq = (self.seq + 1) & 0xFFFFFFFF
-        self.rtnl.send(link_request(self.seq, index, up=up, master=master))
-        while True:
-            data = self.rtnl.recv(65536)
-            off = 0
-            while off + NLMSG_HDR.size <= len(data):
-                length, mtype, _f, seq, _pid = NLMSG_HDR.unpack_from(data, off)
-                if length < NLMSG_HDR.size:
-                    break
-                if mtype == NLMSG_ERROR and seq == self.seq:
-                    err = -struct.unpack_from("=i", data, off + NLMSG_HDR.size)[0]
-                    if err:
-                        raise OSError(err, f"rtnetlink: {os.strerror(err)}")
-                    return
-                off += (length + 3) & ~3
-
     def move(self, bridge: str, gap_ms: float) -> dict[str, int | None]:
         """The port down, out of its bridge, into ``bridge`` and up ``gap_ms`` after the down; the times."""
-        target = socket.if_nametoindex(bridge)
-        down_request_ns = time.monotonic_ns()
-        self.request(self.port, up=False)
-        down_ns = time.monotonic_ns()
-        self.request(self.port, master=0)
-        self.request(self.port, master=target)
-        due = down_ns + int(gap_ms * 1e6)
-        while (left := due - time.monotonic_ns()) > 200_000:
-            time.sleep((left - 150_000) / 1e9)
-        while time.monotonic_ns() < due:
-            pass
-        up_ns = time.monotonic_ns()
-        self.request(self.port, up=True)
-        up_ack_ns = time.monotonic_ns()
+        down_request_ns, down_ns, up_ns, up_ack_ns = move_port(self.links, self.port, socket.if_nametoindex(bridge),
+                                                               gap_ms)
         return {"down_request_ns": down_request_ns, "down_ns": down_ns, "up_ns": up_ns, "up_ack_ns": up_ack_ns,
                 "carrier_ns": self.carrier_after(up_ns, CARRIER_WAIT_S)}
 

@@ -21,8 +21,8 @@
 
 The access routers' addresses are EUI-64 based (docs/design.md §3) so the MN can derive their MACs.  The layer-2
 handover is :meth:`LabTopology.move_mn`: the MN's bridge port goes down, leaves ``brA``, joins ``brB`` and
-comes back up after the gap, through netlink (pyroute2) so the recorded timestamps are within microseconds of
-the kernel's change.
+comes back up after the gap, through bare rtnetlink requests (fmipfast.lab.namespaces.mover) so the recorded
+timestamps are within microseconds of the kernel's change.
 
 Link delays use ``tc qdisc netem`` when the kernel has it; the kernels here do not (``Specified qdisc kind is
 unknown``), so the delays are then skipped, ``delays_applied`` is false and a warning is logged.
@@ -43,16 +43,17 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
 from typing import IO, Any
 
 from fmipfast.errors import FmipError
+from fmipfast.lab.namespaces.mover import LinkRequests, move_port
 from fmipfast.lab.namespaces.netns import Netns
 
 __all__ = ["LabTopology", "LinkMove", "LabError", "cleanup", "write_config", "child_env", "eui64_address", "ROLES",
@@ -109,24 +110,6 @@ class LinkMove:
         """The form :func:`fmipfast.lab.namespaces.traffic.measure` takes (the carrier when it was seen)."""
         return [("down", self.down_ns), ("up", self.up_ns)] + ([("carrier", self.carrier_ns)] if self.carrier_ns
                                                                  else [])
-
-
-def _move_port(ipr: Any, port: int, bridge: int, gap_ms: float) -> tuple[int, int, int, int]:
-    """The port down, out of its bridge, into ``bridge``, and up ``gap_ms`` after the down; the CLOCK_MONOTONIC
-    times of the down request, its acknowledgement, the up request and its acknowledgement."""
-    down_request_ns = time.monotonic_ns()
-    ipr.link("set", index=port, state="down")
-    down_ns = time.monotonic_ns()
-    ipr.link("set", index=port, master=0)
-    ipr.link("set", index=port, master=bridge)
-    due = down_ns + int(gap_ms * 1e6)
-    while (left := due - time.monotonic_ns()) > 200_000:
-        time.sleep((left - 150_000) / 1e9)
-    while time.monotonic_ns() < due:
-        pass
-    up_ns = time.monotonic_ns()
-    ipr.link("set", index=port, state="up")
-    return down_request_ns, down_ns, up_ns, time.monotonic_ns()
 
 
 def _ns_names(prefix: str) -> dict[str, str]:
@@ -523,9 +506,7 @@ class LabTopology:
         passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``.
         After :meth:`prepare_move` the switch process makes the move (one at a time), reads when the MN's
         carrier came up (``carrier_ns``) and answers ``hold_ms`` after that, so its answer does not compete
-        with a handover running on the new link; without it, a netlink handle opened here makes the move."""
-        from pyroute2 import IPRoute  # the lab's only netlink user; imported where needed
-
+        with a handover running on the new link; without it, the same requests are made from here."""
         if to not in self.bridges:
             raise ValueError(f"to must be one of {sorted(self.bridges)}, got {to!r}")
         if not 0 <= gap_ms <= 60_000:
@@ -553,12 +534,12 @@ class LabTopology:
             carrier_ns = got["carrier_ns"] or 0
         else:
             with self.ns["air"].enter():
-                ipr = IPRoute()
+                links = LinkRequests()
                 try:
-                    times = _move_port(ipr, ipr.link_lookup(ifname=self.air_mn)[0],
-                                       ipr.link_lookup(ifname=self.bridges[to])[0], gap_ms)
+                    times = move_port(links, socket.if_nametoindex(self.air_mn),
+                                      socket.if_nametoindex(self.bridges[to]), gap_ms)
                 finally:
-                    ipr.close()
+                    links.close()
         self.mn_link = to
         down_request_ns, down_ns, up_ns, up_ack_ns = times
         return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns, carrier_ns)
