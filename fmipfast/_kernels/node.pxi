@@ -19,7 +19,11 @@
 #     14 + its interface's MTU (rw_encap_check), so a block cannot run out of it (the cursor is checked anyway:
 #     a frame that would not fit is punted, never written past the end);
 #   * the buffer is pushed once per block, after the loop, in block order (bufq_push): its statuses turn a
-#     frame's BUFFERED into a drop by that reason.
+#     frame's BUFFERED into a drop by that reason;
+#   * with finish_inner, a decapsulated inner packet is classified (into the node's own Batch, the engine's
+#     codepoints) and finished at its outer frame's place in the block when its action is one the node
+#     completes (DECAPPED: FORWARD, TUNNELLED, BUFFERED, DROP); any other goes to the decap vector untouched,
+#     for Python's pass, which classifies and looks it up again.
 
 from libc.string cimport memcmp
 
@@ -33,7 +37,8 @@ cdef enum:
     _NODE_STAT_CSUM = 2
     _NODE_STAT_FRAMES = 3
     _NODE_STAT_BUFFERED = 4
-    _NODE_NSTATS = 5
+    _NODE_STAT_DECAPPED = 5
+    _NODE_NSTATS = 6
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -63,6 +68,198 @@ cdef bint _node_complete_checksum(uint8_t* frame, Py_ssize_t length, Py_ssize_t 
     frame[l4 + field] = <uint8_t>(value >> 8)
     frame[l4 + field + 1] = <uint8_t>(value & 0xFF)
     return True
+
+
+# What a frame's decision reads and appends to during one run: the tables, the TX and tunnel vectors, the
+# tunnel arena's cursor and the route of the last peer tunnelled to (the tables do not change during a run).
+cdef struct _node_run:
+    nc_table* t
+    const fib_table* ft
+    Py_ssize_t entries, nroutes, nif, cap, ekey_rows, ntpeers, tsize, cursor
+    const int32_t* ekey
+    const int32_t* epeer
+    const uint8_t* imac
+    const int32_t* rif
+    const uint8_t* rvia
+    const uint8_t* rhas
+    int64_t* txc
+    int64_t* txo
+    uint32_t* txl
+    uint64_t* stats
+    bint tunnel_on
+    uint8_t thlim
+    const uint8_t* tsrc
+    const uint32_t* tmtu
+    const uint8_t* tpeers
+    uint8_t* tarena
+    int64_t* tcount
+    int64_t* toffsets
+    uint32_t* tlengths
+    int32_t last_peer
+    int t_out
+    int64_t t_k
+    const uint8_t* peer
+    const uint8_t* t_hop
+
+
+@cython.boundscheck(False)
+cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize_t length, Py_ssize_t l3,
+                              const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
+                              int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
+    """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here).  A TUNNEL entry's frame is encapsulated
+    toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
+    BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
+    its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
+    ``out_if`` / ``next_hop`` are set for FORWARD and RESOLVE, ``x`` (the aux) always."""
+    cdef nc_table* t = c.t
+    cdef uint8_t fl = t.flags[e] if e >= 0 else 0
+    cdef int32_t p, t_route
+    cdef int out
+    cdef int64_t k, n
+    cdef Py_ssize_t inner_len
+    cdef uint8_t rst
+    cdef const uint8_t* hop
+    x[0] = -1
+    if fl & NCFLAG_TUNNEL:
+        p = c.epeer[e] if e < c.ekey_rows else -1
+        x[0] = p
+        if not c.tunnel_on or p < 0 or p >= c.ntpeers:
+            return ACTION_TUNNEL
+        if p != c.last_peer:  # the peer's route and next hop, once per peer and block
+            c.last_peer = p
+            c.peer = c.tpeers + p * ADDR_LEN
+            c.t_out = -1
+            c.t_k = -1
+            fib_lookup_batch(c.ft, c.peer, 1, &t_route)
+            if 0 <= t_route < c.nroutes and 0 <= c.rif[t_route] < c.nif:
+                c.t_out = c.rif[t_route]
+                c.t_hop = c.rvia + t_route * ADDR_LEN if c.rhas[t_route] else c.peer
+                nc_lookup_batch(t, c.t_hop, 1, &c.t_k)
+                if c.t_k >= c.entries or (c.t_k >= 0 and t.states[c.t_k] == NCSTATE_INCOMPLETE):
+                    c.t_k = -1
+        if c.t_k < 0:
+            return ACTION_TUNNEL
+        rst = rw_encap_check(frame, length, l3, c.tmtu[c.t_out], &inner_len)
+        if rst != DROP_NONE:
+            x[0] = rst
+            return ACTION_DROP
+        if inner_len > c.tsize - c.cursor - ETH_HDR_LEN - IP6_HDR_LEN:  # cannot happen (see the contract)
+            return ACTION_TUNNEL
+        rw_encap_write(frame + l3, inner_len, t.macs + c.t_k * MAC48_LEN, c.imac + c.t_out * MAC48_LEN,
+                       c.tsrc + c.t_out * ADDR_LEN, c.peer, c.thlim, c.tarena + c.cursor)
+        n = c.tcount[c.t_out]
+        c.toffsets[c.t_out * c.cap + n] = c.cursor
+        c.tlengths[c.t_out * c.cap + n] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner_len)
+        c.tcount[c.t_out] = n + 1
+        c.cursor += ETH_HDR_LEN + IP6_HDR_LEN + inner_len
+        return ACTION_TUNNELLED
+    if fl & NCFLAG_PROXY:
+        x[0] = c.ekey[e] if e < c.ekey_rows else -1
+        return ACTION_BUFFER
+    if (fl & NCFLAG_HOLD) and hold_ok:
+        x[0] = c.ekey[e] if e < c.ekey_rows else -1
+        c.stats[_NODE_STAT_HELD] += 1
+        return ACTION_BUFFER
+    out = -1
+    hop = dst
+    if e >= 0 and t.states[e] != NCSTATE_INCOMPLETE:
+        out = <int>t.ifindex[e] if t.ifindex[e] < <uint32_t>c.nif else -1
+    elif 0 <= r < c.nroutes:
+        out = c.rif[r]
+        if c.rhas[r]:
+            hop = c.rvia + r * ADDR_LEN
+    if out < 0 or out >= c.nif:
+        return ACTION_NO_ROUTE
+    if hop_limit <= 1:
+        return ACTION_TIME_EXCEEDED
+    out_if[0] = out
+    next_hop[0] = hop
+    if hop == dst and e >= 0:  # on-link: the destination's own entry
+        k = e
+    else:
+        nc_lookup_batch(t, hop, 1, &k)
+        if k >= c.entries:
+            k = -1
+    if k < 0 or t.states[k] == NCSTATE_INCOMPLETE:
+        return ACTION_RESOLVE
+    memcpy(frame, t.macs + k * MAC48_LEN, MAC48_LEN)
+    memcpy(frame + MAC48_LEN, c.imac + out * MAC48_LEN, MAC48_LEN)
+    frame[l3 + 7] -= 1
+    n = c.txc[out]
+    c.txo[out * c.cap + n] = at
+    c.txl[out * c.cap + n] = <uint32_t>length
+    c.txc[out] = n + 1
+    return ACTION_FORWARD
+
+
+cdef inline int _node_buffered(const bufq_t* bq, int32_t* x) noexcept nogil:
+    """A BUFFER frame with the node's buffer set: BUFFERED (the caller lists it for the block's push) when
+    its key ``x`` is the buffer's, else DROP with the reason in ``x``."""
+    if x[0] < 0:  # this handover does not buffer (the HI's U flag was clear)
+        x[0] = DROP_NOT_BUFFERED
+        return ACTION_DROP
+    if x[0] >= bq.max_keys:  # a column value outside the buffer: not the engine's
+        x[0] = DROP_INTERNAL_ERROR
+        return ACTION_DROP
+    return ACTION_BUFFERED
+
+
+cdef inline int _node_classify(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
+                               classify_out* o, Py_ssize_t i) noexcept nogil:
+    """classify_frame(), through classify's one-pass path for the common frame; returns verdict |
+    drop_reason << 8."""
+    cdef int r = _fast_frame(f, length, o, i)
+    if r == 0:
+        return o.verdict[i] | (o.drop_reason[i] << 8)
+    if r == 1:
+        return _fast_icmp6(f, prof, o, i)
+    return classify_frame(f, length, prof, o, i)
+
+
+@cython.boundscheck(False)
+cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify_out* io, Py_ssize_t i,
+                            uint8_t* f, int64_t at, Py_ssize_t length, const bufq_t* bq, int32_t* x,
+                            int64_t* entry) noexcept nogil:
+    """The inner packet of a frame just decapsulated in place (its own frame at ``f``, offset ``at`` of the
+    arena, ``length`` octets), classified into row ``i`` of ``io``: its action when the node finishes it --
+    FORWARD, TUNNELLED, BUFFERED (the caller lists it for the push), DROP (reason in ``x``) -- with ``x`` and
+    ``entry`` set as for an outer frame; or -1, with nothing done (no frame octet, vector or counter written)
+    for anything Python's pass does (the router's own, control, resolution, ICMPv6 errors, a punted tunnel
+    or buffer, another level of tunnel).  Reference: Node._inner"""
+    cdef int r = _node_classify(f, length, prof, io, i)
+    cdef int v = r & 0xFF, a, out
+    cdef Py_ssize_t l3
+    cdef int64_t e
+    cdef int32_t route
+    cdef const uint8_t* dst
+    cdef const uint8_t* hop
+    entry[0] = -1
+    if v == VERDICT_DROP:
+        x[0] = r >> 8
+        return ACTION_DROP
+    l3 = io.l3_offset[i]
+    if l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
+        x[0] = DROP_IP6_TRUNCATED
+        return ACTION_DROP
+    if v != VERDICT_FORWARD and v != VERDICT_DECAP:
+        return -1
+    dst = io.dst + i * ADDR_LEN
+    nc_lookup_batch(c.t, dst, 1, &e)
+    if e >= c.entries:
+        e = -1
+    if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
+        return -1
+    fib_lookup_batch(c.ft, dst, 1, &route)
+    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, route, False, x, &out, &hop)
+    if a == ACTION_BUFFER and bq != NULL:
+        a = _node_buffered(bq, x)
+    if a == ACTION_FORWARD or a == ACTION_TUNNELLED or a == ACTION_BUFFERED:
+        entry[0] = e
+        return a
+    if a == ACTION_DROP:
+        return a
+    return -1
 
 
 cdef class Node:
@@ -103,6 +300,13 @@ cdef class Node:
     cdef Py_ssize_t _ntpeers, _tsize
     cdef object _doffsets, _dlengths
     cdef Py_ssize_t _dcount
+    # the inner packets the node finishes (run's finish_inner): their classification and outcome
+    cdef Batch _inner_batch
+    cdef classify_profile _prof
+    cdef object _iact, _iaux, _ient
+    cdef uint8_t* _p_iact
+    cdef int32_t* _p_iaux
+    cdef int64_t* _p_ient
     cdef public object last_drops
     cdef Py_ssize_t _nroutes, _npeers
     # data pointers of the arrays above, taken once (run acquires only its arguments' buffers)
@@ -209,6 +413,14 @@ cdef class Node:
         self._p_doffsets = <int64_t*>_row0(self._doffsets)
         self._p_dlengths = <uint32_t*>_row0(self._dlengths)
         self._dcount = 0
+        self._inner_batch = Batch(capacity)
+        _load_profile(_DEFAULT_CODEPOINTS, &self._prof)
+        self._iact = _np.zeros(capacity, dtype=_np.uint8)
+        self._iaux = _np.full(capacity, -1, dtype=_np.int32)
+        self._ient = _np.full(capacity, -1, dtype=_np.int64)
+        self._p_iact = <uint8_t*>_row0(self._iact)
+        self._p_iaux = <int32_t*>_row0(self._iaux)
+        self._p_ient = <int64_t*>_row0(self._ient)
 
     cdef _set_tunnel_arena(self, Py_ssize_t size):
         self._tarena = _np.zeros(size, dtype=_np.uint8)
@@ -288,7 +500,8 @@ cdef class Node:
 
     @property
     def stats(self):
-        """uint64 (5,), read-only: dropped, reorder_held, csum_completed, frames, buffered (``NODE_STATS``)."""
+        """uint64 (6,), read-only: dropped, reorder_held, csum_completed, frames, buffered, decapped
+        (``NODE_STATS``)."""
         return Node._ro(self._stats)
 
     @property
@@ -327,8 +540,31 @@ cdef class Node:
         return Node._ro(self._dlengths)
 
     @property
+    def inner_action(self):
+        """uint8 (capacity,), read-only: for a DECAPPED frame, the Action of its inner packet (FORWARD,
+        TUNNELLED, BUFFERED or DROP); other rows are stale."""
+        return Node._ro(self._iact)
+
+    @property
+    def inner_aux(self):
+        """int32 (capacity,), read-only: for a DECAPPED frame, its inner packet's aux (as ``aux``)."""
+        return Node._ro(self._iaux)
+
+    @property
+    def inner_entry(self):
+        """int64 (capacity,), read-only: for a DECAPPED frame, its inner destination's neighbor index
+        (-1: none, or the inner packet was dropped)."""
+        return Node._ro(self._ient)
+
+    @property
     def ncache(self):
         return self._nc
+
+    def set_codepoints(self, codepoints):
+        """The fmipfast codepoints the inner packets are classified with (``finish_inner``; default:
+        DEFAULT_CODEPOINTS).  The engine gives the ones it classifies its blocks with."""
+        _node_ref.check_codepoints(codepoints)
+        _load_profile(codepoints, &self._prof)
 
     def set_buffer(self, buffer):
         """The PacketBuffer BUFFER frames are pushed into (None: they are punted).  See the reference."""
@@ -371,7 +607,7 @@ cdef class Node:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
-            now_ns=None):
+            now_ns=None, finish_inner=False):
         """See the reference: decide and act on one classified block; returns the bit set of actions."""
         cdef uint8_t[::1] ar
         cdef const int64_t[::1] off
@@ -429,17 +665,9 @@ cdef class Node:
         cdef int64_t* ent = self._p_ent
         cdef int32_t* oif = self._p_oif
         cdef uint8_t* nhop = self._p_nhop
-        cdef int64_t* txc = self._p_txc
-        cdef int64_t* txo = self._p_txo
-        cdef uint32_t* txl = self._p_txl
         cdef uint64_t* stats = self._p_stats
         cdef int32_t* routes = self._p_routes
-        cdef const int32_t* ekey = self._p_ekey
-        cdef const int32_t* epeer = self._p_epeer
         cdef const uint8_t* imac = self._p_imac
-        cdef const int32_t* rif = self._p_rif
-        cdef const uint8_t* rvia = self._p_rvia
-        cdef const uint8_t* rhas = self._p_rhas
         cdef const uint8_t* peers = self._p_peers
         cdef bufq_t* bq = NULL if self._buf is None else &self._buf.q
         cdef int32_t* bkeys = self._p_bkeys
@@ -447,38 +675,61 @@ cdef class Node:
         cdef uint32_t* blen = self._p_blen
         cdef int64_t* bidx = self._p_bidx
         cdef uint8_t* bst = self._p_bst
+        cdef uint8_t* iact = self._p_iact
+        cdef int32_t* iaux = self._p_iaux
+        cdef int64_t* ient = self._p_ient
         cdef Py_ssize_t nb = 0, j
-        cdef bint tunnel_on = self._tunnel_on
-        cdef const uint8_t* tsrc = self._p_tsrc
-        cdef const uint32_t* tmtu = self._p_tmtu
-        cdef const uint8_t* tpeers = self._p_tpeers
-        cdef uint8_t* tarena = self._p_tarena
-        cdef int64_t* tcount = self._p_tcount
-        cdef int64_t* toffsets = self._p_toffsets
-        cdef uint32_t* tlengths = self._p_tlengths
-        cdef Py_ssize_t ntpeers = self._ntpeers, tsize = self._tsize, cursor = 0, inner_len
-        cdef uint8_t thlim = <uint8_t>self._tunnel_hlim
-        # the route of the last peer tunnelled to (the tables do not change during a run)
-        cdef int32_t last_peer = -1, t_route
-        cdef int t_out = -1
-        cdef int64_t t_k = -1
-        cdef const uint8_t* peer = NULL
-        cdef const uint8_t* t_hop = NULL
+        cdef Py_ssize_t inner_len
         cdef uint8_t rst
         cdef int64_t* doffsets = self._p_doffsets
         cdef uint32_t* dlengths = self._p_dlengths
         cdef Py_ssize_t nd = 0
-        cdef nc_table* t = &self._nc.t
-        cdef const fib_table* ft = &self._fib.t
+        cdef _node_run c
+        c.t = &self._nc.t
+        c.ft = &self._fib.t
+        c.entries = c.t.capacity
+        c.nroutes = self._nroutes
+        c.nif = self.interfaces
+        c.cap = self.capacity
+        c.ekey_rows = self._ekey_rows
+        c.ekey = self._p_ekey
+        c.epeer = self._p_epeer
+        c.imac = imac
+        c.rif = self._p_rif
+        c.rvia = self._p_rvia
+        c.rhas = self._p_rhas
+        c.txc = self._p_txc
+        c.txo = self._p_txo
+        c.txl = self._p_txl
+        c.stats = stats
+        c.tunnel_on = self._tunnel_on
+        c.thlim = <uint8_t>self._tunnel_hlim
+        c.tsrc = self._p_tsrc
+        c.tmtu = self._p_tmtu
+        c.tpeers = self._p_tpeers
+        c.ntpeers = self._ntpeers
+        c.tarena = self._p_tarena
+        c.tsize = self._tsize
+        c.tcount = self._p_tcount
+        c.toffsets = self._p_toffsets
+        c.tlengths = self._p_tlengths
+        c.cursor = 0
+        c.last_peer = -1
+        c.t_out = -1
+        c.t_k = -1
+        c.peer = NULL
+        c.t_hop = NULL
+        cdef nc_table* t = c.t
         cdef classify_out* o = &b._out
-        cdef Py_ssize_t nroutes = self._nroutes, npeers = self._npeers, nif = self.interfaces
-        cdef Py_ssize_t entries = t.capacity, cap = self.capacity
-        cdef Py_ssize_t ekey_rows = self._ekey_rows, ndr = dr.shape[0]
-        cdef bint wire = from_wire, is_inner = inner
+        cdef classify_out* io = &self._inner_batch._out
+        cdef classify_profile* prof = &self._prof
+        cdef Py_ssize_t npeers = self._npeers, nif = self.interfaces
+        cdef Py_ssize_t entries = c.entries, ndr = dr.shape[0]
+        cdef bint wire = from_wire, is_inner = inner, finish = finish_inner
         cdef bint has_status = st.shape[0] != 0
-        cdef int present = 0, a, out, verdict
-        cdef int32_t x, r
-        cdef int64_t e, k, c
+        cdef int present = 0, a, ia, out, verdict
+        cdef int32_t x, ix
+        cdef int64_t e, ie, at
         cdef Py_ssize_t l3, l4, length, p
         cdef uint8_t fl, nh
         cdef uint8_t* frame
@@ -490,12 +741,13 @@ cdef class Node:
             stats[_NODE_STAT_CSUM] = 0
             stats[_NODE_STAT_FRAMES] = n
             stats[_NODE_STAT_BUFFERED] = 0
+            stats[_NODE_STAT_DECAPPED] = 0
             for i in range(nif):
-                txc[i] = 0
-                tcount[i] = 0
+                c.txc[i] = 0
+                c.tcount[i] = 0
             if n:
                 nc_lookup_batch(t, o.dst, n, ent)
-                fib_lookup_batch(ft, o.dst, n, routes)
+                fib_lookup_batch(c.ft, o.dst, n, routes)
             for i in range(n):
                 a = ACTION_DROP
                 x = -1
@@ -547,95 +799,48 @@ cdef class Node:
                                 else:
                                     memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
                                     store_be16(frame + l4 - 2, ETYPE_IPV6)
-                                    doffsets[nd] = off[i] + l4 - ETH_HDR_LEN
-                                    dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                    nd += 1
-                    elif fl & NCFLAG_TUNNEL:
-                        a = ACTION_TUNNEL
-                        x = epeer[e] if e < ekey_rows else -1
-                        if tunnel_on and 0 <= x < ntpeers:
-                            if x != last_peer:  # the peer's route and next hop, once per peer and block
-                                last_peer = x
-                                peer = tpeers + x * ADDR_LEN
-                                t_out = -1
-                                t_k = -1
-                                fib_lookup_batch(ft, peer, 1, &t_route)
-                                if 0 <= t_route < nroutes and 0 <= rif[t_route] < nif:
-                                    t_out = rif[t_route]
-                                    t_hop = rvia + t_route * ADDR_LEN if rhas[t_route] else peer
-                                    nc_lookup_batch(t, t_hop, 1, &t_k)
-                                    if t_k >= entries or (t_k >= 0 and t.states[t_k] == NCSTATE_INCOMPLETE):
-                                        t_k = -1
-                            if t_k >= 0:
-                                rst = rw_encap_check(frame, length, l3, tmtu[t_out], &inner_len)
-                                if rst != DROP_NONE:
-                                    a = ACTION_DROP
-                                    x = rst
-                                elif inner_len <= tsize - cursor - ETH_HDR_LEN - IP6_HDR_LEN:
-                                    rw_encap_write(frame + l3, inner_len, t.macs + t_k * MAC48_LEN,
-                                                   imac + t_out * MAC48_LEN, tsrc + t_out * ADDR_LEN, peer, thlim,
-                                                   tarena + cursor)
-                                    c = tcount[t_out]
-                                    toffsets[t_out * cap + c] = cursor
-                                    tlengths[t_out * cap + c] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner_len)
-                                    tcount[t_out] = c + 1
-                                    cursor += ETH_HDR_LEN + IP6_HDR_LEN + inner_len
-                                    a = ACTION_TUNNELLED
-                    elif fl & NCFLAG_PROXY:
-                        a = ACTION_BUFFER
-                        x = ekey[e] if e < ekey_rows else -1
-                    elif (fl & NCFLAG_HOLD) and wire and not is_inner and nh != NH_MH:
-                        a = ACTION_BUFFER
-                        x = ekey[e] if e < ekey_rows else -1
-                        stats[_NODE_STAT_HELD] += 1
+                                    at = off[i] + l4 - ETH_HDR_LEN
+                                    ia = -1
+                                    if finish:
+                                        ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
+                                                         ETH_HDR_LEN + inner_len, bq, &ix, &ie)
+                                    if ia < 0:  # Python's pass finishes it
+                                        doffsets[nd] = at
+                                        dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                        nd += 1
+                                    else:
+                                        a = ACTION_DECAPPED
+                                        stats[_NODE_STAT_DECAPPED] += 1
+                                        if ia == ACTION_DROP:
+                                            if ix < 0 or ix >= ndr:
+                                                ix = DROP_INTERNAL_ERROR
+                                            dr[ix] += 1
+                                            stats[_NODE_STAT_DROPPED] += 1
+                                            ie = -1
+                                        elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
+                                            bkeys[nb] = ix
+                                            boff[nb] = at
+                                            blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                            bidx[nb] = -1 - i
+                                            nb += 1
+                                        iact[i] = <uint8_t>ia
+                                        iaux[i] = ix
+                                        ient[i] = ie
+                                        present |= 1 << ia
                     else:
-                        r = routes[i]
-                        out = -1
-                        hop = dst
-                        if e >= 0 and t.states[e] != NCSTATE_INCOMPLETE:
-                            out = <int>t.ifindex[e] if t.ifindex[e] < <uint32_t>nif else -1
-                        elif 0 <= r < nroutes:
-                            out = rif[r]
-                            if rhas[r]:
-                                hop = rvia + r * ADDR_LEN
-                        if out < 0 or out >= nif:
-                            a = ACTION_NO_ROUTE
-                        elif o.hop_limit[i] <= 1:
-                            a = ACTION_TIME_EXCEEDED
-                        else:
+                        a = _node_transit(&c, frame, off[i], length, l3, dst, o.hop_limit[i], e, routes[i],
+                                          wire and not is_inner and nh != NH_MH, &x, &out, &hop)
+                        if a == ACTION_FORWARD or a == ACTION_RESOLVE:
                             oif[i] = out
                             memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
-                            if hop == dst and e >= 0:  # on-link: the destination's own entry
-                                k = e
-                            else:
-                                nc_lookup_batch(t, hop, 1, &k)
-                                if k >= entries:
-                                    k = -1
-                            if k < 0 or t.states[k] == NCSTATE_INCOMPLETE:
-                                a = ACTION_RESOLVE
-                            else:
-                                a = ACTION_FORWARD
-                                memcpy(frame, t.macs + k * MAC48_LEN, MAC48_LEN)
-                                memcpy(frame + MAC48_LEN, imac + out * MAC48_LEN, MAC48_LEN)
-                                frame[l3 + 7] -= 1
-                                c = txc[out]
-                                txo[out * cap + c] = off[i]
-                                txl[out * cap + c] = <uint32_t>length
-                                txc[out] = c + 1
-                if a == ACTION_BUFFER and bq != NULL:
-                    if x < 0:  # this handover does not buffer (the HI's U flag was clear)
-                        a = ACTION_DROP
-                        x = DROP_NOT_BUFFERED
-                    elif x >= bq.max_keys:  # a column value outside the buffer: not the engine's
-                        a = ACTION_DROP
-                        x = DROP_INTERNAL_ERROR
-                    else:
-                        a = ACTION_BUFFERED
-                        bkeys[nb] = x
-                        boff[nb] = off[i]
-                        blen[nb] = <uint32_t>length
-                        bidx[nb] = i
-                        nb += 1
+                        elif a == ACTION_BUFFER and bq != NULL:
+                            a = _node_buffered(bq, &x)
+                            if a == ACTION_BUFFERED:
+                                bkeys[nb] = x
+                                boff[nb] = off[i]
+                                blen[nb] = <uint32_t>length
+                                bidx[nb] = i
+                                nb += 1
                 if a == ACTION_DROP:
                     if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
                         x = DROP_INTERNAL_ERROR
@@ -646,7 +851,7 @@ cdef class Node:
                 present |= 1 << a
             if nb:
                 # one push for the block, in block order; what the buffer refused (or evicted again within
-                # this push) is a drop by its status
+                # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
                 bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
                 present = 0
                 for j in range(nb):
@@ -656,12 +861,19 @@ cdef class Node:
                     else:
                         if x >= ndr:
                             x = DROP_INTERNAL_ERROR
-                        act[bidx[j]] = ACTION_DROP
-                        aux[bidx[j]] = x
+                        if bidx[j] >= 0:
+                            act[bidx[j]] = ACTION_DROP
+                            aux[bidx[j]] = x
+                        else:
+                            iact[-1 - bidx[j]] = ACTION_DROP
+                            iaux[-1 - bidx[j]] = x
+                            ient[-1 - bidx[j]] = -1
                         dr[x] += 1
                         stats[_NODE_STAT_DROPPED] += 1
                 for i in range(n):
                     present |= 1 << act[i]
+                    if act[i] == ACTION_DECAPPED:
+                        present |= 1 << iact[i]
         self._dcount = nd
         return present
 
@@ -669,7 +881,8 @@ cdef class Node:
 def _node_stats():
     """Where node.pxi writes each stat (tests/test_node.py checks it against constants.NODE_STATS)."""
     return {"dropped": _NODE_STAT_DROPPED, "reorder_held": _NODE_STAT_HELD, "csum_completed": _NODE_STAT_CSUM,
-            "frames": _NODE_STAT_FRAMES, "buffered": _NODE_STAT_BUFFERED, "count": _NODE_NSTATS}
+            "frames": _NODE_STAT_FRAMES, "buffered": _NODE_STAT_BUFFERED, "decapped": _NODE_STAT_DECAPPED,
+            "count": _NODE_NSTATS}
 
 
 __all__ += ["Node"]
