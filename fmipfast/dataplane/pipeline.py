@@ -4,11 +4,14 @@ BUFFER frames into the engine's PacketBuffer under the keys of its ``entry_key``
 (RFC 2473, toward the NAR of its ``entry_peer`` column, into tunnel TX vectors of its own); the tunnel
 vectors are sent at once.  Python then takes the classes the node hands over, in this order: CONTROL
 (fmipfast.dataplane.deliver), TUNNEL (only a NAR whose next hop is unresolved or unrouted), DECAP (the node
-decapsulated them in place: the inner packets get a pass of their own over the node's decap vector), the
+decapsulated them in place and left their inner packets to Python -- for the router itself, to be resolved, an
+ICMPv6 error due, another level of tunnel --: those get a pass of their own over the node's decap vector), the
 ICMPv6 errors (no route, hop limit) and
-RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded, buffered,
-tunnelled and dropped frames costs the two calls and one ``send`` per output interface; everything here runs
-per block, never per frame, except for the frames Python has work for.
+RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A peer's tunnelled data is DECAPPED:
+the node forwarded, re-tunnelled, buffered or dropped the inner packet itself, at its outer frame's place in the
+block, and Python only books it.  A block of forwarded, buffered, tunnelled, decapsulated and dropped frames
+costs the two calls and one ``send`` per output interface; everything here runs per block, never per frame,
+except for the frames Python has work for.
 
 Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
 leaving a queue (:meth:`Pipeline.reinject`) — get passes of their own, each with a classify Batch of its own,
@@ -77,8 +80,11 @@ _B_FORWARD, _B_CONTROL, _B_BUFFER = 1 << int(Action.FORWARD), 1 << _A_CONTROL, 1
 _B_TUNNEL, _B_DECAP, _B_RESOLVE = 1 << _A_TUNNEL, 1 << _A_DECAP, 1 << _A_RESOLVE
 _B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
 _B_BUFFERED, _B_TUNNELLED = 1 << int(Action.BUFFERED), 1 << int(Action.TUNNELLED)
-_SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED)  # every action Python has work for
-assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered")  # unpacked per block
+_A_DECAPPED = int(Action.DECAPPED)
+_B_DECAPPED = 1 << _A_DECAPPED
+# every action Python has work for (DECAPPED only books its inner packets: see _decapped)
+_SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED | _B_DECAPPED)
+assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered", "decapped")  # unpacked
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 
@@ -119,6 +125,8 @@ class Pipeline:
         self.decap_depth = 0
         self._no_status = np.zeros(cfg.batch_size, dtype=np.uint32)  # read-only use: frames the engine made
         self._no_ts = np.zeros(cfg.batch_size, dtype=np.int64)
+        # the inner packets the node finishes are classified with the engine's codepoints
+        node.set_codepoints(codepoints)
         # views of the node's outputs, taken once (its arrays are never reallocated)
         self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
@@ -231,10 +239,11 @@ class Pipeline:
                                   out=self.batches[self.depth - 1])
         # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
         # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
+        # the node finishes the inner packets of a peer's tunnel it can while a further level is allowed
         present = self.node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
-                                drops=ledger.node_drops, now_ns=now)
+                                drops=ledger.node_drops, now_ns=now, finish_inner=self.decap_depth < MAX_DECAP_DEPTH)
         stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
-        dropped, held, completed, _frames, buffered = stats.tolist()
+        dropped, held, completed, _frames, buffered, decapped = stats.tolist()
         if dropped:
             c[DROPPED] += dropped
         if held:
@@ -243,6 +252,8 @@ class Pipeline:
             c[CSUM_COMPLETED] += completed
         if buffered:
             c[BUFFERED] += buffered
+        if decapped:
+            self._decapped(n, decapped, now)
         if inner and self.handover.hold:  # the tunnel still delivers: the holds of these MNs go on
             self.handover.tunnel_delivered(n_entry[:n][n_action[:n] != _A_DROP], now)
         if present & _B_TUNNELLED:  # now: a pass started below would overwrite the node's tunnel arena
@@ -389,6 +400,19 @@ class Pipeline:
             return offsets, lengths
         self.books.now.drop_statuses(st[~ok])
         return offsets[ok], lengths[ok]
+
+    def _decapped(self, n: int, decapped: int, now: int) -> None:
+        """The inner packets the node finished itself (DECAPPED): each outer frame is decapsulated and its inner
+        packet received (its disposition -- forwarded, tunnelled, buffered, dropped -- is in the node's vectors
+        and stats with the block's); the holds of the MNs the tunnel still delivers to go on."""
+        c = self.books.now.c
+        c[DECAPSULATED] += decapped
+        c[RECEIVED] += decapped
+        c[RECEIVED_INNER] += decapped
+        if self.handover.hold:
+            node = self.node
+            sel = node.action[:n] == _A_DECAPPED
+            self.handover.tunnel_delivered(node.inner_entry[:n][sel], now)
 
     def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         """The inner packets the node decapsulated in place (it checked that a peer sent them) get their pass,
