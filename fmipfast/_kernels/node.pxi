@@ -39,6 +39,8 @@ cdef enum:
     _NODE_STAT_BUFFERED = 4
     _NODE_STAT_DECAPPED = 5
     _NODE_NSTATS = 6
+    # a route not looked up yet (the FIB answers -1 for none): _node_transit looks it up if it needs it
+    _NODE_ROUTE_LATER = -2
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -107,7 +109,7 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
                               const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
                               int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
     """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
-    ``e`` (-1: none, else < entries), route ``r`` (bounded here).  A TUNNEL entry's frame is encapsulated
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
     its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
@@ -165,10 +167,13 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
     hop = dst
     if e >= 0 and t.states[e] != NCSTATE_INCOMPLETE:
         out = <int>t.ifindex[e] if t.ifindex[e] < <uint32_t>c.nif else -1
-    elif 0 <= r < c.nroutes:
-        out = c.rif[r]
-        if c.rhas[r]:
-            hop = c.rvia + r * ADDR_LEN
+    else:
+        if r == _NODE_ROUTE_LATER:
+            fib_lookup_batch(c.ft, dst, 1, &r)
+        if 0 <= r < c.nroutes:
+            out = c.rif[r]
+            if c.rhas[r]:
+                hop = c.rvia + r * ADDR_LEN
     if out < 0 or out >= c.nif:
         return ACTION_NO_ROUTE
     if hop_limit <= 1:
@@ -231,7 +236,6 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
     cdef int v = r & 0xFF, a, out
     cdef Py_ssize_t l3
     cdef int64_t e
-    cdef int32_t route
     cdef const uint8_t* dst
     cdef const uint8_t* hop
     entry[0] = -1
@@ -250,8 +254,7 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
         e = -1
     if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
         return -1
-    fib_lookup_batch(c.ft, dst, 1, &route)
-    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, route, False, x, &out, &hop)
+    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, x, &out, &hop)
     if a == ACTION_BUFFER and bq != NULL:
         a = _node_buffered(bq, x)
     if a == ACTION_FORWARD or a == ACTION_TUNNELLED or a == ACTION_BUFFERED:
@@ -290,7 +293,7 @@ cdef class Node:
     cdef readonly object entry_key, entry_peer
     # outputs and tables: the node's own arrays; the attributes users see are read-only views of them
     cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
-    cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch
+    cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch, _rdst, _ridx, _rtmp
     # the handover's buffer and tunnel (None / unset: the node punts BUFFER and TUNNEL)
     cdef PacketBuffer _buf
     cdef object _bkeys, _boff, _blen, _bidx, _bst
@@ -324,6 +327,9 @@ cdef class Node:
     cdef uint32_t* _p_txl
     cdef uint64_t* _p_stats
     cdef int32_t* _p_routes
+    cdef uint8_t* _p_rdst
+    cdef int64_t* _p_ridx
+    cdef int32_t* _p_rtmp
     cdef int32_t* _p_rif
     cdef uint8_t* _p_rvia
     cdef uint8_t* _p_rhas
@@ -378,6 +384,12 @@ cdef class Node:
         self._p_txl = <uint32_t*>_row0(self._tx_lengths)
         self._p_stats = <uint64_t*>_row0(self._stats)
         self._p_routes = <int32_t*>_row0(self._routes_scratch)
+        self._rdst = _np.zeros((capacity, ADDR_LEN), dtype=_np.uint8)
+        self._ridx = _np.zeros(capacity, dtype=_np.int64)
+        self._rtmp = _np.zeros(capacity, dtype=_np.int32)
+        self._p_rdst = <uint8_t*>_row0(self._rdst)
+        self._p_ridx = <int64_t*>_row0(self._ridx)
+        self._p_rtmp = <int32_t*>_row0(self._rtmp)
         self._set_routes_arrays(_np.zeros(0, dtype=_np.int32), _np.zeros((0, ADDR_LEN), dtype=_np.uint8),
                                 _np.zeros(0, dtype=_np.uint8))
         self._set_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
@@ -667,6 +679,10 @@ cdef class Node:
         cdef uint8_t* nhop = self._p_nhop
         cdef uint64_t* stats = self._p_stats
         cdef int32_t* routes = self._p_routes
+        cdef uint8_t* rdst = self._p_rdst
+        cdef int64_t* ridx = self._p_ridx
+        cdef int32_t* rtmp = self._p_rtmp
+        cdef Py_ssize_t nr
         cdef const uint8_t* imac = self._p_imac
         cdef const uint8_t* peers = self._p_peers
         cdef bufq_t* bq = NULL if self._buf is None else &self._buf.q
@@ -747,7 +763,22 @@ cdef class Node:
                 c.tcount[i] = 0
             if n:
                 nc_lookup_batch(t, o.dst, n, ent)
-                fib_lookup_batch(c.ft, o.dst, n, routes)
+                # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
+                # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
+                # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
+                nr = 0
+                for i in range(n):
+                    e = ent[i]
+                    routes[i] = _NODE_ROUTE_LATER
+                    if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
+                                                  and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
+                        memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
+                        ridx[nr] = i
+                        nr += 1
+                if nr:
+                    fib_lookup_batch(c.ft, rdst, nr, rtmp)
+                    for j in range(nr):
+                        routes[ridx[j]] = rtmp[j]
             for i in range(n):
                 a = ACTION_DROP
                 x = -1
