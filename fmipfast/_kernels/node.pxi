@@ -294,6 +294,7 @@ cdef class Node:
     # outputs and tables: the node's own arrays; the attributes users see are read-only views of them
     cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
     cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch, _rdst, _ridx, _rtmp
+    cdef object _poff, _plen
     # the handover's buffer and tunnel (None / unset: the node punts BUFFER and TUNNEL)
     cdef PacketBuffer _buf
     cdef object _bkeys, _boff, _blen, _bidx, _bst
@@ -327,6 +328,8 @@ cdef class Node:
     cdef uint32_t* _p_txl
     cdef uint64_t* _p_stats
     cdef int32_t* _p_routes
+    cdef int64_t* _p_poff
+    cdef uint32_t* _p_plen
     cdef uint8_t* _p_rdst
     cdef int64_t* _p_ridx
     cdef int32_t* _p_rtmp
@@ -384,6 +387,10 @@ cdef class Node:
         self._p_txl = <uint32_t*>_row0(self._tx_lengths)
         self._p_stats = <uint64_t*>_row0(self._stats)
         self._p_routes = <int32_t*>_row0(self._routes_scratch)
+        self._poff = _np.zeros(capacity, dtype=_np.int64)
+        self._plen = _np.zeros(capacity, dtype=_np.uint32)
+        self._p_poff = <int64_t*>_row0(self._poff)
+        self._p_plen = <uint32_t*>_row0(self._plen)
         self._rdst = _np.zeros((capacity, ADDR_LEN), dtype=_np.uint8)
         self._ridx = _np.zeros(capacity, dtype=_np.int64)
         self._rtmp = _np.zeros(capacity, dtype=_np.int32)
@@ -665,13 +672,10 @@ cdef class Node:
         cdef Py_ssize_t n = off.shape[0], size = ar.shape[0], i
         cdef int ifc = iface
         cdef Py_ssize_t bad = -1
-        with nogil:
-            for i in range(n):
-                if _span_outside(off[i], ln[i], <uint64_t>size):
-                    bad = i
-                    break
-        if bad >= 0:
-            raise ValueError(f"frame {bad}: offset {off[bad]} + length {ln[bad]} runs past the arena ({size} octets)")
+        # the offsets and lengths are read once, into the node's own copy, checked there and used from there
+        # only: a thread writing the caller's arrays meanwhile cannot move a checked frame
+        cdef int64_t* poff = self._p_poff
+        cdef uint32_t* plen = self._p_plen
         cdef uint8_t* act = self._p_act
         cdef int32_t* aux = self._p_aux
         cdef int64_t* ent = self._p_ent
@@ -752,159 +756,168 @@ cdef class Node:
         cdef const uint8_t* dst
         cdef const uint8_t* hop
         with nogil:
-            stats[_NODE_STAT_DROPPED] = 0
-            stats[_NODE_STAT_HELD] = 0
-            stats[_NODE_STAT_CSUM] = 0
-            stats[_NODE_STAT_FRAMES] = n
-            stats[_NODE_STAT_BUFFERED] = 0
-            stats[_NODE_STAT_DECAPPED] = 0
-            for i in range(nif):
-                c.txc[i] = 0
-                c.tcount[i] = 0
-            if n:
-                nc_lookup_batch(t, o.dst, n, ent)
-                # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
-                # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
-                # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
-                nr = 0
-                for i in range(n):
-                    e = ent[i]
-                    routes[i] = _NODE_ROUTE_LATER
-                    if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
-                                                  and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
-                        memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
-                        ridx[nr] = i
-                        nr += 1
-                if nr:
-                    fib_lookup_batch(c.ft, rdst, nr, rtmp)
-                    for j in range(nr):
-                        routes[ridx[j]] = rtmp[j]
             for i in range(n):
-                a = ACTION_DROP
-                x = -1
-                oif[i] = -1
-                e = ent[i]
-                if e >= entries:  # a table another writer changed under us: treat as no entry
-                    e = -1
-                    ent[i] = -1
-                verdict = o.verdict[i]
-                length = ln[i]
-                l3 = o.l3_offset[i]
-                l4 = o.l4_offset[i]
-                nh = o.next_header[i]
-                frame = &ar[0] + off[i]
-                dst = o.dst + i * ADDR_LEN
-                if verdict == VERDICT_DROP:
-                    x = o.drop_reason[i]
-                elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
-                    x = DROP_IP6_TRUNCATED
-                elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
-                                                                           imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
-                    x = DROP_OTHER_HOST
-                else:
-                    if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
-                        if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
-                            stats[_NODE_STAT_CSUM] += 1
-                    fl = t.flags[e] if e >= 0 else 0
-                    if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
-                        a = ACTION_CONTROL
-                    elif fl & NCFLAG_LOCAL:
-                        if verdict != VERDICT_DECAP:
+                poff[i] = off[i]
+                plen[i] = ln[i]
+                if _span_outside(poff[i], plen[i], <uint64_t>size):
+                    bad = i
+                    break
+            if bad < 0:
+                stats[_NODE_STAT_DROPPED] = 0
+                stats[_NODE_STAT_HELD] = 0
+                stats[_NODE_STAT_CSUM] = 0
+                stats[_NODE_STAT_FRAMES] = n
+                stats[_NODE_STAT_BUFFERED] = 0
+                stats[_NODE_STAT_DECAPPED] = 0
+                for i in range(nif):
+                    c.txc[i] = 0
+                    c.tcount[i] = 0
+                if n:
+                    nc_lookup_batch(t, o.dst, n, ent)
+                    # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
+                    # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
+                    # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
+                    nr = 0
+                    for i in range(n):
+                        e = ent[i]
+                        routes[i] = _NODE_ROUTE_LATER
+                        if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
+                                                      and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
+                            memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
+                            ridx[nr] = i
+                            nr += 1
+                    if nr:
+                        fib_lookup_batch(c.ft, rdst, nr, rtmp)
+                        for j in range(nr):
+                            routes[ridx[j]] = rtmp[j]
+                for i in range(n):
+                    a = ACTION_DROP
+                    x = -1
+                    oif[i] = -1
+                    e = ent[i]
+                    if e >= entries:  # a table another writer changed under us: treat as no entry
+                        e = -1
+                        ent[i] = -1
+                    verdict = o.verdict[i]
+                    length = plen[i]
+                    l3 = o.l3_offset[i]
+                    l4 = o.l4_offset[i]
+                    nh = o.next_header[i]
+                    frame = &ar[0] + poff[i]
+                    dst = o.dst + i * ADDR_LEN
+                    if verdict == VERDICT_DROP:
+                        x = o.drop_reason[i]
+                    elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
+                        x = DROP_IP6_TRUNCATED
+                    elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
+                                                                               imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
+                        x = DROP_OTHER_HOST
+                    else:
+                        if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
+                            if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
+                                stats[_NODE_STAT_CSUM] += 1
+                        fl = t.flags[e] if e >= 0 else 0
+                        if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
                             a = ACTION_CONTROL
-                        else:
-                            a = ACTION_DROP
-                            x = DROP_DECAP_NOT_FROM_PEER
-                            for p in range(npeers):
-                                if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
-                                    a = ACTION_DECAP
-                                    x = -1
-                                    break
-                            if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
-                                if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
-                                    rst = DROP_IP6_TRUNCATED
-                                else:
-                                    rst = rw_decap_check(frame, length, l3, l4, &inner_len)
-                                if rst != DROP_NONE:
-                                    a = ACTION_DROP
-                                    x = rst
-                                else:
-                                    memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
-                                    store_be16(frame + l4 - 2, ETYPE_IPV6)
-                                    at = off[i] + l4 - ETH_HDR_LEN
-                                    ia = -1
-                                    if finish:
-                                        ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
-                                                         ETH_HDR_LEN + inner_len, bq, &ix, &ie)
-                                    if ia < 0:  # Python's pass finishes it
-                                        doffsets[nd] = at
-                                        dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                        nd += 1
+                        elif fl & NCFLAG_LOCAL:
+                            if verdict != VERDICT_DECAP:
+                                a = ACTION_CONTROL
+                            else:
+                                a = ACTION_DROP
+                                x = DROP_DECAP_NOT_FROM_PEER
+                                for p in range(npeers):
+                                    if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
+                                        a = ACTION_DECAP
+                                        x = -1
+                                        break
+                                if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
+                                    if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
+                                        rst = DROP_IP6_TRUNCATED
                                     else:
-                                        a = ACTION_DECAPPED
-                                        stats[_NODE_STAT_DECAPPED] += 1
-                                        if ia == ACTION_DROP:
-                                            if ix < 0 or ix >= ndr:
-                                                ix = DROP_INTERNAL_ERROR
-                                            dr[ix] += 1
-                                            stats[_NODE_STAT_DROPPED] += 1
-                                            ie = -1
-                                        elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
-                                            bkeys[nb] = ix
-                                            boff[nb] = at
-                                            blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                            bidx[nb] = -1 - i
-                                            nb += 1
-                                        iact[i] = <uint8_t>ia
-                                        iaux[i] = ix
-                                        ient[i] = ie
-                                        present |= 1 << ia
-                    else:
-                        a = _node_transit(&c, frame, off[i], length, l3, dst, o.hop_limit[i], e, routes[i],
-                                          wire and not is_inner and nh != NH_MH, &x, &out, &hop)
-                        if a == ACTION_FORWARD or a == ACTION_RESOLVE:
-                            oif[i] = out
-                            memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
-                        elif a == ACTION_BUFFER and bq != NULL:
-                            a = _node_buffered(bq, &x)
-                            if a == ACTION_BUFFERED:
-                                bkeys[nb] = x
-                                boff[nb] = off[i]
-                                blen[nb] = <uint32_t>length
-                                bidx[nb] = i
-                                nb += 1
-                if a == ACTION_DROP:
-                    if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
-                        x = DROP_INTERNAL_ERROR
-                    dr[x] += 1
-                    stats[_NODE_STAT_DROPPED] += 1
-                act[i] = <uint8_t>a
-                aux[i] = x
-                present |= 1 << a
-            if nb:
-                # one push for the block, in block order; what the buffer refused (or evicted again within
-                # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
-                bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
-                present = 0
-                for j in range(nb):
-                    x = bst[j]
-                    if x == DROP_NONE:
-                        stats[_NODE_STAT_BUFFERED] += 1
-                    else:
-                        if x >= ndr:
-                            x = DROP_INTERNAL_ERROR
-                        if bidx[j] >= 0:
-                            act[bidx[j]] = ACTION_DROP
-                            aux[bidx[j]] = x
+                                        rst = rw_decap_check(frame, length, l3, l4, &inner_len)
+                                    if rst != DROP_NONE:
+                                        a = ACTION_DROP
+                                        x = rst
+                                    else:
+                                        memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
+                                        store_be16(frame + l4 - 2, ETYPE_IPV6)
+                                        at = poff[i] + l4 - ETH_HDR_LEN
+                                        ia = -1
+                                        if finish:
+                                            ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
+                                                             ETH_HDR_LEN + inner_len, bq, &ix, &ie)
+                                        if ia < 0:  # Python's pass finishes it
+                                            doffsets[nd] = at
+                                            dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                            nd += 1
+                                        else:
+                                            a = ACTION_DECAPPED
+                                            stats[_NODE_STAT_DECAPPED] += 1
+                                            if ia == ACTION_DROP:
+                                                if ix < 0 or ix >= ndr:
+                                                    ix = DROP_INTERNAL_ERROR
+                                                dr[ix] += 1
+                                                stats[_NODE_STAT_DROPPED] += 1
+                                                ie = -1
+                                            elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
+                                                bkeys[nb] = ix
+                                                boff[nb] = at
+                                                blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                                bidx[nb] = -1 - i
+                                                nb += 1
+                                            iact[i] = <uint8_t>ia
+                                            iaux[i] = ix
+                                            ient[i] = ie
+                                            present |= 1 << ia
                         else:
-                            iact[-1 - bidx[j]] = ACTION_DROP
-                            iaux[-1 - bidx[j]] = x
-                            ient[-1 - bidx[j]] = -1
+                            a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
+                                              wire and not is_inner and nh != NH_MH, &x, &out, &hop)
+                            if a == ACTION_FORWARD or a == ACTION_RESOLVE:
+                                oif[i] = out
+                                memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
+                            elif a == ACTION_BUFFER and bq != NULL:
+                                a = _node_buffered(bq, &x)
+                                if a == ACTION_BUFFERED:
+                                    bkeys[nb] = x
+                                    boff[nb] = poff[i]
+                                    blen[nb] = <uint32_t>length
+                                    bidx[nb] = i
+                                    nb += 1
+                    if a == ACTION_DROP:
+                        if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
+                            x = DROP_INTERNAL_ERROR
                         dr[x] += 1
                         stats[_NODE_STAT_DROPPED] += 1
-                for i in range(n):
-                    present |= 1 << act[i]
-                    if act[i] == ACTION_DECAPPED:
-                        present |= 1 << iact[i]
+                    act[i] = <uint8_t>a
+                    aux[i] = x
+                    present |= 1 << a
+                if nb:
+                    # one push for the block, in block order; what the buffer refused (or evicted again within
+                    # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
+                    bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
+                    present = 0
+                    for j in range(nb):
+                        x = bst[j]
+                        if x == DROP_NONE:
+                            stats[_NODE_STAT_BUFFERED] += 1
+                        else:
+                            if x >= ndr:
+                                x = DROP_INTERNAL_ERROR
+                            if bidx[j] >= 0:
+                                act[bidx[j]] = ACTION_DROP
+                                aux[bidx[j]] = x
+                            else:
+                                iact[-1 - bidx[j]] = ACTION_DROP
+                                iaux[-1 - bidx[j]] = x
+                                ient[-1 - bidx[j]] = -1
+                            dr[x] += 1
+                            stats[_NODE_STAT_DROPPED] += 1
+                    for i in range(n):
+                        present |= 1 << act[i]
+                        if act[i] == ACTION_DECAPPED:
+                            present |= 1 << iact[i]
+        if bad >= 0:
+            raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
         self._dcount = nd
         return present
 
