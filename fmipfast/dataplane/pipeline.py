@@ -200,15 +200,17 @@ class Pipeline:
 
     def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
         size = self.batch_size
-        for start in range(0, len(fb), size):
-            stop = min(len(fb), start + size)
+        total = int(fb.offsets.shape[0])
+        for start in range(0, total, size):
+            stop = start + size if total - start > size else total
             ledger = self.books.now
-            received = ledger.c[RECEIVED]
-            before = ledger.dispositions()
+            books = ledger.c.tobytes()  # the counts before the chunk (read only if it fails)
             try:
                 self._process_chunk(iface, fb, start, stop, inner, from_wire)
             except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
                 self.faults.internal("engine pass", exc, interface=iface.name, frames=stop - start)
+                was = np.frombuffer(books, dtype=np.int64)
+                received, before = int(was[RECEIVED]), int(was[FORWARDED:DROPPED + 1].sum())
                 ledger = self.books.now
                 if ledger.c[RECEIVED] == received:
                     ledger.c[RECEIVED] += stop - start
@@ -320,7 +322,11 @@ class Pipeline:
         for k, m in enumerate(count.tolist()):
             if m:
                 out, offsets, lengths = rows[k]
-                self._transmit(out, arena, offsets[:m], lengths[:m], counter)
+                sent = out.port.send(arena, offsets[:m], lengths[:m])
+                ledger = self.books.now
+                ledger.c[counter] += sent
+                if sent != m:
+                    ledger.drop(DropReason.TX_RING_FULL, m - sent)
 
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:
