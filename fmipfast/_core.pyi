@@ -384,6 +384,21 @@ class Node:
         now_ns: int | None = None,
         finish_inner: bool = False,
     ) -> int: ...
+    def run_block(
+        self,
+        batch: Batch,
+        arena: NDArray[np.uint8],
+        offsets: NDArray[np.int64],
+        lengths: NDArray[np.uint32],
+        status: NDArray[np.uint32],
+        iface: int | np.integer[Any],
+        *,
+        from_wire: bool = True,
+        inner: bool = False,
+        drops: NDArray[np.uint64] | None = None,
+        now_ns: int | None = None,
+        finish_inner: bool = False,
+    ) -> int: ...
 
 # _core.pyx: test hooks of the included declarations
 

@@ -631,3 +631,56 @@ def test_set_codepoints_takes_codepoints_only(impl):
     node.set_codepoints(DEFAULT_CODEPOINTS)
     with pytest.raises(TypeError, match="codepoints"):
         node.set_codepoints("154")
+
+
+def _run_block(impl, frames_and_status, **kw):
+    """run_node's world and outputs, the block classified by the node's own run_block."""
+    nc, fib, node = world(impl)
+    handover_world(impl, node)
+    arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
+    arena = np.array(arena, dtype=np.uint8)
+    status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
+    batch = impl.Batch(64)
+    drops = np.zeros(len(DropReason), dtype=np.uint64)
+    present = node.run_block(batch, arena, offsets, lengths, status, 0, drops=drops, now_ns=5_000, **kw)
+    n = len(frames_and_status)
+    return (present, arena.tobytes(), node.action[:n].tolist(), node.aux[:n].tolist(), drops.tolist(),
+            node.stats.tolist(), [(node.tx_offsets[k, :node.tx_count[k]].tolist()) for k in range(3)],
+            batch.verdict.tolist(), batch.drop_reason.tolist(), batch.target.tolist())
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
+@settings(max_examples=150)
+@given(st.lists(frame(), min_size=0, max_size=64), st.booleans())
+def test_run_block_is_classify_then_run_in_both_implementations(frames_and_status, finish_inner):
+    """run_block classifies into the given Batch and runs the node: the same outputs, batch rows included,
+    in both implementations, as classify followed by run."""
+    got = _run_block(_core, frames_and_status, finish_inner=finish_inner)
+    assert got == _run_block(ref, frames_and_status, finish_inner=finish_inner)
+    want = run_node(_core, frames_and_status, handover=True, finish_inner=finish_inner)
+    assert (got[0], got[1], got[2], got[3], got[4], got[5]) == (
+        want["present"], want["arena"], want["action"], want["aux"], want["drops"], want["stats"])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_run_block_checks_its_arguments_before_writing(impl):
+    """The Batch's capacity bounds the block (it is filled, not read); a frame past the arena is refused
+    before the batch or any frame is written."""
+    _nc, _fib, node = world(impl)
+    frames_ = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10"))] * 4
+    arena, offsets, lengths = pack_frames(frames_)
+    arena = np.array(arena, dtype=np.uint8)
+    none = np.zeros(0, np.uint32)
+    with pytest.raises(ValueError, match="batch's 3"):
+        node.run_block(impl.Batch(3), arena, offsets, lengths, none, 0)
+    batch = impl.Batch(4)
+    before = arena.copy()
+    bad = offsets.copy()
+    bad[2] = len(arena)
+    with pytest.raises(ValueError, match="frame 2"):
+        node.run_block(batch, arena, bad, lengths, none, 0)
+    assert (arena == before).all() and len(batch) == 0
+    with pytest.raises(TypeError, match="batch"):
+        node.run_block(object(), arena, offsets, lengths, none, 0)
+    assert node.run_block(batch, arena, offsets, lengths, none, 0) == 1 << Action.FORWARD
+    assert len(batch) == 4

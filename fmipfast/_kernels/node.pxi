@@ -623,11 +623,23 @@ cdef class Node:
         """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
         self._set_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
             now_ns=None, finish_inner=False):
         """See the reference: decide and act on one classified block; returns the bit set of actions."""
+        return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                         finish_inner, False)
+
+    def run_block(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
+                  now_ns=None, finish_inner=False):
+        """See the reference: classify the block into ``batch`` (the node's codepoints), then ``run`` -- one
+        call and one nogil section for the whole block."""
+        return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                         finish_inner, True)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef object _run(self, batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                     finish_inner, bint do_classify):
         cdef uint8_t[::1] ar
         cdef const int64_t[::1] off
         cdef const uint32_t[::1] ln
@@ -648,7 +660,8 @@ cdef class Node:
                 if drops is not None:
                     dr = drops
                 ok = (ln.shape[0] == off.shape[0] and (st.shape[0] == 0 or st.shape[0] == off.shape[0])
-                      and off.shape[0] <= self.capacity and off.shape[0] <= b.n
+                      and off.shape[0] <= self.capacity
+                      and off.shape[0] <= (b.capacity if do_classify else b.n)
                       and (drops is None or dr.shape[0] >= _N_REASONS)
                       and not isinstance(iface, bool) and 0 <= iface < self.interfaces)
         except (TypeError, ValueError, BufferError):
@@ -657,7 +670,7 @@ cdef class Node:
             if not isinstance(batch, Batch):
                 raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
             _node_ref.check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
-                                self.interfaces)
+                                self.interfaces, block=do_classify)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
         cdef int64_t now = 0
         if self._buf is not None:
@@ -762,6 +775,9 @@ cdef class Node:
                 if _span_outside(poff[i], plen[i], <uint64_t>size):
                     bad = i
                     break
+            if bad < 0 and do_classify:  # classify, over the same checked copy
+                b._reset_lazy(n, prof.fmip_type)
+                _classify_loop(&ar[0], poff, plen, n, prof, &b._out)
             if bad < 0:
                 stats[_NODE_STAT_DROPPED] = 0
                 stats[_NODE_STAT_HELD] = 0

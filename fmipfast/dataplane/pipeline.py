@@ -1,5 +1,5 @@
-"""The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run``,
-``_kernels/node.pxi``), two compiled calls.  The node finishes forwarding, the handover buffer (it pushes
+"""The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run_block``,
+``_kernels/node.pxi``), one compiled call.  The node finishes forwarding, the handover buffer (it pushes
 BUFFER frames into the engine's PacketBuffer under the keys of its ``entry_key`` column) and the tunnel
 (RFC 2473, toward the NAR of its ``entry_peer`` column, into tunnel TX vectors of its own); the tunnel
 vectors are sent at once.  Python then takes the classes the node hands over, in this order: CONTROL
@@ -10,7 +10,7 @@ ICMPv6 errors (no route, hop limit) and
 RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A peer's tunnelled data is DECAPPED:
 the node forwarded, re-tunnelled, buffered or dropped the inner packet itself, at its outer frame's place in the
 block, and Python only books it.  A block of forwarded, buffered, tunnelled, decapsulated and dropped frames
-costs the two calls and one ``send`` per output interface; everything here runs per block, never per frame,
+costs the one call and one ``send`` per output interface; everything here runs per block, never per frame,
 except for the frames Python has work for.
 
 Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
@@ -237,13 +237,14 @@ class Pipeline:
         c[RECEIVED] += n
         if inner:
             c[RECEIVED_INNER] += n
-        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints,
-                                  out=self.batches[self.depth - 1])
-        # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
-        # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
-        # the node finishes the inner packets of a peer's tunnel it can while a further level is allowed
-        present = self.node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
-                                drops=ledger.node_drops, now_ns=now, finish_inner=self.decap_depth < MAX_DECAP_DEPTH)
+        b = self.batches[self.depth - 1]
+        # classify into this level's Batch, then the forwarding node: classify's drops, the link-layer filter,
+        # checksum completion, the lookups, the handover columns, the rewrite of what is forwarded and its TX
+        # vectors -- one compiled call; it finishes the inner packets of a peer's tunnel it can while a further
+        # level of decapsulation is allowed
+        present = self.node.run_block(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire,
+                                      inner=inner, drops=ledger.node_drops, now_ns=now,
+                                      finish_inner=self.decap_depth < MAX_DECAP_DEPTH)
         stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
         dropped, held, completed, _frames, buffered, decapped = stats.tolist()
         if dropped:

@@ -108,9 +108,11 @@ def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) ->
 
 
 def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: Any, drops: Any, capacity: int,
-              interfaces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The arguments of ``Node.run`` as arrays, or the ``TypeError``/``ValueError`` that names the first wrong
-    one (both implementations raise these)."""
+              interfaces: int, *, block: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The arguments of ``Node.run`` (``Node.run_block`` with ``block``: the batch is to be filled, so its
+    capacity bounds the block) as arrays, or the ``TypeError``/``ValueError`` that names the first wrong one
+    (both implementations raise these)."""
     ar = np.asarray(arena)
     if ar.dtype != np.uint8 or ar.ndim != 1:
         raise TypeError(f"arena: need a 1-D uint8 array, got {ar.dtype.name}[{ar.ndim}-D]")
@@ -124,8 +126,9 @@ def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, i
     st = _array(status, "status", np.uint32)
     if st.shape[0] not in (0, n):
         raise ValueError(f"status: need 0 or {n} rows, got {st.shape[0]}")
-    if n > capacity or n > batch.n:
-        raise ValueError(f"offsets: {n} frames, more than the node's capacity {capacity} or the batch's {batch.n}")
+    rows = batch.capacity if block else batch.n
+    if n > capacity or n > rows:
+        raise ValueError(f"offsets: {n} frames, more than the node's capacity {capacity} or the batch's {rows}")
     if isinstance(iface, bool) or not isinstance(iface, (int, np.integer)) or not 0 <= iface < interfaces:
         raise ValueError(f"iface: need an integer in 0..{interfaces - 1}, got {iface!r}")
     if drops is not None and not (isinstance(drops, np.ndarray) and drops.dtype == np.uint64 and drops.ndim == 1
@@ -340,6 +343,21 @@ class Node:
             if int(self.action[i]) == _A_DECAPPED:
                 present |= 1 << int(self.inner_action[i])
         return present
+
+    def run_block(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
+                  from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None,
+                  finish_inner: bool = False) -> int:
+        """``classify`` the block into ``batch`` (a Batch of at least ``len(offsets)`` rows; the codepoints of
+        :meth:`set_codepoints`), then :meth:`run` it: one call per block.  The arguments are checked as
+        ``run``'s, before anything is written (the batch's capacity bounds the block)."""
+        if self._fib is None:
+            raise ValueError("run: set_routes() first")
+        if type(batch).__name__ != "Batch":
+            raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
+        check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity, self.interfaces, block=True)
+        classify(arena, offsets, lengths, codepoints=self._codepoints, out=batch)
+        return self.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
+                        now_ns=now_ns, finish_inner=finish_inner)
 
     def _push(self, ar: np.ndarray, now: int, drops: np.ndarray) -> None:
         """The block's BUFFER frames (a DECAPPED frame's inner packet at its outer frame's place) into the
