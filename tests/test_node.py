@@ -684,3 +684,82 @@ def test_run_block_checks_its_arguments_before_writing(impl):
         node.run_block(object(), arena, offsets, lengths, none, 0)
     assert node.run_block(batch, arena, offsets, lengths, none, 0) == 1 << Action.FORWARD
     assert len(batch) == 4
+
+
+def _tx_ring_world(impl, frames_and_status, slots, frame_size, busy, head, *, finish_inner=True):
+    """run_node's world with interfaces 0 and 1 on TX rings of ``slots`` slots (``busy``: slots the kernel
+    still owns), the node filling them; returns the outputs and the rings' octets and heads."""
+    nc, fib, node = world(impl)
+    handover_world(impl, node)
+    rings, heads = [], []
+    for k in (0, 1):
+        ring = np.zeros(slots * frame_size, np.uint8)
+        for b in busy:
+            struct.pack_into("=I", ring, (b % slots) * frame_size + 20, 1)  # TP_STATUS_SEND_REQUEST
+        cell = np.array([head % slots], np.int64)
+        node.set_tx_ring(k, ring, frame_size, cell)
+        rings.append(ring)
+        heads.append(cell)
+    arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
+    arena = np.array(arena, dtype=np.uint8)
+    status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
+    drops = np.zeros(len(DropReason), dtype=np.uint64)
+    node.run_block(impl.Batch(64), arena, offsets, lengths, status, 0, drops=drops, now_ns=5_000,
+                   finish_inner=finish_inner)
+    return {"rings": [r.tobytes() for r in rings], "heads": [int(h[0]) for h in heads],
+            "tx_queued": node.tx_queued.tolist(), "tunnel_queued": node.tunnel_queued.tolist(),
+            "tx_count": node.tx_count.tolist(), "tunnel_count": node.tunnel_count.tolist()}, node
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
+@settings(max_examples=150)
+@given(st.lists(frame(), min_size=0, max_size=48), st.integers(1, 12), st.sampled_from([256, 512, 2048]),
+       st.lists(st.integers(0, 11), max_size=4), st.integers(0, 11))
+def test_tx_rings_are_filled_as_the_reference_fills_them(frames_and_status, slots, frame_size, busy, head):
+    """The node queues each ring interface's tunnel vector, then its TX vector, from the first frame, until a
+    slot the kernel still owns or a frame past the slot size: the same slots, octets, heads and counts as the
+    reference (which uses ring_tx_fill)."""
+    got, _ = _tx_ring_world(_core, frames_and_status, slots, frame_size, busy, head)
+    want, _ = _tx_ring_world(ref, frames_and_status, slots, frame_size, busy, head)
+    assert got == want
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_full_tx_ring_leaves_the_rest_of_the_vector_in_order(impl):
+    """Four slots, the third one still the kernel's: the first two frames are queued (tx_queued 2, the head
+    moves past them, their octets in the slots as scapy reads them), the rest stays in the vector for the
+    ring's sender; a frame past the slot size stops the fill as well."""
+    pkts = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10", payload=bytes([k]) * 8))
+            for k in range(4)]
+    out, node = _tx_ring_world(impl, [(p, 0) for p in pkts], 4, 256, [2], 0, finish_inner=False)
+    assert out["tx_count"][0] == 4 and out["tx_queued"] == [2, 0, 0] and out["heads"] == [2, 0]
+    ring = out["rings"][0]
+    scapy = pytest.importorskip("scapy.all")
+    for slot in (0, 1):
+        base = slot * 256
+        status, length = struct.unpack_from("=I", ring, base + 20)[0], struct.unpack_from("=I", ring, base + 16)[0]
+        assert status == 1 and length == len(pkts[slot])
+        got = scapy.Ether(ring[base + 48:base + 48 + length])
+        assert got[scapy.IPv6].hlim == 63 and bytes(got[scapy.UDP].payload) == bytes([slot]) * 8
+    big = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10", payload=bytes(300)))]
+    out, _ = _tx_ring_world(impl, [(pkts[0], 0)] + [(big[0], 0)] + [(pkts[1], 0)], 8, 256, [], 5,
+                            finish_inner=False)
+    assert out["tx_queued"] == [1, 0, 0] and out["heads"] == [6, 5]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_set_tx_ring_checks_its_arguments(impl):
+    _nc, _fib, node = world(impl)
+    cell = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match="iface"):
+        node.set_tx_ring(3, np.zeros(512, np.uint8), 256, cell)
+    with pytest.raises(TypeError, match="ring"):
+        node.set_tx_ring(0, np.zeros(512, np.uint16), 256, cell)
+    with pytest.raises(ValueError, match="frame_size"):
+        node.set_tx_ring(0, np.zeros(512, np.uint8), 48, cell)
+    with pytest.raises(ValueError, match="frame_size"):
+        node.set_tx_ring(0, np.zeros(500, np.uint8), 256, cell)
+    with pytest.raises(TypeError, match="head"):
+        node.set_tx_ring(0, np.zeros(512, np.uint8), 256, np.zeros(2, np.int64))
+    node.set_tx_ring(0, np.zeros(512, np.uint8), 256, cell)
+    node.set_tx_ring(0, None)

@@ -25,6 +25,7 @@
 #     completes (DECAPPED: FORWARD, TUNNELLED, BUFFERED, DROP); any other goes to the decap vector untouched,
 #     for Python's pass, which classifies and looks it up again.
 
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.string cimport memcmp
 
 from fmipfast.includes.linux cimport TP_STATUS_CSUMNOTREADY
@@ -265,6 +266,49 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
     return -1
 
 
+
+# An output interface's TPACKET_V3 TX ring, as the node fills it (set_tx_ring): the mapping, its slots, and the
+# cell holding the next slot to use, shared with the ring's own sender (fmipfast.rings.PacketRing), which
+# carries on from wherever the node stopped.
+cdef struct _node_txring:
+    uint8_t* base
+    Py_ssize_t slots
+    Py_ssize_t fsize
+    int64_t* head
+
+
+@cython.boundscheck(False)
+cdef Py_ssize_t _node_fill(const _node_txring* r, const uint8_t* src, const int64_t* offs, const uint32_t* lens,
+                           Py_ssize_t m) noexcept nogil:
+    """Queue the first frames of a TX vector (offsets into ``src``, every span checked by the caller) on the
+    TX ring, in order, until the ring is full or a frame does not fit a slot; returns how many (the rest is
+    left to the ring's sender, which counts what does not fit).  The slots' status words are the kernel's:
+    each is read once (acquire) and a filled slot is handed over with a release store, as ring_tx_fill does.
+    A head outside the ring (not the sender's) fills nothing."""
+    cdef int64_t h = r.head[0]
+    cdef Py_ssize_t j = 0, room = r.fsize - <Py_ssize_t>FMIPFAST_TX_DATA_OFF
+    cdef uint8_t* slot
+    if h < 0 or h >= r.slots:
+        return 0
+    while j < m:
+        if lens[j] > <uint64_t>room:
+            break
+        slot = r.base + h * r.fsize  # 0 <= h < slots: inside the ring
+        if fmip_ring_load_acquire_at(slot + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
+            break
+        memcpy(slot + FMIPFAST_TX_DATA_OFF, src + offs[j], lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_LEN_OFF, lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_SNAPLEN_OFF, lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_NEXT_OFF, 0)
+        fmip_ring_store_release_at(slot + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
+        h += 1
+        if h == r.slots:
+            h = 0
+        j += 1
+    r.head[0] = h
+    return j
+
+
 cdef class Node:
     """The forwarding node: see fmipfast/reference/node.py, whose ``Node`` this is, output for output.
 
@@ -295,6 +339,12 @@ cdef class Node:
     cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
     cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch, _rdst, _ridx, _rtmp
     cdef object _poff, _plen
+    # the TX rings the node fills (set_tx_ring): one per interface (base NULL: none), the arrays kept alive
+    cdef _node_txring* _txr
+    cdef list _txr_refs
+    cdef object _txq, _tq
+    cdef int64_t* _p_txq
+    cdef int64_t* _p_tq
     # the handover's buffer and tunnel (None / unset: the node punts BUFFER and TUNNEL)
     cdef PacketBuffer _buf
     cdef object _bkeys, _boff, _blen, _bidx, _bst
@@ -387,6 +437,14 @@ cdef class Node:
         self._p_txl = <uint32_t*>_row0(self._tx_lengths)
         self._p_stats = <uint64_t*>_row0(self._stats)
         self._p_routes = <int32_t*>_row0(self._routes_scratch)
+        self._txr = <_node_txring*>PyMem_Calloc(<size_t>interfaces, sizeof(_node_txring))
+        if self._txr == NULL:
+            raise MemoryError()
+        self._txr_refs = [None] * interfaces
+        self._txq = _np.zeros(interfaces, dtype=_np.int64)
+        self._tq = _np.zeros(interfaces, dtype=_np.int64)
+        self._p_txq = <int64_t*>_row0(self._txq)
+        self._p_tq = <int64_t*>_row0(self._tq)
         self._poff = _np.zeros(capacity, dtype=_np.int64)
         self._plen = _np.zeros(capacity, dtype=_np.uint32)
         self._p_poff = <int64_t*>_row0(self._poff)
@@ -440,6 +498,9 @@ cdef class Node:
         self._p_iact = <uint8_t*>_row0(self._iact)
         self._p_iaux = <int32_t*>_row0(self._iaux)
         self._p_ient = <int64_t*>_row0(self._ient)
+
+    def __dealloc__(self):
+        PyMem_Free(self._txr)
 
     cdef _set_tunnel_arena(self, Py_ssize_t size):
         self._tarena = _np.zeros(size, dtype=_np.uint8)
@@ -557,6 +618,38 @@ cdef class Node:
     def decap_lengths(self):
         """uint32 (capacity,), read-only."""
         return Node._ro(self._dlengths)
+
+    @property
+    def tx_queued(self):
+        """int64 (interfaces,), read-only: of each interface's TX vector, the first ``tx_queued[k]`` frames
+        the last run queued on the interface's TX ring itself (``set_tx_ring``): the caller kicks the ring
+        and sends only the rest."""
+        return Node._ro(self._txq)
+
+    @property
+    def tunnel_queued(self):
+        """int64 (interfaces,), read-only: as ``tx_queued``, of the tunnel TX vectors."""
+        return Node._ro(self._tq)
+
+    def set_tx_ring(self, iface, ring, frame_size=0, head=None):
+        """Fill interface ``iface``'s TX vectors straight into its TPACKET_V3 TX ring at the end of each run
+        (``ring`` None: stop).  See the reference."""
+        r, fs, h = _node_ref.check_tx_ring(iface, ring, frame_size, head, self.interfaces)
+        cdef _node_txring* t = &self._txr[<Py_ssize_t>iface]
+        if r is None:
+            t.base = NULL
+            t.slots = 0
+            t.fsize = 0
+            t.head = NULL
+            self._txr_refs[iface] = None
+            return
+        cdef uint8_t[::1] rv = r
+        cdef int64_t[::1] hv = h
+        t.base = &rv[0]
+        t.slots = rv.shape[0] // fs
+        t.fsize = fs
+        t.head = &hv[0]
+        self._txr_refs[iface] = (r, h)
 
     @property
     def inner_action(self):
@@ -699,7 +792,10 @@ cdef class Node:
         cdef uint8_t* rdst = self._p_rdst
         cdef int64_t* ridx = self._p_ridx
         cdef int32_t* rtmp = self._p_rtmp
-        cdef Py_ssize_t nr
+        cdef Py_ssize_t nr, k
+        cdef const _node_txring* txr = self._txr
+        cdef int64_t* txq = self._p_txq
+        cdef int64_t* tq = self._p_tq
         cdef const uint8_t* imac = self._p_imac
         cdef const uint8_t* peers = self._p_peers
         cdef bufq_t* bq = NULL if self._buf is None else &self._buf.q
@@ -932,6 +1028,16 @@ cdef class Node:
                         present |= 1 << act[i]
                         if act[i] == ACTION_DECAPPED:
                             present |= 1 << iact[i]
+                # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent)
+                for k in range(nif):
+                    txq[k] = 0
+                    tq[k] = 0
+                    if txr[k].base != NULL:
+                        if c.tcount[k]:
+                            tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
+                                               c.tcount[k])
+                        if c.txc[k]:
+                            txq[k] = _node_fill(&txr[k], &ar[0], c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
         if bad >= 0:
             raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
         self._dcount = nd

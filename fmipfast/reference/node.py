@@ -74,10 +74,11 @@ from fmipfast.constants import (
 )
 from fmipfast.reference.cksum import upper_layer_checksum
 from fmipfast.reference.rewrite import decapsulate, encapsulate
+from fmipfast.reference.ring import TPACKET_ALIGNMENT, TX_DATA_OFF, ring_tx_fill
 from fmipfast.reference.wire import classify
 
 __all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables",
-           "check_tunnel", "check_now", "check_codepoints", "TUNNEL_MTU_MIN",
+           "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
            "TUNNEL_MTU_MAX"]
 
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
@@ -187,6 +188,31 @@ def check_codepoints(codepoints: Any) -> Codepoints:
     return codepoints
 
 
+def check_tx_ring(iface: Any, ring: Any, frame_size: Any, head: Any,
+                  interfaces: int) -> tuple[np.ndarray | None, int, np.ndarray | None]:
+    """``Node.set_tx_ring``'s arguments, or the error naming the first wrong one: an interface index; the TX
+    ring (a writable, C-contiguous uint8 array of whole slots) or None; the slot size (a multiple of
+    TPACKET_ALIGNMENT above the 48-octet header plus sockaddr_ll); the head cell (a writable int64 array of one
+    element: the next slot, shared with the ring's sender)."""
+    if isinstance(iface, bool) or not isinstance(iface, (int, np.integer)) or not 0 <= iface < interfaces:
+        raise ValueError(f"iface: need an integer in 0..{interfaces - 1}, got {iface!r}")
+    if ring is None:
+        return None, 0, None
+    if not (isinstance(ring, np.ndarray) and ring.dtype == np.uint8 and ring.ndim == 1 and ring.flags.writeable
+            and ring.flags.c_contiguous):
+        raise TypeError("ring: need a writable, C-contiguous 1-D uint8 array")
+    if isinstance(frame_size, bool) or not isinstance(frame_size, (int, np.integer)):
+        raise TypeError(f"frame_size: need an integer, got {type(frame_size).__name__}")
+    fs = int(frame_size)
+    if fs <= TX_DATA_OFF or fs % TPACKET_ALIGNMENT or ring.shape[0] % fs or ring.shape[0] == 0:
+        raise ValueError(f"frame_size {fs} must be a multiple of {TPACKET_ALIGNMENT} above {TX_DATA_OFF} "
+                         f"dividing the {ring.shape[0]}-octet ring")
+    if not (isinstance(head, np.ndarray) and head.dtype == np.int64 and head.shape == (1,) and head.flags.writeable
+            and head.flags.c_contiguous):
+        raise TypeError("head: need a writable int64 array of one element")
+    return ring, fs, head
+
+
 def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 1 << 20:
         raise ValueError(f"capacity: need an integer in 1..{1 << 20}, got {capacity!r}")
@@ -237,6 +263,10 @@ class Node:
         self.tunnel_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
         self.tunnel_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
         self.decap_count = 0
+        #: the TX rings the node fills, by interface: (ring, slot size, head cell) or None
+        self._tx_rings: list[tuple[np.ndarray, int, np.ndarray] | None] = [None] * interfaces
+        self.tx_queued = np.zeros(interfaces, dtype=np.int64)
+        self.tunnel_queued = np.zeros(interfaces, dtype=np.int64)
         self.decap_offsets = np.zeros(capacity, dtype=np.int64)
         self.decap_lengths = np.zeros(capacity, dtype=np.uint32)
         self.inner_action = np.zeros(capacity, dtype=np.uint8)
@@ -288,6 +318,29 @@ class Node:
         """The fmipfast codepoints the inner packets are classified with (``finish_inner``; default
         DEFAULT_CODEPOINTS): the engine gives the ones it classifies its blocks with."""
         self._codepoints = check_codepoints(codepoints)
+
+    def set_tx_ring(self, iface: int, ring: Any, frame_size: int = 0, head: Any = None) -> None:
+        """Fill interface ``iface``'s vectors straight into its TPACKET_V3 TX ring at the end of each run: its
+        tunnel vector, then its TX vector, each from its first frame, in order, until the ring is full or a
+        frame does not fit a slot (``tunnel_queued[k]`` / ``tx_queued[k]`` frames; the caller kicks the ring
+        and sends the rest through the ring's sender, which counts what does not fit).  ``ring`` (None:
+        stop) is the TX ring's mapping, ``frame_size`` its slot size, ``head`` the one-element int64 cell
+        holding the next slot, shared with that sender (a value outside the ring: the node fills nothing).
+        The node keeps references to both; one thread (the engine's) uses them."""
+        r, fs, h = check_tx_ring(iface, ring, frame_size, head, self.interfaces)
+        self._tx_rings[int(iface)] = None if r is None else (r, fs, h)
+
+    def _fill(self, k: int, src: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
+        ring, fs, head = self._tx_rings[k]  # type: ignore[misc]
+        h = int(head[0])
+        if not 0 <= h < ring.shape[0] // fs or not offsets.shape[0]:
+            return 0
+        fits = lengths <= fs - TX_DATA_OFF
+        m = int(offsets.shape[0]) if fits.all() else int(np.argmin(fits))  # up to the first that does not fit
+        if not m:
+            return 0
+        _consumed, sent, head[0], _too_big = ring_tx_fill(ring, fs, h, src, offsets[:m], lengths[:m])
+        return int(sent)
 
     def set_tunnel_peers(self, peers: Any) -> None:
         """The NARs tunnels lead to, ``uint8[p, 16]``: row ``entry_peer[e]`` is the peer of TUNNEL entry ``e``."""
@@ -342,6 +395,14 @@ class Node:
             present |= 1 << int(self.action[i])
             if int(self.action[i]) == _A_DECAPPED:
                 present |= 1 << int(self.inner_action[i])
+        self.tx_queued[:] = 0
+        self.tunnel_queued[:] = 0
+        for k, tx_ring in enumerate(self._tx_rings):
+            if tx_ring is not None:
+                t, m = int(self.tunnel_count[k]), int(self.tx_count[k])
+                self.tunnel_queued[k] = self._fill(k, self.tunnel_arena, self.tunnel_offsets[k, :t],
+                                                   self.tunnel_lengths[k, :t])
+                self.tx_queued[k] = self._fill(k, ar, self.tx_offsets[k, :m], self.tx_lengths[k, :m])
         return present
 
     def run_block(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
