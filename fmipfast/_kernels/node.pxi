@@ -42,6 +42,11 @@ cdef enum:
     _NODE_NSTATS = 6
     # a route not looked up yet (the FIB answers -1 for none): _node_transit looks it up if it needs it
     _NODE_ROUTE_LATER = -2
+    # the actions whose frames Python handles before a block's TX vectors are sent (they may send frames of
+    # their own that go first: a flushed buffer, a resolved queue, decapsulated packets): a block with any of
+    # them is not filled into the TX rings
+    _NODE_PYTHON_FIRST = ~((1 << ACTION_DROP) | (1 << ACTION_FORWARD) | (1 << ACTION_BUFFERED)
+                           | (1 << ACTION_TUNNELLED) | (1 << ACTION_DECAPPED))
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -1028,11 +1033,12 @@ cdef class Node:
                         present |= 1 << act[i]
                         if act[i] == ACTION_DECAPPED:
                             present |= 1 << iact[i]
-                # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent)
+                # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent),
+                # when the block leaves Python nothing to send before them
                 for k in range(nif):
                     txq[k] = 0
                     tq[k] = 0
-                    if txr[k].base != NULL:
+                    if txr[k].base != NULL and not (present & _NODE_PYTHON_FIRST):
                         if c.tcount[k]:
                             tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
                                                c.tcount[k])

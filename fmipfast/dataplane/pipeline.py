@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -55,7 +55,7 @@ from fmipfast.dataplane.icmp import IcmpErrors
 from fmipfast.dataplane.nd import Resolver
 from fmipfast.dataplane.tables import find_neighbor
 from fmipfast.dataplane.types import Interface
-from fmipfast.ports import FrameBatch
+from fmipfast.ports import FrameBatch, RingPort
 
 if TYPE_CHECKING:
     from fmipfast.backend import Batch, NeighborCache, Node, PacketBuffer
@@ -131,6 +131,15 @@ class Pipeline:
         self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
         self._tunnel_out = (node.tunnel_count, node.tunnel_offsets, node.tunnel_lengths)
+        # the node fills the TX rings of the ring ports itself (it shares each ring's head with its sender);
+        # per interface, the ring to kick for what it queued (None: no ring)
+        self._rings: list[Any] = []  # fmipfast.rings.PacketRing or None
+        for iface in interfaces:
+            ring = iface.port.ring if isinstance(iface.port, RingPort) else None
+            if ring is not None and ring.tx is not None:
+                node.set_tx_ring(iface.index, ring.tx, ring.tx_frame_size, ring.tx_head)
+            self._rings.append(ring)
+        self._tx_queued, self._tunnel_queued = node.tx_queued, node.tunnel_queued
         # each interface's rows of the node's TX and tunnel vectors, as 1-D views (sliced per block)
         self._tx_rows = [(iface, node.tx_offsets[iface.index], node.tx_lengths[iface.index]) for iface in interfaces]
         self._tunnel_rows = [(iface, node.tunnel_offsets[iface.index], node.tunnel_lengths[iface.index])
@@ -263,7 +272,7 @@ class Pipeline:
             self._transmit_tunnels()
         if present & _SLOW == 0:  # the common block: forwarded, buffered, tunnelled and dropped frames only
             if present & _B_FORWARD:
-                self._transmit_rows(self._tx_rows, arena, tx_count, FORWARDED)
+                self._transmit_rows(self._tx_rows, arena, tx_count, self._tx_queued, FORWARDED)
             return
         # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
         # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
@@ -315,19 +324,29 @@ class Pipeline:
     def _transmit_tunnels(self) -> None:
         """Send the node's tunnel TX vectors (frames it encapsulated into its own arena)."""
         # the arena is (re)made by set_tunnel: taken when used
-        self._transmit_rows(self._tunnel_rows, self.node.tunnel_arena, self._tunnel_out[0], TUNNELLED)
+        self._transmit_rows(self._tunnel_rows, self.node.tunnel_arena, self._tunnel_out[0], self._tunnel_queued,
+                            TUNNELLED)
 
     def _transmit_rows(self, rows: list[tuple[Interface, np.ndarray, np.ndarray]], arena: np.ndarray,
-                       count: np.ndarray, counter: int) -> None:
-        """Send the first ``count[k]`` frames of each interface's row of the node's vectors (its own arrays)."""
+                       count: np.ndarray, queued: np.ndarray, counter: int) -> None:
+        """Send the first ``count[k]`` frames of each interface's row of the node's vectors (its own arrays):
+        the first ``queued[k]`` the node put on the interface's TX ring itself (a kick), the rest through the
+        port."""
+        q_all = queued.tolist()
         for k, m in enumerate(count.tolist()):
             if m:
-                out, offsets, lengths = rows[k]
-                sent = out.port.send(arena, offsets[:m], lengths[:m])
                 ledger = self.books.now
+                q = q_all[k]
+                if q:
+                    self._rings[k].queued(q)  # queued only on a ring port's interface
+                    ledger.c[counter] += q
+                    if q == m:
+                        continue
+                out, offsets, lengths = rows[k]
+                sent = out.port.send(arena, offsets[q:m], lengths[q:m])
                 ledger.c[counter] += sent
-                if sent != m:
-                    ledger.drop(DropReason.TX_RING_FULL, m - sent)
+                if sent != m - q:
+                    ledger.drop(DropReason.TX_RING_FULL, m - q - sent)
 
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:

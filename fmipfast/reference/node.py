@@ -89,6 +89,9 @@ _A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Act
 _A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
 _A_BUFFERED, _A_TUNNELLED, _A_DECAPPED = int(Action.BUFFERED), int(Action.TUNNELLED), int(Action.DECAPPED)
 _S_BUFFERED, _S_DECAPPED = NODE_STATS.index("buffered"), NODE_STATS.index("decapped")
+#: The actions whose frames Python handles before a block's TX vectors are sent (it may send frames of its own
+#: that go first): a block with any of them is not filled into the TX rings (``set_tx_ring``).
+_PYTHON_FIRST = ~((1 << _A_DROP) | (1 << _A_FORWARD) | (1 << _A_BUFFERED) | (1 << _A_TUNNELLED) | (1 << _A_DECAPPED))
 #: The inner packets' actions the node finishes itself (``finish_inner``).
 _FINISHED = frozenset((_A_FORWARD, _A_TUNNELLED, _A_BUFFERED, _A_DROP))
 #: The MTUs ``set_tunnel`` takes (RFC 8200 §5's minimum; the largest an IPv6 payload length can describe).
@@ -320,7 +323,8 @@ class Node:
         self._codepoints = check_codepoints(codepoints)
 
     def set_tx_ring(self, iface: int, ring: Any, frame_size: int = 0, head: Any = None) -> None:
-        """Fill interface ``iface``'s vectors straight into its TPACKET_V3 TX ring at the end of each run: its
+        """Fill interface ``iface``'s vectors straight into its TPACKET_V3 TX ring at the end of each run whose
+        block leaves Python nothing to send first (only DROP, FORWARD, BUFFERED, TUNNELLED, DECAPPED): its
         tunnel vector, then its TX vector, each from its first frame, in order, until the ring is full or a
         frame does not fit a slot (``tunnel_queued[k]`` / ``tx_queued[k]`` frames; the caller kicks the ring
         and sends the rest through the ring's sender, which counts what does not fit).  ``ring`` (None:
@@ -398,7 +402,7 @@ class Node:
         self.tx_queued[:] = 0
         self.tunnel_queued[:] = 0
         for k, tx_ring in enumerate(self._tx_rings):
-            if tx_ring is not None:
+            if tx_ring is not None and not present & _PYTHON_FIRST:
                 t, m = int(self.tunnel_count[k]), int(self.tx_count[k])
                 self.tunnel_queued[k] = self._fill(k, self.tunnel_arena, self.tunnel_offsets[k, :t],
                                                    self.tunnel_lengths[k, :t])
