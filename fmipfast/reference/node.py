@@ -332,7 +332,7 @@ class Node:
         holding the next slot, shared with that sender (a value outside the ring: the node fills nothing).
         The node keeps references to both; one thread (the engine's) uses them."""
         r, fs, h = check_tx_ring(iface, ring, frame_size, head, self.interfaces)
-        self._tx_rings[int(iface)] = None if r is None else (r, fs, h)
+        self._tx_rings[int(iface)] = None if r is None or h is None else (r, fs, h)
 
     def _fill(self, k: int, src: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
         ring, fs, head = self._tx_rings[k]  # type: ignore[misc]
