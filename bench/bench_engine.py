@@ -13,8 +13,9 @@ path's CPU without the kernel's TX.  Before each pass the block's octets are res
               is dropped after each pass, inside the timing, so it never fills)
 
 ``<class>-kernels`` rows run only the compiled kernels the class needs, on the engine's own tables:
-classify + the forwarding node (which encapsulates toward the NAR, pushes into the buffer and decapsulates
-in place itself; + the buffer's drop, + the inner packets' classify + node).  Ratio = engine / kernels.
+classify + the forwarding node in the one call the engine makes (``Node.run_block``; the node encapsulates
+toward the NAR, pushes into the buffer, and decapsulates in place and forwards the inner packets itself; + the
+buffer's drop).  Ratio = engine / kernels.
 
     python bench/bench_engine.py -o engine.json        (pyperf options apply: --fast, --rigorous, ...)
     python bench/bench_engine.py --classes forward,tunnel
@@ -154,9 +155,8 @@ def kernel_row(kind: str):
 
     def one() -> None:
         np.copyto(arena, pristine)
-        b = impl.classify(arena, offsets, lengths, out=batch)
-        node.run(b, arena, offsets, lengths, status, 1, drops=drops, **clock)
-        if kind == "decap":  # the node decapsulated in place: the inner frames' classify + node
+        node.run_block(batch, arena, offsets, lengths, status, 1, drops=drops, finish_inner=True, **clock)
+        if kind == "decap" and node.decap_count:  # inner packets left to Python: their classify + node
             m = node.decap_count
             i_off, i_len = node.decap_offsets[:m].copy(), node.decap_lengths[:m].copy()
             ib = impl.classify(arena, i_off, i_len, out=inner_batch)

@@ -291,11 +291,14 @@ class Action(IntEnum):
     TIME_EXCEEDED = 8  # Time Exceeded is due, then the frame is dropped (HOP_LIMIT_EXCEEDED)
     BUFFERED = 9  # pushed into the node's PacketBuffer under its key
     TUNNELLED = 10  # encapsulated toward its NAR (RFC 2473) into the node's tunnel TX vectors
+    DECAPPED = 11  # decapsulated in place and its inner packet finished by the node (``Node.inner_action``)
 
 
 #: What ``Node.stats`` counts for the last block, in this order: frames dropped (also in ``drops`` by reason),
-#: frames held at the route switch, checksums completed, frames taken, frames pushed into the node's buffer.
-NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames", "buffered")
+#: frames held at the route switch, checksums completed, frames taken, frames pushed into the node's buffer,
+#: frames decapsulated whose inner packet the node finished itself (DECAPPED; their inner packets' drops and
+#: buffer pushes are in "dropped" and "buffered", as the block's own).
+NODE_STATS = ("dropped", "reorder_held", "csum_completed", "frames", "buffered", "decapped")
 
 
 class Severity(IntEnum):

@@ -150,10 +150,12 @@ class PacketRing:
         self.tx_frame_size, self.tx_frame_nr = tx_frame_size, tx_frame_nr
         self.counters: dict[str, int] = dict.fromkeys(
             ("rx_blocks", "rx_frames", "rx_walk_errors", "rx_walk_dropped", "rx_csum_not_ready", "tx_frames",
-             "tx_ring_full", "tx_too_big", "tx_send_errors"), 0)
+             "tx_direct", "tx_ring_full", "tx_too_big", "tx_send_errors"), 0)
         self._kernel_totals = {"packets": 0, "drops": 0, "freeze_q_cnt": 0}
         self._rx_next = 0
-        self._tx_head = 0
+        #: The next TX slot to fill: a one-element cell, so that the forwarding node (Node.set_tx_ring), which
+        #: fills the ring itself on the engine's thread, and ``send`` carry on from each other.
+        self.tx_head = np.zeros(1, dtype=np.int64)
         self._timeout_ms = rx_timeout_ms
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -263,25 +265,37 @@ class PacketRing:
         done = total = 0
         # A batch larger than the free slots: fill, kick the kernel, refill with what it has sent since
         # (veth and most drivers free the slots during the send); stop when a round makes no progress.
+        head = self.tx_head
         while done < n:
-            consumed, sent, self._tx_head, too_big = backend.ring_tx_fill(
-                self.tx, self.tx_frame_size, self._tx_head, arena, offsets[done:], lengths[done:])
+            consumed, sent, head[0], too_big = backend.ring_tx_fill(
+                self.tx, self.tx_frame_size, int(head[0]), arena, offsets[done:], lengths[done:])
             self.counters["tx_too_big"] += too_big
             done += consumed
             total += sent
             if sent:
-                try:
-                    self.sock.send(b"", socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    pass  # the kernel sends what is queued as the device drains
-                except OSError:
-                    self.counters["tx_send_errors"] += 1
-                    raise
+                self._kick()
             if done >= n or consumed == 0:
                 break
         self.counters["tx_ring_full"] += n - done
         self.counters["tx_frames"] += total
         return total
+
+    def queued(self, n: int) -> None:
+        """``n`` frames were queued on the TX ring by its other filler (the forwarding node, through
+        ``tx_head``): count them and kick the kernel once."""
+        if n:
+            self.counters["tx_frames"] += n
+            self.counters["tx_direct"] += n
+            self._kick()
+
+    def _kick(self) -> None:
+        try:
+            self.sock.send(b"", socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            pass  # the kernel sends what is queued as the device drains
+        except OSError:
+            self.counters["tx_send_errors"] += 1
+            raise
 
     # ------------------------------------------------------------------ statistics
     def statistics(self) -> dict[str, int]:

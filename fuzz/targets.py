@@ -185,7 +185,7 @@ def _make_node() -> Callable[[bytes], None]:
     import numpy as np
 
     from fmipfast import _core, reference
-    from fmipfast.constants import DropReason, NeighborFlag, NeighborState
+    from fmipfast.constants import Action, DropReason, NeighborFlag, NeighborState
 
     seed = bytes(range(16))
     # the frames' destinations and sources come from the input: a world where the addresses the seed
@@ -230,7 +230,7 @@ def _make_node() -> Callable[[bytes], None]:
               "core-h": world(_core, True), "reference-h": world(reference, True)}
 
     def run(impl: Any, which: str, arena: bytes, offsets: list[int], lengths: list[int], status: list[int],
-            iface: int, from_wire: bool, inner: bool, handover: bool) -> tuple:
+            iface: int, from_wire: bool, inner: bool, handover: bool, finish_inner: bool, block: bool) -> tuple:
         nc, node = worlds[which + ("-h" if handover else "")]
         buffer = None
         if handover:  # a fresh small buffer per input, so each input's outcome is its own
@@ -238,11 +238,16 @@ def _make_node() -> Callable[[bytes], None]:
             node.set_buffer(buffer)
         a = np.frombuffer(arena, dtype=np.uint8).copy()
         off, ln = np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.uint32)
-        b = impl.classify(a, off, ln)
         drops = np.zeros(len(DropReason), dtype=np.uint64)
-        present = node.run(b, a, off, ln, np.array(status, dtype=np.uint32), iface, from_wire=from_wire,
-                           inner=inner, drops=drops, now_ns=1)
+        kw = dict(from_wire=from_wire, inner=inner, drops=drops, now_ns=1, finish_inner=finish_inner)
+        st = np.array(status, dtype=np.uint32)
+        if block:  # classify and run in the node's one call
+            present = node.run_block(impl.Batch(64), a, off, ln, st, iface, **kw)
+        else:
+            present = node.run(impl.classify(a, off, ln), a, off, ln, st, iface, **kw)
         n = len(offsets)
+        finished = tuple((int(node.inner_action[i]), int(node.inner_aux[i]), int(node.inner_entry[i]))
+                         for i in range(n) if node.action[i] == Action.DECAPPED)
         tx = tuple((tuple(node.tx_offsets[k, :node.tx_count[k]].tolist()),
                     tuple(node.tx_lengths[k, :node.tx_count[k]].tolist())) for k in range(2))
         t_arena, t_off, t_len = node.tunnel_arena, node.tunnel_offsets, node.tunnel_lengths
@@ -251,7 +256,7 @@ def _make_node() -> Callable[[bytes], None]:
         queued = () if buffer is None else tuple(bytes(buffer.flush(k, 2)[0]) for k in range(4))
         return (present, a.tobytes(), tuple(node.action[:n].tolist()), tuple(node.aux[:n].tolist()),
                 tuple(node.entry[:n].tolist()), tuple(node.out_if[:n].tolist()), tx, tuple(node.stats.tolist()),
-                tuple(drops.tolist()), tunnel, queued)
+                tuple(drops.tolist()), tunnel, queued, finished)
 
     def one(data: bytes) -> None:
         r = Reader(data)
@@ -266,10 +271,11 @@ def _make_node() -> Callable[[bytes], None]:
             status.append(8 if n & 1 and flags & 0x08 else 0)
             arena += frame
         args = (arena, offsets, lengths, status if flags & 0x10 else [], (flags >> 1) & 1, not flags & 0x04,
-                bool(flags & 0x40), bool(flags & 0x80))
+                bool(flags & 0x40), bool(flags & 0x80), bool(flags & 0x20), bool(flags & 0x01))
         core = _outcome(lambda: run(_core, "core", *args))
         ref = _outcome(lambda: run(reference, "reference", *args))
-        names = ("present", "arena", "action", "aux", "entry", "out_if", "tx", "stats", "drops", "tunnel", "queued")
+        names = ("present", "arena", "action", "aux", "entry", "out_if", "tx", "stats", "drops", "tunnel", "queued",
+                 "inner")
 
         def differ(c: Any, p: Any) -> str | None:
             for name, x, y in zip(names, c, p):

@@ -327,6 +327,28 @@ def _payloads(net: Net) -> list[bytes]:
     return [bytes(f[UDP].payload) for f in net.drain(net.h1)]
 
 
+def test_a_block_of_tunnelled_and_direct_traffic_goes_out_in_block_order():
+    """The node finishes a peer's tunnelled data itself, at each outer frame's place in the block: one block
+    of tunnelled and direct packets for an attached MN leaves in the order it came (the hold is off); a
+    tunnelled packet the node leaves to Python (its next hop unresolved) gets its pass; every packet counted."""
+    net = Net(TOML.replace('name = "par"', 'name = "par"\nreorder_hold_idle_ms = 0'))
+    _switch(net)
+    ncoa = "2001:db8:1::77"
+    block = []
+    for k in range(6):
+        block.append(_tunnelled(b"t%d" % k) if k % 2 == 0 else udp(dst=ncoa, payload=b"d%d" % k))
+    block.append(_tunnelled(b"unresolved", pcoa="2001:db8:1::99"))
+    net.core.send_frames([bytes(f) for f in block])
+    net.engine.poll()
+    got = net.drain(net.h1)
+    assert [bytes(f[UDP].payload) for f in got if f.haslayer(UDP)] == [b"t0", b"d1", b"t2", b"d3", b"t4", b"d5"]
+    assert [f[ICMPv6ND_NS].tgt for f in got if f.haslayer(ICMPv6ND_NS)] == ["2001:db8:1::99"]
+    c = net.engine.counters
+    assert c["decapsulated"] == c["received_inner"] == 4 and c["queued_resolve"] == 1
+    assert c["received"] == 7 + 4
+    net.check_conservation()
+
+
 def test_route_switch_holds_direct_traffic_until_the_tunnel_drains():
     """After the Attach, packets the CN sent to the NCoA (direct path) wait while the PAR's tunnel still
     delivers packets sent earlier to the PCoA; released in order once the tunnel has been idle."""

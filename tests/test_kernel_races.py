@@ -286,3 +286,35 @@ def test_ring_walk_block_under_a_hostile_block():
     finally:
         stop.set()
         t.join()
+
+
+def test_forwarding_node_under_hostile_offsets_and_lengths():
+    """The node checks every frame's span and then rewrites the frames in place: it must act on the offsets
+    and lengths it checked (its own copy), never on the caller's arrays read a second time."""
+    arena, offsets, lengths = _batch()
+    seed = bytes(range(16))
+    nc = _core.NeighborCache(16, seed=seed)
+    dst = np.frombuffer(bytes.fromhex("20010db8000000000000000000000002"), np.uint8).reshape(1, 16)
+    nc.insert(dst, np.frombuffer(bytes.fromhex("0200000000aa"), np.uint8).reshape(1, 6),
+              np.array([2], np.uint8), ifindex=np.array([0], np.uint32))  # REACHABLE, interface 0
+    fib = _core.Fib(np.frombuffer(bytes.fromhex("20010db8" + "00" * 12), np.uint8).reshape(1, 16),
+                    np.array([32], np.uint8), np.array([0], np.int32), seed=seed)
+    node = _core.Node(nc, N, 1)
+    node.set_interfaces(np.array([[2, 0, 0, 0, 0, 2]], np.uint8))
+    node.set_routes(fib, np.array([0], np.int32), np.zeros((1, 16), np.uint8), np.zeros(1, np.uint8))
+    batch = _core.classify(arena, offsets, lengths)
+    assert set(batch.verdict.tolist()) == {int(Verdict.FORWARD)}
+    status = np.zeros(0, np.uint32)
+    drops = np.zeros(len(DropReason), np.uint64)
+
+    def call():
+        return node.run(batch, arena, offsets, lengths, status, 0, drops=drops)
+
+    def check(present):
+        sent = int(node.tx_count[0])
+        assert 0 <= sent <= N
+        starts = node.tx_offsets[0, :sent]
+        ends = starts + node.tx_lengths[0, :sent]
+        assert (starts >= 0).all() and (ends <= arena.shape[0]).all()
+
+    _race(call, check, (offsets, HUGE + [len(arena), len(arena) - 1]), (lengths, HUGE_U32))

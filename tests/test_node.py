@@ -117,8 +117,31 @@ def udp(src, dst, hop=64, payload=b"x" * 12, bad_sum=False):
 
 
 @st.composite
+def inner_packet(draw):
+    """What a peer's tunnel carries: mostly data for any destination, also hop limits that expire, the
+    router's own ND, another level of tunnel, and packets decapsulation or classify refuse."""
+    kind = draw(st.sampled_from(["udp", "udp", "udp", "hop", "ns", "nested", "short", "bad_version"]))
+    src, dst = draw(st.sampled_from(SOURCES)), draw(st.sampled_from(DESTINATIONS))
+    if kind == "udp":
+        return udp(src, dst, 64, draw(st.binary(max_size=24)))
+    if kind == "hop":
+        return udp(src, dst, draw(st.sampled_from([0, 1, 2])))
+    if kind == "ns":
+        return build_ipv6(src, dst, IpProto.ICMPV6, bytes([135, 0, 0, 0]) + bytes(20), hop_limit=255)
+    if kind == "nested":
+        return build_ipv6(PEER, ROUTER, IpProto.IPV6, udp(src, dst, 64), hop_limit=64)
+    pkt = bytearray(udp(src, dst, 64))
+    if kind == "short":  # a payload length past the packet
+        pkt[4:6] = (len(pkt) - 20).to_bytes(2, "big")
+    else:
+        pkt[0] = 0x50
+    return bytes(pkt)
+
+
+@st.composite
 def frame(draw):
-    kind = draw(st.sampled_from(["udp", "udp", "echo", "tunnel", "mh", "tcp", "garbage", "ns", "big"]))
+    kind = draw(st.sampled_from(["udp", "udp", "echo", "tunnel", "peer", "peer", "mh", "tcp", "garbage", "ns",
+                                 "big"]))
     src = draw(st.sampled_from(SOURCES))
     dst = draw(st.sampled_from(DESTINATIONS))
     hop = draw(st.sampled_from([0, 1, 2, 64, 255]))
@@ -135,9 +158,11 @@ def frame(draw):
         pkt[42:44] = reference.icmp6_checksum(pkt[8:24], pkt[24:40], bytes(pkt[40:])).to_bytes(2, "big")
         pkt = bytes(pkt)
     elif kind == "tunnel":
-        inner = udp(draw(st.sampled_from(SOURCES)), draw(st.sampled_from(DESTINATIONS)), 64)
+        inner = draw(inner_packet())
         pkt = build_ipv6(draw(st.sampled_from([PEER, src])), draw(st.sampled_from([ROUTER, dst])), IpProto.IPV6,
                          inner, hop_limit=hop)
+    elif kind == "peer":  # a peer's tunnel to the router: decapsulated
+        pkt = build_ipv6(PEER, ROUTER, IpProto.IPV6, draw(inner_packet()), hop_limit=hop)
     elif kind == "mh":
         pkt = build_ipv6(src, dst, IpProto.MH, bytes([59, 1, 6, 0]) + bytes(12), hop_limit=hop)
     elif kind == "ns":
@@ -149,7 +174,7 @@ def frame(draw):
     return build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt), status
 
 
-def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, handover=False):
+def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, handover=False, finish_inner=False):
     nc, fib, node = world(impl)
     buffer = handover_world(impl, node) if handover else None
     arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
@@ -158,7 +183,7 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
     batch = impl.classify(arena, offsets, lengths)
     drops = np.zeros(len(DropReason), dtype=np.uint64)
     present = node.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
-                       now_ns=5_000)
+                       now_ns=5_000, finish_inner=finish_inner)
     n = len(frames_and_status)
     tunnel_arena = bytes(node.tunnel_arena)
     extra = {}
@@ -176,6 +201,8 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
         "present": present,
         "arena": arena.tobytes(),
         "action": node.action[:n].tolist(),
+        "inner": [(int(node.inner_action[i]), int(node.inner_aux[i]), int(node.inner_entry[i])) for i in range(n)
+                  if node.action[i] == Action.DECAPPED],
         "aux": node.aux[:n].tolist(),
         "entry": node.entry[:n].tolist(),
         "out_if": node.out_if[:n].tolist(),
@@ -190,30 +217,39 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
 
 @pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
 @settings(max_examples=300)
-@given(st.lists(frame(), min_size=0, max_size=64), st.integers(0, 2), st.booleans(), st.booleans(), st.booleans())
-def test_core_node_equals_the_reference(frames_and_status, iface, from_wire, inner, handover):
-    want = run_node(ref, frames_and_status, iface=iface, from_wire=from_wire, inner=inner, handover=handover)
-    got = run_node(_core, frames_and_status, iface=iface, from_wire=from_wire, inner=inner, handover=handover)
+@given(st.lists(frame(), min_size=0, max_size=64), st.integers(0, 2), st.booleans(), st.booleans(), st.booleans(),
+       st.booleans())
+def test_core_node_equals_the_reference(frames_and_status, iface, from_wire, inner, handover, finish_inner):
+    kw = dict(iface=iface, from_wire=from_wire, inner=inner, handover=handover, finish_inner=finish_inner)
+    want = run_node(ref, frames_and_status, **kw)
+    got = run_node(_core, frames_and_status, **kw)
     assert got == want
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@given(st.lists(frame(), min_size=1, max_size=32), st.booleans())
-def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_status, handover):
-    out = run_node(impl, frames_and_status, handover=handover)
+@given(st.lists(frame(), min_size=1, max_size=32), st.booleans(), st.booleans())
+def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_status, handover, finish_inner):
+    out = run_node(impl, frames_and_status, handover=handover, finish_inner=finish_inner)
     n = len(frames_and_status)
     actions = out["action"]
+    # what the node did to each packet it took: the block's frames, and the inner packets it finished
+    done = [a for a in actions if a != Action.DECAPPED] + [a for a, _x, _e in out["inner"]]
     assert out["stats"][NODE_STATS.index("frames")] == n
-    assert out["stats"][NODE_STATS.index("dropped")] == actions.count(Action.DROP) == sum(out["drops"])
-    assert sum(len(o) for o, _ in out["tx"]) == actions.count(Action.FORWARD)
-    assert sum(len(t) for t in out["tunnel"]) == actions.count(Action.TUNNELLED)
-    assert out["stats"][NODE_STATS.index("buffered")] == actions.count(Action.BUFFERED)
+    assert out["stats"][NODE_STATS.index("decapped")] == actions.count(Action.DECAPPED) == len(out["inner"])
+    assert out["stats"][NODE_STATS.index("dropped")] == done.count(Action.DROP) == sum(out["drops"])
+    assert sum(len(o) for o, _ in out["tx"]) == done.count(Action.FORWARD)
+    assert sum(len(t) for t in out["tunnel"]) == done.count(Action.TUNNELLED)
+    assert out["stats"][NODE_STATS.index("buffered")] == done.count(Action.BUFFERED)
+    assert out["decap"] == [] or Action.DECAP in actions
+    assert {a for a, _x, _e in out["inner"]} <= {Action.FORWARD, Action.TUNNELLED, Action.BUFFERED, Action.DROP}
+    if not finish_inner:
+        assert Action.DECAPPED not in actions
     if handover:
         assert Action.BUFFER not in actions  # with a buffer the node finishes the class itself
-        assert out["buffer"]["queued"] == actions.count(Action.BUFFERED)  # nothing evicted that was counted
+        assert out["buffer"]["queued"] == done.count(Action.BUFFERED)  # nothing evicted that was counted
     else:
-        assert Action.BUFFERED not in actions and Action.TUNNELLED not in actions
-    assert out["present"] == sum(1 << a for a in set(actions))
+        assert Action.BUFFERED not in done and Action.TUNNELLED not in done
+    assert out["present"] == sum(1 << a for a in set(actions) | set(done))
 
 
 def _one(impl, pkt, *, eth_dst=MACS[0], status=0, **kw):
@@ -501,3 +537,229 @@ def test_handover_setters_check_their_arguments(impl):
     node.set_buffer(None)  # and without one it punts again
     node.run(batch, arena, offsets, lengths, np.zeros(0, np.uint32), 0)
     assert Action(node.action[0]) == Action.BUFFER
+
+
+def _tunnelled(pkt, pad=b""):
+    """A peer's IPv6-in-IPv6 packet for the router carrying ``pkt``, as a frame for interface 0."""
+    return build_ethernet(MACS[0], OTHER_MAC, build_ipv6(PEER, ROUTER, IpProto.IPV6, pkt)) + pad
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_finished_inner_packets_go_out_at_their_outer_frames_place(impl):
+    """finish_inner: a decapsulated data packet is forwarded in the same run, in block order between the
+    direct frames around it, rewritten as a direct one would be; without it the same block leaves the inner
+    packet in the decap vector, as before."""
+    direct = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10", payload=bytes([k]) * 8))
+              for k in range(2)]
+    inner = udp(SOURCES[0], "2001:db8:1::10", payload=b"through the tunnel")
+    frames_ = [direct[0], _tunnelled(inner, b"\0" * 6), direct[1]]
+    off = [0, len(frames_[0]), len(frames_[0]) + len(frames_[1])]
+    out = run_node(impl, [(f, 0) for f in frames_], finish_inner=True)
+    assert out["action"] == [Action.FORWARD, Action.DECAPPED, Action.FORWARD]
+    nc, _fib, _node = world(impl)
+    entry = int(nc.lookup(np.frombuffer(IPv6Address("2001:db8:1::10").packed, np.uint8).reshape(1, 16))[0])
+    assert out["inner"] == [(Action.FORWARD, -1, entry)]
+    inner_at = off[1] + 14 + 40 - 14
+    assert out["tx"][0] == ([off[0], inner_at, off[2]], [len(direct[0]), 14 + len(inner), len(direct[1])])
+    assert out["decap"] == []
+    assert out["stats"][NODE_STATS.index("decapped")] == 1
+    assert out["present"] == (1 << Action.FORWARD) | (1 << Action.DECAPPED)
+    arena = out["arena"]
+    rewritten = arena[inner_at:inner_at + 14 + len(inner)]
+    assert rewritten[:12] == arena[off[0]:off[0] + 12]  # the same next hop and interface as the direct frame
+    assert rewritten[14 + 7] == 63 and rewritten[14 + 8:] == inner[8:]
+    scapy = pytest.importorskip("scapy.all")
+    got = scapy.Ether(rewritten)
+    assert got[scapy.IPv6].hlim == 63 and bytes(got[scapy.UDP].payload) == b"through the tunnel"
+    before = run_node(impl, [(f, 0) for f in frames_])
+    assert before["action"] == [Action.FORWARD, Action.DECAP, Action.FORWARD]
+    assert before["decap"] == [(inner_at, 14 + len(inner))]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("inner", [
+    udp(SOURCES[0], ROUTER),  # for the router itself
+    udp(SOURCES[0], "2001:db8:1::11"),  # next hop being resolved
+    udp(SOURCES[0], "2001:db8:1::99"),  # on-link, no entry: resolution
+    udp(SOURCES[0], "2001:db9::1"),  # no route: Destination Unreachable due
+    udp(SOURCES[0], "2001:db8:1::10", hop=1),  # Time Exceeded due
+    udp(SOURCES[0], "2001:db8:1::18"),  # a tunnel toward an unresolved NAR: punted
+    build_ipv6(PEER, ROUTER, IpProto.IPV6, udp(SOURCES[0], "2001:db8:1::10")),  # another level of tunnel
+], ids=["router", "incomplete", "no-entry", "no-route", "hop-limit", "tunnel-punted", "nested"])
+def test_inner_packets_python_finishes_are_left_untouched(impl, inner):
+    """An inner packet whose action needs Python (control, resolution, an ICMPv6 error, a punted tunnel,
+    another decapsulation) is in the decap vector exactly as without finish_inner: same octets, no count."""
+    frames_ = [(_tunnelled(inner), 0)]
+    with_, without = (run_node(impl, frames_, handover=True, finish_inner=f) for f in (True, False))
+    assert with_["action"] == without["action"] == [Action.DECAP]
+    assert with_["decap"] == without["decap"] == [(14 + 40 - 14, 14 + len(inner))]
+    assert with_["arena"] == without["arena"]
+    assert with_["tx"] == without["tx"] and with_["tunnel"] == without["tunnel"]
+    assert with_["stats"] == without["stats"] and with_["stats"][NODE_STATS.index("decapped")] == 0
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_finished_inner_packets_are_buffered_tunnelled_and_dropped_with_the_block(impl):
+    """A NAR's proxied MN: inner packets join the block's one push in block order and the per-key cap
+    (3) evicts the oldest, an inner packet to a key-less entry is NOT_BUFFERED, one classify refuses is a
+    drop by its reason, and a PAR's tunnel entry re-encapsulates an inner packet toward its NAR."""
+    to_mn = [udp(SOURCES[0], "2001:db8:1::13", payload=bytes([k]) * 4) for k in range(4)]
+    bad = bytes([0x50]) + to_mn[0][1:]  # version 5
+    pkts = [_tunnelled(to_mn[0]), build_ethernet(MACS[0], OTHER_MAC, to_mn[1]), _tunnelled(to_mn[2]),
+            _tunnelled(to_mn[3]), _tunnelled(udp(SOURCES[0], "2001:db8:1::14")), _tunnelled(bad),
+            _tunnelled(udp(SOURCES[0], "2001:db8:1::1b"))]
+    out = run_node(impl, [(f, 0) for f in pkts], handover=True, finish_inner=True)
+    assert out["action"] == [Action.DECAPPED, Action.BUFFERED, Action.DECAPPED, Action.DECAPPED,
+                             Action.DECAPPED, Action.DROP, Action.DECAPPED]
+    assert out["aux"][5] == int(DropReason.IP6_BAD_VERSION)  # the inner version is checked by decapsulation
+    acts = [(a, x) for a, x, _e in out["inner"]]
+    assert acts == [(Action.DROP, int(DropReason.BUFFER_FULL)), (Action.BUFFERED, 7), (Action.BUFFERED, 7),
+                    (Action.DROP, int(DropReason.NOT_BUFFERED)), (Action.TUNNELLED, 2)]
+    assert [e for _a, _x, e in out["inner"]][0] == -1  # a dropped inner packet has no entry
+    assert [q[14 + 48:] for q in out["queued"][7]] == [bytes([k]) * 4 for k in (1, 2, 3)]
+    assert out["stats"][NODE_STATS.index("buffered")] == 3
+    assert out["stats"][NODE_STATS.index("decapped")] == 5
+    assert len(out["tunnel"][0]) == 1
+    assert out["drops"][DropReason.BUFFER_FULL] == 1 and out["drops"][DropReason.NOT_BUFFERED] == 1
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_set_codepoints_takes_codepoints_only(impl):
+    from fmipfast.constants import DEFAULT_CODEPOINTS
+
+    _nc, _fib, node = world(impl)
+    node.set_codepoints(DEFAULT_CODEPOINTS)
+    with pytest.raises(TypeError, match="codepoints"):
+        node.set_codepoints("154")
+
+
+def _run_block(impl, frames_and_status, **kw):
+    """run_node's world and outputs, the block classified by the node's own run_block."""
+    nc, fib, node = world(impl)
+    handover_world(impl, node)
+    arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
+    arena = np.array(arena, dtype=np.uint8)
+    status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
+    batch = impl.Batch(64)
+    drops = np.zeros(len(DropReason), dtype=np.uint64)
+    present = node.run_block(batch, arena, offsets, lengths, status, 0, drops=drops, now_ns=5_000, **kw)
+    n = len(frames_and_status)
+    return (present, arena.tobytes(), node.action[:n].tolist(), node.aux[:n].tolist(), drops.tolist(),
+            node.stats.tolist(), [(node.tx_offsets[k, :node.tx_count[k]].tolist()) for k in range(3)],
+            batch.verdict.tolist(), batch.drop_reason.tolist(), batch.target.tolist())
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
+@settings(max_examples=150)
+@given(st.lists(frame(), min_size=0, max_size=64), st.booleans())
+def test_run_block_is_classify_then_run_in_both_implementations(frames_and_status, finish_inner):
+    """run_block classifies into the given Batch and runs the node: the same outputs, batch rows included,
+    in both implementations, as classify followed by run."""
+    got = _run_block(_core, frames_and_status, finish_inner=finish_inner)
+    assert got == _run_block(ref, frames_and_status, finish_inner=finish_inner)
+    want = run_node(_core, frames_and_status, handover=True, finish_inner=finish_inner)
+    assert (got[0], got[1], got[2], got[3], got[4], got[5]) == (
+        want["present"], want["arena"], want["action"], want["aux"], want["drops"], want["stats"])
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_run_block_checks_its_arguments_before_writing(impl):
+    """The Batch's capacity bounds the block (it is filled, not read); a frame past the arena is refused
+    before the batch or any frame is written."""
+    _nc, _fib, node = world(impl)
+    frames_ = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10"))] * 4
+    arena, offsets, lengths = pack_frames(frames_)
+    arena = np.array(arena, dtype=np.uint8)
+    none = np.zeros(0, np.uint32)
+    with pytest.raises(ValueError, match="batch's 3"):
+        node.run_block(impl.Batch(3), arena, offsets, lengths, none, 0)
+    batch = impl.Batch(4)
+    before = arena.copy()
+    bad = offsets.copy()
+    bad[2] = len(arena)
+    with pytest.raises(ValueError, match="frame 2"):
+        node.run_block(batch, arena, bad, lengths, none, 0)
+    assert (arena == before).all() and len(batch) == 0
+    with pytest.raises(TypeError, match="batch"):
+        node.run_block(object(), arena, offsets, lengths, none, 0)
+    assert node.run_block(batch, arena, offsets, lengths, none, 0) == 1 << Action.FORWARD
+    assert len(batch) == 4
+
+
+def _tx_ring_world(impl, frames_and_status, slots, frame_size, busy, head, *, finish_inner=True):
+    """run_node's world with interfaces 0 and 1 on TX rings of ``slots`` slots (``busy``: slots the kernel
+    still owns), the node filling them; returns the outputs and the rings' octets and heads."""
+    nc, fib, node = world(impl)
+    handover_world(impl, node)
+    rings, heads = [], []
+    for k in (0, 1):
+        ring = np.zeros(slots * frame_size, np.uint8)
+        for b in busy:
+            struct.pack_into("=I", ring, (b % slots) * frame_size + 20, 1)  # TP_STATUS_SEND_REQUEST
+        cell = np.array([head % slots], np.int64)
+        node.set_tx_ring(k, ring, frame_size, cell)
+        rings.append(ring)
+        heads.append(cell)
+    arena, offsets, lengths = pack_frames([f for f, _ in frames_and_status])
+    arena = np.array(arena, dtype=np.uint8)
+    status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
+    drops = np.zeros(len(DropReason), dtype=np.uint64)
+    node.run_block(impl.Batch(64), arena, offsets, lengths, status, 0, drops=drops, now_ns=5_000,
+                   finish_inner=finish_inner)
+    return {"rings": [r.tobytes() for r in rings], "heads": [int(h[0]) for h in heads],
+            "tx_queued": node.tx_queued.tolist(), "tunnel_queued": node.tunnel_queued.tolist(),
+            "tx_count": node.tx_count.tolist(), "tunnel_count": node.tunnel_count.tolist()}, node
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: nothing to compare")
+@settings(max_examples=150)
+@given(st.lists(frame(), min_size=0, max_size=48), st.integers(1, 12), st.sampled_from([256, 512, 2048]),
+       st.lists(st.integers(0, 11), max_size=4), st.integers(0, 11))
+def test_tx_rings_are_filled_as_the_reference_fills_them(frames_and_status, slots, frame_size, busy, head):
+    """The node queues each ring interface's tunnel vector, then its TX vector, from the first frame, until a
+    slot the kernel still owns or a frame past the slot size: the same slots, octets, heads and counts as the
+    reference (which uses ring_tx_fill)."""
+    got, _ = _tx_ring_world(_core, frames_and_status, slots, frame_size, busy, head)
+    want, _ = _tx_ring_world(ref, frames_and_status, slots, frame_size, busy, head)
+    assert got == want
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_full_tx_ring_leaves_the_rest_of_the_vector_in_order(impl):
+    """Four slots, the third one still the kernel's: the first two frames are queued (tx_queued 2, the head
+    moves past them, their octets in the slots as scapy reads them), the rest stays in the vector for the
+    ring's sender; a frame past the slot size stops the fill as well."""
+    pkts = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10", payload=bytes([k]) * 8))
+            for k in range(4)]
+    out, node = _tx_ring_world(impl, [(p, 0) for p in pkts], 4, 256, [2], 0, finish_inner=False)
+    assert out["tx_count"][0] == 4 and out["tx_queued"] == [2, 0, 0] and out["heads"] == [2, 0]
+    ring = out["rings"][0]
+    scapy = pytest.importorskip("scapy.all")
+    for slot in (0, 1):
+        base = slot * 256
+        status, length = struct.unpack_from("=I", ring, base + 20)[0], struct.unpack_from("=I", ring, base + 16)[0]
+        assert status == 1 and length == len(pkts[slot])
+        got = scapy.Ether(ring[base + 48:base + 48 + length])
+        assert got[scapy.IPv6].hlim == 63 and bytes(got[scapy.UDP].payload) == bytes([slot]) * 8
+    big = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], "2001:db8:1::10", payload=bytes(300)))]
+    out, _ = _tx_ring_world(impl, [(pkts[0], 0)] + [(big[0], 0)] + [(pkts[1], 0)], 8, 256, [], 5,
+                            finish_inner=False)
+    assert out["tx_queued"] == [1, 0, 0] and out["heads"] == [6, 5]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_set_tx_ring_checks_its_arguments(impl):
+    _nc, _fib, node = world(impl)
+    cell = np.zeros(1, np.int64)
+    with pytest.raises(ValueError, match="iface"):
+        node.set_tx_ring(3, np.zeros(512, np.uint8), 256, cell)
+    with pytest.raises(TypeError, match="ring"):
+        node.set_tx_ring(0, np.zeros(512, np.uint16), 256, cell)
+    with pytest.raises(ValueError, match="frame_size"):
+        node.set_tx_ring(0, np.zeros(512, np.uint8), 48, cell)
+    with pytest.raises(ValueError, match="frame_size"):
+        node.set_tx_ring(0, np.zeros(500, np.uint8), 256, cell)
+    with pytest.raises(TypeError, match="head"):
+        node.set_tx_ring(0, np.zeros(512, np.uint8), 256, np.zeros(2, np.int64))
+    node.set_tx_ring(0, np.zeros(512, np.uint8), 256, cell)
+    node.set_tx_ring(0, None)

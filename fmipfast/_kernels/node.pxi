@@ -19,8 +19,13 @@
 #     14 + its interface's MTU (rw_encap_check), so a block cannot run out of it (the cursor is checked anyway:
 #     a frame that would not fit is punted, never written past the end);
 #   * the buffer is pushed once per block, after the loop, in block order (bufq_push): its statuses turn a
-#     frame's BUFFERED into a drop by that reason.
+#     frame's BUFFERED into a drop by that reason;
+#   * with finish_inner, a decapsulated inner packet is classified (into the node's own Batch, the engine's
+#     codepoints) and finished at its outer frame's place in the block when its action is one the node
+#     completes (DECAPPED: FORWARD, TUNNELLED, BUFFERED, DROP); any other goes to the decap vector untouched,
+#     for Python's pass, which classifies and looks it up again.
 
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.string cimport memcmp
 
 from fmipfast.includes.linux cimport TP_STATUS_CSUMNOTREADY
@@ -33,7 +38,15 @@ cdef enum:
     _NODE_STAT_CSUM = 2
     _NODE_STAT_FRAMES = 3
     _NODE_STAT_BUFFERED = 4
-    _NODE_NSTATS = 5
+    _NODE_STAT_DECAPPED = 5
+    _NODE_NSTATS = 6
+    # a route not looked up yet (the FIB answers -1 for none): _node_transit looks it up if it needs it
+    _NODE_ROUTE_LATER = -2
+    # the actions whose frames Python handles before a block's TX vectors are sent (they may send frames of
+    # their own that go first: a flushed buffer, a resolved queue, decapsulated packets): a block with any of
+    # them is not filled into the TX rings
+    _NODE_PYTHON_FIRST = ~((1 << ACTION_DROP) | (1 << ACTION_FORWARD) | (1 << ACTION_BUFFERED)
+                           | (1 << ACTION_TUNNELLED) | (1 << ACTION_DECAPPED))
 
 
 cdef inline int _node_csum_field(uint8_t nh) noexcept nogil:
@@ -65,6 +78,242 @@ cdef bint _node_complete_checksum(uint8_t* frame, Py_ssize_t length, Py_ssize_t 
     return True
 
 
+# What a frame's decision reads and appends to during one run: the tables, the TX and tunnel vectors, the
+# tunnel arena's cursor and the route of the last peer tunnelled to (the tables do not change during a run).
+cdef struct _node_run:
+    nc_table* t
+    const fib_table* ft
+    Py_ssize_t entries, nroutes, nif, cap, ekey_rows, ntpeers, tsize, cursor
+    const int32_t* ekey
+    const int32_t* epeer
+    const uint8_t* imac
+    const int32_t* rif
+    const uint8_t* rvia
+    const uint8_t* rhas
+    int64_t* txc
+    int64_t* txo
+    uint32_t* txl
+    uint64_t* stats
+    bint tunnel_on
+    uint8_t thlim
+    const uint8_t* tsrc
+    const uint32_t* tmtu
+    const uint8_t* tpeers
+    uint8_t* tarena
+    int64_t* tcount
+    int64_t* toffsets
+    uint32_t* tlengths
+    int32_t last_peer
+    int t_out
+    int64_t t_k
+    const uint8_t* peer
+    const uint8_t* t_hop
+
+
+@cython.boundscheck(False)
+cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize_t length, Py_ssize_t l3,
+                              const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
+                              int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
+    """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A TUNNEL entry's frame is encapsulated
+    toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
+    BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
+    its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
+    ``out_if`` / ``next_hop`` are set for FORWARD and RESOLVE, ``x`` (the aux) always."""
+    cdef nc_table* t = c.t
+    cdef uint8_t fl = t.flags[e] if e >= 0 else 0
+    cdef int32_t p, t_route
+    cdef int out
+    cdef int64_t k, n
+    cdef Py_ssize_t inner_len
+    cdef uint8_t rst
+    cdef const uint8_t* hop
+    x[0] = -1
+    if fl & NCFLAG_TUNNEL:
+        p = c.epeer[e] if e < c.ekey_rows else -1
+        x[0] = p
+        if not c.tunnel_on or p < 0 or p >= c.ntpeers:
+            return ACTION_TUNNEL
+        if p != c.last_peer:  # the peer's route and next hop, once per peer and block
+            c.last_peer = p
+            c.peer = c.tpeers + p * ADDR_LEN
+            c.t_out = -1
+            c.t_k = -1
+            fib_lookup_batch(c.ft, c.peer, 1, &t_route)
+            if 0 <= t_route < c.nroutes and 0 <= c.rif[t_route] < c.nif:
+                c.t_out = c.rif[t_route]
+                c.t_hop = c.rvia + t_route * ADDR_LEN if c.rhas[t_route] else c.peer
+                nc_lookup_batch(t, c.t_hop, 1, &c.t_k)
+                if c.t_k >= c.entries or (c.t_k >= 0 and t.states[c.t_k] == NCSTATE_INCOMPLETE):
+                    c.t_k = -1
+        if c.t_k < 0:
+            return ACTION_TUNNEL
+        rst = rw_encap_check(frame, length, l3, c.tmtu[c.t_out], &inner_len)
+        if rst != DROP_NONE:
+            x[0] = rst
+            return ACTION_DROP
+        if inner_len > c.tsize - c.cursor - ETH_HDR_LEN - IP6_HDR_LEN:  # cannot happen (see the contract)
+            return ACTION_TUNNEL
+        rw_encap_write(frame + l3, inner_len, t.macs + c.t_k * MAC48_LEN, c.imac + c.t_out * MAC48_LEN,
+                       c.tsrc + c.t_out * ADDR_LEN, c.peer, c.thlim, c.tarena + c.cursor)
+        n = c.tcount[c.t_out]
+        c.toffsets[c.t_out * c.cap + n] = c.cursor
+        c.tlengths[c.t_out * c.cap + n] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner_len)
+        c.tcount[c.t_out] = n + 1
+        c.cursor += ETH_HDR_LEN + IP6_HDR_LEN + inner_len
+        return ACTION_TUNNELLED
+    if fl & NCFLAG_PROXY:
+        x[0] = c.ekey[e] if e < c.ekey_rows else -1
+        return ACTION_BUFFER
+    if (fl & NCFLAG_HOLD) and hold_ok:
+        x[0] = c.ekey[e] if e < c.ekey_rows else -1
+        c.stats[_NODE_STAT_HELD] += 1
+        return ACTION_BUFFER
+    out = -1
+    hop = dst
+    if e >= 0 and t.states[e] != NCSTATE_INCOMPLETE:
+        out = <int>t.ifindex[e] if t.ifindex[e] < <uint32_t>c.nif else -1
+    else:
+        if r == _NODE_ROUTE_LATER:
+            fib_lookup_batch(c.ft, dst, 1, &r)
+        if 0 <= r < c.nroutes:
+            out = c.rif[r]
+            if c.rhas[r]:
+                hop = c.rvia + r * ADDR_LEN
+    if out < 0 or out >= c.nif:
+        return ACTION_NO_ROUTE
+    if hop_limit <= 1:
+        return ACTION_TIME_EXCEEDED
+    out_if[0] = out
+    next_hop[0] = hop
+    if hop == dst and e >= 0:  # on-link: the destination's own entry
+        k = e
+    else:
+        nc_lookup_batch(t, hop, 1, &k)
+        if k >= c.entries:
+            k = -1
+    if k < 0 or t.states[k] == NCSTATE_INCOMPLETE:
+        return ACTION_RESOLVE
+    memcpy(frame, t.macs + k * MAC48_LEN, MAC48_LEN)
+    memcpy(frame + MAC48_LEN, c.imac + out * MAC48_LEN, MAC48_LEN)
+    frame[l3 + 7] -= 1
+    n = c.txc[out]
+    c.txo[out * c.cap + n] = at
+    c.txl[out * c.cap + n] = <uint32_t>length
+    c.txc[out] = n + 1
+    return ACTION_FORWARD
+
+
+cdef inline int _node_buffered(const bufq_t* bq, int32_t* x) noexcept nogil:
+    """A BUFFER frame with the node's buffer set: BUFFERED (the caller lists it for the block's push) when
+    its key ``x`` is the buffer's, else DROP with the reason in ``x``."""
+    if x[0] < 0:  # this handover does not buffer (the HI's U flag was clear)
+        x[0] = DROP_NOT_BUFFERED
+        return ACTION_DROP
+    if x[0] >= bq.max_keys:  # a column value outside the buffer: not the engine's
+        x[0] = DROP_INTERNAL_ERROR
+        return ACTION_DROP
+    return ACTION_BUFFERED
+
+
+cdef inline int _node_classify(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
+                               classify_out* o, Py_ssize_t i) noexcept nogil:
+    """classify_frame(), through classify's one-pass path for the common frame; returns verdict |
+    drop_reason << 8."""
+    cdef int r = _fast_frame(f, length, o, i)
+    if r == 0:
+        return o.verdict[i] | (o.drop_reason[i] << 8)
+    if r == 1:
+        return _fast_icmp6(f, prof, o, i)
+    return classify_frame(f, length, prof, o, i)
+
+
+@cython.boundscheck(False)
+cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify_out* io, Py_ssize_t i,
+                            uint8_t* f, int64_t at, Py_ssize_t length, const bufq_t* bq, int32_t* x,
+                            int64_t* entry) noexcept nogil:
+    """The inner packet of a frame just decapsulated in place (its own frame at ``f``, offset ``at`` of the
+    arena, ``length`` octets), classified into row ``i`` of ``io``: its action when the node finishes it --
+    FORWARD, TUNNELLED, BUFFERED (the caller lists it for the push), DROP (reason in ``x``) -- with ``x`` and
+    ``entry`` set as for an outer frame; or -1, with nothing done (no frame octet, vector or counter written)
+    for anything Python's pass does (the router's own, control, resolution, ICMPv6 errors, a punted tunnel
+    or buffer, another level of tunnel).  Reference: Node._inner"""
+    cdef int r = _node_classify(f, length, prof, io, i)
+    cdef int v = r & 0xFF, a, out
+    cdef Py_ssize_t l3
+    cdef int64_t e
+    cdef const uint8_t* dst
+    cdef const uint8_t* hop
+    entry[0] = -1
+    if v == VERDICT_DROP:
+        x[0] = r >> 8
+        return ACTION_DROP
+    l3 = io.l3_offset[i]
+    if l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
+        x[0] = DROP_IP6_TRUNCATED
+        return ACTION_DROP
+    if v != VERDICT_FORWARD and v != VERDICT_DECAP:
+        return -1
+    dst = io.dst + i * ADDR_LEN
+    nc_lookup_batch(c.t, dst, 1, &e)
+    if e >= c.entries:
+        e = -1
+    if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
+        return -1
+    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, x, &out, &hop)
+    if a == ACTION_BUFFER and bq != NULL:
+        a = _node_buffered(bq, x)
+    if a == ACTION_FORWARD or a == ACTION_TUNNELLED or a == ACTION_BUFFERED:
+        entry[0] = e
+        return a
+    if a == ACTION_DROP:
+        return a
+    return -1
+
+
+
+# An output interface's TPACKET_V3 TX ring, as the node fills it (set_tx_ring): the mapping, its slots, and the
+# cell holding the next slot to use, shared with the ring's own sender (fmipfast.rings.PacketRing), which
+# carries on from wherever the node stopped.
+cdef struct _node_txring:
+    uint8_t* base
+    Py_ssize_t slots
+    Py_ssize_t fsize
+    int64_t* head
+
+
+@cython.boundscheck(False)
+cdef Py_ssize_t _node_fill(const _node_txring* r, const uint8_t* src, const int64_t* offs, const uint32_t* lens,
+                           Py_ssize_t m) noexcept nogil:
+    """Queue the first frames of a TX vector (offsets into ``src``, every span checked by the caller) on the
+    TX ring, in order, until the ring is full or a frame does not fit a slot; returns how many (the rest is
+    left to the ring's sender, which counts what does not fit).  The slots' status words are the kernel's:
+    each is read once (acquire) and a filled slot is handed over with a release store, as ring_tx_fill does.
+    A head outside the ring (not the sender's) fills nothing."""
+    cdef int64_t h = r.head[0]
+    cdef Py_ssize_t j = 0, room = r.fsize - <Py_ssize_t>FMIPFAST_TX_DATA_OFF
+    cdef uint8_t* slot
+    if h < 0 or h >= r.slots:
+        return 0
+    while j < m:
+        if lens[j] > <uint64_t>room:
+            break
+        slot = r.base + h * r.fsize  # 0 <= h < slots: inside the ring
+        if fmip_ring_load_acquire_at(slot + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
+            break
+        memcpy(slot + FMIPFAST_TX_DATA_OFF, src + offs[j], lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_LEN_OFF, lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_SNAPLEN_OFF, lens[j])
+        fmip_ring_store_u32_at(slot + FMIP_RING_TP_NEXT_OFF, 0)
+        fmip_ring_store_release_at(slot + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
+        h += 1
+        if h == r.slots:
+            h = 0
+        j += 1
+    r.head[0] = h
+    return j
+
+
 cdef class Node:
     """The forwarding node: see fmipfast/reference/node.py, whose ``Node`` this is, output for output.
 
@@ -93,7 +342,14 @@ cdef class Node:
     cdef readonly object entry_key, entry_peer
     # outputs and tables: the node's own arrays; the attributes users see are read-only views of them
     cdef object _iface_mac, _action, _aux, _entry, _out_if, _next_hop, _tx_count, _tx_offsets, _tx_lengths
-    cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch
+    cdef object _stats, _route_if, _route_via, _route_has_via, _peers, _routes_scratch, _rdst, _ridx, _rtmp
+    cdef object _poff, _plen
+    # the TX rings the node fills (set_tx_ring): one per interface (base NULL: none), the arrays kept alive
+    cdef _node_txring* _txr
+    cdef list _txr_refs
+    cdef object _txq, _tq
+    cdef int64_t* _p_txq
+    cdef int64_t* _p_tq
     # the handover's buffer and tunnel (None / unset: the node punts BUFFER and TUNNEL)
     cdef PacketBuffer _buf
     cdef object _bkeys, _boff, _blen, _bidx, _bst
@@ -103,6 +359,13 @@ cdef class Node:
     cdef Py_ssize_t _ntpeers, _tsize
     cdef object _doffsets, _dlengths
     cdef Py_ssize_t _dcount
+    # the inner packets the node finishes (run's finish_inner): their classification and outcome
+    cdef Batch _inner_batch
+    cdef classify_profile _prof
+    cdef object _iact, _iaux, _ient
+    cdef uint8_t* _p_iact
+    cdef int32_t* _p_iaux
+    cdef int64_t* _p_ient
     cdef public object last_drops
     cdef Py_ssize_t _nroutes, _npeers
     # data pointers of the arrays above, taken once (run acquires only its arguments' buffers)
@@ -120,6 +383,11 @@ cdef class Node:
     cdef uint32_t* _p_txl
     cdef uint64_t* _p_stats
     cdef int32_t* _p_routes
+    cdef int64_t* _p_poff
+    cdef uint32_t* _p_plen
+    cdef uint8_t* _p_rdst
+    cdef int64_t* _p_ridx
+    cdef int32_t* _p_rtmp
     cdef int32_t* _p_rif
     cdef uint8_t* _p_rvia
     cdef uint8_t* _p_rhas
@@ -174,6 +442,24 @@ cdef class Node:
         self._p_txl = <uint32_t*>_row0(self._tx_lengths)
         self._p_stats = <uint64_t*>_row0(self._stats)
         self._p_routes = <int32_t*>_row0(self._routes_scratch)
+        self._txr = <_node_txring*>PyMem_Calloc(<size_t>interfaces, sizeof(_node_txring))
+        if self._txr == NULL:
+            raise MemoryError()
+        self._txr_refs = [None] * interfaces
+        self._txq = _np.zeros(interfaces, dtype=_np.int64)
+        self._tq = _np.zeros(interfaces, dtype=_np.int64)
+        self._p_txq = <int64_t*>_row0(self._txq)
+        self._p_tq = <int64_t*>_row0(self._tq)
+        self._poff = _np.zeros(capacity, dtype=_np.int64)
+        self._plen = _np.zeros(capacity, dtype=_np.uint32)
+        self._p_poff = <int64_t*>_row0(self._poff)
+        self._p_plen = <uint32_t*>_row0(self._plen)
+        self._rdst = _np.zeros((capacity, ADDR_LEN), dtype=_np.uint8)
+        self._ridx = _np.zeros(capacity, dtype=_np.int64)
+        self._rtmp = _np.zeros(capacity, dtype=_np.int32)
+        self._p_rdst = <uint8_t*>_row0(self._rdst)
+        self._p_ridx = <int64_t*>_row0(self._ridx)
+        self._p_rtmp = <int32_t*>_row0(self._rtmp)
         self._set_routes_arrays(_np.zeros(0, dtype=_np.int32), _np.zeros((0, ADDR_LEN), dtype=_np.uint8),
                                 _np.zeros(0, dtype=_np.uint8))
         self._set_peers_array(_np.zeros((0, ADDR_LEN), dtype=_np.uint8))
@@ -209,6 +495,17 @@ cdef class Node:
         self._p_doffsets = <int64_t*>_row0(self._doffsets)
         self._p_dlengths = <uint32_t*>_row0(self._dlengths)
         self._dcount = 0
+        self._inner_batch = Batch(capacity)
+        _load_profile(_DEFAULT_CODEPOINTS, &self._prof)
+        self._iact = _np.zeros(capacity, dtype=_np.uint8)
+        self._iaux = _np.full(capacity, -1, dtype=_np.int32)
+        self._ient = _np.full(capacity, -1, dtype=_np.int64)
+        self._p_iact = <uint8_t*>_row0(self._iact)
+        self._p_iaux = <int32_t*>_row0(self._iaux)
+        self._p_ient = <int64_t*>_row0(self._ient)
+
+    def __dealloc__(self):
+        PyMem_Free(self._txr)
 
     cdef _set_tunnel_arena(self, Py_ssize_t size):
         self._tarena = _np.zeros(size, dtype=_np.uint8)
@@ -288,7 +585,8 @@ cdef class Node:
 
     @property
     def stats(self):
-        """uint64 (5,), read-only: dropped, reorder_held, csum_completed, frames, buffered (``NODE_STATS``)."""
+        """uint64 (6,), read-only: dropped, reorder_held, csum_completed, frames, buffered, decapped
+        (``NODE_STATS``)."""
         return Node._ro(self._stats)
 
     @property
@@ -327,8 +625,63 @@ cdef class Node:
         return Node._ro(self._dlengths)
 
     @property
+    def tx_queued(self):
+        """int64 (interfaces,), read-only: of each interface's TX vector, the first ``tx_queued[k]`` frames
+        the last run queued on the interface's TX ring itself (``set_tx_ring``): the caller kicks the ring
+        and sends only the rest."""
+        return Node._ro(self._txq)
+
+    @property
+    def tunnel_queued(self):
+        """int64 (interfaces,), read-only: as ``tx_queued``, of the tunnel TX vectors."""
+        return Node._ro(self._tq)
+
+    def set_tx_ring(self, iface, ring, frame_size=0, head=None):
+        """Fill interface ``iface``'s TX vectors straight into its TPACKET_V3 TX ring at the end of each run
+        (``ring`` None: stop).  See the reference."""
+        r, fs, h = _node_ref.check_tx_ring(iface, ring, frame_size, head, self.interfaces)
+        cdef _node_txring* t = &self._txr[<Py_ssize_t>iface]
+        if r is None:
+            t.base = NULL
+            t.slots = 0
+            t.fsize = 0
+            t.head = NULL
+            self._txr_refs[iface] = None
+            return
+        cdef uint8_t[::1] rv = r
+        cdef int64_t[::1] hv = h
+        t.base = &rv[0]
+        t.slots = rv.shape[0] // fs
+        t.fsize = fs
+        t.head = &hv[0]
+        self._txr_refs[iface] = (r, h)
+
+    @property
+    def inner_action(self):
+        """uint8 (capacity,), read-only: for a DECAPPED frame, the Action of its inner packet (FORWARD,
+        TUNNELLED, BUFFERED or DROP); other rows are stale."""
+        return Node._ro(self._iact)
+
+    @property
+    def inner_aux(self):
+        """int32 (capacity,), read-only: for a DECAPPED frame, its inner packet's aux (as ``aux``)."""
+        return Node._ro(self._iaux)
+
+    @property
+    def inner_entry(self):
+        """int64 (capacity,), read-only: for a DECAPPED frame, its inner destination's neighbor index
+        (-1: none, or the inner packet was dropped)."""
+        return Node._ro(self._ient)
+
+    @property
     def ncache(self):
         return self._nc
+
+    def set_codepoints(self, codepoints):
+        """The fmipfast codepoints the inner packets are classified with (``finish_inner``; default:
+        DEFAULT_CODEPOINTS).  The engine gives the ones it classifies its blocks with."""
+        _node_ref.check_codepoints(codepoints)
+        _load_profile(codepoints, &self._prof)
 
     def set_buffer(self, buffer):
         """The PacketBuffer BUFFER frames are pushed into (None: they are punted).  See the reference."""
@@ -368,11 +721,23 @@ cdef class Node:
         """The routers whose IPv6-in-IPv6 packets are decapsulated, ``uint8[p, 16]``."""
         self._set_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
 
+    def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
+            now_ns=None, finish_inner=False):
+        """See the reference: decide and act on one classified block; returns the bit set of actions."""
+        return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                         finish_inner, False)
+
+    def run_block(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
+                  now_ns=None, finish_inner=False):
+        """See the reference: classify the block into ``batch`` (the node's codepoints), then ``run`` -- one
+        call and one nogil section for the whole block."""
+        return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                         finish_inner, True)
+
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
-            now_ns=None):
-        """See the reference: decide and act on one classified block; returns the bit set of actions."""
+    cdef object _run(self, batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
+                     finish_inner, bint do_classify):
         cdef uint8_t[::1] ar
         cdef const int64_t[::1] off
         cdef const uint32_t[::1] ln
@@ -393,7 +758,8 @@ cdef class Node:
                 if drops is not None:
                     dr = drops
                 ok = (ln.shape[0] == off.shape[0] and (st.shape[0] == 0 or st.shape[0] == off.shape[0])
-                      and off.shape[0] <= self.capacity and off.shape[0] <= b.n
+                      and off.shape[0] <= self.capacity
+                      and off.shape[0] <= (b.capacity if do_classify else b.n)
                       and (drops is None or dr.shape[0] >= _N_REASONS)
                       and not isinstance(iface, bool) and 0 <= iface < self.interfaces)
         except (TypeError, ValueError, BufferError):
@@ -402,7 +768,7 @@ cdef class Node:
             if not isinstance(batch, Batch):
                 raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
             _node_ref.check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
-                                self.interfaces)
+                                self.interfaces, block=do_classify)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
         cdef int64_t now = 0
         if self._buf is not None:
@@ -417,29 +783,25 @@ cdef class Node:
         cdef Py_ssize_t n = off.shape[0], size = ar.shape[0], i
         cdef int ifc = iface
         cdef Py_ssize_t bad = -1
-        with nogil:
-            for i in range(n):
-                if _span_outside(off[i], ln[i], <uint64_t>size):
-                    bad = i
-                    break
-        if bad >= 0:
-            raise ValueError(f"frame {bad}: offset {off[bad]} + length {ln[bad]} runs past the arena ({size} octets)")
+        # the offsets and lengths are read once, into the node's own copy, checked there and used from there
+        # only: a thread writing the caller's arrays meanwhile cannot move a checked frame
+        cdef int64_t* poff = self._p_poff
+        cdef uint32_t* plen = self._p_plen
         cdef uint8_t* act = self._p_act
         cdef int32_t* aux = self._p_aux
         cdef int64_t* ent = self._p_ent
         cdef int32_t* oif = self._p_oif
         cdef uint8_t* nhop = self._p_nhop
-        cdef int64_t* txc = self._p_txc
-        cdef int64_t* txo = self._p_txo
-        cdef uint32_t* txl = self._p_txl
         cdef uint64_t* stats = self._p_stats
         cdef int32_t* routes = self._p_routes
-        cdef const int32_t* ekey = self._p_ekey
-        cdef const int32_t* epeer = self._p_epeer
+        cdef uint8_t* rdst = self._p_rdst
+        cdef int64_t* ridx = self._p_ridx
+        cdef int32_t* rtmp = self._p_rtmp
+        cdef Py_ssize_t nr, k
+        cdef const _node_txring* txr = self._txr
+        cdef int64_t* txq = self._p_txq
+        cdef int64_t* tq = self._p_tq
         cdef const uint8_t* imac = self._p_imac
-        cdef const int32_t* rif = self._p_rif
-        cdef const uint8_t* rvia = self._p_rvia
-        cdef const uint8_t* rhas = self._p_rhas
         cdef const uint8_t* peers = self._p_peers
         cdef bufq_t* bq = NULL if self._buf is None else &self._buf.q
         cdef int32_t* bkeys = self._p_bkeys
@@ -447,221 +809,243 @@ cdef class Node:
         cdef uint32_t* blen = self._p_blen
         cdef int64_t* bidx = self._p_bidx
         cdef uint8_t* bst = self._p_bst
+        cdef uint8_t* iact = self._p_iact
+        cdef int32_t* iaux = self._p_iaux
+        cdef int64_t* ient = self._p_ient
         cdef Py_ssize_t nb = 0, j
-        cdef bint tunnel_on = self._tunnel_on
-        cdef const uint8_t* tsrc = self._p_tsrc
-        cdef const uint32_t* tmtu = self._p_tmtu
-        cdef const uint8_t* tpeers = self._p_tpeers
-        cdef uint8_t* tarena = self._p_tarena
-        cdef int64_t* tcount = self._p_tcount
-        cdef int64_t* toffsets = self._p_toffsets
-        cdef uint32_t* tlengths = self._p_tlengths
-        cdef Py_ssize_t ntpeers = self._ntpeers, tsize = self._tsize, cursor = 0, inner_len
-        cdef uint8_t thlim = <uint8_t>self._tunnel_hlim
-        # the route of the last peer tunnelled to (the tables do not change during a run)
-        cdef int32_t last_peer = -1, t_route
-        cdef int t_out = -1
-        cdef int64_t t_k = -1
-        cdef const uint8_t* peer = NULL
-        cdef const uint8_t* t_hop = NULL
+        cdef Py_ssize_t inner_len
         cdef uint8_t rst
         cdef int64_t* doffsets = self._p_doffsets
         cdef uint32_t* dlengths = self._p_dlengths
         cdef Py_ssize_t nd = 0
-        cdef nc_table* t = &self._nc.t
-        cdef const fib_table* ft = &self._fib.t
+        cdef _node_run c
+        c.t = &self._nc.t
+        c.ft = &self._fib.t
+        c.entries = c.t.capacity
+        c.nroutes = self._nroutes
+        c.nif = self.interfaces
+        c.cap = self.capacity
+        c.ekey_rows = self._ekey_rows
+        c.ekey = self._p_ekey
+        c.epeer = self._p_epeer
+        c.imac = imac
+        c.rif = self._p_rif
+        c.rvia = self._p_rvia
+        c.rhas = self._p_rhas
+        c.txc = self._p_txc
+        c.txo = self._p_txo
+        c.txl = self._p_txl
+        c.stats = stats
+        c.tunnel_on = self._tunnel_on
+        c.thlim = <uint8_t>self._tunnel_hlim
+        c.tsrc = self._p_tsrc
+        c.tmtu = self._p_tmtu
+        c.tpeers = self._p_tpeers
+        c.ntpeers = self._ntpeers
+        c.tarena = self._p_tarena
+        c.tsize = self._tsize
+        c.tcount = self._p_tcount
+        c.toffsets = self._p_toffsets
+        c.tlengths = self._p_tlengths
+        c.cursor = 0
+        c.last_peer = -1
+        c.t_out = -1
+        c.t_k = -1
+        c.peer = NULL
+        c.t_hop = NULL
+        cdef nc_table* t = c.t
         cdef classify_out* o = &b._out
-        cdef Py_ssize_t nroutes = self._nroutes, npeers = self._npeers, nif = self.interfaces
-        cdef Py_ssize_t entries = t.capacity, cap = self.capacity
-        cdef Py_ssize_t ekey_rows = self._ekey_rows, ndr = dr.shape[0]
-        cdef bint wire = from_wire, is_inner = inner
+        cdef classify_out* io = &self._inner_batch._out
+        cdef classify_profile* prof = &self._prof
+        cdef Py_ssize_t npeers = self._npeers, nif = self.interfaces
+        cdef Py_ssize_t entries = c.entries, ndr = dr.shape[0]
+        cdef bint wire = from_wire, is_inner = inner, finish = finish_inner
         cdef bint has_status = st.shape[0] != 0
-        cdef int present = 0, a, out, verdict
-        cdef int32_t x, r
-        cdef int64_t e, k, c
+        cdef int present = 0, a, ia, out, verdict
+        cdef int32_t x, ix
+        cdef int64_t e, ie, at
         cdef Py_ssize_t l3, l4, length, p
         cdef uint8_t fl, nh
         cdef uint8_t* frame
         cdef const uint8_t* dst
         cdef const uint8_t* hop
         with nogil:
-            stats[_NODE_STAT_DROPPED] = 0
-            stats[_NODE_STAT_HELD] = 0
-            stats[_NODE_STAT_CSUM] = 0
-            stats[_NODE_STAT_FRAMES] = n
-            stats[_NODE_STAT_BUFFERED] = 0
-            for i in range(nif):
-                txc[i] = 0
-                tcount[i] = 0
-            if n:
-                nc_lookup_batch(t, o.dst, n, ent)
-                fib_lookup_batch(ft, o.dst, n, routes)
             for i in range(n):
-                a = ACTION_DROP
-                x = -1
-                oif[i] = -1
-                e = ent[i]
-                if e >= entries:  # a table another writer changed under us: treat as no entry
-                    e = -1
-                    ent[i] = -1
-                verdict = o.verdict[i]
-                length = ln[i]
-                l3 = o.l3_offset[i]
-                l4 = o.l4_offset[i]
-                nh = o.next_header[i]
-                frame = &ar[0] + off[i]
-                dst = o.dst + i * ADDR_LEN
-                if verdict == VERDICT_DROP:
-                    x = o.drop_reason[i]
-                elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
-                    x = DROP_IP6_TRUNCATED
-                elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
-                                                                           imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
-                    x = DROP_OTHER_HOST
-                else:
-                    if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
-                        if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
-                            stats[_NODE_STAT_CSUM] += 1
-                    fl = t.flags[e] if e >= 0 else 0
-                    if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
-                        a = ACTION_CONTROL
-                    elif fl & NCFLAG_LOCAL:
-                        if verdict != VERDICT_DECAP:
+                poff[i] = off[i]
+                plen[i] = ln[i]
+                if _span_outside(poff[i], plen[i], <uint64_t>size):
+                    bad = i
+                    break
+            if bad < 0 and do_classify:  # classify, over the same checked copy
+                b._reset_lazy(n, prof.fmip_type)
+                _classify_loop(&ar[0], poff, plen, n, prof, &b._out)
+            if bad < 0:
+                stats[_NODE_STAT_DROPPED] = 0
+                stats[_NODE_STAT_HELD] = 0
+                stats[_NODE_STAT_CSUM] = 0
+                stats[_NODE_STAT_FRAMES] = n
+                stats[_NODE_STAT_BUFFERED] = 0
+                stats[_NODE_STAT_DECAPPED] = 0
+                for i in range(nif):
+                    c.txc[i] = 0
+                    c.tcount[i] = 0
+                if n:
+                    nc_lookup_batch(t, o.dst, n, ent)
+                    # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
+                    # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
+                    # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
+                    nr = 0
+                    for i in range(n):
+                        e = ent[i]
+                        routes[i] = _NODE_ROUTE_LATER
+                        if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
+                                                      and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
+                            memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
+                            ridx[nr] = i
+                            nr += 1
+                    if nr:
+                        fib_lookup_batch(c.ft, rdst, nr, rtmp)
+                        for j in range(nr):
+                            routes[ridx[j]] = rtmp[j]
+                for i in range(n):
+                    a = ACTION_DROP
+                    x = -1
+                    oif[i] = -1
+                    e = ent[i]
+                    if e >= entries:  # a table another writer changed under us: treat as no entry
+                        e = -1
+                        ent[i] = -1
+                    verdict = o.verdict[i]
+                    length = plen[i]
+                    l3 = o.l3_offset[i]
+                    l4 = o.l4_offset[i]
+                    nh = o.next_header[i]
+                    frame = &ar[0] + poff[i]
+                    dst = o.dst + i * ADDR_LEN
+                    if verdict == VERDICT_DROP:
+                        x = o.drop_reason[i]
+                    elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
+                        x = DROP_IP6_TRUNCATED
+                    elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
+                                                                               imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
+                        x = DROP_OTHER_HOST
+                    else:
+                        if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
+                            if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
+                                stats[_NODE_STAT_CSUM] += 1
+                        fl = t.flags[e] if e >= 0 else 0
+                        if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
                             a = ACTION_CONTROL
-                        else:
-                            a = ACTION_DROP
-                            x = DROP_DECAP_NOT_FROM_PEER
-                            for p in range(npeers):
-                                if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
-                                    a = ACTION_DECAP
-                                    x = -1
-                                    break
-                            if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
-                                if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
-                                    rst = DROP_IP6_TRUNCATED
-                                else:
-                                    rst = rw_decap_check(frame, length, l3, l4, &inner_len)
-                                if rst != DROP_NONE:
-                                    a = ACTION_DROP
-                                    x = rst
-                                else:
-                                    memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
-                                    store_be16(frame + l4 - 2, ETYPE_IPV6)
-                                    doffsets[nd] = off[i] + l4 - ETH_HDR_LEN
-                                    dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                    nd += 1
-                    elif fl & NCFLAG_TUNNEL:
-                        a = ACTION_TUNNEL
-                        x = epeer[e] if e < ekey_rows else -1
-                        if tunnel_on and 0 <= x < ntpeers:
-                            if x != last_peer:  # the peer's route and next hop, once per peer and block
-                                last_peer = x
-                                peer = tpeers + x * ADDR_LEN
-                                t_out = -1
-                                t_k = -1
-                                fib_lookup_batch(ft, peer, 1, &t_route)
-                                if 0 <= t_route < nroutes and 0 <= rif[t_route] < nif:
-                                    t_out = rif[t_route]
-                                    t_hop = rvia + t_route * ADDR_LEN if rhas[t_route] else peer
-                                    nc_lookup_batch(t, t_hop, 1, &t_k)
-                                    if t_k >= entries or (t_k >= 0 and t.states[t_k] == NCSTATE_INCOMPLETE):
-                                        t_k = -1
-                            if t_k >= 0:
-                                rst = rw_encap_check(frame, length, l3, tmtu[t_out], &inner_len)
-                                if rst != DROP_NONE:
-                                    a = ACTION_DROP
-                                    x = rst
-                                elif inner_len <= tsize - cursor - ETH_HDR_LEN - IP6_HDR_LEN:
-                                    rw_encap_write(frame + l3, inner_len, t.macs + t_k * MAC48_LEN,
-                                                   imac + t_out * MAC48_LEN, tsrc + t_out * ADDR_LEN, peer, thlim,
-                                                   tarena + cursor)
-                                    c = tcount[t_out]
-                                    toffsets[t_out * cap + c] = cursor
-                                    tlengths[t_out * cap + c] = <uint32_t>(ETH_HDR_LEN + IP6_HDR_LEN + inner_len)
-                                    tcount[t_out] = c + 1
-                                    cursor += ETH_HDR_LEN + IP6_HDR_LEN + inner_len
-                                    a = ACTION_TUNNELLED
-                    elif fl & NCFLAG_PROXY:
-                        a = ACTION_BUFFER
-                        x = ekey[e] if e < ekey_rows else -1
-                    elif (fl & NCFLAG_HOLD) and wire and not is_inner and nh != NH_MH:
-                        a = ACTION_BUFFER
-                        x = ekey[e] if e < ekey_rows else -1
-                        stats[_NODE_STAT_HELD] += 1
-                    else:
-                        r = routes[i]
-                        out = -1
-                        hop = dst
-                        if e >= 0 and t.states[e] != NCSTATE_INCOMPLETE:
-                            out = <int>t.ifindex[e] if t.ifindex[e] < <uint32_t>nif else -1
-                        elif 0 <= r < nroutes:
-                            out = rif[r]
-                            if rhas[r]:
-                                hop = rvia + r * ADDR_LEN
-                        if out < 0 or out >= nif:
-                            a = ACTION_NO_ROUTE
-                        elif o.hop_limit[i] <= 1:
-                            a = ACTION_TIME_EXCEEDED
-                        else:
-                            oif[i] = out
-                            memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
-                            if hop == dst and e >= 0:  # on-link: the destination's own entry
-                                k = e
+                        elif fl & NCFLAG_LOCAL:
+                            if verdict != VERDICT_DECAP:
+                                a = ACTION_CONTROL
                             else:
-                                nc_lookup_batch(t, hop, 1, &k)
-                                if k >= entries:
-                                    k = -1
-                            if k < 0 or t.states[k] == NCSTATE_INCOMPLETE:
-                                a = ACTION_RESOLVE
-                            else:
-                                a = ACTION_FORWARD
-                                memcpy(frame, t.macs + k * MAC48_LEN, MAC48_LEN)
-                                memcpy(frame + MAC48_LEN, imac + out * MAC48_LEN, MAC48_LEN)
-                                frame[l3 + 7] -= 1
-                                c = txc[out]
-                                txo[out * cap + c] = off[i]
-                                txl[out * cap + c] = <uint32_t>length
-                                txc[out] = c + 1
-                if a == ACTION_BUFFER and bq != NULL:
-                    if x < 0:  # this handover does not buffer (the HI's U flag was clear)
-                        a = ACTION_DROP
-                        x = DROP_NOT_BUFFERED
-                    elif x >= bq.max_keys:  # a column value outside the buffer: not the engine's
-                        a = ACTION_DROP
-                        x = DROP_INTERNAL_ERROR
-                    else:
-                        a = ACTION_BUFFERED
-                        bkeys[nb] = x
-                        boff[nb] = off[i]
-                        blen[nb] = <uint32_t>length
-                        bidx[nb] = i
-                        nb += 1
-                if a == ACTION_DROP:
-                    if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
-                        x = DROP_INTERNAL_ERROR
-                    dr[x] += 1
-                    stats[_NODE_STAT_DROPPED] += 1
-                act[i] = <uint8_t>a
-                aux[i] = x
-                present |= 1 << a
-            if nb:
-                # one push for the block, in block order; what the buffer refused (or evicted again within
-                # this push) is a drop by its status
-                bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
-                present = 0
-                for j in range(nb):
-                    x = bst[j]
-                    if x == DROP_NONE:
-                        stats[_NODE_STAT_BUFFERED] += 1
-                    else:
-                        if x >= ndr:
+                                a = ACTION_DROP
+                                x = DROP_DECAP_NOT_FROM_PEER
+                                for p in range(npeers):
+                                    if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
+                                        a = ACTION_DECAP
+                                        x = -1
+                                        break
+                                if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
+                                    if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
+                                        rst = DROP_IP6_TRUNCATED
+                                    else:
+                                        rst = rw_decap_check(frame, length, l3, l4, &inner_len)
+                                    if rst != DROP_NONE:
+                                        a = ACTION_DROP
+                                        x = rst
+                                    else:
+                                        memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
+                                        store_be16(frame + l4 - 2, ETYPE_IPV6)
+                                        at = poff[i] + l4 - ETH_HDR_LEN
+                                        ia = -1
+                                        if finish:
+                                            ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
+                                                             ETH_HDR_LEN + inner_len, bq, &ix, &ie)
+                                        if ia < 0:  # Python's pass finishes it
+                                            doffsets[nd] = at
+                                            dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                            nd += 1
+                                        else:
+                                            a = ACTION_DECAPPED
+                                            stats[_NODE_STAT_DECAPPED] += 1
+                                            if ia == ACTION_DROP:
+                                                if ix < 0 or ix >= ndr:
+                                                    ix = DROP_INTERNAL_ERROR
+                                                dr[ix] += 1
+                                                stats[_NODE_STAT_DROPPED] += 1
+                                                ie = -1
+                                            elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
+                                                bkeys[nb] = ix
+                                                boff[nb] = at
+                                                blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                                bidx[nb] = -1 - i
+                                                nb += 1
+                                            iact[i] = <uint8_t>ia
+                                            iaux[i] = ix
+                                            ient[i] = ie
+                                            present |= 1 << ia
+                        else:
+                            a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
+                                              wire and not is_inner and nh != NH_MH, &x, &out, &hop)
+                            if a == ACTION_FORWARD or a == ACTION_RESOLVE:
+                                oif[i] = out
+                                memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
+                            elif a == ACTION_BUFFER and bq != NULL:
+                                a = _node_buffered(bq, &x)
+                                if a == ACTION_BUFFERED:
+                                    bkeys[nb] = x
+                                    boff[nb] = poff[i]
+                                    blen[nb] = <uint32_t>length
+                                    bidx[nb] = i
+                                    nb += 1
+                    if a == ACTION_DROP:
+                        if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
                             x = DROP_INTERNAL_ERROR
-                        act[bidx[j]] = ACTION_DROP
-                        aux[bidx[j]] = x
                         dr[x] += 1
                         stats[_NODE_STAT_DROPPED] += 1
-                for i in range(n):
-                    present |= 1 << act[i]
+                    act[i] = <uint8_t>a
+                    aux[i] = x
+                    present |= 1 << a
+                if nb:
+                    # one push for the block, in block order; what the buffer refused (or evicted again within
+                    # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
+                    bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
+                    present = 0
+                    for j in range(nb):
+                        x = bst[j]
+                        if x == DROP_NONE:
+                            stats[_NODE_STAT_BUFFERED] += 1
+                        else:
+                            if x >= ndr:
+                                x = DROP_INTERNAL_ERROR
+                            if bidx[j] >= 0:
+                                act[bidx[j]] = ACTION_DROP
+                                aux[bidx[j]] = x
+                            else:
+                                iact[-1 - bidx[j]] = ACTION_DROP
+                                iaux[-1 - bidx[j]] = x
+                                ient[-1 - bidx[j]] = -1
+                            dr[x] += 1
+                            stats[_NODE_STAT_DROPPED] += 1
+                    for i in range(n):
+                        present |= 1 << act[i]
+                        if act[i] == ACTION_DECAPPED:
+                            present |= 1 << iact[i]
+                # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent),
+                # when the block leaves Python nothing to send before them
+                for k in range(nif):
+                    txq[k] = 0
+                    tq[k] = 0
+                    if txr[k].base != NULL and not (present & _NODE_PYTHON_FIRST):
+                        if c.tcount[k]:
+                            tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
+                                               c.tcount[k])
+                        if c.txc[k]:
+                            txq[k] = _node_fill(&txr[k], &ar[0], c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
+        if bad >= 0:
+            raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
         self._dcount = nd
         return present
 
@@ -669,7 +1053,8 @@ cdef class Node:
 def _node_stats():
     """Where node.pxi writes each stat (tests/test_node.py checks it against constants.NODE_STATS)."""
     return {"dropped": _NODE_STAT_DROPPED, "reorder_held": _NODE_STAT_HELD, "csum_completed": _NODE_STAT_CSUM,
-            "frames": _NODE_STAT_FRAMES, "buffered": _NODE_STAT_BUFFERED, "count": _NODE_NSTATS}
+            "frames": _NODE_STAT_FRAMES, "buffered": _NODE_STAT_BUFFERED, "decapped": _NODE_STAT_DECAPPED,
+            "count": _NODE_NSTATS}
 
 
 __all__ += ["Node"]

@@ -420,8 +420,10 @@ class Engine:
         by an NA; ``process`` called from a control hook) goes out at once, before the chunk's other frames
         (it is older), and before the rest of the control step (the MN's first packets do not wait for the
         Authenticated-MN to be built); passes asked for ``MAX_NESTED_PASSES`` deep wait, on a copy, until the
-        outermost pass is done.  Decapsulated inner packets get theirs at the DECAP stage, before the
-        chunk's direct frames (tunnelled packets are the older ones), nested at most ``MAX_DECAP_DEPTH`` deep.
+        outermost pass is done.  A peer's tunnelled packets are finished by the forwarding node at their place
+        in the block; the inner packets it leaves to Python (control, resolution, ICMPv6 errors, another level
+        of tunnel) get a pass at the DECAP stage, before the chunk's direct frames, nested at most
+        ``MAX_DECAP_DEPTH`` deep.
         Nothing raised while handling the frames leaves this method: a frame whose control-path handling fails
         is dropped as CONTROL_ERROR, a pass that fails books its frames without a disposition as INTERNAL_ERROR;
         both are logged, rate-limited, and the conservation equation holds."""

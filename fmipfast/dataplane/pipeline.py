@@ -1,14 +1,17 @@
-"""The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run``,
-``_kernels/node.pxi``), two compiled calls.  The node finishes forwarding, the handover buffer (it pushes
+"""The pipeline: a block of frames through ``classify`` and the forwarding node (``Node.run_block``,
+``_kernels/node.pxi``), one compiled call.  The node finishes forwarding, the handover buffer (it pushes
 BUFFER frames into the engine's PacketBuffer under the keys of its ``entry_key`` column) and the tunnel
 (RFC 2473, toward the NAR of its ``entry_peer`` column, into tunnel TX vectors of its own); the tunnel
 vectors are sent at once.  Python then takes the classes the node hands over, in this order: CONTROL
 (fmipfast.dataplane.deliver), TUNNEL (only a NAR whose next hop is unresolved or unrouted), DECAP (the node
-decapsulated them in place: the inner packets get a pass of their own over the node's decap vector), the
+decapsulated them in place and left their inner packets to Python -- for the router itself, to be resolved, an
+ICMPv6 error due, another level of tunnel --: those get a pass of their own over the node's decap vector), the
 ICMPv6 errors (no route, hop limit) and
-RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A block of forwarded, buffered,
-tunnelled and dropped frames costs the two calls and one ``send`` per output interface; everything here runs
-per block, never per frame, except for the frames Python has work for.
+RESOLVE (fmipfast.dataplane.nd); then the node's TX vectors are sent.  A peer's tunnelled data is DECAPPED:
+the node forwarded, re-tunnelled, buffered or dropped the inner packet itself, at its outer frame's place in the
+block, and Python only books it.  A block of forwarded, buffered, tunnelled, decapsulated and dropped frames
+costs the one call and one ``send`` per output interface; everything here runs per block, never per frame,
+except for the frames Python has work for.
 
 Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
 leaving a queue (:meth:`Pipeline.reinject`) — get passes of their own, each with a classify Batch of its own,
@@ -25,7 +28,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +55,7 @@ from fmipfast.dataplane.icmp import IcmpErrors
 from fmipfast.dataplane.nd import Resolver
 from fmipfast.dataplane.tables import find_neighbor
 from fmipfast.dataplane.types import Interface
-from fmipfast.ports import FrameBatch
+from fmipfast.ports import FrameBatch, RingPort
 
 if TYPE_CHECKING:
     from fmipfast.backend import Batch, NeighborCache, Node, PacketBuffer
@@ -77,8 +80,11 @@ _B_FORWARD, _B_CONTROL, _B_BUFFER = 1 << int(Action.FORWARD), 1 << _A_CONTROL, 1
 _B_TUNNEL, _B_DECAP, _B_RESOLVE = 1 << _A_TUNNEL, 1 << _A_DECAP, 1 << _A_RESOLVE
 _B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
 _B_BUFFERED, _B_TUNNELLED = 1 << int(Action.BUFFERED), 1 << int(Action.TUNNELLED)
-_SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED)  # every action Python has work for
-assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered")  # unpacked per block
+_A_DECAPPED = int(Action.DECAPPED)
+_B_DECAPPED = 1 << _A_DECAPPED
+# every action Python has work for (DECAPPED only books its inner packets: see _decapped)
+_SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED | _B_DECAPPED)
+assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered", "decapped")  # unpacked
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 
@@ -119,10 +125,21 @@ class Pipeline:
         self.decap_depth = 0
         self._no_status = np.zeros(cfg.batch_size, dtype=np.uint32)  # read-only use: frames the engine made
         self._no_ts = np.zeros(cfg.batch_size, dtype=np.int64)
+        # the inner packets the node finishes are classified with the engine's codepoints
+        node.set_codepoints(codepoints)
         # views of the node's outputs, taken once (its arrays are never reallocated)
         self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
         self._tunnel_out = (node.tunnel_count, node.tunnel_offsets, node.tunnel_lengths)
+        # the node fills the TX rings of the ring ports itself (it shares each ring's head with its sender);
+        # per interface, the ring to kick for what it queued (None: no ring)
+        self._rings: list[Any] = []  # fmipfast.rings.PacketRing or None
+        for iface in interfaces:
+            ring = iface.port.ring if isinstance(iface.port, RingPort) else None
+            if ring is not None and ring.tx is not None:
+                node.set_tx_ring(iface.index, ring.tx, ring.tx_frame_size, ring.tx_head)
+            self._rings.append(ring)
+        self._tx_queued, self._tunnel_queued = node.tx_queued, node.tunnel_queued
         # each interface's rows of the node's TX and tunnel vectors, as 1-D views (sliced per block)
         self._tx_rows = [(iface, node.tx_offsets[iface.index], node.tx_lengths[iface.index]) for iface in interfaces]
         self._tunnel_rows = [(iface, node.tunnel_offsets[iface.index], node.tunnel_lengths[iface.index])
@@ -192,15 +209,17 @@ class Pipeline:
 
     def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
         size = self.batch_size
-        for start in range(0, len(fb), size):
-            stop = min(len(fb), start + size)
+        total = int(fb.offsets.shape[0])
+        for start in range(0, total, size):
+            stop = start + size if total - start > size else total
             ledger = self.books.now
-            received = ledger.c[RECEIVED]
-            before = ledger.dispositions()
+            books = ledger.c.tobytes()  # the counts before the chunk (read only if it fails)
             try:
                 self._process_chunk(iface, fb, start, stop, inner, from_wire)
             except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
                 self.faults.internal("engine pass", exc, interface=iface.name, frames=stop - start)
+                was = np.frombuffer(books, dtype=np.int64)
+                received, before = int(was[RECEIVED]), int(was[FORWARDED:DROPPED + 1].sum())
                 ledger = self.books.now
                 if ledger.c[RECEIVED] == received:
                     ledger.c[RECEIVED] += stop - start
@@ -227,14 +246,16 @@ class Pipeline:
         c[RECEIVED] += n
         if inner:
             c[RECEIVED_INNER] += n
-        b = backend.impl.classify(arena, offsets, lengths, codepoints=self.codepoints,
-                                  out=self.batches[self.depth - 1])
-        # the forwarding node: classify's drops, the link-layer filter, checksum completion, the lookups, the
-        # handover columns, the rewrite of what is forwarded and its TX vectors -- one compiled call
-        present = self.node.run(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire, inner=inner,
-                                drops=ledger.node_drops, now_ns=now)
+        b = self.batches[self.depth - 1]
+        # classify into this level's Batch, then the forwarding node: classify's drops, the link-layer filter,
+        # checksum completion, the lookups, the handover columns, the rewrite of what is forwarded and its TX
+        # vectors -- one compiled call; it finishes the inner packets of a peer's tunnel it can while a further
+        # level of decapsulation is allowed
+        present = self.node.run_block(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire,
+                                      inner=inner, drops=ledger.node_drops, now_ns=now,
+                                      finish_inner=self.decap_depth < MAX_DECAP_DEPTH)
         stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
-        dropped, held, completed, _frames, buffered = stats.tolist()
+        dropped, held, completed, _frames, buffered, decapped = stats.tolist()
         if dropped:
             c[DROPPED] += dropped
         if held:
@@ -243,13 +264,15 @@ class Pipeline:
             c[CSUM_COMPLETED] += completed
         if buffered:
             c[BUFFERED] += buffered
+        if decapped:
+            self._decapped(n, decapped, now)
         if inner and self.handover.hold:  # the tunnel still delivers: the holds of these MNs go on
             self.handover.tunnel_delivered(n_entry[:n][n_action[:n] != _A_DROP], now)
         if present & _B_TUNNELLED:  # now: a pass started below would overwrite the node's tunnel arena
             self._transmit_tunnels()
         if present & _SLOW == 0:  # the common block: forwarded, buffered, tunnelled and dropped frames only
             if present & _B_FORWARD:
-                self._transmit_rows(self._tx_rows, arena, tx_count, FORWARDED)
+                self._transmit_rows(self._tx_rows, arena, tx_count, self._tx_queued, FORWARDED)
             return
         # Everything below may start passes of its own (the control stage's releases, decapsulated packets),
         # which reuse the node's and classify's outputs: take copies of what this chunk still needs first.
@@ -301,15 +324,29 @@ class Pipeline:
     def _transmit_tunnels(self) -> None:
         """Send the node's tunnel TX vectors (frames it encapsulated into its own arena)."""
         # the arena is (re)made by set_tunnel: taken when used
-        self._transmit_rows(self._tunnel_rows, self.node.tunnel_arena, self._tunnel_out[0], TUNNELLED)
+        self._transmit_rows(self._tunnel_rows, self.node.tunnel_arena, self._tunnel_out[0], self._tunnel_queued,
+                            TUNNELLED)
 
     def _transmit_rows(self, rows: list[tuple[Interface, np.ndarray, np.ndarray]], arena: np.ndarray,
-                       count: np.ndarray, counter: int) -> None:
-        """Send the first ``count[k]`` frames of each interface's row of the node's vectors (its own arrays)."""
+                       count: np.ndarray, queued: np.ndarray, counter: int) -> None:
+        """Send the first ``count[k]`` frames of each interface's row of the node's vectors (its own arrays):
+        the first ``queued[k]`` the node put on the interface's TX ring itself (a kick), the rest through the
+        port."""
+        q_all = queued.tolist()
         for k, m in enumerate(count.tolist()):
             if m:
+                ledger = self.books.now
+                q = q_all[k]
+                if q:
+                    self._rings[k].queued(q)  # queued only on a ring port's interface
+                    ledger.c[counter] += q
+                    if q == m:
+                        continue
                 out, offsets, lengths = rows[k]
-                self._transmit(out, arena, offsets[:m], lengths[:m], counter)
+                sent = out.port.send(arena, offsets[q:m], lengths[q:m])
+                ledger.c[counter] += sent
+                if sent != m - q:
+                    ledger.drop(DropReason.TX_RING_FULL, m - q - sent)
 
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:
@@ -389,6 +426,19 @@ class Pipeline:
             return offsets, lengths
         self.books.now.drop_statuses(st[~ok])
         return offsets[ok], lengths[ok]
+
+    def _decapped(self, n: int, decapped: int, now: int) -> None:
+        """The inner packets the node finished itself (DECAPPED): each outer frame is decapsulated and its inner
+        packet received (its disposition -- forwarded, tunnelled, buffered, dropped -- is in the node's vectors
+        and stats with the block's); the holds of the MNs the tunnel still delivers to go on."""
+        c = self.books.now.c
+        c[DECAPSULATED] += decapped
+        c[RECEIVED] += decapped
+        c[RECEIVED_INNER] += decapped
+        if self.handover.hold:
+            node = self.node
+            sel = node.action[:n] == _A_DECAPPED
+            self.handover.tunnel_delivered(node.inner_entry[:n][sel], now)
 
     def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         """The inner packets the node decapsulated in place (it checked that a peer sent them) get their pass,

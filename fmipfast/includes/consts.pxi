@@ -135,6 +135,7 @@ cdef enum:
     ACTION_TIME_EXCEEDED = 8
     ACTION_BUFFERED = 9
     ACTION_TUNNELLED = 10
+    ACTION_DECAPPED = 11
 
 # constants.NeighborFlag: Flags of a neighbor-cache entry beside its RFC 4861 state
 cdef enum:
@@ -290,6 +291,7 @@ def _consts():
         "ACTION_TIME_EXCEEDED": ACTION_TIME_EXCEEDED,
         "ACTION_BUFFERED": ACTION_BUFFERED,
         "ACTION_TUNNELLED": ACTION_TUNNELLED,
+        "ACTION_DECAPPED": ACTION_DECAPPED,
         "NCFLAG_ROUTER": NCFLAG_ROUTER,
         "NCFLAG_PROXY": NCFLAG_PROXY,
         "NCFLAG_LOCAL": NCFLAG_LOCAL,

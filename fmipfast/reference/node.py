@@ -11,7 +11,14 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
    (an IPv6-in-IPv6 packet for it is decapsulated if its outer source is a peer router: in place, RFC 2473
    §3.2 -- the inner packet stays where it is and gets an Ethernet header of zero MACs and type 0x86DD in
    the 14 octets before it, which held the outer headers; its offset and length go to the decap vector, in
-   block order, for the inner packets' own pass; one the decapsulation refuses is a drop by its status), a
+   block order, for the inner packets' own pass; one the decapsulation refuses is a drop by its status;
+   with ``run(..., finish_inner=True)`` the node classifies the inner packet (with :meth:`Node.set_codepoints`'
+   codepoints) and finishes it at its outer frame's place in the block when its action is one the node
+   completes -- forwarded, tunnelled, buffered or dropped as an outer frame from no wire would be, never held
+   (the outer frame is then ``DECAPPED``, the inner packet's action, aux and destination entry in
+   ``inner_action`` / ``inner_aux`` / ``inner_entry``); any other inner packet -- the router's own, control,
+   to be resolved, an ICMPv6 error due, a punted tunnel or buffer, another level of tunnel -- goes to the
+   decap vector untouched, and Python's pass classifies and looks it up again), a
    ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
@@ -36,7 +43,8 @@ neighbor index or -1), ``out_if[i]`` and ``next_hop[i]`` (for FORWARD and RESOLV
 order, and ``tunnel_count[k]`` tunnel frames at ``tunnel_offsets[k, :tunnel_count[k]]`` of ``tunnel_arena``;
 ``decap_count`` inner frames at ``decap_offsets[:decap_count]`` / ``decap_lengths`` in the block's arena;
 ``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
-block's work.  ``run`` returns the bit set of the actions present (``1 << action``).
+block's work, the finished inner packets' drops and pushes included.  ``run`` returns the bit set of the
+actions present (``1 << action``), the finished inner packets' included.
 
 Bounds: the tunnel arena holds ``capacity`` frames of ``14 + max(mtu)`` octets (an encapsulated packet is at
 most the output interface's MTU, checked per frame), so a block can never run out of it; the buffer's bounds
@@ -53,12 +61,25 @@ from typing import Any
 import numpy as np
 
 from fmipfast._linux import TP_STATUS_CSUMNOTREADY
-from fmipfast.constants import NODE_STATS, Action, DropReason, IpProto, NeighborFlag, NeighborState, Verdict
+from fmipfast.constants import (
+    DEFAULT_CODEPOINTS,
+    NODE_STATS,
+    Action,
+    Codepoints,
+    DropReason,
+    IpProto,
+    NeighborFlag,
+    NeighborState,
+    Verdict,
+)
 from fmipfast.reference.cksum import upper_layer_checksum
 from fmipfast.reference.rewrite import decapsulate, encapsulate
+from fmipfast.reference.ring import TPACKET_ALIGNMENT, TX_DATA_OFF, ring_tx_fill
+from fmipfast.reference.wire import classify
 
 __all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables",
-           "check_tunnel", "check_now", "TUNNEL_MTU_MIN", "TUNNEL_MTU_MAX"]
+           "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
+           "TUNNEL_MTU_MAX"]
 
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
 CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
@@ -66,8 +87,13 @@ CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6)
 _A_DROP, _A_FORWARD, _A_TUNNEL = int(Action.DROP), int(Action.FORWARD), int(Action.TUNNEL)
 _A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Action.CONTROL)
 _A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
-_A_BUFFERED, _A_TUNNELLED = int(Action.BUFFERED), int(Action.TUNNELLED)
-_S_BUFFERED = NODE_STATS.index("buffered")
+_A_BUFFERED, _A_TUNNELLED, _A_DECAPPED = int(Action.BUFFERED), int(Action.TUNNELLED), int(Action.DECAPPED)
+_S_BUFFERED, _S_DECAPPED = NODE_STATS.index("buffered"), NODE_STATS.index("decapped")
+#: The actions whose frames Python handles before a block's TX vectors are sent (it may send frames of its own
+#: that go first): a block with any of them is not filled into the TX rings (``set_tx_ring``).
+_PYTHON_FIRST = ~((1 << _A_DROP) | (1 << _A_FORWARD) | (1 << _A_BUFFERED) | (1 << _A_TUNNELLED) | (1 << _A_DECAPPED))
+#: The inner packets' actions the node finishes itself (``finish_inner``).
+_FINISHED = frozenset((_A_FORWARD, _A_TUNNELLED, _A_BUFFERED, _A_DROP))
 #: The MTUs ``set_tunnel`` takes (RFC 8200 §5's minimum; the largest an IPv6 payload length can describe).
 TUNNEL_MTU_MIN, TUNNEL_MTU_MAX = 1280, 65535
 _F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
@@ -86,9 +112,11 @@ def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) ->
 
 
 def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: Any, drops: Any, capacity: int,
-              interfaces: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The arguments of ``Node.run`` as arrays, or the ``TypeError``/``ValueError`` that names the first wrong
-    one (both implementations raise these)."""
+              interfaces: int, *, block: bool = False
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """The arguments of ``Node.run`` (``Node.run_block`` with ``block``: the batch is to be filled, so its
+    capacity bounds the block) as arrays, or the ``TypeError``/``ValueError`` that names the first wrong one
+    (both implementations raise these)."""
     ar = np.asarray(arena)
     if ar.dtype != np.uint8 or ar.ndim != 1:
         raise TypeError(f"arena: need a 1-D uint8 array, got {ar.dtype.name}[{ar.ndim}-D]")
@@ -102,8 +130,9 @@ def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, i
     st = _array(status, "status", np.uint32)
     if st.shape[0] not in (0, n):
         raise ValueError(f"status: need 0 or {n} rows, got {st.shape[0]}")
-    if n > capacity or n > batch.n:
-        raise ValueError(f"offsets: {n} frames, more than the node's capacity {capacity} or the batch's {batch.n}")
+    rows = batch.capacity if block else batch.n
+    if n > capacity or n > rows:
+        raise ValueError(f"offsets: {n} frames, more than the node's capacity {capacity} or the batch's {rows}")
     if isinstance(iface, bool) or not isinstance(iface, (int, np.integer)) or not 0 <= iface < interfaces:
         raise ValueError(f"iface: need an integer in 0..{interfaces - 1}, got {iface!r}")
     if drops is not None and not (isinstance(drops, np.ndarray) and drops.dtype == np.uint64 and drops.ndim == 1
@@ -153,6 +182,38 @@ def check_now(now_ns: Any) -> int:
     if isinstance(now_ns, bool) or not isinstance(now_ns, (int, np.integer)) or not 0 <= now_ns < 1 << 63:
         raise ValueError(f"now_ns: need an integer in 0..2**63-1 when the node has a buffer, got {now_ns!r}")
     return int(now_ns)
+
+
+def check_codepoints(codepoints: Any) -> Codepoints:
+    """``Node.set_codepoints``' argument, or the ``TypeError`` naming it."""
+    if not isinstance(codepoints, Codepoints):
+        raise TypeError(f"codepoints: need fmipfast.constants.Codepoints, got {type(codepoints).__name__}")
+    return codepoints
+
+
+def check_tx_ring(iface: Any, ring: Any, frame_size: Any, head: Any,
+                  interfaces: int) -> tuple[np.ndarray | None, int, np.ndarray | None]:
+    """``Node.set_tx_ring``'s arguments, or the error naming the first wrong one: an interface index; the TX
+    ring (a writable, C-contiguous uint8 array of whole slots) or None; the slot size (a multiple of
+    TPACKET_ALIGNMENT above the 48-octet header plus sockaddr_ll); the head cell (a writable int64 array of one
+    element: the next slot, shared with the ring's sender)."""
+    if isinstance(iface, bool) or not isinstance(iface, (int, np.integer)) or not 0 <= iface < interfaces:
+        raise ValueError(f"iface: need an integer in 0..{interfaces - 1}, got {iface!r}")
+    if ring is None:
+        return None, 0, None
+    if not (isinstance(ring, np.ndarray) and ring.dtype == np.uint8 and ring.ndim == 1 and ring.flags.writeable
+            and ring.flags.c_contiguous):
+        raise TypeError("ring: need a writable, C-contiguous 1-D uint8 array")
+    if isinstance(frame_size, bool) or not isinstance(frame_size, (int, np.integer)):
+        raise TypeError(f"frame_size: need an integer, got {type(frame_size).__name__}")
+    fs = int(frame_size)
+    if fs <= TX_DATA_OFF or fs % TPACKET_ALIGNMENT or ring.shape[0] % fs or ring.shape[0] == 0:
+        raise ValueError(f"frame_size {fs} must be a multiple of {TPACKET_ALIGNMENT} above {TX_DATA_OFF} "
+                         f"dividing the {ring.shape[0]}-octet ring")
+    if not (isinstance(head, np.ndarray) and head.dtype == np.int64 and head.shape == (1,) and head.flags.writeable
+            and head.flags.c_contiguous):
+        raise TypeError("head: need a writable int64 array of one element")
+    return ring, fs, head
 
 
 def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
@@ -205,10 +266,19 @@ class Node:
         self.tunnel_offsets = np.zeros((interfaces, capacity), dtype=np.int64)
         self.tunnel_lengths = np.zeros((interfaces, capacity), dtype=np.uint32)
         self.decap_count = 0
+        #: the TX rings the node fills, by interface: (ring, slot size, head cell) or None
+        self._tx_rings: list[tuple[np.ndarray, int, np.ndarray] | None] = [None] * interfaces
+        self.tx_queued = np.zeros(interfaces, dtype=np.int64)
+        self.tunnel_queued = np.zeros(interfaces, dtype=np.int64)
         self.decap_offsets = np.zeros(capacity, dtype=np.int64)
         self.decap_lengths = np.zeros(capacity, dtype=np.uint32)
+        self.inner_action = np.zeros(capacity, dtype=np.uint8)
+        self.inner_aux = np.full(capacity, -1, dtype=np.int32)
+        self.inner_entry = np.full(capacity, -1, dtype=np.int64)
+        self._codepoints = DEFAULT_CODEPOINTS
         self._cursor = 0
-        self._pending: list[tuple[int, int]] = []  # (frame, key) to push into the buffer at the end of the block
+        # (frame, key, offset, length, inner?) to push into the buffer at the end of the block
+        self._pending: list[tuple[int, int, int, int, bool]] = []
         self._last_peer = (-1, -1, -1)  # (peer index, output interface, next hop's entry) of the last tunnel
 
     # ---- tables
@@ -247,13 +317,43 @@ class Node:
         self._tunnel_src, self._tunnel_mtu, self._tunnel_hop_limit = src, mtu, hlim
         self.tunnel_arena = np.zeros(self.capacity * (14 + int(mtu.max())), dtype=np.uint8)
 
+    def set_codepoints(self, codepoints: Any) -> None:
+        """The fmipfast codepoints the inner packets are classified with (``finish_inner``; default
+        DEFAULT_CODEPOINTS): the engine gives the ones it classifies its blocks with."""
+        self._codepoints = check_codepoints(codepoints)
+
+    def set_tx_ring(self, iface: int, ring: Any, frame_size: int = 0, head: Any = None) -> None:
+        """Fill interface ``iface``'s vectors straight into its TPACKET_V3 TX ring at the end of each run whose
+        block leaves Python nothing to send first (only DROP, FORWARD, BUFFERED, TUNNELLED, DECAPPED): its
+        tunnel vector, then its TX vector, each from its first frame, in order, until the ring is full or a
+        frame does not fit a slot (``tunnel_queued[k]`` / ``tx_queued[k]`` frames; the caller kicks the ring
+        and sends the rest through the ring's sender, which counts what does not fit).  ``ring`` (None:
+        stop) is the TX ring's mapping, ``frame_size`` its slot size, ``head`` the one-element int64 cell
+        holding the next slot, shared with that sender (a value outside the ring: the node fills nothing).
+        The node keeps references to both; one thread (the engine's) uses them."""
+        r, fs, h = check_tx_ring(iface, ring, frame_size, head, self.interfaces)
+        self._tx_rings[int(iface)] = None if r is None or h is None else (r, fs, h)
+
+    def _fill(self, k: int, src: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> int:
+        ring, fs, head = self._tx_rings[k]  # type: ignore[misc]
+        h = int(head[0])
+        if not 0 <= h < ring.shape[0] // fs or not offsets.shape[0]:
+            return 0
+        fits = lengths <= fs - TX_DATA_OFF
+        m = int(offsets.shape[0]) if fits.all() else int(np.argmin(fits))  # up to the first that does not fit
+        if not m:
+            return 0
+        _consumed, sent, head[0], _too_big = ring_tx_fill(ring, fs, h, src, offsets[:m], lengths[:m])
+        return int(sent)
+
     def set_tunnel_peers(self, peers: Any) -> None:
         """The NARs tunnels lead to, ``uint8[p, 16]``: row ``entry_peer[e]`` is the peer of TUNNEL entry ``e``."""
         self._tunnel_peers = _array(peers, "peers", np.uint8, (16,)).copy()
 
     # ---- the node
     def run(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
-            from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None) -> int:
+            from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None,
+            finish_inner: bool = False) -> int:
         """Decide and act on the ``n = len(offsets)`` frames ``batch`` classified; returns the action bit set.
 
         ``status`` (uint32[n], TPACKET status words) may be empty: no checksum completion.  ``drops`` (uint64,
@@ -261,7 +361,7 @@ class Node:
         :attr:`last_drops`.  A block larger than ``capacity`` or the batch, arrays of the wrong type or shape,
         an ``iface`` outside the interfaces, or a frame outside the arena are a ``TypeError``/``ValueError``
         raised before anything is written; so is a missing ``now_ns`` (the buffer's clock) when the node has a
-        buffer."""
+        buffer.  ``finish_inner``: finish the decapsulated inner packets the node can (see the module)."""
         if self._fib is None:
             raise ValueError("run: set_routes() first")
         ar, off, ln, st, drops = check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
@@ -286,6 +386,7 @@ class Node:
         flags_col, states_col = np.asarray(nc.flags), np.asarray(nc.states)
         routes = np.asarray(self._fib.lookup(dst), dtype=np.int64) if n else np.zeros(0, dtype=np.int64)
         my_mac = bytes(self.iface_mac[iface])
+        self._finish = bool(finish_inner)
         for i in range(n):
             action, aux = self._one(batch, ar, off, ln, st, i, int(verdicts[i]), int(entries[i]), int(routes[i]),
                                     flags_col, states_col, my_mac, from_wire, inner, drops)
@@ -293,24 +394,56 @@ class Node:
             self.aux[i] = aux
             self.entry[i] = entries[i]
         if self._pending:
-            self._push(ar, off, ln, now, drops)
+            self._push(ar, now, drops)
         for i in range(n):
             present |= 1 << int(self.action[i])
+            if int(self.action[i]) == _A_DECAPPED:
+                present |= 1 << int(self.inner_action[i])
+        self.tx_queued[:] = 0
+        self.tunnel_queued[:] = 0
+        for k, tx_ring in enumerate(self._tx_rings):
+            if tx_ring is not None and not present & _PYTHON_FIRST:
+                t, m = int(self.tunnel_count[k]), int(self.tx_count[k])
+                self.tunnel_queued[k] = self._fill(k, self.tunnel_arena, self.tunnel_offsets[k, :t],
+                                                   self.tunnel_lengths[k, :t])
+                self.tx_queued[k] = self._fill(k, ar, self.tx_offsets[k, :m], self.tx_lengths[k, :m])
         return present
 
-    def _push(self, ar: np.ndarray, off: np.ndarray, ln: np.ndarray, now: int, drops: np.ndarray) -> None:
-        """The block's BUFFER frames into the buffer, in block order, in one push; what it refuses (or evicts
-        again within this push) is a drop by its status."""
-        idx = np.array([i for i, _ in self._pending], dtype=np.int64)
-        keys = np.array([k for _, k in self._pending], dtype=np.int32)
-        status = self._buffer.push(keys, ar, off[idx], ln[idx], now)
-        for j, i in enumerate(idx.tolist()):
+    def run_block(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
+                  from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None,
+                  finish_inner: bool = False) -> int:
+        """``classify`` the block into ``batch`` (a Batch of at least ``len(offsets)`` rows; the codepoints of
+        :meth:`set_codepoints`), then :meth:`run` it: one call per block.  The arguments are checked as
+        ``run``'s, before anything is written (the batch's capacity bounds the block)."""
+        if self._fib is None:
+            raise ValueError("run: set_routes() first")
+        if type(batch).__name__ != "Batch":
+            raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
+        check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity, self.interfaces, block=True)
+        classify(arena, offsets, lengths, codepoints=self._codepoints, out=batch)
+        return self.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
+                        now_ns=now_ns, finish_inner=finish_inner)
+
+    def _push(self, ar: np.ndarray, now: int, drops: np.ndarray) -> None:
+        """The block's BUFFER frames (a DECAPPED frame's inner packet at its outer frame's place) into the
+        buffer, in block order, in one push; what it refuses (or evicts again within this push) is a drop by
+        its status."""
+        keys = np.array([p[1] for p in self._pending], dtype=np.int32)
+        offsets = np.array([p[2] for p in self._pending], dtype=np.int64)
+        lengths = np.array([p[3] for p in self._pending], dtype=np.uint32)
+        status = self._buffer.push(keys, ar, offsets, lengths, now)
+        for j, (i, _key, _o, _m, inner) in enumerate(self._pending):
             if int(status[j]):
-                self.action[i], self.aux[i] = self._drop(drops, int(status[j]))
+                action, aux = self._drop(drops, int(status[j]))
+                if inner:
+                    self.inner_action[i], self.inner_aux[i], self.inner_entry[i] = action, aux, -1
+                else:
+                    self.action[i], self.aux[i] = action, aux
             else:
                 self.stats[_S_BUFFERED] += 1
 
-    def _decap(self, ar: np.ndarray, o: int, length: int, l3: int, l4: int, drops: np.ndarray) -> tuple[int, int]:
+    def _decap(self, ar: np.ndarray, i: int, o: int, length: int, l3: int, l4: int,
+               drops: np.ndarray) -> tuple[int, int]:
         """Decapsulate in place: the inner packet's frame starts 14 octets before it (see the module)."""
         if l4 < l3 + 40:  # not what classify passed: the batch is not this block's
             return self._drop(drops, int(DropReason.IP6_TRUNCATED))
@@ -322,19 +455,54 @@ class Node:
             return self._drop(drops, int(d_st[0]))
         start, size = o + l4 - 14, int(d_len[0])
         ar[start:start + size] = d_arena[int(d_off[0]):int(d_off[0]) + size]
+        if self._finish and self._inner(ar, i, start, size, drops):
+            return _A_DECAPPED, -1
         self.decap_offsets[self.decap_count] = start
         self.decap_lengths[self.decap_count] = size
         self.decap_count += 1
         return _A_DECAP, -1
 
-    def _buffered(self, drops: np.ndarray, i: int, key: int) -> tuple[int, int]:
+    def _inner(self, ar: np.ndarray, i: int, start: int, size: int, drops: np.ndarray) -> bool:
+        """Finish the inner packet of frame ``i`` (its frame at ``start``, ``size`` octets) if its action is
+        one the node completes (True); else leave it untouched for Python's pass (False).  The lookups made
+        for one left are made again by that pass (the neighbor cache counts them twice)."""
+        b = classify(ar, np.array([start], np.int64), np.array([size], np.uint32), codepoints=self._codepoints)
+        verdict, l3 = int(b.verdict[0]), int(b.l3_offset[0])
+        entry = -1
+        if verdict == int(Verdict.DROP):
+            action, aux = self._drop(drops, int(b.drop_reason[0]))
+        elif l3 < 14 or l3 + 40 > size:  # not what classify passes
+            action, aux = self._drop(drops, int(DropReason.IP6_TRUNCATED))
+        elif verdict not in (int(Verdict.FORWARD), int(Verdict.DECAP)):
+            return False
+        else:
+            dst = bytes(np.asarray(b.dst[0]))
+            key = np.frombuffer(dst, np.uint8).reshape(1, 16)
+            e = int(self.ncache.lookup(key)[0])
+            if e >= 0 and int(np.asarray(self.ncache.flags)[e]) & _F_LOCAL:
+                return False
+            route = int(np.asarray(self._fib.lookup(key))[0])
+            action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route, False,
+                                                    drops)
+            if action == _A_BUFFER and self._buffer is not None:
+                action, aux = self._buffered(drops, i, start, size, aux, True)
+            if action not in _FINISHED:
+                return False
+            if action != _A_DROP:
+                entry = e
+        self.inner_action[i], self.inner_aux[i], self.inner_entry[i] = action, aux, entry
+        self.stats[_S_DECAPPED] += 1
+        return True
+
+    def _buffered(self, drops: np.ndarray, i: int, o: int, length: int, key: int,
+                  inner: bool) -> tuple[int, int]:
         if self._buffer is None:
             return _A_BUFFER, key
         if key < 0:  # this handover does not buffer (the HI's U flag was clear)
             return self._drop(drops, int(DropReason.NOT_BUFFERED))
         if key >= int(self._buffer.max_keys):  # a column value outside the buffer: not the engine's
             return self._drop(drops, int(DropReason.INTERNAL_ERROR))
-        self._pending.append((i, key))
+        self._pending.append((i, key, o, length, inner))
         return _A_BUFFERED, key
 
     def _tunnelled(self, drops: np.ndarray, ar: np.ndarray, o: int, length: int, l3: int, x: int) -> tuple[int, int]:
@@ -404,17 +572,33 @@ class Node:
                 return _A_CONTROL, -1
             if bytes(np.asarray(b.src[i])) not in self._peers:
                 return self._drop(drops, int(DropReason.DECAP_NOT_FROM_PEER))
-            return self._decap(ar, o, length, l3, l4, drops)
+            return self._decap(ar, i, o, length, l3, l4, drops)
         # transit traffic (a tunnel packet for another router too) is forwarded
+        action, aux, out, hop = self._transit(ar, o, length, l3, bytes(np.asarray(b.dst[i])), int(b.hop_limit[i]),
+                                              e, route, from_wire and not inner and nh != _P_MH, drops)
+        if action in (_A_FORWARD, _A_RESOLVE):
+            self.out_if[i] = out
+            self.next_hop[i] = np.frombuffer(hop, dtype=np.uint8)
+        elif action == _A_BUFFER:
+            return self._buffered(drops, i, o, length, aux, False)
+        return action, aux
+
+    def _transit(self, ar: np.ndarray, o: int, length: int, l3: int, dst: bytes, hop_limit: int, e: int, route: int,
+                 hold_ok: bool, drops: np.ndarray) -> tuple[int, int, int, bytes]:
+        """The action and aux of a frame (at ``o``) whose destination is not the router's, and for FORWARD and
+        RESOLVE its output interface and next hop: TUNNEL entries are tunnelled, PROXY ones (HOLD ones when
+        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector)."""
+        flags = int(np.asarray(self.ncache.flags)[e]) if e >= 0 else 0
         if flags & _F_TUNNEL:
-            return self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry
+            action, aux = self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry
+            return action, aux, -1, b""
         if flags & _F_PROXY:
-            return self._buffered(drops, i, int(self.entry_key[e]))
-        if flags & _F_HOLD and from_wire and not inner and nh != _P_MH:
+            return _A_BUFFER, int(self.entry_key[e]), -1, b""
+        if flags & _F_HOLD and hold_ok:
             self.stats[1] += 1
-            return self._buffered(drops, i, int(self.entry_key[e]))
-        dst = bytes(np.asarray(b.dst[i]))
+            return _A_BUFFER, int(self.entry_key[e]), -1, b""
         via = False
+        states_col = np.asarray(self.ncache.states)
         if e >= 0 and int(states_col[e]) != _INCOMPLETE:
             out, hop = int(self.ncache.ifindex[e]), dst
         elif 0 <= route < self._route_if.shape[0]:
@@ -422,16 +606,14 @@ class Node:
             via = bool(self._route_has_via[route])
             hop = bytes(self._route_via[route]) if via else dst
         else:
-            return _A_NO_ROUTE, -1
+            return _A_NO_ROUTE, -1, -1, b""
         if not 0 <= out < self.interfaces:
-            return _A_NO_ROUTE, -1
-        if int(b.hop_limit[i]) <= 1:
-            return _A_TIME_EXCEEDED, -1
-        self.out_if[i] = out
-        self.next_hop[i] = np.frombuffer(hop, dtype=np.uint8)
+            return _A_NO_ROUTE, -1, -1, b""
+        if hop_limit <= 1:
+            return _A_TIME_EXCEEDED, -1, -1, b""
         k = e if not via and e >= 0 else int(self.ncache.lookup(np.frombuffer(hop, np.uint8).reshape(1, 16))[0])
         if k < 0 or int(states_col[k]) == _INCOMPLETE:
-            return _A_RESOLVE, -1
+            return _A_RESOLVE, -1, out, hop
         ar[o:o + 6] = np.asarray(self.ncache.macs[k])
         ar[o + 6:o + 12] = self.iface_mac[out]
         ar[o + l3 + 7] -= 1
@@ -439,7 +621,7 @@ class Node:
         self.tx_offsets[out, c] = o
         self.tx_lengths[out, c] = length
         self.tx_count[out] = c + 1
-        return _A_FORWARD, -1
+        return _A_FORWARD, -1, out, hop
 
     def _complete_checksum(self, ar: np.ndarray, o: int, length: int, l3: int, l4: int, nh: int, src: bytes,
                            dst: bytes) -> None:
