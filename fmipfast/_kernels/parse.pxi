@@ -19,8 +19,10 @@
 # (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows
 # ahead and runs in two passes per _CHUNK frames: the plain untagged frame without extension headers gets its
 # whole row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
-# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; every other frame takes
-# the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
+# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; the second pass takes the
+# ICMPv6 frames grouped by kind (ND type, fmipfast code, other: _ICMP_BUCKET, a counting sort), so the
+# per-kind branches of _nd and _fmip meet runs of one kind rather than a random sequence; every other frame
+# takes the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
 # specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -41,6 +43,7 @@ __all__ += ["classify", "Batch"]
 cdef enum:
     _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
     _CHUNK = 64             # frames per two-pass round of the batch loop (their octets stay in L1)
+    _N_BUCKETS = 16         # kinds of ICMPv6 frame the second pass groups (_ICMP_BUCKET)
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -70,6 +73,9 @@ cdef uint8_t _FMIP_NEEDS_AH[8]
 # RFC 8200 §4.1, RFC 4302: 1 = an extension header the walk steps over (hop-by-hop 0, routing 43,
 # fragment 44, AH 51, destination options 60).
 cdef uint8_t _IS_EXT_HEADER[256]
+# The batch loop's second pass groups the ICMPv6 frames by kind: 1-5 the ND types 133-137, 0 any other type
+# (the profile's fmipfast type adds 8 + its canonical code: 8-15).
+cdef uint8_t _ICMP_BUCKET[256]
 
 
 cdef void _init_tables() noexcept:
@@ -80,6 +86,7 @@ cdef void _init_tables() noexcept:
         _ND_MAX_CODE[t] = 0
         _ND_HOP255[t] = 0
         _ND_LLA_OPT[t] = 0
+        _ICMP_BUCKET[t] = t - ICMP6T_ROUTER_SOLICITATION + 1 if ICMP6T_ROUTER_SOLICITATION <= t <= ICMP6T_REDIRECT else 0
     _ND_MIN_LEN[ICMP6T_ROUTER_SOLICITATION] = 8
     _ND_MIN_LEN[ICMP6T_ROUTER_ADVERTISEMENT] = 16
     _ND_MIN_LEN[ICMP6T_NEIGHBOR_SOLICITATION] = 24
@@ -791,7 +798,7 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
     of data and ICMPv6 frames costs no mispredicted branch here."""
     cdef Py_ssize_t mlen
-    cdef int nh, icmp
+    cdef int nh, icmp, mcast
     # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
     if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
         return -1
@@ -818,7 +825,9 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     o.checksum_ok[i] = 1
     o.icmp_type[i] = 0
     o.icmp_code[i] = 0
-    o.verdict[i] = VERDICT_CONTROL if _is_link_scope_mcast(f + 38) else VERDICT_FORWARD
+    # _pass() without its branch: in a mix, the link-scope multicast destinations (most ND) are no guess.
+    mcast = (f[38] == 0xFF) & ((f[39] & 0x0F) <= 2)
+    o.verdict[i] = <uint8_t>(VERDICT_FORWARD + mcast * (VERDICT_CONTROL - VERDICT_FORWARD))
     o.drop_reason[i] = DROP_NONE
     return icmp
 
@@ -854,13 +863,18 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
     """Classify n frames, _CHUNK at a time in two passes: the first writes every plain frame's row
     (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those (_fast_icmp6) while
-    their octets are still in the cache; any other frame takes the full walk in the first pass.  SAFETY:
+    their octets are still in the cache, grouped by kind (the rows are independent: any order gives the
+    same rows and drop counts); any other frame takes the full walk in the first pass.  SAFETY:
     raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
     every frame inside the arena (_first_outside returned -1 on them)."""
     cdef Py_ssize_t i, j, base, stop, pending
-    cdef int r
+    cdef int r, t, b, k
     cdef _frame_fields d
+    cdef const uint8_t* f
     cdef Py_ssize_t icmp[_CHUNK]
+    cdef Py_ssize_t order[_CHUNK]
+    cdef uint8_t kind[_CHUNK]
+    cdef int counts[_N_BUCKETS]
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
@@ -884,8 +898,26 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
                 lo.drop_reason[i] = <uint8_t>(r >> 8)
                 if (r & 0xFF) == VERDICT_DROP:
                     lo.drop_counts[r >> 8] += 1
+        # Bucket the ICMPv6 frames by message kind (counting sort, no branch), so that the second pass meets
+        # each kind in a run and the per-kind branches of _nd / _fmip go the same way frame after frame.
+        memset(counts, 0, sizeof(counts))
         for j in range(pending):
-            i = icmp[j]
+            f = arena + offsets[icmp[j]] + (ETH_HDR_LEN + IP6_HDR_LEN)
+            t = f[0]
+            b = _ICMP_BUCKET[t] + (t == prof.fmip_type) * (8 + prof.code_map[f[1]])
+            kind[j] = <uint8_t>b
+            counts[b] += 1
+        r = 0
+        for b in range(_N_BUCKETS):
+            k = counts[b]
+            counts[b] = r
+            r += k
+        for j in range(pending):
+            b = kind[j]
+            order[counts[b]] = icmp[j]
+            counts[b] += 1
+        for j in range(pending):
+            i = order[j]
             r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
             lo.verdict[i] = <uint8_t>(r & 0xFF)
             lo.drop_reason[i] = <uint8_t>(r >> 8)
