@@ -17,8 +17,9 @@
 # fmipfast; lladdr, has_lladdr of both) are written, defaults included, only in the rows of the frames of
 # their class (_nd, _fmip), and a Batch completes the other rows when such a column is first read
 # (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows
-# ahead and runs in two passes per _CHUNK frames: the plain untagged frame without extension headers gets its
-# whole row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
+# ahead and runs in two passes per _CHUNK frames: the columns that are constant for a plain frame are filled
+# for the whole round in wide stores first; the plain untagged frame without extension headers gets the rest
+# of its row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
 # those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; the second pass takes the
 # ICMPv6 frames grouped by kind (ND type, fmipfast code, other: _ICMP_BUCKET, a counting sort), so the
 # per-kind branches of _nd and _fmip meet runs of one kind rather than a random sequence; every other frame
@@ -791,10 +792,12 @@ cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, 
 # Ethernet and IPv6 headers: length >= 54).
 cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o, Py_ssize_t i) noexcept nogil:
     """The common frame, first pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
-    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes its whole row as
+    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Completes its row as
     _classify_frame and _store_fields would for a frame of step 6 (FORWARD, or CONTROL to a link-scope
-    multicast destination) and returns 1 if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row),
-    else 0; returns -1, having written nothing, for any other frame (the full walk then classifies it from
+    multicast destination): the columns that are constant for such a frame (l3_offset, l4_offset, has_ah,
+    checksum_ok, icmp_type, icmp_code, drop_reason) _classify_loop has filled for the round.  Returns 1
+    if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row), else 0; returns -1, having written
+    nothing, for any other frame (the full walk then classifies it from
     the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
     of data and ICMPv6 frames costs no mispredicted branch here."""
     cdef Py_ssize_t mlen
@@ -815,20 +818,14 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     memcpy(o.eth_src + 6 * i, f + 6, 6)
     memcpy(o.src + 16 * i, f + 22, 16)
     memcpy(o.dst + 16 * i, f + 38, 16)
-    o.l3_offset[i] = ETH_HDR_LEN
-    o.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
     o.l4_length[i] = <uint32_t>mlen
     o.hop_limit[i] = f[21]
     o.next_header[i] = <uint8_t>nh
-    o.has_ah[i] = 0
-    # Step 6.
-    o.checksum_ok[i] = 1
-    o.icmp_type[i] = 0
-    o.icmp_code[i] = 0
+    # Step 6.  l3_offset, l4_offset, has_ah, checksum_ok, icmp_type, icmp_code and drop_reason hold the
+    # plain frame's constants already (_classify_loop fills them for the whole round).
     # _pass() without its branch: in a mix, the link-scope multicast destinations (most ND) are no guess.
     mcast = (f[38] == 0xFF) & ((f[39] & 0x0F) <= 2)
     o.verdict[i] = <uint8_t>(VERDICT_FORWARD + mcast * (VERDICT_CONTROL - VERDICT_FORWARD))
-    o.drop_reason[i] = DROP_NONE
     return icmp
 
 
@@ -882,6 +879,17 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     while base < n:
         stop = base + _CHUNK if n - base > _CHUNK else n
         pending = 0
+        # The plain frame's constant columns, for the whole round in wide stores; a frame that takes the
+        # full walk or the second pass overwrites its own.
+        k = <int>(stop - base)
+        memset(lo.has_ah + base, 0, <size_t>k)
+        memset(lo.checksum_ok + base, 1, <size_t>k)
+        memset(lo.icmp_type + base, 0, <size_t>k)
+        memset(lo.icmp_code + base, 0, <size_t>k)
+        memset(lo.drop_reason + base, DROP_NONE, <size_t>k)
+        for i in range(base, stop):
+            lo.l3_offset[i] = ETH_HDR_LEN
+            lo.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
         for i in range(base, stop):
             if i + _PREFETCH_AHEAD < n:
                 # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
