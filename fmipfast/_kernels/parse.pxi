@@ -44,7 +44,6 @@ __all__ += ["classify", "Batch"]
 cdef enum:
     _PREFETCH_AHEAD = 8     # frames the batch loop prefetches ahead of the one it classifies
     _CHUNK = 64             # frames per two-pass round of the batch loop (their octets stay in L1)
-    _N_BUCKETS = 16         # kinds of ICMPv6 frame the second pass groups (_ICMP_BUCKET)
     _MAX_VLAN_TAGS = 2
     _MAX_EXT_HEADERS = 16   # fmipfast.frames.MAX_EXT_HEADERS
 
@@ -871,7 +870,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     cdef Py_ssize_t icmp[_CHUNK]
     cdef Py_ssize_t order[_CHUNK]
     cdef uint8_t kind[_CHUNK]
-    cdef int counts[_N_BUCKETS]
+    cdef uint64_t lo_n, hi_n, lo_at, hi_at, one, at
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
@@ -906,24 +905,37 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
                 lo.drop_reason[i] = <uint8_t>(r >> 8)
                 if (r & 0xFF) == VERDICT_DROP:
                     lo.drop_counts[r >> 8] += 1
-        # Bucket the ICMPv6 frames by message kind (counting sort, no branch), so that the second pass meets
-        # each kind in a run and the per-kind branches of _nd / _fmip go the same way frame after frame.
-        memset(counts, 0, sizeof(counts))
+        # Bucket the ICMPv6 frames by message kind (a counting sort with no branch), so that the second pass
+        # meets each kind in a run and the per-kind branches of _nd / _fmip go the same way frame after frame.
+        # The 16 counters are octets of two registers (lo: kinds 0-7, hi: 8-15; at most _CHUNK = 64 each), so
+        # a run of one kind is a chain of register additions, not of stores and reloads of one counter.
+        lo_n = 0
+        hi_n = 0
         for j in range(pending):
             f = arena + offsets[icmp[j]] + (ETH_HDR_LEN + IP6_HDR_LEN)
             t = f[0]
             b = _ICMP_BUCKET[t] + (t == prof.fmip_type) * (8 + prof.code_map[f[1]])
             kind[j] = <uint8_t>b
-            counts[b] += 1
-        r = 0
-        for b in range(_N_BUCKETS):
-            k = counts[b]
-            counts[b] = r
-            r += k
+            one = (<uint64_t>1) << ((b & 7) * 8)
+            lo_n += one * (b < 8)
+            hi_n += one * (b >= 8)
+        # Exclusive prefix sums: where each kind's run starts in order[], as octets of the same layout.
+        lo_at = 0
+        hi_at = 0
+        k = 0
+        for b in range(8):
+            lo_at |= (<uint64_t>k) << (b * 8)
+            k += <int>((lo_n >> (b * 8)) & 0xFF)
+        for b in range(8):
+            hi_at |= (<uint64_t>k) << (b * 8)
+            k += <int>((hi_n >> (b * 8)) & 0xFF)
         for j in range(pending):
             b = kind[j]
-            order[counts[b]] = icmp[j]
-            counts[b] += 1
+            one = (<uint64_t>1) << ((b & 7) * 8)
+            at = (hi_at if b >= 8 else lo_at) >> ((b & 7) * 8)
+            order[at & 0xFF] = icmp[j]
+            lo_at += one * (b < 8)
+            hi_at += one * (b >= 8)
         for j in range(pending):
             i = order[j]
             r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
