@@ -776,14 +776,28 @@ cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
     return 0
 
 
-cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, Py_ssize_t n,
-                               Py_ssize_t size) noexcept nogil:
-    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check).
-    ``offsets`` / ``lengths``: n entries each, classify()'s private copies."""
+cdef Py_ssize_t _copy_inside(int64_t* oc, uint32_t* lc, const int64_t* offsets, const uint32_t* lengths,
+                             Py_ssize_t n, Py_ssize_t size) noexcept nogil:
+    """Copy the caller's n offsets and lengths into classify()'s private ``oc`` / ``lc``, checking in the
+    same pass that each span lies inside an arena of ``size`` octets: the value checked is the value
+    stored, read once from the caller.  Returns the index of the first frame outside (found in the copy
+    with _span_outside), or -1.
+
+    The pass's test is _span_outside's without a branch: an offset above ``size`` (a negative one too, as
+    an unsigned number) or an end above it; the end cannot wrap, as a 32-bit length is added to an offset
+    of at most ``size`` < 2**63."""
     cdef Py_ssize_t i
+    cdef uint64_t a, l, outside = 0, limit = <uint64_t>size
     for i in range(n):
-        if _span_outside(offsets[i], lengths[i], <uint64_t>size):
-            return i
+        a = <uint64_t>offsets[i]
+        l = lengths[i]
+        oc[i] = <int64_t>a
+        lc[i] = <uint32_t>l
+        outside |= (a > limit) | (a + l > limit)
+    if outside:
+        for i in range(n):
+            if _span_outside(oc[i], lc[i], limit):
+                return i
     return -1
 
 
@@ -862,7 +876,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     their octets are still in the cache, grouped by kind (the rows are independent: any order gives the
     same rows and drop counts); any other frame takes the full walk in the first pass.  SAFETY:
     raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
-    every frame inside the arena (_first_outside returned -1 on them)."""
+    every frame inside the arena (_copy_inside returned -1 on them)."""
     cdef Py_ssize_t i, j, base, stop, pending
     cdef int r, t, b, k
     cdef _frame_fields d
@@ -891,7 +905,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
             lo.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
         for i in range(base, stop):
             if i + _PREFETCH_AHEAD < n:
-                # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+                # Inside the arena (checked by _copy_inside); a prefetch never faults in any case.
                 __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
                 __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
             r = _fast_frame(arena + offsets[i], lengths[i], &lo, i)
@@ -1059,9 +1073,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     cdef uint32_t* lc = <uint32_t*>(oc + n)
     try:
         with nogil:
-            memcpy(oc, &ov[0], <size_t>n * sizeof(int64_t))
-            memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
-            bad = _first_outside(oc, lc, n, size)
+            bad = _copy_inside(oc, lc, &ov[0], &lv[0], n, size)
             if bad < 0:
                 ob._reset_lazy(n, prof.fmip_type)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
