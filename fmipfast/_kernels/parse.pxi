@@ -264,12 +264,12 @@ cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i
     return True
 
 
-cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
+cdef inline int _nd(int t, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
                     int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i,
                     _frame_fields* d) noexcept nogil:
-    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4).  Writes the ND columns of row ``i``
-    (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers)."""
-    cdef int t = msg[0]
+    """Steps 4(a)-(f) for an ND message of type ``t`` == msg[0] (mlen >= 4).  Writes the ND columns of row
+    ``i`` (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers).  The
+    batch loop passes ``t`` as a constant (_nd_run), so each ND type gets a copy of its own checks."""
     cdef Py_ssize_t start = _ND_MIN_LEN[t], pos, units
     cdef int lla_type = _ND_LLA_OPT[t]
     cdef bint saw_slla = False, got_lla = False
@@ -529,7 +529,7 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
         d.icmp_type = <uint8_t>t
         d.icmp_code = msg[1]
         if _ND_MIN_LEN[t]:
-            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
+            return _nd(t, msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
         if t == prof.fmip_type:
             return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i, d)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
@@ -856,7 +856,7 @@ cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, clas
     o.icmp_code[i] = msg[1]
     if _ND_MIN_LEN[t]:
         _init_fields(&d)
-        r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
+        r = _nd(t, msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
         o.checksum_ok[i] = d.checksum_ok
     elif t == prof.fmip_type:
         _init_fields(&d)
@@ -867,6 +867,30 @@ cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, clas
         o.checksum_ok[i] = _icmp6_ok_short(f + 22, f + 38, msg, <size_t>mlen)
         r = _pass(VERDICT_FORWARD, f + 38)
     return r
+
+
+# SAFETY: as _fast_icmp6 (every frame listed passed _fast_frame and is an ND message of type t).
+cdef inline void _nd_run(int t, const uint8_t* arena, const int64_t* offsets, const Py_ssize_t* order,
+                         Py_ssize_t start, Py_ssize_t stop, classify_out* o) noexcept nogil:
+    """The second pass over the frames order[start:stop], all ND messages of type ``t``: _fast_icmp6's
+    work, with ``t`` a constant in each of the batch loop's five calls, so that each ND type runs its own
+    copy of _nd (branches of its own for the branch predictor, the other types' tests folded away)."""
+    cdef Py_ssize_t j, i
+    cdef const uint8_t* f
+    cdef int r
+    cdef _frame_fields d
+    for j in range(start, stop):
+        i = order[j]
+        f = arena + offsets[i]
+        o.icmp_type[i] = <uint8_t>t
+        o.icmp_code[i] = f[ETH_HDR_LEN + IP6_HDR_LEN + 1]
+        _init_fields(&d)
+        r = _nd(t, f + (ETH_HDR_LEN + IP6_HDR_LEN), load_be16(f + 18), f + 22, f + 38, f[21], False, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+        o.verdict[i] = <uint8_t>(r & 0xFF)
+        o.drop_reason[i] = <uint8_t>(r >> 8)
+        if (r & 0xFF) == VERDICT_DROP:
+            o.drop_counts[r >> 8] += 1
 
 
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
@@ -885,6 +909,7 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     cdef Py_ssize_t order[_CHUNK]
     cdef uint8_t kind[_CHUNK]
     cdef uint64_t lo_n, hi_n, lo_at, hi_at, one, at
+    cdef uint8_t starts[17]
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
@@ -938,11 +963,14 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
         hi_at = 0
         k = 0
         for b in range(8):
+            starts[b] = <uint8_t>k
             lo_at |= (<uint64_t>k) << (b * 8)
             k += <int>((lo_n >> (b * 8)) & 0xFF)
         for b in range(8):
+            starts[8 + b] = <uint8_t>k
             hi_at |= (<uint64_t>k) << (b * 8)
             k += <int>((hi_n >> (b * 8)) & 0xFF)
+        starts[16] = <uint8_t>k
         for j in range(pending):
             b = kind[j]
             one = (<uint64_t>1) << ((b & 7) * 8)
@@ -950,13 +978,28 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
             order[at & 0xFF] = icmp[j]
             lo_at += one * (b < 8)
             hi_at += one * (b >= 8)
-        for j in range(pending):
-            i = order[j]
-            r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
-            lo.verdict[i] = <uint8_t>(r & 0xFF)
-            lo.drop_reason[i] = <uint8_t>(r >> 8)
-            if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
-                lo.drop_counts[r >> 8] += 1
+        # The runs: each ND type through its own copy of _nd, the other kinds through _fast_icmp6.
+        for b in range(16):
+            if starts[b] == starts[b + 1]:
+                continue
+            if b == 1:
+                _nd_run(ICMP6T_ROUTER_SOLICITATION, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 2:
+                _nd_run(ICMP6T_ROUTER_ADVERTISEMENT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 3:
+                _nd_run(ICMP6T_NEIGHBOR_SOLICITATION, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 4:
+                _nd_run(ICMP6T_NEIGHBOR_ADVERTISEMENT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 5:
+                _nd_run(ICMP6T_REDIRECT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            else:
+                for j in range(starts[b], starts[b + 1]):
+                    i = order[j]
+                    r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
+                    lo.verdict[i] = <uint8_t>(r & 0xFF)
+                    lo.drop_reason[i] = <uint8_t>(r >> 8)
+                    if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write per frame
+                        lo.drop_counts[r >> 8] += 1
         base = stop
 
 
