@@ -328,13 +328,13 @@ cdef inline int _nd(int t, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* s
     return VERDICT_CONTROL
 
 
-cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
-                      int hop_limit, const classify_profile* prof, classify_out* o,
-                      Py_ssize_t i, _frame_fields* d) noexcept nogil:
-    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4).  Writes the
-    fmipfast columns of row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an
-    fmipfast frame carries them (_lazy_carriers)."""
-    cdef int code = prof.code_map[msg[1]], flags = 0, olen
+cdef inline int _fmip(int code, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
+                      int hop_limit, classify_out* o, Py_ssize_t i, _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4) whose wire code
+    the profile maps to ``code`` (canonical 1-7, 0 = not in the profile).  Writes the fmipfast columns of
+    row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an fmipfast frame
+    carries them (_lazy_carriers).  The batch loop passes ``code`` as a constant (_fmip_run)."""
+    cdef int flags = 0, olen
     cdef Py_ssize_t start, pos, mac_at = -1
     cdef bint got_lla = False, saw_identifier = False, saw_lla = False
     o.fmip_code[i] = 0
@@ -531,7 +531,7 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
         if _ND_MIN_LEN[t]:
             return _nd(t, msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
         if t == prof.fmip_type:
-            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i, d)
+            return _fmip(prof.code_map[msg[1]], msg, mlen, src, dst, hop_limit, o, i, d)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
         if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
             d.checksum_ok = 0
@@ -860,7 +860,7 @@ cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, clas
         o.checksum_ok[i] = d.checksum_ok
     elif t == prof.fmip_type:
         _init_fields(&d)
-        r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
+        r = _fmip(prof.code_map[msg[1]], msg, mlen, f + 22, f + 38, f[21], o, i, &d)
         o.checksum_ok[i] = d.checksum_ok
     else:
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
@@ -886,6 +886,29 @@ cdef inline void _nd_run(int t, const uint8_t* arena, const int64_t* offsets, co
         o.icmp_code[i] = f[ETH_HDR_LEN + IP6_HDR_LEN + 1]
         _init_fields(&d)
         r = _nd(t, f + (ETH_HDR_LEN + IP6_HDR_LEN), load_be16(f + 18), f + 22, f + 38, f[21], False, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+        o.verdict[i] = <uint8_t>(r & 0xFF)
+        o.drop_reason[i] = <uint8_t>(r >> 8)
+        if (r & 0xFF) == VERDICT_DROP:
+            o.drop_counts[r >> 8] += 1
+
+
+# SAFETY: as _fast_icmp6 (every frame listed passed _fast_frame and is an fmipfast message of this code).
+cdef inline void _fmip_run(int code, const uint8_t* arena, const int64_t* offsets, const Py_ssize_t* order,
+                           Py_ssize_t start, Py_ssize_t stop, classify_out* o) noexcept nogil:
+    """The second pass over the frames order[start:stop], all fmipfast messages whose code the profile
+    maps to ``code``: as _nd_run, one copy of _fmip per code."""
+    cdef Py_ssize_t j, i
+    cdef const uint8_t* f
+    cdef int r
+    cdef _frame_fields d
+    for j in range(start, stop):
+        i = order[j]
+        f = arena + offsets[i]
+        o.icmp_type[i] = f[ETH_HDR_LEN + IP6_HDR_LEN]
+        o.icmp_code[i] = f[ETH_HDR_LEN + IP6_HDR_LEN + 1]
+        _init_fields(&d)
+        r = _fmip(code, f + (ETH_HDR_LEN + IP6_HDR_LEN), load_be16(f + 18), f + 22, f + 38, f[21], o, i, &d)
         o.checksum_ok[i] = d.checksum_ok
         o.verdict[i] = <uint8_t>(r & 0xFF)
         o.drop_reason[i] = <uint8_t>(r >> 8)
@@ -978,7 +1001,8 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
             order[at & 0xFF] = icmp[j]
             lo_at += one * (b < 8)
             hi_at += one * (b >= 8)
-        # The runs: each ND type through its own copy of _nd, the other kinds through _fast_icmp6.
+        # The runs: each ND type and fmipfast code through its own copy of _nd / _fmip, any other
+        # ICMPv6 through _fast_icmp6.
         for b in range(16):
             if starts[b] == starts[b + 1]:
                 continue
@@ -992,6 +1016,22 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
                 _nd_run(ICMP6T_NEIGHBOR_ADVERTISEMENT, arena, offsets, order, starts[b], starts[b + 1], &lo)
             elif b == 5:
                 _nd_run(ICMP6T_REDIRECT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 8:
+                _fmip_run(0, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 9:
+                _fmip_run(FMIPCODE_HANDOVER_REDIRECT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 10:
+                _fmip_run(FMIPCODE_HANDOVER_REDIRECT_ACK, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 11:
+                _fmip_run(FMIPCODE_HANDOVER, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 12:
+                _fmip_run(FMIPCODE_AUTHENTICATED_MN, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 13:
+                _fmip_run(FMIPCODE_ATTACH, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 14:
+                _fmip_run(FMIPCODE_HANDOVER_ERROR, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 15:
+                _fmip_run(FMIPCODE_FORWARDING_DISABLE, arena, offsets, order, starts[b], starts[b + 1], &lo)
             else:
                 for j in range(starts[b], starts[b + 1]):
                     i = order[j]
