@@ -869,8 +869,8 @@ if HAVE_CORE:
         # in any order: the second pass takes the ICMPv6 frames of a round grouped by kind, and every row
         # must still be its own frame's.
         pool = GOLDEN + list(DROPS.values())
-        kwargs = {"codepoints": Codepoints(type=201, attach=9, handover=1, handover_redirect=3)} if other_profile else {}
-        _both([pool[k] for k in picks], **kwargs)
+        profile = Codepoints(type=201, attach=9, handover=1, handover_redirect=3)
+        _both([pool[k] for k in picks], **({"codepoints": profile} if other_profile else {}))
 
     def test_reused_batches_agree():
         out_c, out_p = _core.Batch(64), reference.Batch(64)
