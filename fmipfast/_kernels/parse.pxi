@@ -21,9 +21,10 @@
 # for the whole round in wide stores first; the plain untagged frame without extension headers gets the rest
 # of its row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
 # those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; the second pass takes the
-# ICMPv6 frames grouped by kind (ND type, fmipfast code, other: _ICMP_BUCKET, a counting sort), so the
-# per-kind branches of _nd and _fmip meet runs of one kind rather than a random sequence; every other frame
-# takes the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
+# ICMPv6 frames grouped by kind (ND type, fmipfast code, other: _ICMP_BUCKET, a counting sort) and runs each
+# ND type and fmipfast code through a copy of _nd / _fmip of its own (_nd_run, _fmip_run, the type or code a
+# constant), so their branches meet runs of one kind rather than a random sequence; every other frame takes
+# the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
 # specialised for messages of at most 65 535 octets.
 
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
@@ -847,7 +848,8 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
 cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, classify_out* o,
                             Py_ssize_t i) noexcept nogil:
     """The second pass over a frame _fast_frame found to be ICMPv6: step 4; returns the verdict |
-    drop_reason << 8 (the caller stores it)."""
+    drop_reason << 8 (the caller stores it).  Any ICMPv6 type; the batch loop sends it the kinds without a
+    run of their own (neither ND nor fmipfast: _nd_run and _fmip_run take those)."""
     cdef Py_ssize_t mlen = load_be16(f + 18)
     cdef const uint8_t* msg = f + ETH_HDR_LEN + IP6_HDR_LEN
     cdef int t = msg[0], r
@@ -919,9 +921,9 @@ cdef inline void _fmip_run(int code, const uint8_t* arena, const int64_t* offset
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
     """Classify n frames, _CHUNK at a time in two passes: the first writes every plain frame's row
-    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those (_fast_icmp6) while
-    their octets are still in the cache, grouped by kind (the rows are independent: any order gives the
-    same rows and drop counts); any other frame takes the full walk in the first pass.  SAFETY:
+    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those while their octets
+    are still in the cache, grouped by kind (_nd_run, _fmip_run, _fast_icmp6; the rows are independent: any
+    order gives the same rows and drop counts); any other frame takes the full walk in the first pass.  SAFETY:
     raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
     every frame inside the arena (_copy_inside returned -1 on them)."""
     cdef Py_ssize_t i, j, base, stop, pending
