@@ -28,6 +28,12 @@ Rows, all in the same run, timed per frame (one call classifies the whole arena)
 
     PYTHONPATH=. python bench/bench_classify.py --fast -o /tmp/classify.json
     PYTHONPATH=. python bench/bench_classify.py --interleaved 60     # the cold rows taking turns (interleave.py)
+    PYTHONPATH=. python bench/bench_classify.py --interleaved 60 --per-class   # the same, one class at a time
+
+``--per-class`` times ``_core``, its baseline and the lean parse on one arena per class of the corpus (data:
+UDP and TCP; echo; ND; fmipfast), each of N_FRAMES frames drawn with replacement from that class's frames of
+the corpus and copied into an arena of its own, so every class is as cache-cold as the mix; and on the mix
+itself, as it is and with its frames grouped by kind (class, ICMPv6 type, code, length).
 
 The corpus (built deterministically here, cached per source hash in the temp dir): N_FRAMES = 100 000
 Ethernet frames of 64-200 octets (~12 MB, three times the L2 cache) at unaligned offsets: UDP data, some TCP
@@ -274,6 +280,51 @@ def check_lean(arrays: dict[str, np.ndarray], batch: Any) -> None:
         raise SystemExit("limit_lean: a frame of the corpus is not plain IPv6")
 
 
+CLASSES = ("data", "echo", "nd", "fmipfast")
+
+
+def class_arenas(batch: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The mix, the mix grouped by kind, and one cold arena of N_FRAMES frames per class of the corpus, by the
+    ICMPv6 type ``batch`` (the corpus classified) found: 133-137 ND, the profile's type fmipfast, 128-129
+    echo, none data."""
+    t = batch.icmp_type
+    kind = np.where((t >= 133) & (t <= 137), 2,
+                    np.where(t == DEFAULT_CODEPOINTS.type, 3, np.where((t == 128) | (t == 129), 1, 0)))
+    rng = np.random.default_rng(5)
+    out = {"mix": (ARENA, OFFSETS, LENGTHS)}
+    # The same frames in an order where every per-kind branch goes one way for long runs (class, ICMPv6 type,
+    # code, length): what the mix costs over that is the price of its variety (mispredicted branches).
+    grouped = np.lexsort((LENGTHS, batch.icmp_code, t, kind))
+    out["mix grouped by kind"] = arena_of([ARENA[OFFSETS[k]:OFFSETS[k] + LENGTHS[k]].tobytes() for k in grouped])
+    for index, name in enumerate(CLASSES):
+        picks = rng.choice(np.nonzero(kind == index)[0], N_FRAMES)
+        out[name] = arena_of([ARENA[OFFSETS[k]:OFFSETS[k] + LENGTHS[k]].tobytes() for k in picks])
+    return out
+
+
+def per_class(dll: ctypes.CDLL | None, base: Any, rounds: int) -> None:
+    """--interleaved --per-class: per class, _core, its baseline and the lean parse taking turns."""
+    import interleave
+
+    arenas = class_arenas(_core.classify(ARENA, OFFSETS, LENGTHS))
+    for name, (arena, offsets, lengths) in arenas.items():
+        rows: dict[str, Callable[[], Any]] = {}
+        out = _core.Batch(N_FRAMES)
+        rows["_core.classify"] = lambda a=arena, o=offsets, n=lengths, b=out: _core.classify(a, o, n, out=b)
+        if base is not None:
+            base_out = base.Batch(N_FRAMES)
+            rows["_core [baseline]"] = lambda a=arena, o=offsets, n=lengths, b=base_out: base.classify(a, o, n,
+                                                                                                        out=b)
+        if dll is not None:
+            lean = {f: np.zeros((N_FRAMES, 16) if f in ("src", "dst") else N_FRAMES, np.uint8) for f in LEAN_FIELDS}
+            args = (arena.ctypes.data, offsets.ctypes.data, lengths.ctypes.data, N_FRAMES,
+                    *(lean[f].ctypes.data for f in LEAN_FIELDS))
+            rows["C lean parse"] = lambda args=args, keep=(arena, offsets, lengths, lean): dll.limit_lean(*args)
+        got = interleave.run(rows, rounds, N_FRAMES)
+        print(f"{name}:")
+        print(interleave.table(got, {"C lean": "C lean parse"} if dll is not None else {}, "frame"))
+
+
 # ---- dpkt --------------------------------------------------------------------------------------------
 
 def dpkt_call(quiet: bool = False) -> Callable[[], None] | None:
@@ -345,6 +396,8 @@ def main() -> None:
     runner = pyperf.Runner()
     runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
                                   help="time the cold rows taking turns in this process (no pyperf run)")
+    runner.argparser.add_argument("--per-class", action="store_true",
+                                  help="with --interleaved: one cold arena per class of frame")
     baseline_core.inherit(runner)
     runner.metadata["description"] = (f"fmipfast classify: {N_FRAMES} mixed frames per call "
                                       f"({ARENA.nbytes / 1e6:.1f} MB), time per frame")
@@ -378,6 +431,9 @@ def main() -> None:
             lean_fn()
             check_lean(lean, check)
             cold.append(("C lean parse", lean_fn))
+    if runner.args.interleaved and runner.args.per_class and _core is not None:
+        per_class(build_limit(), baseline_core.load(), runner.args.interleaved)
+        return
     if runner.args.interleaved:
         import interleave
 

@@ -862,6 +862,16 @@ if HAVE_CORE:
         assert_same(_core.classify(arena, offsets, lengths, out=out, codepoints=profile),
                     reference.classify(arena, offsets, lengths, codepoints=profile))
 
+    @SETTINGS
+    @given(st.lists(st.integers(0, len(GOLDEN) + len(DROPS) - 1), min_size=65, max_size=300), st.booleans())
+    def test_agree_on_long_mixed_batches(picks, other_profile):
+        # Several 64-frame rounds of the batch loop, each mixing data, echo, ND, fmipfast and dropped frames
+        # in any order: the second pass takes the ICMPv6 frames of a round grouped by kind, and every row
+        # must still be its own frame's.
+        pool = GOLDEN + list(DROPS.values())
+        profile = Codepoints(type=201, attach=9, handover=1, handover_redirect=3)
+        _both([pool[k] for k in picks], **({"codepoints": profile} if other_profile else {}))
+
     def test_reused_batches_agree():
         out_c, out_p = _core.Batch(64), reference.Batch(64)
         for size in (60, 3, 0, 17):

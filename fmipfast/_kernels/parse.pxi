@@ -17,9 +17,13 @@
 # fmipfast; lladdr, has_lladdr of both) are written, defaults included, only in the rows of the frames of
 # their class (_nd, _fmip), and a Batch completes the other rows when such a column is first read
 # (Batch._complete): a data frame costs no write of them.  The batch loop prefetches the frames a few rows
-# ahead and runs in two passes per _CHUNK frames: the plain untagged frame without extension headers gets its
-# whole row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
-# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; every other frame takes
+# ahead and runs in two passes per _CHUNK frames: the columns that are constant for a plain frame are filled
+# for the whole round in wide stores first; the plain untagged frame without extension headers gets the rest
+# of its row from _fast_frame, which lists the ICMPv6 ones without a branch, and the second pass finishes
+# those (_fast_icmp6), so a mix of data and ICMPv6 frames is not a guess per frame; the second pass takes the
+# ICMPv6 frames grouped by kind (ND type, fmipfast code, other: _ICMP_BUCKET, a counting sort) and runs each
+# ND type and fmipfast code through a copy of _nd / _fmip of its own (_nd_run, _fmip_run, the type or code a
+# constant), so their branches meet runs of one kind rather than a random sequence; every other frame takes
 # the full walk (_classify_frame).  The ICMPv6 checksum is verified by _icmp6_ok_short, a one-pass sum
 # specialised for messages of at most 65 535 octets.
 
@@ -70,6 +74,9 @@ cdef uint8_t _FMIP_NEEDS_AH[8]
 # RFC 8200 §4.1, RFC 4302: 1 = an extension header the walk steps over (hop-by-hop 0, routing 43,
 # fragment 44, AH 51, destination options 60).
 cdef uint8_t _IS_EXT_HEADER[256]
+# The batch loop's second pass groups the ICMPv6 frames by kind: 1-5 the ND types 133-137, 0 any other type
+# (the profile's fmipfast type adds 8 + its canonical code: 8-15).
+cdef uint8_t _ICMP_BUCKET[256]
 
 
 cdef void _init_tables() noexcept:
@@ -80,6 +87,7 @@ cdef void _init_tables() noexcept:
         _ND_MAX_CODE[t] = 0
         _ND_HOP255[t] = 0
         _ND_LLA_OPT[t] = 0
+        _ICMP_BUCKET[t] = t - ICMP6T_ROUTER_SOLICITATION + 1 if ICMP6T_ROUTER_SOLICITATION <= t <= ICMP6T_REDIRECT else 0
     _ND_MIN_LEN[ICMP6T_ROUTER_SOLICITATION] = 8
     _ND_MIN_LEN[ICMP6T_ROUTER_ADVERTISEMENT] = 16
     _ND_MIN_LEN[ICMP6T_NEIGHBOR_SOLICITATION] = 24
@@ -257,12 +265,12 @@ cdef inline bint _eui64_lladdr(const uint8_t* eui, classify_out* o, Py_ssize_t i
     return True
 
 
-cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
+cdef inline int _nd(int t, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
                     int hop_limit, bint fragmented, classify_out* o, Py_ssize_t i,
                     _frame_fields* d) noexcept nogil:
-    """Steps 4(a)-(f) for an ND message of type msg[0] (mlen >= 4).  Writes the ND columns of row ``i``
-    (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers)."""
-    cdef int t = msg[0]
+    """Steps 4(a)-(f) for an ND message of type ``t`` == msg[0] (mlen >= 4).  Writes the ND columns of row
+    ``i`` (target, lladdr, has_lladdr), defaults included: an ND frame carries them (_lazy_carriers).  The
+    batch loop passes ``t`` as a constant (_nd_run), so each ND type gets a copy of its own checks."""
     cdef Py_ssize_t start = _ND_MIN_LEN[t], pos, units
     cdef int lla_type = _ND_LLA_OPT[t]
     cdef bint saw_slla = False, got_lla = False
@@ -321,13 +329,13 @@ cdef inline int _nd(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, con
     return VERDICT_CONTROL
 
 
-cdef inline int _fmip(const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
-                      int hop_limit, const classify_profile* prof, classify_out* o,
-                      Py_ssize_t i, _frame_fields* d) noexcept nogil:
-    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4).  Writes the
-    fmipfast columns of row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an
-    fmipfast frame carries them (_lazy_carriers)."""
-    cdef int code = prof.code_map[msg[1]], flags = 0, olen
+cdef inline int _fmip(int code, const uint8_t* msg, Py_ssize_t mlen, const uint8_t* src, const uint8_t* dst,
+                      int hop_limit, classify_out* o, Py_ssize_t i, _frame_fields* d) noexcept nogil:
+    """Steps 4(a)-(f) for an fmipfast message (msg[0] is the profile's type, mlen >= 4) whose wire code
+    the profile maps to ``code`` (canonical 1-7, 0 = not in the profile).  Writes the fmipfast columns of
+    row ``i`` (fmip_code, ncoa, lladdr, has_lladdr, identifier), defaults included: an fmipfast frame
+    carries them (_lazy_carriers).  The batch loop passes ``code`` as a constant (_fmip_run)."""
+    cdef int flags = 0, olen
     cdef Py_ssize_t start, pos, mac_at = -1
     cdef bint got_lla = False, saw_identifier = False, saw_lla = False
     o.fmip_code[i] = 0
@@ -522,9 +530,9 @@ cdef inline int _classify_frame(const uint8_t* f, Py_ssize_t length, const class
         d.icmp_type = <uint8_t>t
         d.icmp_code = msg[1]
         if _ND_MIN_LEN[t]:
-            return _nd(msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
+            return _nd(t, msg, mlen, src, dst, hop_limit, fragmented, o, i, d)
         if t == prof.fmip_type:
-            return _fmip(msg, mlen, src, dst, hop_limit, prof, o, i, d)
+            return _fmip(prof.code_map[msg[1]], msg, mlen, src, dst, hop_limit, o, i, d)
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
         if not _icmp6_ok_short(src, dst, msg, <size_t>mlen):
             d.checksum_ok = 0
@@ -769,14 +777,28 @@ cdef int _load_profile(object codepoints, classify_profile* prof) except -1:
     return 0
 
 
-cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, Py_ssize_t n,
-                               Py_ssize_t size) noexcept nogil:
-    """Index of the first frame not inside an arena of ``size`` octets, or -1 (overflow-proof check).
-    ``offsets`` / ``lengths``: n entries each, classify()'s private copies."""
+cdef Py_ssize_t _copy_inside(int64_t* oc, uint32_t* lc, const int64_t* offsets, const uint32_t* lengths,
+                             Py_ssize_t n, Py_ssize_t size) noexcept nogil:
+    """Copy the caller's n offsets and lengths into classify()'s private ``oc`` / ``lc``, checking in the
+    same pass that each span lies inside an arena of ``size`` octets: the value checked is the value
+    stored, read once from the caller.  Returns the index of the first frame outside (found in the copy
+    with _span_outside), or -1.
+
+    The pass's test is _span_outside's without a branch: an offset above ``size`` (a negative one too, as
+    an unsigned number) or an end above it; the end cannot wrap, as a 32-bit length is added to an offset
+    of at most ``size`` < 2**63."""
     cdef Py_ssize_t i
+    cdef uint64_t a, l, outside = 0, limit = <uint64_t>size
     for i in range(n):
-        if _span_outside(offsets[i], lengths[i], <uint64_t>size):
-            return i
+        a = <uint64_t>offsets[i]
+        l = lengths[i]
+        oc[i] = <int64_t>a
+        lc[i] = <uint32_t>l
+        outside |= (a > limit) | (a + l > limit)
+    if outside:
+        for i in range(n):
+            if _span_outside(oc[i], lc[i], limit):
+                return i
     return -1
 
 
@@ -784,14 +806,16 @@ cdef Py_ssize_t _first_outside(const int64_t* offsets, const uint32_t* lengths, 
 # Ethernet and IPv6 headers: length >= 54).
 cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o, Py_ssize_t i) noexcept nogil:
     """The common frame, first pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
-    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Writes its whole row as
+    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Completes its row as
     _classify_frame and _store_fields would for a frame of step 6 (FORWARD, or CONTROL to a link-scope
-    multicast destination) and returns 1 if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row),
-    else 0; returns -1, having written nothing, for any other frame (the full walk then classifies it from
+    multicast destination): the columns that are constant for such a frame (l3_offset, l4_offset, has_ah,
+    checksum_ok, icmp_type, icmp_code, drop_reason) _classify_loop has filled for the round.  Returns 1
+    if it is ICMPv6 (step 4 still to do: _fast_icmp6 finishes the row), else 0; returns -1, having written
+    nothing, for any other frame (the full walk then classifies it from
     the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
     of data and ICMPv6 frames costs no mispredicted branch here."""
     cdef Py_ssize_t mlen
-    cdef int nh, icmp
+    cdef int nh, icmp, mcast
     # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
     if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
         return -1
@@ -808,18 +832,14 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     memcpy(o.eth_src + 6 * i, f + 6, 6)
     memcpy(o.src + 16 * i, f + 22, 16)
     memcpy(o.dst + 16 * i, f + 38, 16)
-    o.l3_offset[i] = ETH_HDR_LEN
-    o.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
     o.l4_length[i] = <uint32_t>mlen
     o.hop_limit[i] = f[21]
     o.next_header[i] = <uint8_t>nh
-    o.has_ah[i] = 0
-    # Step 6.
-    o.checksum_ok[i] = 1
-    o.icmp_type[i] = 0
-    o.icmp_code[i] = 0
-    o.verdict[i] = VERDICT_CONTROL if _is_link_scope_mcast(f + 38) else VERDICT_FORWARD
-    o.drop_reason[i] = DROP_NONE
+    # Step 6.  l3_offset, l4_offset, has_ah, checksum_ok, icmp_type, icmp_code and drop_reason hold the
+    # plain frame's constants already (_classify_loop fills them for the whole round).
+    # _pass() without its branch: in a mix, the link-scope multicast destinations (most ND) are no guess.
+    mcast = (f[38] == 0xFF) & ((f[39] & 0x0F) <= 2)
+    o.verdict[i] = <uint8_t>(VERDICT_FORWARD + mcast * (VERDICT_CONTROL - VERDICT_FORWARD))
     return icmp
 
 
@@ -828,7 +848,8 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
 cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, classify_out* o,
                             Py_ssize_t i) noexcept nogil:
     """The second pass over a frame _fast_frame found to be ICMPv6: step 4; returns the verdict |
-    drop_reason << 8 (the caller stores it)."""
+    drop_reason << 8 (the caller stores it).  Any ICMPv6 type; the batch loop sends it the kinds without a
+    run of their own (neither ND nor fmipfast: _nd_run and _fmip_run take those)."""
     cdef Py_ssize_t mlen = load_be16(f + 18)
     cdef const uint8_t* msg = f + ETH_HDR_LEN + IP6_HDR_LEN
     cdef int t = msg[0], r
@@ -837,11 +858,11 @@ cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, clas
     o.icmp_code[i] = msg[1]
     if _ND_MIN_LEN[t]:
         _init_fields(&d)
-        r = _nd(msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
+        r = _nd(t, msg, mlen, f + 22, f + 38, f[21], False, o, i, &d)
         o.checksum_ok[i] = d.checksum_ok
     elif t == prof.fmip_type:
         _init_fields(&d)
-        r = _fmip(msg, mlen, f + 22, f + 38, f[21], prof, o, i, &d)
+        r = _fmip(prof.code_map[msg[1]], msg, mlen, f + 22, f + 38, f[21], o, i, &d)
         o.checksum_ok[i] = d.checksum_ok
     else:
         # Other ICMPv6 is end to end: a bad checksum is reported, not dropped, by a router.
@@ -850,17 +871,70 @@ cdef inline int _fast_icmp6(const uint8_t* f, const classify_profile* prof, clas
     return r
 
 
+# SAFETY: as _fast_icmp6 (every frame listed passed _fast_frame and is an ND message of type t).
+cdef inline void _nd_run(int t, const uint8_t* arena, const int64_t* offsets, const Py_ssize_t* order,
+                         Py_ssize_t start, Py_ssize_t stop, classify_out* o) noexcept nogil:
+    """The second pass over the frames order[start:stop], all ND messages of type ``t``: _fast_icmp6's
+    work, with ``t`` a constant in each of the batch loop's five calls, so that each ND type runs its own
+    copy of _nd (branches of its own for the branch predictor, the other types' tests folded away)."""
+    cdef Py_ssize_t j, i
+    cdef const uint8_t* f
+    cdef int r
+    cdef _frame_fields d
+    for j in range(start, stop):
+        i = order[j]
+        f = arena + offsets[i]
+        o.icmp_type[i] = <uint8_t>t
+        o.icmp_code[i] = f[ETH_HDR_LEN + IP6_HDR_LEN + 1]
+        _init_fields(&d)
+        r = _nd(t, f + (ETH_HDR_LEN + IP6_HDR_LEN), load_be16(f + 18), f + 22, f + 38, f[21], False, o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+        o.verdict[i] = <uint8_t>(r & 0xFF)
+        o.drop_reason[i] = <uint8_t>(r >> 8)
+        if (r & 0xFF) == VERDICT_DROP:
+            o.drop_counts[r >> 8] += 1
+
+
+# SAFETY: as _fast_icmp6 (every frame listed passed _fast_frame and is an fmipfast message of this code).
+cdef inline void _fmip_run(int code, const uint8_t* arena, const int64_t* offsets, const Py_ssize_t* order,
+                           Py_ssize_t start, Py_ssize_t stop, classify_out* o) noexcept nogil:
+    """The second pass over the frames order[start:stop], all fmipfast messages whose code the profile
+    maps to ``code``: as _nd_run, one copy of _fmip per code."""
+    cdef Py_ssize_t j, i
+    cdef const uint8_t* f
+    cdef int r
+    cdef _frame_fields d
+    for j in range(start, stop):
+        i = order[j]
+        f = arena + offsets[i]
+        o.icmp_type[i] = f[ETH_HDR_LEN + IP6_HDR_LEN]
+        o.icmp_code[i] = f[ETH_HDR_LEN + IP6_HDR_LEN + 1]
+        _init_fields(&d)
+        r = _fmip(code, f + (ETH_HDR_LEN + IP6_HDR_LEN), load_be16(f + 18), f + 22, f + 38, f[21], o, i, &d)
+        o.checksum_ok[i] = d.checksum_ok
+        o.verdict[i] = <uint8_t>(r & 0xFF)
+        o.drop_reason[i] = <uint8_t>(r >> 8)
+        if (r & 0xFF) == VERDICT_DROP:
+            o.drop_counts[r >> 8] += 1
+
+
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
                          Py_ssize_t n, const classify_profile* prof, classify_out* o) noexcept nogil:
     """Classify n frames, _CHUNK at a time in two passes: the first writes every plain frame's row
-    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those (_fast_icmp6) while
-    their octets are still in the cache; any other frame takes the full walk in the first pass.  SAFETY:
+    (_fast_frame) and lists the ICMPv6 ones without a branch, the second finishes those while their octets
+    are still in the cache, grouped by kind (_nd_run, _fmip_run, _fast_icmp6; the rows are independent: any
+    order gives the same rows and drop counts); any other frame takes the full walk in the first pass.  SAFETY:
     raw pointers, no memoryview to check: offsets/lengths are classify()'s private copies of n entries,
-    every frame inside the arena (_first_outside returned -1 on them)."""
+    every frame inside the arena (_copy_inside returned -1 on them)."""
     cdef Py_ssize_t i, j, base, stop, pending
-    cdef int r
+    cdef int r, t, b, k
     cdef _frame_fields d
+    cdef const uint8_t* f
     cdef Py_ssize_t icmp[_CHUNK]
+    cdef Py_ssize_t order[_CHUNK]
+    cdef uint8_t kind[_CHUNK]
+    cdef uint64_t lo_n, hi_n, lo_at, hi_at, one, at
+    cdef uint8_t starts[17]
     # A local copy of the row pointers: the stores through them (uint8_t, which may alias anything) cannot
     # change a local whose address goes nowhere else, so the compiler keeps the pointers in registers.
     cdef classify_out lo = o[0]
@@ -868,9 +942,20 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
     while base < n:
         stop = base + _CHUNK if n - base > _CHUNK else n
         pending = 0
+        # The plain frame's constant columns, for the whole round in wide stores; a frame that takes the
+        # full walk or the second pass overwrites its own.
+        k = <int>(stop - base)
+        memset(lo.has_ah + base, 0, <size_t>k)
+        memset(lo.checksum_ok + base, 1, <size_t>k)
+        memset(lo.icmp_type + base, 0, <size_t>k)
+        memset(lo.icmp_code + base, 0, <size_t>k)
+        memset(lo.drop_reason + base, DROP_NONE, <size_t>k)
+        for i in range(base, stop):
+            lo.l3_offset[i] = ETH_HDR_LEN
+            lo.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
         for i in range(base, stop):
             if i + _PREFETCH_AHEAD < n:
-                # Inside the arena (checked by _first_outside); a prefetch never faults in any case.
+                # Inside the arena (checked by _copy_inside); a prefetch never faults in any case.
                 __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD])
                 __builtin_prefetch(arena + offsets[i + _PREFETCH_AHEAD] + 64)
             r = _fast_frame(arena + offsets[i], lengths[i], &lo, i)
@@ -884,13 +969,79 @@ cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uin
                 lo.drop_reason[i] = <uint8_t>(r >> 8)
                 if (r & 0xFF) == VERDICT_DROP:
                     lo.drop_counts[r >> 8] += 1
+        # Bucket the ICMPv6 frames by message kind (a counting sort with no branch), so that the second pass
+        # meets each kind in a run and the per-kind branches of _nd / _fmip go the same way frame after frame.
+        # The 16 counters are octets of two registers (lo: kinds 0-7, hi: 8-15; at most _CHUNK = 64 each), so
+        # a run of one kind is a chain of register additions, not of stores and reloads of one counter.
+        lo_n = 0
+        hi_n = 0
         for j in range(pending):
-            i = icmp[j]
-            r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
-            lo.verdict[i] = <uint8_t>(r & 0xFF)
-            lo.drop_reason[i] = <uint8_t>(r >> 8)
-            if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write of one counter per frame
-                lo.drop_counts[r >> 8] += 1
+            f = arena + offsets[icmp[j]] + (ETH_HDR_LEN + IP6_HDR_LEN)
+            t = f[0]
+            b = _ICMP_BUCKET[t] + (t == prof.fmip_type) * (8 + prof.code_map[f[1]])
+            kind[j] = <uint8_t>b
+            one = (<uint64_t>1) << ((b & 7) * 8)
+            lo_n += one * (b < 8)
+            hi_n += one * (b >= 8)
+        # Exclusive prefix sums: where each kind's run starts in order[], as octets of the same layout.
+        lo_at = 0
+        hi_at = 0
+        k = 0
+        for b in range(8):
+            starts[b] = <uint8_t>k
+            lo_at |= (<uint64_t>k) << (b * 8)
+            k += <int>((lo_n >> (b * 8)) & 0xFF)
+        for b in range(8):
+            starts[8 + b] = <uint8_t>k
+            hi_at |= (<uint64_t>k) << (b * 8)
+            k += <int>((hi_n >> (b * 8)) & 0xFF)
+        starts[16] = <uint8_t>k
+        for j in range(pending):
+            b = kind[j]
+            one = (<uint64_t>1) << ((b & 7) * 8)
+            at = (hi_at if b >= 8 else lo_at) >> ((b & 7) * 8)
+            order[at & 0xFF] = icmp[j]
+            lo_at += one * (b < 8)
+            hi_at += one * (b >= 8)
+        # The runs: each ND type and fmipfast code through its own copy of _nd / _fmip, any other
+        # ICMPv6 through _fast_icmp6.
+        for b in range(16):
+            if starts[b] == starts[b + 1]:
+                continue
+            if b == 1:
+                _nd_run(ICMP6T_ROUTER_SOLICITATION, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 2:
+                _nd_run(ICMP6T_ROUTER_ADVERTISEMENT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 3:
+                _nd_run(ICMP6T_NEIGHBOR_SOLICITATION, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 4:
+                _nd_run(ICMP6T_NEIGHBOR_ADVERTISEMENT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 5:
+                _nd_run(ICMP6T_REDIRECT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 8:
+                _fmip_run(0, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 9:
+                _fmip_run(FMIPCODE_HANDOVER_REDIRECT, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 10:
+                _fmip_run(FMIPCODE_HANDOVER_REDIRECT_ACK, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 11:
+                _fmip_run(FMIPCODE_HANDOVER, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 12:
+                _fmip_run(FMIPCODE_AUTHENTICATED_MN, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 13:
+                _fmip_run(FMIPCODE_ATTACH, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 14:
+                _fmip_run(FMIPCODE_HANDOVER_ERROR, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            elif b == 15:
+                _fmip_run(FMIPCODE_FORWARDING_DISABLE, arena, offsets, order, starts[b], starts[b + 1], &lo)
+            else:
+                for j in range(starts[b], starts[b + 1]):
+                    i = order[j]
+                    r = _fast_icmp6(arena + offsets[i], prof, &lo, i)
+                    lo.verdict[i] = <uint8_t>(r & 0xFF)
+                    lo.drop_reason[i] = <uint8_t>(r >> 8)
+                    if (r & 0xFF) == VERDICT_DROP:  # rare: a branch, not a read-modify-write per frame
+                        lo.drop_counts[r >> 8] += 1
         base = stop
 
 
@@ -1007,9 +1158,7 @@ def classify(arena, offsets, lengths, *, codepoints=_DEFAULT_CODEPOINTS, out=Non
     cdef uint32_t* lc = <uint32_t*>(oc + n)
     try:
         with nogil:
-            memcpy(oc, &ov[0], <size_t>n * sizeof(int64_t))
-            memcpy(lc, &lv[0], <size_t>n * sizeof(uint32_t))
-            bad = _first_outside(oc, lc, n, size)
+            bad = _copy_inside(oc, lc, &ov[0], &lv[0], n, size)
             if bad < 0:
                 ob._reset_lazy(n, prof.fmip_type)
                 _classify_loop(base, oc, lc, n, &prof, &ob._out)
