@@ -34,6 +34,7 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrRouting,
 )
 from scapy.layers.ipsec import AH
+from scapy.packet import Raw
 from scapy.layers.l2 import Dot1Q, Ether
 
 from fmipfast import frames, messages, reference
@@ -879,3 +880,26 @@ if HAVE_CORE:
             arena, offsets, lengths = _arena(batch_frames)
             assert_same(_core.classify(arena, offsets, lengths, out=out_c),
                         reference.classify(arena, offsets, lengths, out=out_p))
+
+
+def test_ipv6_in_ipv6_on_the_one_pass_path_and_its_edges(impl):
+    """IPv6-in-IPv6 takes the one-pass path when its inner header is there with version 6 (DECAP, whatever
+    the outer destination); anything short of that gets the full walk's drop, in a batch of plain frames as
+    alone."""
+    inner = bytes(IPv6(src=G1, dst=G2) / UDP() / b"in")
+    cases = [
+        (inner, (V.DECAP, R.NONE)),
+        (inner[:40], (V.DECAP, R.NONE)),  # an inner header and nothing else
+        (inner[:39], (V.DROP, R.IP6_TRUNCATED)),
+        (bytes([0x50]) + inner[1:], (V.DROP, R.IP6_BAD_VERSION)),
+    ]
+    for payload, want in cases:
+        for dst in ("2001:db8:2::1", "ff02::1"):
+            frame = scapy_frame(IPv6(src="2001:db8:1::1", dst=dst, nh=41, hlim=64) / Raw(payload))
+            assert outcome(impl, frame) == want, (payload[:1], len(payload), dst)
+            b = run(impl, [UDP6, frame, UDP6])
+            assert (int(b.verdict[1]), int(b.drop_reason[1])) == want
+            assert list(b.verdict[[0, 2]]) == [V.FORWARD, V.FORWARD]
+            if want[0] == V.DECAP:
+                assert (b.l3_offset[1], b.l4_offset[1], b.next_header[1], b.l4_length[1]) == (14, 54, 41,
+                                                                                              len(payload))

@@ -216,18 +216,6 @@ cdef inline int _node_buffered(const bufq_t* bq, int32_t* x) noexcept nogil:
     return ACTION_BUFFERED
 
 
-cdef inline int _node_classify(const uint8_t* f, Py_ssize_t length, const classify_profile* prof,
-                               classify_out* o, Py_ssize_t i) noexcept nogil:
-    """classify_frame(), through classify's one-pass path for the common frame; returns verdict |
-    drop_reason << 8."""
-    cdef int r = _fast_frame(f, length, o, i)
-    if r == 0:
-        return o.verdict[i] | (o.drop_reason[i] << 8)
-    if r == 1:
-        return _fast_icmp6(f, prof, o, i)
-    return classify_frame(f, length, prof, o, i)
-
-
 @cython.boundscheck(False)
 cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify_out* io, Py_ssize_t i,
                             uint8_t* f, int64_t at, Py_ssize_t length, const bufq_t* bq, int32_t* x,
@@ -238,7 +226,7 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
     ``entry`` set as for an outer frame; or -1, with nothing done (no frame octet, vector or counter written)
     for anything Python's pass does (the router's own, control, resolution, ICMPv6 errors, a punted tunnel
     or buffer, another level of tunnel).  Reference: Node._inner"""
-    cdef int r = _node_classify(f, length, prof, io, i)
+    cdef int r = classify_one(f, length, prof, io, i)
     cdef int v = r & 0xFF, a, out
     cdef Py_ssize_t l3
     cdef int64_t e

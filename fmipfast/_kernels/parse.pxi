@@ -806,7 +806,8 @@ cdef Py_ssize_t _copy_inside(int64_t* oc, uint32_t* lc, const int64_t* offsets, 
 # Ethernet and IPv6 headers: length >= 54).
 cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o, Py_ssize_t i) noexcept nogil:
     """The common frame, first pass: untagged IPv6 with no extension header whose IPv6 checks all pass,
-    carrying anything but IPv6-in-IPv6 (ICMPv6 of at least 4 octets).  Completes its row as
+    carrying anything (ICMPv6 of at least 4 octets, IPv6-in-IPv6 with an inner header of version 6: DECAP).
+    Completes its row as
     _classify_frame and _store_fields would for a frame of step 6 (FORWARD, or CONTROL to a link-scope
     multicast destination): the columns that are constant for such a frame (l3_offset, l4_offset, has_ah,
     checksum_ok, icmp_type, icmp_code, drop_reason) _classify_loop has filled for the round.  Returns 1
@@ -815,13 +816,17 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     the start).  One path for both answers (the ICMPv6 rows are overwritten by the second pass), so a mix
     of data and ICMPv6 frames costs no mispredicted branch here."""
     cdef Py_ssize_t mlen
-    cdef int nh, icmp, mcast
+    cdef int nh, icmp, mcast, tun
     # Steps 1-2 (see _classify_frame) with every check passing; step 3 with no extension header.
     if length < ETH_HDR_LEN + IP6_HDR_LEN or load_be16(f + 12) != ETYPE_IPV6 or (f[14] >> 4) != 6:
         return -1
     nh = f[20]
     mlen = load_be16(f + 18)
-    if _IS_EXT_HEADER[nh] or nh == NH_IPV6 or mlen > length - (ETH_HDR_LEN + IP6_HDR_LEN):
+    if _IS_EXT_HEADER[nh] or mlen > length - (ETH_HDR_LEN + IP6_HDR_LEN):
+        return -1
+    # Step 5 passing: an inner IPv6 header of version 6 (f[54] lies inside: 54 + 40 <= 54 + mlen <= length).
+    tun = nh == NH_IPV6
+    if tun and (mlen < IP6_HDR_LEN or (f[ETH_HDR_LEN + IP6_HDR_LEN] >> 4) != 6):
         return -1
     if f[22] == 0xFF or _is_loopback(f + 22) or _is_unspecified_or_loopback(f + 38):
         return -1
@@ -840,6 +845,8 @@ cdef inline int _fast_frame(const uint8_t* f, Py_ssize_t length, classify_out* o
     # _pass() without its branch: in a mix, the link-scope multicast destinations (most ND) are no guess.
     mcast = (f[38] == 0xFF) & ((f[39] & 0x0F) <= 2)
     o.verdict[i] = <uint8_t>(VERDICT_FORWARD + mcast * (VERDICT_CONTROL - VERDICT_FORWARD))
+    if tun:  # IPv6-in-IPv6 (RFC 2473 §3): to be decapsulated, whatever the destination
+        o.verdict[i] = VERDICT_DECAP
     return icmp
 
 
@@ -916,6 +923,28 @@ cdef inline void _fmip_run(int code, const uint8_t* arena, const int64_t* offset
         o.drop_reason[i] = <uint8_t>(r >> 8)
         if (r & 0xFF) == VERDICT_DROP:
             o.drop_counts[r >> 8] += 1
+
+
+cdef inline int classify_one(const uint8_t* f, Py_ssize_t length, const classify_profile* prof, classify_out* o,
+                             Py_ssize_t i) noexcept nogil:
+    """One frame the way _classify_loop takes it (the plain frame's constants, _fast_frame, _fast_icmp6, else
+    the full walk): row ``i`` of ``o`` written whole but for the verdict and drop reason, which it returns as
+    verdict | drop_reason << 8 (the caller stores them).  For a single frame outside a batch: the forwarding
+    node's decapsulated inner packets."""
+    cdef int r
+    o.has_ah[i] = 0
+    o.checksum_ok[i] = 1
+    o.icmp_type[i] = 0
+    o.icmp_code[i] = 0
+    o.drop_reason[i] = DROP_NONE
+    o.l3_offset[i] = ETH_HDR_LEN
+    o.l4_offset[i] = ETH_HDR_LEN + IP6_HDR_LEN
+    r = _fast_frame(f, length, o, i)
+    if r == 0:
+        return o.verdict[i]
+    if r == 1:
+        return _fast_icmp6(f, prof, o, i)
+    return classify_frame(f, length, prof, o, i)
 
 
 cdef void _classify_loop(const uint8_t* arena, const int64_t* offsets, const uint32_t* lengths,
