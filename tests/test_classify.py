@@ -34,8 +34,8 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrRouting,
 )
 from scapy.layers.ipsec import AH
-from scapy.packet import Raw
 from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
 
 from fmipfast import frames, messages, reference
 from fmipfast.constants import Codepoints, DropReason, FmipCode, Verdict
