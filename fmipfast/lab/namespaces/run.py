@@ -110,7 +110,9 @@ class RunOptions:
     #: The Kerberos mechanism (docs/security.md §10): "lwkerb", or "gssapi" (real MIT KDCs; key case 1 only).
     kerberos: str = "lwkerb"
     #: The routers' ``[router.scheduling]`` (docs/operations.md, "Scheduling"): realtime FIFO at this priority,
-    #: as an operator runs a router daemon, when this host lets a process take it (else, and at 0, as started).
+    #: as an operator runs a router daemon, when this host lets a process take it (else, and at 0, as started);
+    #: the MN agent's thread too while the handover runs, so that the realtime routers do not hold up what
+    #: stands for another host.
     router_priority: int = 10
 
     def __post_init__(self) -> None:
