@@ -23,8 +23,8 @@ from fmipfast.errors import ConfigError
 from fmipfast.tomlfile import MAX_FILE_OCTETS, parse_toml, read_toml, show
 
 __all__ = ["Config", "CodepointsConfig", "LoggingConfig", "RouterConfig", "InterfaceConfig", "RouteConfig",
-           "NeighborConfig", "RingConfig", "SecurityConfig", "KeyConfig", "PeerConfig", "load", "loads",
-           "from_mapping", "parse_toml", "read_toml", "MAX_FILE_OCTETS", "DEFAULTS_TOML"]
+           "NeighborConfig", "RingConfig", "SchedulingConfig", "SCHEDULING_POLICIES", "SecurityConfig", "KeyConfig",
+           "PeerConfig", "load", "loads", "from_mapping", "parse_toml", "read_toml", "MAX_FILE_OCTETS", "DEFAULTS_TOML"]
 
 
 def _int(key: str, value: Any, lo: int, hi: int) -> int:
@@ -354,6 +354,39 @@ class RingConfig:
         return made
 
 
+#: ``[router.scheduling] policy``: Linux scheduling policies by name ("inherit": leave the process as started).
+SCHEDULING_POLICIES = ("inherit", "other", "batch", "fifo", "rr")
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulingConfig:
+    """``[router.scheduling]``: the CPU scheduling of the router's process, set at start (sched(7)) -- what
+    systemd's ``CPUSchedulingPolicy=``, ``CPUSchedulingPriority=`` and ``Nice=`` set for a unit (docs/operations.md
+    §"Scheduling").  ``fifo``/``rr`` make the engine preempt ordinary processes the moment a frame wakes it (the
+    Attach of an MN that just arrived), at ``priority`` 1-99; ``nice`` -20..19 weights it among ordinary ones
+    (``other``, ``batch``).  The default changes nothing."""
+
+    policy: str = "inherit"
+    priority: int = 0
+    nice: int | None = None
+
+    @classmethod
+    def parse(cls, table: Any, path: str) -> "SchedulingConfig":
+        t = _Table(table, path)
+        policy = t.get_choice("policy", "inherit", SCHEDULING_POLICIES)
+        realtime = policy in ("fifo", "rr")
+        priority = t.get_int("priority", 10 if realtime else 0, 0, 99)
+        if realtime != (priority > 0):
+            raise ConfigError(f"{path}.priority", f"{priority}: the fifo and rr policies take a priority of 1-99, "
+                                                   "the others none (0)")
+        nice = t.get_int("nice", 0, -20, 19) if "nice" in table else None
+        if nice is not None and realtime:
+            raise ConfigError(f"{path}.nice", f"the {policy} policy has no nice value (it runs before every "
+                                              "ordinary process whatever its nice value)")
+        t.done()
+        return cls(policy, priority, nice)
+
+
 def _hexkey(path: str, value: Any, size: int = 32) -> bytes:
     if not isinstance(value, str):
         raise ConfigError(path, f"expected {size * 2} hexadecimal digits, got {type(value).__name__}")
@@ -523,6 +556,10 @@ class RouterConfig:
     # Handover buffers at once (the PacketBuffer's key space, shared by the NAR machine and the engine): an HI
     # beyond it is answered "insufficient resources" (fmipfast.keys).
     buffer_keys: int = 1024
+    # Handovers the NAR's side rehearses on throwaway state at start (fmipfast.warmup), so the first MN to hand
+    # over here does not pay for cold code: 0 turns it off.
+    warm_up_handovers: int = 12
+    scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)
 
     @classmethod
     def parse(cls, table: Mapping[str, Any], prefix: str) -> "RouterConfig":
@@ -557,7 +594,8 @@ class RouterConfig:
             t.get_int("icmp_error_burst", 10, 1, 1_000_000),
             tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
             SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None,
-            t.get_int("buffer_keys", 1024, 1, 1 << 20))
+            t.get_int("buffer_keys", 1024, 1, 1 << 20), t.get_int("warm_up_handovers", 12, 0, 1000),
+            SchedulingConfig.parse(t._get("scheduling", {}), f"{prefix}.scheduling"))
         t.done()
         # The handover buffer and the resolve queues are arenas of slots allocated at start (zero-filled): bound
         # their sum, so a start-up cannot fail on memory the operator never meant to give.
@@ -812,6 +850,15 @@ reachable_time_ms = 30000       # REACHABLE_TIME
 icmp_error_rate = 100           # ICMPv6 errors per second (RFC 4443 §2.4(f))
 icmp_error_burst = 10
 peers = []                      # routers whose IPv6-in-IPv6 packets are decapsulated (docs/design.md §1)
+warm_up_handovers = 12          # the NAR's side of a handover rehearsed this often on throwaway state at
+#                               # start, so the first MN does not pay for cold code (0: off)
+
+[router.scheduling]             # CPU scheduling of the router's process, set at start (sched(7)); under
+#                               # systemd rather CPUSchedulingPolicy=/CPUSchedulingPriority=/Nice= (docs/operations.md)
+policy = "inherit"              # inherit (as started) | other | batch | fifo | rr (fifo, rr: realtime, needs
+#                               # CAP_SYS_NICE; the engine preempts ordinary processes when a frame wakes it)
+priority = 0                    # fifo, rr: 1-99 (default 10); other policies: 0
+# nice = 0                      # other, batch: -20..19 (absent: as started)
 
 [router.ring]                   # AF_PACKET TPACKET_V3 geometry
 block_size = 262144             # multiple of 4096

@@ -198,6 +198,10 @@ class RouterAgent:
         engine.on_event = lambda what, fields: self.note(what, **fields)
         self._tick_at: int | None = None
         self._tick_timer: Any = None
+        # (the engine's clock at the start of the pass that carried it, CLOCK_MONOTONIC at the hook) of the control
+        # frame being handled, None between frames: the flush note of an Attach carries both (the waterfall's
+        # steps from the NAR's interface to its flush, docs/design.md §6)
+        self._control_at: tuple[int, int] | None = None
         engine.control = self.on_control
         _warm_crypto()
         # Sessions kept across restarts: the MNs attached here keep their keys (else their next handover is
@@ -323,6 +327,13 @@ class RouterAgent:
 
     # ---------------------------------------------------------------- in: from the engine's control path
     def on_control(self, cf: ControlFrame) -> None:
+        self._control_at = (cf.now_ns, time.monotonic_ns())
+        try:
+            self._on_control(cf)
+        finally:
+            self._control_at = None
+
+    def _on_control(self, cf: ControlFrame) -> None:
         frame = cf.frame
         plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
         packet = frame[cf.l3_offset:cf.l3_offset + 40 + plen]
@@ -404,11 +415,16 @@ class RouterAgent:
             self._proxied_at[a.ncoa] = self.scheduler.now()
             self.note("proxy_installed", ncoa=a.ncoa)
         elif isinstance(a, ProxyComplete):
+            start = time.monotonic_ns()
             flushed = e.proxy_complete(a.ncoa, a.mac)
             since = self._proxied_at.pop(a.ncoa, None)
             if since is not None:
                 self.buffering.observe(max(0, self.scheduler.now() - since) / 1e9)
-            self.note("flushed", count=flushed)
+            # when the flush began and, for an Attach read from the wire, when its pass began and its hook ran
+            # (CLOCK_MONOTONIC ns): the steps of `fmipfast lab run`'s waterfall between the interface and the flush
+            at = self._control_at
+            self.note("flushed", count=flushed, flush_ns=start,
+                      **({} if at is None else {"pass_ns": at[0], "hook_ns": at[1]}))
         elif isinstance(a, ProxyRemove):
             self._proxied_at.pop(a.ncoa, None)
             e.proxy_remove(a.ncoa)

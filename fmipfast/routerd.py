@@ -5,7 +5,9 @@ manager's notifications (:mod:`fmipfast.sdnotify`), one :class:`fmipfast.ports.R
 :class:`fmipfast.engine.Engine` over them, and with ``[router.security]`` the handover protocol
 (:class:`fmipfast.router.RouterAgent`: its keytab, AH SAs and sequence-number store, KDC client or GSS-API
 acceptor, saved sessions), the control API and Prometheus metrics (:mod:`fmipfast.control`,
-:mod:`fmipfast.metrics`); then runs the engine until SIGTERM/SIGINT, taking new keys on SIGHUP.  It prints
+:mod:`fmipfast.metrics`); it sets the process's CPU scheduling first (``[router.scheduling]``); then runs the
+engine until SIGTERM/SIGINT, taking new keys on SIGHUP, and with the handover protocol rehearses the NAR's side
+of a handover on throwaway state in its first turns (:mod:`fmipfast.warmup`).  It prints
 ``READY name interfaces...`` once serving and the engine's counters as one JSON object at exit.
 
 Ownership: :class:`RouterDaemon` owns the parts.  The ports, the engine and the state files are opened on the
@@ -14,7 +16,8 @@ which alone drives them; the ports are closed after it ends.  A state file or an
 opened is a start-up error (one line on stderr, exit status 2), like a configuration ``check-config`` would
 refuse (:func:`load_config`, the same checks).
 
-May import: engine, ports, router, control, metrics, sdnotify, logsetup, config, security, constants, errors.
+May import: engine, ports, router, warmup, control, metrics, sdnotify, logsetup, config, security, constants,
+errors.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fmipfast import config
-from fmipfast.config import Config, SecurityConfig
+from fmipfast.config import Config, SchedulingConfig, SecurityConfig
 from fmipfast.constants import Icmp6Type
 from fmipfast.control import RouterControl, start_endpoints
 from fmipfast.engine import Engine
@@ -45,12 +48,13 @@ from fmipfast.sdnotify import Notifier, notifier
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
 from fmipfast.security.kdc import KdcClient
+from fmipfast.warmup import rehearsal
 
 if TYPE_CHECKING:
     from fmipfast.security.gss import GssVerifier
 
 __all__ = ["RouterDaemon", "StartupError", "run", "load_config", "check_config", "router_control",
-           "log_router_note", "kernel_ipv6_warnings", "IPV6_CONF"]
+           "log_router_note", "kernel_ipv6_warnings", "IPV6_CONF", "apply_scheduling", "warm_up_on"]
 
 log = logging.getLogger("fmipfast.router")
 
@@ -179,6 +183,8 @@ class RouterDaemon:
 
     def __init__(self, cfg: Config, config_path: str, notify: Notifier) -> None:
         self.cfg, self.config_path, self.notify = cfg, config_path, notify
+        # first, on the one thread there is: the threads started later (the loop's executor) inherit it
+        apply_scheduling(cfg.router.scheduling)
         # opened before any interface, so a bad state file is a start-up error
         self.seq_store, self.restored = _open_state(cfg.router.security)
         self.ports = _open_ports(cfg)
@@ -202,6 +208,8 @@ class RouterDaemon:
         print(f"READY {r.name} " + " ".join(self.ports), flush=True)
         self.notify.ready(self.status())  # rings bound, keys and state files loaded, endpoints up
         self.notify.start(loop, self.status)
+        if self.agent is not None:
+            warm_up_on(loop, self.cfg)
         try:
             await self.engine.run(stop)
         finally:
@@ -229,6 +237,57 @@ class RouterDaemon:
     def close(self) -> None:
         for port in self.ports.values():
             port.close()
+
+
+#: ``[router.scheduling] policy`` -> the Linux policy (sched(7)).
+_POLICIES = {"other": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
+
+
+def apply_scheduling(sched: SchedulingConfig) -> None:
+    """Set the calling thread's CPU scheduling as ``[router.scheduling]`` says (nothing for the defaults);
+    what the kernel refuses -- a realtime policy without CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it, a
+    nice value below the current one without CAP_SYS_NICE -- is a :class:`StartupError` naming the key."""
+    if sched.policy != "inherit":
+        try:
+            os.sched_setscheduler(0, _POLICIES[sched.policy], os.sched_param(sched.priority))
+        except OSError as exc:
+            raise StartupError(f"router.scheduling.policy: cannot set {sched.policy} (priority {sched.priority}): "
+                               f"{exc.strerror or exc}; a realtime policy needs CAP_SYS_NICE (under systemd set "
+                               "CPUSchedulingPolicy= and CPUSchedulingPriority= in the unit instead)") from None
+    if sched.nice is not None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, sched.nice)
+        except OSError as exc:
+            raise StartupError(f"router.scheduling.nice: cannot set {sched.nice}: {exc.strerror or exc} (a lower "
+                               "value than the current one needs CAP_SYS_NICE; under systemd set Nice=)") from None
+
+
+def warm_up_on(loop: asyncio.AbstractEventLoop, cfg: Config) -> None:
+    """Rehearse the NAR's side of ``[router] warm_up_handovers`` handovers on throwaway state
+    (:mod:`fmipfast.warmup`) on ``loop``, one per turn, so that the frames and timers of the router that already
+    serves wait for one rehearsed handover at most (~2-3 ms); a rehearsal that fails costs the first handover
+    its speed, never the router (a warning)."""
+    n = cfg.router.warm_up_handovers
+    if n <= 0:
+        return
+    started = time.monotonic_ns()
+    steps = rehearsal(cfg.router, cfg.codepoints.profile())
+    done = 0
+
+    def step() -> None:
+        nonlocal done
+        try:
+            done = next(steps)
+        except StopIteration:
+            log.info("warm-up: %d of %d rehearsed handovers completed in %.1f ms", done, n,
+                     (time.monotonic_ns() - started) / 1e6)
+            return
+        except Exception as exc:  # noqa: BLE001 -- a rehearsal that fails leaves the router as it was
+            log.warning("warm-up failed (the first handover will be slower): %s: %s", type(exc).__name__, exc)
+            return
+        loop.call_soon(step)
+
+    loop.call_soon(step)
 
 
 def _open_state(sec: SecurityConfig | None) -> tuple[ah.SequenceStore | None, RestoredSessions | None]:

@@ -122,6 +122,38 @@ def test_router_errors_name_the_key_path(edit, key, problem):
     assert info.value.key == key and problem in info.value.problem
 
 
+def test_router_warm_up_and_scheduling():
+    """[router] warm_up_handovers and [router.scheduling]: by default a dozen rehearsed handovers and the process's
+    scheduling left as started; a realtime policy takes a priority (10 unless given), the others a nice value."""
+    r = config.loads(ROUTER).router
+    assert r.warm_up_handovers == 12 and r.scheduling == config.SchedulingConfig("inherit", 0, None)
+    r = config.loads(ROUTER.replace('name = "par"', 'name = "par"\nwarm_up_handovers = 0', 1)
+                     + '\n[router.scheduling]\npolicy = "fifo"\n').router
+    assert r.warm_up_handovers == 0 and r.scheduling == config.SchedulingConfig("fifo", 10, None)
+    r = config.loads(ROUTER + '\n[router.scheduling]\npolicy = "rr"\npriority = 50\n').router
+    assert r.scheduling == config.SchedulingConfig("rr", 50, None)
+    r = config.loads(ROUTER + '\n[router.scheduling]\npolicy = "other"\nnice = -5\n').router
+    assert r.scheduling == config.SchedulingConfig("other", 0, -5)
+    assert config.loads(ROUTER + "\n[router.scheduling]\nnice = 3\n").router.scheduling.nice == 3
+
+
+@pytest.mark.parametrize("table, key, problem", [
+    ('policy = "deadline"', "router.scheduling.policy", "not one of"),
+    ('policy = "fifo"\npriority = 0', "router.scheduling.priority", "take a priority of 1-99"),
+    ('policy = "fifo"\npriority = 100', "router.scheduling.priority", "out of range"),
+    ('policy = "other"\npriority = 5', "router.scheduling.priority", "the others none"),
+    ('policy = "fifo"\nnice = 0', "router.scheduling.nice", "no nice value"),
+    ("nice = -21", "router.scheduling.nice", "out of range"),
+    ("niceness = 1", "router.scheduling.niceness", "unknown key"),
+])
+def test_router_scheduling_errors_name_the_key(table, key, problem):
+    with pytest.raises(ConfigError) as info:
+        config.loads(ROUTER + "\n[router.scheduling]\n" + table + "\n")
+    assert info.value.key == key and problem in info.value.problem
+    with pytest.raises(ConfigError, match="warm_up_handovers"):
+        config.loads(ROUTER.replace('name = "par"', 'name = "par"\nwarm_up_handovers = -1', 1))
+
+
 SECURITY = ROUTER + f"""
 [router.security]
 principal = "host/par@A.EXAMPLE"

@@ -73,7 +73,9 @@ ALLOWED: dict[str, set[str]] = {
     "mobility": VOCAB | {"messages"},
     "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
                     "metrics", "sdnotify", "logsetup"},
-    "routerd": VOCAB | {"engine", "ports", "router", "control", "metrics", "sdnotify", "logsetup", "config",
+    # a router's first handover rehearsed at start on throwaway state (an engine over in-memory ports, an agent)
+    "warmup": VOCAB | {"engine", "ports", "router", "protocol", "security", "frames", "messages", "config"},
+    "routerd": VOCAB | {"engine", "ports", "router", "warmup", "control", "metrics", "sdnotify", "logsetup", "config",
                         "security"},
     "logsetup": {"config"},  # the [logging] table's type; otherwise the standard library
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC

@@ -69,7 +69,8 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
     nar = [{"event": "verified", "mono_ns": up - 20 * ms}, {"event": "verified", "mono_ns": up + 300 * ms},
            {"event": "ar:recv", "fmip_message": "Attach", "mono_ns": up - 499 * ms},
            {"event": "ar:recv", "fmip_message": "Attach", "mono_ns": up + 4 * ms},
-           {"event": "flushed", "mono_ns": up + 4.5 * ms}, {"event": "ar:send", "fmip_message": "AuthenticatedMN",
+           {"event": "flushed", "mono_ns": up + 4.5 * ms, "pass_ns": up + int(2.5 * ms), "hook_ns": up + int(2.7 * ms),
+            "flush_ns": up + int(4.2 * ms)}, {"event": "ar:send", "fmip_message": "AuthenticatedMN",
                                                             "mono_ns": up + 5 * ms}]
     wf = latency.waterfall(up, up + ms // 2, mn, nar, [up - 499 * ms, up + int(2.1 * ms)], up + int(4.6 * ms),
                            up + 5 * ms, before={"ready_to_switch": up - 40 * ms, "link_down": up - 30 * ms,
@@ -77,7 +78,8 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
     # no watch: link up is the MN agent's own read of its carrier, 1 ms after the lab's request
     assert wf == {"ready_to_switch": -41.0, "last_on_old_link": -42.0, "link_down": -31.0, "link_up_request": -1.0,
                   "link_up_ack": -0.5, "link_up": 0.0, "mn_carrier": 0.0, "mn_attach_sent": 1.0,
-                  "nar_attach_kernel": 1.1, "nar_attach_agent": 3.0, "nar_verified": -21.0, "nar_first_tx": 3.6,
+                  "nar_attach_kernel": 1.1, "nar_pass": 1.5, "nar_hook": 1.7, "nar_attach_agent": 3.0,
+                  "nar_flush_start": 3.2, "nar_verified": -21.0, "nar_first_tx": 3.6,
                   "nar_flushed": 3.5, "nar_amn_sent": 4.0, "mn_first_datagram": 4.0, "mn_authenticated": 5.0}
     lines = latency.format_waterfall(wf)
     order = [next(i for i, line in enumerate(lines) if latency.LABELS[k] in line) for k in latency.CHAIN]

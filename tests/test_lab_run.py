@@ -16,6 +16,7 @@ from ipaddress import IPv6Address
 
 import pytest
 
+from fmipfast import config
 from fmipfast.lab.namespaces import run as labrun
 
 ROOT = os.geteuid() == 0
@@ -124,9 +125,25 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
 
 def test_run_options_name_the_bad_field():
     for kw, named in ((dict(rate=0), "rate"), (dict(rate=labrun.traffic.MAX_RATE + 1), "rate"),
-                      (dict(mode="plain"), "mode"), (dict(case=4), "case"), (dict(tail_ms=-1), "tail_ms")):
+                      (dict(mode="plain"), "mode"), (dict(case=4), "case"), (dict(tail_ms=-1), "tail_ms"),
+                      (dict(router_priority=100), "router_priority"), (dict(router_priority=-1), "router_priority")):
         with pytest.raises(ValueError, match=named):
             labrun.RunOptions(**kw)
+
+
+def test_the_lab_asks_for_realtime_only_where_allowed(monkeypatch):
+    """The routers' [router.scheduling] table and the MN agent's thread: FIFO at the options' priority when this
+    host lets a process take it, nothing at all otherwise or at 0."""
+    monkeypatch.setattr(labrun, "realtime_allowed", lambda priority: False)
+    assert labrun._scheduling(10) == ""
+    with labrun._realtime_here(10):
+        assert os.sched_getscheduler(0) != os.SCHED_FIFO
+    monkeypatch.setattr(labrun, "realtime_allowed", lambda priority: True)
+    assert labrun._scheduling(0) == ""
+    with labrun._realtime_here(0):
+        assert os.sched_getscheduler(0) != os.SCHED_FIFO
+    table = config.loads("[router]\n" + labrun._scheduling(7)).router.scheduling
+    assert (table.policy, table.priority) == ("fifo", 7)
 
 
 def test_the_baseline_loses_the_stream_until_dad_and_the_bu_complete():

@@ -18,7 +18,11 @@ its time comes from (:data:`STEPS`):
 * ``netlink``: the first read of the MN's carrier notification (above);
 * ``mn``: the MN agent's clock (CLOCK_MONOTONIC) when it read the netlink notification, when ``sendmsg`` of the
   Attach returned, when it handled the AuthenticatedMN;
-* ``nar``: the NAR daemon's router-agent notes (``mono_ns``, CLOCK_MONOTONIC, in its JSON log);
+* ``nar``: the NAR daemon's router-agent notes (``mono_ns``, CLOCK_MONOTONIC, in its JSON log).  The flush's
+  note carries three more instants: when the engine's pass that held the Attach began (``pass_ns``, the
+  engine's clock read once per block, after the wake-up and the socket read), when the agent's hook was
+  called with it (``hook_ns``), and when the flush began (``flush_ns``), after the machine had decoded the
+  Attach, checked its MAC and returned the ``ProxyComplete`` phase (``ar:recv``, ``nar_attach_agent``);
 * ``kernel``: a kernel receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME, taken once per packet as it crossed
   the interface), converted to CLOCK_MONOTONIC with one offset sampled at the start of the run: the Attach at
   the NAR's access interface and the NAR's first buffered datagram leaving it (:class:`Taps`, two
@@ -54,7 +58,10 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("mn_carrier", "MN: carrier up read from netlink", "mn"),
     ("mn_attach_sent", "MN: Attach sent", "mn"),
     ("nar_attach_kernel", "NAR: Attach at its interface", "kernel"),
+    ("nar_pass", "NAR: its engine's pass with the Attach begins", "nar"),
+    ("nar_hook", "NAR: Attach at its agent's hook", "nar"),
     ("nar_attach_agent", "NAR: Attach handed to its agent", "nar"),
+    ("nar_flush_start", "NAR: flush begins (proxy entry complete)", "nar"),
     ("nar_verified", "NAR: AP-REQ verified (at the HI)", "nar"),
     ("nar_first_tx", "NAR: first buffered datagram out", "kernel"),
     ("nar_flushed", "NAR: proxy entry complete, flushed", "nar"),
@@ -147,6 +154,11 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
     at["nar_attach_agent"] = nar("ar:recv", up_ns, fmip_message="Attach")
     after_rx = at["nar_attach_agent"] or after_attach
     at["nar_flushed"] = nar("flushed", after_rx)
+    flushed = next((d for d in nar_notes if d.get("event") == "flushed" and d.get("mono_ns") == at["nar_flushed"]),
+                   {})
+    for key, name in (("nar_pass", "pass_ns"), ("nar_hook", "hook_ns"), ("nar_flush_start", "flush_ns")):
+        value = flushed.get(name)
+        at[key] = value if isinstance(value, int) and value >= up_ns else None
     # the NAR verifies the MN's AP-REQ when the HI brings it, before the move (draft §6): the last verification
     # before the flush, usually at a negative time
     verified = [int(d["mono_ns"]) for d in nar_notes if d.get("event") == "verified" and "mono_ns" in d

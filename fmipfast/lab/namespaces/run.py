@@ -33,6 +33,7 @@ the end, on error and on Ctrl-C.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -40,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv6Address
 from pathlib import Path
@@ -107,12 +109,17 @@ class RunOptions:
     case: int = 1
     #: The Kerberos mechanism (docs/security.md §10): "lwkerb", or "gssapi" (real MIT KDCs; key case 1 only).
     kerberos: str = "lwkerb"
+    #: The routers' ``[router.scheduling]`` (docs/operations.md, "Scheduling"): realtime FIFO at this priority,
+    #: as an operator runs a router daemon, when this host lets a process take it (else, and at 0, as started);
+    #: the MN agent's thread too while the handover runs, so that the realtime routers do not hold up what
+    #: stands for another host.
+    router_priority: int = 10
 
     def __post_init__(self) -> None:
         checks = (("rate", self.rate, 1, traffic.MAX_RATE), ("gap_ms", self.gap_ms, 0, 60_000),
                   ("lead_ms", self.lead_ms, 0, 60_000), ("tail_ms", self.tail_ms, 0, 60_000),
                   ("switch_delay_ms", self.switch_delay_ms, 0, 10_000),
-                  ("ring_timeout_ms", self.ring_timeout_ms, 1, 1000))
+                  ("ring_timeout_ms", self.ring_timeout_ms, 1, 1000), ("router_priority", self.router_priority, 0, 99))
         for name, value, lo, hi in checks:
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
@@ -261,19 +268,60 @@ def tickets(now: float, lifetime_s: int = 3600) -> dict[L.Principal, L.Credentia
     return out
 
 
+_realtime: dict[int, bool] = {}
+
+
+def realtime_allowed(priority: int) -> bool:
+    """Whether a process started here may take SCHED_FIFO at ``priority`` (CAP_SYS_NICE or RLIMIT_RTPRIO, and
+    a cgroup with realtime time): asked once per priority, of a child that tries."""
+    if priority not in _realtime:
+        probe = f"import os; os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param({int(priority)}))"
+        try:
+            _realtime[priority] = subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                                 timeout=30).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _realtime[priority] = False
+    return _realtime[priority]
+
+
+def _scheduling(priority: int) -> str:
+    """The routers' ``[router.scheduling]`` table: FIFO at ``priority`` where allowed, else nothing."""
+    if priority <= 0 or not realtime_allowed(priority):
+        return ""
+    return f'\n[router.scheduling]\npolicy = "fifo"\npriority = {priority}\n'
+
+
+@contextlib.contextmanager
+def _realtime_here(priority: int) -> Iterator[None]:
+    """The calling thread (and the threads it starts) at SCHED_FIFO ``priority`` while the MN agent runs on it, as
+    the routers run (:func:`_scheduling`): on the lab's two cores a realtime router would otherwise keep the MN
+    from its own carrier notification, which on a real MN no router's process competes with.  The processes it
+    starts meanwhile (the stream's sender and receiver) begin with ordinary scheduling (SCHED_RESET_ON_FORK)."""
+    if priority <= 0 or not realtime_allowed(priority):
+        yield
+        return
+    policy, param = os.sched_getscheduler(0), os.sched_getparam(0)
+    os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
+    try:
+        yield
+    finally:
+        os.sched_setscheduler(0, policy, param)
+
+
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
                   kdc: str | None = None, ring_timeout_ms: int = 2,
-                  gss: tuple[str, str, str] | None = None) -> tuple[subprocess.Popen, str]:
+                  gss: tuple[str, str, str] | None = None, priority: int = 0) -> tuple[subprocess.Popen, str]:
     """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
     ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,
-    which nobody would read until the end."""
+    which nobody would read until the end.  ``priority`` > 0: realtime FIFO at that priority where allowed
+    (:func:`_scheduling`)."""
     cfg = work / f"{which}.toml"
     topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc, gss),
                                                  buffer_per_mn_packets=BUFFER_PACKETS,
                                                  buffer_per_mn_bytes=BUFFER_PACKETS * 2048,
                                                  ring={"block_size": 65536, "block_count": 16,
                                                        "timeout_ms": ring_timeout_ms})
-                          + '\n[logging]\nformat = "json"\nlevel = "debug"\n')
+                          + '\n[logging]\nformat = "json"\nlevel = "debug"\n' + _scheduling(priority))
     sock = str(work / f"{which}.sock")
     with open(work / f"{which}.err", "w") as err_file:
         proc = lab.spawn(which, [sys.executable, "-m", "fmipfast", "router", "--config", str(cfg), "--control",
@@ -466,9 +514,10 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
         if krb is not None:  # each engine accepts with its keytab, its replay cache in the run's directory
             gss = {"par": (krb.par_service, krb.par_keytab, f"file2:{work}/par.rcache2"),
                    "nar": (krb.nar_service, krb.nar_keytab, f"file2:{work}/nar.rcache2")}
-        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms, gss=gss["par"])
+        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms, gss=gss["par"],
+                                      priority=opts.router_priority)
         nar, nar_sock = _start_engine(lab, "nar", work, env, kdc_addr, ring_timeout_ms=opts.ring_timeout_ms,
-                                      gss=gss["nar"])
+                                      gss=gss["nar"], priority=opts.router_priority)
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
         offset = traffic._clock_offset_ns()  # CLOCK_REALTIME - CLOCK_MONOTONIC: kernel and tshark timestamps
@@ -600,7 +649,8 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                 await asyncio.wait_for(runner, 5)
 
         try:
-            got = asyncio.run(scenario())
+            with _realtime_here(opts.router_priority):  # the MN agent runs on this thread
+                got = asyncio.run(scenario())
         finally:
             taps.close()
             agent.close()
