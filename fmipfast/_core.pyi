@@ -162,6 +162,16 @@ class NeighborCache:
         ifindex: ArrayLike | None = None,
         expiry: ArrayLike | None = None,
     ) -> NDArray[np.int64]: ...
+    def insert_one(
+        self,
+        key: _BufferLike,
+        mac: _BufferLike,
+        state: int | np.integer[Any],
+        *,
+        flags: int | np.integer[Any] = 0,
+        ifindex: int | np.integer[Any] = 0,
+        expiry: int | np.integer[Any] = 0,
+    ) -> int: ...
     def lookup(self, keys: ArrayLike) -> NDArray[np.int64]: ...
     def get(self, key: _BufferLike) -> int: ...
     def update(

@@ -725,3 +725,51 @@ if HAVE_CORE:
         max_examples=150, stateful_step_count=40, deadline=None, suppress_health_check=list(HealthCheck)
     )
     test_neighbor_cache_agrees_with_reference = NeighborCacheAgreement.TestCase
+
+
+# --------------------------------------------------------------------------------------------------
+# insert_one: the control path's single upsert
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])  # impl: a module, nothing to reset
+@given(st.lists(st.tuples(st.integers(0, 7), st.sampled_from([bytes(6), bytes(range(6)), b"\xaa" * 6]),
+                          st.integers(1, 5), st.integers(0, 0x3F), st.integers(0, 2**32 - 1),
+                          st.integers(0, 2**63 - 1)), max_size=12))
+def test_insert_one_is_insert_of_one_row_with_every_field(impl, ops):
+    """insert_one(key, mac, state, flags=, ifindex=, expiry=) leaves the table, indices and counters exactly
+    as insert() of that one row with every column given, including updates and a full table's refusal."""
+    a, b = impl.NeighborCache(4, seed=SEED), impl.NeighborCache(4, seed=SEED)
+    for k, mac, state, flags, ifindex, expiry in ops:
+        key = bytes([0x20, 0x01, 0x0D, 0xB8]) + bytes(11) + bytes([k])
+        got = a.insert_one(key, mac, state, flags=flags, ifindex=ifindex, expiry=expiry)
+        want = b.insert(np.frombuffer(key, np.uint8).reshape(1, 16), np.frombuffer(mac, np.uint8).reshape(1, 6),
+                        np.array([state], np.uint8), flags=np.array([flags], np.uint8),
+                        ifindex=np.array([ifindex], np.uint32), expiry=np.array([expiry], np.int64))
+        assert isinstance(got, int) and got == int(want[0])
+    for name in ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert a.counters == b.counters
+
+
+@pytest.mark.parametrize("args, error, match", [
+    ((b"\0" * 15, bytes(6), 1), ValueError, "key"),
+    ((b"\0" * 16, bytes(5), 1), ValueError, "mac"),
+    (("2001:db8::1", bytes(6), 1), TypeError, "bytes-like"),
+    ((b"\0" * 16, bytes(6), 0), ValueError, "state"),
+    ((b"\0" * 16, bytes(6), 6), ValueError, "state"),
+    ((b"\0" * 16, bytes(6), 1.0), TypeError, "state"),
+    ((b"\0" * 16, bytes(6), True), TypeError, "state"),
+])
+def test_insert_one_refuses_what_insert_refuses(impl, args, error, match):
+    nc = impl.NeighborCache(4, seed=SEED)
+    with pytest.raises(error, match=match):
+        nc.insert_one(*args)
+    for kw, value in (("flags", 0x40), ("ifindex", 2**32), ("expiry", -1), ("expiry", 2**63), ("ifindex", -1)):
+        with pytest.raises(ValueError, match=kw):
+            nc.insert_one(b"\0" * 16, bytes(6), 1, **{kw: value})
+    # a bytearray or memoryview is read once (a private copy), numpy integers are integers
+    key = bytearray(16)
+    assert nc.insert_one(memoryview(key), bytearray(6), np.uint8(2), flags=np.uint8(1), ifindex=np.uint32(3),
+                         expiry=np.int64(5)) == 0
+    assert int(nc.states[0]) == 2 and int(nc.flags[0]) == 1 and int(nc.ifindex[0]) == 3 and int(nc.expiry[0]) == 5
+    assert nc.counters["inserted"] == 1

@@ -38,6 +38,8 @@
 
 import os
 
+import fmipfast.reference.ncache as _ncache_ref
+
 from libc.stdint cimport INT64_MAX
 
 cdef extern from *:
@@ -405,22 +407,35 @@ def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
     if macs is not None:
         macs = _rows(macs, "macs", MAC48_LEN)
         _same_rows(macs.shape[0], "macs", n)
+    # The range checks run over the private copies in plain loops: a numpy reduction costs microseconds
+    # whatever the size, and the control path inserts and updates one entry at a time.
+    cdef const uint8_t[::1] u8
+    cdef const int64_t[::1] i64
+    cdef Py_ssize_t i
+    cdef int64_t low
     if states is not None:
         states = _private(_column(states, "states", np.uint8, n))
-        if n and (states.min() < 1 or states.max() > NCSTATE_PROBE):
-            bad = states[(states < 1) | (states > NCSTATE_PROBE)][0]
-            raise ValueError(f"states: {bad} is not a NeighborState of an entry (1..{NCSTATE_PROBE})")
+        u8 = states
+        for i in range(n):
+            if u8[i] < 1 or u8[i] > NCSTATE_PROBE:
+                raise ValueError(f"states: {u8[i]} is not a NeighborState of an entry (1..{NCSTATE_PROBE})")
     if flags is not None:
         flags = _private(_column(flags, "flags", np.uint8, n))
-        if n and flags.max() > NCFLAG_ALL:
-            bad = flags[flags > NCFLAG_ALL][0]
-            raise ValueError(f"flags: {bad:#04x} has bits outside NeighborFlag ({NCFLAG_ALL:#04x})")
+        u8 = flags
+        for i in range(n):
+            if u8[i] > NCFLAG_ALL:
+                raise ValueError(f"flags: {u8[i]:#04x} has bits outside NeighborFlag ({NCFLAG_ALL:#04x})")
     if ifindex is not None:
         ifindex = _private(_column(ifindex, "ifindex", np.uint32, n))
     if expiry is not None:
         expiry = _private(_column(expiry, "expiry", np.int64, n))
-        if n and expiry.min() < 0:
-            raise ValueError(f"expiry: {expiry.min()} is negative (ns; 0 = never expires)")
+        i64 = expiry
+        low = 0
+        for i in range(n):
+            if i64[i] < low:
+                low = i64[i]
+        if low < 0:
+            raise ValueError(f"expiry: {low} is negative (ns; 0 = never expires)")
     return macs, states, flags, ifindex, expiry
 
 
@@ -641,6 +656,30 @@ cdef class NeighborCache:
                                          ip + i if ip != NULL else NULL,
                                          ep + i if ep != NULL else NULL)
         return out
+
+    def insert_one(self, key, mac, state, *, flags=0, ifindex=0, expiry=0):
+        """Upsert one entry from scalars: ``insert`` of one row with every field given (an update overwrites
+        flags, ifindex and expiry too); its index, or -1 when refused.  For the control path, which changes one
+        entry at a time: no array is made or checked.  See the reference.
+
+        Reference: fmipfast.reference.ncache.NeighborCache.insert_one
+        """
+        if (type(key) is bytes and len(<bytes>key) == ADDR_LEN and type(mac) is bytes
+                and len(<bytes>mac) == MAC48_LEN and type(state) is int and 1 <= state <= NCSTATE_PROBE
+                and type(flags) is int and 0 <= flags <= NCFLAG_ALL and type(ifindex) is int
+                and 0 <= ifindex <= 0xFFFFFFFF and type(expiry) is int and 0 <= expiry <= INT64_MAX):
+            k, m, st, fl, ifx, ex = key, mac, state, flags, ifindex, expiry  # the common call: nothing to convert
+        else:
+            k, m, st, fl, ifx, ex = _ncache_ref.check_one(key, mac, state, flags, ifindex, expiry)
+        cdef const uint8_t* kp = k  # bytes: immutable, the values checked are the values written
+        cdef const uint8_t* mp = m
+        cdef uint8_t c_state = st, c_flags = fl
+        cdef uint32_t c_ifindex = ifx
+        cdef int64_t c_expiry = ex
+        cdef int64_t e
+        with nogil:
+            e = nc_insert_one(&self.t, kp, mp, c_state, &c_flags, &c_ifindex, &c_expiry)
+        return e
 
     def lookup(self, keys):
         """Entry index of each key, -1 where absent; counts lookups, hits and misses.

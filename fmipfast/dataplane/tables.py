@@ -36,10 +36,7 @@ def find_neighbor(ncache: NeighborCache, address: IPv6Address) -> int:
 def set_neighbor(ncache: NeighborCache, address: IPv6Address, mac: bytes, iface: int, state: int, flags: int,
                  expiry: int = 0) -> int:
     """Insert or overwrite the entry of ``address``; its row, or -1 if the table is full."""
-    return int(ncache.insert(address_key(address), np.frombuffer(mac, dtype=np.uint8).reshape(1, 6),
-                             np.array([state], dtype=np.uint8), flags=np.array([flags], dtype=np.uint8),
-                             ifindex=np.array([iface], dtype=np.uint32),
-                             expiry=np.array([expiry], dtype=np.int64))[0])
+    return ncache.insert_one(address.packed, mac, state, flags=flags, ifindex=iface, expiry=expiry)
 
 
 def access_iface(interfaces: Sequence[Interface]) -> Interface:

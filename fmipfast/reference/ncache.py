@@ -166,6 +166,30 @@ def _check_fields(n: int, macs: Any, states: Any, flags: Any, ifindex: Any,
     return macs, states, flags, ifindex, expiry
 
 
+def _int_arg(value: Any, name: str, low: int, high: int, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: need an integer, got {type(value).__name__}")
+    v = int(value)
+    if not low <= v <= high:
+        raise ValueError(f"{name}: {v} is not {what}")
+    return v
+
+
+def check_one(key: Any, mac: Any, state: Any, flags: Any, ifindex: Any,
+              expiry: Any) -> tuple[bytes, bytes, int, int, int, int]:
+    """``NeighborCache.insert_one``'s arguments as (bytes, bytes, int, int, int, int), private copies, or the
+    ``TypeError`` / ``ValueError`` naming the first wrong one (both implementations raise these)."""
+    kv, mv = _octets(key), _octets(mac)
+    _need(kv, "key", _ADDR_LEN)
+    _need(mv, "mac", _MAC48_LEN)
+    k, m = bytes(kv), bytes(mv)
+    st = _int_arg(state, "state", 1, _MAX_STATE, f"a NeighborState of an entry (1..{_MAX_STATE})")
+    fl = _int_arg(flags, "flags", 0, _FLAG_ALL, f"made of NeighborFlag bits ({_FLAG_ALL:#04x})")
+    ifx = _int_arg(ifindex, "ifindex", 0, (1 << 32) - 1, "a uint32")
+    ex = _int_arg(expiry, "expiry", 0, _INT64_MAX, "a time in ns (0 = never expires, below 2**63)")
+    return k, m, st, fl, ifx, ex
+
+
 class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
@@ -294,6 +318,19 @@ class NeighborCache:
                 self._counters["inserted"] += 1
             out[i] = e
         return out
+
+    def insert_one(self, key: Any, mac: Any, state: Any, *, flags: Any = 0, ifindex: Any = 0,
+                   expiry: Any = 0) -> int:
+        """Upsert one entry from scalars: ``key`` (16 octets), ``mac`` (6 octets), ``state`` (NeighborState
+        1..5), ``flags`` (NeighborFlag bits), ``ifindex`` (uint32), ``expiry`` (ns, 0 = never); every field is
+        written, an update's flags, ifindex and expiry too.  Its index, or -1 when the table is full: what
+        ``insert`` of that one row returns, counted the same.  For the control path, which changes one entry at a
+        time (no array is made or checked)."""
+        k, m, st, fl, ifx, ex = check_one(key, mac, state, flags, ifindex, expiry)
+        return int(self.insert(np.frombuffer(k, np.uint8).reshape(1, _ADDR_LEN),
+                               np.frombuffer(m, np.uint8).reshape(1, _MAC48_LEN), np.array([st], np.uint8),
+                               flags=np.array([fl], np.uint8), ifindex=np.array([ifx], np.uint32),
+                               expiry=np.array([ex], np.int64))[0])
 
     def lookup(self, keys: Any) -> np.ndarray:
         """Entry index of each key, -1 where absent; counts lookups, hits and misses."""
