@@ -10,18 +10,19 @@ import time
 
 import pytest
 
-from tests.tools import REQUIRED
+from tests.tools import REQUIRED, WHY_REQUIRED
 
-_HOW = ("optional: pip install 'fmipfast[krb5]' k5test, with MIT Kerberos installed "
+_HOW = ("pip install 'fmipfast[krb5]' k5test, with MIT Kerberos installed "
         "(Debian: apt-get install krb5-kdc krb5-admin-server libkrb5-dev); .ci/run installs them")
 
 
 def _missing(what: str) -> None:
-    """Skip the calling module without MIT Kerberos (fail under FMIPFAST_REQUIRE_TOOLS=1, as in CI)."""
+    """Fail the calling module without MIT Kerberos where the tools are required (as root, as in CI; see
+    tests/tools.py); skip it, saying why, for a user who is not root."""
     why = f"{what} is not installed ({_HOW})"
     if REQUIRED:
-        pytest.fail(f"{why}; FMIPFAST_REQUIRE_TOOLS=1 requires it", pytrace=False)
-    pytest.skip(why, allow_module_level=True)
+        pytest.fail(f"{why}; {WHY_REQUIRED}", pytrace=False)
+    pytest.skip(f"{why}; optional when not running as root", allow_module_level=True)
 
 
 for _module in ("k5test", "gssapi"):

@@ -205,7 +205,8 @@ def _run_for_plot(mode: str) -> dict:
 
 @pytest.mark.parametrize("suffix, header", [("png", b"\x89PNG\r\n\x1a\n"), ("svg", b"<?xml")])
 def test_the_plot_is_written_with_labels_that_neither_overlap_nor_clip(tmp_path, suffix, header):
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401  -- in the test extra: a missing one fails here, it never skips
+
     from fmipfast.lab.namespaces import run as labrun
 
     path = tmp_path / f"handover.{suffix}"
@@ -218,7 +219,6 @@ def test_the_plot_is_written_with_labels_that_neither_overlap_nor_clip(tmp_path,
     # every signalling event in range got its label: both modes' and the zoomed waterfall's
     assert texts.count("trigger") == 3 and texts.count("BAck") == 2
     assert {"Attach", "NAR flushes", "AMN", "1st flushed datagram out", "MN: 1st datagram"} <= set(texts)
-    import matplotlib
 
     width, height = (x * 110 for x in matplotlib.figure.Figure(figsize=(12, 3.3 * 3)).get_size_inches())
     boxes = [b for _, b in labels]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scapy import all as scapy  # a test dependency: an independent reading of the node's frames
 
 from fmipfast import reference as ref
 from fmipfast.constants import Action, DropReason, IpProto, NeighborFlag, NeighborState
@@ -326,7 +327,6 @@ def test_decapsulation_is_in_place_and_gives_the_inner_frame(impl):
     assert out["decap"] == [(starts[0] + 14 + 40 - 14, len(want)), (starts[1] + 14 + 48 - 14, len(want))]
     for o, m in out["decap"]:
         assert arena[o:o + m] == want
-    scapy = pytest.importorskip("scapy.all")
     got = scapy.Ether(arena[out["decap"][1][0]:][:out["decap"][1][1]])
     assert got[scapy.IPv6].dst == "2001:db8:1::10" and bytes(got[scapy.UDP].payload) == b"the inner datagram"
 
@@ -360,7 +360,6 @@ def test_checksum_completion_gives_a_checksum_that_verifies(impl):
     value = ref.upper_layer_checksum(frame[22:38], frame[38:54], IpProto.UDP, udp_bytes, 6)
     assert udp_bytes[6:8] == value.to_bytes(2, "big") != b"\0\0"
     # and scapy, an independent implementation, agrees
-    scapy = pytest.importorskip("scapy.all")
     p = scapy.Ether(frame)
     want = p[scapy.UDP].chksum
     del p[scapy.UDP].chksum
@@ -438,7 +437,6 @@ def _block(impl, pkts, **kw):
 def test_tunnelled_frames_are_rfc2473_packets_scapy_reads(impl):
     """The node's encapsulation, read back by scapy (an independent implementation): outer source the output
     interface's address, destination the NAR, hop limit as set, the inner packet forwarded (hop limit - 1)."""
-    scapy = pytest.importorskip("scapy.all")
     inner = udp(SOURCES[0], "2001:db8:1::12", hop=40, payload=b"through the tunnel")
     out = _block(impl, [inner])
     assert out["action"] == [Action.TUNNELLED] and out["aux"] == [3]
@@ -568,7 +566,6 @@ def test_finished_inner_packets_go_out_at_their_outer_frames_place(impl):
     rewritten = arena[inner_at:inner_at + 14 + len(inner)]
     assert rewritten[:12] == arena[off[0]:off[0] + 12]  # the same next hop and interface as the direct frame
     assert rewritten[14 + 7] == 63 and rewritten[14 + 8:] == inner[8:]
-    scapy = pytest.importorskip("scapy.all")
     got = scapy.Ether(rewritten)
     assert got[scapy.IPv6].hlim == 63 and bytes(got[scapy.UDP].payload) == b"through the tunnel"
     before = run_node(impl, [(f, 0) for f in frames_])
@@ -734,7 +731,6 @@ def test_a_full_tx_ring_leaves_the_rest_of_the_vector_in_order(impl):
     out, node = _tx_ring_world(impl, [(p, 0) for p in pkts], 4, 256, [2], 0, finish_inner=False)
     assert out["tx_count"][0] == 4 and out["tx_queued"] == [2, 0, 0] and out["heads"] == [2, 0]
     ring = out["rings"][0]
-    scapy = pytest.importorskip("scapy.all")
     for slot in (0, 1):
         base = slot * 256
         status, length = struct.unpack_from("=I", ring, base + 20)[0], struct.unpack_from("=I", ring, base + 16)[0]
