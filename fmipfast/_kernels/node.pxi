@@ -275,25 +275,17 @@ cdef Py_ssize_t _node_fill(const _node_txring* r, const uint8_t* src, const int6
                            Py_ssize_t m) noexcept nogil:
     """Queue the first frames of a TX vector (offsets into ``src``, every span checked by the caller) on the
     TX ring, in order, until the ring is full or a frame does not fit a slot; returns how many (the rest is
-    left to the ring's sender, which counts what does not fit).  The slots' status words are the kernel's:
-    each is read once (acquire) and a filled slot is handed over with a release store, as ring_tx_fill does.
-    A head outside the ring (not the sender's) fills nothing."""
+    left to the ring's sender, which counts what does not fit).  Each slot through ring_tx_put, as
+    ring_tx_fill fills them.  A head outside the ring (not the sender's) fills nothing."""
     cdef int64_t h = r.head[0]
     cdef Py_ssize_t j = 0, room = r.fsize - <Py_ssize_t>FMIPFAST_TX_DATA_OFF
-    cdef uint8_t* slot
     if h < 0 or h >= r.slots:
         return 0
     while j < m:
         if lens[j] > <uint64_t>room:
             break
-        slot = r.base + h * r.fsize  # 0 <= h < slots: inside the ring
-        if fmip_ring_load_acquire_at(slot + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
+        if not ring_tx_put(r.base + h * r.fsize, src + offs[j], lens[j]):  # 0 <= h < slots: inside the ring
             break
-        memcpy(slot + FMIPFAST_TX_DATA_OFF, src + offs[j], lens[j])
-        fmip_ring_store_u32_at(slot + FMIP_RING_TP_LEN_OFF, lens[j])
-        fmip_ring_store_u32_at(slot + FMIP_RING_TP_SNAPLEN_OFF, lens[j])
-        fmip_ring_store_u32_at(slot + FMIP_RING_TP_NEXT_OFF, 0)
-        fmip_ring_store_release_at(slot + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
         h += 1
         if h == r.slots:
             h = 0

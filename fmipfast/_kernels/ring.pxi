@@ -95,6 +95,20 @@ cdef extern from *:
     void fmip_ring_store_release_at(uint8_t* p, uint32_t v) noexcept nogil
     void fmip_ring_store_u32_at(uint8_t* p, uint32_t v) noexcept nogil
 
+cdef inline bint ring_tx_put(uint8_t* slot, const uint8_t* frame, uint32_t length) noexcept nogil:
+    """Queue one frame in a TPACKET_V3 TX slot (its data at FMIPFAST_TX_DATA_OFF; the caller checked that it
+    fits): False, writing nothing, while the kernel still owns the slot (the ring is full).  The status word
+    is the kernel's: read once (acquire), and the slot handed over with a release store after its fields."""
+    if fmip_ring_load_acquire_at(slot + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
+        return False
+    memcpy(slot + FMIPFAST_TX_DATA_OFF, frame, length)
+    fmip_ring_store_u32_at(slot + FMIP_RING_TP_LEN_OFF, length)
+    fmip_ring_store_u32_at(slot + FMIP_RING_TP_SNAPLEN_OFF, length)
+    fmip_ring_store_u32_at(slot + FMIP_RING_TP_NEXT_OFF, 0)
+    fmip_ring_store_release_at(slot + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
+    return True
+
+
 cdef enum:
     RING_WALK_OK = 0
     V3_ALIGNMENT = 8            # net/packet/af_packet.c: frames in a V3 block are 8-aligned
@@ -375,15 +389,10 @@ def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
                 too_big += 1
                 consumed += 1
                 continue
-            frame = ring0 + c_head * fs  # 0 <= c_head < slots: the slot lies inside the ring
-            # The header fields by offset (the tx buffer need not be aligned: no struct access through it).
-            if fmip_ring_load_acquire_at(frame + FMIP_RING_TP_STATUS_OFF) != TP_STATUS_AVAILABLE:
+            # 0 <= c_head < slots: the slot lies inside the ring; its header fields are written by offset (the
+            # tx buffer need not be aligned: no struct access through it)
+            if not ring_tx_put(ring0 + c_head * fs, src + offp[i], lenp[i]):
                 break  # the kernel has not sent this slot yet: the ring is full
-            memcpy(frame + data_off, src + offp[i], lenp[i])
-            fmip_ring_store_u32_at(frame + FMIP_RING_TP_LEN_OFF, lenp[i])
-            fmip_ring_store_u32_at(frame + FMIP_RING_TP_SNAPLEN_OFF, lenp[i])
-            fmip_ring_store_u32_at(frame + FMIP_RING_TP_NEXT_OFF, 0)
-            fmip_ring_store_release_at(frame + FMIP_RING_TP_STATUS_OFF, TP_STATUS_SEND_REQUEST)
             sent += 1
             consumed += 1
             c_head = (c_head + 1) % slots
