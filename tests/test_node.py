@@ -683,6 +683,56 @@ def test_run_block_checks_its_arguments_before_writing(impl):
     assert len(batch) == 4
 
 
+def _argument_forms(arena, offsets, lengths, status):
+    """The same block in the forms both implementations take: exact arrays (the compiled node's fast path),
+    strided views, lists, a bytearray arena, a numpy integer interface, read-only offsets."""
+    strided = _strided
+
+    def ro(a):
+        a = a.copy()
+        a.flags.writeable = False
+        return a
+
+    yield "exact", arena.copy(), offsets, lengths, status, 0
+    yield "strided status", arena.copy(), offsets, lengths, strided(status), 0
+    yield "bytearray arena", bytearray(arena.tobytes()), offsets, lengths, status, np.int64(0)
+    yield "read-only vectors", arena.copy(), ro(offsets), ro(lengths), ro(status), np.uint8(0)
+    yield "long long offsets", arena.copy(), offsets.astype(np.longlong), lengths, status, 0
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_run_block_takes_every_form_the_checks_accept_alike(impl):
+    """What the shared argument checks accept, each implementation runs, with the same outputs whatever the
+    form (the compiled node takes exact numpy arrays without a typed view, anything else through the checks)."""
+    frames_ = [build_ethernet(MACS[0], OTHER_MAC, udp(SOURCES[0], dst))
+               for dst in ("2001:db8:1::10", "2001:db8:1::99", "2001:db8:100::5", "2001:db9::1")] * 3
+    arena, offsets, lengths = pack_frames(frames_)
+    status = np.zeros(len(frames_), np.uint32)
+    got = {}
+    for name, ar, off, ln, stt, iface in _argument_forms(np.array(arena, np.uint8), offsets, lengths, status):
+        _nc, _fib, node = world(impl)
+        drops = np.zeros(len(DropReason), dtype=np.uint64)
+        present = node.run_block(impl.Batch(16), ar, off, ln, stt, iface, drops=drops)
+        n = len(frames_)
+        got[name] = (present, bytes(ar), node.action[:n].tolist(), node.aux[:n].tolist(), drops.tolist(),
+                     node.tx_offsets[0, :node.tx_count[0]].tolist())
+    assert all(v == got["exact"] for v in got.values()), got
+    assert got["exact"][0] & (1 << Action.FORWARD)
+    # what classify refuses, run_block refuses in both (strided or listed offsets and lengths)
+    _nc, _fib, node = world(impl)
+    ar = np.array(arena, np.uint8)
+    for off, ln in ((_strided(offsets), lengths), (offsets, lengths.tolist())):
+        with pytest.raises((TypeError, ValueError)):
+            node.run_block(impl.Batch(16), ar, off, ln, status, 0)
+    assert ar.tobytes() == bytes(arena)
+
+
+def _strided(a):
+    wide = np.zeros(2 * a.shape[0], dtype=a.dtype)
+    wide[::2] = a
+    return wide[::2]
+
+
 def _tx_ring_world(impl, frames_and_status, slots, frame_size, busy, head, *, finish_inner=True):
     """run_node's world with interfaces 0 and 1 on TX rings of ``slots`` slots (``busy``: slots the kernel
     still owns), the node filling them; returns the outputs and the rings' octets and heads."""

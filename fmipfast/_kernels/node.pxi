@@ -717,7 +717,14 @@ cdef class Node:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef object _run(self, batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
-                     finish_inner, bint do_classify):
+                     finish_inner, bint do_classify, bint retried=False):
+        # the arguments as data pointers and lengths; the views below only hold what the slow path took
+        cdef uint8_t* arp = NULL
+        cdef const int64_t* offp = NULL
+        cdef const uint32_t* lnp = NULL
+        cdef const uint32_t* stp = NULL
+        cdef uint64_t* drp = NULL
+        cdef Py_ssize_t size = 0, n = 0, nln = 0, nst = 0, ndr = 0
         cdef uint8_t[::1] ar
         cdef const int64_t[::1] off
         cdef const uint32_t[::1] ln
@@ -727,28 +734,52 @@ cdef class Node:
         cdef bint ok = False
         if self._fib is None:
             raise ValueError("run: set_routes() first")
-        # fast path: take the buffers as they are; on any doubt the shared checks raise the shared message
-        try:
-            if isinstance(batch, Batch) and (drops is None or isinstance(drops, _np.ndarray)):
-                b = batch
-                ar = arena
-                off = offsets
-                ln = lengths
-                st = status
-                if drops is not None:
+        if drops is None:
+            drops = _np.zeros(_N_REASONS, dtype=_np.uint64)
+            self.last_drops = drops
+        # fastest path: exact numpy arrays of the kernel's dtypes (what the engine passes), a few loads each
+        if (type(batch) is Batch and _np_vec(arena, cnp.NPY_UINT8, True, <char**>&arp, &size)
+                and _np_vec(offsets, cnp.NPY_INT64, False, <char**>&offp, &n)
+                and _np_vec(lengths, cnp.NPY_UINT32, False, <char**>&lnp, &nln)
+                and _np_vec(status, cnp.NPY_UINT32, False, <char**>&stp, &nst)
+                and _np_vec(drops, cnp.NPY_UINT64, True, <char**>&drp, &ndr)):
+            b = <Batch>batch
+        else:
+            # any other buffer: typed views; on any doubt the shared checks raise the shared message
+            try:
+                if isinstance(batch, Batch) and isinstance(drops, _np.ndarray):
+                    b = batch
+                    ar = arena
+                    off = offsets
+                    ln = lengths
+                    st = status
                     dr = drops
-                ok = (ln.shape[0] == off.shape[0] and (st.shape[0] == 0 or st.shape[0] == off.shape[0])
-                      and off.shape[0] <= self.capacity
-                      and off.shape[0] <= (b.capacity if do_classify else b.n)
-                      and (drops is None or dr.shape[0] >= _N_REASONS)
-                      and not isinstance(iface, bool) and 0 <= iface < self.interfaces)
-        except (TypeError, ValueError, BufferError):
-            ok = False
+                    size, n, nln, nst, ndr = ar.shape[0], off.shape[0], ln.shape[0], st.shape[0], dr.shape[0]
+                    arp = &ar[0] if size else _EMPTY
+                    offp = &off[0] if n else NULL
+                    lnp = &ln[0] if nln else NULL
+                    stp = &st[0] if nst else NULL
+                    drp = &dr[0] if ndr else NULL
+                    ok = True
+            except (TypeError, ValueError, BufferError):
+                ok = False
+            if not ok:
+                b = None
+        ok = (b is not None and nln == n and (nst == 0 or nst == n) and n <= self.capacity
+              and n <= (b.capacity if do_classify else b.n) and ndr >= _N_REASONS
+              and type(iface) is int and 0 <= iface < self.interfaces)
         if not ok:
             if not isinstance(batch, Batch):
                 raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
-            _node_ref.check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
-                                self.interfaces, block=do_classify)
+            ar_, off_, ln_, st_, _ = _node_ref.check_run(batch, arena, offsets, lengths, status, iface, drops,
+                                                         self.capacity, self.interfaces, block=do_classify)
+            if do_classify:  # and classify's own checks, as the reference's run_block runs them
+                _buffer_arg(arena, "arena", "B", 1)
+                _buffer_arg(offsets, "offsets", "bhilqn", 8)
+                _buffer_arg(lengths, "lengths", "BHILQN", 4)
+            if not retried:  # what the checks accept, in the form they give it (contiguous; iface an int)
+                return self._run(batch, ar_, off_, ln_, st_, _index(iface), from_wire, inner, drops, now_ns,
+                                 finish_inner, do_classify, True)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
         cdef int64_t now = 0
         if self._buf is not None:
@@ -756,11 +787,7 @@ cdef class Node:
                 now = now_ns
             else:
                 now = _node_ref.check_now(now_ns)
-        if drops is None:
-            drops = _np.zeros(_N_REASONS, dtype=_np.uint64)
-            dr = drops
-            self.last_drops = drops
-        cdef Py_ssize_t n = off.shape[0], size = ar.shape[0], i
+        cdef Py_ssize_t i
         cdef int ifc = iface
         cdef Py_ssize_t bad = -1
         # the offsets and lengths are read once, into the node's own copy, checked there and used from there
@@ -838,9 +865,9 @@ cdef class Node:
         cdef classify_out* io = &self._inner_batch._out
         cdef classify_profile* prof = &self._prof
         cdef Py_ssize_t npeers = self._npeers, nif = self.interfaces
-        cdef Py_ssize_t entries = c.entries, ndr = dr.shape[0]
+        cdef Py_ssize_t entries = c.entries
         cdef bint wire = from_wire, is_inner = inner, finish = finish_inner
-        cdef bint has_status = st.shape[0] != 0
+        cdef bint has_status = nst != 0
         cdef int present = 0, a, ia, out, verdict
         cdef int32_t x, ix
         cdef int64_t e, ie, at
@@ -851,14 +878,14 @@ cdef class Node:
         cdef const uint8_t* hop
         with nogil:
             for i in range(n):
-                poff[i] = off[i]
-                plen[i] = ln[i]
+                poff[i] = offp[i]
+                plen[i] = lnp[i]
                 if _span_outside(poff[i], plen[i], <uint64_t>size):
                     bad = i
                     break
             if bad < 0 and do_classify:  # classify, over the same checked copy
                 b._reset_lazy(n, prof.fmip_type)
-                _classify_loop(&ar[0], poff, plen, n, prof, &b._out)
+                _classify_loop(arp, poff, plen, n, prof, &b._out)
             if bad < 0:
                 stats[_NODE_STAT_DROPPED] = 0
                 stats[_NODE_STAT_HELD] = 0
@@ -900,7 +927,7 @@ cdef class Node:
                     l3 = o.l3_offset[i]
                     l4 = o.l4_offset[i]
                     nh = o.next_header[i]
-                    frame = &ar[0] + poff[i]
+                    frame = arp + poff[i]
                     dst = o.dst + i * ADDR_LEN
                     if verdict == VERDICT_DROP:
                         x = o.drop_reason[i]
@@ -910,7 +937,7 @@ cdef class Node:
                                                                                imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
                         x = DROP_OTHER_HOST
                     else:
-                        if has_status and (st[i] & TP_STATUS_CSUMNOTREADY):
+                        if has_status and (stp[i] & TP_STATUS_CSUMNOTREADY):
                             if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
                                 stats[_NODE_STAT_CSUM] += 1
                         fl = t.flags[e] if e >= 0 else 0
@@ -953,7 +980,7 @@ cdef class Node:
                                             if ia == ACTION_DROP:
                                                 if ix < 0 or ix >= ndr:
                                                     ix = DROP_INTERNAL_ERROR
-                                                dr[ix] += 1
+                                                drp[ix] += 1
                                                 stats[_NODE_STAT_DROPPED] += 1
                                                 ie = -1
                                             elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
@@ -983,7 +1010,7 @@ cdef class Node:
                     if a == ACTION_DROP:
                         if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
                             x = DROP_INTERNAL_ERROR
-                        dr[x] += 1
+                        drp[x] += 1
                         stats[_NODE_STAT_DROPPED] += 1
                     act[i] = <uint8_t>a
                     aux[i] = x
@@ -991,7 +1018,7 @@ cdef class Node:
                 if nb:
                     # one push for the block, in block order; what the buffer refused (or evicted again within
                     # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
-                    bufq_push(bq, bkeys, &ar[0], boff, blen, nb, now, bst)
+                    bufq_push(bq, bkeys, arp, boff, blen, nb, now, bst)
                     present = 0
                     for j in range(nb):
                         x = bst[j]
@@ -1007,7 +1034,7 @@ cdef class Node:
                                 iact[-1 - bidx[j]] = ACTION_DROP
                                 iaux[-1 - bidx[j]] = x
                                 ient[-1 - bidx[j]] = -1
-                            dr[x] += 1
+                            drp[x] += 1
                             stats[_NODE_STAT_DROPPED] += 1
                     for i in range(n):
                         present |= 1 << act[i]
@@ -1023,7 +1050,7 @@ cdef class Node:
                             tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
                                                c.tcount[k])
                         if c.txc[k]:
-                            txq[k] = _node_fill(&txr[k], &ar[0], c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
+                            txq[k] = _node_fill(&txr[k], arp, c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
         if bad >= 0:
             raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
         self._dcount = nd
