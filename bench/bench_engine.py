@@ -25,6 +25,7 @@ buffer's drop).  Ratio = engine / kernels.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 import sys
 from pathlib import Path
@@ -40,7 +41,8 @@ from fmipfast.constants import IpProto  # noqa: E402
 from fmipfast.engine import Engine  # noqa: E402
 from fmipfast.ports import FrameBatch, Port, pack_frames  # noqa: E402
 
-BLOCK = 256
+#: frames per block: the engine's own default ``[router] batch_size`` unless ``--block`` says otherwise
+BLOCK: int = next(f.default for f in dataclasses.fields(config.RouterConfig) if f.name == "batch_size")
 R_ACC, R_UP = bytes.fromhex("02005e000101"), bytes.fromhex("02005e000102")
 H1_MAC, CORE_MAC = bytes.fromhex("02005e00000a"), bytes.fromhex("02005e0000ff")
 H1, CN, CORE, NAR = "2001:db8:1::a", "2001:db8:ff::10", "2001:db8:100::ff", "2001:db8:2::1"
@@ -50,8 +52,8 @@ ROUTER_UP = "2001:db8:100::1"
 TOML = f"""
 [router]
 name = "bench"
-batch_size = {BLOCK}
-buffer_per_mn_packets = {BLOCK}  # one block to one MN fits its buffer (no drop-oldest in the figures)
+batch_size = {{block}}
+buffer_per_mn_packets = {{block}}  # one block to one MN fits its buffer (no drop-oldest in the figures)
 [[router.interfaces]]
 name = "acc0"
 addresses = ["2001:db8:1::1/64"]
@@ -100,7 +102,7 @@ def udp_packet(src: str, dst: str, size: int = 100) -> bytes:
 def setup(kind: str):
     """(engine, ingress interface, FrameBatch, pristine arena, after-pass hook)."""
     ports = {"acc0": NullPort("acc0", R_ACC), "up0": NullPort("up0", R_UP)}
-    engine = Engine(config.loads(TOML).router, ports, peers=(NAR,), seed=bytes(16))
+    engine = Engine(config.loads(TOML.replace("{block}", str(BLOCK))).router, ports, peers=(NAR,), seed=bytes(16))
     up = engine.interfaces[1]
     after = None
     if kind in ("forward", "csum"):
@@ -176,13 +178,25 @@ def kernel_row(kind: str):
 CLASSES = ("forward", "csum", "tunnel", "decap", "buffer")
 
 
+def _worker_args(cmd: list[str], args) -> None:
+    """pyperf's worker processes get this run's own options (else they would run the defaults)."""
+    cmd += ["--classes", args.classes, "--block", str(args.block)]
+    if args.no_kernels:
+        cmd.append("--no-kernels")
+
+
 def main() -> None:
-    runner = pyperf.Runner()
+    global BLOCK
+    runner = pyperf.Runner(add_cmdline_args=_worker_args)
     runner.argparser.add_argument("--classes", default=",".join(CLASSES))
     runner.argparser.add_argument("--no-kernels", action="store_true", help="engine rows only")
     runner.argparser.add_argument("--interleaved", type=int, default=0, metavar="ROUNDS",
                                   help="no pyperf: the rows take turns, one block each per round")
+    runner.argparser.add_argument("--block", type=int, default=BLOCK,
+                                  help=f"frames per block and the engine's batch_size (default {BLOCK}, the "
+                                       "engine's default)")
     args = runner.parse_args()
+    BLOCK = args.block
     compiled = backend.IMPLEMENTATION == "core"
     if args.interleaved:
         import interleave

@@ -106,6 +106,14 @@ class FrameBatch:
     #: the stripped 802.1Q tag of each frame (0xFFFFFFFF: none), from a ring block; None for packed batches
     vlan_tci: np.ndarray | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        # the engine hands these to the compiled kernels as they are: the kernels' own dtypes, C-contiguous,
+        # made so once here (a no-op for a ring block's walk, which fills arrays of exactly these) instead of on
+        # every pass
+        self.offsets = np.ascontiguousarray(self.offsets, dtype=np.int64)
+        self.lengths = np.ascontiguousarray(self.lengths, dtype=np.uint32)
+        self.status = np.ascontiguousarray(self.status, dtype=np.uint32)
+
     def __len__(self) -> int:
         return int(self.offsets.shape[0])
 

@@ -148,7 +148,7 @@ class Pipeline:
     # ------------------------------------------------------------------ passes
     def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
         """See ``Engine.process``."""
-        n_total = len(fb)
+        n_total: int = fb.offsets.shape[0]
         if self.depth >= MAX_NESTED_PASSES:
             self._wait(iface, fb, inner, from_wire, False)
             return n_total
@@ -208,6 +208,8 @@ class Pipeline:
             self.depth -= 1
 
     def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        """The batch in chunks of at most ``batch_size`` frames; a chunk that fails has its frames booked (those
+        without a disposition as INTERNAL_ERROR), the rest go on."""
         size = self.batch_size
         total = int(fb.offsets.shape[0])
         for start in range(0, total, size):
@@ -232,15 +234,12 @@ class Pipeline:
                        from_wire: bool) -> None:
         now = self.clock()
         arena = fb.arena
+        # a FrameBatch holds the kernels' dtypes, C-contiguous (FrameBatch.__post_init__): a chunk is a view
         if start == 0 and stop == fb.offsets.shape[0]:  # the whole batch: no slices (the common block)
-            offsets = np.ascontiguousarray(fb.offsets, dtype=np.int64)
-            lengths = np.ascontiguousarray(fb.lengths, dtype=np.uint32)
-            status = np.ascontiguousarray(fb.status, dtype=np.uint32)
+            offsets, lengths, status = fb.offsets, fb.lengths, fb.status
         else:
-            offsets = np.ascontiguousarray(fb.offsets[start:stop], dtype=np.int64)
-            lengths = np.ascontiguousarray(fb.lengths[start:stop], dtype=np.uint32)
-            status = np.ascontiguousarray(fb.status[start:stop], dtype=np.uint32)
-        n = int(offsets.shape[0])
+            offsets, lengths, status = fb.offsets[start:stop], fb.lengths[start:stop], fb.status[start:stop]
+        n = stop - start
         ledger = self.books.now
         c = ledger.c
         c[RECEIVED] += n
@@ -333,20 +332,25 @@ class Pipeline:
         the first ``queued[k]`` the node put on the interface's TX ring itself (a kick), the rest through the
         port."""
         q_all = queued.tolist()
-        for k, m in enumerate(count.tolist()):
-            if m:
-                ledger = self.books.now
-                q = q_all[k]
-                if q:
-                    self._rings[k].queued(q)  # queued only on a ring port's interface
-                    ledger.c[counter] += q
-                    if q == m:
-                        continue
-                out, offsets, lengths = rows[k]
-                sent = out.port.send(arena, offsets[q:m], lengths[q:m])
-                ledger.c[counter] += sent
-                if sent != m - q:
-                    ledger.drop(DropReason.TX_RING_FULL, m - q - sent)
+        done = lost = 0
+        try:
+            for k, m in enumerate(count.tolist()):
+                if m:
+                    q = q_all[k]
+                    if q:
+                        self._rings[k].queued(q)  # queued only on a ring port's interface
+                        done += q
+                        if q == m:
+                            continue
+                    out, offsets, lengths = rows[k]
+                    sent = out.port.send(arena, offsets[q:m], lengths[q:m])
+                    done += sent
+                    lost += m - q - sent
+        finally:  # booked once, and also when a port raised (what went out before it did is booked as sent)
+            ledger = self.books.now
+            ledger.c[counter] += done
+            if lost:
+                ledger.drop(DropReason.TX_RING_FULL, lost)
 
     def _transmit_vectors(self, arena: np.ndarray, tx_count: np.ndarray, tx_offsets: np.ndarray,
                           tx_lengths: np.ndarray) -> None:
