@@ -336,6 +336,7 @@ cdef class Node:
     cdef bint _tunnel_on
     cdef int _tunnel_hlim
     cdef object _tsrc, _tmtu, _tpeers, _tarena, _tcount, _toffsets, _tlengths
+    cdef object _tarena_ro        # its read-only view, made with it (read once per tunnelling block)
     cdef Py_ssize_t _ntpeers, _tsize
     cdef object _doffsets, _dlengths
     cdef Py_ssize_t _dcount
@@ -489,6 +490,7 @@ cdef class Node:
 
     cdef _set_tunnel_arena(self, Py_ssize_t size):
         self._tarena = _np.zeros(size, dtype=_np.uint8)
+        self._tarena_ro = Node._ro(self._tarena)
         self._p_tarena = <uint8_t*>_row0(self._tarena)
         self._tsize = size
 
@@ -572,7 +574,7 @@ cdef class Node:
     @property
     def tunnel_arena(self):
         """uint8, read-only: the frames the node encapsulated in the last run (see ``tunnel_offsets``)."""
-        return Node._ro(self._tarena)
+        return self._tarena_ro
 
     @property
     def tunnel_count(self):

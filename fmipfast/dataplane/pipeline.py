@@ -195,39 +195,40 @@ class Pipeline:
             self.books.switch(before)
 
     def run_pass(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
+        """One pass over ``fb``, in chunks of at most ``batch_size`` frames; a chunk that fails has its frames
+        booked (those without a disposition as INTERNAL_ERROR) and the rest go on."""
         self.depth += 1
         if self.depth == 1:
             self.waited = 0
         try:
             if len(self.batches) < self.depth:
                 self.batches.append(backend.impl.Batch(self.batch_size))
-            self._chunks(iface, fb, inner, from_wire)
+            size = self.batch_size
+            total: int = fb.offsets.shape[0]
+            for start in range(0, total, size):
+                stop = start + size if total - start > size else total
+                books = self.books.now.c.tobytes()  # the counts before the chunk (read only if it fails)
+                try:
+                    self._process_chunk(iface, fb, start, stop, inner, from_wire)
+                except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
+                    self._chunk_failed(iface, exc, books, stop - start)
             while self.depth == 1 and self.waiting:
                 self._run(*self.waiting.popleft())
         finally:
             self.depth -= 1
 
-    def _chunks(self, iface: Interface, fb: FrameBatch, inner: bool, from_wire: bool) -> None:
-        """The batch in chunks of at most ``batch_size`` frames; a chunk that fails has its frames booked (those
-        without a disposition as INTERNAL_ERROR), the rest go on."""
-        size = self.batch_size
-        total = int(fb.offsets.shape[0])
-        for start in range(0, total, size):
-            stop = start + size if total - start > size else total
-            ledger = self.books.now
-            books = ledger.c.tobytes()  # the counts before the chunk (read only if it fails)
-            try:
-                self._process_chunk(iface, fb, start, stop, inner, from_wire)
-            except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
-                self.faults.internal("engine pass", exc, interface=iface.name, frames=stop - start)
-                was = np.frombuffer(books, dtype=np.int64)
-                received, before = int(was[RECEIVED]), int(was[FORWARDED:DROPPED + 1].sum())
-                ledger = self.books.now
-                if ledger.c[RECEIVED] == received:
-                    ledger.c[RECEIVED] += stop - start
-                missing = (ledger.c[RECEIVED] - received) - (ledger.dispositions() - before)
-                if missing > 0:
-                    ledger.drop(_R_INTERNAL_ERROR, missing)
+    def _chunk_failed(self, iface: Interface, exc: Exception, books: bytes, n: int) -> None:
+        """A chunk of ``n`` frames raised ``exc``: logged, and its frames without a disposition booked as
+        INTERNAL_ERROR (``books``: the ledger's counts before the chunk), so the equation holds."""
+        self.faults.internal("engine pass", exc, interface=iface.name, frames=n)
+        was = np.frombuffer(books, dtype=np.int64)
+        received, before = int(was[RECEIVED]), int(was[FORWARDED:DROPPED + 1].sum())
+        ledger = self.books.now
+        if ledger.c[RECEIVED] == received:
+            ledger.c[RECEIVED] += n
+        missing = (ledger.c[RECEIVED] - received) - (ledger.dispositions() - before)
+        if missing > 0:
+            ledger.drop(_R_INTERNAL_ERROR, missing)
 
     # ------------------------------------------------------------------ one block
     def _process_chunk(self, iface: Interface, fb: FrameBatch, start: int, stop: int, inner: bool,
