@@ -151,13 +151,15 @@ def kernel_row(kind: str):
     inner_batch = impl.Batch(BLOCK)
     arena, offsets, lengths, status = fb.arena, fb.offsets, fb.lengths, fb.status
     drops = np.zeros(len(engine.drops), dtype=np.uint64)  # the node's form of a drop row
+    counts = np.zeros(len(engine.counters), dtype=np.uint64)  # and of the engine's counters
     key = engine._proxy_key[next(iter(engine._proxy_key))] if kind == "buffer" else 0
     none = np.zeros(0, np.uint32)
     clock = {"now_ns": 0} if hasattr(node, "set_buffer") else {}  # a node that buffers needs the clock
 
     def one() -> None:
         np.copyto(arena, pristine)
-        node.run_block(batch, arena, offsets, lengths, status, 1, drops=drops, finish_inner=True, **clock)
+        node.run_block(batch, arena, offsets, lengths, status, 1, drops=drops, finish_inner=True, counts=counts,
+                       **clock)
         if kind == "decap" and node.decap_count:  # inner packets left to Python: their classify + node
             m = node.decap_count
             i_off, i_len = node.decap_offsets[:m].copy(), node.decap_lengths[:m].copy()

@@ -399,6 +399,7 @@ class Node:
         drops: NDArray[np.uint64] | None = None,
         now_ns: int | None = None,
         finish_inner: bool = False,
+        counts: NDArray[np.uint64] | None = None,
     ) -> int: ...
     def run_block(
         self,
@@ -414,6 +415,7 @@ class Node:
         drops: NDArray[np.uint64] | None = None,
         now_ns: int | None = None,
         finish_inner: bool = False,
+        counts: NDArray[np.uint64] | None = None,
     ) -> int: ...
 
 # _core.pyx: test hooks of the included declarations

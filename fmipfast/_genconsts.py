@@ -44,6 +44,7 @@ MIRRORS: dict[str, type[enum.IntEnum] | type[enum.IntFlag]] = {
     "NCFLAG_": constants.NeighborFlag,
     "NCSTATE_": constants.NeighborState,
     "DROP_": constants.DropReason,
+    "ENGCTR_": constants.EngineCounter,
 }
 
 #: Module-level ints of constants.py mirrored under their own names (the ``*_LEN`` sizes are in includes/wire.pxd).

@@ -185,7 +185,7 @@ def _make_node() -> Callable[[bytes], None]:
     import numpy as np
 
     from fmipfast import _core, reference
-    from fmipfast.constants import Action, DropReason, NeighborFlag, NeighborState
+    from fmipfast.constants import Action, DropReason, EngineCounter, NeighborFlag, NeighborState
 
     seed = bytes(range(16))
     # the frames' destinations and sources come from the input: a world where the addresses the seed
@@ -239,7 +239,8 @@ def _make_node() -> Callable[[bytes], None]:
         a = np.frombuffer(arena, dtype=np.uint8).copy()
         off, ln = np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.uint32)
         drops = np.zeros(len(DropReason), dtype=np.uint64)
-        kw = dict(from_wire=from_wire, inner=inner, drops=drops, now_ns=1, finish_inner=finish_inner)
+        counts = np.zeros(len(EngineCounter), dtype=np.uint64)  # the engine's ledger: the node books into it
+        kw = dict(from_wire=from_wire, inner=inner, drops=drops, now_ns=1, finish_inner=finish_inner, counts=counts)
         st = np.array(status, dtype=np.uint32)
         if block:  # classify and run in the node's one call
             present = node.run_block(impl.Batch(64), a, off, ln, st, iface, **kw)
@@ -256,7 +257,7 @@ def _make_node() -> Callable[[bytes], None]:
         queued = () if buffer is None else tuple(bytes(buffer.flush(k, 2)[0]) for k in range(4))
         return (present, a.tobytes(), tuple(node.action[:n].tolist()), tuple(node.aux[:n].tolist()),
                 tuple(node.entry[:n].tolist()), tuple(node.out_if[:n].tolist()), tx, tuple(node.stats.tolist()),
-                tuple(drops.tolist()), tunnel, queued, finished)
+                tuple(drops.tolist()), tunnel, queued, finished, tuple(counts.tolist()))
 
     def one(data: bytes) -> None:
         r = Reader(data)

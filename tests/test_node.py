@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from scapy import all as scapy  # a test dependency: an independent reading of the node's frames
 
 from fmipfast import reference as ref
-from fmipfast.constants import Action, DropReason, IpProto, NeighborFlag, NeighborState
+from fmipfast.constants import Action, DropReason, EngineCounter, IpProto, NeighborFlag, NeighborState
 from fmipfast.frames import build_ethernet, build_ipv6
 from fmipfast.ports import pack_frames
 from fmipfast.reference.node import NODE_STATS, TP_STATUS_CSUMNOTREADY
@@ -183,8 +183,9 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
     status = np.array([s for _, s in frames_and_status], dtype=np.uint32)
     batch = impl.classify(arena, offsets, lengths)
     drops = np.zeros(len(DropReason), dtype=np.uint64)
+    counts = np.full(len(EngineCounter), 1000, dtype=np.uint64)  # the engine's ledger, already counting
     present = node.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
-                       now_ns=5_000, finish_inner=finish_inner)
+                       now_ns=5_000, finish_inner=finish_inner, counts=counts)
     n = len(frames_and_status)
     tunnel_arena = bytes(node.tunnel_arena)
     extra = {}
@@ -212,6 +213,7 @@ def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, h
                for k in range(3)],
         "stats": node.stats.tolist(),
         "drops": drops.tolist(),
+        "counts": (counts - 1000).tolist(),
         "ncache": {k: v for k, v in nc.counters.items() if k != "max_probe"},  # probe lengths: not compared
     }
 
@@ -251,6 +253,19 @@ def test_every_frame_has_one_action_and_the_counts_add_up(impl, frames_and_statu
     else:
         assert Action.BUFFERED not in done and Action.TUNNELLED not in done
     assert out["present"] == sum(1 << a for a in set(actions) | set(done))
+    # the engine's counters got the block: each frame and each finished inner packet received, and what the
+    # node did itself; the rest of the ledger untouched
+    c = out["counts"]
+    decapped = len(out["inner"])
+    assert c[EngineCounter.RECEIVED] == n + decapped
+    assert c[EngineCounter.RECEIVED_INNER] == decapped and c[EngineCounter.DECAPSULATED] == decapped
+    assert c[EngineCounter.DROPPED] == done.count(Action.DROP) == out["stats"][NODE_STATS.index("dropped")]
+    assert c[EngineCounter.BUFFERED] == out["stats"][NODE_STATS.index("buffered")]
+    assert c[EngineCounter.CSUM_COMPLETED] == out["stats"][NODE_STATS.index("csum_completed")]
+    assert c[EngineCounter.REORDER_HELD] == out["stats"][NODE_STATS.index("reorder_held")]
+    booked = {EngineCounter.RECEIVED, EngineCounter.RECEIVED_INNER, EngineCounter.DECAPSULATED,
+              EngineCounter.DROPPED, EngineCounter.BUFFERED, EngineCounter.CSUM_COMPLETED, EngineCounter.REORDER_HELD}
+    assert all(v == 0 for k, v in enumerate(c) if k not in booked)
 
 
 def _one(impl, pkt, *, eth_dst=MACS[0], status=0, **kw):
@@ -679,6 +694,11 @@ def test_run_block_checks_its_arguments_before_writing(impl):
     assert (arena == before).all() and len(batch) == 0
     with pytest.raises(TypeError, match="batch"):
         node.run_block(object(), arena, offsets, lengths, none, 0)
+    for counts in (np.zeros(len(EngineCounter), np.int64), np.zeros(len(EngineCounter) - 1, np.uint64), [0] * 40,
+                   np.zeros(2 * len(EngineCounter), np.uint64)[::2]):
+        with pytest.raises(TypeError, match="counts"):
+            node.run_block(batch, arena, offsets, lengths, none, 0, counts=counts)
+        assert (arena == before).all() and len(batch) == 0
     assert node.run_block(batch, arena, offsets, lengths, none, 0) == 1 << Action.FORWARD
     assert len(batch) == 4
 

@@ -31,6 +31,9 @@ from libc.string cimport memcmp
 from fmipfast.includes.linux cimport TP_STATUS_CSUMNOTREADY
 
 import fmipfast.reference.node as _node_ref
+from fmipfast.constants import EngineCounter as _EngineCounter
+
+cdef Py_ssize_t _N_COUNTERS = len(_EngineCounter)  # rows of the engine's counters (run's ``counts``)
 
 cdef enum:
     _NODE_STAT_DROPPED = 0
@@ -704,22 +707,22 @@ cdef class Node:
         self._set_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
 
     def run(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
-            now_ns=None, finish_inner=False):
+            now_ns=None, finish_inner=False, counts=None):
         """See the reference: decide and act on one classified block; returns the bit set of actions."""
         return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
-                         finish_inner, False)
+                         finish_inner, False, counts)
 
     def run_block(self, batch, arena, offsets, lengths, status, iface, *, from_wire=True, inner=False, drops=None,
-                  now_ns=None, finish_inner=False):
+                  now_ns=None, finish_inner=False, counts=None):
         """See the reference: classify the block into ``batch`` (the node's codepoints), then ``run`` -- one
         call and one nogil section for the whole block."""
         return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
-                         finish_inner, True)
+                         finish_inner, True, counts)
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
     cdef object _run(self, batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
-                     finish_inner, bint do_classify, bint retried=False):
+                     finish_inner, bint do_classify, counts, bint retried=False):
         # the arguments as data pointers and lengths; the views below only hold what the slow path took
         cdef uint8_t* arp = NULL
         cdef const int64_t* offp = NULL
@@ -739,6 +742,15 @@ cdef class Node:
         if drops is None:
             drops = _np.zeros(_N_REASONS, dtype=_np.uint64)
             self.last_drops = drops
+        # the engine's counters the block's figures go into (None: only stats)
+        cdef uint64_t* cnt = NULL
+        cdef Py_ssize_t ncnt = 0
+        if counts is not None and not _np_vec(counts, cnp.NPY_UINT64, True, <char**>&cnt, &ncnt):
+            _node_ref.check_counts(counts)  # raises the reference's TypeError
+            raise SystemError("fmipfast._core.Node.run: counts refused by the fast path only")
+        if counts is not None and ncnt < _N_COUNTERS:
+            _node_ref.check_counts(counts)
+            raise SystemError("fmipfast._core.Node.run: counts refused by the fast path only")
         # fastest path: exact numpy arrays of the kernel's dtypes (what the engine passes), a few loads each
         if (type(batch) is Batch and _np_vec(arena, cnp.NPY_UINT8, True, <char**>&arp, &size)
                 and _np_vec(offsets, cnp.NPY_INT64, False, <char**>&offp, &n)
@@ -781,7 +793,7 @@ cdef class Node:
                 _buffer_arg(lengths, "lengths", "BHILQN", 4)
             if not retried:  # what the checks accept, in the form they give it (contiguous; iface an int)
                 return self._run(batch, ar_, off_, ln_, st_, _index(iface), from_wire, inner, drops, now_ns,
-                                 finish_inner, do_classify, True)
+                                 finish_inner, do_classify, counts, True)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
         cdef int64_t now = 0
         if self._buf is not None:
@@ -1056,6 +1068,14 @@ cdef class Node:
         if bad >= 0:
             raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
         self._dcount = nd
+        if cnt != NULL:  # as the reference's book()
+            cnt[ENGCTR_RECEIVED] += stats[_NODE_STAT_FRAMES] + stats[_NODE_STAT_DECAPPED]
+            cnt[ENGCTR_RECEIVED_INNER] += (stats[_NODE_STAT_FRAMES] if is_inner else 0) + stats[_NODE_STAT_DECAPPED]
+            cnt[ENGCTR_DECAPSULATED] += stats[_NODE_STAT_DECAPPED]
+            cnt[ENGCTR_DROPPED] += stats[_NODE_STAT_DROPPED]
+            cnt[ENGCTR_REORDER_HELD] += stats[_NODE_STAT_HELD]
+            cnt[ENGCTR_CSUM_COMPLETED] += stats[_NODE_STAT_CSUM]
+            cnt[ENGCTR_BUFFERED] += stats[_NODE_STAT_BUFFERED]
         return present
 
 

@@ -154,10 +154,12 @@ class CounterView(dict[str, int]):
 
 class Ledger:
     """One set of books: ``counts`` (int64, a row per EngineCounter) and ``drops`` (int64, a row per DropReason).
-    ``c`` and ``d`` are memoryviews of the two (scalar adds with Python ints); ``node_drops`` is ``drops`` as
-    the uint64 array the forwarding node adds into; ``view`` the live dict of the counts."""
+    ``c`` and ``d`` are memoryviews of the two (scalar adds with Python ints); ``node_drops`` and
+    ``node_counts`` are ``drops`` and ``counts`` as the uint64 arrays the forwarding node adds into (its drops
+    by reason; each block's received, dropped, held, completed, buffered, decapsulated); ``view`` the live
+    dict of the counts."""
 
-    __slots__ = ("counts", "drops", "c", "d", "node_drops", "view")
+    __slots__ = ("counts", "drops", "c", "d", "node_drops", "node_counts", "view")
 
     def __init__(self) -> None:
         self.counts = np.zeros(len(EngineCounter), dtype=np.int64)
@@ -165,6 +167,7 @@ class Ledger:
         self.c = self.counts.data
         self.d = self.drops.data
         self.node_drops = self.drops.view(np.uint64)  # the same memory: counts stay far below 2**63
+        self.node_counts = self.counts.view(np.uint64)  # the node books each block's figures here
         self.view = CounterView(names=COUNTERS, counts=self.counts)
 
     def drop(self, reason: int, n: int = 1) -> None:

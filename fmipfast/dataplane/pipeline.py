@@ -34,16 +34,13 @@ import numpy as np
 
 from fmipfast import backend
 from fmipfast.config import RouterConfig
-from fmipfast.constants import NODE_STATS, Action, Codepoints, DropReason, Icmp6Type, NeighborState
+from fmipfast.constants import Action, Codepoints, DropReason, Icmp6Type, NeighborState
 from fmipfast.dataplane.counters import (
     BUFFERED,
-    CSUM_COMPLETED,
     DECAPSULATED,
     DROPPED,
     FORWARDED,
     RECEIVED,
-    RECEIVED_INNER,
-    REORDER_HELD,
     TUNNELLED,
     Books,
     Faults,
@@ -84,7 +81,6 @@ _A_DECAPPED = int(Action.DECAPPED)
 _B_DECAPPED = 1 << _A_DECAPPED
 # every action Python has work for (DECAPPED only books its inner packets: see _decapped)
 _SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED | _B_DECAPPED)
-assert NODE_STATS == ("dropped", "reorder_held", "csum_completed", "frames", "buffered", "decapped")  # unpacked
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 
@@ -128,7 +124,7 @@ class Pipeline:
         # the inner packets the node finishes are classified with the engine's codepoints
         node.set_codepoints(codepoints)
         # views of the node's outputs, taken once (its arrays are never reallocated)
-        self._node_out = (node.stats, node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
+        self._node_out = (node.action, node.aux, node.entry, node.out_if, node.next_hop, node.tx_count,
                           node.tx_offsets, node.tx_lengths)
         self._tunnel_out = (node.tunnel_count, node.tunnel_offsets, node.tunnel_lengths)
         # the node fills the TX rings of the ring ports itself (it shares each ring's head with its sender);
@@ -242,30 +238,18 @@ class Pipeline:
             offsets, lengths, status = fb.offsets[start:stop], fb.lengths[start:stop], fb.status[start:stop]
         n = stop - start
         ledger = self.books.now
-        c = ledger.c
-        c[RECEIVED] += n
-        if inner:
-            c[RECEIVED_INNER] += n
         b = self.batches[self.depth - 1]
         # classify into this level's Batch, then the forwarding node: classify's drops, the link-layer filter,
         # checksum completion, the lookups, the handover columns, the rewrite of what is forwarded and its TX
         # vectors -- one compiled call; it finishes the inner packets of a peer's tunnel it can while a further
-        # level of decapsulation is allowed
+        # level of decapsulation is allowed, and books the block (received, dropped, held, checksums completed,
+        # buffered, the finished inner packets) in the ledger's counts itself
         present = self.node.run_block(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire,
                                       inner=inner, drops=ledger.node_drops, now_ns=now,
-                                      finish_inner=self.decap_depth < MAX_DECAP_DEPTH)
-        stats, n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
-        dropped, held, completed, _frames, buffered, decapped = stats.tolist()
-        if dropped:
-            c[DROPPED] += dropped
-        if held:
-            c[REORDER_HELD] += held
-        if completed:
-            c[CSUM_COMPLETED] += completed
-        if buffered:
-            c[BUFFERED] += buffered
-        if decapped:
-            self._decapped(n, decapped, now)
+                                      finish_inner=self.decap_depth < MAX_DECAP_DEPTH, counts=ledger.node_counts)
+        n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
+        if present & _B_DECAPPED and self.handover.hold:
+            self._decapped(n, now)
         if inner and self.handover.hold:  # the tunnel still delivers: the holds of these MNs go on
             self.handover.tunnel_delivered(n_entry[:n][n_action[:n] != _A_DROP], now)
         if present & _B_TUNNELLED:  # now: a pass started below would overwrite the node's tunnel arena
@@ -432,18 +416,12 @@ class Pipeline:
         self.books.now.drop_statuses(st[~ok])
         return offsets[ok], lengths[ok]
 
-    def _decapped(self, n: int, decapped: int, now: int) -> None:
-        """The inner packets the node finished itself (DECAPPED): each outer frame is decapsulated and its inner
-        packet received (its disposition -- forwarded, tunnelled, buffered, dropped -- is in the node's vectors
-        and stats with the block's); the holds of the MNs the tunnel still delivers to go on."""
-        c = self.books.now.c
-        c[DECAPSULATED] += decapped
-        c[RECEIVED] += decapped
-        c[RECEIVED_INNER] += decapped
-        if self.handover.hold:
-            node = self.node
-            sel = node.action[:n] == _A_DECAPPED
-            self.handover.tunnel_delivered(node.inner_entry[:n][sel], now)
+    def _decapped(self, n: int, now: int) -> None:
+        """The inner packets the node finished itself (DECAPPED; it booked them: decapsulated, received, their
+        dispositions with the block's): the holds of the MNs the tunnel still delivers to go on."""
+        node = self.node
+        sel = node.action[:n] == _A_DECAPPED
+        self.handover.tunnel_delivered(node.inner_entry[:n][sel], now)
 
     def _decap(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         """The inner packets the node decapsulated in place (it checked that a peer sent them) get their pass,

@@ -43,8 +43,9 @@ neighbor index or -1), ``out_if[i]`` and ``next_hop[i]`` (for FORWARD and RESOLV
 order, and ``tunnel_count[k]`` tunnel frames at ``tunnel_offsets[k, :tunnel_count[k]]`` of ``tunnel_arena``;
 ``decap_count`` inner frames at ``decap_offsets[:decap_count]`` / ``decap_lengths`` in the block's arena;
 ``stats`` (``NODE_STATS`` names) and ``drops`` (by :class:`~fmipfast.constants.DropReason`) count this
-block's work, the finished inner packets' drops and pushes included.  ``run`` returns the bit set of the
-actions present (``1 << action``), the finished inner packets' included.
+block's work, the finished inner packets' drops and pushes included; given ``counts`` (the engine's ledger, a
+row per EngineCounter), the node adds the block's figures to it too (:func:`book`).  ``run`` returns the bit
+set of the actions present (``1 << action``), the finished inner packets' included.
 
 Bounds: the tunnel arena holds ``capacity`` frames of ``14 + max(mtu)`` octets (an encapsulated packet is at
 most the output interface's MTU, checked per frame), so a block can never run out of it; the buffer's bounds
@@ -67,6 +68,7 @@ from fmipfast.constants import (
     Action,
     Codepoints,
     DropReason,
+    EngineCounter,
     IpProto,
     NeighborFlag,
     NeighborState,
@@ -77,8 +79,8 @@ from fmipfast.reference.rewrite import decapsulate, encapsulate
 from fmipfast.reference.ring import TPACKET_ALIGNMENT, TX_DATA_OFF, ring_tx_fill
 from fmipfast.reference.wire import classify
 
-__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_tables",
-           "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
+__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_counts", "book",
+           "check_tables", "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
            "TUNNEL_MTU_MAX"]
 
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
@@ -89,6 +91,12 @@ _A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Act
 _A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
 _A_BUFFERED, _A_TUNNELLED, _A_DECAPPED = int(Action.BUFFERED), int(Action.TUNNELLED), int(Action.DECAPPED)
 _S_BUFFERED, _S_DECAPPED = NODE_STATS.index("buffered"), NODE_STATS.index("decapped")
+_S_FRAMES, _S_DROPPED = NODE_STATS.index("frames"), NODE_STATS.index("dropped")
+_S_HELD, _S_CSUM = NODE_STATS.index("reorder_held"), NODE_STATS.index("csum_completed")
+(_C_RECEIVED, _C_RECEIVED_INNER, _C_DECAPSULATED, _C_DROPPED, _C_REORDER_HELD, _C_CSUM_COMPLETED, _C_BUFFERED) = (
+    int(EngineCounter.RECEIVED), int(EngineCounter.RECEIVED_INNER), int(EngineCounter.DECAPSULATED),
+    int(EngineCounter.DROPPED), int(EngineCounter.REORDER_HELD), int(EngineCounter.CSUM_COMPLETED),
+    int(EngineCounter.BUFFERED))
 #: The actions whose frames Python handles before a block's TX vectors are sent (it may send frames of its own
 #: that go first): a block with any of them is not filled into the TX rings (``set_tx_ring``).
 _PYTHON_FIRST = ~((1 << _A_DROP) | (1 << _A_FORWARD) | (1 << _A_BUFFERED) | (1 << _A_TUNNELLED) | (1 << _A_DECAPPED))
@@ -145,6 +153,30 @@ def check_run(batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, i
             raise ValueError(f"frame {i}: offset {int(off[i])} + length {int(ln[i])} runs past the arena "
                              f"({size} octets)")
     return ar, off, ln, st, drops
+
+
+def check_counts(counts: Any) -> None:
+    """``counts`` of ``Node.run``: None, or a writable, C-contiguous uint64 array of at least one row per
+    EngineCounter (a ``TypeError`` otherwise, in both implementations)."""
+    if counts is not None and not (isinstance(counts, np.ndarray) and counts.dtype == np.uint64 and counts.ndim == 1
+                                   and counts.shape[0] >= len(EngineCounter) and counts.flags.writeable
+                                   and counts.flags.c_contiguous):
+        raise TypeError(f"counts: need a writable uint64 array of at least {len(EngineCounter)} rows")
+
+
+def book(counts: np.ndarray, stats: np.ndarray, inner: bool) -> None:
+    """A block's figures into the engine's counters: every frame received (an inner pass's also as
+    RECEIVED_INNER), and what the node did itself -- dropped, held for the route switch, checksums
+    completed, buffered; a peer's tunnelled packet it finished is decapsulated and its inner packet received
+    (and received inner) too: its disposition is among the block's."""
+    n, decapped = int(stats[_S_FRAMES]), int(stats[_S_DECAPPED])
+    counts[_C_RECEIVED] += n + decapped
+    counts[_C_RECEIVED_INNER] += (n if inner else 0) + decapped
+    counts[_C_DECAPSULATED] += decapped
+    counts[_C_DROPPED] += int(stats[_S_DROPPED])
+    counts[_C_REORDER_HELD] += int(stats[_S_HELD])
+    counts[_C_CSUM_COMPLETED] += int(stats[_S_CSUM])
+    counts[_C_BUFFERED] += int(stats[_S_BUFFERED])
 
 
 def check_tables(fib: Any, route_if: Any, route_via: Any, route_has_via: Any,
@@ -353,7 +385,7 @@ class Node:
     # ---- the node
     def run(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
             from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None,
-            finish_inner: bool = False) -> int:
+            finish_inner: bool = False, counts: Any = None) -> int:
         """Decide and act on the ``n = len(offsets)`` frames ``batch`` classified; returns the action bit set.
 
         ``status`` (uint32[n], TPACKET status words) may be empty: no checksum completion.  ``drops`` (uint64,
@@ -361,11 +393,14 @@ class Node:
         :attr:`last_drops`.  A block larger than ``capacity`` or the batch, arrays of the wrong type or shape,
         an ``iface`` outside the interfaces, or a frame outside the arena are a ``TypeError``/``ValueError``
         raised before anything is written; so is a missing ``now_ns`` (the buffer's clock) when the node has a
-        buffer.  ``finish_inner``: finish the decapsulated inner packets the node can (see the module)."""
+        buffer.  ``finish_inner``: finish the decapsulated inner packets the node can (see the module).
+        ``counts`` (uint64, one row per :class:`~fmipfast.constants.EngineCounter`: the engine's ledger): the
+        block's figures are added to it (:func:`book`), so the caller has nothing to add per block."""
         if self._fib is None:
             raise ValueError("run: set_routes() first")
         ar, off, ln, st, drops = check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity,
                                            self.interfaces)
+        check_counts(counts)
         now = check_now(now_ns) if self._buffer is not None else 0
         if drops is None:
             drops = self.last_drops = np.zeros(len(DropReason), dtype=np.uint64)
@@ -407,11 +442,13 @@ class Node:
                 self.tunnel_queued[k] = self._fill(k, self.tunnel_arena, self.tunnel_offsets[k, :t],
                                                    self.tunnel_lengths[k, :t])
                 self.tx_queued[k] = self._fill(k, ar, self.tx_offsets[k, :m], self.tx_lengths[k, :m])
+        if counts is not None:
+            book(counts, self.stats, inner)
         return present
 
     def run_block(self, batch: Any, arena: Any, offsets: Any, lengths: Any, status: Any, iface: int, *,
                   from_wire: bool = True, inner: bool = False, drops: Any = None, now_ns: Any = None,
-                  finish_inner: bool = False) -> int:
+                  finish_inner: bool = False, counts: Any = None) -> int:
         """``classify`` the block into ``batch`` (a Batch of at least ``len(offsets)`` rows; the codepoints of
         :meth:`set_codepoints`), then :meth:`run` it: one call per block.  The arguments are checked as
         ``run``'s, before anything is written (the batch's capacity bounds the block)."""
@@ -420,9 +457,10 @@ class Node:
         if type(batch).__name__ != "Batch":
             raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
         check_run(batch, arena, offsets, lengths, status, iface, drops, self.capacity, self.interfaces, block=True)
+        check_counts(counts)
         classify(arena, offsets, lengths, codepoints=self._codepoints, out=batch)
         return self.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
-                        now_ns=now_ns, finish_inner=finish_inner)
+                        now_ns=now_ns, finish_inner=finish_inner, counts=counts)
 
     def _push(self, ar: np.ndarray, now: int, drops: np.ndarray) -> None:
         """The block's BUFFER frames (a DECAPPED frame's inner packet at its outer frame's place) into the
