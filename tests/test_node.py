@@ -728,14 +728,20 @@ def test_run_block_takes_every_form_the_checks_accept_alike(impl):
                for dst in ("2001:db8:1::10", "2001:db8:1::99", "2001:db8:100::5", "2001:db9::1")] * 3
     arena, offsets, lengths = pack_frames(frames_)
     status = np.zeros(len(frames_), np.uint32)
+    class Counts(np.ndarray):  # a subclass the checks accept (not the compiled fast path's exact type)
+        pass
+
     got = {}
     for name, ar, off, ln, stt, iface in _argument_forms(np.array(arena, np.uint8), offsets, lengths, status):
         _nc, _fib, node = world(impl)
         drops = np.zeros(len(DropReason), dtype=np.uint64)
-        present = node.run_block(impl.Batch(16), ar, off, ln, stt, iface, drops=drops)
+        counts = np.zeros(len(EngineCounter), dtype=np.uint64)
+        if name == "read-only vectors":
+            counts = counts.view(Counts)
+        present = node.run_block(impl.Batch(16), ar, off, ln, stt, iface, drops=drops, counts=counts)
         n = len(frames_)
         got[name] = (present, bytes(ar), node.action[:n].tolist(), node.aux[:n].tolist(), drops.tolist(),
-                     node.tx_offsets[0, :node.tx_count[0]].tolist())
+                     node.tx_offsets[0, :node.tx_count[0]].tolist(), np.asarray(counts).tolist())
     assert all(v == got["exact"] for v in got.values()), got
     assert got["exact"][0] & (1 << Action.FORWARD)
     # what classify refuses, run_block refuses in both (strided or listed offsets and lengths)
@@ -745,6 +751,9 @@ def test_run_block_takes_every_form_the_checks_accept_alike(impl):
         with pytest.raises((TypeError, ValueError)):
             node.run_block(impl.Batch(16), ar, off, ln, status, 0)
     assert ar.tobytes() == bytes(arena)
+    # the arguments are checked in the same order: a wrong block before a wrong ledger
+    with pytest.raises(ValueError, match="lengths"):
+        node.run_block(impl.Batch(16), ar, offsets, lengths[:-1], status, 0, counts=[0])
 
 
 def _strided(a):

@@ -742,15 +742,9 @@ cdef class Node:
         if drops is None:
             drops = _np.zeros(_N_REASONS, dtype=_np.uint64)
             self.last_drops = drops
-        # the engine's counters the block's figures go into (None: only stats)
-        cdef uint64_t* cnt = NULL
+        cdef uint64_t* cnt = NULL  # the engine's counters the block's figures go into (None: only stats)
         cdef Py_ssize_t ncnt = 0
-        if counts is not None and not _np_vec(counts, cnp.NPY_UINT64, True, <char**>&cnt, &ncnt):
-            _node_ref.check_counts(counts)  # raises the reference's TypeError
-            raise SystemError("fmipfast._core.Node.run: counts refused by the fast path only")
-        if counts is not None and ncnt < _N_COUNTERS:
-            _node_ref.check_counts(counts)
-            raise SystemError("fmipfast._core.Node.run: counts refused by the fast path only")
+        cdef uint64_t[::1] cv
         # fastest path: exact numpy arrays of the kernel's dtypes (what the engine passes), a few loads each
         if (type(batch) is Batch and _np_vec(arena, cnp.NPY_UINT8, True, <char**>&arp, &size)
                 and _np_vec(offsets, cnp.NPY_INT64, False, <char**>&offp, &n)
@@ -795,6 +789,11 @@ cdef class Node:
                 return self._run(batch, ar_, off_, ln_, st_, _index(iface), from_wire, inner, drops, now_ns,
                                  finish_inner, do_classify, counts, True)
             raise SystemError("fmipfast._core.Node.run: argument refused by the fast path only")
+        if counts is not None and not (_np_vec(counts, cnp.NPY_UINT64, True, <char**>&cnt, &ncnt)
+                                       and ncnt >= _N_COUNTERS):
+            _node_ref.check_counts(counts)  # the reference's TypeError, after the other arguments' checks
+            cv = counts  # what the check accepts (an ndarray subclass, say): its typed view
+            cnt = &cv[0]
         cdef int64_t now = 0
         if self._buf is not None:
             if type(now_ns) is int and 0 <= now_ns < (1 << 63):  # the engine's clock: no call to the checks
