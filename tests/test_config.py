@@ -256,6 +256,38 @@ def test_mn_errors_name_the_key(edit, key, problem):
     assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)
 
 
+def test_mn_scheduling():
+    """[mn.scheduling]: the MN daemon's CPU scheduling, the same table as [router.scheduling] -- by default the
+    process as started; a realtime policy takes a priority (10 unless given), the others a nice value."""
+    assert config.loads(MN).mn.scheduling == config.SchedulingConfig("inherit", 0, None)
+    assert config.loads(MN + '\n[mn.scheduling]\npolicy = "fifo"\n').mn.scheduling == config.SchedulingConfig("fifo",
+                                                                                                            10, None)
+    assert config.loads(MN + '\n[mn.scheduling]\npolicy = "rr"\npriority = 20\n').mn.scheduling == \
+        config.SchedulingConfig("rr", 20, None)
+    assert config.loads(MN + "\n[mn.scheduling]\nnice = -4\n").mn.scheduling == \
+        config.SchedulingConfig("inherit", 0, -4)
+
+
+@pytest.mark.parametrize("table, key, problem", [
+    ('policy = "deadline"', "mn.scheduling.policy", "not one of"),
+    ('policy = "fifo"\npriority = 0', "mn.scheduling.priority", "take a priority of 1-99"),
+    ('policy = "fifo"\npriority = 100', "mn.scheduling.priority", "out of range"),
+    ('policy = "batch"\npriority = 5', "mn.scheduling.priority", "the others none"),
+    ('policy = "rr"\nnice = 0', "mn.scheduling.nice", "no nice value"),
+    ("nice = 20", "mn.scheduling.nice", "out of range"),
+    ("prio = 1", "mn.scheduling.prio", "unknown key"),
+])
+def test_mn_scheduling_errors_name_the_key(table, key, problem):
+    with pytest.raises(ConfigError) as info:
+        config.loads(MN + "\n[mn.scheduling]\n" + table + "\n")
+    assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)
+
+def test_mn_scheduling_must_be_a_table():
+    with pytest.raises(ConfigError) as info:
+        config.loads(MN.replace("pcoa_release_ms = 250", 'pcoa_release_ms = 250\nscheduling = "fifo"', 1))
+    assert info.value.key == "mn.scheduling" and "expected a table" in info.value.problem, info.value.problem
+
+
 KRB = MN.replace('ccache = "/run/mn.ccache"\n', "") + """
 [mn.kerberos]
 principal = "mn1@HOME.EXAMPLE"

@@ -73,11 +73,12 @@ ALLOWED: dict[str, set[str]] = {
     "metrics": VOCAB | {"engine", "config"},
     "mobility": VOCAB | {"messages"},
     "mnd": VOCAB | {"mnagent", "mn", "mobility", "protocol", "messages", "config", "security", "control",
-                    "metrics", "sdnotify", "logsetup"},
+                    "metrics", "sdnotify", "logsetup", "scheduling"},
+    "scheduling": VOCAB | {"config"},  # a daemon's [<daemon>.scheduling], set at start (routerd, mnd)
     # a router's first handover rehearsed at start on throwaway state (an engine over in-memory ports, an agent)
     "warmup": VOCAB | {"engine", "ports", "router", "protocol", "security", "frames", "messages", "config"},
     "routerd": VOCAB | {"engine", "ports", "router", "warmup", "control", "metrics", "sdnotify", "logsetup", "config",
-                        "security"},
+                        "security", "scheduling"},
     "logsetup": {"config"},  # the [logging] table's type; otherwise the standard library
     "sdnotify": set(),  # the standard library only; the daemons (cli) hand it to the KDC
     "__init__": {"_version", "backend"},  # re-exports the batch API (docs/design.md §7)
