@@ -569,13 +569,32 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
             stop = asyncio.Event()
             runner = loop.create_task(agent.run(stop))
 
-            async def do_move(nar_addr: IPv6Address) -> None:
+            moves: list[asyncio.Future[topology.LinkMove]] = []
+
+            def start_move(to: str) -> None:
+                # the switch's command is one write on its pipe, made here on the agent's loop (a real MN starts
+                # its layer-2 switch right after the HRA); the answer, written hold_ms after the carrier, is
+                # awaited on an executor thread, when nothing the run measures waits for it
+                try:
+                    lab.start_move(to, opts.gap_ms, MOVE_HOLD_MS)
+                except Exception as exc:  # noqa: BLE001 -- the run raises it once the handover is over
+                    failed: asyncio.Future[topology.LinkMove] = loop.create_future()
+                    failed.set_exception(exc)
+                    moves.append(failed)
+                    return
+                moves.append(loop.run_in_executor(None, lab.finish_move))
+
+            def do_move(nar_addr: IPv6Address) -> None:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
-                if opts.switch_delay_ms > 0:
-                    await asyncio.sleep(opts.switch_delay_ms / 1000)
                 to = "A" if opts.reverse else "B"
                 agent.next_link = to
-                move.append(await loop.run_in_executor(None, lab.move_mn, to, opts.gap_ms, MOVE_HOLD_MS))
+                if opts.switch_delay_ms > 0:
+                    loop.call_later(opts.switch_delay_ms / 1000, start_move, to)
+                else:
+                    start_move(to)
+
+            def move_failed() -> bool:
+                return any(f.done() and not f.cancelled() and f.exception() is not None for f in moves)
 
             agent.on_ready_to_switch = do_move
             taps.attach(loop)
@@ -607,11 +626,14 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                     "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(nar_principal),
                     buffer=opts.buffer))
                 if opts.reverse:
-                    await _until(lambda: agent.mn.counters["link_reversals"] == 1
+                    await _until(lambda: move_failed() or agent.mn.counters["link_reversals"] == 1
                                  and agent.mn.state == MnState.ATTACHED, "the link reversal", 10)
+                    move.extend([await f for f in moves])
                     timeline.append(("back_at_par", time.monotonic_ns()))
                 else:
-                    await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover", 10)
+                    await _until(lambda: move_failed() or agent.mn.counters["handovers_completed"] == 1,
+                                 "the handover", 10)
+                    move.extend([await f for f in moves])
                     timeline.append(("attached_nar", time.monotonic_ns()))
 
                     seq = agent.mn.last_bu_sequence
@@ -708,9 +730,12 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     up = move[0].up_ns if move else None
     first = min((int(r[1]) for r in received if up is not None and int(r[1]) >= up), default=None)
     if up is not None and opts.mode == "fast" and not opts.reverse:
-        before = {"ready_to_switch": next((t for what, t in timeline if what == "ready_to_switch"), None),
-                  "last_on_old_link": max((int(r[1]) for r in received if int(r[1]) < move[0].down_ns), default=None),
-                  "link_down": move[0].down_ns}
+        mv = move[0]
+        before = {**latency.switch_steps(next((t for what, t in timeline if what == "ready_to_switch"), None),
+                                         mn_notes or [], engines.get("par", {}).get("notes", []),
+                                         command_ns=mv.command_ns, read_ns=mv.read_ns,
+                                         down_request_ns=mv.down_request_ns, down_ns=mv.down_ns),
+                  "last_on_old_link": max((int(r[1]) for r in received if int(r[1]) < mv.down_ns), default=None)}
         m["waterfall_ms"] = latency.waterfall(up, move[0].up_ack_ns, mn_notes or [],
                                               engines.get("nar", {}).get("notes", []),
                                               taps.attach_rx_ns() if taps else [],
