@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -275,6 +276,8 @@ def test_a_prepared_move_runs_in_the_switch_process_and_reads_the_mns_carrier(la
         assert lab.mn_link == "A"  # until the answer says the move was made
         with pytest.raises(LabError, match="already under way"):
             lab.start_move("A", gap_ms=0)
+        ready, _, _ = select.select([lab.move_answer_fileno()], [], [], 5)  # what an event loop waits for
+        assert ready
         move = lab.finish_move()
         assert written == move.command_ns <= move.read_ns <= move.down_request_ns <= move.down_ns < move.up_ns
         assert move.up_ns - move.down_ns >= 60 * MS and (move.old, move.new, lab.mn_link) == ("A", "B", "B")

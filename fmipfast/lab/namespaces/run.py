@@ -572,17 +572,27 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
             moves: list[asyncio.Future[topology.LinkMove]] = []
 
             def start_move(to: str) -> None:
-                # the switch's command is one write on its pipe, made here on the agent's loop (a real MN starts
-                # its layer-2 switch right after the HRA); the answer, written hold_ms after the carrier, is
-                # awaited on an executor thread, when nothing the run measures waits for it
+                # The switch's command is one write on its pipe, made here on the agent's loop (a real MN starts
+                # its layer-2 switch right after the HRA); its answer, written hold_ms after the carrier, is read
+                # here too when it is there.  No executor thread: on the lab's two cores, shared with realtime
+                # routers, a thread of this process waiting for a core with the GIL in hand stalls the agent.
+                done: asyncio.Future[topology.LinkMove] = loop.create_future()
+                moves.append(done)
                 try:
                     lab.start_move(to, opts.gap_ms, MOVE_HOLD_MS)
+                    fd = lab.move_answer_fileno()
                 except Exception as exc:  # noqa: BLE001 -- the run raises it once the handover is over
-                    failed: asyncio.Future[topology.LinkMove] = loop.create_future()
-                    failed.set_exception(exc)
-                    moves.append(failed)
+                    done.set_exception(exc)
                     return
-                moves.append(loop.run_in_executor(None, lab.finish_move))
+
+                def answered() -> None:
+                    loop.remove_reader(fd)
+                    try:
+                        done.set_result(lab.finish_move())
+                    except Exception as exc:  # noqa: BLE001 -- as above
+                        done.set_exception(exc)
+
+                loop.add_reader(fd, answered)
 
             def do_move(nar_addr: IPv6Address) -> None:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
@@ -621,10 +631,11 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                     await _until(lambda: initiator.counters["precached"] >= 1,
                                  "the MN to precache the NAR's service ticket (the PAR's RA names realm B)", 5)
                 timeline.append(("trigger", time.monotonic_ns()))
-                client = ControlClient(par_sock)
-                await loop.run_in_executor(None, lambda: client.call(
-                    "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(nar_principal),
-                    buffer=opts.buffer))
+                # on the loop's thread, blocking it for the PAR's answer (it comes once the Redirect is out): an
+                # executor thread was still handing the GIL back while the MN answered the Redirect (see
+                # start_move)
+                ControlClient(par_sock).call("handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address),
+                                             nar_principal=str(nar_principal), buffer=opts.buffer)
                 if opts.reverse:
                     await _until(lambda: move_failed() or agent.mn.counters["link_reversals"] == 1
                                  and agent.mn.state == MnState.ATTACHED, "the link reversal", 10)

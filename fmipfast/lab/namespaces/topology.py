@@ -559,6 +559,13 @@ class LabTopology:
         self._moving = (self.mn_link, to, command_ns)
         return command_ns
 
+    def move_answer_fileno(self) -> int:
+        """The descriptor that becomes readable when the switch has answered :meth:`start_move` (then
+        :meth:`finish_move` does not wait): for an event loop's ``add_reader``."""
+        if self._mover is None or self._mover.stdout is None:
+            raise LabError("the layer-2 switch is not running (prepare_move first)")
+        return self._mover.stdout.fileno()
+
     def finish_move(self) -> LinkMove:
         """Wait for the answer to :meth:`start_move` (the switch writes it ``hold_ms`` after the MN's carrier
         came up) and return the move's timestamps.  May run on any one thread."""
