@@ -7,7 +7,7 @@ The machines never read a clock, a socket or netlink (docs/conventions.md §6).
 
 Also here: the retransmission policy (:class:`Backoff`), the common receive checks (:func:`parse_received`:
 checksum, hop limit, AH), the MAC sub-option helpers (:func:`sign`, :func:`mac_ok`) and small pure address
-helpers (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so they derive through these, which
+derivations (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so they derive through these, which
 call the kernels ``fmipfast.backend`` picks (the compiled core in a built package, never its pure-Python oracle),
 taking and giving ``IPv6Address``; ``tests/test_handover_fsm.py`` checks them against an independent statement.
 
