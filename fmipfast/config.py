@@ -354,17 +354,19 @@ class RingConfig:
         return made
 
 
-#: ``[router.scheduling] policy``: Linux scheduling policies by name ("inherit": leave the process as started).
+#: ``[router.scheduling]``/``[mn.scheduling] policy``: Linux scheduling policies by name ("inherit": leave the
+#: process as started).
 SCHEDULING_POLICIES = ("inherit", "other", "batch", "fifo", "rr")
 
 
 @dataclass(frozen=True, slots=True)
 class SchedulingConfig:
-    """``[router.scheduling]``: the CPU scheduling of the router's process, set at start (sched(7)) -- what
-    systemd's ``CPUSchedulingPolicy=``, ``CPUSchedulingPriority=`` and ``Nice=`` set for a unit (docs/operations.md
-    §"Scheduling").  ``fifo``/``rr`` make the engine preempt ordinary processes the moment a frame wakes it (the
-    Attach of an MN that just arrived), at ``priority`` 1-99; ``nice`` -20..19 weights it among ordinary ones
-    (``other``, ``batch``).  The default changes nothing."""
+    """``[router.scheduling]``, ``[mn.scheduling]``: the CPU scheduling of the daemon's process, set at start
+    (sched(7), :mod:`fmipfast.scheduling`) -- what systemd's ``CPUSchedulingPolicy=``, ``CPUSchedulingPriority=``
+    and ``Nice=`` set for a unit (docs/operations.md §"Scheduling").  ``fifo``/``rr`` make the daemon preempt
+    ordinary processes the moment a frame wakes it (a router: the Attach of an MN that just arrived; an MN: its
+    carrier coming up on the new link, the Redirect), at ``priority`` 1-99; ``nice`` -20..19 weights it among
+    ordinary ones (``other``, ``batch``).  The default changes nothing."""
 
     policy: str = "inherit"
     priority: int = 0
@@ -718,6 +720,7 @@ class MnConfig:
     reattach_s: int = 5  # with no router session (a failed attach), attach again after this, doubling to 300 s
     mechanism: str = "lwkerb"  # lwkerb | gssapi (standard Kerberos: [mn.gssapi])
     gssapi: MnGssapiConfig | None = None
+    scheduling: SchedulingConfig = field(default_factory=SchedulingConfig)  # [mn.scheduling], set at start
 
     @property
     def configured(self) -> bool:
@@ -751,7 +754,8 @@ class MnConfig:
                    None if home is None else _address(f"{prefix}.home_agent", home), t.get_bool("keep_pcoa", True),
                    t.get_int("pcoa_release_ms", 1000, 0, 3_600_000), tuple(command),
                    t.get_int("switch_timeout_ms", 2000, 1, 600_000), t.get_int("renew_before_s", 30, 0, 86_400),
-                   t.get_int("renew_retry_s", 10, 1, 3600), t.get_int("reattach_s", 5, 1, 3600), mechanism, gss)
+                   t.get_int("renew_retry_s", 10, 1, 3600), t.get_int("reattach_s", 5, 1, 3600), mechanism, gss,
+                   SchedulingConfig.parse(t._get("scheduling", {}), f"{prefix}.scheduling"))
         t.done()
         return made
 
@@ -943,4 +947,8 @@ control_socket = true           # ND, echo and fmipfast messages on a socket of 
 # password = "..."              # or key = "<64 hex digits>" (kvno = 1)
 # kdcs = { "HOME.EXAMPLE" = "[2001:db8:ff::53]:88", "B.EXAMPLE" = "[2001:db8:2::53]:88" }
 # precache = true
+# [mn.scheduling]               # the MN daemon's CPU scheduling, set at start: as [router.scheduling] (fifo: its
+#                               # carrier and the Redirect are read the moment they come, whatever else runs)
+# policy = "inherit"
+# priority = 0
 """

@@ -41,7 +41,7 @@ What the daemon adds to the agent:
 Ownership: one asyncio loop owns the daemon and its agent.  Bad input (a malformed message, a failed
 command, a missing ticket) is counted, never fatal.
 
-May import: mnagent, mn, mobility, protocol, messages, config, security, control, metrics.
+May import: mnagent, mn, mobility, protocol, messages, config, security, control, metrics, scheduling.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ from fmipfast.mn import MnState
 from fmipfast.mnagent import MnAgent
 from fmipfast.mobility import MobilitySocket
 from fmipfast.protocol import Note
+from fmipfast.scheduling import SchedulingError, apply_scheduling
 from fmipfast.sdnotify import Notifier, notifier
 from fmipfast.security.ccache import CredentialFileError, TicketCache, load_credentials
 from fmipfast.security.lwkerb import Credentials, Key, LkbError, Principal
@@ -507,6 +508,13 @@ def run(config_path: str, *, control_path: str | None = None, metrics: str | Non
     to report)."""
     cfg = load_config(config_path)
     setup_logging(cfg.logging)
+    try:
+        # first, on the one thread there is: the threads started later (the agent's netlink executor, the
+        # loop's) inherit it
+        apply_scheduling(cfg.mn.scheduling, "mn.scheduling")
+    except SchedulingError as exc:
+        print(f"fmipfast mn: {exc}", file=sys.stderr)
+        return 2
     notify = notifier("mn")
     if notify is None:
         return 2

@@ -7,12 +7,12 @@ The machines never read a clock, a socket or netlink (docs/conventions.md §6).
 
 Also here: the retransmission policy (:class:`Backoff`), the common receive checks (:func:`parse_received`:
 checksum, hop limit, AH), the MAC sub-option helpers (:func:`sign`, :func:`mac_ok`) and small pure address
-helpers (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so they derive through the pure-Python
-oracle ``fmipfast.reference.derive`` (one home for each derivation), taking and giving ``IPv6Address``;
-``tests/test_handover_fsm.py`` checks them against ``fmipfast.backend``.
+derivations (docs/design.md §3) — ``ar``/``mn`` may not import ``backend``, so they derive through these, which
+call the kernels ``fmipfast.backend`` picks (the compiled core in a built package, never its pure-Python oracle),
+taking and giving ``IPv6Address``; ``tests/test_handover_fsm.py`` checks them against an independent statement.
 
 Ownership: plain values only; no state.  Imports messages, constants, errors, config, security and
-``reference.derive``.
+``backend``.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from enum import Enum
 from ipaddress import IPv6Address
 from typing import Any, Union
 
+from fmipfast import backend
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
 from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
 from fmipfast.messages import FmipMessage, decode, encode, mac_offset_of, mac_value_offset, refill_checksum
-from fmipfast.reference import derive as _derive
 from fmipfast.security import mac as _mac
 from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Principal
 
@@ -424,20 +424,21 @@ def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,
 
 
 # ======================================================================================= addresses (docs/design.md §3)
-# The derivations themselves are fmipfast.reference.derive's (the oracle of the compiled kernels; ar/mn may not
-# import the backend): these wrappers only take and give IPv6Address and say what a failure means here.
+# The derivations themselves are the backend's kernels (ar/mn may not import the backend; the compiled core in a
+# built package: its pure-Python oracle is for the tests and FMIPFAST_PUREPYTHON): these wrappers only take and
+# give IPv6Address and say what a failure means here.
 
 
 def eui64_from_mac48(mac: bytes) -> bytes:
     """EUI-64 of a 48-bit MAC: FF-FE inserted in the middle (docs/design.md §3).  ValueError unless 6 octets."""
-    return _derive.eui64_from_mac48(mac)
+    return backend.eui64_from_mac48(mac)
 
 
 def mac48_from_eui64(eui: bytes) -> bytes:
     """The 48-bit MAC inside an FF-FE based EUI-64; :class:`DerivationError` otherwise, ValueError unless 8
     octets."""
     try:
-        return _derive.mac48_from_eui64(eui)
+        return backend.mac48_from_eui64(eui)
     except DerivationError:
         raise DerivationError(f"EUI-64 {bytes(eui).hex()} is not built from a 48-bit MAC (octets 3-4 not FF-FE)") \
             from None
@@ -446,14 +447,14 @@ def mac48_from_eui64(eui: bytes) -> bytes:
 def ncoa_from_prefix(nar: IPv6Address, prefix_size: int, coa: IPv6Address) -> IPv6Address:
     """NCoA without C: the first ``prefix_size`` bits of the NAR address, the rest of ``coa`` (draft §5).
     ValueError for a prefix size outside 0..128."""
-    return IPv6Address(_derive.ncoa_from_prefix(nar.packed, prefix_size, coa.packed))
+    return IPv6Address(backend.ncoa_from_prefix(nar.packed, prefix_size, coa.packed))
 
 
 def nar_link_local(nar: IPv6Address, prefix_size: int) -> IPv6Address:
     """FE80::/64 + the NAR address's interface identifier; only prefix size 64 (docs/design.md §3): any other
     in 0..128 is a :class:`DerivationError`."""
     try:
-        return IPv6Address(_derive.nar_link_local(nar.packed, prefix_size))
+        return IPv6Address(backend.nar_link_local(nar.packed, prefix_size))
     except DerivationError:
         raise DerivationError(f"NAR link-local derivation needs prefix size 64, got {prefix_size}") from None
 
@@ -463,11 +464,11 @@ def mac48_from_address(address: IPv6Address, prefix_size: int) -> bytes:
     :class:`DerivationError` when the prefix is longer than 64 or the IID is not FF-FE based (privacy or
     stable IIDs, RFC 8981 / RFC 7217): the sender must set M.  ValueError for a prefix size outside 0..128."""
     try:
-        eui = _derive.eui64_from_address(address.packed, prefix_size)
+        eui = backend.eui64_from_address(address.packed, prefix_size)
     except DerivationError:
         raise DerivationError(f"prefix size {prefix_size} leaves no 64-bit interface identifier") from None
     try:
-        return _derive.mac48_from_eui64(eui)
+        return backend.mac48_from_eui64(eui)
     except DerivationError:
         raise DerivationError(f"interface identifier {address.packed[8:].hex()} of {address} is not EUI-64 based: "
                               "the NAR's MAC cannot be derived, the Redirect must carry it (M)") from None

@@ -16,8 +16,8 @@ which alone drives them; the ports are closed after it ends.  A state file or an
 opened is a start-up error (one line on stderr, exit status 2), like a configuration ``check-config`` would
 refuse (:func:`load_config`, the same checks).
 
-May import: engine, ports, router, warmup, control, metrics, sdnotify, logsetup, config, security, constants,
-errors.
+May import: engine, ports, router, warmup, control, metrics, sdnotify, logsetup, scheduling, config, security,
+constants, errors.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ipaddress import IPv6Address
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fmipfast import config
+from fmipfast import config, scheduling
 from fmipfast.config import Config, SchedulingConfig, SecurityConfig
 from fmipfast.constants import Icmp6Type
 from fmipfast.control import RouterControl, start_endpoints
@@ -239,27 +239,13 @@ class RouterDaemon:
             port.close()
 
 
-#: ``[router.scheduling] policy`` -> the Linux policy (sched(7)).
-_POLICIES = {"other": os.SCHED_OTHER, "batch": os.SCHED_BATCH, "fifo": os.SCHED_FIFO, "rr": os.SCHED_RR}
-
-
 def apply_scheduling(sched: SchedulingConfig) -> None:
-    """Set the calling thread's CPU scheduling as ``[router.scheduling]`` says (nothing for the defaults);
-    what the kernel refuses -- a realtime policy without CAP_SYS_NICE or an RLIMIT_RTPRIO that allows it, a
-    nice value below the current one without CAP_SYS_NICE -- is a :class:`StartupError` naming the key."""
-    if sched.policy != "inherit":
-        try:
-            os.sched_setscheduler(0, _POLICIES[sched.policy], os.sched_param(sched.priority))
-        except OSError as exc:
-            raise StartupError(f"router.scheduling.policy: cannot set {sched.policy} (priority {sched.priority}): "
-                               f"{exc.strerror or exc}; a realtime policy needs CAP_SYS_NICE (under systemd set "
-                               "CPUSchedulingPolicy= and CPUSchedulingPriority= in the unit instead)") from None
-    if sched.nice is not None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, 0, sched.nice)
-        except OSError as exc:
-            raise StartupError(f"router.scheduling.nice: cannot set {sched.nice}: {exc.strerror or exc} (a lower "
-                               "value than the current one needs CAP_SYS_NICE; under systemd set Nice=)") from None
+    """Set the calling thread's CPU scheduling as ``[router.scheduling]`` says (:mod:`fmipfast.scheduling`;
+    nothing for the defaults); what the kernel refuses is a :class:`StartupError` naming the key."""
+    try:
+        scheduling.apply_scheduling(sched, "router.scheduling")
+    except scheduling.SchedulingError as exc:
+        raise StartupError(str(exc)) from None
 
 
 def warm_up_on(loop: asyncio.AbstractEventLoop, cfg: Config) -> None:

@@ -185,6 +185,29 @@ def test_mn_daemon_refuses_bad_configuration_clearly(tmp_path, capsys):
     assert code == 2 and "mn.router" in err and "expected an IPv6 address" in err
 
 
+def test_mn_daemon_sets_its_scheduling_first_and_a_refusal_names_the_key(tmp_path, capsys, monkeypatch):
+    """`fmipfast mn` with [mn.scheduling]: the policy is set before anything else (the threads it starts later
+    inherit it); one the kernel refuses is exit 2 with the key named, as the router's."""
+    import os as _os
+
+    ccache = tmp_path / "mn.ccache"
+    ccache.write_text('{"format": "fmipfast-ccache-1", "credentials": []}\n')
+    _os.chmod(ccache, 0o600)
+    cfg = tmp_path / "mn.toml"
+    cfg.write_text(f'[mn]\ninterface = "mn0"\nrouter = "2001:db8:1::1"\nrouter_principal = "host/par@A.EXAMPLE"\n'
+                   f'address = "2001:db8:1::2"\nccache = "{ccache}"\n[mn.scheduling]\npolicy = "fifo"\npriority = 9\n')
+    asked = []
+
+    def refuse(pid: int, policy: int, param: object) -> None:
+        asked.append((pid, policy, getattr(param, "sched_priority", None)))
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(_os, "sched_setscheduler", refuse)
+    code, _, err = _run(capsys, "mn", "--config", str(cfg))
+    assert asked == [(0, _os.SCHED_FIFO, 9)]
+    assert code == 2 and "mn.scheduling.policy: cannot set fifo (priority 9): Operation not permitted" in err
+
+
 @pytest.mark.parametrize("daemon", ["router", "mn"])
 @pytest.mark.parametrize("value", ["70000", "host:", "[::1]:x"])
 def test_metrics_address_is_checked(tmp_path, capsys, value, daemon):

@@ -137,19 +137,7 @@ def test_router_warm_up_and_scheduling():
     assert config.loads(ROUTER + "\n[router.scheduling]\nnice = 3\n").router.scheduling.nice == 3
 
 
-@pytest.mark.parametrize("table, key, problem", [
-    ('policy = "deadline"', "router.scheduling.policy", "not one of"),
-    ('policy = "fifo"\npriority = 0', "router.scheduling.priority", "take a priority of 1-99"),
-    ('policy = "fifo"\npriority = 100', "router.scheduling.priority", "out of range"),
-    ('policy = "other"\npriority = 5', "router.scheduling.priority", "the others none"),
-    ('policy = "fifo"\nnice = 0', "router.scheduling.nice", "no nice value"),
-    ("nice = -21", "router.scheduling.nice", "out of range"),
-    ("niceness = 1", "router.scheduling.niceness", "unknown key"),
-])
-def test_router_scheduling_errors_name_the_key(table, key, problem):
-    with pytest.raises(ConfigError) as info:
-        config.loads(ROUTER + "\n[router.scheduling]\n" + table + "\n")
-    assert info.value.key == key and problem in info.value.problem
+def test_router_warm_up_handovers_is_a_count():
     with pytest.raises(ConfigError, match="warm_up_handovers"):
         config.loads(ROUTER.replace('name = "par"', 'name = "par"\nwarm_up_handovers = -1', 1))
 
@@ -254,6 +242,45 @@ def test_mn_errors_name_the_key(edit, key, problem):
     with pytest.raises(ConfigError) as info:
         config.loads(MN.replace(old, new, 1))
     assert info.value.key == key and problem in info.value.problem, (info.value.key, info.value.problem)
+
+
+def test_mn_scheduling():
+    """[mn.scheduling]: the MN daemon's CPU scheduling, the same table as [router.scheduling] -- by default the
+    process as started; a realtime policy takes a priority (10 unless given), the others a nice value."""
+    assert config.loads(MN).mn.scheduling == config.SchedulingConfig("inherit", 0, None)
+    assert config.loads(MN + '\n[mn.scheduling]\npolicy = "fifo"\n').mn.scheduling == config.SchedulingConfig("fifo",
+                                                                                                            10, None)
+    assert config.loads(MN + '\n[mn.scheduling]\npolicy = "rr"\npriority = 20\n').mn.scheduling == \
+        config.SchedulingConfig("rr", 20, None)
+    assert config.loads(MN + "\n[mn.scheduling]\nnice = -4\n").mn.scheduling == \
+        config.SchedulingConfig("inherit", 0, -4)
+
+
+@pytest.mark.parametrize("section", ["router", "mn"])
+@pytest.mark.parametrize("table, key, problem", [
+    ('policy = "deadline"', "policy", "not one of"),
+    ('policy = "fifo"\npriority = 0', "priority", "take a priority of 1-99"),
+    ('policy = "fifo"\npriority = 100', "priority", "out of range"),
+    ('policy = "other"\npriority = 5', "priority", "the others none"),
+    ('policy = "batch"\npriority = 5', "priority", "the others none"),
+    ('policy = "fifo"\nnice = 0', "nice", "no nice value"),
+    ('policy = "rr"\nnice = 0', "nice", "no nice value"),
+    ("nice = -21", "nice", "out of range"),
+    ("nice = 20", "nice", "out of range"),
+    ("niceness = 1", "niceness", "unknown key"),
+])
+def test_scheduling_errors_name_the_key(section, table, key, problem):
+    """[router.scheduling] and [mn.scheduling]: the same table, checked the same way."""
+    with pytest.raises(ConfigError) as info:
+        config.loads({"router": ROUTER, "mn": MN}[section] + f"\n[{section}.scheduling]\n" + table + "\n")
+    assert info.value.key == f"{section}.scheduling.{key}" and problem in info.value.problem, \
+        (info.value.key, info.value.problem)
+
+
+def test_mn_scheduling_must_be_a_table():
+    with pytest.raises(ConfigError) as info:
+        config.loads(MN.replace("pcoa_release_ms = 250", 'pcoa_release_ms = 250\nscheduling = "fifo"', 1))
+    assert info.value.key == "mn.scheduling" and "expected a table" in info.value.problem, info.value.problem
 
 
 KRB = MN.replace('ccache = "/run/mn.ccache"\n', "") + """

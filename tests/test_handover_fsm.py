@@ -1045,3 +1045,34 @@ def test_arbitrary_messages_never_raise(code, body, ah, hop):
         before = sum(net.machine(who).counters.values())
         net.machine(who).handle(Received(bytes(buf), src, dst, hop, "x", ah), net.now)
         assert sum(net.machine(who).counters.values()) > before  # at least "received" moved
+
+
+def _reference_calls(run: Callable[[], object]) -> set[str]:
+    """The functions of ``fmipfast/reference/`` that ran during ``run()`` (qualified names)."""
+    import os
+    import sys
+
+    home = os.path.dirname(backend._reference.__file__) + os.sep
+    ran: set[str] = set()
+
+    def profile(frame, event, _arg):  # type: ignore[no-untyped-def]
+        if event == "call" and frame.f_code.co_filename.startswith(home):
+            ran.add(f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_qualname}")
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return ran
+
+
+@pytest.mark.skipif(backend.IMPLEMENTATION != "core", reason="the compiled kernels are what a built package runs")
+def test_a_handover_runs_the_compiled_derivations_not_the_reference():
+    """The reference is the kernels' oracle; a built package derives addresses with the compiled core: the MN's
+    NCoA, the NAR's link-local address and MAC at the Redirect, the MN's MAC from its EUI-64 at the NAR's Attach
+    (its `_octets` once showed in the NAR's profile of an Attach in the lab)."""
+    net = attached_net()
+    ran = _reference_calls(lambda: (net.trigger(), net.move("B")))
+    assert net.mn.counters["handovers_completed"] == 1
+    assert ran == set()

@@ -63,6 +63,8 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
     up = 1_000_000_000
     ms = 1_000_000
     mn = [("send", {"message": "Attach"}, up - 500 * ms),  # the initial attach, long before: not this one
+          ("send", {"message": "HandoverRedirectAck"}, up - 44 * ms),  # lost, retransmitted at a 2nd Redirect:
+          ("send", {"message": "HandoverRedirectAck"}, up - 42 * ms),  # the one ReadyToSwitch followed
           ("carrier", {"up": False}, up - 30 * ms), ("carrier", {"up": True}, up + 1 * ms),
           ("send", {"message": "Attach"}, up + 2 * ms), ("send", {"message": "Attach"}, up + 152 * ms),  # a retry
           ("recv", {"message": "AuthenticatedMN"}, up + 6 * ms)]
@@ -72,11 +74,19 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
            {"event": "flushed", "mono_ns": up + 4.5 * ms, "pass_ns": up + int(2.5 * ms), "hook_ns": up + int(2.7 * ms),
             "flush_ns": up + int(4.2 * ms)}, {"event": "ar:send", "fmip_message": "AuthenticatedMN",
                                                             "mono_ns": up + 5 * ms}]
+    par = [{"event": "ar:recv", "fmip_message": "HandoverRedirectAck", "mono_ns": up - int(43.5 * ms)},  # the lost
+           {"event": "tunnel_start", "mono_ns": up - 500 * ms},  # an earlier handover's
+           {"event": "ar:recv", "fmip_message": "HandoverRedirectAck", "mono_ns": up - int(41.8 * ms)},
+           {"event": "tunnel_start", "mono_ns": up - int(41.6 * ms)}]
+    before = latency.switch_steps(up - 40 * ms, mn, par, command_ns=up - int(39.9 * ms), read_ns=up - int(39.5 * ms),
+                                  down_request_ns=up - int(39.4 * ms), down_ns=up - 30 * ms)
+    assert before["par_hra"] == up - int(41.8 * ms) and before["mn_carrier_down"] == up - 30 * ms
     wf = latency.waterfall(up, up + ms // 2, mn, nar, [up - 499 * ms, up + int(2.1 * ms)], up + int(4.6 * ms),
-                           up + 5 * ms, before={"ready_to_switch": up - 40 * ms, "link_down": up - 30 * ms,
-                                                "last_on_old_link": up - 41 * ms})
+                           up + 5 * ms, before={**before, "last_on_old_link": up - 41 * ms})
     # no watch: link up is the MN agent's own read of its carrier, 1 ms after the lab's request
-    assert wf == {"ready_to_switch": -41.0, "last_on_old_link": -42.0, "link_down": -31.0, "link_up_request": -1.0,
+    assert wf == {"mn_hra_sent": -43.0, "par_hra": -42.8, "par_tunnel_start": -42.6, "ready_to_switch": -41.0,
+                  "move_command": -40.9, "move_read": -40.5, "link_down_request": -40.4, "mn_carrier_down": -31.0,
+                  "last_on_old_link": -42.0, "link_down": -31.0, "link_up_request": -1.0,
                   "link_up_ack": -0.5, "link_up": 0.0, "mn_carrier": 0.0, "mn_attach_sent": 1.0,
                   "nar_attach_kernel": 1.1, "nar_pass": 1.5, "nar_hook": 1.7, "nar_attach_agent": 3.0,
                   "nar_flush_start": 3.2, "nar_verified": -21.0, "nar_first_tx": 3.6,
@@ -84,7 +94,8 @@ def test_waterfall_takes_the_first_of_each_step_after_the_one_it_needs():
     lines = latency.format_waterfall(wf)
     order = [next(i for i, line in enumerate(lines) if latency.LABELS[k] in line) for k in latency.CHAIN]
     assert order == sorted(order)  # the table is in time order
-    assert "-42.000 ms" in lines[1] and "MN: last datagram on the old link" in lines[1]
+    assert "-43.000 ms" in lines[1] and "MN: HRA sent" in lines[1]
+    assert any("-42.000 ms" in line and "MN: last datagram on the old link" in line for line in lines)
     missing = latency.waterfall(up, None, [], [], [], None, None)
     assert missing["link_up"] is None and missing["link_up_request"] == 0.0 and missing["mn_attach_sent"] is None
     assert latency.format_waterfall(missing)[-1].startswith("  not seen: ")

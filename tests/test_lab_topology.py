@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from fmipfast import config
 from fmipfast.lab.namespaces import topology, traffic
-from fmipfast.lab.namespaces.topology import LabTopology, LinkMove, eui64_address
+from fmipfast.lab.namespaces.topology import LabError, LabTopology, LinkMove, eui64_address
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces (CI runs as root)")
@@ -227,24 +228,26 @@ def test_router_config_runs_the_engine_on_the_par(tmp_path):
 # ------------------------------------------------------------------------------------------ move_mn
 
 
+def master(lab: LabTopology) -> str:
+    """The bridge the MN's port is in (in ``air``)."""
+    line = lab.ns["air"].ip("-o", "link", "show", lab.air_mn).stdout
+    return line.split(" master ")[1].split()[0]
+
+
 @needs_root
 def test_move_mn_changes_bridge_with_the_gap(lab):
-    def master() -> str:
-        line = lab.ns["air"].ip("-o", "link", "show", lab.air_mn).stdout
-        return line.split(" master ")[1].split()[0]
-
-    assert master() == "brA"
+    assert master(lab) == "brA"
     before = time.monotonic_ns()
     move = lab.move_mn(to="B", gap_ms=25)
     after = time.monotonic_ns()
     assert isinstance(move, LinkMove) and (move.old, move.new) == ("A", "B")
     assert before <= move.down_request_ns <= move.down_ns < move.up_ns <= move.up_ack_ns <= after
     assert move.up_ns - move.down_ns >= 25 * MS and move.gap_ms >= 25
-    assert master() == "brB"
+    assert master(lab) == "brB"
     assert "state UP" in lab.ns["air"].ip("link", "show", lab.air_mn).stdout
     assert move.link_changes() == [("down", move.down_ns), ("up", move.up_ns)]
     back = lab.move_mn(to="A", gap_ms=0)
-    assert master() == "brA" and back.down_ns <= back.up_ns
+    assert master(lab) == "brA" and back.down_ns <= back.up_ns
     with pytest.raises(ValueError):
         lab.move_mn(to="C")
 
@@ -267,9 +270,24 @@ def test_a_prepared_move_runs_in_the_switch_process_and_reads_the_mns_carrier(la
         held = lab.move_mn(to="A", gap_ms=0, hold_ms=30)
         assert held.carrier_ns and time.monotonic_ns() - held.carrier_ns >= 30 * MS  # answered after the hold
         assert lab.mn_link == "A"
+        # in two halves, as `lab run` moves: the command handed over (one write on the switch's pipe), then the
+        # answer; the times of both ends of the pipe come with it
+        written = lab.start_move("B", gap_ms=60)
+        assert lab.mn_link == "A"  # until the answer says the move was made
+        with pytest.raises(LabError, match="already under way"):
+            lab.start_move("A", gap_ms=0)
+        ready, _, _ = select.select([lab.move_answer_fileno()], [], [], 5)  # what an event loop waits for
+        assert ready
+        move = lab.finish_move()
+        assert written == move.command_ns <= move.read_ns <= move.down_request_ns <= move.down_ns < move.up_ns
+        assert move.up_ns - move.down_ns >= 60 * MS and (move.old, move.new, lab.mn_link) == ("A", "B", "B")
+        with pytest.raises(LabError, match="no layer-2 move under way"):
+            lab.finish_move()
     finally:
         lab._close_mover()
     assert switch.poll() is not None and lab._mover is None
+    with pytest.raises(LabError, match="not running"):
+        lab.start_move("A")
 
 
 # ------------------------------------------------------------------------------------------ teardown

@@ -156,3 +156,33 @@ def test_the_policy_is_set_for_the_process_and_its_later_threads():
         pytest.skip("this host refuses realtime scheduling even to root (a container without CAP_SYS_NICE)")
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True", "True", "5"]
+
+
+
+@pytest.mark.skipif(warmup.frames.backend.IMPLEMENTATION != "core",
+                    reason="the compiled kernels are what a built package runs")
+def test_the_nars_side_of_a_handover_runs_no_reference_code():
+    """A built router runs the compiled kernels: the rehearsal's handovers after its first (which also builds
+    its world) are the NAR's real per-handover path -- the HI, the proxy entries, the buffered datagrams, the
+    Attach, the flush -- so no function of ``fmipfast/reference/`` may run in them.  (Two ran: the MN's MAC
+    derived from its EUI-64 at the Attach, and every neighbor-cache upsert with an enum state, which the
+    compiled ``insert_one`` handed to the reference's argument check.)"""
+    import os
+
+    from fmipfast import backend
+
+    home = os.path.dirname(backend._reference.__file__) + os.sep
+    ran: set[str] = set()
+
+    def profile(frame, event, _arg):  # type: ignore[no-untyped-def]
+        if event == "call" and frame.f_code.co_filename.startswith(home):
+            ran.add(f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_code.co_qualname}")
+
+    steps = warmup.rehearsal(RouterConfig(), handovers=3)
+    assert next(steps) == 1
+    sys.setprofile(profile)
+    try:
+        done = list(steps)
+    finally:
+        sys.setprofile(None)
+    assert done == [2, 3] and ran == set()

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Handover", "Hold"]
 
 _F_HOLD = int(NeighborFlag.HOLD)
+#: Frames a flush sends before it runs the rest of the buffer through the pipeline (see Handover.flush_buffer).
+_FIRST_FLUSHED = 1
 
 
 @dataclass(slots=True)
@@ -187,14 +189,22 @@ class Handover:
                 self.key_done(key)
 
     def flush_buffer(self, key: int) -> int:
-        """See ``Engine.flush_buffer``."""
+        """See ``Engine.flush_buffer``.  The oldest frame goes through the pipeline and out on its own first,
+        then the rest: the MN's first packet does not wait for the node to rewrite and queue the whole buffer
+        (hundreds of frames after a 30 ms gap at 20 000 packets/s)."""
         arena, offsets, lengths = self.buffer.flush(key, self.clock())
-        if offsets.shape[0] == 0:
+        n = int(offsets.shape[0])
+        if n == 0:
             return 0
-        arena = np.array(arena, dtype=np.uint8)  # writable copy: frames are re-run through the pipeline
-        self.books.now.c[FLUSHED] += int(offsets.shape[0])
-        self.reinject(self.interfaces[0], arena, offsets, lengths)
-        return int(offsets.shape[0])
+        # both implementations return a private copy of the frames, which the pipeline rewrites in place
+        self.books.now.c[FLUSHED] += n
+        iface = self.interfaces[0]
+        if n > _FIRST_FLUSHED:
+            self.reinject(iface, arena, offsets[:_FIRST_FLUSHED], lengths[:_FIRST_FLUSHED])
+            self.reinject(iface, arena, offsets[_FIRST_FLUSHED:], lengths[_FIRST_FLUSHED:])
+        else:
+            self.reinject(iface, arena, offsets, lengths)
+        return n
 
     # The route switch.  Packets the CN sent to the PCoA reach the MN through the PAR's tunnel, one path
     # longer than the direct one its packets to the NCoA take once the binding has moved: without care the

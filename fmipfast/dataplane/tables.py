@@ -9,6 +9,7 @@ May import: backend, constants (tests/test_imports.py holds the rules).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from ipaddress import IPv6Address
 from typing import TYPE_CHECKING
@@ -35,8 +36,11 @@ def find_neighbor(ncache: NeighborCache, address: IPv6Address) -> int:
 
 def set_neighbor(ncache: NeighborCache, address: IPv6Address, mac: bytes, iface: int, state: int, flags: int,
                  expiry: int = 0) -> int:
-    """Insert or overwrite the entry of ``address``; its row, or -1 if the table is full."""
-    return ncache.insert_one(address.packed, mac, state, flags=flags, ifindex=iface, expiry=expiry)
+    """Insert or overwrite the entry of ``address``; its row, or -1 if the table is full.  The integers go in as
+    plain ints (``NeighborState``/``NeighborFlag`` members are int subclasses): the compiled upsert takes any
+    other type to the reference's argument check, pure Python on the NAR's path to its first flushed datagram."""
+    return ncache.insert_one(address.packed, mac, operator.index(state), flags=operator.index(flags),
+                             ifindex=operator.index(iface), expiry=operator.index(expiry))
 
 
 def access_iface(interfaces: Sequence[Interface]) -> Interface:

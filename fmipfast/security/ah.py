@@ -47,9 +47,6 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as _chmac
-
 from fmipfast.errors import MalformedPacket, SecurityError, Truncated
 from fmipfast.security.statefile import read_private, write_private
 
@@ -436,9 +433,9 @@ def _check_ip6(pkt: bytes) -> bytes:
 
 
 def _icv(key: bytes, data: bytes | bytearray) -> bytes:
-    h = _chmac.HMAC(key, hashes.SHA256())
-    h.update(bytes(data))
-    return h.finalize()[:ICV_LEN]
+    # the standard library's one-shot HMAC (OpenSSL's, one C call): ~5x faster than cryptography's HMAC object
+    # for a packet this size, on the PAR's and the NAR's path of every HI and HE
+    return _hmac.digest(key, bytes(data), "sha256")[:ICV_LEN]
 
 
 def compute_icv(key: bytes, pkt: bytes, ah_off: int) -> bytes:

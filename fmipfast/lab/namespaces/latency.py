@@ -14,10 +14,13 @@ them, the link comes up in the network card.
 Clock: CLOCK_MONOTONIC in nanoseconds, which every network namespace of the host shares.  Each step says where
 its time comes from (:data:`STEPS`):
 
-* ``lab``: the lab's layer-2 switch (``time.monotonic_ns``) -- the link-up request and its acknowledgement;
+* ``lab``: the lab (``time.monotonic_ns``): its ReadyToSwitch callback and the move handed to the layer-2
+  switch; the switch process's reading of it, its port-down and link-up requests and their acknowledgements;
+* ``par``: the PAR daemon's router-agent notes (``mono_ns``): the HRA handed to its machine, the tunnel on (the
+  engine switched: the PCoA's datagrams go to the NAR from the next one on);
 * ``netlink``: the first read of the MN's carrier notification (above);
-* ``mn``: the MN agent's clock (CLOCK_MONOTONIC) when it read the netlink notification, when ``sendmsg`` of the
-  Attach returned, when it handled the AuthenticatedMN;
+* ``mn``: the MN agent's clock (CLOCK_MONOTONIC) when it read a carrier notification (down, then up), when
+  ``sendmsg`` of the HRA and of the Attach began, when it handled the AuthenticatedMN;
 * ``nar``: the NAR daemon's router-agent notes (``mono_ns``, CLOCK_MONOTONIC, in its JSON log).  The flush's
   note carries three more instants: when the engine's pass that held the Attach began (``pass_ns``, the
   engine's clock read once per block, after the wake-up and the socket read), when the agent's hook was
@@ -44,12 +47,19 @@ from typing import Any
 
 from fmipfast.constants import FmipCode
 
-__all__ = ["STEPS", "CHAIN", "link_up", "summarize", "percentile", "waterfall", "format_waterfall", "format_steps",
-           "read_router_notes", "Taps"]
+__all__ = ["STEPS", "CHAIN", "link_up", "summarize", "percentile", "waterfall", "switch_steps", "format_waterfall",
+           "format_steps", "read_router_notes", "Taps"]
 
 #: (key, label, clock) of each step, in the order the protocol takes them.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("ready_to_switch", "MN: ReadyToSwitch (HRA sent, PAR tunnels)", "lab"),
+    ("mn_hra_sent", "MN: HRA sent", "mn"),
+    ("par_hra", "PAR: HRA handed to its machine", "par"),
+    ("par_tunnel_start", "PAR: tunnel on (no more on the old link)", "par"),
+    ("ready_to_switch", "MN: ReadyToSwitch at the lab's callback", "lab"),
+    ("move_command", "layer 2: move handed to the switch", "lab"),
+    ("move_read", "layer 2: the switch has read it", "lab"),
+    ("link_down_request", "layer 2: port down requested", "lab"),
+    ("mn_carrier_down", "MN: carrier down read from netlink", "mn"),
     ("last_on_old_link", "MN: last datagram on the old link", "kernel"),
     ("link_down", "layer 2: port down acknowledged", "lab"),
     ("link_up_request", "layer 2: the lab asks for the MN's port up", "lab"),
@@ -73,7 +83,8 @@ LABELS = {k: label for k, label, _ in STEPS}
 
 #: Steps that causally follow each other (each needs the one before it); the AMN, the flush note and the MN's
 #: receipt of the AMN race with the flushed datagrams, and the verification happened before the move.
-CHAIN = ("ready_to_switch", "link_down", "link_up_request", "link_up", "mn_carrier", "mn_attach_sent",
+CHAIN = ("mn_hra_sent", "ready_to_switch", "move_command", "move_read", "link_down_request", "link_down",
+         "link_up_request", "link_up", "mn_carrier", "mn_attach_sent",
          "nar_attach_kernel", "nar_attach_agent", "nar_first_tx", "mn_first_datagram")
 
 
@@ -132,7 +143,7 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
     ``nar_notes``: the NAR daemon's notes (``event``, fields, ``mono_ns``); ``attach_rx_ns``: kernel timestamps
     (monotonic) of Attach frames arriving at the NAR; ``first_tx_ns``: of the first buffered datagram it sent;
     ``first_datagram_ns``: the MN's first arrival after ``up_ns``; ``before``: the steps before the gap
-    (``ready_to_switch``, ``last_on_old_link``, ``link_down``, monotonic ns), negative in the result.  Every
+    (:func:`switch_steps`, ``last_on_old_link``; monotonic ns), negative in the result.  Every
     step is the first of its kind at or after the step it depends on, so a retransmission or an earlier
     exchange is never taken for it."""
     def mn(name: str, after: int | None, **match: Any) -> int | None:
@@ -170,6 +181,31 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
     at["mn_authenticated"] = mn("recv", after_attach, message="AuthenticatedMN")
     return {k: None if at.get(k) is None else round((at[k] - zero) / 1e6, 3)  # type: ignore[operator]
             for k, _, _ in STEPS}
+
+
+def switch_steps(ready_ns: int | None, mn_notes: Sequence[tuple[str, Mapping[str, Any], int]],
+                 par_notes: Sequence[Mapping[str, Any]], *, command_ns: int | None = None,
+                 read_ns: int | None = None, down_request_ns: int | None = None,
+                 down_ns: int | None = None) -> dict[str, int | None]:
+    """The steps before the gap (monotonic ns, None when not seen), for :func:`waterfall`'s ``before``: the MN's
+    HRA (its last ``send`` of one before ``ready_ns``, the lab's ReadyToSwitch callback), the PAR's receipt of
+    it and its tunnel going on (the first of each after the HRA left), the move handed to the switch
+    (``command_ns``), read there (``read_ns``), the port-down request and its acknowledgement, and the MN's
+    read of its carrier going down (the first after ReadyToSwitch)."""
+    hra = max((t for n, f, t in mn_notes if n == "send" and f.get("message") == "HandoverRedirectAck"
+               and (ready_ns is None or t <= ready_ns)), default=None)
+
+    def par(event: str, **match: Any) -> int | None:
+        return _first((int(d["mono_ns"]) for d in par_notes if d.get("event") == event and "mono_ns" in d
+                       and all(d.get(k) == v for k, v in match.items())), hra)
+
+    return {"mn_hra_sent": hra, "par_hra": par("ar:recv", fmip_message="HandoverRedirectAck") if hra else None,
+            "par_tunnel_start": par("tunnel_start") if hra else None, "ready_to_switch": ready_ns,
+            "move_command": command_ns or None, "move_read": read_ns or None,
+            "link_down_request": down_request_ns or None,
+            "mn_carrier_down": _first((t for n, f, t in mn_notes if n == "carrier" and f.get("up") is False),
+                                      ready_ns) if ready_ns is not None else None,
+            "link_down": down_ns}
 
 
 def format_waterfall(wf: Mapping[str, float | None], width: int = 24) -> list[str]:

@@ -16,9 +16,10 @@ once the MN's end of the veth has carrier and its queueing discipline is active 
 send on the new link.  The kernel does not timestamp netlink messages; the thread takes CLOCK_MONOTONIC as
 ``recv`` returns, so the time it reports is the kernel's event plus this thread's wake-up.
 
-Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms>`` -> one JSON object ``{"down_request_ns",
-"down_ns", "up_ns", "up_ack_ns", "carrier_ns"}`` (CLOCK_MONOTONIC, which every namespace of a host shares;
-``carrier_ns`` null when no carrier-up came within a second), written ``hold_ms`` after the carrier so the
+Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms>`` -> one JSON object ``{"read_ns",
+"down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns"}`` (CLOCK_MONOTONIC, which every namespace of a
+host shares; ``read_ns`` when the command was read; ``carrier_ns`` null when no carrier-up came within a
+second), written ``hold_ms`` after the carrier so the
 report does not wake the lab while the handover it measures is running; ``quit`` (or the end of input) ends
 the process.  ``READY`` is the first line out once both sockets are open.  A request the kernel refuses is
 an ``{"error": ...}`` line, and the process goes on.
@@ -195,13 +196,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     mover = Mover(args.port, args.mn_netns, args.mn_if)
     print("READY", flush=True)
     for line in sys.stdin:
+        read_ns = time.monotonic_ns()
         words = line.split()
         if not words or words[0] == "quit":
             break
         try:
             if words[0] != "move" or len(words) != 4:
                 raise ValueError(f"unknown command {line.strip()!r}")
-            out: dict[str, object] = dict(mover.move(words[1], float(words[2])))
+            out: dict[str, object] = dict(mover.move(words[1], float(words[2])), read_ns=read_ns)
             time.sleep(max(0.0, float(words[3])) / 1000)
         except (OSError, ValueError) as exc:
             out = {"error": str(exc)}

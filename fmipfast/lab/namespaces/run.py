@@ -569,13 +569,42 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
             stop = asyncio.Event()
             runner = loop.create_task(agent.run(stop))
 
-            async def do_move(nar_addr: IPv6Address) -> None:
+            moves: list[asyncio.Future[topology.LinkMove]] = []
+
+            def start_move(to: str) -> None:
+                # The switch's command is one write on its pipe, made here on the agent's loop (a real MN starts
+                # its layer-2 switch right after the HRA); its answer, written hold_ms after the carrier, is read
+                # here too when it is there.  No executor thread: on the lab's two cores, shared with realtime
+                # routers, a thread of this process waiting for a core with the GIL in hand stalls the agent.
+                done: asyncio.Future[topology.LinkMove] = loop.create_future()
+                moves.append(done)
+                try:
+                    lab.start_move(to, opts.gap_ms, MOVE_HOLD_MS)
+                    fd = lab.move_answer_fileno()
+                except Exception as exc:  # noqa: BLE001 -- the run raises it once the handover is over
+                    done.set_exception(exc)
+                    return
+
+                def answered() -> None:
+                    loop.remove_reader(fd)
+                    try:
+                        done.set_result(lab.finish_move())
+                    except Exception as exc:  # noqa: BLE001 -- as above
+                        done.set_exception(exc)
+
+                loop.add_reader(fd, answered)
+
+            def do_move(nar_addr: IPv6Address) -> None:
                 timeline.append(("ready_to_switch", time.monotonic_ns()))
-                if opts.switch_delay_ms > 0:
-                    await asyncio.sleep(opts.switch_delay_ms / 1000)
                 to = "A" if opts.reverse else "B"
                 agent.next_link = to
-                move.append(await loop.run_in_executor(None, lab.move_mn, to, opts.gap_ms, MOVE_HOLD_MS))
+                if opts.switch_delay_ms > 0:
+                    loop.call_later(opts.switch_delay_ms / 1000, start_move, to)
+                else:
+                    start_move(to)
+
+            def move_failed() -> bool:
+                return any(f.done() and not f.cancelled() and f.exception() is not None for f in moves)
 
             agent.on_ready_to_switch = do_move
             taps.attach(loop)
@@ -602,16 +631,20 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                     await _until(lambda: initiator.counters["precached"] >= 1,
                                  "the MN to precache the NAR's service ticket (the PAR's RA names realm B)", 5)
                 timeline.append(("trigger", time.monotonic_ns()))
-                client = ControlClient(par_sock)
-                await loop.run_in_executor(None, lambda: client.call(
-                    "handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address), nar_principal=str(nar_principal),
-                    buffer=opts.buffer))
+                # on the loop's thread, blocking it for the PAR's answer (it comes once the Redirect is out): an
+                # executor thread was still handing the GIL back while the MN answered the Redirect (see
+                # start_move)
+                ControlClient(par_sock).call("handover", pcoa=str(lab.pcoa), nar=str(lab.nar_address),
+                                             nar_principal=str(nar_principal), buffer=opts.buffer)
                 if opts.reverse:
-                    await _until(lambda: agent.mn.counters["link_reversals"] == 1
+                    await _until(lambda: move_failed() or agent.mn.counters["link_reversals"] == 1
                                  and agent.mn.state == MnState.ATTACHED, "the link reversal", 10)
+                    move.extend([await f for f in moves])
                     timeline.append(("back_at_par", time.monotonic_ns()))
                 else:
-                    await _until(lambda: agent.mn.counters["handovers_completed"] == 1, "the handover", 10)
+                    await _until(lambda: move_failed() or agent.mn.counters["handovers_completed"] == 1,
+                                 "the handover", 10)
+                    move.extend([await f for f in moves])
                     timeline.append(("attached_nar", time.monotonic_ns()))
 
                     seq = agent.mn.last_bu_sequence
@@ -708,9 +741,12 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     up = move[0].up_ns if move else None
     first = min((int(r[1]) for r in received if up is not None and int(r[1]) >= up), default=None)
     if up is not None and opts.mode == "fast" and not opts.reverse:
-        before = {"ready_to_switch": next((t for what, t in timeline if what == "ready_to_switch"), None),
-                  "last_on_old_link": max((int(r[1]) for r in received if int(r[1]) < move[0].down_ns), default=None),
-                  "link_down": move[0].down_ns}
+        mv = move[0]
+        before = {**latency.switch_steps(next((t for what, t in timeline if what == "ready_to_switch"), None),
+                                         mn_notes or [], engines.get("par", {}).get("notes", []),
+                                         command_ns=mv.command_ns, read_ns=mv.read_ns,
+                                         down_request_ns=mv.down_request_ns, down_ns=mv.down_ns),
+                  "last_on_old_link": max((int(r[1]) for r in received if int(r[1]) < mv.down_ns), default=None)}
         m["waterfall_ms"] = latency.waterfall(up, move[0].up_ack_ns, mn_notes or [],
                                               engines.get("nar", {}).get("notes", []),
                                               taps.attach_rx_ns() if taps else [],

@@ -47,6 +47,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv6Address, IPv6Network
@@ -101,6 +102,10 @@ class LinkMove:
     #: When the MN's carrier came up on the new link: the kernel's RTM_NEWLINK with IFF_LOWER_UP for the MN's
     #: interface, as the switch's watch read it (0: not watched, or not seen within a second)
     carrier_ns: int = 0
+    #: When the lab handed the move to the switch process (its command written) and when that process read it
+    #: (0: the move was made in the calling process, without the switch)
+    command_ns: int = 0
+    read_ns: int = 0
 
     @property
     def gap_ms(self) -> float:
@@ -238,6 +243,7 @@ class LabTopology:
         self.delays_applied = False
         self.mn_link = "A"
         self._mover: subprocess.Popen | None = None  # the layer-2 switch process: prepare_move()
+        self._moving: tuple[str, str, int] | None = None  # (old link, new link, command written): start_move()
         self._ifindex = 100
         self._built = False  # down() removes namespaces only of a lab this object (started to) build
         self._old_sigterm: Any = None
@@ -491,7 +497,7 @@ class LabTopology:
 
     def _close_mover(self) -> None:
         if self._mover is not None:
-            proc, self._mover = self._mover, None
+            proc, self._mover, self._moving = self._mover, None, None
             try:
                 assert proc.stdin is not None
                 proc.stdin.write("quit\n")
@@ -504,35 +510,13 @@ class LabTopology:
     def move_mn(self, to: str = "B", gap_ms: float = 30.0, hold_ms: float = 0.0) -> LinkMove:
         """Move the MN's bridge port to ``brA``/``brB``: down, nomaster, master, and up once ``gap_ms`` has
         passed since the down.  Returns the timestamps (see :class:`LinkMove`); ``up_ns - down_ns >= gap``.
-        After :meth:`prepare_move` the switch process makes the move (one at a time), reads when the MN's
-        carrier came up (``carrier_ns``) and answers ``hold_ms`` after that, so its answer does not compete
-        with a handover running on the new link; without it, the same requests are made from here."""
-        if to not in self.bridges:
-            raise ValueError(f"to must be one of {sorted(self.bridges)}, got {to!r}")
-        if not 0 <= gap_ms <= 60_000:
-            raise ValueError(f"gap_ms must be within 0..60000, got {gap_ms}")
-        if "air" not in self.ns:
-            raise LabError("the lab is not up")
-        old = self.mn_link
-        carrier_ns = 0
-        if self._mover is not None:
-            proc = self._mover
-            assert proc.stdin is not None and proc.stdout is not None
-            try:
-                proc.stdin.write(f"move {self.bridges[to]} {gap_ms!r} {max(0.0, hold_ms)!r}\n")
-                proc.stdin.flush()
-            except OSError as exc:
-                raise LabError(f"the layer-2 switch is gone: {exc}") from None
-            line = proc.stdout.readline()
-            try:
-                got = json.loads(line)
-            except ValueError:
-                got = {"error": f"no answer ({line.strip()!r})"}
-            if "error" in got:
-                raise LabError(f"the layer-2 move failed: {got['error']}")
-            times = (got["down_request_ns"], got["down_ns"], got["up_ns"], got["up_ack_ns"])
-            carrier_ns = got["carrier_ns"] or 0
-        else:
+        After :meth:`prepare_move` the switch process makes the move (one at a time: :meth:`start_move`, then
+        :meth:`finish_move`), reads when the MN's carrier came up (``carrier_ns``) and answers ``hold_ms`` after
+        that, so its answer does not compete with a handover running on the new link; without it, the same
+        requests are made from here."""
+        if self._mover is None:
+            self._check_move(to, gap_ms)
+            old = self.mn_link
             with self.ns["air"].enter():
                 links = LinkRequests()
                 try:
@@ -540,9 +524,69 @@ class LabTopology:
                                       socket.if_nametoindex(self.bridges[to]), gap_ms)
                 finally:
                     links.close()
+            self.mn_link = to
+            down_request_ns, down_ns, up_ns, up_ack_ns = times
+            return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns)
+        self.start_move(to, gap_ms, hold_ms)
+        return self.finish_move()
+
+    def _check_move(self, to: str, gap_ms: float) -> None:
+        if to not in self.bridges:
+            raise ValueError(f"to must be one of {sorted(self.bridges)}, got {to!r}")
+        if not 0 <= gap_ms <= 60_000:
+            raise ValueError(f"gap_ms must be within 0..60000, got {gap_ms}")
+        if "air" not in self.ns:
+            raise LabError("the lab is not up")
+
+    def start_move(self, to: str = "B", gap_ms: float = 30.0, hold_ms: float = 0.0) -> int:
+        """Hand the move to the switch process (:meth:`prepare_move` first) and return at once, with the
+        CLOCK_MONOTONIC time the command was written: one ``write`` on its pipe, which an event loop may make
+        itself -- a real MN starts its layer-2 switch right when it may, and the move's first request (the port
+        down) is the switch's next step after reading the command.  :meth:`finish_move` reads the outcome."""
+        self._check_move(to, gap_ms)
+        proc = self._mover
+        if proc is None:
+            raise LabError("the layer-2 switch is not running (prepare_move first)")
+        if self._moving is not None:
+            raise LabError("a layer-2 move is already under way (finish_move first)")
+        assert proc.stdin is not None
+        command_ns = time.monotonic_ns()
+        try:
+            proc.stdin.write(f"move {self.bridges[to]} {gap_ms!r} {max(0.0, hold_ms)!r}\n")
+            proc.stdin.flush()
+        except OSError as exc:
+            raise LabError(f"the layer-2 switch is gone: {exc}") from None
+        self._moving = (self.mn_link, to, command_ns)
+        return command_ns
+
+    def move_answer_fileno(self) -> int:
+        """The descriptor that becomes readable when the switch has answered :meth:`start_move` (then
+        :meth:`finish_move` does not wait): for an event loop's ``add_reader``."""
+        if self._mover is None or self._mover.stdout is None:
+            raise LabError("the layer-2 switch is not running (prepare_move first)")
+        return self._mover.stdout.fileno()
+
+    def finish_move(self) -> LinkMove:
+        """Wait for the answer to :meth:`start_move` (the switch writes it ``hold_ms`` after the MN's carrier
+        came up) and return the move's timestamps.  May run on any one thread."""
+        if self._moving is None or self._mover is None:
+            raise LabError("no layer-2 move under way")
+        old, to, command_ns = self._moving
+        proc = self._mover
+        assert proc.stdout is not None
+        try:
+            line = proc.stdout.readline()
+        finally:
+            self._moving = None
+        try:
+            got = json.loads(line)
+        except ValueError:
+            got = {"error": f"no answer ({line.strip()!r})"}
+        if "error" in got:
+            raise LabError(f"the layer-2 move failed: {got['error']}")
         self.mn_link = to
-        down_request_ns, down_ns, up_ns, up_ack_ns = times
-        return LinkMove(old, to, down_ns, up_ns, down_request_ns, up_ack_ns, carrier_ns)
+        return LinkMove(old, to, got["down_ns"], got["up_ns"], got["down_request_ns"], got["up_ack_ns"],
+                        got["carrier_ns"] or 0, command_ns, got.get("read_ns") or 0)
 
     # --- engine configuration
     def router_config(self, which: str = "par", **overrides: Any) -> str:
