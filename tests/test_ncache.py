@@ -773,3 +773,28 @@ def test_insert_one_refuses_what_insert_refuses(impl, args, error, match):
                          expiry=np.int64(5)) == 0
     assert int(nc.states[0]) == 2 and int(nc.flags[0]) == 1 and int(nc.ifindex[0]) == 3 and int(nc.expiry[0]) == 5
     assert nc.counters["inserted"] == 1
+
+
+@pytest.mark.skipif(not HAVE_CORE, reason="the compiled core is not built: its fast path is the subject")
+def test_compiled_insert_one_takes_enum_members_without_the_reference_check(monkeypatch):
+    """The engine's tables pass NeighborState / NeighborFlag members (int subclasses): the compiled insert_one
+    takes them as the ints they are, without the reference's argument check (25x the cost of the upsert);
+    bool and out-of-range values still reach the check and its error."""
+    from fmipfast import _core
+    from fmipfast.constants import NeighborFlag, NeighborState
+    from fmipfast.reference import ncache as ref_ncache
+
+    nc = _core.NeighborCache(4, seed=SEED)
+    checked = []
+    real = ref_ncache.check_one
+    monkeypatch.setattr(ref_ncache, "check_one", lambda *a: checked.append(a) or real(*a))
+    e = nc.insert_one(b"\1" * 16, bytes(6), NeighborState.STALE, flags=NeighborFlag.ROUTER | NeighborFlag.STATIC,
+                      ifindex=1, expiry=7)
+    assert checked == [] and e >= 0
+    assert int(nc.states[e]) == NeighborState.STALE
+    assert int(nc.flags[e]) == NeighborFlag.ROUTER | NeighborFlag.STATIC
+    with pytest.raises(TypeError, match="state"):
+        nc.insert_one(b"\2" * 16, bytes(6), True)
+    with pytest.raises(ValueError, match="ifindex"):
+        nc.insert_one(b"\2" * 16, bytes(6), NeighborState.STALE, ifindex=2**40)
+    assert len(checked) == 2

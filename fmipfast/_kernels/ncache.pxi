@@ -442,6 +442,23 @@ def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
 _NC_ARRAYS = ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use")
 
 
+cdef inline bint _nc_int(object x, long long low, long long high, long long* out):
+    """``x`` as a C integer in ``low..high`` when it is an int or an int subclass (an IntEnum or IntFlag member;
+    not a bool): its own value, read from the int itself (no method of a subclass runs, so what is checked is
+    what is written).  False for anything else or out of range: the caller takes the reference's check."""
+    cdef long long v
+    if not isinstance(x, int) or isinstance(x, bool):
+        return False
+    try:
+        v = x
+    except OverflowError:
+        return False
+    if v < low or v > high:
+        return False
+    out[0] = v
+    return True
+
+
 cdef class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
@@ -664,11 +681,13 @@ cdef class NeighborCache:
 
         Reference: fmipfast.reference.ncache.NeighborCache.insert_one
         """
+        cdef long long v_state = 0, v_flags = 0, v_ifindex = 0, v_expiry = 0
         if (type(key) is bytes and len(<bytes>key) == ADDR_LEN and type(mac) is bytes
-                and len(<bytes>mac) == MAC48_LEN and type(state) is int and 1 <= state <= NCSTATE_PROBE
-                and type(flags) is int and 0 <= flags <= NCFLAG_ALL and type(ifindex) is int
-                and 0 <= ifindex <= 0xFFFFFFFF and type(expiry) is int and 0 <= expiry <= INT64_MAX):
-            k, m, st, fl, ifx, ex = key, mac, state, flags, ifindex, expiry  # the common call: nothing to convert
+                and len(<bytes>mac) == MAC48_LEN and _nc_int(state, 1, NCSTATE_PROBE, &v_state)
+                and _nc_int(flags, 0, NCFLAG_ALL, &v_flags) and _nc_int(ifindex, 0, 0xFFFFFFFF, &v_ifindex)
+                and _nc_int(expiry, 0, INT64_MAX, &v_expiry)):
+            # the common call (ints, or the IntEnum/IntFlag members the engine's tables use): nothing to convert
+            k, m, st, fl, ifx, ex = key, mac, v_state, v_flags, v_ifindex, v_expiry
         else:
             k, m, st, fl, ifx, ex = _ncache_ref.check_one(key, mac, state, flags, ifindex, expiry)
         cdef const uint8_t* kp = k  # bytes: immutable, the values checked are the values written
