@@ -44,7 +44,14 @@ def test_a_fast_handover_at_1000_pps_loses_nothing_and_keeps_order(tmp_path):
     # path) waited at the NAR until the PAR's tunnel had drained
     assert m["reordered"] == 0, m
     assert m["held_at_route_switch"] > 0 and m["buffered"] > 0 and m["flushed"] == m["buffered"]
-    events = dict((what.split(" to ")[0], at) for what, at in m["timeline_ms"])
+    # each event's first instant after the trigger: the MN retransmits an Attach that no Authenticated-MN answered
+    # within its timer (the pure-Python kernels on a loaded machine can take that long), and the CN follows the
+    # first one's BU
+    trigger = next(at for what, at in m["timeline_ms"] if what == "trigger")
+    events: dict[str, float] = {}
+    for what, at in m["timeline_ms"]:
+        if at >= trigger:
+            events.setdefault(what.split(" to ")[0], at)
     # the BU travels in the Attach (a Mobility Header the NAR forwards); the CN follows it and acknowledges
     assert events["mn send Attach"] <= events["cn follows the BU"] <= events["mn recv BAck"]
     assert events["cn follows the BU"] - events["mn send Attach"] < 500  # that BU, not a retry 1 s later
