@@ -502,3 +502,21 @@ def test_control_socket_outgoing_udp_filter_and_a_bad_interface(veth):
             ControlSocket("nope0", udp_port_bpf(5555))
     with pytest.raises(ValueError, match="BPF program"):
         ControlSocket("lo", [])
+
+
+def test_a_frame_batch_holds_the_kernels_dtypes_from_construction():
+    """The engine hands a FrameBatch's vectors to the compiled node as they are: whatever the batch is made
+    from (lists, other integer dtypes, strided views), it holds C-contiguous int64 offsets and uint32 lengths
+    and status, with the same values; arrays already of those types are kept, not copied."""
+    from fmipfast.rings import FrameBatch
+
+    arena = np.zeros(64, dtype=np.uint8)
+    wide = np.arange(8, dtype=np.int32)
+    fb = FrameBatch(None, arena, [0, 10, 20], wide[::3].astype(np.uint16), wide[::3], np.zeros(3, np.int64))
+    for name, dtype in (("offsets", np.int64), ("lengths", np.uint32), ("status", np.uint32)):
+        a = getattr(fb, name)
+        assert a.dtype == dtype and a.flags.c_contiguous, name
+    assert fb.offsets.tolist() == [0, 10, 20] and fb.lengths.tolist() == [0, 3, 6] and fb.status.tolist() == [0, 3, 6]
+    off = np.array([0, 8], np.int64)
+    kept = FrameBatch(None, arena, off, np.ones(2, np.uint32), np.zeros(2, np.uint32), np.zeros(2, np.int64))
+    assert kept.offsets is off

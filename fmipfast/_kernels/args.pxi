@@ -4,8 +4,9 @@
 #
 #   * checks: _octets / _buffer_arg / _rows take a caller's object as a buffer of the right element type,
 #     dimension count and layout, with the reference's exception classes and messages; _need, _same_rows
-#     and _int_arg check sizes, row counts and integer ranges; _span_outside is the overflow-proof
-#     "is [offset, offset + length) outside the buffer" every batch kernel uses;
+#     and _int_arg check sizes, row counts and integer ranges (_int_in: the same range test without raising,
+#     for a scalar fast path that leaves anything else to the reference's check); _span_outside is the
+#     overflow-proof "is [offset, offset + length) outside the buffer" every batch kernel uses;
 #   * data pointers: _np_vec (the per-block fast path: an exact 1-D numpy array of one dtype, else the caller
 #     takes the typed view), _data (1-D view), _rows_data (2-D view), _row0 (any C-contiguous numpy array of
 #     at least one row) and _u8p (a uint8 array, or NULL for None).  An empty view's pointer is _EMPTY, a
@@ -54,6 +55,23 @@ cdef const uint8_t[::1] _octets(object obj) except *:
     except BufferError:
         raise ValueError("Buffer not C contiguous.") from None
     return view
+
+
+cdef inline bint _int_in(object x, long long low, long long high, long long* out):
+    """``x`` as a C integer in ``low..high`` when it is an int or an int subclass (an IntEnum or IntFlag member;
+    not a bool): its own value, read from the int itself (no method of a subclass runs, so what is checked is
+    what is written).  False for anything else or out of range: the caller takes the reference's check."""
+    cdef long long v
+    if not isinstance(x, int) or isinstance(x, bool):
+        return False
+    try:
+        v = x
+    except OverflowError:
+        return False
+    if v < low or v > high:
+        return False
+    out[0] = v
+    return True
 
 
 _SIGNED_FORMATS, _UNSIGNED_FORMATS = "bhilqn", "BHILQN"

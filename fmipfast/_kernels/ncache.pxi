@@ -442,23 +442,6 @@ def _check_fields(Py_ssize_t n, macs, states, flags, ifindex, expiry):
 _NC_ARRAYS = ("keys", "macs", "states", "flags", "ifindex", "expiry", "in_use")
 
 
-cdef inline bint _nc_int(object x, long long low, long long high, long long* out):
-    """``x`` as a C integer in ``low..high`` when it is an int or an int subclass (an IntEnum or IntFlag member;
-    not a bool): its own value, read from the int itself (no method of a subclass runs, so what is checked is
-    what is written).  False for anything else or out of range: the caller takes the reference's check."""
-    cdef long long v
-    if not isinstance(x, int) or isinstance(x, bool):
-        return False
-    try:
-        v = x
-    except OverflowError:
-        return False
-    if v < low or v > high:
-        return False
-    out[0] = v
-    return True
-
-
 cdef class NeighborCache:
     """Bounded neighbor cache keyed by 128-bit IPv6 addresses; one writer: the engine thread.
 
@@ -683,9 +666,9 @@ cdef class NeighborCache:
         """
         cdef long long v_state = 0, v_flags = 0, v_ifindex = 0, v_expiry = 0
         if (type(key) is bytes and len(<bytes>key) == ADDR_LEN and type(mac) is bytes
-                and len(<bytes>mac) == MAC48_LEN and _nc_int(state, 1, NCSTATE_PROBE, &v_state)
-                and _nc_int(flags, 0, NCFLAG_ALL, &v_flags) and _nc_int(ifindex, 0, 0xFFFFFFFF, &v_ifindex)
-                and _nc_int(expiry, 0, INT64_MAX, &v_expiry)):
+                and len(<bytes>mac) == MAC48_LEN and _int_in(state, 1, NCSTATE_PROBE, &v_state)
+                and _int_in(flags, 0, NCFLAG_ALL, &v_flags) and _int_in(ifindex, 0, 0xFFFFFFFF, &v_ifindex)
+                and _int_in(expiry, 0, INT64_MAX, &v_expiry)):
             # the common call (ints, or the IntEnum/IntFlag members the engine's tables use): nothing to convert
             k, m, st, fl, ifx, ex = key, mac, v_state, v_flags, v_ifindex, v_expiry
         else:
