@@ -89,7 +89,6 @@ import select
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -171,20 +170,7 @@ def worker_main(argv: list[str]) -> int:
         geometry = dict(rx_block_size=ring.block_size, rx_block_nr=ring.block_count,
                         rx_timeout_ms=ring.timeout_ms, tx_frame_nr=args.tx_frames or ring.tx_frames,
                         qdisc_bypass=args.qdisc_bypass)
-        try:
-            ports[name] = RingPort(name, **geometry, fanout=fanout)
-        except TypeError:
-            # PacketRing passes the PACKET_FANOUT argument as a Python int; with PACKET_FANOUT_FLAG_DEFRAG
-            # (0x8000 << 16) it exceeds a C int and socket.setsockopt refuses it.  Until rings.py packs
-            # it as an unsigned 32-bit value, join the group here exactly as PacketRing would.
-            import gc
-
-            from fmipfast import rings
-            gc.collect()  # the half-built PacketRing's socket (bound, no fanout) must not linger
-            ports[name] = RingPort(name, **geometry)
-            value = ((args.fanout + k) & 0xFFFF) | ((rings.FANOUT_MODES["hash"]
-                                                     | rings.PACKET_FANOUT_FLAG_DEFRAG) << 16)
-            ports[name].ring.sock.setsockopt(rings.SOL_PACKET, rings.PACKET_FANOUT, struct.pack("=I", value))
+        ports[name] = RingPort(name, **geometry, fanout=fanout)
     engine = Engine(cfg, ports, peers=[GEN_IP] if args.mode == "decap" else [])
     if args.mode == "tunnel":
         engine.tunnel_add(SINK_IP, NAR_IP)  # the PAR: every frame for the sink is encapsulated toward the NAR
@@ -534,6 +520,9 @@ class Bench:
         d = {k: sum(a[k] - b[k] for a, b in zip(after, before))
              for k in ("ring_drops", "tx_ring_full", "ra_kernel_packets", "received", "forwarded", "cpu_s",
                        "cpu_user_s", "cpu_sys_s")}
+        # RX blocks the workers walked (the engine's snap says ra_rx_blocks, limit_forward's rx_blocks)
+        blocks = sum(a.get("ra_rx_blocks", a.get("rx_blocks", 0)) - b.get("ra_rx_blocks", b.get("rx_blocks", 0))
+                     for a, b in zip(after, before))
         per_worker = [a["received"] - b["received"] for a, b in zip(after, before)]
         fw = d["forwarded"]
         nan = float("nan")
@@ -547,7 +536,8 @@ class Bench:
                      {"per_worker_received": per_worker, "forwarded": fw, "sink": sink, "cpu_us_per_frame": total,
                       "rusage_user_us": d["cpu_user_s"] / fw * 1e6 if fw else nan,
                       "rusage_sys_us": d["cpu_sys_s"] / fw * 1e6 if fw else nan,
-                      "kernel_share": kernel_share, "frame_len": g.get("frame_len", 0)})
+                      "kernel_share": kernel_share, "frame_len": g.get("frame_len", 0),
+                      "frames_per_block": d["received"] / blocks if blocks else nan})
 
     def perf_start(self) -> subprocess.Popen | None:
         """``perf record -e cpu-clock`` of the workers (--split perf): samples at ~5 kHz from a high-resolution
@@ -801,6 +791,8 @@ def row(name: str, trials: list[Trial], limit_rate: float, key: str, phase: str)
             "sys_us_per_frame": median([t.sys_us for t in trials if t.sys_us == t.sys_us]),
             "frame_len": trials[0].extra.get("frame_len", 0),
             "per_worker": [t.extra.get("per_worker_received") for t in trials],
+            "frames_per_block": median([f for f in (t.extra.get("frames_per_block", float("nan")) for t in trials)
+                                        if f == f]),
             "ratio": delivered / limit_rate if limit_rate else float("nan")}
 
 
@@ -853,7 +845,8 @@ def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, 
         cap = 1e6 / tot
         print(f"engine cost: {tot:.2f} µs of worker CPU per forwarded frame ({u:.2f} user + {s_:.2f} sys; sys is the "
               f"kernel's TX path and, on veth, the delivery to the sink), i.e. ~{cap:,.0f} frames/s on one whole "
-              f"core = {cap / limit_rate:.0%} of the limit; insensitive to foreign load, unlike the rates above")
+              f"core = {cap / limit_rate:.0%} of the limit; insensitive to foreign load, unlike the rates above; "
+              f"{flat['engine']['frames_per_block']:,.0f} frames per RX block flat out")
     if "c-forward" in flat:
         u, s_, tot = cost("c-forward")
         print(f"c-forward cost: {tot:.2f} µs per frame ({u:.2f} user + {s_:.2f} sys), i.e. ~{1e6 / tot:,.0f} "

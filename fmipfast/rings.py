@@ -245,7 +245,7 @@ class PacketRing:
         if walk["error"]:
             self.counters["rx_walk_errors"] += 1
             self.counters["rx_walk_dropped"] += walk["dropped"]
-        self.counters["rx_csum_not_ready"] += int(np.count_nonzero(walk["status"] & TP_STATUS_CSUMNOTREADY))
+        self.counters["rx_csum_not_ready"] += walk["csum_not_ready"]
         return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
                           partial(backend.ring_release_block, self.rx, off), walk["vlan_tci"])
 

@@ -95,6 +95,17 @@ def _walk_out(rows: int) -> tuple[np.ndarray, ...]:
             np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32))
 
 
+def test_walk_counts_the_frames_whose_checksum_is_not_ready(impl):
+    """The walk says how many of the frames it reports carry TP_STATUS_CSUMNOTREADY (the ring's
+    rx_csum_not_ready counter), no more than it reports when max_frames bounds it."""
+    plain = np.frombuffer(make_block(FRAMES), dtype=np.uint8).copy()
+    assert impl.ring_walk_block(plain, 0, BLOCK)["csum_not_ready"] == 0
+    partial = np.frombuffer(make_block(FRAMES, status=TP_STATUS_CSUMNOTREADY | 1), dtype=np.uint8).copy()
+    assert impl.ring_walk_block(partial, 0, BLOCK)["csum_not_ready"] == len(FRAMES)
+    assert impl.ring_walk_block(partial, 0, BLOCK, max_frames=5)["csum_not_ready"] == 5
+    assert impl.ring_walk_block(partial, 0, BLOCK, max_frames=0)["csum_not_ready"] == 0
+
+
 def test_walk_into_the_callers_arrays(impl):
     """``out=``: the walk fills the caller's arrays (no allocation per block) and hands back views of their
     first rows; a second walk into the same storage overwrites them; rows past the frames stay untouched."""
@@ -151,21 +162,23 @@ def test_walk_of_a_damaged_block_agrees_and_stays_inside(data):
     ref = reference.ring_walk_block(ring, 0, BLOCK)
     for o, n in zip(ref["offsets"], ref["lengths"]):
         assert 0 <= o and o + n <= BLOCK
+    assert ref["csum_not_ready"] == np.count_nonzero(ref["status"] & TP_STATUS_CSUMNOTREADY)
     if HAVE_CORE:
         from fmipfast import _core
 
         got = _core.ring_walk_block(ring, 0, BLOCK)
         for key in ("offsets", "lengths", "status", "ts_ns", "vlan_tci"):
             assert np.array_equal(got[key], ref[key]), key
-        assert (got["error"], got["announced"], got["dropped"]) == (ref["error"], ref["announced"], ref["dropped"])
+        assert (got["error"], got["announced"], got["dropped"], got["csum_not_ready"]) == (
+            ref["error"], ref["announced"], ref["dropped"], ref["csum_not_ready"])
         # and into the caller's storage, bounded by it
         rows = data.draw(st.integers(0, BLOCK // 16 + 1))
         got = _core.ring_walk_block(ring, 0, BLOCK, max_frames=rows, out=_walk_out(rows))
         want = reference.ring_walk_block(ring, 0, BLOCK, max_frames=rows, out=_walk_out(rows))
         for key in ("offsets", "lengths", "status", "ts_ns", "vlan_tci"):
             assert np.array_equal(got[key], want[key]), key
-        assert (got["error"], got["announced"], got["dropped"]) == (want["error"], want["announced"],
-                                                                    want["dropped"])
+        assert (got["error"], got["announced"], got["dropped"], got["csum_not_ready"]) == (
+            want["error"], want["announced"], want["dropped"], want["csum_not_ready"])
 
 
 def test_tx_fill(impl):

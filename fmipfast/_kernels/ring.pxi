@@ -129,8 +129,9 @@ cdef enum:
 cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize_t base,
                            int64_t* offsets, uint32_t* lengths, uint32_t* status, int64_t* ts_ns,
                            uint32_t* vlan, Py_ssize_t max_frames, int* error,
-                           Py_ssize_t* announced) noexcept nogil:
-    """Walk one TPACKET_V3 block; return the number of valid frames written (<= max_frames).
+                           Py_ssize_t* announced, Py_ssize_t* csum_not_ready) noexcept nogil:
+    """Walk one TPACKET_V3 block; return the number of valid frames written (<= max_frames), and in
+    ``csum_not_ready`` how many of them carry TP_STATUS_CSUMNOTREADY.
 
     The block is shared with the kernel (and any thread): the descriptor and each frame header are copied
     out once (memcpy) and only the copies are checked and used.  Every bound is checked in the
@@ -141,6 +142,7 @@ cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize
     cdef Py_ssize_t pos, blk_len, count = 0, num, mac, snaplen, nxt, nxt_guess = 0
     error[0] = RING_WALK_OK
     announced[0] = 0
+    csum_not_ready[0] = 0
     if block_size < <Py_ssize_t>sizeof(tpacket_block_desc):
         error[0] = RING_BAD_BLK_LEN
         return 0
@@ -179,6 +181,7 @@ cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize
         offsets[count] = base + pos + mac
         lengths[count] = <uint32_t>snaplen
         status[count] = hdr.tp_status
+        csum_not_ready[0] += (hdr.tp_status & TP_STATUS_CSUMNOTREADY) != 0
         ts_ns[count] = <int64_t>hdr.tp_sec * 1000000000 + hdr.tp_nsec
         vlan[count] = hdr.hv1.tp_vlan_tci if (hdr.tp_status & TP_STATUS_VLAN_VALID) else 0xFFFFFFFF
         count += 1
@@ -228,7 +231,8 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None, out=None
         ``offsets`` int64 (frame starts, relative to ``ring``), ``lengths`` uint32 (captured lengths),
         ``status`` uint32 (``tp_status``: TP_STATUS_CSUMNOTREADY and friends), ``ts_ns`` int64,
         ``vlan_tci`` uint32 (0xFFFFFFFF when no tag was stripped), ``announced`` (num_pkts),
-        ``dropped`` (announced frames not reported), ``error`` (index into RING_WALK_ERRORS).
+        ``dropped`` (announced frames not reported), ``error`` (index into RING_WALK_ERRORS),
+        ``csum_not_ready`` (how many reported frames have TP_STATUS_CSUMNOTREADY in their status).
 
     Raises
     ------
@@ -294,14 +298,15 @@ def ring_walk_block(ring, block_offset, block_size, *, max_frames=None, out=None
         ts = ts_ns
         vl = vlan
     cdef int error = 0
-    cdef Py_ssize_t announced = 0, n = 0
+    cdef Py_ssize_t announced = 0, n = 0, csum_not_ready = 0
     cdef const uint8_t* block = _data(rv) + c_offset
     if c_limit > 0:
         with nogil:
             n = _ring_walk(block, c_size, c_offset, &o[0], &ln[0], &st[0], &ts[0], &vl[0], c_limit,
-                           &error, &announced)
+                           &error, &announced, &csum_not_ready)
     return {"offsets": offsets[:n], "lengths": lengths[:n], "status": status[:n], "ts_ns": ts_ns[:n],
-            "vlan_tci": vlan[:n], "announced": announced, "dropped": max(announced - n, 0), "error": error}
+            "vlan_tci": vlan[:n], "announced": announced, "dropped": max(announced - n, 0), "error": error,
+            "csum_not_ready": csum_not_ready}
 
 
 def ring_block_status(ring, block_offset):

@@ -21,6 +21,7 @@ import numpy as np
 from fmipfast._linux import (
     BLOCK_DESC_LEN,
     TP_STATUS_AVAILABLE,
+    TP_STATUS_CSUMNOTREADY,
     TP_STATUS_KERNEL,
     TP_STATUS_SEND_REQUEST,
     TP_STATUS_VLAN_VALID,
@@ -102,7 +103,7 @@ def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames
             columns = [target[:n] for target in outs]
         return {"offsets": columns[0], "lengths": columns[1], "status": columns[2], "ts_ns": columns[3],
                 "vlan_tci": columns[4], "announced": announced, "dropped": max(announced - len(offsets), 0),
-                "error": error}
+                "error": error, "csum_not_ready": sum(1 for st in status if st & TP_STATUS_CSUMNOTREADY)}
 
     if limit <= 0:
         return result()
