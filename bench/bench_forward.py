@@ -34,7 +34,7 @@ row alike; the zero-drop searches (``--search``) follow.
                   worker shares CPU 0 with the generator, so these rows are bound by the generator's share
                   of CPU 0, not by the engine: they show that fanout works and how evenly it hashes.
 * ``c-forward``   ``bench/limit_forward.c``: the engine's socket and ring setup (TPACKET_V3, 16 x 256 KiB RX
-                  blocks, 10 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
+                  blocks, 1 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
                   mapping, PACKET_IGNORE_OUTGOING), per frame only the IPv6 ethertype and hop-limit checks,
                   the MAC rewrite and the hop-limit decrement into the TX ring, one send(2) per RX block, no
                   Python.  The floor under any forwarder on these rings: engine / c-forward is what the
@@ -151,6 +151,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--mode", choices=MODES, default="plain")
     ap.add_argument("--qdisc-bypass", action="store_true")
     ap.add_argument("--tx-frames", type=int, default=0)
+    ap.add_argument("--ring-timeout-ms", type=int, default=0)
     args = ap.parse_args(argv)
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
@@ -163,13 +164,13 @@ def worker_main(argv: list[str]) -> int:
     batch = f"batch_size = {args.batch_size}" if args.batch_size else ""
     cfg = config.loads(WORKER_TOML.format(ra_ip=RA_IP, rb_ip=RB_IP, sink_ip=SINK_IP, sink_mac=args.sink_mac,
                                           nar_ip=NAR_IP, batch_size=batch)).router
-    ring = cfg.ring  # the engine's default geometry: 16 x 256 KiB RX blocks, 10 ms retire timeout
+    ring = cfg.ring  # the engine's default geometry: 16 x 256 KiB RX blocks, 1 ms retire timeout
     ports = {}
     for k, name in enumerate(("ra", "rb")):
         fanout = (args.fanout + k, "hash") if args.fanout else None
         geometry = dict(rx_block_size=ring.block_size, rx_block_nr=ring.block_count,
-                        rx_timeout_ms=ring.timeout_ms, tx_frame_nr=args.tx_frames or ring.tx_frames,
-                        qdisc_bypass=args.qdisc_bypass)
+                        rx_timeout_ms=args.ring_timeout_ms or ring.timeout_ms,
+                        tx_frame_nr=args.tx_frames or ring.tx_frames, qdisc_bypass=args.qdisc_bypass)
         ports[name] = RingPort(name, **geometry, fanout=fanout)
     engine = Engine(cfg, ports, peers=[GEN_IP] if args.mode == "decap" else [])
     if args.mode == "tunnel":
@@ -289,6 +290,7 @@ class Fwd:
     tx_frames: int = 0  # TX ring frames; 0: the engine's default ([router.ring] tx_frames = 512)
     send_every: int = 0  # c only: send(2) every N queued frames; 0: once per RX block, as the engine
     sendmmsg: bool = False  # c only: no TX ring, sendmmsg(2) of the frames rewritten in place in the RX block
+    timeout_ms: int = 0  # the RX rings' block retire timeout; 0: the engine's default ([router.ring] timeout_ms)
 
 
 FORWARDERS = {f.key: f for f in (
@@ -414,6 +416,8 @@ class Bench:
                     cmd += ["-s", str(fwd.send_every)]
                 if fwd.sendmmsg:
                     cmd += ["-m"]
+                if fwd.timeout_ms:
+                    cmd += ["-T", str(fwd.timeout_ms)]
             else:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--sink-mac", self.se_mac,
                        "--mode", fwd.mode]
@@ -429,6 +433,8 @@ class Bench:
                     cmd += ["--qdisc-bypass"]
                 if fwd.tx_frames:
                     cmd += ["--tx-frames", str(fwd.tx_frames)]
+                if fwd.timeout_ms:
+                    cmd += ["--ring-timeout-ms", str(fwd.timeout_ms)]
                 env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
             p = self.popen(self.rt, cmd, env=env)
             line = p.stdout.readline().strip()

@@ -2,7 +2,7 @@
  *
  * The cheapest forwarding that uses the engine's kernel interface: one AF_PACKET socket per interface set up
  * exactly as fmipfast.rings.PacketRing does it (TPACKET_V3; RX ring of 16 blocks of 256 KiB, 2048-octet
- * frame hint, retire timeout 10 ms, TP_FT_REQ_FILL_RXHASH; TX ring in the same mapping: 4096-octet blocks
+ * frame hint, retire timeout 1 ms, TP_FT_REQ_FILL_RXHASH; TX ring in the same mapping: 4096-octet blocks
  * of two 2048-octet frames, 512 frames; PACKET_IGNORE_OUTGOING; bound to ETH_P_ALL; non-blocking), then
  * for every frame of every RX block on RX_IF: IPv6 ethertype checked, hop limit > 1 checked (else dropped),
  * the frame copied into the next free TX slot of TX_IF with the MAC rewritten (destination = DST_MAC,
@@ -20,6 +20,7 @@
  *                 copies each into a linear skb (packet_snd) instead of page fragments of the TX ring
  *     -c CPU      pin to CPU
  *     -e OCTETS   the minimum frame (default 14 + 40)
+ *     -T MS       the RX rings' block retire timeout (default 1, the engine's [router.ring] timeout_ms)
  *
  * A TX slot the kernel still owns counts as tx_ring_full and the frame is dropped, after one send(2) to
  * kick the kernel and one more look (the engine's PacketRing.send stops the same way).  Control on stdin,
@@ -56,7 +57,7 @@
 #define RX_BLOCK_SIZE (1u << 18)
 #define RX_BLOCK_NR 16u
 #define RX_FRAME 2048u
-#define RX_TIMEOUT_MS 10u
+#define RX_TIMEOUT_MS 1u
 #define TX_FRAME 2048u
 #define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) /* rings.pxi FMIPFAST_TX_DATA_OFF */
 
@@ -82,14 +83,15 @@ static int parse_mac(const char *s, uint8_t *out) {
 }
 
 /* PacketRing._setup, option by option */
-static void ring_open(struct ring *r, const char *ifname, unsigned tx_frames, int qdisc_bypass, int tx_ring) {
+static void ring_open(struct ring *r, const char *ifname, unsigned tx_frames, int qdisc_bypass, int tx_ring,
+                      unsigned timeout_ms) {
     memset(r, 0, sizeof *r);
     r->fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
     if (r->fd < 0) die("socket");
     int v = TPACKET_V3;
     if (setsockopt(r->fd, SOL_PACKET, PACKET_VERSION, &v, sizeof v) < 0) die("PACKET_VERSION");
     struct tpacket_req3 rx = {RX_BLOCK_SIZE, RX_BLOCK_NR, RX_FRAME, RX_BLOCK_SIZE / RX_FRAME * RX_BLOCK_NR,
-                              RX_TIMEOUT_MS, 0, TP_FT_REQ_FILL_RXHASH};
+                              timeout_ms, 0, TP_FT_REQ_FILL_RXHASH};
     if (setsockopt(r->fd, SOL_PACKET, PACKET_RX_RING, &rx, sizeof rx) < 0) die("PACKET_RX_RING");
     unsigned page = (unsigned)sysconf(_SC_PAGESIZE);
     unsigned tx_block = page > TX_FRAME ? page : TX_FRAME;
@@ -163,14 +165,14 @@ static int tx_slot_free(struct ring *t) {
 
 int main(int argc, char **argv) {
     if (argc < 4) {
-        fprintf(stderr, "usage: %s RX_IF TX_IF DST_MAC [-q] [-t tx_frames] [-s send_every] [-w] [-c cpu]\n",
-                argv[0]);
+        fprintf(stderr, "usage: %s RX_IF TX_IF DST_MAC [-q] [-t tx_frames] [-s send_every] [-w] [-c cpu] "
+                "[-T timeout_ms]\n", argv[0]);
         return 2;
     }
     uint8_t dmac[6];
     if (parse_mac(argv[3], dmac)) { fprintf(stderr, "limit_forward: bad MAC\n"); return 2; }
     int qdisc_bypass = 0, cpu = -1, flags = MSG_DONTWAIT, mmsg = 0;
-    unsigned tx_frames = 512, send_every = 0, min_len = 14 + 40;
+    unsigned tx_frames = 512, send_every = 0, min_len = 14 + 40, timeout_ms = RX_TIMEOUT_MS;
     for (int i = 4; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : "0";
@@ -181,6 +183,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "-s")) { send_every = (unsigned)atoi(val); i++; }
         else if (!strcmp(a, "-c")) { cpu = atoi(val); i++; }
         else if (!strcmp(a, "-e")) { min_len = (unsigned)atoi(val); i++; }
+        else if (!strcmp(a, "-T")) { timeout_ms = (unsigned)atoi(val); i++; }
         else { fprintf(stderr, "limit_forward: unknown option %s\n", a); return 2; }
     }
     if (tx_frames < 1) tx_frames = 1;
@@ -191,8 +194,9 @@ int main(int argc, char **argv) {
         if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
     }
     struct ring in, out;
-    ring_open(&in, argv[1], tx_frames, qdisc_bypass, 1);
-    ring_open(&out, argv[2], tx_frames, qdisc_bypass, !mmsg);
+    if (timeout_ms < 1) timeout_ms = 1;
+    ring_open(&in, argv[1], tx_frames, qdisc_bypass, 1, timeout_ms);
+    ring_open(&out, argv[2], tx_frames, qdisc_bypass, !mmsg, timeout_ms);
     enum { MMSG_MAX = 1024 };
     static struct mmsghdr msgs[MMSG_MAX];
     static struct iovec iov[MMSG_MAX];
