@@ -152,6 +152,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--qdisc-bypass", action="store_true")
     ap.add_argument("--tx-frames", type=int, default=0)
     ap.add_argument("--ring-timeout-ms", type=int, default=0)
+    ap.add_argument("--ring-blocks", type=int, default=0)
     args = ap.parse_args(argv)
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
@@ -168,7 +169,7 @@ def worker_main(argv: list[str]) -> int:
     ports = {}
     for k, name in enumerate(("ra", "rb")):
         fanout = (args.fanout + k, "hash") if args.fanout else None
-        geometry = dict(rx_block_size=ring.block_size, rx_block_nr=ring.block_count,
+        geometry = dict(rx_block_size=ring.block_size, rx_block_nr=args.ring_blocks or ring.block_count,
                         rx_timeout_ms=args.ring_timeout_ms or ring.timeout_ms,
                         tx_frame_nr=args.tx_frames or ring.tx_frames, qdisc_bypass=args.qdisc_bypass)
         ports[name] = RingPort(name, **geometry, fanout=fanout)
@@ -291,6 +292,7 @@ class Fwd:
     send_every: int = 0  # c only: send(2) every N queued frames; 0: once per RX block, as the engine
     sendmmsg: bool = False  # c only: no TX ring, sendmmsg(2) of the frames rewritten in place in the RX block
     timeout_ms: int = 0  # the RX rings' block retire timeout; 0: the engine's default ([router.ring] timeout_ms)
+    block_count: int = 0  # engine only: RX blocks per ring; 0: the engine's default ([router.ring] block_count)
 
 
 FORWARDERS = {f.key: f for f in (
@@ -308,9 +310,14 @@ FORWARDERS = {f.key: f for f in (
     Fwd("c-tx4096", "c-forward, TX ring 4096 frames", kind="c", tx_frames=4096),
     Fwd("c-send64", "c-forward, send(2) every 64 frames", kind="c", send_every=64),
     Fwd("c-mmsg", "c-forward, sendmmsg(2) from the RX block", kind="c", sendmmsg=True),
+    # the RX ring's retire timeout and depth (--ring-variants)
+    Fwd("engine-t10", "engine x1, retire timeout 10 ms", timeout_ms=10),
+    Fwd("engine-b64", "engine x1, 64 RX blocks", block_count=64),
+    Fwd("c-t10", "c-forward, retire timeout 10 ms", kind="c", timeout_ms=10),
 )}
 DEFAULT_ROWS = "limit,engine,fanout,c-forward,kernel,tunnel,decap"
 TX_VARIANTS = "engine-bypass,engine-tx128,engine-tx4096,c-bypass,c-tx128,c-tx4096,c-send64,c-mmsg"
+RING_VARIANTS = "engine-t10,engine-b64,c-t10"
 DEFAULT_SEARCH = "engine,fanout,c-forward,tunnel,decap"
 
 
@@ -435,6 +442,8 @@ class Bench:
                     cmd += ["--tx-frames", str(fwd.tx_frames)]
                 if fwd.timeout_ms:
                     cmd += ["--ring-timeout-ms", str(fwd.timeout_ms)]
+                if fwd.block_count:
+                    cmd += ["--ring-blocks", str(fwd.block_count)]
                 env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
             p = self.popen(self.rt, cmd, env=env)
             line = p.stdout.readline().strip()
@@ -639,6 +648,8 @@ def main() -> int:
                          f"{', '.join(k for k in FORWARDERS if k not in DEFAULT_ROWS.split(','))})")
     ap.add_argument("--tx-variants", action="store_true",
                     help=f"add the TX-cost variants to the flat-out rows ({TX_VARIANTS})")
+    ap.add_argument("--ring-variants", action="store_true",
+                    help=f"add the RX ring's timeout and depth variants to the flat-out rows ({RING_VARIANTS})")
     ap.add_argument("--search", default=DEFAULT_SEARCH,
                     help=f"rows that get a zero-drop search and confirmation (default {DEFAULT_SEARCH}; '' none)")
     ap.add_argument("--offered", type=float, default=0,
@@ -656,6 +667,8 @@ def main() -> int:
     keys = [k for k in args.rows.split(",") if k]
     if args.tx_variants:
         keys += [k for k in TX_VARIANTS.split(",") if k not in keys]
+    if args.ring_variants:
+        keys += [k for k in RING_VARIANTS.split(",") if k not in keys]
     unknown = [k for k in keys if k not in FORWARDERS and k not in ("limit", "kernel")]
     if unknown or "limit" not in keys:
         sys.exit(f"bench_forward: unknown rows {unknown} (the limit row is always needed: it is the denominator)")
@@ -912,7 +925,7 @@ def print_table(rows, limit_rate, results, load_start, load_end, elapsed, reps, 
         if key in flat and key != base and f.mode == "plain" and f.workers == 1 and base in flat:
             u, s_, tot = cost(key)
             bu, bs, bt = cost(base)
-            print(f"TX variant {f.label!r} / {base}: delivered flat out "
+            print(f"variant {f.label!r} / {base}: delivered flat out "
                   f"{flat[key]['delivered'] / flat[base]['delivered']:.2f}; sys µs/frame {s_:.2f} vs {bs:.2f} "
                   f"({s_ / bs:.2f}x), total {tot:.2f} vs {bt:.2f} ({tot / bt:.2f}x)")
     for r in rows:
