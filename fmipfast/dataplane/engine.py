@@ -276,7 +276,9 @@ class Engine:
         return self._handover.holds()
 
     def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
-        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4)."""
+        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4).  Returns the PCoA's
+        neighbor index, or -1 if nothing was installed: the neighbor table is full, or ``nar`` would be a NAR
+        beyond ``[router] tunnel_peers`` (a NAR's row is reused once no tunnel leads to it)."""
         return self._handover.tunnel_add(pcoa, nar)
 
     def tunnel_remove(self, pcoa: str | IPv6Address) -> None:

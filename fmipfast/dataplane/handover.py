@@ -74,10 +74,14 @@ class Handover:
         self.tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
         self.hold: dict[int, Hold] = {}  # ncache index of a HOLD entry (an NCoA) -> its hold
         self.hold_alias: dict[int, int] = {}  # ncache index of a held NCoA's alias (PCoA) -> the NCoA's index
-        #: NAR addresses of tunnels, by the index the ``entry_peer`` column holds (interned, never reused).
-        self.peer_table: list[IPv6Address] = []
+        #: NAR addresses of tunnels, by the row the ``entry_peer`` column holds (None: a free row).  A row is
+        #: taken for a NAR while a tunnel entry refers to it (``peer_refs``) and reused once none does; at most
+        #: ``cfg.tunnel_peers`` rows (:meth:`tunnel_add` refuses a new NAR beyond them).
+        self.peer_table: list[IPv6Address | None] = []
         self.peer_index: dict[IPv6Address, int] = {}
-        self.peer_arrays: list[np.ndarray] = []
+        self.peer_refs: list[int] = []  # tunnel entries per row
+        self.peer_arrays: list[np.ndarray] = []  # the rows as the node has them (set_tunnel_peers)
+        self._free_rows: list[int] = []
 
     # ------------------------------------------------------------------ NAR: proxy entries and their buffer
     def proxy_add(self, address: str | IPv6Address, key: int | None, lifetime_ms: int, iface: str | None = None,
@@ -125,13 +129,51 @@ class Handover:
                 h = self.hold.get(idx)
                 key = -1 if h is None else h.key
             self.node.entry_key[idx] = key
+            old = int(self.node.entry_peer[idx])
             peer = self.tunnel_peer.get(idx)
-            if peer is not None and peer not in self.peer_index:
-                self.peer_index[peer] = len(self.peer_table)
+            if old >= 0 and (peer is None or self.peer_table[old] != peer):
+                self._peer_unref(old)  # first: the row it frees may be the one the new NAR takes
+                old = -1
+            row = old if old >= 0 or peer is None else self._peer_ref(peer)
+            self.node.entry_peer[idx] = row
+
+    # ---------------------------------------------------------------- the tunnel peer rows
+    def peer_room(self, peer: IPv6Address, pcoa: IPv6Address) -> bool:
+        """True if a tunnel from ``pcoa`` to ``peer`` can have a row: ``peer`` has one, one is free, or the row
+        ``pcoa``'s tunnel holds now is its alone (the move to ``peer`` frees it first)."""
+        if peer in self.peer_index or self._free_rows or len(self.peer_table) < self.cfg.tunnel_peers:
+            return True
+        idx = find_neighbor(self.ncache, pcoa)
+        if idx < 0 or idx not in self.tunnel_peer or not 0 <= idx < self.node.entry_peer.shape[0]:
+            return False
+        row = int(self.node.entry_peer[idx])
+        return row >= 0 and self.peer_refs[row] == 1
+
+    def _peer_ref(self, peer: IPv6Address) -> int:
+        row = self.peer_index.get(peer)
+        if row is None:  # callers asked peer_room first (tunnel_add): a row is free
+            row = self._free_rows.pop() if self._free_rows else len(self.peer_table)
+            array = np.frombuffer(peer.packed, dtype=np.uint8)
+            if row == len(self.peer_table):
                 self.peer_table.append(peer)
-                self.peer_arrays.append(np.frombuffer(peer.packed, dtype=np.uint8))
-                self.node.set_tunnel_peers(np.stack(self.peer_arrays))
-            self.node.entry_peer[idx] = -1 if peer is None else self.peer_index[peer]
+                self.peer_refs.append(0)
+                self.peer_arrays.append(array)
+            else:
+                self.peer_table[row] = peer
+                self.peer_arrays[row] = array
+            self.peer_index[peer] = row
+            self.node.set_tunnel_peers(np.stack(self.peer_arrays))  # at most tunnel_peers rows
+        self.peer_refs[row] += 1
+        return row
+
+    def _peer_unref(self, row: int) -> None:
+        self.peer_refs[row] -= 1
+        if self.peer_refs[row] == 0:  # no tunnel entry refers to the row: free it (no node write needed)
+            peer = self.peer_table[row]
+            if peer is not None:
+                del self.peer_index[peer]
+            self.peer_table[row] = None
+            self._free_rows.append(row)
 
     def _key_referenced(self, key: int) -> bool:
         return key in self.proxy_key.values() or any(h.key == key for h in self.hold.values())
@@ -263,6 +305,9 @@ class Handover:
     def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
         """See ``Engine.tunnel_add``."""
         a = IPv6Address(pcoa)
+        peer = IPv6Address(nar)
+        if not self.peer_room(peer, a):
+            return -1
         idx = find_neighbor(self.ncache, a)
         if idx < 0:
             ifc = access_iface(self.interfaces)
@@ -271,7 +316,7 @@ class Handover:
             self.ncache.update(np.array([idx], dtype=np.int64),
                                flags=np.array([int(self.ncache.flags[idx]) | NeighborFlag.TUNNEL], dtype=np.uint8))
         if idx >= 0:
-            self.tunnel_peer[idx] = IPv6Address(nar)
+            self.tunnel_peer[idx] = peer
             self.sync(idx)
         return idx
 
