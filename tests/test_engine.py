@@ -312,6 +312,38 @@ def test_tunnel_to_the_nar_and_decapsulation_from_a_peer():
     net.check_conservation()
 
 
+def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and_gives_them_back():
+    """After a handover here, the MN's PCoA from the HI is delivered on this link with its NCoA.  A handover
+    away started at once tunnels both to the NAR (the CN may still send to either); the end of the tunnel
+    delivers both on the link again and leaves no TUNNEL entry.  An alias whose entry now has another node's
+    link-layer address is left alone."""
+    from fmipfast.constants import NeighborFlag
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0"]) + "\n" + TOML.split("\n", 3)[3])
+    e = net.engine
+    ncoa, pcoa = "2001:db8:1::77", "2001:db8:1::88"
+    e.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
+    e.proxy_complete(ncoa, mac(H1_MAC))
+    assert e.tunnel_add(ncoa, NAR) >= 0
+    for dst in (ncoa, pcoa):
+        net.send(net.core, udp(dst=dst, payload=b"away"))
+        out = net.drain(net.core)
+        assert len(out) == 1 and out[0][IPv6].dst == NAR and IPv6(bytes(out[0][IPv6].payload)).dst == dst, dst
+    assert len(e._tunnel_peer) == 2
+    e.tunnel_remove(ncoa)
+    assert not e._tunnel_peer and not e._handover.tunnel_aliases
+    assert not any(int(f) & NeighborFlag.TUNNEL for f in np.asarray(e.ncache.flags)[np.asarray(e.ncache.in_use)])
+    for dst in (ncoa, pcoa):
+        net.send(net.core, udp(dst=dst, payload=b"here"))
+        assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"here"], dst
+    # the alias's entry is another node's now (it answered for the address): not the MN's to tunnel
+    e.ncache.update(np.array([int(e.ncache.lookup(np.frombuffer(IPv6Address(pcoa).packed, np.uint8)
+                                                  .reshape(1, 16))[0])], dtype=np.int64),
+                    macs=np.frombuffer(mac(H2_MAC), np.uint8).reshape(1, 6))
+    assert e.tunnel_add(ncoa, NAR) >= 0 and len(e._tunnel_peer) == 1
+    e.tunnel_remove(ncoa)
+    net.check_conservation()
+
+
 def _switch(net: Net, ncoa: str = "2001:db8:1::77", pcoa: str = H2) -> None:
     """An MN (H1's MAC) attaches with NCoA ``ncoa``; the PAR tunnels its PCoA's traffic here."""
     net.engine.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
