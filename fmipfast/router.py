@@ -39,9 +39,11 @@ from fmipfast.protocol import (
     DerivationError,
     ForwardPacket,
     Note,
+    ProbeNeighbor,
     ProxyAdd,
     ProxyComplete,
     ProxyRemove,
+    Reachability,
     Received,
     Send,
     Tick,
@@ -441,6 +443,15 @@ class RouterAgent:
         elif isinstance(a, TunnelRemove):
             e.tunnel_remove(a.pcoa)
             self.note("tunnel_end", pcoa=a.pcoa)
+        elif isinstance(a, ProbeNeighbor):
+            address = a.address
+
+            def reached(ok: bool) -> None:
+                self.handle(Reachability(address, ok))
+
+            if not e.probe_neighbor(address, reached, iface=self.iface):  # too many probes running: keep
+                self.scheduler.call_at(self.scheduler.now(), lambda: self.handle(Reachability(address, None)))
+            self.note("probe_start", address=address)
         elif isinstance(a, ForwardPacket):
             e.send_packet(a.packet)
             self.note("bu_forwarded", size=len(a.packet))

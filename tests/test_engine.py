@@ -344,6 +344,50 @@ def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and
     net.check_conservation()
 
 
+def _na(target: str, hw: str, *, solicited: int, dst_mac: str = R_ACC, dst: str = ROUTER_ACC):
+    from scapy.layers.inet6 import ICMPv6NDOptDstLLAddr
+    return (Ether(src=hw, dst=dst_mac) / IPv6(src=target, dst=dst, hlim=255)
+            / ICMPv6ND_NA(tgt=target, S=solicited, O=1) / ICMPv6NDOptDstLLAddr(lladdr=hw))
+
+
+def test_a_neighbor_probe_asks_the_address_by_unicast_and_ends_at_the_first_solicited_answer():
+    """RFC 4861 §7.3.3: unicast Neighbor Solicitations to the entry's link-layer address; an unsolicited
+    advertisement, or one on another link, confirms nothing; a solicited one on the link ends the probe."""
+    net = Net()
+    net.send(net.core, udp(payload=b"x"))
+    answer_ns(net, net.drain(net.h1)[0], net.h1, H1, H1_MAC)  # H1 is known, with its MAC
+    net.drain()
+    got: list[bool] = []
+    assert net.engine.probe_neighbor(H1, got.append)
+    (ns,) = net.drain(net.h1)
+    assert ns.dst == H1_MAC and ns[IPv6].dst == H1 and ns[IPv6].src == ROUTER_ACC and ns[ICMPv6ND_NS].tgt == H1
+    net.send(net.h1, _na(H1, H1_MAC, solicited=0))
+    net.send(net.core, _na(H1, CORE_MAC, solicited=1, dst_mac=R_UP, dst=ROUTER_UP))
+    assert got == []
+    net.send(net.h1, _na(H1, H1_MAC, solicited=1))
+    assert got == [True]
+    net.now += 10 * 1_000_000_000
+    net.engine.poll()
+    assert got == [True] and not net.engine._resolver.probes
+    assert not [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_NS)]  # no solicitation after the answer
+    net.check_conservation()
+
+
+def test_a_neighbor_probe_without_an_answer_ends_unreachable_after_the_retries():
+    """No answer: ``resolve_retries`` solicitations ``resolve_interval_ms`` apart, then ``done(False)``; an
+    address the cache does not know is asked at its solicited-node group."""
+    net = Net()
+    got: list[bool] = []
+    assert net.engine.probe_neighbor("2001:db8:1::99", got.append)
+    for _ in range(3):
+        net.now += 100_000_000
+        net.engine.poll()
+    ns = [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_NS)]
+    assert len(ns) == 2 and all(f[IPv6].dst == str(solicited_node(IPv6Address("2001:db8:1::99"))) for f in ns)
+    assert got == [False] and not net.engine._resolver.probes
+    net.check_conservation()
+
+
 def _switch(net: Net, ncoa: str = "2001:db8:1::77", pcoa: str = H2) -> None:
     """An MN (H1's MAC) attaches with NCoA ``ncoa``; the PAR tunnels its PCoA's traffic here."""
     net.engine.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
