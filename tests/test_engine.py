@@ -344,6 +344,21 @@ def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and
     net.check_conservation()
 
 
+def test_what_was_delivered_with_an_ncoa_is_forgotten_with_its_entry():
+    """The addresses delivered with an NCoA are remembered while its neighbor entry lives, not after."""
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0", "reachable_time_ms = 100"]) + "\n"
+              + TOML.split("\n", 3)[3])
+    e = net.engine
+    e.proxy_add("2001:db8:1::77", key=4, lifetime_ms=2000, also=("2001:db8:1::88",))
+    e.proxy_complete("2001:db8:1::77", mac(H1_MAC))
+    assert e._handover.delivered_aliases == {IPv6Address("2001:db8:1::77"): (IPv6Address("2001:db8:1::88"),)}
+    net.now += 3_600_000_000
+    e.poll()
+    assert e._handover.delivered_aliases == {}
+    assert e.tunnel_add("2001:db8:1::77", NAR) >= 0 and len(e._tunnel_peer) == 1
+    net.check_conservation()
+
+
 def _na(target: str, hw: str, *, solicited: int, dst_mac: str = R_ACC, dst: str = ROUTER_ACC):
     from scapy.layers.inet6 import ICMPv6NDOptDstLLAddr
     return (Ether(src=hw, dst=dst_mac) / IPv6(src=target, dst=dst, hlim=255)

@@ -323,8 +323,14 @@ class Handover:
             self.delivered_aliases.pop(ncoa, None)
 
     def _forget_delivered(self) -> None:
-        for ncoa in [n for n in self.delivered_aliases if find_neighbor(self.ncache, n) < 0]:
-            del self.delivered_aliases[ncoa]
+        """Forget what was delivered with NCoAs whose neighbor entry is gone (one lookup for them all)."""
+        if not self.delivered_aliases:
+            return
+        ncoas = list(self.delivered_aliases)
+        keys = np.frombuffer(b"".join(n.packed for n in ncoas), dtype=np.uint8).reshape(-1, 16)
+        for ncoa, row in zip(ncoas, np.asarray(self.ncache.lookup(keys)).tolist()):
+            if row < 0:
+                del self.delivered_aliases[ncoa]
 
     # ------------------------------------------------------------------ PAR: tunnels
     def _aliases_of(self, idx: int, pcoa: IPv6Address) -> list[int]:
