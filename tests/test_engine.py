@@ -344,6 +344,28 @@ def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and
     net.check_conservation()
 
 
+def test_a_tunnel_and_its_aliases_move_to_another_nar_when_their_row_is_theirs_alone():
+    """With every tunnel peer row taken, an MN's tunnel (its NCoA and the PCoA delivered with it) moves to a
+    new NAR in the row it held; the row of a NAR another tunnel shares is not given away."""
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0", "tunnel_peers = 1"]) + "\n"
+              + TOML.split("\n", 3)[3])
+    e = net.engine
+    ncoa, pcoa, nar2 = "2001:db8:1::77", "2001:db8:1::88", "2001:db8:2::2"
+    e.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
+    e.proxy_complete(ncoa, mac(H1_MAC))
+    assert e.tunnel_add(ncoa, NAR) >= 0 and len(e._tunnel_peer) == 2
+    assert e.tunnel_add(ncoa, nar2) >= 0 and set(e._tunnel_peer.values()) == {IPv6Address(nar2)}
+    net.send(net.core, udp(dst=pcoa))
+    (out,) = net.drain(net.core)
+    assert out[IPv6].dst == nar2
+    assert e.tunnel_add(H2, nar2) >= 0  # a second tunnel shares the row
+    assert e.tunnel_add(ncoa, NAR) == -1 and set(e._tunnel_peer.values()) == {IPv6Address(nar2)}
+    e.tunnel_remove(ncoa)
+    e.tunnel_remove(H2)
+    assert not e._tunnel_peer and e._handover.peer_refs == [0]
+    net.check_conservation()
+
+
 def test_what_was_delivered_with_an_ncoa_is_forgotten_with_its_entry():
     """The addresses delivered with an NCoA are remembered while its neighbor entry lives, not after."""
     net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0", "reachable_time_ms = 100"]) + "\n"

@@ -147,14 +147,16 @@ class Handover:
     # ---------------------------------------------------------------- the tunnel peer rows
     def peer_room(self, peer: IPv6Address, pcoa: IPv6Address) -> bool:
         """True if a tunnel from ``pcoa`` to ``peer`` can have a row: ``peer`` has one, one is free, or the row
-        ``pcoa``'s tunnel holds now is its alone (the move to ``peer`` frees it first)."""
+        ``pcoa``'s tunnel holds now is its own and its aliases' alone (the move to ``peer`` frees it first)."""
         if peer in self.peer_index or self._free_rows or len(self.peer_table) < self.cfg.tunnel_peers:
             return True
         idx = find_neighbor(self.ncache, pcoa)
-        if idx < 0 or idx not in self.tunnel_peer or not 0 <= idx < self.node.entry_peer.shape[0]:
+        column = self.node.entry_peer
+        if idx < 0 or idx not in self.tunnel_peer or not 0 <= idx < column.shape[0]:
             return False
-        row = int(self.node.entry_peer[idx])
-        return row >= 0 and self.peer_refs[row] == 1
+        row = int(column[idx])
+        own = 1 + sum(1 for j in self.tunnel_aliases.get(idx, ()) if int(column[j]) == row)
+        return row >= 0 and self.peer_refs[row] == own
 
     def _peer_ref(self, peer: IPv6Address) -> int:
         row = self.peer_index.get(peer)
