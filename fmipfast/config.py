@@ -560,6 +560,9 @@ class RouterConfig:
     # Handover buffers at once (the PacketBuffer's key space, shared by the NAR machine and the engine): an HI
     # beyond it is answered "insufficient resources" (fmipfast.keys).
     buffer_keys: int = 1024
+    # NARs the PAR's tunnels lead to at once (the node's tunnel peer rows, reused once no tunnel refers to a
+    # NAR): a tunnel to a NAR beyond them is refused (Engine.tunnel_add returns -1).
+    tunnel_peers: int = 256
     # Handovers the NAR's side rehearses on throwaway state at start (fmipfast.warmup), so the first MN to hand
     # over here does not pay for cold code: 0 turns it off.
     warm_up_handovers: int = 12
@@ -598,7 +601,8 @@ class RouterConfig:
             t.get_int("icmp_error_burst", 10, 1, 1_000_000),
             tuple(_address(f"{prefix}.peers[{i}]", p) for i, p in enumerate(t.get_list("peers"))),
             SecurityConfig.parse(t._get("security", None), f"{prefix}.security") if "security" in table else None,
-            t.get_int("buffer_keys", 1024, 1, 1 << 20), t.get_int("warm_up_handovers", 12, 0, 1000),
+            t.get_int("buffer_keys", 1024, 1, 1 << 20), t.get_int("tunnel_peers", 256, 1, 65536),
+            t.get_int("warm_up_handovers", 12, 0, 1000),
             SchedulingConfig.parse(t._get("scheduling", {}), f"{prefix}.scheduling"))
         t.done()
         # The handover buffer and the resolve queues are arenas of slots allocated at start (zero-filled): bound
@@ -846,6 +850,7 @@ buffer_per_mn_packets = 64      # per mobile node; the oldest is dropped beyond 
 buffer_per_mn_bytes = 131072
 buffer_lifetime_ms = 3000       # a buffered frame older than this is dropped
 buffer_keys = 1024              # handovers buffering at once; an HI beyond is refused "insufficient resources"
+tunnel_peers = 256              # NARs the tunnels lead to at once; a tunnel to a NAR beyond is refused
 reorder_hold_idle_ms = 10       # after an Attach, direct traffic to the NCoA waits until the tunnel from the
                                 # PAR has been idle this long, so it cannot overtake tunnelled packets (0: off)
 reorder_hold_max_ms = 200       # ... and never longer than this

@@ -33,11 +33,11 @@ from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Pr
 __all__ = [
     # events
     "Event", "Received", "Tick", "Trigger", "Verified", "LinkUp", "LinkDown", "TicketReady", "Start",
-    "AdjacentRealms",
+    "AdjacentRealms", "Reachability",
     # actions
     "Action", "Send", "Verify", "ProxyAdd", "ProxyComplete", "ProxyRemove", "BufferDrop", "TunnelAdd",
-    "TunnelRemove", "ForwardPacket", "GetTicket", "ConfigureAddress", "PreloadNeighbor", "SetDefaultRoute",
-    "RemoveAddress", "ReadyToSwitch", "Precache", "Note",
+    "TunnelRemove", "ProbeNeighbor", "ForwardPacket", "GetTicket", "ConfigureAddress", "PreloadNeighbor",
+    "SetDefaultRoute", "RemoveAddress", "ReadyToSwitch", "Precache", "Note",
     # policy and helpers
     "Backoff", "DEFAULT_BACKOFF", "Kind", "STATUS_ACCEPTED", "LINK_MESSAGES", "ROUTER_MESSAGES", "DEFAULT_LIFETIME_MS",
     "ROUTER_HOP_LIMIT", "parse_received", "sign", "mac_ok", "eui64_from_mac48", "mac48_from_eui64",
@@ -108,6 +108,15 @@ class Verified:
 
 
 @dataclass(frozen=True, slots=True)
+class Reachability:
+    """AR only: the result of a :class:`ProbeNeighbor` -- True when ``address`` answered on the access link
+    (a solicited Neighbor Advertisement), False when it did not, None when the driver could not probe it."""
+
+    address: IPv6Address
+    reachable: bool | None
+
+
+@dataclass(frozen=True, slots=True)
 class LinkUp:
     """MN only: layer 2 is up on ``link`` (a name the driver chooses; the same name means the same link)."""
 
@@ -146,7 +155,8 @@ class AdjacentRealms:
     realms: tuple[str, ...]
 
 
-Event = Union[Received, Tick, Trigger, Verified, LinkUp, LinkDown, TicketReady, Start, AdjacentRealms]
+Event = Union[Received, Tick, Trigger, Verified, LinkUp, LinkDown, TicketReady, Start, AdjacentRealms,
+              Reachability]
 
 
 # ============================================================================================ actions
@@ -227,6 +237,15 @@ class TunnelRemove:
 
 
 @dataclass(frozen=True, slots=True)
+class ProbeNeighbor:
+    """PAR: is ``address`` still on the access link?  RFC 4861 Neighbor Unreachability Detection (engine
+    ``probe_neighbor``: unicast Neighbor Solicitations, a few retransmissions); answered with a
+    :class:`Reachability` event."""
+
+    address: IPv6Address
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardPacket:
     """NAR: send this IPv6 packet on unchanged (the Binding Update from an Attach; engine ``send_packet``)."""
 
@@ -299,8 +318,8 @@ class Note:
 
 
 Action = Union[Send, Verify, ProxyAdd, ProxyComplete, ProxyRemove, BufferDrop, TunnelAdd, TunnelRemove,
-               ForwardPacket, GetTicket, ConfigureAddress, PreloadNeighbor, SetDefaultRoute, RemoveAddress,
-               ReadyToSwitch, Precache, Note]
+               ProbeNeighbor, ForwardPacket, GetTicket, ConfigureAddress, PreloadNeighbor, SetDefaultRoute,
+               RemoveAddress, ReadyToSwitch, Precache, Note]
 
 
 class Kind(str, Enum):

@@ -39,9 +39,11 @@ from fmipfast.protocol import (
     DerivationError,
     ForwardPacket,
     Note,
+    ProbeNeighbor,
     ProxyAdd,
     ProxyComplete,
     ProxyRemove,
+    Reachability,
     Received,
     Send,
     Tick,
@@ -189,7 +191,8 @@ class RouterAgent:
         self.ah_counters: dict[str, int] = {}
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
                                                        "send_failed", "not_icmpv6", "sessions_restored",
-                                                       "sessions_saved", "sessions_save_failed", "reloads"), 0)
+                                                       "sessions_saved", "sessions_save_failed", "reloads",
+                                                       "tunnel_refused"), 0)
         self.on_note = on_note
         # NAR: from the proxy entry (the HI accepted, buffering starts) to the MN's Attach that completes it --
         # how long the MN was away, signalling and the layer-2 move included, as this router saw it
@@ -432,11 +435,23 @@ class RouterAgent:
         elif isinstance(a, BufferDrop):
             e.drop_buffer(a.key)
         elif isinstance(a, TunnelAdd):
-            e.tunnel_add(a.pcoa, a.nar)
-            self.note("tunnel_start", pcoa=a.pcoa, nar=a.nar)
+            if e.tunnel_add(a.pcoa, a.nar) < 0:  # a full neighbor table, or no tunnel peer row for the NAR
+                self.counters["tunnel_refused"] += 1
+                self.note("tunnel_refused", pcoa=a.pcoa, nar=a.nar)
+            else:
+                self.note("tunnel_start", pcoa=a.pcoa, nar=a.nar)
         elif isinstance(a, TunnelRemove):
             e.tunnel_remove(a.pcoa)
             self.note("tunnel_end", pcoa=a.pcoa)
+        elif isinstance(a, ProbeNeighbor):
+            address = a.address
+
+            def reached(ok: bool) -> None:
+                self.handle(Reachability(address, ok))
+
+            if not e.probe_neighbor(address, reached, iface=self.iface):  # too many probes running: keep
+                self.scheduler.call_at(self.scheduler.now(), lambda: self.handle(Reachability(address, None)))
+            self.note("probe_start", address=address)
         elif isinstance(a, ForwardPacket):
             e.send_packet(a.packet)
             self.note("bu_forwarded", size=len(a.packet))

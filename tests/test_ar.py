@@ -32,8 +32,10 @@ from fmipfast.protocol import (
     BufferDrop,
     LinkUp,
     Note,
+    ProbeNeighbor,
     ProxyAdd,
     ProxyRemove,
+    Reachability,
     Received,
     Send,
     Tick,
@@ -321,7 +323,53 @@ def test_late_handover_error_after_acceptance_stops_forwarding():
     raw = encode(HandoverError(NCOA_B, (Status(HandoverStatus.ADMINISTRATIVELY_PROHIBITED), Identifier(0x100))),
                  AR_B, AR_A)
     out = real(a.handle(Received(raw, AR_B, AR_A, 64, "core", True), net.now))
-    assert out == [TunnelRemove(PCOA_A)] and not a.par and a.counters["handovers_refused"] == 1
+    assert out == [TunnelRemove(PCOA_A), ProbeNeighbor(PCOA_A)] and not a.par
+    assert a.counters["handovers_refused"] == 1
+
+
+def _refused_at_the_par(net):
+    """The PAR's handover of the MN refused by the NAR: the PAR asks the link whether the MN is still there."""
+    net.trigger()
+    a = net.routers["A"]
+    raw = encode(HandoverError(NCOA_B, (Status(HandoverStatus.AUTHENTICATION_FAILED), Identifier(0x100))),
+                 AR_B, AR_A)
+    out = real(a.handle(Received(raw, AR_B, AR_A, 64, "core", True), net.now))
+    assert out == [TunnelRemove(PCOA_A), ProbeNeighbor(PCOA_A)] and a.counters["probes_started"] == 1
+    return a
+
+
+def test_a_given_up_handover_releases_the_session_of_an_mn_that_is_not_on_the_link():
+    net = attached_net()
+    a = _refused_at_the_par(net)
+    out = a.handle(Reachability(PCOA_A, False), net.now)
+    assert real(out) == [] and PCOA_A not in a.sessions
+    assert a.counters["sessions_released_unreachable"] == 1 and a.counters["sessions_kept_reachable"] == 0
+    assert [n.name for n in out if isinstance(n, Note)] == ["session_released"]
+    # a second answer, or one nobody asked for, changes nothing
+    assert real(a.handle(Reachability(PCOA_A, False), net.now)) == [] and a.counters["unexpected"] == 1
+
+
+@pytest.mark.parametrize("reachable, counter", [(True, "sessions_kept_reachable"), (None, "probes_not_run")])
+def test_a_given_up_handover_keeps_the_session_of_an_mn_that_answered_or_was_not_probed(reachable, counter):
+    net = attached_net()
+    a = _refused_at_the_par(net)
+    session = a.sessions[PCOA_A]
+    assert real(a.handle(Reachability(PCOA_A, reachable), net.now)) == []
+    assert a.sessions[PCOA_A] is session and a.counters[counter] == 1
+    assert a.counters["sessions_released_unreachable"] == 0
+
+
+def test_an_unreachable_answer_does_not_end_a_session_renewed_or_handed_over_since_the_probe():
+    net = attached_net()
+    a = _refused_at_the_par(net)
+    net.filters.clear()
+    net.trigger()  # a new handover of the MN runs: not the probe's to end
+    assert a.par[PCOA_A].state == ParState.FORWARDING
+    assert real(a.handle(Reachability(PCOA_A, False), net.now)) == [] and PCOA_A in a.sessions
+    assert a.counters["sessions_released_unreachable"] == 0
+    # a stray answer for an address never probed: counted, nothing else
+    assert real(a.handle(Reachability(IPv6Address("2001:db8:a::99"), False), net.now)) == []
+    assert a.counters["unexpected"] == 1 and PCOA_A in a.sessions
 
 
 def test_handover_error_from_the_wrong_router_is_stale():

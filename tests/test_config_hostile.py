@@ -457,3 +457,13 @@ def test_many_prefixes_on_an_access_link_must_fit_the_ra():
     assert info.value.key == "router.interfaces[0].addresses"
     config.loads(ROUTER.replace('addresses = ["2001:db8:1::1/64"]\nadjacent_realms = ["B.EXAMPLE"]',
                                 f'addresses = [{many}]\nrole = "upstream"'))  # no Router Advertisements there
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "65537", "1e3", '"256"', "true", "99999999999999999999999"])
+def test_tunnel_peers_out_of_range_or_not_an_integer_is_refused(value):
+    with pytest.raises(ConfigError) as info:
+        config.loads(f"[router]\ntunnel_peers = {value}\n")
+    assert info.value.key == "router.tunnel_peers"
+    assert config.loads("[router]\ntunnel_peers = 1\n").router.tunnel_peers == 1
+    assert config.loads("[router]\ntunnel_peers = 65536\n").router.tunnel_peers == 65536
+    assert config.loads("[router]\n").router.tunnel_peers == 256

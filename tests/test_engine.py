@@ -312,6 +312,119 @@ def test_tunnel_to_the_nar_and_decapsulation_from_a_peer():
     net.check_conservation()
 
 
+def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and_gives_them_back():
+    """After a handover here, the MN's PCoA from the HI is delivered on this link with its NCoA.  A handover
+    away started at once tunnels both to the NAR (the CN may still send to either); the end of the tunnel
+    delivers both on the link again and leaves no TUNNEL entry.  An alias whose entry now has another node's
+    link-layer address is left alone."""
+    from fmipfast.constants import NeighborFlag
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0"]) + "\n" + TOML.split("\n", 3)[3])
+    e = net.engine
+    ncoa, pcoa = "2001:db8:1::77", "2001:db8:1::88"
+    e.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
+    e.proxy_complete(ncoa, mac(H1_MAC))
+    assert e.tunnel_add(ncoa, NAR) >= 0
+    for dst in (ncoa, pcoa):
+        net.send(net.core, udp(dst=dst, payload=b"away"))
+        out = net.drain(net.core)
+        assert len(out) == 1 and out[0][IPv6].dst == NAR and IPv6(bytes(out[0][IPv6].payload)).dst == dst, dst
+    assert len(e._tunnel_peer) == 2
+    e.tunnel_remove(ncoa)
+    assert not e._tunnel_peer and not e._handover.tunnel_aliases
+    assert not any(int(f) & NeighborFlag.TUNNEL for f in np.asarray(e.ncache.flags)[np.asarray(e.ncache.in_use)])
+    for dst in (ncoa, pcoa):
+        net.send(net.core, udp(dst=dst, payload=b"here"))
+        assert [bytes(f[UDP].payload) for f in net.drain(net.h1)] == [b"here"], dst
+    # the alias's entry is another node's now (it answered for the address): not the MN's to tunnel
+    e.ncache.update(np.array([int(e.ncache.lookup(np.frombuffer(IPv6Address(pcoa).packed, np.uint8)
+                                                  .reshape(1, 16))[0])], dtype=np.int64),
+                    macs=np.frombuffer(mac(H2_MAC), np.uint8).reshape(1, 6))
+    assert e.tunnel_add(ncoa, NAR) >= 0 and len(e._tunnel_peer) == 1
+    e.tunnel_remove(ncoa)
+    net.check_conservation()
+
+
+def test_a_tunnel_and_its_aliases_move_to_another_nar_when_their_row_is_theirs_alone():
+    """With every tunnel peer row taken, an MN's tunnel (its NCoA and the PCoA delivered with it) moves to a
+    new NAR in the row it held; the row of a NAR another tunnel shares is not given away."""
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0", "tunnel_peers = 1"]) + "\n"
+              + TOML.split("\n", 3)[3])
+    e = net.engine
+    ncoa, pcoa, nar2 = "2001:db8:1::77", "2001:db8:1::88", "2001:db8:2::2"
+    e.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))
+    e.proxy_complete(ncoa, mac(H1_MAC))
+    assert e.tunnel_add(ncoa, NAR) >= 0 and len(e._tunnel_peer) == 2
+    assert e.tunnel_add(ncoa, nar2) >= 0 and set(e._tunnel_peer.values()) == {IPv6Address(nar2)}
+    net.send(net.core, udp(dst=pcoa))
+    (out,) = net.drain(net.core)
+    assert out[IPv6].dst == nar2
+    assert e.tunnel_add(H2, nar2) >= 0  # a second tunnel shares the row
+    assert e.tunnel_add(ncoa, NAR) == -1 and set(e._tunnel_peer.values()) == {IPv6Address(nar2)}
+    e.tunnel_remove(ncoa)
+    e.tunnel_remove(H2)
+    assert not e._tunnel_peer and e._handover.peer_refs == [0]
+    net.check_conservation()
+
+
+def test_what_was_delivered_with_an_ncoa_is_forgotten_with_its_entry():
+    """The addresses delivered with an NCoA are remembered while its neighbor entry lives, not after."""
+    net = Net("\n".join(["[router]", "reorder_hold_idle_ms = 0", "reachable_time_ms = 100"]) + "\n"
+              + TOML.split("\n", 3)[3])
+    e = net.engine
+    e.proxy_add("2001:db8:1::77", key=4, lifetime_ms=2000, also=("2001:db8:1::88",))
+    e.proxy_complete("2001:db8:1::77", mac(H1_MAC))
+    assert e._handover.delivered_aliases == {IPv6Address("2001:db8:1::77"): (IPv6Address("2001:db8:1::88"),)}
+    net.now += 3_600_000_000
+    e.poll()
+    assert e._handover.delivered_aliases == {}
+    assert e.tunnel_add("2001:db8:1::77", NAR) >= 0 and len(e._tunnel_peer) == 1
+    net.check_conservation()
+
+
+def _na(target: str, hw: str, *, solicited: int, dst_mac: str = R_ACC, dst: str = ROUTER_ACC):
+    from scapy.layers.inet6 import ICMPv6NDOptDstLLAddr
+    return (Ether(src=hw, dst=dst_mac) / IPv6(src=target, dst=dst, hlim=255)
+            / ICMPv6ND_NA(tgt=target, S=solicited, O=1) / ICMPv6NDOptDstLLAddr(lladdr=hw))
+
+
+def test_a_neighbor_probe_asks_the_address_by_unicast_and_ends_at_the_first_solicited_answer():
+    """RFC 4861 §7.3.3: unicast Neighbor Solicitations to the entry's link-layer address; an unsolicited
+    advertisement, or one on another link, confirms nothing; a solicited one on the link ends the probe."""
+    net = Net()
+    net.send(net.core, udp(payload=b"x"))
+    answer_ns(net, net.drain(net.h1)[0], net.h1, H1, H1_MAC)  # H1 is known, with its MAC
+    net.drain()
+    got: list[bool] = []
+    assert net.engine.probe_neighbor(H1, got.append)
+    (ns,) = net.drain(net.h1)
+    assert ns.dst == H1_MAC and ns[IPv6].dst == H1 and ns[IPv6].src == ROUTER_ACC and ns[ICMPv6ND_NS].tgt == H1
+    net.send(net.h1, _na(H1, H1_MAC, solicited=0))
+    net.send(net.core, _na(H1, CORE_MAC, solicited=1, dst_mac=R_UP, dst=ROUTER_UP))
+    assert got == []
+    net.send(net.h1, _na(H1, H1_MAC, solicited=1))
+    assert got == [True]
+    net.now += 10 * 1_000_000_000
+    net.engine.poll()
+    assert got == [True] and not net.engine._resolver.probes
+    assert not [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_NS)]  # no solicitation after the answer
+    net.check_conservation()
+
+
+def test_a_neighbor_probe_without_an_answer_ends_unreachable_after_the_retries():
+    """No answer: ``resolve_retries`` solicitations ``resolve_interval_ms`` apart, then ``done(False)``; an
+    address the cache does not know is asked at its solicited-node group."""
+    net = Net()
+    got: list[bool] = []
+    assert net.engine.probe_neighbor("2001:db8:1::99", got.append)
+    for _ in range(3):
+        net.now += 100_000_000
+        net.engine.poll()
+    ns = [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_NS)]
+    assert len(ns) == 2 and all(f[IPv6].dst == str(solicited_node(IPv6Address("2001:db8:1::99"))) for f in ns)
+    assert got == [False] and not net.engine._resolver.probes
+    net.check_conservation()
+
+
 def _switch(net: Net, ncoa: str = "2001:db8:1::77", pcoa: str = H2) -> None:
     """An MN (H1's MAC) attaches with NCoA ``ncoa``; the PAR tunnels its PCoA's traffic here."""
     net.engine.proxy_add(ncoa, key=4, lifetime_ms=2000, also=(pcoa,))

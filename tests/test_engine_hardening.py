@@ -254,6 +254,72 @@ def _interfaces() -> str:
     return TOML.split("\n", 3)[3]  # the interfaces, routes and neighbors of the standard test router
 
 
+# ---------------------------------------------------------------------------------------------- tunnel peers
+def _tunnel_rows_agree(e) -> None:
+    """Every TUNNEL entry's ``entry_peer`` row names its NAR, and no other entry has a row."""
+    h = e._handover
+    for idx in range(e._node.entry_peer.shape[0]):
+        row = int(e._node.entry_peer[idx])
+        peer = e._tunnel_peer.get(idx)
+        if peer is None:
+            assert row == -1, (idx, row)
+        else:
+            assert 0 <= row < e.cfg.tunnel_peers and h.peer_table[row] == peer, (idx, row, peer)
+    assert len(h.peer_table) <= e.cfg.tunnel_peers
+
+
+def test_tunnel_peers_are_a_bounded_table_whose_rows_are_reused():
+    """The NARs tunnels lead to take a row each while a tunnel refers to them: ``[router] tunnel_peers`` rows,
+    a tunnel to a new NAR beyond them refused with -1 (nothing installed), a row free again once its last
+    tunnel ends -- and the node tunnels to the NAR of the row as it is now."""
+    from tests.test_engine import CORE_MAC, NAR, ROUTER_UP
+    net = Net("\n".join(["[router]", "tunnel_peers = 2"]) + "\n" + _interfaces())
+    e = net.engine
+    nar2, nar3 = "2001:db8:2::2", "2001:db8:2::3"
+    p = [f"2001:db8:1::{0x100 + i:x}" for i in range(4)]
+    assert e.tunnel_add(p[0], NAR) >= 0 and e.tunnel_add(p[1], nar2) >= 0
+    assert e.tunnel_add(p[2], nar2) >= 0  # a NAR in the table takes no second row
+    assert e.tunnel_add(p[3], nar3) == -1  # no row left: refused before anything changed
+    assert not (e.ncache.lookup(np.frombuffer(IPv6Address(p[3]).packed, np.uint8).reshape(1, 16)) >= 0).any()
+    _tunnel_rows_agree(e)
+    e.tunnel_remove(p[0])  # NAR's last tunnel: its row is free
+    _tunnel_rows_agree(e)
+    assert e.tunnel_add(p[3], nar3) >= 0
+    _tunnel_rows_agree(e)
+    for dst, nar in ((p[3], nar3), (p[1], nar2), (p[2], nar2)):
+        net.send(net.core, udp(dst=dst, payload=b"to-nar"))
+        out = net.drain(net.core)
+        assert len(out) == 1 and out[0][IPv6].src == ROUTER_UP and out[0][IPv6].dst == nar, (dst, nar)
+        assert out[0].dst == CORE_MAC and IPv6(bytes(out[0][IPv6].payload)).dst == dst
+    assert e.tunnel_add(p[3], NAR) >= 0  # moved: its row was its own, and is the new NAR's
+    assert e.tunnel_add(p[0], nar3) == -1
+    _tunnel_rows_agree(e)
+    e.tunnel_remove(p[3])
+    # an embedder handing tunnels to ever new NARs: the table stays two rows
+    for i in range(300):
+        assert e.tunnel_add(p[0], f"2001:db8:2::{0x1000 + i:x}") >= 0, i
+        if i % 2:
+            e.tunnel_remove(p[0])
+    _tunnel_rows_agree(e)
+    net.check_conservation()
+
+
+def test_a_reused_tunnel_peer_row_is_routed_as_its_new_nar():
+    """The route to a NAR is cached by row: a row given to another NAR is looked up afresh (two NARs on the
+    access link, neither resolved: the Neighbor Solicitation names the row's NAR of now)."""
+    net = Net("\n".join(["[router]", "tunnel_peers = 1"]) + "\n" + _interfaces())
+    e = net.engine
+    first, second = "2001:db8:1::99", "2001:db8:1::98"
+    for nar in (first, second):
+        assert e.tunnel_add(H1, nar) >= 0
+        net.send(net.core, udp(dst=H1))
+        ns = [f for f in net.drain(net.h1) if f.haslayer(ICMPv6ND_NS)]
+        assert ns and ns[-1][ICMPv6ND_NS].tgt == nar, (nar, [f[ICMPv6ND_NS].tgt for f in ns])
+        e.tunnel_remove(H1)
+        _tunnel_rows_agree(e)
+    net.check_conservation()
+
+
 def test_na_with_a_two_unit_target_address_is_invalid_and_teaches_nothing():
     net = Net()
     net.send(net.h1, Ether(src=H1_MAC, dst=R_ACC) / IPv6(src=H1, dst=ROUTER_ACC, hlim=255)

@@ -31,10 +31,10 @@ SETTLE_MS = 9_000
 LIFETIME_MS = 3_000
 
 
-def _leftovers(w: World, *, gave_up: tuple = ()) -> dict:
-    """What a settled world must not hold: handover state in the routers, sessions other than the attached MNs',
-    non-conserving engines.  ``gave_up``: (router, MN) pairs whose handover the PAR gave up after the MN had
-    left -- the PAR cannot tell, and keeps that MN's session (test_a_given_up_handover_* is about that)."""
+def _leftovers(w: World) -> dict:
+    """What a settled world must not hold: handover state in the routers, sessions other than the attached MNs'
+    (a PAR that gave a handover up after its MN had left finds it gone from its link and releases its session),
+    non-conserving engines."""
     out = {}
     for name, o in w.occupancy().items():
         bad = {k: o[k] for k in ("ncache_special", "buffer_held", "buffer_keys", "proxy", "tunnel", "hold", "par",
@@ -44,8 +44,6 @@ def _leftovers(w: World, *, gave_up: tuple = ()) -> dict:
         if bad:
             out[name] = bad
     want = w.expected_sessions()
-    for name, mn in gave_up:
-        want[name] = sorted({*want[name], str(mn.addr[name])})
     got = {n: o["sessions"] for n, o in w.occupancy().items()}
     if got != want:
         out["sessions"] = {"got": got, "want": want}
@@ -101,7 +99,8 @@ def test_kdc_unreachable_the_nar_refuses_with_authentication_failed_and_the_mn_a
     assert mn.attached_at == "B" and w.mns[1].attached_at == "A"
     w.stop_streams()
     w.run_for(SETTLE_MS)
-    assert _leftovers(w, gave_up=(("A", mn),)) == {}
+    assert w.routers["A"].ar.counters["sessions_released_unreachable"] == 1
+    assert _leftovers(w) == {}
     _accounted(w)
     assert w.ledger.account()["received"][1] == w.ledger.account()["sent"][1]  # the other MN lost nothing
 
@@ -132,29 +131,59 @@ def test_kdc_slower_than_the_handover_lifetime_times_the_verification_out_cleanl
     assert mn.attached_at == "B", (mn.machine.state, mn.machine.counters)
     w.stop_streams()
     w.run_for(SETTLE_MS)
-    assert _leftovers(w, gave_up=(("A", mn),)) == {}
+    assert w.routers["A"].ar.counters["sessions_released_unreachable"] == 1
+    assert _leftovers(w) == {}
     _accounted(w)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a known gap: the PAR cannot tell that an MN whose handover failed has attached elsewhere "
-    "(nothing in the draft says so); it keeps the session until the ticket ends"))
 def test_a_given_up_handover_leaves_no_session_at_the_par_once_the_mn_attached_elsewhere():
     """The NAR refuses (its KDC is unreachable) after the MN has already moved; the MN falls back to an initial
-    attach at the NAR.  The PAR still holds the MN's session for its old address -- its key, a slot of
-    max_sessions -- until the ticket ends (ten hours here), though the MN is attached elsewhere."""
+    attach at the NAR.  Nothing in the draft tells the PAR; its Neighbor Unreachability Detection of the PCoA
+    finds no one on its link, and it releases the MN's session for its old address -- its key, a slot of
+    max_sessions -- instead of keeping it until the ticket ends (ten hours here)."""
     w = _world(case=2)
-    mn = w.mns[0]
+    a, mn = w.routers["A"], w.mns[0]
     w.kdc.down.add("B.EXAMPLE")
     w.trigger(mn)
     w.run_for(6_000)
+    c = a.ar.counters
+    assert c["handovers_refused"] == 1 and c["probes_started"] == 1, c
+    assert c["sessions_released_unreachable"] == 1 and c["sessions_kept_reachable"] == 0, c
+    assert str(mn.addr["A"]) not in w.occupancy()["A"]["sessions"], "the PAR keeps the session of an MN it lost"
     w.kdc.down.clear()
     mn.retry()
     w.run_for(1_000)
     assert mn.attached_at == "B"
     w.stop_streams()
     w.run_for(SETTLE_MS)
-    assert str(mn.addr["A"]) not in w.occupancy()["A"]["sessions"], "the PAR keeps the session of an MN it lost"
+    assert _leftovers(w) == {}
+    _accounted(w)
+
+
+def test_a_given_up_handover_keeps_the_session_of_an_mn_still_on_the_par_s_link():
+    """The NAR refuses (its KDC is unreachable) and the MN stays on the PAR's link (it reverses): the PAR's
+    Neighbor Unreachability Detection finds it there and keeps its session, whose key signs the next
+    handover's Redirect."""
+    w = _world(case=2)
+    a, mn = w.routers["A"], w.mns[0]
+    w.kdc.down.add("B.EXAMPLE")
+    w.trigger(mn, plan="reverse")
+    w.run_for(6_000)
+    c = a.ar.counters
+    assert c["handovers_refused"] == 1 and c["probes_started"] == 1, c
+    assert c["sessions_kept_reachable"] == 1 and c["sessions_released_unreachable"] == 0, c
+    assert str(mn.addr["A"]) in w.occupancy()["A"]["sessions"] and mn.link == "A", (mn.link, mn.machine.state)
+    w.kdc.down.clear()
+    if mn.attached_at is None:
+        mn.retry()
+        w.run_for(1_000)
+    w.trigger(mn)
+    w.run_for(1_000)
+    assert mn.attached_at == "B" and a.ar.counters["handovers_forwarding"] == 1, (mn.machine.counters, a.ar.counters)
+    w.stop_streams()
+    w.run_for(SETTLE_MS)
+    assert _leftovers(w) == {}
+    _accounted(w)
 
 
 # ============================================================================================ a peer restarted
@@ -298,7 +327,8 @@ def test_a_full_disk_under_the_ah_sequence_file_sends_no_hi_and_the_mn_falls_bac
     assert mn.machine.counters["fallback_attach"] == 1 and mn.attached_at == "B"
     w.stop_streams()
     w.run_for(SETTLE_MS)
-    assert _leftovers(w, gave_up=(("A", mn),)) == {}
+    assert w.routers["A"].ar.counters["sessions_released_unreachable"] == 1
+    assert _leftovers(w) == {}
 
 
 # ============================================================================================ the clock

@@ -612,7 +612,7 @@ def test_hrd_retransmission_exhaustion_fails_and_cleans_up():
     assert a.par[PCOA_A].tries == 4 and a.counters["retransmitted"] == 3
     m = net.mark()
     net.advance(1)
-    assert net.steps(m) == []
+    assert net.steps(m) == ["A:ProbeNeighbor"]  # is the MN still on the link? (the driver answers Reachability)
     assert not a.par and a.counters["handovers_failed"] == 1
     assert a.next_deadline() == T0 + 5000 * MS  # only the initial attach's answer cache is left
     (fail,) = [n for w, n in net.notes("fail", m) if w == "A"]
@@ -643,7 +643,7 @@ def test_hi_retransmission_exhaustion_removes_the_tunnel():
     net.trigger()
     m = net.mark()
     net.advance(2250)
-    assert net.steps(m) == ["A:Send HANDOVER AH", "A:LOST HANDOVER"] * 3 + ["A:TunnelRemove"]
+    assert net.steps(m) == ["A:Send HANDOVER AH", "A:LOST HANDOVER"] * 3 + ["A:TunnelRemove", "A:ProbeNeighbor"]
     assert net.routers["A"].counters["handovers_failed"] == 1 and not net.routers["A"].par
 
 
@@ -699,7 +699,8 @@ def test_he_ncoa_in_use():
     net.in_use["B"].add(NCOA_B)
     m = net.mark()
     net.trigger()
-    assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:TunnelAdd", "B:Send HANDOVER_ERROR AH", "A:TunnelRemove"]
+    assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:TunnelAdd", "B:Send HANDOVER_ERROR AH", "A:TunnelRemove",
+                                "A:ProbeNeighbor"]
     _refused(net, "ncoa_in_use")
 
 
@@ -710,7 +711,7 @@ def test_he_authentication_failed():
     net.trigger()
     # what was proxied and buffered during verification is removed with the refusal
     assert net.steps(m)[4:] == ["A:Send HANDOVER AH", "A:TunnelAdd", "B:ProxyAdd", "B:Verify", "B:ProxyRemove",
-                                "B:BufferDrop", "B:Send HANDOVER_ERROR AH", "A:TunnelRemove"]
+                                "B:BufferDrop", "B:Send HANDOVER_ERROR AH", "A:TunnelRemove", "A:ProbeNeighbor"]
     _refused(net, "authentication_failed")
     assert net.routers["B"].counters["auth_failed"] == 1
 

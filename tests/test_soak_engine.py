@@ -224,16 +224,12 @@ def test_a_soak_of_10000_handovers_and_reversals_in_each_key_case(request):
         _print(soak(attempts // 5, case=case, seed=case))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a known gap: after B->A completes, A still delivers the B address on its own link; a handover "
-    "A->B started at once tunnels only the A address, so what B still tunnels for the B address is "
-    "lost"))
 def test_a_handover_started_right_after_the_previous_one_loses_nothing():
     """Each handover starts the moment the one before completed, before the CN has the Binding Update: B -> A
     completes while B still tunnels the CN's datagrams for the MN's B address to A, which delivers them on its
     link (the B address is an alias of the MN there) -- and A -> B has begun, the MN is leaving link A.  A
-    tunnels only the new PCoA (the A address), so those datagrams go onto a link the MN has left.  Every datagram
-    of a handover that is not reversed is to be delivered (draft §3 with buffering)."""
+    tunnels the new PCoA (the A address) and the B address delivered with it to B, so those datagrams follow the
+    MN.  Every datagram of a handover that is not reversed is to be delivered (draft §3 with buffering)."""
     w = World(1, rate_pps=500, ra_ms=(1000, 2000))
     mn = w.mns[0]
     w.attach_all()

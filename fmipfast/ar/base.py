@@ -15,7 +15,7 @@ from collections.abc import Callable
 from ipaddress import IPv6Address
 
 from fmipfast.ar.records import NarHandover, ParHandover
-from fmipfast.ar.sessions import SessionTable
+from fmipfast.ar.sessions import Session, SessionTable
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, HandoverStatus
 from fmipfast.keys import KeyPool
 from fmipfast.protocol import DEFAULT_BACKOFF, Action, Backoff, Note, Send, addr_text, nar_link_local
@@ -35,6 +35,7 @@ AR_COUNTERS = (
     "refused_unspecified", "auth_failed", "verify_timeout", "proxy_expired", "attached", "initial_attached",
     "initial_refused", "refused_sessions_full", "session_expired", "attach_address_in_use", "nar_superseded",
     "refused_no_buffer_key", "attach_rate_limited", "records_full",
+    "probes_started", "sessions_kept_reachable", "sessions_released_unreachable", "probes_not_run",
 )
 
 
@@ -78,6 +79,9 @@ class RouterBase:
         self.counters: dict[str, int] = dict.fromkeys(AR_COUNTERS, 0)
         self.sessions = SessionTable(max_sessions)  # holds its own bound (and the heap of the tickets' ends)
         self.par: dict[IPv6Address, ParHandover] = {}  # by PCoA
+        # PAR, after a given-up handover: the sessions whose MN is being looked for on the link (ProbeNeighbor),
+        # by address; at most one per session
+        self._probing: dict[IPv6Address, Session] = {}
         self.nar: dict[tuple[IPv6Address, int], NarHandover] = {}  # by (peer, identifier)
         self._nar_by_ncoa: dict[IPv6Address, NarHandover] = {}
         self._verifying: dict[int, NarHandover] = {}

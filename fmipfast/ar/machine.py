@@ -15,7 +15,18 @@ from fmipfast.ar.nar import NarRole
 from fmipfast.ar.par import ParRole
 from fmipfast.ar.records import NarHandover, ParHandover, ParState
 from fmipfast.ar.sessions import Session
-from fmipfast.protocol import Action, Event, Kind, Received, Tick, Trigger, Verified, addr_text, parse_received
+from fmipfast.protocol import (
+    Action,
+    Event,
+    Kind,
+    Reachability,
+    Received,
+    Tick,
+    Trigger,
+    Verified,
+    addr_text,
+    parse_received,
+)
 
 __all__ = ["AccessRouter"]
 
@@ -98,6 +109,8 @@ class AccessRouter(ParRole, NarRole):
             self._trigger(event)
         elif isinstance(event, Verified):
             self._verified(event)
+        elif isinstance(event, Reachability):
+            self._reachability(event)
         else:
             self._count("unexpected")
 

@@ -35,6 +35,8 @@ from fmipfast.protocol import (
     ROUTER_HOP_LIMIT,
     STATUS_ACCEPTED,
     Kind,
+    ProbeNeighbor,
+    Reachability,
     Received,
     Send,
     Trigger,
@@ -156,6 +158,7 @@ class ParRole(RouterBase):
             if h.state == ParState.HI_SENT:
                 self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))
             self._par_end(h)
+            self._par_given_up(h)
             return
         h.tries += 1
         self._arm(h, self._now + self.backoff.wait_ns(h.tries))
@@ -184,6 +187,46 @@ class ParRole(RouterBase):
                    reason=status_name(status))
         self._out.append(TunnelRemove(IPv6Address(h.trigger.pcoa)))  # docs/design.md §1 step 5: normal delivery
         self._par_end(h)
+        self._par_given_up(h)
+
+    def _par_given_up(self, h: ParHandover) -> None:
+        """After a handover that did not complete (refused, or unanswered): the MN may have moved on and
+        attached elsewhere (its fallback), or may still be here.  Nothing in the draft tells the PAR, so it
+        asks the link: Neighbor Unreachability Detection of the PCoA (RFC 4861 §7.3) -- an MN that does not
+        answer is gone and its session (its key, a place of max_sessions) is released, one that answers keeps
+        it (:meth:`_reachability`)."""
+        pcoa = IPv6Address(h.trigger.pcoa)
+        if self.sessions.get(pcoa) is not h.session:
+            return  # the session ended with the handover (its ticket) or was renewed
+        if pcoa not in self._probing and len(self._probing) >= self.sessions.capacity:
+            # a driver that never answers cannot grow this: keep the probes of sessions still current
+            self._probing = {a: x for a, x in self._probing.items() if self.sessions.get(a) is x}
+        self._probing[pcoa] = h.session
+        self._count("probes_started")
+        self._note("probe", role="par", identifier=h.identifier, pcoa=addr_text(pcoa))
+        self._out.append(ProbeNeighbor(pcoa))
+
+    def _reachability(self, ev: Reachability) -> None:
+        """The answer to a ProbeNeighbor: release the session of an MN that is not on the link any more.
+        Only the probe's own session, unchanged, with no handover of it running, is released; an MN that
+        answered (or could not be probed) keeps it."""
+        address = IPv6Address(ev.address)
+        s = self._probing.pop(address, None)
+        if s is None:
+            self._count("unexpected")
+            return
+        if self.sessions.get(address) is not s or address in self.par:
+            return  # renewed by a new attach, ended, or handed over again meanwhile: not this probe's to end
+        if ev.reachable is None:
+            self._count("probes_not_run")
+            return
+        if ev.reachable:
+            self._count("sessions_kept_reachable")
+            self._note("session_kept", role="par", address=addr_text(address), reason="reachable")
+            return
+        self.sessions.remove(address)
+        self._count("sessions_released_unreachable")
+        self._note("session_released", role="par", address=addr_text(address), reason="unreachable")
 
     def _on_par_he_late(self, h: ParHandover, msg: HandoverError) -> None:
         status = msg.status if msg.status is not None else HandoverStatus.UNSPECIFIED

@@ -52,7 +52,7 @@ from fmipfast.dataplane.handover import Handover, Hold
 from fmipfast.dataplane.icmp import Emitter, IcmpErrors
 from fmipfast.dataplane.nd import Resolver, Resolving, Responder
 from fmipfast.dataplane.pipeline import TUNNEL_HOP_LIMIT, Pipeline
-from fmipfast.dataplane.tables import set_neighbor
+from fmipfast.dataplane.tables import access_iface, set_neighbor
 from fmipfast.dataplane.types import ControlFrame, Interface
 from fmipfast.keys import KeyPool
 from fmipfast.messages import RouterAdvertisement
@@ -276,11 +276,23 @@ class Engine:
         return self._handover.holds()
 
     def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
-        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4)."""
+        """PAR: tunnel traffic for ``pcoa`` to ``nar`` (docs/design.md §1 step 4).  Returns the PCoA's
+        neighbor index, or -1 if nothing was installed: the neighbor table is full, or ``nar`` would be a NAR
+        beyond ``[router] tunnel_peers`` (a NAR's row is reused once no tunnel leads to it)."""
         return self._handover.tunnel_add(pcoa, nar)
 
     def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
         self._handover.tunnel_remove(pcoa)
+
+    def probe_neighbor(self, address: str | IPv6Address, done: Callable[[bool], None],
+                       iface: str | None = None) -> bool:
+        """Neighbor Unreachability Detection of ``address`` on ``iface`` (default: the access interface), RFC
+        4861 §7.3.3: up to ``resolve_retries`` unicast Neighbor Solicitations ``resolve_interval_ms`` apart;
+        ``done(True)`` when a solicited Neighbor Advertisement for it arrives on that link, ``done(False)``
+        after the last went unanswered (called from the engine's loop: a poll or a tick).  False, and no probe,
+        when ``ncache_capacity`` probes are running.  The neighbor cache is not changed by the probe."""
+        out = self._iface_by_name[iface] if iface else access_iface(self.interfaces)
+        return self._resolver.probe(IPv6Address(address), out, done)
 
     # the handover tables, for tests and the bench (the Handover part owns them)
     @property

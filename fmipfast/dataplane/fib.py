@@ -52,7 +52,8 @@ class Routes:
     def __init__(self, node: Node, routes: list[Route]) -> None:
         self.node = node
         self.routes = routes
-        self._peer_routes: dict[int, tuple[int, IPv6Address] | None] = {}  # by peer index; build() clears it
+        # by peer row, with the NAR it was looked up for (a row is reused for another NAR); build() clears it
+        self._peer_routes: dict[int, tuple[IPv6Address, tuple[int, IPv6Address] | None]] = {}
         self.build()
 
     def build(self) -> None:
@@ -93,10 +94,12 @@ class Routes:
         return r.iface, (r.via if r.via is not None else dst)
 
     def peer_route(self, p: int, peer: IPv6Address) -> tuple[int, IPv6Address] | None:
-        """The route to tunnel peer ``p`` (cached: the FIB only changes in build, which clears it)."""
-        if p not in self._peer_routes:
-            self._peer_routes[p] = self.lookup_route(peer)
-        return self._peer_routes[p]
+        """The route to tunnel peer ``peer`` in row ``p`` (cached by row, at most one entry per row: the FIB
+        only changes in build, which clears it; a row reused for another NAR is looked up again)."""
+        cached = self._peer_routes.get(p)
+        if cached is None or cached[0] != peer:
+            cached = self._peer_routes[p] = (peer, self.lookup_route(peer))
+        return cached[1]
 
     def route_batch(self, dst: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Longest-prefix match of a batch: output interface (-1 = no route) and next hop [n,16]."""

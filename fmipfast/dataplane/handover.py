@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 __all__ = ["Handover", "Hold"]
 
 _F_HOLD = int(NeighborFlag.HOLD)
+#: Flags of neighbor entries that are not an MN's delivered address (tunnel_add leaves them alone).
+_NOT_AN_MN = int(NeighborFlag.LOCAL | NeighborFlag.STATIC | NeighborFlag.PROXY | NeighborFlag.ROUTER)
 #: Frames a flush sends before it runs the rest of the buffer through the pipeline (see Handover.flush_buffer).
 _FIRST_FLUSHED = 1
 
@@ -74,10 +76,19 @@ class Handover:
         self.tunnel_peer: dict[int, IPv6Address] = {}  # ncache index of a TUNNEL entry -> NAR address
         self.hold: dict[int, Hold] = {}  # ncache index of a HOLD entry (an NCoA) -> its hold
         self.hold_alias: dict[int, int] = {}  # ncache index of a held NCoA's alias (PCoA) -> the NCoA's index
-        #: NAR addresses of tunnels, by the index the ``entry_peer`` column holds (interned, never reused).
-        self.peer_table: list[IPv6Address] = []
+        #: After an Attach: the NCoA -> the addresses delivered on this link with it (its PCoA from the HI),
+        #: while its neighbor entry lives.  A handover of the MN away from here tunnels them with the NCoA.
+        self.delivered_aliases: dict[IPv6Address, tuple[IPv6Address, ...]] = {}
+        #: ncache index of a tunnelled PCoA -> the indexes of its aliases tunnelled with it (tunnel_add).
+        self.tunnel_aliases: dict[int, tuple[int, ...]] = {}
+        #: NAR addresses of tunnels, by the row the ``entry_peer`` column holds (None: a free row).  A row is
+        #: taken for a NAR while a tunnel entry refers to it (``peer_refs``) and reused once none does; at most
+        #: ``cfg.tunnel_peers`` rows (:meth:`tunnel_add` refuses a new NAR beyond them).
+        self.peer_table: list[IPv6Address | None] = []
         self.peer_index: dict[IPv6Address, int] = {}
-        self.peer_arrays: list[np.ndarray] = []
+        self.peer_refs: list[int] = []  # tunnel entries per row
+        self.peer_arrays: list[np.ndarray] = []  # the rows as the node has them (set_tunnel_peers)
+        self._free_rows: list[int] = []
 
     # ------------------------------------------------------------------ NAR: proxy entries and their buffer
     def proxy_add(self, address: str | IPv6Address, key: int | None, lifetime_ms: int, iface: str | None = None,
@@ -125,13 +136,53 @@ class Handover:
                 h = self.hold.get(idx)
                 key = -1 if h is None else h.key
             self.node.entry_key[idx] = key
+            old = int(self.node.entry_peer[idx])
             peer = self.tunnel_peer.get(idx)
-            if peer is not None and peer not in self.peer_index:
-                self.peer_index[peer] = len(self.peer_table)
+            if old >= 0 and (peer is None or self.peer_table[old] != peer):
+                self._peer_unref(old)  # first: the row it frees may be the one the new NAR takes
+                old = -1
+            row = old if old >= 0 or peer is None else self._peer_ref(peer)
+            self.node.entry_peer[idx] = row
+
+    # ---------------------------------------------------------------- the tunnel peer rows
+    def peer_room(self, peer: IPv6Address, pcoa: IPv6Address) -> bool:
+        """True if a tunnel from ``pcoa`` to ``peer`` can have a row: ``peer`` has one, one is free, or the row
+        ``pcoa``'s tunnel holds now is its own and its aliases' alone (the move to ``peer`` frees it first)."""
+        if peer in self.peer_index or self._free_rows or len(self.peer_table) < self.cfg.tunnel_peers:
+            return True
+        idx = find_neighbor(self.ncache, pcoa)
+        column = self.node.entry_peer
+        if idx < 0 or idx not in self.tunnel_peer or not 0 <= idx < column.shape[0]:
+            return False
+        row = int(column[idx])
+        own = 1 + sum(1 for j in self.tunnel_aliases.get(idx, ()) if int(column[j]) == row)
+        return row >= 0 and self.peer_refs[row] == own
+
+    def _peer_ref(self, peer: IPv6Address) -> int:
+        row = self.peer_index.get(peer)
+        if row is None:  # callers asked peer_room first (tunnel_add): a row is free
+            row = self._free_rows.pop() if self._free_rows else len(self.peer_table)
+            array = np.frombuffer(peer.packed, dtype=np.uint8)
+            if row == len(self.peer_table):
                 self.peer_table.append(peer)
-                self.peer_arrays.append(np.frombuffer(peer.packed, dtype=np.uint8))
-                self.node.set_tunnel_peers(np.stack(self.peer_arrays))
-            self.node.entry_peer[idx] = -1 if peer is None else self.peer_index[peer]
+                self.peer_refs.append(0)
+                self.peer_arrays.append(array)
+            else:
+                self.peer_table[row] = peer
+                self.peer_arrays[row] = array
+            self.peer_index[peer] = row
+            self.node.set_tunnel_peers(np.stack(self.peer_arrays))  # at most tunnel_peers rows
+        self.peer_refs[row] += 1
+        return row
+
+    def _peer_unref(self, row: int) -> None:
+        self.peer_refs[row] -= 1
+        if self.peer_refs[row] == 0:  # no tunnel entry refers to the row: free it (no node write needed)
+            peer = self.peer_table[row]
+            if peer is not None:
+                del self.peer_index[peer]
+            self.peer_table[row] = None
+            self._free_rows.append(row)
 
     def _key_referenced(self, key: int) -> bool:
         return key in self.proxy_key.values() or any(h.key == key for h in self.hold.values())
@@ -160,15 +211,19 @@ class Handover:
         a = IPv6Address(address)
         keys = []
         entries = []
+        addrs = []
         for addr in (a, *self.proxy_aliases.pop(a, ())):
             idx = find_neighbor(self.ncache, addr)
             if idx < 0:
                 continue
+            addrs.append(addr)
             keys.append(self.proxy_key.pop(idx, None))
             self.sync(idx)
             entries.append(set_neighbor(self.ncache, addr, mac, int(self.ncache.ifindex[idx]),
                                         NeighborState.REACHABLE, 0,
                                         self.clock() + self.cfg.reachable_time_ms * 1_000_000))
+        if len(entries) > 1 and entries[0] >= 0:
+            self._deliver_aliases(a, tuple(addr for addr, e in zip(addrs[1:], entries[1:]) if e >= 0))
         key = next((k for k in keys if k is not None and k >= 0), None)
         flushed = 0 if key is None else self.flush_buffer(key)
         if key is not None and len(entries) > 1 and entries[0] >= 0 and self.cfg.reorder_hold_idle_ms > 0:
@@ -259,35 +314,95 @@ class Handover:
         for alias in set(entries[entries >= 0].tolist()) & self.hold_alias.keys():
             self.hold[self.hold_alias[alias]].last_inner_ns = now
 
-    # ------------------------------------------------------------------ PAR: tunnels
-    def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
-        """See ``Engine.tunnel_add``."""
-        a = IPv6Address(pcoa)
-        idx = find_neighbor(self.ncache, a)
-        if idx < 0:
-            ifc = access_iface(self.interfaces)
-            idx = set_neighbor(self.ncache, a, bytes(6), ifc.index, NeighborState.STALE, NeighborFlag.TUNNEL)
+    def _deliver_aliases(self, ncoa: IPv6Address, aliases: tuple[IPv6Address, ...]) -> None:
+        """Remember what is delivered on this link with ``ncoa`` (bounded: the entries of NCoAs whose neighbor
+        entry is gone are forgotten first when the table reaches the neighbor cache's size)."""
+        if aliases:
+            if ncoa not in self.delivered_aliases and len(self.delivered_aliases) >= self.ncache.capacity:
+                self._forget_delivered()
+            self.delivered_aliases[ncoa] = aliases
         else:
-            self.ncache.update(np.array([idx], dtype=np.int64),
-                               flags=np.array([int(self.ncache.flags[idx]) | NeighborFlag.TUNNEL], dtype=np.uint8))
-        if idx >= 0:
-            self.tunnel_peer[idx] = IPv6Address(nar)
-            self.sync(idx)
-        return idx
+            self.delivered_aliases.pop(ncoa, None)
 
-    def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
-        """See ``Engine.tunnel_remove``."""
-        idx = find_neighbor(self.ncache, IPv6Address(pcoa))
-        if idx >= 0 and idx in self.tunnel_peer:
+    def _forget_delivered(self) -> None:
+        """Forget what was delivered with NCoAs whose neighbor entry is gone (one lookup for them all)."""
+        if not self.delivered_aliases:
+            return
+        ncoas = list(self.delivered_aliases)
+        keys = np.frombuffer(b"".join(n.packed for n in ncoas), dtype=np.uint8).reshape(-1, 16)
+        for ncoa, row in zip(ncoas, np.asarray(self.ncache.lookup(keys)).tolist()):
+            if row < 0:
+                del self.delivered_aliases[ncoa]
+
+    # ------------------------------------------------------------------ PAR: tunnels
+    def _aliases_of(self, idx: int, pcoa: IPv6Address) -> list[int]:
+        """The neighbor entries of the addresses delivered on this link with ``pcoa`` (entry ``idx``) that are
+        still the same MN's: the same interface and link-layer address, not the router's own, configured or
+        proxied."""
+        out: list[int] = []
+        for alias in self.delivered_aliases.get(pcoa, ()):
+            j = find_neighbor(self.ncache, alias)
+            if (j >= 0 and j != idx and not int(self.ncache.flags[j]) & _NOT_AN_MN
+                    and int(self.ncache.ifindex[j]) == int(self.ncache.ifindex[idx])
+                    and bytes(self.ncache.macs[j]) == bytes(self.ncache.macs[idx])):
+                out.append(j)
+        return out
+
+    def _tunnel_entry(self, idx: int, peer: IPv6Address) -> None:
+        self.ncache.update(np.array([idx], dtype=np.int64),
+                           flags=np.array([int(self.ncache.flags[idx]) | NeighborFlag.TUNNEL], dtype=np.uint8))
+        self.tunnel_peer[idx] = peer
+        self.sync(idx)
+
+    def _untunnel_entry(self, idx: int) -> None:
+        if idx in self.tunnel_peer:
             del self.tunnel_peer[idx]
             self.sync(idx)
             self.ncache.update(np.array([idx], dtype=np.int64),
                                flags=np.array([int(self.ncache.flags[idx]) & ~NeighborFlag.TUNNEL], dtype=np.uint8))
 
+    def tunnel_add(self, pcoa: str | IPv6Address, nar: str | IPv6Address) -> int:
+        """See ``Engine.tunnel_add``."""
+        a = IPv6Address(pcoa)
+        peer = IPv6Address(nar)
+        if not self.peer_room(peer, a):
+            return -1
+        idx = find_neighbor(self.ncache, a)
+        if idx < 0:
+            ifc = access_iface(self.interfaces)
+            idx = set_neighbor(self.ncache, a, bytes(6), ifc.index, NeighborState.STALE, NeighborFlag.TUNNEL)
+            if idx >= 0:
+                self.tunnel_peer[idx] = peer
+                self.sync(idx)
+            return idx
+        for j in self.tunnel_aliases.pop(idx, ()):  # a tunnel of this PCoA already: its aliases follow anew
+            self._untunnel_entry(j)
+        self._tunnel_entry(idx, peer)
+        aliases = self._aliases_of(idx, a)
+        for j in aliases:
+            self._tunnel_entry(j, peer)
+        if aliases:
+            self.tunnel_aliases[idx] = tuple(aliases)
+        return idx
+
+    def tunnel_remove(self, pcoa: str | IPv6Address) -> None:
+        """See ``Engine.tunnel_remove``."""
+        idx = find_neighbor(self.ncache, IPv6Address(pcoa))
+        if idx < 0:
+            return
+        for j in self.tunnel_aliases.pop(idx, ()):
+            self._untunnel_entry(j)
+        self._untunnel_entry(idx)
+
     # ------------------------------------------------------------------ expiry
     def forget_expired(self) -> None:
         """After the neighbor cache expired entries: the tunnels, proxies and holds of those entries end."""
         live = set(np.flatnonzero(np.asarray(self.ncache.in_use)).tolist())
+        for idx in [k for k in self.tunnel_aliases if k not in live]:  # the PCoA's entry went: its aliases too
+            for j in self.tunnel_aliases.pop(idx):
+                if j in live:
+                    self._untunnel_entry(j)
+        self._forget_delivered()
         for idx in [k for k in self.tunnel_peer if k not in live]:
             del self.tunnel_peer[idx]
             self.sync(idx)

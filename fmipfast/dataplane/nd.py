@@ -57,7 +57,7 @@ from fmipfast.messages import (
 if TYPE_CHECKING:
     from fmipfast.backend import NeighborCache, PacketBuffer
 
-__all__ = ["Resolver", "Resolving", "Responder", "solicited_node", "MIN_DELAY_BETWEEN_RAS_NS",
+__all__ = ["Resolver", "Resolving", "Probe", "Responder", "solicited_node", "MIN_DELAY_BETWEEN_RAS_NS",
            "ORIGINATED_QUEUE"]
 
 #: Control-path packets waiting per next hop for its resolution.
@@ -84,6 +84,19 @@ class Resolving:
     next_ns: int
 
 
+@dataclass
+class Probe:
+    """Neighbor Unreachability Detection of one address (RFC 4861 §7.3.3, PROBE): unicast Neighbor
+    Solicitations, ``done(True)`` on a solicited Neighbor Advertisement, ``done(False)`` when none came."""
+
+    target: IPv6Address
+    iface: int
+    mac: bytes | None  # the entry's link-layer address; None: none known, the solicited-node group is asked
+    attempts: int
+    next_ns: int
+    done: Callable[[bool], None]
+
+
 class Resolver:
     """Next-hop resolution.  A next hop without a usable entry gets an INCOMPLETE one and Neighbor
     Solicitations every ``resolve_interval_ms``, at most ``resolve_retries``; the frames for it wait in the
@@ -107,6 +120,8 @@ class Resolver:
         self.resolving: dict[int, Resolving] = {}
         #: Packets the control path originated towards a next hop being resolved (by neighbor index).
         self.originated: dict[int, list[bytes]] = {}
+        #: Reachability probes by address (at most the neighbor cache's capacity; :meth:`probe`).
+        self.probes: dict[IPv6Address, Probe] = {}
 
     def resolve(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, sel: np.ndarray,
                 out_if: np.ndarray, next_hop: np.ndarray, now: int) -> None:
@@ -161,9 +176,57 @@ class Resolver:
             self.books.now.c[RESOLVED_SENT] += int(offsets.shape[0])
             self.reinject(self.interfaces[int(self.ncache.ifindex[idx])], arena, offsets, lengths)
 
+    def probe(self, address: IPv6Address, iface: Interface, done: Callable[[bool], None]) -> bool:
+        """Is ``address`` still on ``iface``'s link?  Neighbor Unreachability Detection (RFC 4861 §7.3.3):
+        a Neighbor Solicitation to the address (to its entry's link-layer address, or to its solicited-node
+        group when the cache has none), again every ``resolve_interval_ms``, ``resolve_retries`` in all;
+        ``done(True)`` at the first solicited Neighbor Advertisement for it on that link, ``done(False)`` when
+        none came.  A probe of an address already probed starts over with the new ``done`` (the old one is not
+        called).  False, with nothing started, when ``cfg.ncache_capacity`` probes are running."""
+        if address not in self.probes and len(self.probes) >= self.cfg.ncache_capacity:
+            return False
+        idx = find_neighbor(self.ncache, address)
+        mac = None
+        if idx >= 0 and int(self.ncache.ifindex[idx]) == iface.index and self.ncache.states[idx] != _INCOMPLETE:
+            mac = bytes(self.ncache.macs[idx])
+            if mac == bytes(6):
+                mac = None
+        now = self.clock()
+        p = self.probes[address] = Probe(address, iface.index, mac, 0, now, done)
+        self._probe_solicit(p, now)
+        return True
+
+    def _probe_solicit(self, p: Probe, now: int) -> None:
+        iface = self.interfaces[p.iface]
+        ns = NeighborSolicitation(p.target, (SourceLinkLayerAddress(iface.mac),))
+        if p.mac is not None:
+            self.emit.send(iface, ns, iface.source, p.target, p.mac)
+        else:
+            dst = solicited_node(p.target)
+            self.emit.send(iface, ns, iface.source, dst, frames.multicast_mac(dst))
+        self.books.now.c[NS_SENT] += 1
+        p.attempts += 1
+        p.next_ns = now + self.cfg.resolve_interval_ms * 1_000_000
+
+    def confirmed(self, iface: Interface, target: IPv6Address) -> None:
+        """A solicited Neighbor Advertisement for ``target`` came in on ``iface``: its probe, if any, ends."""
+        p = self.probes.get(target)
+        if p is not None and p.iface == iface.index:
+            del self.probes[target]
+            p.done(True)
+
     def retransmit(self, now: int) -> None:
         """Due Neighbor Solicitations; the next hops that never answered give up their entry and their queue
-        (the frames had their disposition when queued: their loss goes to the second ledger)."""
+        (the frames had their disposition when queued: their loss goes to the second ledger); the probes that
+        had no answer end (``done(False)``)."""
+        for address, p in list(self.probes.items()):
+            if now < p.next_ns or self.probes.get(address) is not p:
+                continue
+            if p.attempts >= self.cfg.resolve_retries:
+                del self.probes[address]
+                p.done(False)
+            else:
+                self._probe_solicit(p, now)
         for idx, r in list(self.resolving.items()):
             if now < r.next_ns:
                 continue
@@ -293,6 +356,8 @@ class Responder:
 
     def on_na(self, cf: ControlFrame, na: NeighborAdvertisement) -> None:
         tlla = self._link_address(cf, na.options, TargetLinkLayerAddress)
+        if na.solicited and self.resolver.probes:
+            self.resolver.confirmed(cf.iface, na.target)  # RFC 4861 §7.3.1: only S=1 confirms reachability
         idx = find_neighbor(self.ncache, na.target)
         if idx < 0 or tlla is None:
             return
