@@ -101,7 +101,7 @@ class RunOptions:
     reverse: bool = False
     #: The engines' TPACKET_V3 block retire timeout (``[router.ring] timeout_ms``): an Attach waits up to this
     #: long in the NAR's ring before its agent sees it.
-    ring_timeout_ms: int = 1
+    ring_timeout_ms: int = 2
     #: Kerberos key case at the NAR (draft §3): 1 its own key; 2 an access ticket it has its realm's KDC (a
     #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open; 3 an access ticket of the
     #: MN's home realm, which that KDC has the home KDC (another process, reached with the inter-realm key
@@ -309,7 +309,7 @@ def _realtime_here(priority: int) -> Iterator[None]:
 
 
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
-                  kdc: str | None = None, ring_timeout_ms: int = 1,
+                  kdc: str | None = None, ring_timeout_ms: int = 2,
                   gss: tuple[str, str, str] | None = None, priority: int = 0) -> tuple[subprocess.Popen, str]:
     """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
     ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,

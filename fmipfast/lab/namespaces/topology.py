@@ -613,7 +613,7 @@ class LabTopology:
             # descheduled for longer than the idle time would let direct datagrams overtake its last ones
             "reorder_hold_idle_ms": 20,
             "peers": [str(peer)],
-            "ring": {"block_size": 65536, "block_count": 16, "timeout_ms": 1},
+            "ring": {"block_size": 65536, "block_count": 16, "timeout_ms": 2},
             "interfaces": [
                 {"name": acc, "role": "access", "addresses": [f"{addr}/64"], "ra_min_interval_ms": 30,
                  "ra_max_interval_ms": 70, "adjacent_realms": [realm]},
