@@ -18,6 +18,8 @@ when the frame arrives; so the latency of a forwarder on such a ring is that tim
 * ``c-forward``, ``c-forward-tN``   bench/limit_forward.c with the default timeout, and with N ms.
 * ``engine``, ``engine-tN``   one engine worker with ``[router.ring]``'s default timeout, and with N ms.
 
+The probe frames leave at random (Poisson) instants, so they meet the retire timer at every phase.
+
 Rows take turns, one trial of each per repetition, so foreign load hits them alike.  Reported per row: the
 median, p90, p99 and maximum of every frame's latency pooled over the repetitions, and the frames lost.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import select
 import signal
 import socket
@@ -84,16 +87,20 @@ def _frame(dst_mac: bytes, src_mac: bytes, seq: int) -> bytes:
 
 
 def probe_send(argv: list[str]) -> int:
-    """``--probe-send IFACE DST_MAC SRC_MAC COUNT RATE FIRST_SEQ``: the frames, one every 1/RATE s."""
+    """``--probe-send IFACE DST_MAC SRC_MAC COUNT RATE FIRST_SEQ``: the frames at RATE a second on average,
+    the gaps drawn at random (exponential, seeded by FIRST_SEQ): a fixed period would meet the rings' retire
+    timer at one phase for a whole trial, and the trial would measure that phase instead of the timer's
+    spread."""
     ifname, dst, src, count, rate, first = argv
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.bind((ifname, 0))
     frames = [_frame(bytes.fromhex(dst.replace(":", "")), bytes.fromhex(src.replace(":", "")), int(first) + k)
               for k in range(int(count))]
-    gap = 1e9 / float(rate)
-    start = time.monotonic_ns()
-    for k, f in enumerate(frames):
-        due = start + int(k * gap)
+    rng = random.Random(int(first))
+    mean = 1e9 / float(rate)
+    due = time.monotonic_ns()
+    for f in frames:
+        due += int(rng.expovariate(1.0) * mean)
         while (now := time.monotonic_ns()) < due:
             time.sleep(min((due - now) / 1e9, 0.001))
         sock.send(f)
@@ -188,7 +195,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--probe-recv":
         return probe_recv(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", default="kernel,c-forward,c-forward-t1,engine,engine-t2,engine-t1",
+    ap.add_argument("--rows", default="kernel,c-forward-t10,c-forward,engine-t10,engine-t2,engine",
                     help="rows, taking turns in this order (kernel, engine[-tN], c-forward[-tN])")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per row (default 3)")
     ap.add_argument("--count", type=int, default=400, help="probe frames per trial (default 400)")
