@@ -34,7 +34,7 @@ row alike; the zero-drop searches (``--search``) follow.
                   worker shares CPU 0 with the generator, so these rows are bound by the generator's share
                   of CPU 0, not by the engine: they show that fanout works and how evenly it hashes.
 * ``c-forward``   ``bench/limit_forward.c``: the engine's socket and ring setup (TPACKET_V3, 16 x 256 KiB RX
-                  blocks, 1 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
+                  blocks, 2 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
                   mapping, PACKET_IGNORE_OUTGOING), per frame only the IPv6 ethertype and hop-limit checks,
                   the MAC rewrite and the hop-limit decrement into the TX ring, one send(2) per RX block, no
                   Python.  The floor under any forwarder on these rings: engine / c-forward is what the
@@ -165,7 +165,7 @@ def worker_main(argv: list[str]) -> int:
     batch = f"batch_size = {args.batch_size}" if args.batch_size else ""
     cfg = config.loads(WORKER_TOML.format(ra_ip=RA_IP, rb_ip=RB_IP, sink_ip=SINK_IP, sink_mac=args.sink_mac,
                                           nar_ip=NAR_IP, batch_size=batch)).router
-    ring = cfg.ring  # the engine's default geometry: 16 x 256 KiB RX blocks, 1 ms retire timeout
+    ring = cfg.ring  # the engine's default geometry: 16 x 256 KiB RX blocks, 2 ms retire timeout
     ports = {}
     for k, name in enumerate(("ra", "rb")):
         fanout = (args.fanout + k, "hash") if args.fanout else None
@@ -310,14 +310,16 @@ FORWARDERS = {f.key: f for f in (
     Fwd("c-tx4096", "c-forward, TX ring 4096 frames", kind="c", tx_frames=4096),
     Fwd("c-send64", "c-forward, send(2) every 64 frames", kind="c", send_every=64),
     Fwd("c-mmsg", "c-forward, sendmmsg(2) from the RX block", kind="c", sendmmsg=True),
-    # the RX ring's retire timeout and depth (--ring-variants)
+    # the RX ring's retire timeout (the default is [router.ring]'s) and depth (--ring-variants)
+    Fwd("engine-t1", "engine x1, retire timeout 1 ms", timeout_ms=1),
     Fwd("engine-t10", "engine x1, retire timeout 10 ms", timeout_ms=10),
     Fwd("engine-b64", "engine x1, 64 RX blocks", block_count=64),
+    Fwd("c-t1", "c-forward, retire timeout 1 ms", kind="c", timeout_ms=1),
     Fwd("c-t10", "c-forward, retire timeout 10 ms", kind="c", timeout_ms=10),
 )}
 DEFAULT_ROWS = "limit,engine,fanout,c-forward,kernel,tunnel,decap"
 TX_VARIANTS = "engine-bypass,engine-tx128,engine-tx4096,c-bypass,c-tx128,c-tx4096,c-send64,c-mmsg"
-RING_VARIANTS = "engine-t10,engine-b64,c-t10"
+RING_VARIANTS = "engine-t1,engine-t10,engine-b64,c-t1,c-t10"
 DEFAULT_SEARCH = "engine,fanout,c-forward,tunnel,decap"
 
 

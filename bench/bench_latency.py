@@ -195,7 +195,7 @@ def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--probe-recv":
         return probe_recv(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rows", default="kernel,c-forward-t10,c-forward,engine-t10,engine-t2,engine",
+    ap.add_argument("--rows", default="kernel,c-forward-t10,c-forward,c-forward-t1,engine-t10,engine,engine-t1",
                     help="rows, taking turns in this order (kernel, engine[-tN], c-forward[-tN])")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per row (default 3)")
     ap.add_argument("--count", type=int, default=400, help="probe frames per trial (default 400)")

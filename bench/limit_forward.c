@@ -2,7 +2,7 @@
  *
  * The cheapest forwarding that uses the engine's kernel interface: one AF_PACKET socket per interface set up
  * exactly as fmipfast.rings.PacketRing does it (TPACKET_V3; RX ring of 16 blocks of 256 KiB, 2048-octet
- * frame hint, retire timeout 1 ms, TP_FT_REQ_FILL_RXHASH; TX ring in the same mapping: 4096-octet blocks
+ * frame hint, retire timeout 2 ms, TP_FT_REQ_FILL_RXHASH; TX ring in the same mapping: 4096-octet blocks
  * of two 2048-octet frames, 512 frames; PACKET_IGNORE_OUTGOING; bound to ETH_P_ALL; non-blocking), then
  * for every frame of every RX block on RX_IF: IPv6 ethertype checked, hop limit > 1 checked (else dropped),
  * the frame copied into the next free TX slot of TX_IF with the MAC rewritten (destination = DST_MAC,
@@ -20,7 +20,7 @@
  *                 copies each into a linear skb (packet_snd) instead of page fragments of the TX ring
  *     -c CPU      pin to CPU
  *     -e OCTETS   the minimum frame (default 14 + 40)
- *     -T MS       the RX rings' block retire timeout (default 1, the engine's [router.ring] timeout_ms)
+ *     -T MS       the RX rings' block retire timeout (default 2, the engine's [router.ring] timeout_ms)
  *
  * A TX slot the kernel still owns counts as tx_ring_full and the frame is dropped, after one send(2) to
  * kick the kernel and one more look (the engine's PacketRing.send stops the same way).  Control on stdin,
@@ -57,7 +57,7 @@
 #define RX_BLOCK_SIZE (1u << 18)
 #define RX_BLOCK_NR 16u
 #define RX_FRAME 2048u
-#define RX_TIMEOUT_MS 1u
+#define RX_TIMEOUT_MS 2u
 #define TX_FRAME 2048u
 #define TX_DATA_OFF TPACKET_ALIGN(sizeof(struct tpacket3_hdr)) /* rings.pxi FMIPFAST_TX_DATA_OFF */
 

@@ -1,7 +1,7 @@
 /* The limit row of bench/bench_forward.py: a plain C TPACKET_V3 RX-ring reader.
  *
  * Opens an AF_PACKET socket on IFNAME with the engine's ring geometry (fmipfast.rings.PacketRing and
- * config.RingConfig defaults: blocks of 256 KiB, 16 blocks, 2048-octet frame hint, retire timeout 1 ms,
+ * config.RingConfig defaults: blocks of 256 KiB, 16 blocks, 2048-octet frame hint, retire timeout 2 ms,
  * PACKET_IGNORE_OUTGOING), polls, walks every block it owns and counts the IPv6/UDP frames in it (and all
  * frames), then hands the block back.  Nothing else: no copy, no parsing beyond the ethertype and next
  * header.  It is the receive-rate limit on the rt ingress veth (and, with --sink ring, the counter at the
@@ -55,7 +55,7 @@ int main(int argc, char **argv) {
     double seconds = atof(argv[2]);
     unsigned block_size = argc > 3 ? (unsigned)atoi(argv[3]) : 1u << 18;
     unsigned block_nr = argc > 4 ? (unsigned)atoi(argv[4]) : 16;
-    unsigned timeout_ms = argc > 5 ? (unsigned)atoi(argv[5]) : 1;
+    unsigned timeout_ms = argc > 5 ? (unsigned)atoi(argv[5]) : 2;
     int fanout_group = argc > 6 ? atoi(argv[6]) : 0;
 
     int fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));

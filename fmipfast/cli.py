@@ -664,8 +664,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--switch-delay-ms", type=_within(float, 0, 10_000), default=0.0,
                    help="run: from the MN's ReadyToSwitch to its port going down (default 0: at once)")
     p.add_argument("--ring-timeout-ms", type=_within(int, 1, 1000), default=2,
-                   help="run: the engines' TPACKET block retire timeout (default 2; 1 is the kernel's least, "
-                        "and [router.ring]'s default)")
+                   help="run: the engines' TPACKET block retire timeout (default 2, as [router.ring]'s; 1 is the "
+                        "kernel's least)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

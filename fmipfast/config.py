@@ -334,9 +334,9 @@ class RingConfig:
 
     block_size: int = 1 << 18
     block_count: int = 16
-    #: a partly filled RX block goes to the engine this long after its first frame: the data path's latency
-    #: per engine at low load (1, the kernel's least; docs/operations.md)
-    timeout_ms: int = 1
+    #: the kernel hands a partly filled RX block to the engine at its retire timer, every this many ms: the
+    #: data path's latency per engine at low load, against the cost of smaller blocks (docs/operations.md)
+    timeout_ms: int = 2
     tx_frames: int = 512
     fanout_group: int = 0  # 0 = no PACKET_FANOUT
     #: ND, echo and fmipfast messages on a socket of their own that wakes the engine per frame, so they never
@@ -349,7 +349,7 @@ class RingConfig:
         block = t.get_int("block_size", 1 << 18, 4096, 1 << 26)
         if block % 4096:
             raise ConfigError(f"{path}.block_size", f"{block} is not a multiple of the 4096-octet page")
-        made = cls(block, t.get_int("block_count", 16, 1, 4096), t.get_int("timeout_ms", 1, 1, 10000),
+        made = cls(block, t.get_int("block_count", 16, 1, 4096), t.get_int("timeout_ms", 2, 1, 10000),
                    t.get_int("tx_frames", 512, 1, 1 << 16), t.get_int("fanout_group", 0, 0, 0xFFFF),
                    t.get_bool("control_socket", True))
         t.done()
@@ -874,8 +874,8 @@ priority = 0                    # fifo, rr: 1-99 (default 10); other policies: 0
 [router.ring]                   # AF_PACKET TPACKET_V3 geometry
 block_size = 262144             # multiple of 4096
 block_count = 16
-timeout_ms = 1                  # a partly filled block is handed over after this (1, the least: the
-#                               # latency a frame gets at low load; docs/operations.md)
+timeout_ms = 2                  # a partly filled block is handed over at the retire timer, every this
+#                               # many ms: a frame's latency at low load (1 is the least; docs/operations.md)
 tx_frames = 512
 fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers; forwarding only:
 #                               # workers do not share tables, so not with [router.security])

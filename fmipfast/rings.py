@@ -142,7 +142,7 @@ class PacketRing:
     """
 
     def __init__(self, ifname: str, *, rx_block_size: int = 1 << 18, rx_block_nr: int = 16,
-                 rx_timeout_ms: int = 1, tx_frame_size: int = 2048, tx_frame_nr: int = 512,
+                 rx_timeout_ms: int = 2, tx_frame_size: int = 2048, tx_frame_nr: int = 512,
                  ignore_outgoing: bool = True, fanout: tuple[int, str] | None = None,
                  bpf: list[tuple[int, int, int, int]] | None = None, qdisc_bypass: bool = False) -> None:
         page = mmap.PAGESIZE
