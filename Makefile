@@ -24,6 +24,7 @@ bench:
 
 bench-forward:  # root: namespaces, veth, AF_PACKET
 	PYTHONPATH=. $(PY) bench/bench_forward.py --quick
+	PYTHONPATH=. $(PY) bench/bench_latency.py
 
 annotate:
 	FMIPFAST_ANNOTATE=1 $(PY) setup.py build_ext --inplace --force
