@@ -67,6 +67,7 @@ import os
 import socket
 import struct
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv6Address
@@ -113,7 +114,8 @@ from fmipfast.rtnetlink import (
     RTA_HDR,
     RTMGRP_LINK,
     carrier_up,
-    parse_links,
+    link_master,
+    link_messages,
 )
 from fmipfast.security.lwkerb import Credentials, Principal
 
@@ -219,7 +221,8 @@ class MnAgent:
         self._sock: socket.socket | None = None
         self._mon: socket.socket | None = None
         self._rtnl: _Rtnl | None = None
-        self._last_send_ns: int | None = None
+        #: When each Send not yet described by its 'send' note was handed to the kernel (oldest first).
+        self._send_times: deque[int] = deque()
         # The netlink thread starts here, so it (and its IPRoute) live in the caller's network namespace.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mnagent-{ifname}")
         self._idle = asyncio.Event()  # set while the worker waits for an event (no actions half-done)
@@ -383,9 +386,14 @@ class MnAgent:
                     event = await self._carrier_event(item)
                     if event is None:
                         continue
-                else:
-                    event = item
-                await self._perform(self.mn.handle(event, self.clock()))
+                    try:
+                        await self._perform(self.mn.handle(event, self.clock()))
+                    finally:
+                        if item.seen_ns is not None:  # the carrier note, once the Attach it triggered is out
+                            self._carrier_note(isinstance(event, LinkUp), item.seen_ns)
+                    self._after_event()
+                    continue
+                await self._perform(self.mn.handle(item, self.clock()))
                 self._after_event()
             finally:
                 self._idle.set()
@@ -405,22 +413,34 @@ class MnAgent:
     def _perform_now(self, actions: list[Action], start: int) -> int:
         """Carry out ``actions[start:]`` up to the first that waits for the netlink thread (an address
         removal); its index, or ``len(actions)``.  Consecutive configuration steps go in one rtnetlink
-        sendmsg."""
+        sendmsg.  The notes among them (logging, the ``on_note`` callback: tens of microseconds each) are made
+        after the other actions of the run, in their order: the machine's notes of a LinkUp would otherwise
+        stand between the carrier and the Attach.  A note keeps the time of what it describes where that
+        matters (a ``send`` note the time its Send was handed to the kernel)."""
         i = start
-        while i < len(actions):
-            a = actions[i]
-            if isinstance(a, _RTNL_ACTIONS):
-                j = i
-                while j < len(actions) and isinstance(actions[j], _RTNL_ACTIONS):
-                    j += 1
-                self._rtnl_actions(actions[i:j])
-                i = j
-            elif isinstance(a, RemoveAddress) and not (a.retired and self.keep_pcoa):
-                return i
-            else:
-                self._execute_now(a)
-                i += 1
-        return i
+        notes: list[Note] = []
+        try:
+            while i < len(actions):
+                a = actions[i]
+                if isinstance(a, Note):
+                    notes.append(a)
+                    i += 1
+                elif isinstance(a, _RTNL_ACTIONS):
+                    j = i
+                    while j < len(actions) and isinstance(actions[j], _RTNL_ACTIONS):
+                        j += 1
+                    self._rtnl_actions(actions[i:j])
+                    i = j
+                elif isinstance(a, RemoveAddress) and not (a.retired and self.keep_pcoa):
+                    return i
+                else:
+                    self._execute_now(a)
+                    i += 1
+            return i
+        finally:
+            for note in notes:
+                self._log_note(note)
+            self._send_times.clear()  # a Send of this run without a note: its time goes with the run
 
     def _handle_now(self, c: "_Carrier") -> bool:
         """A carrier change handled on the netlink reader itself, without the hop through the queue to the
@@ -433,8 +453,10 @@ class MnAgent:
         if c.up and c.name is None and self.next_link is None and c.master is not None:
             return False  # the name is the master device's: a query on the netlink thread
         self._idle.clear()
+        event = None
         try:
-            event = self._carrier_change(c, None)
+            # the carrier note (its time is the read's, whenever it is made) waits until the Attach is out
+            event = self._carrier_change(c, None, note=False)
             if event is None:
                 return True
             actions = self.mn.handle(event, self.clock())
@@ -447,6 +469,8 @@ class MnAgent:
             self._queue.put_nowait(_Rest([], 0, exc))
         finally:
             self._idle.set()
+            if event is not None and c.seen_ns is not None:
+                self._carrier_note(bool(c.up), c.seen_ns)
         return True
 
     def _arm_timer(self) -> None:
@@ -536,9 +560,9 @@ class MnAgent:
                 self._fail("netlink_monitor_errors", "netlink monitor", exc)
                 self._queue.put_nowait(_Carrier(None, None, None))
                 return
-            for mtype, flags, master in parse_links(data, self.ifindex):
+            for mtype, flags, attrs in link_messages(data, self.ifindex):
                 up = carrier_up(mtype, flags)
-                c = _Carrier(up, master, None, automatic=True, seen_ns=seen)
+                c = _Carrier(up, None, None, automatic=True, seen_ns=seen, attrs=attrs)
                 if not self._handle_now(c):
                     self._queue.put_nowait(c)
 
@@ -559,16 +583,17 @@ class MnAgent:
                 name = await self._netlink(self._name_of, master)
             except OSError:
                 name = None
-        return self._carrier_change(c, name)
+        return self._carrier_change(c, name, note=False)  # the worker notes it once its actions are done
 
-    def _carrier_change(self, c: "_Carrier", master_name: str | None) -> Event | None:
+    def _carrier_change(self, c: "_Carrier", master_name: str | None, *, note: bool = True) -> Event | None:
         """The event of a carrier report (None: an automatic report of no change); ``master_name``: the
-        interface's master device, the link's name when neither the report nor :attr:`next_link` gives one."""
+        interface's master device, the link's name when neither the report nor :attr:`next_link` gives one.
+        ``note`` False: the caller makes the carrier note itself (:meth:`_carrier_note`), later."""
         up = bool(c.up)
         if c.automatic and up == self._carrier:
             return None
         self._carrier = up
-        if c.seen_ns is not None:
+        if c.seen_ns is not None and note:
             # when the kernel's notification was read, before it waited in the queue: the timeline's "link up
             # seen" (the machine's own 'link' note comes after the queue and any name lookup)
             self._carrier_note(up, c.seen_ns)
@@ -646,7 +671,7 @@ class MnAgent:
             (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, IN6_PKTINFO.pack(a.src.packed, self.ifindex)),
             (socket.IPPROTO_IPV6, socket.IPV6_HOPLIMIT, struct.pack("=i", a.hop_limit)),
         ]
-        self._last_send_ns = self.clock()  # the time of the machine's 'send' note: handed to the kernel
+        self._send_times.append(self.clock())  # the time of the machine's 'send' note: handed to the kernel
         try:
             sock.sendmsg([a.icmp], ancillary, 0, (str(a.dst), 0, 0, scope))
         except OSError as exc:
@@ -747,8 +772,8 @@ class MnAgent:
                      extra={"fields": {"event": note.name, "interface": self.ifname, **note.fields}})
         if self.on_note is not None:
             at = self.clock()
-            if note.name == "send" and self._last_send_ns is not None:
-                at, self._last_send_ns = self._last_send_ns, None  # its Send ran just before: when it began
+            if note.name == "send" and self._send_times:
+                at = self._send_times.popleft()  # its Send ran before it: when that began
             self._callback(self.on_note, note, at)
 
     def _fail(self, counter: str, what: str, exc: BaseException) -> None:
@@ -868,9 +893,17 @@ class _Rest:
 class _Carrier:
     """An internal queue item: a carrier report (``up`` None = re-read the state from the kernel)."""
 
-    __slots__ = ("up", "master", "name", "automatic", "seen_ns")
+    __slots__ = ("up", "_master", "name", "automatic", "seen_ns", "_attrs")
 
     def __init__(self, up: bool | None, master: int | None, name: str | None, *, automatic: bool = False,
-                 seen_ns: int | None = None) -> None:
-        self.up, self.master, self.name, self.automatic = up, master, name, automatic
+                 seen_ns: int | None = None, attrs: bytes | None = None) -> None:
+        self.up, self._master, self.name, self.automatic = up, master, name, automatic
         self.seen_ns = seen_ns  # the agent's clock when the netlink notification was read
+        self._attrs = attrs  # the link message's attributes: IFLA_MASTER is looked for only when asked
+
+    @property
+    def master(self) -> int | None:
+        """The interface's master device (IFLA_MASTER), or None."""
+        if self._attrs is not None:
+            self._master, self._attrs = link_master(self._attrs), None
+        return self._master

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from ipaddress import IPv6Address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, FmipCode
 from fmipfast.messages import AdjacentRealms as RealmsOption
@@ -77,6 +79,21 @@ def test_link_notifications_are_parsed_for_our_interface_only():
     for cut in range(len(data)):
         _parse_links(data[:cut], 7)
     assert _parse_links(b"\0" * 64, 7) == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.integers(0, 16))
+def test_a_link_messages_attributes_give_its_master_only_when_asked(garbage, cut):
+    """The agent reads a carrier change without walking the message's attributes (link_messages) and looks
+    for IFLA_MASTER (link_master) only when the link's name needs it: the two steps give what parse_links
+    gives, on well-formed messages and on any bytes, truncated anywhere, and never raise."""
+    from fmipfast.rtnetlink import link_master, link_messages
+
+    data = _newlink(7, IFF_UP | IFF_LOWER_UP, master=3) + garbage + _newlink(7, IFF_UP)
+    for blob in (data, data[:len(data) - cut], garbage):
+        assert [(m, f, link_master(a)) for m, f, a in link_messages(blob, 7)] == _parse_links(blob, 7)
+    assert [(m, f, link_master(a)) for m, f, a in link_messages(_newlink(7, IFF_UP, master=9), 7)] == [
+        (RTM_NEWLINK, IFF_UP, 9)]
 
 
 # ============================================================================================ the lab
@@ -401,6 +418,15 @@ def test_attach_and_fast_handover_over_real_links(lab: Lab, keep_pcoa: bool):
         carrier = [(f["up"], t) for name, f, t in timed if name == "carrier"]
         attach_at_b = [t for name, f, t in timed if name == "send" and f["message"] == "Attach"][-1]
         assert [up for up, _ in carrier][-2:] == [False, True] and carrier[-1][1] <= attach_at_b, timed
+        # ... and made (like every note of that link up) once the Attach is out: nothing stands between the
+        # carrier and the Attach but the machine and the kernel's configuration
+        # (the first Attach after the carrier went down: a retransmission may follow later)
+        order = [(name, f) for name, f, _ in timed]
+        down_note = max(i for i, (name, f) in enumerate(order) if name == "carrier" and not f["up"])
+        up_note = next(i for i, (name, f) in enumerate(order) if i > down_note and name == "carrier" and f["up"])
+        attach_note = next(i for i, (name, f) in enumerate(order)
+                           if i > down_note and name == "send" and f["message"] == "Attach")
+        assert attach_note < up_note, order
         assert agent.mn.counters["bad_checksum"] == 0 and agent.mn.counters["bad_hop_limit"] == 0
     finally:
         agent.close()
