@@ -51,7 +51,12 @@ rest (address removal, link queries) runs on one private thread holding a pyrout
 synchronous ``IPRoute`` cannot be called from a running event loop); that thread and every socket are created
 in the constructor, so they live in the network namespace of the caller.  Nothing on the Attach's path waits
 for a timer: the carrier comes from the kernel's RTM_NEWLINK notification on a netlink socket the loop
-watches.
+watches.  Nor for bookkeeping: the notification's flags are read without walking its fifty-odd attributes
+(its master device is looked for only when the link's name needs it), and the notes of a run of actions --
+the carrier's own, the machine's state changes, the ``send`` -- are logged and handed to ``on_note`` after
+the run's other actions, each with the time of what it describes (the read of the notification, the Send's
+hand-over to the kernel): in the lab they had been 0.15-0.25 ms of the 0.34-0.53 ms from the carrier to
+the Attach.
 Nothing raises out of :meth:`MnAgent.run` for bad input or a failed socket/netlink call: the failure is
 counted in :attr:`MnAgent.counters` (malformed fmipfast messages are counted by the machine, ``agent.mn``).
 """
