@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 
 import pytest
 from hypothesis import settings
@@ -16,6 +17,12 @@ from fmipfast import reference
 # default 200 ms deadline.  Example counts stay as each test sets them.
 settings.register_profile("fmipfast", deadline=None)
 settings.load_profile("fmipfast")
+
+# Tests send SIGINT to the commands they start (^C on a live pipe, on a lab run).  A shell without job control
+# starts its background jobs with SIGINT ignored, and an ignored signal stays ignored across exec: Python then
+# never turns ^C into KeyboardInterrupt in those commands.  The suite gives its children the default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 #: Long soak and fuzz runs (``@pytest.mark.slow``) run with ``--run-slow`` or FMIPFAST_SLOW=1; the default
 #: run (and CI) runs each one's bounded version instead.
