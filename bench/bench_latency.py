@@ -63,27 +63,15 @@ PAYLOAD = 100  # 14 + 40 + 8 + 100 = 162 octets, bench_forward.py's frame
 
 
 # ---------------------------------------------------------------------------------------------- probes
-def _csum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of ``data``."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def _frame(dst_mac: bytes, src_mac: bytes, seq: int) -> bytes:
+    from fmipfast import backend
     from fmipfast.frames import build_ethernet, build_ipv6
 
     payload = (MAGIC + struct.pack("!Q", seq)).ljust(PAYLOAD, b"\0")
     src, dst = socket.inet_pton(socket.AF_INET6, bf.GEN_IP), socket.inet_pton(socket.AF_INET6, bf.SINK_IP)
-    length = 8 + len(payload)
-    udp = struct.pack("!HHHH", UDP_SPORT, UDP_DPORT, length, 0) + payload
-    pseudo = src + dst + struct.pack("!IxxxB", length, 17)
-    csum = _csum(pseudo + udp) or 0xFFFF
-    udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
-    return build_ethernet(dst_mac, src_mac, build_ipv6(bf.GEN_IP, bf.SINK_IP, 17, udp))
+    udp = bytearray(struct.pack("!HHHH", UDP_SPORT, UDP_DPORT, 8 + len(payload), 0) + payload)
+    struct.pack_into("!H", udp, 6, backend.upper_layer_checksum(src, dst, 17, bytes(udp), 6))
+    return build_ethernet(dst_mac, src_mac, build_ipv6(bf.GEN_IP, bf.SINK_IP, 17, bytes(udp)))
 
 
 def probe_send(argv: list[str]) -> int:
