@@ -7,6 +7,8 @@ import dataclasses
 from ipaddress import IPv6Address
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fmipfast.ar import AR_COUNTERS, AccessRouter, NarState, ParState
 from fmipfast.constants import AddressKind, HandoverStatus
@@ -459,3 +461,100 @@ def test_an_attach_is_handled_in_phases_the_flush_before_the_authenticated_mn_is
 
 def real_names(names_: list[str]) -> list[str]:
     return [n for n in names_ if n != "Note"]
+
+
+# ------------------------------------------------------------------ the early look at an Attach (attach_release)
+def _waiting_nar():
+    """B as NAR, PROXYING the MN's handover (the HI verified), and the Attach the MN will send it."""
+    net = attached_net()
+    net.trigger()
+    b = net.routers["B"]
+    h = next(iter(b.nar.values()))
+    assert h.state == NarState.PROXYING
+    att = sign(Attach((LinkLayerAddress(h.mn_eui64), Identifier(h.identifier), MessageAuthCode())),
+               h.context.mac_key, NCOA_B, b.link_local)
+    return net, b, h, att
+
+
+def test_attach_release_names_the_proxy_complete_that_handle_returns_and_changes_nothing():
+    net, b, h, att = _waiting_nar()
+    ev = Received(att, NCOA_B, b.link_local, 255, "B")
+    counters, state = dict(b.counters), h.state
+    assert b.handovers_waiting
+    early = b.attach_release(ev)
+    assert early is not None and early.ncoa == NCOA_B
+    # nothing counted, no state moved, no note: handle() still does all of it
+    assert dict(b.counters) == counters and h.state == state and h.release_looks == 1
+    actions = b.handle(ev, net.now)
+    assert [a for a in actions if type(a).__name__ == "ProxyComplete"] == [early]
+    assert h.state == NarState.ATTACHED and b.counters["attached"] == 1
+    assert b.attach_release(ev) is None  # attached now: nothing waits for this Attach any more
+
+
+def test_attach_release_refuses_what_handle_refuses_and_counts_nothing():
+    net, b, h, att = _waiting_nar()
+    key = h.context.mac_key
+    forged = bytearray(att)
+    forged[-1] ^= 1  # the MAC's last octet
+    refused = [
+        Received(bytes(forged), NCOA_B, b.link_local, 255, "B"),  # bad MAC (and checksum)
+        Received(sign(Attach((LinkLayerAddress(h.mn_eui64), Identifier(h.identifier), MessageAuthCode())), bytes(32),
+                      NCOA_B, b.link_local), NCOA_B, b.link_local, 255, "B"),  # well-formed, another key
+        Received(att, NCOA_B, b.link_local, 64, "B"),  # not hop limit 255: not from the link
+        Received(att, PCOA_A, b.link_local, 255, "B"),  # not from the waiting NCoA
+        Received(sign(Attach((LinkLayerAddress(h.mn_eui64), Identifier(h.identifier + 1), MessageAuthCode())), key,
+                      NCOA_B, b.link_local), NCOA_B, b.link_local, 255, "B"),  # another identifier
+        Received(encode(EchoRequest(1, 2, b"x"), NCOA_B, b.link_local), NCOA_B, b.link_local, 255, "B"),
+        Received(att[:7], NCOA_B, b.link_local, 255, "B"),
+    ]
+    counters = dict(b.counters)
+    for ev in refused:
+        assert b.attach_release(ev) is None
+    assert dict(b.counters) == counters
+    for ev in refused:  # and handle refuses each (counted there, once)
+        assert "ProxyComplete" not in names(b.handle(ev, net.now))
+    assert h.state == NarState.PROXYING
+
+
+def test_attach_release_runs_the_mac_check_a_bounded_number_of_times_per_handover():
+    from fmipfast.ar.nar import ATTACH_RELEASE_LOOKS
+
+    net, b, h, att = _waiting_nar()
+    # well-formed, the checksum right, the MAC under another key: it takes a MAC check to refuse
+    forged = sign(Attach((LinkLayerAddress(h.mn_eui64), Identifier(h.identifier), MessageAuthCode())), bytes(32),
+                  NCOA_B, b.link_local)
+    for _ in range(3 * ATTACH_RELEASE_LOOKS):
+        assert b.attach_release(Received(forged, NCOA_B, b.link_local, 255, "B")) is None
+    assert h.release_looks == ATTACH_RELEASE_LOOKS
+    good = Received(att, NCOA_B, b.link_local, 255, "B")
+    assert b.attach_release(good) is None  # the looks are spent: the handover completes the usual way
+    assert "ProxyComplete" in names(b.handle(good, net.now))
+
+
+def test_attach_release_waits_for_the_verification():
+    net = attached_net()
+    net.hold_verify = True
+    net.trigger()
+    b = net.routers["B"]
+    h = next(iter(b.nar.values()))
+    assert h.state == NarState.VERIFYING and b.handovers_waiting
+    att = sign(Attach((Identifier(h.identifier), MessageAuthCode())), bytes(32), NCOA_B, b.link_local)
+    assert b.attach_release(Received(att, NCOA_B, b.link_local, 255, "B")) is None
+    assert h.release_looks == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(at=st.integers(0, 200), xor=st.integers(1, 255), hop=st.sampled_from([255, 255, 254, 1]),
+       cut=st.integers(0, 200))
+def test_attach_release_agrees_with_handle_on_damaged_attaches(at, xor, hop, cut):
+    """Property: for any damage to the MN's Attach, the early look names a ProxyComplete exactly when handling
+    the same event returns it."""
+    net, b, h, att = _waiting_nar()
+    raw = bytearray(att)
+    if at < len(raw):
+        raw[at] ^= xor
+    raw = raw[:len(raw) - cut] if cut < len(raw) else raw
+    ev = Received(bytes(raw), NCOA_B, b.link_local, hop, "B")
+    early = b.attach_release(ev)
+    done = [a for a in b.handle(ev, net.now) if type(a).__name__ == "ProxyComplete"]
+    assert done == ([early] if early is not None else [])

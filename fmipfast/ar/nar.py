@@ -20,6 +20,7 @@ from fmipfast.ar.sessions import Session
 from fmipfast.constants import ND_HOP_LIMIT, AddressKind, HandoverStatus
 from fmipfast.errors import DerivationError
 from fmipfast.messages import (
+    Attach,
     AuthenticatedMN,
     EncapsulatedPacket,
     FmipMessage,
@@ -51,11 +52,15 @@ from fmipfast.protocol import (
     addr_text,
     mac48_from_eui64,
     mac_ok,
+    parse_received,
     sign,
 )
 from fmipfast.security.lwkerb import HandoverBinding
 
-__all__ = ["NarRole", "NAR_TRANSITIONS"]
+__all__ = ["NarRole", "NAR_TRANSITIONS", "ATTACH_RELEASE_LOOKS"]
+
+#: Looks of :meth:`NarRole.attach_release` per handover that go as far as the MAC check.
+ATTACH_RELEASE_LOOKS = 4
 
 
 class NarRole(RouterBase):
@@ -73,6 +78,11 @@ class NarRole(RouterBase):
             self._drop("unexpected", role_state=h.state.value, kind=kind.value)
             return
         handler(self, h, *args)
+
+    @property
+    def handovers_waiting(self) -> bool:
+        """True while a handover here waits for its HI's verification or for the MN's Attach."""
+        return bool(self._live)
 
     def _live_nar(self) -> int:
         """NAR handovers (not initial attaches) in VERIFYING or PROXYING: kept as a set, not scanned."""
@@ -351,28 +361,65 @@ class NarRole(RouterBase):
                    held="attach")
         h.early_attach = (msg, ev)
 
-    def _on_nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
+    def attach_release(self, ev: Received) -> ProxyComplete | None:
+        """A look at a frame from an MN's link before the driver's whole pass over it: if ``ev`` is the Attach
+        that completes a handover waiting here (PROXYING) -- well-formed, its MAC, identifier and link-layer
+        address good, a session place free -- the ``ProxyComplete`` that :meth:`handle` of the same event will
+        return, so the driver can release the MN's buffered packets before anything else; otherwise None.
+
+        It counts nothing, notes nothing and changes no state but one bound: only the first
+        ``ATTACH_RELEASE_LOOKS`` looks at a handover run the MAC check (frames sent from a waiting NCoA by
+        anyone on the link then cost at most that much twice).  ``handle`` remains the one that decides,
+        with the same checks (:meth:`_attach_release_mac`): when this returns a ``ProxyComplete`` for ``ev``,
+        handling ``ev`` next returns it too."""
+        h = self._nar_by_ncoa.get(ev.src)
+        if h is None or h.state != NarState.PROXYING or h.initial or h.release_looks >= ATTACH_RELEASE_LOOKS:
+            return None
+        msg = parse_received(ev, self.codepoints, {})  # the counting is handle's
+        if not isinstance(msg, Attach) or msg.identifier is None:
+            return None
+        h.release_looks += 1
+        found = self._attach_release_mac(h, msg, ev)
+        return ProxyComplete(h.ncoa, found[0]) if isinstance(found, tuple) else None
+
+    def _attach_release_mac(self, h: NarHandover, msg: FmipMessage, ev: Received) -> tuple[bytes, bytes] | str:
+        """The checks an Attach passes to complete the handover ``h`` (PROXYING): the MN's MAC address and
+        EUI-64, or the reason it does not."""
         assert h.context is not None
         if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
-            self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
-            return
+            return "bad_mac"
         if msg.identifier != h.identifier:
-            self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier)
-            return
+            return "unknown_identifier"
         lla = msg.find(LinkLayerAddress)
-        h.mn_eui64 = lla.eui64 if isinstance(lla, LinkLayerAddress) else h.mn_eui64
+        eui64 = lla.eui64 if isinstance(lla, LinkLayerAddress) else h.mn_eui64
         try:
-            mac = mac48_from_eui64(h.mn_eui64) if h.mn_eui64 is not None else None
+            mac = mac48_from_eui64(eui64) if eui64 is not None else None
         except DerivationError:
             mac = None
-        if mac is None:
+        if mac is None or eui64 is None:
+            return "no_link_layer_address"
+        if not self.sessions.has_room(h.ncoa):
+            return "sessions_full"
+        return mac, eui64
+
+    def _on_nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
+        found = self._attach_release_mac(h, msg, ev)
+        if found == "bad_mac":
+            self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
+            return
+        if found == "unknown_identifier":
+            self._drop("unknown_identifier", message=msg.NAME, identifier=msg.identifier)
+            return
+        if found == "no_link_layer_address":
             self._drop("no_link_layer_address", identifier=h.identifier)
             return
-        if self._sessions_full(h.ncoa):
+        if not isinstance(found, tuple):
+            self._count("refused_sessions_full")
             # Other MNs took the table's last places since this HI was admitted: the Attach waits (the MN
             # retransmits it) until one frees, within the proxy's lifetime.
             self._note("drop", role="nar", reason="sessions full", identifier=h.identifier)
             return
+        mac, h.mn_eui64 = found
         h.reply_src = ev.dst
         self._out.append(ProxyComplete(h.ncoa, mac))
         enc = msg.find(EncapsulatedPacket)

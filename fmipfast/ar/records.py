@@ -67,3 +67,4 @@ class NarHandover:
     reply_src: IPv6Address | None = None
     buffer: bool = True  # the HI's U flag
     early_attach: tuple[FmipMessage, Received] | None = None  # an Attach that came before verification
+    release_looks: int = 0  # AccessRouter.attach_release looks that ran the MAC check (bounded per record)
