@@ -23,10 +23,11 @@ from fmipfast.dataplane.types import (
     SOLICITED_RA_RATE,
     TP_STATUS_CSUMNOTREADY,
     ControlFrame,
+    FrameBatch,
     Interface,
 )
 
-__all__ = ["Engine", "Interface", "ControlFrame", "TP_STATUS_CSUMNOTREADY", "ERROR_LOG_INTERVAL_NS", "COUNTERS",
-           "EXPIRY_INTERVAL_NS", "ALL_NODES", "ALL_ROUTERS", "SOLICITED_RA_RATE", "SOLICITED_RA_BURST",
+__all__ = ["Engine", "Interface", "ControlFrame", "FrameBatch", "TP_STATUS_CSUMNOTREADY", "ERROR_LOG_INTERVAL_NS",
+           "COUNTERS", "EXPIRY_INTERVAL_NS", "ALL_NODES", "ALL_ROUTERS", "SOLICITED_RA_RATE", "SOLICITED_RA_BURST",
            "MIN_DELAY_BETWEEN_RAS_NS", "ORIGINATED_QUEUE", "MAX_DECAP_DEPTH", "MAX_NESTED_PASSES",
            "MAX_WAITING_PASSES", "solicited_node", "log"]

@@ -32,7 +32,7 @@ from fmipfast import frames
 from fmipfast.ar import AccessRouter, Session
 from fmipfast.constants import IpProto, NeighborFlag
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
-from fmipfast.engine import ControlFrame, Engine
+from fmipfast.engine import ControlFrame, Engine, FrameBatch, Interface
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
 from fmipfast.protocol import (
     BufferDrop,
@@ -97,6 +97,9 @@ class LoopScheduler:
 log = logging.getLogger("fmipfast.router")
 
 SESSION_FILE_FORMAT = "fmipfast-sessions/1"
+_ICMPV6 = int(IpProto.ICMPV6)
+_EARLY_MIN_FRAME = 14 + 40 + 8  # Ethernet, IPv6, the ICMPv6 header and a sub-option
+_RELEASED_EARLY_MAX = 64  # NCoAs released early and not yet confirmed by the machine (one per handover at a time)
 SESSION_SAVE_DELAY_NS = 200_000_000  # changes within this are written together
 SESSION_SAVE_RETRY_NS = 5_000_000_000  # after a failed write
 MAX_SESSION_FILE_OCTETS = 64 << 20
@@ -205,7 +208,11 @@ class RouterAgent:
         # frame being handled, None between frames: the flush note of an Attach carries both (the waterfall's
         # steps from the NAR's interface to its flush, docs/design.md §6)
         self._control_at: tuple[int, int] | None = None
+        # NCoAs whose Attach released the buffered packets on the engine's early look (on_early_control): the
+        # ProxyComplete that the machine returns for the same Attach afterwards finds its work done
+        self._released_early: set[IPv6Address] = set()
         engine.control = self.on_control
+        engine.early_control = self.on_early_control
         _warm_crypto()
         # Sessions kept across restarts: the MNs attached here keep their keys (else their next handover is
         # refused until they renew, up to a ticket lifetime later).  Written (atomically, 0600) shortly after
@@ -336,6 +343,40 @@ class RouterAgent:
         finally:
             self._control_at = None
 
+    def on_early_control(self, iface: Interface, fb: FrameBatch, now_ns: int) -> None:
+        """The engine's look at a batch of control frames before its pass (``Engine.early_control``): an MN's
+        Attach that completes a handover waiting here (:meth:`AccessRouter.attach_release`: its MAC checked
+        under the MN's session key) releases the MN's buffered packets at once, before the pass, the hook and
+        the machine's handling that the frame then takes as always (the ``ProxyComplete`` these return for it
+        finds the flush done).  Anything else is left to the pass untouched; nothing here runs unless a
+        handover waits for its Attach."""
+        if not self.ar.handovers_waiting or iface.name != self.iface:
+            return
+        offsets, lengths = fb.offsets, fb.lengths
+        for i in range(offsets.shape[0]):
+            o, n = int(offsets[i]), int(lengths[i])
+            if n < _EARLY_MIN_FRAME:
+                continue
+            frame = fb.arena[o:o + n].tobytes()
+            # Ethernet II, IPv6, ICMPv6 right after the fixed header: an Attach carries no extension header
+            if frame[12:14] != b"\x86\xdd" or frame[14] >> 4 != 6 or frame[20] != _ICMPV6:
+                continue
+            end = 54 + int.from_bytes(frame[18:20], "big")
+            if end > n:
+                continue
+            done = self.ar.attach_release(Received(frame[54:end], IPv6Address(frame[22:38]),
+                                                   IPv6Address(frame[38:54]), frame[21], iface.name, False))
+            if done is None:
+                continue
+            self._control_at = (now_ns, time.monotonic_ns())
+            try:
+                self._proxy_complete(done)
+            finally:
+                self._control_at = None
+            if len(self._released_early) >= _RELEASED_EARLY_MAX:  # a machine that never confirmed: forget them
+                self._released_early.clear()
+            self._released_early.add(done.ncoa)
+
     def _on_control(self, cf: ControlFrame) -> None:
         frame = cf.frame
         plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
@@ -418,17 +459,12 @@ class RouterAgent:
             self._proxied_at[a.ncoa] = self.scheduler.now()
             self.note("proxy_installed", ncoa=a.ncoa)
         elif isinstance(a, ProxyComplete):
-            start = time.monotonic_ns()
-            flushed = e.proxy_complete(a.ncoa, a.mac)
-            since = self._proxied_at.pop(a.ncoa, None)
-            if since is not None:
-                self.buffering.observe(max(0, self.scheduler.now() - since) / 1e9)
-            # when the flush began and, for an Attach read from the wire, when its pass began and its hook ran
-            # (CLOCK_MONOTONIC ns): the steps of `fmipfast lab run`'s waterfall between the interface and the flush
-            at = self._control_at
-            self.note("flushed", count=flushed, flush_ns=start,
-                      **({} if at is None else {"pass_ns": at[0], "hook_ns": at[1]}))
+            if a.ncoa in self._released_early:  # done on the engine's early look at the same Attach
+                self._released_early.discard(a.ncoa)
+                return
+            self._proxy_complete(a)
         elif isinstance(a, ProxyRemove):
+            self._released_early.discard(a.ncoa)
             self._proxied_at.pop(a.ncoa, None)
             e.proxy_remove(a.ncoa)
             self.note("proxy_removed", ncoa=a.ncoa)
@@ -459,6 +495,20 @@ class RouterAgent:
             self.note(f"ar:{a.name}", **a.fields)
 
     # ---------------------------------------------------------------- the control API's view
+    def _proxy_complete(self, a: ProxyComplete) -> None:
+        """The MN authenticated on its new link: its proxy entry completed, its buffered packets flushed."""
+        start = time.monotonic_ns()
+        flushed = self.engine.proxy_complete(a.ncoa, a.mac)
+        since = self._proxied_at.pop(a.ncoa, None)
+        if since is not None:
+            self.buffering.observe(max(0, self.scheduler.now() - since) / 1e9)
+        # when the flush began and, for an Attach read from the wire, when its pass (or the early look) began and
+        # its hook ran (CLOCK_MONOTONIC ns): the steps of `fmipfast lab run`'s waterfall between the interface and
+        # the flush
+        at = self._control_at
+        self.note("flushed", count=flushed, flush_ns=start,
+                  **({} if at is None else {"pass_ns": at[0], "hook_ns": at[1]}))
+
     def trigger(self, args: dict[str, Any]) -> dict[str, Any]:
         """The control API's ``handover``: ``args`` as :data:`fmipfast.control.HANDOVER_ARGS` describes them
         (pcoa, nar, nar_principal "name@REALM"; optional prefix_size, nar_mac, ncoa, buffer, lifetime_ms), all

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from ipaddress import IPv6Address
 
 import numpy as np
@@ -24,7 +25,7 @@ from fmipfast.messages import (
     decode,
     encode,
 )
-from fmipfast.ports import MemoryLink, MemoryPort
+from fmipfast.ports import FrameBatch, MemoryLink, MemoryPort
 from fmipfast.router import LoopScheduler, RouterAgent
 from fmipfast.security import ah
 from fmipfast.security import lwkerb as L
@@ -57,9 +58,22 @@ interface = "up0"
 """
 
 
-def _world(store: ah.SequenceStore | None = None, *, outbound_in_sad: bool = False, **agent_options):
+class _ControlPort(MemoryPort):
+    """An access port that hands what arrives on it over as control frames kept apart (``receive_control``), as
+    a ring port's control socket does with ND and the fmipfast messages."""
+
+    def receive_control(self) -> Iterator[FrameBatch]:
+        return MemoryPort.receive(self)
+
+    def receive(self) -> Iterator[FrameBatch]:
+        return iter(())
+
+
+def _world(store: ah.SequenceStore | None = None, *, outbound_in_sad: bool = False, control_port: bool = False,
+           **agent_options):
     core, access = MemoryLink("core"), MemoryLink("access")
-    ports = {"acc0": MemoryPort("acc0", MAC_ACC, access), "up0": MemoryPort("up0", MAC_UP, core)}
+    ports = {"acc0": (_ControlPort if control_port else MemoryPort)("acc0", MAC_ACC, access),
+             "up0": MemoryPort("up0", MAC_UP, core)}
     peer = MemoryPort("par", MAC_CORE, core)
     engine = Engine(config.loads(TOML).router, ports, seed=bytes(16))
     keytab = L.Keytab()
@@ -396,3 +410,100 @@ def test_a_flushing_phase_writes_its_notes_after_the_flush_with_the_time_they_we
     seen.clear()
     agent._execute_phase([Note("recv", {"message": "HI"}), Note("state", {"new": "verifying"})])
     assert seen == [("ar:recv", None), ("ar:state", None)]
+
+
+# ------------------------------------------------------------------ the MN's Attach on a control port
+MN_EUI64 = bytes.fromhex("001b63fffe8445e6")  # the HI's M option (_hi)
+MN_MAC = bytes.fromhex("001b638445e6")
+
+
+def _udp_to(dst: IPv6Address, seq: int) -> bytes:
+    body = (40000).to_bytes(2, "big") + (40001).to_bytes(2, "big") + (16).to_bytes(2, "big") + bytes(2) + \
+        seq.to_bytes(8, "big")
+    return frames.build_ethernet(MAC_UP, MAC_CORE, frames.build_ipv6(IPv6Address("2001:db8:1::99"), dst,
+                                                                     IpProto.UDP, body, 64))
+
+
+def _attach_frame(engine: Engine, *, key: bytes | None = None) -> bytes:
+    from fmipfast.messages import Attach, LinkLayerAddress, MessageAuthCode
+    from fmipfast.protocol import sign
+
+    nar_ll = engine.interfaces[0].link_local
+    mac_key = key if key is not None else L.derive_key(L.Key(0, bytes(range(7, 39))), L.LABEL_MAC)  # _hi's
+    icmp = sign(Attach((LinkLayerAddress(MN_EUI64), Identifier(7), MessageAuthCode())), mac_key, NCOA, nar_ll)
+    return frames.build_ethernet(MAC_ACC, MN_MAC, frames.build_ipv6(NCOA, nar_ll, IpProto.ICMPV6, icmp, 255))
+
+
+async def _proxying(**world_options):
+    """A NAR whose handover waits for the MN (the HI verified, three datagrams buffered), the MN on its link."""
+    engine, agent, peer, key = _world(control_port=True, **world_options)
+    mn = MemoryPort("mn", MN_MAC, engine.interfaces[0].port.link)
+    peer.send_frames([_hi(key, agent.epoch_s + agent.scheduler.now() / 1e9)])
+    engine.poll()
+    for _ in range(50):  # the verification runs as a task on this loop
+        await asyncio.sleep(0.01)
+        if _answers(peer):
+            break
+    assert agent.handovers()[0]["state"] == "proxying"
+    peer.send_frames([_udp_to(NCOA, q) for q in range(3)])
+    engine.poll()
+    assert engine.counters["buffered"] == 3
+    return engine, agent, mn
+
+
+def test_an_attach_on_a_control_port_releases_the_buffer_before_the_pass_reaches_the_agent():
+    """The engine shows each batch of a port's control frames to the agent before its pass
+    (``Engine.early_control``): an Attach that completes a waiting handover flushes the MN's buffered packets
+    there, and the machine's ProxyComplete for the same Attach afterwards finds the work done (one flush; the
+    route-switch hold the flush started stays)."""
+    async def scenario() -> None:
+        notes: list[tuple[str, dict]] = []
+        engine, agent, mn = await _proxying(on_note=lambda what, fields: notes.append((what, dict(fields))))
+        flushes: list[int] = []
+        hooked: list[int] = []
+        proxy_complete, hook = engine.proxy_complete, engine.control
+        assert hook is not None
+
+        def counted(address: object, mac: bytes) -> int:
+            flushes.append(time.monotonic_ns())
+            return proxy_complete(address, mac)
+
+        def hook_timed(cf: object) -> None:
+            hooked.append(time.monotonic_ns())
+            hook(cf)  # type: ignore[arg-type]
+
+        engine.proxy_complete = counted  # type: ignore[method-assign]
+        engine.control = hook_timed
+        mn.send_frames([_attach_frame(engine)])
+        engine.poll()
+        assert len(flushes) == 1 and len(hooked) == 1 and flushes[0] < hooked[0]
+        assert agent.ar.counters["attached"] == 1 and agent.handovers()[0]["state"] == "attached"
+        got = [frames.parse_frame(f) for b in mn.receive() for f in b.frames()]
+        assert sum(1 for p in got if p.upper_layer == IpProto.UDP and p.dst == NCOA) == 3
+        # the route-switch hold the one flush started, intact (a second completion would have reset the entry)
+        assert [h["ncoa"] for h in engine.holds()] == [str(NCOA)]
+        idx = int(engine.ncache.lookup(np.frombuffer(NCOA.packed, dtype=np.uint8).reshape(1, 16))[0])
+        assert int(engine.ncache.flags[idx]) & NeighborFlag.HOLD
+        flushed = [f for w, f in notes if w == "flushed"]
+        assert len(flushed) == 1 and flushed[0]["count"] == 3
+        assert flushed[0]["pass_ns"] <= flushed[0]["hook_ns"] <= flushed[0]["flush_ns"] <= hooked[0]
+        c = engine.conservation()
+        assert c["holds"], c
+
+    asyncio.run(scenario())
+
+
+def test_forged_attaches_on_a_control_port_release_nothing_and_are_counted_once():
+    """Attaches under the wrong key from the waiting NCoA: no early release, each refused once by the machine
+    (the early look counts nothing); the MN's own Attach afterwards completes the handover."""
+    async def scenario() -> None:
+        engine, agent, mn = await _proxying()
+        mn.send_frames([_attach_frame(engine, key=bytes(32)) for _ in range(10)])
+        engine.poll()
+        assert agent.ar.counters["bad_mac"] == 10 and agent.ar.counters.get("attached", 0) == 0
+        assert engine.counters["flushed"] == 0 and agent.handovers()[0]["state"] == "proxying"
+        mn.send_frames([_attach_frame(engine)])
+        engine.poll()
+        assert agent.ar.counters["attached"] == 1 and engine.counters["flushed"] == 3
+
+    asyncio.run(scenario())

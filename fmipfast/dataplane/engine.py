@@ -149,6 +149,12 @@ class Engine:
                                   self.interfaces, self._iface_by_name, self._books, self._reinject)
         self._delivery = LocalDelivery(codepoints, self._responder, self._emit, self._books, self._faults)
         self._delivery.control = control
+        #: Called as ``early_control(iface, batch, now_ns)`` with each batch of control frames a port keeps
+        #: apart (``receive_control``), before the pipeline's pass over it: the protocol layer's look at what
+        #: must not wait for the pass (an Attach that releases an MN's buffered packets).  It may only act on
+        #: what it can authenticate; the batch then goes through the pass as always, so the hook sees the
+        #: frames first, never instead.  Whatever it raises is counted and logged as an internal error.
+        self.early_control: Callable[[Interface, FrameBatch, int], None] | None = None
         # the ports that keep their control frames apart, and the descriptors that say some are waiting
         self._control_ports: list[tuple[Interface, Callable[[], Iterable[FrameBatch]]]] = []
         self._control_poller = select.poll()
@@ -393,7 +399,7 @@ class Engine:
     def _drain_control(self) -> int:
         total = 0
         for iface, receive_control in self._control_ports:
-            total += self._drain(iface, receive_control)
+            total += self._drain(iface, receive_control, early=self.early_control)
         return total
 
     def _control_between(self) -> int:
@@ -406,7 +412,8 @@ class Engine:
         return self._drain_control() if ready else 0
 
     def _drain(self, iface: Interface, receive: Callable[[], Iterable[FrameBatch]],
-               between: Callable[[], int] | None = None) -> int:
+               between: Callable[[], int] | None = None,
+               early: Callable[[Interface, FrameBatch, int], None] | None = None) -> int:
         total = 0
         try:
             blocks = receive()
@@ -415,6 +422,8 @@ class Engine:
             return 0
         for fb in blocks:
             try:
+                if early is not None:
+                    self._guarded("early control", early, iface, fb, self.clock())
                 total += self.process(iface, fb)
             finally:
                 fb.release()

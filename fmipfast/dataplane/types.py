@@ -19,9 +19,9 @@ import numpy as np
 from fmipfast._linux import TP_STATUS_CSUMNOTREADY
 from fmipfast.config import InterfaceConfig
 from fmipfast.constants import DropReason
-from fmipfast.ports import Port
+from fmipfast.ports import FrameBatch, Port
 
-__all__ = ["Interface", "ControlFrame", "TokenBucket", "Refused", "Reinject", "TP_STATUS_CSUMNOTREADY",
+__all__ = ["Interface", "ControlFrame", "FrameBatch", "TokenBucket", "Refused", "Reinject", "TP_STATUS_CSUMNOTREADY",
            "ALL_NODES", "ALL_ROUTERS", "SOLICITED_RA_RATE", "SOLICITED_RA_BURST"]
 
 ALL_NODES = IPv6Address("ff02::1")

@@ -22,10 +22,13 @@ its time comes from (:data:`STEPS`):
 * ``mn``: the MN agent's clock (CLOCK_MONOTONIC) when it read a carrier notification (down, then up), when
   ``sendmsg`` of the HRA and of the Attach began, when it handled the AuthenticatedMN;
 * ``nar``: the NAR daemon's router-agent notes (``mono_ns``, CLOCK_MONOTONIC, in its JSON log).  The flush's
-  note carries three more instants: when the engine's pass that held the Attach began (``pass_ns``, the
-  engine's clock read once per block, after the wake-up and the socket read), when the agent's hook was
-  called with it (``hook_ns``), and when the flush began (``flush_ns``), after the machine had decoded the
-  Attach, checked its MAC and returned the ``ProxyComplete`` phase (``ar:recv``, ``nar_attach_agent``);
+  note carries three more instants: when the engine had read the Attach (``pass_ns``, the engine's clock after
+  the wake-up and the control socket's read, as it shows the batch to the agent's early look), when the agent
+  looked at it (``hook_ns``), and when the flush began (``flush_ns``), once the Attach's MAC had been checked
+  (:meth:`fmipfast.router.RouterAgent.on_early_control`).  The machine's own handling of the Attach follows
+  the flush (``ar:recv``, ``nar_attach_agent``: decoded, the MAC checked again, the Authenticated-MN built);
+  an Attach the early look left alone (none of its checks failed but, say, a session place was missing) is
+  flushed by that handling instead, after it;
 * ``kernel``: a kernel receive timestamp (SO_TIMESTAMPNS, CLOCK_REALTIME, taken once per packet as it crossed
   the interface), converted to CLOCK_MONOTONIC with one offset sampled at the start of the run: the Attach at
   the NAR's access interface and the NAR's first buffered datagram leaving it (:class:`Taps`, two
@@ -68,10 +71,10 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("mn_carrier", "MN: carrier up read from netlink", "mn"),
     ("mn_attach_sent", "MN: Attach sent", "mn"),
     ("nar_attach_kernel", "NAR: Attach at its interface", "kernel"),
-    ("nar_pass", "NAR: its engine's pass with the Attach begins", "nar"),
-    ("nar_hook", "NAR: Attach at its agent's hook", "nar"),
-    ("nar_attach_agent", "NAR: Attach handed to its agent", "nar"),
+    ("nar_pass", "NAR: its engine has read the Attach", "nar"),
+    ("nar_hook", "NAR: Attach at its agent's early look", "nar"),
     ("nar_flush_start", "NAR: flush begins (proxy entry complete)", "nar"),
+    ("nar_attach_agent", "NAR: Attach handled by its machine", "nar"),
     ("nar_verified", "NAR: AP-REQ verified (at the HI)", "nar"),
     ("nar_first_tx", "NAR: first buffered datagram out", "kernel"),
     ("nar_flushed", "NAR: proxy entry complete, flushed", "nar"),
@@ -85,7 +88,7 @@ LABELS = {k: label for k, label, _ in STEPS}
 #: receipt of the AMN race with the flushed datagrams, and the verification happened before the move.
 CHAIN = ("mn_hra_sent", "ready_to_switch", "move_command", "move_read", "link_down_request", "link_down",
          "link_up_request", "link_up", "mn_carrier", "mn_attach_sent",
-         "nar_attach_kernel", "nar_attach_agent", "nar_first_tx", "mn_first_datagram")
+         "nar_attach_kernel", "nar_flush_start", "nar_first_tx", "mn_first_datagram")
 
 
 # ------------------------------------------------------------------------------------------ statistics
@@ -164,7 +167,7 @@ def waterfall(up_ns: int, up_ack_ns: int | None, mn_notes: Sequence[tuple[str, M
     at["nar_attach_kernel"] = _first(attach_rx_ns, up_ns)
     at["nar_attach_agent"] = nar("ar:recv", up_ns, fmip_message="Attach")
     after_rx = at["nar_attach_agent"] or after_attach
-    at["nar_flushed"] = nar("flushed", after_rx)
+    at["nar_flushed"] = nar("flushed", after_attach)  # the early look flushes before the machine's receipt
     flushed = next((d for d in nar_notes if d.get("event") == "flushed" and d.get("mono_ns") == at["nar_flushed"]),
                    {})
     for key, name in (("nar_pass", "pass_ns"), ("nar_hook", "hook_ns"), ("nar_flush_start", "flush_ns")):

@@ -827,7 +827,7 @@ _PLOTTED = (("trigger", "trigger"), ("mn recv HandoverRedirect", "Redirect"), ("
             ("mn send BU", "BU"), ("cn follows", "CN follows BU"), ("mn recv BAck", "BAck"),
             ("mn send ForwardingDisable", "FD"))
 #: waterfall steps drawn on the zoomed fast-handover panel, with short labels
-_STEP_LABELS = {"mn_carrier": "MN sees carrier", "mn_attach_sent": "Attach", "nar_attach_agent": "NAR agent has Attach",
+_STEP_LABELS = {"mn_carrier": "MN sees carrier", "mn_attach_sent": "Attach", "nar_attach_agent": "NAR machine: Attach",
                 "nar_flushed": "NAR flushes", "nar_amn_sent": "AMN", "nar_first_tx": "1st flushed datagram out",
                 "mn_first_datagram": "MN: 1st datagram"}
 _COLOURS = {"A": "tab:blue", "B": "tab:green", "lost": "tab:red"}
