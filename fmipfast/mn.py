@@ -167,6 +167,7 @@ class _Exchange:
     renewing: bool = False  # a re-attach to the router we are attached to (self.router stays valid meanwhile)
     # the handover's Attach built ahead of the new link (MobileNode.prepare): what it was built from, its ICMPv6
     prepared: tuple[tuple[object, ...], bytes] | None = None
+    coa_configured: bool = False  # a handover's NCoA configured while the old link was down (_on_ho_link_down)
 
 
 class MobileNode:
@@ -618,6 +619,7 @@ class MobileNode:
             # so it has given up the old one (e.g. our HRAs were all lost).  Follow the new one.
             self._count("superseded")
             self._note("fail", role="mn", identifier=x.identifier, reason=f"superseded by {msg.identifier}")
+            self._unconfigure(x)
             self.exchange = None
             self._set_state(MnState.ATTACHED)
             self._on_hrd(msg)
@@ -669,7 +671,25 @@ class MobileNode:
         self._count("switch_timeouts")
         self._note("fail", role="mn", identifier=x.identifier,
                    reason=f"no new link within {self.switch_wait_ns / 1e9:g} s of ReadyToSwitch")
+        self._unconfigure(x)
         self._reverse()
+
+    def _on_ho_link_down(self, ev: LinkDown) -> None:
+        """Ready to switch and the old link gone: the NCoA is configured now, while no frame can reach us, so
+        that on the new link only the Attach stands between the carrier and the NAR's flush.  The address
+        comes without DAD (the NAR proxies it and vouches for it, draft §4) and outlives the carrier's return.
+        Back on the old link instead (link reversal, or no new link in time) it is removed again."""
+        self._on_link_note(ev)
+        x = self.exchange
+        if x is not None and not x.coa_configured:
+            x.coa_configured = True
+            self._out.append(ConfigureAddress(x.coa, ""))
+
+    def _unconfigure(self, x: _Exchange) -> None:
+        """The NCoA a handover that ends here configured on the old link's loss, removed."""
+        if x.coa_configured:
+            x.coa_configured = False
+            self._out.append(RemoveAddress(x.coa))
 
     def _on_ho_link_up(self, ev: LinkUp) -> None:
         x, r = self.exchange, self.router
@@ -678,6 +698,8 @@ class MobileNode:
             # Link reversal (draft App. A): back on the PAR's link before the NAR took us: stop its forwarding.
             if self.state == MnState.HO_ATTACHING:
                 self._out.append(RemoveAddress(x.coa))
+            else:
+                self._unconfigure(x)
             self._reverse()
             return
         if self.state == MnState.HO_ATTACHING:
@@ -686,11 +708,14 @@ class MobileNode:
         assert x.nar_ll is not None and x.nar_mac is not None
         x.link = ev.link
         # The Attach leaves as soon as the MN can take what it releases: the NAR's neighbor entry (no Neighbor
-        # Solicitation), the NCoA and the route -- three configuration steps a driver hands the kernel in one
-        # rtnetlink request, done inside that one system call -- then the Attach, prepared beforehand.  The
-        # address comes first because the NAR flushes the buffered packets to it the moment the Attach lands.
+        # Solicitation), the NCoA (unless configured already while the old link was down) and the route --
+        # configuration steps a driver hands the kernel in one rtnetlink request, done inside that one system
+        # call -- then the Attach, prepared beforehand.  The address comes first because the NAR flushes the
+        # buffered packets to it the moment the Attach lands.
         self._out.append(PreloadNeighbor(x.nar_ll, x.nar_mac, ev.link))
-        self._out.append(ConfigureAddress(x.coa, ev.link))
+        if not x.coa_configured:
+            self._out.append(ConfigureAddress(x.coa, ev.link))
+        x.coa_configured = False  # the handover's now: removed with it if it fails (_on_timeout's fallback keeps it)
         self._out.append(SetDefaultRoute(x.nar_ll, ev.link))
         prepared, x.prepared = x.prepared, None
         icmp = prepared[1] if prepared is not None and prepared[0] == self._ho_attach_inputs(x) else None
@@ -732,7 +757,7 @@ MN_TRANSITIONS: dict[tuple[MnState, Kind], Callable[..., None]] = {
     (MnState.HO_TICKET, Kind.TICKET): MobileNode._on_ho_ticket,
     (MnState.HO_READY, Kind.HRD): MobileNode._on_hrd_duplicate,
     (MnState.HO_READY, Kind.LINK_UP): MobileNode._on_ho_link_up,
-    (MnState.HO_READY, Kind.LINK_DOWN): MobileNode._on_link_note,
+    (MnState.HO_READY, Kind.LINK_DOWN): MobileNode._on_ho_link_down,
     (MnState.HO_READY, Kind.TIMEOUT): MobileNode._on_switch_timeout,
     (MnState.HO_ATTACHING, Kind.AMN): MobileNode._on_ho_amn,
     (MnState.HO_ATTACHING, Kind.TIMEOUT): MobileNode._on_timeout,

@@ -479,3 +479,49 @@ def test_the_remembered_redirects_are_bounded():
     assert mn.counters["replayed_redirect"] == 0
     mn.handle(hrd(mn, ident=REDIRECTS_REMEMBERED + 4), net.now)
     assert mn.counters["replayed_redirect"] == 1
+
+
+# ------------------------------------------------------------------ the NCoA configured while the old link is down
+def test_the_ncoa_is_configured_once_when_the_old_link_goes_down_and_the_new_link_brings_only_the_attach():
+    net, mn = attached()
+    _ready(net, mn)
+    out = real(mn.handle(LinkDown(), net.now))
+    assert names(out) == ["ConfigureAddress"] and out[0].address == NCOA_B
+    assert real(mn.handle(LinkDown(), net.now)) == []  # a flap of the old link: configured already
+    out = real(mn.handle(LinkUp("B"), net.now))
+    assert names(out) == ["PreloadNeighbor", "SetDefaultRoute", "Send"] and out[2].src == NCOA_B
+    assert mn.state == MnState.HO_ATTACHING
+
+
+def test_back_on_the_old_link_the_ncoa_configured_meanwhile_is_removed():
+    net, mn = attached()
+    _ready(net, mn)
+    old = mn.router.link
+    mn.handle(LinkDown(), net.now)
+    out = real(mn.handle(LinkUp(old), net.now))
+    assert names(out) == ["RemoveAddress", "Send"] and out[0].address == NCOA_B and not out[0].retired
+    assert mn.state == MnState.ATTACHED and mn.counters["link_reversals"] == 1
+    # without the link going down first there is nothing to remove
+    net, mn = attached()
+    _ready(net, mn)
+    assert names(mn.handle(LinkUp(mn.router.link), net.now)) == ["Send"]
+
+
+def test_no_new_link_in_time_removes_the_ncoa_configured_meanwhile():
+    net, mn = attached()
+    _ready(net, mn)
+    mn.handle(LinkDown(), net.now)
+    deadline = mn.next_deadline()
+    assert deadline is not None
+    out = real(mn.handle(Tick(), deadline))
+    assert names(out) == ["RemoveAddress", "Send"] and out[0].address == NCOA_B
+    assert mn.counters["switch_timeouts"] == 1 and mn.state == MnState.ATTACHED
+
+
+def test_a_redirect_that_supersedes_the_handover_removes_the_ncoa_configured_for_it():
+    net, mn = attached()
+    _ready(net, mn)
+    mn.handle(LinkDown(), net.now)
+    out = real(mn.handle(hrd(mn, ident=0x43), net.now))
+    assert names(out)[:1] == ["RemoveAddress"] and out[0].address == NCOA_B
+    assert mn.counters["superseded"] == 1
