@@ -507,3 +507,37 @@ def test_forged_attaches_on_a_control_port_release_nothing_and_are_counted_once(
         assert agent.ar.counters["attached"] == 1 and engine.counters["flushed"] == 3
 
     asyncio.run(scenario())
+
+
+def test_the_early_look_takes_any_bytes_from_the_link_without_raising_or_releasing():
+    """Frames of any content on the control port while a handover waits (runts, wrong versions, lengths that
+    overrun the frame, an Attach's header over garbage): the look raises nothing and releases nothing; the
+    engine counts no internal error."""
+    import random
+
+    async def scenario() -> None:
+        engine, agent, mn = await _proxying()
+        good = _attach_frame(engine)
+        rnd = random.Random(7)
+        hostile = [b"", b"\x00" * 13, good[:54], good[:60], good[:62] + b"\xff" * 3]
+        for _ in range(300):
+            f = bytearray(good[:rnd.randrange(14, len(good) + 1)])
+            for _ in range(rnd.randrange(1, 6)):
+                f[rnd.randrange(len(f))] = rnd.randrange(256)
+            if rnd.random() < 0.5 and len(f) > 20:  # keep the headers that lead to the look's checks
+                f[12:14], f[14], f[20] = b"\x86\xdd", 0x60, 58
+            hostile.append(bytes(f) + bytes(rnd.randrange(3)))
+        from fmipfast.ports import pack_frames
+        arena, offsets, lengths = pack_frames(hostile)
+        fb = FrameBatch(None, arena, offsets, lengths, np.zeros(len(hostile), dtype=np.uint32),
+                        np.zeros(len(hostile), dtype=np.int64))
+        agent.on_early_control(engine.interfaces[0], fb, time.monotonic_ns())
+        assert engine.counters["flushed"] == 0 and agent.handovers()[0]["state"] == "proxying"
+        mn.send_frames([f for f in hostile if f])
+        engine.poll()
+        assert engine.counters["flushed"] == 0 and engine.counters["internal_errors"] == 0
+        mn.send_frames([good])
+        engine.poll()
+        assert engine.counters["flushed"] == 3 and agent.ar.counters["attached"] == 1
+
+    asyncio.run(scenario())
