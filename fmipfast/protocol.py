@@ -24,7 +24,7 @@ from ipaddress import IPv6Address
 from typing import Any, Union
 
 from fmipfast import backend
-from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, Codepoints
+from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, SUBOPT_HDR_LEN, Codepoints, SubOptType
 from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
 from fmipfast.messages import FmipMessage, decode, encode, mac_offset_of, mac_value_offset, refill_checksum
 from fmipfast.security import mac as _mac
@@ -40,8 +40,8 @@ __all__ = [
     "SetDefaultRoute", "RemoveAddress", "ReadyToSwitch", "Precache", "Note",
     # policy and helpers
     "Backoff", "DEFAULT_BACKOFF", "Kind", "STATUS_ACCEPTED", "LINK_MESSAGES", "ROUTER_MESSAGES", "DEFAULT_LIFETIME_MS",
-    "ROUTER_HOP_LIMIT", "parse_received", "sign", "mac_ok", "eui64_from_mac48", "mac48_from_eui64",
-    "ncoa_from_prefix", "nar_link_local", "mac48_from_address", "Counters", "addr_text",
+    "ROUTER_HOP_LIMIT", "parse_received", "attach_fields", "sign", "mac_ok", "mac_ok_at", "eui64_from_mac48",
+    "mac48_from_eui64", "ncoa_from_prefix", "nar_link_local", "mac48_from_address", "Counters", "addr_text",
 ]
 
 #: Status value of a Handover Error that *accepts* the HI (RFC 5568 HAck code 0, "Handover Accepted"):
@@ -427,6 +427,59 @@ def sign(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address,
         raise ValueError(f"{msg.NAME}: no MAC sub-option to fill")
     draft[offset:offset + _mac.MAC_LEN] = _mac.message_mac(key, src.packed, dst.packed, bytes(draft), offset)
     return refill_checksum(draft, src, dst)
+
+
+#: The octets an Attach's fixed part takes before its sub-options (type, code, checksum, reserved, Length).
+_ATTACH_OPTIONS_AT = 10
+_SUBOPT_IDENTIFIER, _SUBOPT_MAC, _SUBOPT_LLA = int(SubOptType.IDENTIFIER), int(SubOptType.MAC), \
+    int(SubOptType.LINK_LAYER_ADDRESS)
+
+
+def attach_fields(ev: Received, codepoints: Codepoints = DEFAULT_CODEPOINTS) -> tuple[int, bytes | None, int] | None:
+    """The framing of an Attach read without decoding it, for a receiver that authenticates its octets before
+    it believes (or parses) any of them: ``(identifier, the link-layer address sub-option's EUI-64 or None, the
+    offset of the MAC value)`` when ``ev`` came with hop limit 255, carries the profile's Attach type and
+    code, a checksum that verifies, a Length that is the message's, and sub-options framed inside it with
+    exactly one Identifier and one MAC (and at most one link-layer address) of their sizes; None otherwise.
+    Nothing in the result is to be trusted before :func:`mac_ok_at` said yes; the decode of the message
+    (:func:`parse_received`) makes every other check."""
+    icmp = ev.icmp
+    n = len(icmp)
+    if ev.hop_limit != ND_HOP_LIMIT or n < _ATTACH_OPTIONS_AT or icmp[0] != codepoints.type \
+            or icmp[1] != codepoints.code("attach") or (icmp[8] << 8 | icmp[9]) != n:
+        return None
+    if not backend.icmp6_checksum_ok(ev.src.packed, ev.dst.packed, bytes(icmp)):
+        return None
+    identifier = mac_at = -1
+    eui64 = None
+    pos = _ATTACH_OPTIONS_AT
+    while pos < n:
+        if n - pos < SUBOPT_HDR_LEN:
+            return None
+        kind, length = icmp[pos], icmp[pos + 1]
+        if length < SUBOPT_HDR_LEN or length > n - pos:
+            return None
+        if kind == _SUBOPT_IDENTIFIER:
+            if identifier >= 0 or length != SUBOPT_HDR_LEN + 4:
+                return None
+            identifier = icmp[pos + 2] << 8 | icmp[pos + 3]
+        elif kind == _SUBOPT_MAC:
+            if mac_at >= 0 or length != SUBOPT_HDR_LEN + _mac.MAC_LEN:
+                return None
+            mac_at = pos + SUBOPT_HDR_LEN
+        elif kind == _SUBOPT_LLA:
+            if eui64 is not None or length != SUBOPT_HDR_LEN + 8:
+                return None
+            eui64 = bytes(icmp[pos + 2:pos + 10])
+        pos += length
+    if identifier < 0 or mac_at < 0:
+        return None
+    return identifier, eui64, mac_at
+
+
+def mac_ok_at(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address, offset: int) -> bool:
+    """:func:`mac_ok` for a MAC value whose offset is known (:func:`attach_fields`): no decoding."""
+    return _mac.verify_message_mac(key, src.packed, dst.packed, icmp, offset)
 
 
 def mac_ok(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address,

@@ -21,6 +21,7 @@ from fmipfast.messages import (
     HandoverControl,
     HandoverError,
     HandoverRedirect,
+    HandoverRedirectAck,
     IcmpHandover,
     Identifier,
     LinkLayerAddress,
@@ -558,3 +559,48 @@ def test_attach_release_agrees_with_handle_on_damaged_attaches(at, xor, hop, cut
     early = b.attach_release(ev)
     done = [a for a in b.handle(ev, net.now) if type(a).__name__ == "ProxyComplete"]
     assert done == ([early] if early is not None else [])
+
+
+def test_attach_fields_reads_the_framing_of_an_attach_and_nothing_else():
+    from fmipfast.protocol import attach_fields
+
+    net, b, h, att = _waiting_nar()
+    ev = Received(att, NCOA_B, b.link_local, 255, "B")
+    ident, eui64, mac_at = attach_fields(ev, b.codepoints)
+    assert (ident, eui64) == (h.identifier, h.mn_eui64) and att[mac_at - 2] == 7 and len(att) - mac_at >= 16
+    assert attach_fields(Received(att, NCOA_B, b.link_local, 254, "B"), b.codepoints) is None  # not from the link
+    assert attach_fields(Received(att, PCOA_A, b.link_local, 255, "B"), b.codepoints) is None  # checksum: other src
+    no_lla = sign(Attach((Identifier(h.identifier), MessageAuthCode())), h.context.mac_key, NCOA_B, b.link_local)
+    assert attach_fields(Received(no_lla, NCOA_B, b.link_local, 255, "B"), b.codepoints)[1] is None
+    for bad in (att[:9], att[:-1], att + b"\0\0"):  # runt, a truncated MAC, a Length that is not the message's
+        assert attach_fields(Received(bad, NCOA_B, b.link_local, 255, "B"), b.codepoints) is None
+    ha = sign(HandoverRedirectAck((Identifier(1), MessageAuthCode())), h.context.mac_key, NCOA_B, b.link_local)
+    assert attach_fields(Received(ha, NCOA_B, b.link_local, 255, "B"), b.codepoints) is None  # not an Attach
+
+
+def _resigned(raw: bytes, key: bytes, src: IPv6Address, dst: IPv6Address) -> bytes:
+    """``raw`` (an Attach with its sub-options changed) with its Length, MAC and checksum made right again."""
+    from fmipfast.messages import refill_checksum
+    from fmipfast.protocol import attach_fields
+    from fmipfast.security import mac as _mac
+
+    m = bytearray(raw)
+    m[8:10] = len(m).to_bytes(2, "big")
+    framed = attach_fields(Received(refill_checksum(bytearray(m), src, dst), src, dst, 255, "B"))
+    assert framed is not None
+    m[framed[2]:framed[2] + 16] = _mac.message_mac(key, src.packed, dst.packed, bytes(m), framed[2])
+    return refill_checksum(m, src, dst)
+
+
+def test_an_attach_the_mn_signed_but_malformed_releases_its_packets_and_the_record_waits():
+    """The look authenticates before it parses: a message under the MN's key is what the MN built.  If the MN
+    built a malformed one (here an empty light-weight Kerberos fragment), the look releases the packets to
+    the MN that proved its key, the machine refuses the message (counted) and the record keeps waiting for a
+    good Attach, which completes it."""
+    net, b, h, att = _waiting_nar()
+    odd = _resigned(att + bytes((2, 2)), h.context.mac_key, NCOA_B, b.link_local)
+    ev = Received(odd, NCOA_B, b.link_local, 255, "B")
+    assert b.attach_release(ev) is not None
+    assert "ProxyComplete" not in names(b.handle(ev, net.now)) and h.state == NarState.PROXYING
+    assert b.counters["malformed"] == 1
+    assert "ProxyComplete" in names(b.handle(Received(att, NCOA_B, b.link_local, 255, "B"), net.now))

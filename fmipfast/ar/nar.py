@@ -20,7 +20,6 @@ from fmipfast.ar.sessions import Session
 from fmipfast.constants import ND_HOP_LIMIT, AddressKind, HandoverStatus
 from fmipfast.errors import DerivationError
 from fmipfast.messages import (
-    Attach,
     AuthenticatedMN,
     EncapsulatedPacket,
     FmipMessage,
@@ -50,9 +49,10 @@ from fmipfast.protocol import (
     Verified,
     Verify,
     addr_text,
+    attach_fields,
     mac48_from_eui64,
     mac_ok,
-    parse_received,
+    mac_ok_at,
     sign,
 )
 from fmipfast.security.lwkerb import HandoverBinding
@@ -363,35 +363,42 @@ class NarRole(RouterBase):
 
     def attach_release(self, ev: Received) -> ProxyComplete | None:
         """A look at a frame from an MN's link before the driver's whole pass over it: if ``ev`` is the Attach
-        that completes a handover waiting here (PROXYING) -- well-formed, its MAC, identifier and link-layer
-        address good, a session place free -- the ``ProxyComplete`` that :meth:`handle` of the same event will
-        return, so the driver can release the MN's buffered packets before anything else; otherwise None.
+        that completes a handover waiting here (PROXYING) -- framed as one, its MAC good under the MN's session
+        key, its identifier the handover's, a link-layer address known, a session place free -- the
+        ``ProxyComplete`` that :meth:`handle` of the same event will return, so the driver can release the MN's
+        buffered packets before anything else; otherwise None.
 
-        It counts nothing, notes nothing and changes no state but one bound: only the first
-        ``ATTACH_RELEASE_LOOKS`` looks at a handover run the MAC check (frames sent from a waiting NCoA by
-        anyone on the link then cost at most that much twice).  ``handle`` remains the one that decides,
-        with the same checks (:meth:`_attach_release_mac`): when this returns a ``ProxyComplete`` for ``ev``,
-        handling ``ev`` next returns it too."""
+        The look authenticates before it parses: it reads only the framing (:func:`attach_fields`), checks the
+        MAC over the octets as they came, and believes the identifier and the link-layer address only then;
+        the decoding and every other check are :meth:`handle`'s, which remains the one that decides and counts.
+        A message the MN's key signed is what the MN built, so an Attach this look takes is one ``handle``
+        takes, unless the MN itself built a malformed one: its packets then leave, to the MN that proved its
+        key, and the record waits for a good Attach or its lifetime.  The look counts nothing, notes nothing
+        and changes no state but one bound: only the first ``ATTACH_RELEASE_LOOKS`` looks at a handover run the
+        MAC check, so frames forged from a waiting NCoA cost at most that much twice."""
         h = self._nar_by_ncoa.get(ev.src)
         if h is None or h.state != NarState.PROXYING or h.initial or h.release_looks >= ATTACH_RELEASE_LOOKS:
             return None
-        msg = parse_received(ev, self.codepoints, {})  # the counting is handle's
-        if not isinstance(msg, Attach) or msg.identifier is None:
+        framed = attach_fields(ev, self.codepoints)
+        if framed is None:
             return None
+        identifier, eui64, mac_at = framed
         h.release_looks += 1
-        found = self._attach_release_mac(h, msg, ev)
+        assert h.context is not None
+        found = self._attach_completes(h, mac_ok_at(ev.icmp, h.context.mac_key, ev.src, ev.dst, mac_at), identifier,
+                                       eui64)
         return ProxyComplete(h.ncoa, found[0]) if isinstance(found, tuple) else None
 
-    def _attach_release_mac(self, h: NarHandover, msg: FmipMessage, ev: Received) -> tuple[bytes, bytes] | str:
-        """The checks an Attach passes to complete the handover ``h`` (PROXYING): the MN's MAC address and
-        EUI-64, or the reason it does not."""
-        assert h.context is not None
-        if not mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg):
+    def _attach_completes(self, h: NarHandover, mac_good: bool, identifier: int | None,
+                          eui64: bytes | None) -> tuple[bytes, bytes] | str:
+        """The checks an Attach passes to complete the handover ``h`` (PROXYING), given whether its MAC verified,
+        its identifier and its link-layer address sub-option's EUI-64: the MN's MAC address and EUI-64, or the
+        reason it does not."""
+        if not mac_good:
             return "bad_mac"
-        if msg.identifier != h.identifier:
+        if identifier != h.identifier:
             return "unknown_identifier"
-        lla = msg.find(LinkLayerAddress)
-        eui64 = lla.eui64 if isinstance(lla, LinkLayerAddress) else h.mn_eui64
+        eui64 = eui64 if eui64 is not None else h.mn_eui64
         try:
             mac = mac48_from_eui64(eui64) if eui64 is not None else None
         except DerivationError:
@@ -403,7 +410,10 @@ class NarRole(RouterBase):
         return mac, eui64
 
     def _on_nar_attach(self, h: NarHandover, msg: FmipMessage, ev: Received) -> None:
-        found = self._attach_release_mac(h, msg, ev)
+        assert h.context is not None
+        lla = msg.find(LinkLayerAddress)
+        found = self._attach_completes(h, mac_ok(ev.icmp, h.context.mac_key, ev.src, ev.dst, self.codepoints, msg),
+                                       msg.identifier, lla.eui64 if isinstance(lla, LinkLayerAddress) else None)
         if found == "bad_mac":
             self._drop("bad_mac", message=msg.NAME, src=addr_text(ev.src))
             return
