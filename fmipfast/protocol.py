@@ -477,8 +477,9 @@ def attach_fields(ev: Received, codepoints: Codepoints = DEFAULT_CODEPOINTS) -> 
     return identifier, eui64, mac_at
 
 
-def mac_ok_at(icmp: bytes, key: bytes, src: IPv6Address, dst: IPv6Address, offset: int) -> bool:
-    """:func:`mac_ok` for a MAC value whose offset is known (:func:`attach_fields`): no decoding."""
+def mac_ok_at(icmp: bytes, key: bytes | _mac.MacKey, src: IPv6Address, dst: IPv6Address, offset: int) -> bool:
+    """:func:`mac_ok` for a MAC value whose offset is known (:func:`attach_fields`): no decoding.  ``key``
+    may be prepared (:class:`fmipfast.security.mac.MacKey`)."""
     return _mac.verify_message_mac(key, src.packed, dst.packed, icmp, offset)
 
 

@@ -106,6 +106,29 @@ def test_message_mac_known_answer():
     assert M.message_mac(key, src, dst, msg, 12).hex() == hmac.new(key, bytes(32) + msg, "sha256").hexdigest()[:32]
 
 
+@settings(max_examples=300, deadline=None)
+@given(key=st.binary(min_size=0, max_size=150), data=st.binary(min_size=0, max_size=600))
+def test_a_prepared_mac_key_is_hmac_sha256(key, data):
+    """MacKey (the pads hashed once, the interpreter's SHA-256) against the standard library's HMAC: keys
+    shorter than, equal to and longer than the 64-octet block, any data; used again, it gives the same."""
+    k = M.MacKey(key)
+    want = hmac.digest(key, data, "sha256")
+    assert k.digest(data) == want and k.digest(data) == want and k.key == key
+    assert repr(k) == "MacKey(<secret>)"  # never the key
+
+
+def test_message_mac_takes_a_prepared_key_alike():
+    key = bytes(range(1, 33))
+    src, dst = bytes(16), bytes(range(16))
+    msg = bytearray(b"\xc8\x05\x00\x00" + bytes(4) + b"\x00\x1c\x06\x06\x00\x07\0\0\x07\x12" + bytes(16))
+    mac = M.message_mac(key, src, dst, bytes(msg), 18)
+    assert M.message_mac(M.MacKey(key), src, dst, bytes(msg), 18) == mac
+    msg[18:34] = mac
+    assert M.verify_message_mac(M.MacKey(key), src, dst, bytes(msg), 18)
+    assert not M.verify_message_mac(M.MacKey(bytes(32)), src, dst, bytes(msg), 18)
+    assert not M.verify_message_mac(M.MacKey(key), src, dst, bytes(msg), len(msg) - 4)
+
+
 def test_mac_key_is_hkdf_of_session_key():
     sk = bytes(range(32))
     # RFC 5869 by hand: PRK = HMAC(salt = 32 zero octets, IKM); OKM = T(1) = HMAC(PRK, info || 0x01)

@@ -56,6 +56,7 @@ from fmipfast.protocol import (
     sign,
 )
 from fmipfast.security.lwkerb import HandoverBinding
+from fmipfast.security.mac import MacKey
 
 __all__ = ["NarRole", "NAR_TRANSITIONS", "ATTACH_RELEASE_LOOKS"]
 
@@ -254,6 +255,9 @@ class NarRole(RouterBase):
             self._nar_complete(h, h.bu)
             return
         self._count("hi_admitted")
+        # the Attach's first MAC check comes cold (the look before the pass): its key is prepared now
+        key = getattr(h.context, "mac_key", None)
+        h.release_key = MacKey(key) if isinstance(key, bytes) else None
         he = HandoverError(h.ncoa, (Status(STATUS_ACCEPTED), Identifier(h.identifier)))
         send = Send(encode(he, self.address, h.peer, codepoints=self.codepoints), self.address, h.peer,
                     ROUTER_HOP_LIMIT, True, None)
@@ -385,8 +389,8 @@ class NarRole(RouterBase):
         identifier, eui64, mac_at = framed
         h.release_looks += 1
         assert h.context is not None
-        found = self._attach_completes(h, mac_ok_at(ev.icmp, h.context.mac_key, ev.src, ev.dst, mac_at), identifier,
-                                       eui64)
+        key = h.release_key if h.release_key is not None else h.context.mac_key
+        found = self._attach_completes(h, mac_ok_at(ev.icmp, key, ev.src, ev.dst, mac_at), identifier, eui64)
         return ProxyComplete(h.ncoa, found[0]) if isinstance(found, tuple) else None
 
     def _attach_completes(self, h: NarHandover, mac_good: bool, identifier: int | None,

@@ -15,6 +15,7 @@ from fmipfast.ar.sessions import Session
 from fmipfast.messages import FmipMessage
 from fmipfast.protocol import DEFAULT_LIFETIME_MS, Received, Send, Trigger
 from fmipfast.security.lwkerb import ApContext
+from fmipfast.security.mac import MacKey
 
 __all__ = ["ParState", "NarState", "ParHandover", "NarHandover"]
 
@@ -68,3 +69,4 @@ class NarHandover:
     buffer: bool = True  # the HI's U flag
     early_attach: tuple[FmipMessage, Received] | None = None  # an Attach that came before verification
     release_looks: int = 0  # AccessRouter.attach_release looks that ran the MAC check (bounded per record)
+    release_key: MacKey | None = None  # the MN's MAC key prepared for that check, once verified
