@@ -370,6 +370,13 @@ class DropReason(IntEnum):
         "yet are counted here (logged, rate-limited)", Severity.ERROR
     DECAP_TOO_DEEP = 37, "IPv6-in-IPv6 nested deeper than the engine decapsulates (RFC 2473 §4.1.1)", \
         Severity.WARNING
+    ADDRESS_NOT_FORWARDED = 38, "a packet to forward whose source or destination a router never forwards: " \
+        "link-local (RFC 4291 §2.5.6), IPv4-mapped (§2.5.5.2), multicast (the router does no multicast routing)", \
+        Severity.WARNING
+    LINK_MULTICAST_NOT_FORWARDED = 39, "a unicast packet to forward that came in a link-layer broadcast or " \
+        "multicast frame: every router on the link would forward it (RFC 1812 §5.3.4's rule)", Severity.WARNING
+    TAGGED_NOT_FORWARDED = 40, "an IEEE 802.1Q/802.1ad-tagged frame to forward: the router's links are untagged, " \
+        "and a tag carried onto another link would put the packet in a VLAN its sender chose", Severity.WARNING
 
 
 class NeighborState(IntEnum):

@@ -113,12 +113,49 @@ cdef struct _node_run:
     const uint8_t* t_hop
 
 
+cdef inline bint _node_link_local(const uint8_t* a) noexcept nogil:
+    """RFC 4291 §2.5.6: fe80::/10."""
+    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
+
+
+cdef inline bint _node_v4_mapped(const uint8_t* a) noexcept nogil:
+    """RFC 4291 §2.5.5.2: ::ffff:0:0/96."""
+    cdef uint64_t x
+    memcpy(&x, a, 8)
+    return x == 0 and a[8] == 0 and a[9] == 0 and a[10] == 0xFF and a[11] == 0xFF
+
+
+cdef inline uint8_t _node_wire_reason(const uint8_t* eth_dst, Py_ssize_t l3) noexcept nogil:
+    """What a frame from the wire says against forwarding its packet (DROP_NONE: nothing): a link-layer
+    broadcast or multicast destination (LINK_MULTICAST_NOT_FORWARDED), VLAN tags -- its IPv6 header not
+    right after the Ethernet header (TAGGED_NOT_FORWARDED).  Reference: reference.node.wire_reason"""
+    if eth_dst[0] & 1:
+        return DROP_LINK_MULTICAST_NOT_FORWARDED
+    if l3 != ETH_HDR_LEN:
+        return DROP_TAGGED_NOT_FORWARDED
+    return DROP_NONE
+
+
+cdef inline uint8_t _node_not_forwarded(const uint8_t* src, const uint8_t* dst, uint8_t wire_reason) noexcept nogil:
+    """Why a router never forwards a packet of ``src`` to ``dst`` (DROP_NONE: it may): a link-local source or
+    destination, an IPv4-mapped one, a multicast destination (ADDRESS_NOT_FORWARDED); else ``wire_reason``
+    (_node_wire_reason of its frame from the wire, DROP_NONE for any other).  The common global unicast
+    packet costs the test of four octets.  Reference: reference.node.not_forwarded"""
+    if src[0] == 0xFE or src[0] == 0 or dst[0] >= 0xFE or dst[0] == 0:
+        if (dst[0] == 0xFF or _node_link_local(src) or _node_link_local(dst) or _node_v4_mapped(src)
+                or _node_v4_mapped(dst)):
+            return DROP_ADDRESS_NOT_FORWARDED
+    return wire_reason
+
+
 @cython.boundscheck(False)
 cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize_t length, Py_ssize_t l3,
                               const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
-                              int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
+                              uint8_t wire_reason, int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
     """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
-    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A TUNNEL entry's frame is encapsulated
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A
+    packet a router never forwards (_node_not_forwarded; ``wire_reason``: what its frame from the wire says,
+    _node_wire_reason) is a DROP whatever its entry says.  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
     its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
@@ -132,6 +169,10 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
     cdef uint8_t rst
     cdef const uint8_t* hop
     x[0] = -1
+    rst = _node_not_forwarded(frame + l3 + 8, dst, wire_reason)  # the caller checked l3 + 40 <= length
+    if rst != DROP_NONE:
+        x[0] = rst
+        return ACTION_DROP
     if fl & NCFLAG_TUNNEL:
         p = c.epeer[e] if e < c.ekey_rows else -1
         x[0] = p
@@ -251,7 +292,8 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
         e = -1
     if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
         return -1
-    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, x, &out, &hop)
+    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, DROP_NONE, x,
+                      &out, &hop)
     if a == ACTION_BUFFER and bq != NULL:
         a = _node_buffered(bq, x)
     if a == ACTION_FORWARD or a == ACTION_TUNNELLED or a == ACTION_BUFFERED:
@@ -1008,7 +1050,10 @@ cdef class Node:
                                             present |= 1 << ia
                         else:
                             a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
-                                              wire and not is_inner and nh != NH_MH, &x, &out, &hop)
+                                              wire and not is_inner and nh != NH_MH,
+                                              _node_wire_reason(o.eth_dst + i * MAC48_LEN, l3)
+                                              if wire and not is_inner else DROP_NONE,
+                                              &x, &out, &hop)
                             if a == ACTION_FORWARD or a == ACTION_RESOLVE:
                                 oif[i] = out
                                 memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)

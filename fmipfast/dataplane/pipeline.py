@@ -267,6 +267,9 @@ class Pipeline:
             next_hop = n_next_hop[:n].copy()
         if present & _B_TUNNEL:
             l3 = np.array(b.l3_offset, dtype=np.uint32)
+        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED):  # where each frame's IPv6 header and upper layer are
+            headers = (np.array(b.l3_offset[:n], dtype=np.int64), np.array(b.next_header[:n], dtype=np.int64),
+                       np.array(b.l4_offset[:n], dtype=np.int64))
         if present & _B_DECAP:  # the inner frames the node made in place, in this block's arena
             d_count = self.node.decap_count
             d_offsets = self.node.decap_offsets[:d_count].copy()
@@ -290,13 +293,15 @@ class Pipeline:
         if present & _B_NO_ROUTE:
             sel = np.flatnonzero(action == _A_NO_ROUTE)
             for i in sel:
-                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now,
+                                *(int(h[i]) for h in headers))
             self.books.now.drop(DropReason.NO_ROUTE, int(sel.size))
         if present & _B_TIME_EXCEEDED:
             # a packet that would leave with hop limit 0 is answered with Time Exceeded (RFC 4443 §3.3)
             sel = np.flatnonzero(action == _A_TIME_EXCEEDED)
             for i in sel:
-                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now,
+                                *(int(h[i]) for h in headers))
             self.books.now.drop(DropReason.HOP_LIMIT_EXCEEDED, int(sel.size))
         if present & _B_RESOLVE:
             sel = np.flatnonzero(action == _A_RESOLVE)

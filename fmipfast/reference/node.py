@@ -18,8 +18,11 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
    (the outer frame is then ``DECAPPED``, the inner packet's action, aux and destination entry in
    ``inner_action`` / ``inner_aux`` / ``inner_entry``); any other inner packet -- the router's own, control,
    to be resolved, an ICMPv6 error due, a punted tunnel or buffer, another level of tunnel -- goes to the
-   decap vector untouched, and Python's pass classifies and looks it up again), a
-   ``TUNNEL`` entry
+   decap vector untouched, and Python's pass classifies and looks it up again); a packet for another node
+   that a router never forwards is dropped whatever its entry (:func:`not_forwarded`: a link-local, IPv4-mapped
+   or multicast address is ``ADDRESS_NOT_FORWARDED``; of a frame from the wire, a unicast packet in a
+   link-layer broadcast or multicast frame is ``LINK_MULTICAST_NOT_FORWARDED``, a tagged one
+   ``TAGGED_NOT_FORWARDED``); a ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
    too for direct, non-Mobility-Header frames from the wire.  With a :class:`PacketBuffer` set
@@ -108,6 +111,34 @@ _F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
 _F_TUNNEL, _F_HOLD = int(NeighborFlag.TUNNEL), int(NeighborFlag.HOLD)
 _INCOMPLETE = int(NeighborState.INCOMPLETE)
 _P_MH = int(IpProto.MH)
+_V4_MAPPED = bytes(10) + b"\xff\xff"  # RFC 4291 §2.5.5.2: ::ffff:0:0/96
+
+
+def _link_local(addr: bytes) -> bool:
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80  # RFC 4291 §2.5.6: fe80::/10
+
+
+def wire_reason(eth_dst: bytes, l3: int) -> int:
+    """What a frame from the wire says against forwarding its packet (0: nothing): a link-layer broadcast or
+    multicast destination is LINK_MULTICAST_NOT_FORWARDED (every router on the link would forward it), VLAN
+    tags (the IPv6 header not right after the Ethernet header) TAGGED_NOT_FORWARDED (the router's links are
+    untagged: a tag carried onto another link would put the packet in a VLAN its sender chose)."""
+    if eth_dst[0] & 1:
+        return int(DropReason.LINK_MULTICAST_NOT_FORWARDED)
+    if l3 != 14:
+        return int(DropReason.TAGGED_NOT_FORWARDED)
+    return 0
+
+
+def not_forwarded(src: bytes, dst: bytes, wire: int) -> int:
+    """Why a router never forwards a packet of ``src`` to ``dst`` (0: it may): a link-local source or
+    destination (RFC 4291 §2.5.6), an IPv4-mapped one (§2.5.5.2), a multicast destination (the router does
+    no multicast routing) are ADDRESS_NOT_FORWARDED; else ``wire`` (:func:`wire_reason` of its frame from the
+    wire, 0 for any other)."""
+    if (dst[0] == 0xFF or _link_local(src) or _link_local(dst) or src[:12] == _V4_MAPPED
+            or dst[:12] == _V4_MAPPED):
+        return int(DropReason.ADDRESS_NOT_FORWARDED)
+    return wire
 
 
 def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -521,7 +552,7 @@ class Node:
                 return False
             route = int(np.asarray(self._fib.lookup(key))[0])
             action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route, False,
-                                                    drops)
+                                                    0, drops)
             if action == _A_BUFFER and self._buffer is not None:
                 action, aux = self._buffered(drops, i, start, size, aux, True)
             if action not in _FINISHED:
@@ -593,10 +624,12 @@ class Node:
         l3, l4, nh = int(b.l3_offset[i]), int(b.l4_offset[i]), int(b.next_header[i])
         if l3 < 14 or l3 + 40 > length:  # not what classify passed: the batch is not this block's
             return self._drop(drops, int(DropReason.IP6_TRUNCATED))
+        wire = 0
         if from_wire:
             eth_dst = bytes(np.asarray(b.eth_dst[i]))
             if not eth_dst[0] & 1 and eth_dst != my_mac:
                 return self._drop(drops, int(DropReason.OTHER_HOST))
+            wire = 0 if inner else wire_reason(eth_dst, l3)
         if st.shape[0] and int(st[i]) & TP_STATUS_CSUMNOTREADY:
             self._complete_checksum(ar, o, length, l3, l4, nh, bytes(np.asarray(b.src[i])),
                                     bytes(np.asarray(b.dst[i])))
@@ -613,7 +646,7 @@ class Node:
             return self._decap(ar, i, o, length, l3, l4, drops)
         # transit traffic (a tunnel packet for another router too) is forwarded
         action, aux, out, hop = self._transit(ar, o, length, l3, bytes(np.asarray(b.dst[i])), int(b.hop_limit[i]),
-                                              e, route, from_wire and not inner and nh != _P_MH, drops)
+                                              e, route, from_wire and not inner and nh != _P_MH, wire, drops)
         if action in (_A_FORWARD, _A_RESOLVE):
             self.out_if[i] = out
             self.next_hop[i] = np.frombuffer(hop, dtype=np.uint8)
@@ -622,10 +655,16 @@ class Node:
         return action, aux
 
     def _transit(self, ar: np.ndarray, o: int, length: int, l3: int, dst: bytes, hop_limit: int, e: int, route: int,
-                 hold_ok: bool, drops: np.ndarray) -> tuple[int, int, int, bytes]:
+                 hold_ok: bool, wire: int, drops: np.ndarray) -> tuple[int, int, int, bytes]:
         """The action and aux of a frame (at ``o``) whose destination is not the router's, and for FORWARD and
         RESOLVE its output interface and next hop: TUNNEL entries are tunnelled, PROXY ones (HOLD ones when
-        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector)."""
+        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector).  A packet
+        a router never forwards (:func:`not_forwarded`; ``wire``: what its frame from the wire says,
+        :func:`wire_reason`) is a DROP whatever its entry says."""
+        reason = not_forwarded(bytes(ar[o + l3 + 8:o + l3 + 24]), dst, wire)
+        if reason:
+            action, aux = self._drop(drops, reason)
+            return action, aux, -1, b""
         flags = int(np.asarray(self.ncache.flags)[e]) if e >= 0 else 0
         if flags & _F_TUNNEL:
             action, aux = self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry

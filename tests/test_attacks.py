@@ -1,0 +1,165 @@
+"""Attacks from outside the router: what a host on the access link or on the core link can send, what a client
+of the metrics endpoint can do, and what each must get -- a counted drop with its reason, no state, no frame
+the router should not send, no resource held past its bound.
+
+The in-memory tests run the router of ``tests/hostile_net.py`` (engine + RouterAgent, both roles, real
+light-weight Kerberos and AH, a simulated clock) with its legitimate state built first (an attached MN, a NAR
+handover in PROXYING, a PAR handover): an attack must not disturb it.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv6Address
+
+import pytest
+
+from fmipfast import frames
+from fmipfast.constants import DropReason, IpProto
+from tests.hostile_net import (
+    CN,
+    EVIL,
+    EVIL_MAC,
+    MAC_ACC,
+    MAC_PAR,
+    MAC_UP,
+    MN_COA,
+    MN_MAC,
+    NCOA,
+    PAR_UP,
+    ROUTER_LL,
+    ROUTER_UP,
+    World,
+    echo,
+    eth,
+    icmp,
+    icmp6_checksum,
+    ipv6,
+    link_local,
+    udp,
+)
+
+BCAST = b"\xff" * 6
+MCAST_MAC = b"\x33\x33\x00\x00\x00\x01"
+EVIL_LL = link_local(EVIL_MAC)
+MN_LL = link_local(MN_MAC)
+V4MAPPED = IPv6Address("::ffff:192.0.2.1")
+_MOVED = ("forwarded", "tunnelled", "buffered", "queued_resolve", "delivered", "icmp_errors_sent", "originated")
+
+
+def _mcast(group: str, src=EVIL) -> bytes:
+    return eth(frames.multicast_mac(IPv6Address(group)), EVIL_MAC, udp(src, group))
+
+
+def _tagged(frame: bytes, tags: int = 1) -> bytes:
+    """``frame`` with ``tags`` IEEE 802.1Q tags (VLAN 5) after its MAC addresses."""
+    return frame[:12] + b"\x81\x00\x00\x05" * tags + frame[12:]
+
+
+def _tunnel_from_peer(inner: bytes) -> bytes:
+    return eth(MAC_UP, MAC_PAR, ipv6(PAR_UP, ROUTER_UP, IpProto.IPV6, inner))
+
+
+# (name, side, frame, reason): packets a router must not forward, whatever its tables say of the destination
+# (a PROXY entry would buffer it, a TUNNEL entry tunnel it, the FIB's default route forward it)
+NOT_FORWARDED = [
+    # RFC 4291 §2.5.6: link-local source or destination never leaves its link
+    ("link_local_source_upstream", "access", eth(MAC_ACC, EVIL_MAC, udp(EVIL_LL, CN)), "ADDRESS_NOT_FORWARDED"),
+    ("link_local_destination_upstream", "access", eth(MAC_ACC, EVIL_MAC, udp(EVIL, "fe80::99")),
+     "ADDRESS_NOT_FORWARDED"),
+    ("link_local_source_to_the_mn", "core", eth(MAC_UP, MAC_PAR, udp("fe80::1", MN_COA)), "ADDRESS_NOT_FORWARDED"),
+    ("link_local_source_to_a_proxied_ncoa", "core", eth(MAC_UP, MAC_PAR, udp("fe80::1", NCOA)),
+     "ADDRESS_NOT_FORWARDED"),
+    ("to_the_mns_link_local_address", "core", eth(MAC_UP, MAC_PAR, udp(CN, MN_LL)), "ADDRESS_NOT_FORWARDED"),
+    ("link_local_source_inside_a_tunnel", "core", _tunnel_from_peer(udp("fe80::1", MN_COA)), "ADDRESS_NOT_FORWARDED"),
+    # RFC 4291 §2.5.5.2: IPv4-mapped addresses are a socket API's, never a packet's on the wire
+    ("v4_mapped_source", "access", eth(MAC_ACC, EVIL_MAC, udp(V4MAPPED, CN)), "ADDRESS_NOT_FORWARDED"),
+    ("v4_mapped_destination", "access", eth(MAC_ACC, EVIL_MAC, udp(EVIL, V4MAPPED)), "ADDRESS_NOT_FORWARDED"),
+    ("v4_mapped_source_to_the_mn", "core", eth(MAC_UP, MAC_PAR, udp(V4MAPPED, MN_COA)), "ADDRESS_NOT_FORWARDED"),
+    # the router does no multicast routing: a multicast destination of wider scope than the link stays here
+    ("site_multicast", "access", _mcast("ff05::1:3"), "ADDRESS_NOT_FORWARDED"),
+    ("global_multicast", "access", _mcast("ff0e::101"), "ADDRESS_NOT_FORWARDED"),
+    ("global_multicast_to_the_routers_mac", "access", eth(MAC_ACC, EVIL_MAC, udp(EVIL, "ff0e::101")),
+     "ADDRESS_NOT_FORWARDED"),
+    ("site_multicast_from_the_core", "core", eth(frames.multicast_mac(IPv6Address("ff05::1:3")), MAC_PAR,
+                                                 udp(CN, "ff05::1:3")), "ADDRESS_NOT_FORWARDED"),
+    # a unicast packet in a link-layer broadcast or multicast frame: every router on the link would forward it
+    ("broadcast_frame_upstream", "access", eth(BCAST, EVIL_MAC, udp(EVIL, CN)), "LINK_MULTICAST_NOT_FORWARDED"),
+    ("multicast_frame_upstream", "access", eth(MCAST_MAC, EVIL_MAC, udp(EVIL, CN)), "LINK_MULTICAST_NOT_FORWARDED"),
+    ("broadcast_frame_to_the_mn", "core", eth(BCAST, MAC_PAR, udp(CN, MN_COA)), "LINK_MULTICAST_NOT_FORWARDED"),
+    ("broadcast_frame_to_a_proxied_ncoa", "core", eth(BCAST, MAC_PAR, udp(CN, NCOA)), "LINK_MULTICAST_NOT_FORWARDED"),
+    ("broadcast_frame_hop_limit_1", "access", eth(BCAST, EVIL_MAC, udp(EVIL, CN, hlim=1)),
+     "LINK_MULTICAST_NOT_FORWARDED"),
+    # the links are untagged: a tag kept on the way out would put the packet in a VLAN its sender chose
+    ("tagged_frame_upstream", "access", _tagged(eth(MAC_ACC, EVIL_MAC, udp(EVIL, CN))), "TAGGED_NOT_FORWARDED"),
+    ("double_tagged_frame_to_the_mn", "core", _tagged(eth(MAC_UP, MAC_PAR, udp(CN, MN_COA)), 2),
+     "TAGGED_NOT_FORWARDED"),
+    ("tagged_frame_to_a_proxied_ncoa", "core", _tagged(eth(MAC_UP, MAC_PAR, udp(CN, NCOA))), "TAGGED_NOT_FORWARDED"),
+    ("tagged_frame_hop_limit_1", "access", _tagged(eth(MAC_ACC, EVIL_MAC, udp(EVIL, CN, hlim=1))),
+     "TAGGED_NOT_FORWARDED"),
+]
+
+
+@pytest.mark.parametrize("name,side,frame,reason", NOT_FORWARDED, ids=[c[0] for c in NOT_FORWARDED])
+def test_packets_a_router_never_forwards_are_dropped_under_their_reason(name, side, frame, reason):
+    """Each is dropped and counted under ``reason``: nothing goes out (not forwarded, tunnelled, buffered for a
+    later flush, resolved, nor answered with an ICMPv6 error), nothing is created, the books balance."""
+    w = World()
+    w.legit_state()
+    before, c0 = w.snapshot(), dict(w.engine.counters)
+    d0 = int(w.engine.drops[DropReason[reason]])
+    w.inject(w.evil if side == "access" else w.evil_up, [frame])
+    w.settle(3)
+    w.check(before, 1, c0["received"])
+    c = w.engine.counters
+    assert {k: c[k] - c0[k] for k in _MOVED if c[k] != c0[k]} == {}
+    assert int(w.engine.drops[DropReason[reason]]) == d0 + 1
+    assert w.drain() == []
+
+
+def test_the_same_addresses_still_reach_the_router_itself_and_ordinary_traffic_still_flows():
+    """The refusals are about forwarding: an echo to the router's link-local address from a link-local source
+    is answered, an ordinary packet upstream and one to the MN are forwarded."""
+    w = World()
+    w.legit_state()
+    c0 = dict(w.engine.counters)
+    w.inject(w.evil, [icmp(EVIL_LL, ROUTER_LL, echo()), eth(MAC_ACC, EVIL_MAC, udp(EVIL, CN))])
+    w.inject(w.evil_up, [eth(MAC_UP, MAC_PAR, udp(CN, MN_COA))])
+    c = w.engine.counters
+    assert c["echo_replies"] - c0["echo_replies"] == 1
+    assert c["forwarded"] - c0["forwarded"] == 2
+    assert w.engine.conservation()["holds"]
+
+
+def _icmp_error(src, dst, kind: int = 1) -> bytes:
+    """An ICMPv6 error message (type ``kind``) quoting a packet of ``dst``'s to ``src``."""
+    return icmp6_checksum(IPv6Address(src), IPv6Address(dst), bytes((kind, 0, 0, 0)) + bytes(4)
+                          + udp(dst, src)[:48])
+
+
+@pytest.mark.parametrize("ext", ["none", "destination_options", "hop_by_hop", "two_headers", "first_fragment"])
+def test_no_icmpv6_error_answers_an_icmpv6_error_whatever_headers_come_first(ext):
+    """RFC 4443 §2.4 (e.1): an ICMPv6 error is never sent about an ICMPv6 error -- the error message being the
+    upper layer behind any extension headers, not only the IPv6 header's next header.  An error that would
+    leave with hop limit 0 is dropped (HOP_LIMIT_EXCEEDED) and nothing is sent about it."""
+    body = _icmp_error(EVIL, CN)
+    dopt = bytes((58, 0, 1, 4)) + bytes(4)
+    chain = {"none": (58, b""), "destination_options": (60, dopt), "hop_by_hop": (0, dopt),
+             "two_headers": (0, bytes((60, 0, 1, 4)) + bytes(4) + dopt),
+             "first_fragment": (44, bytes((58, 0, 0, 1)) + bytes(4))}[ext]
+    w = World()
+    w.legit_state()
+    c0 = dict(w.engine.counters)
+    d0 = int(w.engine.drops[DropReason.HOP_LIMIT_EXCEEDED])
+    w.inject(w.evil, [eth(MAC_ACC, EVIL_MAC, ipv6(EVIL, CN, chain[0], chain[1] + body, hlim=1))])
+    assert int(w.engine.drops[DropReason.HOP_LIMIT_EXCEEDED]) == d0 + 1
+    assert w.engine.counters["icmp_errors_sent"] == c0["icmp_errors_sent"]
+    assert w.drain() == []
+    # the same chain carrying a datagram is answered with Time Exceeded: the test above can fail
+    nh, headers = chain
+    if headers:  # the last header's Next Header: UDP
+        headers = headers[:-8] + bytes((IpProto.UDP,)) + headers[-7:]
+    else:
+        nh = IpProto.UDP
+    w.inject(w.evil, [eth(MAC_ACC, EVIL_MAC, ipv6(EVIL, CN, nh, headers + udp(EVIL, CN)[40:], hlim=1))])
+    assert w.engine.counters["icmp_errors_sent"] == c0["icmp_errors_sent"] + 1
+
