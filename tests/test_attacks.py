@@ -9,6 +9,9 @@ handover in PROXYING, a PAR handover): an attack must not disturb it.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 from ipaddress import IPv6Address
 
 import pytest
@@ -163,3 +166,49 @@ def test_no_icmpv6_error_answers_an_icmpv6_error_whatever_headers_come_first(ext
     w.inject(w.evil, [eth(MAC_ACC, EVIL_MAC, ipv6(EVIL, CN, nh, headers + udp(EVIL, CN)[40:], hlim=1))])
     assert w.engine.counters["icmp_errors_sent"] == c0["icmp_errors_sent"] + 1
 
+
+
+# ----------------------------------------------------------------------------- the metrics endpoint
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_metrics_clients_that_never_read_are_cut_off_and_hold_nothing_after_the_timeout():
+    """A scrape client that asks and never reads (a tiny receive window, a body larger than the kernel takes)
+    holds its connection, its socket and the unsent body only until the endpoint's timeout: then the
+    connection is aborted.  Twenty such clients in a row leave no socket open in the server, the ones beyond
+    ``max_clients`` at a time are refused, and an ordinary scrape is still answered."""
+    from fmipfast.metrics import MetricsServer
+
+    async def scenario() -> tuple[int, dict, bytes]:
+        loop = asyncio.get_running_loop()
+        srv = MetricsServer(lambda: "x" * 4_000_000, "::1", 0, timeout=0.3, max_clients=4)
+        await srv.start()
+        base = _open_fds()
+        clients = []
+        try:
+            for _ in range(20):
+                s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+                s.setblocking(False)
+                await loop.sock_connect(s, srv.address)
+                await loop.sock_sendall(s, b"GET /metrics HTTP/1.1\r\n\r\n")
+                clients.append(s)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(1.5)  # well past 2 x timeout (the reply's drain, then the close)
+            held = _open_fds() - base - len(clients)
+            srv.collect = lambda: "ok\n"
+            reader, writer = await asyncio.open_connection("::1", srv.address[1])
+            writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
+            reply = await asyncio.wait_for(reader.read(), 5)
+            writer.close()
+            return held, dict(srv.counters), reply
+        finally:
+            for s in clients:
+                s.close()
+            await srv.close()
+
+    held, counters, reply = asyncio.run(scenario())
+    assert held <= 0, (held, counters)
+    assert counters["scrapes"] >= 4 and counters["timeouts"] >= 4, counters
+    assert reply.startswith(b"HTTP/1.1 200") and reply.endswith(b"ok\n")
