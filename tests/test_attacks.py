@@ -18,6 +18,7 @@ import pytest
 
 from fmipfast import frames
 from fmipfast.constants import DropReason, IpProto
+from fmipfast.engine import solicited_node
 from tests.hostile_net import (
     CN,
     EVIL,
@@ -29,6 +30,7 @@ from tests.hostile_net import (
     MN_MAC,
     NCOA,
     PAR_UP,
+    ROUTER,
     ROUTER_LL,
     ROUTER_UP,
     World,
@@ -38,6 +40,11 @@ from tests.hostile_net import (
     icmp6_checksum,
     ipv6,
     link_local,
+    na,
+    ns,
+    rs,
+    slla,
+    tlla,
     udp,
 )
 
@@ -166,6 +173,89 @@ def test_no_icmpv6_error_answers_an_icmpv6_error_whatever_headers_come_first(ext
     w.inject(w.evil, [eth(MAC_ACC, EVIL_MAC, ipv6(EVIL, CN, nh, headers + udp(EVIL, CN)[40:], hlim=1))])
     assert w.engine.counters["icmp_errors_sent"] == c0["icmp_errors_sent"] + 1
 
+
+
+
+# ----------------------------------------------------------------------------- the router's own messages
+def _fragment(body: bytes, offset_units: int, more: bool, *, src=EVIL, dst=ROUTER, hlim: int = 64,
+              src_mac: bytes = EVIL_MAC) -> bytes:
+    """``body`` (an ICMPv6 message, its checksum as computed for the whole message) behind a Fragment header
+    of offset ``offset_units`` (8-octet units) and M flag ``more``."""
+    header = bytes((IpProto.ICMPV6, 0)) + ((offset_units << 3) | int(more)).to_bytes(2, "big") + bytes(4)
+    body = icmp6_checksum(IPv6Address(src), IPv6Address(dst), body)
+    return eth(MAC_ACC, src_mac, ipv6(src, dst, IpProto.FRAGMENT, header + body, hlim=hlim))
+
+
+_FRAGMENT_BODIES = {
+    "ns_with_slla": ns(ROUTER_LL, slla()),
+    "na_claiming_the_mn": na(MN_COA, tlla(), flags=0x20),
+    "rs_with_slla": rs(slla()),
+    "echo_request": echo(),
+}
+
+
+@pytest.mark.parametrize("kind", ["later_fragment", "first_fragment"])
+@pytest.mark.parametrize("body", list(_FRAGMENT_BODIES))
+def test_a_fragment_addressed_to_the_router_is_never_read_as_a_message(body, kind):
+    """The router reassembles nothing, and classify validates only a whole packet's upper layer (RFC 4861's
+    hop limit 255, checksum and options; RFC 6980's rule against fragmented ND sees only a first fragment's
+    type): a fragment for the router -- a later one whose octets happen to read as an NA for the MN's address,
+    sent from off the link with hop limit 64 -- is dropped (FRAGMENT_NOT_REASSEMBLED), answers nothing and
+    teaches nothing: the MN's neighbor entry keeps the MN's MAC."""
+    w = World()
+    w.legit_state()
+    before, c0 = w.snapshot(), dict(w.engine.counters)
+    # a first fragment shows its ICMPv6 type: classify drops fragmented ND itself (RFC 6980 §5)
+    reason = DropReason.ND_INVALID if kind == "first_fragment" and body != "echo_request" else \
+        DropReason.FRAGMENT_NOT_REASSEMBLED
+    d0 = int(w.engine.drops[reason])
+    offset, more = (1, False) if kind == "later_fragment" else (0, True)
+    w.inject(w.evil, [_fragment(_FRAGMENT_BODIES[body], offset, more)])
+    w.settle(3)
+    w.check(before, 1, c0["received"])
+    assert int(w.engine.drops[reason]) == d0 + 1
+    assert w.drain() == []
+    assert w.snapshot().neighbors == before.neighbors
+    c = w.engine.counters
+    assert {k: c[k] - c0[k] for k in _MOVED if c[k] != c0[k]} == {}
+
+
+def test_an_atomic_fragment_is_a_whole_packet_and_is_answered():
+    """RFC 8200 §4.5 / RFC 6946: offset 0 and M clear is the whole packet: an echo request in one is answered."""
+    w = World()
+    w.legit_state()
+    c0 = dict(w.engine.counters)
+    w.inject(w.evil, [_fragment(echo(), 0, False)])
+    assert w.engine.counters["echo_replies"] == c0["echo_replies"] + 1
+
+
+def test_an_echo_request_with_a_bad_checksum_is_not_answered():
+    """RFC 4443 §2.3: the receiver verifies the checksum; classify lets transit ICMPv6 through with
+    ``checksum_ok`` false (the endpoint decides), but the router is the endpoint of its own echo requests."""
+    w = World()
+    w.legit_state()
+    c0 = dict(w.engine.counters)
+    d0 = int(w.engine.drops[DropReason.ICMP6_BAD_CHECKSUM])
+    w.inject(w.evil, [icmp(EVIL, ROUTER, echo(), csum=False), icmp(EVIL, ROUTER_LL, echo(ident=9), csum=False)])
+    assert w.engine.counters["echo_replies"] == c0["echo_replies"]
+    assert int(w.engine.drops[DropReason.ICMP6_BAD_CHECKSUM]) == d0 + 2
+    assert w.drain() == [] and w.engine.conservation()["holds"]
+
+
+@pytest.mark.parametrize("group", ["ff02::1", "ff02::2", "solicited-node"])
+@pytest.mark.parametrize("source", ["global", "link-local"])
+def test_an_echo_request_to_a_group_is_answered_from_a_unicast_address_of_the_interface(group, source):
+    """RFC 4443 §4.2: the reply to an echo request sent to a multicast address comes from a unicast address of
+    the interface it arrived on (a multicast source is never valid, RFC 4291 §2.7): the link-local one to a
+    link-local requester, else the interface's address."""
+    w = World()
+    w.legit_state()
+    dst = str(solicited_node(ROUTER)) if group == "solicited-node" else group
+    src = EVIL if source == "global" else EVIL_LL
+    w.inject(w.evil, [icmp(src, dst, echo())])
+    (reply,) = [f for f in w.drain(w.evil) if f[54] == 129]
+    assert IPv6Address(reply[22:38]) == (ROUTER if source == "global" else ROUTER_LL)
+    assert IPv6Address(reply[38:54]) == IPv6Address(src)
 
 
 # ----------------------------------------------------------------------------- the metrics endpoint
