@@ -375,8 +375,9 @@ class DropReason(IntEnum):
         Severity.WARNING
     LINK_MULTICAST_NOT_FORWARDED = 39, "a unicast packet to forward that came in a link-layer broadcast or " \
         "multicast frame: every router on the link would forward it (RFC 1812 §5.3.4's rule)", Severity.WARNING
-    TAGGED_NOT_FORWARDED = 40, "an IEEE 802.1Q/802.1ad-tagged frame to forward: the router's links are untagged, " \
-        "and a tag carried onto another link would put the packet in a VLAN its sender chose", Severity.WARNING
+    VLAN_TAGGED = 40, "an IEEE 802.1Q/802.1ad-tagged frame from the wire (its tag in the frame or stripped by the " \
+        "kernel): the router's links are untagged, so it is another VLAN's -- neither answered nor forwarded (a tag " \
+        "kept on the way out would put the packet in a VLAN its sender chose)", Severity.WARNING
     FRAGMENT_NOT_REASSEMBLED = 41, "a fragment addressed to the router: it reassembles nothing, and only a whole " \
         "packet's upper layer is validated (RFC 8200 §4.5)", Severity.WARNING
 

@@ -376,11 +376,12 @@ NEVER_FORWARDED = [  # (source, destination, Ethernet destination, tags, reason)
     (SOURCES[0], "::ffff:192.0.2.7", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
     (SOURCES[0], "ff05::2", b"\x33\x33\x00\x00\x00\x02", 0, DropReason.ADDRESS_NOT_FORWARDED),
     (SOURCES[0], "ff0e::1", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
-    ("fe80::1", "2001:db8:1::10", b"\xff" * 6, 1, DropReason.ADDRESS_NOT_FORWARDED),  # the address first
+    ("fe80::1", "2001:db8:1::10", b"\xff" * 6, 0, DropReason.ADDRESS_NOT_FORWARDED),  # the address first
+    ("fe80::1", "2001:db8:1::10", b"\xff" * 6, 1, DropReason.VLAN_TAGGED),  # the tag before anything
     (SOURCES[0], "2001:db8:1::10", b"\xff" * 6, 0, DropReason.LINK_MULTICAST_NOT_FORWARDED),
-    (SOURCES[0], "2001:db8:1::10", b"\x33\x33\x00\x00\x00\x01", 1, DropReason.LINK_MULTICAST_NOT_FORWARDED),
-    (SOURCES[0], "2001:db8:1::10", MACS[0], 1, DropReason.TAGGED_NOT_FORWARDED),
-    (SOURCES[0], "2001:db8:1::10", MACS[0], 2, DropReason.TAGGED_NOT_FORWARDED),
+    (SOURCES[0], "2001:db8:1::10", b"\x33\x33\x00\x00\x00\x01", 0, DropReason.LINK_MULTICAST_NOT_FORWARDED),
+    (SOURCES[0], "2001:db8:1::10", MACS[0], 1, DropReason.VLAN_TAGGED),
+    (SOURCES[0], "2001:db8:1::10", MACS[0], 2, DropReason.VLAN_TAGGED),
 ]
 
 
@@ -388,15 +389,15 @@ NEVER_FORWARDED = [  # (source, destination, Ethernet destination, tags, reason)
 @pytest.mark.parametrize("src,dst,eth_dst,tags,reason", NEVER_FORWARDED)
 def test_what_a_router_never_forwards_is_dropped_before_the_tables(impl, src, dst, eth_dst, tags, reason):
     """Transit packets with a link-local, IPv4-mapped or multicast address, and from the wire those in a
-    link-layer group frame or with VLAN tags, are drops by their reason -- before a table is consulted (with a
-    hop limit of 1 too: no Time Exceeded is due) -- and the same packet untagged to the router's MAC with
-    global addresses is forwarded (not from the wire, the link-layer reasons do not apply)."""
+    link-layer group frame, are drops by their reason -- before a table is consulted (with a hop limit of 1
+    too: no Time Exceeded is due) -- and a tagged frame from the wire is a drop before anything; not from the
+    wire, the link-layer reasons do not apply (the frame is forwarded)."""
     for hop in (64, 1):
         eth = build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), udp(src, dst, hop=hop))
         out = run_node(impl, [(eth[:12] + b"\x81\x00\x00\x05" * tags + eth[12:], 0)])
         assert (out["action"][0], out["aux"][0]) == (Action.DROP, reason)
         assert out["drops"][reason] == 1 and out["tx"][0] == ([], [])
-    if reason != DropReason.ADDRESS_NOT_FORWARDED:
+    if reason != DropReason.ADDRESS_NOT_FORWARDED and not IPv6Address(src).is_link_local:
         eth = build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), udp(src, dst))
         out = run_node(impl, [(eth[:12] + b"\x81\x00\x00\x05" * tags + eth[12:], 0)], from_wire=False)
         assert out["action"][0] == Action.FORWARD

@@ -125,21 +125,11 @@ cdef inline bint _node_v4_mapped(const uint8_t* a) noexcept nogil:
     return x == 0 and a[8] == 0 and a[9] == 0 and a[10] == 0xFF and a[11] == 0xFF
 
 
-cdef inline uint8_t _node_wire_reason(const uint8_t* eth_dst, Py_ssize_t l3) noexcept nogil:
-    """What a frame from the wire says against forwarding its packet (DROP_NONE: nothing): a link-layer
-    broadcast or multicast destination (LINK_MULTICAST_NOT_FORWARDED), VLAN tags -- its IPv6 header not
-    right after the Ethernet header (TAGGED_NOT_FORWARDED).  Reference: reference.node.wire_reason"""
-    if eth_dst[0] & 1:
-        return DROP_LINK_MULTICAST_NOT_FORWARDED
-    if l3 != ETH_HDR_LEN:
-        return DROP_TAGGED_NOT_FORWARDED
-    return DROP_NONE
-
-
 cdef inline uint8_t _node_not_forwarded(const uint8_t* src, const uint8_t* dst, uint8_t wire_reason) noexcept nogil:
     """Why a router never forwards a packet of ``src`` to ``dst`` (DROP_NONE: it may): a link-local source or
     destination, an IPv4-mapped one, a multicast destination (ADDRESS_NOT_FORWARDED); else ``wire_reason``
-    (_node_wire_reason of its frame from the wire, DROP_NONE for any other).  The common global unicast
+    (LINK_MULTICAST_NOT_FORWARDED for a frame from the wire with a link-layer broadcast or multicast
+    destination, DROP_NONE for any other).  The common global unicast
     packet costs the test of four octets.  Reference: reference.node.not_forwarded"""
     if src[0] == 0xFE or src[0] == 0 or dst[0] >= 0xFE or dst[0] == 0:
         if (dst[0] == 0xFF or _node_link_local(src) or _node_link_local(dst) or _node_v4_mapped(src)
@@ -154,8 +144,8 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
                               uint8_t wire_reason, int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
     """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
     ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A
-    packet a router never forwards (_node_not_forwarded; ``wire_reason``: what its frame from the wire says,
-    _node_wire_reason) is a DROP whatever its entry says.  A TUNNEL entry's frame is encapsulated
+    packet a router never forwards (_node_not_forwarded, ``wire_reason`` as there) is a DROP whatever its
+    entry says.  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
     its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
@@ -991,6 +981,8 @@ cdef class Node:
                     elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
                                                                                imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
                         x = DROP_OTHER_HOST
+                    elif wire and not is_inner and l3 != ETH_HDR_LEN:  # VLAN tags: the links are untagged
+                        x = DROP_VLAN_TAGGED
                     else:
                         if has_status and (stp[i] & TP_STATUS_CSUMNOTREADY):
                             if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
@@ -1051,8 +1043,9 @@ cdef class Node:
                         else:
                             a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
                                               wire and not is_inner and nh != NH_MH,
-                                              _node_wire_reason(o.eth_dst + i * MAC48_LEN, l3)
-                                              if wire and not is_inner else DROP_NONE,
+                                              DROP_LINK_MULTICAST_NOT_FORWARDED
+                                              if wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1)
+                                              else DROP_NONE,
                                               &x, &out, &hop)
                             if a == ACTION_FORWARD or a == ACTION_RESOLVE:
                                 oif[i] = out

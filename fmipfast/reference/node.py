@@ -4,7 +4,7 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
 ``classify`` over the same arena, offsets and lengths) and decides, frame by frame, what becomes of it:
 
 1. classify's drops stay drops; a unicast frame for another station's MAC is dropped (``OTHER_HOST``) when
-   the block came from the wire;
+   the block came from the wire, and so is a frame with VLAN tags (``VLAN_TAGGED``: the links are untagged);
 2. a frame the sending kernel left for the device to checksum (``TP_STATUS_CSUMNOTREADY``) gets its UDP, TCP
    or ICMPv6 checksum completed in place;
 3. the destination is looked up in the neighbor cache: an address of the router goes to the control path
@@ -21,8 +21,7 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
    decap vector untouched, and Python's pass classifies and looks it up again); a packet for another node
    that a router never forwards is dropped whatever its entry (:func:`not_forwarded`: a link-local, IPv4-mapped
    or multicast address is ``ADDRESS_NOT_FORWARDED``; of a frame from the wire, a unicast packet in a
-   link-layer broadcast or multicast frame is ``LINK_MULTICAST_NOT_FORWARDED``, a tagged one
-   ``TAGGED_NOT_FORWARDED``); a ``TUNNEL`` entry
+   link-layer broadcast or multicast frame is ``LINK_MULTICAST_NOT_FORWARDED``); a ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
    too for direct, non-Mobility-Header frames from the wire.  With a :class:`PacketBuffer` set
@@ -118,23 +117,12 @@ def _link_local(addr: bytes) -> bool:
     return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80  # RFC 4291 §2.5.6: fe80::/10
 
 
-def wire_reason(eth_dst: bytes, l3: int) -> int:
-    """What a frame from the wire says against forwarding its packet (0: nothing): a link-layer broadcast or
-    multicast destination is LINK_MULTICAST_NOT_FORWARDED (every router on the link would forward it), VLAN
-    tags (the IPv6 header not right after the Ethernet header) TAGGED_NOT_FORWARDED (the router's links are
-    untagged: a tag carried onto another link would put the packet in a VLAN its sender chose)."""
-    if eth_dst[0] & 1:
-        return int(DropReason.LINK_MULTICAST_NOT_FORWARDED)
-    if l3 != 14:
-        return int(DropReason.TAGGED_NOT_FORWARDED)
-    return 0
-
-
 def not_forwarded(src: bytes, dst: bytes, wire: int) -> int:
     """Why a router never forwards a packet of ``src`` to ``dst`` (0: it may): a link-local source or
     destination (RFC 4291 §2.5.6), an IPv4-mapped one (§2.5.5.2), a multicast destination (the router does
-    no multicast routing) are ADDRESS_NOT_FORWARDED; else ``wire`` (:func:`wire_reason` of its frame from the
-    wire, 0 for any other)."""
+    no multicast routing) are ADDRESS_NOT_FORWARDED; else ``wire`` (LINK_MULTICAST_NOT_FORWARDED for a frame
+    from the wire with a link-layer broadcast or multicast destination -- every router on the link would
+    forward it -- 0 for any other)."""
     if (dst[0] == 0xFF or _link_local(src) or _link_local(dst) or src[:12] == _V4_MAPPED
             or dst[:12] == _V4_MAPPED):
         return int(DropReason.ADDRESS_NOT_FORWARDED)
@@ -629,7 +617,10 @@ class Node:
             eth_dst = bytes(np.asarray(b.eth_dst[i]))
             if not eth_dst[0] & 1 and eth_dst != my_mac:
                 return self._drop(drops, int(DropReason.OTHER_HOST))
-            wire = 0 if inner else wire_reason(eth_dst, l3)
+            if not inner and l3 != 14:  # VLAN tags: the router's links are untagged
+                return self._drop(drops, int(DropReason.VLAN_TAGGED))
+            if eth_dst[0] & 1 and not inner:
+                wire = int(DropReason.LINK_MULTICAST_NOT_FORWARDED)
         if st.shape[0] and int(st[i]) & TP_STATUS_CSUMNOTREADY:
             self._complete_checksum(ar, o, length, l3, l4, nh, bytes(np.asarray(b.src[i])),
                                     bytes(np.asarray(b.dst[i])))
@@ -659,8 +650,7 @@ class Node:
         """The action and aux of a frame (at ``o``) whose destination is not the router's, and for FORWARD and
         RESOLVE its output interface and next hop: TUNNEL entries are tunnelled, PROXY ones (HOLD ones when
         ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector).  A packet
-        a router never forwards (:func:`not_forwarded`; ``wire``: what its frame from the wire says,
-        :func:`wire_reason`) is a DROP whatever its entry says."""
+        a router never forwards (:func:`not_forwarded`, ``wire`` as there) is a DROP whatever its entry says."""
         reason = not_forwarded(bytes(ar[o + l3 + 8:o + l3 + 24]), dst, wire)
         if reason:
             action, aux = self._drop(drops, reason)
