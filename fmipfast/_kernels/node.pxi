@@ -125,27 +125,25 @@ cdef inline bint _node_v4_mapped(const uint8_t* a) noexcept nogil:
     return x == 0 and a[8] == 0 and a[9] == 0 and a[10] == 0xFF and a[11] == 0xFF
 
 
-cdef inline uint8_t _node_not_forwarded(const uint8_t* src, const uint8_t* dst, uint8_t wire_reason) noexcept nogil:
-    """Why a router never forwards a packet of ``src`` to ``dst`` (DROP_NONE: it may): a link-local source or
-    destination, an IPv4-mapped one, a multicast destination (ADDRESS_NOT_FORWARDED); else ``wire_reason``
-    (LINK_MULTICAST_NOT_FORWARDED for a frame from the wire with a link-layer broadcast or multicast
-    destination, DROP_NONE for any other).  The common global unicast
-    packet costs the test of four octets.  Reference: reference.node.not_forwarded"""
-    if src[0] == 0xFE or src[0] == 0 or dst[0] >= 0xFE or dst[0] == 0:
-        if (dst[0] == 0xFF or _node_link_local(src) or _node_link_local(dst) or _node_v4_mapped(src)
-                or _node_v4_mapped(dst)):
-            return DROP_ADDRESS_NOT_FORWARDED
-    return wire_reason
+cdef inline bint _node_not_forwarded(const uint8_t* src, const uint8_t* dst) noexcept nogil:
+    """Whether a router never forwards a packet of ``src`` to ``dst`` (ADDRESS_NOT_FORWARDED): a link-local
+    source or destination, an IPv4-mapped one, a multicast destination.  The common global unicast packet
+    costs one branch on two first octets (0xFE, 0xFF and 0 are the ones that may be).  The callers refuse a
+    unicast packet in a link-layer group frame from the wire after it (LINK_MULTICAST_NOT_FORWARDED).
+    Reference: reference.node.not_forwarded"""
+    if (<uint8_t>(src[0] + 2) <= 2) | (<uint8_t>(dst[0] + 2) <= 2):
+        return (dst[0] == 0xFF or _node_link_local(src) or _node_link_local(dst) or _node_v4_mapped(src)
+                or _node_v4_mapped(dst))
+    return False
 
 
 @cython.boundscheck(False)
 cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize_t length, Py_ssize_t l3,
                               const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
-                              uint8_t wire_reason, int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
+                              int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
     """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
-    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A
-    packet a router never forwards (_node_not_forwarded, ``wire_reason`` as there) is a DROP whatever its
-    entry says.  A TUNNEL entry's frame is encapsulated
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed); the
+    caller has refused what a router never forwards (_node_not_forwarded).  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
     its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
@@ -159,10 +157,6 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
     cdef uint8_t rst
     cdef const uint8_t* hop
     x[0] = -1
-    rst = _node_not_forwarded(frame + l3 + 8, dst, wire_reason)  # the caller checked l3 + 40 <= length
-    if rst != DROP_NONE:
-        x[0] = rst
-        return ACTION_DROP
     if fl & NCFLAG_TUNNEL:
         p = c.epeer[e] if e < c.ekey_rows else -1
         x[0] = p
@@ -282,8 +276,10 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
         e = -1
     if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
         return -1
-    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, DROP_NONE, x,
-                      &out, &hop)
+    if _node_not_forwarded(io.src + i * ADDR_LEN, dst):
+        x[0] = DROP_ADDRESS_NOT_FORWARDED
+        return ACTION_DROP
+    a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, x, &out, &hop)
     if a == ACTION_BUFFER and bq != NULL:
         a = _node_buffered(bq, x)
     if a == ACTION_FORWARD or a == ACTION_TUNNELLED or a == ACTION_BUFFERED:
@@ -1040,13 +1036,13 @@ cdef class Node:
                                             iaux[i] = ix
                                             ient[i] = ie
                                             present |= 1 << ia
+                        elif _node_not_forwarded(o.src + i * ADDR_LEN, dst):
+                            x = DROP_ADDRESS_NOT_FORWARDED
+                        elif wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1):
+                            x = DROP_LINK_MULTICAST_NOT_FORWARDED  # every router on the link would forward it
                         else:
                             a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
-                                              wire and not is_inner and nh != NH_MH,
-                                              DROP_LINK_MULTICAST_NOT_FORWARDED
-                                              if wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1)
-                                              else DROP_NONE,
-                                              &x, &out, &hop)
+                                              wire and not is_inner and nh != NH_MH, &x, &out, &hop)
                             if a == ACTION_FORWARD or a == ACTION_RESOLVE:
                                 oif[i] = out
                                 memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)

@@ -117,16 +117,12 @@ def _link_local(addr: bytes) -> bool:
     return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80  # RFC 4291 §2.5.6: fe80::/10
 
 
-def not_forwarded(src: bytes, dst: bytes, wire: int) -> int:
-    """Why a router never forwards a packet of ``src`` to ``dst`` (0: it may): a link-local source or
-    destination (RFC 4291 §2.5.6), an IPv4-mapped one (§2.5.5.2), a multicast destination (the router does
-    no multicast routing) are ADDRESS_NOT_FORWARDED; else ``wire`` (LINK_MULTICAST_NOT_FORWARDED for a frame
-    from the wire with a link-layer broadcast or multicast destination -- every router on the link would
-    forward it -- 0 for any other)."""
-    if (dst[0] == 0xFF or _link_local(src) or _link_local(dst) or src[:12] == _V4_MAPPED
-            or dst[:12] == _V4_MAPPED):
-        return int(DropReason.ADDRESS_NOT_FORWARDED)
-    return wire
+def not_forwarded(src: bytes, dst: bytes) -> bool:
+    """Whether a router never forwards a packet of ``src`` to ``dst`` (ADDRESS_NOT_FORWARDED): a link-local
+    source or destination (RFC 4291 §2.5.6), an IPv4-mapped one (§2.5.5.2), a multicast destination (the
+    router does no multicast routing)."""
+    return (dst[0] == 0xFF or _link_local(src) or _link_local(dst) or src[:12] == _V4_MAPPED
+            or dst[:12] == _V4_MAPPED)
 
 
 def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -539,8 +535,11 @@ class Node:
             if e >= 0 and int(np.asarray(self.ncache.flags)[e]) & _F_LOCAL:
                 return False
             route = int(np.asarray(self._fib.lookup(key))[0])
-            action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route, False,
-                                                    0, drops)
+            if not_forwarded(bytes(np.asarray(b.src[0])), dst):
+                action, aux = self._drop(drops, int(DropReason.ADDRESS_NOT_FORWARDED))
+            else:
+                action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route,
+                                                        False, drops)
             if action == _A_BUFFER and self._buffer is not None:
                 action, aux = self._buffered(drops, i, start, size, aux, True)
             if action not in _FINISHED:
@@ -612,15 +611,14 @@ class Node:
         l3, l4, nh = int(b.l3_offset[i]), int(b.l4_offset[i]), int(b.next_header[i])
         if l3 < 14 or l3 + 40 > length:  # not what classify passed: the batch is not this block's
             return self._drop(drops, int(DropReason.IP6_TRUNCATED))
-        wire = 0
+        group_frame = False
         if from_wire:
             eth_dst = bytes(np.asarray(b.eth_dst[i]))
             if not eth_dst[0] & 1 and eth_dst != my_mac:
                 return self._drop(drops, int(DropReason.OTHER_HOST))
             if not inner and l3 != 14:  # VLAN tags: the router's links are untagged
                 return self._drop(drops, int(DropReason.VLAN_TAGGED))
-            if eth_dst[0] & 1 and not inner:
-                wire = int(DropReason.LINK_MULTICAST_NOT_FORWARDED)
+            group_frame = bool(eth_dst[0] & 1) and not inner
         if st.shape[0] and int(st[i]) & TP_STATUS_CSUMNOTREADY:
             self._complete_checksum(ar, o, length, l3, l4, nh, bytes(np.asarray(b.src[i])),
                                     bytes(np.asarray(b.dst[i])))
@@ -635,9 +633,13 @@ class Node:
             if bytes(np.asarray(b.src[i])) not in self._peers:
                 return self._drop(drops, int(DropReason.DECAP_NOT_FROM_PEER))
             return self._decap(ar, i, o, length, l3, l4, drops)
-        # transit traffic (a tunnel packet for another router too) is forwarded
+        # transit traffic (a tunnel packet for another router too) is forwarded -- unless a router never forwards it
+        if not_forwarded(bytes(np.asarray(b.src[i])), bytes(np.asarray(b.dst[i]))):
+            return self._drop(drops, int(DropReason.ADDRESS_NOT_FORWARDED))
+        if group_frame:  # every router on the link would forward it
+            return self._drop(drops, int(DropReason.LINK_MULTICAST_NOT_FORWARDED))
         action, aux, out, hop = self._transit(ar, o, length, l3, bytes(np.asarray(b.dst[i])), int(b.hop_limit[i]),
-                                              e, route, from_wire and not inner and nh != _P_MH, wire, drops)
+                                              e, route, from_wire and not inner and nh != _P_MH, drops)
         if action in (_A_FORWARD, _A_RESOLVE):
             self.out_if[i] = out
             self.next_hop[i] = np.frombuffer(hop, dtype=np.uint8)
@@ -646,15 +648,11 @@ class Node:
         return action, aux
 
     def _transit(self, ar: np.ndarray, o: int, length: int, l3: int, dst: bytes, hop_limit: int, e: int, route: int,
-                 hold_ok: bool, wire: int, drops: np.ndarray) -> tuple[int, int, int, bytes]:
+                 hold_ok: bool, drops: np.ndarray) -> tuple[int, int, int, bytes]:
         """The action and aux of a frame (at ``o``) whose destination is not the router's, and for FORWARD and
         RESOLVE its output interface and next hop: TUNNEL entries are tunnelled, PROXY ones (HOLD ones when
-        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector).  A packet
-        a router never forwards (:func:`not_forwarded`, ``wire`` as there) is a DROP whatever its entry says."""
-        reason = not_forwarded(bytes(ar[o + l3 + 8:o + l3 + 24]), dst, wire)
-        if reason:
-            action, aux = self._drop(drops, reason)
-            return action, aux, -1, b""
+        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector).  The
+        caller has refused what a router never forwards (:func:`not_forwarded`)."""
         flags = int(np.asarray(self.ncache.flags)[e]) if e >= 0 else 0
         if flags & _F_TUNNEL:
             action, aux = self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry
