@@ -287,6 +287,40 @@ def test_an_echo_request_to_a_group_is_answered_from_a_unicast_address_of_the_in
 
 
 
+
+def _on_the_core_link(frame: bytes) -> bytes:
+    """``frame`` (to the router's access MAC) as sent to its upstream MAC on the core link."""
+    return MAC_UP + frame[6:]
+
+
+def test_a_link_message_that_arrives_on_the_core_link_never_reaches_the_machine():
+    """Attach, HRA and FD are the MN's, over its access link (hop limit 255 proves they come from a link, not
+    which one): the MN's own valid Attach relayed onto the core link by a host there is counted
+    (``not_access_link``), never verified, and attaches nothing; the same frame on the access link attaches."""
+    from fmipfast.messages import ForwardingDisable, HandoverRedirectAck, Identifier, LkbMessage, MessageAuthCode
+    from fmipfast.protocol import sign
+
+    w = World()
+    w.mn_ns()
+    w.drain()
+    attach = w.attach_frame()
+    hra = HandoverRedirectAck((LkbMessage(b"\x01" * 40), Identifier(1), MessageAuthCode()))
+    fd = ForwardingDisable((Identifier(1), MessageAuthCode()))
+    signed = [eth(MAC_ACC, MN_MAC, ipv6(MN_COA, ROUTER, IpProto.ICMPV6, sign(m, bytes(32), MN_COA, ROUTER), 255))
+              for m in (hra, fd)]
+    before, c0 = w.snapshot(), dict(w.engine.counters)
+    machine = dict(w.agent.ar.counters)
+    w.inject(w.evil_up, [_on_the_core_link(f) for f in [attach] + signed])
+    w.settle(5)
+    w.check(before, 3, c0["received"])
+    assert w.agent.counters["not_access_link"] == 3
+    assert w.agent.ar.counters == machine  # the machine saw none of them: no verification was spent
+    assert MN_COA not in w.agent.ar.sessions and w.drain() == []
+    w.inject(w.mn, [attach])
+    w.settle(5)
+    assert MN_COA in w.agent.ar.sessions
+
+
 # ----------------------------------------------------------------------------- the real daemon
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
