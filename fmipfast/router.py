@@ -130,6 +130,8 @@ def load_sessions(path: str) -> list[tuple[IPv6Address, bytes, bytes | None, int
             out.append((IPv6Address(e["address"]), key, eui64, ends))
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise StateFileError(path, f"malformed: {exc}") from None
+    except RecursionError:  # json's parser recurses per level of nesting
+        raise StateFileError(path, "malformed: nested too deeply") from None
     return out
 
 

@@ -494,6 +494,46 @@ def test_the_daemon_under_a_million_hostile_frames_long(tmp_path):
     _daemon_barrage(tmp_path, 1_000_000, 4096)
 
 
+
+# ----------------------------------------------------------------------------- the daemons' state files
+_DEEP = [b"[" * 200_000, b'{"format": ' + b"[" * 200_000, b'{"a":' * 100_000]
+
+
+def _state_readers():
+    from fmipfast.router import load_sessions
+    from fmipfast.security import ah
+    from fmipfast.security.ccache import CredentialFileError, load_credentials
+
+    return {"sessions": (load_sessions, ValueError), "ah_sequence": (ah.SequenceStore, ValueError),
+            "credentials": (load_credentials, CredentialFileError)}
+
+
+@pytest.mark.parametrize("deep", range(len(_DEEP)))
+@pytest.mark.parametrize("reader", ["sessions", "ah_sequence", "credentials"])
+def test_a_state_file_nested_past_the_parsers_depth_is_the_readers_own_error(tmp_path, reader, deep):
+    """The router's saved sessions, its AH sequence store and the MN's credentials file are JSON a daemon reads
+    at start (the MN's again whenever it changes): one nested deeper than the JSON parser recurses is the
+    reader's documented error naming the file -- never a RecursionError out of the daemon's start or loop."""
+    read, error = _state_readers()[reader]
+    path = tmp_path / "state.json"
+    path.write_bytes(_DEEP[deep])
+    path.chmod(0o600)
+    with pytest.raises(error) as info:
+        read(str(path))
+    assert str(path) in str(info.value)
+
+
+
+def test_ctl_refuses_an_argument_nested_past_the_parsers_depth_in_one_line(tmp_path, capsys):
+    """``fmipfast ctl --arg KEY=VALUE`` reads VALUE as JSON: one nested deeper than the parser recurses is a
+    one-line refusal naming the argument, status 2, before anything is sent -- not a traceback."""
+    from fmipfast.cli import main
+
+    code = main(["ctl", "--socket", str(tmp_path / "none.sock"), "--arg", "pcoa=" + "[" * 100_000, "ping"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1 and "pcoa" in err, err
+
+
 # ----------------------------------------------------------------------------- the metrics endpoint
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
