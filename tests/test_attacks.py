@@ -321,6 +321,48 @@ def test_a_link_message_that_arrives_on_the_core_link_never_reaches_the_machine(
     assert MN_COA in w.agent.ar.sessions
 
 
+
+def test_a_principal_name_from_the_wire_cannot_forge_or_colour_a_log_line(capsys):
+    """An Attach whose ticket names a server principal with a newline and a terminal escape in it: the router
+    refuses it (no key), and its failure note -- whose reason quotes the name -- is one log line in the text
+    format, the newline and the escape written as escapes; the JSON format keeps the name as it came."""
+    import json
+    import logging
+
+    from fmipfast.config import LoggingConfig
+    from fmipfast.logsetup import setup_logging
+    from fmipfast.messages import Attach, Identifier, LinkLayerAddress, LkbMessage, encode
+    from fmipfast.routerd import log_router_note
+    from fmipfast.security import lwkerb as L
+    from tests.hostile_net import MN_EUI64, ROUTER_KEY, credentials
+
+    forged = "host/nar\n2026-12-02 16:00:00,000 fmipfast.router INFO ar:attached\x1b[2J\u202e"
+    w = World()
+    w.mn_ns()
+    creds = credentials(L.Principal(forged, "B.EXAMPLE"), ROUTER_KEY, w.epoch, seed=50)
+    req = L.build_ap_req(creds, L.HandoverBinding(str(MN_COA), str(MN_COA), str(ROUTER), 1), now=w.epoch)[0]
+    att = Attach((LinkLayerAddress(MN_EUI64), LkbMessage(req.encode()), Identifier(1)))
+    w.inject(w.mn, [eth(MAC_ACC, MN_MAC, ipv6(MN_COA, ROUTER, IpProto.ICMPV6, encode(att, MN_COA, ROUTER), 255))])
+    w.settle()
+    (fail,) = [fields for what, fields in w.notes if what == "ar:fail"]
+    assert forged in fail["reason"] and MN_COA not in w.agent.ar.sessions
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        setup_logging(LoggingConfig("info", "text"))
+        capsys.readouterr()
+        log_router_note("ar:fail", fail)
+        text = capsys.readouterr().err
+        setup_logging(LoggingConfig("info", "json"))
+        log_router_note("ar:fail", fail)
+        doc = capsys.readouterr().err
+    finally:
+        root.handlers[:], root.level = handlers, level
+    assert text.count("\n") == 1 and "\x1b" not in text and "\u202e" not in text, text
+    assert "host/nar\\x0a2026" in text and "\\x1b[2J" in text
+    assert json.loads(doc)["reason"] == fail["reason"]
+
+
 # ----------------------------------------------------------------------------- the real daemon
 def _rss_kib(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
