@@ -204,6 +204,28 @@ def test_a_frame_whose_vlan_tag_the_kernel_stripped_is_dropped_before_the_node()
     assert EVIL not in w.snapshot().neighbors
 
 
+
+@pytest.mark.parametrize("solicited", [False, True])
+def test_an_na_without_the_override_flag_never_changes_a_known_link_layer_address(solicited):
+    """RFC 4861 §7.2.5: an NA with O clear whose target link-layer address differs from the entry's does not
+    update it -- a REACHABLE entry becomes STALE, any other is left alone (a proxy answers with O clear, and
+    must not take a host's traffic); with O set the address is updated."""
+    from fmipfast.constants import NeighborState
+
+    w = World()
+    w.legit_state()
+    w.inject(w.mn, [icmp(MN_COA, ROUTER, na(MN_COA, tlla(MN_MAC), flags=0x60), src_mac=MN_MAC)])  # S, O: REACHABLE
+    assert w.snapshot().neighbors[MN_COA] == (NeighborState.REACHABLE, 0, MN_MAC)
+    w.inject(w.evil, [icmp(EVIL, ROUTER, na(MN_COA, tlla(), flags=0x40 if solicited else 0))])
+    assert w.snapshot().neighbors[MN_COA] == (NeighborState.STALE, 0, MN_MAC)
+    w.inject(w.evil, [icmp(EVIL, ROUTER, na(MN_COA, tlla(), flags=0x40 if solicited else 0))])
+    assert w.snapshot().neighbors[MN_COA] == (NeighborState.STALE, 0, MN_MAC)
+    w.inject(w.mn, [icmp(MN_COA, ROUTER, na(MN_COA, tlla(MN_MAC), flags=0x40), src_mac=MN_MAC)])  # same address
+    assert w.snapshot().neighbors[MN_COA] == (NeighborState.REACHABLE, 0, MN_MAC)
+    w.inject(w.evil, [icmp(EVIL, ROUTER, na(MN_COA, tlla(), flags=0x20))])  # O set: RFC 4861 lets it override
+    assert w.snapshot().neighbors[MN_COA] == (NeighborState.STALE, 0, EVIL_MAC)
+
+
 # ----------------------------------------------------------------------------- the router's own messages
 def _fragment(body: bytes, offset_units: int, more: bool, *, src=EVIL, dst=ROUTER, hlim: int = 64,
               src_mac: bytes = EVIL_MAC) -> bytes:

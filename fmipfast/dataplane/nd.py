@@ -365,6 +365,13 @@ class Responder:
             return  # a claim on our address, a configured neighbor or an MN mid-handover: not ND's to change
         if int(self.ncache.ifindex[idx]) != cf.iface.index:
             return  # the neighbor lives on another link: an NA from this one says nothing about it
+        state = int(self.ncache.states[idx])
+        if not na.override and state != NeighborState.INCOMPLETE and bytes(self.ncache.macs[idx]) != tlla:
+            # RFC 4861 §7.2.5: without O, another link-layer address only makes a REACHABLE entry STALE
+            if state == NeighborState.REACHABLE:
+                set_neighbor(self.ncache, na.target, bytes(self.ncache.macs[idx]), int(self.ncache.ifindex[idx]),
+                             NeighborState.STALE, int(self.ncache.flags[idx]), int(self.ncache.expiry[idx]))
+            return
         set_neighbor(self.ncache, na.target, tlla, int(self.ncache.ifindex[idx]),
                      NeighborState.REACHABLE if na.solicited else NeighborState.STALE,
                      NeighborFlag.ROUTER if na.router else 0,
