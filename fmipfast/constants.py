@@ -441,6 +441,7 @@ class EngineCounter(IntEnum):
     CONTROL_ERRORS = 25
     INTERNAL_ERRORS = 26
     RA_LIMITED = 27
+    ND_LEARN_LIMITED = 28
 
 
 __all__ += ["Verdict", "Action", "NODE_STATS", "Severity", "DropReason", "NeighborState", "NeighborFlag",

@@ -226,6 +226,34 @@ def test_an_na_without_the_override_flag_never_changes_a_known_link_layer_addres
     assert w.snapshot().neighbors[MN_COA] == (NeighborState.STALE, 0, EVIL_MAC)
 
 
+
+def test_a_flood_of_spoofed_solicitations_leaves_room_for_an_mn_that_arrives_after_it():
+    """NSs with a source link-layer option from a thousand spoofed sources, refreshed faster than the entries
+    go stale, would fill the neighbor cache with entries nobody authenticated: an MN attaching after them got a
+    session but no entry, and every datagram for it was dropped (NEIGHBOR_TABLE_FULL).  Learning from an
+    unsolicited NS or RS stops at three quarters of the cache (counted ``nd_learn_limited``); the rest is the
+    router's own resolution's: the router solicits the MN, its first datagram is queued, the MN answers, the
+    datagram goes out to it."""
+    from tests.hostile_net import NCACHE_CAPACITY, ns_frame
+
+    w = World()
+    for start in range(0, 1000, 200):
+        w.inject(w.evil, [ns_frame(src=IPv6Address(int(EVIL) + 1 + start + i)) for i in range(200)])
+    assert len(w.snapshot().neighbors) <= NCACHE_CAPACITY * 3 // 4
+    assert w.engine.counters["nd_learn_limited"] > 0
+    w.mn_ns()
+    w.inject(w.mn, [w.attach_frame()])
+    w.settle()
+    assert MN_COA in w.agent.ar.sessions
+    # the Authenticated-MN waits for the MN's address to be resolved: the router solicits it
+    assert [f for f in w.drain(w.mn) if f[54] == 135 and IPv6Address(f[62:78]) == MN_COA]
+    w.inject(w.peer, [eth(MAC_UP, MAC_PAR, udp(CN, MN_COA, b"first"))])
+    assert w.engine.counters["queued_resolve"] == 1
+    w.inject(w.mn, [icmp(MN_COA, ROUTER, na(MN_COA, tlla(MN_MAC), flags=0x60), src_mac=MN_MAC)])
+    assert [f[-5:] for f in w.drain(w.mn) if f[:6] == MN_MAC and f[20] == IpProto.UDP] == [b"first"]
+    assert w.engine.conservation()["holds"]
+
+
 # ----------------------------------------------------------------------------- the router's own messages
 def _fragment(body: bytes, offset_units: int, more: bool, *, src=EVIL, dst=ROUTER, hlim: int = 64,
               src_mac: bytes = EVIL_MAC) -> bytes:

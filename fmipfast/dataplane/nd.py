@@ -25,6 +25,7 @@ from fmipfast.config import RouterConfig
 from fmipfast.constants import DropReason, NeighborFlag, NeighborState
 from fmipfast.dataplane.counters import (
     NA_SENT,
+    ND_LEARN_LIMITED,
     NS_SENT,
     ORIGINATED,
     ORIGINATED_DROPPED,
@@ -287,7 +288,10 @@ class Resolver:
 
 class Responder:
     """Answers Neighbor and Router Solicitations, takes in Neighbor Advertisements, learns the link-layer
-    addresses solicitations carry, and sends the periodic Router Advertisements of the access interfaces."""
+    addresses solicitations carry, and sends the periodic Router Advertisements of the access interfaces.
+
+    A solicitation creates a new entry only while the neighbor cache holds fewer than ``learn_limit`` (three
+    quarters of its capacity): what nobody authenticated cannot fill the table (``nd_learn_limited``)."""
 
     def __init__(self, cfg: RouterConfig, clock: Callable[[], int], ncache: NeighborCache,
                  interfaces: Sequence[Interface], resolver: Resolver, emit: Emitter, books: Books) -> None:
@@ -298,6 +302,7 @@ class Responder:
         self.resolver = resolver
         self.emit = emit
         self.books = books
+        self.learn_limit = ncache.capacity * 3 // 4
 
     def _answers_for(self, target: IPv6Address) -> tuple[int, int] | None:
         idx = find_neighbor(self.ncache, target)
@@ -315,6 +320,11 @@ class Responder:
         if idx >= 0 and (int(self.ncache.flags[idx]) & PROTECTED or (
                 int(self.ncache.ifindex[idx]) != iface.index and self.ncache.states[idx] != _INCOMPLETE)):
             return  # configured or the protocol's, or a neighbor of another link: not for this frame to move
+        if idx < 0 and not solicited and len(self.ncache) >= self.learn_limit:
+            # entries nobody authenticated take at most this share of the table: a flood of spoofed NS/RS
+            # cannot fill it, the rest stays for the router's own resolution (an MN that arrives after it)
+            self.books.now.c[ND_LEARN_LIMITED] += 1
+            return
         state = NeighborState.REACHABLE if solicited else NeighborState.STALE
         new = set_neighbor(self.ncache, address, mac, iface.index, state, 0,
                            self.clock() + self.cfg.reachable_time_ms * 1_000_000)
