@@ -298,6 +298,9 @@ def _cmd_ctl(args: argparse.Namespace) -> int:
             kwargs[key] = json.loads(value)
         except json.JSONDecodeError:
             kwargs[key] = value
+        except RecursionError:  # json's parser recurses per level of nesting
+            print(f"fmipfast ctl: --arg {key}: JSON nested too deeply", file=sys.stderr)
+            return 2
     try:
         result = ControlClient(args.socket, timeout=args.timeout).call(args.command, **kwargs)
     except ControlError as exc:

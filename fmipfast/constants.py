@@ -370,6 +370,16 @@ class DropReason(IntEnum):
         "yet are counted here (logged, rate-limited)", Severity.ERROR
     DECAP_TOO_DEEP = 37, "IPv6-in-IPv6 nested deeper than the engine decapsulates (RFC 2473 §4.1.1)", \
         Severity.WARNING
+    ADDRESS_NOT_FORWARDED = 38, "a packet to forward whose source or destination a router never forwards: " \
+        "link-local (RFC 4291 §2.5.6), IPv4-mapped (§2.5.5.2), multicast (the router does no multicast routing)", \
+        Severity.WARNING
+    LINK_MULTICAST_NOT_FORWARDED = 39, "a unicast packet to forward that came in a link-layer broadcast or " \
+        "multicast frame: every router on the link would forward it (RFC 1812 §5.3.4's rule)", Severity.WARNING
+    VLAN_TAGGED = 40, "an IEEE 802.1Q/802.1ad-tagged frame from the wire (its tag in the frame or stripped by the " \
+        "kernel): the router's links are untagged, so it is another VLAN's -- neither answered nor forwarded (a tag " \
+        "kept on the way out would put the packet in a VLAN its sender chose)", Severity.WARNING
+    FRAGMENT_NOT_REASSEMBLED = 41, "a fragment addressed to the router: it reassembles nothing, and only a whole " \
+        "packet's upper layer is validated (RFC 8200 §4.5)", Severity.WARNING
 
 
 class NeighborState(IntEnum):
@@ -431,6 +441,7 @@ class EngineCounter(IntEnum):
     CONTROL_ERRORS = 25
     INTERNAL_ERRORS = 26
     RA_LIMITED = 27
+    ND_LEARN_LIMITED = 28
 
 
 __all__ += ["Verdict", "Action", "NODE_STATS", "Severity", "DropReason", "NeighborState", "NeighborFlag",

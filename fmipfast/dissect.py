@@ -21,7 +21,7 @@ import struct
 from typing import Any, BinaryIO, Iterable, Iterator
 
 from fmipfast.constants import DEFAULT_CODEPOINTS, Codepoints, Icmp6Type, IpProto
-from fmipfast.errors import InvalidField, MalformedPacket, PcapError
+from fmipfast.errors import InvalidField, MalformedPacket, PcapError, escape_text
 from fmipfast.frames import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV6,
@@ -261,26 +261,6 @@ def summarize(infos: Iterable[dict[str, Any]]) -> dict[str, int]:
     for info in infos:
         count(counts, info)
     return counts
-
-
-def escape_text(text: str) -> str:
-    """``text`` with every non-printable character (C0/C1 controls, ESC, DEL, bidi overrides and other
-    format characters, separators but the space, lone surrogates) and the backslash written as a Python
-    escape (``\\x1b``, ``\\u202e``, ``\\\\``): what a capture carries cannot drive the terminal."""
-    if text.isprintable() and "\\" not in text:
-        return text
-    return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in text)
-
-
-def _escape_char(ch: str) -> str:
-    if ch == "\\":
-        return "\\\\"
-    code = ord(ch)
-    if code < 0x100:
-        return f"\\x{code:02x}"
-    if code < 0x10000:
-        return f"\\u{code:04x}"
-    return f"\\U{code:08x}"
 
 
 _SKIP = {"frame", "time", "length", "message", "type", "code", "checksum", "checksum_ok", "error", "src", "dst",

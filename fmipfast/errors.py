@@ -26,6 +26,7 @@ __all__ = [
     "PcapError",
     "SecurityError",
     "ControlError",
+    "escape_text",
 ]
 
 
@@ -128,3 +129,24 @@ class SecurityError(FmipError):
 class ControlError(FmipError):
     """A control request failed: the server's error message, or a transport problem (``fmipfast.control``,
     ``fmipfast.mnd``)."""
+
+
+def escape_text(text: str) -> str:
+    """``text`` with every non-printable character (C0/C1 controls, ESC, DEL, bidi overrides and other
+    format characters, separators but the space, lone surrogates) and the backslash written as a Python
+    escape (``\\x1b``, ``\\u202e``, ``\\\\``): what a capture or a frame carries cannot drive the terminal
+    nor start a line of its own (``fmipfast decode``'s output, the daemons' text log lines)."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(ch if ch.isprintable() and ch != "\\" else _escape_char(ch) for ch in text)
+
+
+def _escape_char(ch: str) -> str:
+    if ch == "\\":
+        return "\\\\"
+    code = ord(ch)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"

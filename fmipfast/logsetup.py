@@ -7,7 +7,11 @@ loop runs; with ``format = "json"`` each record is one line of :class:`JsonLogFo
 Ownership: :func:`setup_logging` replaces the handlers of the process's root logger; it is called from the
 main thread while nothing else logs.
 
-May import: config (the ``[logging]`` table's type).
+In the text format every record's message is written through :func:`fmipfast.errors.escape_text`: a value
+from the wire (a principal name quoted in a note's reason, a KDC's error text) cannot start a line of its own
+nor drive the terminal; the JSON format escapes by itself.
+
+May import: config (the ``[logging]`` table's type), errors (the escape).
 """
 
 from __future__ import annotations
@@ -19,10 +23,25 @@ import sys
 import traceback
 from typing import TYPE_CHECKING, Any, TextIO
 
+from fmipfast.errors import escape_text
+
 if TYPE_CHECKING:
     from fmipfast.config import LoggingConfig
 
-__all__ = ["JsonLogFormatter", "setup_logging", "log_value"]
+__all__ = ["JsonLogFormatter", "TextLogFormatter", "setup_logging", "log_value"]
+
+
+class TextLogFormatter(logging.Formatter):
+    """``[logging] format = "text"``: ``time logger LEVEL message``, one line per record: the message with its
+    non-printable characters escaped (:func:`~fmipfast.errors.escape_text`); a traceback follows on lines of
+    its own, as the standard formatter writes it."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 -- logging's name
+        record.message = escape_text(record.message)
+        return super().formatMessage(record)
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -68,7 +87,7 @@ def setup_logging(cfg: LoggingConfig) -> None:
     if cfg.format == "json":
         handler.setFormatter(JsonLogFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        handler.setFormatter(TextLogFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(cfg.level.upper())

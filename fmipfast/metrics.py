@@ -7,8 +7,9 @@ the neighbor cache, the handover buffer, the route-switch holds and each port's 
 :func:`render` writes families as text; :class:`MetricsServer` serves ``GET /metrics`` over asyncio.
 
 Bounds (a scrape endpoint faces whatever connects to it): a request head of at most ``max_request`` octets
-read within ``timeout`` seconds, at most ``max_clients`` connections at once; anything else gets a 4xx and
-the connection is closed.  The server never raises into the engine's loop.
+read within ``timeout`` seconds, at most ``max_clients`` connections at once (one counts until its socket is
+closed); anything else gets a 4xx or 503 and the connection is closed -- aborted (``timeouts``) when the peer
+has not taken the reply within ``timeout``.  The server never raises into the engine's loop.
 
 May import: engine (read-only), config, errors, constants.
 """
@@ -16,7 +17,6 @@ May import: engine (read-only), config, errors, constants.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -184,7 +184,7 @@ class MetricsServer:
         self.collect = collect
         self.host, self.port = host, port
         self.max_request, self.max_clients, self.timeout = max_request, max_clients, timeout
-        self.counters = dict.fromkeys(("scrapes", "not_found", "bad_request", "refused", "errors"), 0)
+        self.counters = dict.fromkeys(("scrapes", "not_found", "bad_request", "refused", "errors", "timeouts"), 0)
         self._clients = 0
         self._server: asyncio.base_events.Server | None = None
 
@@ -205,22 +205,26 @@ class MetricsServer:
             self._server = None
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # a connection keeps its slot until its socket is closed: one whose peer does not take the reply is
+        # aborted after ``timeout`` (a graceful close would wait for that peer for ever, the unsent reply and
+        # the socket with it)
+        self._clients += 1
         try:
-            if self._clients >= self.max_clients:
+            if self._clients > self.max_clients:
                 self.counters["refused"] += 1
                 await self._reply(writer, 503, "too many clients\n")
-                return
-            self._clients += 1
-            try:
+            else:
                 await self._one(reader, writer)
-            finally:
-                self._clients -= 1
-        except (ConnectionError, asyncio.TimeoutError):
+            writer.close()
+            await asyncio.wait_for(writer.wait_closed(), self.timeout)
+        except asyncio.TimeoutError:
+            self.counters["timeouts"] += 1
+        except (ConnectionError, OSError):
             pass
         finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.TimeoutError, OSError):
-                await asyncio.wait_for(writer.wait_closed(), self.timeout)
+            if not writer.transport.is_closing() or writer.transport.get_write_buffer_size():
+                writer.transport.abort()
+            self._clients -= 1
 
     async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -30,7 +30,7 @@ import numpy as np
 
 from fmipfast import frames
 from fmipfast.ar import AccessRouter, Session
-from fmipfast.constants import IpProto, NeighborFlag
+from fmipfast.constants import FmipCode, IpProto, NeighborFlag
 from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine, FrameBatch, Interface
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
@@ -60,6 +60,11 @@ from fmipfast.security.gss import check_mechanism
 from fmipfast.security.statefile import StateFileError, read_private, write_private
 
 __all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSION_FILE_FORMAT"]
+
+
+#: The fmipfast messages that travel over the MN's access link only (protocol.LINK_MESSAGES), by code.
+_LINK_CODES = frozenset({int(FmipCode.HANDOVER_REDIRECT), int(FmipCode.HANDOVER_REDIRECT_ACK),
+                         int(FmipCode.AUTHENTICATED_MN), int(FmipCode.ATTACH), int(FmipCode.FORWARDING_DISABLE)})
 
 
 class Scheduler(Protocol):
@@ -128,6 +133,8 @@ def load_sessions(path: str) -> list[tuple[IPv6Address, bytes, bytes | None, int
             out.append((IPv6Address(e["address"]), key, eui64, ends))
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise StateFileError(path, f"malformed: {exc}") from None
+    except RecursionError:  # json's parser recurses per level of nesting
+        raise StateFileError(path, "malformed: nested too deeply") from None
     return out
 
 
@@ -195,7 +202,7 @@ class RouterAgent:
         self.counters: dict[str, int] = dict.fromkeys(("ah_rejected", "ah_protect_failed", "no_outbound_sa",
                                                        "send_failed", "not_icmpv6", "sessions_restored",
                                                        "sessions_saved", "sessions_save_failed", "reloads",
-                                                       "tunnel_refused"), 0)
+                                                       "tunnel_refused", "not_access_link"), 0)
         self.on_note = on_note
         # NAR: from the proxy entry (the HI accepted, buffering starts) to the MN's Attach that completes it --
         # how long the MN was away, signalling and the layer-2 move included, as this router saw it
@@ -378,6 +385,10 @@ class RouterAgent:
             self._released_early.add(done.ncoa)
 
     def _on_control(self, cf: ControlFrame) -> None:
+        if cf.fmip_code in _LINK_CODES and cf.iface.cfg.role != "access":
+            # an MN's link is an access link: hop limit 255 proves a link message came from a link, not which
+            self.counters["not_access_link"] += 1
+            return
         frame = cf.frame
         plen = int.from_bytes(frame[cf.l3_offset + 4:cf.l3_offset + 6], "big")
         packet = frame[cf.l3_offset:cf.l3_offset + 40 + plen]

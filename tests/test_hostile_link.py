@@ -338,7 +338,8 @@ def test_invalid_nd_is_silently_discarded(name):
 def test_a_valid_ns_with_slla_creates_one_stale_entry_and_is_answered():
     """The allowance of ``check_unauthenticated``, shown: an NS for the router's address with a source
     link-layer option makes (or updates) a STALE entry for its source (RFC 4861 §7.2.3) -- and the router
-    answers it; 300 such NS from distinct sources never grow the cache past its capacity."""
+    answers it; 300 such NS from distinct sources never grow the cache past the share learning may take (three
+    quarters of its capacity)."""
     from tests.hostile_net import NCACHE_CAPACITY
 
     w = World()
@@ -352,8 +353,8 @@ def test_a_valid_ns_with_slla_creates_one_stale_entry_and_is_answered():
     for start in range(0, 300, 100):
         w.inject(w.evil, [ns_frame(src=IPv6Address(int(EVIL) + 1 + start + i)) for i in range(100)])
         w.check(before, 100, 0)
-    assert len(w.snapshot().neighbors) <= NCACHE_CAPACITY
-    assert w.engine.ncache.counters["refused_full"] > 0  # the table did fill: the bound was reached, not missed
+    assert len(w.snapshot().neighbors) <= NCACHE_CAPACITY * 3 // 4  # the share learning may take
+    assert w.engine.counters["nd_learn_limited"] > 0  # the bound was reached, not missed
 
 
 @pytest.mark.parametrize("case", ["replay", "bad_icv", "unknown_spi", "wrong_key", "non_peer_source", "truncated_ah",

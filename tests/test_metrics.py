@@ -143,7 +143,8 @@ def test_scrape_endpoint_and_its_bounds():
     assert broken.startswith(b"HTTP/1.1 500") and missing.startswith(b"HTTP/1.1 404")
     assert post.startswith(b"HTTP/1.1 400") and big.startswith(b"HTTP/1.1 400")
     assert query.startswith(b"HTTP/1.1 200")
-    assert counters == repr({"scrapes": 3, "not_found": 1, "bad_request": 2, "refused": 0, "errors": 1}).encode()
+    assert counters == repr({"scrapes": 3, "not_found": 1, "bad_request": 2, "refused": 0, "errors": 1,
+                             "timeouts": 0}).encode()
 
 
 def test_scrape_endpoint_refuses_beyond_max_clients():

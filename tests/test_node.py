@@ -71,8 +71,10 @@ DESTINATIONS = [e[0] for e in ENTRIES] + [
     IPv6Address("2001:db8:100::5"), IPv6Address("2001:db8:100:8000::5"), IPv6Address("2001:db8:200::5"),
     IPv6Address("2001:db9::1"),  # no route
     IPv6Address("ff02::1"), IPv6Address("ff05::2"),
+    IPv6Address("fe80::99"), IPv6Address("::ffff:192.0.2.7"),  # never forwarded
 ]
-SOURCES = [IPv6Address("2001:db8:50::1"), PEER, IPv6Address("fe80::1"), IPv6Address("2001:db8:1::10")]
+SOURCES = [IPv6Address("2001:db8:50::1"), PEER, IPv6Address("fe80::1"), IPv6Address("2001:db8:1::10"),
+           IPv6Address("::ffff:192.0.2.1")]
 
 
 def handover_world(impl, node, *, slot_size=128, per_key_packets=3, slots=8):
@@ -170,9 +172,11 @@ def frame(draw):
         pkt = build_ipv6(src, dst, IpProto.ICMPV6, bytes([135, 0, 0, 0]) + bytes(20), hop_limit=255)
     else:
         return draw(st.binary(max_size=80)), 0
-    eth_dst = draw(st.sampled_from([MACS[0], MACS[0], OTHER_MAC, b"\x33\x33\x00\x00\x00\x01"]))
+    eth_dst = draw(st.sampled_from([MACS[0], MACS[0], OTHER_MAC, b"\x33\x33\x00\x00\x00\x01", b"\xff" * 6]))
     status = draw(st.sampled_from([0, 0, TP_STATUS_CSUMNOTREADY]))
-    return build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt), status
+    eth = build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), pkt)
+    tags = draw(st.sampled_from([0, 0, 0, 1, 2]))  # IEEE 802.1Q tags
+    return eth[:12] + b"\x81\x00\x00\x05" * tags + eth[12:], status
 
 
 def run_node(impl, frames_and_status, *, iface=0, from_wire=True, inner=False, handover=False, finish_inner=False):
@@ -363,6 +367,41 @@ def test_hop_limit_and_link_layer_filter(impl):
     out, action, aux = _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC)
     assert (action, aux) == (Action.DROP, DropReason.OTHER_HOST)
     assert _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC, from_wire=False)[1] == Action.FORWARD
+
+
+NEVER_FORWARDED = [  # (source, destination, Ethernet destination, tags, reason)
+    ("fe80::1", "2001:db8:1::10", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
+    (SOURCES[0], "fe80::99", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
+    ("::ffff:192.0.2.1", "2001:db8:1::10", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
+    (SOURCES[0], "::ffff:192.0.2.7", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
+    (SOURCES[0], "ff05::2", b"\x33\x33\x00\x00\x00\x02", 0, DropReason.ADDRESS_NOT_FORWARDED),
+    (SOURCES[0], "ff0e::1", MACS[0], 0, DropReason.ADDRESS_NOT_FORWARDED),
+    ("fe80::1", "2001:db8:1::10", b"\xff" * 6, 0, DropReason.ADDRESS_NOT_FORWARDED),  # the address first
+    ("fe80::1", "2001:db8:1::10", b"\xff" * 6, 1, DropReason.VLAN_TAGGED),  # the tag before anything
+    (SOURCES[0], "2001:db8:1::10", b"\xff" * 6, 0, DropReason.LINK_MULTICAST_NOT_FORWARDED),
+    (SOURCES[0], "2001:db8:1::10", b"\x33\x33\x00\x00\x00\x01", 0, DropReason.LINK_MULTICAST_NOT_FORWARDED),
+    (SOURCES[0], "2001:db8:1::10", MACS[0], 1, DropReason.VLAN_TAGGED),
+    (SOURCES[0], "2001:db8:1::10", MACS[0], 2, DropReason.VLAN_TAGGED),
+]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("src,dst,eth_dst,tags,reason", NEVER_FORWARDED)
+def test_what_a_router_never_forwards_is_dropped_before_the_tables(impl, src, dst, eth_dst, tags, reason):
+    """Transit packets with a link-local, IPv4-mapped or multicast address, and from the wire those in a
+    link-layer group frame, are drops by their reason -- before a table is consulted (with a hop limit of 1
+    too: no Time Exceeded is due) -- and a tagged frame from the wire is a drop before anything; not from the
+    wire, the link-layer reasons do not apply (the frame is forwarded)."""
+    for hop in (64, 1):
+        eth = build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), udp(src, dst, hop=hop))
+        out = run_node(impl, [(eth[:12] + b"\x81\x00\x00\x05" * tags + eth[12:], 0)])
+        assert (out["action"][0], out["aux"][0]) == (Action.DROP, reason)
+        assert out["drops"][reason] == 1 and out["tx"][0] == ([], [])
+    if reason != DropReason.ADDRESS_NOT_FORWARDED and not IPv6Address(src).is_link_local:
+        eth = build_ethernet(eth_dst, bytes([2, 9, 9, 9, 9, 9]), udp(src, dst))
+        out = run_node(impl, [(eth[:12] + b"\x81\x00\x00\x05" * tags + eth[12:], 0)], from_wire=False)
+        assert out["action"][0] == Action.FORWARD
+    assert _one(impl, udp(SOURCES[0], "2001:db8:1::10"))[1] == Action.FORWARD
 
 
 @pytest.mark.parametrize("impl", IMPLS)

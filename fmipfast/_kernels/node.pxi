@@ -113,12 +113,37 @@ cdef struct _node_run:
     const uint8_t* t_hop
 
 
+cdef inline bint _node_link_local(const uint8_t* a) noexcept nogil:
+    """RFC 4291 §2.5.6: fe80::/10."""
+    return a[0] == 0xFE and (a[1] & 0xC0) == 0x80
+
+
+cdef inline bint _node_v4_mapped(const uint8_t* a) noexcept nogil:
+    """RFC 4291 §2.5.5.2: ::ffff:0:0/96."""
+    cdef uint64_t x
+    memcpy(&x, a, 8)
+    return x == 0 and a[8] == 0 and a[9] == 0 and a[10] == 0xFF and a[11] == 0xFF
+
+
+cdef inline bint _node_not_forwarded(const uint8_t* src, const uint8_t* dst) noexcept nogil:
+    """Whether a router never forwards a packet of ``src`` to ``dst`` (ADDRESS_NOT_FORWARDED): a link-local
+    source or destination, an IPv4-mapped one, a multicast destination.  The common global unicast packet
+    costs one branch on two first octets (0xFE, 0xFF and 0 are the ones that may be).  The callers refuse a
+    unicast packet in a link-layer group frame from the wire after it (LINK_MULTICAST_NOT_FORWARDED).
+    Reference: reference.node.not_forwarded"""
+    if (<uint8_t>(src[0] + 2) <= 2) | (<uint8_t>(dst[0] + 2) <= 2):
+        return (dst[0] == 0xFF or _node_link_local(src) or _node_link_local(dst) or _node_v4_mapped(src)
+                or _node_v4_mapped(dst))
+    return False
+
+
 @cython.boundscheck(False)
 cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize_t length, Py_ssize_t l3,
                               const uint8_t* dst, uint8_t hop_limit, int64_t e, int32_t r, bint hold_ok,
                               int32_t* x, int* out_if, const uint8_t** next_hop) noexcept nogil:
     """The action of a frame (at offset ``at`` of the arena) whose destination is not the router's: entry
-    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed).  A TUNNEL entry's frame is encapsulated
+    ``e`` (-1: none, else < entries), route ``r`` (bounded here; _NODE_ROUTE_LATER: looked up if needed); the
+    caller has refused what a router never forwards (_node_not_forwarded).  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
     its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
@@ -251,6 +276,9 @@ cdef inline int _node_inner(_node_run* c, const classify_profile* prof, classify
         e = -1
     if e >= 0 and (c.t.flags[e] & NCFLAG_LOCAL):
         return -1
+    if _node_not_forwarded(io.src + i * ADDR_LEN, dst):
+        x[0] = DROP_ADDRESS_NOT_FORWARDED
+        return ACTION_DROP
     a = _node_transit(c, f, at, length, l3, dst, io.hop_limit[i], e, _NODE_ROUTE_LATER, False, x, &out, &hop)
     if a == ACTION_BUFFER and bq != NULL:
         a = _node_buffered(bq, x)
@@ -949,6 +977,8 @@ cdef class Node:
                     elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
                                                                                imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
                         x = DROP_OTHER_HOST
+                    elif wire and not is_inner and l3 != ETH_HDR_LEN:  # VLAN tags: the links are untagged
+                        x = DROP_VLAN_TAGGED
                     else:
                         if has_status and (stp[i] & TP_STATUS_CSUMNOTREADY):
                             if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
@@ -1006,6 +1036,10 @@ cdef class Node:
                                             iaux[i] = ix
                                             ient[i] = ie
                                             present |= 1 << ia
+                        elif _node_not_forwarded(o.src + i * ADDR_LEN, dst):
+                            x = DROP_ADDRESS_NOT_FORWARDED
+                        elif wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1):
+                            x = DROP_LINK_MULTICAST_NOT_FORWARDED  # every router on the link would forward it
                         else:
                             a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
                                               wire and not is_inner and nh != NH_MH, &x, &out, &hop)

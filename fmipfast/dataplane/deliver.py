@@ -41,6 +41,27 @@ _ICMPV6 = int(IpProto.ICMPV6)
 _ND_FIRST, _ND_LAST = int(Icmp6Type.ROUTER_SOLICITATION), int(Icmp6Type.REDIRECT)  # RFC 4861 types 133-137
 
 
+_FRAGMENT, _AH = int(IpProto.FRAGMENT), int(IpProto.AH)
+
+
+def _fragment(frame: bytes, l3: int, l4: int) -> bool:
+    """Whether the extension headers between the IPv6 header at ``l3`` and the upper layer at ``l4`` (as
+    classify walked them: each inside the frame) hold a Fragment header of a packet in pieces -- an offset
+    or the M flag (RFC 8200 §4.5; offset 0 with M clear is an atomic fragment, a whole packet)."""
+    nh, pos = frame[l3 + 6], l3 + 40
+    while pos + 8 <= l4:
+        if nh == _FRAGMENT:
+            if int.from_bytes(frame[pos + 2:pos + 4], "big") & 0xFFF9:
+                return True
+            size = 8
+        elif nh == _AH:
+            size = (frame[pos + 1] + 2) * 4
+        else:
+            size = (frame[pos + 1] + 1) * 8
+        nh, pos = frame[pos], pos + size
+    return False
+
+
 class LocalDelivery:
     """The control stage of the pipeline.  ``control`` receives the fmipfast messages (the protocol layer of
     ``fmipfast.ar``); without it they are counted ``control_unhandled``."""
@@ -87,9 +108,15 @@ class LocalDelivery:
             else:
                 self.books.now.c[CONTROL_UNHANDLED] += 1
             return
+        if _fragment(frame, cf.l3_offset, cf.l4_offset):
+            # only a whole packet's upper layer was validated by classify (hop limit, checksum, options); the
+            # octets after a fragment header are part of a packet this router never reassembles
+            raise Refused(DropReason.FRAGMENT_NOT_REASSEMBLED)
         if int(b.next_header[i]) != _ICMPV6:
             self.books.now.c[CONTROL_UNHANDLED] += 1
             return
+        if not b.checksum_ok[i]:  # classify lets end-to-end ICMPv6 through with it false: here is its end
+            raise Refused(DropReason.ICMP6_BAD_CHECKSUM)
         try:
             msg = decode(frame[cf.l4_offset:cf.l3_offset + 40 + struct.unpack_from("!H", frame, cf.l3_offset + 4)[0]],
                          codepoints=self.codepoints)
@@ -102,7 +129,11 @@ class LocalDelivery:
         elif isinstance(msg, RouterSolicitation):
             self.responder.on_rs(cf, msg)
         elif isinstance(msg, EchoRequest):
-            self.emit.send(iface, EchoReply(msg.identifier, msg.sequence, msg.data), cf.dst, cf.src, frame[6:12])
+            # RFC 4443 §4.2: the reply to a request sent to a group comes from a unicast address of the interface
+            src = cf.dst
+            if src.is_multicast:
+                src = iface.link_local if cf.src.is_link_local else iface.source
+            self.emit.send(iface, EchoReply(msg.identifier, msg.sequence, msg.data), src, cf.src, frame[6:12])
             self.books.now.c[ECHO_REPLIES] += 1
         else:
             self.books.now.c[CONTROL_UNHANDLED] += 1

@@ -50,17 +50,19 @@ class IcmpErrors:
         self.bucket = TokenBucket(cfg.icmp_error_rate, cfg.icmp_error_burst, cfg.icmp_error_burst)
 
     def error(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, i: int,
-              kind: int, code: int, value: int, now: int) -> None:
-        """RFC 4443 §2.4: never about an error, a multicast or an unspecified source; rate-limited."""
+              kind: int, code: int, value: int, now: int, l3: int, upper: int, l4: int) -> None:
+        """RFC 4443 §2.4 (e): never about an ICMPv6 error, a link-layer or IPv6 multicast destination, a
+        multicast or unspecified source; rate-limited.  ``l3`` is where the frame's IPv6 header starts (after
+        any VLAN tags), ``upper`` and ``l4`` the upper-layer protocol and where it starts, behind any extension
+        headers (classify's ``l3_offset``, ``next_header``, ``l4_offset``: of a fragment, its payload's)."""
         o, n = int(offsets[i]), int(lengths[i])
         frame = np.asarray(arena[o:o + n]).tobytes()
-        l3 = 14
-        if len(frame) < l3 + 40:
+        if l3 < 14 or len(frame) < l3 + 40 or frame[0] & 1:
             return
         src = IPv6Address(frame[l3 + 8:l3 + 24])
         if src.is_multicast or src.is_unspecified or IPv6Address(frame[l3 + 24:l3 + 40]).is_multicast:
             return
-        if frame[l3 + 6] == _ICMPV6 and len(frame) > l3 + 40 and frame[l3 + 40] < 128:
+        if upper == _ICMPV6 and l3 + 40 <= l4 < len(frame) and frame[l4] < 128:
             return
         if not self.bucket.take(now):
             self.books.now.c[ICMP_ERRORS_LIMITED] += 1

@@ -25,6 +25,7 @@ from fmipfast.config import RouterConfig
 from fmipfast.constants import DropReason, NeighborFlag, NeighborState
 from fmipfast.dataplane.counters import (
     NA_SENT,
+    ND_LEARN_LIMITED,
     NS_SENT,
     ORIGINATED,
     ORIGINATED_DROPPED,
@@ -287,7 +288,10 @@ class Resolver:
 
 class Responder:
     """Answers Neighbor and Router Solicitations, takes in Neighbor Advertisements, learns the link-layer
-    addresses solicitations carry, and sends the periodic Router Advertisements of the access interfaces."""
+    addresses solicitations carry, and sends the periodic Router Advertisements of the access interfaces.
+
+    A solicitation creates a new entry only while the neighbor cache holds fewer than ``learn_limit`` (three
+    quarters of its capacity): what nobody authenticated cannot fill the table (``nd_learn_limited``)."""
 
     def __init__(self, cfg: RouterConfig, clock: Callable[[], int], ncache: NeighborCache,
                  interfaces: Sequence[Interface], resolver: Resolver, emit: Emitter, books: Books) -> None:
@@ -298,6 +302,7 @@ class Responder:
         self.resolver = resolver
         self.emit = emit
         self.books = books
+        self.learn_limit = ncache.capacity * 3 // 4
 
     def _answers_for(self, target: IPv6Address) -> tuple[int, int] | None:
         idx = find_neighbor(self.ncache, target)
@@ -315,6 +320,11 @@ class Responder:
         if idx >= 0 and (int(self.ncache.flags[idx]) & PROTECTED or (
                 int(self.ncache.ifindex[idx]) != iface.index and self.ncache.states[idx] != _INCOMPLETE)):
             return  # configured or the protocol's, or a neighbor of another link: not for this frame to move
+        if idx < 0 and not solicited and len(self.ncache) >= self.learn_limit:
+            # entries nobody authenticated take at most this share of the table: a flood of spoofed NS/RS
+            # cannot fill it, the rest stays for the router's own resolution (an MN that arrives after it)
+            self.books.now.c[ND_LEARN_LIMITED] += 1
+            return
         state = NeighborState.REACHABLE if solicited else NeighborState.STALE
         new = set_neighbor(self.ncache, address, mac, iface.index, state, 0,
                            self.clock() + self.cfg.reachable_time_ms * 1_000_000)
@@ -365,6 +375,13 @@ class Responder:
             return  # a claim on our address, a configured neighbor or an MN mid-handover: not ND's to change
         if int(self.ncache.ifindex[idx]) != cf.iface.index:
             return  # the neighbor lives on another link: an NA from this one says nothing about it
+        state = int(self.ncache.states[idx])
+        if not na.override and state != NeighborState.INCOMPLETE and bytes(self.ncache.macs[idx]) != tlla:
+            # RFC 4861 §7.2.5: without O, another link-layer address only makes a REACHABLE entry STALE
+            if state == NeighborState.REACHABLE:
+                set_neighbor(self.ncache, na.target, bytes(self.ncache.macs[idx]), int(self.ncache.ifindex[idx]),
+                             NeighborState.STALE, int(self.ncache.flags[idx]), int(self.ncache.expiry[idx]))
+            return
         set_neighbor(self.ncache, na.target, tlla, int(self.ncache.ifindex[idx]),
                      NeighborState.REACHABLE if na.solicited else NeighborState.STALE,
                      NeighborFlag.ROUTER if na.router else 0,

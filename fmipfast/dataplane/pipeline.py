@@ -13,6 +13,9 @@ block, and Python only books it.  A block of forwarded, buffered, tunnelled, dec
 costs the one call and one ``send`` per output interface; everything here runs per block, never per frame,
 except for the frames Python has work for.
 
+A ring block's frames whose VLAN tag the kernel stripped (``FrameBatch.vlan_tci``) are received and dropped
+(VLAN_TAGGED) before the node sees them: it drops a tag found in a frame itself.
+
 Frames that re-enter the pipeline — what a control handler releases, decapsulated inner packets, frames
 leaving a queue (:meth:`Pipeline.reinject`) — get passes of their own, each with a classify Batch of its own,
 nested at most ``MAX_NESTED_PASSES`` deep (deeper ones wait, at most ``MAX_WAITING_PASSES``), decapsulation at
@@ -87,6 +90,8 @@ _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 #: A pass waiting for the outermost one: (iface, frames, inner, from_wire, booked in the requeue ledger).
 _Waiting = tuple[Interface, FrameBatch, bool, bool, bool]
 
+_NO_TAG = 0xFFFFFFFF  # a ring block's vlan_tci of a frame whose tag (if any) is still in it
+
 
 class Pipeline:
     """The per-block data path of one engine over its tables and parts (see the module's docstring)."""
@@ -145,11 +150,27 @@ class Pipeline:
     def process(self, iface: Interface, fb: FrameBatch, *, inner: bool = False, from_wire: bool = True) -> int:
         """See ``Engine.process``."""
         n_total: int = fb.offsets.shape[0]
+        if from_wire and fb.vlan_tci is not None and n_total:
+            fb = self._untagged(fb)
         if self.depth >= MAX_NESTED_PASSES:
             self._wait(iface, fb, inner, from_wire, False)
             return n_total
         self.run_pass(iface, fb, inner, from_wire)
         return n_total
+
+    def _untagged(self, fb: FrameBatch) -> FrameBatch:
+        """``fb`` without the frames whose VLAN tag the kernel stripped (a ring block's ``vlan_tci``), which are
+        received and dropped here (VLAN_TAGGED: the links are untagged, as the node drops a tag it finds in
+        the frame): the frame left for the node does not show the tag."""
+        tagged = fb.vlan_tci != _NO_TAG  # type: ignore[operator]
+        k = int(np.count_nonzero(tagged))
+        if not k:
+            return fb
+        ledger = self.books.now
+        ledger.c[RECEIVED] += k
+        ledger.drop(DropReason.VLAN_TAGGED, k)
+        keep = ~tagged
+        return FrameBatch(fb.port, fb.arena, fb.offsets[keep], fb.lengths[keep], fb.status[keep], fb.ts_ns[keep])
 
     def reinject(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         """Frames leaving a queue (a flushed handover buffer, a resolved next hop) go through the pipeline
@@ -267,6 +288,9 @@ class Pipeline:
             next_hop = n_next_hop[:n].copy()
         if present & _B_TUNNEL:
             l3 = np.array(b.l3_offset, dtype=np.uint32)
+        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED):  # where each frame's IPv6 header and upper layer are
+            headers = (np.array(b.l3_offset[:n], dtype=np.int64), np.array(b.next_header[:n], dtype=np.int64),
+                       np.array(b.l4_offset[:n], dtype=np.int64))
         if present & _B_DECAP:  # the inner frames the node made in place, in this block's arena
             d_count = self.node.decap_count
             d_offsets = self.node.decap_offsets[:d_count].copy()
@@ -290,13 +314,15 @@ class Pipeline:
         if present & _B_NO_ROUTE:
             sel = np.flatnonzero(action == _A_NO_ROUTE)
             for i in sel:
-                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now)
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.DEST_UNREACH, 0, 0, now,
+                                *(int(h[i]) for h in headers))
             self.books.now.drop(DropReason.NO_ROUTE, int(sel.size))
         if present & _B_TIME_EXCEEDED:
             # a packet that would leave with hop limit 0 is answered with Time Exceeded (RFC 4443 §3.3)
             sel = np.flatnonzero(action == _A_TIME_EXCEEDED)
             for i in sel:
-                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now)
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now,
+                                *(int(h[i]) for h in headers))
             self.books.now.drop(DropReason.HOP_LIMIT_EXCEEDED, int(sel.size))
         if present & _B_RESOLVE:
             sel = np.flatnonzero(action == _A_RESOLVE)

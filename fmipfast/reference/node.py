@@ -4,7 +4,7 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
 ``classify`` over the same arena, offsets and lengths) and decides, frame by frame, what becomes of it:
 
 1. classify's drops stay drops; a unicast frame for another station's MAC is dropped (``OTHER_HOST``) when
-   the block came from the wire;
+   the block came from the wire, and so is a frame with VLAN tags (``VLAN_TAGGED``: the links are untagged);
 2. a frame the sending kernel left for the device to checksum (``TP_STATUS_CSUMNOTREADY``) gets its UDP, TCP
    or ICMPv6 checksum completed in place;
 3. the destination is looked up in the neighbor cache: an address of the router goes to the control path
@@ -18,8 +18,10 @@ A ``Node`` takes one classified block of frames (a :class:`~fmipfast.reference.w
    (the outer frame is then ``DECAPPED``, the inner packet's action, aux and destination entry in
    ``inner_action`` / ``inner_aux`` / ``inner_entry``); any other inner packet -- the router's own, control,
    to be resolved, an ICMPv6 error due, a punted tunnel or buffer, another level of tunnel -- goes to the
-   decap vector untouched, and Python's pass classifies and looks it up again), a
-   ``TUNNEL`` entry
+   decap vector untouched, and Python's pass classifies and looks it up again); a packet for another node
+   that a router never forwards is dropped whatever its entry (:func:`not_forwarded`: a link-local, IPv4-mapped
+   or multicast address is ``ADDRESS_NOT_FORWARDED``; of a frame from the wire, a unicast packet in a
+   link-layer broadcast or multicast frame is ``LINK_MULTICAST_NOT_FORWARDED``); a ``TUNNEL`` entry
    (PAR mid-handover) is tunnelled to the peer in the entry's ``entry_peer`` column, a ``PROXY`` entry (NAR
    mid-handover) is buffered under the key in its ``entry_key`` column, a ``HOLD`` entry (the route switch)
    too for direct, non-Mobility-Header frames from the wire.  With a :class:`PacketBuffer` set
@@ -108,6 +110,19 @@ _F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
 _F_TUNNEL, _F_HOLD = int(NeighborFlag.TUNNEL), int(NeighborFlag.HOLD)
 _INCOMPLETE = int(NeighborState.INCOMPLETE)
 _P_MH = int(IpProto.MH)
+_V4_MAPPED = bytes(10) + b"\xff\xff"  # RFC 4291 §2.5.5.2: ::ffff:0:0/96
+
+
+def _link_local(addr: bytes) -> bool:
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80  # RFC 4291 §2.5.6: fe80::/10
+
+
+def not_forwarded(src: bytes, dst: bytes) -> bool:
+    """Whether a router never forwards a packet of ``src`` to ``dst`` (ADDRESS_NOT_FORWARDED): a link-local
+    source or destination (RFC 4291 §2.5.6), an IPv4-mapped one (§2.5.5.2), a multicast destination (the
+    router does no multicast routing)."""
+    return (dst[0] == 0xFF or _link_local(src) or _link_local(dst) or src[:12] == _V4_MAPPED
+            or dst[:12] == _V4_MAPPED)
 
 
 def _array(obj: Any, name: str, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -520,8 +535,11 @@ class Node:
             if e >= 0 and int(np.asarray(self.ncache.flags)[e]) & _F_LOCAL:
                 return False
             route = int(np.asarray(self._fib.lookup(key))[0])
-            action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route, False,
-                                                    drops)
+            if not_forwarded(bytes(np.asarray(b.src[0])), dst):
+                action, aux = self._drop(drops, int(DropReason.ADDRESS_NOT_FORWARDED))
+            else:
+                action, aux, _out, _hop = self._transit(ar, start, size, l3, dst, int(b.hop_limit[0]), e, route,
+                                                        False, drops)
             if action == _A_BUFFER and self._buffer is not None:
                 action, aux = self._buffered(drops, i, start, size, aux, True)
             if action not in _FINISHED:
@@ -593,10 +611,14 @@ class Node:
         l3, l4, nh = int(b.l3_offset[i]), int(b.l4_offset[i]), int(b.next_header[i])
         if l3 < 14 or l3 + 40 > length:  # not what classify passed: the batch is not this block's
             return self._drop(drops, int(DropReason.IP6_TRUNCATED))
+        group_frame = False
         if from_wire:
             eth_dst = bytes(np.asarray(b.eth_dst[i]))
             if not eth_dst[0] & 1 and eth_dst != my_mac:
                 return self._drop(drops, int(DropReason.OTHER_HOST))
+            if not inner and l3 != 14:  # VLAN tags: the router's links are untagged
+                return self._drop(drops, int(DropReason.VLAN_TAGGED))
+            group_frame = bool(eth_dst[0] & 1) and not inner
         if st.shape[0] and int(st[i]) & TP_STATUS_CSUMNOTREADY:
             self._complete_checksum(ar, o, length, l3, l4, nh, bytes(np.asarray(b.src[i])),
                                     bytes(np.asarray(b.dst[i])))
@@ -611,7 +633,11 @@ class Node:
             if bytes(np.asarray(b.src[i])) not in self._peers:
                 return self._drop(drops, int(DropReason.DECAP_NOT_FROM_PEER))
             return self._decap(ar, i, o, length, l3, l4, drops)
-        # transit traffic (a tunnel packet for another router too) is forwarded
+        # transit traffic (a tunnel packet for another router too) is forwarded -- unless a router never forwards it
+        if not_forwarded(bytes(np.asarray(b.src[i])), bytes(np.asarray(b.dst[i]))):
+            return self._drop(drops, int(DropReason.ADDRESS_NOT_FORWARDED))
+        if group_frame:  # every router on the link would forward it
+            return self._drop(drops, int(DropReason.LINK_MULTICAST_NOT_FORWARDED))
         action, aux, out, hop = self._transit(ar, o, length, l3, bytes(np.asarray(b.dst[i])), int(b.hop_limit[i]),
                                               e, route, from_wire and not inner and nh != _P_MH, drops)
         if action in (_A_FORWARD, _A_RESOLVE):
@@ -625,7 +651,8 @@ class Node:
                  hold_ok: bool, drops: np.ndarray) -> tuple[int, int, int, bytes]:
         """The action and aux of a frame (at ``o``) whose destination is not the router's, and for FORWARD and
         RESOLVE its output interface and next hop: TUNNEL entries are tunnelled, PROXY ones (HOLD ones when
-        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector)."""
+        ``hold_ok``) are BUFFER (the caller buffers or punts), the rest is forwarded (rewrite, TX vector).  The
+        caller has refused what a router never forwards (:func:`not_forwarded`)."""
         flags = int(np.asarray(self.ncache.flags)[e]) if e >= 0 else 0
         if flags & _F_TUNNEL:
             action, aux = self._tunnelled(drops, ar, o, length, l3, int(self.entry_peer[e]))  # a row per entry

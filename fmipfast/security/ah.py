@@ -329,6 +329,8 @@ class SequenceStore:
             doc = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ValueError(f"{self.path}: not JSON: {exc}") from None
+        except RecursionError:  # json's parser recurses per level of nesting
+            raise ValueError(f"{self.path}: not JSON: nested too deeply") from None
         marks = doc.get("counters") if isinstance(doc, dict) and doc.get("format") == self.FORMAT else None
         if not isinstance(marks, dict) or not all(
                 isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= SEQ_MAX

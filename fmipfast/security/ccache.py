@@ -78,6 +78,8 @@ def load_credentials(path: str | os.PathLike[str]) -> dict[Principal, Credential
         doc = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CredentialFileError(name, f"not JSON: {exc}") from None
+    except RecursionError:  # json's parser recurses per level of nesting
+        raise CredentialFileError(name, "not JSON: nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != _FILE_FORMAT:
         raise CredentialFileError(name, f"not an fmipfast credentials file (format {_FILE_FORMAT!r} expected)")
     entries = doc.get("credentials")
