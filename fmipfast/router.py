@@ -104,6 +104,7 @@ log = logging.getLogger("fmipfast.router")
 SESSION_FILE_FORMAT = "fmipfast-sessions/1"
 _ICMPV6 = int(IpProto.ICMPV6)
 _EARLY_MIN_FRAME = 14 + 40 + 8  # Ethernet, IPv6, the ICMPv6 header and a sub-option
+_NO_VLAN_TAG = 0xFFFFFFFF  # a ring block's vlan_tci of a frame without a stripped tag
 _RELEASED_EARLY_MAX = 64  # NCoAs released early and not yet confirmed by the machine (one per handover at a time)
 SESSION_SAVE_DELAY_NS = 200_000_000  # changes within this are written together
 SESSION_SAVE_RETRY_NS = 5_000_000_000  # after a failed write
@@ -359,11 +360,11 @@ class RouterAgent:
         handover waits for its Attach."""
         if not self.ar.handovers_waiting or iface.name != self.iface:
             return
-        offsets, lengths = fb.offsets, fb.lengths
+        offsets, lengths, tags = fb.offsets, fb.lengths, fb.vlan_tci
         for i in range(offsets.shape[0]):
             o, n = int(offsets[i]), int(lengths[i])
-            if n < _EARLY_MIN_FRAME:
-                continue
+            if n < _EARLY_MIN_FRAME or (tags is not None and int(tags[i]) != _NO_VLAN_TAG):
+                continue  # a tag the kernel stripped: the pass drops the frame (the links are untagged)
             frame = fb.arena[o:o + n].tobytes()
             # Ethernet II, IPv6, ICMPv6 right after the fixed header: an Attach carries no extension header
             if frame[12:14] != b"\x86\xdd" or frame[14] >> 4 != 6 or frame[20] != _ICMPV6:

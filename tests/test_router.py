@@ -541,3 +541,18 @@ def test_the_early_look_takes_any_bytes_from_the_link_without_raising_or_releasi
         assert engine.counters["flushed"] == 3 and agent.ar.counters["attached"] == 1
 
     asyncio.run(scenario())
+
+
+def test_the_early_look_leaves_a_frame_whose_vlan_tag_the_kernel_stripped_to_the_pass():
+    """An Attach that came VLAN-tagged (the tag stripped by the kernel, reported beside the frame) releases
+    nothing early: the pass drops it (the links are untagged), and the machine never sees it."""
+    async def scenario() -> None:
+        engine, agent, mn = await _proxying()
+        from fmipfast.ports import pack_frames
+        arena, offsets, lengths = pack_frames([_attach_frame(engine)])
+        fb = FrameBatch(None, arena, offsets, lengths, np.zeros(1, dtype=np.uint32), np.zeros(1, dtype=np.int64),
+                        vlan_tci=np.array([7], dtype=np.uint32))
+        agent.on_early_control(engine.interfaces[0], fb, time.monotonic_ns())
+        assert engine.counters["flushed"] == 0 and agent.handovers()[0]["state"] == "proxying"
+
+    asyncio.run(scenario())
