@@ -26,7 +26,15 @@ from typing import Any, Union
 from fmipfast import backend
 from fmipfast.constants import DEFAULT_CODEPOINTS, ND_HOP_LIMIT, SUBOPT_HDR_LEN, Codepoints, SubOptType
 from fmipfast.errors import BadChecksum, DerivationError, MalformedPacket
-from fmipfast.messages import FmipMessage, decode, encode, mac_offset_of, mac_value_offset, refill_checksum
+from fmipfast.messages import (
+    FmipMessage,
+    decode,
+    encode,
+    mac_offset_of,
+    mac_value_offset,
+    refill_checksum,
+)
+from fmipfast.messages.suboptions import iter_suboptions
 from fmipfast.security import mac as _mac
 from fmipfast.security.lwkerb import ApContext, Credentials, HandoverBinding, Principal
 
@@ -429,7 +437,8 @@ def sign(msg: FmipMessage, key: bytes, src: IPv6Address, dst: IPv6Address,
     return refill_checksum(draft, src, dst)
 
 
-#: The octets an Attach's fixed part takes before its sub-options (type, code, checksum, reserved, Length).
+#: The octets an Attach's fixed part takes before its sub-options (type, code, checksum, reserved, Length;
+#: the codec's own layout of a message of sub-options only, fmipfast.messages.fmipv6).
 _ATTACH_OPTIONS_AT = 10
 _SUBOPT_IDENTIFIER, _SUBOPT_MAC, _SUBOPT_LLA = int(SubOptType.IDENTIFIER), int(SubOptType.MAC), \
     int(SubOptType.LINK_LAYER_ADDRESS)
@@ -452,26 +461,22 @@ def attach_fields(ev: Received, codepoints: Codepoints = DEFAULT_CODEPOINTS) -> 
         return None
     identifier = mac_at = -1
     eui64 = None
-    pos = _ATTACH_OPTIONS_AT
-    while pos < n:
-        if n - pos < SUBOPT_HDR_LEN:
-            return None
-        kind, length = icmp[pos], icmp[pos + 1]
-        if length < SUBOPT_HDR_LEN or length > n - pos:
-            return None
-        if kind == _SUBOPT_IDENTIFIER:
-            if identifier >= 0 or length != SUBOPT_HDR_LEN + 4:
-                return None
-            identifier = icmp[pos + 2] << 8 | icmp[pos + 3]
-        elif kind == _SUBOPT_MAC:
-            if mac_at >= 0 or length != SUBOPT_HDR_LEN + _mac.MAC_LEN:
-                return None
-            mac_at = pos + SUBOPT_HDR_LEN
-        elif kind == _SUBOPT_LLA:
-            if eui64 is not None or length != SUBOPT_HDR_LEN + 8:
-                return None
-            eui64 = bytes(icmp[pos + 2:pos + 10])
-        pos += length
+    try:
+        for kind, at, value in iter_suboptions(icmp, _ATTACH_OPTIONS_AT):
+            if kind == _SUBOPT_IDENTIFIER:
+                if identifier >= 0 or len(value) != 4:
+                    return None
+                identifier = value[0] << 8 | value[1]
+            elif kind == _SUBOPT_MAC:
+                if mac_at >= 0 or len(value) != _mac.MAC_LEN:
+                    return None
+                mac_at = at + SUBOPT_HDR_LEN
+            elif kind == _SUBOPT_LLA:
+                if eui64 is not None or len(value) != 8:
+                    return None
+                eui64 = bytes(value)
+    except MalformedPacket:
+        return None
     if identifier < 0 or mac_at < 0:
         return None
     return identifier, eui64, mac_at

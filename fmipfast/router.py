@@ -35,6 +35,7 @@ from fmipfast.control import HANDOVER_ARGS, ControlError, check_args
 from fmipfast.engine import ControlFrame, Engine, FrameBatch, Interface
 from fmipfast.histogram import HANDOVER_BOUNDS, Histogram
 from fmipfast.protocol import (
+    LINK_MESSAGES,
     BufferDrop,
     DerivationError,
     ForwardPacket,
@@ -63,8 +64,7 @@ __all__ = ["Scheduler", "LoopScheduler", "RouterAgent", "load_sessions", "SESSIO
 
 
 #: The fmipfast messages that travel over the MN's access link only (protocol.LINK_MESSAGES), by code.
-_LINK_CODES = frozenset({int(FmipCode.HANDOVER_REDIRECT), int(FmipCode.HANDOVER_REDIRECT_ACK),
-                         int(FmipCode.AUTHENTICATED_MN), int(FmipCode.ATTACH), int(FmipCode.FORWARDING_DISABLE)})
+_LINK_CODES = frozenset(int(FmipCode[key.upper()]) for key in LINK_MESSAGES)
 
 
 class Scheduler(Protocol):
@@ -366,7 +366,8 @@ class RouterAgent:
             if n < _EARLY_MIN_FRAME or (tags is not None and int(tags[i]) != _NO_VLAN_TAG):
                 continue  # a tag the kernel stripped: the pass drops the frame (the links are untagged)
             frame = fb.arena[o:o + n].tobytes()
-            # Ethernet II, IPv6, ICMPv6 right after the fixed header: an Attach carries no extension header
+            # Ethernet II, IPv6, ICMPv6 right after the fixed header: the one shape an Attach comes in (it carries
+            # no extension header); anything else waits for the pass, which validates it in full
             if frame[12:14] != b"\x86\xdd" or frame[14] >> 4 != 6 or frame[20] != _ICMPV6:
                 continue
             end = 54 + int.from_bytes(frame[18:20], "big")

@@ -28,7 +28,7 @@ from fmipfast.errors import BadChecksum, InvalidField, MalformedPacket, Truncate
 from fmipfast.messages.base import MAX_MESSAGE_LEN, AddressLike, Message, _addr, _set
 from fmipfast.messages.fmipv6 import MESSAGE_CLASSES, FmipMessage, HandoverError, HandoverRedirect, IcmpHandover
 from fmipfast.messages.nd import _PLAIN_CLASSES, IcmpError, PlainIcmp
-from fmipfast.messages.suboptions import _iter_suboptions
+from fmipfast.messages.suboptions import iter_suboptions
 
 
 def _addresses(src: AddressLike | None, dst: AddressLike | None) -> tuple[bytes, bytes] | None:
@@ -125,7 +125,7 @@ def mac_value_offset(data: bytes | bytearray | memoryview, *,
     if not isinstance(message, FmipMessage):
         return None
     start = _options_start(message)
-    for opt_type, offset, _value in _iter_suboptions(raw, start):
+    for opt_type, offset, _value in iter_suboptions(raw, start):
         if opt_type == SubOptType.MAC:
             return offset + SUBOPT_HDR_LEN
     return None
@@ -135,7 +135,7 @@ def mac_offset_of(message: FmipMessage, raw: bytes | bytearray) -> int | None:
     """:func:`mac_value_offset` for ``raw`` whose decoded (or about to be encoded) ``message`` is at hand: the
     sub-options are walked from where ``message``'s fixed part ends, without decoding ``raw`` again (a
     receiver has just decoded it; a sender has just encoded it)."""
-    for opt_type, offset, _value in _iter_suboptions(bytes(raw), _options_start(message)):
+    for opt_type, offset, _value in iter_suboptions(bytes(raw), _options_start(message)):
         if opt_type == SubOptType.MAC:
             return offset + SUBOPT_HDR_LEN
     return None

@@ -1,6 +1,6 @@
 """The fmipfast sub-options (docs/design.md §2; draft-koodli-mobileip-fastv6-02 §5.1, §6, §6.1, §7): type
 (1), length in octets including the 2-octet header (1), value.  ``_SUBOPT_CLASSES`` is the one type -> class
-dict (docs/conventions.md §5); ``_iter_suboptions`` frames them (a length below the header or past the end is
+dict (docs/conventions.md §5); ``iter_suboptions`` frames them (a length below the header or past the end is
 :class:`~fmipfast.errors.BadOption`) and ``_decode_suboptions`` reassembles the LKB PDU from its fragments and
 decodes the rest, keeping unknown types as :class:`UnknownSubOption`.
 
@@ -389,8 +389,9 @@ def _encode_suboptions(options: tuple[SubOption, ...]) -> bytes:
     return b"".join(opt.encode() for opt in options)
 
 
-def _iter_suboptions(data: bytes, start: int) -> Iterator[tuple[int, int, bytes]]:
-    """Yield ``(type, offset, value)`` for each sub-option in data[start:]; checks framing only."""
+def iter_suboptions(data: bytes, start: int) -> Iterator[tuple[int, int, bytes]]:
+    """Yield ``(type, offset, value)`` for each sub-option in data[start:]; checks framing only (``Truncated``
+    or ``BadOption``, both ``MalformedPacket``, for a sub-option that does not fit)."""
     pos = start
     end = len(data)
     while pos < end:
@@ -412,7 +413,7 @@ def _decode_suboptions(data: bytes, start: int) -> tuple[SubOption, ...]:
     options: list[SubOption] = []
     lkb_parts: list[bytes] | None = None  # open LKB PDU being reassembled
     lkb_seen = False
-    for opt_type, offset, value in _iter_suboptions(data, start):
+    for opt_type, offset, value in iter_suboptions(data, start):
         if opt_type == SubOptType.LKB:
             if not value:
                 raise BadOption("empty LKB fragment", field="lkb", offset=offset)
