@@ -28,12 +28,45 @@
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.string cimport memcmp
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <sys/socket.h>
+    #include <time.h>
+    /* Ask the kernel to send what a TX ring holds (send(2) of nothing, as PacketRing._kick does): 0, or the
+       errno of a failure other than "would block" (the kernel then sends as the device drains). */
+    static int fmip_node_kick(int fd) {
+        for (;;) {
+            if (send(fd, "", 0, MSG_DONTWAIT) >= 0) return 0;
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            return errno ? errno : EIO;
+        }
+    }
+    static int64_t fmip_node_monotonic_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    """
+    int fmip_node_kick(int fd) noexcept nogil
+    int64_t fmip_node_monotonic_ns() noexcept nogil
+
 from fmipfast.includes.linux cimport TP_STATUS_CSUMNOTREADY
 
 import fmipfast.reference.node as _node_ref
 from fmipfast.constants import EngineCounter as _EngineCounter
 
+_EMPTY_I64 = _np.zeros(0, dtype=_np.int64)
+_EMPTY_U32 = _np.zeros(0, dtype=_np.uint32)
 cdef Py_ssize_t _N_COUNTERS = len(_EngineCounter)  # rows of the engine's counters (run's ``counts``)
+
+cdef enum:
+    # run_ring's reasons (the reference's RING_IDLE .. RING_CHUNK)
+    _NODE_RING_IDLE = 0
+    _NODE_RING_LIMIT = 1
+    _NODE_RING_BLOCK = 2
+    _NODE_RING_CHUNK = 3
 
 cdef enum:
     _NODE_STAT_DROPPED = 0
@@ -418,6 +451,9 @@ cdef class Node:
     cdef uint32_t* _p_tlengths
     cdef int64_t* _p_doffsets
     cdef uint32_t* _p_dlengths
+    cdef object _kfd, _ring_tx     # run_ring: the socket to kick per interface (-1: none), frames it queued
+    cdef int32_t* _p_kfd
+    cdef int64_t* _p_ring_tx
 
     def __cinit__(self, ncache, capacity, interfaces):
         _node_ref.check_init(ncache, capacity, interfaces)
@@ -515,6 +551,10 @@ cdef class Node:
         self._p_iact = <uint8_t*>_row0(self._iact)
         self._p_iaux = <int32_t*>_row0(self._iaux)
         self._p_ient = <int64_t*>_row0(self._ient)
+        self._kfd = _np.full(interfaces, -1, dtype=_np.int32)
+        self._ring_tx = _np.zeros(interfaces, dtype=_np.int64)
+        self._p_kfd = <int32_t*>_row0(self._kfd)
+        self._p_ring_tx = <int64_t*>_row0(self._ring_tx)
 
     def __dealloc__(self):
         PyMem_Free(self._txr)
@@ -711,6 +751,18 @@ cdef class Node:
         self._set_tunnel_arena(self.capacity * (ETH_HDR_LEN + int(mtu.max())))
         self._tunnel_on = True
 
+    def set_tx_kick(self, iface, fd):
+        """The socket of interface ``iface``'s TX ring, which ``run_ring`` kicks (-1: none).  See the reference."""
+        _node_ref.check_tx_ring(iface, None, 0, None, self.interfaces)
+        if isinstance(fd, bool) or not isinstance(fd, (int, _np.integer)) or not -1 <= fd < (1 << 31):
+            raise ValueError(f"fd: need a descriptor or -1, got {fd!r}")
+        self._p_kfd[<Py_ssize_t>iface] = <int32_t>fd
+
+    @property
+    def ring_tx(self):
+        """int64 (interfaces,), read-only: the frames the last ``run_ring`` queued on each interface's TX ring."""
+        return Node._ro(self._ring_tx)
+
     def set_tunnel_peers(self, peers):
         """The NARs tunnels lead to, ``uint8[p, 16]`` (row ``entry_peer[e]``)."""
         self._set_tunnel_peers_array(_node_ref._array(peers, "peers", _np.uint8, (ADDR_LEN,)))
@@ -746,6 +798,126 @@ cdef class Node:
         call and one nogil section for the whole block."""
         return self._run(batch, arena, offsets, lengths, status, iface, from_wire, inner, drops, now_ns,
                          finish_inner, True, counts)
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def run_ring(self, batch, ring, block_size, block_nr, cursor, iface, walk_out, *, drops, counts, now_ns=None,
+                 max_blocks=1, hold=False):
+        """See the reference: the ready blocks of a TPACKET_V3 RX ring through the node, walked, classified,
+        run, filled into the TX rings and kicked chunk by chunk in one nogil section, until a chunk needs the
+        caller; returns ``(reason, cursor, blocks, frames, csum_not_ready, walked, start, stop, present, errno,
+        err_iface)``."""
+        if self._fib is None:
+            raise ValueError("run: set_routes() first")
+        if type(batch) is not Batch:
+            raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
+        rv_, bs_, nr_, cur_, outs, rows_ = _node_ref.check_ring(ring, block_size, block_nr, cursor, walk_out,
+                                                                  max_blocks)
+        _node_ref.check_run(batch, rv_, _EMPTY_I64, _EMPTY_U32, _EMPTY_U32, iface, drops, self.capacity,
+                            self.interfaces, block=True)
+        if drops is None:
+            raise TypeError(f"drops: need a writable uint64 array of at least {_N_REASONS} rows")
+        if counts is None:
+            raise TypeError("counts: need the engine's counts, a uint64 array")
+        _node_ref.check_counts(counts)
+        cdef uint8_t[::1] rv = rv_
+        cdef int64_t[::1] wo = outs[0]
+        cdef uint32_t[::1] wl = outs[1]
+        cdef uint32_t[::1] ws = outs[2]
+        cdef int64_t[::1] wt = outs[3]
+        cdef uint32_t[::1] wv = outs[4]
+        cdef uint64_t[::1] dr = drops
+        cdef uint64_t[::1] cv = counts
+        cdef Batch b = <Batch>batch
+        cdef bint fixed = now_ns is not None and self._buf is not None
+        cdef int64_t now = _node_ref.check_now(now_ns) if fixed else 0
+        cdef Py_ssize_t bs = bs_, nr = nr_, cur = cur_, rows = rows_, mb = max_blocks
+        cdef Py_ssize_t ring_size = rv.shape[0], ndr = dr.shape[0]
+        cdef Py_ssize_t cap = min(self.capacity, b.capacity)
+        cdef int ifc = iface
+        cdef bint hold_on = hold
+        cdef uint8_t* arp = &rv[0]
+        cdef uint64_t* drp = &dr[0]
+        cdef uint64_t* cnt = &cv[0]
+        cdef int64_t* txq = self._p_txq
+        cdef int64_t* tq = self._p_tq
+        cdef int64_t* txc = self._p_txc
+        cdef int64_t* tcount = self._p_tcount
+        cdef int64_t* rtx = self._p_ring_tx
+        cdef int32_t* kfd = self._p_kfd
+        cdef Py_ssize_t nif = self.interfaces
+        cdef Py_ssize_t blk, k, n = 0, start = 0, stop = 0, announced = 0, csum_blk = 0, bad = -1
+        cdef Py_ssize_t blocks = 0, frames = 0, csum = 0
+        cdef int reason = _NODE_RING_LIMIT, present = 0, err = 0, err_if = -1, walk_error = 0, e
+        cdef int64_t q
+        cdef uint8_t* block
+        cdef bint caller
+        with nogil:
+            for k in range(nif):
+                rtx[k] = 0
+            for blk in range(mb):
+                block = arp + cur * bs  # cur < nr and nr * bs <= ring_size (check_ring)
+                if not (fmip_ring_load_acquire_at(block + FMIP_RING_BLOCK_STATUS_OFF) & TP_STATUS_USER):
+                    reason = _NODE_RING_IDLE
+                    break
+                n = _ring_walk(block, bs, cur * bs, &wo[0], &wl[0], &ws[0], &wt[0], &wv[0], rows, &walk_error,
+                               &announced, &csum_blk)
+                caller = walk_error != 0 or announced != n
+                for k in range(n):
+                    if wv[k] != <uint32_t>0xFFFFFFFFu:
+                        caller = True
+                        break
+                if caller:
+                    reason = _NODE_RING_BLOCK
+                    n = 0
+                    break
+                blocks += 1
+                frames += n
+                csum += csum_blk
+                start = 0
+                while start < n:
+                    stop = start + cap if n - start > cap else n
+                    present = self._core(b, arp, ring_size, &wo[start], &wl[start], &ws[start], stop - start,
+                                         stop - start, drp, ndr, cnt,
+                                         now if fixed else fmip_node_monotonic_ns(), ifc, True, False, True,
+                                         True, &bad)
+                    caller = bad >= 0 or (present & _NODE_PYTHON_FIRST) != 0 or (
+                        hold_on and (present & (1 << ACTION_DECAPPED)) != 0)
+                    for k in range(nif):
+                        if txq[k] != txc[k] or tq[k] != tcount[k]:
+                            caller = True
+                    if caller:
+                        reason = _NODE_RING_CHUNK
+                        break
+                    for k in range(nif):  # the chunk is done: kick each ring it queued frames on, and book them
+                        q = txq[k] + tq[k]
+                        if q == 0:
+                            continue
+                        rtx[k] += q
+                        e = fmip_node_kick(kfd[k]) if kfd[k] >= 0 else 0
+                        if e != 0:
+                            drp[DROP_INTERNAL_ERROR] += <uint64_t>q
+                            cnt[ENGCTR_DROPPED] += <uint64_t>q
+                            if err == 0:
+                                err = e
+                                err_if = <int>k
+                        else:
+                            cnt[ENGCTR_FORWARDED] += <uint64_t>txq[k]
+                            cnt[ENGCTR_TUNNELLED] += <uint64_t>tq[k]
+                    if err != 0:
+                        present = 0
+                        reason = _NODE_RING_CHUNK
+                        break
+                    start = stop
+                if reason == _NODE_RING_CHUNK:
+                    break
+                fmip_ring_store_release_at(block + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
+                cur = cur + 1 if cur + 1 < nr else 0
+        if bad >= 0:  # the walk checked every frame inside its block: never
+            raise SystemError(f"run_ring: frame {bad} outside the ring after the walk")
+        if reason == _NODE_RING_CHUNK:
+            return (reason, cur, blocks, frames, csum, n, start, stop, present, err, err_if)
+        return (reason, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -828,8 +1000,28 @@ cdef class Node:
                 now = now_ns
             else:
                 now = _node_ref.check_now(now_ns)
-        cdef Py_ssize_t i
+        cdef Py_ssize_t bad = -1
+        cdef int present = 0
         cdef int ifc = iface
+        cdef bint w = from_wire, inn = inner, fin = finish_inner
+        with nogil:
+            present = self._core(b, arp, size, offp, lnp, stp, n, nst, drp, ndr, cnt, now, ifc, w, inn, fin,
+                                 do_classify, &bad)
+        if bad >= 0:
+            raise ValueError(f"frame {bad}: offset {self._p_poff[bad]} + length {self._p_plen[bad]} runs past the arena "
+                             f"({size} octets)")
+        return present
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _core(self, Batch b, uint8_t* arp, Py_ssize_t size, const int64_t* offp, const uint32_t* lnp,
+                   const uint32_t* stp, Py_ssize_t n, Py_ssize_t nst, uint64_t* drp, Py_ssize_t ndr, uint64_t* cnt,
+                   int64_t now, int ifc, bint from_wire, bint inner, bint finish_inner, bint do_classify,
+                   Py_ssize_t* bad_out) noexcept nogil:
+        """One block through classify (``do_classify``) and the node, over C pointers the caller checked (the
+        shapes; the frames' spans are checked here, on the node's own copy): returns the bit set of actions; a
+        frame outside the arena stops it before anything is written, its index in ``bad_out`` (else -1)."""
+        cdef Py_ssize_t i
         cdef Py_ssize_t bad = -1
         # the offsets and lengths are read once, into the node's own copy, checked there and used from there
         # only: a thread writing the caller's arrays meanwhile cannot move a checked frame
@@ -917,189 +1109,189 @@ cdef class Node:
         cdef uint8_t* frame
         cdef const uint8_t* dst
         cdef const uint8_t* hop
-        with nogil:
-            for i in range(n):
-                poff[i] = offp[i]
-                plen[i] = lnp[i]
-                if _span_outside(poff[i], plen[i], <uint64_t>size):
-                    bad = i
-                    break
-            if bad < 0 and do_classify:  # classify, over the same checked copy
-                b._reset_lazy(n, prof.fmip_type)
-                _classify_loop(arp, poff, plen, n, prof, &b._out)
-            if bad < 0:
-                stats[_NODE_STAT_DROPPED] = 0
-                stats[_NODE_STAT_HELD] = 0
-                stats[_NODE_STAT_CSUM] = 0
-                stats[_NODE_STAT_FRAMES] = n
-                stats[_NODE_STAT_BUFFERED] = 0
-                stats[_NODE_STAT_DECAPPED] = 0
-                for i in range(nif):
-                    c.txc[i] = 0
-                    c.tcount[i] = 0
-                if n:
-                    nc_lookup_batch(t, o.dst, n, ent)
-                    # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
-                    # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
-                    # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
-                    nr = 0
-                    for i in range(n):
-                        e = ent[i]
-                        routes[i] = _NODE_ROUTE_LATER
-                        if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
-                                                      and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
-                            memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
-                            ridx[nr] = i
-                            nr += 1
-                    if nr:
-                        fib_lookup_batch(c.ft, rdst, nr, rtmp)
-                        for j in range(nr):
-                            routes[ridx[j]] = rtmp[j]
+        for i in range(n):
+            poff[i] = offp[i]
+            plen[i] = lnp[i]
+            if _span_outside(poff[i], plen[i], <uint64_t>size):
+                bad = i
+                break
+        if bad < 0 and do_classify:  # classify, over the same checked copy
+            b._reset_lazy(n, prof.fmip_type)
+            _classify_loop(arp, poff, plen, n, prof, &b._out)
+        if bad < 0:
+            stats[_NODE_STAT_DROPPED] = 0
+            stats[_NODE_STAT_HELD] = 0
+            stats[_NODE_STAT_CSUM] = 0
+            stats[_NODE_STAT_FRAMES] = n
+            stats[_NODE_STAT_BUFFERED] = 0
+            stats[_NODE_STAT_DECAPPED] = 0
+            for i in range(nif):
+                c.txc[i] = 0
+                c.tcount[i] = 0
+            if n:
+                nc_lookup_batch(t, o.dst, n, ent)
+                # the FIB, in one batch, for the frames whose neighbor entry does not give the next hop (no
+                # entry, or one being resolved that is not a tunnel's or a proxy's); the others' routes are
+                # looked up only if they turn out to need one (_NODE_ROUTE_LATER)
+                nr = 0
                 for i in range(n):
-                    a = ACTION_DROP
-                    x = -1
-                    oif[i] = -1
                     e = ent[i]
-                    if e >= entries:  # a table another writer changed under us: treat as no entry
-                        e = -1
-                        ent[i] = -1
-                    verdict = o.verdict[i]
-                    length = plen[i]
-                    l3 = o.l3_offset[i]
-                    l4 = o.l4_offset[i]
-                    nh = o.next_header[i]
-                    frame = arp + poff[i]
-                    dst = o.dst + i * ADDR_LEN
-                    if verdict == VERDICT_DROP:
-                        x = o.drop_reason[i]
-                    elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
-                        x = DROP_IP6_TRUNCATED
-                    elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
-                                                                               imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
-                        x = DROP_OTHER_HOST
-                    elif wire and not is_inner and l3 != ETH_HDR_LEN:  # VLAN tags: the links are untagged
-                        x = DROP_VLAN_TAGGED
-                    else:
-                        if has_status and (stp[i] & TP_STATUS_CSUMNOTREADY):
-                            if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
-                                stats[_NODE_STAT_CSUM] += 1
-                        fl = t.flags[e] if e >= 0 else 0
-                        if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
+                    routes[i] = _NODE_ROUTE_LATER
+                    if (e < 0 or e >= entries or (t.states[e] == NCSTATE_INCOMPLETE
+                                                  and not (t.flags[e] & (NCFLAG_TUNNEL | NCFLAG_PROXY)))):
+                        memcpy(rdst + nr * ADDR_LEN, o.dst + i * ADDR_LEN, ADDR_LEN)
+                        ridx[nr] = i
+                        nr += 1
+                if nr:
+                    fib_lookup_batch(c.ft, rdst, nr, rtmp)
+                    for j in range(nr):
+                        routes[ridx[j]] = rtmp[j]
+            for i in range(n):
+                a = ACTION_DROP
+                x = -1
+                oif[i] = -1
+                e = ent[i]
+                if e >= entries:  # a table another writer changed under us: treat as no entry
+                    e = -1
+                    ent[i] = -1
+                verdict = o.verdict[i]
+                length = plen[i]
+                l3 = o.l3_offset[i]
+                l4 = o.l4_offset[i]
+                nh = o.next_header[i]
+                frame = arp + poff[i]
+                dst = o.dst + i * ADDR_LEN
+                if verdict == VERDICT_DROP:
+                    x = o.drop_reason[i]
+                elif l3 < ETH_HDR_LEN or l3 + IP6_HDR_LEN > length:
+                    x = DROP_IP6_TRUNCATED
+                elif wire and not (o.eth_dst[i * MAC48_LEN] & 1) and memcmp(o.eth_dst + i * MAC48_LEN,
+                                                                           imac + ifc * MAC48_LEN, MAC48_LEN) != 0:
+                    x = DROP_OTHER_HOST
+                elif wire and not is_inner and l3 != ETH_HDR_LEN:  # VLAN tags: the links are untagged
+                    x = DROP_VLAN_TAGGED
+                else:
+                    if has_status and (stp[i] & TP_STATUS_CSUMNOTREADY):
+                        if _node_complete_checksum(frame, length, l3, l4, nh, o.src + i * ADDR_LEN, dst):
+                            stats[_NODE_STAT_CSUM] += 1
+                    fl = t.flags[e] if e >= 0 else 0
+                    if verdict != VERDICT_FORWARD and verdict != VERDICT_DECAP:
+                        a = ACTION_CONTROL
+                    elif fl & NCFLAG_LOCAL:
+                        if verdict != VERDICT_DECAP:
                             a = ACTION_CONTROL
-                        elif fl & NCFLAG_LOCAL:
-                            if verdict != VERDICT_DECAP:
-                                a = ACTION_CONTROL
-                            else:
-                                a = ACTION_DROP
-                                x = DROP_DECAP_NOT_FROM_PEER
-                                for p in range(npeers):
-                                    if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
-                                        a = ACTION_DECAP
-                                        x = -1
-                                        break
-                                if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
-                                    if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
-                                        rst = DROP_IP6_TRUNCATED
-                                    else:
-                                        rst = rw_decap_check(frame, length, l3, l4, &inner_len)
-                                    if rst != DROP_NONE:
-                                        a = ACTION_DROP
-                                        x = rst
-                                    else:
-                                        memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
-                                        store_be16(frame + l4 - 2, ETYPE_IPV6)
-                                        at = poff[i] + l4 - ETH_HDR_LEN
-                                        ia = -1
-                                        if finish:
-                                            ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
-                                                             ETH_HDR_LEN + inner_len, bq, &ix, &ie)
-                                        if ia < 0:  # Python's pass finishes it
-                                            doffsets[nd] = at
-                                            dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                            nd += 1
-                                        else:
-                                            a = ACTION_DECAPPED
-                                            stats[_NODE_STAT_DECAPPED] += 1
-                                            if ia == ACTION_DROP:
-                                                if ix < 0 or ix >= ndr:
-                                                    ix = DROP_INTERNAL_ERROR
-                                                drp[ix] += 1
-                                                stats[_NODE_STAT_DROPPED] += 1
-                                                ie = -1
-                                            elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
-                                                bkeys[nb] = ix
-                                                boff[nb] = at
-                                                blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
-                                                bidx[nb] = -1 - i
-                                                nb += 1
-                                            iact[i] = <uint8_t>ia
-                                            iaux[i] = ix
-                                            ient[i] = ie
-                                            present |= 1 << ia
-                        elif _node_not_forwarded(o.src + i * ADDR_LEN, dst):
-                            x = DROP_ADDRESS_NOT_FORWARDED
-                        elif wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1):
-                            x = DROP_LINK_MULTICAST_NOT_FORWARDED  # every router on the link would forward it
                         else:
-                            a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
-                                              wire and not is_inner and nh != NH_MH, &x, &out, &hop)
-                            if a == ACTION_FORWARD or a == ACTION_RESOLVE:
-                                oif[i] = out
-                                memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
-                            elif a == ACTION_BUFFER and bq != NULL:
-                                a = _node_buffered(bq, &x)
-                                if a == ACTION_BUFFERED:
-                                    bkeys[nb] = x
-                                    boff[nb] = poff[i]
-                                    blen[nb] = <uint32_t>length
-                                    bidx[nb] = i
-                                    nb += 1
-                    if a == ACTION_DROP:
-                        if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
+                            a = ACTION_DROP
+                            x = DROP_DECAP_NOT_FROM_PEER
+                            for p in range(npeers):
+                                if memcmp(peers + p * ADDR_LEN, o.src + i * ADDR_LEN, ADDR_LEN) == 0:
+                                    a = ACTION_DECAP
+                                    x = -1
+                                    break
+                            if a == ACTION_DECAP:  # in place: the inner frame starts 14 octets before it
+                                if l4 < l3 + IP6_HDR_LEN:  # not what classify passed
+                                    rst = DROP_IP6_TRUNCATED
+                                else:
+                                    rst = rw_decap_check(frame, length, l3, l4, &inner_len)
+                                if rst != DROP_NONE:
+                                    a = ACTION_DROP
+                                    x = rst
+                                else:
+                                    memset(frame + l4 - ETH_HDR_LEN, 0, 2 * MAC48_LEN)
+                                    store_be16(frame + l4 - 2, ETYPE_IPV6)
+                                    at = poff[i] + l4 - ETH_HDR_LEN
+                                    ia = -1
+                                    if finish:
+                                        ia = _node_inner(&c, prof, io, i, frame + l4 - ETH_HDR_LEN, at,
+                                                         ETH_HDR_LEN + inner_len, bq, &ix, &ie)
+                                    if ia < 0:  # Python's pass finishes it
+                                        doffsets[nd] = at
+                                        dlengths[nd] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                        nd += 1
+                                    else:
+                                        a = ACTION_DECAPPED
+                                        stats[_NODE_STAT_DECAPPED] += 1
+                                        if ia == ACTION_DROP:
+                                            if ix < 0 or ix >= ndr:
+                                                ix = DROP_INTERNAL_ERROR
+                                            drp[ix] += 1
+                                            stats[_NODE_STAT_DROPPED] += 1
+                                            ie = -1
+                                        elif ia == ACTION_BUFFERED:  # pushed with the block's, in block order
+                                            bkeys[nb] = ix
+                                            boff[nb] = at
+                                            blen[nb] = <uint32_t>(ETH_HDR_LEN + inner_len)
+                                            bidx[nb] = -1 - i
+                                            nb += 1
+                                        iact[i] = <uint8_t>ia
+                                        iaux[i] = ix
+                                        ient[i] = ie
+                                        present |= 1 << ia
+                    elif _node_not_forwarded(o.src + i * ADDR_LEN, dst):
+                        x = DROP_ADDRESS_NOT_FORWARDED
+                    elif wire and not is_inner and (o.eth_dst[i * MAC48_LEN] & 1):
+                        x = DROP_LINK_MULTICAST_NOT_FORWARDED  # every router on the link would forward it
+                    else:
+                        a = _node_transit(&c, frame, poff[i], length, l3, dst, o.hop_limit[i], e, routes[i],
+                                          wire and not is_inner and nh != NH_MH, &x, &out, &hop)
+                        if a == ACTION_FORWARD or a == ACTION_RESOLVE:
+                            oif[i] = out
+                            memcpy(nhop + i * ADDR_LEN, hop, ADDR_LEN)
+                        elif a == ACTION_BUFFER and bq != NULL:
+                            a = _node_buffered(bq, &x)
+                            if a == ACTION_BUFFERED:
+                                bkeys[nb] = x
+                                boff[nb] = poff[i]
+                                blen[nb] = <uint32_t>length
+                                bidx[nb] = i
+                                nb += 1
+                if a == ACTION_DROP:
+                    if x < 0 or x >= ndr:  # a reason outside DropReason: not classify's output
+                        x = DROP_INTERNAL_ERROR
+                    drp[x] += 1
+                    stats[_NODE_STAT_DROPPED] += 1
+                act[i] = <uint8_t>a
+                aux[i] = x
+                present |= 1 << a
+            if nb:
+                # one push for the block, in block order; what the buffer refused (or evicted again within
+                # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
+                bufq_push(bq, bkeys, arp, boff, blen, nb, now, bst)
+                present = 0
+                for j in range(nb):
+                    x = bst[j]
+                    if x == DROP_NONE:
+                        stats[_NODE_STAT_BUFFERED] += 1
+                    else:
+                        if x >= ndr:
                             x = DROP_INTERNAL_ERROR
+                        if bidx[j] >= 0:
+                            act[bidx[j]] = ACTION_DROP
+                            aux[bidx[j]] = x
+                        else:
+                            iact[-1 - bidx[j]] = ACTION_DROP
+                            iaux[-1 - bidx[j]] = x
+                            ient[-1 - bidx[j]] = -1
                         drp[x] += 1
                         stats[_NODE_STAT_DROPPED] += 1
-                    act[i] = <uint8_t>a
-                    aux[i] = x
-                    present |= 1 << a
-                if nb:
-                    # one push for the block, in block order; what the buffer refused (or evicted again within
-                    # this push) is a drop by its status (of the inner packet, for a DECAPPED frame's: bidx < 0)
-                    bufq_push(bq, bkeys, arp, boff, blen, nb, now, bst)
-                    present = 0
-                    for j in range(nb):
-                        x = bst[j]
-                        if x == DROP_NONE:
-                            stats[_NODE_STAT_BUFFERED] += 1
-                        else:
-                            if x >= ndr:
-                                x = DROP_INTERNAL_ERROR
-                            if bidx[j] >= 0:
-                                act[bidx[j]] = ACTION_DROP
-                                aux[bidx[j]] = x
-                            else:
-                                iact[-1 - bidx[j]] = ACTION_DROP
-                                iaux[-1 - bidx[j]] = x
-                                ient[-1 - bidx[j]] = -1
-                            drp[x] += 1
-                            stats[_NODE_STAT_DROPPED] += 1
-                    for i in range(n):
-                        present |= 1 << act[i]
-                        if act[i] == ACTION_DECAPPED:
-                            present |= 1 << iact[i]
-                # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent),
-                # when the block leaves Python nothing to send before them
-                for k in range(nif):
-                    txq[k] = 0
-                    tq[k] = 0
-                    if txr[k].base != NULL and not (present & _NODE_PYTHON_FIRST):
-                        if c.tcount[k]:
-                            tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
-                                               c.tcount[k])
-                        if c.txc[k]:
-                            txq[k] = _node_fill(&txr[k], arp, c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
+                for i in range(n):
+                    present |= 1 << act[i]
+                    if act[i] == ACTION_DECAPPED:
+                        present |= 1 << iact[i]
+            # the TX vectors straight into the interfaces' TX rings, the tunnel's first (as they are sent),
+            # when the block leaves Python nothing to send before them
+            for k in range(nif):
+                txq[k] = 0
+                tq[k] = 0
+                if txr[k].base != NULL and not (present & _NODE_PYTHON_FIRST):
+                    if c.tcount[k]:
+                        tq[k] = _node_fill(&txr[k], c.tarena, c.toffsets + k * c.cap, c.tlengths + k * c.cap,
+                                           c.tcount[k])
+                    if c.txc[k]:
+                        txq[k] = _node_fill(&txr[k], arp, c.txo + k * c.cap, c.txl + k * c.cap, c.txc[k])
+        bad_out[0] = bad
         if bad >= 0:
-            raise ValueError(f"frame {bad}: offset {poff[bad]} + length {plen[bad]} runs past the arena ({size} octets)")
+            return 0
         self._dcount = nd
         if cnt != NULL:  # as the reference's book()
             cnt[ENGCTR_RECEIVED] += stats[_NODE_STAT_FRAMES] + stats[_NODE_STAT_DECAPPED]

@@ -59,11 +59,15 @@ selected frames' octets and its outputs.  Ownership: one thread (the engine's) c
 
 from __future__ import annotations
 
+import errno as _errno
+import operator
+import socket
+import time
 from typing import Any
 
 import numpy as np
 
-from fmipfast._linux import TP_STATUS_CSUMNOTREADY
+from fmipfast._linux import TP_STATUS_CSUMNOTREADY, TP_STATUS_USER
 from fmipfast.constants import (
     DEFAULT_CODEPOINTS,
     NODE_STATS,
@@ -78,10 +82,19 @@ from fmipfast.constants import (
 )
 from fmipfast.reference.cksum import upper_layer_checksum
 from fmipfast.reference.rewrite import decapsulate, encapsulate
-from fmipfast.reference.ring import TPACKET_ALIGNMENT, TX_DATA_OFF, ring_tx_fill
+from fmipfast.reference.ring import (
+    TPACKET_ALIGNMENT,
+    TX_DATA_OFF,
+    check_walk_out,
+    ring_block_status,
+    ring_release_block,
+    ring_tx_fill,
+    ring_walk_block,
+)
 from fmipfast.reference.wire import classify
 
-__all__ = ["Node", "NODE_STATS", "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_counts", "book",
+__all__ = ["Node", "NODE_STATS", "RING_IDLE", "RING_LIMIT", "RING_BLOCK", "RING_CHUNK", "check_ring", "kick",
+           "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_counts", "book",
            "check_tables", "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
            "TUNNEL_MTU_MAX"]
 
@@ -106,6 +119,17 @@ _PYTHON_FIRST = ~((1 << _A_DROP) | (1 << _A_FORWARD) | (1 << _A_BUFFERED) | (1 <
 _FINISHED = frozenset((_A_FORWARD, _A_TUNNELLED, _A_BUFFERED, _A_DROP))
 #: The MTUs ``set_tunnel`` takes (RFC 8200 §5's minimum; the largest an IPv6 payload length can describe).
 TUNNEL_MTU_MIN, TUNNEL_MTU_MAX = 1280, 65535
+#: Why ``Node.run_ring`` returned (its first value): the kernel owns the block at the cursor; ``max_blocks``
+#: blocks were done (more may be ready); the block at the cursor is left whole to the caller's usual path (a
+#: walk error, frames the walk could not report, a VLAN tag the kernel stripped); a chunk of the block at the
+#: cursor needs the caller (see ``run_ring``).
+RING_IDLE, RING_LIMIT, RING_BLOCK, RING_CHUNK = 0, 1, 2, 3
+#: The actions whose frames the caller handles after the node (``run_ring`` stops at a chunk with any).
+_CALLER = _PYTHON_FIRST
+_A_DECAPPED_BIT = 1 << _A_DECAPPED
+_C_FORWARDED, _C_TUNNELLED = int(EngineCounter.FORWARDED), int(EngineCounter.TUNNELLED)
+_R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
+_NO_TAG = 0xFFFFFFFF
 _F_LOCAL, _F_PROXY = int(NeighborFlag.LOCAL), int(NeighborFlag.PROXY)
 _F_TUNNEL, _F_HOLD = int(NeighborFlag.TUNNEL), int(NeighborFlag.HOLD)
 _INCOMPLETE = int(NeighborState.INCOMPLETE)
@@ -270,6 +294,50 @@ def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
         raise ValueError(f"interfaces: need an integer in 1..4096, got {interfaces!r}")
 
 
+def check_ring(ring: Any, block_size: Any, block_nr: Any, cursor: Any, walk_out: Any, max_blocks: Any,
+               ) -> tuple[np.ndarray, int, int, int, tuple[np.ndarray, ...], int]:
+    """``Node.run_ring``'s ring arguments, or the error naming the first wrong one: the RX mapping (a writable,
+    C-contiguous 1-D uint8 array), the block size (a multiple of 8 holding at least a 48-octet descriptor) and
+    count (their product inside the mapping), the cursor (a block index), the walk's storage (five arrays as
+    ``ring_walk_block``'s ``out``, each at least as long as the first), ``max_blocks`` (1..block count)."""
+    if not (isinstance(ring, np.ndarray) and ring.dtype == np.uint8 and ring.ndim == 1 and ring.flags.writeable
+            and ring.flags.c_contiguous):
+        raise TypeError("ring: need a writable, C-contiguous 1-D uint8 array")
+    for name, v in (("block_size", block_size), ("block_nr", block_nr), ("cursor", cursor),
+                    ("max_blocks", max_blocks)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+            raise TypeError(f"{name}: need an integer, got {type(v).__name__}")
+    bs, nr, cur, mb = int(block_size), int(block_nr), int(cursor), int(max_blocks)
+    if bs < 48 or bs % TPACKET_ALIGNMENT or nr < 1 or nr > ring.shape[0] // bs:
+        raise ValueError(f"{nr} blocks of {bs} octets do not fit the {ring.shape[0]}-octet ring "
+                         f"(a block: a multiple of {TPACKET_ALIGNMENT}, at least 48 octets)")
+    if not 0 <= cur < nr:
+        raise ValueError(f"cursor: need a block index in 0..{nr - 1}, got {cur}")
+    if not 1 <= mb <= nr:
+        raise ValueError(f"max_blocks: need 1..{nr}, got {mb}")
+    if not isinstance(walk_out, (tuple, list)) or len(walk_out) != 5 or not isinstance(walk_out[0], np.ndarray):
+        raise TypeError("walk_out: need a tuple of five arrays (offsets, lengths, status, ts_ns, vlan_tci)")
+    rows = int(walk_out[0].shape[0]) if walk_out[0].ndim == 1 else 0
+    outs = check_walk_out(walk_out, max(rows, 1))
+    return ring, bs, nr, cur, outs, rows
+
+
+def kick(fd: int) -> int:
+    """Ask the kernel to send what a TX ring holds: ``send(fd, "", 0, MSG_DONTWAIT)`` on the ring's socket.
+    Returns 0, or the errno of a failure other than "would block" (the kernel then sends what is queued as the
+    device drains)."""
+    s = socket.socket(fileno=fd)
+    try:
+        s.send(b"", socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        return exc.errno or _errno.EIO
+    finally:
+        s.detach()
+    return 0
+
+
 class Node:
     """The forwarding decisions of one block: see the module docstring.
 
@@ -317,6 +385,9 @@ class Node:
         self._tx_rings: list[tuple[np.ndarray, int, np.ndarray] | None] = [None] * interfaces
         self.tx_queued = np.zeros(interfaces, dtype=np.int64)
         self.tunnel_queued = np.zeros(interfaces, dtype=np.int64)
+        #: the sockets ``run_ring`` kicks, by interface (-1: none), and what it queued on each ring
+        self._kick_fd = [-1] * interfaces
+        self.ring_tx = np.zeros(interfaces, dtype=np.int64)
         self.decap_offsets = np.zeros(capacity, dtype=np.int64)
         self.decap_lengths = np.zeros(capacity, dtype=np.uint32)
         self.inner_action = np.zeros(capacity, dtype=np.uint8)
@@ -392,6 +463,14 @@ class Node:
             return 0
         _consumed, sent, head[0], _too_big = ring_tx_fill(ring, fs, h, src, offsets[:m], lengths[:m])
         return int(sent)
+
+    def set_tx_kick(self, iface: int, fd: int) -> None:
+        """The socket of interface ``iface``'s TX ring (``set_tx_ring``), which ``run_ring`` kicks once it has
+        queued frames on that ring (-1: none -- what it queues waits for the ring's next kick)."""
+        check_tx_ring(iface, None, 0, None, self.interfaces)
+        if isinstance(fd, bool) or not isinstance(fd, (int, np.integer)) or not -1 <= fd < 1 << 31:
+            raise ValueError(f"fd: need a descriptor or -1, got {fd!r}")
+        self._kick_fd[int(iface)] = int(fd)
 
     def set_tunnel_peers(self, peers: Any) -> None:
         """The NARs tunnels lead to, ``uint8[p, 16]``: row ``entry_peer[e]`` is the peer of TUNNEL entry ``e``."""
@@ -476,6 +555,101 @@ class Node:
         classify(arena, offsets, lengths, codepoints=self._codepoints, out=batch)
         return self.run(batch, arena, offsets, lengths, status, iface, from_wire=from_wire, inner=inner, drops=drops,
                         now_ns=now_ns, finish_inner=finish_inner, counts=counts)
+
+    def run_ring(self, batch: Any, ring: Any, block_size: int, block_nr: int, cursor: int, iface: int,
+                 walk_out: Any, *, drops: Any, counts: Any, now_ns: Any = None, max_blocks: int = 1,
+                 hold: bool = False) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+        """Take the blocks a TPACKET_V3 RX ring (``ring``: its mapping, ``block_nr`` blocks of ``block_size``
+        octets) holds for user space, from block ``cursor`` on, through the node, at most ``max_blocks`` of
+        them: each block is walked into ``walk_out`` (:func:`ring_walk_block`'s ``out``; as many frames as its
+        rows), then run in chunks of at most ``capacity`` frames as :meth:`run_block` runs a block from the
+        wire (``finish_inner``); a chunk whose frames all end forwarded, tunnelled, buffered, decapsulated
+        and finished, or dropped, and fit the TX rings (``set_tx_ring``), is done: each ring it queued frames
+        on is kicked (``set_tx_kick``) and they are booked ``forwarded`` / ``tunnelled`` in ``counts`` (the
+        engine's ledger; a failed kick books its ring's frames as INTERNAL_ERROR drops instead); a block whose
+        chunks are all done is handed back to the kernel.  ``now_ns``: the buffer's clock for every chunk, or
+        None to read CLOCK_MONOTONIC per chunk.  ``hold``: the caller has route-switch holds that a tunnel's
+        delivery extends, so a chunk with DECAPPED frames is left to it.
+
+        Returns ``(reason, cursor, blocks, frames, csum_not_ready, walked, start, stop, present, errno,
+        err_iface)``: ``reason`` one of RING_IDLE, RING_LIMIT, RING_BLOCK, RING_CHUNK; ``cursor`` the block to
+        read next (for RING_BLOCK and RING_CHUNK the block the node stopped at, not handed back); ``blocks``,
+        ``frames``, ``csum_not_ready`` what the walks reported (the stopped RING_CHUNK block's included).  With
+        RING_BLOCK the block at the cursor was not taken at all: its walk found an error, frames beyond the
+        storage or a VLAN tag the kernel stripped, which the caller's usual path handles.  With RING_CHUNK the
+        block at the cursor holds ``walked`` frames (their offsets .. vlan_tci in ``walk_out[:walked]``):
+        those before ``start`` are done, the node ran frames ``start:stop`` -- its outputs and ``present``
+        (its bit set of actions) are theirs, as after :meth:`run_block`, and the caller finishes them (with
+        ``present`` 0 there is nothing to finish: a kick failed, ``errno`` on the ring of interface
+        ``err_iface``) --, and the frames from ``stop`` on are the caller's too; it hands the block back to
+        the kernel.  :attr:`ring_tx` holds, per interface, the frames this call queued on its TX ring.
+
+        The arguments are checked before anything is read (:func:`check_ring`, and :meth:`run`'s checks of the
+        batch, the interface, ``drops`` and ``counts``)."""
+        if self._fib is None:
+            raise ValueError("run: set_routes() first")
+        if type(batch).__name__ != "Batch":
+            raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
+        rv, bs, nr, cur, outs, rows = check_ring(ring, block_size, block_nr, cursor, walk_out, max_blocks)
+        check_run(batch, rv, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32),
+                  np.zeros(0, dtype=np.uint32), iface, drops, self.capacity, self.interfaces, block=True)
+        if drops is None:
+            raise TypeError(f"drops: need a writable uint64 array of at least {len(DropReason)} rows")
+        if counts is None:
+            raise TypeError("counts: need the engine's counts, a uint64 array")
+        check_counts(counts)
+        now_fixed = None if now_ns is None or self._buffer is None else check_now(now_ns)
+        cap = min(self.capacity, int(batch.capacity))
+        self.ring_tx[:] = 0
+        blocks = frames = csum = 0
+        for _ in range(operator.index(max_blocks)):
+            off = cur * bs
+            if not ring_block_status(rv, off) & TP_STATUS_USER:
+                return (RING_IDLE, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
+            w = ring_walk_block(rv, off, bs, max_frames=rows, out=outs)
+            n = int(w["offsets"].shape[0])
+            if w["error"] or w["dropped"] or bool((w["vlan_tci"] != _NO_TAG).any()):
+                return (RING_BLOCK, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
+            blocks += 1
+            frames += n
+            csum += int(w["csum_not_ready"])
+            for start in range(0, n, cap):
+                stop = min(start + cap, n)
+                now = time.monotonic_ns() if now_fixed is None else now_fixed
+                present = self.run_block(batch, rv, outs[0][start:stop], outs[1][start:stop], outs[2][start:stop],
+                                         iface, from_wire=True, drops=drops, now_ns=now, finish_inner=True,
+                                         counts=counts)
+                if (present & _CALLER or (hold and present & _A_DECAPPED_BIT)
+                        or bool((self.tx_queued != self.tx_count).any())
+                        or bool((self.tunnel_queued != self.tunnel_count).any())):
+                    return (RING_CHUNK, cur, blocks, frames, csum, n, start, stop, present, 0, -1)
+                err, err_iface = self._kick_rings(drops, counts)
+                if err:
+                    return (RING_CHUNK, cur, blocks, frames, csum, n, start, stop, 0, err, err_iface)
+            ring_release_block(rv, off)
+            cur = (cur + 1) % nr
+        return (RING_LIMIT, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
+
+    def _kick_rings(self, drops: np.ndarray, counts: np.ndarray) -> tuple[int, int]:
+        """Kick every ring the last chunk queued frames on and book them; the first failure's errno and
+        interface (0, -1: none)."""
+        first = (0, -1)
+        for k in range(self.interfaces):
+            t, q = int(self.tunnel_queued[k]), int(self.tx_queued[k])
+            if not t + q:
+                continue
+            self.ring_tx[k] += t + q
+            fd = self._kick_fd[k]
+            err = kick(fd) if fd >= 0 else 0
+            if err:
+                drops[_R_INTERNAL_ERROR] += t + q
+                counts[_C_DROPPED] += t + q
+                if not first[0]:
+                    first = (err, k)
+            else:
+                counts[_C_FORWARDED] += q
+                counts[_C_TUNNELLED] += t
+        return first
 
     def _push(self, ar: np.ndarray, now: int, drops: np.ndarray) -> None:
         """The block's BUFFER frames (a DECAPPED frame's inner packet at its outer frame's place) into the
