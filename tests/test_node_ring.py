@@ -448,6 +448,47 @@ def test_wrong_arguments_are_refused_before_anything_is_read(impl, what, change,
 
 
 @pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("now_ns", [-1, 1 << 63, True, "5000"])
+def test_a_buffers_clock_out_of_range_is_refused(impl, now_ns):
+    """With a buffer, ``now_ns`` is its clock: one out of range is the reference's ValueError, nothing read;
+    without a buffer it is not used."""
+    ring = np.frombuffer(make_block([_fwd(0, BUFFERED_TO[0])]), np.uint8).copy()
+    spec = SimpleNamespace(node_cap=8, handover=True, tx=[None, None, None])
+    node, _nc, _buffer, _rings, _heads = make_world(impl, spec)
+    counts = np.zeros(len(EngineCounter), np.uint64)
+    with pytest.raises(ValueError, match="now_ns"):
+        _call(impl, node, ring, counts=counts, now_ns=now_ns)
+    assert ring[8] == TP_STATUS_USER and not counts.any()
+    ring = np.frombuffer(make_block([_dropped()]), np.uint8).copy()
+    result, _ = _call(impl, _plain(impl), ring, counts=counts, now_ns=now_ns)
+    assert result[0] == RING_LIMIT and counts[EngineCounter.DROPPED] == 1
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_the_densest_block_a_walk_can_meet(impl):
+    """Frame headers 16 octets apart (each one's tp_mac where the next one's tp_nsec is: the closest a valid
+    tp_next_offset can put them), all the block holds: walked whole into storage of block_size // 16 + 1 rows
+    or more, each frame a drop (too short); into fewer rows, the block is left whole."""
+    block = bytearray(BLOCK)
+    pos, n = 48, 0
+    while pos + 16 + 48 <= BLOCK:  # each header: next 16, status USER, mac 48, snaplen 0
+        struct.pack_into("=IIII", block, pos, 16, 1, 48, 0)
+        pos += 16
+        n += 1
+    struct.pack_into("=IIIIIIH", block, pos, 0, 1, 48, 0, 0, 1, 48)  # the last one: a whole header
+    n += 1
+    struct.pack_into("=IIIIII", block, 0, 3, 0, TP_STATUS_USER, n, 48, BLOCK)
+    for rows, want in ((BLOCK // 16 + 1, (RING_LIMIT, 0, 1, n, 0, 0, 0, 0, 0, 0, -1)), (5000, None),
+                       (n, None), (n - 1, (RING_BLOCK, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1))):
+        ring = np.frombuffer(bytes(block), np.uint8).copy()
+        drops, counts = np.zeros(len(DropReason), np.uint64), np.zeros(len(EngineCounter), np.uint64)
+        result, _ = _call(impl, _plain(impl), ring, walk_out=walk_storage(rows), drops=drops, counts=counts)
+        assert result == (want or (RING_LIMIT, 0, 1, n, 0, 0, 0, 0, 0, 0, -1)), rows
+        if result[0] == RING_LIMIT:
+            assert counts[EngineCounter.RECEIVED] == counts[EngineCounter.DROPPED] == drops.sum() == n
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 def test_a_node_without_routes_refuses_the_ring(impl):
     nc = impl.NeighborCache(8, seed=bytes(16))
     ring = np.frombuffer(make_block([_fwd()]), np.uint8).copy()
@@ -649,6 +690,33 @@ def test_a_kick_that_succeeds_books_the_frames_forwarded(impl):
         assert result[:9] == (RING_CHUNK, 0, 1, 5, 0, 5, 2, 4, 1 << Action.FORWARD)
         assert (node.tx_count[0], node.tx_queued[0]) == (2, 1)
         assert np.asarray(node.ring_tx).tolist() == [2, 0, 0] and counts[EngineCounter.FORWARDED] == 2
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_failed_kick_on_one_ring_leaves_the_others_booked(impl):
+    """A chunk queued on interfaces 0 and 1: every ring is kicked; a ring whose kick succeeds is booked
+    forwarded, one whose kick fails INTERNAL_ERROR drops; the first failure is the one reported."""
+    frames = [_fwd(0, FORWARDED_TO[0], b"a"), _fwd(0, FORWARDED_TO[1], b"b"), _fwd(0, FORWARDED_TO[0], b"c"),
+              _fwd(0, FORWARDED_TO[1], b"d")]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as ok, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bad, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as bad2:
+        sink.bind(("127.0.0.1", 0))
+        ok.connect(sink.getsockname())
+        for fds, want_err, want_if, forwarded in (((ok, bad), errno.EDESTADDRREQ, 1, 2),
+                                                  ((bad, bad2), errno.EDESTADDRREQ, 0, 0)):
+            node = _rings_everywhere(impl, handover=False, capacity=4)
+            node.set_tx_kick(0, fds[0].fileno())
+            node.set_tx_kick(1, fds[1].fileno())
+            ring = np.frombuffer(make_block(frames), np.uint8).copy()
+            drops, counts = np.zeros(len(DropReason), np.uint64), np.zeros(len(EngineCounter), np.uint64)
+            result, _ = _call(impl, node, ring, drops=drops, counts=counts)
+            assert result == (RING_CHUNK, 0, 1, 4, 0, 4, 0, 4, 0, want_err, want_if)
+            assert np.asarray(node.ring_tx).tolist() == [2, 2, 0]
+            assert counts[EngineCounter.FORWARDED] == forwarded
+            assert drops[DropReason.INTERNAL_ERROR] == counts[EngineCounter.DROPPED] == 4 - forwarded
+            assert counts[EngineCounter.RECEIVED] == sum(counts[DISPOSITIONS]) == 4
 
 
 _NOT_A_SOCKET = [pytest.param(ref, id="py", marks=pytest.mark.xfail(
