@@ -326,7 +326,10 @@ def kick(fd: int) -> int:
     """Ask the kernel to send what a TX ring holds: ``send(fd, "", 0, MSG_DONTWAIT)`` on the ring's socket.
     Returns 0, or the errno of a failure other than "would block" (the kernel then sends what is queued as the
     device drains)."""
-    s = socket.socket(fileno=fd)
+    try:
+        s = socket.socket(fileno=fd)  # a descriptor that is no socket (or none): the send(2)'s own errno
+    except OSError as exc:
+        return exc.errno or _errno.EIO
     try:
         s.send(b"", socket.MSG_DONTWAIT)
     except BlockingIOError:
