@@ -150,6 +150,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--batch-size", type=int, default=0)
     ap.add_argument("--mode", choices=MODES, default="plain")
     ap.add_argument("--qdisc-bypass", action="store_true")
+    ap.add_argument("--block-path", action="store_true")
     ap.add_argument("--tx-frames", type=int, default=0)
     ap.add_argument("--ring-timeout-ms", type=int, default=0)
     ap.add_argument("--ring-blocks", type=int, default=0)
@@ -174,6 +175,8 @@ def worker_main(argv: list[str]) -> int:
                         tx_frame_nr=args.tx_frames or ring.tx_frames, qdisc_bypass=args.qdisc_bypass)
         ports[name] = RingPort(name, **geometry, fanout=fanout)
     engine = Engine(cfg, ports, peers=[GEN_IP] if args.mode == "decap" else [])
+    if args.block_path:
+        engine.ring_interfaces.clear()
     if args.mode == "tunnel":
         engine.tunnel_add(SINK_IP, NAR_IP)  # the PAR: every frame for the sink is encapsulated toward the NAR
     poller = select.poll()
@@ -293,6 +296,8 @@ class Fwd:
     sendmmsg: bool = False  # c only: no TX ring, sendmmsg(2) of the frames rewritten in place in the RX block
     timeout_ms: int = 0  # the RX rings' block retire timeout; 0: the engine's default ([router.ring] timeout_ms)
     block_count: int = 0  # engine only: RX blocks per ring; 0: the engine's default ([router.ring] block_count)
+    block_path: bool = False  # engine only: its rings read block by block in Python (FrameBatch, process), not by
+    #                           the node's run_ring
 
 
 FORWARDERS = {f.key: f for f in (
@@ -314,6 +319,7 @@ FORWARDERS = {f.key: f for f in (
     Fwd("engine-t1", "engine x1, retire timeout 1 ms", timeout_ms=1),
     Fwd("engine-t10", "engine x1, retire timeout 10 ms", timeout_ms=10),
     Fwd("engine-b64", "engine x1, 64 RX blocks", block_count=64),
+    Fwd("engine-blocks", "engine x1, rings read block by block in Python", block_path=True),
     Fwd("c-t1", "c-forward, retire timeout 1 ms", kind="c", timeout_ms=1),
     Fwd("c-t10", "c-forward, retire timeout 10 ms", kind="c", timeout_ms=10),
 )}
@@ -438,6 +444,8 @@ class Bench:
                     cmd += ["--profile", profile]
                 if self.args.batch_size:
                     cmd += ["--batch-size", str(self.args.batch_size)]
+                if fwd.block_path:
+                    cmd += ["--block-path"]
                 if fwd.qdisc_bypass:
                     cmd += ["--qdisc-bypass"]
                 if fwd.tx_frames:

@@ -370,6 +370,9 @@ class Node:
     def tunnel_queued(self) -> NDArray[np.int64]: ...
     def set_tx_ring(self, iface: int | np.integer[Any], ring: NDArray[np.uint8] | None, frame_size: int = 0,
                     head: NDArray[np.int64] | None = None) -> None: ...
+    def set_tx_kick(self, iface: int | np.integer[Any], fd: int) -> None: ...
+    @property
+    def ring_tx(self) -> NDArray[np.int64]: ...
     @property
     def inner_action(self) -> NDArray[np.uint8]: ...
     @property
@@ -417,6 +420,22 @@ class Node:
         finish_inner: bool = False,
         counts: NDArray[np.uint64] | None = None,
     ) -> int: ...
+    def run_ring(
+        self,
+        batch: Batch,
+        ring: NDArray[np.uint8],
+        block_size: int,
+        block_nr: int,
+        cursor: int,
+        iface: int | np.integer[Any],
+        walk_out: tuple[NDArray[Any], ...],
+        *,
+        drops: NDArray[np.uint64],
+        counts: NDArray[np.uint64],
+        now_ns: int | None = None,
+        max_blocks: int = 1,
+        hold: bool = False,
+    ) -> tuple[int, int, int, int, int, int, int, int, int, int, int]: ...
 
 # _core.pyx: test hooks of the included declarations
 

@@ -207,6 +207,10 @@ class PacketRing:
         self._walk_out = [(np.empty(self._walk_rows, dtype=np.int64), np.empty(self._walk_rows, dtype=np.uint32),
                            np.empty(self._walk_rows, dtype=np.uint32), np.empty(self._walk_rows, dtype=np.int64),
                            np.empty(self._walk_rows, dtype=np.uint32)) for _ in range(self.rx_block_nr)]
+        #: the walk storage of the forwarding node's ``run_ring`` over this ring (engine.Pipeline.ring_pass): the
+        #: frames of the block it stopped at, read until that block is handed back
+        self.fast_out = tuple(np.empty(self._walk_rows, dtype=dt) for dt in
+                              (np.int64, np.uint32, np.uint32, np.int64, np.uint32))
         if ignore_outgoing:
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         if qdisc_bypass:
@@ -248,6 +252,21 @@ class PacketRing:
         self.counters["rx_csum_not_ready"] += walk["csum_not_ready"]
         return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
                           partial(backend.ring_release_block, self.rx, off), walk["vlan_tci"])
+
+    def walked(self, cursor: int, blocks: int, frames: int, csum_not_ready: int) -> None:
+        """The forwarding node walked ``blocks`` blocks of this ring (``Node.run_ring``) holding ``frames`` frames,
+        ``csum_not_ready`` of them with TP_STATUS_CSUMNOTREADY; ``cursor`` is the next block to read."""
+        self._rx_next = cursor
+        c = self.counters
+        c["rx_blocks"] += blocks
+        c["rx_frames"] += frames
+        c["rx_csum_not_ready"] += csum_not_ready
+
+    def hand_back(self, cursor: int) -> None:
+        """Hand block ``cursor`` back to the kernel (the one ``Node.run_ring`` stopped at, done with) and read
+        the next one next."""
+        backend.ring_release_block(self.rx, cursor * self.rx_block_size)
+        self._rx_next = (cursor + 1) % self.rx_block_nr
 
     def blocks(self) -> Iterator[FrameBatch]:
         """Every block ready now (each must be released before the ring wraps around to it)."""

@@ -23,7 +23,8 @@ frames later leaving a queue are counted apart (``flushed``, ``resolved_sent``, 
 engine originates (ND, RA, ICMPv6 errors, echo replies) are counted as ``originated``.
 
 Ownership: one thread (the asyncio loop of ``run``) drives an Engine; the tables have a single writer.
-Kernels take ``now_ns`` from the engine's clock; nothing else reads a clock.
+Kernels take ``now_ns`` from the engine's clock; nothing else reads a clock, but for ``Node.run_ring``, which
+reads CLOCK_MONOTONIC per chunk when the engine's clock is ``time.monotonic_ns`` (the same clock).
 
 May import: ports, backend, messages, frames, keys, config, errors, constants (tests/test_imports.py holds
 the rules; never fmipfast.reference).
@@ -56,7 +57,7 @@ from fmipfast.dataplane.tables import access_iface, set_neighbor
 from fmipfast.dataplane.types import ControlFrame, Interface
 from fmipfast.keys import KeyPool
 from fmipfast.messages import RouterAdvertisement
-from fmipfast.ports import FrameBatch, Port
+from fmipfast.ports import FrameBatch, Port, RingPort
 
 if TYPE_CHECKING:
     from fmipfast.backend import Batch
@@ -65,6 +66,8 @@ __all__ = ["Engine", "EXPIRY_INTERVAL_NS"]
 
 #: How often the neighbor cache and the buffers are scanned for expired entries.
 EXPIRY_INTERVAL_NS = 100_000_000
+#: Ring blocks one ``run_ring`` call takes at most when no control descriptor is watched between blocks.
+_RING_BLOCKS_A_CALL = 4
 
 
 class Engine:
@@ -171,6 +174,13 @@ class Engine:
         self._pipeline = Pipeline(cfg, codepoints, clock, self.interfaces, self._node, self.ncache, self.buffer,
                                   self._routes, self._handover, self._resolver, self._delivery, self._icmp,
                                   self._books, self._faults)
+        #: The interfaces whose RX ring the node reads itself (``Pipeline.ring_pass``: one compiled call per
+        #: ready block, walk to kick), by index: every ring port that does not change how its blocks are read.
+        #: Emptying it sends their blocks the way of the other ports' (a ``FrameBatch`` each, ``process``).
+        self.ring_interfaces: set[int] = {
+            iface.index for iface in self.interfaces
+            if type(iface.port).receive is RingPort.receive and getattr(iface.port, "ring", None) is not None
+            and iface.port.ring.rx is not None}  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ hooks set after construction
     @property
@@ -391,7 +401,10 @@ class Engine:
         total = self._drain_control()
         between = self._control_between if self._control_fds else None
         for iface in self.interfaces:
-            total += self._drain(iface, iface.port.receive, between)
+            if iface.index in self.ring_interfaces:
+                total += self._drain_ring(iface, between)
+            else:
+                total += self._drain(iface, iface.port.receive, between)
             self._guarded("kernel drops", self._account_kernel_drops, iface)
         self._guarded("timers", self.tick)
         return total
@@ -427,6 +440,25 @@ class Engine:
                 total += self.process(iface, fb)
             finally:
                 fb.release()
+            if between is not None:
+                total += between()
+        return total
+
+    def _drain_ring(self, iface: Interface, between: Callable[[], int] | None) -> int:
+        """A ring port's frames: its control socket's first (as its ``receive`` yields them), then its ring's
+        blocks through the node's ``run_ring``; with control descriptors to watch, one block a call and their
+        frames between any two (as ``_drain``)."""
+        port = iface.port
+        total = self._drain(iface, port.receive_control, between)  # type: ignore[attr-defined]
+        max_blocks = 1 if between is not None else min(_RING_BLOCKS_A_CALL, port.ring.rx_block_nr)  # type: ignore
+        more = True
+        while more:
+            try:
+                got, more = self._pipeline.ring_pass(iface, max_blocks)
+            except Exception as exc:  # noqa: BLE001 -- a port that fails to read is logged, the others go on
+                self._internal_error("receive", exc, interface=iface.name)
+                return total
+            total += got
             if between is not None:
                 total += between()
         return total

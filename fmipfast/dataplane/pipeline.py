@@ -29,6 +29,8 @@ May import: backend, ports, config, constants (tests/test_imports.py holds the r
 
 from __future__ import annotations
 
+import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -91,6 +93,8 @@ _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
 _Waiting = tuple[Interface, FrameBatch, bool, bool, bool]
 
 _NO_TAG = 0xFFFFFFFF  # a ring block's vlan_tci of a frame whose tag (if any) is still in it
+# Node.run_ring's reasons (fmipfast.reference.node.RING_IDLE ..)
+_RING_IDLE, _RING_LIMIT, _RING_BLOCK, _RING_CHUNK = 0, 1, 2, 3
 
 
 class Pipeline:
@@ -140,7 +144,13 @@ class Pipeline:
             if ring is not None and ring.tx is not None:
                 node.set_tx_ring(iface.index, ring.tx, ring.tx_frame_size, ring.tx_head)
             self._rings.append(ring)
+        for iface, ring in zip(interfaces, self._rings):
+            if ring is not None and ring.tx is not None:
+                node.set_tx_kick(iface.index, ring.fileno())
         self._tx_queued, self._tunnel_queued = node.tx_queued, node.tunnel_queued
+        self._ring_tx = node.ring_tx
+        # run_ring reads CLOCK_MONOTONIC itself per chunk when that is the engine's clock, else gets one reading
+        self._monotonic = clock is time.monotonic_ns
         # each interface's rows of the node's TX and tunnel vectors, as 1-D views (sliced per block)
         self._tx_rows = [(iface, node.tx_offsets[iface.index], node.tx_lengths[iface.index]) for iface in interfaces]
         self._tunnel_rows = [(iface, node.tunnel_offsets[iface.index], node.tunnel_lengths[iface.index])
@@ -171,6 +181,67 @@ class Pipeline:
         ledger.drop(DropReason.VLAN_TAGGED, k)
         keep = ~tagged
         return FrameBatch(fb.port, fb.arena, fb.offsets[keep], fb.lengths[keep], fb.status[keep], fb.ts_ns[keep])
+
+    def ring_pass(self, iface: Interface, max_blocks: int) -> tuple[int, bool]:
+        """The ready blocks of ``iface``'s RX ring, at most ``max_blocks``, through the node's ``run_ring``:
+        walked, classified, run, filled into the TX rings and kicked in one compiled call, chunk by chunk, until
+        a chunk has work for Python; Python then finishes that chunk, runs the rest of its block as a pass of
+        its own and hands the block back (a block the node leaves whole goes the usual way, ``process``).
+        Returns the frames received and whether more blocks may be ready.  Only for a ring port's interface,
+        outside any pass (the engine's poll)."""
+        port = iface.port
+        ring = port.ring  # type: ignore[attr-defined]
+        node = self.node
+        ledger = self.books.now
+        before = ledger.c.tobytes()  # the counts before the call (read only if finishing a chunk fails)
+        b = self.batches[0]
+        reason, cursor, blocks, frames, csum, walked, start, stop, present, err, err_if = node.run_ring(
+            b, ring.rx, ring.rx_block_size, ring.rx_block_nr, ring._rx_next, iface.index, ring.fast_out,
+            drops=ledger.node_drops, counts=ledger.node_counts, now_ns=None if self._monotonic else self.clock(),
+            max_blocks=max_blocks, hold=bool(self.handover.hold))
+        ring.walked(cursor, blocks, frames, csum)
+        for k, q in enumerate(self._ring_tx.tolist()):
+            if q:
+                tx = self._rings[k].counters
+                tx["tx_frames"] += q
+                tx["tx_direct"] += q
+        if err:
+            self._rings[err_if].counters["tx_send_errors"] += 1
+            self.faults.internal("engine pass", OSError(err, os.strerror(err)), interface=self.interfaces[err_if].name)
+        if reason == _RING_IDLE or reason == _RING_LIMIT:
+            return frames, reason == _RING_LIMIT
+        if reason == _RING_BLOCK:  # the usual path: walked again, with its counts, and processed as a whole
+            fb = ring.next_block()
+            if fb is None:  # cannot be: the node saw it ready (a block never goes back to the kernel by itself)
+                return frames, True
+            fb.port = port
+            try:
+                self.process(iface, fb)
+            finally:
+                fb.release()
+            return frames + len(fb), True
+        out = ring.fast_out
+        fb = FrameBatch(port, ring.rx, out[0][:walked], out[1][:walked], out[2][:walked], out[3][:walked])
+        try:
+            if present:  # the node's outputs are this chunk's: finished before anything else runs
+                self.depth += 1
+                self.waited = 0
+                try:
+                    try:
+                        self._after_node(iface, ring.rx, fb.offsets[start:stop], fb.lengths[start:stop], b,
+                                         stop - start, present, self.clock(), False)
+                    except Exception as exc:  # noqa: BLE001 -- the data plane goes on; the frames are accounted for
+                        self._chunk_failed(iface, exc, before, 0)
+                    while self.waiting:
+                        self._run(*self.waiting.popleft())
+                finally:
+                    self.depth -= 1
+            if stop < walked:  # the rest of the block: a pass of its own
+                self.process(iface, FrameBatch(port, ring.rx, fb.offsets[stop:], fb.lengths[stop:], fb.status[stop:],
+                                               fb.ts_ns[stop:]))
+        finally:
+            ring.hand_back(cursor)
+        return frames, True
 
     def reinject(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
         """Frames leaving a queue (a flushed handover buffer, a resolved next hop) go through the pipeline
@@ -268,6 +339,13 @@ class Pipeline:
         present = self.node.run_block(b, arena, offsets, lengths, status, iface.index, from_wire=from_wire,
                                       inner=inner, drops=ledger.node_drops, now_ns=now,
                                       finish_inner=self.decap_depth < MAX_DECAP_DEPTH, counts=ledger.node_counts)
+        self._after_node(iface, arena, offsets, lengths, b, n, present, now, inner)
+
+    def _after_node(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, b: Batch,
+                    n: int, present: int, now: int, inner: bool) -> None:
+        """What Python does for a chunk of ``n`` frames after the node ran it (``run_block``, or ``run_ring``
+        stopping at it; ``b`` the Batch it was classified into, ``present`` the node's bit set of actions):
+        the holds the tunnel extends, the TX vectors, and the classes the node hands over."""
         n_action, n_aux, n_entry, n_out_if, n_next_hop, tx_count, tx_offsets, tx_lengths = self._node_out
         if present & _B_DECAPPED and self.handover.hold:
             self._decapped(n, now)
