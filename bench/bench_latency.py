@@ -17,6 +17,8 @@ when the frame arrives; so the latency of a forwarder on such a ring is that tim
 * ``kernel``                  rt's IPv6 forwarding (no ring, no process): the physical limit here.
 * ``c-forward``, ``c-forward-tN``   bench/limit_forward.c with the default timeout, and with N ms.
 * ``engine``, ``engine-tN``   one engine worker with ``[router.ring]``'s default timeout, and with N ms.
+* ``engine-blocks[-tN]``      the same, its rings read block by block in Python (``Engine.ring_interfaces``
+                              emptied): the way before the node read them itself.
 
 The probe frames leave at random (Poisson) instants, so they meet the retire timer at every phase.
 
@@ -137,11 +139,14 @@ def rows_of(spec: str) -> dict[str, bf.Fwd | None]:
             out[key] = None
             continue
         base, t = key, ""
-        for name in ("engine", "c-forward"):
+        for name in ("engine-blocks", "engine", "c-forward"):
             if key.startswith(name + "-t"):
                 base, t = name, key[len(name) + 2:]
-        if base not in ("engine", "c-forward") or (t and not (t.isdigit() and 1 <= int(t) <= 10_000)):
-            sys.exit(f"bench_latency: unknown row {key!r} (kernel, engine[-tN], c-forward[-tN]; N >= 1 ms)")
+                break
+        if (base not in ("engine", "engine-blocks", "c-forward")
+                or (t and not (t.isdigit() and 1 <= int(t) <= 10_000))):
+            sys.exit(f"bench_latency: unknown row {key!r} (kernel, engine[-tN], engine-blocks[-tN], "
+                     f"c-forward[-tN]; N >= 1 ms)")
         fwd = bf.FORWARDERS[base]
         out[key] = replace(fwd, key=key, label=f"{fwd.label}, retire timeout {t} ms" if t else fwd.label,
                            timeout_ms=int(t) if t else 0)
