@@ -26,6 +26,7 @@ __all__ = [
     "PACKET_FANOUT",
     "PACKET_QDISC_BYPASS",
     "PACKET_IGNORE_OUTGOING",
+    "PACKET_LOSS",
     "PACKET_FANOUT_HASH",
     "PACKET_FANOUT_LB",
     "PACKET_FANOUT_CPU",
@@ -62,6 +63,7 @@ PACKET_STATISTICS = 6
 PACKET_AUXDATA = 8
 PACKET_VERSION = 10
 PACKET_TX_RING = 13
+PACKET_LOSS = 14  # a TX ring slot the kernel refuses (longer than the MTU, malformed) is skipped, not a wedge
 PACKET_FANOUT = 18
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23

@@ -278,7 +278,7 @@ class Verdict(IntEnum):
 
 class Action(IntEnum):
     """What the forwarding node (``Node``) did or left to the control path for a frame: the verdicts, and
-    the two ICMPv6 errors a forwarded frame can cause (RFC 4443 §3.1, §3.3), which Python originates."""
+    the three ICMPv6 errors a forwarded frame can cause (RFC 4443 §3.1, §3.2, §3.3), which Python originates."""
 
     DROP = 0
     FORWARD = 1  # rewritten in place and in its output interface's TX vector
@@ -292,6 +292,8 @@ class Action(IntEnum):
     BUFFERED = 9  # pushed into the node's PacketBuffer under its key
     TUNNELLED = 10  # encapsulated toward its NAR (RFC 2473) into the node's tunnel TX vectors
     DECAPPED = 11  # decapsulated in place and its inner packet finished by the node (``Node.inner_action``)
+    PACKET_TOO_BIG = 12  # larger than its output interface's MTU: Packet Too Big is due (aux: that MTU), then the
+    #                      frame is dropped (FRAME_TOO_BIG); a router never fragments (RFC 8200 §5, RFC 4443 §3.2)
 
 
 #: What ``Node.stats`` counts for the last block, in this order: frames dropped (also in ``drops`` by reason),

@@ -20,7 +20,10 @@ May import: rings, pcap, errors (tests/test_imports.py holds the rules).
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol, runtime_checkable
@@ -90,6 +93,18 @@ class Port(Protocol):
         return None
 
 
+def _device_mtu(sock: socket.socket, ifname: str) -> int | None:
+    """The MTU of ``ifname`` in ``sock``'s network namespace (SIOCGIFMTU), or None."""
+    try:
+        out = fcntl.ioctl(sock.fileno(), _SIOCGIFMTU, struct.pack("16si12x", ifname.encode()[:15], 0))
+    except OSError:
+        return None
+    return int(struct.unpack_from("i", out, 16)[0])
+
+
+_SIOCGIFMTU = 0x8921
+
+
 class RingPort(Port):
     """A real interface through :class:`fmipfast.rings.PacketRing` (root).
 
@@ -119,6 +134,9 @@ class RingPort(Port):
         # getsockname() of a bound packet socket carries the interface's hardware address; unlike /sys it
         # answers for the network namespace the socket was opened in.
         self.mac = bytes(self.ring.sock.getsockname()[4])
+        #: The device's MTU when the port opened (SIOCGIFMTU; None if it would not say): the kernel refuses to
+        #: send a larger frame, so the engine forwards by the smaller of it and the configured one.
+        self.link_mtu = _device_mtu(self.ring.sock, ifname)
         if len(self.mac) != 6:
             self.close()
             raise FmipError(f"interface {ifname!r} is not Ethernet (hardware address {self.mac.hex()})")

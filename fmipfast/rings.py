@@ -47,6 +47,7 @@ from fmipfast._linux import (
     PACKET_FANOUT_RND,
     PACKET_FANOUT_ROLLOVER,
     PACKET_IGNORE_OUTGOING,
+    PACKET_LOSS,
     PACKET_OUTGOING,
     PACKET_QDISC_BYPASS,
     PACKET_RX_RING,
@@ -181,6 +182,10 @@ class PacketRing:
                bpf: list[tuple[int, int, int, int]] | None, qdisc_bypass: bool) -> None:
         s = self.sock
         s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        # Before the rings (the kernel refuses it after): a TX slot the kernel cannot send -- longer than the
+        # device's MTU, say -- is handed back and skipped.  Without it the kernel stops at that slot for good
+        # (TP_STATUS_WRONG_FORMAT, EMSGSIZE) and sends nothing queued after it ever again.
+        s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
         rx_frame = 2048 if self.rx_block_size >= 2048 else self.rx_block_size
         s.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
             "=7I", self.rx_block_size, self.rx_block_nr, rx_frame,

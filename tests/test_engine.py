@@ -20,6 +20,7 @@ from scapy.layers.inet6 import (
     ICMPv6ND_RA,
     ICMPv6ND_RS,
     ICMPv6NDOptSrcLLAddr,
+    ICMPv6PacketTooBig,
     ICMPv6TimeExceeded,
     IPv6,
 )
@@ -205,6 +206,33 @@ def test_learning_from_ns_and_hop_limit_and_no_route():
     err = net.drain(net.core)
     assert len(err) == 1 and err[0].haslayer(ICMPv6DestUnreach)
     assert net.engine.drops[DropReason.NO_ROUTE] == 1
+    net.check_conservation()
+
+
+def test_a_packet_larger_than_the_next_link_s_mtu_gets_packet_too_big():
+    """A router never fragments (RFC 8200 §5): a packet larger than its next link's MTU is dropped and its
+    source gets a Packet Too Big carrying that MTU (RFC 4443 §3.2); a packet of exactly the MTU passes."""
+    net = Net(TOML.replace('name = "acc0"\n', 'name = "acc0"\nmtu = 1280\n'))
+    ns = (Ether(src=H1_MAC, dst="33:33:ff:00:00:01") / IPv6(src=H1, dst=str(solicited_node(IPv6Address(ROUTER_ACC))),
+                                                            hlim=255)
+          / ICMPv6ND_NS(tgt=ROUTER_ACC) / ICMPv6NDOptSrcLLAddr(lladdr=H1_MAC))
+    net.send(net.h1, ns)
+    net.drain()
+    big = udp(payload=bytes(1400))
+    net.send(net.core, big)
+    assert net.drain(net.h1) == []
+    err = net.drain(net.core)
+    assert len(err) == 1 and err[0].haslayer(ICMPv6PacketTooBig), err
+    assert err[0][ICMPv6PacketTooBig].mtu == 1280
+    assert err[0][IPv6].dst == CN and err[0][IPv6].src == ROUTER_UP
+    assert len(bytes(err[0][IPv6])) <= 1280  # RFC 4443 §2.4 (c): as much of the packet as fits the minimum MTU
+    assert bytes(err[0][ICMPv6PacketTooBig].payload)[:40] == bytes(big[IPv6])[:40]
+    assert net.engine.drops[DropReason.FRAME_TOO_BIG] == 1
+    fits = udp(payload=bytes(1280 - 48))  # 40 + 8 + 1232: exactly the MTU
+    net.send(net.core, fits)
+    out = net.drain(net.h1)
+    assert len(out) == 1 and len(bytes(out[0][IPv6])) == 1280
+    assert net.engine.drops[DropReason.FRAME_TOO_BIG] == 1
     net.check_conservation()
 
 

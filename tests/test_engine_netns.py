@@ -76,7 +76,7 @@ CONTROL_TYPES = [128, 133, 134, 135, 136, 137, 200]  # echo, ND, fmipfast (the r
 
 
 class Topology:
-    def __init__(self, control: bool = False) -> None:
+    def __init__(self, control: bool = False, toml: str = TOML) -> None:
         tag = str(os.getpid())
         self.rt, self.h1, self.h2 = Netns(f"rt-{tag}"), Netns(f"h1-{tag}"), Netns(f"h2-{tag}")
         try:
@@ -94,7 +94,7 @@ class Topology:
                 ports = {name: RingPort(name, rx_block_size=65536, rx_block_nr=64, rx_timeout_ms=2,
                                         control_types=CONTROL_TYPES if control else None)
                          for name in ("ra", "rb")}
-            self.engine = Engine(config.loads(TOML).router, ports)
+            self.engine = Engine(config.loads(toml).router, ports)
         except BaseException:
             self.close()
             raise
@@ -332,6 +332,27 @@ def test_overload_burst_is_counted_and_does_not_stall(topo):
     c = topo.quiet_conservation()
     assert c["holds"], c
     assert not topo.errors
+
+
+def test_a_packet_larger_than_the_next_link_s_mtu_teaches_the_sender_its_path_mtu():
+    """The far link's MTU is 1280: the engine answers a larger packet with Packet Too Big (RFC 4443 §3.2),
+    and the sending host's own kernel -- an independent reading of the message -- takes the path MTU from it
+    (RFC 8201) and reports it; smaller packets pass."""
+    toml = TOML.replace('addresses = ["2001:db8:2::1/64"]', 'addresses = ["2001:db8:2::1/64"]\nmtu = 1280')
+    t = Topology(toml=toml)
+    try:
+        out = t.h1.run("ping", "-6", "-c", "1", "-W", "2", "-s", "1200", "2001:db8:2::b", check=False)
+        assert out.returncode == 0, out.stdout + out.stderr
+        out = t.h1.run("ping", "-6", "-c", "2", "-i", "0.3", "-W", "1", "-M", "do", "-s", "1400", "2001:db8:2::b",
+                       check=False)
+        assert "mtu=1280" in out.stdout + out.stderr, out.stdout + out.stderr
+        route = t.h1.run("ip", "-6", "route", "get", "2001:db8:2::b").stdout
+        assert "mtu 1280" in route, route
+        assert eventually(lambda: t.engine.drops[DropReason.FRAME_TOO_BIG] >= 1)
+        assert t.quiet_conservation()["holds"]
+        assert not t.errors
+    finally:
+        t.close()
 
 
 def test_router_daemon_forwards_and_stops_cleanly(tmp_path):

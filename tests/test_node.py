@@ -58,6 +58,8 @@ TUNNEL_PEERS = [IPv6Address("2001:db8:200::9"), IPv6Address("2001:db9::5"), IPv6
 TUNNEL_SOURCES = [IPv6Address("2001:db8:1::1"), IPv6Address("2001:db8:2::2"), IPv6Address("2001:db8:3::3")]
 TUNNEL_MTUS = [1280, 1500, 1500]
 BUFFER_KEYS = 16
+#: each interface's MTU (Node.set_mtus)
+LINK_MTUS = [1500, 1280, 1300]
 # routes: (prefix, length, interface, via or None)
 ROUTES = [
     ("2001:db8:1::", 64, 0, None),
@@ -107,6 +109,7 @@ def world(impl):
     node.set_routes(fib, np.array([r[2] for r in ROUTES], np.int32), via,
                     np.array([r[3] is not None for r in ROUTES], np.uint8))
     node.set_peers(np.frombuffer(PEER.packed, np.uint8).reshape(1, 16))
+    node.set_mtus(np.array(LINK_MTUS, np.uint32))  # the "big" frames cross the last two
     for addr, _f, _s, _i, key, peer in ENTRIES:
         e = int(nc.lookup(np.frombuffer(addr.packed, np.uint8).reshape(1, 16))[0])
         node.entry_key[e] = key
@@ -367,6 +370,41 @@ def test_hop_limit_and_link_layer_filter(impl):
     out, action, aux = _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC)
     assert (action, aux) == (Action.DROP, DropReason.OTHER_HOST)
     assert _one(impl, udp(SOURCES[0], "2001:db8:1::10"), eth_dst=OTHER_MAC, from_wire=False)[1] == Action.FORWARD
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_a_packet_larger_than_its_output_link_s_mtu_is_packet_too_big(impl):
+    """A router never fragments (RFC 8200 §5): a packet (IPv6 header and payload) larger than its output
+    interface's MTU is PACKET_TOO_BIG with that MTU as its aux, untouched; one of exactly the MTU is forwarded."""
+    on_if2 = "2001:db8:1::16"  # a host on interface 2, MTU 1300
+    for size, want in ((1300, Action.FORWARD), (1301, Action.PACKET_TOO_BIG)):
+        pkt = udp(SOURCES[0], on_if2, payload=bytes(size - 48))
+        assert len(pkt) == size
+        out, action, aux = _one(impl, pkt)
+        assert action == want
+        if want == Action.PACKET_TOO_BIG:
+            assert aux == 1300
+            assert out["arena"] == build_ethernet(MACS[0], bytes([2, 9, 9, 9, 9, 9]), pkt)  # not rewritten
+    # via the upstream router on interface 1 (MTU 1280); an on-link host of interface 0 (MTU 1500)
+    assert _one(impl, udp(SOURCES[0], "2001:db8:100::5", payload=bytes(1281 - 48)))[1:] == (
+        Action.PACKET_TOO_BIG, 1280)
+    assert _one(impl, udp(SOURCES[0], "2001:db8:1::10", payload=bytes(1500 - 48)))[1] == Action.FORWARD
+    # the hop limit is looked at first (RFC 4443 §3.3 before §3.2, as Linux does)
+    assert _one(impl, udp(SOURCES[0], on_if2, hop=1, payload=bytes(1400)))[1] == Action.TIME_EXCEEDED
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("mtus, exc", [
+    (np.array([1500, 1280], np.uint32), ValueError),  # one per interface
+    (np.array([1500, 1279, 1500], np.uint32), ValueError),
+    (np.array([1500, 65536, 1500], np.int64), TypeError),
+    (np.array([1500, 1500, 1500], np.float64), TypeError),
+])
+def test_set_mtus_refuses_what_is_not_an_mtu_per_interface(impl, mtus, exc):
+    _nc, _fib, node = world(impl)
+    with pytest.raises(exc):
+        node.set_mtus(mtus)
+    assert np.asarray(node.mtus).tolist() == LINK_MTUS
 
 
 NEVER_FORWARDED = [  # (source, destination, Ethernet destination, tags, reason)

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fmipfast.lab.namespaces.netns import Netns
+from fmipfast.ports import pack_frames
 from fmipfast.rings import TP_STATUS_CSUMNOTREADY, PacketRing
 
 ROOT = os.geteuid() == 0
@@ -250,6 +251,32 @@ def test_rx_ring_receives_what_the_peer_sends(veth):
             stats = ring.statistics()
             assert stats["drops"] == 0 and stats["packets"] >= len(frames)
             assert ring.counters["rx_walk_errors"] == 0
+
+
+@needs_root
+def test_a_frame_larger_than_the_link_mtu_does_not_wedge_the_tx_ring(veth):
+    """The kernel refuses a TX ring slot longer than the device's MTU (EMSGSIZE); without PACKET_LOSS it
+    then stops at that slot for good, and nothing queued after it is ever sent: one oversize frame would end
+    the interface's transmission.  With PACKET_LOSS the kernel skips the slot and goes on."""
+    veth.ip("link", "set", "va", "mtu", "1280")
+    with veth.enter():
+        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=2, rx_timeout_ms=5, tx_frame_nr=16) as ring:
+            rx = _raw("vb")
+            rx.settimeout(0.5)
+            got = []
+            for i, size in enumerate((100, 1400, 100, 120, 1300, 140)):
+                arena, offsets, lengths = pack_frames([_frame(i, size)])
+                ring.send(arena, offsets, lengths)
+                try:
+                    while True:
+                        f = rx.recv(4096)
+                        if f[12:14] == b"\x88\xb5":
+                            got.append((struct.unpack_from("!I", f, 14)[0], len(f)))
+                except socket.timeout:
+                    pass
+            rx.close()
+            assert got == [(0, 100), (2, 100), (3, 120), (5, 140)]
+            assert ring.counters["tx_send_errors"] == 0
 
 
 @needs_root

@@ -134,6 +134,7 @@ cdef struct _node_run:
     uint8_t thlim
     const uint8_t* tsrc
     const uint32_t* tmtu
+    const uint32_t* mtu            # each output interface's MTU (set_mtus): a larger packet is PACKET_TOO_BIG
     const uint8_t* tpeers
     uint8_t* tarena
     int64_t* tcount
@@ -179,7 +180,8 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
     caller has refused what a router never forwards (_node_not_forwarded).  A TUNNEL entry's frame is encapsulated
     toward its peer (TUNNELLED) or punted (TUNNEL); a PROXY entry's, and a HOLD entry's when ``hold_ok``, is
     BUFFER (key in ``x``: the caller pushes or punts it); anything else is forwarded: rewritten and appended to
-    its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / RESOLVE with nothing written.
+    its interface's TX vector (FORWARD), or NO_ROUTE / TIME_EXCEEDED / PACKET_TOO_BIG (aux: the MTU) / RESOLVE
+    with nothing written.
     ``out_if`` / ``next_hop`` are set for FORWARD and RESOLVE, ``x`` (the aux) always."""
     cdef nc_table* t = c.t
     cdef uint8_t fl = t.flags[e] if e >= 0 else 0
@@ -245,6 +247,9 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
         return ACTION_NO_ROUTE
     if hop_limit <= 1:
         return ACTION_TIME_EXCEEDED
+    if length - l3 > <Py_ssize_t>c.mtu[out]:  # 0 <= out < nif; a router never fragments (RFC 8200 §5)
+        x[0] = <int32_t>c.mtu[out]
+        return ACTION_PACKET_TOO_BIG
     out_if[0] = out
     next_hop[0] = hop
     if hop == dst and e >= 0:  # on-link: the destination's own entry
@@ -451,6 +456,8 @@ cdef class Node:
     cdef uint32_t* _p_tlengths
     cdef int64_t* _p_doffsets
     cdef uint32_t* _p_dlengths
+    cdef object _mtu              # each output interface's MTU (set_mtus; 65535: as large as IPv6 describes)
+    cdef uint32_t* _p_mtu
     cdef object _kfd, _ring_tx     # run_ring: the socket to kick per interface (-1: none), frames it queued
     cdef int32_t* _p_kfd
     cdef int64_t* _p_ring_tx
@@ -551,6 +558,8 @@ cdef class Node:
         self._p_iact = <uint8_t*>_row0(self._iact)
         self._p_iaux = <int32_t*>_row0(self._iaux)
         self._p_ient = <int64_t*>_row0(self._ient)
+        self._mtu = _np.full(interfaces, _node_ref.TUNNEL_MTU_MAX, dtype=_np.uint32)
+        self._p_mtu = <uint32_t*>_row0(self._mtu)
         self._kfd = _np.full(interfaces, -1, dtype=_np.int32)
         self._ring_tx = _np.zeros(interfaces, dtype=_np.int64)
         self._p_kfd = <int32_t*>_row0(self._kfd)
@@ -750,6 +759,16 @@ cdef class Node:
         self._tunnel_hlim = hlim
         self._set_tunnel_arena(self.capacity * (ETH_HDR_LEN + int(mtu.max())))
         self._tunnel_on = True
+
+    def set_mtus(self, mtus):
+        """Each output interface's MTU, uint32 (interfaces,), 1280..65535: a packet to forward that is larger is
+        PACKET_TOO_BIG.  See the reference."""
+        self._mtu[:] = _node_ref.check_mtus(mtus, self.interfaces)
+
+    @property
+    def mtus(self):
+        """uint32 (interfaces,), read-only: the MTUs of ``set_mtus`` (65535 until it is called)."""
+        return Node._ro(self._mtu)
 
     def set_tx_kick(self, iface, fd):
         """The socket of interface ``iface``'s TX ring, which ``run_ring`` kicks (-1: none).  See the reference."""
@@ -1080,6 +1099,7 @@ cdef class Node:
         c.thlim = <uint8_t>self._tunnel_hlim
         c.tsrc = self._p_tsrc
         c.tmtu = self._p_tmtu
+        c.mtu = self._p_mtu
         c.tpeers = self._p_tpeers
         c.ntpeers = self._ntpeers
         c.tarena = self._p_tarena

@@ -70,6 +70,17 @@ EXPIRY_INTERVAL_NS = 100_000_000
 _RING_BLOCKS_A_CALL = 4
 
 
+def link_mtu(iface: Interface) -> int:
+    """The MTU the engine forwards and tunnels by on ``iface``: its configured ``mtu``, bounded by the
+    device's own where the port knows it (``link_mtu``, a ring port) -- the kernel refuses to send a larger
+    frame -- and never below IPv6's minimum of 1280 (RFC 8200 §5)."""
+    mtu = iface.cfg.mtu
+    device = getattr(iface.port, "link_mtu", None)
+    if isinstance(device, int) and device > 0:
+        mtu = min(mtu, device)
+    return max(1280, min(mtu, 65535))
+
+
 class Engine:
     """A user-space IPv6 access router over ``ports`` (interface name -> Port) configured by ``cfg``.
 
@@ -137,8 +148,11 @@ class Engine:
         mtus = np.full(max(1, len(self.interfaces)), 1280, dtype=np.uint32)
         for iface in self.interfaces:
             sources[iface.index] = iface.source_array
-            mtus[iface.index] = iface.cfg.mtu
+            mtus[iface.index] = link_mtu(iface)
         self._node.set_tunnel(sources, mtus, hop_limit=TUNNEL_HOP_LIMIT)
+        # a packet larger than its next link's MTU is PACKET_TOO_BIG: dropped, its source told (RFC 4443 §3.2);
+        # never handed to a TX ring the kernel would refuse it from
+        self._node.set_mtus(mtus[:len(self.interfaces)] if self.interfaces else mtus)
         # ---- the parts, each with the shared state it needs
         self._routes = Routes(self._node, routes)
         self._emit = Emitter(codepoints, self._books)

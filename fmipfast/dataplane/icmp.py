@@ -41,7 +41,7 @@ class Emitter:
 
 
 class IcmpErrors:
-    """ICMPv6 errors about forwarded packets (Destination Unreachable, Time Exceeded), at most
+    """ICMPv6 errors about forwarded packets (Destination Unreachable, Packet Too Big, Time Exceeded), at most
     ``icmp_error_rate`` per second with bursts of ``icmp_error_burst`` (RFC 4443 §2.4 (f))."""
 
     def __init__(self, cfg: RouterConfig, emit: Emitter, books: Books) -> None:

@@ -84,6 +84,8 @@ _B_NO_ROUTE, _B_TIME_EXCEEDED = 1 << _A_NO_ROUTE, 1 << _A_TIME_EXCEEDED
 _B_BUFFERED, _B_TUNNELLED = 1 << int(Action.BUFFERED), 1 << int(Action.TUNNELLED)
 _A_DECAPPED = int(Action.DECAPPED)
 _B_DECAPPED = 1 << _A_DECAPPED
+_A_PACKET_TOO_BIG = int(Action.PACKET_TOO_BIG)
+_B_PACKET_TOO_BIG = 1 << _A_PACKET_TOO_BIG
 # every action Python has work for (DECAPPED only books its inner packets: see _decapped)
 _SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED | _B_DECAPPED)
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
@@ -366,7 +368,7 @@ class Pipeline:
             next_hop = n_next_hop[:n].copy()
         if present & _B_TUNNEL:
             l3 = np.array(b.l3_offset, dtype=np.uint32)
-        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED):  # where each frame's IPv6 header and upper layer are
+        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED | _B_PACKET_TOO_BIG):  # each frame's IPv6 header, upper layer
             headers = (np.array(b.l3_offset[:n], dtype=np.int64), np.array(b.next_header[:n], dtype=np.int64),
                        np.array(b.l4_offset[:n], dtype=np.int64))
         if present & _B_DECAP:  # the inner frames the node made in place, in this block's arena
@@ -402,6 +404,14 @@ class Pipeline:
                 self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.TIME_EXCEEDED, 0, 0, now,
                                 *(int(h[i]) for h in headers))
             self.books.now.drop(DropReason.HOP_LIMIT_EXCEEDED, int(sel.size))
+        if present & _B_PACKET_TOO_BIG:
+            # larger than its output link's MTU (the node's aux): a router never fragments (RFC 8200 §5), it
+            # answers with Packet Too Big carrying that MTU (RFC 4443 §3.2), for Path MTU Discovery (RFC 8201)
+            sel = np.flatnonzero(action == _A_PACKET_TOO_BIG)
+            for i in sel:
+                self.icmp.error(iface, arena, offsets, lengths, int(i), Icmp6Type.PACKET_TOO_BIG, 0, int(aux[i]),
+                                now, *(int(h[i]) for h in headers))
+            self.books.now.drop(DropReason.FRAME_TOO_BIG, int(sel.size))
         if present & _B_RESOLVE:
             sel = np.flatnonzero(action == _A_RESOLVE)
             self.resolver.resolve(arena, offsets, lengths, sel, out_if[sel].astype(np.int64), next_hop[sel], now)

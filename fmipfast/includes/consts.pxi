@@ -136,6 +136,7 @@ cdef enum:
     ACTION_BUFFERED = 9
     ACTION_TUNNELLED = 10
     ACTION_DECAPPED = 11
+    ACTION_PACKET_TOO_BIG = 12
 
 # constants.NeighborFlag: Flags of a neighbor-cache entry beside its RFC 4861 state
 cdef enum:
@@ -328,6 +329,7 @@ def _consts():
         "ACTION_BUFFERED": ACTION_BUFFERED,
         "ACTION_TUNNELLED": ACTION_TUNNELLED,
         "ACTION_DECAPPED": ACTION_DECAPPED,
+        "ACTION_PACKET_TOO_BIG": ACTION_PACKET_TOO_BIG,
         "NCFLAG_ROUTER": NCFLAG_ROUTER,
         "NCFLAG_PROXY": NCFLAG_PROXY,
         "NCFLAG_LOCAL": NCFLAG_LOCAL,

@@ -25,6 +25,7 @@ cdef extern from "<linux/if_packet.h>" nogil:
         PACKET_AUXDATA
         PACKET_VERSION
         PACKET_TX_RING
+        PACKET_LOSS
         PACKET_FANOUT
         PACKET_QDISC_BYPASS
         PACKET_IGNORE_OUTGOING

@@ -95,8 +95,8 @@ from fmipfast.reference.wire import classify
 
 __all__ = ["Node", "NODE_STATS", "RING_IDLE", "RING_LIMIT", "RING_BLOCK", "RING_CHUNK", "check_ring", "kick",
            "TP_STATUS_CSUMNOTREADY", "CHECKSUM_FIELD", "check_run", "check_counts", "book",
-           "check_tables", "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "TUNNEL_MTU_MIN",
-           "TUNNEL_MTU_MAX"]
+           "check_tables", "check_tunnel", "check_now", "check_codepoints", "check_tx_ring", "check_mtus",
+           "TUNNEL_MTU_MIN", "TUNNEL_MTU_MAX"]
 
 #: Offset of the checksum field inside each upper-layer header whose checksum the node completes.
 CHECKSUM_FIELD = {int(IpProto.UDP): 6, int(IpProto.TCP): 16, int(IpProto.ICMPV6): 2}
@@ -105,6 +105,7 @@ _A_DROP, _A_FORWARD, _A_TUNNEL = int(Action.DROP), int(Action.FORWARD), int(Acti
 _A_DECAP, _A_BUFFER, _A_CONTROL = int(Action.DECAP), int(Action.BUFFER), int(Action.CONTROL)
 _A_RESOLVE, _A_NO_ROUTE, _A_TIME_EXCEEDED = int(Action.RESOLVE), int(Action.NO_ROUTE), int(Action.TIME_EXCEEDED)
 _A_BUFFERED, _A_TUNNELLED, _A_DECAPPED = int(Action.BUFFERED), int(Action.TUNNELLED), int(Action.DECAPPED)
+_A_PACKET_TOO_BIG = int(Action.PACKET_TOO_BIG)
 _S_BUFFERED, _S_DECAPPED = NODE_STATS.index("buffered"), NODE_STATS.index("decapped")
 _S_FRAMES, _S_DROPPED = NODE_STATS.index("frames"), NODE_STATS.index("dropped")
 _S_HELD, _S_CSUM = NODE_STATS.index("reorder_held"), NODE_STATS.index("csum_completed")
@@ -287,6 +288,17 @@ def check_tx_ring(iface: Any, ring: Any, frame_size: Any, head: Any,
     return ring, fs, head
 
 
+def check_mtus(mtus: Any, interfaces: int) -> np.ndarray:
+    """``Node.set_mtus``'s argument as uint32[interfaces], or the error naming what is wrong: one MTU per
+    interface, each 1280 (RFC 8200 §5's minimum) .. 65535."""
+    m = _array(mtus, "mtus", np.uint32)
+    if m.shape[0] != interfaces:
+        raise ValueError(f"mtus: need {interfaces} rows, got {m.shape[0]}")
+    if m.shape[0] and not ((m >= TUNNEL_MTU_MIN) & (m <= TUNNEL_MTU_MAX)).all():
+        raise ValueError(f"mtus: each must be {TUNNEL_MTU_MIN}..{TUNNEL_MTU_MAX}, got {m.tolist()}")
+    return m
+
+
 def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
     if isinstance(capacity, bool) or not isinstance(capacity, int) or not 1 <= capacity <= 1 << 20:
         raise ValueError(f"capacity: need an integer in 1..{1 << 20}, got {capacity!r}")
@@ -388,6 +400,8 @@ class Node:
         self._tx_rings: list[tuple[np.ndarray, int, np.ndarray] | None] = [None] * interfaces
         self.tx_queued = np.zeros(interfaces, dtype=np.int64)
         self.tunnel_queued = np.zeros(interfaces, dtype=np.int64)
+        #: each output interface's MTU (:meth:`set_mtus`): a larger packet to forward is PACKET_TOO_BIG
+        self.mtus = np.full(interfaces, TUNNEL_MTU_MAX, dtype=np.uint32)
         #: the sockets ``run_ring`` kicks, by interface (-1: none), and what it queued on each ring
         self._kick_fd = [-1] * interfaces
         self.ring_tx = np.zeros(interfaces, dtype=np.int64)
@@ -466,6 +480,13 @@ class Node:
             return 0
         _consumed, sent, head[0], _too_big = ring_tx_fill(ring, fs, h, src, offsets[:m], lengths[:m])
         return int(sent)
+
+    def set_mtus(self, mtus: Any) -> None:
+        """Each output interface's MTU (``uint32[interfaces]``, 1280..65535; 65535 until set): a packet to
+        forward (its IPv6 header and payload) that is larger than its output interface's is PACKET_TOO_BIG,
+        with that MTU as its aux -- the node never fragments (RFC 8200 §5) and Python originates the ICMPv6
+        Packet Too Big (RFC 4443 §3.2)."""
+        self.mtus = check_mtus(mtus, self.interfaces).copy()
 
     def set_tx_kick(self, iface: int, fd: int) -> None:
         """The socket of interface ``iface``'s TX ring (``set_tx_ring``), which ``run_ring`` kicks once it has
@@ -853,6 +874,8 @@ class Node:
             return _A_NO_ROUTE, -1, -1, b""
         if hop_limit <= 1:
             return _A_TIME_EXCEEDED, -1, -1, b""
+        if length - l3 > int(self.mtus[out]):  # a router never fragments (RFC 8200 §5)
+            return _A_PACKET_TOO_BIG, int(self.mtus[out]), -1, b""
         k = e if not via and e >= 0 else int(self.ncache.lookup(np.frombuffer(hop, np.uint8).reshape(1, 16))[0])
         if k < 0 or int(states_col[k]) == _INCOMPLETE:
             return _A_RESOLVE, -1, out, hop
