@@ -76,8 +76,8 @@ CONTROL_TYPES = [128, 133, 134, 135, 136, 137, 200]  # echo, ND, fmipfast (the r
 
 
 class Topology:
-    def __init__(self, control: bool = False, toml: str = TOML) -> None:
-        tag = str(os.getpid())
+    def __init__(self, control: bool = False, toml: str = TOML, name: str = "") -> None:
+        tag = f"{os.getpid()}{name}"  # a name of its own beside the module's topology
         self.rt, self.h1, self.h2 = Netns(f"rt-{tag}"), Netns(f"h1-{tag}"), Netns(f"h2-{tag}")
         try:
             self.rt.veth("ra", "h1e", peer_ns=self.h1)
@@ -339,7 +339,7 @@ def test_a_packet_larger_than_the_next_link_s_mtu_teaches_the_sender_its_path_mt
     and the sending host's own kernel -- an independent reading of the message -- takes the path MTU from it
     (RFC 8201) and reports it; smaller packets pass."""
     toml = TOML.replace('addresses = ["2001:db8:2::1/64"]', 'addresses = ["2001:db8:2::1/64"]\nmtu = 1280')
-    t = Topology(toml=toml)
+    t = Topology(toml=toml, name="m")
     try:
         out = t.h1.run("ping", "-6", "-c", "1", "-W", "2", "-s", "1200", "2001:db8:2::b", check=False)
         assert out.returncode == 0, out.stdout + out.stderr
