@@ -115,6 +115,48 @@ def ring() -> Iterator[bytes]:
     yield b"\x04" + struct.pack(">HHB", 64, len(block), 0) + bytes(64) + block  # the block further into the ring
 
 
+def ring_node() -> Iterator[bytes]:
+    """Rings in the ring_node target's layout (fuzz/targets.py): blocks of frames of every kind the node meets
+    (forwarded, tunnelled, buffered, decapsulated, dropped, the router's own, left to the caller), blocks
+    damaged in each way the target knows, raw blocks of the sample handover's frames, a block the kernel owns;
+    TX rings roomy, small, full and with heads outside them; chunks of every capacity."""
+
+    def header(flags: int, size_v: int, options: int, sizes: int, cursor: int, limit: int,
+               tx: tuple[tuple[int, int], tuple[int, int]]) -> bytes:
+        return (bytes([flags]) + struct.pack(">H", size_v) + bytes([options, sizes, cursor, limit])
+                + bytes(tx[0]) + bytes(tx[1]))
+
+    def frames(*kinds: tuple[int, int]) -> bytes:
+        """(kind, param) pairs, each with a short payload."""
+        return bytes([len(kinds)]) + b"".join(bytes([k, p, 6]) + b"fuzzed" for k, p in kinds)
+
+    def block(mode: int, body: bytes, status: int = 0, patches: bytes = b"") -> bytes:
+        return bytes([mode]) + body + bytes([status]) + patches
+
+    every = frames(*[(10, d) for d in range(0, 12, 2)], (0, 0), (0, 2), (1, 0), (2, 0), (3, 0), (4, 4), (5, 3),
+                   (6, 0), (7, 0), (8, 0), (9, 1), (9, 0), (10, 0x80), (10, 0x10), (10, 0x21), (0x88, 0x40))
+    done = frames(*[(10, d) for d in (0, 1, 2, 3)], (0, 0), (1, 0), (10, 0x84), (10, 0), (0, 3))
+    roomy = ((0x01 | 1 << 2, 15), (0x01 | 1 << 2, 15))  # 16 slots of 2048, head 0
+    small = ((0x02 | 3 << 2 | 0x08, 0x12), (0x03 | 2 << 2, 0x52))  # a busy slot; slots of 64 and 128; heads 1, 2
+    outside = ((0x01, 0x53), (0x01, 0xE7))  # heads past the ring and near 2**62
+    for flags, sizes, tx in ((0x80, 0x3F, roomy), (0x00, 0x3F, roomy), (0x80, 0x09, small), (0x90, 0x01, roomy),
+                             (0x80, 0x3F, outside), (0x40, 0x3F, roomy)):
+        yield header(flags, 192, 0x02, sizes, 0, 1, tx) + block(0x02, done, 0) + block(0x03, every, 0)
+    four = b"".join(block(0x02 | d << 4, done if d % 2 else every, 0) for d in range(4))
+    yield header(0x83, 64, 0x02, 0x3F, 1, 3, roomy) + four  # four blocks from the second on, wrapping round
+    yield header(0x13, 0, 0x03, 0x2A, 0, 3, small) + four  # hold, capacity 3, smaller blocks
+    for damage in range(1, 5):  # each damage the target knows, after a good block
+        yield (header(0x81, 192, 0x00, 0x3F, 0, 1, roomy) + block(0x02, done)
+               + block(0x02 | damage << 4, every, 0, b"\x05"))
+    yield header(0x80, 192, 0x00, 0x3F, 0, 0, roomy) + block(0x42, every, 0, b"\x02" + struct.pack(">HI", 12, 0x31)
+                                                             + struct.pack(">HI", 36, 1 << 31))  # patched words
+    yield header(0x01, 192, 0x00, 0x3F, 0, 1, roomy) + block(0x01, done) + block(0x02, done)  # the kernel's block
+    yield header(0x20, 192, 0x00, 0x3F, 5, 9, roomy) + block(0x02, done)  # a cursor the checks refuse
+    sample = _frames()
+    raw = _block(sample[:6], size=4096)
+    yield header(0x80, 192, 0x00, 0x3F, 0, 0, roomy) + bytes([0x80]) + raw + b"\x00"  # the sample, raw
+
+
 def messages() -> Iterator[bytes]:
     from fmipfast import frames as F
     from fmipfast import messages as M
@@ -280,8 +322,8 @@ def control() -> Iterator[bytes]:
     yield b'{"id": 1, "cmd": "reboot", "args": []}'
 
 
-SEEDS = {"classify": classify, "node": node, "ring": ring, "messages": messages, "pcap": pcap, "lwkerb": lwkerb,
-         "ah": ah, "config": config, "control": control}
+SEEDS = {"classify": classify, "node": node, "ring": ring, "ring_node": ring_node, "messages": messages, "pcap": pcap,
+         "lwkerb": lwkerb, "ah": ah, "config": config, "control": control}
 
 
 def write_all(corpus: Path, names: list[str] | None = None) -> list[tuple[str, int, int]]:

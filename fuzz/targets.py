@@ -181,16 +181,27 @@ def _make_classify() -> Callable[[bytes], None]:
 # (1b) the forwarding node: compiled vs reference on the same classified block and tables
 
 
-def _make_node() -> Callable[[bytes], None]:
+#: The forwarding node's world of the node targets (``node``, ``ring_node``): neighbor entries of every kind --
+#: address suffix (2001:db8:<net>::<host>), flags, state, ifindex, buffer key, tunnel peer -- and routes
+#: (net, prefix length, interface, via).  The frames' destinations and sources come from the input: a world
+#: where the addresses the seed corpora carry (the sample handover's 2001:db8:: links) meet every kind of
+#: entry and route.
+_NODE_SEED = bytes(range(16))
+_NODE_MACS = (bytes([2, 0, 0, 0, 0, 1]), bytes([2, 0, 0, 0, 0, 2]))
+
+
+def _node_addr(net: int, host: int) -> bytes:
+    return bytes.fromhex("20010db8") + net.to_bytes(2, "big") + bytes(8) + host.to_bytes(2, "big")
+
+
+def _node_world(impl: Any, handover: bool = False, capacity: int = 64) -> tuple[Any, Any]:
+    """A neighbor cache and a node of ``capacity`` frames over the world's entries and routes, two interfaces,
+    peer router 2001:db8:2::1; ``handover``: the node tunnels itself (peer 0 routed via the resolved router)."""
     import numpy as np
 
-    from fmipfast import _core, reference
-    from fmipfast.constants import Action, DropReason, EngineCounter, NeighborFlag, NeighborState
+    from fmipfast.constants import NeighborFlag, NeighborState
 
-    seed = bytes(range(16))
-    # the frames' destinations and sources come from the input: a world where the addresses the seed
-    # corpus carries (the sample handover's 2001:db8:: links) meet every kind of entry and route
-    entries = [  # address suffix (2001:db8:<net>::<host>), flags, state, ifindex, key, peer
+    entries = [
         ((1, 1), NeighborFlag.LOCAL | NeighborFlag.STATIC, NeighborState.REACHABLE, 0, -1, -1),
         ((1, 0xA), 0, NeighborState.REACHABLE, 0, -1, -1),
         ((1, 0xB), NeighborFlag.TUNNEL, NeighborState.STALE, 0, -1, 0),
@@ -201,31 +212,36 @@ def _make_node() -> Callable[[bytes], None]:
         ((0xFF, 0xFF), NeighborFlag.ROUTER, NeighborState.REACHABLE, 1, -1, -1),
     ]
     routes = [(1, 64, 0, None), (2, 64, 1, None), (0xFF, 48, 1, (0xFF, 0xFF)), (4, 32, 1, (5, 5))]
+    addr = _node_addr
+    nc = impl.NeighborCache(32, seed=_NODE_SEED)
+    node = impl.Node(nc, capacity, 2)
+    for (net, host), flags, state, ifindex, key, peer in entries:
+        e = int(nc.insert(np.frombuffer(addr(net, host), np.uint8).reshape(1, 16),
+                          np.array([[2, 0, 0, 0, net, host]], np.uint8), np.array([state], np.uint8),
+                          flags=np.array([int(flags)], np.uint8), ifindex=np.array([ifindex], np.uint32))[0])
+        node.entry_key[e], node.entry_peer[e] = key, peer
+    fib = impl.Fib(np.array([list(addr(n, 0)) for n, *_ in routes], np.uint8),
+                   np.array([r[1] for r in routes], np.uint8), np.arange(len(routes), dtype=np.int32),
+                   seed=_NODE_SEED)
+    via = np.array([list(addr(*r[3]) if r[3] else bytes(16)) for r in routes], np.uint8)
+    node.set_routes(fib, np.array([r[2] for r in routes], np.int32), via,
+                    np.array([r[3] is not None for r in routes], np.uint8))
+    node.set_interfaces(np.array([list(m) for m in _NODE_MACS], np.uint8))
+    node.set_peers(np.frombuffer(addr(2, 1), np.uint8).reshape(1, 16))
+    if handover:  # the node tunnels itself (peer 0 routed via the resolved router) and buffers (per run)
+        node.set_tunnel(np.array([list(addr(1, 1)), list(addr(2, 1))], np.uint8),
+                        np.array([1280, 1500], np.uint32))
+        node.set_tunnel_peers(np.array([list(addr(0xFF, 7)), list(addr(4, 7))], np.uint8))
+    return nc, node
 
-    def addr(net: int, host: int) -> bytes:
-        return bytes.fromhex("20010db8") + net.to_bytes(2, "big") + bytes(8) + host.to_bytes(2, "big")
 
-    def world(impl: Any, handover: bool = False) -> tuple[Any, Any]:
-        nc = impl.NeighborCache(32, seed=seed)
-        node = impl.Node(nc, 64, 2)
-        for (net, host), flags, state, ifindex, key, peer in entries:
-            e = int(nc.insert(np.frombuffer(addr(net, host), np.uint8).reshape(1, 16),
-                              np.array([[2, 0, 0, 0, net, host]], np.uint8), np.array([state], np.uint8),
-                              flags=np.array([int(flags)], np.uint8), ifindex=np.array([ifindex], np.uint32))[0])
-            node.entry_key[e], node.entry_peer[e] = key, peer
-        fib = impl.Fib(np.array([list(addr(n, 0)) for n, *_ in routes], np.uint8),
-                       np.array([r[1] for r in routes], np.uint8), np.arange(len(routes), dtype=np.int32), seed=seed)
-        via = np.array([list(addr(*r[3]) if r[3] else bytes(16)) for r in routes], np.uint8)
-        node.set_routes(fib, np.array([r[2] for r in routes], np.int32), via,
-                        np.array([r[3] is not None for r in routes], np.uint8))
-        node.set_interfaces(np.array([[2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]], np.uint8))
-        node.set_peers(np.frombuffer(addr(2, 1), np.uint8).reshape(1, 16))
-        if handover:  # the node tunnels itself (peer 0 routed via the resolved router) and buffers (per run)
-            node.set_tunnel(np.array([list(addr(1, 1)), list(addr(2, 1))], np.uint8),
-                            np.array([1280, 1500], np.uint32))
-            node.set_tunnel_peers(np.array([list(addr(0xFF, 7)), list(addr(4, 7))], np.uint8))
-        return nc, node
+def _make_node() -> Callable[[bytes], None]:
+    import numpy as np
 
+    from fmipfast import _core, reference
+    from fmipfast.constants import Action, DropReason, EngineCounter
+
+    world = _node_world
     worlds = {"core": world(_core), "reference": world(reference),
               "core-h": world(_core, True), "reference-h": world(reference, True)}
 
@@ -380,6 +396,199 @@ def _make_ring() -> Callable[[bytes], None]:
                               same_value)
             if not np.array_equal(tc, tp):
                 raise ContractViolation("ring_tx_fill: the two TX rings differ afterwards")
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (2b) the forwarding node reading a TPACKET_V3 RX ring itself (Node.run_ring): compiled vs reference
+
+#: tpacket_block_desc (version, offset_to_priv, block_status, num_pkts, offset_to_first_pkt, blk_len, seq) and
+#: tpacket3_hdr (next, sec, nsec, snaplen, len, status, mac, net, rxhash, vlan_tci, vlan_tpid)
+_RING_DESC = struct.Struct("=IIIIIIQ")
+_RING_HDR = struct.Struct("=IIIIIIHHIIH")
+#: the world's destinations (net, host) a built frame goes to: every entry, on-link and routed, unrouted
+_RING_DESTINATIONS = ((1, 0xA), (1, 0xB), (2, 0xA), (2, 0xB), (1, 1), (2, 1), (3, 0xA), (0xFF, 7), (4, 9), (9, 9),
+                      (0xFF, 0xFF), (1, 0xC))
+_RING_HOPS = (64, 1, 2, 255)
+#: TX slot heads: in the ring, and outside it (the node fills nothing then); -1 stands for the slot count
+_RING_HEADS = (0, 0, 0, 1, 2, -1, 5, 3, 0, 1, 0, 7, -2, -3, 2**62, -(2**63))
+
+
+def _ring_frame(r: Reader, iface: int) -> tuple[bytes, int]:
+    """One frame as the wire brings it to interface ``iface`` and its tp_status bits: a kind octet, a parameter
+    octet, then a payload (an octet of length, its octets)."""
+    from fmipfast.frames import build_ethernet, build_ipv6
+
+    kind, param = r.u8(), r.u8()
+    payload = r.take(r.u8() % 48)
+    status = 1 | (8 if param & 0x80 else 0) | (0x10 if kind & 0x80 and param & 0x40 else 0)  # USER, CSUM, VLAN
+    dst = _node_addr(*_RING_DESTINATIONS[param % len(_RING_DESTINATIONS)])
+    src, hop = _node_addr(7, 7), _RING_HOPS[(param >> 4) & 3]
+    eth_dst, eth_src = _NODE_MACS[iface], bytes([2, 9, 9, 9, 9, 9])
+    udp = struct.pack(">HHHH", 4000, 5000, 8 + len(payload), 0) + payload
+    kind &= 0x7F
+    if kind % 12 == 0:  # a peer's tunnel to the router: decapsulated, the inner packet finished or left
+        pkt = build_ipv6(_node_addr(2, 1), _node_addr(1, 1), 41, build_ipv6(src, dst, 17, udp, hop), 64)
+    elif kind % 12 == 1:  # another station's frame
+        pkt, eth_dst = build_ipv6(src, dst, 17, udp, hop), bytes([2, 0, 0, 0, 0xBB, 0xBB])
+    elif kind % 12 == 2:  # a link-layer multicast frame
+        pkt, eth_dst = build_ipv6(src, dst, 17, udp, hop), bytes([0x33, 0x33, 0, 0, 0, 1])
+    elif kind % 12 == 3:  # a link-local source: never forwarded
+        pkt = build_ipv6(bytes.fromhex("fe80" + "00" * 13 + "01"), dst, 17, udp, hop)
+    elif kind % 12 == 4:  # ICMPv6 (a neighbor solicitation: control)
+        pkt = build_ipv6(src, dst, 58, bytes([135, 0, 0, 0]) + bytes(20) + payload, 255)
+    elif kind % 12 == 5:  # a Mobility Header (a HOLD entry does not buffer it)
+        pkt = build_ipv6(src, dst, 135, bytes([59, 1, 6, 0]) + bytes(12) + payload, hop)
+    elif kind % 12 == 6:  # TCP
+        pkt = build_ipv6(src, dst, 6, bytes(20) + payload, hop)
+    elif kind % 12 == 7:  # anything: the payload is the frame
+        return payload, status
+    elif kind % 12 == 8:  # an 802.1Q tag in band
+        frame = build_ethernet(eth_dst, eth_src, build_ipv6(src, dst, 17, udp, hop))
+        return frame[:12] + b"\x81\x00\x00\x05" + frame[12:], status
+    elif kind % 12 == 9:  # a tunnel not from the peer, or not to the router
+        pkt = build_ipv6(src, _node_addr(1, 1) if param & 1 else dst, 41, build_ipv6(src, dst, 17, udp, hop), 64)
+    else:  # UDP, the common case
+        pkt = build_ipv6(src, dst, 17, udp, hop)
+    return build_ethernet(eth_dst, eth_src, pkt), status
+
+
+def _ring_block(r: Reader, block_size: int, iface: int) -> bytes:
+    """One block of the ring from the input: a mode octet, then either ``block_size`` raw octets, or frames laid
+    out as the kernel lays them out (8-aligned, tp_mac from the input), each frame's header its own, and some
+    damage; then the block status word and patches (32-bit words at 4-aligned places)."""
+    mode = r.u8()
+    if mode & 3 == 0:
+        block = bytearray(r.take(block_size).ljust(block_size, b"\0"))
+    else:
+        block = bytearray(block_size)
+        mac_off = (82, 66, 90, 32)[(mode >> 2) & 3]
+        pos = first = 48
+        frames = []
+        for _ in range(r.u8() % 25):
+            if r.pos >= len(r.data):
+                break
+            data, status = _ring_frame(r, iface)
+            span = -(-(mac_off + len(data)) // 8) * 8
+            if pos + span > block_size:
+                break
+            frames.append((pos, data, status))
+            pos += span
+        for i, (start, data, status) in enumerate(frames):
+            nxt = frames[i + 1][0] - start if i + 1 < len(frames) else 0
+            _RING_HDR.pack_into(block, start, nxt, 1_700_000_000, 123 + i, len(data), len(data), status, mac_off,
+                                mac_off + 14, 0, 5 if status & 0x10 else 0, 0x8100 if status & 0x10 else 0)
+            block[start + mac_off:start + mac_off + len(data)] = data
+        _RING_DESC.pack_into(block, 0, 3, 0, 0, len(frames), first, pos, 7)
+        damage = (mode >> 4) & 7
+        if damage == 1:  # blk_len past the block
+            struct.pack_into("=I", block, 20, block_size + 8)
+        elif damage == 2 and frames:  # the first tp_next_offset not 8-aligned
+            struct.pack_into("=I", block, frames[0][0], 4)
+        elif damage == 3:  # more frames announced than the block holds
+            struct.pack_into("=I", block, 12, len(frames) + 1 + r.u8())
+        elif damage == 4 and frames:  # the last frame's snaplen past the block
+            struct.pack_into("=I", block, frames[-1][0] + 12, block_size)
+    user = (mode >> 7) | (mode >> 1 & 1)  # mostly the user's
+    struct.pack_into("=I", block, 8, (1 | r.u8() << 24) if user else r.u8() & 0xFE)
+    for _ in range(r.u8() % 4 if mode & 0x40 else 0):
+        at = r.u16() % (block_size // 4) * 4
+        struct.pack_into("=I", block, at, r.u32())
+    return bytes(block)
+
+
+def _make_ring_node() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core, reference
+    from fmipfast.constants import DropReason, EngineCounter
+
+    def run(impl: Any, ring_bytes: bytes, args: dict[str, Any], tx: list[tuple[bytes, int, int] | None],
+            handover: bool, capacity: int, batch_cap: int, rows: int, keys: int) -> dict[str, Any]:
+        nc, node = _node_world(impl, handover, capacity)
+        buffer = None
+        if handover:  # a fresh small buffer, so that blocks meet its caps (4 keys: the HOLD entry's key is past them)
+            buffer = impl.PacketBuffer(slots=6, slot_size=160, max_keys=keys, per_key_packets=3)
+            node.set_buffer(buffer)
+        rings, heads = [], []
+        for k, t in enumerate(tx):
+            node.set_tx_kick(k, -1)
+            if t is None:
+                rings.append(None)
+                heads.append(None)
+                continue
+            content, slot, head = t
+            rings.append(np.frombuffer(content, np.uint8).copy())
+            heads.append(np.array([head], np.int64))
+            node.set_tx_ring(k, rings[k], slot, heads[k])
+        ring = np.frombuffer(ring_bytes, np.uint8).copy()
+        walk_out = (np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32),
+                    np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32))
+        drops = np.zeros(len(DropReason), np.uint64)
+        counts = np.full(len(EngineCounter), 1000, np.uint64)  # the engine's ledger, already counting
+        result = tuple(int(v) for v in node.run_ring(impl.Batch(batch_cap), ring, walk_out=walk_out, drops=drops,
+                                                     counts=counts, **args))
+        out: dict[str, Any] = {
+            "result": result, "ring": ring.tobytes(), "drops": drops.tolist(), "counts": counts.tolist(),
+            "ring_tx": np.asarray(node.ring_tx).tolist(),
+            "tx_rings": [None if x is None else (x.tobytes(), int(h[0])) for x, h in zip(rings, heads)]}
+        if result[0] == 3:  # RING_CHUNK: the block's walk, and the chunk the node left to the caller
+            walked, start, stop, present = result[5:9]
+            out["walk"] = [a[:walked].tolist() for a in walk_out]
+            if present:
+                m = stop - start
+                out["chunk"] = (node.action[:m].tolist(), node.aux[:m].tolist(), node.entry[:m].tolist(),
+                                node.out_if[:m].tolist(), node.stats.tolist(),
+                                [(node.tx_offsets[k, :node.tx_count[k]].tolist(),
+                                  node.tx_lengths[k, :node.tx_count[k]].tolist()) for k in range(2)],
+                                node.tx_queued.tolist(), node.tunnel_queued.tolist(), node.decap_count)
+        if buffer is not None:
+            out["queued"] = [bytes(buffer.flush(key, 6_000)[0]) for key in range(keys)]
+        return out
+
+    def differ(c: dict[str, Any], p: dict[str, Any]) -> str | None:
+        for name in sorted(set(c) | set(p)):
+            if c.get(name) != p.get(name):
+                return f"{name}: compiled {c.get(name)!r:.300} != reference {p.get(name)!r:.300}"
+        return None
+
+    def one(data: bytes) -> None:
+        r = Reader(data)
+        flags = r.u8()
+        nr = 1 + (flags & 3)
+        block_size = 16 * (64 + r.u16() % 193)  # 1024..4096, whole TPACKET_ALIGNMENT units
+        options = r.u8()
+        iface, keys = options & 1, 4 + (options >> 1 & 1)
+        sizes = r.u8()
+        capacity, batch_cap = 1 + (sizes & 7), 1 + (sizes >> 3 & 7)
+        rows = (block_size // 16 + 1, 257, 1, 2, 3, 8, 16, 64)[sizes >> 6 | (flags >> 4 & 4)]
+        c, m = r.u8(), r.u8()
+        if flags & 0x20:  # a cursor and limit the checks refuse, now and then
+            cursor, max_blocks = c % (nr + 2) - 1, m % (nr + 2)
+        else:
+            cursor, max_blocks = c % nr, 1 + m % nr
+        tx: list[tuple[bytes, int, int] | None] = []
+        for _k in range(2):
+            t, u = r.u8(), r.u8()
+            if t & 3 == 0:
+                tx.append(None)
+                continue
+            slots, slot = 1 + u % 16, (256, 2048, 128, 64)[t >> 2 & 3]
+            content = bytearray(slots * slot)
+            for j in range(5):  # slots the kernel still owns (sending): any status but AVAILABLE
+                if t >> 3 + j & 1 and j < slots:
+                    struct.pack_into("=I", content, (3 * j + (u >> 4)) % slots * slot + 20, 1 << (j % 4))
+            head = _RING_HEADS[u >> 4]
+            tx.append((bytes(content), slot, slots + head + 1 if head in (-1, -2, -3) else head))
+        tail = (0, 8, 100, 0)[flags >> 2 & 3]
+        ring_bytes = b"".join(_ring_block(r, block_size, iface) for _ in range(nr)) + bytes(tail)
+        handover = bool(flags & 0x80)
+        args = dict(block_size=block_size, block_nr=nr, cursor=cursor, iface=iface, max_blocks=max_blocks,
+                    hold=bool(flags & 0x10), now_ns=5_000 if handover else None)
+        world = (tx, handover, capacity, batch_cap, rows, keys)
+        _compare_outcomes("run_ring", _outcome(lambda: run(_core, ring_bytes, args, *world)),
+                          _outcome(lambda: run(reference, ring_bytes, args, *world)), differ)
 
     return one
 
@@ -685,6 +894,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            kernel=True),
     Target("ring", "ring_walk_block / ring_block_status / ring_release_block / ring_tx_fill vs reference",
            _make_ring, kernel=True),
+    Target("ring_node", "Node.run_ring: compiled node reading a TPACKET_V3 RX ring vs reference, TX rings and all",
+           _make_ring_node, kernel=True),
     Target("messages", "messages.decode: a Message or MalformedPacket", _make_messages),
     Target("pcap", "PcapReader: PcapRecords or PcapError", _make_pcap),
     Target("lwkerb", "lwkerb PDU decoders, read_kdc_rep, ApVerifier.verify_local: LkbError only", _make_lwkerb),

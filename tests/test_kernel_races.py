@@ -318,3 +318,280 @@ def test_forwarding_node_under_hostile_offsets_and_lengths():
         assert (starts >= 0).all() and (ends <= arena.shape[0]).all()
 
     _race(call, check, (offsets, HUGE + [len(arena), len(arena) - 1]), (lengths, HUGE_U32))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The node reading an RX ring itself: the ring is the kernel's memory, written while the node reads it
+
+RING_DURATION = 2.0  # seconds of run_ring calls per test
+RING_BLOCK_SIZE = 1 << 14
+RING_BLOCKS = 4
+RING_ROWS = RING_BLOCK_SIZE // 16 + 1  # walk storage for the densest block
+GUARD = 256  # canary elements either side of every array the node may write
+CANARY = 0xA5
+TX_SLOTS, TX_SLOT = 1024, 256
+
+
+def _guarded(n: int, dtype=np.uint8, fill=CANARY):
+    """An array of ``n`` elements inside a larger one whose ends hold canaries ``fill``: (array, whole)."""
+    whole = np.full(n + 2 * GUARD, fill, dtype)
+    return whole[GUARD:GUARD + n], whole
+
+
+def _ring_block_of(frames: list[bytes], size: int) -> tuple[bytes, list[int]]:
+    """A TPACKET_V3 block of ``size`` octets as the kernel lays it out (frames 8-aligned, tp_mac 82, every
+    fifth frame TP_STATUS_CSUMNOTREADY), user space's, with as many of ``frames`` as fit; and the offset of
+    each frame header in the block."""
+    from tests.test_rings import DESC, HDR
+
+    block = bytearray(size)
+    pos, starts = 48, []
+    for data in frames:
+        span = -(-(82 + len(data)) // 8) * 8
+        if pos + span > size:
+            break
+        starts.append(pos)
+        pos += span
+    for i, start in enumerate(starts):
+        data = frames[i]
+        nxt = starts[i + 1] - start if i + 1 < len(starts) else 0
+        HDR.pack_into(block, start, nxt, 1_700_000_000, i, len(data), len(data), 1 | (8 if i % 5 == 0 else 0), 82,
+                      96, 0, 0, 0)
+        block[start + 82:start + 82 + len(data)] = data
+    DESC.pack_into(block, 0, 3, 0, 1, len(starts), 48, pos, 7)
+    return bytes(block), starts
+
+
+class RingRace:
+    """test_node_ring's world (three interfaces, a buffer, a tunnel) with a TX ring on every interface, an RX
+    ring of RING_BLOCKS blocks of frames the node forwards, tunnels, buffers, decapsulates and drops itself,
+    and every array the node writes inside canaries.  ``hot`` lists (array, index, hostile values) a writer
+    thread plants; ``check`` holds the node to its promises after each return."""
+
+    def __init__(self) -> None:
+        from types import SimpleNamespace
+
+        from fmipfast.constants import EngineCounter
+        from fmipfast.frames import build_ethernet, build_ipv6
+        from tests.test_node import MACS, PEER, ROUTER, SOURCES, udp
+        from tests.test_node_ring import BUFFERED_TO, FORWARDED_TO, TUNNELLED_TO, make_world
+
+        self.node, _nc, _buffer, _rings, _heads = make_world(_core, SimpleNamespace(node_cap=16, handover=True,
+                                                                                     tx=[None, None, None]))
+        self.tx, self.heads, self.wholes = [], [], []  # wholes: (array with its guards, canary value)
+        for k in range(3):
+            ring, whole = _guarded(TX_SLOTS * TX_SLOT)
+            ring[:] = 0
+            head, head_whole = _guarded(1, np.int64, fill=-77)
+            head[0] = 0
+            self.node.set_tx_ring(k, ring, TX_SLOT, head)
+            self.tx.append(ring)
+            self.heads.append(head)
+            self.wholes += [(whole, CANARY), (head_whole, -77)]
+
+        def eth(pkt, dst=MACS[0]):
+            return build_ethernet(dst, bytes([2, 9, 9, 9, 9, 9]), pkt)
+
+        rng = random.Random(11)
+        kinds = ([lambda: eth(udp(SOURCES[0], rng.choice(FORWARDED_TO), 64, b"f" * rng.randrange(40)))] * 6
+                 + [lambda: eth(udp(SOURCES[0], rng.choice(TUNNELLED_TO), 64, b"t")),
+                    lambda: eth(udp(SOURCES[0], rng.choice(BUFFERED_TO), 64, b"b")),
+                    lambda: eth(build_ipv6(PEER, ROUTER, 41, udp(SOURCES[0], rng.choice(FORWARDED_TO), 64, b"i"))),
+                    lambda: eth(udp(SOURCES[0], FORWARDED_TO[0], 64, b"d"), bytes([2, 0, 0, 0, 0, 0x77]))])
+        blocks, self.starts = [], []
+        for b in range(RING_BLOCKS):
+            frames = [rng.choice(kinds)() for _ in range(200)]
+            frames[50] = eth(udp(SOURCES[0], FORWARDED_TO[0], 64, b"f" * 17))
+            block, starts = _ring_block_of(frames, RING_BLOCK_SIZE)
+            blocks.append(block)
+            self.starts.append([b * RING_BLOCK_SIZE + x for x in starts])
+        self.good = np.frombuffer(b"".join(blocks), np.uint8).copy()
+        # the same ring with one frame of block 2 for the router itself (a chunk for the caller): every other call
+        self.own = self.good.copy()
+        mine = np.frombuffer(eth(udp(SOURCES[0], ROUTER, 64, b"f" * 17)), np.uint8)
+        at = self.starts[2][50] + 82
+        assert struct.unpack_from("=I", self.own, self.starts[2][50] + 12)[0] == len(mine)
+        self.own[at:at + len(mine)] = mine
+        self.ring, whole = _guarded(self.good.shape[0])
+        self.wholes.append((whole, CANARY))
+        walk = []
+        for dtype in (np.int64, np.uint32, np.uint32, np.int64, np.uint32):
+            a, whole = _guarded(RING_ROWS, dtype, fill=0x5A)
+            walk.append(a)
+            self.wholes.append((whole, 0x5A))
+        self.walk_out = tuple(walk)
+        self.batch = _core.Batch(16)
+        self.drops = np.zeros(len(DropReason), np.uint64)
+        self.counts = np.zeros(len(EngineCounter), np.uint64)
+        self.disposed = slice(int(EngineCounter.FORWARDED), int(EngineCounter.DROPPED) + 1)
+        self.received = int(EngineCounter.RECEIVED)
+        self.dropped = int(EngineCounter.DROPPED)
+        self.calls = self.frames = 0
+        self.reasons = [0, 0, 0, 0]
+
+    def kernel_memory(self) -> list:
+        """What the kernel writes: the blocks' status words and descriptors (num_pkts, offset_to_first_pkt,
+        blk_len), frame headers (tp_next_offset, tp_snaplen, tp_len, tp_status, tp_mac/tp_net), frame octets;
+        the TX slots' status words."""
+        words = self.ring.view(np.uint32)
+        values = [0, 1, 7, 8, 48, 2**31, 2**32 - 1, 2**32 - 8, RING_BLOCK_SIZE, RING_BLOCK_SIZE + 8, 0xFFFF0050,
+                  0x00500000]
+        hot = []
+        for b in range(RING_BLOCKS):
+            base = b * RING_BLOCK_SIZE // 4
+            hot.append((words, base + 2, [0, 1, 0x80000001, 0xFFFFFFFF, 2]))
+            hot += [(words, base + f, values) for f in (3, 4, 5)]
+            for start in self.starts[b][::3]:
+                hot += [(words, start // 4 + f, values + [0x11, 9]) for f in (0, 3, 4, 5, 6)]
+        rng = random.Random(13)
+        for _ in range(64):
+            hot.append((words, rng.randrange(words.shape[0]), [0, 0xFFFFFFFF, 0x01000000, 0x29, 0x11]))
+        for ring in self.tx:
+            slot_words = ring.view(np.uint32)
+            hot += [(slot_words, j * TX_SLOT // 4 + 5, [1, 2, 4, 0xFFFFFFFF]) for j in range(0, TX_SLOTS, 3)]
+        return hot
+
+    def heads_memory(self) -> list:
+        """The TX head cells, shared with the rings' sender: indexes outside the ring."""
+        return [(head, 0, [-1, TX_SLOTS, TX_SLOTS - 1, 2**62, -(2**63)]) for head in self.heads]
+
+    def walk_memory(self) -> list:
+        """The walk's storage, which the node fills and then reads back: offsets and lengths outside the ring."""
+        size = self.ring.shape[0]
+        per_column = (HUGE + [size, size - 1], HUGE_U32, [0, 8, 0x10, 2**32 - 1], [-1, 2**63 - 1], [0, 5, 2**32 - 1])
+        return [(a, k, values) for a, values in zip(self.walk_out, per_column) for k in range(0, 600, 7)]
+
+    def call(self):
+        """The blocks user space's again (as the kernel wrote them), the TX rings empty, then run_ring."""
+        self.ring[:] = self.own if self.calls % 2 else self.good
+        for k in range(3):
+            self.tx[k][:] = 0
+            self.heads[k][0] = self.calls % TX_SLOTS
+        self.drops[:] = 0
+        self.counts[:] = 0
+        self.calls += 1
+        return self.node.run_ring(self.batch, self.ring, RING_BLOCK_SIZE, RING_BLOCKS, self.calls % RING_BLOCKS, 0,
+                                  self.walk_out, drops=self.drops, counts=self.counts, now_ns=5_000,
+                                  max_blocks=RING_BLOCKS)
+
+    def check_memory(self) -> None:
+        for whole, fill in self.wholes:
+            assert (whole[:GUARD] == fill).all() and (whole[-GUARD:] == fill).all(), "written outside an array"
+
+    def check(self, result) -> None:
+        from fmipfast.constants import Action
+        from fmipfast.reference.node import RING_CHUNK
+
+        self.check_memory()
+        reason, cursor, blocks, frames, csum, walked, start, stop, present, err, err_if = result
+        self.reasons[reason] += 1
+        self.frames += frames
+        assert 0 <= cursor < RING_BLOCKS and 0 <= blocks <= RING_BLOCKS and (err, err_if) == (0, -1)
+        assert 0 <= csum <= frames <= blocks * RING_ROWS
+        node, counts = self.node, self.counts
+        gap = int(counts[self.received]) - int(counts[self.disposed].sum())
+        if reason == RING_CHUNK and present:  # the chunk left to the caller: all that is not disposed of yet
+            assert 0 <= start < stop <= walked and 0 <= gap <= stop - start, (result, counts.tolist())
+            m = stop - start
+            assert set(node.action[:m].tolist()) <= {int(a) for a in Action}
+            for k in range(3):
+                n = int(node.tx_count[k])
+                ends = node.tx_offsets[k, :n] + node.tx_lengths[k, :n]
+                assert (node.tx_offsets[k, :n] >= 0).all() and (ends <= self.ring.shape[0]).all()
+        else:
+            assert gap == 0, (result, counts.tolist())
+        assert int(counts[self.dropped]) == int(self.drops.sum())
+        assert 0 <= int(np.asarray(node.ring_tx).sum()) <= frames
+
+
+def _ring_race(race: RingRace, hot: list, tolerate=()) -> list:
+    """Call ``race.call()`` for RING_DURATION seconds while a thread plants ``hot``'s values (put back at once,
+    or left until the next call restores the ring); every return is checked.  Exceptions of the ``tolerate``
+    types are collected (the memory is checked after each) and returned; any other propagates."""
+    stop = threading.Event()
+    writes = [0]
+
+    def writer():
+        rng = random.Random(5)
+        while not stop.is_set():
+            arr, k, values = hot[rng.randrange(len(hot))]
+            was = arr[k]  # what is there now (the node may have written it since)
+            arr[k] = rng.choice(values)
+            if rng.random() < 0.5:
+                arr[k] = was
+            writes[0] += 1
+
+    raised = []
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + RING_DURATION
+        while time.monotonic() < deadline:
+            try:
+                result = race.call()
+            except tolerate as exc:
+                race.check_memory()
+                raised.append(exc)
+                continue
+            race.check(result)
+    finally:
+        stop.set()
+        t.join()
+    assert writes[0] > 0 and race.calls > 0
+    return raised
+
+
+def test_forwarding_node_reading_a_hostile_ring():
+    """``Node.run_ring`` reads what the kernel writes -- block status words, descriptors, frame headers --
+    without the GIL, and fills TX rings whose slots the kernel hands back.  A writer thread keeps planting
+    hostile values there (num_pkts, offset_to_first_pkt, blk_len, tp_next_offset, tp_mac, tp_snaplen,
+    tp_status, status words, words of the frames, the TX slots' status words, the TX head cells) while the
+    main thread re-marks the blocks user space's and calls run_ring over them in a loop.  The node never
+    writes outside the RX ring, the TX rings, the walk storage or the head cells (canaries around each), never
+    raises, and its ledger balances at every return: every packet received is disposed of, but for at most
+    the chunk it leaves to the caller."""
+    race = RingRace()
+    _ring_race(race, race.kernel_memory() + race.heads_memory())
+    assert race.frames > 0 and race.reasons[1] and race.reasons[3], race.reasons  # RING_LIMIT and RING_CHUNK met
+
+
+@pytest.mark.xfail(raises=SystemError, strict=False,
+                   reason="run_ring reads the walk's rows back from the caller's storage after the walk; one "
+                          "changed meanwhile stops it with SystemError('frame N outside the ring after the walk')")
+def test_forwarding_node_under_hostile_walk_storage():
+    """The walk storage is the caller's: a thread writing offsets and lengths outside the ring into it while
+    run_ring runs (with the ring's own hostile writer) must never make the node read or write outside its
+    arrays (canaries checked after every call, whatever it raised), and a call either returns with the ledger
+    balanced or raises the documented ValueError, as the other kernels do for caller arrays changed under
+    them."""
+    race = RingRace()
+    raised = _ring_race(race, race.kernel_memory() + race.walk_memory(), tolerate=(ValueError, SystemError))
+    assert race.frames > 0
+    for exc in raised:
+        if not isinstance(exc, ValueError):
+            raise exc
+
+
+@pytest.mark.xfail(raises=SystemError, strict=True,
+                   reason="the compiled run_ring raises SystemError where the reference raises ValueError")
+def test_walk_storage_whose_columns_share_memory():
+    """The walk storage changing under the node without a thread: the timestamps' column is the offsets'
+    own, so the walk overwrites each frame's offset with its timestamp before the node reads it back.  Both
+    implementations refuse the call the same way, with the documented error family, writing nothing."""
+    from fmipfast import reference as ref
+    from fmipfast.constants import EngineCounter
+    from tests.test_node_ring import _fwd, _plain, walk_storage
+    from tests.test_rings import BLOCK, make_block
+
+    outcomes = []
+    for impl in (ref, _core):
+        ring = np.frombuffer(make_block([_fwd()]), np.uint8).copy()
+        before = ring.tobytes()
+        offsets, lengths, status, _ts, vlan = walk_storage(8)
+        drops, counts = np.zeros(len(DropReason), np.uint64), np.zeros(len(EngineCounter), np.uint64)
+        with pytest.raises((TypeError, ValueError)) as info:
+            _plain(impl).run_ring(impl.Batch(8), ring, BLOCK, 1, 0, 0, (offsets, lengths, status, offsets, vlan),
+                                  drops=drops, counts=counts)
+        assert ring.tobytes() == before and not drops.any() and not counts.any()
+        outcomes.append((info.type, str(info.value)))
+    assert outcomes[0] == outcomes[1]
