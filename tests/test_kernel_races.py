@@ -551,13 +551,16 @@ def test_forwarding_node_reading_a_hostile_ring():
     raises, and its ledger balances at every return: every packet received is disposed of, but for at most
     the chunk it leaves to the caller."""
     race = RingRace()
+    # undisturbed, the two rings reach the node's deep paths: blocks done (RING_LIMIT) and a chunk for the
+    # caller (RING_CHUNK); how far the disturbed calls get depends on how the writer thread is scheduled
+    for _ in range(2):
+        race.check(race.call())
+    assert race.reasons[1] and race.reasons[3], race.reasons
+    frames = race.frames
     _ring_race(race, race.kernel_memory() + race.heads_memory())
-    assert race.frames > 0 and race.reasons[1] and race.reasons[3], race.reasons  # RING_LIMIT and RING_CHUNK met
+    assert race.frames > frames, race.reasons
 
 
-@pytest.mark.xfail(raises=SystemError, strict=False,
-                   reason="run_ring reads the walk's rows back from the caller's storage after the walk; one "
-                          "changed meanwhile stops it with SystemError('frame N outside the ring after the walk')")
 def test_forwarding_node_under_hostile_walk_storage():
     """The walk storage is the caller's: a thread writing offsets and lengths outside the ring into it while
     run_ring runs (with the ring's own hostile writer) must never make the node read or write outside its
@@ -565,15 +568,13 @@ def test_forwarding_node_under_hostile_walk_storage():
     balanced or raises the documented ValueError, as the other kernels do for caller arrays changed under
     them."""
     race = RingRace()
-    raised = _ring_race(race, race.kernel_memory() + race.walk_memory(), tolerate=(ValueError, SystemError))
+    raised = _ring_race(race, race.kernel_memory() + race.walk_memory(), tolerate=(ValueError,))
     assert race.frames > 0
     for exc in raised:
         if not isinstance(exc, ValueError):
             raise exc
 
 
-@pytest.mark.xfail(raises=SystemError, strict=True,
-                   reason="the compiled run_ring raises SystemError where the reference raises ValueError")
 def test_walk_storage_whose_columns_share_memory():
     """The walk storage changing under the node without a thread: the timestamps' column is the offsets'
     own, so the walk overwrites each frame's offset with its timestamp before the node reads it back.  Both

@@ -932,8 +932,9 @@ cdef class Node:
                     break
                 fmip_ring_store_release_at(block + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
                 cur = cur + 1 if cur + 1 < nr else 0
-        if bad >= 0:  # the walk checked every frame inside its block: never
-            raise SystemError(f"run_ring: frame {bad} outside the ring after the walk")
+        if bad >= 0:  # the walk put every frame inside its block: its storage changed under the node since
+            raise ValueError(f"frame {bad}: offset {self._p_poff[bad]} + length {self._p_plen[bad]} runs past the "
+                             f"arena ({ring_size} octets)")
         if reason == _NODE_RING_CHUNK:
             return (reason, cur, blocks, frames, csum, n, start, stop, present, err, err_if)
         return (reason, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)

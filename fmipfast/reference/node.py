@@ -311,7 +311,8 @@ def check_ring(ring: Any, block_size: Any, block_nr: Any, cursor: Any, walk_out:
     """``Node.run_ring``'s ring arguments, or the error naming the first wrong one: the RX mapping (a writable,
     C-contiguous 1-D uint8 array), the block size (a multiple of 8 holding at least a 48-octet descriptor) and
     count (their product inside the mapping), the cursor (a block index), the walk's storage (five arrays as
-    ``ring_walk_block``'s ``out``, each at least as long as the first), ``max_blocks`` (1..block count)."""
+    ``ring_walk_block``'s ``out``, each at least as long as the first, none sharing memory with another or the
+    ring), ``max_blocks`` (1..block count)."""
     if not (isinstance(ring, np.ndarray) and ring.dtype == np.uint8 and ring.ndim == 1 and ring.flags.writeable
             and ring.flags.c_contiguous):
         raise TypeError("ring: need a writable, C-contiguous 1-D uint8 array")
@@ -331,6 +332,13 @@ def check_ring(ring: Any, block_size: Any, block_nr: Any, cursor: Any, walk_out:
         raise TypeError("walk_out: need a tuple of five arrays (offsets, lengths, status, ts_ns, vlan_tci)")
     rows = int(walk_out[0].shape[0]) if walk_out[0].ndim == 1 else 0
     outs = check_walk_out(walk_out, max(rows, 1))
+    # the walk writes the five while it reads the ring, and the node reads the first two back: none may be
+    # another's memory (a frame's offset overwritten by its timestamp) or the ring's
+    arrays = (ring, *outs)
+    for i, a in enumerate(arrays):
+        for b in arrays[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError("walk_out: the five arrays must not share memory with each other or the ring")
     return ring, bs, nr, cur, outs, rows
 
 
