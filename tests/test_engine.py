@@ -340,6 +340,26 @@ def test_tunnel_to_the_nar_and_decapsulation_from_a_peer():
     net.check_conservation()
 
 
+def test_a_packet_the_tunnel_cannot_carry_gets_packet_too_big_with_the_tunnel_mtu():
+    """RFC 2473 §7.1 (b): the PAR's tunnel adds 40 octets, so a full-size packet for an MN mid-handover does not
+    fit the 1500-octet link; its source gets Packet Too Big with the tunnel MTU (1460) instead of the packet
+    vanishing, and the next one, sized by it, goes through the tunnel."""
+    net = Net()
+    net.engine.tunnel_add(H1, NAR)
+    full = udp(payload=bytes(1500 - 48))
+    net.send(net.core, full)
+    out = net.drain(net.core)
+    assert len(out) == 1 and out[0].haslayer(ICMPv6PacketTooBig), out
+    assert out[0][ICMPv6PacketTooBig].mtu == 1460 and out[0][IPv6].dst == CN
+    assert bytes(out[0][ICMPv6PacketTooBig].payload)[:40] == bytes(full[IPv6])[:40]
+    assert net.engine.drops[DropReason.FRAME_TOO_BIG] == 1 and net.engine.counters["tunnelled"] == 0
+    net.send(net.core, udp(payload=bytes(1460 - 48)))
+    out = net.drain(net.core)
+    assert len(out) == 1 and out[0][IPv6].nh == 41 and len(bytes(out[0][IPv6])) == 1500
+    assert net.engine.counters["tunnelled"] == 1
+    net.check_conservation()
+
+
 def test_a_tunnel_from_an_mn_s_address_takes_the_addresses_delivered_with_it_and_gives_them_back():
     """After a handover here, the MN's PCoA from the HI is delivered on this link with its NCoA.  A handover
     away started at once tunnels both to the NAR (the CN may still send to either); the end of the tunnel

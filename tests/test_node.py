@@ -582,11 +582,20 @@ def test_the_buffer_gets_the_block_in_order_and_its_caps_are_drops(impl):
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_the_tunnel_refuses_what_rfc2473_refuses(impl):
+    """The tunnel entry point forwards the inner packet first (RFC 2473 §3.1: Time Exceeded when its hop limit
+    runs out) and never fragments: a packet larger than 1280 that does not fit the tunnel gets Packet Too Big
+    with the tunnel MTU, at least 1280 (§7.1 (b)); a smaller one that does not fit would have to be fragmented
+    (§7.1 (a)) and is dropped."""
     big = udp(SOURCES[0], "2001:db8:1::1b", payload=bytes(1250))  # 40 + 1298 > the 1280 MTU of interface 0
-    out = _block(impl, [big, udp(SOURCES[0], "2001:db8:1::1b", hop=1)])
-    assert out["action"] == [Action.DROP, Action.DROP]
-    assert out["aux"] == [int(DropReason.FRAME_TOO_BIG), int(DropReason.HOP_LIMIT_EXCEEDED)]
+    small = udp(SOURCES[0], "2001:db8:1::1b", payload=bytes(1280 - 48))  # exactly 1280: 40 + 1280 does not fit
+    out = _block(impl, [big, udp(SOURCES[0], "2001:db8:1::1b", hop=1), small])
+    assert out["action"] == [Action.PACKET_TOO_BIG, Action.TIME_EXCEEDED, Action.DROP]
+    assert out["aux"] == [1280, -1, int(DropReason.FRAME_TOO_BIG)]
     assert out["tunnel"] == [[], [], []]
+    # through interface 1 (MTU 1280 for forwarding, 1500 for the tunnel): the tunnel MTU is 1500 - 40
+    too_big = udp(SOURCES[0], "2001:db8:1::12", payload=bytes(1461 - 48))
+    out = _block(impl, [too_big])
+    assert (out["action"], out["aux"]) == ([Action.PACKET_TOO_BIG], [1460])
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -62,6 +62,9 @@ _EMPTY_U32 = _np.zeros(0, dtype=_np.uint32)
 cdef Py_ssize_t _N_COUNTERS = len(_EngineCounter)  # rows of the engine's counters (run's ``counts``)
 
 cdef enum:
+    _NODE_MIN_MTU = 1280  # RFC 8200 §5
+
+cdef enum:
     # run_ring's reasons (the reference's RING_IDLE .. RING_CHUNK)
     _NODE_RING_IDLE = 0
     _NODE_RING_LIMIT = 1
@@ -212,6 +215,15 @@ cdef inline int _node_transit(_node_run* c, uint8_t* frame, int64_t at, Py_ssize
         if c.t_k < 0:
             return ACTION_TUNNEL
         rst = rw_encap_check(frame, length, l3, c.tmtu[c.t_out], &inner_len)
+        if rst == DROP_HOP_LIMIT_EXCEEDED:  # RFC 2473 §3.1: forwarded first, so Time Exceeded is due
+            x[0] = -1
+            return ACTION_TIME_EXCEEDED
+        if rst == DROP_FRAME_TOO_BIG and inner_len > _NODE_MIN_MTU:
+            # RFC 2473 §7.1 (b): Packet Too Big with the tunnel's MTU (the link's less the outer header), or
+            # the minimum MTU if that is less; a packet of at most the minimum would be fragmented: dropped
+            x[0] = <int32_t>(c.tmtu[c.t_out] - IP6_HDR_LEN if c.tmtu[c.t_out] - IP6_HDR_LEN > _NODE_MIN_MTU
+                             else _NODE_MIN_MTU)
+            return ACTION_PACKET_TOO_BIG
         if rst != DROP_NONE:
             x[0] = rst
             return ACTION_DROP

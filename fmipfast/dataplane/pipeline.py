@@ -90,6 +90,7 @@ _B_PACKET_TOO_BIG = 1 << _A_PACKET_TOO_BIG
 _SLOW = ~((1 << _A_DROP) | _B_FORWARD | _B_BUFFERED | _B_TUNNELLED | _B_DECAPPED)
 _S_INCOMPLETE = int(NeighborState.INCOMPLETE)
 _R_INTERNAL_ERROR = int(DropReason.INTERNAL_ERROR)
+_R_HOP_LIMIT, _R_TOO_BIG = int(DropReason.HOP_LIMIT_EXCEEDED), int(DropReason.FRAME_TOO_BIG)
 
 #: A pass waiting for the outermost one: (iface, frames, inner, from_wire, booked in the requeue ledger).
 _Waiting = tuple[Interface, FrameBatch, bool, bool, bool]
@@ -368,7 +369,7 @@ class Pipeline:
             next_hop = n_next_hop[:n].copy()
         if present & _B_TUNNEL:
             l3 = np.array(b.l3_offset, dtype=np.uint32)
-        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED | _B_PACKET_TOO_BIG):  # each frame's IPv6 header, upper layer
+        if present & (_B_NO_ROUTE | _B_TIME_EXCEEDED | _B_PACKET_TOO_BIG | _B_TUNNEL):  # IPv6 header, upper layer
             headers = (np.array(b.l3_offset[:n], dtype=np.int64), np.array(b.next_header[:n], dtype=np.int64),
                        np.array(b.l4_offset[:n], dtype=np.int64))
         if present & _B_DECAP:  # the inner frames the node made in place, in this block's arena
@@ -388,7 +389,7 @@ class Pipeline:
             self._buffer(arena, offsets, lengths, sel, aux[sel], now)
         if present & _B_TUNNEL:
             sel = np.flatnonzero(action == _A_TUNNEL)
-            self._tunnel(arena, offsets, lengths, l3, sel, aux[sel])
+            self._tunnel(iface, arena, offsets, lengths, l3, sel, aux[sel], now, headers)
         if present & _B_DECAP:
             self._decap(iface, arena, d_offsets, d_lengths)
         if present & _B_NO_ROUTE:
@@ -487,8 +488,9 @@ class Pipeline:
             if not ok.all():
                 ledger.drop_statuses(st[~ok])
 
-    def _tunnel(self, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, l3: np.ndarray,
-                sel: np.ndarray, peers: np.ndarray) -> None:
+    def _tunnel(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                l3: np.ndarray, sel: np.ndarray, peers: np.ndarray, now: int,
+                headers: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
         """Encapsulate the selected frames toward their NAR (the node's ``entry_peer`` column: an index into
         ``Handover.peer_table``) per RFC 2473, one kernel call per NAR: what the node left (a NAR without a
         route or with an unresolved next hop; the node tunnels the others itself).  Tunnel packets are this
@@ -510,7 +512,9 @@ class Pipeline:
             dst_mac = np.asarray(self.ncache.macs[idx], dtype=np.uint8) if resolved else np.zeros(6, dtype=np.uint8)
             out_arena, out_off, out_len, st = backend.impl.encapsulate(
                 arena, offsets, lengths, l3, group, out.source_array, peer_arrays[p], dst_mac,
-                out.mac_array, hop_limit=TUNNEL_HOP_LIMIT, mtu=out.cfg.mtu)
+                out.mac_array, hop_limit=TUNNEL_HOP_LIMIT, mtu=int(self.node.mtus[route[0]]))
+            self._tunnel_errors(iface, arena, offsets, lengths, group, st, int(self.node.mtus[route[0]]), now,
+                                headers)
             out_off, out_len = self._kept(st, out_off, out_len)
             m = int(out_off.shape[0])
             if not m:
@@ -521,6 +525,24 @@ class Pipeline:
                 self.resolver.resolve(out_arena, out_off, out_len, np.arange(m, dtype=np.int64),
                                       np.full(m, route[0], dtype=np.int64),
                                       np.tile(np.frombuffer(hop.packed, dtype=np.uint8), (m, 1)), self.clock())
+
+    def _tunnel_errors(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray,
+                       group: np.ndarray, st: np.ndarray, mtu: int, now: int,
+                       headers: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        """The ICMPv6 errors the tunnel entry point owes for what ``encapsulate`` refused (the node does the
+        same for what it tunnels itself): Time Exceeded for an inner hop limit that would reach 0 (RFC 2473
+        §3.1), Packet Too Big with the tunnel MTU -- the link's less the outer header, at least 1280 -- for a
+        packet larger than 1280 that does not fit (§7.1); the frames are dropped by their status either way."""
+        for j in np.flatnonzero((st == _R_HOP_LIMIT) | (st == _R_TOO_BIG)).tolist():
+            i = int(group[j])
+            h = [int(col[i]) for col in headers]
+            if int(st[j]) == _R_HOP_LIMIT:
+                self.icmp.error(iface, arena, offsets, lengths, i, Icmp6Type.TIME_EXCEEDED, 0, 0, now, *h)
+                continue
+            o = int(offsets[i]) + h[0]
+            if 40 + int.from_bytes(bytes(arena[o + 4:o + 6]), "big") > 1280:
+                self.icmp.error(iface, arena, offsets, lengths, i, Icmp6Type.PACKET_TOO_BIG, 0, max(mtu - 40, 1280),
+                                now, *h)
 
     def _kept(self, st: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The packets a rewriting kernel produced (status 0); the others are dropped by their status."""

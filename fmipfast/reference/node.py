@@ -789,8 +789,16 @@ class Node:
             frame, np.zeros(1, np.int64), np.array([length], np.uint32), np.array([l3], np.uint32),
             np.zeros(1, np.int64), self._tunnel_src[out], peer, np.asarray(self.ncache.macs[k]), self.iface_mac[out],
             hop_limit=self._tunnel_hop_limit, mtu=int(self._tunnel_mtu[out]))
-        if int(t_st[0]):
-            return self._drop(drops, int(t_st[0]))
+        st = int(t_st[0])
+        if st == int(DropReason.HOP_LIMIT_EXCEEDED):  # RFC 2473 §3.1: forwarded first, Time Exceeded is due
+            return _A_TIME_EXCEEDED, -1
+        inner_len = 40 + int.from_bytes(bytes(frame[l3 + 4:l3 + 6]), "big")
+        if st == int(DropReason.FRAME_TOO_BIG) and inner_len > TUNNEL_MTU_MIN:
+            # RFC 2473 §7.1 (b): Packet Too Big with the tunnel MTU (the link's less the outer header), at least
+            # the minimum; a packet of at most the minimum would be fragmented: it is dropped
+            return _A_PACKET_TOO_BIG, max(int(self._tunnel_mtu[out]) - 40, TUNNEL_MTU_MIN)
+        if st:
+            return self._drop(drops, st)
         size = int(t_len[0])
         c, at = int(self.tunnel_count[out]), self._cursor
         self.tunnel_arena[at:at + size] = t_arena[int(t_off[0]):int(t_off[0]) + size]
