@@ -53,6 +53,8 @@ __all__ = [
     "ring_block_status",
     "ring_release_block",
     "ring_tx_fill",
+    "ring_walk_frames",
+    "ring_release_frames",
     # _kernels/fib.pxi
     "Fib",
     # _kernels/node.pxi
@@ -270,7 +272,7 @@ def decapsulate(
     sel: ArrayLike,
 ) -> tuple[NDArray[np.uint8], NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint8]]: ...
 
-# _kernels/ring.pxi: AF_PACKET TPACKET_V3 block walk and TX fill
+# _kernels/ring.pxi: AF_PACKET TPACKET_V3 block walk, TPACKET_V2 frame walk and TX fill
 
 RING_WALK_ERRORS: tuple[str, ...]
 
@@ -288,6 +290,17 @@ def ring_release_block(ring: _BufferLike, block_offset: int) -> None: ...
 def ring_tx_fill(
     tx: _BufferLike, frame_size: int, head: int, arena: _BufferLike, offsets: _BufferLike, lengths: _BufferLike
 ) -> tuple[int, int, int, int]: ...
+def ring_walk_frames(
+    ring: _BufferLike,
+    cursor: int,
+    frame_size: int,
+    frame_nr: int,
+    *,
+    max_frames: SupportsIndex | None = None,
+    out: tuple[NDArray[np.int64], NDArray[np.uint32], NDArray[np.uint32], NDArray[np.int64], NDArray[np.uint32]]
+    | None = None,
+) -> dict[str, Any]: ...
+def ring_release_frames(ring: _BufferLike, cursor: int, frame_size: int, frame_nr: int, count: int) -> None: ...
 def _linux_consts() -> dict[str, int]: ...
 
 # _kernels/fib.pxi: the longest-prefix-match FIB

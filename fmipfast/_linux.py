@@ -34,6 +34,7 @@ __all__ = [
     "PACKET_FANOUT_RND",
     "PACKET_FANOUT_QM",
     "PACKET_FANOUT_FLAG_DEFRAG",
+    "TPACKET_V2",
     "TPACKET_V3",
     "TPACKET_ALIGNMENT",
     "TP_FT_REQ_FILL_RXHASH",
@@ -46,6 +47,7 @@ __all__ = [
     "TP_STATUS_SEND_REQUEST",
     "BLOCK_DESC_LEN",
     "TPACKET3_HDR_LEN",
+    "TPACKET2_HDR_LEN",
     "TX_DATA_OFF",
 ]
 
@@ -76,7 +78,8 @@ PACKET_FANOUT_QM = 5
 PACKET_FANOUT_FLAG_DEFRAG = 0x8000
 
 # <linux/if_packet.h>: TPACKET_V3 rings
-TPACKET_V3 = 2  # enum tpacket_versions
+TPACKET_V2 = 1  # enum tpacket_versions: frame by frame (the engine's per-frame RX ring)
+TPACKET_V3 = 2  # blocks
 TPACKET_ALIGNMENT = 16
 TP_FT_REQ_FILL_RXHASH = 0x1
 TP_STATUS_KERNEL = 0  # RX: the block belongs to the kernel
@@ -90,4 +93,5 @@ TP_STATUS_SEND_REQUEST = 1 << 0  # TX: the slot holds a frame for the next send(
 # Sizes of the <linux/if_packet.h> structures a TPACKET_V3 ring is made of
 BLOCK_DESC_LEN = 48  # sizeof(struct tpacket_block_desc)
 TPACKET3_HDR_LEN = 48  # sizeof(struct tpacket3_hdr)
+TPACKET2_HDR_LEN = 32  # sizeof(struct tpacket2_hdr): status, len, snaplen, mac, net, sec, nsec, vlan tci, tpid, pad
 TX_DATA_OFF = 48  # TPACKET_ALIGN(sizeof(struct tpacket3_hdr)): where a TX frame's data starts

@@ -138,10 +138,16 @@ if TYPE_CHECKING:
         ring_release_block as ring_release_block,
     )
     from fmipfast._core import (
+        ring_release_frames as ring_release_frames,
+    )
+    from fmipfast._core import (
         ring_tx_fill as ring_tx_fill,
     )
     from fmipfast._core import (
         ring_walk_block as ring_walk_block,
+    )
+    from fmipfast._core import (
+        ring_walk_frames as ring_walk_frames,
     )
     from fmipfast._core import (
         upper_layer_checksum as upper_layer_checksum,
@@ -173,6 +179,8 @@ else:
     ring_block_status = impl.ring_block_status
     ring_release_block = impl.ring_release_block
     ring_tx_fill = impl.ring_tx_fill
+    ring_walk_frames = impl.ring_walk_frames
+    ring_release_frames = impl.ring_release_frames
     RING_WALK_ERRORS = impl.RING_WALK_ERRORS
     Batch = impl.Batch
     NeighborCache = impl.NeighborCache

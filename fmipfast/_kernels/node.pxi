@@ -833,8 +833,9 @@ cdef class Node:
     @cython.boundscheck(False)
     @cython.wraparound(False)
     def run_ring(self, batch, ring, block_size, block_nr, cursor, iface, walk_out, *, drops, counts, now_ns=None,
-                 max_blocks=1, hold=False):
-        """See the reference: the ready blocks of a TPACKET_V3 RX ring through the node, walked, classified,
+                 max_blocks=1, hold=False, per_frame=False):
+        """See the reference: the ready blocks of a TPACKET_V3 RX ring (``per_frame``: the ready runs of slots of a
+        TPACKET_V2 one) through the node, walked, classified,
         run, filled into the TX rings and kicked chunk by chunk in one nogil section, until a chunk needs the
         caller; returns ``(reason, cursor, blocks, frames, csum_not_ready, walked, start, stop, present, errno,
         err_iface)``."""
@@ -842,8 +843,9 @@ cdef class Node:
             raise ValueError("run: set_routes() first")
         if type(batch) is not Batch:
             raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
+        cdef bint frames_mode = per_frame
         rv_, bs_, nr_, cur_, outs, rows_ = _node_ref.check_ring(ring, block_size, block_nr, cursor, walk_out,
-                                                                  max_blocks)
+                                                                  max_blocks, frames_mode)
         _node_ref.check_run(batch, rv_, _EMPTY_I64, _EMPTY_U32, _EMPTY_U32, iface, drops, self.capacity,
                             self.interfaces, block=True)
         if drops is None:
@@ -888,11 +890,18 @@ cdef class Node:
                 rtx[k] = 0
             for blk in range(mb):
                 block = arp + cur * bs  # cur < nr and nr * bs <= ring_size (check_ring)
-                if not (fmip_ring_load_acquire_at(block + FMIP_RING_BLOCK_STATUS_OFF) & TP_STATUS_USER):
-                    reason = _NODE_RING_IDLE
-                    break
-                n = _ring_walk(block, bs, cur * bs, &wo[0], &wl[0], &ws[0], &wt[0], &wv[0], rows, &walk_error,
-                               &announced, &csum_blk)
+                if frames_mode:  # a TPACKET_V2 ring: the run of ready slots from the cursor
+                    n = _ring_walk_frames(arp, bs, nr, cur, &wo[0], &wl[0], &ws[0], &wt[0], &wv[0], rows,
+                                          &walk_error, &announced, &csum_blk)
+                    if announced == 0:
+                        reason = _NODE_RING_IDLE
+                        break
+                else:
+                    if not (fmip_ring_load_acquire_at(block + FMIP_RING_BLOCK_STATUS_OFF) & TP_STATUS_USER):
+                        reason = _NODE_RING_IDLE
+                        break
+                    n = _ring_walk(block, bs, cur * bs, &wo[0], &wl[0], &ws[0], &wt[0], &wv[0], rows, &walk_error,
+                                   &announced, &csum_blk)
                 caller = walk_error != 0 or announced != n
                 for k in range(n):
                     if wv[k] != <uint32_t>0xFFFFFFFFu:
@@ -942,8 +951,12 @@ cdef class Node:
                     start = stop
                 if reason == _NODE_RING_CHUNK:
                     break
-                fmip_ring_store_release_at(block + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
-                cur = cur + 1 if cur + 1 < nr else 0
+                if frames_mode:
+                    _ring_release_frames(arp, bs, nr, cur, n)
+                    cur = (cur + n) % nr
+                else:
+                    fmip_ring_store_release_at(block + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
+                    cur = cur + 1 if cur + 1 < nr else 0
         if bad >= 0:  # the walk put every frame inside its block: its storage changed under the node since
             raise ValueError(f"frame {bad}: offset {self._p_poff[bad]} + length {self._p_plen[bad]} runs past the "
                              f"arena ({ring_size} octets)")

@@ -45,7 +45,9 @@ from fmipfast.includes.linux cimport (
     TP_STATUS_USER,
     TP_STATUS_VLAN_VALID,
     TPACKET_ALIGNMENT,
+    TPACKET_V2,
     TPACKET_V3,
+    tpacket2_hdr,
     tpacket3_hdr,
     tpacket_block_desc,
 )
@@ -65,6 +67,7 @@ cdef extern from *:
     #define FMIP_RING_TP_SNAPLEN_OFF offsetof(struct tpacket3_hdr, tp_snaplen)
     #define FMIP_RING_TP_LEN_OFF offsetof(struct tpacket3_hdr, tp_len)
     #define FMIP_RING_TP_STATUS_OFF offsetof(struct tpacket3_hdr, tp_status)
+    #define FMIP_RING_TP2_STATUS_OFF offsetof(struct tpacket2_hdr, tp_status)
     /* A status word at any address: the atomic acquire load / release store where it is 4-aligned (always,
        in a real mmap'ed ring), else a plain copy plus the matching fence.  The wrappers accept any buffer
        and any offset inside it, as the reference does, and a misaligned atomic or struct access is UB. */
@@ -92,6 +95,7 @@ cdef extern from *:
         FMIP_RING_TP_SNAPLEN_OFF
         FMIP_RING_TP_LEN_OFF
         FMIP_RING_TP_STATUS_OFF
+        FMIP_RING_TP2_STATUS_OFF
     uint32_t fmip_ring_load_acquire_at(const uint8_t* p) noexcept nogil
     void fmip_ring_store_release_at(uint8_t* p, uint32_t v) noexcept nogil
     void fmip_ring_store_u32_at(uint8_t* p, uint32_t v) noexcept nogil
@@ -118,7 +122,8 @@ cdef enum:
     RING_BAD_NEXT_OFFSET = 3    # tp_next_offset zero/not 8-aligned/past blk_len before the last frame
     RING_BAD_FRAME = 4          # tp_mac + tp_snaplen past blk_len, or header past blk_len
 
-__all__ += ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill"]
+__all__ += ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill", "ring_walk_frames",
+            "ring_release_frames"]
 
 #: Names of the walk's error codes (index = code), as reported by ring_walk_block.
 RING_WALK_ERRORS = ("ok", "bad_first_offset", "bad_blk_len", "bad_next_offset", "bad_frame")
@@ -194,6 +199,60 @@ cdef Py_ssize_t _ring_walk(const uint8_t* block, Py_ssize_t block_size, Py_ssize
         pos += nxt
         nxt_guess = nxt
     return count
+
+
+cdef Py_ssize_t _ring_walk_frames(const uint8_t* ring, Py_ssize_t frame_size, Py_ssize_t frame_nr,
+                                  Py_ssize_t cursor, int64_t* offsets, uint32_t* lengths, uint32_t* status,
+                                  int64_t* ts_ns, uint32_t* vlan, Py_ssize_t max_frames, int* error,
+                                  Py_ssize_t* taken, Py_ssize_t* csum_not_ready) noexcept nogil:
+    """Walk the run of TPACKET_V2 slots user space owns from slot ``cursor`` on (each slot's own tp_status,
+    read with acquire ordering), at most ``max_frames`` and at most the whole ring once; return the number of
+    valid frames written.  ``taken``: the slots the run holds for the caller to hand back, the valid ones and
+    a damaged last one (tp_mac or tp_snaplen outside its slot: RING_BAD_FRAME ends the run there).
+
+    The caller checked the geometry: ``frame_size >= sizeof(tpacket2_hdr)``, ``frame_nr * frame_size`` inside
+    the ring, ``0 <= cursor < frame_nr``.  Each header is copied out once and only the copy is used; the bound
+    is checked in the overflow-proof form against the slot.
+    """
+    cdef tpacket2_hdr hdr
+    cdef Py_ssize_t count = 0, slot = cursor, mac, snaplen
+    cdef const uint8_t* p
+    cdef uint32_t st
+    error[0] = RING_WALK_OK
+    taken[0] = 0
+    csum_not_ready[0] = 0
+    while count < max_frames and count < frame_nr:
+        p = ring + slot * frame_size
+        st = fmip_ring_load_acquire_at(p + FMIP_RING_TP2_STATUS_OFF)
+        if not (st & TP_STATUS_USER):
+            break
+        memcpy(&hdr, p, sizeof(tpacket2_hdr))
+        mac = hdr.tp_mac
+        snaplen = hdr.tp_snaplen
+        if mac < <Py_ssize_t>sizeof(tpacket2_hdr) or mac > frame_size or snaplen > frame_size - mac:
+            error[0] = RING_BAD_FRAME
+            taken[0] = count + 1
+            return count
+        offsets[count] = slot * frame_size + mac
+        lengths[count] = <uint32_t>snaplen
+        status[count] = st
+        csum_not_ready[0] += (st & TP_STATUS_CSUMNOTREADY) != 0
+        ts_ns[count] = <int64_t>hdr.tp_sec * 1000000000 + hdr.tp_nsec
+        vlan[count] = hdr.tp_vlan_tci if (st & TP_STATUS_VLAN_VALID) else 0xFFFFFFFF
+        count += 1
+        slot = slot + 1 if slot + 1 < frame_nr else 0
+    taken[0] = count
+    return count
+
+
+cdef inline void _ring_release_frames(uint8_t* ring, Py_ssize_t frame_size, Py_ssize_t frame_nr,
+                                      Py_ssize_t cursor, Py_ssize_t count) noexcept nogil:
+    """Hand ``count`` TPACKET_V2 slots from ``cursor`` on back to the kernel (release ordering); the caller
+    checked the geometry and ``0 <= count <= frame_nr``."""
+    cdef Py_ssize_t k, slot = cursor
+    for k in range(count):
+        fmip_ring_store_release_at(ring + slot * frame_size + FMIP_RING_TP2_STATUS_OFF, TP_STATUS_KERNEL)
+        slot = slot + 1 if slot + 1 < frame_nr else 0
 
 
 cdef Py_ssize_t _ring_offset(object ring_size, object block_offset) except -1:
@@ -331,6 +390,68 @@ def ring_release_block(ring, block_offset):
     fmip_ring_store_release_at(&rv[0] + offset + FMIP_RING_BLOCK_STATUS_OFF, TP_STATUS_KERNEL)
 
 
+def ring_walk_frames(ring, cursor, frame_size, frame_nr, *, max_frames=None, out=None):
+    """Walk the frames a TPACKET_V2 RX ring holds for user space from slot ``cursor`` on.
+
+    A V2 ring is ``frame_nr`` slots of ``frame_size`` octets (the size must divide the ring's block size, so
+    slot ``i`` starts at ``i * frame_size``), each with its own status word: the kernel hands over, and wakes
+    the reader for, every frame at once instead of a block at its retire timer.  The walk takes the run of
+    consecutive slots marked TP_STATUS_USER, wrapping around, at most ``max_frames`` (default: the whole
+    ring).  A slot whose tp_mac / tp_snaplen put the packet outside it ends the run: it is in ``announced``
+    (the slots to hand back with :func:`ring_release_frames`) and ``dropped``, with error ``bad_frame``.
+
+    Returns the dict of :func:`ring_walk_block` (``announced``: the slots taken).  ``out``: as there, each
+    array at least as long as the bound.  TypeError / ValueError as there; ValueError also for a geometry
+    that does not fit the ring (``frame_size`` a multiple of 16 of at least 32, ``frame_nr`` >= 1, the
+    slots inside ``ring``) or a cursor that is not a slot.
+
+    Reference: fmipfast.reference.ring.ring_walk_frames
+    """
+    _buffer_arg(ring, "ring", "B", 1)
+    cdef const uint8_t[::1] rv = ring
+    fs, nr, cur = _ring_ref.check_frames(rv.shape[0], frame_size, frame_nr, cursor)
+    limit = nr
+    if max_frames is not None:
+        limit = min(limit, _index(max_frames))
+        if limit < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+    cdef Py_ssize_t c_fs = fs, c_nr = nr, c_cur = cur, c_limit = limit
+    offsets, lengths, status, ts_ns, vlan = (
+        tuple(_np.empty(c_limit, dtype=d) for d in _ring_ref.WALK_OUT_DTYPES) if out is None
+        else _ring_ref.check_walk_out(out, c_limit))
+    cdef int64_t[::1] o = offsets
+    cdef uint32_t[::1] ln = lengths
+    cdef uint32_t[::1] st = status
+    cdef int64_t[::1] ts = ts_ns
+    cdef uint32_t[::1] vl = vlan
+    cdef int error = 0
+    cdef Py_ssize_t taken = 0, n = 0, csum_not_ready = 0
+    cdef const uint8_t* base = _data(rv)
+    if c_limit > 0:
+        with nogil:
+            n = _ring_walk_frames(base, c_fs, c_nr, c_cur, &o[0], &ln[0], &st[0], &ts[0], &vl[0], c_limit,
+                                  &error, &taken, &csum_not_ready)
+    return {"offsets": offsets[:n], "lengths": lengths[:n], "status": status[:n], "ts_ns": ts_ns[:n],
+            "vlan_tci": vlan[:n], "announced": taken, "dropped": taken - n, "error": error,
+            "csum_not_ready": csum_not_ready}
+
+
+def ring_release_frames(ring, cursor, frame_size, frame_nr, count):
+    """Hand ``count`` slots of a TPACKET_V2 RX ring from slot ``cursor`` on back to the kernel (TP_STATUS_KERNEL,
+    release ordering: every read of their frames happens before), wrapping around.  ValueError for a
+    read-only ring, a geometry as :func:`ring_walk_frames` refuses, or ``count`` outside 0..``frame_nr``.
+    Reference: fmipfast.reference.ring.ring_release_frames"""
+    _buffer_arg(ring, "ring", "B", 1, True)
+    cdef uint8_t[::1] rv = ring
+    fs, nr, cur = _ring_ref.check_frames(rv.shape[0], frame_size, frame_nr, cursor)
+    k = _index(count)
+    if not 0 <= k <= nr:
+        raise ValueError(f"count: need 0..{nr}, got {k}")
+    cdef Py_ssize_t c_fs = fs, c_nr = nr, c_cur = cur, c_k = k
+    if c_k:
+        _ring_release_frames(&rv[0], c_fs, c_nr, c_cur, c_k)
+
+
 def ring_tx_fill(tx, frame_size, head, arena, offsets, lengths):
     """Copy frames into free slots of a TPACKET_V3 TX ring, starting at slot ``head``.
 
@@ -430,11 +551,12 @@ def _linux_consts():
         "PACKET_FANOUT_LB": PACKET_FANOUT_LB, "PACKET_FANOUT_CPU": PACKET_FANOUT_CPU,
         "PACKET_FANOUT_ROLLOVER": PACKET_FANOUT_ROLLOVER, "PACKET_FANOUT_RND": PACKET_FANOUT_RND,
         "PACKET_FANOUT_QM": PACKET_FANOUT_QM, "PACKET_FANOUT_FLAG_DEFRAG": PACKET_FANOUT_FLAG_DEFRAG,
-        "TPACKET_V3": TPACKET_V3, "TPACKET_ALIGNMENT": TPACKET_ALIGNMENT,
+        "TPACKET_V2": TPACKET_V2, "TPACKET_V3": TPACKET_V3, "TPACKET_ALIGNMENT": TPACKET_ALIGNMENT,
         "TP_FT_REQ_FILL_RXHASH": TP_FT_REQ_FILL_RXHASH, "TP_STATUS_KERNEL": TP_STATUS_KERNEL,
         "TP_STATUS_USER": TP_STATUS_USER, "TP_STATUS_LOSING": TP_STATUS_LOSING,
         "TP_STATUS_CSUMNOTREADY": TP_STATUS_CSUMNOTREADY, "TP_STATUS_VLAN_VALID": TP_STATUS_VLAN_VALID,
         "TP_STATUS_AVAILABLE": TP_STATUS_AVAILABLE, "TP_STATUS_SEND_REQUEST": TP_STATUS_SEND_REQUEST,
         "BLOCK_DESC_LEN": sizeof(tpacket_block_desc), "TPACKET3_HDR_LEN": sizeof(tpacket3_hdr),
+        "TPACKET2_HDR_LEN": sizeof(tpacket2_hdr),
         "TX_DATA_OFF": FMIPFAST_TX_DATA_OFF,
     }

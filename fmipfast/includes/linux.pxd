@@ -36,6 +36,7 @@ cdef extern from "<linux/if_packet.h>" nogil:
         PACKET_FANOUT_RND
         PACKET_FANOUT_QM
         PACKET_FANOUT_FLAG_DEFRAG
+        TPACKET_V2
         TPACKET_V3
         TP_FT_REQ_FILL_RXHASH
         TP_STATUS_KERNEL
@@ -53,6 +54,17 @@ cdef extern from "<linux/if_packet.h>" nogil:
         TP_STATUS_WRONG_FORMAT
         TPACKET_ALIGNMENT
         TPACKET3_HDRLEN
+
+    struct tpacket2_hdr:
+        uint32_t tp_status
+        uint32_t tp_len
+        uint32_t tp_snaplen
+        uint16_t tp_mac
+        uint16_t tp_net
+        uint32_t tp_sec
+        uint32_t tp_nsec
+        uint16_t tp_vlan_tci
+        uint16_t tp_vlan_tpid
 
     struct tpacket_hdr_variant1:
         uint32_t tp_rxhash

@@ -36,8 +36,10 @@ from fmipfast.reference.ring import (
     RING_WALK_ERRORS,  # noqa: F401 - a constant, not a kernel: reachable as an attribute
     ring_block_status,
     ring_release_block,
+    ring_release_frames,
     ring_tx_fill,
     ring_walk_block,
+    ring_walk_frames,
 )
 from fmipfast.reference.wire import Batch, classify
 
@@ -77,6 +79,8 @@ __all__ = [
     "ring_block_status",
     "ring_release_block",
     "ring_tx_fill",
+    "ring_walk_frames",
+    "ring_release_frames",
     # fib
     "Fib",
     # node

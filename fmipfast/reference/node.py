@@ -83,13 +83,17 @@ from fmipfast.constants import (
 from fmipfast.reference.cksum import upper_layer_checksum
 from fmipfast.reference.rewrite import decapsulate, encapsulate
 from fmipfast.reference.ring import (
+    BLOCK_DESC_LEN,
+    TPACKET2_HDR_LEN,
     TPACKET_ALIGNMENT,
     TX_DATA_OFF,
     check_walk_out,
     ring_block_status,
     ring_release_block,
+    ring_release_frames,
     ring_tx_fill,
     ring_walk_block,
+    ring_walk_frames,
 )
 from fmipfast.reference.wire import classify
 
@@ -307,12 +311,13 @@ def check_init(ncache: Any, capacity: Any, interfaces: Any) -> None:
 
 
 def check_ring(ring: Any, block_size: Any, block_nr: Any, cursor: Any, walk_out: Any, max_blocks: Any,
-               ) -> tuple[np.ndarray, int, int, int, tuple[np.ndarray, ...], int]:
+               per_frame: bool = False) -> tuple[np.ndarray, int, int, int, tuple[np.ndarray, ...], int]:
     """``Node.run_ring``'s ring arguments, or the error naming the first wrong one: the RX mapping (a writable,
     C-contiguous 1-D uint8 array), the block size (a multiple of 8 holding at least a 48-octet descriptor) and
     count (their product inside the mapping), the cursor (a block index), the walk's storage (five arrays as
     ``ring_walk_block``'s ``out``, each at least as long as the first, none sharing memory with another or the
-    ring), ``max_blocks`` (1..block count)."""
+    ring), ``max_blocks`` (1..block count).  ``per_frame``: a TPACKET_V2 ring, whose "blocks" are its slots
+    (``block_size`` a multiple of 16 holding at least the 32-octet tpacket2_hdr)."""
     if not (isinstance(ring, np.ndarray) and ring.dtype == np.uint8 and ring.ndim == 1 and ring.flags.writeable
             and ring.flags.c_contiguous):
         raise TypeError("ring: need a writable, C-contiguous 1-D uint8 array")
@@ -321,9 +326,11 @@ def check_ring(ring: Any, block_size: Any, block_nr: Any, cursor: Any, walk_out:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"{name}: need an integer, got {type(v).__name__}")
     bs, nr, cur, mb = int(block_size), int(block_nr), int(cursor), int(max_blocks)
-    if bs < 48 or bs % TPACKET_ALIGNMENT or nr < 1 or nr > ring.shape[0] // bs:
-        raise ValueError(f"{nr} blocks of {bs} octets do not fit the {ring.shape[0]}-octet ring "
-                         f"(a block: a multiple of {TPACKET_ALIGNMENT}, at least 48 octets)")
+    least = TPACKET2_HDR_LEN if per_frame else BLOCK_DESC_LEN
+    if bs < least or bs % TPACKET_ALIGNMENT or nr < 1 or nr > ring.shape[0] // bs:
+        unit = "slot" if per_frame else "block"
+        raise ValueError(f"{nr} {unit}s of {bs} octets do not fit the {ring.shape[0]}-octet ring (a {unit}: a "
+                         f"multiple of {TPACKET_ALIGNMENT}, at least {least} octets)")
     if not 0 <= cur < nr:
         raise ValueError(f"cursor: need a block index in 0..{nr - 1}, got {cur}")
     if not 1 <= mb <= nr:
@@ -590,7 +597,8 @@ class Node:
 
     def run_ring(self, batch: Any, ring: Any, block_size: int, block_nr: int, cursor: int, iface: int,
                  walk_out: Any, *, drops: Any, counts: Any, now_ns: Any = None, max_blocks: int = 1,
-                 hold: bool = False) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
+                 hold: bool = False, per_frame: bool = False,
+                 ) -> tuple[int, int, int, int, int, int, int, int, int, int, int]:
         """Take the blocks a TPACKET_V3 RX ring (``ring``: its mapping, ``block_nr`` blocks of ``block_size``
         octets) holds for user space, from block ``cursor`` on, through the node, at most ``max_blocks`` of
         them: each block is walked into ``walk_out`` (:func:`ring_walk_block`'s ``out``; as many frames as its
@@ -616,13 +624,20 @@ class Node:
         ``err_iface``) --, and the frames from ``stop`` on are the caller's too; it hands the block back to
         the kernel.  :attr:`ring_tx` holds, per interface, the frames this call queued on its TX ring.
 
+        ``per_frame``: ``ring`` is a TPACKET_V2 RX ring of ``block_nr`` slots of ``block_size`` octets, each
+        handed over by the kernel on its own; ``cursor`` is a slot, and each "block" above is the run of ready
+        slots from it (:func:`ring_walk_frames`, at most as many as the walk storage's rows), handed back with
+        :func:`ring_release_frames`.  With RING_CHUNK the run at the cursor is ``walked`` slots long; with
+        RING_BLOCK its walk found a damaged slot or a stripped VLAN tag.
+
         The arguments are checked before anything is read (:func:`check_ring`, and :meth:`run`'s checks of the
         batch, the interface, ``drops`` and ``counts``)."""
         if self._fib is None:
             raise ValueError("run: set_routes() first")
         if type(batch).__name__ != "Batch":
             raise TypeError(f"batch: need fmipfast._core.Batch, got {type(batch).__name__}")
-        rv, bs, nr, cur, outs, rows = check_ring(ring, block_size, block_nr, cursor, walk_out, max_blocks)
+        rv, bs, nr, cur, outs, rows = check_ring(ring, block_size, block_nr, cursor, walk_out, max_blocks,
+                                                 bool(per_frame))
         check_run(batch, rv, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint32),
                   np.zeros(0, dtype=np.uint32), iface, drops, self.capacity, self.interfaces, block=True)
         if drops is None:
@@ -633,12 +648,18 @@ class Node:
         now_fixed = None if now_ns is None or self._buffer is None else check_now(now_ns)
         cap = min(self.capacity, int(batch.capacity))
         self.ring_tx[:] = 0
+        per_frame = bool(per_frame)
         blocks = frames = csum = 0
         for _ in range(operator.index(max_blocks)):
             off = cur * bs
-            if not ring_block_status(rv, off) & TP_STATUS_USER:
-                return (RING_IDLE, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
-            w = ring_walk_block(rv, off, bs, max_frames=rows, out=outs)
+            if per_frame:
+                w = ring_walk_frames(rv, cur, bs, nr, max_frames=rows, out=outs)
+                if not w["announced"]:
+                    return (RING_IDLE, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
+            else:
+                if not ring_block_status(rv, off) & TP_STATUS_USER:
+                    return (RING_IDLE, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
+                w = ring_walk_block(rv, off, bs, max_frames=rows, out=outs)
             n = int(w["offsets"].shape[0])
             if w["error"] or w["dropped"] or bool((w["vlan_tci"] != _NO_TAG).any()):
                 return (RING_BLOCK, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
@@ -658,8 +679,12 @@ class Node:
                 err, err_iface = self._kick_rings(drops, counts)
                 if err:
                     return (RING_CHUNK, cur, blocks, frames, csum, n, start, stop, 0, err, err_iface)
-            ring_release_block(rv, off)
-            cur = (cur + 1) % nr
+            if per_frame:
+                ring_release_frames(rv, cur, bs, nr, n)
+                cur = (cur + n) % nr
+            else:
+                ring_release_block(rv, off)
+                cur = (cur + 1) % nr
         return (RING_LIMIT, cur, blocks, frames, csum, 0, 0, 0, 0, 0, -1)
 
     def _kick_rings(self, drops: np.ndarray, counts: np.ndarray) -> tuple[int, int]:

@@ -1,4 +1,5 @@
-"""Pure-Python oracle of ``_kernels/ring.pxi``: the TPACKET_V3 RX block walk and TX ring fill.
+"""Pure-Python oracle of ``_kernels/ring.pxi``: the TPACKET_V3 RX block walk, the TPACKET_V2 RX frame walk and
+the TX ring fill.
 
 Layouts (<linux/if_packet.h>, native byte order):
 
@@ -8,6 +9,8 @@ Layouts (<linux/if_packet.h>, native byte order):
     struct tpacket3_hdr           tp_next_offset:u32 tp_sec:u32 tp_nsec:u32 tp_snaplen:u32 tp_len:u32
         tp_status:u32 tp_mac:u16 tp_net:u16 hv1{tp_rxhash:u32 tp_vlan_tci:u32 tp_vlan_tpid:u16 pad:u16}
         tp_padding[8]                                                              48 octets
+    struct tpacket2_hdr           tp_status:u32 tp_len:u32 tp_snaplen:u32 tp_mac:u16 tp_net:u16 tp_sec:u32
+        tp_nsec:u32 tp_vlan_tci:u16 tp_vlan_tpid:u16 tp_padding[4]                  32 octets
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from fmipfast._linux import (
     TP_STATUS_CSUMNOTREADY,
     TP_STATUS_KERNEL,
     TP_STATUS_SEND_REQUEST,
+    TP_STATUS_USER,
     TP_STATUS_VLAN_VALID,
+    TPACKET2_HDR_LEN,
     TPACKET3_HDR_LEN,
     TPACKET_ALIGNMENT,
     TX_DATA_OFF,
@@ -32,7 +37,7 @@ from fmipfast._linux import (
 from fmipfast.reference.wire import _SIGNED, _UNSIGNED, _array
 
 __all__ = ["ring_walk_block", "ring_block_status", "ring_release_block", "ring_tx_fill", "WALK_OUT_DTYPES",
-           "check_walk_out"]
+           "check_walk_out", "ring_walk_frames", "ring_release_frames", "check_frames"]
 
 #: The arrays ``ring_walk_block(..., out=...)`` fills, in this order: offsets, lengths, status, ts_ns, vlan_tci.
 WALK_OUT_DTYPES: tuple[np.dtype[Any], ...] = (np.dtype(np.int64), np.dtype(np.uint32), np.dtype(np.uint32),
@@ -61,6 +66,7 @@ V3_ALIGNMENT = 8  # net/packet/af_packet.c: frames in a V3 block are 8-aligned (
 
 _DESC = struct.Struct("=IIIIII")  # version, offset_to_priv, block_status, num_pkts, offset_to_first, blk_len
 _HDR = struct.Struct("=IIIIIIHHII")  # next, sec, nsec, snaplen, len, status, mac, net, rxhash, vlan_tci
+_HDR2 = struct.Struct("=IIIHHIIHH")  # status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
 
 
 def _buffer(buf: Any, name: str, kinds: str = "B", itemsize: int = 1, writable: bool = False) -> np.ndarray:
@@ -140,6 +146,71 @@ def ring_walk_block(ring: Any, block_offset: int, block_size: int, *, max_frames
             return result()
         pos += nxt
     return result()
+
+
+def check_frames(ring_size: int, frame_size: Any, frame_nr: Any, cursor: Any) -> tuple[int, int, int]:
+    """A TPACKET_V2 ring's geometry as ``ring_walk_frames`` / ``ring_release_frames`` take it, or the error
+    naming the first wrong value: TypeError for a non-integer; ValueError unless ``frame_size`` is a multiple
+    of 16 of at least 32 (a header), ``frame_nr`` >= 1, the slots inside the ``ring_size``-octet ring and
+    ``cursor`` a slot."""
+    fs, nr, cur = operator.index(frame_size), operator.index(frame_nr), operator.index(cursor)
+    if fs < TPACKET2_HDR_LEN or fs % TPACKET_ALIGNMENT or nr < 1 or nr > ring_size // fs:
+        raise ValueError(f"{nr} slots of {fs} octets do not fit the {ring_size}-octet ring (a slot: a multiple "
+                         f"of {TPACKET_ALIGNMENT}, at least {TPACKET2_HDR_LEN} octets)")
+    if not 0 <= cur < nr:
+        raise ValueError(f"cursor: need a slot index in 0..{nr - 1}, got {cur}")
+    return fs, nr, cur
+
+
+def ring_walk_frames(ring: Any, cursor: int, frame_size: int, frame_nr: int, *, max_frames: int | None = None,
+                     out: Any = None) -> dict:
+    """See ``fmipfast._core.ring_walk_frames``."""
+    arr = _buffer(ring, "ring")
+    fs, nr, cur = check_frames(arr.shape[0], frame_size, frame_nr, cursor)
+    limit = nr
+    if max_frames is not None:
+        limit = min(limit, operator.index(max_frames))
+        if limit < 0:
+            raise ValueError(f"max_frames must be >= 0, got {max_frames}")
+    outs = None if out is None else check_walk_out(out, limit)
+    rows: list[tuple[int, int, int, int, int]] = []
+    error = taken = 0
+    slot = cur
+    while len(rows) < limit:
+        base = slot * fs
+        st = int(struct.unpack_from("=I", arr.data, base)[0])
+        if not st & TP_STATUS_USER:
+            break
+        _st, _len, snaplen, mac, _net, sec, nsec, tci, _tpid = _HDR2.unpack_from(arr.data, base)
+        if mac < TPACKET2_HDR_LEN or mac > fs or snaplen > fs - mac:
+            error = 4
+            taken = len(rows) + 1
+            break
+        rows.append((base + mac, snaplen, st, sec * 1_000_000_000 + nsec,
+                     tci if st & TP_STATUS_VLAN_VALID else 0xFFFFFFFF))
+        slot = (slot + 1) % nr
+    if not error:
+        taken = len(rows)
+    columns = [np.array([r[i] for r in rows], dtype=d) for i, d in enumerate(WALK_OUT_DTYPES)]
+    if outs is not None:
+        n = len(rows)
+        for target, column in zip(outs, columns):
+            target[:n] = column
+        columns = [target[:n] for target in outs]
+    return {"offsets": columns[0], "lengths": columns[1], "status": columns[2], "ts_ns": columns[3],
+            "vlan_tci": columns[4], "announced": taken, "dropped": taken - len(rows), "error": error,
+            "csum_not_ready": sum(1 for r in rows if r[2] & TP_STATUS_CSUMNOTREADY)}
+
+
+def ring_release_frames(ring: Any, cursor: int, frame_size: int, frame_nr: int, count: int) -> None:
+    """See ``fmipfast._core.ring_release_frames``."""
+    arr = _buffer(ring, "ring", writable=True)
+    fs, nr, cur = check_frames(arr.shape[0], frame_size, frame_nr, cursor)
+    k = operator.index(count)
+    if not 0 <= k <= nr:
+        raise ValueError(f"count: need 0..{nr}, got {k}")
+    for i in range(k):
+        struct.pack_into("=I", arr.data, ((cur + i) % nr) * fs, TP_STATUS_KERNEL)
 
 
 def ring_block_status(ring: Any, block_offset: int) -> int:
