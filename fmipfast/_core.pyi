@@ -451,6 +451,7 @@ class Node:
         now_ns: int | None = None,
         max_blocks: int = 1,
         hold: bool = False,
+        per_frame: bool = False,
     ) -> tuple[int, int, int, int, int, int, int, int, int, int, int]: ...
 
 # _core.pyx: test hooks of the included declarations

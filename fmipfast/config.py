@@ -328,9 +328,14 @@ class NeighborConfig:
         return made
 
 
+#: What a TPACKET_V2 slot takes besides the IPv6 packet: the kernel puts the network header at
+#: TPACKET_ALIGN(TPACKET2_HDRLEN + 16) = 80 octets into the slot, the 14-octet Ethernet header before it.
+RING_FRAME_OVERHEAD = 80
+
+
 @dataclass(frozen=True, slots=True)
 class RingConfig:
-    """``[router.ring]``: AF_PACKET TPACKET_V3 geometry (see fmipfast.rings)."""
+    """``[router.ring]``: AF_PACKET ring geometry (see fmipfast.rings)."""
 
     block_size: int = 1 << 18
     block_count: int = 16
@@ -342,6 +347,11 @@ class RingConfig:
     #: ND, echo and fmipfast messages on a socket of their own that wakes the engine per frame, so they never
     #: wait for an RX block to retire (fmipfast.rings.ControlSocket); the ring gets every other frame.
     control_socket: bool = True
+    #: "blocks": a TPACKET_V3 RX ring, read a block at a time (full, or at the retire timer); "frames": a
+    #: TPACKET_V2 one, each frame handed over at once, in slots of ``frame_size`` octets (the latency of a
+    #: frame at low load: the timer's ~1 ms against tens of microseconds; docs/operations.md)
+    mode: str = "blocks"
+    frame_size: int = 2048
 
     @classmethod
     def parse(cls, table: Any, path: str) -> "RingConfig":
@@ -349,9 +359,13 @@ class RingConfig:
         block = t.get_int("block_size", 1 << 18, 4096, 1 << 26)
         if block % 4096:
             raise ConfigError(f"{path}.block_size", f"{block} is not a multiple of the 4096-octet page")
+        mode = t.get_choice("mode", "blocks", ("blocks", "frames"))
+        frame = t.get_int("frame_size", 2048, 128, 1 << 16)
+        if frame % 16 or block % frame:
+            raise ConfigError(f"{path}.frame_size", f"{frame} is not a multiple of 16 dividing block_size {block}")
         made = cls(block, t.get_int("block_count", 16, 1, 4096), t.get_int("timeout_ms", 2, 1, 10000),
                    t.get_int("tx_frames", 512, 1, 1 << 16), t.get_int("fanout_group", 0, 0, 0xFFFF),
-                   t.get_bool("control_socket", True))
+                   t.get_bool("control_socket", True), mode, frame)
         t.done()
         return made
 
@@ -612,6 +626,11 @@ class RouterConfig:
             raise ConfigError(f"{prefix}.buffer_slots", f"the buffers would take {arena} octets ((buffer_slots + "
                                                         f"256 x resolve_queue_packets) x buffer_slot_size), more "
                                                         f"than {MAX_ARENA_OCTETS}")
+        for i, iface in enumerate(made.interfaces):
+            if made.ring.mode == "frames" and iface.mtu + RING_FRAME_OVERHEAD > made.ring.frame_size:
+                raise ConfigError(f"{prefix}.ring.frame_size", f"{made.ring.frame_size} octets do not hold a frame "
+                                                                f"of interfaces[{i}] ({iface.name}, MTU {iface.mtu}): "
+                                                                f"need MTU + {RING_FRAME_OVERHEAD}")
         if made.security is not None and made.ring.fanout_group:
             # Each fanout worker is a process with its own neighbor, proxy and tunnel tables: an HI handled by
             # one would proxy and buffer there only, and the frames hashed to the others would miss it.
@@ -871,11 +890,14 @@ policy = "inherit"              # inherit (as started) | other | batch | fifo | 
 priority = 0                    # fifo, rr: 1-99 (default 10); other policies: 0
 # nice = 0                      # other, batch: -20..19 (absent: as started)
 
-[router.ring]                   # AF_PACKET TPACKET_V3 geometry
+[router.ring]                   # AF_PACKET ring geometry
+mode = "blocks"                 # blocks (TPACKET_V3) | frames (TPACKET_V2: every frame handed over at once)
 block_size = 262144             # multiple of 4096
 block_count = 16
-timeout_ms = 2                  # a partly filled block is handed over at the retire timer, every this
-#                               # many ms: a frame's latency at low load (1 is the least; docs/operations.md)
+timeout_ms = 2                  # blocks: a partly filled block is handed over at the retire timer, every
+#                               # this many ms: a frame's latency at low load (1 is the least; docs/operations.md)
+frame_size = 2048               # frames: slot size, a multiple of 16 dividing block_size; holds the link's
+#                               # MTU + 80 (a longer frame is cut to it and dropped as truncated)
 tx_frames = 512
 fanout_group = 0                # > 0: join this PACKET_FANOUT group (several workers; forwarding only:
 #                               # workers do not share tables, so not with [router.security])

@@ -1,10 +1,16 @@
-"""AF_PACKET sockets with TPACKET_V3 rings: how the engine owns an interface (docs/design.md §5).
+"""AF_PACKET sockets with TPACKET rings: how the engine owns an interface (docs/design.md §5).
 
 One socket per interface (and per worker, with PACKET_FANOUT) carries both rings in one mapping: the RX ring
 of ``rx_block_nr`` blocks of ``rx_block_size`` octets, then the TX ring of ``tx_frame_nr`` frames.  The RX
 blocks are walked by the compiled kernel (``ring_walk_block``) into offsets/lengths over the mapping itself,
 so ``classify`` reads frames in place; a block goes back to the kernel when :meth:`FrameBatch.release` is called.
 Frames are sent by copying them into TX slots (``ring_tx_fill``) and one ``send()``.
+
+``rx_mode="frames"`` gives the RX side a TPACKET_V2 ring instead: slots of ``rx_frame_size`` octets, each
+handed over by the kernel (and waking the reader) on its own, where a V3 block waits for its retire timer
+(1 ms at the least) at low load.  The PACKET_VERSION of a socket is that of both its rings, so the TX ring
+(V3, the same fill) is then on a second socket of its own, bound to the interface with protocol 0 (it
+receives nothing); PACKET_IGNORE_OUTGOING on the RX socket keeps what it sends out of the RX ring as well.
 
 Linux facts this relies on (checked on these machines, docs/design.md §5):
 * PACKET_STATISTICS resets on every read: :meth:`PacketRing.statistics` is the one place that reads it, and
@@ -62,16 +68,20 @@ from fmipfast._linux import (
     TP_STATUS_CSUMNOTREADY,
     TP_STATUS_LOSING,  # noqa: F401 - importable from fmipfast.rings before fmipfast._linux held it
     TP_STATUS_USER,
+    TPACKET_V2,
     TPACKET_V3,
 )
 from fmipfast.constants import ETH_HDR_LEN, IP6_HDR_LEN, EtherType
 from fmipfast.errors import FmipError
 
 __all__ = ["PacketRing", "FrameBatch", "RingError", "TP_STATUS_CSUMNOTREADY", "TP_STATUS_USER", "FANOUT_MODES",
-           "ControlSocket", "ControlPacket", "icmp6_types_bpf", "udp_port_bpf", "PACKET_OUTGOING"]
+           "RX_MODES", "ControlSocket", "ControlPacket", "icmp6_types_bpf", "udp_port_bpf", "PACKET_OUTGOING"]
 
 _AUXDATA = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status, len, snaplen, mac, net, vlan tci, tpid
 _TIMESPEC = struct.Struct("=qq")
+#: ``PacketRing(rx_mode=...)``: TPACKET_V3 blocks (the kernel hands over a block when it is full or at its
+#: retire timer) or TPACKET_V2 frames (each on its own, at once)
+RX_MODES = ("blocks", "frames")
 FANOUT_MODES = {"hash": PACKET_FANOUT_HASH, "lb": PACKET_FANOUT_LB, "cpu": PACKET_FANOUT_CPU,
                 "rollover": PACKET_FANOUT_ROLLOVER, "rnd": PACKET_FANOUT_RND, "qm": PACKET_FANOUT_QM}
 
@@ -136,7 +146,11 @@ class PacketRing:
     """An AF_PACKET socket bound to ``ifname`` with a TPACKET_V3 RX ring and a TX ring.
 
     Geometry: ``rx_block_size`` must be a multiple of the page size; the kernel retires a partly filled
-    block after ``rx_timeout_ms``.  ``fanout=(group_id, mode)`` joins a PACKET_FANOUT group (mode one of
+    block after ``rx_timeout_ms``.  ``rx_mode="frames"``: the RX ring is TPACKET_V2, ``rx_block_size *
+    rx_block_nr`` octets of ``rx_frame_size``-octet slots (a multiple of 16 dividing the block size; a frame
+    longer than the slot holds, less 66 octets of header, is cut to it), and ``rx_timeout_ms`` does not
+    apply.  :attr:`rx_unit` and :attr:`rx_units` are what the RX ring is read by: blocks, or slots.
+    ``fanout=(group_id, mode)`` joins a PACKET_FANOUT group (mode one of
     :data:`FANOUT_MODES`), so several workers share an interface.  ``bpf`` is a classic-BPF program, a list
     of ``(code, jt, jf, k)`` (what ``tcpdump -dd`` prints).  Counters: :attr:`counters`; kernel statistics:
     :meth:`statistics`.
@@ -145,10 +159,16 @@ class PacketRing:
     def __init__(self, ifname: str, *, rx_block_size: int = 1 << 18, rx_block_nr: int = 16,
                  rx_timeout_ms: int = 2, tx_frame_size: int = 2048, tx_frame_nr: int = 512,
                  ignore_outgoing: bool = True, fanout: tuple[int, str] | None = None,
-                 bpf: list[tuple[int, int, int, int]] | None = None, qdisc_bypass: bool = False) -> None:
+                 bpf: list[tuple[int, int, int, int]] | None = None, qdisc_bypass: bool = False,
+                 rx_mode: str = "blocks", rx_frame_size: int = 2048) -> None:
         page = mmap.PAGESIZE
         if rx_block_size <= 0 or rx_block_size % page:
             raise ValueError(f"rx_block_size must be a positive multiple of the page size {page}")
+        if rx_mode not in RX_MODES:
+            raise ValueError(f"rx_mode must be one of {', '.join(RX_MODES)}, got {rx_mode!r}")
+        if rx_mode == "frames" and (rx_frame_size < 128 or rx_frame_size % 16 or rx_block_size % rx_frame_size):
+            raise ValueError(f"rx_frame_size {rx_frame_size} must be a multiple of 16 of at least 128 dividing "
+                             f"rx_block_size {rx_block_size}")
         if rx_block_nr <= 0 or tx_frame_nr <= 0:
             raise ValueError("rx_block_nr and tx_frame_nr must be positive")
         if tx_frame_size < 64 or tx_frame_size % 16 or page % tx_frame_size and tx_frame_size % page:
@@ -156,6 +176,11 @@ class PacketRing:
                              f"multiple of the page size")
         self.ifname = ifname
         self.rx_block_size, self.rx_block_nr = rx_block_size, rx_block_nr
+        #: TPACKET_V2 frames (rx_mode "frames") instead of TPACKET_V3 blocks
+        self.per_frame = rx_mode == "frames"
+        #: what the RX ring is read by: a block (its size, how many) or, per frame, a slot
+        self.rx_unit = rx_frame_size if self.per_frame else rx_block_size
+        self.rx_units = rx_block_size * rx_block_nr // rx_frame_size if self.per_frame else rx_block_nr
         self.tx_frame_size, self.tx_frame_nr = tx_frame_size, tx_frame_nr
         self.counters: dict[str, int] = dict.fromkeys(
             ("rx_blocks", "rx_frames", "rx_walk_errors", "rx_walk_dropped", "rx_csum_not_ready", "tx_frames",
@@ -166,52 +191,72 @@ class PacketRing:
         #: fills the ring itself on the engine's thread, and ``send`` carry on from each other.
         self.tx_head = np.zeros(1, dtype=np.int64)
         self._timeout_ms = rx_timeout_ms
+        self._tx_map: mmap.mmap | None = None
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            #: the socket of the TX ring: this one, or per frame one of its own
+            self.tx_sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0) if self.per_frame else self.sock
         except PermissionError as exc:
+            if getattr(self, "sock", None) is not None:
+                self.sock.close()
             raise RingError(exc.errno, f"AF_PACKET on {ifname} needs CAP_NET_RAW (run as root)") from None
         try:
             self._setup(ignore_outgoing, fanout, bpf, qdisc_bypass)
         except OSError as exc:
             self.sock.close()
+            self.tx_sock.close()
             if isinstance(exc, RingError):
                 raise
             raise RingError(exc.errno or 0, f"{ifname}: {exc.strerror or exc}") from None
 
     def _setup(self, ignore_outgoing: bool, fanout: tuple[int, str] | None,
                bpf: list[tuple[int, int, int, int]] | None, qdisc_bypass: bool) -> None:
-        s = self.sock
-        s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        s, t = self.sock, self.tx_sock
+        s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2 if self.per_frame else TPACKET_V3)
+        if t is not s:
+            t.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
         # Before the rings (the kernel refuses it after): a TX slot the kernel cannot send -- longer than the
         # device's MTU, say -- is handed back and skipped.  Without it the kernel stops at that slot for good
         # (TP_STATUS_WRONG_FORMAT, EMSGSIZE) and sends nothing queued after it ever again.
-        s.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
-        rx_frame = 2048 if self.rx_block_size >= 2048 else self.rx_block_size
-        s.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
-            "=7I", self.rx_block_size, self.rx_block_nr, rx_frame,
-            self.rx_block_size * self.rx_block_nr // rx_frame, self._timeout_ms, 0, TP_FT_REQ_FILL_RXHASH))
+        t.setsockopt(SOL_PACKET, PACKET_LOSS, 1)
+        if self.per_frame:  # struct tpacket_req: the slots fill the blocks exactly (checked), slot i at i * size
+            s.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+                "=4I", self.rx_block_size, self.rx_block_nr, self.rx_unit, self.rx_units))
+        else:
+            rx_frame = 2048 if self.rx_block_size >= 2048 else self.rx_block_size
+            s.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack(
+                "=7I", self.rx_block_size, self.rx_block_nr, rx_frame,
+                self.rx_block_size * self.rx_block_nr // rx_frame, self._timeout_ms, 0, TP_FT_REQ_FILL_RXHASH))
         tx_block = max(mmap.PAGESIZE, self.tx_frame_size)
         per_block = tx_block // self.tx_frame_size
         tx_blocks = -(-self.tx_frame_nr // per_block)
         self.tx_frame_nr = tx_blocks * per_block
-        s.setsockopt(SOL_PACKET, PACKET_TX_RING, struct.pack(
+        t.setsockopt(SOL_PACKET, PACKET_TX_RING, struct.pack(
             "=7I", tx_block, tx_blocks, self.tx_frame_size, self.tx_frame_nr, 0, 0, 0))
         self._rx_size = self.rx_block_size * self.rx_block_nr
         self._tx_size = tx_block * tx_blocks
-        self._map = mmap.mmap(s.fileno(), self._rx_size + self._tx_size, mmap.MAP_SHARED,
-                              mmap.PROT_READ | mmap.PROT_WRITE)
-        whole = np.frombuffer(self._map, dtype=np.uint8)
-        self.rx = whole[:self._rx_size]
-        self.tx = whole[self._rx_size:]
+        if t is s:
+            self._map = mmap.mmap(s.fileno(), self._rx_size + self._tx_size, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+            whole = np.frombuffer(self._map, dtype=np.uint8)
+            self.rx = whole[:self._rx_size]
+            self.tx = whole[self._rx_size:]
+        else:
+            self._map = mmap.mmap(s.fileno(), self._rx_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self._tx_map = mmap.mmap(t.fileno(), self._tx_size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            self.rx = np.frombuffer(self._map, dtype=np.uint8)
+            self.tx = np.frombuffer(self._tx_map, dtype=np.uint8)
         # The arrays each RX block's walk fills (ring_walk_block's out=: offsets, lengths, status, ts_ns,
         # vlan_tci), one set per block, made once: a block's FrameBatch is valid until the block is released,
         # and the block is walked again only after that.  Rows: a TPACKET_V3 frame takes at least its 48-octet
         # header and sockaddr_ll before the packet, so no block holds more than block_size // 64 frames; what a
         # damaged block announces beyond that is counted as walk-dropped, never written.
-        self._walk_rows = self.rx_block_size // 64 + 1
+        # Per frame, the walk storage bounds a run of ready slots instead (the node takes a longer one in runs).
+        self._walk_rows = min(self.rx_units, 1024) if self.per_frame else self.rx_block_size // 64 + 1
         self._walk_out = [(np.empty(self._walk_rows, dtype=np.int64), np.empty(self._walk_rows, dtype=np.uint32),
                            np.empty(self._walk_rows, dtype=np.uint32), np.empty(self._walk_rows, dtype=np.int64),
-                           np.empty(self._walk_rows, dtype=np.uint32)) for _ in range(self.rx_block_nr)]
+                           np.empty(self._walk_rows, dtype=np.uint32))
+                          for _ in range(0 if self.per_frame else self.rx_block_nr)]
         #: the walk storage of the forwarding node's ``run_ring`` over this ring (engine.Pipeline.ring_pass): the
         #: frames of the block it stopped at, read until that block is handed back
         self.fast_out = tuple(np.empty(self._walk_rows, dtype=dt) for dt in
@@ -219,11 +264,13 @@ class PacketRing:
         if ignore_outgoing:
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         if qdisc_bypass:
-            s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            t.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         if bpf is not None:
             self._attach_bpf(bpf)
         try:
             s.bind((self.ifname, ETH_P_ALL))
+            if t is not s:
+                t.bind((self.ifname, 0))  # protocol 0: the socket receives nothing
         except OSError as exc:
             raise RingError(exc.errno or 0, f"cannot bind to interface {self.ifname!r}: {exc.strerror}") from None
         if fanout is not None:
@@ -233,6 +280,7 @@ class PacketRing:
             arg = (group & 0xFFFF) | ((FANOUT_MODES[mode] | PACKET_FANOUT_FLAG_DEFRAG) << 16)
             s.setsockopt(SOL_PACKET, PACKET_FANOUT, struct.pack("=I", arg))  # > INT_MAX: pass as bytes
         s.setblocking(False)
+        t.setblocking(False)
 
     def _attach_bpf(self, program: list[tuple[int, int, int, int]]) -> None:
         _attach_filter(self.sock, program)
@@ -241,8 +289,16 @@ class PacketRing:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def tx_fileno(self) -> int:
+        """The descriptor whose ``send()`` flushes the TX ring (``fileno()`` itself unless per frame)."""
+        return self.tx_sock.fileno()
+
     def next_block(self) -> FrameBatch | None:
-        """The next block user space owns, walked; None when the kernel still owns it."""
+        """The next block user space owns, walked; None when the kernel still owns it.  Per frame: the run of
+        frames user space owns from the next slot on (its own arrays: a run has no fixed place), released
+        together."""
+        if self.per_frame:
+            return self._next_run()
         off = self._rx_next * self.rx_block_size
         if not backend.ring_block_status(self.rx, off) & TP_STATUS_USER:
             return None
@@ -258,6 +314,22 @@ class PacketRing:
         return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
                           partial(backend.ring_release_block, self.rx, off), walk["vlan_tci"])
 
+    def _next_run(self) -> FrameBatch | None:
+        cur, size, nr = self._rx_next, self.rx_unit, self.rx_units
+        walk = backend.ring_walk_frames(self.rx, cur, size, nr, max_frames=self._walk_rows)
+        taken = walk["announced"]
+        if not taken:
+            return None
+        self._rx_next = (cur + taken) % nr
+        self.counters["rx_blocks"] += 1
+        self.counters["rx_frames"] += len(walk["offsets"])
+        if walk["error"]:
+            self.counters["rx_walk_errors"] += 1
+            self.counters["rx_walk_dropped"] += walk["dropped"]
+        self.counters["rx_csum_not_ready"] += walk["csum_not_ready"]
+        return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
+                          partial(backend.ring_release_frames, self.rx, cur, size, nr, taken), walk["vlan_tci"])
+
     def walked(self, cursor: int, blocks: int, frames: int, csum_not_ready: int) -> None:
         """The forwarding node walked ``blocks`` blocks of this ring (``Node.run_ring``) holding ``frames`` frames,
         ``csum_not_ready`` of them with TP_STATUS_CSUMNOTREADY; ``cursor`` is the next block to read."""
@@ -267,9 +339,13 @@ class PacketRing:
         c["rx_frames"] += frames
         c["rx_csum_not_ready"] += csum_not_ready
 
-    def hand_back(self, cursor: int) -> None:
+    def hand_back(self, cursor: int, count: int = 1) -> None:
         """Hand block ``cursor`` back to the kernel (the one ``Node.run_ring`` stopped at, done with) and read
-        the next one next."""
+        the next one next; per frame, the run of ``count`` slots from slot ``cursor``."""
+        if self.per_frame:
+            backend.ring_release_frames(self.rx, cursor, self.rx_unit, self.rx_units, count)
+            self._rx_next = (cursor + count) % self.rx_units
+            return
         backend.ring_release_block(self.rx, cursor * self.rx_block_size)
         self._rx_next = (cursor + 1) % self.rx_block_nr
 
@@ -322,7 +398,7 @@ class PacketRing:
 
     def _kick(self) -> None:
         try:
-            self.sock.send(b"", socket.MSG_DONTWAIT)
+            self.tx_sock.send(b"", socket.MSG_DONTWAIT)
         except BlockingIOError:
             pass  # the kernel sends what is queued as the device drains
         except OSError:
@@ -333,22 +409,25 @@ class PacketRing:
     def statistics(self) -> dict[str, int]:
         """Kernel ring statistics since the socket opened (PACKET_STATISTICS resets on read; this is the
         only reader and it accumulates)."""
-        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)
-        packets, drops, freeze = struct.unpack("=III", raw)
+        raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 12)  # V2: 8 octets, no freeze count
+        packets, drops, freeze = struct.unpack("=III", raw.ljust(12, b"\0"))
         self._kernel_totals["packets"] += packets
         self._kernel_totals["drops"] += drops
         self._kernel_totals["freeze_q_cnt"] += freeze
         return dict(self._kernel_totals)
 
     def close(self) -> None:
-        if getattr(self, "_map", None) is not None:
-            self.rx = self.tx = None  # type: ignore[assignment]
-            try:
-                self._map.close()
-            except BufferError:
-                pass  # a numpy view is still out; the mapping goes with the last reference
-            self._map = None  # type: ignore[assignment]
+        self.rx = self.tx = None  # type: ignore[assignment]
+        for name in ("_map", "_tx_map"):
+            mapping = getattr(self, name, None)
+            if mapping is not None:
+                try:
+                    mapping.close()
+                except BufferError:
+                    pass  # a numpy view is still out; the mapping goes with the last reference
+                setattr(self, name, None)
         self.sock.close()
+        self.tx_sock.close()
 
     def __enter__(self) -> "PacketRing":
         return self

@@ -307,6 +307,7 @@ def _open_ports(cfg: Config) -> dict[str, RingPort]:
         for iface in r.interfaces:
             ports[iface.name] = RingPort(iface.name, rx_block_size=r.ring.block_size, rx_block_nr=r.ring.block_count,
                                          rx_timeout_ms=r.ring.timeout_ms, tx_frame_nr=r.ring.tx_frames,
+                                         rx_mode=r.ring.mode, rx_frame_size=r.ring.frame_size,
                                          fanout=(r.ring.fanout_group, "hash") if r.ring.fanout_group else None,
                                          control_types=control_types)
     except (FmipError, OSError) as exc:

@@ -108,6 +108,11 @@ def test_router_section():
      "router.routes[0].interface", "not one of the router's interfaces"),
     (('mac = "02:00:5e:10:00:ff"', 'mac = "02:00:5e"'), "router.neighbors[0].mac", "expected a MAC"),
     (("block_size = 65536", "block_size = 65537"), "router.ring.block_size", "not a multiple of the 4096"),
+    (("block_size = 65536", 'block_size = 65536\nmode = "v2"'), "router.ring.mode", "not one of"),
+    (("block_size = 65536", 'block_size = 65536\nmode = "frames"\nframe_size = 1000'), "router.ring.frame_size",
+     "not a multiple of 16 dividing"),
+    (("block_size = 65536", 'block_size = 65536\nmode = "frames"\nframe_size = 1024'), "router.ring.frame_size",
+     "do not hold a frame of interfaces[0] (par-a, MTU 1500): need MTU + 80"),
     (("ra_max_interval_ms = 70", "ra_max_interval_ms = 20"), "router.interfaces[0].ra_max_interval_ms",
      "out of range"),
     (('name = "par"', 'name = "par"\ncolour = "red"'), "router.colour", "unknown key"),
@@ -120,6 +125,19 @@ def test_router_errors_name_the_key_path(edit, key, problem):
     with pytest.raises(ConfigError) as info:
         config.loads(ROUTER.replace(old, new, 1))
     assert info.value.key == key and problem in info.value.problem
+
+
+def test_a_per_frame_ring_takes_its_slots_from_the_mtu():
+    r = config.loads(ROUTER.replace("block_size = 65536", 'block_size = 65536\nmode = "frames"', 1)).router
+    assert (r.ring.mode, r.ring.frame_size) == ("frames", 2048)
+    assert config.loads(ROUTER).router.ring.mode == "blocks"
+    # the default slot holds a 1968-octet MTU; a larger one needs a larger slot
+    big = ROUTER.replace('name = "par-a"', 'name = "par-a"\nmtu = 1969', 1)
+    with pytest.raises(ConfigError, match="need MTU \\+ 80"):
+        config.loads(big.replace("block_size = 65536", 'block_size = 65536\nmode = "frames"', 1))
+    assert config.loads(big.replace("block_size = 65536", 'block_size = 65536\nmode = "frames"\n'
+                                    'frame_size = 4096', 1)).router.ring.frame_size == 4096
+    assert config.loads(big).router.ring.mode == "blocks"  # a block ring has no slots
 
 
 def test_router_warm_up_and_scheduling():

@@ -76,7 +76,7 @@ CONTROL_TYPES = [128, 133, 134, 135, 136, 137, 200]  # echo, ND, fmipfast (the r
 
 
 class Topology:
-    def __init__(self, control: bool = False, toml: str = TOML, name: str = "") -> None:
+    def __init__(self, control: bool = False, toml: str = TOML, name: str = "", rx_mode: str = "blocks") -> None:
         tag = f"{os.getpid()}{name}"  # a name of its own beside the module's topology
         self.rt, self.h1, self.h2 = Netns(f"rt-{tag}"), Netns(f"h1-{tag}"), Netns(f"h2-{tag}")
         try:
@@ -91,7 +91,7 @@ class Topology:
             with self.rt.enter():
                 # 64 blocks: at the 2 ms retire timeout the ring holds 128 ms of a slow stream, so a test whose
                 # engine thread the shared machine does not schedule for a while loses nothing to the kernel
-                ports = {name: RingPort(name, rx_block_size=65536, rx_block_nr=64, rx_timeout_ms=2,
+                ports = {name: RingPort(name, rx_block_size=65536, rx_block_nr=64, rx_timeout_ms=2, rx_mode=rx_mode,
                                         control_types=CONTROL_TYPES if control else None)
                          for name in ("ra", "rb")}
             self.engine = Engine(config.loads(toml).router, ports)
@@ -147,10 +147,13 @@ def eventually(check, timeout: float = 3.0) -> bool:
     return bool(check())
 
 
-@pytest.fixture(scope="module", params=["ring", "control socket", "blocks in Python"])
+@pytest.fixture(scope="module", params=["ring", "control socket", "blocks in Python", "frames",
+                                        "frames in Python"])
 def topo(request):
-    t = Topology(control=request.param == "control socket")
-    if request.param == "blocks in Python":  # the rings read as FrameBatch blocks through process(), not run_ring
+    # "frames": per-frame (TPACKET_V2) RX rings and the control socket, as a latency-minded router runs
+    frames = request.param.startswith("frames")
+    t = Topology(control=request.param in ("control socket", "frames"), rx_mode="frames" if frames else "blocks")
+    if request.param.endswith("in Python"):  # the rings read as FrameBatch blocks through process(), not run_ring
         t.engine.ring_interfaces.clear()
     else:
         assert t.engine.ring_interfaces == {0, 1}

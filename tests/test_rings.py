@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from fmipfast.lab.namespaces.netns import Netns
 from fmipfast.ports import pack_frames
-from fmipfast.rings import TP_STATUS_CSUMNOTREADY, PacketRing
+from fmipfast.rings import RX_MODES, TP_STATUS_CSUMNOTREADY, PacketRing
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root for network namespaces and AF_PACKET (CI runs as root)")
@@ -237,10 +237,11 @@ def _collect(ring: PacketRing, want: int, timeout: float = 5.0) -> list[bytes]:
     return got
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_rx_ring_receives_what_the_peer_sends(veth):
+def test_rx_ring_receives_what_the_peer_sends(veth, rx_mode):
     with veth.enter():
-        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=8, rx_timeout_ms=5) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=1 << 16, rx_block_nr=8, rx_timeout_ms=5) as ring:
             tx = _raw("vb")
             frames = [_frame(i, 60 + i * 7) for i in range(200)]
             for f in frames:
@@ -253,14 +254,16 @@ def test_rx_ring_receives_what_the_peer_sends(veth):
             assert ring.counters["rx_walk_errors"] == 0
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_a_frame_larger_than_the_link_mtu_does_not_wedge_the_tx_ring(veth):
+def test_a_frame_larger_than_the_link_mtu_does_not_wedge_the_tx_ring(veth, rx_mode):
     """The kernel refuses a TX ring slot longer than the device's MTU (EMSGSIZE); without PACKET_LOSS it
     then stops at that slot for good, and nothing queued after it is ever sent: one oversize frame would end
     the interface's transmission.  With PACKET_LOSS the kernel skips the slot and goes on."""
     veth.ip("link", "set", "va", "mtu", "1280")
     with veth.enter():
-        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=2, rx_timeout_ms=5, tx_frame_nr=16) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=1 << 16, rx_block_nr=2, rx_timeout_ms=5,
+                        tx_frame_nr=16) as ring:
             rx = _raw("vb")
             rx.settimeout(0.5)
             got = []
@@ -279,10 +282,12 @@ def test_a_frame_larger_than_the_link_mtu_does_not_wedge_the_tx_ring(veth):
             assert ring.counters["tx_send_errors"] == 0
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_tx_ring_sends_and_never_rereads_its_own_frames(veth):
+def test_tx_ring_sends_and_never_rereads_its_own_frames(veth, rx_mode):
     with veth.enter():
-        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5, tx_frame_nr=64) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5,
+                        tx_frame_nr=64) as ring:
             rx = _raw("vb")
             rx.settimeout(2.0)
             frames = [_frame(i) for i in range(50)]
@@ -302,10 +307,11 @@ def test_tx_ring_sends_and_never_rereads_its_own_frames(veth):
             assert [g for g in _collect(ring, 1, timeout=0.5) if g[12:14] == b"\x88\xb5"] == []
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_overload_is_counted_never_a_crash(veth):
+def test_overload_is_counted_never_a_crash(veth, rx_mode):
     with veth.enter():
-        with PacketRing("va", rx_block_size=4096, rx_block_nr=2, rx_timeout_ms=1000) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=4096, rx_block_nr=2, rx_timeout_ms=1000) as ring:
             tx = _raw("vb")
             sent = 3000
             for i in range(sent):
@@ -321,14 +327,15 @@ def test_overload_is_counted_never_a_crash(veth):
             assert len(mine) <= sent and len(mine) > 0
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_kernel_udp_over_veth_arrives_csum_not_ready(veth):
+def test_kernel_udp_over_veth_arrives_csum_not_ready(veth, rx_mode):
     """docs/design.md §5: a UDP frame a local kernel sends over veth reaches the ring with TP_STATUS_CSUMNOTREADY."""
     veth.sysctl("net.ipv6.conf.vb.disable_ipv6", 0)
     veth.ip("-6", "addr", "add", "2001:db8:77::2/64", "dev", "vb", "nodad")
     veth.ip("-6", "neigh", "add", "2001:db8:77::1", "lladdr", "02:00:00:00:00:0a", "dev", "vb")
     with veth.enter():
-        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=5) as ring:
             s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
             s.sendto(b"x" * 64, ("2001:db8:77::1", 5000))
             s.close()
@@ -393,11 +400,12 @@ def test_classic_bpf_filter_and_fanout_group(veth):
                 r.close()
 
 
+@pytest.mark.parametrize("rx_mode", RX_MODES)
 @needs_root
-def test_a_batch_larger_than_the_tx_ring_is_sent_in_rounds(veth):
+def test_a_batch_larger_than_the_tx_ring_is_sent_in_rounds(veth, rx_mode):
     """The engine may hand more frames than TX slots: send() refills as the kernel frees them."""
     with veth.enter():
-        with PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, tx_frame_nr=8) as ring:
+        with PacketRing("va", rx_mode=rx_mode, rx_block_size=1 << 16, rx_block_nr=4, tx_frame_nr=8) as ring:
             rx = _raw("vb")
             rx.settimeout(2.0)
             frames = [_frame(i) for i in range(100)]
@@ -496,6 +504,40 @@ def test_control_socket_takes_exactly_the_control_frames_and_the_inverted_ring_t
     assert ctl.counters["frames"] == len(CONTROL_FRAMES) and ctl.counters["no_timestamp"] == 0
     assert all(p.status & TP_STATUS_CSUMNOTREADY == 0 for p in got)  # complete frames from a packet socket
     assert stats == {"packets": len(CONTROL_FRAMES), "drops": 0}
+
+
+@needs_root
+def test_a_per_frame_ring_hands_each_frame_over_at_once(veth):
+    """What the per-frame (TPACKET_V2) ring is for: the kernel hands a frame over, and wakes the reader, as it
+    arrives, while a block ring holds the same frame until its block retires (here 500 ms)."""
+    with veth.enter():
+        with PacketRing("va", rx_mode="frames", rx_block_size=1 << 16, rx_block_nr=2) as frames, \
+                PacketRing("va", rx_block_size=1 << 16, rx_block_nr=4, rx_timeout_ms=500) as blocks:
+            time.sleep(0.6)  # start right after a retire: the block ring's next one is ~500 ms away
+            for ring in (frames, blocks):
+                for block in ring.blocks():
+                    block.release()
+            tx = _raw("vb")
+            for i in range(3):
+                tx.send(_frame(i, 80))
+                assert frames.wait(2.0)
+                got = []
+                deadline = time.monotonic() + 2.0
+                while not got and time.monotonic() < deadline:
+                    for run in frames.blocks():
+                        got += [run.arena[o:o + n].tobytes() for o, n in zip(run.offsets, run.lengths)]
+                        run.release()
+                assert _frame(i, 80) in got
+            tx.close()
+            assert blocks.next_block() is None, "the block ring handed its block over before the per-frame one"
+            assert frames.counters["rx_frames"] >= 3 and frames.counters["rx_walk_errors"] == 0
+
+
+@pytest.mark.parametrize("bad", [dict(rx_mode="v2"), dict(rx_mode="frames", rx_frame_size=100),
+                                 dict(rx_mode="frames", rx_frame_size=3000)])
+def test_a_per_frame_geometry_that_does_not_fit_is_refused(bad):
+    with pytest.raises(ValueError, match="rx_mode|rx_frame_size"):
+        PacketRing("lo", rx_block_size=1 << 16, **bad)
 
 
 @needs_root

@@ -464,7 +464,7 @@ class Engine:
         frames between any two (as ``_drain``)."""
         port = iface.port
         total = self._drain(iface, port.receive_control, between)  # type: ignore[attr-defined]
-        max_blocks = 1 if between is not None else min(_RING_BLOCKS_A_CALL, port.ring.rx_block_nr)  # type: ignore
+        max_blocks = 1 if between is not None else min(_RING_BLOCKS_A_CALL, port.ring.rx_units)  # type: ignore
         more = True
         while more:
             try:

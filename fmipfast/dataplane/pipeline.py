@@ -149,7 +149,7 @@ class Pipeline:
             self._rings.append(ring)
         for iface, ring in zip(interfaces, self._rings):
             if ring is not None and ring.tx is not None:
-                node.set_tx_kick(iface.index, ring.fileno())
+                node.set_tx_kick(iface.index, ring.tx_fileno())
         self._tx_queued, self._tunnel_queued = node.tx_queued, node.tunnel_queued
         self._ring_tx = node.ring_tx
         # run_ring reads CLOCK_MONOTONIC itself per chunk when that is the engine's clock, else gets one reading
@@ -199,9 +199,9 @@ class Pipeline:
         before = ledger.c.tobytes()  # the counts before the call (read only if finishing a chunk fails)
         b = self.batches[0]
         reason, cursor, blocks, frames, csum, walked, start, stop, present, err, err_if = node.run_ring(
-            b, ring.rx, ring.rx_block_size, ring.rx_block_nr, ring._rx_next, iface.index, ring.fast_out,
+            b, ring.rx, ring.rx_unit, ring.rx_units, ring._rx_next, iface.index, ring.fast_out,
             drops=ledger.node_drops, counts=ledger.node_counts, now_ns=None if self._monotonic else self.clock(),
-            max_blocks=max_blocks, hold=bool(self.handover.hold))
+            max_blocks=max_blocks, hold=bool(self.handover.hold), per_frame=ring.per_frame)
         ring.walked(cursor, blocks, frames, csum)
         for k, q in enumerate(self._ring_tx.tolist()):
             if q:
@@ -243,7 +243,7 @@ class Pipeline:
                 self.process(iface, FrameBatch(port, ring.rx, fb.offsets[stop:], fb.lengths[stop:], fb.status[stop:],
                                                fb.ts_ns[stop:]))
         finally:
-            ring.hand_back(cursor)
+            ring.hand_back(cursor, walked)
         return frames, True
 
     def reinject(self, iface: Interface, arena: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> None:
