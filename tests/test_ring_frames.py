@@ -340,7 +340,7 @@ def test_bools_and_numpy_integers_are_taken_alike(value):
                  lambda impl: impl.ring_release_frames(ring.copy(), value, 64, 4, 1)):
         outcomes = []
         for impl in [p.values[0] for p in IMPLS]:
-            o = _outcome(lambda: call(impl))
+            o = _outcome(lambda call=call, impl=impl: call(impl))
             outcomes.append(o if o[0] == "raise" else ("ok", None if o[1] is None else
                                                        {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                                         for k, v in o[1].items()}))
