@@ -462,8 +462,9 @@ class RingRace:
         per_column = (HUGE + [size, size - 1], HUGE_U32, [0, 8, 0x10, 2**32 - 1], [-1, 2**63 - 1], [0, 5, 2**32 - 1])
         return [(a, k, values) for a, values in zip(self.walk_out, per_column) for k in range(0, 600, 7)]
 
-    def call(self):
-        """The blocks user space's again (as the kernel wrote them), the TX rings empty, then run_ring."""
+    def fresh(self) -> None:
+        """The ring user space's again (as the kernel wrote it: every other call the ring with the router's own
+        frame), the TX rings empty, drops and ledger zero; one call more."""
         self.ring[:] = self.own if self.calls % 2 else self.good
         for k in range(3):
             self.tx[k][:] = 0
@@ -471,6 +472,10 @@ class RingRace:
         self.drops[:] = 0
         self.counts[:] = 0
         self.calls += 1
+
+    def call(self):
+        """The blocks user space's again, the TX rings empty, then run_ring."""
+        self.fresh()
         return self.node.run_ring(self.batch, self.ring, RING_BLOCK_SIZE, RING_BLOCKS, self.calls % RING_BLOCKS, 0,
                                   self.walk_out, drops=self.drops, counts=self.counts, now_ns=5_000,
                                   max_blocks=RING_BLOCKS)
@@ -704,13 +709,7 @@ class FramesRingRace(RingRace):
         return hot
 
     def call(self):
-        self.ring[:] = self.own if self.calls % 2 else self.good
-        for k in range(3):
-            self.tx[k][:] = 0
-            self.heads[k][0] = self.calls % TX_SLOTS
-        self.drops[:] = 0
-        self.counts[:] = 0
-        self.calls += 1
+        self.fresh()
         # from anywhere on the good ring; on the other, a little before the router's own frame (a chunk it stops at)
         own = self.calls % 2 == 0
         self.cursor = (self.mine - self.calls % 20) % self.slots if own else self.calls * 37 % self.slots
