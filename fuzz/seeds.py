@@ -157,6 +157,38 @@ def ring_node() -> Iterator[bytes]:
     yield header(0x80, 192, 0x00, 0x3F, 0, 0, roomy) + bytes([0x80]) + raw + b"\x00"  # the sample, raw
 
 
+def ring_frames() -> Iterator[bytes]:
+    """V2 rings in the ring_frames target's layout (fuzz/targets.py): slots of frames the node forwards, drops,
+    leaves to the caller, a run round the end of the ring, the kernel's slots, damaged slots (tp_snaplen, tp_mac),
+    a stripped tag, raw slots of the sample's frames; geometries the checks refuse; storage of every size."""
+
+    def header(flags: int, fs_v: int, c: int, m: int, opt: int, sizes: int, tx: bytes = b"\x05\x0f\x05\x0f") -> bytes:
+        return bytes([flags, fs_v, c, m, opt, sizes]) + tx
+
+    def slot(kind: int, param: int, mode: int = 0x01, extra: bytes = b"") -> bytes:
+        """A frame slot: mode, the frame (kind, param, a short payload), the damage octets, the timestamp octet."""
+        return bytes([mode, kind, param, 6]) + b"fuzzed" + extra + b"\x07"
+
+    fwd = [slot(10, d) for d in (0, 1, 2, 3)]
+    dropped = slot(1, 0)
+    own = slot(10, 4)  # the router's own address: a chunk for the caller
+    size256 = 14  # 16 * (2 + 14) = 256 octets a slot
+    yield header(0x03, size256, 0, 3, 0x20, 0x3F) + b"".join(fwd)  # four forwarded, walked and run whole
+    yield header(0x05, size256, 4, 5, 0x21, 0x09) + b"".join(fwd[:2] + [dropped, own, slot(0, 0), slot(10, 0x80)])
+    yield header(0x04, size256, 3, 4, 0x2A, 0x3F) + b"".join([fwd[0], slot(10, 0, 0x21), fwd[1], fwd[2], fwd[3]])
+    yield header(0x03, size256, 0, 1, 0x20, 0xBF) + b"".join(fwd[:2] + [slot(10, 0, 0x05, b"\x04"), fwd[3]])
+    yield header(0x03, size256, 1, 3, 0x28, 0x3F) + b"".join(fwd[:2] + [slot(10, 0, 0xC3), fwd[3]])
+    yield header(0x02, size256, 2, 2, 0x20, 0x3F) + b"".join(fwd[:2] + [slot(0x8A, 0x40)])  # a stripped tag
+    yield header(0x07, 4, 6, 7, 0x20, 0x7F) + b"".join(fwd * 2)  # 96-octet slots: frames cut, round the end
+    yield header(0x03, size256, 2, 2, 0x31, 0x3F) + b"".join([dropped] * 4)  # max_frames 2, storage a row short
+    for geometry, c, m in ((4, 5, 0), (5, 0, 0), (5, 5, 1), (5, 10, 2), (5, 15, 3), (6, 2, 0), (7, 0, 1), (7, 0, 4)):
+        yield header(0x01 | geometry << 3, size256, c, m, 0x00, 0x3F) + b"".join(fwd[:2])
+    sample = _frames()[:3]
+    raw = b"".join(b"\x00" + struct.pack("=IIIHHIIHH", 1, len(f), len(f), 66, 80, 1, 2, 0, 0).ljust(66, b"\0")
+                   + f.ljust(256 - 66, b"\0")[:256 - 66] for f in sample)
+    yield header(0x02, size256, 0, 2, 0x20, 0x3F) + raw  # the sample's frames, raw slots
+
+
 def messages() -> Iterator[bytes]:
     from fmipfast import frames as F
     from fmipfast import messages as M
@@ -322,8 +354,8 @@ def control() -> Iterator[bytes]:
     yield b'{"id": 1, "cmd": "reboot", "args": []}'
 
 
-SEEDS = {"classify": classify, "node": node, "ring": ring, "ring_node": ring_node, "messages": messages, "pcap": pcap,
-         "lwkerb": lwkerb, "ah": ah, "config": config, "control": control}
+SEEDS = {"classify": classify, "node": node, "ring": ring, "ring_node": ring_node, "ring_frames": ring_frames,
+         "messages": messages, "pcap": pcap, "lwkerb": lwkerb, "ah": ah, "config": config, "control": control}
 
 
 def write_all(corpus: Path, names: list[str] | None = None) -> list[tuple[str, int, int]]:

@@ -311,11 +311,10 @@ def _make_node() -> Callable[[bytes], None]:
 _NEAR_TOP = 2**63 - 1
 
 
-def _make_ring() -> Callable[[bytes], None]:
+def _walk_compare() -> Callable[[dict, dict], str | None]:
+    """The comparison of two walk dicts (ring_walk_block's, ring_walk_frames'): every array (dtype and values)
+    and every count."""
     import numpy as np
-
-    from fmipfast import _core
-    from fmipfast.reference import ring as ref_ring
 
     def same_walk(c: dict, p: dict) -> str | None:
         if set(c) != set(p):
@@ -326,9 +325,20 @@ def _make_ring() -> Callable[[bytes], None]:
                 if not (isinstance(x, np.ndarray) and isinstance(y, np.ndarray)) or x.dtype != y.dtype \
                         or not np.array_equal(x, y):
                     return f"{k}: compiled {x!r:.200} != reference {y!r:.200}"
-            elif x != y:
+            elif x != y or type(x) is not type(y):
                 return f"{k}: compiled {x!r} != reference {y!r}"
         return None
+
+    return same_walk
+
+
+def _make_ring() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core
+    from fmipfast.reference import ring as ref_ring
+
+    same_walk = _walk_compare()
 
     def same_value(c: Any, p: Any) -> str | None:
         return None if c == p else f"compiled {c!r} != reference {p!r}"
@@ -498,60 +508,85 @@ def _ring_block(r: Reader, block_size: int, iface: int) -> bytes:
     return bytes(block)
 
 
-def _make_ring_node() -> Callable[[bytes], None]:
+def _ring_node_run(impl: Any, ring_bytes: bytes, args: dict[str, Any], tx: list[tuple[bytes, int, int] | None],
+                   handover: bool, capacity: int, batch_cap: int, rows: int, keys: int) -> dict[str, Any]:
+    """``impl``'s node over the ``node`` target's world reading ``ring_bytes`` with ``run_ring(**args)``: its
+    return, the RX ring, the TX rings and heads, drops, ledger, ``ring_tx``, the stopped chunk's walk rows and
+    outputs and what the buffer holds (compared by :func:`_ring_node_differ`)."""
     import numpy as np
 
-    from fmipfast import _core, reference
     from fmipfast.constants import DropReason, EngineCounter
 
-    def run(impl: Any, ring_bytes: bytes, args: dict[str, Any], tx: list[tuple[bytes, int, int] | None],
-            handover: bool, capacity: int, batch_cap: int, rows: int, keys: int) -> dict[str, Any]:
-        nc, node = _node_world(impl, handover, capacity)
-        buffer = None
-        if handover:  # a fresh small buffer, so that blocks meet its caps (4 keys: the HOLD entry's key is past them)
-            buffer = impl.PacketBuffer(slots=6, slot_size=160, max_keys=keys, per_key_packets=3)
-            node.set_buffer(buffer)
-        rings, heads = [], []
-        for k, t in enumerate(tx):
-            node.set_tx_kick(k, -1)
-            if t is None:
-                rings.append(None)
-                heads.append(None)
-                continue
-            content, slot, head = t
-            rings.append(np.frombuffer(content, np.uint8).copy())
-            heads.append(np.array([head], np.int64))
-            node.set_tx_ring(k, rings[k], slot, heads[k])
-        ring = np.frombuffer(ring_bytes, np.uint8).copy()
-        walk_out = (np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32),
-                    np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32))
-        drops = np.zeros(len(DropReason), np.uint64)
-        counts = np.full(len(EngineCounter), 1000, np.uint64)  # the engine's ledger, already counting
-        result = tuple(int(v) for v in node.run_ring(impl.Batch(batch_cap), ring, walk_out=walk_out, drops=drops,
-                                                     counts=counts, **args))
-        out: dict[str, Any] = {
-            "result": result, "ring": ring.tobytes(), "drops": drops.tolist(), "counts": counts.tolist(),
-            "ring_tx": np.asarray(node.ring_tx).tolist(),
-            "tx_rings": [None if x is None else (x.tobytes(), int(h[0])) for x, h in zip(rings, heads)]}
-        if result[0] == 3:  # RING_CHUNK: the block's walk, and the chunk the node left to the caller
-            walked, start, stop, present = result[5:9]
-            out["walk"] = [a[:walked].tolist() for a in walk_out]
-            if present:
-                m = stop - start
-                out["chunk"] = (node.action[:m].tolist(), node.aux[:m].tolist(), node.entry[:m].tolist(),
-                                node.out_if[:m].tolist(), node.stats.tolist(),
-                                [(node.tx_offsets[k, :node.tx_count[k]].tolist(),
-                                  node.tx_lengths[k, :node.tx_count[k]].tolist()) for k in range(2)],
-                                node.tx_queued.tolist(), node.tunnel_queued.tolist(), node.decap_count)
-        if buffer is not None:
-            out["queued"] = [bytes(buffer.flush(key, 6_000)[0]) for key in range(keys)]
-        return out
+    nc, node = _node_world(impl, handover, capacity)
+    buffer = None
+    if handover:  # a fresh small buffer, so that blocks meet its caps (4 keys: the HOLD entry's key is past them)
+        buffer = impl.PacketBuffer(slots=6, slot_size=160, max_keys=keys, per_key_packets=3)
+        node.set_buffer(buffer)
+    rings, heads = [], []
+    for k, t in enumerate(tx):
+        node.set_tx_kick(k, -1)
+        if t is None:
+            rings.append(None)
+            heads.append(None)
+            continue
+        content, slot, head = t
+        rings.append(np.frombuffer(content, np.uint8).copy())
+        heads.append(np.array([head], np.int64))
+        node.set_tx_ring(k, rings[k], slot, heads[k])
+    ring = np.frombuffer(ring_bytes, np.uint8).copy()
+    walk_out = (np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32), np.full(rows, 7, np.uint32),
+                np.full(rows, -7, np.int64), np.full(rows, 7, np.uint32))
+    drops = np.zeros(len(DropReason), np.uint64)
+    counts = np.full(len(EngineCounter), 1000, np.uint64)  # the engine's ledger, already counting
+    result = tuple(int(v) for v in node.run_ring(impl.Batch(batch_cap), ring, walk_out=walk_out, drops=drops,
+                                                 counts=counts, **args))
+    out: dict[str, Any] = {
+        "result": result, "ring": ring.tobytes(), "drops": drops.tolist(), "counts": counts.tolist(),
+        "ring_tx": np.asarray(node.ring_tx).tolist(),
+        "tx_rings": [None if x is None else (x.tobytes(), int(h[0])) for x, h in zip(rings, heads)]}
+    if result[0] == 3:  # RING_CHUNK: the block's walk, and the chunk the node left to the caller
+        walked, start, stop, present = result[5:9]
+        out["walk"] = [a[:walked].tolist() for a in walk_out]
+        if present:
+            m = stop - start
+            out["chunk"] = (node.action[:m].tolist(), node.aux[:m].tolist(), node.entry[:m].tolist(),
+                            node.out_if[:m].tolist(), node.stats.tolist(),
+                            [(node.tx_offsets[k, :node.tx_count[k]].tolist(),
+                              node.tx_lengths[k, :node.tx_count[k]].tolist()) for k in range(2)],
+                            node.tx_queued.tolist(), node.tunnel_queued.tolist(), node.decap_count)
+    if buffer is not None:
+        out["queued"] = [bytes(buffer.flush(key, 6_000)[0]) for key in range(keys)]
+    return out
 
-    def differ(c: dict[str, Any], p: dict[str, Any]) -> str | None:
-        for name in sorted(set(c) | set(p)):
-            if c.get(name) != p.get(name):
-                return f"{name}: compiled {c.get(name)!r:.300} != reference {p.get(name)!r:.300}"
-        return None
+
+def _ring_node_differ(c: dict[str, Any], p: dict[str, Any]) -> str | None:
+    for name in sorted(set(c) | set(p)):
+        if c.get(name) != p.get(name):
+            return f"{name}: compiled {c.get(name)!r:.300} != reference {p.get(name)!r:.300}"
+    return None
+
+
+def _ring_node_tx(r: Reader) -> list[tuple[bytes, int, int] | None]:
+    """Two interfaces' TX rings from the input (two octets each): none, or 1-16 slots of 64-2048 octets, some
+    the kernel's still, the head in the ring or outside it."""
+    tx: list[tuple[bytes, int, int] | None] = []
+    for _k in range(2):
+        t, u = r.u8(), r.u8()
+        if t & 3 == 0:
+            tx.append(None)
+            continue
+        slots, slot = 1 + u % 16, (256, 2048, 128, 64)[t >> 2 & 3]
+        content = bytearray(slots * slot)
+        for j in range(5):  # slots the kernel still owns (sending): any status but AVAILABLE
+            if t >> 3 + j & 1 and j < slots:
+                struct.pack_into("=I", content, (3 * j + (u >> 4)) % slots * slot + 20, 1 << (j % 4))
+        head = _RING_HEADS[u >> 4]
+        tx.append((bytes(content), slot, slots + head + 1 if head in (-1, -2, -3) else head))
+    return tx
+
+
+def _make_ring_node() -> Callable[[bytes], None]:
+    from fmipfast import _core, reference
 
     def one(data: bytes) -> None:
         r = Reader(data)
@@ -568,27 +603,126 @@ def _make_ring_node() -> Callable[[bytes], None]:
             cursor, max_blocks = c % (nr + 2) - 1, m % (nr + 2)
         else:
             cursor, max_blocks = c % nr, 1 + m % nr
-        tx: list[tuple[bytes, int, int] | None] = []
-        for _k in range(2):
-            t, u = r.u8(), r.u8()
-            if t & 3 == 0:
-                tx.append(None)
-                continue
-            slots, slot = 1 + u % 16, (256, 2048, 128, 64)[t >> 2 & 3]
-            content = bytearray(slots * slot)
-            for j in range(5):  # slots the kernel still owns (sending): any status but AVAILABLE
-                if t >> 3 + j & 1 and j < slots:
-                    struct.pack_into("=I", content, (3 * j + (u >> 4)) % slots * slot + 20, 1 << (j % 4))
-            head = _RING_HEADS[u >> 4]
-            tx.append((bytes(content), slot, slots + head + 1 if head in (-1, -2, -3) else head))
+        tx = _ring_node_tx(r)
         tail = (0, 8, 100, 0)[flags >> 2 & 3]
         ring_bytes = b"".join(_ring_block(r, block_size, iface) for _ in range(nr)) + bytes(tail)
         handover = bool(flags & 0x80)
         args = dict(block_size=block_size, block_nr=nr, cursor=cursor, iface=iface, max_blocks=max_blocks,
                     hold=bool(flags & 0x10), now_ns=5_000 if handover else None)
         world = (tx, handover, capacity, batch_cap, rows, keys)
-        _compare_outcomes("run_ring", _outcome(lambda: run(_core, ring_bytes, args, *world)),
-                          _outcome(lambda: run(reference, ring_bytes, args, *world)), differ)
+        _compare_outcomes("run_ring", _outcome(lambda: _ring_node_run(_core, ring_bytes, args, *world)),
+                          _outcome(lambda: _ring_node_run(reference, ring_bytes, args, *world)), _ring_node_differ)
+
+    return one
+
+
+# ---------------------------------------------------------------------------------------------------
+# (2c) TPACKET_V2 rings: the frame walk and release, and the node reading such a ring (run_ring(per_frame=True))
+
+_RING_HDR2 = struct.Struct("=IIIHHIIHH")  # tpacket2_hdr: status, len, snaplen, mac, net, sec, nsec, tci, tpid
+#: the slot statuses a built slot can have: user space's (CSUMNOTREADY / VLAN_VALID as the frame says), the
+#: kernel's, other bits
+_V2_STATUSES = (None, None, None, None, 0, 2, 0x20000000, 0xFFFFFFFF)
+
+
+def _v2_slot(r: Reader, size: int, iface: int) -> bytes:
+    """One slot of ``size`` octets from the input: a mode octet, then raw octets, or a frame of the ``ring_node``
+    kinds (``_ring_frame``) at a tp_mac and with a tp_snaplen the mode picks (inside the slot, on its edges, past
+    it, 0xFFFF, 0xFFFFFFFF, from the input), the status its own or one of ``_V2_STATUSES``."""
+    mode = r.u8()
+    if mode & 7 == 0:
+        return r.take(size).ljust(size, b"\0")
+    data, status = _ring_frame(r, iface)
+    pick = _V2_STATUSES[mode >> 3 & 7]
+    status = status if pick is None else pick
+    mac = (66, 66, 32, 82, size - 2, size, size + 1, 31)[mode >> 5] if mode & 3 == 3 else 66
+    fits = max(min(len(data), size - mac), 0)
+    damage = r.u8() & 7 if mode & 4 else 0  # tp_snaplen: what fits, or past the slot, or any 32-bit value
+    snap = r.u32() if damage == 7 else (fits, fits, fits, fits, size - mac + 1, 0xFFFF, 0xFFFFFFFF)[damage]
+    slot = bytearray(size)
+    _RING_HDR2.pack_into(slot, 0, status, len(data), snap & 0xFFFFFFFF, mac & 0xFFFF, (mac + 14) & 0xFFFF,
+                         1_700_000_000, r.u8(), 5 if status & 0x10 else 0, 0x8100 if status & 0x10 else 0)
+    if mac < size:
+        slot[mac:mac + fits] = data[:fits]
+    return bytes(slot)
+
+
+def _make_ring_frames() -> Callable[[bytes], None]:
+    import numpy as np
+
+    from fmipfast import _core, reference
+    from fmipfast.reference import ring as ref_ring
+
+    same_walk = _walk_compare()
+
+    def same_value(c: Any, p: Any) -> str | None:
+        return None if c == p else f"compiled {c!r} != reference {p!r}"
+
+    def one(data: bytes) -> None:
+        r = Reader(data)
+        flags, fs_v, c, m, opt, sizes = r.u8(), r.u8(), r.u8(), r.u8(), r.u8(), r.u8()
+        nr = 1 + (flags & 7)
+        size = 16 * (2 + fs_v % 31)  # 32..512 octets a slot
+        iface, keys = opt >> 6 & 1, 4 + (opt >> 7)
+        tx = _ring_node_tx(r)
+        tail = (0, 16, size, 8)[flags >> 6]
+        ring_bytes = b"".join(_v2_slot(r, size, iface) for _ in range(nr)) + bytes(tail)
+        # the geometry the calls get: the ring's own, or one the checks refuse (past the ring, near 2**63, not a
+        # multiple of 16, not an integer)
+        geometry = flags >> 3 & 7
+        fs, frames, cursor, count = size, nr, c % nr, m % (nr + 1)
+        if geometry == 4:
+            cursor, count = c % (nr + 2) - 1, m % (nr + 3) - 1
+        elif geometry == 5:
+            huge = (_NEAR_TOP - m, 2**63 + m, 2**64 + m, -(2**63) - m)[c & 3]
+            if c >> 2 & 3 == 0:
+                fs = huge - huge % 16
+            elif c >> 2 & 3 == 1:
+                frames = huge
+            elif c >> 2 & 3 == 2:
+                cursor = huge
+            else:
+                count = huge
+        elif geometry == 6:
+            fs, frames = (size + m % 16 - 8, 16, 0, -16, size)[c % 5], nr + (c >> 4) % 3
+        elif geometry == 7:
+            cursor = (True, np.int64(c % nr), 1.0, "1", None, np.uint8(0), False, np.int32(-1))[m & 7]
+        max_frames = (None, m, m % (nr + 2), 2**63 + m)[opt & 3]
+        limit = nr if max_frames is None else min(nr, max_frames)
+        out_rows = (None, None, limit, limit + 3, limit - 1, 0)[opt >> 2 & 7 if opt >> 2 & 7 < 6 else 0]
+
+        def ring() -> Any:
+            return np.frombuffer(ring_bytes, dtype=np.uint8).copy()
+
+        def out() -> Any:
+            return None if out_rows is None or out_rows < 0 else tuple(
+                np.full(out_rows, v, d) for v, d in zip((-7, 7, 7, -7, 7), (np.int64, np.uint32, np.uint32,
+                                                                            np.int64, np.uint32)))
+
+        rc, rp, oc, op = ring(), ring(), out(), out()
+        _compare_outcomes("ring_walk_frames",
+                          _outcome(lambda: _core.ring_walk_frames(rc, cursor, fs, frames, max_frames=max_frames,
+                                                                  out=oc)),
+                          _outcome(lambda: ref_ring.ring_walk_frames(rp, cursor, fs, frames, max_frames=max_frames,
+                                                                     out=op)),
+                          same_walk)
+        if rc.tobytes() != ring_bytes or rp.tobytes() != ring_bytes:
+            raise ContractViolation("ring_walk_frames: the walk wrote into the ring")
+        if oc is not None and any(not np.array_equal(a, b) for a, b in zip(oc, op)):
+            raise ContractViolation("ring_walk_frames: the caller's storage differs afterwards")
+        _compare_outcomes("ring_release_frames",
+                          _outcome(lambda: _core.ring_release_frames(rc, cursor, fs, frames, count)),
+                          _outcome(lambda: ref_ring.ring_release_frames(rp, cursor, fs, frames, count)), same_value)
+        if not np.array_equal(rc, rp):
+            raise ContractViolation("ring_release_frames: the two rings differ afterwards")
+        handover = bool(opt & 0x20)
+        rows = (nr, 64, 1, 3)[sizes >> 6]
+        args = dict(block_size=fs, block_nr=frames, cursor=cursor, iface=iface, max_blocks=1 + m % nr,
+                    hold=bool(opt & 0x10), now_ns=5_000 if handover else None, per_frame=True)
+        world = (tx, handover, 1 + (sizes & 7), 1 + (sizes >> 3 & 7), rows, keys)
+        _compare_outcomes("run_ring(per_frame=True)",
+                          _outcome(lambda: _ring_node_run(_core, ring_bytes, args, *world)),
+                          _outcome(lambda: _ring_node_run(reference, ring_bytes, args, *world)), _ring_node_differ)
 
     return one
 
@@ -896,6 +1030,8 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
            _make_ring, kernel=True),
     Target("ring_node", "Node.run_ring: compiled node reading a TPACKET_V3 RX ring vs reference, TX rings and all",
            _make_ring_node, kernel=True),
+    Target("ring_frames", "ring_walk_frames / ring_release_frames and Node.run_ring(per_frame=True) over a "
+           "TPACKET_V2 RX ring vs reference", _make_ring_frames, kernel=True),
     Target("messages", "messages.decode: a Message or MalformedPacket", _make_messages),
     Target("pcap", "PcapReader: PcapRecords or PcapError", _make_pcap),
     Target("lwkerb", "lwkerb PDU decoders, read_kdc_rep, ApVerifier.verify_local: LkbError only", _make_lwkerb),

@@ -428,6 +428,7 @@ class RingRace:
         self.dropped = int(EngineCounter.DROPPED)
         self.calls = self.frames = 0
         self.reasons = [0, 0, 0, 0]
+        self.cursors = RING_BLOCKS  # the cursor a return may hold: a block of the ring
 
     def kernel_memory(self) -> list:
         """What the kernel writes: the blocks' status words and descriptors (num_pkts, offset_to_first_pkt,
@@ -461,8 +462,9 @@ class RingRace:
         per_column = (HUGE + [size, size - 1], HUGE_U32, [0, 8, 0x10, 2**32 - 1], [-1, 2**63 - 1], [0, 5, 2**32 - 1])
         return [(a, k, values) for a, values in zip(self.walk_out, per_column) for k in range(0, 600, 7)]
 
-    def call(self):
-        """The blocks user space's again (as the kernel wrote them), the TX rings empty, then run_ring."""
+    def fresh(self) -> None:
+        """The ring user space's again (as the kernel wrote it: every other call the ring with the router's own
+        frame), the TX rings empty, drops and ledger zero; one call more."""
         self.ring[:] = self.own if self.calls % 2 else self.good
         for k in range(3):
             self.tx[k][:] = 0
@@ -470,6 +472,10 @@ class RingRace:
         self.drops[:] = 0
         self.counts[:] = 0
         self.calls += 1
+
+    def call(self):
+        """The blocks user space's again, the TX rings empty, then run_ring."""
+        self.fresh()
         return self.node.run_ring(self.batch, self.ring, RING_BLOCK_SIZE, RING_BLOCKS, self.calls % RING_BLOCKS, 0,
                                   self.walk_out, drops=self.drops, counts=self.counts, now_ns=5_000,
                                   max_blocks=RING_BLOCKS)
@@ -486,7 +492,7 @@ class RingRace:
         reason, cursor, blocks, frames, csum, walked, start, stop, present, err, err_if = result
         self.reasons[reason] += 1
         self.frames += frames
-        assert 0 <= cursor < RING_BLOCKS and 0 <= blocks <= RING_BLOCKS and (err, err_if) == (0, -1)
+        assert 0 <= cursor < self.cursors and 0 <= blocks <= RING_BLOCKS and (err, err_if) == (0, -1)
         assert 0 <= csum <= frames <= blocks * RING_ROWS
         node, counts = self.node, self.counts
         gap = int(counts[self.received]) - int(counts[self.disposed].sum())
@@ -596,3 +602,142 @@ def test_walk_storage_whose_columns_share_memory():
         assert ring.tobytes() == before and not drops.any() and not counts.any()
         outcomes.append((info.type, str(info.value)))
     assert outcomes[0] == outcomes[1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# TPACKET_V2 rings: a status word and a header per slot, each the kernel's to write while user space reads
+
+V2_SLOT = 256  # octets a slot: tpacket2_hdr, tp_mac 66, the frame
+V2_HDR = struct.Struct("=IIIHHIIHH")  # status, len, snaplen, mac, net, sec, nsec, vlan_tci, vlan_tpid
+
+
+def _v2_ring_of(frames: list[tuple[bytes, int]], slot: int = V2_SLOT) -> np.ndarray:
+    """A V2 ring of one slot per (frame, status), every slot user space's, tp_mac 66."""
+    ring = np.zeros(len(frames) * slot, np.uint8)
+    for i, (data, status) in enumerate(frames):
+        V2_HDR.pack_into(ring, i * slot, status, len(data), len(data), 66, 80, 1_700_000_000, i, 0, 0)
+        ring[i * slot + 66:i * slot + 66 + len(data)] = np.frombuffer(data, np.uint8)
+    return ring
+
+
+def _v2_hot(words: np.ndarray, slots: int, slot: int = V2_SLOT) -> list:
+    """(words, index, hostile values) of every third slot's status word, tp_len, tp_snaplen, tp_mac|tp_net and
+    timestamp, and of random words of the frames."""
+    values = [0, 1, 2, 8, 0x10, 0x11, 0xFFFFFFFF, 2**31, slot, slot - 65, slot - 66, slot - 67, 0xFFFF0042,
+              0x00420000, 0x00FF00FF, 0xFFFFFFFE]
+    hot = []
+    for s in range(0, slots, 3):
+        hot += [(words, s * slot // 4 + f, values) for f in (0, 1, 2, 3, 4, 6)]
+    rng = random.Random(17)
+    hot += [(words, rng.randrange(words.shape[0]), [0, 0xFFFFFFFF, 0x01000000, 0x29]) for _ in range(64)]
+    return hot
+
+
+def _inside_slots(offsets, lengths, cursor: int, slots: int, slot: int = V2_SLOT) -> None:
+    """Row ``i`` of a walk from ``cursor``: a frame after the header of slot ``cursor + i`` (wrapping), inside it."""
+    for i, (o, n) in enumerate(zip(offsets.tolist(), lengths.tolist())):
+        base = (cursor + i) % slots * slot
+        assert base + 32 <= o and o + n <= base + slot, (i, o, n, cursor)
+
+
+def test_ring_walk_frames_under_hostile_headers():
+    """A thread rewrites the slots' status words and headers (tp_snaplen, tp_mac, tp_len, the timestamp) while the
+    walk runs without the GIL: every call returns (no exception of any kind), each reported frame inside its own
+    slot, a damaged slot at most the one drop that ends the run."""
+    slots = 400
+    ring = _v2_ring_of([(FRAME, 1 | (8 if i % 5 == 0 else 0)) for i in range(slots)])
+    words = ring.view(np.uint32)
+    hot = _v2_hot(words, slots)
+    stop = threading.Event()
+    out = tuple(np.zeros(slots, d) for d in (np.int64, np.uint32, np.uint32, np.int64, np.uint32))
+    calls = [0, 0]  # calls, calls that reported frames
+
+    def writer():
+        rng = random.Random(19)
+        while not stop.is_set():
+            arr, k, values = hot[rng.randrange(len(hot))]
+            was = arr[k]
+            arr[k] = rng.choice(values)
+            arr[k] = was
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + DURATION
+        while time.monotonic() < deadline:
+            cursor = calls[0] % slots
+            w = _core.ring_walk_frames(ring, cursor, V2_SLOT, slots, out=out if calls[0] % 2 else None)
+            n = len(w["offsets"])
+            assert w["error"] in (0, 4) and w["announced"] == n + w["dropped"] and w["dropped"] == (w["error"] == 4)
+            assert w["announced"] <= slots and w["csum_not_ready"] <= n
+            _inside_slots(w["offsets"], w["lengths"], cursor, slots)
+            calls[0] += 1
+            calls[1] += n > 0
+    finally:
+        stop.set()
+        t.join()
+    assert calls[1] > 0
+
+
+class FramesRingRace(RingRace):
+    """RingRace's world and frames over a TPACKET_V2 ring instead: one slot per frame of the V3 blocks, the node
+    reading it with ``run_ring(per_frame=True)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+        def frames_of(v3: np.ndarray) -> list[tuple[bytes, int]]:
+            got = []
+            for starts in self.starts:
+                for start in starts:
+                    snap, _len, status = struct.unpack_from("=III", v3, start + 12)
+                    got.append((v3[start + 82:start + 82 + snap].tobytes(), status))
+            return got
+
+        self.good = _v2_ring_of(frames_of(self.good))
+        self.own = _v2_ring_of(frames_of(self.own))
+        self.slots = self.cursors = self.good.shape[0] // V2_SLOT
+        self.mine = sum(len(starts) for starts in self.starts[:2]) + 50  # the slot of the router's own frame
+        self.ring, whole = _guarded(self.good.shape[0])
+        self.wholes.append((whole, CANARY))
+
+    def kernel_memory(self) -> list:
+        hot = _v2_hot(self.ring.view(np.uint32), self.slots)
+        for ring in self.tx:
+            slot_words = ring.view(np.uint32)
+            hot += [(slot_words, j * TX_SLOT // 4 + 5, [1, 2, 4, 0xFFFFFFFF]) for j in range(0, TX_SLOTS, 3)]
+        return hot
+
+    def call(self):
+        self.fresh()
+        # from anywhere on the good ring; on the other, a little before the router's own frame (a chunk it stops at)
+        own = self.calls % 2 == 0
+        self.cursor = (self.mine - self.calls % 20) % self.slots if own else self.calls * 37 % self.slots
+        self.rows = (RING_ROWS, 64, 7)[self.calls % 3]
+        return self.node.run_ring(self.batch, self.ring, V2_SLOT, self.slots, self.cursor, 0,
+                                  tuple(a[:self.rows] for a in self.walk_out), drops=self.drops, counts=self.counts,
+                                  now_ns=5_000, max_blocks=RING_BLOCKS, per_frame=True)
+
+    def check(self, result) -> None:
+        from fmipfast.reference.node import RING_CHUNK
+
+        super().check(result)
+        reason, cursor, walked = result[0], result[1], result[5]
+        assert walked <= self.rows
+        if reason == RING_CHUNK:  # the run the node stopped at: its rows, each frame inside its own slot
+            _inside_slots(self.walk_out[0][:walked], self.walk_out[1][:walked], cursor, self.slots)
+
+
+def test_forwarding_node_reading_a_hostile_v2_ring():
+    """``Node.run_ring(per_frame=True)`` reads each slot's status word and header as the kernel writes them: a
+    writer thread keeps planting hostile status words, tp_snaplen, tp_mac, tp_len and frame words (and TX slot
+    status words and heads) while the main thread re-marks the slots user space's and calls run_ring from a
+    moving cursor.  Never an exception, never a write outside the arrays (canaries), the ledger balanced at every
+    return, and the run a RING_CHUNK stops at all inside its slots."""
+    race = FramesRingRace()
+    for _ in range(2):  # undisturbed: runs done (RING_LIMIT) and a chunk for the caller (RING_CHUNK)
+        race.check(race.call())
+    assert race.reasons[1] and race.reasons[3], race.reasons
+    frames = race.frames
+    _ring_race(race, race.kernel_memory() + race.heads_memory())
+    assert race.frames > frames, race.reasons
