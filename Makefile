@@ -32,7 +32,7 @@ annotate:
 # The standing fuzz campaign (fuzz/README.md): every target for FUZZ_SECONDS (default 10 min), new crash inputs
 # saved under fuzz/regressions/; `make fuzz-build` first for the clang ASan+UBSan build with native coverage.
 FUZZ_SECONDS ?= 600
-FUZZ_TARGETS ?= classify node ring ring_node messages pcap lwkerb ah config control
+FUZZ_TARGETS ?= classify node ring ring_node ring_frames messages pcap lwkerb ah config control
 
 fuzz:
 	status=0; for t in $(FUZZ_TARGETS); do PYTHONPATH=. $(PY) -m fuzz run $$t --seconds $(FUZZ_SECONDS) --save || status=1; done; exit $$status
