@@ -33,6 +33,8 @@ row alike; the zero-drop searches (``--search``) follow.
                   the same two measurements, and the scaling against one worker.  With 2 cores the second
                   worker shares CPU 0 with the generator, so these rows are bound by the generator's share
                   of CPU 0, not by the engine: they show that fanout works and how evenly it hashes.
+* ``engine-frames``  the engine with per-frame RX rings (``[router.ring] mode = "frames"``, TPACKET_V2: the
+                  kernel hands each frame over at once; the TX ring on a socket of its own).
 * ``c-forward``   ``bench/limit_forward.c``: the engine's socket and ring setup (TPACKET_V3, 16 x 256 KiB RX
                   blocks, 2 ms retire timeout, a 512-frame TX ring of 2048-octet frames in the same
                   mapping, PACKET_IGNORE_OUTGOING), per frame only the IPv6 ethertype and hop-limit checks,
@@ -154,6 +156,7 @@ def worker_main(argv: list[str]) -> int:
     ap.add_argument("--tx-frames", type=int, default=0)
     ap.add_argument("--ring-timeout-ms", type=int, default=0)
     ap.add_argument("--ring-blocks", type=int, default=0)
+    ap.add_argument("--rx-mode", choices=("blocks", "frames"), default="blocks")
     args = ap.parse_args(argv)
     if args.cpu >= 0:
         os.sched_setaffinity(0, {args.cpu})
@@ -172,7 +175,8 @@ def worker_main(argv: list[str]) -> int:
         fanout = (args.fanout + k, "hash") if args.fanout else None
         geometry = dict(rx_block_size=ring.block_size, rx_block_nr=args.ring_blocks or ring.block_count,
                         rx_timeout_ms=args.ring_timeout_ms or ring.timeout_ms,
-                        tx_frame_nr=args.tx_frames or ring.tx_frames, qdisc_bypass=args.qdisc_bypass)
+                        tx_frame_nr=args.tx_frames or ring.tx_frames, qdisc_bypass=args.qdisc_bypass,
+                        rx_mode=args.rx_mode, rx_frame_size=ring.frame_size)
         ports[name] = RingPort(name, **geometry, fanout=fanout)
     engine = Engine(cfg, ports, peers=[GEN_IP] if args.mode == "decap" else [])
     if args.block_path:
@@ -298,6 +302,7 @@ class Fwd:
     block_count: int = 0  # engine only: RX blocks per ring; 0: the engine's default ([router.ring] block_count)
     block_path: bool = False  # engine only: its rings read block by block in Python (FrameBatch, process), not by
     #                           the node's run_ring
+    rx_mode: str = "blocks"  # engine only: "frames", per-frame (TPACKET_V2) RX rings of the same size
 
 
 FORWARDERS = {f.key: f for f in (
@@ -320,6 +325,7 @@ FORWARDERS = {f.key: f for f in (
     Fwd("engine-t10", "engine x1, retire timeout 10 ms", timeout_ms=10),
     Fwd("engine-b64", "engine x1, 64 RX blocks", block_count=64),
     Fwd("engine-blocks", "engine x1, rings read block by block in Python", block_path=True),
+    Fwd("engine-frames", "engine x1, per-frame (TPACKET_V2) RX rings", rx_mode="frames"),
     Fwd("c-t1", "c-forward, retire timeout 1 ms", kind="c", timeout_ms=1),
     Fwd("c-t10", "c-forward, retire timeout 10 ms", kind="c", timeout_ms=10),
 )}
@@ -446,6 +452,8 @@ class Bench:
                     cmd += ["--batch-size", str(self.args.batch_size)]
                 if fwd.block_path:
                     cmd += ["--block-path"]
+                if fwd.rx_mode != "blocks":
+                    cmd += ["--rx-mode", fwd.rx_mode]
                 if fwd.qdisc_bypass:
                     cmd += ["--qdisc-bypass"]
                 if fwd.tx_frames:

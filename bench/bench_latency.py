@@ -19,6 +19,8 @@ when the frame arrives; so the latency of a forwarder on such a ring is that tim
 * ``engine``, ``engine-tN``   one engine worker with ``[router.ring]``'s default timeout, and with N ms.
 * ``engine-blocks[-tN]``      the same, its rings read block by block in Python (``Engine.ring_interfaces``
                               emptied): the way before the node read them itself.
+* ``engine-frames``           the engine with per-frame RX rings (``[router.ring] mode = "frames"``,
+                              TPACKET_V2): no retire timer, each frame handed over and its reader woken at once.
 
 The probe frames leave at random (Poisson) instants, so they meet the retire timer at every phase.
 
@@ -139,13 +141,13 @@ def rows_of(spec: str) -> dict[str, bf.Fwd | None]:
             out[key] = None
             continue
         base, t = key, ""
-        for name in ("engine-blocks", "engine", "c-forward"):
+        for name in ("engine-blocks", "engine-frames", "engine", "c-forward"):
             if key.startswith(name + "-t"):
                 base, t = name, key[len(name) + 2:]
                 break
-        if (base not in ("engine", "engine-blocks", "c-forward")
+        if (base not in ("engine", "engine-blocks", "engine-frames", "c-forward")
                 or (t and not (t.isdigit() and 1 <= int(t) <= 10_000))):
-            sys.exit(f"bench_latency: unknown row {key!r} (kernel, engine[-tN], engine-blocks[-tN], "
+            sys.exit(f"bench_latency: unknown row {key!r} (kernel, engine[-tN], engine-blocks[-tN], engine-frames, "
                      f"c-forward[-tN]; N >= 1 ms)")
         fwd = bf.FORWARDERS[base]
         out[key] = replace(fwd, key=key, label=f"{fwd.label}, retire timeout {t} ms" if t else fwd.label,

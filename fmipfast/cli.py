@@ -431,7 +431,7 @@ def _lab_run(args: argparse.Namespace) -> int:
         opts = labrun.RunOptions(rate=args.rate, gap_ms=args.gap_ms, buffer=not args.no_buffer,
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
                                  reverse=args.reverse, case=args.case, ring_timeout_ms=args.ring_timeout_ms,
-                                 kerberos=args.kerberos,
+                                 ring_mode=args.ring_mode, kerberos=args.kerberos,
                                  prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     except ValueError as exc:  # a bound of RunOptions, named
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
@@ -669,6 +669,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ring-timeout-ms", type=_within(int, 1, 1000), default=2,
                    help="run: the engines' TPACKET block retire timeout (default 2, as [router.ring]'s; 1 is the "
                         "kernel's least)")
+    p.add_argument("--ring-mode", choices=("blocks", "frames"), default="blocks",
+                   help="run: the engines' RX rings, [router.ring] mode: blocks (TPACKET_V3, default) or frames "
+                        "(TPACKET_V2, each frame handed over at once)")
     p.set_defaults(func=_cmd_lab)
 
     p = sub.add_parser("version", help="print the version and which kernels are in use")

@@ -102,6 +102,9 @@ class RunOptions:
     #: The engines' TPACKET_V3 block retire timeout (``[router.ring] timeout_ms``): an Attach waits up to this
     #: long in the NAR's ring before its agent sees it.
     ring_timeout_ms: int = 2
+    #: The engines' ``[router.ring] mode``: "blocks" (TPACKET_V3, read at the retire timer at low load) or
+    #: "frames" (TPACKET_V2, every frame at once).
+    ring_mode: str = "blocks"
     #: Kerberos key case at the NAR (draft §3): 1 its own key; 2 an access ticket it has its realm's KDC (a
     #: separate ``fmipfast kdc`` process in the ``nar`` namespace, on loopback) open; 3 an access ticket of the
     #: MN's home realm, which that KDC has the home KDC (another process, reached with the inter-realm key
@@ -123,6 +126,8 @@ class RunOptions:
         for name, value, lo, hi in checks:
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
+        if self.ring_mode not in ("blocks", "frames"):
+            raise ValueError(f"ring_mode must be 'blocks' or 'frames', got {self.ring_mode!r}")
         if self.mode not in ("fast", "baseline"):
             raise ValueError(f"mode must be 'fast' or 'baseline', got {self.mode!r}")
         if self.case not in (1, 2, 3):
@@ -309,7 +314,7 @@ def _realtime_here(priority: int) -> Iterator[None]:
 
 
 def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
-                  kdc: str | None = None, ring_timeout_ms: int = 2,
+                  kdc: str | None = None, ring_timeout_ms: int = 2, ring_mode: str = "blocks",
                   gss: tuple[str, str, str] | None = None, priority: int = 0) -> tuple[subprocess.Popen, str]:
     """``fmipfast router`` in namespace ``which``; its JSON log (every router-agent note with its CLOCK_MONOTONIC
     ``mono_ns``, DEBUG: sends and receipts too) goes to ``<which>.err`` in ``work`` -- a file, not a pipe,
@@ -320,7 +325,7 @@ def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
                                                  buffer_per_mn_packets=BUFFER_PACKETS,
                                                  buffer_per_mn_bytes=BUFFER_PACKETS * 2048,
                                                  ring={"block_size": 65536, "block_count": 16,
-                                                       "timeout_ms": ring_timeout_ms})
+                                                       "timeout_ms": ring_timeout_ms, "mode": ring_mode})
                           + '\n[logging]\nformat = "json"\nlevel = "debug"\n' + _scheduling(priority))
     sock = str(work / f"{which}.sock")
     with open(work / f"{which}.err", "w") as err_file:
@@ -514,10 +519,10 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
         if krb is not None:  # each engine accepts with its keytab, its replay cache in the run's directory
             gss = {"par": (krb.par_service, krb.par_keytab, f"file2:{work}/par.rcache2"),
                    "nar": (krb.nar_service, krb.nar_keytab, f"file2:{work}/nar.rcache2")}
-        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms, gss=gss["par"],
-                                      priority=opts.router_priority)
+        par, par_sock = _start_engine(lab, "par", work, env, ring_timeout_ms=opts.ring_timeout_ms,
+                                      ring_mode=opts.ring_mode, gss=gss["par"], priority=opts.router_priority)
         nar, nar_sock = _start_engine(lab, "nar", work, env, kdc_addr, ring_timeout_ms=opts.ring_timeout_ms,
-                                      gss=gss["nar"], priority=opts.router_priority)
+                                      ring_mode=opts.ring_mode, gss=gss["nar"], priority=opts.router_priority)
         timeline: list[tuple[str, int]] = []
         move: list[topology.LinkMove] = []
         offset = traffic._clock_offset_ns()  # CLOCK_REALTIME - CLOCK_MONOTONIC: kernel and tshark timestamps
