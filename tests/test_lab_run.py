@@ -133,9 +133,42 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
 def test_run_options_name_the_bad_field():
     for kw, named in ((dict(rate=0), "rate"), (dict(rate=labrun.traffic.MAX_RATE + 1), "rate"),
                       (dict(mode="plain"), "mode"), (dict(case=4), "case"), (dict(tail_ms=-1), "tail_ms"),
-                      (dict(router_priority=100), "router_priority"), (dict(router_priority=-1), "router_priority")):
+                      (dict(router_priority=100), "router_priority"), (dict(router_priority=-1), "router_priority"),
+                      (dict(ring_mode="v2"), "ring_mode"), (dict(source_priority=-2), "source_priority"),
+                      (dict(source_priority=100), "source_priority")):
         with pytest.raises(ValueError, match=named):
             labrun.RunOptions(**kw)
+
+
+def test_the_source_pause_is_the_senders_own_where_the_stream_broke():
+    ms = 1_000_000
+    # (seq, recv_ns, ifindex, sent_ns): 0..2 on the old link, sent 50 us apart; 3 sent 1.4 ms after 2, arrived
+    # after link up (at 100 ms)
+    recs = [[0, 10 * ms, 7, 9 * ms], [1, 10 * ms + 50_000, 7, 9 * ms + 50_000], [2, 11 * ms, 7, 9 * ms + 100_000],
+            [3, 140 * ms, 7, 9 * ms + 1_500_000], [4, 140 * ms + 10, 7, 9 * ms + 1_550_000]]
+    assert labrun._source_pause(recs, 100 * ms, 20_000) == 1.35
+    assert labrun._source_pause(recs, 100 * ms, 500) == 0.0  # 1.4 ms apart is on schedule at 500/s (2 ms)
+    assert labrun._source_pause(recs, None, 20_000) is None
+    assert labrun._source_pause(recs, 1 * ms, 20_000) is None  # nothing before link up
+    assert labrun._source_pause(recs[:3], 100 * ms, 20_000) is None  # the next datagram never came
+    assert labrun._source_pause([r[:2] for r in recs], 100 * ms, 20_000) is None  # records without send times
+
+
+def test_the_sender_runs_realtime_sleeping_to_each_slot():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    cmd = [sys.executable, "-m", "fmipfast.lab.namespaces.traffic", "send", "--to", "::1", "--port", "9",
+           "--rate", "2000", "--count", "200"]
+    if os.geteuid() == 0:
+        done = subprocess.run([*cmd, "--realtime", "5"], capture_output=True, text=True, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        out = json.loads(done.stdout)
+        assert out["sent"] == 200 and out["errors"] == {}
+        # 200 slots at 2 000/s: paced (never ahead of the schedule), not stuck
+        assert 99_000_000 <= out["last_ns"] - out["first_ns"] < 1_000_000_000
+    else:
+        print("not root: the realtime sender is not tried (no CAP_SYS_NICE)")
+    bad = subprocess.run([*cmd, "--realtime", "100"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 2 and "--realtime: need a priority of 1-99" in bad.stderr
 
 
 def test_the_lab_asks_for_realtime_only_where_allowed(monkeypatch):

@@ -57,7 +57,7 @@ __all__ = ["RunOptions", "run", "repeat", "summarize_runs", "plot", "router_secu
            "SUMMARY_KEYS", "P_PAR", "P_NAR"]
 
 SUMMARY_KEYS = ("interruption_ms", "link_up_to_first_packet_ms", "link_up_request_to_first_packet_ms", "lost",
-                "duplicated", "reordered")
+                "duplicated", "reordered", "source_pause_ms")
 
 P_PAR = L.Principal("host/par", "A.EXAMPLE")
 P_NAR = L.Principal("host/nar", "B.EXAMPLE")
@@ -117,12 +117,19 @@ class RunOptions:
     #: the MN agent's thread too while the handover runs, so that the realtime routers do not hold up what
     #: stands for another host.
     router_priority: int = 10
+    #: The CN's sender: realtime FIFO at this priority where allowed (0: as started; -1: ``router_priority``).
+    #: An ordinary sender pauses while the routers' handover work takes both cores, right where the stream
+    #: breaks (``source_pause_ms``); a realtime one, measured side by side, kept its schedule but left the
+    #: layer-2 switch waiting instead, and the handover took longer (BENCHMARKS.md): on two cores the lab
+    #: has no CPU to give it.
+    source_priority: int = 0
 
     def __post_init__(self) -> None:
         checks = (("rate", self.rate, 1, traffic.MAX_RATE), ("gap_ms", self.gap_ms, 0, 60_000),
                   ("lead_ms", self.lead_ms, 0, 60_000), ("tail_ms", self.tail_ms, 0, 60_000),
                   ("switch_delay_ms", self.switch_delay_ms, 0, 10_000),
-                  ("ring_timeout_ms", self.ring_timeout_ms, 1, 1000), ("router_priority", self.router_priority, 0, 99))
+                  ("ring_timeout_ms", self.ring_timeout_ms, 1, 1000), ("router_priority", self.router_priority, 0, 99),
+                  ("source_priority", self.source_priority, -1, 99))
         for name, value, lo, hi in checks:
             if not lo <= value <= hi:
                 raise ValueError(f"{name} must be within {lo}..{hi}, got {value}")
@@ -324,7 +331,11 @@ def _start_engine(lab: LabTopology, which: str, work: Path, env: dict[str, str],
     topology.write_config(cfg, lab.router_config(which, security=router_security(lab, which, kdc, gss),
                                                  buffer_per_mn_packets=BUFFER_PACKETS,
                                                  buffer_per_mn_bytes=BUFFER_PACKETS * 2048,
-                                                 ring={"block_size": 65536, "block_count": 16,
+                                                 # per frame, a slot takes 2 KiB whatever the frame's
+                                                 # size: 128 blocks hold what 16 hold as V3 blocks of the
+                                                 # stream's short datagrams (~4 000 frames)
+                                                 ring={"block_size": 65536,
+                                                       "block_count": 128 if ring_mode == "frames" else 16,
                                                        "timeout_ms": ring_timeout_ms, "mode": ring_mode})
                           + '\n[logging]\nformat = "json"\nlevel = "debug"\n' + _scheduling(priority))
     sock = str(work / f"{which}.sock")
@@ -627,8 +638,10 @@ def _run(opts: RunOptions, krb: Any) -> dict[str, Any]:
                 line = await loop.run_in_executor(None, recv.stdout.readline)
                 if line.strip() != "READY":
                     raise LabError(f"the receiver did not start: {line!r}")
+                prio = opts.router_priority if opts.source_priority < 0 else opts.source_priority
+                rt = ["--realtime", str(prio)] if prio and realtime_allowed(prio) else []
                 send = lab.spawn("cn", [*py, "send", "--to", str(lab.pcoa), "--port", str(PORT), "--rate",
-                                        str(opts.rate), "--count", str(count), "--bu"],
+                                        str(opts.rate), "--count", str(count), "--bu", *rt],
                                  env=env)
                 await loop.run_in_executor(None, _wait_started, send)
                 await asyncio.sleep(opts.lead_ms / 1000)
@@ -745,6 +758,7 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
                   "t0_monotonic_ns": t0}
     up = move[0].up_ns if move else None
     first = min((int(r[1]) for r in received if up is not None and int(r[1]) >= up), default=None)
+    m["source_pause_ms"] = _source_pause(received, up, opts.rate)
     if up is not None and opts.mode == "fast" and not opts.reverse:
         mv = move[0]
         before = {**latency.switch_steps(next((t for what, t in timeline if what == "ready_to_switch"), None),
@@ -768,6 +782,21 @@ def _finish(opts: RunOptions, got: dict[str, Any], timeline: list[tuple[str, int
     m["_taps"] = taps.messages if taps else []
     m["_stream"] = _stream(got["sent"], received, t0, move[0] if move else None, carrier)
     return m
+
+
+def _source_pause(received: list[list[int]], up: int | None, rate: float) -> float | None:
+    """How long the CN itself paused where the stream broke: the time between the sends (the records' fourth
+    field) of the last datagram that arrived before link up and of the next sequence number, less the one
+    period it should be (0 when it kept its schedule).  That much of the interruption is the source's, not
+    the network's; None if either datagram is missing."""
+    if up is None:
+        return None
+    before = [r for r in received if int(r[1]) < up and len(r) > 3]
+    if not before:
+        return None
+    last = max(before, key=lambda r: int(r[1]))
+    nxt = next((r for r in received if int(r[0]) == int(last[0]) + 1 and len(r) > 3), None)
+    return None if nxt is None else round(max(0.0, (int(nxt[3]) - int(last[3])) / 1e6 - 1000 / rate), 3)
 
 
 def _stream(sent: dict[str, Any], received: list[list[int]], t0: int,

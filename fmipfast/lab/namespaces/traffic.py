@@ -8,7 +8,10 @@
 with the send time from CLOCK_MONOTONIC (``time.monotonic_ns``), which every namespace shares with the
 host, so one-way delays and the layer-2 move timestamps of :mod:`fmipfast.lab.namespaces.topology` are on one clock.
 Pacing sleeps to within 100 µs of each slot and busy-waits the rest; a sender that falls behind keeps the
-schedule (it does not skip) and counts the late datagrams.
+schedule (it does not skip) and counts the late datagrams.  ``--realtime PRIO`` runs it at realtime FIFO
+priority instead, sleeping to each slot (no busy wait, which at that priority would keep a CPU from everyone
+else): the lab's routers run realtime, and on shared cores an ordinary sender, which stands for another host,
+would otherwise pause whenever the routers' handover work takes both cores.
 
 ``recv`` records (seq, receive time, interface index, send time) for each datagram: the receive time is the
 kernel's (SO_TIMESTAMPNS, CLOCK_REALTIME, converted to CLOCK_MONOTONIC with an offset sampled at start)
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import signal
 import socket
 import struct
@@ -105,11 +109,12 @@ def _check_bu(mh: MobilitySocket, bindings: list[list[Any]]) -> str | None:
 
 
 def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: str | None = None,
-         bu: bool = False, ready: Any = None) -> dict[str, Any]:
+         bu: bool = False, ready: Any = None, spin_ns: int = SPIN_NS) -> dict[str, Any]:
     """Send ``count`` datagrams to ``[to]:port`` at ``rate`` per second; returns a summary.  With ``bu`` the
     sender is also the MN's correspondent: it takes Binding Updates (Mobility Headers, :func:`binding_update`)
     and sends the rest of the stream to the care-of address a BU names, acknowledging it (``bindings`` in the
-    summary: time, address, sequence).  ``ready`` (a callable) runs once, right before the first datagram."""
+    summary: time, address, sequence).  ``ready`` (a callable) runs once, right before the first datagram.
+    ``spin_ns``: the busy wait before each slot (0: sleep to it)."""
     _bounded("rate", rate, 1, MAX_RATE)
     _bounded("count", count, 1, MAX_COUNT)
     _bounded("size", size, HEADER.size, MAX_SIZE)
@@ -133,8 +138,8 @@ def send(to: str, port: int, rate: float, count: int, *, size: int = 64, bind: s
             if bu_sock is not None and (new := _check_bu(bu_sock, bindings)) is not None:
                 to = new
             left = due - time.monotonic_ns()
-            if left > SPIN_NS:
-                time.sleep((left - SPIN_NS) / 1e9)
+            if left > spin_ns:
+                time.sleep((left - spin_ns) / 1e9)
             while (now := time.monotonic_ns()) < due:
                 pass
             if now - due > period:
@@ -369,6 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     s.add_argument("--bind", default=None, help="source address")
     s.add_argument("--bu", action="store_true", help="take Binding Updates (Mobility Header) and follow them")
     s.add_argument("--out", default=None, help="write the summary JSON here (default: stdout)")
+    s.add_argument("--realtime", type=int, default=0, metavar="PRIO",
+                   help="run at realtime FIFO priority PRIO (1-99), sleeping to each slot instead of busy-waiting")
     r = sub.add_parser("recv", help="record a stream")
     r.add_argument("--bind", default="::")
     r.add_argument("--port", type=int, required=True)
@@ -383,9 +390,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         if args.cmd == "send":
+            spin = SPIN_NS
+            if args.realtime:
+                if not 1 <= args.realtime <= 99:
+                    raise ValueError(f"--realtime: need a priority of 1-99, got {args.realtime}")
+                try:
+                    os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
+                except OSError as exc:  # no CAP_SYS_NICE, or the host's realtime budget is gone
+                    raise ValueError(f"--realtime {args.realtime}: {exc.strerror}") from None
+                spin = 0
             # STARTED on stderr: the stream begins now (a loaded machine may take a second to start Python)
             result = send(args.to, args.port, args.rate, args.count, size=args.size, bind=args.bind,
-                          bu=args.bu, ready=lambda: print("STARTED", file=sys.stderr, flush=True))
+                          bu=args.bu, ready=lambda: print("STARTED", file=sys.stderr, flush=True), spin_ns=spin)
         else:
             result = recv(args.bind, args.port, args.duration, count=args.count,
                           ready=lambda: print("READY", flush=True))
