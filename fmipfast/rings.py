@@ -305,14 +305,18 @@ class PacketRing:
         walk = backend.ring_walk_block(self.rx, off, self.rx_block_size, max_frames=self._walk_rows,
                                        out=self._walk_out[self._rx_next])
         self._rx_next = (self._rx_next + 1) % self.rx_block_nr
+        return self._batch(walk, partial(backend.ring_release_block, self.rx, off))
+
+    def _batch(self, walk: dict, release: Callable[[], None]) -> FrameBatch:
+        """A walk's frames as the batch the engine reads, counted; ``release`` hands them back."""
         self.counters["rx_blocks"] += 1
         self.counters["rx_frames"] += len(walk["offsets"])
         if walk["error"]:
             self.counters["rx_walk_errors"] += 1
             self.counters["rx_walk_dropped"] += walk["dropped"]
         self.counters["rx_csum_not_ready"] += walk["csum_not_ready"]
-        return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
-                          partial(backend.ring_release_block, self.rx, off), walk["vlan_tci"])
+        return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"], release,
+                          walk["vlan_tci"])
 
     def _next_run(self) -> FrameBatch | None:
         cur, size, nr = self._rx_next, self.rx_unit, self.rx_units
@@ -321,14 +325,7 @@ class PacketRing:
         if not taken:
             return None
         self._rx_next = (cur + taken) % nr
-        self.counters["rx_blocks"] += 1
-        self.counters["rx_frames"] += len(walk["offsets"])
-        if walk["error"]:
-            self.counters["rx_walk_errors"] += 1
-            self.counters["rx_walk_dropped"] += walk["dropped"]
-        self.counters["rx_csum_not_ready"] += walk["csum_not_ready"]
-        return FrameBatch(None, self.rx, walk["offsets"], walk["lengths"], walk["status"], walk["ts_ns"],
-                          partial(backend.ring_release_frames, self.rx, cur, size, nr, taken), walk["vlan_tci"])
+        return self._batch(walk, partial(backend.ring_release_frames, self.rx, cur, size, nr, taken))
 
     def walked(self, cursor: int, blocks: int, frames: int, csum_not_ready: int) -> None:
         """The forwarding node walked ``blocks`` blocks of this ring (``Node.run_ring``) holding ``frames`` frames,
