@@ -267,6 +267,47 @@ def test_core_run_ring_equals_the_reference(spec):
     assert got == want
 
 
+class Ledger:
+    """What a naive drive of a ring accumulates chunk by chunk: the drops, the counts (from 1000, so that an
+    underflow shows), the frames put in the TX rings."""
+
+    def __init__(self) -> None:
+        self.drops = np.zeros(len(DropReason), np.uint64)
+        self.counts = np.full(len(EngineCounter), 1000, np.uint64)
+        self.ring_tx = np.zeros(3, np.int64)
+
+    def outputs(self, ring, rings, heads) -> dict:
+        return {"ring": ring.tobytes(), "drops": self.drops.tolist(), "counts": (self.counts - 1000).tolist(),
+                "ring_tx": self.ring_tx.tolist(),
+                "tx_rings": [None if r is None else (r.tobytes(), int(h[0])) for r, h in zip(rings, heads)]}
+
+
+def run_chunks(node, spec, ring, w, ledger: Ledger, stopped_here: bool, result) -> bool:
+    """The reference's ``run_block`` over one walk's rows ``w``, a chunk of the node's capacity at a time: each
+    chunk done (only the actions the node finishes, everything in the TX rings) and booked forwarded/tunnelled
+    in ``ledger``; when ``run_ring`` stopped at a chunk of this walk (``stopped_here``), that chunk is not done
+    and is the one ``result`` names.  True when it stopped there."""
+    _reason, _cursor, _blocks, _frames, _csum, walked, start, stop, present, _err, _err_iface = result
+    cap = min(spec.node_cap, spec.batch_cap)
+    n = len(w["offsets"])
+    for s in range(0, n, cap):
+        e = min(s + cap, n)
+        p = node.run_block(ref.Batch(cap), ring, w["offsets"][s:e], w["lengths"][s:e], w["status"][s:e],
+                           spec.iface, from_wire=True, finish_inner=True, drops=ledger.drops, counts=ledger.counts,
+                           now_ns=now_of(spec))
+        actions = {Action(a) for a in range(12) if p >> a & 1}
+        done = (actions <= DONE_ACTIONS and not (spec.hold and Action.DECAPPED in actions)
+                and (node.tx_queued == node.tx_count).all() and (node.tunnel_queued == node.tunnel_count).all())
+        if stopped_here and s == start:
+            assert (not done, e, n, p) == (True, stop, walked, present)
+            return True
+        assert done, (s, actions)
+        ledger.ring_tx += node.tx_queued + node.tunnel_queued
+        ledger.counts[EngineCounter.FORWARDED] += np.uint64(node.tx_queued.sum())
+        ledger.counts[EngineCounter.TUNNELLED] += np.uint64(node.tunnel_queued.sum())
+    return False
+
+
 def drive_naively(spec, result) -> dict:
     """The reference's ``ring_walk_block`` and ``run_block`` over ``spec``'s ring, a block and a chunk at a
     time, up to where ``run_ring`` said it stopped (``result``): each chunk before is done (only the actions the
@@ -276,10 +317,7 @@ def drive_naively(spec, result) -> dict:
     reason, cursor, blocks, frames, csum, walked, start, stop, present, err, err_iface = result
     node, nc, buffer, rings, heads = make_world(ref, spec)
     ring = ring_of(spec)
-    drops = np.zeros(len(DropReason), np.uint64)
-    counts = np.full(len(EngineCounter), 1000, np.uint64)
-    ring_tx = np.zeros(3, np.int64)
-    cap = min(spec.node_cap, spec.batch_cap)
+    ledger = Ledger()
     cur, seen_frames, seen_csum = spec.cursor, 0, 0
     taken = blocks  # the blocks the walks reported: handed back, and the RING_CHUNK block
     for b in range(taken):
@@ -291,25 +329,11 @@ def drive_naively(spec, result) -> dict:
         seen_frames += n
         seen_csum += w["csum_not_ready"]
         stopped_here = reason == RING_CHUNK and b == taken - 1
-        for s in range(0, n, cap):
-            e = min(s + cap, n)
-            p = node.run_block(ref.Batch(cap), ring, w["offsets"][s:e], w["lengths"][s:e], w["status"][s:e],
-                               spec.iface, from_wire=True, finish_inner=True, drops=drops, counts=counts,
-                               now_ns=now_of(spec))
-            actions = {Action(a) for a in range(12) if p >> a & 1}
-            done = (actions <= DONE_ACTIONS and not (spec.hold and Action.DECAPPED in actions)
-                    and (node.tx_queued == node.tx_count).all() and (node.tunnel_queued == node.tunnel_count).all())
-            if stopped_here and s == start:
-                assert (not done, e, n, p) == (True, stop, walked, present)
-                break
-            assert done, (b, s, actions)
-            ring_tx += node.tx_queued + node.tunnel_queued
-            counts[EngineCounter.FORWARDED] += np.uint64(node.tx_queued.sum())
-            counts[EngineCounter.TUNNELLED] += np.uint64(node.tunnel_queued.sum())
-        else:
-            assert not stopped_here, "run_ring stopped at a chunk the block does not have"
-            ref.ring_release_block(ring, off)
-            cur = (cur + 1) % spec.nr
+        if run_chunks(node, spec, ring, w, ledger, stopped_here, result):
+            break
+        assert not stopped_here, "run_ring stopped at a chunk the block does not have"
+        ref.ring_release_block(ring, off)
+        cur = (cur + 1) % spec.nr
     assert (cur, seen_frames, seen_csum) == (cursor, frames, csum)
     if reason == RING_IDLE:
         assert not ring[cur * BLOCK + 8] & TP_STATUS_USER
@@ -319,9 +343,7 @@ def drive_naively(spec, result) -> dict:
         assert w["error"] or w["dropped"] or (w["vlan_tci"] != NO_TAG).any()
     elif reason == RING_LIMIT:
         assert blocks == spec.max_blocks
-    return {"ring": ring.tobytes(), "drops": drops.tolist(), "counts": (counts - 1000).tolist(),
-            "ring_tx": ring_tx.tolist(),
-            "tx_rings": [None if r is None else (r.tobytes(), int(h[0])) for r, h in zip(rings, heads)]}
+    return ledger.outputs(ring, rings, heads)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

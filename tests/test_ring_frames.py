@@ -26,9 +26,9 @@ from fmipfast.reference.node import RING_BLOCK, RING_CHUNK, RING_IDLE, RING_LIMI
 from tests.conftest import HAVE_CORE, IMPLS
 from tests.test_node_ring import (
     DISPOSITIONS,
-    DONE_ACTIONS,
     FORWARDED_TO,
     NO_TAG,
+    Ledger,
     _dropped,
     _fwd,
     _plain,
@@ -37,6 +37,7 @@ from tests.test_node_ring import (
     now_of,
     outputs,
     ring_frame,
+    run_chunks,
     tx_ring,
     undisposed,
     walk_storage,
@@ -486,10 +487,7 @@ def drive_naively(spec, result) -> dict:
     reason, cursor, blocks, frames, csum, walked, start, stop, present, _err, _err_iface = result
     node, _nc, _buffer, rings, heads = make_world(ref, spec)
     ring = frames_ring_of(spec)
-    drops = np.zeros(len(DropReason), np.uint64)
-    counts = np.full(len(EngineCounter), 1000, np.uint64)
-    ring_tx = np.zeros(3, np.int64)
-    cap = min(spec.node_cap, spec.batch_cap)
+    ledger = Ledger()
     cur, seen_frames, seen_csum = spec.cursor, 0, 0
     for b in range(blocks):
         w = ref.ring_walk_frames(ring, cur, spec.fs, spec.nr, max_frames=spec.rows)
@@ -498,25 +496,11 @@ def drive_naively(spec, result) -> dict:
         seen_frames += n
         seen_csum += w["csum_not_ready"]
         stopped_here = reason == RING_CHUNK and b == blocks - 1
-        for s in range(0, n, cap):
-            e = min(s + cap, n)
-            p = node.run_block(ref.Batch(cap), ring, w["offsets"][s:e], w["lengths"][s:e], w["status"][s:e],
-                               spec.iface, from_wire=True, finish_inner=True, drops=drops, counts=counts,
-                               now_ns=now_of(spec))
-            actions = {Action(a) for a in range(12) if p >> a & 1}
-            done = (actions <= DONE_ACTIONS and not (spec.hold and Action.DECAPPED in actions)
-                    and (node.tx_queued == node.tx_count).all() and (node.tunnel_queued == node.tunnel_count).all())
-            if stopped_here and s == start:
-                assert (not done, e, n, p) == (True, stop, walked, present)
-                break
-            assert done, (b, s, actions)
-            ring_tx += node.tx_queued + node.tunnel_queued
-            counts[EngineCounter.FORWARDED] += np.uint64(node.tx_queued.sum())
-            counts[EngineCounter.TUNNELLED] += np.uint64(node.tunnel_queued.sum())
-        else:
-            assert not stopped_here, "run_ring stopped at a chunk the run does not have"
-            ref.ring_release_frames(ring, cur, spec.fs, spec.nr, n)
-            cur = (cur + n) % spec.nr
+        if run_chunks(node, spec, ring, w, ledger, stopped_here, result):
+            break
+        assert not stopped_here, "run_ring stopped at a chunk the run does not have"
+        ref.ring_release_frames(ring, cur, spec.fs, spec.nr, n)
+        cur = (cur + n) % spec.nr
     assert (cur, seen_frames, seen_csum) == (cursor, frames, csum)
     if reason == RING_IDLE:
         assert not _status(ring, spec.fs, cur) & USER
@@ -525,9 +509,7 @@ def drive_naively(spec, result) -> dict:
         assert w["error"] or (w["vlan_tci"] != NO_TAG).any()
     elif reason == RING_LIMIT:
         assert blocks == spec.max_blocks
-    return {"ring": ring.tobytes(), "drops": drops.tolist(), "counts": (counts - 1000).tolist(),
-            "ring_tx": ring_tx.tolist(),
-            "tx_rings": [None if r is None else (r.tobytes(), int(h[0])) for r, h in zip(rings, heads)]}
+    return ledger.outputs(ring, rings, heads)
 
 
 @pytest.mark.parametrize("impl", IMPLS)
