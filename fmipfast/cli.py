@@ -432,6 +432,7 @@ def _lab_run(args: argparse.Namespace) -> int:
                                  switch_delay_ms=args.switch_delay_ms, capture=args.capture,
                                  reverse=args.reverse, case=args.case, ring_timeout_ms=args.ring_timeout_ms,
                                  ring_mode=args.ring_mode, kerberos=args.kerberos,
+                                 switch_priority=args.switch_priority,
                                  prefix="fmipfast-run-" if args.prefix == "fmipfast-lab-" else args.prefix)
     except ValueError as exc:  # a bound of RunOptions, named
         print(f"fmipfast lab run: {exc}", file=sys.stderr)
@@ -485,8 +486,8 @@ def _lab_run(args: argparse.Namespace) -> int:
                 print(f"  {at:9.3f} ms  {what}")
             print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
                   f"reordered {m['reordered']}")
-            for key in ("interruption_ms", "link_up_to_first_packet_ms", "link_up_request_to_first_packet_ms",
-                        "source_pause_ms"):
+            for key in ("interruption_ms", "beyond_gap_ms", "link_up_to_first_packet_ms",
+                        "link_up_request_to_first_packet_ms", "source_pause_ms"):
                 print(f"  {key:28s} {'-' if m.get(key) is None else format(m[key], '.3f')}")
             for r in m["lost_ranges"][:10]:
                 print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
@@ -670,6 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ring-timeout-ms", type=_within(int, 1, 1000), default=2,
                    help="run: the engines' TPACKET block retire timeout (default 2, as [router.ring]'s; 1 is the "
                         "kernel's least)")
+    p.add_argument("--switch-priority", type=_within(int, 0, 99), default=0, metavar="PRIO",
+                   help="run: the layer-2 switch at realtime FIFO PRIO where allowed (default 0: ordinary); above the "
+                        "routers' 10 it stands in for a switch with a CPU of its own")
     p.add_argument("--ring-mode", choices=("blocks", "frames"), default="blocks",
                    help="run: the engines' RX rings, [router.ring] mode: blocks (TPACKET_V3, default) or frames "
                         "(TPACKET_V2, each frame handed over at once)")

@@ -111,9 +111,14 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     png = tmp_path / "run.png"
     done = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--json", "--prefix", PREFIX,
-                           "--gap-ms", "20", "--plot", str(png)], capture_output=True, text=True, env=env, timeout=120)
+                           "--gap-ms", "20", "--switch-priority", "11", "--plot", str(png)],
+                          capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     m = json.loads(done.stdout)
+    # the run says how it was set up: the switch realtime where this host allows it (root here: it does)
+    assert m["setup"]["switch_priority"] == (11 if labrun.realtime_allowed(11) else 0), m["setup"]
+    assert m["setup"]["ring_mode"] == "blocks" and m["setup"]["switch_delay_ms"] == 0
+    assert m["beyond_gap_ms"] == round(m["interruption_ms"] - 20, 3)
     demo_keys = {"sent", "received", "lost", "duplicated", "reordered", "interruption_ms",
                  "link_up_to_first_packet_ms", "buffered", "flushed", "held_at_route_switch"}
     assert demo_keys <= set(m) and m["duplicated"] == 0 and m["received"] + m["lost"] == m["sent"]
@@ -123,7 +128,8 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", "--repeat", "0"], capture_output=True,
                          text=True, env=env, timeout=60)
     assert bad.returncode == 2 and "--repeat" in bad.stderr
-    for flag, value in (("--rate", "0"), ("--gap-ms", "-1"), ("--switch-delay-ms", "20000")):
+    for flag, value in (("--rate", "0"), ("--gap-ms", "-1"), ("--switch-delay-ms", "20000"),
+                        ("--switch-priority", "100")):
         bad = subprocess.run([sys.executable, "-m", "fmipfast", "lab", "run", flag, value], capture_output=True,
                              text=True, env=env, timeout=60)
         assert bad.returncode == 2 and f"argument {flag}: must be within" in bad.stderr, bad.stderr

@@ -290,6 +290,31 @@ def test_a_prepared_move_runs_in_the_switch_process_and_reads_the_mns_carrier(la
         lab.start_move("A")
 
 
+def test_the_switch_at_a_realtime_priority_says_so_in_its_moves(lab):
+    """prepare_move(priority) starts the switch at SCHED_FIFO; each move reports the priority it was made at
+    (0 for an ordinary switch), so a run records how its switch was scheduled."""
+    from fmipfast.lab.namespaces.run import realtime_allowed
+
+    if not realtime_allowed(11):
+        pytest.skip("this host gives no process SCHED_FIFO (no CAP_SYS_NICE or no realtime time in its cgroup)")
+    lab.prepare_move(11)
+    try:
+        assert lab.move_mn(to="B", gap_ms=0).priority == 11
+    finally:
+        lab._close_mover()
+    lab.prepare_move()
+    try:
+        assert lab.move_mn(to="A", gap_ms=0).priority == 0
+    finally:
+        lab._close_mover()
+
+
+def test_the_switch_refuses_a_priority_outside_fifos_range():
+    done = subprocess.run([sys.executable, "-m", "fmipfast.lab.namespaces.mover", "--port", "x", "--mn-netns", "x",
+                           "--mn-if", "x", "--realtime", "100"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--realtime must be within 0..99" in done.stderr, done.stderr
+
+
 # ------------------------------------------------------------------------------------------ teardown
 
 

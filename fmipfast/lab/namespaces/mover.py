@@ -16,9 +16,13 @@ once the MN's end of the veth has carrier and its queueing discipline is active 
 send on the new link.  The kernel does not timestamp netlink messages; the thread takes CLOCK_MONOTONIC as
 ``recv`` returns, so the time it reports is the kernel's event plus this thread's wake-up.
 
+``--realtime PRIO`` runs the switch at SCHED_FIFO: on the lab's two cores an ordinary switch waits behind the
+realtime routers' handover work before it takes the port down, which a switch with its own CPU does not.
+
 Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms>`` -> one JSON object ``{"read_ns",
-"down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns"}`` (CLOCK_MONOTONIC, which every namespace of a
-host shares; ``read_ns`` when the command was read; ``carrier_ns`` null when no carrier-up came within a
+"down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns", "priority"}`` (CLOCK_MONOTONIC, which every
+namespace of a host shares; ``read_ns`` when the command was read; ``priority`` the switch's SCHED_FIFO priority, 0
+when ordinary; ``carrier_ns`` null when no carrier-up came within a
 second), written ``hold_ms`` after the carrier so the
 report does not wake the lab while the handover it measures is running; ``quit`` (or the end of input) ends
 the process.  ``READY`` is the first line out once both sockets are open.  A request the kernel refuses is
@@ -187,12 +191,28 @@ class Mover:
                 self._cond.wait(left)
 
 
+def _fifo_priority() -> int:
+    """This thread's SCHED_FIFO priority, 0 when it is not realtime."""
+    return os.sched_getparam(0).sched_priority if os.sched_getscheduler(0) == os.SCHED_FIFO else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m fmipfast.lab.namespaces.mover")
     p.add_argument("--port", required=True, help="the MN's bridge port, in this namespace")
     p.add_argument("--mn-netns", required=True, help="the MN's network namespace (a name under /run/netns)")
     p.add_argument("--mn-if", required=True, help="the MN's interface, in its namespace")
+    p.add_argument("--realtime", type=int, default=0, metavar="PRIO",
+                   help="SCHED_FIFO at PRIO (1..99) for the switch and its watch, as a switch with a CPU of its own "
+                        "reacts; 0 (default): as started")
     args = p.parse_args(argv)
+    if not 0 <= args.realtime <= 99:
+        p.error(f"--realtime must be within 0..99, got {args.realtime}")
+    if args.realtime:  # before the watch thread starts, which inherits it
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(args.realtime))
+        except OSError as exc:
+            print(f"cannot take SCHED_FIFO {args.realtime}: {exc}", file=sys.stderr, flush=True)
+            return 2
     mover = Mover(args.port, args.mn_netns, args.mn_if)
     print("READY", flush=True)
     for line in sys.stdin:
@@ -203,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             if words[0] != "move" or len(words) != 4:
                 raise ValueError(f"unknown command {line.strip()!r}")
-            out: dict[str, object] = dict(mover.move(words[1], float(words[2])), read_ns=read_ns)
+            out: dict[str, object] = dict(mover.move(words[1], float(words[2])), read_ns=read_ns,
+                                          priority=_fifo_priority())
             time.sleep(max(0.0, float(words[3])) / 1000)
         except (OSError, ValueError) as exc:
             out = {"error": str(exc)}

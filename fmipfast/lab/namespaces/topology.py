@@ -106,6 +106,8 @@ class LinkMove:
     #: (0: the move was made in the calling process, without the switch)
     command_ns: int = 0
     read_ns: int = 0
+    #: The switch process's SCHED_FIFO priority as it made the move (0: ordinary, or no switch process)
+    priority: int = 0
 
     @property
     def gap_ms(self) -> float:
@@ -473,19 +475,21 @@ class LabTopology:
         return proc
 
     # --- the layer-2 handover
-    def prepare_move(self) -> None:
+    def prepare_move(self, priority: int = 0) -> None:
         """Start :meth:`move_mn`'s switch now, so a move starts with the port going down: opening a netlink
         handle in ``air`` took 3-16 ms on a loaded machine, which a run counted into the handover's
         interruption (the PAR tunnels from the HRA on while the MN is still on link A).  The switch is a
         process of its own in ``air`` (:mod:`fmipfast.lab.namespaces.mover`), outside the interpreter of the
         MN agent this process may run, with the watch that reads the MN's carrier coming up.  Stopped by
-        :meth:`down` and :meth:`detach`."""
+        :meth:`down` and :meth:`detach`.  ``priority`` > 0: the switch at SCHED_FIFO ``priority`` (the caller
+        knows this host allows it)."""
         if self._mover is not None:
             return
         if "air" not in self.ns or "mn" not in self.ns:
             raise LabError("the lab is not up")
         proc = self.spawn("air", [sys.executable, "-m", "fmipfast.lab.namespaces.mover", "--port", self.air_mn,
-                                  "--mn-netns", self.ns["mn"].name, "--mn-if", self.mn_if],
+                                  "--mn-netns", self.ns["mn"].name, "--mn-if", self.mn_if,
+                                  "--realtime", str(int(priority))],
                           stdin=subprocess.PIPE, env=child_env())
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -586,7 +590,7 @@ class LabTopology:
             raise LabError(f"the layer-2 move failed: {got['error']}")
         self.mn_link = to
         return LinkMove(old, to, got["down_ns"], got["up_ns"], got["down_request_ns"], got["up_ack_ns"],
-                        got["carrier_ns"] or 0, command_ns, got.get("read_ns") or 0)
+                        got["carrier_ns"] or 0, command_ns, got.get("read_ns") or 0, int(got.get("priority") or 0))
 
     # --- engine configuration
     def router_config(self, which: str = "par", **overrides: Any) -> str:
