@@ -486,9 +486,9 @@ def _lab_run(args: argparse.Namespace) -> int:
                 print(f"  {at:9.3f} ms  {what}")
             print(f"  sent {m['sent']}  received {m['received']}  lost {m['lost']}  duplicated {m['duplicated']}  "
                   f"reordered {m['reordered']}")
-            for key in ("interruption_ms", "beyond_gap_ms", "link_up_to_first_packet_ms",
-                        "link_up_request_to_first_packet_ms", "source_pause_ms"):
-                print(f"  {key:28s} {'-' if m.get(key) is None else format(m[key], '.3f')}")
+            for key in ("interruption_ms", "beyond_gap_ms", "beyond_gap_less_source_pause_ms",
+                        "link_up_to_first_packet_ms", "link_up_request_to_first_packet_ms", "source_pause_ms"):
+                print(f"  {key:32s} {'-' if m.get(key) is None else format(m[key], '.3f')}")
             for r in m["lost_ranges"][:10]:
                 print(f"  lost seq {r['first']}..{r['last']} (sent at {r.get('sent_ms', '?')} ms)")
             if m.get("waterfall_ms"):

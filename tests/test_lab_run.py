@@ -119,6 +119,8 @@ def test_the_cli_reports_json_with_the_demo_keys(tmp_path):
     assert m["setup"]["switch_priority"] == (11 if labrun.realtime_allowed(11) else 0), m["setup"]
     assert m["setup"]["ring_mode"] == "blocks" and m["setup"]["switch_delay_ms"] == 0
     assert m["beyond_gap_ms"] == round(m["interruption_ms"] - 20, 3)
+    assert m["source_pause_ms"] is not None and m["source_pause_ms"] >= 0
+    assert m["beyond_gap_less_source_pause_ms"] == round(m["beyond_gap_ms"] - m["source_pause_ms"], 3)
     demo_keys = {"sent", "received", "lost", "duplicated", "reordered", "interruption_ms",
                  "link_up_to_first_packet_ms", "buffered", "flushed", "held_at_route_switch"}
     assert demo_keys <= set(m) and m["duplicated"] == 0 and m["received"] + m["lost"] == m["sent"]

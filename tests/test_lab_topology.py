@@ -309,6 +309,29 @@ def test_the_switch_at_a_realtime_priority_says_so_in_its_moves(lab):
         lab._close_mover()
 
 
+def test_the_switch_delay_is_timed_by_the_switch(lab):
+    """start_move(delay_ms=D): the port-down request leaves no earlier than D after the command was written --
+    the switch sleeps to that instant itself, so a delay below a millisecond is one (the MN agent's event
+    loop, which timed it before, rounds its timeouts to whole milliseconds).  A start more than 10 s ahead,
+    or a command the switch cannot read, is an error line and the switch goes on."""
+    lab.prepare_move()
+    try:
+        for to, delay in (("B", 0.3), ("A", 2.0)):
+            written = lab.start_move(to, gap_ms=0, delay_ms=delay)
+            move = lab.finish_move()
+            assert move.down_request_ns - written >= delay * MS, (delay, (move.down_request_ns - written) / MS)
+        with pytest.raises(ValueError, match="delay_ms"):
+            lab.start_move("B", gap_ms=0, delay_ms=10_001)
+        switch = lab._mover
+        for bad in (f"move {lab.bridges['B']} 0 0 {time.monotonic_ns() + 11 * 10**12}", "move x 0 0 soon"):
+            switch.stdin.write(bad + "\n")
+            switch.stdin.flush()
+            assert "error" in json.loads(switch.stdout.readline())
+        assert lab.move_mn(to="B", gap_ms=0).down_ns  # still moving
+    finally:
+        lab._close_mover()
+
+
 def test_the_switch_refuses_a_priority_outside_fifos_range():
     done = subprocess.run([sys.executable, "-m", "fmipfast.lab.namespaces.mover", "--port", "x", "--mn-netns", "x",
                            "--mn-if", "x", "--realtime", "100"], capture_output=True, text=True, timeout=60)

@@ -19,7 +19,10 @@ send on the new link.  The kernel does not timestamp netlink messages; the threa
 ``--realtime PRIO`` runs the switch at SCHED_FIFO: on the lab's two cores an ordinary switch waits behind the
 realtime routers' handover work before it takes the port down, which a switch with its own CPU does not.
 
-Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms>`` -> one JSON object ``{"read_ns",
+Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms> [<not_before_ns>]`` (the port goes down no
+earlier than ``not_before_ns``, CLOCK_MONOTONIC, at most 10 s ahead: the lab's switch delay, timed here, where
+it is a sleep of this process and not a timer of the MN agent's event loop, whose timeouts are whole
+milliseconds) -> one JSON object ``{"read_ns",
 "down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns", "priority"}`` (CLOCK_MONOTONIC, which every
 namespace of a host shares; ``read_ns`` when the command was read; ``priority`` the switch's SCHED_FIFO priority, 0
 when ordinary; ``carrier_ns`` null when no carrier-up came within a
@@ -60,6 +63,7 @@ __all__ = ["Mover", "LinkRequests", "link_request", "move_port", "main"]
 
 CLONE_NEWNET = 0x40000000
 CARRIER_WAIT_S = 1.0  # a move reports no carrier when none came this long after the up request
+MAX_DELAY_NS = 10_000 * 10**6  # the latest a move may be told to start: 10 s after its command is read
 
 
 def link_request(seq: int, index: int, *, up: bool | None = None, master: int | None = None) -> bytes:
@@ -221,8 +225,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not words or words[0] == "quit":
             break
         try:
-            if words[0] != "move" or len(words) != 4:
+            if words[0] != "move" or len(words) not in (4, 5):
                 raise ValueError(f"unknown command {line.strip()!r}")
+            not_before_ns = int(words[4]) if len(words) == 5 else 0
+            if not_before_ns < 0 or not_before_ns - read_ns > MAX_DELAY_NS:  # one already past: at once
+                raise ValueError(f"the move's start must be within {MAX_DELAY_NS // 10**6} ms from now")
+            while (left := not_before_ns - time.monotonic_ns()) > 0:  # a sleep may end early on a signal
+                time.sleep(left / 1e9)
             out: dict[str, object] = dict(mover.move(words[1], float(words[2])), read_ns=read_ns,
                                           priority=_fifo_priority())
             time.sleep(max(0.0, float(words[3])) / 1000)

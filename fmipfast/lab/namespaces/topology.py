@@ -542,12 +542,15 @@ class LabTopology:
         if "air" not in self.ns:
             raise LabError("the lab is not up")
 
-    def start_move(self, to: str = "B", gap_ms: float = 30.0, hold_ms: float = 0.0) -> int:
+    def start_move(self, to: str = "B", gap_ms: float = 30.0, hold_ms: float = 0.0, delay_ms: float = 0.0) -> int:
         """Hand the move to the switch process (:meth:`prepare_move` first) and return at once, with the
         CLOCK_MONOTONIC time the command was written: one ``write`` on its pipe, which an event loop may make
         itself -- a real MN starts its layer-2 switch right when it may, and the move's first request (the port
-        down) is the switch's next step after reading the command.  :meth:`finish_move` reads the outcome."""
+        down) is the switch's next step after reading the command, or ``delay_ms`` after this call (the switch
+        sleeps until then).  :meth:`finish_move` reads the outcome."""
         self._check_move(to, gap_ms)
+        if not 0 <= delay_ms <= 10_000:
+            raise ValueError(f"delay_ms must be within 0..10000, got {delay_ms}")
         proc = self._mover
         if proc is None:
             raise LabError("the layer-2 switch is not running (prepare_move first)")
@@ -556,7 +559,8 @@ class LabTopology:
         assert proc.stdin is not None
         command_ns = time.monotonic_ns()
         try:
-            proc.stdin.write(f"move {self.bridges[to]} {gap_ms!r} {max(0.0, hold_ms)!r}\n")
+            not_before = command_ns + round(delay_ms * 1e6) if delay_ms > 0 else 0
+            proc.stdin.write(f"move {self.bridges[to]} {gap_ms!r} {max(0.0, hold_ms)!r} {not_before}\n")
             proc.stdin.flush()
         except OSError as exc:
             raise LabError(f"the layer-2 switch is gone: {exc}") from None
