@@ -19,17 +19,21 @@ send on the new link.  The kernel does not timestamp netlink messages; the threa
 ``--realtime PRIO`` runs the switch at SCHED_FIFO: on the lab's two cores an ordinary switch waits behind the
 realtime routers' handover work before it takes the port down, which a switch with its own CPU does not.
 
-Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms> [<not_before_ns>]`` (the port goes down no
-earlier than ``not_before_ns``, CLOCK_MONOTONIC, at most 10 s ahead: the lab's switch delay, timed here, where
-it is a sleep of this process and not a timer of the MN agent's event loop, whose timeouts are whole
-milliseconds) -> one JSON object ``{"read_ns",
-"down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns", "priority"}`` (CLOCK_MONOTONIC, which every
-namespace of a host shares; ``read_ns`` when the command was read; ``priority`` the switch's SCHED_FIFO priority, 0
-when ordinary; ``carrier_ns`` null when no carrier-up came within a
-second), written ``hold_ms`` after the carrier so the
-report does not wake the lab while the handover it measures is running; ``quit`` (or the end of input) ends
-the process.  ``READY`` is the first line out once both sockets are open.  A request the kernel refuses is
-an ``{"error": ...}`` line, and the process goes on.
+Protocol, one line each way: ``move <bridge> <gap_ms> <hold_ms> [<not_before_ns>]`` -> one JSON object
+``{"read_ns", "down_request_ns", "down_ns", "up_ns", "up_ack_ns", "carrier_ns", "priority"}``.
+
+* ``not_before_ns`` (CLOCK_MONOTONIC, at most 10 s ahead): the port goes down no earlier.  This is the lab's
+  switch delay, timed by a sleep of this process, not by a timer of the MN agent's event loop, whose timeouts
+  are whole milliseconds.
+* The times are CLOCK_MONOTONIC, which every namespace of a host shares; ``read_ns`` is when the command was
+  read; ``carrier_ns`` is null when no carrier-up came within a second; ``priority`` is the switch's
+  SCHED_FIFO priority, 0 when ordinary.
+* The answer is written ``hold_ms`` after the carrier, so the report does not wake the lab while the handover
+  it measures is running.
+
+``quit`` (or the end of input) ends the process.  ``READY`` is the first line out once both sockets are open.
+A request the kernel refuses, or a command this process cannot read, is an ``{"error": ...}`` line, and the
+process goes on.
 """
 
 from __future__ import annotations
